@@ -1,0 +1,1 @@
+//! overlap-fs: see the `overlap` crate.

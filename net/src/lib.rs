@@ -1,0 +1,1 @@
+//! overlap-net: see the `overlap` crate.

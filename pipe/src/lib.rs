@@ -1,0 +1,1 @@
+//! overlap-pipe: see the `overlap` crate.

@@ -1,0 +1,57 @@
+//! The cooperative budget: how many ready I/O operations a task may do per poll.
+//!
+//! Each task poll starts with [`BUDGET`] units. Every readiness check that returns `Ready`
+//! spends one; once none are left, readiness checks return `Pending` after waking the task, so
+//! it goes to the back of the run queue. A hot connection or an `accept` loop that never sees
+//! `WouldBlock` therefore cannot starve other tasks or the reactor.
+
+use std::task::{Context, Poll};
+
+/// Units of budget a task gets per poll.
+pub(crate) const BUDGET: u32 = 128;
+
+/// Spends one unit of the current task's budget, or returns `Pending` (after scheduling the
+/// task again) when it is spent. Outside a runtime there is no budget.
+pub(crate) fn poll_proceed(cx: &mut Context<'_>) -> Poll<()> {
+    let spent = crate::executor::with_current(|core| {
+        let left = core.budget.get();
+        if left == 0 {
+            core.count_budget_exhausted();
+            true
+        } else {
+            core.budget.set(left - 1);
+            false
+        }
+    });
+    if spent == Some(true) {
+        cx.waker().wake_by_ref();
+        return Poll::Pending;
+    }
+    Poll::Ready(())
+}
+
+/// Gives back the unit spent by a readiness check that turned out `Pending`.
+pub(crate) fn refund() {
+    crate::executor::with_current(|core| {
+        let left = core.budget.get();
+        if left < BUDGET {
+            core.budget.set(left + 1);
+        }
+    });
+}
+
+/// Spends a unit of budget for an operation that does not go through the reactor (a timer, a
+/// channel). Returns `Pending` after scheduling the task when the budget is spent.
+///
+/// ```
+/// use std::future::poll_fn;
+/// overlap::block_on(async {
+///     // A loop of always-ready operations still yields to others now and then.
+///     for _ in 0..1000 {
+///         poll_fn(|cx| overlap::coop_poll_proceed(cx)).await;
+///     }
+/// });
+/// ```
+pub fn coop_poll_proceed(cx: &mut Context<'_>) -> Poll<()> {
+    poll_proceed(cx)
+}

@@ -1,0 +1,230 @@
+//! The runtime thread's state: run queue, task registry, reactor, timers, budget, counters.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::future::Future;
+use std::io;
+use std::ptr;
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::shared::Shared;
+use super::Config;
+use crate::coop::BUDGET;
+use crate::metrics::RuntimeMetrics;
+use crate::reactor::Reactor;
+use crate::slab::Slab;
+use crate::sys::eventfd::EventFd;
+use crate::task::raw::TaskPtr;
+use crate::task::state::{CANCELLED, COMPLETE};
+use crate::task::JoinHandle;
+use crate::time::Timers;
+
+/// Everything the runtime thread owns. Reached through the thread-local context while the
+/// runtime runs, and through `Runtime` otherwise.
+#[derive(Debug)]
+pub(crate) struct Core {
+    pub(crate) shared: Arc<Shared>,
+    run_queue: RefCell<VecDeque<TaskPtr>>,
+    /// Every task whose future is not finished. Its entry is one of the task's references.
+    tasks: RefCell<Slab<TaskPtr>>,
+    reactor: Rc<Reactor>,
+    timers: Rc<Timers>,
+    pub(crate) config: Config,
+    /// Cooperative budget left for the task being polled (see `coop`).
+    pub(crate) budget: Cell<u32>,
+    remote_buf: RefCell<Vec<TaskPtr>>,
+    counters: Counters,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    spawned: Cell<u64>,
+    polls: Cell<u64>,
+    epoll_waits: Cell<u64>,
+    events: Cell<u64>,
+    budget_exhausted: Cell<u64>,
+}
+
+fn bump(c: &Cell<u64>, n: u64) {
+    c.set(c.get() + n);
+}
+
+impl Core {
+    pub(crate) fn new(config: Config) -> io::Result<Core> {
+        let shared = Arc::new(Shared::new(EventFd::new()?));
+        let reactor = Rc::new(Reactor::new(shared.eventfd_raw(), config.max_events)?);
+        Ok(Core {
+            shared,
+            run_queue: RefCell::new(VecDeque::with_capacity(256)),
+            tasks: RefCell::new(Slab::new()),
+            reactor,
+            timers: Rc::new(Timers::new()),
+            config,
+            budget: Cell::new(BUDGET),
+            remote_buf: RefCell::new(Vec::new()),
+            counters: Counters::default(),
+        })
+    }
+
+    pub(crate) fn reactor(&self) -> &Rc<Reactor> {
+        &self.reactor
+    }
+
+    pub(crate) fn timers(&self) -> &Rc<Timers> {
+        &self.timers
+    }
+
+    pub(crate) fn count_budget_exhausted(&self) {
+        bump(&self.counters.budget_exhausted, 1);
+    }
+
+    /// Whether `task` belongs to this runtime.
+    pub(crate) fn owns(&self, task: &TaskPtr) -> bool {
+        ptr::eq(Arc::as_ptr(&self.shared), task.shared())
+    }
+
+    pub(crate) fn spawn<F: Future + 'static>(&self, future: F) -> JoinHandle<F::Output> {
+        let task = TaskPtr::allocate(future, &self.shared);
+        let key = self.tasks.borrow_mut().insert(task);
+        task.set_registry_key(key);
+        self.run_queue.borrow_mut().push_back(task);
+        bump(&self.counters.spawned, 1);
+        // SAFETY: the task was allocated for `F`, whose output is `F::Output`, and `allocate`
+        // counted the reference this handle takes over.
+        unsafe { JoinHandle::from_task(task) }
+    }
+
+    /// Queues a task already marked scheduled.
+    pub(crate) fn push_local(&self, task: TaskPtr) {
+        self.run_queue.borrow_mut().push_back(task);
+    }
+
+    fn pop(&self) -> Option<TaskPtr> {
+        self.run_queue.borrow_mut().pop_front()
+    }
+
+    pub(crate) fn has_ready_tasks(&self) -> bool {
+        !self.run_queue.borrow().is_empty()
+    }
+
+    /// Runs one task taken off the run queue.
+    fn run_task(&self, task: TaskPtr) {
+        let Some(prev) = task.unschedule() else {
+            return;
+        };
+        if prev & COMPLETE != 0 {
+            return;
+        }
+        bump(&self.counters.polls, 1);
+        self.budget.set(BUDGET);
+        let done = if prev & CANCELLED != 0 {
+            task.cancel();
+            true
+        } else {
+            task.poll()
+        };
+        if done {
+            self.complete(task);
+        }
+    }
+
+    /// The task's output is stored: mark it complete and drop the registry's reference.
+    fn complete(&self, task: TaskPtr) {
+        task.finish();
+        self.tasks.borrow_mut().remove(task.registry_key());
+        task.ref_dec();
+    }
+
+    /// Runs up to `event_interval` tasks. Returns how many ran.
+    pub(crate) fn run_batch(&self) -> usize {
+        let mut ran = 0;
+        while ran < self.config.event_interval {
+            let Some(task) = self.pop() else { break };
+            self.run_task(task);
+            ran += 1;
+        }
+        ran
+    }
+
+    /// Moves remotely woken tasks to the local run queue.
+    fn drain_remote(&self) {
+        let mut buf = self.remote_buf.borrow_mut();
+        self.shared.take_remote(&mut buf);
+        if !buf.is_empty() {
+            self.run_queue.borrow_mut().extend(buf.drain(..));
+        }
+    }
+
+    /// Polls the reactor and the timers once. Blocks (until the next timer, an fd event or a
+    /// remote wake) only if `may_block` and no task is ready.
+    pub(crate) fn park(&self, may_block: bool) {
+        self.drain_remote();
+        let timeout = if !may_block || self.has_ready_tasks() {
+            Some(Duration::ZERO)
+        } else {
+            self.timers
+                .next_deadline()
+                .map(|d| d.saturating_duration_since(Instant::now()))
+        };
+        bump(&self.counters.epoll_waits, 1);
+        let (delivered, woke_remote) = self
+            .reactor
+            .turn(timeout)
+            .expect("epoll_wait failed on the runtime's own epoll fd");
+        bump(&self.counters.events, delivered as u64);
+        if woke_remote {
+            self.drain_remote();
+        }
+        if let Some(next) = self.timers.next_deadline() {
+            let now = Instant::now();
+            if next <= now {
+                self.timers.process(now);
+            }
+        }
+    }
+
+    pub(crate) fn metrics(&self) -> RuntimeMetrics {
+        let c = &self.counters;
+        RuntimeMetrics {
+            tasks_spawned: c.spawned.get(),
+            tasks_alive: self.tasks.borrow().len() as u64,
+            task_polls: c.polls.get(),
+            epoll_waits: c.epoll_waits.get(),
+            events_delivered: c.events.get(),
+            remote_wakes: self.shared.remote_wakes.load(Ordering::Relaxed),
+            eventfd_writes: self.shared.eventfd_writes.load(Ordering::Relaxed),
+            budget_exhausted: c.budget_exhausted.get(),
+            registered_fds: self.reactor.registered() as u64,
+            timers_active: self.timers.active() as u64,
+            timers_fired: self.timers.fired(),
+        }
+    }
+
+    /// Drops every task's future on this thread and releases every queue entry. Called once,
+    /// when the `Runtime` is dropped, with this core entered.
+    pub(crate) fn shutdown(&self) {
+        for task in self.shared.close() {
+            task.unschedule();
+        }
+        loop {
+            // Dropping a future may spawn or wake tasks; repeat until nothing is left.
+            let tasks = self.tasks.borrow_mut().drain();
+            if tasks.is_empty() {
+                break;
+            }
+            for task in tasks {
+                if task.set_cancelled() {
+                    task.cancel();
+                    task.finish();
+                }
+                task.ref_dec();
+            }
+        }
+        while let Some(task) = self.pop() {
+            task.unschedule();
+        }
+    }
+}

@@ -1,0 +1,206 @@
+//! `Runtime`, `Builder` and the event loop of `block_on`.
+
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::pin::pin;
+use std::ptr;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::Duration;
+
+use super::context::{with_current, EnterGuard};
+use super::core::Core;
+use super::shared::Shared;
+use super::Config;
+use crate::coop::BUDGET;
+use crate::metrics::RuntimeMetrics;
+use crate::task::JoinHandle;
+
+/// A single-threaded runtime: an executor for `!Send` tasks, an epoll reactor and timers.
+///
+/// Tasks run only on the thread that calls [`Runtime::block_on`], and only while it runs.
+///
+/// Dropping a `Runtime` drops every task's future that has not finished, on the dropping
+/// thread (their `JoinHandle`s then report cancelled), closes its epoll fd and eventfd once no
+/// I/O handle uses them any more, and makes later wakes of its tasks do nothing. It never
+/// blocks.
+///
+/// ```
+/// let rt = overlap::Runtime::new().unwrap();
+/// let handle = rt.spawn(async { 1 + 1 });
+/// assert_eq!(rt.block_on(handle).unwrap(), 2);
+/// ```
+pub struct Runtime {
+    core: Rc<Core>,
+}
+
+/// Configures a [`Runtime`].
+///
+/// ```
+/// let rt = overlap::Runtime::builder().event_interval(31).build().unwrap();
+/// rt.block_on(async {});
+/// ```
+#[derive(Debug, Default)]
+pub struct Builder {
+    config: Config,
+}
+
+impl Builder {
+    /// A builder with default settings.
+    pub fn new() -> Builder {
+        Builder::default()
+    }
+
+    /// How many task polls may run between two looks at the reactor (and timers) while tasks
+    /// keep being ready. Default 61. Lower favours I/O latency, higher favours throughput.
+    pub fn event_interval(mut self, polls: u32) -> Builder {
+        self.config.event_interval = polls.max(1) as usize;
+        self
+    }
+
+    /// How many events one `epoll_wait` fetches. Default 1024.
+    pub fn max_events(mut self, events: usize) -> Builder {
+        self.config.max_events = events.clamp(1, 1 << 20);
+        self
+    }
+
+    /// The most threads the blocking pool starts. Default 512.
+    pub fn max_blocking_threads(mut self, threads: usize) -> Builder {
+        self.config.max_blocking_threads = threads.max(1);
+        self
+    }
+
+    /// How long an idle blocking-pool thread lingers before it exits. Default 10 s.
+    pub fn blocking_keep_alive(mut self, keep_alive: Duration) -> Builder {
+        self.config.blocking_keep_alive = keep_alive;
+        self
+    }
+
+    /// Creates the runtime: an epoll fd and an eventfd, both close-on-exec.
+    pub fn build(self) -> io::Result<Runtime> {
+        Ok(Runtime {
+            core: Rc::new(Core::new(self.config)?),
+        })
+    }
+}
+
+impl Runtime {
+    /// A runtime with default settings.
+    pub fn new() -> io::Result<Runtime> {
+        Builder::new().build()
+    }
+
+    /// A [`Builder`] to configure a runtime.
+    pub fn builder() -> Builder {
+        Builder::new()
+    }
+
+    /// Runs `future` to completion on this thread, running spawned tasks, I/O and timers
+    /// meanwhile. Tasks still pending when it returns stay in the runtime and run again at the
+    /// next `block_on`. A panic in `future` propagates to the caller.
+    ///
+    /// # Panics
+    /// If called from inside a runtime (a task must `.await`, not block).
+    pub fn block_on<F: Future>(&self, future: F) -> F::Output {
+        let _enter = EnterGuard::enter(&self.core);
+        let core = &*self.core;
+        let main = Arc::new(MainWaker {
+            woken: AtomicBool::new(true),
+            shared: core.shared.clone(),
+        });
+        let waker = Waker::from(main.clone());
+        let mut cx = Context::from_waker(&waker);
+        let mut future = pin!(future);
+        loop {
+            if main.woken.swap(false, Ordering::AcqRel) {
+                core.budget.set(BUDGET);
+                if let Poll::Ready(out) = future.as_mut().poll(&mut cx) {
+                    return out;
+                }
+            }
+            let ran = core.run_batch();
+            // Block only when nothing is ready: no task ran a full batch and main is not woken.
+            let may_block = ran < core.config.event_interval && !main.woken.load(Ordering::Acquire);
+            core.park(may_block);
+        }
+    }
+
+    /// Spawns a task on this runtime from outside it; it runs during the next `block_on`.
+    pub fn spawn<F: Future + 'static>(&self, future: F) -> JoinHandle<F::Output> {
+        self.core.spawn(future)
+    }
+
+    /// A snapshot of this runtime's counters.
+    pub fn metrics(&self) -> RuntimeMetrics {
+        self.core.metrics()
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        // Enter so that wakes and spawns from dropped futures land on this runtime, whichever
+        // runtime (if any) is running on this thread.
+        let _enter = EnterGuard::replace(&self.core);
+        self.core.shutdown();
+    }
+}
+
+impl fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Runtime")
+            .field("metrics", &self.metrics())
+            .finish()
+    }
+}
+
+/// The waker of the `block_on` future: a flag, plus an eventfd write when woken from
+/// another thread.
+struct MainWaker {
+    woken: AtomicBool,
+    shared: Arc<Shared>,
+}
+
+impl Wake for MainWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        if self.woken.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        // On the runtime thread the loop checks the flag before it sleeps; elsewhere it may
+        // be asleep in epoll_wait and needs the eventfd.
+        let on_thread =
+            with_current(|core| ptr::eq(Arc::as_ptr(&core.shared), Arc::as_ptr(&self.shared)));
+        if on_thread != Some(true) {
+            self.shared.notify();
+        }
+    }
+}
+
+/// Runs `future` to completion on a new runtime built for the current thread, then drops the
+/// runtime (and any task still pending).
+///
+/// # Panics
+/// If the runtime cannot be created (no fds left), or if called from inside a runtime.
+///
+/// ```
+/// assert_eq!(overlap::block_on(async { 7 }), 7);
+/// ```
+pub fn block_on<F: Future>(future: F) -> F::Output {
+    let rt = Runtime::new()
+        .unwrap_or_else(|e| panic!("overlap::block_on: cannot create a runtime: {e}"));
+    rt.block_on(future)
+}
+
+/// A snapshot of the current runtime's counters.
+///
+/// # Panics
+/// When called outside a runtime.
+pub fn metrics() -> RuntimeMetrics {
+    with_current(Core::metrics).expect("overlap::metrics called outside of a runtime")
+}

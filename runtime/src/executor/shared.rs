@@ -1,0 +1,100 @@
+//! The part of a runtime other threads may touch: the remote run queue and the eventfd.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use crate::sys::eventfd::EventFd;
+use crate::task::raw::TaskPtr;
+
+/// State shared between the runtime thread and any thread holding one of its wakers.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    remote: Mutex<Remote>,
+    pub(crate) remote_wakes: AtomicU64,
+    pub(crate) eventfd_writes: AtomicU64,
+}
+
+#[derive(Debug)]
+struct Remote {
+    queue: Vec<TaskPtr>,
+    /// An eventfd write is outstanding: the loop has not yet drained since the last one, so
+    /// further wakes need no write of their own.
+    notified: bool,
+    /// `None` once the runtime is dropped: wakes are ignored and the fd is closed.
+    eventfd: Option<EventFd>,
+}
+
+impl Shared {
+    pub(crate) fn new(eventfd: EventFd) -> Shared {
+        Shared {
+            remote: Mutex::new(Remote {
+                queue: Vec::new(),
+                notified: false,
+                eventfd: Some(eventfd),
+            }),
+            remote_wakes: AtomicU64::new(0),
+            eventfd_writes: AtomicU64::new(0),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Remote> {
+        // A panic while holding this lock can only come from an allocation failure; the data
+        // is a plain queue and stays consistent, so poisoning is ignored.
+        self.remote.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queues `task` (already marked scheduled) from a thread that is not running the
+    /// runtime, and wakes the loop. Once the runtime is gone the task is released instead.
+    pub(crate) fn push_remote(&self, task: TaskPtr) {
+        let mut r = self.lock();
+        if r.eventfd.is_none() {
+            drop(r);
+            // The runtime is gone: nobody will pop this entry, so give up the queue's claim.
+            task.unschedule();
+            return;
+        }
+        r.queue.push(task);
+        self.remote_wakes.fetch_add(1, Ordering::Relaxed);
+        self.notify_locked(&mut r);
+    }
+
+    /// Wakes the loop without queueing a task (the `block_on` future was woken).
+    pub(crate) fn notify(&self) {
+        let mut r = self.lock();
+        self.notify_locked(&mut r);
+    }
+
+    fn notify_locked(&self, r: &mut Remote) {
+        if r.notified {
+            return;
+        }
+        if let Some(efd) = &r.eventfd {
+            r.notified = true;
+            self.eventfd_writes.fetch_add(1, Ordering::Relaxed);
+            efd.notify();
+        }
+    }
+
+    /// Takes every remotely queued task. Clears `notified` first, in the same critical
+    /// section, so a wake that lands after this drain writes the eventfd again and the loop
+    /// cannot sleep through it.
+    pub(crate) fn take_remote(&self, into: &mut Vec<TaskPtr>) {
+        let mut r = self.lock();
+        r.notified = false;
+        into.append(&mut r.queue);
+    }
+
+    /// The raw eventfd, for registration with epoll.
+    pub(crate) fn eventfd_raw(&self) -> std::os::fd::RawFd {
+        use std::os::fd::AsRawFd;
+        self.lock().eventfd.as_ref().map_or(-1, |e| e.as_raw_fd())
+    }
+
+    /// Shuts the remote path: later wakes are ignored, the eventfd is closed, and the tasks
+    /// still queued are returned so the runtime can release them.
+    pub(crate) fn close(&self) -> Vec<TaskPtr> {
+        let mut r = self.lock();
+        r.eventfd = None;
+        std::mem::take(&mut r.queue)
+    }
+}

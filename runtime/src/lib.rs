@@ -1,0 +1,29 @@
+//! The overlap runtime: a single-threaded executor, an epoll reactor, timers and a blocking
+//! pool.
+//!
+//! Most users depend on the `overlap` facade crate, which re-exports everything here.
+//!
+//! ```
+//! let n = overlap_runtime::block_on(async {
+//!     let task = overlap_runtime::spawn(async { 21 * 2 });
+//!     task.await.unwrap()
+//! });
+//! assert_eq!(n, 42);
+//! ```
+
+#[macro_use]
+mod sys;
+
+mod coop;
+mod executor;
+mod metrics;
+mod reactor;
+mod slab;
+mod task;
+pub mod time;
+
+pub use coop::coop_poll_proceed;
+pub use executor::{block_on, metrics, Builder, Runtime};
+pub use metrics::RuntimeMetrics;
+pub use reactor::{AsyncFd, AsyncFdReadyGuard, Ready, TryIoError};
+pub use task::{spawn, yield_now, JoinError, JoinHandle, YieldNow};

@@ -1,0 +1,268 @@
+//! `AsyncFd`: any pollable fd on the runtime's reactor.
+
+use std::fmt;
+use std::future::poll_fn;
+use std::io;
+use std::os::fd::{AsRawFd, RawFd};
+use std::rc::Rc;
+use std::task::{Context, Poll};
+
+use super::{Direction, IoKey, Reactor, Ready, ReadyEvent};
+
+/// Associates a pollable file descriptor with the current runtime's reactor.
+///
+/// `AsyncFd` does no I/O itself: it tells you when the fd *may* be ready. You then try the
+/// non-blocking operation; if it fails with `WouldBlock`, clear the readiness (or use
+/// [`AsyncFdReadyGuard::try_io`], which does that) and wait again. The fd must already be in
+/// non-blocking mode. Sockets, pipes, FIFOs, eventfds, timerfds, signalfds, inotify fds and
+/// ttys all work; regular files do not (epoll refuses them with `EPERM`).
+///
+/// # Contract
+/// - **Spurious wakeups:** readiness is a hint. A `readable()` that returns does not promise
+///   that the next `read` succeeds; always handle `WouldBlock`.
+/// - **Edge-triggered:** readiness is cleared only by you (on `WouldBlock`, or when you know
+///   the fd is drained). Forgetting to clear it makes the next wait return at once.
+/// - **One waiter per direction:** one task may wait for read readiness and another for write
+///   readiness at the same time; two tasks waiting on the same direction overwrite each
+///   other's waker, so only the last one is woken.
+/// - **Drop:** the fd is removed from epoll, then the inner value is dropped (closing the fd
+///   if it owns it). [`AsyncFd::into_inner`] removes it from epoll and hands the value back.
+/// - **Runtime:** it must be created inside a runtime and used on that runtime's thread (it is
+///   `!Send`). Every readiness that returns `Ready` spends one unit of the task's cooperative
+///   budget, so a task that never sees `Pending` still lets others run.
+///
+/// ```
+/// use overlap::AsyncFd;
+/// use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+///
+/// overlap::block_on(async {
+///     // An eventfd, made non-blocking, joins the loop like any socket.
+///     let raw = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+///     assert!(raw >= 0);
+///     let fd = AsyncFd::new(unsafe { OwnedFd::from_raw_fd(raw) }).unwrap();
+///     let one = 1u64.to_ne_bytes();
+///     assert_eq!(unsafe { libc::write(raw, one.as_ptr().cast(), 8) }, 8);
+///
+///     let mut guard = fd.readable().await.unwrap();
+///     let n = guard
+///         .try_io(|inner| {
+///             let mut buf = [0u8; 8];
+///             let n = unsafe { libc::read(inner.as_raw_fd(), buf.as_mut_ptr().cast(), 8) };
+///             if n < 0 { Err(std::io::Error::last_os_error()) } else { Ok(u64::from_ne_bytes(buf)) }
+///         })
+///         .expect("was readable")
+///         .unwrap();
+///     assert_eq!(n, 1);
+/// });
+/// ```
+pub struct AsyncFd<T: AsRawFd> {
+    // Field order matters: the registration (epoll_ctl DEL) drops before the inner value
+    // (close), so an fd is never closed while still registered.
+    reg: Option<Registration>,
+    inner: Option<T>,
+}
+
+/// A registered fd: the reactor and the slot key.
+struct Registration {
+    reactor: Rc<Reactor>,
+    key: IoKey,
+    fd: RawFd,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        self.reactor.deregister(self.fd, self.key);
+    }
+}
+
+impl<T: AsRawFd> AsyncFd<T> {
+    /// Registers `inner`'s fd with the current runtime's reactor.
+    ///
+    /// Fails with `ErrorKind::Other` outside a runtime, and with the kernel's error if epoll
+    /// refuses the fd (`EPERM` for regular files and directories).
+    pub fn new(inner: T) -> io::Result<AsyncFd<T>> {
+        let fd = inner.as_raw_fd();
+        let reactor = crate::executor::with_current(|core| core.reactor().clone())
+            .ok_or_else(|| io::Error::other("AsyncFd::new called outside of an overlap runtime"))?;
+        let key = reactor.register(fd)?;
+        Ok(AsyncFd {
+            reg: Some(Registration { reactor, key, fd }),
+            inner: Some(inner),
+        })
+    }
+
+    fn reg(&self) -> &Registration {
+        self.reg.as_ref().expect("AsyncFd used after into_inner")
+    }
+
+    /// A shared reference to the inner value.
+    pub fn get_ref(&self) -> &T {
+        self.inner.as_ref().expect("AsyncFd used after into_inner")
+    }
+
+    /// A mutable reference to the inner value.
+    pub fn get_mut(&mut self) -> &mut T {
+        self.inner.as_mut().expect("AsyncFd used after into_inner")
+    }
+
+    /// Removes the fd from the reactor and returns the inner value, still open.
+    pub fn into_inner(mut self) -> T {
+        drop(self.reg.take());
+        self.inner.take().expect("AsyncFd used after into_inner")
+    }
+
+    fn poll_ready(
+        &self,
+        cx: &mut Context<'_>,
+        dir: Direction,
+    ) -> Poll<io::Result<AsyncFdReadyGuard<'_, T>>> {
+        if crate::coop::poll_proceed(cx).is_pending() {
+            return Poll::Pending;
+        }
+        let reg = self.reg();
+        match reg.reactor.poll_ready(reg.key, dir, cx) {
+            Poll::Ready(event) => Poll::Ready(Ok(AsyncFdReadyGuard {
+                fd: self,
+                event: Some(event),
+            })),
+            Poll::Pending => {
+                crate::coop::refund();
+                Poll::Pending
+            }
+        }
+    }
+
+    /// Polls for read readiness (readable, read-closed, or error).
+    ///
+    /// On `Pending`, the waker of `cx` is stored and woken by the next read edge. Only the
+    /// last task to poll a direction is woken.
+    pub fn poll_read_ready(
+        &self,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<AsyncFdReadyGuard<'_, T>>> {
+        self.poll_ready(cx, Direction::Read)
+    }
+
+    /// Polls for write readiness (writable, write-closed, or error).
+    pub fn poll_write_ready(
+        &self,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<AsyncFdReadyGuard<'_, T>>> {
+        self.poll_ready(cx, Direction::Write)
+    }
+
+    /// Waits until the fd may be readable.
+    pub async fn readable(&self) -> io::Result<AsyncFdReadyGuard<'_, T>> {
+        poll_fn(|cx| self.poll_read_ready(cx)).await
+    }
+
+    /// Waits until the fd may be writable.
+    pub async fn writable(&self) -> io::Result<AsyncFdReadyGuard<'_, T>> {
+        poll_fn(|cx| self.poll_write_ready(cx)).await
+    }
+
+    /// Runs `op` when the fd is read-ready, retrying after `WouldBlock` until it succeeds or
+    /// fails with another error. `op` must be a non-blocking operation on the fd.
+    pub async fn async_io_read<R>(&self, mut op: impl FnMut(&T) -> io::Result<R>) -> io::Result<R> {
+        loop {
+            let mut guard = self.readable().await?;
+            match guard.try_io(&mut op) {
+                Ok(Err(e)) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Ok(res) => return res,
+                Err(TryIoError(())) => continue,
+            }
+        }
+    }
+
+    /// Like [`AsyncFd::async_io_read`], for writes.
+    pub async fn async_io_write<R>(
+        &self,
+        mut op: impl FnMut(&T) -> io::Result<R>,
+    ) -> io::Result<R> {
+        loop {
+            let mut guard = self.writable().await?;
+            match guard.try_io(&mut op) {
+                Ok(Err(e)) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Ok(res) => return res,
+                Err(TryIoError(())) => continue,
+            }
+        }
+    }
+}
+
+impl<T: AsRawFd> AsRawFd for AsyncFd<T> {
+    fn as_raw_fd(&self) -> RawFd {
+        self.reg().fd
+    }
+}
+
+impl<T: AsRawFd + fmt::Debug> fmt::Debug for AsyncFd<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AsyncFd")
+            .field("inner", &self.inner)
+            .finish()
+    }
+}
+
+/// Proof that an [`AsyncFd`] was ready, returned by `readable`/`writable`.
+///
+/// Dropping the guard keeps the readiness; call [`clear_ready`](Self::clear_ready) once the
+/// fd reports `WouldBlock` (or you know it is drained), or use [`try_io`](Self::try_io).
+pub struct AsyncFdReadyGuard<'a, T: AsRawFd> {
+    fd: &'a AsyncFd<T>,
+    event: Option<ReadyEvent>,
+}
+
+/// Returned by [`AsyncFdReadyGuard::try_io`] when the operation would block; the readiness
+/// has been cleared, so wait again.
+#[derive(Debug)]
+pub struct TryIoError(());
+
+impl<'a, T: AsRawFd> AsyncFdReadyGuard<'a, T> {
+    /// The readiness this guard saw.
+    pub fn ready(&self) -> Ready {
+        self.event.map_or(Ready::EMPTY, |e| e.ready)
+    }
+
+    /// Forgets the readiness seen (unless a newer edge arrived), so the next wait sleeps
+    /// until the kernel reports a new edge. Closed and error states are kept.
+    pub fn clear_ready(&mut self) {
+        if let Some(event) = self.event.take() {
+            let reg = self.fd.reg();
+            reg.reactor.clear_readiness(reg.key, event);
+        }
+    }
+
+    /// Keeps the readiness: the next wait returns at once.
+    pub fn retain_ready(&mut self) {
+        self.event = None;
+    }
+
+    /// The `AsyncFd` this guard belongs to.
+    pub fn get_ref(&self) -> &'a AsyncFd<T> {
+        self.fd
+    }
+
+    /// Runs `op` on the inner value. If it fails with `WouldBlock`, clears the readiness and
+    /// returns `Err(TryIoError)`; otherwise returns `Ok` with its result.
+    pub fn try_io<R>(
+        &mut self,
+        op: impl FnOnce(&T) -> io::Result<R>,
+    ) -> Result<io::Result<R>, TryIoError> {
+        match op(self.fd.get_ref()) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                self.clear_ready();
+                Err(TryIoError(()))
+            }
+            res => Ok(res),
+        }
+    }
+}
+
+impl<T: AsRawFd> fmt::Debug for AsyncFdReadyGuard<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AsyncFdReadyGuard")
+            .field("ready", &self.ready())
+            .finish()
+    }
+}

@@ -1,0 +1,229 @@
+//! The epoll reactor: one slot per registered fd, woken per direction.
+//!
+//! Every fd is registered once, edge-triggered, for read, write and peer-half-close. An edge
+//! only *adds* readiness bits to the fd's slot and wakes the task(s) waiting on the matching
+//! direction; bits are removed only when an operation hits `EAGAIN` (or reads short) and no
+//! newer edge arrived since it looked (the slot's `tick`).
+
+mod async_fd;
+mod ready;
+
+use std::cell::{Cell, RefCell};
+use std::io;
+use std::os::fd::RawFd;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+pub use async_fd::{AsyncFd, AsyncFdReadyGuard, TryIoError};
+pub use ready::Ready;
+pub(crate) use ready::{Direction, ReadyEvent};
+
+use crate::sys::epoll::Epoll;
+
+/// The token of the runtime's own eventfd (never a valid slot: the generation is all ones).
+const WAKE_TOKEN: u64 = u64::MAX;
+
+/// Per-fd state: readiness and the waiting tasks.
+#[derive(Debug, Default)]
+struct ScheduledIo {
+    readiness: Ready,
+    /// Bumped by every event for this fd; see [`ReadyEvent`].
+    tick: u32,
+    reader: Option<Waker>,
+    writer: Option<Waker>,
+}
+
+#[derive(Debug)]
+struct Slot {
+    /// Bumped when the slot is freed, so events for a closed fd (whose number may already be
+    /// reused by a new registration in another slot or this one) are recognised and dropped.
+    generation: u32,
+    io: Option<ScheduledIo>,
+}
+
+/// The key of a registration: slot index and generation. It is also the epoll token.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct IoKey {
+    index: u32,
+    generation: u32,
+}
+
+impl IoKey {
+    fn token(self) -> u64 {
+        (u64::from(self.generation) << 32) | u64::from(self.index)
+    }
+    fn from_token(t: u64) -> IoKey {
+        IoKey {
+            index: t as u32,
+            generation: (t >> 32) as u32,
+        }
+    }
+}
+
+/// The epoll instance and the slots of every registered fd. Runtime thread only.
+#[derive(Debug)]
+pub(crate) struct Reactor {
+    epoll: Epoll,
+    slots: RefCell<Vec<Slot>>,
+    free: RefCell<Vec<u32>>,
+    registered: Cell<usize>,
+    events: RefCell<Vec<libc::epoll_event>>,
+    to_wake: RefCell<Vec<Waker>>,
+}
+
+impl Reactor {
+    pub(crate) fn new(wake_fd: RawFd, max_events: usize) -> io::Result<Reactor> {
+        let epoll = Epoll::new()?;
+        epoll.add(wake_fd, WAKE_TOKEN)?;
+        Ok(Reactor {
+            epoll,
+            slots: RefCell::new(Vec::new()),
+            free: RefCell::new(Vec::new()),
+            registered: Cell::new(0),
+            events: RefCell::new(Vec::with_capacity(max_events.max(1))),
+            to_wake: RefCell::new(Vec::new()),
+        })
+    }
+
+    /// Number of fds currently registered (not counting the runtime's own eventfd).
+    pub(crate) fn registered(&self) -> usize {
+        self.registered.get()
+    }
+
+    pub(crate) fn register(&self, fd: RawFd) -> io::Result<IoKey> {
+        let mut slots = self.slots.borrow_mut();
+        let index = match self.free.borrow_mut().pop() {
+            Some(i) => i,
+            None => {
+                let i = u32::try_from(slots.len()).map_err(|_| io::Error::other("too many fds"))?;
+                slots.push(Slot {
+                    generation: 0,
+                    io: None,
+                });
+                i
+            }
+        };
+        let slot = &mut slots[index as usize];
+        let key = IoKey {
+            index,
+            generation: slot.generation,
+        };
+        if let Err(e) = self.epoll.add(fd, key.token()) {
+            self.free.borrow_mut().push(index);
+            return Err(e);
+        }
+        slot.io = Some(ScheduledIo::default());
+        self.registered.set(self.registered.get() + 1);
+        Ok(key)
+    }
+
+    /// Removes `fd` from epoll (before the caller closes it) and frees its slot. Wakers still
+    /// stored there are dropped, not woken: they belong to the handle being dropped.
+    pub(crate) fn deregister(&self, fd: RawFd, key: IoKey) {
+        // EBADF/ENOENT here mean the fd is already gone from the interest list; either way
+        // nothing is left to remove.
+        let _ = self.epoll.delete(fd);
+        let io = {
+            let mut slots = self.slots.borrow_mut();
+            let slot = &mut slots[key.index as usize];
+            if slot.generation != key.generation {
+                return;
+            }
+            slot.generation = slot.generation.wrapping_add(1);
+            slot.io.take()
+        };
+        self.free.borrow_mut().push(key.index);
+        self.registered.set(self.registered.get() - 1);
+        drop(io);
+    }
+
+    /// Polls readiness for one direction, storing `cx`'s waker if there is none.
+    pub(crate) fn poll_ready(
+        &self,
+        key: IoKey,
+        dir: Direction,
+        cx: &mut Context<'_>,
+    ) -> Poll<ReadyEvent> {
+        let mut slots = self.slots.borrow_mut();
+        let Some(io) = slots[key.index as usize].io.as_mut() else {
+            // Cannot happen while the handle is alive; report as closed rather than hang.
+            return Poll::Ready(ReadyEvent {
+                ready: Ready::READ_CLOSED | Ready::WRITE_CLOSED,
+                tick: 0,
+            });
+        };
+        let ready = io.readiness & dir.interest();
+        if !ready.is_empty() {
+            return Poll::Ready(ReadyEvent {
+                ready,
+                tick: io.tick,
+            });
+        }
+        let slot = match dir {
+            Direction::Read => &mut io.reader,
+            Direction::Write => &mut io.writer,
+        };
+        match slot {
+            Some(w) if w.will_wake(cx.waker()) => {}
+            _ => *slot = Some(cx.waker().clone()),
+        }
+        Poll::Pending
+    }
+
+    /// Clears the bits of `event` that may be cleared, unless a newer edge arrived.
+    pub(crate) fn clear_readiness(&self, key: IoKey, event: ReadyEvent) {
+        let mut slots = self.slots.borrow_mut();
+        if let Some(io) = slots[key.index as usize].io.as_mut() {
+            if io.tick == event.tick {
+                io.readiness = io.readiness - (event.ready & Ready::CLEARABLE);
+            }
+        }
+    }
+
+    /// Waits for events for at most `timeout` and wakes the tasks they concern. Returns
+    /// `(events delivered to slots, whether the runtime's eventfd fired)`.
+    pub(crate) fn turn(&self, timeout: Option<Duration>) -> io::Result<(usize, bool)> {
+        let mut events = self.events.borrow_mut();
+        self.epoll.wait(&mut events, timeout)?;
+        let mut woke_remote = false;
+        let mut delivered = 0;
+        let mut to_wake = std::mem::take(&mut *self.to_wake.borrow_mut());
+        {
+            let mut slots = self.slots.borrow_mut();
+            for ev in events.iter() {
+                let token = ev.u64;
+                if token == WAKE_TOKEN {
+                    woke_remote = true;
+                    continue;
+                }
+                let key = IoKey::from_token(token);
+                let Some(slot) = slots.get_mut(key.index as usize) else {
+                    continue;
+                };
+                if slot.generation != key.generation {
+                    continue; // stale event for a closed fd
+                }
+                let Some(io) = slot.io.as_mut() else { continue };
+                let ready = Ready::from_epoll(ev.events);
+                io.readiness = io.readiness | ready;
+                io.tick = io.tick.wrapping_add(1);
+                delivered += 1;
+                if ready.intersects(Ready::READ_INTEREST) {
+                    to_wake.extend(io.reader.take());
+                }
+                if ready.intersects(Ready::WRITE_INTEREST) {
+                    to_wake.extend(io.writer.take());
+                }
+            }
+        }
+        drop(events);
+        // Wake only after the slots are released: a woken waker may poll or register I/O.
+        for w in to_wake.drain(..) {
+            // A user's waker that panics must not take the runtime down with it.
+            let _ = catch_unwind(AssertUnwindSafe(|| w.wake()));
+        }
+        *self.to_wake.borrow_mut() = to_wake;
+        Ok((delivered, woke_remote))
+    }
+}

@@ -1,0 +1,153 @@
+//! Readiness bits and the event snapshot used to clear them safely.
+
+use std::fmt;
+use std::ops;
+
+/// A set of readiness states reported for an fd.
+///
+/// `READ_CLOSED` (the peer shut its write side: `EPOLLRDHUP`, or `EPOLLHUP`) and
+/// `WRITE_CLOSED` (`EPOLLHUP`) are never cleared: once seen, reads keep returning 0 and writes
+/// keep failing without waiting. `ERROR` (`EPOLLERR`) wakes both directions, so the next
+/// syscall reports the error.
+#[derive(Clone, Copy, PartialEq, Eq, Default)]
+pub struct Ready(u8);
+
+impl Ready {
+    /// No readiness.
+    pub const EMPTY: Ready = Ready(0);
+    /// Data can be read (`EPOLLIN`).
+    pub const READABLE: Ready = Ready(1);
+    /// Data can be written (`EPOLLOUT`).
+    pub const WRITABLE: Ready = Ready(2);
+    /// The peer closed its writing half (`EPOLLRDHUP` or `EPOLLHUP`).
+    pub const READ_CLOSED: Ready = Ready(4);
+    /// The writing half is closed (`EPOLLHUP`).
+    pub const WRITE_CLOSED: Ready = Ready(8);
+    /// An error is pending on the fd (`EPOLLERR`).
+    pub const ERROR: Ready = Ready(16);
+
+    /// What a reader waits for.
+    pub(crate) const READ_INTEREST: Ready = Ready(1 | 4 | 16);
+    /// What a writer waits for.
+    pub(crate) const WRITE_INTEREST: Ready = Ready(2 | 8 | 16);
+    /// Bits that `clear_ready` may remove.
+    pub(crate) const CLEARABLE: Ready = Ready(1 | 2);
+
+    pub(crate) fn from_epoll(events: u32) -> Ready {
+        let mut r = 0;
+        if events & (libc::EPOLLIN | libc::EPOLLPRI) as u32 != 0 {
+            r |= Self::READABLE.0;
+        }
+        if events & libc::EPOLLOUT as u32 != 0 {
+            r |= Self::WRITABLE.0;
+        }
+        if events & libc::EPOLLRDHUP as u32 != 0 {
+            r |= Self::READ_CLOSED.0;
+        }
+        if events & libc::EPOLLHUP as u32 != 0 {
+            r |= Self::READ_CLOSED.0 | Self::WRITE_CLOSED.0;
+        }
+        if events & libc::EPOLLERR as u32 != 0 {
+            r |= Self::ERROR.0;
+        }
+        Ready(r)
+    }
+
+    /// Whether no bit is set.
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+    /// Whether `READABLE` is set.
+    pub fn is_readable(self) -> bool {
+        self.contains(Self::READABLE)
+    }
+    /// Whether `WRITABLE` is set.
+    pub fn is_writable(self) -> bool {
+        self.contains(Self::WRITABLE)
+    }
+    /// Whether `READ_CLOSED` is set.
+    pub fn is_read_closed(self) -> bool {
+        self.contains(Self::READ_CLOSED)
+    }
+    /// Whether `WRITE_CLOSED` is set.
+    pub fn is_write_closed(self) -> bool {
+        self.contains(Self::WRITE_CLOSED)
+    }
+    /// Whether `ERROR` is set.
+    pub fn is_error(self) -> bool {
+        self.contains(Self::ERROR)
+    }
+    /// Whether every bit of `other` is set in `self`.
+    pub fn contains(self, other: Ready) -> bool {
+        self.0 & other.0 == other.0
+    }
+    pub(crate) fn intersects(self, other: Ready) -> bool {
+        self.0 & other.0 != 0
+    }
+}
+
+impl ops::BitOr for Ready {
+    type Output = Ready;
+    fn bitor(self, rhs: Ready) -> Ready {
+        Ready(self.0 | rhs.0)
+    }
+}
+
+impl ops::BitAnd for Ready {
+    type Output = Ready;
+    fn bitand(self, rhs: Ready) -> Ready {
+        Ready(self.0 & rhs.0)
+    }
+}
+
+impl ops::Sub for Ready {
+    type Output = Ready;
+    fn sub(self, rhs: Ready) -> Ready {
+        Ready(self.0 & !rhs.0)
+    }
+}
+
+impl fmt::Debug for Ready {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names = [
+            (Self::READABLE, "READABLE"),
+            (Self::WRITABLE, "WRITABLE"),
+            (Self::READ_CLOSED, "READ_CLOSED"),
+            (Self::WRITE_CLOSED, "WRITE_CLOSED"),
+            (Self::ERROR, "ERROR"),
+        ];
+        let mut set = f.debug_set();
+        for (bit, name) in names {
+            if self.contains(bit) {
+                set.entry(&format_args!("{name}"));
+            }
+        }
+        set.finish()
+    }
+}
+
+/// Readiness observed at one moment, with the slot's tick at that moment.
+///
+/// Clearing with an old event is a no-op if a newer edge arrived since (the tick moved on),
+/// so a `WouldBlock` can never erase readiness the kernel reported after the syscall.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ReadyEvent {
+    pub(crate) ready: Ready,
+    pub(crate) tick: u32,
+}
+
+/// Which half of an fd a task waits on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Direction {
+    Read,
+    Write,
+}
+
+impl Direction {
+    pub(crate) fn interest(self) -> Ready {
+        match self {
+            Direction::Read => Ready::READ_INTEREST,
+            Direction::Write => Ready::WRITE_INTEREST,
+        }
+    }
+}

@@ -1,0 +1,183 @@
+//! `JoinHandle` and `JoinError`.
+
+use std::any::Any;
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll};
+
+use super::raw::TaskPtr;
+use super::state::COMPLETE;
+
+/// An owned permission to await a spawned task's output.
+///
+/// `JoinHandle<T>` is a future resolving to `Result<T, JoinError>`: `Ok` with the task's
+/// output, or a [`JoinError`] if the task panicked or was aborted.
+///
+/// Dropping a `JoinHandle` *detaches* the task: it keeps running, and its output is dropped
+/// when it completes. Use [`JoinHandle::abort`] to stop it instead.
+///
+/// The handle belongs to the runtime's thread (it is `!Send`), like the task it points at.
+///
+/// ```
+/// let out = overlap::block_on(async {
+///     let handle = overlap::spawn(async { 6 * 7 });
+///     handle.await.unwrap()
+/// });
+/// assert_eq!(out, 42);
+/// ```
+pub struct JoinHandle<T> {
+    task: TaskPtr,
+    _marker: PhantomData<(Rc<()>, fn() -> T)>,
+}
+
+impl<T> JoinHandle<T> {
+    /// # Safety
+    /// `task` must be a task whose future outputs `T`, and the caller hands over the
+    /// JoinHandle reference counted at allocation.
+    pub(crate) unsafe fn from_task(task: TaskPtr) -> JoinHandle<T> {
+        JoinHandle {
+            task,
+            _marker: PhantomData,
+        }
+    }
+
+    /// Asks the task to stop. Its future is dropped on the runtime thread at the runtime's
+    /// next turn (also when it is waiting on I/O or a timer), and awaiting this handle then
+    /// gives a cancelled [`JoinError`]. A task that already finished keeps its output.
+    ///
+    /// ```
+    /// overlap::block_on(async {
+    ///     let handle = overlap::spawn(std::future::pending::<()>());
+    ///     handle.abort();
+    ///     assert!(handle.await.unwrap_err().is_cancelled());
+    /// });
+    /// ```
+    pub fn abort(&self) {
+        if self.task.set_cancelled() && self.task.transition_to_scheduled() {
+            crate::executor::schedule(self.task);
+        }
+    }
+
+    /// Whether the task has finished: returned, panicked, or been cancelled.
+    pub fn is_finished(&self) -> bool {
+        self.task.state() & COMPLETE != 0
+    }
+}
+
+impl<T> Future for JoinHandle<T> {
+    type Output = Result<T, JoinError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut out = Poll::Pending;
+        // SAFETY: `from_task`'s contract makes `T` the task's output type.
+        unsafe { self.task.poll_join(&mut out, cx.waker()) };
+        out
+    }
+}
+
+impl<T> Drop for JoinHandle<T> {
+    fn drop(&mut self) {
+        self.task.drop_join();
+    }
+}
+
+impl<T> fmt::Debug for JoinHandle<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JoinHandle")
+            .field("finished", &self.is_finished())
+            .finish()
+    }
+}
+
+/// Why a task produced no output: it panicked, or it was cancelled.
+pub struct JoinError {
+    repr: Repr,
+}
+
+enum Repr {
+    Cancelled,
+    Panic(Box<dyn Any + Send + 'static>),
+}
+
+impl JoinError {
+    pub(crate) fn cancelled() -> JoinError {
+        JoinError {
+            repr: Repr::Cancelled,
+        }
+    }
+
+    pub(crate) fn panic(payload: Box<dyn Any + Send + 'static>) -> JoinError {
+        JoinError {
+            repr: Repr::Panic(payload),
+        }
+    }
+
+    /// True if the task was aborted, or dropped because its runtime shut down.
+    pub fn is_cancelled(&self) -> bool {
+        matches!(self.repr, Repr::Cancelled)
+    }
+
+    /// True if the task panicked.
+    pub fn is_panic(&self) -> bool {
+        matches!(self.repr, Repr::Panic(_))
+    }
+
+    /// The panic payload, to resume it with `std::panic::resume_unwind`.
+    ///
+    /// # Panics
+    /// If the error is not a panic; see [`JoinError::try_into_panic`].
+    pub fn into_panic(self) -> Box<dyn Any + Send + 'static> {
+        self.try_into_panic()
+            .expect("`JoinError::into_panic` called on a cancelled task's error")
+    }
+
+    /// The panic payload, or the error itself if the task was cancelled.
+    pub fn try_into_panic(self) -> Result<Box<dyn Any + Send + 'static>, JoinError> {
+        match self.repr {
+            Repr::Panic(p) => Ok(p),
+            Repr::Cancelled => Err(self),
+        }
+    }
+
+    fn panic_message(&self) -> Option<&str> {
+        match &self.repr {
+            Repr::Panic(p) => p
+                .downcast_ref::<&'static str>()
+                .copied()
+                .or_else(|| p.downcast_ref::<String>().map(String::as_str)),
+            Repr::Cancelled => None,
+        }
+    }
+}
+
+impl fmt::Display for JoinError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (&self.repr, self.panic_message()) {
+            (Repr::Cancelled, _) => f.write_str("task was cancelled"),
+            (Repr::Panic(_), Some(msg)) => write!(f, "task panicked: {msg}"),
+            (Repr::Panic(_), None) => f.write_str("task panicked"),
+        }
+    }
+}
+
+impl fmt::Debug for JoinError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (&self.repr, self.panic_message()) {
+            (Repr::Cancelled, _) => f.write_str("JoinError::Cancelled"),
+            (Repr::Panic(_), Some(msg)) => write!(f, "JoinError::Panic({msg:?})"),
+            (Repr::Panic(_), None) => f.write_str("JoinError::Panic(..)"),
+        }
+    }
+}
+
+impl std::error::Error for JoinError {}
+
+impl From<JoinError> for io::Error {
+    fn from(err: JoinError) -> io::Error {
+        io::Error::other(err.to_string())
+    }
+}

@@ -1,0 +1,76 @@
+//! Tasks: `spawn`, `JoinHandle`, `yield_now`.
+
+mod join;
+pub(crate) mod raw;
+pub(crate) mod state;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+pub use join::{JoinError, JoinHandle};
+
+/// Spawns a future as a new task on the current thread's runtime.
+///
+/// The future need not be `Send`: tasks never leave the runtime's thread, so `Rc` and
+/// `RefCell` work inside them. The task starts running at the runtime's next turn, whether or
+/// not the returned [`JoinHandle`] is awaited; dropping the handle detaches the task.
+///
+/// # Panics
+/// When called outside a runtime (not inside [`block_on`](crate::block_on) or
+/// [`Runtime::block_on`](crate::Runtime::block_on)).
+///
+/// ```
+/// use std::{cell::RefCell, rc::Rc};
+///
+/// overlap::block_on(async {
+///     let log = Rc::new(RefCell::new(Vec::new()));
+///     let l = log.clone();
+///     overlap::spawn(async move { l.borrow_mut().push("task") }).await.unwrap();
+///     assert_eq!(*log.borrow(), ["task"]);
+/// });
+/// ```
+#[track_caller]
+pub fn spawn<F>(future: F) -> JoinHandle<F::Output>
+where
+    F: Future + 'static,
+{
+    crate::executor::with_current(|core| core.spawn(future)).unwrap_or_else(|| {
+        panic!(
+            "overlap::spawn called outside of a runtime: call it from a future run by \
+             `overlap::block_on` or `Runtime::block_on`"
+        )
+    })
+}
+
+/// Yields once to the runtime, letting other ready tasks (and the reactor) run before this
+/// task continues.
+///
+/// ```
+/// overlap::block_on(async {
+///     overlap::yield_now().await;
+/// });
+/// ```
+pub fn yield_now() -> YieldNow {
+    YieldNow { yielded: false }
+}
+
+/// The future returned by [`yield_now`].
+#[derive(Debug)]
+#[must_use = "futures do nothing unless polled"]
+pub struct YieldNow {
+    yielded: bool,
+}
+
+impl Future for YieldNow {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.yielded {
+            return Poll::Ready(());
+        }
+        self.yielded = true;
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+}
