@@ -21,8 +21,9 @@
 //! ```
 
 pub use overlap_runtime::{
-    block_on, coop_poll_proceed, metrics, spawn, time, yield_now, AsyncFd, AsyncFdReadyGuard,
-    Builder, JoinError, JoinHandle, Ready, Runtime, RuntimeMetrics, TryIoError, YieldNow,
+    block_on, coop_poll_proceed, metrics, spawn, spawn_blocking, time, yield_now, AsyncFd,
+    AsyncFdReadyGuard, Builder, JoinError, JoinHandle, Ready, Runtime, RuntimeMetrics, TryIoError,
+    YieldNow,
 };
 
 /// Asynchronous I/O traits and helpers (re-exported from `futures-util`).

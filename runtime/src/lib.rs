@@ -14,6 +14,7 @@
 #[macro_use]
 mod sys;
 
+mod blocking;
 mod coop;
 mod executor;
 mod metrics;
@@ -22,6 +23,7 @@ mod slab;
 mod task;
 pub mod time;
 
+pub use blocking::spawn_blocking;
 pub use coop::coop_poll_proceed;
 pub use executor::{block_on, metrics, Builder, Runtime};
 pub use metrics::RuntimeMetrics;

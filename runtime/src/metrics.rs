@@ -39,4 +39,8 @@ pub struct RuntimeMetrics {
     pub timers_active: u64,
     /// Timers that have fired since the runtime started.
     pub timers_fired: u64,
+    /// Blocking-pool threads alive now (busy or idle).
+    pub blocking_threads: u64,
+    /// Blocking jobs waiting for a free thread now.
+    pub blocking_queued: u64,
 }

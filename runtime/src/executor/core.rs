@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use super::shared::Shared;
 use super::Config;
+use crate::blocking::{BlockingPool, PoolConfig};
 use crate::coop::BUDGET;
 use crate::metrics::RuntimeMetrics;
 use crate::reactor::Reactor;
@@ -32,6 +33,7 @@ pub(crate) struct Core {
     tasks: RefCell<Slab<TaskPtr>>,
     reactor: Rc<Reactor>,
     timers: Rc<Timers>,
+    blocking: BlockingPool,
     pub(crate) config: Config,
     /// Cooperative budget left for the task being polled (see `coop`).
     pub(crate) budget: Cell<u32>,
@@ -62,6 +64,11 @@ impl Core {
             tasks: RefCell::new(Slab::new()),
             reactor,
             timers: Rc::new(Timers::new()),
+            blocking: BlockingPool::new(PoolConfig {
+                max_threads: config.max_blocking_threads,
+                keep_alive: config.blocking_keep_alive,
+                stack_size: config.blocking_stack_size,
+            }),
             config,
             budget: Cell::new(BUDGET),
             remote_buf: RefCell::new(Vec::new()),
@@ -75,6 +82,10 @@ impl Core {
 
     pub(crate) fn timers(&self) -> &Rc<Timers> {
         &self.timers
+    }
+
+    pub(crate) fn blocking(&self) -> &BlockingPool {
+        &self.blocking
     }
 
     pub(crate) fn count_budget_exhausted(&self) {
@@ -200,12 +211,15 @@ impl Core {
             registered_fds: self.reactor.registered() as u64,
             timers_active: self.timers.active() as u64,
             timers_fired: self.timers.fired(),
+            blocking_threads: self.blocking.stats().threads as u64,
+            blocking_queued: self.blocking.stats().queued as u64,
         }
     }
 
     /// Drops every task's future on this thread and releases every queue entry. Called once,
     /// when the `Runtime` is dropped, with this core entered.
     pub(crate) fn shutdown(&self) {
+        self.blocking.shutdown();
         for task in self.shared.close() {
             task.unschedule();
         }

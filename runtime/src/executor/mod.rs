@@ -25,6 +25,8 @@ pub(crate) struct Config {
     pub(crate) max_blocking_threads: usize,
     /// How long an idle blocking-pool thread waits for work before it exits.
     pub(crate) blocking_keep_alive: Duration,
+    /// Stack size of blocking-pool threads (`None`: the standard library's default).
+    pub(crate) blocking_stack_size: Option<usize>,
 }
 
 impl Default for Config {
@@ -34,6 +36,7 @@ impl Default for Config {
             max_events: 1024,
             max_blocking_threads: 512,
             blocking_keep_alive: Duration::from_secs(10),
+            blocking_stack_size: None,
         }
     }
 }

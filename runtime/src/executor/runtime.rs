@@ -79,6 +79,13 @@ impl Builder {
         self
     }
 
+    /// Stack size, in bytes, of blocking-pool threads. Default: the standard library's (2 MiB
+    /// unless `RUST_MIN_STACK` says otherwise).
+    pub fn thread_stack_size(mut self, bytes: usize) -> Builder {
+        self.config.blocking_stack_size = Some(bytes);
+        self
+    }
+
     /// Creates the runtime: an epoll fd and an eventfd, both close-on-exec.
     pub fn build(self) -> io::Result<Runtime> {
         Ok(Runtime {

@@ -1,0 +1,76 @@
+//! `spawn_blocking`: run blocking work on the pool and await it from a task.
+
+mod pool;
+
+mod completion;
+
+use std::io;
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+
+use completion::completion;
+
+pub(crate) use pool::{BlockingPool, PoolConfig};
+
+use crate::task::JoinHandle;
+
+/// What a job sends back: its return value or panic, or the error that kept it from running.
+type Outcome<R> = Result<std::thread::Result<R>, io::Error>;
+
+/// Runs `f` on the runtime's blocking thread pool and returns a handle to its result.
+///
+/// Use it for work that would stall the event loop: blocking syscalls, file I/O, CPU-heavy
+/// computation, host-name resolution. Threads start on demand up to
+/// [`Builder::max_blocking_threads`](crate::Builder::max_blocking_threads) (default 512);
+/// further jobs wait in a queue. An idle thread exits after
+/// [`Builder::blocking_keep_alive`](crate::Builder::blocking_keep_alive) (default 10 s).
+/// The job's completion wakes the event loop through the runtime's cross-thread wake path.
+///
+/// - A panic in `f` makes the handle yield a panic [`JoinError`](crate::JoinError).
+/// - If no pool thread exists and none can be started (the kernel refuses with `EAGAIN`),
+///   the handle yields a panic `JoinError` whose message carries that error; if some thread
+///   exists, the job simply waits for it.
+/// - Dropping or aborting the handle does not stop `f`: it runs to the end and its result
+///   is dropped.
+/// - Dropping the runtime drops jobs still queued (never started) and lets running ones
+///   finish detached; it does not wait for them.
+///
+/// # Panics
+/// When called outside a runtime.
+///
+/// ```
+/// overlap::block_on(async {
+///     let sum = overlap::spawn_blocking(|| (1..=100u32).sum::<u32>()).await.unwrap();
+///     assert_eq!(sum, 5050);
+/// });
+/// ```
+#[track_caller]
+pub fn spawn_blocking<F, R>(f: F) -> JoinHandle<R>
+where
+    F: FnOnce() -> R + Send + 'static,
+    R: Send + 'static,
+{
+    let pool = crate::executor::with_current(|core| core.blocking().clone()).unwrap_or_else(|| {
+        panic!(
+            "overlap::spawn_blocking called outside of a runtime: call it from a future run by \
+             `overlap::block_on` or `Runtime::block_on`"
+        )
+    });
+    let (tx, rx) = completion::<Outcome<R>>();
+    pool.execute(Box::new(move |failure: Option<&io::Error>| {
+        let outcome = match failure {
+            None => Ok(catch_unwind(AssertUnwindSafe(f))),
+            Some(err) => Err(io::Error::new(err.kind(), err.to_string())),
+        };
+        // Nobody may be waiting any more (the task was aborted or the runtime dropped); the
+        // outcome is then dropped here.
+        tx.send(outcome);
+    }));
+    crate::spawn(async move {
+        match rx.await {
+            Some(Ok(Ok(value))) => value,
+            Some(Ok(Err(payload))) => resume_unwind(payload),
+            Some(Err(err)) => panic!("spawn_blocking: could not start a blocking thread: {err}"),
+            None => panic!("spawn_blocking: the job was dropped before it ran"),
+        }
+    })
+}
