@@ -1,0 +1,135 @@
+//! The readiness loops every socket type shares: wait, try the syscall, and on `EAGAIN`
+//! forget the readiness and wait for the next edge. `EINTR` is retried here, so callers never
+//! see it.
+
+use std::future::poll_fn;
+use std::io;
+use std::task::{ready, Context, Poll};
+
+use overlap_runtime::AsyncFd;
+
+use crate::sys::Socket;
+
+/// Runs `op` once the socket is read-ready, until it does not fail with `WouldBlock` or
+/// `Interrupted`. When `drained(&result)` says the kernel buffer is now empty, the read
+/// readiness is cleared so the next read waits for an edge instead of paying for an `EAGAIN`.
+pub(crate) fn poll_read_with<R>(
+    io: &AsyncFd<Socket>,
+    cx: &mut Context<'_>,
+    mut op: impl FnMut(&Socket) -> io::Result<R>,
+    drained: impl Fn(&R) -> bool,
+) -> Poll<io::Result<R>> {
+    loop {
+        let mut guard = ready!(io.poll_read_ready(cx))?;
+        match op(io.get_ref()) {
+            Ok(r) => {
+                if drained(&r) {
+                    guard.clear_ready();
+                }
+                return Poll::Ready(Ok(r));
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => guard.clear_ready(),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Poll::Ready(Err(e)),
+        }
+    }
+}
+
+/// Like [`poll_read_with`], for the write direction.
+pub(crate) fn poll_write_with<R>(
+    io: &AsyncFd<Socket>,
+    cx: &mut Context<'_>,
+    mut op: impl FnMut(&Socket) -> io::Result<R>,
+    full: impl Fn(&R) -> bool,
+) -> Poll<io::Result<R>> {
+    loop {
+        let mut guard = ready!(io.poll_write_ready(cx))?;
+        match op(io.get_ref()) {
+            Ok(r) => {
+                if full(&r) {
+                    guard.clear_ready();
+                }
+                return Poll::Ready(Ok(r));
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => guard.clear_ready(),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Poll::Ready(Err(e)),
+        }
+    }
+}
+
+/// Waits for read readiness and runs `op` (see [`poll_read_with`]); never clears early.
+pub(crate) async fn read_io<R>(
+    io: &AsyncFd<Socket>,
+    mut op: impl FnMut(&Socket) -> io::Result<R>,
+) -> io::Result<R> {
+    poll_fn(|cx| poll_read_with(io, cx, &mut op, |_| false)).await
+}
+
+/// Waits for write readiness and runs `op`; never clears early.
+pub(crate) async fn write_io<R>(
+    io: &AsyncFd<Socket>,
+    mut op: impl FnMut(&Socket) -> io::Result<R>,
+) -> io::Result<R> {
+    poll_fn(|cx| poll_write_with(io, cx, &mut op, |_| false)).await
+}
+
+/// `AsyncRead::poll_read` for a stream socket.
+///
+/// A read that returns fewer bytes than asked (but not 0) means the receive queue is empty
+/// now: a stream `recv` copies until the buffer is full or the queue runs out. So the read
+/// readiness is cleared and the next read sleeps until the next `EPOLLIN` edge: one `recv`
+/// per message instead of two. If more data raced in, its edge is already queued in epoll
+/// (or newer than our snapshot, which the tick check keeps), so nothing is lost. EOF (0) is
+/// not cleared: `READ_CLOSED` stays, and every later read returns 0 again at once.
+pub(crate) fn poll_read_stream(
+    io: &AsyncFd<Socket>,
+    cx: &mut Context<'_>,
+    buf: &mut [u8],
+) -> Poll<io::Result<usize>> {
+    if buf.is_empty() {
+        return Poll::Ready(Ok(0));
+    }
+    let len = buf.len();
+    poll_read_with(io, cx, |s| s.recv(buf, 0), |&n| n > 0 && n < len)
+}
+
+/// `AsyncWrite::poll_write` for a stream socket: `send` with `MSG_NOSIGNAL`.
+///
+/// A short write means the send buffer is full, so the write readiness is cleared and the
+/// next write waits for `EPOLLOUT` (the kernel sets `SOCK_NOSPACE` and signals when room
+/// frees up). `EPOLLRDHUP` (the peer shut its write side) is read-side only: writes go on.
+pub(crate) fn poll_write_stream(
+    io: &AsyncFd<Socket>,
+    cx: &mut Context<'_>,
+    buf: &[u8],
+) -> Poll<io::Result<usize>> {
+    if buf.is_empty() {
+        return Poll::Ready(Ok(0));
+    }
+    let len = buf.len();
+    poll_write_with(io, cx, |s| s.send(buf), |&n| n < len)
+}
+
+/// `AsyncWrite::poll_write_vectored` for a stream socket: one `sendmsg`.
+pub(crate) fn poll_write_vectored_stream(
+    io: &AsyncFd<Socket>,
+    cx: &mut Context<'_>,
+    bufs: &[io::IoSlice<'_>],
+) -> Poll<io::Result<usize>> {
+    let len: usize = bufs.iter().take(1024).map(|b| b.len()).sum();
+    if len == 0 {
+        return Poll::Ready(Ok(0));
+    }
+    poll_write_with(io, cx, |s| s.send_vectored(bufs), |&n| n < len)
+}
+
+/// `AsyncWrite::poll_close` for a stream socket: shut down the write side, so the peer reads
+/// EOF. `ENOTCONN` (never connected, or the peer already reset the connection) counts as
+/// closed.
+pub(crate) fn shutdown_write(io: &AsyncFd<Socket>) -> io::Result<()> {
+    match io.get_ref().shutdown(std::net::Shutdown::Write) {
+        Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(()),
+        res => res,
+    }
+}

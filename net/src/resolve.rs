@@ -1,0 +1,196 @@
+//! Turning "anything address-like" into socket addresses without blocking the loop.
+//!
+//! Literal IP addresses (`"127.0.0.1:80"`, `(Ipv6Addr::LOCALHOST, 80)`, a `SocketAddr`) are
+//! parsed in place. Only a host name goes to the blocking pool, because `getaddrinfo` may
+//! block for seconds on DNS.
+
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+
+/// Something that names one or more socket addresses: a [`SocketAddr`], an `(ip, port)`
+/// pair, a `"host:port"` string, a `(host, port)` pair, or a slice of addresses.
+///
+/// Host names are resolved with `getaddrinfo` on the runtime's blocking pool
+/// ([`spawn_blocking`](overlap_runtime::spawn_blocking)), never on the event loop; literal IP
+/// addresses need no pool. Functions taking one try each resolved address in turn and
+/// return the last error if none works.
+///
+/// This trait is sealed: it cannot be implemented outside this crate.
+pub trait ToSocketAddrs: sealed::Sealed {}
+
+pub(crate) mod sealed {
+    use super::Lookup;
+
+    /// What an address-like value turns into before any lookup.
+    pub trait Sealed {
+        /// Parses literal addresses, or hands back the host to look up.
+        fn to_lookup(&self) -> Lookup;
+    }
+}
+
+/// Either addresses known already, or a host to resolve on the blocking pool.
+#[derive(Debug)]
+pub enum Lookup {
+    /// Parsed without a lookup.
+    Done(io::Result<Vec<SocketAddr>>),
+    /// `(host, port)` to resolve.
+    Host(String, u16),
+}
+
+/// Resolves `addr`, on the blocking pool if it names a host.
+pub(crate) async fn resolve<A: ToSocketAddrs>(addr: A) -> io::Result<Vec<SocketAddr>> {
+    match addr.to_lookup() {
+        Lookup::Done(res) => res,
+        Lookup::Host(host, port) => {
+            let job = overlap_runtime::spawn_blocking(move || {
+                std::net::ToSocketAddrs::to_socket_addrs(&(host.as_str(), port))
+                    .map(Iterator::collect::<Vec<_>>)
+            });
+            job.await
+                .map_err(|e| io::Error::other(format!("host name lookup failed: {e}")))?
+        }
+    }
+}
+
+/// Runs `f` on each address of `addr` in turn until one succeeds; otherwise returns the last
+/// error (or `InvalidInput` if there was no address).
+pub(crate) async fn try_each<A, T, F, Fut>(addr: A, mut f: F) -> io::Result<T>
+where
+    A: ToSocketAddrs,
+    F: FnMut(SocketAddr) -> Fut,
+    Fut: std::future::Future<Output = io::Result<T>>,
+{
+    let mut last = None;
+    for a in resolve(addr).await? {
+        match f(a).await {
+            Ok(t) => return Ok(t),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "could not resolve to any address",
+        )
+    }))
+}
+
+fn one(addr: SocketAddr) -> Lookup {
+    Lookup::Done(Ok(vec![addr]))
+}
+
+macro_rules! literal {
+    ($($t:ty),*) => {$(
+        impl ToSocketAddrs for $t {}
+        impl sealed::Sealed for $t {
+            fn to_lookup(&self) -> Lookup {
+                one(SocketAddr::from(*self))
+            }
+        }
+    )*};
+}
+
+literal!(
+    SocketAddr,
+    SocketAddrV4,
+    SocketAddrV6,
+    (IpAddr, u16),
+    (Ipv4Addr, u16),
+    (Ipv6Addr, u16)
+);
+
+impl ToSocketAddrs for (&str, u16) {}
+impl sealed::Sealed for (&str, u16) {
+    fn to_lookup(&self) -> Lookup {
+        let (host, port) = *self;
+        match host.parse::<IpAddr>() {
+            Ok(ip) => one(SocketAddr::new(ip, port)),
+            Err(_) => Lookup::Host(host.to_owned(), port),
+        }
+    }
+}
+
+impl ToSocketAddrs for (String, u16) {}
+impl sealed::Sealed for (String, u16) {
+    fn to_lookup(&self) -> Lookup {
+        (self.0.as_str(), self.1).to_lookup()
+    }
+}
+
+impl ToSocketAddrs for str {}
+impl sealed::Sealed for str {
+    fn to_lookup(&self) -> Lookup {
+        if let Ok(addr) = self.parse::<SocketAddr>() {
+            return one(addr);
+        }
+        // "host:port"; the port is split off at the last colon, as getaddrinfo users expect.
+        let Some((host, port)) = self.rsplit_once(':') else {
+            return Lookup::Done(Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "invalid socket address: expected host:port",
+            )));
+        };
+        match port.parse::<u16>() {
+            Ok(port) => Lookup::Host(host.to_owned(), port),
+            Err(_) => Lookup::Done(Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "invalid port value",
+            ))),
+        }
+    }
+}
+
+impl ToSocketAddrs for String {}
+impl sealed::Sealed for String {
+    fn to_lookup(&self) -> Lookup {
+        self.as_str().to_lookup()
+    }
+}
+
+impl ToSocketAddrs for [SocketAddr] {}
+impl sealed::Sealed for [SocketAddr] {
+    fn to_lookup(&self) -> Lookup {
+        Lookup::Done(Ok(self.to_vec()))
+    }
+}
+
+impl<T: ToSocketAddrs + ?Sized> ToSocketAddrs for &T {}
+impl<T: ToSocketAddrs + ?Sized> sealed::Sealed for &T {
+    fn to_lookup(&self) -> Lookup {
+        (**self).to_lookup()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sealed::Sealed;
+    use super::*;
+
+    fn done(l: Lookup) -> Vec<SocketAddr> {
+        match l {
+            Lookup::Done(r) => r.unwrap(),
+            Lookup::Host(h, p) => panic!("unexpected lookup of {h}:{p}"),
+        }
+    }
+
+    #[test]
+    fn literals_need_no_lookup() {
+        let v4: SocketAddr = "127.0.0.1:80".parse().unwrap();
+        assert_eq!(done("127.0.0.1:80".to_lookup()), [v4]);
+        assert_eq!(done(("127.0.0.1", 80).to_lookup()), [v4]);
+        assert_eq!(done((Ipv4Addr::LOCALHOST, 80).to_lookup()), [v4]);
+        let v6: SocketAddr = "[::1]:80".parse().unwrap();
+        assert_eq!(done("[::1]:80".to_lookup()), [v6]);
+        assert_eq!(done(("::1", 80).to_lookup()), [v6]);
+    }
+
+    #[test]
+    fn host_names_are_looked_up() {
+        match "localhost:8080".to_lookup() {
+            Lookup::Host(h, p) => assert_eq!((h.as_str(), p), ("localhost", 8080)),
+            Lookup::Done(_) => panic!("expected a lookup"),
+        }
+        assert!(matches!("localhost".to_lookup(), Lookup::Done(Err(_))));
+        assert!(matches!("localhost:x".to_lookup(), Lookup::Done(Err(_))));
+    }
+}

@@ -1,0 +1,324 @@
+//! Every `libc` call overlap-net makes, behind safe wrappers.
+//!
+//! The socket types above this module are plain safe Rust: they only combine these calls with
+//! the reactor's readiness. Nothing here retries: `EAGAIN`, `EINTR` and `EINPROGRESS` are
+//! returned as errors for the caller to turn into a wait.
+
+mod addr;
+#[cfg(feature = "count-syscalls")]
+pub(crate) mod counters;
+
+use std::io;
+use std::mem::{self, ManuallyDrop};
+use std::net::Shutdown;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::time::Duration;
+
+pub(crate) use addr::SockAddr;
+use overlap_runtime::syscall;
+
+/// Counts one I/O syscall of `kind` when the `count-syscalls` feature is on.
+macro_rules! count {
+    ($kind:ident) => {
+        #[cfg(feature = "count-syscalls")]
+        counters::bump(counters::Kind::$kind);
+    };
+}
+
+/// An open socket descriptor, always in non-blocking, close-on-exec mode when created here.
+///
+/// # Invariant
+/// `fd` is an open socket owned by this value; it is closed exactly once, on drop.
+#[derive(Debug)]
+pub(crate) struct Socket {
+    fd: OwnedFd,
+}
+
+impl Socket {
+    /// `socket(domain, ty | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)`.
+    pub(crate) fn new(domain: libc::c_int, ty: libc::c_int) -> io::Result<Socket> {
+        let flags = ty | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
+        // SAFETY: socket takes only integers.
+        let fd = syscall!(socket(domain, flags, 0))?;
+        Ok(Socket {
+            // SAFETY: `fd` was just returned by socket and is owned by nobody else.
+            fd: unsafe { OwnedFd::from_raw_fd(fd) },
+        })
+    }
+
+    /// `socketpair(domain, ty | SOCK_NONBLOCK | SOCK_CLOEXEC)`: two connected sockets.
+    pub(crate) fn pair(domain: libc::c_int, ty: libc::c_int) -> io::Result<(Socket, Socket)> {
+        let flags = ty | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
+        let mut fds = [-1; 2];
+        // SAFETY: `fds` is a writable array of two c_ints, as socketpair requires.
+        syscall!(socketpair(domain, flags, 0, fds.as_mut_ptr()))?;
+        // SAFETY: on success both fds are new and owned by nobody else.
+        let (a, b) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        Ok((Socket { fd: a }, Socket { fd: b }))
+    }
+
+    /// Takes ownership of `fd` as it is (the caller sets non-blocking mode if needed).
+    pub(crate) fn from_owned(fd: OwnedFd) -> Socket {
+        Socket { fd }
+    }
+
+    /// Gives the descriptor back.
+    pub(crate) fn into_owned(self) -> OwnedFd {
+        self.fd
+    }
+
+    fn raw(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+
+    /// Switches `O_NONBLOCK` on or off (`ioctl(FIONBIO)`).
+    pub(crate) fn set_nonblocking(&self, on: bool) -> io::Result<()> {
+        let mut arg = libc::c_int::from(on);
+        // SAFETY: FIONBIO reads one c_int from the pointer, which is valid for the call.
+        syscall!(ioctl(self.raw(), libc::FIONBIO, &mut arg))?;
+        Ok(())
+    }
+
+    pub(crate) fn bind(&self, addr: &SockAddr) -> io::Result<()> {
+        // SAFETY: `addr` points at `len` initialised bytes (SockAddr invariant).
+        syscall!(bind(self.raw(), addr.as_ptr(), addr.len()))?;
+        Ok(())
+    }
+
+    pub(crate) fn listen(&self, backlog: i32) -> io::Result<()> {
+        // SAFETY: listen takes only integers.
+        syscall!(listen(self.raw(), backlog))?;
+        Ok(())
+    }
+
+    /// Starts a connection. On a non-blocking stream socket this usually fails with
+    /// `EINPROGRESS`; the caller then waits for writability and reads [`Socket::take_error`].
+    pub(crate) fn connect(&self, addr: &SockAddr) -> io::Result<()> {
+        // SAFETY: `addr` points at `len` initialised bytes (SockAddr invariant).
+        syscall!(connect(self.raw(), addr.as_ptr(), addr.len()))?;
+        Ok(())
+    }
+
+    /// `accept4` with `SOCK_NONBLOCK | SOCK_CLOEXEC`, so the new socket never exists in
+    /// blocking or inheritable mode, not even for a moment.
+    pub(crate) fn accept(&self) -> io::Result<(Socket, SockAddr)> {
+        let mut addr = SockAddr::empty();
+        let flags = libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
+        count!(Accept);
+        // SAFETY: `addr` is a writable sockaddr_storage and its length field says how large.
+        let fd = syscall!(accept4(
+            self.raw(),
+            addr.as_mut_ptr(),
+            addr.len_mut(),
+            flags
+        ))?;
+        addr.clamp_len();
+        let sock = Socket {
+            // SAFETY: `fd` was just returned by accept4 and is owned by nobody else.
+            fd: unsafe { OwnedFd::from_raw_fd(fd) },
+        };
+        Ok((sock, addr))
+    }
+
+    /// `recv(buf, flags)`.
+    pub(crate) fn recv(&self, buf: &mut [u8], flags: libc::c_int) -> io::Result<usize> {
+        count!(Recv);
+        // SAFETY: `buf` is valid for writes of `buf.len()` bytes.
+        let n = syscall!(recv(self.raw(), buf.as_mut_ptr().cast(), buf.len(), flags))?;
+        Ok(n as usize)
+    }
+
+    /// `recvfrom(buf, flags)` with the sender's address.
+    pub(crate) fn recv_from(
+        &self,
+        buf: &mut [u8],
+        flags: libc::c_int,
+    ) -> io::Result<(usize, SockAddr)> {
+        let mut addr = SockAddr::empty();
+        count!(Recv);
+        // SAFETY: `buf` is valid for writes of its length; `addr` is a writable
+        // sockaddr_storage whose length field says how large it is.
+        let n = syscall!(recvfrom(
+            self.raw(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            flags,
+            addr.as_mut_ptr(),
+            addr.len_mut()
+        ))?;
+        addr.clamp_len();
+        Ok((n as usize, addr))
+    }
+
+    /// `send(buf, MSG_NOSIGNAL)`: a write to a reset connection returns `EPIPE` instead of
+    /// raising `SIGPIPE`.
+    pub(crate) fn send(&self, buf: &[u8]) -> io::Result<usize> {
+        count!(Send);
+        // SAFETY: `buf` is valid for reads of `buf.len()` bytes.
+        let n = syscall!(send(
+            self.raw(),
+            buf.as_ptr().cast(),
+            buf.len(),
+            libc::MSG_NOSIGNAL
+        ))?;
+        Ok(n as usize)
+    }
+
+    /// `sendto(buf, MSG_NOSIGNAL, addr)`.
+    pub(crate) fn send_to(&self, buf: &[u8], addr: &SockAddr) -> io::Result<usize> {
+        count!(Send);
+        // SAFETY: `buf` is valid for reads of its length; `addr` points at `len` initialised
+        // bytes.
+        let n = syscall!(sendto(
+            self.raw(),
+            buf.as_ptr().cast(),
+            buf.len(),
+            libc::MSG_NOSIGNAL,
+            addr.as_ptr(),
+            addr.len()
+        ))?;
+        Ok(n as usize)
+    }
+
+    /// `sendmsg` of several buffers with `MSG_NOSIGNAL`.
+    pub(crate) fn send_vectored(&self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        // SAFETY: msghdr is plain old data; all zeroes is a valid (empty) message.
+        let mut msg: libc::msghdr = unsafe { mem::zeroed() };
+        // IoSlice is guaranteed ABI-compatible with iovec on Unix. The kernel caps the count
+        // at IOV_MAX (1024) and fails with EINVAL beyond it, so send at most that many.
+        let count = bufs.len().min(1024);
+        msg.msg_iov = bufs.as_ptr().cast_mut().cast();
+        msg.msg_iovlen = count as _;
+        count!(Send);
+        // SAFETY: `msg` points at `count` iovecs (IoSlice has iovec's layout) that stay
+        // borrowed for the call; the kernel only reads them.
+        let n = syscall!(sendmsg(self.raw(), &msg, libc::MSG_NOSIGNAL))?;
+        Ok(n as usize)
+    }
+
+    pub(crate) fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        let how = match how {
+            Shutdown::Read => libc::SHUT_RD,
+            Shutdown::Write => libc::SHUT_WR,
+            Shutdown::Both => libc::SHUT_RDWR,
+        };
+        // SAFETY: shutdown takes only integers.
+        syscall!(shutdown(self.raw(), how))?;
+        Ok(())
+    }
+
+    pub(crate) fn local_addr(&self) -> io::Result<SockAddr> {
+        let mut addr = SockAddr::empty();
+        // SAFETY: `addr` is a writable sockaddr_storage whose length field says how large.
+        syscall!(getsockname(self.raw(), addr.as_mut_ptr(), addr.len_mut()))?;
+        addr.clamp_len();
+        Ok(addr)
+    }
+
+    pub(crate) fn peer_addr(&self) -> io::Result<SockAddr> {
+        let mut addr = SockAddr::empty();
+        // SAFETY: as in `local_addr`.
+        syscall!(getpeername(self.raw(), addr.as_mut_ptr(), addr.len_mut()))?;
+        addr.clamp_len();
+        Ok(addr)
+    }
+
+    /// Reads and clears `SO_ERROR`: the result of a non-blocking connect, or an asynchronous
+    /// error such as the ICMP "port unreachable" on a connected UDP socket.
+    pub(crate) fn take_error(&self) -> io::Result<Option<io::Error>> {
+        let err: libc::c_int = self.getsockopt(libc::SOL_SOCKET, libc::SO_ERROR)?;
+        Ok((err != 0).then(|| io::Error::from_raw_os_error(err)))
+    }
+
+    /// `setsockopt` with a plain value (`c_int`, `linger`, `ip_mreq`...).
+    pub(crate) fn setsockopt<T: Copy>(
+        &self,
+        level: libc::c_int,
+        name: libc::c_int,
+        value: T,
+    ) -> io::Result<()> {
+        // SAFETY: `value` is a live, initialised T of the size passed; callers pass the type
+        // the option expects, and the kernel rejects a wrong size with EINVAL.
+        syscall!(setsockopt(
+            self.raw(),
+            level,
+            name,
+            (&value as *const T).cast(),
+            mem::size_of::<T>() as libc::socklen_t
+        ))?;
+        Ok(())
+    }
+
+    /// `getsockopt` into a plain value. `T` must be valid for any bit pattern.
+    pub(crate) fn getsockopt<T: Copy>(
+        &self,
+        level: libc::c_int,
+        name: libc::c_int,
+    ) -> io::Result<T> {
+        let mut value = mem::MaybeUninit::<T>::zeroed();
+        let mut len = mem::size_of::<T>() as libc::socklen_t;
+        // SAFETY: `value` is writable for `len` bytes; the kernel writes at most `len`.
+        syscall!(getsockopt(
+            self.raw(),
+            level,
+            name,
+            value.as_mut_ptr().cast(),
+            &mut len
+        ))?;
+        // SAFETY: the value started zeroed and the kernel wrote at most its size; callers only
+        // use integer-like types (c_int, linger, ucred) for which any bytes are valid.
+        Ok(unsafe { value.assume_init() })
+    }
+
+    /// Sets a boolean option (`c_int` 0 or 1).
+    pub(crate) fn set_flag(
+        &self,
+        level: libc::c_int,
+        name: libc::c_int,
+        on: bool,
+    ) -> io::Result<()> {
+        self.setsockopt(level, name, libc::c_int::from(on))
+    }
+
+    /// Reads a boolean option.
+    pub(crate) fn flag(&self, level: libc::c_int, name: libc::c_int) -> io::Result<bool> {
+        Ok(self.getsockopt::<libc::c_int>(level, name)? != 0)
+    }
+
+    /// `SO_LINGER`: `None` turns it off; `Some(0)` makes `close` send a reset.
+    pub(crate) fn set_linger(&self, dur: Option<Duration>) -> io::Result<()> {
+        let linger = libc::linger {
+            l_onoff: libc::c_int::from(dur.is_some()),
+            l_linger: dur.map_or(0, |d| {
+                d.as_secs().min(libc::c_int::MAX as u64) as libc::c_int
+            }),
+        };
+        self.setsockopt(libc::SOL_SOCKET, libc::SO_LINGER, linger)
+    }
+
+    pub(crate) fn linger(&self) -> io::Result<Option<Duration>> {
+        let l: libc::linger = self.getsockopt(libc::SOL_SOCKET, libc::SO_LINGER)?;
+        Ok((l.l_onoff != 0).then(|| Duration::from_secs(l.l_linger.max(0) as u64)))
+    }
+
+    /// Runs `f` on a std socket type viewing this fd without taking ownership, for the few
+    /// things std already decodes well (Unix socket addresses).
+    pub(crate) fn with_std<S: FromRawFd + IntoRawFd, R>(&self, f: impl FnOnce(&S) -> R) -> R {
+        // SAFETY: the fd is open for the whole call (we hold `&self`), and ManuallyDrop keeps
+        // the temporary std value from closing it.
+        let view = ManuallyDrop::new(unsafe { S::from_raw_fd(self.raw()) });
+        f(&view)
+    }
+}
+
+impl AsRawFd for Socket {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+}
+
+impl AsFd for Socket {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}

@@ -1,0 +1,230 @@
+//! `TcpListener`: a listening TCP socket.
+
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+
+use futures_core::Stream;
+use overlap_runtime::AsyncFd;
+
+use super::stream::TcpStream;
+use crate::resolve::{try_each, ToSocketAddrs};
+use crate::sys::{SockAddr, Socket};
+
+/// The backlog `bind` asks for; the kernel caps it at `net.core.somaxconn`.
+pub(crate) const DEFAULT_BACKLOG: i32 = 1024;
+
+/// A TCP socket listening for connections.
+///
+/// ```
+/// use overlap::net::TcpListener;
+///
+/// overlap::block_on(async {
+///     let listener = TcpListener::bind("127.0.0.1:0").await?;
+///     let addr = listener.local_addr()?;
+///     let client = overlap::spawn(async move { overlap::net::TcpStream::connect(addr).await });
+///     let (stream, peer) = listener.accept().await?;
+///     assert_eq!(stream.peer_addr()?, peer);
+///     client.await.unwrap()?;
+///     std::io::Result::Ok(())
+/// })
+/// .unwrap();
+/// ```
+///
+/// # Running out of file descriptors
+///
+/// When the process (`EMFILE`) or the system (`ENFILE`) has no descriptor left, `accept`
+/// returns that error and the pending connection stays in the kernel's queue. The listener is
+/// not harmed: once descriptors are freed, the next `accept` takes it. Retrying at once would
+/// only spin (each retry spends the task's cooperative budget, so other tasks still run, but
+/// the CPU burns), so back off briefly:
+///
+/// ```
+/// use std::time::Duration;
+/// use overlap::net::TcpListener;
+///
+/// /// Whether an accept error means "no descriptors or memory left right now".
+/// fn is_resource_exhausted(e: &std::io::Error) -> bool {
+///     matches!(
+///         e.raw_os_error(),
+///         Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+///     )
+/// }
+///
+/// async fn serve(listener: TcpListener) -> std::io::Result<()> {
+///     loop {
+///         match listener.accept().await {
+///             Ok((stream, _)) => {
+///                 overlap::spawn(async move { drop(stream) });
+///             }
+///             // Let other tasks finish and close their sockets, then try again.
+///             Err(e) if is_resource_exhausted(&e) => {
+///                 overlap::time::sleep(Duration::from_millis(10)).await
+///             }
+///             Err(e) => return Err(e),
+///         }
+///     }
+/// }
+/// # let _ = serve;
+/// ```
+pub struct TcpListener {
+    io: AsyncFd<Socket>,
+}
+
+impl TcpListener {
+    /// Binds to `addr` (trying each resolved address in turn) and listens, with
+    /// `SO_REUSEADDR` on and a backlog of 1024. Port 0 picks a free port; see
+    /// [`local_addr`](Self::local_addr).
+    pub async fn bind<A: ToSocketAddrs>(addr: A) -> io::Result<TcpListener> {
+        try_each(addr, |a| async move {
+            let sock = Socket::new(SockAddr::domain_of(&a), libc::SOCK_STREAM)?;
+            sock.set_flag(libc::SOL_SOCKET, libc::SO_REUSEADDR, true)?;
+            sock.bind(&SockAddr::from(a))?;
+            sock.listen(DEFAULT_BACKLOG)?;
+            TcpListener::from_socket(sock)
+        })
+        .await
+    }
+
+    pub(crate) fn from_socket(sock: Socket) -> io::Result<TcpListener> {
+        Ok(TcpListener {
+            io: AsyncFd::new(sock)?,
+        })
+    }
+
+    /// Wraps a listening std socket, switching it to non-blocking mode. Must be called inside
+    /// a runtime.
+    pub fn from_std(listener: std::net::TcpListener) -> io::Result<TcpListener> {
+        let sock = Socket::from_owned(OwnedFd::from(listener));
+        sock.set_nonblocking(true)?;
+        TcpListener::from_socket(sock)
+    }
+
+    /// Removes the listener from the reactor and returns it as a std listener, still in
+    /// non-blocking mode.
+    pub fn into_std(self) -> io::Result<std::net::TcpListener> {
+        Ok(std::net::TcpListener::from(
+            self.io.into_inner().into_owned(),
+        ))
+    }
+
+    /// Waits for a connection and returns it with the peer's address.
+    ///
+    /// The new socket is created non-blocking and close-on-exec in one `accept4`. Errors
+    /// such as `EMFILE` are returned as they are; see the type's documentation for the
+    /// back-off pattern.
+    pub async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
+        std::future::poll_fn(|cx| self.poll_accept(cx)).await
+    }
+
+    /// Polls for a connection: the poll form of [`accept`](Self::accept).
+    pub fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<(TcpStream, SocketAddr)>> {
+        let (sock, addr) = ready!(crate::io::poll_read_with(&self.io, cx, accept_one, |_| {
+            false
+        }))?;
+        let stream = TcpStream::from_socket(sock)?;
+        Poll::Ready(Ok((stream, addr.to_inet()?)))
+    }
+
+    /// A stream of incoming connections: `accept` in a loop. It never ends; errors are
+    /// yielded as items, and the stream can be polled again after one.
+    pub fn incoming(&self) -> Incoming<'_> {
+        Incoming { listener: self }
+    }
+
+    /// The address the listener is bound to (with the port the kernel chose for port 0).
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.io.get_ref().local_addr()?.to_inet()
+    }
+
+    /// Sets `IP_TTL` for the connections' packets.
+    pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
+        self.io
+            .get_ref()
+            .setsockopt(libc::IPPROTO_IP, libc::IP_TTL, ttl as libc::c_int)
+    }
+
+    /// The `IP_TTL` setting.
+    pub fn ttl(&self) -> io::Result<u32> {
+        let ttl: libc::c_int = self
+            .io
+            .get_ref()
+            .getsockopt(libc::IPPROTO_IP, libc::IP_TTL)?;
+        Ok(ttl as u32)
+    }
+
+    /// Reads and clears the socket's pending error (`SO_ERROR`).
+    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+        self.io.get_ref().take_error()
+    }
+}
+
+/// One `accept4`. `ECONNABORTED` (the peer reset the connection while it waited in the
+/// queue) is turned into `Interrupted`, so the caller just tries the next one. `EMFILE` and
+/// `ENFILE` are returned without clearing readiness: the connection is still queued.
+fn accept_one(sock: &Socket) -> io::Result<(Socket, SockAddr)> {
+    match sock.accept() {
+        Err(e) if e.raw_os_error() == Some(libc::ECONNABORTED) => {
+            Err(io::Error::from(io::ErrorKind::Interrupted))
+        }
+        res => res,
+    }
+}
+
+/// The stream of connections returned by [`TcpListener::incoming`].
+#[derive(Debug)]
+#[must_use = "streams do nothing unless polled"]
+pub struct Incoming<'a> {
+    listener: &'a TcpListener,
+}
+
+impl Stream for Incoming<'_> {
+    type Item = io::Result<TcpStream>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let res = ready!(self.listener.poll_accept(cx));
+        Poll::Ready(Some(res.map(|(stream, _)| stream)))
+    }
+}
+
+impl AsRawFd for TcpListener {
+    fn as_raw_fd(&self) -> RawFd {
+        self.io.as_raw_fd()
+    }
+}
+
+impl AsFd for TcpListener {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.io.get_ref().as_fd()
+    }
+}
+
+impl TryFrom<OwnedFd> for TcpListener {
+    type Error = io::Error;
+
+    /// Registers a listening TCP socket fd, switching it to non-blocking mode. Must be
+    /// called inside a runtime.
+    fn try_from(fd: OwnedFd) -> io::Result<TcpListener> {
+        TcpListener::from_std(std::net::TcpListener::from(fd))
+    }
+}
+
+impl From<TcpListener> for OwnedFd {
+    /// Deregisters the listener and hands back its fd (still non-blocking).
+    fn from(listener: TcpListener) -> OwnedFd {
+        listener.io.into_inner().into_owned()
+    }
+}
+
+impl fmt::Debug for TcpListener {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("TcpListener");
+        if let Ok(addr) = self.local_addr() {
+            d.field("addr", &addr);
+        }
+        d.field("fd", &self.as_raw_fd()).finish()
+    }
+}

@@ -1,0 +1,13 @@
+//! TCP: listeners, streams, their halves, and unconnected sockets to configure first.
+
+mod listener;
+mod socket;
+mod split;
+mod stream;
+
+pub(crate) use listener::DEFAULT_BACKLOG;
+pub use listener::{Incoming, TcpListener};
+pub use socket::TcpSocket;
+pub use split::{OwnedReadHalf, OwnedWriteHalf, ReadHalf, ReuniteError, WriteHalf};
+pub(crate) use stream::impl_stream_io;
+pub use stream::TcpStream;

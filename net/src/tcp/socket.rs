@@ -1,0 +1,169 @@
+//! `TcpSocket`: a TCP socket to configure before it connects or listens.
+
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+
+use super::{TcpListener, TcpStream};
+use crate::sys::{SockAddr, Socket};
+
+/// A TCP socket that has not connected or listened yet: set options (`SO_REUSEPORT`, buffer
+/// sizes...), bind, then [`listen`](Self::listen) or [`connect`](Self::connect).
+///
+/// A thread-per-core server binds one listener per thread to the same port with
+/// `SO_REUSEPORT`, and the kernel spreads connections across them:
+///
+/// ```
+/// use overlap::net::TcpSocket;
+///
+/// overlap::block_on(async {
+///     let first = TcpSocket::new_v4()?;
+///     first.set_reuseport(true)?;
+///     first.bind("127.0.0.1:0".parse().unwrap())?;
+///     let addr = first.local_addr()?;
+///     let a = first.listen(128)?;
+///
+///     let second = TcpSocket::new_v4()?;
+///     second.set_reuseport(true)?;
+///     second.bind(addr)?;
+///     let b = second.listen(128)?;
+///     assert_eq!(a.local_addr()?, b.local_addr()?);
+///
+///     let client = TcpSocket::new_v4()?;
+///     client.set_nodelay(true)?;
+///     let stream = client.connect(addr).await?;
+///     assert_eq!(stream.peer_addr()?, addr);
+///     std::io::Result::Ok(())
+/// })
+/// .unwrap();
+/// ```
+#[derive(Debug)]
+pub struct TcpSocket {
+    sock: Socket,
+}
+
+impl TcpSocket {
+    /// A new IPv4 TCP socket (non-blocking, close-on-exec).
+    pub fn new_v4() -> io::Result<TcpSocket> {
+        Ok(TcpSocket {
+            sock: Socket::new(libc::AF_INET, libc::SOCK_STREAM)?,
+        })
+    }
+
+    /// A new IPv6 TCP socket (non-blocking, close-on-exec).
+    pub fn new_v6() -> io::Result<TcpSocket> {
+        Ok(TcpSocket {
+            sock: Socket::new(libc::AF_INET6, libc::SOCK_STREAM)?,
+        })
+    }
+
+    /// Sets `SO_REUSEADDR`: bind to a port with connections still in `TIME_WAIT`.
+    pub fn set_reuseaddr(&self, on: bool) -> io::Result<()> {
+        self.sock.set_flag(libc::SOL_SOCKET, libc::SO_REUSEADDR, on)
+    }
+
+    /// Whether `SO_REUSEADDR` is on.
+    pub fn reuseaddr(&self) -> io::Result<bool> {
+        self.sock.flag(libc::SOL_SOCKET, libc::SO_REUSEADDR)
+    }
+
+    /// Sets `SO_REUSEPORT`: several sockets of the same user may bind the same address, and
+    /// the kernel balances incoming connections between their listeners.
+    pub fn set_reuseport(&self, on: bool) -> io::Result<()> {
+        self.sock.set_flag(libc::SOL_SOCKET, libc::SO_REUSEPORT, on)
+    }
+
+    /// Whether `SO_REUSEPORT` is on.
+    pub fn reuseport(&self) -> io::Result<bool> {
+        self.sock.flag(libc::SOL_SOCKET, libc::SO_REUSEPORT)
+    }
+
+    /// Sets `TCP_NODELAY` (see [`TcpStream::set_nodelay`]); connections accepted by a
+    /// listener made from this socket inherit it.
+    pub fn set_nodelay(&self, on: bool) -> io::Result<()> {
+        self.sock.set_flag(libc::IPPROTO_TCP, libc::TCP_NODELAY, on)
+    }
+
+    /// Whether `TCP_NODELAY` is on.
+    pub fn nodelay(&self) -> io::Result<bool> {
+        self.sock.flag(libc::IPPROTO_TCP, libc::TCP_NODELAY)
+    }
+
+    /// Sets `SO_SNDBUF` (the kernel doubles the value for its bookkeeping).
+    pub fn set_send_buffer_size(&self, size: u32) -> io::Result<()> {
+        let size = size.min(libc::c_int::MAX as u32) as libc::c_int;
+        self.sock
+            .setsockopt(libc::SOL_SOCKET, libc::SO_SNDBUF, size)
+    }
+
+    /// The `SO_SNDBUF` setting.
+    pub fn send_buffer_size(&self) -> io::Result<u32> {
+        let size: libc::c_int = self.sock.getsockopt(libc::SOL_SOCKET, libc::SO_SNDBUF)?;
+        Ok(size as u32)
+    }
+
+    /// Sets `SO_RCVBUF` (the kernel doubles the value for its bookkeeping).
+    pub fn set_recv_buffer_size(&self, size: u32) -> io::Result<()> {
+        let size = size.min(libc::c_int::MAX as u32) as libc::c_int;
+        self.sock
+            .setsockopt(libc::SOL_SOCKET, libc::SO_RCVBUF, size)
+    }
+
+    /// The `SO_RCVBUF` setting.
+    pub fn recv_buffer_size(&self) -> io::Result<u32> {
+        let size: libc::c_int = self.sock.getsockopt(libc::SOL_SOCKET, libc::SO_RCVBUF)?;
+        Ok(size as u32)
+    }
+
+    /// Binds to a local address (port 0 picks a free port).
+    pub fn bind(&self, addr: SocketAddr) -> io::Result<()> {
+        self.sock.bind(&SockAddr::from(addr))
+    }
+
+    /// The bound local address.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.sock.local_addr()?.to_inet()
+    }
+
+    /// Starts listening with the given backlog and registers the listener with the
+    /// runtime. Must be called inside a runtime.
+    pub fn listen(self, backlog: u32) -> io::Result<TcpListener> {
+        self.sock
+            .listen(backlog.min(libc::c_int::MAX as u32) as libc::c_int)?;
+        TcpListener::from_socket(self.sock)
+    }
+
+    /// Connects to `addr` without blocking (see [`TcpStream::connect`]). Dropping the
+    /// future closes the socket.
+    pub async fn connect(self, addr: SocketAddr) -> io::Result<TcpStream> {
+        TcpStream::connect_socket(self.sock, addr).await
+    }
+}
+
+impl AsRawFd for TcpSocket {
+    fn as_raw_fd(&self) -> RawFd {
+        self.sock.as_raw_fd()
+    }
+}
+
+impl AsFd for TcpSocket {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.sock.as_fd()
+    }
+}
+
+impl From<OwnedFd> for TcpSocket {
+    /// Takes a TCP socket fd as it is. It should be non-blocking (`SOCK_NONBLOCK`) for
+    /// [`listen`](Self::listen) and [`connect`](Self::connect) to work as documented.
+    fn from(fd: OwnedFd) -> TcpSocket {
+        TcpSocket {
+            sock: Socket::from_owned(fd),
+        }
+    }
+}
+
+impl From<TcpSocket> for OwnedFd {
+    fn from(socket: TcpSocket) -> OwnedFd {
+        socket.sock.into_owned()
+    }
+}

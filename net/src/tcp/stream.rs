@@ -1,0 +1,317 @@
+//! `TcpStream`: a connected TCP socket.
+
+use std::fmt;
+use std::io;
+use std::net::{Shutdown, SocketAddr};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use overlap_runtime::AsyncFd;
+
+use super::split::{split, split_owned, OwnedReadHalf, OwnedWriteHalf, ReadHalf, WriteHalf};
+use crate::io::{poll_read_stream, poll_write_stream, poll_write_vectored_stream};
+use crate::resolve::{try_each, ToSocketAddrs};
+use crate::sys::{SockAddr, Socket};
+
+/// A TCP connection on the reactor, readable and writable through futures-io's
+/// [`AsyncRead`](futures_util::io::AsyncRead) and [`AsyncWrite`](futures_util::io::AsyncWrite).
+///
+/// Reads and writes never return `WouldBlock` or `Interrupted`: they wait for the socket
+/// instead. Writes use `MSG_NOSIGNAL`, so writing to a reset connection fails with
+/// `BrokenPipe` or `ConnectionReset` instead of killing the process with `SIGPIPE`.
+///
+/// - After the peer shuts down its write side, reads return `Ok(0)`, and keep returning it;
+///   writes go on working until the peer closes completely.
+/// - [`AsyncWriteExt::close`](futures_util::io::AsyncWriteExt::close) (`poll_close`) shuts
+///   down the write side only; the peer reads EOF and can still send.
+/// - Dropping the stream closes the socket.
+/// - One task may read while another writes (see [`TcpStream::split`] and
+///   [`TcpStream::into_split`]); two tasks reading at once wake only the last one.
+///
+/// ```
+/// use overlap::io::{AsyncReadExt, AsyncWriteExt};
+/// use overlap::net::{TcpListener, TcpStream};
+///
+/// overlap::block_on(async {
+///     let listener = TcpListener::bind("127.0.0.1:0").await?;
+///     let addr = listener.local_addr()?;
+///     let server = overlap::spawn(async move {
+///         let (mut conn, _) = listener.accept().await?;
+///         let mut buf = [0u8; 5];
+///         conn.read_exact(&mut buf).await?;
+///         conn.write_all(&buf).await?;
+///         std::io::Result::Ok(())
+///     });
+///
+///     let mut stream = TcpStream::connect(addr).await?;
+///     stream.write_all(b"hello").await?;
+///     let mut reply = [0u8; 5];
+///     stream.read_exact(&mut reply).await?;
+///     assert_eq!(&reply, b"hello");
+///     server.await.unwrap()?;
+///     std::io::Result::Ok(())
+/// })
+/// .unwrap();
+/// ```
+pub struct TcpStream {
+    pub(crate) io: AsyncFd<Socket>,
+}
+
+impl TcpStream {
+    /// Connects to `addr`, trying each resolved address in turn.
+    ///
+    /// A refused port fails promptly with `ConnectionRefused`. Host names are resolved on the
+    /// blocking pool. Dropping the future before it completes closes the half-open socket,
+    /// so `connect` can be put under a timeout.
+    pub async fn connect<A: ToSocketAddrs>(addr: A) -> io::Result<TcpStream> {
+        try_each(addr, |a| async move {
+            let sock = Socket::new(SockAddr::domain_of(&a), libc::SOCK_STREAM)?;
+            TcpStream::connect_socket(sock, a).await
+        })
+        .await
+    }
+
+    pub(crate) async fn connect_socket(sock: Socket, addr: SocketAddr) -> io::Result<TcpStream> {
+        let io = crate::connect::connect(sock, &SockAddr::from(addr)).await?;
+        Ok(TcpStream { io })
+    }
+
+    /// Registers a connected socket (already non-blocking).
+    pub(crate) fn from_socket(sock: Socket) -> io::Result<TcpStream> {
+        Ok(TcpStream {
+            io: AsyncFd::new(sock)?,
+        })
+    }
+
+    /// Wraps a connected std stream, switching it to non-blocking mode.
+    ///
+    /// Must be called inside a runtime.
+    pub fn from_std(stream: std::net::TcpStream) -> io::Result<TcpStream> {
+        let sock = Socket::from_owned(OwnedFd::from(stream));
+        sock.set_nonblocking(true)?;
+        TcpStream::from_socket(sock)
+    }
+
+    /// Removes the stream from the reactor and returns it as a std stream, still in
+    /// non-blocking mode (call `set_nonblocking(false)` to block on it).
+    pub fn into_std(self) -> io::Result<std::net::TcpStream> {
+        Ok(std::net::TcpStream::from(self.io.into_inner().into_owned()))
+    }
+
+    /// The address of the remote end.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.io.get_ref().peer_addr()?.to_inet()
+    }
+
+    /// The local address of this end.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.io.get_ref().local_addr()?.to_inet()
+    }
+
+    /// Sets `TCP_NODELAY`: when on, small writes go out at once instead of being coalesced
+    /// by Nagle's algorithm.
+    pub fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
+        self.io
+            .get_ref()
+            .set_flag(libc::IPPROTO_TCP, libc::TCP_NODELAY, nodelay)
+    }
+
+    /// Whether `TCP_NODELAY` is on.
+    pub fn nodelay(&self) -> io::Result<bool> {
+        self.io.get_ref().flag(libc::IPPROTO_TCP, libc::TCP_NODELAY)
+    }
+
+    /// Sets `SO_KEEPALIVE`: the kernel probes an idle connection and fails it if the peer
+    /// is gone.
+    pub fn set_keepalive(&self, keepalive: bool) -> io::Result<()> {
+        self.io
+            .get_ref()
+            .set_flag(libc::SOL_SOCKET, libc::SO_KEEPALIVE, keepalive)
+    }
+
+    /// Whether `SO_KEEPALIVE` is on.
+    pub fn keepalive(&self) -> io::Result<bool> {
+        self.io.get_ref().flag(libc::SOL_SOCKET, libc::SO_KEEPALIVE)
+    }
+
+    /// Sets `SO_LINGER`. `Some(Duration::ZERO)` makes dropping the stream reset the
+    /// connection (RST) instead of closing it gracefully; `None` restores the default.
+    pub fn set_linger(&self, dur: Option<Duration>) -> io::Result<()> {
+        self.io.get_ref().set_linger(dur)
+    }
+
+    /// The `SO_LINGER` setting.
+    pub fn linger(&self) -> io::Result<Option<Duration>> {
+        self.io.get_ref().linger()
+    }
+
+    /// Sets the IP time-to-live of outgoing packets (`IP_TTL`, IPv4 sockets).
+    pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
+        self.io
+            .get_ref()
+            .setsockopt(libc::IPPROTO_IP, libc::IP_TTL, ttl as libc::c_int)
+    }
+
+    /// The `IP_TTL` setting.
+    pub fn ttl(&self) -> io::Result<u32> {
+        let ttl: libc::c_int = self
+            .io
+            .get_ref()
+            .getsockopt(libc::IPPROTO_IP, libc::IP_TTL)?;
+        Ok(ttl as u32)
+    }
+
+    /// Reads and clears the socket's pending error (`SO_ERROR`).
+    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+        self.io.get_ref().take_error()
+    }
+
+    /// Reads data without removing it from the receive queue, waiting until some arrives.
+    /// Returns 0 at EOF.
+    pub async fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
+        crate::io::read_io(&self.io, |s| s.recv(buf, libc::MSG_PEEK)).await
+    }
+
+    /// Shuts down the read side, the write side or both (`shutdown(2)`); does not wait.
+    ///
+    /// After `Shutdown::Write` the peer reads EOF, and this side can still read what the
+    /// peer sends.
+    pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        self.io.get_ref().shutdown(how)
+    }
+
+    /// Borrowed halves, for reading and writing from two futures at once (for example in a
+    /// `select` or a `join` within one task).
+    pub fn split(&mut self) -> (ReadHalf<'_>, WriteHalf<'_>) {
+        split(self)
+    }
+
+    /// Owned halves, for reading and writing from two tasks. Dropping (or closing) the
+    /// write half shuts down the write side; [`OwnedReadHalf::reunite`] puts them back
+    /// together.
+    pub fn into_split(self) -> (OwnedReadHalf, OwnedWriteHalf) {
+        split_owned(self)
+    }
+
+    pub(crate) fn poll_read_priv(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        poll_read_stream(&self.io, cx, buf)
+    }
+
+    pub(crate) fn poll_write_priv(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        poll_write_stream(&self.io, cx, buf)
+    }
+
+    pub(crate) fn poll_write_vectored_priv(
+        &self,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        poll_write_vectored_stream(&self.io, cx, bufs)
+    }
+
+    pub(crate) fn shutdown_write(&self) -> io::Result<()> {
+        crate::io::shutdown_write(&self.io)
+    }
+}
+
+/// `AsyncRead`/`AsyncWrite` for a stream type and for a shared reference to it, delegating
+/// to its `poll_*_priv` methods.
+macro_rules! impl_stream_io {
+    ($($t:ty),*) => {$(
+        impl futures_util::io::AsyncRead for $t {
+            fn poll_read(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+                buf: &mut [u8],
+            ) -> std::task::Poll<std::io::Result<usize>> {
+                self.poll_read_priv(cx, buf)
+            }
+        }
+
+        impl futures_util::io::AsyncWrite for $t {
+            fn poll_write(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+                buf: &[u8],
+            ) -> std::task::Poll<std::io::Result<usize>> {
+                self.poll_write_priv(cx, buf)
+            }
+
+            fn poll_write_vectored(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+                bufs: &[std::io::IoSlice<'_>],
+            ) -> std::task::Poll<std::io::Result<usize>> {
+                self.poll_write_vectored_priv(cx, bufs)
+            }
+
+            fn poll_flush(
+                self: std::pin::Pin<&mut Self>,
+                _cx: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<std::io::Result<()>> {
+                std::task::Poll::Ready(Ok(()))
+            }
+
+            fn poll_close(
+                self: std::pin::Pin<&mut Self>,
+                _cx: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<std::io::Result<()>> {
+                std::task::Poll::Ready(self.shutdown_write())
+            }
+        }
+    )*};
+}
+pub(crate) use impl_stream_io;
+
+impl_stream_io!(TcpStream, &TcpStream);
+
+impl AsRawFd for TcpStream {
+    fn as_raw_fd(&self) -> RawFd {
+        self.io.as_raw_fd()
+    }
+}
+
+impl AsFd for TcpStream {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.io.get_ref().as_fd()
+    }
+}
+
+impl TryFrom<OwnedFd> for TcpStream {
+    type Error = io::Error;
+
+    /// Registers a connected TCP socket fd, switching it to non-blocking mode. Must be
+    /// called inside a runtime.
+    fn try_from(fd: OwnedFd) -> io::Result<TcpStream> {
+        TcpStream::from_std(std::net::TcpStream::from(fd))
+    }
+}
+
+impl From<TcpStream> for OwnedFd {
+    /// Deregisters the stream and hands back its fd (still non-blocking).
+    fn from(stream: TcpStream) -> OwnedFd {
+        stream.io.into_inner().into_owned()
+    }
+}
+
+impl fmt::Debug for TcpStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("TcpStream");
+        if let Ok(addr) = self.local_addr() {
+            d.field("local", &addr);
+        }
+        if let Ok(addr) = self.peer_addr() {
+            d.field("peer", &addr);
+        }
+        d.field("fd", &self.as_raw_fd()).finish()
+    }
+}

@@ -1,0 +1,275 @@
+//! `UdpSocket`: datagrams over IP.
+
+use std::fmt;
+use std::io;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+
+use overlap_runtime::AsyncFd;
+
+use crate::io::{read_io, write_io};
+use crate::resolve::{resolve, try_each, ToSocketAddrs};
+use crate::sys::{SockAddr, Socket};
+
+/// A UDP socket on the reactor.
+///
+/// Each `recv` returns one datagram; one longer than the buffer is truncated (the rest is
+/// lost). Readiness is only cleared on `EAGAIN` here, since a short datagram says nothing
+/// about what else is queued.
+///
+/// On a [connected](Self::connect) socket, an ICMP "port unreachable" from the peer is
+/// reported by a later `send` or `recv` as `ConnectionRefused`.
+///
+/// ```
+/// use overlap::net::UdpSocket;
+///
+/// overlap::block_on(async {
+///     let a = UdpSocket::bind("127.0.0.1:0").await?;
+///     let b = UdpSocket::bind("127.0.0.1:0").await?;
+///     a.send_to(b"ping", b.local_addr()?).await?;
+///     let mut buf = [0u8; 16];
+///     let (n, from) = b.recv_from(&mut buf).await?;
+///     assert_eq!((&buf[..n], from), (&b"ping"[..], a.local_addr()?));
+///     std::io::Result::Ok(())
+/// })
+/// .unwrap();
+/// ```
+pub struct UdpSocket {
+    io: AsyncFd<Socket>,
+}
+
+impl UdpSocket {
+    /// Binds to `addr`, trying each resolved address in turn (port 0 picks a free port).
+    pub async fn bind<A: ToSocketAddrs>(addr: A) -> io::Result<UdpSocket> {
+        try_each(addr, |a| async move {
+            let sock = Socket::new(SockAddr::domain_of(&a), libc::SOCK_DGRAM)?;
+            sock.bind(&SockAddr::from(a))?;
+            UdpSocket::from_socket(sock)
+        })
+        .await
+    }
+
+    fn from_socket(sock: Socket) -> io::Result<UdpSocket> {
+        Ok(UdpSocket {
+            io: AsyncFd::new(sock)?,
+        })
+    }
+
+    /// Wraps a std socket, switching it to non-blocking mode. Must be called inside a
+    /// runtime.
+    pub fn from_std(socket: std::net::UdpSocket) -> io::Result<UdpSocket> {
+        let sock = Socket::from_owned(OwnedFd::from(socket));
+        sock.set_nonblocking(true)?;
+        UdpSocket::from_socket(sock)
+    }
+
+    /// Removes the socket from the reactor and returns it as a std socket, still in
+    /// non-blocking mode.
+    pub fn into_std(self) -> io::Result<std::net::UdpSocket> {
+        Ok(std::net::UdpSocket::from(self.io.into_inner().into_owned()))
+    }
+
+    /// Sets the default peer for [`send`](Self::send) and the only source
+    /// [`recv`](Self::recv) accepts. Tries each resolved address until one is accepted.
+    pub async fn connect<A: ToSocketAddrs>(&self, addr: A) -> io::Result<()> {
+        let sock = self.io.get_ref();
+        try_each(addr, |a| async move { sock.connect(&SockAddr::from(a)) }).await
+    }
+
+    /// Sends a datagram to the connected peer; returns the bytes sent.
+    pub async fn send(&self, buf: &[u8]) -> io::Result<usize> {
+        write_io(&self.io, |s| s.send(buf)).await
+    }
+
+    /// Receives a datagram from the connected peer, waiting for one.
+    pub async fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        read_io(&self.io, |s| s.recv(buf, 0)).await
+    }
+
+    /// Receives the next datagram without removing it from the queue.
+    pub async fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
+        read_io(&self.io, |s| s.recv(buf, libc::MSG_PEEK)).await
+    }
+
+    /// Sends a datagram to `target` (the first address it resolves to).
+    pub async fn send_to<A: ToSocketAddrs>(&self, buf: &[u8], target: A) -> io::Result<usize> {
+        let addr = resolve(target).await?.into_iter().next().ok_or_else(|| {
+            io::Error::new(io::ErrorKind::InvalidInput, "no addresses to send data to")
+        })?;
+        let addr = SockAddr::from(addr);
+        write_io(&self.io, |s| s.send_to(buf, &addr)).await
+    }
+
+    /// Receives a datagram and the address it came from.
+    pub async fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        let (n, addr) = read_io(&self.io, |s| s.recv_from(buf, 0)).await?;
+        Ok((n, addr.to_inet()?))
+    }
+
+    /// Like [`recv_from`](Self::recv_from), leaving the datagram in the queue.
+    pub async fn peek_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        let (n, addr) = read_io(&self.io, |s| s.recv_from(buf, libc::MSG_PEEK)).await?;
+        Ok((n, addr.to_inet()?))
+    }
+
+    /// The local address.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.io.get_ref().local_addr()?.to_inet()
+    }
+
+    /// The connected peer's address (`NotConnected` if none).
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.io.get_ref().peer_addr()?.to_inet()
+    }
+
+    /// Sets `SO_BROADCAST`: allow sending to a broadcast address.
+    pub fn set_broadcast(&self, on: bool) -> io::Result<()> {
+        self.io
+            .get_ref()
+            .set_flag(libc::SOL_SOCKET, libc::SO_BROADCAST, on)
+    }
+
+    /// Whether `SO_BROADCAST` is on.
+    pub fn broadcast(&self) -> io::Result<bool> {
+        self.io.get_ref().flag(libc::SOL_SOCKET, libc::SO_BROADCAST)
+    }
+
+    /// Sets `IP_TTL`.
+    pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
+        self.io
+            .get_ref()
+            .setsockopt(libc::IPPROTO_IP, libc::IP_TTL, ttl as libc::c_int)
+    }
+
+    /// The `IP_TTL` setting.
+    pub fn ttl(&self) -> io::Result<u32> {
+        let ttl: libc::c_int = self
+            .io
+            .get_ref()
+            .getsockopt(libc::IPPROTO_IP, libc::IP_TTL)?;
+        Ok(ttl as u32)
+    }
+
+    /// Joins an IPv4 multicast group on the interface with address `interface`
+    /// (`Ipv4Addr::UNSPECIFIED` lets the kernel choose).
+    pub fn join_multicast_v4(&self, multiaddr: Ipv4Addr, interface: Ipv4Addr) -> io::Result<()> {
+        self.io.get_ref().setsockopt(
+            libc::IPPROTO_IP,
+            libc::IP_ADD_MEMBERSHIP,
+            mreq_v4(multiaddr, interface),
+        )
+    }
+
+    /// Leaves an IPv4 multicast group joined with [`join_multicast_v4`](Self::join_multicast_v4).
+    pub fn leave_multicast_v4(&self, multiaddr: Ipv4Addr, interface: Ipv4Addr) -> io::Result<()> {
+        self.io.get_ref().setsockopt(
+            libc::IPPROTO_IP,
+            libc::IP_DROP_MEMBERSHIP,
+            mreq_v4(multiaddr, interface),
+        )
+    }
+
+    /// Joins an IPv6 multicast group on interface index `interface` (0: any).
+    pub fn join_multicast_v6(&self, multiaddr: &Ipv6Addr, interface: u32) -> io::Result<()> {
+        self.io.get_ref().setsockopt(
+            libc::IPPROTO_IPV6,
+            libc::IPV6_ADD_MEMBERSHIP,
+            mreq_v6(multiaddr, interface),
+        )
+    }
+
+    /// Leaves an IPv6 multicast group.
+    pub fn leave_multicast_v6(&self, multiaddr: &Ipv6Addr, interface: u32) -> io::Result<()> {
+        self.io.get_ref().setsockopt(
+            libc::IPPROTO_IPV6,
+            libc::IPV6_DROP_MEMBERSHIP,
+            mreq_v6(multiaddr, interface),
+        )
+    }
+
+    /// Sets `IP_MULTICAST_LOOP`: whether this host's own multicast datagrams loop back.
+    pub fn set_multicast_loop_v4(&self, on: bool) -> io::Result<()> {
+        self.io
+            .get_ref()
+            .set_flag(libc::IPPROTO_IP, libc::IP_MULTICAST_LOOP, on)
+    }
+
+    /// Sets `IP_MULTICAST_TTL`.
+    pub fn set_multicast_ttl_v4(&self, ttl: u32) -> io::Result<()> {
+        self.io
+            .get_ref()
+            .setsockopt(libc::IPPROTO_IP, libc::IP_MULTICAST_TTL, ttl as libc::c_int)
+    }
+
+    /// Sets `IPV6_MULTICAST_LOOP`.
+    pub fn set_multicast_loop_v6(&self, on: bool) -> io::Result<()> {
+        self.io
+            .get_ref()
+            .set_flag(libc::IPPROTO_IPV6, libc::IPV6_MULTICAST_LOOP, on)
+    }
+
+    /// Reads and clears the socket's pending error (`SO_ERROR`), such as a queued
+    /// `ConnectionRefused`.
+    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+        self.io.get_ref().take_error()
+    }
+}
+
+fn mreq_v4(multiaddr: Ipv4Addr, interface: Ipv4Addr) -> libc::ip_mreq {
+    libc::ip_mreq {
+        imr_multiaddr: libc::in_addr {
+            s_addr: u32::from(multiaddr).to_be(),
+        },
+        imr_interface: libc::in_addr {
+            s_addr: u32::from(interface).to_be(),
+        },
+    }
+}
+
+fn mreq_v6(multiaddr: &Ipv6Addr, interface: u32) -> libc::ipv6_mreq {
+    libc::ipv6_mreq {
+        ipv6mr_multiaddr: libc::in6_addr {
+            s6_addr: multiaddr.octets(),
+        },
+        ipv6mr_interface: interface as libc::c_uint,
+    }
+}
+
+impl AsRawFd for UdpSocket {
+    fn as_raw_fd(&self) -> RawFd {
+        self.io.as_raw_fd()
+    }
+}
+
+impl AsFd for UdpSocket {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.io.get_ref().as_fd()
+    }
+}
+
+impl TryFrom<OwnedFd> for UdpSocket {
+    type Error = io::Error;
+
+    /// Registers a UDP socket fd, switching it to non-blocking mode. Must be called inside a
+    /// runtime.
+    fn try_from(fd: OwnedFd) -> io::Result<UdpSocket> {
+        UdpSocket::from_std(std::net::UdpSocket::from(fd))
+    }
+}
+
+impl From<UdpSocket> for OwnedFd {
+    /// Deregisters the socket and hands back its fd (still non-blocking).
+    fn from(socket: UdpSocket) -> OwnedFd {
+        socket.io.into_inner().into_owned()
+    }
+}
+
+impl fmt::Debug for UdpSocket {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("UdpSocket");
+        if let Ok(addr) = self.local_addr() {
+            d.field("addr", &addr);
+        }
+        d.field("fd", &self.as_raw_fd()).finish()
+    }
+}

@@ -1,0 +1,160 @@
+//! `UnixDatagram`: Unix-domain datagram sockets.
+
+use std::fmt;
+use std::io;
+use std::net::Shutdown;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::unix::net::UnixDatagram as StdUnixDatagram;
+use std::path::Path;
+
+use overlap_runtime::AsyncFd;
+
+use super::SocketAddr;
+use crate::io::{read_io, write_io};
+use crate::sys::{SockAddr, Socket};
+
+/// A Unix datagram socket: reliable, ordered, message-preserving, local only.
+///
+/// ```
+/// use overlap::net::UnixDatagram;
+///
+/// overlap::block_on(async {
+///     let (a, b) = UnixDatagram::pair()?;
+///     a.send(b"one").await?;
+///     a.send(b"two!").await?;
+///     let mut buf = [0u8; 16];
+///     assert_eq!(b.recv(&mut buf).await?, 3);
+///     assert_eq!(b.recv(&mut buf).await?, 4);
+///     assert_eq!(&buf[..4], b"two!");
+///     std::io::Result::Ok(())
+/// })
+/// .unwrap();
+/// ```
+pub struct UnixDatagram {
+    io: AsyncFd<Socket>,
+}
+
+impl UnixDatagram {
+    /// A socket bound to `path` (the file is created; remove it when done).
+    pub fn bind(path: impl AsRef<Path>) -> io::Result<UnixDatagram> {
+        let addr = SockAddr::unix(path.as_ref())?;
+        let sock = Socket::new(libc::AF_UNIX, libc::SOCK_DGRAM)?;
+        sock.bind(&addr)?;
+        UnixDatagram::from_socket(sock)
+    }
+
+    /// A socket bound to no address: it can send, and receive replies only if it connects
+    /// or its peer knows it through a pair.
+    pub fn unbound() -> io::Result<UnixDatagram> {
+        UnixDatagram::from_socket(Socket::new(libc::AF_UNIX, libc::SOCK_DGRAM)?)
+    }
+
+    /// A connected pair of datagram sockets (`socketpair`).
+    pub fn pair() -> io::Result<(UnixDatagram, UnixDatagram)> {
+        let (a, b) = Socket::pair(libc::AF_UNIX, libc::SOCK_DGRAM)?;
+        Ok((UnixDatagram::from_socket(a)?, UnixDatagram::from_socket(b)?))
+    }
+
+    fn from_socket(sock: Socket) -> io::Result<UnixDatagram> {
+        Ok(UnixDatagram {
+            io: AsyncFd::new(sock)?,
+        })
+    }
+
+    /// Wraps a std socket, switching it to non-blocking mode.
+    pub fn from_std(socket: StdUnixDatagram) -> io::Result<UnixDatagram> {
+        let sock = Socket::from_owned(OwnedFd::from(socket));
+        sock.set_nonblocking(true)?;
+        UnixDatagram::from_socket(sock)
+    }
+
+    /// Sets the default destination for [`send`](Self::send) and the only source
+    /// [`recv`](Self::recv) accepts. Does not block.
+    pub fn connect(&self, path: impl AsRef<Path>) -> io::Result<()> {
+        self.io.get_ref().connect(&SockAddr::unix(path.as_ref())?)
+    }
+
+    /// Sends a datagram to the connected peer, waiting while its queue is full.
+    pub async fn send(&self, buf: &[u8]) -> io::Result<usize> {
+        write_io(&self.io, |s| s.send(buf)).await
+    }
+
+    /// Receives a datagram.
+    pub async fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        read_io(&self.io, |s| s.recv(buf, 0)).await
+    }
+
+    /// Sends a datagram to the socket bound at `path`.
+    pub async fn send_to(&self, buf: &[u8], path: impl AsRef<Path>) -> io::Result<usize> {
+        let addr = SockAddr::unix(path.as_ref())?;
+        write_io(&self.io, |s| s.send_to(buf, &addr)).await
+    }
+
+    /// Receives a datagram and the sender's address (unnamed if it is not bound).
+    pub async fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        read_io(&self.io, |s| {
+            s.with_std(|d: &StdUnixDatagram| d.recv_from(buf))
+        })
+        .await
+    }
+
+    /// The local address.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.io
+            .get_ref()
+            .with_std(|d: &StdUnixDatagram| d.local_addr())
+    }
+
+    /// The connected peer's address.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.io
+            .get_ref()
+            .with_std(|d: &StdUnixDatagram| d.peer_addr())
+    }
+
+    /// Shuts down reading, writing or both.
+    pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        self.io.get_ref().shutdown(how)
+    }
+
+    /// Reads and clears the socket's pending error (`SO_ERROR`).
+    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+        self.io.get_ref().take_error()
+    }
+}
+
+impl AsRawFd for UnixDatagram {
+    fn as_raw_fd(&self) -> RawFd {
+        self.io.as_raw_fd()
+    }
+}
+
+impl AsFd for UnixDatagram {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.io.get_ref().as_fd()
+    }
+}
+
+impl TryFrom<OwnedFd> for UnixDatagram {
+    type Error = io::Error;
+
+    /// Registers a Unix datagram fd, switching it to non-blocking mode.
+    fn try_from(fd: OwnedFd) -> io::Result<UnixDatagram> {
+        UnixDatagram::from_std(StdUnixDatagram::from(fd))
+    }
+}
+
+impl From<UnixDatagram> for OwnedFd {
+    /// Deregisters the socket and hands back its fd (still non-blocking).
+    fn from(socket: UnixDatagram) -> OwnedFd {
+        socket.io.into_inner().into_owned()
+    }
+}
+
+impl fmt::Debug for UnixDatagram {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UnixDatagram")
+            .field("fd", &self.as_raw_fd())
+            .finish()
+    }
+}

@@ -1,0 +1,131 @@
+//! `UnixListener`: a listening Unix stream socket.
+
+use std::fmt;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::path::Path;
+use std::task::{ready, Context, Poll};
+
+use overlap_runtime::AsyncFd;
+
+use super::{SocketAddr, UnixStream};
+use crate::sys::{SockAddr, Socket};
+
+/// A Unix stream socket listening for connections.
+///
+/// Binding creates the socket file; it is not removed when the listener is dropped (remove
+/// it yourself, as with any Unix socket).
+///
+/// ```
+/// use overlap::io::{AsyncReadExt, AsyncWriteExt};
+/// use overlap::net::{UnixListener, UnixStream};
+///
+/// overlap::block_on(async {
+///     let path = std::env::temp_dir().join(format!("overlap-doc-{}.sock", std::process::id()));
+///     let _ = std::fs::remove_file(&path);
+///     let listener = UnixListener::bind(&path)?;
+///     let mut client = UnixStream::connect(&path).await?;
+///     let (mut server, _) = listener.accept().await?;
+///     client.write_all(b"hi").await?;
+///     let mut buf = [0u8; 2];
+///     server.read_exact(&mut buf).await?;
+///     assert_eq!(&buf, b"hi");
+///     std::fs::remove_file(&path)?;
+///     std::io::Result::Ok(())
+/// })
+/// .unwrap();
+/// ```
+pub struct UnixListener {
+    io: AsyncFd<Socket>,
+}
+
+impl UnixListener {
+    /// Creates a socket bound to `path` and listening (backlog 1024). Fails with
+    /// `AddrInUse` if the file exists. Must be called inside a runtime.
+    pub fn bind(path: impl AsRef<Path>) -> io::Result<UnixListener> {
+        let addr = SockAddr::unix(path.as_ref())?;
+        let sock = Socket::new(libc::AF_UNIX, libc::SOCK_STREAM)?;
+        sock.bind(&addr)?;
+        sock.listen(crate::tcp::DEFAULT_BACKLOG)?;
+        Ok(UnixListener {
+            io: AsyncFd::new(sock)?,
+        })
+    }
+
+    /// Wraps a listening std socket, switching it to non-blocking mode.
+    pub fn from_std(listener: std::os::unix::net::UnixListener) -> io::Result<UnixListener> {
+        let sock = Socket::from_owned(OwnedFd::from(listener));
+        sock.set_nonblocking(true)?;
+        Ok(UnixListener {
+            io: AsyncFd::new(sock)?,
+        })
+    }
+
+    /// Waits for a connection; returns it with the peer's address (usually unnamed).
+    pub async fn accept(&self) -> io::Result<(UnixStream, SocketAddr)> {
+        std::future::poll_fn(|cx| self.poll_accept(cx)).await
+    }
+
+    /// The poll form of [`accept`](Self::accept).
+    pub fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<(UnixStream, SocketAddr)>> {
+        let (sock, _) = ready!(crate::io::poll_read_with(
+            &self.io,
+            cx,
+            |s| s.accept(),
+            |_| false
+        ))?;
+        let stream = UnixStream::from_socket(sock)?;
+        let addr = stream.peer_addr()?;
+        Poll::Ready(Ok((stream, addr)))
+    }
+
+    /// The address the listener is bound to.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.io
+            .get_ref()
+            .with_std(|l: &std::os::unix::net::UnixListener| l.local_addr())
+    }
+
+    /// Reads and clears the socket's pending error (`SO_ERROR`).
+    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+        self.io.get_ref().take_error()
+    }
+}
+
+impl AsRawFd for UnixListener {
+    fn as_raw_fd(&self) -> RawFd {
+        self.io.as_raw_fd()
+    }
+}
+
+impl AsFd for UnixListener {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.io.get_ref().as_fd()
+    }
+}
+
+impl TryFrom<OwnedFd> for UnixListener {
+    type Error = io::Error;
+
+    /// Registers a listening Unix socket fd, switching it to non-blocking mode.
+    fn try_from(fd: OwnedFd) -> io::Result<UnixListener> {
+        UnixListener::from_std(std::os::unix::net::UnixListener::from(fd))
+    }
+}
+
+impl From<UnixListener> for OwnedFd {
+    /// Deregisters the listener and hands back its fd (still non-blocking).
+    fn from(listener: UnixListener) -> OwnedFd {
+        listener.io.into_inner().into_owned()
+    }
+}
+
+impl fmt::Debug for UnixListener {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("UnixListener");
+        if let Ok(addr) = self.local_addr() {
+            d.field("addr", &addr);
+        }
+        d.field("fd", &self.as_raw_fd()).finish()
+    }
+}

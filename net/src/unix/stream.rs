@@ -1,0 +1,177 @@
+//! `UnixStream`: a connected Unix stream socket.
+
+use std::fmt;
+use std::io;
+use std::net::Shutdown;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::path::Path;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use overlap_runtime::AsyncFd;
+
+use super::{SocketAddr, UCred};
+use crate::io::{poll_read_stream, poll_write_stream, poll_write_vectored_stream};
+use crate::sys::{SockAddr, Socket};
+
+/// A connected Unix stream socket, with futures-io's `AsyncRead` and `AsyncWrite`.
+///
+/// Behaves like [`TcpStream`](crate::TcpStream): no `WouldBlock`, `MSG_NOSIGNAL` writes,
+/// `close` shuts down the write side, reads after EOF return 0 again.
+///
+/// ```
+/// use overlap::io::{AsyncReadExt, AsyncWriteExt};
+/// use overlap::net::UnixStream;
+///
+/// overlap::block_on(async {
+///     let (mut a, mut b) = UnixStream::pair()?;
+///     a.write_all(b"ping").await?;
+///     a.close().await?;
+///     let mut got = Vec::new();
+///     b.read_to_end(&mut got).await?;
+///     assert_eq!(got, b"ping");
+///     assert_eq!(b.peer_cred()?.pid, std::process::id() as i32);
+///     std::io::Result::Ok(())
+/// })
+/// .unwrap();
+/// ```
+pub struct UnixStream {
+    io: AsyncFd<Socket>,
+}
+
+impl UnixStream {
+    /// Connects to the socket at `path`.
+    ///
+    /// A Unix `connect` never returns `EINPROGRESS` for a full backlog: it fails with
+    /// `EAGAIN`, and no readiness edge tells when to retry. So this retries after a short
+    /// sleep (1 ms, doubling up to 64 ms) until the listener makes room; put it under a
+    /// timeout if the listener may never accept.
+    pub async fn connect(path: impl AsRef<Path>) -> io::Result<UnixStream> {
+        let addr = SockAddr::unix(path.as_ref())?;
+        let mut delay = Duration::from_millis(1);
+        loop {
+            let sock = Socket::new(libc::AF_UNIX, libc::SOCK_STREAM)?;
+            match crate::connect::connect(sock, &addr).await {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    overlap_runtime::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_millis(64));
+                }
+                res => return res.map(|io| UnixStream { io }),
+            }
+        }
+    }
+
+    /// A connected pair of sockets (`socketpair`). Must be called inside a runtime.
+    pub fn pair() -> io::Result<(UnixStream, UnixStream)> {
+        let (a, b) = Socket::pair(libc::AF_UNIX, libc::SOCK_STREAM)?;
+        Ok((UnixStream::from_socket(a)?, UnixStream::from_socket(b)?))
+    }
+
+    pub(crate) fn from_socket(sock: Socket) -> io::Result<UnixStream> {
+        Ok(UnixStream {
+            io: AsyncFd::new(sock)?,
+        })
+    }
+
+    /// Wraps a connected std stream, switching it to non-blocking mode.
+    pub fn from_std(stream: std::os::unix::net::UnixStream) -> io::Result<UnixStream> {
+        let sock = Socket::from_owned(OwnedFd::from(stream));
+        sock.set_nonblocking(true)?;
+        UnixStream::from_socket(sock)
+    }
+
+    /// Removes the stream from the reactor and returns it as a std stream, still in
+    /// non-blocking mode.
+    pub fn into_std(self) -> io::Result<std::os::unix::net::UnixStream> {
+        Ok(std::os::unix::net::UnixStream::from(
+            self.io.into_inner().into_owned(),
+        ))
+    }
+
+    /// The local address.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.io
+            .get_ref()
+            .with_std(|s: &std::os::unix::net::UnixStream| s.local_addr())
+    }
+
+    /// The peer's address.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.io
+            .get_ref()
+            .with_std(|s: &std::os::unix::net::UnixStream| s.peer_addr())
+    }
+
+    /// The peer process's credentials (`SO_PEERCRED`).
+    pub fn peer_cred(&self) -> io::Result<UCred> {
+        super::peer_cred(self.io.get_ref())
+    }
+
+    /// Shuts down the read side, the write side or both; does not wait.
+    pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        self.io.get_ref().shutdown(how)
+    }
+
+    /// Reads and clears the socket's pending error (`SO_ERROR`).
+    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+        self.io.get_ref().take_error()
+    }
+
+    fn poll_read_priv(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        poll_read_stream(&self.io, cx, buf)
+    }
+
+    fn poll_write_priv(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        poll_write_stream(&self.io, cx, buf)
+    }
+
+    fn poll_write_vectored_priv(
+        &self,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        poll_write_vectored_stream(&self.io, cx, bufs)
+    }
+
+    fn shutdown_write(&self) -> io::Result<()> {
+        crate::io::shutdown_write(&self.io)
+    }
+}
+
+crate::tcp::impl_stream_io!(UnixStream, &UnixStream);
+
+impl AsRawFd for UnixStream {
+    fn as_raw_fd(&self) -> RawFd {
+        self.io.as_raw_fd()
+    }
+}
+
+impl AsFd for UnixStream {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.io.get_ref().as_fd()
+    }
+}
+
+impl TryFrom<OwnedFd> for UnixStream {
+    type Error = io::Error;
+
+    /// Registers a connected Unix stream fd, switching it to non-blocking mode.
+    fn try_from(fd: OwnedFd) -> io::Result<UnixStream> {
+        UnixStream::from_std(std::os::unix::net::UnixStream::from(fd))
+    }
+}
+
+impl From<UnixStream> for OwnedFd {
+    /// Deregisters the stream and hands back its fd (still non-blocking).
+    fn from(stream: UnixStream) -> OwnedFd {
+        stream.io.into_inner().into_owned()
+    }
+}
+
+impl fmt::Debug for UnixStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UnixStream")
+            .field("fd", &self.as_raw_fd())
+            .finish()
+    }
+}
