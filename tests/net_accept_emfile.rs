@@ -1,0 +1,122 @@
+//! `accept` when the process is out of file descriptors: the error is returned, a loop that
+//! retries at once does not starve other tasks, and the listener recovers once fds are freed.
+//!
+//! The limit is lowered in a child process (this test binary re-executed with an env var), so
+//! the other tests never run short of descriptors.
+
+mod net_util;
+
+use std::cell::{Cell, RefCell};
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::process::Command;
+use std::rc::Rc;
+
+use net_util::{open_fds, set_soft_nofile};
+use overlap::io::{AsyncReadExt, AsyncWriteExt};
+use overlap::net::{TcpListener, TcpStream};
+
+const CHILD_ENV: &str = "OVERLAP_NET_EMFILE_CHILD";
+const TEST_NAME: &str = "accept_under_emfile_recovers";
+
+#[test]
+fn accept_under_emfile_recovers() {
+    if std::env::var_os(CHILD_ENV).is_some() {
+        child();
+        println!("emfile child ok");
+        return;
+    }
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args([TEST_NAME, "--exact", "--nocapture", "--test-threads=1"])
+        .env(CHILD_ENV, "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stdout.contains("emfile child ok"),
+        "child failed\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
+    );
+}
+
+/// Opens descriptors (duplicates of stdin) until the process limit is hit.
+fn exhaust_fds() -> Vec<OwnedFd> {
+    let mut fds = Vec::new();
+    loop {
+        // SAFETY: dup takes an integer; the result is checked before being owned.
+        let fd = unsafe { libc::fcntl(0, libc::F_DUPFD_CLOEXEC, 0) };
+        if fd < 0 {
+            let err = std::io::Error::last_os_error();
+            assert_eq!(err.raw_os_error(), Some(libc::EMFILE), "{err}");
+            return fds;
+        }
+        // SAFETY: `fd` is a new descriptor owned by nobody else.
+        fds.push(unsafe { OwnedFd::from_raw_fd(fd) });
+    }
+}
+
+fn child() {
+    overlap::block_on(async {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        // Connect the clients first: the kernel completes their handshakes and queues them
+        // on the listener, so only `accept` needs a new descriptor later.
+        let mut clients = Vec::new();
+        for i in 0..3u8 {
+            let mut c = TcpStream::connect(addr).await.unwrap();
+            c.write_all(&[b'a' + i]).await.unwrap();
+            clients.push(c);
+        }
+
+        set_soft_nofile(open_fds() as u64 + 16);
+        let hoard = Rc::new(RefCell::new(exhaust_fds()));
+        assert!(!hoard.borrow().is_empty());
+
+        // Another task that must keep running while accept fails: it frees the fds after
+        // 200 turns.
+        let ticks = Rc::new(Cell::new(0u32));
+        let failures = Rc::new(Cell::new(0u64));
+        let ticker = {
+            let (ticks, hoard, failures) = (ticks.clone(), hoard.clone(), failures.clone());
+            overlap::spawn(async move {
+                while ticks.get() < 200 {
+                    ticks.set(ticks.get() + 1);
+                    overlap::yield_now().await;
+                }
+                // Accept has been failing all along.
+                assert!(failures.get() > 0);
+                hoard.borrow_mut().clear();
+            })
+        };
+
+        // The naive loop: retry at once. The cooperative budget is what lets the ticker run.
+        let mut accepted = Vec::new();
+        while accepted.len() < 3 {
+            match listener.accept().await {
+                Ok((stream, peer)) => accepted.push((stream, peer)),
+                Err(e) => {
+                    assert_eq!(e.raw_os_error(), Some(libc::EMFILE), "{e}");
+                    failures.set(failures.get() + 1);
+                }
+            }
+        }
+        ticker.await.unwrap();
+        assert_eq!(ticks.get(), 200);
+        assert!(failures.get() >= 200, "failures: {}", failures.get());
+        assert!(overlap::metrics().budget_exhausted > 0);
+
+        // The connections were not lost: each carries its client's byte.
+        let mut got = Vec::new();
+        for (stream, peer) in &mut accepted {
+            let mut b = [0u8; 1];
+            stream.read_exact(&mut b).await.unwrap();
+            let client = clients
+                .iter()
+                .position(|c| c.local_addr().unwrap() == *peer)
+                .unwrap();
+            assert_eq!(b[0], b'a' + client as u8);
+            got.push(b[0]);
+        }
+        got.sort_unstable();
+        assert_eq!(got, b"abc");
+    });
+}

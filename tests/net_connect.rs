@@ -1,0 +1,65 @@
+//! Non-blocking connect: refused ports, several addresses, host names, cancellation.
+
+use std::net::SocketAddr;
+
+use overlap::net::{TcpListener, TcpSocket, TcpStream};
+
+/// A loopback port with nothing listening on it (bound, then closed).
+async fn dead_port() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    l.local_addr().unwrap()
+}
+
+#[test]
+fn refused_port_gives_connection_refused() {
+    overlap::block_on(async {
+        let addr = dead_port().await;
+        let before = overlap::metrics().registered_fds;
+        let err = TcpStream::connect(addr).await.unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused);
+        assert_eq!(overlap::metrics().registered_fds, before);
+
+        let err = TcpSocket::new_v4()
+            .unwrap()
+            .connect(addr)
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused);
+    });
+}
+
+#[test]
+fn each_address_is_tried_in_turn() {
+    overlap::block_on(async {
+        let dead = dead_port().await;
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let live = listener.local_addr().unwrap();
+        let addrs = [dead, live];
+        let conn = TcpStream::connect(&addrs[..]).await.unwrap();
+        assert_eq!(conn.peer_addr().unwrap(), live);
+
+        let err = TcpStream::connect(&[dead, dead][..]).await.unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused);
+        let none: [SocketAddr; 0] = [];
+        let err = TcpStream::connect(&none[..]).await.unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+    });
+}
+
+#[test]
+fn host_name_is_resolved_on_the_blocking_pool() {
+    overlap::block_on(async {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        // "localhost" may resolve to ::1 first (refused: nothing listens there), then
+        // 127.0.0.1, which works.
+        let conn = TcpStream::connect(("localhost", port)).await.unwrap();
+        assert_eq!(conn.peer_addr().unwrap().port(), port);
+        let conn = TcpStream::connect(format!("localhost:{port}"))
+            .await
+            .unwrap();
+        assert_eq!(conn.peer_addr().unwrap().port(), port);
+        let (accepted, _) = listener.accept().await.unwrap();
+        assert_eq!(accepted.local_addr().unwrap().port(), port);
+    });
+}

@@ -1,0 +1,107 @@
+//! UDP: datagram boundaries and sources, peeking, connected sockets and ICMP errors.
+
+use std::io::ErrorKind;
+use std::net::SocketAddr;
+
+use overlap::net::UdpSocket;
+
+fn datagram(i: usize) -> Vec<u8> {
+    let len = 1 + (i * 37) % 1200;
+    (0..len).map(|j| (i + j) as u8).collect()
+}
+
+#[test]
+fn thousand_datagrams_with_lengths_and_sources() {
+    overlap::block_on(async {
+        let rx = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let a = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let b = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let to = rx.local_addr().unwrap();
+        let (a_addr, b_addr) = (a.local_addr().unwrap(), b.local_addr().unwrap());
+
+        // Batches of 50, so the receive buffer never overflows (UDP would drop silently).
+        let mut buf = vec![0u8; 2048];
+        for batch in 0..20 {
+            for i in batch * 50..(batch + 1) * 50 {
+                let sender = if i % 2 == 0 { &a } else { &b };
+                let d = datagram(i);
+                assert_eq!(sender.send_to(&d, to).await.unwrap(), d.len());
+            }
+            for i in batch * 50..(batch + 1) * 50 {
+                let (n, from) = rx.recv_from(&mut buf).await.unwrap();
+                let expected: SocketAddr = if i % 2 == 0 { a_addr } else { b_addr };
+                assert_eq!(from, expected, "datagram {i}");
+                assert_eq!(&buf[..n], &datagram(i)[..], "datagram {i}");
+            }
+        }
+    });
+}
+
+#[test]
+fn peek_from_leaves_the_datagram() {
+    overlap::block_on(async {
+        let rx = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let tx = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        tx.send_to(b"hello", rx.local_addr().unwrap())
+            .await
+            .unwrap();
+        let mut buf = [0u8; 16];
+        let (n, from) = rx.peek_from(&mut buf).await.unwrap();
+        assert_eq!((&buf[..n], from), (&b"hello"[..], tx.local_addr().unwrap()));
+        let mut small = [0u8; 3];
+        assert_eq!(rx.peek(&mut small).await.unwrap(), 3);
+        let (n, _) = rx.recv_from(&mut buf).await.unwrap();
+        assert_eq!(&buf[..n], b"hello");
+    });
+}
+
+#[test]
+fn connected_send_and_recv() {
+    overlap::block_on(async {
+        let a = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let b = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        a.connect(b.local_addr().unwrap()).await.unwrap();
+        b.connect(a.local_addr().unwrap()).await.unwrap();
+        assert_eq!(a.peer_addr().unwrap(), b.local_addr().unwrap());
+        a.send(b"ping").await.unwrap();
+        let mut buf = [0u8; 8];
+        assert_eq!(b.recv(&mut buf).await.unwrap(), 4);
+        assert_eq!(&buf[..4], b"ping");
+        b.send(b"pong!").await.unwrap();
+        assert_eq!(a.recv(&mut buf).await.unwrap(), 5);
+        assert_eq!(&buf[..5], b"pong!");
+    });
+}
+
+#[test]
+fn connected_socket_whose_peer_is_gone_gets_connection_refused() {
+    overlap::block_on(async {
+        let a = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let gone = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let gone_addr = gone.local_addr().unwrap();
+        drop(gone);
+        a.connect(gone_addr).await.unwrap();
+        a.send(b"anyone?").await.unwrap();
+        // The ICMP port-unreachable comes back as EPOLLERR, and the next recv reports it.
+        let mut buf = [0u8; 8];
+        let err = a.recv(&mut buf).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::ConnectionRefused);
+    });
+}
+
+#[test]
+fn options_round_trip() {
+    overlap::block_on(async {
+        let s = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        s.set_broadcast(true).unwrap();
+        assert!(s.broadcast().unwrap());
+        s.set_ttl(7).unwrap();
+        assert_eq!(s.ttl().unwrap(), 7);
+        s.set_multicast_loop_v4(true).unwrap();
+        s.set_multicast_ttl_v4(1).unwrap();
+        assert!(s.take_error().unwrap().is_none());
+        let std_sock = s.into_std().unwrap();
+        let s = UdpSocket::from_std(std_sock).unwrap();
+        assert!(s.local_addr().unwrap().ip().is_loopback());
+    });
+}

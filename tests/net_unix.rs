@@ -1,0 +1,115 @@
+//! Unix-domain sockets: streams through a listener and in pairs, credentials, datagrams.
+
+use std::net::Shutdown;
+use std::path::PathBuf;
+
+use overlap::io::{AsyncReadExt, AsyncWriteExt};
+use overlap::net::{UnixDatagram, UnixListener, UnixStream};
+
+/// A fresh socket path in the temp dir, unique per test and process.
+fn sock_path(name: &str) -> PathBuf {
+    let p = std::env::temp_dir().join(format!("overlap-net-{}-{name}.sock", std::process::id()));
+    let _ = std::fs::remove_file(&p);
+    p
+}
+
+#[test]
+fn stream_through_listener_both_directions() {
+    let path = sock_path("stream");
+    overlap::block_on(async {
+        let listener = UnixListener::bind(&path).unwrap();
+        assert_eq!(
+            listener.local_addr().unwrap().as_pathname(),
+            Some(path.as_path())
+        );
+        let p = path.clone();
+        let client = overlap::spawn(async move {
+            let mut c = UnixStream::connect(&p).await.unwrap();
+            assert_eq!(c.peer_addr().unwrap().as_pathname(), Some(p.as_path()));
+            let data: Vec<u8> = (0..256 * 1024).map(|i| (i % 251) as u8).collect();
+            c.write_all(&data).await.unwrap();
+            c.shutdown(Shutdown::Write).unwrap();
+            let mut back = Vec::new();
+            c.read_to_end(&mut back).await.unwrap();
+            assert_eq!(back, data);
+        });
+        let (mut s, peer) = listener.accept().await.unwrap();
+        assert!(peer.is_unnamed());
+        let mut got = Vec::new();
+        s.read_to_end(&mut got).await.unwrap();
+        assert_eq!(got.len(), 256 * 1024);
+        s.write_all(&got).await.unwrap();
+        s.close().await.unwrap();
+        client.await.unwrap();
+    });
+    std::fs::remove_file(&path).unwrap();
+}
+
+#[test]
+fn pair_credentials_and_half_close() {
+    overlap::block_on(async {
+        let (mut a, mut b) = UnixStream::pair().unwrap();
+        let cred = a.peer_cred().unwrap();
+        assert_eq!(cred.pid, std::process::id() as i32);
+        // SAFETY: getuid/getgid cannot fail.
+        let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+        assert_eq!((cred.uid, cred.gid), (uid, gid));
+
+        a.write_all(b"from a").await.unwrap();
+        a.close().await.unwrap();
+        let mut got = Vec::new();
+        b.read_to_end(&mut got).await.unwrap();
+        assert_eq!(got, b"from a");
+        let mut buf = [0u8; 4];
+        assert_eq!(b.read(&mut buf).await.unwrap(), 0);
+        b.write_all(b"still").await.unwrap();
+        drop(b);
+        let mut back = Vec::new();
+        a.read_to_end(&mut back).await.unwrap();
+        assert_eq!(back, b"still");
+    });
+}
+
+#[test]
+fn connect_to_missing_path_fails() {
+    let path = sock_path("missing");
+    overlap::block_on(async {
+        let err = UnixStream::connect(&path).await.unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::NotFound);
+    });
+}
+
+#[test]
+fn datagrams_keep_boundaries_and_sources() {
+    let rx_path = sock_path("dgram-rx");
+    let tx_path = sock_path("dgram-tx");
+    overlap::block_on(async {
+        let rx = UnixDatagram::bind(&rx_path).unwrap();
+        let tx = UnixDatagram::bind(&tx_path).unwrap();
+        for i in 0..100usize {
+            let msg = vec![i as u8; i + 1];
+            assert_eq!(tx.send_to(&msg, &rx_path).await.unwrap(), i + 1);
+            let mut buf = [0u8; 256];
+            let (n, from) = rx.recv_from(&mut buf).await.unwrap();
+            assert_eq!(&buf[..n], &msg[..]);
+            assert_eq!(from.as_pathname(), Some(tx_path.as_path()));
+        }
+
+        // Unbound senders show up unnamed; connected sockets use send/recv.
+        let anon = UnixDatagram::unbound().unwrap();
+        anon.connect(&rx_path).unwrap();
+        anon.send(b"anon").await.unwrap();
+        let mut buf = [0u8; 8];
+        let (n, from) = rx.recv_from(&mut buf).await.unwrap();
+        assert_eq!((&buf[..n], from.is_unnamed()), (&b"anon"[..], true));
+
+        let (p, q) = UnixDatagram::pair().unwrap();
+        p.send(b"x").await.unwrap();
+        p.send(b"yz").await.unwrap();
+        assert_eq!(q.recv(&mut buf).await.unwrap(), 1);
+        assert_eq!(q.recv(&mut buf).await.unwrap(), 2);
+        assert_eq!(&buf[..2], b"yz");
+    });
+    std::fs::remove_file(&rx_path).unwrap();
+    std::fs::remove_file(&tx_path).unwrap();
+}
