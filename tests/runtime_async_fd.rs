@@ -191,7 +191,7 @@ fn budget_makes_an_always_ready_fd_yield() {
     block_on(async {
         let efd = AsyncFd::new(eventfd()).unwrap();
         eventfd_add(efd.get_ref(), 1);
-        drop(efd.readable().await.unwrap()); // the edge has reached the slot
+        let _seen = efd.readable().await.unwrap(); // the edge has reached the slot
         let other_ran = Rc::new(Cell::new(false));
         let o = other_ran.clone();
         let other = spawn(async move { o.set(true) });
