@@ -40,15 +40,18 @@ pub mod io {
 
 /// Networking: TCP, UDP and Unix sockets on the reactor.
 pub mod net {
+    #[allow(unused_imports)] // until the crate has public items
     pub use overlap_net::*;
 }
 
 /// Pipes and FIFOs.
 pub mod pipe {
+    #[allow(unused_imports)] // until the crate has public items
     pub use overlap_pipe::*;
 }
 
 /// Files and directories, with blocking work on the pool.
 pub mod fs {
+    #[allow(unused_imports)] // until the crate has public items
     pub use overlap_fs::*;
 }

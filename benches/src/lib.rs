@@ -1,1 +1,139 @@
-//! Shared helpers for overlap's benchmarks.
+//! Shared helpers for overlap's benchmarks: timing, a counting allocator, and table output.
+//!
+//! Every benchmark binary measures overlap and its peers in the same run and prints ratios;
+//! absolute times on shared machines are noise, ratios are the signal.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicIsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// A global allocator that counts live heap bytes, to measure memory per pending task.
+#[derive(Debug)]
+pub struct CountingAlloc;
+
+static LIVE_BYTES: AtomicIsize = AtomicIsize::new(0);
+
+// SAFETY: every method forwards to `System` unchanged and only adds bookkeeping.
+unsafe impl GlobalAlloc for CountingAlloc {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LIVE_BYTES.fetch_add(layout.size() as isize, Ordering::Relaxed);
+        // SAFETY: the caller upholds `GlobalAlloc::alloc`'s contract, which we pass on.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE_BYTES.fetch_sub(layout.size() as isize, Ordering::Relaxed);
+        // SAFETY: as above.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        LIVE_BYTES.fetch_add(
+            new_size as isize - layout.size() as isize,
+            Ordering::Relaxed,
+        );
+        // SAFETY: as above.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+/// Heap bytes live now (only meaningful with [`CountingAlloc`] as the global allocator).
+pub fn live_bytes() -> isize {
+    LIVE_BYTES.load(Ordering::Relaxed)
+}
+
+/// Runs `f` `runs` times and returns the fastest wall time: the least disturbed run.
+pub fn best_of(runs: usize, mut f: impl FnMut() -> Duration) -> Duration {
+    (0..runs).map(|_| f()).min().unwrap_or_default()
+}
+
+/// Times one call of `f`.
+pub fn time(f: impl FnOnce()) -> Duration {
+    let start = Instant::now();
+    f();
+    start.elapsed()
+}
+
+/// Nanoseconds per operation.
+pub fn ns_per(d: Duration, ops: u64) -> f64 {
+    d.as_nanos() as f64 / ops as f64
+}
+
+/// CPU time (user + system) this process has used so far.
+pub fn process_cpu_time() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid timespec for clock_gettime to fill.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
+    assert_eq!(rc, 0, "clock_gettime failed");
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+/// Pins the calling thread (and threads it starts later) to one CPU.
+pub fn pin_to_cpu(cpu: usize) -> std::io::Result<()> {
+    // SAFETY: a zeroed cpu_set_t is a valid empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `cpu` is below CPU_SETSIZE on any machine this runs on; `set` is valid.
+    unsafe { libc::CPU_SET(cpu, &mut set) };
+    // SAFETY: `set` is a valid cpu_set_t of the size passed.
+    let rc = unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// Lets the calling thread run on every CPU again.
+pub fn unpin() -> std::io::Result<()> {
+    // SAFETY: a zeroed cpu_set_t is a valid empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    let n = std::thread::available_parallelism().map_or(1, |n| n.get());
+    for cpu in 0..n {
+        // SAFETY: `cpu` is below the number of CPUs; `set` is valid.
+        unsafe { libc::CPU_SET(cpu, &mut set) };
+    }
+    // SAFETY: `set` is a valid cpu_set_t of the size passed.
+    let rc = unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// One row of a comparison table: a name, a unit, and one figure per contender.
+#[derive(Debug)]
+pub struct Row {
+    /// What was measured.
+    pub name: String,
+    /// The unit of the figures ("ns/task", "B/task", ...). Lower is better.
+    pub unit: &'static str,
+    /// Figures in column order.
+    pub values: Vec<f64>,
+}
+
+/// Prints rows with the figure of each contender and the ratio `other / first` for each
+/// other column (above 1: the first column, overlap, is that many times better).
+pub fn print_table(columns: &[&str], rows: &[Row]) {
+    print!("{:<34} {:>9}", "benchmark", "unit");
+    for c in columns {
+        print!(" {c:>12}");
+    }
+    for c in &columns[1..] {
+        print!(" {:>16}", format!("{c}/{}", columns[0]));
+    }
+    println!();
+    for r in rows {
+        print!("{:<34} {:>9}", r.name, r.unit);
+        for v in &r.values {
+            print!(" {v:>12.1}");
+        }
+        for v in &r.values[1..] {
+            print!(" {:>15.2}x", v / r.values[0]);
+        }
+        println!();
+    }
+}
+
+pub mod executors;

@@ -162,6 +162,9 @@ impl Core {
 
     /// Moves remotely woken tasks to the local run queue.
     fn drain_remote(&self) {
+        if !self.shared.maybe_pending() {
+            return;
+        }
         let mut buf = self.remote_buf.borrow_mut();
         self.shared.take_remote(&mut buf);
         if !buf.is_empty() {

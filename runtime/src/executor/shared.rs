@@ -1,7 +1,7 @@
 //! The part of a runtime other threads may touch: the remote run queue and the eventfd.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::sys::eventfd::EventFd;
 use crate::task::raw::TaskPtr;
@@ -10,6 +10,10 @@ use crate::task::raw::TaskPtr;
 #[derive(Debug)]
 pub(crate) struct Shared {
     remote: Mutex<Remote>,
+    /// Mirrors `Remote::notified` for a lock-free look. Invariant (kept under the lock):
+    /// the queue is non-empty only while this is true, so reading `false` means there is
+    /// nothing to drain.
+    notified: AtomicBool,
     pub(crate) remote_wakes: AtomicU64,
     pub(crate) eventfd_writes: AtomicU64,
 }
@@ -17,27 +21,22 @@ pub(crate) struct Shared {
 #[derive(Debug)]
 struct Remote {
     queue: Vec<TaskPtr>,
-    /// An eventfd write is outstanding: the loop has not yet drained since the last one, so
-    /// further wakes need no write of their own.
-    notified: bool,
-    /// `None` once the runtime is dropped: wakes are ignored and the fd is closed.
-    eventfd: Option<EventFd>,
+    /// `None` once the runtime is dropped: wakes are ignored and the fd is closed when the
+    /// last in-flight notifier lets go of it.
+    eventfd: Option<Arc<EventFd>>,
 }
 
 impl Shared {
     pub(crate) fn new(eventfd: EventFd) -> Shared {
         Shared {
-            remote: Mutex::new(Remote {
-                queue: Vec::new(),
-                notified: false,
-                eventfd: Some(eventfd),
-            }),
+            remote: Mutex::new(Remote { queue: Vec::new(), eventfd: Some(Arc::new(eventfd)) }),
+            notified: AtomicBool::new(false),
             remote_wakes: AtomicU64::new(0),
             eventfd_writes: AtomicU64::new(0),
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Remote> {
+    fn lock(&self) -> MutexGuard<'_, Remote> {
         // A panic while holding this lock can only come from an allocation failure; the data
         // is a plain queue and stays consistent, so poisoning is ignored.
         self.remote.lock().unwrap_or_else(|e| e.into_inner())
@@ -55,32 +54,51 @@ impl Shared {
         }
         r.queue.push(task);
         self.remote_wakes.fetch_add(1, Ordering::Relaxed);
-        self.notify_locked(&mut r);
+        let efd = self.claim_notify(&r);
+        drop(r);
+        self.write_eventfd(efd);
     }
 
     /// Wakes the loop without queueing a task (the `block_on` future was woken).
     pub(crate) fn notify(&self) {
-        let mut r = self.lock();
-        self.notify_locked(&mut r);
+        let r = self.lock();
+        let efd = self.claim_notify(&r);
+        drop(r);
+        self.write_eventfd(efd);
     }
 
-    fn notify_locked(&self, r: &mut Remote) {
-        if r.notified {
-            return;
+    /// Under the lock: decides whether this wake must write the eventfd (the first since the
+    /// loop last drained) and returns the fd to write to.
+    fn claim_notify(&self, r: &Remote) -> Option<Arc<EventFd>> {
+        if self.notified.load(Ordering::Relaxed) {
+            return None;
         }
-        if let Some(efd) = &r.eventfd {
-            r.notified = true;
+        let efd = r.eventfd.clone()?;
+        self.notified.store(true, Ordering::Release);
+        Some(efd)
+    }
+
+    /// Writes the eventfd *outside* the lock: the loop it wakes may run at once (same CPU)
+    /// and would otherwise block on the lock we still hold, costing two more context
+    /// switches. The `Arc` keeps the fd open even if the runtime closes it meanwhile.
+    fn write_eventfd(&self, efd: Option<Arc<EventFd>>) {
+        if let Some(efd) = efd {
             self.eventfd_writes.fetch_add(1, Ordering::Relaxed);
             efd.notify();
         }
     }
 
-    /// Takes every remotely queued task. Clears `notified` first, in the same critical
-    /// section, so a wake that lands after this drain writes the eventfd again and the loop
-    /// cannot sleep through it.
+    /// Whether remote wakes may be waiting (lock-free hint; see the field's invariant).
+    pub(crate) fn maybe_pending(&self) -> bool {
+        self.notified.load(Ordering::Acquire)
+    }
+
+    /// Takes every remotely queued task. Clears `notified` in the same critical section, so
+    /// a wake that lands after this drain writes the eventfd again and the loop cannot sleep
+    /// through it.
     pub(crate) fn take_remote(&self, into: &mut Vec<TaskPtr>) {
         let mut r = self.lock();
-        r.notified = false;
+        self.notified.store(false, Ordering::Release);
         into.append(&mut r.queue);
     }
 

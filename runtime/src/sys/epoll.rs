@@ -22,8 +22,8 @@ impl Epoll {
     pub(crate) fn new() -> io::Result<Epoll> {
         // SAFETY: epoll_create1 takes only a flag.
         let fd = syscall!(epoll_create1(libc::EPOLL_CLOEXEC))?;
-        // SAFETY: `fd` was just returned by epoll_create1 and is owned by nobody else.
         Ok(Epoll {
+            // SAFETY: `fd` was just returned by epoll_create1 and is owned by nobody else.
             fd: unsafe { OwnedFd::from_raw_fd(fd) },
         })
     }

@@ -13,8 +13,8 @@ impl EventFd {
     pub(crate) fn new() -> io::Result<EventFd> {
         // SAFETY: eventfd takes no pointers; the flags are valid constants.
         let fd = syscall!(eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK))?;
-        // SAFETY: `fd` was just returned by eventfd and is owned by nobody else.
         Ok(EventFd {
+            // SAFETY: `fd` was just returned by eventfd and is owned by nobody else.
             fd: unsafe { OwnedFd::from_raw_fd(fd) },
         })
     }

@@ -5,13 +5,14 @@
 
 /// Calls a `libc` function and turns a `-1` return into `io::Error::last_os_error()`.
 ///
-/// The macro itself is safe to invoke only inside an `unsafe` block whose `// SAFETY:` comment
-/// justifies the arguments passed to the function.
+/// Every call site carries a `// SAFETY:` comment that justifies the arguments it passes
+/// (pointers valid for the lengths given, fds owned by the caller).
 #[macro_export]
 #[doc(hidden)]
 macro_rules! syscall {
     ($fn: ident ( $($arg: expr),* $(,)? ) ) => {{
         #[allow(unused_unsafe)]
+        // SAFETY: the call site's `// SAFETY:` comment justifies these arguments.
         let res = unsafe { ::libc::$fn($($arg, )*) };
         if res == -1 {
             Err(::std::io::Error::last_os_error())

@@ -12,6 +12,9 @@ use std::task::{Context, Poll};
 use super::raw::TaskPtr;
 use super::state::COMPLETE;
 
+/// `!Send` (the `Rc`) and covariant in `T` without owning one.
+type HandleMarker<T> = (Rc<()>, fn() -> T);
+
 /// An owned permission to await a spawned task's output.
 ///
 /// `JoinHandle<T>` is a future resolving to `Result<T, JoinError>`: `Ok` with the task's
@@ -31,7 +34,7 @@ use super::state::COMPLETE;
 /// ```
 pub struct JoinHandle<T> {
     task: TaskPtr,
-    _marker: PhantomData<(Rc<()>, fn() -> T)>,
+    _marker: PhantomData<HandleMarker<T>>,
 }
 
 impl<T> JoinHandle<T> {

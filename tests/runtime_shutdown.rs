@@ -1,0 +1,162 @@
+//! Idle costs nothing, and dropping a runtime releases everything it owns.
+
+mod support;
+
+use std::cell::Cell;
+use std::future::poll_fn;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::{Duration, Instant};
+
+use overlap::{spawn, AsyncFd, Runtime};
+use support::{open_fds, pipe, read, socketpair};
+
+/// Tests in this file count the process's fds, so they run one at a time.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[test]
+fn idle_runtime_sleeps_in_epoll_wait() {
+    let _serial = serial();
+    let rt = Runtime::new().unwrap();
+    let before = rt.metrics().epoll_waits;
+    let start = Instant::now();
+    rt.block_on(overlap::time::sleep(Duration::from_millis(200)));
+    assert!(start.elapsed() >= Duration::from_millis(200));
+    let waits = rt.metrics().epoll_waits - before;
+    assert!(waits <= 3, "idle 200 ms took {waits} epoll_wait calls");
+}
+
+#[test]
+fn idle_with_parked_io_tasks_sleeps_too() {
+    let _serial = serial();
+    let rt = Runtime::new().unwrap();
+    let (_keep_a, _keep_b) = rt.block_on(async {
+        let (a, b) = socketpair();
+        let a = AsyncFd::new(a).unwrap();
+        let raw = a.as_raw_fd();
+        let h = spawn(async move {
+            let _ = a
+                .async_io_read(|fd| read(fd.as_raw_fd(), &mut [0u8; 8]))
+                .await;
+        });
+        (h, (b, raw))
+    });
+    let before = rt.metrics();
+    rt.block_on(overlap::time::sleep(Duration::from_millis(100)));
+    let after = rt.metrics();
+    assert!(after.epoll_waits - before.epoll_waits <= 3);
+    assert!(
+        after.task_polls - before.task_polls <= 1,
+        "a parked task was polled while idle"
+    );
+}
+
+#[test]
+fn dropping_runtime_with_tasks_parked_on_fds_leaks_no_fd() {
+    let _serial = serial();
+    // Warm up anything lazily opened, then measure.
+    drop(Runtime::new().unwrap());
+    let fds_before = open_fds();
+    let dropped = Arc::new(AtomicUsize::new(0));
+    {
+        let rt = Runtime::new().unwrap();
+        let mut peers: Vec<OwnedFd> = Vec::new();
+        for _ in 0..50 {
+            let (r, w) = pipe();
+            peers.push(w);
+            let d = dropped.clone();
+            struct CountDrop(Arc<AtomicUsize>);
+            impl Drop for CountDrop {
+                fn drop(&mut self) {
+                    self.0.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+            rt.spawn(async move {
+                let _c = CountDrop(d);
+                let r = AsyncFd::new(r).unwrap();
+                let _ = r
+                    .async_io_read(|fd| read(fd.as_raw_fd(), &mut [0u8; 8]))
+                    .await;
+            });
+        }
+        rt.block_on(overlap::yield_now());
+        assert_eq!(rt.metrics().registered_fds, 50);
+        assert_eq!(rt.metrics().tasks_alive, 50);
+        drop(rt);
+        drop(peers);
+    }
+    assert_eq!(
+        dropped.load(Ordering::SeqCst),
+        50,
+        "every parked future is dropped"
+    );
+    assert_eq!(open_fds(), fds_before, "runtime drop leaked fds");
+}
+
+#[test]
+fn dropping_runtime_drops_futures_on_its_thread_and_cancels_handles() {
+    let _serial = serial();
+    let rt = Runtime::new().unwrap();
+    let owner = std::thread::current().id();
+    let on_owner = Rc::new(Cell::new(false));
+    struct Check(std::thread::ThreadId, Rc<Cell<bool>>);
+    impl Drop for Check {
+        fn drop(&mut self) {
+            self.1.set(std::thread::current().id() == self.0);
+        }
+    }
+    let c = Check(owner, on_owner.clone());
+    let h = rt.spawn(async move {
+        let _c = c;
+        std::future::pending::<()>().await
+    });
+    rt.block_on(overlap::yield_now());
+    drop(rt);
+    assert!(on_owner.get());
+    assert!(h.is_finished());
+    // Awaiting the handle after the runtime is gone: a fresh runtime polls it once.
+    let err = overlap::block_on(h).unwrap_err();
+    assert!(err.is_cancelled());
+}
+
+#[test]
+fn futures_that_spawn_and_wake_while_dropped_do_not_hang_shutdown() {
+    let _serial = serial();
+    let rt = Runtime::new().unwrap();
+    struct SpawnOnDrop;
+    impl Drop for SpawnOnDrop {
+        fn drop(&mut self) {
+            spawn(async { std::future::pending::<()>().await });
+        }
+    }
+    for _ in 0..10 {
+        rt.spawn(async {
+            let _s = SpawnOnDrop;
+            poll_fn(|cx| {
+                cx.waker().wake_by_ref();
+                Poll::<()>::Pending
+            })
+            .await
+        });
+    }
+    rt.block_on(overlap::yield_now());
+    drop(rt);
+}
+
+#[test]
+fn runtime_can_be_dropped_inside_another_runtime() {
+    let _serial = serial();
+    overlap::block_on(async {
+        let inner = Runtime::new().unwrap();
+        inner.spawn(std::future::pending::<()>());
+        drop(inner);
+        assert_eq!(spawn(async { 3 }).await.unwrap(), 3);
+    });
+}

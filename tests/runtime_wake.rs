@@ -1,0 +1,218 @@
+//! Wakes from other threads, after the runtime is gone, and the eventfd coalescing.
+
+use std::cell::Cell;
+use std::future::poll_fn;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::task::{Poll, Waker};
+use std::thread;
+
+use overlap::{block_on, spawn, Runtime};
+
+/// A one-slot mailbox: the thread fills it and wakes whoever waits.
+#[derive(Default)]
+struct Mailbox {
+    value: Mutex<(Option<u64>, Option<Waker>)>,
+}
+
+impl Mailbox {
+    fn put(&self, v: u64) {
+        let w = {
+            let mut g = self.value.lock().unwrap();
+            g.0 = Some(v);
+            g.1.take()
+        };
+        if let Some(w) = w {
+            w.wake();
+        }
+    }
+
+    async fn take(&self) -> u64 {
+        poll_fn(|cx| {
+            let mut g = self.value.lock().unwrap();
+            match g.0.take() {
+                Some(v) => Poll::Ready(v),
+                None => {
+                    g.1 = Some(cx.waker().clone());
+                    Poll::Pending
+                }
+            }
+        })
+        .await
+    }
+}
+
+#[test]
+fn ten_thousand_cross_thread_round_trips() {
+    const N: u64 = 10_000;
+    let to_loop = Arc::new(Mailbox::default());
+    let (to_thread, rx) = mpsc::channel::<u64>();
+    let mb = to_loop.clone();
+    let echo = thread::spawn(move || {
+        for v in rx {
+            mb.put(v + 1);
+        }
+    });
+    let rt = Runtime::new().unwrap();
+    let last = rt.block_on(async {
+        let h = spawn(async move {
+            let mut v = 0;
+            for _ in 0..N {
+                to_thread.send(v).unwrap();
+                v = to_loop.take().await;
+            }
+            v
+        });
+        h.await.unwrap()
+    });
+    assert_eq!(last, N);
+    echo.join().unwrap();
+    let m = rt.metrics();
+    // A reply that lands before the task parks needs no wake, so not every trip is one.
+    assert!(
+        m.remote_wakes > 0,
+        "replies must come through the remote queue: {m:?}"
+    );
+    assert!(m.eventfd_writes <= m.remote_wakes + 1);
+}
+
+#[test]
+fn many_remote_wakes_before_the_loop_runs_cost_one_eventfd_write() {
+    let rt = Runtime::new().unwrap();
+    let wakers: Arc<Mutex<Vec<Waker>>> = Arc::default();
+    let polls = Rc::new(Cell::new(0));
+    let mut handles = Vec::new();
+    for _ in 0..100 {
+        let w = wakers.clone();
+        let p = polls.clone();
+        handles.push(rt.spawn(poll_fn(move |cx| {
+            p.set(p.get() + 1);
+            if p.get() > 100 {
+                return Poll::Ready(());
+            }
+            w.lock().unwrap().push(cx.waker().clone());
+            Poll::Pending
+        })));
+    }
+    // Run every task once so each parks and leaves its waker.
+    rt.block_on(async {
+        while wakers.lock().unwrap().len() < 100 {
+            overlap::yield_now().await;
+        }
+    });
+    let before = rt.metrics().eventfd_writes;
+    let ws = std::mem::take(&mut *wakers.lock().unwrap());
+    thread::spawn(move || ws.into_iter().for_each(Waker::wake))
+        .join()
+        .unwrap();
+    let after = rt.metrics();
+    assert_eq!(
+        after.eventfd_writes - before,
+        1,
+        "100 wakes while the loop was away: one write"
+    );
+    rt.block_on(async {
+        for h in handles {
+            h.await.unwrap();
+        }
+    });
+}
+
+#[test]
+fn waking_after_runtime_dropped_does_nothing() {
+    let slot: Arc<Mutex<Option<Waker>>> = Arc::default();
+    let s = slot.clone();
+    let rt = Runtime::new().unwrap();
+    drop(rt.spawn(poll_fn(move |cx| {
+        *s.lock().unwrap() = Some(cx.waker().clone());
+        Poll::<()>::Pending
+    })));
+    rt.block_on(overlap::yield_now());
+    drop(rt);
+    let w = slot.lock().unwrap().take().unwrap();
+    // From another thread and from this one: neither may crash or run anything.
+    let w2 = w.clone();
+    thread::spawn(move || w2.wake()).join().unwrap();
+    w.wake_by_ref();
+    drop(w);
+}
+
+#[test]
+fn future_is_never_dropped_on_the_waking_thread() {
+    struct OnThread(thread::ThreadId, Arc<AtomicBool>);
+    impl Drop for OnThread {
+        fn drop(&mut self) {
+            self.1
+                .store(thread::current().id() == self.0, Ordering::SeqCst);
+        }
+    }
+    let dropped_on_owner = Arc::new(AtomicBool::new(false));
+    let slot: Arc<Mutex<Option<Waker>>> = Arc::default();
+    let rt = Runtime::new().unwrap();
+    let guard = OnThread(thread::current().id(), dropped_on_owner.clone());
+    let s = slot.clone();
+    let h = rt.spawn(async move {
+        let _g = guard;
+        poll_fn(|cx| {
+            *s.lock().unwrap() = Some(cx.waker().clone());
+            Poll::<()>::Pending
+        })
+        .await;
+    });
+    rt.block_on(overlap::yield_now());
+    h.abort();
+    let w = slot.lock().unwrap().take().unwrap();
+    // The other thread holds the last waker while the runtime drops the future.
+    let (tx, rx) = mpsc::channel::<()>();
+    let t = thread::spawn(move || {
+        rx.recv().unwrap();
+        w.wake();
+    });
+    assert!(rt.block_on(h).unwrap_err().is_cancelled());
+    tx.send(()).unwrap();
+    t.join().unwrap();
+    assert!(dropped_on_owner.load(Ordering::SeqCst));
+}
+
+#[test]
+fn wakes_from_many_threads_are_not_lost() {
+    const THREADS: usize = 4;
+    const PER: usize = 2_000;
+    let counter = Arc::new(AtomicUsize::new(0));
+    let seen = block_on(async {
+        let c = counter.clone();
+        let waker_slot: Arc<Mutex<Option<Waker>>> = Arc::default();
+        let ws = waker_slot.clone();
+        let task = spawn(poll_fn(move |cx| {
+            *ws.lock().unwrap() = Some(cx.waker().clone());
+            if c.load(Ordering::SeqCst) == THREADS * PER {
+                Poll::Ready(c.load(Ordering::SeqCst))
+            } else {
+                Poll::Pending
+            }
+        }));
+        overlap::yield_now().await;
+        let threads: Vec<_> = (0..THREADS)
+            .map(|_| {
+                let c = counter.clone();
+                let ws = waker_slot.clone();
+                thread::spawn(move || {
+                    for _ in 0..PER {
+                        c.fetch_add(1, Ordering::SeqCst);
+                        let w = ws.lock().unwrap().clone();
+                        if let Some(w) = w {
+                            w.wake();
+                        }
+                    }
+                })
+            })
+            .collect();
+        let seen = task.await.unwrap();
+        for t in threads {
+            t.join().unwrap();
+        }
+        seen
+    });
+    assert_eq!(seen, THREADS * PER);
+}
