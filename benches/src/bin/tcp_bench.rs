@@ -1,0 +1,334 @@
+//! TCP echo ping-pong: overlap vs idiomatic tokio (current-thread) vs a hand-written epoll
+//! loop, all as separate server processes pinned to CPU 0, driven by this process pinned to
+//! CPU 1.
+//!
+//! ```text
+//! cargo build --release -p overlap --example tcp_echo -p overlap-benches --bins
+//! target/release/tcp_bench [seconds per row, default 2]
+//! ```
+//!
+//! For each message size (64 B, 4 KiB) and connection count (1, 50, 500), each connection
+//! sends a message, waits for the whole echo, and sends the next. Per row:
+//! - round trips per second;
+//! - the **server's CPU time per round trip** (utime + stime from `/proc/PID/stat` over the
+//!   window): with two cores the load generator saturates first, so this is the figure that
+//!   compares servers;
+//! - p99 round-trip latency seen by the client;
+//! - syscalls per round trip, counted by `perf stat -e raw_syscalls:sys_enter` on the server
+//!   in a separate window (skipped if `perf` is missing).
+//!
+//! Ratios are against tokio: below 1 means fewer resources than tokio.
+
+use std::collections::VecDeque;
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::os::fd::{AsRawFd, RawFd};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use overlap_benches::pin_to_cpu;
+
+const SERVERS: [&str; 3] = ["overlap", "tokio", "epoll"];
+
+/// A server process under test.
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Server {
+    fn start(bin: &Path) -> io::Result<Server> {
+        let mut child = Command::new("taskset")
+            .arg("-c")
+            .arg("0")
+            .arg(bin)
+            .arg("127.0.0.1:0")
+            .stdout(Stdio::piped())
+            .spawn()?;
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("piped")).read_line(&mut line)?;
+        let addr = line
+            .trim()
+            .strip_prefix("listening on ")
+            .and_then(|a| a.parse().ok())
+            .ok_or_else(|| io::Error::other(format!("unexpected server output: {line:?}")))?;
+        Ok(Server { child, addr })
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// utime + stime of the server, in seconds.
+    fn cpu_secs(&self) -> f64 {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap();
+        // Fields after the command name (which may contain spaces) start at field 3.
+        let rest = &stat[stat.rfind(')').unwrap() + 2..];
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let ticks: u64 = f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap();
+        // SAFETY: sysconf takes only an integer.
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+        ticks as f64 / hz
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One client connection of the load generator.
+struct Conn {
+    stream: TcpStream,
+    got: usize,
+    sent_at: Option<Instant>,
+}
+
+/// A single-threaded, level-triggered epoll client driving every connection.
+struct Load {
+    ep: RawFd,
+    conns: Vec<Conn>,
+    msg: Vec<u8>,
+    buf: Vec<u8>,
+    events: Vec<libc::epoll_event>,
+}
+
+impl Load {
+    fn new(addr: SocketAddr, conns: usize, size: usize) -> io::Result<Load> {
+        // SAFETY: epoll_create1 takes only a flag.
+        let ep = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+        if ep < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let mut v = Vec::with_capacity(conns);
+        for i in 0..conns {
+            let stream = TcpStream::connect(addr)?;
+            stream.set_nodelay(true)?;
+            stream.set_nonblocking(true)?;
+            let mut ev = libc::epoll_event {
+                events: libc::EPOLLIN as u32,
+                u64: i as u64,
+            };
+            // SAFETY: `ev` is a valid epoll_event for the call.
+            let rc =
+                unsafe { libc::epoll_ctl(ep, libc::EPOLL_CTL_ADD, stream.as_raw_fd(), &mut ev) };
+            if rc < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            v.push(Conn {
+                stream,
+                got: 0,
+                sent_at: None,
+            });
+        }
+        Ok(Load {
+            ep,
+            conns: v,
+            msg: (0..size).map(|i| i as u8).collect(),
+            buf: vec![0u8; size.max(64 * 1024)],
+            events: vec![libc::epoll_event { events: 0, u64: 0 }; 1024],
+        })
+    }
+
+    fn send(conn: &mut Conn, msg: &[u8]) {
+        conn.stream.write_all(msg).expect("send to server");
+        conn.sent_at = Some(Instant::now());
+        conn.got = 0;
+    }
+
+    /// Runs ping-pong until `until`, then waits for every outstanding echo without sending
+    /// more, so the count covers exactly the server work done. Returns round trips.
+    fn run(&mut self, until: Instant, mut lat: Option<&mut Vec<u64>>) -> u64 {
+        for c in &mut self.conns {
+            Self::send(c, &self.msg);
+        }
+        let mut outstanding = self.conns.len();
+        let mut trips = 0;
+        while outstanding > 0 {
+            let sending = Instant::now() < until;
+            // SAFETY: `events` is a writable array of the length passed.
+            let n = unsafe {
+                libc::epoll_wait(
+                    self.ep,
+                    self.events.as_mut_ptr(),
+                    self.events.len() as i32,
+                    100,
+                )
+            };
+            for i in 0..n.max(0) as usize {
+                let idx = self.events[i].u64 as usize;
+                let conn = &mut self.conns[idx];
+                loop {
+                    let want = self.msg.len() - conn.got;
+                    match conn.stream.read(&mut self.buf[..want]) {
+                        Ok(0) => panic!("server closed the connection"),
+                        Ok(k) => conn.got += k,
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                        Err(e) => panic!("read from server: {e}"),
+                    }
+                    if conn.got == self.msg.len() {
+                        let sent = conn.sent_at.take().expect("a request was outstanding");
+                        if let Some(l) = lat.as_deref_mut() {
+                            l.push(sent.elapsed().as_nanos() as u64);
+                        }
+                        trips += 1;
+                        if sending {
+                            Self::send(conn, &self.msg);
+                        } else {
+                            outstanding -= 1;
+                        }
+                        break;
+                    }
+                }
+            }
+        }
+        trips
+    }
+}
+
+impl Drop for Load {
+    fn drop(&mut self) {
+        // SAFETY: `ep` is our epoll fd, closed once here.
+        unsafe { libc::close(self.ep) };
+    }
+}
+
+/// Counts the server's syscalls (`perf stat`) while the load runs for `dur`.
+fn syscalls_per_trip(server: &Server, load: &mut Load, dur: Duration) -> Option<f64> {
+    let mut perf = Command::new("perf")
+        .args(["stat", "-x,", "-e", "raw_syscalls:sys_enter", "-p"])
+        .arg(server.pid().to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .ok()?;
+    // Let perf attach; the server is idle meanwhile (blocked in epoll_wait).
+    std::thread::sleep(Duration::from_millis(300));
+    let trips = load.run(Instant::now() + dur, None);
+    std::thread::sleep(Duration::from_millis(50));
+    // SAFETY: kill takes only integers; the pid is our child's.
+    unsafe { libc::kill(perf.id() as i32, libc::SIGINT) };
+    let mut err = String::new();
+    perf.stderr.take()?.read_to_string(&mut err).ok()?;
+    perf.wait().ok()?;
+    let count: f64 = err
+        .lines()
+        .find(|l| l.contains("raw_syscalls:sys_enter"))?
+        .split(',')
+        .next()?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(count / trips as f64)
+}
+
+struct Result {
+    trips_per_sec: f64,
+    cpu_us_per_trip: f64,
+    p99_us: f64,
+    syscalls: Option<f64>,
+}
+
+fn measure(bin: &Path, conns: usize, size: usize, secs: f64) -> io::Result<Result> {
+    let server = Server::start(bin)?;
+    let mut load = Load::new(server.addr, conns, size)?;
+    load.run(Instant::now() + Duration::from_millis(300), None); // warm-up
+
+    let mut lat = Vec::with_capacity(1 << 20);
+    let cpu0 = server.cpu_secs();
+    let t0 = Instant::now();
+    let trips = load.run(t0 + Duration::from_secs_f64(secs), Some(&mut lat));
+    let elapsed = t0.elapsed().as_secs_f64();
+    let cpu = server.cpu_secs() - cpu0;
+    lat.sort_unstable();
+    let p99 = lat[(lat.len() * 99 / 100).min(lat.len() - 1)] as f64 / 1e3;
+
+    let syscalls = syscalls_per_trip(&server, &mut load, Duration::from_secs(1));
+    Ok(Result {
+        trips_per_sec: trips as f64 / elapsed,
+        cpu_us_per_trip: cpu * 1e6 / trips as f64,
+        p99_us: p99,
+        syscalls,
+    })
+}
+
+fn bins() -> Vec<(&'static str, PathBuf)> {
+    let dir = std::env::current_exe()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let paths = [
+        dir.join("examples").join("tcp_echo"),
+        dir.join("tcp_echo_tokio"),
+        dir.join("tcp_echo_epoll"),
+    ];
+    SERVERS
+        .iter()
+        .zip(paths)
+        .map(|(name, p)| {
+            assert!(
+                p.exists(),
+                "{} missing: cargo build --release -p overlap --example tcp_echo -p overlap-benches --bins",
+                p.display()
+            );
+            (*name, p)
+        })
+        .collect()
+}
+
+fn main() -> io::Result<()> {
+    let secs: f64 = std::env::args()
+        .nth(1)
+        .map_or(2.0, |s| s.parse().expect("seconds per row"));
+    pin_to_cpu(1)?;
+    let bins = bins();
+    println!("TCP echo ping-pong, servers on CPU 0, load on CPU 1, {secs} s per row");
+    println!(
+        "{:>6} {:>6} {:>8} {:>10} {:>10} {:>9} {:>11} {:>12} {:>12}",
+        "size",
+        "conns",
+        "server",
+        "rt/s",
+        "cpu µs/rt",
+        "p99 µs",
+        "syscall/rt",
+        "cpu/tokio",
+        "p99/tokio"
+    );
+    let mut summary = VecDeque::new();
+    for size in [64usize, 4096] {
+        for conns in [1usize, 50, 500] {
+            let results: Vec<Result> = bins
+                .iter()
+                .map(|(_, bin)| measure(bin, conns, size, secs))
+                .collect::<io::Result<_>>()?;
+            let tokio = &results[1];
+            for ((name, _), r) in bins.iter().zip(&results) {
+                let sys = r.syscalls.map_or("n/a".to_string(), |s| format!("{s:.3}"));
+                println!(
+                    "{:>6} {:>6} {:>8} {:>10.0} {:>10.3} {:>9.1} {:>11} {:>12.3} {:>12.3}",
+                    size,
+                    conns,
+                    name,
+                    r.trips_per_sec,
+                    r.cpu_us_per_trip,
+                    r.p99_us,
+                    sys,
+                    r.cpu_us_per_trip / tokio.cpu_us_per_trip,
+                    r.p99_us / tokio.p99_us
+                );
+            }
+            summary.push_back(results[0].cpu_us_per_trip / tokio.cpu_us_per_trip);
+        }
+    }
+    let geo = summary.iter().map(|r| r.ln()).sum::<f64>() / summary.len() as f64;
+    println!(
+        "overlap/tokio server CPU per round trip, geometric mean: {:.3}",
+        geo.exp()
+    );
+    Ok(())
+}
