@@ -63,3 +63,23 @@ fn host_name_is_resolved_on_the_blocking_pool() {
         assert_eq!(accepted.local_addr().unwrap().port(), port);
     });
 }
+
+#[test]
+fn ipv6_loopback_when_available() {
+    overlap::block_on(async {
+        let listener = match TcpListener::bind("[::1]:0").await {
+            Ok(l) => l,
+            // No IPv6 on this host (some containers): nothing to test.
+            Err(e) if e.raw_os_error() == Some(libc::EADDRNOTAVAIL) => return,
+            Err(e) => panic!("bind [::1]:0: {e}"),
+        };
+        let addr = listener.local_addr().unwrap();
+        assert!(addr.is_ipv6());
+        let conn = TcpStream::connect(addr).await.unwrap();
+        let (accepted, peer) = listener.accept().await.unwrap();
+        assert_eq!(peer, conn.local_addr().unwrap());
+        assert_eq!(accepted.peer_addr().unwrap(), peer);
+        let conn6 = TcpSocket::new_v6().unwrap().connect(addr).await.unwrap();
+        assert_eq!(conn6.peer_addr().unwrap(), addr);
+    });
+}

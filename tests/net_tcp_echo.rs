@@ -279,3 +279,30 @@ fn options_round_trip() {
         assert_eq!(conn.peer_addr().unwrap(), addr);
     });
 }
+
+#[test]
+fn incoming_yields_each_connection() {
+    use futures_util::StreamExt;
+    overlap::block_on(async {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let clients = overlap::spawn(async move {
+            let mut v = Vec::new();
+            for _ in 0..3 {
+                v.push(TcpStream::connect(addr).await.unwrap());
+            }
+            v
+        });
+        let mut incoming = listener.incoming();
+        let mut peers = Vec::new();
+        for _ in 0..3 {
+            let s = incoming.next().await.unwrap().unwrap();
+            peers.push(s.peer_addr().unwrap());
+        }
+        let clients = clients.await.unwrap();
+        let mut locals: Vec<_> = clients.iter().map(|c| c.local_addr().unwrap()).collect();
+        peers.sort();
+        locals.sort();
+        assert_eq!(peers, locals);
+    });
+}

@@ -4,7 +4,8 @@
 //!
 //! ```text
 //! cargo build --release -p overlap --example tcp_echo -p overlap-benches --bins
-//! target/release/tcp_bench [seconds per row, default 2]
+//! # servers: target/release/examples/tcp_echo, target/release/tcp_echo_{tokio,epoll}
+//! target/release/tcp_bench [seconds per run, default 1] [runs, default 3]
 //! ```
 //!
 //! For each message size (64 B, 4 KiB) and connection count (1, 50, 500), each connection
@@ -17,9 +18,9 @@
 //! - syscalls per round trip, counted by `perf stat -e raw_syscalls:sys_enter` on the server
 //!   in a separate window (skipped if `perf` is missing).
 //!
-//! Ratios are against tokio: below 1 means fewer resources than tokio.
+//! Each figure is the best of N runs (servers interleaved, so background load hits them
+//! alike). Ratios are against tokio: below 1 means fewer resources than tokio.
 
-use std::collections::VecDeque;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::fd::{AsRawFd, RawFd};
@@ -60,16 +61,16 @@ impl Server {
         self.child.id()
     }
 
-    /// utime + stime of the server, in seconds.
+    /// utime + stime of the server, in seconds (clock-tick resolution: 10 ms at 100 Hz).
     fn cpu_secs(&self) -> f64 {
         let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap();
         // Fields after the command name (which may contain spaces) start at field 3.
         let rest = &stat[stat.rfind(')').unwrap() + 2..];
         let f: Vec<&str> = rest.split_whitespace().collect();
-        let ticks: u64 = f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap();
+        let (utime, stime): (u64, u64) = (f[11].parse().unwrap(), f[12].parse().unwrap());
         // SAFETY: sysconf takes only an integer.
         let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-        ticks as f64 / hz
+        (utime + stime) as f64 / hz
     }
 }
 
@@ -225,14 +226,27 @@ fn syscalls_per_trip(server: &Server, load: &mut Load, dur: Duration) -> Option<
     Some(count / trips as f64)
 }
 
-struct Result {
+/// The figures of one server for one row: each the best over the repetitions.
+#[derive(Clone, Copy)]
+struct Figures {
     trips_per_sec: f64,
     cpu_us_per_trip: f64,
     p99_us: f64,
     syscalls: Option<f64>,
 }
 
-fn measure(bin: &Path, conns: usize, size: usize, secs: f64) -> io::Result<Result> {
+impl Figures {
+    fn best(self, o: Figures) -> Figures {
+        Figures {
+            trips_per_sec: self.trips_per_sec.max(o.trips_per_sec),
+            cpu_us_per_trip: self.cpu_us_per_trip.min(o.cpu_us_per_trip),
+            p99_us: self.p99_us.min(o.p99_us),
+            syscalls: self.syscalls.or(o.syscalls),
+        }
+    }
+}
+
+fn measure(bin: &Path, conns: usize, size: usize, secs: f64, count: bool) -> io::Result<Figures> {
     let server = Server::start(bin)?;
     let mut load = Load::new(server.addr, conns, size)?;
     load.run(Instant::now() + Duration::from_millis(300), None); // warm-up
@@ -246,8 +260,12 @@ fn measure(bin: &Path, conns: usize, size: usize, secs: f64) -> io::Result<Resul
     lat.sort_unstable();
     let p99 = lat[(lat.len() * 99 / 100).min(lat.len() - 1)] as f64 / 1e3;
 
-    let syscalls = syscalls_per_trip(&server, &mut load, Duration::from_secs(1));
-    Ok(Result {
+    let syscalls = if count {
+        syscalls_per_trip(&server, &mut load, Duration::from_secs(1))
+    } else {
+        None
+    };
+    Ok(Figures {
         trips_per_sec: trips as f64 / elapsed,
         cpu_us_per_trip: cpu * 1e6 / trips as f64,
         p99_us: p99,
@@ -281,14 +299,33 @@ fn bins() -> Vec<(&'static str, PathBuf)> {
 }
 
 fn main() -> io::Result<()> {
-    let secs: f64 = std::env::args()
-        .nth(1)
-        .map_or(2.0, |s| s.parse().expect("seconds per row"));
+    let mut args = std::env::args().skip(1).peekable();
+    if args.peek().map(String::as_str) == Some("--load") {
+        // Load only, against a server started by hand (for profiling it):
+        // tcp_bench --load ADDR CONNS SIZE SECS
+        let v: Vec<String> = args.skip(1).collect();
+        let addr: SocketAddr = v[0].parse().expect("address");
+        let mut load = Load::new(addr, v[1].parse().unwrap(), v[2].parse().unwrap())?;
+        let t0 = Instant::now();
+        let trips = load.run(t0 + Duration::from_secs_f64(v[3].parse().unwrap()), None);
+        println!(
+            "{:.0} round trips/s",
+            trips as f64 / t0.elapsed().as_secs_f64()
+        );
+        return Ok(());
+    }
+    let secs: f64 = args
+        .next()
+        .map_or(1.0, |s| s.parse().expect("seconds per run"));
+    let reps: usize = args.next().map_or(3, |s| s.parse().expect("repetitions"));
     pin_to_cpu(1)?;
     let bins = bins();
-    println!("TCP echo ping-pong, servers on CPU 0, load on CPU 1, {secs} s per row");
     println!(
-        "{:>6} {:>6} {:>8} {:>10} {:>10} {:>9} {:>11} {:>12} {:>12}",
+        "TCP echo ping-pong, servers on CPU 0, load on CPU 1, best of {reps} runs of {secs} s \
+         (servers interleaved)"
+    );
+    println!(
+        "{:>5} {:>5} {:>8} {:>9} {:>10} {:>9} {:>10} {:>10} {:>10}",
         "size",
         "conns",
         "server",
@@ -299,18 +336,24 @@ fn main() -> io::Result<()> {
         "cpu/tokio",
         "p99/tokio"
     );
-    let mut summary = VecDeque::new();
+    let mut ratios = Vec::new();
     for size in [64usize, 4096] {
         for conns in [1usize, 50, 500] {
-            let results: Vec<Result> = bins
-                .iter()
-                .map(|(_, bin)| measure(bin, conns, size, secs))
-                .collect::<io::Result<_>>()?;
-            let tokio = &results[1];
-            for ((name, _), r) in bins.iter().zip(&results) {
+            let mut best: Vec<Option<Figures>> = vec![None; bins.len()];
+            for rep in 0..reps {
+                // Rotate the order so no server always runs right after the same one.
+                for k in 0..bins.len() {
+                    let i = (k + rep) % bins.len();
+                    let f = measure(&bins[i].1, conns, size, secs, rep == 0)?;
+                    best[i] = Some(best[i].map_or(f, |b| b.best(f)));
+                }
+            }
+            let best: Vec<Figures> = best.into_iter().map(Option::unwrap).collect();
+            let tokio = best[1];
+            for ((name, _), r) in bins.iter().zip(&best) {
                 let sys = r.syscalls.map_or("n/a".to_string(), |s| format!("{s:.3}"));
                 println!(
-                    "{:>6} {:>6} {:>8} {:>10.0} {:>10.3} {:>9.1} {:>11} {:>12.3} {:>12.3}",
+                    "{:>5} {:>5} {:>8} {:>9.0} {:>10.3} {:>9.1} {:>10} {:>10.3} {:>10.3}",
                     size,
                     conns,
                     name,
@@ -322,10 +365,10 @@ fn main() -> io::Result<()> {
                     r.p99_us / tokio.p99_us
                 );
             }
-            summary.push_back(results[0].cpu_us_per_trip / tokio.cpu_us_per_trip);
+            ratios.push(best[0].cpu_us_per_trip / tokio.cpu_us_per_trip);
         }
     }
-    let geo = summary.iter().map(|r| r.ln()).sum::<f64>() / summary.len() as f64;
+    let geo = ratios.iter().map(|r| r.ln()).sum::<f64>() / ratios.len() as f64;
     println!(
         "overlap/tokio server CPU per round trip, geometric mean: {:.3}",
         geo.exp()
