@@ -147,9 +147,10 @@ fn split_halves_from_two_tasks() {
         let stream = rd.reunite(wr).unwrap();
         assert_eq!(stream.peer_addr().unwrap(), addr);
 
-        // Borrowed halves in one task.
+        // Borrowed halves in one task. (With `AsyncReadExt` in scope, `stream.split()` would
+        // pick futures' by-value `split`, so name ours.)
         let mut stream = stream;
-        let (mut r, mut w) = stream.split();
+        let (mut r, mut w) = TcpStream::split(&mut stream);
         let (a, b) = futures_util::join!(w.write_all(b"borrowed"), async {
             let mut buf = [0u8; 8];
             r.read_exact(&mut buf).await.map(|_| buf)

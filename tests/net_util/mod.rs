@@ -14,7 +14,7 @@ pub fn raise_nofile() -> u64 {
         // SAFETY: `lim` is a valid rlimit; raising the soft limit up to the hard one is allowed.
         assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) }, 0);
     }
-    lim.rlim_cur as u64
+    lim.rlim_cur
 }
 
 /// Sets the soft `RLIMIT_NOFILE`.
@@ -25,7 +25,7 @@ pub fn set_soft_nofile(soft: u64) {
     };
     // SAFETY: `lim` is a valid, writable rlimit.
     assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) }, 0);
-    lim.rlim_cur = soft as libc::rlim_t;
+    lim.rlim_cur = soft;
     // SAFETY: `lim` is a valid rlimit; lowering the soft limit is always allowed.
     assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) }, 0);
 }

@@ -183,6 +183,31 @@ impl TcpStream {
 
     /// Borrowed halves, for reading and writing from two futures at once (for example in a
     /// `select` or a `join` within one task).
+    ///
+    /// With futures' `AsyncReadExt` in scope, `stream.split()` on a `TcpStream` value
+    /// resolves to `AsyncReadExt::split` (which takes the stream by value and locks), so
+    /// write `TcpStream::split(&mut stream)`:
+    ///
+    /// ```
+    /// use overlap::io::{AsyncReadExt, AsyncWriteExt};
+    /// use overlap::net::{TcpListener, TcpStream};
+    ///
+    /// overlap::block_on(async {
+    ///     let listener = TcpListener::bind("127.0.0.1:0").await?;
+    ///     let mut a = TcpStream::connect(listener.local_addr()?).await?;
+    ///     let (mut b, _) = listener.accept().await?;
+    ///     let (mut rd, mut wr) = TcpStream::split(&mut a);
+    ///     let (sent, got) = futures_util::join!(wr.write_all(b"x"), async {
+    ///         b.write_all(b"y").await?;
+    ///         let mut buf = [0u8; 1];
+    ///         rd.read_exact(&mut buf).await.map(|_| buf)
+    ///     });
+    ///     sent?;
+    ///     assert_eq!(&got?, b"y");
+    ///     std::io::Result::Ok(())
+    /// })
+    /// .unwrap();
+    /// ```
     pub fn split(&mut self) -> (ReadHalf<'_>, WriteHalf<'_>) {
         split(self)
     }
