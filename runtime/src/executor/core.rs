@@ -183,14 +183,18 @@ impl Core {
                 .next_deadline()
                 .map(|d| d.saturating_duration_since(Instant::now()))
         };
-        bump(&self.counters.epoll_waits, 1);
-        let (delivered, woke_remote) = self
-            .reactor
-            .turn(timeout)
-            .expect("epoll_wait failed on the runtime's own epoll fd");
-        bump(&self.counters.events, delivered as u64);
-        if woke_remote {
-            self.drain_remote();
+        // With no fd registered, a non-blocking look at epoll could only report the eventfd,
+        // whose news `drain_remote` already read from the `notified` flag: skip the syscall.
+        if timeout != Some(Duration::ZERO) || self.reactor.registered() > 0 {
+            bump(&self.counters.epoll_waits, 1);
+            let (delivered, woke_remote) = self
+                .reactor
+                .turn(timeout)
+                .expect("epoll_wait failed on the runtime's own epoll fd");
+            bump(&self.counters.events, delivered as u64);
+            if woke_remote {
+                self.drain_remote();
+            }
         }
         if let Some(next) = self.timers.next_deadline() {
             let now = Instant::now();

@@ -29,7 +29,10 @@ struct Remote {
 impl Shared {
     pub(crate) fn new(eventfd: EventFd) -> Shared {
         Shared {
-            remote: Mutex::new(Remote { queue: Vec::new(), eventfd: Some(Arc::new(eventfd)) }),
+            remote: Mutex::new(Remote {
+                queue: Vec::new(),
+                eventfd: Some(Arc::new(eventfd)),
+            }),
             notified: AtomicBool::new(false),
             remote_wakes: AtomicU64::new(0),
             eventfd_writes: AtomicU64::new(0),
