@@ -56,7 +56,9 @@ where
         )
     });
     let (tx, rx) = completion::<Outcome<R>>();
-    pool.execute(Box::new(move |failure: Option<&io::Error>| {
+    // Refused only during the runtime's shutdown (a future's destructor spawning): the job
+    // is dropped and the handle reports it, like every other job queued at that point.
+    let _ = pool.execute(Box::new(move |failure: Option<&io::Error>| {
         let outcome = match failure {
             None => Ok(catch_unwind(AssertUnwindSafe(f))),
             Some(err) => Err(io::Error::new(err.kind(), err.to_string())),
@@ -73,4 +75,30 @@ where
             None => panic!("spawn_blocking: the job was dropped before it ran"),
         }
     })
+}
+
+/// Runs `f` on the blocking pool with no handle, for clean-up work that must not be lost,
+/// such as writing out the buffer of a file dropped without `flush`.
+///
+/// When the pool cannot take `f` — outside a runtime, while the runtime is being dropped, or
+/// when no pool thread exists and none can be started — `f` runs on the calling thread before
+/// this returns, so the work always happens. A panic in `f` on a pool thread is caught and
+/// dropped; on the calling thread it propagates.
+///
+/// This is a building block for overlap's own crates (`overlap-fs`); applications want
+/// [`spawn_blocking`].
+#[doc(hidden)]
+pub fn spawn_blocking_detached<F>(f: F)
+where
+    F: FnOnce() + Send + 'static,
+{
+    let Some(pool) = crate::executor::with_current(|core| core.blocking().clone()) else {
+        return f();
+    };
+    // On a start failure the pool calls the job at once on this thread, with the error:
+    // running it here is exactly the fallback we want.
+    let job: pool::Job = Box::new(move |_failure: Option<&io::Error>| f());
+    if let Err(job) = pool.execute(job) {
+        job(None);
+    }
 }

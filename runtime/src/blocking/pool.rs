@@ -73,20 +73,20 @@ impl BlockingPool {
     }
 
     /// Queues `job`: wakes an idle thread, or starts one if below the limit, or leaves it
-    /// queued for the next thread that frees up. After shutdown the job is dropped.
-    pub(crate) fn execute(&self, job: Job) {
+    /// queued for the next thread that frees up. After shutdown the job is handed back.
+    pub(crate) fn execute(&self, job: Job) -> Result<(), Job> {
         let mut st = self.inner.lock();
         if st.shutdown {
-            return;
+            return Err(job);
         }
         st.queue.push_back(job);
         if st.idle > st.notified {
             st.notified += 1;
             self.inner.work.notify_one();
-            return;
+            return Ok(());
         }
         if st.threads >= self.inner.config.max_threads {
-            return; // runs when a thread frees up
+            return Ok(()); // runs when a thread frees up
         }
         st.threads += 1;
         drop(st);
@@ -94,7 +94,7 @@ impl BlockingPool {
             let mut st = self.inner.lock();
             st.threads -= 1;
             if st.threads > 0 {
-                return; // a live thread will get to the queued job
+                return Ok(()); // a live thread will get to the queued job
             }
             // No thread exists and none can be started: fail every queued job now rather
             // than leave its handle waiting forever.
@@ -104,6 +104,7 @@ impl BlockingPool {
                 job(Some(&err));
             }
         }
+        Ok(())
     }
 
     fn start_thread(&self) -> io::Result<()> {

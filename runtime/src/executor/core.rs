@@ -199,6 +199,8 @@ impl Core {
 
     pub(crate) fn metrics(&self) -> RuntimeMetrics {
         let c = &self.counters;
+        // One snapshot, so threads and queue length come from the same instant.
+        let blocking = self.blocking.stats();
         RuntimeMetrics {
             tasks_spawned: c.spawned.get(),
             tasks_alive: self.tasks.borrow().len() as u64,
@@ -211,8 +213,8 @@ impl Core {
             registered_fds: self.reactor.registered() as u64,
             timers_active: self.timers.active() as u64,
             timers_fired: self.timers.fired(),
-            blocking_threads: self.blocking.stats().threads as u64,
-            blocking_queued: self.blocking.stats().queued as u64,
+            blocking_threads: blocking.threads as u64,
+            blocking_queued: blocking.queued as u64,
         }
     }
 

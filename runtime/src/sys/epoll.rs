@@ -23,9 +23,8 @@ impl Epoll {
         // SAFETY: epoll_create1 takes only a flag.
         let fd = syscall!(epoll_create1(libc::EPOLL_CLOEXEC))?;
         // SAFETY: `fd` was just returned by epoll_create1 and is owned by nobody else.
-        Ok(Epoll {
-            fd: unsafe { OwnedFd::from_raw_fd(fd) },
-        })
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        Ok(Epoll { fd })
     }
 
     /// Registers `fd` once, edge-triggered, for [`INTEREST`], tagged with `token`.

@@ -12,6 +12,7 @@
 macro_rules! syscall {
     ($fn: ident ( $($arg: expr),* $(,)? ) ) => {{
         #[allow(unused_unsafe)]
+        // SAFETY: the invoking unsafe block's own `// SAFETY:` comment justifies the arguments.
         let res = unsafe { ::libc::$fn($($arg, )*) };
         if res == -1 {
             Err(::std::io::Error::last_os_error())

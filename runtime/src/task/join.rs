@@ -31,8 +31,11 @@ use super::state::COMPLETE;
 /// ```
 pub struct JoinHandle<T> {
     task: TaskPtr,
-    _marker: PhantomData<(Rc<()>, fn() -> T)>,
+    _marker: NotSendOutput<T>,
 }
+
+/// `!Send` (the `Rc`), and covariant in the output type without owning one.
+type NotSendOutput<T> = PhantomData<(Rc<()>, fn() -> T)>;
 
 impl<T> JoinHandle<T> {
     /// # Safety

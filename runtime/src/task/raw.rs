@@ -73,7 +73,7 @@ impl TaskPtr {
     pub(crate) fn allocate<F: Future + 'static>(future: F, shared: &Arc<Shared>) -> TaskPtr {
         let cell = Box::new(TaskCell {
             header: Header {
-                state: AtomicUsize::new(2 * REF_ONE | SCHEDULED),
+                state: AtomicUsize::new((2 * REF_ONE) | SCHEDULED),
                 vtable: &TaskCell::<F>::VTABLE,
                 shared: Arc::into_raw(shared.clone()),
                 join_waker: UnsafeCell::new(None),
