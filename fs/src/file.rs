@@ -54,8 +54,10 @@ const WRITE_CAP: usize = 1024 * 1024;
 ///   reports any write error. `close` is the same as `flush`; the fd closes on drop.
 /// - Dropping a `File` never loses accepted bytes: the job in flight finishes, and bytes
 ///   not yet handed to a job are written by one more job, after it, in order. Errors from
-///   those writes are lost, so `flush` first when they matter. (If the runtime itself is
-///   dropped while a job is still queued, that job is dropped with it.)
+///   those writes are lost, so `flush` first when they matter. If the runtime is dropped
+///   while a write job is still queued, the bytes are written on the thread dropping the
+///   runtime rather than lost; a `File` dropped outside any runtime writes on the dropping
+///   thread too.
 /// - Dropping an operation's future (a `read`, `seek`, `sync_all`, ...) before it completes
 ///   lets its job finish in the background; the `File` picks up the result when next used
 ///   (read bytes stay buffered, a write error is reported later).
@@ -271,10 +273,15 @@ impl File {
     fn submit_write(&mut self) {
         debug_assert!(self.job.is_none() && !self.wbuf.is_empty());
         let buf = std::mem::replace(&mut self.wbuf, std::mem::take(&mut self.wspare));
-        let (std, handoff, rewind) = (self.std.clone(), self.handoff.clone(), self.rewind);
-        self.rewind = 0;
         blocking::lock(&self.handoff).running = true;
-        let job = job::spawn(move || blocking::write(&std, buf, rewind, &handoff));
+        let write = blocking::WriteJob {
+            file: self.std.clone(),
+            buf,
+            rewind: std::mem::take(&mut self.rewind),
+            handoff: self.handoff.clone(),
+            ran: false,
+        };
+        let job = job::spawn(move || write.run());
         self.job = Some(InFlight {
             kind: Kind::Write,
             job,

@@ -2,7 +2,7 @@
 
 use std::fs::File as StdFile;
 use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::read_buf::prepare;
 
@@ -56,28 +56,54 @@ pub(crate) fn write_at_cursor(file: &StdFile, buf: &[u8], rewind: u64) -> io::Re
     (&*file).write_all(buf)
 }
 
-/// A write job: writes `buf`, then whatever a dropped `File` handed over meanwhile.
-pub(crate) fn write(
-    file: &StdFile,
-    mut buf: Vec<u8>,
-    rewind: u64,
-    handoff: &Mutex<Handoff>,
-) -> Done {
-    let res = write_at_cursor(file, &buf, rewind);
-    buf.clear();
-    loop {
-        let orphans = {
-            let mut h = lock(handoff);
-            if h.orphans.is_empty() {
-                h.running = false;
-                break;
-            }
-            std::mem::take(&mut h.orphans)
-        };
-        // The `File` is gone, so nobody could see an error here; try anyway, in order.
-        let _ = (&*file).write_all(&orphans);
+/// A write job: `buf`, then whatever a dropped `File` handed over meanwhile.
+///
+/// If the job is dropped without running (the runtime shut down while it was queued, or no
+/// pool thread could start), its destructor writes on the dropping thread instead: accepted
+/// bytes are never thrown away.
+#[derive(Debug)]
+pub(crate) struct WriteJob {
+    pub(crate) file: Arc<StdFile>,
+    pub(crate) buf: Vec<u8>,
+    pub(crate) rewind: u64,
+    pub(crate) handoff: Arc<Mutex<Handoff>>,
+    pub(crate) ran: bool,
+}
+
+impl WriteJob {
+    pub(crate) fn run(mut self) -> Done {
+        let mut buf = std::mem::take(&mut self.buf);
+        let res = self.write(&buf);
+        buf.clear();
+        Done::Write { buf, res }
     }
-    Done::Write { buf, res }
+
+    fn write(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.ran = true;
+        let res = write_at_cursor(&self.file, buf, self.rewind);
+        loop {
+            let orphans = {
+                let mut h = lock(&self.handoff);
+                if h.orphans.is_empty() {
+                    h.running = false;
+                    break;
+                }
+                std::mem::take(&mut h.orphans)
+            };
+            // The `File` is gone, so nobody could see an error here; try anyway, in order.
+            let _ = (&*self.file).write_all(&orphans);
+        }
+        res
+    }
+}
+
+impl Drop for WriteJob {
+    fn drop(&mut self) {
+        if !self.ran {
+            let buf = std::mem::take(&mut self.buf);
+            let _ = self.write(&buf);
+        }
+    }
 }
 
 /// A seek job; `Current` offsets are taken from the reader's position, `rewind` bytes

@@ -9,6 +9,7 @@ use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 
 use completion::completion;
 
+use pool::Finish;
 pub(crate) use pool::{BlockingPool, PoolConfig};
 
 use crate::task::JoinHandle;
@@ -58,10 +59,14 @@ where
     let (tx, rx) = completion::<Outcome<R>>();
     // Refused only during the runtime's shutdown (a future's destructor spawning): the job
     // is dropped and the handle reports it, like every other job queued at that point.
-    let _ = pool.execute(Box::new(move |failure: Option<&io::Error>| {
-        let outcome = match failure {
-            None => Ok(catch_unwind(AssertUnwindSafe(f))),
-            Some(err) => Err(io::Error::new(err.kind(), err.to_string())),
+    let _ = pool.execute(Box::new(move |run: Result<&Finish<'_>, &io::Error>| {
+        let outcome = match run {
+            Ok(finish) => {
+                let value = catch_unwind(AssertUnwindSafe(f));
+                finish.done();
+                Ok(value)
+            }
+            Err(err) => Err(io::Error::new(err.kind(), err.to_string())),
         };
         // Nobody may be waiting any more (the task was aborted or the runtime dropped); the
         // outcome is then dropped here.
@@ -97,8 +102,8 @@ where
     };
     // On a start failure the pool calls the job at once on this thread, with the error:
     // running it here is exactly the fallback we want.
-    let job: pool::Job = Box::new(move |_failure: Option<&io::Error>| f());
+    let job: pool::Job = Box::new(move |_run: Result<&Finish<'_>, &io::Error>| f());
     if let Err(job) = pool.execute(job) {
-        job(None);
+        job(Err(&io::Error::other("the blocking pool has shut down")));
     }
 }
