@@ -41,6 +41,11 @@ struct Inner {
     work: Condvar,
     /// `state.queue.len()`, readable without the lock by searching threads.
     queued: AtomicUsize,
+    /// Jobs taken off the queue and not yet finished.
+    running: AtomicUsize,
+    /// Searches in a row that found nothing: past two, threads park at once, except every
+    /// 16th search, which probes whether searching pays again.
+    search_misses: AtomicUsize,
     config: PoolConfig,
 }
 
@@ -92,6 +97,8 @@ impl BlockingPool {
                 state: Mutex::new(State::default()),
                 work: Condvar::new(),
                 queued: AtomicUsize::new(0),
+                running: AtomicUsize::new(0),
+                search_misses: AtomicUsize::new(0),
                 config,
             }),
         }
@@ -104,6 +111,11 @@ impl BlockingPool {
             idle: st.idle,
             queued: st.queue.len(),
         }
+    }
+
+    /// Whether jobs are queued or running, so a result may come back soon.
+    pub(crate) fn is_busy(&self) -> bool {
+        self.inner.queued.load(Ordering::Acquire) + self.inner.running.load(Ordering::Acquire) > 0
     }
 
     /// Queues `job` and makes sure some thread will take it: a searching thread, an idle
@@ -183,6 +195,7 @@ impl Inner {
         let mut st = self.lock();
         loop {
             if let Some(job) = st.queue.pop_front() {
+                self.running.fetch_add(1, Ordering::AcqRel);
                 self.queued.store(st.queue.len(), Ordering::Release);
                 drop(st);
                 let finish = Finish {
@@ -195,6 +208,7 @@ impl Inner {
                     job(Ok(&finish));
                 }));
                 finish.done();
+                self.running.fetch_sub(1, Ordering::AcqRel);
                 self.search();
                 st = self.lock();
                 st.searching -= 1;
@@ -221,12 +235,27 @@ impl Inner {
         st.threads -= 1;
     }
 
-    /// Spins (yielding the CPU each round) until a job is queued or [`SEARCH`] passes.
+    /// Spins (yielding the CPU each round) until a job is queued or [`SEARCH`] passes,
+    /// unless searching has not paid lately (see `search_misses`).
     fn search(&self) {
+        let misses = self.search_misses.load(Ordering::Relaxed);
+        if misses >= 2 {
+            self.search_misses
+                .store(misses.wrapping_add(1), Ordering::Relaxed);
+            if misses % 16 != 0 {
+                return;
+            }
+        }
         let deadline = Instant::now() + SEARCH;
-        while self.queued.load(Ordering::Acquire) == 0 && Instant::now() < deadline {
+        while self.queued.load(Ordering::Acquire) == 0 {
+            if Instant::now() >= deadline {
+                self.search_misses
+                    .store(misses.max(1) + 1, Ordering::Relaxed);
+                return;
+            }
             thread::yield_now();
         }
+        self.search_misses.store(0, Ordering::Relaxed);
     }
 }
 

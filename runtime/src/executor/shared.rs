@@ -2,6 +2,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use crate::sys::eventfd::EventFd;
 use crate::task::raw::TaskPtr;
@@ -22,6 +23,9 @@ struct Remote {
     notified: bool,
     /// `None` once the runtime is dropped: wakes are ignored and the fd is closed.
     eventfd: Option<EventFd>,
+    /// The loop is spinning in [`Shared::spin_for_remote`]: a wake only sets `notified`,
+    /// with no eventfd write, since the loop is watching that flag.
+    spinning: bool,
 }
 
 impl Shared {
@@ -31,6 +35,7 @@ impl Shared {
                 queue: Vec::new(),
                 notified: false,
                 eventfd: Some(eventfd),
+                spinning: false,
             }),
             remote_wakes: AtomicU64::new(0),
             eventfd_writes: AtomicU64::new(0),
@@ -68,10 +73,40 @@ impl Shared {
         if r.notified {
             return;
         }
+        if r.spinning {
+            r.notified = true;
+            return;
+        }
         if let Some(efd) = &r.eventfd {
             r.notified = true;
             self.eventfd_writes.fetch_add(1, Ordering::Relaxed);
             efd.notify();
+        }
+    }
+
+    /// Spins (yielding the CPU each round) for at most `limit`, waiting for a remote wake.
+    /// Returns whether one arrived; the caller then drains without sleeping in epoll.
+    ///
+    /// Used while blocking-pool jobs are running: their results usually come back within
+    /// microseconds, and an idle vCPU parked in `epoll_wait` takes far longer to wake than
+    /// one that is still running.
+    pub(crate) fn spin_for_remote(&self, limit: Duration) -> bool {
+        {
+            let mut r = self.lock();
+            if r.notified || r.eventfd.is_none() {
+                return r.notified;
+            }
+            r.spinning = true;
+        }
+        let deadline = Instant::now() + limit;
+        loop {
+            std::thread::yield_now();
+            let mut r = self.lock();
+            if r.notified || Instant::now() >= deadline {
+                // From here on, wakes write the eventfd again.
+                r.spinning = false;
+                return r.notified;
+            }
         }
     }
 
