@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 const BIG: usize = 1 << 30;
 const SMALL_FILES: usize = 10_000;
 const SMALL: usize = 4096;
-const ROUNDS: usize = 3;
+const ROUNDS: usize = 5;
 const ROUND_TRIPS: usize = 20_000;
 
 fn main() {
@@ -60,7 +60,7 @@ fn main() {
 
     for buf in [64 << 10, 1 << 20] {
         let name = format!("File read, {} KiB buffer", buf >> 10);
-        let r = best3(
+        let r = best_of(
             || std_seq(&big, buf),
             || tokio_rt.block_on(tokio_seq(&big, buf)),
             || overlap_rt.block_on(overlap_seq(&big, buf)),
@@ -68,7 +68,7 @@ fn main() {
         report(&name, r, BIG as f64, "GiB/s", (1u64 << 30) as f64);
     }
 
-    let r = best3(
+    let r = best_of(
         || stdfs::read(&big).unwrap().len(),
         || tokio_rt.block_on(tokio::fs::read(&big)).unwrap().len(),
         || overlap_rt.block_on(overlap::fs::read(&big)).unwrap().len(),
@@ -87,7 +87,7 @@ fn main() {
         .map(|i| small_dir.join(format!("f{i:05}")))
         .collect();
     let payload = vec![0x5a_u8; SMALL];
-    let r = best3(
+    let r = best_of(
         || {
             for p in &names {
                 stdfs::write(p, &payload).unwrap();
@@ -118,7 +118,7 @@ fn main() {
         "kfiles/s",
         1e3,
     );
-    let r = best3(
+    let r = best_of(
         || {
             names
                 .iter()
@@ -153,7 +153,7 @@ fn main() {
     );
 
     // The limit for a round trip: a job handed to another thread and its answer back.
-    let r = best3(
+    let r = best_of(
         || {
             let (tx, rx) = std::sync::mpsc::channel::<std::sync::mpsc::Sender<usize>>();
             let t = std::thread::spawn(move || {
@@ -204,7 +204,7 @@ fn main() {
 }
 
 /// Best of [`ROUNDS`] for each contender, rounds interleaved.
-fn best3(
+fn best_of(
     mut s: impl FnMut() -> usize,
     mut t: impl FnMut() -> usize,
     mut o: impl FnMut() -> usize,

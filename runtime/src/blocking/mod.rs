@@ -26,6 +26,11 @@ type Outcome<R> = Result<std::thread::Result<R>, io::Error>;
 /// [`Builder::blocking_keep_alive`](crate::Builder::blocking_keep_alive) (default 10 s).
 /// The job's completion wakes the event loop through the runtime's cross-thread wake path.
 ///
+/// Round trips are kept short: a thread that finishes a job looks for the next one for about
+/// 50 µs before it parks, and while jobs run the event loop watches for their results for as
+/// long before it sleeps in epoll. Both stop doing so when it has not paid lately (long
+/// jobs), so they do not burn a CPU the jobs need.
+///
 /// - A panic in `f` makes the handle yield a panic [`JoinError`](crate::JoinError).
 /// - If no pool thread exists and none can be started (the kernel refuses with `EAGAIN`),
 ///   the handle yields a panic `JoinError` whose message carries that error; if some thread
