@@ -36,6 +36,7 @@ impl Shared {
             remote: Mutex::new(Remote {
                 queue: Vec::new(),
                 eventfd: Some(Arc::new(eventfd)),
+                spinning: false,
             }),
             notified: AtomicBool::new(false),
             remote_wakes: AtomicU64::new(0),
