@@ -8,7 +8,7 @@
 //!   [`yield_now`], [`AsyncFd`] for any pollable fd;
 //! - [`time`]: sleeps, timeouts, intervals;
 //! - [`net`]: TCP, UDP and Unix sockets; [`pipe`]: pipes and FIFOs; [`fs`]: files on the
-//!   blocking pool;
+//!   blocking pool, [`spawn_blocking`] for any other blocking work;
 //! - [`io`]: the futures-io traits and helpers, re-exported so no extra import is needed.
 //!
 //! ```
@@ -46,12 +46,10 @@ pub mod net {
 
 /// Pipes and FIFOs.
 pub mod pipe {
-    #[allow(unused_imports)] // until the crate has public items
     pub use overlap_pipe::*;
 }
 
 /// Files and directories, with blocking work on the pool.
 pub mod fs {
-    #[allow(unused_imports)] // until the crate has public items
     pub use overlap_fs::*;
 }

@@ -1,1 +1,52 @@
-//! overlap-fs: see the `overlap` crate.
+//! Files and directories for overlap, with the blocking work on the runtime's pool.
+//!
+//! Regular files cannot join epoll (`epoll_ctl` refuses them with `EPERM`), so every
+//! blocking file operation here runs as a job on the runtime's blocking pool
+//! ([`overlap_runtime::spawn_blocking`]); the event-loop thread never blocks on a file. A
+//! job's completion wakes the loop through the runtime's cross-thread wake path.
+//!
+//! Trips to the pool cost a few microseconds each, so the work is cut into coarse jobs:
+//!
+//! - the free functions ([`read`], [`write`], [`copy`], [`metadata`], ...) are one job each,
+//!   whole std call included (`read` opens, sizes, reads and closes in one job);
+//! - [`File`] reads ahead in chunks of 64 KiB to 2 MiB and batches writes;
+//! - [`read_dir`] fetches entries 256 at a time.
+//!
+//! Names and error kinds follow `std::fs`; messages also name the path (`failed to open
+//! /x/y: No such file or directory (os error 2)`).
+//!
+//! # Cancellation
+//! A job cannot be stopped once queued. Dropping an fs future before it completes lets its
+//! job run to the end in the background and discards the result, so a dropped `write` may
+//! still write its file and a dropped `remove_file` may still remove it.
+//!
+//! ```
+//! # let dir = std::env::temp_dir().join(format!("overlap-doc-lib-{}", std::process::id()));
+//! overlap_runtime::block_on(async {
+//!     overlap_fs::create_dir_all(&dir).await?;
+//!     let path = dir.join("notes.txt");
+//!     overlap_fs::write(&path, "one job").await?;
+//!     assert_eq!(overlap_fs::read_to_string(&path).await?, "one job");
+//!     let err = overlap_fs::read(dir.join("missing")).await.unwrap_err();
+//!     assert_eq!(err.kind(), std::io::ErrorKind::NotFound);
+//!     assert!(err.to_string().starts_with("failed to read "));
+//!     overlap_fs::remove_dir_all(&dir).await
+//! }).unwrap();
+//! ```
+
+mod error;
+mod file;
+mod job;
+mod open_options;
+mod ops;
+mod read_dir;
+
+pub use file::File;
+pub use open_options::OpenOptions;
+pub use ops::{
+    canonicalize, copy, create_dir, create_dir_all, hard_link, metadata, read, read_link,
+    read_to_string, remove_dir, remove_dir_all, remove_file, rename, set_permissions,
+    symlink_metadata, try_exists, write,
+};
+pub use read_dir::{read_dir, DirEntry, ReadDir};
+pub use std::fs::{FileType, Metadata, Permissions};

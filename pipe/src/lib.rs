@@ -1,1 +1,52 @@
-//! overlap-pipe: see the `overlap` crate.
+//! Pipes and FIFOs on overlap's reactor.
+//!
+//! [`pipe`] makes an anonymous pipe as an async [`Sender`] (write end) and [`Receiver`]
+//! (read end); [`Sender::open`] and [`Receiver::open`] open named FIFOs. Both ends are
+//! non-blocking and close-on-exec, registered with the current runtime's reactor, and
+//! implement the futures-io [`AsyncWrite`](futures_util::io::AsyncWrite) /
+//! [`AsyncRead`](futures_util::io::AsyncRead) traits.
+//!
+//! ```
+//! use overlap::io::{AsyncReadExt, AsyncWriteExt};
+//!
+//! overlap::block_on(async {
+//!     let (mut tx, mut rx) = overlap::pipe::pipe().unwrap();
+//!     overlap::spawn(async move {
+//!         tx.write_all(b"through the pipe").await.unwrap();
+//!         // Dropping the sender closes the write end: the receiver sees EOF.
+//!     });
+//!     let mut got = String::new();
+//!     rx.read_to_string(&mut got).await.unwrap();
+//!     assert_eq!(got, "through the pipe");
+//! });
+//! ```
+
+mod receiver;
+mod sender;
+mod sys;
+
+use std::io;
+
+pub use receiver::Receiver;
+pub use sender::Sender;
+
+/// Creates an anonymous pipe: `(write end, read end)`, both registered with the current
+/// runtime.
+///
+/// Fails outside a runtime (`ErrorKind::Other`) or when the process is out of fds.
+pub fn pipe() -> io::Result<(Sender, Receiver)> {
+    let (r, w) = sys::pipe()?;
+    Ok((Sender::from_owned_fd(w)?, Receiver::from_owned_fd(r)?))
+}
+
+/// Checks that `fd` is a pipe or FIFO, and makes it non-blocking.
+fn check_pipe(fd: &std::os::fd::OwnedFd) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    if sys::file_type(fd.as_raw_fd())? != libc::S_IFIFO {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a pipe or FIFO",
+        ));
+    }
+    sys::set_nonblocking(fd.as_raw_fd())
+}

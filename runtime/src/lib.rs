@@ -23,7 +23,7 @@ mod slab;
 mod task;
 pub mod time;
 
-pub use blocking::spawn_blocking;
+pub use blocking::{spawn_blocking, spawn_blocking_detached};
 pub use coop::coop_poll_proceed;
 pub use executor::{block_on, metrics, Builder, Runtime};
 pub use metrics::RuntimeMetrics;

@@ -9,6 +9,7 @@ use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 
 use completion::completion;
 
+use pool::Finish;
 pub(crate) use pool::{BlockingPool, PoolConfig};
 
 use crate::task::JoinHandle;
@@ -24,6 +25,11 @@ type Outcome<R> = Result<std::thread::Result<R>, io::Error>;
 /// further jobs wait in a queue. An idle thread exits after
 /// [`Builder::blocking_keep_alive`](crate::Builder::blocking_keep_alive) (default 10 s).
 /// The job's completion wakes the event loop through the runtime's cross-thread wake path.
+///
+/// Round trips are kept short: a thread that finishes a job looks for the next one for about
+/// 50 µs before it parks, and while jobs run the event loop watches for their results for as
+/// long before it sleeps in epoll. Both stop doing so when it has not paid lately (long
+/// jobs), so they do not burn a CPU the jobs need.
 ///
 /// - A panic in `f` makes the handle yield a panic [`JoinError`](crate::JoinError).
 /// - If no pool thread exists and none can be started (the kernel refuses with `EAGAIN`),
@@ -56,10 +62,16 @@ where
         )
     });
     let (tx, rx) = completion::<Outcome<R>>();
-    pool.execute(Box::new(move |failure: Option<&io::Error>| {
-        let outcome = match failure {
-            None => Ok(catch_unwind(AssertUnwindSafe(f))),
-            Some(err) => Err(io::Error::new(err.kind(), err.to_string())),
+    // Refused only during the runtime's shutdown (a future's destructor spawning): the job
+    // is dropped and the handle reports it, like every other job queued at that point.
+    let _ = pool.execute(Box::new(move |run: Result<&Finish<'_>, &io::Error>| {
+        let outcome = match run {
+            Ok(finish) => {
+                let value = catch_unwind(AssertUnwindSafe(f));
+                finish.done();
+                Ok(value)
+            }
+            Err(err) => Err(io::Error::new(err.kind(), err.to_string())),
         };
         // Nobody may be waiting any more (the task was aborted or the runtime dropped); the
         // outcome is then dropped here.
@@ -73,4 +85,30 @@ where
             None => panic!("spawn_blocking: the job was dropped before it ran"),
         }
     })
+}
+
+/// Runs `f` on the blocking pool with no handle, for clean-up work that must not be lost,
+/// such as writing out the buffer of a file dropped without `flush`.
+///
+/// When the pool cannot take `f` — outside a runtime, while the runtime is being dropped, or
+/// when no pool thread exists and none can be started — `f` runs on the calling thread before
+/// this returns, so the work always happens. A panic in `f` on a pool thread is caught and
+/// dropped; on the calling thread it propagates.
+///
+/// This is a building block for overlap's own crates (`overlap-fs`); applications want
+/// [`spawn_blocking`].
+#[doc(hidden)]
+pub fn spawn_blocking_detached<F>(f: F)
+where
+    F: FnOnce() + Send + 'static,
+{
+    let Some(pool) = crate::executor::with_current(|core| core.blocking().clone()) else {
+        return f();
+    };
+    // On a start failure the pool calls the job at once on this thread, with the error:
+    // running it here is exactly the fallback we want.
+    let job: pool::Job = Box::new(move |_run: Result<&Finish<'_>, &io::Error>| f());
+    if let Err(job) = pool.execute(job) {
+        job(Err(&io::Error::other("the blocking pool has shut down")));
+    }
 }

@@ -1,15 +1,26 @@
 //! The blocking thread pool: threads on demand, a shared FIFO queue, idle threads expire.
+//!
+//! A thread that finishes a job first *searches* for the next one: it spins (yielding the
+//! CPU) for a few microseconds, watching the queue length, before it parks on the condvar.
+//! A caller awaiting one job after another (`fs::read` in a loop) therefore finds a thread
+//! already looking and pays no futex wake-up, and a burst of jobs does not start threads
+//! that a searching one would serve.
 
+use std::cell::Cell;
 use std::collections::VecDeque;
 use std::fmt;
 use std::io;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-/// A queued job. It is called once: with `None` to run, or with the error that prevents it
+/// How long a thread that just finished a job looks for the next one before parking.
+const SEARCH: Duration = Duration::from_micros(50);
+
+/// A queued job. It is called once: with `Ok` to run, or with the error that prevents it
 /// from ever running (no thread could be started), so it can report that to its handle.
-pub(crate) type Job = Box<dyn FnOnce(Option<&io::Error>) + Send + 'static>;
+pub(crate) type Job = Box<dyn FnOnce(Result<&Finish<'_>, &io::Error>) + Send + 'static>;
 
 /// Settings fixed at runtime creation.
 #[derive(Clone, Debug)]
@@ -28,16 +39,25 @@ pub(crate) struct BlockingPool {
 struct Inner {
     state: Mutex<State>,
     work: Condvar,
+    /// `state.queue.len()`, readable without the lock by searching threads.
+    queued: AtomicUsize,
+    /// Jobs taken off the queue and not yet finished.
+    running: AtomicUsize,
+    /// Searches in a row that found nothing: past two, threads park at once, except every
+    /// 16th search, which probes whether searching pays again.
+    search_misses: AtomicUsize,
     config: PoolConfig,
 }
 
 #[derive(Default)]
 struct State {
     queue: VecDeque<Job>,
-    /// Threads alive (running a job or idle).
+    /// Threads alive (running a job, searching or idle).
     threads: usize,
     /// Threads waiting on the condvar.
     idle: usize,
+    /// Threads that finished a job and look at the queue again before parking.
+    searching: usize,
     /// Notifications sent to idle threads and not yet taken, so one queued job does not
     /// wake two threads and a burst does not start threads that idle ones could serve.
     notified: usize,
@@ -52,12 +72,33 @@ pub(crate) struct PoolStats {
     pub(crate) queued: usize,
 }
 
+/// Given to a running job, which calls [`Finish::done`] just before it publishes its
+/// result.
+pub(crate) struct Finish<'a> {
+    inner: &'a Inner,
+    searching: Cell<bool>,
+}
+
+impl Finish<'_> {
+    /// Marks this thread as searching for work *before* the job's result wakes the
+    /// awaiting task: that task's next job then finds a thread counted as available,
+    /// instead of racing it and starting a thread it does not need.
+    pub(crate) fn done(&self) {
+        if !self.searching.replace(true) {
+            self.inner.lock().searching += 1;
+        }
+    }
+}
+
 impl BlockingPool {
     pub(crate) fn new(config: PoolConfig) -> BlockingPool {
         BlockingPool {
             inner: Arc::new(Inner {
                 state: Mutex::new(State::default()),
                 work: Condvar::new(),
+                queued: AtomicUsize::new(0),
+                running: AtomicUsize::new(0),
+                search_misses: AtomicUsize::new(0),
                 config,
             }),
         }
@@ -72,21 +113,31 @@ impl BlockingPool {
         }
     }
 
-    /// Queues `job`: wakes an idle thread, or starts one if below the limit, or leaves it
-    /// queued for the next thread that frees up. After shutdown the job is dropped.
-    pub(crate) fn execute(&self, job: Job) {
+    /// Whether jobs are queued or running, so a result may come back soon.
+    pub(crate) fn is_busy(&self) -> bool {
+        self.inner.queued.load(Ordering::Acquire) + self.inner.running.load(Ordering::Acquire) > 0
+    }
+
+    /// Queues `job` and makes sure some thread will take it: a searching thread, an idle
+    /// one (woken), or a new one if below the limit; otherwise it waits for the next thread
+    /// that frees up. After shutdown the job is handed back.
+    pub(crate) fn execute(&self, job: Job) -> Result<(), Job> {
         let mut st = self.inner.lock();
         if st.shutdown {
-            return;
+            return Err(job);
         }
         st.queue.push_back(job);
+        self.inner.queued.store(st.queue.len(), Ordering::Release);
+        if st.queue.len() <= st.searching + st.notified {
+            return Ok(()); // a searching or already-woken thread will take it
+        }
         if st.idle > st.notified {
             st.notified += 1;
             self.inner.work.notify_one();
-            return;
+            return Ok(());
         }
         if st.threads >= self.inner.config.max_threads {
-            return; // runs when a thread frees up
+            return Ok(()); // runs when a thread frees up
         }
         st.threads += 1;
         drop(st);
@@ -94,16 +145,18 @@ impl BlockingPool {
             let mut st = self.inner.lock();
             st.threads -= 1;
             if st.threads > 0 {
-                return; // a live thread will get to the queued job
+                return Ok(()); // a live thread will get to the queued job
             }
             // No thread exists and none can be started: fail every queued job now rather
             // than leave its handle waiting forever.
             let failed: Vec<Job> = st.queue.drain(..).collect();
+            self.inner.queued.store(0, Ordering::Release);
             drop(st);
             for job in failed {
-                job(Some(&err));
+                job(Err(&err));
             }
         }
+        Ok(())
     }
 
     fn start_thread(&self) -> io::Result<()> {
@@ -122,9 +175,11 @@ impl BlockingPool {
         let queued = {
             let mut st = self.inner.lock();
             st.shutdown = true;
+            self.inner.queued.store(0, Ordering::Release);
             std::mem::take(&mut st.queue)
         };
         self.inner.work.notify_all();
+        // Outside the lock: dropping a job runs its captures' destructors.
         drop(queued);
     }
 }
@@ -140,11 +195,23 @@ impl Inner {
         let mut st = self.lock();
         loop {
             if let Some(job) = st.queue.pop_front() {
+                self.running.fetch_add(1, Ordering::AcqRel);
+                self.queued.store(st.queue.len(), Ordering::Release);
                 drop(st);
+                let finish = Finish {
+                    inner: self,
+                    searching: Cell::new(false),
+                };
                 // The job catches its own panics (see `spawn_blocking`); a stray one must
                 // not kill this thread's bookkeeping either.
-                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(None)));
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    job(Ok(&finish));
+                }));
+                finish.done();
+                self.running.fetch_sub(1, Ordering::AcqRel);
+                self.search();
                 st = self.lock();
+                st.searching -= 1;
                 continue;
             }
             if st.shutdown {
@@ -166,6 +233,29 @@ impl Inner {
             }
         }
         st.threads -= 1;
+    }
+
+    /// Spins (yielding the CPU each round) until a job is queued or [`SEARCH`] passes,
+    /// unless searching has not paid lately (see `search_misses`).
+    fn search(&self) {
+        let misses = self.search_misses.load(Ordering::Relaxed);
+        if misses >= 2 {
+            self.search_misses
+                .store(misses.wrapping_add(1), Ordering::Relaxed);
+            if misses % 16 != 0 {
+                return;
+            }
+        }
+        let deadline = Instant::now() + SEARCH;
+        while self.queued.load(Ordering::Acquire) == 0 {
+            if Instant::now() >= deadline {
+                self.search_misses
+                    .store(misses.max(1) + 1, Ordering::Relaxed);
+                return;
+            }
+            thread::yield_now();
+        }
+        self.search_misses.store(0, Ordering::Relaxed);
     }
 }
 

@@ -23,6 +23,9 @@ use crate::task::state::{CANCELLED, COMPLETE};
 use crate::task::JoinHandle;
 use crate::time::Timers;
 
+/// How long the loop spins for a blocking job's result before it sleeps in epoll.
+const BLOCKING_SPIN: Duration = Duration::from_micros(50);
+
 /// Everything the runtime thread owns. Reached through the thread-local context while the
 /// runtime runs, and through `Runtime` otherwise.
 #[derive(Debug)]
@@ -39,6 +42,34 @@ pub(crate) struct Core {
     pub(crate) budget: Cell<u32>,
     remote_buf: RefCell<Vec<TaskPtr>>,
     counters: Counters,
+    spin: SpinPolicy,
+}
+
+/// Whether spinning for blocking results pays off lately: it stops after two spins in a
+/// row that saw nothing (long jobs, such as big reads, are better waited for asleep, leaving
+/// the CPU to the pool), and probes again every 16th time.
+#[derive(Debug, Default)]
+struct SpinPolicy {
+    misses: Cell<u32>,
+}
+
+impl SpinPolicy {
+    fn should_spin(&self) -> bool {
+        let m = self.misses.get();
+        if m < 2 {
+            return true;
+        }
+        self.misses.set(m.wrapping_add(1));
+        m % 16 == 0
+    }
+
+    fn record(&self, woken: bool) {
+        self.misses.set(if woken {
+            0
+        } else {
+            self.misses.get().max(1) + 1
+        });
+    }
 }
 
 #[derive(Debug, Default)]
@@ -73,6 +104,7 @@ impl Core {
             budget: Cell::new(BUDGET),
             remote_buf: RefCell::new(Vec::new()),
             counters: Counters::default(),
+            spin: SpinPolicy::default(),
         })
     }
 
@@ -176,21 +208,36 @@ impl Core {
     /// remote wake) only if `may_block` and no task is ready.
     pub(crate) fn park(&self, may_block: bool) {
         self.drain_remote();
-        let timeout = if !may_block || self.has_ready_tasks() {
+        let mut timeout = if !may_block || self.has_ready_tasks() {
             Some(Duration::ZERO)
         } else {
             self.timers
                 .next_deadline()
                 .map(|d| d.saturating_duration_since(Instant::now()))
         };
-        bump(&self.counters.epoll_waits, 1);
-        let (delivered, woke_remote) = self
-            .reactor
-            .turn(timeout)
-            .expect("epoll_wait failed on the runtime's own epoll fd");
-        bump(&self.counters.events, delivered as u64);
-        if woke_remote {
-            self.drain_remote();
+        // A blocking job's result is usually microseconds away: look for it briefly before
+        // sleeping in epoll (see `Shared::spin_for_remote`).
+        if timeout != Some(Duration::ZERO) && self.blocking.is_busy() && self.spin.should_spin() {
+            let limit = timeout.map_or(BLOCKING_SPIN, |t| t.min(BLOCKING_SPIN));
+            let woken = self.shared.spin_for_remote(limit);
+            self.spin.record(woken);
+            if woken {
+                self.drain_remote();
+                timeout = Some(Duration::ZERO);
+            }
+        }
+        // With no fd registered, a non-blocking look at epoll could only report the eventfd,
+        // whose news `drain_remote` already read from the `notified` flag: skip the syscall.
+        if timeout != Some(Duration::ZERO) || self.reactor.registered() > 0 {
+            bump(&self.counters.epoll_waits, 1);
+            let (delivered, woke_remote) = self
+                .reactor
+                .turn(timeout)
+                .expect("epoll_wait failed on the runtime's own epoll fd");
+            bump(&self.counters.events, delivered as u64);
+            if woke_remote {
+                self.drain_remote();
+            }
         }
         if let Some(next) = self.timers.next_deadline() {
             let now = Instant::now();
@@ -202,6 +249,8 @@ impl Core {
 
     pub(crate) fn metrics(&self) -> RuntimeMetrics {
         let c = &self.counters;
+        // One snapshot, so threads and queue length come from the same instant.
+        let blocking = self.blocking.stats();
         RuntimeMetrics {
             tasks_spawned: c.spawned.get(),
             tasks_alive: self.tasks.borrow().len() as u64,
@@ -214,8 +263,8 @@ impl Core {
             registered_fds: self.reactor.registered() as u64,
             timers_active: self.timers.active() as u64,
             timers_fired: self.timers.fired(),
-            blocking_threads: self.blocking.stats().threads as u64,
-            blocking_queued: self.blocking.stats().queued as u64,
+            blocking_threads: blocking.threads as u64,
+            blocking_queued: blocking.queued as u64,
         }
     }
 

@@ -2,6 +2,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use crate::sys::eventfd::EventFd;
 use crate::task::raw::TaskPtr;
@@ -24,6 +25,9 @@ struct Remote {
     /// `None` once the runtime is dropped: wakes are ignored and the fd is closed when the
     /// last in-flight notifier lets go of it.
     eventfd: Option<Arc<EventFd>>,
+    /// The loop is spinning in [`Shared::spin_for_remote`]: a wake only sets `notified`,
+    /// with no eventfd write, since the loop is watching that flag.
+    spinning: bool,
 }
 
 impl Shared {
@@ -32,6 +36,7 @@ impl Shared {
             remote: Mutex::new(Remote {
                 queue: Vec::new(),
                 eventfd: Some(Arc::new(eventfd)),
+                spinning: false,
             }),
             notified: AtomicBool::new(false),
             remote_wakes: AtomicU64::new(0),
@@ -76,6 +81,10 @@ impl Shared {
         if self.notified.load(Ordering::Relaxed) {
             return None;
         }
+        if r.spinning {
+            self.notified.store(true, Ordering::Release);
+            return None;
+        }
         let efd = r.eventfd.clone()?;
         self.notified.store(true, Ordering::Release);
         Some(efd)
@@ -88,6 +97,32 @@ impl Shared {
         if let Some(efd) = efd {
             self.eventfd_writes.fetch_add(1, Ordering::Relaxed);
             efd.notify();
+        }
+    }
+
+    /// Spins (yielding the CPU each round) for at most `limit`, waiting for a remote wake.
+    /// Returns whether one arrived; the caller then drains without sleeping in epoll.
+    ///
+    /// Used while blocking-pool jobs are running: their results usually come back within
+    /// microseconds, and an idle vCPU parked in `epoll_wait` takes far longer to wake than
+    /// one that is still running.
+    pub(crate) fn spin_for_remote(&self, limit: Duration) -> bool {
+        {
+            let mut r = self.lock();
+            if self.notified.load(Ordering::Acquire) || r.eventfd.is_none() {
+                return self.notified.load(Ordering::Acquire);
+            }
+            r.spinning = true;
+        }
+        let deadline = Instant::now() + limit;
+        loop {
+            std::thread::yield_now();
+            if self.notified.load(Ordering::Acquire) || Instant::now() >= deadline {
+                let mut r = self.lock();
+                // From here on, wakes write the eventfd again.
+                r.spinning = false;
+                return self.notified.load(Ordering::Acquire);
+            }
         }
     }
 

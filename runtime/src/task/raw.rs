@@ -121,6 +121,30 @@ impl TaskPtr {
         }
     }
 
+    /// A by-value wake: schedules the task if needed and gives up the Waker's reference, in
+    /// one atomic step (the hot path of every channel and I/O wake).
+    fn wake_by_val(self) {
+        let st = &self.header().state;
+        let mut cur = st.load(Ordering::Relaxed);
+        loop {
+            let enqueue = cur & (SCHEDULED | COMPLETE) == 0;
+            let next = (cur - REF_ONE) | if enqueue { SCHEDULED } else { 0 };
+            match st.compare_exchange_weak(cur, next, Ordering::AcqRel, Ordering::Relaxed) {
+                Ok(_) => {
+                    if enqueue {
+                        // The SCHEDULED claim keeps the cell alive without our reference.
+                        crate::executor::schedule(self);
+                    } else if state::refs(next) == 0 && next & SCHEDULED == 0 {
+                        // SAFETY: that was the last claim on the cell (invariant 2).
+                        unsafe { (self.header().vtable.dealloc)(self.0) };
+                    }
+                    return;
+                }
+                Err(actual) => cur = actual,
+            }
+        }
+    }
+
     /// Marks the task for cancellation. Returns false if it already completed.
     pub(crate) fn set_cancelled(&self) -> bool {
         let prev = self.header().state.fetch_or(CANCELLED, Ordering::AcqRel);
@@ -344,9 +368,8 @@ unsafe fn waker_clone(ptr: *const ()) -> RawWaker {
 /// As for [`waker_clone`]; consumes the Waker's reference.
 unsafe fn waker_wake(ptr: *const ()) {
     // SAFETY: caller's contract.
-    unsafe { waker_wake_by_ref(ptr) };
-    // SAFETY: caller's contract: this Waker's reference is released once, here.
-    unsafe { waker_drop(ptr) };
+    let task = TaskPtr(unsafe { NonNull::new_unchecked(ptr as *mut Header) });
+    task.wake_by_val();
 }
 
 /// # Safety

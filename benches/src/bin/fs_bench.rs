@@ -1,0 +1,280 @@
+//! File I/O: overlap::fs against tokio::fs (current-thread runtime) and plain std on this
+//! thread (the limit), in one run, page cache warm.
+//!
+//! ```text
+//! cargo build --release -p overlap-benches
+//! target/release/fs_bench [DIR]      # default: /dev/shm if present, else the temp dir
+//! ```
+//!
+//! Each case runs a few rounds per contender, interleaved, and keeps the best round.
+
+use std::fs as stdfs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+const BIG: usize = 1 << 30;
+const SMALL_FILES: usize = 10_000;
+const SMALL: usize = 4096;
+const ROUNDS: usize = 5;
+const ROUND_TRIPS: usize = 20_000;
+
+fn main() {
+    let base = std::env::args()
+        .nth(1)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let shm = Path::new("/dev/shm");
+            if shm.is_dir() {
+                shm.to_owned()
+            } else {
+                std::env::temp_dir()
+            }
+        });
+    let dir = base.join(format!("overlap-fs-bench-{}", std::process::id()));
+    stdfs::create_dir_all(&dir).unwrap();
+    let big = dir.join("big");
+    {
+        let chunk: Vec<u8> = (0..1 << 20).map(|i| (i * 31 + 7) as u8).collect();
+        let mut f = stdfs::File::create(&big).unwrap();
+        for _ in 0..BIG >> 20 {
+            std::io::Write::write_all(&mut f, &chunk).unwrap();
+        }
+    }
+    // Warm the page cache.
+    assert_eq!(std_seq(&big, 1 << 20), BIG);
+    println!(
+        "fs_bench in {} (1 GiB file, {SMALL_FILES} x {SMALL} B files)",
+        dir.display()
+    );
+    println!(
+        "{:<28} {:>12} {:>12} {:>12} {:>9} {:>9}",
+        "case", "std", "tokio", "overlap", "ov/std", "ov/tokio"
+    );
+
+    let tokio_rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let overlap_rt = overlap::Runtime::new().unwrap();
+
+    for buf in [64 << 10, 1 << 20] {
+        let name = format!("File read, {} KiB buffer", buf >> 10);
+        let r = best_of(
+            || std_seq(&big, buf),
+            || tokio_rt.block_on(tokio_seq(&big, buf)),
+            || overlap_rt.block_on(overlap_seq(&big, buf)),
+        );
+        report(&name, r, BIG as f64, "GiB/s", (1u64 << 30) as f64);
+    }
+
+    let r = best_of(
+        || stdfs::read(&big).unwrap().len(),
+        || tokio_rt.block_on(tokio::fs::read(&big)).unwrap().len(),
+        || overlap_rt.block_on(overlap::fs::read(&big)).unwrap().len(),
+    );
+    report(
+        "fs::read whole file",
+        r,
+        BIG as f64,
+        "GiB/s",
+        (1u64 << 30) as f64,
+    );
+
+    let small_dir = dir.join("small");
+    stdfs::create_dir_all(&small_dir).unwrap();
+    let names: Vec<PathBuf> = (0..SMALL_FILES)
+        .map(|i| small_dir.join(format!("f{i:05}")))
+        .collect();
+    let payload = vec![0x5a_u8; SMALL];
+    let r = best_of(
+        || {
+            for p in &names {
+                stdfs::write(p, &payload).unwrap();
+            }
+            SMALL_FILES
+        },
+        || {
+            tokio_rt.block_on(async {
+                for p in &names {
+                    tokio::fs::write(p, &payload).await.unwrap();
+                }
+            });
+            SMALL_FILES
+        },
+        || {
+            overlap_rt.block_on(async {
+                for p in &names {
+                    overlap::fs::write(p, payload.as_slice()).await.unwrap();
+                }
+            });
+            SMALL_FILES
+        },
+    );
+    report(
+        "write 10k x 4 KiB files",
+        r,
+        SMALL_FILES as f64,
+        "kfiles/s",
+        1e3,
+    );
+    let r = best_of(
+        || {
+            names
+                .iter()
+                .map(|p| stdfs::read(p).unwrap().len())
+                .sum::<usize>()
+        },
+        || {
+            tokio_rt.block_on(async {
+                let mut n = 0;
+                for p in &names {
+                    n += tokio::fs::read(p).await.unwrap().len();
+                }
+                n
+            })
+        },
+        || {
+            overlap_rt.block_on(async {
+                let mut n = 0;
+                for p in &names {
+                    n += overlap::fs::read(p).await.unwrap().len();
+                }
+                n
+            })
+        },
+    );
+    report(
+        "read 10k x 4 KiB files",
+        r,
+        SMALL_FILES as f64,
+        "kfiles/s",
+        1e3,
+    );
+
+    // The limit for a round trip: a job handed to another thread and its answer back.
+    let r = best_of(
+        || {
+            let (tx, rx) = std::sync::mpsc::channel::<std::sync::mpsc::Sender<usize>>();
+            let t = std::thread::spawn(move || {
+                for reply in rx {
+                    reply.send(1).unwrap();
+                }
+            });
+            let mut n = 0;
+            for _ in 0..ROUND_TRIPS {
+                let (rtx, rrx) = std::sync::mpsc::channel();
+                tx.send(rtx).unwrap();
+                n += rrx.recv().unwrap();
+            }
+            drop(tx);
+            t.join().unwrap();
+            n
+        },
+        || {
+            tokio_rt.block_on(async {
+                let mut n = 0;
+                for _ in 0..ROUND_TRIPS {
+                    n += tokio::task::spawn_blocking(|| 1).await.unwrap();
+                }
+                n
+            })
+        },
+        || {
+            overlap_rt.block_on(async {
+                let mut n = 0;
+                for _ in 0..ROUND_TRIPS {
+                    n += overlap::spawn_blocking(|| 1).await.unwrap();
+                }
+                n
+            })
+        },
+    );
+    report(
+        "spawn_blocking round trip",
+        r,
+        ROUND_TRIPS as f64,
+        "k/s",
+        1e3,
+    );
+
+    drop(overlap_rt);
+    drop(tokio_rt);
+    stdfs::remove_dir_all(&dir).unwrap();
+}
+
+/// Best of [`ROUNDS`] for each contender, rounds interleaved.
+fn best_of(
+    mut s: impl FnMut() -> usize,
+    mut t: impl FnMut() -> usize,
+    mut o: impl FnMut() -> usize,
+) -> [Duration; 3] {
+    let mut best = [Duration::MAX; 3];
+    for _ in 0..ROUNDS {
+        let mut out = [0; 3];
+        for (i, f) in [&mut s as &mut dyn FnMut() -> usize, &mut t, &mut o]
+            .into_iter()
+            .enumerate()
+        {
+            let start = Instant::now();
+            out[i] = f();
+            best[i] = best[i].min(start.elapsed());
+        }
+        assert!(out[0] == out[1] && out[1] == out[2], "{out:?}");
+    }
+    best
+}
+
+fn report(name: &str, d: [Duration; 3], units: f64, unit: &str, scale: f64) {
+    let rate = |d: Duration| units / d.as_secs_f64() / scale;
+    let [s, t, o] = d.map(rate);
+    println!(
+        "{name:<28} {:>12} {:>12} {:>12} {:>8.2}x {:>8.2}x",
+        format!("{s:.2} {unit}"),
+        format!("{t:.2} {unit}"),
+        format!("{o:.2} {unit}"),
+        o / s,
+        o / t
+    );
+}
+
+fn std_seq(path: &Path, buf: usize) -> usize {
+    let mut f = stdfs::File::open(path).unwrap();
+    let mut b = vec![0; buf];
+    let mut total = 0;
+    loop {
+        let n = f.read(&mut b).unwrap();
+        if n == 0 {
+            return total;
+        }
+        total += n;
+    }
+}
+
+async fn tokio_seq(path: &Path, buf: usize) -> usize {
+    use tokio::io::AsyncReadExt;
+    let mut f = tokio::fs::File::open(path).await.unwrap();
+    let mut b = vec![0; buf];
+    let mut total = 0;
+    loop {
+        let n = f.read(&mut b).await.unwrap();
+        if n == 0 {
+            return total;
+        }
+        total += n;
+    }
+}
+
+async fn overlap_seq(path: &Path, buf: usize) -> usize {
+    use overlap::io::AsyncReadExt;
+    let mut f = overlap::fs::File::open(path).await.unwrap();
+    let mut b = vec![0; buf];
+    let mut total = 0;
+    loop {
+        let n = f.read(&mut b).await.unwrap();
+        if n == 0 {
+            return total;
+        }
+        total += n;
+    }
+}

@@ -1,0 +1,500 @@
+//! [`File`]: an open file whose reads, writes and seeks run on the blocking pool in large
+//! batches.
+
+mod blocking;
+mod io_impls;
+mod read_buf;
+
+use std::fmt;
+use std::fs::{File as StdFile, Metadata, Permissions};
+use std::future::poll_fn;
+use std::io::{self, SeekFrom};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::task::{ready, Context, Poll};
+
+use blocking::{Done, Handoff};
+use read_buf::ReadBuf;
+
+use crate::error::for_file;
+use crate::job::{self, run, Job};
+use crate::OpenOptions;
+
+/// Bytes a `File` accepts from writes while a write job is in flight; past this, `write`
+/// waits for that job. One more buffer of this size is being written by the job.
+const WRITE_CAP: usize = 1024 * 1024;
+
+/// An open file on the blocking pool: the async twin of [`std::fs::File`], implementing
+/// futures-io's [`AsyncRead`](futures_util::io::AsyncRead),
+/// [`AsyncBufRead`](futures_util::io::AsyncBufRead),
+/// [`AsyncWrite`](futures_util::io::AsyncWrite) and
+/// [`AsyncSeek`](futures_util::io::AsyncSeek).
+///
+/// Regular files cannot be watched by epoll, so every operation runs as a job on the
+/// runtime's blocking pool, and a `File` makes few, large jobs:
+///
+/// - **Reads** fetch at least 64 KiB per job and serve smaller reads from that buffer. While
+///   the reader goes through the file in order, the next chunk is read ahead, in a job that
+///   runs while the current one is consumed, and chunks double up to 2 MiB.
+/// - **Writes** are copied into a buffer and return at once. The buffer goes to the pool
+///   straight away if no write job is running; otherwise bytes gather (up to 1 MiB) and go
+///   in the next job, so a burst of small writes costs a few jobs, not one each.
+/// - At most one job per `File` is in flight, so operations reach the kernel in order:
+///   reads and seeks after writes see the written bytes.
+///
+/// # Errors
+/// Errors keep std's [`io::ErrorKind`] and name the file, e.g. `failed to write /x/y: No
+/// space left on device (os error 28)` (a `File` made by [`from_std`](File::from_std) does
+/// not know its path). A write job fails after its `write` call returned `Ok`: the error
+/// is reported by the next operation on the `File` (a read, write, seek, `flush`, ...).
+///
+/// # Flush, drop and cancellation
+/// - [`flush`](futures_util::io::AsyncWriteExt::flush) waits until every accepted byte has
+///   been written to the kernel (it does not `fsync`; see [`sync_all`](File::sync_all)) and
+///   reports any write error. `close` is the same as `flush`; the fd closes on drop.
+/// - Dropping a `File` never loses accepted bytes: the job in flight finishes, and bytes
+///   not yet handed to a job are written by one more job, after it, in order. Errors from
+///   those writes are lost, so `flush` first when they matter. If the runtime is dropped
+///   while a write job is still queued, the bytes are written on the thread dropping the
+///   runtime rather than lost; a `File` dropped outside any runtime writes on the dropping
+///   thread too.
+/// - Dropping an operation's future (a `read`, `seek`, `sync_all`, ...) before it completes
+///   lets its job finish in the background; the `File` picks up the result when next used
+///   (read bytes stay buffered, a write error is reported later).
+///
+/// ```
+/// use overlap_fs::File;
+/// use futures_util::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt, SeekFrom};
+/// # let path = std::env::temp_dir().join(format!("overlap-doc-file-{}", std::process::id()));
+/// overlap_runtime::block_on(async {
+///     let mut file = overlap_fs::OpenOptions::new()
+///         .read(true).write(true).create(true).truncate(true)
+///         .open(&path).await?;
+///     file.write_all(b"hello, world").await?;
+///     file.seek(SeekFrom::Start(7)).await?;
+///     let mut s = String::new();
+///     file.read_to_string(&mut s).await?;
+///     assert_eq!(s, "world");
+///     # std::fs::remove_file(&path)?;
+///     Ok::<_, std::io::Error>(())
+/// }).unwrap();
+/// ```
+pub struct File {
+    /// Shared with the jobs; the fd closes when the last of them lets go.
+    std: Arc<StdFile>,
+    /// For error messages.
+    path: Option<Arc<Path>>,
+    /// The one job in flight (see the type docs: ordering).
+    job: Option<InFlight>,
+    read: ReadBuf,
+    /// Accepted bytes not yet handed to a job.
+    ///
+    /// # Invariant
+    /// Non-empty only while no job or a write job is in flight, and the read buffer is
+    /// empty: a write first settles and discards reads.
+    wbuf: Vec<u8>,
+    /// A write job's buffer, back for reuse.
+    wspare: Vec<u8>,
+    /// A write error not yet reported.
+    error: Option<io::Error>,
+    /// Bytes the fd's offset is ahead of the user's position, from discarded read-ahead;
+    /// the next write or seek job moves it back first.
+    rewind: u64,
+    handoff: Arc<Mutex<Handoff>>,
+}
+
+struct InFlight {
+    kind: Kind,
+    job: Job<Done>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Read,
+    Write,
+    Seek(SeekFrom),
+}
+
+impl File {
+    /// Opens `path` read-only.
+    pub async fn open(path: impl AsRef<Path>) -> io::Result<File> {
+        OpenOptions::new().read(true).open(path).await
+    }
+
+    /// Opens `path` write-only, creating it or truncating it.
+    pub async fn create(path: impl AsRef<Path>) -> io::Result<File> {
+        OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(path)
+            .await
+    }
+
+    /// Creates a new file at `path`, read-write, failing if it exists.
+    pub async fn create_new(path: impl AsRef<Path>) -> io::Result<File> {
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(path)
+            .await
+    }
+
+    /// Options to open a file with; the same as [`OpenOptions::new`].
+    pub fn options() -> OpenOptions {
+        OpenOptions::new()
+    }
+
+    /// Wraps an open std file. Its offset is used as is; error messages will not name a
+    /// path.
+    pub fn from_std(std: StdFile) -> File {
+        File::from_parts(std, None)
+    }
+
+    pub(crate) fn from_parts(std: StdFile, path: Option<Arc<Path>>) -> File {
+        File {
+            std: Arc::new(std),
+            path,
+            job: None,
+            read: ReadBuf::default(),
+            wbuf: Vec::new(),
+            wspare: Vec::new(),
+            error: None,
+            rewind: 0,
+            handoff: Arc::default(),
+        }
+    }
+
+    /// Waits for every job, writes out buffered bytes, moves the fd's offset back to the
+    /// reader's position, and returns the std file. A pending write error is returned
+    /// instead (and the file is closed).
+    pub async fn into_std(mut self) -> io::Result<StdFile> {
+        self.settle().await?;
+        self.rewind += self.read.discard();
+        if self.rewind > 0 {
+            let (std, rewind) = (self.std.clone(), self.rewind);
+            self.rewind = 0;
+            let done = job::spawn(move || blocking::seek(&std, SeekFrom::Current(0), rewind));
+            if let Done::Seek(res) = JobValue(done).await? {
+                res.map_err(|e| self.err(e, "seek"))?;
+            }
+        }
+        let std = self.std.clone();
+        drop(self);
+        // No job is left holding the fd, so this is the only reference, normally.
+        Arc::try_unwrap(std).or_else(|shared| shared.try_clone())
+    }
+
+    /// The file's metadata (`fstat`). Bytes still buffered or in flight may not be counted
+    /// in its length yet: `flush` first for an exact size.
+    pub async fn metadata(&self) -> io::Result<Metadata> {
+        let (std, path) = (self.std.clone(), self.path.clone());
+        run(move || {
+            std.metadata()
+                .map_err(|e| for_file(e, "stat", path.as_deref()))
+        })
+        .await
+    }
+
+    /// Truncates or extends the file to `size` bytes, after writing out buffered bytes. The
+    /// offset does not move.
+    pub async fn set_len(&mut self, size: u64) -> io::Result<()> {
+        self.settle().await?;
+        self.rewind += self.read.discard();
+        self.run_on_file("truncate", move |f| f.set_len(size)).await
+    }
+
+    /// Writes out buffered bytes, then flushes data and metadata to the device (`fsync`).
+    pub async fn sync_all(&mut self) -> io::Result<()> {
+        self.settle().await?;
+        self.run_on_file("sync", StdFile::sync_all).await
+    }
+
+    /// Writes out buffered bytes, then flushes the data to the device (`fdatasync`).
+    pub async fn sync_data(&mut self) -> io::Result<()> {
+        self.settle().await?;
+        self.run_on_file("sync", StdFile::sync_data).await
+    }
+
+    /// Changes the file's permissions (`fchmod`).
+    pub async fn set_permissions(&self, perm: Permissions) -> io::Result<()> {
+        self.run_on_file("set permissions of", move |f| f.set_permissions(perm))
+            .await
+    }
+
+    /// Runs one std call on the fd in a job, naming the file in its error.
+    async fn run_on_file<T, F>(&self, op: &'static str, f: F) -> io::Result<T>
+    where
+        F: FnOnce(&StdFile) -> io::Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let (std, path) = (self.std.clone(), self.path.clone());
+        run(move || f(&std).map_err(|e| for_file(e, op, path.as_deref()))).await
+    }
+
+    /// Waits until no job is in flight and no byte is buffered for writing, then reports a
+    /// pending write error.
+    async fn settle(&mut self) -> io::Result<()> {
+        poll_fn(|cx| self.poll_settle(cx)).await
+    }
+
+    fn poll_settle(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        loop {
+            if self.job.is_some() {
+                ready!(self.poll_job(cx));
+            } else if !self.wbuf.is_empty() {
+                self.submit_write();
+            } else {
+                return Poll::Ready(self.error.take().map_or(Ok(()), Err));
+            }
+        }
+    }
+
+    fn err(&self, e: io::Error, op: &'static str) -> io::Error {
+        for_file(e, op, self.path.as_deref())
+    }
+
+    fn kind(&self) -> Option<Kind> {
+        self.job.as_ref().map(|j| j.kind)
+    }
+
+    fn submit_read(&mut self, want: usize) {
+        debug_assert!(self.job.is_none());
+        let (buf, size) = self.read.start_job(want);
+        let std = self.std.clone();
+        let job = job::spawn(move || blocking::read(&std, buf, size));
+        self.job = Some(InFlight {
+            kind: Kind::Read,
+            job,
+        });
+    }
+
+    fn submit_write(&mut self) {
+        debug_assert!(self.job.is_none() && !self.wbuf.is_empty());
+        let buf = std::mem::replace(&mut self.wbuf, std::mem::take(&mut self.wspare));
+        blocking::lock(&self.handoff).running = true;
+        let write = blocking::WriteJob {
+            file: self.std.clone(),
+            buf,
+            rewind: std::mem::take(&mut self.rewind),
+            handoff: self.handoff.clone(),
+            ran: false,
+        };
+        let job = job::spawn(move || write.run());
+        self.job = Some(InFlight {
+            kind: Kind::Write,
+            job,
+        });
+    }
+
+    fn submit_seek(&mut self, pos: SeekFrom) {
+        debug_assert!(self.job.is_none() && self.wbuf.is_empty());
+        self.rewind += self.read.discard();
+        let (std, rewind) = (self.std.clone(), self.rewind);
+        self.rewind = 0;
+        let job = job::spawn(move || blocking::seek(&std, pos, rewind));
+        self.job = Some(InFlight {
+            kind: Kind::Seek(pos),
+            job,
+        });
+    }
+
+    /// Waits for the job in flight, if any, and folds its outcome in. Returns the result of
+    /// a seek job.
+    fn poll_job(&mut self, cx: &mut Context<'_>) -> Poll<Option<io::Result<u64>>> {
+        let Some(inflight) = &mut self.job else {
+            return Poll::Ready(None);
+        };
+        let res = ready!(inflight.job.poll_value(cx));
+        let kind = inflight.kind;
+        self.job = None;
+        let done = match res {
+            Ok(done) => done,
+            // The job never ran (no thread could start, or the runtime is shutting down).
+            Err(e) => {
+                match kind {
+                    Kind::Read => self.read.complete(Vec::new(), 0, Err(e)),
+                    Kind::Write => self.error = Some(e),
+                    Kind::Seek(_) => return Poll::Ready(Some(Err(e))),
+                }
+                return Poll::Ready(None);
+            }
+        };
+        Poll::Ready(match done {
+            Done::Read { buf, want, res } => {
+                let res = res.map_err(|e| self.err(e, "read"));
+                self.read.complete(buf, want, res);
+                None
+            }
+            Done::Write { buf, res } => {
+                self.wspare = buf;
+                if let Err(e) = res {
+                    // Keep the first error if two are pending.
+                    let e = self.err(e, "write");
+                    self.error.get_or_insert(e);
+                }
+                None
+            }
+            Done::Seek(res) => Some(res.map_err(|e| self.err(e, "seek"))),
+        })
+    }
+
+    /// Makes the read buffer non-empty, or reports end-of-file (an empty buffer) or an
+    /// error. `want` is the reader's buffer size (0: no preference).
+    fn poll_fill(&mut self, cx: &mut Context<'_>, want: usize) -> Poll<io::Result<()>> {
+        loop {
+            if let Some(e) = self.error.take() {
+                return Poll::Ready(Err(e));
+            }
+            match self.kind() {
+                // Written bytes must reach the kernel before a read looks there.
+                Some(Kind::Write) | Some(Kind::Seek(_)) => {
+                    ready!(self.poll_job(cx));
+                    continue;
+                }
+                None if !self.wbuf.is_empty() => {
+                    self.submit_write();
+                    continue;
+                }
+                _ => {}
+            }
+            if !self.read.is_empty() {
+                if self.job.is_none() && self.read.wants_prefetch() {
+                    self.submit_read(0);
+                }
+                return Poll::Ready(Ok(()));
+            }
+            if let Some(end) = self.read.take_end() {
+                return Poll::Ready(end);
+            }
+            if self.job.is_some() {
+                ready!(self.poll_job(cx));
+            } else {
+                self.submit_read(want);
+            }
+        }
+    }
+
+    fn poll_write_buf(&mut self, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+        if data.is_empty() {
+            return Poll::Ready(Ok(0));
+        }
+        loop {
+            if let Some(e) = self.error.take() {
+                return Poll::Ready(Err(e));
+            }
+            match self.kind() {
+                // A read-ahead or seek must land before the write, which then starts from
+                // the reader's position (see `rewind`).
+                Some(Kind::Read) | Some(Kind::Seek(_)) => {
+                    ready!(self.poll_job(cx));
+                    continue;
+                }
+                // Collect a finished write job now so its buffer is free; never waits here.
+                Some(Kind::Write) if self.poll_job(cx).is_ready() => continue,
+                Some(Kind::Write) | None => {}
+            }
+            self.rewind += self.read.discard();
+            if self.job.is_none() && !self.wbuf.is_empty() {
+                self.submit_write();
+            }
+            let room = WRITE_CAP.saturating_sub(self.wbuf.len());
+            if room == 0 {
+                // The job in flight and the buffer are both full: wait for the job.
+                ready!(self.poll_job(cx));
+                continue;
+            }
+            let n = room.min(data.len());
+            if self.wbuf.capacity() == 0 {
+                self.wbuf.reserve(n.clamp(64 * 1024, WRITE_CAP));
+            }
+            self.wbuf.extend_from_slice(&data[..n]);
+            if self.job.is_none() {
+                self.submit_write();
+            }
+            return Poll::Ready(Ok(n));
+        }
+    }
+
+    fn poll_flush_writes(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        loop {
+            match self.kind() {
+                Some(Kind::Write) => {
+                    ready!(self.poll_job(cx));
+                }
+                None if !self.wbuf.is_empty() => self.submit_write(),
+                // Nothing written is pending (see the `wbuf` invariant).
+                _ => return Poll::Ready(self.error.take().map_or(Ok(()), Err)),
+            }
+        }
+    }
+
+    fn poll_seek_to(&mut self, cx: &mut Context<'_>, pos: SeekFrom) -> Poll<io::Result<u64>> {
+        loop {
+            match self.kind() {
+                Some(Kind::Seek(p)) if p == pos => {
+                    if let Some(res) = ready!(self.poll_job(cx)) {
+                        return Poll::Ready(res);
+                    }
+                }
+                Some(_) => {
+                    // Another seek's result is dropped: it was abandoned.
+                    ready!(self.poll_job(cx));
+                }
+                None if !self.wbuf.is_empty() => self.submit_write(),
+                None => {
+                    if let Some(e) = self.error.take() {
+                        return Poll::Ready(Err(e));
+                    }
+                    self.submit_seek(pos);
+                }
+            }
+        }
+    }
+}
+
+/// Awaits a job's value (a `Done`), as a future.
+struct JobValue(Job<Done>);
+
+impl std::future::Future for JobValue {
+    type Output = io::Result<Done>;
+
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.0.poll_value(cx)
+    }
+}
+
+impl Drop for File {
+    fn drop(&mut self) {
+        if self.wbuf.is_empty() {
+            return;
+        }
+        let buf = std::mem::take(&mut self.wbuf);
+        {
+            let mut h = blocking::lock(&self.handoff);
+            if h.running {
+                // The write job in flight writes these after its own bytes.
+                h.orphans.extend_from_slice(&buf);
+                return;
+            }
+        }
+        let (std, rewind) = (self.std.clone(), self.rewind);
+        overlap_runtime::spawn_blocking_detached(move || {
+            // Nobody is left to see an error.
+            let _ = blocking::write_at_cursor(&std, &buf, rewind);
+        });
+    }
+}
+
+impl fmt::Debug for File {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("File")
+            .field("std", &self.std)
+            .field("path", &self.path)
+            .field("job", &self.kind())
+            .field("read_buffered", &self.read.available().len())
+            .field("write_buffered", &self.wbuf.len())
+            .finish()
+    }
+}

@@ -1,0 +1,128 @@
+//! What a `File`'s jobs do on their pool thread: plain std calls on the shared fd.
+
+use std::fs::File as StdFile;
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use super::read_buf::prepare;
+
+/// What a finished job hands back to the `File`.
+#[derive(Debug)]
+pub(crate) enum Done {
+    /// `buf[..n]` holds the bytes read, from a read of `want` bytes.
+    Read {
+        buf: Vec<u8>,
+        want: usize,
+        res: io::Result<usize>,
+    },
+    /// The written buffer comes back (emptied) for reuse.
+    Write { buf: Vec<u8>, res: io::Result<()> },
+    /// The new offset.
+    Seek(io::Result<u64>),
+}
+
+/// Buffers of a dropped `File`, handed to the write job still in flight so they are written
+/// after its own bytes, in order.
+#[derive(Debug, Default)]
+pub(crate) struct Handoff {
+    /// A write job has been submitted and has not yet looked at `orphans` for the last time.
+    pub(crate) running: bool,
+    pub(crate) orphans: Vec<u8>,
+}
+
+pub(crate) fn lock(h: &Mutex<Handoff>) -> MutexGuard<'_, Handoff> {
+    // Only byte moves happen under this lock; a poisoned one is still consistent.
+    h.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Reads up to `want` bytes at the fd's offset into `buf`, retrying on `EINTR`.
+pub(crate) fn read(file: &StdFile, mut buf: Vec<u8>, want: usize) -> Done {
+    prepare(&mut buf, want);
+    let res = loop {
+        match (&*file).read(&mut buf[..want]) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            res => break res,
+        }
+    };
+    Done::Read { buf, want, res }
+}
+
+/// Moves the offset back by `rewind` bytes (read-ahead the user never saw), then writes all
+/// of `buf`.
+pub(crate) fn write_at_cursor(file: &StdFile, buf: &[u8], rewind: u64) -> io::Result<()> {
+    if rewind > 0 {
+        (&*file).seek(SeekFrom::Current(-as_offset(rewind)?))?;
+    }
+    (&*file).write_all(buf)
+}
+
+/// A write job: `buf`, then whatever a dropped `File` handed over meanwhile.
+///
+/// If the job is dropped without running (the runtime shut down while it was queued, or no
+/// pool thread could start), its destructor writes on the dropping thread instead: accepted
+/// bytes are never thrown away.
+#[derive(Debug)]
+pub(crate) struct WriteJob {
+    pub(crate) file: Arc<StdFile>,
+    pub(crate) buf: Vec<u8>,
+    pub(crate) rewind: u64,
+    pub(crate) handoff: Arc<Mutex<Handoff>>,
+    pub(crate) ran: bool,
+}
+
+impl WriteJob {
+    pub(crate) fn run(mut self) -> Done {
+        let mut buf = std::mem::take(&mut self.buf);
+        let res = self.write(&buf);
+        buf.clear();
+        Done::Write { buf, res }
+    }
+
+    fn write(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.ran = true;
+        let res = write_at_cursor(&self.file, buf, self.rewind);
+        loop {
+            let orphans = {
+                let mut h = lock(&self.handoff);
+                if h.orphans.is_empty() {
+                    h.running = false;
+                    break;
+                }
+                std::mem::take(&mut h.orphans)
+            };
+            // The `File` is gone, so nobody could see an error here; try anyway, in order.
+            let _ = (&*self.file).write_all(&orphans);
+        }
+        res
+    }
+}
+
+impl Drop for WriteJob {
+    fn drop(&mut self) {
+        if !self.ran {
+            let buf = std::mem::take(&mut self.buf);
+            let _ = self.write(&buf);
+        }
+    }
+}
+
+/// A seek job; `Current` offsets are taken from the reader's position, `rewind` bytes
+/// behind the fd's.
+pub(crate) fn seek(file: &StdFile, pos: SeekFrom, rewind: u64) -> Done {
+    let pos = match pos {
+        SeekFrom::Current(n) => match as_offset(rewind).map(|r| n.checked_sub(r)) {
+            Ok(Some(n)) => SeekFrom::Current(n),
+            _ => return Done::Seek(Err(invalid_seek())),
+        },
+        other => other,
+    };
+    Done::Seek((&*file).seek(pos))
+}
+
+fn as_offset(n: u64) -> io::Result<i64> {
+    i64::try_from(n).map_err(|_| invalid_seek())
+}
+
+fn invalid_seek() -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, "seek offset out of range")
+}

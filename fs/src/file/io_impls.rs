@@ -1,0 +1,77 @@
+//! The futures-io traits for [`File`].
+//!
+//! Each call spends one unit of the task's cooperative budget, so a loop of small reads
+//! served from the buffer still lets other tasks run.
+
+use std::io::{self, SeekFrom};
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+
+use futures_util::io::{AsyncBufRead, AsyncRead, AsyncSeek, AsyncWrite};
+
+use super::File;
+
+impl AsyncRead for File {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        if buf.is_empty() {
+            return Poll::Ready(Ok(0));
+        }
+        ready!(overlap_runtime::coop_poll_proceed(cx));
+        let this = self.get_mut();
+        ready!(this.poll_fill(cx, buf.len()))?;
+        let available = this.read.available();
+        let n = available.len().min(buf.len());
+        buf[..n].copy_from_slice(&available[..n]);
+        this.read.consume(n);
+        Poll::Ready(Ok(n))
+    }
+}
+
+impl AsyncBufRead for File {
+    fn poll_fill_buf(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<&[u8]>> {
+        ready!(overlap_runtime::coop_poll_proceed(cx));
+        let this = self.get_mut();
+        ready!(this.poll_fill(cx, 0))?;
+        Poll::Ready(Ok(this.read.available()))
+    }
+
+    fn consume(self: Pin<&mut Self>, amt: usize) {
+        self.get_mut().read.consume(amt);
+    }
+}
+
+impl AsyncWrite for File {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        ready!(overlap_runtime::coop_poll_proceed(cx));
+        self.get_mut().poll_write_buf(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.get_mut().poll_flush_writes(cx)
+    }
+
+    /// The same as `poll_flush`: the fd itself closes when the `File` is dropped.
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.get_mut().poll_flush_writes(cx)
+    }
+}
+
+impl AsyncSeek for File {
+    /// Writes out buffered bytes, drops read-ahead, then seeks in a job. Call again with the
+    /// same `pos` after `Pending`.
+    fn poll_seek(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        pos: SeekFrom,
+    ) -> Poll<io::Result<u64>> {
+        self.get_mut().poll_seek_to(cx, pos)
+    }
+}

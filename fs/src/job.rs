@@ -1,0 +1,71 @@
+//! One blocking job on the runtime's pool, awaited as a future.
+
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+
+use overlap_runtime::JoinHandle;
+
+/// A job running (or queued) on the blocking pool.
+///
+/// Dropping it does not stop the job: it runs to the end on its pool thread and its result
+/// is dropped there. That is what cancelling any fs future means.
+pub(crate) struct Job<T> {
+    handle: JoinHandle<T>,
+}
+
+/// Queues `f` on the current runtime's blocking pool.
+///
+/// # Panics
+/// Outside a runtime, like [`overlap_runtime::spawn_blocking`].
+#[track_caller]
+pub(crate) fn spawn<T, F>(f: F) -> Job<T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    Job {
+        handle: overlap_runtime::spawn_blocking(f),
+    }
+}
+
+impl<T> Job<T> {
+    /// Polls for the job's value. Jobs here only call std, which does not panic on I/O
+    /// errors, so a panic `JoinError` means the pool could not start a thread for the job
+    /// (its message carries the OS error); it becomes an `io::Error`, as does a job dropped
+    /// because the runtime shut down.
+    pub(crate) fn poll_value(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<T>> {
+        match ready!(Pin::new(&mut self.handle).poll(cx)) {
+            Ok(v) => Poll::Ready(Ok(v)),
+            Err(e) if e.is_cancelled() => Poll::Ready(Err(io::Error::other(
+                "the runtime shut down before the file operation ran",
+            ))),
+            Err(e) => Poll::Ready(Err(io::Error::other(e.to_string()))),
+        }
+    }
+}
+
+impl<T> Future for Job<io::Result<T>> {
+    type Output = io::Result<T>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<T>> {
+        self.poll_value(cx).map(|r| r.and_then(|r| r))
+    }
+}
+
+impl<T> fmt::Debug for Job<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Job").field("handle", &self.handle).finish()
+    }
+}
+
+/// Runs `f` on the pool and awaits its result.
+pub(crate) async fn run<T, F>(f: F) -> io::Result<T>
+where
+    F: FnOnce() -> io::Result<T> + Send + 'static,
+    T: Send + 'static,
+{
+    spawn(f).await
+}

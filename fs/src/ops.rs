@@ -1,0 +1,146 @@
+//! The free functions: async twins of `std::fs`'s, each one job on the blocking pool.
+//!
+//! Every function here moves its arguments into a single job that makes the whole std call
+//! (for [`read`]: open, `fstat` for the size, read, close), so it costs one trip to the pool
+//! however big the file. Errors keep std's [`io::ErrorKind`] and name the path.
+//!
+//! Dropping one of these futures before it completes does not stop the job: it finishes on
+//! its pool thread and the result is discarded. A dropped [`write`] may therefore still
+//! create and fill the file.
+
+use std::fs::{self as stdfs, Metadata, Permissions};
+use std::io;
+use std::path::{Path, PathBuf};
+
+use crate::error::{with_path, with_paths};
+use crate::job::run;
+
+/// Reads the whole file at `path` into a vector, in one job (the file's size, from `fstat`,
+/// sizes the buffer up front).
+///
+/// ```
+/// # let dir = std::env::temp_dir().join(format!("overlap-doc-read-{}", std::process::id()));
+/// # std::fs::create_dir_all(&dir).unwrap();
+/// overlap_runtime::block_on(async {
+///     let path = dir.join("greeting");
+///     overlap_fs::write(&path, b"hello").await?;
+///     assert_eq!(overlap_fs::read(&path).await?, b"hello");
+///     # std::fs::remove_dir_all(&dir)?;
+///     Ok::<_, std::io::Error>(())
+/// }).unwrap();
+/// ```
+pub async fn read(path: impl AsRef<Path>) -> io::Result<Vec<u8>> {
+    let path = path.as_ref().to_owned();
+    run(move || stdfs::read(&path).map_err(|e| with_path(e, "read", &path))).await
+}
+
+/// Reads the whole file at `path` into a string; invalid UTF-8 is an
+/// [`InvalidData`](io::ErrorKind::InvalidData) error.
+pub async fn read_to_string(path: impl AsRef<Path>) -> io::Result<String> {
+    let path = path.as_ref().to_owned();
+    run(move || stdfs::read_to_string(&path).map_err(|e| with_path(e, "read", &path))).await
+}
+
+/// Creates or truncates the file at `path` and writes all of `contents`, in one job.
+///
+/// The contents are copied into the job (a `Vec<u8>` is moved without a copy).
+pub async fn write(path: impl AsRef<Path>, contents: impl Into<Vec<u8>>) -> io::Result<()> {
+    let path = path.as_ref().to_owned();
+    let contents = contents.into();
+    run(move || stdfs::write(&path, contents).map_err(|e| with_path(e, "write", &path))).await
+}
+
+/// Copies the contents and permission bits of `from` to `to` (created or truncated), in one
+/// job; returns the number of bytes copied. The kernel copies (`copy_file_range`) where it
+/// can.
+pub async fn copy(from: impl AsRef<Path>, to: impl AsRef<Path>) -> io::Result<u64> {
+    let (from, to) = (from.as_ref().to_owned(), to.as_ref().to_owned());
+    run(move || stdfs::copy(&from, &to).map_err(|e| with_paths(e, "copy", &from, &to))).await
+}
+
+/// Renames `from` to `to`, replacing `to` if it exists (see [`std::fs::rename`]).
+pub async fn rename(from: impl AsRef<Path>, to: impl AsRef<Path>) -> io::Result<()> {
+    let (from, to) = (from.as_ref().to_owned(), to.as_ref().to_owned());
+    run(move || stdfs::rename(&from, &to).map_err(|e| with_paths(e, "rename", &from, &to))).await
+}
+
+/// Runs a one-path std function in a job, naming the path in its error.
+async fn one_path<T, F>(path: &Path, op: &'static str, f: F) -> io::Result<T>
+where
+    F: FnOnce(&Path) -> io::Result<T> + Send + 'static,
+    T: Send + 'static,
+{
+    let path = path.to_owned();
+    run(move || f(&path).map_err(|e| with_path(e, op, &path))).await
+}
+
+/// Removes the file (or symlink) at `path`.
+pub async fn remove_file(path: impl AsRef<Path>) -> io::Result<()> {
+    one_path(path.as_ref(), "remove file", |p| stdfs::remove_file(p)).await
+}
+
+/// Removes the empty directory at `path`.
+pub async fn remove_dir(path: impl AsRef<Path>) -> io::Result<()> {
+    one_path(path.as_ref(), "remove directory", |p| stdfs::remove_dir(p)).await
+}
+
+/// Removes the directory at `path` and everything in it, in one job.
+pub async fn remove_dir_all(path: impl AsRef<Path>) -> io::Result<()> {
+    one_path(path.as_ref(), "remove directory", |p| {
+        stdfs::remove_dir_all(p)
+    })
+    .await
+}
+
+/// Creates the directory at `path`; its parent must exist.
+pub async fn create_dir(path: impl AsRef<Path>) -> io::Result<()> {
+    one_path(path.as_ref(), "create directory", |p| stdfs::create_dir(p)).await
+}
+
+/// Creates the directory at `path` and any missing parents, in one job.
+pub async fn create_dir_all(path: impl AsRef<Path>) -> io::Result<()> {
+    one_path(path.as_ref(), "create directory", |p| {
+        stdfs::create_dir_all(p)
+    })
+    .await
+}
+
+/// The metadata of `path`, following symlinks.
+pub async fn metadata(path: impl AsRef<Path>) -> io::Result<Metadata> {
+    one_path(path.as_ref(), "stat", |p| stdfs::metadata(p)).await
+}
+
+/// The metadata of `path` itself, not following a final symlink.
+pub async fn symlink_metadata(path: impl AsRef<Path>) -> io::Result<Metadata> {
+    one_path(path.as_ref(), "lstat", |p| stdfs::symlink_metadata(p)).await
+}
+
+/// The absolute path of `path` with every symlink, `.` and `..` resolved.
+pub async fn canonicalize(path: impl AsRef<Path>) -> io::Result<PathBuf> {
+    one_path(path.as_ref(), "canonicalize", |p| stdfs::canonicalize(p)).await
+}
+
+/// Makes `link` a new hard link to the file `original`.
+pub async fn hard_link(original: impl AsRef<Path>, link: impl AsRef<Path>) -> io::Result<()> {
+    let (from, to) = (original.as_ref().to_owned(), link.as_ref().to_owned());
+    run(move || stdfs::hard_link(&from, &to).map_err(|e| with_paths(e, "link", &from, &to))).await
+}
+
+/// The target a symlink points at.
+pub async fn read_link(path: impl AsRef<Path>) -> io::Result<PathBuf> {
+    one_path(path.as_ref(), "read link", |p| stdfs::read_link(p)).await
+}
+
+/// Sets the permissions of `path` (following symlinks).
+pub async fn set_permissions(path: impl AsRef<Path>, perm: Permissions) -> io::Result<()> {
+    one_path(path.as_ref(), "set permissions of", move |p| {
+        stdfs::set_permissions(p, perm)
+    })
+    .await
+}
+
+/// Whether `path` exists: `Ok(false)` for a missing path (or a broken symlink), an error when
+/// existence cannot be decided (for example, a parent directory that cannot be searched).
+pub async fn try_exists(path: impl AsRef<Path>) -> io::Result<bool> {
+    one_path(path.as_ref(), "stat", |p| p.try_exists()).await
+}

@@ -1,0 +1,127 @@
+//! The write end of a pipe or FIFO.
+
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::path::Path;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+
+use futures_util::io::AsyncWrite;
+use overlap_runtime::AsyncFd;
+
+use crate::sys;
+
+/// The write end of a pipe or FIFO.
+///
+/// Writes of at most `PIPE_BUF` (4096) bytes are atomic. Writing after every read end is closed
+/// fails with `BrokenPipe` (never a signal: Rust programs ignore SIGPIPE). `poll_close` and
+/// dropping close the fd, which readers see as end of file.
+#[derive(Debug)]
+pub struct Sender {
+    fd: Option<AsyncFd<OwnedFd>>,
+}
+
+impl Sender {
+    /// Opens the FIFO at `path` for writing. With no reader open, the kernel refuses a
+    /// non-blocking open: this fails with the `ENXIO` error (`failed to open …: No such device
+    /// or address`); open the [`Receiver`](crate::Receiver) first.
+    pub fn open(path: impl AsRef<Path>) -> io::Result<Sender> {
+        let path = path.as_ref();
+        let fd = sys::open(path, libc::O_WRONLY).map_err(|e| {
+            io::Error::new(e.kind(), format!("failed to open {}: {e}", path.display()))
+        })?;
+        Sender::from_owned_fd(fd)
+    }
+
+    /// Wraps the write end of a pipe (made non-blocking here). Fails with `InvalidInput` if
+    /// `fd` is not a pipe or FIFO.
+    pub fn from_owned_fd(fd: OwnedFd) -> io::Result<Sender> {
+        crate::check_pipe(&fd)?;
+        Ok(Sender {
+            fd: Some(AsyncFd::new(fd)?),
+        })
+    }
+
+    /// Removes the fd from the reactor and returns it (still non-blocking).
+    ///
+    /// # Panics
+    /// If the sender was already closed with `poll_close`.
+    pub fn into_owned_fd(mut self) -> OwnedFd {
+        self.fd.take().expect("Sender already closed").into_inner()
+    }
+
+    fn fd(&self) -> io::Result<&AsyncFd<OwnedFd>> {
+        self.fd
+            .as_ref()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::BrokenPipe, "pipe sender is closed"))
+    }
+
+    fn poll_write_with(
+        &self,
+        cx: &mut Context<'_>,
+        mut op: impl FnMut(RawFd) -> io::Result<usize>,
+    ) -> Poll<io::Result<usize>> {
+        let fd = self.fd()?;
+        loop {
+            let mut guard = ready!(fd.poll_write_ready(cx))?;
+            match guard.try_io(|inner| op(inner.as_raw_fd())) {
+                Ok(res) => return Poll::Ready(res),
+                Err(_would_block) => continue,
+            }
+        }
+    }
+}
+
+impl AsyncWrite for Sender {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        if buf.is_empty() {
+            return Poll::Ready(Ok(0));
+        }
+        self.poll_write_with(cx, |fd| sys::write(fd, buf))
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        if bufs.iter().all(|b| b.is_empty()) {
+            return Poll::Ready(Ok(0));
+        }
+        self.poll_write_with(cx, |fd| sys::writev(fd, bufs))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // Pipe writes go straight to the kernel: nothing is buffered here.
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_close(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.fd = None;
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl AsRawFd for Sender {
+    /// # Panics
+    /// If the sender was already closed with `poll_close`.
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd.as_ref().expect("Sender already closed").as_raw_fd()
+    }
+}
+
+impl AsFd for Sender {
+    /// # Panics
+    /// If the sender was already closed with `poll_close`.
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd
+            .as_ref()
+            .expect("Sender already closed")
+            .get_ref()
+            .as_fd()
+    }
+}

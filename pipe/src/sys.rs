@@ -1,0 +1,90 @@
+//! The libc calls of the pipe crate.
+
+use std::ffi::CString;
+use std::io;
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use overlap_runtime::syscall;
+
+/// `pipe2(O_NONBLOCK | O_CLOEXEC)`: (read end, write end).
+pub(crate) fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0 as RawFd; 2];
+    // SAFETY: `fds` has room for the two fds pipe2 writes.
+    syscall!(pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC))?;
+    // SAFETY: both fds were just created and are owned by nobody else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Opens a FIFO (or any path) non-blocking and close-on-exec with `access` (`O_RDONLY` or
+/// `O_WRONLY`).
+pub(crate) fn open(path: &Path, access: libc::c_int) -> io::Result<OwnedFd> {
+    let c = CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))?;
+    let flags = access | libc::O_NONBLOCK | libc::O_CLOEXEC;
+    let fd = loop {
+        // SAFETY: `c` is a valid NUL-terminated string that outlives the call.
+        match syscall!(open(c.as_ptr(), flags)) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            other => break other?,
+        }
+    };
+    // SAFETY: the fd was just opened and is owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// `fstat` file type bits of `fd`.
+pub(crate) fn file_type(fd: RawFd) -> io::Result<libc::mode_t> {
+    // SAFETY: a zeroed stat is a valid buffer for fstat to fill.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: `st` is a valid, writable stat buffer.
+    syscall!(fstat(fd, &mut st))?;
+    Ok(st.st_mode & libc::S_IFMT)
+}
+
+/// Turns on `O_NONBLOCK` for `fd`.
+pub(crate) fn set_nonblocking(fd: RawFd) -> io::Result<()> {
+    // SAFETY: F_GETFL takes no pointer argument.
+    let flags = syscall!(fcntl(fd, libc::F_GETFL))?;
+    if flags & libc::O_NONBLOCK == 0 {
+        // SAFETY: F_SETFL takes an integer flag argument.
+        syscall!(fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK))?;
+    }
+    Ok(())
+}
+
+/// `read(2)`; EINTR is retried.
+pub(crate) fn read(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        // SAFETY: `buf` is valid for writes of `buf.len()` bytes.
+        match syscall!(read(fd, buf.as_mut_ptr().cast(), buf.len())) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            other => return other.map(|n| n as usize),
+        }
+    }
+}
+
+/// `write(2)`; EINTR is retried. A pipe with no reader gives EPIPE (the runtime's users
+/// get `BrokenPipe`; SIGPIPE is ignored by Rust's runtime by default).
+pub(crate) fn write(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
+    loop {
+        // SAFETY: `buf` is valid for reads of `buf.len()` bytes.
+        match syscall!(write(fd, buf.as_ptr().cast(), buf.len())) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            other => return other.map(|n| n as usize),
+        }
+    }
+}
+
+/// `writev(2)`; EINTR is retried.
+pub(crate) fn writev(fd: RawFd, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+    let cnt = bufs.len().min(libc::UIO_MAXIOV as usize) as libc::c_int;
+    loop {
+        // SAFETY: IoSlice is ABI-compatible with iovec; `cnt` entries are valid to read.
+        match syscall!(writev(fd, bufs.as_ptr().cast(), cnt)) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            other => return other.map(|n| n as usize),
+        }
+    }
+}

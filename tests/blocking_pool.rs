@@ -1,0 +1,209 @@
+//! The blocking pool: results, panics, saturation, keep-alive, thread-start failure.
+
+mod util;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use overlap::Runtime;
+use util::wait_until;
+
+#[test]
+fn returns_the_value() {
+    let v = overlap::block_on(async {
+        overlap::spawn_blocking(|| std::thread::current().name().map(str::to_owned))
+            .await
+            .unwrap()
+    });
+    assert_eq!(v.as_deref(), Some("overlap-blocking"));
+}
+
+#[test]
+fn panic_becomes_a_panic_join_error() {
+    overlap::block_on(async {
+        let err = overlap::spawn_blocking(|| -> u32 { panic!("boom in the pool") })
+            .await
+            .unwrap_err();
+        assert!(err.is_panic());
+        assert_eq!(err.to_string(), "task panicked: boom in the pool");
+        // The pool still works afterwards.
+        assert_eq!(overlap::spawn_blocking(|| 5).await.unwrap(), 5);
+    });
+}
+
+/// 1,000 jobs of 1 ms on 4 threads keep the pool busy for a quarter of a second; a 100 ms
+/// sleep on the loop fires meanwhile, long before the queue drains.
+#[test]
+fn saturated_pool_does_not_stall_timers() {
+    let rt = Runtime::builder().max_blocking_threads(4).build().unwrap();
+    rt.block_on(async {
+        let done = Arc::new(AtomicUsize::new(0));
+        let handles: Vec<_> = (0..1000)
+            .map(|_| {
+                let done = done.clone();
+                overlap::spawn_blocking(move || {
+                    std::thread::sleep(Duration::from_millis(1));
+                    done.fetch_add(1, Ordering::Relaxed);
+                })
+            })
+            .collect();
+        let m = overlap::metrics();
+        assert!(m.blocking_threads <= 4, "{m:?}");
+        assert!(m.blocking_queued >= 990, "{m:?}");
+
+        let start = Instant::now();
+        overlap::time::sleep(Duration::from_millis(100)).await;
+        let fired_after = start.elapsed();
+        let finished_when_fired = done.load(Ordering::Relaxed);
+        // Generous: the point is that it fired while jobs were still queued.
+        assert!(fired_after < Duration::from_secs(2), "{fired_after:?}");
+        assert!(
+            finished_when_fired < 1000,
+            "the sleep waited for the whole queue"
+        );
+        assert!(overlap::metrics().blocking_queued > 0);
+
+        for h in handles {
+            h.await.unwrap();
+        }
+        assert_eq!(done.load(Ordering::Relaxed), 1000);
+        assert_eq!(overlap::metrics().blocking_queued, 0);
+    });
+}
+
+#[test]
+fn idle_threads_exit_after_keep_alive() {
+    let rt = Runtime::builder()
+        .blocking_keep_alive(Duration::from_millis(20))
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let jobs: Vec<_> = (0..3)
+            .map(|_| overlap::spawn_blocking(|| std::thread::sleep(Duration::from_millis(10))))
+            .collect();
+        for j in jobs {
+            j.await.unwrap();
+        }
+        assert!(overlap::metrics().blocking_threads >= 1);
+        let start = Instant::now();
+        while overlap::metrics().blocking_threads > 0 {
+            assert!(
+                start.elapsed() < Duration::from_secs(5),
+                "threads never exited"
+            );
+            overlap::time::sleep(Duration::from_millis(5)).await;
+        }
+        // New work starts a new thread.
+        assert_eq!(overlap::spawn_blocking(|| 1).await.unwrap(), 1);
+    });
+}
+
+#[test]
+fn idle_thread_is_reused() {
+    overlap::block_on(async {
+        for i in 0..50 {
+            assert_eq!(overlap::spawn_blocking(move || i).await.unwrap(), i);
+        }
+        assert_eq!(overlap::metrics().blocking_threads, 1);
+    });
+}
+
+/// The kernel refuses a 64 TiB stack, so no pool thread can start: the handle reports the
+/// error as a panic `JoinError`, nothing panics in the runtime, and it keeps working.
+#[test]
+fn thread_start_failure_reports_through_the_handle() {
+    let rt = Runtime::builder()
+        .thread_stack_size(1 << 46)
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let err = overlap::spawn_blocking(|| 1).await.unwrap_err();
+        assert!(err.is_panic());
+        let msg = err.to_string();
+        assert!(msg.contains("could not start a blocking thread"), "{msg}");
+        // fs operations get an io::Error, not a panic.
+        let err = overlap::fs::read("/etc/hostname").await.unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("could not start a blocking thread"),
+            "{err}"
+        );
+        // The loop itself is fine.
+        overlap::time::sleep(Duration::from_millis(1)).await;
+        assert_eq!(overlap::spawn(async { 2 }).await.unwrap(), 2);
+        assert_eq!(overlap::metrics().blocking_threads, 0);
+        assert_eq!(overlap::metrics().blocking_queued, 0);
+    });
+}
+
+/// Dropping the runtime drops queued jobs without running them, lets the running one finish
+/// on its thread, and returns at once.
+#[test]
+fn runtime_drop_with_queued_and_running_jobs_does_not_hang() {
+    let started = Arc::new(AtomicUsize::new(0));
+    let finished = Arc::new(AtomicUsize::new(0));
+    let dropped_unrun = Arc::new(AtomicUsize::new(0));
+
+    /// Counts jobs dropped without running.
+    struct Unrun(Arc<AtomicUsize>, bool);
+    impl Drop for Unrun {
+        fn drop(&mut self) {
+            if !self.1 {
+                self.0.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+    }
+
+    let rt = Runtime::builder().max_blocking_threads(1).build().unwrap();
+    let handles: Vec<_> = rt.block_on(async {
+        let handles: Vec<_> = (0..10)
+            .map(|_| {
+                let (started, finished) = (started.clone(), finished.clone());
+                let guard = Unrun(dropped_unrun.clone(), false);
+                overlap::spawn_blocking(move || {
+                    let mut guard = guard; // the whole guard moves in, not just the field
+                    guard.1 = true;
+                    started.fetch_add(1, Ordering::SeqCst);
+                    std::thread::sleep(Duration::from_millis(300));
+                    finished.fetch_add(1, Ordering::SeqCst);
+                })
+            })
+            .collect();
+        // Wait until the first job runs; the other nine are queued behind it.
+        while started.load(Ordering::SeqCst) == 0 {
+            overlap::time::sleep(Duration::from_millis(1)).await;
+        }
+        handles
+    });
+    let t = Instant::now();
+    drop(rt);
+    assert!(
+        t.elapsed() < Duration::from_millis(250),
+        "drop waited for jobs"
+    );
+    assert_eq!(dropped_unrun.load(Ordering::SeqCst), 9);
+    // The running job finishes, detached; the queued ones never start.
+    assert!(wait_until(Duration::from_secs(5), || finished
+        .load(Ordering::SeqCst)
+        == 1));
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(started.load(Ordering::SeqCst), 1);
+    // Handles outliving their runtime are harmless to drop.
+    drop(handles);
+}
+
+#[test]
+fn handle_dropped_job_still_runs() {
+    let ran = Arc::new(AtomicUsize::new(0));
+    overlap::block_on(async {
+        let r = ran.clone();
+        drop(overlap::spawn_blocking(move || {
+            r.fetch_add(1, Ordering::SeqCst);
+        }));
+        overlap::time::sleep(Duration::from_millis(1)).await;
+    });
+    assert!(wait_until(Duration::from_secs(5), || ran
+        .load(Ordering::SeqCst)
+        == 1));
+}

@@ -1,0 +1,90 @@
+//! No accepted byte is lost when a `File` is dropped without `flush`; cancelled operations
+//! finish in the background.
+
+mod util;
+
+use std::time::Duration;
+
+use overlap::fs::{self, File};
+use overlap::io::AsyncWriteExt;
+use util::{pattern, wait_until, TempDir};
+
+/// Waits (generously) for background jobs to put `len` bytes in `path`.
+fn wait_for_len(path: &std::path::Path, len: u64) -> bool {
+    wait_until(Duration::from_secs(10), || {
+        std::fs::metadata(path).map(|m| m.len()).ok() == Some(len)
+    })
+}
+
+#[test]
+fn drop_mid_write_keeps_every_accepted_byte() {
+    let dir = TempDir::new("drop-mid");
+    let path = dir.join("f");
+    let data = pattern(5 * 1024 * 1024 + 333);
+    let accepted = overlap::block_on(async {
+        let mut file = File::create(&path).await.unwrap();
+        let mut off = 0;
+        // Many small writes: some go out in jobs, some are still buffered at the drop.
+        while off < data.len() {
+            let end = (off + 10_007).min(data.len());
+            off += file.write(&data[off..end]).await.unwrap();
+        }
+        drop(file);
+        // Keep the runtime (and its pool) alive while the background jobs finish.
+        overlap::time::sleep(Duration::from_millis(20)).await;
+        off
+    });
+    assert_eq!(accepted, data.len());
+    assert!(wait_for_len(&path, data.len() as u64));
+    assert!(std::fs::read(&path).unwrap() == data);
+}
+
+#[test]
+fn drop_right_after_a_write_with_a_job_in_flight() {
+    let dir = TempDir::new("drop-inflight");
+    let path = dir.join("f");
+    overlap::block_on(async {
+        let mut file = File::create(&path).await.unwrap();
+        file.write_all(&[b'a'; 1000]).await.unwrap(); // goes to a job at once
+        file.write_all(&[b'b'; 1000]).await.unwrap(); // buffered behind it
+        drop(file);
+        overlap::time::sleep(Duration::from_millis(20)).await;
+    });
+    assert!(wait_for_len(&path, 2000));
+    let back = std::fs::read(&path).unwrap();
+    assert!(back[..1000].iter().all(|&b| b == b'a') && back[1000..].iter().all(|&b| b == b'b'));
+}
+
+/// A `File` taken out of its runtime and dropped later still writes its bytes (on the
+/// dropping thread, as there is no pool to use).
+#[test]
+fn drop_outside_the_runtime() {
+    let dir = TempDir::new("drop-outside");
+    let path = dir.join("f");
+    let file = overlap::block_on(async {
+        let mut file = File::create(&path).await.unwrap();
+        file.write_all(b"first").await.unwrap();
+        file.write_all(b" second").await.unwrap();
+        file
+    });
+    drop(file);
+    assert!(wait_for_len(&path, 12));
+    assert_eq!(std::fs::read(&path).unwrap(), b"first second");
+}
+
+/// Cancelling a whole-file write still writes the file: the job runs to the end.
+#[test]
+fn cancelled_write_future_finishes_in_the_background() {
+    let dir = TempDir::new("drop-cancel");
+    let path = dir.join("f");
+    let data = pattern(1 << 20);
+    overlap::block_on(async {
+        let mut fut = Box::pin(fs::write(&path, data.clone()));
+        // Poll once so the job is queued, then drop the future.
+        let _ = futures_util::poll!(fut.as_mut());
+        drop(fut);
+        overlap::time::sleep(Duration::from_millis(20)).await;
+    });
+    assert!(wait_for_len(&path, data.len() as u64));
+    assert!(std::fs::read(&path).unwrap() == data);
+}

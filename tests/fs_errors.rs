@@ -1,0 +1,285 @@
+//! Every error keeps std's `io::ErrorKind` and names the path it is about.
+
+mod util;
+
+use std::io::ErrorKind;
+use std::path::Path;
+
+use futures_util::StreamExt;
+use overlap::fs::{self, File, OpenOptions};
+use overlap::io::{AsyncReadExt, AsyncWriteExt};
+use util::{is_root, TempDir};
+
+/// Asserts the error's kind and that its message reads `failed to <op> <path>: ...`.
+fn check(err: std::io::Error, kind: ErrorKind, op: &str, path: &Path) {
+    assert_eq!(err.kind(), kind, "{err}");
+    let prefix = format!("failed to {op} {}", path.display());
+    assert!(
+        err.to_string().starts_with(&prefix),
+        "{err:?} should start with {prefix:?}"
+    );
+}
+
+#[test]
+fn missing_file() {
+    let dir = TempDir::new("err-missing");
+    let missing = dir.join("nope");
+    overlap::block_on(async {
+        check(
+            File::open(&missing).await.unwrap_err(),
+            ErrorKind::NotFound,
+            "open",
+            &missing,
+        );
+        check(
+            fs::read(&missing).await.unwrap_err(),
+            ErrorKind::NotFound,
+            "read",
+            &missing,
+        );
+        check(
+            fs::read_to_string(&missing).await.unwrap_err(),
+            ErrorKind::NotFound,
+            "read",
+            &missing,
+        );
+        check(
+            fs::metadata(&missing).await.unwrap_err(),
+            ErrorKind::NotFound,
+            "stat",
+            &missing,
+        );
+        check(
+            fs::remove_file(&missing).await.unwrap_err(),
+            ErrorKind::NotFound,
+            "remove file",
+            &missing,
+        );
+        check(
+            fs::read_dir(&missing).await.unwrap_err(),
+            ErrorKind::NotFound,
+            "read directory",
+            &missing,
+        );
+        check(
+            fs::canonicalize(&missing).await.unwrap_err(),
+            ErrorKind::NotFound,
+            "canonicalize",
+            &missing,
+        );
+        check(
+            fs::copy(&missing, dir.join("to")).await.unwrap_err(),
+            ErrorKind::NotFound,
+            "copy",
+            &missing,
+        );
+        let err = fs::rename(&missing, dir.join("to")).await.unwrap_err();
+        check(err, ErrorKind::NotFound, "rename", &missing);
+        let deep = dir.join("no/such/dir/file");
+        check(
+            fs::write(&deep, b"x").await.unwrap_err(),
+            ErrorKind::NotFound,
+            "write",
+            &deep,
+        );
+        assert!(!fs::try_exists(&missing).await.unwrap());
+    });
+}
+
+#[test]
+fn message_reads_like_the_issue_says() {
+    let missing = Path::new("/x/y");
+    let err = overlap::block_on(File::open(missing)).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "failed to open /x/y: No such file or directory (os error 2)"
+    );
+    // The std error is kept as the source.
+    let source = std::error::Error::source(err.get_ref().unwrap()).unwrap();
+    let io = source.downcast_ref::<std::io::Error>().unwrap();
+    assert_eq!(io.raw_os_error(), Some(libc::ENOENT));
+}
+
+#[test]
+fn directory_where_a_file_is_expected() {
+    let dir = TempDir::new("err-isdir");
+    let d = dir.path().to_owned();
+    overlap::block_on(async {
+        check(
+            fs::read(&d).await.unwrap_err(),
+            ErrorKind::IsADirectory,
+            "read",
+            &d,
+        );
+        check(
+            fs::write(&d, b"x").await.unwrap_err(),
+            ErrorKind::IsADirectory,
+            "write",
+            &d,
+        );
+        check(
+            File::create(&d).await.unwrap_err(),
+            ErrorKind::IsADirectory,
+            "open",
+            &d,
+        );
+        check(
+            fs::remove_file(&d).await.unwrap_err(),
+            ErrorKind::IsADirectory,
+            "remove file",
+            &d,
+        );
+        // Opening a directory read-only works; reading it fails, naming the file.
+        let mut file = File::open(&d).await.unwrap();
+        let err = file.read(&mut [0; 16]).await.unwrap_err();
+        check(err, ErrorKind::IsADirectory, "read", &d);
+    });
+}
+
+#[test]
+fn file_where_a_directory_is_expected() {
+    let dir = TempDir::new("err-notdir");
+    let f = dir.join("f");
+    std::fs::write(&f, b"x").unwrap();
+    overlap::block_on(async {
+        check(
+            fs::read_dir(&f).await.unwrap_err(),
+            ErrorKind::NotADirectory,
+            "read directory",
+            &f,
+        );
+        check(
+            fs::remove_dir(&f).await.unwrap_err(),
+            ErrorKind::NotADirectory,
+            "remove directory",
+            &f,
+        );
+        let below = f.join("child");
+        check(
+            fs::create_dir(&below).await.unwrap_err(),
+            ErrorKind::NotADirectory,
+            "create directory",
+            &below,
+        );
+    });
+}
+
+#[test]
+fn already_exists_and_not_empty() {
+    let dir = TempDir::new("err-exists");
+    let f = dir.join("f");
+    std::fs::write(&f, b"x").unwrap();
+    std::fs::create_dir(dir.join("d")).unwrap();
+    std::fs::write(dir.join("d/inner"), b"x").unwrap();
+    overlap::block_on(async {
+        check(
+            File::create_new(&f).await.unwrap_err(),
+            ErrorKind::AlreadyExists,
+            "open",
+            &f,
+        );
+        check(
+            fs::create_dir(&f).await.unwrap_err(),
+            ErrorKind::AlreadyExists,
+            "create directory",
+            &f,
+        );
+        let d = dir.join("d");
+        check(
+            fs::remove_dir(&d).await.unwrap_err(),
+            ErrorKind::DirectoryNotEmpty,
+            "remove directory",
+            &d,
+        );
+    });
+}
+
+/// Permission denied that root cannot bypass: the kernel refuses hard links to directories
+/// with `EPERM` for every user, root included. (The tests run as root, which ignores mode
+/// bits, so `chmod 000` alone proves nothing there; see the next test.)
+#[test]
+fn permission_denied_even_for_root() {
+    let dir = TempDir::new("err-perm");
+    let d = dir.join("d");
+    std::fs::create_dir(&d).unwrap();
+    overlap::block_on(async {
+        let err = fs::hard_link(&d, dir.join("link")).await.unwrap_err();
+        check(err, ErrorKind::PermissionDenied, "link", &d);
+    });
+}
+
+/// Mode bits: `EACCES` for an unprivileged user. Root bypasses them, so as root this only
+/// checks that the open succeeds (there is no honest way to get `EACCES` from a plain file
+/// as root without `chattr`, a read-only mount or dropping privileges).
+#[test]
+fn permission_denied_by_mode_bits() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = TempDir::new("err-mode");
+    let f = dir.join("locked");
+    std::fs::write(&f, b"secret").unwrap();
+    std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o000)).unwrap();
+    overlap::block_on(async {
+        let res = File::open(&f).await;
+        if is_root() {
+            assert!(res.is_ok());
+        } else {
+            check(res.unwrap_err(), ErrorKind::PermissionDenied, "open", &f);
+        }
+    });
+}
+
+/// A write job fails after `write` returned `Ok`: the error comes back on the next operation
+/// (here `flush`), names the file, and is reported once.
+#[test]
+fn write_error_surfaces_on_flush() {
+    let dir = TempDir::new("err-write");
+    let f = dir.join("read-only-handle");
+    std::fs::write(&f, b"").unwrap();
+    overlap::block_on(async {
+        let mut file = File::open(&f).await.unwrap(); // opened read-only
+        assert_eq!(file.write(b"accepted into the buffer").await.unwrap(), 24);
+        let err = file.flush().await.unwrap_err();
+        assert_eq!(err.raw_os_error(), None);
+        assert!(
+            err.to_string()
+                .starts_with(&format!("failed to write {}", f.display())),
+            "{err}"
+        );
+        assert!(err.to_string().contains("Bad file descriptor"), "{err}");
+        file.flush().await.unwrap();
+    });
+}
+
+#[test]
+fn write_error_surfaces_on_next_write() {
+    let dir = TempDir::new("err-write-next");
+    let f = dir.join("f");
+    std::fs::write(&f, b"").unwrap();
+    overlap::block_on(async {
+        let mut file = File::open(&f).await.unwrap();
+        file.write_all(b"one").await.unwrap();
+        // Give the job time to fail, then the next write reports it.
+        overlap::time::sleep(std::time::Duration::from_millis(50)).await;
+        let err = file.write_all(b"two").await.unwrap_err();
+        assert!(err.to_string().contains("Bad file descriptor"), "{err}");
+    });
+}
+
+#[test]
+fn read_dir_stream_errors_name_the_dir() {
+    let dir = TempDir::new("err-readdir");
+    overlap::block_on(async {
+        // A listing that works yields entries; this just checks the stream ends cleanly.
+        let mut entries = fs::read_dir(dir.path()).await.unwrap();
+        assert!(entries.next().await.is_none());
+        let mut opts = OpenOptions::new();
+        opts.write(true);
+        let missing = dir.join("missing");
+        check(
+            opts.open(&missing).await.unwrap_err(),
+            ErrorKind::NotFound,
+            "open",
+            &missing,
+        );
+    });
+}
