@@ -99,6 +99,8 @@ pub(crate) fn poll_read_stream(
 /// A short write means the send buffer is full, so the write readiness is cleared and the
 /// next write waits for `EPOLLOUT` (the kernel sets `SOCK_NOSPACE` and signals when room
 /// frees up). `EPOLLRDHUP` (the peer shut its write side) is read-side only: writes go on.
+/// `EPOLLHUP` (both directions closed, e.g. after a reset) and `EPOLLERR` stay set, so a
+/// writer never sleeps on a dead socket: `send` itself reports `EPIPE`/`ECONNRESET`.
 pub(crate) fn poll_write_stream(
     io: &AsyncFd<Socket>,
     cx: &mut Context<'_>,
