@@ -178,12 +178,7 @@ impl Core {
         if woke_remote {
             self.drain_remote();
         }
-        if let Some(next) = self.timers.next_deadline() {
-            let now = Instant::now();
-            if next <= now {
-                self.timers.process(now);
-            }
-        }
+        self.timers.turn(Instant::now());
     }
 
     pub(crate) fn metrics(&self) -> RuntimeMetrics {

@@ -12,14 +12,25 @@ use super::wheel::TimerWheel;
 ///
 /// Deadlines are kept as nanoseconds since `base`, exactly: the wheel's 1 ms ticks only decide
 /// where an entry is filed, never when it fires.
+///
+/// # Slack
+/// Like Linux's own `poll`/`select` timeouts, a timer may fire up to 1/1024 of its duration
+/// late, at most [`MAX_SLACK_NS`], so that timers due close together share one wakeup instead
+/// of each paying for an `epoll_pwait2` and a timer interrupt: a 1 ms sleep has 1 µs of slack,
+/// a 1 s timeout about 1 ms. A timer never fires early, and whenever the loop wakes it fires
+/// every timer already due, whatever its slack.
 pub(crate) struct Timers {
     base: Instant,
     wheel: RefCell<TimerWheel>,
     /// Wakers of the timers being fired, kept to reuse the allocation.
     to_wake: Cell<Vec<Waker>>,
     fired: Cell<u64>,
-    /// Whether this runtime has lowered its thread's timer slack (see `SlackGuard`).
+    /// Whether this runtime has lowered its thread's timer slack (see `slack_guard`).
     slack_lowered: Cell<bool>,
+    /// The clock (ns since `base`) as last read by the loop, once per turn. Used to size a new
+    /// timer's slack without reading the clock per timer; it is never ahead of the real clock,
+    /// and lags by at most one batch of task polls (which only adds 1/1024 of that to slack).
+    loop_now: Cell<u64>,
 }
 
 impl Timers {
@@ -30,6 +41,7 @@ impl Timers {
             to_wake: Cell::new(Vec::new()),
             fired: Cell::new(0),
             slack_lowered: Cell::new(false),
+            loop_now: Cell::new(0),
         }
     }
 
@@ -47,17 +59,18 @@ impl Timers {
     /// Registers a timer for `deadline` woken through `waker`. Returns `None`, registering
     /// nothing, if the deadline has already passed.
     pub(crate) fn register(&self, deadline: Instant, waker: &Waker) -> Option<TimerKey> {
-        let ns = self.to_ns(deadline);
         if !self.slack_lowered.get() {
             self.slack_lowered.set(true);
             slack_guard::acquire();
         }
+        let ns = self.to_ns(deadline);
         let mut wheel = self.wheel.borrow_mut();
-        // Only a deadline in the wheel's current tick can be past: look at the clock then.
+        // Only a deadline in a tick the wheel has reached can be past: read the clock then.
         if wheel.is_current(ns) && deadline <= Instant::now() {
             return None;
         }
-        Some(wheel.insert(ns, waker.clone()))
+        let slack = self.slack_for(ns);
+        Some(wheel.insert(ns, slack, waker.clone()))
     }
 
     /// Whether the timer is still pending; if so, makes `waker` the one it wakes.
@@ -87,12 +100,12 @@ impl Timers {
     /// fired.
     pub(crate) fn reset(&self, key: TimerKey, deadline: Instant) -> bool {
         let ns = self.to_ns(deadline);
-        self.wheel.borrow_mut().reset(key, ns)
+        self.wheel.borrow_mut().reset(key, ns, self.slack_for(ns))
     }
 
-    /// When the loop must next call [`Timers::process`]: the exact earliest deadline when it
-    /// is near, otherwise an earlier instant at which the wheel must cascade. Never later than
-    /// the earliest deadline.
+    /// When the loop must next call [`Timers::process`]: the earliest deadline plus slack
+    /// (see [Slack](Timers#slack)) when it is near, otherwise an earlier instant at which the
+    /// wheel must cascade.
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
         let ns = self.wheel.borrow_mut().next_deadline()?;
         Some(self.to_instant(ns))
@@ -108,14 +121,29 @@ impl Timers {
         self.fired.get()
     }
 
+    /// Called by the loop once per turn, after polling the reactor, with a fresh clock: fires
+    /// the due timers if it is time to.
+    pub(crate) fn turn(&self, now: Instant) {
+        self.loop_now.set(self.to_ns(now));
+        if self.next_deadline().is_some_and(|next| next <= now) {
+            self.process(now);
+        }
+    }
+
+    /// The slack of a timer due at `deadline` ns: 1/1024 of how far ahead it is, at most
+    /// [`MAX_SLACK_NS`] (see [Slack](Timers#slack)).
+    fn slack_for(&self, deadline: u64) -> u32 {
+        let ahead = deadline.saturating_sub(self.loop_now.get()) >> 10;
+        ahead.min(u64::from(MAX_SLACK_NS)) as u32
+    }
+
     /// Fires every timer due at `now` (a deadline equal to `now` is due), in deadline order.
     /// Timers registered by the wakes themselves wait for the next call.
-    pub(crate) fn process(&self, now: Instant) -> usize {
+    fn process(&self, now: Instant) -> usize {
+        let now = self.to_ns(now);
+        self.loop_now.set(self.loop_now.get().max(now));
         let mut to_wake = self.to_wake.take();
-        let n = self
-            .wheel
-            .borrow_mut()
-            .advance(self.to_ns(now), &mut to_wake);
+        let n = self.wheel.borrow_mut().advance(now, &mut to_wake);
         self.fired.set(self.fired.get() + n as u64);
         // The wheel is released: a woken waker may register, reset or drop timers.
         for w in to_wake.drain(..) {
@@ -129,6 +157,9 @@ impl Timers {
         n
     }
 }
+
+/// The most a timer may fire late to share a wakeup (see [Slack](Timers#slack)).
+pub(crate) const MAX_SLACK_NS: u32 = 1_000_000;
 
 impl Drop for Timers {
     fn drop(&mut self) {

@@ -2,18 +2,24 @@
 //!
 //! Time is counted in nanoseconds since the runtime's base instant. The wheel itself works in
 //! *ticks* of 2^20 ns (about 1.05 ms): six levels of 64 slots, level `l` slots being 64^l ticks
-//! wide, cover 2^36 ticks (about 2.3 years) ahead; anything further sits in an overflow list.
-//! Each slot is an intrusive doubly linked list threaded through a slab of entries, so
-//! inserting and cancelling are O(1) and never allocate once the slab has grown.
+//! wide, cover 2^36 ticks (about 2.3 years) ahead; anything further waits in an overflow list.
 //!
-//! Coarse slots alone would fire up to a tick late. So entries whose tick has been reached move
+//! Timers live in a slab of entries. A slot is a vector of *items*, `(deadline, index, stamp)`
+//! copies that point at an entry: inserting pushes one, and cascading a slot copies its items
+//! one level down without touching the entries at all, so a million scattered entries cost no
+//! cache misses until they fire.
+//!
+//! Coarse slots alone would fire up to a tick late. So items whose tick has been reached move
 //! into the *due heap*, a binary heap ordered by exact deadline: the loop can sleep until the
 //! exact earliest deadline and fire entries one by one in deadline order, never early. The heap
-//! only ever holds one tick's worth of entries (plus past-due ones), so it stays small.
+//! only ever holds one tick's worth of items (plus past-due ones), so it stays small.
 //!
-//! The heap deletes lazily: an entry cancelled or moved while in it leaves a stale item behind,
-//! recognised by its stamp. Stale items are counted and swept out once they are the majority,
-//! so create-and-drop loops keep memory flat even when the loop never turns.
+//! Cancelling is O(1) and lazy: it frees the entry and leaves its item behind, *stale*. An item
+//! is live only while its entry is live and carries the same stamp (every filing gets a fresh
+//! stamp), so a stale item is recognised and dropped when it reaches the due heap. Stale items
+//! are counted; once they outnumber live timers (plus a constant) every list is swept, so
+//! create-and-drop loops keep memory flat even when the loop never turns. A sweep also runs
+//! every 2^31 stamps, before the 32-bit stamps could wrap onto a stale item.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -26,31 +32,24 @@ const LEVEL_BITS: u32 = 6;
 const LEVELS: usize = 6;
 /// Ticks covered by all levels together: entries further away than this go to overflow.
 const WHEEL_BITS: u32 = LEVEL_BITS * LEVELS as u32;
-/// "No entry" in the intrusive lists.
+/// End of the free list.
 const NIL: u32 = u32::MAX;
-/// How many entries `next_deadline` reads from a slot to find its exact minimum before it
-/// settles for the slot's start (waking early once to cascade is cheap; a long scan is not).
-const SCAN_LIMIT: usize = 32;
+/// A slot with at most this many items is scanned for its exact earliest deadline; a bigger
+/// one reports its start (waking early once to cascade is cheap; a long scan is not).
+const SCAN_LIMIT: usize = 512;
+/// A slot vector emptied by a cascade keeps its allocation up to this many items.
+const KEEP_CAPACITY: usize = 1024;
+/// Stale items tolerated on top of one per live timer before a sweep.
+const STALE_SLACK: usize = 1024;
+/// Stamps handed out between two sweeps, at most: half the stamp space.
+const STAMPS_PER_SWEEP: u32 = 1 << 31;
 
-/// Identifies one registered timer: a slab index plus the generation of that slot, so a key
-/// whose entry has fired (and whose slot was reused) is recognised as stale.
+/// Identifies one registered timer: a slab index plus the generation of that entry, so a key
+/// whose timer has fired (and whose entry was reused) is recognised as stale.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct TimerKey {
     index: u32,
     generation: u64,
-}
-
-/// Where an entry currently lives.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Place {
-    /// Not a timer: on the free list.
-    Free,
-    /// In the list of slot `slot` of level `level`.
-    Slot { level: u8, slot: u8 },
-    /// In the overflow list (deadline at least 2^36 ticks after `elapsed`).
-    Overflow,
-    /// In the due heap, under stamp `Entry::stamp`.
-    Due,
 }
 
 #[derive(Debug)]
@@ -60,19 +59,46 @@ struct Entry {
     /// Bumped every time the entry is freed, so stale keys do not match.
     generation: u64,
     waker: Option<Waker>,
-    /// Intrusive list links (`next` doubles as the free-list link).
-    prev: u32,
-    next: u32,
-    /// While `place == Due`: the stamp of this entry's live heap item.
-    stamp: u32,
-    place: Place,
+    /// While live: the stamp of the entry's one live item. While free: the next free entry.
+    link: u32,
+    live: bool,
 }
+
+/// A filing of entry `index`; live iff the entry is live and its `link` equals `stamp`.
+#[derive(Clone, Copy, Debug)]
+struct Item {
+    deadline: u64,
+    index: u32,
+    stamp: u32,
+    /// How late (ns) the timer may fire so it can share a wakeup with others.
+    slack: u32,
+}
+
+impl Item {
+    /// The latest instant the loop may wake for this timer.
+    fn hard(&self) -> u64 {
+        self.deadline.saturating_add(u64::from(self.slack))
+    }
+
+    fn due(self) -> Reverse<Due> {
+        Reverse((self.deadline, self.stamp, self.index, self.slack))
+    }
+}
+
+/// Deadline plus slack of a due-heap item.
+fn hard_of((deadline, _, _, slack): Due) -> u64 {
+    deadline.saturating_add(u64::from(slack))
+}
+
+/// A due-heap item: `(deadline, stamp, index, slack)`, ordered by deadline (stamps break ties
+/// in filing order and are unique, so the slack is never compared).
+type Due = (u64, u32, u32, u32);
 
 #[derive(Debug)]
 struct Level {
-    /// Bit `i` is set iff slot `i`'s list is non-empty.
+    /// Bit `i` is set iff slot `i` is non-empty.
     occupied: u64,
-    heads: [u32; 64],
+    slots: [Vec<Item>; 64],
 }
 
 /// What `next_deadline` knows without recomputing.
@@ -88,21 +114,23 @@ enum Cached {
 pub(crate) struct TimerWheel {
     entries: Vec<Entry>,
     free_head: u32,
+    /// Live timers.
     len: usize,
     /// Every slot before this tick has been processed. Only `advance` moves it.
     ///
     /// # Invariant
-    /// An entry in level `l` has a deadline tick greater than `elapsed` that agrees with
+    /// An item in level `l` has a deadline tick greater than `elapsed` that agrees with
     /// `elapsed` on every bit above level `l`, so occupied slots always lie ahead of the
     /// level's current slot within the same rotation.
     elapsed: u64,
     levels: [Level; LEVELS],
-    overflow_head: u32,
-    /// Entries whose tick is at or before `elapsed`: `(deadline, stamp, index)`.
-    due: BinaryHeap<Reverse<(u64, u32, u32)>>,
-    /// How many items of `due` are stale.
-    due_stale: usize,
+    overflow: Vec<Item>,
+    /// Items whose tick is at or before `elapsed`.
+    due: BinaryHeap<Reverse<Due>>,
+    /// Stale items anywhere (slots, overflow, due heap).
+    stale: usize,
     next_stamp: u32,
+    stamps_since_sweep: u32,
     cached: Cached,
 }
 
@@ -115,12 +143,13 @@ impl TimerWheel {
             elapsed: 0,
             levels: std::array::from_fn(|_| Level {
                 occupied: 0,
-                heads: [NIL; 64],
+                slots: std::array::from_fn(|_| Vec::new()),
             }),
-            overflow_head: NIL,
+            overflow: Vec::new(),
             due: BinaryHeap::new(),
-            due_stale: 0,
+            stale: 0,
             next_stamp: 0,
+            stamps_since_sweep: 0,
             cached: Cached::Known(None),
         }
     }
@@ -130,42 +159,45 @@ impl TimerWheel {
         self.len
     }
 
-    /// Whether a deadline lies in a tick the wheel has already reached (it would go straight
-    /// to the due heap, so it may well be in the past already).
-    pub(crate) fn is_current(&self, deadline: u64) -> bool {
-        deadline >> TICK_SHIFT <= self.elapsed
-    }
-
-    /// Registers a timer for `deadline` (ns).
-    pub(crate) fn insert(&mut self, deadline: u64, waker: Waker) -> TimerKey {
+    /// Registers a timer for `deadline` (ns) that may fire up to `slack` ns late.
+    pub(crate) fn insert(&mut self, deadline: u64, slack: u32, waker: Waker) -> TimerKey {
+        let stamp = self.new_stamp();
+        let entry = Entry {
+            deadline,
+            generation: 0,
+            waker: Some(waker),
+            link: stamp,
+            live: true,
+        };
         let index = match self.free_head {
             NIL => {
                 let index = u32::try_from(self.entries.len())
                     .ok()
                     .filter(|&i| i != NIL)
                     .expect("more than 4 billion timers registered at once");
-                self.entries.push(Entry {
-                    deadline,
-                    generation: 0,
-                    waker: Some(waker),
-                    prev: NIL,
-                    next: NIL,
-                    stamp: 0,
-                    place: Place::Free,
-                });
+                self.entries.push(entry);
                 index
             }
             index => {
                 let e = &mut self.entries[index as usize];
-                self.free_head = e.next;
-                e.deadline = deadline;
-                e.waker = Some(waker);
+                self.free_head = e.link;
+                *e = Entry {
+                    generation: e.generation,
+                    ..entry
+                };
                 index
             }
         };
         self.len += 1;
-        self.place(index);
+        let item = Item {
+            deadline,
+            index,
+            stamp,
+            slack,
+        };
+        self.file(item);
         self.note_added(deadline);
+        self.maybe_sweep();
         TimerKey {
             index,
             generation: self.entries[index as usize].generation,
@@ -181,29 +213,41 @@ impl TimerWheel {
     /// Cancels a timer. Returns its waker, for the caller to drop outside any borrow.
     pub(crate) fn remove(&mut self, key: TimerKey) -> Option<Waker> {
         let index = self.live(key)?;
-        let deadline = self.entries[index as usize].deadline;
-        self.detach(index);
-        self.note_removed(deadline);
-        self.free(index)
+        self.note_removed(self.entries[index as usize].deadline);
+        self.stale += 1;
+        let waker = self.free(index);
+        self.maybe_sweep();
+        waker
     }
 
-    /// Moves a still-registered timer to `deadline`. Returns false if it already fired.
-    pub(crate) fn reset(&mut self, key: TimerKey, deadline: u64) -> bool {
+    /// Moves a still-registered timer to `deadline` (with a new `slack`). Returns false if it
+    /// already fired.
+    pub(crate) fn reset(&mut self, key: TimerKey, deadline: u64, slack: u32) -> bool {
         let Some(index) = self.live(key) else {
             return false;
         };
-        let old = self.entries[index as usize].deadline;
-        self.detach(index);
-        self.note_removed(old);
-        self.entries[index as usize].deadline = deadline;
-        self.place(index);
+        self.note_removed(self.entries[index as usize].deadline);
+        self.stale += 1;
+        let stamp = self.new_stamp();
+        let e = &mut self.entries[index as usize];
+        e.deadline = deadline;
+        e.link = stamp;
+        let item = Item {
+            deadline,
+            index,
+            stamp,
+            slack,
+        };
+        self.file(item);
         self.note_added(deadline);
+        self.maybe_sweep();
         true
     }
 
-    /// A time (ns) at which the loop should next call `advance`: the exact earliest deadline
-    /// when it is in reach, otherwise the start of the slot that must be cascaded first. Never
-    /// later than the earliest deadline.
+    /// A time (ns) at which the loop should next call `advance`. Never later than any timer's
+    /// deadline plus slack; within that, the last deadline in reach, so one wakeup fires as
+    /// many timers as their slack allows (and a lone timer fires exactly at its deadline). When
+    /// the earliest timers sit in a slot that must be cascaded first, that slot's start.
     pub(crate) fn next_deadline(&mut self) -> Option<u64> {
         if let Cached::Known(next) = self.cached {
             return next;
@@ -214,36 +258,45 @@ impl TimerWheel {
     }
 
     fn compute_next(&mut self) -> Option<u64> {
-        while let Some(&Reverse((deadline, stamp, index))) = self.due.peek() {
-            if self.is_stale(stamp, index) {
-                self.due.pop();
-                self.due_stale -= 1;
-                continue;
-            }
-            return Some(deadline);
+        if self.len == 0 {
+            return None; // whatever items are left are stale
         }
+        while let Some(&Reverse((_, stamp, index, _))) = self.due.peek() {
+            if self.is_live(index, stamp) {
+                break;
+            }
+            self.due.pop();
+            self.stale -= 1;
+        }
+        // The latest the loop may wake: no timer's deadline plus slack may pass. Stale items
+        // only make this earlier (an early wakeup, never a late one).
+        let mut hard = self.due.iter().map(|&Reverse(it)| hard_of(it)).min();
+        let mut near: &[Item] = &[];
         if let Some((level, slot, start)) = self.next_slot() {
-            // The lowest occupied level holds the earliest deadlines (see the invariant).
-            let mut min = u64::MAX;
-            let mut cursor = self.levels[level].heads[slot];
-            for _ in 0..SCAN_LIMIT {
-                if cursor == NIL {
-                    return Some(min);
-                }
-                let e = &self.entries[cursor as usize];
-                min = min.min(e.deadline);
-                cursor = e.next;
-            }
-            return Some(start << TICK_SHIFT);
-        }
-        if self.overflow_head != NIL {
-            // Overflow entries are looked at again when `elapsed` enters the next span of
+            // The lowest occupied level holds the earliest deadlines (see the invariant), and
+            // every item elsewhere in the wheel is due no sooner than this slot's end.
+            let items = &self.levels[level].slots[slot];
+            let bound = if level == 0 && items.len() <= SCAN_LIMIT {
+                near = items;
+                let end = (start + 1) << TICK_SHIFT;
+                items.iter().map(Item::hard).fold(end, u64::min)
+            } else {
+                start << TICK_SHIFT
+            };
+            hard = Some(hard.map_or(bound, |h| h.min(bound)));
+        } else if !self.overflow.is_empty() {
+            // Overflow items are looked at again when `elapsed` enters the next span of
             // 2^36 ticks; wake then.
             let span = u128::from(self.elapsed >> WHEEL_BITS) + 1;
-            let start = span << (WHEEL_BITS + TICK_SHIFT);
-            return Some(u64::try_from(start).unwrap_or(u64::MAX));
+            let start = u64::try_from(span << (WHEEL_BITS + TICK_SHIFT)).unwrap_or(u64::MAX);
+            hard = Some(hard.map_or(start, |h| h.min(start)));
         }
-        None
+        let hard = hard?;
+        // Waking after the last deadline at or before `hard` fires nothing more, so wake then:
+        // a lone timer fires exactly on time whatever its slack.
+        let deadlines = self.due.iter().map(|r| r.0 .0);
+        let latest = deadlines.chain(near.iter().map(|it| it.deadline));
+        Some(latest.filter(|&d| d <= hard).max().unwrap_or(hard))
     }
 
     /// Fires every timer whose deadline is at or before `now` (ns), in deadline order:
@@ -255,23 +308,38 @@ impl TimerWheel {
                 break;
             }
             self.set_elapsed(start.max(self.elapsed));
-            let mut cursor = std::mem::replace(&mut self.levels[level].heads[slot], NIL);
+            let mut items = std::mem::take(&mut self.levels[level].slots[slot]);
             self.levels[level].occupied &= !(1 << slot);
-            while cursor != NIL {
-                let next = self.entries[cursor as usize].next;
-                self.place(cursor);
-                cursor = next;
+            if level == 0 {
+                // Every item goes to the due heap. Drop the stale ones here, where reading
+                // their entries is a batch of independent loads.
+                for it in &items {
+                    if self.is_live(it.index, it.stamp) {
+                        self.due.push(it.due());
+                    } else {
+                        self.stale -= 1;
+                    }
+                }
+            } else {
+                // Every item lands in a lower level or the due heap, never back in this slot.
+                for &it in &items {
+                    self.file(it);
+                }
+            }
+            if items.capacity() <= KEEP_CAPACITY {
+                items.clear();
+                self.levels[level].slots[slot] = items;
             }
         }
         self.set_elapsed(now_tick.max(self.elapsed));
         let mut fired = 0;
-        while let Some(&Reverse((deadline, stamp, index))) = self.due.peek() {
+        while let Some(&Reverse((deadline, stamp, index, _))) = self.due.peek() {
             if deadline > now {
                 break;
             }
             self.due.pop();
-            if self.is_stale(stamp, index) {
-                self.due_stale -= 1;
+            if !self.is_live(index, stamp) {
+                self.stale -= 1;
                 continue;
             }
             fired += 1;
@@ -286,112 +354,83 @@ impl TimerWheel {
     /// The index of the live entry `key` names, if any.
     fn live(&self, key: TimerKey) -> Option<u32> {
         let e = self.entries.get(key.index as usize)?;
-        (e.generation == key.generation && e.place != Place::Free).then_some(key.index)
+        (e.live && e.generation == key.generation).then_some(key.index)
     }
 
-    fn is_stale(&self, stamp: u32, index: u32) -> bool {
+    fn is_live(&self, index: u32, stamp: u32) -> bool {
         let e = &self.entries[index as usize];
-        e.place != Place::Due || e.stamp != stamp
+        e.live && e.link == stamp
     }
 
-    /// Links a detached entry into the list (or heap) its deadline belongs to now.
-    fn place(&mut self, index: u32) {
-        let tick = self.entries[index as usize].deadline >> TICK_SHIFT;
+    fn new_stamp(&mut self) -> u32 {
+        let stamp = self.next_stamp;
+        self.next_stamp = stamp.wrapping_add(1);
+        self.stamps_since_sweep += 1;
+        stamp
+    }
+
+    /// Files an item where its deadline belongs now.
+    fn file(&mut self, it: Item) {
+        let tick = it.deadline >> TICK_SHIFT;
         if tick <= self.elapsed {
-            let stamp = self.next_stamp;
-            self.next_stamp = stamp.wrapping_add(1);
-            let e = &mut self.entries[index as usize];
-            e.place = Place::Due;
-            e.stamp = stamp;
-            self.due.push(Reverse((e.deadline, stamp, index)));
+            self.due.push(it.due());
             return;
         }
         let highest_diff = 63 - (tick ^ self.elapsed).leading_zeros();
         let level = (highest_diff / LEVEL_BITS) as usize;
         if level >= LEVELS {
-            let head = self.overflow_head;
-            self.link(index, head, Place::Overflow);
-            self.overflow_head = index;
+            self.overflow.push(it);
             return;
         }
         let slot = ((tick >> (level as u32 * LEVEL_BITS)) & 63) as usize;
-        let head = self.levels[level].heads[slot];
-        let place = Place::Slot {
-            level: level as u8,
-            slot: slot as u8,
-        };
-        self.link(index, head, place);
-        self.levels[level].heads[slot] = index;
-        self.levels[level].occupied |= 1 << slot;
+        let lv = &mut self.levels[level];
+        lv.occupied |= 1 << slot;
+        lv.slots[slot].push(it);
     }
 
-    /// Makes `index` the new head of a list whose old head is `head`.
-    fn link(&mut self, index: u32, head: u32, place: Place) {
-        if head != NIL {
-            self.entries[head as usize].prev = index;
-        }
-        let e = &mut self.entries[index as usize];
-        e.prev = NIL;
-        e.next = head;
-        e.place = place;
-    }
-
-    /// Takes a live entry out of its list, or marks its heap item stale.
-    fn detach(&mut self, index: u32) {
-        let (prev, next, place) = {
-            let e = &self.entries[index as usize];
-            (e.prev, e.next, e.place)
-        };
-        match place {
-            Place::Free => unreachable!("detaching a free timer entry"),
-            Place::Due => {
-                // The heap item goes stale once the entry stops being `Due` (just below).
-                self.entries[index as usize].place = Place::Free;
-                self.due_stale += 1;
-                self.sweep_due();
-            }
-            Place::Slot { .. } | Place::Overflow => {
-                if next != NIL {
-                    self.entries[next as usize].prev = prev;
-                }
-                if prev != NIL {
-                    self.entries[prev as usize].next = next;
-                } else if let Place::Slot { level, slot } = place {
-                    let level = &mut self.levels[level as usize];
-                    level.heads[slot as usize] = next;
-                    if next == NIL {
-                        level.occupied &= !(1 << slot);
-                    }
-                } else {
-                    self.overflow_head = next;
-                }
-            }
-        }
-        // Not in any list now; `Free` is set by `free` or overwritten by `place`.
-        self.entries[index as usize].place = Place::Free;
-    }
-
-    /// Drops stale heap items once they are the majority, so the heap stays proportional to
-    /// the live due entries however many were cancelled.
-    fn sweep_due(&mut self) {
-        if self.due_stale <= 64 || self.due_stale * 2 <= self.due.len() {
+    /// Sweeps out stale items once they outnumber live timers (amortised O(1) per cancel),
+    /// and before stamps could wrap around.
+    fn maybe_sweep(&mut self) {
+        if self.stale <= self.len + STALE_SLACK && self.stamps_since_sweep < STAMPS_PER_SWEEP {
             return;
         }
         let entries = &self.entries;
-        self.due.retain(|&Reverse((_, stamp, index))| {
-            let e = &entries[index as usize];
-            e.place == Place::Due && e.stamp == stamp
-        });
-        self.due_stale = 0;
+        let live = |it: &Item| {
+            let e = &entries[it.index as usize];
+            e.live && e.link == it.stamp
+        };
+        for lv in &mut self.levels {
+            for (slot, items) in lv.slots.iter_mut().enumerate() {
+                items.retain(live);
+                if items.is_empty() {
+                    lv.occupied &= !(1 << slot);
+                    if items.capacity() > KEEP_CAPACITY {
+                        *items = Vec::new();
+                    }
+                }
+            }
+        }
+        self.overflow.retain(live);
+        self.due
+            .retain(|&Reverse((deadline, stamp, index, slack))| {
+                live(&Item {
+                    deadline,
+                    index,
+                    stamp,
+                    slack,
+                })
+            });
+        self.stale = 0;
+        self.stamps_since_sweep = 0;
     }
 
-    /// Returns a detached (or due) entry to the free list; hands back its waker.
+    /// Returns a live entry to the free list; hands back its waker.
     fn free(&mut self, index: u32) -> Option<Waker> {
         let free_head = self.free_head;
         let e = &mut self.entries[index as usize];
-        e.place = Place::Free;
+        e.live = false;
         e.generation = e.generation.wrapping_add(1);
-        e.next = free_head;
+        e.link = free_head;
         self.free_head = index;
         self.len -= 1;
         e.waker.take()
@@ -414,33 +453,50 @@ impl TimerWheel {
         None
     }
 
-    /// Moves `elapsed` forward; when it enters a new span of 2^36 ticks, overflow entries
+    /// Moves `elapsed` forward; when it enters a new span of 2^36 ticks, overflow items
     /// that are now within reach move into the wheel.
     fn set_elapsed(&mut self, elapsed: u64) {
         let crossed = elapsed >> WHEEL_BITS != self.elapsed >> WHEEL_BITS;
         self.elapsed = elapsed;
         if crossed {
-            let mut cursor = std::mem::replace(&mut self.overflow_head, NIL);
-            while cursor != NIL {
-                let next = self.entries[cursor as usize].next;
-                self.place(cursor);
-                cursor = next;
+            for it in std::mem::take(&mut self.overflow) {
+                self.file(it);
             }
         }
     }
 
+    /// A timer with this deadline was filed. Taking the deadline rather than deadline plus
+    /// slack keeps the cache valid, and makes a lone timer fire exactly on time.
     fn note_added(&mut self, deadline: u64) {
         if let Cached::Known(next) = self.cached {
             self.cached = Cached::Known(Some(next.map_or(deadline, |n| n.min(deadline))));
         }
     }
 
+    /// Whether a deadline lies in a tick the wheel has already reached (it would go straight
+    /// to the due heap, so it may well be in the past already).
+    pub(crate) fn is_current(&self, deadline: u64) -> bool {
+        deadline >> TICK_SHIFT <= self.elapsed
+    }
+
+    /// A timer with this deadline went away (its wakeup time is no earlier than the deadline).
     fn note_removed(&mut self, deadline: u64) {
         if let Cached::Known(Some(next)) = self.cached {
             if deadline <= next {
                 self.cached = Cached::Unknown;
             }
         }
+    }
+
+    /// Items stored anywhere, live or stale (for tests).
+    #[cfg(test)]
+    fn items(&self) -> usize {
+        let slots: usize = self
+            .levels
+            .iter()
+            .flat_map(|lv| lv.slots.iter().map(Vec::len))
+            .sum();
+        slots + self.overflow.len() + self.due.len()
     }
 }
 
@@ -493,30 +549,37 @@ mod tests {
                     // Spread over ns to years, so every level and the overflow list is used.
                     let span = 1u64 << (r >> 8) % 62;
                     let deadline = now.saturating_add(rng(&mut seed) % span);
-                    let key = wheel.insert(deadline, waker(round, &out));
+                    let slack = if r & 1 << 20 == 0 {
+                        0
+                    } else {
+                        (r >> 32) as u32 % 2_000_000
+                    };
+                    let key = wheel.insert(deadline, slack, waker(round, &out));
                     model.insert((deadline, round));
-                    keys.push((key, deadline, round));
+                    keys.push((key, deadline, round, slack));
                 }
                 4 if !keys.is_empty() => {
                     let i = (r >> 8) as usize % keys.len();
-                    let (key, deadline, tag) = keys.swap_remove(i);
-                    let removed = wheel.remove(key).is_some();
-                    assert_eq!(removed, model.remove(&(deadline, tag)));
+                    let (key, deadline, tag, _) = keys.swap_remove(i);
+                    assert!(wheel.remove(key).is_some());
+                    assert!(model.remove(&(deadline, tag)));
                 }
                 5 if !keys.is_empty() => {
                     let i = (r >> 8) as usize % keys.len();
-                    let (key, deadline, tag) = keys[i];
+                    let (key, deadline, tag, slack) = keys[i];
                     let new = now.saturating_add(rng(&mut seed) % (1 << 30));
-                    let moved = wheel.reset(key, new);
-                    assert_eq!(moved, model.remove(&(deadline, tag)));
-                    if moved {
-                        model.insert((new, tag));
-                        keys[i].1 = new;
-                    }
+                    assert!(wheel.reset(key, new, slack));
+                    assert!(model.remove(&(deadline, tag)));
+                    model.insert((new, tag));
+                    keys[i].1 = new;
                 }
                 _ => {
                     let next = wheel.next_deadline();
-                    assert!(next <= model.first().map(|f| f.0), "next_deadline too late");
+                    let hard = keys
+                        .iter()
+                        .map(|k| k.1.saturating_add(u64::from(k.3)))
+                        .min();
+                    assert!(next <= hard, "wakes too late: {next:?} > {hard:?}");
                     let step = rng(&mut seed) % (1 << ((r >> 8) % 34));
                     now = now.saturating_add(step);
                     buf.clear();
@@ -526,7 +589,8 @@ mod tests {
                     for w in buf.drain(..) {
                         let tag = tag_of(w, &out);
                         let &(first, _) = model.first().unwrap();
-                        let deadline = keys.iter().find(|k| k.2 == tag).unwrap().1;
+                        let at = keys.iter().position(|k| k.2 == tag).unwrap();
+                        let deadline = keys.swap_remove(at).1;
                         assert!(deadline <= now, "fired early");
                         assert_eq!(first, deadline, "fired out of order");
                         assert!(model.remove(&(deadline, tag)));
@@ -546,8 +610,8 @@ mod tests {
         let out = Arc::new(AtomicUsize::new(0));
         let mut wheel = TimerWheel::new();
         let d = (5 << TICK_SHIFT) + 12_345;
-        wheel.insert(d + 7, waker(1, &out));
-        wheel.insert(d, waker(2, &out));
+        wheel.insert(d + 7, 0, waker(1, &out));
+        wheel.insert(d, 0, waker(2, &out));
         assert_eq!(wheel.next_deadline(), Some(d));
         let mut buf = Vec::new();
         assert_eq!(wheel.advance(d - 1, &mut buf), 0);
@@ -561,25 +625,48 @@ mod tests {
         let out = Arc::new(AtomicUsize::new(0));
         let mut wheel = TimerWheel::new();
         for i in 0..100_000 {
-            let key = wheel.insert(0, waker(i, &out));
+            let key = wheel.insert(0, 0, waker(i, &out));
             assert!(wheel.remove(key).is_some());
         }
         assert_eq!(wheel.len(), 0);
         assert!(
-            wheel.due.len() <= 200,
-            "heap kept {} stale items",
-            wheel.due.len()
+            wheel.items() <= 2 * STALE_SLACK,
+            "kept {} stale items",
+            wheel.items()
         );
         assert!(wheel.entries.len() == 1);
+    }
+
+    #[test]
+    fn cancelled_far_entries_do_not_pile_up() {
+        let out = Arc::new(AtomicUsize::new(0));
+        let mut wheel = TimerWheel::new();
+        let mut keep = Vec::new();
+        for i in 0..100_000u64 {
+            // Half the timers stay registered, half are cancelled, spread over every level.
+            let key = wheel.insert((i * 7919) << (i % 40), 1000, waker(0, &out));
+            if i % 2 == 0 {
+                keep.push(key);
+            } else {
+                assert!(wheel.remove(key).is_some());
+            }
+        }
+        assert_eq!(wheel.len(), 50_000);
+        assert!(wheel.items() <= 2 * 50_000 + 2 * STALE_SLACK);
+        for key in keep {
+            assert!(wheel.remove(key).is_some());
+        }
+        assert!(wheel.items() <= 2 * STALE_SLACK);
+        assert_eq!(wheel.next_deadline(), None);
     }
 
     #[test]
     fn far_deadlines_wait_in_overflow() {
         let out = Arc::new(AtomicUsize::new(0));
         let mut wheel = TimerWheel::new();
-        wheel.insert(u64::MAX, waker(1, &out));
+        wheel.insert(u64::MAX, 0, waker(1, &out));
         let far = 3 << (WHEEL_BITS + TICK_SHIFT);
-        wheel.insert(far, waker(2, &out));
+        wheel.insert(far, 0, waker(2, &out));
         let mut buf = Vec::new();
         let mut now = 0;
         while let Some(next) = wheel.next_deadline() {
