@@ -111,7 +111,11 @@ fn timeout_gives_access_to_the_inner_future() {
     overlap::block_on(async {
         let mut t = timeout(Duration::from_secs(1), ready(7));
         assert!(t.deadline() > Instant::now());
-        let _: &mut std::future::Ready<i32> = t.get_mut();
+        let inner: &mut std::future::Ready<i32> = t.get_mut();
+        assert_eq!(Pin::new(inner).await, 7);
+        let mut t = timeout(Duration::from_secs(1), ready(7));
+        let r: *const _ = t.get_ref();
+        assert!(std::ptr::eq(r, t.get_mut()));
         let inner = t.into_inner();
         assert_eq!(inner.await, 7);
         let t = timeout(Duration::from_secs(1), ready(8));
