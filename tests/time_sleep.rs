@@ -367,3 +367,28 @@ fn polling_outside_a_runtime_panics() {
     let mut s = sleep(Duration::from_millis(1));
     let _ = poll_with(&mut s, &Waker::from(counter));
 }
+
+/// The figure: ten million create-poll-drop cycles. Slow in debug builds, so ignored
+/// by default; run with `cargo test --release --test time_sleep -- --ignored`.
+#[test]
+#[ignore]
+fn ten_million_create_and_drop_cycles_leave_no_timers_behind() {
+    overlap::block_on(async {
+        let counter = Arc::new(Counter::default());
+        let waker = Waker::from(counter.clone());
+        let mut rng = Rng(7);
+        for i in 0..10_000_000u64 {
+            let d = Duration::from_nanos(rng.next() % (1_000 << (i % 45)));
+            let mut s = sleep(d + Duration::from_micros(500));
+            let _ = poll_with(&mut s, &waker);
+            drop(s);
+            if i % 1_000_000 == 0 {
+                // Let the loop turn now and then, as a real program would.
+                overlap::yield_now().await;
+                assert_eq!(overlap::metrics().timers_active, 0);
+            }
+        }
+        assert_eq!(overlap::metrics().timers_active, 0);
+        assert_eq!(counter.count(), 0);
+    });
+}
