@@ -14,11 +14,13 @@ use super::wheel::TimerWheel;
 /// where an entry is filed, never when it fires.
 ///
 /// # Slack
-/// Like Linux's own `poll`/`select` timeouts, a timer may fire up to 1/1024 of its duration
-/// late, at most [`MAX_SLACK_NS`], so that timers due close together share one wakeup instead
-/// of each paying for an `epoll_pwait2` and a timer interrupt: a 1 ms sleep has 1 µs of slack,
-/// a 1 s timeout about 1 ms. A timer never fires early, and whenever the loop wakes it fires
-/// every timer already due, whatever its slack.
+/// Like Linux's own `poll`/`select` timeouts (0.1 to 0.5 % of the timeout), a timer may fire
+/// up to 1/256 of its duration late, at most [`MAX_SLACK_NS`], so that timers due close
+/// together share one wakeup instead of each paying for an `epoll_pwait2` and a timer
+/// interrupt: a 1 ms sleep has 4 µs of slack, timers of 256 ms or more 1 ms. Slack only
+/// matters when timers crowd: the loop wakes at the last deadline it can reach without making
+/// any timer later than its slack allows, so a lone timer fires on time. A timer never fires
+/// early, and whenever the loop wakes it fires every timer already due, whatever its slack.
 pub(crate) struct Timers {
     base: Instant,
     wheel: RefCell<TimerWheel>,
@@ -29,7 +31,7 @@ pub(crate) struct Timers {
     slack_lowered: Cell<bool>,
     /// The clock (ns since `base`) as last read by the loop, once per turn. Used to size a new
     /// timer's slack without reading the clock per timer; it is never ahead of the real clock,
-    /// and lags by at most one batch of task polls (which only adds 1/1024 of that to slack).
+    /// and lags by at most one batch of task polls (which only adds 1/256 of that to slack).
     loop_now: Cell<u64>,
 }
 
@@ -130,10 +132,10 @@ impl Timers {
         }
     }
 
-    /// The slack of a timer due at `deadline` ns: 1/1024 of how far ahead it is, at most
+    /// The slack of a timer due at `deadline` ns: 1/256 of how far ahead it is, at most
     /// [`MAX_SLACK_NS`] (see [Slack](Timers#slack)).
     fn slack_for(&self, deadline: u64) -> u32 {
-        let ahead = deadline.saturating_sub(self.loop_now.get()) >> 10;
+        let ahead = deadline.saturating_sub(self.loop_now.get()) >> 8;
         ahead.min(u64::from(MAX_SLACK_NS)) as u32
     }
 

@@ -9,11 +9,11 @@
 //!
 //! - **Never early.** A timer fires at or after its deadline, and due timers fire in deadline
 //!   order. (A deadline already past when the timer is first polled completes at that poll.)
-//! - **Precise, with a little slack for crowds.** A timer may fire up to 1/1024 of its
+//! - **Precise, with a little slack for crowds.** A timer may fire up to 1/256 of its
 //!   duration late, and never more than 1 ms, so that timers due close together share one
-//!   wakeup, as Linux does for `poll` timeouts: a lone timer fires on time, a `sleep(1ms)` has
-//!   about 1 µs of slack, a one-second timeout about 1 ms. Each wakeup fires every timer
-//!   already due.
+//!   wakeup, much as Linux does for `poll` timeouts: a lone timer fires on time, a
+//!   `sleep(1ms)` crowded by others has 4 µs of slack, a one-second timeout 1 ms. Each wakeup
+//!   fires every timer already due.
 //! - **Cancellation is dropping.** Dropping a [`Sleep`], [`Timeout`] or [`Interval`] removes its
 //!   timer at once, in O(1); `overlap::metrics().timers_active` counts the timers registered
 //!   now.

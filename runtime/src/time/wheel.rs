@@ -134,6 +134,8 @@ pub(crate) struct TimerWheel {
     next_stamp: u32,
     stamps_since_sweep: u32,
     cached: Cached,
+    /// Reused buffer for `advance`.
+    scratch: Vec<bool>,
 }
 
 impl TimerWheel {
@@ -154,6 +156,7 @@ impl TimerWheel {
             next_stamp: 0,
             stamps_since_sweep: 0,
             cached: Cached::Known(None),
+            scratch: Vec::new(),
         }
     }
 
@@ -311,15 +314,22 @@ impl TimerWheel {
             let mut items = std::mem::take(&mut self.levels[level].slots[slot]);
             self.levels[level].occupied &= !(1 << slot);
             if level == 0 {
-                // Every item goes to the due heap. Drop the stale ones here, where reading
-                // their entries is a batch of independent loads.
-                for it in &items {
-                    if self.is_live(it.index, it.stamp) {
+                // Every item goes to the due heap. Drop the stale ones here: first read every
+                // entry without branching, so the cache misses overlap, then filter.
+                let mut live = std::mem::take(&mut self.scratch);
+                live.extend(items.iter().map(|it| {
+                    let e = &self.entries[it.index as usize];
+                    e.live & (e.link == it.stamp)
+                }));
+                for (it, &live) in items.iter().zip(&live) {
+                    if live {
                         self.due.push(it.due());
                     } else {
                         self.stale -= 1;
                     }
                 }
+                live.clear();
+                self.scratch = live;
             } else {
                 // Every item lands in a lower level or the due heap, never back in this slot.
                 for &it in &items {
