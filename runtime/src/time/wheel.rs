@@ -37,6 +37,8 @@ const NIL: u32 = u32::MAX;
 /// A slot with at most this many items is scanned for its exact earliest deadline; a bigger
 /// one reports its start (waking early once to cascade is cheap; a long scan is not).
 const SCAN_LIMIT: usize = 512;
+/// How many due-heap items `next_deadline` reads: its top levels (2^8 - 1 items).
+const DUE_SCAN: usize = 255;
 /// A slot vector emptied by a cascade keeps its allocation up to this many items.
 const KEEP_CAPACITY: usize = 1024;
 /// Stale items tolerated on top of one per live timer before a sweep.
@@ -273,7 +275,18 @@ impl TimerWheel {
         }
         // The latest the loop may wake: no timer's deadline plus slack may pass. Stale items
         // only make this earlier (an early wakeup, never a late one).
-        let mut hard = self.due.iter().map(|&Reverse(it)| hard_of(it)).min();
+        //
+        // Only the top levels of the heap are read, so a crowded tick costs O(1) here: every
+        // item below them has a deadline (so a deadline plus slack) no earlier than that of its
+        // ancestor on the last level read, so those deadlines bound the rest.
+        let heap = self.due.as_slice();
+        let top = &heap[..heap.len().min(DUE_SCAN)];
+        let mut hard = top.iter().map(|&Reverse(it)| hard_of(it)).min();
+        if heap.len() > DUE_SCAN {
+            let frontier = &top[DUE_SCAN / 2..];
+            let below = frontier.iter().map(|r| r.0 .0).min();
+            hard = hard.min(below);
+        }
         let mut near: &[Item] = &[];
         if let Some((level, slot, start)) = self.next_slot() {
             // The lowest occupied level holds the earliest deadlines (see the invariant), and
@@ -297,7 +310,7 @@ impl TimerWheel {
         let hard = hard?;
         // Waking after the last deadline at or before `hard` fires nothing more, so wake then:
         // a lone timer fires exactly on time whatever its slack.
-        let deadlines = self.due.iter().map(|r| r.0 .0);
+        let deadlines = top.iter().map(|r| r.0 .0);
         let latest = deadlines.chain(near.iter().map(|it| it.deadline));
         Some(latest.filter(|&d| d <= hard).max().unwrap_or(hard))
     }

@@ -179,3 +179,38 @@ fn far_deadlines_wait_in_overflow() {
     assert_eq!(tag_of(buf.pop().unwrap(), &out), 2);
     assert_eq!(wheel.len(), 1);
 }
+
+#[test]
+fn crowded_tick_wakes_no_later_than_any_slack_allows() {
+    let out = Arc::new(AtomicUsize::new(0));
+    let mut wheel = TimerWheel::new();
+    let mut seed = 99;
+    let tick = 1u64 << TICK_SHIFT;
+    let mut timers = Vec::new();
+    for i in 0..10_000 {
+        let deadline = 5 * tick + rng(&mut seed) % tick;
+        let slack = (rng(&mut seed) % 200_000) as u32;
+        wheel.insert(deadline, slack, waker(i, &out));
+        timers.push((deadline, slack));
+    }
+    let mut now = 5 * tick;
+    let mut buf = Vec::new();
+    let mut fired = 0;
+    while fired < timers.len() {
+        let next = wheel.next_deadline().unwrap();
+        let hard = timers.iter().map(|&(d, s)| d + u64::from(s)).min().unwrap();
+        assert!(
+            next <= hard,
+            "wakes at {next}, a timer allows at most {hard}"
+        );
+        now = now.max(next);
+        buf.clear();
+        fired += wheel.advance(now, &mut buf);
+        for w in buf.drain(..) {
+            let i = tag_of(w, &out);
+            assert!(timers[i].0 <= now, "fired early");
+            timers[i] = (u64::MAX / 2, 0);
+        }
+    }
+    assert_eq!(wheel.len(), 0);
+}
