@@ -92,17 +92,19 @@ impl Timers {
         true
     }
 
-    /// Cancels a timer (nothing happens if it already fired).
-    pub(crate) fn remove(&self, key: TimerKey) {
-        let waker = self.wheel.borrow_mut().remove(key);
+    /// Cancels a timer registered for `deadline` (nothing happens if it already fired).
+    pub(crate) fn remove(&self, key: TimerKey, deadline: Instant) {
+        let waker = self.wheel.borrow_mut().remove(key, self.to_ns(deadline));
         drop(waker);
     }
 
-    /// Moves a pending timer to `deadline`, keeping its waker. Returns false if it already
-    /// fired.
-    pub(crate) fn reset(&self, key: TimerKey, deadline: Instant) -> bool {
-        let ns = self.to_ns(deadline);
-        self.wheel.borrow_mut().reset(key, ns, self.slack_for(ns))
+    /// Moves a pending timer from `old` to `deadline`, keeping its waker. Returns false if it
+    /// already fired.
+    pub(crate) fn reset(&self, key: TimerKey, old: Instant, deadline: Instant) -> bool {
+        let (old, ns) = (self.to_ns(old), self.to_ns(deadline));
+        self.wheel
+            .borrow_mut()
+            .reset(key, old, ns, self.slack_for(ns))
     }
 
     /// When the loop must next call [`Timers::process`]: the earliest deadline plus slack

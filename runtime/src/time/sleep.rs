@@ -94,9 +94,9 @@ impl Sleep {
     /// });
     /// ```
     pub fn reset(&mut self, deadline: Instant) {
-        self.deadline = deadline;
+        let old = std::mem::replace(&mut self.deadline, deadline);
         match &self.state {
-            State::Registered { timers, key } if timers.reset(*key, deadline) => {}
+            State::Registered { timers, key } if timers.reset(*key, old, deadline) => {}
             _ => self.state = State::Unregistered,
         }
     }
@@ -141,7 +141,7 @@ impl Future for Sleep {
 impl Drop for Sleep {
     fn drop(&mut self) {
         if let State::Registered { timers, key } = &self.state {
-            timers.remove(*key);
+            timers.remove(*key, self.deadline);
         }
     }
 }

@@ -54,10 +54,11 @@ pub(crate) struct TimerKey {
     generation: u64,
 }
 
+/// A timer. 32 bytes, aligned to 32, so an entry never straddles two cache lines: firing one
+/// reads a single line.
 #[derive(Debug)]
+#[repr(align(32))]
 struct Entry {
-    /// Exact deadline, in nanoseconds since the base instant.
-    deadline: u64,
     /// The timer's id, unique over the wheel's life, so stale keys do not match.
     generation: u64,
     waker: Option<Waker>,
@@ -65,6 +66,8 @@ struct Entry {
     link: u32,
     live: bool,
 }
+
+const _: () = assert!(std::mem::size_of::<Entry>() == 32);
 
 /// A filing of entry `index`; live iff the entry is live and its `link` equals `stamp`.
 #[derive(Clone, Copy, Debug)]
@@ -173,7 +176,6 @@ impl TimerWheel {
         let generation = self.next_id;
         self.next_id += 1;
         let entry = Entry {
-            deadline,
             generation,
             waker: Some(waker),
             link: stamp,
@@ -214,10 +216,12 @@ impl TimerWheel {
         Some(&mut self.entries[e as usize].waker)
     }
 
-    /// Cancels a timer. Returns its waker, for the caller to drop outside any borrow.
-    pub(crate) fn remove(&mut self, key: TimerKey) -> Option<Waker> {
+    /// Cancels a timer whose deadline was `deadline`. Returns its waker, for the caller to drop
+    /// outside any borrow. (The deadline only keeps the wakeup cache tight: a wrong one costs
+    /// at most a spurious wakeup.)
+    pub(crate) fn remove(&mut self, key: TimerKey, deadline: u64) -> Option<Waker> {
         let index = self.live(key)?;
-        self.note_removed(self.entries[index as usize].deadline);
+        self.note_removed(deadline);
         self.stale += 1;
         let waker = self.free(index);
         self.maybe_sweep();
@@ -225,18 +229,16 @@ impl TimerWheel {
         waker
     }
 
-    /// Moves a still-registered timer to `deadline` (with a new `slack`). Returns false if it
-    /// already fired.
-    pub(crate) fn reset(&mut self, key: TimerKey, deadline: u64, slack: u32) -> bool {
+    /// Moves a still-registered timer from deadline `old` to `deadline` (with a new `slack`).
+    /// Returns false if it already fired. (`old` is used as in [`TimerWheel::remove`].)
+    pub(crate) fn reset(&mut self, key: TimerKey, old: u64, deadline: u64, slack: u32) -> bool {
         let Some(index) = self.live(key) else {
             return false;
         };
-        self.note_removed(self.entries[index as usize].deadline);
+        self.note_removed(old);
         self.stale += 1;
         let stamp = self.new_stamp();
-        let e = &mut self.entries[index as usize];
-        e.deadline = deadline;
-        e.link = stamp;
+        self.entries[index as usize].link = stamp;
         let item = Item {
             deadline,
             index,
@@ -525,6 +527,8 @@ impl TimerWheel {
     }
 
     /// A timer with this deadline went away (its wakeup time is no earlier than the deadline).
+    /// Removing a timer can only make the next wakeup later, so a cache left as it is would at
+    /// worst wake the loop early, never late.
     fn note_removed(&mut self, deadline: u64) {
         if let Cached::Known(Some(next)) = self.cached {
             if deadline <= next {

@@ -59,14 +59,14 @@ fn fires_in_order_and_never_early_against_a_model() {
             4 if !keys.is_empty() => {
                 let i = (r >> 8) as usize % keys.len();
                 let (key, deadline, tag, _) = keys.swap_remove(i);
-                assert!(wheel.remove(key).is_some());
+                assert!(wheel.remove(key, deadline).is_some());
                 assert!(model.remove(&(deadline, tag)));
             }
             5 if !keys.is_empty() => {
                 let i = (r >> 8) as usize % keys.len();
                 let (key, deadline, tag, slack) = keys[i];
                 let new = now.saturating_add(rng(&mut seed) % (1 << 30));
-                assert!(wheel.reset(key, new, slack));
+                assert!(wheel.reset(key, deadline, new, slack));
                 assert!(model.remove(&(deadline, tag)));
                 model.insert((new, tag));
                 keys[i].1 = new;
@@ -124,7 +124,7 @@ fn cancelled_due_entries_do_not_pile_up() {
     let mut wheel = TimerWheel::new();
     for i in 0..100_000 {
         let key = wheel.insert(0, 0, waker(i, &out));
-        assert!(wheel.remove(key).is_some());
+        assert!(wheel.remove(key, 0).is_some());
     }
     assert_eq!(wheel.len(), 0);
     assert!(
@@ -142,17 +142,18 @@ fn cancelled_far_entries_do_not_pile_up() {
     let mut keep = Vec::new();
     for i in 0..100_000u64 {
         // Half the timers stay registered, half are cancelled, spread over every level.
-        let key = wheel.insert((i * 7919) << (i % 40), 1000, waker(0, &out));
+        let deadline = (i * 7919) << (i % 40);
+        let key = wheel.insert(deadline, 1000, waker(0, &out));
         if i % 2 == 0 {
-            keep.push(key);
+            keep.push((key, deadline));
         } else {
-            assert!(wheel.remove(key).is_some());
+            assert!(wheel.remove(key, deadline).is_some());
         }
     }
     assert_eq!(wheel.len(), 50_000);
     assert!(wheel.items() <= 2 * 50_000 + 2 * STALE_SLACK);
-    for key in keep {
-        assert!(wheel.remove(key).is_some());
+    for (key, deadline) in keep {
+        assert!(wheel.remove(key, deadline).is_some());
     }
     assert!(wheel.items() <= 2 * STALE_SLACK);
     assert_eq!(wheel.next_deadline(), None);
