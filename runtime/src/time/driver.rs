@@ -30,8 +30,10 @@ pub(crate) struct Timers {
     /// Whether this runtime has lowered its thread's timer slack (see `slack_guard`).
     slack_lowered: Cell<bool>,
     /// The clock (ns since `base`) as last read by the loop, once per turn. Used to size a new
-    /// timer's slack without reading the clock per timer; it is never ahead of the real clock,
-    /// and lags by at most one batch of task polls (which only adds 1/256 of that to slack).
+    /// timer's slack without reading the clock per timer. It is never ahead of the real clock;
+    /// while the loop runs it lags by at most one batch of task polls, which adds 1/256 of that
+    /// to slack. (Between two `block_on` calls it lags more, so a timer registered before the
+    /// first turn of the next call may get more slack, still at most 1 ms.)
     loop_now: Cell<u64>,
 }
 
@@ -107,9 +109,9 @@ impl Timers {
             .reset(key, old, ns, self.slack_for(ns))
     }
 
-    /// When the loop must next call [`Timers::process`]: the earliest deadline plus slack
-    /// (see [Slack](Timers#slack)) when it is near, otherwise an earlier instant at which the
-    /// wheel must cascade.
+    /// When the loop must next fire timers: never later than any timer's deadline plus slack
+    /// (see [Slack](Timers#slack)); a lone timer's exact deadline; or an earlier instant at
+    /// which the wheel must cascade.
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
         let ns = self.wheel.borrow_mut().next_deadline()?;
         Some(self.to_instant(ns))
