@@ -239,12 +239,7 @@ impl Core {
                 self.drain_remote();
             }
         }
-        if let Some(next) = self.timers.next_deadline() {
-            let now = Instant::now();
-            if next <= now {
-                self.timers.process(now);
-            }
-        }
+        self.timers.turn(Instant::now());
     }
 
     pub(crate) fn metrics(&self) -> RuntimeMetrics {
