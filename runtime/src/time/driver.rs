@@ -73,6 +73,10 @@ impl Timers {
         if wheel.is_current(ns) && deadline <= Instant::now() {
             return None;
         }
+        if wheel.len() == 0 {
+            // The loop skips the clock while no timer exists, so `loop_now` may be stale.
+            self.loop_now.set(self.to_ns(Instant::now()));
+        }
         let slack = self.slack_for(ns);
         Some(wheel.insert(ns, slack, waker.clone()))
     }
