@@ -45,7 +45,7 @@ fn fires_in_order_and_never_early_against_a_model() {
         match r % 8 {
             0..=3 => {
                 // Spread over ns to years, so every level and the overflow list is used.
-                let span = 1u64 << (r >> 8) % 62;
+                let span = 1u64 << ((r >> 8) % 62);
                 let deadline = now.saturating_add(rng(&mut seed) % span);
                 let slack = if r & 1 << 20 == 0 {
                     0
