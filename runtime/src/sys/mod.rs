@@ -24,3 +24,4 @@ macro_rules! syscall {
 
 pub(crate) mod epoll;
 pub(crate) mod eventfd;
+pub(crate) mod timerslack;

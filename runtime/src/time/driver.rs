@@ -1,77 +1,235 @@
-//! The runtime's timer queue (simple ordered map; see the timers issue for the wheel).
+//! `Timers`: one runtime's timer wheel, its clock conversion and the waking of due timers.
 
 use std::cell::{Cell, RefCell};
-use std::collections::BTreeMap;
+use std::fmt;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::task::Waker;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-/// Pending timers of one runtime, ordered by deadline then insertion. Runtime thread only.
-#[derive(Debug, Default)]
+pub(crate) use super::wheel::TimerKey;
+use super::wheel::TimerWheel;
+/// The timers of one runtime. Runtime thread only (it lives in an `Rc`).
+///
+/// Deadlines are kept as nanoseconds since `base`, exactly: the wheel's 1 ms ticks only decide
+/// where an entry is filed, never when it fires.
+///
+/// # Slack
+/// Like Linux's own `poll`/`select` timeouts (0.1 to 0.5 % of the timeout), a timer may fire
+/// up to 1/256 of its duration late, at most [`MAX_SLACK_NS`], so that timers due close
+/// together share one wakeup instead of each paying for an `epoll_pwait2` and a timer
+/// interrupt: a 1 ms sleep has 4 µs of slack, timers of 256 ms or more 1 ms. Slack only
+/// matters when timers crowd: the loop wakes at the last deadline it can reach without making
+/// any timer later than its slack allows, so a lone timer fires on time. A timer never fires
+/// early, and whenever the loop wakes it fires every timer already due, whatever its slack.
 pub(crate) struct Timers {
-    entries: RefCell<BTreeMap<(Instant, u64), Waker>>,
-    next_id: Cell<u64>,
+    base: Instant,
+    wheel: RefCell<TimerWheel>,
+    /// Wakers of the timers being fired, kept to reuse the allocation.
+    to_wake: Cell<Vec<Waker>>,
     fired: Cell<u64>,
+    /// Whether this runtime has lowered its thread's timer slack (see `slack_guard`).
+    slack_lowered: Cell<bool>,
+    /// The clock (ns since `base`) as last read by the loop, once per turn. Used to size a new
+    /// timer's slack without reading the clock per timer. It is never ahead of the real clock;
+    /// while the loop runs it lags by at most one batch of task polls, which adds 1/256 of that
+    /// to slack. (Between two `block_on` calls it lags more, so a timer registered before the
+    /// first turn of the next call may get more slack, still at most 1 ms.)
+    loop_now: Cell<u64>,
 }
-
-/// Identifies one registered timer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct TimerKey(Instant, u64);
 
 impl Timers {
     pub(crate) fn new() -> Timers {
-        Timers::default()
-    }
-
-    pub(crate) fn insert(&self, deadline: Instant, waker: Waker) -> TimerKey {
-        let id = self.next_id.get();
-        self.next_id.set(id + 1);
-        self.entries.borrow_mut().insert((deadline, id), waker);
-        TimerKey(deadline, id)
-    }
-
-    /// Replaces the waker of a still-pending timer. Returns false if it already fired.
-    pub(crate) fn update_waker(&self, key: TimerKey, waker: &Waker) -> bool {
-        match self.entries.borrow_mut().get_mut(&(key.0, key.1)) {
-            Some(w) => {
-                if !w.will_wake(waker) {
-                    *w = waker.clone();
-                }
-                true
-            }
-            None => false,
+        Timers {
+            base: Instant::now(),
+            wheel: RefCell::new(TimerWheel::new()),
+            to_wake: Cell::new(Vec::new()),
+            fired: Cell::new(0),
+            slack_lowered: Cell::new(false),
+            loop_now: Cell::new(0),
         }
     }
 
-    pub(crate) fn remove(&self, key: TimerKey) {
-        let w = self.entries.borrow_mut().remove(&(key.0, key.1));
-        drop(w);
+    /// Nanoseconds from `base` to `t` (0 for instants before `base`; saturates ~584 years on).
+    fn to_ns(&self, t: Instant) -> u64 {
+        let d = t.saturating_duration_since(self.base);
+        u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
     }
 
+    fn to_instant(&self, ns: u64) -> Instant {
+        let t = self.base.checked_add(Duration::from_nanos(ns));
+        t.unwrap_or_else(super::far_future)
+    }
+
+    /// Registers a timer for `deadline` woken through `waker`. Returns `None`, registering
+    /// nothing, if the deadline has already passed.
+    pub(crate) fn register(&self, deadline: Instant, waker: &Waker) -> Option<TimerKey> {
+        if !self.slack_lowered.get() {
+            self.slack_lowered.set(true);
+            slack_guard::acquire();
+        }
+        let ns = self.to_ns(deadline);
+        let mut wheel = self.wheel.borrow_mut();
+        // Only a deadline in a tick the wheel has reached can be past: read the clock then.
+        if wheel.is_current(ns) && deadline <= Instant::now() {
+            return None;
+        }
+        if wheel.len() == 0 {
+            // The loop skips the clock while no timer exists, so `loop_now` may be stale.
+            self.loop_now.set(self.to_ns(Instant::now()));
+        }
+        let slack = self.slack_for(ns);
+        Some(wheel.insert(ns, slack, waker.clone()))
+    }
+
+    /// Whether the timer is still pending; if so, makes `waker` the one it wakes.
+    pub(crate) fn poll_registered(&self, key: TimerKey, waker: &Waker) -> bool {
+        let old = {
+            let mut wheel = self.wheel.borrow_mut();
+            let Some(slot) = wheel.waker_mut(key) else {
+                return false;
+            };
+            match slot {
+                Some(w) if w.will_wake(waker) => return true,
+                _ => slot.replace(waker.clone()),
+            }
+        };
+        // Dropped only now: a waker's drop may run arbitrary code, even touch these timers.
+        drop(old);
+        true
+    }
+
+    /// Cancels a timer registered for `deadline` (nothing happens if it already fired).
+    pub(crate) fn remove(&self, key: TimerKey, deadline: Instant) {
+        let waker = self.wheel.borrow_mut().remove(key, self.to_ns(deadline));
+        drop(waker);
+    }
+
+    /// Moves a pending timer from `old` to `deadline`, keeping its waker. Returns false if it
+    /// already fired.
+    pub(crate) fn reset(&self, key: TimerKey, old: Instant, deadline: Instant) -> bool {
+        let (old, ns) = (self.to_ns(old), self.to_ns(deadline));
+        self.wheel
+            .borrow_mut()
+            .reset(key, old, ns, self.slack_for(ns))
+    }
+
+    /// When the loop must next fire timers: never later than any timer's deadline plus slack
+    /// (see [Slack](Timers#slack)); a lone timer's exact deadline; or an earlier instant at
+    /// which the wheel must cascade.
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
-        self.entries.borrow().keys().next().map(|k| k.0)
+        let ns = self.wheel.borrow_mut().next_deadline()?;
+        Some(self.to_instant(ns))
     }
 
+    /// Timers registered now.
     pub(crate) fn active(&self) -> usize {
-        self.entries.borrow().len()
+        self.wheel.borrow().len()
     }
 
+    /// Timers fired since the runtime started.
     pub(crate) fn fired(&self) -> u64 {
         self.fired.get()
     }
 
-    /// Fires every timer due at `now` (a deadline equal to `now` is due), in deadline order.
-    pub(crate) fn process(&self, now: Instant) -> usize {
-        let due = {
-            let mut entries = self.entries.borrow_mut();
-            // Split just after `now`, so a timer set for exactly `now` is due.
-            let later = entries.split_off(&(now, u64::MAX));
-            std::mem::replace(&mut *entries, later)
-        };
-        let n = due.len();
-        self.fired.set(self.fired.get() + n as u64);
-        for (_, w) in due {
-            w.wake();
+    /// Called by the loop once per turn, after polling the reactor, with a fresh clock: fires
+    /// the due timers if it is time to.
+    pub(crate) fn turn(&self, now: Instant) {
+        self.loop_now.set(self.to_ns(now));
+        if self.next_deadline().is_some_and(|next| next <= now) {
+            self.process(now);
         }
+    }
+
+    /// The slack of a timer due at `deadline` ns: 1/256 of how far ahead it is, at most
+    /// [`MAX_SLACK_NS`] (see [Slack](Timers#slack)).
+    fn slack_for(&self, deadline: u64) -> u32 {
+        let ahead = deadline.saturating_sub(self.loop_now.get()) >> 8;
+        ahead.min(u64::from(MAX_SLACK_NS)) as u32
+    }
+
+    /// Fires every timer due at `now` (a deadline equal to `now` is due), in deadline order.
+    /// Timers registered by the wakes themselves wait for the next call.
+    fn process(&self, now: Instant) -> usize {
+        let now = self.to_ns(now);
+        self.loop_now.set(self.loop_now.get().max(now));
+        let mut to_wake = self.to_wake.take();
+        let n = self.wheel.borrow_mut().advance(now, &mut to_wake);
+        self.fired.set(self.fired.get() + n as u64);
+        // The wheel is released: a woken waker may register, reset or drop timers.
+        for w in to_wake.drain(..) {
+            // A user's waker that panics must not take the runtime down with it.
+            let _ = catch_unwind(AssertUnwindSafe(|| w.wake()));
+        }
+        if to_wake.capacity() > 4096 {
+            to_wake = Vec::new();
+        }
+        self.to_wake.set(to_wake);
         n
+    }
+}
+
+/// The most a timer may fire late to share a wakeup (see [Slack](Timers#slack)).
+pub(crate) const MAX_SLACK_NS: u32 = 1_000_000;
+
+impl Drop for Timers {
+    fn drop(&mut self) {
+        if self.slack_lowered.get() {
+            slack_guard::release();
+        }
+    }
+}
+
+impl fmt::Debug for Timers {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Timers")
+            .field("active", &self.active())
+            .field("fired", &self.fired())
+            .finish()
+    }
+}
+
+/// Lowers the thread's timer slack while any runtime on it has used timers.
+///
+/// The kernel may delay an `epoll_pwait2` wakeup by the thread's timer slack, 50 µs by
+/// default, which would be most of a 1 ms sleep's error budget. The first runtime on a thread
+/// to register a timer saves the slack and sets it to 1 ns; the last one to go restores it.
+mod slack_guard {
+    use std::cell::Cell;
+
+    use crate::sys::timerslack;
+
+    thread_local! {
+        /// Runtimes holding the lowered slack, and the slack to restore.
+        static HOLDERS: Cell<(usize, Option<u64>)> = const { Cell::new((0, None)) };
+    }
+
+    pub(super) fn acquire() {
+        HOLDERS.with(|h| {
+            let (count, saved) = h.get();
+            let saved = if count == 0 {
+                let saved = timerslack::get().ok();
+                // Best effort: without it timers are merely less precise.
+                let _ = timerslack::set(1);
+                saved
+            } else {
+                saved
+            };
+            h.set((count + 1, saved));
+        });
+    }
+
+    pub(super) fn release() {
+        // Ignore a thread that is shutting down its thread-locals.
+        let _ = HOLDERS.try_with(|h| {
+            let (count, saved) = h.get();
+            if count == 1 {
+                if let Some(saved) = saved {
+                    let _ = timerslack::set(saved);
+                }
+                h.set((0, None));
+            } else {
+                h.set((count.saturating_sub(1), saved));
+            }
+        });
     }
 }

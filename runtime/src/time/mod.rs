@@ -1,114 +1,66 @@
-//! Timers: [`sleep`] and [`sleep_until`].
+//! Timers: [`sleep`], [`timeout`] and [`interval`], on [`std::time::Instant`].
+//!
+//! Every runtime keeps its timers in a hierarchical timing wheel (O(1) to register and to
+//! cancel) that remembers each deadline to the nanosecond. The event loop sleeps in
+//! `epoll_pwait2` until exactly the next deadline, so timers fire with sub-millisecond
+//! precision; where `epoll_pwait2` is missing the wait is rounded *up* to the millisecond.
+//!
+//! Guarantees:
+//!
+//! - **Never early.** A timer fires at or after its deadline, and due timers fire in deadline
+//!   order. (A deadline already past when the timer is first polled completes at that poll.)
+//! - **Precise, with a little slack for crowds.** A timer may fire up to 1/256 of its
+//!   duration late, and never more than 1 ms, so that timers due close together share one
+//!   wakeup, much as Linux does for `poll` timeouts: a lone timer fires on time, a
+//!   `sleep(1ms)` crowded by others has 4 µs of slack, a one-second timeout 1 ms. Each wakeup
+//!   fires every timer already due.
+//! - **Cancellation is dropping.** Dropping a [`Sleep`], [`Timeout`] or [`Interval`] removes its
+//!   timer at once, in O(1); `overlap::metrics().timers_active` counts the timers registered
+//!   now.
+//! - **Any duration.** Deadlines too far ahead to represent (say `Duration::MAX`) never fire
+//!   and never panic.
+//! - **Busy runtimes still fire.** The loop looks at its timers every few task polls, however
+//!   many tasks are ready.
+//!
+//! To reach that precision a runtime lowers its thread's *timer slack* (the time Linux may add
+//! to a sleeping thread's wakeups to merge them, 50 µs by default) to 1 ns once it registers a
+//! timer, and restores it when the last runtime on the thread is dropped.
+//!
+//! Timers are registered when first polled, with the runtime polling them; polling one
+//! outside a runtime panics.
+//!
+//! ```
+//! use std::time::Duration;
+//! use overlap::time::{sleep, timeout};
+//!
+//! overlap::block_on(async {
+//!     let slow = sleep(Duration::from_secs(60));
+//!     let res = timeout(Duration::from_millis(1), slow).await;
+//!     assert!(res.is_err());
+//! });
+//! ```
 
 mod driver;
+mod interval;
+mod sleep;
+mod timeout;
+mod wheel;
 
-use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
-use std::rc::Rc;
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use driver::TimerKey;
 pub(crate) use driver::Timers;
+pub use interval::{interval, interval_at, Interval, MissedTickBehavior};
+pub use sleep::{sleep, sleep_until, Sleep};
+pub use timeout::{timeout, timeout_at, Elapsed, Timeout};
 
-/// Waits until `duration` has elapsed. Never completes early.
-///
-/// # Panics
-/// When first polled outside a runtime.
-///
-/// ```
-/// use std::time::{Duration, Instant};
-/// overlap::block_on(async {
-///     let start = Instant::now();
-///     overlap::time::sleep(Duration::from_millis(2)).await;
-///     assert!(start.elapsed() >= Duration::from_millis(2));
-/// });
-/// ```
-pub fn sleep(duration: Duration) -> Sleep {
-    let now = Instant::now();
-    sleep_until(now.checked_add(duration).unwrap_or_else(far_future))
+/// `now + d`, or an instant so far ahead it is never reached if that overflows.
+pub(crate) fn deadline_after(now: Instant, d: Duration) -> Instant {
+    now.checked_add(d).unwrap_or_else(far_future)
 }
 
-/// Waits until `deadline`. A deadline in the past completes on the next poll.
-pub fn sleep_until(deadline: Instant) -> Sleep {
-    Sleep {
-        deadline,
-        entry: None,
-    }
-}
-
-/// An instant so far ahead it is never reached (about 30 years).
+/// An instant so far ahead it is never reached (about 30 years from now).
 pub(crate) fn far_future() -> Instant {
     let now = Instant::now();
     now.checked_add(Duration::from_secs(86_400 * 365 * 30))
         .unwrap_or(now)
-}
-
-/// The future returned by [`sleep`] and [`sleep_until`].
-///
-/// Dropping it before it fires removes its timer.
-#[must_use = "futures do nothing unless polled"]
-pub struct Sleep {
-    deadline: Instant,
-    entry: Option<(Rc<Timers>, TimerKey)>,
-}
-
-impl Sleep {
-    /// The instant at which this sleep completes.
-    pub fn deadline(&self) -> Instant {
-        self.deadline
-    }
-
-    /// Moves the deadline, earlier or later; a completed sleep may be reset and awaited again.
-    pub fn reset(&mut self, deadline: Instant) {
-        self.cancel();
-        self.deadline = deadline;
-    }
-
-    /// Whether the deadline has passed.
-    pub fn is_elapsed(&self) -> bool {
-        Instant::now() >= self.deadline
-    }
-
-    fn cancel(&mut self) {
-        if let Some((timers, key)) = self.entry.take() {
-            timers.remove(key);
-        }
-    }
-}
-
-impl Future for Sleep {
-    type Output = ();
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if Instant::now() >= self.deadline {
-            self.cancel();
-            return Poll::Ready(());
-        }
-        if let Some((timers, key)) = &self.entry {
-            if timers.update_waker(*key, cx.waker()) {
-                return Poll::Pending;
-            }
-        }
-        let timers = crate::executor::with_current(|core| core.timers().clone())
-            .expect("overlap::time::sleep polled outside of a runtime");
-        let key = timers.insert(self.deadline, cx.waker().clone());
-        self.entry = Some((timers, key));
-        Poll::Pending
-    }
-}
-
-impl Drop for Sleep {
-    fn drop(&mut self) {
-        self.cancel();
-    }
-}
-
-impl fmt::Debug for Sleep {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Sleep")
-            .field("deadline", &self.deadline)
-            .finish()
-    }
 }

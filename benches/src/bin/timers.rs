@@ -1,0 +1,284 @@
+//! Timer benchmarks: overlap against tokio (current-thread), in one run, with ratios.
+//!
+//! 1. One million sleeps with random deadlines in the next second, each registered by a first
+//!    poll; every other one is dropped (cancelled); the rest are awaited in creation order.
+//!    Reported: thread CPU time per registration and per cancel (the register and cancel loops
+//!    never block, so this is their wall time minus any preemption by other processes), and
+//!    process CPU time per fired timer over the whole awaiting phase (the loop sleeps in
+//!    between, so CPU is the cost).
+//!    Each round builds a fresh runtime and runs the churn twice in it, timing the second (so
+//!    both runtimes are measured warm, with their memory already faulted in); best of a few
+//!    rounds, alternating runtimes.
+//! 2. `sleep(1ms)` 1,000 times in a row: oversleep median and p99, for overlap, tokio and
+//!    `std::thread::sleep` (the kernel's own limit, on a thread with the default timer slack).
+//!
+//! Run: `cargo run --release -p overlap-benches --bin timers`
+
+use std::future::{poll_fn, Future};
+use std::pin::Pin;
+use std::task::Poll;
+use std::time::{Duration, Instant};
+
+const TIMERS: usize = 1_000_000;
+const ROUNDS: usize = 2;
+const SLEEPS: usize = 1_000;
+
+/// Process CPU time (user + system, all threads).
+fn cpu_now() -> Duration {
+    clock(libc::CLOCK_PROCESS_CPUTIME_ID)
+}
+
+/// This thread's CPU time: unlike wall time, it does not count time the thread was preempted,
+/// so it stays meaningful on a busy machine.
+fn thread_cpu_now() -> Duration {
+    clock(libc::CLOCK_THREAD_CPUTIME_ID)
+}
+
+fn clock(id: libc::clockid_t) -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec for the duration of the call.
+    let rc = unsafe { libc::clock_gettime(id, &mut ts) };
+    assert_eq!(rc, 0, "clock_gettime({id})");
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+/// Random offsets in `[0, 1 s)`, reproducible (xorshift64*).
+fn offsets() -> Vec<Duration> {
+    let mut s: u64 = 0x9e37_79b9_7f4a_7c15;
+    (0..TIMERS)
+        .map(|_| {
+            s ^= s >> 12;
+            s ^= s << 25;
+            s ^= s >> 27;
+            Duration::from_nanos(s.wrapping_mul(0x2545_f491_4f6c_dd1d) % 1_000_000_000)
+        })
+        .collect()
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Costs {
+    register_ns: f64,
+    cancel_ns: f64,
+    fire_cpu_ns: f64,
+}
+
+impl Costs {
+    fn best(self, other: Costs) -> Costs {
+        Costs {
+            register_ns: self.register_ns.min(other.register_ns),
+            cancel_ns: self.cancel_ns.min(other.cancel_ns),
+            fire_cpu_ns: self.fire_cpu_ns.min(other.fire_cpu_ns),
+        }
+    }
+}
+
+/// The body shared by both runtimes: `make` builds a sleep for a deadline.
+async fn churn<S, M>(offsets: &[Duration], make: M) -> Costs
+where
+    S: Future<Output = ()>,
+    M: Fn(Instant) -> S,
+{
+    let mut sleeps: Vec<Pin<Box<S>>> = Vec::with_capacity(offsets.len());
+    let mut kept: Vec<Pin<Box<S>>> = Vec::with_capacity(offsets.len() / 2);
+    let base = Instant::now();
+
+    let t = thread_cpu_now();
+    poll_fn(|cx| {
+        for &off in offsets {
+            let mut s = Box::pin(make(base + off));
+            let _ = s.as_mut().poll(cx);
+            sleeps.push(s);
+        }
+        Poll::Ready(())
+    })
+    .await;
+    let register = thread_cpu_now() - t;
+
+    let t = thread_cpu_now();
+    for (i, s) in sleeps.drain(..).enumerate() {
+        if i % 2 == 0 {
+            kept.push(s);
+        } else {
+            drop(s);
+        }
+    }
+    let cancel = thread_cpu_now() - t;
+
+    let c = cpu_now();
+    let n = kept.len();
+    for s in kept.drain(..) {
+        s.await;
+    }
+    let fire = cpu_now() - c;
+    Costs {
+        register_ns: register.as_nanos() as f64 / offsets.len() as f64,
+        cancel_ns: cancel.as_nanos() as f64 / (offsets.len() - n) as f64,
+        fire_cpu_ns: fire.as_nanos() as f64 / n as f64,
+    }
+}
+
+fn overlap_churn(offsets: &[Duration]) -> Costs {
+    overlap::block_on(async {
+        churn(offsets, overlap::time::sleep_until).await;
+        let m0 = overlap::metrics();
+        let c = churn(offsets, overlap::time::sleep_until).await;
+        if std::env::var_os("TIMERS_DEBUG").is_some() {
+            let m = overlap::metrics();
+            eprintln!(
+                "epoll_waits {} fired {}",
+                m.epoll_waits - m0.epoll_waits,
+                m.timers_fired - m0.timers_fired
+            );
+        }
+        c
+    })
+}
+
+/// Register and cancel costs with the sleeps stored inline instead of boxed: overlap's `Sleep`
+/// is `Unpin` (48 bytes), so callers need not box or pin it. Informational; tokio's `Sleep` is
+/// `!Unpin` and has no equivalent.
+fn overlap_unboxed(offsets: &[Duration]) -> (f64, f64) {
+    overlap::block_on(async {
+        let mut sleeps = Vec::with_capacity(offsets.len());
+        let mut best = (f64::MAX, f64::MAX);
+        for _ in 0..ROUNDS {
+            let base = Instant::now() + Duration::from_secs(1);
+            let t = thread_cpu_now();
+            poll_fn(|cx| {
+                for &off in offsets {
+                    let mut s = overlap::time::sleep_until(base + off);
+                    let _ = Pin::new(&mut s).poll(cx);
+                    sleeps.push(s);
+                }
+                Poll::Ready(())
+            })
+            .await;
+            let register = thread_cpu_now() - t;
+            let t = thread_cpu_now();
+            sleeps.clear();
+            let cancel = thread_cpu_now() - t;
+            let n = offsets.len() as f64;
+            best.0 = best.0.min(register.as_nanos() as f64 / n);
+            best.1 = best.1.min(cancel.as_nanos() as f64 / n);
+        }
+        best
+    })
+}
+
+fn tokio_rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("tokio runtime")
+}
+
+fn tokio_churn(offsets: &[Duration]) -> Costs {
+    let make = |d| tokio::time::sleep_until(tokio::time::Instant::from_std(d));
+    tokio_rt().block_on(async {
+        churn(offsets, make).await;
+        churn(offsets, make).await
+    })
+}
+
+/// Oversleep of `sleep(1ms)` in microseconds: (median, p99).
+fn stats(mut over: Vec<Duration>) -> (f64, f64) {
+    over.sort();
+    let us = |d: Duration| d.as_nanos() as f64 / 1e3;
+    (us(over[over.len() / 2]), us(over[over.len() * 99 / 100]))
+}
+
+async fn oversleep<S: Future<Output = ()>>(sleep: impl Fn(Duration) -> S) -> (f64, f64) {
+    let period = Duration::from_millis(1);
+    let mut over = Vec::with_capacity(SLEEPS);
+    for _ in 0..SLEEPS {
+        let t = Instant::now();
+        sleep(period).await;
+        over.push(t.elapsed() - period);
+    }
+    stats(over)
+}
+
+fn main() {
+    let offsets = offsets();
+    // For profiling one side: TIMERS_ONLY=overlap or TIMERS_ONLY=tokio runs just its churn.
+    if let Some(only) = std::env::var_os("TIMERS_ONLY") {
+        for _ in 0..ROUNDS {
+            let c = if only == "tokio" {
+                tokio_churn(&offsets)
+            } else {
+                overlap_churn(&offsets)
+            };
+            println!("{c:?}");
+        }
+        return;
+    }
+    println!("overlap timer benchmarks ({TIMERS} timers, best of {ROUNDS} rounds)\n");
+
+    let mut ov: Option<Costs> = None;
+    let mut tk: Option<Costs> = None;
+    for _ in 0..ROUNDS {
+        let t = tokio_churn(&offsets);
+        tk = Some(tk.map_or(t, |b| b.best(t)));
+        let o = overlap_churn(&offsets);
+        ov = Some(ov.map_or(o, |b| b.best(o)));
+    }
+    let (ov, tk) = (ov.unwrap(), tk.unwrap());
+    let unboxed = overlap_unboxed(&offsets);
+
+    let std_sleep = std::thread::spawn(|| {
+        let period = Duration::from_millis(1);
+        let over = (0..SLEEPS)
+            .map(|_| {
+                let t = Instant::now();
+                std::thread::sleep(period);
+                t.elapsed() - period
+            })
+            .collect();
+        stats(over)
+    })
+    .join()
+    .unwrap();
+    let tk_sleep = tokio_rt().block_on(oversleep(tokio::time::sleep));
+    let ov_sleep = overlap::block_on(oversleep(overlap::time::sleep));
+
+    println!(
+        "{:<34} {:>10} {:>10} {:>14} {:>10}",
+        "metric", "overlap", "tokio", "tokio/overlap", "std"
+    );
+    let row = |name: &str, o: f64, t: f64, s: Option<f64>| {
+        let s = s.map_or("-".to_string(), |s| format!("{s:.1}"));
+        println!("{name:<34} {o:>10.1} {t:>10.1} {:>13.2}x {s:>10}", t / o);
+    };
+    row(
+        "register (ns CPU/timer)",
+        ov.register_ns,
+        tk.register_ns,
+        None,
+    );
+    row("cancel (ns CPU/timer)", ov.cancel_ns, tk.cancel_ns, None);
+    row("fire (ns CPU/timer)", ov.fire_cpu_ns, tk.fire_cpu_ns, None);
+    row(
+        "sleep(1ms) oversleep median (us)",
+        ov_sleep.0,
+        tk_sleep.0,
+        Some(std_sleep.0),
+    );
+    row(
+        "sleep(1ms) oversleep p99 (us)",
+        ov_sleep.1,
+        tk_sleep.1,
+        Some(std_sleep.1),
+    );
+    println!(
+        "{:<34} {:>10.1} {:>10} (Sleep is Unpin: no Box needed)",
+        "register, unboxed (ns CPU/timer)", unboxed.0, "-"
+    );
+    println!(
+        "{:<34} {:>10.1} {:>10}",
+        "cancel, unboxed (ns CPU/timer)", unboxed.1, "-"
+    );
+    println!("\ntokio/overlap > 1 means overlap is faster (or more precise).");
+}

@@ -1,0 +1,137 @@
+//! [`Interval`]: ticks at a fixed period, with a policy for missed ticks.
+
+use std::future::{poll_fn, Future};
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+use std::time::{Duration, Instant};
+
+use super::sleep::{sleep_until, Sleep};
+
+/// Ticks every `period`, the first tick completing at once.
+///
+/// A zero `period` is taken as 1 ns. Missed ticks are skipped by default; see
+/// [`MissedTickBehavior`].
+///
+/// ```
+/// use std::time::{Duration, Instant};
+///
+/// overlap::block_on(async {
+///     let period = Duration::from_millis(1);
+///     let mut every = overlap::time::interval(period);
+///     let mut prev = every.tick().await; // at once: the instant `interval` was called
+///     for _ in 0..3 {
+///         let at = every.tick().await;
+///         // Ticks report their scheduled instants, whole periods apart (more than one if the
+///         // machine was too busy and a tick was skipped), never after they are observed.
+///         assert!(at > prev && (at - prev).as_nanos() % period.as_nanos() == 0);
+///         assert!(Instant::now() >= at);
+///         prev = at;
+///     }
+/// });
+/// ```
+pub fn interval(period: Duration) -> Interval {
+    interval_at(Instant::now(), period)
+}
+
+/// Ticks at `start`, then every `period` after it. A zero `period` is taken as 1 ns.
+pub fn interval_at(start: Instant, period: Duration) -> Interval {
+    Interval {
+        sleep: sleep_until(start),
+        period: period.max(Duration::from_nanos(1)),
+        missed: MissedTickBehavior::default(),
+    }
+}
+
+/// What an [`Interval`] does when a tick is observed so late that the next one is already
+/// due (the task was busy, or the machine suspended).
+///
+/// With period 10 ms, ticks scheduled at 0, 10, 20 ms… and a tick observed at 35 ms:
+///
+/// | policy | next ticks at |
+/// |---|---|
+/// | `Burst` | 10, 20, 30 (all at once), then 40, 50… |
+/// | `Delay` | 45, 55, 65… (the schedule restarts from now) |
+/// | `Skip` (default) | 40, 50… (the missed ones are dropped, the phase is kept) |
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum MissedTickBehavior {
+    /// Fire every missed tick, back to back, until caught up.
+    Burst,
+    /// Schedule the next tick one period after the late one was observed.
+    Delay,
+    /// Drop the missed ticks and resume at the next multiple of the period after `start`.
+    #[default]
+    Skip,
+}
+
+/// A stream of ticks, from [`interval`] or [`interval_at`].
+///
+/// Each [`tick`](Interval::tick) resolves to the instant the tick was *scheduled* for, which is
+/// never after the instant it completes. Dropping the interval cancels its timer.
+#[derive(Debug)]
+pub struct Interval {
+    sleep: Sleep,
+    period: Duration,
+    missed: MissedTickBehavior,
+}
+
+impl Interval {
+    /// Waits for the next tick and returns the instant it was scheduled for.
+    ///
+    /// Cancel-safe: dropping the returned future loses no tick.
+    pub async fn tick(&mut self) -> Instant {
+        poll_fn(|cx| self.poll_tick(cx)).await
+    }
+
+    /// Polls for the next tick, as [`tick`](Interval::tick) does; for hand-written futures.
+    pub fn poll_tick(&mut self, cx: &mut Context<'_>) -> Poll<Instant> {
+        ready!(Pin::new(&mut self.sleep).poll(cx));
+        let scheduled = self.sleep.deadline();
+        let next = self.next_after(scheduled, Instant::now());
+        self.sleep.reset(next);
+        Poll::Ready(scheduled)
+    }
+
+    /// The instant of the tick after the one scheduled at `scheduled`, observed at `now`.
+    fn next_after(&self, scheduled: Instant, now: Instant) -> Instant {
+        let next = super::deadline_after(scheduled, self.period);
+        if now <= next {
+            return next;
+        }
+        match self.missed {
+            MissedTickBehavior::Burst => next,
+            MissedTickBehavior::Delay => super::deadline_after(now, self.period),
+            MissedTickBehavior::Skip => {
+                let late = now.duration_since(scheduled).as_nanos();
+                let periods = late / self.period.as_nanos() + 1;
+                let ahead = periods.saturating_mul(self.period.as_nanos());
+                let ahead = u64::try_from(ahead).map_or(Duration::MAX, Duration::from_nanos);
+                super::deadline_after(scheduled, ahead)
+            }
+        }
+    }
+
+    /// Restarts the schedule: the next tick comes one period from now.
+    pub fn reset(&mut self) {
+        self.reset_at(super::deadline_after(Instant::now(), self.period));
+    }
+
+    /// Restarts the schedule: the next tick comes at `deadline`, then every period after.
+    pub fn reset_at(&mut self, deadline: Instant) {
+        self.sleep.reset(deadline);
+    }
+
+    /// The period between ticks.
+    pub fn period(&self) -> Duration {
+        self.period
+    }
+
+    /// The policy for missed ticks.
+    pub fn missed_tick_behavior(&self) -> MissedTickBehavior {
+        self.missed
+    }
+
+    /// Sets the policy for missed ticks.
+    pub fn set_missed_tick_behavior(&mut self, behavior: MissedTickBehavior) {
+        self.missed = behavior;
+    }
+}

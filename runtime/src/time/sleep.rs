@@ -1,0 +1,161 @@
+//! [`Sleep`]: a future that completes at a deadline.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{ready, Context, Poll};
+use std::time::{Duration, Instant};
+
+use super::driver::{TimerKey, Timers};
+
+/// Waits until `duration` has elapsed. Never completes early.
+///
+/// A duration too long to add to the current time (such as `Duration::MAX`) makes a sleep that
+/// never completes; `Duration::ZERO` completes at the first poll.
+///
+/// # Panics
+/// When polled (not created) outside a runtime.
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// overlap::block_on(async {
+///     let start = Instant::now();
+///     overlap::time::sleep(Duration::from_millis(2)).await;
+///     assert!(start.elapsed() >= Duration::from_millis(2));
+/// });
+/// ```
+pub fn sleep(duration: Duration) -> Sleep {
+    sleep_until(super::deadline_after(Instant::now(), duration))
+}
+
+/// Waits until `deadline`. A deadline already past completes at the first poll.
+///
+/// # Panics
+/// When polled (not created) outside a runtime.
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// overlap::block_on(async {
+///     let deadline = Instant::now() + Duration::from_micros(300);
+///     overlap::time::sleep_until(deadline).await;
+///     assert!(Instant::now() >= deadline);
+/// });
+/// ```
+pub fn sleep_until(deadline: Instant) -> Sleep {
+    Sleep {
+        deadline,
+        state: State::Unregistered,
+    }
+}
+
+/// The future returned by [`sleep`] and [`sleep_until`].
+///
+/// It registers a timer with the runtime that first polls it, and wakes whichever waker polled
+/// it last, so it may move between tasks freely. It completes once per deadline: polled again
+/// afterwards it stays ready until [`reset`](Sleep::reset).
+///
+/// Dropping it cancels its timer in O(1).
+#[must_use = "futures do nothing unless polled"]
+pub struct Sleep {
+    deadline: Instant,
+    state: State,
+}
+
+enum State {
+    /// Not polled since created or reset.
+    Unregistered,
+    /// A timer is (or was, if it fired since) registered under `key`.
+    Registered { timers: Rc<Timers>, key: TimerKey },
+    /// The deadline has passed and the timer is gone.
+    Elapsed,
+}
+
+impl Sleep {
+    /// The instant at which this sleep completes.
+    pub fn deadline(&self) -> Instant {
+        self.deadline
+    }
+
+    /// Moves the deadline, earlier or later. A registered timer is moved in O(1) and keeps
+    /// waking the same waker, so the task awaiting it wakes at the new deadline even if it does
+    /// not poll in between; a completed sleep becomes pending again until the new deadline.
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use overlap::time::sleep;
+    ///
+    /// overlap::block_on(async {
+    ///     let start = Instant::now();
+    ///     let mut s = sleep(Duration::from_secs(3600));
+    ///     s.reset(start + Duration::from_millis(1));
+    ///     s.await;
+    ///     assert!(start.elapsed() < Duration::from_secs(3600));
+    /// });
+    /// ```
+    pub fn reset(&mut self, deadline: Instant) {
+        let old = std::mem::replace(&mut self.deadline, deadline);
+        match &self.state {
+            State::Registered { timers, key } if timers.reset(*key, old, deadline) => {}
+            _ => self.state = State::Unregistered,
+        }
+    }
+
+    /// Whether the deadline has passed.
+    pub fn is_elapsed(&self) -> bool {
+        matches!(self.state, State::Elapsed) || Instant::now() >= self.deadline
+    }
+}
+
+impl Future for Sleep {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        match &this.state {
+            State::Registered { timers, key } => {
+                if timers.poll_registered(*key, cx.waker()) {
+                    return Poll::Pending;
+                }
+                this.state = State::Elapsed;
+            }
+            State::Unregistered => {
+                let timers = crate::executor::with_current(|core| core.timers().clone())
+                    .expect("overlap::time: a timer was polled outside of a runtime");
+                match timers.register(this.deadline, cx.waker()) {
+                    Some(key) => {
+                        this.state = State::Registered { timers, key };
+                        return Poll::Pending;
+                    }
+                    None => this.state = State::Elapsed,
+                }
+            }
+            State::Elapsed => {}
+        }
+        // A loop of already-elapsed sleeps must still let other tasks run.
+        ready!(crate::coop::poll_proceed(cx));
+        Poll::Ready(())
+    }
+}
+
+impl Drop for Sleep {
+    fn drop(&mut self) {
+        if let State::Registered { timers, key } = &self.state {
+            timers.remove(*key, self.deadline);
+        }
+    }
+}
+
+impl fmt::Debug for Sleep {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match self.state {
+            State::Unregistered => "unregistered",
+            State::Registered { .. } => "registered",
+            State::Elapsed => "elapsed",
+        };
+        f.debug_struct("Sleep")
+            .field("deadline", &self.deadline)
+            .field("state", &state)
+            .finish()
+    }
+}

@@ -1,0 +1,150 @@
+//! [`Timeout`]: a future with a deadline, and its [`Elapsed`] error.
+
+use std::error::Error;
+use std::fmt;
+use std::future::{Future, IntoFuture};
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use pin_project_lite::pin_project;
+
+use super::sleep::{sleep_until, Sleep};
+
+/// Runs `future` for at most `duration`: `Ok(output)` if it finishes first, otherwise
+/// `Err(Elapsed)`, after which the future is dropped.
+///
+/// The future is always polled before the clock is looked at, so a future that is ready at
+/// once wins even with `Duration::ZERO`. The timer is registered only if the future returns
+/// `Pending`, so a timeout around an operation that is already ready costs almost nothing.
+///
+/// Timing out cancels the future by dropping it, like any other drop: an I/O handle it
+/// borrowed stays usable afterwards.
+///
+/// # Panics
+/// When the timer is polled outside a runtime.
+///
+/// ```
+/// use std::time::Duration;
+/// use overlap::time::{sleep, timeout};
+///
+/// overlap::block_on(async {
+///     assert_eq!(timeout(Duration::MAX, async { 1 }).await, Ok(1));
+///     let late = timeout(Duration::from_millis(1), sleep(Duration::from_secs(60))).await;
+///     assert!(late.is_err());
+/// });
+/// ```
+pub fn timeout<F: IntoFuture>(duration: Duration, future: F) -> Timeout<F::IntoFuture> {
+    timeout_at(super::deadline_after(Instant::now(), duration), future)
+}
+
+/// Like [`timeout`], with a deadline instead of a duration.
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// use overlap::time::{sleep, timeout_at};
+///
+/// overlap::block_on(async {
+///     let deadline = Instant::now() + Duration::from_millis(1);
+///     let res = timeout_at(deadline, sleep(Duration::from_secs(60))).await;
+///     assert!(res.is_err() && Instant::now() >= deadline);
+/// });
+/// ```
+pub fn timeout_at<F: IntoFuture>(deadline: Instant, future: F) -> Timeout<F::IntoFuture> {
+    Timeout {
+        future: future.into_future(),
+        sleep: sleep_until(deadline),
+    }
+}
+
+pin_project! {
+    /// The future returned by [`timeout`] and [`timeout_at`].
+    ///
+    /// Dropping it drops the inner future and cancels the timer.
+    #[must_use = "futures do nothing unless polled"]
+    pub struct Timeout<F> {
+        #[pin]
+        future: F,
+        sleep: Sleep,
+    }
+}
+
+impl<F> Timeout<F> {
+    /// The instant at which the timeout expires.
+    pub fn deadline(&self) -> Instant {
+        self.sleep.deadline()
+    }
+
+    /// The inner future.
+    pub fn get_ref(&self) -> &F {
+        &self.future
+    }
+
+    /// The inner future, mutably (only if it is `Unpin`, or through a pinned projection).
+    pub fn get_mut(&mut self) -> &mut F {
+        &mut self.future
+    }
+
+    /// Gives back the inner future, dropping the timer.
+    pub fn into_inner(self) -> F {
+        self.future
+    }
+}
+
+impl<F: Future> Future for Timeout<F> {
+    type Output = Result<F::Output, Elapsed>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        if let Poll::Ready(out) = this.future.poll(cx) {
+            return Poll::Ready(Ok(out));
+        }
+        match Pin::new(this.sleep).poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(Elapsed(()))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl<F> fmt::Debug for Timeout<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Timeout")
+            .field("sleep", &self.sleep)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The error of a [`Timeout`] whose deadline passed before its future finished.
+///
+/// Converts into an [`io::Error`] of kind [`io::ErrorKind::TimedOut`], so `?` works in
+/// functions returning `io::Result`.
+///
+/// ```
+/// use std::io;
+/// use std::time::Duration;
+/// use overlap::time::{sleep, timeout};
+///
+/// async fn slow() -> io::Result<()> {
+///     timeout(Duration::from_millis(1), sleep(Duration::from_secs(60))).await?;
+///     Ok(())
+/// }
+/// let err = overlap::block_on(slow()).unwrap_err();
+/// assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Elapsed(());
+
+impl fmt::Display for Elapsed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("deadline has elapsed")
+    }
+}
+
+impl Error for Elapsed {}
+
+impl From<Elapsed> for io::Error {
+    fn from(e: Elapsed) -> io::Error {
+        io::Error::new(io::ErrorKind::TimedOut, e)
+    }
+}

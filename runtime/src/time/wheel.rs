@@ -1,0 +1,553 @@
+//! `TimerWheel`: a hierarchical timing wheel that keeps every deadline exact.
+//!
+//! Time is counted in nanoseconds since the runtime's base instant. The wheel itself works in
+//! *ticks* of 2^20 ns (about 1.05 ms): six levels of 64 slots, level `l` slots being 64^l ticks
+//! wide, cover 2^36 ticks (about 2.3 years) ahead; anything further waits in an overflow list.
+//!
+//! Timers live in a slab of entries. A slot is a vector of *items*, `(deadline, index, stamp)`
+//! copies that point at an entry: inserting pushes one, and cascading a slot copies its items
+//! one level down without touching the entries at all, so a million scattered entries cost no
+//! cache misses until they fire.
+//!
+//! Coarse slots alone would fire up to a tick late. So items whose tick has been reached move
+//! into the *due heap*, a binary heap ordered by exact deadline: the loop can sleep until the
+//! exact earliest deadline and fire entries one by one in deadline order, never early. The heap
+//! only ever holds one tick's worth of items (plus past-due ones), so it stays small.
+//!
+//! Cancelling is O(1) and lazy: it frees the entry and leaves its item behind, *stale*. An item
+//! is live only while its entry is live and carries the same stamp (every filing gets a fresh
+//! stamp), so a stale item is recognised and dropped when it reaches the due heap. Stale items
+//! are counted; once they outnumber live timers (plus a constant) every list is swept, so
+//! create-and-drop loops keep memory flat even when the loop never turns. A sweep also runs
+//! every 2^31 stamps, before the 32-bit stamps could wrap onto a stale item.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::task::Waker;
+
+/// log2 of the width of a level-0 slot (one tick) in nanoseconds.
+pub(crate) const TICK_SHIFT: u32 = 20;
+/// log2 of the number of slots per level.
+const LEVEL_BITS: u32 = 6;
+const LEVELS: usize = 6;
+/// Ticks covered by all levels together: entries further away than this go to overflow.
+const WHEEL_BITS: u32 = LEVEL_BITS * LEVELS as u32;
+/// End of the free list.
+const NIL: u32 = u32::MAX;
+/// A slot with at most this many items is scanned for its exact earliest deadline; a bigger
+/// one reports its start (waking early once to cascade is cheap; a long scan is not).
+const SCAN_LIMIT: usize = 512;
+/// How many due-heap items `next_deadline` reads: its top levels (2^8 - 1 items).
+const DUE_SCAN: usize = 255;
+/// A slot vector emptied by a cascade keeps its allocation up to this many items.
+const KEEP_CAPACITY: usize = 1024;
+/// Stale items tolerated on top of one per live timer before a sweep.
+const STALE_SLACK: usize = 1024;
+/// Stamps handed out between two sweeps, at most: half the stamp space.
+const STAMPS_PER_SWEEP: u32 = 1 << 31;
+
+/// Identifies one registered timer: a slab index plus the timer's unique id, so a key whose
+/// timer has fired (and whose entry was reused, or the slab reset) is recognised as stale.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct TimerKey {
+    index: u32,
+    generation: u64,
+}
+
+/// A timer. 32 bytes, aligned to 32, so an entry never straddles two cache lines: firing one
+/// reads a single line.
+#[derive(Debug)]
+#[repr(align(32))]
+struct Entry {
+    /// The timer's id, unique over the wheel's life, so stale keys do not match.
+    generation: u64,
+    waker: Option<Waker>,
+    /// While live: the stamp of the entry's one live item. While free: the next free entry.
+    link: u32,
+    live: bool,
+}
+
+const _: () = assert!(std::mem::size_of::<Entry>() == 32);
+
+/// A filing of entry `index`; live iff the entry is live and its `link` equals `stamp`.
+#[derive(Clone, Copy, Debug)]
+struct Item {
+    deadline: u64,
+    index: u32,
+    stamp: u32,
+    /// How late (ns) the timer may fire so it can share a wakeup with others.
+    slack: u32,
+}
+
+impl Item {
+    /// The latest instant the loop may wake for this timer.
+    fn hard(&self) -> u64 {
+        self.deadline.saturating_add(u64::from(self.slack))
+    }
+
+    fn due(self) -> Reverse<Due> {
+        Reverse((self.deadline, self.stamp, self.index, self.slack))
+    }
+}
+
+/// Deadline plus slack of a due-heap item.
+fn hard_of((deadline, _, _, slack): Due) -> u64 {
+    deadline.saturating_add(u64::from(slack))
+}
+
+/// A due-heap item: `(deadline, stamp, index, slack)`, ordered by deadline (stamps break ties
+/// in filing order and are unique, so the slack is never compared).
+type Due = (u64, u32, u32, u32);
+
+#[derive(Debug)]
+struct Level {
+    /// Bit `i` is set iff slot `i` is non-empty.
+    occupied: u64,
+    slots: [Vec<Item>; 64],
+}
+
+/// What `next_deadline` knows without recomputing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Cached {
+    Unknown,
+    /// A time no later than the earliest deadline (`None`: no timers at all).
+    Known(Option<u64>),
+}
+
+/// The wheel. Plain data: no `RefCell`, no waking; see `driver.rs` for that.
+#[derive(Debug)]
+pub(crate) struct TimerWheel {
+    entries: Vec<Entry>,
+    free_head: u32,
+    /// Live timers.
+    len: usize,
+    /// The id of the next timer.
+    next_id: u64,
+    /// Every slot before this tick has been processed. Only `advance` moves it.
+    ///
+    /// # Invariant
+    /// An item in level `l` has a deadline tick greater than `elapsed` that agrees with
+    /// `elapsed` on every bit above level `l`, so occupied slots always lie ahead of the
+    /// level's current slot within the same rotation.
+    elapsed: u64,
+    levels: [Level; LEVELS],
+    overflow: Vec<Item>,
+    /// Items whose tick is at or before `elapsed`.
+    due: BinaryHeap<Reverse<Due>>,
+    /// Stale items anywhere (slots, overflow, due heap).
+    stale: usize,
+    next_stamp: u32,
+    stamps_since_sweep: u32,
+    cached: Cached,
+    /// Reused buffer for `advance`.
+    scratch: Vec<bool>,
+}
+
+impl TimerWheel {
+    pub(crate) fn new() -> TimerWheel {
+        TimerWheel {
+            entries: Vec::new(),
+            free_head: NIL,
+            len: 0,
+            next_id: 0,
+            elapsed: 0,
+            levels: std::array::from_fn(|_| Level {
+                occupied: 0,
+                slots: std::array::from_fn(|_| Vec::new()),
+            }),
+            overflow: Vec::new(),
+            due: BinaryHeap::new(),
+            stale: 0,
+            next_stamp: 0,
+            stamps_since_sweep: 0,
+            cached: Cached::Known(None),
+            scratch: Vec::new(),
+        }
+    }
+
+    /// Timers registered now.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Registers a timer for `deadline` (ns) that may fire up to `slack` ns late.
+    pub(crate) fn insert(&mut self, deadline: u64, slack: u32, waker: Waker) -> TimerKey {
+        let stamp = self.new_stamp();
+        let generation = self.next_id;
+        self.next_id += 1;
+        let entry = Entry {
+            generation,
+            waker: Some(waker),
+            link: stamp,
+            live: true,
+        };
+        let index = match self.free_head {
+            NIL => {
+                let index = u32::try_from(self.entries.len())
+                    .ok()
+                    .filter(|&i| i != NIL)
+                    .expect("more than 4 billion timers registered at once");
+                self.entries.push(entry);
+                index
+            }
+            index => {
+                let e = &mut self.entries[index as usize];
+                self.free_head = e.link;
+                *e = entry;
+                index
+            }
+        };
+        self.len += 1;
+        let item = Item {
+            deadline,
+            index,
+            stamp,
+            slack,
+        };
+        self.file(item);
+        self.note_added(deadline);
+        self.maybe_sweep();
+        TimerKey { index, generation }
+    }
+
+    /// The waker slot of a still-registered timer, or `None` if it fired (or was removed).
+    pub(crate) fn waker_mut(&mut self, key: TimerKey) -> Option<&mut Option<Waker>> {
+        let e = self.live(key)?;
+        Some(&mut self.entries[e as usize].waker)
+    }
+
+    /// Cancels a timer whose deadline was `deadline`. Returns its waker, for the caller to drop
+    /// outside any borrow. (The deadline only keeps the wakeup cache tight: a wrong one costs
+    /// at most a spurious wakeup.)
+    pub(crate) fn remove(&mut self, key: TimerKey, deadline: u64) -> Option<Waker> {
+        let index = self.live(key)?;
+        self.note_removed(deadline);
+        self.stale += 1;
+        let waker = self.free(index);
+        self.maybe_sweep();
+        self.reset_if_empty();
+        waker
+    }
+
+    /// Moves a still-registered timer from deadline `old` to `deadline` (with a new `slack`).
+    /// Returns false if it already fired. (`old` is used as in [`TimerWheel::remove`].)
+    pub(crate) fn reset(&mut self, key: TimerKey, old: u64, deadline: u64, slack: u32) -> bool {
+        let Some(index) = self.live(key) else {
+            return false;
+        };
+        self.note_removed(old);
+        self.stale += 1;
+        let stamp = self.new_stamp();
+        self.entries[index as usize].link = stamp;
+        let item = Item {
+            deadline,
+            index,
+            stamp,
+            slack,
+        };
+        self.file(item);
+        self.note_added(deadline);
+        self.maybe_sweep();
+        true
+    }
+
+    /// A time (ns) at which the loop should next call `advance`. Never later than any timer's
+    /// deadline plus slack; within that, the last deadline in reach, so one wakeup fires as
+    /// many timers as their slack allows (and a lone timer fires exactly at its deadline). When
+    /// the earliest timers sit in a slot that must be cascaded first, that slot's start.
+    pub(crate) fn next_deadline(&mut self) -> Option<u64> {
+        if let Cached::Known(next) = self.cached {
+            return next;
+        }
+        let next = self.compute_next();
+        self.cached = Cached::Known(next);
+        next
+    }
+
+    fn compute_next(&mut self) -> Option<u64> {
+        if self.len == 0 {
+            return None; // whatever items are left are stale
+        }
+        while let Some(&Reverse((_, stamp, index, _))) = self.due.peek() {
+            if self.is_live(index, stamp) {
+                break;
+            }
+            self.due.pop();
+            self.stale -= 1;
+        }
+        // The latest the loop may wake: no timer's deadline plus slack may pass. Stale items
+        // only make this earlier (an early wakeup, never a late one).
+        //
+        // Only the top levels of the heap are read, so a crowded tick costs O(1) here: every
+        // item below them has a deadline (so a deadline plus slack) no earlier than that of its
+        // ancestor on the last level read, so those deadlines bound the rest.
+        let heap = self.due.as_slice();
+        let top = &heap[..heap.len().min(DUE_SCAN)];
+        let mut hard = top.iter().map(|&Reverse(it)| hard_of(it)).min();
+        if heap.len() > DUE_SCAN {
+            let frontier = &top[DUE_SCAN / 2..];
+            let below = frontier.iter().map(|r| r.0 .0).min();
+            hard = hard.min(below);
+        }
+        let mut near: &[Item] = &[];
+        if let Some((level, slot, start)) = self.next_slot() {
+            // The lowest occupied level holds the earliest deadlines (see the invariant), and
+            // every item elsewhere in the wheel is due no sooner than this slot's end.
+            let items = &self.levels[level].slots[slot];
+            let bound = if level == 0 && items.len() <= SCAN_LIMIT {
+                near = items;
+                let end = (start + 1) << TICK_SHIFT;
+                items.iter().map(Item::hard).fold(end, u64::min)
+            } else {
+                start << TICK_SHIFT
+            };
+            hard = Some(hard.map_or(bound, |h| h.min(bound)));
+        } else if !self.overflow.is_empty() {
+            // Overflow items are looked at again when `elapsed` enters the next span of
+            // 2^36 ticks; wake then.
+            let span = u128::from(self.elapsed >> WHEEL_BITS) + 1;
+            let start = u64::try_from(span << (WHEEL_BITS + TICK_SHIFT)).unwrap_or(u64::MAX);
+            hard = Some(hard.map_or(start, |h| h.min(start)));
+        }
+        let hard = hard?;
+        // Waking after the last deadline at or before `hard` fires nothing more, so wake then:
+        // a lone timer fires exactly on time whatever its slack.
+        let deadlines = top.iter().map(|r| r.0 .0);
+        let latest = deadlines.chain(near.iter().map(|it| it.deadline));
+        Some(latest.filter(|&d| d <= hard).max().unwrap_or(hard))
+    }
+
+    /// Fires every timer whose deadline is at or before `now` (ns), in deadline order:
+    /// frees its entry and pushes its waker onto `wakers`. Returns how many fired.
+    pub(crate) fn advance(&mut self, now: u64, wakers: &mut Vec<Waker>) -> usize {
+        let now_tick = now >> TICK_SHIFT;
+        while let Some((level, slot, start)) = self.next_slot() {
+            if start > now_tick {
+                break;
+            }
+            self.set_elapsed(start.max(self.elapsed));
+            let mut items = std::mem::take(&mut self.levels[level].slots[slot]);
+            self.levels[level].occupied &= !(1 << slot);
+            if level == 0 {
+                // Every item goes to the due heap. Drop the stale ones here: first read every
+                // entry without branching, so the cache misses overlap, then filter.
+                let mut live = std::mem::take(&mut self.scratch);
+                live.extend(items.iter().map(|it| {
+                    let e = &self.entries[it.index as usize];
+                    e.live & (e.link == it.stamp)
+                }));
+                for (it, &live) in items.iter().zip(&live) {
+                    if live {
+                        self.due.push(it.due());
+                    } else {
+                        self.stale -= 1;
+                    }
+                }
+                live.clear();
+                self.scratch = live;
+            } else {
+                // Every item lands in a lower level or the due heap, never back in this slot.
+                for &it in &items {
+                    self.file(it);
+                }
+            }
+            if items.capacity() <= KEEP_CAPACITY {
+                items.clear();
+                self.levels[level].slots[slot] = items;
+            }
+        }
+        self.set_elapsed(now_tick.max(self.elapsed));
+        let mut fired = 0;
+        while let Some(&Reverse((deadline, stamp, index, _))) = self.due.peek() {
+            if deadline > now {
+                break;
+            }
+            self.due.pop();
+            if !self.is_live(index, stamp) {
+                self.stale -= 1;
+                continue;
+            }
+            fired += 1;
+            if let Some(w) = self.free(index) {
+                wakers.push(w);
+            }
+        }
+        self.cached = Cached::Unknown;
+        self.reset_if_empty();
+        fired
+    }
+
+    /// Once no timer is left, forgets every entry and stale item, so the slab is refilled in
+    /// order: after a burst, entries freed in random order would otherwise be reused in random
+    /// order, a cache miss per new timer. Amortised O(1): each entry is cleared once per use.
+    fn reset_if_empty(&mut self) {
+        if self.len != 0 {
+            return;
+        }
+        self.entries.clear();
+        self.free_head = NIL;
+        if self.stale > 0 {
+            // With no live timer, every item is stale.
+            for lv in &mut self.levels {
+                lv.occupied = 0;
+                lv.slots.iter_mut().for_each(Vec::clear);
+            }
+            self.overflow.clear();
+            self.due.clear();
+            self.stale = 0;
+        }
+        self.cached = Cached::Known(None);
+    }
+
+    /// The index of the live entry `key` names, if any.
+    fn live(&self, key: TimerKey) -> Option<u32> {
+        let e = self.entries.get(key.index as usize)?;
+        (e.live && e.generation == key.generation).then_some(key.index)
+    }
+
+    fn is_live(&self, index: u32, stamp: u32) -> bool {
+        let e = &self.entries[index as usize];
+        e.live && e.link == stamp
+    }
+
+    fn new_stamp(&mut self) -> u32 {
+        let stamp = self.next_stamp;
+        self.next_stamp = stamp.wrapping_add(1);
+        self.stamps_since_sweep += 1;
+        stamp
+    }
+
+    /// Files an item where its deadline belongs now.
+    fn file(&mut self, it: Item) {
+        let tick = it.deadline >> TICK_SHIFT;
+        if tick <= self.elapsed {
+            self.due.push(it.due());
+            return;
+        }
+        let highest_diff = 63 - (tick ^ self.elapsed).leading_zeros();
+        let level = (highest_diff / LEVEL_BITS) as usize;
+        if level >= LEVELS {
+            self.overflow.push(it);
+            return;
+        }
+        let slot = ((tick >> (level as u32 * LEVEL_BITS)) & 63) as usize;
+        let lv = &mut self.levels[level];
+        lv.occupied |= 1 << slot;
+        lv.slots[slot].push(it);
+    }
+
+    /// Sweeps out stale items once they outnumber live timers (amortised O(1) per cancel),
+    /// and before stamps could wrap around.
+    fn maybe_sweep(&mut self) {
+        if self.stale <= self.len + STALE_SLACK && self.stamps_since_sweep < STAMPS_PER_SWEEP {
+            return;
+        }
+        let entries = &self.entries;
+        let live = |it: &Item| {
+            let e = &entries[it.index as usize];
+            e.live && e.link == it.stamp
+        };
+        for lv in &mut self.levels {
+            for (slot, items) in lv.slots.iter_mut().enumerate() {
+                items.retain(live);
+                if items.is_empty() {
+                    lv.occupied &= !(1 << slot);
+                    if items.capacity() > KEEP_CAPACITY {
+                        *items = Vec::new();
+                    }
+                }
+            }
+        }
+        self.overflow.retain(live);
+        self.due
+            .retain(|&Reverse((deadline, stamp, index, slack))| {
+                live(&Item {
+                    deadline,
+                    index,
+                    stamp,
+                    slack,
+                })
+            });
+        self.stale = 0;
+        self.stamps_since_sweep = 0;
+    }
+
+    /// Returns a live entry to the free list; hands back its waker.
+    fn free(&mut self, index: u32) -> Option<Waker> {
+        let free_head = self.free_head;
+        let e = &mut self.entries[index as usize];
+        e.live = false;
+        e.link = free_head;
+        self.free_head = index;
+        self.len -= 1;
+        e.waker.take()
+    }
+
+    /// The occupied slot with the earliest start: `(level, slot, start tick)`.
+    fn next_slot(&self) -> Option<(usize, usize, u64)> {
+        for (level, lv) in self.levels.iter().enumerate() {
+            if lv.occupied == 0 {
+                continue;
+            }
+            let shift = level as u32 * LEVEL_BITS;
+            let current = (self.elapsed >> shift) & 63;
+            // Occupied slots lie at or after the current one (see the invariant on `elapsed`).
+            debug_assert_eq!(lv.occupied & ((1u64 << current) - 1), 0);
+            let slot = (lv.occupied & (u64::MAX << current)).trailing_zeros() as u64;
+            let rotation = self.elapsed & !((1u64 << (shift + LEVEL_BITS)) - 1);
+            return Some((level, slot as usize, rotation + (slot << shift)));
+        }
+        None
+    }
+
+    /// Moves `elapsed` forward; when it enters a new span of 2^36 ticks, overflow items
+    /// that are now within reach move into the wheel.
+    fn set_elapsed(&mut self, elapsed: u64) {
+        let crossed = elapsed >> WHEEL_BITS != self.elapsed >> WHEEL_BITS;
+        self.elapsed = elapsed;
+        if crossed {
+            for it in std::mem::take(&mut self.overflow) {
+                self.file(it);
+            }
+        }
+    }
+
+    /// A timer with this deadline was filed. Taking the deadline rather than deadline plus
+    /// slack keeps the cache valid, and makes a lone timer fire exactly on time.
+    fn note_added(&mut self, deadline: u64) {
+        if let Cached::Known(next) = self.cached {
+            self.cached = Cached::Known(Some(next.map_or(deadline, |n| n.min(deadline))));
+        }
+    }
+
+    /// Whether a deadline lies in a tick the wheel has already reached (it would go straight
+    /// to the due heap, so it may well be in the past already).
+    pub(crate) fn is_current(&self, deadline: u64) -> bool {
+        deadline >> TICK_SHIFT <= self.elapsed
+    }
+
+    /// A timer with this deadline went away (its wakeup time is no earlier than the deadline).
+    /// Removing a timer can only make the next wakeup later, so a cache left as it is would at
+    /// worst wake the loop early, never late.
+    fn note_removed(&mut self, deadline: u64) {
+        if let Cached::Known(Some(next)) = self.cached {
+            if deadline <= next {
+                self.cached = Cached::Unknown;
+            }
+        }
+    }
+
+    /// Items stored anywhere, live or stale (for tests).
+    #[cfg(test)]
+    fn items(&self) -> usize {
+        let slots: usize = self
+            .levels
+            .iter()
+            .flat_map(|lv| lv.slots.iter().map(Vec::len))
+            .sum();
+        slots + self.overflow.len() + self.due.len()
+    }
+}
+
+#[cfg(test)]
+mod tests;

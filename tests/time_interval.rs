@@ -1,0 +1,128 @@
+//! `interval` and `interval_at` under each missed-tick policy.
+
+use std::time::{Duration, Instant};
+
+use overlap::time::{interval, interval_at, MissedTickBehavior};
+
+const P: Duration = Duration::from_millis(20);
+
+/// Ticks once at `start`, then blocks the whole thread (so ticks are missed) until 3.5
+/// periods after `start`, then returns the second tick and when it was observed.
+async fn second_tick_late(
+    every: &mut overlap::time::Interval,
+    start: Instant,
+) -> (Instant, Instant) {
+    assert_eq!(every.tick().await, start);
+    let until = start + P * 7 / 2;
+    std::thread::sleep(until.saturating_duration_since(Instant::now()));
+    let second = every.tick().await;
+    (second, Instant::now())
+}
+
+fn is_multiple_of_period(d: Duration) -> bool {
+    d.as_nanos() % P.as_nanos() == 0
+}
+
+#[test]
+fn skip_is_the_default() {
+    overlap::block_on(async {
+        assert_eq!(MissedTickBehavior::default(), MissedTickBehavior::Skip);
+        assert_eq!(interval(P).missed_tick_behavior(), MissedTickBehavior::Skip);
+        assert_eq!(interval(P).period(), P);
+    });
+}
+
+#[test]
+fn ticks_on_schedule_and_never_early() {
+    overlap::block_on(async {
+        let start = Instant::now() + Duration::from_millis(1);
+        let mut every = interval_at(start, Duration::from_millis(2));
+        let mut prev = None;
+        for _ in 0..10 {
+            let at = every.tick().await;
+            assert!(Instant::now() >= at, "tick observed before it was due");
+            assert_eq!((at - start).as_nanos() % 2_000_000, 0);
+            if let Some(prev) = prev {
+                assert!(at > prev);
+            }
+            prev = Some(at);
+        }
+    });
+}
+
+#[test]
+fn burst_fires_every_missed_tick_at_once() {
+    overlap::block_on(async {
+        let start = Instant::now();
+        let mut every = interval_at(start, P);
+        every.set_missed_tick_behavior(MissedTickBehavior::Burst);
+        let (second, _) = second_tick_late(&mut every, start).await;
+        assert_eq!(second, start + P);
+        // The missed ticks come back to back, with their scheduled instants.
+        let before = Instant::now();
+        assert_eq!(every.tick().await, start + P * 2);
+        assert_eq!(every.tick().await, start + P * 3);
+        assert!(before.elapsed() < P, "missed ticks were not fired at once");
+        // Then the schedule resumes.
+        let next = every.tick().await;
+        assert!(next >= start + P * 4 && is_multiple_of_period(next - start));
+        assert!(Instant::now() >= next);
+    });
+}
+
+#[test]
+fn delay_restarts_the_schedule_from_the_late_tick() {
+    overlap::block_on(async {
+        let start = Instant::now();
+        let mut every = interval_at(start, P);
+        every.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let (second, seen) = second_tick_late(&mut every, start).await;
+        assert_eq!(second, start + P);
+        let third = every.tick().await;
+        // One period after the late tick was observed (just before `seen`), not on the grid.
+        assert!(third >= start + P * 7 / 2 + P && third <= seen + P);
+        assert!(Instant::now() >= third);
+        let fourth = every.tick().await;
+        assert!(fourth >= third + P);
+    });
+}
+
+#[test]
+fn skip_drops_missed_ticks_and_keeps_the_phase() {
+    overlap::block_on(async {
+        let start = Instant::now();
+        let mut every = interval_at(start, P);
+        assert_eq!(every.missed_tick_behavior(), MissedTickBehavior::Skip);
+        let (second, seen) = second_tick_late(&mut every, start).await;
+        assert_eq!(second, start + P);
+        let third = every.tick().await;
+        // The next multiple of the period after the late observation: 4P (or later if the
+        // machine stalled even more).
+        assert!(third >= start + P * 4 && third <= seen + P);
+        assert!(is_multiple_of_period(third - start));
+        assert!(Instant::now() >= third);
+    });
+}
+
+#[test]
+fn reset_and_odd_periods() {
+    overlap::block_on(async {
+        let mut every = interval(Duration::ZERO);
+        assert_eq!(every.period(), Duration::from_nanos(1));
+        for _ in 0..100 {
+            every.tick().await;
+        }
+        let mut huge = interval(Duration::MAX);
+        huge.tick().await;
+        huge.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let before = Instant::now();
+        let mut every = interval(P);
+        every.tick().await;
+        every.reset();
+        let next = every.tick().await;
+        assert!(next >= before + P && Instant::now() >= next);
+        drop(huge);
+        drop(every);
+        assert_eq!(overlap::metrics().timers_active, 0);
+    });
+}

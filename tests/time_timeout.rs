@@ -1,0 +1,125 @@
+//! `timeout`, `timeout_at` and `Elapsed`.
+
+use std::future::{pending, ready, Future};
+use std::io::{self, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Wake, Waker};
+use std::time::{Duration, Instant};
+
+use overlap::time::{sleep, timeout, timeout_at, Elapsed};
+use overlap::AsyncFd;
+
+struct Noop;
+
+impl Wake for Noop {
+    fn wake(self: Arc<Self>) {}
+}
+
+#[test]
+fn ready_future_wins_even_with_huge_or_zero_durations() {
+    overlap::block_on(async {
+        assert_eq!(timeout(Duration::MAX, ready(1)).await, Ok(1));
+        assert_eq!(timeout(Duration::ZERO, ready(2)).await, Ok(2));
+        assert_eq!(
+            timeout_at(Instant::now() - Duration::ZERO, ready(3)).await,
+            Ok(3)
+        );
+        // A ready future never even registers a timer.
+        let m = overlap::metrics();
+        assert_eq!((m.timers_active, m.timers_fired), (0, 0));
+    });
+}
+
+#[test]
+fn huge_timeout_around_a_pending_future_stays_pending_and_drops_cleanly() {
+    overlap::block_on(async {
+        let waker = Waker::from(Arc::new(Noop));
+        let mut t = Box::pin(timeout(Duration::MAX, pending::<()>()));
+        assert!(t
+            .as_mut()
+            .poll(&mut Context::from_waker(&waker))
+            .is_pending());
+        assert_eq!(overlap::metrics().timers_active, 1);
+        drop(t);
+        assert_eq!(overlap::metrics().timers_active, 0);
+    });
+}
+
+#[test]
+fn slow_future_times_out_at_or_after_the_deadline() {
+    overlap::block_on(async {
+        let deadline = Instant::now() + Duration::from_millis(3);
+        let res = timeout_at(deadline, sleep(Duration::from_secs(3600))).await;
+        assert_eq!(res, Err(Elapsed::clone(&res.unwrap_err())));
+        assert!(Instant::now() >= deadline);
+        assert_eq!(overlap::metrics().timers_active, 0);
+        let res = timeout(Duration::from_millis(50), sleep(Duration::from_millis(1))).await;
+        assert_eq!(res, Ok(()));
+        assert_eq!(overlap::metrics().timers_active, 0);
+    });
+}
+
+#[test]
+fn elapsed_then_the_inner_io_is_still_usable() {
+    overlap::block_on(async {
+        let (a, mut b) = UnixStream::pair().unwrap();
+        a.set_nonblocking(true).unwrap();
+        let a = AsyncFd::new(a).unwrap();
+
+        // Nothing to read: the read times out and is dropped mid-wait.
+        let read = a.async_io_read(|s| {
+            let mut buf = [0u8; 16];
+            (&*s).read(&mut buf)
+        });
+        let res = timeout(Duration::from_millis(5), read).await;
+        let err = res.unwrap_err();
+        assert_eq!(err.to_string(), "deadline has elapsed");
+
+        // The fd still works: data written now is read by a fresh operation.
+        b.write_all(b"still alive").unwrap();
+        let mut buf = [0u8; 32];
+        let n = timeout(
+            Duration::from_secs(10),
+            a.async_io_read(|s| (&*s).read(&mut buf)),
+        )
+        .await
+        .expect("read timed out")
+        .unwrap();
+        assert_eq!(&buf[..n], b"still alive");
+        assert_eq!(overlap::metrics().timers_active, 0);
+    });
+}
+
+#[test]
+fn elapsed_converts_to_a_timed_out_io_error() {
+    async fn read_with_deadline() -> io::Result<()> {
+        timeout(Duration::from_millis(1), pending::<()>()).await?;
+        Ok(())
+    }
+    let err = overlap::block_on(read_with_deadline()).unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+    assert_eq!(err.to_string(), "deadline has elapsed");
+    let source: &dyn std::error::Error = err.get_ref().unwrap();
+    assert!(source.is::<Elapsed>());
+    assert!(format!("{:?}", err.into_inner().unwrap()).contains("Elapsed"));
+}
+
+#[test]
+fn timeout_gives_access_to_the_inner_future() {
+    overlap::block_on(async {
+        let mut t = timeout(Duration::from_secs(1), ready(7));
+        assert!(t.deadline() > Instant::now());
+        let inner: &mut std::future::Ready<i32> = t.get_mut();
+        assert_eq!(Pin::new(inner).await, 7);
+        let mut t = timeout(Duration::from_secs(1), ready(7));
+        let r: *const _ = t.get_ref();
+        assert!(std::ptr::eq(r, t.get_mut()));
+        let inner = t.into_inner();
+        assert_eq!(inner.await, 7);
+        let t = timeout(Duration::from_secs(1), ready(8));
+        assert!(format!("{t:?}").starts_with("Timeout"));
+        assert_eq!(Pin::new(&mut Box::pin(t)).await, Ok(8));
+    });
+}
