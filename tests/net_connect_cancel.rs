@@ -1,4 +1,4 @@
-//! Dropping a pending connect (a timeout) closes its socket.
+//! Dropping a pending connect (a `select` with a sleep, or `time::timeout`) closes its socket.
 //!
 //! Alone in its test binary, so counting the process's open fds is not disturbed by other
 //! tests running in parallel.
@@ -35,6 +35,16 @@ fn dropping_a_pending_connect_closes_its_socket() {
                     assert_eq!(open_fds(), fds + 1);
                     drop(pending);
                     assert_eq!(open_fds(), fds, "the abandoned socket was not closed");
+                    assert_eq!(overlap::metrics().registered_fds, registered);
+
+                    // The same under `time::timeout`: when it gives up, the socket is gone.
+                    let res = overlap::time::timeout(
+                        Duration::from_millis(100),
+                        TcpStream::connect(addr),
+                    )
+                    .await;
+                    assert!(res.is_err(), "the backlog is still full");
+                    assert_eq!(open_fds(), fds);
                     assert_eq!(overlap::metrics().registered_fds, registered);
                     return;
                 }
