@@ -31,7 +31,9 @@ fn main() -> std::io::Result<()> {
                 Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
                     overlap::time::sleep(std::time::Duration::from_millis(10)).await;
                 }
-                Err(e) => return Err(e),
+                // Anything else (ECONNABORTED, ENOBUFS, ...) concerns one connection, not the
+                // listener: report it and keep serving.
+                Err(e) => eprintln!("accept error: {e}"),
             }
         }
     })

@@ -40,7 +40,6 @@ pub mod io {
 
 /// Networking: TCP, UDP and Unix sockets on the reactor.
 pub mod net {
-    #[allow(unused_imports)] // until the crate has public items
     pub use overlap_net::*;
 }
 
@@ -53,3 +52,8 @@ pub mod pipe {
 pub mod fs {
     pub use overlap_fs::*;
 }
+
+/// The README's usage example, compiled and run as a doctest so it cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
