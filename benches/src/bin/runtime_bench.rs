@@ -168,6 +168,34 @@ fn bytes_per_pending_task<E: Exec>(ex: &E, n: u64) -> f64 {
     })
 }
 
+/// The same ping-pong with no executor at all: both futures polled in turn by a bare loop
+/// with a no-op waker. No runtime can go below this; it is the "limit" column of that row.
+fn ping_pong_floor(trips: u64) -> Duration {
+    let (mut to_b, mut from_a) = futures::channel::mpsc::channel::<u64>(1);
+    let (mut to_a, mut from_b) = futures::channel::mpsc::channel::<u64>(1);
+    let mut b = std::pin::pin!(async move {
+        while let Some(v) = from_a.next().await {
+            to_a.send(v + 1).await.unwrap();
+        }
+    });
+    let mut a = std::pin::pin!(async move {
+        let mut v = 0;
+        for _ in 0..trips {
+            to_b.send(v).await.unwrap();
+            v = from_b.next().await.unwrap();
+        }
+        v
+    });
+    let mut cx = std::task::Context::from_waker(Waker::noop());
+    time(|| loop {
+        if let Poll::Ready(v) = a.as_mut().poll(&mut cx) {
+            assert_eq!(v, trips);
+            break;
+        }
+        let _ = b.as_mut().poll(&mut cx);
+    })
+}
+
 fn measure(
     name: &str,
     ops: u64,
@@ -242,6 +270,19 @@ fn main() {
             bytes_per_pending_task(&Smol::new(), P),
         ],
     });
+    let floor = (0..RUNS)
+        .map(|_| ping_pong_floor(TRIPS))
+        .min()
+        .unwrap_or_default();
     println!("overlap runtime_bench: best of {RUNS} runs, same process; ratio > 1 means overlap is better");
     print_table(&["overlap", "tokio", "smol"], &rows);
+    let pp = &rows[3].values;
+    let floor = ns_per(floor, TRIPS);
+    println!(
+        "ping-pong floor (channel alone, no executor): {floor:.1} ns; executor overhead above it: \
+         overlap {:.1} ns, tokio {:.1} ns, smol {:.1} ns",
+        pp[0] - floor,
+        pp[1] - floor,
+        pp[2] - floor
+    );
 }
