@@ -55,3 +55,41 @@ pub use tcp::{
 };
 pub use udp::UdpSocket;
 pub use unix::{UnixDatagram, UnixListener, UnixStream};
+
+/// Implements the fd traits every registered socket type shares: `AsRawFd`, `AsFd`,
+/// `TryFrom<OwnedFd>` (registers the fd, switching it to non-blocking mode; needs a runtime)
+/// and `From<T> for OwnedFd` (deregisters and hands the fd back, still non-blocking).
+/// The type must have an `io` field of the crate's registered-socket type and a `from_std`.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! impl_socket_fd {
+    ($ty:ident, $std:path, $what:literal) => {
+        impl ::std::os::fd::AsRawFd for $ty {
+            fn as_raw_fd(&self) -> ::std::os::fd::RawFd {
+                ::std::os::fd::AsRawFd::as_raw_fd(&self.io)
+            }
+        }
+
+        impl ::std::os::fd::AsFd for $ty {
+            fn as_fd(&self) -> ::std::os::fd::BorrowedFd<'_> {
+                ::std::os::fd::AsFd::as_fd(self.io.get_ref())
+            }
+        }
+
+        impl TryFrom<::std::os::fd::OwnedFd> for $ty {
+            type Error = ::std::io::Error;
+
+            #[doc = concat!("Registers ", $what, " fd, switching it to non-blocking mode. Must be called inside a runtime.")]
+            fn try_from(fd: ::std::os::fd::OwnedFd) -> ::std::io::Result<$ty> {
+                $ty::from_std(<$std>::from(fd))
+            }
+        }
+
+        impl From<$ty> for ::std::os::fd::OwnedFd {
+            #[doc = concat!("Deregisters ", $what, " and hands back its fd (still non-blocking).")]
+            fn from(socket: $ty) -> ::std::os::fd::OwnedFd {
+                socket.io.into_inner().into_owned()
+            }
+        }
+    };
+}

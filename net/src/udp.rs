@@ -3,7 +3,7 @@
 use std::fmt;
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 
 use overlap_runtime::AsyncFd;
 
@@ -235,34 +235,7 @@ fn mreq_v6(multiaddr: &Ipv6Addr, interface: u32) -> libc::ipv6_mreq {
     }
 }
 
-impl AsRawFd for UdpSocket {
-    fn as_raw_fd(&self) -> RawFd {
-        self.io.as_raw_fd()
-    }
-}
-
-impl AsFd for UdpSocket {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.io.get_ref().as_fd()
-    }
-}
-
-impl TryFrom<OwnedFd> for UdpSocket {
-    type Error = io::Error;
-
-    /// Registers a UDP socket fd, switching it to non-blocking mode. Must be called inside a
-    /// runtime.
-    fn try_from(fd: OwnedFd) -> io::Result<UdpSocket> {
-        UdpSocket::from_std(std::net::UdpSocket::from(fd))
-    }
-}
-
-impl From<UdpSocket> for OwnedFd {
-    /// Deregisters the socket and hands back its fd (still non-blocking).
-    fn from(socket: UdpSocket) -> OwnedFd {
-        socket.io.into_inner().into_owned()
-    }
-}
+crate::impl_socket_fd!(UdpSocket, std::net::UdpSocket, "a UDP socket");
 
 impl fmt::Debug for UdpSocket {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
@@ -190,34 +190,7 @@ impl Stream for Incoming<'_> {
     }
 }
 
-impl AsRawFd for TcpListener {
-    fn as_raw_fd(&self) -> RawFd {
-        self.io.as_raw_fd()
-    }
-}
-
-impl AsFd for TcpListener {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.io.get_ref().as_fd()
-    }
-}
-
-impl TryFrom<OwnedFd> for TcpListener {
-    type Error = io::Error;
-
-    /// Registers a listening TCP socket fd, switching it to non-blocking mode. Must be
-    /// called inside a runtime.
-    fn try_from(fd: OwnedFd) -> io::Result<TcpListener> {
-        TcpListener::from_std(std::net::TcpListener::from(fd))
-    }
-}
-
-impl From<TcpListener> for OwnedFd {
-    /// Deregisters the listener and hands back its fd (still non-blocking).
-    fn from(listener: TcpListener) -> OwnedFd {
-        listener.io.into_inner().into_owned()
-    }
-}
+crate::impl_socket_fd!(TcpListener, std::net::TcpListener, "a listening TCP socket");
 
 impl fmt::Debug for TcpListener {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::io;
 use std::net::{Shutdown, SocketAddr};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -299,34 +299,7 @@ pub(crate) use impl_stream_io;
 
 impl_stream_io!(TcpStream, &TcpStream);
 
-impl AsRawFd for TcpStream {
-    fn as_raw_fd(&self) -> RawFd {
-        self.io.as_raw_fd()
-    }
-}
-
-impl AsFd for TcpStream {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.io.get_ref().as_fd()
-    }
-}
-
-impl TryFrom<OwnedFd> for TcpStream {
-    type Error = io::Error;
-
-    /// Registers a connected TCP socket fd, switching it to non-blocking mode. Must be
-    /// called inside a runtime.
-    fn try_from(fd: OwnedFd) -> io::Result<TcpStream> {
-        TcpStream::from_std(std::net::TcpStream::from(fd))
-    }
-}
-
-impl From<TcpStream> for OwnedFd {
-    /// Deregisters the stream and hands back its fd (still non-blocking).
-    fn from(stream: TcpStream) -> OwnedFd {
-        stream.io.into_inner().into_owned()
-    }
-}
+crate::impl_socket_fd!(TcpStream, std::net::TcpStream, "a connected TCP socket");
 
 impl fmt::Debug for TcpStream {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

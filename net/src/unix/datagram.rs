@@ -3,7 +3,7 @@
 use std::fmt;
 use std::io;
 use std::net::Shutdown;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::UnixDatagram as StdUnixDatagram;
 use std::path::Path;
 
@@ -123,33 +123,11 @@ impl UnixDatagram {
     }
 }
 
-impl AsRawFd for UnixDatagram {
-    fn as_raw_fd(&self) -> RawFd {
-        self.io.as_raw_fd()
-    }
-}
-
-impl AsFd for UnixDatagram {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.io.get_ref().as_fd()
-    }
-}
-
-impl TryFrom<OwnedFd> for UnixDatagram {
-    type Error = io::Error;
-
-    /// Registers a Unix datagram fd, switching it to non-blocking mode.
-    fn try_from(fd: OwnedFd) -> io::Result<UnixDatagram> {
-        UnixDatagram::from_std(StdUnixDatagram::from(fd))
-    }
-}
-
-impl From<UnixDatagram> for OwnedFd {
-    /// Deregisters the socket and hands back its fd (still non-blocking).
-    fn from(socket: UnixDatagram) -> OwnedFd {
-        socket.io.into_inner().into_owned()
-    }
-}
+crate::impl_socket_fd!(
+    UnixDatagram,
+    std::os::unix::net::UnixDatagram,
+    "a Unix datagram socket"
+);
 
 impl fmt::Debug for UnixDatagram {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
 use std::task::{ready, Context, Poll};
 
@@ -92,33 +92,11 @@ impl UnixListener {
     }
 }
 
-impl AsRawFd for UnixListener {
-    fn as_raw_fd(&self) -> RawFd {
-        self.io.as_raw_fd()
-    }
-}
-
-impl AsFd for UnixListener {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.io.get_ref().as_fd()
-    }
-}
-
-impl TryFrom<OwnedFd> for UnixListener {
-    type Error = io::Error;
-
-    /// Registers a listening Unix socket fd, switching it to non-blocking mode.
-    fn try_from(fd: OwnedFd) -> io::Result<UnixListener> {
-        UnixListener::from_std(std::os::unix::net::UnixListener::from(fd))
-    }
-}
-
-impl From<UnixListener> for OwnedFd {
-    /// Deregisters the listener and hands back its fd (still non-blocking).
-    fn from(listener: UnixListener) -> OwnedFd {
-        listener.io.into_inner().into_owned()
-    }
-}
+crate::impl_socket_fd!(
+    UnixListener,
+    std::os::unix::net::UnixListener,
+    "a listening Unix socket"
+);
 
 impl fmt::Debug for UnixListener {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

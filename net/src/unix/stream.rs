@@ -3,7 +3,7 @@
 use std::fmt;
 use std::io;
 use std::net::Shutdown;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -140,33 +140,11 @@ impl UnixStream {
 
 crate::tcp::impl_stream_io!(UnixStream, &UnixStream);
 
-impl AsRawFd for UnixStream {
-    fn as_raw_fd(&self) -> RawFd {
-        self.io.as_raw_fd()
-    }
-}
-
-impl AsFd for UnixStream {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.io.get_ref().as_fd()
-    }
-}
-
-impl TryFrom<OwnedFd> for UnixStream {
-    type Error = io::Error;
-
-    /// Registers a connected Unix stream fd, switching it to non-blocking mode.
-    fn try_from(fd: OwnedFd) -> io::Result<UnixStream> {
-        UnixStream::from_std(std::os::unix::net::UnixStream::from(fd))
-    }
-}
-
-impl From<UnixStream> for OwnedFd {
-    /// Deregisters the stream and hands back its fd (still non-blocking).
-    fn from(stream: UnixStream) -> OwnedFd {
-        stream.io.into_inner().into_owned()
-    }
-}
+crate::impl_socket_fd!(
+    UnixStream,
+    std::os::unix::net::UnixStream,
+    "a connected Unix stream socket"
+);
 
 impl fmt::Debug for UnixStream {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
