@@ -83,7 +83,14 @@ fn cancelled_write_future_finishes_in_the_background() {
         // Poll once so the job is queued, then drop the future.
         let _ = futures_util::poll!(fut.as_mut());
         drop(fut);
-        overlap::time::sleep(Duration::from_millis(20)).await;
+        // Keep the runtime alive until the job is done: a runtime that is dropped drops jobs
+        // still queued (documented), which is not what this test is about.
+        let start = std::time::Instant::now();
+        while std::fs::metadata(&path).map_or(0, |m| m.len()) < data.len() as u64
+            && start.elapsed() < Duration::from_secs(10)
+        {
+            overlap::time::sleep(Duration::from_millis(1)).await;
+        }
     });
     assert!(wait_for_len(&path, data.len() as u64));
     assert!(std::fs::read(&path).unwrap() == data);
