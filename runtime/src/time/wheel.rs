@@ -37,8 +37,11 @@ const NIL: u32 = u32::MAX;
 /// A slot with at most this many items is scanned for its exact earliest deadline; a bigger
 /// one reports its start (waking early once to cascade is cheap; a long scan is not).
 const SCAN_LIMIT: usize = 512;
-/// How many due-heap items `next_deadline` reads: its top levels (2^8 - 1 items).
+/// How many due-heap items `next_deadline` reads in a big heap: its top levels (2^8 - 1).
 const DUE_SCAN: usize = 255;
+/// A due heap of at most this many items is read whole, for the exact latest wakeup: a few µs
+/// of scanning saves wakeups that cost tens of µs each (see `compute_next`).
+const DUE_FULL_SCAN: usize = 4096;
 /// A slot vector emptied by a cascade keeps its allocation up to this many items.
 const KEEP_CAPACITY: usize = 1024;
 /// Stale items tolerated on top of one per live timer before a sweep.
@@ -277,14 +280,20 @@ impl TimerWheel {
         }
         // The latest the loop may wake: no timer's deadline plus slack may pass. Stale items
         // only make this earlier (an early wakeup, never a late one).
-        //
-        // Only the top levels of the heap are read, so a crowded tick costs O(1) here: every
-        // item below them has a deadline (so a deadline plus slack) no earlier than that of its
-        // ancestor on the last level read, so those deadlines bound the rest.
         let heap = self.due.as_slice();
-        let top = &heap[..heap.len().min(DUE_SCAN)];
+        // A small heap is read whole, so `hard` and the latest deadline within it are exact.
+        // In a big one only the top levels are read: every item below them has a deadline
+        // (so a deadline plus slack) no earlier than its ancestor's on the last level read,
+        // so those deadlines bound the rest, at O(1) cost for a crowded tick. That bound
+        // ignores slack, which makes dense timers wake more often than needed; hence the
+        // whole read where it is cheap.
+        let top = if heap.len() <= DUE_FULL_SCAN {
+            heap
+        } else {
+            &heap[..DUE_SCAN]
+        };
         let mut hard = top.iter().map(|&Reverse(it)| hard_of(it)).min();
-        if heap.len() > DUE_SCAN {
+        if heap.len() > top.len() {
             let frontier = &top[DUE_SCAN / 2..];
             let below = frontier.iter().map(|r| r.0 .0).min();
             hard = hard.min(below);
