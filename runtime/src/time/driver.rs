@@ -14,11 +14,10 @@ use super::wheel::TimerWheel;
 /// where an entry is filed, never when it fires.
 ///
 /// # Slack
-/// Like Linux's own `poll`/`select` timeouts (0.1 to 0.5 % of the timeout, and never less
-/// than the default timer slack of 50 µs), a timer may fire up to 1/256 of its duration late,
-/// at least [`MIN_SLACK_NS`] and at most [`MAX_SLACK_NS`], so that timers due close together
-/// share one wakeup instead of each paying for an `epoll_pwait2` and a timer interrupt: a
-/// 1 ms sleep has 50 µs of slack, timers of 256 ms or more 1 ms. Slack only
+/// Like Linux's own `poll`/`select` timeouts (0.1 to 0.5 % of the timeout), a timer may fire
+/// up to 1/256 of its duration late, at most [`MAX_SLACK_NS`], so that timers due close
+/// together share one wakeup instead of each paying for an `epoll_pwait2` and a timer
+/// interrupt: a 1 ms sleep has 4 µs of slack, timers of 256 ms or more 1 ms. Slack only
 /// matters when timers crowd: the loop wakes at the last deadline it can reach without making
 /// any timer later than its slack allows, so a lone timer fires on time. A timer never fires
 /// early, and whenever the loop wakes it fires every timer already due, whatever its slack.
@@ -145,7 +144,7 @@ impl Timers {
     /// [`MAX_SLACK_NS`] (see [Slack](Timers#slack)).
     fn slack_for(&self, deadline: u64) -> u32 {
         let ahead = deadline.saturating_sub(self.loop_now.get()) >> 8;
-        ahead.clamp(u64::from(MIN_SLACK_NS), u64::from(MAX_SLACK_NS)) as u32
+        ahead.min(u64::from(MAX_SLACK_NS)) as u32
     }
 
     /// Fires every timer due at `now` (a deadline equal to `now` is due), in deadline order.
@@ -171,11 +170,6 @@ impl Timers {
 
 /// The most a timer may fire late to share a wakeup (see [Slack](Timers#slack)).
 pub(crate) const MAX_SLACK_NS: u32 = 1_000_000;
-
-/// The slack every timer has at least: Linux's default timer slack. Without a floor, timers
-/// a few ms out would get only µs of slack, and a dense burst of them (one every few µs) would
-/// cost one wakeup each: the count of wakeups grows like 256·ln(range / smallest slack).
-pub(crate) const MIN_SLACK_NS: u32 = 50_000;
 
 impl Drop for Timers {
     fn drop(&mut self) {

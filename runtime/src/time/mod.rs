@@ -10,10 +10,10 @@
 //! - **Never early.** A timer fires at or after its deadline, and due timers fire in deadline
 //!   order. (A deadline already past when the timer is first polled completes at that poll.)
 //! - **Precise, with a little slack for crowds.** A timer may fire up to 1/256 of its
-//!   duration late (at least 50 µs, Linux's default timer slack, and never more than 1 ms), so
-//!   that timers due close together share one wakeup, much as Linux does for `poll`
-//!   timeouts: a lone timer fires on time, a `sleep(1ms)` crowded by others has 50 µs of
-//!   slack, a one-second timeout 1 ms. Each wakeup fires every timer already due.
+//!   duration late, and never more than 1 ms, so that timers due close together share one
+//!   wakeup, much as Linux does for `poll` timeouts: a lone timer fires on time, a
+//!   `sleep(1ms)` crowded by others has 4 µs of slack, a one-second timeout 1 ms. Each wakeup
+//!   fires every timer already due.
 //! - **Cancellation is dropping.** Dropping a [`Sleep`], [`Timeout`] or [`Interval`] removes its
 //!   timer at once, in O(1); `overlap::metrics().timers_active` counts the timers registered
 //!   now.
