@@ -28,7 +28,7 @@ pub use overlap_runtime::{
 
 /// Asynchronous I/O traits and helpers (re-exported from `futures-util`).
 ///
-/// Every overlap I/O type implements [`AsyncRead`]/[`AsyncWrite`] from futures-io, so these
+/// Every overlap I/O type implements [`AsyncRead`](io::AsyncRead)/[`AsyncWrite`](io::AsyncWrite) from futures-io, so these
 /// extension traits and adapters work on them directly.
 pub mod io {
     pub use futures_util::io::{

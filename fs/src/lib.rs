@@ -7,7 +7,7 @@
 //!
 //! Trips to the pool cost a few microseconds each, so the work is cut into coarse jobs:
 //!
-//! - the free functions ([`read`], [`write`], [`copy`], [`metadata`], ...) are one job each,
+//! - the free functions ([`read`], [`write`](fn@write), [`copy`], [`metadata`], ...) are one job each,
 //!   whole std call included (`read` opens, sizes, reads and closes in one job);
 //! - [`File`] reads ahead in chunks of 64 KiB to 2 MiB and batches writes;
 //! - [`read_dir`] fetches entries 256 at a time.
