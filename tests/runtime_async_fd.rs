@@ -263,3 +263,61 @@ fn fd_number_reuse_never_wakes_the_wrong_task() {
         }
     });
 }
+
+#[test]
+fn abort_while_waiting_on_an_fd_drops_the_future_and_deregisters() {
+    block_on(async {
+        let (r, _w) = pipe();
+        let dropped = Rc::new(Cell::new(false));
+        struct Flag(Rc<Cell<bool>>);
+        impl Drop for Flag {
+            fn drop(&mut self) {
+                self.0.set(true);
+            }
+        }
+        let flag = Flag(dropped.clone());
+        let h = spawn(async move {
+            let _flag = flag;
+            let r = AsyncFd::new(r).unwrap();
+            let mut buf = [0u8; 8];
+            read_some(&r, &mut buf).await
+        });
+        while overlap::metrics().registered_fds == 0 {
+            yield_now().await; // until the task is parked on its fd
+        }
+        h.abort();
+        assert!(h.await.unwrap_err().is_cancelled());
+        assert!(dropped.get(), "the future was not dropped");
+        assert_eq!(
+            overlap::metrics().registered_fds,
+            0,
+            "its fd was not deregistered"
+        );
+    });
+}
+
+#[test]
+fn clearing_with_an_old_event_keeps_a_newer_edge() {
+    block_on(async {
+        let (r, w) = socketpair();
+        let r = AsyncFd::new(r).unwrap();
+        write(w.as_raw_fd(), b"first").unwrap();
+        let mut guard = r.readable().await.unwrap();
+        // A new edge arrives while the guard still holds the readiness it saw.
+        write(w.as_raw_fd(), b"second").unwrap();
+        yield_now().await; // the reactor turns and records the edge
+        yield_now().await;
+        guard.clear_ready(); // stale: must not erase the newer edge
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        assert!(
+            r.poll_read_ready(&mut cx).is_ready(),
+            "a newer edge was lost"
+        );
+        // Clearing with the current event does clear it.
+        let mut guard = r.readable().await.unwrap();
+        let mut buf = [0u8; 64];
+        assert_eq!(read(r.as_raw_fd(), &mut buf).unwrap(), 11);
+        guard.clear_ready();
+        assert!(r.poll_read_ready(&mut cx).is_pending());
+    });
+}
