@@ -201,15 +201,7 @@ impl TimerWheel {
             }
         };
         self.len += 1;
-        let item = Item {
-            deadline,
-            index,
-            stamp,
-            slack,
-        };
-        self.file(item);
-        self.note_added(deadline);
-        self.maybe_sweep();
+        self.place(deadline, index, stamp, slack);
         TimerKey { index, generation }
     }
 
@@ -242,16 +234,21 @@ impl TimerWheel {
         self.stale += 1;
         let stamp = self.new_stamp();
         self.entries[index as usize].link = stamp;
-        let item = Item {
+        self.place(deadline, index, stamp, slack);
+        true
+    }
+
+    /// Files a timer's (new) item, keeps the wakeup cache tight, and sweeps if stale items
+    /// have piled up: the common tail of `insert` and `reset`.
+    fn place(&mut self, deadline: u64, index: u32, stamp: u32, slack: u32) {
+        self.file(Item {
             deadline,
             index,
             stamp,
             slack,
-        };
-        self.file(item);
+        });
         self.note_added(deadline);
         self.maybe_sweep();
-        true
     }
 
     /// A time (ns) at which the loop should next call `advance`. Never later than any timer's
