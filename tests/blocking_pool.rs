@@ -1,13 +1,13 @@
 //! The blocking pool: results, panics, saturation, keep-alive, thread-start failure.
 
-mod util;
+mod support;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use overlap::Runtime;
-use util::wait_until;
+use support::wait_until;
 
 #[test]
 fn returns_the_value() {

@@ -1,11 +1,11 @@
 //! `File` turns many small calls into few pool jobs (each job is one spawned task, so
 //! `tasks_spawned` counts them).
 
-mod util;
+mod support;
 
 use overlap::fs::File;
 use overlap::io::{AsyncReadExt, AsyncWriteExt};
-use util::{pattern, TempDir};
+use support::{pattern, TempDir};
 
 #[test]
 fn small_writes_are_batched() {

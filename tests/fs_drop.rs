@@ -1,13 +1,13 @@
 //! No accepted byte is lost when a `File` is dropped without `flush`; cancelled operations
 //! finish in the background.
 
-mod util;
+mod support;
 
 use std::time::Duration;
 
 use overlap::fs::{self, File};
 use overlap::io::AsyncWriteExt;
-use util::{pattern, wait_until, TempDir};
+use support::{pattern, wait_until, TempDir};
 
 /// Waits (generously) for background jobs to put `len` bytes in `path`.
 fn wait_for_len(path: &std::path::Path, len: u64) -> bool {

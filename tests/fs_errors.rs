@@ -1,6 +1,6 @@
 //! Every error keeps std's `io::ErrorKind` and names the path it is about.
 
-mod util;
+mod support;
 
 use std::io::ErrorKind;
 use std::path::Path;
@@ -8,7 +8,7 @@ use std::path::Path;
 use futures_util::StreamExt;
 use overlap::fs::{self, File, OpenOptions};
 use overlap::io::{AsyncReadExt, AsyncWriteExt};
-use util::{is_root, TempDir};
+use support::{is_root, TempDir};
 
 /// Asserts the error's kind and that its message reads `failed to <op> <path>: ...`.
 fn check(err: std::io::Error, kind: ErrorKind, op: &str, path: &Path) {

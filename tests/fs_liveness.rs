@@ -1,6 +1,6 @@
 //! The loop keeps running timers and tasks while file jobs run on the pool.
 
-mod util;
+mod support;
 
 use std::cell::Cell;
 use std::rc::Rc;
@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use overlap::fs::{self, File};
 use overlap::io::AsyncReadExt;
-use util::{pattern, TempDir};
+use support::{pattern, TempDir};
 
 #[test]
 fn ticker_keeps_ticking_during_big_reads() {

@@ -1,12 +1,12 @@
 //! `read_dir` lists every entry, in batches.
 
-mod util;
+mod support;
 
 use std::collections::HashSet;
 
 use futures_util::StreamExt;
 use overlap::fs;
-use util::TempDir;
+use support::TempDir;
 
 #[test]
 fn lists_10_000_entries_in_few_jobs() {

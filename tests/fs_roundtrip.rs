@@ -1,12 +1,12 @@
 //! Bytes go in and come back out unchanged: whole-file functions, `File` with odd buffer
 //! sizes, seeks after writes, buffered reads.
 
-mod util;
+mod support;
 
 use overlap::fs::{self, File, OpenOptions};
 use overlap::io::{AsyncBufReadExt, AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 use std::io::SeekFrom;
-use util::{pattern, TempDir};
+use support::{pattern, TempDir};
 
 const TEN_MIB: usize = 10 * 1024 * 1024;
 

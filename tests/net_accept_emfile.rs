@@ -4,16 +4,16 @@
 //! The limit is lowered in a child process (this test binary re-executed with an env var), so
 //! the other tests never run short of descriptors.
 
-mod net_util;
+mod support;
 
 use std::cell::{Cell, RefCell};
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::process::Command;
 use std::rc::Rc;
 
-use net_util::{open_fds, set_soft_nofile};
 use overlap::io::{AsyncReadExt, AsyncWriteExt};
 use overlap::net::{TcpListener, TcpStream};
+use support::{open_fds, set_soft_nofile};
 
 const CHILD_ENV: &str = "OVERLAP_NET_EMFILE_CHILD";
 const TEST_NAME: &str = "accept_under_emfile_recovers";

@@ -3,13 +3,13 @@
 //! Alone in its test binary, so counting the process's open fds is not disturbed by other
 //! tests running in parallel.
 
-mod net_util;
+mod support;
 
 use std::time::Duration;
 
 use futures_util::future::{select, Either};
-use net_util::open_fds;
 use overlap::net::{TcpSocket, TcpStream};
+use support::open_fds;
 
 #[test]
 fn dropping_a_pending_connect_closes_its_socket() {

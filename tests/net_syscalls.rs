@@ -7,8 +7,10 @@
 use std::io::{Read, Write};
 use std::thread;
 
-use overlap::io::{AsyncReadExt, AsyncWriteExt};
+mod support;
+
 use overlap::net::{syscall_counts, TcpListener};
+use support::echo_until_eof;
 
 /// Runs `conns` blocking clients doing `rounds` round trips of `size` bytes each against an
 /// echo server on the runtime. Returns (recv, send, epoll_wait) per round trip.
@@ -41,18 +43,7 @@ fn measure(conns: usize, rounds: usize, size: usize) -> (f64, f64, f64) {
         let before = (syscall_counts(), overlap::metrics());
         let handlers: Vec<_> = conns_v
             .into_iter()
-            .map(|mut conn| {
-                overlap::spawn(async move {
-                    let mut buf = vec![0u8; 16 * 1024];
-                    loop {
-                        let n = conn.read(&mut buf).await.unwrap();
-                        if n == 0 {
-                            break;
-                        }
-                        conn.write_all(&buf[..n]).await.unwrap();
-                    }
-                })
-            })
+            .map(|conn| overlap::spawn(echo_until_eof(conn)))
             .collect();
         for h in handlers {
             h.await.unwrap();

@@ -1,15 +1,15 @@
 //! TCP data transfer: exact bytes both ways, half-close, split halves, many connections,
 //! peer reset during a large write.
 
-mod net_util;
+mod support;
 
 use std::net::{Shutdown, SocketAddr};
 use std::time::Duration;
 
 use futures_util::future::join_all;
-use net_util::{pattern, raise_nofile};
 use overlap::io::{AsyncReadExt, AsyncWriteExt};
 use overlap::net::{TcpListener, TcpStream};
+use support::{echo_until_eof, pattern_seeded, raise_nofile};
 
 /// Spawns an echo server on 127.0.0.1:0 that serves every connection in its own task.
 async fn echo_server() -> SocketAddr {
@@ -17,17 +17,8 @@ async fn echo_server() -> SocketAddr {
     let addr = listener.local_addr().unwrap();
     overlap::spawn(async move {
         loop {
-            let (mut conn, _) = listener.accept().await.unwrap();
-            overlap::spawn(async move {
-                let mut buf = vec![0u8; 16 * 1024];
-                loop {
-                    let n = conn.read(&mut buf).await.unwrap();
-                    if n == 0 {
-                        break;
-                    }
-                    conn.write_all(&buf[..n]).await.unwrap();
-                }
-            });
+            let (conn, _) = listener.accept().await.unwrap();
+            overlap::spawn(echo_until_eof(conn));
         }
     });
     addr
@@ -38,7 +29,7 @@ fn echo_one_mib_exact_bytes() {
     overlap::block_on(async {
         let addr = echo_server().await;
         let stream = TcpStream::connect(addr).await.unwrap();
-        let data = pattern(1 << 20, 1);
+        let data = pattern_seeded(1 << 20, 1);
         let (mut rd, mut wr) = stream.into_split();
         let sent = data.clone();
         let writer = overlap::spawn(async move {
@@ -58,8 +49,8 @@ fn full_duplex_one_mib_each_way() {
     overlap::block_on(async {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let to_server = pattern(1 << 20, 2);
-        let to_client = pattern(1 << 20, 3);
+        let to_server = pattern_seeded(1 << 20, 2);
+        let to_client = pattern_seeded(1 << 20, 3);
 
         let (s_in, s_out) = (to_server.clone(), to_client.clone());
         let server = overlap::spawn(async move {
@@ -179,7 +170,7 @@ fn thousand_concurrent_connections_echo() {
         let clients = (0..1000u32).map(|i| {
             overlap::spawn(async move {
                 let mut conn = TcpStream::connect(addr).await.unwrap();
-                let msg = pattern(64 + (i as usize % 200), i);
+                let msg = pattern_seeded(64 + (i as usize % 200), i);
                 for _ in 0..3 {
                     conn.write_all(&msg).await.unwrap();
                     let mut back = vec![0u8; msg.len()];

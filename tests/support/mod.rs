@@ -1,64 +1,12 @@
-//! Small safe wrappers over the libc calls the integration tests need.
-#![allow(dead_code)]
+//! Helpers shared by the integration tests. Each test binary uses a part of them.
+#![allow(dead_code, unused_imports)]
 
-use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+mod echo;
+mod fd;
+mod files;
+mod limits;
 
-fn check(res: libc::c_int) -> io::Result<libc::c_int> {
-    if res == -1 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(res)
-    }
-}
-
-/// A non-blocking, close-on-exec pipe: (read end, write end).
-pub fn pipe() -> (OwnedFd, OwnedFd) {
-    let mut fds = [0; 2];
-    // SAFETY: `fds` has room for the two fds pipe2 writes.
-    check(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC) }).unwrap();
-    // SAFETY: both fds were just created and are owned by nobody else.
-    unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
-}
-
-/// A non-blocking, close-on-exec Unix stream socket pair.
-pub fn socketpair() -> (OwnedFd, OwnedFd) {
-    let mut fds = [0; 2];
-    let ty = libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
-    // SAFETY: `fds` has room for the two fds socketpair writes.
-    check(unsafe { libc::socketpair(libc::AF_UNIX, ty, 0, fds.as_mut_ptr()) }).unwrap();
-    // SAFETY: both fds were just created and are owned by nobody else.
-    unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
-}
-
-/// A non-blocking eventfd.
-pub fn eventfd() -> OwnedFd {
-    // SAFETY: eventfd takes no pointers.
-    let fd = check(unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) }).unwrap();
-    // SAFETY: the fd was just created and is owned by nobody else.
-    unsafe { OwnedFd::from_raw_fd(fd) }
-}
-
-/// write(2) on a raw fd.
-pub fn write(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
-    // SAFETY: `buf` is valid for reads of `buf.len()` bytes.
-    let n = unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) };
-    check(n as libc::c_int).map(|_| n as usize)
-}
-
-/// read(2) on a raw fd.
-pub fn read(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
-    // SAFETY: `buf` is valid for writes of `buf.len()` bytes.
-    let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
-    check(n as libc::c_int).map(|_| n as usize)
-}
-
-/// Adds `n` to an eventfd's counter.
-pub fn eventfd_add(fd: &OwnedFd, n: u64) {
-    write(fd.as_raw_fd(), &n.to_ne_bytes()).unwrap();
-}
-
-/// Number of open fds of this process.
-pub fn open_fds() -> usize {
-    std::fs::read_dir("/proc/self/fd").unwrap().count()
-}
+pub use echo::echo_until_eof;
+pub use fd::*;
+pub use files::*;
+pub use limits::*;

@@ -1,5 +1,4 @@
-//! Helpers shared by the integration tests.
-#![allow(dead_code)]
+//! Temp dirs, test bytes, waiting for a condition.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -38,17 +37,9 @@ impl Drop for TempDir {
     }
 }
 
-/// Deterministic, non-repeating-looking test bytes.
+/// Deterministic test bytes (see [`pattern_seeded`](super::pattern_seeded)) with seed 0.
 pub fn pattern(len: usize) -> Vec<u8> {
-    let mut x: u32 = 0x1234_5678;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            (x >> 24) as u8
-        })
-        .collect()
+    super::pattern_seeded(len, 0)
 }
 
 /// Polls `cond` until it holds or `limit` passes; returns whether it held.

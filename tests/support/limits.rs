@@ -1,5 +1,4 @@
-//! Helpers shared by the `net_*` tests.
-#![allow(dead_code)]
+//! Fd limits and counts, and the byte pattern every test uses.
 
 /// Raises the soft `RLIMIT_NOFILE` to the hard limit; returns the new soft limit.
 pub fn raise_nofile() -> u64 {
@@ -38,7 +37,7 @@ pub fn open_fds() -> usize {
 
 /// A deterministic byte pattern that does not repeat every 256 bytes, so a dropped or
 /// duplicated chunk is caught.
-pub fn pattern(len: usize, seed: u32) -> Vec<u8> {
+pub fn pattern_seeded(len: usize, seed: u32) -> Vec<u8> {
     let mut x = seed.wrapping_mul(2654435761).wrapping_add(1);
     (0..len)
         .map(|_| {
