@@ -5,6 +5,8 @@ use std::ptr;
 use std::rc::Rc;
 
 use super::core::Core;
+use super::shared::Shared;
+use crate::task::raw::TaskPtr;
 
 thread_local! {
     /// The core of the runtime driving this thread, or null.
@@ -13,6 +15,14 @@ thread_local! {
     /// Non-null only while an [`EnterGuard`] is alive on this thread; the guard owns an
     /// `Rc<Core>`, so the pointer is always valid while it can be read.
     static CURRENT: Cell<*const Core> = const { Cell::new(ptr::null()) };
+
+    /// The `Shared` of the runtime in CURRENT while this thread is in owner context for its
+    /// tasks (see `task/state.rs`), else null.
+    ///
+    /// # Invariant
+    /// Non-null only while CURRENT is non-null, points at that core's `Shared`, and that
+    /// core is not shutting down.
+    static OWNER: Cell<*const Shared> = const { Cell::new(ptr::null()) };
 }
 
 /// Runs `f` with the current runtime's core, or returns `None` outside a runtime.
@@ -25,9 +35,29 @@ pub(crate) fn with_current<R>(f: impl FnOnce(&Core) -> R) -> Option<R> {
     Some(f(unsafe { &*p }))
 }
 
+/// Runs `f` with the current runtime's core if this is *owner context* for `task`: the
+/// thread is running the task's runtime, which is not shutting down. Otherwise `None`.
+#[inline]
+pub(crate) fn with_owner<R>(task: TaskPtr, f: impl FnOnce(&Core) -> R) -> Option<R> {
+    // Null never matches a task, so one comparison settles "inside block_on", "this task's
+    // runtime" and "not shutting down".
+    if !ptr::eq(OWNER.with(Cell::get), task.shared_ptr()) {
+        return None;
+    }
+    // SAFETY: OWNER is non-null, so CURRENT is non-null and kept alive by its EnterGuard
+    // (both invariants).
+    Some(f(unsafe { &*CURRENT.with(Cell::get) }))
+}
+
+/// Leaves owner context for good: the current runtime begins shutting down.
+pub(crate) fn leave_owner() {
+    OWNER.with(|o| o.set(ptr::null()));
+}
+
 /// Marks this thread as driving `core` until dropped.
 pub(crate) struct EnterGuard {
     prev: *const Core,
+    prev_owner: *const Shared,
     _core: Rc<Core>,
 }
 
@@ -49,8 +79,15 @@ impl EnterGuard {
     /// when the guard drops. Used to shut a runtime down from anywhere.
     pub(crate) fn replace(core: &Rc<Core>) -> EnterGuard {
         let prev = CURRENT.with(|c| c.replace(Rc::as_ptr(core)));
+        let owner = if core.is_closing() {
+            ptr::null()
+        } else {
+            core.shared_ptr()
+        };
+        let prev_owner = OWNER.with(|o| o.replace(owner));
         EnterGuard {
             prev,
+            prev_owner,
             _core: core.clone(),
         }
     }
@@ -59,5 +96,6 @@ impl EnterGuard {
 impl Drop for EnterGuard {
     fn drop(&mut self) {
         CURRENT.with(|c| c.set(self.prev));
+        OWNER.with(|o| o.set(self.prev_owner));
     }
 }

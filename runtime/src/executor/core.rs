@@ -4,13 +4,12 @@ use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::future::Future;
 use std::io;
-use std::ptr;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::shared::Shared;
+use super::shared::{RemoteEntry, Shared};
 use super::Config;
 use crate::blocking::{BlockingPool, PoolConfig};
 use crate::coop::BUDGET;
@@ -18,10 +17,13 @@ use crate::metrics::RuntimeMetrics;
 use crate::reactor::Reactor;
 use crate::slab::Slab;
 use crate::sys::eventfd::EventFd;
-use crate::task::raw::TaskPtr;
+use crate::task::raw::{RemoteOp, TaskPtr};
 use crate::task::state::{CANCELLED, COMPLETE};
 use crate::task::JoinHandle;
 use crate::time::Timers;
+
+/// Wakes in a row that may run through the LIFO slot before the run queue gets a turn.
+const LIFO_STREAK: u32 = 3;
 
 /// How long the loop spins for a blocking job's result before it sleeps in epoll.
 const BLOCKING_SPIN: Duration = Duration::from_micros(50);
@@ -32,6 +34,12 @@ const BLOCKING_SPIN: Duration = Duration::from_micros(50);
 pub(crate) struct Core {
     pub(crate) shared: Arc<Shared>,
     run_queue: RefCell<VecDeque<TaskPtr>>,
+    /// The task woken last by the task being polled. It runs next, while its waker's data
+    /// is still in cache (a message passed from task to task is handled at once); at most
+    /// [`LIFO_STREAK`] times in a row, so the run queue is never starved.
+    lifo: Cell<Option<TaskPtr>>,
+    /// The task being polled, if any.
+    running: Cell<Option<TaskPtr>>,
     /// Every task whose future is not finished. Its entry is one of the task's references.
     tasks: RefCell<Slab<TaskPtr>>,
     reactor: Rc<Reactor>,
@@ -40,7 +48,10 @@ pub(crate) struct Core {
     pub(crate) config: Config,
     /// Cooperative budget left for the task being polled (see `coop`).
     pub(crate) budget: Cell<u32>,
-    remote_buf: RefCell<Vec<TaskPtr>>,
+    remote_buf: RefCell<Vec<RemoteEntry>>,
+    /// Set when shutdown begins: from then on no thread is in owner context for this
+    /// runtime's tasks (see `task/state.rs`).
+    closing: Cell<bool>,
     counters: Counters,
     spin: SpinPolicy,
 }
@@ -92,6 +103,8 @@ impl Core {
         Ok(Core {
             shared,
             run_queue: RefCell::new(VecDeque::with_capacity(256)),
+            lifo: Cell::new(None),
+            running: Cell::new(None),
             tasks: RefCell::new(Slab::new()),
             reactor,
             timers: Rc::new(Timers::new()),
@@ -103,6 +116,7 @@ impl Core {
             config,
             budget: Cell::new(BUDGET),
             remote_buf: RefCell::new(Vec::new()),
+            closing: Cell::new(false),
             counters: Counters::default(),
             spin: SpinPolicy::default(),
         })
@@ -124,9 +138,14 @@ impl Core {
         bump(&self.counters.budget_exhausted, 1);
     }
 
-    /// Whether `task` belongs to this runtime.
-    pub(crate) fn owns(&self, task: &TaskPtr) -> bool {
-        ptr::eq(Arc::as_ptr(&self.shared), task.shared())
+    /// The `Shared` this runtime's tasks point at; identifies the runtime.
+    pub(crate) fn shared_ptr(&self) -> *const Shared {
+        Arc::as_ptr(&self.shared)
+    }
+
+    /// Whether shutdown has begun.
+    pub(crate) fn is_closing(&self) -> bool {
+        self.closing.get()
     }
 
     pub(crate) fn spawn<F: Future + 'static>(&self, future: F) -> JoinHandle<F::Output> {
@@ -140,34 +159,47 @@ impl Core {
         unsafe { JoinHandle::from_task(task) }
     }
 
-    /// Queues a task already marked scheduled.
+    /// Queues a task just marked scheduled. A task woken by the task being polled (not by
+    /// itself: a yield must let the others run) takes the LIFO slot.
     pub(crate) fn push_local(&self, task: TaskPtr) {
-        self.run_queue.borrow_mut().push_back(task);
+        match self.running.get() {
+            Some(running) if running != task => {
+                if let Some(prev) = self.lifo.replace(Some(task)) {
+                    self.run_queue.borrow_mut().push_back(prev);
+                }
+            }
+            _ => self.run_queue.borrow_mut().push_back(task),
+        }
     }
 
     fn pop(&self) -> Option<TaskPtr> {
-        self.run_queue.borrow_mut().pop_front()
+        self.lifo
+            .take()
+            .or_else(|| self.run_queue.borrow_mut().pop_front())
     }
 
     pub(crate) fn has_ready_tasks(&self) -> bool {
-        !self.run_queue.borrow().is_empty()
+        self.lifo.get().is_some() || !self.run_queue.borrow().is_empty()
     }
 
     /// Runs one task taken off the run queue.
     fn run_task(&self, task: TaskPtr) {
-        let Some(prev) = task.unschedule() else {
+        let Some(flags) = task.unschedule_local() else {
             return;
         };
-        if prev & COMPLETE != 0 {
+        if flags & COMPLETE != 0 {
             return;
         }
         bump(&self.counters.polls, 1);
         self.budget.set(BUDGET);
-        let done = if prev & CANCELLED != 0 {
+        let done = if flags & CANCELLED != 0 {
             task.cancel();
             true
         } else {
-            task.poll()
+            self.running.set(Some(task));
+            let done = task.poll();
+            self.running.set(None);
+            done
         };
         if done {
             self.complete(task);
@@ -178,29 +210,60 @@ impl Core {
     fn complete(&self, task: TaskPtr) {
         task.finish();
         self.tasks.borrow_mut().remove(task.registry_key());
-        task.ref_dec();
+        task.ref_dec_local();
     }
 
     /// Runs up to `event_interval` tasks. Returns how many ran.
     pub(crate) fn run_batch(&self) -> usize {
         let mut ran = 0;
+        let mut streak = 0;
         while ran < self.config.event_interval {
-            let Some(task) = self.pop() else { break };
+            let task = match self.lifo.take() {
+                Some(task) if streak < LIFO_STREAK => {
+                    streak += 1;
+                    task
+                }
+                lifo => {
+                    streak = 0;
+                    let mut queue = self.run_queue.borrow_mut();
+                    queue.extend(lifo);
+                    match queue.pop_front() {
+                        Some(task) => task,
+                        None => break,
+                    }
+                }
+            };
             self.run_task(task);
             ran += 1;
         }
         ran
     }
 
-    /// Moves remotely woken tasks to the local run queue.
+    /// Applies what other threads queued: wakes go to the local run queue, released
+    /// references are dropped.
     fn drain_remote(&self) {
         if !self.shared.maybe_pending() {
             return;
         }
         let mut buf = self.remote_buf.borrow_mut();
         self.shared.take_remote(&mut buf);
-        if !buf.is_empty() {
-            self.run_queue.borrow_mut().extend(buf.drain(..));
+        for (task, op) in buf.drain(..) {
+            if op != RemoteOp::Release {
+                // Scheduling first keeps the cell alive through the clear; a wake landing
+                // after the clear queues a new entry, so none is lost.
+                if task.flags() & COMPLETE == 0 {
+                    task.schedule_local(self);
+                }
+                let last = task.clear_remote();
+                if last {
+                    // SAFETY: the queued bit was the last claim on the cell.
+                    unsafe { task.dealloc() };
+                    continue;
+                }
+            }
+            if op != RemoteOp::Wake {
+                task.ref_dec_local();
+            }
         }
     }
 
@@ -270,13 +333,12 @@ impl Core {
     /// when the `Runtime` is dropped, with this core entered.
     pub(crate) fn shutdown(&self) {
         self.blocking.shutdown();
-        for task in self.shared.close() {
-            task.unschedule();
-        }
         loop {
-            // Dropping a future may spawn or wake tasks; repeat until nothing is left.
+            // Dropping a future may spawn or wake tasks, here or remotely; repeat until
+            // nothing is left.
+            self.drain_remote();
             let tasks = self.tasks.borrow_mut().drain();
-            if tasks.is_empty() {
+            if tasks.is_empty() && !self.has_ready_tasks() && !self.shared.maybe_pending() {
                 break;
             }
             for task in tasks {
@@ -284,11 +346,16 @@ impl Core {
                     task.cancel();
                     task.finish();
                 }
-                task.ref_dec();
+                task.ref_dec_local();
+            }
+            while let Some(task) = self.pop() {
+                task.unschedule_local();
             }
         }
-        while let Some(task) = self.pop() {
-            task.unschedule();
-        }
+        // No task is queued locally any more: leave owner context for good, then shut the
+        // remote path, which applies whatever other threads queued meanwhile.
+        self.closing.set(true);
+        super::context::leave_owner();
+        self.shared.close();
     }
 }

@@ -9,10 +9,9 @@ use std::time::Duration;
 
 pub use runtime::{block_on, metrics, Builder, Runtime};
 
-pub(crate) use context::with_current;
+pub(crate) use context::{with_current, with_owner};
+pub(crate) use core::Core;
 pub(crate) use shared::Shared;
-
-use crate::task::raw::TaskPtr;
 
 /// Runtime settings, fixed when the runtime is built.
 #[derive(Clone, Debug)]
@@ -38,21 +37,5 @@ impl Default for Config {
             blocking_keep_alive: Duration::from_secs(10),
             blocking_stack_size: None,
         }
-    }
-}
-
-/// Puts a task that was just marked scheduled on its runtime's run queue: the local queue
-/// when called on that runtime's thread, otherwise the remote queue (which wakes the loop).
-pub(crate) fn schedule(task: TaskPtr) {
-    let local = with_current(|core| {
-        if core.owns(&task) {
-            core.push_local(task);
-            true
-        } else {
-            false
-        }
-    });
-    if local != Some(true) {
-        task.shared().push_remote(task);
     }
 }

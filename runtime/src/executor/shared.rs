@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::sys::eventfd::EventFd;
-use crate::task::raw::TaskPtr;
+use crate::task::raw::{RemoteOp, TaskPtr};
 
 /// State shared between the runtime thread and any thread holding one of its wakers.
 #[derive(Debug)]
@@ -19,9 +19,12 @@ pub(crate) struct Shared {
     pub(crate) eventfd_writes: AtomicU64,
 }
 
+/// One remote-queue entry: a task and what to do with it.
+pub(crate) type RemoteEntry = (TaskPtr, RemoteOp);
+
 #[derive(Debug)]
 struct Remote {
-    queue: Vec<TaskPtr>,
+    queue: Vec<RemoteEntry>,
     /// `None` once the runtime is dropped: wakes are ignored and the fd is closed when the
     /// last in-flight notifier lets go of it.
     eventfd: Option<Arc<EventFd>>,
@@ -50,18 +53,24 @@ impl Shared {
         self.remote.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Queues `task` (already marked scheduled) from a thread that is not running the
-    /// runtime, and wakes the loop. Once the runtime is gone the task is released instead.
-    pub(crate) fn push_remote(&self, task: TaskPtr) {
+    /// Queues `op` for `task` from outside owner context and wakes the loop (see
+    /// `task/waker.rs`). Once the runtime is gone, applies it here instead, under the lock
+    /// that then guards every task's local references.
+    pub(crate) fn push_remote(&self, task: TaskPtr, op: RemoteOp) {
         let mut r = self.lock();
         if r.eventfd.is_none() {
+            let free = apply_closed(task, op);
             drop(r);
-            // The runtime is gone: nobody will pop this entry, so give up the queue's claim.
-            task.unschedule();
+            if free {
+                // SAFETY: `apply_closed` took the last claim on the cell.
+                unsafe { task.dealloc() };
+            }
             return;
         }
-        r.queue.push(task);
-        self.remote_wakes.fetch_add(1, Ordering::Relaxed);
+        r.queue.push((task, op));
+        if op != RemoteOp::Release {
+            self.remote_wakes.fetch_add(1, Ordering::Relaxed);
+        }
         let efd = self.claim_notify(&r);
         drop(r);
         self.write_eventfd(efd);
@@ -134,7 +143,7 @@ impl Shared {
     /// Takes every remotely queued task. Clears `notified` in the same critical section, so
     /// a wake that lands after this drain writes the eventfd again and the loop cannot sleep
     /// through it.
-    pub(crate) fn take_remote(&self, into: &mut Vec<TaskPtr>) {
+    pub(crate) fn take_remote(&self, into: &mut Vec<RemoteEntry>) {
         let mut r = self.lock();
         self.notified.store(false, Ordering::Release);
         into.append(&mut r.queue);
@@ -146,11 +155,40 @@ impl Shared {
         self.lock().eventfd.as_ref().map_or(-1, |e| e.as_raw_fd())
     }
 
-    /// Shuts the remote path: later wakes are ignored, the eventfd is closed, and the tasks
-    /// still queued are returned so the runtime can release them.
-    pub(crate) fn close(&self) -> Vec<TaskPtr> {
+    /// Shuts the remote path: later wakes are ignored and the eventfd is closed. The entries
+    /// still queued are applied here, and from now on every task's local references are
+    /// touched only under this lock. Called by the runtime thread once no task of it is left
+    /// in its local run queue.
+    pub(crate) fn close(&self) {
         let mut r = self.lock();
         r.eventfd = None;
-        std::mem::take(&mut r.queue)
+        let queue = std::mem::take(&mut r.queue);
+        let free: Vec<TaskPtr> = queue
+            .into_iter()
+            .filter(|&(task, op)| apply_closed(task, op))
+            .map(|(task, _)| task)
+            .collect();
+        drop(r);
+        for task in free {
+            // SAFETY: `apply_closed` took the last claim on each of these cells.
+            unsafe { task.dealloc() };
+        }
+    }
+}
+
+/// Applies `op` to a task of a closed runtime, under its queue's lock: a wake does nothing
+/// but give up its queued bit, a release drops the local reference it carries. Returns
+/// whether that was the last claim, so the caller must free the cell after unlocking (the
+/// cell holds an `Arc` to this very `Shared`).
+fn apply_closed(task: TaskPtr, op: RemoteOp) -> bool {
+    match op {
+        RemoteOp::Wake => task.clear_remote(),
+        RemoteOp::Release => task.ref_dec_closed(),
+        RemoteOp::WakeRelease => {
+            // At most one of the two can be the last claim; evaluate both.
+            let a = task.ref_dec_closed();
+            let b = task.clear_remote();
+            a || b
+        }
     }
 }

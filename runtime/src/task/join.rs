@@ -60,14 +60,14 @@ impl<T> JoinHandle<T> {
     /// });
     /// ```
     pub fn abort(&self) {
-        if self.task.set_cancelled() && self.task.transition_to_scheduled() {
-            crate::executor::schedule(self.task);
+        if self.task.set_cancelled() {
+            super::waker::wake_by_ref(self.task);
         }
     }
 
     /// Whether the task has finished: returned, panicked, or been cancelled.
     pub fn is_finished(&self) -> bool {
-        self.task.state() & COMPLETE != 0
+        self.task.flags() & COMPLETE != 0
     }
 }
 

@@ -3,6 +3,7 @@
 mod join;
 pub(crate) mod raw;
 pub(crate) mod state;
+mod waker;
 
 use std::future::Future;
 use std::pin::Pin;

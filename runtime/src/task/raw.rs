@@ -1,14 +1,17 @@
 //! The raw task: one heap cell holding a header and the future (later its output).
 //!
 //! This is the task system's unsafe layer, kept small so the executor above it is safe Rust.
+//! The state it keeps, and who may touch which part, is described in `state.rs`; the wakers
+//! are in `waker.rs`.
 //!
 //! # Invariants
-//! 1. The stage (future or output), `join_waker`, `join_interest` and `registry_key` are
-//!    touched only on the thread that owns the runtime the task was spawned on. Other threads
-//!    touch only `state` (atomically) and `shared` (an `Arc<Shared>`, which is `Sync`).
-//! 2. The cell is freed exactly once: by whoever moves the state word to "no references and
-//!    not [`SCHEDULED`]" (see `state.rs`). Before that point the runtime thread has already
-//!    dropped the future and the output, so freeing never runs user code on a foreign thread.
+//! 1. The stage (future or output), `join_waker` and `flags` are touched only on the thread
+//!    that owns the runtime the task was spawned on; `refs` too while the runtime runs
+//!    (afterwards under the remote queue's lock). Other threads touch only `remote`
+//!    (atomically) and `shared` (an `Arc<Shared>`, which is `Sync`).
+//! 2. The cell is freed exactly once: by whoever brings the `remote` word to zero (see
+//!    `state.rs`). Before that point the runtime thread has already dropped the future and
+//!    the output, so freeing never runs user code on a foreign thread.
 
 use std::any::Any;
 use std::cell::{Cell, UnsafeCell};
@@ -17,24 +20,28 @@ use std::mem;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
+use std::task::{Context, Poll, Waker};
 
-use super::state::{self, CANCELLED, COMPLETE, REF_ONE, SCHEDULED};
+use super::state::{CANCELLED, COMPLETE, JOIN_INTEREST, REMOTE_QUEUED, SCHEDULED, UNIT};
 use super::JoinError;
-use crate::executor::Shared;
+use crate::executor::{Core, Shared};
 
-/// The type-independent start of every task cell.
+/// The type-independent start of every task cell (48 bytes).
 #[repr(C)]
 pub(crate) struct Header {
-    state: AtomicUsize,
+    /// The shared half of the state (`state.rs`).
+    remote: AtomicU32,
+    /// The owner's flags (`state.rs`).
+    flags: Cell<u8>,
+    /// Local references (`state.rs`).
+    refs: Cell<u32>,
+    registry_key: Cell<u32>,
     vtable: &'static TaskVTable,
     /// An `Arc<Shared>` turned into a raw pointer; released when the cell is freed.
     shared: *const Shared,
     join_waker: UnsafeCell<Option<Waker>>,
-    join_interest: Cell<bool>,
-    registry_key: Cell<usize>,
 }
 
 /// The per-future-type operations, monomorphised once per spawned future type.
@@ -58,40 +65,60 @@ struct TaskCell<F: Future> {
     stage: UnsafeCell<Stage<F>>,
 }
 
+/// What a remote-queue entry asks the runtime thread to do with a task.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum RemoteOp {
+    /// Schedule it; the entry holds the [`REMOTE_QUEUED`] claim.
+    Wake,
+    /// Drop one local reference, which the entry carries.
+    Release,
+    /// Both.
+    WakeRelease,
+}
+
 /// A pointer to a live task cell. Copying it does not count a reference: who holds one must
-/// hold a reference or the [`SCHEDULED`] bit by other means.
+/// hold a claim on the cell by other means.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) struct TaskPtr(NonNull<Header>);
 
-// SAFETY: a TaskPtr that crosses threads is only used for the state word and the `shared`
-// pointer (invariant 1); everything else is touched on the runtime thread.
+// SAFETY: a TaskPtr that crosses threads is only used for the `remote` word and the `shared`
+// pointer, plus `refs` under the closed queue's lock (invariant 1); everything else is
+// touched on the runtime thread.
 unsafe impl Send for TaskPtr {}
 
 impl TaskPtr {
-    /// Allocates a task for `future`, with two references (registry and JoinHandle) and the
-    /// [`SCHEDULED`] bit set, because the caller is about to put it in the run queue.
+    /// Allocates a task for `future` with two local references (registry and JoinHandle),
+    /// join interest, and [`SCHEDULED`] set, because the caller is about to queue it.
     pub(crate) fn allocate<F: Future + 'static>(future: F, shared: &Arc<Shared>) -> TaskPtr {
         let cell = Box::new(TaskCell {
             header: Header {
-                state: AtomicUsize::new((2 * REF_ONE) | SCHEDULED),
+                remote: AtomicU32::new(UNIT),
+                flags: Cell::new(SCHEDULED | JOIN_INTEREST),
+                refs: Cell::new(2),
+                registry_key: Cell::new(u32::MAX),
                 vtable: &TaskCell::<F>::VTABLE,
                 shared: Arc::into_raw(shared.clone()),
                 join_waker: UnsafeCell::new(None),
-                join_interest: Cell::new(true),
-                registry_key: Cell::new(usize::MAX),
             },
             stage: UnsafeCell::new(Stage::Running(future)),
         });
         TaskPtr(NonNull::from(Box::leak(cell)).cast())
     }
 
+    /// # Safety
+    /// `ptr` must be the data pointer of a task waker (a live task cell).
+    pub(crate) unsafe fn from_raw(ptr: *const ()) -> TaskPtr {
+        // SAFETY: caller's contract: a live, non-null cell.
+        TaskPtr(unsafe { NonNull::new_unchecked(ptr as *mut Header) })
+    }
+
+    pub(crate) fn as_raw(self) -> *const () {
+        self.0.as_ptr() as *const ()
+    }
+
     fn header(&self) -> &Header {
         // SAFETY: a TaskPtr always points at a live cell (see the type's docs).
         unsafe { self.0.as_ref() }
-    }
-
-    pub(crate) fn state(&self) -> usize {
-        self.header().state.load(Ordering::Acquire)
     }
 
     /// The runtime this task belongs to.
@@ -100,84 +127,144 @@ impl TaskPtr {
         unsafe { &*self.header().shared }
     }
 
-    /// Sets [`SCHEDULED`] unless it or [`COMPLETE`] is already set. Returns whether the
-    /// caller must now push the task on a run queue.
-    pub(crate) fn transition_to_scheduled(&self) -> bool {
-        let st = &self.header().state;
-        let mut cur = st.load(Ordering::Relaxed);
-        loop {
-            if cur & (SCHEDULED | COMPLETE) != 0 {
-                return false;
-            }
-            match st.compare_exchange_weak(
-                cur,
-                cur | SCHEDULED,
-                Ordering::AcqRel,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => return true,
-                Err(actual) => cur = actual,
-            }
+    pub(crate) fn shared_ptr(&self) -> *const Shared {
+        self.header().shared
+    }
+
+    /// The owner's flags. Runtime thread only.
+    pub(crate) fn flags(&self) -> u8 {
+        self.header().flags.get()
+    }
+
+    fn set_flags(&self, f: u8) {
+        self.header().flags.set(f)
+    }
+
+    /// The number of local references. Owner context only.
+    pub(crate) fn local_refs(&self) -> u32 {
+        self.header().refs.get()
+    }
+
+    /// Owner context: sets [`SCHEDULED`] unless it or [`COMPLETE`] is set, and if so queues
+    /// the task on `core`.
+    pub(crate) fn schedule_local(self, core: &Core) {
+        let f = self.flags();
+        if f & (SCHEDULED | COMPLETE) == 0 {
+            self.set_flags(f | SCHEDULED);
+            core.push_local(self);
         }
     }
 
-    /// A by-value wake: schedules the task if needed and gives up the Waker's reference, in
-    /// one atomic step (the hot path of every channel and I/O wake).
-    fn wake_by_val(self) {
-        let st = &self.header().state;
-        let mut cur = st.load(Ordering::Relaxed);
-        loop {
-            let enqueue = cur & (SCHEDULED | COMPLETE) == 0;
-            let next = (cur - REF_ONE) | if enqueue { SCHEDULED } else { 0 };
-            match st.compare_exchange_weak(cur, next, Ordering::AcqRel, Ordering::Relaxed) {
-                Ok(_) => {
-                    if enqueue {
-                        // The SCHEDULED claim keeps the cell alive without our reference.
-                        crate::executor::schedule(self);
-                    } else if state::refs(next) == 0 && next & SCHEDULED == 0 {
-                        // SAFETY: that was the last claim on the cell (invariant 2).
-                        unsafe { (self.header().vtable.dealloc)(self.0) };
-                    }
-                    return;
-                }
-                Err(actual) => cur = actual,
-            }
-        }
-    }
-
-    /// Marks the task for cancellation. Returns false if it already completed.
-    pub(crate) fn set_cancelled(&self) -> bool {
-        let prev = self.header().state.fetch_or(CANCELLED, Ordering::AcqRel);
-        prev & COMPLETE == 0
-    }
-
-    /// Takes the task off a run queue: clears [`SCHEDULED`]. Returns the state before, or
-    /// `None` if that was the last claim on the cell, which has then been freed.
-    pub(crate) fn unschedule(self) -> Option<usize> {
-        let prev = self.header().state.fetch_and(!SCHEDULED, Ordering::AcqRel);
-        if state::refs(prev) == 0 {
-            // SAFETY: no references and no queue entry remain (invariant 2).
-            unsafe { (self.header().vtable.dealloc)(self.0) };
+    /// Owner context: takes the task off the local run queue. Returns the flags before, or
+    /// `None` if that was the last local claim (the task is complete and nobody refers to
+    /// it locally), in which case the cell may already be freed.
+    pub(crate) fn unschedule_local(self) -> Option<u8> {
+        let f = self.flags();
+        self.set_flags(f & !SCHEDULED);
+        if self.local_refs() == 0 {
+            self.release_unit();
             return None;
         }
-        Some(prev)
+        Some(f)
     }
 
-    /// Adds a reference (for a new Waker).
-    fn ref_inc(&self) {
-        let prev = self.header().state.fetch_add(REF_ONE, Ordering::Relaxed);
-        if prev > isize::MAX as usize {
+    /// Owner context: one more local reference.
+    pub(crate) fn ref_inc_local(&self) {
+        let refs = &self.header().refs;
+        match refs.get().checked_add(1) {
+            Some(n) => refs.set(n),
+            None => std::process::abort(),
+        }
+    }
+
+    /// Owner context: drops one local reference.
+    pub(crate) fn ref_dec_local(self) {
+        let refs = &self.header().refs;
+        let n = refs.get() - 1;
+        refs.set(n);
+        if n == 0 && self.flags() & SCHEDULED == 0 {
+            self.release_unit();
+        }
+    }
+
+    /// Closed runtime, under the remote queue's lock: drops one local reference. Returns
+    /// whether the caller must free the cell (after releasing the lock).
+    pub(crate) fn ref_dec_closed(self) -> bool {
+        let refs = &self.header().refs;
+        let n = refs.get() - 1;
+        refs.set(n);
+        // No task of a closed runtime is in a local run queue (`Core::shutdown`).
+        n == 0 && self.release_unit_deferred()
+    }
+
+    /// One more claim in the shared count (a waker made outside owner context).
+    pub(crate) fn unit_inc(&self) {
+        let prev = self.header().remote.fetch_add(UNIT, Ordering::Relaxed);
+        if prev > u32::MAX / 2 {
             std::process::abort();
         }
     }
 
-    /// Drops one reference, freeing the cell if it was the last claim on it.
-    pub(crate) fn ref_dec(self) {
-        let prev = self.header().state.fetch_sub(REF_ONE, Ordering::AcqRel);
-        if state::refs(prev) == 1 && prev & SCHEDULED == 0 {
-            // SAFETY: that was the last reference and no queue holds the task (invariant 2).
-            unsafe { (self.header().vtable.dealloc)(self.0) };
+    /// Gives up one shared claim, freeing the cell if it was the last.
+    pub(crate) fn release_unit(self) {
+        if self.release_unit_deferred() {
+            // SAFETY: that was the last claim on the cell (invariant 2).
+            unsafe { self.dealloc() };
         }
+    }
+
+    /// Gives up one shared claim; returns whether it was the last, so the caller must free.
+    fn release_unit_deferred(self) -> bool {
+        self.header().remote.fetch_sub(UNIT, Ordering::AcqRel) == UNIT
+    }
+
+    /// A remote wake: sets [`REMOTE_QUEUED`] and, if `release_unit`, gives up one shared
+    /// claim in the same step. Returns whether the bit was clear, so the caller must queue
+    /// a [`RemoteOp::Wake`] entry. Never frees: the bit is left as a claim.
+    pub(crate) fn mark_remote(&self, release_unit: bool) -> bool {
+        let dec = if release_unit { UNIT } else { 0 };
+        let prev = if dec == 0 {
+            self.header()
+                .remote
+                .fetch_or(REMOTE_QUEUED, Ordering::AcqRel)
+        } else {
+            let st = &self.header().remote;
+            let mut cur = st.load(Ordering::Relaxed);
+            loop {
+                let next = (cur - dec) | REMOTE_QUEUED;
+                match st.compare_exchange_weak(cur, next, Ordering::AcqRel, Ordering::Relaxed) {
+                    Ok(_) => break cur,
+                    Err(actual) => cur = actual,
+                }
+            }
+        };
+        prev & REMOTE_QUEUED == 0
+    }
+
+    /// Clears [`REMOTE_QUEUED`] once its entry is handled. Returns whether the caller must
+    /// free the cell (that bit was the last claim).
+    pub(crate) fn clear_remote(self) -> bool {
+        self.header()
+            .remote
+            .fetch_and(!REMOTE_QUEUED, Ordering::AcqRel)
+            == REMOTE_QUEUED
+    }
+
+    /// Frees the cell.
+    ///
+    /// # Safety
+    /// The caller brought the `remote` word to zero: no claim on the cell is left.
+    pub(crate) unsafe fn dealloc(self) {
+        // SAFETY: caller's contract.
+        unsafe { (self.header().vtable.dealloc)(self.0) };
+    }
+
+    /// Marks the task for cancellation. Returns false if it already completed. Runtime
+    /// thread only.
+    pub(crate) fn set_cancelled(&self) -> bool {
+        let f = self.flags();
+        self.set_flags(f | CANCELLED);
+        f & COMPLETE == 0
     }
 
     /// Polls the future once. Returns true if it completed (returned or panicked); its
@@ -197,8 +284,9 @@ impl TaskPtr {
     /// the output at once when nobody will read it. Runtime thread only.
     pub(crate) fn finish(&self) {
         let h = self.header();
-        h.state.fetch_or(COMPLETE, Ordering::AcqRel);
-        if h.join_interest.get() {
+        let f = self.flags();
+        self.set_flags(f | COMPLETE);
+        if f & JOIN_INTEREST != 0 {
             // SAFETY: runtime thread only (invariant 1); no other borrow of the cell is live.
             let waker = unsafe { (*h.join_waker.get()).take() };
             if let Some(w) = waker {
@@ -211,10 +299,11 @@ impl TaskPtr {
     }
 
     pub(crate) fn registry_key(&self) -> usize {
-        self.header().registry_key.get()
+        self.header().registry_key.get() as usize
     }
 
     pub(crate) fn set_registry_key(&self, key: usize) {
+        let key = u32::try_from(key).expect("more than 4 billion live tasks");
         self.header().registry_key.set(key)
     }
 
@@ -225,7 +314,7 @@ impl TaskPtr {
     /// `T` must be the output type of the future this task was spawned with.
     pub(crate) unsafe fn poll_join<T>(&self, out: &mut Poll<Result<T, JoinError>>, waker: &Waker) {
         let h = self.header();
-        if h.state.load(Ordering::Acquire) & COMPLETE != 0 {
+        if self.flags() & COMPLETE != 0 {
             // SAFETY: the caller guarantees `T` matches; runtime thread only.
             unsafe {
                 (h.vtable.read_output)(self.0, (out as *mut Poll<Result<T, JoinError>>).cast())
@@ -240,18 +329,20 @@ impl TaskPtr {
         }
     }
 
-    /// JoinHandle side: the handle goes away. Drops an unread output. Runtime thread only.
+    /// JoinHandle side: the handle goes away. Drops an unread output and the handle's local
+    /// reference. Runtime thread only.
     pub(crate) fn drop_join(self) {
         let h = self.header();
-        h.join_interest.set(false);
+        let f = self.flags();
+        self.set_flags(f & !JOIN_INTEREST);
         // SAFETY: runtime thread only (invariant 1).
         let waker = unsafe { (*h.join_waker.get()).take() };
         drop(waker);
-        if h.state.load(Ordering::Acquire) & COMPLETE != 0 {
+        if f & COMPLETE != 0 {
             // SAFETY: runtime thread only (invariant 1); the future is already gone.
             unsafe { (h.vtable.drop_stage)(self.0) };
         }
-        self.ref_dec();
+        super::waker::release_local_ref(self);
     }
 }
 
@@ -275,11 +366,8 @@ impl<F: Future + 'static> TaskCell<F> {
     /// # Safety
     /// As for [`Self::stage`]; the stage must be `Running`.
     unsafe fn poll(ptr: NonNull<Header>) -> bool {
-        // A borrowed waker: it does not own a reference, so it must not be dropped.
-        // SAFETY: WAKER_VTABLE upholds the RawWaker contract; ManuallyDrop keeps the count.
-        let waker = mem::ManuallyDrop::new(unsafe {
-            Waker::from_raw(RawWaker::new(ptr.as_ptr() as *const (), &WAKER_VTABLE))
-        });
+        // SAFETY: the task is live and being polled on its runtime thread, in owner context.
+        let waker = unsafe { super::waker::borrowed(TaskPtr(ptr)) };
         let mut cx = Context::from_waker(&waker);
         // SAFETY: caller's contract.
         let stage = unsafe { Self::stage(ptr) };
@@ -350,42 +438,4 @@ impl<F: Future + 'static> TaskCell<F> {
 /// A panic payload whose own destructor panicked: leaking it is the only safe choice.
 fn forget_payload(payload: Box<dyn Any + Send>) {
     mem::forget(payload);
-}
-
-static WAKER_VTABLE: RawWakerVTable =
-    RawWakerVTable::new(waker_clone, waker_wake, waker_wake_by_ref, waker_drop);
-
-/// # Safety
-/// `ptr` is the data pointer of a task Waker: a live task cell on which it owns a reference.
-unsafe fn waker_clone(ptr: *const ()) -> RawWaker {
-    // SAFETY: caller's contract: the pointer is a live, non-null task cell.
-    let task = TaskPtr(unsafe { NonNull::new_unchecked(ptr as *mut Header) });
-    task.ref_inc();
-    RawWaker::new(ptr, &WAKER_VTABLE)
-}
-
-/// # Safety
-/// As for [`waker_clone`]; consumes the Waker's reference.
-unsafe fn waker_wake(ptr: *const ()) {
-    // SAFETY: caller's contract.
-    let task = TaskPtr(unsafe { NonNull::new_unchecked(ptr as *mut Header) });
-    task.wake_by_val();
-}
-
-/// # Safety
-/// As for [`waker_clone`].
-unsafe fn waker_wake_by_ref(ptr: *const ()) {
-    // SAFETY: caller's contract.
-    let task = TaskPtr(unsafe { NonNull::new_unchecked(ptr as *mut Header) });
-    if task.transition_to_scheduled() {
-        crate::executor::schedule(task);
-    }
-}
-
-/// # Safety
-/// As for [`waker_clone`]; consumes the Waker's reference.
-unsafe fn waker_drop(ptr: *const ()) {
-    // SAFETY: caller's contract.
-    let task = TaskPtr(unsafe { NonNull::new_unchecked(ptr as *mut Header) });
-    task.ref_dec();
 }

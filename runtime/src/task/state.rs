@@ -1,28 +1,46 @@
-//! The bits of a task's state word.
+//! The two halves of a task's state: what only its runtime thread touches, and the one word
+//! other threads may touch.
 //!
-//! One `AtomicUsize` per task holds flags in its low byte and a reference count above them.
-//! It is the only part of a task that threads other than the runtime's may touch.
+//! # Why two halves
+//! Almost every wake, waker clone and waker drop happens on the runtime's own thread (a task
+//! wakes another through a channel, the reactor wakes a task it stores). Those paths use
+//! plain `Cell`s and no atomic instruction at all. Other threads go through an atomic word
+//! and the runtime's remote queue, which the runtime thread drains.
 //!
-//! - [`SCHEDULED`]: the task sits in a run queue (the local one or the remote one). The queue
-//!   entry owns the task's memory while the bit is set, like a reference would, so a task is
-//!   freed only when the count is zero *and* this bit is clear. Setting it is how a wake
-//!   enqueues; a wake that finds it already set does nothing, so a task is queued at most once.
-//! - [`COMPLETE`]: the future is gone (it returned, panicked, or was cancelled). Wakes are
-//!   ignored from then on. Only the runtime thread sets it.
+//! # Owner half (`Header::flags`, `Header::refs`)
+//! Touched only on the runtime thread while the runtime runs ("owner context": the thread is
+//! inside that runtime's `block_on` and the runtime is not shutting down). Once the runtime
+//! has closed its remote queue, `refs` is touched only under that queue's lock (by any
+//! thread), and `flags` only by the thread that owned the runtime.
+//!
+//! - [`SCHEDULED`]: the task sits in the local run queue. The entry is a claim on the cell.
+//! - [`COMPLETE`]: the future is gone (returned, panicked or cancelled); wakes are ignored.
 //! - [`CANCELLED`]: `abort()` was asked for; the next run drops the future instead of polling.
-//! - the count ([`REF_ONE`] per reference) counts: the runtime's task registry (until the task
-//!   completes), the `JoinHandle` (until it is dropped), and each live `Waker`.
+//! - [`JOIN_INTEREST`]: the `JoinHandle` still exists and will read the output.
+//! - `refs` counts *local references*: the task registry (until the task completes), the
+//!   `JoinHandle`, every waker made in owner context, and every remote-queue entry that
+//!   carries a reference to drop.
+//!
+//! # Shared half (`Header::remote`, atomic)
+//! - [`REMOTE_QUEUED`]: a wake entry for the task sits in the remote queue; later remote wakes
+//!   need not queue another. The bit is a claim on the cell.
+//! - the count, in [`UNIT`]s: one for every waker made outside owner context, plus one
+//!   standing for all local claims together, held while `refs > 0` or [`SCHEDULED`] is set.
+//!
+//! Whoever brings the whole word to zero frees the cell. Local references never come back
+//! from zero (a waker cloned at home from a task with no local references is counted in the
+//! shared half), so the standing unit is given up exactly once.
 
-/// The task is in a run queue; the queue entry keeps its memory alive.
-pub(crate) const SCHEDULED: usize = 1 << 0;
+/// The task is in the local run queue; the entry keeps the cell alive.
+pub(crate) const SCHEDULED: u8 = 1 << 0;
 /// The future has been dropped; the stage holds the output or nothing.
-pub(crate) const COMPLETE: usize = 1 << 1;
+pub(crate) const COMPLETE: u8 = 1 << 1;
 /// `abort()` was called: drop the future on the next run.
-pub(crate) const CANCELLED: usize = 1 << 2;
-/// One reference in the count.
-pub(crate) const REF_ONE: usize = 1 << 8;
+pub(crate) const CANCELLED: u8 = 1 << 2;
+/// The `JoinHandle` is alive and wants the output.
+pub(crate) const JOIN_INTEREST: u8 = 1 << 3;
 
-/// Number of references counted in the state word `s`.
-pub(crate) fn refs(s: usize) -> usize {
-    s >> 8
-}
+/// A remote wake entry for the task is queued.
+pub(crate) const REMOTE_QUEUED: u32 = 1;
+/// One claim in the shared count.
+pub(crate) const UNIT: u32 = 2;

@@ -1,0 +1,143 @@
+//! Task wakers: one vtable per half of the task state (see `state.rs`).
+//!
+//! - A **local** waker is counted in the task's local references. It is what a task's own
+//!   poll hands out, and what cloning in owner context makes. In owner context every
+//!   operation on it is a few plain loads and stores.
+//! - A **shared** waker is counted atomically. Cloning any waker outside owner context makes
+//!   one; it works from every thread.
+//!
+//! Outside owner context, an operation that must touch local state (waking, or dropping a
+//! local waker) becomes an entry in the runtime's remote queue, which the runtime thread
+//! applies; a wake also sets [`REMOTE_QUEUED`](super::state::REMOTE_QUEUED) so that many
+//! remote wakes queue one entry.
+
+use std::mem::ManuallyDrop;
+use std::task::{RawWaker, RawWakerVTable, Waker};
+
+use super::raw::{RemoteOp, TaskPtr};
+use crate::executor::with_owner;
+
+static LOCAL: RawWakerVTable =
+    RawWakerVTable::new(local_clone, local_wake, local_wake_by_ref, local_drop);
+
+static SHARED: RawWakerVTable =
+    RawWakerVTable::new(shared_clone, shared_wake, shared_wake_by_ref, shared_drop);
+
+/// The waker a task is polled with: local, and owning no reference, so it must never be
+/// dropped (hence `ManuallyDrop`); clones of it count their own.
+///
+/// # Safety
+/// `task` must be live and polled in owner context for as long as the waker is used.
+pub(crate) unsafe fn borrowed(task: TaskPtr) -> ManuallyDrop<Waker> {
+    // SAFETY: LOCAL upholds the RawWaker contract for a live task; the caller keeps the task
+    // live, and ManuallyDrop keeps the reference count untouched.
+    ManuallyDrop::new(unsafe { Waker::from_raw(RawWaker::new(task.as_raw(), &LOCAL)) })
+}
+
+/// Drops one local reference from anywhere: at once in owner context, otherwise through
+/// the remote queue.
+pub(crate) fn release_local_ref(task: TaskPtr) {
+    if with_owner(task, |_| task.ref_dec_local()).is_none() {
+        task.shared().push_remote(task, RemoteOp::Release);
+    }
+}
+
+/// Schedules `task` from anywhere, without giving up any reference.
+pub(crate) fn wake_by_ref(task: TaskPtr) {
+    if with_owner(task, |core| task.schedule_local(core)).is_none() && task.mark_remote(false) {
+        task.shared().push_remote(task, RemoteOp::Wake);
+    }
+}
+
+/// A new waker for `task`: local when made in owner context for a task with local
+/// references (so its count can be kept without atomics), shared otherwise.
+fn clone_waker(task: TaskPtr) -> RawWaker {
+    let local = with_owner(task, |_| {
+        if task.local_refs() > 0 {
+            task.ref_inc_local();
+            true
+        } else {
+            false
+        }
+    });
+    if local == Some(true) {
+        RawWaker::new(task.as_raw(), &LOCAL)
+    } else {
+        task.unit_inc();
+        RawWaker::new(task.as_raw(), &SHARED)
+    }
+}
+
+/// # Safety
+/// `ptr` is the data pointer of a task waker: a live task cell on which it holds a claim.
+unsafe fn local_clone(ptr: *const ()) -> RawWaker {
+    // SAFETY: caller's contract.
+    clone_waker(unsafe { TaskPtr::from_raw(ptr) })
+}
+
+/// # Safety
+/// As for [`local_clone`]; consumes the waker's local reference.
+unsafe fn local_wake(ptr: *const ()) {
+    // SAFETY: caller's contract.
+    let task = unsafe { TaskPtr::from_raw(ptr) };
+    let home = with_owner(task, |core| {
+        task.schedule_local(core);
+        task.ref_dec_local();
+    });
+    if home.is_none() {
+        let op = if task.mark_remote(false) {
+            RemoteOp::WakeRelease
+        } else {
+            RemoteOp::Release
+        };
+        task.shared().push_remote(task, op);
+    }
+}
+
+/// # Safety
+/// As for [`local_clone`].
+unsafe fn local_wake_by_ref(ptr: *const ()) {
+    // SAFETY: caller's contract.
+    wake_by_ref(unsafe { TaskPtr::from_raw(ptr) });
+}
+
+/// # Safety
+/// As for [`local_clone`]; consumes the waker's local reference.
+unsafe fn local_drop(ptr: *const ()) {
+    // SAFETY: caller's contract.
+    release_local_ref(unsafe { TaskPtr::from_raw(ptr) });
+}
+
+/// # Safety
+/// As for [`local_clone`] (the claim is a shared unit).
+unsafe fn shared_clone(ptr: *const ()) -> RawWaker {
+    // SAFETY: caller's contract.
+    clone_waker(unsafe { TaskPtr::from_raw(ptr) })
+}
+
+/// # Safety
+/// As for [`shared_clone`]; consumes the waker's unit.
+unsafe fn shared_wake(ptr: *const ()) {
+    // SAFETY: caller's contract.
+    let task = unsafe { TaskPtr::from_raw(ptr) };
+    if with_owner(task, |core| task.schedule_local(core)).is_some() {
+        task.release_unit();
+    } else if task.mark_remote(true) {
+        // The unit went in the same atomic step; the queued bit keeps the cell alive.
+        task.shared().push_remote(task, RemoteOp::Wake);
+    }
+}
+
+/// # Safety
+/// As for [`shared_clone`].
+unsafe fn shared_wake_by_ref(ptr: *const ()) {
+    // SAFETY: caller's contract.
+    wake_by_ref(unsafe { TaskPtr::from_raw(ptr) });
+}
+
+/// # Safety
+/// As for [`shared_clone`]; consumes the waker's unit.
+unsafe fn shared_drop(ptr: *const ()) {
+    // SAFETY: caller's contract.
+    unsafe { TaskPtr::from_raw(ptr) }.release_unit();
+}
