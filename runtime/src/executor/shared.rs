@@ -55,17 +55,14 @@ impl Shared {
 
     /// Queues `op` for `task` from outside owner context and wakes the loop (see
     /// `task/waker.rs`). Once the runtime is gone, applies it here instead, under the lock
-    /// that then guards every task's local references.
-    pub(crate) fn push_remote(&self, task: TaskPtr, op: RemoteOp) {
+    /// that then guards every task's local references; returns true if that took the last
+    /// claim on the cell, which the caller must then free (not here: the cell may hold the
+    /// last reference to this very `Shared`).
+    #[must_use = "the caller must free the cell when this returns true"]
+    pub(crate) fn push_remote(&self, task: TaskPtr, op: RemoteOp) -> bool {
         let mut r = self.lock();
         if r.eventfd.is_none() {
-            let free = apply_closed(task, op);
-            drop(r);
-            if free {
-                // SAFETY: `apply_closed` took the last claim on the cell.
-                unsafe { task.dealloc() };
-            }
-            return;
+            return apply_closed(task, op);
         }
         r.queue.push((task, op));
         if op != RemoteOp::Release {
@@ -74,6 +71,7 @@ impl Shared {
         let efd = self.claim_notify(&r);
         drop(r);
         self.write_eventfd(efd);
+        false
     }
 
     /// Wakes the loop without queueing a task (the `block_on` future was woken).

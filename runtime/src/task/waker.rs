@@ -34,18 +34,28 @@ pub(crate) unsafe fn borrowed(task: TaskPtr) -> ManuallyDrop<Waker> {
     ManuallyDrop::new(unsafe { Waker::from_raw(RawWaker::new(task.as_raw(), &LOCAL)) })
 }
 
+/// Queues `op` for `task` on its runtime's remote queue (see `Shared::push_remote`), and
+/// frees the cell if the runtime is gone and that was the last claim.
+fn push_remote(task: TaskPtr, op: RemoteOp) {
+    if task.shared().push_remote(task, op) {
+        // SAFETY: `push_remote` applied `op` to a closed runtime's task and took the last
+        // claim on the cell; nothing refers to it any more.
+        unsafe { task.dealloc() };
+    }
+}
+
 /// Drops one local reference from anywhere: at once in owner context, otherwise through
 /// the remote queue.
 pub(crate) fn release_local_ref(task: TaskPtr) {
     if with_owner(task, |_| task.ref_dec_local()).is_none() {
-        task.shared().push_remote(task, RemoteOp::Release);
+        push_remote(task, RemoteOp::Release);
     }
 }
 
 /// Schedules `task` from anywhere, without giving up any reference.
 pub(crate) fn wake_by_ref(task: TaskPtr) {
     if with_owner(task, |core| task.schedule_local(core)).is_none() && task.mark_remote(false) {
-        task.shared().push_remote(task, RemoteOp::Wake);
+        push_remote(task, RemoteOp::Wake);
     }
 }
 
@@ -90,7 +100,7 @@ unsafe fn local_wake(ptr: *const ()) {
         } else {
             RemoteOp::Release
         };
-        task.shared().push_remote(task, op);
+        push_remote(task, op);
     }
 }
 
@@ -124,7 +134,7 @@ unsafe fn shared_wake(ptr: *const ()) {
         task.release_unit();
     } else if task.mark_remote(true) {
         // The unit went in the same atomic step; the queued bit keeps the cell alive.
-        task.shared().push_remote(task, RemoteOp::Wake);
+        push_remote(task, RemoteOp::Wake);
     }
 }
 
