@@ -138,7 +138,7 @@ fn overlap_churn(offsets: &[Duration]) -> Costs {
 }
 
 /// Register and cancel costs with the sleeps stored inline instead of boxed: overlap's `Sleep`
-/// is `Unpin` (48 bytes), so callers need not box or pin it. Informational; tokio's `Sleep` is
+/// is `Unpin` (40 bytes), so callers need not box or pin it. Informational; tokio's `Sleep` is
 /// `!Unpin` and has no equivalent.
 fn overlap_unboxed(offsets: &[Duration]) -> (f64, f64) {
     overlap::block_on(async {

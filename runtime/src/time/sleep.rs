@@ -62,6 +62,10 @@ pub struct Sleep {
     state: State,
 }
 
+// Small futures are cheaper to box and to move: keep `Sleep` at 40 bytes (see `TimerKey`).
+#[cfg(target_pointer_width = "64")]
+const _: () = assert!(std::mem::size_of::<Sleep>() == 40);
+
 enum State {
     /// Not polled since created or reset.
     Unregistered,

@@ -5,9 +5,11 @@
 //! wide, cover 2^36 ticks (about 2.3 years) ahead; anything further waits in an overflow list.
 //!
 //! Timers live in a slab of entries. A slot is a vector of *items*, `(deadline, index, stamp)`
-//! copies that point at an entry: inserting pushes one, and cascading a slot copies its items
-//! one level down without touching the entries at all, so a million scattered entries cost no
-//! cache misses until they fire.
+//! copies that point at an entry: inserting queues one, filed with the next batch (see
+//! `TimerWheel::pending`), and cascading a slot copies its items one level down without
+//! touching the entries at all, so a million scattered entries cost no cache misses until
+//! they fire. (Hence a timer's slack lives in its entry: it is needed only once the item's tick
+//! is reached, when the entry is read anyway.) Big slot buffers are recycled (`spares.rs`).
 //!
 //! Coarse slots alone would fire up to a tick late. So items whose tick has been reached move
 //! into the *due heap*, a binary heap ordered by exact deadline: the loop can sleep until the
@@ -24,6 +26,8 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::task::Waker;
+
+use spares::Spares;
 
 /// log2 of the width of a level-0 slot (one tick) in nanoseconds.
 pub(crate) const TICK_SHIFT: u32 = 20;
@@ -44,14 +48,21 @@ const DUE_SCAN: usize = 255;
 const DUE_FULL_SCAN: usize = 4096;
 /// A slot vector emptied by a cascade keeps its allocation up to this many items.
 const KEEP_CAPACITY: usize = 1024;
+/// Items filed in one batch (see `TimerWheel::pending`).
+const BATCH: usize = 1024;
 /// Stale items tolerated on top of one per live timer before a sweep.
 const STALE_SLACK: usize = 1024;
 /// Stamps handed out between two sweeps, at most: half the stamp space.
-const STAMPS_PER_SWEEP: u32 = 1 << 31;
+const STAMPS_PER_SWEEP: u64 = 1 << 31;
 
 /// Identifies one registered timer: a slab index plus the timer's unique id, so a key whose
 /// timer has fired (and whose entry was reused, or the slab reset) is recognised as stale.
+///
+/// Packed to 12 bytes (4-aligned): a registered `Sleep` holds one next to an `Rc` and its
+/// state tag in 24 bytes, which makes it 40 bytes in all instead of 48. (Fields are only
+/// ever copied out, never borrowed.)
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(C, packed(4))]
 pub(crate) struct TimerKey {
     index: u32,
     generation: u64,
@@ -68,28 +79,32 @@ struct Entry {
     /// While live: the stamp of the entry's one live item. While free: the next free entry.
     link: u32,
     live: bool,
+    /// How late the timer may fire so it can share a wakeup with others, in units of
+    /// [`SLACK_UNIT`] ns (rounded down). Kept here rather than in every item to keep items
+    /// small: it is only needed once the item's tick is reached, when its entry is read anyway.
+    slack: u16,
 }
 
 const _: () = assert!(std::mem::size_of::<Entry>() == 32);
 
+/// The unit of [`Entry::slack`], in ns: 65535 units (1.05 ms) cover the largest slack.
+const SLACK_UNIT: u32 = 16;
+
 /// A filing of entry `index`; live iff the entry is live and its `link` equals `stamp`.
+/// 16 bytes: every registration writes one into a slot, and a crowded second spreads them
+/// over many slots, so their size is most of the cost of filing.
 #[derive(Clone, Copy, Debug)]
 struct Item {
     deadline: u64,
     index: u32,
     stamp: u32,
-    /// How late (ns) the timer may fire so it can share a wakeup with others.
-    slack: u32,
 }
 
-impl Item {
-    /// The latest instant the loop may wake for this timer.
-    fn hard(&self) -> u64 {
-        self.deadline.saturating_add(u64::from(self.slack))
-    }
+const _: () = assert!(std::mem::size_of::<Item>() == 16);
 
-    fn due(self) -> Reverse<Due> {
-        Reverse((self.deadline, self.stamp, self.index, self.slack))
+impl Item {
+    fn due(self, slack: u32) -> Reverse<Due> {
+        Reverse((self.deadline, self.stamp, self.index, slack))
     }
 }
 
@@ -97,6 +112,14 @@ impl Item {
 fn hard_of((deadline, _, _, slack): Due) -> u64 {
     deadline.saturating_add(u64::from(slack))
 }
+
+/// `slack` ns in units of [`SLACK_UNIT`], rounded down (so never more slack than asked for).
+fn slack_units(slack: u32) -> u16 {
+    u16::try_from(slack / SLACK_UNIT).unwrap_or(u16::MAX)
+}
+
+/// A scratch slack that marks a stale item (no real slack is that large).
+const STALE: u32 = u32::MAX;
 
 /// A due-heap item: `(deadline, stamp, index, slack)`, ordered by deadline (stamps break ties
 /// in filing order and are unique, so the slack is never compared).
@@ -124,7 +147,8 @@ pub(crate) struct TimerWheel {
     free_head: u32,
     /// Live timers.
     len: usize,
-    /// The id of the next timer.
+    /// The next id. Every timer gets one as its generation, and every filing one as its stamp
+    /// (the low 32 bits).
     next_id: u64,
     /// Every slot before this tick has been processed. Only `advance` moves it.
     ///
@@ -137,13 +161,24 @@ pub(crate) struct TimerWheel {
     overflow: Vec<Item>,
     /// Items whose tick is at or before `elapsed`.
     due: BinaryHeap<Reverse<Due>>,
-    /// Stale items anywhere (slots, overflow, due heap).
+    /// Items placed but not filed yet, in placing order; filed by `flush` once `BATCH` of them
+    /// wait, and before anything reads the slots, the due heap or the overflow list.
+    ///
+    /// Timers spread over the next second land in a dozen level-1 slots and the current
+    /// level-0 ones. Filing each as it comes interleaves stores into all those vectors with
+    /// everything else a registration writes (the caller's future, the entry), and the
+    /// cache misses of those scattered stores stall the thread; a batch from this buffer,
+    /// which stays in cache, writes each vector's new lines back to back.
+    pending: Vec<Item>,
+    /// Stale items anywhere (pending, slots, overflow, due heap).
     stale: usize,
-    next_stamp: u32,
-    stamps_since_sweep: u32,
     cached: Cached,
-    /// Reused buffer for `advance`.
-    scratch: Vec<bool>,
+    /// Reused buffer for `advance`: each item's slack, or `STALE`.
+    scratch: Vec<u32>,
+    /// Big slot buffers emptied by a cascade or a sweep, for slots that fill up again. They
+    /// have room for at most twice as many items as the slab has entries (the most timers
+    /// held at once, rounded up), as doubling slot buffers would have.
+    spares: Spares,
 }
 
 impl TimerWheel {
@@ -160,11 +195,11 @@ impl TimerWheel {
             }),
             overflow: Vec::new(),
             due: BinaryHeap::new(),
+            pending: Vec::new(),
             stale: 0,
-            next_stamp: 0,
-            stamps_since_sweep: 0,
             cached: Cached::Known(None),
             scratch: Vec::new(),
+            spares: Spares::default(),
         }
     }
 
@@ -175,14 +210,14 @@ impl TimerWheel {
 
     /// Registers a timer for `deadline` (ns) that may fire up to `slack` ns late.
     pub(crate) fn insert(&mut self, deadline: u64, slack: u32, waker: Waker) -> TimerKey {
-        let stamp = self.new_stamp();
-        let generation = self.next_id;
-        self.next_id += 1;
+        let generation = self.new_id();
+        let stamp = generation as u32;
         let entry = Entry {
             generation,
             waker: Some(waker),
             link: stamp,
             live: true,
+            slack: slack_units(slack),
         };
         let index = match self.free_head {
             NIL => {
@@ -201,7 +236,9 @@ impl TimerWheel {
             }
         };
         self.len += 1;
-        self.place(deadline, index, stamp, slack);
+        self.place(deadline, index, stamp);
+        // Inserting adds no stale item, so only the stamps can call for a sweep.
+        self.sweep_if_stamps_wrap(generation);
         TimerKey { index, generation }
     }
 
@@ -232,23 +269,39 @@ impl TimerWheel {
         };
         self.note_removed(old);
         self.stale += 1;
-        let stamp = self.new_stamp();
-        self.entries[index as usize].link = stamp;
-        self.place(deadline, index, stamp, slack);
+        let id = self.new_id();
+        let e = &mut self.entries[index as usize];
+        e.link = id as u32;
+        e.slack = slack_units(slack);
+        self.place(deadline, index, id as u32);
+        self.maybe_sweep();
+        self.sweep_if_stamps_wrap(id);
         true
     }
 
-    /// Files a timer's (new) item, keeps the wakeup cache tight, and sweeps if stale items
-    /// have piled up: the common tail of `insert` and `reset`.
-    fn place(&mut self, deadline: u64, index: u32, stamp: u32, slack: u32) {
-        self.file(Item {
+    /// Queues a timer's (new) item for filing and keeps the wakeup cache tight: the common
+    /// tail of `insert` and `reset`.
+    fn place(&mut self, deadline: u64, index: u32, stamp: u32) {
+        self.pending.push(Item {
             deadline,
             index,
             stamp,
-            slack,
         });
+        if self.pending.len() >= BATCH {
+            self.flush();
+        }
         self.note_added(deadline);
-        self.maybe_sweep();
+    }
+
+    /// Files every pending item.
+    #[inline(never)]
+    fn flush(&mut self) {
+        let mut pending = std::mem::take(&mut self.pending);
+        for &it in &pending {
+            self.file(it);
+        }
+        pending.clear();
+        self.pending = pending;
     }
 
     /// A time (ns) at which the loop should next call `advance`. Never later than any timer's
@@ -268,6 +321,7 @@ impl TimerWheel {
         if self.len == 0 {
             return None; // whatever items are left are stale
         }
+        self.flush();
         while let Some(&Reverse((_, stamp, index, _))) = self.due.peek() {
             if self.is_live(index, stamp) {
                 break;
@@ -303,7 +357,10 @@ impl TimerWheel {
             let bound = if level == 0 && items.len() <= SCAN_LIMIT {
                 near = items;
                 let end = (start + 1) << TICK_SHIFT;
-                items.iter().map(Item::hard).fold(end, u64::min)
+                // A stale item's entry may hold another timer's slack: that only adds a time
+                // that is not a live timer's, which can make the wakeup earlier, never later.
+                let hard = |it: &Item| it.deadline.saturating_add(self.slack_of(it.index).into());
+                items.iter().map(hard).fold(end, u64::min)
             } else {
                 start << TICK_SHIFT
             };
@@ -326,6 +383,7 @@ impl TimerWheel {
     /// Fires every timer whose deadline is at or before `now` (ns), in deadline order:
     /// frees its entry and pushes its waker onto `wakers`. Returns how many fired.
     pub(crate) fn advance(&mut self, now: u64, wakers: &mut Vec<Waker>) -> usize {
+        self.flush();
         let now_tick = now >> TICK_SHIFT;
         while let Some((level, slot, start)) = self.next_slot() {
             if start > now_tick {
@@ -335,22 +393,28 @@ impl TimerWheel {
             let mut items = std::mem::take(&mut self.levels[level].slots[slot]);
             self.levels[level].occupied &= !(1 << slot);
             if level == 0 {
-                // Every item goes to the due heap. Drop the stale ones here: first read every
-                // entry without branching, so the cache misses overlap, then filter.
-                let mut live = std::mem::take(&mut self.scratch);
-                live.extend(items.iter().map(|it| {
+                // Every item goes to the due heap, with the slack its entry keeps. Drop the
+                // stale ones here: first read every entry without branching, so the cache
+                // misses overlap, then filter.
+                let mut slacks = std::mem::take(&mut self.scratch);
+                slacks.extend(items.iter().map(|it| {
                     let e = &self.entries[it.index as usize];
-                    e.live & (e.link == it.stamp)
-                }));
-                for (it, &live) in items.iter().zip(&live) {
+                    let live = e.live & (e.link == it.stamp);
                     if live {
-                        self.due.push(it.due());
+                        u32::from(e.slack) * SLACK_UNIT
+                    } else {
+                        STALE
+                    }
+                }));
+                for (it, &slack) in items.iter().zip(&slacks) {
+                    if slack != STALE {
+                        self.due.push(it.due(slack));
                     } else {
                         self.stale -= 1;
                     }
                 }
-                live.clear();
-                self.scratch = live;
+                slacks.clear();
+                self.scratch = slacks;
             } else {
                 // Every item lands in a lower level or the due heap, never back in this slot.
                 for &it in &items {
@@ -360,6 +424,8 @@ impl TimerWheel {
             if items.capacity() <= KEEP_CAPACITY {
                 items.clear();
                 self.levels[level].slots[slot] = items;
+            } else {
+                self.spares.put(items, 2 * self.entries.capacity());
             }
         }
         self.set_elapsed(now_tick.max(self.elapsed));
@@ -383,32 +449,16 @@ impl TimerWheel {
         fired
     }
 
-    /// Once no timer is left, forgets every entry and stale item, so the slab is refilled in
-    /// order: after a burst, entries freed in random order would otherwise be reused in random
-    /// order, a cache miss per new timer. Amortised O(1): each entry is cleared once per use.
-    fn reset_if_empty(&mut self) {
-        if self.len != 0 {
-            return;
-        }
-        self.entries.clear();
-        self.free_head = NIL;
-        if self.stale > 0 {
-            // With no live timer, every item is stale.
-            for lv in &mut self.levels {
-                lv.occupied = 0;
-                lv.slots.iter_mut().for_each(Vec::clear);
-            }
-            self.overflow.clear();
-            self.due.clear();
-            self.stale = 0;
-        }
-        self.cached = Cached::Known(None);
-    }
-
     /// The index of the live entry `key` names, if any.
     fn live(&self, key: TimerKey) -> Option<u32> {
-        let e = self.entries.get(key.index as usize)?;
-        (e.live && e.generation == key.generation).then_some(key.index)
+        let TimerKey { index, generation } = key;
+        let e = self.entries.get(index as usize)?;
+        (e.live && e.generation == generation).then_some(index)
+    }
+
+    /// The slack (ns) entry `index` keeps.
+    fn slack_of(&self, index: u32) -> u32 {
+        u32::from(self.entries[index as usize].slack) * SLACK_UNIT
     }
 
     fn is_live(&self, index: u32, stamp: u32) -> bool {
@@ -416,18 +466,20 @@ impl TimerWheel {
         e.live && e.link == stamp
     }
 
-    fn new_stamp(&mut self) -> u32 {
-        let stamp = self.next_stamp;
-        self.next_stamp = stamp.wrapping_add(1);
-        self.stamps_since_sweep += 1;
-        stamp
+    fn new_id(&mut self) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        id
     }
 
     /// Files an item where its deadline belongs now.
+    #[inline(always)]
     fn file(&mut self, it: Item) {
         let tick = it.deadline >> TICK_SHIFT;
         if tick <= self.elapsed {
-            self.due.push(it.due());
+            // (A stale item may pick up another timer's slack here; see `compute_next`.)
+            let slack = self.slack_of(it.index);
+            self.due.push(it.due(slack));
             return;
         }
         let highest_diff = 63 - (tick ^ self.elapsed).leading_zeros();
@@ -439,43 +491,11 @@ impl TimerWheel {
         let slot = ((tick >> (level as u32 * LEVEL_BITS)) & 63) as usize;
         let lv = &mut self.levels[level];
         lv.occupied |= 1 << slot;
-        lv.slots[slot].push(it);
-    }
-
-    /// Sweeps out stale items once they outnumber live timers (amortised O(1) per cancel),
-    /// and before stamps could wrap around.
-    fn maybe_sweep(&mut self) {
-        if self.stale <= self.len + STALE_SLACK && self.stamps_since_sweep < STAMPS_PER_SWEEP {
-            return;
+        let items = &mut lv.slots[slot];
+        if items.len() == items.capacity() {
+            self.spares.grow(items, 2 * self.entries.capacity());
         }
-        let entries = &self.entries;
-        let live = |it: &Item| {
-            let e = &entries[it.index as usize];
-            e.live && e.link == it.stamp
-        };
-        for lv in &mut self.levels {
-            for (slot, items) in lv.slots.iter_mut().enumerate() {
-                items.retain(live);
-                if items.is_empty() {
-                    lv.occupied &= !(1 << slot);
-                    if items.capacity() > KEEP_CAPACITY {
-                        *items = Vec::new();
-                    }
-                }
-            }
-        }
-        self.overflow.retain(live);
-        self.due
-            .retain(|&Reverse((deadline, stamp, index, slack))| {
-                live(&Item {
-                    deadline,
-                    index,
-                    stamp,
-                    slack,
-                })
-            });
-        self.stale = 0;
-        self.stamps_since_sweep = 0;
+        items.push(it);
     }
 
     /// Returns a live entry to the free list; hands back its waker.
@@ -551,9 +571,11 @@ impl TimerWheel {
             .iter()
             .flat_map(|lv| lv.slots.iter().map(Vec::len))
             .sum();
-        slots + self.overflow.len() + self.due.len()
+        slots + self.overflow.len() + self.due.len() + self.pending.len()
     }
 }
 
+mod spares;
+mod sweep;
 #[cfg(test)]
 mod tests;

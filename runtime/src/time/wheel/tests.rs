@@ -215,3 +215,57 @@ fn crowded_tick_wakes_no_later_than_any_slack_allows() {
     }
     assert_eq!(wheel.len(), 0);
 }
+
+#[test]
+fn a_burst_bigger_than_a_batch_fires_in_order() {
+    let out = Arc::new(AtomicUsize::new(0));
+    let mut wheel = TimerWheel::new();
+    let mut seed = 7;
+    let n = 3 * BATCH + 7;
+    let mut deadlines = Vec::new();
+    for i in 0..n {
+        // Spread over about a second, so the items land in many level-0 and level-1 slots.
+        let deadline = rng(&mut seed) % (1 << 30);
+        wheel.insert(deadline, 0, waker(i, &out));
+        deadlines.push(deadline);
+    }
+    let mut buf = Vec::new();
+    let mut last = 0;
+    let mut fired = 0;
+    while let Some(next) = wheel.next_deadline() {
+        assert!(next >= last);
+        wheel.advance(next, &mut buf);
+        for w in buf.drain(..) {
+            let d = deadlines[tag_of(w, &out)];
+            assert!(d <= next, "fired early");
+            assert!(d >= last, "fired out of order");
+            last = d;
+            fired += 1;
+        }
+    }
+    assert_eq!(fired, n);
+}
+
+#[test]
+fn spare_slot_buffers_stay_bounded() {
+    let out = Arc::new(AtomicUsize::new(0));
+    let mut wheel = TimerWheel::new();
+    let mut seed = 11;
+    let mut buf = Vec::new();
+    let mut now = 0;
+    for _ in 0..3 {
+        // 100k timers over the next second crowd a few level-1 slots with big buffers.
+        for i in 0..100_000 {
+            let deadline = now + rng(&mut seed) % (1 << 30);
+            wheel.insert(deadline, 0, waker(i, &out));
+        }
+        while let Some(next) = wheel.next_deadline() {
+            now = next;
+            wheel.advance(now, &mut buf);
+            buf.clear();
+            assert!(wheel.spares.capacity() <= 2 * wheel.entries.capacity());
+        }
+        assert!(wheel.spares.capacity() > 0, "cascaded buffers are kept");
+    }
+    assert_eq!(wheel.items(), 0);
+}

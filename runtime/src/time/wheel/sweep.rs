@@ -1,0 +1,81 @@
+//! Stale-item housekeeping of [`TimerWheel`]: sweeps, and the reset once no timer is left.
+
+use std::cmp::Reverse;
+
+use super::{Cached, Item, TimerWheel, KEEP_CAPACITY, NIL, STALE_SLACK, STAMPS_PER_SWEEP};
+
+impl TimerWheel {
+    /// Sweeps out stale items once they outnumber live timers (amortised O(1) per cancel).
+    #[inline]
+    pub(super) fn maybe_sweep(&mut self) {
+        if self.stale > self.len + STALE_SLACK {
+            self.sweep();
+        }
+    }
+
+    /// Sweeps once every [`STAMPS_PER_SWEEP`] ids handed out (`id` being the latest), so no
+    /// stale item is still around when the 32-bit stamps come round to its stamp again.
+    #[inline]
+    pub(super) fn sweep_if_stamps_wrap(&mut self, id: u64) {
+        if id % STAMPS_PER_SWEEP == STAMPS_PER_SWEEP - 1 {
+            self.sweep();
+        }
+    }
+
+    /// Drops every stale item (reading each item's entry); slot buffers it empties that are
+    /// too big to keep go to the spares.
+    #[cold]
+    #[inline(never)]
+    fn sweep(&mut self) {
+        self.flush();
+        let entries = &self.entries;
+        let live = |it: &Item| {
+            let e = &entries[it.index as usize];
+            e.live && e.link == it.stamp
+        };
+        for lv in &mut self.levels {
+            for (slot, items) in lv.slots.iter_mut().enumerate() {
+                items.retain(live);
+                if items.is_empty() {
+                    lv.occupied &= !(1 << slot);
+                    if items.capacity() > KEEP_CAPACITY {
+                        self.spares
+                            .put(std::mem::take(items), 2 * entries.capacity());
+                    }
+                }
+            }
+        }
+        self.overflow.retain(live);
+        self.due.retain(|&Reverse((deadline, stamp, index, _))| {
+            live(&Item {
+                deadline,
+                index,
+                stamp,
+            })
+        });
+        self.stale = 0;
+    }
+
+    /// Once no timer is left, forgets every entry and stale item, so the slab is refilled in
+    /// order: after a burst, entries freed in random order would otherwise be reused in random
+    /// order, a cache miss per new timer. Amortised O(1): each entry is cleared once per use.
+    pub(super) fn reset_if_empty(&mut self) {
+        if self.len != 0 {
+            return;
+        }
+        self.entries.clear();
+        self.free_head = NIL;
+        if self.stale > 0 {
+            // With no live timer, every item is stale.
+            for lv in &mut self.levels {
+                lv.occupied = 0;
+                lv.slots.iter_mut().for_each(Vec::clear);
+            }
+            self.overflow.clear();
+            self.due.clear();
+            self.pending.clear();
+            self.stale = 0;
+        }
+        self.cached = Cached::Known(None);
+    }
+}
