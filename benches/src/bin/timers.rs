@@ -20,7 +20,7 @@ use std::task::Poll;
 use std::time::{Duration, Instant};
 
 const TIMERS: usize = 1_000_000;
-const ROUNDS: usize = 2;
+const ROUNDS: usize = 5;
 const SLEEPS: usize = 1_000;
 
 /// Process CPU time (user + system, all threads).

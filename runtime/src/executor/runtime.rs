@@ -4,20 +4,16 @@ use std::fmt;
 use std::future::Future;
 use std::io;
 use std::pin::pin;
-use std::ptr;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use super::context::{with_current, EnterGuard};
 use super::core::Core;
-use super::shared::Shared;
 use super::Config;
 use crate::coop::BUDGET;
 use crate::metrics::RuntimeMetrics;
-use crate::task::JoinHandle;
+use crate::task::{JoinHandle, MainTask};
 
 /// A single-threaded runtime: an executor for `!Send` tasks, an epoll reactor and timers.
 ///
@@ -114,24 +110,19 @@ impl Runtime {
     pub fn block_on<F: Future>(&self, future: F) -> F::Output {
         let _enter = EnterGuard::enter(&self.core);
         let core = &*self.core;
-        let main = Arc::new(MainWaker {
-            woken: AtomicBool::new(true),
-            shared: core.shared.clone(),
-        });
-        let waker = Waker::from(main.clone());
-        let mut cx = Context::from_waker(&waker);
+        let main = MainTask::new(&core.shared);
         let mut future = pin!(future);
         loop {
-            if main.woken.swap(false, Ordering::AcqRel) {
+            if main.take_woken() {
                 core.budget.set(BUDGET);
-                if let Poll::Ready(out) = future.as_mut().poll(&mut cx) {
+                let poll = main.with_waker(|w| future.as_mut().poll(&mut Context::from_waker(w)));
+                if let Poll::Ready(out) = poll {
                     return out;
                 }
             }
             let ran = core.run_batch();
             // Block only when nothing is ready: no task ran a full batch and main is not woken.
-            let may_block = ran < core.config.event_interval && !main.woken.load(Ordering::Acquire);
-            core.park(may_block);
+            core.park(ran < core.config.event_interval && !main.is_woken());
         }
     }
 
@@ -160,32 +151,6 @@ impl fmt::Debug for Runtime {
         f.debug_struct("Runtime")
             .field("metrics", &self.metrics())
             .finish()
-    }
-}
-
-/// The waker of the `block_on` future: a flag, plus an eventfd write when woken from
-/// another thread.
-struct MainWaker {
-    woken: AtomicBool,
-    shared: Arc<Shared>,
-}
-
-impl Wake for MainWaker {
-    fn wake(self: Arc<Self>) {
-        self.wake_by_ref();
-    }
-
-    fn wake_by_ref(self: &Arc<Self>) {
-        if self.woken.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        // On the runtime thread the loop checks the flag before it sleeps; elsewhere it may
-        // be asleep in epoll_wait and needs the eventfd.
-        let on_thread =
-            with_current(|core| ptr::eq(Arc::as_ptr(&core.shared), Arc::as_ptr(&self.shared)));
-        if on_thread != Some(true) {
-            self.shared.notify();
-        }
     }
 }
 

@@ -74,14 +74,6 @@ impl Shared {
         false
     }
 
-    /// Wakes the loop without queueing a task (the `block_on` future was woken).
-    pub(crate) fn notify(&self) {
-        let r = self.lock();
-        let efd = self.claim_notify(&r);
-        drop(r);
-        self.write_eventfd(efd);
-    }
-
     /// Under the lock: decides whether this wake must write the eventfd (the first since the
     /// loop last drained) and returns the fd to write to.
     fn claim_notify(&self, r: &Remote) -> Option<Arc<EventFd>> {

@@ -1,6 +1,7 @@
 //! Tasks: `spawn`, `JoinHandle`, `yield_now`.
 
 mod join;
+mod main_task;
 pub(crate) mod raw;
 pub(crate) mod state;
 mod waker;
@@ -10,6 +11,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 pub use join::{JoinError, JoinHandle};
+pub(crate) use main_task::MainTask;
 
 /// Spawns a future as a new task on the current thread's runtime.
 ///

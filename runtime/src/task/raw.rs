@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
-use super::state::{CANCELLED, COMPLETE, JOIN_INTEREST, REMOTE_QUEUED, SCHEDULED, UNIT};
+use super::state::{CANCELLED, COMPLETE, JOIN_INTEREST, MAIN, REMOTE_QUEUED, SCHEDULED, UNIT};
 use super::JoinError;
 use crate::executor::{Core, Shared};
 
@@ -90,11 +90,34 @@ impl TaskPtr {
     /// Allocates a task for `future` with two local references (registry and JoinHandle),
     /// join interest, and [`SCHEDULED`] set, because the caller is about to queue it.
     pub(crate) fn allocate<F: Future + 'static>(future: F, shared: &Arc<Shared>) -> TaskPtr {
+        Self::allocate_with(future, shared, SCHEDULED | JOIN_INTEREST, 2)
+    }
+
+    /// Allocates the stand-in task of a `block_on` future ([`MAIN`], see `main_task.rs`):
+    /// never queued, no JoinHandle, one local reference (its owner's), and marked woken.
+    pub(crate) fn allocate_main(shared: &Arc<Shared>) -> TaskPtr {
+        Self::allocate_with(std::future::pending::<()>(), shared, MAIN | SCHEDULED, 1)
+    }
+
+    /// For the [`MAIN`] task: lowers [`SCHEDULED`] (its "woken" flag); returns whether it
+    /// was set. Runtime thread only.
+    pub(crate) fn take_scheduled(&self) -> bool {
+        let f = self.flags();
+        self.set_flags(f & !SCHEDULED);
+        f & SCHEDULED != 0
+    }
+
+    fn allocate_with<F: Future + 'static>(
+        future: F,
+        shared: &Arc<Shared>,
+        flags: u8,
+        refs: u32,
+    ) -> TaskPtr {
         let cell = Box::new(TaskCell {
             header: Header {
                 remote: AtomicU32::new(UNIT),
-                flags: Cell::new(SCHEDULED | JOIN_INTEREST),
-                refs: Cell::new(2),
+                flags: Cell::new(flags),
+                refs: Cell::new(refs),
                 registry_key: Cell::new(u32::MAX),
                 vtable: &TaskCell::<F>::VTABLE,
                 shared: Arc::into_raw(shared.clone()),
@@ -146,12 +169,14 @@ impl TaskPtr {
     }
 
     /// Owner context: sets [`SCHEDULED`] unless it or [`COMPLETE`] is set, and if so queues
-    /// the task on `core`.
+    /// the task on `core` (unless it is the [`MAIN`] stand-in, for which the bit is all).
     pub(crate) fn schedule_local(self, core: &Core) {
         let f = self.flags();
         if f & (SCHEDULED | COMPLETE) == 0 {
             self.set_flags(f | SCHEDULED);
-            core.push_local(self);
+            if f & MAIN == 0 {
+                core.push_local(self);
+            }
         }
     }
 

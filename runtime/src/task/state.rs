@@ -17,6 +17,7 @@
 //! - [`COMPLETE`]: the future is gone (returned, panicked or cancelled); wakes are ignored.
 //! - [`CANCELLED`]: `abort()` was asked for; the next run drops the future instead of polling.
 //! - [`JOIN_INTEREST`]: the `JoinHandle` still exists and will read the output.
+//! - [`MAIN`]: the task stands in for a `block_on` future and is never queued.
 //! - `refs` counts *local references*: the task registry (until the task completes), the
 //!   `JoinHandle`, every waker made in owner context, and every remote-queue entry that
 //!   carries a reference to drop.
@@ -39,6 +40,9 @@ pub(crate) const COMPLETE: u8 = 1 << 1;
 pub(crate) const CANCELLED: u8 = 1 << 2;
 /// The `JoinHandle` is alive and wants the output.
 pub(crate) const JOIN_INTEREST: u8 = 1 << 3;
+/// The stand-in for a `block_on` future (`main_task.rs`): scheduling it sets [`SCHEDULED`]
+/// without queueing it, and `block_on` reads and clears that bit as its "woken" flag.
+pub(crate) const MAIN: u8 = 1 << 4;
 
 /// A remote wake entry for the task is queued.
 pub(crate) const REMOTE_QUEUED: u32 = 1;
