@@ -325,3 +325,33 @@ fn tasks_waking_each_other_do_not_starve_queued_tasks() {
         "a task queued behind two tasks that keep waking each other ran only at turn {seen_at}"
     );
 }
+
+#[test]
+fn the_block_on_future_is_woken_from_another_thread_and_its_waker_may_outlive_it() {
+    let rt = Runtime::new().unwrap();
+    let slot: Arc<Mutex<Option<Waker>>> = Arc::default();
+    let s = slot.clone();
+    let mut parked = false;
+    // The waker is handed to a thread that wakes it later; block_on must sleep until then.
+    let (kept, t) = rt.block_on(poll_fn(move |cx| {
+        if parked {
+            let kept = s.lock().unwrap().take().unwrap();
+            let t = thread::spawn(move || drop(kept));
+            return Poll::Ready((cx.waker().clone(), t));
+        }
+        parked = true;
+        *s.lock().unwrap() = Some(cx.waker().clone());
+        let w = cx.waker().clone();
+        thread::spawn(move || {
+            thread::sleep(std::time::Duration::from_millis(20));
+            w.wake();
+        });
+        Poll::Pending
+    }));
+    t.join().unwrap();
+    // A main waker kept past block_on: waking it does nothing, here or elsewhere.
+    kept.wake_by_ref();
+    rt.block_on(overlap::yield_now());
+    drop(rt);
+    thread::spawn(move || kept.wake()).join().unwrap();
+}
