@@ -226,7 +226,9 @@ impl Core {
                 lifo => {
                     streak = 0;
                     let mut queue = self.run_queue.borrow_mut();
-                    queue.extend(lifo);
+                    if let Some(task) = lifo {
+                        queue.push_back(task);
+                    }
                     match queue.pop_front() {
                         Some(task) => task,
                         None => break,
