@@ -49,7 +49,8 @@ pub(crate) fn with_owner<R>(task: TaskPtr, f: impl FnOnce(&Core) -> R) -> Option
     Some(f(unsafe { &*CURRENT.with(Cell::get) }))
 }
 
-/// Leaves owner context for good: the current runtime begins shutting down.
+/// Leaves owner context until the current `EnterGuard` drops: the runtime is shutting down,
+/// and from here on its tasks' local counts are guarded by its remote queue's lock.
 pub(crate) fn leave_owner() {
     OWNER.with(|o| o.set(ptr::null()));
 }
@@ -79,12 +80,7 @@ impl EnterGuard {
     /// when the guard drops. Used to shut a runtime down from anywhere.
     pub(crate) fn replace(core: &Rc<Core>) -> EnterGuard {
         let prev = CURRENT.with(|c| c.replace(Rc::as_ptr(core)));
-        let owner = if core.is_closing() {
-            ptr::null()
-        } else {
-            core.shared_ptr()
-        };
-        let prev_owner = OWNER.with(|o| o.replace(owner));
+        let prev_owner = OWNER.with(|o| o.replace(core.shared_ptr()));
         EnterGuard {
             prev,
             prev_owner,

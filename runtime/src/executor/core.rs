@@ -49,9 +49,6 @@ pub(crate) struct Core {
     /// Cooperative budget left for the task being polled (see `coop`).
     pub(crate) budget: Cell<u32>,
     remote_buf: RefCell<Vec<RemoteEntry>>,
-    /// Set when shutdown begins: from then on no thread is in owner context for this
-    /// runtime's tasks (see `task/state.rs`).
-    closing: Cell<bool>,
     counters: Counters,
     spin: SpinPolicy,
 }
@@ -116,7 +113,6 @@ impl Core {
             config,
             budget: Cell::new(BUDGET),
             remote_buf: RefCell::new(Vec::new()),
-            closing: Cell::new(false),
             counters: Counters::default(),
             spin: SpinPolicy::default(),
         })
@@ -141,11 +137,6 @@ impl Core {
     /// The `Shared` this runtime's tasks point at; identifies the runtime.
     pub(crate) fn shared_ptr(&self) -> *const Shared {
         Arc::as_ptr(&self.shared)
-    }
-
-    /// Whether shutdown has begun.
-    pub(crate) fn is_closing(&self) -> bool {
-        self.closing.get()
     }
 
     pub(crate) fn spawn<F: Future + 'static>(&self, future: F) -> JoinHandle<F::Output> {
@@ -251,11 +242,9 @@ impl Core {
         self.shared.take_remote(&mut buf);
         for (task, op) in buf.drain(..) {
             if op != RemoteOp::Release {
-                // Scheduling first keeps the cell alive through the clear; a wake landing
-                // after the clear queues a new entry, so none is lost.
-                if task.flags() & COMPLETE == 0 {
-                    task.schedule_local(self);
-                }
+                // Scheduling first (a no-op for a complete task) keeps the cell alive through
+                // the clear; a wake landing after the clear queues a new entry, so none is lost.
+                task.schedule_local(self);
                 let last = task.clear_remote();
                 if last {
                     // SAFETY: the queued bit was the last claim on the cell.
@@ -356,7 +345,6 @@ impl Core {
         }
         // No task is queued locally any more: leave owner context for good, then shut the
         // remote path, which applies whatever other threads queued meanwhile.
-        self.closing.set(true);
         super::context::leave_owner();
         self.shared.close();
     }

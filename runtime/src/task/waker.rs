@@ -17,11 +17,13 @@ use std::task::{RawWaker, RawWakerVTable, Waker};
 use super::raw::{RemoteOp, TaskPtr};
 use crate::executor::with_owner;
 
+// Cloning and waking by reference do not depend on how the waker is counted: both vtables
+// share those entries.
 static LOCAL: RawWakerVTable =
-    RawWakerVTable::new(local_clone, local_wake, local_wake_by_ref, local_drop);
+    RawWakerVTable::new(raw_clone, local_wake, raw_wake_by_ref, local_drop);
 
 static SHARED: RawWakerVTable =
-    RawWakerVTable::new(shared_clone, shared_wake, shared_wake_by_ref, shared_drop);
+    RawWakerVTable::new(raw_clone, shared_wake, raw_wake_by_ref, shared_drop);
 
 /// The waker a task is polled with: local, and owning no reference, so it must never be
 /// dropped (hence `ManuallyDrop`); clones of it count their own.
@@ -79,14 +81,15 @@ fn clone_waker(task: TaskPtr) -> RawWaker {
 }
 
 /// # Safety
-/// `ptr` is the data pointer of a task waker: a live task cell on which it holds a claim.
-unsafe fn local_clone(ptr: *const ()) -> RawWaker {
+/// `ptr` is the data pointer of a task waker (either vtable): a live task cell on which it
+/// holds a claim.
+unsafe fn raw_clone(ptr: *const ()) -> RawWaker {
     // SAFETY: caller's contract.
     clone_waker(unsafe { TaskPtr::from_raw(ptr) })
 }
 
 /// # Safety
-/// As for [`local_clone`]; consumes the waker's local reference.
+/// As for [`raw_clone`]; consumes the waker's local reference.
 unsafe fn local_wake(ptr: *const ()) {
     // SAFETY: caller's contract.
     let task = unsafe { TaskPtr::from_raw(ptr) };
@@ -105,28 +108,21 @@ unsafe fn local_wake(ptr: *const ()) {
 }
 
 /// # Safety
-/// As for [`local_clone`].
-unsafe fn local_wake_by_ref(ptr: *const ()) {
+/// As for [`raw_clone`].
+unsafe fn raw_wake_by_ref(ptr: *const ()) {
     // SAFETY: caller's contract.
     wake_by_ref(unsafe { TaskPtr::from_raw(ptr) });
 }
 
 /// # Safety
-/// As for [`local_clone`]; consumes the waker's local reference.
+/// As for [`raw_clone`]; consumes the waker's local reference.
 unsafe fn local_drop(ptr: *const ()) {
     // SAFETY: caller's contract.
     release_local_ref(unsafe { TaskPtr::from_raw(ptr) });
 }
 
 /// # Safety
-/// As for [`local_clone`] (the claim is a shared unit).
-unsafe fn shared_clone(ptr: *const ()) -> RawWaker {
-    // SAFETY: caller's contract.
-    clone_waker(unsafe { TaskPtr::from_raw(ptr) })
-}
-
-/// # Safety
-/// As for [`shared_clone`]; consumes the waker's unit.
+/// As for [`raw_clone`], for a shared waker; consumes its unit.
 unsafe fn shared_wake(ptr: *const ()) {
     // SAFETY: caller's contract.
     let task = unsafe { TaskPtr::from_raw(ptr) };
@@ -139,14 +135,7 @@ unsafe fn shared_wake(ptr: *const ()) {
 }
 
 /// # Safety
-/// As for [`shared_clone`].
-unsafe fn shared_wake_by_ref(ptr: *const ()) {
-    // SAFETY: caller's contract.
-    wake_by_ref(unsafe { TaskPtr::from_raw(ptr) });
-}
-
-/// # Safety
-/// As for [`shared_clone`]; consumes the waker's unit.
+/// As for [`raw_clone`], for a shared waker; consumes its unit.
 unsafe fn shared_drop(ptr: *const ()) {
     // SAFETY: caller's contract.
     unsafe { TaskPtr::from_raw(ptr) }.release_unit();
