@@ -1,0 +1,391 @@
+//! One connection: read requests (pipelined or one by one), echo them, refuse bad ones.
+
+use std::io::{self, Write as _};
+use std::net::Shutdown;
+use std::time::{Duration, Instant};
+
+use overlap::io::{AsyncReadExt, AsyncWriteExt};
+use overlap::net::TcpStream;
+use overlap::time::timeout_at;
+
+use crate::request::{self, Framing, Head, HttpError, Limits};
+
+/// Bytes asked for per read.
+const READ_CHUNK: usize = 16 * 1024;
+/// A chunk-size line longer than this is refused (its extensions are ignored anyway).
+const MAX_CHUNK_LINE: usize = 4096;
+/// After refusing a request, how long (and how much) the client's unread bytes are drained
+/// before closing, so the kernel does not answer them with a reset that could destroy the
+/// response on its way.
+const LINGER: Duration = Duration::from_secs(1);
+const LINGER_BYTES: usize = 1 << 20;
+
+/// Serves one connection until the client closes it, asks to, or sends a bad request.
+/// I/O errors (a reset, a client gone mid-body) end it with that error.
+pub async fn serve(stream: TcpStream, limits: &Limits) -> io::Result<()> {
+    stream.set_nodelay(true)?;
+    let mut conn = Conn {
+        stream,
+        buf: vec![0; READ_CHUNK],
+        start: 0,
+        end: 0,
+        out: Vec::new(),
+        limits,
+    };
+    loop {
+        let head = match conn.next_head().await? {
+            Next::Head(head) => head,
+            Next::Closed => return conn.flush().await,
+            Next::Refuse(e) => return conn.refuse(e).await,
+        };
+        let body = match conn.read_body(&head).await? {
+            Ok(body) => body,
+            Err(e) => return conn.refuse(e).await,
+        };
+        conn.respond(&head, &body);
+        if !head.keep_alive {
+            conn.flush().await?;
+            return conn.linger().await;
+        }
+        // Answers to pipelined requests go out together, once no further one is buffered.
+        if conn.start == conn.end {
+            conn.flush().await?;
+        }
+    }
+}
+
+enum Next {
+    Head(Head),
+    /// The client closed or went idle between requests.
+    Closed,
+    Refuse(HttpError),
+}
+
+enum Fill {
+    Data,
+    Eof,
+    TimedOut,
+}
+
+struct Conn<'a> {
+    stream: TcpStream,
+    /// Received bytes not yet consumed: `buf[start..end]`.
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    /// Responses not yet written.
+    out: Vec<u8>,
+    limits: &'a Limits,
+}
+
+impl Conn<'_> {
+    fn buffered(&self) -> &[u8] {
+        &self.buf[self.start..self.end]
+    }
+
+    /// Reads more bytes (after any buffered ones) before `deadline`.
+    async fn fill(&mut self, deadline: Instant) -> io::Result<Fill> {
+        if self.start > 0 {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        if self.end == self.buf.len() {
+            // Bounded: a head may not outgrow `max_head`, and bodies are consumed as they come.
+            self.buf.resize(self.buf.len() * 2, 0);
+        }
+        let read = self.stream.read(&mut self.buf[self.end..]);
+        match timeout_at(deadline, read).await {
+            Err(_) => Ok(Fill::TimedOut),
+            Ok(Ok(0)) => Ok(Fill::Eof),
+            Ok(Ok(n)) => {
+                self.end += n;
+                Ok(Fill::Data)
+            }
+            Ok(Err(e)) => Err(e),
+        }
+    }
+
+    /// Reads more body bytes: a stall is a 408, a close an error.
+    async fn fill_body(&mut self) -> io::Result<Result<(), HttpError>> {
+        match self.fill(Instant::now() + self.limits.body_timeout).await? {
+            Fill::Data => Ok(Ok(())),
+            Fill::TimedOut => Ok(Err(timed_out("request body stalled"))),
+            Fill::Eof => Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "client closed the connection mid-request",
+            )),
+        }
+    }
+
+    async fn next_head(&mut self) -> io::Result<Next> {
+        let mut head_deadline = None;
+        loop {
+            match request::parse(self.buffered(), self.limits) {
+                Ok(Some((head, len))) => {
+                    self.start += len;
+                    return Ok(Next::Head(head));
+                }
+                Ok(None) => {}
+                Err(e) => return Ok(Next::Refuse(e)),
+            }
+            // Nothing more to answer until this request is complete: send what is ready.
+            self.flush().await?;
+            let started = self.start < self.end;
+            let deadline = if started {
+                // The whole head, not each read, must arrive in time (slow-drip clients).
+                *head_deadline.get_or_insert_with(|| Instant::now() + self.limits.head_timeout)
+            } else {
+                Instant::now() + self.limits.idle_timeout
+            };
+            match self.fill(deadline).await? {
+                Fill::Data => {}
+                Fill::TimedOut if started => {
+                    return Ok(Next::Refuse(timed_out("request head too slow")))
+                }
+                // Idle, or closed between requests (or inside a head: nothing to answer).
+                Fill::TimedOut | Fill::Eof => return Ok(Next::Closed),
+            }
+        }
+    }
+
+    async fn read_body(&mut self, head: &Head) -> io::Result<Result<Vec<u8>, HttpError>> {
+        if head.framing == Framing::Length(0) {
+            return Ok(Ok(Vec::new()));
+        }
+        if head.expect_continue && self.start == self.end {
+            // The client waits for this before sending the body.
+            self.flush().await?;
+            self.stream
+                .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
+                .await?;
+        }
+        let mut body = Vec::new();
+        let done = match head.framing {
+            Framing::Length(n) => self.take(&mut body, n).await?,
+            Framing::Chunked => self.read_chunked(&mut body).await?,
+        };
+        Ok(done.map(|()| body))
+    }
+
+    /// Moves the next `n` body bytes into `body`, reading as needed.
+    async fn take(&mut self, body: &mut Vec<u8>, n: u64) -> io::Result<Result<(), HttpError>> {
+        let mut left = n;
+        while left > 0 {
+            if self.start == self.end {
+                if let Err(e) = self.fill_body().await? {
+                    return Ok(Err(e));
+                }
+            }
+            let k = (self.end - self.start).min(usize::try_from(left).unwrap_or(usize::MAX));
+            body.extend_from_slice(&self.buf[self.start..self.start + k]);
+            self.start += k;
+            left -= k as u64;
+        }
+        Ok(Ok(()))
+    }
+
+    /// Decodes a chunked body (RFC 9112 §7.1); extensions and trailers are read and ignored.
+    async fn read_chunked(&mut self, body: &mut Vec<u8>) -> io::Result<Result<(), HttpError>> {
+        let bad = |detail| HttpError::new(400, request::BAD_REQUEST, detail);
+        loop {
+            let size = match httparse::parse_chunk_size(self.buffered()) {
+                Ok(httparse::Status::Complete((used, size))) => {
+                    self.start += used;
+                    size
+                }
+                Ok(httparse::Status::Partial) if self.end - self.start > MAX_CHUNK_LINE => {
+                    return Ok(Err(bad("chunk-size line too long")))
+                }
+                Ok(httparse::Status::Partial) => {
+                    if let Err(e) = self.fill_body().await? {
+                        return Ok(Err(e));
+                    }
+                    continue;
+                }
+                Err(_) => return Ok(Err(bad("invalid chunk size"))),
+            };
+            if size == 0 {
+                return self.skip_trailers().await;
+            }
+            if (body.len() as u64).saturating_add(size) > self.limits.max_body {
+                return Ok(Err(request::body_too_large()));
+            }
+            if let Err(e) = self.take(body, size).await? {
+                return Ok(Err(e));
+            }
+            let mut crlf = Vec::with_capacity(2);
+            if let Err(e) = self.take(&mut crlf, 2).await? {
+                return Ok(Err(e));
+            }
+            if crlf != b"\r\n" {
+                return Ok(Err(bad("chunk data not followed by CRLF")));
+            }
+        }
+    }
+
+    /// Reads trailer lines up to the empty line that ends a chunked body.
+    async fn skip_trailers(&mut self) -> io::Result<Result<(), HttpError>> {
+        let mut seen = 0;
+        loop {
+            if let Some(i) = self.buffered().windows(2).position(|w| w == b"\r\n") {
+                self.start += i + 2;
+                if i == 0 {
+                    return Ok(Ok(()));
+                }
+                seen += i + 2;
+            } else if self.end - self.start + seen > self.limits.max_head {
+                return Ok(Err(request::head_too_large()));
+            } else if let Err(e) = self.fill_body().await? {
+                return Ok(Err(e));
+            }
+        }
+    }
+
+    /// Queues the echo of one request.
+    fn respond(&mut self, head: &Head, body: &[u8]) {
+        let (content_type, content): (&[u8], &[u8]) = match head.framing {
+            Framing::Length(0) => (b"text/plain; charset=utf-8", head.text.as_bytes()),
+            _ => (
+                head.content_type
+                    .as_deref()
+                    .unwrap_or(b"application/octet-stream"),
+                body,
+            ),
+        };
+        let connection = match (head.keep_alive, head.minor) {
+            (false, _) => "Connection: close\r\n",
+            (true, 0) => "Connection: keep-alive\r\n",
+            (true, _) => "",
+        };
+        // Writing to a Vec cannot fail.
+        let _ = write!(
+            self.out,
+            "HTTP/1.1 200 OK\r\nDate: {}\r\nContent-Length: {}\r\n{connection}Content-Type: ",
+            date::now(),
+            content.len()
+        );
+        self.out.extend_from_slice(content_type);
+        self.out.extend_from_slice(b"\r\n\r\n");
+        if head.method != "HEAD" {
+            self.out.extend_from_slice(content);
+        }
+    }
+
+    async fn flush(&mut self) -> io::Result<()> {
+        if !self.out.is_empty() {
+            self.stream.write_all(&self.out).await?;
+            self.out.clear();
+        }
+        Ok(())
+    }
+
+    /// Answers a bad request (after the answers already queued), then closes.
+    async fn refuse(&mut self, e: HttpError) -> io::Result<()> {
+        let text = format!("{}\n", e.detail);
+        let _ = write!(
+            self.out,
+            "HTTP/1.1 {} {}\r\nDate: {}\r\nContent-Length: {}\r\nConnection: close\r\n\
+             Content-Type: text/plain; charset=utf-8\r\n\r\n{text}",
+            e.status,
+            e.reason,
+            date::now(),
+            text.len()
+        );
+        self.flush().await?;
+        self.linger().await
+    }
+
+    /// Closes our side, then drains what the client still sends for a while, so that its
+    /// unread bytes do not make the kernel reset the connection before it read our answer.
+    async fn linger(&mut self) -> io::Result<()> {
+        self.stream.shutdown(Shutdown::Write)?;
+        let deadline = Instant::now() + LINGER;
+        let mut drained = 0;
+        let mut scratch = [0u8; 4096];
+        while drained < LINGER_BYTES {
+            match timeout_at(deadline, self.stream.read(&mut scratch)).await {
+                Ok(Ok(n)) if n > 0 => drained += n,
+                // EOF, timeout, or an error: nothing more to wait for.
+                _ => break,
+            }
+        }
+        Ok(())
+    }
+}
+
+fn timed_out(detail: &'static str) -> HttpError {
+    HttpError::new(408, "Request Timeout", detail)
+}
+
+/// The `Date` header (RFC 9110 §5.6.7), formatted once per second.
+mod date {
+    use std::cell::RefCell;
+    use std::time::{SystemTime, UNIX_EPOCH};
+
+    thread_local! {
+        static CACHE: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
+    }
+
+    pub fn now() -> String {
+        let secs = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        CACHE.with(|c| {
+            let mut c = c.borrow_mut();
+            if c.0 != secs {
+                *c = (secs, format(secs));
+            }
+            c.1.clone()
+        })
+    }
+
+    /// `Sun, 06 Nov 1994 08:49:37 GMT` for `secs` since the Unix epoch.
+    pub fn format(secs: u64) -> String {
+        const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+        const MONTHS: [&str; 12] = [
+            "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+        ];
+        let days = secs / 86_400;
+        let (y, m, d) = civil_from_days(days as i64);
+        let t = secs % 86_400;
+        format!(
+            "{}, {d:02} {} {y} {:02}:{:02}:{:02} GMT",
+            DAYS[(days % 7) as usize],
+            MONTHS[m as usize - 1],
+            t / 3600,
+            t / 60 % 60,
+            t % 60
+        )
+    }
+
+    /// Year, month (1-12) and day of the month of a day count since 1970-01-01 (Howard
+    /// Hinnant's algorithm for the proleptic Gregorian calendar).
+    fn civil_from_days(z: i64) -> (i64, u32, u32) {
+        let z = z + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z.rem_euclid(146_097);
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+        let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+        (yoe + era * 400 + i64::from(m <= 2), m, d)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn http_dates() {
+        assert_eq!(super::date::format(0), "Thu, 01 Jan 1970 00:00:00 GMT");
+        assert_eq!(
+            super::date::format(784_111_777),
+            "Sun, 06 Nov 1994 08:49:37 GMT"
+        );
+        assert_eq!(
+            super::date::format(951_782_400),
+            "Tue, 29 Feb 2000 00:00:00 GMT"
+        );
+    }
+}

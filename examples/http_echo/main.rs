@@ -1,0 +1,64 @@
+//! An HTTP/1.1 echo server: one task per connection, keep-alive and pipelining.
+//!
+//! ```text
+//! cargo run --example http_echo -- 127.0.0.1:8080
+//! curl -d 'hello' http://127.0.0.1:8080/     # the body comes back
+//! curl http://127.0.0.1:8080/some/path       # no body: the request head comes back
+//! ```
+//!
+//! The first argument is the address to listen on (default `127.0.0.1:8080`; port 0 picks a
+//! free one). It prints the address it listens on, then serves until killed.
+//!
+//! - A request with a body (`Content-Length` or `Transfer-Encoding: chunked`) is answered
+//!   with that body and its `Content-Type`; one without, with its own head as `text/plain`.
+//!   `HEAD` gets the headers only. `Expect: 100-continue` is honoured.
+//! - Bad input gets a 4xx or 5xx with a one-line reason, then the connection is closed: 400
+//!   (malformed, missing `Host`, both `Content-Length` and `Transfer-Encoding`), 408 (a head
+//!   or body that stalls), 413 (body over 8 MiB), 417, 431 (head over 16 KiB or more than 64
+//!   headers), 501 (a transfer coding other than `chunked`), 505 (not HTTP/1.x).
+//! - A connection idle for 60 s between requests is closed.
+
+mod conn;
+mod request;
+
+use std::rc::Rc;
+use std::time::Duration;
+
+use overlap::net::TcpListener;
+
+fn main() -> std::io::Result<()> {
+    let addr = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "127.0.0.1:8080".to_string());
+    overlap::block_on(async {
+        let listener = TcpListener::bind(addr.as_str()).await?;
+        println!("listening on http://{}", listener.local_addr()?);
+        let limits = Rc::new(request::Limits::default());
+        loop {
+            match listener.accept().await {
+                Ok((stream, peer)) => {
+                    let limits = limits.clone();
+                    overlap::spawn(async move {
+                        match conn::serve(stream, &limits).await {
+                            // Clients that hang up or reset (load generators do at the
+                            // end of a run) are routine, not errors worth a line.
+                            Err(e) if !routine(&e) => eprintln!("{peer}: {e}"),
+                            _ => {}
+                        }
+                    });
+                }
+                // Out of descriptors: back off and let connections close.
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
+                    overlap::time::sleep(Duration::from_millis(10)).await;
+                }
+                // Anything else (ECONNABORTED, ...) concerns one connection: keep serving.
+                Err(e) => eprintln!("accept error: {e}"),
+            }
+        }
+    })
+}
+
+fn routine(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::{BrokenPipe, ConnectionReset, UnexpectedEof};
+    matches!(e.kind(), BrokenPipe | ConnectionReset | UnexpectedEof)
+}

@@ -1,0 +1,223 @@
+//! Request heads: parsing (with `httparse`), framing (RFC 9112 §6) and the errors a client gets
+//! for bad input.
+
+use std::fmt::Write as _;
+
+/// How the server limits what one request may cost it.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// Request line plus headers, in bytes (431 beyond).
+    pub max_head: usize,
+    /// Headers per request (431 beyond).
+    pub max_headers: usize,
+    /// Request body, in bytes, however it is framed (413 beyond).
+    pub max_body: u64,
+    /// How long a started request head may take to arrive (408 after).
+    pub head_timeout: std::time::Duration,
+    /// How long a body may stall between two reads (408 after).
+    pub body_timeout: std::time::Duration,
+    /// How long a kept-alive connection may sit idle between requests (closed quietly after).
+    pub idle_timeout: std::time::Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        use std::time::Duration;
+        Limits {
+            max_head: 16 * 1024,
+            max_headers: 64,
+            max_body: 8 * 1024 * 1024,
+            head_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// A request the server refuses: answered with `status` and the connection closed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HttpError {
+    pub status: u16,
+    pub reason: &'static str,
+    /// One line for the response body, saying what was wrong.
+    pub detail: &'static str,
+}
+
+impl HttpError {
+    pub const fn new(status: u16, reason: &'static str, detail: &'static str) -> HttpError {
+        HttpError {
+            status,
+            reason,
+            detail,
+        }
+    }
+}
+
+pub const BAD_REQUEST: &str = "Bad Request";
+
+fn bad(detail: &'static str) -> HttpError {
+    HttpError::new(400, BAD_REQUEST, detail)
+}
+
+pub fn head_too_large() -> HttpError {
+    HttpError::new(
+        431,
+        "Request Header Fields Too Large",
+        "request head too large",
+    )
+}
+
+pub fn body_too_large() -> HttpError {
+    HttpError::new(413, "Content Too Large", "request body too large")
+}
+
+/// How the body that follows a head is delimited.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Framing {
+    /// Exactly this many bytes (0: no body).
+    Length(u64),
+    /// `Transfer-Encoding: chunked`.
+    Chunked,
+}
+
+/// A parsed request head.
+#[derive(Debug)]
+pub struct Head {
+    pub method: String,
+    /// HTTP/1.x minor version: 0 or 1.
+    pub minor: u8,
+    pub framing: Framing,
+    /// Whether the connection stays open after the response.
+    pub keep_alive: bool,
+    /// The client waits for `100 Continue` before sending the body.
+    pub expect_continue: bool,
+    pub content_type: Option<Vec<u8>>,
+    /// The head as received, re-serialised (what a body-less request is answered with).
+    pub text: String,
+}
+
+/// Parses a request head at the start of `buf`. `Ok(None)`: incomplete, read more.
+/// Otherwise the head and the number of bytes it took.
+pub fn parse(buf: &[u8], limits: &Limits) -> Result<Option<(Head, usize)>, HttpError> {
+    let mut headers = vec![httparse::EMPTY_HEADER; limits.max_headers];
+    let mut req = httparse::Request::new(&mut headers);
+    let len = match req.parse(buf) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) if buf.len() > limits.max_head => {
+            return Err(head_too_large())
+        }
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(httparse::Error::TooManyHeaders) => return Err(head_too_large()),
+        Err(httparse::Error::Version) => {
+            return Err(HttpError::new(
+                505,
+                "HTTP Version Not Supported",
+                "only HTTP/1.0 and HTTP/1.1 are served",
+            ))
+        }
+        Err(_) => return Err(bad("malformed request head")),
+    };
+    if len > limits.max_head {
+        return Err(head_too_large());
+    }
+    let (Some(method), Some(path), Some(minor)) = (req.method, req.path, req.version) else {
+        return Err(bad("malformed request line"));
+    };
+    let mut text = format!("{method} {path} HTTP/1.{minor}\r\n");
+    let mut length: Option<u64> = None;
+    let mut chunked = false;
+    let mut host = 0;
+    let mut close = minor == 0;
+    let mut expect_continue = false;
+    let mut content_type = None;
+    for h in req.headers.iter() {
+        let _ = write!(text, "{}: {}\r\n", h.name, String::from_utf8_lossy(h.value));
+        let name = h.name;
+        if name.eq_ignore_ascii_case("content-length") {
+            let n = parse_length(h.value)?;
+            // Repeated Content-Length headers must agree (RFC 9112 §6.3).
+            if length.is_some_and(|l| l != n) {
+                return Err(bad("conflicting Content-Length headers"));
+            }
+            length = Some(n);
+        } else if name.eq_ignore_ascii_case("transfer-encoding") {
+            // Only `chunked`, once, is supported; anything else cannot be framed.
+            if chunked || !tokens(h.value).eq(["chunked"]) {
+                return Err(HttpError::new(
+                    501,
+                    "Not Implemented",
+                    "only Transfer-Encoding: chunked is supported",
+                ));
+            }
+            chunked = true;
+        } else if name.eq_ignore_ascii_case("host") {
+            host += 1;
+        } else if name.eq_ignore_ascii_case("connection") {
+            for t in tokens(h.value) {
+                if t == "close" {
+                    close = true;
+                } else if t == "keep-alive" && minor == 0 {
+                    close = false;
+                }
+            }
+        } else if name.eq_ignore_ascii_case("expect") {
+            if !h.value.eq_ignore_ascii_case(b"100-continue") {
+                return Err(HttpError::new(
+                    417,
+                    "Expectation Failed",
+                    "only Expect: 100-continue is understood",
+                ));
+            }
+            expect_continue = minor == 1;
+        } else if name.eq_ignore_ascii_case("content-type") {
+            content_type = Some(h.value.to_vec());
+        }
+    }
+    // RFC 9112 §3.2: exactly one Host in an HTTP/1.1 request.
+    if minor == 1 && host != 1 {
+        return Err(bad("an HTTP/1.1 request needs exactly one Host header"));
+    }
+    let framing = match (chunked, length) {
+        // Both at once is how requests are smuggled past proxies: refuse (RFC 9112 §6.1).
+        (true, Some(_)) => return Err(bad("both Transfer-Encoding and Content-Length")),
+        (true, None) if minor == 0 => return Err(bad("Transfer-Encoding in an HTTP/1.0 request")),
+        (true, None) => Framing::Chunked,
+        (false, n) => Framing::Length(n.unwrap_or(0)),
+    };
+    if let Framing::Length(n) = framing {
+        if n > limits.max_body {
+            return Err(body_too_large());
+        }
+    }
+    Ok(Some((
+        Head {
+            method: method.to_string(),
+            minor,
+            framing,
+            keep_alive: !close,
+            expect_continue,
+            content_type,
+            text,
+        },
+        len,
+    )))
+}
+
+/// A Content-Length value: digits only, no sign or spaces, no overflow.
+fn parse_length(v: &[u8]) -> Result<u64, HttpError> {
+    let invalid = || bad("invalid Content-Length");
+    if v.is_empty() || !v.iter().all(u8::is_ascii_digit) {
+        return Err(invalid());
+    }
+    std::str::from_utf8(v)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(invalid)
+}
+
+/// The comma-separated tokens of a header value, trimmed and lowercased.
+fn tokens(v: &[u8]) -> impl Iterator<Item = String> + '_ {
+    v.split(|&b| b == b',')
+        .map(|t| String::from_utf8_lossy(t).trim().to_ascii_lowercase())
+        .filter(|t| !t.is_empty())
+}
