@@ -6,9 +6,9 @@
 //!    never block, so this is their wall time minus any preemption by other processes), and
 //!    process CPU time per fired timer over the whole awaiting phase (the loop sleeps in
 //!    between, so CPU is the cost).
-//!    Each round builds a fresh runtime and runs the churn twice in it, timing the second (so
-//!    both runtimes are measured warm, with their memory already faulted in); best of a few
-//!    rounds, alternating runtimes.
+//!    Each round runs in a fresh process (see `round_in_child`), builds a runtime and runs the
+//!    churn twice in it, timing the second (so both runtimes are measured warm, with their
+//!    memory already faulted in); best of a few rounds, alternating runtimes.
 //!    Freed heap memory stays mapped for the whole run (`keep_heap_mapped`), so the timed
 //!    loops do not include the kernel faulting the harness's boxes back in.
 //! 2. `sleep(1ms)` 1,000 times in a row: oversleep median and p99, for overlap, tokio and
@@ -185,6 +185,35 @@ fn tokio_churn(offsets: &[Duration]) -> Costs {
     })
 }
 
+/// Runs one churn round of `runtime` ("overlap" or "tokio") in a child process of this
+/// benchmark and returns its costs.
+///
+/// On these VMs a whole process is sometimes a third slower than the next one started a
+/// moment later (all of its rounds alike, in every phase: it looks like where its memory
+/// landed), so rounds repeated inside one process cannot vote such a process down. A fresh
+/// process per round can, for both runtimes alike.
+fn round_in_child(runtime: &str) -> Costs {
+    let exe = std::env::current_exe().expect("own executable");
+    let out = std::process::Command::new(exe)
+        .env("TIMERS_ONLY", runtime)
+        .env("TIMERS_ROUNDS", "1")
+        .output()
+        .expect("run a benchmark round");
+    assert!(out.status.success(), "{runtime} round failed: {out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().find_map(|l| l.strip_prefix("costs "));
+    let v: Vec<f64> = line
+        .unwrap_or_else(|| panic!("no costs from the {runtime} round: {text:?}"))
+        .split(' ')
+        .map(|x| x.parse().expect("a number"))
+        .collect();
+    Costs {
+        register_ns: v[0],
+        cancel_ns: v[1],
+        fire_cpu_ns: v[2],
+    }
+}
+
 /// Oversleep of `sleep(1ms)` in microseconds: (median, p99).
 fn stats(mut over: Vec<Duration>) -> (f64, f64) {
     over.sort();
@@ -221,26 +250,32 @@ fn keep_heap_mapped() {
 fn main() {
     keep_heap_mapped();
     let offsets = offsets();
-    // For profiling one side: TIMERS_ONLY=overlap or TIMERS_ONLY=tokio runs just its churn.
+    // One side only: TIMERS_ONLY=overlap or TIMERS_ONLY=tokio runs just its churn,
+    // TIMERS_ROUNDS times (default ROUNDS), printing one line of costs per round. The full
+    // benchmark runs every round in such a child process (see `round_in_child`).
     if let Some(only) = std::env::var_os("TIMERS_ONLY") {
-        for _ in 0..ROUNDS {
+        let rounds = std::env::var("TIMERS_ROUNDS").map_or(ROUNDS, |r| r.parse().unwrap());
+        for _ in 0..rounds {
             let c = if only == "tokio" {
                 tokio_churn(&offsets)
             } else {
                 overlap_churn(&offsets)
             };
-            println!("{c:?}");
+            println!("costs {} {} {}", c.register_ns, c.cancel_ns, c.fire_cpu_ns);
         }
         return;
     }
-    println!("overlap timer benchmarks ({TIMERS} timers, best of {ROUNDS} rounds)\n");
+    println!(
+        "overlap timer benchmarks ({TIMERS} timers, best of {ROUNDS} rounds, each in a fresh \
+         process)\n"
+    );
 
     let mut ov: Option<Costs> = None;
     let mut tk: Option<Costs> = None;
     for _ in 0..ROUNDS {
-        let t = tokio_churn(&offsets);
+        let t = round_in_child("tokio");
         tk = Some(tk.map_or(t, |b| b.best(t)));
-        let o = overlap_churn(&offsets);
+        let o = round_in_child("overlap");
         ov = Some(ov.map_or(o, |b| b.best(o)));
     }
     let (ov, tk) = (ov.unwrap(), tk.unwrap());
