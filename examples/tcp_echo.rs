@@ -18,25 +18,30 @@ fn main() -> std::io::Result<()> {
     overlap::block_on(async {
         let listener = TcpListener::bind(addr.as_str()).await?;
         println!("listening on {}", listener.local_addr()?);
-        loop {
-            match listener.accept().await {
-                Ok((stream, _)) => {
-                    overlap::spawn(async move {
-                        if let Err(e) = echo(stream).await {
-                            eprintln!("connection error: {e}");
-                        }
-                    });
-                }
-                // Out of descriptors: back off and let connections close.
-                Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
-                    overlap::time::sleep(std::time::Duration::from_millis(10)).await;
-                }
-                // Anything else (ECONNABORTED, ENOBUFS, ...) concerns one connection, not the
-                // listener: report it and keep serving.
-                Err(e) => eprintln!("accept error: {e}"),
-            }
-        }
+        serve(listener).await
     })
+}
+
+/// Accepts connections forever, one task each.
+pub async fn serve(listener: TcpListener) -> std::io::Result<()> {
+    loop {
+        match listener.accept().await {
+            Ok((stream, _)) => {
+                overlap::spawn(async move {
+                    if let Err(e) = echo(stream).await {
+                        eprintln!("connection error: {e}");
+                    }
+                });
+            }
+            // Out of descriptors: back off and let connections close.
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
+                overlap::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+            // Anything else (ECONNABORTED, ENOBUFS, ...) concerns one connection, not the
+            // listener: report it and keep serving.
+            Err(e) => eprintln!("accept error: {e}"),
+        }
+    }
 }
 
 async fn echo(mut stream: TcpStream) -> std::io::Result<()> {
