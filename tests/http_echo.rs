@@ -414,3 +414,94 @@ fn curl_gets_its_request_and_its_body_back() {
         assert!(out == body, "curl got back {} bytes", out.len());
     });
 }
+
+/// A small deterministic generator (xorshift64*), so a failure can be replayed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+/// One random edit of a request: flip, insert, delete, duplicate or truncate bytes.
+fn mutate(rng: &mut Rng, mut req: Vec<u8>) -> Vec<u8> {
+    for _ in 0..1 + rng.below(3) {
+        if req.is_empty() {
+            break;
+        }
+        let at = rng.below(req.len());
+        match rng.below(5) {
+            0 => {
+                let i = at.min(req.len() - 1);
+                req[i] ^= 1 << rng.below(8);
+            }
+            1 => req.insert(at, rng.next() as u8),
+            2 => drop(req.drain(at..(at + 1 + rng.below(8)).min(req.len()))),
+            3 => {
+                let end = (at + 1 + rng.below(16)).min(req.len());
+                let piece = req[at..end].to_vec();
+                req.splice(at..at, piece);
+            }
+            _ => req.truncate(at.max(1)),
+        }
+    }
+    req
+}
+
+#[test]
+fn mangled_requests_never_hang_crash_or_leak_the_server() {
+    let seeds: [&[u8]; 3] = [
+        b"GET /a HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+        b"POST /b HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello",
+        b"POST /c HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n\
+          3\r\nabc\r\n0\r\n\r\n",
+    ];
+    with_server(short_timeouts(), |addr| async move {
+        let alive = overlap::metrics().tasks_alive;
+        let mut rng = Rng(0x5eed_1234_abcd_0001);
+        for round in 0..300 {
+            let req = mutate(&mut rng, seeds[round % seeds.len()].to_vec());
+            let mut c = Client::connect(addr).await;
+            c.send(&req).await;
+            // No more is coming: a request left incomplete must end in EOF, not a hang.
+            c.stream.shutdown(std::net::Shutdown::Write).unwrap();
+            let read_all = async { while c.fill().await {} };
+            overlap::time::timeout(Duration::from_secs(5), read_all)
+                .await
+                .unwrap_or_else(|_| panic!("no answer and no close for {req:?}"));
+            // Whatever came back is a sequence of well-formed responses.
+            let mut rest = &c.buf[..];
+            while !rest.is_empty() {
+                let mut headers = [httparse::EMPTY_HEADER; 32];
+                let mut r = httparse::Response::new(&mut headers);
+                let httparse::Status::Complete(len) = r.parse(rest).unwrap() else {
+                    panic!("truncated response {:?} to {req:?}", c.buf);
+                };
+                let cl = r.headers.iter().find(|h| h.name == "Content-Length");
+                let cl: usize = std::str::from_utf8(cl.unwrap().value)
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+                let head_only = req.starts_with(b"HEAD");
+                rest = &rest[len + if head_only { 0 } else { cl }..];
+            }
+        }
+        // Every connection's task has ended (so its fd is closed), and the server still serves.
+        for _ in 0..200 {
+            if overlap::metrics().tasks_alive == alive {
+                break;
+            }
+            overlap::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(overlap::metrics().tasks_alive, alive);
+        let r = one_request(addr, b"GET / HTTP/1.1\r\nHost: t\r\n\r\n").await;
+        assert_eq!(r.status, 200);
+    });
+}
