@@ -7,6 +7,7 @@ mod conn;
 #[allow(dead_code)]
 #[path = "../examples/http_echo/request.rs"]
 mod request;
+mod support;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -16,6 +17,7 @@ use std::time::Duration;
 use overlap::io::{AsyncReadExt, AsyncWriteExt};
 use overlap::net::{TcpListener, TcpStream};
 use request::Limits;
+use support::Rng;
 
 /// Runs `client` against an echo server on 127.0.0.1:0 with `limits`.
 fn with_server<F, Fut>(limits: Limits, client: F)
@@ -358,16 +360,21 @@ fn a_client_gone_mid_body_ends_only_its_own_task() {
                 .await;
         }
         // The connection's task notices the EOF and ends.
-        for _ in 0..200 {
-            if overlap::metrics().tasks_alive == alive {
-                break;
-            }
-            overlap::time::sleep(Duration::from_millis(5)).await;
-        }
-        assert_eq!(overlap::metrics().tasks_alive, alive);
+        wait_for_tasks_alive(alive).await;
         let r = one_request(addr, b"GET / HTTP/1.1\r\nHost: t\r\n\r\n").await;
         assert_eq!(r.status, 200);
     });
+}
+
+/// Waits (up to a second) until the runtime's live tasks are back to `alive`, and asserts it.
+async fn wait_for_tasks_alive(alive: u64) {
+    for _ in 0..200 {
+        if overlap::metrics().tasks_alive == alive {
+            break;
+        }
+        overlap::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(overlap::metrics().tasks_alive, alive);
 }
 
 /// Runs curl with `args` (on the blocking pool: it blocks) and returns its stdout, or `None`
@@ -413,21 +420,6 @@ fn curl_gets_its_request_and_its_body_back() {
         std::fs::remove_dir_all(&dir).unwrap();
         assert!(out == body, "curl got back {} bytes", out.len());
     });
-}
-
-/// A small deterministic generator (xorshift64*), so a failure can be replayed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
 }
 
 /// One random edit of a request: flip, insert, delete, duplicate or truncate bytes.
@@ -494,13 +486,7 @@ fn mangled_requests_never_hang_crash_or_leak_the_server() {
             }
         }
         // Every connection's task has ended (so its fd is closed), and the server still serves.
-        for _ in 0..200 {
-            if overlap::metrics().tasks_alive == alive {
-                break;
-            }
-            overlap::time::sleep(Duration::from_millis(5)).await;
-        }
-        assert_eq!(overlap::metrics().tasks_alive, alive);
+        wait_for_tasks_alive(alive).await;
         let r = one_request(addr, b"GET / HTTP/1.1\r\nHost: t\r\n\r\n").await;
         assert_eq!(r.status, 200);
     });

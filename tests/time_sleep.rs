@@ -12,17 +12,8 @@ use std::time::{Duration, Instant};
 
 use overlap::time::{sleep, sleep_until, Sleep};
 
-/// xorshift64*: reproducible pseudo-random numbers.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-}
+mod support;
+use support::Rng;
 
 /// A waker that counts its wakes.
 #[derive(Default)]

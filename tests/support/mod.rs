@@ -5,8 +5,10 @@ mod echo;
 mod fd;
 mod files;
 mod limits;
+mod rng;
 
 pub use echo::echo_until_eof;
 pub use fd::*;
 pub use files::*;
 pub use limits::*;
+pub use rng::Rng;
