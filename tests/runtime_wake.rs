@@ -78,6 +78,44 @@ fn ten_thousand_cross_thread_round_trips() {
 }
 
 #[test]
+fn replies_from_a_busy_thread_are_caught_by_spinning_not_by_epoll() {
+    // Once a sleep in epoll was cut short by a remote wake, the loop spins briefly before the
+    // next one: a reply landing meanwhile costs no eventfd write. Pinned to one CPU it must
+    // not spin (that would only delay the replying thread).
+    const N: u64 = 2_000;
+    let to_loop = Arc::new(Mailbox::default());
+    let (to_thread, rx) = mpsc::channel::<u64>();
+    let mb = to_loop.clone();
+    let echo = thread::spawn(move || {
+        for v in rx {
+            mb.put(v + 1);
+        }
+    });
+    let rt = Runtime::new().unwrap();
+    let last = rt.block_on(async {
+        let mut v = 0;
+        for _ in 0..N {
+            to_thread.send(v).unwrap();
+            v = to_loop.take().await;
+        }
+        v
+    });
+    assert_eq!(last, N);
+    drop(to_thread);
+    echo.join().unwrap();
+    let m = rt.metrics();
+    let cpus = thread::available_parallelism().map_or(1, |n| n.get());
+    if cpus > 1 {
+        assert!(
+            m.eventfd_writes < m.remote_wakes,
+            "no remote wake was caught while spinning: {m:?}"
+        );
+    } else {
+        assert_eq!(m.eventfd_writes, m.remote_wakes, "spun on one CPU: {m:?}");
+    }
+}
+
+#[test]
 fn many_remote_wakes_before_the_loop_runs_cost_one_eventfd_write() {
     let rt = Runtime::new().unwrap();
     let wakers: Arc<Mutex<Vec<Waker>>> = Arc::default();

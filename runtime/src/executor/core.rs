@@ -25,8 +25,9 @@ use crate::time::Timers;
 /// Wakes in a row that may run through the LIFO slot before the run queue gets a turn.
 const LIFO_STREAK: u32 = 3;
 
-/// How long the loop spins for a blocking job's result before it sleeps in epoll.
-const BLOCKING_SPIN: Duration = Duration::from_micros(50);
+/// How long the loop spins for a remote wake (a blocking job's result, another thread's
+/// message) before it sleeps in epoll.
+const REMOTE_SPIN: Duration = Duration::from_micros(50);
 
 /// Everything the runtime thread owns. Reached through the thread-local context while the
 /// runtime runs, and through `Runtime` otherwise.
@@ -53,15 +54,41 @@ pub(crate) struct Core {
     spin: SpinPolicy,
 }
 
-/// Whether spinning for blocking results pays off lately: it stops after two spins in a
-/// row that saw nothing (long jobs, such as big reads, are better waited for asleep, leaving
-/// the CPU to the pool), and probes again every 16th time.
-#[derive(Debug, Default)]
+/// When the loop spins for a remote wake before sleeping in epoll, and whether that pays
+/// off lately.
+///
+/// It is worth trying while blocking jobs run (their results usually come back within
+/// microseconds), and right after a sleep that a remote wake cut short within the spin
+/// window: another thread is feeding this runtime and its next wake is likely as close. A
+/// wake seen while spinning costs no eventfd write and no `epoll_wait`, and the loop's thread
+/// is still running when it lands (a sleeping vCPU takes far longer to wake). Spinning stops
+/// after two spins in a row that saw nothing (long jobs, such as big reads, are better waited
+/// for asleep, leaving the CPU to the pool), and probes again every 16th time.
+#[derive(Debug)]
 struct SpinPolicy {
     misses: Cell<u32>,
+    /// The last sleep in epoll ended with a remote wake within [`REMOTE_SPIN`].
+    remote_hot: Cell<bool>,
+    /// Whether this thread may run on more than one CPU. Pinned to one, spinning only delays
+    /// the very thread that would wake us: the loop then always sleeps, and lets it run.
+    many_cpus: bool,
 }
 
 impl SpinPolicy {
+    fn new() -> SpinPolicy {
+        SpinPolicy {
+            misses: Cell::new(0),
+            remote_hot: Cell::new(false),
+            many_cpus: crate::sys::affinity::cpus().is_ok_and(|n| n > 1),
+        }
+    }
+
+    /// Notes how the last sleep in epoll ended.
+    fn slept(&self, woke_remote: bool, slept: Duration) {
+        self.remote_hot
+            .set(self.many_cpus && woke_remote && slept < REMOTE_SPIN);
+    }
+
     fn should_spin(&self) -> bool {
         let m = self.misses.get();
         if m < 2 {
@@ -114,7 +141,7 @@ impl Core {
             budget: Cell::new(BUDGET),
             remote_buf: RefCell::new(Vec::new()),
             counters: Counters::default(),
-            spin: SpinPolicy::default(),
+            spin: SpinPolicy::new(),
         })
     }
 
@@ -269,10 +296,11 @@ impl Core {
                 .next_deadline()
                 .map(|d| d.saturating_duration_since(Instant::now()))
         };
-        // A blocking job's result is usually microseconds away: look for it briefly before
-        // sleeping in epoll (see `Shared::spin_for_remote`).
-        if timeout != Some(Duration::ZERO) && self.blocking.is_busy() && self.spin.should_spin() {
-            let limit = timeout.map_or(BLOCKING_SPIN, |t| t.min(BLOCKING_SPIN));
+        // A remote wake that is likely microseconds away is looked for briefly before
+        // sleeping in epoll (see `SpinPolicy` and `Shared::spin_for_remote`).
+        let expect_remote = self.blocking.is_busy() || self.spin.remote_hot.get();
+        if timeout != Some(Duration::ZERO) && expect_remote && self.spin.should_spin() {
+            let limit = timeout.map_or(REMOTE_SPIN, |t| t.min(REMOTE_SPIN));
             let woken = self.shared.spin_for_remote(limit);
             self.spin.record(woken);
             if woken {
@@ -284,10 +312,14 @@ impl Core {
         // whose news `drain_remote` already read from the `notified` flag: skip the syscall.
         if timeout != Some(Duration::ZERO) || self.reactor.registered() > 0 {
             bump(&self.counters.epoll_waits, 1);
+            let slept_since = (timeout != Some(Duration::ZERO)).then(Instant::now);
             let (delivered, woke_remote) = self
                 .reactor
                 .turn(timeout)
                 .expect("epoll_wait failed on the runtime's own epoll fd");
+            if let Some(t) = slept_since {
+                self.spin.slept(woke_remote, t.elapsed());
+            }
             bump(&self.counters.events, delivered as u64);
             if woke_remote {
                 self.drain_remote();

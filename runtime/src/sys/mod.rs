@@ -22,6 +22,7 @@ macro_rules! syscall {
     }};
 }
 
+pub(crate) mod affinity;
 pub(crate) mod epoll;
 pub(crate) mod eventfd;
 pub(crate) mod timerslack;
