@@ -88,8 +88,10 @@ pub fn pin_to_cpu(cpu: usize) -> std::io::Result<()> {
 pub fn unpin() -> std::io::Result<()> {
     // SAFETY: a zeroed cpu_set_t is a valid empty set.
     let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    let n = std::thread::available_parallelism().map_or(1, |n| n.get());
-    for cpu in 0..n {
+    // Not `available_parallelism`: that reads this thread's mask, which pinning narrowed.
+    // SAFETY: sysconf takes no pointers.
+    let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) }.max(1) as usize;
+    for cpu in 0..n.min(libc::CPU_SETSIZE as usize) {
         // SAFETY: `cpu` is below the number of CPUs; `set` is valid.
         unsafe { libc::CPU_SET(cpu, &mut set) };
     }
