@@ -43,9 +43,9 @@ impl Mailbox {
     }
 }
 
-#[test]
-fn ten_thousand_cross_thread_round_trips() {
-    const N: u64 = 10_000;
+/// A thread that answers every number sent to it with the next one, through a `Mailbox`.
+/// Returns the mailbox, the sender (drop it to stop the thread) and the thread.
+fn spawn_echo_thread() -> (Arc<Mailbox>, mpsc::Sender<u64>, thread::JoinHandle<()>) {
     let to_loop = Arc::new(Mailbox::default());
     let (to_thread, rx) = mpsc::channel::<u64>();
     let mb = to_loop.clone();
@@ -54,6 +54,13 @@ fn ten_thousand_cross_thread_round_trips() {
             mb.put(v + 1);
         }
     });
+    (to_loop, to_thread, echo)
+}
+
+#[test]
+fn ten_thousand_cross_thread_round_trips() {
+    const N: u64 = 10_000;
+    let (to_loop, to_thread, echo) = spawn_echo_thread();
     let rt = Runtime::new().unwrap();
     let last = rt.block_on(async {
         let h = spawn(async move {
@@ -83,14 +90,7 @@ fn replies_from_a_busy_thread_are_caught_by_spinning_not_by_epoll() {
     // next one: a reply landing meanwhile costs no eventfd write. Pinned to one CPU it must
     // not spin (that would only delay the replying thread).
     const N: u64 = 2_000;
-    let to_loop = Arc::new(Mailbox::default());
-    let (to_thread, rx) = mpsc::channel::<u64>();
-    let mb = to_loop.clone();
-    let echo = thread::spawn(move || {
-        for v in rx {
-            mb.put(v + 1);
-        }
-    });
+    let (to_loop, to_thread, echo) = spawn_echo_thread();
     let rt = Runtime::new().unwrap();
     let last = rt.block_on(async {
         let mut v = 0;
