@@ -3,7 +3,7 @@
 /// A snapshot of a runtime's counters, cheap to take (a few loads).
 ///
 /// Tests and benchmarks use it to prove there is no busy loop (an idle runtime adds almost no
-/// `epoll_waits`) and no leak (`tasks_alive`, `registered_fds` and `timers_active` go back
+/// `epoll_waits` or `futex_sleeps`) and no leak (`tasks_alive`, `registered_fds` and `timers_active` go back
 /// down).
 ///
 /// ```
@@ -31,6 +31,12 @@ pub struct RuntimeMetrics {
     pub remote_wakes: u64,
     /// Writes to the runtime's eventfd (at most one per batch of remote wakes).
     pub eventfd_writes: u64,
+    /// Times the loop slept on its futex instead of in `epoll_wait`: it does so when no fd
+    /// is registered (waiting only for timers and other threads).
+    pub futex_sleeps: u64,
+    /// Remote wakes that woke the loop from its futex sleep (at most one per batch, like
+    /// `eventfd_writes`).
+    pub futex_wakes: u64,
     /// Times a task ran out of cooperative budget and was sent to the back of the queue.
     pub budget_exhausted: u64,
     /// Fds registered with the reactor now.

@@ -112,6 +112,7 @@ struct Counters {
     spawned: Cell<u64>,
     polls: Cell<u64>,
     epoll_waits: Cell<u64>,
+    futex_sleeps: Cell<u64>,
     events: Cell<u64>,
     budget_exhausted: Cell<u64>,
 }
@@ -260,10 +261,10 @@ impl Core {
     }
 
     /// Applies what other threads queued: wakes go to the local run queue, released
-    /// references are dropped.
-    fn drain_remote(&self) {
+    /// references are dropped. Returns whether there was anything.
+    fn drain_remote(&self) -> bool {
         if !self.shared.maybe_pending() {
-            return;
+            return false;
         }
         let mut buf = self.remote_buf.borrow_mut();
         self.shared.take_remote(&mut buf);
@@ -283,13 +284,16 @@ impl Core {
                 task.ref_dec_local();
             }
         }
+        true
     }
 
     /// Polls the reactor and the timers once. Blocks (until the next timer, an fd event or a
     /// remote wake) only if `may_block` and no task is ready.
     pub(crate) fn park(&self, may_block: bool) {
-        self.drain_remote();
-        let mut timeout = if !may_block || self.has_ready_tasks() {
+        // What this drain wakes may include the `block_on` future, which `may_block` was
+        // computed without: then the loop must not sleep.
+        let drained = self.drain_remote();
+        let mut timeout = if !may_block || drained || self.has_ready_tasks() {
             Some(Duration::ZERO)
         } else {
             self.timers
@@ -308,23 +312,37 @@ impl Core {
                 timeout = Some(Duration::ZERO);
             }
         }
-        // With no fd registered, a non-blocking look at epoll could only report the eventfd,
-        // whose news `drain_remote` already read from the `notified` flag: skip the syscall.
-        if timeout != Some(Duration::ZERO) || self.reactor.registered() > 0 {
+        let mut sleep = timeout != Some(Duration::ZERO);
+        if sleep && self.reactor.registered() == 0 {
+            // No fd to watch: sleep on the remote queue's futex, which is cheaper to wake
+            // than the eventfd plus epoll (see `Shared::sleep`).
+            bump(&self.counters.futex_sleeps, 1);
+            let slept_since = Instant::now();
+            let woke_remote = self.shared.sleep(timeout);
+            self.spin.slept(woke_remote, slept_since.elapsed());
+        } else if sleep || self.reactor.registered() > 0 {
+            // (With no fd registered, a non-blocking look at epoll could only report the
+            // eventfd, whose news `drain_remote` already read from `notified`: no syscall.)
+            if sleep && !self.shared.enter_epoll_sleep() {
+                // A remote wake came in since the drain above: look, but do not block.
+                sleep = false;
+                timeout = Some(Duration::ZERO);
+            }
             bump(&self.counters.epoll_waits, 1);
-            let slept_since = (timeout != Some(Duration::ZERO)).then(Instant::now);
-            let (delivered, woke_remote) = self
-                .reactor
-                .turn(timeout)
-                .expect("epoll_wait failed on the runtime's own epoll fd");
+            let slept_since = sleep.then(Instant::now);
+            let turned = self.reactor.turn(timeout);
+            if sleep {
+                self.shared.leave_epoll_sleep();
+            }
+            let (delivered, woke_remote) =
+                turned.expect("epoll_wait failed on the runtime's own epoll fd");
             if let Some(t) = slept_since {
                 self.spin.slept(woke_remote, t.elapsed());
             }
             bump(&self.counters.events, delivered as u64);
-            if woke_remote {
-                self.drain_remote();
-            }
         }
+        // Whatever ended the wait, wakes that came in meanwhile are applied now.
+        self.drain_remote();
         // No clock read while no timer exists (`Timers::register` refreshes its own "now").
         if self.timers.active() > 0 {
             self.timers.turn(Instant::now());
@@ -343,6 +361,8 @@ impl Core {
             events_delivered: c.events.get(),
             remote_wakes: self.shared.remote_wakes.load(Ordering::Relaxed),
             eventfd_writes: self.shared.eventfd_writes.load(Ordering::Relaxed),
+            futex_sleeps: c.futex_sleeps.get(),
+            futex_wakes: self.shared.futex_wakes.load(Ordering::Relaxed),
             budget_exhausted: c.budget_exhausted.get(),
             registered_fds: self.reactor.registered() as u64,
             timers_active: self.timers.active() as u64,

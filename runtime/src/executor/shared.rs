@@ -1,7 +1,7 @@
 //! The part of a runtime other threads may touch: the remote run queue and the eventfd.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::sys::eventfd::EventFd;
@@ -15,8 +15,36 @@ pub(crate) struct Shared {
     /// the queue is non-empty only while this is true, so reading `false` means there is
     /// nothing to drain.
     notified: AtomicBool,
+    /// What the loop sleeps on when it has no fd to watch (see [`Shared::sleep`]).
+    wake_cv: Condvar,
     pub(crate) remote_wakes: AtomicU64,
     pub(crate) eventfd_writes: AtomicU64,
+    pub(crate) futex_wakes: AtomicU64,
+}
+
+/// How a wake must get the loop's attention.
+enum Notify {
+    /// It needs nothing: the loop is running (and reads `notified` before it sleeps), or
+    /// spinning on `notified`, or was already told.
+    Nothing,
+    /// It sleeps in `epoll_wait`: write the eventfd.
+    EventFd(Arc<EventFd>),
+    /// It sleeps on `wake_cv`.
+    Condvar,
+}
+
+/// What the loop is doing, as far as wakes are concerned. Changed only under the lock, and
+/// set to a sleeping state only while `notified` is false, so a wake that sets `notified`
+/// either sees the loop asleep (and wakes it) or is seen by the loop before it sleeps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Waiting {
+    Running,
+    /// In [`Shared::spin_for_remote`], watching `notified`.
+    Spinning,
+    /// In [`Shared::sleep`], on `wake_cv`.
+    Futex,
+    /// Between [`Shared::enter_epoll_sleep`] and [`Shared::leave_epoll_sleep`].
+    Epoll,
 }
 
 /// One remote-queue entry: a task and what to do with it.
@@ -28,9 +56,7 @@ struct Remote {
     /// `None` once the runtime is dropped: wakes are ignored and the fd is closed when the
     /// last in-flight notifier lets go of it.
     eventfd: Option<Arc<EventFd>>,
-    /// The loop is spinning in [`Shared::spin_for_remote`]: a wake only sets `notified`,
-    /// with no eventfd write, since the loop is watching that flag.
-    spinning: bool,
+    waiting: Waiting,
 }
 
 impl Shared {
@@ -39,11 +65,13 @@ impl Shared {
             remote: Mutex::new(Remote {
                 queue: Vec::new(),
                 eventfd: Some(Arc::new(eventfd)),
-                spinning: false,
+                waiting: Waiting::Running,
             }),
             notified: AtomicBool::new(false),
+            wake_cv: Condvar::new(),
             remote_wakes: AtomicU64::new(0),
             eventfd_writes: AtomicU64::new(0),
+            futex_wakes: AtomicU64::new(0),
         }
     }
 
@@ -68,58 +96,111 @@ impl Shared {
         if op != RemoteOp::Release {
             self.remote_wakes.fetch_add(1, Ordering::Relaxed);
         }
-        let efd = self.claim_notify(&r);
+        let how = self.claim_notify(&r);
         drop(r);
-        self.write_eventfd(efd);
+        self.notify(how);
         false
     }
 
-    /// Under the lock: decides whether this wake must write the eventfd (the first since the
-    /// loop last drained) and returns the fd to write to.
-    fn claim_notify(&self, r: &Remote) -> Option<Arc<EventFd>> {
-        if self.notified.load(Ordering::Relaxed) {
-            return None;
+    /// Under the lock: decides how this wake gets the loop's attention. Only the first wake
+    /// since the loop last drained can cost a syscall, and only if the loop sleeps.
+    fn claim_notify(&self, r: &Remote) -> Notify {
+        if self.notified.load(Ordering::Relaxed) || r.eventfd.is_none() {
+            return Notify::Nothing;
         }
-        if r.spinning {
-            self.notified.store(true, Ordering::Release);
-            return None;
-        }
-        let efd = r.eventfd.clone()?;
         self.notified.store(true, Ordering::Release);
-        Some(efd)
+        match r.waiting {
+            Waiting::Running | Waiting::Spinning => Notify::Nothing,
+            Waiting::Futex => Notify::Condvar,
+            Waiting::Epoll => Notify::EventFd(r.eventfd.clone().expect("checked above")),
+        }
     }
 
-    /// Writes the eventfd *outside* the lock: the loop it wakes may run at once (same CPU)
+    /// Signals the loop *outside* the lock: the loop it wakes may run at once (same CPU)
     /// and would otherwise block on the lock we still hold, costing two more context
-    /// switches. The `Arc` keeps the fd open even if the runtime closes it meanwhile.
-    fn write_eventfd(&self, efd: Option<Arc<EventFd>>) {
-        if let Some(efd) = efd {
-            self.eventfd_writes.fetch_add(1, Ordering::Relaxed);
-            efd.notify();
+    /// switches. The `Arc` keeps the eventfd open even if the runtime closes it meanwhile.
+    fn notify(&self, how: Notify) {
+        match how {
+            Notify::Nothing => {}
+            Notify::EventFd(efd) => {
+                self.eventfd_writes.fetch_add(1, Ordering::Relaxed);
+                efd.notify();
+            }
+            Notify::Condvar => {
+                self.futex_wakes.fetch_add(1, Ordering::Relaxed);
+                self.wake_cv.notify_one();
+            }
         }
+    }
+
+    /// Sleeps until a remote wake or the timeout (`None`: no timeout). Returns whether a
+    /// remote wake is waiting to be drained.
+    ///
+    /// Used instead of `epoll_wait` when the loop has no fd registered: waking a thread
+    /// blocked on a futex costs less than an eventfd write plus an `epoll_wait` return. A
+    /// wake that landed before the loop got here is seen under the lock, so none is lost.
+    pub(crate) fn sleep(&self, timeout: Option<Duration>) -> bool {
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+        let mut r = self.lock();
+        if self.notified.load(Ordering::Acquire) || r.eventfd.is_none() {
+            return self.notified.load(Ordering::Acquire);
+        }
+        r.waiting = Waiting::Futex;
+        // `notified` only changes under the lock, which waiting releases; wake-ups without
+        // it (spurious, or a timeout being reached) go round again or stop.
+        while !self.notified.load(Ordering::Acquire) {
+            r = match deadline {
+                None => self.wake_cv.wait(r).unwrap_or_else(|e| e.into_inner()),
+                Some(d) => {
+                    let left = d.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        break;
+                    }
+                    let woken = self.wake_cv.wait_timeout(r, left);
+                    woken.unwrap_or_else(|e| e.into_inner()).0
+                }
+            };
+        }
+        r.waiting = Waiting::Running;
+        self.notified.load(Ordering::Acquire)
+    }
+
+    /// The loop is about to block in `epoll_wait`: from now on a wake writes the eventfd.
+    /// Returns false, changing nothing, if a wake is already waiting (then it must not block).
+    pub(crate) fn enter_epoll_sleep(&self) -> bool {
+        let mut r = self.lock();
+        if self.notified.load(Ordering::Acquire) || r.eventfd.is_none() {
+            return false;
+        }
+        r.waiting = Waiting::Epoll;
+        true
+    }
+
+    /// The loop is back from `epoll_wait`: wakes no longer need the eventfd.
+    pub(crate) fn leave_epoll_sleep(&self) {
+        self.lock().waiting = Waiting::Running;
     }
 
     /// Spins (yielding the CPU each round) for at most `limit`, waiting for a remote wake.
     /// Returns whether one arrived; the caller then drains without sleeping in epoll.
     ///
-    /// Used while blocking-pool jobs are running: their results usually come back within
-    /// microseconds, and an idle vCPU parked in `epoll_wait` takes far longer to wake than
-    /// one that is still running.
+    /// Used when a remote wake is likely microseconds away (see `SpinPolicy` in `core.rs`):
+    /// an idle vCPU asleep in the kernel takes far longer to wake than one still running.
     pub(crate) fn spin_for_remote(&self, limit: Duration) -> bool {
         {
             let mut r = self.lock();
             if self.notified.load(Ordering::Acquire) || r.eventfd.is_none() {
                 return self.notified.load(Ordering::Acquire);
             }
-            r.spinning = true;
+            r.waiting = Waiting::Spinning;
         }
         let deadline = Instant::now() + limit;
         loop {
             std::thread::yield_now();
             if self.notified.load(Ordering::Acquire) || Instant::now() >= deadline {
                 let mut r = self.lock();
-                // From here on, wakes write the eventfd again.
-                r.spinning = false;
+                // From here on, wakes leave it to the loop to look (it is running).
+                r.waiting = Waiting::Running;
                 return self.notified.load(Ordering::Acquire);
             }
         }
