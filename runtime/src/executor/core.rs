@@ -102,7 +102,7 @@ impl SpinPolicy {
         self.misses.set(if woken {
             0
         } else {
-            self.misses.get().max(1) + 1
+            self.misses.get().saturating_add(1)
         });
     }
 }
@@ -399,5 +399,52 @@ impl Core {
         // remote path, which applies whatever other threads queued meanwhile.
         super::context::leave_owner();
         self.shared.close();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{SpinPolicy, REMOTE_SPIN};
+    use std::cell::Cell;
+    use std::time::Duration;
+
+    fn policy(many_cpus: bool) -> SpinPolicy {
+        SpinPolicy {
+            misses: Cell::new(0),
+            remote_hot: Cell::new(false),
+            many_cpus,
+        }
+    }
+
+    #[test]
+    fn a_sleep_a_remote_wake_cut_short_makes_the_next_one_spin_first() {
+        let p = policy(true);
+        p.slept(true, REMOTE_SPIN / 2);
+        assert!(p.remote_hot.get());
+        // A wake that took longer than a spin would have waited, or no remote wake at all.
+        p.slept(true, REMOTE_SPIN * 2);
+        assert!(!p.remote_hot.get());
+        p.slept(false, Duration::ZERO);
+        assert!(!p.remote_hot.get());
+    }
+
+    #[test]
+    fn a_thread_on_one_cpu_never_spins_for_remote_wakes() {
+        let p = policy(false);
+        p.slept(true, Duration::from_micros(1));
+        assert!(!p.remote_hot.get());
+    }
+
+    #[test]
+    fn spinning_backs_off_after_two_misses_and_probes_every_16th_time() {
+        let p = policy(true);
+        assert!(p.should_spin());
+        p.record(false);
+        assert!(p.should_spin());
+        p.record(false);
+        let spins = (0..64).filter(|_| p.should_spin()).count();
+        assert_eq!(spins, 4);
+        p.record(true);
+        assert!(p.should_spin());
     }
 }
