@@ -184,11 +184,18 @@ impl Core {
         match self.running.get() {
             Some(running) if running != task => {
                 if let Some(prev) = self.lifo.replace(Some(task)) {
-                    self.run_queue.borrow_mut().push_back(prev);
+                    self.push_back(prev);
                 }
             }
-            _ => self.run_queue.borrow_mut().push_back(task),
+            _ => self.push_back(task),
         }
+    }
+
+    /// The run queue's tail. Kept out of line: the common wake (into the LIFO slot) then
+    /// needs no register saves for a call that may grow the queue.
+    #[inline(never)]
+    fn push_back(&self, task: TaskPtr) {
+        self.run_queue.borrow_mut().push_back(task);
     }
 
     fn pop(&self) -> Option<TaskPtr> {
