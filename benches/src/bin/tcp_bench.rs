@@ -307,10 +307,18 @@ fn main() -> io::Result<()> {
         let addr: SocketAddr = v[0].parse().expect("address");
         let mut load = Load::new(addr, v[1].parse().unwrap(), v[2].parse().unwrap())?;
         let t0 = Instant::now();
-        let trips = load.run(t0 + Duration::from_secs_f64(v[3].parse().unwrap()), None);
+        let mut lat = Vec::new();
+        let trips = load.run(
+            t0 + Duration::from_secs_f64(v[3].parse().unwrap()),
+            Some(&mut lat),
+        );
+        lat.sort();
         println!(
-            "{:.0} round trips/s",
-            trips as f64 / t0.elapsed().as_secs_f64()
+            "{:.0} round trips/s p50 {:.1} p99 {:.1} p999 {:.1}",
+            trips as f64 / t0.elapsed().as_secs_f64(),
+            lat[lat.len() / 2] as f64 / 1e3,
+            lat[lat.len() * 99 / 100] as f64 / 1e3,
+            lat[lat.len() * 999 / 1000] as f64 / 1e3
         );
         return Ok(());
     }
