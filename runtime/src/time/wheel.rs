@@ -48,8 +48,6 @@ const DUE_SCAN: usize = 255;
 const DUE_FULL_SCAN: usize = 4096;
 /// A slot vector emptied by a cascade keeps its allocation up to this many items.
 const KEEP_CAPACITY: usize = 1024;
-/// Items filed in one batch (see `TimerWheel::pending`).
-const BATCH: usize = 1024;
 /// Stale items tolerated on top of one per live timer before a sweep.
 const STALE_SLACK: usize = 1024;
 /// Stamps handed out between two sweeps, at most: half the stamp space.
@@ -161,14 +159,16 @@ pub(crate) struct TimerWheel {
     overflow: Vec<Item>,
     /// Items whose tick is at or before `elapsed`.
     due: BinaryHeap<Reverse<Due>>,
-    /// Items placed but not filed yet, in placing order; filed by `flush` once `BATCH` of them
-    /// wait, and before anything reads the slots, the due heap or the overflow list.
+    /// Items placed but not filed yet, in placing order: `flush` files them before anything
+    /// reads the slots, the due heap or the overflow list (the loop's next look at the
+    /// timers, or a sweep), and drops those whose timer was cancelled meanwhile.
     ///
-    /// Timers spread over the next second land in a dozen level-1 slots and the current
-    /// level-0 ones. Filing each as it comes interleaves stores into all those vectors with
-    /// everything else a registration writes (the caller's future, the entry), and the
-    /// cache misses of those scattered stores stall the thread; a batch from this buffer,
-    /// which stays in cache, writes each vector's new lines back to back.
+    /// So registering a timer is an append here, and a timer cancelled before the loop next
+    /// looks (a timeout whose I/O completed at once, say) never touches the wheel. Filing is
+    /// also cheaper in bulk: timers spread over the next second land in a dozen level-1 slots
+    /// and the current level-0 ones, and filing each as it comes would interleave stores into
+    /// all those vectors with everything else a registration writes, whose cache misses
+    /// stall the thread. Stale items here count in `stale`, so sweeps bound this buffer too.
     pending: Vec<Item>,
     /// Stale items anywhere (pending, slots, overflow, due heap).
     stale: usize,
@@ -287,18 +287,19 @@ impl TimerWheel {
             index,
             stamp,
         });
-        if self.pending.len() >= BATCH {
-            self.flush();
-        }
         self.note_added(deadline);
     }
 
-    /// Files every pending item.
+    /// Files every pending item whose timer is still registered; drops the others.
     #[inline(never)]
     fn flush(&mut self) {
         let mut pending = std::mem::take(&mut self.pending);
         for &it in &pending {
-            self.file(it);
+            if self.is_live(it.index, it.stamp) {
+                self.file(it);
+            } else {
+                self.stale -= 1;
+            }
         }
         pending.clear();
         self.pending = pending;

@@ -217,11 +217,11 @@ fn crowded_tick_wakes_no_later_than_any_slack_allows() {
 }
 
 #[test]
-fn a_burst_bigger_than_a_batch_fires_in_order() {
+fn a_burst_of_thousands_fires_in_order() {
     let out = Arc::new(AtomicUsize::new(0));
     let mut wheel = TimerWheel::new();
     let mut seed = 7;
-    let n = 3 * BATCH + 7;
+    let n = 3 * 1024 + 7;
     let mut deadlines = Vec::new();
     for i in 0..n {
         // Spread over about a second, so the items land in many level-0 and level-1 slots.
@@ -268,4 +268,28 @@ fn spare_slot_buffers_stay_bounded() {
         assert!(wheel.spares.capacity() > 0, "cascaded buffers are kept");
     }
     assert_eq!(wheel.items(), 0);
+}
+
+#[test]
+fn timers_cancelled_before_the_loop_looks_are_never_filed() {
+    let out = Arc::new(AtomicUsize::new(0));
+    let mut wheel = TimerWheel::new();
+    let mut seed = 3;
+    let keys: Vec<_> = (0..1000)
+        .map(|i| {
+            let deadline = (1 << 20) + rng(&mut seed) % (1 << 30);
+            (wheel.insert(deadline, 0, waker(i, &out)), deadline)
+        })
+        .collect();
+    for &(key, deadline) in keys.iter().step_by(2) {
+        assert!(wheel.remove(key, deadline).is_some());
+    }
+    // Registering only queued the items; the loop's first look files the live half and
+    // drops the rest, so no stale item is left anywhere.
+    assert_eq!(wheel.items(), 1000);
+    let mut buf = Vec::new();
+    assert_eq!(wheel.advance(0, &mut buf), 0);
+    assert_eq!(wheel.items(), 500);
+    assert_eq!(wheel.stale, 0);
+    assert_eq!(wheel.len(), 500);
 }
