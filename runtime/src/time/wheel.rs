@@ -5,8 +5,8 @@
 //! wide, cover 2^36 ticks (about 2.3 years) ahead; anything further waits in an overflow list.
 //!
 //! Timers live in a slab of entries. A slot is a vector of *items*, `(deadline, index, stamp)`
-//! copies that point at an entry: inserting queues one, filed with the next batch (see
-//! `TimerWheel::pending`), and cascading a slot copies its items one level down without
+//! copies that point at an entry: inserting queues one, filed when the loop next looks at the
+//! wheel unless its timer was cancelled by then (see `TimerWheel::pending`), and cascading a slot copies its items one level down without
 //! touching the entries at all, so a million scattered entries cost no cache misses until
 //! they fire. (Hence a timer's slack lives in its entry: it is needed only once the item's tick
 //! is reached, when the entry is read anyway.) Big slot buffers are recycled (`spares.rs`).
