@@ -1,4 +1,5 @@
-//! The part of a runtime other threads may touch: the remote run queue and the eventfd.
+//! The part of a runtime other threads may touch: the remote run queue, and what wakes a
+//! sleeping loop (its eventfd, or the condvar it sleeps on when it has no fd to watch).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -11,9 +12,9 @@ use crate::task::raw::{RemoteOp, TaskPtr};
 #[derive(Debug)]
 pub(crate) struct Shared {
     remote: Mutex<Remote>,
-    /// Mirrors `Remote::notified` for a lock-free look. Invariant (kept under the lock):
-    /// the queue is non-empty only while this is true, so reading `false` means there is
-    /// nothing to drain.
+    /// Set under the lock by the first entry since the loop last drained, cleared under it
+    /// by the drain. Invariant: the queue is non-empty only while this is true, so a
+    /// lock-free read of `false` means there is nothing to drain.
     notified: AtomicBool,
     /// What the loop sleeps on when it has no fd to watch (see [`Shared::sleep`]).
     wake_cv: Condvar,
