@@ -309,8 +309,10 @@ impl Core {
         };
         // A remote wake that is likely microseconds away is looked for briefly before
         // sleeping in epoll (see `SpinPolicy` and `Shared::spin_for_remote`).
-        let expect_remote = self.blocking.is_busy() || self.spin.remote_hot.get();
-        if timeout != Some(Duration::ZERO) && expect_remote && self.spin.should_spin() {
+        if timeout != Some(Duration::ZERO)
+            && (self.blocking.is_busy() || self.spin.remote_hot.get())
+            && self.spin.should_spin()
+        {
             let limit = timeout.map_or(REMOTE_SPIN, |t| t.min(REMOTE_SPIN));
             let woken = self.shared.spin_for_remote(limit);
             self.spin.record(woken);

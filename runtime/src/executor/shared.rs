@@ -142,11 +142,9 @@ impl Shared {
     /// wake that landed before the loop got here is seen under the lock, so none is lost.
     pub(crate) fn sleep(&self, timeout: Option<Duration>) -> bool {
         let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
-        let mut r = self.lock();
-        if self.notified.load(Ordering::Acquire) || r.eventfd.is_none() {
+        let Some(mut r) = self.begin_wait(Waiting::Futex) else {
             return self.notified.load(Ordering::Acquire);
-        }
-        r.waiting = Waiting::Futex;
+        };
         // `notified` only changes under the lock, which waiting releases; wake-ups without
         // it (spurious, or a timeout being reached) go round again or stop.
         while !self.notified.load(Ordering::Acquire) {
@@ -169,17 +167,23 @@ impl Shared {
     /// The loop is about to block in `epoll_wait`: from now on a wake writes the eventfd.
     /// Returns false, changing nothing, if a wake is already waiting (then it must not block).
     pub(crate) fn enter_epoll_sleep(&self) -> bool {
-        let mut r = self.lock();
-        if self.notified.load(Ordering::Acquire) || r.eventfd.is_none() {
-            return false;
-        }
-        r.waiting = Waiting::Epoll;
-        true
+        self.begin_wait(Waiting::Epoll).is_some()
     }
 
     /// The loop is back from `epoll_wait`: wakes no longer need the eventfd.
     pub(crate) fn leave_epoll_sleep(&self) {
         self.lock().waiting = Waiting::Running;
+    }
+
+    /// Under the lock, tells wakes the loop now waits `how`; or returns `None`, changing
+    /// nothing, if a wake is already there (or the runtime closed): then it must not wait.
+    fn begin_wait(&self, how: Waiting) -> Option<MutexGuard<'_, Remote>> {
+        let mut r = self.lock();
+        if self.notified.load(Ordering::Acquire) || r.eventfd.is_none() {
+            return None;
+        }
+        r.waiting = how;
+        Some(r)
     }
 
     /// Spins (yielding the CPU each round) for at most `limit`, waiting for a remote wake.
@@ -188,12 +192,8 @@ impl Shared {
     /// Used when a remote wake is likely microseconds away (see `SpinPolicy` in `core.rs`):
     /// an idle vCPU asleep in the kernel takes far longer to wake than one still running.
     pub(crate) fn spin_for_remote(&self, limit: Duration) -> bool {
-        {
-            let mut r = self.lock();
-            if self.notified.load(Ordering::Acquire) || r.eventfd.is_none() {
-                return self.notified.load(Ordering::Acquire);
-            }
-            r.waiting = Waiting::Spinning;
+        if self.begin_wait(Waiting::Spinning).is_none() {
+            return self.notified.load(Ordering::Acquire);
         }
         let deadline = Instant::now() + limit;
         loop {
@@ -213,8 +213,8 @@ impl Shared {
     }
 
     /// Takes every remotely queued task. Clears `notified` in the same critical section, so
-    /// a wake that lands after this drain writes the eventfd again and the loop cannot sleep
-    /// through it.
+    /// a wake that lands after this drain claims the loop's attention again and the loop
+    /// cannot sleep through it.
     pub(crate) fn take_remote(&self, into: &mut Vec<RemoteEntry>) {
         let mut r = self.lock();
         self.notified.store(false, Ordering::Release);
