@@ -71,28 +71,23 @@ pub fn process_cpu_time() -> Duration {
 
 /// Pins the calling thread (and threads it starts later) to one CPU.
 pub fn pin_to_cpu(cpu: usize) -> std::io::Result<()> {
-    // SAFETY: a zeroed cpu_set_t is a valid empty set.
-    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    // SAFETY: `cpu` is below CPU_SETSIZE on any machine this runs on; `set` is valid.
-    unsafe { libc::CPU_SET(cpu, &mut set) };
-    // SAFETY: `set` is a valid cpu_set_t of the size passed.
-    let rc = unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
-    }
+    set_affinity(cpu..cpu + 1)
 }
 
 /// Lets the calling thread run on every CPU again.
 pub fn unpin() -> std::io::Result<()> {
-    // SAFETY: a zeroed cpu_set_t is a valid empty set.
-    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
     // Not `available_parallelism`: that reads this thread's mask, which pinning narrowed.
     // SAFETY: sysconf takes no pointers.
     let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) }.max(1) as usize;
-    for cpu in 0..n.min(libc::CPU_SETSIZE as usize) {
-        // SAFETY: `cpu` is below the number of CPUs; `set` is valid.
+    set_affinity(0..n)
+}
+
+/// Lets the calling thread run on exactly `cpus`.
+fn set_affinity(cpus: std::ops::Range<usize>) -> std::io::Result<()> {
+    // SAFETY: a zeroed cpu_set_t is a valid empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    for cpu in cpus.start..cpus.end.min(libc::CPU_SETSIZE as usize) {
+        // SAFETY: `cpu` is below CPU_SETSIZE; `set` is valid.
         unsafe { libc::CPU_SET(cpu, &mut set) };
     }
     // SAFETY: `set` is a valid cpu_set_t of the size passed.

@@ -6,10 +6,11 @@
 //!
 //! Timers live in a slab of entries. A slot is a vector of *items*, `(deadline, index, stamp)`
 //! copies that point at an entry: inserting queues one, filed when the loop next looks at the
-//! wheel unless its timer was cancelled by then (see `TimerWheel::pending`), and cascading a slot copies its items one level down without
-//! touching the entries at all, so a million scattered entries cost no cache misses until
-//! they fire. (Hence a timer's slack lives in its entry: it is needed only once the item's tick
-//! is reached, when the entry is read anyway.) Big slot buffers are recycled (`spares.rs`).
+//! wheel unless its timer was cancelled by then (see `TimerWheel::pending`), and cascading a
+//! slot copies its items one level down without touching the entries at all, so a million
+//! scattered entries cost no cache misses until they fire. (Hence a timer's slack lives in its
+//! entry: it is needed only once the item's tick is reached, when the entry is read anyway.)
+//! Big slot buffers are recycled (`spares.rs`).
 //!
 //! Coarse slots alone would fire up to a tick late. So items whose tick has been reached move
 //! into the *due heap*, a binary heap ordered by exact deadline: the loop can sleep until the
