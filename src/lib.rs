@@ -22,8 +22,8 @@
 
 pub use overlap_runtime::{
     block_on, coop_poll_proceed, metrics, spawn, spawn_blocking, time, yield_now, AsyncFd,
-    AsyncFdReadyGuard, Builder, JoinError, JoinHandle, Ready, Runtime, RuntimeMetrics, TryIoError,
-    YieldNow,
+    AsyncFdReadyGuard, Builder, Direction, JoinError, JoinHandle, Ready, ReadyEvent, Registered,
+    Runtime, RuntimeMetrics, TryIoError, YieldNow,
 };
 
 /// Asynchronous I/O traits and helpers (re-exported from `futures-util`).

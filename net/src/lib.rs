@@ -76,6 +76,20 @@ macro_rules! impl_socket_fd {
             }
         }
 
+        impl ::overlap_runtime::Registered for $ty {
+            fn poll_readiness(
+                &self,
+                cx: &mut ::std::task::Context<'_>,
+                dir: ::overlap_runtime::Direction,
+            ) -> ::std::task::Poll<::std::io::Result<::overlap_runtime::ReadyEvent>> {
+                self.io.poll_readiness(cx, dir)
+            }
+
+            fn clear_readiness(&self, event: ::overlap_runtime::ReadyEvent) {
+                self.io.clear_readiness(event)
+            }
+        }
+
         impl TryFrom<::std::os::fd::OwnedFd> for $ty {
             type Error = ::std::io::Error;
 

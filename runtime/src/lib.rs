@@ -27,5 +27,7 @@ pub use blocking::{spawn_blocking, spawn_blocking_detached};
 pub use coop::coop_poll_proceed;
 pub use executor::{block_on, metrics, Builder, Runtime};
 pub use metrics::RuntimeMetrics;
-pub use reactor::{AsyncFd, AsyncFdReadyGuard, Ready, TryIoError};
+pub use reactor::{
+    AsyncFd, AsyncFdReadyGuard, Direction, Ready, ReadyEvent, Registered, TryIoError,
+};
 pub use task::{spawn, yield_now, JoinError, JoinHandle, YieldNow};

@@ -145,6 +145,46 @@ impl OwnedWriteHalf {
 
 half_common!(ReadHalf<'_>, WriteHalf<'_>, OwnedReadHalf, OwnedWriteHalf);
 
+/// The stream's fd and readiness, so a half can be used where an fd is wanted (for example
+/// with `overlap::pipe`'s `splice`).
+mod fd_impls {
+    use super::*;
+    use overlap_runtime::{Direction, ReadyEvent, Registered};
+    use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+
+    macro_rules! fd_impl {
+        ($($t:ty),*) => {$(
+            impl AsRawFd for $t {
+                fn as_raw_fd(&self) -> RawFd {
+                    self.stream().as_raw_fd()
+                }
+            }
+
+            impl AsFd for $t {
+                fn as_fd(&self) -> BorrowedFd<'_> {
+                    self.stream().as_fd()
+                }
+            }
+
+            impl Registered for $t {
+                fn poll_readiness(
+                    &self,
+                    cx: &mut Context<'_>,
+                    dir: Direction,
+                ) -> Poll<io::Result<ReadyEvent>> {
+                    self.stream().poll_readiness(cx, dir)
+                }
+
+                fn clear_readiness(&self, event: ReadyEvent) {
+                    self.stream().clear_readiness(event)
+                }
+            }
+        )*};
+    }
+
+    fd_impl!(ReadHalf<'_>, WriteHalf<'_>, OwnedReadHalf, OwnedWriteHalf);
+}
+
 // Each half implements only its own direction.
 mod read_impls {
     use super::*;

@@ -7,7 +7,7 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::rc::Rc;
 use std::task::{Context, Poll};
 
-use super::{Direction, IoKey, Reactor, Ready, ReadyEvent};
+use super::{Direction, IoKey, Reactor, Ready, ReadyEvent, Registered};
 
 /// Associates a pollable file descriptor with the current runtime's reactor.
 ///
@@ -187,6 +187,18 @@ impl<T: AsRawFd> AsyncFd<T> {
                 Err(TryIoError(())) => continue,
             }
         }
+    }
+}
+
+impl<T: AsRawFd> Registered for AsyncFd<T> {
+    fn poll_readiness(&self, cx: &mut Context<'_>, dir: Direction) -> Poll<io::Result<ReadyEvent>> {
+        self.poll_ready(cx, dir)
+            .map_ok(|mut guard| guard.event.take().expect("a fresh guard holds its event"))
+    }
+
+    fn clear_readiness(&self, event: ReadyEvent) {
+        let reg = self.reg();
+        reg.reactor.clear_readiness(reg.key, event);
     }
 }
 

@@ -7,6 +7,7 @@
 
 mod async_fd;
 mod ready;
+mod registered;
 
 use std::cell::{Cell, RefCell};
 use std::io;
@@ -16,8 +17,8 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 pub use async_fd::{AsyncFd, AsyncFdReadyGuard, TryIoError};
-pub use ready::Ready;
-pub(crate) use ready::{Direction, ReadyEvent};
+pub use ready::{Direction, Ready, ReadyEvent};
+pub use registered::Registered;
 
 use crate::sys::epoll::Epoll;
 

@@ -126,20 +126,32 @@ impl fmt::Debug for Ready {
     }
 }
 
-/// Readiness observed at one moment, with the slot's tick at that moment.
+/// Readiness observed at one moment, with the slot's tick at that moment: what
+/// [`Registered::poll_readiness`](crate::Registered::poll_readiness) returns, to be handed
+/// back to [`Registered::clear_readiness`](crate::Registered::clear_readiness) after a
+/// `WouldBlock`.
 ///
 /// Clearing with an old event is a no-op if a newer edge arrived since (the tick moved on),
 /// so a `WouldBlock` can never erase readiness the kernel reported after the syscall.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct ReadyEvent {
+pub struct ReadyEvent {
     pub(crate) ready: Ready,
     pub(crate) tick: u32,
 }
 
+impl ReadyEvent {
+    /// The readiness seen, limited to the direction that was polled.
+    pub fn ready(&self) -> Ready {
+        self.ready
+    }
+}
+
 /// Which half of an fd a task waits on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Direction {
+pub enum Direction {
+    /// Readable, read side closed, or an error.
     Read,
+    /// Writable, write side closed, or an error.
     Write,
 }
 
