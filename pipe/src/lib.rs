@@ -6,6 +6,10 @@
 //! implement the futures-io [`AsyncWrite`](futures_util::io::AsyncWrite) /
 //! [`AsyncRead`](futures_util::io::AsyncRead) traits.
 //!
+//! Bytes can also move between a pipe and a socket without passing through user memory:
+//! [`Sender::splice_from`], [`Receiver::splice_to`], and [`splice_copy`] for a whole stream
+//! (a zero-copy proxy). See the `splice` functions' docs for the details.
+//!
 //! ```
 //! use overlap::io::{AsyncReadExt, AsyncWriteExt};
 //!
@@ -23,12 +27,14 @@
 
 mod receiver;
 mod sender;
+mod splice;
 mod sys;
 
 use std::io;
 
 pub use receiver::Receiver;
 pub use sender::Sender;
+pub use splice::splice_copy;
 
 /// Creates an anonymous pipe: `(write end, read end)`, both registered with the current
 /// runtime.

@@ -7,7 +7,7 @@ use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
 use futures_util::io::AsyncRead;
-use overlap_runtime::AsyncFd;
+use overlap_runtime::{AsyncFd, Direction, ReadyEvent, Registered};
 
 use crate::sys;
 
@@ -71,6 +71,16 @@ impl AsyncRead for Receiver {
                 Err(_would_block) => continue,
             }
         }
+    }
+}
+
+impl Registered for Receiver {
+    fn poll_readiness(&self, cx: &mut Context<'_>, dir: Direction) -> Poll<io::Result<ReadyEvent>> {
+        self.fd.poll_readiness(cx, dir)
+    }
+
+    fn clear_readiness(&self, event: ReadyEvent) {
+        self.fd.clear_readiness(event)
     }
 }
 

@@ -7,7 +7,7 @@ use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
 use futures_util::io::AsyncWrite;
-use overlap_runtime::AsyncFd;
+use overlap_runtime::{AsyncFd, Direction, ReadyEvent, Registered};
 
 use crate::sys;
 
@@ -103,6 +103,19 @@ impl AsyncWrite for Sender {
     fn poll_close(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.fd = None;
         Poll::Ready(Ok(()))
+    }
+}
+
+impl Registered for Sender {
+    /// Fails with `BrokenPipe` once the sender was closed with `poll_close`.
+    fn poll_readiness(&self, cx: &mut Context<'_>, dir: Direction) -> Poll<io::Result<ReadyEvent>> {
+        self.fd()?.poll_readiness(cx, dir)
+    }
+
+    fn clear_readiness(&self, event: ReadyEvent) {
+        if let Some(fd) = &self.fd {
+            fd.clear_readiness(event)
+        }
     }
 }
 

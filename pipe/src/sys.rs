@@ -88,3 +88,55 @@ pub(crate) fn writev(fd: RawFd, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
         }
     }
 }
+
+/// `splice(2)` of up to `len` bytes from `from` to `to` at their current offsets, never
+/// blocking (`SPLICE_F_NONBLOCK`; the fds are non-blocking too). EINTR is retried. At least
+/// one of the fds must be a pipe.
+pub(crate) fn splice(from: RawFd, to: RawFd, len: usize) -> io::Result<usize> {
+    // The kernel caps one call at `MAX_RW_COUNT` anyway; asking for more than `isize::MAX`
+    // could be read as negative.
+    let len = len.min(isize::MAX as usize);
+    let flags = libc::SPLICE_F_NONBLOCK | libc::SPLICE_F_MOVE;
+    loop {
+        // SAFETY: null offsets mean "use and advance the fds' own positions"; no memory of
+        // ours is passed.
+        match syscall!(splice(
+            from,
+            std::ptr::null_mut(),
+            to,
+            std::ptr::null_mut(),
+            len,
+            flags
+        )) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            other => return other.map(|n| n as usize),
+        }
+    }
+}
+
+/// Asks the kernel, without waiting, whether `from` is readable and `to` writable right now
+/// (`poll(2)` with a zero timeout). Error and hang-up states count as ready: the next
+/// syscall reports them.
+pub(crate) fn ready_now(from: RawFd, to: RawFd) -> io::Result<(bool, bool)> {
+    let mut fds = [
+        libc::pollfd {
+            fd: from,
+            events: libc::POLLIN,
+            revents: 0,
+        },
+        libc::pollfd {
+            fd: to,
+            events: libc::POLLOUT,
+            revents: 0,
+        },
+    ];
+    loop {
+        // SAFETY: `fds` is a valid array of two pollfd entries for the whole call.
+        match syscall!(poll(fds.as_mut_ptr(), 2, 0)) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+            Ok(_) => break,
+        }
+    }
+    Ok((fds[0].revents != 0, fds[1].revents != 0))
+}

@@ -1,0 +1,273 @@
+//! Zero-copy moves between pipes and sockets with `splice(2)`.
+//!
+//! `splice` moves bytes between two fds inside the kernel, one of which must be a pipe: a
+//! proxy can forward a socket's data without copying it into user memory and back. Every
+//! function here waits on the reactor like any other overlap I/O: it never blocks the loop
+//! and never returns `WouldBlock` or `Interrupted`.
+//!
+//! - [`Sender::splice_from`] fills a pipe from a socket (or another pipe);
+//! - [`Receiver::splice_to`] empties a pipe into a socket (or another pipe);
+//! - [`splice_copy`] forwards everything from one fd to another until end of file, through a
+//!   private pipe: the zero-copy twin of [`overlap::io::copy`](futures_util::io::copy).
+//!
+//! Either side may be anything that implements [`Registered`]: overlap's TCP and Unix
+//! streams (and their split halves), pipe ends, or an [`AsyncFd`](overlap_runtime::AsyncFd)
+//! around your own fd. Regular files cannot be registered (epoll refuses them); use
+//! `overlap::fs` for them. If the kernel cannot splice an fd (a UDP socket, an eventfd), the
+//! call fails with `InvalidInput`.
+//!
+//! Writing into a socket whose peer is gone fails with `BrokenPipe` or `ConnectionReset`.
+//! `splice` has no `MSG_NOSIGNAL`, so the kernel also raises `SIGPIPE`; Rust programs ignore
+//! that signal by default, but a program that restored its default action would be killed.
+
+use std::future::poll_fn;
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::task::{ready, Context, Poll};
+
+use overlap_runtime::{Direction, Registered};
+
+use crate::{sys, Receiver, Sender};
+
+/// How much [`splice_copy`] asks for per call: the default capacity of a Linux pipe. A
+/// bigger pipe would need `F_SETPIPE_SZ`, which counts against a per-user limit.
+const COPY_CHUNK: usize = 64 * 1024;
+
+impl Sender {
+    /// Moves up to `len` bytes from `from` into this pipe without copying them through user
+    /// memory, waiting until `from` has data and the pipe has room. Returns how many bytes
+    /// moved; 0 means `from` is at end of file (or `len` was 0).
+    ///
+    /// ```
+    /// use overlap::io::{AsyncReadExt, AsyncWriteExt};
+    /// use overlap::net::UnixStream;
+    ///
+    /// overlap::block_on(async {
+    ///     let (mut a, b) = UnixStream::pair()?;
+    ///     let (mut tx, mut rx) = overlap::pipe::pipe()?;
+    ///     a.write_all(b"socket to pipe").await?;
+    ///     let n = tx.splice_from(&b, 1024).await?;
+    ///     let mut got = vec![0; n];
+    ///     rx.read_exact(&mut got).await?;
+    ///     assert_eq!(got, b"socket to pipe");
+    ///     std::io::Result::Ok(())
+    /// })
+    /// .unwrap();
+    /// ```
+    pub async fn splice_from<S: Registered + ?Sized>(
+        &mut self,
+        from: &S,
+        len: usize,
+    ) -> io::Result<usize> {
+        if len == 0 {
+            return Ok(0);
+        }
+        let this = &*self;
+        poll_fn(|cx| poll_splice(cx, from, this, len)).await
+    }
+}
+
+impl Receiver {
+    /// Moves up to `len` bytes out of this pipe into `to` without copying them through user
+    /// memory, waiting until the pipe has data and `to` has room. Returns how many bytes
+    /// moved; 0 means every write end is closed and the pipe is drained (or `len` was 0).
+    ///
+    /// ```
+    /// use overlap::io::{AsyncReadExt, AsyncWriteExt};
+    /// use overlap::net::UnixStream;
+    ///
+    /// overlap::block_on(async {
+    ///     let (a, mut b) = UnixStream::pair()?;
+    ///     let (mut tx, mut rx) = overlap::pipe::pipe()?;
+    ///     tx.write_all(b"pipe to socket").await?;
+    ///     let n = rx.splice_to(&a, 1024).await?;
+    ///     let mut got = vec![0; n];
+    ///     b.read_exact(&mut got).await?;
+    ///     assert_eq!(got, b"pipe to socket");
+    ///     std::io::Result::Ok(())
+    /// })
+    /// .unwrap();
+    /// ```
+    pub async fn splice_to<D: Registered + ?Sized>(
+        &mut self,
+        to: &D,
+        len: usize,
+    ) -> io::Result<usize> {
+        if len == 0 {
+            return Ok(0);
+        }
+        let this = &*self;
+        poll_fn(|cx| poll_splice(cx, this, to, len)).await
+    }
+}
+
+/// One `splice` from `src` to `dst`, for fds the caller does not own the pipe of.
+///
+/// When `splice` says `EAGAIN`, either side may be the one not ready, and waiting on the
+/// wrong one could sleep forever (a full pipe sends no read edge). So a zero-timeout `poll`
+/// asks the kernel which side it was, and only that side's readiness is cleared.
+fn poll_splice<S, D>(cx: &mut Context<'_>, src: &S, dst: &D, len: usize) -> Poll<io::Result<usize>>
+where
+    S: Registered + ?Sized,
+    D: Registered + ?Sized,
+{
+    // A destination that can take nothing any more (a pipe whose readers are gone, a reset
+    // socket) is tried once without waiting for the source, so its error comes at once.
+    let mut probe_dead_end = true;
+    // Sticky error bits can keep a side "ready" while the kernel says `EAGAIN`; after a few
+    // rounds, give the other tasks a turn instead of looping here.
+    for _ in 0..4 {
+        let writable = ready!(dst.poll_readiness(cx, Direction::Write))?;
+        let dead = writable.ready().is_error() || writable.ready().is_write_closed();
+        let readable = if dead && probe_dead_end {
+            probe_dead_end = false;
+            None
+        } else {
+            Some(ready!(src.poll_readiness(cx, Direction::Read))?)
+        };
+        match sys::splice(src.as_raw_fd(), dst.as_raw_fd(), len) {
+            Ok(n) => return Poll::Ready(Ok(n)),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                let Some(readable) = readable else {
+                    // The probe found no error to report: wait for the source as usual.
+                    continue;
+                };
+                let (src_ready, dst_ready) = sys::ready_now(src.as_raw_fd(), dst.as_raw_fd())?;
+                if !src_ready {
+                    src.clear_readiness(readable);
+                }
+                if !dst_ready {
+                    dst.clear_readiness(writable);
+                }
+                if src_ready && dst_ready {
+                    // The state changed between the two calls: try again on the next turn.
+                    break;
+                }
+            }
+            Err(e) => return Poll::Ready(Err(explain(e))),
+        }
+    }
+    cx.waker().wake_by_ref();
+    Poll::Pending
+}
+
+/// Forwards everything from `from` to `to` until `from` reaches end of file, through a
+/// private pipe, so the bytes never enter user memory. Returns how many bytes moved.
+///
+/// `to` is not shut down at the end: call `shutdown(Shutdown::Write)` (or `close`) on it if
+/// its peer should see end of file.
+///
+/// # Cancellation
+/// Dropping the future stops the copy. Bytes already taken from `from` but not yet written
+/// to `to` (at most 64 KiB, held in the private pipe) are lost, as with the buffer of
+/// [`overlap::io::copy`](futures_util::io::copy).
+///
+/// ```
+/// use overlap::io::{AsyncReadExt, AsyncWriteExt};
+/// use overlap::net::{TcpListener, TcpStream};
+/// use std::net::Shutdown;
+///
+/// overlap::block_on(async {
+///     // client -> proxy_in ... proxy_out -> server: the proxy forwards without copying.
+///     let listener = TcpListener::bind("127.0.0.1:0").await?;
+///     let mut client = TcpStream::connect(listener.local_addr()?).await?;
+///     let (proxy_in, _) = listener.accept().await?;
+///     let proxy_out = TcpStream::connect(listener.local_addr()?).await?;
+///     let (mut server, _) = listener.accept().await?;
+///
+///     client.write_all(b"forwarded in the kernel").await?;
+///     client.shutdown(Shutdown::Write)?;
+///     let n = overlap::pipe::splice_copy(&proxy_in, &proxy_out).await?;
+///     proxy_out.shutdown(Shutdown::Write)?;
+///
+///     let mut got = String::new();
+///     server.read_to_string(&mut got).await?;
+///     assert_eq!((n, got.as_str()), (23, "forwarded in the kernel"));
+///     std::io::Result::Ok(())
+/// })
+/// .unwrap();
+/// ```
+pub async fn splice_copy<S, D>(from: &S, to: &D) -> io::Result<u64>
+where
+    S: Registered + ?Sized,
+    D: Registered + ?Sized,
+{
+    // Not registered with the reactor: its fill level is always known, so it never needs
+    // waiting on. Empty, it always has room; holding bytes, it always has data.
+    let (pipe_out, pipe_in) = sys::pipe()?;
+    let mut total = 0u64;
+    loop {
+        let n = poll_fn(|cx| poll_fill(cx, from, &pipe_in)).await?;
+        if n == 0 {
+            return Ok(total);
+        }
+        let mut left = n;
+        while left > 0 {
+            left -= poll_fn(|cx| poll_drain(cx, &pipe_out, to, left)).await?;
+        }
+        total += n as u64;
+    }
+}
+
+/// Moves bytes from `from` into the empty private pipe: `EAGAIN` can only mean `from` has
+/// no data.
+fn poll_fill<S: Registered + ?Sized>(
+    cx: &mut Context<'_>,
+    from: &S,
+    pipe_in: &OwnedFd,
+) -> Poll<io::Result<usize>> {
+    poll_one_side(cx, from, Direction::Read, || {
+        sys::splice(from.as_raw_fd(), pipe_in.as_raw_fd(), COPY_CHUNK)
+    })
+}
+
+/// Moves `left` bytes held in the private pipe into `to`: `EAGAIN` can only mean `to` is
+/// full.
+fn poll_drain<D: Registered + ?Sized>(
+    cx: &mut Context<'_>,
+    pipe_out: &OwnedFd,
+    to: &D,
+    left: usize,
+) -> Poll<io::Result<usize>> {
+    poll_one_side(cx, to, Direction::Write, || {
+        sys::splice(pipe_out.as_raw_fd(), to.as_raw_fd(), left)
+    })
+    .map(|res| match res {
+        // The pipe holds `left` bytes, so 0 cannot be end of file: the kernel took nothing.
+        Ok(0) => Err(io::Error::new(
+            io::ErrorKind::WriteZero,
+            "splice wrote no bytes to the destination",
+        )),
+        other => other,
+    })
+}
+
+/// Waits on `fd` in `dir` and runs `op` until it does not say `WouldBlock`.
+fn poll_one_side<F: Registered + ?Sized>(
+    cx: &mut Context<'_>,
+    fd: &F,
+    dir: Direction,
+    mut op: impl FnMut() -> io::Result<usize>,
+) -> Poll<io::Result<usize>> {
+    loop {
+        let event = ready!(fd.poll_readiness(cx, dir))?;
+        match op() {
+            Ok(n) => return Poll::Ready(Ok(n)),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => fd.clear_readiness(event),
+            Err(e) => return Poll::Ready(Err(explain(e))),
+        }
+    }
+}
+
+/// `EINVAL` from `splice` on fds that passed our type checks means the kernel cannot splice
+/// one of them; say so instead of a bare "Invalid argument".
+fn explain(e: io::Error) -> io::Error {
+    if e.raw_os_error() == Some(libc::EINVAL) {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("splice: the kernel cannot splice this kind of fd ({e})"),
+        )
+    } else {
+        e
+    }
+}
