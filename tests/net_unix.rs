@@ -113,3 +113,56 @@ fn datagrams_keep_boundaries_and_sources() {
     std::fs::remove_file(&rx_path).unwrap();
     std::fs::remove_file(&tx_path).unwrap();
 }
+
+#[test]
+fn stream_halves_from_two_tasks_then_reunited() {
+    overlap::block_on(async {
+        let (a, mut b) = UnixStream::pair().unwrap();
+        let (mut rd, mut wr) = a.into_split();
+        // The peer echoes every 4-byte frame back.
+        let echo = overlap::spawn(async move {
+            let mut frame = [0u8; 4];
+            while b.read_exact(&mut frame).await.is_ok() {
+                b.write_all(&frame).await.unwrap();
+            }
+            b
+        });
+        let writer = overlap::spawn(async move {
+            for i in 0..500u32 {
+                wr.write_all(&i.to_be_bytes()).await.unwrap();
+            }
+            wr
+        });
+        let reader = overlap::spawn(async move {
+            for i in 0..500u32 {
+                let mut frame = [0u8; 4];
+                rd.read_exact(&mut frame).await.unwrap();
+                assert_eq!(u32::from_be_bytes(frame), i);
+            }
+            rd
+        });
+        let (wr, rd) = (writer.await.unwrap(), reader.await.unwrap());
+        let (other, _other_wr) = UnixStream::pair().unwrap().0.into_split();
+        // Halves of different streams are handed back, not joined.
+        let err = other.reunite(wr).unwrap_err();
+        let mut a = rd.reunite(err.1).unwrap();
+        assert!(a.peer_cred().is_ok());
+
+        // Borrowed halves, in one task.
+        let (mut r, mut w) = UnixStream::split(&mut a);
+        let (sent, got) = futures_util::join!(w.write_all(b"borrowed"), async {
+            let mut buf = [0u8; 8];
+            r.read_exact(&mut buf).await.map(|_| buf)
+        });
+        sent.unwrap();
+        assert_eq!(&got.unwrap(), b"borrowed");
+
+        // Dropping an owned write half shuts the write side: the echo task sees EOF.
+        let (_rd, wr) = a.into_split();
+        drop(wr);
+        let mut b = echo.await.unwrap();
+        let mut rest = Vec::new();
+        b.read_to_end(&mut rest).await.unwrap();
+        assert!(rest.is_empty());
+    });
+}

@@ -41,6 +41,7 @@
 mod connect;
 mod io;
 mod resolve;
+mod split;
 mod sys;
 mod tcp;
 mod udp;

@@ -3,12 +3,14 @@
 
 mod datagram;
 mod listener;
+mod split;
 mod stream;
 
 use std::io;
 
 pub use datagram::UnixDatagram;
 pub use listener::UnixListener;
+pub use split::{OwnedReadHalf, OwnedWriteHalf, ReadHalf, ReuniteError, WriteHalf};
 pub use std::os::unix::net::SocketAddr;
 pub use stream::UnixStream;
 

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use overlap_runtime::AsyncFd;
 
+use super::split::{OwnedReadHalf, OwnedWriteHalf, ReadHalf, WriteHalf};
 use super::{SocketAddr, UCred};
 use crate::io::{poll_read_stream, poll_write_stream, poll_write_vectored_stream};
 use crate::sys::{SockAddr, Socket};
@@ -117,15 +118,63 @@ impl UnixStream {
         self.io.get_ref().take_error()
     }
 
-    fn poll_read_priv(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+    /// Borrowed halves, for reading and writing from two futures at once within one task.
+    ///
+    /// With futures' `AsyncReadExt` in scope, `stream.split()` resolves to
+    /// `AsyncReadExt::split` (which takes the stream by value and locks), so write
+    /// `UnixStream::split(&mut stream)`.
+    pub fn split(&mut self) -> (ReadHalf<'_>, WriteHalf<'_>) {
+        super::split::split(self)
+    }
+
+    /// Owned halves, for reading and writing from two tasks. Dropping (or closing) the
+    /// write half shuts down the write side; [`OwnedReadHalf::reunite`] puts them back
+    /// together.
+    ///
+    /// ```
+    /// use overlap::io::{AsyncReadExt, AsyncWriteExt};
+    /// use overlap::net::UnixStream;
+    ///
+    /// overlap::block_on(async {
+    ///     let (a, mut b) = UnixStream::pair()?;
+    ///     let (mut rd, wr) = a.into_split();
+    ///     let writer = overlap::spawn(async move {
+    ///         let mut wr = wr;
+    ///         wr.write_all(b"from a task").await
+    ///         // Dropping `wr` shuts the write side: `b` reads end of file.
+    ///     });
+    ///     b.write_all(b"hi").await?;
+    ///     let mut two = [0u8; 2];
+    ///     rd.read_exact(&mut two).await?;
+    ///     let mut got = Vec::new();
+    ///     b.read_to_end(&mut got).await?;
+    ///     writer.await.unwrap()?;
+    ///     assert_eq!((&two, got.as_slice()), (b"hi", &b"from a task"[..]));
+    ///     std::io::Result::Ok(())
+    /// })
+    /// .unwrap();
+    /// ```
+    pub fn into_split(self) -> (OwnedReadHalf, OwnedWriteHalf) {
+        super::split::split_owned(self)
+    }
+
+    pub(crate) fn poll_read_priv(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
         poll_read_stream(&self.io, cx, buf)
     }
 
-    fn poll_write_priv(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    pub(crate) fn poll_write_priv(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         poll_write_stream(&self.io, cx, buf)
     }
 
-    fn poll_write_vectored_priv(
+    pub(crate) fn poll_write_vectored_priv(
         &self,
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
@@ -133,7 +182,7 @@ impl UnixStream {
         poll_write_vectored_stream(&self.io, cx, bufs)
     }
 
-    fn shutdown_write(&self) -> io::Result<()> {
+    pub(crate) fn shutdown_write(&self) -> io::Result<()> {
         crate::io::shutdown_write(&self.io)
     }
 }

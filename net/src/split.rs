@@ -1,0 +1,219 @@
+//! Read and write halves of a stream socket, generated for `TcpStream` (in `tcp/split.rs`)
+//! and `UnixStream` (in `unix/split.rs`).
+//!
+//! The reactor keeps one waker per direction, so one half may wait for readability while the
+//! other waits for writability without stealing each other's wakeups.
+
+/// Defines `ReadHalf`, `WriteHalf`, `OwnedReadHalf`, `OwnedWriteHalf` and `ReuniteError` for
+/// `$stream`, whose peer and local addresses are `$addr`s. The stream must have
+/// `poll_read_priv`, `poll_write_priv`, `poll_write_vectored_priv`, `shutdown_write`,
+/// `peer_addr` and `local_addr`, and implement `Registered`.
+macro_rules! stream_halves {
+    ($stream:ident, $addr:ty) => {
+        use std::error::Error;
+        use std::fmt;
+        use std::io;
+        use std::rc::Rc;
+        use std::task::{Context, Poll};
+
+        #[doc = concat!("The reading half of a borrowed [`", stringify!($stream), "`], from [`", stringify!($stream), "::split`].")]
+        #[derive(Debug)]
+        pub struct ReadHalf<'a>(&'a $stream);
+
+        #[doc = concat!("The writing half of a borrowed [`", stringify!($stream), "`], from [`", stringify!($stream), "::split`].")]
+        ///
+        /// `close` shuts down the write side of the stream.
+        #[derive(Debug)]
+        pub struct WriteHalf<'a>(&'a $stream);
+
+        pub(crate) fn split(stream: &mut $stream) -> (ReadHalf<'_>, WriteHalf<'_>) {
+            (ReadHalf(stream), WriteHalf(stream))
+        }
+
+        #[doc = concat!("The reading half of a [`", stringify!($stream), "`], from [`", stringify!($stream), "::into_split`]; may move to another task than the write half.")]
+        #[derive(Debug)]
+        pub struct OwnedReadHalf {
+            inner: Rc<$stream>,
+        }
+
+        #[doc = concat!("The writing half of a [`", stringify!($stream), "`], from [`", stringify!($stream), "::into_split`].")]
+        ///
+        /// Dropping it (or calling `close`) shuts down the write side, so the peer reads EOF;
+        /// the read half keeps working.
+        #[derive(Debug)]
+        pub struct OwnedWriteHalf {
+            inner: Rc<$stream>,
+            shutdown_on_drop: bool,
+        }
+
+        pub(crate) fn split_owned(stream: $stream) -> (OwnedReadHalf, OwnedWriteHalf) {
+            let inner = Rc::new(stream);
+            (
+                OwnedReadHalf {
+                    inner: inner.clone(),
+                },
+                OwnedWriteHalf {
+                    inner,
+                    shutdown_on_drop: true,
+                },
+            )
+        }
+
+        /// Returned by [`OwnedReadHalf::reunite`] when the halves come from different
+        /// streams; it gives both back.
+        #[derive(Debug)]
+        pub struct ReuniteError(pub OwnedReadHalf, pub OwnedWriteHalf);
+
+        impl fmt::Display for ReuniteError {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(concat!(
+                    "tried to reunite halves that are not from the same ",
+                    stringify!($stream)
+                ))
+            }
+        }
+
+        impl Error for ReuniteError {}
+
+        impl OwnedReadHalf {
+            /// Puts the halves back together into the original stream, without shutting
+            /// anything down. Fails if they come from different streams.
+            pub fn reunite(self, mut other: OwnedWriteHalf) -> Result<$stream, ReuniteError> {
+                if !Rc::ptr_eq(&self.inner, &other.inner) {
+                    return Err(ReuniteError(self, other));
+                }
+                other.shutdown_on_drop = false;
+                let inner = other.inner.clone();
+                drop(other);
+                drop(self);
+                Ok(Rc::try_unwrap(inner).expect("both halves were just dropped"))
+            }
+        }
+
+        impl OwnedWriteHalf {
+            /// Puts the halves back together (see [`OwnedReadHalf::reunite`]).
+            pub fn reunite(self, other: OwnedReadHalf) -> Result<$stream, ReuniteError> {
+                other.reunite(self)
+            }
+        }
+
+        impl Drop for OwnedWriteHalf {
+            fn drop(&mut self) {
+                if self.shutdown_on_drop {
+                    // Nothing to report to: a failure means the connection is already gone.
+                    let _ = self.inner.shutdown_write();
+                }
+            }
+        }
+
+        impl ReadHalf<'_> {
+            fn stream(&self) -> &$stream {
+                self.0
+            }
+        }
+        impl WriteHalf<'_> {
+            fn stream(&self) -> &$stream {
+                self.0
+            }
+        }
+        impl OwnedReadHalf {
+            fn stream(&self) -> &$stream {
+                &self.inner
+            }
+        }
+        impl OwnedWriteHalf {
+            fn stream(&self) -> &$stream {
+                &self.inner
+            }
+        }
+
+        $crate::split::stream_halves!(@common $addr; ReadHalf<'_>, WriteHalf<'_>, OwnedReadHalf, OwnedWriteHalf);
+        $crate::split::stream_halves!(@read ReadHalf<'_>, OwnedReadHalf);
+        $crate::split::stream_halves!(@write WriteHalf<'_>, OwnedWriteHalf);
+    };
+
+    // Addresses, the fd and its readiness, forwarded to the stream (so a half can be used
+    // where an fd is wanted, for example with `overlap::pipe`'s `splice`).
+    (@common $addr:ty; $($t:ty),*) => {$(
+        impl $t {
+            /// The address of the remote end.
+            pub fn peer_addr(&self) -> io::Result<$addr> {
+                self.stream().peer_addr()
+            }
+
+            /// The local address of this end.
+            pub fn local_addr(&self) -> io::Result<$addr> {
+                self.stream().local_addr()
+            }
+        }
+
+        impl std::os::fd::AsRawFd for $t {
+            fn as_raw_fd(&self) -> std::os::fd::RawFd {
+                self.stream().as_raw_fd()
+            }
+        }
+
+        impl std::os::fd::AsFd for $t {
+            fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+                self.stream().as_fd()
+            }
+        }
+
+        impl overlap_runtime::Registered for $t {
+            fn poll_readiness(
+                &self,
+                cx: &mut Context<'_>,
+                dir: overlap_runtime::Direction,
+            ) -> Poll<io::Result<overlap_runtime::ReadyEvent>> {
+                self.stream().poll_readiness(cx, dir)
+            }
+
+            fn clear_readiness(&self, event: overlap_runtime::ReadyEvent) {
+                self.stream().clear_readiness(event)
+            }
+        }
+    )*};
+
+    // Each half implements only its own direction.
+    (@read $($t:ty),*) => {$(
+        impl futures_util::io::AsyncRead for $t {
+            fn poll_read(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut Context<'_>,
+                buf: &mut [u8],
+            ) -> Poll<io::Result<usize>> {
+                self.stream().poll_read_priv(cx, buf)
+            }
+        }
+    )*};
+
+    (@write $($t:ty),*) => {$(
+        impl futures_util::io::AsyncWrite for $t {
+            fn poll_write(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut Context<'_>,
+                buf: &[u8],
+            ) -> Poll<io::Result<usize>> {
+                self.stream().poll_write_priv(cx, buf)
+            }
+
+            fn poll_write_vectored(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut Context<'_>,
+                bufs: &[io::IoSlice<'_>],
+            ) -> Poll<io::Result<usize>> {
+                self.stream().poll_write_vectored_priv(cx, bufs)
+            }
+
+            fn poll_flush(self: std::pin::Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+                Poll::Ready(Ok(()))
+            }
+
+            fn poll_close(self: std::pin::Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+                Poll::Ready(self.stream().shutdown_write())
+            }
+        }
+    )*};
+}
+
+pub(crate) use stream_halves;
