@@ -66,11 +66,22 @@ impl TimerWheel {
         self.entries.clear();
         self.free_head = NIL;
         if self.stale > 0 {
-            // With no live timer, every item is stale.
+            // With no live timer, every item is stale. Only occupied slots hold items (a
+            // slot's bit is set whenever an item goes in), so only those are visited: a lone
+            // timer set and cancelled per request (a connection's idle deadline) would
+            // otherwise pay for all 384 slots each time.
             for lv in &mut self.levels {
+                let mut occupied = lv.occupied;
+                while occupied != 0 {
+                    lv.slots[occupied.trailing_zeros() as usize].clear();
+                    occupied &= occupied - 1;
+                }
                 lv.occupied = 0;
-                lv.slots.iter_mut().for_each(Vec::clear);
             }
+            debug_assert!(self
+                .levels
+                .iter()
+                .all(|lv| lv.slots.iter().all(Vec::is_empty)));
             self.overflow.clear();
             self.due.clear();
             self.pending.clear();
