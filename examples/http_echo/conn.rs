@@ -258,13 +258,12 @@ impl Conn<'_> {
             (true, 0) => "Connection: keep-alive\r\n",
             (true, _) => "",
         };
+        self.out.extend_from_slice(b"HTTP/1.1 200 OK\r\nDate: ");
+        date::append(&mut self.out);
         // Writing to a Vec cannot fail.
-        let _ = write!(
-            self.out,
-            "HTTP/1.1 200 OK\r\nDate: {}\r\nContent-Length: {}\r\n{connection}Content-Type: ",
-            date::now(),
-            content.len()
-        );
+        let _ = write!(self.out, "\r\nContent-Length: {}\r\n", content.len());
+        self.out.extend_from_slice(connection.as_bytes());
+        self.out.extend_from_slice(b"Content-Type: ");
         self.out.extend_from_slice(content_type);
         self.out.extend_from_slice(b"\r\n\r\n");
         if head.method != "HEAD" {
@@ -283,13 +282,12 @@ impl Conn<'_> {
     /// Answers a bad request (after the answers already queued), then closes.
     async fn refuse(&mut self, e: HttpError) -> io::Result<()> {
         let text = format!("{}\n", e.detail);
+        let _ = write!(self.out, "HTTP/1.1 {} {}\r\nDate: ", e.status, e.reason);
+        date::append(&mut self.out);
         let _ = write!(
             self.out,
-            "HTTP/1.1 {} {}\r\nDate: {}\r\nContent-Length: {}\r\nConnection: close\r\n\
+            "\r\nContent-Length: {}\r\nConnection: close\r\n\
              Content-Type: text/plain; charset=utf-8\r\n\r\n{text}",
-            e.status,
-            e.reason,
-            date::now(),
             text.len()
         );
         self.flush().await?;
@@ -327,7 +325,8 @@ mod date {
         static CACHE: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
     }
 
-    pub fn now() -> String {
+    /// Appends the current date to `out`.
+    pub fn append(out: &mut Vec<u8>) {
         let secs = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
@@ -336,7 +335,7 @@ mod date {
             if c.0 != secs {
                 *c = (secs, format(secs));
             }
-            c.1.clone()
+            out.extend_from_slice(c.1.as_bytes());
         })
     }
 
