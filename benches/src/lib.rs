@@ -143,3 +143,4 @@ pub fn print_table(columns: &[&str], rows: &[Row]) {
 }
 
 pub mod executors;
+pub mod server;

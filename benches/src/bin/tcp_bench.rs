@@ -21,65 +21,17 @@
 //! Each figure is the best of N runs (servers interleaved, so background load hits them
 //! alike). Ratios are against tokio: below 1 means fewer resources than tokio.
 
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::fd::{AsRawFd, RawFd};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use overlap_benches::pin_to_cpu;
+use overlap_benches::server::{sibling_bin, Server};
 
 const SERVERS: [&str; 3] = ["overlap", "tokio", "epoll"];
-
-/// A server process under test.
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Server {
-    fn start(bin: &Path) -> io::Result<Server> {
-        let mut child = Command::new("taskset")
-            .arg("-c")
-            .arg("0")
-            .arg(bin)
-            .arg("127.0.0.1:0")
-            .stdout(Stdio::piped())
-            .spawn()?;
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("piped")).read_line(&mut line)?;
-        let addr = line
-            .trim()
-            .strip_prefix("listening on ")
-            .and_then(|a| a.parse().ok())
-            .ok_or_else(|| io::Error::other(format!("unexpected server output: {line:?}")))?;
-        Ok(Server { child, addr })
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// utime + stime of the server, in seconds (clock-tick resolution: 10 ms at 100 Hz).
-    fn cpu_secs(&self) -> f64 {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap();
-        // Fields after the command name (which may contain spaces) start at field 3.
-        let rest = &stat[stat.rfind(')').unwrap() + 2..];
-        let f: Vec<&str> = rest.split_whitespace().collect();
-        let (utime, stime): (u64, u64) = (f[11].parse().unwrap(), f[12].parse().unwrap());
-        // SAFETY: sysconf takes only an integer.
-        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-        (utime + stime) as f64 / hz
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// One client connection of the load generator.
 struct Conn {
@@ -274,28 +226,14 @@ fn measure(bin: &Path, conns: usize, size: usize, secs: f64, count: bool) -> io:
 }
 
 fn bins() -> Vec<(&'static str, PathBuf)> {
-    let dir = std::env::current_exe()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .to_path_buf();
+    const BUILD: &str =
+        "cargo build --release -p overlap --example tcp_echo -p overlap-benches --bins";
     let paths = [
-        dir.join("examples").join("tcp_echo"),
-        dir.join("tcp_echo_tokio"),
-        dir.join("tcp_echo_epoll"),
+        sibling_bin(&["examples", "tcp_echo"], BUILD),
+        sibling_bin(&["tcp_echo_tokio"], BUILD),
+        sibling_bin(&["tcp_echo_epoll"], BUILD),
     ];
-    SERVERS
-        .iter()
-        .zip(paths)
-        .map(|(name, p)| {
-            assert!(
-                p.exists(),
-                "{} missing: cargo build --release -p overlap --example tcp_echo -p overlap-benches --bins",
-                p.display()
-            );
-            (*name, p)
-        })
-        .collect()
+    SERVERS.iter().copied().zip(paths).collect()
 }
 
 fn main() -> io::Result<()> {

@@ -1,0 +1,77 @@
+//! A server process under test: started pinned to CPU 0, its address read from the first
+//! line it prints, its CPU time read from `/proc`, killed when dropped.
+
+use std::io::{self, BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+/// A running server binary.
+#[derive(Debug)]
+pub struct Server {
+    child: Child,
+    /// The address it listens on.
+    pub addr: SocketAddr,
+}
+
+impl Server {
+    /// Starts `bin 127.0.0.1:0` on CPU 0 and waits for its `listening on ADDR` line (an
+    /// `http://` before the address is allowed).
+    pub fn start(bin: &Path) -> io::Result<Server> {
+        let mut child = Command::new("taskset")
+            .arg("-c")
+            .arg("0")
+            .arg(bin)
+            .arg("127.0.0.1:0")
+            .stdout(Stdio::piped())
+            .spawn()?;
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("piped")).read_line(&mut line)?;
+        let addr = line
+            .trim()
+            .strip_prefix("listening on ")
+            .map(|a| a.strip_prefix("http://").unwrap_or(a))
+            .and_then(|a| a.parse().ok())
+            .ok_or_else(|| io::Error::other(format!("unexpected server output: {line:?}")))?;
+        Ok(Server { child, addr })
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// utime + stime of the server, in seconds (clock-tick resolution: 10 ms at 100 Hz).
+    pub fn cpu_secs(&self) -> f64 {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap();
+        // Fields after the command name (which may contain spaces) start at field 3.
+        let rest = &stat[stat.rfind(')').unwrap() + 2..];
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let (utime, stime): (u64, u64) = (f[11].parse().unwrap(), f[12].parse().unwrap());
+        // SAFETY: sysconf takes only an integer.
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+        (utime + stime) as f64 / hz
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The binary at `rel` next to the running one (benchmark servers live beside the
+/// benchmark), or a panic naming the build command that makes it.
+pub fn sibling_bin(rel: &[&str], build: &str) -> std::path::PathBuf {
+    let mut p = std::env::current_exe()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    for part in rel {
+        p.push(part);
+    }
+    assert!(p.exists(), "{} missing: {build}", p.display());
+    p
+}
