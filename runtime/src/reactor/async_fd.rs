@@ -37,16 +37,20 @@ use super::{Direction, IoKey, Reactor, Ready, ReadyEvent, Registered};
 ///
 /// overlap::block_on(async {
 ///     // An eventfd, made non-blocking, joins the loop like any socket.
+///     // SAFETY: eventfd takes no pointers.
 ///     let raw = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
 ///     assert!(raw >= 0);
+///     // SAFETY: `raw` was just created and nothing else owns it.
 ///     let fd = AsyncFd::new(unsafe { OwnedFd::from_raw_fd(raw) }).unwrap();
 ///     let one = 1u64.to_ne_bytes();
+///     // SAFETY: `one` is 8 readable bytes.
 ///     assert_eq!(unsafe { libc::write(raw, one.as_ptr().cast(), 8) }, 8);
 ///
 ///     let mut guard = fd.readable().await.unwrap();
 ///     let n = guard
 ///         .try_io(|inner| {
 ///             let mut buf = [0u8; 8];
+///             // SAFETY: `buf` is 8 writable bytes.
 ///             let n = unsafe { libc::read(inner.as_raw_fd(), buf.as_mut_ptr().cast(), 8) };
 ///             if n < 0 { Err(std::io::Error::last_os_error()) } else { Ok(u64::from_ne_bytes(buf)) }
 ///         })
