@@ -157,6 +157,13 @@ where
 /// `to` is not shut down at the end: call `shutdown(Shutdown::Write)` (or `close`) on it if
 /// its peer should see end of file.
 ///
+/// # When it pays off
+/// For bulk data: a 512 MiB transfer between loopback sockets takes about a third of the CPU
+/// time of `io::copy` (see `splice_bench`). For small request/response messages it costs one
+/// syscall more per message than a buffered copy: a `splice` that moved less than asked does
+/// not prove the source drained (the pipe may have run out of slots), so the next one must
+/// look, and finds `EAGAIN`.
+///
 /// # Cancellation
 /// Dropping the future stops the copy. Bytes already taken from `from` but not yet written
 /// to `to` (at most 64 KiB, held in the private pipe) are lost, as with the buffer of
