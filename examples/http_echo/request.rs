@@ -2,6 +2,11 @@
 //! for bad input.
 
 use std::fmt::Write as _;
+use std::mem::MaybeUninit;
+
+/// Header slots kept on the stack while parsing; more (a bigger `Limits::max_headers`) go on
+/// the heap.
+const STACK_HEADERS: usize = 64;
 
 /// How the server limits what one request may cost it.
 #[derive(Clone, Debug)]
@@ -92,16 +97,26 @@ pub struct Head {
     /// The client waits for `100 Continue` before sending the body.
     pub expect_continue: bool,
     pub content_type: Option<Vec<u8>>,
-    /// The head as received, re-serialised (what a body-less request is answered with).
+    /// The head as received, re-serialised (what a body-less request is answered with);
+    /// empty for a request with a body.
     pub text: String,
 }
 
 /// Parses a request head at the start of `buf`. `Ok(None)`: incomplete, read more.
 /// Otherwise the head and the number of bytes it took.
 pub fn parse(buf: &[u8], limits: &Limits) -> Result<Option<(Head, usize)>, HttpError> {
-    let mut headers = vec![httparse::EMPTY_HEADER; limits.max_headers];
-    let mut req = httparse::Request::new(&mut headers);
-    let len = match req.parse(buf) {
+    // Header slots on the stack, left uninitialised: this runs after every read of a
+    // connection, so a heap buffer zeroed each time would cost more than the parse.
+    let mut stack = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; STACK_HEADERS];
+    let mut heap = Vec::new();
+    let slots = if limits.max_headers <= STACK_HEADERS {
+        &mut stack[..limits.max_headers]
+    } else {
+        heap.resize_with(limits.max_headers, MaybeUninit::uninit);
+        &mut heap[..]
+    };
+    let mut req = httparse::Request::new(&mut []);
+    let len = match req.parse_with_uninit_headers(buf, slots) {
         Ok(httparse::Status::Complete(len)) => len,
         Ok(httparse::Status::Partial) if buf.len() > limits.max_head => {
             return Err(head_too_large())
@@ -123,7 +138,6 @@ pub fn parse(buf: &[u8], limits: &Limits) -> Result<Option<(Head, usize)>, HttpE
     let (Some(method), Some(path), Some(minor)) = (req.method, req.path, req.version) else {
         return Err(bad("malformed request line"));
     };
-    let mut text = format!("{method} {path} HTTP/1.{minor}\r\n");
     let mut length: Option<u64> = None;
     let mut chunked = false;
     let mut host = 0;
@@ -131,7 +145,6 @@ pub fn parse(buf: &[u8], limits: &Limits) -> Result<Option<(Head, usize)>, HttpE
     let mut expect_continue = false;
     let mut content_type = None;
     for h in req.headers.iter() {
-        let _ = write!(text, "{}: {}\r\n", h.name, String::from_utf8_lossy(h.value));
         let name = h.name;
         if name.eq_ignore_ascii_case("content-length") {
             let n = parse_length(h.value)?;
@@ -189,6 +202,16 @@ pub fn parse(buf: &[u8], limits: &Limits) -> Result<Option<(Head, usize)>, HttpE
             return Err(body_too_large());
         }
     }
+    // Only a body-less request is answered with its own head.
+    let text = if framing == Framing::Length(0) {
+        let mut text = format!("{method} {path} HTTP/1.{minor}\r\n");
+        for h in req.headers.iter() {
+            let _ = write!(text, "{}: {}\r\n", h.name, String::from_utf8_lossy(h.value));
+        }
+        text
+    } else {
+        String::new()
+    };
     Ok(Some((
         Head {
             method: method.to_string(),
