@@ -6,7 +6,7 @@ mod support;
 use overlap::fs::{self, File, OpenOptions};
 use overlap::io::{AsyncBufReadExt, AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 use std::io::SeekFrom;
-use support::{pattern, TempDir};
+use support::{open_fresh, pattern, TempDir};
 
 const TEN_MIB: usize = 10 * 1024 * 1024;
 
@@ -96,14 +96,7 @@ fn seek_and_read_after_buffered_writes() {
     let dir = TempDir::new("rt-seek");
     let path = dir.join("f");
     overlap::block_on(async {
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&path)
-            .await
-            .unwrap();
+        let mut file = open_fresh(&path).await;
         file.write_all(b"hello, ").await.unwrap();
         file.write_all(b"world").await.unwrap();
         // No flush: the seek and the read must still see the written bytes.

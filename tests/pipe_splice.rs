@@ -9,11 +9,11 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use overlap::io::{AsyncReadExt, AsyncWriteExt};
-use overlap::net::{TcpListener, TcpStream, UnixStream};
+use overlap::net::{TcpStream, UnixStream};
 use overlap::pipe::{pipe, splice_copy};
 use overlap::time::{sleep, timeout};
 use overlap::{block_on, spawn, AsyncFd};
-use support::{eventfd, eventfd_add, open_fds, pattern_seeded};
+use support::{eventfd, eventfd_add, open_fds, pattern_seeded, tcp_pair};
 
 /// Generous: only a hang (a lost wakeup) gets near it.
 const HANG: Duration = Duration::from_secs(60);
@@ -23,16 +23,6 @@ static SERIAL: Mutex<()> = Mutex::new(());
 
 fn serial() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Two connected TCP streams over loopback.
-async fn tcp_pair() -> (TcpStream, TcpStream) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let a = TcpStream::connect(listener.local_addr().unwrap())
-        .await
-        .unwrap();
-    let (b, _) = listener.accept().await.unwrap();
-    (a, b)
 }
 
 #[test]

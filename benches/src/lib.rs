@@ -142,5 +142,38 @@ pub fn print_table(columns: &[&str], rows: &[Row]) {
     }
 }
 
+/// Runs every contender `runs` times, interleaved, and keeps each one's least CPU time and
+/// least wall time (`run` returns both for one go). Then makes the two rows "`cpu_name` per
+/// GiB" and "wall time per GiB" for `bytes` moved per go.
+pub fn cpu_and_wall_per_gib<C>(
+    contenders: &[C],
+    runs: usize,
+    bytes: usize,
+    cpu_name: &str,
+    mut run: impl FnMut(&C) -> (Duration, Duration),
+) -> Vec<Row> {
+    let mut best = vec![(Duration::MAX, Duration::MAX); contenders.len()];
+    for _ in 0..runs {
+        for (b, c) in best.iter_mut().zip(contenders) {
+            let (cpu, wall) = run(c);
+            b.0 = b.0.min(cpu);
+            b.1 = b.1.min(wall);
+        }
+    }
+    let per_gib = |d: Duration| d.as_secs_f64() * 1e3 * (1u64 << 30) as f64 / bytes as f64;
+    vec![
+        Row {
+            name: format!("{cpu_name} per GiB"),
+            unit: "ms",
+            values: best.iter().map(|b| per_gib(b.0)).collect(),
+        },
+        Row {
+            name: "wall time per GiB".into(),
+            unit: "ms",
+            values: best.iter().map(|b| per_gib(b.1)).collect(),
+        },
+    ]
+}
+
 pub mod executors;
 pub mod server;

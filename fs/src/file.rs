@@ -4,6 +4,7 @@
 mod blocking;
 mod io_impls;
 mod read_buf;
+mod send;
 
 use std::fmt;
 use std::fs::{File as StdFile, Metadata, Permissions};

@@ -40,6 +40,7 @@ mod job;
 mod open_options;
 mod ops;
 mod read_dir;
+mod sys;
 
 pub use file::File;
 pub use open_options::OpenOptions;

@@ -5,10 +5,12 @@ mod echo;
 mod fd;
 mod files;
 mod limits;
+mod net;
 mod rng;
 
 pub use echo::echo_until_eof;
 pub use fd::*;
 pub use files::*;
 pub use limits::*;
+pub use net::{open_fresh, tcp_pair};
 pub use rng::Rng;

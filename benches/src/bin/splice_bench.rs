@@ -15,7 +15,7 @@ use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
-use overlap_benches::{pin_to_cpu, print_table, thread_cpu_time, Row};
+use overlap_benches::{cpu_and_wall_per_gib, pin_to_cpu, print_table, thread_cpu_time};
 
 const RUNS: usize = 3;
 const CHUNK: usize = 256 * 1024;
@@ -163,27 +163,7 @@ fn main() {
         .into_iter()
         .filter(|(name, _)| only.as_deref().is_none_or(|o| o == *name))
         .collect();
-    let mut best = vec![(Duration::MAX, Duration::MAX); proxies.len()];
-    for _ in 0..RUNS {
-        for (i, (_, p)) in proxies.iter().enumerate() {
-            let (cpu, wall) = run(*p, total);
-            best[i].0 = best[i].0.min(cpu);
-            best[i].1 = best[i].1.min(wall);
-        }
-    }
-    let per_gib = |d: Duration| d.as_secs_f64() * 1e3 * (1 << 30) as f64 / total as f64;
-    let rows = vec![
-        Row {
-            name: "proxy CPU per GiB".into(),
-            unit: "ms",
-            values: best.iter().map(|b| per_gib(b.0)).collect(),
-        },
-        Row {
-            name: "wall time per GiB".into(),
-            unit: "ms",
-            values: best.iter().map(|b| per_gib(b.1)).collect(),
-        },
-    ];
+    let rows = cpu_and_wall_per_gib(&proxies, RUNS, total, "proxy CPU", |(_, p)| run(*p, total));
     println!(
         "overlap splice_bench: {mib} MiB through a loopback TCP proxy, best of {RUNS}; \
          ratio > 1 means the contender needs more than overlap's splice_copy"

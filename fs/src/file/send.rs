@@ -1,0 +1,102 @@
+//! `File::send_to`: file bytes to a socket or pipe with `sendfile(2)`, on the pool.
+
+use std::future::poll_fn;
+use std::io;
+use std::os::fd::AsRawFd;
+use std::sync::Arc;
+
+use overlap_runtime::{Direction, Registered};
+
+use super::File;
+use crate::job::run;
+use crate::sys::{self, Sent};
+
+impl File {
+    /// Sends up to `len` bytes of the file, starting at `offset`, to `to` (a socket or a
+    /// pipe on the reactor) with `sendfile(2)`: the kernel copies them from the page cache,
+    /// and they never pass through user memory. This is Linux's answer to Windows'
+    /// `TransmitFile`. Returns how many bytes went: fewer than `len` only when the file
+    /// ends first (0 if `offset` is at or past its end).
+    ///
+    /// Bytes written to this `File` and not yet flushed are written out first, so they are
+    /// sent too. The file's own position does not move.
+    ///
+    /// Reading the file may wait for the disk, so each `sendfile` run happens on the
+    /// blocking pool, with its own duplicate of `to`'s fd; the event loop only waits for
+    /// `to` to have room. One run sends until `to` is full, so a large file costs one pool
+    /// trip per socket buffer's worth, not per call.
+    ///
+    /// # Errors
+    /// Errors name the file (`failed to send /x/y: Broken pipe`). A destination the kernel
+    /// cannot `sendfile` to gives `InvalidInput`. After an error, the bytes sent before it
+    /// are not reported. Like `splice`, `sendfile` has no `MSG_NOSIGNAL`: sending to a
+    /// socket whose peer is gone also raises `SIGPIPE`, which Rust programs ignore by
+    /// default.
+    ///
+    /// # Cancellation
+    /// Dropping the future stops the send, but a pool run already in flight finishes in the
+    /// background: its bytes may still reach `to` after the future is gone (they are the
+    /// file's next bytes, in order). It holds its own fd for `to`, so closing `to` meanwhile
+    /// is safe; the connection then stays open until that run ends.
+    ///
+    /// ```
+    /// use overlap::io::AsyncReadExt;
+    /// use overlap::net::UnixStream;
+    /// # let path = std::env::temp_dir().join(format!("overlap-doc-send-{}", std::process::id()));
+    ///
+    /// overlap::block_on(async {
+    ///     overlap::fs::write(&path, "served by the kernel").await?;
+    ///     let mut file = overlap::fs::File::open(&path).await?;
+    ///     let (a, mut b) = UnixStream::pair()?;
+    ///     let n = file.send_to(&a, 10, 100).await?;
+    ///     assert_eq!(n, 10); // the file ends first
+    ///     let mut got = vec![0; 10];
+    ///     b.read_exact(&mut got).await?;
+    ///     assert_eq!(got, b"the kernel");
+    ///     # overlap::fs::remove_file(&path).await?;
+    ///     std::io::Result::Ok(())
+    /// })
+    /// .unwrap();
+    /// ```
+    pub async fn send_to<D: Registered + ?Sized>(
+        &mut self,
+        to: &D,
+        offset: u64,
+        len: u64,
+    ) -> io::Result<u64> {
+        self.settle().await?;
+        if len == 0 {
+            return Ok(0);
+        }
+        let dest = Arc::new(sys::dup(to.as_raw_fd())?);
+        let mut sent = 0u64;
+        while sent < len {
+            let event = poll_fn(|cx| to.poll_readiness(cx, Direction::Write)).await?;
+            let (file, dest) = (self.std.clone(), dest.clone());
+            let (at, left) = (offset + sent, len - sent);
+            let ran = run(move || sys::sendfile(file.as_raw_fd(), dest.as_raw_fd(), at, left))
+                .await
+                .map_err(|e| self.send_err(e))?;
+            match ran {
+                Sent::Done(n) => return Ok(sent + n),
+                Sent::Full(n) => {
+                    sent += n;
+                    to.clear_readiness(event);
+                }
+            }
+        }
+        Ok(sent)
+    }
+
+    fn send_err(&self, e: io::Error) -> io::Error {
+        let e = if e.raw_os_error() == Some(libc::EINVAL) {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("the kernel cannot sendfile to this kind of fd ({e})"),
+            )
+        } else {
+            e
+        };
+        self.err(e, "send")
+    }
+}

@@ -1,0 +1,46 @@
+//! The libc calls of the fs crate that std does not offer.
+
+use std::io;
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+
+use overlap_runtime::syscall;
+
+/// A new fd for the open file description behind `fd` (`F_DUPFD_CLOEXEC`).
+pub(crate) fn dup(fd: RawFd) -> io::Result<OwnedFd> {
+    // SAFETY: F_DUPFD_CLOEXEC takes an integer (the lowest fd number to use).
+    let new = syscall!(fcntl(fd, libc::F_DUPFD_CLOEXEC, 0))?;
+    // SAFETY: the fd was just created and is owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(new) })
+}
+
+/// How a run of `sendfile` calls ended.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Sent {
+    /// This many bytes went, and the range is done or the file ended.
+    Done(u64),
+    /// This many bytes went, then the destination was full (`EAGAIN`).
+    Full(u64),
+}
+
+/// Sends up to `len` bytes of `file` from `offset` to `to` with `sendfile(2)`, call after
+/// call, until the range is sent, the file ends, or `to` (non-blocking) is full. `EINTR`
+/// is retried. The file's own offset does not move. May block on the disk: pool only.
+pub(crate) fn sendfile(file: RawFd, to: RawFd, offset: u64, len: u64) -> io::Result<Sent> {
+    let mut sent = 0u64;
+    let mut off = libc::off_t::try_from(offset)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "offset too large"))?;
+    while sent < len {
+        // The kernel moves at most about 2 GiB per call.
+        let chunk = (len - sent).min(1 << 30) as usize;
+        // SAFETY: `off` is a valid off_t the kernel reads and advances; no buffer of ours
+        // is passed.
+        match syscall!(sendfile(to, file, &mut off, chunk)) {
+            Ok(0) => break,
+            Ok(n) => sent += n as u64,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Sent::Full(sent)),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(Sent::Done(sent))
+}

@@ -1,0 +1,188 @@
+//! `File::send_to` (`sendfile`): exact ranges to sockets and pipes, end of file, a full
+//! socket, unflushed writes, a reset peer, bad destinations, and cancellation.
+
+mod support;
+
+use std::io;
+use std::net::Shutdown;
+use std::time::Duration;
+
+use overlap::fs::{self, File};
+use overlap::io::{AsyncReadExt, AsyncWriteExt};
+use overlap::net::UnixStream;
+use overlap::time::{sleep, timeout};
+use overlap::{block_on, spawn, AsyncFd};
+use support::{eventfd, open_fresh, pattern_seeded, tcp_pair, TempDir};
+
+/// Only a lost wakeup gets near this; a slow machine does not.
+const HANG: Duration = Duration::from_secs(60);
+
+#[test]
+fn ten_mib_and_a_middle_range_reach_a_tcp_peer_exactly() {
+    let dir = TempDir::new("sendfile-tcp");
+    let path = dir.join("big");
+    let data = pattern_seeded(10 << 20, 5);
+    std::fs::write(&path, &data).unwrap();
+    block_on(async {
+        let mut file = File::open(&path).await.unwrap();
+        let (a, mut b) = tcp_pair().await;
+        let reader = spawn(async move {
+            let mut got = Vec::new();
+            b.read_to_end(&mut got).await.unwrap();
+            got
+        });
+        let whole = timeout(HANG, file.send_to(&a, 0, data.len() as u64))
+            .await
+            .expect("send_to hung")
+            .unwrap();
+        assert_eq!(whole, data.len() as u64);
+        let part = file.send_to(&a, 1_000_001, 333_333).await.unwrap();
+        assert_eq!(part, 333_333);
+        a.shutdown(Shutdown::Write).unwrap();
+        let got = reader.await.unwrap();
+        assert_eq!(got.len(), data.len() + 333_333);
+        assert!(got[..data.len()] == data[..], "whole file differs");
+        assert!(
+            got[data.len()..] == data[1_000_001..1_333_334],
+            "range differs"
+        );
+        // The file's own position did not move.
+        let mut first = [0u8; 16];
+        file.read_exact(&mut first).await.unwrap();
+        assert_eq!(first, data[..16]);
+    });
+}
+
+#[test]
+fn the_file_ending_first_shortens_the_count() {
+    let dir = TempDir::new("sendfile-eof");
+    let path = dir.join("small");
+    std::fs::write(&path, b"0123456789").unwrap();
+    block_on(async {
+        let mut file = File::open(&path).await.unwrap();
+        let (a, mut b) = UnixStream::pair().unwrap();
+        assert_eq!(file.send_to(&a, 4, 1000).await.unwrap(), 6);
+        assert_eq!(file.send_to(&a, 10, 1000).await.unwrap(), 0);
+        assert_eq!(file.send_to(&a, 99, 1000).await.unwrap(), 0);
+        assert_eq!(file.send_to(&a, 0, 0).await.unwrap(), 0);
+        let mut got = [0u8; 6];
+        b.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got, b"456789");
+    });
+}
+
+#[test]
+fn a_full_socket_is_waited_for_until_the_peer_reads() {
+    let dir = TempDir::new("sendfile-full");
+    let path = dir.join("big");
+    let data = pattern_seeded(4 << 20, 6);
+    std::fs::write(&path, &data).unwrap();
+    block_on(async {
+        let mut file = File::open(&path).await.unwrap();
+        let (a, mut b) = UnixStream::pair().unwrap();
+        // The reader starts late: the socket buffer fills long before.
+        let reader = spawn(async move {
+            sleep(Duration::from_millis(50)).await;
+            let mut got = vec![0u8; 4 << 20];
+            b.read_exact(&mut got).await.unwrap();
+            got
+        });
+        let n = timeout(HANG, file.send_to(&a, 0, 4 << 20))
+            .await
+            .expect("send_to slept through the socket's room")
+            .unwrap();
+        assert_eq!(n, 4 << 20);
+        assert!(reader.await.unwrap() == data);
+    });
+}
+
+#[test]
+fn unflushed_writes_are_sent_too() {
+    let dir = TempDir::new("sendfile-unflushed");
+    let path = dir.join("fresh");
+    block_on(async {
+        let mut file = open_fresh(&path).await;
+        // Accepted into the File's buffer; no flush before the send.
+        file.write_all(b"written, then sent").await.unwrap();
+        let (tx, mut rx) = overlap::pipe::pipe().unwrap();
+        assert_eq!(file.send_to(&tx, 0, 64).await.unwrap(), 18);
+        let mut got = [0u8; 18];
+        rx.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got, b"written, then sent");
+    });
+}
+
+#[test]
+fn a_reset_peer_is_an_error_naming_the_file() {
+    let dir = TempDir::new("sendfile-reset");
+    let path = dir.join("big");
+    std::fs::write(&path, pattern_seeded(8 << 20, 7)).unwrap();
+    block_on(async {
+        let mut file = File::open(&path).await.unwrap();
+        let (a, b) = tcp_pair().await;
+        b.set_linger(Some(Duration::ZERO)).unwrap();
+        drop(b);
+        sleep(Duration::from_millis(20)).await;
+        let err = timeout(HANG, file.send_to(&a, 0, 8 << 20))
+            .await
+            .expect("send_to hung on a dead socket")
+            .unwrap_err();
+        assert!(
+            matches!(
+                err.kind(),
+                io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
+            ),
+            "{err}"
+        );
+        assert!(err.to_string().starts_with("failed to send "), "{err}");
+        assert!(err.to_string().contains("big"), "{err}");
+    });
+}
+
+#[test]
+fn a_destination_the_kernel_refuses_is_invalid_input() {
+    let dir = TempDir::new("sendfile-einval");
+    let path = dir.join("f");
+    std::fs::write(&path, b"data").unwrap();
+    block_on(async {
+        let mut file = File::open(&path).await.unwrap();
+        let efd = AsyncFd::new(eventfd()).unwrap();
+        let err = file.send_to(&efd, 0, 4).await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{err}");
+    });
+}
+
+#[test]
+fn a_dropped_send_delivers_a_clean_prefix_and_the_file_stays_usable() {
+    let dir = TempDir::new("sendfile-cancel");
+    let path = dir.join("big");
+    let data = pattern_seeded(8 << 20, 8);
+    std::fs::write(&path, &data).unwrap();
+    block_on(async {
+        let mut file = File::open(&path).await.unwrap();
+        let (a, mut b) = UnixStream::pair().unwrap();
+        // Nobody reads yet: the send waits for room, and the timeout drops it.
+        assert!(
+            timeout(Duration::from_millis(30), file.send_to(&a, 0, 8 << 20))
+                .await
+                .is_err()
+        );
+        // Closing our end is safe even if a pool run is still sending (it holds its own
+        // fd). The peer then reads some prefix of the file, intact, and end of file.
+        drop(a);
+        let mut got = Vec::new();
+        timeout(HANG, b.read_to_end(&mut got))
+            .await
+            .expect("the socket never closed")
+            .unwrap();
+        assert!(!got.is_empty() && got.len() <= data.len());
+        assert!(got == data[..got.len()], "the bytes sent are not a prefix");
+        // The same File serves another send.
+        let (c, mut d) = UnixStream::pair().unwrap();
+        assert_eq!(file.send_to(&c, 0, 5).await.unwrap(), 5);
+        let mut five = [0u8; 5];
+        d.read_exact(&mut five).await.unwrap();
+        assert_eq!(five, data[..5]);
+        fs::remove_file(&path).await.unwrap();
+    });
+}
