@@ -11,6 +11,8 @@
 //!   whole std call included (`read` opens, sizes, reads and closes in one job);
 //! - [`File`] reads ahead in chunks of 64 KiB to 2 MiB and batches writes;
 //! - [`read_dir`] fetches entries 256 at a time.
+//! - [`File::send_to`] sends a file's bytes to a socket or pipe with `sendfile`, one pool
+//!   job per socket buffer's worth, without copying them through user memory.
 //!
 //! Names and error kinds follow `std::fs`; messages also name the path (`failed to open
 //! /x/y: No such file or directory (os error 2)`).
