@@ -186,3 +186,17 @@ fn a_dropped_send_delivers_a_clean_prefix_and_the_file_stays_usable() {
         fs::remove_file(&path).await.unwrap();
     });
 }
+
+#[test]
+fn a_closed_pipe_sender_is_broken_pipe_not_a_panic() {
+    let dir = TempDir::new("sendfile-closed");
+    let path = dir.join("f");
+    std::fs::write(&path, b"data").unwrap();
+    block_on(async {
+        let mut file = File::open(&path).await.unwrap();
+        let (mut tx, _rx) = overlap::pipe::pipe().unwrap();
+        tx.close().await.unwrap();
+        let err = file.send_to(&tx, 0, 4).await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::BrokenPipe, "{err}");
+    });
+}

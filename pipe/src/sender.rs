@@ -120,10 +120,10 @@ impl Registered for Sender {
 }
 
 impl AsRawFd for Sender {
-    /// # Panics
-    /// If the sender was already closed with `poll_close`.
+    /// After `poll_close` this is -1, on which every syscall fails with `EBADF`: generic
+    /// code that only holds the fd number reports an error instead of panicking.
     fn as_raw_fd(&self) -> RawFd {
-        self.fd.as_ref().expect("Sender already closed").as_raw_fd()
+        self.fd.as_ref().map_or(-1, AsRawFd::as_raw_fd)
     }
 }
 

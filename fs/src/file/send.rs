@@ -68,11 +68,17 @@ impl File {
         if len == 0 {
             return Ok(0);
         }
-        let dest = Arc::new(sys::dup(to.as_raw_fd())?);
+        let mut dest = None;
         let mut sent = 0u64;
         while sent < len {
+            // Readiness first: a destination that cannot take bytes (a closed pipe sender)
+            // reports its error here.
             let event = poll_fn(|cx| to.poll_readiness(cx, Direction::Write)).await?;
-            let (file, dest) = (self.std.clone(), dest.clone());
+            let dest = match &dest {
+                Some(d) => Arc::clone(d),
+                None => Arc::clone(dest.insert(Arc::new(sys::dup(to.as_raw_fd())?))),
+            };
+            let file = self.std.clone();
             let (at, left) = (offset + sent, len - sent);
             let ran = run(move || sys::sendfile(file.as_raw_fd(), dest.as_raw_fd(), at, left))
                 .await

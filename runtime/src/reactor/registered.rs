@@ -12,7 +12,8 @@ use super::{Direction, ReadyEvent};
 /// pipe ends). It lets code run its own non-blocking syscall on an fd whose wrapper it does
 /// not know, and still sleep correctly: poll for readiness, try the syscall, and on
 /// `WouldBlock` hand the event back to [`clear_readiness`](Self::clear_readiness) before
-/// polling again. `overlap::pipe`'s `splice` functions are built this way.
+/// polling again. `overlap::pipe`'s `splice` functions and `overlap::fs::File::send_to` are
+/// built this way.
 ///
 /// The contract is [`AsyncFd`](crate::AsyncFd)'s: readiness is a hint (spurious wakeups
 /// happen, so `WouldBlock` must be handled), one waker is kept per direction, and every
