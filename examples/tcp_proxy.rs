@@ -7,15 +7,15 @@
 //! ```
 //!
 //! The first argument is the address to listen on (default `127.0.0.1:7001`), the second the
-//! upstream to forward every connection to (default `127.0.0.1:7000`). Each direction of a
-//! connection is one `splice_copy`; when one side finishes sending, the proxy passes the
-//! half-close on, and the connection ends once both directions have.
+//! upstream to forward every connection to (default `127.0.0.1:7000`). Each connection is one
+//! `splice_bidirectional`: when one side finishes sending, the proxy passes the half-close
+//! on, and the connection ends once both directions have.
 
 use std::io;
 use std::net::SocketAddr;
 
 use overlap::net::{TcpListener, TcpStream};
-use overlap::pipe::splice_copy;
+use overlap::pipe::splice_bidirectional;
 
 fn main() -> io::Result<()> {
     let mut args = std::env::args().skip(1);
@@ -53,24 +53,11 @@ pub async fn serve(listener: TcpListener, upstream: SocketAddr) -> io::Result<()
 }
 
 /// Forwards both directions between `client` and a new connection to `upstream`; returns
-/// the bytes sent each way (client to upstream, upstream to client).
+/// the bytes sent each way (client to upstream, upstream to client). Both connections close
+/// when this returns.
 pub async fn proxy(client: TcpStream, upstream: SocketAddr) -> io::Result<(u64, u64)> {
     let server = TcpStream::connect(upstream).await?;
     client.set_nodelay(true)?;
     server.set_nodelay(true)?;
-    let (client_rd, client_wr) = client.into_split();
-    let (server_rd, server_wr) = server.into_split();
-    // Dropping a write half shuts that side down, so end of file travels on.
-    let up = async move {
-        let n = splice_copy(&client_rd, &server_wr).await;
-        drop(server_wr);
-        n
-    };
-    let down = async move {
-        let n = splice_copy(&server_rd, &client_wr).await;
-        drop(client_wr);
-        n
-    };
-    let (up, down) = futures_util::join!(up, down);
-    Ok((up?, down?))
+    splice_bidirectional(&client, &server).await
 }

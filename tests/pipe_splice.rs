@@ -289,3 +289,35 @@ fn splice_from_a_closed_sender_is_broken_pipe() {
         assert_eq!(err.kind(), io::ErrorKind::BrokenPipe);
     });
 }
+
+#[test]
+fn splice_bidirectional_ends_with_an_error_when_one_side_resets() {
+    let _g = serial();
+    block_on(async {
+        let (mut client, proxy_a) = tcp_pair().await;
+        let (proxy_b, server) = tcp_pair().await;
+        let proxy =
+            spawn(async move { overlap::pipe::splice_bidirectional(&proxy_a, &proxy_b).await });
+        // The server side resets; the client keeps sending into the proxy.
+        server.set_linger(Some(Duration::ZERO)).unwrap();
+        drop(server);
+        let chunk = vec![1u8; 64 * 1024];
+        for _ in 0..64 {
+            if client.write_all(&chunk).await.is_err() || proxy.is_finished() {
+                break;
+            }
+        }
+        let res = timeout(HANG, proxy)
+            .await
+            .expect("the proxy hung after a reset")
+            .unwrap();
+        let kind = res.unwrap_err().kind();
+        assert!(
+            matches!(
+                kind,
+                io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
+            ),
+            "{kind:?}"
+        );
+    });
+}

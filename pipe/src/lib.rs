@@ -7,8 +7,8 @@
 //! [`AsyncRead`](futures_util::io::AsyncRead) traits.
 //!
 //! Bytes can also move between a pipe and a socket without passing through user memory:
-//! [`Sender::splice_from`], [`Receiver::splice_to`], and [`splice_copy`] for a whole stream
-//! (a zero-copy proxy). See the `splice` functions' docs for the details.
+//! [`Sender::splice_from`], [`Receiver::splice_to`], [`splice_copy`] for a whole stream,
+//! and [`splice_bidirectional`] for both directions of a zero-copy proxy. See the `splice` functions' docs for the details.
 //!
 //! ```
 //! use overlap::io::{AsyncReadExt, AsyncWriteExt};
@@ -34,7 +34,7 @@ use std::io;
 
 pub use receiver::Receiver;
 pub use sender::Sender;
-pub use splice::splice_copy;
+pub use splice::{splice_bidirectional, splice_copy};
 
 /// Creates an anonymous pipe: `(write end, read end)`, both registered with the current
 /// runtime.

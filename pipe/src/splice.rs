@@ -9,6 +9,7 @@
 //! - [`Receiver::splice_to`] empties a pipe into a socket (or another pipe);
 //! - [`splice_copy`] forwards everything from one fd to another until end of file, through a
 //!   private pipe: the zero-copy twin of [`overlap::io::copy`](futures_util::io::copy).
+//! - [`splice_bidirectional`] runs one `splice_copy` each way and passes half-closes on.
 //!
 //! Either side may be anything that implements [`Registered`]: overlap's TCP and Unix
 //! streams (and their split halves), pipe ends, or an [`AsyncFd`](overlap_runtime::AsyncFd)
@@ -214,6 +215,62 @@ where
         }
         total += n as u64;
     }
+}
+
+/// Forwards both ways between `a` and `b` until each direction reaches end of file, each
+/// through its own private pipe (see [`splice_copy`]): the zero-copy core of a TCP proxy.
+/// When one side's data ends, the other side's write half is shut down (`shutdown(SHUT_WR)`,
+/// for sockets; other fds are left alone), so end of file travels on. Returns the bytes moved
+/// `(a to b, b to a)`.
+///
+/// Both directions run in the calling task. An error in either ends both and is returned;
+/// dropping the future stops both (see [`splice_copy`] on cancellation).
+///
+/// ```
+/// use overlap::io::{AsyncReadExt, AsyncWriteExt};
+/// use overlap::net::{TcpListener, TcpStream};
+///
+/// overlap::block_on(async {
+///     let listener = TcpListener::bind("127.0.0.1:0").await?;
+///     let addr = listener.local_addr()?;
+///     // client <-> (proxy_a | proxy_b) <-> server
+///     let mut client = TcpStream::connect(addr).await?;
+///     let (proxy_a, _) = listener.accept().await?;
+///     let proxy_b = TcpStream::connect(addr).await?;
+///     let (mut server, _) = listener.accept().await?;
+///     let proxy = overlap::spawn(async move {
+///         overlap::pipe::splice_bidirectional(&proxy_a, &proxy_b).await
+///     });
+///     client.write_all(b"ping").await?;
+///     client.close().await?; // shuts the write side
+///     let mut got = [0u8; 4];
+///     server.read_exact(&mut got).await?;
+///     server.write_all(b"pong").await?;
+///     server.close().await?;
+///     let mut back = Vec::new();
+///     client.read_to_end(&mut back).await?;
+///     assert_eq!((&got, back.as_slice()), (b"ping", &b"pong"[..]));
+///     assert_eq!(proxy.await.unwrap()?, (4, 4));
+///     std::io::Result::Ok(())
+/// })
+/// .unwrap();
+/// ```
+pub async fn splice_bidirectional<A, B>(a: &A, b: &B) -> io::Result<(u64, u64)>
+where
+    A: Registered + ?Sized,
+    B: Registered + ?Sized,
+{
+    let a_to_b = async {
+        let n = splice_copy(a, b).await?;
+        sys::shutdown_write(b.as_raw_fd())?;
+        io::Result::Ok(n)
+    };
+    let b_to_a = async {
+        let n = splice_copy(b, a).await?;
+        sys::shutdown_write(a.as_raw_fd())?;
+        io::Result::Ok(n)
+    };
+    futures_util::future::try_join(a_to_b, b_to_a).await
 }
 
 /// Moves bytes from `from` into the empty private pipe: `EAGAIN` can only mean `from` has

@@ -140,3 +140,13 @@ pub(crate) fn ready_now(from: RawFd, to: RawFd) -> io::Result<(bool, bool)> {
     }
     Ok((fds[0].revents != 0, fds[1].revents != 0))
 }
+
+/// `shutdown(fd, SHUT_WR)` for a socket, so its peer reads end of file. Not a socket
+/// (`ENOTSOCK`) or no longer connected (`ENOTCONN`): nothing to do.
+pub(crate) fn shutdown_write(fd: RawFd) -> io::Result<()> {
+    // SAFETY: shutdown takes only integers.
+    match syscall!(shutdown(fd, libc::SHUT_WR)) {
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOTSOCK | libc::ENOTCONN)) => Ok(()),
+        other => other.map(drop),
+    }
+}
