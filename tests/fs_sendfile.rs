@@ -65,6 +65,9 @@ fn the_file_ending_first_shortens_the_count() {
         assert_eq!(file.send_to(&a, 10, 1000).await.unwrap(), 0);
         assert_eq!(file.send_to(&a, 99, 1000).await.unwrap(), 0);
         assert_eq!(file.send_to(&a, 0, 0).await.unwrap(), 0);
+        // An offset the kernel cannot take is a clear error, not a wrap-around.
+        let err = file.send_to(&a, u64::MAX, 10).await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{err}");
         let mut got = [0u8; 6];
         b.read_exact(&mut got).await.unwrap();
         assert_eq!(&got, b"456789");
