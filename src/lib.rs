@@ -6,7 +6,7 @@
 //!
 //! - [`block_on`], [`Runtime`], [`spawn`] (tasks need not be `Send`), [`JoinHandle`],
 //!   [`yield_now`], [`AsyncFd`] for any pollable fd;
-//! - [`time`]: sleeps, timeouts, intervals;
+//! - [`time`]: sleeps, timeouts, intervals; [`signal`]: Unix signals as events;
 //! - [`net`]: TCP, UDP and Unix sockets; [`pipe`]: pipes and FIFOs; [`fs`]: files on the
 //!   blocking pool, [`spawn_blocking`] for any other blocking work;
 //! - [`io`]: the futures-io traits and helpers, re-exported so no extra import is needed.
@@ -21,7 +21,7 @@
 //! ```
 
 pub use overlap_runtime::{
-    block_on, coop_poll_proceed, metrics, spawn, spawn_blocking, time, yield_now, AsyncFd,
+    block_on, coop_poll_proceed, metrics, signal, spawn, spawn_blocking, time, yield_now, AsyncFd,
     AsyncFdReadyGuard, Builder, Direction, JoinError, JoinHandle, Ready, ReadyEvent, Registered,
     Runtime, RuntimeMetrics, TryIoError, YieldNow,
 };

@@ -19,6 +19,7 @@ mod coop;
 mod executor;
 mod metrics;
 mod reactor;
+pub mod signal;
 mod slab;
 mod task;
 pub mod time;

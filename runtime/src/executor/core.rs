@@ -52,6 +52,8 @@ pub(crate) struct Core {
     remote_buf: RefCell<Vec<RemoteEntry>>,
     counters: Counters,
     spin: SpinPolicy,
+    /// Whether this runtime's reader of the signal self-pipe runs (see `signal`).
+    pub(crate) signal_reader: Cell<bool>,
 }
 
 /// When the loop spins for a remote wake before sleeping in epoll, and whether that pays
@@ -143,6 +145,7 @@ impl Core {
             remote_buf: RefCell::new(Vec::new()),
             counters: Counters::default(),
             spin: SpinPolicy::new(),
+            signal_reader: Cell::new(false),
         })
     }
 

@@ -25,4 +25,5 @@ macro_rules! syscall {
 pub(crate) mod affinity;
 pub(crate) mod epoll;
 pub(crate) mod eventfd;
+pub(crate) mod signal;
 pub(crate) mod timerslack;

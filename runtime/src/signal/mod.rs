@@ -1,0 +1,224 @@
+//! Unix signals as async events: [`ctrl_c`] and [`signal`], for graceful shutdown and
+//! reload-on-`SIGHUP`.
+//!
+//! A signal is caught by a process-wide handler that counts it and writes a byte to a
+//! self-pipe. Each runtime that listens for signals runs a small reader task on that pipe
+//! (started by the first [`signal`] call on the runtime), which wakes every listener, in
+//! this runtime or any other; a listener then compares its signal's count with the last one
+//! it saw.
+//!
+//! # Contract
+//! - **Coalescing:** signals that arrive while a [`Signal`] is not being awaited are merged:
+//!   one `recv` reports any number of them. Signals that arrived before the `Signal` was made
+//!   are not reported.
+//! - **The handler stays:** once a signal has been listened for, the process keeps catching
+//!   it, even after every `Signal` is dropped. For `SIGINT` and `SIGTERM` this means the
+//!   default action (ending the process) no longer happens: the program must exit by itself.
+//! - **Not every signal:** `SIGKILL` and `SIGSTOP` cannot be caught, and the fault signals
+//!   (`SIGSEGV`, `SIGBUS`, `SIGILL`, `SIGFPE`) are refused: those give `InvalidInput`.
+//! - **Spurious wakeups** are absorbed: `recv` returns only when the count moved.
+//!
+//! ```
+//! use overlap::signal::{signal, SignalKind};
+//!
+//! overlap::block_on(async {
+//!     let mut hup = signal(SignalKind::hangup())?;
+//!     // (Here, `kill -HUP <pid>` from a shell.)
+//!     // SAFETY: kill and getpid take no pointers.
+//!     unsafe { libc::kill(libc::getpid(), libc::SIGHUP) };
+//!     hup.recv().await;
+//!     std::io::Result::Ok(())
+//! })
+//! .unwrap();
+//! ```
+
+mod registry;
+
+use std::fmt;
+use std::future::poll_fn;
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use futures_core::Stream;
+
+use crate::reactor::AsyncFd;
+use registry::{Listener, Slot};
+
+/// Which signal to listen for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct SignalKind(i32);
+
+impl SignalKind {
+    /// Any signal by number (`libc::SIGWINCH`, a real-time signal, ...).
+    pub const fn from_raw(signum: i32) -> SignalKind {
+        SignalKind(signum)
+    }
+    /// The signal's number.
+    pub const fn as_raw(self) -> i32 {
+        self.0
+    }
+    /// `SIGINT`: Ctrl-C in a terminal.
+    pub const fn interrupt() -> SignalKind {
+        SignalKind(libc::SIGINT)
+    }
+    /// `SIGTERM`: the polite request to stop (what `kill` and service managers send).
+    pub const fn terminate() -> SignalKind {
+        SignalKind(libc::SIGTERM)
+    }
+    /// `SIGHUP`: the terminal went away; daemons often reload their configuration on it.
+    pub const fn hangup() -> SignalKind {
+        SignalKind(libc::SIGHUP)
+    }
+    /// `SIGQUIT`: Ctrl-\ in a terminal.
+    pub const fn quit() -> SignalKind {
+        SignalKind(libc::SIGQUIT)
+    }
+    /// `SIGUSR1`.
+    pub const fn user_defined1() -> SignalKind {
+        SignalKind(libc::SIGUSR1)
+    }
+    /// `SIGUSR2`.
+    pub const fn user_defined2() -> SignalKind {
+        SignalKind(libc::SIGUSR2)
+    }
+    /// `SIGCHLD`: a child process changed state.
+    pub const fn child() -> SignalKind {
+        SignalKind(libc::SIGCHLD)
+    }
+    /// `SIGWINCH`: the terminal's size changed.
+    pub const fn window_change() -> SignalKind {
+        SignalKind(libc::SIGWINCH)
+    }
+}
+
+/// A stream of one signal's arrivals, from [`signal`]. Dropping it stops listening (the
+/// process-wide handler stays; see the module docs).
+pub struct Signal {
+    kind: SignalKind,
+    slot: &'static Slot,
+    listener: Arc<Listener>,
+    /// The slot's count when this listener last reported.
+    seen: u64,
+}
+
+/// Listens for `kind` from now on. Must be called inside a runtime.
+///
+/// Fails with `InvalidInput` for signals that cannot or must not be caught (see the module
+/// docs), with `Other` outside a runtime, and with the kernel's error if the self-pipe or
+/// the reader cannot be set up (out of fds).
+pub fn signal(kind: SignalKind) -> io::Result<Signal> {
+    let slot = registry::register(kind.0)?;
+    start_reader()?;
+    Ok(Signal {
+        kind,
+        slot,
+        listener: slot.listen(),
+        seen: slot.count.load(Ordering::SeqCst),
+    })
+}
+
+/// Waits for the next `SIGINT` (Ctrl-C). The first call makes the process catch `SIGINT`
+/// for good: from then on Ctrl-C no longer ends it by itself.
+///
+/// ```no_run
+/// overlap::block_on(async {
+///     let server = overlap::spawn(async { /* serve until told to stop */ });
+///     overlap::signal::ctrl_c().await?;
+///     server.abort();
+///     std::io::Result::Ok(())
+/// })
+/// .unwrap();
+/// ```
+pub async fn ctrl_c() -> io::Result<()> {
+    signal(SignalKind::interrupt())?.recv().await;
+    Ok(())
+}
+
+impl Signal {
+    /// Waits until the signal arrives (once or more: arrivals are coalesced).
+    pub async fn recv(&mut self) {
+        poll_fn(|cx| self.poll_recv(cx)).await
+    }
+
+    /// Polls for an arrival since the last one reported.
+    pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.take_arrival() {
+            return Poll::Ready(());
+        }
+        *waker_slot(&self.listener) = Some(cx.waker().clone());
+        // A signal handled between the check and the registration is not lost: look again.
+        if self.take_arrival() {
+            return Poll::Ready(());
+        }
+        Poll::Pending
+    }
+
+    /// The signal this listens for.
+    pub fn kind(&self) -> SignalKind {
+        self.kind
+    }
+
+    fn take_arrival(&mut self) -> bool {
+        let now = self.slot.count.load(Ordering::SeqCst);
+        if now == self.seen {
+            return false;
+        }
+        self.seen = now;
+        true
+    }
+}
+
+fn waker_slot(l: &Listener) -> std::sync::MutexGuard<'_, Option<std::task::Waker>> {
+    l.waker.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Stream for Signal {
+    type Item = ();
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<()>> {
+        self.get_mut().poll_recv(cx).map(Some)
+    }
+}
+
+impl Drop for Signal {
+    fn drop(&mut self) {
+        self.slot.forget(&self.listener);
+    }
+}
+
+impl fmt::Debug for Signal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Signal").field("kind", &self.kind).finish()
+    }
+}
+
+/// Starts this runtime's reader of the self-pipe, unless it runs already.
+fn start_reader() -> io::Result<()> {
+    let started = crate::executor::with_current(|core| core.signal_reader.replace(true))
+        .ok_or_else(|| io::Error::other("signal() called outside of an overlap runtime"))?;
+    if started {
+        return Ok(());
+    }
+    let fd = match registry::reader_fd().and_then(AsyncFd::new) {
+        Ok(fd) => fd,
+        Err(e) => {
+            crate::executor::with_current(|core| core.signal_reader.set(false));
+            return Err(e);
+        }
+    };
+    // Detached: it lives as long as the runtime, asleep in epoll between signals.
+    drop(crate::spawn(async move {
+        loop {
+            let Ok(mut guard) = fd.readable().await else {
+                return;
+            };
+            registry::drain(std::os::fd::AsRawFd::as_raw_fd(fd.get_ref()));
+            guard.clear_ready();
+            registry::broadcast();
+        }
+    }));
+    Ok(())
+}

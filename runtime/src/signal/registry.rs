@@ -1,0 +1,157 @@
+//! The process-wide half of signal handling: one handler per signal, a count per signal,
+//! the self-pipe the handler pokes, and the listeners to wake.
+//!
+//! # Invariants
+//! - The handler touches only `Slot::count` (an atomic) and the pipe's write end (a `write`
+//!   that keeps `errno`): nothing that could deadlock or allocate in a signal handler.
+//! - A slot's count is raised before the pipe is poked, and a runtime's reader drains the
+//!   pipe before it wakes listeners, so a woken listener always sees the new count.
+//! - Handlers are installed under `GLOBAL`'s lock, once per signal, and never removed.
+
+use std::io;
+use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::task::Waker;
+
+use crate::sys::signal as sys;
+
+/// Signal numbers go up to `SIGRTMAX`, 64 on Linux.
+const SIGNALS: usize = 65;
+
+/// One signal's state.
+#[derive(Debug)]
+pub(crate) struct Slot {
+    /// How many times the signal arrived since its handler was installed (coalesced by the
+    /// kernel while it is pending).
+    pub(crate) count: AtomicU64,
+    installed: AtomicBool,
+    listeners: Mutex<Vec<Weak<Listener>>>,
+}
+
+/// What a `Signal` shares with the broadcaster: the waker of the task waiting on it.
+#[derive(Debug, Default)]
+pub(crate) struct Listener {
+    pub(crate) waker: Mutex<Option<Waker>>,
+}
+
+#[allow(clippy::declare_interior_mutable_const)]
+const EMPTY_SLOT: Slot = Slot {
+    count: AtomicU64::new(0),
+    installed: AtomicBool::new(false),
+    listeners: Mutex::new(Vec::new()),
+};
+
+static SLOTS: [Slot; SIGNALS] = [EMPTY_SLOT; SIGNALS];
+
+/// The self-pipe's write end, for the handler; -1 until the pipe exists.
+static PIPE_WRITE: AtomicI32 = AtomicI32::new(-1);
+
+/// The self-pipe's read end, which each runtime's reader duplicates; made on first use.
+static GLOBAL: Mutex<Option<OwnedFd>> = Mutex::new(None);
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Every critical section here leaves its data consistent: a poisoned lock is usable.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+extern "C" fn handler(signum: libc::c_int) {
+    if let Some(slot) = usize::try_from(signum).ok().and_then(|i| SLOTS.get(i)) {
+        slot.count.fetch_add(1, Ordering::SeqCst);
+    }
+    let fd = PIPE_WRITE.load(Ordering::SeqCst);
+    if fd >= 0 {
+        sys::poke_from_handler(fd);
+    }
+}
+
+/// Makes sure `signum` has our handler; returns its slot. Fails with `InvalidInput` for a
+/// number out of range or a signal that must not be caught (`SIGKILL`, `SIGSTOP`, and the
+/// fault signals `SIGSEGV`, `SIGBUS`, `SIGILL`, `SIGFPE`, whose default action the process
+/// relies on).
+pub(crate) fn register(signum: i32) -> io::Result<&'static Slot> {
+    const FORBIDDEN: [i32; 6] = [
+        libc::SIGKILL,
+        libc::SIGSTOP,
+        libc::SIGSEGV,
+        libc::SIGBUS,
+        libc::SIGILL,
+        libc::SIGFPE,
+    ];
+    let slot = usize::try_from(signum)
+        .ok()
+        .filter(|&i| i > 0 && !FORBIDDEN.contains(&signum))
+        .and_then(|i| SLOTS.get(i))
+        .ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("signal {signum} cannot be listened for"),
+            )
+        })?;
+    if slot.installed.load(Ordering::Acquire) {
+        return Ok(slot);
+    }
+    let mut global = lock(&GLOBAL);
+    if global.is_none() {
+        let (read, write) = sys::pipe()?;
+        // The write end lives as long as the process: a handler may run at any time.
+        PIPE_WRITE.store(write.into_raw_fd(), Ordering::SeqCst);
+        *global = Some(read);
+    }
+    if !slot.installed.load(Ordering::Acquire) {
+        sys::install(signum, handler)?;
+        slot.installed.store(true, Ordering::Release);
+    }
+    Ok(slot)
+}
+
+/// A new fd for the self-pipe's read end (for one runtime's reader). `register` made it.
+pub(crate) fn reader_fd() -> io::Result<OwnedFd> {
+    let global = lock(&GLOBAL);
+    let read: RawFd = global
+        .as_ref()
+        .map(AsRawFd::as_raw_fd)
+        .ok_or_else(|| io::Error::other("no signal was registered"))?;
+    sys::dup(read)
+}
+
+/// Empties the self-pipe through `fd`.
+pub(crate) fn drain(fd: RawFd) {
+    sys::drain(fd)
+}
+
+impl Slot {
+    /// Adds a listener, to be woken by every broadcast until it is forgotten.
+    pub(crate) fn listen(&self) -> Arc<Listener> {
+        let l = Arc::new(Listener::default());
+        lock(&self.listeners).push(Arc::downgrade(&l));
+        l
+    }
+
+    /// Removes `listener` (and any dropped ones), so a program that makes and drops many
+    /// `Signal`s while no signal arrives does not pile up entries.
+    pub(crate) fn forget(&self, listener: &Arc<Listener>) {
+        let me = Arc::downgrade(listener);
+        lock(&self.listeners).retain(|w| w.strong_count() > 0 && !w.ptr_eq(&me));
+    }
+}
+
+/// Wakes every live listener of every signal (each checks its own signal's count), and
+/// forgets the dropped ones.
+pub(crate) fn broadcast() {
+    for slot in &SLOTS {
+        if !slot.installed.load(Ordering::Acquire) {
+            continue;
+        }
+        let mut wakers = Vec::new();
+        lock(&slot.listeners).retain(|w| match w.upgrade() {
+            Some(l) => {
+                wakers.extend(lock(&l.waker).take());
+                true
+            }
+            None => false,
+        });
+        // Outside the lock: a waker may run arbitrary code.
+        wakers.into_iter().for_each(Waker::wake);
+    }
+}

@@ -1,0 +1,154 @@
+//! `overlap::signal`: real signals sent to this process reach every listener, in one runtime
+//! or several, are coalesced, and leave the process alive; bad requests are errors.
+
+use std::io;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use overlap::signal::{ctrl_c, signal, SignalKind};
+use overlap::time::{sleep, timeout};
+use overlap::{block_on, spawn};
+
+/// Only a lost wakeup gets near this.
+const HANG: Duration = Duration::from_secs(30);
+
+/// Signals are process-wide: the tests here take turns.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn raise(signum: i32) {
+    // SAFETY: kill and getpid take no pointers.
+    assert_eq!(unsafe { libc::kill(libc::getpid(), signum) }, 0);
+}
+
+/// Sends `signum` to this process from another thread after `delay`, while the runtime
+/// sleeps in epoll.
+fn raise_later(signum: i32, delay: Duration) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        std::thread::sleep(delay);
+        raise(signum);
+    })
+}
+
+#[test]
+fn a_signal_from_another_thread_wakes_the_sleeping_listener() {
+    let _g = serial();
+    block_on(async {
+        let mut usr1 = signal(SignalKind::user_defined1()).unwrap();
+        let sender = raise_later(libc::SIGUSR1, Duration::from_millis(30));
+        timeout(HANG, usr1.recv()).await.expect("signal lost");
+        sender.join().unwrap();
+        // Nothing more arrived: the next recv waits.
+        assert!(timeout(Duration::from_millis(30), usr1.recv())
+            .await
+            .is_err());
+    });
+}
+
+#[test]
+fn every_listener_hears_it_and_arrivals_coalesce() {
+    let _g = serial();
+    block_on(async {
+        let mut a = signal(SignalKind::user_defined2()).unwrap();
+        let mut b = signal(SignalKind::user_defined2()).unwrap();
+        let waiter = spawn(async move {
+            timeout(HANG, b.recv())
+                .await
+                .expect("second listener missed it");
+            b
+        });
+        for _ in 0..3 {
+            raise(libc::SIGUSR2);
+        }
+        timeout(HANG, a.recv())
+            .await
+            .expect("first listener missed it");
+        let mut b = waiter.await.unwrap();
+        // Three arrivals before anyone looked again: at most what is left is reported once
+        // more, then nothing until a new one.
+        let _ = timeout(Duration::from_millis(20), a.recv()).await;
+        let _ = timeout(Duration::from_millis(20), b.recv()).await;
+        assert!(timeout(Duration::from_millis(30), a.recv()).await.is_err());
+        // As a stream, too.
+        raise(libc::SIGUSR2);
+        assert_eq!(
+            timeout(HANG, b.next()).await.expect("stream missed it"),
+            Some(())
+        );
+    });
+}
+
+#[test]
+fn runtimes_on_two_threads_both_receive() {
+    let _g = serial();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let other = std::thread::spawn(move || {
+        block_on(async move {
+            let mut hup = signal(SignalKind::hangup()).unwrap();
+            ready_tx.send(()).unwrap();
+            timeout(HANG, hup.recv()).await.is_ok()
+        })
+    });
+    block_on(async {
+        let mut hup = signal(SignalKind::hangup()).unwrap();
+        ready_rx.recv().unwrap();
+        let sender = raise_later(libc::SIGHUP, Duration::from_millis(20));
+        timeout(HANG, hup.recv())
+            .await
+            .expect("this runtime missed it");
+        sender.join().unwrap();
+    });
+    assert!(other.join().unwrap(), "the other runtime missed it");
+}
+
+#[test]
+fn ctrl_c_is_caught_and_the_process_lives() {
+    let _g = serial();
+    block_on(async {
+        let waiter = spawn(ctrl_c());
+        // Let ctrl_c install its handler before the signal is sent.
+        sleep(Duration::from_millis(20)).await;
+        raise(libc::SIGINT);
+        timeout(HANG, waiter)
+            .await
+            .expect("ctrl_c missed SIGINT")
+            .unwrap()
+            .unwrap();
+    });
+}
+
+#[test]
+fn signals_that_must_not_be_caught_are_refused() {
+    let _g = serial();
+    block_on(async {
+        for signum in [libc::SIGKILL, libc::SIGSTOP, libc::SIGSEGV, 0, -1, 65, 1000] {
+            let err = signal(SignalKind::from_raw(signum)).unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{signum}: {err}");
+        }
+    });
+    // Outside a runtime: an error, not a panic.
+    assert!(signal(SignalKind::terminate()).is_err());
+}
+
+#[test]
+fn an_idle_listener_sleeps_instead_of_spinning() {
+    let _g = serial();
+    block_on(async {
+        let mut winch = signal(SignalKind::window_change()).unwrap();
+        let before = overlap::metrics();
+        assert!(timeout(Duration::from_millis(200), winch.recv())
+            .await
+            .is_err());
+        let after = overlap::metrics();
+        // One sleep until the timeout, maybe a couple of extra turns; never a busy loop.
+        assert!(
+            after.epoll_waits - before.epoll_waits < 10,
+            "{} epoll_waits while idle",
+            after.epoll_waits - before.epoll_waits
+        );
+    });
+}
