@@ -7,7 +7,9 @@
 //! ```
 //!
 //! The first argument is the address to listen on (default `127.0.0.1:8080`; port 0 picks a
-//! free one). It prints the address it listens on, then serves until killed.
+//! free one). It prints the address it listens on, then serves until Ctrl-C or `SIGTERM`:
+//! then it stops accepting, gives open connections up to 5 s to finish, and exits with
+//! status 0.
 //!
 //! - A request with a body (`Content-Length` or `Transfer-Encoding: chunked`) is answered
 //!   with that body and its `Content-Type`; one without, with its own head as `text/plain`.
@@ -21,10 +23,18 @@
 mod conn;
 mod request;
 
+use std::cell::Cell;
+use std::pin::pin;
 use std::rc::Rc;
 use std::time::Duration;
 
+use futures_util::future::select;
 use overlap::net::TcpListener;
+use overlap::signal::{signal, SignalKind};
+use overlap::time::{sleep, timeout};
+
+/// How long open connections may go on after a shutdown signal.
+const DRAIN: Duration = Duration::from_secs(5);
 
 fn main() -> std::io::Result<()> {
     let addr = std::env::args()
@@ -32,30 +42,79 @@ fn main() -> std::io::Result<()> {
         .unwrap_or_else(|| "127.0.0.1:8080".to_string());
     overlap::block_on(async {
         let listener = TcpListener::bind(addr.as_str()).await?;
+        // Listening for the signals before announcing the address: a supervisor that reads
+        // the line and signals at once is never met by the default action.
+        let mut interrupt = signal(SignalKind::interrupt())?;
+        let mut terminate = signal(SignalKind::terminate())?;
         println!("listening on http://{}", listener.local_addr()?);
-        let limits = Rc::new(request::Limits::default());
-        loop {
-            match listener.accept().await {
-                Ok((stream, peer)) => {
-                    let limits = limits.clone();
-                    overlap::spawn(async move {
-                        match conn::serve(stream, &limits).await {
-                            // Clients that hang up or reset (load generators do at the
-                            // end of a run) are routine, not errors worth a line.
-                            Err(e) if !routine(&e) => eprintln!("{peer}: {e}"),
-                            _ => {}
-                        }
-                    });
-                }
-                // Out of descriptors: back off and let connections close.
-                Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
-                    overlap::time::sleep(Duration::from_millis(10)).await;
-                }
-                // Anything else (ECONNABORTED, ...) concerns one connection: keep serving.
-                Err(e) => eprintln!("accept error: {e}"),
-            }
+        let open = Rc::new(Cell::new(0usize));
+        {
+            let accept = pin!(accept_loop(listener, open.clone()));
+            let stop = pin!(async {
+                select(pin!(interrupt.recv()), pin!(terminate.recv())).await;
+            });
+            select(accept, stop).await;
         }
+        // The accept loop, and with it the listener, is gone. Let the connections in flight
+        // finish, for a while.
+        let drained = timeout(DRAIN, async {
+            while open.get() > 0 {
+                sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await;
+        if drained.is_err() {
+            eprintln!(
+                "{} connections still open after {DRAIN:?}; closing them",
+                open.get()
+            );
+        }
+        Ok(())
     })
+}
+
+/// Accepts forever, one task per connection; `open` counts the tasks still running.
+async fn accept_loop(listener: TcpListener, open: Rc<Cell<usize>>) {
+    let limits = Rc::new(request::Limits::default());
+    loop {
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                let limits = limits.clone();
+                let counted = Counted::new(&open);
+                overlap::spawn(async move {
+                    match conn::serve(stream, &limits).await {
+                        // Clients that hang up or reset (load generators do at the end of
+                        // a run) are routine, not errors worth a line.
+                        Err(e) if !routine(&e) => eprintln!("{peer}: {e}"),
+                        _ => {}
+                    }
+                    drop(counted);
+                });
+            }
+            // Out of descriptors: back off and let connections close.
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
+                sleep(Duration::from_millis(10)).await;
+            }
+            // Anything else (ECONNABORTED, ...) concerns one connection: keep serving.
+            Err(e) => eprintln!("accept error: {e}"),
+        }
+    }
+}
+
+/// One open connection in the count; leaves it when dropped, however its task ends.
+struct Counted(Rc<Cell<usize>>);
+
+impl Counted {
+    fn new(open: &Rc<Cell<usize>>) -> Counted {
+        open.set(open.get() + 1);
+        Counted(open.clone())
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.set(self.0.get() - 1);
+    }
 }
 
 fn routine(e: &std::io::Error) -> bool {
