@@ -149,6 +149,10 @@ impl Signal {
             return Poll::Ready(());
         }
         *waker_slot(&self.listener) = Some(cx.waker().clone());
+        // The runtime polling this may not be the one that made it (which may be gone): make
+        // sure this one reads the pipe too. Best effort: if it cannot start a reader (out of
+        // fds), another runtime's reader still wakes this listener.
+        let _ = start_reader();
         // A signal handled between the check and the registration is not lost: look again.
         if self.take_arrival() {
             return Poll::Ready(());
