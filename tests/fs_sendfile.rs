@@ -12,7 +12,7 @@ use overlap::io::{AsyncReadExt, AsyncWriteExt};
 use overlap::net::UnixStream;
 use overlap::time::{sleep, timeout};
 use overlap::{block_on, spawn, AsyncFd};
-use support::{eventfd, open_fresh, pattern_seeded, tcp_pair, TempDir};
+use support::{eventfd, open_fresh, pattern_seeded, tcp_pair, within, TempDir};
 
 /// Only a lost wakeup gets near this; a slow machine does not.
 const HANG: Duration = Duration::from_secs(60);
@@ -31,9 +31,8 @@ fn ten_mib_and_a_middle_range_reach_a_tcp_peer_exactly() {
             b.read_to_end(&mut got).await.unwrap();
             got
         });
-        let whole = timeout(HANG, file.send_to(&a, 0, data.len() as u64))
+        let whole = within(HANG, file.send_to(&a, 0, data.len() as u64), "send_to hung")
             .await
-            .expect("send_to hung")
             .unwrap();
         assert_eq!(whole, data.len() as u64);
         let part = file.send_to(&a, 1_000_001, 333_333).await.unwrap();
@@ -90,10 +89,13 @@ fn a_full_socket_is_waited_for_until_the_peer_reads() {
             b.read_exact(&mut got).await.unwrap();
             got
         });
-        let n = timeout(HANG, file.send_to(&a, 0, 4 << 20))
-            .await
-            .expect("send_to slept through the socket's room")
-            .unwrap();
+        let n = within(
+            HANG,
+            file.send_to(&a, 0, 4 << 20),
+            "send_to slept through the socket's room",
+        )
+        .await
+        .unwrap();
         assert_eq!(n, 4 << 20);
         assert!(reader.await.unwrap() == data);
     });
@@ -126,10 +128,13 @@ fn a_reset_peer_is_an_error_naming_the_file() {
         b.set_linger(Some(Duration::ZERO)).unwrap();
         drop(b);
         sleep(Duration::from_millis(20)).await;
-        let err = timeout(HANG, file.send_to(&a, 0, 8 << 20))
-            .await
-            .expect("send_to hung on a dead socket")
-            .unwrap_err();
+        let err = within(
+            HANG,
+            file.send_to(&a, 0, 8 << 20),
+            "send_to hung on a dead socket",
+        )
+        .await
+        .unwrap_err();
         assert!(
             matches!(
                 err.kind(),
@@ -174,9 +179,8 @@ fn a_dropped_send_delivers_a_clean_prefix_and_the_file_stays_usable() {
         // fd). The peer then reads some prefix of the file, intact, and end of file.
         drop(a);
         let mut got = Vec::new();
-        timeout(HANG, b.read_to_end(&mut got))
+        within(HANG, b.read_to_end(&mut got), "the socket never closed")
             .await
-            .expect("the socket never closed")
             .unwrap();
         assert!(!got.is_empty() && got.len() <= data.len());
         assert!(got == data[..got.len()], "the bytes sent are not a prefix");

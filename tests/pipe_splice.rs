@@ -13,7 +13,7 @@ use overlap::net::{TcpStream, UnixStream};
 use overlap::pipe::{pipe, splice_copy};
 use overlap::time::{sleep, timeout};
 use overlap::{block_on, spawn, AsyncFd};
-use support::{eventfd, eventfd_add, open_fds, pattern_seeded, tcp_pair};
+use support::{eventfd, eventfd_add, open_fds, pattern_seeded, tcp_pair, within};
 
 /// Generous: only a hang (a lost wakeup) gets near it.
 const HANG: Duration = Duration::from_secs(60);
@@ -44,9 +44,8 @@ fn splice_copy_forwards_eight_mib_between_tcp_connections_exactly() {
             n
         });
         let mut got = Vec::with_capacity(TOTAL);
-        timeout(HANG, server.read_to_end(&mut got))
+        within(HANG, server.read_to_end(&mut got), "proxy hung")
             .await
-            .expect("proxy hung")
             .unwrap();
         writer.await.unwrap();
         assert_eq!(proxy.await.unwrap(), TOTAL as u64);
@@ -117,10 +116,13 @@ fn splice_from_a_socket_into_a_full_pipe_waits_for_the_pipe_not_the_socket() {
         });
         let mut moved = 0;
         while moved < TOTAL {
-            let n = timeout(HANG, tx.splice_from(&b, TOTAL - moved))
-                .await
-                .expect("splice_from slept on the wrong fd")
-                .unwrap();
+            let n = within(
+                HANG,
+                tx.splice_from(&b, TOTAL - moved),
+                "splice_from slept on the wrong fd",
+            )
+            .await
+            .unwrap();
             assert!(n > 0, "unexpected end of file after {moved} bytes");
             moved += n;
         }
@@ -140,10 +142,13 @@ fn splice_from_an_empty_socket_waits_for_data() {
             a.write_all(b"late data").await.unwrap();
             a
         });
-        let n = timeout(HANG, tx.splice_from(&b, 4096))
-            .await
-            .expect("splice_from missed the data")
-            .unwrap();
+        let n = within(
+            HANG,
+            tx.splice_from(&b, 4096),
+            "splice_from missed the data",
+        )
+        .await
+        .unwrap();
         let mut got = vec![0u8; n];
         rx.read_exact(&mut got).await.unwrap();
         assert_eq!(got, b"late data");
@@ -175,10 +180,13 @@ fn splice_to_a_full_socket_waits_until_the_peer_reads() {
         });
         let mut moved = 0;
         while moved < TOTAL {
-            let n = timeout(HANG, rx.splice_to(&a, TOTAL - moved))
-                .await
-                .expect("splice_to slept on the wrong fd")
-                .unwrap();
+            let n = within(
+                HANG,
+                rx.splice_to(&a, TOTAL - moved),
+                "splice_to slept on the wrong fd",
+            )
+            .await
+            .unwrap();
             assert!(n > 0);
             moved += n;
         }
@@ -217,9 +225,12 @@ fn splicing_into_a_reset_socket_is_an_error_and_the_process_lives() {
         let mut result = Ok(0);
         for _ in 0..64 {
             tx.write_all(&chunk).await.unwrap();
-            result = timeout(HANG, rx.splice_to(&a, chunk.len()))
-                .await
-                .expect("splice_to hung on a dead socket");
+            result = within(
+                HANG,
+                rx.splice_to(&a, chunk.len()),
+                "splice_to hung on a dead socket",
+            )
+            .await;
             if result.is_err() {
                 break;
             }
@@ -307,9 +318,8 @@ fn splice_bidirectional_ends_with_an_error_when_one_side_resets() {
                 break;
             }
         }
-        let res = timeout(HANG, proxy)
+        let res = within(HANG, proxy, "the proxy hung after a reset")
             .await
-            .expect("the proxy hung after a reset")
             .unwrap();
         let kind = res.unwrap_err().kind();
         assert!(

@@ -1,17 +1,17 @@
 //! `overlap::signal`: real signals sent to this process reach every listener, in one runtime
 //! or several, are coalesced, and leave the process alive; bad requests are errors.
 
+mod support;
+
 use std::io;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use std::pin::pin;
-
-use futures_util::future::{select, Either};
 use futures_util::StreamExt;
 use overlap::signal::{ctrl_c, signal, SignalKind};
 use overlap::time::{sleep, timeout};
 use overlap::{block_on, spawn};
+use support::within;
 
 /// Only a lost wakeup gets near this.
 const HANG: Duration = Duration::from_secs(30);
@@ -21,16 +21,6 @@ static SERIAL: Mutex<()> = Mutex::new(());
 
 fn serial() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Awaits `fut`, failing with `what` if `HANG` passes first. Unlike `timeout`, the deadline
-/// is checked before `fut` is polled again: a listener that was never woken cannot pass by
-/// being re-polled when the deadline fires.
-async fn within<F: std::future::Future>(fut: F, what: &str) -> F::Output {
-    match select(pin!(sleep(HANG)), pin!(fut)).await {
-        Either::Left(_) => panic!("{what}"),
-        Either::Right((out, _)) => out,
-    }
 }
 
 fn raise(signum: i32) {
@@ -53,7 +43,7 @@ fn a_signal_from_another_thread_wakes_the_sleeping_listener() {
     block_on(async {
         let mut usr1 = signal(SignalKind::user_defined1()).unwrap();
         let sender = raise_later(libc::SIGUSR1, Duration::from_millis(30));
-        within(usr1.recv(), "signal lost").await;
+        within(HANG, usr1.recv(), "signal lost").await;
         sender.join().unwrap();
         // Nothing more arrived: the next recv waits.
         assert!(timeout(Duration::from_millis(30), usr1.recv())
@@ -69,13 +59,13 @@ fn every_listener_hears_it_and_arrivals_coalesce() {
         let mut a = signal(SignalKind::user_defined2()).unwrap();
         let mut b = signal(SignalKind::user_defined2()).unwrap();
         let waiter = spawn(async move {
-            within(b.recv(), "second listener missed it").await;
+            within(HANG, b.recv(), "second listener missed it").await;
             b
         });
         for _ in 0..3 {
             raise(libc::SIGUSR2);
         }
-        within(a.recv(), "first listener missed it").await;
+        within(HANG, a.recv(), "first listener missed it").await;
         let mut b = waiter.await.unwrap();
         // Three arrivals before anyone looked again: at most what is left is reported once
         // more, then nothing until a new one.
@@ -84,7 +74,7 @@ fn every_listener_hears_it_and_arrivals_coalesce() {
         assert!(timeout(Duration::from_millis(30), a.recv()).await.is_err());
         // As a stream, too.
         raise(libc::SIGUSR2);
-        assert_eq!(within(b.next(), "stream missed it").await, Some(()));
+        assert_eq!(within(HANG, b.next(), "stream missed it").await, Some(()));
     });
 }
 
@@ -96,14 +86,14 @@ fn runtimes_on_two_threads_both_receive() {
         block_on(async move {
             let mut hup = signal(SignalKind::hangup()).unwrap();
             ready_tx.send(()).unwrap();
-            within(hup.recv(), "the other runtime missed it").await;
+            within(HANG, hup.recv(), "the other runtime missed it").await;
         })
     });
     block_on(async {
         let mut hup = signal(SignalKind::hangup()).unwrap();
         ready_rx.recv().unwrap();
         let sender = raise_later(libc::SIGHUP, Duration::from_millis(20));
-        within(hup.recv(), "this runtime missed it").await;
+        within(HANG, hup.recv(), "this runtime missed it").await;
         sender.join().unwrap();
     });
     other.join().unwrap();
@@ -117,7 +107,7 @@ fn ctrl_c_is_caught_and_the_process_lives() {
         // Let ctrl_c install its handler before the signal is sent.
         sleep(Duration::from_millis(20)).await;
         raise(libc::SIGINT);
-        within(waiter, "ctrl_c missed SIGINT")
+        within(HANG, waiter, "ctrl_c missed SIGINT")
             .await
             .unwrap()
             .unwrap();
@@ -165,7 +155,7 @@ fn a_signal_made_in_a_dropped_runtime_still_works_in_another() {
     // The runtime that made it (and its pipe reader) is gone; this one must read the pipe.
     block_on(async {
         let sender = raise_later(libc::SIGQUIT, Duration::from_millis(30));
-        within(quit.recv(), "no reader woke the listener").await;
+        within(HANG, quit.recv(), "no reader woke the listener").await;
         sender.join().unwrap();
     });
 }

@@ -16,8 +16,8 @@ use std::time::Duration;
 use futures_util::future::join_all;
 use overlap::io::{AsyncReadExt, AsyncWriteExt};
 use overlap::net::{TcpListener, TcpStream};
-use overlap::time::timeout;
-use support::pattern_seeded;
+
+use support::{pattern_seeded, within};
 
 /// Starts the echo server and the proxy in front of it; returns the proxy's address.
 async fn echo_behind_proxy() -> SocketAddr {
@@ -55,9 +55,12 @@ fn four_mib_echo_through_the_splice_proxy() {
     overlap::block_on(async {
         let addr = echo_behind_proxy().await;
         let data = pattern_seeded(4 << 20, 11);
-        let got = timeout(Duration::from_secs(30), round_trip(addr, &data))
-            .await
-            .expect("the proxy hung");
+        let got = within(
+            Duration::from_secs(30),
+            round_trip(addr, &data),
+            "the proxy hung",
+        )
+        .await;
         assert_eq!(got.len(), data.len());
         assert!(got == data, "bytes changed through the proxy");
     });
@@ -71,9 +74,7 @@ fn fifty_connections_at_once_keep_their_bytes_apart() {
             let data = pattern_seeded(64 * 1024 + i as usize, i);
             (round_trip(addr, &data).await, data)
         });
-        let results = timeout(Duration::from_secs(30), join_all(runs))
-            .await
-            .expect("the proxy hung");
+        let results = within(Duration::from_secs(30), join_all(runs), "the proxy hung").await;
         for (got, data) in results {
             assert!(got == data);
         }

@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests. Each test binary uses a part of them.
 #![allow(dead_code, unused_imports)]
 
+mod deadline;
 mod echo;
 mod fd;
 mod files;
@@ -8,6 +9,7 @@ mod limits;
 mod net;
 mod rng;
 
+pub use deadline::within;
 pub use echo::echo_until_eof;
 pub use fd::*;
 pub use files::*;

@@ -1,0 +1,20 @@
+//! A hang guard that a lost wakeup cannot slip past.
+
+use std::future::Future;
+use std::pin::pin;
+use std::time::Duration;
+
+use futures_util::future::{select, Either};
+
+/// Awaits `fut`, panicking with `what` if `limit` passes first.
+///
+/// Unlike `overlap::time::timeout`, the deadline is checked before `fut` is polled again:
+/// with `timeout`, the timer's own wake re-polls the inner future, and a future that was
+/// never woken but would be ready when looked at (its readiness set, a counter moved) passes
+/// as a slow success instead of failing.
+pub async fn within<F: Future>(limit: Duration, fut: F, what: &str) -> F::Output {
+    match select(pin!(overlap::time::sleep(limit)), pin!(fut)).await {
+        Either::Left(_) => panic!("{what} (nothing for {limit:?})"),
+        Either::Right((out, _)) => out,
+    }
+}
