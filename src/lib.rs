@@ -7,8 +7,9 @@
 //! - [`block_on`], [`Runtime`], [`spawn`] (tasks need not be `Send`), [`JoinHandle`],
 //!   [`yield_now`], [`AsyncFd`] for any pollable fd;
 //! - [`time`]: sleeps, timeouts, intervals; [`signal`]: Unix signals as events;
-//! - [`net`]: TCP, UDP and Unix sockets; [`pipe`]: pipes and FIFOs; [`fs`]: files on the
-//!   blocking pool, [`spawn_blocking`] for any other blocking work;
+//! - [`net`]: TCP, UDP and Unix sockets; [`pipe`]: pipes and FIFOs; [`process`]: child
+//!   processes; [`fs`]: files on the blocking pool, [`spawn_blocking`] for any other
+//!   blocking work;
 //! - [`io`]: the futures-io traits and helpers, re-exported so no extra import is needed.
 //!
 //! ```
@@ -21,9 +22,9 @@
 //! ```
 
 pub use overlap_runtime::{
-    block_on, coop_poll_proceed, metrics, signal, spawn, spawn_blocking, time, yield_now, AsyncFd,
-    AsyncFdReadyGuard, Builder, Direction, JoinError, JoinHandle, Ready, ReadyEvent, Registered,
-    Runtime, RuntimeMetrics, TryIoError, YieldNow,
+    block_on, coop_poll_proceed, metrics, signal, spawn, spawn_blocking, time, try_spawn,
+    yield_now, AsyncFd, AsyncFdReadyGuard, Builder, Direction, JoinError, JoinHandle, Ready,
+    ReadyEvent, Registered, Runtime, RuntimeMetrics, TryIoError, YieldNow,
 };
 
 /// Asynchronous I/O traits and helpers (re-exported from `futures-util`).
@@ -46,6 +47,11 @@ pub mod net {
 /// Pipes and FIFOs.
 pub mod pipe {
     pub use overlap_pipe::*;
+}
+
+/// Child processes: async stdio pipes, and exits awaited through a pidfd.
+pub mod process {
+    pub use overlap_pipe::process::*;
 }
 
 /// Files and directories, with blocking work on the pool.

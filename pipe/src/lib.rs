@@ -25,6 +25,7 @@
 //! });
 //! ```
 
+pub mod process;
 mod receiver;
 mod sender;
 mod splice;

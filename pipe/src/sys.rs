@@ -150,3 +150,17 @@ pub(crate) fn shutdown_write(fd: RawFd) -> io::Result<()> {
         other => other.map(drop),
     }
 }
+
+/// `pidfd_open(pid, 0)`: an fd (close-on-exec) that becomes readable when the process
+/// exits. Linux 5.3 and later.
+pub(crate) fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
+    let pid = libc::pid_t::try_from(pid)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "pid out of range"))?;
+    // SAFETY: pidfd_open takes two integers and returns a new fd or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the fd was just created and is owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}

@@ -46,6 +46,28 @@ where
     })
 }
 
+/// Like [`spawn`], but outside a runtime it hands the future back instead of panicking: for
+/// code that may run either way, such as a destructor that wants to finish work in the
+/// background.
+///
+/// ```
+/// let outside = overlap::try_spawn(async { 1 });
+/// assert!(outside.is_err());
+/// overlap::block_on(async {
+///     let inside = overlap::try_spawn(async { 2 }).ok().unwrap();
+///     assert_eq!(inside.await.unwrap(), 2);
+/// });
+/// ```
+pub fn try_spawn<F>(future: F) -> Result<JoinHandle<F::Output>, F>
+where
+    F: Future + 'static,
+{
+    if crate::executor::with_current(|_| ()).is_none() {
+        return Err(future);
+    }
+    Ok(spawn(future))
+}
+
 /// Yields once to the runtime, letting other ready tasks (and the reactor) run before this
 /// task continues.
 ///

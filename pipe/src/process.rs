@@ -1,0 +1,294 @@
+//! Child processes on the reactor: their stdin, stdout and stderr are async pipe ends, and
+//! their exit is awaited through a pidfd, so waiting never blocks the loop or a thread.
+//!
+//! Build the command with [`std::process::Command`] as usual, then [`spawn`] it (or run it
+//! to completion with [`output`]). Stdio set to [`Stdio::piped`] comes back as
+//! [`Sender`]/[`Receiver`], with `AsyncWrite`/`AsyncRead` (and `splice`).
+//!
+//! # Dropping a `Child`
+//! The process keeps running, as with std. Inside a runtime, a background task waits for it
+//! and reaps it, so no zombie is left; outside one, it is left to the operating system (a
+//! zombie until this process exits). Call [`Child::kill`] first to stop it.
+//!
+//! ```
+//! use overlap::io::{AsyncReadExt, AsyncWriteExt};
+//! use std::process::{Command, Stdio};
+//!
+//! overlap::block_on(async {
+//!     let mut child = overlap::process::spawn(
+//!         Command::new("tr").arg("a-z").arg("A-Z").stdin(Stdio::piped()).stdout(Stdio::piped()),
+//!     )?;
+//!     let mut stdin = child.stdin.take().unwrap();
+//!     stdin.write_all(b"shout").await?;
+//!     drop(stdin); // end of input
+//!     let mut out = String::new();
+//!     child.stdout.take().unwrap().read_to_string(&mut out).await?;
+//!     assert_eq!(out, "SHOUT");
+//!     assert!(child.wait().await?.success());
+//!     std::io::Result::Ok(())
+//! })
+//! .unwrap();
+//! ```
+
+use std::future::poll_fn;
+use std::io;
+use std::os::fd::OwnedFd;
+use std::process::{Command, ExitStatus, Output, Stdio};
+use std::task::{ready, Context, Poll};
+
+use futures_util::io::AsyncReadExt;
+use overlap_runtime::signal::{signal, Signal, SignalKind};
+use overlap_runtime::{AsyncFd, Direction, Registered};
+
+use crate::{sys, Receiver, Sender};
+
+/// A running child process, from [`spawn`].
+#[derive(Debug)]
+pub struct Child {
+    /// The write end of the child's stdin, if it was [`Stdio::piped`]. Dropping it closes
+    /// the child's input.
+    pub stdin: Option<Sender>,
+    /// The read end of the child's stdout, if it was piped.
+    pub stdout: Option<Receiver>,
+    /// The read end of the child's stderr, if it was piped.
+    pub stderr: Option<Receiver>,
+    /// `None` once handed to the background reaper (in `drop`).
+    proc: Option<Proc>,
+}
+
+/// The process itself: std's handle, what tells its exit, and the status once reaped.
+#[derive(Debug)]
+struct Proc {
+    std: std::process::Child,
+    exit: ExitWatch,
+    status: Option<ExitStatus>,
+}
+
+/// How a child's exit is noticed.
+#[derive(Debug)]
+enum ExitWatch {
+    /// A pidfd on the reactor: readable once the process has exited (Linux 5.3+).
+    Pidfd(AsyncFd<OwnedFd>),
+    /// No `pidfd_open` (older kernels, or valgrind): every `SIGCHLD` makes each waiter look
+    /// with a non-blocking `waitpid`.
+    Sigchld(Signal),
+}
+
+impl ExitWatch {
+    fn new(pid: u32) -> io::Result<ExitWatch> {
+        match sys::pidfd_open(pid) {
+            Ok(fd) => AsyncFd::new(fd).map(ExitWatch::Pidfd),
+            Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => {
+                signal(SignalKind::child()).map(ExitWatch::Sigchld)
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// Spawns `cmd`. Piped stdio becomes async pipe ends in the returned [`Child`]. Must be
+/// called inside a runtime.
+///
+/// Fails as [`Command::spawn`] does (`NotFound` for a missing program, with the kernel's
+/// error otherwise), or if the kernel lacks `pidfd_open` (Linux before 5.3).
+pub fn spawn(cmd: &mut Command) -> io::Result<Child> {
+    let mut std = cmd.spawn()?;
+    // A child that exits before this is set up is still found: every wait first reaps
+    // without blocking.
+    let exit = match ExitWatch::new(std.id()) {
+        Ok(fd) => fd,
+        Err(e) => {
+            // Not left running unwatched: stop and reap it before reporting.
+            let _ = std.kill();
+            let _ = std.wait();
+            return Err(e);
+        }
+    };
+    let stdin = std
+        .stdin
+        .take()
+        .map(|s| Sender::from_owned_fd(OwnedFd::from(s)));
+    let stdout = std
+        .stdout
+        .take()
+        .map(|s| Receiver::from_owned_fd(OwnedFd::from(s)));
+    let stderr = std
+        .stderr
+        .take()
+        .map(|s| Receiver::from_owned_fd(OwnedFd::from(s)));
+    Ok(Child {
+        stdin: stdin.transpose()?,
+        stdout: stdout.transpose()?,
+        stderr: stderr.transpose()?,
+        proc: Some(Proc {
+            std,
+            exit,
+            status: None,
+        }),
+    })
+}
+
+/// Runs `cmd` to completion and collects its stdout and stderr (both piped; stdin is
+/// `/dev/null` unless set), like [`Command::output`] but without blocking the loop.
+///
+/// ```
+/// overlap::block_on(async {
+///     let out = overlap::process::output(std::process::Command::new("echo").arg("hi")).await?;
+///     assert!(out.status.success());
+///     assert_eq!(out.stdout, b"hi\n");
+///     std::io::Result::Ok(())
+/// })
+/// .unwrap();
+/// ```
+pub async fn output(cmd: &mut Command) -> io::Result<Output> {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    spawn(cmd)?.wait_with_output().await
+}
+
+impl Child {
+    /// The child's process id.
+    pub fn id(&self) -> u32 {
+        self.proc().std.id()
+    }
+
+    fn proc(&self) -> &Proc {
+        self.proc
+            .as_ref()
+            .expect("a Child's process is only taken in drop")
+    }
+
+    fn proc_mut(&mut self) -> &mut Proc {
+        self.proc
+            .as_mut()
+            .expect("a Child's process is only taken in drop")
+    }
+
+    /// Waits for the child to exit and reaps it. Closes the child's stdin first (as std
+    /// does), so a child reading it to the end can finish. Returns at once if it was already
+    /// reaped. Cancel-safe: dropping the future loses nothing.
+    pub async fn wait(&mut self) -> io::Result<ExitStatus> {
+        drop(self.stdin.take());
+        let proc = self.proc_mut();
+        poll_fn(|cx| proc.poll_exit(cx)).await
+    }
+
+    /// Reaps the child if it has exited, without waiting.
+    pub fn try_wait(&mut self) -> io::Result<Option<ExitStatus>> {
+        self.proc_mut().try_reap()
+    }
+
+    /// Sends `SIGKILL` (does not wait: call [`wait`](Self::wait) to reap). A child that was
+    /// already reaped is left alone.
+    pub fn kill(&mut self) -> io::Result<()> {
+        let proc = self.proc_mut();
+        if proc.status.is_some() {
+            return Ok(());
+        }
+        proc.std.kill()
+    }
+
+    /// Waits for the child to exit while reading its stdout and stderr (those that are
+    /// piped) to the end, all at once, so a child filling one pipe cannot stall. Closes
+    /// stdin first.
+    pub async fn wait_with_output(mut self) -> io::Result<Output> {
+        drop(self.stdin.take());
+        async fn read_all(pipe: Option<Receiver>) -> io::Result<Vec<u8>> {
+            let mut buf = Vec::new();
+            if let Some(mut p) = pipe {
+                p.read_to_end(&mut buf).await?;
+            }
+            Ok(buf)
+        }
+        let (out, err) = (self.stdout.take(), self.stderr.take());
+        let (stdout, stderr, status) =
+            futures_util::future::try_join3(read_all(out), read_all(err), self.wait()).await?;
+        Ok(Output {
+            status,
+            stdout,
+            stderr,
+        })
+    }
+}
+
+impl Proc {
+    fn try_reap(&mut self) -> io::Result<Option<ExitStatus>> {
+        if self.status.is_none() {
+            self.status = self.std.try_wait()?;
+        }
+        Ok(self.status)
+    }
+
+    /// Ready with the exit status once the pidfd says the process ended.
+    fn poll_exit(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<ExitStatus>> {
+        loop {
+            if let Some(status) = self.try_reap()? {
+                return Poll::Ready(Ok(status));
+            }
+            match &mut self.exit {
+                ExitWatch::Pidfd(fd) => {
+                    let event = ready!(fd.poll_readiness(cx, Direction::Read))?;
+                    // Readable means exited; if the reap above raced the exit, look again.
+                    // Only a readiness that still finds the child running is cleared.
+                    if self.std.try_wait()?.is_none() {
+                        fd.clear_readiness(event);
+                    } else {
+                        // `try_wait` reaped it just now; the loop's first line cannot see
+                        // that, so record it here.
+                        continue;
+                    }
+                }
+                ExitWatch::Sigchld(sig) => ready!(sig.poll_recv(cx)),
+            }
+        }
+    }
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let Some(mut proc) = self.proc.take() else {
+            return;
+        };
+        if proc.status.is_some() || matches!(proc.try_reap(), Ok(Some(_))) {
+            return;
+        }
+        // Still running: reap it in the background, so it does not linger as a zombie.
+        let reaper = async move {
+            let _ = poll_fn(|cx| proc.poll_exit(cx)).await;
+        };
+        if let Ok(task) = overlap_runtime::try_spawn(reaper) {
+            drop(task); // detached
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{poll_fn, signal, Proc, SignalKind};
+    use super::{Command, ExitWatch};
+
+    /// The fallback for kernels without `pidfd_open` (normal runs use the pidfd): a child
+    /// awaited through `SIGCHLD` alone is seen to exit, with its status.
+    #[test]
+    fn the_sigchld_fallback_sees_the_exit() {
+        overlap::block_on(async {
+            let std = Command::new("sh").args(["-c", "exit 7"]).spawn().unwrap();
+            let mut proc = Proc {
+                std,
+                exit: ExitWatch::Sigchld(signal(SignalKind::child()).unwrap()),
+                status: None,
+            };
+            let status = poll_fn(|cx| proc.poll_exit(cx)).await.unwrap();
+            assert_eq!(status.code(), Some(7));
+            // A child that exits later is also seen (the signal arrives after the poll).
+            let std = Command::new("sleep").arg("0.05").spawn().unwrap();
+            let mut proc = Proc {
+                std,
+                exit: ExitWatch::Sigchld(signal(SignalKind::child()).unwrap()),
+                status: None,
+            };
+            assert!(poll_fn(|cx| proc.poll_exit(cx)).await.unwrap().success());
+        });
+    }
+}

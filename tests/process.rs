@@ -1,0 +1,126 @@
+//! `overlap::process`: real child processes, their pipes, their exit codes and signals, a
+//! loop that keeps running while they do, and no zombie left behind.
+
+mod support;
+
+use std::io;
+use std::os::unix::process::ExitStatusExt;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use overlap::io::{AsyncReadExt, AsyncWriteExt};
+use overlap::process::{output, spawn};
+use overlap::time::sleep;
+use overlap::{block_on, spawn as spawn_task};
+use support::{pattern_seeded, within};
+
+const HANG: Duration = Duration::from_secs(30);
+
+#[test]
+fn output_collects_stdout_stderr_and_the_exit_code() {
+    block_on(async {
+        let out = output(Command::new("sh").args(["-c", "echo out; echo err >&2; exit 3"]))
+            .await
+            .unwrap();
+        assert_eq!(out.stdout, b"out\n");
+        assert_eq!(out.stderr, b"err\n");
+        assert_eq!(out.status.code(), Some(3));
+    });
+}
+
+#[test]
+fn four_mib_through_cat_both_ways_at_once() {
+    block_on(async {
+        let mut child = spawn(
+            Command::new("cat")
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped()),
+        )
+        .unwrap();
+        let data = pattern_seeded(4 << 20, 9);
+        let mut stdin = child.stdin.take().unwrap();
+        let sent = data.clone();
+        // Writing all before reading would deadlock on the pipes' 64 KiB: run both at once.
+        let writer = spawn_task(async move {
+            stdin.write_all(&sent).await.unwrap();
+            // Dropping stdin ends cat's input.
+        });
+        let mut got = Vec::new();
+        let mut stdout = child.stdout.take().unwrap();
+        within(HANG, stdout.read_to_end(&mut got), "cat's output stalled")
+            .await
+            .unwrap();
+        writer.await.unwrap();
+        assert!(got == data, "bytes changed through cat");
+        assert!(child.wait().await.unwrap().success());
+    });
+}
+
+#[test]
+fn kill_ends_a_sleeping_child_and_wait_reports_the_signal() {
+    block_on(async {
+        let mut child = spawn(Command::new("sleep").arg("100")).unwrap();
+        assert!(child.try_wait().unwrap().is_none());
+        child.kill().unwrap();
+        let status = within(HANG, child.wait(), "wait missed the exit")
+            .await
+            .unwrap();
+        assert_eq!(status.signal(), Some(libc::SIGKILL));
+        // Waiting again, or killing again, is harmless.
+        assert_eq!(child.wait().await.unwrap(), status);
+        child.kill().unwrap();
+    });
+}
+
+#[test]
+fn the_loop_keeps_running_while_a_child_is_awaited() {
+    block_on(async {
+        let ticker = spawn_task(async {
+            let mut ticks = 0;
+            for _ in 0..5 {
+                sleep(Duration::from_millis(10)).await;
+                ticks += 1;
+            }
+            ticks
+        });
+        let mut child = spawn(Command::new("sleep").arg("0.2")).unwrap();
+        // The ticker finishes while the child still runs: waiting does not block the loop.
+        assert_eq!(ticker.await.unwrap(), 5);
+        assert!(within(HANG, child.wait(), "wait missed the exit")
+            .await
+            .unwrap()
+            .success());
+    });
+}
+
+#[test]
+fn a_missing_program_is_not_found() {
+    block_on(async {
+        let err = spawn(&mut Command::new("/nonexistent/overlap-test-program")).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::NotFound);
+    });
+}
+
+#[test]
+fn a_dropped_child_is_reaped_in_the_background() {
+    block_on(async {
+        let child = spawn(Command::new("sleep").arg("0.05")).unwrap();
+        let pid = child.id();
+        drop(child);
+        // Once it exits, the runtime's reaper collects it: no zombie entry stays.
+        let stat = format!("/proc/{pid}/stat");
+        let reaped = within(
+            HANG,
+            async {
+                loop {
+                    if std::fs::metadata(&stat).is_err() {
+                        break;
+                    }
+                    sleep(Duration::from_millis(10)).await;
+                }
+            },
+            "the dropped child stayed a zombie",
+        );
+        reaped.await;
+    });
+}
