@@ -16,6 +16,22 @@ use support::{pattern_seeded, within};
 
 const HANG: Duration = Duration::from_secs(30);
 
+/// Waits until process `pid` has no /proc entry any more (exited and reaped: a zombie keeps
+/// its entry), failing with `what` after `HANG`.
+async fn gone(pid: u32, what: &str) {
+    let stat = format!("/proc/{pid}/stat");
+    within(
+        HANG,
+        async {
+            while std::fs::metadata(&stat).is_ok() {
+                sleep(Duration::from_millis(10)).await;
+            }
+        },
+        what,
+    )
+    .await
+}
+
 #[test]
 fn output_collects_stdout_stderr_and_the_exit_code() {
     block_on(async {
@@ -108,19 +124,19 @@ fn a_dropped_child_is_reaped_in_the_background() {
         let pid = child.id();
         drop(child);
         // Once it exits, the runtime's reaper collects it: no zombie entry stays.
-        let stat = format!("/proc/{pid}/stat");
-        let reaped = within(
-            HANG,
-            async {
-                loop {
-                    if std::fs::metadata(&stat).is_err() {
-                        break;
-                    }
-                    sleep(Duration::from_millis(10)).await;
-                }
-            },
-            "the dropped child stayed a zombie",
-        );
-        reaped.await;
+        gone(pid, "the dropped child stayed a zombie").await;
+    });
+}
+
+#[test]
+fn kill_on_drop_stops_the_child_and_it_is_reaped() {
+    block_on(async {
+        let mut child = spawn(Command::new("sleep").arg("100")).unwrap();
+        child.kill_on_drop(true);
+        let pid = child.id();
+        drop(child);
+        // Killed, then reaped by the background task: its /proc entry goes away long
+        // before the 100 s sleep would end.
+        gone(pid, "the child was not killed and reaped").await;
     });
 }

@@ -8,7 +8,8 @@
 //! # Dropping a `Child`
 //! The process keeps running, as with std. Inside a runtime, a background task waits for it
 //! and reaps it, so no zombie is left; outside one, it is left to the operating system (a
-//! zombie until this process exits). Call [`Child::kill`] first to stop it.
+//! zombie until this process exits). Call [`Child::kill`] first to stop it, or set
+//! [`Child::kill_on_drop`].
 //!
 //! ```
 //! use overlap::io::{AsyncReadExt, AsyncWriteExt};
@@ -54,6 +55,7 @@ pub struct Child {
     pub stderr: Option<Receiver>,
     /// `None` once handed to the background reaper (in `drop`).
     proc: Option<Proc>,
+    kill_on_drop: bool,
 }
 
 /// The process itself: std's handle, what tells its exit, and the status once reaped.
@@ -125,6 +127,7 @@ pub fn spawn(cmd: &mut Command) -> io::Result<Child> {
             exit,
             status: None,
         }),
+        kill_on_drop: false,
     })
 }
 
@@ -187,6 +190,12 @@ impl Child {
             return Ok(());
         }
         proc.std.kill()
+    }
+
+    /// Whether dropping this `Child` while the process runs sends it `SIGKILL` (before it is
+    /// reaped in the background). Off by default, as in std: the process outlives its handle.
+    pub fn kill_on_drop(&mut self, kill: bool) {
+        self.kill_on_drop = kill;
     }
 
     /// Waits for the child to exit while reading its stdout and stderr (those that are
@@ -252,6 +261,9 @@ impl Drop for Child {
         };
         if proc.status.is_some() || matches!(proc.try_reap(), Ok(Some(_))) {
             return;
+        }
+        if self.kill_on_drop {
+            let _ = proc.std.kill();
         }
         // Still running: reap it in the background, so it does not linger as a zombie.
         let reaper = async move {
