@@ -238,14 +238,11 @@ impl Proc {
             match &mut self.exit {
                 ExitWatch::Pidfd(fd) => {
                     let event = ready!(fd.poll_readiness(cx, Direction::Read))?;
-                    // Readable means exited; if the reap above raced the exit, look again.
-                    // Only a readiness that still finds the child running is cleared.
+                    // Readable means exited, and the loop's first line reaps it. Only a
+                    // readiness that still finds the child running (a spurious one) is
+                    // cleared; std keeps the status of a child it reaped here.
                     if self.std.try_wait()?.is_none() {
                         fd.clear_readiness(event);
-                    } else {
-                        // `try_wait` reaped it just now; the loop's first line cannot see
-                        // that, so record it here.
-                        continue;
                     }
                 }
                 ExitWatch::Sigchld(sig) => ready!(sig.poll_recv(cx)),

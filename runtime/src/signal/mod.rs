@@ -148,7 +148,7 @@ impl Signal {
         if self.take_arrival() {
             return Poll::Ready(());
         }
-        *waker_slot(&self.listener) = Some(cx.waker().clone());
+        *registry::lock(&self.listener.waker) = Some(cx.waker().clone());
         // The runtime polling this may not be the one that made it (which may be gone): make
         // sure this one reads the pipe too. Best effort: if it cannot start a reader (out of
         // fds), another runtime's reader still wakes this listener.
@@ -173,10 +173,6 @@ impl Signal {
         self.seen = now;
         true
     }
-}
-
-fn waker_slot(l: &Listener) -> std::sync::MutexGuard<'_, Option<std::task::Waker>> {
-    l.waker.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Stream for Signal {

@@ -50,7 +50,7 @@ static PIPE_WRITE: AtomicI32 = AtomicI32::new(-1);
 /// The self-pipe's read end, which each runtime's reader duplicates; made on first use.
 static GLOBAL: Mutex<Option<OwnedFd>> = Mutex::new(None);
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // Every critical section here leaves its data consistent: a poisoned lock is usable.
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
