@@ -10,7 +10,9 @@
 //! - [`net`]: TCP, UDP and Unix sockets; [`pipe`]: pipes and FIFOs; [`process`]: child
 //!   processes; [`fs`]: files on the blocking pool, [`spawn_blocking`] for any other
 //!   blocking work;
-//! - [`io`]: the futures-io traits and helpers, re-exported so no extra import is needed.
+//! - [`io`]: the futures-io traits and helpers, re-exported so no extra import is needed;
+//!   [`future`] and [`stream`] likewise re-export the combinators of `futures-util`;
+//! - [`Handle`]: spawning onto a runtime from other threads.
 //!
 //! ```
 //! use overlap::io::{AsyncReadExt, AsyncWriteExt};
@@ -23,8 +25,8 @@
 
 pub use overlap_runtime::{
     block_on, coop_poll_proceed, metrics, signal, spawn, spawn_blocking, time, try_spawn,
-    yield_now, AsyncFd, AsyncFdReadyGuard, Builder, Direction, JoinError, JoinHandle, Ready,
-    ReadyEvent, Registered, Runtime, RuntimeMetrics, TryIoError, YieldNow,
+    yield_now, AsyncFd, AsyncFdReadyGuard, Builder, Direction, Handle, JoinError, JoinHandle,
+    Ready, ReadyEvent, Registered, RemoteJoinHandle, Runtime, RuntimeMetrics, TryIoError, YieldNow,
 };
 
 /// Asynchronous I/O traits and helpers (re-exported from `futures-util`).
@@ -38,6 +40,53 @@ pub mod io {
         Cursor, ReadHalf, WriteHalf,
     };
 }
+
+/// Future combinators (re-exported from `futures-util`): [`select`](future::select) and
+/// [`join`](future::join) of two futures, [`FutureExt`](future::FutureExt), boxing, and more.
+///
+/// ```
+/// use std::time::Duration;
+/// use overlap::future::{select, Either};
+///
+/// overlap::block_on(async {
+///     let slow = std::pin::pin!(overlap::time::sleep(Duration::from_secs(60)));
+///     let fast = std::pin::pin!(async { "fast" });
+///     match select(slow, fast).await {
+///         Either::Left(_) => unreachable!("the sleep cannot win"),
+///         Either::Right((out, _unfinished_sleep)) => assert_eq!(out, "fast"),
+///     }
+/// });
+/// ```
+pub mod future {
+    pub use futures_util::future::*;
+}
+
+/// Stream combinators (re-exported from `futures-util`): [`StreamExt`](stream::StreamExt)
+/// for the streams overlap returns (`TcpListener::incoming`, `Interval`, `Signal`, `ReadDir`,
+/// …), and stream constructors.
+///
+/// ```
+/// use overlap::net::{TcpListener, TcpStream};
+/// use overlap::stream::StreamExt;
+///
+/// overlap::block_on(async {
+///     let listener = TcpListener::bind("127.0.0.1:0").await?;
+///     let addr = listener.local_addr()?;
+///     let client = overlap::spawn(TcpStream::connect(addr));
+///     let mut incoming = listener.incoming();
+///     let accepted = incoming.next().await.expect("incoming never ends")?;
+///     assert_eq!(accepted.peer_addr()?, client.await.unwrap()?.local_addr()?);
+///     std::io::Result::Ok(())
+/// })
+/// .unwrap();
+/// ```
+pub mod stream {
+    pub use futures_util::stream::*;
+}
+
+/// `join!`, `select!` and friends, from `futures-util`: wait for several futures at once
+/// inside one task.
+pub use futures_util::{join, pin_mut, select, select_biased, try_join};
 
 /// Networking: TCP, UDP and Unix sockets on the reactor.
 pub mod net {

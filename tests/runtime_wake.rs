@@ -1,5 +1,7 @@
 //! Wakes from other threads, after the runtime is gone, and the eventfd coalescing.
 
+mod support;
+
 use std::cell::Cell;
 use std::future::poll_fn;
 use std::rc::Rc;
@@ -9,43 +11,11 @@ use std::task::{Poll, Waker};
 use std::thread;
 
 use overlap::{block_on, spawn, Runtime};
-
-/// A one-slot mailbox: the thread fills it and wakes whoever waits.
-#[derive(Default)]
-struct Mailbox {
-    value: Mutex<(Option<u64>, Option<Waker>)>,
-}
-
-impl Mailbox {
-    fn put(&self, v: u64) {
-        let w = {
-            let mut g = self.value.lock().unwrap();
-            g.0 = Some(v);
-            g.1.take()
-        };
-        if let Some(w) = w {
-            w.wake();
-        }
-    }
-
-    async fn take(&self) -> u64 {
-        poll_fn(|cx| {
-            let mut g = self.value.lock().unwrap();
-            match g.0.take() {
-                Some(v) => Poll::Ready(v),
-                None => {
-                    g.1 = Some(cx.waker().clone());
-                    Poll::Pending
-                }
-            }
-        })
-        .await
-    }
-}
+use support::Mailbox;
 
 /// A thread that answers every number sent to it with the next one, through a `Mailbox`.
 /// Returns the mailbox, the sender (drop it to stop the thread) and the thread.
-fn spawn_echo_thread() -> (Arc<Mailbox>, mpsc::Sender<u64>, thread::JoinHandle<()>) {
+fn spawn_echo_thread() -> (Arc<Mailbox<u64>>, mpsc::Sender<u64>, thread::JoinHandle<()>) {
     let to_loop = Arc::new(Mailbox::default());
     let (to_thread, rx) = mpsc::channel::<u64>();
     let mb = to_loop.clone();

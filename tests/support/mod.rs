@@ -6,6 +6,7 @@ mod echo;
 mod fd;
 mod files;
 mod limits;
+mod mailbox;
 mod net;
 mod rng;
 
@@ -14,5 +15,6 @@ pub use echo::echo_until_eof;
 pub use fd::*;
 pub use files::*;
 pub use limits::*;
+pub use mailbox::Mailbox;
 pub use net::{open_fresh, tcp_pair};
 pub use rng::Rng;

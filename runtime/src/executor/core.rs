@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::shared::{RemoteEntry, Shared};
+use super::shared::{RemoteEntry, RemoteSpawn, Shared};
 use super::Config;
 use crate::blocking::{BlockingPool, PoolConfig};
 use crate::coop::BUDGET;
@@ -50,6 +50,7 @@ pub(crate) struct Core {
     /// Cooperative budget left for the task being polled (see `coop`).
     pub(crate) budget: Cell<u32>,
     remote_buf: RefCell<Vec<RemoteEntry>>,
+    spawn_buf: RefCell<Vec<RemoteSpawn>>,
     counters: Counters,
     spin: SpinPolicy,
     /// Whether this runtime's reader of the signal self-pipe runs (see `signal`).
@@ -143,6 +144,7 @@ impl Core {
             config,
             budget: Cell::new(BUDGET),
             remote_buf: RefCell::new(Vec::new()),
+            spawn_buf: RefCell::new(Vec::new()),
             counters: Counters::default(),
             spin: SpinPolicy::new(),
             signal_reader: Cell::new(false),
@@ -271,13 +273,18 @@ impl Core {
     }
 
     /// Applies what other threads queued: wakes go to the local run queue, released
-    /// references are dropped. Returns whether there was anything.
+    /// references are dropped, futures spawned through a `Handle` become tasks. Returns
+    /// whether there was anything.
     fn drain_remote(&self) -> bool {
         if !self.shared.maybe_pending() {
             return false;
         }
         let mut buf = self.remote_buf.borrow_mut();
-        self.shared.take_remote(&mut buf);
+        let mut spawns = self.spawn_buf.borrow_mut();
+        self.shared.take_remote(&mut buf, &mut spawns);
+        for job in spawns.drain(..) {
+            (job.0)(self);
+        }
         for (task, op) in buf.drain(..) {
             if op != RemoteOp::Release {
                 // Scheduling first (a no-op for a complete task) keeps the cell alive through

@@ -2,11 +2,13 @@
 
 mod context;
 mod core;
+mod handle;
 mod runtime;
 mod shared;
 
 use std::time::Duration;
 
+pub use handle::{Handle, RemoteJoinHandle};
 pub use runtime::{block_on, metrics, Builder, Runtime};
 
 pub(crate) use context::{with_current, with_owner};

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use super::context::{with_current, EnterGuard};
 use super::core::Core;
+use super::handle::Handle;
 use super::Config;
 use crate::coop::BUDGET;
 use crate::metrics::RuntimeMetrics;
@@ -134,6 +135,11 @@ impl Runtime {
     /// A snapshot of this runtime's counters.
     pub fn metrics(&self) -> RuntimeMetrics {
         self.core.metrics()
+    }
+
+    /// A [`Handle`] to this runtime, for spawning onto it from other threads.
+    pub fn handle(&self) -> Handle {
+        Handle::new(self.core.shared.clone())
     }
 }
 

@@ -1,10 +1,12 @@
-//! The part of a runtime other threads may touch: the remote run queue, and what wakes a
-//! sleeping loop (its eventfd, or the condvar it sleeps on when it has no fd to watch).
+//! The part of a runtime other threads may touch: the remote run queue (wakes, and futures
+//! spawned through a [`Handle`](super::Handle)), and what wakes a sleeping loop (its eventfd,
+//! or the condvar it sleeps on when it has no fd to watch).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use super::core::Core;
 use crate::sys::eventfd::EventFd;
 use crate::task::raw::{RemoteOp, TaskPtr};
 
@@ -13,7 +15,7 @@ use crate::task::raw::{RemoteOp, TaskPtr};
 pub(crate) struct Shared {
     remote: Mutex<Remote>,
     /// Set under the lock by the first entry since the loop last drained, cleared under it
-    /// by the drain. Invariant: the queue is non-empty only while this is true, so a
+    /// by the drain. Invariant: the queue (wakes or spawns) is non-empty only while this is true, so a
     /// lock-free read of `false` means there is nothing to drain.
     notified: AtomicBool,
     /// What the loop sleeps on when it has no fd to watch (see [`Shared::sleep`]).
@@ -51,9 +53,20 @@ enum Waiting {
 /// One remote-queue entry: a task and what to do with it.
 pub(crate) type RemoteEntry = (TaskPtr, RemoteOp);
 
+/// A spawn from another thread, waiting for the runtime thread: a job that spawns the task
+/// on the core it is given. It runs no user code itself (the task does, when polled).
+pub(crate) struct RemoteSpawn(pub(crate) Box<dyn FnOnce(&Core) + Send>);
+
+impl std::fmt::Debug for RemoteSpawn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RemoteSpawn")
+    }
+}
+
 #[derive(Debug)]
 struct Remote {
     queue: Vec<RemoteEntry>,
+    spawns: Vec<RemoteSpawn>,
     /// `None` once the runtime is dropped: wakes are ignored and the fd is closed when the
     /// last in-flight notifier lets go of it.
     eventfd: Option<Arc<EventFd>>,
@@ -65,6 +78,7 @@ impl Shared {
         Shared {
             remote: Mutex::new(Remote {
                 queue: Vec::new(),
+                spawns: Vec::new(),
                 eventfd: Some(Arc::new(eventfd)),
                 waiting: Waiting::Running,
             }),
@@ -101,6 +115,21 @@ impl Shared {
         drop(r);
         self.notify(how);
         false
+    }
+
+    /// Queues a future spawned from another thread and wakes the loop, which spawns it at its
+    /// next turn. Once the runtime is gone, hands it back (for the caller to drop: not under
+    /// this lock, since dropping it may wake tasks).
+    pub(crate) fn push_spawn(&self, future: RemoteSpawn) -> Result<(), RemoteSpawn> {
+        let mut r = self.lock();
+        if r.eventfd.is_none() {
+            return Err(future);
+        }
+        r.spawns.push(future);
+        let how = self.claim_notify(&r);
+        drop(r);
+        self.notify(how);
+        Ok(())
     }
 
     /// Under the lock: decides how this wake gets the loop's attention. Only the first wake
@@ -212,13 +241,14 @@ impl Shared {
         self.notified.load(Ordering::Acquire)
     }
 
-    /// Takes every remotely queued task. Clears `notified` in the same critical section, so
-    /// a wake that lands after this drain claims the loop's attention again and the loop
-    /// cannot sleep through it.
-    pub(crate) fn take_remote(&self, into: &mut Vec<RemoteEntry>) {
+    /// Takes every remotely queued wake and spawn. Clears `notified` in the same critical
+    /// section, so a wake that lands after this drain claims the loop's attention again and
+    /// the loop cannot sleep through it.
+    pub(crate) fn take_remote(&self, into: &mut Vec<RemoteEntry>, spawns: &mut Vec<RemoteSpawn>) {
         let mut r = self.lock();
         self.notified.store(false, Ordering::Release);
         into.append(&mut r.queue);
+        spawns.append(&mut r.spawns);
     }
 
     /// The raw eventfd, for registration with epoll.
@@ -234,6 +264,7 @@ impl Shared {
     pub(crate) fn close(&self) {
         let mut r = self.lock();
         r.eventfd = None;
+        let spawns = std::mem::take(&mut r.spawns);
         let queue = std::mem::take(&mut r.queue);
         let free: Vec<TaskPtr> = queue
             .into_iter()
@@ -241,6 +272,8 @@ impl Shared {
             .map(|(task, _)| task)
             .collect();
         drop(r);
+        // Never polled: dropping them here cancels them (their handles report so).
+        drop(spawns);
         for task in free {
             // SAFETY: `apply_closed` took the last claim on each of these cells.
             unsafe { task.dealloc() };

@@ -1,0 +1,221 @@
+//! `Handle`: spawning onto a runtime from any thread.
+
+use std::fmt;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use futures_util::future::{AbortHandle, Abortable};
+use futures_util::FutureExt;
+
+use super::context::with_current;
+use super::core::Core;
+use super::shared::{RemoteSpawn, Shared};
+use crate::blocking::completion::{completion, Receiver};
+use crate::task::JoinError;
+
+/// A handle to a runtime that any thread may hold: it is `Send`, `Sync` and cheap to clone.
+///
+/// [`Handle::spawn`] starts a `Send` future as a task on that runtime from any thread: a
+/// thread that accepts connections can hand each one to one of several runtimes, a blocking
+/// worker can start async work. The task runs on the runtime's thread like any other, at the
+/// runtime's next turn; a runtime asleep in `epoll_wait` is woken for it (several spawns
+/// before it wakes cost one eventfd write).
+///
+/// A handle does not keep its runtime alive: once the [`Runtime`](crate::Runtime) is dropped,
+/// [`spawn`](Handle::spawn) drops the future at once, on the calling thread, and its
+/// [`RemoteJoinHandle`] reports cancelled.
+///
+/// ```
+/// let rt = overlap::Runtime::new().unwrap();
+/// let handle = rt.handle();
+/// let from_thread = std::thread::spawn(move || handle.spawn(async { 6 * 7 }))
+///     .join()
+///     .unwrap();
+/// assert_eq!(rt.block_on(from_thread).unwrap(), 42);
+/// ```
+#[derive(Clone)]
+pub struct Handle {
+    shared: Arc<Shared>,
+}
+
+impl Handle {
+    pub(crate) fn new(shared: Arc<Shared>) -> Handle {
+        Handle { shared }
+    }
+
+    /// The handle of the runtime running on this thread.
+    ///
+    /// # Panics
+    /// Outside a runtime; see [`Handle::try_current`].
+    ///
+    /// ```
+    /// overlap::block_on(async {
+    ///     let handle = overlap::Handle::current();
+    ///     let task = handle.spawn(async { "spawned" });
+    ///     assert_eq!(task.await.unwrap(), "spawned");
+    /// });
+    /// ```
+    #[track_caller]
+    pub fn current() -> Handle {
+        Handle::try_current().unwrap_or_else(|| {
+            panic!(
+                "overlap::Handle::current called outside of a runtime: call it from a future \
+                 run by `overlap::block_on` or `Runtime::block_on`, or use `Runtime::handle`"
+            )
+        })
+    }
+
+    /// The handle of the runtime running on this thread, or `None` outside a runtime.
+    pub fn try_current() -> Option<Handle> {
+        with_current(|core| Handle::new(core.shared.clone()))
+    }
+
+    /// Spawns `future` as a task on this handle's runtime, from any thread.
+    ///
+    /// The task is polled only on the runtime's thread. Called there, it is queued at once, as
+    /// [`spawn`](crate::spawn) would; from another thread it is queued remotely and the
+    /// runtime's loop is woken. Dropping the returned [`RemoteJoinHandle`] detaches the task.
+    ///
+    /// If the runtime is gone (or is being dropped), `future` is dropped on this thread
+    /// without being polled, and the handle reports cancelled. A task still pending when its
+    /// runtime is dropped is dropped on the runtime's thread and reports cancelled too.
+    ///
+    /// The future must be `Send` because it is made on this thread. overlap's I/O types are
+    /// not `Send` (they belong to one runtime's reactor), so a task that does I/O is started
+    /// with [`spawn_with`](Handle::spawn_with) instead.
+    pub fn spawn<F>(&self, future: F) -> RemoteJoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.spawn_with(move || future)
+    }
+
+    /// Spawns the future that `make` returns as a task on this handle's runtime, from any
+    /// thread. `make` is sent to the runtime's thread and called there, inside the task, so
+    /// the future it makes need not be `Send`: it may hold sockets, `Rc`s and `RefCell`s.
+    ///
+    /// Otherwise as [`spawn`](Handle::spawn); a panic in `make` is reported like a panic in
+    /// the future, and if the task never runs, `make` is dropped without being called.
+    ///
+    /// Handing accepted connections to other runtimes, each on its own thread:
+    ///
+    /// ```
+    /// use overlap::io::{AsyncReadExt, AsyncWriteExt};
+    /// use overlap::net::TcpStream;
+    ///
+    /// let worker = overlap::Runtime::new().unwrap();
+    /// let to_worker = worker.handle();
+    /// let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// let addr = listener.local_addr().unwrap();
+    /// let acceptor = std::thread::spawn(move || {
+    ///     let (conn, _) = listener.accept().unwrap();
+    ///     // A std socket is `Send`; the overlap one is made on the worker's thread.
+    ///     to_worker.spawn_with(move || async move {
+    ///         let mut conn = TcpStream::from_std(conn)?;
+    ///         conn.write_all(b"hello from the worker").await
+    ///     })
+    /// });
+    /// let mut client = std::net::TcpStream::connect(addr).unwrap();
+    /// let served = acceptor.join().unwrap();
+    /// worker.block_on(served).unwrap().unwrap();
+    /// let mut greeting = String::new();
+    /// std::io::Read::read_to_string(&mut client, &mut greeting).unwrap();
+    /// assert_eq!(greeting, "hello from the worker");
+    /// ```
+    pub fn spawn_with<F, Fut>(&self, make: F) -> RemoteJoinHandle<Fut::Output>
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future + 'static,
+        Fut::Output: Send + 'static,
+    {
+        let (tx, rx) = completion();
+        let (abort, registration) = AbortHandle::new_pair();
+        let job = RemoteSpawn(Box::new(move |core: &Core| {
+            let task = async move {
+                // `make` runs inside the task, so its panics are caught like the future's.
+                let run = AssertUnwindSafe(async move { make().await }).catch_unwind();
+                match Abortable::new(run, registration).await {
+                    Ok(Ok(out)) => tx.send(Ok(out)),
+                    Ok(Err(payload)) => tx.send(Err(JoinError::panic(payload))),
+                    // Dropping the sender unsent reports cancelled.
+                    Err(_aborted) => {}
+                }
+            };
+            // Detached: the output travels through `tx`.
+            drop(core.spawn(task));
+        }));
+        let home = Arc::as_ptr(&self.shared);
+        if with_current(|core| std::ptr::eq(core.shared_ptr(), home)) == Some(true) {
+            with_current(move |core| (job.0)(core));
+        } else {
+            // From another thread, or from inside another runtime. A closed runtime hands
+            // the job back: it is dropped here, so the task never runs.
+            drop(self.shared.push_spawn(job));
+        }
+        RemoteJoinHandle { output: rx, abort }
+    }
+}
+
+impl fmt::Debug for Handle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Handle")
+            .field("runtime", &Arc::as_ptr(&self.shared))
+            .finish()
+    }
+}
+
+/// Awaits a task spawned with [`Handle::spawn`]; unlike [`JoinHandle`](crate::JoinHandle) it
+/// is `Send`, so it can be awaited, aborted or dropped on any thread (in any runtime, or in
+/// none: it needs no reactor).
+///
+/// It resolves to the task's output, or to a [`JoinError`] if the task panicked
+/// ([`is_panic`](JoinError::is_panic)) or was aborted, or its runtime dropped it
+/// ([`is_cancelled`](JoinError::is_cancelled)). Dropping it detaches the task.
+#[must_use = "dropping a RemoteJoinHandle detaches the task; await it for the output"]
+pub struct RemoteJoinHandle<T> {
+    output: Receiver<Result<T, JoinError>>,
+    abort: AbortHandle,
+}
+
+impl<T> RemoteJoinHandle<T> {
+    /// Asks the task to stop, from any thread. Its future is dropped on the runtime's thread
+    /// at the runtime's next turn (also while it waits on I/O or a timer), and the handle then
+    /// reports cancelled. A task that already finished keeps its output.
+    ///
+    /// ```
+    /// let rt = overlap::Runtime::new().unwrap();
+    /// let task = rt.handle().spawn(std::future::pending::<()>());
+    /// task.abort();
+    /// assert!(rt.block_on(task).unwrap_err().is_cancelled());
+    /// ```
+    pub fn abort(&self) {
+        self.abort.abort();
+    }
+
+    /// Whether the task has finished: returned, panicked, or been cancelled.
+    pub fn is_finished(&self) -> bool {
+        self.output.is_done()
+    }
+}
+
+impl<T> Future for RemoteJoinHandle<T> {
+    type Output = Result<T, JoinError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.output)
+            .poll(cx)
+            .map(|out| out.unwrap_or_else(|| Err(JoinError::cancelled())))
+    }
+}
+
+impl<T> fmt::Debug for RemoteJoinHandle<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RemoteJoinHandle")
+            .field("finished", &self.is_finished())
+            .finish()
+    }
+}

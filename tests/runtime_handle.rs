@@ -1,0 +1,294 @@
+//! `Handle`: spawning onto a runtime from other threads, and what its `RemoteJoinHandle`
+//! reports.
+
+mod support;
+
+use std::future::poll_fn;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc};
+use std::task::Poll;
+use std::thread::{self, ThreadId};
+use std::time::Duration;
+
+use overlap::{AsyncFd, Handle, Runtime};
+use support::{within, Mailbox};
+
+/// Records the thread that dropped it.
+struct DropWitness(Arc<Mailbox<ThreadId>>);
+
+impl Drop for DropWitness {
+    fn drop(&mut self) {
+        self.0.put(thread::current().id());
+    }
+}
+
+#[test]
+fn a_thread_spawns_onto_a_runtime_asleep_in_epoll_and_awaits_the_output_elsewhere() {
+    let rt = Runtime::new().unwrap();
+    let handle = rt.handle();
+    let done = Arc::new(Mailbox::<ThreadId>::default());
+    let d = done.clone();
+    let spawner = thread::spawn(move || {
+        // Give the runtime time to fall asleep first.
+        thread::sleep(Duration::from_millis(50));
+        let task = handle.spawn(async move {
+            let id = thread::current().id();
+            d.put(id);
+            id
+        });
+        // Awaited on this thread, in a runtime of its own.
+        overlap::block_on(task).unwrap()
+    });
+    // An fd on the reactor makes the loop sleep in epoll_wait (not on its futex).
+    let (r, _w) = support::pipe();
+    let ran_on = rt.block_on(async {
+        let _registered = AsyncFd::new(r).unwrap();
+        within(
+            Duration::from_secs(10),
+            done.take(),
+            "the remote task never ran",
+        )
+        .await
+    });
+    let here = thread::current().id();
+    assert_eq!(ran_on, here, "the task ran on the runtime's thread");
+    assert_eq!(spawner.join().unwrap(), here);
+    let m = rt.metrics();
+    assert!(m.eventfd_writes >= 1, "the sleeping loop was woken: {m:?}");
+    assert!(m.tasks_spawned >= 1);
+}
+
+#[test]
+fn thousands_of_spawns_from_four_threads_all_run_once() {
+    const THREADS: usize = 4;
+    const EACH: usize = 1000;
+    let rt = Runtime::new().unwrap();
+    let runs = Arc::new(AtomicUsize::new(0));
+    let (tx, rx) = mpsc::channel();
+    let spawners: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let (handle, runs, tx) = (rt.handle(), runs.clone(), tx.clone());
+            thread::spawn(move || {
+                for i in 0..EACH {
+                    let runs = runs.clone();
+                    let task = handle.spawn(async move {
+                        runs.fetch_add(1, Ordering::Relaxed);
+                        t * EACH + i
+                    });
+                    tx.send(task).unwrap();
+                }
+            })
+        })
+        .collect();
+    drop(tx);
+    let mut outputs: Vec<usize> = rt.block_on(async {
+        let mut outputs = Vec::new();
+        // The handles arrive while their tasks may already run; await each in turn.
+        while let Ok(task) = rx.recv() {
+            let out = within(Duration::from_secs(10), task, "a remote task").await;
+            outputs.push(out.unwrap());
+        }
+        outputs
+    });
+    for s in spawners {
+        s.join().unwrap();
+    }
+    outputs.sort_unstable();
+    assert_eq!(outputs, (0..THREADS * EACH).collect::<Vec<_>>());
+    assert_eq!(runs.load(Ordering::Relaxed), THREADS * EACH);
+    assert_eq!(rt.metrics().tasks_alive, 0);
+}
+
+#[test]
+fn spawn_with_makes_a_non_send_future_on_the_runtime_thread() {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    let rt = Runtime::new().unwrap();
+    let handle = rt.handle();
+    let task = thread::spawn(move || {
+        handle.spawn_with(|| {
+            // `Rc` and `RefCell` held across an await: this future is not `Send`.
+            let log = Rc::new(RefCell::new(Vec::new()));
+            async move {
+                log.borrow_mut().push(1);
+                overlap::yield_now().await;
+                log.borrow_mut().push(2);
+                (thread::current().id(), log.borrow().clone())
+            }
+        })
+    })
+    .join()
+    .unwrap();
+    let (ran_on, log) = rt.block_on(task).unwrap();
+    assert_eq!(ran_on, thread::current().id());
+    assert_eq!(log, [1, 2]);
+}
+
+#[test]
+fn current_spawns_at_once_inside_and_is_refused_outside() {
+    assert!(Handle::try_current().is_none());
+    let err = std::panic::catch_unwind(Handle::current).unwrap_err();
+    let msg = err
+        .downcast_ref::<&str>()
+        .copied()
+        .or(err.downcast_ref::<String>().map(String::as_str))
+        .unwrap();
+    assert!(msg.contains("outside of a runtime"), "{msg}");
+
+    overlap::block_on(async {
+        let before = overlap::metrics().tasks_spawned;
+        let task = Handle::current().spawn(async { 5 });
+        // Spawned on the spot, not through the remote queue.
+        assert_eq!(overlap::metrics().tasks_spawned, before + 1);
+        assert_eq!(task.await.unwrap(), 5);
+        assert!(Handle::try_current().is_some());
+    });
+}
+
+#[test]
+fn a_panic_in_a_remote_task_or_its_maker_is_reported_and_the_runtime_goes_on() {
+    let rt = Runtime::new().unwrap();
+    let handle = rt.handle();
+    let (a, b, c) = thread::spawn(move || {
+        let a = handle.spawn(async { panic!("remote boom") });
+        let b = handle.spawn_with(|| -> std::future::Ready<()> { panic!("maker boom") });
+        let c = handle.spawn(async { "still serving" });
+        (a, b, c)
+    })
+    .join()
+    .unwrap();
+    rt.block_on(async {
+        let err = a.await.unwrap_err();
+        assert!(err.is_panic());
+        assert_eq!(*err.into_panic().downcast::<&str>().unwrap(), "remote boom");
+        let err = b.await.unwrap_err();
+        assert_eq!(*err.into_panic().downcast::<&str>().unwrap(), "maker boom");
+        assert_eq!(c.await.unwrap(), "still serving");
+    });
+}
+
+#[test]
+fn abort_from_another_thread_drops_the_future_on_the_runtime_thread_while_it_waits_on_io() {
+    let rt = Runtime::new().unwrap();
+    let handle = rt.handle();
+    let dropped = Arc::new(Mailbox::<ThreadId>::default());
+    let started = Arc::new(Mailbox::<()>::default());
+    let (d, s) = (dropped.clone(), started.clone());
+    let task = handle.spawn_with(move || async move {
+        let _witness = DropWitness(d);
+        let (r, _w) = support::pipe();
+        let r = AsyncFd::new(r).unwrap();
+        s.put(());
+        // Never readable: nothing is written.
+        let _ = r.readable().await;
+    });
+    let (task, dropped_on) = rt.block_on(async {
+        within(
+            Duration::from_secs(10),
+            started.take(),
+            "the task never started",
+        )
+        .await;
+        let task = thread::spawn(move || {
+            task.abort();
+            task
+        })
+        .join()
+        .unwrap();
+        let on = within(
+            Duration::from_secs(10),
+            dropped.take(),
+            "abort never landed",
+        )
+        .await;
+        (task, on)
+    });
+    assert_eq!(dropped_on, thread::current().id());
+    assert!(task.is_finished());
+    assert!(rt.block_on(task).unwrap_err().is_cancelled());
+}
+
+#[test]
+fn dropping_the_runtime_cancels_remote_tasks_queued_or_pending() {
+    let rt = Runtime::new().unwrap();
+    let handle = rt.handle();
+    let dropped = Arc::new(AtomicUsize::new(0));
+    let started = Arc::new(Mailbox::<()>::default());
+    let (count, s) = (dropped.clone(), started.clone());
+    // Pending: started, then parked forever.
+    let pending = handle.spawn_with(move || async move {
+        let _witness = Counted(count);
+        s.put(());
+        std::future::pending::<()>().await
+    });
+    rt.block_on(within(
+        Duration::from_secs(10),
+        started.take(),
+        "never started",
+    ));
+    // Queued: spawned from a thread, never run.
+    let count = dropped.clone();
+    let h = handle.clone();
+    let queued = thread::spawn(move || h.spawn(async move { drop(Counted(count)) }))
+        .join()
+        .unwrap();
+    drop(rt);
+    assert!(pending.is_finished() && queued.is_finished());
+    overlap::block_on(async {
+        assert!(pending.await.unwrap_err().is_cancelled());
+        assert!(queued.await.unwrap_err().is_cancelled());
+    });
+    // The pending task's future was dropped; the queued one's was never made.
+    assert_eq!(dropped.load(Ordering::Relaxed), 1);
+
+    // After the runtime is gone, a spawn drops its maker at once and reports cancelled.
+    let made = Arc::new(AtomicUsize::new(0));
+    let m = made.clone();
+    let late = handle.spawn_with(move || {
+        m.fetch_add(1, Ordering::Relaxed);
+        async {}
+    });
+    assert!(late.is_finished());
+    assert!(overlap::block_on(late).unwrap_err().is_cancelled());
+    assert_eq!(made.load(Ordering::Relaxed), 0);
+}
+
+struct Counted(Arc<AtomicUsize>);
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+#[test]
+fn a_detached_remote_task_still_runs_at_the_next_block_on() {
+    let rt = Runtime::new().unwrap();
+    let handle = rt.handle();
+    let ran = Arc::new(AtomicUsize::new(0));
+    let r = ran.clone();
+    thread::spawn(move || {
+        drop(handle.spawn(async move {
+            r.fetch_add(1, Ordering::Relaxed);
+        }))
+    })
+    .join()
+    .unwrap();
+    // No block_on ran meanwhile: the spawn waits in the remote queue.
+    assert_eq!(ran.load(Ordering::Relaxed), 0);
+    rt.block_on(async {
+        within(
+            Duration::from_secs(10),
+            poll_fn(|cx| {
+                if ran.load(Ordering::Relaxed) == 1 {
+                    return Poll::Ready(());
+                }
+                cx.waker().wake_by_ref();
+                Poll::Pending
+            }),
+            "the detached task never ran",
+        )
+        .await
+    });
+}
