@@ -292,3 +292,27 @@ fn a_detached_remote_task_still_runs_at_the_next_block_on() {
         .await
     });
 }
+
+#[test]
+fn a_task_aborted_before_it_starts_never_makes_its_future() {
+    let rt = Runtime::new().unwrap();
+    let made = Arc::new(AtomicUsize::new(0));
+    let m = made.clone();
+    let task = rt.handle().spawn_with(move || {
+        m.fetch_add(1, Ordering::Relaxed);
+        async {}
+    });
+    task.abort();
+    assert!(rt.block_on(task).unwrap_err().is_cancelled());
+    assert_eq!(made.load(Ordering::Relaxed), 0);
+    // The runtime goes on, and the handle's abort of a finished task changes nothing.
+    let done = rt.handle().spawn(async { 3 });
+    let out = rt.block_on(async {
+        while !done.is_finished() {
+            overlap::yield_now().await;
+        }
+        done.abort();
+        done.await
+    });
+    assert_eq!(out.unwrap(), 3);
+}

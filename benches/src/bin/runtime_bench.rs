@@ -148,6 +148,72 @@ fn cross_thread<E: Exec>(ex: &E, trips: u64) -> Duration {
     d
 }
 
+/// Another thread spawns `n` tasks onto a runtime that its own thread drives, then awaits
+/// every output (outside any runtime); the runtime's `block_on` ends when the sum is in.
+/// `spawn` is each contender's cross-thread spawn; it returns a `Send` handle.
+fn remote_spawn<H, S, B>(n: u64, spawn: S, block_on: B) -> Duration
+where
+    H: Future<Output = u64> + Send + 'static,
+    S: Fn(u64) -> H + Send + 'static,
+    B: FnOnce(std::pin::Pin<Box<dyn Future<Output = u64>>>) -> u64,
+{
+    let done = Arc::new(Mailbox::default());
+    let d = done.clone();
+    time(move || {
+        let thread = std::thread::spawn(move || {
+            let handles: Vec<H> = (0..n).map(&spawn).collect();
+            d.put(futures::executor::block_on(async {
+                let mut sum = 0;
+                for h in handles {
+                    sum += h.await;
+                }
+                sum
+            }));
+        });
+        let sum = block_on(Box::pin(async move { done.take().await }));
+        thread.join().unwrap();
+        assert_eq!(sum, n * (n - 1) / 2);
+    })
+}
+
+fn remote_spawn_overlap(n: u64) -> Duration {
+    let rt = overlap::Runtime::new().unwrap();
+    let handle = rt.handle();
+    remote_spawn(
+        n,
+        move |i| {
+            let task = handle.spawn(async move { i });
+            async move { task.await.unwrap() }
+        },
+        |until_done| rt.block_on(until_done),
+    )
+}
+
+fn remote_spawn_tokio(n: u64) -> Duration {
+    let rt = Tokio::new().0;
+    let handle = rt.handle().clone();
+    remote_spawn(
+        n,
+        move |i| {
+            let task = handle.spawn(async move { i });
+            async move { task.await.unwrap() }
+        },
+        |until_done| rt.block_on(until_done),
+    )
+}
+
+/// smol's `LocalExecutor` cannot be spawned onto from another thread: its `Send` sibling,
+/// `Executor`, run on one thread, stands in.
+fn remote_spawn_smol(n: u64) -> Duration {
+    let ex = Arc::new(async_executor::Executor::new());
+    let spawner = ex.clone();
+    remote_spawn(
+        n,
+        move |i| spawner.spawn(async move { i }),
+        |until_done| futures_lite::future::block_on(ex.run(until_done)),
+    )
+}
+
 fn bytes_per_pending_task<E: Exec>(ex: &E, n: u64) -> f64 {
     static STARTED: AtomicU64 = AtomicU64::new(0);
     STARTED.store(0, Ordering::SeqCst);
@@ -265,6 +331,18 @@ fn main() {
         |e| cross_thread(e, X),
     ));
     unpin().expect("unpin");
+    const R: u64 = 100_000;
+    let mut best = [Duration::MAX; 3];
+    for _ in 0..RUNS {
+        best[0] = best[0].min(remote_spawn_overlap(R));
+        best[1] = best[1].min(remote_spawn_tokio(R));
+        best[2] = best[2].min(remote_spawn_smol(R));
+    }
+    rows.push(Row {
+        name: "spawn from another thread + join".into(),
+        unit: "ns/op",
+        values: best.iter().map(|d| ns_per(*d, R)).collect(),
+    });
     // The same, free to use both cores: each wake may cross cores (4 or 40 µs here, at
     // random), and a loop that sleeps in epoll pays for being woken up on its own core too.
     rows.push(measure(

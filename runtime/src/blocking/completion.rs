@@ -53,14 +53,6 @@ impl<T> Drop for Sender<T> {
     }
 }
 
-impl<T> Receiver<T> {
-    /// Whether a value was sent or the sender is gone: polling would not be pending.
-    pub(crate) fn is_done(&self) -> bool {
-        let slot = lock(&self.0);
-        slot.value.is_some() || slot.closed
-    }
-}
-
 impl<T> Future for Receiver<T> {
     type Output = Option<T>;
 

@@ -2,7 +2,7 @@
 
 mod pool;
 
-pub(crate) mod completion;
+mod completion;
 
 use std::io;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};

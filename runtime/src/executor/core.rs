@@ -9,7 +9,8 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::shared::{RemoteEntry, RemoteSpawn, Shared};
+use super::remote_task::RemoteSpawn;
+use super::shared::{RemoteEntry, Shared};
 use super::Config;
 use crate::blocking::{BlockingPool, PoolConfig};
 use crate::coop::BUDGET;
@@ -283,7 +284,7 @@ impl Core {
         let mut spawns = self.spawn_buf.borrow_mut();
         self.shared.take_remote(&mut buf, &mut spawns);
         for job in spawns.drain(..) {
-            (job.0)(self);
+            job.start(self);
         }
         for (task, op) in buf.drain(..) {
             if op != RemoteOp::Release {

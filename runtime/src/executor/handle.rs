@@ -2,18 +2,13 @@
 
 use std::fmt;
 use std::future::Future;
-use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use futures_util::future::{AbortHandle, Abortable};
-use futures_util::FutureExt;
-
 use super::context::with_current;
-use super::core::Core;
-use super::shared::{RemoteSpawn, Shared};
-use crate::blocking::completion::{completion, Receiver};
+use super::remote_task::{remote_task, JoinSlot};
+use super::shared::Shared;
 use crate::task::JoinError;
 
 /// A handle to a runtime that any thread may hold: it is `Send`, `Sync` and cheap to clone.
@@ -132,31 +127,16 @@ impl Handle {
         Fut: Future + 'static,
         Fut::Output: Send + 'static,
     {
-        let (tx, rx) = completion();
-        let (abort, registration) = AbortHandle::new_pair();
-        let job = RemoteSpawn(Box::new(move |core: &Core| {
-            let task = async move {
-                // `make` runs inside the task, so its panics are caught like the future's.
-                let run = AssertUnwindSafe(async move { make().await }).catch_unwind();
-                match Abortable::new(run, registration).await {
-                    Ok(Ok(out)) => tx.send(Ok(out)),
-                    Ok(Err(payload)) => tx.send(Err(JoinError::panic(payload))),
-                    // Dropping the sender unsent reports cancelled.
-                    Err(_aborted) => {}
-                }
-            };
-            // Detached: the output travels through `tx`.
-            drop(core.spawn(task));
-        }));
+        let (job, slot) = remote_task(make);
         let home = Arc::as_ptr(&self.shared);
         if with_current(|core| std::ptr::eq(core.shared_ptr(), home)) == Some(true) {
-            with_current(move |core| (job.0)(core));
+            with_current(move |core| job.start(core));
         } else {
             // From another thread, or from inside another runtime. A closed runtime hands
-            // the job back: it is dropped here, so the task never runs.
+            // the job back: dropping it here cancels the task, which never runs.
             drop(self.shared.push_spawn(job));
         }
-        RemoteJoinHandle { output: rx, abort }
+        RemoteJoinHandle { slot }
     }
 }
 
@@ -177,8 +157,7 @@ impl fmt::Debug for Handle {
 /// ([`is_cancelled`](JoinError::is_cancelled)). Dropping it detaches the task.
 #[must_use = "dropping a RemoteJoinHandle detaches the task; await it for the output"]
 pub struct RemoteJoinHandle<T> {
-    output: Receiver<Result<T, JoinError>>,
-    abort: AbortHandle,
+    slot: Arc<dyn JoinSlot<T>>,
 }
 
 impl<T> RemoteJoinHandle<T> {
@@ -193,22 +172,20 @@ impl<T> RemoteJoinHandle<T> {
     /// assert!(rt.block_on(task).unwrap_err().is_cancelled());
     /// ```
     pub fn abort(&self) {
-        self.abort.abort();
+        self.slot.abort();
     }
 
     /// Whether the task has finished: returned, panicked, or been cancelled.
     pub fn is_finished(&self) -> bool {
-        self.output.is_done()
+        self.slot.is_finished()
     }
 }
 
 impl<T> Future for RemoteJoinHandle<T> {
     type Output = Result<T, JoinError>;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        Pin::new(&mut self.output)
-            .poll(cx)
-            .map(|out| out.unwrap_or_else(|| Err(JoinError::cancelled())))
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.slot.poll_output(cx)
     }
 }
 

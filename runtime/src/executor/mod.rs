@@ -3,6 +3,7 @@
 mod context;
 mod core;
 mod handle;
+mod remote_task;
 mod runtime;
 mod shared;
 

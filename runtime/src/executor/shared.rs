@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use super::core::Core;
+use super::remote_task::RemoteSpawn;
 use crate::sys::eventfd::EventFd;
 use crate::task::raw::{RemoteOp, TaskPtr};
 
@@ -52,16 +52,6 @@ enum Waiting {
 
 /// One remote-queue entry: a task and what to do with it.
 pub(crate) type RemoteEntry = (TaskPtr, RemoteOp);
-
-/// A spawn from another thread, waiting for the runtime thread: a job that spawns the task
-/// on the core it is given. It runs no user code itself (the task does, when polled).
-pub(crate) struct RemoteSpawn(pub(crate) Box<dyn FnOnce(&Core) + Send>);
-
-impl std::fmt::Debug for RemoteSpawn {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("RemoteSpawn")
-    }
-}
 
 #[derive(Debug)]
 struct Remote {
