@@ -1,37 +1,14 @@
 //! The HTTP example's shutdown, run as the real binary: on `SIGTERM` or Ctrl-C (`SIGINT`) it
 //! stops accepting, lets open connections finish, and exits with status 0.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+mod support;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::Child;
 use std::time::{Duration, Instant};
 
-/// `target/<profile>/examples/http_echo`, which `cargo test` builds with the tests.
-fn example_bin() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let profile_dir = exe.parent().and_then(|deps| deps.parent()).unwrap();
-    profile_dir.join("examples").join("http_echo")
-}
-
-/// Starts the server on a free loopback port; returns it and its address.
-fn start() -> (Child, SocketAddr) {
-    let mut child = Command::new(example_bin())
-        .arg("127.0.0.1:0")
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("run examples/http_echo (built by cargo test)");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("listening on http://")
-        .and_then(|a| a.parse().ok())
-        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"));
-    (child, addr)
-}
+use support::ExampleServer;
 
 fn send_signal(child: &Child, signum: i32) {
     // SAFETY: kill takes no pointers; the pid is our own child's.
@@ -65,10 +42,11 @@ fn echo_once(conn: &mut TcpStream) {
 
 #[test]
 fn sigterm_stops_accepting_and_waits_for_the_open_connection() {
-    let (mut child, addr) = start();
+    let mut server = ExampleServer::start("http_echo");
+    let (child, addr) = (&mut server.child, server.addr);
     let mut conn = TcpStream::connect(addr).unwrap();
     echo_once(&mut conn);
-    send_signal(&child, libc::SIGTERM);
+    send_signal(child, libc::SIGTERM);
     // The listener closes: new connections are refused (once the signal is handled).
     let start = Instant::now();
     while TcpStream::connect(addr).is_ok() {
@@ -82,14 +60,14 @@ fn sigterm_stops_accepting_and_waits_for_the_open_connection() {
         "exited with a connection open"
     );
     drop(conn);
-    let status = wait_exit(&mut child, Duration::from_secs(20)).expect("did not exit");
+    let status = wait_exit(child, Duration::from_secs(20)).expect("did not exit");
     assert!(status.success(), "{status}");
 }
 
 #[test]
 fn ctrl_c_with_nothing_open_exits_cleanly() {
-    let (mut child, _addr) = start();
-    send_signal(&child, libc::SIGINT);
-    let status = wait_exit(&mut child, Duration::from_secs(20)).expect("did not exit");
+    let mut server = ExampleServer::start("http_echo");
+    send_signal(&server.child, libc::SIGINT);
+    let status = wait_exit(&mut server.child, Duration::from_secs(20)).expect("did not exit");
     assert!(status.success(), "{status}");
 }

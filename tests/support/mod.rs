@@ -3,6 +3,7 @@
 
 mod deadline;
 mod echo;
+mod example;
 mod fd;
 mod files;
 mod limits;
@@ -12,6 +13,7 @@ mod rng;
 
 pub use deadline::within;
 pub use echo::echo_until_eof;
+pub use example::{example_bin, ExampleServer};
 pub use fd::*;
 pub use files::*;
 pub use limits::*;

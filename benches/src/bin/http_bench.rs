@@ -1,9 +1,11 @@
-//! HTTP/1.1 echo: overlap's `examples/http_echo` vs hyper on tokio's current-thread runtime
-//! (`http_echo_hyper`), both as server processes pinned to CPU 0, loaded by `wrk` pinned to
-//! CPU 1 (one wrk thread).
+//! HTTP/1.1 echo: overlap's `examples/http_echo`, and hyper's server on overlap
+//! (`examples/hyper_echo`), vs hyper on tokio's current-thread runtime (`http_echo_hyper`),
+//! all as server processes pinned to CPU 0, loaded by `wrk` pinned to CPU 1 (one wrk
+//! thread). The two hyper servers are the same code but for the runtime (and its I/O
+//! adapter), so their ratio is the runtime's doing.
 //!
 //! ```text
-//! cargo build --release -p overlap --example http_echo -p overlap-benches --bins
+//! cargo build --release -p overlap --example http_echo --example hyper_echo -p overlap-benches --bins
 //! target/release/http_bench [seconds per run, default 2] [runs, default 3]
 //! ```
 //!
@@ -12,8 +14,8 @@
 //! row: requests per second, the **server's CPU time per request** (utime + stime from
 //! `/proc/PID/stat` over the run; with two cores wrk saturates first, so this is the figure
 //! that compares servers) and wrk's p99 latency. Each figure is the best of N runs, servers
-//! interleaved. Ratios are overlap against hyper: CPU below 1 and requests/s above 1 favour
-//! overlap. Needs `wrk` (`apt-get install wrk`).
+//! interleaved. Ratios are against hyper on tokio: CPU below 1 and requests/s above 1 favour
+//! the server on overlap. Needs `wrk` (`apt-get install wrk`).
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -139,10 +141,12 @@ fn main() -> io::Result<()> {
         .next()
         .map_or(2, |s| s.parse().expect("seconds per run"));
     let reps: usize = args.next().map_or(3, |s| s.parse().expect("repetitions"));
-    const BUILD: &str =
-        "cargo build --release -p overlap --example http_echo -p overlap-benches --bins";
+    const BUILD: &str = "cargo build --release -p overlap --example http_echo --example \
+                         hyper_echo -p overlap-benches --bins";
+    // The baseline, hyper on tokio, comes last.
     let bins = [
         ("overlap", sibling_bin(&["examples", "http_echo"], BUILD)),
+        ("hyper/ovl", sibling_bin(&["examples", "hyper_echo"], BUILD)),
         ("hyper", sibling_bin(&["http_echo_hyper"], BUILD)),
     ];
     let plain = script("plain", PLAIN)?;
@@ -158,7 +162,7 @@ fn main() -> io::Result<()> {
          runs of {secs} s (servers interleaved)"
     );
     println!(
-        "{:>14} {:>5} {:>8} {:>9} {:>11} {:>9} {:>10} {:>11} {:>10}",
+        "{:>14} {:>5} {:>9} {:>9} {:>11} {:>9} {:>10} {:>11} {:>10}",
         "mode",
         "conns",
         "server",
@@ -169,9 +173,9 @@ fn main() -> io::Result<()> {
         "req/s/hyper",
         "p99/hyper"
     );
-    let mut ratios = Vec::new();
+    let mut ratios = vec![Vec::new(); bins.len() - 1];
     for (mode, conns, script) in rows {
-        let mut best: [Option<Figures>; 2] = [None; 2];
+        let mut best: Vec<Option<Figures>> = vec![None; bins.len()];
         for rep in 0..reps {
             for k in 0..bins.len() {
                 let i = (k + rep) % bins.len();
@@ -179,10 +183,12 @@ fn main() -> io::Result<()> {
                 best[i] = Some(best[i].map_or(f, |b| b.best(f)));
             }
         }
-        let [Some(o), Some(h)] = best else {
-            unreachable!("every server ran at least once")
-        };
-        for (name, f) in [("overlap", o), ("hyper", h)] {
+        let best: Vec<Figures> = best
+            .into_iter()
+            .map(|b| b.expect("every server ran at least once"))
+            .collect();
+        let h = best[bins.len() - 1];
+        for (i, f) in best.iter().enumerate() {
             // Pipelined, wrk times a whole batch and may print 0 for it.
             let (p99, p99_ratio) = if h.p99_us > 0.0 && f.p99_us > 0.0 {
                 (
@@ -193,10 +199,10 @@ fn main() -> io::Result<()> {
                 ("n/a".to_string(), "n/a".to_string())
             };
             println!(
-                "{:>14} {:>5} {:>8} {:>9.0} {:>11.2} {:>9} {:>10.3} {:>11.3} {:>10}",
+                "{:>14} {:>5} {:>9} {:>9.0} {:>11.2} {:>9} {:>10.3} {:>11.3} {:>10}",
                 mode,
                 conns,
-                name,
+                bins[i].0,
                 f.req_per_sec,
                 f.cpu_us_per_req,
                 p99,
@@ -204,11 +210,18 @@ fn main() -> io::Result<()> {
                 f.req_per_sec / h.req_per_sec,
                 p99_ratio
             );
+            if let Some(r) = ratios.get_mut(i) {
+                r.push(f.cpu_us_per_req / h.cpu_us_per_req);
+            }
         }
-        ratios.push(o.cpu_us_per_req / h.cpu_us_per_req);
     }
-    let geo = (ratios.iter().map(|r| r.ln()).sum::<f64>() / ratios.len() as f64).exp();
-    println!("overlap/hyper server CPU per request, geometric mean: {geo:.3}");
+    for (i, r) in ratios.iter().enumerate() {
+        let geo = (r.iter().map(|r| r.ln()).sum::<f64>() / r.len() as f64).exp();
+        println!(
+            "{} / hyper on tokio, server CPU per request, geometric mean: {geo:.3}",
+            bins[i].0
+        );
+    }
     let _ = std::fs::remove_file(plain);
     let _ = std::fs::remove_file(pipelined);
     Ok(())

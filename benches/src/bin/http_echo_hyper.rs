@@ -2,25 +2,15 @@
 //! idiomatic way with hyper on tokio's current-thread runtime. A request's body comes back
 //! as the response body (keep-alive and pipelining are hyper's own).
 
-use std::convert::Infallible;
+#[path = "../../../examples/hyper_echo/service.rs"]
+mod service;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
-async fn echo(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
-    // A body that fails midway (the client went away) echoes what arrived.
-    let body = match req.into_body().collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(_) => Bytes::new(),
-    };
-    Ok(Response::new(Full::new(body)))
-}
+use service::echo;
 
 fn main() -> std::io::Result<()> {
     let addr = std::env::args()

@@ -127,15 +127,21 @@ impl<F, T> RemoteCell<F, T> {
         }
     }
 
-    /// The task's view of an abort: registers its waker the first time, then reads the flag.
-    fn aborted(&self, cx: &Context<'_>, registered: &mut bool) -> bool {
+    /// Whether `abort` was called.
+    fn aborted(&self) -> bool {
+        self.aborted.load(Ordering::Acquire)
+    }
+
+    /// The task is about to wait: stores its waker for `abort` (the first time), then says
+    /// whether an abort came in meanwhile. A task done at its first poll never pays for this.
+    fn park_for_abort(&self, cx: &Context<'_>, registered: &mut bool) -> bool {
         if !*registered {
             *registered = true;
-            // Stored before the flag is read: an `abort` that sets the flag after this read
-            // finds the waker.
+            // Stored before the flag is read again: an `abort` that sets the flag after
+            // that read finds the waker.
             self.lock().task = Some(cx.waker().clone());
         }
-        self.aborted.load(Ordering::Acquire)
+        self.aborted()
     }
 }
 
@@ -167,10 +173,14 @@ where
             let mut run = pin!(AssertUnwindSafe(async move { make().await }).catch_unwind());
             let mut registered = false;
             let outcome = poll_fn(|cx| {
-                if cell.aborted(cx, &mut registered) {
+                if cell.aborted() {
                     return Poll::Ready(None);
                 }
-                run.as_mut().poll(cx).map(Some)
+                match run.as_mut().poll(cx) {
+                    Poll::Ready(out) => Poll::Ready(Some(out)),
+                    Poll::Pending if cell.park_for_abort(cx, &mut registered) => Poll::Ready(None),
+                    Poll::Pending => Poll::Pending,
+                }
             })
             .await;
             match outcome {
