@@ -11,15 +11,14 @@
 use overlap::io::{AsyncReadExt, AsyncWriteExt};
 use overlap::net::{TcpListener, TcpStream};
 
-fn main() -> std::io::Result<()> {
+#[overlap::main]
+async fn main() -> std::io::Result<()> {
     let addr = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "127.0.0.1:7000".to_string());
-    overlap::block_on(async {
-        let listener = TcpListener::bind(addr.as_str()).await?;
-        println!("listening on {}", listener.local_addr()?);
-        serve(listener).await
-    })
+    let listener = TcpListener::bind(addr.as_str()).await?;
+    println!("listening on {}", listener.local_addr()?);
+    serve(listener).await
 }
 
 /// Accepts connections forever, one task each.

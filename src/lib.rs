@@ -84,6 +84,23 @@ pub mod stream {
     pub use futures_util::stream::*;
 }
 
+/// `#[overlap::main]` runs an `async fn main` on a runtime built for the current thread;
+/// `#[overlap::test]` does the same for an `async fn` test.
+///
+/// ```
+/// #[overlap::main]
+/// async fn main() -> std::io::Result<()> {
+///     let task = overlap::spawn(async { 6 * 7 });
+///     assert_eq!(task.await?, 42);
+///     Ok(())
+/// }
+/// ```
+///
+/// Each is the same as wrapping the body in [`block_on`]. The function takes no arguments;
+/// for runtime settings, build a [`Runtime`] with [`Runtime::builder`] and call its
+/// `block_on`.
+pub use overlap_macros::{main, test};
+
 /// `join!`, `select!` and friends, from `futures-util`: wait for several futures at once
 /// inside one task.
 pub use futures_util::{join, pin_mut, select, select_biased, try_join};
@@ -107,6 +124,31 @@ pub mod process {
 pub mod fs {
     pub use overlap_fs::*;
 }
+
+/// Misuses of `#[overlap::main]` and `#[overlap::test]` that must not compile, each with a
+/// clear message (checked as doctests).
+///
+/// A function that is not `async`:
+/// ```compile_fail
+/// #[overlap::main]
+/// fn main() {}
+/// ```
+/// Arguments to the function, or to the attribute:
+/// ```compile_fail
+/// #[overlap::main]
+/// async fn main(_n: u32) {}
+/// ```
+/// ```compile_fail
+/// #[overlap::main(event_interval = 7)]
+/// async fn main() {}
+/// ```
+/// Something other than a function:
+/// ```compile_fail
+/// #[overlap::test]
+/// struct NotAFunction {}
+/// ```
+#[cfg(doctest)]
+struct MacroMisuse;
 
 /// The README's usage example, compiled and run as a doctest so it cannot rot.
 #[cfg(doctest)]

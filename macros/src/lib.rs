@@ -1,0 +1,165 @@
+//! `#[overlap::main]` and `#[overlap::test]`: an `async fn` run on a fresh runtime.
+//!
+//! Both rewrite `async fn name() -> R { body }` into `fn name() -> R` whose body is
+//! `overlap::block_on(async move { body })`, keeping the body's spans so errors point at
+//! the user's code. Written on the bare `proc_macro` API: no parser dependency.
+//!
+//! Use them through the `overlap` facade, which re-exports them.
+
+use proc_macro::{Delimiter, Group, Ident, Punct, Spacing, Span, TokenStream, TokenTree};
+
+/// Runs an `async fn main` on a runtime built for the current thread.
+///
+/// ```ignore
+/// #[overlap::main]
+/// async fn main() -> std::io::Result<()> {
+///     let listener = overlap::net::TcpListener::bind("127.0.0.1:0").await?;
+///     println!("listening on {}", listener.local_addr()?);
+///     Ok(())
+/// }
+/// ```
+///
+/// The same as wrapping the body in `overlap::block_on`: the runtime is dropped (with any
+/// task still pending) when the body returns. The function takes no arguments, and the
+/// attribute takes none either; for settings, build a `Runtime` with `Runtime::builder()`.
+#[proc_macro_attribute]
+pub fn main(args: TokenStream, item: TokenStream) -> TokenStream {
+    expand(args, item, "main", false)
+}
+
+/// Runs an `async fn` test on a fresh runtime: `#[test]` plus [`main`]'s rewrite.
+///
+/// ```ignore
+/// #[overlap::test]
+/// async fn answers() {
+///     assert_eq!(overlap::spawn(async { 42 }).await.unwrap(), 42);
+/// }
+/// ```
+#[proc_macro_attribute]
+pub fn test(args: TokenStream, item: TokenStream) -> TokenStream {
+    expand(args, item, "test", true)
+}
+
+fn expand(args: TokenStream, item: TokenStream, name: &str, add_test: bool) -> TokenStream {
+    if let Some(arg) = args.into_iter().next() {
+        return error(
+            arg.span(),
+            &format!(
+                "#[overlap::{name}] takes no arguments; build a `Runtime` with \
+                 `Runtime::builder()` for settings"
+            ),
+        );
+    }
+    let mut tokens: Vec<TokenTree> = item.into_iter().collect();
+    let body = match tokens.pop() {
+        Some(TokenTree::Group(g)) if g.delimiter() == Delimiter::Brace => g,
+        other => {
+            let span = other.map_or_else(Span::call_site, |t| t.span());
+            return error(span, &format!("#[overlap::{name}] goes on an `async fn`"));
+        }
+    };
+    let Some(fn_at) = tokens.iter().position(|t| is_ident(t, "fn")) else {
+        return error(
+            body.span(),
+            &format!("#[overlap::{name}] goes on an `async fn`"),
+        );
+    };
+    // `async` sits right before `fn`, or before `unsafe`/`extern "C"` that precede it.
+    let Some(async_at) = tokens[..fn_at].iter().rposition(|t| is_ident(t, "async")) else {
+        return error(
+            tokens[fn_at].span(),
+            &format!("#[overlap::{name}] needs an `async fn` (add `async` before `fn`)"),
+        );
+    };
+    let params = tokens[fn_at..].iter().find_map(|t| match t {
+        TokenTree::Group(g) if g.delimiter() == Delimiter::Parenthesis => Some(g),
+        _ => None,
+    });
+    if let Some(p) = params.filter(|p| !p.stream().is_empty()) {
+        return error(
+            p.span(),
+            &format!("#[overlap::{name}] functions take no arguments"),
+        );
+    }
+    tokens.remove(async_at);
+
+    let mut out = TokenStream::new();
+    if add_test {
+        out.extend(attribute(&["core", "prelude", "v1", "test"]));
+    }
+    out.extend(tokens);
+    out.extend([TokenTree::Group(Group::new(
+        Delimiter::Brace,
+        block_on_call(body),
+    ))]);
+    out
+}
+
+/// `::overlap::block_on(async move BODY)`, spanned at the body.
+fn block_on_call(body: Group) -> TokenStream {
+    let span = body.span();
+    let mut call = path(&["overlap", "block_on"], span);
+    let inner: TokenStream = [
+        TokenTree::Ident(Ident::new("async", span)),
+        TokenTree::Ident(Ident::new("move", span)),
+        TokenTree::Group(body),
+    ]
+    .into_iter()
+    .collect();
+    let mut args = Group::new(Delimiter::Parenthesis, inner);
+    args.set_span(span);
+    call.extend([TokenTree::Group(args)]);
+    call
+}
+
+/// `::a::b::c`
+fn path(segments: &[&str], span: Span) -> TokenStream {
+    let mut ts = TokenStream::new();
+    for seg in segments {
+        let mut colon = Punct::new(':', Spacing::Joint);
+        colon.set_span(span);
+        let mut colon2 = Punct::new(':', Spacing::Alone);
+        colon2.set_span(span);
+        ts.extend([
+            TokenTree::Punct(colon),
+            TokenTree::Punct(colon2),
+            TokenTree::Ident(Ident::new(seg, span)),
+        ]);
+    }
+    ts
+}
+
+/// `#[::a::b]`
+fn attribute(segments: &[&str]) -> TokenStream {
+    let span = Span::call_site();
+    [
+        TokenTree::Punct(Punct::new('#', Spacing::Alone)),
+        TokenTree::Group(Group::new(Delimiter::Bracket, path(segments, span))),
+    ]
+    .into_iter()
+    .collect()
+}
+
+fn is_ident(t: &TokenTree, name: &str) -> bool {
+    matches!(t, TokenTree::Ident(i) if i.to_string() == name)
+}
+
+/// `::core::compile_error!("msg");` at `span`.
+fn error(span: Span, msg: &str) -> TokenStream {
+    let mut lit = proc_macro::Literal::string(msg);
+    lit.set_span(span);
+    let mut bang = Punct::new('!', Spacing::Alone);
+    bang.set_span(span);
+    let mut semi = Punct::new(';', Spacing::Alone);
+    semi.set_span(span);
+    let mut ts = path(&["core", "compile_error"], span);
+    ts.extend([
+        TokenTree::Punct(bang),
+        TokenTree::Group(Group::new(
+            Delimiter::Parenthesis,
+            TokenStream::from(TokenTree::Literal(lit)),
+        )),
+        TokenTree::Punct(semi),
+    ]);
+    ts
+}

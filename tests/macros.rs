@@ -1,0 +1,61 @@
+//! `#[overlap::test]` (and so `#[overlap::main]`, the same rewrite) on real async tests.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use overlap::io::{AsyncReadExt, AsyncWriteExt};
+use overlap::net::{TcpListener, TcpStream};
+
+#[overlap::test]
+async fn an_async_test_runs_tasks_that_need_not_be_send() {
+    let log = Rc::new(RefCell::new(Vec::new()));
+    let l = log.clone();
+    overlap::spawn(async move { l.borrow_mut().push("task") })
+        .await
+        .unwrap();
+    log.borrow_mut().push("test");
+    assert_eq!(*log.borrow(), ["task", "test"]);
+    assert_eq!(overlap::metrics().tasks_spawned, 1);
+}
+
+#[overlap::test]
+async fn an_async_test_may_return_a_result_and_use_question_marks() -> std::io::Result<()> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let client = overlap::spawn(async move {
+        let mut c = TcpStream::connect(addr).await?;
+        c.write_all(b"ping").await?;
+        std::io::Result::Ok(())
+    });
+    let (mut server, _) = listener.accept().await?;
+    let mut got = [0u8; 4];
+    server.read_exact(&mut got).await?;
+    assert_eq!(&got, b"ping");
+    client.await??;
+    Ok(())
+}
+
+#[overlap::test]
+#[should_panic(expected = "a failing async test")]
+async fn a_panic_in_the_body_fails_the_test() {
+    overlap::yield_now().await;
+    panic!("a failing async test");
+}
+
+#[overlap::test]
+async fn each_test_gets_a_fresh_runtime() {
+    // Nothing spawned yet in this test's runtime, whatever other tests did.
+    assert_eq!(overlap::metrics().tasks_spawned, 0);
+}
+
+#[test]
+fn an_early_return_leaves_the_async_block_not_the_caller() {
+    #[overlap::main]
+    async fn main() -> u32 {
+        if overlap::spawn(async { true }).await.unwrap() {
+            return 7;
+        }
+        8
+    }
+    assert_eq!(main(), 7);
+}
