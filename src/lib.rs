@@ -26,7 +26,8 @@
 pub use overlap_runtime::{
     block_on, coop_poll_proceed, metrics, signal, spawn, spawn_blocking, time, try_spawn,
     yield_now, AsyncFd, AsyncFdReadyGuard, Builder, Direction, Handle, JoinError, JoinHandle,
-    Ready, ReadyEvent, Registered, RemoteJoinHandle, Runtime, RuntimeMetrics, TryIoError, YieldNow,
+    JoinSet, Ready, ReadyEvent, Registered, RemoteJoinHandle, Runtime, RuntimeMetrics, TryIoError,
+    YieldNow,
 };
 
 /// Asynchronous I/O traits and helpers (re-exported from `futures-util`).

@@ -31,4 +31,4 @@ pub use metrics::RuntimeMetrics;
 pub use reactor::{
     AsyncFd, AsyncFdReadyGuard, Direction, Ready, ReadyEvent, Registered, TryIoError,
 };
-pub use task::{spawn, try_spawn, yield_now, JoinError, JoinHandle, YieldNow};
+pub use task::{spawn, try_spawn, yield_now, JoinError, JoinHandle, JoinSet, YieldNow};

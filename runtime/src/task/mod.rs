@@ -1,6 +1,7 @@
-//! Tasks: `spawn`, `JoinHandle`, `yield_now`.
+//! Tasks: `spawn`, `JoinHandle`, `JoinSet`, `yield_now`.
 
 mod join;
+mod join_set;
 mod main_task;
 pub(crate) mod raw;
 pub(crate) mod state;
@@ -11,6 +12,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 pub use join::{JoinError, JoinHandle};
+pub use join_set::JoinSet;
 pub(crate) use main_task::MainTask;
 
 /// Spawns a future as a new task on the current thread's runtime.

@@ -1,0 +1,125 @@
+//! `JoinSet`: a set of tasks awaited in the order they finish.
+
+use std::fmt;
+use std::future::{poll_fn, Future};
+use std::task::{Context, Poll};
+
+use futures_util::stream::{FuturesUnordered, StreamExt};
+
+use super::{spawn, JoinError, JoinHandle};
+
+/// A set of tasks on the current runtime, whose outputs come out in the order the tasks
+/// finish.
+///
+/// Dropping the set **aborts** every task still in it (their futures are dropped at the
+/// runtime's next turn); [`detach_all`](JoinSet::detach_all) lets them run on instead. Only
+/// tasks that are woken are looked at when waiting, so a set of many tasks costs nothing
+/// per idle task.
+///
+/// ```
+/// use overlap::JoinSet;
+///
+/// overlap::block_on(async {
+///     let mut set = JoinSet::new();
+///     for i in 0..10u64 {
+///         set.spawn(async move { i * i });
+///     }
+///     let mut sum = 0;
+///     while let Some(out) = set.join_next().await {
+///         sum += out.unwrap();
+///     }
+///     assert_eq!(sum, 285);
+/// });
+/// ```
+pub struct JoinSet<T> {
+    tasks: FuturesUnordered<JoinHandle<T>>,
+}
+
+impl<T: 'static> JoinSet<T> {
+    /// An empty set.
+    pub fn new() -> JoinSet<T> {
+        JoinSet {
+            tasks: FuturesUnordered::new(),
+        }
+    }
+
+    /// Spawns `future` on the current runtime as a task of this set.
+    ///
+    /// # Panics
+    /// Outside a runtime, like [`spawn`](crate::spawn).
+    #[track_caller]
+    pub fn spawn<F>(&mut self, future: F)
+    where
+        F: Future<Output = T> + 'static,
+    {
+        self.tasks.push(spawn(future));
+    }
+
+    /// The number of tasks in the set: running, or finished but not yet joined.
+    pub fn len(&self) -> usize {
+        self.tasks.len()
+    }
+
+    /// Whether the set holds no task.
+    pub fn is_empty(&self) -> bool {
+        self.tasks.is_empty()
+    }
+
+    /// Waits for the next task to finish and removes it from the set: `Some(Ok(output))`,
+    /// `Some(Err(_))` if it panicked or was aborted, or `None` once the set is empty.
+    ///
+    /// Cancel-safe: dropping the future (in a `select`, say) loses no output; a task that
+    /// finished meanwhile is still returned by the next call.
+    pub async fn join_next(&mut self) -> Option<Result<T, JoinError>> {
+        poll_fn(|cx| self.poll_join_next(cx)).await
+    }
+
+    /// [`join_next`](JoinSet::join_next) as a poll function, for hand-written futures.
+    pub fn poll_join_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<T, JoinError>>> {
+        self.tasks.poll_next_unpin(cx)
+    }
+
+    /// Asks every task in the set to stop; each then comes out of
+    /// [`join_next`](JoinSet::join_next) as a cancelled [`JoinError`] (or with its output, if
+    /// it had already finished).
+    pub fn abort_all(&mut self) {
+        for task in self.tasks.iter() {
+            task.abort();
+        }
+    }
+
+    /// Aborts every task and waits until all have stopped, dropping their outputs.
+    pub async fn shutdown(&mut self) {
+        self.abort_all();
+        while self.join_next().await.is_some() {}
+    }
+
+    /// Empties the set without stopping its tasks: they run on, detached, and their outputs
+    /// are dropped.
+    pub fn detach_all(&mut self) {
+        // Dropping a handle detaches its task.
+        self.tasks = FuturesUnordered::new();
+    }
+}
+
+impl<T: 'static> Default for JoinSet<T> {
+    fn default() -> JoinSet<T> {
+        JoinSet::new()
+    }
+}
+
+impl<T> Drop for JoinSet<T> {
+    fn drop(&mut self) {
+        for task in self.tasks.iter() {
+            task.abort();
+        }
+    }
+}
+
+impl<T> fmt::Debug for JoinSet<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JoinSet")
+            .field("len", &self.tasks.len())
+            .finish()
+    }
+}
