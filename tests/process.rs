@@ -140,3 +140,92 @@ fn kill_on_drop_stops_the_child_and_it_is_reaped() {
         gone(pid, "the child was not killed and reaped").await;
     });
 }
+
+#[test]
+fn the_command_builder_sets_args_env_dir_and_keeps_explicit_stdio() {
+    use overlap::process::Command;
+
+    block_on(async {
+        let dir = std::env::temp_dir();
+        let out = Command::new("sh")
+            .args(["-c", "echo \"$A-$B\"; pwd; echo oops >&2; exit 4"])
+            .env_clear()
+            .env("A", "one")
+            .envs([("B", "two")])
+            .current_dir(&dir)
+            .output()
+            .await
+            .unwrap();
+        assert_eq!(out.status.code(), Some(4));
+        let text = String::from_utf8(out.stdout).unwrap();
+        let mut lines = text.lines();
+        assert_eq!(lines.next(), Some("one-two"));
+        assert_eq!(
+            std::fs::canonicalize(lines.next().unwrap()).unwrap(),
+            std::fs::canonicalize(&dir).unwrap()
+        );
+        assert_eq!(out.stderr, b"oops\n");
+
+        // stderr set explicitly is kept by `output` (here: discarded, so nothing captured).
+        let out = Command::new("sh")
+            .args(["-c", "echo kept; echo dropped >&2"])
+            .stderr(Stdio::null())
+            .output()
+            .await
+            .unwrap();
+        assert_eq!(out.stdout, b"kept\n");
+        assert!(out.stderr.is_empty());
+
+        // An explicit piped stdin under `output` is closed for the child: `cat` sees EOF.
+        let out = Command::new("cat")
+            .stdin(Stdio::piped())
+            .output()
+            .await
+            .unwrap();
+        assert!(out.status.success() && out.stdout.is_empty());
+
+        // A missing program is `NotFound`, from `spawn`, `output` and `status` alike.
+        let mut missing = Command::new("/nonexistent/overlap-test-program");
+        assert_eq!(missing.spawn().unwrap_err().kind(), io::ErrorKind::NotFound);
+        assert_eq!(
+            missing.output().await.unwrap_err().kind(),
+            io::ErrorKind::NotFound
+        );
+        assert_eq!(
+            missing.status().await.unwrap_err().kind(),
+            io::ErrorKind::NotFound
+        );
+    });
+}
+
+#[test]
+fn status_waits_and_kill_on_drop_from_the_builder_kills() {
+    use overlap::process::Command;
+
+    block_on(async {
+        let status = Command::new("sh")
+            .args(["-c", "exit 9"])
+            .status()
+            .await
+            .unwrap();
+        assert_eq!(status.code(), Some(9));
+        // `output`'s defaults do not stick: the same builder then spawns with inherited
+        // stdio, so no pipe comes back.
+        let mut cmd = Command::new("true");
+        assert!(cmd.output().await.unwrap().status.success());
+        let mut child = cmd.spawn().unwrap();
+        assert!(child.stdin.is_none() && child.stdout.is_none() && child.stderr.is_none());
+        assert!(child.wait().await.unwrap().success());
+
+        let mut cmd = Command::new("sleep");
+        cmd.arg("30").kill_on_drop(true);
+        let child = cmd.spawn().unwrap();
+        let pid = child.id();
+        drop(child);
+        gone(
+            pid,
+            "a kill_on_drop child from the builder outlived its handle",
+        )
+        .await;
+    });
+}

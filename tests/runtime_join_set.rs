@@ -42,7 +42,10 @@ async fn outputs_come_out_in_the_order_the_tasks_finish() {
         assert_eq!(out.unwrap().unwrap(), (id as u8, id as u8 * 10));
     }
     assert!(set.is_empty());
-    assert!(set.join_next().await.is_none(), "an empty set is done at once");
+    assert!(
+        set.join_next().await.is_none(),
+        "an empty set is done at once"
+    );
 }
 
 #[overlap::test]

@@ -1,9 +1,10 @@
 //! Child processes on the reactor: their stdin, stdout and stderr are async pipe ends, and
 //! their exit is awaited through a pidfd, so waiting never blocks the loop or a thread.
 //!
-//! Build the command with [`std::process::Command`] as usual, then [`spawn`] it (or run it
-//! to completion with [`output`]). Stdio set to [`Stdio::piped`] comes back as
-//! [`Sender`]/[`Receiver`], with `AsyncWrite`/`AsyncRead` (and `splice`).
+//! Build the command with [`Command`] (std's builder, with async `output` and `status`) and
+//! spawn it; or build a [`std::process::Command`] and pass it to [`spawn`] or [`output`]. Stdio
+//! set to [`Stdio::piped`] comes back as [`Sender`]/[`Receiver`], with
+//! `AsyncWrite`/`AsyncRead` (and `splice`).
 //!
 //! # Dropping a `Child`
 //! The process keeps running, as with std. Inside a runtime, a background task waits for it
@@ -31,10 +32,12 @@
 //! .unwrap();
 //! ```
 
+mod command;
+
 use std::future::poll_fn;
 use std::io;
 use std::os::fd::OwnedFd;
-use std::process::{Command, ExitStatus, Output, Stdio};
+use std::process::{ExitStatus, Output, Stdio};
 use std::task::{ready, Context, Poll};
 
 use futures_util::io::AsyncReadExt;
@@ -42,6 +45,8 @@ use overlap_runtime::signal::{signal, Signal, SignalKind};
 use overlap_runtime::{AsyncFd, Direction, Registered};
 
 use crate::{sys, Receiver, Sender};
+
+pub use command::Command;
 
 /// A running child process, from [`spawn`].
 #[derive(Debug)]
@@ -93,7 +98,7 @@ impl ExitWatch {
 ///
 /// Fails as [`Command::spawn`] does (`NotFound` for a missing program, with the kernel's
 /// error otherwise), or if the kernel lacks `pidfd_open` (Linux before 5.3).
-pub fn spawn(cmd: &mut Command) -> io::Result<Child> {
+pub fn spawn(cmd: &mut std::process::Command) -> io::Result<Child> {
     let mut std = cmd.spawn()?;
     // A child that exits before this is set up is still found: every wait first reaps
     // without blocking.
@@ -131,8 +136,10 @@ pub fn spawn(cmd: &mut Command) -> io::Result<Child> {
     })
 }
 
-/// Runs `cmd` to completion and collects its stdout and stderr (both piped; stdin is
-/// `/dev/null` unless set), like [`Command::output`] but without blocking the loop.
+/// Runs `cmd` to completion and collects its stdout and stderr, like
+/// [`std::process::Command::output`] but without blocking the loop. stdout and stderr are
+/// piped and stdin is `/dev/null`, whatever `cmd` set ([`Command::output`] keeps explicit
+/// settings).
 ///
 /// ```
 /// overlap::block_on(async {
@@ -143,7 +150,7 @@ pub fn spawn(cmd: &mut Command) -> io::Result<Child> {
 /// })
 /// .unwrap();
 /// ```
-pub async fn output(cmd: &mut Command) -> io::Result<Output> {
+pub async fn output(cmd: &mut std::process::Command) -> io::Result<Output> {
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -274,8 +281,8 @@ impl Drop for Child {
 
 #[cfg(test)]
 mod tests {
-    use super::{poll_fn, signal, Proc, SignalKind};
-    use super::{Command, ExitWatch};
+    use super::{poll_fn, signal, ExitWatch, Proc, SignalKind};
+    use std::process::Command;
 
     /// The fallback for kernels without `pidfd_open` (normal runs use the pidfd): a child
     /// awaited through `SIGCHLD` alone is seen to exit, with its status.

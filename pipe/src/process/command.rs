@@ -1,0 +1,197 @@
+//! `Command`: an owned builder for a child process, like `std::process::Command`, whose
+//! `spawn`, `output` and `status` run on the reactor.
+
+use std::ffi::OsStr;
+use std::io;
+use std::path::Path;
+use std::process::{ExitStatus, Output, Stdio};
+
+use super::{spawn, Child};
+
+/// A process to spawn: the builder of [`std::process::Command`], with async `output` and
+/// `status` and a [`Child`] whose stdio pipes are async.
+///
+/// Each setter mirrors std's; anything else std offers (`pre_exec`, `uid`, `process_group`,
+/// …) is reachable through [`as_std_mut`](Command::as_std_mut).
+///
+/// ```
+/// use overlap::process::Command;
+///
+/// overlap::block_on(async {
+///     let out = Command::new("sh")
+///         .arg("-c")
+///         .arg("echo \"$GREETING\"; exit 3")
+///         .env("GREETING", "hello")
+///         .output()
+///         .await?;
+///     assert_eq!(out.stdout, b"hello\n");
+///     assert_eq!(out.status.code(), Some(3));
+///     std::io::Result::Ok(())
+/// })
+/// .unwrap();
+/// ```
+#[derive(Debug)]
+pub struct Command {
+    std: std::process::Command,
+    stdin_set: bool,
+    stdout_set: bool,
+    stderr_set: bool,
+    kill_on_drop: bool,
+}
+
+impl Command {
+    /// A command running `program`, found on `PATH` unless it is a path itself.
+    pub fn new(program: impl AsRef<OsStr>) -> Command {
+        Command::from(std::process::Command::new(program))
+    }
+
+    /// Adds an argument.
+    pub fn arg(&mut self, arg: impl AsRef<OsStr>) -> &mut Command {
+        self.std.arg(arg);
+        self
+    }
+
+    /// Adds arguments.
+    pub fn args<I, S>(&mut self, args: I) -> &mut Command
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        self.std.args(args);
+        self
+    }
+
+    /// Sets an environment variable for the child.
+    pub fn env(&mut self, key: impl AsRef<OsStr>, val: impl AsRef<OsStr>) -> &mut Command {
+        self.std.env(key, val);
+        self
+    }
+
+    /// Sets environment variables for the child.
+    pub fn envs<I, K, V>(&mut self, vars: I) -> &mut Command
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<OsStr>,
+        V: AsRef<OsStr>,
+    {
+        self.std.envs(vars);
+        self
+    }
+
+    /// Removes an environment variable from the child's environment.
+    pub fn env_remove(&mut self, key: impl AsRef<OsStr>) -> &mut Command {
+        self.std.env_remove(key);
+        self
+    }
+
+    /// Starts the child with an empty environment (plus what `env` adds afterwards).
+    pub fn env_clear(&mut self) -> &mut Command {
+        self.std.env_clear();
+        self
+    }
+
+    /// The child's working directory.
+    pub fn current_dir(&mut self, dir: impl AsRef<Path>) -> &mut Command {
+        self.std.current_dir(dir);
+        self
+    }
+
+    /// The child's stdin. [`Stdio::piped`] makes [`Child::stdin`] an async `Sender`.
+    pub fn stdin(&mut self, cfg: impl Into<Stdio>) -> &mut Command {
+        self.std.stdin(cfg);
+        self.stdin_set = true;
+        self
+    }
+
+    /// The child's stdout. [`Stdio::piped`] makes [`Child::stdout`] an async `Receiver`.
+    pub fn stdout(&mut self, cfg: impl Into<Stdio>) -> &mut Command {
+        self.std.stdout(cfg);
+        self.stdout_set = true;
+        self
+    }
+
+    /// The child's stderr. [`Stdio::piped`] makes [`Child::stderr`] an async `Receiver`.
+    pub fn stderr(&mut self, cfg: impl Into<Stdio>) -> &mut Command {
+        self.std.stderr(cfg);
+        self.stderr_set = true;
+        self
+    }
+
+    /// Whether each [`Child`] spawned from here is killed if dropped while it runs (see
+    /// [`Child::kill_on_drop`]). Off by default.
+    pub fn kill_on_drop(&mut self, kill: bool) -> &mut Command {
+        self.kill_on_drop = kill;
+        self
+    }
+
+    /// The std builder inside, for the settings this type does not mirror.
+    pub fn as_std_mut(&mut self) -> &mut std::process::Command {
+        &mut self.std
+    }
+
+    /// Spawns the child; stdio not set is inherited, as with std. Must be called inside a
+    /// runtime. Fails as [`spawn`](super::spawn) does.
+    pub fn spawn(&mut self) -> io::Result<Child> {
+        let mut child = spawn(&mut self.std)?;
+        child.kill_on_drop(self.kill_on_drop);
+        Ok(child)
+    }
+
+    /// Runs the child to completion, collecting its stdout and stderr. As with std, stdin
+    /// defaults to `/dev/null` and stdout and stderr to pipes; what was set explicitly is
+    /// kept. Dropping the future drops the child (killed only with
+    /// [`kill_on_drop`](Command::kill_on_drop); reaped in the background either way).
+    pub async fn output(&mut self) -> io::Result<Output> {
+        let defaults = [
+            (!self.stdin_set).then(Stdio::null),
+            (!self.stdout_set).then(Stdio::piped),
+            (!self.stderr_set).then(Stdio::piped),
+        ];
+        let [stdin, stdout, stderr] = defaults;
+        if let Some(s) = stdin {
+            self.std.stdin(s);
+        }
+        if let Some(s) = stdout {
+            self.std.stdout(s);
+        }
+        if let Some(s) = stderr {
+            self.std.stderr(s);
+        }
+        let child = self.spawn();
+        self.reset_defaults();
+        child?.wait_with_output().await
+    }
+
+    /// Runs the child to completion and returns its exit status. Stdio not set is
+    /// inherited, as with std.
+    pub async fn status(&mut self) -> io::Result<ExitStatus> {
+        self.spawn()?.wait().await
+    }
+
+    /// Undoes `output`'s defaults, so the next `spawn` or `status` inherits again.
+    fn reset_defaults(&mut self) {
+        if !self.stdin_set {
+            self.std.stdin(Stdio::inherit());
+        }
+        if !self.stdout_set {
+            self.std.stdout(Stdio::inherit());
+        }
+        if !self.stderr_set {
+            self.std.stderr(Stdio::inherit());
+        }
+    }
+}
+
+impl From<std::process::Command> for Command {
+    /// Takes over a std builder. Its stdio settings cannot be read back, so `output` then
+    /// treats them as unset (its defaults apply).
+    fn from(std: std::process::Command) -> Command {
+        Command {
+            std,
+            stdin_set: false,
+            stdout_set: false,
+            stderr_set: false,
+            kill_on_drop: false,
+        }
+    }
+}
