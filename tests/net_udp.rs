@@ -1,23 +1,18 @@
 //! UDP: datagram boundaries and sources, peeking, connected sockets and ICMP errors.
 
+mod support;
+
 use std::io::ErrorKind;
 use std::net::SocketAddr;
 
 use overlap::net::UdpSocket;
-
-fn datagram(i: usize) -> Vec<u8> {
-    let len = 1 + (i * 37) % 1200;
-    (0..len).map(|j| (i + j) as u8).collect()
-}
+use support::{datagram, udp_trio};
 
 #[test]
 fn thousand_datagrams_with_lengths_and_sources() {
     overlap::block_on(async {
-        let rx = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let a = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let b = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let (rx, (a, a_addr), (b, b_addr)) = udp_trio().await;
         let to = rx.local_addr().unwrap();
-        let (a_addr, b_addr) = (a.local_addr().unwrap(), b.local_addr().unwrap());
 
         // Batches of 50, so the receive buffer never overflows (UDP would drop silently).
         let mut buf = vec![0u8; 2048];

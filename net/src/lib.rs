@@ -45,6 +45,7 @@ mod split;
 mod sys;
 mod tcp;
 mod udp;
+mod udp_batch;
 pub mod unix;
 
 pub use resolve::ToSocketAddrs;
@@ -55,6 +56,7 @@ pub use tcp::{
     TcpStream, WriteHalf,
 };
 pub use udp::UdpSocket;
+pub use udp_batch::{Datagram, RecvBatch};
 pub use unix::{UnixDatagram, UnixListener, UnixStream};
 
 /// Implements the fd traits every registered socket type shares: `AsRawFd`, `AsFd`,

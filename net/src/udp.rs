@@ -35,7 +35,7 @@ use crate::sys::{SockAddr, Socket};
 /// .unwrap();
 /// ```
 pub struct UdpSocket {
-    io: AsyncFd<Socket>,
+    pub(crate) io: AsyncFd<Socket>,
 }
 
 impl UdpSocket {

@@ -18,5 +18,5 @@ pub use fd::*;
 pub use files::*;
 pub use limits::*;
 pub use mailbox::Mailbox;
-pub use net::{open_fresh, tcp_pair};
+pub use net::{datagram, open_fresh, tcp_pair, udp_trio};
 pub use rng::Rng;

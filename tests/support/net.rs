@@ -2,8 +2,10 @@
 
 use std::path::Path;
 
+use std::net::SocketAddr;
+
 use overlap::fs::{File, OpenOptions};
-use overlap::net::{TcpListener, TcpStream};
+use overlap::net::{TcpListener, TcpStream, UdpSocket};
 
 /// Two connected TCP streams over 127.0.0.1.
 pub async fn tcp_pair() -> (TcpStream, TcpStream) {
@@ -25,4 +27,19 @@ pub async fn open_fresh(path: &Path) -> File {
         .open(path)
         .await
         .unwrap()
+}
+
+/// The `i`th test datagram: 1 to 1,200 bytes, its contents derived from `i`.
+pub fn datagram(i: usize) -> Vec<u8> {
+    let len = 1 + (i * 37) % 1200;
+    (0..len).map(|j| (i + j) as u8).collect()
+}
+
+/// A receiver and two senders on 127.0.0.1, with the senders' addresses.
+pub async fn udp_trio() -> (UdpSocket, (UdpSocket, SocketAddr), (UdpSocket, SocketAddr)) {
+    let rx = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let a = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let b = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let (a_addr, b_addr) = (a.local_addr().unwrap(), b.local_addr().unwrap());
+    (rx, (a, a_addr), (b, b_addr))
 }

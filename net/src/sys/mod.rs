@@ -15,6 +15,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd, RawF
 use std::time::Duration;
 
 pub(crate) use addr::SockAddr;
+pub(crate) use mmsg::{RecvMeta, MAX_BATCH};
 use overlap_runtime::syscall;
 
 /// Counts one I/O syscall of `kind` when the `count-syscalls` feature is on.
@@ -24,6 +25,8 @@ macro_rules! count {
         counters::bump(counters::Kind::$kind);
     };
 }
+
+mod mmsg;
 
 /// An open socket descriptor, always in non-blocking, close-on-exec mode when created here.
 ///

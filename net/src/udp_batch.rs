@@ -1,0 +1,185 @@
+//! Many datagrams per syscall: `UdpSocket::recv_batch` (`recvmmsg`) and
+//! `UdpSocket::send_batch` (`sendmmsg`).
+
+use std::fmt;
+use std::future::poll_fn;
+use std::io;
+use std::net::SocketAddr;
+
+use crate::io::{poll_read_with, poll_write_with};
+use crate::sys::{RecvMeta, SockAddr, MAX_BATCH};
+use crate::UdpSocket;
+
+/// Buffers for up to `capacity` received datagrams of up to `max_len` bytes each, filled by
+/// [`UdpSocket::recv_batch`] and reused from one call to the next.
+///
+/// ```
+/// use overlap::net::{RecvBatch, UdpSocket};
+///
+/// overlap::block_on(async {
+///     let server = UdpSocket::bind("127.0.0.1:0").await?;
+///     let client = UdpSocket::bind("127.0.0.1:0").await?;
+///     let to = server.local_addr()?;
+///     let sent = client.send_batch(&[(&b"one"[..], to), (&b"two"[..], to)]).await?;
+///     assert_eq!(sent, 2);
+///
+///     let mut batch = RecvBatch::new(16, 1500);
+///     let mut got = Vec::new();
+///     while got.len() < 2 {
+///         server.recv_batch(&mut batch).await?;
+///         got.extend(batch.iter().map(|d| d.data.to_vec()));
+///     }
+///     assert_eq!(got, [b"one".to_vec(), b"two".to_vec()]);
+///     std::io::Result::Ok(())
+/// })
+/// .unwrap();
+/// ```
+pub struct RecvBatch {
+    data: Vec<u8>,
+    max_len: usize,
+    meta: Vec<RecvMeta>,
+    from: Vec<SocketAddr>,
+    filled: usize,
+}
+
+/// One datagram in a [`RecvBatch`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Datagram<'a> {
+    /// Its bytes (at most the batch's `max_len`).
+    pub data: &'a [u8],
+    /// Who sent it.
+    pub from: SocketAddr,
+    /// It was longer than `max_len`; the rest was dropped by the kernel.
+    pub truncated: bool,
+}
+
+impl RecvBatch {
+    /// Room for `capacity` datagrams (at least 1) of up to `max_len` bytes each (at least 1;
+    /// 65,507 holds any IPv4 UDP datagram, 1,500 what fits an Ethernet frame).
+    pub fn new(capacity: usize, max_len: usize) -> RecvBatch {
+        let (capacity, max_len) = (capacity.max(1), max_len.max(1));
+        RecvBatch {
+            data: vec![0; capacity * max_len],
+            max_len,
+            meta: vec![RecvMeta::empty(); capacity],
+            from: Vec::with_capacity(capacity),
+            filled: 0,
+        }
+    }
+
+    /// How many datagrams one call can receive: the capacity, but at most 32 (one
+    /// `recvmmsg`'s worth).
+    pub fn per_call(&self) -> usize {
+        self.meta.len().min(MAX_BATCH)
+    }
+
+    /// The datagrams from the last [`UdpSocket::recv_batch`].
+    pub fn len(&self) -> usize {
+        self.filled
+    }
+
+    /// Whether the last receive brought nothing (or none happened yet).
+    pub fn is_empty(&self) -> bool {
+        self.filled == 0
+    }
+
+    /// The `i`th datagram of the last receive.
+    pub fn get(&self, i: usize) -> Option<Datagram<'_>> {
+        if i >= self.filled {
+            return None;
+        }
+        let m = &self.meta[i];
+        let start = i * self.max_len;
+        Some(Datagram {
+            data: &self.data[start..start + m.len.min(self.max_len)],
+            from: self.from[i],
+            truncated: m.truncated,
+        })
+    }
+
+    /// The datagrams of the last receive, in arrival order.
+    pub fn iter(&self) -> impl Iterator<Item = Datagram<'_>> + '_ {
+        (0..self.filled).filter_map(|i| self.get(i))
+    }
+}
+
+impl fmt::Debug for RecvBatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RecvBatch")
+            .field("capacity", &self.meta.len())
+            .field("max_len", &self.max_len)
+            .field("len", &self.filled)
+            .finish()
+    }
+}
+
+impl UdpSocket {
+    /// Waits for datagrams and receives as many as are queued, up to
+    /// [`batch.per_call()`](RecvBatch::per_call), with one `recvmmsg`. Returns how many
+    /// (at least one); they are then in `batch`, replacing the previous ones.
+    ///
+    /// Under load this costs one syscall for up to 32 datagrams where
+    /// [`recv_from`](UdpSocket::recv_from) costs one each. When fewer arrive than there was
+    /// room for, the queue was empty: the next call waits for the next readiness edge
+    /// instead of paying for an `EAGAIN`.
+    pub async fn recv_batch(&self, batch: &mut RecvBatch) -> io::Result<usize> {
+        batch.filled = 0;
+        batch.from.clear();
+        let room = batch.per_call();
+        let RecvBatch {
+            data,
+            max_len,
+            meta,
+            ..
+        } = batch;
+        let got = poll_fn(|cx| {
+            poll_read_with(
+                &self.io,
+                cx,
+                |s| s.recv_mmsg(data, *max_len, &mut meta[..room]),
+                |&n| n < room,
+            )
+        })
+        .await?;
+        for m in &batch.meta[..got] {
+            batch.from.push(m.from.to_inet()?);
+        }
+        batch.filled = got;
+        Ok(got)
+    }
+
+    /// Sends the datagrams in order, each to its address, with one `sendmmsg` for up to 32
+    /// of them; waits until at least one is sent and returns how many were (like a
+    /// `write`: call again with the rest). An empty slice sends nothing.
+    ///
+    /// An error for one datagram (too long, say) comes back once the ones before it are sent:
+    /// this call returns their count, the next one the error.
+    ///
+    /// ```
+    /// # overlap::block_on(async {
+    /// # let socket = overlap::net::UdpSocket::bind("127.0.0.1:0").await?;
+    /// # let to = socket.local_addr()?;
+    /// let mut queue: Vec<(&[u8], std::net::SocketAddr)> = vec![(b"a", to), (b"b", to)];
+    /// let mut rest = &queue[..];
+    /// while !rest.is_empty() {
+    ///     let sent = socket.send_batch(rest).await?;
+    ///     rest = &rest[sent..];
+    /// }
+    /// # std::io::Result::Ok(())
+    /// # }).unwrap();
+    /// ```
+    pub async fn send_batch(&self, datagrams: &[(&[u8], SocketAddr)]) -> io::Result<usize> {
+        let n = datagrams.len().min(MAX_BATCH);
+        if n == 0 {
+            return Ok(0);
+        }
+        let mut addrs = [(&[][..], SockAddr::empty()); MAX_BATCH];
+        for (slot, (buf, to)) in addrs.iter_mut().zip(datagrams) {
+            *slot = (*buf, SockAddr::from(*to));
+        }
+        let msgs = &addrs[..n];
+        // A short count may mean a full buffer or an error waiting for the next call, which
+        // cannot be told apart: readiness is only cleared on `EAGAIN` itself.
+        poll_fn(|cx| poll_write_with(&self.io, cx, |s| s.send_mmsg(msgs), |_| false)).await
+    }
+}
