@@ -226,3 +226,46 @@ fn pending_tasks_resume_in_next_block_on() {
     assert_eq!(rt.block_on(h).unwrap(), 7);
     assert_eq!(flag.get(), 2);
 }
+
+/// Reads, when dropped, the value it borrows and reports it.
+struct ReadOnDrop<'a> {
+    borrowed: &'a [Cell<u64>; 8],
+    report: Rc<Cell<u64>>,
+}
+
+impl Drop for ReadOnDrop<'_> {
+    fn drop(&mut self) {
+        let sum = self.borrowed.iter().map(Cell::get).sum();
+        self.report.set(sum);
+    }
+}
+
+/// A task suspended while one of its locals borrows another, and whose destructor reads
+/// the borrowed one: what `mpsc::Send` does with its sender, or any intrusive waiter.
+async fn self_borrowing(report: Rc<Cell<u64>>) {
+    let local = [(); 8].map(|_| Cell::new(0x0101_0101));
+    let _reader = ReadOnDrop {
+        borrowed: &local,
+        report,
+    };
+    std::future::pending::<()>().await;
+}
+
+#[test]
+fn a_pinned_future_is_dropped_in_place_when_aborted_or_dropped_with_the_runtime() {
+    // Dropping the future anywhere but where it was polled would make the reader see the
+    // cell's new contents (the cancelled result) instead of its own local.
+    let expected = 8 * 0x0101_0101;
+    let rt = Runtime::new().unwrap();
+    let (aborted, shut) = (Rc::new(Cell::new(0)), Rc::new(Cell::new(0)));
+    let a = rt.spawn(self_borrowing(aborted.clone()));
+    drop(rt.spawn(self_borrowing(shut.clone())));
+    rt.block_on(async {
+        yield_now().await; // both run and suspend
+        a.abort();
+        assert!(a.await.unwrap_err().is_cancelled());
+    });
+    assert_eq!(aborted.get(), expected);
+    drop(rt);
+    assert_eq!(shut.get(), expected);
+}

@@ -412,9 +412,24 @@ impl<F: Future + 'static> TaskCell<F> {
     }
 
     /// Replaces the stage without letting a panicking destructor unwind into the runtime.
+    ///
+    /// The old stage is dropped *where it lies*, before the new one is written: a running
+    /// future is pinned, and may point into itself (a future holding a borrow of its own
+    /// local, such as `tx.send(v)` on a `tx` it owns). Moving it out first, as
+    /// `mem::replace` would, runs its destructor on a copy whose inner pointers lead to the
+    /// overwritten cell.
     fn replace_stage(stage: &mut Stage<F>, new: Stage<F>) {
-        let old = mem::replace(stage, new);
-        if let Err(payload) = catch_unwind(AssertUnwindSafe(|| drop(old))) {
+        let slot: *mut Stage<F> = stage;
+        // SAFETY: `slot` is a valid, initialised stage, dropped exactly once here; even if a
+        // destructor panics, the drop glue finishes the other fields while unwinding, so the
+        // stage counts as dropped either way.
+        let dropped = catch_unwind(AssertUnwindSafe(|| unsafe {
+            std::ptr::drop_in_place(slot)
+        }));
+        // SAFETY: the old value was dropped just above and is never touched again, so
+        // writing over it without dropping is what is needed; `slot` is valid for writes.
+        unsafe { std::ptr::write(slot, new) };
+        if let Err(payload) = dropped {
             forget_payload(payload);
         }
     }
