@@ -7,6 +7,7 @@
 //! - [`block_on`], [`Runtime`], [`spawn`] (tasks need not be `Send`), [`JoinHandle`],
 //!   [`yield_now`], [`AsyncFd`] for any pollable fd;
 //! - [`time`]: sleeps, timeouts, intervals; [`signal`]: Unix signals as events;
+//!   [`sync`]: channels between tasks (`mpsc`, `oneshot`), with no atomics;
 //! - [`net`]: TCP, UDP and Unix sockets; [`pipe`]: pipes and FIFOs; [`process`]: child
 //!   processes; [`fs`]: files on the blocking pool, [`spawn_blocking`] for any other
 //!   blocking work;
@@ -24,7 +25,7 @@
 //! ```
 
 pub use overlap_runtime::{
-    block_on, coop_poll_proceed, metrics, signal, spawn, spawn_blocking, time, try_spawn,
+    block_on, coop_poll_proceed, metrics, signal, spawn, spawn_blocking, sync, time, try_spawn,
     yield_now, AsyncFd, AsyncFdReadyGuard, Builder, Direction, Handle, JoinError, JoinHandle,
     JoinSet, Ready, ReadyEvent, Registered, RemoteJoinHandle, Runtime, RuntimeMetrics, TryIoError,
     YieldNow,

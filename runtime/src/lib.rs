@@ -21,6 +21,7 @@ mod metrics;
 mod reactor;
 pub mod signal;
 mod slab;
+pub mod sync;
 mod task;
 pub mod time;
 

@@ -1,0 +1,29 @@
+//! Channels between the tasks of one runtime: [`mpsc`] (bounded or unbounded, many
+//! senders, one receiver) and [`oneshot`] (one value, once).
+//!
+//! They are built for overlap's single-threaded runtime: plain `Rc` and `RefCell`, no atomic
+//! instruction and no lock, so a message costs a queue push and, if the other side waits, one
+//! wake. The price is that they are not `Send`: every end stays on the runtime's thread, like
+//! the tasks that use them. To talk to another thread, spawn onto its runtime with a
+//! [`Handle`](crate::Handle), or use a thread-safe channel (`futures-channel`,
+//! `async-channel`), which works with overlap's wakers as with any runtime.
+//!
+//! ```
+//! use overlap::sync::{mpsc, oneshot};
+//!
+//! overlap::block_on(async {
+//!     // A worker task that answers requests, each carrying its own reply channel.
+//!     let (requests, mut inbox) = mpsc::channel::<(u32, oneshot::Sender<u32>)>(16);
+//!     overlap::spawn(async move {
+//!         while let Some((n, reply)) = inbox.recv().await {
+//!             let _ = reply.send(n * 2);
+//!         }
+//!     });
+//!     let (reply, answer) = oneshot::channel();
+//!     requests.send((21, reply)).await.unwrap();
+//!     assert_eq!(answer.await.unwrap(), 42);
+//! });
+//! ```
+
+pub mod mpsc;
+pub mod oneshot;

@@ -1,0 +1,430 @@
+//! A multi-producer, single-consumer queue between tasks, bounded or unbounded.
+//!
+//! A bounded channel is fair: when it is full, senders get room in the order they started
+//! waiting, and a waiting sender that is dropped (cancelled) passes its turn on.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
+
+use futures_core::Stream;
+
+/// A sender waiting for room.
+struct Waiter {
+    waker: RefCell<Option<Waker>>,
+    /// A slot was reserved for this sender (counted in `Chan::reserved`).
+    granted: Cell<bool>,
+}
+
+struct Chan<T> {
+    queue: VecDeque<T>,
+    /// `usize::MAX` when unbounded.
+    capacity: usize,
+    /// Slots promised to woken waiters that have not filled them yet.
+    reserved: usize,
+    waiters: VecDeque<Rc<Waiter>>,
+    receiver_waker: Option<Waker>,
+    senders: usize,
+    /// The receiver was dropped or closed: sends fail from now on.
+    closed: bool,
+}
+
+impl<T> Chan<T> {
+    fn has_room(&self) -> bool {
+        self.queue.len() + self.reserved < self.capacity
+    }
+
+    /// A slot freed up (or a reservation was given back): reserves it for the first waiter,
+    /// whose waker is returned to be called once the channel is no longer borrowed.
+    fn grant_next(&mut self) -> Option<Waker> {
+        if !self.has_room() {
+            return None;
+        }
+        let waiter = self.waiters.pop_front()?;
+        waiter.granted.set(true);
+        self.reserved += 1;
+        let waker = waiter.waker.borrow_mut().take();
+        waker
+    }
+}
+
+/// Sends values to the [`Receiver`]; cloning makes another sender. See [`channel`].
+pub struct Sender<T> {
+    chan: Rc<RefCell<Chan<T>>>,
+}
+
+/// Receives the values of every [`Sender`], in the order they were sent. See [`channel`].
+pub struct Receiver<T> {
+    chan: Rc<RefCell<Chan<T>>>,
+}
+
+/// A bounded channel: at most `capacity` values wait in it; a sender finding it full waits
+/// for room.
+///
+/// # Panics
+/// If `capacity` is 0.
+///
+/// ```
+/// use overlap::sync::mpsc;
+///
+/// overlap::block_on(async {
+///     let (tx, mut rx) = mpsc::channel(2);
+///     for i in 0..3 {
+///         let tx = tx.clone();
+///         overlap::spawn(async move { tx.send(i).await.unwrap() });
+///     }
+///     drop(tx);
+///     let mut got = Vec::new();
+///     while let Some(v) = rx.recv().await {
+///         got.push(v);
+///     }
+///     got.sort();
+///     assert_eq!(got, [0, 1, 2]);
+/// });
+/// ```
+pub fn channel<T>(capacity: usize) -> (Sender<T>, Receiver<T>) {
+    assert!(capacity > 0, "mpsc::channel capacity must be at least 1");
+    with_capacity(capacity)
+}
+
+/// An unbounded channel: sends never wait (the queue grows as needed).
+pub fn unbounded_channel<T>() -> (Sender<T>, Receiver<T>) {
+    with_capacity(usize::MAX)
+}
+
+fn with_capacity<T>(capacity: usize) -> (Sender<T>, Receiver<T>) {
+    let chan = Rc::new(RefCell::new(Chan {
+        queue: VecDeque::new(),
+        capacity,
+        reserved: 0,
+        waiters: VecDeque::new(),
+        receiver_waker: None,
+        senders: 1,
+        closed: false,
+    }));
+    (Sender { chan: chan.clone() }, Receiver { chan })
+}
+
+/// The receiver is gone; the value comes back.
+#[derive(PartialEq, Eq)]
+pub struct SendError<T>(pub T);
+
+/// Why [`Sender::try_send`] did not send; the value comes back either way.
+#[derive(PartialEq, Eq)]
+pub enum TrySendError<T> {
+    /// The channel is full (or its free slots are promised to waiting senders).
+    Full(T),
+    /// The receiver is gone.
+    Closed(T),
+}
+
+/// Why [`Receiver::try_recv`] returned no value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TryRecvError {
+    /// Nothing queued now; senders remain.
+    Empty,
+    /// Nothing queued, and every sender is gone.
+    Disconnected,
+}
+
+impl<T> Sender<T> {
+    /// Sends `value`, waiting for room if the channel is full. Fails, giving the value back,
+    /// if the receiver is gone.
+    ///
+    /// Cancel-safe in the useful sense: if the future is dropped before it completes, the
+    /// value was not sent (it is dropped with the future) and the sender's place in line
+    /// goes to the next waiting sender.
+    pub fn send(&self, value: T) -> Send<'_, T> {
+        Send {
+            sender: self,
+            value: Some(value),
+            waiter: None,
+        }
+    }
+
+    /// Sends `value` if there is room now, without waiting.
+    pub fn try_send(&self, value: T) -> Result<(), TrySendError<T>> {
+        let chan = self.chan.borrow_mut();
+        if chan.closed {
+            return Err(TrySendError::Closed(value));
+        }
+        if !chan.waiters.is_empty() || !chan.has_room() {
+            return Err(TrySendError::Full(value));
+        }
+        push(chan, value);
+        Ok(())
+    }
+
+    /// Whether the receiver is gone (dropped or closed), so sends fail.
+    pub fn is_closed(&self) -> bool {
+        self.chan.borrow().closed
+    }
+}
+
+/// Queues `value` and wakes the receiver, after releasing the borrow.
+fn push<T>(mut chan: std::cell::RefMut<'_, Chan<T>>, value: T) {
+    chan.queue.push_back(value);
+    let waker = chan.receiver_waker.take();
+    drop(chan);
+    if let Some(w) = waker {
+        w.wake();
+    }
+}
+
+impl<T> Clone for Sender<T> {
+    fn clone(&self) -> Sender<T> {
+        self.chan.borrow_mut().senders += 1;
+        Sender {
+            chan: self.chan.clone(),
+        }
+    }
+}
+
+impl<T> Drop for Sender<T> {
+    fn drop(&mut self) {
+        let waker = {
+            let mut chan = self.chan.borrow_mut();
+            chan.senders -= 1;
+            if chan.senders > 0 {
+                return;
+            }
+            chan.receiver_waker.take()
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+}
+
+/// The future of [`Sender::send`].
+#[must_use = "futures do nothing unless polled"]
+pub struct Send<'a, T> {
+    sender: &'a Sender<T>,
+    value: Option<T>,
+    waiter: Option<Rc<Waiter>>,
+}
+
+// The value is only moved out, never pinned.
+impl<T> Unpin for Send<'_, T> {}
+
+impl<T> Future for Send<'_, T> {
+    type Output = Result<(), SendError<T>>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        let mut chan = this.sender.chan.borrow_mut();
+        let Some(value) = this.value.take() else {
+            return Poll::Ready(Ok(())); // polled after completion
+        };
+        if chan.closed {
+            // A reservation held is moot (closing cleared them): nothing will be received.
+            this.waiter = None;
+            return Poll::Ready(Err(SendError(value)));
+        }
+        match &this.waiter {
+            Some(w) if w.granted.get() => {
+                this.waiter = None;
+                chan.reserved -= 1;
+                push(chan, value);
+                return Poll::Ready(Ok(()));
+            }
+            Some(w) => {
+                *w.waker.borrow_mut() = Some(cx.waker().clone());
+            }
+            None if chan.waiters.is_empty() && chan.has_room() => {
+                push(chan, value);
+                return Poll::Ready(Ok(()));
+            }
+            None => {
+                let w = Rc::new(Waiter {
+                    waker: RefCell::new(Some(cx.waker().clone())),
+                    granted: Cell::new(false),
+                });
+                chan.waiters.push_back(w.clone());
+                this.waiter = Some(w);
+            }
+        }
+        this.value = Some(value);
+        Poll::Pending
+    }
+}
+
+impl<T> Drop for Send<'_, T> {
+    fn drop(&mut self) {
+        let Some(w) = self.waiter.take() else {
+            return;
+        };
+        let next = {
+            let mut chan = self.sender.chan.borrow_mut();
+            if chan.closed {
+                // Closing dropped every waiter and reservation already.
+                return;
+            }
+            if w.granted.get() {
+                // Woken for a slot it will not fill: the next in line gets it.
+                chan.reserved -= 1;
+                chan.grant_next()
+            } else {
+                chan.waiters.retain(|other| !Rc::ptr_eq(other, &w));
+                None
+            }
+        };
+        if let Some(waker) = next {
+            waker.wake();
+        }
+    }
+}
+
+impl<T> Receiver<T> {
+    /// Waits for the next value; `None` once every sender is gone and the queue is empty.
+    pub async fn recv(&mut self) -> Option<T> {
+        std::future::poll_fn(|cx| self.poll_recv(cx)).await
+    }
+
+    /// [`recv`](Receiver::recv) as a poll function.
+    pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<T>> {
+        let mut chan = self.chan.borrow_mut();
+        if let Some(v) = chan.queue.pop_front() {
+            let next = chan.grant_next();
+            drop(chan);
+            if let Some(w) = next {
+                w.wake();
+            }
+            return Poll::Ready(Some(v));
+        }
+        if chan.senders == 0 {
+            return Poll::Ready(None);
+        }
+        match &chan.receiver_waker {
+            Some(w) if w.will_wake(cx.waker()) => {}
+            _ => chan.receiver_waker = Some(cx.waker().clone()),
+        }
+        Poll::Pending
+    }
+
+    /// Takes the next value if one is queued, without waiting.
+    pub fn try_recv(&mut self) -> Result<T, TryRecvError> {
+        let mut chan = self.chan.borrow_mut();
+        match chan.queue.pop_front() {
+            Some(v) => {
+                let next = chan.grant_next();
+                drop(chan);
+                if let Some(w) = next {
+                    w.wake();
+                }
+                Ok(v)
+            }
+            None if chan.senders == 0 => Err(TryRecvError::Disconnected),
+            None => Err(TryRecvError::Empty),
+        }
+    }
+
+    /// Stops the channel: later sends fail (waiting senders are woken to fail), while the
+    /// values already queued can still be received.
+    pub fn close(&mut self) {
+        let waiters = {
+            let mut chan = self.chan.borrow_mut();
+            chan.closed = true;
+            chan.reserved = 0;
+            std::mem::take(&mut chan.waiters)
+        };
+        for w in waiters {
+            let waker = w.waker.borrow_mut().take();
+            if let Some(waker) = waker {
+                waker.wake();
+            }
+        }
+    }
+}
+
+impl<T> Drop for Receiver<T> {
+    fn drop(&mut self) {
+        self.close();
+        // The queued values go now, not when the last sender does.
+        let queued = std::mem::take(&mut self.chan.borrow_mut().queue);
+        drop(queued);
+    }
+}
+
+impl<T> Stream for Receiver<T> {
+    type Item = T;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
+        self.get_mut().poll_recv(cx)
+    }
+}
+
+impl<T> fmt::Debug for Sender<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("mpsc::Sender")
+            .field("closed", &self.is_closed())
+            .finish()
+    }
+}
+
+impl<T> fmt::Debug for Receiver<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let chan = self.chan.borrow();
+        f.debug_struct("mpsc::Receiver")
+            .field("queued", &chan.queue.len())
+            .field("senders", &chan.senders)
+            .finish()
+    }
+}
+
+impl<T> fmt::Debug for Send<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Send")
+            .field("waiting", &self.waiter.is_some())
+            .finish()
+    }
+}
+
+impl<T> fmt::Debug for SendError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SendError(..)")
+    }
+}
+
+impl<T> fmt::Display for SendError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the receiver is gone")
+    }
+}
+
+impl<T> std::error::Error for SendError<T> {}
+
+impl<T> fmt::Debug for TrySendError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TrySendError::Full(_) => "Full(..)",
+            TrySendError::Closed(_) => "Closed(..)",
+        })
+    }
+}
+
+impl<T> fmt::Display for TrySendError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TrySendError::Full(_) => "the channel is full",
+            TrySendError::Closed(_) => "the receiver is gone",
+        })
+    }
+}
+
+impl<T> std::error::Error for TrySendError<T> {}
+
+impl fmt::Display for TryRecvError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TryRecvError::Empty => "no value queued",
+            TryRecvError::Disconnected => "no value queued and every sender is gone",
+        })
+    }
+}
+
+impl std::error::Error for TryRecvError {}

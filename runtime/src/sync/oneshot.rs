@@ -1,0 +1,177 @@
+//! A channel for one value, sent once: the usual way to hand a task its reply.
+
+use std::cell::RefCell;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
+
+struct Inner<T> {
+    value: Option<T>,
+    receiver_waker: Option<Waker>,
+    sender_gone: bool,
+    receiver_gone: bool,
+}
+
+/// Sends the one value; see [`channel`].
+pub struct Sender<T> {
+    inner: Rc<RefCell<Inner<T>>>,
+}
+
+/// Awaits the one value: a future of `Ok(value)`, or [`RecvError`] if the sender was
+/// dropped without sending. See [`channel`].
+pub struct Receiver<T> {
+    inner: Rc<RefCell<Inner<T>>>,
+}
+
+/// The sender was dropped without sending a value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RecvError;
+
+/// Why [`Receiver::try_recv`] returned no value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TryRecvError {
+    /// Nothing yet; the sender may still send.
+    Empty,
+    /// The sender was dropped without sending.
+    Closed,
+}
+
+/// A one-shot channel: [`Sender::send`] once, await the [`Receiver`].
+///
+/// ```
+/// use overlap::sync::oneshot;
+///
+/// overlap::block_on(async {
+///     let (tx, rx) = oneshot::channel();
+///     overlap::spawn(async move { tx.send("done").unwrap() });
+///     assert_eq!(rx.await, Ok("done"));
+///
+///     let (tx, rx) = oneshot::channel::<u8>();
+///     drop(tx);
+///     assert_eq!(rx.await, Err(oneshot::RecvError));
+/// });
+/// ```
+pub fn channel<T>() -> (Sender<T>, Receiver<T>) {
+    let inner = Rc::new(RefCell::new(Inner {
+        value: None,
+        receiver_waker: None,
+        sender_gone: false,
+        receiver_gone: false,
+    }));
+    (
+        Sender {
+            inner: inner.clone(),
+        },
+        Receiver { inner },
+    )
+}
+
+impl<T> Sender<T> {
+    /// Sends `value`, waking the receiver. Gives the value back if the receiver is gone.
+    pub fn send(self, value: T) -> Result<(), T> {
+        let waker = {
+            let mut inner = self.inner.borrow_mut();
+            if inner.receiver_gone {
+                return Err(value);
+            }
+            inner.value = Some(value);
+            inner.receiver_waker.take()
+        };
+        // `self` drops next; the receiver finds the value first.
+        if let Some(w) = waker {
+            w.wake();
+        }
+        Ok(())
+    }
+
+    /// Whether the receiver is gone, so a value sent now would come back.
+    pub fn is_closed(&self) -> bool {
+        self.inner.borrow().receiver_gone
+    }
+}
+
+impl<T> Drop for Sender<T> {
+    fn drop(&mut self) {
+        let waker = {
+            let mut inner = self.inner.borrow_mut();
+            inner.sender_gone = true;
+            inner.receiver_waker.take()
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+}
+
+impl<T> Receiver<T> {
+    /// Takes the value if it was sent, without waiting.
+    pub fn try_recv(&mut self) -> Result<T, TryRecvError> {
+        let mut inner = self.inner.borrow_mut();
+        match inner.value.take() {
+            Some(v) => Ok(v),
+            None if inner.sender_gone => Err(TryRecvError::Closed),
+            None => Err(TryRecvError::Empty),
+        }
+    }
+}
+
+impl<T> Future for Receiver<T> {
+    type Output = Result<T, RecvError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut inner = self.inner.borrow_mut();
+        if let Some(v) = inner.value.take() {
+            return Poll::Ready(Ok(v));
+        }
+        if inner.sender_gone {
+            return Poll::Ready(Err(RecvError));
+        }
+        match &inner.receiver_waker {
+            Some(w) if w.will_wake(cx.waker()) => {}
+            _ => inner.receiver_waker = Some(cx.waker().clone()),
+        }
+        Poll::Pending
+    }
+}
+
+impl<T> Drop for Receiver<T> {
+    fn drop(&mut self) {
+        // A value already sent is dropped with the channel, when the sender lets go too.
+        self.inner.borrow_mut().receiver_gone = true;
+    }
+}
+
+impl<T> fmt::Debug for Sender<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("oneshot::Sender")
+            .field("closed", &self.is_closed())
+            .finish()
+    }
+}
+
+impl<T> fmt::Debug for Receiver<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("oneshot::Receiver").finish_non_exhaustive()
+    }
+}
+
+impl fmt::Display for RecvError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the oneshot sender was dropped without sending")
+    }
+}
+
+impl std::error::Error for RecvError {}
+
+impl fmt::Display for TryRecvError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TryRecvError::Empty => "no value sent yet",
+            TryRecvError::Closed => "the oneshot sender was dropped without sending",
+        })
+    }
+}
+
+impl std::error::Error for TryRecvError {}

@@ -1,0 +1,188 @@
+//! `overlap::sync`: mpsc and oneshot channels between tasks: ordering, back-pressure,
+//! fairness, cancellation, closing, and no wasted polls.
+
+use std::cell::Cell;
+use std::rc::Rc;
+
+use overlap::stream::StreamExt;
+use overlap::sync::mpsc::{self, TryRecvError, TrySendError};
+use overlap::sync::oneshot;
+
+/// Counts drops, to check that values are neither lost nor dropped twice.
+struct Counted(Rc<Cell<usize>>);
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.set(self.0.get() + 1);
+    }
+}
+
+#[overlap::test]
+async fn three_senders_through_a_small_channel_keep_each_senders_order() {
+    let (tx, mut rx) = mpsc::channel::<(u8, u32)>(4);
+    for id in 0..3u8 {
+        let tx = tx.clone();
+        overlap::spawn(async move {
+            for n in 0..1000 {
+                tx.send((id, n)).await.unwrap();
+            }
+        });
+    }
+    drop(tx);
+    let mut next = [0u32; 3];
+    while let Some((id, n)) = rx.recv().await {
+        assert_eq!(n, next[id as usize], "sender {id} out of order");
+        next[id as usize] += 1;
+    }
+    assert_eq!(next, [1000; 3], "every value arrived, then None");
+}
+
+#[overlap::test]
+async fn a_full_channel_refuses_try_send_until_a_value_is_received() {
+    let (tx, mut rx) = mpsc::channel(2);
+    tx.try_send(1).unwrap();
+    tx.try_send(2).unwrap();
+    assert!(matches!(tx.try_send(3), Err(TrySendError::Full(3))));
+    assert_eq!(rx.try_recv(), Ok(1));
+    tx.try_send(3).unwrap();
+    assert_eq!(rx.recv().await, Some(2));
+    assert_eq!(rx.recv().await, Some(3));
+    assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
+    drop(tx);
+    assert_eq!(rx.try_recv(), Err(TryRecvError::Disconnected));
+    assert_eq!(rx.recv().await, None);
+}
+
+#[overlap::test]
+async fn waiting_senders_get_room_in_the_order_they_came() {
+    let (tx, mut rx) = mpsc::channel(1);
+    tx.send(100).await.unwrap(); // full now
+    for id in 0..3 {
+        let tx = tx.clone();
+        overlap::spawn(async move { tx.send(id).await.unwrap() });
+        // Each starts waiting before the next is spawned.
+        overlap::yield_now().await;
+    }
+    // A newcomer cannot jump the line.
+    assert!(matches!(tx.try_send(99), Err(TrySendError::Full(99))));
+    let mut got = Vec::new();
+    for _ in 0..4 {
+        got.push(rx.recv().await.unwrap());
+    }
+    assert_eq!(got, [100, 0, 1, 2]);
+}
+
+#[overlap::test]
+async fn a_cancelled_sender_passes_its_turn_on() {
+    let (tx, mut rx) = mpsc::channel(1);
+    tx.send(Counted(Rc::new(Cell::new(0)))).await.unwrap();
+    let dropped = Rc::new(Cell::new(0));
+    let (tx_a, d) = (tx.clone(), dropped.clone());
+    let a = overlap::spawn(async move { tx_a.send(Counted(d)).await.is_ok() });
+    overlap::yield_now().await;
+    let tx_b = tx.clone();
+    let b = overlap::spawn(async move { tx_b.send(Counted(Rc::new(Cell::new(0)))).await });
+    overlap::yield_now().await;
+    // Room for one: it is promised to `a`, which is aborted before it can use it.
+    let first = rx.recv().await.unwrap();
+    drop(first);
+    a.abort();
+    assert!(a.await.unwrap_err().is_cancelled());
+    assert_eq!(
+        dropped.get(),
+        1,
+        "the cancelled send's value was dropped, not sent"
+    );
+    // `b` got the turn: its value arrives, and it completes.
+    let _from_b = rx.recv().await.unwrap();
+    b.await.unwrap().unwrap();
+}
+
+#[overlap::test]
+async fn a_closed_channel_fails_sends_and_wakes_waiting_senders_with_their_values() {
+    let (tx, mut rx) = mpsc::channel(1);
+    tx.send(1).await.unwrap();
+    let waiting = {
+        let tx = tx.clone();
+        overlap::spawn(async move { tx.send(2).await })
+    };
+    overlap::yield_now().await;
+    rx.close();
+    assert!(tx.is_closed());
+    assert_eq!(waiting.await.unwrap().unwrap_err().0, 2);
+    assert!(matches!(tx.try_send(3), Err(TrySendError::Closed(3))));
+    // What was queued before closing can still be received.
+    assert_eq!(rx.recv().await, Some(1));
+    drop(rx);
+    assert_eq!(tx.send(4).await.unwrap_err().0, 4);
+}
+
+#[overlap::test]
+async fn dropping_the_receiver_drops_what_is_queued() {
+    let dropped = Rc::new(Cell::new(0));
+    let (tx, rx) = mpsc::unbounded_channel();
+    for _ in 0..10 {
+        tx.send(Counted(dropped.clone())).await.unwrap();
+    }
+    drop(rx);
+    assert_eq!(dropped.get(), 10);
+}
+
+#[overlap::test]
+async fn an_unbounded_channel_never_waits_and_is_a_stream() {
+    let (tx, rx) = mpsc::unbounded_channel();
+    for i in 0..100_000u32 {
+        tx.try_send(i).unwrap();
+    }
+    drop(tx);
+    let got: Vec<u32> = rx.collect().await;
+    assert_eq!(got.len(), 100_000);
+    assert!(got.iter().copied().eq(0..100_000));
+}
+
+#[overlap::test]
+async fn a_ping_pong_costs_one_poll_per_message_and_side() {
+    let (to_b, mut from_a) = mpsc::channel::<u32>(1);
+    let (to_a, mut from_b) = mpsc::channel::<u32>(1);
+    let b = overlap::spawn(async move {
+        while let Some(v) = from_a.recv().await {
+            to_a.send(v + 1).await.unwrap();
+        }
+    });
+    let before = overlap::metrics().task_polls;
+    let a = overlap::spawn(async move {
+        let mut v = 0;
+        for _ in 0..10_000 {
+            to_b.send(v).await.unwrap();
+            v = from_b.recv().await.unwrap();
+        }
+        v
+    });
+    assert_eq!(a.await.unwrap(), 10_000);
+    b.await.unwrap();
+    let polls = overlap::metrics().task_polls - before;
+    assert!(
+        polls <= 2 * 10_000 + 10,
+        "{polls} polls for 10,000 round trips"
+    );
+}
+
+#[overlap::test]
+async fn oneshot_delivers_once_and_reports_a_vanished_side() {
+    let (tx, rx) = oneshot::channel();
+    let task = overlap::spawn(rx);
+    assert!(!tx.is_closed());
+    tx.send(7u8).unwrap();
+    assert_eq!(task.await.unwrap(), Ok(7));
+
+    let (tx, mut rx) = oneshot::channel::<u8>();
+    assert_eq!(rx.try_recv(), Err(oneshot::TryRecvError::Empty));
+    drop(tx);
+    assert_eq!(rx.try_recv(), Err(oneshot::TryRecvError::Closed));
+    assert_eq!(rx.await, Err(oneshot::RecvError));
+
+    let (tx, rx) = oneshot::channel::<u8>();
+    drop(rx);
+    assert!(tx.is_closed());
+    assert_eq!(tx.send(9), Err(9));
+}
