@@ -1,7 +1,7 @@
 //! `overlap::sync`: mpsc and oneshot channels between tasks: ordering, back-pressure,
 //! fairness, cancellation, closing, and no wasted polls.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use overlap::stream::StreamExt;
@@ -185,4 +185,90 @@ async fn oneshot_delivers_once_and_reports_a_vanished_side() {
     drop(rx);
     assert!(tx.is_closed());
     assert_eq!(tx.send(9), Err(9));
+}
+
+#[overlap::test]
+async fn notify_one_wakes_waiters_in_order_and_stores_one_permit() {
+    use overlap::sync::Notify;
+
+    let notify = Rc::new(Notify::new());
+    // A notification with nobody waiting is kept (once): the next wait returns at once.
+    notify.notify_one();
+    notify.notify_one();
+    notify.notified().await;
+    let order = Rc::new(RefCell::new(Vec::new()));
+    let waiters: Vec<_> = (0..3)
+        .map(|i| {
+            let (notify, order) = (notify.clone(), order.clone());
+            overlap::spawn(async move {
+                notify.notified().await;
+                order.borrow_mut().push(i);
+            })
+        })
+        .collect();
+    overlap::yield_now().await;
+    assert!(order.borrow().is_empty(), "the second permit was not kept");
+    for _ in 0..3 {
+        notify.notify_one();
+        overlap::yield_now().await;
+    }
+    for w in waiters {
+        w.await.unwrap();
+    }
+    assert_eq!(*order.borrow(), [0, 1, 2]);
+}
+
+#[overlap::test]
+async fn notify_waiters_wakes_everyone_waiting_and_keeps_no_permit() {
+    use overlap::sync::Notify;
+
+    let notify = Rc::new(Notify::new());
+    let woken = Rc::new(Cell::new(0));
+    let waiters: Vec<_> = (0..5)
+        .map(|_| {
+            let (notify, woken) = (notify.clone(), woken.clone());
+            overlap::spawn(async move {
+                notify.notified().await;
+                woken.set(woken.get() + 1);
+            })
+        })
+        .collect();
+    // Made before the broadcast but never polled until after it: it counts too.
+    let early = notify.notified();
+    overlap::yield_now().await;
+    notify.notify_waiters();
+    early.await;
+    for w in waiters {
+        w.await.unwrap();
+    }
+    assert_eq!(woken.get(), 5);
+    // No permit left behind: a new wait stays pending.
+    let mut late = std::pin::pin!(notify.notified());
+    let polled = overlap::future::poll_immediate(late.as_mut()).await;
+    assert!(polled.is_none());
+}
+
+#[overlap::test]
+async fn a_chosen_waiter_that_is_cancelled_passes_the_notification_on() {
+    use overlap::sync::Notify;
+
+    let notify = Rc::new(Notify::new());
+    let first = {
+        let notify = notify.clone();
+        overlap::spawn(async move { notify.notified().await })
+    };
+    overlap::yield_now().await;
+    let second = {
+        let notify = notify.clone();
+        overlap::spawn(async move { notify.notified().await })
+    };
+    overlap::yield_now().await;
+    // `first` is chosen, then aborted before it runs: `second` must get the notification.
+    notify.notify_one();
+    first.abort();
+    assert!(first.await.unwrap_err().is_cancelled());
+    overlap::time::timeout(std::time::Duration::from_secs(10), second)
+        .await
+        .expect("the notification was lost with the cancelled waiter")
+        .unwrap();
 }

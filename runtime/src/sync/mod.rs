@@ -1,5 +1,6 @@
 //! Channels between the tasks of one runtime: [`mpsc`] (bounded or unbounded, many
-//! senders, one receiver) and [`oneshot`] (one value, once).
+//! senders, one receiver) and [`oneshot`] (one value, once); and [`Notify`], which wakes one
+//! waiting task or all of them.
 //!
 //! They are built for overlap's single-threaded runtime: plain `Rc` and `RefCell`, no atomic
 //! instruction and no lock, so a message costs a queue push and, if the other side waits, one
@@ -26,4 +27,7 @@
 //! ```
 
 pub mod mpsc;
+mod notify;
 pub mod oneshot;
+
+pub use notify::{Notified, Notify};

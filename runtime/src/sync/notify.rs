@@ -1,0 +1,200 @@
+//! `Notify`: wake one waiting task, or all of them, without sending a value.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
+
+/// A task waiting in [`Notify::notified`].
+struct Waiter {
+    waker: RefCell<Option<Waker>>,
+    /// Chosen by `notify_one`.
+    notified: Cell<bool>,
+}
+
+/// Wakes tasks waiting in [`notified`](Notify::notified): the first in line with
+/// [`notify_one`](Notify::notify_one), or all with
+/// [`notify_waiters`](Notify::notify_waiters). For the tasks of one runtime (not `Send`).
+///
+/// `notify_one` with nobody waiting stores one permit, which the next `notified()` takes at
+/// once: a notification that races ahead of the wait is not lost. A `notified()` future
+/// chosen by `notify_one` but dropped before it completes passes the notification on.
+///
+/// ```
+/// use std::rc::Rc;
+/// use overlap::sync::Notify;
+///
+/// overlap::block_on(async {
+///     let shutdown = Rc::new(Notify::new());
+///     let workers: Vec<_> = (0..3)
+///         .map(|i| {
+///             let shutdown = shutdown.clone();
+///             overlap::spawn(async move {
+///                 shutdown.notified().await;
+///                 i
+///             })
+///         })
+///         .collect();
+///     overlap::yield_now().await; // they start waiting
+///     shutdown.notify_waiters();
+///     for (i, w) in workers.into_iter().enumerate() {
+///         assert_eq!(w.await.unwrap(), i);
+///     }
+/// });
+/// ```
+#[derive(Default)]
+pub struct Notify {
+    waiters: RefCell<VecDeque<Rc<Waiter>>>,
+    permit: Cell<bool>,
+    /// How many times `notify_waiters` ran: a `Notified` made before a call completes.
+    broadcasts: Cell<u64>,
+}
+
+impl Notify {
+    /// A `Notify` with no permit and nobody waiting.
+    pub fn new() -> Notify {
+        Notify::default()
+    }
+
+    /// Waits for a notification: one from [`notify_one`](Notify::notify_one) (or its stored
+    /// permit), or any [`notify_waiters`](Notify::notify_waiters) called after this future
+    /// was made (even before it is first polled).
+    pub fn notified(&self) -> Notified<'_> {
+        Notified {
+            notify: self,
+            broadcasts: self.broadcasts.get(),
+            waiter: None,
+            done: false,
+        }
+    }
+
+    /// Wakes the first waiting task, or, if none waits, stores a permit for the next
+    /// `notified()` (at most one: permits do not add up).
+    pub fn notify_one(&self) {
+        let waker = {
+            let mut waiters = self.waiters.borrow_mut();
+            match waiters.pop_front() {
+                Some(w) => {
+                    w.notified.set(true);
+                    let waker = w.waker.borrow_mut().take();
+                    waker
+                }
+                None => {
+                    self.permit.set(true);
+                    None
+                }
+            }
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+
+    /// Wakes every task waiting now (and every `notified()` future made before this call).
+    /// Stores no permit.
+    pub fn notify_waiters(&self) {
+        self.broadcasts.set(self.broadcasts.get() + 1);
+        let waiters = std::mem::take(&mut *self.waiters.borrow_mut());
+        for w in waiters {
+            let waker = w.waker.borrow_mut().take();
+            if let Some(waker) = waker {
+                waker.wake();
+            }
+        }
+    }
+}
+
+/// The future of [`Notify::notified`].
+#[must_use = "futures do nothing unless polled"]
+pub struct Notified<'a> {
+    notify: &'a Notify,
+    broadcasts: u64,
+    waiter: Option<Rc<Waiter>>,
+    done: bool,
+}
+
+impl Future for Notified<'_> {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = &mut *self;
+        if this.done {
+            return Poll::Ready(());
+        }
+        let notify = this.notify;
+        let chosen = this.waiter.as_ref().is_some_and(|w| w.notified.get());
+        if chosen || notify.broadcasts.get() != this.broadcasts {
+            this.finish();
+            return Poll::Ready(());
+        }
+        match &this.waiter {
+            Some(w) => *w.waker.borrow_mut() = Some(cx.waker().clone()),
+            None if notify.permit.replace(false) => {
+                this.done = true;
+                return Poll::Ready(());
+            }
+            None => {
+                let w = Rc::new(Waiter {
+                    waker: RefCell::new(Some(cx.waker().clone())),
+                    notified: Cell::new(false),
+                });
+                notify.waiters.borrow_mut().push_back(w.clone());
+                this.waiter = Some(w);
+            }
+        }
+        Poll::Pending
+    }
+}
+
+impl Notified<'_> {
+    /// Completes: leaves the line if still in it (woken by a broadcast, or chosen).
+    fn finish(&mut self) {
+        self.done = true;
+        if let Some(w) = self.waiter.take() {
+            if !w.notified.get() {
+                self.notify
+                    .waiters
+                    .borrow_mut()
+                    .retain(|other| !Rc::ptr_eq(other, &w));
+            }
+        }
+    }
+}
+
+impl Drop for Notified<'_> {
+    fn drop(&mut self) {
+        let Some(w) = self.waiter.take() else {
+            return;
+        };
+        if w.notified.get() {
+            // Chosen by `notify_one` but never completed: the next in line gets it.
+            self.notify.notify_one();
+        } else {
+            self.notify
+                .waiters
+                .borrow_mut()
+                .retain(|other| !Rc::ptr_eq(other, &w));
+        }
+    }
+}
+
+impl fmt::Debug for Notify {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Notify")
+            .field("waiting", &self.waiters.borrow().len())
+            .field("permit", &self.permit.get())
+            .finish()
+    }
+}
+
+impl fmt::Debug for Notified<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Notified")
+            .field("waiting", &self.waiter.is_some())
+            .field("done", &self.done)
+            .finish()
+    }
+}
