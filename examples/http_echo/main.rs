@@ -31,6 +31,7 @@ use std::time::Duration;
 use futures_util::future::select;
 use overlap::net::TcpListener;
 use overlap::signal::{signal, SignalKind};
+use overlap::sync::Notify;
 use overlap::time::{sleep, timeout};
 
 /// How long open connections may go on after a shutdown signal.
@@ -47,7 +48,7 @@ fn main() -> std::io::Result<()> {
         let mut interrupt = signal(SignalKind::interrupt())?;
         let mut terminate = signal(SignalKind::terminate())?;
         println!("listening on http://{}", listener.local_addr()?);
-        let open = Rc::new(Cell::new(0usize));
+        let open = Rc::new(Open::default());
         {
             let accept = pin!(accept_loop(listener, open.clone()));
             let stop = pin!(async {
@@ -57,16 +58,10 @@ fn main() -> std::io::Result<()> {
         }
         // The accept loop, and with it the listener, is gone. Let the connections in flight
         // finish, for a while.
-        let drained = timeout(DRAIN, async {
-            while open.get() > 0 {
-                sleep(Duration::from_millis(10)).await;
-            }
-        })
-        .await;
-        if drained.is_err() {
+        if timeout(DRAIN, open.all_closed()).await.is_err() {
             eprintln!(
                 "{} connections still open after {DRAIN:?}; closing them",
-                open.get()
+                open.count.get()
             );
         }
         Ok(())
@@ -74,7 +69,7 @@ fn main() -> std::io::Result<()> {
 }
 
 /// Accepts forever, one task per connection; `open` counts the tasks still running.
-async fn accept_loop(listener: TcpListener, open: Rc<Cell<usize>>) {
+async fn accept_loop(listener: TcpListener, open: Rc<Open>) {
     let limits = Rc::new(request::Limits::default());
     loop {
         match listener.accept().await {
@@ -101,19 +96,44 @@ async fn accept_loop(listener: TcpListener, open: Rc<Cell<usize>>) {
     }
 }
 
+/// The connections still being served, and a wake-up for when the last one closes.
+#[derive(Default)]
+struct Open {
+    count: Cell<usize>,
+    closed: Notify,
+}
+
+impl Open {
+    /// Waits until no connection is open.
+    async fn all_closed(&self) {
+        loop {
+            // Made before the count is read: a close in between still wakes it.
+            let closed = self.closed.notified();
+            if self.count.get() == 0 {
+                return;
+            }
+            closed.await;
+        }
+    }
+}
+
 /// One open connection in the count; leaves it when dropped, however its task ends.
-struct Counted(Rc<Cell<usize>>);
+struct Counted(Rc<Open>);
 
 impl Counted {
-    fn new(open: &Rc<Cell<usize>>) -> Counted {
-        open.set(open.get() + 1);
+    fn new(open: &Rc<Open>) -> Counted {
+        open.count.set(open.count.get() + 1);
         Counted(open.clone())
     }
 }
 
 impl Drop for Counted {
     fn drop(&mut self) {
-        self.0.set(self.0.get() - 1);
+        let open = &self.0;
+        open.count.set(open.count.get() - 1);
+        if open.count.get() == 0 {
+            open.closed.notify_waiters();
+        }
     }
 }
 
