@@ -272,3 +272,74 @@ async fn a_chosen_waiter_that_is_cancelled_passes_the_notification_on() {
         .expect("the notification was lost with the cancelled waiter")
         .unwrap();
 }
+
+#[overlap::test]
+async fn a_semaphore_caps_concurrency_and_serves_waiters_in_order() {
+    use overlap::sync::Semaphore;
+
+    let sem = Rc::new(Semaphore::new(2));
+    let (inside, most) = (Rc::new(Cell::new(0)), Rc::new(Cell::new(0)));
+    let order = Rc::new(RefCell::new(Vec::new()));
+    let tasks: Vec<_> = (0..6)
+        .map(|i| {
+            let (sem, inside, most, order) =
+                (sem.clone(), inside.clone(), most.clone(), order.clone());
+            overlap::spawn(async move {
+                let _permit = sem.acquire().await.unwrap();
+                order.borrow_mut().push(i);
+                inside.set(inside.get() + 1);
+                most.set(most.get().max(inside.get()));
+                overlap::time::sleep(std::time::Duration::from_millis(1)).await;
+                inside.set(inside.get() - 1);
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(most.get(), 2, "never more than two inside");
+    assert_eq!(*order.borrow(), [0, 1, 2, 3, 4, 5]);
+    assert_eq!(sem.available_permits(), 2);
+}
+
+#[overlap::test]
+async fn a_cancelled_acquire_passes_its_permit_on_and_close_fails_the_waiters() {
+    use overlap::sync::{Semaphore, TryAcquireError};
+
+    let sem = Rc::new(Semaphore::new(1));
+    let held = sem.try_acquire().unwrap();
+    assert_eq!(sem.try_acquire().unwrap_err(), TryAcquireError::NoPermits);
+    let first = {
+        let sem = sem.clone();
+        overlap::spawn(async move { sem.acquire_owned().await.map(drop) })
+    };
+    overlap::yield_now().await;
+    let second = {
+        let sem = sem.clone();
+        overlap::spawn(async move { sem.acquire_owned().await.map(drop) })
+    };
+    overlap::yield_now().await;
+    // The permit goes to `first`, which is aborted before it runs: `second` gets it.
+    drop(held);
+    first.abort();
+    assert!(first.await.unwrap_err().is_cancelled());
+    overlap::time::timeout(std::time::Duration::from_secs(10), second)
+        .await
+        .expect("the permit was lost with the cancelled acquire")
+        .unwrap()
+        .unwrap();
+    assert_eq!(sem.available_permits(), 1, "and came back when dropped");
+
+    let held = sem.try_acquire().unwrap();
+    let waiting = {
+        let sem = sem.clone();
+        overlap::spawn(async move { sem.acquire().await.map(drop) })
+    };
+    overlap::yield_now().await;
+    sem.close();
+    assert!(waiting.await.unwrap().is_err());
+    assert_eq!(sem.try_acquire().unwrap_err(), TryAcquireError::Closed);
+    drop(held);
+    sem.add_permits(2);
+    assert_eq!(sem.available_permits(), 3);
+}

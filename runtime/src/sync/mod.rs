@@ -1,6 +1,7 @@
 //! Channels between the tasks of one runtime: [`mpsc`] (bounded or unbounded, many
-//! senders, one receiver) and [`oneshot`] (one value, once); and [`Notify`], which wakes one
-//! waiting task or all of them.
+//! senders, one receiver) and [`oneshot`] (one value, once); [`Notify`], which wakes one
+//! waiting task or all of them; and [`Semaphore`], which caps how many tasks do something at
+//! once.
 //!
 //! They are built for overlap's single-threaded runtime: plain `Rc` and `RefCell`, no atomic
 //! instruction and no lock, so a message costs a queue push and, if the other side waits, one
@@ -29,5 +30,9 @@
 pub mod mpsc;
 mod notify;
 pub mod oneshot;
+mod semaphore;
 
 pub use notify::{Notified, Notify};
+pub use semaphore::{
+    Acquire, AcquireError, AcquireOwned, OwnedPermit, Permit, Semaphore, TryAcquireError,
+};
