@@ -237,8 +237,10 @@ impl Shared {
     pub(crate) fn take_remote(&self, into: &mut Vec<RemoteEntry>, spawns: &mut Vec<RemoteSpawn>) {
         let mut r = self.lock();
         self.notified.store(false, Ordering::Release);
-        into.append(&mut r.queue);
-        spawns.append(&mut r.spawns);
+        // The caller's buffers come in empty: swapping them is O(1) under the lock (the
+        // queue keeps the other buffer's capacity), where appending would copy every entry.
+        take_all(into, &mut r.queue);
+        take_all(spawns, &mut r.spawns);
     }
 
     /// The raw eventfd, for registration with epoll.
@@ -268,6 +270,15 @@ impl Shared {
             // SAFETY: `apply_closed` took the last claim on each of these cells.
             unsafe { task.dealloc() };
         }
+    }
+}
+
+/// Moves everything in `from` to the end of `into`.
+fn take_all<T>(into: &mut Vec<T>, from: &mut Vec<T>) {
+    if into.is_empty() {
+        std::mem::swap(into, from);
+    } else {
+        into.append(from);
     }
 }
 
