@@ -100,3 +100,76 @@ fn options_round_trip() {
         assert!(s.local_addr().unwrap().ip().is_loopback());
     });
 }
+
+/// A stream of datagrams written on the poll functions, as a protocol library would.
+struct Datagrams<'a> {
+    socket: &'a UdpSocket,
+    buf: Vec<u8>,
+}
+
+impl overlap::stream::Stream for Datagrams<'_> {
+    type Item = std::io::Result<(Vec<u8>, SocketAddr)>;
+
+    fn poll_next(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        this.socket
+            .poll_recv_from(cx, &mut this.buf)
+            .map(|r| Some(r.map(|(n, from)| (this.buf[..n].to_vec(), from))))
+    }
+}
+
+#[test]
+fn the_poll_functions_wait_register_and_build_a_stream() {
+    use overlap::stream::StreamExt;
+    use std::future::poll_fn;
+
+    overlap::block_on(async {
+        let (rx, (a, a_addr), (b, b_addr)) = udp_trio().await;
+        let to = rx.local_addr().unwrap();
+        // Nothing queued: Pending, with the waker kept for the datagram to come.
+        let mut buf = [0u8; 16];
+        let mut wait = std::pin::pin!(poll_fn(|cx| rx.poll_peek_from(cx, &mut buf)));
+        assert!(overlap::future::poll_immediate(wait.as_mut())
+            .await
+            .is_none());
+        poll_fn(|cx| a.poll_send_to(cx, b"first", to))
+            .await
+            .unwrap();
+        let (n, from) = wait.await.unwrap();
+        assert_eq!(
+            (n, from),
+            (5, a_addr),
+            "peeked, woken by the datagram's arrival"
+        );
+
+        for i in 0..100 {
+            let sender = if i % 2 == 0 { &a } else { &b };
+            let d = datagram(i);
+            poll_fn(|cx| sender.poll_send_to(cx, &d, to)).await.unwrap();
+        }
+        let stream = Datagrams {
+            socket: &rx,
+            buf: vec![0; 2048],
+        };
+        let got: Vec<_> = stream.take(101).collect().await;
+        assert_eq!(got[0].as_ref().unwrap(), &(b"first".to_vec(), a_addr));
+        for (i, d) in got[1..].iter().enumerate() {
+            let expected = if i % 2 == 0 { a_addr } else { b_addr };
+            assert_eq!(
+                d.as_ref().unwrap(),
+                &(datagram(i), expected),
+                "datagram {i}"
+            );
+        }
+
+        // Connected: poll_send / poll_recv.
+        a.connect(b_addr).await.unwrap();
+        b.connect(a_addr).await.unwrap();
+        poll_fn(|cx| a.poll_send(cx, b"ping")).await.unwrap();
+        let n = poll_fn(|cx| b.poll_recv(cx, &mut buf)).await.unwrap();
+        assert_eq!(&buf[..n], b"ping");
+    });
+}

@@ -4,10 +4,11 @@ use std::fmt;
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::task::{ready, Context, Poll};
 
 use overlap_runtime::AsyncFd;
 
-use crate::io::{read_io, write_io};
+use crate::io::{poll_read_with, poll_write_with, read_io, write_io};
 use crate::resolve::{resolve, try_each, ToSocketAddrs};
 use crate::sys::{SockAddr, Socket};
 
@@ -110,6 +111,72 @@ impl UdpSocket {
     pub async fn peek_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
         let (n, addr) = read_io(&self.io, |s| s.recv_from(buf, libc::MSG_PEEK)).await?;
         Ok((n, addr.to_inet()?))
+    }
+
+    /// [`recv`](Self::recv) as a poll function, for hand-written futures and streams:
+    /// `Pending` (with the waker stored) until a datagram is there.
+    pub fn poll_recv(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        poll_read_with(&self.io, cx, |s| s.recv(buf, 0), |_| false)
+    }
+
+    /// [`send`](Self::send) as a poll function.
+    pub fn poll_send(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        poll_write_with(&self.io, cx, |s| s.send(buf), |_| false)
+    }
+
+    /// [`recv_from`](Self::recv_from) as a poll function.
+    ///
+    /// ```
+    /// use std::future::poll_fn;
+    /// use overlap::net::UdpSocket;
+    ///
+    /// overlap::block_on(async {
+    ///     let a = UdpSocket::bind("127.0.0.1:0").await?;
+    ///     let b = UdpSocket::bind("127.0.0.1:0").await?;
+    ///     let to = b.local_addr()?;
+    ///     poll_fn(|cx| a.poll_send_to(cx, b"hi", to)).await?;
+    ///     let mut buf = [0u8; 8];
+    ///     let (n, from) = poll_fn(|cx| b.poll_recv_from(cx, &mut buf)).await?;
+    ///     assert_eq!((&buf[..n], from), (&b"hi"[..], a.local_addr()?));
+    ///     std::io::Result::Ok(())
+    /// })
+    /// .unwrap();
+    /// ```
+    pub fn poll_recv_from(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<(usize, SocketAddr)>> {
+        let (n, addr) = ready!(poll_read_with(
+            &self.io,
+            cx,
+            |s| s.recv_from(buf, 0),
+            |_| false
+        ))?;
+        Poll::Ready(Ok((n, addr.to_inet()?)))
+    }
+
+    /// [`peek_from`](Self::peek_from) as a poll function.
+    pub fn poll_peek_from(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<(usize, SocketAddr)>> {
+        let peek = |s: &Socket| s.recv_from(buf, libc::MSG_PEEK);
+        let (n, addr) = ready!(poll_read_with(&self.io, cx, peek, |_| false))?;
+        Poll::Ready(Ok((n, addr.to_inet()?)))
+    }
+
+    /// [`send_to`](Self::send_to) as a poll function. It takes a resolved address: name
+    /// lookups are async, so they happen before.
+    pub fn poll_send_to(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+        target: SocketAddr,
+    ) -> Poll<io::Result<usize>> {
+        let addr = SockAddr::from(target);
+        poll_write_with(&self.io, cx, |s| s.send_to(buf, &addr), |_| false)
     }
 
     /// The local address.
