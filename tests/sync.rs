@@ -342,4 +342,7 @@ async fn a_cancelled_acquire_passes_its_permit_on_and_close_fails_the_waiters() 
     drop(held);
     sem.add_permits(2);
     assert_eq!(sem.available_permits(), 3);
+    // A huge addition saturates instead of overflowing (or looping for ages).
+    sem.add_permits(usize::MAX);
+    assert_eq!(sem.available_permits(), usize::MAX);
 }

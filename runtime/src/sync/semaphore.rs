@@ -110,11 +110,14 @@ impl Semaphore {
         self.permits.get()
     }
 
-    /// Adds `n` permits, waking as many waiting tasks.
+    /// Adds `n` permits, waking as many waiting tasks (the count saturates at `usize::MAX`).
     pub fn add_permits(&self, n: usize) {
-        for _ in 0..n {
+        let mut left = n;
+        while left > 0 && !self.waiters.borrow().is_empty() {
             self.release();
+            left -= 1;
         }
+        self.permits.set(self.permits.get().saturating_add(left));
     }
 
     /// Closes the semaphore: waiting and later acquires fail with [`AcquireError`]. Permits
@@ -146,7 +149,7 @@ impl Semaphore {
                     waker.wake();
                 }
             }
-            None => self.permits.set(self.permits.get() + 1),
+            None => self.permits.set(self.permits.get().saturating_add(1)),
         }
     }
 
