@@ -346,3 +346,66 @@ async fn a_cancelled_acquire_passes_its_permit_on_and_close_fails_the_waiters() 
     sem.add_permits(usize::MAX);
     assert_eq!(sem.available_permits(), usize::MAX);
 }
+
+#[overlap::test]
+async fn watch_receivers_see_the_latest_value_and_wait_for_the_next() {
+    use overlap::sync::watch;
+
+    let (tx, mut rx) = watch::channel(0u32);
+    let mut rx2 = tx.subscribe();
+    assert_eq!(tx.receiver_count(), 2);
+    assert_eq!(rx.has_changed(), Ok(false));
+    // Changes are not queued: two sends before a look are one change, the latest value.
+    tx.send(1).unwrap();
+    tx.send_modify(|v| *v += 1);
+    assert_eq!(rx.has_changed(), Ok(true));
+    rx.changed().await.unwrap();
+    assert_eq!(*rx.borrow(), 2);
+    assert_eq!(rx.has_changed(), Ok(false));
+
+    // Waiters are woken by a send, each once.
+    let waiter = overlap::spawn(async move {
+        rx.changed().await.unwrap();
+        let v = *rx.borrow_and_update();
+        (v, rx)
+    });
+    overlap::yield_now().await;
+    assert_eq!(tx.send_replace(3), 2);
+    let (seen, mut rx) = waiter.await.unwrap();
+    assert_eq!(seen, 3);
+    // `rx2` never looked: it sees the latest value as one change.
+    rx2.changed().await.unwrap();
+    assert_eq!(*rx2.borrow_and_update(), 3);
+
+    // The sender gone: a pending change is still reported, then the end.
+    tx.send(4).unwrap();
+    drop(tx);
+    rx.changed().await.unwrap();
+    assert_eq!(*rx.borrow(), 4);
+    assert_eq!(rx.changed().await, Err(watch::RecvError));
+    assert_eq!(rx2.has_changed(), Ok(true));
+    rx2.changed().await.unwrap();
+    assert_eq!(rx2.has_changed(), Err(watch::RecvError));
+}
+
+#[overlap::test]
+async fn watch_send_fails_without_receivers_and_wakes_a_waiter_when_the_sender_goes() {
+    use overlap::sync::watch;
+
+    let (tx, rx) = watch::channel("a");
+    let waiter = {
+        let mut rx = rx.clone();
+        overlap::spawn(async move { rx.changed().await })
+    };
+    overlap::yield_now().await;
+    drop(tx);
+    assert_eq!(waiter.await.unwrap(), Err(watch::RecvError));
+
+    let (tx, rx) = watch::channel("a");
+    drop(rx);
+    assert!(tx.is_closed());
+    assert_eq!(tx.send("b").unwrap_err().0, "b");
+    // `send_replace` stores even so, and a new subscriber sees it.
+    tx.send_replace("c");
+    assert_eq!(*tx.subscribe().borrow(), "c");
+}

@@ -1,5 +1,6 @@
 //! Channels between the tasks of one runtime: [`mpsc`] (bounded or unbounded, many
-//! senders, one receiver) and [`oneshot`] (one value, once); [`Notify`], which wakes one
+//! senders, one receiver), [`oneshot`] (one value, once) and [`watch`] (the latest value,
+//! and waiting for it to change); [`Notify`], which wakes one
 //! waiting task or all of them; and [`Semaphore`], which caps how many tasks do something at
 //! once.
 //!
@@ -31,6 +32,7 @@ pub mod mpsc;
 mod notify;
 pub mod oneshot;
 mod semaphore;
+pub mod watch;
 
 pub use notify::{Notified, Notify};
 pub use semaphore::{

@@ -109,7 +109,7 @@ fn with_capacity<T>(capacity: usize) -> (Sender<T>, Receiver<T>) {
     (Sender { chan: chan.clone() }, Receiver { chan })
 }
 
-/// The receiver is gone; the value comes back.
+/// The receiving side is gone; the value comes back.
 #[derive(PartialEq, Eq)]
 pub struct SendError<T>(pub T);
 
@@ -392,7 +392,7 @@ impl<T> fmt::Debug for SendError<T> {
 
 impl<T> fmt::Display for SendError<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("the receiver is gone")
+        f.write_str("the receiving side is gone")
     }
 }
 
