@@ -166,3 +166,32 @@ fn stream_halves_from_two_tasks_then_reunited() {
         assert!(rest.is_empty());
     });
 }
+
+#[test]
+fn datagram_poll_functions_wait_and_deliver() {
+    use std::future::poll_fn;
+
+    let rx_path = sock_path("dgram-poll");
+    overlap::block_on(async {
+        let rx = UnixDatagram::bind(&rx_path).unwrap();
+        let (p, q) = UnixDatagram::pair().unwrap();
+        let mut buf = [0u8; 16];
+        // Nothing queued: Pending, with the waker kept for the datagram to come.
+        let mut wait = std::pin::pin!(poll_fn(|cx| q.poll_recv(cx, &mut buf)));
+        assert!(overlap::future::poll_immediate(wait.as_mut())
+            .await
+            .is_none());
+        poll_fn(|cx| p.poll_send(cx, b"hello")).await.unwrap();
+        assert_eq!(wait.await.unwrap(), 5);
+
+        let anon = UnixDatagram::unbound().unwrap();
+        anon.connect(&rx_path).unwrap();
+        poll_fn(|cx| anon.poll_send(cx, b"from anon"))
+            .await
+            .unwrap();
+        let mut buf = [0u8; 16];
+        let (n, from) = poll_fn(|cx| rx.poll_recv_from(cx, &mut buf)).await.unwrap();
+        assert_eq!((&buf[..n], from.is_unnamed()), (&b"from anon"[..], true));
+    });
+    std::fs::remove_file(&rx_path).unwrap();
+}

@@ -58,6 +58,25 @@ pub(crate) fn poll_write_with<R>(
     }
 }
 
+/// `recv` of one datagram on a datagram socket (UDP, Unix), as a poll function. Readiness
+/// is only cleared on `EAGAIN`: a short datagram says nothing about what else is queued.
+pub(crate) fn poll_recv_datagram(
+    io: &AsyncFd<Socket>,
+    cx: &mut Context<'_>,
+    buf: &mut [u8],
+) -> Poll<io::Result<usize>> {
+    poll_read_with(io, cx, |s| s.recv(buf, 0), |_| false)
+}
+
+/// `send` of one datagram to the connected peer, as a poll function.
+pub(crate) fn poll_send_datagram(
+    io: &AsyncFd<Socket>,
+    cx: &mut Context<'_>,
+    buf: &[u8],
+) -> Poll<io::Result<usize>> {
+    poll_write_with(io, cx, |s| s.send(buf), |_| false)
+}
+
 /// Waits for read readiness and runs `op` (see [`poll_read_with`]); never clears early.
 pub(crate) async fn read_io<R>(
     io: &AsyncFd<Socket>,

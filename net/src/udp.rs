@@ -8,7 +8,9 @@ use std::task::{ready, Context, Poll};
 
 use overlap_runtime::AsyncFd;
 
-use crate::io::{poll_read_with, poll_write_with, read_io, write_io};
+use crate::io::{
+    poll_read_with, poll_recv_datagram, poll_send_datagram, poll_write_with, read_io, write_io,
+};
 use crate::resolve::{resolve, try_each, ToSocketAddrs};
 use crate::sys::{SockAddr, Socket};
 
@@ -116,12 +118,12 @@ impl UdpSocket {
     /// [`recv`](Self::recv) as a poll function, for hand-written futures and streams:
     /// `Pending` (with the waker stored) until a datagram is there.
     pub fn poll_recv(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
-        poll_read_with(&self.io, cx, |s| s.recv(buf, 0), |_| false)
+        poll_recv_datagram(&self.io, cx, buf)
     }
 
     /// [`send`](Self::send) as a poll function.
     pub fn poll_send(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        poll_write_with(&self.io, cx, |s| s.send(buf), |_| false)
+        poll_send_datagram(&self.io, cx, buf)
     }
 
     /// [`recv_from`](Self::recv_from) as a poll function.

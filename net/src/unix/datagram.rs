@@ -6,11 +6,12 @@ use std::net::Shutdown;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::UnixDatagram as StdUnixDatagram;
 use std::path::Path;
+use std::task::{Context, Poll};
 
 use overlap_runtime::AsyncFd;
 
 use super::SocketAddr;
-use crate::io::{read_io, write_io};
+use crate::io::{poll_read_with, poll_recv_datagram, poll_send_datagram, read_io, write_io};
 use crate::sys::{SockAddr, Socket};
 
 /// A Unix datagram socket: reliable, ordered, message-preserving, local only.
@@ -96,6 +97,26 @@ impl UnixDatagram {
             s.with_std(|d: &StdUnixDatagram| d.recv_from(buf))
         })
         .await
+    }
+
+    /// [`recv`](Self::recv) as a poll function, for hand-written futures and streams.
+    pub fn poll_recv(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        poll_recv_datagram(&self.io, cx, buf)
+    }
+
+    /// [`send`](Self::send) as a poll function.
+    pub fn poll_send(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        poll_send_datagram(&self.io, cx, buf)
+    }
+
+    /// [`recv_from`](Self::recv_from) as a poll function.
+    pub fn poll_recv_from(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<(usize, SocketAddr)>> {
+        let recv = |s: &Socket| s.with_std(|d: &StdUnixDatagram| d.recv_from(buf));
+        poll_read_with(&self.io, cx, recv, |_| false)
     }
 
     /// The local address.
