@@ -43,7 +43,8 @@ pub async fn serve(listener: TcpListener) -> std::io::Result<()> {
     }
 }
 
-async fn echo(mut stream: TcpStream) -> std::io::Result<()> {
+/// Echoes everything `stream` sends until it closes its side.
+pub async fn echo(mut stream: TcpStream) -> std::io::Result<()> {
     stream.set_nodelay(true)?;
     let mut buf = vec![0u8; 16 * 1024];
     loop {
@@ -53,4 +54,27 @@ async fn echo(mut stream: TcpStream) -> std::io::Result<()> {
         }
         stream.write_all(&buf[..n]).await?;
     }
+}
+
+/// The arguments of the multi-threaded variants (`tcp_echo_per_core`, `tcp_echo_acceptor`,
+/// which include this file): the address (default `127.0.0.1:7000`) and a thread count
+/// (default: one per available CPU).
+#[allow(dead_code)]
+pub fn address_and_threads() -> std::io::Result<(std::net::SocketAddr, usize)> {
+    use std::io::{Error, ErrorKind};
+    use std::net::ToSocketAddrs;
+
+    let mut args = std::env::args().skip(1);
+    let addr = args.next().unwrap_or_else(|| "127.0.0.1:7000".to_string());
+    let addr = addr
+        .to_socket_addrs()?
+        .next()
+        .ok_or_else(|| Error::new(ErrorKind::InvalidInput, "no address to listen on"))?;
+    let threads = match args.next() {
+        Some(n) => n
+            .parse()
+            .map_err(|_| Error::new(ErrorKind::InvalidInput, "threads: not a number"))?,
+        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+    };
+    Ok((addr, threads))
 }

@@ -10,7 +10,7 @@
 //! free one), the second the number of threads (default: one per available CPU). It prints
 //! the address it listens on, then serves until killed.
 
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 
 use overlap::net::TcpSocket;
 
@@ -20,17 +20,7 @@ use overlap::net::TcpSocket;
 mod tcp_echo;
 
 fn main() -> std::io::Result<()> {
-    let mut args = std::env::args().skip(1);
-    let addr = args.next().unwrap_or_else(|| "127.0.0.1:7000".to_string());
-    let addr = addr.to_socket_addrs()?.next().ok_or_else(|| {
-        std::io::Error::new(std::io::ErrorKind::InvalidInput, "no address to listen on")
-    })?;
-    let threads = match args.next() {
-        Some(n) => n.parse().map_err(|_| {
-            std::io::Error::new(std::io::ErrorKind::InvalidInput, "threads: not a number")
-        })?,
-        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
-    };
+    let (addr, threads) = tcp_echo::address_and_threads()?;
     // Bound here, so that port 0 resolves once and every thread's socket shares the port.
     let first = reuseport_socket(addr)?;
     let addr = first.local_addr()?;

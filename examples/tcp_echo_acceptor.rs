@@ -1,0 +1,88 @@
+//! The TCP echo server with one acceptor thread handing connections to worker runtimes,
+//! each on its own thread: the other thread-per-core design (`tcp_echo_per_core` lets the
+//! kernel spread connections with `SO_REUSEPORT` instead). Use it when one place must see
+//! every connection first: to count, limit or route them.
+//!
+//! ```text
+//! cargo run --release --example tcp_echo_acceptor -- 127.0.0.1:7000 [workers]
+//! ```
+//!
+//! The first argument is the address to listen on (default `127.0.0.1:7000`; port 0 picks a
+//! free one), the second the number of worker threads (default: one per available CPU). It
+//! prints the address it listens on, then serves until killed.
+//!
+//! The acceptor runs its own runtime and takes each connection as a std socket, which is
+//! `Send`; [`Handle::spawn_with`](overlap::Handle::spawn_with) sends the worker a closure
+//! that turns it into an overlap socket on the worker's own thread and reactor.
+
+use overlap::net::{TcpListener, TcpStream};
+use overlap::{Handle, Runtime};
+
+/// The single-threaded server, whose echo each connection runs.
+#[allow(dead_code)]
+#[path = "tcp_echo.rs"]
+mod tcp_echo;
+
+fn main() -> std::io::Result<()> {
+    let (addr, workers) = tcp_echo::address_and_threads()?;
+    let handles = start_workers(workers)?;
+    overlap::block_on(async {
+        let listener = TcpListener::bind(addr).await?;
+        println!(
+            "listening on {} with {workers} workers",
+            listener.local_addr()?
+        );
+        accept_loop(listener, &handles).await
+    })
+}
+
+/// Starts `n` worker threads, each running a runtime until the process ends; returns their
+/// handles.
+pub fn start_workers(n: usize) -> std::io::Result<Vec<Handle>> {
+    (0..n.max(1))
+        .map(|i| {
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::Builder::new()
+                .name(format!("worker-{i}"))
+                .spawn(move || {
+                    let rt = Runtime::new().expect("a worker's runtime");
+                    tx.send(rt.handle()).expect("the acceptor waits for it");
+                    // Serve whatever the acceptor sends, forever.
+                    rt.block_on(std::future::pending::<()>());
+                })?;
+            rx.recv()
+                .map_err(|_| std::io::Error::other("a worker failed to start"))
+        })
+        .collect()
+}
+
+/// Accepts forever and hands each connection to the next worker in turn.
+pub async fn accept_loop(listener: TcpListener, workers: &[Handle]) -> std::io::Result<()> {
+    for next in (0..workers.len()).cycle() {
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            // Out of descriptors: back off and let connections close.
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
+                overlap::time::sleep(std::time::Duration::from_millis(10)).await;
+                continue;
+            }
+            Err(e) => {
+                eprintln!("accept error: {e}");
+                continue;
+            }
+        };
+        // Off this runtime's reactor, as a plain (non-blocking) std socket that may cross
+        // threads; the worker registers it with its own reactor.
+        let std_stream = stream.into_std()?;
+        drop(workers[next].spawn_with(move || async move {
+            let served = match TcpStream::from_std(std_stream) {
+                Ok(stream) => tcp_echo::echo(stream).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = served {
+                eprintln!("connection error: {e}");
+            }
+        }));
+    }
+    Ok(())
+}
