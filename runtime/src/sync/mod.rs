@@ -32,6 +32,7 @@ pub mod mpsc;
 mod notify;
 pub mod oneshot;
 mod semaphore;
+mod waiters;
 pub mod watch;
 
 pub use notify::{Notified, Notify};

@@ -3,7 +3,7 @@
 //! A bounded channel is fair: when it is full, senders get room in the order they started
 //! waiting, and a waiting sender that is dropped (cancelled) passes its turn on.
 
-use std::cell::{Cell, RefCell};
+use std::cell::{RefCell, RefMut};
 use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
@@ -13,12 +13,7 @@ use std::task::{Context, Poll, Waker};
 
 use futures_core::Stream;
 
-/// A sender waiting for room.
-struct Waiter {
-    waker: RefCell<Option<Waker>>,
-    /// A slot was reserved for this sender (counted in `Chan::reserved`).
-    granted: Cell<bool>,
-}
+use super::waiters::{wake, wake_all, WaitQueue, Waiter};
 
 struct Chan<T> {
     queue: VecDeque<T>,
@@ -26,7 +21,8 @@ struct Chan<T> {
     capacity: usize,
     /// Slots promised to woken waiters that have not filled them yet.
     reserved: usize,
-    waiters: VecDeque<Rc<Waiter>>,
+    /// Senders waiting for room; a chosen one has a slot reserved (counted in `reserved`).
+    waiters: WaitQueue,
     receiver_waker: Option<Waker>,
     senders: usize,
     /// The receiver was dropped or closed: sends fail from now on.
@@ -44,12 +40,19 @@ impl<T> Chan<T> {
         if !self.has_room() {
             return None;
         }
-        let waiter = self.waiters.pop_front()?;
-        waiter.granted.set(true);
+        let waker = self.waiters.choose_first()?;
         self.reserved += 1;
-        let waker = waiter.waker.borrow_mut().take();
         waker
     }
+}
+
+/// Takes the first queued value; the slot it frees goes to the next waiting sender.
+fn pop<T>(mut chan: RefMut<'_, Chan<T>>) -> Option<T> {
+    let v = chan.queue.pop_front()?;
+    let next = chan.grant_next();
+    drop(chan);
+    wake(next);
+    Some(v)
 }
 
 /// Sends values to the [`Receiver`]; cloning makes another sender. See [`channel`].
@@ -101,7 +104,7 @@ fn with_capacity<T>(capacity: usize) -> (Sender<T>, Receiver<T>) {
         queue: VecDeque::new(),
         capacity,
         reserved: 0,
-        waiters: VecDeque::new(),
+        waiters: WaitQueue::default(),
         receiver_waker: None,
         senders: 1,
         closed: false,
@@ -166,13 +169,11 @@ impl<T> Sender<T> {
 }
 
 /// Queues `value` and wakes the receiver, after releasing the borrow.
-fn push<T>(mut chan: std::cell::RefMut<'_, Chan<T>>, value: T) {
+fn push<T>(mut chan: RefMut<'_, Chan<T>>, value: T) {
     chan.queue.push_back(value);
     let waker = chan.receiver_waker.take();
     drop(chan);
-    if let Some(w) = waker {
-        w.wake();
-    }
+    wake(waker);
 }
 
 impl<T> Clone for Sender<T> {
@@ -194,9 +195,7 @@ impl<T> Drop for Sender<T> {
             }
             chan.receiver_waker.take()
         };
-        if let Some(w) = waker {
-            w.wake();
-        }
+        wake(waker);
     }
 }
 
@@ -226,27 +225,18 @@ impl<T> Future for Send<'_, T> {
             return Poll::Ready(Err(SendError(value)));
         }
         match &this.waiter {
-            Some(w) if w.granted.get() => {
+            Some(w) if w.is_chosen() => {
                 this.waiter = None;
                 chan.reserved -= 1;
                 push(chan, value);
                 return Poll::Ready(Ok(()));
             }
-            Some(w) => {
-                *w.waker.borrow_mut() = Some(cx.waker().clone());
-            }
+            Some(w) => w.set_waker(cx.waker()),
             None if chan.waiters.is_empty() && chan.has_room() => {
                 push(chan, value);
                 return Poll::Ready(Ok(()));
             }
-            None => {
-                let w = Rc::new(Waiter {
-                    waker: RefCell::new(Some(cx.waker().clone())),
-                    granted: Cell::new(false),
-                });
-                chan.waiters.push_back(w.clone());
-                this.waiter = Some(w);
-            }
+            None => this.waiter = Some(chan.waiters.push(cx.waker())),
         }
         this.value = Some(value);
         Poll::Pending
@@ -264,18 +254,16 @@ impl<T> Drop for Send<'_, T> {
                 // Closing dropped every waiter and reservation already.
                 return;
             }
-            if w.granted.get() {
+            if w.is_chosen() {
                 // Woken for a slot it will not fill: the next in line gets it.
                 chan.reserved -= 1;
                 chan.grant_next()
             } else {
-                chan.waiters.retain(|other| !Rc::ptr_eq(other, &w));
+                chan.waiters.remove(&w);
                 None
             }
         };
-        if let Some(waker) = next {
-            waker.wake();
-        }
+        wake(next);
     }
 }
 
@@ -287,15 +275,10 @@ impl<T> Receiver<T> {
 
     /// [`recv`](Receiver::recv) as a poll function.
     pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<T>> {
-        let mut chan = self.chan.borrow_mut();
-        if let Some(v) = chan.queue.pop_front() {
-            let next = chan.grant_next();
-            drop(chan);
-            if let Some(w) = next {
-                w.wake();
-            }
+        if let Some(v) = pop(self.chan.borrow_mut()) {
             return Poll::Ready(Some(v));
         }
+        let mut chan = self.chan.borrow_mut();
         if chan.senders == 0 {
             return Poll::Ready(None);
         }
@@ -308,36 +291,26 @@ impl<T> Receiver<T> {
 
     /// Takes the next value if one is queued, without waiting.
     pub fn try_recv(&mut self) -> Result<T, TryRecvError> {
-        let mut chan = self.chan.borrow_mut();
-        match chan.queue.pop_front() {
-            Some(v) => {
-                let next = chan.grant_next();
-                drop(chan);
-                if let Some(w) = next {
-                    w.wake();
-                }
-                Ok(v)
-            }
-            None if chan.senders == 0 => Err(TryRecvError::Disconnected),
-            None => Err(TryRecvError::Empty),
+        if let Some(v) = pop(self.chan.borrow_mut()) {
+            return Ok(v);
+        }
+        if self.chan.borrow().senders == 0 {
+            Err(TryRecvError::Disconnected)
+        } else {
+            Err(TryRecvError::Empty)
         }
     }
 
     /// Stops the channel: later sends fail (waiting senders are woken to fail), while the
     /// values already queued can still be received.
     pub fn close(&mut self) {
-        let waiters = {
+        let wakers = {
             let mut chan = self.chan.borrow_mut();
             chan.closed = true;
             chan.reserved = 0;
-            std::mem::take(&mut chan.waiters)
+            chan.waiters.take_all()
         };
-        for w in waiters {
-            let waker = w.waker.borrow_mut().take();
-            if let Some(waker) = waker {
-                waker.wake();
-            }
-        }
+        wake_all(wakers);
     }
 }
 

@@ -1,19 +1,13 @@
 //! `Notify`: wake one waiting task, or all of them, without sending a value.
 
-use std::cell::{Cell, RefCell};
-use std::collections::VecDeque;
+use std::cell::Cell;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 
-/// A task waiting in [`Notify::notified`].
-struct Waiter {
-    waker: RefCell<Option<Waker>>,
-    /// Chosen by `notify_one`.
-    notified: Cell<bool>,
-}
+use super::waiters::{wake, wake_all, WaitQueue, Waiter};
 
 /// Wakes tasks waiting in [`notified`](Notify::notified): the first in line with
 /// [`notify_one`](Notify::notify_one), or all with
@@ -47,7 +41,8 @@ struct Waiter {
 /// ```
 #[derive(Default)]
 pub struct Notify {
-    waiters: RefCell<VecDeque<Rc<Waiter>>>,
+    /// Tasks waiting; a chosen one was picked by `notify_one`.
+    waiters: WaitQueue,
     permit: Cell<bool>,
     /// How many times `notify_waiters` ran: a `Notified` made before a call completes.
     broadcasts: Cell<u64>,
@@ -74,22 +69,9 @@ impl Notify {
     /// Wakes the first waiting task, or, if none waits, stores a permit for the next
     /// `notified()` (at most one: permits do not add up).
     pub fn notify_one(&self) {
-        let waker = {
-            let mut waiters = self.waiters.borrow_mut();
-            match waiters.pop_front() {
-                Some(w) => {
-                    w.notified.set(true);
-                    let waker = w.waker.borrow_mut().take();
-                    waker
-                }
-                None => {
-                    self.permit.set(true);
-                    None
-                }
-            }
-        };
-        if let Some(w) = waker {
-            w.wake();
+        match self.waiters.choose_first() {
+            Some(waker) => wake(waker),
+            None => self.permit.set(true),
         }
     }
 
@@ -97,13 +79,7 @@ impl Notify {
     /// Stores no permit.
     pub fn notify_waiters(&self) {
         self.broadcasts.set(self.broadcasts.get() + 1);
-        let waiters = std::mem::take(&mut *self.waiters.borrow_mut());
-        for w in waiters {
-            let waker = w.waker.borrow_mut().take();
-            if let Some(waker) = waker {
-                waker.wake();
-            }
-        }
+        wake_all(self.waiters.take_all());
     }
 }
 
@@ -125,25 +101,18 @@ impl Future for Notified<'_> {
             return Poll::Ready(());
         }
         let notify = this.notify;
-        let chosen = this.waiter.as_ref().is_some_and(|w| w.notified.get());
+        let chosen = this.waiter.as_ref().is_some_and(|w| w.is_chosen());
         if chosen || notify.broadcasts.get() != this.broadcasts {
             this.finish();
             return Poll::Ready(());
         }
         match &this.waiter {
-            Some(w) => *w.waker.borrow_mut() = Some(cx.waker().clone()),
+            Some(w) => w.set_waker(cx.waker()),
             None if notify.permit.replace(false) => {
                 this.done = true;
                 return Poll::Ready(());
             }
-            None => {
-                let w = Rc::new(Waiter {
-                    waker: RefCell::new(Some(cx.waker().clone())),
-                    notified: Cell::new(false),
-                });
-                notify.waiters.borrow_mut().push_back(w.clone());
-                this.waiter = Some(w);
-            }
+            None => this.waiter = Some(notify.waiters.push(cx.waker())),
         }
         Poll::Pending
     }
@@ -154,11 +123,8 @@ impl Notified<'_> {
     fn finish(&mut self) {
         self.done = true;
         if let Some(w) = self.waiter.take() {
-            if !w.notified.get() {
-                self.notify
-                    .waiters
-                    .borrow_mut()
-                    .retain(|other| !Rc::ptr_eq(other, &w));
+            if !w.is_chosen() {
+                self.notify.waiters.remove(&w);
             }
         }
     }
@@ -169,14 +135,11 @@ impl Drop for Notified<'_> {
         let Some(w) = self.waiter.take() else {
             return;
         };
-        if w.notified.get() {
+        if w.is_chosen() {
             // Chosen by `notify_one` but never completed: the next in line gets it.
             self.notify.notify_one();
         } else {
-            self.notify
-                .waiters
-                .borrow_mut()
-                .retain(|other| !Rc::ptr_eq(other, &w));
+            self.notify.waiters.remove(&w);
         }
     }
 }
@@ -184,7 +147,7 @@ impl Drop for Notified<'_> {
 impl fmt::Debug for Notify {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Notify")
-            .field("waiting", &self.waiters.borrow().len())
+            .field("waiting", &self.waiters.len())
             .field("permit", &self.permit.get())
             .finish()
     }

@@ -1,19 +1,13 @@
 //! `Semaphore`: a count of permits, handed out in the order tasks asked.
 
-use std::cell::{Cell, RefCell};
-use std::collections::VecDeque;
+use std::cell::Cell;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 
-/// A task waiting for a permit.
-struct Waiter {
-    waker: RefCell<Option<Waker>>,
-    /// A released permit was handed to this waiter directly.
-    granted: Cell<bool>,
-}
+use super::waiters::{wake, wake_all, WaitQueue, Waiter};
 
 /// Limits how many tasks do something at once: each holds a permit while it does, and the
 /// others wait, in the order they asked. For the tasks of one runtime (not `Send`).
@@ -49,7 +43,8 @@ struct Waiter {
 /// ```
 pub struct Semaphore {
     permits: Cell<usize>,
-    waiters: RefCell<VecDeque<Rc<Waiter>>>,
+    /// Tasks waiting; a chosen one was handed a released permit directly.
+    waiters: WaitQueue,
     closed: Cell<bool>,
 }
 
@@ -71,7 +66,7 @@ impl Semaphore {
     pub fn new(permits: usize) -> Semaphore {
         Semaphore {
             permits: Cell::new(permits),
-            waiters: RefCell::new(VecDeque::new()),
+            waiters: WaitQueue::default(),
             closed: Cell::new(false),
         }
     }
@@ -98,7 +93,7 @@ impl Semaphore {
         if self.closed.get() {
             return Err(TryAcquireError::Closed);
         }
-        if !self.waiters.borrow().is_empty() || self.permits.get() == 0 {
+        if !self.waiters.is_empty() || self.permits.get() == 0 {
             return Err(TryAcquireError::NoPermits);
         }
         self.permits.set(self.permits.get() - 1);
@@ -113,7 +108,7 @@ impl Semaphore {
     /// Adds `n` permits, waking as many waiting tasks (the count saturates at `usize::MAX`).
     pub fn add_permits(&self, n: usize) {
         let mut left = n;
-        while left > 0 && !self.waiters.borrow().is_empty() {
+        while left > 0 && !self.waiters.is_empty() {
             self.release();
             left -= 1;
         }
@@ -124,13 +119,7 @@ impl Semaphore {
     /// held stay valid.
     pub fn close(&self) {
         self.closed.set(true);
-        let waiters = std::mem::take(&mut *self.waiters.borrow_mut());
-        for w in waiters {
-            let waker = w.waker.borrow_mut().take();
-            if let Some(waker) = waker {
-                waker.wake();
-            }
-        }
+        wake_all(self.waiters.take_all());
     }
 
     /// Whether [`close`](Semaphore::close) was called.
@@ -140,15 +129,8 @@ impl Semaphore {
 
     /// One permit comes back: to the first waiter, or to the pool.
     fn release(&self) {
-        let first = self.waiters.borrow_mut().pop_front();
-        match first {
-            Some(w) => {
-                w.granted.set(true);
-                let waker = w.waker.borrow_mut().take();
-                if let Some(waker) = waker {
-                    waker.wake();
-                }
-            }
+        match self.waiters.choose_first() {
+            Some(waker) => wake(waker),
             None => self.permits.set(self.permits.get().saturating_add(1)),
         }
     }
@@ -159,7 +141,7 @@ impl Semaphore {
         cx: &mut Context<'_>,
     ) -> Poll<Result<(), AcquireError>> {
         if let Some(w) = waiter {
-            if w.granted.get() {
+            if w.is_chosen() {
                 *waiter = None;
                 return Poll::Ready(Ok(()));
             }
@@ -170,19 +152,12 @@ impl Semaphore {
             return Poll::Ready(Err(AcquireError));
         }
         match waiter {
-            Some(w) => *w.waker.borrow_mut() = Some(cx.waker().clone()),
-            None if self.waiters.borrow().is_empty() && self.permits.get() > 0 => {
+            Some(w) => w.set_waker(cx.waker()),
+            None if self.waiters.is_empty() && self.permits.get() > 0 => {
                 self.permits.set(self.permits.get() - 1);
                 return Poll::Ready(Ok(()));
             }
-            None => {
-                let w = Rc::new(Waiter {
-                    waker: RefCell::new(Some(cx.waker().clone())),
-                    granted: Cell::new(false),
-                });
-                self.waiters.borrow_mut().push_back(w.clone());
-                *waiter = Some(w);
-            }
+            None => *waiter = Some(self.waiters.push(cx.waker())),
         }
         Poll::Pending
     }
@@ -191,12 +166,10 @@ impl Semaphore {
     /// was handed.
     fn cancel(&self, waiter: Option<Rc<Waiter>>) {
         let Some(w) = waiter else { return };
-        if w.granted.get() {
+        if w.is_chosen() {
             self.release();
         } else {
-            self.waiters
-                .borrow_mut()
-                .retain(|other| !Rc::ptr_eq(other, &w));
+            self.waiters.remove(&w);
         }
     }
 }
@@ -278,7 +251,7 @@ impl fmt::Debug for Semaphore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Semaphore")
             .field("permits", &self.permits.get())
-            .field("waiting", &self.waiters.borrow().len())
+            .field("waiting", &self.waiters.len())
             .field("closed", &self.closed.get())
             .finish()
     }
