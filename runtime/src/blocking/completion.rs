@@ -1,55 +1,93 @@
-//! A one-shot slot: a pool thread puts a value in, a task awaits it.
+//! A one-shot slot: a pool thread puts a value in, a task awaits it. The slot itself
+//! ([`OnceSlot`]) is also what a `RemoteJoinHandle` awaits, inside its own cell.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 
-struct Slot<T> {
+/// A value delivered once (or never), and the waker of whoever awaits it. Not locked
+/// itself: its owner keeps it under a lock.
+pub(crate) struct OnceSlot<T> {
     value: Option<T>,
     waker: Option<Waker>,
-    /// The sender was dropped (with or without sending).
+    /// The value is in, or never will be.
     closed: bool,
 }
 
+impl<T> OnceSlot<T> {
+    pub(crate) fn new() -> OnceSlot<T> {
+        OnceSlot {
+            value: None,
+            waker: None,
+            closed: false,
+        }
+    }
+
+    /// Stores `value` (`None`: there will be none) and closes the slot, unless it was closed
+    /// already. Returns the waiter's waker, to be called once the lock is released.
+    pub(crate) fn close_with(&mut self, value: Option<T>) -> Option<Waker> {
+        if self.closed {
+            return None;
+        }
+        self.closed = true;
+        self.value = value;
+        self.waker.take()
+    }
+
+    /// Whether polling would not be pending.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    /// `Some(value)` once sent, `None` once closed without one, else keeps the waker.
+    pub(crate) fn poll_take(&mut self, cx: &Context<'_>) -> Poll<Option<T>> {
+        if self.closed {
+            return Poll::Ready(self.value.take());
+        }
+        match &self.waker {
+            Some(w) if w.will_wake(cx.waker()) => {}
+            _ => self.waker = Some(cx.waker().clone()),
+        }
+        Poll::Pending
+    }
+}
+
 /// The sending half; dropping it without sending makes the receiver yield `None`.
-pub(crate) struct Sender<T>(Arc<Mutex<Slot<T>>>);
+pub(crate) struct Sender<T>(Arc<Mutex<OnceSlot<T>>>);
 
 /// The receiving half: a future of `Some(value)`, or `None` if the sender went away.
-pub(crate) struct Receiver<T>(Arc<Mutex<Slot<T>>>);
+pub(crate) struct Receiver<T>(Arc<Mutex<OnceSlot<T>>>);
 
 pub(crate) fn completion<T>() -> (Sender<T>, Receiver<T>) {
-    let slot = Arc::new(Mutex::new(Slot {
-        value: None,
-        waker: None,
-        closed: false,
-    }));
+    let slot = Arc::new(Mutex::new(OnceSlot::new()));
     (Sender(slot.clone()), Receiver(slot))
 }
 
-fn lock<T>(m: &Mutex<Slot<T>>) -> std::sync::MutexGuard<'_, Slot<T>> {
+fn lock<T>(m: &Mutex<OnceSlot<T>>) -> std::sync::MutexGuard<'_, OnceSlot<T>> {
     // Only plain field moves happen under this lock; a poisoned one is still consistent.
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl<T> Sender<T> {
     pub(crate) fn send(self, value: T) {
-        lock(&self.0).value = Some(value);
-        // Drop runs next and wakes the receiver.
+        let waker = lock(&self.0).close_with(Some(value));
+        wake(waker);
+        // Drop runs next and finds the slot closed.
     }
 }
 
 impl<T> Drop for Sender<T> {
     fn drop(&mut self) {
-        let waker = {
-            let mut slot = lock(&self.0);
-            slot.closed = true;
-            slot.waker.take()
-        };
-        // Woken outside the lock: the receiver's task may be polled on another thread.
-        if let Some(w) = waker {
-            w.wake();
-        }
+        let waker = lock(&self.0).close_with(None);
+        wake(waker);
+    }
+}
+
+/// Wakes outside the lock: the receiver's task may be polled on another thread at once.
+fn wake(waker: Option<Waker>) {
+    if let Some(w) = waker {
+        w.wake();
     }
 }
 
@@ -57,17 +95,6 @@ impl<T> Future for Receiver<T> {
     type Output = Option<T>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
-        let mut slot = lock(&self.0);
-        if let Some(v) = slot.value.take() {
-            return Poll::Ready(Some(v));
-        }
-        if slot.closed {
-            return Poll::Ready(None);
-        }
-        match &slot.waker {
-            Some(w) if w.will_wake(cx.waker()) => {}
-            _ => slot.waker = Some(cx.waker().clone()),
-        }
-        Poll::Pending
+        lock(&self.0).poll_take(cx)
     }
 }

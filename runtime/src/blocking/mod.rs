@@ -2,7 +2,7 @@
 
 mod pool;
 
-mod completion;
+pub(crate) mod completion;
 
 use std::io;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};

@@ -15,6 +15,7 @@ use std::task::{Context, Poll, Waker};
 use futures_util::FutureExt;
 
 use super::core::Core;
+use crate::blocking::completion::OnceSlot;
 use crate::task::JoinError;
 
 /// What the runtime thread does with a queued spawn.
@@ -69,9 +70,7 @@ where
     let cell = Arc::new(RemoteCell {
         state: Mutex::new(State {
             make: Some(make),
-            output: None,
-            done: false,
-            joiner: None,
+            output: OnceSlot::new(),
             task: None,
         }),
         aborted: AtomicBool::new(false),
@@ -88,11 +87,8 @@ struct RemoteCell<F, T> {
 struct State<F, T> {
     /// Until the task starts (or the spawn is cancelled).
     make: Option<F>,
-    output: Option<Result<T, JoinError>>,
-    /// The output is in, or never will be.
-    done: bool,
-    /// The waker of whoever awaits the handle.
-    joiner: Option<Waker>,
+    /// The output (or its absence: cancelled) and the waker of whoever awaits the handle.
+    output: OnceSlot<Result<T, JoinError>>,
     /// The task's waker, for `abort`; stored at its first poll.
     task: Option<Waker>,
 }
@@ -113,12 +109,10 @@ impl<F, T> RemoteCell<F, T> {
     fn settle(&self, output: Option<Result<T, JoinError>>) {
         let (joiner, task) = {
             let mut s = self.lock();
-            if s.done {
+            if s.output.is_closed() {
                 return;
             }
-            s.done = true;
-            s.output = output;
-            (s.joiner.take(), s.task.take())
+            (s.output.close_with(output), s.task.take())
         };
         drop(task);
         // Woken outside the lock: the joiner may be polled on another thread at once.
@@ -210,19 +204,10 @@ where
     T: Send,
 {
     fn poll_output(&self, cx: &mut Context<'_>) -> Poll<Result<T, JoinError>> {
-        let mut s = self.lock();
-        if s.done {
-            return Poll::Ready(
-                s.output
-                    .take()
-                    .unwrap_or_else(|| Err(JoinError::cancelled())),
-            );
-        }
-        match &s.joiner {
-            Some(w) if w.will_wake(cx.waker()) => {}
-            _ => s.joiner = Some(cx.waker().clone()),
-        }
-        Poll::Pending
+        self.lock()
+            .output
+            .poll_take(cx)
+            .map(|out| out.unwrap_or_else(|| Err(JoinError::cancelled())))
     }
 
     fn abort(&self) {
@@ -235,6 +220,6 @@ where
     }
 
     fn is_finished(&self) -> bool {
-        self.lock().done
+        self.lock().output.is_closed()
     }
 }
