@@ -7,7 +7,8 @@
 //! - [`block_on`], [`Runtime`], [`spawn`] (tasks need not be `Send`), [`JoinHandle`],
 //!   [`yield_now`], [`AsyncFd`] for any pollable fd;
 //! - [`time`]: sleeps, timeouts, intervals; [`signal`]: Unix signals as events;
-//!   [`sync`]: channels between tasks (`mpsc`, `oneshot`), with no atomics;
+//!   [`sync`]: channels and locks between tasks (`mpsc`, `oneshot`, `Mutex`, …), with no
+//!   atomics;
 //! - [`net`]: TCP, UDP and Unix sockets; [`pipe`]: pipes and FIFOs; [`process`]: child
 //!   processes; [`fs`]: files on the blocking pool, [`spawn_blocking`] for any other
 //!   blocking work;

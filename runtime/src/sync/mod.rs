@@ -1,8 +1,8 @@
 //! Channels between the tasks of one runtime: [`mpsc`] (bounded or unbounded, many
 //! senders, one receiver), [`oneshot`] (one value, once) and [`watch`] (the latest value,
 //! and waiting for it to change); [`Notify`], which wakes one
-//! waiting task or all of them; and [`Semaphore`], which caps how many tasks do something at
-//! once.
+//! waiting task or all of them; [`Semaphore`], which caps how many tasks do something at
+//! once; and [`Mutex`] and [`RwLock`], for a value borrowed across `.await`.
 //!
 //! They are built for overlap's single-threaded runtime: plain `Rc` and `RefCell`, no atomic
 //! instruction and no lock, so a message costs a queue push and, if the other side waits, one
@@ -29,12 +29,14 @@
 //! ```
 
 pub mod mpsc;
+mod mutex;
 mod notify;
 pub mod oneshot;
 mod semaphore;
 mod waiters;
 pub mod watch;
 
+pub use mutex::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard, TryLockError};
 pub use notify::{Notified, Notify};
 pub use semaphore::{
     Acquire, AcquireError, AcquireOwned, OwnedPermit, Permit, Semaphore, TryAcquireError,

@@ -12,9 +12,11 @@ use super::waiters::{wake, wake_all, WaitQueue, Waiter};
 /// Limits how many tasks do something at once: each holds a permit while it does, and the
 /// others wait, in the order they asked. For the tasks of one runtime (not `Send`).
 ///
-/// A permit goes back when dropped, straight to the first waiter if any. A waiting
-/// [`acquire`](Semaphore::acquire) that is dropped leaves the line, passing on a permit it
-/// had already been handed.
+/// Permits go back when dropped, straight to the first waiter if it now has all it asked for.
+/// A waiter asking for many permits ([`acquire_many`](Semaphore::acquire_many)) is not
+/// overtaken by later, smaller requests: the line is strictly first come, first served. A
+/// waiting acquire that is dropped leaves the line, passing on permits it had already been
+/// handed.
 ///
 /// Capping the connections a server serves at once (the accept loop waits while the cap is
 /// reached, leaving further clients in the kernel's backlog):
@@ -43,7 +45,7 @@ use super::waiters::{wake, wake_all, WaitQueue, Waiter};
 /// ```
 pub struct Semaphore {
     permits: Cell<usize>,
-    /// Tasks waiting; a chosen one was handed a released permit directly.
+    /// Tasks waiting, each for its number of permits; a chosen one was handed them directly.
     waiters: WaitQueue,
     closed: Cell<bool>,
 }
@@ -73,8 +75,29 @@ impl Semaphore {
 
     /// Waits for a permit, which is returned when the [`Permit`] is dropped.
     pub fn acquire(&self) -> Acquire<'_> {
+        self.acquire_many(1)
+    }
+
+    /// Waits for `n` permits at once, returned together when the [`Permit`] is dropped. The
+    /// request keeps its place in the line: later ones wait behind it even if they are
+    /// smaller (so a large request is never starved). More permits than the semaphore will
+    /// ever have means waiting until it is closed.
+    ///
+    /// ```
+    /// use overlap::sync::Semaphore;
+    ///
+    /// overlap::block_on(async {
+    ///     let sem = Semaphore::new(5);
+    ///     let three = sem.acquire_many(3).await.unwrap();
+    ///     assert_eq!((three.num_permits(), sem.available_permits()), (3, 2));
+    ///     drop(three);
+    ///     assert_eq!(sem.available_permits(), 5);
+    /// });
+    /// ```
+    pub fn acquire_many(&self, n: u32) -> Acquire<'_> {
         Acquire {
             sem: self,
+            wanted: n as usize,
             waiter: None,
         }
     }
@@ -82,22 +105,52 @@ impl Semaphore {
     /// Like [`acquire`](Semaphore::acquire), with a permit that owns a reference to the
     /// semaphore, so it can move into a task.
     pub fn acquire_owned(self: Rc<Self>) -> AcquireOwned {
+        self.acquire_many_owned(1)
+    }
+
+    /// Like [`acquire_many`](Semaphore::acquire_many), with a permit that owns a reference
+    /// to the semaphore.
+    pub fn acquire_many_owned(self: Rc<Self>, n: u32) -> AcquireOwned {
         AcquireOwned {
             sem: self,
+            wanted: n as usize,
             waiter: None,
         }
     }
 
     /// A permit if one is free now and nobody waits for one.
     pub fn try_acquire(&self) -> Result<Permit<'_>, TryAcquireError> {
+        self.try_acquire_many(1)
+    }
+
+    /// `n` permits if they are free now and nobody waits for any.
+    pub fn try_acquire_many(&self, n: u32) -> Result<Permit<'_>, TryAcquireError> {
+        self.try_take(n as usize)?;
+        Ok(Permit {
+            sem: self,
+            permits: n as usize,
+        })
+    }
+
+    /// Like [`try_acquire_many`](Semaphore::try_acquire_many), with a permit that owns a
+    /// reference to the semaphore.
+    pub fn try_acquire_many_owned(self: Rc<Self>, n: u32) -> Result<OwnedPermit, TryAcquireError> {
+        self.try_take(n as usize)?;
+        Ok(OwnedPermit {
+            sem: self,
+            permits: n as usize,
+        })
+    }
+
+    fn try_take(&self, n: usize) -> Result<(), TryAcquireError> {
         if self.closed.get() {
             return Err(TryAcquireError::Closed);
         }
-        if !self.waiters.is_empty() || self.permits.get() == 0 {
+        if !self.waiters.is_empty() || self.permits.get() < n {
             return Err(TryAcquireError::NoPermits);
         }
-        self.permits.set(self.permits.get() - 1);
-        Ok(Permit { sem: self })
+        self.permits.set(self.permits.get() - n);
+        Ok(())
     }
 
     /// Permits free now.
@@ -105,14 +158,10 @@ impl Semaphore {
         self.permits.get()
     }
 
-    /// Adds `n` permits, waking as many waiting tasks (the count saturates at `usize::MAX`).
+    /// Adds `n` permits, waking the waiting tasks they satisfy (the count saturates at
+    /// `usize::MAX`).
     pub fn add_permits(&self, n: usize) {
-        let mut left = n;
-        while left > 0 && !self.waiters.is_empty() {
-            self.release();
-            left -= 1;
-        }
-        self.permits.set(self.permits.get().saturating_add(left));
+        self.release(n);
     }
 
     /// Closes the semaphore: waiting and later acquires fail with [`AcquireError`]. Permits
@@ -127,17 +176,29 @@ impl Semaphore {
         self.closed.get()
     }
 
-    /// One permit comes back: to the first waiter, or to the pool.
-    fn release(&self) {
-        match self.waiters.choose_first() {
-            Some(waker) => wake(waker),
-            None => self.permits.set(self.permits.get().saturating_add(1)),
+    /// `n` permits come back: to the waiters at the front of the line that they satisfy,
+    /// the rest to the pool.
+    fn release(&self, n: usize) {
+        self.permits.set(self.permits.get().saturating_add(n));
+        self.grant();
+    }
+
+    /// Hands free permits to the front of the line for as long as they satisfy it.
+    fn grant(&self) {
+        while let Some(wanted) = self.waiters.first_wants() {
+            let free = self.permits.get();
+            if wanted > free {
+                break;
+            }
+            self.permits.set(free - wanted);
+            wake(self.waiters.choose_first().flatten());
         }
     }
 
     fn poll_acquire(
         &self,
         waiter: &mut Option<Rc<Waiter>>,
+        wanted: usize,
         cx: &mut Context<'_>,
     ) -> Poll<Result<(), AcquireError>> {
         if let Some(w) = waiter {
@@ -153,23 +214,24 @@ impl Semaphore {
         }
         match waiter {
             Some(w) => w.set_waker(cx.waker()),
-            None if self.waiters.is_empty() && self.permits.get() > 0 => {
-                self.permits.set(self.permits.get() - 1);
+            None if self.waiters.is_empty() && self.permits.get() >= wanted => {
+                self.permits.set(self.permits.get() - wanted);
                 return Poll::Ready(Ok(()));
             }
-            None => *waiter = Some(self.waiters.push(cx.waker())),
+            None => *waiter = Some(self.waiters.push_wanting(cx.waker(), wanted)),
         }
         Poll::Pending
     }
 
-    /// An acquire is dropped while waiting: it leaves the line, or passes on the permit it
-    /// was handed.
+    /// An acquire is dropped while waiting: it leaves the line, or passes on the permits it
+    /// was handed. Either way the waiters behind it may now be satisfied.
     fn cancel(&self, waiter: Option<Rc<Waiter>>) {
         let Some(w) = waiter else { return };
         if w.is_chosen() {
-            self.release();
+            self.release(w.wanted());
         } else {
             self.waiters.remove(&w);
+            self.grant();
         }
     }
 }
@@ -178,6 +240,7 @@ impl Semaphore {
 #[must_use = "futures do nothing unless polled"]
 pub struct Acquire<'a> {
     sem: &'a Semaphore,
+    wanted: usize,
     waiter: Option<Rc<Waiter>>,
 }
 
@@ -186,9 +249,9 @@ impl<'a> Future for Acquire<'a> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
-        let sem = this.sem;
-        sem.poll_acquire(&mut this.waiter, cx)
-            .map(|r| r.map(|()| Permit { sem }))
+        let (sem, permits) = (this.sem, this.wanted);
+        sem.poll_acquire(&mut this.waiter, permits, cx)
+            .map(|r| r.map(|()| Permit { sem, permits }))
     }
 }
 
@@ -202,6 +265,7 @@ impl Drop for Acquire<'_> {
 #[must_use = "futures do nothing unless polled"]
 pub struct AcquireOwned {
     sem: Rc<Semaphore>,
+    wanted: usize,
     waiter: Option<Rc<Waiter>>,
 }
 
@@ -210,9 +274,13 @@ impl Future for AcquireOwned {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
-        let sem = &this.sem;
-        sem.poll_acquire(&mut this.waiter, cx)
-            .map(|r| r.map(|()| OwnedPermit { sem: sem.clone() }))
+        let (sem, permits) = (&this.sem, this.wanted);
+        sem.poll_acquire(&mut this.waiter, permits, cx).map(|r| {
+            r.map(|()| OwnedPermit {
+                sem: sem.clone(),
+                permits,
+            })
+        })
     }
 }
 
@@ -222,28 +290,63 @@ impl Drop for AcquireOwned {
     }
 }
 
-/// A permit of a [`Semaphore`], given back when dropped.
+/// Permits of a [`Semaphore`] (one, or as many as were asked for), given back when dropped.
 #[must_use = "the permit is given back as soon as it is dropped"]
 pub struct Permit<'a> {
     sem: &'a Semaphore,
+    permits: usize,
+}
+
+impl Permit<'_> {
+    /// How many permits it holds.
+    pub fn num_permits(&self) -> usize {
+        self.permits
+    }
+
+    /// Keeps its permits out of the semaphore for good: dropping it gives nothing back.
+    pub fn forget(mut self) {
+        self.permits = 0;
+    }
 }
 
 impl Drop for Permit<'_> {
     fn drop(&mut self) {
-        self.sem.release();
+        if self.permits > 0 {
+            self.sem.release(self.permits);
+        }
     }
 }
 
-/// A permit of a [`Semaphore`] held through an `Rc`, so it can move into a task; given back
+/// Permits of a [`Semaphore`] held through an `Rc`, so they can move into a task; given back
 /// when dropped.
 #[must_use = "the permit is given back as soon as it is dropped"]
 pub struct OwnedPermit {
     sem: Rc<Semaphore>,
+    permits: usize,
+}
+
+impl OwnedPermit {
+    /// How many permits it holds.
+    pub fn num_permits(&self) -> usize {
+        self.permits
+    }
+
+    /// Keeps its permits out of the semaphore for good: dropping it gives nothing back.
+    pub fn forget(mut self) {
+        self.permits = 0;
+    }
+
+    /// The semaphore it came from.
+    pub fn semaphore(&self) -> &Rc<Semaphore> {
+        &self.sem
+    }
 }
 
 impl Drop for OwnedPermit {
     fn drop(&mut self) {
-        self.sem.release();
+        if self.permits > 0 {
+            self.sem.release(self.permits);
+        }
     }
 }
 
@@ -260,6 +363,7 @@ impl fmt::Debug for Semaphore {
 impl fmt::Debug for Acquire<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Acquire")
+            .field("wanted", &self.wanted)
             .field("waiting", &self.waiter.is_some())
             .finish()
     }
@@ -268,6 +372,7 @@ impl fmt::Debug for Acquire<'_> {
 impl fmt::Debug for AcquireOwned {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AcquireOwned")
+            .field("wanted", &self.wanted)
             .field("waiting", &self.waiter.is_some())
             .finish()
     }
@@ -275,13 +380,17 @@ impl fmt::Debug for AcquireOwned {
 
 impl fmt::Debug for Permit<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Permit").finish_non_exhaustive()
+        f.debug_struct("Permit")
+            .field("permits", &self.permits)
+            .finish_non_exhaustive()
     }
 }
 
 impl fmt::Debug for OwnedPermit {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("OwnedPermit").finish_non_exhaustive()
+        f.debug_struct("OwnedPermit")
+            .field("permits", &self.permits)
+            .finish_non_exhaustive()
     }
 }
 

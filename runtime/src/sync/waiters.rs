@@ -1,6 +1,7 @@
-//! The FIFO line of waiting tasks that `mpsc`, `Notify` and `Semaphore` share: a task joins
-//! with its waker, the first in line is *chosen* (handed a slot, a notification or a permit)
-//! and woken, and a chosen task that goes away hands its turn on (each user decides how).
+//! The FIFO line of waiting tasks that `mpsc`, `Notify`, `Semaphore` and the locks share: a
+//! task joins with its waker (and how much it wants, for the semaphore), the first in line is
+//! *chosen* (handed a slot, a notification or permits) and woken, and a chosen task that goes
+//! away hands its turn on (each user decides how).
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -11,9 +12,16 @@ use std::task::Waker;
 pub(super) struct Waiter {
     waker: RefCell<Option<Waker>>,
     chosen: Cell<bool>,
+    /// How many units (semaphore permits) it waits for; 1 for the other users.
+    wanted: usize,
 }
 
 impl Waiter {
+    /// How many units it asked for.
+    pub(super) fn wanted(&self) -> usize {
+        self.wanted
+    }
+
     /// Whether the queue picked this waiter (it is out of the line then).
     pub(super) fn is_chosen(&self) -> bool {
         self.chosen.get()
@@ -50,12 +58,23 @@ impl WaitQueue {
 
     /// Joins the end of the line.
     pub(super) fn push(&self, waker: &Waker) -> Rc<Waiter> {
+        self.push_wanting(waker, 1)
+    }
+
+    /// Joins the end of the line, waiting for `wanted` units.
+    pub(super) fn push_wanting(&self, waker: &Waker, wanted: usize) -> Rc<Waiter> {
         let w = Rc::new(Waiter {
             waker: RefCell::new(Some(waker.clone())),
             chosen: Cell::new(false),
+            wanted,
         });
         self.line.borrow_mut().push_back(w.clone());
         w
+    }
+
+    /// How many units the first in line wants, if anyone waits.
+    pub(super) fn first_wants(&self) -> Option<usize> {
+        self.line.borrow().front().map(|w| w.wanted)
     }
 
     /// Takes the first waiter out of the line, marks it chosen and returns its waker, to be
