@@ -32,7 +32,8 @@ pub use overlap_runtime::{
     YieldNow,
 };
 
-/// Asynchronous I/O traits and helpers (re-exported from `futures-util`).
+/// Asynchronous I/O traits and helpers (re-exported from `futures-util`), plus
+/// [`copy_bidirectional`](io::copy_bidirectional) for proxies.
 ///
 /// Every overlap I/O type implements [`AsyncRead`](io::AsyncRead)/[`AsyncWrite`](io::AsyncWrite) from futures-io, so these
 /// extension traits and adapters work on them directly.
@@ -42,6 +43,7 @@ pub mod io {
         AsyncReadExt, AsyncSeek, AsyncSeekExt, AsyncWrite, AsyncWriteExt, BufReader, BufWriter,
         Cursor, ReadHalf, WriteHalf,
     };
+    pub use overlap_runtime::io::copy_bidirectional;
 }
 
 /// Future combinators (re-exported from `futures-util`): [`select`](future::select) and

@@ -65,6 +65,30 @@ fn host_name_is_resolved_on_the_blocking_pool() {
 }
 
 #[test]
+fn lookup_host_parses_literals_and_resolves_names_off_the_loop() {
+    overlap::block_on(async {
+        let addrs: Vec<SocketAddr> = overlap::net::lookup_host("127.0.0.1:9")
+            .await
+            .unwrap()
+            .collect();
+        assert_eq!(addrs, ["127.0.0.1:9".parse::<SocketAddr>().unwrap()]);
+        let addrs: Vec<SocketAddr> = overlap::net::lookup_host(("localhost", 4242))
+            .await
+            .unwrap()
+            .collect();
+        assert!(!addrs.is_empty(), "localhost resolves");
+        for a in addrs {
+            assert!(a.ip().is_loopback() && a.port() == 4242, "{a}");
+        }
+        let err = overlap::net::lookup_host("no port here")
+            .await
+            .err()
+            .unwrap();
+        assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput, "{err}");
+    });
+}
+
+#[test]
 fn ipv6_loopback_when_available() {
     overlap::block_on(async {
         let listener = match TcpListener::bind("[::1]:0").await {

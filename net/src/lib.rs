@@ -48,7 +48,7 @@ mod udp;
 mod udp_batch;
 pub mod unix;
 
-pub use resolve::ToSocketAddrs;
+pub use resolve::{lookup_host, ToSocketAddrs};
 #[cfg(feature = "count-syscalls")]
 pub use sys::counters::{syscall_counts, SyscallCounts};
 pub use tcp::{

@@ -52,6 +52,31 @@ pub(crate) async fn resolve<A: ToSocketAddrs>(addr: A) -> io::Result<Vec<SocketA
     }
 }
 
+/// The socket addresses `host` names: a literal address is parsed at once, a host name is
+/// resolved with `getaddrinfo` on the blocking pool, never on the event loop.
+///
+/// ```
+/// overlap::block_on(async {
+///     let addrs: Vec<_> = overlap::net::lookup_host("127.0.0.1:80").await?.collect();
+///     assert_eq!(addrs, ["127.0.0.1:80".parse().unwrap()]);
+///     // Names come from the system's resolver (/etc/hosts first, usually).
+///     for addr in overlap::net::lookup_host(("localhost", 8080)).await? {
+///         assert!(addr.ip().is_loopback());
+///     }
+///     # std::io::Result::Ok(())
+/// })
+/// .unwrap();
+/// ```
+///
+/// # Errors
+/// A name that does not resolve gives the resolver's error; a malformed `"host:port"`
+/// string gives `InvalidInput`.
+pub async fn lookup_host<A: ToSocketAddrs>(
+    host: A,
+) -> io::Result<impl Iterator<Item = SocketAddr>> {
+    Ok(resolve(host).await?.into_iter())
+}
+
 /// Runs `f` on each address of `addr` in turn until one succeeds; otherwise returns the last
 /// error (or `InvalidInput` if there was no address).
 pub(crate) async fn try_each<A, T, F, Fut>(addr: A, mut f: F) -> io::Result<T>

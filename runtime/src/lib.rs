@@ -17,6 +17,7 @@ mod sys;
 mod blocking;
 mod coop;
 mod executor;
+pub mod io;
 mod metrics;
 mod reactor;
 pub mod signal;

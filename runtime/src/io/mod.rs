@@ -1,0 +1,6 @@
+//! I/O helpers beyond what `futures-util` offers; the facade's `overlap::io` re-exports them
+//! next to futures-util's traits.
+
+mod copy_bidirectional;
+
+pub use copy_bidirectional::copy_bidirectional;

@@ -1,0 +1,141 @@
+//! `overlap::io::copy_bidirectional` as a TCP proxy on loopback: exact bytes both ways with
+//! the half-close passed on, flushing of a buffered destination while the source is idle,
+//! and a reset on one side ending the copy with an error.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use overlap::io::{copy_bidirectional, AsyncReadExt, AsyncWriteExt, BufWriter};
+use overlap::net::{TcpListener, TcpStream};
+use overlap::JoinHandle;
+
+use support::{echo_until_eof, pattern_seeded, tcp_pair, within};
+
+const LIMIT: Duration = Duration::from_secs(30);
+
+/// An echo server on loopback; returns its address.
+async fn echo_server() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    overlap::spawn(async move {
+        loop {
+            let (conn, _) = listener.accept().await.unwrap();
+            overlap::spawn(echo_until_eof(conn));
+        }
+    });
+    addr
+}
+
+/// Accepts one client on a fresh listener and proxies it to `upstream` with
+/// `copy_bidirectional`; returns the proxy's address and its outcome.
+async fn proxy_once(upstream: SocketAddr) -> (SocketAddr, JoinHandle<std::io::Result<(u64, u64)>>) {
+    let front = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = front.local_addr().unwrap();
+    let task = overlap::spawn(async move {
+        let (mut client, _) = front.accept().await?;
+        let mut server = TcpStream::connect(upstream).await?;
+        copy_bidirectional(&mut client, &mut server).await
+    });
+    (addr, task)
+}
+
+#[overlap::test]
+async fn a_proxied_echo_keeps_every_byte_and_passes_the_half_close_on() {
+    let (addr, proxy) = proxy_once(echo_server().await).await;
+    let data = pattern_seeded(1 << 20, 5);
+    let mut conn = TcpStream::connect(addr).await.unwrap();
+    let (mut rd, mut wr) = TcpStream::split(&mut conn);
+    let (sent, got) = within(
+        LIMIT,
+        async {
+            futures_util::join!(
+                async {
+                    wr.write_all(&data).await?;
+                    // Only if the proxy shuts the upstream's write half does the echo server
+                    // see its end of file, close, and let read_to_end below finish.
+                    wr.close().await
+                },
+                async {
+                    let mut got = Vec::new();
+                    rd.read_to_end(&mut got).await.map(|_| got)
+                }
+            )
+        },
+        "the proxied echo stalled",
+    )
+    .await;
+    sent.unwrap();
+    assert!(got.unwrap() == data, "the echo differs from what was sent");
+    let counts = within(LIMIT, proxy, "the proxy did not finish").await;
+    assert_eq!(counts.unwrap().unwrap(), (1 << 20, 1 << 20));
+}
+
+#[overlap::test]
+async fn a_buffered_destination_is_flushed_while_the_source_is_idle() {
+    // client <-> proxy_in | BufWriter(proxy_out) <-> server: without a flush when the
+    // client has nothing more to send, "ping" would sit in the BufWriter for ever.
+    let (mut client, mut proxy_in) = tcp_pair().await;
+    let (proxy_out, mut server) = tcp_pair().await;
+    let proxy = overlap::spawn(async move {
+        let mut proxy_out = BufWriter::with_capacity(64 << 10, proxy_out);
+        copy_bidirectional(&mut proxy_in, &mut proxy_out).await
+    });
+    client.write_all(b"ping").await.unwrap();
+    let mut buf = [0u8; 4];
+    within(
+        LIMIT,
+        server.read_exact(&mut buf),
+        "the bytes stayed buffered",
+    )
+    .await
+    .unwrap();
+    assert_eq!(&buf, b"ping");
+    server.write_all(b"pong!").await.unwrap();
+    let mut buf = [0u8; 5];
+    within(
+        LIMIT,
+        client.read_exact(&mut buf),
+        "the reply did not come back",
+    )
+    .await
+    .unwrap();
+    assert_eq!(&buf, b"pong!");
+    client.close().await.unwrap();
+    server.close().await.unwrap();
+    let counts = within(LIMIT, proxy, "the proxy did not finish").await;
+    assert_eq!(counts.unwrap().unwrap(), (4, 5));
+}
+
+#[overlap::test]
+async fn a_reset_on_one_side_ends_the_copy_with_an_error() {
+    let (mut client, mut proxy_in) = tcp_pair().await;
+    let (mut proxy_out, server) = tcp_pair().await;
+    let proxy =
+        overlap::spawn(async move { copy_bidirectional(&mut proxy_in, &mut proxy_out).await });
+    // The server resets its connection (linger 0 then close).
+    server.set_linger(Some(Duration::ZERO)).unwrap();
+    drop(server);
+    // Data the proxy forwards into the reset connection fails there.
+    for _ in 0..64 {
+        if client.write_all(&[7u8; 16 << 10]).await.is_err() {
+            break;
+        }
+        if proxy.is_finished() {
+            break;
+        }
+        overlap::time::sleep(Duration::from_millis(1)).await;
+    }
+    let res = within(LIMIT, proxy, "the proxy did not notice the reset").await;
+    let err = res
+        .unwrap()
+        .expect_err("a reset upstream must fail the copy");
+    assert!(
+        matches!(
+            err.kind(),
+            std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe
+        ),
+        "unexpected error: {err}"
+    );
+}
