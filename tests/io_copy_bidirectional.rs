@@ -11,22 +11,9 @@ use overlap::io::{copy_bidirectional, AsyncReadExt, AsyncWriteExt, BufWriter};
 use overlap::net::{TcpListener, TcpStream};
 use overlap::JoinHandle;
 
-use support::{echo_until_eof, pattern_seeded, tcp_pair, within};
+use support::{echo_server, pattern_seeded, tcp_pair, within};
 
 const LIMIT: Duration = Duration::from_secs(30);
-
-/// An echo server on loopback; returns its address.
-async fn echo_server() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    overlap::spawn(async move {
-        loop {
-            let (conn, _) = listener.accept().await.unwrap();
-            overlap::spawn(echo_until_eof(conn));
-        }
-    });
-    addr
-}
 
 /// Accepts one client on a fresh listener and proxies it to `upstream` with
 /// `copy_bidirectional`; returns the proxy's address and its outcome.

@@ -3,26 +3,13 @@
 
 mod support;
 
-use std::net::{Shutdown, SocketAddr};
+use std::net::Shutdown;
 use std::time::Duration;
 
 use futures_util::future::join_all;
 use overlap::io::{AsyncReadExt, AsyncWriteExt};
 use overlap::net::{TcpListener, TcpStream};
-use support::{echo_until_eof, pattern_seeded, raise_nofile};
-
-/// Spawns an echo server on 127.0.0.1:0 that serves every connection in its own task.
-async fn echo_server() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    overlap::spawn(async move {
-        loop {
-            let (conn, _) = listener.accept().await.unwrap();
-            overlap::spawn(echo_until_eof(conn));
-        }
-    });
-    addr
-}
+use support::{echo_server, pattern_seeded, raise_nofile};
 
 #[test]
 fn echo_one_mib_exact_bytes() {

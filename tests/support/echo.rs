@@ -1,6 +1,9 @@
 //! The echo loop the net tests serve connections with.
 
+use std::net::SocketAddr;
+
 use overlap::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use overlap::net::TcpListener;
 
 /// Echoes everything read back to the peer until it closes its writing half.
 pub async fn echo_until_eof(mut conn: impl AsyncRead + AsyncWrite + Unpin) {
@@ -12,4 +15,18 @@ pub async fn echo_until_eof(mut conn: impl AsyncRead + AsyncWrite + Unpin) {
         }
         conn.write_all(&buf[..n]).await.unwrap();
     }
+}
+
+/// Spawns an echo server on 127.0.0.1:0 that serves every connection in its own task;
+/// returns its address.
+pub async fn echo_server() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    overlap::spawn(async move {
+        loop {
+            let (conn, _) = listener.accept().await.unwrap();
+            overlap::spawn(echo_until_eof(conn));
+        }
+    });
+    addr
 }

@@ -12,7 +12,7 @@ mod net;
 mod rng;
 
 pub use deadline::within;
-pub use echo::echo_until_eof;
+pub use echo::{echo_server, echo_until_eof};
 pub use example::{example_bin, ExampleServer};
 pub use fd::*;
 pub use files::*;
