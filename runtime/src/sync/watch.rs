@@ -4,36 +4,19 @@
 use std::cell::{Cell, Ref, RefCell};
 use std::fmt;
 use std::future::poll_fn;
-use std::rc::{Rc, Weak};
-use std::task::{Poll, Waker};
+use std::rc::Rc;
+use std::task::Poll;
 
-/// A receiver's place to be woken.
-type Slot = RefCell<Option<Waker>>;
+use super::waiters::{Slot, Watchers};
 
 struct Shared<T> {
     value: RefCell<T>,
     /// Bumped by every send.
     version: Cell<u64>,
-    /// One slot per receiver; dead ones are pruned on send.
-    watchers: RefCell<Vec<Weak<Slot>>>,
+    /// One slot per receiver.
+    watchers: Watchers,
     receivers: Cell<usize>,
     sender_gone: Cell<bool>,
-}
-
-impl<T> Shared<T> {
-    fn wake_all(&self) {
-        let wakers: Vec<Waker> = {
-            let mut watchers = self.watchers.borrow_mut();
-            watchers.retain(|w| w.strong_count() > 0);
-            watchers
-                .iter()
-                .filter_map(|w| w.upgrade().and_then(|slot| slot.borrow_mut().take()))
-                .collect()
-        };
-        for w in wakers {
-            w.wake();
-        }
-    }
 }
 
 /// Sets the value; see [`channel`].
@@ -81,7 +64,7 @@ pub fn channel<T>(init: T) -> (Sender<T>, Receiver<T>) {
     let shared = Rc::new(Shared {
         value: RefCell::new(init),
         version: Cell::new(0),
-        watchers: RefCell::new(Vec::new()),
+        watchers: Watchers::default(),
         receivers: Cell::new(0),
         sender_gone: Cell::new(false),
     });
@@ -124,7 +107,7 @@ impl<T> Sender<T> {
 
     fn changed(&self) {
         self.shared.version.set(self.shared.version.get() + 1);
-        self.shared.wake_all();
+        self.shared.watchers.wake_all();
     }
 
     /// The current value.
@@ -151,14 +134,13 @@ impl<T> Sender<T> {
 impl<T> Drop for Sender<T> {
     fn drop(&mut self) {
         self.shared.sender_gone.set(true);
-        self.shared.wake_all();
+        self.shared.watchers.wake_all();
     }
 }
 
 impl<T> Receiver<T> {
     fn new(shared: Rc<Shared<T>>, seen: u64) -> Receiver<T> {
-        let slot = Rc::new(RefCell::new(None));
-        shared.watchers.borrow_mut().push(Rc::downgrade(&slot));
+        let slot = shared.watchers.add();
         shared.receivers.set(shared.receivers.get() + 1);
         Receiver { shared, seen, slot }
     }
@@ -198,11 +180,7 @@ impl<T> Receiver<T> {
             if self.shared.sender_gone.get() {
                 return Poll::Ready(Err(RecvError));
             }
-            let mut slot = self.slot.borrow_mut();
-            match &*slot {
-                Some(w) if w.will_wake(cx.waker()) => {}
-                _ => *slot = Some(cx.waker().clone()),
-            }
+            self.slot.register(cx.waker());
             Poll::Pending
         })
         .await
@@ -217,7 +195,7 @@ impl<T> Clone for Receiver<T> {
 
 impl<T> Drop for Receiver<T> {
     fn drop(&mut self) {
-        // Its slot dies with it; `wake_all` prunes the dead entry.
+        // Its slot dies with it; the watcher list prunes the dead entry.
         self.shared.receivers.set(self.shared.receivers.get() - 1);
     }
 }
