@@ -1,6 +1,6 @@
 //! Channels between the tasks of one runtime: [`mpsc`] (bounded or unbounded, many
-//! senders, one receiver), [`oneshot`] (one value, once) and [`watch`] (the latest value,
-//! and waiting for it to change); [`Notify`], which wakes one
+//! senders, one receiver), [`oneshot`] (one value, once), [`broadcast`] (every value to
+//! every receiver) and [`watch`] (the latest value, and waiting for it to change); [`Notify`], which wakes one
 //! waiting task or all of them; [`Semaphore`], which caps how many tasks do something at
 //! once; and [`Mutex`] and [`RwLock`], for a value borrowed across `.await`.
 //!
@@ -28,6 +28,7 @@
 //! });
 //! ```
 
+pub mod broadcast;
 pub mod mpsc;
 mod mutex;
 mod notify;

@@ -1,0 +1,330 @@
+//! Every value to every receiver: chat rooms, event fan-out, a shutdown signal that carries
+//! data.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::fmt;
+use std::future::poll_fn;
+use std::rc::Rc;
+use std::task::Poll;
+
+use super::waiters::{Slot, Watchers};
+
+/// One sent value and how many receivers have yet to read it.
+struct Entry<T> {
+    value: T,
+    unread: usize,
+}
+
+struct Shared<T> {
+    /// Values still held, oldest first: `queue[0]` has sequence number `head`.
+    queue: RefCell<VecDeque<Entry<T>>>,
+    head: Cell<u64>,
+    capacity: usize,
+    watchers: Watchers,
+    senders: Cell<usize>,
+    receivers: Cell<usize>,
+}
+
+impl<T> Shared<T> {
+    /// The sequence number the next send gets.
+    fn tail(&self) -> u64 {
+        self.head.get() + self.queue.borrow().len() as u64
+    }
+
+    /// Drops the values at the front that every receiver has read, each outside any borrow
+    /// of the queue (a value's destructor may use this channel).
+    fn pop_read(&self) {
+        loop {
+            let popped = {
+                let mut queue = self.queue.borrow_mut();
+                if queue.front().is_none_or(|e| e.unread != 0) {
+                    return;
+                }
+                self.head.set(self.head.get() + 1);
+                queue.pop_front()
+            };
+            drop(popped);
+        }
+    }
+}
+
+/// Sends to every receiver; cloning makes another sender. See [`channel`].
+pub struct Sender<T> {
+    shared: Rc<Shared<T>>,
+}
+
+/// Receives every value sent after it was made, in order. See [`channel`].
+pub struct Receiver<T> {
+    shared: Rc<Shared<T>>,
+    /// The sequence number of the next value to read.
+    next: u64,
+    slot: Rc<Slot>,
+}
+
+/// Every receiver is gone; the value comes back (the same type as `mpsc`'s).
+pub use super::mpsc::SendError;
+
+/// Why [`Receiver::recv`] gave no value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RecvError {
+    /// Every sender is gone and every value was read.
+    Closed,
+    /// The receiver fell behind by more than the capacity: this many of the oldest values it
+    /// had not read were dropped. The next receive gives the oldest value still held.
+    Lagged(u64),
+}
+
+/// Why [`Receiver::try_recv`] gave no value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TryRecvError {
+    /// Nothing new now.
+    Empty,
+    /// Every sender is gone and every value was read.
+    Closed,
+    /// As [`RecvError::Lagged`].
+    Lagged(u64),
+}
+
+/// A broadcast channel: each value sent reaches every [`Receiver`] that existed when it was
+/// sent, as a clone. At most `capacity` values are held for receivers that have not read
+/// them yet; a send never waits, so a receiver that falls further behind loses the oldest
+/// values and is told how many ([`RecvError::Lagged`]) before it reads on. A value is
+/// dropped as soon as every receiver has read it.
+///
+/// More receivers come from [`Sender::subscribe`] (or [`Receiver::resubscribe`]); they
+/// see what is sent from then on.
+///
+/// # Panics
+/// If `capacity` is 0.
+///
+/// ```
+/// use overlap::sync::broadcast;
+///
+/// overlap::block_on(async {
+///     let (tx, mut first) = broadcast::channel(16);
+///     let mut second = tx.subscribe();
+///     tx.send("hello").unwrap();
+///     drop(tx);
+///     assert_eq!(first.recv().await, Ok("hello"));
+///     assert_eq!(second.recv().await, Ok("hello"));
+///     assert_eq!(first.recv().await, Err(broadcast::RecvError::Closed));
+/// });
+/// ```
+pub fn channel<T: Clone>(capacity: usize) -> (Sender<T>, Receiver<T>) {
+    assert!(
+        capacity > 0,
+        "broadcast::channel capacity must be at least 1"
+    );
+    let shared = Rc::new(Shared {
+        queue: RefCell::new(VecDeque::new()),
+        head: Cell::new(0),
+        capacity,
+        watchers: Watchers::default(),
+        senders: Cell::new(1),
+        receivers: Cell::new(0),
+    });
+    let rx = Receiver::new(shared.clone());
+    (Sender { shared }, rx)
+}
+
+impl<T> Sender<T> {
+    /// Sends `value` to every receiver, returning how many there are. Never waits: when
+    /// `capacity` values are held already, the oldest is dropped (the receivers that had not
+    /// read it will see [`RecvError::Lagged`]). Fails, giving the value back, when no
+    /// receiver is left.
+    pub fn send(&self, value: T) -> Result<usize, SendError<T>> {
+        let receivers = self.shared.receivers.get();
+        if receivers == 0 {
+            return Err(SendError(value));
+        }
+        let evicted = {
+            let mut queue = self.shared.queue.borrow_mut();
+            let evicted = if queue.len() == self.shared.capacity {
+                self.shared.head.set(self.shared.head.get() + 1);
+                queue.pop_front()
+            } else {
+                None
+            };
+            queue.push_back(Entry {
+                value,
+                unread: receivers,
+            });
+            evicted
+        };
+        // Dropped outside the borrow: its destructor may touch this channel.
+        drop(evicted);
+        self.shared.watchers.wake_all();
+        Ok(receivers)
+    }
+
+    /// A new receiver, which gets the values sent from now on.
+    pub fn subscribe(&self) -> Receiver<T> {
+        Receiver::new(self.shared.clone())
+    }
+
+    /// How many receivers there are.
+    pub fn receiver_count(&self) -> usize {
+        self.shared.receivers.get()
+    }
+
+    /// How many values are held for receivers that have not read them.
+    pub fn len(&self) -> usize {
+        self.shared.queue.borrow().len()
+    }
+
+    /// Whether every value sent was read by every receiver (or none was sent).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl<T> Clone for Sender<T> {
+    fn clone(&self) -> Sender<T> {
+        self.shared.senders.set(self.shared.senders.get() + 1);
+        Sender {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl<T> Drop for Sender<T> {
+    fn drop(&mut self) {
+        let left = self.shared.senders.get() - 1;
+        self.shared.senders.set(left);
+        if left == 0 {
+            self.shared.watchers.wake_all();
+        }
+    }
+}
+
+impl<T> Receiver<T> {
+    fn new(shared: Rc<Shared<T>>) -> Receiver<T> {
+        let slot = shared.watchers.add();
+        shared.receivers.set(shared.receivers.get() + 1);
+        let next = shared.tail();
+        Receiver { shared, next, slot }
+    }
+
+    /// A new receiver on the same channel, which gets the values sent from now on (not the
+    /// ones this receiver has yet to read).
+    pub fn resubscribe(&self) -> Receiver<T> {
+        Receiver::new(self.shared.clone())
+    }
+
+    /// How many values sent since this receiver was made it has not read (and are still
+    /// held).
+    pub fn len(&self) -> usize {
+        (self.shared.tail() - self.next.max(self.shared.head.get())) as usize
+    }
+
+    /// Whether there is nothing for this receiver to read now.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Marks the value with sequence number `seq` read by this receiver.
+    fn mark_read(&self, seq: u64) {
+        let head = self.shared.head.get();
+        if seq >= head {
+            let mut queue = self.shared.queue.borrow_mut();
+            if let Some(e) = queue.get_mut((seq - head) as usize) {
+                e.unread -= 1;
+            }
+        }
+    }
+}
+
+impl<T: Clone> Receiver<T> {
+    /// Waits for the next value. Fails with [`RecvError::Lagged`] when values it had not
+    /// read were dropped (then reads on from the oldest held), and with
+    /// [`RecvError::Closed`] once every sender is gone and it has read everything.
+    /// Cancel-safe: a dropped `recv` loses no value.
+    pub async fn recv(&mut self) -> Result<T, RecvError> {
+        poll_fn(|cx| match self.try_recv() {
+            Ok(v) => Poll::Ready(Ok(v)),
+            Err(TryRecvError::Closed) => Poll::Ready(Err(RecvError::Closed)),
+            Err(TryRecvError::Lagged(n)) => Poll::Ready(Err(RecvError::Lagged(n))),
+            Err(TryRecvError::Empty) => {
+                self.slot.register(cx.waker());
+                Poll::Pending
+            }
+        })
+        .await
+    }
+
+    /// The next value if there is one now.
+    pub fn try_recv(&mut self) -> Result<T, TryRecvError> {
+        let head = self.shared.head.get();
+        if self.next < head {
+            let lost = head - self.next;
+            self.next = head;
+            return Err(TryRecvError::Lagged(lost));
+        }
+        let value = {
+            let queue = self.shared.queue.borrow();
+            match queue.get((self.next - head) as usize) {
+                Some(e) => e.value.clone(),
+                None if self.shared.senders.get() == 0 => return Err(TryRecvError::Closed),
+                None => return Err(TryRecvError::Empty),
+            }
+        };
+        self.mark_read(self.next);
+        self.next += 1;
+        self.shared.pop_read();
+        Ok(value)
+    }
+}
+
+impl<T> Drop for Receiver<T> {
+    fn drop(&mut self) {
+        self.shared.receivers.set(self.shared.receivers.get() - 1);
+        // What it had not read no longer waits for it.
+        for seq in self.next.max(self.shared.head.get())..self.shared.tail() {
+            self.mark_read(seq);
+        }
+        self.shared.pop_read();
+    }
+}
+
+impl<T> fmt::Debug for Sender<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("broadcast::Sender")
+            .field("held", &self.len())
+            .field("receivers", &self.receiver_count())
+            .finish()
+    }
+}
+
+impl<T> fmt::Debug for Receiver<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("broadcast::Receiver")
+            .field("unread", &self.len())
+            .finish()
+    }
+}
+
+impl fmt::Display for RecvError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RecvError::Closed => f.write_str("every broadcast sender is gone"),
+            RecvError::Lagged(n) => write!(f, "the receiver lagged behind and lost {n} values"),
+        }
+    }
+}
+
+impl std::error::Error for RecvError {}
+
+impl fmt::Display for TryRecvError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TryRecvError::Empty => f.write_str("no value now"),
+            TryRecvError::Closed => f.write_str("every broadcast sender is gone"),
+            TryRecvError::Lagged(n) => {
+                write!(f, "the receiver lagged behind and lost {n} values")
+            }
+        }
+    }
+}
+
+impl std::error::Error for TryRecvError {}
