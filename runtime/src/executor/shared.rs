@@ -18,14 +18,20 @@ pub(crate) struct Shared {
     /// by the drain. Invariant: the queue (wakes or spawns) is non-empty only while this is true, so a
     /// lock-free read of `false` means there is nothing to drain.
     notified: AtomicBool,
-    /// What the loop sleeps on when it has no fd to watch (see [`Shared::sleep`]).
-    wake_cv: Condvar,
+    /// What the loop sleeps on when it has no fd to watch (see [`Shared::sleep`]). In an
+    /// `Arc` so that a wake can signal it after letting go of the lock (see `Notify`).
+    wake_cv: Arc<Condvar>,
     pub(crate) remote_wakes: AtomicU64,
     pub(crate) eventfd_writes: AtomicU64,
     pub(crate) futex_wakes: AtomicU64,
 }
 
-/// How a wake must get the loop's attention.
+/// How a wake must get the loop's attention, once the lock is released.
+///
+/// It owns what it signals: after the lock is released, the entry just queued may be the
+/// waking thread's only claim on the runtime (a waker woken by value gives up its own), so
+/// the loop may drain it, finish, and drop the runtime, `Shared` included, before the
+/// signal is sent. Nothing reached through `Shared` may be touched then.
 enum Notify {
     /// It needs nothing: the loop is running (and reads `notified` before it sleeps), or
     /// spinning on `notified`, or was already told.
@@ -33,7 +39,21 @@ enum Notify {
     /// It sleeps in `epoll_wait`: write the eventfd.
     EventFd(Arc<EventFd>),
     /// It sleeps on `wake_cv`.
-    Condvar,
+    Condvar(Arc<Condvar>),
+}
+
+impl Notify {
+    /// Signals the loop *outside* the lock: the loop it wakes may run at once (same CPU)
+    /// and would otherwise block on the lock we still hold, costing two more context
+    /// switches. The `Arc`s keep the eventfd open and the condvar alive even if the runtime
+    /// is dropped meanwhile.
+    fn send(self) {
+        match self {
+            Notify::Nothing => {}
+            Notify::EventFd(efd) => efd.notify(),
+            Notify::Condvar(cv) => cv.notify_one(),
+        }
+    }
 }
 
 /// What the loop is doing, as far as wakes are concerned. Changed only under the lock, and
@@ -73,7 +93,7 @@ impl Shared {
                 waiting: Waiting::Running,
             }),
             notified: AtomicBool::new(false),
-            wake_cv: Condvar::new(),
+            wake_cv: Arc::new(Condvar::new()),
             remote_wakes: AtomicU64::new(0),
             eventfd_writes: AtomicU64::new(0),
             futex_wakes: AtomicU64::new(0),
@@ -103,7 +123,8 @@ impl Shared {
         }
         let how = self.claim_notify(&r);
         drop(r);
-        self.notify(how);
+        // `self` may be freed from here on (see `Notify`).
+        how.send();
         false
     }
 
@@ -118,12 +139,13 @@ impl Shared {
         r.spawns.push(future);
         let how = self.claim_notify(&r);
         drop(r);
-        self.notify(how);
+        how.send();
         Ok(())
     }
 
-    /// Under the lock: decides how this wake gets the loop's attention. Only the first wake
-    /// since the loop last drained can cost a syscall, and only if the loop sleeps.
+    /// Under the lock: decides how this wake gets the loop's attention (and counts it).
+    /// Only the first wake since the loop last drained can cost a syscall, and only if the
+    /// loop sleeps.
     fn claim_notify(&self, r: &Remote) -> Notify {
         if self.notified.load(Ordering::Relaxed) || r.eventfd.is_none() {
             return Notify::Nothing;
@@ -131,24 +153,13 @@ impl Shared {
         self.notified.store(true, Ordering::Release);
         match r.waiting {
             Waiting::Running | Waiting::Spinning => Notify::Nothing,
-            Waiting::Futex => Notify::Condvar,
-            Waiting::Epoll => Notify::EventFd(r.eventfd.clone().expect("checked above")),
-        }
-    }
-
-    /// Signals the loop *outside* the lock: the loop it wakes may run at once (same CPU)
-    /// and would otherwise block on the lock we still hold, costing two more context
-    /// switches. The `Arc` keeps the eventfd open even if the runtime closes it meanwhile.
-    fn notify(&self, how: Notify) {
-        match how {
-            Notify::Nothing => {}
-            Notify::EventFd(efd) => {
-                self.eventfd_writes.fetch_add(1, Ordering::Relaxed);
-                efd.notify();
-            }
-            Notify::Condvar => {
+            Waiting::Futex => {
                 self.futex_wakes.fetch_add(1, Ordering::Relaxed);
-                self.wake_cv.notify_one();
+                Notify::Condvar(self.wake_cv.clone())
+            }
+            Waiting::Epoll => {
+                self.eventfd_writes.fetch_add(1, Ordering::Relaxed);
+                Notify::EventFd(r.eventfd.clone().expect("checked above"))
             }
         }
     }
