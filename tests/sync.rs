@@ -111,8 +111,12 @@ async fn a_closed_channel_fails_sends_and_wakes_waiting_senders_with_their_value
     assert!(tx.is_closed());
     assert_eq!(waiting.await.unwrap().unwrap_err().0, 2);
     assert!(matches!(tx.try_send(3), Err(TrySendError::Closed(3))));
-    // What was queued before closing can still be received.
+    // What was queued before closing can still be received; then the end, although a
+    // sender is still alive (nothing can come any more).
     assert_eq!(rx.recv().await, Some(1));
+    assert_eq!(rx.try_recv(), Err(TryRecvError::Disconnected));
+    let end = overlap::time::timeout(std::time::Duration::from_secs(10), rx.recv()).await;
+    assert_eq!(end, Ok(None), "recv on a closed, drained channel must end");
     drop(rx);
     assert_eq!(tx.send(4).await.unwrap_err().0, 4);
 }

@@ -130,7 +130,8 @@ pub enum TrySendError<T> {
 pub enum TryRecvError {
     /// Nothing queued now; senders remain.
     Empty,
-    /// Nothing queued, and every sender is gone.
+    /// Nothing queued, and nothing can come: every sender is gone, or the receiver closed
+    /// the channel.
     Disconnected,
 }
 
@@ -268,7 +269,8 @@ impl<T> Drop for Send<'_, T> {
 }
 
 impl<T> Receiver<T> {
-    /// Waits for the next value; `None` once every sender is gone and the queue is empty.
+    /// Waits for the next value; `None` once the queue is empty and no value can come any
+    /// more: every sender is gone, or the receiver was [closed](Receiver::close).
     pub async fn recv(&mut self) -> Option<T> {
         std::future::poll_fn(|cx| self.poll_recv(cx)).await
     }
@@ -279,7 +281,7 @@ impl<T> Receiver<T> {
             return Poll::Ready(Some(v));
         }
         let mut chan = self.chan.borrow_mut();
-        if chan.senders == 0 {
+        if chan.senders == 0 || chan.closed {
             return Poll::Ready(None);
         }
         match &chan.receiver_waker {
@@ -289,12 +291,14 @@ impl<T> Receiver<T> {
         Poll::Pending
     }
 
-    /// Takes the next value if one is queued, without waiting.
+    /// Takes the next value if one is queued, without waiting. `Disconnected` once the
+    /// queue is empty and no value can come any more (as for [`recv`](Receiver::recv)).
     pub fn try_recv(&mut self) -> Result<T, TryRecvError> {
         if let Some(v) = pop(self.chan.borrow_mut()) {
             return Ok(v);
         }
-        if self.chan.borrow().senders == 0 {
+        let chan = self.chan.borrow();
+        if chan.senders == 0 || chan.closed {
             Err(TryRecvError::Disconnected)
         } else {
             Err(TryRecvError::Empty)
@@ -302,7 +306,8 @@ impl<T> Receiver<T> {
     }
 
     /// Stops the channel: later sends fail (waiting senders are woken to fail), while the
-    /// values already queued can still be received.
+    /// values already queued can still be received; after them, `recv` gives `None` even
+    /// if senders remain. The usual graceful shutdown: `close()`, then receive until `None`.
     pub fn close(&mut self) {
         let wakers = {
             let mut chan = self.chan.borrow_mut();
@@ -395,7 +400,9 @@ impl fmt::Display for TryRecvError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             TryRecvError::Empty => "no value queued",
-            TryRecvError::Disconnected => "no value queued and every sender is gone",
+            TryRecvError::Disconnected => {
+                "no value queued and none can come (every sender gone, or the channel closed)"
+            }
         })
     }
 }
