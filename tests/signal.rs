@@ -123,8 +123,26 @@ fn signals_that_must_not_be_caught_are_refused() {
             assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{signum}: {err}");
         }
     });
-    // Outside a runtime: an error, not a panic.
-    assert!(signal(SignalKind::terminate()).is_err());
+    // Outside a runtime: an error, not a panic, and the signal's disposition is left alone
+    // (a handler installed for a failed call would swallow SIGTERM with nobody listening).
+    assert_eq!(disposition(libc::SIGTERM), libc::SIG_DFL);
+    let err = signal(SignalKind::terminate()).unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::Other, "{err}");
+    assert_eq!(
+        disposition(libc::SIGTERM),
+        libc::SIG_DFL,
+        "a failed signal() left a handler installed"
+    );
+}
+
+/// The current handler of `signum`.
+fn disposition(signum: i32) -> libc::sighandler_t {
+    // SAFETY: an all-zero sigaction is a valid value to be overwritten.
+    let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
+    // SAFETY: a null new action only reads the current one into `old`, which is writable.
+    let rc = unsafe { libc::sigaction(signum, std::ptr::null(), &mut old) };
+    assert_eq!(rc, 0);
+    old.sa_sigaction
 }
 
 #[test]

@@ -110,14 +110,18 @@ pub struct Signal {
 /// docs), with `Other` outside a runtime, and with the kernel's error if the self-pipe or
 /// the reader cannot be set up (out of fds).
 pub fn signal(kind: SignalKind) -> io::Result<Signal> {
-    let slot = registry::register(kind.0)?;
+    let slot = registry::slot(kind.0)?;
+    registry::open_pipe()?;
     start_reader()?;
-    Ok(Signal {
+    let signal = Signal {
         kind,
         slot,
         listener: slot.listen(),
         seen: slot.count.load(Ordering::SeqCst),
-    })
+    };
+    // Last, so that a call that fails leaves the signal's disposition as it was.
+    slot.install(kind.0)?;
+    Ok(signal)
 }
 
 /// Waits for the next `SIGINT` (Ctrl-C). The first call makes the process catch `SIGINT`

@@ -65,11 +65,10 @@ extern "C" fn handler(signum: libc::c_int) {
     }
 }
 
-/// Makes sure `signum` has our handler; returns its slot. Fails with `InvalidInput` for a
-/// number out of range or a signal that must not be caught (`SIGKILL`, `SIGSTOP`, and the
-/// fault signals `SIGSEGV`, `SIGBUS`, `SIGILL`, `SIGFPE`, whose default action the process
-/// relies on).
-pub(crate) fn register(signum: i32) -> io::Result<&'static Slot> {
+/// The slot of `signum`. Fails with `InvalidInput` for a number out of range or a signal
+/// that must not be caught (`SIGKILL`, `SIGSTOP`, and the fault signals `SIGSEGV`, `SIGBUS`,
+/// `SIGILL`, `SIGFPE`, whose default action the process relies on).
+pub(crate) fn slot(signum: i32) -> io::Result<&'static Slot> {
     const FORBIDDEN: [i32; 6] = [
         libc::SIGKILL,
         libc::SIGSTOP,
@@ -88,9 +87,11 @@ pub(crate) fn register(signum: i32) -> io::Result<&'static Slot> {
                 format!("signal {signum} cannot be listened for"),
             )
         })?;
-    if slot.installed.load(Ordering::Acquire) {
-        return Ok(slot);
-    }
+    Ok(slot)
+}
+
+/// Makes the self-pipe the handlers poke, unless it exists.
+pub(crate) fn open_pipe() -> io::Result<()> {
     let mut global = lock(&GLOBAL);
     if global.is_none() {
         let (read, write) = sys::pipe()?;
@@ -98,11 +99,7 @@ pub(crate) fn register(signum: i32) -> io::Result<&'static Slot> {
         PIPE_WRITE.store(write.into_raw_fd(), Ordering::SeqCst);
         *global = Some(read);
     }
-    if !slot.installed.load(Ordering::Acquire) {
-        sys::install(signum, handler)?;
-        slot.installed.store(true, Ordering::Release);
-    }
-    Ok(slot)
+    Ok(())
 }
 
 /// A new fd for the self-pipe's read end (for one runtime's reader). `register` made it.
@@ -121,6 +118,21 @@ pub(crate) fn drain(fd: RawFd) {
 }
 
 impl Slot {
+    /// Makes sure signal `signum`, whose slot this is, has our handler. The last step of
+    /// `signal()`, once nothing else can fail: a handler installed for a call that then
+    /// fails would swallow the signal for good with nobody listening.
+    pub(crate) fn install(&self, signum: i32) -> io::Result<()> {
+        if self.installed.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let _global = lock(&GLOBAL);
+        if !self.installed.load(Ordering::Acquire) {
+            sys::install(signum, handler)?;
+            self.installed.store(true, Ordering::Release);
+        }
+        Ok(())
+    }
+
     /// Adds a listener, to be woken by every broadcast until it is forgotten.
     pub(crate) fn listen(&self) -> Arc<Listener> {
         let l = Arc::new(Listener::default());
