@@ -269,3 +269,38 @@ fn a_pinned_future_is_dropped_in_place_when_aborted_or_dropped_with_the_runtime(
     drop(rt);
     assert_eq!(shut.get(), expected);
 }
+
+#[test]
+fn a_panicking_join_waker_does_not_take_the_loop_down() {
+    use std::future::Future;
+    use std::sync::Arc;
+    use std::task::{Context, Wake, Waker};
+
+    struct PanicOnWake;
+    impl Wake for PanicOnWake {
+        fn wake(self: Arc<Self>) {
+            panic!("a user's waker panics");
+        }
+    }
+
+    let rt = Runtime::new().unwrap();
+    let out = rt.block_on(async {
+        let mut handle = Box::pin(spawn(async {
+            yield_now().await;
+            5u32
+        }));
+        // A hand-written combinator polls the handle once with a waker of its own, which
+        // the task's completion then calls.
+        let waker = Waker::from(Arc::new(PanicOnWake));
+        let first = handle.as_mut().poll(&mut Context::from_waker(&waker));
+        assert!(first.is_pending());
+        for _ in 0..4 {
+            yield_now().await;
+        }
+        handle.await.unwrap()
+    });
+    assert_eq!(out, 5, "the task completed and its output was kept");
+    assert_eq!(rt.metrics().tasks_alive, 0, "and it left the registry");
+    // The loop still runs tasks.
+    assert_eq!(rt.block_on(async { spawn(async { 6 }).await.unwrap() }), 6);
+}

@@ -315,7 +315,9 @@ impl TaskPtr {
             // SAFETY: runtime thread only (invariant 1); no other borrow of the cell is live.
             let waker = unsafe { (*h.join_waker.get()).take() };
             if let Some(w) = waker {
-                w.wake();
+                // A waker of the user's own (a hand-written combinator polling the handle)
+                // may panic; the loop must not unwind with the task half-completed.
+                let _ = catch_unwind(AssertUnwindSafe(|| w.wake()));
             }
         } else {
             // SAFETY: runtime thread only (invariant 1).
