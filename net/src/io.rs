@@ -12,7 +12,8 @@ use crate::sys::Socket;
 
 /// Runs `op` once the socket is read-ready, until it does not fail with `WouldBlock` or
 /// `Interrupted`. When `drained(&result)` says the kernel buffer is now empty, the read
-/// readiness is cleared so the next read waits for an edge instead of paying for an `EAGAIN`.
+/// readiness is cleared so the next read waits for an edge instead of paying for an `EAGAIN`
+/// (unless the socket ever signalled priority data: see [`poll_read_stream`]).
 pub(crate) fn poll_read_with<R>(
     io: &AsyncFd<Socket>,
     cx: &mut Context<'_>,
@@ -23,7 +24,7 @@ pub(crate) fn poll_read_with<R>(
         let mut guard = ready!(io.poll_read_ready(cx))?;
         match op(io.get_ref()) {
             Ok(r) => {
-                if drained(&r) {
+                if drained(&r) && !guard.ready().is_priority() {
                     guard.clear_ready();
                 }
                 return Poll::Ready(Ok(r));
@@ -93,24 +94,59 @@ pub(crate) async fn write_io<R>(
     poll_fn(|cx| poll_write_with(io, cx, &mut op, |_| false)).await
 }
 
-/// `AsyncRead::poll_read` for a stream socket.
+/// `AsyncRead::poll_read` for a TCP stream.
 ///
 /// A read that returns fewer bytes than asked (but not 0) means the receive queue is empty
-/// now: a stream `recv` copies until the buffer is full or the queue runs out. So the read
+/// now: a TCP `recv` copies until the buffer is full or the queue runs out. So the read
 /// readiness is cleared and the next read sleeps until the next `EPOLLIN` edge: one `recv`
 /// per message instead of two. If more data raced in, its edge is already queued in epoll
 /// (or newer than our snapshot, which the tick check keeps), so nothing is lost. EOF (0) is
 /// not cleared: `READ_CLOSED` stays, and every later read returns 0 again at once.
+///
+/// One exception: `recv` also stops at a TCP urgent mark (`MSG_OOB` data) with the rest of
+/// the queue unread. Urgent data raises `EPOLLPRI`, which leaves [`Ready::PRIORITY`] on the
+/// socket for good; from then on only `EAGAIN` clears the readiness.
+///
+/// [`Ready::PRIORITY`]: overlap_runtime::Ready::PRIORITY
 pub(crate) fn poll_read_stream(
     io: &AsyncFd<Socket>,
     cx: &mut Context<'_>,
     buf: &mut [u8],
 ) -> Poll<io::Result<usize>> {
+    read_stream(io, cx, buf, |s, buf| Ok((s.recv(buf, 0)?, false)))
+}
+
+/// `AsyncRead::poll_read` for a Unix stream socket: as [`poll_read_stream`], with one more
+/// way a read stops short of the queue's end. The kernel ends a read after a message that
+/// carried file descriptors (or credentials, with `SO_PASSCRED`), which a plain read
+/// discards, flagging `MSG_CTRUNC`; such a short read keeps the readiness.
+pub(crate) fn poll_read_unix_stream(
+    io: &AsyncFd<Socket>,
+    cx: &mut Context<'_>,
+    buf: &mut [u8],
+) -> Poll<io::Result<usize>> {
+    read_stream(io, cx, buf, Socket::recv_noting_truncation)
+}
+
+/// A stream read with `recv`, which returns the bytes read and whether the read may have
+/// stopped short of the queue's end for another reason than the queue running out.
+fn read_stream(
+    io: &AsyncFd<Socket>,
+    cx: &mut Context<'_>,
+    buf: &mut [u8],
+    recv: impl Fn(&Socket, &mut [u8]) -> io::Result<(usize, bool)>,
+) -> Poll<io::Result<usize>> {
     if buf.is_empty() {
         return Poll::Ready(Ok(0));
     }
     let len = buf.len();
-    poll_read_with(io, cx, |s| s.recv(buf, 0), |&n| n > 0 && n < len)
+    let read = poll_read_with(
+        io,
+        cx,
+        |s| recv(s, buf),
+        |&(n, stopped_early)| n > 0 && n < len && !stopped_early,
+    );
+    read.map_ok(|(n, _)| n)
 }
 
 /// `AsyncWrite::poll_write` for a stream socket: `send` with `MSG_NOSIGNAL`.

@@ -17,9 +17,16 @@ use crate::sys;
 /// keeps returning 0 after that. A short read drains the pipe, so the next read waits for the
 /// next write instead of paying for an `EAGAIN`. Dropping the receiver closes the fd; writers
 /// then get `BrokenPipe`.
+///
+/// A writer may put the pipe in packet mode (`O_DIRECT` on *its* end, which the reader
+/// cannot see): then each read returns one packet, and a short read says nothing about the
+/// rest. Such a receiver needs [`set_packet_mode`](Receiver::set_packet_mode), or the next
+/// packet waits for a later write to be read.
 #[derive(Debug)]
 pub struct Receiver {
     fd: AsyncFd<OwnedFd>,
+    /// The writer sends packets: a read ends at a packet's end, not the pipe's.
+    packets: bool,
 }
 
 impl Receiver {
@@ -39,7 +46,15 @@ impl Receiver {
         crate::check_pipe(&fd)?;
         Ok(Receiver {
             fd: AsyncFd::new(fd)?,
+            packets: false,
         })
+    }
+
+    /// Says whether the writer uses packet mode (`O_DIRECT` on its end; see the type's
+    /// docs): when on, only `EAGAIN` tells a read that the pipe is empty, at the cost of one
+    /// more `read` per wait.
+    pub fn set_packet_mode(&mut self, on: bool) {
+        self.packets = on;
     }
 
     /// Removes the fd from the reactor and returns it (still non-blocking).
@@ -61,7 +76,7 @@ impl AsyncRead for Receiver {
             let mut guard = ready!(self.fd.poll_read_ready(cx))?;
             match guard.try_io(|fd| sys::read(fd.as_raw_fd(), buf)) {
                 Ok(Ok(n)) => {
-                    if n > 0 && n < buf.len() {
+                    if n > 0 && n < buf.len() && !self.packets {
                         // A short read means the pipe is empty now: wait for the next edge.
                         guard.clear_ready();
                     }

@@ -131,6 +131,25 @@ impl Socket {
         Ok(n as usize)
     }
 
+    /// `recvmsg` into `buf` with no room for ancillary data; also returns whether the kernel
+    /// had ancillary data to discard (`MSG_CTRUNC`: passed fds, which it closes, or
+    /// credentials).
+    pub(crate) fn recv_noting_truncation(&self, buf: &mut [u8]) -> io::Result<(usize, bool)> {
+        let mut iov = libc::iovec {
+            iov_base: buf.as_mut_ptr().cast(),
+            iov_len: buf.len(),
+        };
+        // SAFETY: an all-zero msghdr is valid: no name, no control buffer.
+        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        count!(Recv);
+        // SAFETY: `msg` points at one iovec describing `buf`, valid for writes of its length,
+        // and has no name or control buffer for the kernel to fill.
+        let n = syscall!(recvmsg(self.raw(), &mut msg, 0))?;
+        Ok((n as usize, msg.msg_flags & libc::MSG_CTRUNC != 0))
+    }
+
     /// `recvfrom(buf, flags)` with the sender's address.
     pub(crate) fn recv_from(
         &self,

@@ -12,7 +12,7 @@ use overlap_runtime::AsyncFd;
 
 use super::split::{OwnedReadHalf, OwnedWriteHalf, ReadHalf, WriteHalf};
 use super::{SocketAddr, UCred};
-use crate::io::{poll_read_stream, poll_write_stream, poll_write_vectored_stream};
+use crate::io::{poll_read_unix_stream, poll_write_stream, poll_write_vectored_stream};
 use crate::sys::{SockAddr, Socket};
 
 /// A connected Unix stream socket, with futures-io's `AsyncRead` and `AsyncWrite`.
@@ -163,7 +163,7 @@ impl UnixStream {
         cx: &mut Context<'_>,
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
-        poll_read_stream(&self.io, cx, buf)
+        poll_read_unix_stream(&self.io, cx, buf)
     }
 
     pub(crate) fn poll_write_priv(

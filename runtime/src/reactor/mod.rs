@@ -1,6 +1,7 @@
 //! The epoll reactor: one slot per registered fd, woken per direction.
 //!
-//! Every fd is registered once, edge-triggered, for read, write and peer-half-close. An edge
+//! Every fd is registered once, edge-triggered, for read, write, peer-half-close and priority
+//! data (`EPOLLPRI`, kept as a sticky note on read readiness, never readiness alone). An edge
 //! only *adds* readiness bits to the fd's slot and wakes the task(s) waiting on the matching
 //! direction; bits are removed only when an operation hits `EAGAIN` (or reads short) and no
 //! newer edge arrived since it looked (the slot's `tick`).
@@ -156,8 +157,12 @@ impl Reactor {
         };
         let ready = io.readiness & dir.interest();
         if !ready.is_empty() {
+            let note = match dir {
+                Direction::Read => io.readiness & Ready::PRIORITY,
+                Direction::Write => Ready::EMPTY,
+            };
             return Poll::Ready(ReadyEvent {
-                ready,
+                ready: ready | note,
                 tick: io.tick,
             });
         }

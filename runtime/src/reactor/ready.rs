@@ -8,7 +8,8 @@ use std::ops;
 /// `READ_CLOSED` (the peer shut its write side: `EPOLLRDHUP`, or `EPOLLHUP`) and
 /// `WRITE_CLOSED` (`EPOLLHUP`) are never cleared: once seen, reads keep returning 0 and writes
 /// keep failing without waiting. `ERROR` (`EPOLLERR`) wakes both directions, so the next
-/// syscall reports the error.
+/// syscall reports the error. `PRIORITY` (`EPOLLPRI`) is never cleared either, and is only a
+/// note on read readiness, not readiness itself.
 #[derive(Clone, Copy, PartialEq, Eq, Default)]
 pub struct Ready(u8);
 
@@ -25,6 +26,11 @@ impl Ready {
     pub const WRITE_CLOSED: Ready = Ready(8);
     /// An error is pending on the fd (`EPOLLERR`).
     pub const ERROR: Ready = Ready(16);
+    /// Priority data was signalled at some point (`EPOLLPRI`: TCP urgent data, a sysfs
+    /// attribute change). It comes with `READABLE`, and stays afterwards as a note on the
+    /// fd's read readiness: a reader that reads up to a TCP urgent mark gets less than is
+    /// queued, so once this is set a short read no longer proves the queue drained.
+    pub const PRIORITY: Ready = Ready(32);
 
     /// What a reader waits for.
     pub(crate) const READ_INTEREST: Ready = Ready(1 | 4 | 16);
@@ -37,6 +43,9 @@ impl Ready {
         let mut r = 0;
         if events & (libc::EPOLLIN | libc::EPOLLPRI) as u32 != 0 {
             r |= Self::READABLE.0;
+        }
+        if events & libc::EPOLLPRI as u32 != 0 {
+            r |= Self::PRIORITY.0;
         }
         if events & libc::EPOLLOUT as u32 != 0 {
             r |= Self::WRITABLE.0;
@@ -77,6 +86,10 @@ impl Ready {
     pub fn is_error(self) -> bool {
         self.contains(Self::ERROR)
     }
+    /// Whether `PRIORITY` is set.
+    pub fn is_priority(self) -> bool {
+        self.contains(Self::PRIORITY)
+    }
     /// Whether every bit of `other` is set in `self`.
     pub fn contains(self, other: Ready) -> bool {
         self.0 & other.0 == other.0
@@ -115,6 +128,7 @@ impl fmt::Debug for Ready {
             (Self::READ_CLOSED, "READ_CLOSED"),
             (Self::WRITE_CLOSED, "WRITE_CLOSED"),
             (Self::ERROR, "ERROR"),
+            (Self::PRIORITY, "PRIORITY"),
         ];
         let mut set = f.debug_set();
         for (bit, name) in names {
@@ -140,7 +154,8 @@ pub struct ReadyEvent {
 }
 
 impl ReadyEvent {
-    /// The readiness seen, limited to the direction that was polled.
+    /// The readiness seen, limited to the direction that was polled (with
+    /// [`Ready::PRIORITY`] as a note on read readiness).
     pub fn ready(&self) -> Ready {
         self.ready
     }

@@ -5,9 +5,10 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-/// Events every registration asks for: edge-triggered read, write and peer-half-close.
+/// Events every registration asks for: edge-triggered read, write and peer-half-close, and
+/// priority data (TCP urgent data, after which a short read no longer means "drained").
 pub(crate) const INTEREST: u32 =
-    (libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLET) as u32;
+    (libc::EPOLLIN | libc::EPOLLPRI | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLET) as u32;
 
 /// An epoll file descriptor created with `EPOLL_CLOEXEC`.
 #[derive(Debug)]

@@ -1,0 +1,143 @@
+//! A short read usually means the receive queue is drained, and overlap then waits for the
+//! next edge instead of paying for an `EAGAIN`. These are the cases where the kernel stops a
+//! read early with data still queued, and no new edge would come: the next read must still
+//! get that data. (TCP urgent data, a Unix stream message that carried fds, packet pipes.)
+
+mod support;
+
+use std::io::Write;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::time::Duration;
+
+use overlap::io::AsyncReadExt;
+use overlap::net::{TcpListener, UnixStream};
+use support::within;
+
+const HANG: Duration = Duration::from_secs(10);
+
+/// `send(fd, buf, MSG_OOB)`.
+fn send_urgent(fd: i32, byte: u8) {
+    // SAFETY: a valid fd and a one-byte buffer.
+    let n = unsafe { libc::send(fd, (&byte as *const u8).cast(), 1, libc::MSG_OOB) };
+    assert_eq!(n, 1, "{}", std::io::Error::last_os_error());
+}
+
+/// The peer sends "hello", one urgent byte, then "world", all before the first read. `recv`
+/// stops at the urgent mark, so the first read returns "hello" with "world" queued.
+#[test]
+fn tcp_data_after_an_urgent_mark_is_read() {
+    overlap::block_on(async {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut peer = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (mut conn, _) = listener.accept().await.unwrap();
+        peer.write_all(b"hello").unwrap();
+        send_urgent(peer.as_raw_fd(), b'!');
+        peer.write_all(b"world").unwrap();
+        // Loopback delivers during the writes; the pause only makes that certain.
+        std::thread::sleep(Duration::from_millis(50));
+
+        let mut buf = [0u8; 1024];
+        let n = conn.read(&mut buf).await.unwrap();
+        assert_eq!(&buf[..n], b"hello", "the read stops at the urgent mark");
+        let n = within(
+            HANG,
+            conn.read(&mut buf),
+            "the data after the mark was never read",
+        )
+        .await
+        .unwrap();
+        assert_eq!(&buf[..n], b"world", "the urgent byte itself is not inline");
+        // Later messages still arrive (each now read until EAGAIN).
+        peer.write_all(b"more").unwrap();
+        let n = within(HANG, conn.read(&mut buf), "a later message")
+            .await
+            .unwrap();
+        assert_eq!(&buf[..n], b"more");
+    });
+}
+
+/// `sendmsg` of `data` with `fd` attached (`SCM_RIGHTS`).
+fn send_with_fd(sock: &std::os::unix::net::UnixStream, data: &[u8], fd: i32) {
+    let mut iov = libc::iovec {
+        iov_base: data.as_ptr() as *mut _,
+        iov_len: data.len(),
+    };
+    let space = {
+        // SAFETY: CMSG_SPACE only computes a size.
+        unsafe { libc::CMSG_SPACE(std::mem::size_of::<i32>() as u32) as usize }
+    };
+    let mut cbuf = vec![0u64; space.div_ceil(8)];
+    // SAFETY: an all-zero msghdr is valid; it is filled in below.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = cbuf.as_mut_ptr().cast();
+    msg.msg_controllen = space as _;
+    // SAFETY: `msg` has a control buffer of `space` bytes, room for one header and one fd,
+    // so CMSG_FIRSTHDR is non-null and its data area holds an i32.
+    unsafe {
+        let c = libc::CMSG_FIRSTHDR(&msg);
+        (*c).cmsg_level = libc::SOL_SOCKET;
+        (*c).cmsg_type = libc::SCM_RIGHTS;
+        (*c).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<i32>() as u32) as _;
+        std::ptr::write_unaligned(libc::CMSG_DATA(c).cast::<i32>(), fd);
+    }
+    // SAFETY: `msg` describes valid buffers that outlive the call.
+    let n = unsafe { libc::sendmsg(sock.as_raw_fd(), &msg, 0) };
+    assert_eq!(
+        n,
+        data.len() as isize,
+        "{}",
+        std::io::Error::last_os_error()
+    );
+}
+
+/// A peer passes an fd with "ab", then writes "cd". The kernel ends a stream read after a
+/// message that carried fds, so the first read returns "ab" with "cd" queued.
+#[test]
+fn unix_stream_data_after_a_passed_fd_is_read() {
+    overlap::block_on(async {
+        let (ours, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
+        let mut ours = UnixStream::from_std(ours).unwrap();
+        let devnull = std::fs::File::open("/dev/null").unwrap();
+        send_with_fd(&theirs, b"ab", devnull.as_raw_fd());
+        (&theirs).write_all(b"cd").unwrap();
+
+        let mut buf = [0u8; 64];
+        let n = ours.read(&mut buf).await.unwrap();
+        assert_eq!(&buf[..n], b"ab");
+        let n = within(
+            HANG,
+            ours.read(&mut buf),
+            "the data after the fd was never read",
+        )
+        .await
+        .unwrap();
+        assert_eq!(&buf[..n], b"cd");
+    });
+}
+
+/// A packet-mode pipe (`O_DIRECT` on the write end): each read returns one packet. The read
+/// end cannot see the mode, so the receiver is told.
+#[test]
+fn every_packet_of_a_packet_pipe_is_read() {
+    overlap::block_on(async {
+        let mut fds = [0; 2];
+        // SAFETY: room for two fds.
+        let rc = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_DIRECT | libc::O_CLOEXEC) };
+        assert_eq!(rc, 0);
+        // SAFETY: fresh fds, owned by nobody else.
+        let (r, w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        support::write(w.as_raw_fd(), b"one").unwrap();
+        support::write(w.as_raw_fd(), b"two").unwrap();
+        let mut rx = overlap::pipe::Receiver::from_owned_fd(r).unwrap();
+        rx.set_packet_mode(true);
+        let mut buf = [0u8; 64];
+        let n = rx.read(&mut buf).await.unwrap();
+        assert_eq!(&buf[..n], b"one");
+        let n = within(HANG, rx.read(&mut buf), "the second packet was never read")
+            .await
+            .unwrap();
+        assert_eq!(&buf[..n], b"two");
+    });
+}
