@@ -11,16 +11,9 @@ use std::time::Duration;
 
 use overlap::io::AsyncReadExt;
 use overlap::net::{TcpListener, UnixStream};
-use support::within;
+use support::{send_urgent, within};
 
 const HANG: Duration = Duration::from_secs(10);
-
-/// `send(fd, buf, MSG_OOB)`.
-fn send_urgent(fd: i32, byte: u8) {
-    // SAFETY: a valid fd and a one-byte buffer.
-    let n = unsafe { libc::send(fd, (&byte as *const u8).cast(), 1, libc::MSG_OOB) };
-    assert_eq!(n, 1, "{}", std::io::Error::last_os_error());
-}
 
 /// The peer sends "hello", one urgent byte, then "world", all before the first read. `recv`
 /// stops at the urgent mark, so the first read returns "hello" with "world" queued.

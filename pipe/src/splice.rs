@@ -107,6 +107,10 @@ impl Receiver {
 /// When `splice` says `EAGAIN`, either side may be the one not ready, and waiting on the
 /// wrong one could sleep forever (a full pipe sends no read edge). So a zero-timeout `poll`
 /// asks the kernel which side it was, and only that side's readiness is cleared.
+///
+/// A TCP source that ever had urgent data ([`Ready::PRIORITY`](overlap_runtime::Ready))
+/// may be stuck at the urgent mark, which `splice` cannot pass: then a `recv` steps over it
+/// (see `sys::step_over_urgent`).
 fn poll_splice<S, D>(cx: &mut Context<'_>, src: &S, dst: &D, len: usize) -> Poll<io::Result<usize>>
 where
     S: Registered + ?Sized,
@@ -126,7 +130,13 @@ where
         } else {
             Some(ready!(src.poll_readiness(cx, Direction::Read))?)
         };
+        let urgent_seen = readable.is_some_and(|r| r.ready().is_priority());
         match sys::splice(src.as_raw_fd(), dst.as_raw_fd(), len) {
+            // End of file, or the peer's FIN behind an urgent mark.
+            Ok(0) if urgent_seen => {
+                let stepped = sys::step_over_urgent(src.as_raw_fd(), dst.as_raw_fd())?;
+                return Poll::Ready(Ok(stepped.unwrap_or(0)));
+            }
             Ok(n) => return Poll::Ready(Ok(n)),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 let Some(readable) = readable else {
@@ -134,6 +144,12 @@ where
                     continue;
                 };
                 let (src_ready, dst_ready) = sys::ready_now(src.as_raw_fd(), dst.as_raw_fd())?;
+                if src_ready && dst_ready && urgent_seen {
+                    let stepped = sys::step_over_urgent(src.as_raw_fd(), dst.as_raw_fd())?;
+                    if let Some(n) = stepped {
+                        return Poll::Ready(Ok(n));
+                    }
+                }
                 if !src_ready {
                     src.clear_readiness(readable);
                 }
@@ -274,15 +290,33 @@ where
 }
 
 /// Moves bytes from `from` into the empty private pipe: `EAGAIN` can only mean `from` has
-/// no data.
+/// no data, or, for a TCP socket that had urgent data, that it is stuck at the urgent mark
+/// (as is a 0 with data queued behind the mark): a `recv` then steps over it.
 fn poll_fill<S: Registered + ?Sized>(
     cx: &mut Context<'_>,
     from: &S,
     pipe_in: &OwnedFd,
 ) -> Poll<io::Result<usize>> {
-    poll_one_side(cx, from, Direction::Read, || {
-        sys::splice(from.as_raw_fd(), pipe_in.as_raw_fd(), COPY_CHUNK)
-    })
+    let (src, pipe) = (from.as_raw_fd(), pipe_in.as_raw_fd());
+    loop {
+        let event = ready!(from.poll_readiness(cx, Direction::Read))?;
+        let urgent_seen = event.ready().is_priority();
+        match sys::splice(src, pipe, COPY_CHUNK) {
+            Ok(0) if urgent_seen => {
+                return Poll::Ready(sys::step_over_urgent(src, pipe).map(|s| s.unwrap_or(0)));
+            }
+            Ok(n) => return Poll::Ready(Ok(n)),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                if urgent_seen {
+                    if let Some(n) = sys::step_over_urgent(src, pipe)? {
+                        return Poll::Ready(Ok(n));
+                    }
+                }
+                from.clear_readiness(event);
+            }
+            Err(e) => return Poll::Ready(Err(explain(e))),
+        }
+    }
 }
 
 /// Moves `left` bytes held in the private pipe into `to`: `EAGAIN` can only mean `to` is

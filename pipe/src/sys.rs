@@ -114,6 +114,54 @@ pub(crate) fn splice(from: RawFd, to: RawFd, len: usize) -> io::Result<usize> {
     }
 }
 
+/// `SIOCATMARK` (from `<linux/sockios.h>`; not in the libc crate for Linux).
+const SIOCATMARK: libc::c_ulong = 0x8905;
+
+/// At a TCP urgent mark (the peer sent `MSG_OOB` data), `splice` cannot go on: it says
+/// `EAGAIN`, or 0 once the peer's FIN arrived, with data still queued behind the mark. A
+/// `recv` can pass the mark (skipping the urgent byte, or returning it with `SO_OOBINLINE`);
+/// this moves one such byte from `src` into the pipe `dst`, after which `splice` works again.
+///
+/// Returns `None` if `src` is not at an urgent mark (or not a TCP socket), `Some(0)` if the
+/// data ends at the mark, `Some(1)` once a byte moved. `dst` must have room for a byte: a
+/// byte taken from `src` that the pipe then refuses is reported as an error, not lost
+/// silently.
+pub(crate) fn step_over_urgent(src: RawFd, dst: RawFd) -> io::Result<Option<usize>> {
+    let mut at_mark: libc::c_int = 0;
+    // SAFETY: SIOCATMARK writes one int through the pointer, which points at `at_mark`.
+    let asked = syscall!(ioctl(
+        src,
+        SIOCATMARK as _,
+        &mut at_mark as *mut libc::c_int
+    ));
+    if asked.is_err() || at_mark == 0 {
+        return Ok(None);
+    }
+    let mut byte = 0u8;
+    let n = loop {
+        // SAFETY: one writable byte.
+        match syscall!(recv(
+            src,
+            (&mut byte as *mut u8).cast(),
+            1,
+            libc::MSG_DONTWAIT
+        )) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
+            other => break other?,
+        }
+    };
+    if n == 0 {
+        return Ok(Some(0));
+    }
+    match write(dst, &[byte]) {
+        Ok(1) => Ok(Some(1)),
+        Ok(_) | Err(_) => Err(io::Error::other(
+            "splice: a byte read past a TCP urgent mark could not be put in the pipe",
+        )),
+    }
+}
+
 /// Asks the kernel, without waiting, whether `from` is readable and `to` writable right now
 /// (`poll(2)` with a zero timeout). Error and hang-up states count as ready: the next
 /// syscall reports them.

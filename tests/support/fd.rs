@@ -56,3 +56,10 @@ pub fn read(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
 pub fn eventfd_add(fd: &OwnedFd, n: u64) {
     write(fd.as_raw_fd(), &n.to_ne_bytes()).unwrap();
 }
+
+/// Sends `byte` on the TCP socket `fd` as urgent data (`MSG_OOB`).
+pub fn send_urgent(fd: RawFd, byte: u8) {
+    // SAFETY: `byte` is one readable byte for the whole call.
+    let n = unsafe { libc::send(fd, (&byte as *const u8).cast(), 1, libc::MSG_OOB) };
+    assert_eq!(n, 1, "{}", io::Error::last_os_error());
+}
