@@ -95,3 +95,32 @@ fn cancelled_write_future_finishes_in_the_background() {
     assert!(wait_for_len(&path, data.len() as u64));
     assert!(std::fs::read(&path).unwrap() == data);
 }
+
+/// A dropped `File`'s last bytes go to the pool as a job; if the runtime is dropped while
+/// that job is still queued, they are written on the thread dropping the runtime.
+#[test]
+fn bytes_of_a_dropped_file_survive_the_runtime_going_first() {
+    let dir = TempDir::new("drop-shutdown");
+    let path = dir.join("f");
+    let rt = overlap::Runtime::builder()
+        .max_blocking_threads(1)
+        .build()
+        .unwrap();
+    let (release, blocked) = std::sync::mpsc::channel::<()>();
+    rt.block_on(async {
+        let mut f = File::create(&path).await.unwrap();
+        f.write_all(b"first ").await.unwrap(); // a write job starts at once
+        f.write_all(b"second").await.unwrap(); // buffered behind it
+                                               // Let that job finish without the `File` looking at it, so the drop below has to
+                                               // send "second" to the pool itself.
+        assert!(wait_for_len(&path, 6));
+        std::thread::sleep(Duration::from_millis(20));
+        // The pool's only thread is kept busy: the drop's job waits in the queue.
+        drop(overlap::spawn_blocking(move || blocked.recv()));
+        drop(f);
+    });
+    drop(rt);
+    let got = std::fs::read(&path).unwrap();
+    let _ = release.send(()); // the blocker may have been dropped unrun with the runtime
+    assert_eq!(String::from_utf8_lossy(&got), "first second");
+}

@@ -188,6 +188,34 @@ fn file_metadata_set_len_sync_and_std_conversion() {
 }
 
 #[test]
+fn set_len_after_a_read_keeps_the_readers_position() {
+    let dir = TempDir::new("rt-setlen-read");
+    let path = dir.join("f");
+    let data = pattern(200_000);
+    std::fs::write(&path, &data).unwrap();
+    overlap::block_on(async {
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .await
+            .unwrap();
+        let mut head = [0u8; 10];
+        file.read_exact(&mut head).await.unwrap(); // the File reads well ahead of this
+        assert_eq!(head, data[..10]);
+        file.set_len(data.len() as u64).await.unwrap();
+        let mut next = [0u8; 10];
+        file.read_exact(&mut next).await.unwrap();
+        assert_eq!(next, data[10..20], "the read after set_len skipped ahead");
+        // Shrinking below the read-ahead: the bytes cut off are not served from it.
+        file.set_len(25).await.unwrap();
+        let mut rest = Vec::new();
+        file.read_to_end(&mut rest).await.unwrap();
+        assert_eq!(rest, data[20..25]);
+    });
+}
+
+#[test]
 fn path_functions() {
     let dir = TempDir::new("rt-paths");
     overlap::block_on(async {

@@ -202,8 +202,14 @@ impl File {
     /// offset does not move.
     pub async fn set_len(&mut self, size: u64) -> io::Result<()> {
         self.settle().await?;
-        self.rewind += self.read.discard();
-        self.run_on_file("truncate", move |f| f.set_len(size)).await
+        // The read-ahead may hold bytes the truncation removes: it goes, and the same job
+        // moves the fd's offset back to where the reader is.
+        let rewind = std::mem::take(&mut self.rewind) + self.read.discard();
+        self.run_on_file("truncate", move |f| {
+            blocking::rewind_by(f, rewind)?;
+            f.set_len(size)
+        })
+        .await
     }
 
     /// Writes out buffered bytes, then flushes data and metadata to the device (`fsync`).
@@ -263,8 +269,8 @@ impl File {
     fn submit_read(&mut self, want: usize) {
         debug_assert!(self.job.is_none());
         let (buf, size) = self.read.start_job(want);
-        let std = self.std.clone();
-        let job = job::spawn(move || blocking::read(&std, buf, size));
+        let (std, rewind) = (self.std.clone(), std::mem::take(&mut self.rewind));
+        let job = job::spawn(move || blocking::read(&std, buf, size, rewind));
         self.job = Some(InFlight {
             kind: Kind::Read,
             job,
@@ -480,10 +486,18 @@ impl Drop for File {
                 return;
             }
         }
-        let (std, rewind) = (self.std.clone(), self.rewind);
+        // A write job, so that if the runtime goes before the job runs, its destructor
+        // writes the bytes on the thread dropping the runtime instead of losing them.
+        let write = blocking::WriteJob {
+            file: self.std.clone(),
+            buf,
+            rewind: self.rewind,
+            handoff: self.handoff.clone(),
+            ran: false,
+        };
         overlap_runtime::spawn_blocking_detached(move || {
             // Nobody is left to see an error.
-            let _ = blocking::write_at_cursor(&std, &buf, rewind);
+            drop(write.run());
         });
     }
 }

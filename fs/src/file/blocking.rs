@@ -35,25 +35,32 @@ pub(crate) fn lock(h: &Mutex<Handoff>) -> MutexGuard<'_, Handoff> {
     h.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Reads up to `want` bytes at the fd's offset into `buf`, retrying on `EINTR`.
-pub(crate) fn read(file: &StdFile, mut buf: Vec<u8>, want: usize) -> Done {
+/// Moves the offset back by `rewind` bytes (read-ahead the user never saw), then reads up
+/// to `want` bytes there into `buf`, retrying on `EINTR`.
+pub(crate) fn read(file: &StdFile, mut buf: Vec<u8>, want: usize, rewind: u64) -> Done {
     prepare(&mut buf, want);
-    let res = loop {
+    let res = rewind_by(file, rewind).and_then(|()| loop {
         match (&*file).read(&mut buf[..want]) {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             res => break res,
         }
-    };
+    });
     Done::Read { buf, want, res }
 }
 
 /// Moves the offset back by `rewind` bytes (read-ahead the user never saw), then writes all
 /// of `buf`.
 pub(crate) fn write_at_cursor(file: &StdFile, buf: &[u8], rewind: u64) -> io::Result<()> {
+    rewind_by(file, rewind)?;
+    (&*file).write_all(buf)
+}
+
+/// Moves the fd's offset back by `rewind` bytes, to the reader's position.
+pub(crate) fn rewind_by(file: &StdFile, rewind: u64) -> io::Result<()> {
     if rewind > 0 {
         (&*file).seek(SeekFrom::Current(-as_offset(rewind)?))?;
     }
-    (&*file).write_all(buf)
+    Ok(())
 }
 
 /// A write job: `buf`, then whatever a dropped `File` handed over meanwhile.
