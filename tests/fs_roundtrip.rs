@@ -3,10 +3,10 @@
 
 mod support;
 
-use overlap::fs::{self, File, OpenOptions};
+use overlap::fs::{self, File};
 use overlap::io::{AsyncBufReadExt, AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 use std::io::SeekFrom;
-use support::{open_fresh, pattern, TempDir};
+use support::{open_fresh, open_read_write, pattern, TempDir};
 
 const TEN_MIB: usize = 10 * 1024 * 1024;
 
@@ -122,12 +122,7 @@ fn write_after_read_ahead_lands_at_the_reader_position() {
     let data = pattern(300_000);
     std::fs::write(&path, &data).unwrap();
     overlap::block_on(async {
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&path)
-            .await
-            .unwrap();
+        let mut file = open_read_write(&path).await;
         let mut buf = [0; 10];
         file.read_exact(&mut buf).await.unwrap();
         assert_eq!(&buf[..], &data[..10]);
@@ -194,12 +189,7 @@ fn set_len_after_a_read_keeps_the_readers_position() {
     let data = pattern(200_000);
     std::fs::write(&path, &data).unwrap();
     overlap::block_on(async {
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&path)
-            .await
-            .unwrap();
+        let mut file = open_read_write(&path).await;
         let mut head = [0u8; 10];
         file.read_exact(&mut head).await.unwrap(); // the File reads well ahead of this
         assert_eq!(head, data[..10]);

@@ -18,5 +18,5 @@ pub use fd::*;
 pub use files::*;
 pub use limits::*;
 pub use mailbox::Mailbox;
-pub use net::{datagram, open_fresh, tcp_pair, udp_trio};
+pub use net::{datagram, open_fresh, open_read_write, tcp_pair, udp_trio};
 pub use rng::Rng;

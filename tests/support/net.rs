@@ -29,6 +29,16 @@ pub async fn open_fresh(path: &Path) -> File {
         .unwrap()
 }
 
+/// `path`, an existing file, opened for reading and writing.
+pub async fn open_read_write(path: &Path) -> File {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .await
+        .unwrap()
+}
+
 /// The `i`th test datagram: 1 to 1,200 bytes, its contents derived from `i`.
 pub fn datagram(i: usize) -> Vec<u8> {
     let len = 1 + (i * 37) % 1200;
