@@ -234,6 +234,13 @@ fn http_1_0_closes_unless_kept_alive() {
         let r = c.response(false).await;
         assert_eq!((r.status, r.header("connection")), (200, Some("close")));
         c.expect_eof().await;
+        // `close` wins, whatever the order of the tokens.
+        let mut c = Client::connect(addr).await;
+        c.send(b"GET / HTTP/1.0\r\nConnection: close, keep-alive\r\n\r\n")
+            .await;
+        let r = c.response(false).await;
+        assert_eq!((r.status, r.header("connection")), (200, Some("close")));
+        c.expect_eof().await;
     });
 }
 
@@ -316,6 +323,7 @@ fn short_timeouts() -> Limits {
         head_timeout: Duration::from_millis(150),
         body_timeout: Duration::from_millis(150),
         idle_timeout: Duration::from_millis(150),
+        write_timeout: Duration::from_millis(150),
         ..Limits::default()
     }
 }

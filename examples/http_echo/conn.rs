@@ -12,6 +12,10 @@ use crate::request::{self, Framing, Head, HttpError, Limits};
 
 /// Bytes asked for per read.
 const READ_CHUNK: usize = 16 * 1024;
+/// Answers to pipelined requests are held back to go out together, but no more than this:
+/// beyond it they are written before reading on, so a client that sends without reading
+/// meets back-pressure instead of growing the server's memory.
+const OUT_CAP: usize = 64 * 1024;
 /// A chunk-size line longer than this is refused (its extensions are ignored anyway).
 const MAX_CHUNK_LINE: usize = 4096;
 /// After refusing a request, how long (and how much) the client's unread bytes are drained
@@ -47,8 +51,9 @@ pub async fn serve(stream: TcpStream, limits: &Limits) -> io::Result<()> {
             conn.flush().await?;
             return conn.linger().await;
         }
-        // Answers to pipelined requests go out together, once no further one is buffered.
-        if conn.start == conn.end {
+        // Answers to pipelined requests go out together, once no further one is buffered
+        // (or too many wait).
+        if conn.start == conn.end || conn.out.len() >= OUT_CAP {
             conn.flush().await?;
         }
     }
@@ -155,10 +160,8 @@ impl Conn<'_> {
         }
         if head.expect_continue && self.start == self.end {
             // The client waits for this before sending the body.
+            self.out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
             self.flush().await?;
-            self.stream
-                .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
-                .await?;
         }
         let mut body = Vec::new();
         let done = match head.framing {
@@ -271,9 +274,23 @@ impl Conn<'_> {
         }
     }
 
+    /// Writes the queued answers. A client that stops reading for `write_timeout` (its
+    /// socket buffer full) is given up on: the connection ends with `TimedOut`.
     async fn flush(&mut self) -> io::Result<()> {
         if !self.out.is_empty() {
-            self.stream.write_all(&self.out).await?;
+            let deadline = Instant::now() + self.limits.write_timeout;
+            match timeout_at(deadline, self.stream.write_all(&self.out)).await {
+                Ok(written) => written?,
+                Err(_) => {
+                    // Reset rather than close: the unsent answer is dropped at once instead
+                    // of sitting in the kernel for a client that does not read.
+                    let _ = self.stream.set_linger(Some(Duration::ZERO));
+                    return Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "the client stopped reading its answers",
+                    ));
+                }
+            }
             self.out.clear();
         }
         Ok(())

@@ -18,7 +18,10 @@
 //!   (malformed, missing `Host`, both `Content-Length` and `Transfer-Encoding`), 408 (a head
 //!   or body that stalls), 413 (body over 8 MiB), 417, 431 (head over 16 KiB or more than 64
 //!   headers), 501 (a transfer coding other than `chunked`), 505 (not HTTP/1.x).
-//! - A connection idle for 60 s between requests is closed.
+//! - A connection idle for 60 s between requests is closed; one whose client stops reading
+//!   its answers for 10 s is reset. Answers to pipelined requests go out together, but no
+//!   more than 64 KiB are held back: a client that sends without reading meets
+//!   back-pressure, not a growing server.
 
 mod conn;
 mod request;

@@ -23,6 +23,8 @@ pub struct Limits {
     pub body_timeout: std::time::Duration,
     /// How long a kept-alive connection may sit idle between requests (closed quietly after).
     pub idle_timeout: std::time::Duration,
+    /// How long writing an answer may stall, the client not reading (closed after).
+    pub write_timeout: std::time::Duration,
 }
 
 impl Default for Limits {
@@ -35,6 +37,7 @@ impl Default for Limits {
             head_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
+            write_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -141,7 +144,9 @@ pub fn parse(buf: &[u8], limits: &Limits) -> Result<Option<(Head, usize)>, HttpE
     let mut length: Option<u64> = None;
     let mut chunked = false;
     let mut host = 0;
-    let mut close = minor == 0;
+    // HTTP/1.0 closes unless asked to keep alive; `close` wins over `keep-alive` whatever
+    // their order.
+    let (mut asked_close, mut asked_keep_alive) = (false, false);
     let mut expect_continue = false;
     let mut content_type = None;
     for h in req.headers.iter() {
@@ -168,9 +173,9 @@ pub fn parse(buf: &[u8], limits: &Limits) -> Result<Option<(Head, usize)>, HttpE
         } else if name.eq_ignore_ascii_case("connection") {
             for t in tokens(h.value) {
                 if t == "close" {
-                    close = true;
-                } else if t == "keep-alive" && minor == 0 {
-                    close = false;
+                    asked_close = true;
+                } else if t == "keep-alive" {
+                    asked_keep_alive = true;
                 }
             }
         } else if name.eq_ignore_ascii_case("expect") {
@@ -186,6 +191,7 @@ pub fn parse(buf: &[u8], limits: &Limits) -> Result<Option<(Head, usize)>, HttpE
             content_type = Some(h.value.to_vec());
         }
     }
+    let close = asked_close || (minor == 0 && !asked_keep_alive);
     // RFC 9112 §3.2: exactly one Host in an HTTP/1.1 request.
     if minor == 1 && host != 1 {
         return Err(bad("an HTTP/1.1 request needs exactly one Host header"));
