@@ -234,6 +234,14 @@ fn vectored_write_sends_all_slices_in_order() {
         let mut back = [0u8; 13];
         conn.read_exact(&mut back).await.unwrap();
         assert_eq!(&back, b"one two three");
+        // More empty slices than one sendmsg takes (1024), then data: not a write of 0.
+        let mut many = vec![std::io::IoSlice::new(b""); 2000];
+        many.push(std::io::IoSlice::new(b"late"));
+        let n = conn.write_vectored(&many).await.unwrap();
+        assert_eq!(n, 4);
+        let mut back = [0u8; 4];
+        conn.read_exact(&mut back).await.unwrap();
+        assert_eq!(&back, b"late");
     });
 }
 

@@ -28,6 +28,20 @@ fn four_mib_through_a_pipe_in_order() {
 }
 
 #[test]
+fn a_vectored_write_past_a_long_run_of_empty_slices_writes_the_data() {
+    block_on(async {
+        let (mut tx, mut rx) = pipe().unwrap();
+        // More empty slices than one writev takes (1024), then data: not a write of 0.
+        let mut bufs = vec![io::IoSlice::new(b""); 2000];
+        bufs.push(io::IoSlice::new(b"late"));
+        assert_eq!(tx.write_vectored(&bufs).await.unwrap(), 4);
+        let mut got = [0u8; 4];
+        rx.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got, b"late");
+    });
+}
+
+#[test]
 fn writing_with_no_reader_is_broken_pipe() {
     block_on(async {
         let (mut tx, rx) = pipe().unwrap();

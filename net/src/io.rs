@@ -168,12 +168,15 @@ pub(crate) fn poll_write_stream(
     poll_write_with(io, cx, |s| s.send(buf), |&n| n < len)
 }
 
-/// `AsyncWrite::poll_write_vectored` for a stream socket: one `sendmsg`.
+/// `AsyncWrite::poll_write_vectored` for a stream socket: one `sendmsg` of up to 1024
+/// slices, from the first non-empty one (so that a run of empty slices longer than that does
+/// not read as a write of nothing).
 pub(crate) fn poll_write_vectored_stream(
     io: &AsyncFd<Socket>,
     cx: &mut Context<'_>,
     bufs: &[io::IoSlice<'_>],
 ) -> Poll<io::Result<usize>> {
+    let bufs = skip_empty(bufs);
     let len: usize = bufs.iter().take(1024).map(|b| b.len()).sum();
     if len == 0 {
         return Poll::Ready(Ok(0));
@@ -189,4 +192,13 @@ pub(crate) fn shutdown_write(io: &AsyncFd<Socket>) -> io::Result<()> {
         Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(()),
         res => res,
     }
+}
+
+/// `bufs` from its first non-empty slice on.
+fn skip_empty<'a, 'b>(bufs: &'a [io::IoSlice<'b>]) -> &'a [io::IoSlice<'b>] {
+    let first = bufs
+        .iter()
+        .position(|b| !b.is_empty())
+        .unwrap_or(bufs.len());
+    &bufs[first..]
 }

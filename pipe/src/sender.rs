@@ -89,9 +89,13 @@ impl AsyncWrite for Sender {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        if bufs.iter().all(|b| b.is_empty()) {
+        // From the first non-empty slice: `writev` takes at most 1024, and a longer run of
+        // empty ones would read as a write of nothing.
+        let first = bufs.iter().position(|b| !b.is_empty());
+        let Some(first) = first else {
             return Poll::Ready(Ok(0));
-        }
+        };
+        let bufs = &bufs[first..];
         self.poll_write_with(cx, |fd| sys::writev(fd, bufs))
     }
 
