@@ -93,6 +93,8 @@ fn one_recvmmsg_and_one_sendmmsg_move_a_whole_batch() {
         let expected: Vec<&[u8]> = bodies.iter().map(|b| &b[..]).collect();
         assert_eq!(got, expected);
         assert_eq!(batch.get(32), None);
+        // Sizes beyond what a call can use are clamped, not allocated (nor overflowed).
+        assert_eq!(RecvBatch::new(usize::MAX, usize::MAX).per_call(), 32);
     });
 }
 

@@ -54,10 +54,13 @@ pub struct Datagram<'a> {
 }
 
 impl RecvBatch {
-    /// Room for `capacity` datagrams (at least 1) of up to `max_len` bytes each (at least 1;
-    /// 65,507 holds any IPv4 UDP datagram, 1,500 what fits an Ethernet frame).
+    /// Room for `capacity` datagrams (at least 1, at most 32: one `recvmmsg`'s worth) of up
+    /// to `max_len` bytes each (at least 1, at most 65,535; 65,507 holds any IPv4 UDP
+    /// datagram, 1,500 what fits an Ethernet frame).
     pub fn new(capacity: usize, max_len: usize) -> RecvBatch {
-        let (capacity, max_len) = (capacity.max(1), max_len.max(1));
+        // Clamped: more datagrams than one call takes would be memory never used, and no UDP
+        // datagram is longer; so the buffer's size cannot overflow either.
+        let (capacity, max_len) = (capacity.clamp(1, MAX_BATCH), max_len.clamp(1, 65_535));
         RecvBatch {
             data: vec![0; capacity * max_len],
             max_len,
@@ -67,10 +70,10 @@ impl RecvBatch {
         }
     }
 
-    /// How many datagrams one call can receive: the capacity, but at most 32 (one
-    /// `recvmmsg`'s worth).
+    /// How many datagrams one call can receive: the capacity (at most 32, one `recvmmsg`'s
+    /// worth).
     pub fn per_call(&self) -> usize {
-        self.meta.len().min(MAX_BATCH)
+        self.meta.len()
     }
 
     /// The datagrams from the last [`UdpSocket::recv_batch`].
