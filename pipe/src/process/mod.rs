@@ -102,31 +102,38 @@ pub fn spawn(cmd: &mut std::process::Command) -> io::Result<Child> {
     let mut std = cmd.spawn()?;
     // A child that exits before this is set up is still found: every wait first reaps
     // without blocking.
-    let exit = match ExitWatch::new(std.id()) {
-        Ok(fd) => fd,
-        Err(e) => {
-            // Not left running unwatched: stop and reap it before reporting.
-            let _ = std.kill();
-            let _ = std.wait();
-            return Err(e);
-        }
-    };
+    let exit = ExitWatch::new(std.id());
     let stdin = std
         .stdin
         .take()
-        .map(|s| Sender::from_owned_fd(OwnedFd::from(s)));
+        .map(|s| Sender::from_owned_fd(OwnedFd::from(s)))
+        .transpose();
     let stdout = std
         .stdout
         .take()
-        .map(|s| Receiver::from_owned_fd(OwnedFd::from(s)));
+        .map(|s| Receiver::from_owned_fd(OwnedFd::from(s)))
+        .transpose();
     let stderr = std
         .stderr
         .take()
-        .map(|s| Receiver::from_owned_fd(OwnedFd::from(s)));
+        .map(|s| Receiver::from_owned_fd(OwnedFd::from(s)))
+        .transpose();
+    let (exit, stdin, stdout, stderr) = match (exit, stdin, stdout, stderr) {
+        (Ok(exit), Ok(stdin), Ok(stdout), Ok(stderr)) => (exit, stdin, stdout, stderr),
+        (exit, stdin, stdout, stderr) => {
+            // Out of fds, say: the child is not left running unwatched (nor, once it
+            // exits, as a zombie). Stop and reap it before reporting.
+            let _ = std.kill();
+            let _ = std.wait();
+            let err = [exit.err(), stdin.err(), stdout.err(), stderr.err()];
+            let first = err.into_iter().flatten().next();
+            return Err(first.unwrap_or_else(|| io::Error::other("spawn setup failed")));
+        }
+    };
     Ok(Child {
-        stdin: stdin.transpose()?,
-        stdout: stdout.transpose()?,
-        stderr: stderr.transpose()?,
+        stdin,
+        stdout,
+        stderr,
         proc: Some(Proc {
             std,
             exit,
