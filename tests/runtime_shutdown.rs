@@ -133,6 +133,42 @@ fn dropping_runtime_drops_futures_on_its_thread_and_cancels_handles() {
 }
 
 #[test]
+fn a_queued_blocking_job_whose_drop_panics_does_not_cut_shutdown_short() {
+    let _serial = serial();
+    let rt = Runtime::builder().max_blocking_threads(1).build().unwrap();
+    struct PanicOnDrop;
+    impl Drop for PanicOnDrop {
+        fn drop(&mut self) {
+            panic!("a blocking job's capture panics when dropped");
+        }
+    }
+    let (release, blocked) = std::sync::mpsc::channel::<()>();
+    let dropped = Rc::new(Cell::new(false));
+    struct Flag(Rc<Cell<bool>>);
+    impl Drop for Flag {
+        fn drop(&mut self) {
+            self.0.set(true);
+        }
+    }
+    let flag = Flag(dropped.clone());
+    rt.block_on(async {
+        // The only pool thread is busy; the next job waits in the queue.
+        drop(overlap::spawn_blocking(move || blocked.recv()));
+        let bomb = PanicOnDrop;
+        drop(overlap::spawn_blocking(move || drop(bomb)));
+        drop(spawn(async move {
+            let _flag = flag;
+            std::future::pending::<()>().await
+        }));
+        overlap::yield_now().await;
+    });
+    let dropping = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(rt)));
+    let _ = release.send(());
+    assert!(dropping.is_ok(), "the panic escaped Runtime::drop");
+    assert!(dropped.get(), "the task's future was still dropped");
+}
+
+#[test]
 fn futures_that_spawn_and_wake_while_dropped_do_not_hang_shutdown() {
     let _serial = serial();
     let rt = Runtime::new().unwrap();

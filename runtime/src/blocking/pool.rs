@@ -179,8 +179,11 @@ impl BlockingPool {
             std::mem::take(&mut st.queue)
         };
         self.inner.work.notify_all();
-        // Outside the lock: dropping a job runs its captures' destructors.
-        drop(queued);
+        // Outside the lock: dropping a job runs its captures' destructors, one at a time
+        // so that one that panics does not cut the runtime's shutdown short.
+        for job in queued {
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(job)));
+        }
     }
 }
 
