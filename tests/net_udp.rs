@@ -81,6 +81,25 @@ fn connected_socket_whose_peer_is_gone_gets_connection_refused() {
         let mut buf = [0u8; 8];
         let err = a.recv(&mut buf).await.unwrap_err();
         assert_eq!(err.kind(), ErrorKind::ConnectionRefused);
+
+        // The error was consumed: the socket is usable, and waiting on it sleeps. (The error
+        // state used to stay, so every wait found the socket "ready", got EAGAIN and tried
+        // again: a task polled without end.)
+        let peer = UdpSocket::bind(gone_addr).await.unwrap();
+        peer.connect(a.local_addr().unwrap()).await.unwrap();
+        let sender = overlap::spawn(async move {
+            overlap::time::sleep(std::time::Duration::from_millis(200)).await;
+            peer.send(b"late").await.unwrap();
+        });
+        let before = overlap::metrics().epoll_waits;
+        let n = a.recv(&mut buf).await.unwrap();
+        let polls = overlap::metrics().epoll_waits - before;
+        assert_eq!(&buf[..n], b"late");
+        sender.await.unwrap();
+        assert!(
+            polls < 20,
+            "{polls} epoll_wait calls while waiting for one datagram"
+        );
     });
 }
 

@@ -6,7 +6,7 @@ use std::future::poll_fn;
 use std::io;
 use std::task::{ready, Context, Poll};
 
-use overlap_runtime::AsyncFd;
+use overlap_runtime::{AsyncFd, Ready};
 
 use crate::sys::Socket;
 
@@ -24,7 +24,7 @@ pub(crate) fn poll_read_with<R>(
         let mut guard = ready!(io.poll_read_ready(cx))?;
         match op(io.get_ref()) {
             Ok(r) => {
-                if drained(&r) && !guard.ready().is_priority() {
+                if drained(&r) && !notes_pending(guard.ready()) {
                     guard.clear_ready();
                 }
                 return Poll::Ready(Ok(r));
@@ -34,6 +34,13 @@ pub(crate) fn poll_read_with<R>(
             Err(e) => return Poll::Ready(Err(e)),
         }
     }
+}
+
+/// Whether `ready` says a syscall's success proves nothing about the rest: an error may be
+/// pending behind the data read (only `EAGAIN`, or the error itself, settles that), or the
+/// socket had urgent data (see [`poll_read_stream`]).
+fn notes_pending(ready: Ready) -> bool {
+    ready.is_error() || ready.is_priority()
 }
 
 /// Like [`poll_read_with`], for the write direction.
@@ -47,7 +54,7 @@ pub(crate) fn poll_write_with<R>(
         let mut guard = ready!(io.poll_write_ready(cx))?;
         match op(io.get_ref()) {
             Ok(r) => {
-                if full(&r) {
+                if full(&r) && !notes_pending(guard.ready()) {
                     guard.clear_ready();
                 }
                 return Poll::Ready(Ok(r));

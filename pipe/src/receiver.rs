@@ -76,7 +76,8 @@ impl AsyncRead for Receiver {
             let mut guard = ready!(self.fd.poll_read_ready(cx))?;
             match guard.try_io(|fd| sys::read(fd.as_raw_fd(), buf)) {
                 Ok(Ok(n)) => {
-                    if n > 0 && n < buf.len() && !self.packets {
+                    let error_pending = guard.ready().is_error();
+                    if n > 0 && n < buf.len() && !self.packets && !error_pending {
                         // A short read means the pipe is empty now: wait for the next edge.
                         guard.clear_ready();
                     }

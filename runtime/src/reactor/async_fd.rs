@@ -241,7 +241,10 @@ impl<'a, T: AsRawFd> AsyncFdReadyGuard<'a, T> {
     }
 
     /// Forgets the readiness seen (unless a newer edge arrived), so the next wait sleeps
-    /// until the kernel reports a new edge. Closed and error states are kept.
+    /// until the kernel reports a new edge. Closed states are kept; an error state is
+    /// forgotten too, so call this after the fd said `WouldBlock` (which proves no error is
+    /// pending), or after a read that drained the fd when [`ready`](Self::ready) shows no
+    /// error.
     pub fn clear_ready(&mut self) {
         if let Some(event) = self.event.take() {
             let reg = self.fd.reg();

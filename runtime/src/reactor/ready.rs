@@ -8,8 +8,10 @@ use std::ops;
 /// `READ_CLOSED` (the peer shut its write side: `EPOLLRDHUP`, or `EPOLLHUP`) and
 /// `WRITE_CLOSED` (`EPOLLHUP`) are never cleared: once seen, reads keep returning 0 and writes
 /// keep failing without waiting. `ERROR` (`EPOLLERR`) wakes both directions, so the next
-/// syscall reports the error. `PRIORITY` (`EPOLLPRI`) is never cleared either, and is only a
-/// note on read readiness, not readiness itself.
+/// syscall reports the error; it is cleared with the readiness after a `WouldBlock`, which
+/// proves the error was consumed (a UDP socket is usable again after an ICMP error).
+/// `PRIORITY` (`EPOLLPRI`) is never cleared, and is only a note on read readiness, not
+/// readiness itself.
 #[derive(Clone, Copy, PartialEq, Eq, Default)]
 pub struct Ready(u8);
 
@@ -37,7 +39,7 @@ impl Ready {
     /// What a writer waits for.
     pub(crate) const WRITE_INTEREST: Ready = Ready(2 | 8 | 16);
     /// Bits that `clear_ready` may remove.
-    pub(crate) const CLEARABLE: Ready = Ready(1 | 2);
+    pub(crate) const CLEARABLE: Ready = Ready(1 | 2 | 16);
 
     pub(crate) fn from_epoll(events: u32) -> Ready {
         let mut r = 0;

@@ -40,6 +40,7 @@ pub trait Registered: AsRawFd {
     fn poll_readiness(&self, cx: &mut Context<'_>, dir: Direction) -> Poll<io::Result<ReadyEvent>>;
 
     /// Forgets the readiness in `event` (its direction only), unless a newer edge arrived
-    /// since it was seen. Closed and error states are kept.
+    /// since it was seen. Closed states are kept; an error state goes too (see
+    /// [`AsyncFdReadyGuard::clear_ready`](crate::AsyncFdReadyGuard::clear_ready)).
     fn clear_readiness(&self, event: ReadyEvent);
 }
