@@ -7,7 +7,7 @@ use std::task::Waker;
 use std::time::{Duration, Instant};
 
 pub(crate) use super::wheel::TimerKey;
-use super::wheel::TimerWheel;
+use super::wheel::{TimerWheel, TICK_SHIFT};
 /// The timers of one runtime. Runtime thread only (it lives in an `Rc`).
 ///
 /// Deadlines are kept as nanoseconds since `base`, exactly: the wheel's 1 ms ticks only decide
@@ -69,13 +69,22 @@ impl Timers {
         }
         let ns = self.to_ns(deadline);
         let mut wheel = self.wheel.borrow_mut();
-        // Only a deadline in a tick the wheel has reached can be past: read the clock then.
-        if wheel.is_current(ns) && deadline <= Instant::now() {
-            return None;
-        }
-        if wheel.len() == 0 {
+        let fresh = wheel.len() == 0;
+        if fresh {
             // The loop skips the clock while no timer exists, so `loop_now` may be stale.
             self.loop_now.set(self.to_ns(Instant::now()));
+        }
+        // Past for sure: no timer, it completes now.
+        let now = self.loop_now.get();
+        if ns <= now {
+            return None;
+        }
+        // It may be past if it is near the loop's last look at the clock (a batch of task
+        // polls ran since), or in a tick the wheel has reached: look again. Farther deadlines
+        // skip the clock read.
+        let near = ns <= now.saturating_add(1 << TICK_SHIFT) || wheel.is_current(ns);
+        if near && !fresh && deadline <= Instant::now() {
+            return None;
         }
         let slack = self.slack_for(ns);
         Some(wheel.insert(ns, slack, waker.clone()))

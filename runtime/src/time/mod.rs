@@ -8,7 +8,10 @@
 //! Guarantees:
 //!
 //! - **Never early.** A timer fires at or after its deadline, and due timers fire in deadline
-//!   order. (A deadline already past when the timer is first polled completes at that poll.)
+//!   order. A deadline already past when the timer is first polled completes at that poll;
+//!   the one exception is a loop that has run tasks for over a millisecond since it last
+//!   read the clock (it reads it once per turn, not per timer), where such a timer completes
+//!   at the loop's next turn.
 //! - **Precise, with a little slack for crowds.** A timer may fire up to 1/256 of its
 //!   duration late, and never more than 1 ms, so that timers due close together share one
 //!   wakeup, much as Linux does for `poll` timeouts: a lone timer fires on time, a

@@ -12,7 +12,8 @@ use super::driver::{TimerKey, Timers};
 /// Waits until `duration` has elapsed. Never completes early.
 ///
 /// A duration too long to add to the current time (such as `Duration::MAX`) makes a sleep that
-/// never completes; `Duration::ZERO` completes at the first poll.
+/// never completes; `Duration::ZERO` completes at the first poll (see the
+/// [module docs](super) for the one exception).
 ///
 /// # Panics
 /// When polled (not created) outside a runtime.
@@ -29,7 +30,8 @@ pub fn sleep(duration: Duration) -> Sleep {
     sleep_until(super::deadline_after(Instant::now(), duration))
 }
 
-/// Waits until `deadline`. A deadline already past completes at the first poll.
+/// Waits until `deadline`. A deadline already past completes at the first poll (see the
+/// [module docs](super) for the one exception).
 ///
 /// # Panics
 /// When polled (not created) outside a runtime.

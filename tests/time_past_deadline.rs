@@ -1,0 +1,49 @@
+//! A deadline already past completes at the timer's first poll, also in a fresh or idle
+//! runtime and beside far-away timers (the wheel's own idea of "now" only moves when timers
+//! fire, so it used to file such a deadline as a future one and answer `Pending`).
+
+use std::future::{poll_fn, Future};
+use std::pin::Pin;
+use std::task::Poll;
+use std::time::{Duration, Instant};
+
+use overlap::time::{interval, sleep, sleep_until};
+use overlap::Runtime;
+
+/// Polls `fut` once, in the current task.
+async fn poll_once<F: Future + Unpin>(fut: &mut F) -> Poll<F::Output> {
+    poll_fn(|cx| Poll::Ready(Pin::new(&mut *fut).poll(cx))).await
+}
+
+#[test]
+fn a_zero_sleep_and_a_first_interval_tick_are_ready_at_once_in_an_idle_runtime() {
+    let rt = Runtime::new().unwrap();
+    // The runtime has read no clock for a while.
+    std::thread::sleep(Duration::from_millis(5));
+    rt.block_on(async {
+        let mut zero = sleep(Duration::ZERO);
+        assert!(poll_once(&mut zero).await.is_ready());
+        let mut every = interval(Duration::from_secs(1));
+        let first = poll_fn(|cx| Poll::Ready(every.poll_tick(cx))).await;
+        assert!(first.is_ready(), "the first tick was Pending");
+    });
+}
+
+#[test]
+fn a_past_deadline_is_ready_at_once_while_a_far_timer_waits() {
+    overlap::block_on(async {
+        let mut far = Box::pin(sleep(Duration::from_secs(3600)));
+        assert!(poll_once(&mut far).await.is_pending());
+        std::thread::sleep(Duration::from_millis(5));
+        overlap::yield_now().await; // the loop turns, and reads the clock
+        let mut past = sleep_until(Instant::now() - Duration::from_millis(1));
+        assert!(poll_once(&mut past).await.is_ready());
+        let mut zero = sleep(Duration::ZERO);
+        assert!(poll_once(&mut zero).await.is_ready());
+        assert_eq!(
+            overlap::metrics().timers_active,
+            1,
+            "only the far timer is registered"
+        );
+    });
+}
