@@ -28,8 +28,10 @@ use super::{Direction, IoKey, Reactor, Ready, ReadyEvent, Registered};
 /// - **Drop:** the fd is removed from epoll, then the inner value is dropped (closing the fd
 ///   if it owns it). [`AsyncFd::into_inner`] removes it from epoll and hands the value back.
 /// - **Runtime:** it must be created inside a runtime and used on that runtime's thread (it is
-///   `!Send`). Every readiness that returns `Ready` spends one unit of the task's cooperative
-///   budget, so a task that never sees `Pending` still lets others run.
+///   `!Send`), by that runtime: polled by another runtime on the thread, or outside any, its
+///   readiness fails with an `Other` error (the registered loop is not running, so waiting
+///   would never end). Every readiness that returns `Ready` spends one unit of the task's
+///   cooperative budget, so a task that never sees `Pending` still lets others run.
 ///
 /// ```
 /// use overlap::AsyncFd;
@@ -79,6 +81,13 @@ impl Drop for Registration {
     }
 }
 
+impl<T: AsRawFd> Drop for AsyncFd<T> {
+    fn drop(&mut self) {
+        // The fields drop next: the registration first, then the inner value.
+        self.forget_replaced_fd();
+    }
+}
+
 impl<T: AsRawFd> AsyncFd<T> {
     /// Registers `inner`'s fd with the current runtime's reactor.
     ///
@@ -105,14 +114,31 @@ impl<T: AsRawFd> AsyncFd<T> {
     }
 
     /// A mutable reference to the inner value.
+    ///
+    /// Replacing it with a value holding another fd does not register that fd: readiness
+    /// still comes from the fd registered by [`new`](AsyncFd::new) (which the replaced value
+    /// closed, typically). Whatever the replacement, dropping the `AsyncFd` never touches
+    /// another registration that reuses the old fd's number.
     pub fn get_mut(&mut self) -> &mut T {
         self.inner.as_mut().expect("AsyncFd used after into_inner")
     }
 
     /// Removes the fd from the reactor and returns the inner value, still open.
     pub fn into_inner(mut self) -> T {
+        self.forget_replaced_fd();
         drop(self.reg.take());
         self.inner.take().expect("AsyncFd used after into_inner")
+    }
+
+    /// If the inner value no longer holds the registered fd (replaced through `get_mut`),
+    /// that fd was closed, which took it out of epoll already, and its number may now belong
+    /// to another registration: the deregistration must not name it.
+    fn forget_replaced_fd(&mut self) {
+        if let (Some(reg), Some(inner)) = (&mut self.reg, &self.inner) {
+            if inner.as_raw_fd() != reg.fd {
+                reg.fd = -1;
+            }
+        }
     }
 
     fn poll_ready(
@@ -124,6 +150,14 @@ impl<T: AsRawFd> AsyncFd<T> {
             return Poll::Pending;
         }
         let reg = self.reg();
+        let home = crate::executor::with_current(|core| Rc::ptr_eq(core.reactor(), &reg.reactor));
+        if home != Some(true) {
+            // Its reactor is not the one running (or none is): waiting would never end.
+            return Poll::Ready(Err(io::Error::other(
+                "AsyncFd polled outside the runtime it was registered with; an fd stays with \
+                 the runtime that registered it",
+            )));
+        }
         match reg.reactor.poll_ready(reg.key, dir, cx) {
             Poll::Ready(event) => Poll::Ready(Ok(AsyncFdReadyGuard {
                 fd: self,

@@ -53,8 +53,9 @@ pub fn sleep_until(deadline: Instant) -> Sleep {
 
 /// The future returned by [`sleep`] and [`sleep_until`].
 ///
-/// It registers a timer with the runtime that first polls it, and wakes whichever waker polled
-/// it last, so it may move between tasks freely. It completes once per deadline: polled again
+/// It registers a timer with the runtime that polls it, and wakes whichever waker polled it
+/// last, so it may move between tasks freely (and between runtimes on one thread: polled by
+/// another runtime, it moves its timer there). It completes once per deadline: polled again
 /// afterwards it stays ready until [`reset`](Sleep::reset).
 ///
 /// Dropping it cancels its timer in O(1).
@@ -118,6 +119,16 @@ impl Future for Sleep {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.get_mut();
+        if let State::Registered { timers, key } = &this.state {
+            let here = crate::executor::with_current(|core| Rc::ptr_eq(core.timers(), timers))
+                .expect("overlap::time: a timer was polled outside of a runtime");
+            if !here {
+                // Registered with a runtime that is not the one polling it now (gone, or not
+                // running): nothing would ever fire it there. Move it here.
+                timers.remove(*key, this.deadline);
+                this.state = State::Unregistered;
+            }
+        }
         match &this.state {
             State::Registered { timers, key } => {
                 if timers.poll_registered(*key, cx.waker()) {
