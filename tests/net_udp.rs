@@ -111,6 +111,13 @@ fn options_round_trip() {
         assert!(s.broadcast().unwrap());
         s.set_ttl(7).unwrap();
         assert_eq!(s.ttl().unwrap(), 7);
+        // A TTL is one byte: more is refused (it used to wrap to -1, "the default").
+        for bad in [256, u32::MAX] {
+            let err = s.set_ttl(bad).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+            assert!(s.set_multicast_ttl_v4(bad).is_err());
+        }
+        assert_eq!(s.ttl().unwrap(), 7, "unchanged");
         s.set_multicast_loop_v4(true).unwrap();
         s.set_multicast_ttl_v4(1).unwrap();
         assert!(s.take_error().unwrap().is_none());

@@ -195,3 +195,71 @@ fn datagram_poll_functions_wait_and_deliver() {
     });
     std::fs::remove_file(&rx_path).unwrap();
 }
+
+/// An unconnected `send_to` to a receiver whose queue is full gets `EAGAIN` and no wake-up
+/// (its own socket even looks writable at once): it must back off, not spin, and deliver
+/// once the receiver makes room.
+#[test]
+fn send_to_a_full_receiver_backs_off_then_delivers() {
+    let path = sock_path("dgram-full");
+    overlap::block_on(async {
+        let rx = UnixDatagram::bind(&path).unwrap();
+        // Fill rx's queue (net.unix.max_dgram_qlen) from other sockets.
+        let mut fillers = Vec::new();
+        loop {
+            let s = std::os::unix::net::UnixDatagram::unbound().unwrap();
+            s.set_nonblocking(true).unwrap();
+            let mut sent = 0;
+            while s.send_to(b"filler", &path).is_ok() {
+                sent += 1;
+            }
+            fillers.push(s);
+            if sent == 0 {
+                break;
+            }
+        }
+        let tx = UnixDatagram::unbound().unwrap();
+        let before = overlap::metrics().epoll_waits;
+        let send = overlap::spawn({
+            let path = path.clone();
+            async move { tx.send_to(b"mine", &path).await }
+        });
+        overlap::time::sleep(std::time::Duration::from_millis(300)).await;
+        let waits = overlap::metrics().epoll_waits - before;
+        assert!(!send.is_finished(), "the queue was not full");
+        assert!(waits < 100, "{waits} loop turns in 300 ms: send_to spins");
+        // Room: the send goes through, after the fillers.
+        let mut buf = [0u8; 16];
+        let mut got = Vec::new();
+        while got.last().map(Vec::as_slice) != Some(&b"mine"[..]) {
+            let n = rx.recv(&mut buf).await.unwrap();
+            got.push(buf[..n].to_vec());
+        }
+        assert_eq!(send.await.unwrap().unwrap(), 4);
+    });
+    let _ = std::fs::remove_file(&path);
+}
+
+#[test]
+fn a_failed_bind_leaves_no_socket_file_and_an_empty_path_is_refused() {
+    let path = sock_path("bind-fails");
+    // Outside a runtime the socket cannot be registered: an error, and no file left to
+    // make the next bind fail with AddrInUse.
+    let err = UnixListener::bind(&path).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::Other, "{err}");
+    assert!(!path.exists(), "the failed bind left its socket file");
+    assert!(UnixDatagram::bind(&path).is_err());
+    assert!(!path.exists());
+    overlap::block_on(async {
+        drop(UnixListener::bind(&path).unwrap());
+        let _ = std::fs::remove_file(&path);
+        // An empty path would bind an abstract name any process could reach.
+        for err in [
+            UnixListener::bind("").unwrap_err(),
+            UnixDatagram::bind("").unwrap_err(),
+            UnixStream::connect("").await.unwrap_err(),
+        ] {
+            assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput, "{err}");
+        }
+    });
+}

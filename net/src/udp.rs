@@ -205,9 +205,7 @@ impl UdpSocket {
 
     /// Sets `IP_TTL`.
     pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
-        self.io
-            .get_ref()
-            .setsockopt(libc::IPPROTO_IP, libc::IP_TTL, ttl as libc::c_int)
+        self.io.get_ref().set_ttl_option(libc::IP_TTL, ttl)
     }
 
     /// The `IP_TTL` setting.
@@ -267,7 +265,7 @@ impl UdpSocket {
     pub fn set_multicast_ttl_v4(&self, ttl: u32) -> io::Result<()> {
         self.io
             .get_ref()
-            .setsockopt(libc::IPPROTO_IP, libc::IP_MULTICAST_TTL, ttl as libc::c_int)
+            .set_ttl_option(libc::IP_MULTICAST_TTL, ttl)
     }
 
     /// Sets `IPV6_MULTICAST_LOOP`.

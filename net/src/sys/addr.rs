@@ -67,6 +67,13 @@ impl SockAddr {
     /// socket (Linux), whose name is the bytes after it, not NUL-terminated.
     pub(crate) fn unix(path: &Path) -> io::Result<SockAddr> {
         let bytes = path.as_os_str().as_bytes();
+        if bytes.is_empty() {
+            // The kernel would take it as an abstract address, reachable by any process.
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "an empty path names no Unix socket",
+            ));
+        }
         let mut addr = SockAddr::empty();
         // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_un.
         let un = unsafe { &mut *(addr.as_mut_ptr().cast::<libc::sockaddr_un>()) };

@@ -252,6 +252,19 @@ impl Socket {
         Ok((err != 0).then(|| io::Error::from_raw_os_error(err)))
     }
 
+    /// Sets an IPv4 time-to-live option (`IP_TTL`, `IP_MULTICAST_TTL`). A TTL is one byte:
+    /// a larger value would reach the kernel as a negative `int`, which it reads as "back
+    /// to the default", so it is refused here.
+    pub(crate) fn set_ttl_option(&self, name: libc::c_int, ttl: u32) -> io::Result<()> {
+        if ttl > 255 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("a TTL is at most 255, not {ttl}"),
+            ));
+        }
+        self.setsockopt(libc::IPPROTO_IP, name, ttl as libc::c_int)
+    }
+
     /// `setsockopt` with a plain value (`c_int`, `linger`, `ip_mreq`...).
     pub(crate) fn setsockopt<T: Copy>(
         &self,

@@ -142,9 +142,7 @@ impl TcpListener {
 
     /// Sets `IP_TTL` for the connections' packets.
     pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
-        self.io
-            .get_ref()
-            .setsockopt(libc::IPPROTO_IP, libc::IP_TTL, ttl as libc::c_int)
+        self.io.get_ref().set_ttl_option(libc::IP_TTL, ttl)
     }
 
     /// The `IP_TTL` setting.

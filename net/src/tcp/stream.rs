@@ -148,9 +148,7 @@ impl TcpStream {
 
     /// Sets the IP time-to-live of outgoing packets (`IP_TTL`, IPv4 sockets).
     pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
-        self.io
-            .get_ref()
-            .setsockopt(libc::IPPROTO_IP, libc::IP_TTL, ttl as libc::c_int)
+        self.io.get_ref().set_ttl_option(libc::IP_TTL, ttl)
     }
 
     /// The `IP_TTL` setting.

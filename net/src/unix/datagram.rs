@@ -7,6 +7,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::UnixDatagram as StdUnixDatagram;
 use std::path::Path;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use overlap_runtime::AsyncFd;
 
@@ -38,10 +39,11 @@ pub struct UnixDatagram {
 impl UnixDatagram {
     /// A socket bound to `path` (the file is created; remove it when done).
     pub fn bind(path: impl AsRef<Path>) -> io::Result<UnixDatagram> {
-        let addr = SockAddr::unix(path.as_ref())?;
+        let path = path.as_ref();
+        let addr = SockAddr::unix(path)?;
         let sock = Socket::new(libc::AF_UNIX, libc::SOCK_DGRAM)?;
         sock.bind(&addr)?;
-        UnixDatagram::from_socket(sock)
+        super::unlink_on_error(path, UnixDatagram::from_socket(sock))
     }
 
     /// A socket bound to no address: it can send, and receive replies only if it connects
@@ -86,9 +88,26 @@ impl UnixDatagram {
     }
 
     /// Sends a datagram to the socket bound at `path`.
+    ///
+    /// When the receiver's queue is full, the kernel says `EAGAIN` but arranges no wake-up
+    /// for a sender not connected to it (its own socket even looks writable at once). So this
+    /// retries after a short sleep (1 ms, doubling up to 64 ms) until the receiver makes
+    /// room, rather than spinning; put it under a timeout if the receiver may never read.
+    /// A connected socket's [`send`](Self::send) waits for the receiver's room directly.
     pub async fn send_to(&self, buf: &[u8], path: impl AsRef<Path>) -> io::Result<usize> {
         let addr = SockAddr::unix(path.as_ref())?;
-        write_io(&self.io, |s| s.send_to(buf, &addr)).await
+        let mut delay = Duration::from_millis(1);
+        loop {
+            let mut guard = self.io.writable().await?;
+            match guard.try_io(|s| s.send_to(buf, &addr)) {
+                Ok(Err(e)) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Ok(sent) => return sent,
+                Err(_would_block) => {
+                    overlap_runtime::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_millis(64));
+                }
+            }
+        }
     }
 
     /// Receives a datagram and the sender's address (unnamed if it is not bound).

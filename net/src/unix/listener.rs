@@ -43,13 +43,15 @@ impl UnixListener {
     /// Creates a socket bound to `path` and listening (backlog 1024). Fails with
     /// `AddrInUse` if the file exists. Must be called inside a runtime.
     pub fn bind(path: impl AsRef<Path>) -> io::Result<UnixListener> {
-        let addr = SockAddr::unix(path.as_ref())?;
+        let path = path.as_ref();
+        let addr = SockAddr::unix(path)?;
         let sock = Socket::new(libc::AF_UNIX, libc::SOCK_STREAM)?;
         sock.bind(&addr)?;
-        sock.listen(crate::tcp::DEFAULT_BACKLOG)?;
-        Ok(UnixListener {
-            io: AsyncFd::new(sock)?,
-        })
+        let listening = sock
+            .listen(crate::tcp::DEFAULT_BACKLOG)
+            .and_then(|()| AsyncFd::new(sock));
+        let io = super::unlink_on_error(path, listening)?;
+        Ok(UnixListener { io })
     }
 
     /// Wraps a listening std socket, switching it to non-blocking mode.

@@ -36,3 +36,14 @@ pub(crate) fn peer_cred(sock: &Socket) -> io::Result<UCred> {
         gid: c.gid,
     })
 }
+
+/// After a successful `bind` to `path`: if setting the socket up failed afterwards (outside a
+/// runtime, say), removes the socket file the bind created, so that binding the path again
+/// does not fail with `AddrInUse`. Abstract names (a leading NUL) have no file.
+fn unlink_on_error<T>(path: &std::path::Path, res: io::Result<T>) -> io::Result<T> {
+    use std::os::unix::ffi::OsStrExt;
+    if res.is_err() && path.as_os_str().as_bytes().first() != Some(&0) {
+        let _ = std::fs::remove_file(path);
+    }
+    res
+}
