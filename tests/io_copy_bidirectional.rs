@@ -126,3 +126,68 @@ async fn a_reset_on_one_side_ends_the_copy_with_an_error() {
         "unexpected error: {err}"
     );
 }
+
+/// A stream that is always ready: reads give `left` bytes of 'x' then end of file, writes
+/// take everything.
+struct AlwaysReady {
+    left: usize,
+}
+
+impl overlap::io::AsyncRead for AlwaysReady {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+        buf: &mut [u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let n = buf.len().min(self.left);
+        buf[..n].fill(b'x');
+        self.left -= n;
+        std::task::Poll::Ready(Ok(n))
+    }
+}
+
+impl overlap::io::AsyncWrite for AlwaysReady {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::task::Poll::Ready(Ok(buf.len()))
+    }
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+    fn poll_close(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+#[overlap::test]
+async fn a_copy_between_always_ready_streams_lets_other_tasks_run() {
+    let ran = std::rc::Rc::new(std::cell::Cell::new(false));
+    let copy = {
+        let ran = ran.clone();
+        overlap::spawn(async move {
+            let (mut a, mut b) = (AlwaysReady { left: 64 << 20 }, AlwaysReady { left: 0 });
+            let counts = copy_bidirectional(&mut a, &mut b).await.unwrap();
+            (counts, ran.get())
+        })
+    };
+    let other = {
+        let ran = ran.clone();
+        overlap::spawn(async move { ran.set(true) })
+    };
+    let (counts, other_ran_first) = copy.await.unwrap();
+    other.await.unwrap();
+    assert_eq!(counts, (64 << 20, 0));
+    assert!(
+        other_ran_first,
+        "the copy kept the loop to itself until it ended"
+    );
+}

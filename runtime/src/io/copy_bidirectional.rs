@@ -21,7 +21,8 @@ const BUF_SIZE: usize = 8 * 1024;
 /// are then lost, as with any failed copy. Dropping the future stops both directions at
 /// once, leaving the streams open.
 ///
-/// Each direction uses an 8 KiB buffer. Between two sockets or pipes, `overlap::pipe`'s
+/// Each direction uses an 8 KiB buffer. Every read spends a unit of the task's cooperative
+/// budget, so a copy between streams that are always ready still lets other tasks run. Between two sockets or pipes, `overlap::pipe`'s
 /// `splice_bidirectional` does the same inside the kernel, with no copy through this
 /// process; this function works on any futures-io streams (TLS, compression, test doubles).
 ///
@@ -140,6 +141,15 @@ impl Direction {
     {
         loop {
             if self.pos == self.end && !self.read_eof {
+                // Streams that are always ready (in memory, say) never say `Pending` by
+                // themselves: the task's budget makes the copy let other tasks run.
+                if crate::coop::poll_proceed(cx).is_pending() {
+                    if self.unflushed {
+                        ready!(to.as_mut().poll_flush(cx))?;
+                        self.unflushed = false;
+                    }
+                    return Poll::Pending;
+                }
                 match from.as_mut().poll_read(cx, &mut self.buf) {
                     Poll::Ready(Ok(0)) => self.read_eof = true,
                     Poll::Ready(Ok(n)) => (self.pos, self.end) = (0, n),
