@@ -107,6 +107,8 @@ pub struct File {
 struct InFlight {
     kind: Kind,
     job: Job<Done>,
+    /// The `rewind` a read or seek job took over: given back if the job never runs.
+    rewind: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -205,11 +207,19 @@ impl File {
         // The read-ahead may hold bytes the truncation removes: it goes, and the same job
         // moves the fd's offset back to where the reader is.
         let rewind = std::mem::take(&mut self.rewind) + self.read.discard();
-        self.run_on_file("truncate", move |f| {
-            blocking::rewind_by(f, rewind)?;
-            f.set_len(size)
-        })
-        .await
+        let (std, path) = (self.std.clone(), self.path.clone());
+        let job = job::spawn(move || {
+            blocking::rewind_by(&std, rewind)?;
+            std.set_len(size)
+        });
+        match JobValue(job).await {
+            Ok(res) => res.map_err(|e| for_file(e, "truncate", path.as_deref())),
+            Err(never_ran) => {
+                // The offset was not moved back: remember it for the next job.
+                self.rewind += rewind;
+                Err(never_ran)
+            }
+        }
     }
 
     /// Writes out buffered bytes, then flushes data and metadata to the device (`fsync`).
@@ -274,6 +284,7 @@ impl File {
         self.job = Some(InFlight {
             kind: Kind::Read,
             job,
+            rewind,
         });
     }
 
@@ -292,6 +303,8 @@ impl File {
         self.job = Some(InFlight {
             kind: Kind::Write,
             job,
+            // A write job that never runs still writes (and rewinds) when it is dropped.
+            rewind: 0,
         });
     }
 
@@ -304,6 +317,7 @@ impl File {
         self.job = Some(InFlight {
             kind: Kind::Seek(pos),
             job,
+            rewind,
         });
     }
 
@@ -314,12 +328,14 @@ impl File {
             return Poll::Ready(None);
         };
         let res = ready!(inflight.job.poll_value(cx));
-        let kind = inflight.kind;
+        let (kind, rewind) = (inflight.kind, inflight.rewind);
         self.job = None;
         let done = match res {
             Ok(done) => done,
-            // The job never ran (no thread could start, or the runtime is shutting down).
+            // The job never ran (no thread could start, or the runtime is shutting down):
+            // the fd's offset is still ahead of the reader by what it was to rewind.
             Err(e) => {
+                self.rewind += rewind;
                 match kind {
                     Kind::Read => self.read.complete(Vec::new(), 0, Err(e)),
                     Kind::Write => self.error = Some(e),
@@ -461,11 +477,11 @@ impl File {
     }
 }
 
-/// Awaits a job's value (a `Done`), as a future.
-struct JobValue(Job<Done>);
+/// Awaits a job's value, as a future: `Err` only if the job never ran.
+struct JobValue<T>(Job<T>);
 
-impl std::future::Future for JobValue {
-    type Output = io::Result<Done>;
+impl<T> std::future::Future for JobValue<T> {
+    type Output = io::Result<T>;
 
     fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         self.0.poll_value(cx)

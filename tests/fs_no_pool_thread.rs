@@ -1,0 +1,116 @@
+//! A `File` seek whose pool job cannot start (no blocking thread exists and the kernel
+//! refuses a new one) fails, and leaves the reader where it was: the read-ahead it threw
+//! away is still counted, so once threads can start again the next read continues at the
+//! reader's position (it used to continue at the fd's offset, 64 KiB further on).
+//!
+//! Thread creation is made to fail with RLIMIT_NPROC, which only binds a non-root user: the
+//! test re-executes itself as a child that drops its uid to `nobody` (keeping root as saved
+//! uid to come back), so the rest of the suite is untouched.
+
+mod support;
+
+use std::io::SeekFrom;
+use std::process::Command;
+use std::time::Duration;
+
+use overlap::io::{AsyncReadExt, AsyncSeekExt};
+use support::{pattern, TempDir};
+
+const CHILD_ENV: &str = "OVERLAP_TEST_NPROC_CHILD";
+const TEST_NAME: &str = "a_seek_that_cannot_start_does_not_move_the_reader";
+
+#[test]
+fn a_seek_that_cannot_start_does_not_move_the_reader() {
+    if std::env::var_os(CHILD_ENV).is_some() {
+        child();
+        println!("nproc child ok");
+        return;
+    }
+    if !support::is_root() {
+        eprintln!("skipped: needs root to switch to an RLIMIT_NPROC-bound uid");
+        return;
+    }
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args([TEST_NAME, "--exact", "--nocapture", "--test-threads=1"])
+        .env(CHILD_ENV, "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stdout.contains("nproc child ok"),
+        "child failed\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
+    );
+}
+
+fn set_nproc_soft(soft: libc::rlim_t) {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: valid rlimit buffers.
+    unsafe {
+        assert_eq!(libc::getrlimit(libc::RLIMIT_NPROC, &mut lim), 0);
+        lim.rlim_cur = soft.min(lim.rlim_max);
+        assert_eq!(libc::setrlimit(libc::RLIMIT_NPROC, &lim), 0);
+    }
+}
+
+fn hard_nproc() -> libc::rlim_t {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: valid rlimit buffer.
+    unsafe { assert_eq!(libc::getrlimit(libc::RLIMIT_NPROC, &mut lim), 0) };
+    lim.rlim_max
+}
+
+fn child() {
+    let dir = TempDir::new("seek-no-thread");
+    let path = dir.join("data");
+    let data = pattern(512 * 1024);
+    std::fs::write(&path, &data).unwrap();
+    let rt = overlap::Runtime::builder()
+        .blocking_keep_alive(Duration::from_millis(1))
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut file = overlap::fs::File::open(&path).await.unwrap();
+        let mut head = [0u8; 10];
+        file.read_exact(&mut head).await.unwrap();
+        assert_eq!(head, data[..10]);
+        // Let the read-ahead land and every pool thread expire.
+        let waited = std::time::Instant::now();
+        while overlap::metrics().blocking_threads > 0 {
+            assert!(
+                waited.elapsed() < Duration::from_secs(30),
+                "pool threads never expired"
+            );
+            overlap::time::sleep(Duration::from_millis(10)).await;
+        }
+
+        // No new thread from here: drop to `nobody` (all threads: glibc's setresuid), whose
+        // RLIMIT_NPROC of 1 this process's own threads already exceed.
+        // SAFETY: plain id-changing syscalls.
+        assert_eq!(unsafe { libc::setresuid(65534, 65534, 0) }, 0);
+        set_nproc_soft(1);
+        let seek = file.seek(SeekFrom::Current(0)).await;
+        // Threads may start again.
+        set_nproc_soft(hard_nproc());
+        // SAFETY: the saved uid is root, so going back is allowed.
+        assert_eq!(unsafe { libc::setresuid(0, 0, 0) }, 0);
+        let err = seek.expect_err("the seek job could not have started");
+        println!("seek failed as expected: {err}");
+
+        // The seek did not happen; the reader is where it was, at byte 10.
+        let mut next = [0u8; 10];
+        file.read_exact(&mut next).await.unwrap();
+        let found = data.windows(10).position(|w| w == next);
+        assert_eq!(
+            next,
+            data[10..20],
+            "after the failed seek, the next read came from offset {found:?}, not 10"
+        );
+    });
+}
