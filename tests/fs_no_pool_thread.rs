@@ -10,37 +10,18 @@
 mod support;
 
 use std::io::SeekFrom;
-use std::process::Command;
 use std::time::Duration;
 
 use overlap::io::{AsyncReadExt, AsyncSeekExt};
 use support::{pattern, TempDir};
 
-const CHILD_ENV: &str = "OVERLAP_TEST_NPROC_CHILD";
-const TEST_NAME: &str = "a_seek_that_cannot_start_does_not_move_the_reader";
-
 #[test]
 fn a_seek_that_cannot_start_does_not_move_the_reader() {
-    if std::env::var_os(CHILD_ENV).is_some() {
-        child();
-        println!("nproc child ok");
-        return;
-    }
     if !support::is_root() {
         eprintln!("skipped: needs root to switch to an RLIMIT_NPROC-bound uid");
         return;
     }
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args([TEST_NAME, "--exact", "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, "1")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success() && stdout.contains("nproc child ok"),
-        "child failed\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
-    );
+    support::run_in_child("a_seek_that_cannot_start_does_not_move_the_reader", child);
 }
 
 fn set_nproc_soft(soft: libc::rlim_t) {

@@ -8,34 +8,15 @@ mod support;
 
 use std::cell::{Cell, RefCell};
 use std::os::fd::{FromRawFd, OwnedFd};
-use std::process::Command;
 use std::rc::Rc;
 
 use overlap::io::{AsyncReadExt, AsyncWriteExt};
 use overlap::net::{TcpListener, TcpStream};
 use support::{open_fds, set_soft_nofile};
 
-const CHILD_ENV: &str = "OVERLAP_NET_EMFILE_CHILD";
-const TEST_NAME: &str = "accept_under_emfile_recovers";
-
 #[test]
 fn accept_under_emfile_recovers() {
-    if std::env::var_os(CHILD_ENV).is_some() {
-        child();
-        println!("emfile child ok");
-        return;
-    }
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args([TEST_NAME, "--exact", "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, "1")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success() && stdout.contains("emfile child ok"),
-        "child failed\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
-    );
+    support::run_in_child("accept_under_emfile_recovers", child);
 }
 
 /// Opens descriptors (duplicates of stdin) until the process limit is hit.

@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests. Each test binary uses a part of them.
 #![allow(dead_code, unused_imports)]
 
+mod child;
 mod deadline;
 mod echo;
 mod example;
@@ -11,6 +12,7 @@ mod mailbox;
 mod net;
 mod rng;
 
+pub use child::run_in_child;
 pub use deadline::within;
 pub use echo::{echo_server, echo_until_eof};
 pub use example::{example_bin, ExampleServer};
