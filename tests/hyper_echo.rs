@@ -134,3 +134,34 @@ fn two_hundred_connections_at_once_from_overlap_clients() {
         }
     });
 }
+
+#[test]
+fn a_connection_where_nothing_moves_for_the_idle_limit_is_closed() {
+    // 200 ms of idleness allowed.
+    let server = ExampleServer::start_with("hyper_echo", &["200"]);
+    // Half a request, then nothing: the server gives up (it used to wait for ever).
+    let (mut stalled, mut reader) = connect(&server);
+    stalled
+        .write_all(b"POST / HTTP/1.1\r\nHost: t\r\n")
+        .unwrap();
+    let mut rest = Vec::new();
+    let closed = std::io::Read::read_to_end(&mut reader, &mut rest);
+    assert!(
+        closed.is_ok()
+            || closed
+                .as_ref()
+                .is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionReset),
+        "the stalled connection was not closed: {closed:?}"
+    );
+    // A connection that keeps moving is not cut, though it lasts longer than the limit.
+    let (mut conn, mut reader) = connect(&server);
+    for i in 0..5 {
+        std::thread::sleep(Duration::from_millis(100));
+        conn.write_all(&post(format!("still here {i}").as_bytes()))
+            .unwrap();
+        assert_eq!(
+            read_response(&mut reader).1,
+            format!("still here {i}").as_bytes()
+        );
+    }
+}

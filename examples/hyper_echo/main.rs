@@ -6,8 +6,10 @@
 //! ```
 //!
 //! The first argument is the address to listen on (default `127.0.0.1:8082`; port 0 picks a
-//! free one); it prints the address it listens on. A request's body comes back as the
-//! response body; keep-alive, pipelining and bad requests (a 400) are hyper's own.
+//! free one); it prints the address it listens on. The second, optional, is how long a
+//! connection may stay idle, no byte moving either way, in milliseconds (default 60,000):
+//! then it is closed. A request's body comes back as the response body; keep-alive,
+//! pipelining and bad requests (a 400) are hyper's own.
 //!
 //! hyper only needs its `Read`/`Write` traits on the connection: [`io::HyperIo`] provides
 //! them over any futures-io stream. Tasks need not be `Send`, so `serve_connection`'s future
@@ -27,9 +29,14 @@ use io::HyperIo;
 use service::echo;
 
 fn main() -> std::io::Result<()> {
-    let addr = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| "127.0.0.1:8082".to_string());
+    let mut args = std::env::args().skip(1);
+    let addr = args.next().unwrap_or_else(|| "127.0.0.1:8082".to_string());
+    let idle = match args.next() {
+        Some(ms) => Duration::from_millis(ms.parse().map_err(|e| {
+            std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("idle ms: {e}"))
+        })?),
+        None => Duration::from_secs(60),
+    };
     overlap::block_on(async {
         let listener = TcpListener::bind(addr.as_str()).await?;
         println!("listening on http://{}", listener.local_addr()?);
@@ -54,7 +61,7 @@ fn main() -> std::io::Result<()> {
                 // Clients hang up at the end of a run; that is not worth a line.
                 let _ = http1::Builder::new()
                     .pipeline_flush(true)
-                    .serve_connection(HyperIo::new(stream), service_fn(echo))
+                    .serve_connection(HyperIo::new(stream, idle), service_fn(echo))
                     .await;
             });
         }

@@ -22,8 +22,14 @@ impl ExampleServer {
     /// Starts `examples/<name>` on `127.0.0.1:0` and reads the address from its first line,
     /// `listening on http://ADDR`.
     pub fn start(name: &str) -> ExampleServer {
+        ExampleServer::start_with(name, &[])
+    }
+
+    /// Like [`start`](Self::start), with `args` after the address.
+    pub fn start_with(name: &str, args: &[&str]) -> ExampleServer {
         let mut child = Command::new(example_bin(name))
             .arg("127.0.0.1:0")
+            .args(args)
             .stdout(Stdio::piped())
             .spawn()
             .unwrap_or_else(|e| panic!("run examples/{name} (built by cargo test): {e}"));
