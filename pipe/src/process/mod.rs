@@ -7,10 +7,10 @@
 //! `AsyncWrite`/`AsyncRead` (and `splice`).
 //!
 //! # Dropping a `Child`
-//! The process keeps running, as with std. Inside a runtime, a background task waits for it
-//! and reaps it, so no zombie is left; outside one, it is left to the operating system (a
-//! zombie until this process exits). Call [`Child::kill`] first to stop it, or set
-//! [`Child::kill_on_drop`].
+//! The process keeps running, as with std. A background task waits for it and reaps it, so
+//! no zombie is left; if the runtime ends first (or the child is dropped outside one), a
+//! process-wide thread takes over the waiting, started only while such orphans exist. Call
+//! [`Child::kill`] first to stop it, or set [`Child::kill_on_drop`].
 //!
 //! ```
 //! use overlap::io::{AsyncReadExt, AsyncWriteExt};
@@ -33,6 +33,7 @@
 //! ```
 
 mod command;
+mod orphans;
 
 use std::future::poll_fn;
 use std::io;
@@ -276,12 +277,36 @@ impl Drop for Child {
         if self.kill_on_drop {
             let _ = proc.std.kill();
         }
-        // Still running: reap it in the background, so it does not linger as a zombie.
-        let reaper = async move {
-            let _ = poll_fn(|cx| proc.poll_exit(cx)).await;
+        // Still running: reap it in the background, so it does not linger as a zombie. If
+        // the runtime ends first (or there is none), the orphan reaper thread takes over.
+        let mut reaper = Reaper(Some(proc));
+        let reaping = async move {
+            let _ = poll_fn(|cx| {
+                reaper
+                    .0
+                    .as_mut()
+                    .map_or(Poll::Ready(Ok(())), |p| p.poll_exit(cx).map_ok(drop))
+            })
+            .await;
+            // Reaped: nothing is left for the drop to hand over.
+            let _ = reaper.0.take();
         };
-        if let Ok(task) = overlap_runtime::try_spawn(reaper) {
+        if let Ok(task) = overlap_runtime::try_spawn(reaping) {
             drop(task); // detached
+        }
+    }
+}
+
+/// A dropped child's process, waited for by a background task; handed to the orphan
+/// reaper if the task goes (its runtime ended) before the process did.
+struct Reaper(Option<Proc>);
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        if let Some(mut proc) = self.0.take() {
+            if !matches!(proc.try_reap(), Ok(Some(_))) {
+                orphans::adopt(proc.std);
+            }
         }
     }
 }
