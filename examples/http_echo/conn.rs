@@ -192,6 +192,19 @@ impl Conn<'_> {
     async fn read_chunked(&mut self, body: &mut Vec<u8>) -> io::Result<Result<(), HttpError>> {
         let bad = |detail| HttpError::new(400, request::BAD_REQUEST, detail);
         loop {
+            // The chunk-size line ends with CRLF and holds no other control byte (httparse
+            // would take a bare LF inside an extension as part of it, where a peer that
+            // accepts bare LFs reads a line end: the two would frame the body differently).
+            let buffered = self.buffered();
+            if let Some(lf) = buffered.iter().position(|&b| b == b'\n') {
+                let line = &buffered[..lf];
+                let ok = line
+                    .strip_suffix(b"\r")
+                    .is_some_and(|l| !l.iter().any(|&b| (b < 0x20 && b != b'\t') || b == 0x7f));
+                if !ok {
+                    return Ok(Err(bad("control bytes or a bare LF in a chunk-size line")));
+                }
+            }
             let size = match httparse::parse_chunk_size(self.buffered()) {
                 Ok(httparse::Status::Complete((used, size))) => {
                     self.start += used;
@@ -227,19 +240,32 @@ impl Conn<'_> {
         }
     }
 
-    /// Reads trailer lines up to the empty line that ends a chunked body.
+    /// Reads the trailer section that ends a chunked body (RFC 9112 §7.1.2), parsed by the
+    /// same rules as a head's fields (so line ends are read alike; bad fields get a 400),
+    /// and ignored.
     async fn skip_trailers(&mut self) -> io::Result<Result<(), HttpError>> {
-        let mut seen = 0;
         loop {
-            if let Some(i) = self.buffered().windows(2).position(|w| w == b"\r\n") {
-                self.start += i + 2;
-                if i == 0 {
+            // Rare enough (trailers) to allocate the field slots per attempt.
+            let mut fields = vec![httparse::EMPTY_HEADER; self.limits.max_headers];
+            match httparse::parse_headers(self.buffered(), &mut fields) {
+                Ok(httparse::Status::Complete((used, _))) => {
+                    self.start += used;
                     return Ok(Ok(()));
                 }
-                seen += i + 2;
-            } else if self.end - self.start + seen > self.limits.max_head {
-                return Ok(Err(request::head_too_large()));
-            } else if let Err(e) = self.fill_body().await? {
+                Ok(httparse::Status::Partial) if self.end - self.start > self.limits.max_head => {
+                    return Ok(Err(request::head_too_large()))
+                }
+                Ok(httparse::Status::Partial) => {}
+                Err(httparse::Error::TooManyHeaders) => return Ok(Err(request::head_too_large())),
+                Err(_) => {
+                    return Ok(Err(HttpError::new(
+                        400,
+                        request::BAD_REQUEST,
+                        "malformed trailer field",
+                    )))
+                }
+            }
+            if let Err(e) = self.fill_body().await? {
                 return Ok(Err(e));
             }
         }

@@ -244,9 +244,16 @@ fn parse_length(v: &[u8]) -> Result<u64, HttpError> {
         .ok_or_else(invalid)
 }
 
-/// The comma-separated tokens of a header value, trimmed and lowercased.
+/// The comma-separated tokens of a header value, lowercased, with only spaces and tabs
+/// trimmed (RFC 9110's OWS: `str::trim` would also strip Unicode spaces, turning
+/// `<NBSP>chunked` into `chunked`).
 fn tokens(v: &[u8]) -> impl Iterator<Item = String> + '_ {
     v.split(|&b| b == b',')
-        .map(|t| String::from_utf8_lossy(t).trim().to_ascii_lowercase())
+        .map(|t| {
+            let ows = |b: &u8| *b == b' ' || *b == b'\t';
+            let start = t.iter().position(|b| !ows(b)).unwrap_or(t.len());
+            let end = t.iter().rposition(|b| !ows(b)).map_or(start, |i| i + 1);
+            String::from_utf8_lossy(&t[start..end]).to_ascii_lowercase()
+        })
         .filter(|t| !t.is_empty())
 }

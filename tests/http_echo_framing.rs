@@ -1,0 +1,130 @@
+//! How the HTTP echo example frames requests against inputs that two parsers could read
+//! differently (the stuff of request smuggling): every such request gets a 4xx or 5xx, or
+//! is read exactly as the head parser reads it. Run against the real binary.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use support::ExampleServer;
+
+/// Sends `req` and reads until the server closes (every request here ends the connection:
+/// refused, or asked with `Connection: close`); returns what came back.
+fn exchange(server: &ExampleServer, req: &[u8]) -> String {
+    let mut s = TcpStream::connect(server.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    s.write_all(req).unwrap();
+    let mut got = Vec::new();
+    match s.read_to_end(&mut got) {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+        Err(e) => panic!(
+            "no end to the exchange ({e}); got {:?}",
+            String::from_utf8_lossy(&got)
+        ),
+    }
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+/// The status codes of the responses in `text`.
+fn statuses(text: &str) -> Vec<&str> {
+    text.match_indices("HTTP/1.1 ")
+        .map(|(i, _)| &text[i + 9..i + 12])
+        .collect()
+}
+
+fn refused(server: &ExampleServer, req: &[u8]) {
+    let got = exchange(server, req);
+    let st = statuses(&got);
+    assert!(
+        st.first()
+            .is_some_and(|s| s.starts_with('4') || s.starts_with('5')),
+        "{:?}: answers {st:?}\n{got}",
+        String::from_utf8_lossy(req)
+    );
+}
+
+#[test]
+fn a_bare_lf_ending_the_trailers_does_not_swallow_the_next_request() {
+    let server = ExampleServer::start("http_echo");
+    // The head parser takes a bare LF as a line end; the trailer reader used to take only
+    // CRLF, and read the next request as trailer lines: two requests, one answer.
+    let got = exchange(
+        &server,
+        b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n\
+          1\r\nA\r\n0\r\n\n\
+          GET /second HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(statuses(&got), ["200", "200"], "{got}");
+    assert!(
+        got.contains("GET /second"),
+        "the second request was answered: {got}"
+    );
+}
+
+#[test]
+fn malformed_trailers_and_chunk_size_lines_are_refused() {
+    let server = ExampleServer::start("http_echo");
+    for req in [
+        // A trailer line with a NUL and no colon.
+        &b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n\
+           1\r\nA\r\n0\r\nno colon \x00 here\r\n\r\n"[..],
+        // A bare LF inside a chunk extension: the chunk-size line ends differently for a
+        // peer that takes bare LFs as line ends.
+        b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n2;\nxx\r\nAB\r\n0\r\n\r\n",
+        // A control byte in an extension.
+        b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n1;a\x01b\r\nA\r\n0\r\n\r\n",
+    ] {
+        refused(&server, req);
+    }
+}
+
+#[test]
+fn only_spaces_and_tabs_surround_a_coding_name() {
+    let server = ExampleServer::start("http_echo");
+    // NBSP, NEL, ideographic space: not OWS, so not the `chunked` coding (a 501, not a
+    // chunked body).
+    for te in [
+        &b"\xc2\xa0chunked"[..],
+        b"chunked\xc2\x85",
+        b"\xe3\x80\x80chunked",
+    ] {
+        let mut req = b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: ".to_vec();
+        req.extend_from_slice(te);
+        req.extend_from_slice(b"\r\n\r\n1\r\nA\r\n0\r\n\r\n");
+        refused(&server, &req);
+    }
+    // Tabs and spaces are fine.
+    let got = exchange(
+        &server,
+        b"POST / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nTransfer-Encoding: \t chunked \t\r\n\r\n\
+          1\r\nA\r\n0\r\n\r\n",
+    );
+    assert_eq!(statuses(&got), ["200"], "{got}");
+}
+
+#[test]
+fn the_classic_smuggling_patterns_are_refused() {
+    let server = ExampleServer::start("http_echo");
+    let cases: &[&[u8]] = &[
+        b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd",
+        b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3, 3\r\n\r\nabc",
+        b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n0\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding : chunked\r\n\r\n0\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: xchunked\r\n\r\n0\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, identity\r\n\r\n0\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: x\r\nX: a\r\n b\r\nContent-Length: 1\r\n\r\na",
+        b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffff\r\n",
+        b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nAB\r\n0\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n-1\r\n",
+        b"GET / HTTP/1.1\r\nHost: x\r\nFoo: a\x00b\r\n\r\n",
+        b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 18446744073709551616\r\n\r\n",
+    ];
+    for req in cases {
+        refused(&server, req);
+    }
+}
