@@ -56,6 +56,8 @@ pub(crate) struct Core {
     spin: SpinPolicy,
     /// Whether this runtime's reader of the signal self-pipe runs (see `signal`).
     pub(crate) signal_reader: Cell<bool>,
+    /// The shutdown has cancelled every task: nothing runs a task spawned from now on.
+    closed: Cell<bool>,
 }
 
 /// When the loop spins for a remote wake before sleeping in epoll, and whether that pays
@@ -149,6 +151,7 @@ impl Core {
             counters: Counters::default(),
             spin: SpinPolicy::new(),
             signal_reader: Cell::new(false),
+            closed: Cell::new(false),
         })
     }
 
@@ -175,6 +178,17 @@ impl Core {
 
     pub(crate) fn spawn<F: Future + 'static>(&self, future: F) -> JoinHandle<F::Output> {
         let task = TaskPtr::allocate(future, &self.shared);
+        if self.closed.get() {
+            // Spawned by a destructor that the end of the shutdown ran: no loop will poll it.
+            // Cancel it at once (dropping the future here) so its handle reports so. Nothing
+            // else knows the task, so its local count needs no lock.
+            task.set_cancelled();
+            task.cancel();
+            task.finish();
+            task.ref_dec_local();
+            // SAFETY: as below; the handle's reference is the one left.
+            return unsafe { JoinHandle::from_task(task) };
+        }
         let key = self.tasks.borrow_mut().insert(task);
         task.set_registry_key(key);
         self.run_queue.borrow_mut().push_back(task);
@@ -395,6 +409,9 @@ impl Core {
     /// Drops every task's future on this thread and releases every queue entry. Called once,
     /// when the `Runtime` is dropped, with this core entered.
     pub(crate) fn shutdown(&self) {
+        // From here a `Handle` spawn is refused on its own thread: one thread spawning
+        // without pause cannot keep the loop below going, and none lands after it.
+        self.shared.refuse_spawns();
         self.blocking.shutdown();
         loop {
             // Dropping a future may spawn or wake tasks, here or remotely; repeat until
@@ -417,6 +434,7 @@ impl Core {
         }
         // No task is queued locally any more: leave owner context for good, then shut the
         // remote path, which applies whatever other threads queued meanwhile.
+        self.closed.set(true);
         super::context::leave_owner();
         self.shared.close();
     }

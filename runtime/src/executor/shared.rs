@@ -77,6 +77,8 @@ pub(crate) type RemoteEntry = (TaskPtr, RemoteOp);
 struct Remote {
     queue: Vec<RemoteEntry>,
     spawns: Vec<RemoteSpawn>,
+    /// False once the runtime began to shut down: spawns are handed back.
+    spawns_open: bool,
     /// `None` once the runtime is dropped: wakes are ignored and the fd is closed when the
     /// last in-flight notifier lets go of it.
     eventfd: Option<Arc<EventFd>>,
@@ -89,6 +91,7 @@ impl Shared {
             remote: Mutex::new(Remote {
                 queue: Vec::new(),
                 spawns: Vec::new(),
+                spawns_open: true,
                 eventfd: Some(Arc::new(eventfd)),
                 waiting: Waiting::Running,
             }),
@@ -133,7 +136,7 @@ impl Shared {
     /// this lock, since dropping it may wake tasks).
     pub(crate) fn push_spawn(&self, future: RemoteSpawn) -> Result<(), RemoteSpawn> {
         let mut r = self.lock();
-        if r.eventfd.is_none() {
+        if r.eventfd.is_none() || !r.spawns_open {
             return Err(future);
         }
         r.spawns.push(future);
@@ -270,6 +273,11 @@ impl Shared {
     pub(crate) fn eventfd_raw(&self) -> std::os::fd::RawFd {
         use std::os::fd::AsRawFd;
         self.lock().eventfd.as_ref().map_or(-1, |e| e.as_raw_fd())
+    }
+
+    /// The runtime begins to shut down: from now on `push_spawn` hands every future back.
+    pub(crate) fn refuse_spawns(&self) {
+        self.lock().spawns_open = false;
     }
 
     /// Shuts the remote path: later wakes are ignored and the eventfd is closed. The entries

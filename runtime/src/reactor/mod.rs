@@ -170,10 +170,14 @@ impl Reactor {
             Direction::Read => &mut io.reader,
             Direction::Write => &mut io.writer,
         };
-        match slot {
-            Some(w) if w.will_wake(cx.waker()) => {}
-            _ => *slot = Some(cx.waker().clone()),
-        }
+        let old = match slot {
+            Some(w) if w.will_wake(cx.waker()) => return Poll::Pending,
+            _ => slot.replace(cx.waker().clone()),
+        };
+        // Dropped after the slots are released: a waker's drop is user code, which may
+        // register or poll I/O.
+        drop(slots);
+        drop(old);
         Poll::Pending
     }
 

@@ -348,12 +348,19 @@ impl TaskPtr {
             };
             return;
         }
-        // SAFETY: runtime thread only (invariant 1); nothing else borrows the cell now.
-        let slot = unsafe { &mut *h.join_waker.get() };
-        match slot {
-            Some(w) if w.will_wake(waker) => {}
-            _ => *slot = Some(waker.clone()),
-        }
+        let old = {
+            // SAFETY: runtime thread only (invariant 1); nothing else borrows the cell now,
+            // and the borrow ends before any user code runs (the clone is made first).
+            let slot = unsafe { &mut *h.join_waker.get() };
+            match slot {
+                Some(w) if w.will_wake(waker) => return,
+                _ => slot.replace(waker.clone()),
+            }
+        };
+        // Dropped only once the cell is no longer borrowed: a waker's drop is user code,
+        // which may even drop the runtime, whose shutdown takes and wakes the waker stored
+        // here (dropping the old one in place used to let it do so mid-drop: a double free).
+        drop(old);
     }
 
     /// JoinHandle side: the handle goes away. Drops an unread output and the handle's local
