@@ -1,7 +1,10 @@
-//! A `File` seek whose pool job cannot start (no blocking thread exists and the kernel
-//! refuses a new one) fails, and leaves the reader where it was: the read-ahead it threw
-//! away is still counted, so once threads can start again the next read continues at the
-//! reader's position (it used to continue at the fd's offset, 64 KiB further on).
+//! `File` jobs that cannot start (no blocking thread exists and the kernel refuses a new
+//! one). A seek fails and leaves the reader where it was: the read-ahead it threw away is
+//! still counted, so once threads can start again the next read continues at the reader's
+//! position (it used to continue at the fd's offset, 64 KiB further on). A write job is
+//! written when dropped, on the loop's thread, and the `File` reports how that went (it used
+//! to report the pool's error for bytes that were written, inviting a retry that would write
+//! them twice).
 //!
 //! Thread creation is made to fail with RLIMIT_NPROC, which only binds a non-root user: the
 //! test re-executes itself as a child that drops its uid to `nobody` (keeping root as saved
@@ -12,8 +15,65 @@ mod support;
 use std::io::SeekFrom;
 use std::time::Duration;
 
-use overlap::io::{AsyncReadExt, AsyncSeekExt};
+use overlap::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 use support::{pattern, TempDir};
+
+#[test]
+fn a_write_that_cannot_start_is_written_and_reported_as_written() {
+    if !support::is_root() {
+        eprintln!("skipped: needs root to switch to an RLIMIT_NPROC-bound uid");
+        return;
+    }
+    support::run_in_child(
+        "a_write_that_cannot_start_is_written_and_reported_as_written",
+        write_child,
+    );
+}
+
+fn write_child() {
+    let dir = TempDir::new("write-no-thread");
+    let path = dir.join("data");
+    let rt = overlap::Runtime::builder()
+        .blocking_keep_alive(Duration::from_millis(1))
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut file = overlap::fs::File::create(&path).await.unwrap();
+        no_pool_threads().await;
+        let written = without_new_threads(|| async {
+            file.write_all(b"hello").await?;
+            file.flush().await
+        })
+        .await;
+        written.expect("the bytes were written (when the job was dropped): no error");
+        assert_eq!(std::fs::read(&path).unwrap(), b"hello", "written once");
+    });
+}
+
+/// Waits until every pool thread has expired.
+async fn no_pool_threads() {
+    let waited = std::time::Instant::now();
+    while overlap::metrics().blocking_threads > 0 {
+        assert!(
+            waited.elapsed() < Duration::from_secs(30),
+            "pool threads never expired"
+        );
+        overlap::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Runs `f`'s future while no thread can start: as uid `nobody` (all threads, through
+/// glibc's setresuid), whose RLIMIT_NPROC of 1 this process's own threads already exceed.
+async fn without_new_threads<T, F: std::future::Future<Output = T>>(f: impl FnOnce() -> F) -> T {
+    // SAFETY: plain id-changing syscalls.
+    assert_eq!(unsafe { libc::setresuid(65534, 65534, 0) }, 0);
+    set_nproc_soft(1);
+    let out = f().await;
+    set_nproc_soft(hard_nproc());
+    // SAFETY: the saved uid is root, so going back is allowed.
+    assert_eq!(unsafe { libc::setresuid(0, 0, 0) }, 0);
+    out
+}
 
 #[test]
 fn a_seek_that_cannot_start_does_not_move_the_reader() {

@@ -338,7 +338,12 @@ impl File {
                 self.rewind += rewind;
                 match kind {
                     Kind::Read => self.read.complete(Vec::new(), 0, Err(e)),
-                    Kind::Write => self.error = Some(e),
+                    // Its bytes were written when the job was dropped: report how that went.
+                    Kind::Write => match blocking::lock(&self.handoff).written_on_drop.take() {
+                        Some(Ok(())) => {}
+                        Some(Err(written)) => self.error = Some(self.err(written, "write")),
+                        None => self.error = Some(e),
+                    },
                     Kind::Seek(_) => return Poll::Ready(Some(Err(e))),
                 }
                 return Poll::Ready(None);

@@ -28,6 +28,9 @@ pub(crate) struct Handoff {
     /// A write job has been submitted and has not yet looked at `orphans` for the last time.
     pub(crate) running: bool,
     pub(crate) orphans: Vec<u8>,
+    /// The outcome of a write job that never ran on the pool and wrote when dropped
+    /// instead (see [`WriteJob`]), for the `File` to report rather than the pool's error.
+    pub(crate) written_on_drop: Option<io::Result<()>>,
 }
 
 pub(crate) fn lock(h: &Mutex<Handoff>) -> MutexGuard<'_, Handoff> {
@@ -108,7 +111,8 @@ impl Drop for WriteJob {
     fn drop(&mut self) {
         if !self.ran {
             let buf = std::mem::take(&mut self.buf);
-            let _ = self.write(&buf);
+            let res = self.write(&buf);
+            lock(&self.handoff).written_on_drop = Some(res);
         }
     }
 }

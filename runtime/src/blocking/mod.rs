@@ -71,7 +71,11 @@ where
                 finish.done();
                 Ok(value)
             }
-            Err(err) => Err(io::Error::new(err.kind(), err.to_string())),
+            Err(err) => {
+                // Never to run: its captures' destructors run before the handle hears.
+                drop(f);
+                Err(io::Error::new(err.kind(), err.to_string()))
+            }
         };
         // Nobody may be waiting any more (the task was aborted or the runtime dropped); the
         // outcome is then dropped here.
