@@ -122,25 +122,8 @@ fn child() {
         file.read_exact(&mut head).await.unwrap();
         assert_eq!(head, data[..10]);
         // Let the read-ahead land and every pool thread expire.
-        let waited = std::time::Instant::now();
-        while overlap::metrics().blocking_threads > 0 {
-            assert!(
-                waited.elapsed() < Duration::from_secs(30),
-                "pool threads never expired"
-            );
-            overlap::time::sleep(Duration::from_millis(10)).await;
-        }
-
-        // No new thread from here: drop to `nobody` (all threads: glibc's setresuid), whose
-        // RLIMIT_NPROC of 1 this process's own threads already exceed.
-        // SAFETY: plain id-changing syscalls.
-        assert_eq!(unsafe { libc::setresuid(65534, 65534, 0) }, 0);
-        set_nproc_soft(1);
-        let seek = file.seek(SeekFrom::Current(0)).await;
-        // Threads may start again.
-        set_nproc_soft(hard_nproc());
-        // SAFETY: the saved uid is root, so going back is allowed.
-        assert_eq!(unsafe { libc::setresuid(0, 0, 0) }, 0);
+        no_pool_threads().await;
+        let seek = without_new_threads(|| file.seek(SeekFrom::Current(0))).await;
         let err = seek.expect_err("the seek job could not have started");
         println!("seek failed as expected: {err}");
 
