@@ -13,21 +13,25 @@ pub(crate) const BUDGET: u32 = 128;
 /// Spends one unit of the current task's budget, or returns `Pending` (after scheduling the
 /// task again) when it is spent. Outside a runtime there is no budget.
 pub(crate) fn poll_proceed(cx: &mut Context<'_>) -> Poll<()> {
-    let spent = crate::executor::with_current(|core| {
-        let left = core.budget.get();
-        if left == 0 {
-            core.count_budget_exhausted();
-            true
-        } else {
-            core.budget.set(left - 1);
-            false
-        }
-    });
+    let spent = crate::executor::with_current(|core| !spend(core));
     if spent == Some(true) {
         cx.waker().wake_by_ref();
         return Poll::Pending;
     }
     Poll::Ready(())
+}
+
+/// Spends one unit of `core`'s current task budget; false if none was left (the caller then
+/// schedules the task again and returns `Pending`). For callers that hold the core already.
+pub(crate) fn spend(core: &crate::executor::Core) -> bool {
+    let left = core.budget.get();
+    if left == 0 {
+        core.count_budget_exhausted();
+        false
+    } else {
+        core.budget.set(left - 1);
+        true
+    }
 }
 
 /// Gives back the unit spent by a readiness check that turned out `Pending`.

@@ -146,17 +146,25 @@ impl<T: AsRawFd> AsyncFd<T> {
         cx: &mut Context<'_>,
         dir: Direction,
     ) -> Poll<io::Result<AsyncFdReadyGuard<'_, T>>> {
-        if crate::coop::poll_proceed(cx).is_pending() {
-            return Poll::Pending;
-        }
         let reg = self.reg();
-        let home = crate::executor::with_current(|core| Rc::ptr_eq(core.reactor(), &reg.reactor));
-        if home != Some(true) {
-            // Its reactor is not the one running (or none is): waiting would never end.
-            return Poll::Ready(Err(io::Error::other(
-                "AsyncFd polled outside the runtime it was registered with; an fd stays with \
-                 the runtime that registered it",
-            )));
+        // One look at the current runtime: is it this fd's, and may the task go on?
+        let here = crate::executor::with_current(|core| {
+            Rc::ptr_eq(core.reactor(), &reg.reactor).then(|| crate::coop::spend(core))
+        });
+        match here.flatten() {
+            Some(true) => {}
+            Some(false) => {
+                // The budget is spent: let the other tasks run.
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            None => {
+                // Its reactor is not the one running (or none is): waiting would never end.
+                return Poll::Ready(Err(io::Error::other(
+                    "AsyncFd polled outside the runtime it was registered with; an fd stays \
+                     with the runtime that registered it",
+                )));
+            }
         }
         match reg.reactor.poll_ready(reg.key, dir, cx) {
             Poll::Ready(event) => Poll::Ready(Ok(AsyncFdReadyGuard {
