@@ -143,21 +143,19 @@ impl Direction {
             if self.pos == self.end && !self.read_eof {
                 // Streams that are always ready (in memory, say) never say `Pending` by
                 // themselves: the task's budget makes the copy let other tasks run.
-                if crate::coop::poll_proceed(cx).is_pending() {
-                    if self.unflushed {
-                        ready!(to.as_mut().poll_flush(cx))?;
-                        self.unflushed = false;
-                    }
-                    return Poll::Pending;
-                }
-                match from.as_mut().poll_read(cx, &mut self.buf) {
+                let read = match crate::coop::poll_proceed(cx) {
+                    Poll::Ready(()) => from.as_mut().poll_read(cx, &mut self.buf),
+                    Poll::Pending => Poll::Pending,
+                };
+                match read {
                     Poll::Ready(Ok(0)) => self.read_eof = true,
                     Poll::Ready(Ok(n)) => (self.pos, self.end) = (0, n),
                     Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => continue,
                     Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
                     Poll::Pending => {
-                        // Nothing more to read now: what was written must not sit in a
-                        // buffered writer while the other end waits for it.
+                        // Nothing more to read now (or the budget is spent): what was
+                        // written must not sit in a buffered writer while the other end
+                        // waits for it.
                         if self.unflushed {
                             ready!(to.as_mut().poll_flush(cx))?;
                             self.unflushed = false;
