@@ -6,14 +6,15 @@ use std::future::poll_fn;
 use std::io;
 use std::task::{ready, Context, Poll};
 
-use overlap_runtime::{AsyncFd, Ready};
+use overlap_runtime::AsyncFd;
 
 use crate::sys::Socket;
 
 /// Runs `op` once the socket is read-ready, until it does not fail with `WouldBlock` or
 /// `Interrupted`. When `drained(&result)` says the kernel buffer is now empty, the read
 /// readiness is cleared so the next read waits for an edge instead of paying for an `EAGAIN`
-/// (unless the socket ever signalled priority data: see [`poll_read_stream`]).
+/// (unless an error or priority note says a short read proves nothing: see
+/// `AsyncFdReadyGuard::clear_ready_after_short_io`).
 pub(crate) fn poll_read_with<R>(
     io: &AsyncFd<Socket>,
     cx: &mut Context<'_>,
@@ -24,8 +25,8 @@ pub(crate) fn poll_read_with<R>(
         let mut guard = ready!(io.poll_read_ready(cx))?;
         match op(io.get_ref()) {
             Ok(r) => {
-                if drained(&r) && !notes_pending(guard.ready()) {
-                    guard.clear_ready();
+                if drained(&r) {
+                    guard.clear_ready_after_short_io();
                 }
                 return Poll::Ready(Ok(r));
             }
@@ -34,13 +35,6 @@ pub(crate) fn poll_read_with<R>(
             Err(e) => return Poll::Ready(Err(e)),
         }
     }
-}
-
-/// Whether `ready` says a syscall's success proves nothing about the rest: an error may be
-/// pending behind the data read (only `EAGAIN`, or the error itself, settles that), or the
-/// socket had urgent data (see [`poll_read_stream`]).
-fn notes_pending(ready: Ready) -> bool {
-    ready.is_error() || ready.is_priority()
 }
 
 /// Like [`poll_read_with`], for the write direction.
@@ -54,8 +48,8 @@ pub(crate) fn poll_write_with<R>(
         let mut guard = ready!(io.poll_write_ready(cx))?;
         match op(io.get_ref()) {
             Ok(r) => {
-                if full(&r) && !notes_pending(guard.ready()) {
-                    guard.clear_ready();
+                if full(&r) {
+                    guard.clear_ready_after_short_io();
                 }
                 return Poll::Ready(Ok(r));
             }

@@ -76,10 +76,9 @@ impl AsyncRead for Receiver {
             let mut guard = ready!(self.fd.poll_read_ready(cx))?;
             match guard.try_io(|fd| sys::read(fd.as_raw_fd(), buf)) {
                 Ok(Ok(n)) => {
-                    let error_pending = guard.ready().is_error();
-                    if n > 0 && n < buf.len() && !self.packets && !error_pending {
+                    if n > 0 && n < buf.len() && !self.packets {
                         // A short read means the pipe is empty now: wait for the next edge.
-                        guard.clear_ready();
+                        guard.clear_ready_after_short_io();
                     }
                     return Poll::Ready(Ok(n));
                 }

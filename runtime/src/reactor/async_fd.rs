@@ -294,6 +294,19 @@ impl<'a, T: AsRawFd> AsyncFdReadyGuard<'a, T> {
         }
     }
 
+    /// Like [`clear_ready`](Self::clear_ready), after an operation that moved fewer bytes
+    /// than asked, which usually means the fd is drained (or, writing, full): the next wait
+    /// then sleeps instead of paying for a `WouldBlock`. Unless the readiness seen carries an
+    /// error or [`Ready::PRIORITY`]: a short read proves nothing then (an error may wait
+    /// behind the data, a TCP read stops at an urgent mark), and the readiness is kept for
+    /// the next attempt to settle.
+    pub fn clear_ready_after_short_io(&mut self) {
+        let ready = self.ready();
+        if !ready.is_error() && !ready.is_priority() {
+            self.clear_ready();
+        }
+    }
+
     /// Keeps the readiness: the next wait returns at once.
     pub fn retain_ready(&mut self) {
         self.event = None;
