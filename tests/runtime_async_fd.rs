@@ -268,14 +268,7 @@ fn fd_number_reuse_never_wakes_the_wrong_task() {
 fn abort_while_waiting_on_an_fd_drops_the_future_and_deregisters() {
     block_on(async {
         let (r, _w) = pipe();
-        let dropped = Rc::new(Cell::new(false));
-        struct Flag(Rc<Cell<bool>>);
-        impl Drop for Flag {
-            fn drop(&mut self) {
-                self.0.set(true);
-            }
-        }
-        let flag = Flag(dropped.clone());
+        let (flag, dropped) = support::DropFlag::new();
         let h = spawn(async move {
             let _flag = flag;
             let r = AsyncFd::new(r).unwrap();

@@ -143,14 +143,7 @@ fn a_queued_blocking_job_whose_drop_panics_does_not_cut_shutdown_short() {
         }
     }
     let (release, blocked) = std::sync::mpsc::channel::<()>();
-    let dropped = Rc::new(Cell::new(false));
-    struct Flag(Rc<Cell<bool>>);
-    impl Drop for Flag {
-        fn drop(&mut self) {
-            self.0.set(true);
-        }
-    }
-    let flag = Flag(dropped.clone());
+    let (flag, dropped) = support::DropFlag::new();
     rt.block_on(async {
         // The only pool thread is busy; the next job waits in the queue.
         drop(overlap::spawn_blocking(move || blocked.recv()));

@@ -3,6 +3,7 @@
 
 mod child;
 mod deadline;
+mod drop_flag;
 mod echo;
 mod example;
 mod fd;
@@ -14,6 +15,7 @@ mod rng;
 
 pub use child::run_in_child;
 pub use deadline::within;
+pub use drop_flag::DropFlag;
 pub use echo::{echo_server, echo_until_eof};
 pub use example::{example_bin, ExampleServer};
 pub use fd::*;
