@@ -11,9 +11,9 @@
 //!
 //! Every request is a keep-alive `POST /` with a 64-byte body, which both servers echo. Rows:
 //! 1, 50 and 500 connections, and 50 connections with 16 requests pipelined on each. Per
-//! row: requests per second, the **server's CPU time per request** (utime + stime from
-//! `/proc/PID/stat` over the run; with two cores wrk saturates first, so this is the figure
-//! that compares servers) and wrk's p99 latency. Each figure is the best of N runs, servers
+//! row: requests per second, the **server's CPU time per request** (the scheduler's
+//! nanosecond runtime from `/proc/PID/task/*/schedstat` over the run; with two cores wrk
+//! saturates first, so this is the figure that compares servers) and wrk's p99 latency. Each figure is the best of N runs, servers
 //! interleaved. Ratios are against hyper on tokio: CPU below 1 and requests/s above 1 favour
 //! the server on overlap. Needs `wrk` (`apt-get install wrk`).
 

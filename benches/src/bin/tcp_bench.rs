@@ -11,9 +11,11 @@
 //! For each message size (64 B, 4 KiB) and connection count (1, 50, 500), each connection
 //! sends a message, waits for the whole echo, and sends the next. Per row:
 //! - round trips per second;
-//! - the **server's CPU time per round trip** (utime + stime from `/proc/PID/stat` over the
-//!   window): with two cores the load generator saturates first, so this is the figure that
-//!   compares servers;
+//! - the **server's CPU time per round trip** (the scheduler's nanosecond runtime from
+//!   `/proc/PID/task/*/schedstat` over the window): with two cores the load generator
+//!   saturates first, so this is the figure that compares servers;
+//! - the share of that time spent in user space (tick-sampled `utime` against `stime`): what
+//!   is left for a runtime to save once the kernel's share is fixed;
 //! - p99 round-trip latency seen by the client;
 //! - syscalls per round trip, counted by `perf stat -e raw_syscalls:sys_enter` on the server
 //!   in a separate window (skipped if `perf` is missing).
@@ -183,6 +185,8 @@ fn syscalls_per_trip(server: &Server, load: &mut Load, dur: Duration) -> Option<
 struct Figures {
     trips_per_sec: f64,
     cpu_us_per_trip: f64,
+    /// The share of the server's CPU time spent in user space (its own code), in percent.
+    user_pct: f64,
     p99_us: f64,
     syscalls: Option<f64>,
 }
@@ -192,6 +196,11 @@ impl Figures {
         Figures {
             trips_per_sec: self.trips_per_sec.max(o.trips_per_sec),
             cpu_us_per_trip: self.cpu_us_per_trip.min(o.cpu_us_per_trip),
+            user_pct: if o.cpu_us_per_trip < self.cpu_us_per_trip {
+                o.user_pct
+            } else {
+                self.user_pct
+            },
             p99_us: self.p99_us.min(o.p99_us),
             syscalls: self.syscalls.or(o.syscalls),
         }
@@ -205,10 +214,13 @@ fn measure(bin: &Path, conns: usize, size: usize, secs: f64, count: bool) -> io:
 
     let mut lat = Vec::with_capacity(1 << 20);
     let cpu0 = server.cpu_secs();
+    let (user0, sys0) = server.user_system_secs();
     let t0 = Instant::now();
     let trips = load.run(t0 + Duration::from_secs_f64(secs), Some(&mut lat));
     let elapsed = t0.elapsed().as_secs_f64();
     let cpu = server.cpu_secs() - cpu0;
+    let (user1, sys1) = server.user_system_secs();
+    let (user, sys) = (user1 - user0, sys1 - sys0);
     lat.sort_unstable();
     let p99 = lat[(lat.len() * 99 / 100).min(lat.len() - 1)] as f64 / 1e3;
 
@@ -220,6 +232,7 @@ fn measure(bin: &Path, conns: usize, size: usize, secs: f64, count: bool) -> io:
     Ok(Figures {
         trips_per_sec: trips as f64 / elapsed,
         cpu_us_per_trip: cpu * 1e6 / trips as f64,
+        user_pct: 100.0 * user / (user + sys).max(f64::MIN_POSITIVE),
         p99_us: p99,
         syscalls,
     })
@@ -271,12 +284,13 @@ fn main() -> io::Result<()> {
          (servers interleaved)"
     );
     println!(
-        "{:>5} {:>5} {:>8} {:>9} {:>10} {:>9} {:>10} {:>10} {:>10}",
+        "{:>5} {:>5} {:>8} {:>9} {:>10} {:>6} {:>9} {:>10} {:>10} {:>10}",
         "size",
         "conns",
         "server",
         "rt/s",
         "cpu µs/rt",
+        "user%",
         "p99 µs",
         "syscall/rt",
         "cpu/tokio",
@@ -301,12 +315,13 @@ fn main() -> io::Result<()> {
             for ((name, _), r) in bins.iter().zip(&best) {
                 let sys = r.syscalls.map_or("n/a".to_string(), |s| format!("{s:.3}"));
                 println!(
-                    "{:>5} {:>5} {:>8} {:>9.0} {:>10.3} {:>9.1} {:>10} {:>10.3} {:>10.3}",
+                    "{:>5} {:>5} {:>8} {:>9.0} {:>10.3} {:>6.1} {:>9.1} {:>10} {:>10.3} {:>10.3}",
                     size,
                     conns,
                     name,
                     r.trips_per_sec,
                     r.cpu_us_per_trip,
+                    r.user_pct,
                     r.p99_us,
                     sys,
                     r.cpu_us_per_trip / tokio.cpu_us_per_trip,
