@@ -55,5 +55,5 @@ fn check_pipe(fd: &std::os::fd::OwnedFd) -> io::Result<()> {
             "not a pipe or FIFO",
         ));
     }
-    sys::set_nonblocking(fd.as_raw_fd())
+    sys::set_nonblocking_to(fd.as_raw_fd(), true)
 }

@@ -57,9 +57,51 @@ impl Receiver {
         self.packets = on;
     }
 
-    /// Removes the fd from the reactor and returns it (still non-blocking).
+    /// Removes the fd from the reactor and returns it (still non-blocking; to hand it to
+    /// another process, use `into_blocking_fd`).
     pub fn into_owned_fd(self) -> OwnedFd {
         self.fd.into_inner()
+    }
+
+    /// Removes the fd from the reactor and returns it in blocking mode, ready for code
+    /// that expects an ordinary pipe: another process's stdin, or a blocking thread.
+    ///
+    /// `O_NONBLOCK` belongs to the pipe end's open file description, which a child
+    /// process inherits with the fd: handed over still non-blocking, it would make the
+    /// child's reads fail with `EAGAIN` ("Resource temporarily unavailable"). The
+    /// `TryFrom<Receiver> for Stdio` conversion does this for you.
+    pub fn into_blocking_fd(self) -> io::Result<OwnedFd> {
+        let fd = self.into_owned_fd();
+        sys::set_nonblocking_to(fd.as_raw_fd(), false)?;
+        Ok(fd)
+    }
+}
+
+/// The read end as a child process's stdin, in blocking mode (see
+/// [`Receiver::into_blocking_fd`]): how one child's output feeds the next.
+///
+/// ```
+/// use std::process::Stdio;
+/// use overlap::process::Command;
+///
+/// overlap::block_on(async {
+///     let mut producer = Command::new("echo").arg("hello").stdout(Stdio::piped()).spawn()?;
+///     let out = producer.stdout.take().expect("stdout is piped");
+///     let shout = Command::new("tr")
+///         .args(["a-z", "A-Z"])
+///         .stdin(Stdio::try_from(out)?)
+///         .output()
+///         .await?;
+///     assert_eq!(shout.stdout, b"HELLO\n");
+///     producer.wait().await?;
+///     # Ok::<(), std::io::Error>(())
+/// }).unwrap();
+/// ```
+impl TryFrom<Receiver> for std::process::Stdio {
+    type Error = io::Error;
+
+    fn try_from(rx: Receiver) -> io::Result<std::process::Stdio> {
+        Ok(rx.into_blocking_fd()?.into())
     }
 }
 

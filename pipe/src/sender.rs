@@ -42,12 +42,29 @@ impl Sender {
         })
     }
 
-    /// Removes the fd from the reactor and returns it (still non-blocking).
+    /// Removes the fd from the reactor and returns it (still non-blocking; to hand it to
+    /// another process, use `into_blocking_fd`).
     ///
     /// # Panics
     /// If the sender was already closed with `poll_close`.
     pub fn into_owned_fd(mut self) -> OwnedFd {
         self.fd.take().expect("Sender already closed").into_inner()
+    }
+
+    /// Removes the fd from the reactor and returns it in blocking mode, ready for code
+    /// that expects an ordinary pipe: another process's stdout or stderr, or a blocking
+    /// thread. See [`Receiver::into_blocking_fd`](crate::Receiver::into_blocking_fd) for
+    /// why; the `TryFrom<Sender> for Stdio` conversion does this for you.
+    ///
+    /// Fails with `BrokenPipe` if the sender was already closed with `poll_close`.
+    pub fn into_blocking_fd(mut self) -> io::Result<OwnedFd> {
+        let fd = self
+            .fd
+            .take()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::BrokenPipe, "pipe sender is closed"))?
+            .into_inner();
+        sys::set_nonblocking_to(fd.as_raw_fd(), false)?;
+        Ok(fd)
     }
 
     fn fd(&self) -> io::Result<&AsyncFd<OwnedFd>> {
@@ -69,6 +86,32 @@ impl Sender {
                 Err(_would_block) => continue,
             }
         }
+    }
+}
+
+/// The write end as a child process's stdout or stderr, in blocking mode (see
+/// [`Sender::into_blocking_fd`]).
+///
+/// ```
+/// use std::process::Stdio;
+/// use overlap::io::AsyncReadExt;
+/// use overlap::process::Command;
+///
+/// overlap::block_on(async {
+///     let (tx, mut rx) = overlap::pipe::pipe()?;
+///     let mut child = Command::new("echo").arg("through a pipe").stdout(Stdio::try_from(tx)?).spawn()?;
+///     let mut text = String::new();
+///     rx.read_to_string(&mut text).await?;
+///     assert_eq!(text, "through a pipe\n");
+///     child.wait().await?;
+///     # Ok::<(), std::io::Error>(())
+/// }).unwrap();
+/// ```
+impl TryFrom<Sender> for std::process::Stdio {
+    type Error = io::Error;
+
+    fn try_from(tx: Sender) -> io::Result<std::process::Stdio> {
+        Ok(tx.into_blocking_fd()?.into())
     }
 }
 

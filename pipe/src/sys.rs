@@ -43,13 +43,19 @@ pub(crate) fn file_type(fd: RawFd) -> io::Result<libc::mode_t> {
     Ok(st.st_mode & libc::S_IFMT)
 }
 
-/// Turns on `O_NONBLOCK` for `fd`.
-pub(crate) fn set_nonblocking(fd: RawFd) -> io::Result<()> {
+/// Turns `O_NONBLOCK` on or off for `fd` (a flag of the open file description, so every fd
+/// sharing it sees the change).
+pub(crate) fn set_nonblocking_to(fd: RawFd, on: bool) -> io::Result<()> {
     // SAFETY: F_GETFL takes no pointer argument.
     let flags = syscall!(fcntl(fd, libc::F_GETFL))?;
-    if flags & libc::O_NONBLOCK == 0 {
+    let wanted = if on {
+        flags | libc::O_NONBLOCK
+    } else {
+        flags & !libc::O_NONBLOCK
+    };
+    if wanted != flags {
         // SAFETY: F_SETFL takes an integer flag argument.
-        syscall!(fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK))?;
+        syscall!(fcntl(fd, libc::F_SETFL, wanted))?;
     }
     Ok(())
 }

@@ -4,7 +4,9 @@
 //! Build the command with [`Command`] (std's builder, with async `output` and `status`) and
 //! spawn it; or build a [`std::process::Command`] and pass it to [`spawn`] or [`output`]. Stdio
 //! set to [`Stdio::piped`] comes back as [`Sender`]/[`Receiver`], with
-//! `AsyncWrite`/`AsyncRead` (and `splice`).
+//! `AsyncWrite`/`AsyncRead` (and `splice`). To feed one child's output to another, convert
+//! the pipe end with `Stdio::try_from(end)`: that puts it back in blocking mode, which the
+//! next program expects of its stdin (see [`Receiver::into_blocking_fd`]).
 //!
 //! # Dropping a `Child`
 //! The process keeps running, as with std. A background task waits for it and reaps it, so
