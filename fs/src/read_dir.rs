@@ -49,6 +49,7 @@ pub async fn read_dir(path: impl AsRef<Path>) -> io::Result<ReadDir> {
         path,
         state: State::Idle(Some(inner)),
         ready: VecDeque::new(),
+        ended: false,
     })
 }
 
@@ -64,6 +65,8 @@ pub struct ReadDir {
     path: Arc<Path>,
     state: State,
     ready: VecDeque<io::Result<DirEntry>>,
+    /// `None` was returned: the stream is terminated (`FusedStream`).
+    ended: bool,
 }
 
 enum State {
@@ -84,7 +87,10 @@ impl ReadDir {
                 return Poll::Ready(Some(entry));
             }
             match &mut self.state {
-                State::Idle(None) => return Poll::Ready(None),
+                State::Idle(None) => {
+                    self.ended = true;
+                    return Poll::Ready(None);
+                }
                 State::Idle(iter) => {
                     let mut iter = iter.take().expect("checked above");
                     let path = self.path.clone();
@@ -138,6 +144,13 @@ impl Stream for ReadDir {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         self.get_mut().poll_next_entry(cx)
+    }
+}
+
+/// Terminated once it has returned `None`.
+impl futures_core::stream::FusedStream for ReadDir {
+    fn is_terminated(&self) -> bool {
+        self.ended
     }
 }
 

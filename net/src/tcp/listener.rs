@@ -188,6 +188,13 @@ impl Stream for Incoming<'_> {
     }
 }
 
+/// Never terminated: a failed accept is an item, not the end (see [`TcpListener::accept`]).
+impl futures_core::FusedStream for Incoming<'_> {
+    fn is_terminated(&self) -> bool {
+        false
+    }
+}
+
 crate::impl_socket_fd!(TcpListener, std::net::TcpListener, "a listening TCP socket");
 
 impl fmt::Debug for TcpListener {

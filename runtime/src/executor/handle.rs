@@ -136,7 +136,7 @@ impl Handle {
             // the job back: dropping it here cancels the task, which never runs.
             drop(self.shared.push_spawn(job));
         }
-        RemoteJoinHandle { slot }
+        RemoteJoinHandle { slot, done: false }
     }
 }
 
@@ -158,6 +158,8 @@ impl fmt::Debug for Handle {
 #[must_use = "dropping a RemoteJoinHandle detaches the task; await it for the output"]
 pub struct RemoteJoinHandle<T> {
     slot: Arc<dyn JoinSlot<T>>,
+    /// The result was returned: the handle is terminated (`FusedFuture`).
+    done: bool,
 }
 
 impl<T> RemoteJoinHandle<T> {
@@ -185,7 +187,17 @@ impl<T> Future for RemoteJoinHandle<T> {
     type Output = Result<T, JoinError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.slot.poll_output(cx)
+        let this = self.get_mut();
+        let out = this.slot.poll_output(cx);
+        this.done = out.is_ready();
+        out
+    }
+}
+
+/// Terminated once it has returned the task's result.
+impl<T> futures_core::FusedFuture for RemoteJoinHandle<T> {
+    fn is_terminated(&self) -> bool {
+        self.done
     }
 }
 

@@ -187,6 +187,13 @@ impl Stream for Signal {
     }
 }
 
+/// Never terminated: the stream of deliveries does not end.
+impl futures_core::FusedStream for Signal {
+    fn is_terminated(&self) -> bool {
+        false
+    }
+}
+
 impl Drop for Signal {
     fn drop(&mut self) {
         self.slot.forget(&self.listener);

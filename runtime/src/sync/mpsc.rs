@@ -63,6 +63,8 @@ pub struct Sender<T> {
 /// Receives the values of every [`Sender`], in the order they were sent. See [`channel`].
 pub struct Receiver<T> {
     chan: Rc<RefCell<Chan<T>>>,
+    /// `None` was returned: the stream is terminated (`FusedStream`).
+    ended: bool,
 }
 
 /// A bounded channel: at most `capacity` values wait in it; a sender finding it full waits
@@ -109,7 +111,10 @@ fn with_capacity<T>(capacity: usize) -> (Sender<T>, Receiver<T>) {
         senders: 1,
         closed: false,
     }));
-    (Sender { chan: chan.clone() }, Receiver { chan })
+    (
+        Sender { chan: chan.clone() },
+        Receiver { chan, ended: false },
+    )
 }
 
 /// The receiving side is gone; the value comes back.
@@ -282,6 +287,7 @@ impl<T> Receiver<T> {
         }
         let mut chan = self.chan.borrow_mut();
         if chan.senders == 0 || chan.closed {
+            self.ended = true;
             return Poll::Ready(None);
         }
         match &chan.receiver_waker {
@@ -333,6 +339,13 @@ impl<T> Stream for Receiver<T> {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
         self.get_mut().poll_recv(cx)
+    }
+}
+
+/// Terminated once it has returned `None`.
+impl<T> futures_core::stream::FusedStream for Receiver<T> {
+    fn is_terminated(&self) -> bool {
+        self.ended
     }
 }
 

@@ -23,6 +23,8 @@ pub struct Sender<T> {
 /// dropped without sending. See [`channel`].
 pub struct Receiver<T> {
     inner: Rc<RefCell<Inner<T>>>,
+    /// The result was returned: the receiver is terminated (`FusedFuture`).
+    done: bool,
 }
 
 /// The sender was dropped without sending a value.
@@ -64,7 +66,7 @@ pub fn channel<T>() -> (Sender<T>, Receiver<T>) {
         Sender {
             inner: inner.clone(),
         },
-        Receiver { inner },
+        Receiver { inner, done: false },
     )
 }
 
@@ -121,11 +123,14 @@ impl<T> Future for Receiver<T> {
     type Output = Result<T, RecvError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut inner = self.inner.borrow_mut();
+        let this = self.get_mut();
+        let mut inner = this.inner.borrow_mut();
         if let Some(v) = inner.value.take() {
+            this.done = true;
             return Poll::Ready(Ok(v));
         }
         if inner.sender_gone {
+            this.done = true;
             return Poll::Ready(Err(RecvError));
         }
         match &inner.receiver_waker {
@@ -133,6 +138,13 @@ impl<T> Future for Receiver<T> {
             _ => inner.receiver_waker = Some(cx.waker().clone()),
         }
         Poll::Pending
+    }
+}
+
+/// Terminated once it has returned the value or the error.
+impl<T> futures_core::FusedFuture for Receiver<T> {
+    fn is_terminated(&self) -> bool {
+        self.done
     }
 }
 

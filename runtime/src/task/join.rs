@@ -10,7 +10,7 @@ use std::rc::Rc;
 use std::task::{Context, Poll};
 
 use super::raw::TaskPtr;
-use super::state::COMPLETE;
+use super::state::{COMPLETE, OUTPUT_TAKEN};
 
 /// `!Send` (the `Rc`) and covariant in `T` without owning one.
 type HandleMarker<T> = (Rc<()>, fn() -> T);
@@ -79,6 +79,13 @@ impl<T> Future for JoinHandle<T> {
         // SAFETY: `from_task`'s contract makes `T` the task's output type.
         unsafe { self.task.poll_join(&mut out, cx.waker()) };
         out
+    }
+}
+
+/// Terminated once it has returned the task's result.
+impl<T> futures_core::FusedFuture for JoinHandle<T> {
+    fn is_terminated(&self) -> bool {
+        self.task.flags() & OUTPUT_TAKEN != 0
     }
 }
 

@@ -24,7 +24,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
-use super::state::{CANCELLED, COMPLETE, JOIN_INTEREST, MAIN, REMOTE_QUEUED, SCHEDULED, UNIT};
+use super::state::{
+    CANCELLED, COMPLETE, JOIN_INTEREST, MAIN, OUTPUT_TAKEN, REMOTE_QUEUED, SCHEDULED, UNIT,
+};
 use super::JoinError;
 use crate::executor::{Core, Shared};
 
@@ -341,11 +343,13 @@ impl TaskPtr {
     /// `T` must be the output type of the future this task was spawned with.
     pub(crate) unsafe fn poll_join<T>(&self, out: &mut Poll<Result<T, JoinError>>, waker: &Waker) {
         let h = self.header();
-        if self.flags() & COMPLETE != 0 {
+        let f = self.flags();
+        if f & COMPLETE != 0 {
             // SAFETY: the caller guarantees `T` matches; runtime thread only.
             unsafe {
                 (h.vtable.read_output)(self.0, (out as *mut Poll<Result<T, JoinError>>).cast())
             };
+            self.set_flags(f | OUTPUT_TAKEN);
             return;
         }
         let old = {

@@ -43,6 +43,8 @@ pub(crate) const JOIN_INTEREST: u8 = 1 << 3;
 /// The stand-in for a `block_on` future (`main_task.rs`): scheduling it sets [`SCHEDULED`]
 /// without queueing it, and `block_on` reads and clears that bit as its "woken" flag.
 pub(crate) const MAIN: u8 = 1 << 4;
+/// The `JoinHandle` has taken the output: it is terminated (`FusedFuture`).
+pub(crate) const OUTPUT_TAKEN: u8 = 1 << 5;
 
 /// A remote wake entry for the task is queued.
 pub(crate) const REMOTE_QUEUED: u32 = 1;

@@ -135,3 +135,31 @@ impl Interval {
         self.missed = behavior;
     }
 }
+
+/// The ticks as a stream that never ends: each item is the instant the tick was scheduled
+/// for, as [`tick`](Interval::tick) returns it.
+///
+/// ```
+/// use std::time::Duration;
+/// use overlap::stream::StreamExt;
+///
+/// overlap::block_on(async {
+///     let ticks = overlap::time::interval(Duration::from_millis(1));
+///     let three: Vec<_> = ticks.take(3).collect().await;
+///     assert!(three[0] < three[1] && three[1] < three[2]);
+/// });
+/// ```
+impl futures_core::Stream for Interval {
+    type Item = Instant;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Instant>> {
+        self.get_mut().poll_tick(cx).map(Some)
+    }
+}
+
+/// Never terminated: an interval ticks forever.
+impl futures_core::FusedStream for Interval {
+    fn is_terminated(&self) -> bool {
+        false
+    }
+}

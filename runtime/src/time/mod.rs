@@ -49,12 +49,13 @@ mod sleep;
 mod timeout;
 mod wheel;
 
-use std::time::{Duration, Instant};
-
 pub(crate) use driver::Timers;
 pub use interval::{interval, interval_at, Interval, MissedTickBehavior};
 pub use sleep::{sleep, sleep_until, Sleep};
 pub use timeout::{timeout, timeout_at, Elapsed, Timeout};
+
+/// std's clock types, re-exported so that deadlines need no extra import.
+pub use std::time::{Duration, Instant};
 
 /// `now + d`, or an instant so far ahead it is never reached if that overflows.
 pub(crate) fn deadline_after(now: Instant, d: Duration) -> Instant {

@@ -114,6 +114,14 @@ impl Sleep {
     }
 }
 
+/// Terminated once it has returned `Ready`, until [`reset`](Sleep::reset) arms it again: so
+/// a `Sleep` can sit directly in a `select!` loop that resets it (an idle timer).
+impl futures_core::FusedFuture for Sleep {
+    fn is_terminated(&self) -> bool {
+        matches!(self.state, State::Elapsed)
+    }
+}
+
 impl Future for Sleep {
     type Output = ();
 

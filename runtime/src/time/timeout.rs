@@ -107,6 +107,13 @@ impl<F: Future> Future for Timeout<F> {
     }
 }
 
+/// Terminated once it has returned `Ready`: its future finished, or its time ran out.
+impl<F: futures_core::FusedFuture> futures_core::FusedFuture for Timeout<F> {
+    fn is_terminated(&self) -> bool {
+        self.future.is_terminated() || self.sleep.is_terminated()
+    }
+}
+
 impl<F> fmt::Debug for Timeout<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Timeout")
