@@ -126,7 +126,7 @@ async fn dropping_the_receiver_drops_what_is_queued() {
     let dropped = Rc::new(Cell::new(0));
     let (tx, rx) = mpsc::unbounded_channel();
     for _ in 0..10 {
-        tx.send(Counted(dropped.clone())).await.unwrap();
+        tx.send(Counted(dropped.clone())).unwrap();
     }
     drop(rx);
     assert_eq!(dropped.get(), 10);
@@ -136,7 +136,7 @@ async fn dropping_the_receiver_drops_what_is_queued() {
 async fn an_unbounded_channel_never_waits_and_is_a_stream() {
     let (tx, rx) = mpsc::unbounded_channel();
     for i in 0..100_000u32 {
-        tx.try_send(i).unwrap();
+        tx.send(i).unwrap();
     }
     drop(tx);
     let got: Vec<u32> = rx.collect().await;
@@ -412,4 +412,21 @@ async fn watch_send_fails_without_receivers_and_wakes_a_waiter_when_the_sender_g
     // `send_replace` stores even so, and a new subscriber sees it.
     tx.send_replace("c");
     assert_eq!(*tx.subscribe().borrow(), "c");
+}
+
+#[overlap::test]
+async fn an_unbounded_send_is_a_plain_call_that_works_from_drop_and_fails_once_closed() {
+    struct Report(mpsc::UnboundedSender<&'static str>);
+    impl Drop for Report {
+        fn drop(&mut self) {
+            self.0.send("dropped").unwrap();
+        }
+    }
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    drop(Report(tx.clone()));
+    assert_eq!(rx.recv().await, Some("dropped"));
+    assert!(!tx.is_closed());
+    rx.close();
+    assert!(tx.is_closed());
+    assert_eq!(tx.send("late").unwrap_err().0, "late");
 }

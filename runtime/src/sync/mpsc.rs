@@ -96,9 +96,62 @@ pub fn channel<T>(capacity: usize) -> (Sender<T>, Receiver<T>) {
     with_capacity(capacity)
 }
 
-/// An unbounded channel: sends never wait (the queue grows as needed).
-pub fn unbounded_channel<T>() -> (Sender<T>, Receiver<T>) {
-    with_capacity(usize::MAX)
+/// An unbounded channel: sends never wait (the queue grows as needed), so
+/// [`UnboundedSender::send`] is a plain function, callable from synchronous code (a
+/// callback, a `Drop`).
+///
+/// ```
+/// use overlap::sync::mpsc;
+///
+/// overlap::block_on(async {
+///     let (tx, mut rx) = mpsc::unbounded_channel();
+///     tx.send("no await needed").unwrap();
+///     drop(tx);
+///     assert_eq!(rx.recv().await, Some("no await needed"));
+///     assert_eq!(rx.recv().await, None);
+/// });
+/// ```
+pub fn unbounded_channel<T>() -> (UnboundedSender<T>, UnboundedReceiver<T>) {
+    let (tx, rx) = with_capacity(usize::MAX);
+    (UnboundedSender(tx), rx)
+}
+
+/// The sending side of an [`unbounded_channel`]. Clone it for more senders; the channel
+/// ends for the receiver once every sender is dropped.
+pub struct UnboundedSender<T>(Sender<T>);
+
+/// The receiving side of an [`unbounded_channel`]: the same type as a bounded channel's.
+pub type UnboundedReceiver<T> = Receiver<T>;
+
+impl<T> UnboundedSender<T> {
+    /// Queues `value` at once, waking the receiver. Fails, giving the value back, if the
+    /// receiver is gone (dropped or closed).
+    pub fn send(&self, value: T) -> Result<(), SendError<T>> {
+        // `Full` cannot happen (the capacity is `usize::MAX` and no sender ever waits), but
+        // it gives the value back too.
+        self.0.try_send(value).map_err(|e| match e {
+            TrySendError::Closed(v) | TrySendError::Full(v) => SendError(v),
+        })
+    }
+
+    /// Whether the receiver is gone (dropped or closed), so sends fail.
+    pub fn is_closed(&self) -> bool {
+        self.0.is_closed()
+    }
+}
+
+impl<T> Clone for UnboundedSender<T> {
+    fn clone(&self) -> Self {
+        UnboundedSender(self.0.clone())
+    }
+}
+
+impl<T> fmt::Debug for UnboundedSender<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("mpsc::UnboundedSender")
+            .field("closed", &self.is_closed())
+            .finish()
+    }
 }
 
 fn with_capacity<T>(capacity: usize) -> (Sender<T>, Receiver<T>) {
