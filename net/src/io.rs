@@ -6,7 +6,7 @@ use std::future::poll_fn;
 use std::io;
 use std::task::{ready, Context, Poll};
 
-use overlap_runtime::AsyncFd;
+use overlap_runtime::{AsyncFd, Direction};
 
 use crate::sys::Socket;
 
@@ -203,3 +203,48 @@ fn skip_empty<'a, 'b>(bufs: &'a [io::IoSlice<'b>]) -> &'a [io::IoSlice<'b>] {
         .unwrap_or(bufs.len());
     &bufs[first..]
 }
+
+/// `op` once, now, if the socket is known to be ready in `dir`; `WouldBlock` otherwise, and
+/// after an `op` that would block (whose readiness is then cleared: see `AsyncFd::try_io`).
+/// `EINTR` is retried.
+pub(crate) fn try_now<R>(
+    io: &AsyncFd<Socket>,
+    dir: Direction,
+    mut op: impl FnMut(&Socket) -> io::Result<R>,
+) -> io::Result<R> {
+    loop {
+        match io.try_io(dir, &mut op) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            res => return res,
+        }
+    }
+}
+
+/// `readable` and `writable` for a socket type with an `io: AsyncFd<Socket>` field, whose
+/// `try_*` methods they pair with.
+macro_rules! impl_readiness {
+    ($ty:ident, $try_read:literal, $try_write:literal) => {
+        impl $ty {
+            #[doc = concat!(
+                        "Waits until the socket may be readable: data, end of file or an error is \
+                 there. It reads nothing; follow it with [`", $try_read, "`](Self::",
+                        $try_read, ").\n\nReadiness is a hint: the read may still say \
+                 `WouldBlock` (another task got there first, or the wake was spurious), \
+                 which clears it, so the next wait sleeps until new data. Cancel-safe."
+                    )]
+            pub async fn readable(&self) -> ::std::io::Result<()> {
+                self.io.readable().await.map(drop)
+            }
+
+            #[doc = concat!(
+                        "Waits until the socket may be writable (or has failed). It writes \
+                 nothing; follow it with [`", $try_write, "`](Self::", $try_write,
+                        "), which may still say `WouldBlock`. Cancel-safe."
+                    )]
+            pub async fn writable(&self) -> ::std::io::Result<()> {
+                self.io.writable().await.map(drop)
+            }
+        }
+    };
+}
+pub(crate) use impl_readiness;

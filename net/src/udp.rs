@@ -6,10 +6,11 @@ use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::task::{ready, Context, Poll};
 
-use overlap_runtime::AsyncFd;
+use overlap_runtime::{AsyncFd, Direction};
 
 use crate::io::{
-    poll_read_with, poll_recv_datagram, poll_send_datagram, poll_write_with, read_io, write_io,
+    impl_readiness, poll_read_with, poll_recv_datagram, poll_send_datagram, poll_write_with,
+    read_io, try_now, write_io,
 };
 use crate::resolve::{resolve, try_each, ToSocketAddrs};
 use crate::sys::{SockAddr, Socket};
@@ -113,6 +114,58 @@ impl UdpSocket {
     pub async fn peek_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
         let (n, addr) = read_io(&self.io, |s| s.recv_from(buf, libc::MSG_PEEK)).await?;
         Ok((n, addr.to_inet()?))
+    }
+
+    /// Receives a datagram from the connected peer if one is queued, without waiting:
+    /// `WouldBlock` otherwise. Pairs with [`readable`](Self::readable):
+    ///
+    /// ```
+    /// use std::io::{self, ErrorKind};
+    /// use overlap::net::UdpSocket;
+    ///
+    /// overlap::block_on(async {
+    ///     let a = UdpSocket::bind("127.0.0.1:0").await?;
+    ///     let b = UdpSocket::bind("127.0.0.1:0").await?;
+    ///     a.connect(b.local_addr()?).await?;
+    ///     b.connect(a.local_addr()?).await?;
+    ///     let mut buf = [0u8; 16];
+    ///     assert_eq!(b.try_recv(&mut buf).unwrap_err().kind(), ErrorKind::WouldBlock);
+    ///     a.writable().await?;
+    ///     a.try_send(b"hi")?;
+    ///     let n = loop {
+    ///         b.readable().await?;
+    ///         match b.try_recv(&mut buf) {
+    ///             Err(e) if e.kind() == ErrorKind::WouldBlock => continue,
+    ///             res => break res?,
+    ///         }
+    ///     };
+    ///     assert_eq!(&buf[..n], b"hi");
+    ///     io::Result::Ok(())
+    /// })
+    /// .unwrap();
+    /// ```
+    pub fn try_recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        try_now(&self.io, Direction::Read, |s| s.recv(buf, 0))
+    }
+
+    /// Sends a datagram to the connected peer if it can go now, without waiting:
+    /// `WouldBlock` otherwise. Pairs with [`writable`](Self::writable).
+    pub fn try_send(&self, buf: &[u8]) -> io::Result<usize> {
+        try_now(&self.io, Direction::Write, |s| s.send(buf))
+    }
+
+    /// Receives a datagram and its source if one is queued, without waiting: `WouldBlock`
+    /// otherwise.
+    pub fn try_recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        let (n, addr) = try_now(&self.io, Direction::Read, |s| s.recv_from(buf, 0))?;
+        Ok((n, addr.to_inet()?))
+    }
+
+    /// Sends a datagram to `target` if it can go now, without waiting: `WouldBlock`
+    /// otherwise. It takes a resolved address, as [`poll_send_to`](Self::poll_send_to) does.
+    pub fn try_send_to(&self, buf: &[u8], target: SocketAddr) -> io::Result<usize> {
+        let addr = SockAddr::from(target);
+        try_now(&self.io, Direction::Write, |s| s.send_to(buf, &addr))
     }
 
     /// [`recv`](Self::recv) as a poll function, for hand-written futures and streams:
@@ -303,6 +356,8 @@ fn mreq_v6(multiaddr: &Ipv6Addr, interface: u32) -> libc::ipv6_mreq {
 }
 
 crate::impl_socket_fd!(UdpSocket, std::net::UdpSocket, "a UDP socket");
+
+impl_readiness!(UdpSocket, "try_recv", "try_send");
 
 impl fmt::Debug for UdpSocket {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -7,10 +7,12 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use overlap_runtime::AsyncFd;
+use overlap_runtime::{AsyncFd, Direction};
 
 use super::split::{split, split_owned, OwnedReadHalf, OwnedWriteHalf, ReadHalf, WriteHalf};
-use crate::io::{poll_read_stream, poll_write_stream, poll_write_vectored_stream};
+use crate::io::{
+    impl_readiness, poll_read_stream, poll_write_stream, poll_write_vectored_stream, try_now,
+};
 use crate::resolve::{try_each, ToSocketAddrs};
 use crate::sys::{SockAddr, Socket};
 
@@ -171,6 +173,45 @@ impl TcpStream {
         crate::io::read_io(&self.io, |s| s.recv(buf, libc::MSG_PEEK)).await
     }
 
+    /// Reads what is there now, without waiting: `WouldBlock` if nothing is (or the socket
+    /// is not known to be readable), `Ok(0)` at end of file. Pairs with
+    /// [`readable`](Self::readable), for code that drives its own loop:
+    ///
+    /// ```
+    /// use std::io::{self, ErrorKind};
+    /// use overlap::io::AsyncWriteExt;
+    /// use overlap::net::{TcpListener, TcpStream};
+    ///
+    /// overlap::block_on(async {
+    ///     let listener = TcpListener::bind("127.0.0.1:0").await?;
+    ///     let mut client = TcpStream::connect(listener.local_addr()?).await?;
+    ///     let (server, _) = listener.accept().await?;
+    ///     client.write_all(b"ping").await?;
+    ///     let mut buf = [0u8; 16];
+    ///     let n = loop {
+    ///         server.readable().await?;
+    ///         match server.try_read(&mut buf) {
+    ///             Ok(n) => break n,
+    ///             Err(e) if e.kind() == ErrorKind::WouldBlock => continue,
+    ///             Err(e) => return Err(e),
+    ///         }
+    ///     };
+    ///     assert_eq!(&buf[..n], b"ping");
+    ///     io::Result::Ok(())
+    /// })
+    /// .unwrap();
+    /// ```
+    pub fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        try_now(&self.io, Direction::Read, |s| s.recv(buf, 0))
+    }
+
+    /// Writes what fits now, without waiting: `WouldBlock` if nothing does (or the socket is
+    /// not known to be writable: a new socket is not, until the loop has seen its first
+    /// edge). Pairs with [`writable`](Self::writable).
+    pub fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
+        try_now(&self.io, Direction::Write, |s| s.send(buf))
+    }
+
     /// Shuts down the read side, the write side or both (`shutdown(2)`); does not wait.
     ///
     /// After `Shutdown::Write` the peer reads EOF, and this side can still read what the
@@ -298,6 +339,8 @@ pub(crate) use impl_stream_io;
 impl_stream_io!(TcpStream, &TcpStream);
 
 crate::impl_socket_fd!(TcpStream, std::net::TcpStream, "a connected TCP socket");
+
+impl_readiness!(TcpStream, "try_read", "try_write");
 
 impl fmt::Debug for TcpStream {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -9,10 +9,13 @@ use std::path::Path;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use overlap_runtime::AsyncFd;
+use overlap_runtime::{AsyncFd, Direction};
 
 use super::SocketAddr;
-use crate::io::{poll_read_with, poll_recv_datagram, poll_send_datagram, read_io, write_io};
+use crate::io::{
+    impl_readiness, poll_read_with, poll_recv_datagram, poll_send_datagram, read_io, try_now,
+    write_io,
+};
 use crate::sys::{SockAddr, Socket};
 
 /// A Unix datagram socket: reliable, ordered, message-preserving, local only.
@@ -118,6 +121,41 @@ impl UnixDatagram {
         .await
     }
 
+    /// Receives a datagram if one is queued, without waiting: `WouldBlock` otherwise. Pairs
+    /// with [`readable`](Self::readable).
+    pub fn try_recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        try_now(&self.io, Direction::Read, |s| s.recv(buf, 0))
+    }
+
+    /// Sends a datagram to the connected peer if it can go now, without waiting:
+    /// `WouldBlock` otherwise (the peer's queue is full). Pairs with
+    /// [`writable`](Self::writable).
+    pub fn try_send(&self, buf: &[u8]) -> io::Result<usize> {
+        try_now(&self.io, Direction::Write, |s| s.send(buf))
+    }
+
+    /// Receives a datagram and the sender's address if one is queued, without waiting.
+    pub fn try_recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        try_now(&self.io, Direction::Read, |s| {
+            s.with_std(|d: &StdUnixDatagram| d.recv_from(buf))
+        })
+    }
+
+    /// Sends a datagram to the socket bound at `path` if it can go now: `WouldBlock` if the
+    /// receiver's queue is full. No wake-up comes when it drains (see
+    /// [`send_to`](Self::send_to)), so retry after a pause, not after
+    /// [`writable`](Self::writable); for the same reason this always makes the syscall and
+    /// leaves the socket's own readiness alone.
+    pub fn try_send_to(&self, buf: &[u8], path: impl AsRef<Path>) -> io::Result<usize> {
+        let addr = SockAddr::unix(path.as_ref())?;
+        loop {
+            match self.io.get_ref().send_to(buf, &addr) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                res => return res,
+            }
+        }
+    }
+
     /// [`recv`](Self::recv) as a poll function, for hand-written futures and streams.
     pub fn poll_recv(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
         poll_recv_datagram(&self.io, cx, buf)
@@ -168,6 +206,8 @@ crate::impl_socket_fd!(
     std::os::unix::net::UnixDatagram,
     "a Unix datagram socket"
 );
+
+impl_readiness!(UnixDatagram, "try_recv", "try_send");
 
 impl fmt::Debug for UnixDatagram {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -8,11 +8,13 @@ use std::path::Path;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use overlap_runtime::AsyncFd;
+use overlap_runtime::{AsyncFd, Direction};
 
 use super::split::{OwnedReadHalf, OwnedWriteHalf, ReadHalf, WriteHalf};
 use super::{SocketAddr, UCred};
-use crate::io::{poll_read_unix_stream, poll_write_stream, poll_write_vectored_stream};
+use crate::io::{
+    impl_readiness, poll_read_unix_stream, poll_write_stream, poll_write_vectored_stream, try_now,
+};
 use crate::sys::{SockAddr, Socket};
 
 /// A connected Unix stream socket, with futures-io's `AsyncRead` and `AsyncWrite`.
@@ -108,6 +110,22 @@ impl UnixStream {
         super::peer_cred(self.io.get_ref())
     }
 
+    /// Reads what is there now, without waiting: `WouldBlock` if nothing is (or the socket
+    /// is not known to be readable), `Ok(0)` at end of file. Pairs with
+    /// [`readable`](Self::readable), as [`TcpStream::try_read`](crate::TcpStream::try_read)
+    /// shows. File descriptors sent along with the bytes are discarded.
+    pub fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        try_now(&self.io, Direction::Read, |s| {
+            s.recv_noting_truncation(buf).map(|(n, _)| n)
+        })
+    }
+
+    /// Writes what fits now, without waiting: `WouldBlock` if nothing does (or the socket is
+    /// not known to be writable). Pairs with [`writable`](Self::writable).
+    pub fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
+        try_now(&self.io, Direction::Write, |s| s.send(buf))
+    }
+
     /// Shuts down the read side, the write side or both; does not wait.
     pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
         self.io.get_ref().shutdown(how)
@@ -194,6 +212,8 @@ crate::impl_socket_fd!(
     std::os::unix::net::UnixStream,
     "a connected Unix stream socket"
 );
+
+impl_readiness!(UnixStream, "try_read", "try_write");
 
 impl fmt::Debug for UnixStream {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -207,6 +207,53 @@ impl<T: AsRawFd> AsyncFd<T> {
         poll_fn(|cx| self.poll_write_ready(cx)).await
     }
 
+    /// Runs `op` at once if the fd is known to be ready in direction `dir`, without waiting;
+    /// otherwise fails with `WouldBlock` and makes no syscall. If `op` fails with
+    /// `WouldBlock`, the readiness is cleared (unless a newer edge arrived), so a later
+    /// [`readable`](AsyncFd::readable)/[`writable`](AsyncFd::writable) waits for the next
+    /// edge. No waker is stored either way: pair it with those waits. A newly registered fd
+    /// is not known to be ready until the loop has seen its first edge.
+    ///
+    /// Fails with an `Other` error outside the runtime the fd is registered with.
+    ///
+    /// ```
+    /// use std::io;
+    /// use overlap::{AsyncFd, Direction};
+    ///
+    /// overlap::block_on(async {
+    ///     let (a, b) = std::os::unix::net::UnixStream::pair()?;
+    ///     a.set_nonblocking(true)?;
+    ///     let fd = AsyncFd::new(a)?;
+    ///     let read = |s: &std::os::unix::net::UnixStream| io::Read::read(&mut &*s, &mut [0u8; 8]);
+    ///     // Nothing sent yet: WouldBlock (a first attempt may make the syscall, as the
+    ///     // fd starts out presumed ready).
+    ///     while fd.try_io(Direction::Read, read).is_ok() {}
+    ///     io::Write::write_all(&mut &b, b"hi")?;
+    ///     fd.readable().await?.retain_ready();
+    ///     assert_eq!(fd.try_io(Direction::Read, read)?, 2);
+    ///     io::Result::Ok(())
+    /// })
+    /// .unwrap();
+    /// ```
+    pub fn try_io<R>(&self, dir: Direction, op: impl FnOnce(&T) -> io::Result<R>) -> io::Result<R> {
+        let reg = self.reg();
+        let here = crate::executor::with_current(|core| Rc::ptr_eq(core.reactor(), &reg.reactor));
+        if here != Some(true) {
+            return Err(io::Error::other(
+                "AsyncFd used outside the runtime it was registered with; an fd stays with the \
+                 runtime that registered it",
+            ));
+        }
+        let Some(event) = reg.reactor.current_readiness(reg.key, dir) else {
+            return Err(io::ErrorKind::WouldBlock.into());
+        };
+        let res = op(self.get_ref());
+        if matches!(&res, Err(e) if e.kind() == io::ErrorKind::WouldBlock) {
+            reg.reactor.clear_readiness(reg.key, event);
+        }
+        res
+    }
+
     /// Runs `op` when the fd is read-ready, retrying after `WouldBlock` until it succeeds or
     /// fails with another error. `op` must be a non-blocking operation on the fd.
     pub async fn async_io_read<R>(&self, mut op: impl FnMut(&T) -> io::Result<R>) -> io::Result<R> {

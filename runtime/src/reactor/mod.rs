@@ -36,6 +36,31 @@ struct ScheduledIo {
     writer: Option<Waker>,
 }
 
+/// What a wait on a freed slot sees. Cannot happen while the handle is alive; it reports
+/// closed rather than hang.
+const GONE: ReadyEvent = ReadyEvent {
+    ready: Ready::BOTH_CLOSED,
+    tick: 0,
+};
+
+impl ScheduledIo {
+    /// The readiness known in direction `dir` (with the priority note for reads), if any.
+    fn event(&self, dir: Direction) -> Option<ReadyEvent> {
+        let ready = self.readiness & dir.interest();
+        if ready.is_empty() {
+            return None;
+        }
+        let note = match dir {
+            Direction::Read => self.readiness & Ready::PRIORITY,
+            Direction::Write => Ready::EMPTY,
+        };
+        Some(ReadyEvent {
+            ready: ready | note,
+            tick: self.tick,
+        })
+    }
+}
+
 #[derive(Debug)]
 struct Slot {
     /// Bumped when the slot is freed, so events for a closed fd (whose number may already be
@@ -149,22 +174,10 @@ impl Reactor {
     ) -> Poll<ReadyEvent> {
         let mut slots = self.slots.borrow_mut();
         let Some(io) = slots[key.index as usize].io.as_mut() else {
-            // Cannot happen while the handle is alive; report as closed rather than hang.
-            return Poll::Ready(ReadyEvent {
-                ready: Ready::READ_CLOSED | Ready::WRITE_CLOSED,
-                tick: 0,
-            });
+            return Poll::Ready(GONE);
         };
-        let ready = io.readiness & dir.interest();
-        if !ready.is_empty() {
-            let note = match dir {
-                Direction::Read => io.readiness & Ready::PRIORITY,
-                Direction::Write => Ready::EMPTY,
-            };
-            return Poll::Ready(ReadyEvent {
-                ready: ready | note,
-                tick: io.tick,
-            });
+        if let Some(event) = io.event(dir) {
+            return Poll::Ready(event);
         }
         let slot = match dir {
             Direction::Read => &mut io.reader,
@@ -179,6 +192,15 @@ impl Reactor {
         drop(slots);
         drop(old);
         Poll::Pending
+    }
+
+    /// The readiness known now in direction `dir`, if any; unlike `poll_ready`, stores no
+    /// waker when there is none.
+    pub(crate) fn current_readiness(&self, key: IoKey, dir: Direction) -> Option<ReadyEvent> {
+        match self.slots.borrow()[key.index as usize].io.as_ref() {
+            Some(io) => io.event(dir),
+            None => Some(GONE),
+        }
     }
 
     /// Clears the bits of `event` that may be cleared, unless a newer edge arrived.

@@ -34,6 +34,8 @@ impl Ready {
     /// queued, so once this is set a short read no longer proves the queue drained.
     pub const PRIORITY: Ready = Ready(32);
 
+    /// Both halves closed.
+    pub(crate) const BOTH_CLOSED: Ready = Ready(4 | 8);
     /// What a reader waits for.
     pub(crate) const READ_INTEREST: Ready = Ready(1 | 4 | 16);
     /// What a writer waits for.
