@@ -27,10 +27,33 @@
 
 pub use overlap_runtime::{
     block_on, coop_poll_proceed, metrics, signal, spawn, spawn_blocking, sync, time, try_spawn,
-    yield_now, AsyncFd, AsyncFdReadyGuard, Builder, Direction, Handle, JoinError, JoinHandle,
-    JoinSet, Ready, ReadyEvent, Registered, RemoteJoinHandle, Runtime, RuntimeMetrics, TryIoError,
-    YieldNow,
+    yield_now, AbortHandle, AsyncFd, AsyncFdReadyGuard, Builder, Direction, Handle, JoinError,
+    JoinHandle, JoinSet, Ready, ReadyEvent, Registered, RemoteJoinHandle, Runtime, RuntimeMetrics,
+    TryIoError, YieldNow,
 };
+
+/// Tasks, under the names tokio's `task` module uses, for code moving over:
+/// `task::spawn_local` is [`spawn`](crate::spawn) (every overlap task may be `!Send`).
+///
+/// ```
+/// use overlap::task;
+///
+/// overlap::block_on(async {
+///     let mut set = task::JoinSet::new();
+///     set.spawn(async { 1 });
+///     let local = task::spawn_local(async { 2 });
+///     task::yield_now().await;
+///     let blocking = task::spawn_blocking(|| 3);
+///     let sum = set.join_next().await.unwrap().unwrap() + local.await.unwrap() + blocking.await.unwrap();
+///     assert_eq!(sum, 6);
+/// });
+/// ```
+pub mod task {
+    pub use overlap_runtime::{
+        spawn, spawn as spawn_local, spawn_blocking, try_spawn, yield_now, AbortHandle, JoinError,
+        JoinHandle, JoinSet, YieldNow,
+    };
+}
 
 /// Asynchronous I/O traits and helpers (re-exported from `futures-util`), plus
 /// [`copy_bidirectional`](io::copy_bidirectional) for proxies.

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use overlap::io::{AsyncReadExt, AsyncWriteExt};
 use overlap::{JoinSet, Runtime};
-use support::{tcp_pair, within};
+use support::{tcp_pair, within, DropFlag};
 
 /// Counts the futures dropped.
 struct Witness(Rc<Cell<usize>>);
@@ -159,4 +159,79 @@ fn ten_thousand_tasks_are_joined_without_polling_the_idle_ones() {
     // Two polls per task; a set that re-polled every handle on each wake would need
     // about 10,000 times more.
     assert!(polls <= 3 * 10_000, "{polls} task polls");
+}
+
+#[overlap::test]
+async fn an_abort_handle_stops_one_task_of_the_set_and_outlives_it() {
+    let mut set = JoinSet::new();
+    let (flag, dropped) = DropFlag::new();
+    let stop = set.spawn(async move {
+        let _flag = flag;
+        std::future::pending::<u32>().await
+    });
+    set.spawn(async { 7 });
+    let copy = stop.clone();
+    assert!(!copy.is_finished());
+    copy.abort();
+    let mut outs = Vec::new();
+    while let Some(res) = set.join_next().await {
+        outs.push(res.map_err(|e| e.is_cancelled()));
+    }
+    outs.sort();
+    assert_eq!(outs, [Ok(7), Err(true)]);
+    assert!(dropped.get(), "the aborted task's future was dropped");
+    // The handles outlive the task and the set.
+    drop(set);
+    assert!(stop.is_finished() && copy.is_finished());
+}
+
+#[test]
+fn an_abort_handle_dropped_after_its_runtime_is_harmless() {
+    let rt = overlap::Runtime::new().unwrap();
+    let (stop, handle) = rt.block_on(async {
+        let task = overlap::spawn(std::future::pending::<()>());
+        (task.abort_handle(), task)
+    });
+    drop(rt);
+    assert!(stop.is_finished(), "shutdown cancelled the task");
+    stop.abort();
+    let clone = stop.clone();
+    drop(handle);
+    drop(stop);
+    drop(clone);
+}
+
+#[overlap::test]
+async fn try_join_next_takes_only_finished_tasks_and_join_all_collects_them() {
+    let mut set = JoinSet::new();
+    assert!(set.try_join_next().is_none(), "empty");
+    set.spawn(async { 1 });
+    set.spawn(async {
+        overlap::time::sleep(std::time::Duration::from_millis(20)).await;
+        2
+    });
+    assert!(set.try_join_next().is_none(), "nothing has run yet");
+    overlap::yield_now().await;
+    assert_eq!(set.try_join_next().unwrap().unwrap(), 1);
+    assert!(set.try_join_next().is_none(), "the sleeper is still asleep");
+    // A waiter after try_join_next is still woken (no lost wake).
+    let two = set.join_next().await.unwrap().unwrap();
+    assert_eq!(two, 2);
+
+    let mut set = JoinSet::new();
+    for i in 0..5u32 {
+        set.spawn(async move { i * 10 });
+    }
+    let mut all = set.join_all().await;
+    all.sort();
+    assert_eq!(all, [0, 10, 20, 30, 40]);
+}
+
+#[overlap::test]
+#[should_panic(expected = "boom")]
+async fn join_all_resumes_a_tasks_panic() {
+    let mut set = JoinSet::new();
+    set.spawn(async { panic!("boom") });
+    set.spawn(async {});
+    let _ = set.join_all().await;
 }

@@ -33,4 +33,6 @@ pub use metrics::RuntimeMetrics;
 pub use reactor::{
     AsyncFd, AsyncFdReadyGuard, Direction, Ready, ReadyEvent, Registered, TryIoError,
 };
-pub use task::{spawn, try_spawn, yield_now, JoinError, JoinHandle, JoinSet, YieldNow};
+pub use task::{
+    spawn, try_spawn, yield_now, AbortHandle, JoinError, JoinHandle, JoinSet, YieldNow,
+};

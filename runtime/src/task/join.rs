@@ -9,6 +9,7 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
 
+use super::abort::AbortHandle;
 use super::raw::TaskPtr;
 use super::state::{COMPLETE, OUTPUT_TAKEN};
 
@@ -68,6 +69,15 @@ impl<T> JoinHandle<T> {
     /// Whether the task has finished: returned, panicked, or been cancelled.
     pub fn is_finished(&self) -> bool {
         self.task.flags() & COMPLETE != 0
+    }
+
+    /// A handle that can stop the task but not await it; clone it to give several parts
+    /// of a program that power. See [`AbortHandle`].
+    pub fn abort_handle(&self) -> AbortHandle {
+        // A waker is a claim on the task cell that releases itself correctly from anywhere.
+        let claim = super::waker::claim(self.task);
+        // SAFETY: `claim` is a waker of this very task, made by the task system.
+        unsafe { AbortHandle::new(self.task, claim) }
     }
 }
 

@@ -2,11 +2,11 @@
 
 use std::fmt;
 use std::future::{poll_fn, Future};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 
 use futures_util::stream::{FuturesUnordered, StreamExt};
 
-use super::{spawn, JoinError, JoinHandle};
+use super::{spawn, AbortHandle, JoinError, JoinHandle};
 
 /// A set of tasks on the current runtime, whose outputs come out in the order the tasks
 /// finish.
@@ -43,16 +43,21 @@ impl<T: 'static> JoinSet<T> {
         }
     }
 
-    /// Spawns `future` on the current runtime as a task of this set.
+    /// Spawns `future` on the current runtime as a task of this set. The returned
+    /// [`AbortHandle`] can stop that one task (it then comes out of
+    /// [`join_next`](JoinSet::join_next) as cancelled); ignoring it is fine.
     ///
     /// # Panics
     /// Outside a runtime, like [`spawn`](crate::spawn).
     #[track_caller]
-    pub fn spawn<F>(&mut self, future: F)
+    pub fn spawn<F>(&mut self, future: F) -> AbortHandle
     where
         F: Future<Output = T> + 'static,
     {
-        self.tasks.push(spawn(future));
+        let task = spawn(future);
+        let handle = task.abort_handle();
+        self.tasks.push(task);
+        handle
     }
 
     /// The number of tasks in the set: running, or finished but not yet joined.
@@ -72,6 +77,47 @@ impl<T: 'static> JoinSet<T> {
     /// finished meanwhile is still returned by the next call.
     pub async fn join_next(&mut self) -> Option<Result<T, JoinError>> {
         poll_fn(|cx| self.poll_join_next(cx)).await
+    }
+
+    /// Takes the output of a task that has already finished, without waiting: `None` if no
+    /// task has finished yet (or the set is empty).
+    ///
+    /// ```
+    /// use overlap::JoinSet;
+    ///
+    /// overlap::block_on(async {
+    ///     let mut set = JoinSet::new();
+    ///     set.spawn(async { 1 });
+    ///     assert!(set.try_join_next().is_none(), "the task has not run yet");
+    ///     overlap::yield_now().await;
+    ///     assert_eq!(set.try_join_next().unwrap().unwrap(), 1);
+    /// });
+    /// ```
+    pub fn try_join_next(&mut self) -> Option<Result<T, JoinError>> {
+        // The set's own waker is replaced by one that does nothing; whoever waits with
+        // `join_next` later stores theirs again at its first poll, so no wake is lost.
+        let mut cx = Context::from_waker(Waker::noop());
+        match self.poll_join_next(&mut cx) {
+            Poll::Ready(out) => out,
+            Poll::Pending => None,
+        }
+    }
+
+    /// Waits for every task and returns their outputs, in the order they finished.
+    ///
+    /// # Panics
+    /// If a task panicked, its panic resumes here (the other tasks are aborted when the set
+    /// drops); if a task was aborted, this panics with a message saying so.
+    pub async fn join_all(mut self) -> Vec<T> {
+        let mut out = Vec::with_capacity(self.len());
+        while let Some(res) = self.join_next().await {
+            match res {
+                Ok(v) => out.push(v),
+                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                Err(_) => panic!("JoinSet::join_all: a task was aborted"),
+            }
+        }
+        out
     }
 
     /// [`join_next`](JoinSet::join_next) as a poll function, for hand-written futures.

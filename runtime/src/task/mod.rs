@@ -1,5 +1,6 @@
 //! Tasks: `spawn`, `JoinHandle`, `JoinSet`, `yield_now`.
 
+mod abort;
 mod join;
 mod join_set;
 mod main_task;
@@ -11,6 +12,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+pub use abort::AbortHandle;
 pub use join::{JoinError, JoinHandle};
 pub use join_set::JoinSet;
 pub(crate) use main_task::MainTask;

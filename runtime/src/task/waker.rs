@@ -80,6 +80,15 @@ fn clone_waker(task: TaskPtr) -> RawWaker {
     }
 }
 
+/// A new waker for `task`, held as a claim on its cell (see `AbortHandle`): it counts
+/// itself as any waker clone does, so dropping it anywhere releases the claim correctly.
+/// The caller must hold a claim on the task already.
+pub(crate) fn claim(task: TaskPtr) -> Waker {
+    // SAFETY: `clone_waker` makes a counted waker with one of this module's vtables, which
+    // uphold the RawWaker contract for a live task; the caller's claim keeps it live now.
+    unsafe { Waker::from_raw(clone_waker(task)) }
+}
+
 /// # Safety
 /// `ptr` is the data pointer of a task waker (either vtable): a live task cell on which it
 /// holds a claim.
