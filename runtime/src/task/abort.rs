@@ -6,7 +6,6 @@ use std::rc::Rc;
 use std::task::Waker;
 
 use super::raw::TaskPtr;
-use super::state::COMPLETE;
 
 /// A handle that can stop a task, but not await it: made by [`JoinHandle::abort_handle`]
 /// or returned by [`JoinSet::spawn`](crate::JoinSet::spawn). It can be cloned freely.
@@ -50,14 +49,12 @@ impl AbortHandle {
     /// future is dropped at the runtime's next turn, and its `JoinHandle` then gives a
     /// cancelled error. A task that already finished keeps its output.
     pub fn abort(&self) {
-        if self.task.set_cancelled() {
-            super::waker::wake_by_ref(self.task);
-        }
+        self.task.abort();
     }
 
     /// Whether the task has finished: returned, panicked, or been cancelled.
     pub fn is_finished(&self) -> bool {
-        self.task.flags() & COMPLETE != 0
+        self.task.is_complete()
     }
 }
 

@@ -11,7 +11,7 @@ use std::task::{Context, Poll};
 
 use super::abort::AbortHandle;
 use super::raw::TaskPtr;
-use super::state::{COMPLETE, OUTPUT_TAKEN};
+use super::state::OUTPUT_TAKEN;
 
 /// `!Send` (the `Rc`) and covariant in `T` without owning one.
 type HandleMarker<T> = (Rc<()>, fn() -> T);
@@ -61,14 +61,12 @@ impl<T> JoinHandle<T> {
     /// });
     /// ```
     pub fn abort(&self) {
-        if self.task.set_cancelled() {
-            super::waker::wake_by_ref(self.task);
-        }
+        self.task.abort();
     }
 
     /// Whether the task has finished: returned, panicked, or been cancelled.
     pub fn is_finished(&self) -> bool {
-        self.task.flags() & COMPLETE != 0
+        self.task.is_complete()
     }
 
     /// A handle that can stop the task but not await it; clone it to give several parts

@@ -286,6 +286,19 @@ impl TaskPtr {
         unsafe { (self.header().vtable.dealloc)(self.0) };
     }
 
+    /// Asks the task to stop (for its handles): marks it cancelled and schedules it, unless
+    /// it already completed. Runtime thread only.
+    pub(crate) fn abort(self) {
+        if self.set_cancelled() {
+            super::waker::wake_by_ref(self);
+        }
+    }
+
+    /// Whether the future is gone (returned, panicked or cancelled). Runtime thread only.
+    pub(crate) fn is_complete(&self) -> bool {
+        self.flags() & COMPLETE != 0
+    }
+
     /// Marks the task for cancellation. Returns false if it already completed. Runtime
     /// thread only.
     pub(crate) fn set_cancelled(&self) -> bool {
