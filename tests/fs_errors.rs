@@ -283,3 +283,20 @@ fn read_dir_stream_errors_name_the_dir() {
         );
     });
 }
+
+#[overlap::test]
+async fn write_takes_borrowed_bytes_and_symlink_links_or_names_the_clash() {
+    let dir = TempDir::new("fs_symlink");
+    let data = vec![1u8, 2, 3];
+    fs::write(dir.join("a"), &data).await.unwrap();
+    fs::write(dir.join("b"), "text").await.unwrap();
+    assert_eq!(fs::read(dir.join("a")).await.unwrap(), data);
+    assert_eq!(fs::read_to_string(dir.join("b")).await.unwrap(), "text");
+
+    fs::symlink("a", dir.join("link")).await.unwrap();
+    assert_eq!(fs::read(dir.join("link")).await.unwrap(), data);
+    let meta = fs::symlink_metadata(dir.join("link")).await.unwrap();
+    assert!(meta.file_type().is_symlink());
+    let err = fs::symlink("b", dir.join("link")).await.unwrap_err();
+    check(err, ErrorKind::AlreadyExists, "symlink", Path::new("b"));
+}

@@ -43,10 +43,11 @@ pub async fn read_to_string(path: impl AsRef<Path>) -> io::Result<String> {
 
 /// Creates or truncates the file at `path` and writes all of `contents`, in one job.
 ///
-/// The contents are copied into the job (a `Vec<u8>` is moved without a copy).
-pub async fn write(path: impl AsRef<Path>, contents: impl Into<Vec<u8>>) -> io::Result<()> {
+/// Takes anything that views as bytes, as `std::fs::write` does (`&vec`, `"text"`, a
+/// `String`, …); the bytes are copied into the job, which outlives any borrow.
+pub async fn write(path: impl AsRef<Path>, contents: impl AsRef<[u8]>) -> io::Result<()> {
     let path = path.as_ref().to_owned();
-    let contents = contents.into();
+    let contents = contents.as_ref().to_vec();
     run(move || stdfs::write(&path, contents).map_err(|e| with_path(e, "write", &path))).await
 }
 
@@ -124,6 +125,29 @@ pub async fn canonicalize(path: impl AsRef<Path>) -> io::Result<PathBuf> {
 pub async fn hard_link(original: impl AsRef<Path>, link: impl AsRef<Path>) -> io::Result<()> {
     let (from, to) = (original.as_ref().to_owned(), link.as_ref().to_owned());
     run(move || stdfs::hard_link(&from, &to).map_err(|e| with_paths(e, "link", &from, &to))).await
+}
+
+/// Makes `link` a symbolic link to `original` (which need not exist; a relative `original`
+/// is read relative to the link's directory).
+///
+/// ```
+/// overlap::block_on(async {
+///     let dir = std::env::temp_dir().join(format!("overlap-symlink-doc-{}", std::process::id()));
+///     overlap::fs::create_dir_all(&dir).await?;
+///     overlap::fs::write(dir.join("target"), "hi").await?;
+///     overlap::fs::symlink("target", dir.join("link")).await?;
+///     assert_eq!(overlap::fs::read_to_string(dir.join("link")).await?, "hi");
+///     assert_eq!(overlap::fs::read_link(dir.join("link")).await?, std::path::Path::new("target"));
+///     overlap::fs::remove_dir_all(&dir).await
+/// })
+/// .unwrap();
+/// ```
+pub async fn symlink(original: impl AsRef<Path>, link: impl AsRef<Path>) -> io::Result<()> {
+    let (from, to) = (original.as_ref().to_owned(), link.as_ref().to_owned());
+    run(move || {
+        std::os::unix::fs::symlink(&from, &to).map_err(|e| with_paths(e, "symlink", &from, &to))
+    })
+    .await
 }
 
 /// The target a symlink points at.
