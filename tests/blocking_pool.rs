@@ -210,3 +210,28 @@ fn handle_dropped_job_still_runs() {
     });
     assert_eq!(ran.load(Ordering::SeqCst), 1);
 }
+
+#[test]
+fn a_blocking_job_sees_its_runtimes_handle_and_a_plain_thread_none() {
+    overlap::block_on(async {
+        let (remote, had_handle) = overlap::spawn_blocking(|| {
+            let handle = overlap::Handle::try_current();
+            let had = handle.is_some();
+            (handle.map(|h| h.spawn(async { 6 * 7 })), had)
+        })
+        .await
+        .unwrap();
+        assert!(had_handle);
+        assert_eq!(remote.unwrap().await.unwrap(), 42);
+        let plain = std::thread::spawn(|| overlap::Handle::try_current().is_none())
+            .join()
+            .unwrap();
+        assert!(plain, "only pool threads running a job get a handle");
+        // A job that panics does not break the next one's handle.
+        assert!(overlap::spawn_blocking(|| panic!("job panics"))
+            .await
+            .is_err());
+        let again = overlap::spawn_blocking(|| overlap::Handle::try_current().is_some());
+        assert!(again.await.unwrap());
+    });
+}

@@ -38,7 +38,10 @@ type Outcome<R> = Result<std::thread::Result<R>, io::Error>;
 /// - Dropping or aborting the handle does not stop `f`: it runs to the end and its result
 ///   is dropped.
 /// - Dropping the runtime drops jobs still queued (never started) and lets running ones
-///   finish detached; it does not wait for them.
+///   finish detached; it does not wait for them (unlike tokio, whose runtime drop does).
+///   Await the handle for work that must finish.
+/// - Inside `f`, [`Handle::current`](crate::Handle::current) is the spawning runtime's
+///   handle, so the job can start async work there.
 ///
 /// # Panics
 /// When called outside a runtime.
@@ -55,7 +58,13 @@ where
     F: FnOnce() -> R + Send + 'static,
     R: Send + 'static,
 {
-    let pool = crate::executor::with_current(|core| core.blocking().clone()).unwrap_or_else(|| {
+    let (pool, handle) = crate::executor::with_current(|core| {
+        (
+            core.blocking().clone(),
+            crate::Handle::new(core.shared.clone()),
+        )
+    })
+    .unwrap_or_else(|| {
         panic!(
             "overlap::spawn_blocking called outside of a runtime: call it from a future run by \
              `overlap::block_on` or `Runtime::block_on`"
@@ -67,7 +76,7 @@ where
     let _ = pool.execute(Box::new(move |run: Result<&Finish<'_>, &io::Error>| {
         let outcome = match run {
             Ok(finish) => {
-                let value = catch_unwind(AssertUnwindSafe(f));
+                let value = catch_unwind(AssertUnwindSafe(|| handle.run_as_current(f)));
                 finish.done();
                 Ok(value)
             }

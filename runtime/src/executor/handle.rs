@@ -11,6 +11,12 @@ use super::remote_task::{remote_task, JoinSlot};
 use super::shared::Shared;
 use crate::task::JoinError;
 
+thread_local! {
+    /// On a blocking-pool thread running a `spawn_blocking` job: the runtime that spawned it.
+    static BLOCKING_JOB_OF: std::cell::RefCell<Option<Arc<Shared>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
 /// A handle to a runtime that any thread may hold: it is `Send`, `Sync` and cheap to clone.
 ///
 /// [`Handle::spawn`] starts a `Send` future as a task on that runtime from any thread: a
@@ -63,9 +69,39 @@ impl Handle {
         })
     }
 
-    /// The handle of the runtime running on this thread, or `None` outside a runtime.
+    /// The handle of the runtime running on this thread, or `None` outside a runtime. On a
+    /// blocking-pool thread, while it runs a [`spawn_blocking`](crate::spawn_blocking) job,
+    /// it is the handle of the runtime that spawned the job, so blocking work can start
+    /// async work.
+    ///
+    /// ```
+    /// overlap::block_on(async {
+    ///     let task = overlap::spawn_blocking(|| {
+    ///         overlap::Handle::current().spawn(async { "from the pool" })
+    ///     });
+    ///     let remote = task.await.unwrap();
+    ///     assert_eq!(remote.await.unwrap(), "from the pool");
+    /// });
+    /// ```
     pub fn try_current() -> Option<Handle> {
         with_current(|core| Handle::new(core.shared.clone()))
+            .or_else(|| BLOCKING_JOB_OF.with(|s| s.borrow().clone().map(Handle::new)))
+    }
+
+    /// Runs `f` (a blocking job spawned from this handle's runtime) with this handle as
+    /// [`Handle::current`] on the calling pool thread.
+    pub(crate) fn run_as_current<R>(&self, f: impl FnOnce() -> R) -> R {
+        /// Puts the previous value back even if `f` panics.
+        struct Restore(Option<Arc<Shared>>);
+        impl Drop for Restore {
+            fn drop(&mut self) {
+                let prev = self.0.take();
+                BLOCKING_JOB_OF.with(|s| *s.borrow_mut() = prev);
+            }
+        }
+        let prev = BLOCKING_JOB_OF.with(|s| s.replace(Some(self.shared.clone())));
+        let _restore = Restore(prev);
+        f()
     }
 
     /// Spawns `future` as a task on this handle's runtime, from any thread.
