@@ -66,7 +66,7 @@ pub mod io {
         AsyncReadExt, AsyncSeek, AsyncSeekExt, AsyncWrite, AsyncWriteExt, BufReader, BufWriter,
         Cursor, ReadHalf, WriteHalf,
     };
-    pub use overlap_runtime::io::copy_bidirectional;
+    pub use overlap_runtime::io::{copy_bidirectional, duplex, DuplexStream};
 }
 
 /// Future combinators (re-exported from `futures-util`): [`select`](future::select) and

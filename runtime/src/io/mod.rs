@@ -2,5 +2,7 @@
 //! next to futures-util's traits.
 
 mod copy_bidirectional;
+mod duplex;
 
 pub use copy_bidirectional::copy_bidirectional;
+pub use duplex::{duplex, DuplexStream};

@@ -1,0 +1,104 @@
+//! `io::duplex`: in-memory connected streams with a bounded buffer per direction, half-close
+//! and a peer that goes away.
+
+mod support;
+
+use std::io::ErrorKind;
+use std::time::Duration;
+
+use overlap::future::FutureExt;
+use overlap::io::{duplex, AsyncReadExt, AsyncWriteExt};
+use overlap::{block_on, spawn};
+use support::{pattern_seeded, within};
+
+const HANG: Duration = Duration::from_secs(30);
+
+#[test]
+fn a_quarter_mebibyte_each_way_through_a_small_buffer_arrives_intact() {
+    block_on(async {
+        let (a, b) = duplex(1000);
+        let (mut a_read, mut a_write) = a.split();
+        let (mut b_read, mut b_write) = b.split();
+        let to_b = pattern_seeded(256 << 10, 1);
+        let to_a = pattern_seeded(256 << 10, 2);
+        let (send_b, send_a) = (to_b.clone(), to_a.clone());
+        let w1 = spawn(async move {
+            a_write.write_all(&send_b).await.unwrap();
+            a_write.close().await.unwrap();
+        });
+        let w2 = spawn(async move {
+            b_write.write_all(&send_a).await.unwrap();
+            b_write.close().await.unwrap();
+        });
+        let (mut got_b, mut got_a) = (Vec::new(), Vec::new());
+        let reads = async {
+            b_read.read_to_end(&mut got_b).await.unwrap();
+            a_read.read_to_end(&mut got_a).await.unwrap();
+        };
+        within(HANG, reads, "duplex transfer stalled").await;
+        w1.await.unwrap();
+        w2.await.unwrap();
+        assert!(got_b == to_b && got_a == to_a, "bytes changed in transit");
+    });
+}
+
+#[test]
+fn a_full_buffer_makes_the_writer_wait_until_the_reader_reads() {
+    block_on(async {
+        let (mut a, mut b) = duplex(4);
+        assert_eq!(a.write(b"abcdef").await.unwrap(), 4, "only what fits");
+        assert!(
+            a.write(b"x").now_or_never().is_none(),
+            "full: the write waits"
+        );
+        let mut buf = [0u8; 2];
+        b.read_exact(&mut buf).await.unwrap();
+        assert_eq!(&buf, b"ab");
+        assert_eq!(a.write(b"xyz").await.unwrap(), 2);
+    });
+}
+
+#[test]
+fn close_is_a_half_close_and_drop_ends_both_directions() {
+    block_on(async {
+        let (mut a, mut b) = duplex(16);
+        a.write_all(b"last").await.unwrap();
+        a.close().await.unwrap();
+        let mut got = Vec::new();
+        b.read_to_end(&mut got).await.unwrap();
+        assert_eq!(got, b"last");
+        assert_eq!(
+            a.write(b"more").await.unwrap_err().kind(),
+            ErrorKind::BrokenPipe
+        );
+        // The other direction still works after the half-close.
+        b.write_all(b"reply").await.unwrap();
+        let mut reply = [0u8; 5];
+        a.read_exact(&mut reply).await.unwrap();
+        assert_eq!(&reply, b"reply");
+
+        // A writer waiting on a full buffer is woken by the reader's drop, with an error.
+        let (mut c, d) = duplex(2);
+        c.write_all(b"ab").await.unwrap();
+        let writer = spawn(async move { c.write_all(b"cd").await });
+        overlap::yield_now().await;
+        drop(d);
+        let res = within(HANG, writer, "the blocked writer was never woken").await;
+        assert_eq!(res.unwrap().unwrap_err().kind(), ErrorKind::BrokenPipe);
+    });
+}
+
+#[test]
+fn a_reader_waiting_on_an_empty_buffer_gets_eof_when_the_writer_drops() {
+    block_on(async {
+        let (a, mut b) = duplex(8);
+        let reader = spawn(async move {
+            let mut buf = [0u8; 8];
+            b.read(&mut buf).await
+        });
+        overlap::yield_now().await;
+        drop(a);
+        let res = within(HANG, reader, "the waiting reader was never woken").await;
+        assert_eq!(res.unwrap().unwrap(), 0);
+    });
+}
