@@ -10,6 +10,8 @@ use std::task::{Context, Poll, Waker};
 struct Inner<T> {
     value: Option<T>,
     receiver_waker: Option<Waker>,
+    /// Waiting in `Sender::closed` for the receiver to go.
+    sender_waker: Option<Waker>,
     sender_gone: bool,
     receiver_gone: bool,
 }
@@ -59,6 +61,7 @@ pub fn channel<T>() -> (Sender<T>, Receiver<T>) {
     let inner = Rc::new(RefCell::new(Inner {
         value: None,
         receiver_waker: None,
+        sender_waker: None,
         sender_gone: false,
         receiver_gone: false,
     }));
@@ -91,6 +94,40 @@ impl<T> Sender<T> {
     /// Whether the receiver is gone, so a value sent now would come back.
     pub fn is_closed(&self) -> bool {
         self.inner.borrow().receiver_gone
+    }
+
+    /// Waits until the receiver is gone: for work whose result nobody wants any more to
+    /// stop early. Cancel-safe.
+    ///
+    /// ```
+    /// use overlap::sync::oneshot;
+    /// use overlap::future::{select, Either};
+    ///
+    /// overlap::block_on(async {
+    ///     let (mut tx, rx) = oneshot::channel::<u32>();
+    ///     let worker = overlap::spawn(async move {
+    ///         let work = std::pin::pin!(std::future::pending::<u32>());
+    ///         match select(std::pin::pin!(tx.closed()), work).await {
+    ///             Either::Left(_) => "gave up: nobody waits",
+    ///             Either::Right(_) => "done",
+    ///         }
+    ///     });
+    ///     drop(rx);
+    ///     assert_eq!(worker.await.unwrap(), "gave up: nobody waits");
+    /// });
+    /// ```
+    pub async fn closed(&mut self) {
+        std::future::poll_fn(|cx| self.poll_closed(cx)).await
+    }
+
+    /// [`closed`](Sender::closed) as a poll function.
+    pub fn poll_closed(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let mut inner = self.inner.borrow_mut();
+        if inner.receiver_gone {
+            return Poll::Ready(());
+        }
+        park(&mut inner.sender_waker, cx);
+        Poll::Pending
     }
 }
 
@@ -133,10 +170,7 @@ impl<T> Future for Receiver<T> {
             this.done = true;
             return Poll::Ready(Err(RecvError));
         }
-        match &inner.receiver_waker {
-            Some(w) if w.will_wake(cx.waker()) => {}
-            _ => inner.receiver_waker = Some(cx.waker().clone()),
-        }
+        park(&mut inner.receiver_waker, cx);
         Poll::Pending
     }
 }
@@ -151,7 +185,22 @@ impl<T> futures_core::FusedFuture for Receiver<T> {
 impl<T> Drop for Receiver<T> {
     fn drop(&mut self) {
         // A value already sent is dropped with the channel, when the sender lets go too.
-        self.inner.borrow_mut().receiver_gone = true;
+        let waker = {
+            let mut inner = self.inner.borrow_mut();
+            inner.receiver_gone = true;
+            inner.sender_waker.take()
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+}
+
+/// Stores `cx`'s waker in `slot` unless an equivalent one is there.
+fn park(slot: &mut Option<Waker>, cx: &Context<'_>) {
+    match slot {
+        Some(w) if w.will_wake(cx.waker()) => {}
+        _ => *slot = Some(cx.waker().clone()),
     }
 }
 

@@ -105,6 +105,20 @@ impl<T> Sender<T> {
         self.changed();
     }
 
+    /// Calls `modify` on the value in place; if it returns `true` (it changed something
+    /// receivers should hear about), wakes every receiver waiting for a change, as
+    /// [`send_modify`](Sender::send_modify) does. Returns what `modify` returned.
+    ///
+    /// # Panics
+    /// As [`send`](Sender::send).
+    pub fn send_if_modified(&self, modify: impl FnOnce(&mut T) -> bool) -> bool {
+        let modified = modify(&mut self.shared.value.borrow_mut());
+        if modified {
+            self.changed();
+        }
+        modified
+    }
+
     fn changed(&self) {
         self.shared.version.set(self.shared.version.get() + 1);
         self.shared.watchers.wake_all();
@@ -184,6 +198,39 @@ impl<T> Receiver<T> {
             Poll::Pending
         })
         .await
+    }
+}
+
+impl<T> Receiver<T> {
+    /// Waits until the value satisfies `condition`, looking at the current value first,
+    /// then at each change; returns the value that did (marked seen). Fails if the sender
+    /// goes away before a value satisfies it. Cancel-safe.
+    ///
+    /// ```
+    /// use overlap::sync::watch;
+    ///
+    /// overlap::block_on(async {
+    ///     let (progress, mut rx) = watch::channel(0u32);
+    ///     overlap::spawn(async move {
+    ///         for p in 1..=10 {
+    ///             progress.send(p).unwrap();
+    ///             overlap::yield_now().await;
+    ///         }
+    ///     });
+    ///     assert!(*rx.wait_for(|p| *p >= 5).await.unwrap() >= 5);
+    /// });
+    /// ```
+    pub async fn wait_for(
+        &mut self,
+        mut condition: impl FnMut(&T) -> bool,
+    ) -> Result<Ref<'_, T>, RecvError> {
+        loop {
+            self.seen = self.shared.version.get();
+            if condition(&self.shared.value.borrow()) {
+                return Ok(self.shared.value.borrow());
+            }
+            self.changed().await?;
+        }
     }
 }
 

@@ -1,0 +1,73 @@
+//! The smaller parts of `overlap::sync` a tokio user reaches for: `oneshot::Sender::closed`,
+//! `watch::Sender::send_if_modified` and `watch::Receiver::wait_for`.
+
+mod support;
+
+use std::time::Duration;
+
+use overlap::sync::{oneshot, watch};
+use support::within;
+
+const HANG: Duration = Duration::from_secs(30);
+
+#[overlap::test]
+async fn a_oneshot_sender_hears_when_its_receiver_goes() {
+    use overlap::future::FutureExt;
+    let (mut tx, rx) = oneshot::channel::<u32>();
+    assert!(
+        tx.closed().now_or_never().is_none(),
+        "the receiver is alive"
+    );
+    let waiter = overlap::spawn(async move {
+        tx.closed().await;
+        tx.is_closed()
+    });
+    overlap::yield_now().await;
+    drop(rx);
+    assert!(within(HANG, waiter, "closed() never woke").await.unwrap());
+}
+
+#[overlap::test]
+async fn watch_send_if_modified_wakes_only_on_a_change_and_wait_for_checks_each_value() {
+    use overlap::future::FutureExt;
+    let (tx, mut rx) = watch::channel(0u32);
+    assert!(!tx.send_if_modified(|v| {
+        *v += 0;
+        false
+    }));
+    assert!(
+        rx.changed().now_or_never().is_none(),
+        "an unmodified value wakes nobody"
+    );
+    assert!(tx.send_if_modified(|v| {
+        *v = 3;
+        true
+    }));
+    assert!(rx.changed().now_or_never().is_some());
+
+    // The current value already satisfies: no wait.
+    assert_eq!(
+        *rx.wait_for(|v| *v == 3).now_or_never().unwrap().unwrap(),
+        3
+    );
+    let (done_tx, done_rx) = oneshot::channel::<()>();
+    let producer = overlap::spawn(async move {
+        for v in 4..=8 {
+            tx.send(v).unwrap();
+            overlap::yield_now().await;
+        }
+        // Keep the sender until the reader has looked, then drop it.
+        let _ = done_rx.await;
+    });
+    // Changes may be coalesced (a reader sees the latest value), so ask for a threshold.
+    let got = *within(HANG, rx.wait_for(|v| *v >= 7), "wait_for stalled")
+        .await
+        .unwrap();
+    assert!(got >= 7, "{got}");
+    done_tx.send(()).unwrap();
+    producer.await.unwrap();
+    // The last value (8) does not satisfy and no sender is left: an error, not a hang.
+    assert!(within(HANG, rx.wait_for(|v| *v > 100), "wait_for hung")
+        .await
+        .is_err());
+}
