@@ -11,6 +11,13 @@
 //! [`Handle`](crate::Handle), or use a thread-safe channel (`futures-channel`,
 //! `async-channel`), which works with overlap's wakers as with any runtime.
 //!
+//! # Cancellation
+//! Every wait here can be dropped before it completes (in a `select!`, under a timeout)
+//! without losing anything: a dropped `recv` took no message, a dropped `send` sent nothing
+//! (its value is dropped with it), and a dropped `acquire`, `lock`, `read` or `write` that
+//! had already been handed its permit passes it on to the next waiter, so no permit is lost
+//! and the queue keeps its order.
+//!
 //! ```
 //! use overlap::sync::{mpsc, oneshot};
 //!
