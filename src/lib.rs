@@ -33,7 +33,7 @@ pub use overlap_runtime::{
 };
 
 /// Tasks, under the names tokio's `task` module uses, for code moving over:
-/// `task::spawn_local` is [`spawn`](crate::spawn) (every overlap task may be `!Send`).
+/// `task::spawn_local` is [`spawn`] (every overlap task may be `!Send`).
 ///
 /// ```
 /// use overlap::task;
