@@ -66,7 +66,9 @@ pub mod io {
         AsyncReadExt, AsyncSeek, AsyncSeekExt, AsyncWrite, AsyncWriteExt, BufReader, BufWriter,
         Cursor, ReadHalf, WriteHalf,
     };
-    pub use overlap_runtime::io::{copy_bidirectional, duplex, DuplexStream};
+    pub use overlap_runtime::io::{
+        copy_bidirectional, duplex, stderr, stdin, stdout, DuplexStream, Stderr, Stdin, Stdout,
+    };
 }
 
 /// Future combinators (re-exported from `futures-util`): [`select`](future::select) and

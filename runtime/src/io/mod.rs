@@ -3,6 +3,8 @@
 
 mod copy_bidirectional;
 mod duplex;
+mod stdio;
 
 pub use copy_bidirectional::copy_bidirectional;
 pub use duplex::{duplex, DuplexStream};
+pub use stdio::{stderr, stdin, stdout, Stderr, Stdin, Stdout};

@@ -1,0 +1,246 @@
+//! `stdin`, `stdout`, `stderr`: the process's standard streams, with the blocking reads and
+//! writes done on the blocking pool.
+
+use std::fmt;
+use std::future::Future;
+use std::io::{self, Read, Write};
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+
+use futures_util::io::{AsyncRead, AsyncWrite};
+
+use crate::task::{JoinError, JoinHandle};
+
+/// How much one job reads or writes at most.
+const CHUNK: usize = 64 * 1024;
+
+/// A job's failure to run as an I/O error (it panicked: the stream was in a bad state).
+fn job_failed(e: JoinError) -> io::Error {
+    io::Error::other(format!("standard stream job failed: {e}"))
+}
+
+/// The process's standard input, read on the blocking pool: see [`stdin`].
+pub struct Stdin {
+    state: ReadState,
+}
+
+enum ReadState {
+    /// Bytes read ahead, from `pos` on.
+    Idle {
+        buf: Vec<u8>,
+        pos: usize,
+    },
+    Busy(JoinHandle<(io::Result<usize>, Vec<u8>)>),
+}
+
+/// The process's standard input as an `AsyncRead`, for line filters, REPLs and protocols
+/// spoken over stdio.
+///
+/// Standard input may be a terminal, a pipe or a file, none of which overlap may switch to
+/// non-blocking mode (the open file description is shared with other processes), so each
+/// read runs as a job on the blocking pool, fetching up to 64 KiB. Wrap it in
+/// [`BufReader`](futures_util::io::BufReader) to read lines.
+///
+/// A read in flight cannot be called back: dropping the `Stdin` (or the future reading from
+/// it) while the job waits for input leaves that job blocked until input comes, and the
+/// bytes it then reads are lost. Keep one `Stdin` for the program's life.
+///
+/// # Panics
+/// The first read panics outside a runtime.
+///
+/// ```no_run
+/// use overlap::io::{AsyncBufReadExt, BufReader};
+/// use overlap::stream::StreamExt;
+///
+/// overlap::block_on(async {
+///     let mut lines = BufReader::new(overlap::io::stdin()).lines();
+///     while let Some(line) = lines.next().await {
+///         println!("{}", line?.to_uppercase());
+///     }
+///     std::io::Result::Ok(())
+/// })
+/// .unwrap();
+/// ```
+pub fn stdin() -> Stdin {
+    Stdin {
+        state: ReadState::Idle {
+            buf: Vec::new(),
+            pos: 0,
+        },
+    }
+}
+
+impl AsyncRead for Stdin {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        out: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        if out.is_empty() {
+            return Poll::Ready(Ok(0));
+        }
+        let this = self.get_mut();
+        loop {
+            match &mut this.state {
+                ReadState::Idle { buf, pos } if *pos < buf.len() => {
+                    let n = out.len().min(buf.len() - *pos);
+                    out[..n].copy_from_slice(&buf[*pos..*pos + n]);
+                    *pos += n;
+                    return Poll::Ready(Ok(n));
+                }
+                ReadState::Idle { buf, .. } => {
+                    let mut buf = std::mem::take(buf);
+                    buf.resize(CHUNK, 0);
+                    this.state = ReadState::Busy(crate::spawn_blocking(move || {
+                        let n = io::stdin().lock().read(&mut buf);
+                        (n, buf)
+                    }));
+                }
+                ReadState::Busy(job) => {
+                    let res = ready!(Pin::new(job).poll(cx));
+                    let (n, mut buf) = res.map_err(job_failed)?;
+                    let n = match n {
+                        Ok(n) => n,
+                        Err(e) => {
+                            buf.clear();
+                            this.state = ReadState::Idle { buf, pos: 0 };
+                            return Poll::Ready(Err(e));
+                        }
+                    };
+                    buf.truncate(n);
+                    this.state = ReadState::Idle { buf, pos: 0 };
+                    if n == 0 {
+                        return Poll::Ready(Ok(0));
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl fmt::Debug for Stdin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Stdin").finish_non_exhaustive()
+    }
+}
+
+/// Which standard stream a [`Writer`] writes to.
+#[derive(Clone, Copy, Debug)]
+enum Target {
+    Stdout,
+    Stderr,
+}
+
+impl Target {
+    fn write_all(self, bytes: &[u8]) -> io::Result<()> {
+        match self {
+            Target::Stdout => {
+                let mut out = io::stdout().lock();
+                out.write_all(bytes)?;
+                out.flush()
+            }
+            Target::Stderr => io::stderr().lock().write_all(bytes),
+        }
+    }
+}
+
+/// A standard output stream written on the blocking pool, one job at a time.
+struct Writer {
+    target: Target,
+    state: WriteState,
+}
+
+enum WriteState {
+    Idle(Vec<u8>),
+    Busy(JoinHandle<(io::Result<()>, Vec<u8>)>),
+}
+
+impl Writer {
+    fn new(target: Target) -> Writer {
+        Writer {
+            target,
+            state: WriteState::Idle(Vec::new()),
+        }
+    }
+
+    /// Waits for the job in flight, if any; reports its error.
+    fn poll_idle(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if let WriteState::Busy(job) = &mut self.state {
+            let (res, buf) = ready!(Pin::new(job).poll(cx)).map_err(job_failed)?;
+            self.state = WriteState::Idle(buf);
+            res?;
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_write(&mut self, cx: &mut Context<'_>, bytes: &[u8]) -> Poll<io::Result<usize>> {
+        ready!(self.poll_idle(cx))?;
+        if bytes.is_empty() {
+            return Poll::Ready(Ok(0));
+        }
+        let WriteState::Idle(buf) = &mut self.state else {
+            unreachable!("poll_idle returned Ready, so no job is in flight");
+        };
+        let mut buf = std::mem::take(buf);
+        buf.clear();
+        let n = bytes.len().min(CHUNK);
+        buf.extend_from_slice(&bytes[..n]);
+        let target = self.target;
+        self.state = WriteState::Busy(crate::spawn_blocking(move || {
+            let res = target.write_all(&buf);
+            (res, buf)
+        }));
+        Poll::Ready(Ok(n))
+    }
+}
+
+macro_rules! std_writer {
+    ($name:ident, $make:ident, $target:ident, $what:literal) => {
+        #[doc = concat!("The process's ", $what, ", written on the blocking pool: see [`", stringify!($make), "`].")]
+        pub struct $name(Writer);
+
+        #[doc = concat!(
+            "The process's ", $what, " as an `AsyncWrite`.\n\n",
+            "A write copies up to 64 KiB into a job for the blocking pool and returns at once; ",
+            "the next write (or `flush`) waits for that job, so bytes reach the stream in order ",
+            "and an error comes back from the next call. `flush` waits until every accepted ",
+            "byte is written. Dropping the handle lets the job in flight finish; flush before ",
+            "the runtime ends, which drops jobs that have not started.\n\n",
+            "# Panics\nThe first write panics outside a runtime.\n\n",
+            "```\nuse overlap::io::AsyncWriteExt;\n\noverlap::block_on(async {\n",
+            "    let mut out = overlap::io::", stringify!($make), "();\n",
+            "    out.write_all(b\"hello from overlap\\n\").await?;\n",
+            "    out.flush().await\n})\n.unwrap();\n```"
+        )]
+        pub fn $make() -> $name {
+            $name(Writer::new(Target::$target))
+        }
+
+        impl AsyncWrite for $name {
+            fn poll_write(
+                self: Pin<&mut Self>,
+                cx: &mut Context<'_>,
+                bytes: &[u8],
+            ) -> Poll<io::Result<usize>> {
+                self.get_mut().0.poll_write(cx, bytes)
+            }
+
+            fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+                self.get_mut().0.poll_idle(cx)
+            }
+
+            fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+                self.get_mut().0.poll_idle(cx)
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_struct(stringify!($name)).finish_non_exhaustive()
+            }
+        }
+    };
+}
+
+std_writer!(Stdout, stdout, Stdout, "standard output");
+std_writer!(Stderr, stderr, Stderr, "standard error");
