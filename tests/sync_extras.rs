@@ -1,11 +1,12 @@
 //! The smaller parts of `overlap::sync` a tokio user reaches for: `oneshot::Sender::closed`,
-//! `watch::Sender::send_if_modified` and `watch::Receiver::wait_for`.
+//! `watch::Sender::send_if_modified` and `watch::Receiver::wait_for`, `mpsc::Sender::closed`
+//! and `mpsc::Receiver::recv_many`.
 
 mod support;
 
 use std::time::Duration;
 
-use overlap::sync::{oneshot, watch};
+use overlap::sync::{mpsc, oneshot, watch};
 use support::within;
 
 const HANG: Duration = Duration::from_secs(30);
@@ -70,4 +71,53 @@ async fn watch_send_if_modified_wakes_only_on_a_change_and_wait_for_checks_each_
     assert!(within(HANG, rx.wait_for(|v| *v > 100), "wait_for hung")
         .await
         .is_err());
+}
+
+#[overlap::test]
+async fn an_mpsc_sender_hears_when_the_receiver_closes_or_goes() {
+    use overlap::future::FutureExt;
+    let (tx, mut rx) = mpsc::channel::<u32>(1);
+    let tx2 = tx.clone();
+    assert!(tx.closed().now_or_never().is_none());
+    let a = overlap::spawn(async move { tx.closed().await });
+    let b = overlap::spawn(async move { tx2.closed().await });
+    overlap::yield_now().await;
+    rx.close();
+    within(HANG, a, "closed() missed close()").await.unwrap();
+    within(HANG, b, "closed() woke one sender only")
+        .await
+        .unwrap();
+
+    let (utx, urx) = mpsc::unbounded_channel::<u32>();
+    let c = overlap::spawn(async move { utx.closed().await });
+    overlap::yield_now().await;
+    drop(urx);
+    within(HANG, c, "closed() missed the drop").await.unwrap();
+}
+
+#[overlap::test]
+async fn recv_many_takes_a_batch_and_lets_every_waiting_sender_in() {
+    let (tx, mut rx) = mpsc::channel::<u32>(2);
+    for i in 0..6 {
+        let tx = tx.clone();
+        overlap::spawn(async move { tx.send(i).await.unwrap() });
+    }
+    drop(tx);
+    let mut got = Vec::new();
+    let drain = async {
+        loop {
+            let before = got.len();
+            let n = rx.recv_many(&mut got, 10).await;
+            assert_eq!(got.len(), before + n);
+            assert!(n <= 2, "never more than the channel holds: {n}");
+            if n == 0 {
+                break;
+            }
+        }
+    };
+    within(HANG, drain, "a waiting sender was never let in").await;
+    got.sort();
+    assert_eq!(got, [0, 1, 2, 3, 4, 5]);
+    assert_eq!(rx.recv_many(&mut got, 0).await, 0);
+    assert!(rx.is_empty() && rx.len() == 0);
 }

@@ -13,7 +13,7 @@ use std::task::{Context, Poll, Waker};
 
 use futures_core::Stream;
 
-use super::waiters::{wake, wake_all, WaitQueue, Waiter};
+use super::waiters::{wake, wake_all, WaitQueue, Waiter, Watchers};
 
 struct Chan<T> {
     queue: VecDeque<T>,
@@ -27,6 +27,8 @@ struct Chan<T> {
     senders: usize,
     /// The receiver was dropped or closed: sends fail from now on.
     closed: bool,
+    /// Senders waiting in `Sender::closed`.
+    closed_watchers: Rc<Watchers>,
 }
 
 impl<T> Chan<T> {
@@ -138,6 +140,11 @@ impl<T> UnboundedSender<T> {
     pub fn is_closed(&self) -> bool {
         self.0.is_closed()
     }
+
+    /// Waits until the receiver is gone, as [`Sender::closed`] does.
+    pub async fn closed(&self) {
+        self.0.closed().await
+    }
 }
 
 impl<T> Clone for UnboundedSender<T> {
@@ -163,6 +170,7 @@ fn with_capacity<T>(capacity: usize) -> (Sender<T>, Receiver<T>) {
         receiver_waker: None,
         senders: 1,
         closed: false,
+        closed_watchers: Rc::default(),
     }));
     (
         Sender { chan: chan.clone() },
@@ -224,6 +232,35 @@ impl<T> Sender<T> {
     /// Whether the receiver is gone (dropped or closed), so sends fail.
     pub fn is_closed(&self) -> bool {
         self.chan.borrow().closed
+    }
+
+    /// Waits until the receiver is gone (dropped or closed): for a producer to stop work
+    /// nobody will receive. Cancel-safe.
+    ///
+    /// ```
+    /// use overlap::sync::mpsc;
+    ///
+    /// overlap::block_on(async {
+    ///     let (tx, rx) = mpsc::channel::<u32>(1);
+    ///     let producer = overlap::spawn(async move {
+    ///         tx.closed().await;
+    ///         "the consumer left"
+    ///     });
+    ///     overlap::yield_now().await;
+    ///     drop(rx);
+    ///     assert_eq!(producer.await.unwrap(), "the consumer left");
+    /// });
+    /// ```
+    pub async fn closed(&self) {
+        let slot = self.chan.borrow().closed_watchers.add();
+        std::future::poll_fn(|cx| {
+            if self.chan.borrow().closed {
+                return Poll::Ready(());
+            }
+            slot.register(cx.waker());
+            Poll::Pending
+        })
+        .await
     }
 }
 
@@ -333,6 +370,43 @@ impl<T> Receiver<T> {
         std::future::poll_fn(|cx| self.poll_recv(cx)).await
     }
 
+    /// Waits for at least one value, then moves up to `limit` queued values to the end of
+    /// `buf` in one go; returns how many. `0` means the channel has ended (as `recv`'s
+    /// `None`), or `limit` was 0. Cancel-safe: values are moved only when it returns.
+    ///
+    /// ```
+    /// use overlap::sync::mpsc;
+    ///
+    /// overlap::block_on(async {
+    ///     let (tx, mut rx) = mpsc::unbounded_channel();
+    ///     for i in 0..5 {
+    ///         tx.send(i).unwrap();
+    ///     }
+    ///     let mut batch = Vec::new();
+    ///     assert_eq!(rx.recv_many(&mut batch, 3).await, 3);
+    ///     assert_eq!(rx.recv_many(&mut batch, 10).await, 2);
+    ///     assert_eq!(batch, [0, 1, 2, 3, 4]);
+    /// });
+    /// ```
+    pub async fn recv_many(&mut self, buf: &mut Vec<T>, limit: usize) -> usize {
+        if limit == 0 {
+            return 0;
+        }
+        let Some(first) = self.recv().await else {
+            return 0;
+        };
+        buf.push(first);
+        let mut n = 1;
+        while n < limit {
+            match pop(self.chan.borrow_mut()) {
+                Some(v) => buf.push(v),
+                None => break,
+            }
+            n += 1;
+        }
+        n
+    }
+
     /// [`recv`](Receiver::recv) as a poll function.
     pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<T>> {
         if let Some(v) = pop(self.chan.borrow_mut()) {
@@ -368,13 +442,24 @@ impl<T> Receiver<T> {
     /// values already queued can still be received; after them, `recv` gives `None` even
     /// if senders remain. The usual graceful shutdown: `close()`, then receive until `None`.
     pub fn close(&mut self) {
-        let wakers = {
+        let (wakers, watchers) = {
             let mut chan = self.chan.borrow_mut();
             chan.closed = true;
             chan.reserved = 0;
-            chan.waiters.take_all()
+            (chan.waiters.take_all(), chan.closed_watchers.clone())
         };
         wake_all(wakers);
+        watchers.wake_all();
+    }
+
+    /// The number of values queued now.
+    pub fn len(&self) -> usize {
+        self.chan.borrow().queue.len()
+    }
+
+    /// Whether no value is queued now.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
