@@ -119,5 +119,6 @@ async fn recv_many_takes_a_batch_and_lets_every_waiting_sender_in() {
     got.sort();
     assert_eq!(got, [0, 1, 2, 3, 4, 5]);
     assert_eq!(rx.recv_many(&mut got, 0).await, 0);
-    assert!(rx.is_empty() && rx.len() == 0);
+    assert!(rx.is_empty());
+    assert_eq!(rx.len(), 0);
 }
