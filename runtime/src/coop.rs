@@ -3,7 +3,8 @@
 //! Each task poll starts with [`BUDGET`] units. Every readiness check that returns `Ready`
 //! spends one; once none are left, readiness checks return `Pending` after waking the task, so
 //! it goes to the back of the run queue. A hot connection or an `accept` loop that never sees
-//! `WouldBlock` therefore cannot starve other tasks or the reactor.
+//! `WouldBlock` therefore cannot starve other tasks or the reactor. The `sync` channels and
+//! locks spend it the same way ([`budgeted`]), so does a `Sleep`.
 
 use std::task::{Context, Poll};
 
@@ -32,6 +33,24 @@ pub(crate) fn spend(core: &crate::executor::Core) -> bool {
         core.budget.set(left - 1);
         true
     }
+}
+
+/// Runs `poll` under the budget, for operations that do not go through the reactor (the
+/// `sync` channels and locks): spends a unit first (`Pending`, with the task rescheduled,
+/// once none is left), and gives it back if `poll` turns out `Pending`. An always-ready
+/// receive or acquire loop thus yields every [`BUDGET`] operations, as I/O does.
+pub(crate) fn budgeted<T>(
+    cx: &mut Context<'_>,
+    poll: impl FnOnce(&mut Context<'_>) -> Poll<T>,
+) -> Poll<T> {
+    if poll_proceed(cx).is_pending() {
+        return Poll::Pending;
+    }
+    let res = poll(cx);
+    if res.is_pending() {
+        refund();
+    }
+    res
 }
 
 /// Gives back the unit spent by a readiness check that turned out `Pending`.

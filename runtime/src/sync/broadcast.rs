@@ -241,14 +241,16 @@ impl<T: Clone> Receiver<T> {
     /// [`RecvError::Closed`] once every sender is gone and it has read everything.
     /// Cancel-safe: a dropped `recv` loses no value.
     pub async fn recv(&mut self) -> Result<T, RecvError> {
-        poll_fn(|cx| match self.try_recv() {
-            Ok(v) => Poll::Ready(Ok(v)),
-            Err(TryRecvError::Closed) => Poll::Ready(Err(RecvError::Closed)),
-            Err(TryRecvError::Lagged(n)) => Poll::Ready(Err(RecvError::Lagged(n))),
-            Err(TryRecvError::Empty) => {
-                self.slot.register(cx.waker());
-                Poll::Pending
-            }
+        poll_fn(|cx| {
+            crate::coop::budgeted(cx, |cx| match self.try_recv() {
+                Ok(v) => Poll::Ready(Ok(v)),
+                Err(TryRecvError::Closed) => Poll::Ready(Err(RecvError::Closed)),
+                Err(TryRecvError::Lagged(n)) => Poll::Ready(Err(RecvError::Lagged(n))),
+                Err(TryRecvError::Empty) => {
+                    self.slot.register(cx.waker());
+                    Poll::Pending
+                }
+            })
         })
         .await
     }

@@ -310,7 +310,13 @@ impl<T> Future for Send<'_, T> {
     type Output = Result<(), SendError<T>>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = &mut *self;
+        crate::coop::budgeted(cx, |cx| self.poll_send(cx))
+    }
+}
+
+impl<T> Send<'_, T> {
+    fn poll_send(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), SendError<T>>> {
+        let this = self;
         let mut chan = this.sender.chan.borrow_mut();
         let Some(value) = this.value.take() else {
             return Poll::Ready(Ok(())); // polled after completion
@@ -409,6 +415,10 @@ impl<T> Receiver<T> {
 
     /// [`recv`](Receiver::recv) as a poll function.
     pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<T>> {
+        crate::coop::budgeted(cx, |cx| self.poll_recv_now(cx))
+    }
+
+    fn poll_recv_now(&mut self, cx: &mut Context<'_>) -> Poll<Option<T>> {
         if let Some(v) = pop(self.chan.borrow_mut()) {
             return Poll::Ready(Some(v));
         }

@@ -96,7 +96,13 @@ impl Future for Notified<'_> {
     type Output = ();
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let this = &mut *self;
+        crate::coop::budgeted(cx, |cx| self.poll_now(cx))
+    }
+}
+
+impl Notified<'_> {
+    fn poll_now(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self;
         if this.done {
             return Poll::Ready(());
         }

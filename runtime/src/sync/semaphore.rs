@@ -201,6 +201,15 @@ impl Semaphore {
         wanted: usize,
         cx: &mut Context<'_>,
     ) -> Poll<Result<(), AcquireError>> {
+        crate::coop::budgeted(cx, |cx| self.poll_acquire_now(waiter, wanted, cx))
+    }
+
+    fn poll_acquire_now(
+        &self,
+        waiter: &mut Option<Rc<Waiter>>,
+        wanted: usize,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(), AcquireError>> {
         if let Some(w) = waiter {
             if w.is_chosen() {
                 *waiter = None;

@@ -185,19 +185,20 @@ impl<T> Receiver<T> {
     /// it with [`borrow`](Receiver::borrow). Fails once the sender is gone (after any last
     /// change was reported). Cancel-safe.
     pub async fn changed(&mut self) -> Result<(), RecvError> {
-        poll_fn(|cx| {
-            let version = self.shared.version.get();
-            if version != self.seen {
-                self.seen = version;
-                return Poll::Ready(Ok(()));
-            }
-            if self.shared.sender_gone.get() {
-                return Poll::Ready(Err(RecvError));
-            }
-            self.slot.register(cx.waker());
-            Poll::Pending
-        })
-        .await
+        poll_fn(|cx| crate::coop::budgeted(cx, |cx| self.poll_changed(cx))).await
+    }
+
+    fn poll_changed(&mut self, cx: &mut std::task::Context<'_>) -> Poll<Result<(), RecvError>> {
+        let version = self.shared.version.get();
+        if version != self.seen {
+            self.seen = version;
+            return Poll::Ready(Ok(()));
+        }
+        if self.shared.sender_gone.get() {
+            return Poll::Ready(Err(RecvError));
+        }
+        self.slot.register(cx.waker());
+        Poll::Pending
     }
 }
 

@@ -126,7 +126,19 @@ impl Future for Sleep {
     type Output = ();
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let this = self.get_mut();
+        ready!(self.get_mut().poll_elapsed(cx));
+        // A loop of already-elapsed sleeps must still let other tasks run.
+        ready!(crate::coop::poll_proceed(cx));
+        Poll::Ready(())
+    }
+}
+
+impl Sleep {
+    /// Whether the deadline has passed, registering the timer (and `cx`'s waker) if not.
+    /// Spends no budget: a [`Timeout`](super::Timeout) must see its deadline even when the
+    /// future it wraps has spent the task's budget.
+    pub(crate) fn poll_elapsed(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self;
         if let State::Registered { timers, key } = &this.state {
             let here = crate::executor::with_current(|core| Rc::ptr_eq(core.timers(), timers))
                 .expect("overlap::time: a timer was polled outside of a runtime");
@@ -157,8 +169,6 @@ impl Future for Sleep {
             }
             State::Elapsed => {}
         }
-        // A loop of already-elapsed sleeps must still let other tasks run.
-        ready!(crate::coop::poll_proceed(cx));
         Poll::Ready(())
     }
 }

@@ -100,7 +100,8 @@ impl<F: Future> Future for Timeout<F> {
         if let Poll::Ready(out) = this.future.poll(cx) {
             return Poll::Ready(Ok(out));
         }
-        match Pin::new(this.sleep).poll(cx) {
+        // Unbudgeted: a future that keeps spending the whole budget must still time out.
+        match this.sleep.poll_elapsed(cx) {
             Poll::Ready(()) => Poll::Ready(Err(Elapsed(()))),
             Poll::Pending => Poll::Pending,
         }
