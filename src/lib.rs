@@ -50,8 +50,8 @@ pub use overlap_runtime::{
 /// ```
 pub mod task {
     pub use overlap_runtime::{
-        spawn, spawn as spawn_local, spawn_blocking, try_spawn, yield_now, AbortHandle, JoinError,
-        JoinHandle, JoinSet, YieldNow,
+        spawn, spawn as spawn_local, spawn_blocking, task_local, try_spawn, yield_now, AbortHandle,
+        AccessError, JoinError, JoinHandle, JoinSet, LocalKey, TaskLocalFuture, YieldNow,
     };
 }
 
@@ -130,6 +130,7 @@ pub mod stream {
 /// for runtime settings, build a [`Runtime`] with [`Runtime::builder`] and call its
 /// `block_on`.
 pub use overlap_macros::{main, test};
+pub use overlap_runtime::task_local;
 
 /// `join!`, `select!` and friends, from `futures-util`: wait for several futures at once
 /// inside one task.

@@ -34,5 +34,6 @@ pub use reactor::{
     AsyncFd, AsyncFdReadyGuard, Direction, Ready, ReadyEvent, Registered, TryIoError,
 };
 pub use task::{
-    spawn, try_spawn, yield_now, AbortHandle, JoinError, JoinHandle, JoinSet, YieldNow,
+    spawn, try_spawn, yield_now, AbortHandle, AccessError, JoinError, JoinHandle, JoinSet,
+    LocalKey, TaskLocalFuture, YieldNow,
 };

@@ -3,6 +3,7 @@
 mod abort;
 mod join;
 mod join_set;
+mod local;
 mod main_task;
 pub(crate) mod raw;
 pub(crate) mod state;
@@ -15,6 +16,7 @@ use std::task::{Context, Poll};
 pub use abort::AbortHandle;
 pub use join::{JoinError, JoinHandle};
 pub use join_set::JoinSet;
+pub use local::{AccessError, LocalKey, TaskLocalFuture};
 pub(crate) use main_task::MainTask;
 
 /// Spawns a future as a new task on the current thread's runtime.

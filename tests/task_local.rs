@@ -1,0 +1,100 @@
+//! `task_local!`: each scoped future sees its own value while it is polled (and dropped),
+//! interleaved tasks do not see each other's, nested scopes restore the outer value, and a
+//! panic inside a scope leaves nothing behind.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+overlap::task_local! {
+    static ID: u32;
+    static NAME: String;
+}
+
+#[overlap::test]
+async fn interleaved_tasks_each_see_their_own_value() {
+    let log = Rc::new(RefCell::new(Vec::new()));
+    let mut tasks = Vec::new();
+    for id in 0..3u32 {
+        let log = log.clone();
+        tasks.push(overlap::spawn(ID.scope(id, async move {
+            for _ in 0..3 {
+                log.borrow_mut().push((id, ID.get()));
+                overlap::yield_now().await;
+            }
+        })));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let log = log.borrow();
+    assert_eq!(log.len(), 9);
+    assert!(log.iter().all(|(want, got)| want == got), "{log:?}");
+    assert!(
+        ID.try_with(|_| ()).is_err(),
+        "nothing set outside the scopes"
+    );
+}
+
+#[overlap::test]
+async fn nested_scopes_restore_the_outer_value_and_keys_are_independent() {
+    let outer = ID.scope(1, async {
+        assert_eq!(ID.get(), 1);
+        ID.scope(2, async {
+            assert_eq!(ID.get(), 2);
+            NAME.scope("inner".to_string(), async {
+                assert_eq!(NAME.with(|n| n.clone()), "inner");
+                assert_eq!(ID.get(), 2);
+            })
+            .await;
+            assert!(NAME.try_with(|_| ()).is_err());
+        })
+        .await;
+        assert_eq!(ID.get(), 1);
+        ID.sync_scope(5, || assert_eq!(ID.get(), 5));
+        ID.get()
+    });
+    assert_eq!(outer.await, 1);
+}
+
+#[overlap::test]
+async fn an_aborted_scoped_task_drops_with_its_value_set() {
+    struct SeesId(Rc<RefCell<Option<u32>>>);
+    impl Drop for SeesId {
+        fn drop(&mut self) {
+            *self.0.borrow_mut() = ID.try_with(|v| *v).ok();
+        }
+    }
+    let seen = Rc::new(RefCell::new(None));
+    let guard = SeesId(seen.clone());
+    let task = overlap::spawn(ID.scope(9, async move {
+        let _guard = guard;
+        std::future::pending::<()>().await;
+    }));
+    overlap::yield_now().await;
+    task.abort();
+    assert!(task.await.unwrap_err().is_cancelled());
+    assert_eq!(
+        *seen.borrow(),
+        Some(9),
+        "the future's destructor saw its value"
+    );
+    assert!(ID.try_with(|_| ()).is_err());
+}
+
+#[overlap::test]
+async fn a_panic_inside_a_scope_leaves_no_value_behind() {
+    let task = overlap::spawn(ID.scope(3, async {
+        panic!("inside the scope");
+    }));
+    assert!(task.await.unwrap_err().is_panic());
+    assert!(ID.try_with(|_| ()).is_err());
+    let caught = std::panic::catch_unwind(|| ID.sync_scope(4, || panic!("sync")));
+    assert!(caught.is_err());
+    assert!(ID.try_with(|_| ()).is_err());
+}
+
+#[test]
+#[should_panic(expected = "task-local value not set")]
+fn with_outside_a_scope_panics_with_a_clear_message() {
+    ID.with(|_| ());
+}
