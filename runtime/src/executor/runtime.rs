@@ -111,6 +111,8 @@ impl Runtime {
     pub fn block_on<F: Future>(&self, future: F) -> F::Output {
         let _enter = EnterGuard::enter(&self.core);
         let core = &*self.core;
+        // Time went by since the last call: deadlines passed meanwhile are past at once.
+        core.timers().refresh_clock();
         let main = MainTask::new(&core.shared);
         let mut future = pin!(future);
         loop {

@@ -29,11 +29,10 @@ pub(crate) struct Timers {
     fired: Cell<u64>,
     /// Whether this runtime has lowered its thread's timer slack (see `slack_guard`).
     slack_lowered: Cell<bool>,
-    /// The clock (ns since `base`) as last read by the loop, once per turn. Used to size a new
-    /// timer's slack without reading the clock per timer. It is never ahead of the real clock;
-    /// while the loop runs it lags by at most one batch of task polls, which adds 1/256 of that
-    /// to slack. (Between two `block_on` calls it lags more, so a timer registered before the
-    /// first turn of the next call may get more slack, still at most 1 ms.)
+    /// The clock (ns since `base`) as last read by the loop, once per turn and when a
+    /// `block_on` starts. Used to size a new timer's slack without reading the clock per timer.
+    /// It is never ahead of the real clock; while the loop runs it lags by at most one batch
+    /// of task polls, which adds 1/256 of that to slack.
     loop_now: Cell<u64>,
 }
 
@@ -74,20 +73,33 @@ impl Timers {
             // The loop skips the clock while no timer exists, so `loop_now` may be stale.
             self.loop_now.set(self.to_ns(Instant::now()));
         }
+        if self.has_passed(&wheel, ns, deadline, fresh) {
+            return None;
+        }
+        let slack = self.slack_for(ns);
+        Some(wheel.insert(ns, slack, waker.clone()))
+    }
+
+    /// Whether `deadline` (`ns`) has passed, reading the clock only when it is close.
+    /// `clock_read` says `loop_now` was just read from the clock.
+    fn has_passed(&self, wheel: &TimerWheel, ns: u64, deadline: Instant, clock_read: bool) -> bool {
         // Past for sure: no timer, it completes now.
         let now = self.loop_now.get();
         if ns <= now {
-            return None;
+            return true;
         }
         // It may be past if it is near the loop's last look at the clock (a batch of task
         // polls ran since), or in a tick the wheel has reached: look again. Farther deadlines
         // skip the clock read.
         let near = ns <= now.saturating_add(1 << TICK_SHIFT) || wheel.is_current(ns);
-        if near && !fresh && deadline <= Instant::now() {
-            return None;
-        }
-        let slack = self.slack_for(ns);
-        Some(wheel.insert(ns, slack, waker.clone()))
+        near && !clock_read && deadline <= Instant::now()
+    }
+
+    /// Reads the clock into `loop_now`: when a `block_on` starts, since between two calls
+    /// nothing did, and a deadline that passed meanwhile must be seen as past at its first
+    /// poll.
+    pub(crate) fn refresh_clock(&self) {
+        self.loop_now.set(self.to_ns(Instant::now()));
     }
 
     /// Whether the timer is still pending; if so, makes `waker` the one it wakes.
@@ -114,12 +126,19 @@ impl Timers {
     }
 
     /// Moves a pending timer from `old` to `deadline`, keeping its waker. Returns false if it
-    /// already fired.
+    /// already fired, or if `deadline` has passed: then the timer is cancelled, and the
+    /// caller's next poll registers anew, which completes at once.
     pub(crate) fn reset(&self, key: TimerKey, old: Instant, deadline: Instant) -> bool {
         let (old, ns) = (self.to_ns(old), self.to_ns(deadline));
-        self.wheel
-            .borrow_mut()
-            .reset(key, old, ns, self.slack_for(ns))
+        let mut wheel = self.wheel.borrow_mut();
+        if self.has_passed(&wheel, ns, deadline, false) {
+            let waker = wheel.remove(key, old);
+            // Dropped after the wheel: a waker's drop may run arbitrary code.
+            drop(wheel);
+            drop(waker);
+            return false;
+        }
+        wheel.reset(key, old, ns, self.slack_for(ns))
     }
 
     /// When the loop must next fire timers: never later than any timer's deadline plus slack
