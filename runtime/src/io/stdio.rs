@@ -98,6 +98,13 @@ impl AsyncRead for Stdin {
                 }
                 ReadState::Busy(job) => {
                     let res = ready!(Pin::new(job).poll(cx));
+                    if res.is_err() {
+                        // The handle is spent: the next read starts a new job.
+                        this.state = ReadState::Idle {
+                            buf: Vec::new(),
+                            pos: 0,
+                        };
+                    }
                     let (n, mut buf) = res.map_err(job_failed)?;
                     let n = match n {
                         Ok(n) => n,
@@ -166,7 +173,10 @@ impl Writer {
     /// Waits for the job in flight, if any; reports its error.
     fn poll_idle(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         if let WriteState::Busy(job) = &mut self.state {
-            let (res, buf) = ready!(Pin::new(job).poll(cx)).map_err(job_failed)?;
+            let done = ready!(Pin::new(job).poll(cx));
+            // The handle is spent whatever it says: the next write starts a new job.
+            self.state = WriteState::Idle(Vec::new());
+            let (res, buf) = done.map_err(job_failed)?;
             self.state = WriteState::Idle(buf);
             res?;
         }

@@ -225,9 +225,8 @@ impl<T: AsRawFd> AsyncFd<T> {
     ///     a.set_nonblocking(true)?;
     ///     let fd = AsyncFd::new(a)?;
     ///     let read = |s: &std::os::unix::net::UnixStream| io::Read::read(&mut &*s, &mut [0u8; 8]);
-    ///     // Nothing sent yet: WouldBlock (a first attempt may make the syscall, as the
-    ///     // fd starts out presumed ready).
-    ///     while fd.try_io(Direction::Read, read).is_ok() {}
+    ///     // Nothing sent yet, and no edge seen: WouldBlock, without a syscall.
+    ///     assert_eq!(fd.try_io(Direction::Read, read).unwrap_err().kind(), io::ErrorKind::WouldBlock);
     ///     io::Write::write_all(&mut &b, b"hi")?;
     ///     fd.readable().await?.retain_ready();
     ///     assert_eq!(fd.try_io(Direction::Read, read)?, 2);

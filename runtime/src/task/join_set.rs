@@ -33,6 +33,9 @@ use super::{spawn, AbortHandle, JoinError, JoinHandle};
 /// ```
 pub struct JoinSet<T> {
     tasks: FuturesUnordered<JoinHandle<T>>,
+    /// The waker of the last `poll_join_next`, which `try_join_next` hands on so that it
+    /// does not replace the one a waiting future stored.
+    waiter: Option<Waker>,
 }
 
 impl<T: 'static> JoinSet<T> {
@@ -40,6 +43,7 @@ impl<T: 'static> JoinSet<T> {
     pub fn new() -> JoinSet<T> {
         JoinSet {
             tasks: FuturesUnordered::new(),
+            waiter: None,
         }
     }
 
@@ -94,10 +98,11 @@ impl<T: 'static> JoinSet<T> {
     /// });
     /// ```
     pub fn try_join_next(&mut self) -> Option<Result<T, JoinError>> {
-        // The set's own waker is replaced by one that does nothing; whoever waits with
-        // `join_next` later stores theirs again at its first poll, so no wake is lost.
-        let mut cx = Context::from_waker(Waker::noop());
-        match self.poll_join_next(&mut cx) {
+        // Polled with the waker of the last `poll_join_next`, so that a future waiting there
+        // (one that called this in between) is still woken; nobody waits if there is none.
+        let waker = self.waiter.clone();
+        let mut cx = Context::from_waker(waker.as_ref().unwrap_or(Waker::noop()));
+        match self.tasks.poll_next_unpin(&mut cx) {
             Poll::Ready(out) => out,
             Poll::Pending => None,
         }
@@ -122,6 +127,10 @@ impl<T: 'static> JoinSet<T> {
 
     /// [`join_next`](JoinSet::join_next) as a poll function, for hand-written futures.
     pub fn poll_join_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<T, JoinError>>> {
+        match &self.waiter {
+            Some(w) if w.will_wake(cx.waker()) => {}
+            _ => self.waiter = Some(cx.waker().clone()),
+        }
         self.tasks.poll_next_unpin(cx)
     }
 

@@ -76,6 +76,9 @@ enum State {
     Registered { timers: Rc<Timers>, key: TimerKey },
     /// The deadline has passed and the timer is gone.
     Elapsed,
+    /// Elapsed, and `poll` has returned `Ready` (not only seen the deadline pass and then
+    /// found the task's budget spent): the `Sleep` is terminated.
+    Done,
 }
 
 impl Sleep {
@@ -110,7 +113,7 @@ impl Sleep {
 
     /// Whether the deadline has passed.
     pub fn is_elapsed(&self) -> bool {
-        matches!(self.state, State::Elapsed) || Instant::now() >= self.deadline
+        self.has_elapsed() || Instant::now() >= self.deadline
     }
 }
 
@@ -118,7 +121,7 @@ impl Sleep {
 /// a `Sleep` can sit directly in a `select!` loop that resets it (an idle timer).
 impl futures_core::FusedFuture for Sleep {
     fn is_terminated(&self) -> bool {
-        matches!(self.state, State::Elapsed)
+        matches!(self.state, State::Done)
     }
 }
 
@@ -126,14 +129,21 @@ impl Future for Sleep {
     type Output = ();
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        ready!(self.get_mut().poll_elapsed(cx));
+        let this = self.get_mut();
+        ready!(this.poll_elapsed(cx));
         // A loop of already-elapsed sleeps must still let other tasks run.
         ready!(crate::coop::poll_proceed(cx));
+        this.state = State::Done;
         Poll::Ready(())
     }
 }
 
 impl Sleep {
+    /// Whether a poll has seen the deadline pass (whatever it returned then).
+    pub(crate) fn has_elapsed(&self) -> bool {
+        matches!(self.state, State::Elapsed | State::Done)
+    }
+
     /// Whether the deadline has passed, registering the timer (and `cx`'s waker) if not.
     /// Spends no budget: a [`Timeout`](super::Timeout) must see its deadline even when the
     /// future it wraps has spent the task's budget.
@@ -167,7 +177,7 @@ impl Sleep {
                     None => this.state = State::Elapsed,
                 }
             }
-            State::Elapsed => {}
+            State::Elapsed | State::Done => {}
         }
         Poll::Ready(())
     }
@@ -186,7 +196,7 @@ impl fmt::Debug for Sleep {
         let state = match self.state {
             State::Unregistered => "unregistered",
             State::Registered { .. } => "registered",
-            State::Elapsed => "elapsed",
+            State::Elapsed | State::Done => "elapsed",
         };
         f.debug_struct("Sleep")
             .field("deadline", &self.deadline)

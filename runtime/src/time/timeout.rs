@@ -111,7 +111,8 @@ impl<F: Future> Future for Timeout<F> {
 /// Terminated once it has returned `Ready`: its future finished, or its time ran out.
 impl<F: futures_core::FusedFuture> futures_core::FusedFuture for Timeout<F> {
     fn is_terminated(&self) -> bool {
-        self.future.is_terminated() || self.sleep.is_terminated()
+        // Its sleep is polled without the budget, so a sleep seen elapsed means this returned.
+        self.future.is_terminated() || self.sleep.has_elapsed()
     }
 }
 
