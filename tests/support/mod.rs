@@ -10,6 +10,7 @@ mod fd;
 mod files;
 mod limits;
 mod mailbox;
+mod model;
 mod net;
 mod rng;
 
@@ -22,5 +23,6 @@ pub use fd::*;
 pub use files::*;
 pub use limits::*;
 pub use mailbox::Mailbox;
+pub use model::{watchdog, WakeCount, XorShift};
 pub use net::{datagram, open_fresh, open_read_write, tcp_pair, udp_trio};
 pub use rng::Rng;
