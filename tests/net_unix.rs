@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use overlap::io::{AsyncReadExt, AsyncWriteExt};
 use overlap::net::{UnixDatagram, UnixListener, UnixStream};
+use overlap::stream::StreamExt;
 
 /// A fresh socket path in the temp dir, unique per test and process.
 fn sock_path(name: &str) -> PathBuf {
@@ -261,5 +262,67 @@ fn a_failed_bind_leaves_no_socket_file_and_an_empty_path_is_refused() {
         ] {
             assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput, "{err}");
         }
+    });
+}
+
+#[test]
+fn incoming_peek_and_into_std_on_unix_sockets() {
+    overlap::block_on(async {
+        let path = sock_path("incoming");
+        let listener = UnixListener::bind(&path).unwrap();
+        let p = path.clone();
+        let client = overlap::spawn(async move {
+            let mut c = UnixStream::connect(&p).await.unwrap();
+            c.write_all(b"peeked").await.unwrap();
+            c
+        });
+        let mut incoming = listener.incoming();
+        let mut server = incoming.next().await.unwrap().unwrap();
+        let _client = client.await.unwrap();
+        let mut buf = [0u8; 6];
+        assert_eq!(server.peek(&mut buf).await.unwrap(), 6);
+        let mut again = [0u8; 6];
+        server.read_exact(&mut again).await.unwrap();
+        assert_eq!(
+            (&buf, &again),
+            (b"peeked", b"peeked"),
+            "peek left the bytes queued"
+        );
+        drop(incoming);
+        let std_listener = listener.into_std().unwrap();
+        assert_eq!(
+            std_listener.local_addr().unwrap().as_pathname(),
+            Some(path.as_path())
+        );
+
+        let (a, b) = UnixDatagram::pair().unwrap();
+        a.send(b"dgram").await.unwrap();
+        let mut d = [0u8; 8];
+        assert_eq!(b.peek(&mut d).await.unwrap(), 5);
+        assert_eq!(
+            b.recv(&mut d).await.unwrap(),
+            5,
+            "still queued after the peek"
+        );
+        let std_b = b.into_std().unwrap();
+        a.send(b"x").await.unwrap();
+        std_b.set_nonblocking(false).unwrap();
+        assert_eq!(std_b.recv(&mut d).unwrap(), 1);
+        std::fs::remove_file(&path).unwrap();
+    });
+}
+
+#[test]
+fn tcp_socket_keepalive_and_linger_before_connecting() {
+    overlap::block_on(async {
+        let s = overlap::net::TcpSocket::new_v4().unwrap();
+        assert!(!s.keepalive().unwrap());
+        s.set_keepalive(true).unwrap();
+        assert!(s.keepalive().unwrap());
+        s.set_linger(Some(std::time::Duration::from_secs(3)))
+            .unwrap();
+        assert_eq!(s.linger().unwrap(), Some(std::time::Duration::from_secs(3)));
+        s.set_linger(None).unwrap();
+        assert_eq!(s.linger().unwrap(), None);
     });
 }

@@ -118,3 +118,36 @@ macro_rules! impl_socket_fd {
         }
     };
 }
+
+/// Defines the `Incoming` stream of a listener type: each item is one `poll_accept` result
+/// without the peer address. Never terminated: a failed accept is an item, not the end.
+macro_rules! impl_incoming {
+    ($listener:ident, $stream:ident) => {
+        #[doc = concat!("The stream of connections returned by [`", stringify!($listener), "::incoming`].")]
+        #[derive(Debug)]
+        #[must_use = "streams do nothing unless polled"]
+        pub struct Incoming<'a> {
+            listener: &'a $listener,
+        }
+
+        impl ::futures_core::Stream for Incoming<'_> {
+            type Item = ::std::io::Result<$stream>;
+
+            fn poll_next(
+                self: ::std::pin::Pin<&mut Self>,
+                cx: &mut ::std::task::Context<'_>,
+            ) -> ::std::task::Poll<Option<Self::Item>> {
+                let res = ::futures_core::ready!(self.listener.poll_accept(cx));
+                ::std::task::Poll::Ready(Some(res.map(|(stream, _)| stream)))
+            }
+        }
+
+        #[doc = concat!("Never terminated: a failed accept is an item, not the end (see [`", stringify!($listener), "::accept`]).")]
+        impl ::futures_core::FusedStream for Incoming<'_> {
+            fn is_terminated(&self) -> bool {
+                false
+            }
+        }
+    };
+}
+pub(crate) use impl_incoming;

@@ -4,10 +4,8 @@ use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
-use futures_core::Stream;
 use overlap_runtime::AsyncFd;
 
 use super::stream::TcpStream;
@@ -172,28 +170,7 @@ fn accept_one(sock: &Socket) -> io::Result<(Socket, SockAddr)> {
     }
 }
 
-/// The stream of connections returned by [`TcpListener::incoming`].
-#[derive(Debug)]
-#[must_use = "streams do nothing unless polled"]
-pub struct Incoming<'a> {
-    listener: &'a TcpListener,
-}
-
-impl Stream for Incoming<'_> {
-    type Item = io::Result<TcpStream>;
-
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let res = ready!(self.listener.poll_accept(cx));
-        Poll::Ready(Some(res.map(|(stream, _)| stream)))
-    }
-}
-
-/// Never terminated: a failed accept is an item, not the end (see [`TcpListener::accept`]).
-impl futures_core::FusedStream for Incoming<'_> {
-    fn is_terminated(&self) -> bool {
-        false
-    }
-}
+crate::impl_incoming!(TcpListener, TcpStream);
 
 crate::impl_socket_fd!(TcpListener, std::net::TcpListener, "a listening TCP socket");
 

@@ -3,6 +3,7 @@
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::time::Duration;
 
 use super::{TcpListener, TcpStream};
 use crate::sys::{SockAddr, Socket};
@@ -55,6 +56,27 @@ impl TcpSocket {
         Ok(TcpSocket {
             sock: Socket::new(libc::AF_INET6, libc::SOCK_STREAM)?,
         })
+    }
+
+    /// Sets `SO_KEEPALIVE`: the kernel probes an idle connection and fails it if the peer is
+    /// gone.
+    pub fn set_keepalive(&self, on: bool) -> io::Result<()> {
+        self.sock.set_flag(libc::SOL_SOCKET, libc::SO_KEEPALIVE, on)
+    }
+
+    /// Whether `SO_KEEPALIVE` is set.
+    pub fn keepalive(&self) -> io::Result<bool> {
+        self.sock.flag(libc::SOL_SOCKET, libc::SO_KEEPALIVE)
+    }
+
+    /// Sets `SO_LINGER` (see [`TcpStream::set_linger`](crate::TcpStream::set_linger)).
+    pub fn set_linger(&self, dur: Option<Duration>) -> io::Result<()> {
+        self.sock.set_linger(dur)
+    }
+
+    /// The `SO_LINGER` setting.
+    pub fn linger(&self) -> io::Result<Option<Duration>> {
+        self.sock.linger()
     }
 
     /// Sets `SO_REUSEADDR`: bind to a port with connections still in `TIME_WAIT`.

@@ -121,6 +121,16 @@ impl UnixDatagram {
         .await
     }
 
+    /// Receives the next datagram without removing it from the queue.
+    pub async fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
+        read_io(&self.io, |s| s.recv(buf, libc::MSG_PEEK)).await
+    }
+
+    /// Deregisters the socket and hands back the std socket (still in non-blocking mode).
+    pub fn into_std(self) -> io::Result<StdUnixDatagram> {
+        Ok(StdUnixDatagram::from(self.io.into_inner().into_owned()))
+    }
+
     /// Receives a datagram if one is queued, without waiting: `WouldBlock` otherwise. Pairs
     /// with [`readable`](Self::readable).
     pub fn try_recv(&self, buf: &mut [u8]) -> io::Result<usize> {

@@ -63,6 +63,18 @@ impl UnixListener {
         })
     }
 
+    /// Deregisters the listener and hands back the std socket (still in non-blocking mode).
+    pub fn into_std(self) -> io::Result<std::os::unix::net::UnixListener> {
+        Ok(std::os::unix::net::UnixListener::from(
+            self.io.into_inner().into_owned(),
+        ))
+    }
+
+    /// The connections, as a stream that never ends (a failed accept is an item).
+    pub fn incoming(&self) -> Incoming<'_> {
+        Incoming { listener: self }
+    }
+
     /// Waits for a connection; returns it with the peer's address (usually unnamed).
     pub async fn accept(&self) -> io::Result<(UnixStream, SocketAddr)> {
         std::future::poll_fn(|cx| self.poll_accept(cx)).await
@@ -93,6 +105,8 @@ impl UnixListener {
         self.io.get_ref().take_error()
     }
 }
+
+crate::impl_incoming!(UnixListener, UnixStream);
 
 crate::impl_socket_fd!(
     UnixListener,

@@ -9,7 +9,7 @@ mod stream;
 use std::io;
 
 pub use datagram::UnixDatagram;
-pub use listener::UnixListener;
+pub use listener::{Incoming, UnixListener};
 pub use split::{OwnedReadHalf, OwnedWriteHalf, ReadHalf, ReuniteError, WriteHalf};
 pub use std::os::unix::net::SocketAddr;
 pub use stream::UnixStream;

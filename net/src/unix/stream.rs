@@ -110,6 +110,11 @@ impl UnixStream {
         super::peer_cred(self.io.get_ref())
     }
 
+    /// Waits for data and copies it into `buf` without removing it from the queue.
+    pub async fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
+        crate::io::read_io(&self.io, |s| s.recv(buf, libc::MSG_PEEK)).await
+    }
+
     /// Reads what is there now, without waiting: `WouldBlock` if nothing is (or the socket
     /// is not known to be readable), `Ok(0)` at end of file. Pairs with
     /// [`readable`](Self::readable), as [`TcpStream::try_read`](crate::TcpStream::try_read)
