@@ -2,7 +2,8 @@
 //! senders, one receiver), [`oneshot`] (one value, once), [`broadcast`] (every value to
 //! every receiver) and [`watch`] (the latest value, and waiting for it to change); [`Notify`], which wakes one
 //! waiting task or all of them; [`Semaphore`], which caps how many tasks do something at
-//! once; and [`Mutex`] and [`RwLock`], for a value borrowed across `.await`.
+//! once; [`Mutex`] and [`RwLock`], for a value borrowed across `.await`; [`Barrier`], where
+//! a set number of tasks meet; and [`OnceCell`], a value made once by an async initializer.
 //!
 //! They are built for overlap's single-threaded runtime: plain `Rc` and `RefCell`, no atomic
 //! instruction and no lock, so a message costs a queue push and, if the other side waits, one
@@ -35,17 +36,21 @@
 //! });
 //! ```
 
+mod barrier;
 pub mod broadcast;
 pub mod mpsc;
 mod mutex;
 mod notify;
+mod once_cell;
 pub mod oneshot;
 mod semaphore;
 mod waiters;
 pub mod watch;
 
+pub use barrier::{Barrier, BarrierWait, BarrierWaitResult};
 pub use mutex::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard, TryLockError};
 pub use notify::{Notified, Notify};
+pub use once_cell::{OnceCell, SetError};
 pub use semaphore::{
     Acquire, AcquireError, AcquireOwned, OwnedPermit, Permit, Semaphore, TryAcquireError,
 };

@@ -1,0 +1,205 @@
+//! `OnceCell`: a value set once, possibly by an async initializer that other tasks wait for.
+
+use std::cell::{Cell, OnceCell as StdOnceCell};
+use std::error::Error;
+use std::fmt;
+use std::future::Future;
+
+use super::Notify;
+
+/// A cell written at most once. [`get_or_init`](OnceCell::get_or_init) runs an async
+/// initializer in the first task that asks; tasks asking meanwhile wait for its value instead
+/// of running their own. For the tasks of one runtime (not `Send`).
+///
+/// # Cancellation
+/// If the task running the initializer drops it (its future is cancelled, or
+/// [`get_or_try_init`](OnceCell::get_or_try_init)'s initializer fails), the cell stays empty
+/// and one of the waiting tasks runs its own initializer instead: nobody waits for ever.
+///
+/// ```
+/// use std::rc::Rc;
+/// use overlap::sync::OnceCell;
+///
+/// overlap::block_on(async {
+///     let config = Rc::new(OnceCell::new());
+///     let mut readers = Vec::new();
+///     for _ in 0..3 {
+///         let config = config.clone();
+///         readers.push(overlap::spawn(async move {
+///             *config
+///                 .get_or_init(|| async {
+///                     overlap::yield_now().await; // loading it takes a while
+///                     42
+///                 })
+///                 .await
+///         }));
+///     }
+///     for r in readers {
+///         assert_eq!(r.await.unwrap(), 42);
+///     }
+/// });
+/// ```
+pub struct OnceCell<T> {
+    value: StdOnceCell<T>,
+    /// A task runs an initializer now.
+    initializing: Cell<bool>,
+    /// Woken when an initializer finishes or gives up.
+    changed: Notify,
+}
+
+impl<T> Default for OnceCell<T> {
+    fn default() -> Self {
+        OnceCell::new()
+    }
+}
+
+/// Clears the "initializing" mark when an initializer ends without a value (cancelled or
+/// failed) and wakes the waiters, so that one of them takes over.
+struct InitGuard<'a, T> {
+    cell: &'a OnceCell<T>,
+}
+
+impl<T> Drop for InitGuard<'_, T> {
+    fn drop(&mut self) {
+        self.cell.initializing.set(false);
+        self.cell.changed.notify_waiters();
+    }
+}
+
+impl<T> OnceCell<T> {
+    /// An empty cell.
+    pub fn new() -> OnceCell<T> {
+        OnceCell {
+            value: StdOnceCell::new(),
+            initializing: Cell::new(false),
+            changed: Notify::new(),
+        }
+    }
+
+    /// A cell holding `value` if it is `Some`, empty otherwise.
+    pub fn new_with(value: Option<T>) -> OnceCell<T> {
+        let cell = OnceCell::new();
+        if let Some(v) = value {
+            let _ = cell.value.set(v);
+        }
+        cell
+    }
+
+    /// The value, if set.
+    pub fn get(&self) -> Option<&T> {
+        self.value.get()
+    }
+
+    /// The value, if set.
+    pub fn get_mut(&mut self) -> Option<&mut T> {
+        self.value.get_mut()
+    }
+
+    /// Whether the value is set.
+    pub fn initialized(&self) -> bool {
+        self.value.get().is_some()
+    }
+
+    /// Sets the value. Fails, handing `value` back, if the cell is already set or an
+    /// initializer is running.
+    pub fn set(&self, value: T) -> Result<(), SetError<T>> {
+        if self.initializing.get() {
+            return Err(SetError::InitializingError(value));
+        }
+        self.value
+            .set(value)
+            .map_err(SetError::AlreadyInitializedError)?;
+        self.changed.notify_waiters();
+        Ok(())
+    }
+
+    /// The value, running `init` to make it if the cell is empty. If another task's
+    /// initializer is running, waits for its value instead.
+    pub async fn get_or_init<F, Fut>(&self, init: F) -> &T
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = T>,
+    {
+        let res: Result<&T, std::convert::Infallible> =
+            self.get_or_try_init(|| async { Ok(init().await) }).await;
+        match res {
+            Ok(v) => v,
+        }
+    }
+
+    /// Like [`get_or_init`](OnceCell::get_or_init), with an initializer that may fail: its
+    /// error is returned to this caller and the cell stays empty (a waiting task then runs
+    /// its own initializer).
+    pub async fn get_or_try_init<E, F, Fut>(&self, init: F) -> Result<&T, E>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        loop {
+            if let Some(v) = self.value.get() {
+                return Ok(v);
+            }
+            if !self.initializing.get() {
+                break;
+            }
+            // Made before the await with nothing in between, so the end of the running
+            // initializer cannot be missed.
+            self.changed.notified().await;
+        }
+        self.initializing.set(true);
+        let guard = InitGuard { cell: self };
+        let value = init().await?;
+        // Nobody else sets the cell while `initializing` is set, so this stores `value`.
+        let value = self.value.get_or_init(|| value);
+        drop(guard);
+        Ok(value)
+    }
+
+    /// Takes the value out, leaving the cell empty.
+    pub fn take(&mut self) -> Option<T> {
+        self.value.take()
+    }
+
+    /// The value, if set.
+    pub fn into_inner(self) -> Option<T> {
+        self.value.into_inner()
+    }
+}
+
+impl<T: fmt::Debug> fmt::Debug for OnceCell<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OnceCell")
+            .field("value", &self.value.get())
+            .field("initializing", &self.initializing.get())
+            .finish()
+    }
+}
+
+/// Why [`OnceCell::set`] failed; holds the value it was given.
+#[derive(Debug, PartialEq, Eq)]
+pub enum SetError<T> {
+    /// The cell already holds a value.
+    AlreadyInitializedError(T),
+    /// An initializer is running.
+    InitializingError(T),
+}
+
+impl<T> SetError<T> {
+    /// The value that was not stored.
+    pub fn into_inner(self) -> T {
+        match self {
+            SetError::AlreadyInitializedError(v) | SetError::InitializingError(v) => v,
+        }
+    }
+}
+
+impl<T> fmt::Display for SetError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SetError::AlreadyInitializedError(_) => "the cell is already initialized",
+            SetError::InitializingError(_) => "the cell is being initialized",
+        })
+    }
+}
+
+impl<T: fmt::Debug> Error for SetError<T> {}
