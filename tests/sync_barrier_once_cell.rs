@@ -10,15 +10,9 @@ use std::time::Duration;
 
 use overlap::future::FutureExt;
 use overlap::sync::{Barrier, OnceCell, SetError};
-use support::within;
+use support::{settle, within};
 
 const HANG: Duration = Duration::from_secs(30);
-
-async fn settle() {
-    for _ in 0..8 {
-        overlap::yield_now().await;
-    }
-}
 
 #[overlap::test]
 async fn a_barrier_releases_each_round_together_with_one_leader() {

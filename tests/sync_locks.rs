@@ -2,11 +2,14 @@
 //! first served, no starvation of large requests or writers, and cancellation that hands
 //! the turn on.
 
+mod support;
+
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
 
 use overlap::sync::{Mutex, RwLock, Semaphore, TryAcquireError};
+use support::settle;
 
 /// Spawns a task that takes a guard on `$lock` with `$take`, logs `$name+`, yields (so
 /// the others get a chance to run, and must not get in), logs `$name-` and lets go.
@@ -21,12 +24,6 @@ macro_rules! logged {
             drop(guard);
         })
     }};
-}
-
-async fn settle() {
-    for _ in 0..8 {
-        overlap::yield_now().await;
-    }
 }
 
 #[overlap::test]

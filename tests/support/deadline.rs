@@ -18,3 +18,11 @@ pub async fn within<F: Future>(limit: Duration, fut: F, what: &str) -> F::Output
         Either::Right((out, _)) => out,
     }
 }
+
+/// Lets every other ready task run a few times: long enough for anything already woken to
+/// get where it is going, without waiting on a clock.
+pub async fn settle() {
+    for _ in 0..8 {
+        overlap::yield_now().await;
+    }
+}

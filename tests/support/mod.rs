@@ -15,7 +15,7 @@ mod net;
 mod rng;
 
 pub use child::run_in_child;
-pub use deadline::within;
+pub use deadline::{settle, within};
 pub use drop_flag::DropFlag;
 pub use echo::{echo_server, echo_until_eof};
 pub use example::{example_bin, ExampleServer};

@@ -1,0 +1,76 @@
+//! The errors of `mpsc`'s sends and receives.
+
+use std::fmt;
+
+#[cfg(doc)]
+use super::{Receiver, Sender};
+
+/// The receiving side is gone; the value comes back.
+#[derive(PartialEq, Eq)]
+pub struct SendError<T>(pub T);
+
+/// Why [`Sender::try_send`] did not send; the value comes back either way.
+#[derive(PartialEq, Eq)]
+pub enum TrySendError<T> {
+    /// The channel is full (or its free slots are promised to waiting senders).
+    Full(T),
+    /// The receiver is gone.
+    Closed(T),
+}
+
+/// Why [`Receiver::try_recv`] returned no value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TryRecvError {
+    /// Nothing queued now; senders remain.
+    Empty,
+    /// Nothing queued, and nothing can come: every sender is gone, or the receiver closed
+    /// the channel.
+    Disconnected,
+}
+
+impl<T> fmt::Debug for SendError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SendError(..)")
+    }
+}
+
+impl<T> fmt::Display for SendError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the receiving side is gone")
+    }
+}
+
+impl<T> std::error::Error for SendError<T> {}
+
+impl<T> fmt::Debug for TrySendError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TrySendError::Full(_) => "Full(..)",
+            TrySendError::Closed(_) => "Closed(..)",
+        })
+    }
+}
+
+impl<T> fmt::Display for TrySendError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TrySendError::Full(_) => "the channel is full",
+            TrySendError::Closed(_) => "the receiver is gone",
+        })
+    }
+}
+
+impl<T> std::error::Error for TrySendError<T> {}
+
+impl fmt::Display for TryRecvError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TryRecvError::Empty => "no value queued",
+            TryRecvError::Disconnected => {
+                "no value queued and none can come (every sender gone, or the channel closed)"
+            }
+        })
+    }
+}
+
+impl std::error::Error for TryRecvError {}

@@ -1,0 +1,285 @@
+//! A multi-producer, single-consumer queue between tasks, bounded or unbounded.
+//!
+//! A bounded channel is fair: when it is full, senders get room in the order they started
+//! waiting, and a waiting sender that is dropped (cancelled) passes its turn on.
+
+use std::cell::{RefCell, RefMut};
+use std::collections::VecDeque;
+use std::fmt;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
+
+use futures_core::Stream;
+
+use super::waiters::{wake, wake_all, WaitQueue, Watchers};
+
+mod error;
+mod sender;
+
+pub use error::{SendError, TryRecvError, TrySendError};
+pub use sender::{Permit, Reserve, Send, Sender, UnboundedSender};
+
+/// The receiving side of an [`unbounded_channel`]: the same type as a bounded channel's.
+pub type UnboundedReceiver<T> = Receiver<T>;
+
+struct Chan<T> {
+    queue: VecDeque<T>,
+    /// `usize::MAX` when unbounded.
+    capacity: usize,
+    /// Slots promised to woken waiters that have not filled them yet.
+    reserved: usize,
+    /// Senders waiting for room; a chosen one has a slot reserved (counted in `reserved`).
+    waiters: WaitQueue,
+    receiver_waker: Option<Waker>,
+    senders: usize,
+    /// The receiver was dropped or closed: sends fail from now on.
+    closed: bool,
+    /// Senders waiting in `Sender::closed`.
+    closed_watchers: Rc<Watchers>,
+}
+
+impl<T> Chan<T> {
+    fn has_room(&self) -> bool {
+        self.queue.len() + self.reserved < self.capacity
+    }
+
+    /// A slot freed up (or a reservation was given back): reserves it for the first waiter,
+    /// whose waker is returned to be called once the channel is no longer borrowed.
+    fn grant_next(&mut self) -> Option<Waker> {
+        if !self.has_room() {
+            return None;
+        }
+        let waker = self.waiters.choose_first()?;
+        self.reserved += 1;
+        waker
+    }
+}
+
+/// Takes the first queued value; the slot it frees goes to the next waiting sender.
+fn pop<T>(mut chan: RefMut<'_, Chan<T>>) -> Option<T> {
+    let v = chan.queue.pop_front()?;
+    let next = chan.grant_next();
+    drop(chan);
+    wake(next);
+    Some(v)
+}
+
+/// Queues `value` and wakes the receiver, after releasing the borrow.
+fn push<T>(mut chan: RefMut<'_, Chan<T>>, value: T) {
+    chan.queue.push_back(value);
+    let waker = chan.receiver_waker.take();
+    drop(chan);
+    wake(waker);
+}
+
+/// Receives the values of every [`Sender`], in the order they were sent. See [`channel`].
+pub struct Receiver<T> {
+    chan: Rc<RefCell<Chan<T>>>,
+    /// `None` was returned: the stream is terminated (`FusedStream`).
+    ended: bool,
+}
+
+/// A bounded channel: at most `capacity` values wait in it; a sender finding it full waits
+/// for room.
+///
+/// # Panics
+/// If `capacity` is 0.
+///
+/// ```
+/// use overlap::sync::mpsc;
+///
+/// overlap::block_on(async {
+///     let (tx, mut rx) = mpsc::channel(2);
+///     for i in 0..3 {
+///         let tx = tx.clone();
+///         overlap::spawn(async move { tx.send(i).await.unwrap() });
+///     }
+///     drop(tx);
+///     let mut got = Vec::new();
+///     while let Some(v) = rx.recv().await {
+///         got.push(v);
+///     }
+///     got.sort();
+///     assert_eq!(got, [0, 1, 2]);
+/// });
+/// ```
+pub fn channel<T>(capacity: usize) -> (Sender<T>, Receiver<T>) {
+    assert!(capacity > 0, "mpsc::channel capacity must be at least 1");
+    with_capacity(capacity)
+}
+
+/// An unbounded channel: sends never wait (the queue grows as needed), so
+/// [`UnboundedSender::send`] is a plain function, callable from synchronous code (a
+/// callback, a `Drop`).
+///
+/// ```
+/// use overlap::sync::mpsc;
+///
+/// overlap::block_on(async {
+///     let (tx, mut rx) = mpsc::unbounded_channel();
+///     tx.send("no await needed").unwrap();
+///     drop(tx);
+///     assert_eq!(rx.recv().await, Some("no await needed"));
+///     assert_eq!(rx.recv().await, None);
+/// });
+/// ```
+pub fn unbounded_channel<T>() -> (UnboundedSender<T>, UnboundedReceiver<T>) {
+    let (tx, rx) = with_capacity(usize::MAX);
+    (UnboundedSender(tx), rx)
+}
+
+fn with_capacity<T>(capacity: usize) -> (Sender<T>, Receiver<T>) {
+    let chan = Rc::new(RefCell::new(Chan {
+        queue: VecDeque::new(),
+        capacity,
+        reserved: 0,
+        waiters: WaitQueue::default(),
+        receiver_waker: None,
+        senders: 1,
+        closed: false,
+        closed_watchers: Rc::default(),
+    }));
+    (
+        Sender { chan: chan.clone() },
+        Receiver { chan, ended: false },
+    )
+}
+
+impl<T> Receiver<T> {
+    /// Waits for the next value; `None` once the queue is empty and no value can come any
+    /// more: every sender is gone, or the receiver was [closed](Receiver::close).
+    pub async fn recv(&mut self) -> Option<T> {
+        std::future::poll_fn(|cx| self.poll_recv(cx)).await
+    }
+
+    /// Waits for at least one value, then moves up to `limit` queued values to the end of
+    /// `buf` in one go; returns how many. `0` means the channel has ended (as `recv`'s
+    /// `None`), or `limit` was 0. Cancel-safe: values are moved only when it returns.
+    ///
+    /// ```
+    /// use overlap::sync::mpsc;
+    ///
+    /// overlap::block_on(async {
+    ///     let (tx, mut rx) = mpsc::unbounded_channel();
+    ///     for i in 0..5 {
+    ///         tx.send(i).unwrap();
+    ///     }
+    ///     let mut batch = Vec::new();
+    ///     assert_eq!(rx.recv_many(&mut batch, 3).await, 3);
+    ///     assert_eq!(rx.recv_many(&mut batch, 10).await, 2);
+    ///     assert_eq!(batch, [0, 1, 2, 3, 4]);
+    /// });
+    /// ```
+    pub async fn recv_many(&mut self, buf: &mut Vec<T>, limit: usize) -> usize {
+        if limit == 0 {
+            return 0;
+        }
+        let Some(first) = self.recv().await else {
+            return 0;
+        };
+        buf.push(first);
+        let mut n = 1;
+        while n < limit {
+            match pop(self.chan.borrow_mut()) {
+                Some(v) => buf.push(v),
+                None => break,
+            }
+            n += 1;
+        }
+        n
+    }
+
+    /// [`recv`](Receiver::recv) as a poll function.
+    pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<T>> {
+        crate::coop::budgeted(cx, |cx| self.poll_recv_now(cx))
+    }
+
+    fn poll_recv_now(&mut self, cx: &mut Context<'_>) -> Poll<Option<T>> {
+        if let Some(v) = pop(self.chan.borrow_mut()) {
+            return Poll::Ready(Some(v));
+        }
+        let mut chan = self.chan.borrow_mut();
+        if chan.senders == 0 || chan.closed {
+            self.ended = true;
+            return Poll::Ready(None);
+        }
+        match &chan.receiver_waker {
+            Some(w) if w.will_wake(cx.waker()) => {}
+            _ => chan.receiver_waker = Some(cx.waker().clone()),
+        }
+        Poll::Pending
+    }
+
+    /// Takes the next value if one is queued, without waiting. `Disconnected` once the
+    /// queue is empty and no value can come any more (as for [`recv`](Receiver::recv)).
+    pub fn try_recv(&mut self) -> Result<T, TryRecvError> {
+        if let Some(v) = pop(self.chan.borrow_mut()) {
+            return Ok(v);
+        }
+        let chan = self.chan.borrow();
+        if chan.senders == 0 || chan.closed {
+            Err(TryRecvError::Disconnected)
+        } else {
+            Err(TryRecvError::Empty)
+        }
+    }
+
+    /// Stops the channel: later sends fail (waiting senders are woken to fail), while the
+    /// values already queued can still be received; after them, `recv` gives `None` even
+    /// if senders remain. The usual graceful shutdown: `close()`, then receive until `None`.
+    pub fn close(&mut self) {
+        let (wakers, watchers) = {
+            let mut chan = self.chan.borrow_mut();
+            chan.closed = true;
+            chan.reserved = 0;
+            (chan.waiters.take_all(), chan.closed_watchers.clone())
+        };
+        wake_all(wakers);
+        watchers.wake_all();
+    }
+
+    /// The number of values queued now.
+    pub fn len(&self) -> usize {
+        self.chan.borrow().queue.len()
+    }
+
+    /// Whether no value is queued now.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl<T> Drop for Receiver<T> {
+    fn drop(&mut self) {
+        self.close();
+        // The queued values go now, not when the last sender does.
+        let queued = std::mem::take(&mut self.chan.borrow_mut().queue);
+        drop(queued);
+    }
+}
+
+impl<T> Stream for Receiver<T> {
+    type Item = T;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
+        self.get_mut().poll_recv(cx)
+    }
+}
+
+/// Terminated once it has returned `None`.
+impl<T> futures_core::stream::FusedStream for Receiver<T> {
+    fn is_terminated(&self) -> bool {
+        self.ended
+    }
+}
+
+impl<T> fmt::Debug for Receiver<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let chan = self.chan.borrow();
+        f.debug_struct("mpsc::Receiver")
+            .field("queued", &chan.queue.len())
+            .field("senders", &chan.senders)
+            .finish()
+    }
+}

@@ -1,0 +1,395 @@
+//! The sending side: `Sender` and its `send` and `reserve` futures, `Permit`, and
+//! `UnboundedSender`.
+
+use std::cell::RefCell;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll};
+
+#[cfg(doc)]
+use super::{channel, unbounded_channel, Receiver};
+use super::{push, Chan, SendError, TrySendError};
+use crate::sync::waiters::{wake, Waiter};
+
+/// Sends values to the [`Receiver`]; cloning makes another sender. See [`channel`].
+pub struct Sender<T> {
+    pub(super) chan: Rc<RefCell<Chan<T>>>,
+}
+
+/// The sending side of an [`unbounded_channel`]. Clone it for more senders; the channel
+/// ends for the receiver once every sender is dropped.
+pub struct UnboundedSender<T>(pub(super) Sender<T>);
+
+impl<T> UnboundedSender<T> {
+    /// Queues `value` at once, waking the receiver. Fails, giving the value back, if the
+    /// receiver is gone (dropped or closed).
+    pub fn send(&self, value: T) -> Result<(), SendError<T>> {
+        // `Full` cannot happen (the capacity is `usize::MAX` and no sender ever waits), but
+        // it gives the value back too.
+        self.0.try_send(value).map_err(|e| match e {
+            TrySendError::Closed(v) | TrySendError::Full(v) => SendError(v),
+        })
+    }
+
+    /// Whether the receiver is gone (dropped or closed), so sends fail.
+    pub fn is_closed(&self) -> bool {
+        self.0.is_closed()
+    }
+
+    /// Waits until the receiver is gone, as [`Sender::closed`] does.
+    pub async fn closed(&self) {
+        self.0.closed().await
+    }
+}
+
+impl<T> Clone for UnboundedSender<T> {
+    fn clone(&self) -> Self {
+        UnboundedSender(self.0.clone())
+    }
+}
+
+impl<T> fmt::Debug for UnboundedSender<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("mpsc::UnboundedSender")
+            .field("closed", &self.is_closed())
+            .finish()
+    }
+}
+
+impl<T> Sender<T> {
+    /// Sends `value`, waiting for room if the channel is full. Fails, giving the value back,
+    /// if the receiver is gone.
+    ///
+    /// Cancel-safe in the useful sense: if the future is dropped before it completes, the
+    /// value was not sent (it is dropped with the future) and the sender's place in line
+    /// goes to the next waiting sender.
+    pub fn send(&self, value: T) -> Send<'_, T> {
+        Send {
+            wait: SlotWait {
+                sender: self,
+                waiter: None,
+            },
+            value: Some(value),
+        }
+    }
+
+    /// Sends `value` if there is room now, without waiting.
+    pub fn try_send(&self, value: T) -> Result<(), TrySendError<T>> {
+        let chan = self.chan.borrow_mut();
+        if chan.closed {
+            return Err(TrySendError::Closed(value));
+        }
+        if !chan.waiters.is_empty() || !chan.has_room() {
+            return Err(TrySendError::Full(value));
+        }
+        push(chan, value);
+        Ok(())
+    }
+
+    /// Waits for a slot and reserves it, without a value yet: the returned [`Permit`] sends
+    /// without waiting. For when making the value is costly, or must not happen unless it
+    /// can be sent at once. Fails if the receiver is gone.
+    ///
+    /// Cancel-safe: dropped before it completes, it reserved nothing and its place in line
+    /// goes to the next waiting sender.
+    ///
+    /// ```
+    /// use overlap::sync::mpsc;
+    ///
+    /// overlap::block_on(async {
+    ///     let (tx, mut rx) = mpsc::channel(1);
+    ///     let permit = tx.reserve().await.unwrap();
+    ///     assert!(tx.try_send(1).is_err(), "the only slot is reserved");
+    ///     permit.send(2);
+    ///     assert_eq!(rx.recv().await, Some(2));
+    /// });
+    /// ```
+    pub fn reserve(&self) -> Reserve<'_, T> {
+        Reserve {
+            wait: SlotWait {
+                sender: self,
+                waiter: None,
+            },
+        }
+    }
+
+    /// Reserves a slot if there is room now, without waiting.
+    pub fn try_reserve(&self) -> Result<Permit<'_, T>, TrySendError<()>> {
+        let mut chan = self.chan.borrow_mut();
+        if chan.closed {
+            return Err(TrySendError::Closed(()));
+        }
+        if !chan.waiters.is_empty() || !chan.has_room() {
+            return Err(TrySendError::Full(()));
+        }
+        chan.reserved += 1;
+        Ok(Permit { sender: Some(self) })
+    }
+
+    /// Whether the receiver is gone (dropped or closed), so sends fail.
+    pub fn is_closed(&self) -> bool {
+        self.chan.borrow().closed
+    }
+
+    /// Waits until the receiver is gone (dropped or closed): for a producer to stop work
+    /// nobody will receive. Cancel-safe.
+    ///
+    /// ```
+    /// use overlap::sync::mpsc;
+    ///
+    /// overlap::block_on(async {
+    ///     let (tx, rx) = mpsc::channel::<u32>(1);
+    ///     let producer = overlap::spawn(async move {
+    ///         tx.closed().await;
+    ///         "the consumer left"
+    ///     });
+    ///     overlap::yield_now().await;
+    ///     drop(rx);
+    ///     assert_eq!(producer.await.unwrap(), "the consumer left");
+    /// });
+    /// ```
+    pub async fn closed(&self) {
+        let slot = self.chan.borrow().closed_watchers.add();
+        std::future::poll_fn(|cx| {
+            if self.chan.borrow().closed {
+                return Poll::Ready(());
+            }
+            slot.register(cx.waker());
+            Poll::Pending
+        })
+        .await
+    }
+}
+
+impl<T> Clone for Sender<T> {
+    fn clone(&self) -> Sender<T> {
+        self.chan.borrow_mut().senders += 1;
+        Sender {
+            chan: self.chan.clone(),
+        }
+    }
+}
+
+impl<T> Drop for Sender<T> {
+    fn drop(&mut self) {
+        let waker = {
+            let mut chan = self.chan.borrow_mut();
+            chan.senders -= 1;
+            if chan.senders > 0 {
+                return;
+            }
+            chan.receiver_waker.take()
+        };
+        wake(waker);
+    }
+}
+
+/// A sender's wait for a slot: once it completes, one slot is reserved for this sender
+/// (counted in the channel's `reserved`). Dropped before that, it gives its turn to the
+/// next waiting sender.
+struct SlotWait<'a, T> {
+    sender: &'a Sender<T>,
+    waiter: Option<Rc<Waiter>>,
+}
+
+impl<T> SlotWait<'_, T> {
+    /// `Ready(true)` with a slot reserved, `Ready(false)` if the receiver is gone.
+    fn poll_slot(&mut self, cx: &mut Context<'_>) -> Poll<bool> {
+        let mut chan = self.sender.chan.borrow_mut();
+        if chan.closed {
+            // A reservation held is moot (closing cleared them): nothing will be received.
+            self.waiter = None;
+            return Poll::Ready(false);
+        }
+        match &self.waiter {
+            Some(w) if w.is_chosen() => {
+                // Chosen: the slot was reserved for it when it was woken.
+                self.waiter = None;
+                return Poll::Ready(true);
+            }
+            Some(w) => w.set_waker(cx.waker()),
+            None if chan.waiters.is_empty() && chan.has_room() => {
+                chan.reserved += 1;
+                return Poll::Ready(true);
+            }
+            None => self.waiter = Some(chan.waiters.push(cx.waker())),
+        }
+        Poll::Pending
+    }
+}
+
+impl<T> Drop for SlotWait<'_, T> {
+    fn drop(&mut self) {
+        let Some(w) = self.waiter.take() else {
+            return;
+        };
+        let next = {
+            let mut chan = self.sender.chan.borrow_mut();
+            if chan.closed {
+                // Closing dropped every waiter and reservation already.
+                return;
+            }
+            if w.is_chosen() {
+                // Woken for a slot it will not fill: the next in line gets it.
+                chan.reserved -= 1;
+                chan.grant_next()
+            } else {
+                chan.waiters.remove(&w);
+                None
+            }
+        };
+        wake(next);
+    }
+}
+
+/// The future of [`Sender::send`].
+#[must_use = "futures do nothing unless polled"]
+pub struct Send<'a, T> {
+    wait: SlotWait<'a, T>,
+    value: Option<T>,
+}
+
+// The value is only moved out, never pinned.
+impl<T> Unpin for Send<'_, T> {}
+
+impl<T> Future for Send<'_, T> {
+    type Output = Result<(), SendError<T>>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        crate::coop::budgeted(cx, |cx| self.poll_send(cx))
+    }
+}
+
+impl<T> Send<'_, T> {
+    fn poll_send(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), SendError<T>>> {
+        if self.value.is_none() {
+            return Poll::Ready(Ok(())); // polled after completion
+        }
+        if self.wait.waiter.is_none() {
+            // The common case, room and nobody waiting, in one borrow and no reservation.
+            let chan = self.wait.sender.chan.borrow_mut();
+            if !chan.closed && chan.waiters.is_empty() && chan.has_room() {
+                if let Some(value) = self.value.take() {
+                    push(chan, value);
+                }
+                return Poll::Ready(Ok(()));
+            }
+        }
+        let got_slot = std::task::ready!(self.wait.poll_slot(cx));
+        let Some(value) = self.value.take() else {
+            return Poll::Ready(Ok(()));
+        };
+        if !got_slot {
+            return Poll::Ready(Err(SendError(value)));
+        }
+        fill_reserved(self.wait.sender, value);
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// Puts `value` in the slot reserved for it (unless the receiver has gone since, which
+/// cleared the reservations: then the value is dropped).
+fn fill_reserved<T>(sender: &Sender<T>, value: T) {
+    let mut chan = sender.chan.borrow_mut();
+    if chan.closed {
+        drop(chan);
+        drop(value);
+        return;
+    }
+    chan.reserved -= 1;
+    push(chan, value);
+}
+
+/// The future of [`Sender::reserve`].
+#[must_use = "futures do nothing unless polled"]
+pub struct Reserve<'a, T> {
+    wait: SlotWait<'a, T>,
+}
+
+impl<'a, T> Future for Reserve<'a, T> {
+    type Output = Result<Permit<'a, T>, SendError<()>>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        crate::coop::budgeted(cx, |cx| {
+            let sender = self.wait.sender;
+            let got_slot = std::task::ready!(self.wait.poll_slot(cx));
+            Poll::Ready(if got_slot {
+                Ok(Permit {
+                    sender: Some(sender),
+                })
+            } else {
+                Err(SendError(()))
+            })
+        })
+    }
+}
+
+/// A slot in a bounded channel, reserved by [`Sender::reserve`]: [`send`](Permit::send)
+/// fills it without waiting. Dropping an unused permit gives the slot back (to the next
+/// waiting sender, if any).
+#[must_use = "an unused permit holds a slot until it is dropped"]
+pub struct Permit<'a, T> {
+    /// `None` once used.
+    sender: Option<&'a Sender<T>>,
+}
+
+impl<T> Permit<'_, T> {
+    /// Queues `value` in the reserved slot and wakes the receiver. If the receiver has gone
+    /// since the slot was reserved, `value` is dropped.
+    pub fn send(mut self, value: T) {
+        if let Some(sender) = self.sender.take() {
+            fill_reserved(sender, value);
+        }
+    }
+}
+
+impl<T> Drop for Permit<'_, T> {
+    fn drop(&mut self) {
+        let Some(sender) = self.sender.take() else {
+            return;
+        };
+        let next = {
+            let mut chan = sender.chan.borrow_mut();
+            if chan.closed {
+                return; // closing cleared the reservations
+            }
+            chan.reserved -= 1;
+            chan.grant_next()
+        };
+        wake(next);
+    }
+}
+
+impl<T> fmt::Debug for Sender<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("mpsc::Sender")
+            .field("closed", &self.is_closed())
+            .finish()
+    }
+}
+
+impl<T> fmt::Debug for Send<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Send")
+            .field("waiting", &self.wait.waiter.is_some())
+            .finish()
+    }
+}
+
+impl<T> fmt::Debug for Reserve<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Reserve")
+            .field("waiting", &self.wait.waiter.is_some())
+            .finish()
+    }
+}
+
+impl<T> fmt::Debug for Permit<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Permit")
+            .field("used", &self.sender.is_none())
+            .finish()
+    }
+}
