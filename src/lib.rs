@@ -28,8 +28,8 @@
 pub use overlap_runtime::{
     block_on, coop_poll_proceed, metrics, signal, spawn, spawn_blocking, sync, time, try_spawn,
     yield_now, AbortHandle, AsyncFd, AsyncFdReadyGuard, Builder, Direction, Handle, JoinError,
-    JoinHandle, JoinSet, Ready, ReadyEvent, Registered, RemoteJoinHandle, Runtime, RuntimeMetrics,
-    TryIoError, YieldNow,
+    JoinHandle, JoinSet, Ready, ReadyEvent, Registered, RemoteJoinHandle, Runtime, RuntimeGuard,
+    RuntimeMetrics, TryIoError, YieldNow,
 };
 
 /// Tasks, under the names tokio's `task` module uses, for code moving over:

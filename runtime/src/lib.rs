@@ -28,7 +28,7 @@ pub mod time;
 
 pub use blocking::{spawn_blocking, spawn_blocking_detached};
 pub use coop::coop_poll_proceed;
-pub use executor::{block_on, metrics, Builder, Handle, RemoteJoinHandle, Runtime};
+pub use executor::{block_on, metrics, Builder, Handle, RemoteJoinHandle, Runtime, RuntimeGuard};
 pub use metrics::RuntimeMetrics;
 pub use reactor::{
     AsyncFd, AsyncFdReadyGuard, Direction, Ready, ReadyEvent, Registered, TryIoError,

@@ -55,43 +55,74 @@ pub(crate) fn leave_owner() {
     OWNER.with(|o| o.set(ptr::null()));
 }
 
-/// Marks this thread as driving `core` until dropped.
+/// Makes a runtime current on this thread until dropped (and, for `block_on`, marks it as
+/// driving its loop).
 pub(crate) struct EnterGuard {
     prev: *const Core,
     prev_owner: *const Shared,
-    _core: Rc<Core>,
+    core: Rc<Core>,
+    /// This guard is `block_on`'s: it clears the core's `driving` mark when dropped.
+    drives: bool,
 }
 
 impl EnterGuard {
-    /// Enters `core`. Panics if another runtime is already running on this thread, since
-    /// blocking inside a task would stall every other task.
+    /// Enters `core` to drive it (`block_on`). Panics if a runtime's loop is already being
+    /// driven on this thread, since blocking inside a task would stall every other task. (A
+    /// runtime only entered, with `Runtime::enter`, may be driven.)
     pub(crate) fn enter(core: &Rc<Core>) -> EnterGuard {
-        let prev = CURRENT.with(Cell::get);
-        if !prev.is_null() {
+        let busy = with_current(|c| c.driving.get()).unwrap_or(false);
+        if busy {
             panic!(
                 "cannot start a runtime from within a runtime: `block_on` was called while \
                  another `block_on` is running on this thread; use `.await` or `spawn` instead"
             );
         }
-        EnterGuard::replace(core)
+        let mut guard = EnterGuard::replace(core);
+        core.driving.set(true);
+        guard.drives = true;
+        guard
     }
 
     /// Makes `core` current whatever runs on this thread now; the previous one comes back
-    /// when the guard drops. Used to shut a runtime down from anywhere.
+    /// when the guard drops. Used to shut a runtime down from anywhere, and by
+    /// `Runtime::enter`.
     pub(crate) fn replace(core: &Rc<Core>) -> EnterGuard {
         let prev = CURRENT.with(|c| c.replace(Rc::as_ptr(core)));
         let prev_owner = OWNER.with(|o| o.replace(core.shared_ptr()));
         EnterGuard {
             prev,
             prev_owner,
-            _core: core.clone(),
+            core: core.clone(),
+            drives: false,
         }
+    }
+
+    /// Whether this guard's runtime is the current one (guards must drop in the reverse
+    /// order of their making).
+    pub(crate) fn is_current(&self) -> bool {
+        ptr::eq(CURRENT.with(Cell::get), Rc::as_ptr(&self.core))
+    }
+
+    /// Whether another runtime's guard, made after this one, still lives. (After an
+    /// out-of-order drop no runtime is current: the guards left are not blamed again.)
+    pub(crate) fn is_out_of_order(&self) -> bool {
+        !self.is_current() && !CURRENT.with(Cell::get).is_null()
     }
 }
 
 impl Drop for EnterGuard {
     fn drop(&mut self) {
-        CURRENT.with(|c| c.set(self.prev));
-        OWNER.with(|o| o.set(self.prev_owner));
+        if self.drives {
+            self.core.driving.set(false);
+        }
+        if self.is_current() {
+            CURRENT.with(|c| c.set(self.prev));
+            OWNER.with(|o| o.set(self.prev_owner));
+        } else {
+            // Dropped out of order (a `Runtime::enter` guard outlived a later one): `prev`
+            // may be gone, so no runtime is current any more rather than a dangling one.
+            CURRENT.with(|c| c.set(ptr::null()));
+            OWNER.with(|o| o.set(ptr::null()));
+        }
     }
 }

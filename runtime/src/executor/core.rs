@@ -58,6 +58,8 @@ pub(crate) struct Core {
     pub(crate) signal_reader: Cell<bool>,
     /// The shutdown has cancelled every task: nothing runs a task spawned from now on.
     closed: Cell<bool>,
+    /// A `block_on` drives this runtime's loop now (see `EnterGuard::enter`).
+    pub(crate) driving: Cell<bool>,
 }
 
 /// When the loop spins for a remote wake before sleeping in epoll, and whether that pays
@@ -152,6 +154,7 @@ impl Core {
             spin: SpinPolicy::new(),
             signal_reader: Cell::new(false),
             closed: Cell::new(false),
+            driving: Cell::new(false),
         })
     }
 

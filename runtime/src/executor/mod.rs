@@ -10,7 +10,7 @@ mod shared;
 use std::time::Duration;
 
 pub use handle::{Handle, RemoteJoinHandle};
-pub use runtime::{block_on, metrics, Builder, Runtime};
+pub use runtime::{block_on, metrics, Builder, Runtime, RuntimeGuard};
 
 pub(crate) use context::{with_current, with_owner};
 pub(crate) use core::Core;

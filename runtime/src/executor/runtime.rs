@@ -3,6 +3,7 @@
 use std::fmt;
 use std::future::Future;
 use std::io;
+use std::marker::PhantomData;
 use std::pin::pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
@@ -129,6 +130,31 @@ impl Runtime {
         }
     }
 
+    /// Makes this runtime the current one on this thread until the guard drops, without
+    /// running it: [`spawn`](crate::spawn), sockets, timers and [`AsyncFd`](crate::AsyncFd)
+    /// made meanwhile belong to it, and run at its next [`block_on`](Runtime::block_on) (which
+    /// may be called while the guard lives). For setting things up from synchronous code.
+    ///
+    /// # Panics
+    /// Guards must be dropped in the reverse order of their making: dropping one while a
+    /// later one still lives panics (and leaves no runtime current).
+    ///
+    /// ```
+    /// let rt = overlap::Runtime::new()?;
+    /// let task = {
+    ///     let _guard = rt.enter();
+    ///     overlap::spawn(async { 6 * 7 }) // no runtime is running: it waits for block_on
+    /// };
+    /// assert_eq!(rt.block_on(task).unwrap(), 42);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn enter(&self) -> RuntimeGuard<'_> {
+        RuntimeGuard {
+            guard: EnterGuard::replace(&self.core),
+            _runtime: PhantomData,
+        }
+    }
+
     /// Spawns a task on this runtime from outside it; it runs during the next `block_on`.
     pub fn spawn<F: Future + 'static>(&self, future: F) -> JoinHandle<F::Output> {
         self.core.spawn(future)
@@ -151,6 +177,31 @@ impl Drop for Runtime {
         // runtime (if any) is running on this thread.
         let _enter = EnterGuard::replace(&self.core);
         self.core.shutdown();
+    }
+}
+
+/// The guard of [`Runtime::enter`]: while it lives, its runtime is the current one on this
+/// thread. Not `Send`: it belongs to the thread that made it.
+#[must_use = "the runtime stays current only while the guard lives"]
+pub struct RuntimeGuard<'a> {
+    guard: EnterGuard,
+    _runtime: PhantomData<&'a Runtime>,
+}
+
+impl Drop for RuntimeGuard<'_> {
+    fn drop(&mut self) {
+        if self.guard.is_out_of_order() && !std::thread::panicking() {
+            panic!(
+                "`Runtime::enter` guards dropped out of order: drop each guard before the \
+                 ones made earlier"
+            );
+        }
+    }
+}
+
+impl fmt::Debug for RuntimeGuard<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RuntimeGuard").finish_non_exhaustive()
     }
 }
 

@@ -1,0 +1,91 @@
+//! `Runtime::enter`: what is made under the guard belongs to that runtime and runs at its
+//! next `block_on`; guards nest; dropping them out of order panics and leaves no runtime
+//! current (never a stale one).
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::time::Duration;
+
+use overlap::io::{AsyncReadExt, AsyncWriteExt};
+use overlap::net::{TcpListener, TcpStream};
+use overlap::Runtime;
+
+fn panic_message(err: Box<dyn std::any::Any + Send>) -> String {
+    err.downcast_ref::<String>()
+        .cloned()
+        .or_else(|| err.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_default()
+}
+
+#[test]
+fn sockets_timers_and_tasks_made_under_the_guard_run_at_block_on() {
+    let rt = Runtime::new().unwrap();
+    let (listener, server, nap) = {
+        let _guard = rt.enter();
+        let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let listener = TcpListener::from_std(std_listener).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = overlap::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut buf = [0u8; 5];
+            s.read_exact(&mut buf).await.unwrap();
+            s.write_all(&buf).await.unwrap();
+            buf
+        });
+        (addr, server, overlap::time::sleep(Duration::from_millis(5)))
+    };
+    assert!(!server.is_finished(), "nothing runs before block_on");
+    let echoed = rt.block_on(async move {
+        nap.await;
+        let mut c = TcpStream::connect(listener).await.unwrap();
+        c.write_all(b"hello").await.unwrap();
+        let mut back = [0u8; 5];
+        c.read_exact(&mut back).await.unwrap();
+        assert_eq!(&server.await.unwrap(), b"hello");
+        back
+    });
+    assert_eq!(&echoed, b"hello");
+}
+
+#[test]
+fn block_on_runs_under_its_own_guard_and_guards_nest() {
+    let a = Runtime::new().unwrap();
+    let b = Runtime::new().unwrap();
+    let _outer = a.enter();
+    // block_on while the runtime is only entered.
+    assert_eq!(a.block_on(async { overlap::spawn(async { 1 }).await.unwrap() }), 1);
+    // Inside a's loop, entering b sends spawns to b; leaving it gives a back.
+    let mut for_b = None;
+    a.block_on(async {
+        for_b = Some({
+            let _inner = b.enter();
+            overlap::spawn(async { "ran on b" })
+        });
+        let on_a = overlap::spawn(async { "ran on a" }).await.unwrap();
+        assert_eq!(on_a, "ran on a");
+    });
+    let for_b = for_b.unwrap();
+    assert!(!for_b.is_finished(), "b has not run yet");
+    assert_eq!(b.block_on(for_b).unwrap(), "ran on b");
+    // Still a block_on inside a block_on is refused.
+    let nested = catch_unwind(AssertUnwindSafe(|| a.block_on(async { b.block_on(async {}) })));
+    let msg = panic_message(nested.unwrap_err());
+    assert!(msg.contains("within a runtime"), "{msg}");
+}
+
+#[test]
+fn guards_dropped_out_of_order_panic_and_leave_no_runtime_current() {
+    let a = Runtime::new().unwrap();
+    let b = Runtime::new().unwrap();
+    let first = a.enter();
+    let second = b.enter();
+    let dropped = catch_unwind(AssertUnwindSafe(|| drop(first)));
+    let msg = panic_message(dropped.unwrap_err());
+    assert!(msg.contains("out of order"), "{msg}");
+    drop(second);
+    drop(a); // the runtime `second` would have restored is gone now
+    let spawned = catch_unwind(|| overlap::spawn(async {}));
+    let msg = panic_message(spawned.unwrap_err());
+    assert!(msg.contains("outside"), "a runtime is still current: {msg}");
+    // b is unharmed.
+    assert_eq!(b.block_on(async { overlap::spawn(async { 3 }).await.unwrap() }), 3);
+}
