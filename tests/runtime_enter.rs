@@ -52,7 +52,10 @@ fn block_on_runs_under_its_own_guard_and_guards_nest() {
     let b = Runtime::new().unwrap();
     let _outer = a.enter();
     // block_on while the runtime is only entered.
-    assert_eq!(a.block_on(async { overlap::spawn(async { 1 }).await.unwrap() }), 1);
+    assert_eq!(
+        a.block_on(async { overlap::spawn(async { 1 }).await.unwrap() }),
+        1
+    );
     // Inside a's loop, entering b sends spawns to b; leaving it gives a back.
     let mut for_b = None;
     a.block_on(async {
@@ -67,7 +70,9 @@ fn block_on_runs_under_its_own_guard_and_guards_nest() {
     assert!(!for_b.is_finished(), "b has not run yet");
     assert_eq!(b.block_on(for_b).unwrap(), "ran on b");
     // Still a block_on inside a block_on is refused.
-    let nested = catch_unwind(AssertUnwindSafe(|| a.block_on(async { b.block_on(async {}) })));
+    let nested = catch_unwind(AssertUnwindSafe(|| {
+        a.block_on(async { b.block_on(async {}) })
+    }));
     let msg = panic_message(nested.unwrap_err());
     assert!(msg.contains("within a runtime"), "{msg}");
 }
@@ -87,5 +92,8 @@ fn guards_dropped_out_of_order_panic_and_leave_no_runtime_current() {
     let msg = panic_message(spawned.unwrap_err());
     assert!(msg.contains("outside"), "a runtime is still current: {msg}");
     // b is unharmed.
-    assert_eq!(b.block_on(async { overlap::spawn(async { 3 }).await.unwrap() }), 3);
+    assert_eq!(
+        b.block_on(async { overlap::spawn(async { 3 }).await.unwrap() }),
+        3
+    );
 }

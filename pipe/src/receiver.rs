@@ -14,7 +14,8 @@ use crate::sys;
 /// The read end of a pipe or FIFO.
 ///
 /// A read returns 0 (end of file) once every write end is closed and the pipe is drained, and
-/// keeps returning 0 after that. A short read drains the pipe, so the next read waits for the
+/// keeps returning 0 after that; unless, for a FIFO, a new writer opens it: reads then wait
+/// for its data again. A short read drains the pipe, so the next read waits for the
 /// next write instead of paying for an `EAGAIN`. Dropping the receiver closes the fd; writers
 /// then get `BrokenPipe`.
 ///
@@ -30,8 +31,9 @@ pub struct Receiver {
 }
 
 impl Receiver {
-    /// Opens the FIFO at `path` for reading. Opening succeeds even with no writer yet; reads
-    /// then return 0 until a writer opens it (and writes).
+    /// Opens the FIFO at `path` for reading. Opening succeeds even with no writer yet; a read
+    /// then waits until a writer opens it and writes (or opens it and closes it again: then
+    /// it returns 0).
     pub fn open(path: impl AsRef<Path>) -> io::Result<Receiver> {
         let path = path.as_ref();
         let fd = sys::open(path, libc::O_RDONLY).map_err(|e| {

@@ -14,8 +14,9 @@
 //! Either side may be anything that implements [`Registered`]: overlap's TCP and Unix
 //! streams (and their split halves), pipe ends, or an [`AsyncFd`](overlap_runtime::AsyncFd)
 //! around your own fd. Regular files cannot be registered (epoll refuses them); use
-//! `overlap::fs` for them. If the kernel cannot splice an fd (a UDP socket, an eventfd), the
-//! call fails with `InvalidInput`.
+//! `overlap::fs` for them. If the kernel cannot splice an fd (an eventfd, say), the call fails
+//! with `InvalidInput`. A UDP socket does splice (the datagrams' bytes, their boundaries
+//! lost), but never reaches end of file, so a `splice_copy` from one only ends with an error.
 //!
 //! Writing into a socket whose peer is gone fails with `BrokenPipe` or `ConnectionReset`.
 //! `splice` has no `MSG_NOSIGNAL`, so the kernel also raises `SIGPIPE`; Rust programs ignore

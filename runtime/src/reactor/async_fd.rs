@@ -248,7 +248,7 @@ impl<T: AsRawFd> AsyncFd<T> {
         };
         let res = op(self.get_ref());
         if matches!(&res, Err(e) if e.kind() == io::ErrorKind::WouldBlock) {
-            reg.reactor.clear_readiness(reg.key, event);
+            reg.reactor.clear_after_would_block(reg.key, event);
         }
         res
     }
@@ -371,7 +371,12 @@ impl<'a, T: AsRawFd> AsyncFdReadyGuard<'a, T> {
     ) -> Result<io::Result<R>, TryIoError> {
         match op(self.fd.get_ref()) {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                self.clear_ready();
+                // Unlike `clear_ready`, this forgets a hang-up too: `WouldBlock` proves it
+                // is over (a FIFO got a new writer).
+                if let Some(event) = self.event.take() {
+                    let reg = self.fd.reg();
+                    reg.reactor.clear_after_would_block(reg.key, event);
+                }
                 Err(TryIoError(()))
             }
             res => Ok(res),

@@ -205,10 +205,23 @@ impl Reactor {
 
     /// Clears the bits of `event` that may be cleared, unless a newer edge arrived.
     pub(crate) fn clear_readiness(&self, key: IoKey, event: ReadyEvent) {
+        self.clear_bits(key, event, Ready::CLEARABLE);
+    }
+
+    /// Clears `event` after its direction's operation failed with `EAGAIN`: the closed bit
+    /// of that direction goes too, since `EAGAIN` proves the fd is not hung up *now*. A
+    /// hang-up can be undone: a FIFO whose writers all left gets a new one, and its reader,
+    /// still seeing the old hang-up, would otherwise retry a read that keeps failing with
+    /// `EAGAIN`, without ever waiting.
+    pub(crate) fn clear_after_would_block(&self, key: IoKey, event: ReadyEvent) {
+        self.clear_bits(key, event, Ready::CLEARABLE | Ready::BOTH_CLOSED);
+    }
+
+    fn clear_bits(&self, key: IoKey, event: ReadyEvent, clearable: Ready) {
         let mut slots = self.slots.borrow_mut();
         if let Some(io) = slots[key.index as usize].io.as_mut() {
             if io.tick == event.tick {
-                io.readiness = io.readiness - (event.ready & Ready::CLEARABLE);
+                io.readiness = io.readiness - (event.ready & clearable);
             }
         }
     }
