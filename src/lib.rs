@@ -25,6 +25,8 @@
 //! });
 //! ```
 
+#[doc(hidden)]
+pub use overlap_runtime::block_on_start_paused;
 pub use overlap_runtime::{
     block_on, coop_poll_proceed, metrics, signal, spawn, spawn_blocking, sync, time, try_spawn,
     yield_now, AbortHandle, AsyncFd, AsyncFdReadyGuard, Builder, Direction, Handle, JoinError,

@@ -20,8 +20,9 @@ use proc_macro::{Delimiter, Group, Ident, Punct, Spacing, Span, TokenStream, Tok
 /// ```
 ///
 /// The same as wrapping the body in `overlap::block_on`: the runtime is dropped (with any
-/// task still pending) when the body returns. The function takes no arguments, and the
-/// attribute takes none either; for settings, build a `Runtime` with `Runtime::builder()`.
+/// task still pending) when the body returns. The function takes no arguments. The attribute
+/// takes one, `start_paused = true`, which starts the runtime with its clock paused (see
+/// `overlap::time::pause`); for other settings, build a `Runtime` with `Runtime::builder()`.
 #[proc_macro_attribute]
 pub fn main(args: TokenStream, item: TokenStream) -> TokenStream {
     expand(args, item, "main", false)
@@ -34,22 +35,53 @@ pub fn main(args: TokenStream, item: TokenStream) -> TokenStream {
 /// async fn answers() {
 ///     assert_eq!(overlap::spawn(async { 42 }).await.unwrap(), 42);
 /// }
+///
+/// // The clock starts paused: the timeout fires at once, in no real time.
+/// #[overlap::test(start_paused = true)]
+/// async fn gives_up_after_a_minute() {
+///     let never = std::future::pending::<()>();
+///     let res = overlap::time::timeout(std::time::Duration::from_secs(60), never).await;
+///     assert!(res.is_err());
+/// }
 /// ```
 #[proc_macro_attribute]
 pub fn test(args: TokenStream, item: TokenStream) -> TokenStream {
     expand(args, item, "test", true)
 }
 
-fn expand(args: TokenStream, item: TokenStream, name: &str, add_test: bool) -> TokenStream {
-    if let Some(arg) = args.into_iter().next() {
-        return error(
-            arg.span(),
+/// Reads the attribute's arguments: nothing, or `start_paused = true|false`. Returns whether
+/// the clock starts paused, or the error to report.
+fn parse_args(args: TokenStream, name: &str) -> Result<bool, TokenStream> {
+    let tokens: Vec<TokenTree> = args.into_iter().collect();
+    match tokens.as_slice() {
+        [] => Ok(false),
+        [TokenTree::Ident(key), TokenTree::Punct(eq), TokenTree::Ident(value)]
+            if key.to_string() == "start_paused" && eq.as_char() == '=' =>
+        {
+            match value.to_string().as_str() {
+                "true" => Ok(true),
+                "false" => Ok(false),
+                _ => Err(error(
+                    value.span(),
+                    "`start_paused` takes `true` or `false`",
+                )),
+            }
+        }
+        [first, ..] => Err(error(
+            first.span(),
             &format!(
-                "#[overlap::{name}] takes no arguments; build a `Runtime` with \
-                 `Runtime::builder()` for settings"
+                "#[overlap::{name}] takes no arguments but `start_paused = true`; build a \
+                 `Runtime` with `Runtime::builder()` for other settings"
             ),
-        );
+        )),
     }
+}
+
+fn expand(args: TokenStream, item: TokenStream, name: &str, add_test: bool) -> TokenStream {
+    let start_paused = match parse_args(args, name) {
+        Ok(paused) => paused,
+        Err(e) => return e,
+    };
     let mut tokens: Vec<TokenTree> = item.into_iter().collect();
     let body = match tokens.pop() {
         Some(TokenTree::Group(g)) if g.delimiter() == Delimiter::Brace => g,
@@ -90,15 +122,20 @@ fn expand(args: TokenStream, item: TokenStream, name: &str, add_test: bool) -> T
     out.extend(tokens);
     out.extend([TokenTree::Group(Group::new(
         Delimiter::Brace,
-        block_on_call(body),
+        block_on_call(body, start_paused),
     ))]);
     out
 }
 
-/// `::overlap::block_on(async move BODY)`, spanned at the body.
-fn block_on_call(body: Group) -> TokenStream {
+/// `::overlap::block_on(async move BODY)` (or `block_on_start_paused`), spanned at the body.
+fn block_on_call(body: Group, start_paused: bool) -> TokenStream {
     let span = body.span();
-    let mut call = path(&["overlap", "block_on"], span);
+    let run = if start_paused {
+        "block_on_start_paused"
+    } else {
+        "block_on"
+    };
+    let mut call = path(&["overlap", run], span);
     let inner: TokenStream = [
         TokenTree::Ident(Ident::new("async", span)),
         TokenTree::Ident(Ident::new("move", span)),

@@ -28,6 +28,8 @@ pub mod time;
 
 pub use blocking::{spawn_blocking, spawn_blocking_detached};
 pub use coop::coop_poll_proceed;
+#[doc(hidden)]
+pub use executor::block_on_start_paused;
 pub use executor::{block_on, metrics, Builder, Handle, RemoteJoinHandle, Runtime, RuntimeGuard};
 pub use metrics::RuntimeMetrics;
 pub use reactor::{

@@ -140,7 +140,13 @@ impl Core {
             running: Cell::new(None),
             tasks: RefCell::new(Slab::new()),
             reactor,
-            timers: Rc::new(Timers::new()),
+            timers: Rc::new({
+                let timers = Timers::new();
+                if config.start_paused {
+                    timers.pause();
+                }
+                timers
+            }),
             blocking: BlockingPool::new(PoolConfig {
                 max_threads: config.max_blocking_threads,
                 keep_alive: config.blocking_keep_alive,
@@ -333,8 +339,20 @@ impl Core {
         } else {
             self.timers
                 .next_deadline()
-                .map(|d| d.saturating_duration_since(Instant::now()))
+                .map(|d| d.saturating_duration_since(self.timers.now()))
         };
+        // With time paused, no timer comes due by waiting: with nothing to do, look at I/O
+        // without blocking and, if nothing came, jump the clock to the next deadline.
+        let mut auto_advance = None;
+        if timeout != Some(Duration::ZERO) && self.timers.is_paused() {
+            if self.blocking.is_busy() {
+                // A job's result is work to come: wait for it (or for I/O), not for timers.
+                timeout = None;
+            } else if let Some(next) = self.timers.next_deadline() {
+                auto_advance = Some(next);
+                timeout = Some(Duration::ZERO);
+            }
+        }
         // A remote wake that is likely microseconds away is looked for briefly before
         // sleeping in epoll (see `SpinPolicy` and `Shared::spin_for_remote`).
         if timeout != Some(Duration::ZERO)
@@ -349,6 +367,8 @@ impl Core {
                 timeout = Some(Duration::ZERO);
             }
         }
+        // Whether the wait brought anything: I/O events or remote wakes.
+        let mut news = false;
         let mut sleep = timeout != Some(Duration::ZERO);
         if sleep && self.reactor.registered() == 0 {
             // No fd to watch: sleep on the remote queue's futex, which is cheaper to wake
@@ -377,12 +397,18 @@ impl Core {
                 self.spin.slept(woke_remote, t.elapsed());
             }
             bump(&self.counters.events, delivered as u64);
+            news |= delivered > 0 || woke_remote;
         }
         // Whatever ended the wait, wakes that came in meanwhile are applied now.
-        self.drain_remote();
+        news |= self.drain_remote();
+        if let Some(next) = auto_advance {
+            if !news && !self.has_ready_tasks() {
+                self.timers.auto_advance_to(next);
+            }
+        }
         // No clock read while no timer exists (`Timers::register` refreshes its own "now").
         if self.timers.active() > 0 {
-            self.timers.turn(Instant::now());
+            self.timers.turn(self.timers.now());
         }
     }
 

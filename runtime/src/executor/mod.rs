@@ -10,7 +10,7 @@ mod shared;
 use std::time::Duration;
 
 pub use handle::{Handle, RemoteJoinHandle};
-pub use runtime::{block_on, metrics, Builder, Runtime, RuntimeGuard};
+pub use runtime::{block_on, block_on_start_paused, metrics, Builder, Runtime, RuntimeGuard};
 
 pub(crate) use context::{with_current, with_owner};
 pub(crate) use core::Core;
@@ -29,6 +29,8 @@ pub(crate) struct Config {
     pub(crate) blocking_keep_alive: Duration,
     /// Stack size of blocking-pool threads (`None`: the standard library's default).
     pub(crate) blocking_stack_size: Option<usize>,
+    /// The timers' clock starts paused (see `time::pause`).
+    pub(crate) start_paused: bool,
 }
 
 impl Default for Config {
@@ -39,6 +41,7 @@ impl Default for Config {
             max_blocking_threads: 512,
             blocking_keep_alive: Duration::from_secs(10),
             blocking_stack_size: None,
+            start_paused: false,
         }
     }
 }

@@ -84,6 +84,23 @@ impl Builder {
         self
     }
 
+    /// Starts the runtime with its clock [paused](crate::time::pause), for tests: timers then
+    /// fire when `time::advance` moves the clock, or at once when nothing else is left to
+    /// do. Default `false`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let rt = overlap::Runtime::builder().start_paused(true).build().unwrap();
+    /// let real = std::time::Instant::now();
+    /// rt.block_on(overlap::time::sleep(Duration::from_secs(600)));
+    /// assert!(real.elapsed() < Duration::from_secs(60));
+    /// ```
+    pub fn start_paused(mut self, paused: bool) -> Builder {
+        self.config.start_paused = paused;
+        self
+    }
+
     /// Creates the runtime: an epoll fd and an eventfd, both close-on-exec.
     pub fn build(self) -> io::Result<Runtime> {
         Ok(Runtime {
@@ -224,6 +241,17 @@ impl fmt::Debug for Runtime {
 /// ```
 pub fn block_on<F: Future>(future: F) -> F::Output {
     let rt = Runtime::new()
+        .unwrap_or_else(|e| panic!("overlap::block_on: cannot create a runtime: {e}"));
+    rt.block_on(future)
+}
+
+/// [`block_on`] on a runtime whose clock starts paused: what
+/// `#[overlap::test(start_paused = true)]` expands to.
+#[doc(hidden)]
+pub fn block_on_start_paused<F: Future>(future: F) -> F::Output {
+    let rt = Runtime::builder()
+        .start_paused(true)
+        .build()
         .unwrap_or_else(|e| panic!("overlap::block_on: cannot create a runtime: {e}"));
     rt.block_on(future)
 }

@@ -6,6 +6,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::task::Waker;
 use std::time::{Duration, Instant};
 
+use super::clock::Clock;
 pub(crate) use super::wheel::TimerKey;
 use super::wheel::{TimerWheel, TICK_SHIFT};
 /// The timers of one runtime. Runtime thread only (it lives in an `Rc`).
@@ -34,6 +35,8 @@ pub(crate) struct Timers {
     /// It is never ahead of the real clock; while the loop runs it lags by at most one batch
     /// of task polls, which adds 1/256 of that to slack.
     loop_now: Cell<u64>,
+    /// Real time, or a paused clock (see `time::pause`).
+    clock: Clock,
 }
 
 impl Timers {
@@ -45,7 +48,44 @@ impl Timers {
             fired: Cell::new(0),
             slack_lowered: Cell::new(false),
             loop_now: Cell::new(0),
+            clock: Clock::new(),
         }
+    }
+
+    /// This runtime's clock: `Instant::now()`, unless it was paused (see `time::pause`).
+    pub(crate) fn now(&self) -> Instant {
+        self.clock.now()
+    }
+
+    /// Whether the clock is paused.
+    pub(crate) fn is_paused(&self) -> bool {
+        self.clock.is_paused()
+    }
+
+    /// Freezes the clock (see `time::pause`).
+    pub(crate) fn pause(&self) {
+        self.clock.pause();
+    }
+
+    /// Lets the clock run again (see `time::resume`).
+    pub(crate) fn resume(&self) {
+        self.clock.resume();
+    }
+
+    /// Moves the paused clock forward by `d` and fires the timers due then. Returns false,
+    /// doing nothing, if the clock is not paused.
+    pub(crate) fn advance(&self, d: Duration) -> bool {
+        if !self.clock.advance(d) {
+            return false;
+        }
+        self.turn(self.now());
+        true
+    }
+
+    /// Moves the paused clock forward to `t`, the loop having nothing else to do (the
+    /// caller fires the timers due then, on its turn).
+    pub(crate) fn auto_advance_to(&self, t: Instant) {
+        self.clock.advance_to(t);
     }
 
     /// Nanoseconds from `base` to `t` (0 for instants before `base`; saturates ~584 years on).
@@ -71,7 +111,7 @@ impl Timers {
         let fresh = wheel.len() == 0;
         if fresh {
             // The loop skips the clock while no timer exists, so `loop_now` may be stale.
-            self.loop_now.set(self.to_ns(Instant::now()));
+            self.loop_now.set(self.to_ns(self.now()));
         }
         if self.has_passed(&wheel, ns, deadline, fresh) {
             return None;
@@ -92,14 +132,14 @@ impl Timers {
         // polls ran since), or in a tick the wheel has reached: look again. Farther deadlines
         // skip the clock read.
         let near = ns <= now.saturating_add(1 << TICK_SHIFT) || wheel.is_current(ns);
-        near && !clock_read && deadline <= Instant::now()
+        near && !clock_read && deadline <= self.now()
     }
 
     /// Reads the clock into `loop_now`: when a `block_on` starts, since between two calls
     /// nothing did, and a deadline that passed meanwhile must be seen as past at its first
     /// poll.
     pub(crate) fn refresh_clock(&self) {
-        self.loop_now.set(self.to_ns(Instant::now()));
+        self.loop_now.set(self.to_ns(self.now()));
     }
 
     /// Whether the timer is still pending; if so, makes `waker` the one it wakes.

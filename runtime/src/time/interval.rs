@@ -30,7 +30,7 @@ use super::sleep::{sleep_until, Sleep};
 /// });
 /// ```
 pub fn interval(period: Duration) -> Interval {
-    interval_at(Instant::now(), period)
+    interval_at(super::now(), period)
 }
 
 /// Ticks at `start`, then every `period` after it. A zero `period` is taken as 1 ns.
@@ -86,7 +86,7 @@ impl Interval {
     pub fn poll_tick(&mut self, cx: &mut Context<'_>) -> Poll<Instant> {
         ready!(Pin::new(&mut self.sleep).poll(cx));
         let scheduled = self.sleep.deadline();
-        let next = self.next_after(scheduled, Instant::now());
+        let next = self.next_after(scheduled, super::now());
         self.sleep.reset(next);
         Poll::Ready(scheduled)
     }
@@ -112,7 +112,7 @@ impl Interval {
 
     /// Restarts the schedule: the next tick comes one period from now.
     pub fn reset(&mut self) {
-        self.reset_at(super::deadline_after(Instant::now(), self.period));
+        self.reset_at(super::deadline_after(super::now(), self.period));
     }
 
     /// Restarts the schedule: the next tick comes at `deadline`, then every period after.

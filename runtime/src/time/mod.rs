@@ -32,6 +32,17 @@
 //! Timers are registered when first polled, with the runtime polling them; polling one
 //! outside a runtime panics.
 //!
+//! # Paused time, for tests
+//! [`pause`] freezes the current runtime's clock: timers then fire only when [`advance`]
+//! moves it, or when the runtime has nothing else to do, when it jumps straight to the next
+//! timer's deadline (*auto-advance*). A test of a 30-second timeout then takes no real time.
+//! [`Builder::start_paused`](crate::Builder::start_paused) and
+//! `#[overlap::test(start_paused = true)]` start a runtime paused. Auto-advance waits while
+//! a [`spawn_blocking`](crate::spawn_blocking) job is running (its result is work to come),
+//! but not for I/O: a paused runtime whose tasks all wait on sockets and timers jumps to the
+//! next timer without waiting for the sockets. The paused clock drives overlap's timers and
+//! [`now`]; `std::time::Instant::now()` keeps real time.
+//!
 //! ```
 //! use std::time::Duration;
 //! use overlap::time::{sleep, timeout};
@@ -43,6 +54,7 @@
 //! });
 //! ```
 
+mod clock;
 mod driver;
 mod interval;
 mod sleep;
@@ -56,6 +68,77 @@ pub use timeout::{timeout, timeout_at, Elapsed, Timeout};
 
 /// std's clock types, re-exported so that deadlines need no extra import.
 pub use std::time::{Duration, Instant};
+
+/// The current runtime's clock: `Instant::now()`, unless the runtime's time is
+/// [paused](pause). Outside a runtime, `Instant::now()`.
+pub fn now() -> Instant {
+    crate::executor::with_current(|core| core.timers().now()).unwrap_or_else(Instant::now)
+}
+
+/// Freezes the current runtime's clock: timers then fire only when [`advance`] moves it, or
+/// when the runtime has nothing else to do (it then jumps to the next timer's deadline; see
+/// [Paused time](self#paused-time-for-tests)). Nothing happens if it is paused already.
+///
+/// # Panics
+/// Outside a runtime.
+///
+/// ```
+/// use std::time::Duration;
+/// use overlap::time;
+///
+/// overlap::block_on(async {
+///     time::pause();
+///     let start = std::time::Instant::now();
+///     // Nothing else to do: the clock jumps to the deadline.
+///     time::sleep(Duration::from_secs(3600)).await;
+///     assert!(start.elapsed() < Duration::from_secs(60), "no real hour went by");
+/// });
+/// ```
+pub fn pause() {
+    crate::executor::with_current(|core| core.timers().pause())
+        .expect("overlap::time::pause called outside of a runtime");
+}
+
+/// Lets the current runtime's clock run again, from the instant it shows. Nothing happens if
+/// it is not paused.
+///
+/// # Panics
+/// Outside a runtime.
+pub fn resume() {
+    crate::executor::with_current(|core| core.timers().resume())
+        .expect("overlap::time::resume called outside of a runtime");
+}
+
+/// Moves the current runtime's [paused](pause) clock forward by `duration`, fires the timers
+/// due by then, and yields once so that the tasks they woke run before it returns.
+///
+/// # Panics
+/// Outside a runtime, or if its clock is not paused.
+///
+/// ```
+/// use std::time::Duration;
+/// use overlap::time;
+///
+/// overlap::block_on(async {
+///     time::pause();
+///     let start = time::now();
+///     let alarm = overlap::spawn(time::sleep(Duration::from_secs(10)));
+///     time::advance(Duration::from_secs(9)).await;
+///     assert!(!alarm.is_finished());
+///     time::advance(Duration::from_secs(1)).await;
+///     assert!(alarm.is_finished());
+///     assert_eq!(time::now() - start, Duration::from_secs(10));
+/// });
+/// ```
+pub async fn advance(duration: Duration) {
+    let advanced = crate::executor::with_current(|core| core.timers().advance(duration))
+        .expect("overlap::time::advance called outside of a runtime");
+    assert!(
+        advanced,
+        "overlap::time::advance needs a paused clock: call overlap::time::pause() first"
+    );
+    crate::yield_now().await;
+}
 
 /// `now + d`, or an instant so far ahead it is never reached if that overflows.
 pub(crate) fn deadline_after(now: Instant, d: Duration) -> Instant {

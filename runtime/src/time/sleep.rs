@@ -27,7 +27,7 @@ use super::driver::{TimerKey, Timers};
 /// });
 /// ```
 pub fn sleep(duration: Duration) -> Sleep {
-    sleep_until(super::deadline_after(Instant::now(), duration))
+    sleep_until(super::deadline_after(super::now(), duration))
 }
 
 /// Waits until `deadline`. A deadline already past completes at the first poll (see the
@@ -113,7 +113,7 @@ impl Sleep {
 
     /// Whether the deadline has passed.
     pub fn is_elapsed(&self) -> bool {
-        self.has_elapsed() || Instant::now() >= self.deadline
+        self.has_elapsed() || super::now() >= self.deadline
     }
 }
 

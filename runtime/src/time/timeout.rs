@@ -36,7 +36,7 @@ use super::sleep::{sleep_until, Sleep};
 /// });
 /// ```
 pub fn timeout<F: IntoFuture>(duration: Duration, future: F) -> Timeout<F::IntoFuture> {
-    timeout_at(super::deadline_after(Instant::now(), duration), future)
+    timeout_at(super::deadline_after(super::now(), duration), future)
 }
 
 /// Like [`timeout`], with a deadline instead of a duration.

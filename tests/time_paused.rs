@@ -1,0 +1,138 @@
+//! Paused time: `time::pause`, `advance`, `resume`, auto-advance when the runtime has nothing
+//! else to do (but not while a blocking job runs, nor while I/O is ready), and
+//! `#[overlap::test(start_paused = true)]`. The paused clock is exact, so these tests check
+//! exact virtual instants; real time is only bounded loosely (an hour of timers in minutes).
+
+mod support;
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::Duration;
+
+use overlap::io::{AsyncReadExt, AsyncWriteExt};
+use overlap::time::{self, advance, sleep, timeout};
+use support::tcp_pair;
+
+const HOUR: Duration = Duration::from_secs(3600);
+
+#[overlap::test(start_paused = true)]
+async fn an_hour_long_timeout_fires_at_its_exact_virtual_deadline() {
+    let real = std::time::Instant::now();
+    let start = time::now();
+    let res = timeout(HOUR, std::future::pending::<()>()).await;
+    assert!(res.is_err());
+    assert_eq!(time::now() - start, HOUR);
+    assert!(
+        real.elapsed() < Duration::from_secs(300),
+        "real time went by"
+    );
+}
+
+#[overlap::test(start_paused = true)]
+async fn sleepers_wake_in_deadline_order_each_at_its_own_instant() {
+    let start = time::now();
+    let woke = Rc::new(RefCell::new(Vec::new()));
+    let secs = [7u64, 1, 30, 3, 3, 600, 2];
+    let tasks: Vec<_> = secs
+        .iter()
+        .map(|&s| {
+            let woke = woke.clone();
+            overlap::spawn(async move {
+                sleep(Duration::from_secs(s)).await;
+                woke.borrow_mut().push((s, time::now() - start));
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let mut expected: Vec<(u64, Duration)> =
+        secs.iter().map(|&s| (s, Duration::from_secs(s))).collect();
+    expected.sort();
+    assert_eq!(*woke.borrow(), expected);
+}
+
+#[test]
+fn advance_moves_the_clock_and_fires_what_is_due() {
+    overlap::block_on(async {
+        time::pause();
+        let start = time::now();
+        let alarm = overlap::spawn(sleep(Duration::from_secs(10)));
+        overlap::yield_now().await; // it registers its timer
+        advance(Duration::from_secs(9)).await;
+        assert!(!alarm.is_finished(), "fired a second early");
+        assert_eq!(time::now() - start, Duration::from_secs(9));
+        advance(Duration::from_secs(1)).await;
+        assert!(alarm.is_finished(), "did not fire at its deadline");
+        // Resumed, the clock runs on from where it stands.
+        time::resume();
+        let before = time::now();
+        sleep(Duration::from_millis(1)).await;
+        assert!(time::now() - before >= Duration::from_millis(1));
+        assert!(time::now() - start >= Duration::from_secs(10));
+        // advance needs a paused clock.
+        let unpaused = overlap::spawn(advance(Duration::from_secs(1)));
+        assert!(unpaused.await.unwrap_err().is_panic());
+    });
+}
+
+#[overlap::test(start_paused = true)]
+async fn a_running_blocking_job_holds_auto_advance_back() {
+    let start = time::now();
+    let job = overlap::spawn_blocking(|| std::thread::sleep(Duration::from_millis(50)));
+    // Were the clock to jump while the job runs, the timeout would win at once.
+    let res = timeout(HOUR, job).await;
+    assert!(res.is_ok(), "the clock jumped past a running job");
+    assert!(time::now() - start < HOUR);
+}
+
+#[overlap::test(start_paused = true)]
+async fn ready_io_is_served_before_the_clock_jumps() {
+    let (mut a, mut b) = tcp_pair().await;
+    let echo = overlap::spawn(async move {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = b.read(&mut buf).await.unwrap();
+            if n == 0 {
+                break;
+            }
+            b.write_all(&buf[..n]).await.unwrap();
+        }
+    });
+    let start = time::now();
+    let data: Vec<u8> = (0..1 << 20).map(|i| (i % 251) as u8).collect();
+    let a = &mut a;
+    let round_trip = async {
+        let (mut rd, mut wr) = a.split();
+        let mut back = vec![0u8; data.len()];
+        // Read what the echo sends back while writing, so neither side fills up.
+        let (w, ()) = futures_util::join!(wr.write_all(&data), async {
+            let mut got = 0;
+            while got < back.len() {
+                let n = rd.read(&mut back[got..]).await.unwrap();
+                assert!(n > 0);
+                got += n;
+            }
+        });
+        w.unwrap();
+        back
+    };
+    let back = timeout(Duration::from_secs(5), round_trip)
+        .await
+        .expect("the clock jumped while I/O was ready");
+    assert!(back == data);
+    assert_eq!(time::now(), start, "nothing needed the clock to move");
+    a.shutdown(std::net::Shutdown::Write).unwrap();
+    echo.await.unwrap();
+}
+
+#[test]
+fn pause_outside_a_runtime_panics() {
+    let err = std::panic::catch_unwind(time::pause).unwrap_err();
+    let msg = err
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| err.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_default();
+    assert!(msg.contains("outside of a runtime"), "{msg}");
+}
