@@ -290,7 +290,7 @@ impl<T: AsRawFd> Registered for AsyncFd<T> {
 
     fn clear_readiness(&self, event: ReadyEvent) {
         let reg = self.reg();
-        reg.reactor.clear_readiness(reg.key, event);
+        reg.reactor.clear_after_would_block(reg.key, event);
     }
 }
 

@@ -40,7 +40,9 @@ pub trait Registered: AsRawFd {
     fn poll_readiness(&self, cx: &mut Context<'_>, dir: Direction) -> Poll<io::Result<ReadyEvent>>;
 
     /// Forgets the readiness in `event` (its direction only), unless a newer edge arrived
-    /// since it was seen. Closed states are kept; an error state goes too (see
-    /// [`AsyncFdReadyGuard::clear_ready`](crate::AsyncFdReadyGuard::clear_ready)).
+    /// since it was seen. Call it only after that direction's syscall failed with
+    /// `WouldBlock`: that proves no error is pending and the fd is not hung up in that
+    /// direction now, so an error state and a closed state in `event` go too (a FIFO whose
+    /// writers left can get a new one).
     fn clear_readiness(&self, event: ReadyEvent);
 }
