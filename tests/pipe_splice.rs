@@ -331,3 +331,27 @@ fn splice_bidirectional_ends_with_an_error_when_one_side_resets() {
         );
     });
 }
+
+#[test]
+fn a_pipe_end_used_the_wrong_way_round_is_invalid_input_not_a_hang() {
+    block_on(async {
+        let (mut tx, mut rx) = pipe().unwrap();
+        let (other_tx, other_rx) = pipe().unwrap();
+        let errs = [
+            // A write end as the source: it never becomes readable.
+            within(HANG, tx.splice_from(&other_tx, 16), "splice_from hung")
+                .await
+                .unwrap_err(),
+            // A read end as the destination: it never becomes writable.
+            within(HANG, rx.splice_to(&other_rx, 16), "splice_to hung")
+                .await
+                .unwrap_err(),
+            within(HANG, splice_copy(&other_tx, &other_rx), "splice_copy hung")
+                .await
+                .unwrap_err(),
+        ];
+        for err in errs {
+            assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{err}");
+        }
+    });
+}

@@ -134,7 +134,16 @@ impl AsyncRead for Receiver {
 }
 
 impl Registered for Receiver {
+    /// Fails with `InvalidInput` for [`Direction::Write`]: a read end never becomes
+    /// writable, so waiting for it would never end (say, a `splice` given it as its
+    /// destination).
     fn poll_readiness(&self, cx: &mut Context<'_>, dir: Direction) -> Poll<io::Result<ReadyEvent>> {
+        if dir == Direction::Write {
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a pipe's read end cannot be written to",
+            )));
+        }
         self.fd.poll_readiness(cx, dir)
     }
 

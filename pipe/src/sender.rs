@@ -154,8 +154,16 @@ impl AsyncWrite for Sender {
 }
 
 impl Registered for Sender {
-    /// Fails with `BrokenPipe` once the sender was closed with `poll_close`.
+    /// Fails with `BrokenPipe` once the sender was closed with `poll_close`, and with
+    /// `InvalidInput` for [`Direction::Read`]: a write end never becomes readable, so
+    /// waiting for it would never end (say, a `splice` given it as its source).
     fn poll_readiness(&self, cx: &mut Context<'_>, dir: Direction) -> Poll<io::Result<ReadyEvent>> {
+        if dir == Direction::Read {
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a pipe's write end cannot be read from",
+            )));
+        }
         self.fd()?.poll_readiness(cx, dir)
     }
 
