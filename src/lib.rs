@@ -70,6 +70,7 @@ pub mod io {
     };
     pub use overlap_runtime::io::{
         copy_bidirectional, duplex, stderr, stdin, stdout, DuplexStream, Stderr, Stdin, Stdout,
+        Unblock,
     };
 }
 

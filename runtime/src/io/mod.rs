@@ -4,7 +4,18 @@
 mod copy_bidirectional;
 mod duplex;
 mod stdio;
+mod unblock;
 
 pub use copy_bidirectional::copy_bidirectional;
 pub use duplex::{duplex, DuplexStream};
 pub use stdio::{stderr, stdin, stdout, Stderr, Stdin, Stdout};
+pub use unblock::Unblock;
+
+/// Copies read-ahead bytes `buf[*pos..]` into `out` as far as they fit, advancing `pos`;
+/// returns how many. The readers that fetch ahead on the blocking pool share it.
+fn copy_read_ahead(buf: &[u8], pos: &mut usize, out: &mut [u8]) -> usize {
+    let n = out.len().min(buf.len() - *pos);
+    out[..n].copy_from_slice(&buf[*pos..*pos + n]);
+    *pos += n;
+    n
+}

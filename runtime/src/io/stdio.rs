@@ -83,10 +83,7 @@ impl AsyncRead for Stdin {
         loop {
             match &mut this.state {
                 ReadState::Idle { buf, pos } if *pos < buf.len() => {
-                    let n = out.len().min(buf.len() - *pos);
-                    out[..n].copy_from_slice(&buf[*pos..*pos + n]);
-                    *pos += n;
-                    return Poll::Ready(Ok(n));
+                    return Poll::Ready(Ok(super::copy_read_ahead(buf, pos, out)));
                 }
                 ReadState::Idle { buf, .. } => {
                     let mut buf = std::mem::take(buf);

@@ -1,0 +1,275 @@
+//! `Unblock`: any blocking `Read`/`Write` as `AsyncRead`/`AsyncWrite`, its calls run on the
+//! blocking pool.
+
+use std::fmt;
+use std::future::Future;
+use std::io::{self, Read, Write};
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+
+use futures_util::io::{AsyncRead, AsyncWrite};
+
+use crate::task::{JoinError, JoinHandle};
+
+/// How much one job reads or writes by default.
+const DEFAULT_CHUNK: usize = 64 * 1024;
+
+/// What a job hands back: the value, its buffer, and what the call said.
+type Done<T, R> = (T, Vec<u8>, io::Result<R>);
+
+/// Runs a blocking reader or writer on the [blocking pool](crate::spawn_blocking), one job at
+/// a time, as an `AsyncRead` or `AsyncWrite`: for what cannot be made non-blocking or
+/// registered with epoll (a regular file through a library that wants `Read`, a serial port
+/// opened by a blocking API, a decompressor over one).
+///
+/// Reads fetch up to a chunk (64 KiB by default) ahead; a write copies up to a chunk into a
+/// job and returns at once, and the next write or `flush` waits for that job, so bytes go
+/// out in order and an error comes back from the next call. `flush` also runs the inner
+/// value's `flush`.
+///
+/// Use one `Unblock` either to read or to write: read-ahead moves the inner value's
+/// position past the bytes returned so far, and a write drops the read-ahead bytes not yet
+/// returned.
+///
+/// # Dropping and cancellation
+/// A job in flight cannot be called back. Dropping the `Unblock` (or a future using it)
+/// while a job runs lets that job finish on the pool, then drops the inner value there;
+/// bytes a read job fetched then are lost. Use [`into_inner`](Unblock::into_inner) to get
+/// the value back once the job in flight is done.
+///
+/// # Panics
+/// The first read or write panics outside a runtime.
+///
+/// ```
+/// use overlap::io::{AsyncReadExt, AsyncWriteExt, Unblock};
+///
+/// overlap::block_on(async {
+///     let path = std::env::temp_dir().join(format!("unblock-doc-{}", std::process::id()));
+///     let mut out = Unblock::new(std::fs::File::create(&path)?);
+///     out.write_all(b"written on the pool").await?;
+///     out.flush().await?;
+///     let mut back = String::new();
+///     Unblock::new(std::fs::File::open(&path)?).read_to_string(&mut back).await?;
+///     assert_eq!(back, "written on the pool");
+///     std::fs::remove_file(&path)
+/// })
+/// .unwrap();
+/// ```
+pub struct Unblock<T> {
+    state: State<T>,
+    chunk: usize,
+}
+
+enum State<T> {
+    /// No job in flight. Read-ahead bytes are `buf[pos..]`.
+    Idle {
+        inner: T,
+        buf: Vec<u8>,
+        pos: usize,
+    },
+    Reading(JoinHandle<Done<T, usize>>),
+    Writing(JoinHandle<Done<T, ()>>),
+    Flushing(JoinHandle<Done<T, ()>>),
+    /// A job panicked, or was dropped with its runtime, and took the value with it.
+    Lost,
+}
+
+/// A job's failure to run, as an I/O error.
+fn job_failed(e: JoinError) -> io::Error {
+    io::Error::other(format!("the blocking job of an Unblock failed: {e}"))
+}
+
+fn lost() -> io::Error {
+    io::Error::other(
+        "an earlier blocking job of this Unblock did not finish (it panicked, or its runtime \
+         was dropped): its value is gone",
+    )
+}
+
+impl<T: Send + 'static> Unblock<T> {
+    /// Wraps `inner`. No job starts until the first read or write.
+    pub fn new(inner: T) -> Unblock<T> {
+        Unblock::with_capacity(DEFAULT_CHUNK, inner)
+    }
+
+    /// Wraps `inner`, moving at most `chunk` bytes per job (at least 1).
+    pub fn with_capacity(chunk: usize, inner: T) -> Unblock<T> {
+        Unblock {
+            state: State::Idle {
+                inner,
+                buf: Vec::new(),
+                pos: 0,
+            },
+            chunk: chunk.max(1),
+        }
+    }
+
+    /// Waits for the job in flight, if any, and hands the value back. Bytes read ahead and
+    /// not yet returned are dropped; bytes accepted by a write are written first (its error,
+    /// if any, is returned).
+    pub async fn into_inner(mut self) -> io::Result<T> {
+        std::future::poll_fn(|cx| self.poll_idle(cx)).await?;
+        match std::mem::replace(&mut self.state, State::Lost) {
+            State::Idle { inner, .. } => Ok(inner),
+            _ => Err(lost()),
+        }
+    }
+
+    /// Waits until no job is in flight, storing its result; reports a write's or flush's
+    /// error (a read's result is kept for the reader).
+    fn poll_idle(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let res = match &mut self.state {
+            State::Idle { .. } => return Poll::Ready(Ok(())),
+            State::Lost => return Poll::Ready(Err(lost())),
+            State::Reading(job) => {
+                let done = ready!(Pin::new(job).poll(cx));
+                self.state = State::Lost;
+                let (inner, mut buf, res) = done.map_err(job_failed)?;
+                let n = res.as_ref().map_or(0, |n| *n);
+                buf.truncate(n);
+                self.state = State::Idle { inner, buf, pos: 0 };
+                res.map(drop)
+            }
+            State::Writing(job) | State::Flushing(job) => {
+                let done = ready!(Pin::new(job).poll(cx));
+                self.state = State::Lost;
+                let (inner, mut buf, res) = done.map_err(job_failed)?;
+                buf.clear();
+                self.state = State::Idle { inner, buf, pos: 0 };
+                res
+            }
+        };
+        Poll::Ready(res)
+    }
+}
+
+// The value is moved into jobs and back, never pinned in place.
+impl<T> Unpin for Unblock<T> {}
+
+impl<T> Unblock<T> {
+    /// Takes the value and buffer out of an idle state (leaving `Lost` until a job puts them
+    /// back); `None`, changing nothing, if a job is in flight or the value is lost.
+    fn take_idle(&mut self) -> Option<(T, Vec<u8>)> {
+        match std::mem::replace(&mut self.state, State::Lost) {
+            State::Idle { inner, buf, .. } => Some((inner, buf)),
+            other => {
+                self.state = other;
+                None
+            }
+        }
+    }
+}
+
+impl<T: Read + Send + 'static> AsyncRead for Unblock<T> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        out: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        if out.is_empty() {
+            return Poll::Ready(Ok(0));
+        }
+        let this = self.get_mut();
+        loop {
+            match &mut this.state {
+                State::Idle { buf, pos, .. } if *pos < buf.len() => {
+                    return Poll::Ready(Ok(super::copy_read_ahead(buf, pos, out)));
+                }
+                State::Idle { .. } => {
+                    let Some((mut inner, mut buf)) = this.take_idle() else {
+                        return Poll::Ready(Err(lost()));
+                    };
+                    buf.resize(this.chunk, 0);
+                    this.state = State::Reading(crate::spawn_blocking(move || {
+                        let res = loop {
+                            match inner.read(&mut buf) {
+                                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                                res => break res,
+                            }
+                        };
+                        (inner, buf, res)
+                    }));
+                }
+                State::Reading(_) => {
+                    ready!(this.poll_idle(cx))?;
+                    if let State::Idle { buf, .. } = &this.state {
+                        if buf.is_empty() {
+                            return Poll::Ready(Ok(0)); // end of file
+                        }
+                    }
+                }
+                // A write in flight goes out first (and reports its error here).
+                State::Writing(_) | State::Flushing(_) | State::Lost => {
+                    ready!(this.poll_idle(cx))?;
+                }
+            }
+        }
+    }
+}
+
+impl<T: Write + Send + 'static> AsyncWrite for Unblock<T> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bytes: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        ready!(this.poll_idle(cx))?;
+        if bytes.is_empty() {
+            return Poll::Ready(Ok(0));
+        }
+        // Read-ahead bytes not returned yet are dropped (see the type's docs).
+        let Some((mut inner, mut buf)) = this.take_idle() else {
+            return Poll::Ready(Err(lost()));
+        };
+        buf.clear();
+        let n = bytes.len().min(this.chunk);
+        buf.extend_from_slice(&bytes[..n]);
+        this.state = State::Writing(crate::spawn_blocking(move || {
+            let res = inner.write_all(&buf);
+            (inner, buf, res)
+        }));
+        Poll::Ready(Ok(n))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        loop {
+            match &this.state {
+                State::Flushing(_) => return this.poll_idle(cx),
+                State::Idle { .. } => {
+                    let Some((mut inner, buf)) = this.take_idle() else {
+                        return Poll::Ready(Err(lost()));
+                    };
+                    this.state = State::Flushing(crate::spawn_blocking(move || {
+                        let res = inner.flush();
+                        (inner, buf, res)
+                    }));
+                }
+                State::Reading(_) | State::Writing(_) | State::Lost => {
+                    ready!(this.poll_idle(cx))?;
+                }
+            }
+        }
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.poll_flush(cx)
+    }
+}
+
+impl<T> fmt::Debug for Unblock<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match self.state {
+            State::Idle { .. } => "idle",
+            State::Reading(_) => "reading",
+            State::Writing(_) => "writing",
+            State::Flushing(_) => "flushing",
+            State::Lost => "lost",
+        };
+        f.debug_struct("Unblock")
+            .field("state", &state)
+            .field("chunk", &self.chunk)
+            .finish()
+    }
+}

@@ -1,0 +1,143 @@
+//! `io::Unblock`: blocking readers and writers on the pool, with exact bytes, errors that
+//! come back (from the call or the next one), panics that become errors, and a loop that
+//! keeps running while a job blocks.
+
+mod support;
+
+use std::io::{self, Read, Write};
+use std::time::Duration;
+
+use overlap::io::{AsyncReadExt, AsyncWriteExt, Unblock};
+use support::within;
+
+const HANG: Duration = Duration::from_secs(30);
+
+fn pattern(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i * 7 % 251) as u8).collect()
+}
+
+#[overlap::test]
+async fn a_file_round_trips_through_small_chunks() {
+    let path = std::env::temp_dir().join(format!("overlap-unblock-{}", std::process::id()));
+    let data = pattern(1 << 20);
+    let mut out = Unblock::with_capacity(1000, std::fs::File::create(&path).unwrap());
+    for piece in data.chunks(4096) {
+        out.write_all(piece).await.unwrap();
+    }
+    out.flush().await.unwrap();
+    let file = out.into_inner().await.unwrap();
+    assert_eq!(file.metadata().unwrap().len(), data.len() as u64);
+    // A plain read loop: futures-util's `read_to_end` zero-fills its spare capacity again
+    // after every `Pending`, which is slow in debug builds with many small jobs.
+    let mut back = vec![0u8; data.len() + 1];
+    let mut input = Unblock::with_capacity(1000, std::fs::File::open(&path).unwrap());
+    let mut got = 0;
+    loop {
+        let n = input.read(&mut back[got..]).await.unwrap();
+        if n == 0 {
+            break;
+        }
+        assert!(n <= 1000, "a job read more than its chunk");
+        got += n;
+    }
+    assert!(back[..got] == data[..], "bytes differ");
+    assert_eq!(
+        input.read(&mut [0u8; 8]).await.unwrap(),
+        0,
+        "end of file again"
+    );
+    std::fs::remove_file(&path).unwrap();
+}
+
+/// Accepts `room` bytes, then fails every write; counts flushes.
+struct Cramped {
+    room: usize,
+    flushes: usize,
+}
+
+impl Write for Cramped {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.room == 0 {
+            return Err(io::Error::new(io::ErrorKind::StorageFull, "no room"));
+        }
+        let n = buf.len().min(self.room);
+        self.room -= n;
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.flushes += 1;
+        Ok(())
+    }
+}
+
+#[overlap::test]
+async fn a_write_error_comes_back_from_the_next_call() {
+    let mut w = Unblock::new(Cramped {
+        room: 10,
+        flushes: 0,
+    });
+    // Accepted at once; the job fails on the pool.
+    assert_eq!(w.write(&[1u8; 20]).await.unwrap(), 20);
+    let err = w.flush().await.unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::StorageFull);
+    // The value survived its error: flushing again runs its flush.
+    w.flush().await.unwrap();
+    assert_eq!(w.into_inner().await.unwrap().flushes, 1);
+}
+
+/// Fails once with `Interrupted`, then with a real error, then gives `data`, then panics.
+struct Moody {
+    step: usize,
+}
+
+impl Read for Moody {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.step += 1;
+        match self.step {
+            1 => Err(io::ErrorKind::Interrupted.into()),
+            2 => Err(io::Error::new(io::ErrorKind::InvalidData, "bad sector")),
+            3 => {
+                buf[..4].copy_from_slice(b"data");
+                Ok(4)
+            }
+            _ => panic!("the reader broke"),
+        }
+    }
+}
+
+#[overlap::test]
+async fn read_errors_and_panics_become_io_errors() {
+    let mut r = Unblock::new(Moody { step: 0 });
+    let mut buf = [0u8; 16];
+    // Interrupted is retried inside the job; the next error is the caller's.
+    let err = r.read(&mut buf).await.unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+    assert_eq!(r.read(&mut buf).await.unwrap(), 4);
+    assert_eq!(&buf[..4], b"data");
+    let err = r.read(&mut buf).await.unwrap_err();
+    assert!(err.to_string().contains("job"), "{err}");
+    // The value went down with the job: later calls say so, without panicking.
+    let err = r.read(&mut buf).await.unwrap_err();
+    assert!(err.to_string().contains("panicked"), "{err}");
+    assert!(r.into_inner().await.is_err());
+}
+
+#[overlap::test]
+async fn a_blocked_read_leaves_the_loop_running() {
+    let (reader, mut writer) = io::pipe().unwrap();
+    let mut r = Unblock::new(reader);
+    // The only writer is a task on this runtime: if the read blocked the loop, it could
+    // never run, and the read never end.
+    let feeder = overlap::spawn(async move {
+        for _ in 0..100 {
+            overlap::yield_now().await;
+        }
+        writer.write_all(b"from a task").unwrap();
+    });
+    let mut buf = [0u8; 32];
+    let n = within(HANG, r.read(&mut buf), "the read blocked the loop")
+        .await
+        .unwrap();
+    assert_eq!(&buf[..n], b"from a task");
+    feeder.await.unwrap();
+}
