@@ -62,6 +62,10 @@ pub mod task {
 ///
 /// Every overlap I/O type implements [`AsyncRead`](io::AsyncRead)/[`AsyncWrite`](io::AsyncWrite) from futures-io, so these
 /// extension traits and adapters work on them directly.
+///
+/// For a large body, prefer [`io::read_to_end`] to `AsyncReadExt::read_to_end`: futures-util's
+/// method zero-fills the vector's whole spare capacity again after every `Pending`, which
+/// makes reading a long socket stream quadratic.
 pub mod io {
     pub use futures_util::io::{
         copy, copy_buf, empty, repeat, sink, AllowStdIo, AsyncBufRead, AsyncBufReadExt, AsyncRead,
@@ -69,8 +73,8 @@ pub mod io {
         Cursor, ReadHalf, WriteHalf,
     };
     pub use overlap_runtime::io::{
-        copy_bidirectional, duplex, stderr, stdin, stdout, DuplexStream, Stderr, Stdin, Stdout,
-        Unblock,
+        copy_bidirectional, duplex, read_to_end, stderr, stdin, stdout, DuplexStream, ReadToEnd,
+        Stderr, Stdin, Stdout, Unblock,
     };
 }
 

@@ -3,11 +3,13 @@
 
 mod copy_bidirectional;
 mod duplex;
+mod read_to_end;
 mod stdio;
 mod unblock;
 
 pub use copy_bidirectional::copy_bidirectional;
 pub use duplex::{duplex, DuplexStream};
+pub use read_to_end::{read_to_end, ReadToEnd};
 pub use stdio::{stderr, stdin, stdout, Stderr, Stdin, Stdout};
 pub use unblock::Unblock;
 

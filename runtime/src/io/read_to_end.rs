@@ -1,0 +1,99 @@
+//! `read_to_end`: reads a stream to its end into a `Vec`, zero-filling each byte of spare
+//! room once.
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+
+use futures_util::io::AsyncRead;
+
+/// The least and the most room one growth step zero-fills.
+const MIN_STEP: usize = 32;
+const MAX_STEP: usize = 1 << 20;
+
+/// Reads `reader` to its end, appending to `buf`; returns how many bytes it appended.
+///
+/// Does what `AsyncReadExt::read_to_end` does, in time linear in the length: futures-util's
+/// version zero-fills all of the vector's spare capacity again after every `Pending`, which
+/// grows with the square of the length for a large body read off a socket (each short
+/// read leaves the buffer with room, each `Pending` re-fills it). This one zero-fills each
+/// byte once, growing the vector by at most 1 MiB at a time.
+///
+/// `Interrupted` errors are retried. If the future is dropped before it completes, `buf`
+/// keeps exactly the bytes read so far.
+///
+/// ```
+/// use overlap::io::{read_to_end, AsyncWriteExt};
+///
+/// overlap::block_on(async {
+///     let (mut a, mut b) = overlap::io::duplex(64);
+///     let writer = overlap::spawn(async move {
+///         a.write_all(&[7u8; 100_000]).await?;
+///         a.close().await
+///     });
+///     let mut body = Vec::new();
+///     assert_eq!(read_to_end(&mut b, &mut body).await?, 100_000);
+///     writer.await.unwrap()?;
+///     assert!(body.iter().all(|&x| x == 7));
+///     std::io::Result::Ok(())
+/// })
+/// .unwrap();
+/// ```
+pub fn read_to_end<'a, R>(reader: &'a mut R, buf: &'a mut Vec<u8>) -> ReadToEnd<'a, R>
+where
+    R: AsyncRead + Unpin + ?Sized,
+{
+    let start = buf.len();
+    ReadToEnd {
+        reader,
+        buf,
+        start,
+        filled: start,
+    }
+}
+
+/// The future of [`read_to_end`].
+#[must_use = "futures do nothing unless polled"]
+#[derive(Debug)]
+pub struct ReadToEnd<'a, R: ?Sized> {
+    reader: &'a mut R,
+    /// Holds `filled` bytes read, then zeroes ready for the next reads.
+    buf: &'a mut Vec<u8>,
+    start: usize,
+    filled: usize,
+}
+
+impl<R: AsyncRead + Unpin + ?Sized> Future for ReadToEnd<'_, R> {
+    type Output = io::Result<usize>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        let this = &mut *self;
+        loop {
+            if this.filled == this.buf.len() {
+                let step = this.filled.clamp(MIN_STEP, MAX_STEP);
+                this.buf.resize(this.filled + step, 0);
+            }
+            let room = &mut this.buf[this.filled..];
+            match ready!(Pin::new(&mut *this.reader).poll_read(cx, room)) {
+                Ok(0) => {
+                    this.buf.truncate(this.filled);
+                    return Poll::Ready(Ok(this.filled - this.start));
+                }
+                Ok(n) => this.filled += n.min(room.len()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    this.buf.truncate(this.filled);
+                    return Poll::Ready(Err(e));
+                }
+            }
+        }
+    }
+}
+
+impl<R: ?Sized> Drop for ReadToEnd<'_, R> {
+    fn drop(&mut self) {
+        // Done or not, only the bytes read stay.
+        self.buf.truncate(self.filled);
+    }
+}
