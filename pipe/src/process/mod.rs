@@ -43,7 +43,6 @@ use std::os::fd::OwnedFd;
 use std::process::{ExitStatus, Output, Stdio};
 use std::task::{ready, Context, Poll};
 
-use futures_util::io::AsyncReadExt;
 use overlap_runtime::signal::{signal, Signal, SignalKind};
 use overlap_runtime::{AsyncFd, Direction, Registered};
 
@@ -223,7 +222,8 @@ impl Child {
         async fn read_all(pipe: Option<Receiver>) -> io::Result<Vec<u8>> {
             let mut buf = Vec::new();
             if let Some(mut p) = pipe {
-                p.read_to_end(&mut buf).await?;
+                // Linear in the output's length, unlike `AsyncReadExt::read_to_end`.
+                overlap_runtime::io::read_to_end(&mut p, &mut buf).await?;
             }
             Ok(buf)
         }
