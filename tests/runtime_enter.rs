@@ -1,6 +1,6 @@
 //! `Runtime::enter`: what is made under the guard belongs to that runtime and runs at its
-//! next `block_on`; guards nest; dropping them out of order panics and leaves no runtime
-//! current (never a stale one).
+//! next `block_on`; guards nest and may drop in any order (the last one entered among those
+//! left is current, never a runtime that is gone); no `block_on` runs inside another.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Duration;
@@ -78,22 +78,58 @@ fn block_on_runs_under_its_own_guard_and_guards_nest() {
 }
 
 #[test]
-fn guards_dropped_out_of_order_panic_and_leave_no_runtime_current() {
+fn guards_dropped_in_any_order_leave_the_last_one_entered_current() {
     let a = Runtime::new().unwrap();
     let b = Runtime::new().unwrap();
     let first = a.enter();
     let second = b.enter();
-    let dropped = catch_unwind(AssertUnwindSafe(|| drop(first)));
-    let msg = panic_message(dropped.unwrap_err());
-    assert!(msg.contains("out of order"), "{msg}");
+    drop(first); // out of order: b stays current
+    let on_b = overlap::spawn(async { "b" });
     drop(second);
-    drop(a); // the runtime `second` would have restored is gone now
     let spawned = catch_unwind(|| overlap::spawn(async {}));
     let msg = panic_message(spawned.unwrap_err());
     assert!(msg.contains("outside"), "a runtime is still current: {msg}");
-    // b is unharmed.
-    assert_eq!(
-        b.block_on(async { overlap::spawn(async { 3 }).await.unwrap() }),
-        3
-    );
+    assert_eq!(b.block_on(on_b).unwrap(), "b");
+
+    // A guard that outlives the block_on it was made in (and the runtime that ran it):
+    // its own runtime is current afterwards, never the one that is gone.
+    let x = Runtime::new().unwrap();
+    let mut guard = None;
+    {
+        let gone = Runtime::new().unwrap();
+        gone.block_on(async { guard = Some(x.enter()) });
+    }
+    let on_x = overlap::spawn(async { overlap::metrics().tasks_spawned });
+    // A guard moved into its own runtime's block_on and dropped there: still current.
+    let spawned = x.block_on(async move {
+        drop(guard);
+        overlap::spawn(async { 5 }).await.unwrap()
+    });
+    assert_eq!(spawned, 5);
+    assert!(x.block_on(on_x).unwrap() >= 1);
+}
+
+#[test]
+fn no_block_on_inside_a_block_on_even_with_another_runtime_entered() {
+    let a = Runtime::new().unwrap();
+    let x = Runtime::new().unwrap();
+    let nested = catch_unwind(AssertUnwindSafe(|| {
+        a.block_on(async {
+            let _x = x.enter();
+            a.block_on(async {})
+        })
+    }));
+    let msg = panic_message(nested.unwrap_err());
+    assert!(msg.contains("within a runtime"), "{msg}");
+    let nested = catch_unwind(AssertUnwindSafe(|| {
+        a.block_on(async {
+            let _x = x.enter();
+            x.block_on(async {})
+        })
+    }));
+    let msg = panic_message(nested.unwrap_err());
+    assert!(msg.contains("within a runtime"), "{msg}");
+    // Both runtimes still work.
+    assert_eq!(a.block_on(async { 1 }), 1);
+    assert_eq!(x.block_on(async { 2 }), 2);
 }

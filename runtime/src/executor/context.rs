@@ -1,6 +1,7 @@
-//! Which runtime, if any, is running on this thread.
+//! Which runtime, if any, is current on this thread, and which are entered.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::marker::PhantomData;
 use std::ptr;
 use std::rc::Rc;
 
@@ -9,11 +10,11 @@ use super::shared::Shared;
 use crate::task::raw::TaskPtr;
 
 thread_local! {
-    /// The core of the runtime driving this thread, or null.
+    /// The core of the innermost runtime entered on this thread, or null.
     ///
     /// # Invariant
-    /// Non-null only while an [`EnterGuard`] is alive on this thread; the guard owns an
-    /// `Rc<Core>`, so the pointer is always valid while it can be read.
+    /// Always the core of the last entry of [`ENTERED`] (null when it is empty); that entry
+    /// holds an `Rc<Core>`, so the pointer is valid while it can be read.
     static CURRENT: Cell<*const Core> = const { Cell::new(ptr::null()) };
 
     /// The `Shared` of the runtime in CURRENT while this thread is in owner context for its
@@ -21,8 +22,43 @@ thread_local! {
     ///
     /// # Invariant
     /// Non-null only while CURRENT is non-null, points at that core's `Shared`, and that
-    /// core is not shutting down.
+    /// core is not shutting down (its entry's `owner` is set).
     static OWNER: Cell<*const Shared> = const { Cell::new(ptr::null()) };
+
+    /// Every runtime entered on this thread and not yet left, innermost last: `block_on`s,
+    /// `Runtime::enter` guards, shutdowns. A guard removes its own entry when it drops, in
+    /// whatever order; CURRENT and OWNER always follow the last entry.
+    static ENTERED: RefCell<Vec<Entry>> = const { RefCell::new(Vec::new()) };
+
+    /// Tells entries apart.
+    static NEXT_ENTRY: Cell<u64> = const { Cell::new(0) };
+}
+
+/// One runtime entered on this thread (see [`ENTERED`]).
+struct Entry {
+    id: u64,
+    core: Rc<Core>,
+    /// A `block_on` drives this runtime's loop.
+    drives: bool,
+    /// The runtime is not shutting down: its tasks' local state may be touched here.
+    owner: bool,
+}
+
+/// Points CURRENT and OWNER at the last entry of `entered`.
+fn sync_current(entered: &[Entry]) {
+    let (current, owner) = match entered.last() {
+        Some(e) => (
+            Rc::as_ptr(&e.core),
+            if e.owner {
+                e.core.shared_ptr()
+            } else {
+                ptr::null()
+            },
+        ),
+        None => (ptr::null(), ptr::null()),
+    };
+    CURRENT.with(|c| c.set(current));
+    OWNER.with(|o| o.set(owner));
 }
 
 /// Runs `f` with the current runtime's core, or returns `None` outside a runtime.
@@ -31,7 +67,7 @@ pub(crate) fn with_current<R>(f: impl FnOnce(&Core) -> R) -> Option<R> {
     if p.is_null() {
         return None;
     }
-    // SAFETY: a non-null CURRENT is kept alive by the EnterGuard that set it (invariant).
+    // SAFETY: a non-null CURRENT is kept alive by its entry in ENTERED (invariant).
     Some(f(unsafe { &*p }))
 }
 
@@ -44,85 +80,85 @@ pub(crate) fn with_owner<R>(task: TaskPtr, f: impl FnOnce(&Core) -> R) -> Option
     if !ptr::eq(OWNER.with(Cell::get), task.shared_ptr()) {
         return None;
     }
-    // SAFETY: OWNER is non-null, so CURRENT is non-null and kept alive by its EnterGuard
-    // (both invariants).
+    // SAFETY: OWNER is non-null, so CURRENT is non-null and kept alive by its entry in
+    // ENTERED (both invariants).
     Some(f(unsafe { &*CURRENT.with(Cell::get) }))
 }
 
 /// Leaves owner context until the current `EnterGuard` drops: the runtime is shutting down,
 /// and from here on its tasks' local counts are guarded by its remote queue's lock.
 pub(crate) fn leave_owner() {
-    OWNER.with(|o| o.set(ptr::null()));
+    ENTERED.with(|entered| {
+        let mut entered = entered.borrow_mut();
+        if let Some(last) = entered.last_mut() {
+            last.owner = false;
+        }
+        sync_current(&entered);
+    });
 }
 
-/// Makes a runtime current on this thread until dropped (and, for `block_on`, marks it as
-/// driving its loop).
+/// Keeps a runtime entered on this thread until dropped (see [`ENTERED`]).
 pub(crate) struct EnterGuard {
-    prev: *const Core,
-    prev_owner: *const Shared,
-    core: Rc<Core>,
-    /// This guard is `block_on`'s: it clears the core's `driving` mark when dropped.
-    drives: bool,
+    id: u64,
+    /// Entries live in a thread-local: the guard stays on its thread.
+    _not_send: PhantomData<*const ()>,
 }
 
 impl EnterGuard {
-    /// Enters `core` to drive it (`block_on`). Panics if a runtime's loop is already being
+    /// Enters `core` to drive it (`block_on`). Panics if any runtime's loop is already being
     /// driven on this thread, since blocking inside a task would stall every other task. (A
-    /// runtime only entered, with `Runtime::enter`, may be driven.)
+    /// runtime only entered, with `Runtime::enter`, does not count.)
     pub(crate) fn enter(core: &Rc<Core>) -> EnterGuard {
-        let busy = with_current(|c| c.driving.get()).unwrap_or(false);
+        let busy = ENTERED.with(|entered| entered.borrow().iter().any(|e| e.drives));
         if busy {
             panic!(
                 "cannot start a runtime from within a runtime: `block_on` was called while \
                  another `block_on` is running on this thread; use `.await` or `spawn` instead"
             );
         }
-        let mut guard = EnterGuard::replace(core);
-        core.driving.set(true);
-        guard.drives = true;
-        guard
+        EnterGuard::push(core, true)
     }
 
-    /// Makes `core` current whatever runs on this thread now; the previous one comes back
-    /// when the guard drops. Used to shut a runtime down from anywhere, and by
-    /// `Runtime::enter`.
+    /// Makes `core` current whatever runs on this thread now, until the guard drops. Used to
+    /// shut a runtime down from anywhere, and by `Runtime::enter`.
     pub(crate) fn replace(core: &Rc<Core>) -> EnterGuard {
-        let prev = CURRENT.with(|c| c.replace(Rc::as_ptr(core)));
-        let prev_owner = OWNER.with(|o| o.replace(core.shared_ptr()));
+        EnterGuard::push(core, false)
+    }
+
+    fn push(core: &Rc<Core>, drives: bool) -> EnterGuard {
+        let id = NEXT_ENTRY.with(|n| {
+            let id = n.get();
+            n.set(id + 1);
+            id
+        });
+        ENTERED.with(|entered| {
+            let mut entered = entered.borrow_mut();
+            entered.push(Entry {
+                id,
+                core: core.clone(),
+                drives,
+                owner: true,
+            });
+            sync_current(&entered);
+        });
         EnterGuard {
-            prev,
-            prev_owner,
-            core: core.clone(),
-            drives: false,
+            id,
+            _not_send: PhantomData,
         }
-    }
-
-    /// Whether this guard's runtime is the current one (guards must drop in the reverse
-    /// order of their making).
-    pub(crate) fn is_current(&self) -> bool {
-        ptr::eq(CURRENT.with(Cell::get), Rc::as_ptr(&self.core))
-    }
-
-    /// Whether another runtime's guard, made after this one, still lives. (After an
-    /// out-of-order drop no runtime is current: the guards left are not blamed again.)
-    pub(crate) fn is_out_of_order(&self) -> bool {
-        !self.is_current() && !CURRENT.with(Cell::get).is_null()
     }
 }
 
 impl Drop for EnterGuard {
     fn drop(&mut self) {
-        if self.drives {
-            self.core.driving.set(false);
-        }
-        if self.is_current() {
-            CURRENT.with(|c| c.set(self.prev));
-            OWNER.with(|o| o.set(self.prev_owner));
-        } else {
-            // Dropped out of order (a `Runtime::enter` guard outlived a later one): `prev`
-            // may be gone, so no runtime is current any more rather than a dangling one.
-            CURRENT.with(|c| c.set(ptr::null()));
-            OWNER.with(|o| o.set(ptr::null()));
-        }
+        // Ignore a thread whose thread-locals are being torn down.
+        let left = ENTERED.try_with(|entered| {
+            let mut entered = entered.borrow_mut();
+            let at = entered.iter().rposition(|e| e.id == self.id);
+            let left = at.map(|i| entered.remove(i));
+            sync_current(&entered);
+            left
+        });
+        // Dropped with nothing borrowed: it may hold the last reference to its core.
+        drop(left);
     }
 }

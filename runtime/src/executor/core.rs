@@ -58,8 +58,6 @@ pub(crate) struct Core {
     pub(crate) signal_reader: Cell<bool>,
     /// The shutdown has cancelled every task: nothing runs a task spawned from now on.
     closed: Cell<bool>,
-    /// A `block_on` drives this runtime's loop now (see `EnterGuard::enter`).
-    pub(crate) driving: Cell<bool>,
 }
 
 /// When the loop spins for a remote wake before sleeping in epoll, and whether that pays
@@ -160,7 +158,6 @@ impl Core {
             spin: SpinPolicy::new(),
             signal_reader: Cell::new(false),
             closed: Cell::new(false),
-            driving: Cell::new(false),
         })
     }
 

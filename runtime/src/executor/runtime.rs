@@ -152,9 +152,8 @@ impl Runtime {
     /// made meanwhile belong to it, and run at its next [`block_on`](Runtime::block_on) (which
     /// may be called while the guard lives). For setting things up from synchronous code.
     ///
-    /// # Panics
-    /// Guards must be dropped in the reverse order of their making: dropping one while a
-    /// later one still lives panics (and leaves no runtime current).
+    /// Guards nest, with `block_on` calls too: the current runtime is always the one entered
+    /// last among those still entered, whatever order the guards drop in.
     ///
     /// ```
     /// let rt = overlap::Runtime::new()?;
@@ -167,7 +166,7 @@ impl Runtime {
     /// ```
     pub fn enter(&self) -> RuntimeGuard<'_> {
         RuntimeGuard {
-            guard: EnterGuard::replace(&self.core),
+            _guard: EnterGuard::replace(&self.core),
             _runtime: PhantomData,
         }
     }
@@ -201,19 +200,8 @@ impl Drop for Runtime {
 /// thread. Not `Send`: it belongs to the thread that made it.
 #[must_use = "the runtime stays current only while the guard lives"]
 pub struct RuntimeGuard<'a> {
-    guard: EnterGuard,
+    _guard: EnterGuard,
     _runtime: PhantomData<&'a Runtime>,
-}
-
-impl Drop for RuntimeGuard<'_> {
-    fn drop(&mut self) {
-        if self.guard.is_out_of_order() && !std::thread::panicking() {
-            panic!(
-                "`Runtime::enter` guards dropped out of order: drop each guard before the \
-                 ones made earlier"
-            );
-        }
-    }
 }
 
 impl fmt::Debug for RuntimeGuard<'_> {
