@@ -30,7 +30,18 @@ pub(crate) fn poll_read_with<R>(
                 }
                 return Poll::Ready(Ok(r));
             }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => guard.clear_ready(),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                if guard.ready().is_read_closed() {
+                    // A datagram socket shut down for reading says `EAGAIN` once its queue
+                    // is empty, for ever, while epoll keeps reporting the hang-up: waiting
+                    // would spin, and nothing can come.
+                    return Poll::Ready(Err(io::Error::new(
+                        io::ErrorKind::NotConnected,
+                        "the socket is shut down for reading and nothing is queued",
+                    )));
+                }
+                guard.clear_ready()
+            }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Poll::Ready(Err(e)),
         }

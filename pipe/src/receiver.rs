@@ -46,10 +46,10 @@ impl Receiver {
     /// `fd` is not a pipe or FIFO.
     pub fn from_owned_fd(fd: OwnedFd) -> io::Result<Receiver> {
         crate::check_pipe(&fd)?;
-        Ok(Receiver {
-            fd: AsyncFd::new(fd)?,
-            packets: false,
-        })
+        let fd = AsyncFd::new(fd)?;
+        // A FIFO whose writers all left may get a new one: end of file is not final.
+        fd.set_hangup_may_end(true);
+        Ok(Receiver { fd, packets: false })
     }
 
     /// Says whether the writer uses packet mode (`O_DIRECT` on its end; see the type's

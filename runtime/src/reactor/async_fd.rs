@@ -104,6 +104,18 @@ impl<T: AsRawFd> AsyncFd<T> {
         })
     }
 
+    /// Declares whether this fd's hang-up may end: a FIFO's read end whose writers all left
+    /// can get a new writer. If so, an operation failing with `WouldBlock` (in
+    /// [`try_io`](AsyncFdReadyGuard::try_io), or handed to
+    /// [`Registered::clear_readiness`]) also forgets a hang-up seen in its direction, so the
+    /// next wait sleeps until the fd has news instead of retrying at once. Off by default:
+    /// on a socket a hang-up is final, even where `WouldBlock` follows it (a datagram socket
+    /// shut down for reading). `overlap::pipe`'s `Receiver` turns it on.
+    pub fn set_hangup_may_end(&self, may_end: bool) {
+        let reg = self.reg();
+        reg.reactor.set_hangup_may_end(reg.key, may_end);
+    }
+
     fn reg(&self) -> &Registration {
         self.reg.as_ref().expect("AsyncFd used after into_inner")
     }
@@ -371,8 +383,8 @@ impl<'a, T: AsRawFd> AsyncFdReadyGuard<'a, T> {
     ) -> Result<io::Result<R>, TryIoError> {
         match op(self.fd.get_ref()) {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                // Unlike `clear_ready`, this forgets a hang-up too: `WouldBlock` proves it
-                // is over (a FIFO got a new writer).
+                // Unlike `clear_ready`, this may forget a hang-up too: for an fd whose
+                // hang-up may end, `WouldBlock` proves it is over (a FIFO got a new writer).
                 if let Some(event) = self.event.take() {
                     let reg = self.fd.reg();
                     reg.reactor.clear_after_would_block(reg.key, event);

@@ -34,6 +34,8 @@ struct ScheduledIo {
     tick: u32,
     reader: Option<Waker>,
     writer: Option<Waker>,
+    /// A hang-up may end (a FIFO gets a new writer): `WouldBlock` then clears it.
+    hangup_may_end: bool,
 }
 
 /// What a wait on a freed slot sees. Cannot happen while the handle is alive; it reports
@@ -205,22 +207,36 @@ impl Reactor {
 
     /// Clears the bits of `event` that may be cleared, unless a newer edge arrived.
     pub(crate) fn clear_readiness(&self, key: IoKey, event: ReadyEvent) {
-        self.clear_bits(key, event, Ready::CLEARABLE);
+        self.clear_bits(key, event, false);
     }
 
-    /// Clears `event` after its direction's operation failed with `EAGAIN`: the closed bit
-    /// of that direction goes too, since `EAGAIN` proves the fd is not hung up *now*. A
-    /// hang-up can be undone: a FIFO whose writers all left gets a new one, and its reader,
-    /// still seeing the old hang-up, would otherwise retry a read that keeps failing with
-    /// `EAGAIN`, without ever waiting.
+    /// Clears `event` after its direction's operation failed with `EAGAIN`. For an fd whose
+    /// hang-up may end (see [`set_hangup_may_end`](Self::set_hangup_may_end)) the closed
+    /// bit of that direction goes too, since `EAGAIN` proves the hang-up is over: a FIFO
+    /// whose writers all left gets a new one, and its reader, still seeing the old hang-up,
+    /// would otherwise retry a read that keeps failing with `EAGAIN`, without ever waiting.
+    /// Elsewhere a hang-up is final, even where `EAGAIN` follows it (a datagram socket shut
+    /// down for reading).
     pub(crate) fn clear_after_would_block(&self, key: IoKey, event: ReadyEvent) {
-        self.clear_bits(key, event, Ready::CLEARABLE | Ready::BOTH_CLOSED);
+        self.clear_bits(key, event, true);
     }
 
-    fn clear_bits(&self, key: IoKey, event: ReadyEvent, clearable: Ready) {
+    /// Marks whether the fd's hang-up may end (see `clear_after_would_block`).
+    pub(crate) fn set_hangup_may_end(&self, key: IoKey, may_end: bool) {
+        if let Some(io) = self.slots.borrow_mut()[key.index as usize].io.as_mut() {
+            io.hangup_may_end = may_end;
+        }
+    }
+
+    fn clear_bits(&self, key: IoKey, event: ReadyEvent, would_block: bool) {
         let mut slots = self.slots.borrow_mut();
         if let Some(io) = slots[key.index as usize].io.as_mut() {
             if io.tick == event.tick {
+                let clearable = if would_block && io.hangup_may_end {
+                    Ready::CLEARABLE | Ready::BOTH_CLOSED
+                } else {
+                    Ready::CLEARABLE
+                };
                 io.readiness = io.readiness - (event.ready & clearable);
             }
         }

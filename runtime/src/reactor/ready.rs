@@ -7,9 +7,9 @@ use std::ops;
 ///
 /// `READ_CLOSED` (the peer shut its write side: `EPOLLRDHUP`, or `EPOLLHUP`) and
 /// `WRITE_CLOSED` (`EPOLLHUP`) stay set: once seen, reads keep returning 0 and writes keep
-/// failing without waiting. Only an operation in that direction failing with `WouldBlock`
-/// (through `try_io`) clears them, since it proves the hang-up was undone: a FIFO whose
-/// writers all left can get a new one. `ERROR` (`EPOLLERR`) wakes both directions, so the next
+/// failing without waiting. Only for an fd whose hang-up may end (a FIFO whose writers all
+/// left can get a new one; see `AsyncFd::set_hangup_may_end`) does an operation in that
+/// direction failing with `WouldBlock` clear them, since it proves the hang-up is over. `ERROR` (`EPOLLERR`) wakes both directions, so the next
 /// syscall reports the error; it is cleared with the readiness after a `WouldBlock`, which
 /// proves the error was consumed (a UDP socket is usable again after an ICMP error).
 /// `PRIORITY` (`EPOLLPRI`) is never cleared, and is only a note on read readiness, not

@@ -41,8 +41,8 @@ pub trait Registered: AsRawFd {
 
     /// Forgets the readiness in `event` (its direction only), unless a newer edge arrived
     /// since it was seen. Call it only after that direction's syscall failed with
-    /// `WouldBlock`: that proves no error is pending and the fd is not hung up in that
-    /// direction now, so an error state and a closed state in `event` go too (a FIFO whose
-    /// writers left can get a new one).
+    /// `WouldBlock`: that proves no error is pending, so an error state goes too; so does a
+    /// closed state, for an fd whose hang-up may end (see
+    /// [`AsyncFd::set_hangup_may_end`](crate::AsyncFd::set_hangup_may_end)).
     fn clear_readiness(&self, event: ReadyEvent);
 }
