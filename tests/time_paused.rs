@@ -136,3 +136,26 @@ fn pause_outside_a_runtime_panics() {
         .unwrap_or_default();
     assert!(msg.contains("outside of a runtime"), "{msg}");
 }
+
+#[overlap::test(start_paused = true)]
+async fn a_deadline_that_never_comes_is_not_reached_by_auto_advance() {
+    let start = time::now();
+    // The only timer is one that never fires: the idle loop must wait for the thread's
+    // bytes, not jump thirty years ahead and time out.
+    let (reader, mut writer) = std::io::pipe().unwrap();
+    let mut rx = overlap::pipe::Receiver::from_owned_fd(reader.into()).unwrap();
+    let thread = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(20));
+        std::io::Write::write_all(&mut writer, b"late").unwrap();
+    });
+    let mut buf = [0u8; 8];
+    let got = timeout(Duration::MAX, rx.read(&mut buf)).await;
+    assert_eq!(got.expect("a never-deadline fired").unwrap(), 4);
+    thread.join().unwrap();
+    // Next to a real deadline it stays out of the way.
+    let forever = std::pin::pin!(sleep(Duration::MAX));
+    let hour = std::pin::pin!(sleep(HOUR));
+    let first = overlap::future::select(forever, hour).await;
+    assert!(matches!(first, overlap::future::Either::Right(_)));
+    assert_eq!(time::now() - start, HOUR);
+}

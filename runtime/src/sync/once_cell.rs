@@ -14,7 +14,8 @@ use super::Notify;
 /// # Cancellation
 /// If the task running the initializer drops it (its future is cancelled, or
 /// [`get_or_try_init`](OnceCell::get_or_try_init)'s initializer fails), the cell stays empty
-/// and one of the waiting tasks runs its own initializer instead: nobody waits for ever.
+/// and one of the waiting tasks runs its own initializer instead: nobody waits for ever. (Except
+/// an initializer that asks its own cell for the value: it waits for itself, for ever.)
 ///
 /// ```
 /// use std::rc::Rc;

@@ -99,14 +99,17 @@ impl Timers {
         t.unwrap_or_else(super::far_future)
     }
 
-    /// Registers a timer for `deadline` woken through `waker`. Returns `None`, registering
-    /// nothing, if the deadline has already passed.
-    pub(crate) fn register(&self, deadline: Instant, waker: &Waker) -> Option<TimerKey> {
+    /// Registers a timer for `deadline` woken through `waker`, unless the deadline has
+    /// already passed or is so far ahead it never comes (see [`NEVER_NS`]).
+    pub(crate) fn register(&self, deadline: Instant, waker: &Waker) -> Registration {
         if !self.slack_lowered.get() {
             self.slack_lowered.set(true);
             slack_guard::acquire();
         }
         let ns = self.to_ns(deadline);
+        if self.is_never(ns) {
+            return Registration::Never;
+        }
         let mut wheel = self.wheel.borrow_mut();
         let fresh = wheel.len() == 0;
         if fresh {
@@ -114,10 +117,16 @@ impl Timers {
             self.loop_now.set(self.to_ns(self.now()));
         }
         if self.has_passed(&wheel, ns, deadline, fresh) {
-            return None;
+            return Registration::Passed;
         }
         let slack = self.slack_for(ns);
-        Some(wheel.insert(ns, slack, waker.clone()))
+        Registration::Pending(wheel.insert(ns, slack, waker.clone()))
+    }
+
+    /// Whether a deadline `ns` is further ahead than [`NEVER_NS`] (measured from the loop's
+    /// last look at the clock, which only makes it later).
+    fn is_never(&self, ns: u64) -> bool {
+        ns.saturating_sub(self.loop_now.get()) > NEVER_NS
     }
 
     /// Whether `deadline` (`ns`) has passed, reading the clock only when it is close.
@@ -166,12 +175,13 @@ impl Timers {
     }
 
     /// Moves a pending timer from `old` to `deadline`, keeping its waker. Returns false if it
-    /// already fired, or if `deadline` has passed: then the timer is cancelled, and the
-    /// caller's next poll registers anew, which completes at once.
+    /// already fired, or if `deadline` has passed or never comes: then the timer is
+    /// cancelled, and the caller's next poll registers anew (which completes at once, or
+    /// stays pending for good).
     pub(crate) fn reset(&self, key: TimerKey, old: Instant, deadline: Instant) -> bool {
         let (old, ns) = (self.to_ns(old), self.to_ns(deadline));
         let mut wheel = self.wheel.borrow_mut();
-        if self.has_passed(&wheel, ns, deadline, false) {
+        if self.is_never(ns) || self.has_passed(&wheel, ns, deadline, false) {
             let waker = wheel.remove(key, old);
             // Dropped after the wheel: a waker's drop may run arbitrary code.
             drop(wheel);
@@ -238,6 +248,22 @@ impl Timers {
 
 /// The most a timer may fire late to share a wakeup (see [Slack](Timers#slack)).
 pub(crate) const MAX_SLACK_NS: u32 = 1_000_000;
+
+/// Deadlines further ahead than this (ten years) never come: no timer is kept for them, so
+/// not even a paused clock's auto-advance reaches them (`sleep(Duration::MAX)` is a sleep
+/// for ever, whatever the clock does).
+pub(crate) const NEVER_NS: u64 = 10 * 365 * 86_400 * 1_000_000_000;
+
+/// What [`Timers::register`] did.
+#[derive(Debug)]
+pub(crate) enum Registration {
+    /// A timer is registered under this key.
+    Pending(TimerKey),
+    /// The deadline has passed: no timer.
+    Passed,
+    /// The deadline never comes: no timer, and the caller stays pending for good.
+    Never,
+}
 
 impl Drop for Timers {
     fn drop(&mut self) {

@@ -20,8 +20,8 @@
 //! - **Cancellation is dropping.** Dropping a [`Sleep`], [`Timeout`] or [`Interval`] removes its
 //!   timer at once, in O(1); `overlap::metrics().timers_active` counts the timers registered
 //!   now.
-//! - **Any duration.** Deadlines too far ahead to represent (say `Duration::MAX`) never fire
-//!   and never panic.
+//! - **Any duration.** Deadlines more than ten years ahead (say `Duration::MAX`) never fire,
+//!   not even when a [paused](pause) clock auto-advances, and never panic.
 //! - **Busy runtimes still fire.** The loop looks at its timers every few task polls, however
 //!   many tasks are ready.
 //!
@@ -41,7 +41,10 @@
 //! a [`spawn_blocking`](crate::spawn_blocking) job is running (its result is work to come),
 //! but not for I/O: a paused runtime whose tasks all wait on sockets and timers jumps to the
 //! next timer without waiting for the sockets. The paused clock drives overlap's timers and
-//! [`now`]; `std::time::Instant::now()` keeps real time.
+//! [`now`]; `std::time::Instant::now()` keeps real time. So once a runtime's clock has been
+//! paused, build deadlines from [`now`] (`sleep_until(time::now() + d)`), not from
+//! `Instant::now()`: the two differ by however far the clock was advanced, or held back,
+//! and keep differing after [`resume`].
 //!
 //! ```
 //! use std::time::Duration;
