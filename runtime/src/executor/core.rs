@@ -345,6 +345,9 @@ impl Core {
             if self.blocking.is_busy() {
                 // A job's result is work to come: wait for it (or for I/O), not for timers.
                 timeout = None;
+            } else if !self.timers.has_reachable() {
+                // Only timers that never come: wait for I/O or a remote wake.
+                timeout = None;
             } else if let Some(next) = self.timers.next_deadline() {
                 auto_advance = Some(next);
                 timeout = Some(Duration::ZERO);

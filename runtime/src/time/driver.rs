@@ -37,6 +37,11 @@ pub(crate) struct Timers {
     loop_now: Cell<u64>,
     /// Real time, or a paused clock (see `time::pause`).
     clock: Clock,
+    /// Registered timers whose deadline is at or past `never_ns`: they never come, so a
+    /// paused clock's auto-advance does not move towards them (see `has_reachable`).
+    nevers: Cell<usize>,
+    /// Ten years after `base`.
+    never_ns: u64,
 }
 
 impl Timers {
@@ -49,7 +54,28 @@ impl Timers {
             slack_lowered: Cell::new(false),
             loop_now: Cell::new(0),
             clock: Clock::new(),
+            nevers: Cell::new(0),
+            never_ns: NEVER_NS,
         }
+    }
+
+    /// Whether a deadline of `ns` counts as never coming.
+    fn is_never(&self, ns: u64) -> bool {
+        ns >= self.never_ns
+    }
+
+    /// Notes a timer with deadline `ns` coming (`+1`) or going (`-1`) in `nevers`.
+    fn count_never(&self, ns: u64, delta: isize) {
+        if self.is_never(ns) {
+            self.nevers
+                .set(self.nevers.get().saturating_add_signed(delta));
+        }
+    }
+
+    /// Whether some registered timer's deadline can come (is not "never"): what a paused
+    /// clock may auto-advance to.
+    pub(crate) fn has_reachable(&self) -> bool {
+        self.active() > self.nevers.get()
     }
 
     /// This runtime's clock: `Instant::now()`, unless it was paused (see `time::pause`).
@@ -99,17 +125,14 @@ impl Timers {
         t.unwrap_or_else(super::far_future)
     }
 
-    /// Registers a timer for `deadline` woken through `waker`, unless the deadline has
-    /// already passed or is so far ahead it never comes (see [`NEVER_NS`]).
-    pub(crate) fn register(&self, deadline: Instant, waker: &Waker) -> Registration {
+    /// Registers a timer for `deadline` woken through `waker`. Returns `None`, registering
+    /// nothing, if the deadline has already passed.
+    pub(crate) fn register(&self, deadline: Instant, waker: &Waker) -> Option<TimerKey> {
         if !self.slack_lowered.get() {
             self.slack_lowered.set(true);
             slack_guard::acquire();
         }
         let ns = self.to_ns(deadline);
-        if self.is_never(ns) {
-            return Registration::Never;
-        }
         let mut wheel = self.wheel.borrow_mut();
         let fresh = wheel.len() == 0;
         if fresh {
@@ -117,16 +140,11 @@ impl Timers {
             self.loop_now.set(self.to_ns(self.now()));
         }
         if self.has_passed(&wheel, ns, deadline, fresh) {
-            return Registration::Passed;
+            return None;
         }
         let slack = self.slack_for(ns);
-        Registration::Pending(wheel.insert(ns, slack, waker.clone()))
-    }
-
-    /// Whether a deadline `ns` is further ahead than [`NEVER_NS`] (measured from the loop's
-    /// last look at the clock, which only makes it later).
-    fn is_never(&self, ns: u64) -> bool {
-        ns.saturating_sub(self.loop_now.get()) > NEVER_NS
+        self.count_never(ns, 1);
+        Some(wheel.insert(ns, slack, waker.clone()))
     }
 
     /// Whether `deadline` (`ns`) has passed, reading the clock only when it is close.
@@ -170,25 +188,39 @@ impl Timers {
 
     /// Cancels a timer registered for `deadline` (nothing happens if it already fired).
     pub(crate) fn remove(&self, key: TimerKey, deadline: Instant) {
-        let waker = self.wheel.borrow_mut().remove(key, self.to_ns(deadline));
+        let ns = self.to_ns(deadline);
+        let mut wheel = self.wheel.borrow_mut();
+        if wheel.contains(key) {
+            self.count_never(ns, -1);
+        }
+        let waker = wheel.remove(key, ns);
+        // Dropped after the wheel: a waker's drop may run arbitrary code.
+        drop(wheel);
         drop(waker);
     }
 
     /// Moves a pending timer from `old` to `deadline`, keeping its waker. Returns false if it
-    /// already fired, or if `deadline` has passed or never comes: then the timer is
-    /// cancelled, and the caller's next poll registers anew (which completes at once, or
-    /// stays pending for good).
+    /// already fired, or if `deadline` has passed: then the timer is cancelled, and the
+    /// caller's next poll registers anew, which completes at once.
     pub(crate) fn reset(&self, key: TimerKey, old: Instant, deadline: Instant) -> bool {
         let (old, ns) = (self.to_ns(old), self.to_ns(deadline));
         let mut wheel = self.wheel.borrow_mut();
-        if self.is_never(ns) || self.has_passed(&wheel, ns, deadline, false) {
+        if self.has_passed(&wheel, ns, deadline, false) {
+            if wheel.contains(key) {
+                self.count_never(old, -1);
+            }
             let waker = wheel.remove(key, old);
             // Dropped after the wheel: a waker's drop may run arbitrary code.
             drop(wheel);
             drop(waker);
             return false;
         }
-        wheel.reset(key, old, ns, self.slack_for(ns))
+        let moved = wheel.reset(key, old, ns, self.slack_for(ns));
+        if moved {
+            self.count_never(old, -1);
+            self.count_never(ns, 1);
+        }
+        moved
     }
 
     /// When the loop must next fire timers: never later than any timer's deadline plus slack
@@ -231,7 +263,16 @@ impl Timers {
         let now = self.to_ns(now);
         self.loop_now.set(self.loop_now.get().max(now));
         let mut to_wake = self.to_wake.take();
-        let n = self.wheel.borrow_mut().advance(now, &mut to_wake);
+        let n = {
+            let mut wheel = self.wheel.borrow_mut();
+            let n = wheel.advance(now, &mut to_wake);
+            if self.is_never(now) {
+                // Only a clock advanced that far fires "never" timers; which ones fired is
+                // not known here, but no more can remain than timers do.
+                self.nevers.set(self.nevers.get().min(wheel.len()));
+            }
+            n
+        };
         self.fired.set(self.fired.get() + n as u64);
         // The wheel is released: a woken waker may register, reset or drop timers.
         for w in to_wake.drain(..) {
@@ -249,21 +290,10 @@ impl Timers {
 /// The most a timer may fire late to share a wakeup (see [Slack](Timers#slack)).
 pub(crate) const MAX_SLACK_NS: u32 = 1_000_000;
 
-/// Deadlines further ahead than this (ten years) never come: no timer is kept for them, so
-/// not even a paused clock's auto-advance reaches them (`sleep(Duration::MAX)` is a sleep
-/// for ever, whatever the clock does).
-pub(crate) const NEVER_NS: u64 = 10 * 365 * 86_400 * 1_000_000_000;
-
-/// What [`Timers::register`] did.
-#[derive(Debug)]
-pub(crate) enum Registration {
-    /// A timer is registered under this key.
-    Pending(TimerKey),
-    /// The deadline has passed: no timer.
-    Passed,
-    /// The deadline never comes: no timer, and the caller stays pending for good.
-    Never,
-}
+/// Deadlines this far after a runtime's start (ten years) count as never coming: a paused
+/// clock's auto-advance does not move towards them, so `timeout(Duration::MAX, …)` waits
+/// for its future whatever the clock does.
+const NEVER_NS: u64 = 10 * 365 * 86_400 * 1_000_000_000;
 
 impl Drop for Timers {
     fn drop(&mut self) {

@@ -20,8 +20,9 @@
 //! - **Cancellation is dropping.** Dropping a [`Sleep`], [`Timeout`] or [`Interval`] removes its
 //!   timer at once, in O(1); `overlap::metrics().timers_active` counts the timers registered
 //!   now.
-//! - **Any duration.** Deadlines more than ten years ahead (say `Duration::MAX`) never fire,
-//!   not even when a [paused](pause) clock auto-advances, and never panic.
+//! - **Any duration.** Deadlines too far ahead to represent (say `Duration::MAX`) never fire
+//!   and never panic; a [paused](pause) clock's auto-advance does not move towards deadlines
+//!   more than ten years after the runtime's start.
 //! - **Busy runtimes still fire.** The loop looks at its timers every few task polls, however
 //!   many tasks are ready.
 //!

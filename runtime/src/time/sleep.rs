@@ -7,7 +7,7 @@ use std::rc::Rc;
 use std::task::{ready, Context, Poll};
 use std::time::{Duration, Instant};
 
-use super::driver::{Registration, TimerKey, Timers};
+use super::driver::{TimerKey, Timers};
 
 /// Waits until `duration` has elapsed. Never completes early.
 ///
@@ -170,13 +170,11 @@ impl Sleep {
                 let timers = crate::executor::with_current(|core| core.timers().clone())
                     .expect("overlap::time: a timer was polled outside of a runtime");
                 match timers.register(this.deadline, cx.waker()) {
-                    Registration::Pending(key) => {
+                    Some(key) => {
                         this.state = State::Registered { timers, key };
                         return Poll::Pending;
                     }
-                    // Nothing will ever wake it: no timer, and no waker kept.
-                    Registration::Never => return Poll::Pending,
-                    Registration::Passed => this.state = State::Elapsed,
+                    None => this.state = State::Elapsed,
                 }
             }
             State::Elapsed | State::Done => {}

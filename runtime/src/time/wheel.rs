@@ -252,6 +252,11 @@ impl TimerWheel {
     /// Cancels a timer whose deadline was `deadline`. Returns its waker, for the caller to drop
     /// outside any borrow. (The deadline only keeps the wakeup cache tight: a wrong one costs
     /// at most a spurious wakeup.)
+    /// Whether the timer is still registered (not fired, not removed).
+    pub(crate) fn contains(&self, key: TimerKey) -> bool {
+        self.live(key).is_some()
+    }
+
     pub(crate) fn remove(&mut self, key: TimerKey, deadline: u64) -> Option<Waker> {
         let index = self.live(key)?;
         self.note_removed(deadline);
