@@ -133,3 +133,36 @@ fn no_block_on_inside_a_block_on_even_with_another_runtime_entered() {
     assert_eq!(a.block_on(async { 1 }), 1);
     assert_eq!(x.block_on(async { 2 }), 2);
 }
+
+thread_local! {
+    static KEPT: Runtime = Runtime::new().unwrap();
+}
+
+#[test]
+fn a_runtime_kept_in_a_thread_local_shuts_down_at_thread_exit() {
+    // Its drop enters it while the thread's thread-locals are being destroyed.
+    let worker = std::thread::spawn(|| KEPT.with(|rt| rt.block_on(async { 2 })));
+    assert_eq!(worker.join().unwrap(), 2);
+}
+
+#[test]
+fn a_guard_held_across_await_in_another_runtime_does_not_starve_the_task() {
+    let a = Runtime::new().unwrap();
+    let b = Runtime::new().unwrap();
+    let got = a.block_on(async {
+        let (tx, mut rx) = overlap::sync::mpsc::unbounded_channel();
+        for i in 0..300u32 {
+            tx.send(i).unwrap();
+        }
+        drop(tx);
+        // The budget that ready receives spend is refilled by the loop polling this task
+        // (a's), whichever runtime is current.
+        let _b = b.enter();
+        let mut n = 0;
+        while rx.recv().await.is_some() {
+            n += 1;
+        }
+        n
+    });
+    assert_eq!(got, 300);
+}

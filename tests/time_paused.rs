@@ -159,3 +159,12 @@ async fn a_deadline_that_never_comes_is_not_reached_by_auto_advance() {
     assert!(matches!(first, overlap::future::Either::Right(_)));
     assert_eq!(time::now() - start, HOUR);
 }
+
+#[overlap::test(start_paused = true)]
+async fn timers_still_come_after_the_clock_moved_years_ahead() {
+    let start = time::now();
+    let years = Duration::from_secs(86_400 * 365 * 11);
+    advance(years).await;
+    sleep(Duration::from_secs(1)).await;
+    assert_eq!(time::now() - start, years + Duration::from_secs(1));
+}

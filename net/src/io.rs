@@ -33,8 +33,8 @@ pub(crate) fn poll_read_with<R>(
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 if guard.ready().is_read_closed() {
                     // A datagram socket shut down for reading says `EAGAIN` once its queue
-                    // is empty, for ever, while epoll keeps reporting the hang-up: waiting
-                    // would spin, and nothing can come.
+                    // is empty, while epoll keeps reporting the hang-up for ever: waiting
+                    // would spin. (A blocking `recv` returns at once too.)
                     return Poll::Ready(Err(io::Error::new(
                         io::ErrorKind::NotConnected,
                         "the socket is shut down for reading and nothing is queued",

@@ -6,10 +6,23 @@
 //! `WouldBlock` therefore cannot starve other tasks or the reactor. The `sync` channels and
 //! locks spend it the same way ([`budgeted`]), so does a `Sleep`.
 
+use std::cell::Cell;
 use std::task::{Context, Poll};
 
 /// Units of budget a task gets per poll.
 pub(crate) const BUDGET: u32 = 128;
+
+thread_local! {
+    /// Budget left for the task being polled on this thread. Per thread, not per runtime: the
+    /// loop that polls a task refills it, whichever runtime is current meanwhile (a task may
+    /// hold another runtime's `Runtime::enter` guard across an `.await`).
+    static LEFT: Cell<u32> = const { Cell::new(BUDGET) };
+}
+
+/// Gives the task about to be polled a full budget.
+pub(crate) fn reset() {
+    LEFT.with(|l| l.set(BUDGET));
+}
 
 /// Spends one unit of the current task's budget, or returns `Pending` (after scheduling the
 /// task again) when it is spent. Outside a runtime there is no budget.
@@ -25,12 +38,12 @@ pub(crate) fn poll_proceed(cx: &mut Context<'_>) -> Poll<()> {
 /// Spends one unit of `core`'s current task budget; false if none was left (the caller then
 /// schedules the task again and returns `Pending`). For callers that hold the core already.
 pub(crate) fn spend(core: &crate::executor::Core) -> bool {
-    let left = core.budget.get();
+    let left = LEFT.with(Cell::get);
     if left == 0 {
         core.count_budget_exhausted();
         false
     } else {
-        core.budget.set(left - 1);
+        LEFT.with(|l| l.set(left - 1));
         true
     }
 }
@@ -55,10 +68,9 @@ pub(crate) fn budgeted<T>(
 
 /// Gives back the unit spent by a readiness check that turned out `Pending`.
 pub(crate) fn refund() {
-    crate::executor::with_current(|core| {
-        let left = core.budget.get();
-        if left < BUDGET {
-            core.budget.set(left + 1);
+    LEFT.with(|l| {
+        if l.get() < BUDGET {
+            l.set(l.get() + 1);
         }
     });
 }

@@ -2,6 +2,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::marker::PhantomData;
+use std::mem::ManuallyDrop;
 use std::ptr;
 use std::rc::Rc;
 
@@ -28,7 +29,13 @@ thread_local! {
     /// Every runtime entered on this thread and not yet left, innermost last: `block_on`s,
     /// `Runtime::enter` guards, shutdowns. A guard removes its own entry when it drops, in
     /// whatever order; CURRENT and OWNER always follow the last entry.
-    static ENTERED: RefCell<Vec<Entry>> = const { RefCell::new(Vec::new()) };
+    ///
+    /// `ManuallyDrop`, so that it has no destructor and stays usable while the thread's
+    /// other thread-locals are destroyed (a `Runtime` kept in one enters itself to shut
+    /// down). Its buffer is freed whenever it empties, so only a forgotten guard's entry
+    /// leaks at thread exit.
+    static ENTERED: ManuallyDrop<RefCell<Vec<Entry>>> =
+        const { ManuallyDrop::new(RefCell::new(Vec::new())) };
 
     /// Tells entries apart.
     static NEXT_ENTRY: Cell<u64> = const { Cell::new(0) };
@@ -85,13 +92,16 @@ pub(crate) fn with_owner<R>(task: TaskPtr, f: impl FnOnce(&Core) -> R) -> Option
     Some(f(unsafe { &*CURRENT.with(Cell::get) }))
 }
 
-/// Leaves owner context until the current `EnterGuard` drops: the runtime is shutting down,
-/// and from here on its tasks' local counts are guarded by its remote queue's lock.
-pub(crate) fn leave_owner() {
+/// Leaves owner context for `core` for good: the runtime is shutting down, and from here on
+/// its tasks' local counts are guarded by its remote queue's lock. Every entry of `core`
+/// loses it, a forgotten guard's too.
+pub(crate) fn leave_owner(core: *const Core) {
     ENTERED.with(|entered| {
         let mut entered = entered.borrow_mut();
-        if let Some(last) = entered.last_mut() {
-            last.owner = false;
+        for e in entered.iter_mut() {
+            if ptr::eq(Rc::as_ptr(&e.core), core) {
+                e.owner = false;
+            }
         }
         sync_current(&entered);
     });
@@ -155,6 +165,10 @@ impl Drop for EnterGuard {
             let mut entered = entered.borrow_mut();
             let at = entered.iter().rposition(|e| e.id == self.id);
             let left = at.map(|i| entered.remove(i));
+            if entered.is_empty() {
+                // Nothing would free the buffer at thread exit (see `ENTERED`).
+                *entered = Vec::new();
+            }
             sync_current(&entered);
             left
         });

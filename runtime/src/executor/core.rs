@@ -1,4 +1,4 @@
-//! The runtime thread's state: run queue, task registry, reactor, timers, budget, counters.
+//! The runtime thread's state: run queue, task registry, reactor, timers, counters.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -13,7 +13,6 @@ use super::remote_task::RemoteSpawn;
 use super::shared::{RemoteEntry, Shared};
 use super::Config;
 use crate::blocking::{BlockingPool, PoolConfig};
-use crate::coop::BUDGET;
 use crate::metrics::RuntimeMetrics;
 use crate::reactor::Reactor;
 use crate::slab::Slab;
@@ -48,8 +47,6 @@ pub(crate) struct Core {
     timers: Rc<Timers>,
     blocking: BlockingPool,
     pub(crate) config: Config,
-    /// Cooperative budget left for the task being polled (see `coop`).
-    pub(crate) budget: Cell<u32>,
     remote_buf: RefCell<Vec<RemoteEntry>>,
     spawn_buf: RefCell<Vec<RemoteSpawn>>,
     counters: Counters,
@@ -151,7 +148,6 @@ impl Core {
                 stack_size: config.blocking_stack_size,
             }),
             config,
-            budget: Cell::new(BUDGET),
             remote_buf: RefCell::new(Vec::new()),
             spawn_buf: RefCell::new(Vec::new()),
             counters: Counters::default(),
@@ -243,7 +239,7 @@ impl Core {
             return;
         }
         bump(&self.counters.polls, 1);
-        self.budget.set(BUDGET);
+        crate::coop::reset();
         let done = if flags & CANCELLED != 0 {
             task.cancel();
             true
@@ -464,7 +460,7 @@ impl Core {
         // No task is queued locally any more: leave owner context for good, then shut the
         // remote path, which applies whatever other threads queued meanwhile.
         self.closed.set(true);
-        super::context::leave_owner();
+        super::context::leave_owner(self);
         self.shared.close();
     }
 }

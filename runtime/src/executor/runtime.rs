@@ -13,7 +13,6 @@ use super::context::{with_current, EnterGuard};
 use super::core::Core;
 use super::handle::Handle;
 use super::Config;
-use crate::coop::BUDGET;
 use crate::metrics::RuntimeMetrics;
 use crate::task::{JoinHandle, MainTask};
 
@@ -135,7 +134,7 @@ impl Runtime {
         let mut future = pin!(future);
         loop {
             if main.take_woken() {
-                core.budget.set(BUDGET);
+                crate::coop::reset();
                 let poll = main.with_waker(|w| future.as_mut().poll(&mut Context::from_waker(w)));
                 if let Poll::Ready(out) = poll {
                     return out;
@@ -153,7 +152,10 @@ impl Runtime {
     /// may be called while the guard lives). For setting things up from synchronous code.
     ///
     /// Guards nest, with `block_on` calls too: the current runtime is always the one entered
-    /// last among those still entered, whatever order the guards drop in.
+    /// last among those still entered, whatever order the guards drop in. Meant for
+    /// synchronous code: a guard held across an `.await` inside another runtime's `block_on`
+    /// makes the timers, sockets and tasks created meanwhile belong to this runtime, which
+    /// runs them only when it is driven.
     ///
     /// ```
     /// let rt = overlap::Runtime::new()?;

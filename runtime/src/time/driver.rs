@@ -40,14 +40,16 @@ pub(crate) struct Timers {
     /// Registered timers whose deadline is at or past `never_ns`: they never come, so a
     /// paused clock's auto-advance does not move towards them (see `has_reachable`).
     nevers: Cell<usize>,
-    /// Ten years after `base`.
+    /// `far_future()`, in ns after `base`: deadlines from there on never come.
     never_ns: u64,
 }
 
 impl Timers {
     pub(crate) fn new() -> Timers {
+        let base = Instant::now();
+        let never = super::far_future().saturating_duration_since(base);
         Timers {
-            base: Instant::now(),
+            base,
             wheel: RefCell::new(TimerWheel::new()),
             to_wake: Cell::new(Vec::new()),
             fired: Cell::new(0),
@@ -55,7 +57,7 @@ impl Timers {
             loop_now: Cell::new(0),
             clock: Clock::new(),
             nevers: Cell::new(0),
-            never_ns: NEVER_NS,
+            never_ns: u64::try_from(never.as_nanos()).unwrap_or(u64::MAX),
         }
     }
 
@@ -289,11 +291,6 @@ impl Timers {
 
 /// The most a timer may fire late to share a wakeup (see [Slack](Timers#slack)).
 pub(crate) const MAX_SLACK_NS: u32 = 1_000_000;
-
-/// Deadlines this far after a runtime's start (ten years) count as never coming: a paused
-/// clock's auto-advance does not move towards them, so `timeout(Duration::MAX, …)` waits
-/// for its future whatever the clock does.
-const NEVER_NS: u64 = 10 * 365 * 86_400 * 1_000_000_000;
 
 impl Drop for Timers {
     fn drop(&mut self) {

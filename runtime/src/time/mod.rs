@@ -20,9 +20,8 @@
 //! - **Cancellation is dropping.** Dropping a [`Sleep`], [`Timeout`] or [`Interval`] removes its
 //!   timer at once, in O(1); `overlap::metrics().timers_active` counts the timers registered
 //!   now.
-//! - **Any duration.** Deadlines too far ahead to represent (say `Duration::MAX`) never fire
-//!   and never panic; a [paused](pause) clock's auto-advance does not move towards deadlines
-//!   more than ten years after the runtime's start.
+//! - **Any duration.** Deadlines more than a century ahead (say `Duration::MAX`) never fire,
+//!   not even when a [paused](pause) clock auto-advances, and never panic.
 //! - **Busy runtimes still fire.** The loop looks at its timers every few task polls, however
 //!   many tasks are ready.
 //!
@@ -69,6 +68,8 @@ pub(crate) use driver::Timers;
 pub use interval::{interval, interval_at, Interval, MissedTickBehavior};
 pub use sleep::{sleep, sleep_until, Sleep};
 pub use timeout::{timeout, timeout_at, Elapsed, Timeout};
+
+use std::sync::OnceLock;
 
 /// std's clock types, re-exported so that deadlines need no extra import.
 pub use std::time::{Duration, Instant};
@@ -144,14 +145,24 @@ pub async fn advance(duration: Duration) {
     crate::yield_now().await;
 }
 
-/// `now + d`, or an instant so far ahead it is never reached if that overflows.
+/// `now + d`, or [`far_future`] if that is later (or overflows).
 pub(crate) fn deadline_after(now: Instant, d: Duration) -> Instant {
-    now.checked_add(d).unwrap_or_else(far_future)
+    let far = far_future();
+    match now.checked_add(d) {
+        Some(t) if t < far => t,
+        _ => far,
+    }
 }
 
-/// An instant so far ahead it is never reached (about 30 years from now).
+/// An instant so far ahead it is never reached: a century after the time module was first
+/// used in this process. Deadlines at or past it never come (see `Timers::has_reachable`).
 pub(crate) fn far_future() -> Instant {
-    let now = Instant::now();
-    now.checked_add(Duration::from_secs(86_400 * 365 * 30))
-        .unwrap_or(now)
+    static FAR: OnceLock<Instant> = OnceLock::new();
+    *FAR.get_or_init(|| {
+        let now = Instant::now();
+        [100, 30, 1]
+            .into_iter()
+            .find_map(|years| now.checked_add(Duration::from_secs(86_400 * 365 * years)))
+            .unwrap_or(now)
+    })
 }
