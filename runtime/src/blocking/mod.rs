@@ -10,7 +10,7 @@ use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use completion::completion;
 
 use pool::Finish;
-pub(crate) use pool::{BlockingPool, PoolConfig};
+pub(crate) use pool::{BlockingPool, Hook, PoolConfig};
 
 use crate::task::JoinHandle;
 

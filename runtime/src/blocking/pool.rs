@@ -28,6 +28,27 @@ pub(crate) struct PoolConfig {
     pub(crate) max_threads: usize,
     pub(crate) keep_alive: Duration,
     pub(crate) stack_size: Option<usize>,
+    pub(crate) thread_name: String,
+    /// Run on each pool thread when it starts, and when it stops.
+    pub(crate) on_start: Option<Hook>,
+    pub(crate) on_stop: Option<Hook>,
+}
+
+/// A callback run on pool threads (`Builder::on_thread_start` and `on_thread_stop`).
+#[derive(Clone)]
+pub(crate) struct Hook(pub(crate) Arc<dyn Fn() + Send + Sync>);
+
+impl Hook {
+    /// Runs it; a panic in it is caught, so the thread goes on (or stops) all the same.
+    fn run(&self) {
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (self.0)()));
+    }
+}
+
+impl fmt::Debug for Hook {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Hook(..)")
+    }
 }
 
 /// A handle to the pool; the runtime owns one and shuts it down when dropped.
@@ -160,12 +181,21 @@ impl BlockingPool {
     }
 
     fn start_thread(&self) -> io::Result<()> {
-        let mut builder = thread::Builder::new().name("overlap-blocking".into());
-        if let Some(size) = self.inner.config.stack_size {
+        let config = &self.inner.config;
+        let mut builder = thread::Builder::new().name(config.thread_name.clone());
+        if let Some(size) = config.stack_size {
             builder = builder.stack_size(size);
         }
         let inner = self.inner.clone();
-        builder.spawn(move || inner.worker())?;
+        builder.spawn(move || {
+            if let Some(hook) = &inner.config.on_start {
+                hook.run();
+            }
+            inner.worker();
+            if let Some(hook) = &inner.config.on_stop {
+                hook.run();
+            }
+        })?;
         Ok(())
     }
 

@@ -29,6 +29,11 @@ pub(crate) struct Config {
     pub(crate) blocking_keep_alive: Duration,
     /// Stack size of blocking-pool threads (`None`: the standard library's default).
     pub(crate) blocking_stack_size: Option<usize>,
+    /// Name of blocking-pool threads.
+    pub(crate) blocking_thread_name: String,
+    /// Run on each blocking-pool thread as it starts and as it stops.
+    pub(crate) on_thread_start: Option<crate::blocking::Hook>,
+    pub(crate) on_thread_stop: Option<crate::blocking::Hook>,
     /// The timers' clock starts paused (see `time::pause`).
     pub(crate) start_paused: bool,
 }
@@ -41,6 +46,9 @@ impl Default for Config {
             max_blocking_threads: 512,
             blocking_keep_alive: Duration::from_secs(10),
             blocking_stack_size: None,
+            blocking_thread_name: "overlap-blocking".into(),
+            on_thread_start: None,
+            on_thread_stop: None,
             start_paused: false,
         }
     }

@@ -6,6 +6,7 @@ use std::io;
 use std::marker::PhantomData;
 use std::pin::pin;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -80,6 +81,47 @@ impl Builder {
     /// unless `RUST_MIN_STACK` says otherwise).
     pub fn thread_stack_size(mut self, bytes: usize) -> Builder {
         self.config.blocking_stack_size = Some(bytes);
+        self
+    }
+
+    /// The name of blocking-pool threads. Default `overlap-blocking`.
+    pub fn thread_name(mut self, name: impl Into<String>) -> Builder {
+        self.config.blocking_thread_name = name.into();
+        self
+    }
+
+    /// Runs `f` on each blocking-pool thread as it starts, before any job (to set a
+    /// thread-local, pin the thread, start a tracing span). A panic in `f` is caught and
+    /// ignored.
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// use std::sync::Arc;
+    ///
+    /// let started = Arc::new(AtomicUsize::new(0));
+    /// let count = started.clone();
+    /// let rt = overlap::Runtime::builder()
+    ///     .thread_name("file-io")
+    ///     .on_thread_start(move || {
+    ///         count.fetch_add(1, Ordering::SeqCst);
+    ///     })
+    ///     .build()
+    ///     .unwrap();
+    /// let name = rt.block_on(async {
+    ///     overlap::spawn_blocking(|| std::thread::current().name().map(String::from)).await
+    /// });
+    /// assert_eq!(name.unwrap().as_deref(), Some("file-io"));
+    /// assert!(started.load(Ordering::SeqCst) >= 1);
+    /// ```
+    pub fn on_thread_start(mut self, f: impl Fn() + Send + Sync + 'static) -> Builder {
+        self.config.on_thread_start = Some(crate::blocking::Hook(Arc::new(f)));
+        self
+    }
+
+    /// Runs `f` on each blocking-pool thread as it stops (idle past its keep-alive, or the
+    /// runtime shut down), after its last job. A panic in `f` is caught and ignored.
+    pub fn on_thread_stop(mut self, f: impl Fn() + Send + Sync + 'static) -> Builder {
+        self.config.on_thread_stop = Some(crate::blocking::Hook(Arc::new(f)));
         self
     }
 
