@@ -67,3 +67,12 @@ fn hooks_run_once_per_thread_around_its_jobs() {
     }
     assert_eq!(stopped.load(Ordering::SeqCst), threads);
 }
+
+#[test]
+fn a_thread_name_with_a_nul_byte_is_refused_at_build() {
+    let err = Runtime::builder()
+        .thread_name("bad\0name")
+        .build()
+        .unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+}

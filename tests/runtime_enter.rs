@@ -166,3 +166,93 @@ fn a_guard_held_across_await_in_another_runtime_does_not_starve_the_task() {
     });
     assert_eq!(got, 300);
 }
+
+/// Polls `fut` with a no-op waker until it is ready, at most `polls` times: another
+/// executor, which knows nothing of overlap's budget.
+fn poll_elsewhere<F: std::future::Future>(fut: F, polls: usize) -> Option<F::Output> {
+    let mut fut = std::pin::pin!(fut);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    (0..polls).find_map(|_| match fut.as_mut().poll(&mut cx) {
+        std::task::Poll::Ready(v) => Some(v),
+        std::task::Poll::Pending => None,
+    })
+}
+
+#[test]
+fn another_executor_under_a_guard_is_not_limited_by_the_budget() {
+    let rt = Runtime::new().unwrap();
+    // A block_on that spends its budget to the last unit leaves nothing behind.
+    rt.block_on(async {
+        let (tx, mut rx) = overlap::sync::mpsc::unbounded_channel();
+        for i in 0..1000u32 {
+            tx.send(i).unwrap();
+        }
+        drop(tx);
+        while rx.recv().await.is_some() {}
+    });
+    let fresh = Runtime::new().unwrap();
+    let _guard = fresh.enter();
+    let (tx, mut rx) = overlap::sync::mpsc::unbounded_channel();
+    for i in 0..300u32 {
+        tx.send(i).unwrap();
+    }
+    drop(tx);
+    let got = poll_elsewhere(
+        async {
+            let mut n = 0;
+            while rx.recv().await.is_some() {
+                n += 1;
+            }
+            n
+        },
+        10,
+    );
+    assert_eq!(
+        got,
+        Some(300),
+        "the ready receives were held back by a budget"
+    );
+}
+
+overlap::task_local! {
+    static SCOPED: String;
+}
+
+thread_local! {
+    static KEPT_WITH_SCOPE: Runtime = Runtime::new().unwrap();
+}
+
+/// Asks for the task-local and the current handle when dropped.
+struct Peek;
+
+impl Drop for Peek {
+    fn drop(&mut self) {
+        let _ = SCOPED.try_with(|v| v.len());
+        let _ = overlap::Handle::try_current();
+    }
+}
+
+thread_local! {
+    static PEEK_AT_EXIT: Peek = const { Peek };
+}
+
+#[test]
+fn task_locals_and_handles_at_thread_exit_neither_panic_nor_abort() {
+    let worker = std::thread::spawn(|| {
+        // Registered first, destroyed last: after the task-local's and the handle's own
+        // thread-locals are gone.
+        PEEK_AT_EXIT.with(|_| ());
+        let _ = overlap::Handle::try_current();
+        KEPT_WITH_SCOPE.with(|rt| {
+            rt.block_on(async {
+                // Left pending in the runtime: dropped when the thread's thread-locals go.
+                drop(overlap::spawn(SCOPED.scope("scoped".into(), async {
+                    let _peek = Peek;
+                    std::future::pending::<()>().await;
+                })));
+                overlap::yield_now().await;
+            })
+        })
+    });
+    worker.join().unwrap();
+}

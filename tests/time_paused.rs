@@ -168,3 +168,18 @@ async fn timers_still_come_after_the_clock_moved_years_ahead() {
     sleep(Duration::from_secs(1)).await;
     assert_eq!(time::now() - start, years + Duration::from_secs(1));
 }
+
+#[overlap::test(start_paused = true)]
+async fn centuries_of_advance_leave_timers_working() {
+    let start = time::now();
+    let centuries = Duration::from_secs(86_400 * 365 * 200);
+    advance(centuries).await;
+    assert_eq!(time::now() - start, centuries, "advance was cut short");
+    sleep(HOUR).await;
+    assert_eq!(time::now() - start, centuries + HOUR);
+    // Still never: the pending future wins over Duration::MAX only with a real deadline.
+    let never = std::pin::pin!(timeout(Duration::MAX, std::future::pending::<()>()));
+    let hour = std::pin::pin!(sleep(HOUR));
+    let first = overlap::future::select(never, hour).await;
+    assert!(matches!(first, overlap::future::Either::Right(_)));
+}

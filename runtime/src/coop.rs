@@ -12,16 +12,31 @@ use std::task::{Context, Poll};
 /// Units of budget a task gets per poll.
 pub(crate) const BUDGET: u32 = 128;
 
+/// What [`LEFT`] holds outside a poll by a runtime's loop: no limit.
+const UNLIMITED: u32 = u32::MAX;
+
 thread_local! {
     /// Budget left for the task being polled on this thread. Per thread, not per runtime: the
     /// loop that polls a task refills it, whichever runtime is current meanwhile (a task may
-    /// hold another runtime's `Runtime::enter` guard across an `.await`).
-    static LEFT: Cell<u32> = const { Cell::new(BUDGET) };
+    /// hold another runtime's `Runtime::enter` guard across an `.await`). Outside such a
+    /// poll (another executor polling under a guard, a blocking job) there is no limit.
+    static LEFT: Cell<u32> = const { Cell::new(UNLIMITED) };
 }
 
-/// Gives the task about to be polled a full budget.
-pub(crate) fn reset() {
+/// Gives the task the loop is about to poll a full budget, until the returned guard drops
+/// (after the poll, or while a panic unwinds out of it): then there is no limit again.
+pub(crate) fn poll_budget() -> PollBudget {
     LEFT.with(|l| l.set(BUDGET));
+    PollBudget(())
+}
+
+/// See [`poll_budget`].
+pub(crate) struct PollBudget(());
+
+impl Drop for PollBudget {
+    fn drop(&mut self) {
+        LEFT.with(|l| l.set(UNLIMITED));
+    }
 }
 
 /// Spends one unit of the current task's budget, or returns `Pending` (after scheduling the
@@ -39,12 +54,16 @@ pub(crate) fn poll_proceed(cx: &mut Context<'_>) -> Poll<()> {
 /// schedules the task again and returns `Pending`). For callers that hold the core already.
 pub(crate) fn spend(core: &crate::executor::Core) -> bool {
     let left = LEFT.with(Cell::get);
-    if left == 0 {
-        core.count_budget_exhausted();
-        false
-    } else {
-        LEFT.with(|l| l.set(left - 1));
-        true
+    match left {
+        UNLIMITED => true,
+        0 => {
+            core.count_budget_exhausted();
+            false
+        }
+        _ => {
+            LEFT.with(|l| l.set(left - 1));
+            true
+        }
     }
 }
 

@@ -242,7 +242,7 @@ impl Core {
             return;
         }
         bump(&self.counters.polls, 1);
-        crate::coop::reset();
+        let budget = crate::coop::poll_budget();
         let done = if flags & CANCELLED != 0 {
             task.cancel();
             true
@@ -252,6 +252,7 @@ impl Core {
             self.running.set(None);
             done
         };
+        drop(budget);
         if done {
             self.complete(task);
         }

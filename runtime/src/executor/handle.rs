@@ -84,8 +84,13 @@ impl Handle {
     /// });
     /// ```
     pub fn try_current() -> Option<Handle> {
-        with_current(|core| Handle::new(core.shared.clone()))
-            .or_else(|| BLOCKING_JOB_OF.with(|s| s.borrow().clone().map(Handle::new)))
+        with_current(|core| Handle::new(core.shared.clone())).or_else(|| {
+            // `try_with`: called from a thread-local's destructor, it finds nothing.
+            BLOCKING_JOB_OF
+                .try_with(|s| s.borrow().clone().map(Handle::new))
+                .ok()
+                .flatten()
+        })
     }
 
     /// Runs `f` (a blocking job spawned from this handle's runtime) with this handle as

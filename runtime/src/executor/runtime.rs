@@ -84,7 +84,8 @@ impl Builder {
         self
     }
 
-    /// The name of blocking-pool threads. Default `overlap-blocking`.
+    /// The name of blocking-pool threads. Default `overlap-blocking`. A name with a NUL byte
+    /// makes [`build`](Builder::build) fail with `InvalidInput`.
     pub fn thread_name(mut self, name: impl Into<String>) -> Builder {
         self.config.blocking_thread_name = name.into();
         self
@@ -120,6 +121,9 @@ impl Builder {
 
     /// Runs `f` on each blocking-pool thread as it stops (idle past its keep-alive, or the
     /// runtime shut down), after its last job. A panic in `f` is caught and ignored.
+    ///
+    /// Dropping the runtime does not wait for its pool threads: a thread finishing a job
+    /// then runs `f` later, and not at all if the process exits first.
     pub fn on_thread_stop(mut self, f: impl Fn() + Send + Sync + 'static) -> Builder {
         self.config.on_thread_stop = Some(crate::blocking::Hook(Arc::new(f)));
         self
@@ -144,6 +148,12 @@ impl Builder {
 
     /// Creates the runtime: an epoll fd and an eventfd, both close-on-exec.
     pub fn build(self) -> io::Result<Runtime> {
+        if self.config.blocking_thread_name.contains('\0') {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a thread name cannot contain a NUL byte",
+            ));
+        }
         Ok(Runtime {
             core: Rc::new(Core::new(self.config)?),
         })
@@ -176,8 +186,9 @@ impl Runtime {
         let mut future = pin!(future);
         loop {
             if main.take_woken() {
-                crate::coop::reset();
+                let budget = crate::coop::poll_budget();
                 let poll = main.with_waker(|w| future.as_mut().poll(&mut Context::from_waker(w)));
+                drop(budget);
                 if let Poll::Ready(out) = poll {
                     return out;
                 }

@@ -102,13 +102,17 @@ impl<T: 'static> LocalKey<T> {
 
     /// Calls `f` with the current value, or fails outside a scope of this key.
     pub fn try_with<R>(&'static self, f: impl FnOnce(&T) -> R) -> Result<R, AccessError> {
-        self.inner.with(|cell| {
+        // The thread-local is gone only while the thread's thread-locals are destroyed (a
+        // runtime kept in one drops its tasks then): no scope runs, as outside one.
+        let got = self.inner.try_with(|cell| {
             let value = cell.borrow();
-            value.as_ref().map(f).ok_or(AccessError(()))
-        })
+            value.as_ref().map(f)
+        });
+        got.ok().flatten().ok_or(AccessError(()))
     }
 
-    /// Swaps `slot` into the thread-local, runs `f`, and swaps back, even if `f` panics.
+    /// Swaps `slot` into the thread-local, runs `f`, and swaps back, even if `f` panics. If
+    /// the thread-local is already destroyed (thread exit), runs `f` without the value.
     fn swapped<R>(&'static self, slot: &mut Option<T>, f: impl FnOnce() -> R) -> R {
         struct Back<'a, T: 'static> {
             key: &'static LocalKey<T>,
@@ -116,13 +120,18 @@ impl<T: 'static> LocalKey<T> {
         }
         impl<T: 'static> Drop for Back<'_, T> {
             fn drop(&mut self) {
-                self.key
+                let _ = self
+                    .key
                     .inner
-                    .with(|cell| std::mem::swap(self.slot, &mut *cell.borrow_mut()));
+                    .try_with(|cell| std::mem::swap(self.slot, &mut *cell.borrow_mut()));
             }
         }
-        self.inner
-            .with(|cell| std::mem::swap(slot, &mut *cell.borrow_mut()));
+        let swapped = self
+            .inner
+            .try_with(|cell| std::mem::swap(slot, &mut *cell.borrow_mut()));
+        if swapped.is_err() {
+            return f();
+        }
         let _back = Back { key: self, slot };
         f()
     }

@@ -37,19 +37,15 @@ pub(crate) struct Timers {
     loop_now: Cell<u64>,
     /// Real time, or a paused clock (see `time::pause`).
     clock: Clock,
-    /// Registered timers whose deadline is at or past `never_ns`: they never come, so a
+    /// Registered timers whose deadline is past the range of `to_ns`: they never come, so a
     /// paused clock's auto-advance does not move towards them (see `has_reachable`).
     nevers: Cell<usize>,
-    /// `far_future()`, in ns after `base`: deadlines from there on never come.
-    never_ns: u64,
 }
 
 impl Timers {
     pub(crate) fn new() -> Timers {
-        let base = Instant::now();
-        let never = super::far_future().saturating_duration_since(base);
         Timers {
-            base,
+            base: Instant::now(),
             wheel: RefCell::new(TimerWheel::new()),
             to_wake: Cell::new(Vec::new()),
             fired: Cell::new(0),
@@ -57,13 +53,13 @@ impl Timers {
             loop_now: Cell::new(0),
             clock: Clock::new(),
             nevers: Cell::new(0),
-            never_ns: u64::try_from(never.as_nanos()).unwrap_or(u64::MAX),
         }
     }
 
-    /// Whether a deadline of `ns` counts as never coming.
+    /// Whether a deadline of `ns` counts as never coming: it is past the range of `u64`
+    /// nanoseconds from `base` (about 584 years), where `to_ns` saturates.
     fn is_never(&self, ns: u64) -> bool {
-        ns >= self.never_ns
+        ns == u64::MAX
     }
 
     /// Notes a timer with deadline `ns` coming (`+1`) or going (`-1`) in `nevers`.

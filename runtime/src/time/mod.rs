@@ -20,8 +20,9 @@
 //! - **Cancellation is dropping.** Dropping a [`Sleep`], [`Timeout`] or [`Interval`] removes its
 //!   timer at once, in O(1); `overlap::metrics().timers_active` counts the timers registered
 //!   now.
-//! - **Any duration.** Deadlines more than a century ahead (say `Duration::MAX`) never fire,
-//!   not even when a [paused](pause) clock auto-advances, and never panic.
+//! - **Any duration.** Deadlines too far ahead to represent, more than about 580 years after
+//!   the runtime started (say `Duration::MAX`), never fire, not even when a [paused](pause)
+//!   clock auto-advances, and never panic.
 //! - **Busy runtimes still fire.** The loop looks at its timers every few task polls, however
 //!   many tasks are ready.
 //!
@@ -145,22 +146,19 @@ pub async fn advance(duration: Duration) {
     crate::yield_now().await;
 }
 
-/// `now + d`, or [`far_future`] if that is later (or overflows).
+/// `now + d`, or [`far_future`] if that overflows.
 pub(crate) fn deadline_after(now: Instant, d: Duration) -> Instant {
-    let far = far_future();
-    match now.checked_add(d) {
-        Some(t) if t < far => t,
-        _ => far,
-    }
+    now.checked_add(d).unwrap_or_else(far_future)
 }
 
-/// An instant so far ahead it is never reached: a century after the time module was first
-/// used in this process. Deadlines at or past it never come (see `Timers::has_reachable`).
+/// An instant so far ahead it is never reached: a thousand years after the time module was
+/// first used in this process (less where the clock cannot represent that). Past the range
+/// of a runtime's timers (about 584 years from its start), so a deadline there never comes.
 pub(crate) fn far_future() -> Instant {
     static FAR: OnceLock<Instant> = OnceLock::new();
     *FAR.get_or_init(|| {
         let now = Instant::now();
-        [100, 30, 1]
+        [1000, 600, 100, 30, 1]
             .into_iter()
             .find_map(|years| now.checked_add(Duration::from_secs(86_400 * 365 * years)))
             .unwrap_or(now)
