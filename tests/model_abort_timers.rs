@@ -7,9 +7,9 @@ mod support;
 use std::cell::Cell;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use overlap::time::{interval, sleep, timeout, MissedTickBehavior};
+use overlap::time::{interval, sleep, timeout, Instant, MissedTickBehavior};
 use overlap::JoinSet;
 use support::{watchdog, XorShift as Rng};
 

@@ -10,9 +10,9 @@ use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use overlap::time::{interval, sleep, sleep_until, timeout, Sleep};
+use overlap::time::{interval, sleep, sleep_until, timeout, Instant, Sleep};
 use overlap::Runtime;
 use support::watchdog;
 

@@ -9,9 +9,9 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use overlap::time::{sleep, sleep_until, Sleep};
+use overlap::time::{sleep, sleep_until, Instant, Sleep};
 use support::{watchdog, XorShift as Rng};
 
 /// Events recorded by the sleeps' wakers.

@@ -3,13 +3,13 @@
 
 mod support;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use overlap::future::FusedFuture;
 use overlap::stream::FusedStream;
 use overlap::stream::StreamExt;
 use overlap::sync::{mpsc, oneshot};
-use overlap::time::sleep;
+use overlap::time::{sleep, Instant};
 use overlap::{block_on, select, spawn};
 use support::within;
 

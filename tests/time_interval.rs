@@ -1,8 +1,8 @@
 //! `interval` and `interval_at` under each missed-tick policy.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use overlap::time::{interval, interval_at, MissedTickBehavior};
+use overlap::time::{interval, interval_at, Instant, MissedTickBehavior};
 
 const P: Duration = Duration::from_millis(20);
 

@@ -5,9 +5,9 @@
 use std::future::{poll_fn, Future};
 use std::pin::Pin;
 use std::task::Poll;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use overlap::time::{interval, sleep, sleep_until};
+use overlap::time::{interval, sleep, sleep_until, Instant};
 use overlap::Runtime;
 
 /// Polls `fut` once, in the current task.

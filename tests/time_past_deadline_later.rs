@@ -6,9 +6,9 @@
 use std::future::{poll_fn, Future};
 use std::pin::Pin;
 use std::task::Poll;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use overlap::time::{interval, sleep, sleep_until};
+use overlap::time::{interval, sleep, sleep_until, Instant};
 use overlap::Runtime;
 
 async fn poll_once<F: Future + Unpin>(fut: &mut F) -> Poll<F::Output> {

@@ -8,9 +8,9 @@ use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use overlap::time::{sleep, sleep_until, Sleep};
+use overlap::time::{sleep, sleep_until, Instant, Sleep};
 
 mod support;
 use support::Rng;

@@ -6,9 +6,9 @@ use std::os::unix::net::UnixStream;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Wake, Waker};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use overlap::time::{sleep, timeout, timeout_at, Elapsed};
+use overlap::time::{sleep, timeout, timeout_at, Elapsed, Instant};
 use overlap::AsyncFd;
 
 struct Noop;

@@ -2,11 +2,11 @@
 
 use std::io::{self, Write as _};
 use std::net::Shutdown;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use overlap::io::{AsyncReadExt, AsyncWriteExt};
 use overlap::net::TcpStream;
-use overlap::time::timeout_at;
+use overlap::time::{timeout_at, Instant};
 
 use crate::request::{self, Framing, Head, HttpError, Limits};
 

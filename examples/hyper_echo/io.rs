@@ -4,11 +4,11 @@ use std::future::Future;
 use std::io::{self, IoSlice};
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use hyper::rt::{Read, ReadBufCursor, Write};
 use overlap::io::{AsyncRead, AsyncWrite};
-use overlap::time::Sleep;
+use overlap::time::{Instant, Sleep};
 
 /// How much one read asks the stream for (at most; less if hyper's buffer has less room).
 const SCRATCH: usize = 8 * 1024;

@@ -124,9 +124,9 @@ where
 
 fn overlap_churn(offsets: &[Duration]) -> Costs {
     overlap::block_on(async {
-        churn(offsets, overlap::time::sleep_until).await;
+        churn(offsets, |d| overlap::time::sleep_until(d.into())).await;
         let m0 = overlap::metrics();
-        let c = churn(offsets, overlap::time::sleep_until).await;
+        let c = churn(offsets, |d| overlap::time::sleep_until(d.into())).await;
         if std::env::var_os("TIMERS_DEBUG").is_some() {
             let m = overlap::metrics();
             eprintln!(
@@ -151,7 +151,7 @@ fn overlap_unboxed(offsets: &[Duration]) -> (f64, f64) {
             let t = thread_cpu_now();
             poll_fn(|cx| {
                 for &off in offsets {
-                    let mut s = overlap::time::sleep_until(base + off);
+                    let mut s = overlap::time::sleep_until((base + off).into());
                     let _ = Pin::new(&mut s).poll(cx);
                     sleeps.push(s);
                 }

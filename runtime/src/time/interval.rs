@@ -3,9 +3,10 @@
 use std::future::{poll_fn, Future};
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::sleep::{sleep_until, Sleep};
+use super::Instant;
 
 /// Ticks every `period`, the first tick completing at once.
 ///
@@ -13,7 +14,8 @@ use super::sleep::{sleep_until, Sleep};
 /// [`MissedTickBehavior`].
 ///
 /// ```
-/// use std::time::{Duration, Instant};
+/// use std::time::Duration;
+/// use overlap::time::Instant;
 ///
 /// overlap::block_on(async {
 ///     let period = Duration::from_millis(1);

@@ -1,4 +1,4 @@
-//! Timers: [`sleep`], [`timeout`] and [`interval`], on [`std::time::Instant`].
+//! Timers: [`sleep`], [`timeout`] and [`interval`], on the runtime's clock ([`Instant`]).
 //!
 //! Every runtime keeps its timers in a hierarchical timing wheel (O(1) to register and to
 //! cancel) that remembers each deadline to the nanosecond. The event loop sleeps in
@@ -41,11 +41,12 @@
 //! `#[overlap::test(start_paused = true)]` start a runtime paused. Auto-advance waits while
 //! a [`spawn_blocking`](crate::spawn_blocking) job is running (its result is work to come),
 //! but not for I/O: a paused runtime whose tasks all wait on sockets and timers jumps to the
-//! next timer without waiting for the sockets. The paused clock drives overlap's timers and
-//! [`now`]; `std::time::Instant::now()` keeps real time. So once a runtime's clock has been
-//! paused, build deadlines from [`now`] (`sleep_until(time::now() + d)`), not from
-//! `Instant::now()`: the two differ by however far the clock was advanced, or held back,
-//! and keep differing after [`resume`].
+//! next timer without waiting for the sockets. The paused clock drives overlap's timers,
+//! [`Instant::now`] (this module's `Instant`, as [`now`]) and [`Instant::elapsed`];
+//! `std::time::Instant` keeps real time. So build deadlines from this module's `Instant`
+//! (`sleep_until(Instant::now() + d)`), not from `std::time::Instant::now()`: once a clock
+//! has been paused the two differ by however far it was advanced, or held back, and keep
+//! differing after [`resume`].
 //!
 //! ```
 //! use std::time::Duration;
@@ -60,25 +61,31 @@
 
 mod clock;
 mod driver;
+mod instant;
 mod interval;
 mod sleep;
 mod timeout;
 mod wheel;
 
 pub(crate) use driver::Timers;
+pub use instant::Instant;
 pub use interval::{interval, interval_at, Interval, MissedTickBehavior};
 pub use sleep::{sleep, sleep_until, Sleep};
 pub use timeout::{timeout, timeout_at, Elapsed, Timeout};
 
 use std::sync::OnceLock;
 
-/// std's clock types, re-exported so that deadlines need no extra import.
-pub use std::time::{Duration, Instant};
+/// std's `Duration`, re-exported so that timeouts need no extra import.
+pub use std::time::Duration;
 
-/// The current runtime's clock: `Instant::now()`, unless the runtime's time is
-/// [paused](pause). Outside a runtime, `Instant::now()`.
+/// The current runtime's clock: the real time (`std::time::Instant::now()`), unless the
+/// runtime's time is [paused](pause). Outside a runtime, the real time. The same as
+/// [`Instant::now`].
 pub fn now() -> Instant {
-    crate::executor::with_current(|core| core.timers().now()).unwrap_or_else(Instant::now)
+    Instant::from_std(
+        crate::executor::with_current(|core| core.timers().now())
+            .unwrap_or_else(std::time::Instant::now),
+    )
 }
 
 /// Freezes the current runtime's clock: timers then fire only when [`advance`] moves it, or
@@ -148,16 +155,17 @@ pub async fn advance(duration: Duration) {
 
 /// `now + d`, or [`far_future`] if that overflows.
 pub(crate) fn deadline_after(now: Instant, d: Duration) -> Instant {
-    now.checked_add(d).unwrap_or_else(far_future)
+    now.checked_add(d)
+        .unwrap_or_else(|| Instant::from_std(far_future()))
 }
 
 /// An instant so far ahead it is never reached: a thousand years after the time module was
 /// first used in this process (less where the clock cannot represent that). Past the range
 /// of a runtime's timers (about 584 years from its start), so a deadline there never comes.
-pub(crate) fn far_future() -> Instant {
-    static FAR: OnceLock<Instant> = OnceLock::new();
+pub(crate) fn far_future() -> std::time::Instant {
+    static FAR: OnceLock<std::time::Instant> = OnceLock::new();
     *FAR.get_or_init(|| {
-        let now = Instant::now();
+        let now = std::time::Instant::now();
         [1000, 600, 100, 30, 1]
             .into_iter()
             .find_map(|years| now.checked_add(Duration::from_secs(86_400 * 365 * years)))

@@ -5,9 +5,10 @@ use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{ready, Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::driver::{TimerKey, Timers};
+use super::Instant;
 
 /// Waits until `duration` has elapsed. Never completes early.
 ///
@@ -19,7 +20,8 @@ use super::driver::{TimerKey, Timers};
 /// When polled (not created) outside a runtime.
 ///
 /// ```
-/// use std::time::{Duration, Instant};
+/// use std::time::Duration;
+/// use overlap::time::Instant;
 /// overlap::block_on(async {
 ///     let start = Instant::now();
 ///     overlap::time::sleep(Duration::from_millis(2)).await;
@@ -37,7 +39,8 @@ pub fn sleep(duration: Duration) -> Sleep {
 /// When polled (not created) outside a runtime.
 ///
 /// ```
-/// use std::time::{Duration, Instant};
+/// use std::time::Duration;
+/// use overlap::time::Instant;
 /// overlap::block_on(async {
 ///     let deadline = Instant::now() + Duration::from_micros(300);
 ///     overlap::time::sleep_until(deadline).await;
@@ -92,7 +95,8 @@ impl Sleep {
     /// not poll in between; a completed sleep becomes pending again until the new deadline.
     ///
     /// ```
-    /// use std::time::{Duration, Instant};
+    /// use std::time::Duration;
+/// use overlap::time::Instant;
     /// use overlap::time::sleep;
     ///
     /// overlap::block_on(async {
@@ -106,7 +110,8 @@ impl Sleep {
     pub fn reset(&mut self, deadline: Instant) {
         let old = std::mem::replace(&mut self.deadline, deadline);
         match &self.state {
-            State::Registered { timers, key } if timers.reset(*key, old, deadline) => {}
+            State::Registered { timers, key }
+                if timers.reset(*key, old.into_std(), deadline.into_std()) => {}
             _ => self.state = State::Unregistered,
         }
     }
@@ -155,7 +160,7 @@ impl Sleep {
             if !here {
                 // Registered with a runtime that is not the one polling it now (gone, or not
                 // running): nothing would ever fire it there. Move it here.
-                timers.remove(*key, this.deadline);
+                timers.remove(*key, this.deadline.into_std());
                 this.state = State::Unregistered;
             }
         }
@@ -169,7 +174,7 @@ impl Sleep {
             State::Unregistered => {
                 let timers = crate::executor::with_current(|core| core.timers().clone())
                     .expect("overlap::time: a timer was polled outside of a runtime");
-                match timers.register(this.deadline, cx.waker()) {
+                match timers.register(this.deadline.into_std(), cx.waker()) {
                     Some(key) => {
                         this.state = State::Registered { timers, key };
                         return Poll::Pending;
@@ -186,7 +191,7 @@ impl Sleep {
 impl Drop for Sleep {
     fn drop(&mut self) {
         if let State::Registered { timers, key } = &self.state {
-            timers.remove(*key, self.deadline);
+            timers.remove(*key, self.deadline.into_std());
         }
     }
 }

@@ -6,11 +6,12 @@ use std::future::{Future, IntoFuture};
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use pin_project_lite::pin_project;
 
 use super::sleep::{sleep_until, Sleep};
+use super::Instant;
 
 /// Runs `future` for at most `duration`: `Ok(output)` if it finishes first, otherwise
 /// `Err(Elapsed)`, after which the future is dropped.
@@ -42,7 +43,8 @@ pub fn timeout<F: IntoFuture>(duration: Duration, future: F) -> Timeout<F::IntoF
 /// Like [`timeout`], with a deadline instead of a duration.
 ///
 /// ```
-/// use std::time::{Duration, Instant};
+/// use std::time::Duration;
+/// use overlap::time::Instant;
 /// use overlap::time::{sleep, timeout_at};
 ///
 /// overlap::block_on(async {
