@@ -191,13 +191,19 @@ async fn instant_now_and_elapsed_follow_the_paused_clock() {
     advance(Duration::from_secs(90)).await;
     assert_eq!(time::Instant::now() - start, Duration::from_secs(90));
     assert_eq!(start.elapsed(), Duration::from_secs(90));
-    assert!(real.elapsed() < Duration::from_secs(90), "real clock moved too");
+    assert!(
+        real.elapsed() < Duration::from_secs(90),
+        "real clock moved too"
+    );
     // A deadline built from Instant::now() after an advance lies on the paused clock: due in
     // 5 virtual seconds, not at once (as one from std's real clock would be).
     let deadline = time::Instant::now() + Duration::from_secs(5);
     let alarm = overlap::spawn(time::sleep_until(deadline));
     advance(Duration::from_secs(4)).await;
-    assert!(!alarm.is_finished(), "fired before its paused-clock deadline");
+    assert!(
+        !alarm.is_finished(),
+        "fired before its paused-clock deadline"
+    );
     advance(Duration::from_secs(1)).await;
     assert!(alarm.is_finished());
     assert_eq!(time::Instant::now(), deadline);
@@ -208,10 +214,17 @@ fn instant_converts_to_and_from_std_without_moving() {
     let std_now = std::time::Instant::now();
     let ours = time::Instant::from_std(std_now);
     assert_eq!(ours.into_std(), std_now);
-    assert_eq!(std::time::Instant::from(time::Instant::from(std_now)), std_now);
+    assert_eq!(
+        std::time::Instant::from(time::Instant::from(std_now)),
+        std_now
+    );
     let later = ours + Duration::from_millis(3);
     assert_eq!(later - ours, Duration::from_millis(3));
-    assert_eq!(ours - later, Duration::ZERO, "an earlier instant saturates to zero");
+    assert_eq!(
+        ours - later,
+        Duration::ZERO,
+        "an earlier instant saturates to zero"
+    );
     assert_eq!(ours.checked_duration_since(later), None);
     assert_eq!(later.checked_sub(Duration::from_millis(3)), Some(ours));
     // Outside a runtime, now() is the real clock.

@@ -15,8 +15,10 @@
 //! streams (and their split halves), pipe ends, or an [`AsyncFd`](overlap_runtime::AsyncFd)
 //! around your own fd. Regular files cannot be registered (epoll refuses them); use
 //! `overlap::fs` for them. If the kernel cannot splice an fd (an eventfd, say), the call fails
-//! with `InvalidInput`. A UDP socket does splice (the datagrams' bytes, their boundaries
-//! lost), but never reaches end of file, so a `splice_copy` from one only ends with an error.
+//! with `InvalidInput`. A datagram socket (UDP, Unix datagram) does splice (the datagrams'
+//! bytes, their boundaries lost), but never reaches end of file: an empty datagram moves
+//! nothing and the copy goes on, so a `splice_copy` from one only ends with an error (such as
+//! `NotConnected` once it is shut down for reading and drained) or when dropped.
 //!
 //! Writing into a socket whose peer is gone fails with `BrokenPipe` or `ConnectionReset`.
 //! `splice` has no `MSG_NOSIGNAL`, so the kernel also raises `SIGPIPE`; Rust programs ignore
@@ -38,7 +40,8 @@ const COPY_CHUNK: usize = 64 * 1024;
 impl Sender {
     /// Moves up to `len` bytes from `from` into this pipe without copying them through user
     /// memory, waiting until `from` has data and the pipe has room. Returns how many bytes
-    /// moved; 0 means `from` is at end of file (or `len` was 0).
+    /// moved; 0 means `from` is at end of file, or `len` was 0, or (from a datagram socket)
+    /// the datagram was empty.
     ///
     /// ```
     /// use overlap::io::{AsyncReadExt, AsyncWriteExt};
@@ -150,6 +153,12 @@ where
                     if let Some(n) = stepped {
                         return Poll::Ready(Ok(n));
                     }
+                }
+                if src_ready
+                    && readable.ready().is_read_closed()
+                    && sys::is_datagram(src.as_raw_fd())
+                {
+                    return Poll::Ready(Err(shut_for_reading()));
                 }
                 if !src_ready {
                     src.clear_readiness(readable);
@@ -306,12 +315,21 @@ fn poll_fill<S: Registered + ?Sized>(
             Ok(0) if urgent_seen => {
                 return Poll::Ready(sys::step_over_urgent(src, pipe).map(|s| s.unwrap_or(0)));
             }
+            // An empty datagram, not end of file (checked only here: a 0 is rare).
+            Ok(0) if sys::is_datagram(src) => {
+                if event.ready().is_read_closed() {
+                    return Poll::Ready(Err(shut_for_reading()));
+                }
+            }
             Ok(n) => return Poll::Ready(Ok(n)),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 if urgent_seen {
                     if let Some(n) = sys::step_over_urgent(src, pipe)? {
                         return Poll::Ready(Ok(n));
                     }
+                }
+                if event.ready().is_read_closed() && sys::is_datagram(src) {
+                    return Poll::Ready(Err(shut_for_reading()));
                 }
                 from.clear_readiness(event);
             }
@@ -356,6 +374,16 @@ fn poll_one_side<F: Registered + ?Sized>(
             Err(e) => return Poll::Ready(Err(explain(e))),
         }
     }
+}
+
+/// A datagram socket shut down for reading says `EAGAIN` once its queue is empty, while
+/// epoll keeps reporting the hang-up for ever: waiting would spin, so this ends the call
+/// (the same error overlap's sockets give for a receive there).
+fn shut_for_reading() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::NotConnected,
+        "the socket is shut down for reading and nothing is queued",
+    )
 }
 
 /// `EINVAL` from `splice` on fds that passed our type checks means the kernel cannot splice

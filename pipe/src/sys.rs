@@ -195,6 +195,23 @@ pub(crate) fn ready_now(from: RawFd, to: RawFd) -> io::Result<(bool, bool)> {
     Ok((fds[0].revents != 0, fds[1].revents != 0))
 }
 
+/// Whether `fd` is a datagram socket (`SOCK_DGRAM`: UDP, Unix datagram), whose reads
+/// return 0 for an empty datagram rather than at end of file. Anything else (a stream or
+/// seqpacket socket, a pipe, a non-socket) is not.
+pub(crate) fn is_datagram(fd: RawFd) -> bool {
+    let mut ty: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: `ty` and `len` are valid for writes and `len` holds the size of `ty`.
+    let res = syscall!(getsockopt(
+        fd,
+        libc::SOL_SOCKET,
+        libc::SO_TYPE,
+        (&mut ty as *mut libc::c_int).cast(),
+        &mut len
+    ));
+    res.is_ok() && ty == libc::SOCK_DGRAM
+}
+
 /// `shutdown(fd, SHUT_WR)` for a socket, so its peer reads end of file. Not a socket
 /// (`ENOTSOCK`) or no longer connected (`ENOTCONN`): nothing to do.
 pub(crate) fn shutdown_write(fd: RawFd) -> io::Result<()> {

@@ -96,7 +96,7 @@ impl Sleep {
     ///
     /// ```
     /// use std::time::Duration;
-/// use overlap::time::Instant;
+    /// use overlap::time::Instant;
     /// use overlap::time::sleep;
     ///
     /// overlap::block_on(async {

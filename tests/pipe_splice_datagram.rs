@@ -1,0 +1,73 @@
+//! `splice` from a datagram socket: an empty datagram is not end of file, and a socket shut
+//! down for reading ends the copy with an error instead of spinning.
+
+mod support;
+
+use std::io::ErrorKind;
+use std::net::Shutdown;
+use std::time::Duration;
+
+use overlap::io::AsyncReadExt;
+use overlap::net::{UdpSocket, UnixDatagram};
+use overlap::pipe::{pipe, splice_copy};
+use overlap::time::timeout;
+use support::within;
+
+const HANG: Duration = Duration::from_secs(30);
+
+#[overlap::test]
+async fn an_empty_datagram_does_not_end_a_splice_copy() {
+    let rx = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let tx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let to = rx.local_addr().unwrap();
+    tx.send_to(b"first", to).unwrap();
+    tx.send_to(b"", to).unwrap();
+    tx.send_to(b"after-empty", to).unwrap();
+    let (ptx, mut prx) = pipe().unwrap();
+    // A datagram socket has no end of file: the copy goes on until the timeout drops it.
+    let res = timeout(Duration::from_millis(200), splice_copy(&rx, &ptx)).await;
+    assert!(res.is_err(), "splice_copy ended: {res:?}");
+    let mut got = [0u8; 16];
+    within(HANG, prx.read_exact(&mut got), "pipe read hung")
+        .await
+        .unwrap();
+    assert_eq!(&got, b"firstafter-empty");
+}
+
+#[overlap::test]
+async fn a_datagram_socket_shut_down_for_reading_ends_a_splice_copy_with_an_error() {
+    let (a, b) = UnixDatagram::pair().unwrap();
+    a.send(b"queued").await.unwrap();
+    b.shutdown(Shutdown::Read).unwrap();
+    let (ptx, mut prx) = pipe().unwrap();
+    let before = overlap::metrics().task_polls;
+    let err = within(HANG, splice_copy(&b, &ptx), "splice_copy hung")
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotConnected, "{err}");
+    let polls = overlap::metrics().task_polls - before;
+    assert!(polls < 10, "{polls} polls");
+    drop(ptx);
+    let mut got = Vec::new();
+    prx.read_to_end(&mut got).await.unwrap();
+    assert_eq!(got, b"queued");
+}
+
+#[overlap::test]
+async fn splice_from_a_datagram_socket_shut_down_for_reading_fails_at_once() {
+    let (a, b) = UnixDatagram::pair().unwrap();
+    a.send(b"queued").await.unwrap();
+    b.shutdown(Shutdown::Read).unwrap();
+    let (mut ptx, _prx) = pipe().unwrap();
+    let n = within(HANG, ptx.splice_from(&b, 1024), "splice_from hung")
+        .await
+        .unwrap();
+    assert_eq!(n, 6);
+    let before = overlap::metrics().task_polls;
+    let err = within(HANG, ptx.splice_from(&b, 1024), "splice_from hung")
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotConnected, "{err}");
+    let polls = overlap::metrics().task_polls - before;
+    assert!(polls < 10, "{polls} polls");
+}
