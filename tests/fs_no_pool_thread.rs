@@ -15,7 +15,7 @@ mod support;
 use std::io::SeekFrom;
 use std::time::Duration;
 
-use overlap::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+use overlap::io::{AsyncReadExt, AsyncWriteExt};
 use support::{pattern, TempDir};
 
 #[test]

@@ -3,13 +3,14 @@
 
 mod blocking;
 mod io_impls;
+mod jobs;
 mod read_buf;
 mod send;
 
 use std::fmt;
 use std::fs::{File as StdFile, Metadata, Permissions};
 use std::future::poll_fn;
-use std::io::{self, SeekFrom};
+use std::io::{self, Seek, SeekFrom};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::task::{ready, Context, Poll};
@@ -59,9 +60,19 @@ const WRITE_CAP: usize = 1024 * 1024;
 ///   while a write job is still queued, the bytes are written on the thread dropping the
 ///   runtime rather than lost; a `File` dropped outside any runtime writes on the dropping
 ///   thread too.
-/// - Dropping an operation's future (a `read`, `seek`, `sync_all`, ...) before it completes
-///   lets its job finish in the background; the `File` picks up the result when next used
-///   (read bytes stay buffered, a write error is reported later).
+/// - Dropping an operation's future (a `read`, `seek`, `set_len`, `sync_all`, ...) before it
+///   completes lets its job finish in the background; the `File` picks up the result when
+///   next used (read bytes stay buffered, a write error is reported later), and the next
+///   operation that touches the offset or the contents waits for that job first. A seek
+///   abandoned this way still takes effect; see [`seek`](File::seek).
+///
+/// # Pipes, FIFOs and terminals
+/// A `File` on an fd that cannot seek (opened from a FIFO or a tty path, or made with
+/// [`from_std`](File::from_std) from such an fd) reads only what each call asks for, never
+/// ahead, and keeps reads and writes apart: a write does not throw buffered read bytes
+/// away. A job still blocks a pool thread until the fd has data, and the next operation on
+/// the `File` waits for it; for such fds `overlap::pipe` and `overlap::AsyncFd` wait on the
+/// reactor instead and are the better fit.
 ///
 /// ```
 /// use overlap_fs::File;
@@ -91,8 +102,8 @@ pub struct File {
     /// Accepted bytes not yet handed to a job.
     ///
     /// # Invariant
-    /// Non-empty only while no job or a write job is in flight, and the read buffer is
-    /// empty: a write first settles and discards reads.
+    /// Non-empty only while no job or a write job is in flight, and (for a seekable file)
+    /// the read buffer is empty: a write first settles and discards reads.
     wbuf: Vec<u8>,
     /// A write job's buffer, back for reuse.
     wspare: Vec<u8>,
@@ -102,6 +113,12 @@ pub struct File {
     /// the next write or seek job moves it back first.
     rewind: u64,
     handoff: Arc<Mutex<Handoff>>,
+    /// The fd has an offset (`lseek` works): reads may fetch ahead and be taken back. A
+    /// pipe, FIFO or tty has none, so a `File` on one never rewinds nor discards reads.
+    seekable: bool,
+    /// A read job never ran (its runtime shut down first, or no pool thread could start):
+    /// the next such failure is reported, this one was retried.
+    read_never_ran: bool,
 }
 
 struct InFlight {
@@ -116,6 +133,8 @@ enum Kind {
     Read,
     Write,
     Seek(SeekFrom),
+    /// `set_len`: moves the offset back to the reader, then truncates.
+    Truncate,
 }
 
 impl File {
@@ -156,25 +175,32 @@ impl File {
     }
 
     pub(crate) fn from_parts(std: StdFile, path: Option<Arc<Path>>) -> File {
+        // `lseek(fd, 0, SEEK_CUR)`: fails (`ESPIPE`) on pipes, FIFOs, sockets and ttys; never
+        // blocks.
+        let seekable = (&std).stream_position().is_ok();
         File {
             std: Arc::new(std),
             path,
             job: None,
-            read: ReadBuf::default(),
+            read: ReadBuf::new(seekable),
             wbuf: Vec::new(),
             wspare: Vec::new(),
             error: None,
             rewind: 0,
             handoff: Arc::default(),
+            seekable,
+            read_never_ran: false,
         }
     }
 
     /// Waits for every job, writes out buffered bytes, moves the fd's offset back to the
     /// reader's position, and returns the std file. A pending write error is returned
-    /// instead (and the file is closed).
+    /// instead (and the file is closed). Bytes buffered from an fd that cannot seek (read
+    /// through [`AsyncBufRead`](futures_util::io::AsyncBufRead) and not consumed) cannot be
+    /// given back to it, and are dropped.
     pub async fn into_std(mut self) -> io::Result<StdFile> {
         self.settle().await?;
-        self.rewind += self.read.discard();
+        self.rewind += self.discard_reads();
         if self.rewind > 0 {
             let (std, rewind) = (self.std.clone(), self.rewind);
             self.rewind = 0;
@@ -202,24 +228,54 @@ impl File {
 
     /// Truncates or extends the file to `size` bytes, after writing out buffered bytes. The
     /// offset does not move.
+    ///
+    /// Dropped before it completes, the truncation still happens, before anything the `File`
+    /// does next.
     pub async fn set_len(&mut self, size: u64) -> io::Result<()> {
         self.settle().await?;
-        // The read-ahead may hold bytes the truncation removes: it goes, and the same job
-        // moves the fd's offset back to where the reader is.
-        let rewind = std::mem::take(&mut self.rewind) + self.read.discard();
-        let (std, path) = (self.std.clone(), self.path.clone());
-        let job = job::spawn(move || {
-            blocking::rewind_by(&std, rewind)?;
-            std.set_len(size)
-        });
-        match JobValue(job).await {
-            Ok(res) => res.map_err(|e| for_file(e, "truncate", path.as_deref())),
-            Err(never_ran) => {
-                // The offset was not moved back: remember it for the next job.
-                self.rewind += rewind;
-                Err(never_ran)
-            }
+        self.submit_truncate(size);
+        // The job in flight is the one just submitted: `&mut self` kept every other
+        // operation out since `settle` emptied the slot.
+        match poll_fn(|cx| self.poll_job(cx)).await {
+            Some(res) => res.map(drop),
+            None => Ok(()),
         }
+    }
+
+    /// Moves the offset to `pos`, after writing out buffered bytes, and returns the new
+    /// offset from the start of the file. `SeekFrom::Current` counts from the reader's
+    /// position (what has been read, not what was fetched ahead).
+    ///
+    /// This is what `file.seek(pos)` calls, in preference to
+    /// [`AsyncSeekExt::seek`](futures_util::io::AsyncSeekExt::seek). Each call is a seek of
+    /// its own: one that was dropped before it completed still takes effect, first. (Generic
+    /// code going through [`AsyncSeek::poll_seek`](futures_util::io::AsyncSeek::poll_seek)
+    /// cannot tell a new seek from the retry of a pending one with the same `pos`, and
+    /// takes it as a retry; for `SeekFrom::Start` and `SeekFrom::End` that is the same.)
+    ///
+    /// ```
+    /// use std::io::SeekFrom;
+    /// use futures_util::io::{AsyncReadExt, AsyncWriteExt};
+    /// # let path = std::env::temp_dir().join(format!("overlap-doc-seek-{}", std::process::id()));
+    /// overlap_runtime::block_on(async {
+    ///     let mut file = overlap_fs::OpenOptions::new()
+    ///         .read(true).write(true).create(true).truncate(true)
+    ///         .open(&path).await?;
+    ///     file.write_all(b"0123456789").await?;
+    ///     assert_eq!(file.seek(SeekFrom::Start(2)).await?, 2);
+    ///     let mut two = [0u8; 2];
+    ///     file.read_exact(&mut two).await?;
+    ///     assert_eq!(file.seek(SeekFrom::Current(3)).await?, 7);
+    ///     assert_eq!(&two, b"23");
+    ///     # std::fs::remove_file(&path)?;
+    ///     Ok::<_, std::io::Error>(())
+    /// }).unwrap();
+    /// ```
+    pub async fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
+        // A job in flight now belongs to an earlier operation, perhaps a dropped seek with
+        // this very `pos`: let it land (its seek result is not ours) before ours starts.
+        poll_fn(|cx| self.poll_job(cx).map(drop)).await;
+        poll_fn(|cx| self.poll_seek_to(cx, pos)).await
     }
 
     /// Writes out buffered bytes, then flushes data and metadata to the device (`fsync`).
@@ -276,98 +332,6 @@ impl File {
         self.job.as_ref().map(|j| j.kind)
     }
 
-    fn submit_read(&mut self, want: usize) {
-        debug_assert!(self.job.is_none());
-        let (buf, size) = self.read.start_job(want);
-        let (std, rewind) = (self.std.clone(), std::mem::take(&mut self.rewind));
-        let job = job::spawn(move || blocking::read(&std, buf, size, rewind));
-        self.job = Some(InFlight {
-            kind: Kind::Read,
-            job,
-            rewind,
-        });
-    }
-
-    fn submit_write(&mut self) {
-        debug_assert!(self.job.is_none() && !self.wbuf.is_empty());
-        let buf = std::mem::replace(&mut self.wbuf, std::mem::take(&mut self.wspare));
-        blocking::lock(&self.handoff).running = true;
-        let write = blocking::WriteJob {
-            file: self.std.clone(),
-            buf,
-            rewind: std::mem::take(&mut self.rewind),
-            handoff: self.handoff.clone(),
-            ran: false,
-        };
-        let job = job::spawn(move || write.run());
-        self.job = Some(InFlight {
-            kind: Kind::Write,
-            job,
-            // A write job that never runs still writes (and rewinds) when it is dropped.
-            rewind: 0,
-        });
-    }
-
-    fn submit_seek(&mut self, pos: SeekFrom) {
-        debug_assert!(self.job.is_none() && self.wbuf.is_empty());
-        self.rewind += self.read.discard();
-        let (std, rewind) = (self.std.clone(), self.rewind);
-        self.rewind = 0;
-        let job = job::spawn(move || blocking::seek(&std, pos, rewind));
-        self.job = Some(InFlight {
-            kind: Kind::Seek(pos),
-            job,
-            rewind,
-        });
-    }
-
-    /// Waits for the job in flight, if any, and folds its outcome in. Returns the result of
-    /// a seek job.
-    fn poll_job(&mut self, cx: &mut Context<'_>) -> Poll<Option<io::Result<u64>>> {
-        let Some(inflight) = &mut self.job else {
-            return Poll::Ready(None);
-        };
-        let res = ready!(inflight.job.poll_value(cx));
-        let (kind, rewind) = (inflight.kind, inflight.rewind);
-        self.job = None;
-        let done = match res {
-            Ok(done) => done,
-            // The job never ran (no thread could start, or the runtime is shutting down):
-            // the fd's offset is still ahead of the reader by what it was to rewind.
-            Err(e) => {
-                self.rewind += rewind;
-                match kind {
-                    Kind::Read => self.read.complete(Vec::new(), 0, Err(e)),
-                    // Its bytes were written when the job was dropped: report how that went.
-                    Kind::Write => match blocking::lock(&self.handoff).written_on_drop.take() {
-                        Some(Ok(())) => {}
-                        Some(Err(written)) => self.error = Some(self.err(written, "write")),
-                        None => self.error = Some(e),
-                    },
-                    Kind::Seek(_) => return Poll::Ready(Some(Err(e))),
-                }
-                return Poll::Ready(None);
-            }
-        };
-        Poll::Ready(match done {
-            Done::Read { buf, want, res } => {
-                let res = res.map_err(|e| self.err(e, "read"));
-                self.read.complete(buf, want, res);
-                None
-            }
-            Done::Write { buf, res } => {
-                self.wspare = buf;
-                if let Err(e) = res {
-                    // Keep the first error if two are pending.
-                    let e = self.err(e, "write");
-                    self.error.get_or_insert(e);
-                }
-                None
-            }
-            Done::Seek(res) => Some(res.map_err(|e| self.err(e, "seek"))),
-        })
-    }
-
     /// Makes the read buffer non-empty, or reports end-of-file (an empty buffer) or an
     /// error. `want` is the reader's buffer size (0: no preference).
     fn poll_fill(&mut self, cx: &mut Context<'_>, want: usize) -> Poll<io::Result<()>> {
@@ -377,7 +341,7 @@ impl File {
             }
             match self.kind() {
                 // Written bytes must reach the kernel before a read looks there.
-                Some(Kind::Write) | Some(Kind::Seek(_)) => {
+                Some(Kind::Write | Kind::Seek(_) | Kind::Truncate) => {
                     ready!(self.poll_job(cx));
                     continue;
                 }
@@ -413,9 +377,9 @@ impl File {
                 return Poll::Ready(Err(e));
             }
             match self.kind() {
-                // A read-ahead or seek must land before the write, which then starts from
-                // the reader's position (see `rewind`).
-                Some(Kind::Read) | Some(Kind::Seek(_)) => {
+                // A read-ahead, seek or truncation must land before the write, which then
+                // starts from the reader's position (see `rewind`).
+                Some(Kind::Read | Kind::Seek(_) | Kind::Truncate) => {
                     ready!(self.poll_job(cx));
                     continue;
                 }
@@ -423,7 +387,7 @@ impl File {
                 Some(Kind::Write) if self.poll_job(cx).is_ready() => continue,
                 Some(Kind::Write) | None => {}
             }
-            self.rewind += self.read.discard();
+            self.rewind += self.discard_reads();
             if self.job.is_none() && !self.wbuf.is_empty() {
                 self.submit_write();
             }

@@ -19,6 +19,8 @@ pub(crate) enum Done {
     Write { buf: Vec<u8>, res: io::Result<()> },
     /// The new offset.
     Seek(io::Result<u64>),
+    /// `set_len`'s outcome.
+    Truncate(io::Result<()>),
 }
 
 /// Buffers of a dropped `File`, handed to the write job still in flight so they are written

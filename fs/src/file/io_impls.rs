@@ -66,7 +66,9 @@ impl AsyncWrite for File {
 
 impl AsyncSeek for File {
     /// Writes out buffered bytes, drops read-ahead, then seeks in a job. Call again with the
-    /// same `pos` after `Pending`.
+    /// same `pos` after `Pending`: a call with the `pos` of the seek in flight is taken as
+    /// that retry, so one dropped while pending and then asked for again counts once (see
+    /// [`File::seek`], which has no such ambiguity).
     fn poll_seek(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,

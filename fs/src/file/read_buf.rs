@@ -20,6 +20,9 @@ const MAX_READ: usize = 8 * 1024 * 1024;
 /// job in flight adds).
 #[derive(Debug, Default)]
 pub(crate) struct ReadBuf {
+    /// The fd cannot seek (a pipe, a tty): bytes fetched cannot be given back, so a job
+    /// reads only what the reader asks for and nothing is read ahead.
+    stream: bool,
     /// Always fully initialised (len = allocation), so jobs read into it without `unsafe`;
     /// it is zeroed once when allocated, then reused.
     data: Vec<u8>,
@@ -43,6 +46,14 @@ pub(crate) struct ReadBuf {
 }
 
 impl ReadBuf {
+    /// An empty buffer, for a file that can seek or (`seekable` false) one that cannot.
+    pub(crate) fn new(seekable: bool) -> ReadBuf {
+        ReadBuf {
+            stream: !seekable,
+            ..ReadBuf::default()
+        }
+    }
+
     /// The buffered bytes.
     pub(crate) fn available(&self) -> &[u8] {
         &self.data[self.pos..self.filled]
@@ -70,7 +81,7 @@ impl ReadBuf {
     /// Whether a read-ahead should start now that the reader got fresh bytes: only for a
     /// reader going through the file in order, and not at the end.
     pub(crate) fn wants_prefetch(&self) -> bool {
-        self.sequential && self.full && !self.eof && self.error.is_none()
+        !self.stream && self.sequential && self.full && !self.eof && self.error.is_none()
     }
 
     /// Size of the next job's read, for a reader asking `want` bytes (0: no preference), and
@@ -80,8 +91,11 @@ impl ReadBuf {
             // The reader finished a buffer and asks for the next: sequential access.
             self.sequential = true;
         }
-        let chunk = self.chunk.max(MIN_CHUNK);
-        let size = chunk.max(want.min(MAX_READ));
+        let size = if self.stream && want > 0 {
+            want.min(MAX_READ)
+        } else {
+            self.chunk.max(MIN_CHUNK).max(want.min(MAX_READ))
+        };
         (std::mem::take(&mut self.spare), size)
     }
 

@@ -1,0 +1,138 @@
+//! Starting a [`File`]'s jobs and folding their outcomes back in. At most one is in flight
+//! (`File::job`); what each takes over (buffers, the `rewind`) is given back if it never runs.
+
+use std::io::{self, SeekFrom};
+use std::task::{ready, Context, Poll};
+
+use super::blocking::{self, Done};
+use super::{File, InFlight, Kind};
+use crate::job;
+
+impl File {
+    /// Drops the read-ahead of a seekable file, returning how far the fd's offset is ahead
+    /// of the reader. An unseekable fd's bytes cannot be taken back, so they stay buffered.
+    pub(super) fn discard_reads(&mut self) -> u64 {
+        if self.seekable {
+            self.read.discard()
+        } else {
+            0
+        }
+    }
+
+    pub(super) fn submit_read(&mut self, want: usize) {
+        debug_assert!(self.job.is_none());
+        let (buf, size) = self.read.start_job(want);
+        let (std, rewind) = (self.std.clone(), std::mem::take(&mut self.rewind));
+        let job = job::spawn(move || blocking::read(&std, buf, size, rewind));
+        self.job = Some(InFlight {
+            kind: Kind::Read,
+            job,
+            rewind,
+        });
+    }
+
+    pub(super) fn submit_write(&mut self) {
+        debug_assert!(self.job.is_none() && !self.wbuf.is_empty());
+        let buf = std::mem::replace(&mut self.wbuf, std::mem::take(&mut self.wspare));
+        blocking::lock(&self.handoff).running = true;
+        let write = blocking::WriteJob {
+            file: self.std.clone(),
+            buf,
+            rewind: std::mem::take(&mut self.rewind),
+            handoff: self.handoff.clone(),
+            ran: false,
+        };
+        let job = job::spawn(move || write.run());
+        self.job = Some(InFlight {
+            kind: Kind::Write,
+            job,
+            // A write job that never runs still writes (and rewinds) when it is dropped.
+            rewind: 0,
+        });
+    }
+
+    pub(super) fn submit_seek(&mut self, pos: SeekFrom) {
+        debug_assert!(self.job.is_none() && self.wbuf.is_empty());
+        self.rewind += self.discard_reads();
+        let (std, rewind) = (self.std.clone(), self.rewind);
+        self.rewind = 0;
+        let job = job::spawn(move || blocking::seek(&std, pos, rewind));
+        self.job = Some(InFlight {
+            kind: Kind::Seek(pos),
+            job,
+            rewind,
+        });
+    }
+
+    pub(super) fn submit_truncate(&mut self, size: u64) {
+        debug_assert!(self.job.is_none() && self.wbuf.is_empty());
+        // The read-ahead may hold bytes the truncation removes: it goes, and the same job
+        // moves the fd's offset back to where the reader is.
+        let rewind = std::mem::take(&mut self.rewind) + self.discard_reads();
+        let std = self.std.clone();
+        let job = job::spawn(move || {
+            Done::Truncate(blocking::rewind_by(&std, rewind).and_then(|()| std.set_len(size)))
+        });
+        self.job = Some(InFlight {
+            kind: Kind::Truncate,
+            job,
+            rewind,
+        });
+    }
+
+    /// Waits for the job in flight, if any, and folds its outcome in. Returns the result of
+    /// a seek or truncation job (0 for the latter).
+    pub(super) fn poll_job(&mut self, cx: &mut Context<'_>) -> Poll<Option<io::Result<u64>>> {
+        let Some(inflight) = &mut self.job else {
+            return Poll::Ready(None);
+        };
+        let res = ready!(inflight.job.poll_value(cx));
+        let (kind, rewind) = (inflight.kind, inflight.rewind);
+        self.job = None;
+        let done = match res {
+            Ok(done) => done,
+            // The job never ran (no thread could start, or the runtime is shutting down):
+            // the fd's offset is still ahead of the reader by what it was to rewind.
+            Err(e) => {
+                self.rewind += rewind;
+                match kind {
+                    // Retried once: a job dropped by a runtime that shut down is no reason
+                    // for a read made later, in another runtime, to fail.
+                    Kind::Read => {
+                        if std::mem::replace(&mut self.read_never_ran, true) {
+                            self.read_never_ran = false;
+                            self.read.complete(Vec::new(), 0, Err(e));
+                        }
+                    }
+                    // Its bytes were written when the job was dropped: report how that went.
+                    Kind::Write => match blocking::lock(&self.handoff).written_on_drop.take() {
+                        Some(Ok(())) => {}
+                        Some(Err(written)) => self.error = Some(self.err(written, "write")),
+                        None => self.error = Some(e),
+                    },
+                    Kind::Seek(_) | Kind::Truncate => return Poll::Ready(Some(Err(e))),
+                }
+                return Poll::Ready(None);
+            }
+        };
+        Poll::Ready(match done {
+            Done::Read { buf, want, res } => {
+                self.read_never_ran = false;
+                let res = res.map_err(|e| self.err(e, "read"));
+                self.read.complete(buf, want, res);
+                None
+            }
+            Done::Write { buf, res } => {
+                self.wspare = buf;
+                if let Err(e) = res {
+                    // Keep the first error if two are pending.
+                    let e = self.err(e, "write");
+                    self.error.get_or_insert(e);
+                }
+                None
+            }
+            Done::Seek(res) => Some(res.map_err(|e| self.err(e, "seek"))),
+            Done::Truncate(res) => Some(res.map(|()| 0).map_err(|e| self.err(e, "truncate"))),
+        })
+    }
+}

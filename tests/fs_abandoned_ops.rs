@@ -1,0 +1,158 @@
+//! Operations on a `File` whose futures were dropped before they completed: their jobs
+//! finish in the background, before whatever the `File` does next (a truncation too), a
+//! seek asked for again counts twice, and a read job its runtime never ran does not fail a
+//! read made later in another runtime. Also a `File` on a FIFO, which cannot seek.
+
+mod support;
+
+use std::future::Future;
+use std::io::{ErrorKind, Read, SeekFrom};
+use std::os::unix::fs::OpenOptionsExt;
+use std::pin::pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::Poll;
+
+use overlap::fs::{File, OpenOptions};
+use overlap::io::{AsyncReadExt, AsyncWriteExt};
+use support::{pattern, TempDir};
+
+/// Polls `f` once, then drops it (abandoning whatever job it started).
+async fn poll_once_then_drop<F: Future>(f: F) {
+    let mut f = pin!(f);
+    std::future::poll_fn(|cx| {
+        let _ = f.as_mut().poll(cx);
+        Poll::Ready(())
+    })
+    .await
+}
+
+fn mkfifo(path: &std::path::Path) {
+    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: `c` is a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+}
+
+#[test]
+fn a_dropped_set_len_lands_before_the_next_write() {
+    let dir = TempDir::new("abandoned-set-len");
+    let path = dir.join("f");
+    let data = pattern(256 * 1024);
+    // Busy cores make a pool job that runs out of order likely, where one can.
+    let stop = Arc::new(AtomicBool::new(false));
+    let hogs: Vec<_> = (0..2)
+        .map(|_| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    std::hint::spin_loop();
+                }
+            })
+        })
+        .collect();
+    let mut expected = data[..5].to_vec();
+    expected.extend_from_slice(b"\0\0\0\0\0XYZ");
+    let wrong = overlap::block_on(async {
+        let mut wrong = Vec::new();
+        for i in 0..400 {
+            let mut f = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&path)
+                .await
+                .unwrap();
+            f.write_all(&data).await.unwrap();
+            f.seek(SeekFrom::Start(0)).await.unwrap();
+            let mut head = [0u8; 10];
+            f.read_exact(&mut head).await.unwrap(); // fetches 64 KiB ahead
+            poll_once_then_drop(f.set_len(5)).await;
+            f.write_all(b"XYZ").await.unwrap(); // at the reader's position, 10
+            f.flush().await.unwrap();
+            drop(f);
+            let back = std::fs::read(&path).unwrap();
+            if back != expected {
+                wrong.push((i, back.len()));
+            }
+        }
+        wrong
+    });
+    stop.store(true, Ordering::Relaxed);
+    for h in hogs {
+        h.join().unwrap();
+    }
+    assert!(wrong.is_empty(), "(iteration, length) wrong: {wrong:?}");
+}
+
+#[test]
+fn a_seek_dropped_and_asked_again_counts_twice() {
+    let dir = TempDir::new("abandoned-seek");
+    let path = dir.join("f");
+    std::fs::write(&path, pattern(1000)).unwrap();
+    overlap::block_on(async {
+        let mut f = File::open(&path).await.unwrap();
+        poll_once_then_drop(f.seek(SeekFrom::Current(100))).await;
+        assert_eq!(f.seek(SeekFrom::Current(100)).await.unwrap(), 200);
+        let mut b = [0u8; 4];
+        f.read_exact(&mut b).await.unwrap();
+        assert_eq!(b, pattern(1000)[200..204]);
+    });
+}
+
+#[test]
+fn a_read_its_runtime_never_ran_does_not_fail_the_next_read() {
+    let dir = TempDir::new("abandoned-read");
+    let path = dir.join("f");
+    let data = pattern(256 * 1024);
+    std::fs::write(&path, &data).unwrap();
+    for _ in 0..20 {
+        let mut f = overlap::block_on(File::open(&path)).unwrap();
+        // The runtime shuts down with the read job still queued or running.
+        overlap::block_on(poll_once_then_drop(f.read(&mut [0u8; 10])));
+        let mut b = [0u8; 10];
+        let n = overlap::block_on(f.read(&mut b)).unwrap();
+        assert!(n > 0);
+        assert_eq!(b[..n], data[..n]);
+    }
+}
+
+#[test]
+fn a_file_on_a_fifo_writes_after_a_read_and_loses_no_byte() {
+    let dir = TempDir::new("fifo-file");
+    let path = dir.join("fifo");
+    mkfifo(&path);
+    overlap::block_on(async {
+        // Read-write, so opening does not wait for a peer.
+        let mut f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .await
+            .unwrap();
+        let mut peer = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&path)
+            .unwrap();
+        f.write_all(b"0123456789").await.unwrap();
+        f.flush().await.unwrap();
+        let mut b = [0u8; 4];
+        f.read_exact(&mut b).await.unwrap();
+        assert_eq!(&b, b"0123");
+        // No read-ahead was taken, and the write needs no seek.
+        f.write_all(b"abc").await.unwrap();
+        f.flush().await.unwrap();
+        let mut rest = [0u8; 64];
+        let n = peer.read(&mut rest).unwrap();
+        assert_eq!(&rest[..n], b"456789abc");
+        // A seek says why it cannot.
+        let err = f.seek(SeekFrom::Start(0)).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::NotSeekable, "{err}");
+        // The bytes it held are still there for the next read.
+        f.write_all(b"!").await.unwrap();
+        let mut one = [0u8; 1];
+        f.read_exact(&mut one).await.unwrap();
+        assert_eq!(&one, b"!");
+    });
+}
