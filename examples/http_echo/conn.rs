@@ -111,8 +111,11 @@ impl Conn<'_> {
         }
     }
 
-    /// Reads more body bytes: a stall is a 408, a close an error.
+    /// Reads more body bytes: a stall is a 408, a close an error. Answers already queued
+    /// (to pipelined requests) go out first: the client may wait for them before it sends
+    /// the rest, and if it closes instead, they were its due.
     async fn fill_body(&mut self) -> io::Result<Result<(), HttpError>> {
+        self.flush().await?;
         match self.fill(Instant::now() + self.limits.body_timeout).await? {
             Fill::Data => Ok(Ok(())),
             Fill::TimedOut => Ok(Err(timed_out("request body stalled"))),
@@ -301,12 +304,17 @@ impl Conn<'_> {
     }
 
     /// Writes the queued answers. A client that stops reading for `write_timeout` (its
-    /// socket buffer full) is given up on: the connection ends with `TimedOut`.
+    /// socket buffer full, no byte taken) is given up on: the connection ends with
+    /// `TimedOut`. One that keeps reading, however slowly, gets its whole answer.
     async fn flush(&mut self) -> io::Result<()> {
-        if !self.out.is_empty() {
+        let mut sent = 0;
+        while sent < self.out.len() {
+            // Each write that moves bytes starts the stall clock again.
             let deadline = Instant::now() + self.limits.write_timeout;
-            match timeout_at(deadline, self.stream.write_all(&self.out)).await {
-                Ok(written) => written?,
+            match timeout_at(deadline, self.stream.write(&self.out[sent..])).await {
+                Ok(Ok(0)) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(Ok(n)) => sent += n,
+                Ok(Err(e)) => return Err(e),
                 Err(_) => {
                     // Reset rather than close: the unsent answer is dropped at once instead
                     // of sitting in the kernel for a client that does not read.
@@ -317,8 +325,8 @@ impl Conn<'_> {
                     ));
                 }
             }
-            self.out.clear();
         }
+        self.out.clear();
         Ok(())
     }
 
