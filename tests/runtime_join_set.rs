@@ -235,3 +235,46 @@ async fn join_all_resumes_a_tasks_panic() {
     set.spawn(async {});
     let _ = set.join_all().await;
 }
+
+/// Tasks that finish before the set is first asked still come out in finishing order: task
+/// 0 can only finish after task 1 (it waits for 1's message), and task 2 after 0.
+#[overlap::test]
+async fn tasks_finished_before_the_first_join_come_out_in_finishing_order() {
+    let mut set = JoinSet::new();
+    let (tx1, rx1) = overlap::sync::oneshot::channel::<()>();
+    let (tx0, rx0) = overlap::sync::oneshot::channel::<()>();
+    set.spawn(async move {
+        rx1.await.unwrap();
+        tx0.send(()).unwrap();
+        0
+    });
+    set.spawn(async move {
+        tx1.send(()).unwrap();
+        1
+    });
+    set.spawn(async move {
+        rx0.await.unwrap();
+        2
+    });
+    support::settle().await;
+    assert_eq!(set.try_join_next().unwrap().unwrap(), 1);
+    assert_eq!(set.join_next().await.unwrap().unwrap(), 0);
+    assert_eq!(set.join_all().await, [2]);
+}
+
+#[overlap::test]
+async fn join_all_returns_outputs_in_finishing_order() {
+    let mut set = JoinSet::new();
+    for i in 0..5u64 {
+        // Later spawns finish first: each yields fewer times.
+        set.spawn(async move {
+            for _ in 0..(5 - i) * 3 {
+                overlap::yield_now().await;
+            }
+            i
+        });
+    }
+    support::settle().await;
+    support::settle().await;
+    assert_eq!(set.join_all().await, [4, 3, 2, 1, 0]);
+}

@@ -55,6 +55,21 @@ impl<T> Slab<T> {
         Some(v)
     }
 
+    pub(crate) fn get_mut(&mut self, key: usize) -> Option<&mut T> {
+        match self.entries.get_mut(key)? {
+            Entry::Occupied(v) => Some(v),
+            Entry::Vacant(_) => None,
+        }
+    }
+
+    /// Every value, in key order.
+    pub(crate) fn values(&self) -> impl Iterator<Item = &T> {
+        self.entries.iter().filter_map(|e| match e {
+            Entry::Occupied(v) => Some(v),
+            Entry::Vacant(_) => None,
+        })
+    }
+
     /// Removes and returns every value.
     pub(crate) fn drain(&mut self) -> Vec<T> {
         let entries = std::mem::take(&mut self.entries);
@@ -84,9 +99,12 @@ mod tests {
         let c = s.insert("c");
         assert_eq!(c, a);
         assert_eq!(s.len(), 2);
+        *s.get_mut(c).unwrap() = "c2";
+        assert_eq!(s.get_mut(99), None);
+        assert_eq!(s.values().count(), 2);
         let mut all = s.drain();
         all.sort();
-        assert_eq!(all, ["b", "c"]);
+        assert_eq!(all, ["b", "c2"]);
         assert_eq!(s.len(), 0);
     }
 }

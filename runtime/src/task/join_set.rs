@@ -1,20 +1,24 @@
 //! `JoinSet`: a set of tasks awaited in the order they finish.
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::future::{poll_fn, Future};
-use std::task::{Context, Poll, Waker};
-
-use futures_util::stream::{FuturesUnordered, StreamExt};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Wake, Waker};
 
 use super::{spawn, AbortHandle, JoinError, JoinHandle};
+use crate::slab::Slab;
 
 /// A set of tasks on the current runtime, whose outputs come out in the order the tasks
 /// finish.
 ///
 /// Dropping the set **aborts** every task still in it (their futures are dropped at the
-/// runtime's next turn); [`detach_all`](JoinSet::detach_all) lets them run on instead. Only
-/// tasks that are woken are looked at when waiting, so a set of many tasks costs nothing
-/// per idle task.
+/// runtime's next turn); [`detach_all`](JoinSet::detach_all) lets them run on instead. Each
+/// task tells the set when it finishes, from the moment it is spawned, so outputs come out
+/// in finishing order even when several finished before the set was first asked, and only
+/// finished tasks are looked at when waiting: a set of many tasks costs nothing per idle
+/// task.
 ///
 /// ```
 /// use overlap::JoinSet;
@@ -32,18 +36,72 @@ use super::{spawn, AbortHandle, JoinError, JoinHandle};
 /// });
 /// ```
 pub struct JoinSet<T> {
-    tasks: FuturesUnordered<JoinHandle<T>>,
-    /// The waker of the last `poll_join_next`, which `try_join_next` hands on so that it
-    /// does not replace the one a waiting future stored.
+    tasks: Slab<Member<T>>,
+    /// Members whose tasks finished (or may have), in the order they did.
+    finished: Arc<Finished>,
+    /// Tells members apart across reused slab keys.
+    next_id: u64,
+}
+
+/// A task of the set.
+struct Member<T> {
+    id: u64,
+    handle: JoinHandle<T>,
+    /// Queues this member on [`Finished`]; the task holds a clone as its join waker.
+    waker: Waker,
+}
+
+/// Where members' wakers report; shared with them (they are `Send + Sync`, as every waker).
+#[derive(Default)]
+struct Finished(Mutex<FinishedState>);
+
+#[derive(Default)]
+struct FinishedState {
+    /// `(slab key, member id)` in the order the tasks finished; a stale pair (a member
+    /// already gone) is skipped.
+    queue: VecDeque<(usize, u64)>,
+    /// The task waiting in `join_next`, if any.
     waiter: Option<Waker>,
+}
+
+impl Finished {
+    fn lock(&self) -> MutexGuard<'_, FinishedState> {
+        // Only plain queue operations happen under the lock: a poisoned one is consistent.
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A member's join waker.
+struct MemberWaker {
+    key: usize,
+    id: u64,
+    finished: Arc<Finished>,
+}
+
+impl Wake for MemberWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref()
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        let waiter = {
+            let mut st = self.finished.lock();
+            st.queue.push_back((self.key, self.id));
+            st.waiter.take()
+        };
+        if let Some(w) = waiter {
+            w.wake();
+        }
+    }
 }
 
 impl<T: 'static> JoinSet<T> {
     /// An empty set.
     pub fn new() -> JoinSet<T> {
         JoinSet {
-            tasks: FuturesUnordered::new(),
-            waiter: None,
+            tasks: Slab::new(),
+            finished: Arc::default(),
+            next_id: 0,
         }
     }
 
@@ -58,10 +116,27 @@ impl<T: 'static> JoinSet<T> {
     where
         F: Future<Output = T> + 'static,
     {
-        let task = spawn(future);
-        let handle = task.abort_handle();
-        self.tasks.push(task);
-        handle
+        let handle = spawn(future);
+        let abort = handle.abort_handle();
+        let id = self.next_id;
+        self.next_id += 1;
+        let key = self.tasks.insert(Member {
+            id,
+            handle,
+            waker: Waker::noop().clone(),
+        });
+        let waker = Waker::from(Arc::new(MemberWaker {
+            key,
+            id,
+            finished: self.finished.clone(),
+        }));
+        let member = self.tasks.get_mut(key).expect("just inserted");
+        // Leaves the waker with the task, to be woken when it finishes. A task just spawned
+        // has not run yet, so this is always `Pending`.
+        let polled = Pin::new(&mut member.handle).poll(&mut Context::from_waker(&waker));
+        debug_assert!(polled.is_pending());
+        member.waker = waker;
+        abort
     }
 
     /// The number of tasks in the set: running, or finished but not yet joined.
@@ -71,7 +146,7 @@ impl<T: 'static> JoinSet<T> {
 
     /// Whether the set holds no task.
     pub fn is_empty(&self) -> bool {
-        self.tasks.is_empty()
+        self.tasks.len() == 0
     }
 
     /// Waits for the next task to finish and removes it from the set: `Some(Ok(output))`,
@@ -98,14 +173,7 @@ impl<T: 'static> JoinSet<T> {
     /// });
     /// ```
     pub fn try_join_next(&mut self) -> Option<Result<T, JoinError>> {
-        // Polled with the waker of the last `poll_join_next`, so that a future waiting there
-        // (one that called this in between) is still woken; nobody waits if there is none.
-        let waker = self.waiter.clone();
-        let mut cx = Context::from_waker(waker.as_ref().unwrap_or(Waker::noop()));
-        match self.tasks.poll_next_unpin(&mut cx) {
-            Poll::Ready(out) => out,
-            Poll::Pending => None,
-        }
+        self.next_finished()
     }
 
     /// Waits for every task and returns their outputs, in the order they finished.
@@ -127,19 +195,48 @@ impl<T: 'static> JoinSet<T> {
 
     /// [`join_next`](JoinSet::join_next) as a poll function, for hand-written futures.
     pub fn poll_join_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<T, JoinError>>> {
-        match &self.waiter {
-            Some(w) if w.will_wake(cx.waker()) => {}
-            _ => self.waiter = Some(cx.waker().clone()),
+        if self.tasks.len() == 0 {
+            return Poll::Ready(None);
         }
-        self.tasks.poll_next_unpin(cx)
+        if let Some(out) = self.next_finished() {
+            return Poll::Ready(Some(out));
+        }
+        let mut st = self.finished.lock();
+        if st.queue.is_empty() {
+            match &st.waiter {
+                Some(w) if w.will_wake(cx.waker()) => {}
+                _ => st.waiter = Some(cx.waker().clone()),
+            }
+            return Poll::Pending;
+        }
+        // A task finished between the two looks: take it on the next poll.
+        drop(st);
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+
+    /// The output of the member that finished first, if any has, removing it from the set.
+    fn next_finished(&mut self) -> Option<Result<T, JoinError>> {
+        loop {
+            let (key, id) = self.finished.lock().queue.pop_front()?;
+            let Some(member) = self.tasks.get_mut(key).filter(|m| m.id == id) else {
+                continue; // a member already gone
+            };
+            let mut cx = Context::from_waker(&member.waker);
+            if let Poll::Ready(out) = Pin::new(&mut member.handle).poll(&mut cx) {
+                self.tasks.remove(key);
+                return Some(out);
+            }
+            // Not finished after all (a stray wake): its waker stays with the task.
+        }
     }
 
     /// Asks every task in the set to stop; each then comes out of
     /// [`join_next`](JoinSet::join_next) as a cancelled [`JoinError`] (or with its output, if
     /// it had already finished).
     pub fn abort_all(&mut self) {
-        for task in self.tasks.iter() {
-            task.abort();
+        for member in self.tasks.values() {
+            member.handle.abort();
         }
     }
 
@@ -153,7 +250,8 @@ impl<T: 'static> JoinSet<T> {
     /// are dropped.
     pub fn detach_all(&mut self) {
         // Dropping a handle detaches its task.
-        self.tasks = FuturesUnordered::new();
+        drop(self.tasks.drain());
+        self.finished.lock().queue.clear();
     }
 }
 
@@ -165,8 +263,8 @@ impl<T: 'static> Default for JoinSet<T> {
 
 impl<T> Drop for JoinSet<T> {
     fn drop(&mut self) {
-        for task in self.tasks.iter() {
-            task.abort();
+        for member in self.tasks.values() {
+            member.handle.abort();
         }
     }
 }
