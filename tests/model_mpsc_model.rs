@@ -101,13 +101,14 @@ fn run(seed: u64, cap: usize, steps: usize) {
                 let waker = Waker::from(f.wakes.clone());
                 let res = f.send.as_mut().poll(&mut Context::from_waker(&waker));
                 let expect: Option<bool> = match f.st {
-                    _ if m.closed => Some(false),
-                    St::ClosedOut => Some(false),
+                    // A slot granted before a close is still filled (the receiver drains it).
                     St::Chosen => {
                         m.reserved -= 1;
                         m.queue.push_back(f.value);
                         Some(true)
                     }
+                    _ if m.closed => Some(false),
+                    St::ClosedOut => Some(false),
                     St::Waiting => None,
                     St::Unpolled if m.line.is_empty() && m.has_room() => {
                         m.queue.push_back(f.value);
@@ -140,15 +141,14 @@ fn run(seed: u64, cap: usize, steps: usize) {
                 let id = ids[rng.below(ids.len() as u64) as usize];
                 let f = futs.remove(&id).unwrap();
                 trace.push(format!("{step}: drop #{id} ({:?})", f.st));
-                if !m.closed {
-                    match f.st {
-                        St::Waiting => m.line.retain(|&x| x != id),
-                        St::Chosen => {
-                            m.reserved -= 1;
-                            m.grant_next(&mut futs);
-                        }
-                        _ => {}
+                match f.st {
+                    St::Waiting if !m.closed => m.line.retain(|&x| x != id),
+                    St::Chosen if m.closed => m.reserved -= 1,
+                    St::Chosen => {
+                        m.reserved -= 1;
+                        m.grant_next(&mut futs);
                     }
+                    _ => {}
                 }
                 drop(f);
             }
@@ -160,7 +160,7 @@ fn run(seed: u64, cap: usize, steps: usize) {
                         m.grant_next(&mut futs);
                         Ok(v)
                     }
-                    None if m.closed => Err(TryRecvError::Disconnected),
+                    None if m.closed && m.reserved == 0 => Err(TryRecvError::Disconnected),
                     None => Err(TryRecvError::Empty),
                 };
                 assert_eq!(r, expect, "seed {seed}\n{}", trace.join("\n"));
@@ -184,7 +184,6 @@ fn run(seed: u64, cap: usize, steps: usize) {
                 trace.push(format!("{step}: close"));
                 rx.close();
                 m.closed = true;
-                m.reserved = 0;
                 for id in m.line.drain(..) {
                     let f = futs.get_mut(&id).unwrap();
                     f.st = St::ClosedOut;

@@ -120,3 +120,53 @@ async fn permits_and_reserves_after_the_receiver_goes() {
     assert!(tx.reserve().await.is_err());
     assert!(matches!(tx.try_reserve(), Err(TrySendError::Closed(()))));
 }
+
+/// After `close`, new sends fail, but slots reserved before it still deliver: a permit's
+/// value and a waiting send that had been granted a slot both arrive, and `recv` ends only
+/// once every such slot is filled.
+#[overlap::test]
+async fn slots_reserved_before_a_close_still_deliver() {
+    let (tx, mut rx) = mpsc::channel::<u32>(2);
+    let tx = Rc::new(tx);
+    tx.send(1).await.unwrap();
+    let permit = tx.reserve().await.unwrap();
+    // The channel is full: this send waits in line.
+    let t = tx.clone();
+    let granted = overlap::spawn(async move { t.send(3).await });
+    settle().await;
+    // Taking 1 frees a slot, granted to the waiting send before it runs again.
+    assert_eq!(rx.recv().await, Some(1));
+    rx.close();
+    assert!(tx.send(4).await.is_err(), "closed for new sends");
+    assert!(tx.reserve().await.is_err());
+    permit.send(2);
+    within(HANG, granted, "granted send")
+        .await
+        .unwrap()
+        .unwrap();
+    let mut got = Vec::new();
+    while let Some(v) = within(HANG, rx.recv(), "recv after close").await {
+        got.push(v);
+    }
+    assert_eq!(got, [2, 3]);
+}
+
+/// A permit dropped unused after the close lets a waiting `recv` end.
+#[overlap::test]
+async fn a_permit_dropped_after_the_close_ends_the_receive() {
+    let (tx, mut rx) = mpsc::channel::<u32>(1);
+    let permit = tx.reserve().await.unwrap();
+    rx.close();
+    assert!(rx.try_recv().is_err());
+    let drop_later = async move {
+        settle().await;
+        drop(permit);
+    };
+    let (got, ()) = within(
+        HANG,
+        overlap::future::join(rx.recv(), drop_later),
+        "recv never ended",
+    )
+    .await;
+    assert_eq!(got, None);
+}

@@ -33,8 +33,11 @@ struct Chan<T> {
     waiters: WaitQueue,
     receiver_waker: Option<Waker>,
     senders: usize,
-    /// The receiver was dropped or closed: sends fail from now on.
+    /// The receiver was dropped or closed: sends fail from now on (slots reserved before
+    /// still take their values, unless the receiver was dropped).
     closed: bool,
+    /// The receiver was dropped: reserved slots will never be read either.
+    receiver_gone: bool,
     /// Senders waiting in `Sender::closed`.
     closed_watchers: Rc<Watchers>,
 }
@@ -42,6 +45,24 @@ struct Chan<T> {
 impl<T> Chan<T> {
     fn has_room(&self) -> bool {
         self.queue.len() + self.reserved < self.capacity
+    }
+
+    /// No value can come any more: every sender is gone, or the receiver closed and no
+    /// slot reserved before that is still unfilled.
+    fn is_over(&self) -> bool {
+        self.senders == 0 || (self.closed && self.reserved == 0)
+    }
+
+    /// A reserved slot was given back or filled after the close: the last one lets a
+    /// waiting receiver see the end. Returns its waker, to be called once the channel is no
+    /// longer borrowed.
+    fn release_after_close(&mut self) -> Option<Waker> {
+        self.reserved -= 1;
+        if self.reserved == 0 {
+            self.receiver_waker.take()
+        } else {
+            None
+        }
     }
 
     /// A slot freed up (or a reservation was given back): reserves it for the first waiter,
@@ -134,6 +155,7 @@ fn with_capacity<T>(capacity: usize) -> (Sender<T>, Receiver<T>) {
         queue: VecDeque::new(),
         capacity,
         reserved: 0,
+        receiver_gone: false,
         waiters: WaitQueue::default(),
         receiver_waker: None,
         senders: 1,
@@ -200,7 +222,7 @@ impl<T> Receiver<T> {
             return Poll::Ready(Some(v));
         }
         let mut chan = self.chan.borrow_mut();
-        if chan.senders == 0 || chan.closed {
+        if chan.is_over() {
             self.ended = true;
             return Poll::Ready(None);
         }
@@ -218,21 +240,38 @@ impl<T> Receiver<T> {
             return Ok(v);
         }
         let chan = self.chan.borrow();
-        if chan.senders == 0 || chan.closed {
+        if chan.is_over() {
             Err(TryRecvError::Disconnected)
         } else {
             Err(TryRecvError::Empty)
         }
     }
 
-    /// Stops the channel: later sends fail (waiting senders are woken to fail), while the
-    /// values already queued can still be received; after them, `recv` gives `None` even
-    /// if senders remain. The usual graceful shutdown: `close()`, then receive until `None`.
+    /// Stops the channel: later sends and reservations fail (waiting senders are woken to
+    /// fail), while the values already queued can still be received, and so can those sent
+    /// through slots reserved before the close (a [`Permit`], or a `send` that was granted
+    /// a slot); after them, `recv` gives `None` even if senders remain. The usual graceful
+    /// shutdown: `close()`, then receive until `None`.
+    ///
+    /// ```
+    /// use overlap::sync::mpsc;
+    ///
+    /// overlap::block_on(async {
+    ///     let (tx, mut rx) = mpsc::channel(4);
+    ///     tx.send(1).await.unwrap();
+    ///     let permit = tx.reserve().await.unwrap();
+    ///     rx.close();
+    ///     assert!(tx.send(3).await.is_err(), "closed for new sends");
+    ///     permit.send(2);
+    ///     assert_eq!(rx.recv().await, Some(1));
+    ///     assert_eq!(rx.recv().await, Some(2));
+    ///     assert_eq!(rx.recv().await, None);
+    /// });
+    /// ```
     pub fn close(&mut self) {
         let (wakers, watchers) = {
             let mut chan = self.chan.borrow_mut();
             chan.closed = true;
-            chan.reserved = 0;
             (chan.waiters.take_all(), chan.closed_watchers.clone())
         };
         wake_all(wakers);
@@ -253,6 +292,7 @@ impl<T> Receiver<T> {
 impl<T> Drop for Receiver<T> {
     fn drop(&mut self) {
         self.close();
+        self.chan.borrow_mut().receiver_gone = true;
         // The queued values go now, not when the last sender does.
         let queued = std::mem::take(&mut self.chan.borrow_mut().queue);
         drop(queued);

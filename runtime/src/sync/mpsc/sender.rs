@@ -199,9 +199,13 @@ impl<T> SlotWait<'_, T> {
     fn poll_slot(&mut self, cx: &mut Context<'_>) -> Poll<bool> {
         let mut chan = self.sender.chan.borrow_mut();
         if chan.closed {
-            // A reservation held is moot (closing cleared them): nothing will be received.
-            self.waiter = None;
-            return Poll::Ready(false);
+            // A slot granted before the close is still this sender's to fill (the receiver
+            // drains it), unless the receiver is gone; one still waited for is refused.
+            let chosen = self.waiter.take().is_some_and(|w| w.is_chosen());
+            if chosen && chan.receiver_gone {
+                return Poll::Ready(false);
+            }
+            return Poll::Ready(chosen);
         }
         match &self.waiter {
             Some(w) if w.is_chosen() => {
@@ -228,7 +232,13 @@ impl<T> Drop for SlotWait<'_, T> {
         let next = {
             let mut chan = self.sender.chan.borrow_mut();
             if chan.closed {
-                // Closing dropped every waiter and reservation already.
+                // Closing took every waiter out of line; a slot granted before it is given
+                // back (unless nobody will read any more).
+                if w.is_chosen() && !chan.receiver_gone {
+                    let last = chan.release_after_close();
+                    drop(chan);
+                    wake(last);
+                }
                 return;
             }
             if w.is_chosen() {
@@ -289,11 +299,11 @@ impl<T> Send<'_, T> {
     }
 }
 
-/// Puts `value` in the slot reserved for it (unless the receiver has gone since, which
-/// cleared the reservations: then the value is dropped).
+/// Puts `value` in the slot reserved for it: also after the receiver closed (it drains
+/// reserved slots), but not once it was dropped (then the value is dropped).
 fn fill_reserved<T>(sender: &Sender<T>, value: T) {
     let mut chan = sender.chan.borrow_mut();
-    if chan.closed {
+    if chan.receiver_gone {
         drop(chan);
         drop(value);
         return;
@@ -336,8 +346,9 @@ pub struct Permit<'a, T> {
 }
 
 impl<T> Permit<'_, T> {
-    /// Queues `value` in the reserved slot and wakes the receiver. If the receiver has gone
-    /// since the slot was reserved, `value` is dropped.
+    /// Queues `value` in the reserved slot and wakes the receiver. A receiver that closed
+    /// since the slot was reserved still gets it; if the receiver was dropped, `value` is
+    /// dropped.
     pub fn send(mut self, value: T) {
         if let Some(sender) = self.sender.take() {
             fill_reserved(sender, value);
@@ -352,11 +363,15 @@ impl<T> Drop for Permit<'_, T> {
         };
         let next = {
             let mut chan = sender.chan.borrow_mut();
-            if chan.closed {
-                return; // closing cleared the reservations
+            if chan.receiver_gone {
+                return;
             }
-            chan.reserved -= 1;
-            chan.grant_next()
+            if chan.closed {
+                chan.release_after_close()
+            } else {
+                chan.reserved -= 1;
+                chan.grant_next()
+            }
         };
         wake(next);
     }
