@@ -38,7 +38,9 @@ enum ReadState {
 ///
 /// Standard input may be a terminal, a pipe or a file, none of which overlap may switch to
 /// non-blocking mode (the open file description is shared with other processes), so each
-/// read runs as a job on the blocking pool, fetching up to 64 KiB. Wrap it in
+/// read runs as a job on the blocking pool, fetching up to 64 KiB. If another process did
+/// make it non-blocking, the job waits for input with `poll(2)` rather than returning
+/// `WouldBlock` (the standard output streams do the same for room). Wrap it in
 /// [`BufReader`](futures_util::io::BufReader) to read lines.
 ///
 /// A read in flight cannot be called back: dropping the `Stdin` (or the future reading from
@@ -89,7 +91,7 @@ impl AsyncRead for Stdin {
                     let mut buf = std::mem::take(buf);
                     buf.resize(CHUNK, 0);
                     this.state = ReadState::Busy(crate::spawn_blocking(move || {
-                        let n = io::stdin().lock().read(&mut buf);
+                        let n = read_stdin(&mut buf);
                         (n, buf)
                     }));
                 }
@@ -140,10 +142,56 @@ impl Target {
         match self {
             Target::Stdout => {
                 let mut out = io::stdout().lock();
-                out.write_all(bytes)?;
-                out.flush()
+                write_all_waiting(&mut out, 1, bytes)?;
+                flush_waiting(&mut out, 1)
             }
-            Target::Stderr => io::stderr().lock().write_all(bytes),
+            Target::Stderr => write_all_waiting(&mut io::stderr().lock(), 2, bytes),
+        }
+    }
+}
+
+/// One read of stdin (on a pool thread). The fd is shared with other processes, one of
+/// which may have made it non-blocking: then `EAGAIN` means waiting for input, here.
+fn read_stdin(buf: &mut [u8]) -> io::Result<usize> {
+    let mut stdin = io::stdin().lock();
+    loop {
+        match stdin.read(buf) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                crate::sys::poll::wait_fd(0, libc::POLLIN)?
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            res => return res,
+        }
+    }
+}
+
+/// `write_all` that waits out `EAGAIN` on a standard stream made non-blocking by another
+/// process (std's `write_all` gives up, and the caller cannot tell how much went out).
+/// A `write` that fails accepted nothing, so the retry resends exactly the rest.
+fn write_all_waiting(out: &mut impl Write, fd: i32, mut bytes: &[u8]) -> io::Result<()> {
+    while !bytes.is_empty() {
+        match out.write(bytes) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => bytes = &bytes[n..],
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                crate::sys::poll::wait_fd(fd, libc::POLLOUT)?
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// `flush` that waits out `EAGAIN`, as [`write_all_waiting`] does.
+fn flush_waiting(out: &mut impl Write, fd: i32) -> io::Result<()> {
+    loop {
+        match out.flush() {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                crate::sys::poll::wait_fd(fd, libc::POLLOUT)?
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            res => return res,
         }
     }
 }

@@ -25,5 +25,6 @@ macro_rules! syscall {
 pub(crate) mod affinity;
 pub(crate) mod epoll;
 pub(crate) mod eventfd;
+pub(crate) mod poll;
 pub(crate) mod signal;
 pub(crate) mod timerslack;
