@@ -39,3 +39,38 @@ fn a_child_outliving_its_runtime_is_reaped_when_it_exits() {
     });
     assert!(gone(pid), "pid {pid} left in state {:?}", state(pid));
 }
+
+/// An orphan that runs on (here for 30 s) holds back no other: one that exits meanwhile is
+/// reaped at once, not after the long one.
+#[test]
+fn orphans_are_reaped_as_each_exits_whatever_the_order() {
+    let (long, short) = block_on(async {
+        let long = overlap::process::spawn(Command::new("sleep").arg("30")).unwrap();
+        let short = overlap::process::spawn(Command::new("sleep").arg("0.1")).unwrap();
+        (long.id(), short.id())
+    });
+    assert!(gone(short), "pid {short} left in state {:?}", state(short));
+    // SAFETY: kill takes plain integers; `long` is our child, not reaped yet.
+    assert_eq!(unsafe { libc::kill(long as libc::pid_t, libc::SIGKILL) }, 0);
+    assert!(gone(long), "pid {long} left in state {:?}", state(long));
+}
+
+/// A `Child` dropped inside another runtime than the one that spawned it is still reaped,
+/// and one awaited there is waited for: its exit is watched from the runtime polling it.
+#[test]
+fn a_child_moved_to_another_runtime_is_waited_for_and_reaped() {
+    let mut waited = block_on(async {
+        overlap::process::spawn(Command::new("sh").args(["-c", "sleep 0.1; exit 3"])).unwrap()
+    });
+    let status = block_on(async { waited.wait().await }).unwrap();
+    assert_eq!(status.code(), Some(3));
+
+    let dropped =
+        block_on(async { overlap::process::spawn(Command::new("sleep").arg("0.1")).unwrap() });
+    let pid = dropped.id();
+    block_on(async move {
+        drop(dropped);
+        overlap::time::sleep(Duration::from_millis(400)).await;
+    });
+    assert!(gone(pid), "pid {pid} left in state {:?}", state(pid));
+}

@@ -212,6 +212,18 @@ pub(crate) fn is_datagram(fd: RawFd) -> bool {
     res.is_ok() && ty == libc::SOCK_DGRAM
 }
 
+/// `poll(2)` on `fds` for up to `timeout_ms` (-1: no limit); `EINTR` counts as a return
+/// with nothing ready.
+pub(crate) fn poll_fds(fds: &mut [libc::pollfd], timeout_ms: libc::c_int) -> io::Result<()> {
+    let n = libc::nfds_t::try_from(fds.len())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "too many fds to poll"))?;
+    // SAFETY: `fds` is a valid, writable array of `n` pollfd entries for the whole call.
+    match syscall!(poll(fds.as_mut_ptr(), n, timeout_ms)) {
+        Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(()),
+        other => other.map(drop),
+    }
+}
+
 /// `shutdown(fd, SHUT_WR)` for a socket, so its peer reads end of file. Not a socket
 /// (`ENOTSOCK`) or no longer connected (`ENOTCONN`): nothing to do.
 pub(crate) fn shutdown_write(fd: RawFd) -> io::Result<()> {

@@ -184,7 +184,9 @@ impl Command {
 
 impl From<std::process::Command> for Command {
     /// Takes over a std builder. Its stdio settings cannot be read back, so `output` then
-    /// treats them as unset (its defaults apply).
+    /// treats them as unset: its defaults (stdin `/dev/null`, stdout and stderr piped)
+    /// apply to that run, and afterwards all three are inherited. Set stdio through this
+    /// type's methods to have `output`, `spawn` and `status` keep it.
     fn from(std: std::process::Command) -> Command {
         Command {
             std,

@@ -99,7 +99,8 @@ impl ExitWatch {
 /// called inside a runtime.
 ///
 /// Fails as [`Command::spawn`] does (`NotFound` for a missing program, with the kernel's
-/// error otherwise), or if the kernel lacks `pidfd_open` (Linux before 5.3).
+/// error otherwise). Where the kernel lacks `pidfd_open` (Linux before 5.3), the exit is
+/// noticed through `SIGCHLD` instead.
 pub fn spawn(cmd: &mut std::process::Command) -> io::Result<Child> {
     let mut std = cmd.spawn()?;
     // A child that exits before this is set up is still found: every wait first reaps
@@ -247,14 +248,26 @@ impl Proc {
     }
 
     /// Ready with the exit status once the pidfd says the process ended.
+    ///
+    /// A pidfd registered with another runtime (the `Child` moved, or its runtime ended) is
+    /// opened again in the one polling now: the process is not reaped yet, so its pid still
+    /// names it.
     fn poll_exit(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<ExitStatus>> {
+        let mut rewatched = false;
         loop {
             if let Some(status) = self.try_reap()? {
                 return Poll::Ready(Ok(status));
             }
             match &mut self.exit {
                 ExitWatch::Pidfd(fd) => {
-                    let event = ready!(fd.poll_readiness(cx, Direction::Read))?;
+                    let event = match fd.poll_readiness(cx, Direction::Read) {
+                        Poll::Ready(Err(e)) if !rewatched => {
+                            rewatched = true;
+                            self.exit = ExitWatch::new(self.std.id()).map_err(|_| e)?;
+                            continue;
+                        }
+                        other => ready!(other)?,
+                    };
                     // Readable means exited, and the loop's first line reaps it. Only a
                     // readiness that still finds the child running (a spurious one) is
                     // cleared; std keeps the status of a child it reaped here.
@@ -283,6 +296,8 @@ impl Drop for Child {
         // the runtime ends first (or there is none), the orphan reaper thread takes over.
         let mut reaper = Reaper(Some(proc));
         let reaping = async move {
+            // Reaped, or (failing to watch it) handed to the orphan reaper when `reaper`
+            // drops: either way no zombie is left.
             let _ = poll_fn(|cx| {
                 reaper
                     .0
@@ -290,8 +305,6 @@ impl Drop for Child {
                     .map_or(Poll::Ready(Ok(())), |p| p.poll_exit(cx).map_ok(drop))
             })
             .await;
-            // Reaped: nothing is left for the drop to hand over.
-            let _ = reaper.0.take();
         };
         if let Ok(task) = overlap_runtime::try_spawn(reaping) {
             drop(task); // detached
