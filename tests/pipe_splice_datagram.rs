@@ -7,7 +7,7 @@ use std::io::ErrorKind;
 use std::net::Shutdown;
 use std::time::Duration;
 
-use overlap::io::AsyncReadExt;
+use overlap::io::{AsyncReadExt, AsyncWriteExt};
 use overlap::net::{UdpSocket, UnixDatagram};
 use overlap::pipe::{pipe, splice_copy};
 use overlap::time::timeout;
@@ -34,14 +34,22 @@ async fn an_empty_datagram_does_not_end_a_splice_copy() {
     assert_eq!(&got, b"firstafter-empty");
 }
 
-#[overlap::test]
-async fn a_datagram_socket_shut_down_for_reading_ends_a_splice_copy_with_an_error() {
+/// A Unix datagram socket holding `queued` (in order), shut down for reading.
+async fn shut_with(queued: &[&[u8]]) -> UnixDatagram {
     let (a, b) = UnixDatagram::pair().unwrap();
-    a.send(b"queued").await.unwrap();
+    for d in queued {
+        a.send(d).await.unwrap();
+    }
     b.shutdown(Shutdown::Read).unwrap();
+    b
+}
+
+/// Runs `splice_copy` from `b` until it fails, which must be `NotConnected` and quick (no
+/// spinning); returns what reached the pipe.
+async fn copy_until_refused(b: &UnixDatagram) -> Vec<u8> {
     let (ptx, mut prx) = pipe().unwrap();
     let before = overlap::metrics().task_polls;
-    let err = within(HANG, splice_copy(&b, &ptx), "splice_copy hung")
+    let err = within(HANG, splice_copy(b, &ptx), "splice_copy hung")
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NotConnected, "{err}");
@@ -50,14 +58,18 @@ async fn a_datagram_socket_shut_down_for_reading_ends_a_splice_copy_with_an_erro
     drop(ptx);
     let mut got = Vec::new();
     prx.read_to_end(&mut got).await.unwrap();
-    assert_eq!(got, b"queued");
+    got
+}
+
+#[overlap::test]
+async fn a_datagram_socket_shut_down_for_reading_ends_a_splice_copy_with_an_error() {
+    let b = shut_with(&[b"queued"]).await;
+    assert_eq!(copy_until_refused(&b).await, b"queued");
 }
 
 #[overlap::test]
 async fn splice_from_a_datagram_socket_shut_down_for_reading_fails_at_once() {
-    let (a, b) = UnixDatagram::pair().unwrap();
-    a.send(b"queued").await.unwrap();
-    b.shutdown(Shutdown::Read).unwrap();
+    let b = shut_with(&[b"queued"]).await;
     let (mut ptx, _prx) = pipe().unwrap();
     let n = within(HANG, ptx.splice_from(&b, 1024), "splice_from hung")
         .await
@@ -70,4 +82,34 @@ async fn splice_from_a_datagram_socket_shut_down_for_reading_fails_at_once() {
     assert_eq!(err.kind(), ErrorKind::NotConnected, "{err}");
     let polls = overlap::metrics().task_polls - before;
     assert!(polls < 10, "{polls} polls");
+}
+
+#[overlap::test]
+async fn an_empty_datagram_before_a_read_shutdown_does_not_hide_the_rest() {
+    let b = shut_with(&[b"", b"after-empty"]).await;
+    assert_eq!(copy_until_refused(&b).await, b"after-empty");
+}
+
+/// The shutdown error is for a drained source: with a datagram still queued and the pipe
+/// full, `splice_from` waits for room instead.
+#[overlap::test]
+async fn splice_from_a_shut_down_datagram_socket_into_a_full_pipe_waits_for_room() {
+    let b = shut_with(&[b"queued"]).await;
+    let (mut ptx, mut prx) = pipe().unwrap();
+    let mut fill = vec![b'x'; 1 << 20];
+    let n = ptx.write(&fill).await.unwrap(); // as much as the pipe holds
+    fill.truncate(n);
+    let splice = async { ptx.splice_from(&b, 1024).await };
+    let drain = async {
+        overlap::time::sleep(Duration::from_millis(50)).await;
+        let mut got = vec![0u8; n];
+        prx.read_exact(&mut got).await.unwrap();
+        assert_eq!(got, fill);
+        prx
+    };
+    let (moved, mut prx) = within(HANG, overlap::future::join(splice, drain), "hung").await;
+    assert_eq!(moved.unwrap(), 6);
+    let mut got = [0u8; 6];
+    prx.read_exact(&mut got).await.unwrap();
+    assert_eq!(&got, b"queued");
 }

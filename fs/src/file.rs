@@ -116,9 +116,9 @@ pub struct File {
     /// The fd has an offset (`lseek` works): reads may fetch ahead and be taken back. A
     /// pipe, FIFO or tty has none, so a `File` on one never rewinds nor discards reads.
     seekable: bool,
-    /// A read job never ran (its runtime shut down first, or no pool thread could start):
-    /// the next such failure is reported, this one was retried.
-    read_never_ran: bool,
+    /// A job never ran (its runtime shut down first, or no pool thread could start) and
+    /// was submitted again: if that one fails too, the failure is reported.
+    never_ran: bool,
 }
 
 struct InFlight {
@@ -133,8 +133,8 @@ enum Kind {
     Read,
     Write,
     Seek(SeekFrom),
-    /// `set_len`: moves the offset back to the reader, then truncates.
-    Truncate,
+    /// `set_len` to this size: moves the offset back to the reader, then truncates.
+    Truncate(u64),
 }
 
 impl File {
@@ -189,7 +189,7 @@ impl File {
             rewind: 0,
             handoff: Arc::default(),
             seekable,
-            read_never_ran: false,
+            never_ran: false,
         }
     }
 
@@ -238,7 +238,8 @@ impl File {
         // operation out since `settle` emptied the slot.
         match poll_fn(|cx| self.poll_job(cx)).await {
             Some(res) => res.map(drop),
-            None => Ok(()),
+            // Its job never ran, twice.
+            None => self.error.take().map_or(Ok(()), Err),
         }
     }
 
@@ -341,7 +342,7 @@ impl File {
             }
             match self.kind() {
                 // Written bytes must reach the kernel before a read looks there.
-                Some(Kind::Write | Kind::Seek(_) | Kind::Truncate) => {
+                Some(Kind::Write | Kind::Seek(_) | Kind::Truncate(_)) => {
                     ready!(self.poll_job(cx));
                     continue;
                 }
@@ -379,7 +380,7 @@ impl File {
             match self.kind() {
                 // A read-ahead, seek or truncation must land before the write, which then
                 // starts from the reader's position (see `rewind`).
-                Some(Kind::Read | Kind::Seek(_) | Kind::Truncate) => {
+                Some(Kind::Read | Kind::Seek(_) | Kind::Truncate(_)) => {
                     ready!(self.poll_job(cx));
                     continue;
                 }

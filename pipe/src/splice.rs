@@ -154,7 +154,10 @@ where
                         return Poll::Ready(Ok(n));
                     }
                 }
+                // The destination had room, so the source said `EAGAIN`: a datagram socket
+                // shut down for reading and drained (it still polls readable).
                 if src_ready
+                    && dst_ready
                     && readable.ready().is_read_closed()
                     && sys::is_datagram(src.as_raw_fd())
                 {
@@ -315,12 +318,9 @@ fn poll_fill<S: Registered + ?Sized>(
             Ok(0) if urgent_seen => {
                 return Poll::Ready(sys::step_over_urgent(src, pipe).map(|s| s.unwrap_or(0)));
             }
-            // An empty datagram, not end of file (checked only here: a 0 is rare).
-            Ok(0) if sys::is_datagram(src) => {
-                if event.ready().is_read_closed() {
-                    return Poll::Ready(Err(shut_for_reading()));
-                }
-            }
+            // An empty datagram, not end of file (checked only here: a 0 is rare): it was
+            // consumed, so look at the next one.
+            Ok(0) if sys::is_datagram(src) => {}
             Ok(n) => return Poll::Ready(Ok(n)),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 if urgent_seen {

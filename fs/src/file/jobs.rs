@@ -74,7 +74,7 @@ impl File {
             Done::Truncate(blocking::rewind_by(&std, rewind).and_then(|()| std.set_len(size)))
         });
         self.job = Some(InFlight {
-            kind: Kind::Truncate,
+            kind: Kind::Truncate(size),
             job,
             rewind,
         });
@@ -82,57 +82,79 @@ impl File {
 
     /// Waits for the job in flight, if any, and folds its outcome in. Returns the result of
     /// a seek or truncation job (0 for the latter).
+    ///
+    /// A job that never ran (no thread could start, or its runtime shut down first) is
+    /// submitted again, once, in the runtime polling now: an operation dropped with its
+    /// runtime still takes effect, in order. If that one does not run either, a read
+    /// reports the error, and a seek or truncation leaves it for the next operation.
     pub(super) fn poll_job(&mut self, cx: &mut Context<'_>) -> Poll<Option<io::Result<u64>>> {
-        let Some(inflight) = &mut self.job else {
-            return Poll::Ready(None);
-        };
-        let res = ready!(inflight.job.poll_value(cx));
-        let (kind, rewind) = (inflight.kind, inflight.rewind);
-        self.job = None;
-        let done = match res {
-            Ok(done) => done,
-            // The job never ran (no thread could start, or the runtime is shutting down):
-            // the fd's offset is still ahead of the reader by what it was to rewind.
-            Err(e) => {
-                self.rewind += rewind;
-                match kind {
-                    // Retried once: a job dropped by a runtime that shut down is no reason
-                    // for a read made later, in another runtime, to fail.
-                    Kind::Read => {
-                        if std::mem::replace(&mut self.read_never_ran, true) {
-                            self.read_never_ran = false;
+        loop {
+            let Some(inflight) = &mut self.job else {
+                return Poll::Ready(None);
+            };
+            let res = ready!(inflight.job.poll_value(cx));
+            let (kind, rewind) = (inflight.kind, inflight.rewind);
+            self.job = None;
+            let done = match res {
+                Ok(done) => {
+                    self.never_ran = false;
+                    done
+                }
+                Err(e) => {
+                    // The fd's offset is still ahead of the reader by what it was to rewind.
+                    self.rewind += rewind;
+                    let retry = !std::mem::replace(&mut self.never_ran, true);
+                    match kind {
+                        // Submitted again by the read that wants it.
+                        Kind::Read if retry => {}
+                        Kind::Read => {
+                            self.never_ran = false;
                             self.read.complete(Vec::new(), 0, Err(e));
                         }
+                        // Its bytes were written when the job was dropped: report how that
+                        // went.
+                        Kind::Write => {
+                            self.never_ran = false;
+                            match blocking::lock(&self.handoff).written_on_drop.take() {
+                                Some(Ok(())) => {}
+                                Some(Err(written)) => self.error = Some(self.err(written, "write")),
+                                None => self.error = Some(e),
+                            }
+                        }
+                        Kind::Seek(pos) if retry => {
+                            self.submit_seek(pos);
+                            continue;
+                        }
+                        Kind::Truncate(size) if retry => {
+                            self.submit_truncate(size);
+                            continue;
+                        }
+                        Kind::Seek(_) | Kind::Truncate(_) => {
+                            self.never_ran = false;
+                            self.error.get_or_insert(e);
+                        }
                     }
-                    // Its bytes were written when the job was dropped: report how that went.
-                    Kind::Write => match blocking::lock(&self.handoff).written_on_drop.take() {
-                        Some(Ok(())) => {}
-                        Some(Err(written)) => self.error = Some(self.err(written, "write")),
-                        None => self.error = Some(e),
-                    },
-                    Kind::Seek(_) | Kind::Truncate => return Poll::Ready(Some(Err(e))),
+                    return Poll::Ready(None);
                 }
-                return Poll::Ready(None);
-            }
-        };
-        Poll::Ready(match done {
-            Done::Read { buf, want, res } => {
-                self.read_never_ran = false;
-                let res = res.map_err(|e| self.err(e, "read"));
-                self.read.complete(buf, want, res);
-                None
-            }
-            Done::Write { buf, res } => {
-                self.wspare = buf;
-                if let Err(e) = res {
-                    // Keep the first error if two are pending.
-                    let e = self.err(e, "write");
-                    self.error.get_or_insert(e);
+            };
+            return Poll::Ready(match done {
+                Done::Read { buf, want, res } => {
+                    let res = res.map_err(|e| self.err(e, "read"));
+                    self.read.complete(buf, want, res);
+                    None
                 }
-                None
-            }
-            Done::Seek(res) => Some(res.map_err(|e| self.err(e, "seek"))),
-            Done::Truncate(res) => Some(res.map(|()| 0).map_err(|e| self.err(e, "truncate"))),
-        })
+                Done::Write { buf, res } => {
+                    self.wspare = buf;
+                    if let Err(e) = res {
+                        // Keep the first error if two are pending.
+                        let e = self.err(e, "write");
+                        self.error.get_or_insert(e);
+                    }
+                    None
+                }
+                Done::Seek(res) => Some(res.map_err(|e| self.err(e, "seek"))),
+                Done::Truncate(res) => Some(res.map(|()| 0).map_err(|e| self.err(e, "truncate"))),
+            });
+        }
     }
 }
