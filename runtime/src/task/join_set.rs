@@ -49,6 +49,9 @@ struct Member<T> {
     handle: JoinHandle<T>,
     /// Queues this member on [`Finished`]; the task holds a clone as its join waker.
     waker: Waker,
+    /// The output, if the task was already complete when spawned (a spawn on a runtime
+    /// that is shutting down cancels the task at once).
+    early: Option<Result<T, JoinError>>,
 }
 
 /// Where members' wakers report; shared with them (they are `Send + Sync`, as every waker).
@@ -124,6 +127,7 @@ impl<T: 'static> JoinSet<T> {
             id,
             handle,
             waker: Waker::noop().clone(),
+            early: None,
         });
         let waker = Waker::from(Arc::new(MemberWaker {
             key,
@@ -132,9 +136,13 @@ impl<T: 'static> JoinSet<T> {
         }));
         let member = self.tasks.get_mut(key).expect("just inserted");
         // Leaves the waker with the task, to be woken when it finishes. A task just spawned
-        // has not run yet, so this is always `Pending`.
-        let polled = Pin::new(&mut member.handle).poll(&mut Context::from_waker(&waker));
-        debug_assert!(polled.is_pending());
+        // has not run yet, so this is `Pending`, unless the runtime cancelled it at once.
+        if let Poll::Ready(out) =
+            Pin::new(&mut member.handle).poll(&mut Context::from_waker(&waker))
+        {
+            member.early = Some(out);
+            waker.wake_by_ref();
+        }
         member.waker = waker;
         abort
     }
@@ -222,6 +230,10 @@ impl<T: 'static> JoinSet<T> {
             let Some(member) = self.tasks.get_mut(key).filter(|m| m.id == id) else {
                 continue; // a member already gone
             };
+            if let Some(out) = member.early.take() {
+                self.tasks.remove(key);
+                return Some(out);
+            }
             let mut cx = Context::from_waker(&member.waker);
             if let Poll::Ready(out) = Pin::new(&mut member.handle).poll(&mut cx) {
                 self.tasks.remove(key);
