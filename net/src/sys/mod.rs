@@ -12,6 +12,7 @@ use std::io;
 use std::mem::{self, ManuallyDrop};
 use std::net::Shutdown;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 pub(crate) use addr::SockAddr;
@@ -31,10 +32,14 @@ mod mmsg;
 /// An open socket descriptor, always in non-blocking, close-on-exec mode when created here.
 ///
 /// # Invariant
-/// `fd` is an open socket owned by this value; it is closed exactly once, on drop.
+/// `fd` is an open socket owned by this value; it is closed exactly once, on drop (or
+/// given away by [`into_owned`](Socket::into_owned)), and never used after that.
 #[derive(Debug)]
 pub(crate) struct Socket {
-    fd: OwnedFd,
+    fd: ManuallyDrop<OwnedFd>,
+    /// `SO_LINGER` may be on with a time: `close` then waits for unsent data to go (up to
+    /// that time), non-blocking or not, so the drop closes on the blocking pool.
+    lingers: AtomicBool,
 }
 
 impl Socket {
@@ -43,10 +48,15 @@ impl Socket {
         let flags = ty | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
         // SAFETY: socket takes only integers.
         let fd = syscall!(socket(domain, flags, 0))?;
-        Ok(Socket {
-            // SAFETY: `fd` was just returned by socket and is owned by nobody else.
-            fd: unsafe { OwnedFd::from_raw_fd(fd) },
-        })
+        // SAFETY: `fd` was just returned by socket and is owned by nobody else.
+        Ok(Socket::wrap(unsafe { OwnedFd::from_raw_fd(fd) }, false))
+    }
+
+    fn wrap(fd: OwnedFd, lingers: bool) -> Socket {
+        Socket {
+            fd: ManuallyDrop::new(fd),
+            lingers: AtomicBool::new(lingers),
+        }
     }
 
     /// `socketpair(domain, ty | SOCK_NONBLOCK | SOCK_CLOEXEC)`: two connected sockets.
@@ -57,17 +67,23 @@ impl Socket {
         syscall!(socketpair(domain, flags, 0, fds.as_mut_ptr()))?;
         // SAFETY: on success both fds are new and owned by nobody else.
         let (a, b) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
-        Ok((Socket { fd: a }, Socket { fd: b }))
+        Ok((Socket::wrap(a, false), Socket::wrap(b, false)))
     }
 
     /// Takes ownership of `fd` as it is (the caller sets non-blocking mode if needed).
     pub(crate) fn from_owned(fd: OwnedFd) -> Socket {
-        Socket { fd }
+        let sock = Socket::wrap(fd, false);
+        // One look, so that a linger time set elsewhere is honoured on drop too.
+        let lingers = sock.linger().is_ok_and(|l| l.is_some_and(|d| !d.is_zero()));
+        sock.lingers.store(lingers, Ordering::Relaxed);
+        sock
     }
 
     /// Gives the descriptor back.
     pub(crate) fn into_owned(self) -> OwnedFd {
-        self.fd
+        let mut this = ManuallyDrop::new(self);
+        // SAFETY: `this` is never dropped, so `fd` is taken exactly once, here.
+        unsafe { ManuallyDrop::take(&mut this.fd) }
     }
 
     fn raw(&self) -> RawFd {
@@ -116,10 +132,10 @@ impl Socket {
             flags
         ))?;
         addr.clamp_len();
-        let sock = Socket {
-            // SAFETY: `fd` was just returned by accept4 and is owned by nobody else.
-            fd: unsafe { OwnedFd::from_raw_fd(fd) },
-        };
+        // SAFETY: `fd` was just returned by accept4 and is owned by nobody else.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        // An accepted socket inherits the listener's SO_LINGER.
+        let sock = Socket::wrap(fd, self.lingers.load(Ordering::Relaxed));
         Ok((sock, addr))
     }
 
@@ -320,15 +336,17 @@ impl Socket {
         Ok(self.getsockopt::<libc::c_int>(level, name)? != 0)
     }
 
-    /// `SO_LINGER`: `None` turns it off; `Some(0)` makes `close` send a reset.
+    /// `SO_LINGER`: `None` turns it off; `Some(0)` makes `close` send a reset. The kernel
+    /// counts whole seconds: a time with a fraction is rounded up (never down to a reset).
     pub(crate) fn set_linger(&self, dur: Option<Duration>) -> io::Result<()> {
+        let secs = dur.map_or(0, |d| d.as_secs() + u64::from(d.subsec_nanos() > 0));
         let linger = libc::linger {
             l_onoff: libc::c_int::from(dur.is_some()),
-            l_linger: dur.map_or(0, |d| {
-                d.as_secs().min(libc::c_int::MAX as u64) as libc::c_int
-            }),
+            l_linger: secs.min(libc::c_int::MAX as u64) as libc::c_int,
         };
-        self.setsockopt(libc::SOL_SOCKET, libc::SO_LINGER, linger)
+        self.setsockopt(libc::SOL_SOCKET, libc::SO_LINGER, linger)?;
+        self.lingers.store(secs > 0, Ordering::Relaxed);
+        Ok(())
     }
 
     pub(crate) fn linger(&self) -> io::Result<Option<Duration>> {
@@ -343,6 +361,17 @@ impl Socket {
         // the temporary std value from closing it.
         let view = ManuallyDrop::new(unsafe { S::from_raw_fd(self.raw()) });
         f(&view)
+    }
+}
+
+impl Drop for Socket {
+    fn drop(&mut self) {
+        // SAFETY: drop runs once, and nothing uses `fd` after this.
+        let fd = unsafe { ManuallyDrop::take(&mut self.fd) };
+        if *self.lingers.get_mut() {
+            // Closing may wait for the peer to take unsent data: never on the loop's thread.
+            overlap_runtime::spawn_blocking_detached(move || drop(fd));
+        }
     }
 }
 

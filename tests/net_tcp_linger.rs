@@ -1,0 +1,64 @@
+//! `SO_LINGER` with a time: the kernel's `close` then waits for the peer to take unsent
+//! data, even on a non-blocking socket, so dropping such a stream must not stall the event
+//! loop; and a time under a second lingers for a second rather than resetting.
+
+mod support;
+
+use std::time::Duration;
+
+use overlap::io::{AsyncReadExt, AsyncWriteExt};
+use overlap::net::{TcpListener, TcpStream};
+use overlap::time::timeout;
+use support::within;
+
+const HANG: Duration = Duration::from_secs(30);
+
+/// A connected pair whose server end never reads, and a client whose send buffer is full.
+async fn stuck_pair() -> (TcpStream, TcpStream) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let mut client = TcpStream::connect(listener.local_addr().unwrap())
+        .await
+        .unwrap();
+    let (server, _) = listener.accept().await.unwrap();
+    let chunk = vec![0u8; 64 * 1024];
+    while timeout(Duration::from_millis(100), client.write(&chunk))
+        .await
+        .is_ok()
+    {}
+    (client, server)
+}
+
+#[overlap::test]
+async fn dropping_a_lingering_stream_does_not_stall_the_loop() {
+    let (client, server) = stuck_pair().await;
+    client.set_linger(Some(Duration::from_secs(60))).unwrap();
+    // A hang guard, not a speed check: a close on this thread would wait the full minute
+    // (the peer never reads); handed to the pool, the drop takes microseconds.
+    let start = std::time::Instant::now();
+    drop(client);
+    let took = start.elapsed();
+    assert!(
+        took < Duration::from_secs(30),
+        "drop stalled the loop for {took:?}"
+    );
+    // The peer going away ends the lingering close on the pool thread.
+    drop(server);
+}
+
+#[overlap::test]
+async fn a_linger_under_a_second_is_rounded_up_not_turned_into_a_reset() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let mut client = TcpStream::connect(listener.local_addr().unwrap())
+        .await
+        .unwrap();
+    let (mut server, _) = listener.accept().await.unwrap();
+    client.set_linger(Some(Duration::from_millis(500))).unwrap();
+    assert_eq!(client.linger().unwrap(), Some(Duration::from_secs(1)));
+    client.write_all(b"important").await.unwrap();
+    drop(client);
+    let mut got = Vec::new();
+    within(HANG, server.read_to_end(&mut got), "read hung")
+        .await
+        .unwrap();
+    assert_eq!(got, b"important");
+}
