@@ -184,3 +184,33 @@ fn recv_batch_waits_for_a_datagram_and_a_connected_peer_gone_is_refused() {
         assert_eq!(err.kind(), ErrorKind::ConnectionRefused);
     });
 }
+
+/// Batches to a connected peer that is gone: the kernel's `sendmmsg` drops the ICMP error of
+/// the datagram that stops a batch, but the error still reaches the sender within a few
+/// calls, as it would with `send`, instead of never.
+#[test]
+fn send_batch_to_a_gone_peer_reports_connection_refused() {
+    overlap::block_on(async {
+        let peer = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let gone = peer.local_addr().unwrap();
+        drop(peer);
+        let tx = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        tx.connect(gone).await.unwrap();
+        let queue: Vec<(&[u8], SocketAddr)> = vec![(b"ping", gone); 64];
+        let mut rest = &queue[..];
+        let mut calls = 0;
+        let err = loop {
+            calls += 1;
+            match tx.send_batch(rest).await {
+                Ok(n) => rest = &rest[n..],
+                Err(e) => break e,
+            }
+            assert!(
+                !rest.is_empty(),
+                "64 datagrams went out, no error after {calls} calls"
+            );
+        };
+        assert_eq!(err.kind(), ErrorKind::ConnectionRefused, "{err}");
+        assert!(calls <= 8, "the error took {calls} calls");
+    });
+}

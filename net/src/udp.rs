@@ -40,6 +40,9 @@ use crate::sys::{SockAddr, Socket};
 /// ```
 pub struct UdpSocket {
     pub(crate) io: AsyncFd<Socket>,
+    /// The last `send_batch` sent fewer datagrams than it offered: the next one tries only
+    /// its first, alone (see `send_batch`).
+    pub(crate) batch_cut: std::sync::atomic::AtomicBool,
 }
 
 impl UdpSocket {
@@ -56,6 +59,7 @@ impl UdpSocket {
     fn from_socket(sock: Socket) -> io::Result<UdpSocket> {
         Ok(UdpSocket {
             io: AsyncFd::new(sock)?,
+            batch_cut: std::sync::atomic::AtomicBool::new(false),
         })
     }
 

@@ -156,7 +156,11 @@ impl UdpSocket {
     /// `write`: call again with the rest). An empty slice sends nothing.
     ///
     /// An error for one datagram (too long, say) comes back once the ones before it are sent:
-    /// this call returns their count, the next one the error.
+    /// this call returns their count, the next one the error. The kernel's `sendmmsg`
+    /// drops the error of a datagram that stops a batch, so after a short count the next
+    /// call sends its first datagram alone: an error that datagram meets, or one the socket
+    /// holds by then (an ICMP `ConnectionRefused` on a connected socket), is reported, as a
+    /// `send` would. No more than one datagram's report is lost.
     ///
     /// ```
     /// # overlap::block_on(async {
@@ -172,7 +176,13 @@ impl UdpSocket {
     /// # }).unwrap();
     /// ```
     pub async fn send_batch(&self, datagrams: &[(&[u8], SocketAddr)]) -> io::Result<usize> {
-        let n = datagrams.len().min(MAX_BATCH);
+        use std::sync::atomic::Ordering::Relaxed;
+        let cap = if self.batch_cut.swap(false, Relaxed) {
+            1
+        } else {
+            MAX_BATCH
+        };
+        let n = datagrams.len().min(cap);
         if n == 0 {
             return Ok(0);
         }
@@ -183,6 +193,11 @@ impl UdpSocket {
         let msgs = &addrs[..n];
         // A short count may mean a full buffer or an error waiting for the next call, which
         // cannot be told apart: readiness is only cleared on `EAGAIN` itself.
-        poll_fn(|cx| poll_write_with(&self.io, cx, |s| s.send_mmsg(msgs), |_| false)).await
+        let sent =
+            poll_fn(|cx| poll_write_with(&self.io, cx, |s| s.send_mmsg(msgs), |_| false)).await?;
+        if sent < n {
+            self.batch_cut.store(true, Relaxed);
+        }
+        Ok(sent)
     }
 }
