@@ -27,11 +27,17 @@ pub(crate) enum Sent {
 /// is retried. The file's own offset does not move. May block on the disk: pool only.
 pub(crate) fn sendfile(file: RawFd, to: RawFd, offset: u64, len: u64) -> io::Result<Sent> {
     let mut sent = 0u64;
-    let mut off = libc::off_t::try_from(offset)
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "offset too large"))?;
+    let Ok(mut off) = libc::off_t::try_from(offset) else {
+        return Ok(Sent::Done(0)); // past the end of any file
+    };
     while sent < len {
-        // The kernel moves at most about 2 GiB per call.
-        let chunk = (len - sent).min(1 << 30) as usize;
+        // The kernel moves at most about 2 GiB per call, and no offset may pass off_t's
+        // largest value.
+        let room = (libc::off_t::MAX - off) as u64;
+        let chunk = (len - sent).min(1 << 30).min(room) as usize;
+        if chunk == 0 {
+            break;
+        }
         // SAFETY: `off` is a valid off_t the kernel reads and advances; no buffer of ours
         // is passed.
         match syscall!(sendfile(to, file, &mut off, chunk)) {
@@ -39,8 +45,25 @@ pub(crate) fn sendfile(file: RawFd, to: RawFd, offset: u64, len: u64) -> io::Res
             Ok(n) => sent += n as u64,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Sent::Full(sent)),
+            // The kernel refuses some offsets far past the end (beyond the file system's
+            // largest file) instead of reading nothing: the end of the file all the same.
+            Err(e)
+                if matches!(e.raw_os_error(), Some(libc::EOVERFLOW | libc::EINVAL))
+                    && file_size(file).is_ok_and(|size| size <= off as u64) =>
+            {
+                break
+            }
             Err(e) => return Err(e),
         }
     }
     Ok(Sent::Done(sent))
+}
+
+/// The size of the file behind `fd` (`fstat`).
+fn file_size(fd: RawFd) -> io::Result<u64> {
+    // SAFETY: a zeroed stat is a valid buffer for fstat to fill.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: `st` is a valid, writable stat buffer.
+    syscall!(fstat(fd, &mut st))?;
+    Ok(st.st_size.max(0) as u64)
 }
