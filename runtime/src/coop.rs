@@ -50,6 +50,11 @@ pub(crate) fn poll_proceed(cx: &mut Context<'_>) -> Poll<()> {
     Poll::Ready(())
 }
 
+/// Whether a runtime's loop is polling a task (or `block_on`'s future) on this thread now.
+pub(crate) fn in_loop_poll() -> bool {
+    LEFT.with(Cell::get) != UNLIMITED
+}
+
 /// Spends one unit of `core`'s current task budget; false if none was left (the caller then
 /// schedules the task again and returns `Pending`). For callers that hold the core already.
 pub(crate) fn spend(core: &crate::executor::Core) -> bool {

@@ -39,6 +39,10 @@ thread_local! {
 
     /// Tells entries apart.
     static NEXT_ENTRY: Cell<u64> = const { Cell::new(0) };
+
+    /// Whether the last entry of [`ENTERED`] is a `block_on` driving its runtime's loop,
+    /// and that runtime is not shutting down.
+    static CURRENT_DRIVES: Cell<bool> = const { Cell::new(false) };
 }
 
 /// One runtime entered on this thread (see [`ENTERED`]).
@@ -66,6 +70,8 @@ fn sync_current(entered: &[Entry]) {
     };
     CURRENT.with(|c| c.set(current));
     OWNER.with(|o| o.set(owner));
+    let drives = entered.last().is_some_and(|e| e.drives && e.owner);
+    CURRENT_DRIVES.with(|d| d.set(drives));
 }
 
 /// Runs `f` with the current runtime's core, or returns `None` outside a runtime.
@@ -76,6 +82,17 @@ pub(crate) fn with_current<R>(f: impl FnOnce(&Core) -> R) -> Option<R> {
     }
     // SAFETY: a non-null CURRENT is kept alive by its entry in ENTERED (invariant).
     Some(f(unsafe { &*p }))
+}
+
+/// Runs `f` with the current runtime's core if a `block_on` on this thread drives its loop
+/// (and it is not shutting down); `None` otherwise, such as under a `Runtime::enter` guard
+/// taken inside a task.
+pub(crate) fn with_driving<R>(f: impl FnOnce(&Core) -> R) -> Option<R> {
+    if CURRENT_DRIVES.with(Cell::get) {
+        with_current(f)
+    } else {
+        None
+    }
 }
 
 /// Runs `f` with the current runtime's core if this is *owner context* for `task`: the

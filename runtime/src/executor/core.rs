@@ -7,6 +7,7 @@ use std::io;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::task::Waker;
 use std::time::{Duration, Instant};
 
 use super::remote_task::RemoteSpawn;
@@ -55,6 +56,13 @@ pub(crate) struct Core {
     pub(crate) signal_reader: Cell<bool>,
     /// The shutdown has cancelled every task: nothing runs a task spawned from now on.
     closed: Cell<bool>,
+    /// Tasks that yielded (`yield_now`), to run after the next look at I/O and timers. They
+    /// are marked `SCHEDULED`, as if queued: the entry is a claim on the task, and a wake
+    /// meanwhile does not queue it twice.
+    deferred: RefCell<Vec<TaskPtr>>,
+    /// Wakers of futures that yielded under a waker not their task's own (inside a
+    /// combinator): woken after the next look at I/O and timers.
+    deferred_wakers: RefCell<Vec<Waker>>,
 }
 
 /// When the loop spins for a remote wake before sleeping in epoll, and whether that pays
@@ -157,6 +165,8 @@ impl Core {
             spin: SpinPolicy::new(),
             signal_reader: Cell::new(false),
             closed: Cell::new(false),
+            deferred: RefCell::new(Vec::new()),
+            deferred_wakers: RefCell::new(Vec::new()),
         })
     }
 
@@ -331,7 +341,9 @@ impl Core {
         // What this drain wakes may include the `block_on` future, which `may_block` was
         // computed without: then the loop must not sleep.
         let drained = self.drain_remote();
-        let mut timeout = if !may_block || drained || self.has_ready_tasks() {
+        let deferred =
+            !self.deferred.borrow().is_empty() || !self.deferred_wakers.borrow().is_empty();
+        let mut timeout = if !may_block || drained || deferred || self.has_ready_tasks() {
             Some(Duration::ZERO)
         } else {
             self.timers
@@ -399,8 +411,10 @@ impl Core {
             bump(&self.counters.events, delivered as u64);
             news |= delivered > 0 || woke_remote;
         }
-        // Whatever ended the wait, wakes that came in meanwhile are applied now.
+        // Whatever ended the wait, wakes that came in meanwhile are applied now, and the
+        // tasks that yielded go behind them.
         news |= self.drain_remote();
+        self.wake_deferred();
         if let Some(next) = auto_advance {
             if !news && !self.has_ready_tasks() {
                 self.timers.auto_advance_to(next);
@@ -409,6 +423,34 @@ impl Core {
         // No clock read while no timer exists (`Timers::register` refreshes its own "now").
         if self.timers.active() > 0 {
             self.timers.turn(self.timers.now());
+        }
+    }
+
+    /// Wakes `waker` after the loop's next look at I/O and timers. The task being polled,
+    /// yielding with its own waker (the usual case), is set aside as is, without a waker.
+    pub(crate) fn defer(&self, waker: &Waker) {
+        if let Some(task) = self.running.get() {
+            if crate::task::waker::is_own(waker, task) {
+                if task.mark_scheduled() {
+                    self.deferred.borrow_mut().push(task);
+                }
+                return;
+            }
+        }
+        self.deferred_wakers.borrow_mut().push(waker.clone());
+    }
+
+    /// Queues the tasks set aside by [`defer`](Core::defer), behind those ready now.
+    fn wake_deferred(&self) {
+        {
+            let mut deferred = self.deferred.borrow_mut();
+            if !deferred.is_empty() {
+                self.run_queue.borrow_mut().extend(deferred.drain(..));
+            }
+        }
+        let wakers = std::mem::take(&mut *self.deferred_wakers.borrow_mut());
+        for waker in wakers {
+            waker.wake();
         }
     }
 
@@ -446,6 +488,8 @@ impl Core {
             // Dropping a future may spawn or wake tasks, here or remotely; repeat until
             // nothing is left.
             self.drain_remote();
+            // Set-aside tasks go back in the run queue, whose entries are released below.
+            self.wake_deferred();
             let tasks = self.tasks.borrow_mut().drain();
             if tasks.is_empty() && !self.has_ready_tasks() && !self.shared.maybe_pending() {
                 break;

@@ -7,7 +7,7 @@ mod local;
 mod main_task;
 pub(crate) mod raw;
 pub(crate) mod state;
-mod waker;
+pub(crate) mod waker;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -74,8 +74,11 @@ where
     Ok(spawn(future))
 }
 
-/// Yields once to the runtime, letting other ready tasks (and the reactor) run before this
-/// task continues.
+/// Yields once to the runtime, letting other ready tasks, the reactor and the timers run
+/// before this task continues: the task is woken again after the loop's next look at I/O
+/// and timers, behind every task ready by then (as tokio does). A task that yields while it
+/// waits for another task's I/O thus sees that I/O after one yield. Polled by anything
+/// else than a runtime's loop, it wakes itself at once.
 ///
 /// ```
 /// overlap::block_on(async {
@@ -101,7 +104,11 @@ impl Future for YieldNow {
             return Poll::Ready(());
         }
         self.yielded = true;
-        cx.waker().wake_by_ref();
+        let deferred = crate::coop::in_loop_poll()
+            && crate::executor::with_driving(|core| core.defer(cx.waker())).is_some();
+        if !deferred {
+            cx.waker().wake_by_ref();
+        }
         Poll::Pending
     }
 }

@@ -182,6 +182,17 @@ impl TaskPtr {
         }
     }
 
+    /// Owner context: sets [`SCHEDULED`] unless it or [`COMPLETE`] is set; returns whether
+    /// it did, so that the caller must queue the task (the entry is a claim on it).
+    pub(crate) fn mark_scheduled(self) -> bool {
+        let f = self.flags();
+        let free = f & (SCHEDULED | COMPLETE) == 0;
+        if free {
+            self.set_flags(f | SCHEDULED);
+        }
+        free
+    }
+
     /// Owner context: takes the task off the local run queue. Returns the flags before, or
     /// `None` if that was the last local claim (the task is complete and nobody refers to
     /// it locally), in which case the cell may already be freed.

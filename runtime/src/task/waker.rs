@@ -36,6 +36,12 @@ pub(crate) unsafe fn borrowed(task: TaskPtr) -> ManuallyDrop<Waker> {
     ManuallyDrop::new(unsafe { Waker::from_raw(RawWaker::new(task.as_raw(), &LOCAL)) })
 }
 
+/// Whether `waker` is one of `task`'s own wakers (not, say, a combinator's that wraps it).
+pub(crate) fn is_own(waker: &Waker, task: TaskPtr) -> bool {
+    waker.data() == task.as_raw()
+        && (std::ptr::eq(waker.vtable(), &LOCAL) || std::ptr::eq(waker.vtable(), &SHARED))
+}
+
 /// Queues `op` for `task` on its runtime's remote queue (see `Shared::push_remote`), and
 /// frees the cell if the runtime is gone and that was the last claim.
 fn push_remote(task: TaskPtr, op: RemoteOp) {

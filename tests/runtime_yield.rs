@@ -1,0 +1,102 @@
+//! `yield_now` lets the reactor run before the task continues: a task that yields while it
+//! waits for another task's I/O sees that I/O after one yield, not after a whole batch of
+//! task polls.
+
+use std::cell::Cell;
+use std::io::Write;
+use std::rc::Rc;
+
+use overlap::io::AsyncReadExt;
+use overlap::net::UnixStream;
+use overlap::stream::{FuturesUnordered, StreamExt};
+
+/// A reader parked on a socket, a byte sent to it, and a spawned task that yields until the
+/// reader has it, running the yielding loop as is or inside a combinator (which polls
+/// it with a waker of its own). Returns how many yields it took.
+async fn yields_until_io_arrives(in_combinator: bool) -> u32 {
+    let (ours, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
+    ours.set_nonblocking(true).unwrap();
+    let mut ours = UnixStream::from_std(ours).unwrap();
+    let got = Rc::new(Cell::new(false));
+    let g = got.clone();
+    let reader = overlap::spawn(async move {
+        let mut byte = [0u8; 1];
+        ours.read_exact(&mut byte).await.unwrap();
+        g.set(true);
+    });
+    // Let the reader park on the socket.
+    overlap::yield_now().await;
+    let wait = async move {
+        (&theirs).write_all(b"x").unwrap();
+        let mut yields = 0;
+        while !got.get() {
+            overlap::yield_now().await;
+            yields += 1;
+            assert!(yields < 1000, "the reader never ran");
+        }
+        yields
+    };
+    // A spawned task, as most are (the loop treats `block_on`'s own future apart).
+    let yielder = overlap::spawn(async move {
+        if in_combinator {
+            let mut set = FuturesUnordered::new();
+            set.push(wait);
+            set.next().await.unwrap()
+        } else {
+            wait.await
+        }
+    });
+    let yields = yielder.await.unwrap();
+    reader.await.unwrap();
+    yields
+}
+
+#[overlap::test]
+async fn a_yield_lets_ready_io_reach_its_task_first() {
+    let yields = yields_until_io_arrives(false).await;
+    assert!(
+        yields <= 2,
+        "{yields} yields before the reader saw its byte"
+    );
+}
+
+#[overlap::test]
+async fn a_yield_inside_a_combinator_lets_ready_io_through_too() {
+    let yields = yields_until_io_arrives(true).await;
+    assert!(
+        yields <= 2,
+        "{yields} yields before the reader saw its byte"
+    );
+}
+
+#[test]
+fn yield_outside_a_runtime_wakes_itself() {
+    // Another executor polling it: it must not wait for a runtime loop that is not there.
+    futures_executor_block_on(overlap::yield_now());
+}
+
+/// A minimal executor: polls with a waker that counts wakes, until ready.
+fn futures_executor_block_on<F: std::future::Future>(fut: F) -> F::Output {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use std::task::{Context, Poll, Wake, Waker};
+    struct Count(AtomicUsize);
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    let count = Arc::new(Count(AtomicUsize::new(0)));
+    let waker = Waker::from(count.clone());
+    let mut fut = std::pin::pin!(fut);
+    loop {
+        let before = count.0.load(Ordering::SeqCst);
+        if let Poll::Ready(v) = fut.as_mut().poll(&mut Context::from_waker(&waker)) {
+            return v;
+        }
+        assert!(
+            count.0.load(Ordering::SeqCst) > before,
+            "pending without a wake"
+        );
+    }
+}
