@@ -28,7 +28,9 @@
 //!
 //! To reach that precision a runtime lowers its thread's *timer slack* (the time Linux may add
 //! to a sleeping thread's wakeups to merge them, 50 µs by default) to 1 ns once it registers a
-//! timer, and restores it when the last runtime on the thread is dropped.
+//! timer, and restores it once the last runtime on the thread, and every timer registered
+//! with it, is dropped (a `Sleep` that outlives its runtime keeps the slack low until it
+//! goes).
 //!
 //! Timers are registered when first polled, with the runtime polling them; polling one
 //! outside a runtime panics.
