@@ -62,3 +62,28 @@ async fn a_linger_under_a_second_is_rounded_up_not_turned_into_a_reset() {
         .unwrap();
     assert_eq!(got, b"important");
 }
+
+/// A runtime dropped with a lingering stream still owned by a task: the runtime drops its
+/// tasks after shutting its pool, and the close must not wait there either.
+#[test]
+fn dropping_a_runtime_with_a_lingering_stream_returns_at_once() {
+    let rt = overlap::Runtime::new().unwrap();
+    let server = rt.block_on(async {
+        let (client, server) = stuck_pair().await;
+        client.set_linger(Some(Duration::from_secs(60))).unwrap();
+        overlap::spawn(async move {
+            let _client = client;
+            std::future::pending::<()>().await
+        });
+        overlap::yield_now().await;
+        server.into_std().unwrap()
+    });
+    let start = std::time::Instant::now();
+    drop(rt);
+    let took = start.elapsed();
+    assert!(
+        took < Duration::from_secs(30),
+        "drop(Runtime) took {took:?}"
+    );
+    drop(server);
+}

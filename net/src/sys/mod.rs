@@ -370,7 +370,15 @@ impl Drop for Socket {
         let fd = unsafe { ManuallyDrop::take(&mut self.fd) };
         if *self.lingers.get_mut() {
             // Closing may wait for the peer to take unsent data: never on the loop's thread.
-            overlap_runtime::spawn_blocking_detached(move || drop(fd));
+            // On the pool, or, with none to take it (a runtime shutting down drops its tasks'
+            // sockets after its pool), on a thread of its own; if none can start, here.
+            if overlap_runtime::blocking_pool_open() {
+                overlap_runtime::spawn_blocking_detached(move || drop(fd));
+            } else {
+                let _ = std::thread::Builder::new()
+                    .name("overlap-linger-close".into())
+                    .spawn(move || drop(fd));
+            }
         }
     }
 }

@@ -100,6 +100,14 @@ where
     })
 }
 
+/// Whether [`spawn_blocking_detached`] would hand its job to a pool now (a runtime is
+/// current and its pool has not shut down) rather than run it on the calling thread. For
+/// clean-up that must not block the caller, to pick another way when it would.
+#[doc(hidden)]
+pub fn blocking_pool_open() -> bool {
+    crate::executor::with_current(|core| !core.blocking().is_shut_down()).unwrap_or(false)
+}
+
 /// Runs `f` on the blocking pool with no handle, for clean-up work that must not be lost,
 /// such as writing out the buffer of a file dropped without `flush`.
 ///

@@ -139,6 +139,11 @@ impl BlockingPool {
         self.inner.queued.load(Ordering::Acquire) + self.inner.running.load(Ordering::Acquire) > 0
     }
 
+    /// Whether [`shutdown`](Self::shutdown) was called: jobs are handed back from now on.
+    pub(crate) fn is_shut_down(&self) -> bool {
+        self.inner.lock().shutdown
+    }
+
     /// Queues `job` and makes sure some thread will take it: a searching thread, an idle
     /// one (woken), or a new one if below the limit; otherwise it waits for the next thread
     /// that frees up. After shutdown the job is handed back.

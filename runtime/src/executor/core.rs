@@ -60,9 +60,6 @@ pub(crate) struct Core {
     /// are marked `SCHEDULED`, as if queued: the entry is a claim on the task, and a wake
     /// meanwhile does not queue it twice.
     deferred: RefCell<Vec<TaskPtr>>,
-    /// Wakers of futures that yielded under a waker not their task's own (inside a
-    /// combinator): woken after the next look at I/O and timers.
-    deferred_wakers: RefCell<Vec<Waker>>,
 }
 
 /// When the loop spins for a remote wake before sleeping in epoll, and whether that pays
@@ -166,7 +163,6 @@ impl Core {
             signal_reader: Cell::new(false),
             closed: Cell::new(false),
             deferred: RefCell::new(Vec::new()),
-            deferred_wakers: RefCell::new(Vec::new()),
         })
     }
 
@@ -341,8 +337,7 @@ impl Core {
         // What this drain wakes may include the `block_on` future, which `may_block` was
         // computed without: then the loop must not sleep.
         let drained = self.drain_remote();
-        let deferred =
-            !self.deferred.borrow().is_empty() || !self.deferred_wakers.borrow().is_empty();
+        let deferred = !self.deferred.borrow().is_empty();
         let mut timeout = if !may_block || drained || deferred || self.has_ready_tasks() {
             Some(Duration::ZERO)
         } else {
@@ -411,10 +406,8 @@ impl Core {
             bump(&self.counters.events, delivered as u64);
             news |= delivered > 0 || woke_remote;
         }
-        // Whatever ended the wait, wakes that came in meanwhile are applied now, and the
-        // tasks that yielded go behind them.
+        // Whatever ended the wait, wakes that came in meanwhile are applied now.
         news |= self.drain_remote();
-        self.wake_deferred();
         if let Some(next) = auto_advance {
             if !news && !self.has_ready_tasks() {
                 self.timers.auto_advance_to(next);
@@ -424,33 +417,32 @@ impl Core {
         if self.timers.active() > 0 {
             self.timers.turn(self.timers.now());
         }
+        // The tasks that yielded go behind every task the I/O, remote wakes and timers woke.
+        self.wake_deferred();
     }
 
-    /// Wakes `waker` after the loop's next look at I/O and timers. The task being polled,
-    /// yielding with its own waker (the usual case), is set aside as is, without a waker.
-    pub(crate) fn defer(&self, waker: &Waker) {
-        if let Some(task) = self.running.get() {
-            if crate::task::waker::is_own(waker, task) {
-                if task.mark_scheduled() {
-                    self.deferred.borrow_mut().push(task);
-                }
-                return;
-            }
+    /// Sets the task being polled aside until after the loop's next look at I/O and timers,
+    /// if `waker` is its own (the usual case for a `yield_now`); returns whether it did. Any
+    /// other waker may belong to another executor, which would wait for ever: the caller
+    /// wakes it at once instead.
+    pub(crate) fn defer(&self, waker: &Waker) -> bool {
+        let Some(task) = self.running.get() else {
+            return false;
+        };
+        if !crate::task::waker::is_own(waker, task) {
+            return false;
         }
-        self.deferred_wakers.borrow_mut().push(waker.clone());
+        if task.mark_scheduled() {
+            self.deferred.borrow_mut().push(task);
+        }
+        true
     }
 
     /// Queues the tasks set aside by [`defer`](Core::defer), behind those ready now.
     fn wake_deferred(&self) {
-        {
-            let mut deferred = self.deferred.borrow_mut();
-            if !deferred.is_empty() {
-                self.run_queue.borrow_mut().extend(deferred.drain(..));
-            }
-        }
-        let wakers = std::mem::take(&mut *self.deferred_wakers.borrow_mut());
-        for waker in wakers {
-            waker.wake();
+        let mut deferred = self.deferred.borrow_mut();
+        if !deferred.is_empty() {
+            self.run_queue.borrow_mut().extend(deferred.drain(..));
         }
     }
 

@@ -77,8 +77,11 @@ where
 /// Yields once to the runtime, letting other ready tasks, the reactor and the timers run
 /// before this task continues: the task is woken again after the loop's next look at I/O
 /// and timers, behind every task ready by then (as tokio does). A task that yields while it
-/// waits for another task's I/O thus sees that I/O after one yield. Polled by anything
-/// else than a runtime's loop, it wakes itself at once.
+/// waits for another task's I/O thus sees that I/O after one yield. Polled with any other
+/// waker than its task's own (by another executor, or a combinator such as
+/// `FuturesUnordered` that wakes its futures through wakers of its own), it wakes that
+/// waker at once instead, as it cannot tell whether a runtime loop will ever come back to
+/// it; the reactor then gets its turn after at most `event_interval` task polls.
 ///
 /// ```
 /// overlap::block_on(async {
@@ -105,7 +108,7 @@ impl Future for YieldNow {
         }
         self.yielded = true;
         let deferred = crate::coop::in_loop_poll()
-            && crate::executor::with_driving(|core| core.defer(cx.waker())).is_some();
+            && crate::executor::with_driving(|core| core.defer(cx.waker())) == Some(true);
         if !deferred {
             cx.waker().wake_by_ref();
         }
