@@ -122,3 +122,24 @@ async fn recv_many_takes_a_batch_and_lets_every_waiting_sender_in() {
     assert!(rx.is_empty());
     assert_eq!(rx.len(), 0);
 }
+
+/// tokio's paths and helpers that code moved from tokio uses: the error modules, an owned
+/// `try_acquire`, and a bounded sender's capacity.
+#[test]
+fn tokio_paths_and_helpers_exist() {
+    use overlap::sync::{broadcast, mpsc, oneshot, watch, Semaphore};
+    let _: Option<mpsc::error::TrySendError<u8>> = None;
+    let _: Option<mpsc::error::SendError<u8>> = None;
+    let _: Option<broadcast::error::RecvError> = None;
+    let _: Option<oneshot::error::RecvError> = None;
+    let _: Option<watch::error::RecvError> = None;
+    let sem = std::rc::Rc::new(Semaphore::new(1));
+    let permit = sem.clone().try_acquire_owned().unwrap();
+    assert!(sem.clone().try_acquire_owned().is_err());
+    drop(permit);
+    overlap::block_on(async {
+        let (tx, _rx) = mpsc::channel::<u8>(3);
+        tx.send(1).await.unwrap();
+        assert_eq!((tx.capacity(), tx.max_capacity()), (2, 3));
+    });
+}

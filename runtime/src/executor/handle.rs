@@ -196,7 +196,6 @@ impl fmt::Debug for Handle {
 /// It resolves to the task's output, or to a [`JoinError`] if the task panicked
 /// ([`is_panic`](JoinError::is_panic)) or was aborted, or its runtime dropped it
 /// ([`is_cancelled`](JoinError::is_cancelled)). Dropping it detaches the task.
-#[must_use = "dropping a RemoteJoinHandle detaches the task; await it for the output"]
 pub struct RemoteJoinHandle<T> {
     slot: Arc<dyn JoinSlot<T>>,
     /// The result was returned: the handle is terminated (`FusedFuture`).

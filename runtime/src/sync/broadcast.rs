@@ -65,6 +65,12 @@ pub struct Receiver<T> {
 /// Every receiver is gone; the value comes back (the same type as `mpsc`'s).
 pub use super::mpsc::SendError;
 
+/// The error types at tokio's paths (`broadcast::error::RecvError`, ...); the same as at
+/// this module's root.
+pub mod error {
+    pub use super::{RecvError, SendError, TryRecvError};
+}
+
 /// Why [`Receiver::recv`] gave no value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RecvError {

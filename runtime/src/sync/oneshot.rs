@@ -29,6 +29,12 @@ pub struct Receiver<T> {
     done: bool,
 }
 
+/// The error types at tokio's paths (`oneshot::error::RecvError`); the same as at this
+/// module's root.
+pub mod error {
+    pub use super::{RecvError, TryRecvError};
+}
+
 /// The sender was dropped without sending a value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RecvError;

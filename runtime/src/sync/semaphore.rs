@@ -132,6 +132,23 @@ impl Semaphore {
         })
     }
 
+    /// Like [`try_acquire`](Semaphore::try_acquire), with a permit that owns a reference to
+    /// the semaphore: "take a slot or refuse the work", as a connection limit does.
+    ///
+    /// ```
+    /// use std::rc::Rc;
+    /// use overlap::sync::Semaphore;
+    ///
+    /// let limit = Rc::new(Semaphore::new(1));
+    /// let held = limit.clone().try_acquire_owned().unwrap();
+    /// assert!(limit.clone().try_acquire_owned().is_err(), "full");
+    /// drop(held);
+    /// assert!(limit.try_acquire_owned().is_ok());
+    /// ```
+    pub fn try_acquire_owned(self: Rc<Self>) -> Result<OwnedPermit, TryAcquireError> {
+        self.try_acquire_many_owned(1)
+    }
+
     /// Like [`try_acquire_many`](Semaphore::try_acquire_many), with a permit that owns a
     /// reference to the semaphore.
     pub fn try_acquire_many_owned(self: Rc<Self>, n: u32) -> Result<OwnedPermit, TryAcquireError> {

@@ -35,6 +35,12 @@ pub struct Receiver<T> {
 /// Every receiver is gone; the value comes back (the same type as `mpsc`'s).
 pub use super::mpsc::SendError;
 
+/// The error types at tokio's paths (`watch::error::RecvError`); the same as at this
+/// module's root.
+pub mod error {
+    pub use super::RecvError;
+}
+
 /// The sender is gone: no change will come any more.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RecvError;

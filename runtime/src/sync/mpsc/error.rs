@@ -1,4 +1,5 @@
-//! The errors of `mpsc`'s sends and receives.
+//! The errors of `mpsc`'s sends and receives (also at the channel's root, `mpsc::SendError`;
+//! this path is tokio's).
 
 use std::fmt;
 

@@ -14,7 +14,7 @@ use futures_core::Stream;
 
 use super::waiters::{wake, wake_all, WaitQueue, Watchers};
 
-mod error;
+pub mod error;
 mod sender;
 
 pub use error::{SendError, TryRecvError, TrySendError};

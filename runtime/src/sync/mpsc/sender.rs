@@ -133,6 +133,30 @@ impl<T> Sender<T> {
         self.chan.borrow().closed
     }
 
+    /// How many values could be sent now without waiting: the capacity less what is queued
+    /// or reserved.
+    ///
+    /// ```
+    /// use overlap::sync::mpsc;
+    ///
+    /// overlap::block_on(async {
+    ///     let (tx, _rx) = mpsc::channel::<u8>(4);
+    ///     tx.send(1).await.unwrap();
+    ///     let _permit = tx.reserve().await.unwrap();
+    ///     assert_eq!((tx.capacity(), tx.max_capacity()), (2, 4));
+    /// });
+    /// ```
+    pub fn capacity(&self) -> usize {
+        let chan = self.chan.borrow();
+        chan.capacity
+            .saturating_sub(chan.queue.len() + chan.reserved)
+    }
+
+    /// The capacity the channel was made with.
+    pub fn max_capacity(&self) -> usize {
+        self.chan.borrow().capacity
+    }
+
     /// Waits until the receiver is gone (dropped or closed): for a producer to stop work
     /// nobody will receive. Cancel-safe.
     ///
