@@ -87,3 +87,25 @@ fn dropping_a_runtime_with_a_lingering_stream_returns_at_once() {
     );
     drop(server);
 }
+
+/// Outside any runtime no loop can stall, so a lingering socket closes before its drop
+/// returns, as a std socket does: the peer sees the end at once.
+#[test]
+fn outside_a_runtime_a_lingering_stream_is_closed_when_drop_returns() {
+    use std::io::Read;
+    for _ in 0..20 {
+        let (client, mut server) = overlap::block_on(async {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let client = TcpStream::connect(listener.local_addr().unwrap())
+                .await
+                .unwrap();
+            let (server, _) = listener.accept().await.unwrap();
+            client.set_linger(Some(Duration::from_secs(5))).unwrap();
+            (client, server.into_std().unwrap())
+        });
+        drop(client);
+        server.set_nonblocking(true).unwrap();
+        let mut buf = [0u8; 8];
+        assert_eq!(server.read(&mut buf).unwrap(), 0, "no end of file yet");
+    }
+}

@@ -100,12 +100,13 @@ where
     })
 }
 
-/// Whether [`spawn_blocking_detached`] would hand its job to a pool now (a runtime is
-/// current and its pool has not shut down) rather than run it on the calling thread. For
-/// clean-up that must not block the caller, to pick another way when it would.
+/// Where [`spawn_blocking_detached`] would run its job now: `Some(true)` on the current
+/// runtime's pool, `Some(false)` on the calling thread because that pool has shut down (the
+/// runtime is being dropped), `None` on the calling thread because no runtime is current.
+/// For clean-up that must not block a runtime's thread, to pick another way when it would.
 #[doc(hidden)]
-pub fn blocking_pool_open() -> bool {
-    crate::executor::with_current(|core| !core.blocking().is_shut_down()).unwrap_or(false)
+pub fn blocking_pool_open() -> Option<bool> {
+    crate::executor::with_current(|core| !core.blocking().is_shut_down())
 }
 
 /// Runs `f` on the blocking pool with no handle, for clean-up work that must not be lost,
