@@ -75,26 +75,37 @@ async fn a_yield_inside_a_combinator_lets_ready_io_through_within_a_batch() {
 /// A timer that came due while a task ran wakes its task ahead of the yielding one.
 #[overlap::test]
 async fn a_yield_lets_a_due_timer_reach_its_task_first() {
-    let fired = Rc::new(Cell::new(false));
-    let f = fired.clone();
-    let sleeper = overlap::spawn(async move {
-        overlap::time::sleep(Duration::from_millis(20)).await;
-        f.set(true);
-    });
-    let yielder = overlap::spawn(async move {
-        overlap::yield_now().await; // the sleeper registers its timer
-        std::thread::sleep(Duration::from_millis(40)); // its deadline passes
-        let mut yields = 0;
-        while !fired.get() {
-            overlap::yield_now().await;
-            yields += 1;
-            assert!(yields < 1000, "the timer never fired");
+    // The timer must come due while the yielder blocks, not before: on a machine so slow
+    // that it fired already, the round proves nothing and is tried again.
+    for _ in 0..5 {
+        let fired = Rc::new(Cell::new(false));
+        let f = fired.clone();
+        let sleeper = overlap::spawn(async move {
+            overlap::time::sleep(Duration::from_millis(100)).await;
+            f.set(true);
+        });
+        let yielder = overlap::spawn(async move {
+            overlap::yield_now().await; // the sleeper registers its timer
+            if fired.get() {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(200)); // its deadline passes
+            let mut yields = 0;
+            while !fired.get() {
+                overlap::yield_now().await;
+                yields += 1;
+                assert!(yields < 1000, "the timer never fired");
+            }
+            Some(yields)
+        });
+        let yields = yielder.await.unwrap();
+        sleeper.await.unwrap();
+        if let Some(yields) = yields {
+            assert_eq!(yields, 1, "the timer's task ran after the yielding one");
+            return;
         }
-        yields
-    });
-    let yields = yielder.await.unwrap();
-    assert_eq!(yields, 1, "the timer's task ran after the yielding one");
-    sleeper.await.unwrap();
+    }
+    panic!("the timer fired early in every round");
 }
 
 /// Another executor run inside a task (blocking the loop's thread, which is misuse, but
