@@ -173,12 +173,8 @@ impl TaskPtr {
     /// Owner context: sets [`SCHEDULED`] unless it or [`COMPLETE`] is set, and if so queues
     /// the task on `core` (unless it is the [`MAIN`] stand-in, for which the bit is all).
     pub(crate) fn schedule_local(self, core: &Core) {
-        let f = self.flags();
-        if f & (SCHEDULED | COMPLETE) == 0 {
-            self.set_flags(f | SCHEDULED);
-            if f & MAIN == 0 {
-                core.push_local(self);
-            }
+        if self.mark_scheduled() && self.flags() & MAIN == 0 {
+            core.push_local(self);
         }
     }
 
