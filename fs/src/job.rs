@@ -4,6 +4,8 @@ use std::fmt;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
 use overlap_runtime::JoinHandle;
@@ -13,8 +15,16 @@ use overlap_runtime::JoinHandle;
 /// Dropping it does not stop the job: it runs to the end on its pool thread and its result
 /// is dropped there. That is what cancelling any fs future means.
 pub(crate) struct Job<T> {
-    handle: JoinHandle<T>,
+    /// `None` only from a job that was [abandoned](Job::abandon) before it started.
+    handle: JoinHandle<Option<T>>,
+    /// [`QUEUED`], [`STARTED`] or [`ABANDONED`]: whichever of the job and
+    /// [`abandon`](Job::abandon) moves it from `QUEUED` first wins.
+    state: Arc<AtomicU8>,
 }
+
+const QUEUED: u8 = 0;
+const STARTED: u8 = 1;
+const ABANDONED: u8 = 2;
 
 /// Queues `f` on the current runtime's blocking pool.
 ///
@@ -26,9 +36,15 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    Job {
-        handle: overlap_runtime::spawn_blocking(f),
-    }
+    let state = Arc::new(AtomicU8::new(QUEUED));
+    let claim = state.clone();
+    let handle = overlap_runtime::spawn_blocking(move || {
+        let go = claim
+            .compare_exchange(QUEUED, STARTED, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok();
+        go.then(f)
+    });
+    Job { handle, state }
 }
 
 impl<T> Job<T> {
@@ -38,12 +54,24 @@ impl<T> Job<T> {
     /// because the runtime shut down.
     pub(crate) fn poll_value(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<T>> {
         match ready!(Pin::new(&mut self.handle).poll(cx)) {
-            Ok(v) => Poll::Ready(Ok(v)),
+            Ok(Some(v)) => Poll::Ready(Ok(v)),
+            Ok(None) => Poll::Ready(Err(io::Error::other("the file operation was abandoned"))),
             Err(e) if e.is_cancelled() => Poll::Ready(Err(io::Error::other(
                 "the runtime shut down before the file operation ran",
             ))),
             Err(e) => Poll::Ready(Err(io::Error::other(e.to_string()))),
         }
+    }
+}
+
+impl<T> Job<T> {
+    /// Makes sure the job never runs, if it has not started: true if so, and it can be
+    /// submitted again without running twice; false if it started (its effects, such as
+    /// moving the fd's offset, happened or are happening).
+    pub(crate) fn abandon(&self) -> bool {
+        self.state
+            .compare_exchange(QUEUED, ABANDONED, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
     }
 }
 

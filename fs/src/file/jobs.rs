@@ -94,16 +94,25 @@ impl File {
             };
             let res = ready!(inflight.job.poll_value(cx));
             let (kind, rewind) = (inflight.kind, inflight.rewind);
+            // A job its runtime dropped may still have run (or be running) on a pool
+            // thread: only one that is now sure never to run may be submitted again.
+            let never_runs = res.is_err() && kind != Kind::Write && inflight.job.abandon();
             self.job = None;
             let done = match res {
                 Ok(done) => {
                     self.never_ran = false;
                     done
                 }
-                Err(e) => {
+                Err(mut e) => {
+                    if !never_runs && kind != Kind::Write {
+                        e = io::Error::other(
+                            "the runtime shut down while the file operation ran: its outcome, \
+                             and the file's position, are unknown",
+                        );
+                    }
                     // The fd's offset is still ahead of the reader by what it was to rewind.
                     self.rewind += rewind;
-                    let retry = !std::mem::replace(&mut self.never_ran, true);
+                    let retry = never_runs && !std::mem::replace(&mut self.never_ran, true);
                     match kind {
                         // Submitted again by the read that wants it.
                         Kind::Read if retry => {}
