@@ -164,16 +164,29 @@ fn run_model(seed: u64, steps: usize) {
                         let i = rng.below(all.len() as u64) as usize;
                         let d = random_deadline(&mut rng, now);
                         let t = &mut all[i];
+                        let armed_before = t.armed;
+                        // Only timers fire wakes, and they fire between steps: none is
+                        // unseen here, so what follows the reset is the reset's own doing.
+                        assert_eq!(log.lock().unwrap().wakes.len(), seen_wakes);
                         t.sleep.as_mut().reset(d);
                         t.done = false;
-                        // A reset of an armed, unwoken sleep moves its timer (still armed);
-                        // otherwise the sleep is unregistered until polled. A reset into the
-                        // past cancels the timer too: the sleep must be polled again, which
-                        // completes it (the model treats every past deadline so, to be safe).
-                        if d <= Instant::now() {
-                            t.armed = false;
-                        }
                         t.woken = false;
+                        // A reset of an armed, unwoken sleep moves its timer (still armed);
+                        // otherwise the sleep is unregistered until polled. A reset of an
+                        // armed sleep into the past removes its timer and wakes it at once,
+                        // so that whoever awaits it polls again and completes.
+                        let log = log.lock().unwrap();
+                        let new_wakes = &log.wakes[seen_wakes..];
+                        assert!(new_wakes.len() <= 1, "one reset woke {new_wakes:?}");
+                        if let Some(&(id, _)) = new_wakes.first() {
+                            assert_eq!(id, t.waker.id, "a reset woke another sleep");
+                            assert!(armed_before, "a reset woke sleep {id}, which was not armed");
+                            assert!(d <= Instant::now(), "a reset to a later deadline woke {id}");
+                            t.armed = false;
+                            t.woken = true;
+                            seen_wakes += 1;
+                        }
+                        drop(log);
                         if rng.below(2) == 0 {
                             poll_one(t);
                         }

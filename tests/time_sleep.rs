@@ -184,6 +184,40 @@ fn reset_moves_the_timer_and_keeps_waking_the_same_waker() {
 }
 
 #[test]
+fn reset_into_the_past_wakes_the_task_awaiting_the_sleep() {
+    overlap::block_on(async {
+        // Another task holds the sleep and awaits it; this one fires it early by a reset.
+        let shared = Rc::new(RefCell::new(Box::pin(sleep(Duration::from_secs(3600)))));
+        let held = shared.clone();
+        let waiter = overlap::spawn(async move {
+            poll_fn(|cx| held.borrow_mut().as_mut().poll(cx)).await;
+        });
+        overlap::yield_now().await;
+        assert_eq!(
+            overlap::metrics().timers_active,
+            1,
+            "the waiter registered its timer"
+        );
+        shared.borrow_mut().as_mut().reset(Instant::now());
+        let waited = overlap::time::timeout(Duration::from_secs(10), waiter).await;
+        assert!(
+            waited.is_ok(),
+            "the task awaiting the sleep was never woken by the reset"
+        );
+        // The same with a waker of our own, through a deadline well in the past.
+        let counter = Arc::new(Counter::default());
+        let waker = Waker::from(counter.clone());
+        let start = Instant::now();
+        let mut s = sleep(Duration::from_secs(3600));
+        assert!(poll_with(&mut s, &waker).is_pending());
+        s.reset(start - Duration::from_millis(1));
+        assert_eq!(counter.count(), 1, "woken by the reset itself");
+        assert!(poll_with(&mut s, &waker).is_ready());
+        assert_eq!(overlap::metrics().timers_active, 0);
+    });
+}
+
+#[test]
 fn latest_waker_is_woken_exactly_once() {
     overlap::block_on(async {
         let first = Arc::new(Counter::default());

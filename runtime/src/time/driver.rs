@@ -198,8 +198,9 @@ impl Timers {
     }
 
     /// Moves a pending timer from `old` to `deadline`, keeping its waker. Returns false if it
-    /// already fired, or if `deadline` has passed: then the timer is cancelled, and the
-    /// caller's next poll registers anew, which completes at once.
+    /// already fired, or if `deadline` has passed: then the timer is removed and its waker
+    /// woken, so that the task awaiting the sleep (which need not be the one resetting it)
+    /// polls again, registers anew and completes at once.
     pub(crate) fn reset(&self, key: TimerKey, old: Instant, deadline: Instant) -> bool {
         let (old, ns) = (self.to_ns(old), self.to_ns(deadline));
         let mut wheel = self.wheel.borrow_mut();
@@ -208,9 +209,11 @@ impl Timers {
                 self.count_never(old, -1);
             }
             let waker = wheel.remove(key, old);
-            // Dropped after the wheel: a waker's drop may run arbitrary code.
+            // Woken after the wheel is released: a waker may run arbitrary code.
             drop(wheel);
-            drop(waker);
+            if let Some(waker) = waker {
+                waker.wake();
+            }
             return false;
         }
         let moved = wheel.reset(key, old, ns, self.slack_for(ns));

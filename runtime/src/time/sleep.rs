@@ -93,6 +93,7 @@ impl Sleep {
     /// Moves the deadline, earlier or later. A registered timer is moved in O(1) and keeps
     /// waking the same waker, so the task awaiting it wakes at the new deadline even if it does
     /// not poll in between; a completed sleep becomes pending again until the new deadline.
+    /// A deadline that has already passed wakes the awaiting task at once.
     ///
     /// ```
     /// use std::time::Duration;
