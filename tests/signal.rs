@@ -177,3 +177,44 @@ fn a_signal_made_in_a_dropped_runtime_still_works_in_another() {
         sender.join().unwrap();
     });
 }
+
+/// A waker that panics when woken, as a buggy hand-written combinator's might.
+struct PanickingWaker;
+
+impl std::task::Wake for PanickingWaker {
+    fn wake(self: std::sync::Arc<Self>) {
+        panic!("this waker panics on purpose");
+    }
+}
+
+#[test]
+fn a_panicking_waker_costs_no_other_listener_its_signal() {
+    let _g = serial();
+    block_on(async {
+        let mut bad = signal(SignalKind::user_defined1()).unwrap();
+        let waker = std::task::Waker::from(std::sync::Arc::new(PanickingWaker));
+        let mut cx = std::task::Context::from_waker(&waker);
+        assert!(bad.poll_recv(&mut cx).is_pending());
+        let mut good = signal(SignalKind::user_defined1()).unwrap();
+        let listener = spawn(async move {
+            good.recv().await;
+            good.recv().await;
+        });
+        // Let the listener wait, then raise twice: both must reach it, the second after the
+        // panicking waker is long gone, so the runtime's reader must still be running.
+        sleep(Duration::from_millis(10)).await;
+        let sender = raise_later(libc::SIGUSR1, Duration::from_millis(10));
+        sleep(Duration::from_millis(50)).await;
+        sender.join().unwrap();
+        let sender = raise_later(libc::SIGUSR1, Duration::from_millis(10));
+        within(
+            HANG,
+            listener,
+            "a listener lost its signal to another's panicking waker",
+        )
+        .await
+        .unwrap();
+        sender.join().unwrap();
+        drop(bad);
+    });
+}

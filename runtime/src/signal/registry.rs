@@ -10,6 +10,7 @@
 
 use std::io;
 use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::task::Waker;
@@ -163,7 +164,11 @@ pub(crate) fn broadcast() {
             }
             None => false,
         });
-        // Outside the lock: a waker may run arbitrary code.
-        wakers.into_iter().for_each(Waker::wake);
+        // Outside the lock: a waker may run arbitrary code, and may panic. That must cost
+        // neither the other listeners their wake nor the runtime its reader task (which
+        // calls this), so each wake is caught on its own.
+        for waker in wakers {
+            let _ = catch_unwind(AssertUnwindSafe(|| waker.wake()));
+        }
     }
 }
