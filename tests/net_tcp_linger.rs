@@ -45,22 +45,31 @@ async fn dropping_a_lingering_stream_does_not_stall_the_loop() {
     drop(server);
 }
 
+/// Neither a fraction of a second nor a time past the kernel's limit (`Duration::MAX`, which
+/// overflowed when rounded up) may turn into a zero linger, which resets the connection.
 #[overlap::test]
-async fn a_linger_under_a_second_is_rounded_up_not_turned_into_a_reset() {
+async fn odd_linger_times_are_rounded_or_clamped_never_turned_into_a_reset() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let mut client = TcpStream::connect(listener.local_addr().unwrap())
-        .await
-        .unwrap();
-    let (mut server, _) = listener.accept().await.unwrap();
-    client.set_linger(Some(Duration::from_millis(500))).unwrap();
-    assert_eq!(client.linger().unwrap(), Some(Duration::from_secs(1)));
-    client.write_all(b"important").await.unwrap();
-    drop(client);
-    let mut got = Vec::new();
-    within(HANG, server.read_to_end(&mut got), "read hung")
-        .await
-        .unwrap();
-    assert_eq!(got, b"important");
+    let limit = Duration::from_secs(i32::MAX as u64);
+    for (asked, kept) in [
+        (Duration::from_millis(500), Duration::from_secs(1)),
+        (Duration::MAX, limit),
+        (limit + Duration::from_nanos(1), limit),
+    ] {
+        let mut client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (mut server, _) = listener.accept().await.unwrap();
+        client.set_linger(Some(asked)).unwrap();
+        assert_eq!(client.linger().unwrap(), Some(kept), "asked for {asked:?}");
+        client.write_all(b"important").await.unwrap();
+        drop(client);
+        let mut got = Vec::new();
+        within(HANG, server.read_to_end(&mut got), "read hung")
+            .await
+            .unwrap_or_else(|e| panic!("linger {asked:?}: the peer saw {e}"));
+        assert_eq!(got, b"important");
+    }
 }
 
 /// A runtime dropped with a lingering stream still owned by a task: the runtime drops its

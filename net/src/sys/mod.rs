@@ -337,9 +337,12 @@ impl Socket {
     }
 
     /// `SO_LINGER`: `None` turns it off; `Some(0)` makes `close` send a reset. The kernel
-    /// counts whole seconds: a time with a fraction is rounded up (never down to a reset).
+    /// counts whole seconds: a time with a fraction is rounded up (never down to a reset),
+    /// and one past the kernel's limit (`c_int::MAX` seconds) is clamped to it.
     pub(crate) fn set_linger(&self, dur: Option<Duration>) -> io::Result<()> {
-        let secs = dur.map_or(0, |d| d.as_secs() + u64::from(d.subsec_nanos() > 0));
+        let secs = dur.map_or(0, |d| {
+            d.as_secs().saturating_add(u64::from(d.subsec_nanos() > 0))
+        });
         let linger = libc::linger {
             l_onoff: libc::c_int::from(dur.is_some()),
             l_linger: secs.min(libc::c_int::MAX as u64) as libc::c_int,

@@ -140,7 +140,8 @@ impl TcpStream {
     /// Sets `SO_LINGER`. `Some(Duration::ZERO)` makes dropping the stream reset the
     /// connection (RST) instead of closing it gracefully; `None` restores the default.
     ///
-    /// With a longer time (counted in whole seconds by the kernel, so a fraction rounds up),
+    /// With a longer time (counted in whole seconds by the kernel, so a fraction rounds up;
+    /// anything past `i32::MAX` seconds, `Duration::MAX` included, is clamped to that),
     /// closing waits until the peer has taken the unsent data or the time is up, even on a
     /// non-blocking socket: dropping the stream then closes it on the blocking pool, so the
     /// loop never waits. (Streams accepted from a listener whose socket had a linger time,

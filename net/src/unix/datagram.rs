@@ -49,8 +49,9 @@ impl UnixDatagram {
         super::unlink_on_error(path, UnixDatagram::from_socket(sock))
     }
 
-    /// A socket bound to no address: it can send, and receive replies only if it connects
-    /// or its peer knows it through a pair.
+    /// A socket bound to no address: it can send, but nothing can reply to it, since its
+    /// address stays unnamed even once it connects. To receive, [`bind`](Self::bind) a
+    /// socket, or make both ends with [`pair`](Self::pair).
     pub fn unbound() -> io::Result<UnixDatagram> {
         UnixDatagram::from_socket(Socket::new(libc::AF_UNIX, libc::SOCK_DGRAM)?)
     }
