@@ -314,3 +314,40 @@ fn clearing_with_an_old_event_keeps_a_newer_edge() {
         assert!(r.poll_read_ready(&mut cx).is_pending());
     });
 }
+
+#[test]
+fn dropping_a_shared_async_fd_wakes_the_tasks_waiting_on_it() {
+    use std::cell::RefCell;
+    use std::task::Poll;
+    block_on(async {
+        // Two tasks share one socket end, one waiting to read and one (its buffer full) to
+        // write; a third drops it. Both must wake and see it gone.
+        let (a, _b) = socketpair();
+        let shared = Rc::new(RefCell::new(Some(AsyncFd::new(a).unwrap())));
+        let fill = [0u8; 4096];
+        while write(shared.borrow().as_ref().unwrap().as_raw_fd(), &fill).is_ok() {}
+        let waiters: Vec<_> = [true, false]
+            .into_iter()
+            .map(|reads| {
+                let shared = shared.clone();
+                spawn(std::future::poll_fn(move |cx| match &*shared.borrow() {
+                    None => Poll::Ready("gone"),
+                    Some(fd) if reads => fd.poll_read_ready(cx).map(|_| "readable"),
+                    Some(fd) => fd.poll_write_ready(cx).map(|_| "writable"),
+                }))
+            })
+            .collect();
+        yield_now().await; // both park on the fd
+        assert!(waiters.iter().all(|w| !w.is_finished()));
+        drop(shared.borrow_mut().take());
+        for w in waiters {
+            let seen = support::within(
+                std::time::Duration::from_secs(30),
+                w,
+                "a waiter was never woken",
+            )
+            .await;
+            assert_eq!(seen.unwrap(), "gone");
+        }
+    });
+}

@@ -27,6 +27,8 @@ use super::{Direction, IoKey, Reactor, Ready, ReadyEvent, Registered};
 ///   other's waker, so only the last one is woken.
 /// - **Drop:** the fd is removed from epoll, then the inner value is dropped (closing the fd
 ///   if it owns it). [`AsyncFd::into_inner`] removes it from epoll and hands the value back.
+///   Either way, a task still waiting for its readiness (one that shares the `AsyncFd`) is
+///   woken, to find it gone.
 /// - **Runtime:** it must be created inside a runtime and used on that runtime's thread (it is
 ///   `!Send`), by that runtime: polled by another runtime on the thread, or outside any, its
 ///   readiness fails with an `Other` error (the registered loop is not running, so waiting

@@ -147,8 +147,10 @@ impl Reactor {
         Ok(key)
     }
 
-    /// Removes `fd` from epoll (before the caller closes it) and frees its slot. Wakers still
-    /// stored there are dropped, not woken: they belong to the handle being dropped.
+    /// Removes `fd` from epoll (before the caller closes it) and frees its slot. Tasks still
+    /// waiting on it are woken, as tokio does: one that shares the handle (say through an
+    /// `Rc<RefCell<Option<_>>>`) must see it gone rather than sleep forever. A task that
+    /// dropped its own handle pays one spurious poll at most.
     pub(crate) fn deregister(&self, fd: RawFd, key: IoKey) {
         // EBADF/ENOENT here mean the fd is already gone from the interest list; either way
         // nothing is left to remove.
@@ -164,7 +166,12 @@ impl Reactor {
         };
         self.free.borrow_mut().push(key.index);
         self.registered.set(self.registered.get() - 1);
-        drop(io);
+        // Only now, with the slots released: a waker may run arbitrary code, even panic.
+        if let Some(io) = io {
+            for waker in [io.reader, io.writer].into_iter().flatten() {
+                let _ = catch_unwind(AssertUnwindSafe(|| waker.wake()));
+            }
+        }
     }
 
     /// Polls readiness for one direction, storing `cx`'s waker if there is none.
