@@ -7,7 +7,7 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
 
-use super::waiters::{wake, wake_all, WaitQueue, Waiter};
+use super::waiters::{wake_all, WaitQueue, Waiter, Wakes};
 
 /// Limits how many tasks do something at once: each holds a permit while it does, and the
 /// others wait, in the order they asked. For the tasks of one runtime (not `Send`).
@@ -200,16 +200,19 @@ impl Semaphore {
         self.grant();
     }
 
-    /// Hands free permits to the front of the line for as long as they satisfy it.
+    /// Hands free permits to the front of the line for as long as they satisfy it (a waker
+    /// that panics stops none of the grants after it).
     fn grant(&self) {
+        let mut wakes = Wakes::default();
         while let Some(wanted) = self.waiters.first_wants() {
             let free = self.permits.get();
             if wanted > free {
                 break;
             }
             self.permits.set(free - wanted);
-            wake(self.waiters.choose_first().flatten());
+            wakes.wake(self.waiters.choose_first().flatten());
         }
+        wakes.finish();
     }
 
     fn poll_acquire(

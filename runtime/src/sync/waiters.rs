@@ -3,8 +3,10 @@
 //! *chosen* (handed a slot, a notification or permits) and woken, and a chosen task that goes
 //! away hands its turn on (each user decides how).
 
+use std::any::Any;
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::rc::{Rc, Weak};
 use std::task::Waker;
 
@@ -12,6 +14,8 @@ use std::task::Waker;
 pub(super) struct Waiter {
     waker: Slot,
     chosen: Cell<bool>,
+    /// It left the line, but its entry may still be there (see [`WaitQueue`]).
+    gone: Cell<bool>,
     /// How many units (semaphore permits) it waits for; 1 for the other users.
     wanted: usize,
 }
@@ -38,18 +42,27 @@ impl Waiter {
 }
 
 /// Waiting tasks, first come first served.
+///
+/// Leaving the line costs O(1) (amortised), however long it is: a waiter that goes away is
+/// only marked gone, and its entry is dropped when it reaches the front, or when gone
+/// entries outnumber the live ones (then all at once). Every timed-out or `select!`-ed away
+/// wait leaves this way, so walking the line for each would make `n` of them cost `n²`.
+/// The front entry is never a gone one, so the first in line is always at hand.
 #[derive(Default)]
 pub(super) struct WaitQueue {
     line: RefCell<VecDeque<Rc<Waiter>>>,
+    /// How many entries of `line` are gone.
+    gone: Cell<usize>,
 }
 
 impl WaitQueue {
     pub(super) fn is_empty(&self) -> bool {
-        self.line.borrow().is_empty()
+        self.len() == 0
     }
 
+    /// How many wait (gone entries not counted).
     pub(super) fn len(&self) -> usize {
-        self.line.borrow().len()
+        self.line.borrow().len() - self.gone.get()
     }
 
     /// Joins the end of the line.
@@ -62,6 +75,7 @@ impl WaitQueue {
         let w = Rc::new(Waiter {
             waker: Slot(RefCell::new(Some(waker.clone()))),
             chosen: Cell::new(false),
+            gone: Cell::new(false),
             wanted,
         });
         self.line.borrow_mut().push_back(w.clone());
@@ -76,21 +90,45 @@ impl WaitQueue {
     /// Takes the first waiter out of the line, marks it chosen and returns its waker, to be
     /// called once nothing is borrowed any more. `None` if nobody waits.
     pub(super) fn choose_first(&self) -> Option<Option<Waker>> {
-        let w = self.line.borrow_mut().pop_front()?;
+        let mut line = self.line.borrow_mut();
+        let w = line.pop_front()?;
+        self.drop_gone_front(&mut line);
         w.chosen.set(true);
         Some(w.take_waker())
     }
 
-    /// Leaves the line (a waiter not chosen that goes away).
+    /// Leaves the line (a waiter not chosen that goes away). Its waker is dropped at once;
+    /// the entry may stay until it is cheap to drop.
     pub(super) fn remove(&self, waiter: &Rc<Waiter>) {
-        self.line
-            .borrow_mut()
-            .retain(|other| !Rc::ptr_eq(other, waiter));
+        if waiter.chosen.get() || waiter.gone.replace(true) {
+            return;
+        }
+        drop(waiter.take_waker());
+        let mut line = self.line.borrow_mut();
+        if line.back().is_some_and(|w| Rc::ptr_eq(w, waiter)) {
+            line.pop_back();
+            return;
+        }
+        self.gone.set(self.gone.get() + 1);
+        self.drop_gone_front(&mut line);
+        if self.gone.get() > line.len() / 2 {
+            line.retain(|w| !w.gone.get());
+            self.gone.set(0);
+        }
+    }
+
+    /// Drops the gone entries at the front, so that the first entry is a live one.
+    fn drop_gone_front(&self, line: &mut VecDeque<Rc<Waiter>>) {
+        while line.front().is_some_and(|w| w.gone.get()) {
+            line.pop_front();
+            self.gone.set(self.gone.get() - 1);
+        }
     }
 
     /// Empties the line, without choosing anyone; returns the wakers to call.
     pub(super) fn take_all(&self) -> Vec<Waker> {
         let line = std::mem::take(&mut *self.line.borrow_mut());
+        self.gone.set(0);
         line.iter().filter_map(|w| w.take_waker()).collect()
     }
 }
@@ -102,9 +140,37 @@ pub(super) fn wake(waker: Option<Waker>) {
     }
 }
 
-/// Calls every waker.
+/// Calls every waker. One that panics (a user's own) costs the others nothing: the rest are
+/// still called, and the first panic is resumed only after that.
 pub(super) fn wake_all(wakers: Vec<Waker>) {
-    wakers.into_iter().for_each(Waker::wake);
+    let mut wakes = Wakes::default();
+    wakers.into_iter().for_each(|w| wakes.wake(Some(w)));
+    wakes.finish();
+}
+
+/// Wakes several tasks in turn such that a waker that panics stops none of the others:
+/// [`finish`](Self::finish) resumes the first panic once all were called.
+#[derive(Default)]
+pub(super) struct Wakes {
+    panic: Option<Box<dyn Any + Send>>,
+}
+
+impl Wakes {
+    /// Calls the waker, if there is one, keeping a panic for `finish`.
+    pub(super) fn wake(&mut self, waker: Option<Waker>) {
+        if let Some(w) = waker {
+            if let Err(payload) = catch_unwind(AssertUnwindSafe(|| w.wake())) {
+                self.panic.get_or_insert(payload);
+            }
+        }
+    }
+
+    /// Resumes the first panic a waker raised, if any.
+    pub(super) fn finish(self) {
+        if let Some(payload) = self.panic {
+            resume_unwind(payload);
+        }
+    }
 }
 
 /// One task's place to be woken (a [`Waiter`]'s, a `watch` or `broadcast` receiver's):
@@ -169,7 +235,58 @@ impl Watchers {
 
 #[cfg(test)]
 mod tests {
-    use super::Watchers;
+    use super::{WaitQueue, Watchers};
+    use std::rc::Rc;
+    use std::task::Waker;
+
+    /// Waiters leaving from anywhere in the line keep the others' order, the count exact and
+    /// the front live; gone entries never pile up beyond the live ones.
+    #[test]
+    fn leaving_the_line_keeps_order_and_bounds_gone_entries() {
+        let queue = WaitQueue::default();
+        let waiters: Vec<_> = (1..=1000)
+            .map(|n| queue.push_wanting(Waker::noop(), n))
+            .collect();
+        // Every third leaves (front, middle and back included), then the last one.
+        let mut left: Vec<usize> = Vec::new();
+        for (i, w) in waiters.iter().enumerate() {
+            if i % 3 == 0 || i == 999 {
+                queue.remove(w);
+                queue.remove(w); // twice is harmless
+                left.push(w.wanted());
+            }
+            let stored = queue.line.borrow().len();
+            assert!(
+                stored <= 2 * queue.len() + 1,
+                "{stored} entries for {}",
+                queue.len()
+            );
+        }
+        let mut expected: Vec<usize> = (1..=1000).filter(|n| !left.contains(n)).collect();
+        assert_eq!(queue.len(), expected.len());
+        // Leaving from the middle, in reverse, down to the first.
+        let mut order = Vec::new();
+        while let Some(first) = queue.first_wants() {
+            order.push(first);
+            assert!(queue.choose_first().is_some());
+            if let Some(w) = waiters.iter().find(|w| w.wanted() == first + 500) {
+                if !w.is_chosen() && expected.contains(&w.wanted()) {
+                    queue.remove(w);
+                    expected.retain(|&n| n != w.wanted());
+                }
+            }
+        }
+        assert_eq!(order, expected);
+        assert!(queue.is_empty());
+        assert_eq!(queue.line.borrow().len(), 0);
+        // A chosen waiter that leaves afterwards changes nothing.
+        let w = queue.push(Waker::noop());
+        let later = queue.push(Waker::noop());
+        assert!(queue.choose_first().is_some());
+        queue.remove(&w);
+        assert_eq!(queue.len(), 1);
+        assert!(Rc::ptr_eq(&queue.line.borrow()[0], &later));
+    }
 
     #[test]
     fn receivers_made_and_dropped_without_wakes_do_not_grow_the_list() {

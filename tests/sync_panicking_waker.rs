@@ -1,0 +1,81 @@
+//! A waker that panics when woken (a buggy hand-written combinator's, say) costs the other
+//! waiters of a sync primitive nothing: each of them is still woken, or handed its permits,
+//! and the panic reaches only whoever did the waking.
+
+mod support;
+
+use std::future::Future;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::pin;
+use std::sync::Arc;
+use std::task::{Context, Wake, Waker};
+use std::time::Duration;
+
+use overlap::sync::{Notify, Semaphore};
+use support::within;
+
+const HANG: Duration = Duration::from_secs(30);
+
+struct PanickingWaker;
+
+impl Wake for PanickingWaker {
+    fn wake(self: Arc<Self>) {
+        panic!("this waker panics on purpose");
+    }
+}
+
+/// Polls `fut` once with the panicking waker; it must be left waiting.
+fn park_with_panicking_waker(fut: std::pin::Pin<&mut impl Future>) {
+    let waker = Waker::from(Arc::new(PanickingWaker));
+    assert!(fut.poll(&mut Context::from_waker(&waker)).is_pending());
+}
+
+#[overlap::test]
+async fn notify_waiters_wakes_everyone_behind_a_panicking_waker() {
+    let notify = std::rc::Rc::new(Notify::new());
+    let mut first = pin!(notify.notified());
+    park_with_panicking_waker(first.as_mut());
+    let behind: Vec<_> = (0..3)
+        .map(|_| {
+            let notify = notify.clone();
+            overlap::spawn(async move { notify.notified().await })
+        })
+        .collect();
+    overlap::yield_now().await; // all three wait behind the first
+    let woke = catch_unwind(AssertUnwindSafe(|| notify.notify_waiters()));
+    assert!(woke.is_err(), "the waker's panic reaches the notifier");
+    for task in behind {
+        within(
+            HANG,
+            task,
+            "a waiter behind the panicking waker was never woken",
+        )
+        .await
+        .unwrap();
+    }
+}
+
+#[overlap::test]
+async fn released_permits_reach_everyone_behind_a_panicking_waker() {
+    let sem = std::rc::Rc::new(Semaphore::new(0));
+    let mut first = pin!(sem.acquire());
+    park_with_panicking_waker(first.as_mut());
+    let behind = {
+        let sem = sem.clone();
+        overlap::spawn(async move { sem.acquire().await.unwrap().forget() })
+    };
+    overlap::yield_now().await;
+    let added = catch_unwind(AssertUnwindSafe(|| sem.add_permits(2)));
+    assert!(added.is_err(), "the waker's panic reaches whoever released");
+    within(
+        HANG,
+        behind,
+        "the permit behind the panicking waker was never granted",
+    )
+    .await
+    .unwrap();
+    // The first waiter was handed its permit too, despite its waker.
+    let permit = within(HANG, first, "the first waiter lost its permit").await;
+    drop(permit.unwrap());
+    assert_eq!(sem.available_permits(), 1);
+}
