@@ -128,9 +128,11 @@ async fn a_reset_on_one_side_ends_the_copy_with_an_error() {
 }
 
 /// A stream that is always ready: reads give `left` bytes of 'x' then end of file, writes
-/// take everything.
+/// take everything (and count it in `written`).
+#[derive(Default)]
 struct AlwaysReady {
     left: usize,
+    written: std::rc::Rc<std::cell::Cell<usize>>,
 }
 
 impl overlap::io::AsyncRead for AlwaysReady {
@@ -152,6 +154,7 @@ impl overlap::io::AsyncWrite for AlwaysReady {
         _cx: &mut std::task::Context<'_>,
         buf: &[u8],
     ) -> std::task::Poll<std::io::Result<usize>> {
+        self.written.set(self.written.get() + buf.len());
         std::task::Poll::Ready(Ok(buf.len()))
     }
     fn poll_flush(
@@ -174,7 +177,11 @@ async fn a_copy_between_always_ready_streams_lets_other_tasks_run() {
     let copy = {
         let ran = ran.clone();
         overlap::spawn(async move {
-            let (mut a, mut b) = (AlwaysReady { left: 64 << 20 }, AlwaysReady { left: 0 });
+            let mut a = AlwaysReady {
+                left: 64 << 20,
+                ..AlwaysReady::default()
+            };
+            let mut b = AlwaysReady::default();
             let counts = copy_bidirectional(&mut a, &mut b).await.unwrap();
             (counts, ran.get())
         })
@@ -189,5 +196,29 @@ async fn a_copy_between_always_ready_streams_lets_other_tasks_run() {
     assert!(
         other_ran_first,
         "the copy kept the loop to itself until it ended"
+    );
+}
+
+#[overlap::test]
+async fn a_side_that_is_always_readable_does_not_starve_the_other_way() {
+    // `a` never runs dry; `b` has five bytes for `a`, which must get through meanwhile.
+    let mut a = AlwaysReady {
+        left: usize::MAX,
+        ..AlwaysReady::default()
+    };
+    let mut b = AlwaysReady {
+        left: 5,
+        ..AlwaysReady::default()
+    };
+    let (to_a, to_b) = (a.written.clone(), b.written.clone());
+    let copy = overlap::spawn(async move { copy_bidirectional(&mut a, &mut b).await });
+    while to_b.get() < 64 << 20 {
+        overlap::yield_now().await;
+    }
+    copy.abort();
+    assert_eq!(
+        to_a.get(),
+        5,
+        "b's bytes never reached a while a kept sending"
     );
 }

@@ -24,9 +24,10 @@
 //! `splice` has no `MSG_NOSIGNAL`, so the kernel also raises `SIGPIPE`; Rust programs ignore
 //! that signal by default, but a program that restored its default action would be killed.
 
-use std::future::poll_fn;
+use std::future::{poll_fn, Future};
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::pin::pin;
 use std::task::{ready, Context, Poll};
 
 use overlap_runtime::{Direction, Registered};
@@ -252,8 +253,9 @@ where
 /// for sockets; other fds are left alone), so end of file travels on. Returns the bytes moved
 /// `(a to b, b to a)`.
 ///
-/// Both directions run in the calling task. An error in either ends both and is returned;
-/// dropping the future stops both (see [`splice_copy`] on cancellation).
+/// Both directions run in the calling task, taking turns to go first, so a side that is
+/// always readable cannot starve the other way. An error in either ends both and is
+/// returned; dropping the future stops both (see [`splice_copy`] on cancellation).
 ///
 /// ```
 /// use overlap::io::{AsyncReadExt, AsyncWriteExt};
@@ -299,7 +301,30 @@ where
         sys::shutdown_write(a.as_raw_fd())?;
         io::Result::Ok(n)
     };
-    futures_util::future::try_join(a_to_b, b_to_a).await
+    let (mut a_to_b, mut b_to_a) = (pin!(a_to_b), pin!(b_to_a));
+    let (mut there, mut back) = (None, None);
+    // Which direction goes first alternates from poll to poll: a side that is always
+    // readable may spend the task's whole budget, and must not starve the other way.
+    let mut b_first = false;
+    poll_fn(|cx| {
+        b_first = !b_first;
+        for b_turn in [b_first, !b_first] {
+            if b_turn && back.is_none() {
+                if let Poll::Ready(n) = b_to_a.as_mut().poll(cx) {
+                    back = Some(n?);
+                }
+            } else if !b_turn && there.is_none() {
+                if let Poll::Ready(n) = a_to_b.as_mut().poll(cx) {
+                    there = Some(n?);
+                }
+            }
+        }
+        match (there, back) {
+            (Some(there), Some(back)) => Poll::Ready(Ok((there, back))),
+            _ => Poll::Pending,
+        }
+    })
+    .await
 }
 
 /// Moves bytes from `from` into the empty private pipe: `EAGAIN` can only mean `from` has

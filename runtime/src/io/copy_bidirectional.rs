@@ -22,7 +22,9 @@ const BUF_SIZE: usize = 8 * 1024;
 /// once, leaving the streams open.
 ///
 /// Each direction uses an 8 KiB buffer. Every read spends a unit of the task's cooperative
-/// budget, so a copy between streams that are always ready still lets other tasks run. Between two sockets or pipes, `overlap::pipe`'s
+/// budget, so a copy between streams that are always ready still lets other tasks run; the
+/// two directions take turns going first, so neither starves the other. Between two
+/// sockets or pipes, `overlap::pipe`'s
 /// `splice_bidirectional` does the same inside the kernel, with no copy through this
 /// process; this function works on any futures-io streams (TLS, compression, test doubles).
 ///
@@ -57,9 +59,18 @@ where
     B: AsyncRead + AsyncWrite + Unpin + ?Sized,
 {
     let (mut a_to_b, mut b_to_a) = (Direction::new(), Direction::new());
+    // Which direction goes first alternates from poll to poll: a side that is always
+    // readable may spend the task's whole budget, and must not starve the other way.
+    let mut b_first = false;
     poll_fn(|cx| {
-        let a_done = a_to_b.poll(cx, &mut *a, &mut *b)?;
-        let b_done = b_to_a.poll(cx, &mut *b, &mut *a)?;
+        b_first = !b_first;
+        let (a_done, b_done) = if b_first {
+            let b_done = b_to_a.poll(cx, &mut *b, &mut *a)?;
+            (a_to_b.poll(cx, &mut *a, &mut *b)?, b_done)
+        } else {
+            let a_done = a_to_b.poll(cx, &mut *a, &mut *b)?;
+            (a_done, b_to_a.poll(cx, &mut *b, &mut *a)?)
+        };
         match (a_done, b_done) {
             (Poll::Ready(there), Poll::Ready(back)) => Poll::Ready(Ok((there, back))),
             _ => Poll::Pending,
