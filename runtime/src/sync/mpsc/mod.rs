@@ -77,9 +77,19 @@ impl<T> Chan<T> {
     }
 }
 
+/// What a drained queue keeps of its buffer, in bytes: a burst's memory goes back once the
+/// burst is read, yet a steady flow does not reallocate all the time.
+const KEEP_WHEN_EMPTY: usize = 64 * 1024;
+
 /// Takes the first queued value; the slot it frees goes to the next waiting sender.
 fn pop<T>(mut chan: RefMut<'_, Chan<T>>) -> Option<T> {
     let v = chan.queue.pop_front()?;
+    if chan.queue.is_empty() {
+        let keep = KEEP_WHEN_EMPTY / std::mem::size_of::<T>().max(1);
+        if chan.queue.capacity() > keep {
+            chan.queue.shrink_to(keep);
+        }
+    }
     let next = chan.grant_next();
     drop(chan);
     wake(next);
@@ -132,7 +142,8 @@ pub fn channel<T>(capacity: usize) -> (Sender<T>, Receiver<T>) {
 
 /// An unbounded channel: sends never wait (the queue grows as needed), so
 /// [`UnboundedSender::send`] is a plain function, callable from synchronous code (a
-/// callback, a `Drop`).
+/// callback, a `Drop`). Once the receiver has read a burst to the end, the queue gives its
+/// memory back, keeping about 64 KiB for the next values.
 ///
 /// ```
 /// use overlap::sync::mpsc;
