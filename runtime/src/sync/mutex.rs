@@ -16,6 +16,10 @@ use super::semaphore::{Permit, Semaphore, TryAcquireError};
 /// task wait instead. Waiting tasks get the lock first come, first served; dropping a
 /// waiting [`lock`](Mutex::lock) leaves the line.
 ///
+/// There is no poisoning (as with tokio's): a task that panics, or is aborted, while it
+/// holds the guard releases the lock as it unwinds, and the next task gets the value as the
+/// panicking one left it, perhaps half updated.
+///
 /// To share it between tasks, put it in an `Rc`:
 ///
 /// ```
@@ -162,7 +166,8 @@ impl std::error::Error for TryLockError {}
 ///
 /// Any number of readers, or one writer. Requests are served first come, first served: a
 /// waiting writer holds back the readers that come after it, so a stream of readers cannot
-/// starve it; readers in a row are let in together.
+/// starve it; readers in a row are let in together. As with [`Mutex`], there is no
+/// poisoning: a writer that panics releases the lock and leaves the value as it was then.
 ///
 /// ```
 /// use std::rc::Rc;
