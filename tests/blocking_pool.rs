@@ -235,3 +235,42 @@ fn a_blocking_job_sees_its_runtimes_handle_and_a_plain_thread_none() {
         assert!(again.await.unwrap());
     });
 }
+
+#[test]
+fn a_blocking_job_spawns_more_blocking_work_through_its_handle() {
+    overlap::block_on(async {
+        // `spawn_blocking` itself needs a runtime's thread, and says what to use instead.
+        let refused = overlap::spawn_blocking(|| {
+            let payload =
+                std::panic::catch_unwind(|| drop(overlap::spawn_blocking(|| 1))).unwrap_err();
+            match payload.downcast::<&str>() {
+                Ok(message) => message.to_string(),
+                Err(payload) => payload.downcast::<String>().map(|m| *m).unwrap_or_default(),
+            }
+        })
+        .await
+        .unwrap();
+        assert!(
+            refused.contains("Handle::current().spawn_blocking"),
+            "unhelpful message: {refused}"
+        );
+        let inner = overlap::spawn_blocking(|| {
+            let handle = overlap::Handle::current();
+            let ok = handle.spawn_blocking(|| std::thread::current().name().map(String::from));
+            let panics = handle.spawn_blocking(|| panic!("inner job panics"));
+            (ok, panics)
+        });
+        let (ok, panics) = inner.await.unwrap();
+        assert_eq!(ok.await.unwrap().as_deref(), Some("overlap-blocking"));
+        assert!(panics.await.unwrap_err().is_panic());
+    });
+    // From a plain thread, once the runtime is gone: cancelled, never run.
+    let rt = Runtime::new().unwrap();
+    let handle = rt.handle();
+    drop(rt);
+    let ran = Arc::new(AtomicUsize::new(0));
+    let counter = ran.clone();
+    let late = handle.spawn_blocking(move || counter.fetch_add(1, Ordering::SeqCst));
+    assert!(overlap::block_on(late).unwrap_err().is_cancelled());
+    assert_eq!(ran.load(Ordering::SeqCst), 0);
+}

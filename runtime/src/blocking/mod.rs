@@ -44,7 +44,8 @@ type Outcome<R> = Result<std::thread::Result<R>, io::Error>;
 ///   handle, so the job can start async work there.
 ///
 /// # Panics
-/// When called outside a runtime.
+/// When called outside a runtime, including on a blocking-pool thread inside a job: there,
+/// use [`Handle::spawn_blocking`](crate::Handle::spawn_blocking).
 ///
 /// ```
 /// overlap::block_on(async {
@@ -65,9 +66,15 @@ where
         )
     })
     .unwrap_or_else(|| {
+        if crate::Handle::try_current().is_some() {
+            panic!(
+                "overlap::spawn_blocking called on a blocking-pool thread, which runs no \
+                 runtime: use `overlap::Handle::current().spawn_blocking(..)`"
+            )
+        }
         panic!(
             "overlap::spawn_blocking called outside of a runtime: call it from a future run by \
-             `overlap::block_on` or `Runtime::block_on`"
+             `overlap::block_on` or `Runtime::block_on`, or through a `Handle`"
         )
     });
     let (tx, rx) = completion::<Outcome<R>>();

@@ -179,6 +179,41 @@ impl Handle {
         }
         RemoteJoinHandle { slot, done: false }
     }
+
+    /// Runs `f` on this handle's runtime's blocking pool, from any thread: what
+    /// [`spawn_blocking`](crate::spawn_blocking) does inside the runtime, for a thread that
+    /// has none, such as a pool thread running a blocking job.
+    ///
+    /// The job is handed to the runtime's thread, which queues it on its pool at its next
+    /// turn. A panic in `f` is reported by the handle; if the runtime is gone, or goes
+    /// before the job starts, `f` is dropped without running and the handle reports
+    /// cancelled or a panic saying so.
+    ///
+    /// ```
+    /// overlap::block_on(async {
+    ///     let outer = overlap::spawn_blocking(|| {
+    ///         // On a pool thread: `overlap::spawn_blocking` needs a runtime's thread.
+    ///         overlap::Handle::current().spawn_blocking(|| 6 * 7)
+    ///     });
+    ///     let inner = outer.await.unwrap();
+    ///     assert_eq!(inner.await.unwrap(), 42);
+    /// });
+    /// ```
+    pub fn spawn_blocking<F, R>(&self, f: F) -> RemoteJoinHandle<R>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        self.spawn_with(move || async move {
+            match crate::spawn_blocking(f).await {
+                Ok(value) => value,
+                Err(err) if err.is_panic() => std::panic::resume_unwind(err.into_panic()),
+                // Cancelled: only the runtime's shutdown drops a queued job, and it drops this
+                // task in the same step, so this waits for that.
+                Err(_) => std::future::pending().await,
+            }
+        })
+    }
 }
 
 impl fmt::Debug for Handle {
