@@ -390,3 +390,32 @@ fn spawns_racing_a_runtime_drop_all_resolve_and_nothing_leaks() {
         );
     }
 }
+
+/// Polling a join handle again after it gave its result is a bug in the caller: both kinds
+/// of handle say so, instead of hanging (`JoinHandle`) or making up a cancellation
+/// (`RemoteJoinHandle`).
+#[test]
+fn join_handles_polled_after_their_result_panic_with_a_clear_message() {
+    use std::future::Future;
+    use std::panic::{catch_unwind, AssertUnwindSafe};
+    use std::pin::Pin;
+    use std::task::{Context, Waker};
+    fn message(payload: Box<dyn std::any::Any + Send>) -> String {
+        match payload.downcast::<&str>() {
+            Ok(m) => m.to_string(),
+            Err(p) => p.downcast::<String>().map(|m| *m).unwrap_or_default(),
+        }
+    }
+    let mut cx = Context::from_waker(Waker::noop());
+    let rt = overlap::Runtime::new().unwrap();
+    let mut local = rt.block_on(async { overlap::spawn(async { 1 }) });
+    assert_eq!(rt.block_on(&mut local).unwrap(), 1);
+    let again = rt.block_on(async {
+        catch_unwind(AssertUnwindSafe(|| Pin::new(&mut local).poll(&mut cx))).map(|_| ())
+    });
+    assert!(message(again.unwrap_err()).contains("JoinHandle polled after"));
+    let mut remote = rt.handle().spawn(async { 5 });
+    assert_eq!(rt.block_on(&mut remote).unwrap(), 5);
+    let again = catch_unwind(AssertUnwindSafe(|| Pin::new(&mut remote).poll(&mut cx)));
+    assert!(message(again.unwrap_err()).contains("RemoteJoinHandle polled after"));
+}

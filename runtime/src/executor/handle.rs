@@ -231,6 +231,9 @@ impl fmt::Debug for Handle {
 /// It resolves to the task's output, or to a [`JoinError`] if the task panicked
 /// ([`is_panic`](JoinError::is_panic)) or was aborted, or its runtime dropped it
 /// ([`is_cancelled`](JoinError::is_cancelled)). Dropping it detaches the task.
+///
+/// # Panics
+/// Polled again after it returned the result (it is a `FusedFuture`).
 pub struct RemoteJoinHandle<T> {
     slot: Arc<dyn JoinSlot<T>>,
     /// The result was returned: the handle is terminated (`FusedFuture`).
@@ -263,6 +266,11 @@ impl<T> Future for RemoteJoinHandle<T> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
+        // The output is gone: a second answer would be a made-up one (as tokio, say so).
+        assert!(
+            !this.done,
+            "RemoteJoinHandle polled after it returned the task's result"
+        );
         let out = this.slot.poll_output(cx);
         this.done = out.is_ready();
         out

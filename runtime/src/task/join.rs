@@ -26,6 +26,10 @@ type HandleMarker<T> = (Rc<()>, fn() -> T);
 ///
 /// The handle belongs to the runtime's thread (it is `!Send`), like the task it points at.
 ///
+/// # Panics
+/// Polled again after it returned the result (it is a `FusedFuture`: `select!` and other
+/// combinators check [`is_terminated`](futures_core::FusedFuture::is_terminated) first).
+///
 /// ```
 /// let out = overlap::block_on(async {
 ///     let handle = overlap::spawn(async { 6 * 7 });
@@ -83,6 +87,11 @@ impl<T> Future for JoinHandle<T> {
     type Output = Result<T, JoinError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        // Its output is gone: waiting would never end, so say so (as tokio does).
+        assert!(
+            !futures_core::FusedFuture::is_terminated(&*self),
+            "JoinHandle polled after it returned the task's result"
+        );
         let mut out = Poll::Pending;
         // SAFETY: `from_task`'s contract makes `T` the task's output type.
         unsafe { self.task.poll_join(&mut out, cx.waker()) };
