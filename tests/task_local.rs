@@ -98,3 +98,26 @@ async fn a_panic_inside_a_scope_leaves_no_value_behind() {
 fn with_outside_a_scope_panics_with_a_clear_message() {
     ID.with(|_| ());
 }
+
+overlap::task_local! {
+    static NESTED: u32;
+}
+
+#[test]
+fn a_scope_entered_inside_with_on_the_same_key_panics_with_a_clear_message() {
+    let payload = std::panic::catch_unwind(|| {
+        NESTED.sync_scope(1, || NESTED.with(|_| NESTED.sync_scope(2, || NESTED.get())))
+    })
+    .unwrap_err();
+    let message = payload
+        .downcast::<&str>()
+        .map(|m| m.to_string())
+        .unwrap_or_else(|p| p.downcast::<String>().map(|m| *m).unwrap_or_default());
+    assert!(
+        message.contains("cannot enter a task-local scope"),
+        "unclear panic: {message}"
+    );
+    // The outer scope was left cleanly: the key is unset again, and usable.
+    assert!(NESTED.try_with(|_| ()).is_err());
+    assert_eq!(NESTED.sync_scope(3, || NESTED.get()), 3);
+}

@@ -83,6 +83,11 @@ impl<T: 'static> LocalKey<T> {
     }
 
     /// Runs `f` with `value` as this key's value, synchronously.
+    ///
+    /// # Panics
+    /// Inside [`with`](LocalKey::with) on the same key (whose value is borrowed there), as
+    /// does polling or dropping a [`scope`](LocalKey::scope)'s future there.
+    #[track_caller]
     pub fn sync_scope<R>(&'static self, value: T, f: impl FnOnce() -> R) -> R {
         let mut slot = Some(value);
         self.swapped(&mut slot, f)
@@ -126,9 +131,15 @@ impl<T: 'static> LocalKey<T> {
                     .try_with(|cell| std::mem::swap(self.slot, &mut *cell.borrow_mut()));
             }
         }
-        let swapped = self
-            .inner
-            .try_with(|cell| std::mem::swap(slot, &mut *cell.borrow_mut()));
+        let swapped = self.inner.try_with(|cell| {
+            let mut current = cell.try_borrow_mut().unwrap_or_else(|_| {
+                panic!(
+                    "cannot enter a task-local scope (or drop a future holding one) inside \
+                     `with` on the same task-local: its value is borrowed there"
+                )
+            });
+            std::mem::swap(slot, &mut *current)
+        });
         if swapped.is_err() {
             return f();
         }
