@@ -78,40 +78,57 @@ fn parse_args(args: TokenStream, name: &str) -> Result<bool, TokenStream> {
 }
 
 fn expand(args: TokenStream, item: TokenStream, name: &str, add_test: bool) -> TokenStream {
-    let start_paused = match parse_args(args, name) {
-        Ok(paused) => paused,
-        Err(e) => return e,
-    };
+    match rewrite(args, item.clone(), name, add_test) {
+        Ok(out) => out,
+        Err(mut error) => {
+            // With the error, a stand-in for the function, so that the error is the only
+            // one: without a `main`, rustc would add "`main` function not found".
+            if !add_test {
+                error.extend(stand_in(item));
+            }
+            error
+        }
+    }
+}
+
+/// The rewrite, or the error to report.
+fn rewrite(
+    args: TokenStream,
+    item: TokenStream,
+    name: &str,
+    add_test: bool,
+) -> Result<TokenStream, TokenStream> {
+    let start_paused = parse_args(args, name)?;
     let mut tokens: Vec<TokenTree> = item.into_iter().collect();
     let body = match tokens.pop() {
         Some(TokenTree::Group(g)) if g.delimiter() == Delimiter::Brace => g,
         other => {
             let span = other.map_or_else(Span::call_site, |t| t.span());
-            return error(span, &format!("#[overlap::{name}] goes on an `async fn`"));
+            return Err(error(
+                span,
+                &format!("#[overlap::{name}] goes on an `async fn`"),
+            ));
         }
     };
     let Some(fn_at) = tokens.iter().position(|t| is_ident(t, "fn")) else {
-        return error(
+        return Err(error(
             body.span(),
             &format!("#[overlap::{name}] goes on an `async fn`"),
-        );
+        ));
     };
     // `async` sits right before `fn`, or before `unsafe`/`extern "C"` that precede it.
     let Some(async_at) = tokens[..fn_at].iter().rposition(|t| is_ident(t, "async")) else {
-        return error(
+        return Err(error(
             tokens[fn_at].span(),
             &format!("#[overlap::{name}] needs an `async fn` (add `async` before `fn`)"),
-        );
+        ));
     };
-    let params = tokens[fn_at..].iter().find_map(|t| match t {
-        TokenTree::Group(g) if g.delimiter() == Delimiter::Parenthesis => Some(g),
-        _ => None,
-    });
-    if let Some(p) = params.filter(|p| !p.stream().is_empty()) {
-        return error(
+    let params = params_at(&tokens, fn_at).map(|i| &tokens[i]);
+    if let Some(p) = params.filter(|p| !matches!(p, TokenTree::Group(g) if g.stream().is_empty())) {
+        return Err(error(
             p.span(),
             &format!("#[overlap::{name}] functions take no arguments"),
-        );
+        ));
     }
     tokens.remove(async_at);
 
@@ -124,6 +141,68 @@ fn expand(args: TokenStream, item: TokenStream, name: &str, add_test: bool) -> T
         Delimiter::Brace,
         block_on_call(body, start_paused),
     ))]);
+    Ok(out)
+}
+
+/// Where the parameter list of the `fn` at `fn_at` is: the first parenthesis group after it
+/// outside the generics (`fn f<F: Fn(u8)>(f: F)` has `(u8)` inside them).
+fn params_at(tokens: &[TokenTree], fn_at: usize) -> Option<usize> {
+    let mut depth = 0usize;
+    for (i, t) in tokens.iter().enumerate().skip(fn_at) {
+        match t {
+            TokenTree::Punct(p) if p.as_char() == '<' => depth += 1,
+            // Not the `>` of an arrow (`Fn(u8) -> u8` in a bound).
+            TokenTree::Punct(p) if p.as_char() == '>' && !is_arrow_end(tokens, i) => {
+                depth = depth.saturating_sub(1)
+            }
+            TokenTree::Group(g) if g.delimiter() == Delimiter::Parenthesis && depth == 0 => {
+                return Some(i)
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+fn is_arrow_end(tokens: &[TokenTree], i: usize) -> bool {
+    i > 0
+        && matches!(&tokens[i - 1], TokenTree::Punct(p)
+            if p.as_char() == '-' && p.spacing() == Spacing::Joint)
+}
+
+/// `fn name() RETURN { loop {} }` for a function the attribute could not rewrite: it stands
+/// in for the user's, so that the attribute's error is the only one reported. Nothing if
+/// there is no `fn` to stand in for.
+fn stand_in(item: TokenStream) -> TokenStream {
+    let mut tokens: Vec<TokenTree> = item.into_iter().collect();
+    if matches!(tokens.last(), Some(TokenTree::Group(g)) if g.delimiter() == Delimiter::Brace) {
+        tokens.pop();
+    }
+    let Some(fn_at) = tokens.iter().position(|t| is_ident(t, "fn")) else {
+        return TokenStream::new();
+    };
+    let Some(params) = params_at(&tokens, fn_at) else {
+        return TokenStream::new();
+    };
+    let span = Span::call_site();
+    let mut out: TokenStream = tokens[..fn_at]
+        .iter()
+        .filter(|t| !is_ident(t, "async"))
+        .cloned()
+        .collect();
+    out.extend(tokens[fn_at..params].iter().cloned());
+    out.extend([TokenTree::Group(Group::new(
+        Delimiter::Parenthesis,
+        TokenStream::new(),
+    ))]);
+    out.extend(tokens[params + 1..].iter().cloned());
+    let endless: TokenStream = [
+        TokenTree::Ident(Ident::new("loop", span)),
+        TokenTree::Group(Group::new(Delimiter::Brace, TokenStream::new())),
+    ]
+    .into_iter()
+    .collect();
+    out.extend([TokenTree::Group(Group::new(Delimiter::Brace, endless))]);
     out
 }
 
@@ -189,13 +268,17 @@ fn error(span: Span, msg: &str) -> TokenStream {
     bang.set_span(span);
     let mut semi = Punct::new(';', Spacing::Alone);
     semi.set_span(span);
+    // The group too: a group keeps the call site's span otherwise, and rustc then points
+    // at the whole attribute instead of the offending token.
+    let mut args = Group::new(
+        Delimiter::Parenthesis,
+        TokenStream::from(TokenTree::Literal(lit)),
+    );
+    args.set_span(span);
     let mut ts = path(&["core", "compile_error"], span);
     ts.extend([
         TokenTree::Punct(bang),
-        TokenTree::Group(Group::new(
-            Delimiter::Parenthesis,
-            TokenStream::from(TokenTree::Literal(lit)),
-        )),
+        TokenTree::Group(args),
         TokenTree::Punct(semi),
     ]);
     ts
