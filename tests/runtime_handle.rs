@@ -408,7 +408,10 @@ fn join_handles_polled_after_their_result_panic_with_a_clear_message() {
     }
     let mut cx = Context::from_waker(Waker::noop());
     let rt = overlap::Runtime::new().unwrap();
-    let mut local = rt.block_on(async { overlap::spawn(async { 1 }) });
+    let mut local = {
+        let _entered = rt.enter();
+        overlap::spawn(async { 1 })
+    };
     assert_eq!(rt.block_on(&mut local).unwrap(), 1);
     let again = rt.block_on(async {
         catch_unwind(AssertUnwindSafe(|| Pin::new(&mut local).poll(&mut cx))).map(|_| ())
