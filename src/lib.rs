@@ -73,8 +73,8 @@ pub mod io {
         Cursor, ReadHalf, WriteHalf,
     };
     pub use overlap_runtime::io::{
-        copy_bidirectional, duplex, read_to_end, stderr, stdin, stdout, DuplexStream, ReadToEnd,
-        Stderr, Stdin, Stdout, Unblock,
+        copy_bidirectional, duplex, raw_os_error, read_to_end, stderr, stdin, stdout, DuplexStream,
+        ReadToEnd, Stderr, Stdin, Stdout, Unblock,
     };
 }
 

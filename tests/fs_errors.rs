@@ -300,3 +300,50 @@ async fn write_takes_borrowed_bytes_and_symlink_links_or_names_the_clash() {
     let err = fs::symlink("b", dir.join("link")).await.unwrap_err();
     check(err, ErrorKind::AlreadyExists, "symlink", Path::new("b"));
 }
+
+/// An error naming its path is no OS error itself (`raw_os_error()` is `None`), but
+/// `overlap::io::raw_os_error` reads the same code std's error carries, for the codes that
+/// have no stable `ErrorKind` too (`ELOOP` here).
+#[test]
+fn the_os_error_code_stays_readable() {
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = TempDir::new("err-errno");
+    let missing = dir.join("nope");
+    let link = dir.join("link");
+    std::os::unix::fs::symlink("nope", &link).unwrap();
+    std::fs::write(dir.join("file"), b"x").unwrap();
+    overlap::block_on(async {
+        let cases = [
+            (
+                fs::read(&missing).await.unwrap_err(),
+                std::fs::read(&missing).unwrap_err(),
+            ),
+            (
+                fs::remove_dir(dir.path()).await.unwrap_err(),
+                std::fs::remove_dir(dir.path()).unwrap_err(),
+            ),
+            (
+                OpenOptions::new()
+                    .read(true)
+                    .custom_flags(libc::O_NOFOLLOW)
+                    .open(&link)
+                    .await
+                    .unwrap_err(),
+                std::fs::OpenOptions::new()
+                    .read(true)
+                    .custom_flags(libc::O_NOFOLLOW)
+                    .open(&link)
+                    .unwrap_err(),
+            ),
+        ];
+        for (ours, std) in cases {
+            assert!(std.raw_os_error().is_some());
+            assert_eq!(
+                overlap::io::raw_os_error(&ours),
+                std.raw_os_error(),
+                "{ours}"
+            );
+            assert_eq!(ours.kind(), std.kind());
+        }
+    });
+}

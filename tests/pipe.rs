@@ -2,6 +2,7 @@
 
 use std::ffi::CString;
 use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 
 use overlap::io::{AsyncReadExt, AsyncWriteExt};
@@ -78,6 +79,7 @@ fn named_fifo_round_trip_and_enxio_without_reader() {
     block_on(async {
         let err = Sender::open(&path).unwrap_err();
         assert_eq!(err.raw_os_error(), None, "message-wrapped error");
+        assert_eq!(overlap::io::raw_os_error(&err), Some(libc::ENXIO), "{err}");
         assert!(err.to_string().contains("failed to open"), "{err}");
         assert!(err.to_string().contains(path.to_str().unwrap()));
         let mut rx = Receiver::open(&path).unwrap();
@@ -87,6 +89,51 @@ fn named_fifo_round_trip_and_enxio_without_reader() {
         let mut s = String::new();
         rx.read_to_string(&mut s).await.unwrap();
         assert_eq!(s, "via fifo");
+    });
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn the_wrong_end_of_a_pipe_is_refused_not_waited_on_for_ever() {
+    block_on(async {
+        let mut fds = [0; 2];
+        // SAFETY: `fds` has room for the two fds pipe2 writes.
+        assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+        // SAFETY: pipe2 just made both fds, and nothing else owns them.
+        let (r, w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        let w_again = w.try_clone().unwrap(); // shares the open file description
+        let err = Receiver::from_owned_fd(w).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+        assert!(err.to_string().contains("write end"), "{err}");
+        let err = Sender::from_owned_fd(r).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+        assert!(err.to_string().contains("read end"), "{err}");
+        // Refused before anything changed: the description was left blocking.
+        // SAFETY: F_GETFL takes no pointer argument; the fd is open.
+        let flags = unsafe { libc::fcntl(w_again.as_raw_fd(), libc::F_GETFL) };
+        assert_eq!(flags & libc::O_NONBLOCK, 0);
+    });
+    // A FIFO opened for both directions is taken either way.
+    let dir = std::env::temp_dir().join(format!("overlap-fifo-rdwr-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("fifo");
+    let c = CString::new(path.as_os_str().as_bytes()).unwrap();
+    // SAFETY: `c` is a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    block_on(async {
+        let both = || {
+            std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(&path)
+                .unwrap()
+        };
+        let mut tx = Sender::from_owned_fd(both().into()).unwrap();
+        let mut rx = Receiver::from_owned_fd(both().into()).unwrap();
+        tx.write_all(b"rw").await.unwrap();
+        let mut buf = [0u8; 2];
+        rx.read_exact(&mut buf).await.unwrap();
+        assert_eq!(&buf, b"rw");
     });
     std::fs::remove_dir_all(&dir).unwrap();
 }

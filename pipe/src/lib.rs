@@ -46,14 +46,30 @@ pub fn pipe() -> io::Result<(Sender, Receiver)> {
     Ok((Sender::from_owned_fd(w)?, Receiver::from_owned_fd(r)?))
 }
 
-/// Checks that `fd` is a pipe or FIFO, and makes it non-blocking.
-fn check_pipe(fd: &std::os::fd::OwnedFd) -> io::Result<()> {
+/// Checks that `fd` is a pipe or FIFO open for `access` (`O_RDONLY` for a receiver,
+/// `O_WRONLY` for a sender; `O_RDWR` does for both), and makes it non-blocking. The wrong
+/// end is refused before anything changes: epoll never reports it ready for the other
+/// direction, so a wait on it would never end.
+fn check_pipe(fd: &std::os::fd::OwnedFd, access: libc::c_int) -> io::Result<()> {
     use std::os::fd::AsRawFd;
-    if sys::file_type(fd.as_raw_fd())? != libc::S_IFIFO {
+    let raw = fd.as_raw_fd();
+    if sys::file_type(raw)? != libc::S_IFIFO {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
             "not a pipe or FIFO",
         ));
     }
-    sys::set_nonblocking_to(fd.as_raw_fd(), true)
+    let mode = sys::access_mode(raw)?;
+    if mode != access && mode != libc::O_RDWR {
+        let (wanted, end) = if access == libc::O_RDONLY {
+            ("read", "write")
+        } else {
+            ("write", "read")
+        };
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("this fd is a pipe's {end} end, not open for {wanted}ing"),
+        ));
+    }
+    sys::set_nonblocking_to(raw, true)
 }

@@ -36,16 +36,15 @@ impl Receiver {
     /// it returns 0).
     pub fn open(path: impl AsRef<Path>) -> io::Result<Receiver> {
         let path = path.as_ref();
-        let fd = sys::open(path, libc::O_RDONLY).map_err(|e| {
-            io::Error::new(e.kind(), format!("failed to open {}: {e}", path.display()))
-        })?;
+        let fd = sys::open(path, libc::O_RDONLY)
+            .map_err(|e| overlap_runtime::io::with_path_context(e, "open", path, None))?;
         Receiver::from_owned_fd(fd)
     }
 
     /// Wraps the read end of a pipe (made non-blocking here). Fails with `InvalidInput` if
-    /// `fd` is not a pipe or FIFO.
+    /// `fd` is not a pipe or FIFO, or is a write end (a FIFO opened `O_RDWR` does).
     pub fn from_owned_fd(fd: OwnedFd) -> io::Result<Receiver> {
-        crate::check_pipe(&fd)?;
+        crate::check_pipe(&fd, libc::O_RDONLY)?;
         let fd = AsyncFd::new(fd)?;
         // A FIFO whose writers all left may get a new one: end of file is not final.
         fd.set_hangup_may_end(true);

@@ -24,19 +24,38 @@ pub struct Sender {
 impl Sender {
     /// Opens the FIFO at `path` for writing. With no reader open, the kernel refuses a
     /// non-blocking open: this fails with the `ENXIO` error (`failed to open …: No such device
-    /// or address`); open the [`Receiver`](crate::Receiver) first.
+    /// or address`); open the [`Receiver`](crate::Receiver) first, or retry later. The error
+    /// names the path, so read its code with `overlap::io::raw_os_error` (its own
+    /// `raw_os_error()` is `None`):
+    ///
+    /// ```
+    /// use overlap::pipe::Sender;
+    /// # let dir = std::env::temp_dir().join(format!("overlap-doc-enxio-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir).unwrap();
+    /// # let path = dir.join("fifo");
+    /// # let c = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+    /// # assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    /// overlap::block_on(async {
+    ///     match Sender::open(&path) {
+    ///         Err(e) if overlap::io::raw_os_error(&e) == Some(libc::ENXIO) => {
+    ///             // No reader yet: try again later.
+    ///         }
+    ///         other => panic!("a FIFO with no reader: {other:?}"),
+    ///     }
+    /// });
+    /// # std::fs::remove_dir_all(&dir).unwrap();
+    /// ```
     pub fn open(path: impl AsRef<Path>) -> io::Result<Sender> {
         let path = path.as_ref();
-        let fd = sys::open(path, libc::O_WRONLY).map_err(|e| {
-            io::Error::new(e.kind(), format!("failed to open {}: {e}", path.display()))
-        })?;
+        let fd = sys::open(path, libc::O_WRONLY)
+            .map_err(|e| overlap_runtime::io::with_path_context(e, "open", path, None))?;
         Sender::from_owned_fd(fd)
     }
 
     /// Wraps the write end of a pipe (made non-blocking here). Fails with `InvalidInput` if
-    /// `fd` is not a pipe or FIFO.
+    /// `fd` is not a pipe or FIFO, or is a read end (a FIFO opened `O_RDWR` does).
     pub fn from_owned_fd(fd: OwnedFd) -> io::Result<Sender> {
-        crate::check_pipe(&fd)?;
+        crate::check_pipe(&fd, libc::O_WRONLY)?;
         Ok(Sender {
             fd: Some(AsyncFd::new(fd)?),
         })

@@ -43,6 +43,12 @@ pub(crate) fn file_type(fd: RawFd) -> io::Result<libc::mode_t> {
     Ok(st.st_mode & libc::S_IFMT)
 }
 
+/// The access mode `fd` was opened with: `O_RDONLY`, `O_WRONLY` or `O_RDWR`.
+pub(crate) fn access_mode(fd: RawFd) -> io::Result<libc::c_int> {
+    // SAFETY: F_GETFL takes no pointer argument.
+    Ok(syscall!(fcntl(fd, libc::F_GETFL))? & libc::O_ACCMODE)
+}
+
 /// Turns `O_NONBLOCK` on or off for `fd` (a flag of the open file description, so every fd
 /// sharing it sees the change).
 pub(crate) fn set_nonblocking_to(fd: RawFd, on: bool) -> io::Result<()> {

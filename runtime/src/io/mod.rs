@@ -3,12 +3,14 @@
 
 mod copy_bidirectional;
 mod duplex;
+mod path_error;
 mod read_to_end;
 mod stdio;
 mod unblock;
 
 pub use copy_bidirectional::copy_bidirectional;
 pub use duplex::{duplex, DuplexStream};
+pub use path_error::{raw_os_error, with_path_context};
 pub use read_to_end::{read_to_end, ReadToEnd};
 pub use stdio::{stderr, stdin, stdout, Stderr, Stdin, Stdout};
 pub use unblock::Unblock;
