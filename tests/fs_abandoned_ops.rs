@@ -202,3 +202,34 @@ fn a_seek_and_a_truncation_dropped_with_their_runtime_still_take_effect() {
     .unwrap();
     assert_eq!(std::fs::read(&path).unwrap(), b"0X2");
 }
+
+/// A job already running when its runtime is dropped runs on and its effects happen; the
+/// future, awaited in another runtime, must not claim the operation never ran.
+#[test]
+fn a_job_running_when_its_runtime_goes_reports_that_it_may_have_completed() {
+    let dir = TempDir::new("abandon-running");
+    let fifo = dir.join("fifo");
+    mkfifo(&fifo);
+    let rt = overlap::Runtime::new().unwrap();
+    let path = fifo.clone();
+    let write = rt.block_on(async move {
+        // Its pool thread blocks in open() until the FIFO gets a reader.
+        let mut write = Box::pin(overlap::fs::write(path, b"written after all"));
+        assert!(futures_util::poll!(write.as_mut()).is_pending());
+        while overlap::metrics().blocking_queued > 0 || overlap::metrics().blocking_threads == 0 {
+            overlap::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        // Taken off the queue: the job claims itself as it starts, right after; 100 ms
+        // leaves ample time for that, even on a loaded machine.
+        overlap::time::sleep(std::time::Duration::from_millis(100)).await;
+        write
+    });
+    drop(rt);
+    let reader = std::thread::spawn(move || std::fs::read(&fifo).unwrap());
+    let err = overlap::Runtime::new()
+        .unwrap()
+        .block_on(write)
+        .unwrap_err();
+    assert_eq!(reader.join().unwrap(), b"written after all");
+    assert!(err.to_string().contains("may have completed"), "{err}");
+}

@@ -56,8 +56,14 @@ impl<T> Job<T> {
         match ready!(Pin::new(&mut self.handle).poll(cx)) {
             Ok(Some(v)) => Poll::Ready(Ok(v)),
             Ok(None) => Poll::Ready(Err(io::Error::other("the file operation was abandoned"))),
+            // The runtime dropped the job's task. Whether the job ran is in `state`: a job
+            // already on a pool thread then runs on detached, and its effects happen.
             Err(e) if e.is_cancelled() => Poll::Ready(Err(io::Error::other(
-                "the runtime shut down before the file operation ran",
+                if self.state.load(Ordering::Acquire) == STARTED {
+                    "the runtime shut down while the file operation ran: it may have completed"
+                } else {
+                    "the runtime shut down before the file operation ran"
+                },
             ))),
             Err(e) => Poll::Ready(Err(io::Error::other(e.to_string()))),
         }

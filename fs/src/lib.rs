@@ -18,9 +18,11 @@
 //! /x/y: No such file or directory (os error 2)`).
 //!
 //! # Cancellation
-//! A job cannot be stopped once queued. Dropping an fs future before it completes lets its
-//! job run to the end in the background and discards the result, so a dropped `write` may
-//! still write its file and a dropped `remove_file` may still remove it.
+//! Dropping an fs future before it completes does not stop its job: it runs to the end in
+//! the background and its result is discarded, so a dropped `write` may still write its
+//! file and a dropped `remove_file` may still remove it. Dropping the runtime drops the jobs
+//! still queued (they never run) and lets running ones finish; a future awaited after that
+//! fails with an error that says which of the two happened to its job.
 //!
 //! ```
 //! # let dir = std::env::temp_dir().join(format!("overlap-doc-lib-{}", std::process::id()));
