@@ -211,10 +211,9 @@ fn a_job_running_when_its_runtime_goes_reports_that_it_may_have_completed() {
     let fifo = dir.join("fifo");
     mkfifo(&fifo);
     let rt = overlap::Runtime::new().unwrap();
-    let path = fifo.clone();
-    let write = rt.block_on(async move {
-        // Its pool thread blocks in open() until the FIFO gets a reader.
-        let mut write = Box::pin(overlap::fs::write(path, b"written after all"));
+    // Its pool thread blocks in open() until the FIFO gets a reader.
+    let mut write = Box::pin(overlap::fs::write(fifo.clone(), b"written after all"));
+    rt.block_on(async {
         assert!(futures_util::poll!(write.as_mut()).is_pending());
         while overlap::metrics().blocking_queued > 0 || overlap::metrics().blocking_threads == 0 {
             overlap::time::sleep(std::time::Duration::from_millis(1)).await;
@@ -222,7 +221,6 @@ fn a_job_running_when_its_runtime_goes_reports_that_it_may_have_completed() {
         // Taken off the queue: the job claims itself as it starts, right after; 100 ms
         // leaves ample time for that, even on a loaded machine.
         overlap::time::sleep(std::time::Duration::from_millis(100)).await;
-        write
     });
     drop(rt);
     let reader = std::thread::spawn(move || std::fs::read(&fifo).unwrap());
