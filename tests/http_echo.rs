@@ -252,11 +252,20 @@ fn head_gets_headers_only() {
             .await;
         let r = c.response(true).await;
         assert_eq!(r.status, 200);
-        let expected = b"HEAD /x HTTP/1.1\r\nHost: t\r\n".len().to_string();
+        // The length a GET would get (RFC 9110 §9.3.2), whose echo says GET.
+        let expected = b"GET /x HTTP/1.1\r\nHost: t\r\n".len().to_string();
         assert_eq!(r.header("content-length"), Some(expected.as_str()));
         // Had a body followed, this would parse it as the next response and fail.
         let r = c.response(false).await;
         assert!(r.body.starts_with(b"GET /y "));
+        // A refused HEAD request's answer has no body either, only its length.
+        let mut c = Client::connect(addr).await;
+        c.send(b"HEAD / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n")
+            .await;
+        let r = c.response(true).await;
+        assert_eq!(r.status, 400);
+        assert!(r.header("content-length").is_some_and(|n| n != "0"));
+        c.expect_eof().await;
     });
 }
 
@@ -279,6 +288,7 @@ fn bad_requests_get_a_4xx_or_5xx_and_the_server_keeps_serving() {
         "GET / HTTP/1.1\r\nHost: t\r\nX: {}\r\n\r\n",
         "a".repeat(20_000)
     );
+    let long_uri = format!("GET /{} HTTP/1.1\r\nHost: t\r\n\r\n", "a".repeat(20_000));
     let many_headers = format!(
         "GET / HTTP/1.1\r\nHost: t\r\n{}\r\n",
         "X: y\r\n".repeat(100)
@@ -299,7 +309,18 @@ fn bad_requests_get_a_4xx_or_5xx_and_the_server_keeps_serving() {
         (b"GET / HTTP/1.1\r\nHost: t\r\nExpect: magic\r\n\r\n", 417),
         (long_header.as_bytes(), 431),
         (many_headers.as_bytes(), 431),
-        (b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip\r\n\r\n", 501),
+        // A chunk-size line with no digit is no last chunk (what follows would become a
+        // request of its own).
+        (b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n;x\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: t\r\n\r\n", 400),
+        (b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n\r\n\r\n", 400),
+        (long_uri.as_bytes(), 414),
+        // RFC 9112 §6.3: chunked not last (or not there, or twice) cannot be framed: 400;
+        // a coding before it that is not known: 501.
+        (b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip\r\n\r\n", 400),
+        (b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked, gzip\r\n\r\n", 400),
+        (b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n", 400),
+        (b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding:\r\n\r\n", 400),
+        (b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", 501),
         (b"GET / HTTP/2.0\r\nHost: t\r\n\r\n", 505),
     ];
     with_server(Limits::default(), |addr| async move {

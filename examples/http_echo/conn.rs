@@ -40,11 +40,11 @@ pub async fn serve(stream: TcpStream, limits: &Limits) -> io::Result<()> {
         let head = match conn.next_head().await? {
             Next::Head(head) => head,
             Next::Closed => return conn.flush().await,
-            Next::Refuse(e) => return conn.refuse(e).await,
+            Next::Refuse(e) => return conn.refuse(e, false).await,
         };
         let body = match conn.read_body(&head).await? {
             Ok(body) => body,
-            Err(e) => return conn.refuse(e).await,
+            Err(e) => return conn.refuse(e, head.method == "HEAD").await,
         };
         conn.respond(&head, &body);
         if !head.keep_alive {
@@ -128,15 +128,29 @@ impl Conn<'_> {
 
     async fn next_head(&mut self) -> io::Result<Next> {
         let mut head_deadline = None;
+        // Parsing looks at the whole head so far, so it runs only when the new bytes can
+        // change the outcome: they end the request line (checked early, so garbage gets its
+        // 400 at once), end the head, or pass the size limit. A client dripping its head a
+        // byte at a time would otherwise cost a parse per byte: quadratic.
+        let (mut scanned, mut line_seen) = (0usize, false);
         loop {
-            match request::parse(self.buffered(), self.limits) {
-                Ok(Some((head, len))) => {
-                    self.start += len;
-                    return Ok(Next::Head(head));
+            let buffered = self.buffered();
+            let new = &buffered[scanned.saturating_sub(3)..];
+            let line_ends = !line_seen && new.contains(&b'\n');
+            let head_ends =
+                new.windows(2).any(|w| w == b"\n\n") || new.windows(3).any(|w| w == b"\n\r\n");
+            if line_ends || head_ends || buffered.len() > self.limits.max_head {
+                line_seen |= line_ends;
+                match request::parse(buffered, self.limits) {
+                    Ok(Some((head, len))) => {
+                        self.start += len;
+                        return Ok(Next::Head(head));
+                    }
+                    Ok(None) => {}
+                    Err(e) => return Ok(Next::Refuse(e)),
                 }
-                Ok(None) => {}
-                Err(e) => return Ok(Next::Refuse(e)),
             }
+            scanned = buffered.len();
             // Nothing more to answer until this request is complete: send what is ready.
             self.flush().await?;
             let started = self.start < self.end;
@@ -199,6 +213,12 @@ impl Conn<'_> {
             // would take a bare LF inside an extension as part of it, where a peer that
             // accepts bare LFs reads a line end: the two would frame the body differently).
             let buffered = self.buffered();
+            // `chunk-size = 1*HEXDIG` (RFC 9112 §7.1): httparse reads a line with no digit
+            // (`;ext`, or nothing) as size 0, the last chunk, which would cut the body short
+            // and make what follows a request of its own.
+            if buffered.first().is_some_and(|b| !b.is_ascii_hexdigit()) {
+                return Ok(Err(bad("invalid chunk size")));
+            }
             if let Some(lf) = buffered.iter().position(|&b| b == b'\n') {
                 let line = &buffered[..lf];
                 let ok = line
@@ -292,8 +312,15 @@ impl Conn<'_> {
         };
         self.out.extend_from_slice(b"HTTP/1.1 200 OK\r\nDate: ");
         date::append(&mut self.out);
+        // A HEAD answer's length is the one a GET would get (RFC 9110 §9.3.2): the echoed
+        // request line would then say GET.
+        let length = if head.method == "HEAD" && head.framing == Framing::Length(0) {
+            content.len() - "HEAD".len() + "GET".len()
+        } else {
+            content.len()
+        };
         // Writing to a Vec cannot fail.
-        let _ = write!(self.out, "\r\nContent-Length: {}\r\n", content.len());
+        let _ = write!(self.out, "\r\nContent-Length: {length}\r\n");
         self.out.extend_from_slice(connection.as_bytes());
         self.out.extend_from_slice(b"Content-Type: ");
         self.out.extend_from_slice(content_type);
@@ -327,20 +354,29 @@ impl Conn<'_> {
             }
         }
         self.out.clear();
+        // A large answer's memory goes back at once: an idle kept-alive connection must
+        // not hold on to the biggest answer it ever sent.
+        if self.out.capacity() > OUT_CAP {
+            self.out.shrink_to(OUT_CAP);
+        }
         Ok(())
     }
 
-    /// Answers a bad request (after the answers already queued), then closes.
-    async fn refuse(&mut self, e: HttpError) -> io::Result<()> {
+    /// Answers a bad request (after the answers already queued), then closes. The answer to
+    /// a `HEAD` request has no body (RFC 9110 §9.3.2), only its length.
+    async fn refuse(&mut self, e: HttpError, head_request: bool) -> io::Result<()> {
         let text = format!("{}\n", e.detail);
         let _ = write!(self.out, "HTTP/1.1 {} {}\r\nDate: ", e.status, e.reason);
         date::append(&mut self.out);
         let _ = write!(
             self.out,
             "\r\nContent-Length: {}\r\nConnection: close\r\n\
-             Content-Type: text/plain; charset=utf-8\r\n\r\n{text}",
+             Content-Type: text/plain; charset=utf-8\r\n\r\n",
             text.len()
         );
+        if !head_request {
+            self.out.extend_from_slice(text.as_bytes());
+        }
         self.flush().await?;
         self.linger().await
     }

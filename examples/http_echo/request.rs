@@ -67,6 +67,17 @@ fn bad(detail: &'static str) -> HttpError {
     HttpError::new(400, BAD_REQUEST, detail)
 }
 
+/// What a head past `max_head` gets: 414 if its request line alone is that long (RFC 9112
+/// §3 asks for 414 then), otherwise 431.
+fn head_over_limit(buf: &[u8], max_head: usize) -> HttpError {
+    let line_end = buf.iter().position(|&b| b == b'\n').unwrap_or(buf.len());
+    if line_end > max_head {
+        HttpError::new(414, "URI Too Long", "request line too long")
+    } else {
+        head_too_large()
+    }
+}
+
 pub fn head_too_large() -> HttpError {
     HttpError::new(
         431,
@@ -122,7 +133,7 @@ pub fn parse(buf: &[u8], limits: &Limits) -> Result<Option<(Head, usize)>, HttpE
     let len = match req.parse_with_uninit_headers(buf, slots) {
         Ok(httparse::Status::Complete(len)) => len,
         Ok(httparse::Status::Partial) if buf.len() > limits.max_head => {
-            return Err(head_too_large())
+            return Err(head_over_limit(buf, limits.max_head))
         }
         Ok(httparse::Status::Partial) => return Ok(None),
         Err(httparse::Error::TooManyHeaders) => return Err(head_too_large()),
@@ -136,13 +147,14 @@ pub fn parse(buf: &[u8], limits: &Limits) -> Result<Option<(Head, usize)>, HttpE
         Err(_) => return Err(bad("malformed request head")),
     };
     if len > limits.max_head {
-        return Err(head_too_large());
+        return Err(head_over_limit(buf, limits.max_head));
     }
     let (Some(method), Some(path), Some(minor)) = (req.method, req.path, req.version) else {
         return Err(bad("malformed request line"));
     };
     let mut length: Option<u64> = None;
-    let mut chunked = false;
+    // Every transfer coding of every Transfer-Encoding field, in order (None: no field).
+    let mut codings: Option<Vec<String>> = None;
     let mut host = 0;
     // HTTP/1.0 closes unless asked to keep alive; `close` wins over `keep-alive` whatever
     // their order.
@@ -159,15 +171,7 @@ pub fn parse(buf: &[u8], limits: &Limits) -> Result<Option<(Head, usize)>, HttpE
             }
             length = Some(n);
         } else if name.eq_ignore_ascii_case("transfer-encoding") {
-            // Only `chunked`, once, is supported; anything else cannot be framed.
-            if chunked || !tokens(h.value).eq(["chunked"]) {
-                return Err(HttpError::new(
-                    501,
-                    "Not Implemented",
-                    "only Transfer-Encoding: chunked is supported",
-                ));
-            }
-            chunked = true;
+            codings.get_or_insert_with(Vec::new).extend(tokens(h.value));
         } else if name.eq_ignore_ascii_case("host") {
             host += 1;
         } else if name.eq_ignore_ascii_case("connection") {
@@ -196,6 +200,25 @@ pub fn parse(buf: &[u8], limits: &Limits) -> Result<Option<(Head, usize)>, HttpE
     if minor == 1 && host != 1 {
         return Err(bad("an HTTP/1.1 request needs exactly one Host header"));
     }
+    // RFC 9112 §6.3: a request whose final coding is not `chunked` cannot be framed (400,
+    // as is `chunked` applied twice, §6.1); a coding before it that we do not know is a 501.
+    let chunked = match codings.as_deref() {
+        None => false,
+        Some([.., last]) if last == "chunked" => {
+            if codings.iter().flatten().filter(|c| *c == "chunked").count() > 1 {
+                return Err(bad("chunked applied more than once"));
+            }
+            if codings.as_ref().is_some_and(|c| c.len() > 1) {
+                return Err(HttpError::new(
+                    501,
+                    "Not Implemented",
+                    "only Transfer-Encoding: chunked is supported",
+                ));
+            }
+            true
+        }
+        Some(_) => return Err(bad("Transfer-Encoding whose final coding is not chunked")),
+    };
     let framing = match (chunked, length) {
         // Both at once is how requests are smuggled past proxies: refuse (RFC 9112 §6.1).
         (true, Some(_)) => return Err(bad("both Transfer-Encoding and Content-Length")),
