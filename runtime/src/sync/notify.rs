@@ -130,7 +130,7 @@ impl Notified<'_> {
         self.done = true;
         if let Some(w) = self.waiter.take() {
             if !w.is_chosen() {
-                self.notify.waiters.remove(&w);
+                drop(self.notify.waiters.remove(&w));
             }
         }
     }
@@ -145,7 +145,7 @@ impl Drop for Notified<'_> {
             // Chosen by `notify_one` but never completed: the next in line gets it.
             self.notify.notify_one();
         } else {
-            self.notify.waiters.remove(&w);
+            drop(self.notify.waiters.remove(&w));
         }
     }
 }

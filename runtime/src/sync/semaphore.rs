@@ -259,8 +259,9 @@ impl Semaphore {
         if w.is_chosen() {
             self.release(w.wanted());
         } else {
-            self.waiters.remove(&w);
+            let waker = self.waiters.remove(&w);
             self.grant();
+            drop(waker);
         }
     }
 }

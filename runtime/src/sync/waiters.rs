@@ -97,17 +97,21 @@ impl WaitQueue {
         Some(w.take_waker())
     }
 
-    /// Leaves the line (a waiter not chosen that goes away). Its waker is dropped at once;
-    /// the entry may stay until it is cheap to drop.
-    pub(super) fn remove(&self, waiter: &Rc<Waiter>) {
+    /// Leaves the line (a waiter not chosen that goes away); the entry may stay until it is
+    /// cheap to drop. Returns the waiter's waker, for the caller to drop once its own state
+    /// is settled and nothing is borrowed: the drop is user code, which may use this queue.
+    #[must_use = "the waker is dropped by the caller once nothing is borrowed"]
+    pub(super) fn remove(&self, waiter: &Rc<Waiter>) -> Option<Waker> {
         if waiter.chosen.get() || waiter.gone.replace(true) {
-            return;
+            return None;
         }
-        drop(waiter.take_waker());
+        // Taken, not dropped: its drop is user code, which may use this queue (or the
+        // caller's state around it): the caller drops it once nothing is borrowed.
+        let waker = waiter.take_waker();
         let mut line = self.line.borrow_mut();
         if line.back().is_some_and(|w| Rc::ptr_eq(w, waiter)) {
             line.pop_back();
-            return;
+            return waker;
         }
         self.gone.set(self.gone.get() + 1);
         self.drop_gone_front(&mut line);
@@ -115,6 +119,7 @@ impl WaitQueue {
             line.retain(|w| !w.gone.get());
             self.gone.set(0);
         }
+        waker
     }
 
     /// Drops the gone entries at the front, so that the first entry is a live one.
@@ -129,6 +134,8 @@ impl WaitQueue {
     pub(super) fn take_all(&self) -> Vec<Waker> {
         let line = std::mem::take(&mut *self.line.borrow_mut());
         self.gone.set(0);
+        // Out of the line for good: a later `remove` of one of them must change nothing.
+        line.iter().for_each(|w| w.gone.set(true));
         line.iter().filter_map(|w| w.take_waker()).collect()
     }
 }
@@ -251,8 +258,8 @@ mod tests {
         let mut left: Vec<usize> = Vec::new();
         for (i, w) in waiters.iter().enumerate() {
             if i % 3 == 0 || i == 999 {
-                queue.remove(w);
-                queue.remove(w); // twice is harmless
+                drop(queue.remove(w));
+                drop(queue.remove(w)); // twice is harmless
                 left.push(w.wanted());
             }
             let stored = queue.line.borrow().len();
@@ -271,7 +278,7 @@ mod tests {
             assert!(queue.choose_first().is_some());
             if let Some(w) = waiters.iter().find(|w| w.wanted() == first + 500) {
                 if !w.is_chosen() && expected.contains(&w.wanted()) {
-                    queue.remove(w);
+                    drop(queue.remove(w));
                     expected.retain(|&n| n != w.wanted());
                 }
             }
@@ -283,7 +290,7 @@ mod tests {
         let w = queue.push(Waker::noop());
         let later = queue.push(Waker::noop());
         assert!(queue.choose_first().is_some());
-        queue.remove(&w);
+        drop(queue.remove(&w));
         assert_eq!(queue.len(), 1);
         assert!(Rc::ptr_eq(&queue.line.borrow()[0], &later));
     }

@@ -12,7 +12,7 @@ use std::task::{Context, Poll, Waker};
 
 use futures_core::Stream;
 
-use super::waiters::{wake, wake_all, WaitQueue, Watchers};
+use super::waiters::{wake, WaitQueue, Wakes, Watchers};
 
 pub mod error;
 mod sender;
@@ -285,8 +285,15 @@ impl<T> Receiver<T> {
             chan.closed = true;
             (chan.waiters.take_all(), chan.closed_watchers.clone())
         };
-        wake_all(wakers);
-        watchers.wake_all();
+        // A sender's waker that panics must not cost the `closed()` watchers their wake.
+        let mut wakes = Wakes::default();
+        wakers.into_iter().for_each(|w| wakes.wake(Some(w)));
+        let watched =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| watchers.wake_all()));
+        wakes.finish();
+        if let Err(payload) = watched {
+            std::panic::resume_unwind(payload);
+        }
     }
 
     /// The number of values queued now.
@@ -302,10 +309,14 @@ impl<T> Receiver<T> {
 
 impl<T> Drop for Receiver<T> {
     fn drop(&mut self) {
+        // The queued values go now, not when the last sender does (also if a waker that
+        // `close` calls panics).
+        let queued = {
+            let mut chan = self.chan.borrow_mut();
+            chan.receiver_gone = true;
+            std::mem::take(&mut chan.queue)
+        };
         self.close();
-        self.chan.borrow_mut().receiver_gone = true;
-        // The queued values go now, not when the last sender does.
-        let queued = std::mem::take(&mut self.chan.borrow_mut().queue);
         drop(queued);
     }
 }

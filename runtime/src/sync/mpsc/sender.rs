@@ -253,6 +253,7 @@ impl<T> Drop for SlotWait<'_, T> {
         let Some(w) = self.waiter.take() else {
             return;
         };
+        let mut left = None;
         let next = {
             let mut chan = self.sender.chan.borrow_mut();
             if chan.closed {
@@ -270,11 +271,12 @@ impl<T> Drop for SlotWait<'_, T> {
                 chan.reserved -= 1;
                 chan.grant_next()
             } else {
-                chan.waiters.remove(&w);
+                left = chan.waiters.remove(&w);
                 None
             }
         };
         wake(next);
+        drop(left);
     }
 }
 
