@@ -347,3 +347,19 @@ fn the_os_error_code_stays_readable() {
         }
     });
 }
+
+/// Errors wrapped by the caller (`io::Error::new(kind, os_error)`) are looked into too:
+/// std's `source()` skips the wrapped error itself.
+#[test]
+fn the_os_error_code_is_found_inside_a_plain_wrapper() {
+    let os = std::io::Error::from_raw_os_error(libc::EMFILE);
+    let wrapped = std::io::Error::new(os.kind(), os);
+    assert_eq!(wrapped.raw_os_error(), None);
+    assert_eq!(overlap::io::raw_os_error(&wrapped), Some(libc::EMFILE));
+    let twice = std::io::Error::other(wrapped);
+    assert_eq!(overlap::io::raw_os_error(&twice), Some(libc::EMFILE));
+    assert_eq!(
+        overlap::io::raw_os_error(&std::io::Error::other("no code")),
+        None
+    );
+}

@@ -36,7 +36,14 @@ pub fn raw_os_error(err: &io::Error) -> Option<i32> {
         {
             return Some(code);
         }
-        current = current.source()?;
+        // An io::Error's own `source()` skips the error it wraps: look at that one first.
+        current = match current
+            .downcast_ref::<io::Error>()
+            .and_then(io::Error::get_ref)
+        {
+            Some(inner) => inner,
+            None => current.source()?,
+        };
     }
 }
 
