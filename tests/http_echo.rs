@@ -266,6 +266,38 @@ fn head_gets_headers_only() {
         assert_eq!(r.status, 400);
         assert!(r.header("content-length").is_some_and(|n| n != "0"));
         c.expect_eof().await;
+        // Likewise for a HEAD refused while its head is read.
+        for (req, status) in [
+            (
+                &b"HEAD / HTTP/1.1\r\nHost: t\r\nExpect: magic\r\n\r\n"[..],
+                417,
+            ),
+            (b"HEAD / HTTP/1.1\r\n\r\n", 400),
+            (
+                b"\r\nHEAD / HTTP/1.1\r\nHost: t\r\nContent-Length: x\r\n\r\n",
+                400,
+            ),
+        ] {
+            let mut c = Client::connect(addr).await;
+            c.send(req).await;
+            let r = c.response(true).await;
+            assert_eq!(r.status, status);
+            c.expect_eof().await;
+        }
+    });
+}
+
+/// An empty line may come before a request line (RFC 9112 §2.2): arriving in a read of its
+/// own, it must not keep a malformed request line that follows from being refused at once
+/// (400, not the 408 a head that never ends gets).
+#[test]
+fn a_bad_request_line_after_an_empty_line_is_refused_at_once() {
+    with_server(Limits::default(), |addr| async move {
+        let mut c = Client::connect(addr).await;
+        c.send(b"\r\n").await;
+        overlap::time::sleep(Duration::from_millis(50)).await;
+        c.send(b"G\x01T / HTTP/1.1\r\n").await;
+        assert_eq!(c.response(false).await.status, 400);
     });
 }
 

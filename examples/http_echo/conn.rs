@@ -40,7 +40,7 @@ pub async fn serve(stream: TcpStream, limits: &Limits) -> io::Result<()> {
         let head = match conn.next_head().await? {
             Next::Head(head) => head,
             Next::Closed => return conn.flush().await,
-            Next::Refuse(e) => return conn.refuse(e, false).await,
+            Next::Refuse(e, head_request) => return conn.refuse(e, head_request).await,
         };
         let body = match conn.read_body(&head).await? {
             Ok(body) => body,
@@ -63,7 +63,8 @@ enum Next {
     Head(Head),
     /// The client closed or went idle between requests.
     Closed,
-    Refuse(HttpError),
+    /// The error, and whether the request was a `HEAD` (its answer then has no body).
+    Refuse(HttpError, bool),
 }
 
 enum Fill {
@@ -136,7 +137,10 @@ impl Conn<'_> {
         loop {
             let buffered = self.buffered();
             let new = &buffered[scanned.saturating_sub(3)..];
-            let line_ends = !line_seen && new.contains(&b'\n');
+            // Empty lines before the request line (which the parser skips) end no line.
+            let lead = empty_lines(buffered);
+            let line_ends =
+                !line_seen && buffered[lead.max(scanned.saturating_sub(3))..].contains(&b'\n');
             let head_ends =
                 new.windows(2).any(|w| w == b"\n\n") || new.windows(3).any(|w| w == b"\n\r\n");
             if line_ends || head_ends || buffered.len() > self.limits.max_head {
@@ -147,7 +151,7 @@ impl Conn<'_> {
                         return Ok(Next::Head(head));
                     }
                     Ok(None) => {}
-                    Err(e) => return Ok(Next::Refuse(e)),
+                    Err(e) => return Ok(Next::Refuse(e, is_head_request(buffered))),
                 }
             }
             scanned = buffered.len();
@@ -163,7 +167,11 @@ impl Conn<'_> {
             match self.fill(deadline).await? {
                 Fill::Data => {}
                 Fill::TimedOut if started => {
-                    return Ok(Next::Refuse(timed_out("request head too slow")))
+                    let head_request = is_head_request(self.buffered());
+                    return Ok(Next::Refuse(
+                        timed_out("request head too slow"),
+                        head_request,
+                    ));
                 }
                 // Idle, or closed between requests (or inside a head: nothing to answer).
                 Fill::TimedOut | Fill::Eof => return Ok(Next::Closed),
@@ -397,6 +405,20 @@ impl Conn<'_> {
         }
         Ok(())
     }
+}
+
+/// Whether the (maybe partial, maybe malformed) head in `buf` is a `HEAD` request: its
+/// request line, after any empty lines, starts with that method.
+fn is_head_request(buf: &[u8]) -> bool {
+    buf[empty_lines(buf)..].starts_with(b"HEAD ")
+}
+
+/// How many bytes of empty lines (CR and LF) come before the request line, which the
+/// parser skips (RFC 9112 §2.2).
+fn empty_lines(buf: &[u8]) -> usize {
+    buf.iter()
+        .take_while(|&&b| b == b'\r' || b == b'\n')
+        .count()
 }
 
 fn timed_out(detail: &'static str) -> HttpError {
