@@ -45,6 +45,21 @@ fn notify_phantom_gone_entry_breaks_len() {
     assert!(shown.is_ok(), "Debug of an idle Notify panicked");
 }
 
+/// A waker that does nothing when woken and runs `f` when its last clone is dropped (as a
+/// waker owning the last reference to something holding a permit or a sender would).
+fn on_drop_waker(f: fn()) -> Waker {
+    struct OnDrop(fn());
+    impl Wake for OnDrop {
+        fn wake(self: Arc<Self>) {}
+    }
+    impl Drop for OnDrop {
+        fn drop(&mut self) {
+            (self.0)()
+        }
+    }
+    Waker::from(Arc::new(OnDrop(f)))
+}
+
 struct PanickingWaker;
 
 impl Wake for PanickingWaker {
@@ -85,21 +100,6 @@ thread_local! {
     static STASH: RefCell<Option<mpsc::Sender<u8>>> = const { RefCell::new(None) };
 }
 
-/// A waker whose drop releases a sender of the same channel (say, a waker that owns the
-/// last reference to something holding a sender).
-struct DropsASender;
-
-impl Wake for DropsASender {
-    fn wake(self: Arc<Self>) {}
-}
-
-impl Drop for DropsASender {
-    fn drop(&mut self) {
-        let tx = STASH.with(|s| s.borrow_mut().take());
-        drop(tx);
-    }
-}
-
 /// Dropping a waiting `send` now drops its waker inside the channel's borrow (in
 /// `WaitQueue::remove`, called from `SlotWait::drop` with `chan` borrowed); before the
 /// change the waker went with the `Rc<Waiter>` after the borrow.
@@ -110,7 +110,7 @@ fn mpsc_waiting_send_drop_drops_waker_inside_channel_borrow() {
         tx.try_send(0).unwrap(); // full
         STASH.with(|s| *s.borrow_mut() = Some(tx.clone()));
         let mut blocked = Box::pin(tx.send(1));
-        let waker = Waker::from(Arc::new(DropsASender));
+        let waker = on_drop_waker(|| drop(STASH.with(|s| s.borrow_mut().take())));
         assert!(blocked
             .as_mut()
             .poll(&mut Context::from_waker(&waker))
@@ -241,21 +241,6 @@ thread_local! {
     static PERMIT: RefCell<Option<overlap::sync::OwnedPermit>> = const { RefCell::new(None) };
 }
 
-/// A waker whose drop gives a permit back to the same semaphore (it owns, say, the last
-/// reference to something holding an `OwnedPermit`).
-struct DropsAPermit;
-
-impl Wake for DropsAPermit {
-    fn wake(self: Arc<Self>) {}
-}
-
-impl Drop for DropsAPermit {
-    fn drop(&mut self) {
-        let p = PERMIT.with(|s| s.borrow_mut().take());
-        drop(p);
-    }
-}
-
 /// `WaitQueue::remove` marks the waiter gone and drops its waker *before* taking the entry
 /// out of the line; a release run by that drop grants the permit to the gone waiter still at
 /// the front (choose_first does not skip gone entries). The cancelled acquire already
@@ -269,7 +254,7 @@ fn semaphore_permit_granted_to_a_waiter_that_is_leaving() {
     let held = sem.clone().try_acquire_owned().unwrap();
     PERMIT.with(|s| *s.borrow_mut() = Some(held));
     let mut first = Box::pin(sem.acquire());
-    let waker = Waker::from(Arc::new(DropsAPermit));
+    let waker = on_drop_waker(|| drop(PERMIT.with(|s| s.borrow_mut().take())));
     assert!(first
         .as_mut()
         .poll(&mut Context::from_waker(&waker))
@@ -289,20 +274,6 @@ thread_local! {
     static NOTIFY: RefCell<Option<std::rc::Rc<Notify>>> = const { RefCell::new(None) };
 }
 
-struct NotifiesOnDrop;
-
-impl Wake for NotifiesOnDrop {
-    fn wake(self: Arc<Self>) {}
-}
-
-impl Drop for NotifiesOnDrop {
-    fn drop(&mut self) {
-        if let Some(n) = NOTIFY.with(|s| s.borrow().clone()) {
-            n.notify_one();
-        }
-    }
-}
-
 /// Same with Notify: a notify_one run while a Notified leaves goes to that leaving waiter
 /// and is lost (neither passed on nor stored as a permit).
 #[test]
@@ -310,7 +281,11 @@ fn notify_one_during_leave_is_lost() {
     let notify = std::rc::Rc::new(Notify::new());
     NOTIFY.with(|s| *s.borrow_mut() = Some(notify.clone()));
     let mut first = Box::pin(notify.notified());
-    let waker = Waker::from(Arc::new(NotifiesOnDrop));
+    let waker = on_drop_waker(|| {
+        if let Some(n) = NOTIFY.with(|s| s.borrow().clone()) {
+            n.notify_one();
+        }
+    });
     assert!(first
         .as_mut()
         .poll(&mut Context::from_waker(&waker))
