@@ -60,7 +60,9 @@ pub mod task {
 /// Asynchronous I/O traits and helpers (re-exported from `futures-util`), plus
 /// [`copy_bidirectional`](io::copy_bidirectional) for proxies.
 ///
-/// Every overlap I/O type implements [`AsyncRead`](io::AsyncRead)/[`AsyncWrite`](io::AsyncWrite) from futures-io, so these
+/// Every overlap byte stream (TCP and Unix streams and their halves, pipe ends, `File`,
+/// stdio, [`DuplexStream`](io::DuplexStream), [`Unblock`](io::Unblock)) implements
+/// [`AsyncRead`](io::AsyncRead)/[`AsyncWrite`](io::AsyncWrite) from futures-io, so these
 /// extension traits and adapters work on them directly.
 ///
 /// For a large body, prefer [`io::read_to_end`] to `AsyncReadExt::read_to_end`: futures-util's

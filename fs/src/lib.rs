@@ -15,7 +15,8 @@
 //!   job per socket buffer's worth, without copying them through user memory.
 //!
 //! Names and error kinds follow `std::fs`; messages also name the path (`failed to open
-//! /x/y: No such file or directory (os error 2)`).
+//! /x/y: No such file or directory (os error 2)`). Such an error wraps std's, so its
+//! `raw_os_error()` is `None`: `overlap::io::raw_os_error(&err)` reads the code.
 //!
 //! # Cancellation
 //! Dropping an fs future before it completes does not stop its job: it runs to the end in

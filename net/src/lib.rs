@@ -51,7 +51,7 @@ mod io;
 mod resolve;
 mod split;
 mod sys;
-mod tcp;
+pub mod tcp;
 mod udp;
 mod udp_batch;
 pub mod unix;

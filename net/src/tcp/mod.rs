@@ -1,4 +1,7 @@
 //! TCP: listeners, streams, their halves, and unconnected sockets to configure first.
+//!
+//! Everything here is also at the crate root (`overlap::net::TcpStream`); this module gives
+//! the halves tokio's paths too (`overlap::net::tcp::OwnedReadHalf`).
 
 mod listener;
 mod socket;

@@ -35,10 +35,10 @@ pub struct Receiver<T> {
 /// Every receiver is gone; the value comes back (the same type as `mpsc`'s).
 pub use super::mpsc::SendError;
 
-/// The error types at tokio's paths (`watch::error::RecvError`); the same as at this
-/// module's root.
+/// The error types at tokio's paths (`watch::error::{RecvError, SendError}`); the same as at
+/// this module's root.
 pub mod error {
-    pub use super::RecvError;
+    pub use super::{RecvError, SendError};
 }
 
 /// The sender is gone: no change will come any more.

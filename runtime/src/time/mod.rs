@@ -75,6 +75,12 @@ pub use interval::{interval, interval_at, Interval, MissedTickBehavior};
 pub use sleep::{sleep, sleep_until, Sleep};
 pub use timeout::{timeout, timeout_at, Elapsed, Timeout};
 
+/// The error type at tokio's path (`time::error::Elapsed`); the same as at this module's
+/// root.
+pub mod error {
+    pub use super::Elapsed;
+}
+
 use std::sync::OnceLock;
 
 /// std's `Duration`, re-exported so that timeouts need no extra import.
