@@ -34,7 +34,7 @@ where
                 let (stream, _) = listener.accept().await.unwrap();
                 let limits = limits.clone();
                 overlap::spawn(async move {
-                    let _ = conn::serve(stream, &limits).await;
+                    let _ = conn::serve(stream, &limits, &conn::Drain::default()).await;
                 });
             }
         });

@@ -86,7 +86,7 @@ fn a_client_that_never_reads_is_dropped_after_the_write_timeout() {
         let addr = listener.local_addr().unwrap();
         let server = overlap::spawn(async move {
             let (stream, _) = listener.accept().await.unwrap();
-            conn::serve(stream, &limits).await
+            conn::serve(stream, &limits, &conn::Drain::default()).await
         });
         let sock = TcpSocket::new_v4().unwrap();
         sock.set_recv_buffer_size(4096).unwrap();

@@ -1,5 +1,6 @@
 //! The HTTP example's shutdown, run as the real binary: on `SIGTERM` or Ctrl-C (`SIGINT`) it
-//! stops accepting, lets open connections finish, and exits with status 0.
+//! stops accepting, closes idle connections, lets a request in flight finish (answered with
+//! `Connection: close`), and exits with status 0.
 
 mod support;
 
@@ -40,12 +41,26 @@ fn echo_once(conn: &mut TcpStream) {
     assert!(got.starts_with(b"HTTP/1.1 200 OK\r\n"));
 }
 
+/// Reads until end of file (a hang guard of 20 s aside), returning what came.
+fn read_to_eof(conn: &mut TcpStream) -> Vec<u8> {
+    conn.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let mut got = Vec::new();
+    conn.read_to_end(&mut got).expect("no end of file");
+    got
+}
+
 #[test]
-fn sigterm_stops_accepting_and_waits_for_the_open_connection() {
+fn sigterm_closes_idle_connections_and_finishes_the_request_in_flight() {
     let mut server = ExampleServer::start("http_echo");
     let (child, addr) = (&mut server.child, server.addr);
-    let mut conn = TcpStream::connect(addr).unwrap();
-    echo_once(&mut conn);
+    // One kept-alive connection, idle; one in the middle of a request body.
+    let mut idle = TcpStream::connect(addr).unwrap();
+    echo_once(&mut idle);
+    let mut busy = TcpStream::connect(addr).unwrap();
+    busy.write_all(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhe")
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(100)); // the server has read that much
     send_signal(child, libc::SIGTERM);
     // The listener closes: new connections are refused (once the signal is handled).
     let start = Instant::now();
@@ -53,13 +68,15 @@ fn sigterm_stops_accepting_and_waits_for_the_open_connection() {
         assert!(start.elapsed() < Duration::from_secs(20), "still accepting");
         std::thread::sleep(Duration::from_millis(10));
     }
-    // The open keep-alive connection still works, and the server waits for it.
-    echo_once(&mut conn);
-    assert!(
-        child.try_wait().unwrap().is_none(),
-        "exited with a connection open"
-    );
-    drop(conn);
+    // The idle connection is closed, with nothing sent.
+    assert_eq!(read_to_eof(&mut idle), b"");
+    // The request in flight is answered, as the last on its connection.
+    assert!(child.try_wait().unwrap().is_none(), "exited mid-request");
+    busy.write_all(b"llo").unwrap();
+    let answer = String::from_utf8(read_to_eof(&mut busy)).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+    assert!(answer.contains("Connection: close\r\n"), "{answer}");
+    assert!(answer.ends_with("hello"), "{answer}");
     let status = wait_exit(child, Duration::from_secs(20)).expect("did not exit");
     assert!(status.success(), "{status}");
 }

@@ -47,7 +47,7 @@ async fn serve_one(
             )
         };
         assert_eq!(rc, 0);
-        conn::serve(stream, &limits).await
+        conn::serve(stream, &limits, &conn::Drain::default()).await
     });
     (client.connect(addr).await.unwrap(), server)
 }

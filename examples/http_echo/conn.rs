@@ -1,11 +1,16 @@
 //! One connection: read requests (pipelined or one by one), echo them, refuse bad ones.
 
+use std::cell::Cell;
 use std::io::{self, Write as _};
 use std::net::Shutdown;
+use std::pin::pin;
 use std::time::Duration;
+
+use futures_util::future::{select, Either};
 
 use overlap::io::{AsyncReadExt, AsyncWriteExt};
 use overlap::net::TcpStream;
+use overlap::sync::Notify;
 use overlap::time::{timeout_at, Instant};
 
 use crate::request::{self, Framing, Head, HttpError, Limits};
@@ -24,9 +29,30 @@ const MAX_CHUNK_LINE: usize = 4096;
 const LINGER: Duration = Duration::from_secs(1);
 const LINGER_BYTES: usize = 1 << 20;
 
-/// Serves one connection until the client closes it, asks to, or sends a bad request.
-/// I/O errors (a reset, a client gone mid-body) end it with that error.
-pub async fn serve(stream: TcpStream, limits: &Limits) -> io::Result<()> {
+/// The server is shutting down: connections finish the request they are in, answer it with
+/// `Connection: close`, and close; idle ones close at once.
+#[derive(Default)]
+pub struct Drain {
+    started: Cell<bool>,
+    notify: Notify,
+}
+
+impl Drain {
+    /// Starts draining every connection served with this `Drain`.
+    pub fn start(&self) {
+        self.started.set(true);
+        self.notify.notify_waiters();
+    }
+
+    fn started(&self) -> bool {
+        self.started.get()
+    }
+}
+
+/// Serves one connection until the client closes it, asks to, sends a bad request, or
+/// `drain` starts (see [`Drain`]). I/O errors (a reset, a client gone mid-body) end it with
+/// that error.
+pub async fn serve(stream: TcpStream, limits: &Limits, drain: &Drain) -> io::Result<()> {
     stream.set_nodelay(true)?;
     let mut conn = Conn {
         stream,
@@ -35,9 +61,10 @@ pub async fn serve(stream: TcpStream, limits: &Limits) -> io::Result<()> {
         end: 0,
         out: Vec::new(),
         limits,
+        drain,
     };
     loop {
-        let head = match conn.next_head().await? {
+        let mut head = match conn.next_head().await? {
             Next::Head(head) => head,
             Next::Closed => return conn.flush().await,
             Next::Refuse(e, head_request) => return conn.refuse(e, head_request).await,
@@ -46,6 +73,8 @@ pub async fn serve(stream: TcpStream, limits: &Limits) -> io::Result<()> {
             Ok(body) => body,
             Err(e) => return conn.refuse(e, head.method == "HEAD").await,
         };
+        // Shutting down: this answer is the last, and says so.
+        head.keep_alive &= !drain.started();
         conn.respond(&head, &body);
         if !head.keep_alive {
             conn.flush().await?;
@@ -82,6 +111,7 @@ struct Conn<'a> {
     /// Responses not yet written.
     out: Vec<u8>,
     limits: &'a Limits,
+    drain: &'a Drain,
 }
 
 impl Conn<'_> {
@@ -164,7 +194,22 @@ impl Conn<'_> {
             } else {
                 Instant::now() + self.limits.idle_timeout
             };
-            match self.fill(deadline).await? {
+            let filled = if started {
+                self.fill(deadline).await?
+            } else {
+                // Between requests: a shutdown closes the connection at once. (Made before
+                // the flag is read, so a start in between still wakes it.)
+                let drain = self.drain;
+                let draining = drain.notify.notified();
+                if drain.started() {
+                    return Ok(Next::Closed);
+                }
+                match select(pin!(self.fill(deadline)), pin!(draining)).await {
+                    Either::Left((filled, _)) => filled?,
+                    Either::Right(_) => return Ok(Next::Closed),
+                }
+            };
+            match filled {
                 Fill::Data => {}
                 Fill::TimedOut if started => {
                     let head_request = is_head_request(self.buffered());

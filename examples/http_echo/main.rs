@@ -8,8 +8,8 @@
 //!
 //! The first argument is the address to listen on (default `127.0.0.1:8080`; port 0 picks a
 //! free one). It prints the address it listens on, then serves until Ctrl-C or `SIGTERM`:
-//! then it stops accepting, gives open connections up to 5 s to finish, and exits with
-//! status 0.
+//! then it stops accepting, closes idle connections, gives those in the middle of a request
+//! up to 5 s to finish it (answered with `Connection: close`), and exits with status 0.
 //!
 //! - A request with a body (`Content-Length` or `Transfer-Encoding: chunked`) is answered
 //!   with that body and its `Content-Type`; one without, with its own head as `text/plain`.
@@ -62,8 +62,9 @@ fn main() -> std::io::Result<()> {
             });
             select(accept, stop).await;
         }
-        // The accept loop, and with it the listener, is gone. Let the connections in flight
-        // finish, for a while.
+        // The accept loop, and with it the listener, is gone. Idle connections close now;
+        // those in the middle of a request finish it, for a while, and close after it.
+        open.drain.start();
         if timeout(DRAIN, open.all_closed()).await.is_err() {
             eprintln!(
                 "{} connections still open after {DRAIN:?}; closing them",
@@ -82,8 +83,9 @@ async fn accept_loop(listener: TcpListener, open: Rc<Open>) {
             Ok((stream, peer)) => {
                 let limits = limits.clone();
                 let counted = Counted::new(&open);
+                let open = open.clone();
                 overlap::spawn(async move {
-                    match conn::serve(stream, &limits).await {
+                    match conn::serve(stream, &limits, &open.drain).await {
                         // Clients that hang up or reset (load generators do at the end of
                         // a run) are routine, not errors worth a line.
                         Err(e) if !routine(&e) => eprintln!("{peer}: {e}"),
@@ -107,6 +109,8 @@ async fn accept_loop(listener: TcpListener, open: Rc<Open>) {
 struct Open {
     count: Cell<usize>,
     closed: Notify,
+    /// Started on shutdown, for every connection.
+    drain: conn::Drain,
 }
 
 impl Open {
