@@ -111,7 +111,7 @@ impl BarrierWait<'_> {
         let barrier = self.barrier;
         let res = match &self.joined {
             Some((round, w)) if *round == barrier.round.get() => {
-                w.set_waker(cx.waker());
+                drop(w.set_waker(cx.waker()));
                 return Poll::Pending;
             }
             // Released: the round this task arrived in is over (the queue was emptied then).

@@ -253,7 +253,7 @@ impl<T: Clone> Receiver<T> {
                 Err(TryRecvError::Closed) => Poll::Ready(Err(RecvError::Closed)),
                 Err(TryRecvError::Lagged(n)) => Poll::Ready(Err(RecvError::Lagged(n))),
                 Err(TryRecvError::Empty) => {
-                    self.slot.register(cx.waker());
+                    drop(self.slot.register(cx.waker()));
                     Poll::Pending
                 }
             })

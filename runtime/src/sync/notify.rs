@@ -113,7 +113,7 @@ impl Notified<'_> {
             return Poll::Ready(());
         }
         match &this.waiter {
-            Some(w) => w.set_waker(cx.waker()),
+            Some(w) => drop(w.set_waker(cx.waker())),
             None if notify.permit.replace(false) => {
                 this.done = true;
                 return Poll::Ready(());

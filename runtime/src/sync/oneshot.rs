@@ -132,7 +132,9 @@ impl<T> Sender<T> {
         if inner.receiver_gone {
             return Poll::Ready(());
         }
-        park(&mut inner.sender_waker, cx);
+        let old = park(&mut inner.sender_waker, cx);
+        drop(inner);
+        drop(old);
         Poll::Pending
     }
 }
@@ -176,7 +178,9 @@ impl<T> Future for Receiver<T> {
             this.done = true;
             return Poll::Ready(Err(RecvError));
         }
-        park(&mut inner.receiver_waker, cx);
+        let old = park(&mut inner.receiver_waker, cx);
+        drop(inner);
+        drop(old);
         Poll::Pending
     }
 }
@@ -203,10 +207,10 @@ impl<T> Drop for Receiver<T> {
 }
 
 /// Stores `cx`'s waker in `slot` unless an equivalent one is there.
-fn park(slot: &mut Option<Waker>, cx: &Context<'_>) {
+fn park(slot: &mut Option<Waker>, cx: &Context<'_>) -> Option<Waker> {
     match slot {
-        Some(w) if w.will_wake(cx.waker()) => {}
-        _ => *slot = Some(cx.waker().clone()),
+        Some(w) if w.will_wake(cx.waker()) => None,
+        _ => slot.replace(cx.waker().clone()),
     }
 }
 

@@ -242,7 +242,7 @@ impl Semaphore {
             return Poll::Ready(Err(AcquireError));
         }
         match waiter {
-            Some(w) => w.set_waker(cx.waker()),
+            Some(w) => drop(w.set_waker(cx.waker())),
             None if self.waiters.is_empty() && self.permits.get() >= wanted => {
                 self.permits.set(self.permits.get() - wanted);
                 return Poll::Ready(Ok(()));

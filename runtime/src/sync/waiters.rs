@@ -32,8 +32,9 @@ impl Waiter {
     }
 
     /// Keeps `waker` as the one to call (the task may have been polled with another).
-    pub(super) fn set_waker(&self, waker: &Waker) {
-        self.waker.register(waker);
+    #[must_use]
+    pub(super) fn set_waker(&self, waker: &Waker) -> Option<Waker> {
+        self.waker.register(waker)
     }
 
     fn take_waker(&self) -> Option<Waker> {
@@ -186,11 +187,12 @@ pub(super) struct Slot(RefCell<Option<Waker>>);
 
 impl Slot {
     /// Keeps `waker` (unless it wakes the same task as the one kept).
-    pub(super) fn register(&self, waker: &Waker) {
+    #[must_use]
+    pub(super) fn register(&self, waker: &Waker) -> Option<Waker> {
         let mut slot = self.0.borrow_mut();
         match &*slot {
-            Some(w) if w.will_wake(waker) => {}
-            _ => *slot = Some(waker.clone()),
+            Some(w) if w.will_wake(waker) => None,
+            _ => slot.replace(waker.clone()),
         }
     }
 

@@ -203,7 +203,7 @@ impl<T> Receiver<T> {
         if self.shared.sender_gone.get() {
             return Poll::Ready(Err(RecvError));
         }
-        self.slot.register(cx.waker());
+        drop(self.slot.register(cx.waker()));
         Poll::Pending
     }
 }

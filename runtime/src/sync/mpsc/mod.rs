@@ -237,10 +237,12 @@ impl<T> Receiver<T> {
             self.ended = true;
             return Poll::Ready(None);
         }
-        match &chan.receiver_waker {
-            Some(w) if w.will_wake(cx.waker()) => {}
-            _ => chan.receiver_waker = Some(cx.waker().clone()),
-        }
+        let old = match &chan.receiver_waker {
+            Some(w) if w.will_wake(cx.waker()) => None,
+            _ => chan.receiver_waker.replace(cx.waker().clone()),
+        };
+        drop(chan); // the old waker's drop is user code
+        drop(old);
         Poll::Pending
     }
 

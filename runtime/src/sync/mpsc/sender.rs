@@ -180,7 +180,7 @@ impl<T> Sender<T> {
             if self.chan.borrow().closed {
                 return Poll::Ready(());
             }
-            slot.register(cx.waker());
+            drop(slot.register(cx.waker()));
             Poll::Pending
         })
         .await
@@ -237,7 +237,12 @@ impl<T> SlotWait<'_, T> {
                 self.waiter = None;
                 return Poll::Ready(true);
             }
-            Some(w) => w.set_waker(cx.waker()),
+            Some(w) => {
+                let old = w.set_waker(cx.waker());
+                drop(chan); // the old waker's drop is user code
+                drop(old);
+                return Poll::Pending;
+            }
             None if chan.waiters.is_empty() && chan.has_room() => {
                 chan.reserved += 1;
                 return Poll::Ready(true);
