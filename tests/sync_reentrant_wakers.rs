@@ -14,7 +14,7 @@ use overlap::sync::{
 };
 
 thread_local! {
-    static ACTION: RefCell<Option<Box<dyn FnOnce()>>> = RefCell::new(None);
+    static ACTION: RefCell<Option<Box<dyn FnOnce()>>> = const { RefCell::new(None) };
 }
 
 fn set_action(f: impl FnOnce() + 'static) {
@@ -251,7 +251,7 @@ fn oneshot_sender_closed_replaced_waker_drop_drops_receiver() {
 // ---------- user values whose drop re-enters the channel (expected fine) ----------
 
 thread_local! {
-    static LOG: RefCell<Vec<String>> = RefCell::new(Vec::new());
+    static LOG: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
 }
 
 /// A message whose drop runs a closure (once).
