@@ -124,6 +124,22 @@ fn mpsc_waiting_send_drop_drops_waker_inside_channel_borrow() {
     });
 }
 
+/// The model's grant: free permits go to the front of the line while they satisfy it.
+fn model_grant(
+    line: &mut std::collections::VecDeque<(u32, u32)>,
+    free: &mut usize,
+    granted: &mut Vec<u32>,
+) {
+    while let Some(&(id, wanted)) = line.front() {
+        if wanted as usize > *free {
+            break;
+        }
+        *free -= wanted as usize;
+        line.pop_front();
+        granted.push(id);
+    }
+}
+
 /// Randomised model of the queue through Semaphore: acquires join, leave (dropped), are
 /// granted; `available_permits`, try_acquire (which reads is_empty) and FIFO order must
 /// match a plain model.
@@ -181,28 +197,13 @@ fn semaphore_model_with_lazy_removal() {
                         }
                     }
                     drop(f);
-                    // model grant
-                    while let Some(&(id2, w2)) = model_line.front() {
-                        if w2 as usize > model_free {
-                            break;
-                        }
-                        model_free -= w2 as usize;
-                        model_line.pop_front();
-                        model_granted.push(id2);
-                    }
+                    model_grant(&mut model_line, &mut model_free, &mut model_granted);
                 }
                 _ => {
                     let n = rng.below(3) as usize;
                     sem.add_permits(n);
                     model_free += n;
-                    while let Some(&(id2, w2)) = model_line.front() {
-                        if w2 as usize > model_free {
-                            break;
-                        }
-                        model_free -= w2 as usize;
-                        model_line.pop_front();
-                        model_granted.push(id2);
-                    }
+                    model_grant(&mut model_line, &mut model_free, &mut model_granted);
                 }
             }
             // Poll every waiter; record newly granted ones.
