@@ -88,3 +88,103 @@ fn ctrl_c_with_nothing_open_exits_cleanly() {
     let status = wait_exit(&mut server.child, Duration::from_secs(20)).expect("did not exit");
     assert!(status.success(), "{status}");
 }
+
+/// Splits a stream of answers into (head, body) pairs, by their `Content-Length`.
+fn split_answers(mut bytes: &[u8]) -> Vec<(String, usize)> {
+    let mut answers = Vec::new();
+    while !bytes.is_empty() {
+        let end = bytes
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .expect("an answer head")
+            + 4;
+        let head = String::from_utf8(bytes[..end].to_vec()).unwrap();
+        let len: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("Content-Length: "))
+            .expect("a Content-Length")
+            .parse()
+            .unwrap();
+        assert!(bytes.len() >= end + len, "answer cut short: {head}");
+        bytes = &bytes[end + len..];
+        answers.push((head, len));
+    }
+    answers
+}
+
+#[test]
+fn requests_already_sent_when_the_drain_starts_are_answered() {
+    let mut server = ExampleServer::start("http_echo");
+    let (child, addr) = (&mut server.child, server.addr);
+    let mut conn = TcpStream::connect(addr).unwrap();
+    // A small receive buffer, so that the answer to a large request fills it and the
+    // server's send buffer: the server waits to write it, not reading on.
+    let small: libc::c_int = 64 * 1024;
+    // SAFETY: the fd is open for this call; the option value is a c_int that outlives it.
+    let rc = unsafe {
+        libc::setsockopt(
+            std::os::fd::AsRawFd::as_raw_fd(&conn),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            (&small as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(rc, 0);
+    let body = vec![b'x'; 8 << 20];
+    conn.write_all(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 8388608\r\n\r\n")
+        .unwrap();
+    conn.write_all(&body).unwrap();
+    // Two more requests, pipelined, while the server still writes the first answer.
+    conn.write_all(
+        b"GET /second HTTP/1.1\r\nHost: x\r\n\r\nGET /third HTTP/1.1\r\nHost: x\r\n\r\n",
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    send_signal(child, libc::SIGTERM);
+    let start = Instant::now();
+    while TcpStream::connect(addr).is_ok() {
+        assert!(start.elapsed() < Duration::from_secs(20), "still accepting");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // Every answer arrives whole (no reset), the last one closing the connection.
+    let got = read_to_eof(&mut conn);
+    let answers = split_answers(&got);
+    assert_eq!(answers.len(), 3, "{answers:?}");
+    assert_eq!(answers[0].1, 8 << 20);
+    assert!(
+        answers[1].0.starts_with("HTTP/1.1 200 OK\r\n"),
+        "{answers:?}"
+    );
+    assert!(!answers[1].0.contains("Connection: close"), "{answers:?}");
+    assert!(
+        answers[2].0.contains("Connection: close\r\n"),
+        "{answers:?}"
+    );
+    let status = wait_exit(child, Duration::from_secs(20)).expect("did not exit");
+    assert!(status.success(), "{status}");
+}
+
+#[test]
+fn an_empty_line_after_a_request_does_not_hold_the_drain() {
+    let mut server = ExampleServer::start("http_echo");
+    let (child, addr) = (&mut server.child, server.addr);
+    // Some clients end a body with an extra CRLF, which starts no request.
+    let mut idle = TcpStream::connect(addr).unwrap();
+    echo_once(&mut idle);
+    idle.write_all(b"\r\n").unwrap();
+    // A request in flight keeps the server running through the check below.
+    let mut busy = TcpStream::connect(addr).unwrap();
+    busy.write_all(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhe")
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    send_signal(child, libc::SIGTERM);
+    // The idle connection closes at once, not when the server gives up on it and exits.
+    assert_eq!(read_to_eof(&mut idle), b"");
+    assert!(child.try_wait().unwrap().is_none(), "exited before closing");
+    busy.write_all(b"llo").unwrap();
+    let answer = String::from_utf8(read_to_eof(&mut busy)).unwrap();
+    assert!(answer.ends_with("hello"), "{answer}");
+    let status = wait_exit(child, Duration::from_secs(20)).expect("did not exit");
+    assert!(status.success(), "{status}");
+}

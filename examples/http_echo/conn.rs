@@ -13,6 +13,7 @@ use overlap::net::TcpStream;
 use overlap::sync::Notify;
 use overlap::time::{timeout_at, Instant};
 
+use crate::date;
 use crate::request::{self, Framing, Head, HttpError, Limits};
 
 /// Bytes asked for per read.
@@ -29,8 +30,9 @@ const MAX_CHUNK_LINE: usize = 4096;
 const LINGER: Duration = Duration::from_secs(1);
 const LINGER_BYTES: usize = 1 << 20;
 
-/// The server is shutting down: connections finish the request they are in, answer it with
-/// `Connection: close`, and close; idle ones close at once.
+/// The server is shutting down: connections finish the request they are in (and those the
+/// client already sent, pipelined), answer the last with `Connection: close`, and close;
+/// idle ones close at once, after serving a request that is already in their socket.
 #[derive(Default)]
 pub struct Drain {
     started: Cell<bool>,
@@ -67,14 +69,19 @@ pub async fn serve(stream: TcpStream, limits: &Limits, drain: &Drain) -> io::Res
         let mut head = match conn.next_head().await? {
             Next::Head(head) => head,
             Next::Closed => return conn.flush().await,
+            Next::Drained => {
+                conn.flush().await?;
+                return conn.linger().await;
+            }
             Next::Refuse(e, head_request) => return conn.refuse(e, head_request).await,
         };
         let body = match conn.read_body(&head).await? {
             Ok(body) => body,
             Err(e) => return conn.refuse(e, head.method == "HEAD").await,
         };
-        // Shutting down: this answer is the last, and says so.
-        head.keep_alive &= !drain.started();
+        // Shutting down: this answer is the last, and says so, unless the client already
+        // sent (pipelined) another request, which is served too.
+        head.keep_alive &= !drain.started() || conn.request_buffered();
         conn.respond(&head, &body);
         if !head.keep_alive {
             conn.flush().await?;
@@ -92,6 +99,8 @@ enum Next {
     Head(Head),
     /// The client closed or went idle between requests.
     Closed,
+    /// Shutting down, and the client sent nothing more: close, reading what still comes.
+    Drained,
     /// The error, and whether the request was a `HEAD` (its answer then has no body).
     Refuse(HttpError, bool),
 }
@@ -119,8 +128,13 @@ impl Conn<'_> {
         &self.buf[self.start..self.end]
     }
 
-    /// Reads more bytes (after any buffered ones) before `deadline`.
-    async fn fill(&mut self, deadline: Instant) -> io::Result<Fill> {
+    /// Whether bytes of a next request (more than empty lines) are buffered.
+    fn request_buffered(&self) -> bool {
+        empty_lines(self.buffered()) < self.end - self.start
+    }
+
+    /// Makes room after the buffered bytes, by moving them to the front or growing the buffer.
+    fn make_room(&mut self) {
         if self.start > 0 {
             self.buf.copy_within(self.start..self.end, 0);
             self.end -= self.start;
@@ -130,6 +144,25 @@ impl Conn<'_> {
             // Bounded: a head may not outgrow `max_head`, and bodies are consumed as they come.
             self.buf.resize(self.buf.len() * 2, 0);
         }
+    }
+
+    /// Reads what the socket holds now, without waiting: `None` if nothing.
+    fn fill_now(&mut self) -> io::Result<Option<Fill>> {
+        self.make_room();
+        match self.stream.try_read(&mut self.buf[self.end..]) {
+            Ok(0) => Ok(Some(Fill::Eof)),
+            Ok(n) => {
+                self.end += n;
+                Ok(Some(Fill::Data))
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Reads more bytes (after any buffered ones) before `deadline`.
+    async fn fill(&mut self, deadline: Instant) -> io::Result<Fill> {
+        self.make_room();
         let read = self.stream.read(&mut self.buf[self.end..]);
         match timeout_at(deadline, read).await {
             Err(_) => Ok(Fill::TimedOut),
@@ -187,7 +220,8 @@ impl Conn<'_> {
             scanned = buffered.len();
             // Nothing more to answer until this request is complete: send what is ready.
             self.flush().await?;
-            let started = self.start < self.end;
+            // Empty lines (a CRLF some clients send after a body) start no request.
+            let started = self.request_buffered();
             let deadline = if started {
                 // The whole head, not each read, must arrive in time (slow-drip clients).
                 *head_deadline.get_or_insert_with(|| Instant::now() + self.limits.head_timeout)
@@ -197,16 +231,26 @@ impl Conn<'_> {
             let filled = if started {
                 self.fill(deadline).await?
             } else {
-                // Between requests: a shutdown closes the connection at once. (Made before
-                // the flag is read, so a start in between still wakes it.)
+                // Between requests: a shutdown closes the connection at once, once what
+                // the client already sent is read (a request gets its answer). (Made
+                // before the flag is read, so a start in between still wakes it.)
                 let drain = self.drain;
                 let draining = drain.notify.notified();
-                if drain.started() {
-                    return Ok(Next::Closed);
-                }
-                match select(pin!(self.fill(deadline)), pin!(draining)).await {
-                    Either::Left((filled, _)) => filled?,
-                    Either::Right(_) => return Ok(Next::Closed),
+                let raced = if drain.started() {
+                    None
+                } else {
+                    match select(pin!(self.fill(deadline)), pin!(draining)).await {
+                        Either::Left((filled, _)) => Some(filled),
+                        Either::Right(_) => None,
+                    }
+                };
+                let filled = match raced {
+                    Some(filled) => Some(filled?),
+                    None => self.fill_now()?,
+                };
+                match filled {
+                    Some(filled) => filled,
+                    None => return Ok(Next::Drained),
                 }
             };
             match filled {
@@ -468,77 +512,4 @@ fn empty_lines(buf: &[u8]) -> usize {
 
 fn timed_out(detail: &'static str) -> HttpError {
     HttpError::new(408, "Request Timeout", detail)
-}
-
-/// The `Date` header (RFC 9110 §5.6.7), formatted once per second.
-mod date {
-    use std::cell::RefCell;
-    use std::time::{SystemTime, UNIX_EPOCH};
-
-    thread_local! {
-        static CACHE: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
-    }
-
-    /// Appends the current date to `out`.
-    pub fn append(out: &mut Vec<u8>) {
-        let secs = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        CACHE.with(|c| {
-            let mut c = c.borrow_mut();
-            if c.0 != secs {
-                *c = (secs, format(secs));
-            }
-            out.extend_from_slice(c.1.as_bytes());
-        })
-    }
-
-    /// `Sun, 06 Nov 1994 08:49:37 GMT` for `secs` since the Unix epoch.
-    pub fn format(secs: u64) -> String {
-        const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-        const MONTHS: [&str; 12] = [
-            "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-        ];
-        let days = secs / 86_400;
-        let (y, m, d) = civil_from_days(days as i64);
-        let t = secs % 86_400;
-        format!(
-            "{}, {d:02} {} {y} {:02}:{:02}:{:02} GMT",
-            DAYS[(days % 7) as usize],
-            MONTHS[m as usize - 1],
-            t / 3600,
-            t / 60 % 60,
-            t % 60
-        )
-    }
-
-    /// Year, month (1-12) and day of the month of a day count since 1970-01-01 (Howard
-    /// Hinnant's algorithm for the proleptic Gregorian calendar).
-    fn civil_from_days(z: i64) -> (i64, u32, u32) {
-        let z = z + 719_468;
-        let era = z.div_euclid(146_097);
-        let doe = z.rem_euclid(146_097);
-        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-        let mp = (5 * doy + 2) / 153;
-        let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-        let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-        (yoe + era * 400 + i64::from(m <= 2), m, d)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn http_dates() {
-        assert_eq!(super::date::format(0), "Thu, 01 Jan 1970 00:00:00 GMT");
-        assert_eq!(
-            super::date::format(784_111_777),
-            "Sun, 06 Nov 1994 08:49:37 GMT"
-        );
-        assert_eq!(
-            super::date::format(951_782_400),
-            "Tue, 29 Feb 2000 00:00:00 GMT"
-        );
-    }
 }

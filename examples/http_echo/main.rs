@@ -27,6 +27,7 @@
 //!   back-pressure, not a growing server.
 
 mod conn;
+mod date;
 mod request;
 
 use std::cell::Cell;
