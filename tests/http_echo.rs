@@ -4,6 +4,8 @@
 #[allow(dead_code)]
 #[path = "../examples/http_echo/conn.rs"]
 mod conn;
+#[path = "../examples/http_echo/date.rs"]
+mod date;
 #[allow(dead_code)]
 #[path = "../examples/http_echo/request.rs"]
 mod request;
