@@ -141,3 +141,54 @@ async fn a_blocked_read_leaves_the_loop_running() {
     assert_eq!(&buf[..n], b"from a task");
     feeder.await.unwrap();
 }
+
+/// A reader that blocks until told to go on, and records the thread that drops it.
+struct Gated {
+    go: std::sync::mpsc::Receiver<()>,
+    dropped_on: std::sync::mpsc::Sender<std::thread::ThreadId>,
+}
+
+impl Read for Gated {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let _ = self.go.recv();
+        buf[0] = b'x';
+        Ok(1)
+    }
+}
+
+impl Drop for Gated {
+    fn drop(&mut self) {
+        let _ = self.dropped_on.send(std::thread::current().id());
+    }
+}
+
+#[overlap::test]
+async fn dropped_mid_job_the_value_is_dropped_on_the_pool() {
+    let (go_tx, go) = std::sync::mpsc::channel();
+    let (dropped_tx, dropped_on) = std::sync::mpsc::channel();
+    let mut r = Unblock::new(Gated {
+        go,
+        dropped_on: dropped_tx,
+    });
+    // Start a read job, then drop the reader while the job blocks.
+    let mut buf = [0u8; 8];
+    assert!(futures_util::poll!(r.read(&mut buf)).is_pending());
+    drop(r);
+    // Let the loop run what the drop set in motion, then let the job finish.
+    for _ in 0..10 {
+        overlap::yield_now().await;
+    }
+    go_tx.send(()).unwrap();
+    // The value is dropped where the job ran, never on the event loop (a `Drop` that
+    // blocks, like a `BufWriter` flushing, would stall every task).
+    let dropped = async {
+        loop {
+            match dropped_on.try_recv() {
+                Ok(thread) => break thread,
+                Err(_) => overlap::time::sleep(Duration::from_millis(5)).await,
+            }
+        }
+    };
+    let thread = within(HANG, dropped, "the value was never dropped").await;
+    assert_ne!(thread, std::thread::current().id());
+}

@@ -42,6 +42,8 @@ type Outcome<R> = Result<std::thread::Result<R>, io::Error>;
 ///   Await the handle for work that must finish.
 /// - Inside `f`, [`Handle::current`](crate::Handle::current) is the spawning runtime's
 ///   handle, so the job can start async work there.
+/// - The result reaches the handle through a task of the spawning runtime: await the
+///   handle there (see [`JoinHandle`]).
 ///
 /// # Panics
 /// When called outside a runtime, including on a blocking-pool thread inside a job: there,

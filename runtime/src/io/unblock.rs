@@ -33,8 +33,9 @@ type Done<T, R> = (T, Vec<u8>, io::Result<R>);
 ///
 /// # Dropping and cancellation
 /// A job in flight cannot be called back. Dropping the `Unblock` (or a future using it)
-/// while a job runs lets that job finish on the pool, then drops the inner value there;
-/// bytes a read job fetched then are lost. Use [`into_inner`](Unblock::into_inner) to get
+/// while a job runs lets that job finish on the pool, then drops the inner value there
+/// (a job that has just finished may have handed it back already: it is then dropped with
+/// the `Unblock`); bytes a read job fetched then are lost. Use [`into_inner`](Unblock::into_inner) to get
 /// the value back once the job in flight is done.
 ///
 /// # Panics
@@ -72,6 +73,19 @@ enum State<T> {
     Flushing(JoinHandle<Done<T, ()>>),
     /// A job panicked, or was dropped with its runtime, and took the value with it.
     Lost,
+}
+
+impl<T> Drop for Unblock<T> {
+    fn drop(&mut self) {
+        // The task awaiting the job would receive the value and drop it here, on the event
+        // loop, where a blocking `Drop` (a `BufWriter` flushing) would stall every task.
+        // Aborted, it is gone before the job ends, and the value is dropped on the pool.
+        match &self.state {
+            State::Reading(job) => job.abort(),
+            State::Writing(job) | State::Flushing(job) => job.abort(),
+            State::Idle { .. } | State::Lost => {}
+        }
+    }
 }
 
 /// A job's failure to run, as an I/O error.

@@ -25,6 +25,10 @@ type HandleMarker<T> = (Rc<()>, fn() -> T);
 /// when it completes. Use [`JoinHandle::abort`] to stop it instead.
 ///
 /// The handle belongs to the runtime's thread (it is `!Send`), like the task it points at.
+/// Await it on that runtime: awaited while another runtime on the same thread runs, it
+/// completes only once the task's own runtime runs again (this holds for
+/// [`spawn_blocking`](crate::spawn_blocking) handles too, whose result is relayed by a
+/// task of the runtime that spawned the job).
 ///
 /// # Panics
 /// Polled again after it returned the result (it is a `FusedFuture`: `select!` and other
