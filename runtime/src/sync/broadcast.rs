@@ -101,6 +101,10 @@ pub enum TryRecvError {
 /// More receivers come from [`Sender::subscribe`] (or [`Receiver::resubscribe`]); they
 /// see what is sent from then on.
 ///
+/// A receiver clones the value while the channel's queue is borrowed: a `Clone` impl that
+/// sends on, receives from or drops a receiver of the same channel panics (a value's `Drop`
+/// may do all of that).
+///
 /// # Panics
 /// If `capacity` is 0.
 ///
