@@ -29,6 +29,9 @@ const MAX_CHUNK_LINE: usize = 4096;
 /// response on its way.
 const LINGER: Duration = Duration::from_secs(1);
 const LINGER_BYTES: usize = 1 << 20;
+/// On shutdown, how long a connection idle between requests waits for a request already
+/// on its way before it closes.
+const LAST_LOOK: Duration = Duration::from_millis(10);
 
 /// The server is shutting down: connections finish the request they are in (and those the
 /// client already sent, pipelined), answer the last with `Connection: close`, and close;
@@ -146,20 +149,6 @@ impl Conn<'_> {
         }
     }
 
-    /// Reads what the socket holds now, without waiting: `None` if nothing.
-    fn fill_now(&mut self) -> io::Result<Option<Fill>> {
-        self.make_room();
-        match self.stream.try_read(&mut self.buf[self.end..]) {
-            Ok(0) => Ok(Some(Fill::Eof)),
-            Ok(n) => {
-                self.end += n;
-                Ok(Some(Fill::Data))
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
-            Err(e) => Err(e),
-        }
-    }
-
     /// Reads more bytes (after any buffered ones) before `deadline`.
     async fn fill(&mut self, deadline: Instant) -> io::Result<Fill> {
         self.make_room();
@@ -244,13 +233,15 @@ impl Conn<'_> {
                         Either::Right(_) => None,
                     }
                 };
-                let filled = match raced {
-                    Some(filled) => Some(filled?),
-                    None => self.fill_now()?,
-                };
-                match filled {
-                    Some(filled) => filled,
-                    None => return Ok(Next::Drained),
+                match raced {
+                    Some(filled) => filled?,
+                    // A last look, for a request already sent: a new connection's readiness
+                    // is only known after a turn of the loop, so a read that cannot wait
+                    // could miss one sitting in its socket.
+                    None => match self.fill(Instant::now() + LAST_LOOK).await? {
+                        Fill::TimedOut => return Ok(Next::Drained),
+                        filled => filled,
+                    },
                 }
             };
             match filled {
