@@ -146,3 +146,20 @@ fn non_pipe_fd_is_invalid_input() {
         assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
     });
 }
+
+#[test]
+fn opening_a_path_that_is_no_fifo_names_it() {
+    let dir = std::env::temp_dir().join(format!("overlap-pipe-notfifo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("plain-file");
+    std::fs::write(&path, b"x").unwrap();
+    block_on(async {
+        let e = Receiver::open(&path).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
+        assert!(e.to_string().contains("plain-file"), "no path: {e}");
+        let e = Sender::open(&path).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
+        assert!(e.to_string().contains("plain-file"), "no path: {e}");
+    });
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -230,7 +230,8 @@ impl File {
     /// offset does not move.
     ///
     /// Dropped before it completes, the truncation still happens, before anything the `File`
-    /// does next.
+    /// does next, once it has started: a `set_len` dropped while it still waited for earlier
+    /// writes or another operation's job (its first step) never truncates.
     pub async fn set_len(&mut self, size: u64) -> io::Result<()> {
         self.settle().await?;
         self.submit_truncate(size);
@@ -249,7 +250,9 @@ impl File {
     ///
     /// This is what `file.seek(pos)` calls, in preference to
     /// [`AsyncSeekExt::seek`](futures_util::io::AsyncSeekExt::seek). Each call is a seek of
-    /// its own: one that was dropped before it completed still takes effect, first. (Generic
+    /// its own: one that was dropped before it completed still takes effect, first, if its
+    /// job had started; one dropped while it still waited for an earlier operation's job or
+    /// buffered writes does not move the offset at all. (Generic
     /// code going through [`AsyncSeek::poll_seek`](futures_util::io::AsyncSeek::poll_seek)
     /// cannot tell a new seek from the retry of a pending one with the same `pos`, and
     /// takes it as a retry; for `SeekFrom::Start` and `SeekFrom::End` that is the same.)

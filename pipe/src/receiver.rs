@@ -38,7 +38,9 @@ impl Receiver {
         let path = path.as_ref();
         let fd = sys::open(path, libc::O_RDONLY)
             .map_err(|e| overlap_runtime::io::with_path_context(e, "open", path, None))?;
+        // Not a FIFO, or (never for a path opened here) the wrong end: name the path too.
         Receiver::from_owned_fd(fd)
+            .map_err(|e| overlap_runtime::io::with_path_context(e, "open", path, None))
     }
 
     /// Wraps the read end of a pipe (made non-blocking here). Fails with `InvalidInput` if

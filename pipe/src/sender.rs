@@ -49,7 +49,9 @@ impl Sender {
         let path = path.as_ref();
         let fd = sys::open(path, libc::O_WRONLY)
             .map_err(|e| overlap_runtime::io::with_path_context(e, "open", path, None))?;
+        // Not a FIFO, or (never for a path opened here) the wrong end: name the path too.
         Sender::from_owned_fd(fd)
+            .map_err(|e| overlap_runtime::io::with_path_context(e, "open", path, None))
     }
 
     /// Wraps the write end of a pipe (made non-blocking here). Fails with `InvalidInput` if

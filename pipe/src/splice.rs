@@ -122,7 +122,9 @@ where
     D: Registered + ?Sized,
 {
     // A destination that can take nothing any more (a pipe whose readers are gone, a reset
-    // socket) is tried once without waiting for the source, so its error comes at once.
+    // socket) is tried once without waiting for the source, so its error comes at once when
+    // the kernel checks the destination first (a socket source); from an empty pipe it says
+    // `EAGAIN` first, and the error comes with the source's next data or end of file.
     let mut probe_dead_end = true;
     // Sticky error bits can keep a side "ready" while the kernel says `EAGAIN`; after a few
     // rounds, give the other tasks a turn instead of looping here.

@@ -33,6 +33,9 @@ pub(crate) struct Handoff {
     /// The outcome of a write job that never ran on the pool and wrote when dropped
     /// instead (see [`WriteJob`]), for the `File` to report rather than the pool's error.
     pub(crate) written_on_drop: Option<io::Result<()>>,
+    /// The outcome of the last write job to finish, set with `running = false`: for a `File`
+    /// whose job handle lost it (the runtime that ran the job shut down meanwhile).
+    pub(crate) finished: Option<io::Result<()>>,
 }
 
 pub(crate) fn lock(h: &Mutex<Handoff>) -> MutexGuard<'_, Handoff> {
@@ -98,6 +101,10 @@ impl WriteJob {
                 let mut h = lock(&self.handoff);
                 if h.orphans.is_empty() {
                     h.running = false;
+                    h.finished = Some(match &res {
+                        Ok(()) => Ok(()),
+                        Err(e) => Err(copy_error(e)),
+                    });
                     break;
                 }
                 std::mem::take(&mut h.orphans)
@@ -106,6 +113,32 @@ impl WriteJob {
             let _ = (&*self.file).write_all(&orphans);
         }
         res
+    }
+}
+
+/// An `io::Error` with the same kind, OS code and message (`io::Error` is not `Clone`).
+fn copy_error(e: &io::Error) -> io::Error {
+    match e.raw_os_error() {
+        Some(code) => io::Error::from_raw_os_error(code),
+        None => io::Error::new(e.kind(), e.to_string()),
+    }
+}
+
+/// Waits (on a pool thread) until the write job in flight has finished, for a `File` whose
+/// handle on that job was lost with its runtime, and hands back the job's outcome.
+pub(crate) fn wait_for_write(handoff: &Mutex<Handoff>) -> Done {
+    loop {
+        {
+            let mut h = lock(handoff);
+            if !h.running {
+                let res = h.finished.take().unwrap_or(Ok(()));
+                return Done::Write {
+                    buf: Vec::new(),
+                    res,
+                };
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
     }
 }
 

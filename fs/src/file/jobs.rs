@@ -34,7 +34,11 @@ impl File {
     pub(super) fn submit_write(&mut self) {
         debug_assert!(self.job.is_none() && !self.wbuf.is_empty());
         let buf = std::mem::replace(&mut self.wbuf, std::mem::take(&mut self.wspare));
-        blocking::lock(&self.handoff).running = true;
+        {
+            let mut h = blocking::lock(&self.handoff);
+            h.running = true;
+            h.finished = None;
+        }
         let write = blocking::WriteJob {
             file: self.std.clone(),
             buf,
@@ -127,7 +131,18 @@ impl File {
                             match blocking::lock(&self.handoff).written_on_drop.take() {
                                 Some(Ok(())) => {}
                                 Some(Err(written)) => self.error = Some(self.err(written, "write")),
-                                None => self.error = Some(e),
+                                // It started on a pool thread of a runtime now gone and runs
+                                // (or ran) on there detached: wait for it, so that what comes
+                                // next stays in order, and take its outcome.
+                                None => {
+                                    let handoff = self.handoff.clone();
+                                    self.job = Some(InFlight {
+                                        kind: Kind::Write,
+                                        job: job::spawn(move || blocking::wait_for_write(&handoff)),
+                                        rewind: 0,
+                                    });
+                                    continue;
+                                }
                             }
                         }
                         Kind::Seek(pos) if retry => {
@@ -161,7 +176,14 @@ impl File {
                     }
                     None
                 }
-                Done::Seek(res) => Some(res.map_err(|e| self.err(e, "seek"))),
+                Done::Seek(res) => {
+                    if res.is_err() {
+                        // A failed `lseek` (or an offset found out of range before it) left
+                        // the fd where it was: still `rewind` ahead of the reader.
+                        self.rewind += rewind;
+                    }
+                    Some(res.map_err(|e| self.err(e, "seek")))
+                }
                 Done::Truncate(res) => Some(res.map(|()| 0).map_err(|e| self.err(e, "truncate"))),
             });
         }
