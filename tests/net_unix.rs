@@ -241,6 +241,53 @@ fn send_to_a_full_receiver_backs_off_then_delivers() {
     let _ = std::fs::remove_file(&path);
 }
 
+/// The back-off above must not wait for this socket's write readiness: a failed send
+/// raises `EPOLLOUT` only while the sender's own buffer is at most a quarter full, and
+/// datagrams it queued at another, slow receiver keep it fuller than that.
+#[test]
+fn send_to_retries_while_the_senders_buffer_is_held_by_another_receiver() {
+    use std::time::Duration;
+    let slow_path = sock_path("dgram-slow");
+    let full_path = sock_path("dgram-full-2");
+    overlap::block_on(async {
+        let _slow = UnixDatagram::bind(&slow_path).unwrap();
+        let rx = UnixDatagram::bind(&full_path).unwrap();
+        let tx = UnixDatagram::unbound().unwrap();
+        // Big datagrams from `tx` wait at a receiver that never reads.
+        let big = vec![7u8; 8192];
+        while let Ok(Ok(_)) =
+            overlap::time::timeout(Duration::from_millis(50), tx.send_to(&big, &slow_path)).await
+        {
+        }
+        // `rx`'s queue is filled by another socket.
+        let filler = std::os::unix::net::UnixDatagram::unbound().unwrap();
+        filler.set_nonblocking(true).unwrap();
+        while filler.send_to(b"f", &full_path).is_ok() {}
+        let send = overlap::spawn({
+            let path = full_path.clone();
+            async move { tx.send_to(b"mine", &path).await }
+        });
+        overlap::time::sleep(Duration::from_millis(50)).await;
+        assert!(!send.is_finished(), "the queue was not full");
+        // Room: the send goes through, after the filler's datagrams.
+        let mut buf = [0u8; 16];
+        let read_all = async {
+            loop {
+                let n = rx.recv(&mut buf).await.unwrap();
+                if &buf[..n] == b"mine" {
+                    break;
+                }
+            }
+        };
+        overlap::time::timeout(Duration::from_secs(20), read_all)
+            .await
+            .expect("send_to never retried although the receiver made room");
+        assert_eq!(send.await.unwrap().unwrap(), 4);
+    });
+    let _ = std::fs::remove_file(&slow_path);
+    let _ = std::fs::remove_file(&full_path);
+}
+
 #[test]
 fn a_failed_bind_leaves_no_socket_file_and_an_empty_path_is_refused() {
     let path = sock_path("bind-fails");
@@ -325,4 +372,43 @@ fn tcp_socket_keepalive_and_linger_before_connecting() {
         s.set_linger(None).unwrap();
         assert_eq!(s.linger().unwrap(), None);
     });
+}
+
+/// A `TcpSocket` made from a blocking fd becomes non-blocking when it listens or connects:
+/// a blocking `accept` or `connect` would stall the event loop.
+#[test]
+fn tcp_socket_from_a_blocking_fd_listens_and_connects_without_blocking() {
+    use std::os::fd::{AsRawFd, OwnedFd};
+    fn non_blocking(fd: std::os::fd::RawFd) -> bool {
+        // SAFETY: F_GETFL reads the flags of an fd the caller keeps open; no pointers.
+        let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+        assert!(flags >= 0);
+        flags & libc::O_NONBLOCK != 0
+    }
+    overlap::block_on(async {
+        let blocking = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        assert!(!non_blocking(blocking.as_raw_fd()));
+        let listener = overlap::net::TcpSocket::from(OwnedFd::from(blocking))
+            .listen(16)
+            .unwrap();
+        assert!(non_blocking(listener.as_raw_fd()));
+        let addr = listener.local_addr().unwrap();
+        let blocking = blocking_tcp_socket();
+        let stream = overlap::net::TcpSocket::from(blocking)
+            .connect(addr)
+            .await
+            .unwrap();
+        assert!(non_blocking(stream.as_raw_fd()));
+        listener.accept().await.unwrap();
+    });
+
+    /// A fresh blocking IPv4 TCP socket.
+    fn blocking_tcp_socket() -> OwnedFd {
+        use std::os::fd::FromRawFd;
+        // SAFETY: socket takes no pointers.
+        let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+        assert!(fd >= 0);
+        // SAFETY: `fd` is a new socket that nothing else owns.
+        unsafe { OwnedFd::from_raw_fd(fd) }
+    }
 }

@@ -200,10 +200,22 @@ pub(crate) fn poll_write_vectored_stream(
 /// EOF. `ENOTCONN` (never connected, or the peer already reset the connection) counts as
 /// closed.
 pub(crate) fn shutdown_write(io: &AsyncFd<Socket>) -> io::Result<()> {
-    match io.get_ref().shutdown(std::net::Shutdown::Write) {
+    match shutdown(io, std::net::Shutdown::Write) {
         Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(()),
         res => res,
     }
+}
+
+/// `shutdown(2)` of a registered socket. Once the write side is shut, a task blocked
+/// writing (on a full buffer) is woken to meet `EPIPE`: a Unix stream socket reports no edge
+/// for it (`unix_poll` gives `EPOLLOUT` only for room in the buffer, `EPOLLHUP` only once
+/// both sides are shut), where a blocking `send` returns at once.
+pub(crate) fn shutdown(io: &AsyncFd<Socket>, how: std::net::Shutdown) -> io::Result<()> {
+    io.get_ref().shutdown(how)?;
+    if how != std::net::Shutdown::Read {
+        io.set_write_closed();
+    }
+    Ok(())
 }
 
 /// `bufs` from its first non-empty slice on.

@@ -150,6 +150,8 @@ impl TcpSocket {
     /// Starts listening with the given backlog and registers the listener with the
     /// runtime. Must be called inside a runtime.
     pub fn listen(self, backlog: u32) -> io::Result<TcpListener> {
+        // A socket made from an fd may be in blocking mode: its accepts would stall the loop.
+        self.sock.set_nonblocking(true)?;
         self.sock
             .listen(backlog.min(libc::c_int::MAX as u32) as libc::c_int)?;
         TcpListener::from_socket(self.sock)
@@ -158,6 +160,8 @@ impl TcpSocket {
     /// Connects to `addr` without blocking (see [`TcpStream::connect`]). Dropping the
     /// future closes the socket.
     pub async fn connect(self, addr: SocketAddr) -> io::Result<TcpStream> {
+        // As in `listen`: a blocking connect would stall the loop for the whole handshake.
+        self.sock.set_nonblocking(true)?;
         TcpStream::connect_socket(self.sock, addr).await
     }
 }
@@ -175,8 +179,8 @@ impl AsFd for TcpSocket {
 }
 
 impl From<OwnedFd> for TcpSocket {
-    /// Takes a TCP socket fd as it is. It should be non-blocking (`SOCK_NONBLOCK`) for
-    /// [`listen`](Self::listen) and [`connect`](Self::connect) to work as documented.
+    /// Takes a TCP socket fd as it is; [`listen`](Self::listen) and
+    /// [`connect`](Self::connect) switch it to non-blocking mode.
     fn from(fd: OwnedFd) -> TcpSocket {
         TcpSocket {
             sock: Socket::from_owned(fd),

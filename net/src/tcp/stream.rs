@@ -224,7 +224,7 @@ impl TcpStream {
     /// After `Shutdown::Write` the peer reads EOF, and this side can still read what the
     /// peer sends.
     pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
-        self.io.get_ref().shutdown(how)
+        crate::io::shutdown(&self.io, how)
     }
 
     /// Borrowed halves, for reading and writing from two futures at once (for example in a

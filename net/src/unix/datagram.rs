@@ -94,22 +94,28 @@ impl UnixDatagram {
     /// Sends a datagram to the socket bound at `path`.
     ///
     /// When the receiver's queue is full, the kernel says `EAGAIN` but arranges no wake-up
-    /// for a sender not connected to it (its own socket even looks writable at once). So this
-    /// retries after a short sleep (1 ms, doubling up to 64 ms) until the receiver makes
-    /// room, rather than spinning; put it under a timeout if the receiver may never read.
-    /// A connected socket's [`send`](Self::send) waits for the receiver's room directly.
+    /// for a sender not connected to it. So this retries after a short sleep (1 ms, doubling
+    /// up to 64 ms) until the receiver makes room, rather than spinning; put it under a
+    /// timeout if the receiver may never read. A connected socket's [`send`](Self::send)
+    /// waits for the receiver's room directly.
+    ///
+    /// The retries are timed by the sleep alone, not by this socket's write readiness: a
+    /// failed send raises `EPOLLOUT` here only while this socket's own send buffer is at most
+    /// a quarter full, and datagrams it queued at another, slow receiver may keep it fuller
+    /// than that for ever.
     pub async fn send_to(&self, buf: &[u8], path: impl AsRef<Path>) -> io::Result<usize> {
         let addr = SockAddr::unix(path.as_ref())?;
         let mut delay = Duration::from_millis(1);
         loop {
-            let mut guard = self.io.writable().await?;
-            match guard.try_io(|s| s.send_to(buf, &addr)) {
-                Ok(Err(e)) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Ok(sent) => return sent,
-                Err(_would_block) => {
+            // A send that never blocks still lets other tasks run.
+            std::future::poll_fn(overlap_runtime::coop_poll_proceed).await;
+            match self.io.get_ref().send_to(buf, &addr) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     overlap_runtime::time::sleep(delay).await;
                     delay = (delay * 2).min(Duration::from_millis(64));
                 }
+                sent => return sent,
             }
         }
     }
@@ -203,7 +209,7 @@ impl UnixDatagram {
 
     /// Shuts down reading, writing or both.
     pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
-        self.io.get_ref().shutdown(how)
+        crate::io::shutdown(&self.io, how)
     }
 
     /// Reads and clears the socket's pending error (`SO_ERROR`).

@@ -133,7 +133,7 @@ impl UnixStream {
 
     /// Shuts down the read side, the write side or both; does not wait.
     pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
-        self.io.get_ref().shutdown(how)
+        crate::io::shutdown(&self.io, how)
     }
 
     /// Reads and clears the socket's pending error (`SO_ERROR`).

@@ -118,6 +118,15 @@ impl<T: AsRawFd> AsyncFd<T> {
         reg.reactor.set_hangup_may_end(reg.key, may_end);
     }
 
+    /// Records that the fd's write side is closed for good (its owner shut it down with
+    /// `shutdown(SHUT_WR)`), waking a task waiting to write: its next write fails at once
+    /// instead of waiting for an edge the kernel may never send (a Unix stream socket whose
+    /// send buffer is full reports neither `EPOLLOUT` nor `EPOLLHUP` after `SHUT_WR`).
+    pub fn set_write_closed(&self) {
+        let reg = self.reg();
+        reg.reactor.set_write_closed(reg.key);
+    }
+
     fn reg(&self) -> &Registration {
         self.reg.as_ref().expect("AsyncFd used after into_inner")
     }

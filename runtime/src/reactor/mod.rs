@@ -228,6 +228,25 @@ impl Reactor {
         self.clear_bits(key, event, true);
     }
 
+    /// Marks the fd's write side closed (its owner shut it down) and wakes the task waiting
+    /// to write, which then meets the closed side in its syscall. For fds whose kernel poll
+    /// reports no edge for that (a Unix stream shut down for writing while its buffer is
+    /// full: neither `EPOLLOUT` nor `EPOLLHUP`).
+    pub(crate) fn set_write_closed(&self, key: IoKey) {
+        let waker = {
+            let mut slots = self.slots.borrow_mut();
+            let Some(io) = slots[key.index as usize].io.as_mut() else {
+                return;
+            };
+            io.readiness = io.readiness | Ready::WRITE_CLOSED;
+            io.tick = io.tick.wrapping_add(1);
+            io.writer.take()
+        };
+        if let Some(w) = waker {
+            let _ = catch_unwind(AssertUnwindSafe(|| w.wake()));
+        }
+    }
+
     /// Marks whether the fd's hang-up may end (see `clear_after_would_block`).
     pub(crate) fn set_hangup_may_end(&self, key: IoKey, may_end: bool) {
         if let Some(io) = self.slots.borrow_mut()[key.index as usize].io.as_mut() {
