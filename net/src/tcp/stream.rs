@@ -29,7 +29,8 @@ use crate::sys::{SockAddr, Socket};
 ///   down the write side only; the peer reads EOF and can still send.
 /// - Dropping the stream closes the socket.
 /// - One task may read while another writes (see [`TcpStream::split`] and
-///   [`TcpStream::into_split`]); two tasks reading at once wake only the last one.
+///   [`TcpStream::into_split`]); several tasks waiting to read (or to write) are all woken
+///   by the next edge.
 ///
 /// ```
 /// use overlap::io::{AsyncReadExt, AsyncWriteExt};

@@ -22,9 +22,10 @@ use super::{Direction, IoKey, Reactor, Ready, ReadyEvent, Registered};
 ///   that the next `read` succeeds; always handle `WouldBlock`.
 /// - **Edge-triggered:** readiness is cleared only by you (on `WouldBlock`, or when you know
 ///   the fd is drained). Forgetting to clear it makes the next wait return at once.
-/// - **One waiter per direction:** one task may wait for read readiness and another for write
-///   readiness at the same time; two tasks waiting on the same direction overwrite each
-///   other's waker, so only the last one is woken.
+/// - **Waiters:** one task may wait for read readiness while another waits for write
+///   readiness. Several tasks (or futures) waiting on the same direction are all woken by
+///   its next edge; those that find the readiness taken by another wait again. A waiter
+///   that gave up (its future dropped) is woken once, harmlessly, and then forgotten.
 /// - **Drop:** the fd is removed from epoll, then the inner value is dropped (closing the fd
 ///   if it owns it). [`AsyncFd::into_inner`] removes it from epoll and hands the value back.
 ///   Either way, a task still waiting for its readiness (one that shares the `AsyncFd`) is
@@ -203,8 +204,8 @@ impl<T: AsRawFd> AsyncFd<T> {
 
     /// Polls for read readiness (readable, read-closed, or error).
     ///
-    /// On `Pending`, the waker of `cx` is stored and woken by the next read edge. Only the
-    /// last task to poll a direction is woken.
+    /// On `Pending`, the waker of `cx` is stored and woken by the next read edge, with
+    /// those of any other task waiting to read.
     pub fn poll_read_ready(
         &self,
         cx: &mut Context<'_>,

@@ -34,6 +34,11 @@ struct ScheduledIo {
     tick: u32,
     reader: Option<Waker>,
     writer: Option<Waker>,
+    /// Further waiters, each once: a task (or future) whose waker was displaced from
+    /// `reader`/`writer` by another's. All are woken with the direction's next edge, so
+    /// neither a second waiter nor one that gave up (a `peek` cancelled by a timeout, whose
+    /// waker stays behind) strands the first. Empty unless two wait on one direction.
+    others: Vec<(Direction, Waker)>,
     /// A hang-up may end (a FIFO gets a new writer): `WouldBlock` then clears it.
     hangup_may_end: bool,
 }
@@ -46,6 +51,24 @@ const GONE: ReadyEvent = ReadyEvent {
 };
 
 impl ScheduledIo {
+    /// Moves the wakers waiting on a direction in `ready` to `to_wake`.
+    fn take_wakers(&mut self, ready: Ready, to_wake: &mut Vec<Waker>) {
+        if ready.intersects(Ready::READ_INTEREST) {
+            to_wake.extend(self.reader.take());
+        }
+        if ready.intersects(Ready::WRITE_INTEREST) {
+            to_wake.extend(self.writer.take());
+        }
+        let mut i = 0;
+        while i < self.others.len() {
+            if ready.intersects(self.others[i].0.interest()) {
+                to_wake.push(self.others.swap_remove(i).1);
+            } else {
+                i += 1;
+            }
+        }
+    }
+
     /// The readiness known in direction `dir` (with the priority note for reads), if any.
     fn event(&self, dir: Direction) -> Option<ReadyEvent> {
         let ready = self.readiness & dir.interest();
@@ -168,13 +191,15 @@ impl Reactor {
         self.registered.set(self.registered.get() - 1);
         // Only now, with the slots released: a waker may run arbitrary code, even panic.
         if let Some(io) = io {
-            for waker in [io.reader, io.writer].into_iter().flatten() {
+            let others = io.others.into_iter().map(|(_, w)| w);
+            for waker in [io.reader, io.writer].into_iter().flatten().chain(others) {
                 let _ = catch_unwind(AssertUnwindSafe(|| waker.wake()));
             }
         }
     }
 
-    /// Polls readiness for one direction, storing `cx`'s waker if there is none.
+    /// Polls readiness for one direction, storing `cx`'s waker (another task's, already
+    /// there, moves to `others`).
     pub(crate) fn poll_ready(
         &self,
         key: IoKey,
@@ -192,14 +217,31 @@ impl Reactor {
             Direction::Read => &mut io.reader,
             Direction::Write => &mut io.writer,
         };
-        let old = match slot {
+        let displaced = match slot {
             Some(w) if w.will_wake(cx.waker()) => return Poll::Pending,
             _ => slot.replace(cx.waker().clone()),
         };
+        let mut dropped = None;
+        if let Some(old) = displaced {
+            // Each waiter once: the new one leaves `others` (it is in the slot now), the
+            // displaced one joins it unless it is there already.
+            let others = &mut io.others;
+            if let Some(i) = others
+                .iter()
+                .position(|(d, w)| *d == dir && w.will_wake(cx.waker()))
+            {
+                dropped = Some(others.swap_remove(i).1);
+            }
+            if others.iter().any(|(d, w)| *d == dir && w.will_wake(&old)) {
+                dropped = dropped.or(Some(old));
+            } else {
+                others.push((dir, old));
+            }
+        }
         // Dropped after the slots are released: a waker's drop is user code, which may
         // register or poll I/O.
         drop(slots);
-        drop(old);
+        drop(dropped);
         Poll::Pending
     }
 
@@ -233,16 +275,18 @@ impl Reactor {
     /// reports no edge for that (a Unix stream shut down for writing while its buffer is
     /// full: neither `EPOLLOUT` nor `EPOLLHUP`).
     pub(crate) fn set_write_closed(&self, key: IoKey) {
-        let waker = {
+        let wakers = {
             let mut slots = self.slots.borrow_mut();
             let Some(io) = slots[key.index as usize].io.as_mut() else {
                 return;
             };
             io.readiness = io.readiness | Ready::WRITE_CLOSED;
             io.tick = io.tick.wrapping_add(1);
-            io.writer.take()
+            let mut wakers = Vec::new();
+            io.take_wakers(Ready::WRITE_CLOSED, &mut wakers);
+            wakers
         };
-        if let Some(w) = waker {
+        for w in wakers {
             let _ = catch_unwind(AssertUnwindSafe(|| w.wake()));
         }
     }
@@ -296,12 +340,7 @@ impl Reactor {
                 io.readiness = io.readiness | ready;
                 io.tick = io.tick.wrapping_add(1);
                 delivered += 1;
-                if ready.intersects(Ready::READ_INTEREST) {
-                    to_wake.extend(io.reader.take());
-                }
-                if ready.intersects(Ready::WRITE_INTEREST) {
-                    to_wake.extend(io.writer.take());
-                }
+                io.take_wakers(ready, &mut to_wake);
             }
         }
         drop(events);
