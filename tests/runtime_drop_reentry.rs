@@ -100,3 +100,51 @@ fn a_join_waker_whose_drop_drops_the_runtime_is_not_woken_mid_drop() {
     let err = overlap::block_on(handle).unwrap_err();
     assert!(err.is_cancelled());
 }
+
+static PAYLOADS_DROPPED: AtomicUsize = AtomicUsize::new(0);
+
+/// A panic payload that counts its drops.
+struct CountedPayload;
+
+impl Drop for CountedPayload {
+    fn drop(&mut self) {
+        PAYLOADS_DROPPED.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// Panics with a [`CountedPayload`] when dropped.
+struct PanicsWhenDropped;
+
+impl Drop for PanicsWhenDropped {
+    fn drop(&mut self) {
+        std::panic::panic_any(CountedPayload);
+    }
+}
+
+/// A future whose destructor panics, dropped by an abort or by the runtime's drop: the
+/// panic is caught and its payload freed, not leaked.
+#[test]
+fn the_payload_of_a_panicking_destructor_is_freed() {
+    let rt = overlap::Runtime::new().unwrap();
+    rt.block_on(async {
+        let aborted = overlap::spawn(async {
+            let _p = PanicsWhenDropped;
+            std::future::pending::<()>().await
+        });
+        overlap::yield_now().await;
+        aborted.abort();
+        assert!(aborted.await.unwrap_err().is_cancelled());
+        let detached = overlap::spawn(async {
+            let _p = PanicsWhenDropped;
+            std::future::pending::<()>().await
+        });
+        overlap::yield_now().await;
+        drop(detached);
+    });
+    drop(rt);
+    assert_eq!(
+        PAYLOADS_DROPPED.load(Ordering::SeqCst),
+        2,
+        "payloads leaked"
+    );
+}

@@ -304,3 +304,46 @@ fn a_panicking_join_waker_does_not_take_the_loop_down() {
     // The loop still runs tasks.
     assert_eq!(rt.block_on(async { spawn(async { 6 }).await.unwrap() }), 6);
 }
+
+/// As tokio's: `JoinError` is `Send + Sync`, so `?` turns it into a
+/// `Box<dyn Error + Send + Sync>` (or an `anyhow::Error`).
+#[test]
+fn join_error_converts_into_a_send_sync_boxed_error() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<overlap::JoinError>();
+    fn run() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        block_on(async { spawn(async { panic!("boom") }).await })?;
+        Ok(())
+    }
+    let err = run().unwrap_err();
+    assert!(err.to_string().contains("panic"), "{err}");
+}
+
+/// `task_polls` counts polls of a future: a task aborted before it first ran is dropped,
+/// not polled. `budget_exhausted` counts polls that ran out of budget, once each, however
+/// many operations they tried after that.
+#[test]
+fn poll_and_budget_metrics_count_what_their_docs_say() {
+    block_on(async {
+        let before = overlap::metrics().task_polls;
+        let task = spawn(async {});
+        task.abort();
+        assert!(task.await.unwrap_err().is_cancelled());
+        assert_eq!(overlap::metrics().task_polls - before, 0);
+
+        async fn spend(n: usize) {
+            for _ in 0..n {
+                poll_fn(overlap::coop_poll_proceed).await;
+            }
+        }
+        let before = overlap::metrics();
+        spawn(futures_util::future::join(spend(1000), spend(1000)))
+            .await
+            .unwrap();
+        let after = overlap::metrics();
+        let polls = after.task_polls - before.task_polls;
+        let exhausted = after.budget_exhausted - before.budget_exhausted;
+        // 2,000 operations at 128 per poll: about 16 polls, all but the last exhausted.
+        assert!(exhausted > 0 && exhausted < polls, "{exhausted} of {polls}");
+    });
+}

@@ -232,3 +232,26 @@ fn instant_converts_to_and_from_std_without_moving() {
     let b = time::Instant::now().into_std();
     assert!(b >= a && b <= std::time::Instant::now());
 }
+
+/// `advance` from the `block_on` future itself (an `#[overlap::test]` body) returns only
+/// once every task it woke has run, however many: not after one batch of task polls.
+#[overlap::test(start_paused = true)]
+async fn advance_from_the_test_body_runs_every_task_it_woke() {
+    let done = Rc::new(std::cell::Cell::new(0));
+    for _ in 0..200 {
+        let done = done.clone();
+        overlap::spawn(async move {
+            sleep(Duration::from_secs(10)).await;
+            done.set(done.get() + 1);
+        });
+    }
+    while overlap::metrics().timers_active < 200 {
+        overlap::yield_now().await; // until every task waits
+    }
+    advance(Duration::from_secs(10)).await;
+    assert_eq!(
+        done.get(),
+        200,
+        "advance returned before the tasks it woke ran"
+    );
+}

@@ -15,6 +15,10 @@ pub(crate) const BUDGET: u32 = 128;
 /// What [`LEFT`] holds outside a poll by a runtime's loop: no limit.
 const UNLIMITED: u32 = u32::MAX;
 
+/// What [`LEFT`] holds once the poll's budget ran out and that was counted: a poll is counted
+/// as exhausted once, however many operations it then tries.
+const EXHAUSTED: u32 = u32::MAX - 1;
+
 thread_local! {
     /// Budget left for the task being polled on this thread. Per thread, not per runtime: the
     /// loop that polls a task refills it, whichever runtime is current meanwhile (a task may
@@ -61,8 +65,10 @@ pub(crate) fn spend(core: &crate::executor::Core) -> bool {
     let left = LEFT.with(Cell::get);
     match left {
         UNLIMITED => true,
+        EXHAUSTED => false,
         0 => {
             core.count_budget_exhausted();
+            LEFT.with(|l| l.set(EXHAUSTED));
             false
         }
         _ => {

@@ -23,12 +23,10 @@ use crate::task::state::{CANCELLED, COMPLETE};
 use crate::task::JoinHandle;
 use crate::time::Timers;
 
+use super::spin::{SpinPolicy, REMOTE_SPIN};
+
 /// Wakes in a row that may run through the LIFO slot before the run queue gets a turn.
 const LIFO_STREAK: u32 = 3;
-
-/// How long the loop spins for a remote wake (a blocking job's result, another thread's
-/// message) before it sleeps in epoll.
-const REMOTE_SPIN: Duration = Duration::from_micros(50);
 
 /// Everything the runtime thread owns. Reached through the thread-local context while the
 /// runtime runs, and through `Runtime` otherwise.
@@ -60,59 +58,13 @@ pub(crate) struct Core {
     /// are marked `SCHEDULED`, as if queued: the entry is a claim on the task, and a wake
     /// meanwhile does not queue it twice.
     deferred: RefCell<Vec<TaskPtr>>,
-}
-
-/// When the loop spins for a remote wake before sleeping in epoll, and whether that pays
-/// off lately.
-///
-/// It is worth trying while blocking jobs run (their results usually come back within
-/// microseconds), and right after a sleep that a remote wake cut short within the spin
-/// window: another thread is feeding this runtime and its next wake is likely as close. A
-/// wake seen while spinning costs no eventfd write and no `epoll_wait`, and the loop's thread
-/// is still running when it lands (a sleeping vCPU takes far longer to wake). Spinning stops
-/// after two spins in a row that saw nothing (long jobs, such as big reads, are better waited
-/// for asleep, leaving the CPU to the pool), and probes again every 16th time.
-#[derive(Debug)]
-struct SpinPolicy {
-    misses: Cell<u32>,
-    /// The last sleep in epoll ended with a remote wake within [`REMOTE_SPIN`].
-    remote_hot: Cell<bool>,
-    /// Whether this thread may run on more than one CPU. Pinned to one, spinning only delays
-    /// the very thread that would wake us: the loop then always sleeps, and lets it run.
-    many_cpus: bool,
-}
-
-impl SpinPolicy {
-    fn new() -> SpinPolicy {
-        SpinPolicy {
-            misses: Cell::new(0),
-            remote_hot: Cell::new(false),
-            many_cpus: crate::sys::affinity::cpus().is_ok_and(|n| n > 1),
-        }
-    }
-
-    /// Notes how the last sleep in epoll ended.
-    fn slept(&self, woke_remote: bool, slept: Duration) {
-        self.remote_hot
-            .set(self.many_cpus && woke_remote && slept < REMOTE_SPIN);
-    }
-
-    fn should_spin(&self) -> bool {
-        let m = self.misses.get();
-        if m < 2 {
-            return true;
-        }
-        self.misses.set(m.wrapping_add(1));
-        m % 16 == 0
-    }
-
-    fn record(&self, woken: bool) {
-        self.misses.set(if woken {
-            0
-        } else {
-            self.misses.get().saturating_add(1)
-        });
-    }
+    /// The stand-in task of the `block_on` running now, if any (see `main_task.rs`).
+    main: Cell<Option<TaskPtr>>,
+    /// The `block_on` future yielded: it is woken after the loop's next look at I/O and
+    /// timers, behind every task ready by then, as a task that yields is.
+    main_deferred: Cell<bool>,
+    /// Run-queue pops left before the yielded `block_on` future is woken.
+    main_after: Cell<Option<usize>>,
 }
 
 #[derive(Debug, Default)]
@@ -163,6 +115,9 @@ impl Core {
             signal_reader: Cell::new(false),
             closed: Cell::new(false),
             deferred: RefCell::new(Vec::new()),
+            main: Cell::new(None),
+            main_deferred: Cell::new(false),
+            main_after: Cell::new(None),
         })
     }
 
@@ -247,12 +202,12 @@ impl Core {
         if flags & COMPLETE != 0 {
             return;
         }
-        bump(&self.counters.polls, 1);
         let budget = crate::coop::poll_budget();
         let done = if flags & CANCELLED != 0 {
             task.cancel();
             true
         } else {
+            bump(&self.counters.polls, 1);
             self.running.set(Some(task));
             let done = task.poll();
             self.running.set(None);
@@ -288,7 +243,16 @@ impl Core {
                         queue.push_back(task);
                     }
                     match queue.pop_front() {
-                        Some(task) => task,
+                        Some(task) => {
+                            drop(queue);
+                            if self.main_turn_comes() {
+                                // The yielded `block_on` future's turn: it is polled next.
+                                self.run_task(task);
+                                ran += 1;
+                                break;
+                            }
+                            task
+                        }
                         None => break,
                     }
                 }
@@ -297,6 +261,36 @@ impl Core {
             ran += 1;
         }
         ran
+    }
+
+    /// Counts one run-queue pop towards the yielded `block_on` future's turn; returns true,
+    /// waking it, when this pop is the last task that was ahead of it.
+    fn main_turn_comes(&self) -> bool {
+        match self.main_after.get() {
+            Some(n) if n <= 1 => {
+                self.main_after.set(None);
+                self.wake_main();
+                true
+            }
+            Some(n) => {
+                self.main_after.set(Some(n - 1));
+                false
+            }
+            None => false,
+        }
+    }
+
+    fn wake_main(&self) {
+        if let Some(main) = self.main.get() {
+            main.schedule_local(self);
+        }
+    }
+
+    /// `block_on` starts (`Some`) or ends (`None`) driving its future with stand-in `main`.
+    pub(crate) fn set_main(&self, main: Option<TaskPtr>) {
+        self.main.set(main);
+        self.main_deferred.set(false);
+        self.main_after.set(None);
     }
 
     /// Applies what other threads queued: wakes go to the local run queue, released
@@ -337,7 +331,7 @@ impl Core {
         // What this drain wakes may include the `block_on` future, which `may_block` was
         // computed without: then the loop must not sleep.
         let drained = self.drain_remote();
-        let deferred = !self.deferred.borrow().is_empty();
+        let deferred = !self.deferred.borrow().is_empty() || self.main_deferred.get();
         let mut timeout = if !may_block || drained || deferred || self.has_ready_tasks() {
             Some(Duration::ZERO)
         } else {
@@ -367,11 +361,15 @@ impl Core {
             && self.spin.should_spin()
         {
             let limit = timeout.map_or(REMOTE_SPIN, |t| t.min(REMOTE_SPIN));
+            let spun_since = Instant::now();
             let woken = self.shared.spin_for_remote(limit);
             self.spin.record(woken);
             if woken {
                 self.drain_remote();
                 timeout = Some(Duration::ZERO);
+            } else {
+                // The spin used up part of the wait: the next timer is that much closer.
+                timeout = timeout.map(|t| t.saturating_sub(spun_since.elapsed()));
             }
         }
         // Whether the wait brought anything: I/O events or remote wakes.
@@ -427,7 +425,15 @@ impl Core {
     /// wakes it at once instead.
     pub(crate) fn defer(&self, waker: &Waker) -> bool {
         let Some(task) = self.running.get() else {
-            return false;
+            // The `block_on` future itself (polled with no task running).
+            let Some(main) = self.main.get() else {
+                return false;
+            };
+            if !crate::task::waker::is_own(waker, main) {
+                return false;
+            }
+            self.main_deferred.set(true);
+            return true;
         };
         if !crate::task::waker::is_own(waker, task) {
             return false;
@@ -443,6 +449,14 @@ impl Core {
         let mut deferred = self.deferred.borrow_mut();
         if !deferred.is_empty() {
             self.run_queue.borrow_mut().extend(deferred.drain(..));
+        }
+        drop(deferred);
+        if self.main_deferred.replace(false) {
+            // Behind every task queued now (a task in the LIFO slot runs first anyway).
+            match self.run_queue.borrow().len() {
+                0 => self.wake_main(),
+                n => self.main_after.set(Some(n)),
+            }
         }
     }
 
@@ -502,52 +516,5 @@ impl Core {
         self.closed.set(true);
         super::context::leave_owner(self);
         self.shared.close();
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{SpinPolicy, REMOTE_SPIN};
-    use std::cell::Cell;
-    use std::time::Duration;
-
-    fn policy(many_cpus: bool) -> SpinPolicy {
-        SpinPolicy {
-            misses: Cell::new(0),
-            remote_hot: Cell::new(false),
-            many_cpus,
-        }
-    }
-
-    #[test]
-    fn a_sleep_a_remote_wake_cut_short_makes_the_next_one_spin_first() {
-        let p = policy(true);
-        p.slept(true, REMOTE_SPIN / 2);
-        assert!(p.remote_hot.get());
-        // A wake that took longer than a spin would have waited, or no remote wake at all.
-        p.slept(true, REMOTE_SPIN * 2);
-        assert!(!p.remote_hot.get());
-        p.slept(false, Duration::ZERO);
-        assert!(!p.remote_hot.get());
-    }
-
-    #[test]
-    fn a_thread_on_one_cpu_never_spins_for_remote_wakes() {
-        let p = policy(false);
-        p.slept(true, Duration::from_micros(1));
-        assert!(!p.remote_hot.get());
-    }
-
-    #[test]
-    fn spinning_backs_off_after_two_misses_and_probes_every_16th_time() {
-        let p = policy(true);
-        assert!(p.should_spin());
-        p.record(false);
-        assert!(p.should_spin());
-        p.record(false);
-        let spins = (0..64).filter(|_| p.should_spin()).count();
-        assert_eq!(spins, 4);
-        p.record(true);
-        assert!(p.should_spin());
     }
 }

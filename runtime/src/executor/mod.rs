@@ -6,6 +6,7 @@ mod handle;
 mod remote_task;
 mod runtime;
 mod shared;
+mod spin;
 
 use std::time::Duration;
 

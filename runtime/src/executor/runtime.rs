@@ -183,6 +183,16 @@ impl Runtime {
         // Time went by since the last call: deadlines passed meanwhile are past at once.
         core.timers().refresh_clock();
         let main = MainTask::new(&core.shared);
+        // Lets the future's `yield_now` wait behind the ready tasks; unset when this returns
+        // or unwinds, before `main` goes.
+        struct MainSet<'a>(&'a Core);
+        impl Drop for MainSet<'_> {
+            fn drop(&mut self) {
+                self.0.set_main(None);
+            }
+        }
+        core.set_main(Some(main.task()));
+        let _main_set = MainSet(core);
         let mut future = pin!(future);
         loop {
             if main.take_woken() {

@@ -131,7 +131,21 @@ pub struct JoinError {
 
 enum Repr {
     Cancelled,
-    Panic(Box<dyn Any + Send + 'static>),
+    Panic(Payload),
+}
+
+/// A panic payload, which makes `JoinError` `Sync` (as tokio's is, so that it converts into
+/// `Box<dyn Error + Send + Sync>` and `anyhow::Error`).
+struct Payload(Box<dyn Any + Send + 'static>);
+
+// SAFETY: through `&Payload` the payload is only reached by `downcast_ref` to a `Sync` type,
+// which reads nothing of it but its type id; everything else takes the payload by value.
+unsafe impl Sync for Payload {}
+
+impl Payload {
+    fn downcast_ref<T: Any + Sync>(&self) -> Option<&T> {
+        self.0.downcast_ref()
+    }
 }
 
 impl JoinError {
@@ -143,7 +157,7 @@ impl JoinError {
 
     pub(crate) fn panic(payload: Box<dyn Any + Send + 'static>) -> JoinError {
         JoinError {
-            repr: Repr::Panic(payload),
+            repr: Repr::Panic(Payload(payload)),
         }
     }
 
@@ -169,7 +183,7 @@ impl JoinError {
     /// The panic payload, or the error itself if the task was cancelled.
     pub fn try_into_panic(self) -> Result<Box<dyn Any + Send + 'static>, JoinError> {
         match self.repr {
-            Repr::Panic(p) => Ok(p),
+            Repr::Panic(p) => Ok(p.0),
             Repr::Cancelled => Err(self),
         }
     }

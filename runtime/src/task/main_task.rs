@@ -33,6 +33,11 @@ impl MainTask {
         }
     }
 
+    /// The stand-in task (for `Core` to recognise the future's own waker).
+    pub(crate) fn task(&self) -> TaskPtr {
+        self.task
+    }
+
     /// Lowers the woken flag; returns whether it was raised.
     pub(crate) fn take_woken(&self) -> bool {
         self.task.take_scheduled()

@@ -463,7 +463,7 @@ impl<F: Future + 'static> TaskCell<F> {
         // writing over it without dropping is what is needed; `slot` is valid for writes.
         unsafe { std::ptr::write(slot, new) };
         if let Err(payload) = dropped {
-            forget_payload(payload);
+            drop_payload(payload);
         }
     }
 
@@ -508,7 +508,10 @@ impl<F: Future + 'static> TaskCell<F> {
     }
 }
 
-/// A panic payload whose own destructor panicked: leaking it is the only safe choice.
-fn forget_payload(payload: Box<dyn Any + Send>) {
-    mem::forget(payload);
+/// Drops the payload of a destructor's panic, where no unwinding may escape; one whose own
+/// destructor panics too is leaked, the only safe choice.
+fn drop_payload(payload: Box<dyn Any + Send>) {
+    if let Err(again) = catch_unwind(AssertUnwindSafe(move || drop(payload))) {
+        mem::forget(again);
+    }
 }
