@@ -356,6 +356,8 @@ fn bad_requests_get_a_4xx_or_5xx_and_the_server_keeps_serving() {
         (b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding:\r\n\r\n", 400),
         (b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", 501),
         (b"GET / HTTP/2.0\r\nHost: t\r\n\r\n", 505),
+        // A 2xx to CONNECT would make the connection a tunnel (RFC 9110 §9.3.6).
+        (b"CONNECT t:443 HTTP/1.1\r\nHost: t:443\r\n\r\n", 501),
     ];
     with_server(Limits::default(), |addr| async move {
         for (req, status) in cases {

@@ -188,3 +188,58 @@ fn an_empty_line_after_a_request_does_not_hold_the_drain() {
     let status = wait_exit(child, Duration::from_secs(20)).expect("did not exit");
     assert!(status.success(), "{status}");
 }
+
+#[test]
+fn requests_waiting_to_be_accepted_when_the_signal_comes_are_answered() {
+    let mut server = ExampleServer::start("http_echo");
+    let (child, addr) = (&mut server.child, server.addr);
+    // Stopped, the server accepts nothing: the connections wait in the backlog, their
+    // requests in their sockets, when the signal arrives. Resumed, it accepts them in the
+    // same turn as it sees the signal.
+    send_signal(child, libc::SIGSTOP);
+    let mut conns: Vec<TcpStream> = (0..8)
+        .map(|i| {
+            let mut c = TcpStream::connect(addr).unwrap();
+            write!(c, "GET /{i} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+            c
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(100));
+    send_signal(child, libc::SIGTERM);
+    std::thread::sleep(Duration::from_millis(100));
+    send_signal(child, libc::SIGCONT);
+    for (i, c) in conns.iter_mut().enumerate() {
+        let answer = String::from_utf8(read_to_eof(c)).unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{i}: {answer:?}");
+        assert!(answer.contains(&format!("GET /{i} ")), "{i}: {answer:?}");
+    }
+    let status = wait_exit(child, Duration::from_secs(20)).expect("did not exit");
+    assert!(status.success(), "{status}");
+}
+
+#[test]
+fn a_client_that_never_stops_pipelining_is_told_to_close() {
+    let mut server = ExampleServer::start("http_echo");
+    let (child, addr) = (&mut server.child, server.addr);
+    let mut conn = TcpStream::connect(addr).unwrap();
+    let mut writer = conn.try_clone().unwrap();
+    let batch = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".repeat(50);
+    // Sends until the server stops reading (the write then fails).
+    std::thread::spawn(move || while writer.write_all(&batch).is_ok() {});
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 1 << 16];
+    while got.len() < 1 << 20 {
+        let n = conn.read(&mut buf).unwrap();
+        got.extend_from_slice(&buf[..n]);
+    }
+    send_signal(child, libc::SIGTERM);
+    // The answers go on, whole, up to one that closes the connection: no reset when the
+    // drain time runs out.
+    conn.read_to_end(&mut got).expect("no reset");
+    let answers = split_answers(&got);
+    let last = &answers.last().unwrap().0;
+    assert!(last.contains("Connection: close\r\n"), "{last}");
+    drop(conn);
+    let status = wait_exit(child, Duration::from_secs(20)).expect("did not exit");
+    assert!(status.success(), "{status}");
+}

@@ -64,6 +64,8 @@ pub async fn serve(stream: TcpStream, limits: &Limits, drain: &Drain) -> io::Res
         buf: vec![0; READ_CHUNK],
         start: 0,
         end: 0,
+        received: 0,
+        cutoff: None,
         out: Vec::new(),
         limits,
         drain,
@@ -82,10 +84,22 @@ pub async fn serve(stream: TcpStream, limits: &Limits, drain: &Drain) -> io::Res
             Ok(body) => body,
             Err(e) => return conn.refuse(e, head.method == "HEAD").await,
         };
-        // Shutting down: this answer is the last, and says so, unless the client already
-        // sent (pipelined) another request, which is served too.
-        head.keep_alive &= !drain.started() || conn.request_buffered();
+        // Shutting down: this answer is the last, and says so, unless the client had already
+        // sent (pipelined) another request when this connection saw the shutdown: that one
+        // is served too. A client that keeps pipelining still gets its `Connection: close`.
+        if drain.started() {
+            let cutoff = match conn.cutoff {
+                Some(cutoff) => cutoff,
+                // Requests still in the socket were sent already too: read them in.
+                None => conn.last_look().await?.1,
+            };
+            head.keep_alive &= conn.request_buffered() && conn.next_request_at() < cutoff;
+        }
         conn.respond(&head, &body);
+        // Answering is work the runtime's budget does not see (it counts I/O): a client that
+        // pipelines without pause would otherwise hold the thread, other connections and the
+        // shutdown timer included, for thousands of requests per poll.
+        std::future::poll_fn(overlap::coop_poll_proceed).await;
         if !head.keep_alive {
             conn.flush().await?;
             return conn.linger().await;
@@ -120,6 +134,11 @@ struct Conn<'a> {
     buf: Vec<u8>,
     start: usize,
     end: usize,
+    /// Bytes received on the connection so far.
+    received: u64,
+    /// Shutting down: requests that start at or after this many received bytes are not
+    /// served (see `serve`).
+    cutoff: Option<u64>,
     /// Responses not yet written.
     out: Vec<u8>,
     limits: &'a Limits,
@@ -134,6 +153,21 @@ impl Conn<'_> {
     /// Whether bytes of a next request (more than empty lines) are buffered.
     fn request_buffered(&self) -> bool {
         empty_lines(self.buffered()) < self.end - self.start
+    }
+
+    /// Where the next buffered request starts, in bytes received.
+    fn next_request_at(&self) -> u64 {
+        let pending = self.end - self.start - empty_lines(self.buffered());
+        self.received - pending as u64
+    }
+
+    /// Shutting down: reads what is on its way for a moment ([`LAST_LOOK`]; a new
+    /// connection's readiness is only known after a turn of the loop, so a read that cannot
+    /// wait could miss bytes already in its socket), and sets the cutoff after it. Returns
+    /// what the read found and the cutoff.
+    async fn last_look(&mut self) -> io::Result<(Fill, u64)> {
+        let filled = self.fill(Instant::now() + LAST_LOOK).await?;
+        Ok((filled, *self.cutoff.insert(self.received)))
     }
 
     /// Makes room after the buffered bytes, by moving them to the front or growing the buffer.
@@ -158,6 +192,7 @@ impl Conn<'_> {
             Ok(Ok(0)) => Ok(Fill::Eof),
             Ok(Ok(n)) => {
                 self.end += n;
+                self.received += n as u64;
                 Ok(Fill::Data)
             }
             Ok(Err(e)) => Err(e),
@@ -235,10 +270,8 @@ impl Conn<'_> {
                 };
                 match raced {
                     Some(filled) => filled?,
-                    // A last look, for a request already sent: a new connection's readiness
-                    // is only known after a turn of the loop, so a read that cannot wait
-                    // could miss one sitting in its socket.
-                    None => match self.fill(Instant::now() + LAST_LOOK).await? {
+                    // A last look, for a request already sent.
+                    None => match self.last_look().await?.0 {
                         Fill::TimedOut => return Ok(Next::Drained),
                         filled => filled,
                     },

@@ -18,9 +18,9 @@
 //!   (malformed, missing `Host`, both `Content-Length` and `Transfer-Encoding`, a
 //!   `Transfer-Encoding` whose last coding is not `chunked`), 408 (a head or body that
 //!   stalls), 413 (body over 8 MiB), 414 (request line over 16 KiB), 417, 431 (head over
-//!   16 KiB or more than 64 headers), 501 (a transfer coding before `chunked`), 505 (not
-//!   HTTP/1.0 or 1.1: httparse reads no other version, so a future HTTP/1.2 gets it too,
-//!   where RFC 9110 §6.2 would have it served as 1.1).
+//!   16 KiB or more than 64 headers), 501 (a transfer coding before `chunked`, or
+//!   `CONNECT`), 505 (not HTTP/1.0 or 1.1: httparse reads no other version, so a future
+//!   HTTP/1.2 gets it too, where RFC 9110 §6.2 would have it served as 1.1).
 //! - A connection idle for 60 s between requests is closed; one whose client stops reading
 //!   its answers for 10 s is reset. Answers to pipelined requests go out together, but no
 //!   more than 64 KiB are held back: a client that sends without reading meets
@@ -31,12 +31,13 @@ mod date;
 mod request;
 
 use std::cell::Cell;
+use std::net::SocketAddr;
 use std::pin::pin;
 use std::rc::Rc;
 use std::time::Duration;
 
 use futures_util::future::select;
-use overlap::net::TcpListener;
+use overlap::net::{TcpListener, TcpStream};
 use overlap::signal::{signal, SignalKind};
 use overlap::sync::Notify;
 use overlap::time::{sleep, timeout};
@@ -56,16 +57,20 @@ fn main() -> std::io::Result<()> {
         let mut terminate = signal(SignalKind::terminate())?;
         println!("listening on http://{}", listener.local_addr()?);
         let open = Rc::new(Open::default());
+        let limits = Rc::new(request::Limits::default());
         {
-            let accept = pin!(accept_loop(listener, open.clone()));
+            let accept = pin!(accept_loop(&listener, &limits, &open));
             let stop = pin!(async {
                 select(pin!(interrupt.recv()), pin!(terminate.recv())).await;
             });
             select(accept, stop).await;
         }
-        // The accept loop, and with it the listener, is gone. Idle connections close now;
-        // those in the middle of a request finish it, for a while, and close after it.
+        // The accept loop is gone. Idle connections close now; those in the middle of a
+        // request finish it, for a while, and close after it.
         open.drain.start();
+        // Closing the listener would reset the connections still waiting to be accepted,
+        // with the requests they already sent: they are taken in first, and drained alike.
+        accept_backlog(listener, &limits, &open);
         if timeout(DRAIN, open.all_closed()).await.is_err() {
             eprintln!(
                 "{} connections still open after {DRAIN:?}; closing them",
@@ -77,24 +82,10 @@ fn main() -> std::io::Result<()> {
 }
 
 /// Accepts forever, one task per connection; `open` counts the tasks still running.
-async fn accept_loop(listener: TcpListener, open: Rc<Open>) {
-    let limits = Rc::new(request::Limits::default());
+async fn accept_loop(listener: &TcpListener, limits: &Rc<request::Limits>, open: &Rc<Open>) {
     loop {
         match listener.accept().await {
-            Ok((stream, peer)) => {
-                let limits = limits.clone();
-                let counted = Counted::new(&open);
-                let open = open.clone();
-                overlap::spawn(async move {
-                    match conn::serve(stream, &limits, &open.drain).await {
-                        // Clients that hang up or reset (load generators do at the end of
-                        // a run) are routine, not errors worth a line.
-                        Err(e) if !routine(&e) => eprintln!("{peer}: {e}"),
-                        _ => {}
-                    }
-                    drop(counted);
-                });
-            }
+            Ok((stream, peer)) => spawn_conn(stream, peer, limits, open),
             // Out of descriptors: back off and let connections close.
             Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
                 sleep(Duration::from_millis(10)).await;
@@ -103,6 +94,42 @@ async fn accept_loop(listener: TcpListener, open: Rc<Open>) {
             Err(e) => eprintln!("accept error: {e}"),
         }
     }
+}
+
+/// Accepts, without waiting, the connections the kernel has completed, then closes the
+/// listener. Asks the kernel, not the event loop, which may not have seen them yet.
+fn accept_backlog(listener: TcpListener, limits: &Rc<request::Limits>, open: &Rc<Open>) {
+    let Ok(listener) = listener.into_std() else {
+        return;
+    };
+    loop {
+        match listener.accept() {
+            Ok((stream, peer)) => match TcpStream::from_std(stream) {
+                Ok(stream) => spawn_conn(stream, peer, limits, open),
+                Err(e) => eprintln!("{peer}: {e}"),
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) if e.raw_os_error() == Some(libc::ECONNABORTED) => {}
+            // WouldBlock (the backlog is empty), or out of descriptors.
+            Err(_) => return,
+        }
+    }
+}
+
+/// Serves one connection in a task of its own, counted in `open`.
+fn spawn_conn(stream: TcpStream, peer: SocketAddr, limits: &Rc<request::Limits>, open: &Rc<Open>) {
+    let limits = limits.clone();
+    let counted = Counted::new(open);
+    let open = open.clone();
+    overlap::spawn(async move {
+        match conn::serve(stream, &limits, &open.drain).await {
+            // Clients that hang up or reset (load generators do at the end of a run) are
+            // routine, not errors worth a line.
+            Err(e) if !routine(&e) => eprintln!("{peer}: {e}"),
+            _ => {}
+        }
+        drop(counted);
+    });
 }
 
 /// The connections still being served, and a wake-up for when the last one closes.

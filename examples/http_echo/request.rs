@@ -152,6 +152,15 @@ pub fn parse(buf: &[u8], limits: &Limits) -> Result<Option<(Head, usize)>, HttpE
     let (Some(method), Some(path), Some(minor)) = (req.method, req.path, req.version) else {
         return Err(bad("malformed request line"));
     };
+    // A 2xx to CONNECT turns the connection into a tunnel and may carry no Content-Length
+    // (RFC 9110 §9.3.6): an echo would be read as tunnelled bytes.
+    if method == "CONNECT" {
+        return Err(HttpError::new(
+            501,
+            "Not Implemented",
+            "CONNECT is not supported",
+        ));
+    }
     let mut length: Option<u64> = None;
     // Every transfer coding of every Transfer-Encoding field, in order (None: no field).
     let mut codings: Option<Vec<String>> = None;
