@@ -231,6 +231,7 @@ impl Core {
         let mut ran = 0;
         let mut streak = 0;
         while ran < self.config.event_interval {
+            let mut main_turn = false;
             let task = match self.lifo.take() {
                 Some(task) if streak < LIFO_STREAK => {
                     streak += 1;
@@ -244,13 +245,7 @@ impl Core {
                     }
                     match queue.pop_front() {
                         Some(task) => {
-                            drop(queue);
-                            if self.main_turn_comes() {
-                                // The yielded `block_on` future's turn: it is polled next.
-                                self.run_task(task);
-                                ran += 1;
-                                break;
-                            }
+                            main_turn = self.main_after.get().is_some() && self.main_turn_comes();
                             task
                         }
                         None => break,
@@ -259,12 +254,18 @@ impl Core {
             };
             self.run_task(task);
             ran += 1;
+            if main_turn {
+                // The yielded `block_on` future's turn: it is polled next.
+                break;
+            }
         }
         ran
     }
 
     /// Counts one run-queue pop towards the yielded `block_on` future's turn; returns true,
     /// waking it, when this pop is the last task that was ahead of it.
+    #[cold]
+    #[inline(never)]
     fn main_turn_comes(&self) -> bool {
         match self.main_after.get() {
             Some(n) if n <= 1 => {
