@@ -195,6 +195,7 @@ impl Core {
     }
 
     /// Runs one task taken off the run queue.
+    #[inline(always)]
     fn run_task(&self, task: TaskPtr) {
         let Some(flags) = task.unschedule_local() else {
             return;
