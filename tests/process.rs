@@ -229,3 +229,37 @@ fn status_waits_and_kill_on_drop_from_the_builder_kills() {
         .await;
     });
 }
+
+/// `status()` closes the pipes it was told to make before waiting (as tokio does): nobody
+/// could read them, and a child filling one would never exit.
+#[test]
+fn status_with_piped_output_does_not_wait_for_a_reader() {
+    block_on(async {
+        let status = within(
+            HANG,
+            overlap::process::Command::new("sh")
+                .arg("-c")
+                .arg("head -c 1000000 /dev/zero")
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .status(),
+            "status() waited for a reader of the child's pipes",
+        )
+        .await;
+        // The child's writes to a closed pipe failed (SIGPIPE or an error): it ended.
+        assert!(status.is_ok(), "{status:?}");
+    });
+}
+
+/// `output(&mut cmd)` pipes the child's stdout and stderr; afterwards `cmd` is back to
+/// inheriting them, so a later spawn does not get pipes nobody reads.
+#[test]
+fn output_leaves_the_command_inheriting_its_stdio() {
+    block_on(async {
+        let mut cmd = Command::new("true");
+        output(&mut cmd).await.unwrap();
+        let mut child = spawn(&mut cmd).unwrap();
+        assert!(child.stdin.is_none() && child.stdout.is_none() && child.stderr.is_none());
+        assert!(child.wait().await.unwrap().success());
+    });
+}

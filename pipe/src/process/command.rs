@@ -163,9 +163,14 @@ impl Command {
     }
 
     /// Runs the child to completion and returns its exit status. Stdio not set is
-    /// inherited, as with std.
+    /// inherited, as with std. Pipes set with [`Stdio::piped`] are closed before waiting
+    /// (as tokio does): nobody could read them, and a child filling one would never exit.
     pub async fn status(&mut self) -> io::Result<ExitStatus> {
-        self.spawn()?.wait().await
+        let mut child = self.spawn()?;
+        drop(child.stdin.take());
+        drop(child.stdout.take());
+        drop(child.stderr.take());
+        child.wait().await
     }
 
     /// Undoes `output`'s defaults, so the next `spawn` or `status` inherits again.

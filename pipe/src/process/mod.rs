@@ -87,7 +87,15 @@ impl ExitWatch {
     fn new(pid: u32) -> io::Result<ExitWatch> {
         match sys::pidfd_open(pid) {
             Ok(fd) => AsyncFd::new(fd).map(ExitWatch::Pidfd),
-            Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => {
+            // ENOSYS: a kernel before 5.3 (or gVisor, valgrind); EPERM/EACCES: a seccomp
+            // profile that denies the syscall (older container runtimes, systemd's
+            // `SystemCallFilter`). The child is ours all the same: watch it through SIGCHLD.
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::ENOSYS | libc::EPERM | libc::EACCES)
+                ) =>
+            {
                 signal(SignalKind::child()).map(ExitWatch::Sigchld)
             }
             Err(e) => Err(e),
@@ -99,8 +107,8 @@ impl ExitWatch {
 /// called inside a runtime.
 ///
 /// Fails as [`Command::spawn`] does (`NotFound` for a missing program, with the kernel's
-/// error otherwise). Where the kernel lacks `pidfd_open` (Linux before 5.3), the exit is
-/// noticed through `SIGCHLD` instead.
+/// error otherwise). Where the kernel lacks `pidfd_open` (Linux before 5.3) or a seccomp
+/// filter denies it, the exit is noticed through `SIGCHLD` instead.
 pub fn spawn(cmd: &mut std::process::Command) -> io::Result<Child> {
     let mut std = cmd.spawn()?;
     // A child that exits before this is set up is still found: every wait first reaps
@@ -149,7 +157,8 @@ pub fn spawn(cmd: &mut std::process::Command) -> io::Result<Child> {
 /// Runs `cmd` to completion and collects its stdout and stderr, like
 /// [`std::process::Command::output`] but without blocking the loop. stdout and stderr are
 /// piped and stdin is `/dev/null`, whatever `cmd` set ([`Command::output`] keeps explicit
-/// settings).
+/// settings). Afterwards `cmd`'s stdio is back to the default (inherited), so a later
+/// `spawn` of it does not get pipes nobody reads.
 ///
 /// ```
 /// overlap::block_on(async {
@@ -164,7 +173,11 @@ pub async fn output(cmd: &mut std::process::Command) -> io::Result<Output> {
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    spawn(cmd)?.wait_with_output().await
+    let child = spawn(cmd);
+    cmd.stdin(Stdio::inherit())
+        .stdout(Stdio::inherit())
+        .stderr(Stdio::inherit());
+    child?.wait_with_output().await
 }
 
 impl Child {
