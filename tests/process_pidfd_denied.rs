@@ -52,10 +52,8 @@ fn deny_pidfd_open(errno: u32) {
         filter: filter.as_ptr().cast_mut(),
     };
     // SAFETY: prctl with integer arguments only.
-    assert_eq!(
-        unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) },
-        0
-    );
+    let rc = unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) };
+    assert_eq!(rc, 0);
     // SAFETY: `prog` points at `filter`, both alive for the call; the kernel copies them.
     let rc = unsafe {
         libc::prctl(
