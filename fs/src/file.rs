@@ -59,7 +59,10 @@ const WRITE_CAP: usize = 1024 * 1024;
 ///   those writes are lost, so `flush` first when they matter. If the runtime is dropped
 ///   while a write job is still queued, the bytes are written on the thread dropping the
 ///   runtime rather than lost; a `File` dropped outside any runtime writes on the dropping
-///   thread too.
+///   thread too. A write job still running when the runtime is dropped is waited for by
+///   that drop (for up to 10 s, in case a write blocks for good, as into a FIFO nobody
+///   reads), so a `File` dropped unflushed at the end of an `#[overlap::main]` function
+///   has written everything before the process exits.
 /// - Dropping an operation's future (a `read`, `seek`, `set_len`, `sync_all`, ...) before it
 ///   completes lets its job finish in the background; the `File` picks up the result when
 ///   next used (read bytes stay buffered, a write error is reported later), and the next
@@ -483,6 +486,7 @@ impl Drop for File {
             rewind: self.rewind,
             handoff: self.handoff.clone(),
             ran: false,
+            _durable: overlap_runtime::durable_work(),
         };
         overlap_runtime::spawn_blocking_detached(move || {
             // Nobody is left to see an error.

@@ -83,6 +83,9 @@ pub(crate) struct WriteJob {
     pub(crate) rewind: u64,
     pub(crate) handoff: Arc<Mutex<Handoff>>,
     pub(crate) ran: bool,
+    /// Held until the job ends, so that its runtime's drop waits for it (the bytes are
+    /// lost if the process exits first). `None` outside a runtime.
+    pub(crate) _durable: Option<overlap_runtime::DurableWork>,
 }
 
 impl WriteJob {

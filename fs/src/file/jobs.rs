@@ -45,6 +45,7 @@ impl File {
             rewind: std::mem::take(&mut self.rewind),
             handoff: self.handoff.clone(),
             ran: false,
+            _durable: overlap_runtime::durable_work(),
         };
         let job = job::spawn(move || write.run());
         self.job = Some(InFlight {

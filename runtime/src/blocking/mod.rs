@@ -9,6 +9,7 @@ use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 
 use completion::completion;
 
+pub use pool::DurableWork;
 use pool::Finish;
 pub(crate) use pool::{BlockingPool, Hook, PoolConfig};
 
@@ -39,7 +40,9 @@ type Outcome<R> = Result<std::thread::Result<R>, io::Error>;
 ///   is dropped.
 /// - Dropping the runtime drops jobs still queued (never started) and lets running ones
 ///   finish detached; it does not wait for them (unlike tokio, whose runtime drop does).
-///   Await the handle for work that must finish.
+///   Await the handle for work that must finish. (The exception is overlap's own file
+///   writes: the drop waits up to 10 s for a `fs::File`'s running write job, whose bytes
+///   a process exiting right after would otherwise lose.)
 /// - Inside `f`, [`Handle::current`](crate::Handle::current) is the spawning runtime's
 ///   handle, so the job can start async work there.
 /// - The result reaches the handle through a task of the spawning runtime: await the
@@ -116,6 +119,21 @@ where
 #[doc(hidden)]
 pub fn blocking_pool_open() -> Option<bool> {
     crate::executor::with_current(|core| !core.blocking().is_shut_down())
+}
+
+/// Marks work on the current runtime's pool that the runtime's drop must wait for (up to
+/// 10 s), until the returned guard is dropped: a file's write job, whose bytes a process
+/// exiting right after the drop would otherwise lose. `None` outside a runtime, or once its
+/// pool has shut down (work started then runs on the dropping thread anyway).
+///
+/// A building block for overlap's own crates (`overlap-fs`).
+#[doc(hidden)]
+pub fn durable_work() -> Option<DurableWork> {
+    crate::executor::with_current(|core| {
+        let pool = core.blocking();
+        (!pool.is_shut_down()).then(|| pool.durable())
+    })
+    .flatten()
 }
 
 /// Runs `f` on the blocking pool with no handle, for clean-up work that must not be lost,

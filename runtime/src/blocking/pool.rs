@@ -64,6 +64,8 @@ struct Inner {
     queued: AtomicUsize,
     /// Jobs taken off the queue and not yet finished.
     running: AtomicUsize,
+    /// Signalled when the last [`DurableWork`] ends.
+    durable_done: Condvar,
     /// Searches in a row that found nothing: past two, threads park at once, except every
     /// 16th search, which probes whether searching pays again.
     search_misses: AtomicUsize,
@@ -83,6 +85,32 @@ struct State {
     /// wake two threads and a burst does not start threads that idle ones could serve.
     notified: usize,
     shutdown: bool,
+    /// [`DurableWork`] guards alive.
+    durable: usize,
+}
+
+/// Work the runtime's drop waits for (for up to 10 s),
+/// such as a file's write job: a job running when the runtime is dropped otherwise
+/// finishes detached, and a process that exits right after cuts it short. Held by the job
+/// from its submission to its end, wherever it runs; dropping it marks the end.
+pub struct DurableWork {
+    inner: Arc<Inner>,
+}
+
+impl Drop for DurableWork {
+    fn drop(&mut self) {
+        let mut st = self.inner.lock();
+        st.durable -= 1;
+        if st.durable == 0 {
+            self.inner.durable_done.notify_all();
+        }
+    }
+}
+
+impl fmt::Debug for DurableWork {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("DurableWork(..)")
+    }
 }
 
 /// Counters of the pool, for tests and metrics.
@@ -119,6 +147,7 @@ impl BlockingPool {
                 work: Condvar::new(),
                 queued: AtomicUsize::new(0),
                 running: AtomicUsize::new(0),
+                durable_done: Condvar::new(),
                 search_misses: AtomicUsize::new(0),
                 config,
             }),
@@ -202,6 +231,36 @@ impl BlockingPool {
             }
         })?;
         Ok(())
+    }
+
+    /// Registers work that [`wait_durable`](Self::wait_durable) waits for, until the
+    /// returned guard is dropped.
+    pub(crate) fn durable(&self) -> DurableWork {
+        self.inner.lock().durable += 1;
+        DurableWork {
+            inner: self.inner.clone(),
+        }
+    }
+
+    /// Waits until no [`DurableWork`] is alive, for at most `limit`; returns whether none
+    /// is. Bounded, so that a write blocked for good (a FIFO nobody reads) cannot hold the
+    /// runtime's drop for ever.
+    pub(crate) fn wait_durable(&self, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        let mut st = self.inner.lock();
+        while st.durable > 0 {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            st = self
+                .inner
+                .durable_done
+                .wait_timeout(st, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        true
     }
 
     /// Drops every queued job and tells idle threads to exit. Running jobs finish on their

@@ -25,6 +25,9 @@ use crate::time::Timers;
 
 use super::spin::{SpinPolicy, REMOTE_SPIN};
 
+/// How long the runtime's drop waits for durable blocking work (file writes) to end.
+const DURABLE_WAIT: Duration = Duration::from_secs(10);
+
 /// Wakes in a row that may run through the LIFO slot before the run queue gets a turn.
 const LIFO_STREAK: u32 = 3;
 
@@ -518,5 +521,9 @@ impl Core {
         self.closed.set(true);
         super::context::leave_owner(self);
         self.shared.close();
+        // Jobs still running finish detached, but a file's write job is waited for, for a
+        // while: a process that exits right after this drop would cut it short, losing
+        // bytes a `write` accepted.
+        self.blocking.wait_durable(DURABLE_WAIT);
     }
 }
