@@ -415,6 +415,32 @@ fn an_idle_connection_is_closed_quietly() {
     });
 }
 
+/// Empty lines start no request: a client dripping CRLFs between requests is still idle,
+/// and closed when its idle time is up (each CRLF used to start the idle time again).
+#[test]
+fn empty_lines_do_not_keep_an_idle_connection_open() {
+    with_server(short_timeouts(), |addr| async move {
+        let mut c = overlap::net::TcpStream::connect(addr).await.unwrap();
+        c.write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+            .await
+            .unwrap();
+        let mut buf = [0u8; 4096];
+        assert!(c.read(&mut buf).await.unwrap() > 0);
+        // A CRLF every 50 ms, for at most 3 s (20 idle times).
+        for _ in 0..60 {
+            if c.write_all(b"\r\n").await.is_err() {
+                return; // closed, and reset for the late CRLF
+            }
+            match overlap::time::timeout(Duration::from_millis(50), c.read(&mut buf)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => return, // closed
+                Ok(Ok(n)) => panic!("unexpected answer: {:?}", &buf[..n]),
+                Err(_) => {} // still open
+            }
+        }
+        panic!("the connection is still open after 3 s of empty lines");
+    });
+}
+
 #[test]
 fn a_client_gone_mid_body_ends_only_its_own_task() {
     with_server(Limits::default(), |addr| async move {

@@ -216,6 +216,9 @@ impl Conn<'_> {
 
     async fn next_head(&mut self) -> io::Result<Next> {
         let mut head_deadline = None;
+        // Idle counts from the first wait after the last answer went out: empty lines (which
+        // start no request) must not push it back, or a client dripping CRLFs is never closed.
+        let mut idle_deadline = None;
         // Parsing looks at the whole head so far, so it runs only when the new bytes can
         // change the outcome: they end the request line (checked early, so garbage gets its
         // 400 at once), end the head, or pass the size limit. A client dripping its head a
@@ -250,7 +253,7 @@ impl Conn<'_> {
                 // The whole head, not each read, must arrive in time (slow-drip clients).
                 *head_deadline.get_or_insert_with(|| Instant::now() + self.limits.head_timeout)
             } else {
-                Instant::now() + self.limits.idle_timeout
+                *idle_deadline.get_or_insert_with(|| Instant::now() + self.limits.idle_timeout)
             };
             let filled = if started {
                 self.fill(deadline).await?
