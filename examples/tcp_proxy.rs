@@ -9,13 +9,19 @@
 //! The first argument is the address to listen on (default `127.0.0.1:7001`), the second the
 //! upstream to forward every connection to (default `127.0.0.1:7000`). Each connection is one
 //! `splice_bidirectional`: when one side finishes sending, the proxy passes the half-close
-//! on, and the connection ends once both directions have.
+//! on, and the connection ends once both directions have. Each connection holds six
+//! descriptors: connections beyond what `RLIMIT_NOFILE` allows wait in the listen backlog
+//! (instead of being accepted and then reset for want of a pipe), and an upstream that does
+//! not answer a connect within 5 s ends that connection.
 
+use std::cell::Cell;
 use std::io;
 use std::net::SocketAddr;
+use std::rc::Rc;
 
 use overlap::net::{TcpListener, TcpStream};
 use overlap::pipe::splice_bidirectional;
+use overlap::sync::Notify;
 
 fn main() -> io::Result<()> {
     let mut args = std::env::args().skip(1);
@@ -32,15 +38,36 @@ fn main() -> io::Result<()> {
     })
 }
 
+/// Descriptors each proxied connection holds: the client, the upstream socket, and a
+/// private pipe (two ends) per direction.
+const FDS_PER_CONN: u64 = 6;
+/// Descriptors kept aside for the process itself (listener, reactor, stdio, ...).
+const FD_RESERVE: u64 = 32;
+/// How long connecting to the upstream may take.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Accepts connections forever and proxies each to `upstream` in its own task.
+///
+/// Only as many connections are taken in as the descriptor limit can carry whole: a
+/// connection accepted when its upstream socket or pipes cannot be made would be reset,
+/// where one left in the listen backlog is served once others finish.
 pub async fn serve(listener: TcpListener, upstream: SocketAddr) -> io::Result<()> {
+    let max = max_connections();
+    let open = Rc::new((Cell::new(0usize), Notify::new()));
     loop {
+        while open.0.get() >= max {
+            open.1.notified().await;
+        }
         match listener.accept().await {
             Ok((client, peer)) => {
+                let open = open.clone();
+                open.0.set(open.0.get() + 1);
                 overlap::spawn(async move {
                     if let Err(e) = proxy(client, upstream).await {
                         eprintln!("{peer}: {e}");
                     }
+                    open.0.set(open.0.get() - 1);
+                    open.1.notify_one();
                 });
             }
             // Out of descriptors: back off and let connections close.
@@ -52,11 +79,32 @@ pub async fn serve(listener: TcpListener, upstream: SocketAddr) -> io::Result<()
     }
 }
 
+/// How many connections the soft `RLIMIT_NOFILE` leaves room for (at least one).
+fn max_connections() -> usize {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `lim` is a valid, writable rlimit.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0
+        || lim.rlim_cur == libc::RLIM_INFINITY
+    {
+        return usize::MAX;
+    }
+    let n = lim.rlim_cur.saturating_sub(FD_RESERVE) / FDS_PER_CONN;
+    usize::try_from(n.max(1)).unwrap_or(usize::MAX)
+}
+
 /// Forwards both directions between `client` and a new connection to `upstream`; returns
 /// the bytes sent each way (client to upstream, upstream to client). Both connections close
 /// when this returns.
 pub async fn proxy(client: TcpStream, upstream: SocketAddr) -> io::Result<(u64, u64)> {
-    let server = TcpStream::connect(upstream).await?;
+    // An upstream that drops SYNs (down host, full backlog) would otherwise hold this
+    // connection, and its descriptors, for the kernel's whole SYN retry time (~2 min),
+    // long after the client gave up.
+    let server = overlap::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(upstream))
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "upstream connect timed out"))??;
     client.set_nodelay(true)?;
     server.set_nodelay(true)?;
     splice_bidirectional(&client, &server).await
