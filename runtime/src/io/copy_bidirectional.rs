@@ -19,7 +19,9 @@ const BUF_SIZE: usize = 8 * 1024;
 /// they would directly: the far end reads end of file and may still answer. The first error
 /// in either direction ends the copy and is returned; bytes already read but not yet written
 /// are then lost, as with any failed copy. Dropping the future stops both directions at
-/// once, leaving the streams open.
+/// once, leaving the streams open, but it is not cancel-safe: bytes it had read and not yet
+/// written (up to 8 KiB each way) are lost with it, so a copy cancelled mid-transfer (by a
+/// timeout, or a `select!`) cannot be resumed by another copy over the same streams.
 ///
 /// Each direction uses an 8 KiB buffer. Every read spends a unit of the task's cooperative
 /// budget, so a copy between streams that are always ready still lets other tasks run; the

@@ -24,13 +24,20 @@ pub struct Stdin {
     state: ReadState,
 }
 
+/// What a read job hands back: what `read` said, and the buffer.
+type ReadDone = (io::Result<usize>, Vec<u8>);
+
 enum ReadState {
     /// Bytes read ahead, from `pos` on.
-    Idle {
-        buf: Vec<u8>,
-        pos: usize,
+    Idle { buf: Vec<u8>, pos: usize },
+    /// A job reads (or relays the result of a read started under a runtime since dropped);
+    /// it sends what it read on `done` before it ends. The channel, not the handle, carries
+    /// the result, so that a job outliving its runtime (which cancels the handle) loses
+    /// nothing: the bytes it reads reach the next read, in whatever runtime.
+    Busy {
+        job: JoinHandle<()>,
+        done: std::sync::mpsc::Receiver<ReadDone>,
     },
-    Busy(JoinHandle<(io::Result<usize>, Vec<u8>)>),
 }
 
 /// The process's standard input as an `AsyncRead`, for line filters, REPLs and protocols
@@ -43,8 +50,10 @@ enum ReadState {
 /// `WouldBlock` (the standard output streams do the same for room). Wrap it in
 /// [`BufReader`](futures_util::io::BufReader) to read lines.
 ///
-/// A read in flight cannot be called back: dropping the `Stdin` (or the future reading from
-/// it) while the job waits for input leaves that job blocked until input comes, and the
+/// Dropping a future reading from it (a timeout) loses nothing: the read in flight stays
+/// with the `Stdin`, and the next read returns its bytes, also under a later runtime (a
+/// second `block_on`). A read in flight cannot be called back, though: dropping the `Stdin`
+/// itself while the job waits for input leaves that job blocked until input comes, and the
 /// bytes it then reads are lost. Keep one `Stdin` for the program's life.
 ///
 /// # Panics
@@ -90,21 +99,54 @@ impl AsyncRead for Stdin {
                 ReadState::Idle { buf, .. } => {
                     let mut buf = std::mem::take(buf);
                     buf.resize(CHUNK, 0);
-                    this.state = ReadState::Busy(crate::spawn_blocking(move || {
+                    let (tx, done) = std::sync::mpsc::sync_channel(1);
+                    let job = crate::spawn_blocking(move || {
                         let n = read_stdin(&mut buf);
-                        (n, buf)
-                    }));
+                        let _ = tx.send((n, buf));
+                    });
+                    this.state = ReadState::Busy { job, done };
                 }
-                ReadState::Busy(job) => {
-                    let res = ready!(Pin::new(job).poll(cx));
-                    if res.is_err() {
-                        // The handle is spent: the next read starts a new job.
-                        this.state = ReadState::Idle {
-                            buf: Vec::new(),
-                            pos: 0,
-                        };
-                    }
-                    let (n, mut buf) = res.map_err(job_failed)?;
+                ReadState::Busy { job, done } => {
+                    let joined = ready!(Pin::new(job).poll(cx));
+                    let (n, mut buf) = match done.try_recv() {
+                        Ok(res) => res,
+                        // Cancelled with the runtime that spawned it while it still runs
+                        // (detached, blocked in `read`): a job here waits for its result.
+                        Err(std::sync::mpsc::TryRecvError::Empty)
+                            if joined.as_ref().is_err_and(JoinError::is_cancelled) =>
+                        {
+                            let ReadState::Busy { done: old, .. } = std::mem::replace(
+                                &mut this.state,
+                                ReadState::Idle {
+                                    buf: Vec::new(),
+                                    pos: 0,
+                                },
+                            ) else {
+                                unreachable!()
+                            };
+                            let (tx, done) = std::sync::mpsc::sync_channel(1);
+                            let job = crate::spawn_blocking(move || {
+                                if let Ok(res) = old.recv() {
+                                    let _ = tx.send(res);
+                                }
+                            });
+                            this.state = ReadState::Busy { job, done };
+                            continue;
+                        }
+                        Err(_) => {
+                            // The handle is spent: the next read starts a new job.
+                            this.state = ReadState::Idle {
+                                buf: Vec::new(),
+                                pos: 0,
+                            };
+                            match joined {
+                                Err(e) if e.is_panic() => return Poll::Ready(Err(job_failed(e))),
+                                // Dropped before it ran (its runtime ended): nothing was
+                                // read, read now.
+                                _ => continue,
+                            }
+                        }
+                    };
                     let n = match n {
                         Ok(n) => n,
                         Err(e) => {
