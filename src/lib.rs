@@ -68,16 +68,46 @@ pub mod task {
 /// For a large body, prefer [`io::read_to_end`] to `AsyncReadExt::read_to_end`: futures-util's
 /// method zero-fills the vector's whole spare capacity again after every `Pending`, which
 /// makes reading a long socket stream quadratic.
+///
+/// The adapters' types are here too, to name them in a struct: `lines()` on a buffered
+/// reader is a [`Stream`](crate::stream::Stream) of `io::Result<String>` (tokio's
+/// `next_line()` is `lines.next().await` here, with [`StreamExt`](crate::stream::StreamExt)).
+///
+/// ```
+/// use overlap::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
+/// use overlap::net::{OwnedReadHalf, TcpListener, TcpStream};
+/// use overlap::stream::StreamExt;
+///
+/// struct Peer {
+///     lines: Lines<BufReader<OwnedReadHalf>>,
+/// }
+///
+/// overlap::block_on(async {
+///     let listener = TcpListener::bind("127.0.0.1:0").await?;
+///     let mut client = TcpStream::connect(listener.local_addr()?).await?;
+///     client.write_all(b"one\ntwo\n").await?;
+///     let (read, _write) = listener.accept().await?.0.into_split();
+///     let mut peer = Peer { lines: BufReader::new(read).lines() };
+///     assert_eq!(peer.lines.next().await.transpose()?.as_deref(), Some("one"));
+///     assert_eq!(peer.lines.next().await.transpose()?.as_deref(), Some("two"));
+///     overlap::io::Result::Ok(())
+/// })
+/// .unwrap();
+/// ```
 pub mod io {
     pub use futures_util::io::{
         copy, copy_buf, empty, repeat, sink, AllowStdIo, AsyncBufRead, AsyncBufReadExt, AsyncRead,
         AsyncReadExt, AsyncSeek, AsyncSeekExt, AsyncWrite, AsyncWriteExt, BufReader, BufWriter,
-        Cursor, ReadHalf, WriteHalf,
+        Chain, Cursor, Empty, IoSlice, IoSliceMut, LineWriter, Lines, ReadHalf, Repeat,
+        ReuniteError, Sink, Take, Window, WriteHalf,
     };
     pub use overlap_runtime::io::{
         copy_bidirectional, duplex, raw_os_error, read_to_end, stderr, stdin, stdout, DuplexStream,
         ReadToEnd, Stderr, Stdin, Stdout, Unblock,
     };
+    /// std's error and seek types, so `overlap::io` names what its traits use (as
+    /// `tokio::io` does).
+    pub use std::io::{Error, ErrorKind, Result, SeekFrom};
 }
 
 /// Future combinators (re-exported from `futures-util`): [`select`](future::select) and

@@ -212,7 +212,10 @@ fn budget_makes_an_always_ready_fd_yield() {
 fn async_fd_outside_runtime_is_an_error() {
     let err = AsyncFd::new(eventfd()).unwrap_err();
     assert_eq!(err.kind(), io::ErrorKind::Other);
-    assert!(err.to_string().contains("outside of an overlap runtime"));
+    assert!(
+        err.to_string().contains("outside an overlap runtime"),
+        "{err}"
+    );
 }
 
 #[test]

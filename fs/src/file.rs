@@ -78,11 +78,12 @@ const WRITE_CAP: usize = 1024 * 1024;
 /// reactor instead and are the better fit.
 ///
 /// ```
-/// use overlap_fs::File;
-/// use futures_util::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt, SeekFrom};
+/// use overlap::fs::File;
+/// use overlap::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+/// use std::io::SeekFrom;
 /// # let path = std::env::temp_dir().join(format!("overlap-doc-file-{}", std::process::id()));
-/// overlap_runtime::block_on(async {
-///     let mut file = overlap_fs::OpenOptions::new()
+/// overlap::block_on(async {
+///     let mut file = overlap::fs::OpenOptions::new()
 ///         .read(true).write(true).create(true).truncate(true)
 ///         .open(&path).await?;
 ///     file.write_all(b"hello, world").await?;
@@ -262,10 +263,10 @@ impl File {
     ///
     /// ```
     /// use std::io::SeekFrom;
-    /// use futures_util::io::{AsyncReadExt, AsyncWriteExt};
+    /// use overlap::io::{AsyncReadExt, AsyncWriteExt};
     /// # let path = std::env::temp_dir().join(format!("overlap-doc-seek-{}", std::process::id()));
-    /// overlap_runtime::block_on(async {
-    ///     let mut file = overlap_fs::OpenOptions::new()
+    /// overlap::block_on(async {
+    ///     let mut file = overlap::fs::OpenOptions::new()
     ///         .read(true).write(true).create(true).truncate(true)
     ///         .open(&path).await?;
     ///     file.write_all(b"0123456789").await?;

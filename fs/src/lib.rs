@@ -27,15 +27,15 @@
 //!
 //! ```
 //! # let dir = std::env::temp_dir().join(format!("overlap-doc-lib-{}", std::process::id()));
-//! overlap_runtime::block_on(async {
-//!     overlap_fs::create_dir_all(&dir).await?;
+//! overlap::block_on(async {
+//!     overlap::fs::create_dir_all(&dir).await?;
 //!     let path = dir.join("notes.txt");
-//!     overlap_fs::write(&path, "one job").await?;
-//!     assert_eq!(overlap_fs::read_to_string(&path).await?, "one job");
-//!     let err = overlap_fs::read(dir.join("missing")).await.unwrap_err();
+//!     overlap::fs::write(&path, "one job").await?;
+//!     assert_eq!(overlap::fs::read_to_string(&path).await?, "one job");
+//!     let err = overlap::fs::read(dir.join("missing")).await.unwrap_err();
 //!     assert_eq!(err.kind(), std::io::ErrorKind::NotFound);
 //!     assert!(err.to_string().starts_with("failed to read "));
-//!     overlap_fs::remove_dir_all(&dir).await
+//!     overlap::fs::remove_dir_all(&dir).await
 //! }).unwrap();
 //! ```
 

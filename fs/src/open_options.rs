@@ -14,9 +14,9 @@ use crate::job::run;
 /// [`open`](OpenOptions::open) is async (it runs on the pool).
 ///
 /// ```
-/// use overlap_fs::OpenOptions;
+/// use overlap::fs::OpenOptions;
 /// # let path = std::env::temp_dir().join(format!("overlap-doc-open-{}", std::process::id()));
-/// overlap_runtime::block_on(async {
+/// overlap::block_on(async {
 ///     let file = OpenOptions::new().create(true).append(true).open(&path).await?;
 ///     # drop(file);
 ///     # std::fs::remove_file(&path)?;

@@ -21,10 +21,10 @@ use crate::job::run;
 /// ```
 /// # let dir = std::env::temp_dir().join(format!("overlap-doc-read-{}", std::process::id()));
 /// # std::fs::create_dir_all(&dir).unwrap();
-/// overlap_runtime::block_on(async {
+/// overlap::block_on(async {
 ///     let path = dir.join("greeting");
-///     overlap_fs::write(&path, b"hello").await?;
-///     assert_eq!(overlap_fs::read(&path).await?, b"hello");
+///     overlap::fs::write(&path, b"hello").await?;
+///     assert_eq!(overlap::fs::read(&path).await?, b"hello");
 ///     # std::fs::remove_dir_all(&dir)?;
 ///     Ok::<_, std::io::Error>(())
 /// }).unwrap();

@@ -25,13 +25,13 @@ const BATCH: usize = 256;
 /// `.` and `..` are not listed; the order is the file system's.
 ///
 /// ```
-/// use futures_util::StreamExt;
+/// use overlap::stream::StreamExt;
 /// # let dir = std::env::temp_dir().join(format!("overlap-doc-read-dir-{}", std::process::id()));
 /// # std::fs::create_dir_all(&dir).unwrap();
-/// overlap_runtime::block_on(async {
-///     overlap_fs::write(dir.join("a"), "x").await?;
+/// overlap::block_on(async {
+///     overlap::fs::write(dir.join("a"), "x").await?;
 ///     let mut names = Vec::new();
-///     let mut entries = overlap_fs::read_dir(&dir).await?;
+///     let mut entries = overlap::fs::read_dir(&dir).await?;
 ///     while let Some(entry) = entries.next().await {
 ///         names.push(entry?.file_name());
 ///     }

@@ -90,6 +90,8 @@ impl UdpSocket {
     }
 
     /// Receives a datagram from the connected peer, waiting for one.
+    ///
+    /// Cancel-safe: dropped while it waits, it has taken no datagram from the queue.
     pub async fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
         read_io(&self.io, |s| s.recv(buf, 0)).await
     }
@@ -109,6 +111,8 @@ impl UdpSocket {
     }
 
     /// Receives a datagram and the address it came from.
+    ///
+    /// Cancel-safe: dropped while it waits, it has taken no datagram from the queue.
     pub async fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
         let (n, addr) = read_io(&self.io, |s| s.recv_from(buf, 0)).await?;
         Ok((n, addr.to_inet()?))

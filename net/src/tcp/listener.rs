@@ -114,6 +114,9 @@ impl TcpListener {
     /// The new socket is created non-blocking and close-on-exec in one `accept4`. Errors
     /// such as `EMFILE` are returned as they are; see the type's documentation for the
     /// back-off pattern.
+    ///
+    /// Cancel-safe: dropped while it waits (a `timeout`, a `select!` branch that lost), it
+    /// has accepted nothing, and the connection stays queued for the next `accept`.
     pub async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
         std::future::poll_fn(|cx| self.poll_accept(cx)).await
     }

@@ -244,7 +244,7 @@ impl TcpStream {
     ///     let mut a = TcpStream::connect(listener.local_addr()?).await?;
     ///     let (mut b, _) = listener.accept().await?;
     ///     let (mut rd, mut wr) = TcpStream::split(&mut a);
-    ///     let (sent, got) = futures_util::join!(wr.write_all(b"x"), async {
+    ///     let (sent, got) = overlap::join!(wr.write_all(b"x"), async {
     ///         b.write_all(b"y").await?;
     ///         let mut buf = [0u8; 1];
     ///         rd.read_exact(&mut buf).await.map(|_| buf)

@@ -87,6 +87,8 @@ impl UnixDatagram {
     }
 
     /// Receives a datagram.
+    ///
+    /// Cancel-safe: dropped while it waits, it has taken no datagram from the queue.
     pub async fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
         read_io(&self.io, |s| s.recv(buf, 0)).await
     }
@@ -121,6 +123,8 @@ impl UnixDatagram {
     }
 
     /// Receives a datagram and the sender's address (unnamed if it is not bound).
+    ///
+    /// Cancel-safe: dropped while it waits, it has taken no datagram from the queue.
     pub async fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
         read_io(&self.io, |s| {
             s.with_std(|d: &StdUnixDatagram| d.recv_from(buf))

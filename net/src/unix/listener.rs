@@ -76,6 +76,9 @@ impl UnixListener {
     }
 
     /// Waits for a connection; returns it with the peer's address (usually unnamed).
+    ///
+    /// Cancel-safe: dropped while it waits (a `timeout`, a `select!` branch that lost), it
+    /// has accepted nothing, and the connection stays queued for the next `accept`.
     pub async fn accept(&self) -> io::Result<(UnixStream, SocketAddr)> {
         std::future::poll_fn(|cx| self.poll_accept(cx)).await
     }

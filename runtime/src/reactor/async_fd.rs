@@ -98,8 +98,14 @@ impl<T: AsRawFd> AsyncFd<T> {
     /// refuses the fd (`EPERM` for regular files and directories).
     pub fn new(inner: T) -> io::Result<AsyncFd<T>> {
         let fd = inner.as_raw_fd();
-        let reactor = crate::executor::with_current(|core| core.reactor().clone())
-            .ok_or_else(|| io::Error::other("AsyncFd::new called outside of an overlap runtime"))?;
+        let reactor =
+            crate::executor::with_current(|core| core.reactor().clone()).ok_or_else(|| {
+                io::Error::other(
+                    "an I/O object (socket, pipe, AsyncFd) was created outside an overlap \
+                     runtime: create it inside `overlap::block_on`, `Runtime::block_on` or \
+                     `#[overlap::main]`",
+                )
+            })?;
         let key = reactor.register(fd)?;
         Ok(AsyncFd {
             reg: Some(Registration { reactor, key, fd }),
