@@ -50,7 +50,9 @@ fn saturated_pool_does_not_stall_timers() {
             .collect();
         let m = overlap::metrics();
         assert!(m.blocking_threads <= 4, "{m:?}");
-        assert!(m.blocking_queued >= 990, "{m:?}");
+        // Most still queued (threads take some while the rest are spawned: more under
+        // valgrind, where spawning is slow).
+        assert!(m.blocking_queued >= 900, "{m:?}");
 
         let start = Instant::now();
         overlap::time::sleep(Duration::from_millis(100)).await;
