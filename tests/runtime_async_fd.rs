@@ -354,3 +354,37 @@ fn dropping_a_shared_async_fd_wakes_the_tasks_waiting_on_it() {
         }
     });
 }
+
+/// A waker that counts how many of its kind are alive.
+struct CountedWaker(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+impl std::task::Wake for CountedWaker {
+    fn wake(self: std::sync::Arc<Self>) {}
+}
+
+impl Drop for CountedWaker {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// Polled with a new waker each time (a `FuturesUnordered` made afresh in a select loop)
+/// while no edge comes, an fd keeps a bounded number of them: displaced waiters are kept
+/// so that all are woken, but not without limit.
+#[test]
+fn displaced_wakers_stay_bounded_without_an_edge() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    block_on(async {
+        let efd = AsyncFd::new(eventfd()).unwrap();
+        let live = Arc::new(AtomicUsize::new(0));
+        for _ in 0..10_000 {
+            live.fetch_add(1, Ordering::SeqCst);
+            let waker = std::task::Waker::from(Arc::new(CountedWaker(live.clone())));
+            let mut cx = std::task::Context::from_waker(&waker);
+            assert!(efd.poll_read_ready(&mut cx).is_pending());
+        }
+        let kept = live.load(Ordering::SeqCst);
+        assert!(kept <= 65, "{kept} wakers kept for one idle fd");
+    });
+}

@@ -25,7 +25,9 @@ use super::{Direction, IoKey, Reactor, Ready, ReadyEvent, Registered};
 /// - **Waiters:** one task may wait for read readiness while another waits for write
 ///   readiness. Several tasks (or futures) waiting on the same direction are all woken by
 ///   its next edge; those that find the readiness taken by another wait again. A waiter
-///   that gave up (its future dropped) is woken once, harmlessly, and then forgotten.
+///   that gave up (its future dropped) is woken once, harmlessly, and then forgotten. Up to
+///   65 waiters per direction are kept; beyond that the oldest is woken early to wait
+///   again, so more than that many at once on one fd cost spurious wakes (none is lost).
 /// - **Drop:** the fd is removed from epoll, then the inner value is dropped (closing the fd
 ///   if it owns it). [`AsyncFd::into_inner`] removes it from epoll and hands the value back.
 ///   Either way, a task still waiting for its readiness (one that shares the `AsyncFd`) is

@@ -43,6 +43,11 @@ struct ScheduledIo {
     hangup_may_end: bool,
 }
 
+/// Displaced waiters kept per fd (see `poll_ready`). Beyond it, the oldest is woken and
+/// let go: more tasks than this waiting on one direction of one fd at once take turns
+/// (waking one another while the fd stays idle) rather than one being forgotten.
+const MAX_OTHERS: usize = 64;
+
 /// What a wait on a freed slot sees. Cannot happen while the handle is alive; it reports
 /// closed rather than hang.
 const GONE: ReadyEvent = ReadyEvent {
@@ -221,7 +226,7 @@ impl Reactor {
             Some(w) if w.will_wake(cx.waker()) => return Poll::Pending,
             _ => slot.replace(cx.waker().clone()),
         };
-        let mut dropped = None;
+        let (mut dropped, mut dropped_old, mut evicted) = (None, None, None);
         if let Some(old) = displaced {
             // Each waiter once: the new one leaves `others` (it is in the slot now), the
             // displaced one joins it unless it is there already.
@@ -233,15 +238,26 @@ impl Reactor {
                 dropped = Some(others.swap_remove(i).1);
             }
             if others.iter().any(|(d, w)| *d == dir && w.will_wake(&old)) {
-                dropped = dropped.or(Some(old));
+                dropped_old = Some(old);
             } else {
+                if others.len() >= MAX_OTHERS {
+                    // A future polled with a new waker each time (a `FuturesUnordered` made
+                    // afresh in a select loop) would add one per poll until the next edge:
+                    // the oldest is let go, woken (spuriously if it still waits: it then
+                    // waits again), so none is lost and the list stays bounded.
+                    evicted = Some(others.remove(0).1);
+                }
                 others.push((dir, old));
             }
         }
-        // Dropped after the slots are released: a waker's drop is user code, which may
-        // register or poll I/O.
+        // Dropped (and woken) after the slots are released: a waker's drop is user code,
+        // which may register or poll I/O.
         drop(slots);
         drop(dropped);
+        drop(dropped_old);
+        if let Some(w) = evicted {
+            let _ = catch_unwind(AssertUnwindSafe(|| w.wake()));
+        }
         Poll::Pending
     }
 
