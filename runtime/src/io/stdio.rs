@@ -52,7 +52,8 @@ enum ReadState {
 ///
 /// Dropping a future reading from it (a timeout) loses nothing: the read in flight stays
 /// with the `Stdin`, and the next read returns its bytes, also under a later runtime (a
-/// second `block_on`). A read in flight cannot be called back, though: dropping the `Stdin`
+/// second `block_on`) once the first one has been dropped (while it lives but is not
+/// driven, its job's result waits for it, like any of its `spawn_blocking` handles). A read in flight cannot be called back, though: dropping the `Stdin`
 /// itself while the job waits for input leaves that job blocked until input comes, and the
 /// bytes it then reads are lost. Keep one `Stdin` for the program's life.
 ///
