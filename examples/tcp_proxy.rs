@@ -60,14 +60,13 @@ pub async fn serve(listener: TcpListener, upstream: SocketAddr) -> io::Result<()
         }
         match listener.accept().await {
             Ok((client, peer)) => {
-                let open = open.clone();
-                open.0.set(open.0.get() + 1);
+                let slot = Slot::take(&open);
                 overlap::spawn(async move {
+                    // Held to the end of the task, however it ends (a panic included).
+                    let _slot = slot;
                     if let Err(e) = proxy(client, upstream).await {
                         eprintln!("{peer}: {e}");
                     }
-                    open.0.set(open.0.get() - 1);
-                    open.1.notify_one();
                 });
             }
             // Out of descriptors: back off and let connections close.
@@ -76,6 +75,23 @@ pub async fn serve(listener: TcpListener, upstream: SocketAddr) -> io::Result<()
             }
             Err(e) => eprintln!("accept error: {e}"),
         }
+    }
+}
+
+/// One connection's place under the cap; given back (and the accept loop woken) on drop.
+struct Slot(Rc<(Cell<usize>, Notify)>);
+
+impl Slot {
+    fn take(open: &Rc<(Cell<usize>, Notify)>) -> Slot {
+        open.0.set(open.0.get() + 1);
+        Slot(open.clone())
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0 .0.set(self.0 .0.get() - 1);
+        self.0 .1.notify_one();
     }
 }
 

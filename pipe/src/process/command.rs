@@ -163,14 +163,25 @@ impl Command {
     }
 
     /// Runs the child to completion and returns its exit status. Stdio not set is
-    /// inherited, as with std. Pipes set with [`Stdio::piped`] are closed before waiting
-    /// (as tokio does): nobody could read them, and a child filling one would never exit.
+    /// inherited, as with std. A piped stdin is closed before waiting; what the child
+    /// writes to a piped stdout or stderr is read and dropped until it exits: nobody else
+    /// could read it, a child filling the pipe would never exit, and a closed pipe would
+    /// kill one that writes (`SIGPIPE`).
     pub async fn status(&mut self) -> io::Result<ExitStatus> {
         let mut child = self.spawn()?;
         drop(child.stdin.take());
-        drop(child.stdout.take());
-        drop(child.stderr.take());
-        child.wait().await
+        let (out, err) = (child.stdout.take(), child.stderr.take());
+        let discard = async move {
+            futures_util::future::join(discard(out), discard(err)).await;
+            // The pipes ended (or failed) first: the exit decides.
+            std::future::pending::<std::convert::Infallible>().await
+        };
+        let wait = std::pin::pin!(child.wait());
+        let discard = std::pin::pin!(discard);
+        match futures_util::future::select(wait, discard).await {
+            futures_util::future::Either::Left((status, _)) => status,
+            futures_util::future::Either::Right((never, _)) => match never {},
+        }
     }
 
     /// Undoes `output`'s defaults, so the next `spawn` or `status` inherits again.
@@ -200,5 +211,14 @@ impl From<std::process::Command> for Command {
             stderr_set: false,
             kill_on_drop: false,
         }
+    }
+}
+
+/// Reads `pipe` to its end (or first error), dropping what comes.
+async fn discard(pipe: Option<crate::Receiver>) {
+    use futures_util::io::AsyncReadExt;
+    if let Some(mut pipe) = pipe {
+        let mut scratch = [0u8; 8192];
+        while let Ok(1..) = pipe.read(&mut scratch).await {}
     }
 }
