@@ -32,6 +32,8 @@ const LINGER_BYTES: usize = 1 << 20;
 /// On shutdown, how long a connection idle between requests waits for a request already
 /// on its way before it closes.
 const LAST_LOOK: Duration = Duration::from_millis(10);
+/// At most this much is read in that last look; requests past it are not served.
+const LAST_LOOK_BYTES: u64 = 64 << 10;
 
 /// The server is shutting down: connections finish the request they are in (and those the
 /// client already sent, pipelined), answer the last with `Connection: close`, and close;
@@ -93,7 +95,7 @@ pub async fn serve(stream: TcpStream, limits: &Limits, drain: &Drain) -> io::Res
                 // Requests still in the socket were sent already too: read them in.
                 None => conn.last_look().await?.1,
             };
-            head.keep_alive &= conn.request_buffered() && conn.next_request_at() < cutoff;
+            head.keep_alive &= conn.next_request_at() < cutoff;
         }
         conn.respond(&head, &body);
         // Answering is work the runtime's budget does not see (it counts I/O): a client that
@@ -122,6 +124,7 @@ enum Next {
     Refuse(HttpError, bool),
 }
 
+#[derive(Clone, Copy)]
 enum Fill {
     Data,
     Eof,
@@ -161,13 +164,22 @@ impl Conn<'_> {
         self.received - pending as u64
     }
 
-    /// Shutting down: reads what is on its way for a moment ([`LAST_LOOK`]; a new
-    /// connection's readiness is only known after a turn of the loop, so a read that cannot
-    /// wait could miss bytes already in its socket), and sets the cutoff after it. Returns
-    /// what the read found and the cutoff.
+    /// Shutting down: reads what the client has sent, and what is on its way for a moment
+    /// ([`LAST_LOOK`]; a new connection's readiness is only known after a turn of the loop,
+    /// so a read that cannot wait could miss bytes already in its socket), up to
+    /// [`LAST_LOOK_BYTES`], and sets the cutoff after it. Returns what the first read found
+    /// and the cutoff.
     async fn last_look(&mut self) -> io::Result<(Fill, u64)> {
-        let filled = self.fill(Instant::now() + LAST_LOOK).await?;
-        Ok((filled, *self.cutoff.insert(self.received)))
+        let deadline = Instant::now() + LAST_LOOK;
+        let start = self.received;
+        let first = self.fill(deadline).await?;
+        let mut filled = first;
+        // More than one buffer's worth may wait in the socket (requests pipelined behind
+        // a large answer): all of it was sent before the shutdown.
+        while matches!(filled, Fill::Data) && self.received - start < LAST_LOOK_BYTES {
+            filled = self.fill(deadline).await?;
+        }
+        Ok((first, *self.cutoff.insert(self.received)))
     }
 
     /// Makes room after the buffered bytes, by moving them to the front or growing the buffer.
@@ -231,8 +243,12 @@ impl Conn<'_> {
             let lead = empty_lines(buffered);
             let line_ends =
                 !line_seen && buffered[lead.max(scanned.saturating_sub(3))..].contains(&b'\n');
-            let head_ends =
-                new.windows(2).any(|w| w == b"\n\n") || new.windows(3).any(|w| w == b"\n\r\n");
+            // One pass that stops at the first head end: with requests pipelined behind
+            // this one, the buffer may hold many.
+            let head_ends = new.iter().enumerate().any(|(i, &b)| {
+                b == b'\n'
+                    && (new.get(i + 1) == Some(&b'\n') || new.get(i + 1..i + 3) == Some(b"\r\n"))
+            });
             if line_ends || head_ends || buffered.len() > self.limits.max_head {
                 line_seen |= line_ends;
                 match request::parse(buffered, self.limits) {
@@ -273,6 +289,9 @@ impl Conn<'_> {
                 };
                 match raced {
                     Some(filled) => filled?,
+                    // The last look was taken: anything more came after the shutdown (a
+                    // client dripping empty lines must not hold the drain).
+                    None if self.cutoff.is_some() => return Ok(Next::Drained),
                     // A last look, for a request already sent.
                     None => match self.last_look().await?.0 {
                         Fill::TimedOut => return Ok(Next::Drained),
