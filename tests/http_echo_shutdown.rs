@@ -50,6 +50,20 @@ fn read_to_eof(conn: &mut TcpStream) -> Vec<u8> {
     got
 }
 
+/// A connection in the middle of a request body (5 bytes announced, 2 sent).
+fn half_a_post(addr: std::net::SocketAddr) -> TcpStream {
+    let mut busy = TcpStream::connect(addr).unwrap();
+    busy.write_all(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhe")
+        .unwrap();
+    busy
+}
+
+/// Sends the rest of [`half_a_post`]'s body and reads the answer to end of file.
+fn finish_the_post(busy: &mut TcpStream) -> String {
+    busy.write_all(b"llo").unwrap();
+    String::from_utf8(read_to_eof(busy)).unwrap()
+}
+
 #[test]
 fn sigterm_closes_idle_connections_and_finishes_the_request_in_flight() {
     let mut server = ExampleServer::start("http_echo");
@@ -57,9 +71,7 @@ fn sigterm_closes_idle_connections_and_finishes_the_request_in_flight() {
     // One kept-alive connection, idle; one in the middle of a request body.
     let mut idle = TcpStream::connect(addr).unwrap();
     echo_once(&mut idle);
-    let mut busy = TcpStream::connect(addr).unwrap();
-    busy.write_all(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhe")
-        .unwrap();
+    let mut busy = half_a_post(addr);
     std::thread::sleep(Duration::from_millis(100)); // the server has read that much
     send_signal(child, libc::SIGTERM);
     // The listener closes: new connections are refused (once the signal is handled).
@@ -72,8 +84,7 @@ fn sigterm_closes_idle_connections_and_finishes_the_request_in_flight() {
     assert_eq!(read_to_eof(&mut idle), b"");
     // The request in flight is answered, as the last on its connection.
     assert!(child.try_wait().unwrap().is_none(), "exited mid-request");
-    busy.write_all(b"llo").unwrap();
-    let answer = String::from_utf8(read_to_eof(&mut busy)).unwrap();
+    let answer = finish_the_post(&mut busy);
     assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
     assert!(answer.contains("Connection: close\r\n"), "{answer}");
     assert!(answer.ends_with("hello"), "{answer}");
@@ -173,16 +184,13 @@ fn an_empty_line_after_a_request_does_not_hold_the_drain() {
     echo_once(&mut idle);
     idle.write_all(b"\r\n").unwrap();
     // A request in flight keeps the server running through the check below.
-    let mut busy = TcpStream::connect(addr).unwrap();
-    busy.write_all(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhe")
-        .unwrap();
+    let mut busy = half_a_post(addr);
     std::thread::sleep(Duration::from_millis(100));
     send_signal(child, libc::SIGTERM);
     // The idle connection closes at once, not when the server gives up on it and exits.
     assert_eq!(read_to_eof(&mut idle), b"");
     assert!(child.try_wait().unwrap().is_none(), "exited before closing");
-    busy.write_all(b"llo").unwrap();
-    let answer = String::from_utf8(read_to_eof(&mut busy)).unwrap();
+    let answer = finish_the_post(&mut busy);
     assert!(answer.ends_with("hello"), "{answer}");
     let status = wait_exit(child, Duration::from_secs(20)).expect("did not exit");
     assert!(status.success(), "{status}");
@@ -257,17 +265,14 @@ fn a_client_dripping_empty_lines_does_not_hold_the_drain() {
         }
     });
     // A request in flight keeps the server running through the check below.
-    let mut busy = TcpStream::connect(addr).unwrap();
-    busy.write_all(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhe")
-        .unwrap();
+    let mut busy = half_a_post(addr);
     std::thread::sleep(Duration::from_millis(100));
     send_signal(child, libc::SIGTERM);
     // The dripping connection closes, not when the server gives up on it and exits.
     let rest = read_to_eof(&mut idle);
     assert!(rest.is_empty(), "{rest:?}");
     assert!(child.try_wait().unwrap().is_none(), "exited before closing");
-    busy.write_all(b"llo").unwrap();
-    let answer = String::from_utf8(read_to_eof(&mut busy)).unwrap();
+    let answer = finish_the_post(&mut busy);
     assert!(answer.ends_with("hello"), "{answer}");
     let status = wait_exit(child, Duration::from_secs(20)).expect("did not exit");
     assert!(status.success(), "{status}");
