@@ -94,3 +94,37 @@ async fn several_acceptors_on_one_listener_each_get_a_connection() {
             .unwrap();
     }
 }
+
+/// More waiters than an fd keeps (65): the ones set aside wait for the loop's next event
+/// instead of waking one another, so an idle listener costs no task polls, and every
+/// acceptor is still served.
+#[overlap::test]
+async fn a_hundred_acceptors_on_an_idle_listener_do_not_spin() {
+    let listener = Rc::new(TcpListener::bind("127.0.0.1:0").await.unwrap());
+    let addr = listener.local_addr().unwrap();
+    let acceptors: Vec<_> = (0..100)
+        .map(|_| {
+            let listener = listener.clone();
+            overlap::spawn(async move { listener.accept().await.unwrap().1 })
+        })
+        .collect();
+    sleep(Duration::from_millis(50)).await; // all wait
+    let before = overlap::metrics().task_polls;
+    sleep(Duration::from_millis(200)).await;
+    let polls = overlap::metrics().task_polls - before;
+    // This task's own sleep, and a spurious round at most.
+    assert!(
+        polls < 200,
+        "{polls} task polls while the listener was idle"
+    );
+    let mut clients = Vec::new();
+    for _ in 0..100 {
+        clients.push(TcpStream::connect(addr).await.unwrap());
+    }
+    for acceptor in acceptors {
+        timeout(HANG, acceptor)
+            .await
+            .expect("an acceptor never woke")
+            .unwrap();
+    }
+}

@@ -385,6 +385,7 @@ fn displaced_wakers_stay_bounded_without_an_edge() {
             assert!(efd.poll_read_ready(&mut cx).is_pending());
         }
         let kept = live.load(Ordering::SeqCst);
-        assert!(kept <= 65, "{kept} wakers kept for one idle fd");
+        // 65 per fd, and at most 1,024 set aside until the loop's next turn.
+        assert!(kept <= 65 + 1024, "{kept} wakers kept for one idle fd");
     });
 }

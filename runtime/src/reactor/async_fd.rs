@@ -26,8 +26,9 @@ use super::{Direction, IoKey, Reactor, Ready, ReadyEvent, Registered};
 ///   readiness. Several tasks (or futures) waiting on the same direction are all woken by
 ///   its next edge; those that find the readiness taken by another wait again. A waiter
 ///   that gave up (its future dropped) is woken once, harmlessly, and then forgotten. Up to
-///   65 waiters per direction are kept; beyond that the oldest is woken early to wait
-///   again, so more than that many at once on one fd cost spurious wakes (none is lost).
+///   65 waiters per fd are kept; beyond that the oldest is set aside and woken at the
+///   loop's next event or sleep, to wait again: none is lost, and an idle fd costs no CPU,
+///   but with that many waiters each event anywhere costs a round of spurious wakes.
 /// - **Drop:** the fd is removed from epoll, then the inner value is dropped (closing the fd
 ///   if it owns it). [`AsyncFd::into_inner`] removes it from epoll and hands the value back.
 ///   Either way, a task still waiting for its readiness (one that shares the `AsyncFd`) is

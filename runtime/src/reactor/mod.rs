@@ -43,10 +43,14 @@ struct ScheduledIo {
     hangup_may_end: bool,
 }
 
-/// Displaced waiters kept per fd (see `poll_ready`). Beyond it, the oldest is woken and
-/// let go: more tasks than this waiting on one direction of one fd at once take turns
-/// (waking one another while the fd stays idle) rather than one being forgotten.
+/// Displaced waiters kept per fd (see `poll_ready`). Beyond it, the oldest is set aside
+/// (`Reactor::evicted`) and woken at the loop's next event or sleep, to wait again: none is
+/// forgotten, and waking it at once would make more than this many waiters on one idle fd
+/// wake one another for ever.
 const MAX_OTHERS: usize = 64;
+/// Waiters let go from full lists, kept per reactor until its next turn that blocked or
+/// delivered an event; beyond it they are woken at once.
+const MAX_EVICTED: usize = 1024;
 
 /// What a wait on a freed slot sees. Cannot happen while the handle is alive; it reports
 /// closed rather than hang.
@@ -127,6 +131,10 @@ pub(crate) struct Reactor {
     registered: Cell<usize>,
     events: RefCell<Vec<libc::epoll_event>>,
     to_wake: RefCell<Vec<Waker>>,
+    /// Waiters let go from a full `others` list: woken by the next turn that blocked or
+    /// delivered an event (or a deregistration), not at once, so more waiters than the
+    /// list holds do not wake one another in a loop while their fd stays idle.
+    evicted: RefCell<Vec<Waker>>,
 }
 
 impl Reactor {
@@ -140,6 +148,7 @@ impl Reactor {
             registered: Cell::new(0),
             events: RefCell::new(Vec::with_capacity(max_events.max(1))),
             to_wake: RefCell::new(Vec::new()),
+            evicted: RefCell::new(Vec::new()),
         })
     }
 
@@ -195,11 +204,16 @@ impl Reactor {
         self.free.borrow_mut().push(key.index);
         self.registered.set(self.registered.get() - 1);
         // Only now, with the slots released: a waker may run arbitrary code, even panic.
+        // Waiters let go from a full list may have waited on this fd: they see it gone.
+        let evicted = std::mem::take(&mut *self.evicted.borrow_mut());
         if let Some(io) = io {
             let others = io.others.into_iter().map(|(_, w)| w);
             for waker in [io.reader, io.writer].into_iter().flatten().chain(others) {
                 let _ = catch_unwind(AssertUnwindSafe(|| waker.wake()));
             }
+        }
+        for waker in evicted {
+            let _ = catch_unwind(AssertUnwindSafe(|| waker.wake()));
         }
     }
 
@@ -256,7 +270,16 @@ impl Reactor {
         drop(dropped);
         drop(dropped_old);
         if let Some(w) = evicted {
-            let _ = catch_unwind(AssertUnwindSafe(|| w.wake()));
+            // Not woken here: it would poll again, evict the next, and so on, while the fd
+            // stays idle. Kept for the next turn, unless too many wait for it (a future
+            // polled with a fresh waker many times between turns): those are woken now.
+            let mut list = self.evicted.borrow_mut();
+            list.push(w);
+            let flush = (list.len() >= MAX_EVICTED).then(|| std::mem::take(&mut *list));
+            drop(list);
+            for w in flush.into_iter().flatten() {
+                let _ = catch_unwind(AssertUnwindSafe(|| w.wake()));
+            }
         }
         Poll::Pending
     }
@@ -360,6 +383,9 @@ impl Reactor {
             }
         }
         drop(events);
+        if delivered > 0 || timeout != Some(Duration::ZERO) {
+            to_wake.append(&mut self.evicted.borrow_mut());
+        }
         // Wake only after the slots are released: a woken waker may poll or register I/O.
         for w in to_wake.drain(..) {
             // A user's waker that panics must not take the runtime down with it.
