@@ -208,13 +208,9 @@ impl Reactor {
         let evicted = std::mem::take(&mut *self.evicted.borrow_mut());
         if let Some(io) = io {
             let others = io.others.into_iter().map(|(_, w)| w);
-            for waker in [io.reader, io.writer].into_iter().flatten().chain(others) {
-                let _ = catch_unwind(AssertUnwindSafe(|| waker.wake()));
-            }
+            wake_each([io.reader, io.writer].into_iter().flatten().chain(others));
         }
-        for waker in evicted {
-            let _ = catch_unwind(AssertUnwindSafe(|| waker.wake()));
-        }
+        wake_each(evicted);
     }
 
     /// Polls readiness for one direction, storing `cx`'s waker (another task's, already
@@ -257,8 +253,7 @@ impl Reactor {
                 if others.len() >= MAX_OTHERS {
                     // A future polled with a new waker each time (a `FuturesUnordered` made
                     // afresh in a select loop) would add one per poll until the next edge:
-                    // the oldest is let go, woken (spuriously if it still waits: it then
-                    // waits again), so none is lost and the list stays bounded.
+                    // the oldest is set aside (see below), so the list stays bounded.
                     evicted = Some(others.remove(0).1);
                 }
                 others.push((dir, old));
@@ -277,9 +272,7 @@ impl Reactor {
             list.push(w);
             let flush = (list.len() >= MAX_EVICTED).then(|| std::mem::take(&mut *list));
             drop(list);
-            for w in flush.into_iter().flatten() {
-                let _ = catch_unwind(AssertUnwindSafe(|| w.wake()));
-            }
+            wake_each(flush.into_iter().flatten());
         }
         Poll::Pending
     }
@@ -325,9 +318,7 @@ impl Reactor {
             io.take_wakers(Ready::WRITE_CLOSED, &mut wakers);
             wakers
         };
-        for w in wakers {
-            let _ = catch_unwind(AssertUnwindSafe(|| w.wake()));
-        }
+        wake_each(wakers);
     }
 
     /// Marks whether the fd's hang-up may end (see `clear_after_would_block`).
@@ -387,11 +378,16 @@ impl Reactor {
             to_wake.append(&mut self.evicted.borrow_mut());
         }
         // Wake only after the slots are released: a woken waker may poll or register I/O.
-        for w in to_wake.drain(..) {
-            // A user's waker that panics must not take the runtime down with it.
-            let _ = catch_unwind(AssertUnwindSafe(|| w.wake()));
-        }
+        wake_each(to_wake.drain(..));
         *self.to_wake.borrow_mut() = to_wake;
         Ok((delivered, woke_remote))
+    }
+}
+
+/// Wakes each waker; one that panics is caught, so it can neither take the runtime down nor
+/// cost the others their wake.
+fn wake_each(wakers: impl IntoIterator<Item = Waker>) {
+    for w in wakers {
+        let _ = catch_unwind(AssertUnwindSafe(|| w.wake()));
     }
 }
