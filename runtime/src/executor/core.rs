@@ -237,7 +237,9 @@ impl Core {
         while ran < self.config.event_interval {
             let mut main_turn = false;
             let task = match self.lifo.take() {
-                Some(task) if streak < LIFO_STREAK => {
+                // Past the streak the LIFO task still runs at once if nothing is queued:
+                // there is nobody to be fair to.
+                Some(task) if streak < LIFO_STREAK || self.run_queue.borrow().is_empty() => {
                     streak += 1;
                     task
                 }
