@@ -28,10 +28,10 @@
 #[doc(hidden)]
 pub use overlap_runtime::block_on_start_paused;
 pub use overlap_runtime::{
-    block_on, coop_poll_proceed, metrics, signal, spawn, spawn_blocking, sync, time, try_spawn,
-    yield_now, AbortHandle, AsyncFd, AsyncFdReadyGuard, Builder, Direction, Handle, JoinError,
-    JoinHandle, JoinSet, Ready, ReadyEvent, Registered, RemoteJoinHandle, Runtime, RuntimeGuard,
-    RuntimeMetrics, TryIoError, YieldNow,
+    block_on, coop_poll_proceed, metrics, own_waits, signal, spawn, spawn_blocking, sync, time,
+    try_spawn, yield_now, AbortHandle, AsyncFd, AsyncFdReadyGuard, Builder, Direction, Handle,
+    JoinError, JoinHandle, JoinSet, OwnWaits, Ready, ReadyEvent, Registered, RemoteJoinHandle,
+    Runtime, RuntimeGuard, RuntimeMetrics, TryIoError, YieldNow,
 };
 
 /// Tasks, under the names tokio's `task` module uses, for code moving over:

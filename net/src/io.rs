@@ -2,11 +2,10 @@
 //! forget the readiness and wait for the next edge. `EINTR` is retried here, so callers never
 //! see it.
 
-use std::future::poll_fn;
 use std::io;
 use std::task::{ready, Context, Poll};
 
-use overlap_runtime::{AsyncFd, Direction};
+use overlap_runtime::{own_waits, AsyncFd, Direction};
 
 use crate::sys::Socket;
 
@@ -95,7 +94,7 @@ pub(crate) async fn read_io<R>(
     io: &AsyncFd<Socket>,
     mut op: impl FnMut(&Socket) -> io::Result<R>,
 ) -> io::Result<R> {
-    poll_fn(|cx| poll_read_with(io, cx, &mut op, |_| false)).await
+    own_waits(|cx| poll_read_with(io, cx, &mut op, |_| false)).await
 }
 
 /// Waits for write readiness and runs `op`; never clears early.
@@ -103,7 +102,7 @@ pub(crate) async fn write_io<R>(
     io: &AsyncFd<Socket>,
     mut op: impl FnMut(&Socket) -> io::Result<R>,
 ) -> io::Result<R> {
-    poll_fn(|cx| poll_write_with(io, cx, &mut op, |_| false)).await
+    own_waits(|cx| poll_write_with(io, cx, &mut op, |_| false)).await
 }
 
 /// `AsyncRead::poll_read` for a TCP stream.

@@ -2,13 +2,13 @@
 //! `UdpSocket::send_batch` (`sendmmsg`).
 
 use std::fmt;
-use std::future::poll_fn;
 use std::io;
 use std::net::SocketAddr;
 
 use crate::io::{poll_read_with, poll_write_with};
 use crate::sys::{RecvMeta, SockAddr, MAX_BATCH};
 use crate::UdpSocket;
+use overlap_runtime::own_waits;
 
 /// Buffers for up to `capacity` received datagrams of up to `max_len` bytes each, filled by
 /// [`UdpSocket::recv_batch`] and reused from one call to the next.
@@ -135,7 +135,7 @@ impl UdpSocket {
             meta,
             ..
         } = batch;
-        let got = poll_fn(|cx| {
+        let got = own_waits(|cx| {
             poll_read_with(
                 &self.io,
                 cx,
@@ -194,7 +194,7 @@ impl UdpSocket {
         // A short count may mean a full buffer or an error waiting for the next call, which
         // cannot be told apart: readiness is only cleared on `EAGAIN` itself.
         let sent =
-            poll_fn(|cx| poll_write_with(&self.io, cx, |s| s.send_mmsg(msgs), |_| false)).await?;
+            own_waits(|cx| poll_write_with(&self.io, cx, |s| s.send_mmsg(msgs), |_| false)).await?;
         if sent < n {
             self.batch_cut.store(true, Relaxed);
         }

@@ -30,7 +30,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::pin::pin;
 use std::task::{ready, Context, Poll};
 
-use overlap_runtime::{Direction, Registered};
+use overlap_runtime::{own_waits, Direction, Registered};
 
 use crate::{sys, Receiver, Sender};
 
@@ -69,7 +69,7 @@ impl Sender {
             return Ok(0);
         }
         let this = &*self;
-        poll_fn(|cx| poll_splice(cx, from, this, len)).await
+        own_waits(|cx| poll_splice(cx, from, this, len)).await
     }
 }
 
@@ -103,7 +103,7 @@ impl Receiver {
             return Ok(0);
         }
         let this = &*self;
-        poll_fn(|cx| poll_splice(cx, this, to, len)).await
+        own_waits(|cx| poll_splice(cx, this, to, len)).await
     }
 }
 
@@ -237,13 +237,13 @@ where
     let (pipe_out, pipe_in) = sys::pipe()?;
     let mut total = 0u64;
     loop {
-        let n = poll_fn(|cx| poll_fill(cx, from, &pipe_in)).await?;
+        let n = own_waits(|cx| poll_fill(cx, from, &pipe_in)).await?;
         if n == 0 {
             return Ok(total);
         }
         let mut left = n;
         while left > 0 {
-            left -= poll_fn(|cx| poll_drain(cx, &pipe_out, to, left)).await?;
+            left -= own_waits(|cx| poll_drain(cx, &pipe_out, to, left)).await?;
         }
         total += n as u64;
     }

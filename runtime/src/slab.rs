@@ -15,6 +15,12 @@ enum Entry<T> {
     Vacant(usize),
 }
 
+impl<T> Default for Slab<T> {
+    fn default() -> Slab<T> {
+        Slab::new()
+    }
+}
+
 impl<T> Slab<T> {
     pub(crate) const fn new() -> Slab<T> {
         Slab {
@@ -60,6 +66,14 @@ impl<T> Slab<T> {
             Entry::Occupied(v) => Some(v),
             Entry::Vacant(_) => None,
         }
+    }
+
+    /// Every value, in key order, mutably.
+    pub(crate) fn values_mut(&mut self) -> impl Iterator<Item = &mut T> {
+        self.entries.iter_mut().filter_map(|e| match e {
+            Entry::Occupied(v) => Some(v),
+            Entry::Vacant(_) => None,
+        })
     }
 
     /// Every value, in key order.

@@ -1,11 +1,10 @@
 //! `File::send_to`: file bytes to a socket or pipe with `sendfile(2)`, on the pool.
 
-use std::future::poll_fn;
 use std::io;
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
 
-use overlap_runtime::{Direction, Registered};
+use overlap_runtime::{own_waits, Direction, Registered};
 
 use super::File;
 use crate::job::run;
@@ -73,7 +72,7 @@ impl File {
         while sent < len {
             // Readiness first: a destination that cannot take bytes (a closed pipe sender)
             // reports its error here.
-            let event = poll_fn(|cx| to.poll_readiness(cx, Direction::Write)).await?;
+            let event = own_waits(|cx| to.poll_readiness(cx, Direction::Write)).await?;
             let dest = match &dest {
                 Some(d) => Arc::clone(d),
                 None => Arc::clone(dest.insert(Arc::new(sys::dup(to.as_raw_fd())?))),

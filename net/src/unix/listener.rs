@@ -80,7 +80,7 @@ impl UnixListener {
     /// Cancel-safe: dropped while it waits (a `timeout`, a `select!` branch that lost), it
     /// has accepted nothing, and the connection stays queued for the next `accept`.
     pub async fn accept(&self) -> io::Result<(UnixStream, SocketAddr)> {
-        std::future::poll_fn(|cx| self.poll_accept(cx)).await
+        overlap_runtime::own_waits(|cx| self.poll_accept(cx)).await
     }
 
     /// The poll form of [`accept`](Self::accept).

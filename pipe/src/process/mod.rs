@@ -204,7 +204,7 @@ impl Child {
     pub async fn wait(&mut self) -> io::Result<ExitStatus> {
         drop(self.stdin.take());
         let proc = self.proc_mut();
-        poll_fn(|cx| proc.poll_exit(cx)).await
+        overlap_runtime::own_waits(|cx| proc.poll_exit(cx)).await
     }
 
     /// Reaps the child if it has exited, without waiting.

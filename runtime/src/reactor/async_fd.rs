@@ -1,13 +1,12 @@
 //! `AsyncFd`: any pollable fd on the runtime's reactor.
 
 use std::fmt;
-use std::future::poll_fn;
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
 use std::rc::Rc;
 use std::task::{Context, Poll};
 
-use super::{Direction, IoKey, Reactor, Ready, ReadyEvent, Registered};
+use super::{own_waits, Direction, IoKey, Reactor, Ready, ReadyEvent, Registered};
 
 /// Associates a pollable file descriptor with the current runtime's reactor.
 ///
@@ -24,11 +23,17 @@ use super::{Direction, IoKey, Reactor, Ready, ReadyEvent, Registered};
 ///   the fd is drained). Forgetting to clear it makes the next wait return at once.
 /// - **Waiters:** one task may wait for read readiness while another waits for write
 ///   readiness. Several tasks (or futures) waiting on the same direction are all woken by
-///   its next edge; those that find the readiness taken by another wait again. A waiter
-///   that gave up (its future dropped) is woken once, harmlessly, and then forgotten. Up to
-///   65 waiters per fd are kept; beyond that the oldest is set aside and woken at the
-///   loop's next event or sleep, to wait again: none is lost, and an idle fd costs no CPU,
-///   but with that many waiters each event anywhere costs a round of spurious wakes.
+///   its next edge; those that find the readiness taken by another wait again.
+///   [`readable`](AsyncFd::readable), [`writable`](AsyncFd::writable) and every other
+///   `async fn` built with [`own_waits`](crate::own_waits) (all of overlap's socket and
+///   pipe `async fn`s are) keep their waker in an entry of their own, removed when the
+///   future drops: any number of them may wait, and a cancelled one is never woken. The
+///   poll functions ([`poll_read_ready`](AsyncFd::poll_read_ready), `AsyncRead`) share one
+///   slot per direction instead: a waiter there that gave up is woken once, harmlessly, and
+///   then forgotten. Up to 65 such waiters per fd are kept; beyond that the oldest is set
+///   aside and woken at the loop's next event or sleep, to wait again: none is lost, and an
+///   idle fd costs no CPU, but with that many each event anywhere costs a round of
+///   spurious wakes.
 /// - **Drop:** the fd is removed from epoll, then the inner value is dropped (closing the fd
 ///   if it owns it). [`AsyncFd::into_inner`] removes it from epoll and hands the value back.
 ///   Either way, a task still waiting for its readiness (one that shares the `AsyncFd`) is
@@ -232,12 +237,12 @@ impl<T: AsRawFd> AsyncFd<T> {
 
     /// Waits until the fd may be readable.
     pub async fn readable(&self) -> io::Result<AsyncFdReadyGuard<'_, T>> {
-        poll_fn(|cx| self.poll_read_ready(cx)).await
+        own_waits(|cx| self.poll_read_ready(cx)).await
     }
 
     /// Waits until the fd may be writable.
     pub async fn writable(&self) -> io::Result<AsyncFdReadyGuard<'_, T>> {
-        poll_fn(|cx| self.poll_write_ready(cx)).await
+        own_waits(|cx| self.poll_write_ready(cx)).await
     }
 
     /// Runs `op` at once if the fd is known to be ready in direction `dir`, without waiting;

@@ -7,6 +7,7 @@
 //! newer edge arrived since it looked (the slot's `tick`).
 
 mod async_fd;
+mod own_wait;
 mod ready;
 mod registered;
 
@@ -14,14 +15,18 @@ use std::cell::{Cell, RefCell};
 use std::io;
 use std::os::fd::RawFd;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 pub use async_fd::{AsyncFd, AsyncFdReadyGuard, TryIoError};
+pub use own_wait::{own_waits, OwnWaits};
 pub use ready::{Direction, Ready, ReadyEvent};
 pub use registered::Registered;
 
+use crate::slab::Slab;
 use crate::sys::epoll::Epoll;
+use own_wait::Entries;
 
 /// The token of the runtime's own eventfd (never a valid slot: the generation is all ones).
 const WAKE_TOKEN: u64 = u64::MAX;
@@ -39,6 +44,9 @@ struct ScheduledIo {
     /// neither a second waiter nor one that gave up (a `peek` cancelled by a timeout, whose
     /// waker stays behind) strands the first. Empty unless two wait on one direction.
     others: Vec<(Direction, Waker)>,
+    /// Waiters that own their entry (futures made by [`own_waits`], such as every I/O
+    /// `async fn`): kept until the future drops, its waker taken by each edge.
+    owned: Slab<(Direction, Option<Waker>)>,
     /// A hang-up may end (a FIFO gets a new writer): `WouldBlock` then clears it.
     hangup_may_end: bool,
 }
@@ -67,6 +75,11 @@ impl ScheduledIo {
         }
         if ready.intersects(Ready::WRITE_INTEREST) {
             to_wake.extend(self.writer.take());
+        }
+        for (dir, waker) in self.owned.values_mut() {
+            if ready.intersects(dir.interest()) {
+                to_wake.extend(waker.take());
+            }
         }
         let mut i = 0;
         while i < self.others.len() {
@@ -206,17 +219,25 @@ impl Reactor {
         // Only now, with the slots released: a waker may run arbitrary code, even panic.
         // Waiters let go from a full list may have waited on this fd: they see it gone.
         let evicted = std::mem::take(&mut *self.evicted.borrow_mut());
-        if let Some(io) = io {
+        if let Some(mut io) = io {
             let others = io.others.into_iter().map(|(_, w)| w);
-            wake_each([io.reader, io.writer].into_iter().flatten().chain(others));
+            let owned = io.owned.drain().into_iter().filter_map(|(_, w)| w);
+            wake_each(
+                [io.reader, io.writer]
+                    .into_iter()
+                    .flatten()
+                    .chain(others)
+                    .chain(owned),
+            );
         }
         wake_each(evicted);
     }
 
-    /// Polls readiness for one direction, storing `cx`'s waker (another task's, already
-    /// there, moves to `others`).
+    /// Polls readiness for one direction, storing `cx`'s waker: in the polling future's own
+    /// entry inside an [`OwnWaits`], else in the direction's slot (another task's waker,
+    /// already there, moves to `others`).
     pub(crate) fn poll_ready(
-        &self,
+        self: &Rc<Self>,
         key: IoKey,
         dir: Direction,
         cx: &mut Context<'_>,
@@ -227,6 +248,15 @@ impl Reactor {
         };
         if let Some(event) = io.event(dir) {
             return Poll::Ready(event);
+        }
+        let waker = cx.waker();
+        if let Some(displaced) =
+            Entries::with_current(|entries| self.wait_owned(io, entries, key, dir, waker))
+        {
+            // Dropped after the slots are released: a waker's drop is user code.
+            drop(slots);
+            drop(displaced);
+            return Poll::Pending;
         }
         let slot = match dir {
             Direction::Read => &mut io.reader,
@@ -275,6 +305,48 @@ impl Reactor {
             wake_each(flush.into_iter().flatten());
         }
         Poll::Pending
+    }
+
+    /// Stores `waker` in the entry `entries` own for `key` and `dir`, made on first use.
+    /// Returns the waker it replaced, if any.
+    fn wait_owned(
+        self: &Rc<Self>,
+        io: &mut ScheduledIo,
+        entries: &Entries,
+        key: IoKey,
+        dir: Direction,
+        waker: &Waker,
+    ) -> Option<Waker> {
+        let found = entries.find(self, key, dir);
+        if let Some((_, slot)) = found.and_then(|i| io.owned.get_mut(i)) {
+            return match slot {
+                Some(w) if w.will_wake(waker) => None,
+                _ => slot.replace(waker.clone()),
+            };
+        }
+        let index = io.owned.insert((dir, Some(waker.clone())));
+        entries.record(self, key, dir, index);
+        None
+    }
+
+    /// Removes an owned waiter entry (its future is dropping). Nothing to do if the fd was
+    /// deregistered since: its entries went with it.
+    pub(crate) fn remove_owned(&self, key: IoKey, index: usize) {
+        let removed = {
+            // A future dropped by a waker's drop, while the slots are borrowed, leaves its
+            // entry (and at most one spurious wake) until the fd goes.
+            let Ok(mut slots) = self.slots.try_borrow_mut() else {
+                return;
+            };
+            match slots.get_mut(key.index as usize) {
+                Some(slot) if slot.generation == key.generation => {
+                    slot.io.as_mut().and_then(|io| io.owned.remove(index))
+                }
+                _ => None,
+            }
+        };
+        // Dropped after the slots are released: a waker's drop is user code.
+        drop(removed);
     }
 
     /// The readiness known now in direction `dir`, if any; unlike `poll_ready`, stores no

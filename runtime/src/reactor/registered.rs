@@ -16,8 +16,9 @@ use super::{Direction, ReadyEvent};
 /// built this way.
 ///
 /// The contract is [`AsyncFd`](crate::AsyncFd)'s: readiness is a hint (spurious wakeups
-/// happen, so `WouldBlock` must be handled), one waker is kept per direction, and every
-/// `Ready` spends one unit of the task's cooperative budget.
+/// happen, so `WouldBlock` must be handled), waits share the fd's per-direction slot unless
+/// made inside [`own_waits`](crate::own_waits), and every `Ready` spends one unit of the
+/// task's cooperative budget.
 ///
 /// ```
 /// use overlap::{Direction, Registered};

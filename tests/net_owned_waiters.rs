@@ -1,0 +1,140 @@
+//! Waits made by I/O `async fn`s own their entry in the fd's waiter list: any number of
+//! tasks may wait on one fd, and a wait that was cancelled leaves nothing to wake.
+
+use std::cell::Cell;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use overlap::net::{TcpListener, TcpStream, UdpSocket};
+use overlap::time::{sleep, timeout};
+
+/// A hang guard: every waiter should wake at once.
+const HANG: Duration = Duration::from_secs(20);
+
+/// Counts the polls of the future it wraps.
+struct CountPolls<F> {
+    inner: Pin<Box<F>>,
+    polls: Rc<Cell<u32>>,
+}
+
+impl<F: Future> Future for CountPolls<F> {
+    type Output = F::Output;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        self.polls.set(self.polls.get() + 1);
+        self.inner.as_mut().poll(cx)
+    }
+}
+
+/// Far more acceptors than the shared per-direction list keeps (65), and than its overflow
+/// (about 1,090, past which they used to wake one another for ever): the idle listener
+/// costs no task polls, and every connection is accepted.
+#[overlap::test]
+async fn two_thousand_acceptors_on_an_idle_listener_sleep() {
+    const N: usize = 2000;
+    let listener = Rc::new(TcpListener::bind("127.0.0.1:0").await.unwrap());
+    let addr = listener.local_addr().unwrap();
+    let acceptors: Vec<_> = (0..N)
+        .map(|_| {
+            let listener = listener.clone();
+            overlap::spawn(async move { listener.accept().await.unwrap().0 })
+        })
+        .collect();
+    sleep(Duration::from_millis(50)).await; // all wait
+    let before = overlap::metrics().task_polls;
+    sleep(Duration::from_millis(200)).await;
+    let polls = overlap::metrics().task_polls - before;
+    // This task's own sleep, nothing else.
+    assert!(polls < 10, "{polls} task polls while the listener was idle");
+
+    let mut clients = Vec::new();
+    for _ in 0..N {
+        clients.push(TcpStream::connect(addr).await.unwrap());
+    }
+    for acceptor in acceptors {
+        timeout(HANG, acceptor)
+            .await
+            .expect("an acceptor never woke")
+            .unwrap();
+    }
+}
+
+/// A `recv_from` cancelled by a timeout takes its waker with it: the datagram that arrives
+/// later does not wake the task, which by then waits for something else.
+#[overlap::test]
+async fn a_cancelled_recv_leaves_no_waker_behind() {
+    let socket = Rc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
+    let to = socket.local_addr().unwrap();
+    let (tx, rx) = overlap::sync::oneshot::channel::<()>();
+    let polls = Rc::new(Cell::new(0));
+    let task = overlap::spawn(CountPolls {
+        inner: Box::pin({
+            let socket = socket.clone();
+            async move {
+                let mut buf = [0u8; 8];
+                let waited = timeout(Duration::from_millis(5), socket.recv_from(&mut buf)).await;
+                assert!(waited.is_err(), "nothing was sent yet");
+                rx.await.unwrap();
+            }
+        }),
+        polls: polls.clone(),
+    });
+    sleep(Duration::from_millis(50)).await; // the recv timed out; the task waits on `rx`
+    let polls_before = polls.get();
+    let sender = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    sender.send_to(b"late", to).await.unwrap();
+    sleep(Duration::from_millis(50)).await; // the edge has been seen
+    assert_eq!(
+        polls.get(),
+        polls_before,
+        "the datagram woke a task whose recv had been cancelled"
+    );
+    // The datagram is still there for the next reader.
+    let mut buf = [0u8; 8];
+    let (n, _) = timeout(HANG, socket.recv_from(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&buf[..n], b"late");
+    tx.send(()).unwrap();
+    timeout(HANG, task).await.unwrap().unwrap();
+}
+
+/// Dropping the listener that waiting acceptors share (through `Rc<RefCell<Option<_>>>`)
+/// wakes them all, to find it gone.
+#[overlap::test]
+async fn dropping_a_shared_listener_wakes_its_owned_waiters() {
+    use std::cell::RefCell;
+    let listener = Rc::new(RefCell::new(Some(
+        TcpListener::bind("127.0.0.1:0").await.unwrap(),
+    )));
+    let woke = Rc::new(Cell::new(0));
+    let acceptors: Vec<_> = (0..100)
+        .map(|_| {
+            let (listener, woke) = (listener.clone(), woke.clone());
+            overlap::spawn(async move {
+                // The listener is borrowed only while polled; the wait's entry lives
+                // as long as this future.
+                let accept = overlap::own_waits(|cx| match listener.borrow().as_ref() {
+                    Some(l) => l.poll_accept(cx).map(|r| Some(r.map(drop))),
+                    None => Poll::Ready(None),
+                });
+                let got = accept.await;
+                woke.set(woke.get() + 1);
+                got.is_none()
+            })
+        })
+        .collect();
+    sleep(Duration::from_millis(20)).await;
+    assert_eq!(woke.get(), 0);
+    listener.borrow_mut().take();
+    for acceptor in acceptors {
+        let saw_gone = timeout(HANG, acceptor)
+            .await
+            .expect("an acceptor slept through the drop")
+            .unwrap();
+        assert!(saw_gone);
+    }
+}
