@@ -229,6 +229,11 @@ fn skip_empty<'a, 'b>(bufs: &'a [io::IoSlice<'b>]) -> &'a [io::IoSlice<'b>] {
 /// `op` once, now, if the socket is known to be ready in `dir`; `WouldBlock` otherwise, and
 /// after an `op` that would block (whose readiness is then cleared: see `AsyncFd::try_io`).
 /// `EINTR` is retried.
+///
+/// A read that would block on a socket whose read side stays closed (a datagram socket shut
+/// down for reading, its queue drained) fails with `NotConnected`, as [`poll_read_with`]
+/// does: the hang-up is never cleared, so `readable()` would return at once for ever and a
+/// `readable`/`try_recv` loop would spin.
 pub(crate) fn try_now<R>(
     io: &AsyncFd<Socket>,
     dir: Direction,
@@ -237,6 +242,16 @@ pub(crate) fn try_now<R>(
     loop {
         match io.try_io(dir, &mut op) {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e)
+                if e.kind() == io::ErrorKind::WouldBlock
+                    && dir == Direction::Read
+                    && io.current_ready(Direction::Read).is_read_closed() =>
+            {
+                return Err(io::Error::new(
+                    io::ErrorKind::NotConnected,
+                    "the socket is shut down for reading and nothing is queued",
+                ));
+            }
             res => return res,
         }
     }

@@ -22,6 +22,13 @@ use crate::sys::{SockAddr, Socket};
 /// Behaves like [`TcpStream`](crate::TcpStream): no `WouldBlock`, `MSG_NOSIGNAL` writes,
 /// `close` shuts down the write side, reads after EOF return 0 again.
 ///
+/// One case the kernel does not report: a write waiting for room in a full send buffer is
+/// not woken when the peer shuts down its *read* side (Linux's poll shows neither
+/// writability nor a hang-up then, though a blocking `send` would fail with `EPIPE`). The
+/// write stays pending until the peer closes the socket or reads; tokio's waits the same
+/// way. Put writes to a peer that may do this under a
+/// [`timeout`](overlap_runtime::time::timeout).
+///
 /// ```
 /// use overlap::io::{AsyncReadExt, AsyncWriteExt};
 /// use overlap::net::UnixStream;

@@ -142,6 +142,15 @@ impl<T: AsRawFd> AsyncFd<T> {
         reg.reactor.set_write_closed(reg.key);
     }
 
+    /// The readiness known now in direction `dir` (empty if none), without waiting or
+    /// storing a waker.
+    pub fn current_ready(&self, dir: Direction) -> Ready {
+        let reg = self.reg();
+        reg.reactor
+            .current_readiness(reg.key, dir)
+            .map_or(Ready::EMPTY, |event| event.ready())
+    }
+
     fn reg(&self) -> &Registration {
         self.reg.as_ref().expect("AsyncFd used after into_inner")
     }
