@@ -31,10 +31,19 @@ struct Entry {
     index: usize,
 }
 
-/// The entries a future holds in waiter lists; removed when it drops.
+impl Entry {
+    fn is(&self, reactor: &Reactor, key: IoKey, dir: Direction) -> bool {
+        ptr::eq(&*self.reactor, reactor) && self.key == key && self.dir == dir
+    }
+}
+
+/// The entries a future holds in waiter lists; removed when it drops. Most futures wait on
+/// one fd in one direction: the first entry is kept inline, so waiting allocates nothing
+/// here.
 #[derive(Default)]
 pub(crate) struct Entries {
-    list: RefCell<Vec<Entry>>,
+    first: RefCell<Option<Entry>>,
+    rest: RefCell<Vec<Entry>>,
 }
 
 impl Entries {
@@ -49,35 +58,49 @@ impl Entries {
 
     /// The index of this future's entry for `key` and `dir` in `reactor`, if it has one.
     pub(super) fn find(&self, reactor: &Reactor, key: IoKey, dir: Direction) -> Option<usize> {
-        self.list
-            .borrow()
+        let first = self.first.borrow();
+        let rest = self.rest.borrow();
+        first
             .iter()
-            .find(|e| ptr::eq(&*e.reactor, reactor) && e.key == key && e.dir == dir)
+            .chain(rest.iter())
+            .find(|e| e.is(reactor, key, dir))
             .map(|e| e.index)
     }
 
     /// Records `index` as the entry for `key` and `dir` in `reactor`, replacing one that
     /// was gone from the reactor's list.
     pub(super) fn record(&self, reactor: &Rc<Reactor>, key: IoKey, dir: Direction, index: usize) {
-        let mut list = self.list.borrow_mut();
-        match list
+        let mut first = self.first.borrow_mut();
+        let mut rest = self.rest.borrow_mut();
+        if let Some(e) = first
             .iter_mut()
-            .find(|e| Rc::ptr_eq(&e.reactor, reactor) && e.key == key && e.dir == dir)
+            .chain(rest.iter_mut())
+            .find(|e| e.is(reactor, key, dir))
         {
-            Some(e) => e.index = index,
-            None => list.push(Entry {
-                reactor: reactor.clone(),
-                key,
-                dir,
-                index,
-            }),
+            e.index = index;
+            return;
         }
+        let entry = Entry {
+            reactor: reactor.clone(),
+            key,
+            dir,
+            index,
+        };
+        match &*first {
+            None => *first = Some(entry),
+            Some(_) => rest.push(entry),
+        }
+    }
+
+    fn len(&self) -> usize {
+        usize::from(self.first.borrow().is_some()) + self.rest.borrow().len()
     }
 }
 
 impl Drop for Entries {
     fn drop(&mut self) {
-        for e in self.list.get_mut().drain(..) {
+        let first = self.first.get_mut().take();
+        for e in first.into_iter().chain(self.rest.get_mut().drain(..)) {
             e.reactor.remove_owned(e.key, e.index);
         }
     }
@@ -162,7 +185,7 @@ impl<T, F: FnMut(&mut Context<'_>) -> Poll<T> + Unpin> Future for OwnWaits<F> {
 impl<F> fmt::Debug for OwnWaits<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("OwnWaits")
-            .field("entries", &self.entries.list.borrow().len())
+            .field("entries", &self.entries.len())
             .finish_non_exhaustive()
     }
 }
