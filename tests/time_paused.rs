@@ -255,3 +255,48 @@ async fn advance_from_the_test_body_runs_every_task_it_woke() {
         "advance returned before the tasks it woke ran"
     );
 }
+
+/// Auto-advance stops at the earliest deadline, not at a later one within its slack: a
+/// sleeper never wakes at a later virtual instant because another timer is due just after.
+#[overlap::test(start_paused = true)]
+async fn a_sleeper_wakes_at_its_own_deadline_not_a_neighbours() {
+    let start = time::now();
+    let after = |d: Duration| {
+        overlap::spawn(async move {
+            sleep(d).await;
+            time::now() - start
+        })
+    };
+    // The earlier timer fires first, so the next wakeup is computed afresh.
+    let early = after(Duration::from_millis(5));
+    let a = after(Duration::from_millis(10));
+    let b = after(Duration::from_millis(10) + Duration::from_micros(20));
+    assert_eq!(early.await.unwrap(), Duration::from_millis(5));
+    assert_eq!(a.await.unwrap(), Duration::from_millis(10));
+    assert_eq!(
+        b.await.unwrap(),
+        Duration::from_millis(10) + Duration::from_micros(20)
+    );
+}
+
+#[overlap::test(start_paused = true)]
+async fn thousands_of_sleepers_each_wake_at_their_own_deadline() {
+    let start = time::now();
+    let mut x = 88172645463325252u64;
+    let sleepers: Vec<_> = (0..5000)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let d = Duration::from_micros(x % 2_000_000);
+            overlap::spawn(async move {
+                sleep(d).await;
+                (d, time::now() - start)
+            })
+        })
+        .collect();
+    for s in sleepers {
+        let (d, woke) = s.await.unwrap();
+        assert_eq!(woke, d, "a sleep({d:?}) woke at {woke:?}");
+    }
+}

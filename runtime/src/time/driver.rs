@@ -227,8 +227,18 @@ impl Timers {
     /// When the loop must next fire timers: never later than any timer's deadline plus slack
     /// (see [Slack](Timers#slack)); a lone timer's exact deadline; or an earlier instant at
     /// which the wheel must cascade.
+    ///
+    /// While the clock is paused, the earliest deadline itself, without slack: auto-advance
+    /// jumps there, so a timer never wakes at a virtual instant later than its deadline
+    /// because another one was due a little after it.
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
-        let ns = self.wheel.borrow_mut().next_deadline()?;
+        let mut wheel = self.wheel.borrow_mut();
+        let ns = if self.clock.is_paused() {
+            wheel.earliest_deadline()
+        } else {
+            wheel.next_deadline()
+        }?;
+        drop(wheel);
         Some(self.to_instant(ns))
     }
 

@@ -319,12 +319,21 @@ impl TimerWheel {
         if let Cached::Known(next) = self.cached {
             return next;
         }
-        let next = self.compute_next();
+        let next = self.compute_next(true);
         self.cached = Cached::Known(next);
         next
     }
 
-    fn compute_next(&mut self) -> Option<u64> {
+    /// The earliest deadline of any timer, with no slack (or an earlier instant at which the
+    /// wheel must cascade): where a paused clock's auto-advance may jump without making any
+    /// timer fire later than its deadline. Not cached: paused clocks are for tests.
+    pub(crate) fn earliest_deadline(&mut self) -> Option<u64> {
+        self.compute_next(false)
+    }
+
+    /// See [`next_deadline`](Self::next_deadline); `with_slack: false` for
+    /// [`earliest_deadline`](Self::earliest_deadline).
+    fn compute_next(&mut self, with_slack: bool) -> Option<u64> {
         if self.len == 0 {
             return None; // whatever items are left are stale
         }
@@ -350,6 +359,7 @@ impl TimerWheel {
         } else {
             &heap[..DUE_SCAN]
         };
+        let hard_of = |it: Due| if with_slack { hard_of(it) } else { it.0 };
         let mut hard = top.iter().map(|&Reverse(it)| hard_of(it)).min();
         if heap.len() > top.len() {
             let frontier = &top[DUE_SCAN / 2..];
@@ -366,7 +376,14 @@ impl TimerWheel {
                 let end = (start + 1) << TICK_SHIFT;
                 // A stale item's entry may hold another timer's slack: that only adds a time
                 // that is not a live timer's, which can make the wakeup earlier, never later.
-                let hard = |it: &Item| it.deadline.saturating_add(self.slack_of(it.index).into());
+                let slack = |it: &Item| {
+                    if with_slack {
+                        self.slack_of(it.index)
+                    } else {
+                        0
+                    }
+                };
+                let hard = |it: &Item| it.deadline.saturating_add(slack(it).into());
                 items.iter().map(hard).fold(end, u64::min)
             } else {
                 start << TICK_SHIFT
