@@ -96,14 +96,14 @@ pub mod task {
 /// ```
 pub mod io {
     pub use futures_util::io::{
-        copy, copy_buf, empty, repeat, sink, AllowStdIo, AsyncBufRead, AsyncBufReadExt, AsyncRead,
-        AsyncReadExt, AsyncSeek, AsyncSeekExt, AsyncWrite, AsyncWriteExt, BufReader, BufWriter,
-        Chain, Cursor, Empty, IoSlice, IoSliceMut, LineWriter, Lines, ReadHalf, Repeat,
-        ReuniteError, Sink, Take, Window, WriteHalf,
+        empty, repeat, sink, AllowStdIo, AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncReadExt,
+        AsyncSeek, AsyncSeekExt, AsyncWrite, AsyncWriteExt, BufReader, BufWriter, Chain, Cursor,
+        Empty, IoSlice, IoSliceMut, LineWriter, Lines, ReadHalf, Repeat, ReuniteError, Sink, Take,
+        Window, WriteHalf,
     };
     pub use overlap_runtime::io::{
-        copy_bidirectional, duplex, raw_os_error, read_to_end, stderr, stdin, stdout, DuplexStream,
-        ReadToEnd, Stderr, Stdin, Stdout, Unblock,
+        copy, copy_bidirectional, copy_buf, duplex, raw_os_error, read_to_end, stderr, stdin,
+        stdout, DuplexStream, ReadToEnd, Stderr, Stdin, Stdout, Unblock,
     };
     /// std's error and seek types, so `overlap::io` names what its traits use (as
     /// `tokio::io` does).

@@ -128,11 +128,13 @@ async fn a_reset_on_one_side_ends_the_copy_with_an_error() {
 }
 
 /// A stream that is always ready: reads give `left` bytes of 'x' then end of file, writes
-/// take everything (and count it in `written`).
+/// take everything (and count it in `written`), except that the first `interrupts` writes
+/// fail with `Interrupted`.
 #[derive(Default)]
 struct AlwaysReady {
     left: usize,
     written: std::rc::Rc<std::cell::Cell<usize>>,
+    interrupts: usize,
 }
 
 impl overlap::io::AsyncRead for AlwaysReady {
@@ -154,6 +156,10 @@ impl overlap::io::AsyncWrite for AlwaysReady {
         _cx: &mut std::task::Context<'_>,
         buf: &[u8],
     ) -> std::task::Poll<std::io::Result<usize>> {
+        if self.interrupts > 0 {
+            self.get_mut().interrupts -= 1;
+            return std::task::Poll::Ready(Err(std::io::ErrorKind::Interrupted.into()));
+        }
         self.written.set(self.written.get() + buf.len());
         std::task::Poll::Ready(Ok(buf.len()))
     }
@@ -220,5 +226,102 @@ async fn a_side_that_is_always_readable_does_not_starve_the_other_way() {
         to_a.get(),
         5,
         "b's bytes never reached a while a kept sending"
+    );
+}
+
+/// `Interrupted` from a write is retried, as from a read: it is no error.
+#[overlap::test]
+async fn an_interrupted_write_is_retried() {
+    let mut a = AlwaysReady {
+        left: 3,
+        interrupts: 2,
+        ..AlwaysReady::default()
+    };
+    let mut b = AlwaysReady {
+        left: 5,
+        interrupts: 1,
+        ..AlwaysReady::default()
+    };
+    let (a_written, b_written) = (a.written.clone(), b.written.clone());
+    let counts = copy_bidirectional(&mut a, &mut b).await.unwrap();
+    assert_eq!(counts, (3, 5));
+    assert_eq!((a_written.get(), b_written.get()), (5, 3));
+}
+
+/// Runs a one-way `copy` from a TCP stream into a `BufWriter` over another, and checks
+/// that what the client sends reaches the server while the client is still open (the
+/// writer is flushed whenever the reader has nothing for now, as tokio's copies do), then
+/// that the copy ends with the client's end of file.
+async fn check_one_way_copy_flushes_while_idle<F>(
+    copy: impl FnOnce(TcpStream, BufWriter<TcpStream>) -> F,
+) where
+    F: std::future::Future<Output = std::io::Result<u64>> + 'static,
+{
+    let (mut client, proxy_in) = tcp_pair().await;
+    let (proxy_out, mut server) = tcp_pair().await;
+    let proxy = overlap::spawn(copy(
+        proxy_in,
+        BufWriter::with_capacity(64 << 10, proxy_out),
+    ));
+    client.write_all(b"ping").await.unwrap();
+    let mut buf = [0u8; 4];
+    within(
+        LIMIT,
+        server.read_exact(&mut buf),
+        "the bytes stayed buffered",
+    )
+    .await
+    .unwrap();
+    assert_eq!(&buf, b"ping");
+    client.write_all(b"!").await.unwrap();
+    client.close().await.unwrap();
+    let copied = within(LIMIT, proxy, "the copy did not end").await;
+    assert_eq!(copied.unwrap().unwrap(), 5);
+    let mut rest = Vec::new();
+    server.read_to_end(&mut rest).await.unwrap();
+    assert_eq!(rest, b"!");
+}
+
+#[overlap::test]
+async fn io_copy_flushes_a_buffered_writer_while_the_source_is_idle() {
+    check_one_way_copy_flushes_while_idle(|from, mut to| async move {
+        overlap::io::copy(from, &mut to).await
+    })
+    .await;
+}
+
+#[overlap::test]
+async fn io_copy_buf_flushes_a_buffered_writer_while_the_source_is_idle() {
+    check_one_way_copy_flushes_while_idle(|from, mut to| async move {
+        overlap::io::copy_buf(overlap::io::BufReader::new(from), &mut to).await
+    })
+    .await;
+}
+
+#[overlap::test]
+async fn io_copy_between_always_ready_streams_lets_other_tasks_run() {
+    let ran = std::rc::Rc::new(std::cell::Cell::new(false));
+    let copy = {
+        let ran = ran.clone();
+        overlap::spawn(async move {
+            let a = AlwaysReady {
+                left: 64 << 20,
+                ..AlwaysReady::default()
+            };
+            let mut b = AlwaysReady::default();
+            let n = overlap::io::copy(a, &mut b).await.unwrap();
+            (n, ran.get())
+        })
+    };
+    let other = {
+        let ran = ran.clone();
+        overlap::spawn(async move { ran.set(true) })
+    };
+    let (n, other_ran_first) = copy.await.unwrap();
+    other.await.unwrap();
+    assert_eq!(n, 64 << 20);
+    assert!(
+        other_ran_first,
+        "the copy kept the loop to itself until it ended"
     );
 }

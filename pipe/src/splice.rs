@@ -8,7 +8,7 @@
 //! - [`Sender::splice_from`] fills a pipe from a socket (or another pipe);
 //! - [`Receiver::splice_to`] empties a pipe into a socket (or another pipe);
 //! - [`splice_copy`] forwards everything from one fd to another until end of file, through a
-//!   private pipe: the zero-copy twin of [`overlap::io::copy`](futures_util::io::copy).
+//!   private pipe: the zero-copy twin of [`overlap::io::copy`](overlap_runtime::io::copy).
 //! - [`splice_bidirectional`] runs one `splice_copy` each way and passes half-closes on.
 //!
 //! Either side may be anything that implements [`Registered`]: overlap's TCP and Unix
@@ -200,7 +200,7 @@ where
 /// # Cancellation
 /// Dropping the future stops the copy. Bytes already taken from `from` but not yet written
 /// to `to` (at most 64 KiB, held in the private pipe) are lost, as with the buffer of
-/// [`overlap::io::copy`](futures_util::io::copy).
+/// [`overlap::io::copy`](overlap_runtime::io::copy).
 ///
 /// ```
 /// use overlap::io::{AsyncReadExt, AsyncWriteExt};

@@ -81,13 +81,13 @@ where
     .await
 }
 
-/// One way of the copy.
-struct Direction {
+/// One way of the copy (also [`copy`](super::copy)'s engine).
+pub(super) struct Direction {
     buf: Box<[u8]>,
     /// `buf[pos..end]` is read and not yet written.
     pos: usize,
     end: usize,
-    copied: u64,
+    pub(super) copied: u64,
     read_eof: bool,
     /// Bytes were written since the last flush.
     unflushed: bool,
@@ -103,7 +103,7 @@ enum Stage {
 }
 
 impl Direction {
-    fn new() -> Direction {
+    pub(super) fn new() -> Direction {
         Direction {
             buf: vec![0; BUF_SIZE].into_boxed_slice(),
             pos: 0,
@@ -142,7 +142,7 @@ impl Direction {
     }
 
     /// Copies until the source's end of file, with everything written and flushed.
-    fn poll_copy<R, W>(
+    pub(super) fn poll_copy<R, W>(
         &mut self,
         cx: &mut Context<'_>,
         mut from: Pin<&mut R>,
@@ -166,19 +166,17 @@ impl Direction {
                     Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => continue,
                     Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
                     Poll::Pending => {
-                        // Nothing more to read now (or the budget is spent): what was
-                        // written must not sit in a buffered writer while the other end
-                        // waits for it.
-                        if self.unflushed {
-                            ready!(to.as_mut().poll_flush(cx))?;
-                            self.unflushed = false;
-                        }
+                        // Nothing more to read now (or the budget is spent).
+                        ready!(super::copy::flush_if(&mut self.unflushed, to, cx))?;
                         return Poll::Pending;
                     }
                 }
             }
             while self.pos < self.end {
-                let n = ready!(to.as_mut().poll_write(cx, &self.buf[self.pos..self.end]))?;
+                let n = match ready!(to.as_mut().poll_write(cx, &self.buf[self.pos..self.end])) {
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    res => res?,
+                };
                 if n == 0 {
                     return Poll::Ready(Err(io::Error::new(
                         io::ErrorKind::WriteZero,

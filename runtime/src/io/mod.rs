@@ -1,6 +1,7 @@
 //! I/O helpers beyond what `futures-util` offers; the facade's `overlap::io` re-exports them
 //! next to futures-util's traits.
 
+mod copy;
 mod copy_bidirectional;
 mod duplex;
 mod path_error;
@@ -8,6 +9,7 @@ mod read_to_end;
 mod stdio;
 mod unblock;
 
+pub use copy::{copy, copy_buf};
 pub use copy_bidirectional::copy_bidirectional;
 pub use duplex::{duplex, DuplexStream};
 pub use path_error::{raw_os_error, with_path_context};
