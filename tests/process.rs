@@ -275,3 +275,30 @@ fn output_leaves_the_command_inheriting_its_stdio() {
         assert!(child.wait().await.unwrap().success());
     });
 }
+
+/// As with tokio, `status()` and `output()` spawn when called and borrow nothing: the
+/// future of a temporary `Command` can be stored, and a pipe end given to it goes away with
+/// the `Command`, so the reader sees end of file once the child exits.
+#[test]
+fn status_of_a_temporary_command_lets_its_pipe_reader_see_eof() {
+    block_on(async {
+        let (tx, mut rx) = overlap::pipe::pipe().unwrap();
+        let status = overlap::process::Command::new("echo")
+            .arg("hello")
+            .stdout(Stdio::try_from(tx).unwrap())
+            .status();
+        let mut out = Vec::new();
+        let (status, read) = within(
+            HANG,
+            async { overlap::join!(status, rx.read_to_end(&mut out)) },
+            "the pipe's reader never saw end of file",
+        )
+        .await;
+        assert!(status.unwrap().success());
+        assert_eq!(read.unwrap(), 6);
+        assert_eq!(out, b"hello\n");
+        // `output()` too: stored first, awaited later.
+        let later = overlap::process::Command::new("echo").arg("hi").output();
+        assert_eq!(later.await.unwrap().stdout, b"hi\n");
+    });
+}

@@ -2,6 +2,7 @@
 //! `spawn`, `output` and `status` run on the reactor.
 
 use std::ffi::OsStr;
+use std::future::Future;
 use std::io;
 use std::path::Path;
 use std::process::{ExitStatus, Output, Stdio};
@@ -141,7 +142,13 @@ impl Command {
     /// defaults to `/dev/null` and stdout and stderr to pipes; what was set explicitly is
     /// kept. Dropping the future drops the child (killed only with
     /// [`kill_on_drop`](Command::kill_on_drop); reaped in the background either way).
-    pub async fn output(&mut self) -> io::Result<Output> {
+    ///
+    /// As with tokio, the child is spawned when this is *called*, and the future borrows
+    /// nothing: `Command::new("ls").output()` may be stored and awaited later, and a pipe end
+    /// given to [`stdout`](Command::stdout) goes with the temporary `Command`, so its reader
+    /// sees end of file once the child exits. (A `Command` kept in a variable holds such a
+    /// pipe end until it is dropped.)
+    pub fn output(&mut self) -> impl Future<Output = io::Result<Output>> + 'static {
         let defaults = [
             (!self.stdin_set).then(Stdio::null),
             (!self.stdout_set).then(Stdio::piped),
@@ -159,7 +166,7 @@ impl Command {
         }
         let child = self.spawn();
         self.reset_defaults();
-        child?.wait_with_output().await
+        async move { child?.wait_with_output().await }
     }
 
     /// Runs the child to completion and returns its exit status. Stdio not set is
@@ -167,8 +174,16 @@ impl Command {
     /// writes to a piped stdout or stderr is read and dropped until it exits: nobody else
     /// could read it, a child filling the pipe would never exit, and a closed pipe would
     /// kill one that writes (`SIGPIPE`).
-    pub async fn status(&mut self) -> io::Result<ExitStatus> {
-        let mut child = self.spawn()?;
+    ///
+    /// The child is spawned when this is called, and the future borrows nothing (see
+    /// [`output`](Command::output)).
+    pub fn status(&mut self) -> impl Future<Output = io::Result<ExitStatus>> + 'static {
+        let child = self.spawn();
+        async move { Self::wait_discarding(child?).await }
+    }
+
+    /// `status`'s wait: closes stdin, reads and drops piped output until the child exits.
+    async fn wait_discarding(mut child: Child) -> io::Result<ExitStatus> {
         drop(child.stdin.take());
         let (out, err) = (child.stdout.take(), child.stderr.take());
         let discard = async move {
