@@ -138,3 +138,38 @@ async fn dropping_a_shared_listener_wakes_its_owned_waiters() {
         assert!(saw_gone);
     }
 }
+
+/// One long-lived wait over whatever fd an `Rc<RefCell<Option<_>>>` holds now, the fd
+/// replaced a thousand times: the future keeps an entry per slot in use, not one per fd
+/// it ever waited on.
+#[overlap::test]
+async fn a_wait_that_outlives_many_fds_keeps_no_entry_per_fd() {
+    use std::cell::RefCell;
+    use std::os::unix::net::UnixStream as StdUnix;
+    let current: Rc<RefCell<Option<overlap::AsyncFd<StdUnix>>>> = Rc::new(RefCell::new(None));
+    let mut wait = {
+        let current = current.clone();
+        overlap::own_waits(move |cx| match current.borrow().as_ref() {
+            Some(fd) => fd.poll_read_ready(cx).map(|r| r.map(drop)),
+            None => Poll::Pending,
+        })
+    };
+    let mut peers = Vec::new();
+    for _ in 0..1000 {
+        let (a, b) = StdUnix::pair().unwrap();
+        a.set_nonblocking(true).unwrap();
+        // The new fd is registered before the old one goes: two slots take turns.
+        *current.borrow_mut() = Some(overlap::AsyncFd::new(a).unwrap());
+        peers.push(b);
+        let polled = std::future::poll_fn(|cx| Poll::Ready(Pin::new(&mut wait).poll(cx))).await;
+        assert!(polled.is_pending());
+    }
+    let debug = format!("{wait:?}");
+    assert!(
+        debug.contains("entries: 1,") || debug.contains("entries: 2,"),
+        "{debug}"
+    );
+    // It still wakes: the peer of the fd it waits on now writes.
+    std::io::Write::write_all(&mut &peers[999], b"x").unwrap();
+    timeout(HANG, wait).await.unwrap().unwrap();
+}

@@ -34,6 +34,11 @@ impl<T> Slab<T> {
         self.len
     }
 
+    /// Slots held, vacant or not.
+    pub(crate) fn capacity(&self) -> usize {
+        self.entries.len()
+    }
+
     pub(crate) fn insert(&mut self, value: T) -> usize {
         self.len += 1;
         if self.next_free == usize::MAX {

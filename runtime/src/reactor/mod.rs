@@ -60,6 +60,9 @@ const MAX_OTHERS: usize = 64;
 /// delivered an event; beyond it they are woken at once.
 const MAX_EVICTED: usize = 1024;
 
+/// Owned waiter slots an fd keeps once all its waiters have gone; a larger list is freed.
+const OWNED_KEPT: usize = 16;
+
 /// What a wait on a freed slot sees. Cannot happen while the handle is alive; it reports
 /// closed rather than hang.
 const GONE: ReadyEvent = ReadyEvent {
@@ -76,9 +79,11 @@ impl ScheduledIo {
         if ready.intersects(Ready::WRITE_INTEREST) {
             to_wake.extend(self.writer.take());
         }
-        for (dir, waker) in self.owned.values_mut() {
-            if ready.intersects(dir.interest()) {
-                to_wake.extend(waker.take());
+        if self.owned.len() > 0 {
+            for (dir, waker) in self.owned.values_mut() {
+                if ready.intersects(dir.interest()) {
+                    to_wake.extend(waker.take());
+                }
             }
         }
         let mut i = 0;
@@ -333,14 +338,21 @@ impl Reactor {
     /// deregistered since: its entries went with it.
     pub(crate) fn remove_owned(&self, key: IoKey, index: usize) {
         let removed = {
-            // A future dropped by a waker's drop, while the slots are borrowed, leaves its
-            // entry (and at most one spurious wake) until the fd goes.
+            // Borrowed only if a waker's `clone` (called under the borrow) dropped a future:
+            // its entry then stays, costing one spurious wake at most, until the fd goes.
             let Ok(mut slots) = self.slots.try_borrow_mut() else {
                 return;
             };
             match slots.get_mut(key.index as usize) {
                 Some(slot) if slot.generation == key.generation => {
-                    slot.io.as_mut().and_then(|io| io.owned.remove(index))
+                    slot.io.as_mut().and_then(|io| {
+                        let removed = io.owned.remove(index);
+                        if io.owned.len() == 0 && io.owned.capacity() > OWNED_KEPT {
+                            // A crowd of waiters has gone: edges need not walk its slots.
+                            io.owned = Slab::new();
+                        }
+                        removed
+                    })
                 }
                 _ => None,
             }

@@ -67,16 +67,20 @@ impl Entries {
             .map(|e| e.index)
     }
 
-    /// Records `index` as the entry for `key` and `dir` in `reactor`, replacing one that
-    /// was gone from the reactor's list.
+    /// Records `index` as the entry for `key` and `dir` in `reactor`. It replaces one for
+    /// the same slot whatever its generation: one gone from the reactor's list, or one of an
+    /// earlier registration in that slot, whose fd was deregistered (taking its entries with
+    /// it). So a future that outlives many fds (waiting on whatever an `Rc<RefCell<_>>`
+    /// holds now) keeps one entry per slot, not one per fd it ever waited on.
     pub(super) fn record(&self, reactor: &Rc<Reactor>, key: IoKey, dir: Direction, index: usize) {
         let mut first = self.first.borrow_mut();
         let mut rest = self.rest.borrow_mut();
         if let Some(e) = first
             .iter_mut()
             .chain(rest.iter_mut())
-            .find(|e| e.is(reactor, key, dir))
+            .find(|e| ptr::eq(&*e.reactor, &**reactor) && e.key.index == key.index && e.dir == dir)
         {
+            e.key = key;
             e.index = index;
             return;
         }
