@@ -241,3 +241,39 @@ fn path_functions() {
         assert!(!fs::try_exists(dir.join("x")).await.unwrap());
     });
 }
+
+/// A vectored write takes every slice (up to the write buffer's room), in order, not only
+/// the first; `write_all_vectored`-style loops then end in one call.
+#[test]
+fn vectored_writes_take_every_slice() {
+    use std::io::IoSlice;
+    let dir = TempDir::new("rt-vectored");
+    let path = dir.join("v");
+    let big = pattern(3 << 20);
+    overlap::block_on(async {
+        let mut f = File::create(&path).await.unwrap();
+        let parts = [&b"hello, "[..], &b""[..], &b"vectored "[..], &b"world"[..]];
+        let slices: Vec<IoSlice<'_>> = parts.iter().map(|p| IoSlice::new(p)).collect();
+        assert_eq!(f.write_vectored(&slices).await.unwrap(), 21);
+        // More than the buffer holds: some is taken, the count says how much, and a loop
+        // gets the rest in order.
+        let halves = [IoSlice::new(&big[..1 << 20]), IoSlice::new(&big[1 << 20..])];
+        let mut done = 0;
+        while done < big.len() {
+            let n = if done < 1 << 20 {
+                let rest = [IoSlice::new(&big[done..1 << 20]), halves[1]];
+                f.write_vectored(&rest).await.unwrap()
+            } else {
+                f.write_vectored(&[IoSlice::new(&big[done..])])
+                    .await
+                    .unwrap()
+            };
+            assert!(n > 0);
+            done += n;
+        }
+        f.flush().await.unwrap();
+    });
+    let mut want = b"hello, vectored world".to_vec();
+    want.extend_from_slice(&big);
+    assert!(std::fs::read(&path).unwrap() == want);
+}

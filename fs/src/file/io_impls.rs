@@ -54,6 +54,37 @@ impl AsyncWrite for File {
         self.get_mut().poll_write_buf(cx, buf)
     }
 
+    /// Takes the slices in order, as many as the write buffer has room for (futures-io's
+    /// default would take only the first).
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        ready!(overlap_runtime::coop_poll_proceed(cx));
+        let this = self.get_mut();
+        let mut taken = 0;
+        for buf in bufs.iter().filter(|b| !b.is_empty()) {
+            match this.poll_write_buf(cx, buf) {
+                Poll::Ready(Ok(n)) => {
+                    taken += n;
+                    if n < buf.len() {
+                        break;
+                    }
+                }
+                // What was taken is reported; the error comes back from the next call.
+                Poll::Ready(Err(e)) if taken == 0 => return Poll::Ready(Err(e)),
+                Poll::Ready(Err(e)) => {
+                    this.error = Some(e);
+                    break;
+                }
+                Poll::Pending if taken == 0 => return Poll::Pending,
+                Poll::Pending => break,
+            }
+        }
+        Poll::Ready(Ok(taken))
+    }
+
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.get_mut().poll_flush_writes(cx)
     }
