@@ -102,3 +102,28 @@ fn a_reader_waiting_on_an_empty_buffer_gets_eof_when_the_writer_drops() {
         assert_eq!(res.unwrap().unwrap(), 0);
     });
 }
+
+/// Reads and writes on a duplex stream spend the task's cooperative budget: a loop that is
+/// always ready still lets the other tasks run (and timers fire).
+#[test]
+fn an_always_ready_duplex_loop_lets_other_tasks_run() {
+    block_on(async {
+        let ran = std::rc::Rc::new(std::cell::Cell::new(false));
+        spawn({
+            let ran = ran.clone();
+            async move { ran.set(true) }
+        });
+        let looping = async {
+            let (mut a, mut b) = duplex(1);
+            let mut byte = [0u8; 1];
+            let mut rounds = 0u64;
+            while !ran.get() {
+                a.write_all(&[7]).await.unwrap();
+                b.read_exact(&mut byte).await.unwrap();
+                rounds += 1;
+                assert!(rounds < 1_000_000, "the other task never ran");
+            }
+        };
+        within(HANG, looping, "the loop never yielded").await;
+    });
+}

@@ -162,3 +162,32 @@ fn handles_dropped_between_block_on_calls() {
     drop(ah2);
     rt.block_on(async { overlap::yield_now().await });
 }
+
+/// A task whose future panics while being dropped by an abort reports that panic, as
+/// tokio's does, not a plain cancellation.
+#[test]
+fn an_abort_whose_drop_panics_reports_the_panic() {
+    struct PanicOnDrop;
+    impl Drop for PanicOnDrop {
+        fn drop(&mut self) {
+            panic!("dropped with a panic");
+        }
+    }
+    Runtime::new().unwrap().block_on(async {
+        let task = overlap::spawn(async {
+            let _guard = PanicOnDrop;
+            pending::<()>().await
+        });
+        overlap::yield_now().await;
+        task.abort();
+        let err = task.await.unwrap_err();
+        assert!(err.is_panic(), "{err:?}");
+        let payload = err.into_panic();
+        assert_eq!(
+            payload.downcast_ref::<&str>(),
+            Some(&"dropped with a panic")
+        );
+        // The runtime goes on.
+        assert_eq!(overlap::spawn(async { 5 }).await.unwrap(), 5);
+    });
+}

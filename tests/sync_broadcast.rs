@@ -120,3 +120,24 @@ async fn the_last_sender_going_wakes_waiting_receivers_with_closed() {
         .expect("the receiver was not woken when the senders went");
     assert_eq!(got.unwrap(), Err(RecvError::Closed));
 }
+
+/// A value whose `Clone` panics is consumed by the receive that panicked: the receiver
+/// moves on to the next value instead of panicking on the same one for ever.
+#[test]
+fn a_panicking_clone_consumes_the_value() {
+    #[derive(Debug, PartialEq)]
+    struct Fragile(u32);
+    impl Clone for Fragile {
+        fn clone(&self) -> Fragile {
+            assert_ne!(self.0, 0, "cloning the zero panics");
+            Fragile(self.0)
+        }
+    }
+    let (tx, mut rx) = broadcast::channel(4);
+    tx.send(Fragile(0)).unwrap();
+    tx.send(Fragile(1)).unwrap();
+    let first = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| rx.try_recv()));
+    assert!(first.is_err());
+    assert_eq!(rx.try_recv().unwrap(), Fragile(1));
+    assert_eq!(rx.try_recv().unwrap_err(), TryRecvError::Empty);
+}

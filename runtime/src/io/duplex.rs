@@ -104,6 +104,13 @@ impl AsyncRead for DuplexStream {
         cx: &mut Context<'_>,
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
+        // Budgeted like the channels: an always-ready read loop must yield now and then.
+        crate::coop::budgeted(cx, |cx| self.get_mut().poll_read_now(cx, buf))
+    }
+}
+
+impl DuplexStream {
+    fn poll_read_now(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
         if buf.is_empty() {
             return Poll::Ready(Ok(0));
         }
@@ -132,33 +139,7 @@ impl AsyncWrite for DuplexStream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let mut pipe = self.write.borrow_mut();
-        if pipe.read_closed {
-            return Poll::Ready(Err(io::Error::new(
-                io::ErrorKind::BrokenPipe,
-                "the other end of the duplex stream is gone",
-            )));
-        }
-        if pipe.write_closed {
-            return Poll::Ready(Err(io::Error::new(
-                io::ErrorKind::BrokenPipe,
-                "this end of the duplex stream was closed for writing",
-            )));
-        }
-        if buf.is_empty() {
-            return Poll::Ready(Ok(0));
-        }
-        let room = pipe.max - pipe.buf.len();
-        if room == 0 {
-            park(&mut pipe.writer, cx);
-            return Poll::Pending;
-        }
-        let n = room.min(buf.len());
-        pipe.buf.extend(&buf[..n]);
-        let reader = pipe.reader.take();
-        drop(pipe);
-        wake(reader);
-        Poll::Ready(Ok(n))
+        crate::coop::budgeted(cx, |cx| self.get_mut().poll_write_now(cx, buf))
     }
 
     fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -201,5 +182,37 @@ impl fmt::Debug for DuplexStream {
             .field("readable_bytes", &self.read.borrow().buf.len())
             .field("unread_written_bytes", &self.write.borrow().buf.len())
             .finish()
+    }
+}
+
+impl DuplexStream {
+    fn poll_write_now(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        let mut pipe = self.write.borrow_mut();
+        if pipe.read_closed {
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "the other end of the duplex stream is gone",
+            )));
+        }
+        if pipe.write_closed {
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "this end of the duplex stream was closed for writing",
+            )));
+        }
+        if buf.is_empty() {
+            return Poll::Ready(Ok(0));
+        }
+        let room = pipe.max - pipe.buf.len();
+        if room == 0 {
+            park(&mut pipe.writer, cx);
+            return Poll::Pending;
+        }
+        let n = room.min(buf.len());
+        pipe.buf.extend(&buf[..n]);
+        let reader = pipe.reader.take();
+        drop(pipe);
+        wake(reader);
+        Poll::Ready(Ok(n))
     }
 }

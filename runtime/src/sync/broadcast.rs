@@ -103,7 +103,8 @@ pub enum TryRecvError {
 ///
 /// A receiver clones the value while the channel's queue is borrowed: a `Clone` impl that
 /// sends on, receives from or drops a receiver of the same channel panics (a value's `Drop`
-/// may do all of that).
+/// may do all of that). A `Clone` that panics consumes the value: the panic reaches the
+/// receive that called it, and the receiver's next receive gets the next value.
 ///
 /// # Panics
 /// If `capacity` is 0.
@@ -276,7 +277,11 @@ impl<T: Clone> Receiver<T> {
         let value = {
             let queue = self.shared.queue.borrow();
             match queue.get((self.next - head) as usize) {
-                Some(e) => e.value.clone(),
+                // A `Clone` that panics still consumes the value (as tokio's does), else
+                // this receiver would panic on the same value forever.
+                Some(e) => {
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| e.value.clone()))
+                }
                 None if self.shared.senders.get() == 0 => return Err(TryRecvError::Closed),
                 None => return Err(TryRecvError::Empty),
             }
@@ -284,7 +289,10 @@ impl<T: Clone> Receiver<T> {
         self.mark_read(self.next);
         self.next += 1;
         self.shared.pop_read();
-        Ok(value)
+        match value {
+            Ok(value) => Ok(value),
+            Err(payload) => std::panic::resume_unwind(payload),
+        }
     }
 }
 

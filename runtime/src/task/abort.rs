@@ -47,7 +47,8 @@ impl AbortHandle {
 
     /// Asks the task to stop, as [`JoinHandle::abort`](crate::JoinHandle::abort) does: its
     /// future is dropped at the runtime's next turn, and its `JoinHandle` then gives a
-    /// cancelled error. A task that already finished keeps its output.
+    /// cancelled error (a panic error if dropping its future panicked). A task that already
+    /// finished keeps its output.
     pub fn abort(&self) {
         self.task.abort();
     }

@@ -59,7 +59,8 @@ impl<T> JoinHandle<T> {
 
     /// Asks the task to stop. Its future is dropped on the runtime thread at the runtime's
     /// next turn (also when it is waiting on I/O or a timer), and awaiting this handle then
-    /// gives a cancelled [`JoinError`]. A task that already finished keeps its output.
+    /// gives a cancelled [`JoinError`] (a panic one if the future's destructor panicked, as
+    /// with tokio). A task that already finished keeps its output.
     ///
     /// ```
     /// overlap::block_on(async {

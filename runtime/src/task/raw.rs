@@ -457,18 +457,30 @@ impl<F: Future + 'static> TaskCell<F> {
     #[inline(always)]
     fn replace_stage(stage: &mut Stage<F>, new: Stage<F>) {
         let slot: *mut Stage<F> = stage;
-        // SAFETY: `slot` is a valid, initialised stage, dropped exactly once here; even if a
-        // destructor panics, the drop glue finishes the other fields while unwinding, so the
-        // stage counts as dropped either way.
-        let dropped = catch_unwind(AssertUnwindSafe(|| unsafe {
-            std::ptr::drop_in_place(slot)
-        }));
+        // SAFETY: `slot` comes from a live `&mut`, and is overwritten just below.
+        let panicked = unsafe { Self::drop_stage_caught(slot) };
         // SAFETY: the old value was dropped just above and is never touched again, so
         // writing over it without dropping is what is needed; `slot` is valid for writes.
         unsafe { std::ptr::write(slot, new) };
-        if let Err(payload) = dropped {
+        if let Some(payload) = panicked {
             drop_payload(payload);
         }
+    }
+
+    /// Drops the stage at `slot` in place, catching a panicking destructor; returns its
+    /// payload. The stage counts as dropped either way: even if a destructor panics, the
+    /// drop glue finishes the other fields while unwinding.
+    ///
+    /// # Safety
+    /// `slot` must point at a valid, initialised stage, which the caller overwrites (with
+    /// `ptr::write`) before anything reads it again.
+    #[inline(always)]
+    unsafe fn drop_stage_caught(slot: *mut Stage<F>) -> Option<Box<dyn Any + Send>> {
+        // SAFETY: caller's contract: valid, and dropped exactly once here.
+        catch_unwind(AssertUnwindSafe(|| unsafe {
+            std::ptr::drop_in_place(slot)
+        }))
+        .err()
     }
 
     /// # Safety
@@ -476,7 +488,17 @@ impl<F: Future + 'static> TaskCell<F> {
     unsafe fn cancel(ptr: NonNull<Header>) {
         // SAFETY: caller's contract.
         let stage = unsafe { Self::stage(ptr) };
-        Self::replace_stage(stage, Stage::Finished(Err(JoinError::cancelled())));
+        let slot: *mut Stage<F> = stage;
+        // A future whose destructor panics while it is aborted reports that panic (as
+        // tokio's does), not a plain cancellation.
+        // SAFETY: `slot` comes from a live `&mut`, and is overwritten just below.
+        let err = match unsafe { Self::drop_stage_caught(slot) } {
+            None => JoinError::cancelled(),
+            Some(payload) => JoinError::panic(payload),
+        };
+        // SAFETY: the old value was dropped just above and is never touched again;
+        // `slot` is valid for writes.
+        unsafe { std::ptr::write(slot, Stage::Finished(Err(err))) };
     }
 
     /// # Safety
