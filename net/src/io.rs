@@ -218,12 +218,53 @@ pub(crate) fn shutdown(io: &AsyncFd<Socket>, how: std::net::Shutdown) -> io::Res
 }
 
 /// `bufs` from its first non-empty slice on.
-fn skip_empty<'a, 'b>(bufs: &'a [io::IoSlice<'b>]) -> &'a [io::IoSlice<'b>] {
+pub(crate) fn skip_empty<'a, 'b>(bufs: &'a [io::IoSlice<'b>]) -> &'a [io::IoSlice<'b>] {
     let first = bufs
         .iter()
         .position(|b| !b.is_empty())
         .unwrap_or(bufs.len());
     &bufs[first..]
+}
+
+/// `bufs` from its first non-empty slice on, for a vectored read: a run of more empty slices
+/// than one `recvmsg` takes (1024) would otherwise read nothing and look like end of file.
+pub(crate) fn skip_empty_mut<'a, 'b>(
+    bufs: &'a mut [io::IoSliceMut<'b>],
+) -> &'a mut [io::IoSliceMut<'b>] {
+    let first = bufs
+        .iter()
+        .position(|b| !b.is_empty())
+        .unwrap_or(bufs.len());
+    &mut bufs[first..]
+}
+
+/// `try_read_vectored` for a stream socket: one `recvmsg` now, if the socket is known to be
+/// readable (see [`try_now`]). Ancillary data (fds passed over a Unix socket) is discarded.
+/// Slices that are all empty read nothing: `Ok(0)`, without a syscall.
+pub(crate) fn try_read_vectored_stream(
+    io: &AsyncFd<Socket>,
+    bufs: &mut [io::IoSliceMut<'_>],
+) -> io::Result<usize> {
+    let bufs = skip_empty_mut(bufs);
+    if bufs.is_empty() {
+        return Ok(0);
+    }
+    try_now(io, Direction::Read, |s| {
+        s.recv_vectored(bufs).map(|(n, _)| n)
+    })
+}
+
+/// `try_write_vectored` for a stream socket: one `sendmsg` (`MSG_NOSIGNAL`) now, if the
+/// socket is known to be writable. Slices that are all empty write nothing: `Ok(0)`.
+pub(crate) fn try_write_vectored_stream(
+    io: &AsyncFd<Socket>,
+    bufs: &[io::IoSlice<'_>],
+) -> io::Result<usize> {
+    let bufs = skip_empty(bufs);
+    if bufs.is_empty() {
+        return Ok(0);
+    }
+    try_now(io, Direction::Write, |s| s.send_vectored(bufs))
 }
 
 /// `op` once, now, if the socket is known to be ready in `dir`; `WouldBlock` otherwise, and

@@ -166,6 +166,26 @@ impl Socket {
         Ok((n as usize, msg.msg_flags & libc::MSG_CTRUNC != 0))
     }
 
+    /// `recvmsg` into several buffers (at most 1024 of them, the kernel's limit), with no
+    /// room for ancillary data; also returns whether the kernel had ancillary data to
+    /// discard (`MSG_CTRUNC`), as [`recv_noting_truncation`](Socket::recv_noting_truncation)
+    /// does.
+    pub(crate) fn recv_vectored(
+        &self,
+        bufs: &mut [io::IoSliceMut<'_>],
+    ) -> io::Result<(usize, bool)> {
+        // SAFETY: an all-zero msghdr is valid: no name, no control buffer, no iovecs.
+        let mut msg: libc::msghdr = unsafe { mem::zeroed() };
+        msg.msg_iov = bufs.as_mut_ptr().cast();
+        msg.msg_iovlen = bufs.len().min(1024) as _;
+        count!(Recv);
+        // SAFETY: `msg` points at `msg_iovlen` iovecs (IoSliceMut has iovec's layout on Unix),
+        // each describing memory valid for writes of its length and borrowed for the call;
+        // there is no name or control buffer for the kernel to fill.
+        let n = syscall!(recvmsg(self.raw(), &mut msg, 0))?;
+        Ok((n as usize, msg.msg_flags & libc::MSG_CTRUNC != 0))
+    }
+
     /// `recvfrom(buf, flags)` with the sender's address.
     pub(crate) fn recv_from(
         &self,

@@ -12,6 +12,7 @@ use overlap_runtime::{AsyncFd, Direction};
 use super::split::{split, split_owned, OwnedReadHalf, OwnedWriteHalf, ReadHalf, WriteHalf};
 use crate::io::{
     impl_readiness, poll_read_stream, poll_write_stream, poll_write_vectored_stream, try_now,
+    try_read_vectored_stream, try_write_vectored_stream,
 };
 use crate::resolve::{try_each, ToSocketAddrs};
 use crate::sys::{SockAddr, Socket};
@@ -177,6 +178,8 @@ impl TcpStream {
 
     /// Reads data without removing it from the receive queue, waiting until some arrives.
     /// Returns 0 at EOF.
+    ///
+    /// Cancel-safe: it takes nothing from the queue, so dropping it loses no data.
     pub async fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
         crate::io::read_io(&self.io, |s| s.recv(buf, libc::MSG_PEEK)).await
     }
@@ -218,6 +221,47 @@ impl TcpStream {
     /// edge). Pairs with [`writable`](Self::writable).
     pub fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
         try_now(&self.io, Direction::Write, |s| s.send(buf))
+    }
+
+    /// Like [`try_read`](Self::try_read), filling `bufs` in order with one `recvmsg`:
+    /// `WouldBlock` if nothing is there (or the socket is not known to be readable), `Ok(0)`
+    /// at end of file or when every slice is empty. Pairs with [`readable`](Self::readable).
+    ///
+    /// ```
+    /// use std::io::{self, ErrorKind, IoSliceMut};
+    /// use overlap::io::AsyncWriteExt;
+    /// use overlap::net::{TcpListener, TcpStream};
+    ///
+    /// overlap::block_on(async {
+    ///     let listener = TcpListener::bind("127.0.0.1:0").await?;
+    ///     let mut client = TcpStream::connect(listener.local_addr()?).await?;
+    ///     let (server, _) = listener.accept().await?;
+    ///     client.write_all(b"headbody").await?;
+    ///     let (mut head, mut body) = ([0u8; 4], [0u8; 16]);
+    ///     let n = loop {
+    ///         server.readable().await?;
+    ///         let mut bufs = [IoSliceMut::new(&mut head), IoSliceMut::new(&mut body)];
+    ///         match server.try_read_vectored(&mut bufs) {
+    ///             Ok(n) => break n,
+    ///             Err(e) if e.kind() == ErrorKind::WouldBlock => continue,
+    ///             Err(e) => return Err(e),
+    ///         }
+    ///     };
+    ///     assert_eq!((n, &head, &body[..4]), (8, b"head", &b"body"[..]));
+    ///     io::Result::Ok(())
+    /// })
+    /// .unwrap();
+    /// ```
+    pub fn try_read_vectored(&self, bufs: &mut [io::IoSliceMut<'_>]) -> io::Result<usize> {
+        try_read_vectored_stream(&self.io, bufs)
+    }
+
+    /// Like [`try_write`](Self::try_write), sending `bufs` in order with one `sendmsg` (up to
+    /// 1024 slices): `WouldBlock` if nothing fits now (or the socket is not known to be
+    /// writable). It may write only part of the data. Pairs with
+    /// [`writable`](Self::writable).
+    pub fn try_write_vectored(&self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        try_write_vectored_stream(&self.io, bufs)
     }
 
     /// Shuts down the read side, the write side or both (`shutdown(2)`); does not wait.

@@ -14,6 +14,7 @@ use super::split::{OwnedReadHalf, OwnedWriteHalf, ReadHalf, WriteHalf};
 use super::{SocketAddr, UCred};
 use crate::io::{
     impl_readiness, poll_read_unix_stream, poll_write_stream, poll_write_vectored_stream, try_now,
+    try_read_vectored_stream, try_write_vectored_stream,
 };
 use crate::sys::{SockAddr, Socket};
 
@@ -136,6 +137,40 @@ impl UnixStream {
     /// not known to be writable). Pairs with [`writable`](Self::writable).
     pub fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
         try_now(&self.io, Direction::Write, |s| s.send(buf))
+    }
+
+    /// Like [`try_read`](Self::try_read), filling `bufs` in order with one `recvmsg`:
+    /// `WouldBlock` if nothing is there (or the socket is not known to be readable), `Ok(0)`
+    /// at end of file or when every slice is empty. File descriptors sent along with the
+    /// bytes are discarded. Pairs with [`readable`](Self::readable).
+    pub fn try_read_vectored(&self, bufs: &mut [io::IoSliceMut<'_>]) -> io::Result<usize> {
+        try_read_vectored_stream(&self.io, bufs)
+    }
+
+    /// Like [`try_write`](Self::try_write), sending `bufs` in order with one `sendmsg` (up to
+    /// 1024 slices): `WouldBlock` if nothing fits now (or the socket is not known to be
+    /// writable). It may write only part of the data. Pairs with
+    /// [`writable`](Self::writable).
+    ///
+    /// ```
+    /// use std::io::{self, IoSlice};
+    /// use overlap::io::AsyncReadExt;
+    /// use overlap::net::UnixStream;
+    ///
+    /// overlap::block_on(async {
+    ///     let (a, mut b) = UnixStream::pair()?;
+    ///     a.writable().await?;
+    ///     let n = a.try_write_vectored(&[IoSlice::new(b"two "), IoSlice::new(b"parts")])?;
+    ///     assert_eq!(n, 9, "an empty socket buffer takes it all");
+    ///     let mut got = [0u8; 9];
+    ///     b.read_exact(&mut got).await?;
+    ///     assert_eq!(&got, b"two parts");
+    ///     io::Result::Ok(())
+    /// })
+    /// .unwrap();
+    /// ```
+    pub fn try_write_vectored(&self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        try_write_vectored_stream(&self.io, bufs)
     }
 
     /// Shuts down the read side, the write side or both; does not wait.
