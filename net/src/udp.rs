@@ -97,6 +97,8 @@ impl UdpSocket {
     }
 
     /// Receives the next datagram without removing it from the queue.
+    ///
+    /// Cancel-safe: it takes nothing from the queue.
     pub async fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
         read_io(&self.io, |s| s.recv(buf, libc::MSG_PEEK)).await
     }
@@ -118,9 +120,64 @@ impl UdpSocket {
         Ok((n, addr.to_inet()?))
     }
 
-    /// Like [`recv_from`](Self::recv_from), leaving the datagram in the queue.
+    /// Like [`recv_from`](Self::recv_from), leaving the datagram in the queue. To learn only
+    /// where the next datagram comes from, [`peek_sender`](Self::peek_sender) needs no
+    /// buffer.
+    ///
+    /// Cancel-safe: it takes nothing from the queue.
     pub async fn peek_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
         let (n, addr) = read_io(&self.io, |s| s.recv_from(buf, libc::MSG_PEEK)).await?;
+        Ok((n, addr.to_inet()?))
+    }
+
+    /// The source address of the datagram at the head of the queue, waiting for one to
+    /// arrive. The datagram stays queued, whole: the next `recv_from` returns it. (A
+    /// `peek_from` into an empty buffer, which Linux allows.)
+    ///
+    /// Cancel-safe: it takes nothing from the queue.
+    ///
+    /// ```
+    /// use overlap::net::UdpSocket;
+    ///
+    /// overlap::block_on(async {
+    ///     let a = UdpSocket::bind("127.0.0.1:0").await?;
+    ///     let b = UdpSocket::bind("127.0.0.1:0").await?;
+    ///     a.send_to(b"hello", b.local_addr()?).await?;
+    ///     // Decide from the sender alone, then take the datagram.
+    ///     assert_eq!(b.peek_sender().await?, a.local_addr()?);
+    ///     let mut buf = [0u8; 16];
+    ///     let (n, from) = b.recv_from(&mut buf).await?;
+    ///     assert_eq!((&buf[..n], from), (&b"hello"[..], a.local_addr()?));
+    ///     std::io::Result::Ok(())
+    /// })
+    /// .unwrap();
+    /// ```
+    pub async fn peek_sender(&self) -> io::Result<SocketAddr> {
+        let (_, addr) = read_io(&self.io, |s| s.recv_from(&mut [], libc::MSG_PEEK)).await?;
+        addr.to_inet()
+    }
+
+    /// [`peek_sender`](Self::peek_sender) as a poll function: `Pending` (with the waker
+    /// stored) until a datagram is queued.
+    pub fn poll_peek_sender(&self, cx: &mut Context<'_>) -> Poll<io::Result<SocketAddr>> {
+        let peek = |s: &Socket| s.recv_from(&mut [], libc::MSG_PEEK);
+        let (_, addr) = ready!(poll_read_with(&self.io, cx, peek, |_| false))?;
+        Poll::Ready(addr.to_inet())
+    }
+
+    /// The source address of the datagram at the head of the queue, if one is queued,
+    /// without waiting: `WouldBlock` otherwise. The datagram stays queued. Pairs with
+    /// [`readable`](Self::readable).
+    pub fn try_peek_sender(&self) -> io::Result<SocketAddr> {
+        let peek = |s: &Socket| s.recv_from(&mut [], libc::MSG_PEEK);
+        try_now(&self.io, Direction::Read, peek)?.1.to_inet()
+    }
+
+    /// Like [`try_recv_from`](Self::try_recv_from), leaving the datagram in the queue: a
+    /// copy of the next datagram and its source if one is queued, `WouldBlock` otherwise.
+    pub fn try_peek_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        let peek = |s: &Socket| s.recv_from(buf, libc::MSG_PEEK);
+        let (n, addr) = try_now(&self.io, Direction::Read, peek)?;
         Ok((n, addr.to_inet()?))
     }
 
