@@ -60,6 +60,63 @@ impl Receiver {
         self.packets = on;
     }
 
+    /// Waits until the pipe may be readable: data is there, or every writer has gone (a
+    /// read then returns 0). It reads nothing; follow it with [`try_read`](Self::try_read),
+    /// which may still say `WouldBlock` (another reader got there first, or the wake was
+    /// spurious): that clears the readiness, so the next wait sleeps until the next write.
+    ///
+    /// Cancel-safe: dropped while it waits, it has read nothing. Each return spends a unit of
+    /// the task's cooperative budget, so a loop that never meets `Pending` still lets the
+    /// other tasks run now and then.
+    ///
+    /// Fails with an `Other` error outside the runtime the pipe was registered with.
+    pub async fn readable(&self) -> io::Result<()> {
+        self.fd.readable().await.map(drop)
+    }
+
+    /// Reads what the pipe holds now, without waiting: the bytes read, `Ok(0)` at end of
+    /// file (every writer gone and the pipe drained), or `WouldBlock` if the pipe is empty
+    /// (or not known to be readable: a new receiver is not, until the loop has seen its
+    /// first edge). Pairs with [`readable`](Self::readable):
+    ///
+    /// ```
+    /// use std::io::{self, ErrorKind};
+    /// use overlap::io::AsyncWriteExt;
+    ///
+    /// overlap::block_on(async {
+    ///     let (mut tx, rx) = overlap::pipe::pipe()?;
+    ///     let mut buf = [0u8; 16];
+    ///     assert_eq!(rx.try_read(&mut buf).unwrap_err().kind(), ErrorKind::WouldBlock);
+    ///     tx.write_all(b"ready").await?;
+    ///     let n = loop {
+    ///         rx.readable().await?;
+    ///         match rx.try_read(&mut buf) {
+    ///             Err(e) if e.kind() == ErrorKind::WouldBlock => continue,
+    ///             res => break res?,
+    ///         }
+    ///     };
+    ///     assert_eq!(&buf[..n], b"ready");
+    ///     io::Result::Ok(())
+    /// })
+    /// .unwrap();
+    /// ```
+    pub fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.fd
+            .try_io(Direction::Read, |fd| sys::read(fd.as_raw_fd(), buf))
+    }
+
+    /// Like [`try_read`](Self::try_read), filling `bufs` in order with one `readv` (up to
+    /// 1024 slices, from the first non-empty one). Slices that are all empty read nothing:
+    /// `Ok(0)`, without a syscall.
+    pub fn try_read_vectored(&self, bufs: &mut [io::IoSliceMut<'_>]) -> io::Result<usize> {
+        let Some(first) = bufs.iter().position(|b| !b.is_empty()) else {
+            return Ok(0);
+        };
+        let bufs = &mut bufs[first..];
+        self.fd
+            .try_io(Direction::Read, |fd| sys::readv(fd.as_raw_fd(), bufs))
+    }
+
     /// Removes the fd from the reactor and returns it (still non-blocking; to hand it to
     /// another process, use `into_blocking_fd`).
     pub fn into_owned_fd(self) -> OwnedFd {

@@ -88,6 +88,61 @@ impl Sender {
         Ok(fd)
     }
 
+    /// Waits until the pipe may be writable: there is room, or every reader has gone (a
+    /// write then fails with `BrokenPipe`). It writes nothing; follow it with
+    /// [`try_write`](Self::try_write), which may still say `WouldBlock` (another writer
+    /// filled the room first, or the wake was spurious): that clears the readiness, so the
+    /// next wait sleeps until a reader makes room.
+    ///
+    /// Cancel-safe: dropped while it waits, it has written nothing. Fails with `BrokenPipe`
+    /// once the sender was closed with `poll_close`.
+    pub async fn writable(&self) -> io::Result<()> {
+        self.fd()?.writable().await.map(drop)
+    }
+
+    /// Writes what fits in the pipe now, without waiting: the bytes written (a write of at
+    /// most `PIPE_BUF` bytes goes whole or not at all), `WouldBlock` if nothing fits (or
+    /// the pipe is not known to be writable: a new sender is not, until the loop has seen
+    /// its first edge), `BrokenPipe` once every reader has gone. Pairs with
+    /// [`writable`](Self::writable):
+    ///
+    /// ```
+    /// use std::io::{self, ErrorKind};
+    /// use overlap::io::AsyncReadExt;
+    ///
+    /// overlap::block_on(async {
+    ///     let (tx, mut rx) = overlap::pipe::pipe()?;
+    ///     let n = loop {
+    ///         tx.writable().await?;
+    ///         match tx.try_write(b"no waiting") {
+    ///             Err(e) if e.kind() == ErrorKind::WouldBlock => continue,
+    ///             res => break res?,
+    ///         }
+    ///     };
+    ///     let mut got = vec![0u8; n];
+    ///     rx.read_exact(&mut got).await?;
+    ///     assert_eq!(got, b"no waiting");
+    ///     io::Result::Ok(())
+    /// })
+    /// .unwrap();
+    /// ```
+    pub fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
+        self.fd()?
+            .try_io(Direction::Write, |fd| sys::write(fd.as_raw_fd(), buf))
+    }
+
+    /// Like [`try_write`](Self::try_write), writing `bufs` in order with one `writev` (up to
+    /// 1024 slices, from the first non-empty one). It may write only part of the data.
+    /// Slices that are all empty write nothing: `Ok(0)`, without a syscall.
+    pub fn try_write_vectored(&self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        let fd = self.fd()?;
+        let Some(first) = bufs.iter().position(|b| !b.is_empty()) else {
+            return Ok(0);
+        };
+        let bufs = &bufs[first..];
+        fd.try_io(Direction::Write, |fd| sys::writev(fd.as_raw_fd(), bufs))
+    }
+
     fn fd(&self) -> io::Result<&AsyncFd<OwnedFd>> {
         self.fd
             .as_ref()

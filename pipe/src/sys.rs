@@ -77,6 +77,19 @@ pub(crate) fn read(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
     }
 }
 
+/// `readv(2)` into up to `UIO_MAXIOV` (1024) buffers; EINTR is retried.
+pub(crate) fn readv(fd: RawFd, bufs: &mut [io::IoSliceMut<'_>]) -> io::Result<usize> {
+    let cnt = bufs.len().min(libc::UIO_MAXIOV as usize) as libc::c_int;
+    loop {
+        // SAFETY: IoSliceMut is ABI-compatible with iovec; the first `cnt` entries each
+        // describe memory valid for writes of its length, borrowed for the whole call.
+        match syscall!(readv(fd, bufs.as_mut_ptr().cast(), cnt)) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            other => return other.map(|n| n as usize),
+        }
+    }
+}
+
 /// `write(2)`; EINTR is retried. A pipe with no reader gives EPIPE (the runtime's users
 /// get `BrokenPipe`; SIGPIPE is ignored by Rust's runtime by default).
 pub(crate) fn write(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
