@@ -1,4 +1,5 @@
-//! The smaller parts of `overlap::sync` a tokio user reaches for: `oneshot::Sender::closed`,
+//! The smaller parts of `overlap::sync` a tokio user reaches for: `oneshot::Sender::closed`
+//! and `oneshot::Receiver::close`,
 //! `watch::Sender::send_if_modified` and `watch::Receiver::wait_for`, `mpsc::Sender::closed`
 //! and `mpsc::Receiver::recv_many`.
 
@@ -26,6 +27,39 @@ async fn a_oneshot_sender_hears_when_its_receiver_goes() {
     overlap::yield_now().await;
     drop(rx);
     assert!(within(HANG, waiter, "closed() never woke").await.unwrap());
+}
+
+#[overlap::test]
+async fn a_closed_oneshot_refuses_later_sends_and_wakes_a_waiting_sender() {
+    let (mut tx, mut rx) = oneshot::channel::<u32>();
+    let waiter = overlap::spawn(async move {
+        tx.closed().await;
+        // Closed while the receiver is alive: the send comes back.
+        (tx.is_closed(), tx.send(7))
+    });
+    overlap::yield_now().await;
+    rx.close();
+    let (closed, sent) = within(HANG, waiter, "close() never woke closed()")
+        .await
+        .unwrap();
+    assert!(closed);
+    assert_eq!(sent, Err(7));
+    assert_eq!(rx.try_recv(), Err(oneshot::TryRecvError::Closed));
+    // Awaiting a closed receiver with nothing sent fails at once, it does not hang.
+    let got = within(HANG, &mut rx, "a closed receiver waited").await;
+    assert_eq!(got, Err(oneshot::RecvError));
+
+    // A value sent before `close` is kept, for `try_recv` or for the await.
+    let (tx, mut rx) = oneshot::channel();
+    tx.send("kept").unwrap();
+    rx.close();
+    rx.close(); // twice is harmless
+    assert_eq!(rx.try_recv(), Ok("kept"));
+    assert_eq!(rx.try_recv(), Err(oneshot::TryRecvError::Closed));
+    let (tx, mut rx) = oneshot::channel();
+    tx.send(1u8).unwrap();
+    rx.close();
+    assert_eq!(within(HANG, rx, "the value was lost").await, Ok(1));
 }
 
 #[overlap::test]

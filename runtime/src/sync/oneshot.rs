@@ -13,6 +13,7 @@ struct Inner<T> {
     /// Waiting in `Sender::closed` for the receiver to go.
     sender_waker: Option<Waker>,
     sender_gone: bool,
+    /// The receiver was dropped, or [`Receiver::close`]d: no value is accepted any more.
     receiver_gone: bool,
 }
 
@@ -22,7 +23,7 @@ pub struct Sender<T> {
 }
 
 /// Awaits the one value: a future of `Ok(value)`, or [`RecvError`] if the sender was
-/// dropped without sending. See [`channel`].
+/// dropped without sending (or [`close`](Receiver::close) came first). See [`channel`].
 pub struct Receiver<T> {
     inner: Rc<RefCell<Inner<T>>>,
     /// The result was returned: the receiver is terminated (`FusedFuture`).
@@ -35,7 +36,8 @@ pub mod error {
     pub use super::{RecvError, TryRecvError};
 }
 
-/// The sender was dropped without sending a value.
+/// No value will come: the sender was dropped without sending, or the receiver
+/// [closed](Receiver::close) the channel before a value was sent.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RecvError;
 
@@ -44,7 +46,8 @@ pub struct RecvError;
 pub enum TryRecvError {
     /// Nothing yet; the sender may still send.
     Empty,
-    /// The sender was dropped without sending.
+    /// No value will come: the sender was dropped without sending, or the receiver
+    /// [closed](Receiver::close) the channel (and any value sent was taken).
     Closed,
 }
 
@@ -97,13 +100,14 @@ impl<T> Sender<T> {
         Ok(())
     }
 
-    /// Whether the receiver is gone, so a value sent now would come back.
+    /// Whether the receiver is gone (or [closed](Receiver::close) the channel), so a value
+    /// sent now would come back.
     pub fn is_closed(&self) -> bool {
         self.inner.borrow().receiver_gone
     }
 
-    /// Waits until the receiver is gone: for work whose result nobody wants any more to
-    /// stop early. Cancel-safe.
+    /// Waits until the receiver is gone, or has [closed](Receiver::close) the channel: for
+    /// work whose result nobody wants any more to stop early. Cancel-safe.
     ///
     /// ```
     /// use overlap::sync::oneshot;
@@ -153,13 +157,50 @@ impl<T> Drop for Sender<T> {
 }
 
 impl<T> Receiver<T> {
-    /// Takes the value if it was sent, without waiting.
+    /// Takes the value if it was sent, without waiting. After [`close`](Receiver::close),
+    /// nothing can come any more: no value is [`TryRecvError::Closed`].
     pub fn try_recv(&mut self) -> Result<T, TryRecvError> {
         let mut inner = self.inner.borrow_mut();
         match inner.value.take() {
             Some(v) => Ok(v),
-            None if inner.sender_gone => Err(TryRecvError::Closed),
+            None if inner.sender_gone || inner.receiver_gone => Err(TryRecvError::Closed),
             None => Err(TryRecvError::Empty),
+        }
+    }
+
+    /// Closes the channel without dropping the receiver: from now on
+    /// [`Sender::send`] fails (giving its value back), [`Sender::is_closed`] is true and
+    /// [`Sender::closed`] completes, as if the receiver were gone. A value sent before the
+    /// call is kept: take it with [`try_recv`](Receiver::try_recv) (or by awaiting the
+    /// receiver, which, with no value, fails at once instead of waiting). Closing twice,
+    /// or after the value was taken, changes nothing.
+    ///
+    /// For a graceful shutdown: close, then drain what was sent, so that no value is
+    /// accepted that nobody will take.
+    ///
+    /// ```
+    /// use overlap::sync::oneshot::{self, TryRecvError};
+    ///
+    /// let (tx, mut rx) = oneshot::channel::<&str>();
+    /// rx.close();
+    /// assert!(tx.is_closed());
+    /// assert_eq!(tx.send("too late"), Err("too late"));
+    /// assert_eq!(rx.try_recv(), Err(TryRecvError::Closed));
+    ///
+    /// // A value sent before `close` can still be taken.
+    /// let (tx, mut rx) = oneshot::channel();
+    /// tx.send("in time").unwrap();
+    /// rx.close();
+    /// assert_eq!(rx.try_recv(), Ok("in time"));
+    /// ```
+    pub fn close(&mut self) {
+        let waker = {
+            let mut inner = self.inner.borrow_mut();
+            inner.receiver_gone = true;
+            inner.sender_waker.take()
+        };
+        if let Some(w) = waker {
+            w.wake();
         }
     }
 }
@@ -174,7 +215,8 @@ impl<T> Future for Receiver<T> {
             this.done = true;
             return Poll::Ready(Ok(v));
         }
-        if inner.sender_gone {
+        // Dropped without sending, or closed by `close`: nothing can come any more.
+        if inner.sender_gone || inner.receiver_gone {
             this.done = true;
             return Poll::Ready(Err(RecvError));
         }
