@@ -1,6 +1,6 @@
 //! `overlap::sync::broadcast`: every value to every receiver in order, lagging receivers
-//! told what they lost, values dropped once all have read them, closing, and cancel-safe
-//! waiting.
+//! told what they lost, values dropped once all have read them, closing (both ways: a
+//! sender's `closed` waits for the last receiver), and cancel-safe waiting.
 
 use std::rc::Rc;
 use std::time::Duration;
@@ -140,4 +140,53 @@ fn a_panicking_clone_consumes_the_value() {
     assert!(first.is_err());
     assert_eq!(rx.try_recv().unwrap(), Fragile(1));
     assert_eq!(rx.try_recv().unwrap_err(), TryRecvError::Empty);
+}
+
+#[overlap::test]
+async fn closed_waits_for_the_last_receiver_and_wakes_every_waiting_sender() {
+    use overlap::future::FutureExt;
+    const HANG: Duration = Duration::from_secs(30);
+    let (tx, a) = broadcast::channel::<u32>(4);
+    let b = tx.subscribe();
+    let waiters: Vec<_> = (0..2)
+        .map(|_| {
+            let tx = tx.clone();
+            overlap::spawn(async move {
+                tx.closed().await;
+                tx.receiver_count()
+            })
+        })
+        .collect();
+    overlap::yield_now().await;
+    drop(a);
+    overlap::yield_now().await;
+    assert!(
+        waiters.iter().all(|w| !w.is_finished()),
+        "one receiver is still there"
+    );
+    drop(b);
+    for w in waiters {
+        let left = overlap::time::timeout(HANG, w)
+            .await
+            .expect("closed() hung");
+        assert_eq!(left.unwrap(), 0);
+    }
+    // With no receiver, at once; a new subscriber makes a new call wait again.
+    assert!(tx.closed().now_or_never().is_some());
+    let c = tx.subscribe();
+    assert!(tx.closed().now_or_never().is_none());
+    drop(c);
+    assert!(tx.closed().now_or_never().is_some());
+}
+
+#[overlap::test]
+async fn a_sender_made_alone_has_no_receiver_until_one_subscribes() {
+    let tx = broadcast::Sender::<u32>::new(2);
+    assert_eq!(tx.receiver_count(), 0);
+    assert_eq!(tx.send(1).unwrap_err().0, 1);
+    let mut rx = tx.subscribe();
+    assert_eq!(tx.send(2).unwrap(), 1);
+    drop(tx);
+    assert_eq!(rx.recv().await, Ok(2));
+    assert_eq!(rx.recv().await, Err(RecvError::Closed));
 }

@@ -22,6 +22,8 @@ struct Shared<T> {
     head: Cell<u64>,
     capacity: usize,
     watchers: Watchers,
+    /// The senders waiting in [`Sender::closed`] for the last receiver to go.
+    closers: Watchers,
     senders: Cell<usize>,
     receivers: Cell<usize>,
 }
@@ -123,23 +125,45 @@ pub enum TryRecvError {
 /// });
 /// ```
 pub fn channel<T: Clone>(capacity: usize) -> (Sender<T>, Receiver<T>) {
-    assert!(
-        capacity > 0,
-        "broadcast::channel capacity must be at least 1"
-    );
-    let shared = Rc::new(Shared {
-        queue: RefCell::new(VecDeque::new()),
-        head: Cell::new(0),
-        capacity,
-        watchers: Watchers::default(),
-        senders: Cell::new(1),
-        receivers: Cell::new(0),
-    });
-    let rx = Receiver::new(shared.clone());
-    (Sender { shared }, rx)
+    let tx = Sender::new(capacity);
+    let rx = tx.subscribe();
+    (tx, rx)
 }
 
 impl<T> Sender<T> {
+    /// A sender of a new channel that has no receiver yet: [`subscribe`](Sender::subscribe)
+    /// makes them (until then, [`send`](Sender::send) fails). Otherwise as [`channel`],
+    /// which is this plus one `subscribe`.
+    ///
+    /// # Panics
+    /// If `capacity` is 0.
+    ///
+    /// ```
+    /// use overlap::sync::broadcast;
+    ///
+    /// let events = broadcast::Sender::new(8);
+    /// assert!(events.send("nobody listens").is_err());
+    /// let mut rx = events.subscribe();
+    /// events.send("heard").unwrap();
+    /// assert_eq!(rx.try_recv(), Ok("heard"));
+    /// ```
+    pub fn new(capacity: usize) -> Sender<T> {
+        assert!(
+            capacity > 0,
+            "broadcast::channel capacity must be at least 1"
+        );
+        let shared = Rc::new(Shared {
+            queue: RefCell::new(VecDeque::new()),
+            head: Cell::new(0),
+            capacity,
+            watchers: Watchers::default(),
+            closers: Watchers::default(),
+            senders: Cell::new(1),
+            receivers: Cell::new(0),
+        });
+        Sender { shared }
+    }
+
     /// Sends `value` to every receiver, returning how many there are. Never waits: when
     /// `capacity` values are held already, the oldest is dropped (the receivers that had not
     /// read it will see [`RecvError::Lagged`]). Fails, giving the value back, when no
@@ -187,6 +211,39 @@ impl<T> Sender<T> {
     /// Whether every value sent was read by every receiver (or none was sent).
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Waits until no receiver is left (at once if there is none now): for a producer to
+    /// stop when nobody listens any more. Each sender (clone) may wait; the last receiver's
+    /// drop wakes them all. A receiver subscribed after that is not waited for by a call
+    /// that has completed, but a later call waits for it. Cancel-safe: dropping the future
+    /// only stops the wait.
+    ///
+    /// ```
+    /// use overlap::sync::broadcast;
+    ///
+    /// overlap::block_on(async {
+    ///     let (tx, rx) = broadcast::channel::<u32>(4);
+    ///     let producer = overlap::spawn(async move {
+    ///         tx.closed().await;
+    ///         tx.receiver_count()
+    ///     });
+    ///     overlap::yield_now().await;
+    ///     drop(rx);
+    ///     assert_eq!(producer.await.unwrap(), 0);
+    /// });
+    /// ```
+    pub async fn closed(&self) {
+        let mut slot = None;
+        poll_fn(|cx| {
+            if self.shared.receivers.get() == 0 {
+                return Poll::Ready(());
+            }
+            let slot = slot.get_or_insert_with(|| self.shared.closers.add());
+            drop(slot.register(cx.waker()));
+            Poll::Pending
+        })
+        .await
     }
 }
 
@@ -304,6 +361,9 @@ impl<T> Drop for Receiver<T> {
             self.mark_read(seq);
         }
         self.shared.pop_read();
+        if self.shared.receivers.get() == 0 {
+            self.shared.closers.wake_all();
+        }
     }
 }
 
