@@ -15,11 +15,21 @@ struct Shared<T> {
     version: Cell<u64>,
     /// One slot per receiver.
     watchers: Watchers,
+    /// The senders waiting in [`Sender::closed`] for the last receiver to go.
+    closers: Watchers,
     receivers: Cell<usize>,
-    sender_gone: Cell<bool>,
+    senders: Cell<usize>,
 }
 
-/// Sets the value; see [`channel`].
+impl<T> Shared<T> {
+    /// Every sender is gone: no change will come any more.
+    fn closed(&self) -> bool {
+        self.senders.get() == 0
+    }
+}
+
+/// Sets the value; cloning makes another sender, and the receivers hear that the channel
+/// closed only when the last one is dropped. See [`channel`].
 pub struct Sender<T> {
     shared: Rc<Shared<T>>,
 }
@@ -41,7 +51,7 @@ pub mod error {
     pub use super::{RecvError, SendError};
 }
 
-/// The sender is gone: no change will come any more.
+/// Every sender is gone: no change will come any more.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RecvError;
 
@@ -67,18 +77,38 @@ pub struct RecvError;
 /// });
 /// ```
 pub fn channel<T>(init: T) -> (Sender<T>, Receiver<T>) {
-    let shared = Rc::new(Shared {
-        value: RefCell::new(init),
-        version: Cell::new(0),
-        watchers: Watchers::default(),
-        receivers: Cell::new(0),
-        sender_gone: Cell::new(false),
-    });
-    let rx = Receiver::new(shared.clone(), 0);
-    (Sender { shared }, rx)
+    let tx = Sender::new(init);
+    let rx = tx.subscribe();
+    (tx, rx)
 }
 
 impl<T> Sender<T> {
+    /// A sender of a new channel holding `init`, with no receiver yet:
+    /// [`subscribe`](Sender::subscribe) makes them (until then, [`send`](Sender::send)
+    /// fails, while [`send_replace`](Sender::send_replace) still sets the value). Otherwise
+    /// as [`channel`], which is this plus one `subscribe`.
+    ///
+    /// ```
+    /// use overlap::sync::watch;
+    ///
+    /// let state = watch::Sender::new("starting");
+    /// assert!(state.send("nobody looks").is_err());
+    /// let rx = state.subscribe();
+    /// state.send("ready").unwrap();
+    /// assert_eq!(*rx.borrow(), "ready");
+    /// ```
+    pub fn new(init: T) -> Sender<T> {
+        let shared = Rc::new(Shared {
+            value: RefCell::new(init),
+            version: Cell::new(0),
+            watchers: Watchers::default(),
+            closers: Watchers::default(),
+            receivers: Cell::new(0),
+            senders: Cell::new(1),
+        });
+        Sender { shared }
+    }
+
     /// Replaces the value and wakes every receiver waiting for a change. Fails, giving the
     /// value back, when no receiver is left.
     ///
@@ -145,16 +175,82 @@ impl<T> Sender<T> {
         self.shared.receivers.get()
     }
 
+    /// How many senders there are (this one and its clones).
+    pub fn sender_count(&self) -> usize {
+        self.shared.senders.get()
+    }
+
     /// Whether every receiver is gone.
     pub fn is_closed(&self) -> bool {
         self.receiver_count() == 0
+    }
+
+    /// Waits until no receiver is left (at once if there is none now): for a producer to
+    /// stop when nobody watches any more. Each sender (clone) may wait; the last receiver's
+    /// drop wakes them all. A receiver subscribed after that is not waited for by a call
+    /// that has completed, but a later call waits for it. Cancel-safe: dropping the future
+    /// only stops the wait.
+    ///
+    /// ```
+    /// use overlap::sync::watch;
+    ///
+    /// overlap::block_on(async {
+    ///     let (tx, rx) = watch::channel(0u32);
+    ///     let producer = overlap::spawn(async move {
+    ///         tx.closed().await;
+    ///         tx.is_closed()
+    ///     });
+    ///     overlap::yield_now().await;
+    ///     drop(rx);
+    ///     assert!(producer.await.unwrap());
+    /// });
+    /// ```
+    pub async fn closed(&self) {
+        let mut slot = None;
+        poll_fn(|cx| {
+            if self.shared.receivers.get() == 0 {
+                return Poll::Ready(());
+            }
+            let slot = slot.get_or_insert_with(|| self.shared.closers.add());
+            drop(slot.register(cx.waker()));
+            Poll::Pending
+        })
+        .await
+    }
+}
+
+/// Another sender of the same channel. The receivers see the channel closed (`changed`
+/// fails) only once every sender is dropped.
+///
+/// ```
+/// use overlap::sync::watch;
+///
+/// overlap::block_on(async {
+///     let (tx, mut rx) = watch::channel(0);
+///     let tx2 = tx.clone();
+///     drop(tx);
+///     tx2.send(1).unwrap();
+///     assert!(rx.changed().await.is_ok());
+///     drop(tx2);
+///     assert!(rx.changed().await.is_err());
+/// });
+/// ```
+impl<T> Clone for Sender<T> {
+    fn clone(&self) -> Sender<T> {
+        self.shared.senders.set(self.shared.senders.get() + 1);
+        Sender {
+            shared: self.shared.clone(),
+        }
     }
 }
 
 impl<T> Drop for Sender<T> {
     fn drop(&mut self) {
-        self.shared.sender_gone.set(true);
-        self.shared.watchers.wake_all();
+        let left = self.shared.senders.get() - 1;
+        self.shared.senders.set(left);
+        if left == 0 {
+            self.shared.watchers.wake_all();
+        }
     }
 }
 
@@ -177,19 +273,42 @@ impl<T> Receiver<T> {
         self.shared.value.borrow()
     }
 
-    /// Whether a value was sent since this receiver last marked one seen. Fails once the
-    /// sender is gone and nothing new is left.
+    /// Whether a value was sent since this receiver last marked one seen (or it was
+    /// [marked changed](Receiver::mark_changed)). Fails once every sender is gone and
+    /// nothing new is left.
     pub fn has_changed(&self) -> Result<bool, RecvError> {
         let changed = self.shared.version.get() != self.seen;
-        if !changed && self.shared.sender_gone.get() {
+        if !changed && self.shared.closed() {
             return Err(RecvError);
         }
         Ok(changed)
     }
 
+    /// Marks the current value unseen: [`has_changed`](Receiver::has_changed) is then
+    /// true and [`changed`](Receiver::changed) completes at once (even once every sender is
+    /// gone), as if the value had just been sent. For a receiver to handle the value it
+    /// starts with as its first change. Only this receiver is affected.
+    ///
+    /// ```
+    /// use overlap::sync::watch;
+    ///
+    /// overlap::block_on(async {
+    ///     let (_tx, mut rx) = watch::channel("initial");
+    ///     rx.mark_changed();
+    ///     assert!(rx.has_changed().unwrap());
+    ///     rx.changed().await.unwrap(); // at once
+    ///     assert_eq!(*rx.borrow(), "initial");
+    /// });
+    /// ```
+    pub fn mark_changed(&mut self) {
+        // Versions only grow, so one below the current is never current again (short of
+        // 2^64 sends).
+        self.seen = self.shared.version.get().wrapping_sub(1);
+    }
+
     /// Waits until a value is sent that this receiver has not seen, and marks it seen; read
-    /// it with [`borrow`](Receiver::borrow). Fails once the sender is gone (after any last
-    /// change was reported). Cancel-safe.
+    /// it with [`borrow`](Receiver::borrow). Fails once every sender is gone (after any
+    /// last change was reported). Cancel-safe.
     pub async fn changed(&mut self) -> Result<(), RecvError> {
         poll_fn(|cx| crate::coop::budgeted(cx, |cx| self.poll_changed(cx))).await
     }
@@ -200,7 +319,7 @@ impl<T> Receiver<T> {
             self.seen = version;
             return Poll::Ready(Ok(()));
         }
-        if self.shared.sender_gone.get() {
+        if self.shared.closed() {
             return Poll::Ready(Err(RecvError));
         }
         drop(self.slot.register(cx.waker()));
@@ -210,8 +329,8 @@ impl<T> Receiver<T> {
 
 impl<T> Receiver<T> {
     /// Waits until the value satisfies `condition`, looking at the current value first,
-    /// then at each change; returns the value that did (marked seen). Fails if the sender
-    /// goes away before a value satisfies it. Cancel-safe.
+    /// then at each change; returns the value that did (marked seen). Fails if every
+    /// sender goes away before a value satisfies it. Cancel-safe.
     ///
     /// ```
     /// use overlap::sync::watch;
@@ -250,7 +369,11 @@ impl<T> Clone for Receiver<T> {
 impl<T> Drop for Receiver<T> {
     fn drop(&mut self) {
         // Its slot dies with it; the watcher list prunes the dead entry.
-        self.shared.receivers.set(self.shared.receivers.get() - 1);
+        let left = self.shared.receivers.get() - 1;
+        self.shared.receivers.set(left);
+        if left == 0 {
+            self.shared.closers.wake_all();
+        }
     }
 }
 
@@ -274,7 +397,7 @@ impl<T: fmt::Debug> fmt::Debug for Receiver<T> {
 
 impl fmt::Display for RecvError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("the watch sender is gone")
+        f.write_str("every watch sender is gone")
     }
 }
 
