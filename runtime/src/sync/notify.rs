@@ -5,17 +5,19 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 
 use super::waiters::{wake, wake_all, WaitQueue, Waiter};
 
 /// Wakes tasks waiting in [`notified`](Notify::notified): the first in line with
-/// [`notify_one`](Notify::notify_one), or all with
-/// [`notify_waiters`](Notify::notify_waiters). For the tasks of one runtime (not `Send`).
+/// [`notify_one`](Notify::notify_one), the last with [`notify_last`](Notify::notify_last),
+/// or all with [`notify_waiters`](Notify::notify_waiters). For the tasks of one runtime
+/// (not `Send`).
 ///
-/// `notify_one` with nobody waiting stores one permit, which the next `notified()` takes at
-/// once: a notification that races ahead of the wait is not lost. A `notified()` future
-/// chosen by `notify_one` but dropped before it completes passes the notification on.
+/// `notify_one` (or `notify_last`) with nobody waiting stores one permit, which the next
+/// `notified()` takes at once: a notification that races ahead of the wait is not lost. A
+/// `notified()` future chosen by `notify_one` but dropped before it completes passes the
+/// notification on to the next in line (one chosen by `notify_last`, to the new last).
 ///
 /// ```
 /// use std::rc::Rc;
@@ -75,6 +77,30 @@ impl Notify {
         }
     }
 
+    /// Wakes the last task to start waiting (the most recent `notified()` to be polled or
+    /// [enabled](Notified::enable)), or, if none waits, stores a permit as
+    /// [`notify_one`](Notify::notify_one) does. For a stack of waiters rather than a queue.
+    ///
+    /// ```
+    /// use std::pin::Pin;
+    /// use overlap::sync::Notify;
+    ///
+    /// let notify = Notify::new();
+    /// let mut first = notify.notified();
+    /// let mut second = notify.notified();
+    /// Pin::new(&mut first).enable();
+    /// Pin::new(&mut second).enable();
+    /// notify.notify_last();
+    /// assert!(Pin::new(&mut second).enable(), "the latest in line was chosen");
+    /// assert!(!Pin::new(&mut first).enable());
+    /// ```
+    pub fn notify_last(&self) {
+        match self.waiters.choose_last() {
+            Some(waker) => wake(waker),
+            None => self.permit.set(true),
+        }
+    }
+
     /// Wakes every task waiting now (and every `notified()` future made before this call).
     /// Stores no permit.
     pub fn notify_waiters(&self) {
@@ -83,7 +109,10 @@ impl Notify {
     }
 }
 
-/// The future of [`Notify::notified`].
+/// The future of [`Notify::notified`]. It joins the line of waiters when first polled (or
+/// [enabled](Notified::enable)); dropped before it completes (or `enable` reported it
+/// notified), it leaves the line, and a notification it was chosen for passes on to
+/// another waiter (or becomes the permit).
 #[must_use = "futures do nothing unless polled"]
 pub struct Notified<'a> {
     notify: &'a Notify,
@@ -96,12 +125,46 @@ impl Future for Notified<'_> {
     type Output = ();
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        crate::coop::budgeted(cx, |cx| self.poll_now(cx))
+        crate::coop::budgeted(cx, |cx| self.poll_now(Some(cx.waker())))
     }
 }
 
 impl Notified<'_> {
-    fn poll_now(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+    /// Joins the line of waiters without waiting: a later
+    /// [`notify_one`](Notify::notify_one) or [`notify_last`](Notify::notify_last) can choose
+    /// this future before it is first polled. Polling does this too; `enable` is for getting
+    /// in line first and polling later (say, after releasing something a notifier waits
+    /// for). No waker is kept: the task is woken only once it has polled the future.
+    /// A [`notify_waiters`](Notify::notify_waiters) call reaches this future whether or not
+    /// it was enabled, if the call came after the future was made.
+    ///
+    /// Returns whether the future is notified (its next poll completes): by a
+    /// `notify_waiters` since it was made, by a stored permit (which this takes, the first
+    /// time it joins), or by being chosen since it joined. Calling it again is harmless.
+    /// Once it has returned `true` the future holds the notification: dropping it then
+    /// passes nothing on. An enabled future dropped after being chosen but before anything
+    /// reported it (no `enable` returned `true`, no poll completed) passes the
+    /// notification on, as a polled one does.
+    ///
+    /// ```
+    /// use std::pin::pin;
+    /// use overlap::sync::Notify;
+    ///
+    /// overlap::block_on(async {
+    ///     let notify = Notify::new();
+    ///     let mut wait = pin!(notify.notified());
+    ///     assert!(!wait.as_mut().enable()); // in line, not notified yet
+    ///     notify.notify_one(); // chooses it: no permit is stored
+    ///     assert!(wait.as_mut().enable());
+    ///     wait.await;
+    /// });
+    /// ```
+    pub fn enable(self: Pin<&mut Self>) -> bool {
+        self.get_mut().poll_now(None).is_ready()
+    }
+
+    /// Completes if notified; otherwise joins the line (keeping `waker`, if given).
+    fn poll_now(&mut self, waker: Option<&Waker>) -> Poll<()> {
         let this = self;
         if this.done {
             return Poll::Ready(());
@@ -112,13 +175,15 @@ impl Notified<'_> {
             this.finish();
             return Poll::Ready(());
         }
-        match &this.waiter {
-            Some(w) => drop(w.set_waker(cx.waker())),
-            None if notify.permit.replace(false) => {
+        match (&this.waiter, waker) {
+            (Some(w), Some(waker)) => drop(w.set_waker(waker)),
+            (Some(_), None) => {}
+            (None, _) if notify.permit.replace(false) => {
                 this.done = true;
                 return Poll::Ready(());
             }
-            None => this.waiter = Some(notify.waiters.push(cx.waker())),
+            (None, Some(waker)) => this.waiter = Some(notify.waiters.push(waker)),
+            (None, None) => this.waiter = Some(notify.waiters.push_unwoken()),
         }
         Poll::Pending
     }
@@ -141,7 +206,10 @@ impl Drop for Notified<'_> {
         let Some(w) = self.waiter.take() else {
             return;
         };
-        if w.is_chosen() {
+        if w.chosen_from_back() {
+            // Chosen by `notify_last` but never completed: the new last in line gets it.
+            self.notify.notify_last();
+        } else if w.is_chosen() {
             // Chosen by `notify_one` but never completed: the next in line gets it.
             self.notify.notify_one();
         } else {

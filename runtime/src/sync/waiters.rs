@@ -14,6 +14,8 @@ use std::task::Waker;
 pub(super) struct Waiter {
     waker: Slot,
     chosen: Cell<bool>,
+    /// Chosen from the back of the line ([`WaitQueue::choose_last`]), not the front.
+    from_back: Cell<bool>,
     /// It left the line, but its entry may still be there (see [`WaitQueue`]).
     gone: Cell<bool>,
     /// How many units (semaphore permits) it waits for; 1 for the other users.
@@ -29,6 +31,11 @@ impl Waiter {
     /// Whether the queue picked this waiter (it is out of the line then).
     pub(super) fn is_chosen(&self) -> bool {
         self.chosen.get()
+    }
+
+    /// Whether it was chosen from the back of the line (by [`WaitQueue::choose_last`]).
+    pub(super) fn chosen_from_back(&self) -> bool {
+        self.from_back.get()
     }
 
     /// Keeps `waker` as the one to call (the task may have been polled with another).
@@ -73,9 +80,20 @@ impl WaitQueue {
 
     /// Joins the end of the line, waiting for `wanted` units.
     pub(super) fn push_wanting(&self, waker: &Waker, wanted: usize) -> Rc<Waiter> {
+        self.join(Some(waker.clone()), wanted)
+    }
+
+    /// Joins the end of the line with no waker yet (choosing it wakes nobody until one is
+    /// set with [`Waiter::set_waker`]).
+    pub(super) fn push_unwoken(&self) -> Rc<Waiter> {
+        self.join(None, 1)
+    }
+
+    fn join(&self, waker: Option<Waker>, wanted: usize) -> Rc<Waiter> {
         let w = Rc::new(Waiter {
-            waker: Slot(RefCell::new(Some(waker.clone()))),
+            waker: Slot(RefCell::new(waker)),
             chosen: Cell::new(false),
+            from_back: Cell::new(false),
             gone: Cell::new(false),
             wanted,
         });
@@ -95,6 +113,20 @@ impl WaitQueue {
         let w = line.pop_front()?;
         self.drop_gone_front(&mut line);
         w.chosen.set(true);
+        Some(w.take_waker())
+    }
+
+    /// Takes the last waiter (the latest to join) out of the line, as
+    /// [`choose_first`](Self::choose_first) does the first.
+    pub(super) fn choose_last(&self) -> Option<Option<Waker>> {
+        let mut line = self.line.borrow_mut();
+        self.drop_gone_back(&mut line);
+        let w = line.pop_back()?;
+        // Gone entries behind a live one may now be at the back; the front stays live (or
+        // the line is empty).
+        self.drop_gone_back(&mut line);
+        w.chosen.set(true);
+        w.from_back.set(true);
         Some(w.take_waker())
     }
 
@@ -127,6 +159,14 @@ impl WaitQueue {
     fn drop_gone_front(&self, line: &mut VecDeque<Rc<Waiter>>) {
         while line.front().is_some_and(|w| w.gone.get()) {
             line.pop_front();
+            self.gone.set(self.gone.get() - 1);
+        }
+    }
+
+    /// Drops the gone entries at the back, so that the last entry is a live one.
+    fn drop_gone_back(&self, line: &mut VecDeque<Rc<Waiter>>) {
+        while line.back().is_some_and(|w| w.gone.get()) {
+            line.pop_back();
             self.gone.set(self.gone.get() - 1);
         }
     }
@@ -295,6 +335,30 @@ mod tests {
         drop(queue.remove(&w));
         assert_eq!(queue.len(), 1);
         assert!(Rc::ptr_eq(&queue.line.borrow()[0], &later));
+    }
+
+    /// Choosing from the back skips the waiters gone from there and keeps the count exact.
+    #[test]
+    fn choosing_the_last_skips_gone_waiters_at_the_back() {
+        let queue = WaitQueue::default();
+        let w: Vec<_> = (1..=5)
+            .map(|n| queue.push_wanting(Waker::noop(), n))
+            .collect();
+        drop(queue.remove(&w[1])); // gone, in the middle
+        drop(queue.remove(&w[3])); // gone, in the middle
+        drop(queue.remove(&w[4])); // popped: the gone 4 is now at the back
+        assert_eq!(queue.len(), 2);
+        assert!(queue.choose_last().is_some());
+        assert!(w[2].is_chosen() && w[2].chosen_from_back());
+        assert_eq!(queue.len(), 1);
+        assert_eq!(queue.line.borrow().len(), 1, "the gone 2 went with it");
+        assert!(queue.choose_last().is_some());
+        assert!(w[0].is_chosen());
+        assert!(queue.choose_last().is_none() && queue.is_empty());
+        // An unwoken waiter is chosen like any other, with no waker to call.
+        let idle = queue.push_unwoken();
+        assert!(matches!(queue.choose_first(), Some(None)));
+        assert!(idle.is_chosen() && !idle.chosen_from_back());
     }
 
     #[test]
