@@ -1,4 +1,5 @@
-//! `interval` and `interval_at` under each missed-tick policy.
+//! `interval` and `interval_at` under each missed-tick policy, and restarting the schedule
+//! (`reset_immediately`, `reset_after`: on a paused clock, so exact).
 
 use std::time::Duration;
 
@@ -125,4 +126,37 @@ fn reset_and_odd_periods() {
         drop(every);
         assert_eq!(overlap::metrics().timers_active, 0);
     });
+}
+
+#[overlap::test(start_paused = true)]
+async fn reset_immediately_ticks_now_then_every_period_from_there() {
+    let hour = Duration::from_secs(3600);
+    let mut every = interval(hour);
+    let start = every.tick().await;
+    overlap::time::advance(Duration::from_secs(10)).await;
+    every.reset_immediately();
+    let reset = Instant::now();
+    assert_eq!(reset, start + Duration::from_secs(10));
+    assert_eq!(every.tick().await, reset, "not an hour's wait");
+    assert_eq!(Instant::now(), reset);
+    assert_eq!(every.tick().await, reset + hour);
+    assert_eq!(Instant::now(), reset + hour);
+}
+
+#[overlap::test(start_paused = true)]
+async fn reset_after_moves_the_next_tick_and_keeps_the_period() {
+    use overlap::future::FutureExt;
+    let p = Duration::from_secs(10);
+    let mut every = interval(p);
+    let start = every.tick().await;
+    // A tick already being waited for sees the reset when polled again.
+    assert!(every.tick().now_or_never().is_none());
+    every.reset_after(Duration::from_secs(3));
+    assert_eq!(every.tick().await, start + Duration::from_secs(3));
+    assert_eq!(every.tick().await, start + Duration::from_secs(13));
+    // Later than a period too.
+    every.reset_after(Duration::from_secs(25));
+    let at = Instant::now();
+    assert_eq!(every.tick().await, at + Duration::from_secs(25));
+    assert_eq!(every.tick().await, at + Duration::from_secs(35));
 }

@@ -122,6 +122,50 @@ impl Interval {
         self.sleep.reset(deadline);
     }
 
+    /// Restarts the schedule from now: the next tick completes at once (reporting the
+    /// instant of this call), then every period after it. A pending
+    /// [`tick`](Interval::tick) future sees the change when next polled.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use overlap::time::{self, Instant};
+    ///
+    /// // On a paused clock: a minute passes at once when nothing else is to be done.
+    /// let rt = overlap::Runtime::builder().start_paused(true).build().unwrap();
+    /// rt.block_on(async {
+    ///     let mut every = time::interval(Duration::from_secs(60));
+    ///     every.tick().await;
+    ///     every.reset_immediately();
+    ///     let start = Instant::now();
+    ///     assert_eq!(every.tick().await, start); // no minute's wait
+    ///     assert_eq!(every.tick().await, start + Duration::from_secs(60));
+    /// });
+    /// ```
+    pub fn reset_immediately(&mut self) {
+        self.reset_at(super::now());
+    }
+
+    /// Restarts the schedule: the next tick comes `after` from now (not a period), then
+    /// every period after it.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use overlap::time::{self, Instant};
+    ///
+    /// let rt = overlap::Runtime::builder().start_paused(true).build().unwrap();
+    /// rt.block_on(async {
+    ///     let mut every = time::interval(Duration::from_secs(60));
+    ///     every.tick().await;
+    ///     every.reset_after(Duration::from_secs(5));
+    ///     let start = Instant::now();
+    ///     assert_eq!(every.tick().await, start + Duration::from_secs(5));
+    ///     assert_eq!(every.tick().await, start + Duration::from_secs(65));
+    /// });
+    /// ```
+    pub fn reset_after(&mut self, after: Duration) {
+        self.reset_at(super::deadline_after(super::now(), after));
+    }
+
     /// The period between ticks.
     pub fn period(&self) -> Duration {
         self.period
