@@ -234,16 +234,11 @@ impl<T> Sender<T> {
     /// });
     /// ```
     pub async fn closed(&self) {
-        let mut slot = None;
-        poll_fn(|cx| {
-            if self.shared.receivers.get() == 0 {
-                return Poll::Ready(());
-            }
-            let slot = slot.get_or_insert_with(|| self.shared.closers.add());
-            drop(slot.register(cx.waker()));
-            Poll::Pending
-        })
-        .await
+        let receivers = &self.shared.receivers;
+        self.shared
+            .closers
+            .wait_until(|| receivers.get() == 0)
+            .await
     }
 }
 

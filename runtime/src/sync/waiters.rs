@@ -275,6 +275,23 @@ impl Watchers {
         wake_all(wakers);
     }
 
+    /// Waits, woken through this list, until `done()` is true: for a sender's `closed`,
+    /// with `done` "no receiver is left" and the last receiver's drop calling
+    /// [`wake_all`](Self::wake_all). Cancel-safe: dropped, it leaves a dead entry, pruned
+    /// later.
+    pub(super) async fn wait_until(&self, done: impl Fn() -> bool) {
+        let mut slot = None;
+        std::future::poll_fn(|cx| {
+            if done() {
+                return std::task::Poll::Ready(());
+            }
+            let slot = slot.get_or_insert_with(|| self.add());
+            drop(slot.register(cx.waker()));
+            std::task::Poll::Pending
+        })
+        .await
+    }
+
     /// Entries kept (live or not yet pruned).
     #[cfg(test)]
     fn entries(&self) -> usize {
