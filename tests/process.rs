@@ -302,3 +302,14 @@ fn status_of_a_temporary_command_lets_its_pipe_reader_see_eof() {
         assert_eq!(later.await.unwrap().stdout, b"hi\n");
     });
 }
+
+/// A `status()`/`output()` future made before the runtime is entered (the argument of
+/// `block_on` is evaluated first) still works: the child starts at the call and is watched
+/// from the first poll.
+#[test]
+fn status_and_output_futures_made_outside_the_runtime_work() {
+    let status = block_on(overlap::process::Command::new("true").status());
+    assert!(status.unwrap().success());
+    let out = overlap::process::Command::new("echo").arg("hi").output();
+    assert_eq!(block_on(out).unwrap().stdout, b"hi\n");
+}

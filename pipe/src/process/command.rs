@@ -7,7 +7,7 @@ use std::io;
 use std::path::Path;
 use std::process::{ExitStatus, Output, Stdio};
 
-use super::{spawn, Child};
+use super::{register, spawn, Child};
 
 /// A process to spawn: the builder of [`std::process::Command`], with async `output` and
 /// `status` and a [`Child`] whose stdio pipes are async.
@@ -164,9 +164,9 @@ impl Command {
         if let Some(s) = stderr {
             self.std.stderr(s);
         }
-        let child = self.spawn();
+        let child = self.spawn_unregistered();
         self.reset_defaults();
-        async move { child?.wait_with_output().await }
+        async move { child?.register()?.wait_with_output().await }
     }
 
     /// Runs the child to completion and returns its exit status. Stdio not set is
@@ -178,8 +178,18 @@ impl Command {
     /// The child is spawned when this is called, and the future borrows nothing (see
     /// [`output`](Command::output)).
     pub fn status(&mut self) -> impl Future<Output = io::Result<ExitStatus>> + 'static {
-        let child = self.spawn();
-        async move { Self::wait_discarding(child?).await }
+        let child = self.spawn_unregistered();
+        async move { Self::wait_discarding(child?.register()?).await }
+    }
+
+    /// `status`'s and `output`'s spawn: the process starts now, but it is watched (and its
+    /// pipes registered) only when the future is first polled, so a future made before
+    /// entering the runtime (`block_on(cmd.status())`) still works.
+    fn spawn_unregistered(&mut self) -> io::Result<Unregistered> {
+        Ok(Unregistered {
+            std: Some(self.std.spawn()?),
+            kill_on_drop: self.kill_on_drop,
+        })
     }
 
     /// `status`'s wait: closes stdin, reads and drops piped output until the child exits.
@@ -235,5 +245,35 @@ async fn discard(pipe: Option<crate::Receiver>) {
     if let Some(mut pipe) = pipe {
         let mut scratch = [0u8; 8192];
         while let Ok(1..) = pipe.read(&mut scratch).await {}
+    }
+}
+
+/// A child spawned by `status` or `output` whose future was not polled yet.
+struct Unregistered {
+    std: Option<std::process::Child>,
+    kill_on_drop: bool,
+}
+
+impl Unregistered {
+    fn register(mut self) -> io::Result<Child> {
+        let std = self.std.take().expect("registered once");
+        let mut child = register(std)?;
+        child.kill_on_drop(self.kill_on_drop);
+        Ok(child)
+    }
+}
+
+impl Drop for Unregistered {
+    /// The future was dropped before its first poll: no zombie is left (the orphan reaper
+    /// waits for the child), and `kill_on_drop` is honoured.
+    fn drop(&mut self) {
+        if let Some(mut std) = self.std.take() {
+            if self.kill_on_drop {
+                let _ = std.kill();
+            }
+            if !matches!(std.try_wait(), Ok(Some(_))) {
+                super::orphans::adopt(std);
+            }
+        }
     }
 }

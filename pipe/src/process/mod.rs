@@ -110,7 +110,12 @@ impl ExitWatch {
 /// error otherwise). Where the kernel lacks `pidfd_open` (Linux before 5.3) or a seccomp
 /// filter denies it, the exit is noticed through `SIGCHLD` instead.
 pub fn spawn(cmd: &mut std::process::Command) -> io::Result<Child> {
-    let mut std = cmd.spawn()?;
+    register(cmd.spawn()?)
+}
+
+/// The second half of [`spawn`]: watches a child std has spawned and makes its piped stdio
+/// async, in the current runtime. On failure the child is killed and reaped.
+pub(crate) fn register(mut std: std::process::Child) -> io::Result<Child> {
     // A child that exits before this is set up is still found: every wait first reaps
     // without blocking.
     let exit = ExitWatch::new(std.id());
