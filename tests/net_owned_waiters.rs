@@ -28,9 +28,9 @@ impl<F: Future> Future for CountPolls<F> {
     }
 }
 
-/// Far more acceptors than the shared per-direction list keeps (65), and than its overflow
-/// (about 1,090, past which they used to wake one another for ever): the idle listener
-/// costs no task polls, and every connection is accepted.
+/// Far more acceptors than the shared per-direction list kept (65) when `accept` used it,
+/// and than its overflow then (about 1,090, past which they woke one another for ever):
+/// the idle listener costs no task polls, and every connection is accepted.
 #[overlap::test]
 async fn two_thousand_acceptors_on_an_idle_listener_sleep() {
     const N: usize = 2000;

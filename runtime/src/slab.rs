@@ -73,14 +73,6 @@ impl<T> Slab<T> {
         }
     }
 
-    /// Every value, in key order, mutably.
-    pub(crate) fn values_mut(&mut self) -> impl Iterator<Item = &mut T> {
-        self.entries.iter_mut().filter_map(|e| match e {
-            Entry::Occupied(v) => Some(v),
-            Entry::Vacant(_) => None,
-        })
-    }
-
     /// Every value, in key order.
     pub(crate) fn values(&self) -> impl Iterator<Item = &T> {
         self.entries.iter().filter_map(|e| match e {

@@ -30,10 +30,11 @@ use super::{own_waits, Direction, IoKey, Reactor, Ready, ReadyEvent, Registered}
 ///   future drops: any number of them may wait, and a cancelled one is never woken. The
 ///   poll functions ([`poll_read_ready`](AsyncFd::poll_read_ready), `AsyncRead`) share one
 ///   slot per direction instead: a waiter there that gave up is woken once, harmlessly, and
-///   then forgotten. Up to 65 such waiters per fd are kept; beyond that the oldest is set
-///   aside and woken at the loop's next event or sleep, to wait again: none is lost, and an
-///   idle fd costs no CPU, but with that many each event anywhere costs a round of
-///   spurious wakes.
+///   then forgotten. Up to 1,025 such waiters per fd are kept; beyond that the oldest is
+///   set aside and woken at the loop's next event or sleep, to wait again: none is lost,
+///   but with that many each event anywhere costs a round of spurious wakes, and past
+///   about 5,000 (more than the runtime sets aside) they wake one another without end.
+///   Many tasks waiting on one fd should use the `async fn`s.
 /// - **Drop:** the fd is removed from epoll, then the inner value is dropped (closing the fd
 ///   if it owns it). [`AsyncFd::into_inner`] removes it from epoll and hands the value back.
 ///   Either way, a task still waiting for its readiness (one that shares the `AsyncFd`) is

@@ -8,6 +8,7 @@
 
 mod async_fd;
 mod own_wait;
+mod owned;
 mod ready;
 mod registered;
 
@@ -24,9 +25,9 @@ pub use own_wait::{own_waits, OwnWaits};
 pub use ready::{Direction, Ready, ReadyEvent};
 pub use registered::Registered;
 
-use crate::slab::Slab;
 use crate::sys::epoll::Epoll;
 use own_wait::Entries;
+use owned::OwnedWaiters;
 
 /// The token of the runtime's own eventfd (never a valid slot: the generation is all ones).
 const WAKE_TOKEN: u64 = u64::MAX;
@@ -46,7 +47,7 @@ struct ScheduledIo {
     others: Vec<(Direction, Waker)>,
     /// Waiters that own their entry (futures made by [`own_waits`], such as every I/O
     /// `async fn`): kept until the future drops, its waker taken by each edge.
-    owned: Slab<(Direction, Option<Waker>)>,
+    owned: OwnedWaiters,
     /// A hang-up may end (a FIFO gets a new writer): `WouldBlock` then clears it.
     hangup_may_end: bool,
 }
@@ -55,13 +56,10 @@ struct ScheduledIo {
 /// (`Reactor::evicted`) and woken at the loop's next event or sleep, to wait again: none is
 /// forgotten, and waking it at once would make more than this many waiters on one idle fd
 /// wake one another for ever.
-const MAX_OTHERS: usize = 64;
+const MAX_OTHERS: usize = 1024;
 /// Waiters let go from full lists, kept per reactor until its next turn that blocked or
 /// delivered an event; beyond it they are woken at once.
-const MAX_EVICTED: usize = 1024;
-
-/// Owned waiter slots an fd keeps once all its waiters have gone; a larger list is freed.
-const OWNED_KEPT: usize = 16;
+const MAX_EVICTED: usize = 4096;
 
 /// What a wait on a freed slot sees. Cannot happen while the handle is alive; it reports
 /// closed rather than hang.
@@ -79,13 +77,7 @@ impl ScheduledIo {
         if ready.intersects(Ready::WRITE_INTEREST) {
             to_wake.extend(self.writer.take());
         }
-        if self.owned.len() > 0 {
-            for (dir, waker) in self.owned.values_mut() {
-                if ready.intersects(dir.interest()) {
-                    to_wake.extend(waker.take());
-                }
-            }
-        }
+        self.owned.take_wakers(ready, to_wake);
         let mut i = 0;
         while i < self.others.len() {
             if ready.intersects(self.others[i].0.interest()) {
@@ -224,9 +216,9 @@ impl Reactor {
         // Only now, with the slots released: a waker may run arbitrary code, even panic.
         // Waiters let go from a full list may have waited on this fd: they see it gone.
         let evicted = std::mem::take(&mut *self.evicted.borrow_mut());
-        if let Some(mut io) = io {
+        if let Some(io) = io {
             let others = io.others.into_iter().map(|(_, w)| w);
-            let owned = io.owned.drain().into_iter().filter_map(|(_, w)| w);
+            let owned = io.owned.into_wakers();
             wake_each(
                 [io.reader, io.writer]
                     .into_iter()
@@ -323,13 +315,13 @@ impl Reactor {
         waker: &Waker,
     ) -> Option<Waker> {
         let found = entries.find(self, key, dir);
-        if let Some((_, slot)) = found.and_then(|i| io.owned.get_mut(i)) {
+        if let Some(slot) = found.and_then(|i| io.owned.waker_mut(i)) {
             return match slot {
                 Some(w) if w.will_wake(waker) => None,
                 _ => slot.replace(waker.clone()),
             };
         }
-        let index = io.owned.insert((dir, Some(waker.clone())));
+        let index = io.owned.insert(dir, waker.clone());
         entries.record(self, key, dir, index);
         None
     }
@@ -345,14 +337,7 @@ impl Reactor {
             };
             match slots.get_mut(key.index as usize) {
                 Some(slot) if slot.generation == key.generation => {
-                    slot.io.as_mut().and_then(|io| {
-                        let removed = io.owned.remove(index);
-                        if io.owned.len() == 0 && io.owned.capacity() > OWNED_KEPT {
-                            // A crowd of waiters has gone: edges need not walk its slots.
-                            io.owned = Slab::new();
-                        }
-                        removed
-                    })
+                    slot.io.as_mut().and_then(|io| io.owned.remove(index))
                 }
                 _ => None,
             }
