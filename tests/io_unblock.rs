@@ -192,3 +192,50 @@ async fn dropped_mid_job_the_value_is_dropped_on_the_pool() {
     let thread = within(HANG, dropped, "the value was never dropped").await;
     assert_ne!(thread, std::thread::current().id());
 }
+
+/// `close` flushes and then drops the inner value (on the pool, as `blocking::Unblock`
+/// does): the reader of the socket it held sees end of file while the `Unblock` lives on,
+/// and later calls say it is closed.
+#[overlap::test]
+async fn close_drops_the_inner_writer_so_its_reader_sees_eof() {
+    let (reader, writer) = std::os::unix::net::UnixStream::pair().unwrap();
+    reader
+        .set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .unwrap();
+    let mut w = Unblock::new(writer);
+    w.write_all(b"bye").await.unwrap();
+    w.close().await.unwrap();
+    let got = overlap::spawn_blocking(move || {
+        let mut v = Vec::new();
+        std::io::Read::read_to_end(&mut &reader, &mut v).map(|_| v)
+    })
+    .await
+    .unwrap();
+    assert_eq!(got.expect("no end of file after close"), b"bye");
+    // Closing again and flushing are fine; writing, reading and taking it back are not.
+    w.close().await.unwrap();
+    w.flush().await.unwrap();
+    let kinds = [
+        w.write_all(b"more").await.unwrap_err().kind(),
+        w.read(&mut [0u8; 4]).await.unwrap_err().kind(),
+        w.into_inner().await.unwrap_err().kind(),
+    ];
+    assert_eq!(kinds, [std::io::ErrorKind::BrokenPipe; 3]);
+}
+
+/// `close` reports the inner value's flush error.
+#[overlap::test]
+async fn close_reports_the_flush_error() {
+    struct FailingFlush;
+    impl std::io::Write for FailingFlush {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Err(std::io::Error::other("flush failed"))
+        }
+    }
+    let mut w = Unblock::new(FailingFlush);
+    w.write_all(b"x").await.unwrap();
+    assert_eq!(w.close().await.unwrap_err().to_string(), "flush failed");
+}

@@ -25,7 +25,9 @@ type Done<T, R> = (T, Vec<u8>, io::Result<R>);
 /// Reads fetch up to a chunk (64 KiB by default) ahead; a write copies up to a chunk into a
 /// job and returns at once, and the next write or `flush` waits for that job, so bytes go
 /// out in order and an error comes back from the next call. `flush` also runs the inner
-/// value's `flush`.
+/// value's `flush`. `close` flushes and then drops the inner value on the pool (as
+/// `blocking::Unblock` does), so a pipe or socket it held is closed and its reader sees end
+/// of file; later reads and writes fail with `BrokenPipe`, and `into_inner` with the same.
 ///
 /// Use one `Unblock` either to read or to write: read-ahead moves the inner value's
 /// position past the bytes returned so far, and a write drops the read-ahead bytes not yet
@@ -71,6 +73,10 @@ enum State<T> {
     Reading(JoinHandle<Done<T, usize>>),
     Writing(JoinHandle<Done<T, ()>>),
     Flushing(JoinHandle<Done<T, ()>>),
+    /// `close`'s job: flushes the value, then drops it on the pool.
+    Closing(JoinHandle<io::Result<()>>),
+    /// Closed: the value is gone.
+    Closed,
     /// A job panicked, or was dropped with its runtime, and took the value with it.
     Lost,
 }
@@ -83,7 +89,8 @@ impl<T> Drop for Unblock<T> {
         match &self.state {
             State::Reading(job) => job.abort(),
             State::Writing(job) | State::Flushing(job) => job.abort(),
-            State::Idle { .. } | State::Lost => {}
+            State::Closing(job) => job.abort(),
+            State::Idle { .. } | State::Lost | State::Closed => {}
         }
     }
 }
@@ -91,6 +98,10 @@ impl<T> Drop for Unblock<T> {
 /// A job's failure to run, as an I/O error.
 fn job_failed(e: JoinError) -> io::Error {
     io::Error::other(format!("the blocking job of an Unblock failed: {e}"))
+}
+
+fn closed() -> io::Error {
+    io::Error::new(io::ErrorKind::BrokenPipe, "this Unblock was closed")
 }
 
 fn lost() -> io::Error {
@@ -135,6 +146,13 @@ impl<T: Send + 'static> Unblock<T> {
         let res = match &mut self.state {
             State::Idle { .. } => return Poll::Ready(Ok(())),
             State::Lost => return Poll::Ready(Err(lost())),
+            State::Closed => return Poll::Ready(Err(closed())),
+            State::Closing(job) => {
+                let done = ready!(Pin::new(job).poll(cx));
+                self.state = State::Closed;
+                done.map_err(job_failed)??;
+                return Poll::Ready(Err(closed()));
+            }
             State::Reading(job) => {
                 let done = ready!(Pin::new(job).poll(cx));
                 self.state = State::Lost;
@@ -213,7 +231,11 @@ impl<T: Read + Send + 'static> AsyncRead for Unblock<T> {
                     }
                 }
                 // A write in flight goes out first (and reports its error here).
-                State::Writing(_) | State::Flushing(_) | State::Lost => {
+                State::Writing(_)
+                | State::Flushing(_)
+                | State::Closing(_)
+                | State::Closed
+                | State::Lost => {
                     ready!(this.poll_idle(cx))?;
                 }
             }
@@ -251,6 +273,8 @@ impl<T: Write + Send + 'static> AsyncWrite for Unblock<T> {
         loop {
             match &this.state {
                 State::Flushing(_) => return this.poll_idle(cx),
+                // Closed implies flushed.
+                State::Closing(_) | State::Closed => return Pin::new(this).poll_close(cx),
                 State::Idle { .. } => {
                     let Some((mut inner, buf)) = this.take_idle() else {
                         return Poll::Ready(Err(lost()));
@@ -268,7 +292,32 @@ impl<T: Write + Send + 'static> AsyncWrite for Unblock<T> {
     }
 
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.poll_flush(cx)
+        let this = self.get_mut();
+        loop {
+            match &mut this.state {
+                State::Closed => return Poll::Ready(Ok(())),
+                State::Closing(job) => {
+                    let done = ready!(Pin::new(job).poll(cx));
+                    this.state = State::Closed;
+                    return Poll::Ready(done.map_err(job_failed).and_then(|res| res));
+                }
+                State::Idle { .. } => {
+                    let Some((mut inner, _buf)) = this.take_idle() else {
+                        return Poll::Ready(Err(lost()));
+                    };
+                    // The value's `Drop` may block (a `BufWriter` flushing, a child's
+                    // stdin): it runs on the pool, after the flush.
+                    this.state = State::Closing(crate::spawn_blocking(move || {
+                        let res = inner.flush();
+                        drop(inner);
+                        res
+                    }));
+                }
+                State::Reading(_) | State::Writing(_) | State::Flushing(_) | State::Lost => {
+                    ready!(this.poll_idle(cx))?;
+                }
+            }
+        }
     }
 }
 
@@ -279,6 +328,8 @@ impl<T> fmt::Debug for Unblock<T> {
             State::Reading(_) => "reading",
             State::Writing(_) => "writing",
             State::Flushing(_) => "flushing",
+            State::Closing(_) => "closing",
+            State::Closed => "closed",
             State::Lost => "lost",
         };
         f.debug_struct("Unblock")
