@@ -19,7 +19,9 @@
 pub struct RuntimeMetrics {
     /// Tasks spawned since the runtime started.
     pub tasks_spawned: u64,
-    /// Tasks whose future has not finished yet.
+    /// Tasks whose future has not finished yet. The runtime's own count too: the first
+    /// `signal::signal()` starts one reader task (and registers one fd) for the runtime's
+    /// life.
     pub tasks_alive: u64,
     /// Times a task's future was polled (the `block_on` future not counted).
     pub task_polls: u64,

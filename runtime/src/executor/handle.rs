@@ -72,7 +72,10 @@ impl Handle {
     /// The handle of the runtime running on this thread, or `None` outside a runtime. On a
     /// blocking-pool thread, while it runs a [`spawn_blocking`](crate::spawn_blocking) job,
     /// it is the handle of the runtime that spawned the job, so blocking work can start
-    /// async work.
+    /// async work there. That work must run *on* the runtime (`spawn`, `spawn_with`):
+    /// timers, sockets and signals belong to the runtime's thread, so a `sleep` or
+    /// `connect` polled on the pool thread by another executor panics or fails with an
+    /// `Other` error (tokio's blocking threads allow it).
     ///
     /// ```
     /// overlap::block_on(async {
