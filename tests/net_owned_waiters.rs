@@ -42,11 +42,12 @@ async fn two_thousand_acceptors_on_an_idle_listener_sleep() {
             overlap::spawn(async move { listener.accept().await.unwrap().0 })
         })
         .collect();
-    sleep(Duration::from_millis(50)).await; // all wait
+    // A yield from the `block_on` future waits behind every ready task: all have polled.
+    overlap::yield_now().await;
     let before = overlap::metrics().task_polls;
     sleep(Duration::from_millis(200)).await;
     let polls = overlap::metrics().task_polls - before;
-    // This task's own sleep, nothing else.
+    // Nothing (this test's own future is not a task).
     assert!(polls < 10, "{polls} task polls while the listener was idle");
 
     let mut clients = Vec::new();
@@ -69,35 +70,40 @@ async fn a_cancelled_recv_leaves_no_waker_behind() {
     let to = socket.local_addr().unwrap();
     let (tx, rx) = overlap::sync::oneshot::channel::<()>();
     let polls = Rc::new(Cell::new(0));
+    let parked = Rc::new(Cell::new(false));
     let task = overlap::spawn(CountPolls {
         inner: Box::pin({
-            let socket = socket.clone();
+            let (socket, parked) = (socket.clone(), parked.clone());
             async move {
                 let mut buf = [0u8; 8];
                 let waited = timeout(Duration::from_millis(5), socket.recv_from(&mut buf)).await;
                 assert!(waited.is_err(), "nothing was sent yet");
+                parked.set(true);
                 rx.await.unwrap();
             }
         }),
         polls: polls.clone(),
     });
-    sleep(Duration::from_millis(50)).await; // the recv timed out; the task waits on `rx`
-    let polls_before = polls.get();
+    while !parked.get() {
+        sleep(Duration::from_millis(1)).await; // until the recv timed out
+    }
+    let polls_before = polls.get(); // the task waits on `rx` now
     let sender = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     sender.send_to(b"late", to).await.unwrap();
-    sleep(Duration::from_millis(50)).await; // the edge has been seen
-    assert_eq!(
-        polls.get(),
-        polls_before,
-        "the datagram woke a task whose recv had been cancelled"
-    );
-    // The datagram is still there for the next reader.
+    // This recv waits for the datagram's edge, which wakes every waiter still listed.
     let mut buf = [0u8; 8];
     let (n, _) = timeout(HANG, socket.recv_from(&mut buf))
         .await
         .unwrap()
         .unwrap();
     assert_eq!(&buf[..n], b"late");
+    // Behind every ready task: one woken by that edge would have been polled by now.
+    overlap::yield_now().await;
+    assert_eq!(
+        polls.get(),
+        polls_before,
+        "the datagram woke a task whose recv had been cancelled"
+    );
     tx.send(()).unwrap();
     timeout(HANG, task).await.unwrap().unwrap();
 }

@@ -115,7 +115,8 @@ async fn more_acceptors_than_the_slot_keeps_do_not_spin() {
             })
         })
         .collect();
-    sleep(Duration::from_millis(50)).await; // all wait
+    // A yield from the `block_on` future waits behind every ready task: all have polled.
+    overlap::yield_now().await;
     let before = overlap::metrics().task_polls;
     sleep(Duration::from_millis(200)).await;
     let polls = overlap::metrics().task_polls - before;
