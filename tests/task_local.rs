@@ -121,3 +121,48 @@ fn a_scope_entered_inside_with_on_the_same_key_panics_with_a_clear_message() {
     assert!(NESTED.try_with(|_| ()).is_err());
     assert_eq!(NESTED.sync_scope(3, || NESTED.get()), 3);
 }
+
+/// `try_get` clones the value inside a scope and fails outside one, and in a spawned task
+/// that did not enter the scope.
+#[overlap::test]
+async fn try_get_clones_inside_a_scope_and_fails_outside() {
+    assert!(NAME.try_get().is_err());
+    let inside = NAME
+        .scope("ada".to_string(), async {
+            let here = NAME.try_get();
+            let in_task = overlap::spawn(async { NAME.try_get().is_err() }).await;
+            (here, in_task.unwrap())
+        })
+        .await;
+    assert_eq!(inside, (Ok("ada".to_string()), true));
+    assert!(NAME.try_get().is_err());
+}
+
+/// `take_value` hands the scope's value back; the body polled afterwards sees none, and an
+/// outer scope's value is back once the inner future yields.
+#[overlap::test]
+async fn take_value_empties_the_scope_for_later_polls() {
+    let seen = ID
+        .scope(1, async {
+            let mut inner = std::pin::pin!(ID.scope(2, async {
+                let before = ID.try_get();
+                overlap::yield_now().await;
+                (before, ID.try_get())
+            }));
+            // Polled once: the body saw 2, then yielded.
+            assert!(futures_util::poll!(inner.as_mut()).is_pending());
+            assert_eq!(inner.as_mut().take_value(), Some(2));
+            assert_eq!(inner.as_mut().take_value(), None);
+            assert_eq!(ID.get(), 1, "the outer value is back between polls");
+            let body = inner.await;
+            (body, ID.get())
+        })
+        .await;
+    let ((before, after), outer) = seen;
+    assert_eq!(before, Ok(2));
+    assert!(
+        after.is_err(),
+        "the body still saw a value after take_value"
+    );
+    assert_eq!(outer, 1);
+}

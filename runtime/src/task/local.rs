@@ -157,6 +157,22 @@ impl<T: Clone + 'static> LocalKey<T> {
     pub fn get(&'static self) -> T {
         self.with(T::clone)
     }
+
+    /// A clone of the current value, or an error outside a scope of this key.
+    ///
+    /// ```
+    /// overlap::task_local! {
+    ///     static USER: u32;
+    /// }
+    ///
+    /// overlap::block_on(async {
+    ///     assert!(USER.try_get().is_err());
+    ///     USER.scope(7, async { assert_eq!(USER.try_get(), Ok(7)) }).await;
+    /// });
+    /// ```
+    pub fn try_get(&'static self) -> Result<T, AccessError> {
+        self.try_with(T::clone)
+    }
 }
 
 impl<T: 'static> fmt::Debug for LocalKey<T> {
@@ -187,6 +203,30 @@ pin_project! {
                 key.swapped(this.value, || future.set(None));
             }
         }
+    }
+}
+
+impl<T: 'static, F> TaskLocalFuture<T, F> {
+    /// Takes the value out of this scope: `Some` the first time, `None` after. The future
+    /// may still be polled (or dropped), but its body then sees no value: `with` panics and
+    /// `try_with` fails, as outside a scope.
+    ///
+    /// ```
+    /// use std::pin::pin;
+    ///
+    /// overlap::task_local! {
+    ///     static USER: u32;
+    /// }
+    ///
+    /// overlap::block_on(async {
+    ///     let mut scoped = pin!(USER.scope(7, async { USER.try_get().is_ok() }));
+    ///     assert_eq!(scoped.as_mut().take_value(), Some(7));
+    ///     assert_eq!(scoped.as_mut().take_value(), None);
+    ///     assert!(!scoped.await, "the body no longer sees the value");
+    /// });
+    /// ```
+    pub fn take_value(self: Pin<&mut Self>) -> Option<T> {
+        self.project().value.take()
     }
 }
 
