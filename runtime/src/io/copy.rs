@@ -114,16 +114,7 @@ impl BufCopy {
                 self.unflushed = false;
                 return Poll::Ready(Ok(self.copied));
             }
-            let n = match ready!(to.as_mut().poll_write(cx, buf)) {
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                res => res?,
-            };
-            if n == 0 {
-                return Poll::Ready(Err(io::Error::new(
-                    io::ErrorKind::WriteZero,
-                    "the destination accepted no bytes",
-                )));
-            }
+            let n = ready!(write_some(to.as_mut(), cx, buf))?;
             from.as_mut().consume(n);
             self.copied += n as u64;
             self.unflushed = true;
@@ -143,4 +134,25 @@ pub(super) fn flush_if<W: AsyncWrite + ?Sized>(
         *unflushed = false;
     }
     Poll::Ready(Ok(()))
+}
+
+/// Writes some of `buf` to `to`: retries `Interrupted`, and turns a write that takes no
+/// bytes into a `WriteZero` error (a copy would loop on it for ever).
+pub(super) fn write_some<W: AsyncWrite + ?Sized>(
+    mut to: Pin<&mut W>,
+    cx: &mut Context<'_>,
+    buf: &[u8],
+) -> Poll<io::Result<usize>> {
+    loop {
+        match ready!(to.as_mut().poll_write(cx, buf)) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Ok(0) => {
+                return Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::WriteZero,
+                    "the destination accepted no bytes",
+                )))
+            }
+            res => return Poll::Ready(res),
+        }
+    }
 }

@@ -173,16 +173,8 @@ impl Direction {
                 }
             }
             while self.pos < self.end {
-                let n = match ready!(to.as_mut().poll_write(cx, &self.buf[self.pos..self.end])) {
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    res => res?,
-                };
-                if n == 0 {
-                    return Poll::Ready(Err(io::Error::new(
-                        io::ErrorKind::WriteZero,
-                        "the destination accepted no bytes",
-                    )));
-                }
+                let pending = &self.buf[self.pos..self.end];
+                let n = ready!(super::copy::write_some(to.as_mut(), cx, pending))?;
                 self.pos += n;
                 self.copied += n as u64;
                 self.unflushed = true;
