@@ -236,15 +236,9 @@ impl<T> futures_core::FusedFuture for Receiver<T> {
 
 impl<T> Drop for Receiver<T> {
     fn drop(&mut self) {
-        // A value already sent is dropped with the channel, when the sender lets go too.
-        let waker = {
-            let mut inner = self.inner.borrow_mut();
-            inner.receiver_gone = true;
-            inner.sender_waker.take()
-        };
-        if let Some(w) = waker {
-            w.wake();
-        }
+        // What `close` does; a value already sent is dropped with the channel, when the
+        // sender lets go too.
+        self.close();
     }
 }
 
