@@ -30,11 +30,9 @@ pub(crate) struct Handoff {
     /// A write job has been submitted and has not yet looked at `orphans` for the last time.
     pub(crate) running: bool,
     pub(crate) orphans: Vec<u8>,
-    /// The outcome of a write job that never ran on the pool and wrote when dropped
-    /// instead (see [`WriteJob`]), for the `File` to report rather than the pool's error.
-    pub(crate) written_on_drop: Option<io::Result<()>>,
     /// The outcome of the last write job to finish, set with `running = false`: for a `File`
-    /// whose job handle lost it (the runtime that ran the job shut down meanwhile).
+    /// whose job handle lost it (the runtime that ran the job shut down meanwhile, or the
+    /// job never ran on the pool and wrote when dropped instead: see [`WriteJob`]).
     pub(crate) finished: Option<io::Result<()>>,
 }
 
@@ -145,12 +143,23 @@ pub(crate) fn wait_for_write(handoff: &Mutex<Handoff>) -> Done {
     }
 }
 
+/// A write job dropped without running (its runtime shut down while it was queued) still
+/// writes its bytes, in order, off the dropping thread: that is the runtime's thread, which a
+/// write blocked for good (a FIFO nobody reads) must not hold. The runtime's drop waits for
+/// it as for a running job (the `DurableWork` goes along). Its outcome reaches the `File`
+/// through `Handoff::finished`.
 impl Drop for WriteJob {
     fn drop(&mut self) {
         if !self.ran {
-            let buf = std::mem::take(&mut self.buf);
-            let res = self.write(&buf);
-            lock(&self.handoff).written_on_drop = Some(res);
+            let unrun = WriteJob {
+                file: self.file.clone(),
+                buf: std::mem::take(&mut self.buf),
+                rewind: self.rewind,
+                handoff: self.handoff.clone(),
+                ran: false,
+                _durable: self._durable.take(),
+            };
+            overlap_runtime::spawn_blocking_detached(move || drop(unrun.run()));
         }
     }
 }

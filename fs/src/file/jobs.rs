@@ -125,26 +125,18 @@ impl File {
                             self.never_ran = false;
                             self.read.complete(Vec::new(), 0, Err(e));
                         }
-                        // Its bytes were written when the job was dropped: report how that
-                        // went.
+                        // It never ran, or ran on a pool thread of a runtime now gone: either
+                        // way it writes (or wrote) detached. Wait for it, so that what comes
+                        // next stays in order, and take its outcome.
                         Kind::Write => {
                             self.never_ran = false;
-                            match blocking::lock(&self.handoff).written_on_drop.take() {
-                                Some(Ok(())) => {}
-                                Some(Err(written)) => self.error = Some(self.err(written, "write")),
-                                // It started on a pool thread of a runtime now gone and runs
-                                // (or ran) on there detached: wait for it, so that what comes
-                                // next stays in order, and take its outcome.
-                                None => {
-                                    let handoff = self.handoff.clone();
-                                    self.job = Some(InFlight {
-                                        kind: Kind::Write,
-                                        job: job::spawn(move || blocking::wait_for_write(&handoff)),
-                                        rewind: 0,
-                                    });
-                                    continue;
-                                }
-                            }
+                            let handoff = self.handoff.clone();
+                            self.job = Some(InFlight {
+                                kind: Kind::Write,
+                                job: job::spawn(move || blocking::wait_for_write(&handoff)),
+                                rewind: 0,
+                            });
+                            continue;
                         }
                         Kind::Seek(pos) if retry => {
                             self.submit_seek(pos);

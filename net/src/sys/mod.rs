@@ -393,18 +393,8 @@ impl Drop for Socket {
         let fd = unsafe { ManuallyDrop::take(&mut self.fd) };
         if *self.lingers.get_mut() {
             // Closing may wait for the peer to take unsent data: never on a loop's thread.
-            // On the pool; with none to take it while a runtime shuts down (it drops its
-            // tasks' sockets after its pool), on a thread of its own, or here if none can
-            // start. Outside any runtime no loop can stall: it closes here, as std would.
-            match overlap_runtime::blocking_pool_open() {
-                Some(true) => overlap_runtime::spawn_blocking_detached(move || drop(fd)),
-                Some(false) => {
-                    let _ = std::thread::Builder::new()
-                        .name("overlap-linger-close".into())
-                        .spawn(move || drop(fd));
-                }
-                None => drop(fd),
-            }
+            // Outside any runtime no loop can stall: it closes here, as std would.
+            overlap_runtime::spawn_blocking_detached(move || drop(fd));
         }
     }
 }

@@ -6,6 +6,7 @@ pub(crate) mod completion;
 
 use std::io;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::sync::{Arc, Mutex};
 
 use completion::completion;
 
@@ -40,7 +41,8 @@ type Outcome<R> = Result<std::thread::Result<R>, io::Error>;
 ///   is dropped.
 /// - Dropping the runtime drops jobs still queued (never started) and lets running ones
 ///   finish detached; it does not wait for them (unlike tokio, whose runtime drop does).
-///   Await the handle for work that must finish. (The exception is overlap's own file
+///   Await the handle for work that must finish, or end the runtime with
+///   [`Runtime::shutdown_timeout`](crate::Runtime::shutdown_timeout). (The exception is overlap's own file
 ///   writes: the drop waits up to 10 s for a `fs::File`'s running write job, whose bytes
 ///   a process exiting right after would otherwise lose.)
 /// - Inside `f`, [`Handle::current`](crate::Handle::current) is the spawning runtime's
@@ -112,40 +114,30 @@ where
     })
 }
 
-/// Where [`spawn_blocking_detached`] would run its job now: `Some(true)` on the current
-/// runtime's pool, `Some(false)` on the calling thread because that pool has shut down (the
-/// runtime is being dropped), `None` on the calling thread because no runtime is current.
-/// For clean-up that must not block a runtime's thread, to pick another way when it would.
-#[doc(hidden)]
-pub fn blocking_pool_open() -> Option<bool> {
-    crate::executor::with_current(|core| !core.blocking().is_shut_down())
-}
-
 /// Marks work on the current runtime's pool that the runtime's drop must wait for (up to
 /// 10 s), until the returned guard is dropped: a file's write job, whose bytes a process
-/// exiting right after the drop would otherwise lose. `None` outside a runtime, or once its
-/// pool has shut down (work started then runs on the dropping thread anyway).
+/// exiting right after the drop would otherwise lose. `None` outside a runtime. Taken while
+/// the runtime is being dropped (a task's file dropped with it), the guard still counts: the
+/// drop's wait comes last.
 ///
 /// A building block for overlap's own crates (`overlap-fs`).
 #[doc(hidden)]
 pub fn durable_work() -> Option<DurableWork> {
-    crate::executor::with_current(|core| {
-        let pool = core.blocking();
-        (!pool.is_shut_down()).then(|| pool.durable())
-    })
-    .flatten()
+    crate::executor::with_current(|core| core.blocking().durable())
 }
 
 /// Runs `f` on the blocking pool with no handle, for clean-up work that must not be lost,
-/// such as writing out the buffer of a file dropped without `flush`.
+/// such as writing out the buffer of a file dropped without `flush`, or that may block,
+/// such as closing a lingering socket.
 ///
-/// When the pool cannot take `f` — outside a runtime, while the runtime is being dropped, or
-/// when no pool thread exists and none can be started — `f` runs on the calling thread before
-/// this returns, so the work always happens. A panic in `f` on a pool thread is caught and
-/// dropped; on the calling thread it propagates.
+/// It never blocks a runtime's thread: while the runtime is being dropped (its pool no
+/// longer takes jobs), `f` runs on a thread of its own, which the drop waits for only if
+/// `f` holds [`durable_work`]. Outside a runtime, or when no thread can be started, `f`
+/// runs on the calling thread before this returns, so the work always happens. A panic in
+/// `f` off the calling thread is caught and dropped; on it, it propagates.
 ///
-/// This is a building block for overlap's own crates (`overlap-fs`); applications want
-/// [`spawn_blocking`].
+/// This is a building block for overlap's own crates (`overlap-fs`, `overlap-net`);
+/// applications want [`spawn_blocking`].
 #[doc(hidden)]
 pub fn spawn_blocking_detached<F>(f: F)
 where
@@ -158,6 +150,29 @@ where
     // running it here is exactly the fallback we want.
     let job: pool::Job = Box::new(move |_run: Result<&Finish<'_>, &io::Error>| f());
     if let Err(job) = pool.execute(job) {
-        job(Err(&io::Error::other("the blocking pool has shut down")));
+        run_on_own_thread(job);
+    }
+}
+
+/// Runs `job` on a new thread, or on this one if none can start.
+fn run_on_own_thread(job: pool::Job) {
+    let closed = || io::Error::other("the blocking pool has shut down");
+    // `spawn` drops its closure when it fails: the job waits in a slot it can be taken
+    // back from.
+    let slot = Arc::new(Mutex::new(Some(job)));
+    let theirs = slot.clone();
+    let started = std::thread::Builder::new()
+        .name("overlap-cleanup".into())
+        .spawn(move || {
+            let job = theirs.lock().unwrap_or_else(|e| e.into_inner()).take();
+            if let Some(job) = job {
+                let _ = catch_unwind(AssertUnwindSafe(|| job(Err(&closed()))));
+            }
+        });
+    if started.is_err() {
+        let job = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(job) = job {
+            job(Err(&closed()));
+        }
     }
 }

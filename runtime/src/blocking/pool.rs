@@ -64,8 +64,9 @@ struct Inner {
     queued: AtomicUsize,
     /// Jobs taken off the queue and not yet finished.
     running: AtomicUsize,
-    /// Signalled when the last [`DurableWork`] ends.
-    durable_done: Condvar,
+    /// Signalled when the last [`DurableWork`] ends, and after shutdown when the last
+    /// running job ends.
+    quiet: Condvar,
     /// Searches in a row that found nothing: past two, threads park at once, except every
     /// 16th search, which probes whether searching pays again.
     search_misses: AtomicUsize,
@@ -102,7 +103,7 @@ impl Drop for DurableWork {
         let mut st = self.inner.lock();
         st.durable -= 1;
         if st.durable == 0 {
-            self.inner.durable_done.notify_all();
+            self.inner.quiet.notify_all();
         }
     }
 }
@@ -147,7 +148,7 @@ impl BlockingPool {
                 work: Condvar::new(),
                 queued: AtomicUsize::new(0),
                 running: AtomicUsize::new(0),
-                durable_done: Condvar::new(),
+                quiet: Condvar::new(),
                 search_misses: AtomicUsize::new(0),
                 config,
             }),
@@ -166,11 +167,6 @@ impl BlockingPool {
     /// Whether jobs are queued or running, so a result may come back soon.
     pub(crate) fn is_busy(&self) -> bool {
         self.inner.queued.load(Ordering::Acquire) + self.inner.running.load(Ordering::Acquire) > 0
-    }
-
-    /// Whether [`shutdown`](Self::shutdown) was called: jobs are handed back from now on.
-    pub(crate) fn is_shut_down(&self) -> bool {
-        self.inner.lock().shutdown
     }
 
     /// Queues `job` and makes sure some thread will take it: a searching thread, an idle
@@ -246,16 +242,32 @@ impl BlockingPool {
     /// is. Bounded, so that a write blocked for good (a FIFO nobody reads) cannot hold the
     /// runtime's drop for ever.
     pub(crate) fn wait_durable(&self, limit: Duration) -> bool {
-        let deadline = Instant::now() + limit;
+        self.wait_quiet(limit, |st| st.durable == 0)
+    }
+
+    /// After [`shutdown`](Self::shutdown): waits until no job runs any more and no
+    /// [`DurableWork`] is alive, for at most `limit`; returns whether that came.
+    pub(crate) fn wait_idle(&self, limit: Duration) -> bool {
+        self.wait_quiet(limit, |st| {
+            st.durable == 0 && self.inner.running.load(Ordering::Acquire) == 0
+        })
+    }
+
+    /// Waits on [`Inner::quiet`] until `done` holds, for at most `limit`.
+    fn wait_quiet(&self, limit: Duration, done: impl Fn(&State) -> bool) -> bool {
+        let deadline = Instant::now().checked_add(limit);
         let mut st = self.inner.lock();
-        while st.durable > 0 {
-            let left = deadline.saturating_duration_since(Instant::now());
+        while !done(&st) {
+            let left = match deadline {
+                Some(d) => d.saturating_duration_since(Instant::now()),
+                None => Duration::MAX,
+            };
             if left.is_zero() {
                 return false;
             }
             st = self
                 .inner
-                .durable_done
+                .quiet
                 .wait_timeout(st, left)
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
@@ -309,6 +321,11 @@ impl Inner {
                 self.search();
                 st = self.lock();
                 st.searching -= 1;
+                if st.shutdown && self.running.load(Ordering::Acquire) == 0 {
+                    // A `shutdown_timeout` may wait for this (under the lock, so it cannot
+                    // miss it: see `wait_idle`).
+                    self.quiet.notify_all();
+                }
                 continue;
             }
             if st.shutdown {

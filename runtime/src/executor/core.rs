@@ -28,6 +28,17 @@ use super::spin::{SpinPolicy, REMOTE_SPIN};
 /// How long the runtime's drop waits for durable blocking work (file writes) to end.
 const DURABLE_WAIT: Duration = Duration::from_secs(10);
 
+/// What the end of a runtime's shutdown waits for on its blocking pool.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum PoolWait {
+    /// Durable work (file writes), for up to [`DURABLE_WAIT`]: what dropping a runtime does.
+    Durable,
+    /// Every running job, for up to this long (`Runtime::shutdown_timeout`).
+    All(Duration),
+    /// Nothing (`Runtime::shutdown_background`).
+    Nothing,
+}
+
 /// Wakes in a row that may run through the LIFO slot before the run queue gets a turn.
 const LIFO_STREAK: u32 = 3;
 
@@ -490,9 +501,10 @@ impl Core {
         }
     }
 
-    /// Drops every task's future on this thread and releases every queue entry. Called once,
-    /// when the `Runtime` is dropped, with this core entered.
-    pub(crate) fn shutdown(&self) {
+    /// Drops every task's future on this thread and releases every queue entry, then waits
+    /// for the blocking pool as `wait` says. Called once, when the `Runtime` is dropped, with
+    /// this core entered.
+    pub(crate) fn shutdown(&self, wait: PoolWait) {
         // From here a `Handle` spawn is refused on its own thread: one thread spawning
         // without pause cannot keep the loop below going, and none lands after it.
         self.shared.refuse_spawns();
@@ -526,6 +538,10 @@ impl Core {
         // Jobs still running finish detached, but a file's write job is waited for, for a
         // while: a process that exits right after this drop would cut it short, losing
         // bytes a `write` accepted.
-        self.blocking.wait_durable(DURABLE_WAIT);
+        match wait {
+            PoolWait::Durable => self.blocking.wait_durable(DURABLE_WAIT),
+            PoolWait::All(limit) => self.blocking.wait_idle(limit),
+            PoolWait::Nothing => true,
+        };
     }
 }

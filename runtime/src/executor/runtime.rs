@@ -1,5 +1,6 @@
 //! `Runtime`, `Builder` and the event loop of `block_on`.
 
+use std::cell::Cell;
 use std::fmt;
 use std::future::Future;
 use std::io;
@@ -11,7 +12,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use super::context::{with_current, EnterGuard};
-use super::core::Core;
+use super::core::{Core, PoolWait};
 use super::handle::Handle;
 use super::Config;
 use crate::metrics::RuntimeMetrics;
@@ -23,8 +24,12 @@ use crate::task::{JoinHandle, MainTask};
 ///
 /// Dropping a `Runtime` drops every task's future that has not finished, on the dropping
 /// thread (their `JoinHandle`s then report cancelled), closes its epoll fd and eventfd once no
-/// I/O handle uses them any more, and makes later wakes of its tasks do nothing. It never
-/// blocks.
+/// I/O handle uses them any more, and makes later wakes of its tasks do nothing. Blocking
+/// jobs not yet started are dropped; running ones finish detached: the drop does not wait
+/// for them (tokio's does), except for overlap's own file writes, which it waits for for up
+/// to 10 s so that a process exiting right after keeps the bytes a `write` accepted. To
+/// choose the wait, use [`shutdown_timeout`](Runtime::shutdown_timeout) or
+/// [`shutdown_background`](Runtime::shutdown_background) instead.
 ///
 /// ```
 /// let rt = overlap::Runtime::new().unwrap();
@@ -33,6 +38,8 @@ use crate::task::{JoinHandle, MainTask};
 /// ```
 pub struct Runtime {
     core: Rc<Core>,
+    /// What the drop waits for on the blocking pool.
+    pool_wait: Cell<PoolWait>,
 }
 
 /// Configures a [`Runtime`].
@@ -156,6 +163,7 @@ impl Builder {
         }
         Ok(Runtime {
             core: Rc::new(Core::new(self.config)?),
+            pool_wait: Cell::new(PoolWait::Durable),
         })
     }
 }
@@ -250,6 +258,52 @@ impl Runtime {
     pub fn handle(&self) -> Handle {
         Handle::new(self.core.shared.clone())
     }
+
+    /// Shuts the runtime down as dropping it does, then waits until every blocking job
+    /// still running ([`spawn_blocking`](crate::spawn_blocking) work, file operations) has
+    /// finished, for at most `timeout`. Jobs not yet started are dropped without running.
+    /// A job still running after `timeout` finishes detached, on its pool thread.
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicBool, Ordering};
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    ///
+    /// let rt = overlap::Runtime::new().unwrap();
+    /// let done = Arc::new(AtomicBool::new(false));
+    /// let flag = done.clone();
+    /// let (started_tx, started) = std::sync::mpsc::channel();
+    /// rt.block_on(async move {
+    ///     // The job is handed to the pool at once; dropping its handle detaches it.
+    ///     drop(overlap::spawn_blocking(move || {
+    ///         started_tx.send(()).unwrap();
+    ///         std::thread::sleep(Duration::from_millis(20));
+    ///         flag.store(true, Ordering::SeqCst);
+    ///     }));
+    /// });
+    /// started.recv().unwrap(); // a pool thread runs it, with or without the loop
+    /// rt.shutdown_timeout(Duration::from_secs(60));
+    /// assert!(done.load(Ordering::SeqCst));
+    /// ```
+    pub fn shutdown_timeout(self, timeout: Duration) {
+        self.pool_wait.set(PoolWait::All(timeout));
+        drop(self);
+    }
+
+    /// Shuts the runtime down as dropping it does, without waiting for any blocking job,
+    /// not even a file's write: running jobs finish detached on their pool threads. For a
+    /// runtime dropped from inside another one, where blocking is not allowed.
+    ///
+    /// ```
+    /// let rt = overlap::Runtime::new().unwrap();
+    /// let task = rt.spawn(std::future::pending::<()>());
+    /// rt.shutdown_background();
+    /// assert!(task.is_finished());
+    /// ```
+    pub fn shutdown_background(self) {
+        self.pool_wait.set(PoolWait::Nothing);
+        drop(self);
+    }
 }
 
 impl Drop for Runtime {
@@ -257,7 +311,7 @@ impl Drop for Runtime {
         // Enter so that wakes and spawns from dropped futures land on this runtime, whichever
         // runtime (if any) is running on this thread.
         let _enter = EnterGuard::replace(&self.core);
-        self.core.shutdown();
+        self.core.shutdown(self.pool_wait.get());
     }
 }
 

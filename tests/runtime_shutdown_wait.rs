@@ -1,0 +1,123 @@
+//! `Runtime::shutdown_timeout` and `shutdown_background`: what the end of a runtime waits
+//! for on its blocking pool.
+
+mod support;
+
+use std::os::unix::fs::OpenOptionsExt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc, Barrier};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use overlap::Runtime;
+
+/// Starts a detached blocking job that waits at `gate`, then sets the returned flag.
+/// Returns once a pool thread is running it.
+fn running_job(rt: &Runtime, gate: Arc<Barrier>) -> Arc<AtomicBool> {
+    let done = Arc::new(AtomicBool::new(false));
+    let flag = done.clone();
+    let (started_tx, started) = mpsc::channel();
+    rt.block_on(async move {
+        drop(overlap::spawn_blocking(move || {
+            started_tx.send(()).unwrap();
+            gate.wait();
+            flag.store(true, Ordering::SeqCst);
+        }));
+    });
+    started.recv().unwrap();
+    done
+}
+
+#[test]
+fn shutdown_timeout_waits_for_a_running_job_to_finish() {
+    let rt = Runtime::new().unwrap();
+    let gate = Arc::new(Barrier::new(2));
+    let done = running_job(&rt, gate.clone());
+    // Opens the gate a while after the shutdown began (a plain drop would be long gone).
+    let opener = thread::spawn(move || {
+        thread::sleep(Duration::from_millis(100));
+        gate.wait();
+    });
+    rt.shutdown_timeout(Duration::from_secs(120));
+    assert!(
+        done.load(Ordering::SeqCst),
+        "shutdown_timeout returned while its job still ran"
+    );
+    opener.join().unwrap();
+}
+
+#[test]
+fn shutdown_timeout_gives_up_on_a_job_that_outlasts_it() {
+    let rt = Runtime::new().unwrap();
+    let gate = Arc::new(Barrier::new(2));
+    let done = running_job(&rt, gate.clone());
+    rt.shutdown_timeout(Duration::from_millis(50));
+    assert!(
+        !done.load(Ordering::SeqCst),
+        "the job cannot finish before its gate opens"
+    );
+    // The job finishes detached once let go.
+    gate.wait();
+    assert!(support::wait_until(Duration::from_secs(60), || done.load(Ordering::SeqCst)));
+}
+
+#[test]
+fn shutdown_timeout_cancels_tasks_and_drops_queued_jobs() {
+    let rt = Runtime::builder().max_blocking_threads(1).build().unwrap();
+    let gate = Arc::new(Barrier::new(2));
+    let done = running_job(&rt, gate.clone());
+    // Queued behind the running job on the single thread: it never starts.
+    let queued_ran = Arc::new(AtomicBool::new(false));
+    let q = queued_ran.clone();
+    let queued = {
+        let _enter = rt.enter();
+        overlap::spawn_blocking(move || q.store(true, Ordering::SeqCst))
+    };
+    let pending = rt.spawn(std::future::pending::<()>());
+    let opener = thread::spawn(move || gate.wait());
+    rt.shutdown_timeout(Duration::from_secs(120));
+    opener.join().unwrap();
+    assert!(done.load(Ordering::SeqCst));
+    assert!(
+        !queued_ran.load(Ordering::SeqCst),
+        "a queued job ran after shutdown"
+    );
+    assert!(queued.is_finished() && pending.is_finished());
+}
+
+#[test]
+fn shutdown_background_waits_for_nothing_not_even_a_file_write() {
+    let dir = support::TempDir::new("shutdown_background");
+    let fifo = dir.join("fifo");
+    let path = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: `path` is a valid NUL-terminated string.
+    assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o600) }, 0);
+    // A reader that never reads: the write job fills the pipe and blocks for good.
+    let reader = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&fifo)
+        .unwrap();
+    let rt = Runtime::new().unwrap();
+    rt.block_on(async {
+        use overlap::io::AsyncWriteExt;
+        let mut file = overlap::fs::OpenOptions::new()
+            .write(true)
+            .open(&fifo)
+            .await
+            .unwrap();
+        // Accepted into the file's buffer; the job that writes it then blocks.
+        let big = vec![7u8; 1 << 20];
+        let _ = file.write(&big).await.unwrap();
+        overlap::task::yield_now().await;
+    });
+    let started = Instant::now();
+    rt.shutdown_background();
+    // A plain drop waits 10 s for the write; this returns at once. The bound only
+    // guards against that wait, with room for a slow machine.
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "shutdown_background waited for the write"
+    );
+    drop(reader); // the write job fails with EPIPE and ends
+}
