@@ -2,19 +2,15 @@
 //! next `block_on`; guards nest and may drop in any order (the last one entered among those
 //! left is current, never a runtime that is gone); no `block_on` runs inside another.
 
+mod support;
+
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Duration;
 
 use overlap::io::{AsyncReadExt, AsyncWriteExt};
 use overlap::net::{TcpListener, TcpStream};
 use overlap::Runtime;
-
-fn panic_message(err: Box<dyn std::any::Any + Send>) -> String {
-    err.downcast_ref::<String>()
-        .cloned()
-        .or_else(|| err.downcast_ref::<&str>().map(|s| s.to_string()))
-        .unwrap_or_default()
-}
+use support::panic_message;
 
 #[test]
 fn sockets_timers_and_tasks_made_under_the_guard_run_at_block_on() {

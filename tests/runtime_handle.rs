@@ -11,7 +11,7 @@ use std::thread::{self, ThreadId};
 use std::time::Duration;
 
 use overlap::{AsyncFd, Handle, Runtime};
-use support::{within, Mailbox};
+use support::{panic_message as message, within, Mailbox};
 
 /// Records the thread that dropped it.
 struct DropWitness(Arc<Mailbox<ThreadId>>);
@@ -400,12 +400,6 @@ fn join_handles_polled_after_their_result_panic_with_a_clear_message() {
     use std::panic::{catch_unwind, AssertUnwindSafe};
     use std::pin::Pin;
     use std::task::{Context, Waker};
-    fn message(payload: Box<dyn std::any::Any + Send>) -> String {
-        match payload.downcast::<&str>() {
-            Ok(m) => m.to_string(),
-            Err(p) => p.downcast::<String>().map(|m| *m).unwrap_or_default(),
-        }
-    }
     let mut cx = Context::from_waker(Waker::noop());
     let rt = overlap::Runtime::new().unwrap();
     let mut local = {

@@ -12,6 +12,7 @@ mod limits;
 mod mailbox;
 mod model;
 mod net;
+mod panic;
 mod rng;
 
 pub use child::run_in_child;
@@ -25,4 +26,5 @@ pub use limits::*;
 pub use mailbox::Mailbox;
 pub use model::{watchdog, WakeCount, XorShift};
 pub use net::{datagram, open_fresh, open_read_write, tcp_pair, udp_trio};
+pub use panic::panic_message;
 pub use rng::Rng;

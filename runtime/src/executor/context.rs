@@ -95,6 +95,15 @@ pub(crate) fn with_driving<R>(f: impl FnOnce(&Core) -> R) -> Option<R> {
     }
 }
 
+/// Whether a `block_on` on this thread is driving a runtime's loop, whichever runtime is
+/// current now (a `Runtime::enter` guard taken inside a task hides it from
+/// [`with_driving`], not from this).
+pub(crate) fn in_driving_block_on() -> bool {
+    ENTERED
+        .try_with(|entered| entered.borrow().iter().any(|e| e.drives))
+        .unwrap_or(false)
+}
+
 /// Runs `f` with the current runtime's core if this is *owner context* for `task`: the
 /// thread is running the task's runtime, which is not shutting down. Otherwise `None`.
 #[inline]

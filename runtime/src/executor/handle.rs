@@ -2,11 +2,12 @@
 
 use std::fmt;
 use std::future::Future;
-use std::pin::Pin;
+use std::pin::{pin, Pin};
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Wake, Waker};
+use std::thread::{self, Thread};
 
-use super::context::with_current;
+use super::context::{in_driving_block_on, with_current};
 use super::remote_task::{remote_task, JoinSlot};
 use super::shared::Shared;
 use crate::task::JoinError;
@@ -94,6 +95,51 @@ impl Handle {
                 .ok()
                 .flatten()
         })
+    }
+
+    /// Runs `future` to completion on the calling thread, blocking it meanwhile, with this
+    /// handle as [`Handle::current`]: for synchronous code on another thread (a
+    /// [`spawn_blocking`](crate::spawn_blocking) job, a library's own thread) that needs the
+    /// result of async work on the runtime.
+    ///
+    /// The future is polled here, not on the runtime's thread, and it does not drive the
+    /// runtime. Timers, sockets and the other I/O types belong to the runtime's thread, so
+    /// work that uses them is started there with [`spawn`](Handle::spawn) or
+    /// [`spawn_with`](Handle::spawn_with) and its [`RemoteJoinHandle`] awaited here; the
+    /// runtime's thread must be in `block_on` for that work to run (the same limit as
+    /// tokio's `Handle::block_on` on a current-thread runtime). Futures that need no reactor
+    /// (a `RemoteJoinHandle`, `futures` channels) can be awaited directly. On the runtime's
+    /// own thread, outside `block_on`, the runtime's tasks cannot run while this blocks:
+    /// use [`Runtime::block_on`](crate::Runtime::block_on) there.
+    ///
+    /// # Panics
+    /// On a thread inside a runtime's `block_on` (in a task, or the `block_on` future
+    /// itself): blocking there would stop that runtime's loop, so the call panics instead of
+    /// deadlocking. A panic in `future` propagates to the caller.
+    ///
+    /// ```
+    /// overlap::block_on(async {
+    ///     let job = overlap::spawn_blocking(|| {
+    ///         // Synchronous code on a pool thread that needs async work done.
+    ///         let handle = overlap::Handle::current();
+    ///         let task = handle.spawn_with(|| async {
+    ///             overlap::time::sleep(std::time::Duration::from_millis(1)).await;
+    ///             "timed on the runtime"
+    ///         });
+    ///         handle.block_on(task).unwrap()
+    ///     });
+    ///     assert_eq!(job.await.unwrap(), "timed on the runtime");
+    /// });
+    /// ```
+    #[track_caller]
+    pub fn block_on<F: Future>(&self, future: F) -> F::Output {
+        if in_driving_block_on() {
+            panic!(
+                "overlap::Handle::block_on called on a thread running a runtime's `block_on`: \
+                 blocking it would stop that runtime's loop; `.await` the future instead"
+            );
+        }
+        self.run_as_current(|| park_until_ready(future))
     }
 
     /// Runs `f` (a blocking job spawned from this handle's runtime) with this handle as
@@ -216,6 +262,34 @@ impl Handle {
                 Err(_) => std::future::pending().await,
             }
         })
+    }
+}
+
+/// Wakes a thread parked in [`park_until_ready`].
+struct Unparker(Thread);
+
+impl Wake for Unparker {
+    fn wake(self: Arc<Self>) {
+        self.0.unpark();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.unpark();
+    }
+}
+
+/// Polls `future` on this thread until it is ready, parking the thread between polls. A
+/// wake before the park leaves the park's token set, so it is never lost; a spurious unpark
+/// costs one more poll.
+fn park_until_ready<F: Future>(future: F) -> F::Output {
+    let waker = Waker::from(Arc::new(Unparker(thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    let mut future = pin!(future);
+    loop {
+        if let Poll::Ready(out) = future.as_mut().poll(&mut cx) {
+            return out;
+        }
+        thread::park();
     }
 }
 
