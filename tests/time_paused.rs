@@ -87,6 +87,17 @@ async fn a_running_blocking_job_holds_auto_advance_back() {
 }
 
 #[overlap::test(start_paused = true)]
+async fn a_job_whose_handle_was_aborted_stops_holding_the_clock_when_it_ends() {
+    let start = time::now();
+    // The job's 20 ms keep it running while the loop first parks; its aborted handle means
+    // nobody wakes the loop when it ends. The clock used to stay held for good: a hang.
+    let job = overlap::spawn_blocking(|| std::thread::sleep(Duration::from_millis(20)));
+    job.abort();
+    time::sleep(HOUR).await;
+    assert_eq!(time::now() - start, HOUR);
+}
+
+#[overlap::test(start_paused = true)]
 async fn ready_io_is_served_before_the_clock_jumps() {
     let (mut a, mut b) = tcp_pair().await;
     let echo = overlap::spawn(async move {

@@ -25,6 +25,10 @@ use crate::time::Timers;
 
 use super::spin::{SpinPolicy, REMOTE_SPIN};
 
+/// With the clock paused and a blocking job running, how long the loop sleeps before it
+/// looks again whether the job has ended (one nobody awaits wakes nothing when it does).
+const PAUSED_BLOCKING_RECHECK: Duration = Duration::from_millis(1);
+
 /// How long the runtime's drop waits for durable blocking work (file writes) to end.
 const DURABLE_WAIT: Duration = Duration::from_secs(10);
 
@@ -363,7 +367,9 @@ impl Core {
         if timeout != Some(Duration::ZERO) && self.timers.is_paused() {
             if self.blocking.is_busy() {
                 // A job's result is work to come: wait for it (or for I/O), not for timers.
-                timeout = None;
+                // Not unboundedly: a job whose handle was aborted or detached wakes nobody
+                // when it ends, and the clock must then move on; look again shortly.
+                timeout = Some(PAUSED_BLOCKING_RECHECK);
             } else if !self.timers.has_reachable() {
                 // Only timers that never come: wait for I/O or a remote wake.
                 timeout = None;
