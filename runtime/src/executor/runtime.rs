@@ -249,6 +249,25 @@ impl Runtime {
         self.core.spawn(future)
     }
 
+    /// Runs `f` on this runtime's blocking pool, as [`spawn_blocking`](crate::spawn_blocking)
+    /// does inside it; callable from outside the runtime (the handle is awaited in a later
+    /// `block_on`).
+    ///
+    /// ```
+    /// let rt = overlap::Runtime::new()?;
+    /// let job = rt.spawn_blocking(|| 6 * 7);
+    /// assert_eq!(rt.block_on(job).unwrap(), 42);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn spawn_blocking<F, R>(&self, f: F) -> JoinHandle<R>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        let _enter = self.enter();
+        crate::spawn_blocking(f)
+    }
+
     /// A snapshot of this runtime's counters.
     pub fn metrics(&self) -> RuntimeMetrics {
         self.core.metrics()

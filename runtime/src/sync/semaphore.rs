@@ -181,6 +181,24 @@ impl Semaphore {
         self.release(n);
     }
 
+    /// Takes up to `n` free permits out of the semaphore for good and returns how many it
+    /// took (fewer when fewer are free; permits held or promised to waiters are not touched).
+    ///
+    /// ```
+    /// use overlap::sync::Semaphore;
+    ///
+    /// let sem = Semaphore::new(3);
+    /// let held = sem.try_acquire().unwrap();
+    /// assert_eq!(sem.forget_permits(5), 2);
+    /// drop(held);
+    /// assert_eq!(sem.available_permits(), 1);
+    /// ```
+    pub fn forget_permits(&self, n: usize) -> usize {
+        let taken = n.min(self.permits.get());
+        self.permits.set(self.permits.get() - taken);
+        taken
+    }
+
     /// Closes the semaphore: waiting and later acquires fail with [`AcquireError`]. Permits
     /// held stay valid.
     pub fn close(&self) {
