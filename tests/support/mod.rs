@@ -13,6 +13,7 @@ mod mailbox;
 mod model;
 mod net;
 mod panic;
+mod polled;
 mod rng;
 
 pub use child::run_in_child;
@@ -27,4 +28,5 @@ pub use mailbox::Mailbox;
 pub use model::{watchdog, WakeCount, XorShift};
 pub use net::{datagram, open_fresh, open_read_write, tcp_pair, udp_trio};
 pub use panic::panic_message;
+pub use polled::{polled, Polled};
 pub use rng::Rng;

@@ -29,6 +29,16 @@ pub enum TryRecvError {
     Disconnected,
 }
 
+impl TrySendError<()> {
+    /// The same error, carrying `value` back.
+    pub(super) fn with<U>(self, value: U) -> TrySendError<U> {
+        match self {
+            TrySendError::Full(()) => TrySendError::Full(value),
+            TrySendError::Closed(()) => TrySendError::Closed(value),
+        }
+    }
+}
+
 impl<T> fmt::Debug for SendError<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("SendError(..)")

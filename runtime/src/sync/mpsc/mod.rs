@@ -15,10 +15,12 @@ use futures_core::Stream;
 use super::waiters::{wake, WaitQueue, Wakes, Watchers};
 
 pub mod error;
+mod permit;
 mod sender;
 
 pub use error::{SendError, TryRecvError, TrySendError};
-pub use sender::{Permit, Reserve, Send, Sender, UnboundedSender};
+pub use permit::{OwnedPermit, Permit};
+pub use sender::{Reserve, Send, Sender, UnboundedSender};
 
 /// The receiving side of an [`unbounded_channel`]: the same type as a bounded channel's.
 pub type UnboundedReceiver<T> = Receiver<T>;

@@ -1,5 +1,4 @@
-//! The sending side: `Sender` and its `send` and `reserve` futures, `Permit`, and
-//! `UnboundedSender`.
+//! The sending side: `Sender` and its `send` and `reserve` futures, and `UnboundedSender`.
 
 use std::cell::RefCell;
 use std::fmt;
@@ -8,9 +7,10 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
 
+use super::permit::fill_reserved;
 #[cfg(doc)]
 use super::{channel, unbounded_channel, Receiver};
-use super::{push, Chan, SendError, TrySendError};
+use super::{push, Chan, OwnedPermit, Permit, SendError, TrySendError};
 use crate::sync::waiters::{wake, Waiter};
 
 /// Sends values to the [`Receiver`]; cloning makes another sender. See [`channel`].
@@ -77,14 +77,26 @@ impl<T> Sender<T> {
 
     /// Sends `value` if there is room now, without waiting.
     pub fn try_send(&self, value: T) -> Result<(), TrySendError<T>> {
-        let chan = self.chan.borrow_mut();
+        match self.try_take_slot() {
+            Ok(()) => {
+                fill_reserved(self, value);
+                Ok(())
+            }
+            Err(e) => Err(e.with(value)),
+        }
+    }
+
+    /// Reserves a free slot now, if there is one and no sender is waiting for one (they
+    /// come first).
+    fn try_take_slot(&self) -> Result<(), TrySendError<()>> {
+        let mut chan = self.chan.borrow_mut();
         if chan.closed {
-            return Err(TrySendError::Closed(value));
+            return Err(TrySendError::Closed(()));
         }
         if !chan.waiters.is_empty() || !chan.has_room() {
-            return Err(TrySendError::Full(value));
+            return Err(TrySendError::Full(()));
         }
-        push(chan, value);
+        chan.reserved += 1;
         Ok(())
     }
 
@@ -117,15 +129,67 @@ impl<T> Sender<T> {
 
     /// Reserves a slot if there is room now, without waiting.
     pub fn try_reserve(&self) -> Result<Permit<'_, T>, TrySendError<()>> {
-        let mut chan = self.chan.borrow_mut();
-        if chan.closed {
-            return Err(TrySendError::Closed(()));
-        }
-        if !chan.waiters.is_empty() || !chan.has_room() {
-            return Err(TrySendError::Full(()));
-        }
-        chan.reserved += 1;
+        self.try_take_slot()?;
         Ok(Permit { sender: Some(self) })
+    }
+
+    /// [`reserve`](Sender::reserve), by a permit that owns this sender instead of borrowing
+    /// it: the permit can move into another task, and hands the sender back when used (see
+    /// [`OwnedPermit`]). Fails if the receiver is gone (this sender is then dropped).
+    ///
+    /// Cancel-safe as `reserve` is: dropped before it completes, it reserved nothing (and
+    /// drops this sender).
+    ///
+    /// ```
+    /// use overlap::sync::mpsc;
+    ///
+    /// overlap::block_on(async {
+    ///     let (tx, mut rx) = mpsc::channel(1);
+    ///     let permit = tx.reserve_owned().await.unwrap();
+    ///     let tx = permit.send(1);
+    ///     assert_eq!(rx.recv().await, Some(1));
+    ///     tx.send(2).await.unwrap();
+    ///     assert_eq!(rx.recv().await, Some(2));
+    /// });
+    /// ```
+    pub async fn reserve_owned(self) -> Result<OwnedPermit<T>, SendError<()>> {
+        self.reserve().await?.keep_slot();
+        Ok(OwnedPermit { sender: Some(self) })
+    }
+
+    /// [`try_reserve`](Sender::try_reserve), by a permit that owns this sender. On failure
+    /// the sender comes back in the error.
+    ///
+    /// ```
+    /// use overlap::sync::mpsc::{self, TrySendError};
+    ///
+    /// let (tx, _rx) = mpsc::channel::<u8>(1);
+    /// let permit = tx.clone().try_reserve_owned().unwrap();
+    /// let Err(TrySendError::Full(tx)) = tx.try_reserve_owned() else {
+    ///     panic!("the permit holds the only slot");
+    /// };
+    /// drop(permit);
+    /// assert!(tx.try_reserve_owned().is_ok());
+    /// ```
+    pub fn try_reserve_owned(self) -> Result<OwnedPermit<T>, TrySendError<Sender<T>>> {
+        match self.try_take_slot() {
+            Ok(()) => Ok(OwnedPermit { sender: Some(self) }),
+            Err(e) => Err(e.with(self)),
+        }
+    }
+
+    /// Whether both senders send into the same channel.
+    ///
+    /// ```
+    /// use overlap::sync::mpsc;
+    ///
+    /// let (tx, _rx) = mpsc::channel::<u8>(1);
+    /// let (other, _other_rx) = mpsc::channel::<u8>(1);
+    /// assert!(tx.same_channel(&tx.clone()));
+    /// assert!(!tx.same_channel(&other));
+    /// ```
+    pub fn same_channel(&self, other: &Sender<T>) -> bool {
+        Rc::ptr_eq(&self.chan, &other.chan)
     }
 
     /// Whether the receiver is gone (dropped or closed), so sends fail.
@@ -330,19 +394,6 @@ impl<T> Send<'_, T> {
     }
 }
 
-/// Puts `value` in the slot reserved for it: also after the receiver closed (it drains
-/// reserved slots), but not once it was dropped (then the value is dropped).
-fn fill_reserved<T>(sender: &Sender<T>, value: T) {
-    let mut chan = sender.chan.borrow_mut();
-    if chan.receiver_gone {
-        drop(chan);
-        drop(value);
-        return;
-    }
-    chan.reserved -= 1;
-    push(chan, value);
-}
-
 /// The future of [`Sender::reserve`].
 #[must_use = "futures do nothing unless polled"]
 pub struct Reserve<'a, T> {
@@ -367,47 +418,6 @@ impl<'a, T> Future for Reserve<'a, T> {
     }
 }
 
-/// A slot in a bounded channel, reserved by [`Sender::reserve`]: [`send`](Permit::send)
-/// fills it without waiting. Dropping an unused permit gives the slot back (to the next
-/// waiting sender, if any).
-#[must_use = "an unused permit holds a slot until it is dropped"]
-pub struct Permit<'a, T> {
-    /// `None` once used.
-    sender: Option<&'a Sender<T>>,
-}
-
-impl<T> Permit<'_, T> {
-    /// Queues `value` in the reserved slot and wakes the receiver. A receiver that closed
-    /// since the slot was reserved still gets it; if the receiver was dropped, `value` is
-    /// dropped.
-    pub fn send(mut self, value: T) {
-        if let Some(sender) = self.sender.take() {
-            fill_reserved(sender, value);
-        }
-    }
-}
-
-impl<T> Drop for Permit<'_, T> {
-    fn drop(&mut self) {
-        let Some(sender) = self.sender.take() else {
-            return;
-        };
-        let next = {
-            let mut chan = sender.chan.borrow_mut();
-            if chan.receiver_gone {
-                return;
-            }
-            if chan.closed {
-                chan.release_after_close()
-            } else {
-                chan.reserved -= 1;
-                chan.grant_next()
-            }
-        };
-        wake(next);
-    }
-}
-
 impl<T> fmt::Debug for Sender<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("mpsc::Sender")
@@ -428,14 +438,6 @@ impl<T> fmt::Debug for Reserve<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Reserve")
             .field("waiting", &self.wait.waiter.is_some())
-            .finish()
-    }
-}
-
-impl<T> fmt::Debug for Permit<'_, T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Permit")
-            .field("used", &self.sender.is_none())
             .finish()
     }
 }

@@ -1,0 +1,58 @@
+//! A future polled by hand with a waker that records its wakes (tokio-test's
+//! `task::spawn`): for asserting exactly which waiter a step woke.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+
+use super::WakeCount;
+
+/// `fut`, ready to be polled by hand. See [`Polled`].
+pub fn polled<F: Future>(fut: F) -> Polled<F> {
+    Polled {
+        fut: Some(Box::pin(fut)),
+        wakes: Arc::default(),
+    }
+}
+
+/// A future polled by hand; its waker counts wakes since the last poll.
+pub struct Polled<F> {
+    /// `None` once cancelled.
+    fut: Option<Pin<Box<F>>>,
+    wakes: Arc<WakeCount>,
+}
+
+impl<F: Future> Polled<F> {
+    /// Polls the future once, forgetting earlier wakes.
+    ///
+    /// # Panics
+    /// If it was [cancelled](Polled::cancel).
+    pub fn poll(&mut self) -> Poll<F::Output> {
+        self.wakes.0.store(0, Ordering::SeqCst);
+        let waker = Waker::from(self.wakes.clone());
+        let fut = self.fut.as_mut().expect("polled after cancel");
+        fut.as_mut().poll(&mut Context::from_waker(&waker))
+    }
+
+    /// Polls once expecting `Pending`, runs `step`, checks that it woke the future and
+    /// polls again: what that second poll gives.
+    pub fn woken_by(&mut self, step: impl FnOnce()) -> Poll<F::Output> {
+        assert!(self.poll().is_pending(), "ready before the step");
+        step();
+        assert!(self.is_woken(), "the step did not wake it");
+        self.poll()
+    }
+
+    /// Drops the future, keeping the record of wakes: whether its waker is woken later
+    /// still shows.
+    pub fn cancel(&mut self) {
+        self.fut = None;
+    }
+
+    /// Whether the future's waker was woken since the last poll.
+    pub fn is_woken(&self) -> bool {
+        self.wakes.0.load(Ordering::SeqCst) > 0
+    }
+}
