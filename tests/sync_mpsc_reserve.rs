@@ -1,15 +1,18 @@
 //! `mpsc::Sender::reserve` and `try_reserve`: a permit holds a slot, waits in the same fair
 //! line as sends, gives its slot back when dropped, and a cancelled reserve passes its turn.
+//! The second half is tokio's reserve and permit tests (tests/sync_mpsc.rs), ported: they
+//! poll by hand to check exactly which waiter each step wakes.
 
 mod support;
 
 use std::cell::RefCell;
 use std::rc::Rc;
+use std::task::Poll;
 use std::time::Duration;
 
 use overlap::future::FutureExt;
 use overlap::sync::mpsc::{self, TrySendError};
-use support::{settle, within};
+use support::{polled, settle, within};
 
 const HANG: Duration = Duration::from_secs(30);
 
@@ -169,4 +172,175 @@ async fn a_permit_dropped_after_the_close_ends_the_receive() {
     )
     .await;
     assert_eq!(got, None);
+}
+
+// Ported from tokio's tests/sync_mpsc.rs.
+
+#[overlap::test]
+async fn a_permit_and_a_try_send_arrive_in_order_then_the_end() {
+    let (tx, mut rx) = mpsc::channel::<i32>(16);
+    tx.reserve().await.unwrap().send(1);
+    tx.try_send(2).unwrap();
+    drop(tx);
+    assert_eq!(rx.recv().await, Some(1));
+    assert_eq!(rx.recv().await, Some(2));
+    assert_eq!(rx.recv().await, None);
+}
+
+#[test]
+fn a_freed_slot_wakes_only_the_first_waiting_reserve() {
+    let (tx, mut rx) = mpsc::channel::<i32>(2);
+    let (tx1, tx2, tx3, tx4) = (tx.clone(), tx.clone(), tx.clone(), tx);
+    let permit1 = tx1.reserve().now_or_never().unwrap().unwrap();
+    let permit2 = tx2.reserve().now_or_never().unwrap().unwrap();
+    let mut r3 = polled(tx3.reserve());
+    assert!(r3.poll().is_pending());
+    let mut r4 = polled(tx4.reserve());
+    assert!(r4.poll().is_pending());
+
+    // A filled slot is still taken until the value is received.
+    permit1.send(1);
+    assert!(!r3.is_woken());
+    assert_eq!(rx.recv().now_or_never(), Some(Some(1)));
+    assert!(r3.is_woken());
+    assert!(!r4.is_woken());
+
+    // A dropped permit frees its slot at once.
+    drop(permit2);
+    assert!(r4.is_woken());
+    let mut r1 = polled(tx1.reserve());
+    assert!(r1.poll().is_pending(), "both slots went to r3 and r4");
+}
+
+#[test]
+fn a_cancelled_waiting_reserve_is_not_woken_and_its_turn_goes_on() {
+    let (tx1, mut rx) = mpsc::channel::<()>(1);
+    let tx2 = tx1.clone();
+    tx1.try_send(()).unwrap();
+    let mut r1 = polled(tx1.reserve());
+    assert!(r1.poll().is_pending());
+    let mut r2 = polled(tx2.reserve());
+    assert!(r2.poll().is_pending());
+    r1.cancel();
+    assert_eq!(rx.recv().now_or_never(), Some(Some(())));
+    assert!(r2.is_woken());
+    assert!(!r1.is_woken());
+    drop((r1, r2));
+    drop((tx1, tx2));
+    assert_eq!(rx.recv().now_or_never(), Some(None));
+}
+
+#[test]
+fn a_slot_granted_to_a_waiting_reserve_is_not_taken_by_try_send() {
+    let (tx, mut rx) = mpsc::channel::<i32>(1);
+    tx.reserve().now_or_never().unwrap().unwrap().send(1);
+    let mut p2 = polled(tx.reserve());
+    assert!(p2.poll().is_pending());
+    assert_eq!(rx.recv().now_or_never(), Some(Some(1)));
+    assert!(p2.is_woken());
+    assert!(matches!(tx.try_send(1337), Err(TrySendError::Full(1337))));
+    let Poll::Ready(Ok(permit)) = p2.poll() else {
+        panic!("the woken reserve has its slot");
+    };
+    permit.send(2);
+    assert_eq!(rx.recv().now_or_never(), Some(Some(2)));
+}
+
+#[test]
+fn close_fails_a_waiting_reserve_but_a_held_permit_still_delivers() {
+    let (tx1, mut rx) = mpsc::channel::<i32>(1);
+    let tx2 = tx1.clone();
+    let permit1 = tx1.reserve().now_or_never().unwrap().unwrap();
+    let mut permit2 = polled(tx2.reserve());
+    assert!(permit2.poll().is_pending());
+    rx.close();
+    assert!(permit2.is_woken());
+    assert!(matches!(permit2.poll(), Poll::Ready(Err(_))));
+    {
+        let mut recv = polled(rx.recv());
+        assert!(recv.poll().is_pending(), "a reserved slot is still to come");
+        permit1.send(123);
+        assert!(recv.is_woken());
+        assert_eq!(recv.poll(), Poll::Ready(Some(123)));
+    }
+    assert_eq!(rx.recv().now_or_never(), Some(None));
+}
+
+#[test]
+fn try_reserve_fails_while_full_and_a_dropped_permit_frees_the_slot() {
+    let (tx, mut rx) = mpsc::channel(1);
+    let permit = tx.try_reserve().unwrap();
+    assert!(matches!(tx.try_reserve(), Err(TrySendError::Full(()))));
+    permit.send("foo");
+    assert_eq!(rx.recv().now_or_never(), Some(Some("foo")));
+    drop(tx.try_reserve().unwrap());
+    let _permit = tx.try_reserve().unwrap();
+}
+
+#[test]
+fn a_dropped_permit_wakes_the_waiting_reserve_with_its_slot() {
+    let (tx1, _rx) = mpsc::channel::<i32>(1);
+    let tx2 = tx1.clone();
+    let permit = tx1.reserve().now_or_never().unwrap().unwrap();
+    let mut reserve2 = polled(tx2.reserve());
+    assert!(reserve2.poll().is_pending());
+    drop(permit);
+    assert!(reserve2.is_woken());
+    assert!(matches!(reserve2.poll(), Poll::Ready(Ok(_))));
+}
+
+#[test]
+fn dropping_the_receiver_fails_reserves_and_drops_the_queued_values() {
+    let (tx, rx) = mpsc::channel(100);
+    let msg = Rc::new(());
+    tx.try_send(msg.clone()).unwrap();
+    drop(rx);
+    assert!(tx.reserve().now_or_never().unwrap().is_err());
+    assert!(matches!(
+        tx.try_send(msg.clone()),
+        Err(TrySendError::Closed(_))
+    ));
+    assert!(matches!(tx.try_reserve(), Err(TrySendError::Closed(()))));
+    assert!(matches!(
+        tx.clone().try_reserve_owned(),
+        Err(TrySendError::Closed(_))
+    ));
+    assert_eq!(Rc::strong_count(&msg), 1);
+}
+
+#[test]
+fn a_permit_dropped_after_close_wakes_the_receive_to_its_end() {
+    let (tx, mut rx) = mpsc::channel::<()>(100);
+    let _tx2 = tx.clone();
+    let permit = tx.reserve().now_or_never().unwrap().unwrap();
+    rx.close();
+    let mut recv = polled(rx.recv());
+    assert!(recv.poll().is_pending());
+    drop(permit);
+    assert!(recv.is_woken());
+    assert_eq!(recv.poll(), Poll::Ready(None), "senders remain, yet closed");
+}
+
+#[test]
+fn a_reserve_woken_by_close_and_dropped_leaves_the_channel_ended() {
+    let (tx1, mut rx) = mpsc::channel::<()>(1);
+    let tx2 = tx1.clone();
+    let permit1 = tx1.reserve().now_or_never().unwrap().unwrap();
+    let mut permit2 = polled(tx2.reserve());
+    assert!(permit2.poll().is_pending());
+    rx.close();
+    drop(permit1);
+    assert!(permit2.is_woken());
+    drop(permit2);
+    assert_eq!(rx.recv().now_or_never(), Some(None));
+}
+
+#[overlap::test]
+async fn capacity_counts_reserved_and_queued_slots_and_max_capacity_stays() {
+    let (tx, _rx) = mpsc::channel::<()>(10);
+    assert_eq!((tx.capacity(), tx.max_capacity()), (10, 10));
+    let _permit = tx.reserve().await.unwrap();
+    assert_eq!((tx.capacity(), tx.max_capacity()), (9, 10));
+    tx.send(()).await.unwrap();
+    assert_eq!((tx.capacity(), tx.max_capacity()), (8, 10));
 }
