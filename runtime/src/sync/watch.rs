@@ -269,20 +269,36 @@ impl<T> Receiver<T> {
     }
 
     /// Whether a value was sent since this receiver last marked one seen (or it was
-    /// [marked changed](Receiver::mark_changed)). Fails once every sender is gone and
-    /// nothing new is left.
+    /// [marked changed](Receiver::mark_changed)). Fails once every sender is gone, even if
+    /// a last value is still unseen (as tokio's does): [`changed`](Receiver::changed) still
+    /// reports that value once before it fails.
+    ///
+    /// ```
+    /// use overlap::sync::watch;
+    ///
+    /// overlap::block_on(async {
+    ///     let (tx, mut rx) = watch::channel(1);
+    ///     tx.send(2).unwrap();
+    ///     assert_eq!(rx.has_changed(), Ok(true));
+    ///     drop(tx);
+    ///     assert_eq!(rx.has_changed(), Err(watch::RecvError));
+    ///     assert_eq!(rx.changed().await, Ok(()));
+    ///     assert_eq!(*rx.borrow(), 2);
+    ///     assert_eq!(rx.changed().await, Err(watch::RecvError));
+    /// });
+    /// ```
     pub fn has_changed(&self) -> Result<bool, RecvError> {
-        let changed = self.shared.version.get() != self.seen;
-        if !changed && self.shared.closed() {
+        if self.shared.closed() {
             return Err(RecvError);
         }
-        Ok(changed)
+        Ok(self.shared.version.get() != self.seen)
     }
 
     /// Marks the current value unseen: [`has_changed`](Receiver::has_changed) is then
-    /// true and [`changed`](Receiver::changed) completes at once (even once every sender is
-    /// gone), as if the value had just been sent. For a receiver to handle the value it
-    /// starts with as its first change. Only this receiver is affected.
+    /// true (while a sender is left) and [`changed`](Receiver::changed) completes at once
+    /// (even once every sender is gone), as if the value had just been sent. For a receiver
+    /// to handle the value it starts with as its first change. Only this receiver is
+    /// affected.
     ///
     /// ```
     /// use overlap::sync::watch;
