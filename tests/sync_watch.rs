@@ -115,6 +115,23 @@ async fn mark_changed_makes_the_current_value_a_change_for_that_receiver_only() 
     assert_eq!(rx.changed().await, Err(watch::RecvError));
 }
 
+#[test]
+fn mark_unchanged_makes_only_later_sends_a_change() {
+    let (tx, mut rx) = watch::channel(0u32);
+    tx.send(1).unwrap();
+    rx.mark_unchanged();
+    assert_eq!(rx.has_changed(), Ok(false));
+    assert!(rx.changed().now_or_never().is_none());
+    assert_eq!(*rx.borrow(), 1, "the value is there, only seen");
+    tx.send(2).unwrap();
+    assert_eq!(rx.has_changed(), Ok(true));
+    // Undoes a `mark_changed` too.
+    rx.mark_unchanged();
+    rx.mark_changed();
+    rx.mark_unchanged();
+    assert!(rx.changed().now_or_never().is_none());
+}
+
 // Ported from tokio's tests/sync_watch.rs.
 
 #[test]

@@ -264,7 +264,7 @@ impl<T> Receiver<T> {
     /// The current value, marking it seen: [`changed`](Receiver::changed) then waits for
     /// the next send.
     pub fn borrow_and_update(&mut self) -> Ref<'_, T> {
-        self.seen = self.shared.version.get();
+        self.mark_unchanged();
         self.shared.value.borrow()
     }
 
@@ -317,6 +317,24 @@ impl<T> Receiver<T> {
         self.seen = self.shared.version.get().wrapping_sub(1);
     }
 
+    /// Marks the current value seen, without reading it: [`changed`](Receiver::changed)
+    /// then waits for the next send. For a receiver that only cares about changes from now
+    /// on.
+    ///
+    /// ```
+    /// use overlap::sync::watch;
+    ///
+    /// let (tx, mut rx) = watch::channel(0);
+    /// tx.send(1).unwrap();
+    /// assert!(rx.has_changed().unwrap());
+    /// rx.mark_unchanged();
+    /// assert!(!rx.has_changed().unwrap());
+    /// assert_eq!(*rx.borrow(), 1);
+    /// ```
+    pub fn mark_unchanged(&mut self) {
+        self.seen = self.shared.version.get();
+    }
+
     /// Waits until a value is sent that this receiver has not seen, and marks it seen; read
     /// it with [`borrow`](Receiver::borrow). Fails once every sender is gone (after any
     /// last change was reported). Cancel-safe.
@@ -362,7 +380,7 @@ impl<T> Receiver<T> {
         mut condition: impl FnMut(&T) -> bool,
     ) -> Result<Ref<'_, T>, RecvError> {
         loop {
-            self.seen = self.shared.version.get();
+            self.mark_unchanged();
             if condition(&self.shared.value.borrow()) {
                 return Ok(self.shared.value.borrow());
             }
