@@ -11,7 +11,7 @@ use std::future::Future;
 use std::rc::Rc;
 use std::time::Duration;
 
-use overlap::sync::{broadcast, mpsc, Semaphore};
+use overlap::sync::{broadcast, mpsc, watch, Semaphore};
 
 const BACKLOG: u64 = 100_000;
 
@@ -94,6 +94,36 @@ fn a_semaphore_acquire_loop_lets_other_tasks_run() {
             n < BACKLOG,
             "{BACKLOG} uncontended acquires without yielding"
         );
+    });
+}
+
+/// tokio's `sender_closed_is_cooperative` and `receiver_changed_is_cooperative`: awaiting a
+/// watch channel's end that has come, again and again, yields as a receive loop does.
+#[test]
+fn watch_loops_on_a_closed_channel_let_other_tasks_run() {
+    overlap::block_on(async {
+        let (tx, rx) = watch::channel(());
+        drop(rx);
+        let tx = Rc::new(tx);
+        let n = steps_before_another_task_runs(move || {
+            let tx = tx.clone();
+            async move {
+                tx.closed().await;
+                true
+            }
+        })
+        .await;
+        assert!(n < BACKLOG, "{BACKLOG} ready closed() without yielding");
+
+        let (tx, rx) = watch::channel(());
+        drop(tx);
+        let n = steps_before_another_task_runs(move || {
+            // A clone has seen what `rx` has: its `changed` fails at once too.
+            let mut rx = rx.clone();
+            async move { rx.changed().await.is_err() }
+        })
+        .await;
+        assert!(n < BACKLOG, "{BACKLOG} failed changed() without yielding");
     });
 }
 

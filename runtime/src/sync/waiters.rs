@@ -278,16 +278,19 @@ impl Watchers {
     /// Waits, woken through this list, until `done()` is true: for a sender's `closed`,
     /// with `done` "no receiver is left" and the last receiver's drop calling
     /// [`wake_all`](Self::wake_all). Cancel-safe: dropped, it leaves a dead entry, pruned
-    /// later.
+    /// later. Spends the task's cooperative budget as a receive does, so a loop awaiting it
+    /// when it is always done still yields.
     pub(super) async fn wait_until(&self, done: impl Fn() -> bool) {
         let mut slot = None;
         std::future::poll_fn(|cx| {
-            if done() {
-                return std::task::Poll::Ready(());
-            }
-            let slot = slot.get_or_insert_with(|| self.add());
-            drop(slot.register(cx.waker()));
-            std::task::Poll::Pending
+            crate::coop::budgeted(cx, |cx| {
+                if done() {
+                    return std::task::Poll::Ready(());
+                }
+                let slot = slot.get_or_insert_with(|| self.add());
+                drop(slot.register(cx.waker()));
+                std::task::Poll::Pending
+            })
         })
         .await
     }
