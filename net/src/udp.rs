@@ -328,11 +328,7 @@ impl UdpSocket {
 
     /// The `IP_TTL` setting.
     pub fn ttl(&self) -> io::Result<u32> {
-        let ttl: libc::c_int = self
-            .io
-            .get_ref()
-            .getsockopt(libc::IPPROTO_IP, libc::IP_TTL)?;
-        Ok(ttl as u32)
+        self.io.get_ref().ttl_option(libc::IP_TTL)
     }
 
     /// Joins an IPv4 multicast group on the interface with address `interface`
@@ -379,6 +375,13 @@ impl UdpSocket {
             .set_flag(libc::IPPROTO_IP, libc::IP_MULTICAST_LOOP, on)
     }
 
+    /// Whether `IP_MULTICAST_LOOP` is on.
+    pub fn multicast_loop_v4(&self) -> io::Result<bool> {
+        self.io
+            .get_ref()
+            .flag(libc::IPPROTO_IP, libc::IP_MULTICAST_LOOP)
+    }
+
     /// Sets `IP_MULTICAST_TTL`.
     pub fn set_multicast_ttl_v4(&self, ttl: u32) -> io::Result<()> {
         self.io
@@ -386,11 +389,23 @@ impl UdpSocket {
             .set_ttl_option(libc::IP_MULTICAST_TTL, ttl)
     }
 
+    /// The `IP_MULTICAST_TTL` setting.
+    pub fn multicast_ttl_v4(&self) -> io::Result<u32> {
+        self.io.get_ref().ttl_option(libc::IP_MULTICAST_TTL)
+    }
+
     /// Sets `IPV6_MULTICAST_LOOP`.
     pub fn set_multicast_loop_v6(&self, on: bool) -> io::Result<()> {
         self.io
             .get_ref()
             .set_flag(libc::IPPROTO_IPV6, libc::IPV6_MULTICAST_LOOP, on)
+    }
+
+    /// Whether `IPV6_MULTICAST_LOOP` is on.
+    pub fn multicast_loop_v6(&self) -> io::Result<bool> {
+        self.io
+            .get_ref()
+            .flag(libc::IPPROTO_IPV6, libc::IPV6_MULTICAST_LOOP)
     }
 
     /// Reads and clears the socket's pending error (`SO_ERROR`), such as a queued

@@ -301,6 +301,12 @@ impl Socket {
         self.setsockopt(libc::IPPROTO_IP, name, ttl as libc::c_int)
     }
 
+    /// Reads an IPv4 time-to-live option (`IP_TTL`, `IP_MULTICAST_TTL`).
+    pub(crate) fn ttl_option(&self, name: libc::c_int) -> io::Result<u32> {
+        let ttl: libc::c_int = self.getsockopt(libc::IPPROTO_IP, name)?;
+        Ok(ttl as u32)
+    }
+
     /// `setsockopt` with a plain value (`c_int`, `linger`, `ip_mreq`...).
     pub(crate) fn setsockopt<T: Copy>(
         &self,

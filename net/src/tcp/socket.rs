@@ -147,6 +147,11 @@ impl TcpSocket {
         self.sock.local_addr()?.to_inet()
     }
 
+    /// Reads and clears the socket's pending error (`SO_ERROR`).
+    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+        self.sock.take_error()
+    }
+
     /// Starts listening with the given backlog and registers the listener with the
     /// runtime. Must be called inside a runtime.
     pub fn listen(self, backlog: u32) -> io::Result<TcpListener> {

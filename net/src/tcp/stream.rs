@@ -164,11 +164,7 @@ impl TcpStream {
 
     /// The `IP_TTL` setting.
     pub fn ttl(&self) -> io::Result<u32> {
-        let ttl: libc::c_int = self
-            .io
-            .get_ref()
-            .getsockopt(libc::IPPROTO_IP, libc::IP_TTL)?;
-        Ok(ttl as u32)
+        self.io.get_ref().ttl_option(libc::IP_TTL)
     }
 
     /// Reads and clears the socket's pending error (`SO_ERROR`).
