@@ -7,7 +7,8 @@
 /// Defines `ReadHalf`, `WriteHalf`, `OwnedReadHalf`, `OwnedWriteHalf` and `ReuniteError` for
 /// `$stream`, whose peer and local addresses are `$addr`s. The stream must have
 /// `poll_read_priv`, `poll_write_priv`, `poll_write_vectored_priv`, `shutdown_write`,
-/// `peer_addr` and `local_addr`, and implement `Registered`.
+/// `peer_addr`, `local_addr`, `readable`, `writable` and the `try_read*`/`try_write*` calls,
+/// and implement `Registered`.
 macro_rules! stream_halves {
     ($stream:ident, $addr:ty) => {
         use std::error::Error;
@@ -39,7 +40,7 @@ macro_rules! stream_halves {
         #[doc = concat!("The writing half of a [`", stringify!($stream), "`], from [`", stringify!($stream), "::into_split`].")]
         ///
         /// Dropping it (or calling `close`) shuts down the write side, so the peer reads EOF;
-        /// the read half keeps working.
+        /// the read half keeps working. [`forget`](Self::forget) drops it without that.
         #[derive(Debug)]
         pub struct OwnedWriteHalf {
             inner: Rc<$stream>,
@@ -94,6 +95,13 @@ macro_rules! stream_halves {
             /// Puts the halves back together (see [`OwnedReadHalf::reunite`]).
             pub fn reunite(self, other: OwnedReadHalf) -> Result<$stream, ReuniteError> {
                 other.reunite(self)
+            }
+
+            /// Drops the write half without shutting down the write side: the peer reads no
+            /// end of file until the stream closes, when the read half is dropped too (at
+            /// once, if it already was).
+            pub fn forget(mut self) {
+                self.shutdown_on_drop = false;
             }
         }
 
@@ -174,8 +182,29 @@ macro_rules! stream_halves {
         }
     )*};
 
-    // Each half implements only its own direction.
+    // Each half implements only its own direction, and has the stream's readiness wait and
+    // non-blocking calls for that direction.
     (@read $($t:ty),*) => {$(
+        impl $t {
+            /// Waits until the stream may be readable (see the stream's `readable`); pairs
+            /// with [`try_read`](Self::try_read). Cancel-safe.
+            pub async fn readable(&self) -> io::Result<()> {
+                self.stream().readable().await
+            }
+
+            /// Reads what is there now, without waiting: `WouldBlock` if nothing is, `Ok(0)`
+            /// at end of file (see the stream's `try_read`).
+            pub fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
+                self.stream().try_read(buf)
+            }
+
+            /// Like [`try_read`](Self::try_read), filling `bufs` in order with one
+            /// `recvmsg` (see the stream's `try_read_vectored`).
+            pub fn try_read_vectored(&self, bufs: &mut [io::IoSliceMut<'_>]) -> io::Result<usize> {
+                self.stream().try_read_vectored(bufs)
+            }
+        }
+
         impl futures_util::io::AsyncRead for $t {
             fn poll_read(
                 self: std::pin::Pin<&mut Self>,
@@ -188,6 +217,26 @@ macro_rules! stream_halves {
     )*};
 
     (@write $($t:ty),*) => {$(
+        impl $t {
+            /// Waits until the stream may be writable (see the stream's `writable`); pairs
+            /// with [`try_write`](Self::try_write). Cancel-safe.
+            pub async fn writable(&self) -> io::Result<()> {
+                self.stream().writable().await
+            }
+
+            /// Writes what fits now, without waiting: `WouldBlock` if nothing does (see the
+            /// stream's `try_write`).
+            pub fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
+                self.stream().try_write(buf)
+            }
+
+            /// Like [`try_write`](Self::try_write), sending `bufs` in order with one
+            /// `sendmsg` (see the stream's `try_write_vectored`).
+            pub fn try_write_vectored(&self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+                self.stream().try_write_vectored(bufs)
+            }
+        }
+
         impl futures_util::io::AsyncWrite for $t {
             fn poll_write(
                 self: std::pin::Pin<&mut Self>,
