@@ -28,6 +28,24 @@ pub struct UCred {
     pub gid: u32,
 }
 
+impl UCred {
+    /// The peer's effective user id (the `uid` field, under the method name tokio uses).
+    pub fn uid(&self) -> u32 {
+        self.uid
+    }
+
+    /// The peer's effective group id (the `gid` field).
+    pub fn gid(&self) -> u32 {
+        self.gid
+    }
+
+    /// The peer's process id (the `pid` field); always `Some` on Linux. The `Option` is the
+    /// shape tokio gives it, for platforms that cannot tell.
+    pub fn pid(&self) -> Option<i32> {
+        Some(self.pid)
+    }
+}
+
 pub(crate) fn peer_cred(sock: &Socket) -> io::Result<UCred> {
     let c: libc::ucred = sock.getsockopt(libc::SOL_SOCKET, libc::SO_PEERCRED)?;
     Ok(UCred {
