@@ -135,6 +135,28 @@ macro_rules! stream_halves {
             }
         }
 
+        // Each half lends the stream, for the calls the halves do not forward.
+        impl AsRef<$stream> for ReadHalf<'_> {
+            fn as_ref(&self) -> &$stream {
+                self.stream()
+            }
+        }
+        impl AsRef<$stream> for WriteHalf<'_> {
+            fn as_ref(&self) -> &$stream {
+                self.stream()
+            }
+        }
+        impl AsRef<$stream> for OwnedReadHalf {
+            fn as_ref(&self) -> &$stream {
+                self.stream()
+            }
+        }
+        impl AsRef<$stream> for OwnedWriteHalf {
+            fn as_ref(&self) -> &$stream {
+                self.stream()
+            }
+        }
+
         $crate::split::stream_halves!(@common $addr; ReadHalf<'_>, WriteHalf<'_>, OwnedReadHalf, OwnedWriteHalf);
         $crate::split::stream_halves!(@read ReadHalf<'_>, OwnedReadHalf);
         $crate::split::stream_halves!(@write WriteHalf<'_>, OwnedWriteHalf);
