@@ -125,19 +125,21 @@ fn copy_error(e: &io::Error) -> io::Error {
     }
 }
 
+/// The outcome of the last write job, if none is in flight any more.
+pub(crate) fn finished_write(handoff: &Mutex<Handoff>) -> Option<io::Result<()>> {
+    let mut h = lock(handoff);
+    (!h.running).then(|| h.finished.take().unwrap_or(Ok(())))
+}
+
 /// Waits (on a pool thread) until the write job in flight has finished, for a `File` whose
 /// handle on that job was lost with its runtime, and hands back the job's outcome.
 pub(crate) fn wait_for_write(handoff: &Mutex<Handoff>) -> Done {
     loop {
-        {
-            let mut h = lock(handoff);
-            if !h.running {
-                let res = h.finished.take().unwrap_or(Ok(()));
-                return Done::Write {
-                    buf: Vec::new(),
-                    res,
-                };
-            }
+        if let Some(res) = finished_write(handoff) {
+            return Done::Write {
+                buf: Vec::new(),
+                res,
+            };
         }
         std::thread::sleep(std::time::Duration::from_millis(1));
     }

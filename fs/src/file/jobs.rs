@@ -125,18 +125,25 @@ impl File {
                             self.never_ran = false;
                             self.read.complete(Vec::new(), 0, Err(e));
                         }
-                        // It never ran, or ran on a pool thread of a runtime now gone: either
-                        // way it writes (or wrote) detached. Wait for it, so that what comes
-                        // next stays in order, and take its outcome.
+                        // It never ran on the pool (its destructor wrote the bytes), or ran
+                        // on a pool thread of a runtime now gone. Take its outcome; if it
+                        // still writes, detached, wait for it so what comes next stays in
+                        // order.
                         Kind::Write => {
                             self.never_ran = false;
-                            let handoff = self.handoff.clone();
-                            self.job = Some(InFlight {
-                                kind: Kind::Write,
-                                job: job::spawn(move || blocking::wait_for_write(&handoff)),
-                                rewind: 0,
-                            });
-                            continue;
+                            match blocking::finished_write(&self.handoff) {
+                                Some(Ok(())) => {}
+                                Some(Err(written)) => self.error = Some(self.err(written, "write")),
+                                None => {
+                                    let handoff = self.handoff.clone();
+                                    self.job = Some(InFlight {
+                                        kind: Kind::Write,
+                                        job: job::spawn(move || blocking::wait_for_write(&handoff)),
+                                        rewind: 0,
+                                    });
+                                    continue;
+                                }
+                            }
                         }
                         Kind::Seek(pos) if retry => {
                             self.submit_seek(pos);
