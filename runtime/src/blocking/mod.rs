@@ -6,7 +6,6 @@ pub(crate) mod completion;
 
 use std::io;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
-use std::sync::{Arc, Mutex};
 
 use completion::completion;
 
@@ -130,11 +129,12 @@ pub fn durable_work() -> Option<DurableWork> {
 /// such as writing out the buffer of a file dropped without `flush`, or that may block,
 /// such as closing a lingering socket.
 ///
-/// It never blocks a runtime's thread: while the runtime is being dropped (its pool no
-/// longer takes jobs), `f` runs on a thread of its own, which the drop waits for only if
-/// `f` holds [`durable_work`]. Outside a runtime, or when no thread can be started, `f`
-/// runs on the calling thread before this returns, so the work always happens. A panic in
-/// `f` off the calling thread is caught and dropped; on it, it propagates.
+/// It never blocks a runtime's thread: while the runtime is being dropped, its pool still
+/// takes clean-up work (its threads exit once idle), which the drop waits for only if `f`
+/// holds [`durable_work`]. Outside a runtime, or when no pool thread exists and none can be
+/// started, `f` runs on the calling thread before this returns, so the work always happens.
+/// A panic in `f` on a pool thread is caught and dropped; on the calling thread it
+/// propagates.
 ///
 /// This is a building block for overlap's own crates (`overlap-fs`, `overlap-net`);
 /// applications want [`spawn_blocking`].
@@ -148,31 +148,5 @@ where
     };
     // On a start failure the pool calls the job at once on this thread, with the error:
     // running it here is exactly the fallback we want.
-    let job: pool::Job = Box::new(move |_run: Result<&Finish<'_>, &io::Error>| f());
-    if let Err(job) = pool.execute(job) {
-        run_on_own_thread(job);
-    }
-}
-
-/// Runs `job` on a new thread, or on this one if none can start.
-fn run_on_own_thread(job: pool::Job) {
-    let closed = || io::Error::other("the blocking pool has shut down");
-    // `spawn` drops its closure when it fails: the job waits in a slot it can be taken
-    // back from.
-    let slot = Arc::new(Mutex::new(Some(job)));
-    let theirs = slot.clone();
-    let started = std::thread::Builder::new()
-        .name("overlap-cleanup".into())
-        .spawn(move || {
-            let job = theirs.lock().unwrap_or_else(|e| e.into_inner()).take();
-            if let Some(job) = job {
-                let _ = catch_unwind(AssertUnwindSafe(|| job(Err(&closed()))));
-            }
-        });
-    if started.is_err() {
-        let job = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
-        if let Some(job) = job {
-            job(Err(&closed()));
-        }
-    }
+    pool.execute_cleanup(Box::new(move |_run: Result<&Finish<'_>, &io::Error>| f()));
 }

@@ -18,6 +18,10 @@ use std::time::{Duration, Instant};
 /// How long a thread that just finished a job looks for the next one before parking.
 const SEARCH: Duration = Duration::from_micros(50);
 
+/// Threads clean-up work may start past the pool's limit (see
+/// [`BlockingPool::execute_cleanup`]).
+const CLEANUP_OVERFLOW: usize = 16;
+
 /// A queued job. It is called once: with `Ok` to run, or with the error that prevents it
 /// from ever running (no thread could be started), so it can report that to its handle.
 pub(crate) type Job = Box<dyn FnOnce(Result<&Finish<'_>, &io::Error>) + Send + 'static>;
@@ -173,22 +177,38 @@ impl BlockingPool {
     /// one (woken), or a new one if below the limit; otherwise it waits for the next thread
     /// that frees up. After shutdown the job is handed back.
     pub(crate) fn execute(&self, job: Job) -> Result<(), Job> {
-        let mut st = self.inner.lock();
+        let st = self.inner.lock();
         if st.shutdown {
             return Err(job);
         }
+        self.queue(st, job, 0);
+        Ok(())
+    }
+
+    /// As [`execute`](Self::execute), also after shutdown: for clean-up work (a file's
+    /// last bytes, a lingering close) that must run, and not on the runtime's thread. The
+    /// threads it needs are started as for any job, and exit once idle; up to
+    /// [`CLEANUP_OVERFLOW`] of them past the pool's limit, so that the work does not wait
+    /// behind long jobs (the runtime's drop waits for it only so long).
+    pub(crate) fn execute_cleanup(&self, job: Job) {
+        self.queue(self.inner.lock(), job, CLEANUP_OVERFLOW);
+    }
+
+    /// Queues `job`, starting a thread for it if none is free and fewer than the pool's
+    /// limit plus `overflow` run.
+    fn queue(&self, mut st: MutexGuard<'_, State>, job: Job, overflow: usize) {
         st.queue.push_back(job);
         self.inner.queued.store(st.queue.len(), Ordering::Release);
         if st.queue.len() <= st.searching + st.notified {
-            return Ok(()); // a searching or already-woken thread will take it
+            return; // a searching or already-woken thread will take it
         }
         if st.idle > st.notified {
             st.notified += 1;
             self.inner.work.notify_one();
-            return Ok(());
+            return;
         }
-        if st.threads >= self.inner.config.max_threads {
-            return Ok(()); // runs when a thread frees up
+        if st.threads >= self.inner.config.max_threads + overflow {
+            return; // runs when a thread frees up
         }
         st.threads += 1;
         drop(st);
@@ -196,7 +216,7 @@ impl BlockingPool {
             let mut st = self.inner.lock();
             st.threads -= 1;
             if st.threads > 0 {
-                return Ok(()); // a live thread will get to the queued job
+                return; // a live thread will get to the queued job
             }
             // No thread exists and none can be started: fail every queued job now rather
             // than leave its handle waiting forever.
@@ -207,7 +227,6 @@ impl BlockingPool {
                 job(Err(&err));
             }
         }
-        Ok(())
     }
 
     fn start_thread(&self) -> io::Result<()> {
