@@ -40,3 +40,8 @@ pub use task::{
     spawn, try_spawn, yield_now, AbortHandle, AccessError, JoinError, JoinHandle, JoinSet,
     LocalKey, TaskLocalFuture, YieldNow,
 };
+/// Task IDs ([`task_id::Id`], [`task_id::id`], [`task_id::try_id`]), re-exported by the
+/// `overlap` crate as `overlap::task::{Id, id, try_id}`.
+pub mod task_id {
+    pub use crate::task::{id, try_id, Id};
+}

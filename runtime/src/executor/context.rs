@@ -84,6 +84,19 @@ pub(crate) fn with_current<R>(f: impl FnOnce(&Core) -> R) -> Option<R> {
     Some(f(unsafe { &*p }))
 }
 
+/// The task whose code runs on this thread now (see `Core::current_task`), looked up in
+/// every entered runtime, innermost first: a `Runtime::enter` guard taken inside a task does
+/// not hide it. `None` outside a task (such as in the `block_on` future itself).
+pub(crate) fn current_task() -> Option<TaskPtr> {
+    ENTERED
+        .try_with(|entered| {
+            let entered = entered.try_borrow().ok()?;
+            entered.iter().rev().find_map(|e| e.core.current_task())
+        })
+        .ok()
+        .flatten()
+}
+
 /// Runs `f` with the current runtime's core if a `block_on` on this thread drives its loop
 /// (and it is not shutting down); `None` otherwise, such as under a `Runtime::enter` guard
 /// taken inside a task.

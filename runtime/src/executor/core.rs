@@ -58,6 +58,10 @@ pub(crate) struct Core {
     lifo: Cell<Option<TaskPtr>>,
     /// The task being polled, if any.
     running: Cell<Option<TaskPtr>>,
+    /// The task whose future is being dropped outside a poll (aborted, or at shutdown), if
+    /// any: with `running`, what `task::try_id` reports. Kept apart from `running`, which
+    /// also steers wakes into the LIFO slot.
+    dropping: Cell<Option<TaskPtr>>,
     /// Every task whose future is not finished. Its entry is one of the task's references.
     tasks: RefCell<Slab<TaskPtr>>,
     reactor: Rc<Reactor>,
@@ -108,6 +112,7 @@ impl Core {
             run_queue: RefCell::new(VecDeque::with_capacity(256)),
             lifo: Cell::new(None),
             running: Cell::new(None),
+            dropping: Cell::new(None),
             tasks: RefCell::new(Slab::new()),
             reactor,
             timers: Rc::new({
@@ -223,7 +228,7 @@ impl Core {
         }
         let budget = crate::coop::poll_budget();
         let done = if flags & CANCELLED != 0 {
-            task.cancel();
+            self.cancel(task);
             true
         } else {
             bump(&self.counters.polls, 1);
@@ -236,6 +241,20 @@ impl Core {
         if done {
             self.complete(task);
         }
+    }
+
+    /// Drops the task's future (storing a cancelled error), with the task reported as the
+    /// current one meanwhile (`task::try_id`), as while it is polled.
+    #[cold]
+    fn cancel(&self, task: TaskPtr) {
+        let outer = self.dropping.replace(Some(task));
+        task.cancel();
+        self.dropping.set(outer);
+    }
+
+    /// The task whose code runs now (polled, or its future dropped), for `task::try_id`.
+    pub(crate) fn current_task(&self) -> Option<TaskPtr> {
+        self.running.get().or(self.dropping.get())
     }
 
     /// The task's output is stored: mark it complete and drop the registry's reference.
@@ -527,7 +546,7 @@ impl Core {
             }
             for task in tasks {
                 if task.set_cancelled() {
-                    task.cancel();
+                    self.cancel(task);
                     task.finish();
                 }
                 task.ref_dec_local();

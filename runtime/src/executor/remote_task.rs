@@ -16,7 +16,7 @@ use futures_util::FutureExt;
 
 use super::core::Core;
 use crate::blocking::completion::OnceSlot;
-use crate::task::JoinError;
+use crate::task::{Id, JoinError};
 
 /// What the runtime thread does with a queued spawn.
 pub(crate) trait RemoteJob: Send + Sync {
@@ -179,7 +179,10 @@ where
             .await;
             match outcome {
                 Some(Ok(out)) => cell.settle(Some(Ok(out))),
-                Some(Err(payload)) => cell.settle(Some(Err(JoinError::panic(payload)))),
+                Some(Err(payload)) => {
+                    let id = Id::of_allocation(cell);
+                    cell.settle(Some(Err(JoinError::panic(payload, id))))
+                }
                 // Aborted: `_settle` reports cancelled once the future is dropped.
                 None => {}
             }
@@ -207,7 +210,7 @@ where
         self.lock()
             .output
             .poll_take(cx)
-            .map(|out| out.unwrap_or_else(|| Err(JoinError::cancelled())))
+            .map(|out| out.unwrap_or_else(|| Err(JoinError::cancelled(Id::of_allocation(self)))))
     }
 
     fn abort(&self) {

@@ -5,6 +5,7 @@ use std::marker::PhantomData;
 use std::rc::Rc;
 use std::task::Waker;
 
+use super::id::Id;
 use super::raw::TaskPtr;
 
 /// A handle that can stop a task, but not await it: made by [`JoinHandle::abort_handle`]
@@ -57,11 +58,18 @@ impl AbortHandle {
     pub fn is_finished(&self) -> bool {
         self.task.is_complete()
     }
+
+    /// The task's [`Id`], the same its [`JoinHandle::id`](crate::JoinHandle::id) reports.
+    /// This handle keeps it from being reused (see [`Id`]).
+    pub fn id(&self) -> Id {
+        Id::of(self.task)
+    }
 }
 
 impl fmt::Debug for AbortHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AbortHandle")
+            .field("id", &self.id())
             .field("finished", &self.is_finished())
             .finish()
     }

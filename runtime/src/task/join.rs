@@ -10,6 +10,7 @@ use std::rc::Rc;
 use std::task::{Context, Poll};
 
 use super::abort::AbortHandle;
+use super::id::Id;
 use super::raw::TaskPtr;
 use super::state::OUTPUT_TAKEN;
 
@@ -78,6 +79,21 @@ impl<T> JoinHandle<T> {
         self.task.is_complete()
     }
 
+    /// The task's [`Id`]: the one [`task::id`](crate::task::id) returns inside it. No other
+    /// existing task has it while this handle lives (see [`Id`] on reuse).
+    ///
+    /// ```
+    /// overlap::block_on(async {
+    ///     let handle = overlap::spawn(async { overlap::task::id() });
+    ///     let id = handle.id();
+    ///     assert_eq!(handle.abort_handle().id(), id);
+    ///     assert_eq!(handle.await.unwrap(), id);
+    /// });
+    /// ```
+    pub fn id(&self) -> Id {
+        Id::of(self.task)
+    }
+
     /// A handle that can stop the task but not await it; clone it to give several parts
     /// of a program that power. See [`AbortHandle`].
     pub fn abort_handle(&self) -> AbortHandle {
@@ -120,6 +136,7 @@ impl<T> Drop for JoinHandle<T> {
 impl<T> fmt::Debug for JoinHandle<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("JoinHandle")
+            .field("id", &self.id())
             .field("finished", &self.is_finished())
             .finish()
     }
@@ -128,16 +145,24 @@ impl<T> fmt::Debug for JoinHandle<T> {
 /// Why a task produced no output: it panicked, or it was cancelled.
 pub struct JoinError {
     repr: Repr,
+    id: Id,
 }
 
-enum Repr {
+/// A `JoinError` without its task's ID, as a finished task's cell keeps it (see `raw.rs`).
+pub(crate) enum Repr {
     Cancelled,
     Panic(Payload),
 }
 
+impl Repr {
+    pub(crate) fn panic(payload: Box<dyn Any + Send + 'static>) -> Repr {
+        Repr::Panic(Payload(payload))
+    }
+}
+
 /// A panic payload, which makes `JoinError` `Sync` (as tokio's is, so that it converts into
 /// `Box<dyn Error + Send + Sync>` and `anyhow::Error`).
-struct Payload(Box<dyn Any + Send + 'static>);
+pub(crate) struct Payload(Box<dyn Any + Send + 'static>);
 
 // SAFETY: through `&Payload` the payload is only reached by `downcast_ref` to a `Sync` type,
 // which reads nothing of it but its type id; everything else takes the payload by value.
@@ -150,16 +175,34 @@ impl Payload {
 }
 
 impl JoinError {
-    pub(crate) fn cancelled() -> JoinError {
-        JoinError {
-            repr: Repr::Cancelled,
-        }
+    pub(crate) fn new(repr: Repr, id: Id) -> JoinError {
+        JoinError { repr, id }
     }
 
-    pub(crate) fn panic(payload: Box<dyn Any + Send + 'static>) -> JoinError {
-        JoinError {
-            repr: Repr::Panic(Payload(payload)),
-        }
+    pub(crate) fn cancelled(id: Id) -> JoinError {
+        JoinError::new(Repr::Cancelled, id)
+    }
+
+    pub(crate) fn panic(payload: Box<dyn Any + Send + 'static>, id: Id) -> JoinError {
+        JoinError::new(Repr::panic(payload), id)
+    }
+
+    /// The [`Id`] of the task that failed: the one its handles and
+    /// [`task::id`](crate::task::id) inside it report, so that an error from
+    /// [`JoinSet::join_next`](crate::JoinSet::join_next) says which task it was. (An error
+    /// from a [`RemoteJoinHandle`](crate::RemoteJoinHandle) carries an ID of the remote
+    /// spawn instead, unique among tasks while that handle lives.)
+    ///
+    /// ```
+    /// overlap::block_on(async {
+    ///     let handle = overlap::spawn(std::future::pending::<()>());
+    ///     let id = handle.id();
+    ///     handle.abort();
+    ///     assert_eq!(handle.await.unwrap_err().id(), id);
+    /// });
+    /// ```
+    pub fn id(&self) -> Id {
+        self.id
     }
 
     /// True if the task was aborted, or dropped because its runtime shut down.

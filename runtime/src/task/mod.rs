@@ -1,6 +1,7 @@
 //! Tasks: `spawn`, `JoinHandle`, `JoinSet`, `yield_now`.
 
 mod abort;
+mod id;
 mod join;
 mod join_set;
 mod local;
@@ -14,6 +15,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 pub use abort::AbortHandle;
+pub use id::{id, try_id, Id};
 pub use join::{JoinError, JoinHandle};
 pub use join_set::JoinSet;
 pub use local::{AccessError, LocalKey, TaskLocalFuture};

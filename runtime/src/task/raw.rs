@@ -24,10 +24,11 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
+use super::join::Repr;
 use super::state::{
     CANCELLED, COMPLETE, JOIN_INTEREST, MAIN, OUTPUT_TAKEN, REMOTE_QUEUED, SCHEDULED, UNIT,
 };
-use super::JoinError;
+use super::{Id, JoinError};
 use crate::executor::{Core, Shared};
 
 /// The type-independent start of every task cell (48 bytes).
@@ -46,6 +47,11 @@ pub(crate) struct Header {
     join_waker: UnsafeCell<Option<Waker>>,
 }
 
+// The header's size is part of every task's memory (a tracked benchmark); the error a
+// finished task keeps is one word pair, its task ID being the cell's address (`id.rs`).
+const _: () = assert!(mem::size_of::<Header>() == 48);
+const _: () = assert!(mem::size_of::<Repr>() == 16);
+
 /// The per-future-type operations, monomorphised once per spawned future type.
 struct TaskVTable {
     poll: unsafe fn(NonNull<Header>) -> bool,
@@ -57,7 +63,9 @@ struct TaskVTable {
 
 enum Stage<F: Future> {
     Running(F),
-    Finished(Result<F::Output, JoinError>),
+    /// The error is kept without its task ID (which is the cell's address, see `id.rs`),
+    /// so that it takes no room in the cell: `read_output` adds it.
+    Finished(Result<F::Output, Repr>),
     Consumed,
 }
 
@@ -139,6 +147,11 @@ impl TaskPtr {
 
     pub(crate) fn as_raw(self) -> *const () {
         self.0.as_ptr() as *const ()
+    }
+
+    /// The cell's address: the task's [`Id`] (see `id.rs`).
+    pub(crate) fn addr(self) -> std::num::NonZeroUsize {
+        self.0.addr()
     }
 
     fn header(&self) -> &Header {
@@ -438,7 +451,7 @@ impl<F: Future + 'static> TaskCell<F> {
         let result = match catch_unwind(AssertUnwindSafe(|| fut.poll(&mut cx))) {
             Ok(Poll::Pending) => return false,
             Ok(Poll::Ready(v)) => Ok(v),
-            Err(payload) => Err(JoinError::panic(payload)),
+            Err(payload) => Err(Repr::panic(payload)),
         };
         Self::replace_stage(stage, Stage::Finished(result));
         true
@@ -493,8 +506,8 @@ impl<F: Future + 'static> TaskCell<F> {
         // tokio's does), not a plain cancellation.
         // SAFETY: `slot` comes from a live `&mut`, and is overwritten just below.
         let err = match unsafe { Self::drop_stage_caught(slot) } {
-            None => JoinError::cancelled(),
-            Some(payload) => JoinError::panic(payload),
+            None => Repr::Cancelled,
+            Some(payload) => Repr::panic(payload),
         };
         // SAFETY: the old value was dropped just above and is never touched again;
         // `slot` is valid for writes.
@@ -507,6 +520,7 @@ impl<F: Future + 'static> TaskCell<F> {
         // SAFETY: caller's contract.
         let stage = unsafe { Self::stage(ptr) };
         if let Stage::Finished(res) = mem::replace(stage, Stage::Consumed) {
+            let res = res.map_err(|repr| JoinError::new(repr, Id::of(TaskPtr(ptr))));
             // SAFETY: caller's contract on `out`; assignment drops the old `Pending` value.
             unsafe { *out.cast::<Poll<Result<F::Output, JoinError>>>() = Poll::Ready(res) };
         }
