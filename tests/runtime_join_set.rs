@@ -278,3 +278,48 @@ async fn join_all_returns_outputs_in_finishing_order() {
     support::settle().await;
     assert_eq!(set.join_all().await, [4, 3, 2, 1, 0]);
 }
+
+#[overlap::test]
+async fn a_set_collected_from_futures_joins_every_output() {
+    let set: JoinSet<u32> = (0..5).map(|i| async move { i * 2 }).collect();
+    assert_eq!(set.len(), 5);
+    let mut outputs = set.join_all().await;
+    outputs.sort();
+    assert_eq!(outputs, [0, 2, 4, 6, 8]);
+}
+
+#[overlap::test]
+async fn extend_spawns_each_future_into_the_set() {
+    let mut set = JoinSet::new();
+    set.spawn(async { 1 });
+    set.extend([10, 100].map(|v| async move { v }));
+    assert_eq!(set.len(), 3);
+    let mut sum = 0;
+    while let Some(out) = set.join_next().await {
+        sum += out.unwrap();
+    }
+    assert_eq!(sum, 111);
+    assert!(set.is_empty());
+}
+
+#[overlap::test]
+async fn spawn_blocking_joins_the_closures_result_or_panic() {
+    let mut set = JoinSet::new();
+    let ok = set.spawn_blocking(|| 5).id();
+    let bad = set.spawn_blocking(|| panic!("blocking boom")).id();
+    let local = set.spawn_local(async { 6 }).id();
+    let mut seen = Vec::new();
+    while let Some(res) = set.join_next_with_id().await {
+        match res {
+            Ok((id, v)) => seen.push((id, Some(v))),
+            Err(e) => {
+                assert!(e.is_panic());
+                seen.push((e.id(), None));
+            }
+        }
+    }
+    seen.sort();
+    let mut expected = vec![(ok, Some(5)), (bad, None), (local, Some(6))];
+    expected.sort();
+    assert_eq!(seen, expected);
+}

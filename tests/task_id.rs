@@ -1,5 +1,5 @@
 //! Task IDs: distinct among live tasks, the same inside a task and on its handles, absent
-//! outside tasks, carried by join errors.
+//! outside tasks, carried by join errors and by `JoinSet::join_next_with_id`.
 
 mod support;
 
@@ -11,7 +11,7 @@ use std::task::{Context, Poll};
 
 use overlap::sync::oneshot;
 use overlap::task::{self, Id};
-use overlap::Runtime;
+use overlap::{JoinSet, Runtime};
 use support::panic_message;
 
 #[test]
@@ -156,6 +156,44 @@ fn join_errors_carry_the_task_id() {
         let err = stuck.await.unwrap_err();
         assert!(err.is_cancelled());
         assert_eq!(err.id(), id);
+    });
+}
+
+#[test]
+fn join_next_with_id_names_returned_panicked_and_aborted_tasks() {
+    overlap::block_on(async {
+        let mut set = JoinSet::new();
+        let returned = set.spawn(async { 7 }).id();
+        let panicked = set.spawn(async { panic!("boom") }).id();
+        let aborted = set.spawn(pending());
+        aborted.abort();
+        let mut ok = Vec::new();
+        let mut panics = Vec::new();
+        let mut cancels = Vec::new();
+        while let Some(res) = set.join_next_with_id().await {
+            match res {
+                Ok(pair) => ok.push(pair),
+                Err(e) if e.is_panic() => panics.push(e.id()),
+                Err(e) => cancels.push(e.id()),
+            }
+        }
+        assert_eq!(ok, [(returned, 7)]);
+        assert_eq!(panics, [panicked]);
+        assert_eq!(cancels, [aborted.id()]);
+    });
+}
+
+#[test]
+fn try_join_next_with_id_reports_the_id_of_a_finished_task() {
+    overlap::block_on(async {
+        let mut set = JoinSet::new();
+        let id = set.spawn(async { task::id() }).id();
+        assert!(set.try_join_next_with_id().is_none());
+        overlap::yield_now().await;
+        let (reported, inside) = set.try_join_next_with_id().unwrap().unwrap();
+        assert_eq!(reported, id);
+        assert_eq!(inside, id);
+        assert!(set.is_empty());
     });
 }
 

@@ -16,6 +16,7 @@ use super::raw::TaskPtr;
 /// A task's ID stays the same for its whole life and is the same seen from inside the task
 /// ([`id`], [`try_id`]) and from its handles ([`JoinHandle::id`](crate::JoinHandle::id),
 /// [`AbortHandle::id`](crate::AbortHandle::id),
+/// [`JoinSet::join_next_with_id`](crate::JoinSet::join_next_with_id),
 /// [`JoinError::id`](crate::JoinError::id)).
 ///
 /// **IDs are reused.** An ID may be given to a new task once the task that had it has

@@ -189,7 +189,8 @@ impl JoinError {
 
     /// The [`Id`] of the task that failed: the one its handles and
     /// [`task::id`](crate::task::id) inside it report, so that an error from
-    /// [`JoinSet::join_next`](crate::JoinSet::join_next) says which task it was. (An error
+    /// [`JoinSet::join_next_with_id`](crate::JoinSet::join_next_with_id) says which task it
+    /// was. (An error
     /// from a [`RemoteJoinHandle`](crate::RemoteJoinHandle) carries an ID of the remote
     /// spawn instead, unique among tasks while that handle lives.)
     ///

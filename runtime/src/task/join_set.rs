@@ -7,7 +7,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Wake, Waker};
 
-use super::{spawn, AbortHandle, JoinError, JoinHandle};
+use super::{spawn, AbortHandle, Id, JoinError, JoinHandle};
 use crate::slab::Slab;
 
 /// A set of tasks on the current runtime, whose outputs come out in the order the tasks
@@ -119,7 +119,51 @@ impl<T: 'static> JoinSet<T> {
     where
         F: Future<Output = T> + 'static,
     {
-        let handle = spawn(future);
+        self.insert(spawn(future))
+    }
+
+    /// The same as [`spawn`](JoinSet::spawn), under tokio's name for spawning a `!Send`
+    /// future: every overlap task may be `!Send`.
+    ///
+    /// # Panics
+    /// Outside a runtime, like [`spawn`](crate::spawn).
+    #[track_caller]
+    pub fn spawn_local<F>(&mut self, future: F) -> AbortHandle
+    where
+        F: Future<Output = T> + 'static,
+    {
+        self.spawn(future)
+    }
+
+    /// Runs `f` on the blocking pool, as [`spawn_blocking`](crate::spawn_blocking) does, as
+    /// a task of this set: its return value comes out of [`join_next`](JoinSet::join_next),
+    /// a panic in it as a panic [`JoinError`]. Aborting it (with the returned handle, or by
+    /// dropping the set) only drops its result: a closure already running runs to the end.
+    ///
+    /// # Panics
+    /// Outside a runtime, like [`spawn_blocking`](crate::spawn_blocking).
+    ///
+    /// ```
+    /// use overlap::JoinSet;
+    ///
+    /// overlap::block_on(async {
+    ///     let mut set = JoinSet::new();
+    ///     set.spawn_blocking(|| std::thread::current().name().map(str::to_owned));
+    ///     let name = set.join_next().await.unwrap().unwrap();
+    ///     assert_eq!(name.as_deref(), Some("overlap-blocking"));
+    /// });
+    /// ```
+    #[track_caller]
+    pub fn spawn_blocking<F>(&mut self, f: F) -> AbortHandle
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send,
+    {
+        self.insert(crate::spawn_blocking(f))
+    }
+
+    /// Adds a task just spawned to the set.
+    fn insert(&mut self, handle: JoinHandle<T>) -> AbortHandle {
         let abort = handle.abort_handle();
         let id = self.next_id;
         self.next_id += 1;
@@ -166,6 +210,43 @@ impl<T: 'static> JoinSet<T> {
         poll_fn(|cx| self.poll_join_next(cx)).await
     }
 
+    /// [`join_next`](JoinSet::join_next), also saying which task finished: its output comes
+    /// with its [`Id`] (the one [`AbortHandle::id`] of the handle returned by
+    /// [`spawn`](JoinSet::spawn) reports), and an error tells it by [`JoinError::id`].
+    ///
+    /// Cancel-safe, as `join_next` is.
+    ///
+    /// ```
+    /// use overlap::JoinSet;
+    ///
+    /// overlap::block_on(async {
+    ///     let mut set = JoinSet::new();
+    ///     let first = set.spawn(async { "done" }).id();
+    ///     let second = set.spawn(std::future::pending());
+    ///     second.abort();
+    ///     let mut seen = Vec::new();
+    ///     while let Some(res) = set.join_next_with_id().await {
+    ///         match res {
+    ///             Ok((id, out)) => seen.push((id, Some(out))),
+    ///             Err(err) => seen.push((err.id(), None)),
+    ///         }
+    ///     }
+    ///     seen.sort();
+    ///     let mut expected = vec![(first, Some("done")), (second.id(), None)];
+    ///     expected.sort();
+    ///     assert_eq!(seen, expected);
+    /// });
+    /// ```
+    pub async fn join_next_with_id(&mut self) -> Option<Result<(Id, T), JoinError>> {
+        poll_fn(|cx| self.poll_join_next_with_id(cx)).await
+    }
+
+    /// [`try_join_next`](JoinSet::try_join_next), with the finished task's [`Id`] as
+    /// [`join_next_with_id`](JoinSet::join_next_with_id) gives it.
+    pub fn try_join_next_with_id(&mut self) -> Option<Result<(Id, T), JoinError>> {
+        self.next_finished()
+    }
+
     /// Takes the output of a task that has already finished, without waiting: `None` if no
     /// task has finished yet (or the set is empty).
     ///
@@ -181,7 +262,7 @@ impl<T: 'static> JoinSet<T> {
     /// });
     /// ```
     pub fn try_join_next(&mut self) -> Option<Result<T, JoinError>> {
-        self.next_finished()
+        self.next_finished().map(without_id)
     }
 
     /// Waits for every task and returns their outputs, in the order they finished.
@@ -203,6 +284,15 @@ impl<T: 'static> JoinSet<T> {
 
     /// [`join_next`](JoinSet::join_next) as a poll function, for hand-written futures.
     pub fn poll_join_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<T, JoinError>>> {
+        self.poll_join_next_with_id(cx)
+            .map(|res| res.map(without_id))
+    }
+
+    /// [`join_next_with_id`](JoinSet::join_next_with_id) as a poll function.
+    pub fn poll_join_next_with_id(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<(Id, T), JoinError>>> {
         if self.tasks.len() == 0 {
             return Poll::Ready(None);
         }
@@ -223,21 +313,23 @@ impl<T: 'static> JoinSet<T> {
         Poll::Pending
     }
 
-    /// The output of the member that finished first, if any has, removing it from the set.
-    fn next_finished(&mut self) -> Option<Result<T, JoinError>> {
+    /// The output of the member that finished first, if any has, removing it from the set;
+    /// with the task's ID.
+    fn next_finished(&mut self) -> Option<Result<(Id, T), JoinError>> {
         loop {
             let (key, id) = self.finished.lock().queue.pop_front()?;
             let Some(member) = self.tasks.get_mut(key).filter(|m| m.id == id) else {
                 continue; // a member already gone
             };
+            let task_id = member.handle.id();
             if let Some(out) = member.early.take() {
                 self.tasks.remove(key);
-                return Some(out);
+                return Some(out.map(|v| (task_id, v)));
             }
             let mut cx = Context::from_waker(&member.waker);
             if let Poll::Ready(out) = Pin::new(&mut member.handle).poll(&mut cx) {
                 self.tasks.remove(key);
-                return Some(out);
+                return Some(out.map(|v| (task_id, v)));
             }
             // Not finished after all (a stray wake): its waker stays with the task.
         }
@@ -264,6 +356,54 @@ impl<T: 'static> JoinSet<T> {
         // Dropping a handle detaches its task.
         drop(self.tasks.drain());
         self.finished.lock().queue.clear();
+    }
+}
+
+/// Drops the task ID from a [`JoinSet::join_next_with_id`] result.
+fn without_id<T>(res: Result<(Id, T), JoinError>) -> Result<T, JoinError> {
+    res.map(|(_, v)| v)
+}
+
+/// Spawns every future of the iterator as a task of the set, as
+/// [`spawn`](JoinSet::spawn) does.
+///
+/// # Panics
+/// Outside a runtime, like [`spawn`](crate::spawn).
+impl<T: 'static, F> Extend<F> for JoinSet<T>
+where
+    F: Future<Output = T> + 'static,
+{
+    fn extend<I: IntoIterator<Item = F>>(&mut self, futures: I) {
+        for future in futures {
+            self.spawn(future);
+        }
+    }
+}
+
+/// A set of one task per future of the iterator, each spawned as by
+/// [`spawn`](JoinSet::spawn).
+///
+/// # Panics
+/// Outside a runtime, like [`spawn`](crate::spawn).
+///
+/// ```
+/// use overlap::JoinSet;
+///
+/// overlap::block_on(async {
+///     let set: JoinSet<u32> = (1..=4).map(|i| async move { i * 10 }).collect();
+///     let mut outputs = set.join_all().await;
+///     outputs.sort();
+///     assert_eq!(outputs, [10, 20, 30, 40]);
+/// });
+/// ```
+impl<T: 'static, F> FromIterator<F> for JoinSet<T>
+where
+    F: Future<Output = T> + 'static,
+{
+    fn from_iter<I: IntoIterator<Item = F>>(futures: I) -> JoinSet<T> {
+        let mut set = JoinSet::new();
+        set.extend(futures);
+        set
     }
 }
 
