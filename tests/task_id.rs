@@ -206,3 +206,12 @@ fn spawn_blocking_handles_have_distinct_ids() {
         assert_eq!(a.await.unwrap() + b.await.unwrap(), 3);
     });
 }
+
+#[test]
+fn a_spawn_blocking_closure_sees_its_handles_id() {
+    overlap::block_on(async {
+        let handle = overlap::spawn_blocking(task::try_id);
+        let id = handle.id();
+        assert_eq!(handle.await.unwrap(), Some(id));
+    });
+}

@@ -4,6 +4,7 @@ mod pool;
 
 pub(crate) mod completion;
 
+use std::cell::Cell;
 use std::io;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 
@@ -13,7 +14,31 @@ pub use pool::DurableWork;
 use pool::Finish;
 pub(crate) use pool::{BlockingPool, Hook, PoolConfig};
 
-use crate::task::JoinHandle;
+use crate::task::{Id, JoinHandle};
+
+thread_local! {
+    /// On a pool thread running a `spawn_blocking` closure: the ID of the task relaying its
+    /// result, which `task::try_id` reports there (the closure is that task's work).
+    static JOB_TASK: Cell<Option<Id>> = const { Cell::new(None) };
+}
+
+/// The ID of the task whose `spawn_blocking` closure runs on this thread, if any.
+pub(crate) fn job_task_id() -> Option<Id> {
+    JOB_TASK.try_with(Cell::get).ok().flatten()
+}
+
+/// Runs `f` with `id` as the current blocking job's task ID, restoring the previous one
+/// even if `f` panics.
+fn with_job_task<R>(id: Id, f: impl FnOnce() -> R) -> R {
+    struct Restore(Option<Id>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            JOB_TASK.with(|t| t.set(self.0));
+        }
+    }
+    let _restore = Restore(JOB_TASK.with(|t| t.replace(Some(id))));
+    f()
+}
 
 /// What a job sends back: its return value or panic, or the error that kept it from running.
 type Outcome<R> = Result<std::thread::Result<R>, io::Error>;
@@ -45,7 +70,8 @@ type Outcome<R> = Result<std::thread::Result<R>, io::Error>;
 ///   writes: the drop waits up to 10 s for a `fs::File`'s running write job, whose bytes
 ///   a process exiting right after would otherwise lose.)
 /// - Inside `f`, [`Handle::current`](crate::Handle::current) is the spawning runtime's
-///   handle, so the job can start async work there.
+///   handle, so the job can start async work there, and [`task::id`](crate::task_id::id)
+///   is the returned handle's [`id`](JoinHandle::id).
 /// - The result reaches the handle through a task of the spawning runtime: await the
 ///   handle there (see [`JoinHandle`]).
 ///
@@ -84,12 +110,27 @@ where
         )
     });
     let (tx, rx) = completion::<Outcome<R>>();
+    let relay = crate::spawn(async move {
+        match rx.await {
+            Some(Ok(Ok(value))) => value,
+            Some(Ok(Err(payload))) => resume_unwind(payload),
+            Some(Err(err)) => panic!("spawn_blocking: could not start a blocking thread: {err}"),
+            None => panic!("spawn_blocking: the job was dropped before it ran"),
+        }
+    });
+    // Inside `f`, `task::id()` is the relay task's ID. The job holds a claim on that task's
+    // cell (an atomically counted waker), so the ID cannot pass to another task before the
+    // job is over, even if the handle and the relay are gone.
+    let id = relay.id();
+    let claim = relay.shared_claim();
     // Refused only during the runtime's shutdown (a future's destructor spawning): the job
     // is dropped and the handle reports it, like every other job queued at that point.
     let _ = pool.execute(Box::new(move |run: Result<&Finish<'_>, &io::Error>| {
         let outcome = match run {
             Ok(finish) => {
-                let value = catch_unwind(AssertUnwindSafe(|| handle.run_as_current(f)));
+                let value = catch_unwind(AssertUnwindSafe(|| {
+                    with_job_task(id, || handle.run_as_current(f))
+                }));
                 finish.done();
                 Ok(value)
             }
@@ -102,15 +143,9 @@ where
         // Nobody may be waiting any more (the task was aborted or the runtime dropped); the
         // outcome is then dropped here.
         tx.send(outcome);
+        drop(claim);
     }));
-    crate::spawn(async move {
-        match rx.await {
-            Some(Ok(Ok(value))) => value,
-            Some(Ok(Err(payload))) => resume_unwind(payload),
-            Some(Err(err)) => panic!("spawn_blocking: could not start a blocking thread: {err}"),
-            None => panic!("spawn_blocking: the job was dropped before it ran"),
-        }
-    })
+    relay
 }
 
 /// Marks work on the current runtime's pool that the runtime's drop must wait for (up to

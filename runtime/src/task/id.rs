@@ -66,9 +66,10 @@ impl fmt::Display for Id {
 /// The [`Id`] of the task being run now.
 ///
 /// It is available while the task's future is polled and while its future is dropped (on
-/// completion or on abort). The future given to [`block_on`](crate::block_on) is not a
-/// task: it has no ID, and neither has a [`spawn_blocking`](crate::spawn_blocking) closure,
-/// which runs on a pool thread (its [`JoinHandle`](crate::JoinHandle) does have one).
+/// completion, on abort, or at the runtime's shutdown), and inside a
+/// [`spawn_blocking`](crate::spawn_blocking) closure, where it is the ID of the
+/// [`JoinHandle`](crate::JoinHandle) that `spawn_blocking` returned. The future given to
+/// [`block_on`](crate::block_on) is not a task: it has no ID.
 ///
 /// # Panics
 /// Outside a task; see [`try_id`] for a version that returns `None` instead.
@@ -102,5 +103,7 @@ pub fn id() -> Id {
 /// });
 /// ```
 pub fn try_id() -> Option<Id> {
-    crate::executor::current_task().map(Id::of)
+    crate::executor::current_task()
+        .map(Id::of)
+        .or_else(crate::blocking::job_task_id)
 }

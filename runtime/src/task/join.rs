@@ -94,6 +94,12 @@ impl<T> JoinHandle<T> {
         Id::of(self.task)
     }
 
+    /// A claim on the task's cell that any thread may hold and drop (see
+    /// `waker::shared_claim`): it keeps the task's ID from being reused.
+    pub(crate) fn shared_claim(&self) -> std::task::Waker {
+        super::waker::shared_claim(self.task)
+    }
+
     /// A handle that can stop the task but not await it; clone it to give several parts
     /// of a program that power. See [`AbortHandle`].
     pub fn abort_handle(&self) -> AbortHandle {

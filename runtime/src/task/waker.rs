@@ -95,6 +95,16 @@ pub(crate) fn claim(task: TaskPtr) -> Waker {
     unsafe { Waker::from_raw(clone_waker(task)) }
 }
 
+/// A new atomically counted waker for `task`, as a claim on its cell for code on another
+/// thread: dropping it anywhere costs one atomic decrement, never a remote-queue entry.
+/// The caller must hold a claim on the task already.
+pub(crate) fn shared_claim(task: TaskPtr) -> Waker {
+    task.unit_inc();
+    // SAFETY: SHARED upholds the RawWaker contract for a live task, and the unit counted
+    // just above is the one this waker owns.
+    unsafe { Waker::from_raw(RawWaker::new(task.as_raw(), &SHARED)) }
+}
+
 /// # Safety
 /// `ptr` is the data pointer of a task waker (either vtable): a live task cell on which it
 /// holds a claim.
