@@ -52,5 +52,6 @@ pub use mutex::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard, Tr
 pub use notify::{Notified, Notify};
 pub use once_cell::{OnceCell, SetError};
 pub use semaphore::{
-    Acquire, AcquireError, AcquireOwned, OwnedPermit, Permit, Semaphore, TryAcquireError,
+    Acquire, AcquireError, AcquireOwned, OwnedPermit, OwnedSemaphorePermit, Permit, Semaphore,
+    SemaphorePermit, TryAcquireError,
 };

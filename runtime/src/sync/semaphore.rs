@@ -63,9 +63,29 @@ pub enum TryAcquireError {
     Closed,
 }
 
+/// [`Permit`] under tokio's name.
+pub type SemaphorePermit<'a> = Permit<'a>;
+
+/// [`OwnedPermit`] under tokio's name.
+pub type OwnedSemaphorePermit = OwnedPermit;
+
 impl Semaphore {
+    /// The most permits [`new`](Semaphore::new) accepts: `usize::MAX >> 3`, tokio's bound.
+    /// (Overlap's count has no need of the spare bits, and [`add_permits`] saturates at
+    /// `usize::MAX` instead of panicking past this bound as tokio's does.)
+    ///
+    /// [`add_permits`]: Semaphore::add_permits
+    pub const MAX_PERMITS: usize = usize::MAX >> 3;
+
     /// A semaphore with `permits` permits.
+    ///
+    /// # Panics
+    /// If `permits` is more than [`MAX_PERMITS`](Semaphore::MAX_PERMITS), as tokio's does.
     pub fn new(permits: usize) -> Semaphore {
+        assert!(
+            permits <= Semaphore::MAX_PERMITS,
+            "a semaphore holds at most Semaphore::MAX_PERMITS permits"
+        );
         Semaphore {
             permits: Cell::new(permits),
             waiters: WaitQueue::default(),
@@ -345,7 +365,7 @@ pub struct Permit<'a> {
     permits: usize,
 }
 
-impl Permit<'_> {
+impl<'a> Permit<'a> {
     /// How many permits it holds.
     pub fn num_permits(&self) -> usize {
         self.permits
@@ -354,6 +374,50 @@ impl Permit<'_> {
     /// Keeps its permits out of the semaphore for good: dropping it gives nothing back.
     pub fn forget(mut self) {
         self.permits = 0;
+    }
+
+    /// Takes `other`'s permits into this one: they go back together when it is dropped.
+    ///
+    /// # Panics
+    /// If the two come from different semaphores.
+    ///
+    /// ```
+    /// use overlap::sync::Semaphore;
+    ///
+    /// let sem = Semaphore::new(3);
+    /// let mut a = sem.try_acquire().unwrap();
+    /// a.merge(sem.try_acquire_many(2).unwrap());
+    /// assert_eq!((a.num_permits(), sem.available_permits()), (3, 0));
+    /// drop(a);
+    /// assert_eq!(sem.available_permits(), 3);
+    /// ```
+    pub fn merge(&mut self, mut other: Permit<'_>) {
+        assert!(
+            std::ptr::eq(self.sem, other.sem),
+            "merging permits of different semaphores"
+        );
+        self.permits += std::mem::take(&mut other.permits);
+    }
+
+    /// Moves `n` of its permits into a new permit, which gives them back on its own when
+    /// dropped; `None` (and nothing moves) if it holds fewer than `n`.
+    ///
+    /// ```
+    /// use overlap::sync::Semaphore;
+    ///
+    /// let sem = Semaphore::new(3);
+    /// let mut three = sem.try_acquire_many(3).unwrap();
+    /// let one = three.split(1).unwrap();
+    /// assert!(three.split(5).is_none());
+    /// drop(one);
+    /// assert_eq!((three.num_permits(), sem.available_permits()), (2, 1));
+    /// ```
+    pub fn split(&mut self, n: usize) -> Option<Permit<'a>> {
+        self.permits = self.permits.checked_sub(n)?;
+        Some(Permit {
+            sem: self.sem,
+            permits: n,
+        })
     }
 }
 
@@ -387,6 +451,41 @@ impl OwnedPermit {
     /// The semaphore it came from.
     pub fn semaphore(&self) -> &Rc<Semaphore> {
         &self.sem
+    }
+
+    /// Takes `other`'s permits into this one, as [`Permit::merge`] does.
+    ///
+    /// # Panics
+    /// If the two come from different semaphores.
+    pub fn merge(&mut self, mut other: OwnedPermit) {
+        assert!(
+            Rc::ptr_eq(&self.sem, &other.sem),
+            "merging permits of different semaphores"
+        );
+        self.permits += std::mem::take(&mut other.permits);
+    }
+
+    /// Moves `n` of its permits into a new permit, as [`Permit::split`] does; `None` if
+    /// it holds fewer than `n`.
+    ///
+    /// ```
+    /// use std::rc::Rc;
+    /// use overlap::sync::Semaphore;
+    ///
+    /// let sem = Rc::new(Semaphore::new(2));
+    /// let mut both = sem.clone().try_acquire_many_owned(2).unwrap();
+    /// let one = both.split(1).unwrap();
+    /// overlap::block_on(async move {
+    ///     overlap::spawn(async move { drop(one) }).await.unwrap();
+    /// });
+    /// assert_eq!((both.num_permits(), sem.available_permits()), (1, 1));
+    /// ```
+    pub fn split(&mut self, n: usize) -> Option<OwnedPermit> {
+        self.permits = self.permits.checked_sub(n)?;
+        Some(OwnedPermit {
+            sem: self.sem.clone(),
+            permits: n,
+        })
     }
 }
 
