@@ -36,6 +36,37 @@
 //! });
 //! ```
 
+/// Implements `Deref` to `$target` through `self.$field` (with `mut`, `DerefMut` too), and
+/// `Debug` as the target's, for a lock guard of generics `[$gen]`.
+macro_rules! guard_deref {
+    ([$($gen:tt)*] $ty:ty => mut $target:ty, $field:ident) => {
+        guard_deref!([$($gen)*] $ty => $target, $field);
+
+        impl<$($gen)*> std::ops::DerefMut for $ty {
+            fn deref_mut(&mut self) -> &mut $target {
+                &mut self.$field
+            }
+        }
+    };
+    ([$($gen:tt)*] $ty:ty => $target:ty, $field:ident) => {
+        impl<$($gen)*> std::ops::Deref for $ty {
+            type Target = $target;
+            fn deref(&self) -> &$target {
+                &self.$field
+            }
+        }
+
+        impl<$($gen)*> std::fmt::Debug for $ty
+        where
+            $target: std::fmt::Debug,
+        {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                std::fmt::Debug::fmt(&**self, f)
+            }
+        }
+    };
+}
+
 mod barrier;
 pub mod broadcast;
 pub mod mpsc;
@@ -43,14 +74,21 @@ mod mutex;
 mod notify;
 mod once_cell;
 pub mod oneshot;
+mod rwlock;
 mod semaphore;
 mod waiters;
 pub mod watch;
 
 pub use barrier::{Barrier, BarrierWait, BarrierWaitResult};
-pub use mutex::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard, TryLockError};
+pub use mutex::{
+    MappedMutexGuard, Mutex, MutexGuard, OwnedMappedMutexGuard, OwnedMutexGuard, TryLockError,
+};
 pub use notify::{Notified, Notify};
 pub use once_cell::{OnceCell, SetError};
+pub use rwlock::{
+    OwnedRwLockMappedWriteGuard, OwnedRwLockReadGuard, OwnedRwLockWriteGuard, RwLock,
+    RwLockMappedWriteGuard, RwLockReadGuard, RwLockWriteGuard,
+};
 pub use semaphore::{
     Acquire, AcquireError, AcquireOwned, OwnedPermit, OwnedSemaphorePermit, Permit, Semaphore,
     SemaphorePermit, TryAcquireError,

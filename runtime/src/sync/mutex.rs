@@ -1,11 +1,15 @@
-//! `Mutex` and `RwLock`: access to a value held across `.await`, granted in the order tasks
-//! asked, built on the [`Semaphore`]'s line.
+//! `Mutex`: exclusive access to a value held across `.await`, granted in the order tasks
+//! asked, built on the [`Semaphore`]'s line. The guards that own an `Rc` of the mutex are in
+//! `owned`.
 
-use std::cell::{Ref, RefCell, RefMut};
+use std::cell::{RefCell, RefMut};
 use std::fmt;
-use std::ops::{Deref, DerefMut};
 
 use super::semaphore::{Permit, Semaphore, TryAcquireError};
+
+mod owned;
+
+pub use owned::{OwnedMappedMutexGuard, OwnedMutexGuard};
 
 /// Exclusive access to a value for one task at a time, held across `.await`; the tasks of
 /// one runtime (not `Send`).
@@ -48,21 +52,36 @@ use super::semaphore::{Permit, Semaphore, TryAcquireError};
 ///
 /// Forgetting a guard (`mem::forget`) keeps the lock held for good: later `lock`s wait
 /// forever, as with a std mutex.
+///
+/// To hold the lock in a task that does not borrow the mutex (a guard moved into
+/// [`spawn`](crate::spawn)), lock an `Rc<Mutex<T>>` with [`lock_owned`](Mutex::lock_owned):
+/// where tokio's owned locks take an `Arc`, overlap's take an `Rc`, since its tasks stay on
+/// one thread.
 pub struct Mutex<T: ?Sized> {
     sem: Semaphore,
     value: RefCell<T>,
 }
 
-/// The lock is held (or, for [`RwLock::try_read`], written) now.
+/// The lock is held (or, for [`RwLock::try_read`](super::RwLock::try_read), written) now.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TryLockError;
 
-/// Held access to a [`Mutex`]'s value; the lock is released when it is dropped.
+/// Held access to a [`Mutex`]'s value; the lock is released when it is dropped, and the
+/// first waiting task gets it.
 #[must_use = "the lock is released as soon as the guard is dropped"]
 pub struct MutexGuard<'a, T: ?Sized> {
     // Declared first so it drops first: the next holder finds the value unborrowed.
     value: RefMut<'a, T>,
-    _permit: Permit<'a>,
+    permit: Permit<'a>,
+    lock: &'a Mutex<T>,
+}
+
+/// A [`MutexGuard`] narrowed to a part of the value by [`MutexGuard::map`]; it still holds
+/// the whole lock, released when it is dropped.
+#[must_use = "the lock is released as soon as the guard is dropped"]
+pub struct MappedMutexGuard<'a, T: ?Sized> {
+    value: RefMut<'a, T>,
+    permit: Permit<'a>,
 }
 
 impl<T> Mutex<T> {
@@ -106,7 +125,97 @@ impl<T: ?Sized> Mutex<T> {
         MutexGuard {
             // The one permit is held by one guard at a time, so the value is not borrowed.
             value: self.value.borrow_mut(),
-            _permit: permit,
+            permit,
+            lock: self,
+        }
+    }
+}
+
+impl<'a, T: ?Sized> MutexGuard<'a, T> {
+    /// Narrows the guard to a part of the value (a field, an element), keeping the lock
+    /// held until the returned guard is dropped. An associated function (call it as
+    /// `MutexGuard::map(guard, f)`), so it does not hide a `map` method of `T`.
+    ///
+    /// ```
+    /// use overlap::sync::{MappedMutexGuard, Mutex, MutexGuard};
+    ///
+    /// overlap::block_on(async {
+    ///     let pair = Mutex::new((1, String::from("a")));
+    ///     let mut name: MappedMutexGuard<'_, String> =
+    ///         MutexGuard::map(pair.lock().await, |p| &mut p.1);
+    ///     name.push('b');
+    ///     assert!(pair.try_lock().is_err(), "still locked");
+    ///     drop(name);
+    ///     assert_eq!(*pair.lock().await, (1, String::from("ab")));
+    /// });
+    /// ```
+    pub fn map<U: ?Sized>(this: Self, f: impl FnOnce(&mut T) -> &mut U) -> MappedMutexGuard<'a, U> {
+        let whole = MappedMutexGuard {
+            value: this.value,
+            permit: this.permit,
+        };
+        MappedMutexGuard::map(whole, f)
+    }
+
+    /// Like [`map`](MutexGuard::map), for a part that may be missing: when `f` gives
+    /// `None`, the guard comes back unchanged in the error.
+    ///
+    /// ```
+    /// use overlap::sync::{Mutex, MutexGuard};
+    ///
+    /// overlap::block_on(async {
+    ///     let v = Mutex::new(vec![1, 2]);
+    ///     let guard = MutexGuard::try_map(v.lock().await, |v| v.get_mut(5)).unwrap_err();
+    ///     let mut first = MutexGuard::try_map(guard, |v| v.first_mut()).unwrap();
+    ///     *first = 10;
+    ///     drop(first);
+    ///     assert_eq!(*v.lock().await, [10, 2]);
+    /// });
+    /// ```
+    pub fn try_map<U: ?Sized>(
+        this: Self,
+        f: impl FnOnce(&mut T) -> Option<&mut U>,
+    ) -> Result<MappedMutexGuard<'a, U>, Self> {
+        let MutexGuard {
+            value,
+            permit,
+            lock,
+        } = this;
+        match RefMut::filter_map(value, f) {
+            Ok(value) => Ok(MappedMutexGuard { value, permit }),
+            Err(value) => Err(MutexGuard {
+                value,
+                permit,
+                lock,
+            }),
+        }
+    }
+
+    /// The mutex this guard locks.
+    pub fn mutex(this: &Self) -> &'a Mutex<T> {
+        this.lock
+    }
+}
+
+impl<'a, T: ?Sized> MappedMutexGuard<'a, T> {
+    /// Narrows the guard further, as [`MutexGuard::map`] does.
+    pub fn map<U: ?Sized>(this: Self, f: impl FnOnce(&mut T) -> &mut U) -> MappedMutexGuard<'a, U> {
+        MappedMutexGuard {
+            value: RefMut::map(this.value, f),
+            permit: this.permit,
+        }
+    }
+
+    /// Narrows the guard further if `f` finds the part, as [`MutexGuard::try_map`] does;
+    /// else gives it back.
+    pub fn try_map<U: ?Sized>(
+        this: Self,
+        f: impl FnOnce(&mut T) -> Option<&mut U>,
+    ) -> Result<MappedMutexGuard<'a, U>, Self> {
+        let MappedMutexGuard { value, permit } = this;
+        match RefMut::filter_map(value, f) {
+            Ok(value) => Ok(MappedMutexGuard { value, permit }),
+            Err(value) => Err(MappedMutexGuard { value, permit }),
         }
     }
 }
@@ -123,19 +232,6 @@ impl<T> From<T> for Mutex<T> {
     }
 }
 
-impl<T: ?Sized> Deref for MutexGuard<'_, T> {
-    type Target = T;
-    fn deref(&self) -> &T {
-        &self.value
-    }
-}
-
-impl<T: ?Sized> DerefMut for MutexGuard<'_, T> {
-    fn deref_mut(&mut self) -> &mut T {
-        &mut self.value
-    }
-}
-
 impl<T: ?Sized + fmt::Debug> fmt::Debug for Mutex<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut d = f.debug_struct("Mutex");
@@ -147,12 +243,6 @@ impl<T: ?Sized + fmt::Debug> fmt::Debug for Mutex<T> {
     }
 }
 
-impl<T: ?Sized + fmt::Debug> fmt::Debug for MutexGuard<'_, T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&*self.value, f)
-    }
-}
-
 impl fmt::Display for TryLockError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("the lock is held")
@@ -161,172 +251,5 @@ impl fmt::Display for TryLockError {
 
 impl std::error::Error for TryLockError {}
 
-/// Shared reading or exclusive writing of a value, held across `.await`; the tasks of one
-/// runtime (not `Send`).
-///
-/// Any number of readers, or one writer. Requests are served first come, first served: a
-/// waiting writer holds back the readers that come after it, so a stream of readers cannot
-/// starve it; readers in a row are let in together. As with [`Mutex`], there is no
-/// poisoning: a writer that panics releases the lock and leaves the value as it was then.
-///
-/// ```
-/// use std::rc::Rc;
-/// use overlap::sync::RwLock;
-///
-/// overlap::block_on(async {
-///     let config = Rc::new(RwLock::new(String::from("v1")));
-///     let a = config.read().await;
-///     let b = config.read().await; // readers share
-///     assert_eq!((a.as_str(), b.as_str()), ("v1", "v1"));
-///     assert!(config.try_write().is_err());
-///     drop((a, b));
-///     config.write().await.push_str("+patch");
-///     assert_eq!(*config.read().await, "v1+patch");
-/// });
-/// ```
-pub struct RwLock<T: ?Sized> {
-    sem: Semaphore,
-    value: RefCell<T>,
-}
-
-/// Readers at once; a writer takes all of them. Far beyond any real count of tasks.
-const MAX_READERS: u32 = u32::MAX >> 3;
-
-/// Shared access to an [`RwLock`]'s value, released when dropped.
-#[must_use = "the lock is released as soon as the guard is dropped"]
-pub struct RwLockReadGuard<'a, T: ?Sized> {
-    value: Ref<'a, T>,
-    _permit: Permit<'a>,
-}
-
-/// Exclusive access to an [`RwLock`]'s value, released when dropped.
-#[must_use = "the lock is released as soon as the guard is dropped"]
-pub struct RwLockWriteGuard<'a, T: ?Sized> {
-    value: RefMut<'a, T>,
-    _permit: Permit<'a>,
-}
-
-impl<T> RwLock<T> {
-    /// An unlocked lock holding `value`.
-    pub fn new(value: T) -> RwLock<T> {
-        RwLock {
-            sem: Semaphore::new(MAX_READERS as usize),
-            value: RefCell::new(value),
-        }
-    }
-
-    /// The value, taking the lock apart.
-    pub fn into_inner(self) -> T {
-        self.value.into_inner()
-    }
-}
-
-impl<T: ?Sized> RwLock<T> {
-    /// Waits until no writer holds the lock or waits before this reader, then reads.
-    pub async fn read(&self) -> RwLockReadGuard<'_, T> {
-        match self.sem.acquire().await {
-            Ok(permit) => self.read_guard(permit),
-            Err(_) => unreachable!("a lock never closes its semaphore"),
-        }
-    }
-
-    /// Waits until nobody holds the lock, then writes.
-    pub async fn write(&self) -> RwLockWriteGuard<'_, T> {
-        match self.sem.acquire_many(MAX_READERS).await {
-            Ok(permit) => self.write_guard(permit),
-            Err(_) => unreachable!("a lock never closes its semaphore"),
-        }
-    }
-
-    /// A read guard if no writer holds the lock and nobody waits for it now.
-    pub fn try_read(&self) -> Result<RwLockReadGuard<'_, T>, TryLockError> {
-        match self.sem.try_acquire() {
-            Ok(permit) => Ok(self.read_guard(permit)),
-            Err(_) => Err(TryLockError),
-        }
-    }
-
-    /// A write guard if nobody holds the lock or waits for it now.
-    pub fn try_write(&self) -> Result<RwLockWriteGuard<'_, T>, TryLockError> {
-        match self.sem.try_acquire_many(MAX_READERS) {
-            Ok(permit) => Ok(self.write_guard(permit)),
-            Err(_) => Err(TryLockError),
-        }
-    }
-
-    /// The value, with no locking: `&mut self` proves no guard exists.
-    pub fn get_mut(&mut self) -> &mut T {
-        self.value.get_mut()
-    }
-
-    fn read_guard<'a>(&'a self, permit: Permit<'a>) -> RwLockReadGuard<'a, T> {
-        RwLockReadGuard {
-            // A reader's permit means no writer holds all of them: no mutable borrow exists.
-            value: self.value.borrow(),
-            _permit: permit,
-        }
-    }
-
-    fn write_guard<'a>(&'a self, permit: Permit<'a>) -> RwLockWriteGuard<'a, T> {
-        RwLockWriteGuard {
-            // A writer holds every permit: no other guard exists.
-            value: self.value.borrow_mut(),
-            _permit: permit,
-        }
-    }
-}
-
-impl<T: Default> Default for RwLock<T> {
-    fn default() -> RwLock<T> {
-        RwLock::new(T::default())
-    }
-}
-
-impl<T> From<T> for RwLock<T> {
-    fn from(value: T) -> RwLock<T> {
-        RwLock::new(value)
-    }
-}
-
-impl<T: ?Sized> Deref for RwLockReadGuard<'_, T> {
-    type Target = T;
-    fn deref(&self) -> &T {
-        &self.value
-    }
-}
-
-impl<T: ?Sized> Deref for RwLockWriteGuard<'_, T> {
-    type Target = T;
-    fn deref(&self) -> &T {
-        &self.value
-    }
-}
-
-impl<T: ?Sized> DerefMut for RwLockWriteGuard<'_, T> {
-    fn deref_mut(&mut self) -> &mut T {
-        &mut self.value
-    }
-}
-
-impl<T: ?Sized + fmt::Debug> fmt::Debug for RwLock<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut d = f.debug_struct("RwLock");
-        match self.value.try_borrow() {
-            Ok(v) => d.field("value", &&*v),
-            Err(_) => d.field("value", &format_args!("<written>")),
-        };
-        d.finish()
-    }
-}
-
-impl<T: ?Sized + fmt::Debug> fmt::Debug for RwLockReadGuard<'_, T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&*self.value, f)
-    }
-}
-
-impl<T: ?Sized + fmt::Debug> fmt::Debug for RwLockWriteGuard<'_, T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&*self.value, f)
-    }
-}
+guard_deref!([T: ?Sized] MutexGuard<'_, T> => mut T, value);
+guard_deref!([T: ?Sized] MappedMutexGuard<'_, T> => mut T, value);
