@@ -85,6 +85,24 @@ fn a_closed_channel_and_a_joined_task_are_terminated_and_select_reaches_complete
 }
 
 #[test]
+fn a_oneshot_emptied_by_try_recv_is_terminated_and_select_skips_it() {
+    block_on(async {
+        let (otx, mut orx) = oneshot::channel::<u32>();
+        otx.send(1).unwrap();
+        assert_eq!(orx.try_recv(), Ok(1));
+        assert!(FusedFuture::is_terminated(&orx));
+        let mut got = Vec::new();
+        loop {
+            select! {
+                r = orx => got.push(r),
+                complete => break,
+            }
+        }
+        assert!(got.is_empty(), "polled again after try_recv: {got:?}");
+    });
+}
+
+#[test]
 fn an_unfinished_join_handle_and_an_open_receiver_are_not_terminated() {
     block_on(async {
         let (_tx, rx) = mpsc::channel::<u32>(1);

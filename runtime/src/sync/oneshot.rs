@@ -159,13 +159,18 @@ impl<T> Drop for Sender<T> {
 impl<T> Receiver<T> {
     /// Takes the value if it was sent, without waiting. After [`close`](Receiver::close),
     /// nothing can come any more: no value is [`TryRecvError::Closed`].
+    ///
+    /// Taking the value, or learning that none will come, terminates the receiver
+    /// (`FusedFuture`), as awaiting it does: a `select!` does not poll it again.
     pub fn try_recv(&mut self) -> Result<T, TryRecvError> {
         let mut inner = self.inner.borrow_mut();
-        match inner.value.take() {
+        let got = match inner.value.take() {
             Some(v) => Ok(v),
             None if inner.sender_gone || inner.receiver_gone => Err(TryRecvError::Closed),
             None => Err(TryRecvError::Empty),
-        }
+        };
+        self.done |= !matches!(got, Err(TryRecvError::Empty));
+        got
     }
 
     /// Closes the channel without dropping the receiver: from now on
