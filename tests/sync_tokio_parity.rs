@@ -1,10 +1,12 @@
-//! The tokio calls `overlap::sync` gained for ports: semaphore permits merged and split.
+//! The tokio calls `overlap::sync` gained for ports: semaphore permits merged and split,
+//! `mpsc`'s weak senders and receiver queries, `oneshot::Receiver::{is_empty,
+//! is_terminated}`, and `same_channel` on watch and unbounded senders.
 
 mod support;
 
 use std::rc::Rc;
 
-use overlap::sync::Semaphore;
+use overlap::sync::{mpsc, oneshot, watch, Semaphore};
 use support::settle;
 
 #[overlap::test]
@@ -49,4 +51,91 @@ fn merging_permits_of_two_semaphores_panics() {
 #[should_panic(expected = "MAX_PERMITS")]
 fn a_semaphore_above_max_permits_is_refused() {
     let _ = Semaphore::new(Semaphore::MAX_PERMITS + 1);
+}
+
+#[overlap::test]
+async fn a_weak_sender_upgrades_only_while_a_strong_one_lives() {
+    let (tx, mut rx) = mpsc::channel::<u32>(2);
+    let weak = tx.downgrade();
+    let weak2 = weak.clone();
+    assert_eq!((tx.strong_count(), tx.weak_count()), (1, 2));
+    assert_eq!((rx.sender_strong_count(), rx.sender_weak_count()), (1, 2));
+    let up = weak.upgrade().unwrap();
+    assert_eq!(weak.strong_count(), 2);
+    up.send(1).await.unwrap();
+    drop((tx, up));
+    assert!(weak.upgrade().is_none());
+    assert!(rx.is_closed(), "weak senders do not keep it open");
+    assert_eq!(rx.recv().await, Some(1));
+    assert_eq!(rx.recv().await, None);
+    drop(weak2);
+    assert_eq!(weak.weak_count(), 1);
+
+    let (tx, mut rx) = mpsc::unbounded_channel::<u32>();
+    let weak = tx.downgrade();
+    let waiting = overlap::spawn(async move { rx.recv().await });
+    settle().await;
+    weak.upgrade().unwrap().send(7).unwrap();
+    drop(tx);
+    assert_eq!(waiting.await.unwrap(), Some(7));
+    assert!(weak.upgrade().is_none());
+}
+
+#[overlap::test]
+async fn the_last_strong_sender_dropping_wakes_a_receiver_despite_weak_ones() {
+    let (tx, mut rx) = mpsc::channel::<u32>(1);
+    let _weak = tx.downgrade();
+    let receiver = overlap::spawn(async move { rx.recv().await });
+    settle().await;
+    drop(tx);
+    assert_eq!(receiver.await.unwrap(), None);
+}
+
+#[overlap::test]
+async fn the_receiver_reports_capacity_length_and_closing() {
+    let (tx, mut rx) = mpsc::channel(3);
+    tx.send(1).await.unwrap();
+    let permit = tx.reserve().await.unwrap();
+    assert_eq!((rx.len(), rx.capacity(), rx.max_capacity()), (1, 1, 3));
+    assert!(!rx.is_empty() && !rx.is_closed());
+    rx.close();
+    assert!(rx.is_closed());
+    permit.send(2);
+    assert_eq!(rx.recv().await, Some(1));
+    assert_eq!(rx.recv().await, Some(2));
+    assert_eq!(rx.recv().await, None);
+    assert!(rx.is_empty());
+    let err = tx.try_send(9).unwrap_err();
+    assert!(matches!(err, mpsc::error::TrySendError::Closed(_)));
+    assert_eq!(err.into_inner(), 9);
+}
+
+#[test]
+fn unbounded_and_watch_senders_know_their_channel() {
+    let (tx, _rx) = mpsc::unbounded_channel::<u8>();
+    let (other, _other_rx) = mpsc::unbounded_channel::<u8>();
+    assert!(tx.same_channel(&tx.clone()));
+    assert!(!tx.same_channel(&other));
+
+    let (wtx, wrx) = watch::channel(0);
+    let (wother, wother_rx) = watch::channel(0);
+    assert!(wtx.same_channel(&wtx.clone()) && !wtx.same_channel(&wother));
+    assert!(wrx.same_channel(&wrx.clone()) && !wrx.same_channel(&wother_rx));
+}
+
+#[overlap::test]
+async fn a_oneshot_receiver_reports_empty_and_terminated() {
+    let (tx, mut rx) = oneshot::channel::<u8>();
+    assert!(rx.is_empty() && !rx.is_terminated());
+    tx.send(3).unwrap();
+    assert!(!rx.is_empty() && !rx.is_terminated());
+    assert_eq!(rx.try_recv(), Ok(3));
+    assert!(rx.is_empty() && rx.is_terminated());
+
+    let (tx, mut rx) = oneshot::channel::<u8>();
+    assert_eq!(rx.try_recv(), Err(oneshot::error::TryRecvError::Empty));
+    assert!(!rx.is_terminated(), "may still come");
+    drop(tx);
+    assert!((&mut rx).await.is_err());
+    assert!(rx.is_empty() && rx.is_terminated());
 }

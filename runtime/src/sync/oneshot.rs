@@ -161,7 +161,8 @@ impl<T> Receiver<T> {
     /// nothing can come any more: no value is [`TryRecvError::Closed`].
     ///
     /// Taking the value, or learning that none will come, terminates the receiver
-    /// (`FusedFuture`), as awaiting it does: a `select!` does not poll it again.
+    /// ([`is_terminated`](Receiver::is_terminated), `FusedFuture`), as awaiting it does: a
+    /// `select!` does not poll it again.
     pub fn try_recv(&mut self) -> Result<T, TryRecvError> {
         let mut inner = self.inner.borrow_mut();
         let got = match inner.value.take() {
@@ -171,6 +172,42 @@ impl<T> Receiver<T> {
         };
         self.done |= !matches!(got, Err(TryRecvError::Empty));
         got
+    }
+
+    /// Whether no value waits to be taken: none was sent yet, the sender went without
+    /// sending, or the value was already taken.
+    ///
+    /// ```
+    /// use overlap::sync::oneshot;
+    ///
+    /// let (tx, mut rx) = oneshot::channel();
+    /// assert!(rx.is_empty());
+    /// tx.send(1).unwrap();
+    /// assert!(!rx.is_empty());
+    /// assert_eq!(rx.try_recv(), Ok(1));
+    /// assert!(rx.is_empty());
+    /// ```
+    pub fn is_empty(&self) -> bool {
+        self.inner.borrow().value.is_none()
+    }
+
+    /// Whether the receiver has given its outcome (the value, or the error that none will
+    /// come), by being awaited or by [`try_recv`](Receiver::try_recv): it must not be
+    /// polled again.
+    ///
+    /// ```
+    /// use overlap::sync::oneshot;
+    ///
+    /// overlap::block_on(async {
+    ///     let (tx, mut rx) = oneshot::channel();
+    ///     tx.send("v").unwrap();
+    ///     assert!(!rx.is_terminated());
+    ///     assert_eq!((&mut rx).await, Ok("v"));
+    ///     assert!(rx.is_terminated());
+    /// });
+    /// ```
+    pub fn is_terminated(&self) -> bool {
+        self.done
     }
 
     /// Closes the channel without dropping the receiver: from now on

@@ -180,6 +180,20 @@ impl<T> Sender<T> {
         self.shared.senders.get()
     }
 
+    /// Whether both senders belong to the same channel.
+    ///
+    /// ```
+    /// use overlap::sync::watch;
+    ///
+    /// let (tx, _rx) = watch::channel(0);
+    /// let (other, _other_rx) = watch::channel(0);
+    /// assert!(tx.same_channel(&tx.clone()));
+    /// assert!(!tx.same_channel(&other));
+    /// ```
+    pub fn same_channel(&self, other: &Sender<T>) -> bool {
+        Rc::ptr_eq(&self.shared, &other.shared)
+    }
+
     /// Whether every receiver is gone.
     pub fn is_closed(&self) -> bool {
         self.receiver_count() == 0
@@ -254,6 +268,20 @@ impl<T> Receiver<T> {
         let slot = shared.watchers.add();
         shared.receivers.set(shared.receivers.get() + 1);
         Receiver { shared, seen, slot }
+    }
+
+    /// Whether both receivers belong to the same channel.
+    ///
+    /// ```
+    /// use overlap::sync::watch;
+    ///
+    /// let (tx, rx) = watch::channel(0);
+    /// let (_other_tx, other) = watch::channel(0);
+    /// assert!(rx.same_channel(&tx.subscribe()));
+    /// assert!(!rx.same_channel(&other));
+    /// ```
+    pub fn same_channel(&self, other: &Receiver<T>) -> bool {
+        Rc::ptr_eq(&self.shared, &other.shared)
     }
 
     /// The current value, without marking it seen.

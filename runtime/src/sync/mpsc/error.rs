@@ -29,6 +29,23 @@ pub enum TryRecvError {
     Disconnected,
 }
 
+impl<T> TrySendError<T> {
+    /// The value that was not sent.
+    ///
+    /// ```
+    /// use overlap::sync::mpsc;
+    ///
+    /// let (tx, _rx) = mpsc::channel(1);
+    /// tx.try_send("first").unwrap();
+    /// assert_eq!(tx.try_send("second").unwrap_err().into_inner(), "second");
+    /// ```
+    pub fn into_inner(self) -> T {
+        match self {
+            TrySendError::Full(v) | TrySendError::Closed(v) => v,
+        }
+    }
+}
+
 impl TrySendError<()> {
     /// The same error, carrying `value` back.
     pub(super) fn with<U>(self, value: U) -> TrySendError<U> {

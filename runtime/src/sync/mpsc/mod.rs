@@ -17,10 +17,12 @@ use super::waiters::{wake, WaitQueue, Wakes, Watchers};
 pub mod error;
 mod permit;
 mod sender;
+mod weak;
 
 pub use error::{SendError, TryRecvError, TrySendError};
 pub use permit::{OwnedPermit, Permit};
 pub use sender::{Reserve, Send, Sender, UnboundedSender};
+pub use weak::{WeakSender, WeakUnboundedSender};
 
 /// The receiving side of an [`unbounded_channel`]: the same type as a bounded channel's.
 pub type UnboundedReceiver<T> = Receiver<T>;
@@ -35,6 +37,8 @@ struct Chan<T> {
     waiters: WaitQueue,
     receiver_waker: Option<Waker>,
     senders: usize,
+    /// `WeakSender`s, which do not keep the channel open.
+    weak_senders: usize,
     /// The receiver was dropped or closed: sends fail from now on (slots reserved before
     /// still take their values, unless the receiver was dropped).
     closed: bool,
@@ -47,6 +51,13 @@ struct Chan<T> {
 impl<T> Chan<T> {
     fn has_room(&self) -> bool {
         self.queue.len() + self.reserved < self.capacity
+    }
+
+    /// Values that could be sent now without waiting: the capacity less what is queued or
+    /// reserved.
+    fn free_slots(&self) -> usize {
+        self.capacity
+            .saturating_sub(self.queue.len() + self.reserved)
     }
 
     /// No value can come any more: every sender is gone, or the receiver closed and no
@@ -172,6 +183,7 @@ fn with_capacity<T>(capacity: usize) -> (Sender<T>, Receiver<T>) {
         waiters: WaitQueue::default(),
         receiver_waker: None,
         senders: 1,
+        weak_senders: 0,
         closed: false,
         closed_watchers: Rc::default(),
     }));
@@ -308,6 +320,45 @@ impl<T> Receiver<T> {
     /// Whether no value is queued now.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Whether no new value can be sent: every sender is gone, or the receiver was
+    /// [closed](Receiver::close). Values queued (or sent through slots reserved before the
+    /// close) can still be received.
+    ///
+    /// ```
+    /// use overlap::sync::mpsc;
+    ///
+    /// let (tx, mut rx) = mpsc::channel(1);
+    /// tx.try_send(1).unwrap();
+    /// assert!(!rx.is_closed());
+    /// drop(tx);
+    /// assert!(rx.is_closed());
+    /// assert_eq!(rx.try_recv(), Ok(1));
+    /// ```
+    pub fn is_closed(&self) -> bool {
+        let chan = self.chan.borrow();
+        chan.closed || chan.senders == 0
+    }
+
+    /// How many values could be sent now without waiting, as [`Sender::capacity`].
+    pub fn capacity(&self) -> usize {
+        self.chan.borrow().free_slots()
+    }
+
+    /// The capacity the channel was made with (`usize::MAX` for an unbounded one).
+    pub fn max_capacity(&self) -> usize {
+        self.chan.borrow().capacity
+    }
+
+    /// How many senders keep the channel open.
+    pub fn sender_strong_count(&self) -> usize {
+        self.chan.borrow().senders
+    }
+
+    /// How many [`WeakSender`]s there are.
+    pub fn sender_weak_count(&self) -> usize {
+        self.chan.borrow().weak_senders
     }
 }
 

@@ -42,6 +42,11 @@ impl<T> UnboundedSender<T> {
     pub async fn closed(&self) {
         self.0.closed().await
     }
+
+    /// Whether both senders send into the same channel.
+    pub fn same_channel(&self, other: &UnboundedSender<T>) -> bool {
+        self.0.same_channel(&other.0)
+    }
 }
 
 impl<T> Clone for UnboundedSender<T> {
@@ -211,9 +216,7 @@ impl<T> Sender<T> {
     /// });
     /// ```
     pub fn capacity(&self) -> usize {
-        let chan = self.chan.borrow();
-        chan.capacity
-            .saturating_sub(chan.queue.len() + chan.reserved)
+        self.chan.borrow().free_slots()
     }
 
     /// The capacity the channel was made with.
@@ -251,12 +254,17 @@ impl<T> Sender<T> {
     }
 }
 
+impl<T> Sender<T> {
+    /// One more sender of `chan`, which keeps it open.
+    pub(super) fn counted(chan: &Rc<RefCell<Chan<T>>>) -> Sender<T> {
+        chan.borrow_mut().senders += 1;
+        Sender { chan: chan.clone() }
+    }
+}
+
 impl<T> Clone for Sender<T> {
     fn clone(&self) -> Sender<T> {
-        self.chan.borrow_mut().senders += 1;
-        Sender {
-            chan: self.chan.clone(),
-        }
+        Sender::counted(&self.chan)
     }
 }
 
