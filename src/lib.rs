@@ -29,9 +29,10 @@
 pub use overlap_runtime::block_on_start_paused;
 pub use overlap_runtime::{
     block_on, coop_poll_proceed, metrics, own_waits, signal, spawn, spawn_blocking, sync, time,
-    try_spawn, yield_now, AbortHandle, AsyncFd, AsyncFdReadyGuard, Builder, Direction, Handle,
-    JoinError, JoinHandle, JoinSet, OwnWaits, Ready, ReadyEvent, Registered, RemoteJoinHandle,
-    Runtime, RuntimeGuard, RuntimeMetrics, TryIoError, YieldNow,
+    try_spawn, yield_now, AbortHandle, AsyncFd, AsyncFdReadyGuard, AsyncFdReadyMutGuard,
+    AsyncFdTryNewError, Builder, Direction, Handle, JoinError, JoinHandle, JoinSet, OwnWaits,
+    Ready, ReadyEvent, Registered, RemoteJoinHandle, Runtime, RuntimeGuard, RuntimeMetrics,
+    TryIoError, YieldNow,
 };
 
 /// Tasks, under the names tokio's `task` module uses, for code moving over:
@@ -104,7 +105,7 @@ pub mod io {
     };
     pub use overlap_runtime::io::{
         copy, copy_bidirectional, copy_buf, duplex, raw_os_error, read_to_end, stderr, stdin,
-        stdout, DuplexStream, ReadToEnd, Stderr, Stdin, Stdout, Unblock,
+        stdout, DuplexStream, Interest, ReadToEnd, Ready, Stderr, Stdin, Stdout, Unblock,
     };
     /// std's error and seek types, so `overlap::io` names what its traits use (as
     /// `tokio::io` does).

@@ -33,8 +33,8 @@ pub use executor::block_on_start_paused;
 pub use executor::{block_on, metrics, Builder, Handle, RemoteJoinHandle, Runtime, RuntimeGuard};
 pub use metrics::RuntimeMetrics;
 pub use reactor::{
-    own_waits, AsyncFd, AsyncFdReadyGuard, Direction, OwnWaits, Ready, ReadyEvent, Registered,
-    TryIoError,
+    own_waits, AsyncFd, AsyncFdReadyGuard, AsyncFdReadyMutGuard, AsyncFdTryNewError, Direction,
+    Interest, OwnWaits, Ready, ReadyEvent, Registered, TryIoError,
 };
 pub use task::{
     spawn, try_spawn, yield_now, AbortHandle, AccessError, JoinError, JoinHandle, JoinSet,

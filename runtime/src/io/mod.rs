@@ -9,6 +9,7 @@ mod read_to_end;
 mod stdio;
 mod unblock;
 
+pub use crate::reactor::{Interest, Ready};
 pub use copy::{copy, copy_buf};
 pub use copy_bidirectional::copy_bidirectional;
 pub use duplex::{duplex, DuplexStream};

@@ -6,7 +6,8 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::rc::Rc;
 use std::task::{Context, Poll};
 
-use super::{own_waits, Direction, IoKey, Reactor, Ready, ReadyEvent, Registered};
+use super::guard::{AsyncFdReadyGuard, AsyncFdReadyMutGuard, TryIoError};
+use super::{own_waits, Direction, Interest, IoKey, Reactor, Ready, ReadyEvent, Registered};
 
 /// Associates a pollable file descriptor with the current runtime's reactor.
 ///
@@ -101,25 +102,80 @@ impl<T: AsRawFd> Drop for AsyncFd<T> {
 }
 
 impl<T: AsRawFd> AsyncFd<T> {
-    /// Registers `inner`'s fd with the current runtime's reactor.
+    /// Registers `inner`'s fd with the current runtime's reactor, for both directions.
     ///
     /// Fails with `ErrorKind::Other` outside a runtime, and with the kernel's error if epoll
-    /// refuses the fd (`EPERM` for regular files and directories).
+    /// refuses the fd (`EPERM` for regular files and directories). `inner` is dropped then
+    /// (closing the fd if it owns it); [`try_new`](Self::try_new) gives it back instead.
     pub fn new(inner: T) -> io::Result<AsyncFd<T>> {
+        Self::with_interest(inner, Interest::READABLE | Interest::WRITABLE)
+    }
+
+    /// Registers `inner`'s fd for the directions of `interest` only: a write-only fd (a
+    /// pipe's write end, say) registered with [`Interest::WRITABLE`] makes the loop deliver
+    /// no read events for it. Errors and hang-ups are reported whatever the interest.
+    ///
+    /// A wait in a direction outside `interest` ends only with an error or a hang-up.
+    ///
+    /// ```
+    /// use overlap::AsyncFd;
+    /// use overlap::io::Interest;
+    ///
+    /// overlap::block_on(async {
+    ///     let (a, _b) = std::os::unix::net::UnixStream::pair()?;
+    ///     a.set_nonblocking(true)?;
+    ///     let fd = AsyncFd::with_interest(a, Interest::WRITABLE)?;
+    ///     assert!(fd.writable().await?.ready().is_writable());
+    ///     std::io::Result::Ok(())
+    /// })
+    /// .unwrap();
+    /// ```
+    pub fn with_interest(inner: T, interest: Interest) -> io::Result<AsyncFd<T>> {
+        Self::try_with_interest(inner, interest).map_err(AsyncFdTryNewError::into_error)
+    }
+
+    /// Like [`new`](Self::new), but a failure hands `inner` back with the error, so the fd
+    /// can be used another way (a regular file, which epoll refuses, read on the blocking
+    /// pool instead).
+    ///
+    /// ```
+    /// use overlap::AsyncFd;
+    ///
+    /// overlap::block_on(async {
+    ///     let file = std::fs::File::open("/proc/self/status")?;
+    ///     let (file, err) = AsyncFd::try_new(file).unwrap_err().into_parts();
+    ///     assert_eq!(err.raw_os_error(), Some(libc::EPERM));
+    ///     assert!(file.metadata()?.is_file(), "still open");
+    ///     std::io::Result::Ok(())
+    /// })
+    /// .unwrap();
+    /// ```
+    pub fn try_new(inner: T) -> Result<AsyncFd<T>, AsyncFdTryNewError<T>> {
+        Self::try_with_interest(inner, Interest::READABLE | Interest::WRITABLE)
+    }
+
+    /// Like [`with_interest`](Self::with_interest), handing `inner` back on failure (see
+    /// [`try_new`](Self::try_new)).
+    pub fn try_with_interest(
+        inner: T,
+        interest: Interest,
+    ) -> Result<AsyncFd<T>, AsyncFdTryNewError<T>> {
         let fd = inner.as_raw_fd();
-        let reactor =
-            crate::executor::with_current(|core| core.reactor().clone()).ok_or_else(|| {
-                io::Error::other(
-                    "an I/O object (socket, pipe, AsyncFd) was created outside an overlap \
-                     runtime: create it inside `overlap::block_on`, `Runtime::block_on` or \
-                     `#[overlap::main]`",
-                )
-            })?;
-        let key = reactor.register(fd)?;
-        Ok(AsyncFd {
-            reg: Some(Registration { reactor, key, fd }),
-            inner: Some(inner),
-        })
+        let Some(reactor) = crate::executor::with_current(|core| core.reactor().clone()) else {
+            let error = io::Error::other(
+                "an I/O object (socket, pipe, AsyncFd) was created outside an overlap \
+                 runtime: create it inside `overlap::block_on`, `Runtime::block_on` or \
+                 `#[overlap::main]`",
+            );
+            return Err(AsyncFdTryNewError { inner, error });
+        };
+        match reactor.register(fd, interest) {
+            Ok(key) => Ok(AsyncFd {
+                reg: Some(Registration { reactor, key, fd }),
+                inner: Some(inner),
+            }),
+            Err(error) => Err(AsyncFdTryNewError { inner, error }),
+        }
     }
 
     /// Declares whether this fd's hang-up may end: a FIFO's read end whose writers all left
@@ -189,11 +245,14 @@ impl<T: AsRawFd> AsyncFd<T> {
         }
     }
 
-    fn poll_ready(
+    /// Polls the readiness of the directions of `interest`: `Ready` with what is known as
+    /// soon as one of them is ready (the others looked at without storing a waker), else
+    /// `Pending` with the waker stored for each.
+    pub(crate) fn poll_event(
         &self,
         cx: &mut Context<'_>,
-        dir: Direction,
-    ) -> Poll<io::Result<AsyncFdReadyGuard<'_, T>>> {
+        interest: Interest,
+    ) -> Poll<io::Result<ReadyEvent>> {
         let reg = self.reg();
         // One look at the current runtime: is it this fd's, and may the task go on?
         let here = crate::executor::with_current(|core| {
@@ -214,16 +273,38 @@ impl<T: AsRawFd> AsyncFd<T> {
                 )));
             }
         }
-        match reg.reactor.poll_ready(reg.key, dir, cx) {
-            Poll::Ready(event) => Poll::Ready(Ok(AsyncFdReadyGuard {
-                fd: self,
-                event: Some(event),
-            })),
-            Poll::Pending => {
+        let mut seen: Option<ReadyEvent> = None;
+        for dir in interest.directions() {
+            let event = match seen {
+                // Ready already: the other direction is only looked at, so that no waker is
+                // left behind for a wait that is over.
+                Some(_) => reg.reactor.current_readiness(reg.key, dir),
+                None => match reg.reactor.poll_ready(reg.key, dir, cx) {
+                    Poll::Ready(event) => Some(event),
+                    Poll::Pending => None,
+                },
+            };
+            seen = match (seen, event) {
+                (Some(first), Some(later)) => Some(first.merge(later)),
+                (first, later) => first.or(later),
+            };
+        }
+        match seen {
+            Some(event) => Poll::Ready(Ok(event)),
+            None => {
                 crate::coop::refund();
                 Poll::Pending
             }
         }
+    }
+
+    fn poll_ready(
+        &self,
+        cx: &mut Context<'_>,
+        interest: Interest,
+    ) -> Poll<io::Result<AsyncFdReadyGuard<'_, T>>> {
+        self.poll_event(cx, interest)
+            .map_ok(|event| AsyncFdReadyGuard::new(self, event))
     }
 
     /// Polls for read readiness (readable, read-closed, or error).
@@ -234,7 +315,7 @@ impl<T: AsRawFd> AsyncFd<T> {
         &self,
         cx: &mut Context<'_>,
     ) -> Poll<io::Result<AsyncFdReadyGuard<'_, T>>> {
-        self.poll_ready(cx, Direction::Read)
+        self.poll_ready(cx, Interest::READABLE)
     }
 
     /// Polls for write readiness (writable, write-closed, or error).
@@ -242,7 +323,7 @@ impl<T: AsRawFd> AsyncFd<T> {
         &self,
         cx: &mut Context<'_>,
     ) -> Poll<io::Result<AsyncFdReadyGuard<'_, T>>> {
-        self.poll_ready(cx, Direction::Write)
+        self.poll_ready(cx, Interest::WRITABLE)
     }
 
     /// Waits until the fd may be readable.
@@ -253,6 +334,79 @@ impl<T: AsRawFd> AsyncFd<T> {
     /// Waits until the fd may be writable.
     pub async fn writable(&self) -> io::Result<AsyncFdReadyGuard<'_, T>> {
         own_waits(|cx| self.poll_write_ready(cx)).await
+    }
+
+    /// Waits until the fd may be ready in one of the directions of `interest`; the guard's
+    /// [`ready`](AsyncFdReadyGuard::ready) tells which (with the closed states and errors).
+    /// Clearing the guard clears all it saw; after an operation in one direction only, use
+    /// [`clear_ready_matching`](AsyncFdReadyGuard::clear_ready_matching) so the other
+    /// direction's readiness stays.
+    ///
+    /// ```
+    /// use overlap::AsyncFd;
+    /// use overlap::io::Interest;
+    ///
+    /// overlap::block_on(async {
+    ///     let (a, _b) = std::os::unix::net::UnixStream::pair()?;
+    ///     a.set_nonblocking(true)?;
+    ///     let fd = AsyncFd::new(a)?;
+    ///     // Nothing to read, but room to write.
+    ///     let guard = fd.ready(Interest::READABLE | Interest::WRITABLE).await?;
+    ///     assert!(guard.ready().is_writable() && !guard.ready().is_readable());
+    ///     std::io::Result::Ok(())
+    /// })
+    /// .unwrap();
+    /// ```
+    pub async fn ready(&self, interest: Interest) -> io::Result<AsyncFdReadyGuard<'_, T>> {
+        own_waits(|cx| self.poll_ready(cx, interest)).await
+    }
+
+    /// Like [`ready`](Self::ready), with a guard that lends the inner value mutably.
+    pub async fn ready_mut(
+        &mut self,
+        interest: Interest,
+    ) -> io::Result<AsyncFdReadyMutGuard<'_, T>> {
+        let event = own_waits(|cx| self.poll_event(cx, interest)).await?;
+        Ok(AsyncFdReadyMutGuard::new(self, event))
+    }
+
+    /// Like [`readable`](Self::readable), with a guard that lends the inner value mutably
+    /// (for an inner type whose I/O takes `&mut self`).
+    ///
+    /// ```
+    /// use std::io::Write;
+    /// use overlap::AsyncFd;
+    ///
+    /// overlap::block_on(async {
+    ///     let (a, _b) = std::os::unix::net::UnixStream::pair()?;
+    ///     a.set_nonblocking(true)?;
+    ///     let mut fd = AsyncFd::new(a)?;
+    ///     let mut guard = fd.writable_mut().await?;
+    ///     let n = guard.try_io(|sock| sock.write(b"hi")).expect("writable")?;
+    ///     assert_eq!(n, 2);
+    ///     std::io::Result::Ok(())
+    /// })
+    /// .unwrap();
+    /// ```
+    pub async fn readable_mut(&mut self) -> io::Result<AsyncFdReadyMutGuard<'_, T>> {
+        self.ready_mut(Interest::READABLE).await
+    }
+
+    /// Like [`writable`](Self::writable), with a guard that lends the inner value mutably.
+    pub async fn writable_mut(&mut self) -> io::Result<AsyncFdReadyMutGuard<'_, T>> {
+        self.ready_mut(Interest::WRITABLE).await
+    }
+
+    /// Forgets the readiness of `event` (see [`Registered::clear_readiness`]'s plain form).
+    pub(crate) fn forget(&self, event: ReadyEvent) {
+        let reg = self.reg();
+        reg.reactor.clear_readiness(reg.key, event);
+    }
+
+    /// Forgets the readiness of `event` after its operation failed with `WouldBlock`.
+    pub(crate) fn forget_after_would_block(&self, event: ReadyEvent) {
+        let reg = self.reg();
+        reg.reactor.clear_after_would_block(reg.key, event);
     }
 
     /// Runs `op` at once if the fd is known to be ready in direction `dir`, without waiting;
@@ -309,7 +463,7 @@ impl<T: AsRawFd> AsyncFd<T> {
             match guard.try_io(&mut op) {
                 Ok(Err(e)) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Ok(res) => return res,
-                Err(TryIoError(())) => continue,
+                Err(TryIoError { .. }) => continue,
             }
         }
     }
@@ -324,7 +478,7 @@ impl<T: AsRawFd> AsyncFd<T> {
             match guard.try_io(&mut op) {
                 Ok(Err(e)) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Ok(res) => return res,
-                Err(TryIoError(())) => continue,
+                Err(TryIoError { .. }) => continue,
             }
         }
     }
@@ -332,13 +486,11 @@ impl<T: AsRawFd> AsyncFd<T> {
 
 impl<T: AsRawFd> Registered for AsyncFd<T> {
     fn poll_readiness(&self, cx: &mut Context<'_>, dir: Direction) -> Poll<io::Result<ReadyEvent>> {
-        self.poll_ready(cx, dir)
-            .map_ok(|mut guard| guard.event.take().expect("a fresh guard holds its event"))
+        self.poll_event(cx, dir.into())
     }
 
     fn clear_readiness(&self, event: ReadyEvent) {
-        let reg = self.reg();
-        reg.reactor.clear_after_would_block(reg.key, event);
+        self.forget_after_would_block(event);
     }
 }
 
@@ -356,86 +508,46 @@ impl<T: AsRawFd + fmt::Debug> fmt::Debug for AsyncFd<T> {
     }
 }
 
-/// Proof that an [`AsyncFd`] was ready, returned by `readable`/`writable`.
-///
-/// Dropping the guard keeps the readiness; call [`clear_ready`](Self::clear_ready) once the
-/// fd reports `WouldBlock` (or you know it is drained), or use [`try_io`](Self::try_io).
-pub struct AsyncFdReadyGuard<'a, T: AsRawFd> {
-    fd: &'a AsyncFd<T>,
-    event: Option<ReadyEvent>,
+/// The error of [`AsyncFd::try_new`] and [`AsyncFd::try_with_interest`]: why the fd could not
+/// be registered, with the value that holds it.
+pub struct AsyncFdTryNewError<T> {
+    inner: T,
+    error: io::Error,
 }
 
-/// Returned by [`AsyncFdReadyGuard::try_io`] when the operation would block; the readiness
-/// has been cleared, so wait again.
-#[derive(Debug)]
-pub struct TryIoError(());
-
-impl<'a, T: AsRawFd> AsyncFdReadyGuard<'a, T> {
-    /// The readiness this guard saw.
-    pub fn ready(&self) -> Ready {
-        self.event.map_or(Ready::EMPTY, |e| e.ready)
+impl<T> AsyncFdTryNewError<T> {
+    /// The value that was to be registered, and the error.
+    pub fn into_parts(self) -> (T, io::Error) {
+        (self.inner, self.error)
     }
 
-    /// Forgets the readiness seen (unless a newer edge arrived), so the next wait sleeps
-    /// until the kernel reports a new edge. Closed states are kept; an error state is
-    /// forgotten too, so call this after the fd said `WouldBlock` (which proves no error is
-    /// pending), or after a read that drained the fd when [`ready`](Self::ready) shows no
-    /// error.
-    pub fn clear_ready(&mut self) {
-        if let Some(event) = self.event.take() {
-            let reg = self.fd.reg();
-            reg.reactor.clear_readiness(reg.key, event);
-        }
-    }
-
-    /// Like [`clear_ready`](Self::clear_ready), after an operation that moved fewer bytes
-    /// than asked, which usually means the fd is drained (or, writing, full): the next wait
-    /// then sleeps instead of paying for a `WouldBlock`. Unless the readiness seen carries an
-    /// error or [`Ready::PRIORITY`]: a short read proves nothing then (an error may wait
-    /// behind the data, a TCP read stops at an urgent mark), and the readiness is kept for
-    /// the next attempt to settle.
-    pub fn clear_ready_after_short_io(&mut self) {
-        let ready = self.ready();
-        if !ready.is_error() && !ready.is_priority() {
-            self.clear_ready();
-        }
-    }
-
-    /// Keeps the readiness: the next wait returns at once.
-    pub fn retain_ready(&mut self) {
-        self.event = None;
-    }
-
-    /// The `AsyncFd` this guard belongs to.
-    pub fn get_ref(&self) -> &'a AsyncFd<T> {
-        self.fd
-    }
-
-    /// Runs `op` on the inner value. If it fails with `WouldBlock`, clears the readiness and
-    /// returns `Err(TryIoError)`; otherwise returns `Ok` with its result.
-    pub fn try_io<R>(
-        &mut self,
-        op: impl FnOnce(&T) -> io::Result<R>,
-    ) -> Result<io::Result<R>, TryIoError> {
-        match op(self.fd.get_ref()) {
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                // Unlike `clear_ready`, this may forget a hang-up too: for an fd whose
-                // hang-up may end, `WouldBlock` proves it is over (a FIFO got a new writer).
-                if let Some(event) = self.event.take() {
-                    let reg = self.fd.reg();
-                    reg.reactor.clear_after_would_block(reg.key, event);
-                }
-                Err(TryIoError(()))
-            }
-            res => Ok(res),
-        }
+    fn into_error(self) -> io::Error {
+        self.error
     }
 }
 
-impl<T: AsRawFd> fmt::Debug for AsyncFdReadyGuard<'_, T> {
+impl<T> From<AsyncFdTryNewError<T>> for io::Error {
+    fn from(e: AsyncFdTryNewError<T>) -> io::Error {
+        e.into_error()
+    }
+}
+
+impl<T> fmt::Debug for AsyncFdTryNewError<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AsyncFdReadyGuard")
-            .field("ready", &self.ready())
-            .finish()
+        f.debug_struct("AsyncFdTryNewError")
+            .field("error", &self.error)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T> fmt::Display for AsyncFdTryNewError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.error, f)
+    }
+}
+
+impl<T> std::error::Error for AsyncFdTryNewError<T> {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.error)
     }
 }

@@ -7,6 +7,8 @@
 //! newer edge arrived since it looked (the slot's `tick`).
 
 mod async_fd;
+mod guard;
+mod interest;
 mod own_wait;
 mod owned;
 mod ready;
@@ -20,12 +22,14 @@ use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-pub use async_fd::{AsyncFd, AsyncFdReadyGuard, TryIoError};
+pub use async_fd::{AsyncFd, AsyncFdTryNewError};
+pub use guard::{AsyncFdReadyGuard, AsyncFdReadyMutGuard, TryIoError};
+pub use interest::Interest;
 pub use own_wait::{own_waits, OwnWaits};
 pub use ready::{Direction, Ready, ReadyEvent};
 pub use registered::Registered;
 
-use crate::sys::epoll::Epoll;
+use crate::sys::epoll::{Epoll, INTEREST};
 use own_wait::Entries;
 use owned::OwnedWaiters;
 
@@ -150,7 +154,7 @@ pub(crate) struct Reactor {
 impl Reactor {
     pub(crate) fn new(wake_fd: RawFd, max_events: usize) -> io::Result<Reactor> {
         let epoll = Epoll::new()?;
-        epoll.add(wake_fd, WAKE_TOKEN)?;
+        epoll.add(wake_fd, WAKE_TOKEN, INTEREST)?;
         Ok(Reactor {
             epoll,
             slots: RefCell::new(Vec::new()),
@@ -167,7 +171,9 @@ impl Reactor {
         self.registered.get()
     }
 
-    pub(crate) fn register(&self, fd: RawFd) -> io::Result<IoKey> {
+    /// Registers `fd` for the events of `interest` (edge-triggered; errors and hang-ups are
+    /// always reported).
+    pub(crate) fn register(&self, fd: RawFd, interest: Interest) -> io::Result<IoKey> {
         let mut slots = self.slots.borrow_mut();
         let index = match self.free.borrow_mut().pop() {
             Some(i) => i,
@@ -185,7 +191,7 @@ impl Reactor {
             index,
             generation: slot.generation,
         };
-        if let Err(e) = self.epoll.add(fd, key.token()) {
+        if let Err(e) = self.epoll.add(fd, key.token(), interest.epoll_events()) {
             self.free.borrow_mut().push(index);
             return Err(e);
         }

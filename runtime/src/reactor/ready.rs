@@ -160,6 +160,24 @@ pub struct ReadyEvent {
 }
 
 impl ReadyEvent {
+    /// `self` and `later` (seen after it, in another direction) as one event: the union of
+    /// their readiness, with the later tick, so clearing it after an operation that followed
+    /// both looks is a no-op only if an edge arrived after the later look.
+    pub(crate) fn merge(self, later: ReadyEvent) -> ReadyEvent {
+        ReadyEvent {
+            ready: self.ready | later.ready,
+            tick: later.tick,
+        }
+    }
+
+    /// The event limited to the bits of `ready`.
+    pub(crate) fn only(self, ready: Ready) -> ReadyEvent {
+        ReadyEvent {
+            ready: self.ready & ready,
+            tick: self.tick,
+        }
+    }
+
     /// The readiness seen, limited to the direction that was polled (with
     /// [`Ready::PRIORITY`] as a note on read readiness).
     pub fn ready(&self) -> Ready {

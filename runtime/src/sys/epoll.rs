@@ -29,12 +29,10 @@ impl Epoll {
         })
     }
 
-    /// Registers `fd` once, edge-triggered, for [`INTEREST`], tagged with `token`.
-    pub(crate) fn add(&self, fd: RawFd, token: u64) -> io::Result<()> {
-        let mut ev = libc::epoll_event {
-            events: INTEREST,
-            u64: token,
-        };
+    /// Registers `fd` once for `events` (typically [`INTEREST`], edge-triggered), tagged
+    /// with `token`.
+    pub(crate) fn add(&self, fd: RawFd, token: u64, events: u32) -> io::Result<()> {
+        let mut ev = libc::epoll_event { events, u64: token };
         // SAFETY: `ev` is a valid epoll_event that outlives the call; a bad `fd` is reported
         // by the kernel as an error, not undefined behaviour.
         syscall!(epoll_ctl(
