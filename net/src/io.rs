@@ -298,10 +298,11 @@ pub(crate) fn try_now<R>(
     }
 }
 
-/// `readable` and `writable` for a socket type with an `io: AsyncFd<Socket>` field, whose
-/// `try_*` methods they pair with.
+/// `readable`, `writable`, `ready` and the readiness poll functions (named `$poll_read` and
+/// `$poll_write`) for a socket type with an `io: AsyncFd<Socket>` field, whose `try_*`
+/// methods they pair with.
 macro_rules! impl_readiness {
-    ($ty:ident, $try_read:literal, $try_write:literal) => {
+    ($ty:ident, $try_read:literal, $try_write:literal, $poll_read:ident, $poll_write:ident) => {
         impl $ty {
             #[doc = concat!(
                         "Waits until the socket may be readable: data, end of file or an error is \
@@ -324,6 +325,51 @@ macro_rules! impl_readiness {
                     )]
             pub async fn writable(&self) -> ::std::io::Result<()> {
                 self.io.writable().await.map(drop)
+            }
+
+            #[doc = concat!(
+                        "Waits until the socket may be ready in one of the directions of \
+                 `interest`, and tells which: readable (or read-closed), writable (or \
+                 write-closed), or failed ([`Ready::is_error`](overlap_runtime::Ready::is_error)). \
+                 It moves no data; follow it with [`", $try_read, "`](Self::", $try_read,
+                        ") and [`", $try_write, "`](Self::", $try_write, "), whose \
+                 `WouldBlock` clears that direction's readiness, so the next wait sleeps \
+                 until there is news. Cancel-safe.\n\n\
+                 Read-closed and write-closed stay once seen: after them the calls return \
+                 at once (end of file, or an error), so a loop must stop asking for that \
+                 direction."
+                    )]
+            pub async fn ready(
+                &self,
+                interest: overlap_runtime::Interest,
+            ) -> ::std::io::Result<overlap_runtime::Ready> {
+                self.io.ready(interest).await.map(|guard| guard.ready())
+            }
+
+            #[doc = concat!(
+                        "Polls for read readiness: `Ready(Ok(()))` once the socket may be \
+                 readable (see [`readable`](Self::readable)), else `Pending` with the waker \
+                 of `cx` stored, and woken by the next read edge. Pair it with [`",
+                        $try_read, "`](Self::", $try_read, ").\n\n\
+                 Unlike tokio's, every waker stored is woken, not only the last one's."
+                    )]
+            pub fn $poll_read(
+                &self,
+                cx: &mut ::std::task::Context<'_>,
+            ) -> ::std::task::Poll<::std::io::Result<()>> {
+                self.io.poll_read_ready(cx).map_ok(drop)
+            }
+
+            #[doc = concat!(
+                        "Polls for write readiness, as [`", stringify!($poll_read),
+                        "`](Self::", stringify!($poll_read), ") does for reads. Pair it \
+                 with [`", $try_write, "`](Self::", $try_write, ")."
+                    )]
+            pub fn $poll_write(
+                &self,
+                cx: &mut ::std::task::Context<'_>,
+            ) -> ::std::task::Poll<::std::io::Result<()>> {
+                self.io.poll_write_ready(cx).map_ok(drop)
             }
         }
     };

@@ -7,7 +7,7 @@
 /// Defines `ReadHalf`, `WriteHalf`, `OwnedReadHalf`, `OwnedWriteHalf` and `ReuniteError` for
 /// `$stream`, whose peer and local addresses are `$addr`s. The stream must have
 /// `poll_read_priv`, `poll_write_priv`, `poll_write_vectored_priv`, `shutdown_write`,
-/// `peer_addr`, `local_addr`, `readable`, `writable` and the `try_read*`/`try_write*` calls,
+/// `peer_addr`, `local_addr`, `readable`, `writable`, `ready` and the `try_read*`/`try_write*` calls,
 /// and implement `Registered`.
 macro_rules! stream_halves {
     ($stream:ident, $addr:ty) => {
@@ -174,6 +174,15 @@ macro_rules! stream_halves {
             /// The local address of this end.
             pub fn local_addr(&self) -> io::Result<$addr> {
                 self.stream().local_addr()
+            }
+
+            /// Waits until the stream may be ready in one of the directions of `interest`,
+            /// and tells which (see the stream's `ready`). Cancel-safe.
+            pub async fn ready(
+                &self,
+                interest: overlap_runtime::Interest,
+            ) -> io::Result<overlap_runtime::Ready> {
+                self.stream().ready(interest).await
             }
         }
 

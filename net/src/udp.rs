@@ -437,7 +437,13 @@ fn mreq_v6(multiaddr: &Ipv6Addr, interface: u32) -> libc::ipv6_mreq {
 
 crate::impl_socket_fd!(UdpSocket, std::net::UdpSocket, "a UDP socket");
 
-impl_readiness!(UdpSocket, "try_recv", "try_send");
+impl_readiness!(
+    UdpSocket,
+    "try_recv",
+    "try_send",
+    poll_recv_ready,
+    poll_send_ready
+);
 
 impl fmt::Debug for UdpSocket {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

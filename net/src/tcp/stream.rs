@@ -180,6 +180,36 @@ impl TcpStream {
         crate::io::read_io(&self.io, |s| s.recv(buf, libc::MSG_PEEK)).await
     }
 
+    /// [`peek`](Self::peek) as a poll function: the bytes at the head of the receive queue
+    /// copied into `buf` and left there, 0 at end of file (or for an empty `buf`), or
+    /// `Pending` with the waker of `cx` stored until some arrive.
+    ///
+    /// ```
+    /// use std::future::poll_fn;
+    /// use overlap::io::AsyncWriteExt;
+    /// use overlap::net::{TcpListener, TcpStream};
+    ///
+    /// overlap::block_on(async {
+    ///     let listener = TcpListener::bind("127.0.0.1:0").await?;
+    ///     let mut client = TcpStream::connect(listener.local_addr()?).await?;
+    ///     let (server, _) = listener.accept().await?;
+    ///     client.write_all(b"hi").await?;
+    ///     let mut buf = [0u8; 8];
+    ///     let n = poll_fn(|cx| server.poll_peek(cx, &mut buf)).await?;
+    ///     assert_eq!(&buf[..n], b"hi");
+    ///     assert_eq!(server.try_read(&mut buf)?, 2, "still queued");
+    ///     std::io::Result::Ok(())
+    /// })
+    /// .unwrap();
+    /// ```
+    pub fn poll_peek(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        if buf.is_empty() {
+            return Poll::Ready(Ok(0));
+        }
+        let peek = |s: &Socket| s.recv(buf, libc::MSG_PEEK);
+        crate::io::poll_read_with(&self.io, cx, peek, |_| false)
+    }
+
     /// Reads what is there now, without waiting: `WouldBlock` if nothing is (or the socket
     /// is not known to be readable), `Ok(0)` at end of file. Pairs with
     /// [`readable`](Self::readable), for code that drives its own loop:
@@ -388,7 +418,13 @@ impl_stream_io!(TcpStream, &TcpStream);
 
 crate::impl_socket_fd!(TcpStream, std::net::TcpStream, "a connected TCP socket");
 
-impl_readiness!(TcpStream, "try_read", "try_write");
+impl_readiness!(
+    TcpStream,
+    "try_read",
+    "try_write",
+    poll_read_ready,
+    poll_write_ready
+);
 
 impl fmt::Debug for TcpStream {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

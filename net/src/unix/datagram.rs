@@ -228,7 +228,13 @@ crate::impl_socket_fd!(
     "a Unix datagram socket"
 );
 
-impl_readiness!(UnixDatagram, "try_recv", "try_send");
+impl_readiness!(
+    UnixDatagram,
+    "try_recv",
+    "try_send",
+    poll_recv_ready,
+    poll_send_ready
+);
 
 impl fmt::Debug for UnixDatagram {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -260,7 +260,13 @@ crate::impl_socket_fd!(
     "a connected Unix stream socket"
 );
 
-impl_readiness!(UnixStream, "try_read", "try_write");
+impl_readiness!(
+    UnixStream,
+    "try_read",
+    "try_write",
+    poll_read_ready,
+    poll_write_ready
+);
 
 impl fmt::Debug for UnixStream {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
