@@ -301,6 +301,18 @@ impl Socket {
         self.setsockopt(libc::IPPROTO_IP, name, ttl as libc::c_int)
     }
 
+    /// Sets the IPv4 type-of-service byte (`IP_TOS`); like a TTL, it is one byte, and a
+    /// larger value is refused.
+    pub(crate) fn set_tos(&self, tos: u32) -> io::Result<()> {
+        let tos = u8::try_from(tos).map_err(|_| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("a type of service is at most 255, not {tos}"),
+            )
+        })?;
+        self.setsockopt(libc::IPPROTO_IP, libc::IP_TOS, libc::c_int::from(tos))
+    }
+
     /// Reads an IPv4 time-to-live option (`IP_TTL`, `IP_MULTICAST_TTL`).
     pub(crate) fn ttl_option(&self, name: libc::c_int) -> io::Result<u32> {
         let ttl: libc::c_int = self.getsockopt(libc::IPPROTO_IP, name)?;
@@ -343,8 +355,33 @@ impl Socket {
             &mut len
         ))?;
         // SAFETY: the value started zeroed and the kernel wrote at most its size; callers only
-        // use integer-like types (c_int, linger, ucred) for which any bytes are valid.
+        // use integer-like types (c_int, linger, ucred, byte arrays) for which any bytes are
+        // valid.
         Ok(unsafe { value.assume_init() })
+    }
+
+    /// Binds the socket to a network interface (`SO_BINDTODEVICE`), or unbinds it (`None`,
+    /// or an empty name).
+    pub(crate) fn bind_device(&self, name: Option<&[u8]>) -> io::Result<()> {
+        let name = name.unwrap_or_default();
+        // SAFETY: `name` is readable for the length passed; the kernel copies at most
+        // IFNAMSIZ bytes of it and needs no terminating NUL when given the length.
+        syscall!(setsockopt(
+            self.raw(),
+            libc::SOL_SOCKET,
+            libc::SO_BINDTODEVICE,
+            name.as_ptr().cast(),
+            name.len() as libc::socklen_t
+        ))?;
+        Ok(())
+    }
+
+    /// The interface the socket is bound to (`SO_BINDTODEVICE`), if any.
+    pub(crate) fn device(&self) -> io::Result<Option<Vec<u8>>> {
+        let name: [u8; libc::IFNAMSIZ] =
+            self.getsockopt(libc::SOL_SOCKET, libc::SO_BINDTODEVICE)?;
+        let len = name.iter().position(|&b| b == 0).unwrap_or(name.len());
+        Ok((len > 0).then(|| name[..len].to_vec()))
     }
 
     /// Sets a boolean option (`c_int` 0 or 1).

@@ -79,6 +79,68 @@ impl TcpSocket {
         self.sock.linger()
     }
 
+    /// Sets `SO_LINGER` to zero: closing the socket (or a stream made from it) then resets
+    /// the connection (RST) at once instead of closing it gracefully. The same as
+    /// `set_linger(Some(Duration::ZERO))`.
+    pub fn set_zero_linger(&self) -> io::Result<()> {
+        self.sock.set_linger(Some(Duration::ZERO))
+    }
+
+    /// Sets the type-of-service byte of outgoing IPv4 packets (`IP_TOS`: DSCP and ECN
+    /// bits; for TCP the kernel keeps the ECN bits its own). Values above 255 are refused
+    /// with `InvalidInput`.
+    ///
+    /// ```
+    /// use overlap::net::TcpSocket;
+    ///
+    /// overlap::block_on(async {
+    ///     let sock = TcpSocket::new_v4()?;
+    ///     sock.set_tos(0x10)?; // low delay
+    ///     assert_eq!(sock.tos()?, 0x10);
+    ///     assert!(sock.set_tos(256).is_err());
+    ///     std::io::Result::Ok(())
+    /// })
+    /// .unwrap();
+    /// ```
+    pub fn set_tos(&self, tos: u32) -> io::Result<()> {
+        self.sock.set_tos(tos)
+    }
+
+    /// The `IP_TOS` setting.
+    pub fn tos(&self) -> io::Result<u32> {
+        let tos: libc::c_int = self.sock.getsockopt(libc::IPPROTO_IP, libc::IP_TOS)?;
+        Ok(tos as u32)
+    }
+
+    /// Binds the socket to a network interface by name (`SO_BINDTODEVICE`): its packets
+    /// then go out through that interface only, and only packets from it reach the socket.
+    /// `None` (or an empty name) undoes it. Older kernels (before 5.7) ask for
+    /// `CAP_NET_RAW`.
+    ///
+    /// ```
+    /// use overlap::net::TcpSocket;
+    ///
+    /// overlap::block_on(async {
+    ///     let sock = TcpSocket::new_v4()?;
+    ///     if sock.bind_device(Some(b"lo")).is_ok() {
+    ///         assert_eq!(sock.device()?.as_deref(), Some(&b"lo"[..]));
+    ///     }
+    ///     sock.bind_device(None)?;
+    ///     assert_eq!(sock.device()?, None);
+    ///     std::io::Result::Ok(())
+    /// })
+    /// .unwrap();
+    /// ```
+    pub fn bind_device(&self, interface: Option<&[u8]>) -> io::Result<()> {
+        self.sock.bind_device(interface)
+    }
+
+    /// The name of the interface the socket is bound to, if any (see
+    /// [`bind_device`](Self::bind_device)).
+    pub fn device(&self) -> io::Result<Option<Vec<u8>>> {
+        self.sock.device()
+    }
+
     /// Sets `SO_REUSEADDR`: bind to a port with connections still in `TIME_WAIT`.
     pub fn set_reuseaddr(&self, on: bool) -> io::Result<()> {
         self.sock.set_flag(libc::SOL_SOCKET, libc::SO_REUSEADDR, on)

@@ -157,6 +157,12 @@ impl TcpStream {
         self.io.get_ref().linger()
     }
 
+    /// Sets `SO_LINGER` to zero: dropping the stream then resets the connection (RST)
+    /// instead of closing it gracefully. The same as `set_linger(Some(Duration::ZERO))`.
+    pub fn set_zero_linger(&self) -> io::Result<()> {
+        self.io.get_ref().set_linger(Some(Duration::ZERO))
+    }
+
     /// Sets the IP time-to-live of outgoing packets (`IP_TTL`, IPv4 sockets).
     pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
         self.io.get_ref().set_ttl_option(libc::IP_TTL, ttl)
