@@ -257,8 +257,15 @@ fn tcp_poll_peek_leaves_the_data_queued() {
             .await
             .unwrap();
         assert_eq!(&buf[..n], b"peek");
+        // The read halves peek the same way.
+        let (rd, _wr) = b.into_split();
+        let mut half = [0u8; 2];
+        let n = within(HANG, poll_fn(|cx| rd.poll_peek(cx, &mut half)), "half")
+            .await
+            .unwrap();
+        assert_eq!(&half[..n], b"pe");
         let mut again = [0u8; 8];
-        assert_eq!(b.try_read(&mut again).unwrap(), 4);
+        assert_eq!(rd.try_read(&mut again).unwrap(), 4);
         assert_eq!(&again[..4], b"peek");
     });
 }

@@ -35,6 +35,11 @@ impl ReadHalf<'_> {
     pub async fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
         self.stream().peek(buf).await
     }
+
+    /// [`peek`](Self::peek) as a poll function (see [`TcpStream::poll_peek`]).
+    pub fn poll_peek(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        self.stream().poll_peek(cx, buf)
+    }
 }
 
 impl OwnedReadHalf {
@@ -45,5 +50,10 @@ impl OwnedReadHalf {
     /// Cancel-safe: it takes nothing from the queue, so dropping it loses no data.
     pub async fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
         self.inner.peek(buf).await
+    }
+
+    /// [`peek`](Self::peek) as a poll function (see [`TcpStream::poll_peek`]).
+    pub fn poll_peek(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        self.inner.poll_peek(cx, buf)
     }
 }
