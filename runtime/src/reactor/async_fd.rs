@@ -248,11 +248,7 @@ impl<T: AsRawFd> AsyncFd<T> {
     /// Polls the readiness of the directions of `interest`: `Ready` with what is known as
     /// soon as one of them is ready (the others looked at without storing a waker), else
     /// `Pending` with the waker stored for each.
-    pub(crate) fn poll_event(
-        &self,
-        cx: &mut Context<'_>,
-        interest: Interest,
-    ) -> Poll<io::Result<ReadyEvent>> {
+    fn poll_event(&self, cx: &mut Context<'_>, interest: Interest) -> Poll<io::Result<ReadyEvent>> {
         let reg = self.reg();
         // One look at the current runtime: is it this fd's, and may the task go on?
         let here = crate::executor::with_current(|core| {
@@ -397,7 +393,7 @@ impl<T: AsRawFd> AsyncFd<T> {
         self.ready_mut(Interest::WRITABLE).await
     }
 
-    /// Forgets the readiness of `event` (see [`Registered::clear_readiness`]'s plain form).
+    /// Forgets the readiness of `event` (closed states kept), unless a newer edge arrived.
     pub(crate) fn forget(&self, event: ReadyEvent) {
         let reg = self.reg();
         reg.reactor.clear_readiness(reg.key, event);
