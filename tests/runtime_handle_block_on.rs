@@ -120,3 +120,32 @@ fn on_the_runtime_thread_outside_block_on_it_runs_futures_that_need_no_loop() {
     assert_eq!(handle.block_on(mailbox.take()), "from a thread");
     t.join().unwrap();
 }
+
+#[test]
+fn a_wake_of_the_outer_future_during_a_nested_call_is_not_lost() {
+    let rt = Runtime::new().unwrap();
+    let handle = rt.handle();
+    let (done_tx, done) = std::sync::mpsc::channel();
+    thread::spawn(move || {
+        let (tx, rx) = overlap::sync::oneshot::channel::<u8>();
+        let inner = handle.clone();
+        let nested = async move {
+            let mut tx = Some(tx);
+            // Wakes the outer future (pending on `rx`), then itself: one unpark between the
+            // two, which the nested call's park takes.
+            inner.block_on(std::future::poll_fn(move |cx| match tx.take() {
+                Some(tx) => {
+                    tx.send(1).unwrap();
+                    cx.waker().wake_by_ref();
+                    std::task::Poll::Pending
+                }
+                None => std::task::Poll::Ready(()),
+            }))
+        };
+        let (got, ()) = handle.block_on(futures_util::future::join(rx, nested));
+        done_tx.send(got.unwrap()).unwrap();
+    });
+    // A hang guard, not a timing check: the calls return at once.
+    let got = done.recv_timeout(Duration::from_secs(60));
+    assert_eq!(got, Ok(1), "the outer Handle::block_on missed its wake");
+}

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::{pin, Pin};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 use std::thread::{self, Thread};
@@ -265,31 +266,43 @@ impl Handle {
     }
 }
 
-/// Wakes a thread parked in [`park_until_ready`].
-struct Unparker(Thread);
+/// Wakes a thread parked in [`park_until_ready`]. The flag is this call's own: the thread's
+/// park token is shared by every `park_until_ready` on it, and a nested call (a
+/// `Handle::block_on` inside another's future) consumes a wake meant for the outer one.
+struct Unparker {
+    thread: Thread,
+    woken: AtomicBool,
+}
 
 impl Wake for Unparker {
     fn wake(self: Arc<Self>) {
-        self.0.unpark();
+        self.wake_by_ref();
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
-        self.0.unpark();
+        self.woken.store(true, Ordering::Release);
+        self.thread.unpark();
     }
 }
 
-/// Polls `future` on this thread until it is ready, parking the thread between polls. A
-/// wake before the park leaves the park's token set, so it is never lost; a spurious unpark
-/// costs one more poll.
+/// Polls `future` on this thread until it is ready, parking the thread between polls until
+/// its waker is called. A wake before the park leaves the flag set, so it is never lost,
+/// not even to a nested call parking meanwhile; a spurious unpark only parks again.
 fn park_until_ready<F: Future>(future: F) -> F::Output {
-    let waker = Waker::from(Arc::new(Unparker(thread::current())));
+    let unparker = Arc::new(Unparker {
+        thread: thread::current(),
+        woken: AtomicBool::new(false),
+    });
+    let waker = Waker::from(unparker.clone());
     let mut cx = Context::from_waker(&waker);
     let mut future = pin!(future);
     loop {
         if let Poll::Ready(out) = future.as_mut().poll(&mut cx) {
             return out;
         }
-        thread::park();
+        while !unparker.woken.swap(false, Ordering::Acquire) {
+            thread::park();
+        }
     }
 }
 
