@@ -89,3 +89,36 @@ fn a_queued_write_blocked_for_good_does_not_hold_the_shutdown_past_its_timeout()
     assert!(finished.is_ok(), "the runtime's shutdown hung in the write");
     shutdown.join().unwrap();
 }
+
+#[test]
+fn a_file_dropped_while_the_pool_is_busy_starts_no_thread_past_its_limit() {
+    let dir = TempDir::new("drop-busy");
+    let path = dir.join("f");
+    let (rt, gate) = runtime_with_a_busy_pool();
+    let std = std::fs::File::create(&path).unwrap();
+    let (busy_again, second_gate) = (mpsc::channel(), Arc::new(Barrier::new(2)));
+    let g = second_gate.clone();
+    rt.block_on(async move {
+        let mut file = File::from_std(std);
+        file.write_all(b"abc").await.unwrap(); // its job waits for the busy thread
+        file.write_all(b"def").await.unwrap(); // buffered behind that job
+        let started = busy_again.0;
+        let held = overlap::spawn_blocking(move || {
+            started.send(()).unwrap();
+            g.wait();
+        });
+        gate.wait(); // the pool's thread writes "abc", then runs `held`
+        busy_again.1.recv().unwrap();
+        // Dropped with "def" buffered and no job in flight: a clean-up job takes it, and
+        // waits for the busy thread as any job does while the runtime runs. A thread
+        // started past `max_blocking_threads(1)` would go on to serve `spawn_blocking` work.
+        drop(file);
+        drop(held);
+    });
+    assert_eq!(rt.metrics().blocking_threads, 1);
+    // The shutdown drops the queued clean-up job, which is queued again and run on a
+    // thread of its own, while the held job still holds the pool's thread.
+    drop(rt);
+    assert_eq!(std::fs::read(path).unwrap(), b"abcdef");
+    second_gate.wait();
+}

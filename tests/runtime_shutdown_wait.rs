@@ -121,3 +121,22 @@ fn shutdown_background_waits_for_nothing_not_even_a_file_write() {
     );
     drop(reader); // the write job fails with EPIPE and ends
 }
+
+#[test]
+fn clean_up_work_queued_before_the_shutdown_still_runs_off_the_runtime_thread() {
+    let rt = Runtime::builder().max_blocking_threads(1).build().unwrap();
+    let gate = Arc::new(Barrier::new(2));
+    let _ = running_job(&rt, gate.clone());
+    let (ran_tx, ran) = mpsc::channel();
+    rt.block_on(async move {
+        // Queued behind the running job, as clean-up work waits while the runtime runs.
+        overlap_runtime::spawn_blocking_detached(move || {
+            ran_tx.send(thread::current().id()).unwrap();
+        });
+    });
+    // The shutdown drops the queued job unrun; it queues itself again and runs on a thread
+    // of its own (dropped instead, its sender would end `recv` with an error).
+    drop(rt);
+    assert_ne!(ran.recv().unwrap(), thread::current().id());
+    gate.wait();
+}

@@ -181,7 +181,26 @@ where
     let Some(pool) = crate::executor::with_current(|core| core.blocking().clone()) else {
         return f();
     };
+    // Queued before the runtime's shutdown, the job may be dropped by it unrun: it then
+    // queues itself again, on the shut-down pool, which still takes clean-up work.
+    let mut work = Requeue(Some(f));
     // On a start failure the pool calls the job at once on this thread, with the error:
     // running it here is exactly the fallback we want.
-    pool.execute_cleanup(Box::new(move |_run: Result<&Finish<'_>, &io::Error>| f()));
+    pool.execute_cleanup(Box::new(move |_run: Result<&Finish<'_>, &io::Error>| {
+        if let Some(f) = work.0.take() {
+            f();
+        }
+    }));
+}
+
+/// Clean-up work that hands itself to [`spawn_blocking_detached`] again if it is dropped
+/// without running.
+struct Requeue<F: FnOnce() + Send + 'static>(Option<F>);
+
+impl<F: FnOnce() + Send + 'static> Drop for Requeue<F> {
+    fn drop(&mut self) {
+        if let Some(f) = self.0.take() {
+            spawn_blocking_detached(f);
+        }
+    }
 }

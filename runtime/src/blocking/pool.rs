@@ -187,11 +187,15 @@ impl BlockingPool {
 
     /// As [`execute`](Self::execute), also after shutdown: for clean-up work (a file's
     /// last bytes, a lingering close) that must run, and not on the runtime's thread. The
-    /// threads it needs are started as for any job, and exit once idle; up to
-    /// [`CLEANUP_OVERFLOW`] of them past the pool's limit, so that the work does not wait
-    /// behind long jobs (the runtime's drop waits for it only so long).
+    /// threads it needs are started as for any job, and exit once idle. After shutdown, up
+    /// to [`CLEANUP_OVERFLOW`] of them past the pool's limit, so that the work does not wait
+    /// behind long jobs (the runtime's drop waits for it only so long); not before, where a
+    /// thread past the limit would go on to serve ordinary jobs (a job queued then and
+    /// dropped by the shutdown is queued again by its caller, see `spawn_blocking_detached`).
     pub(crate) fn execute_cleanup(&self, job: Job) {
-        self.queue(self.inner.lock(), job, CLEANUP_OVERFLOW);
+        let st = self.inner.lock();
+        let overflow = if st.shutdown { CLEANUP_OVERFLOW } else { 0 };
+        self.queue(st, job, overflow);
     }
 
     /// Queues `job`, starting a thread for it if none is free and fewer than the pool's
