@@ -149,3 +149,26 @@ fn a_wake_of_the_outer_future_during_a_nested_call_is_not_lost() {
     let got = done.recv_timeout(Duration::from_secs(60));
     assert_eq!(got, Ok(1), "the outer Handle::block_on missed its wake");
 }
+
+#[test]
+fn the_handle_is_current_inside_even_under_another_runtime_enter_guard() {
+    let (entered, rt, inner) = (
+        Runtime::new().unwrap(),
+        Runtime::new().unwrap(),
+        Runtime::new().unwrap(),
+    );
+    let handle = rt.handle();
+    let _guard = entered.enter();
+    let (seen, innermost) = handle.block_on(async {
+        let seen = format!("{:?}", Handle::current());
+        // A runtime entered inside the call is the current one there.
+        let _inner = inner.enter();
+        (seen, format!("{:?}", Handle::current()))
+    });
+    assert_eq!(seen, format!("{handle:?}"));
+    assert_eq!(innermost, format!("{:?}", inner.handle()));
+    assert_eq!(
+        format!("{:?}", Handle::current()),
+        format!("{:?}", entered.handle())
+    );
+}

@@ -108,6 +108,14 @@ pub(crate) fn with_driving<R>(f: impl FnOnce(&Core) -> R) -> Option<R> {
     }
 }
 
+/// How many runtimes are entered on this thread now (`block_on`s, `Runtime::enter`
+/// guards, shutdowns).
+pub(crate) fn entered_depth() -> usize {
+    ENTERED
+        .try_with(|entered| entered.try_borrow().map_or(0, |e| e.len()))
+        .unwrap_or(0)
+}
+
 /// Whether a `block_on` on this thread is driving a runtime's loop, whichever runtime is
 /// current now (a `Runtime::enter` guard taken inside a task hides it from
 /// [`with_driving`], not from this).

@@ -8,14 +8,16 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 use std::thread::{self, Thread};
 
-use super::context::{in_driving_block_on, with_current};
+use super::context::{entered_depth, in_driving_block_on, with_current};
 use super::remote_task::{remote_task, JoinSlot};
 use super::shared::Shared;
 use crate::task::JoinError;
 
 thread_local! {
-    /// On a blocking-pool thread running a `spawn_blocking` job: the runtime that spawned it.
-    static BLOCKING_JOB_OF: std::cell::RefCell<Option<Arc<Shared>>> =
+    /// On a blocking-pool thread running a `spawn_blocking` job, or in `Handle::block_on`:
+    /// the runtime whose handle is current there, with how many runtimes were entered on
+    /// this thread when it was set (one entered after it is the current one instead).
+    static BLOCKING_JOB_OF: std::cell::RefCell<Option<(Arc<Shared>, usize)>> =
         const { std::cell::RefCell::new(None) };
 }
 
@@ -89,13 +91,18 @@ impl Handle {
     /// });
     /// ```
     pub fn try_current() -> Option<Handle> {
-        with_current(|core| Handle::new(core.shared.clone())).or_else(|| {
-            // `try_with`: called from a thread-local's destructor, it finds nothing.
-            BLOCKING_JOB_OF
-                .try_with(|s| s.borrow().clone().map(Handle::new))
-                .ok()
-                .flatten()
-        })
+        // `try_with`: called from a thread-local's destructor, it finds nothing.
+        let job = BLOCKING_JOB_OF
+            .try_with(|s| s.borrow().clone())
+            .ok()
+            .flatten();
+        match job {
+            // Set inside every runtime entered now (a `Handle::block_on` under another
+            // runtime's `enter` guard): it is the innermost.
+            Some((shared, depth)) if entered_depth() <= depth => Some(Handle::new(shared)),
+            job => with_current(|core| Handle::new(core.shared.clone()))
+                .or_else(|| job.map(|(shared, _)| Handle::new(shared))),
+        }
     }
 
     /// Runs `future` to completion on the calling thread, blocking it meanwhile, with this
@@ -147,14 +154,15 @@ impl Handle {
     /// [`Handle::current`] on the calling pool thread.
     pub(crate) fn run_as_current<R>(&self, f: impl FnOnce() -> R) -> R {
         /// Puts the previous value back even if `f` panics.
-        struct Restore(Option<Arc<Shared>>);
+        struct Restore(Option<(Arc<Shared>, usize)>);
         impl Drop for Restore {
             fn drop(&mut self) {
                 let prev = self.0.take();
                 BLOCKING_JOB_OF.with(|s| *s.borrow_mut() = prev);
             }
         }
-        let prev = BLOCKING_JOB_OF.with(|s| s.replace(Some(self.shared.clone())));
+        let current = (self.shared.clone(), entered_depth());
+        let prev = BLOCKING_JOB_OF.with(|s| s.replace(Some(current)));
         let _restore = Restore(prev);
         f()
     }
