@@ -140,3 +140,32 @@ fn clean_up_work_queued_before_the_shutdown_still_runs_off_the_runtime_thread() 
     assert_ne!(ran.recv().unwrap(), thread::current().id());
     gate.wait();
 }
+
+/// Hands clean-up work to the pool when dropped, as a lingering socket's close does.
+struct CleanUpOnDrop(Arc<AtomicBool>);
+
+impl Drop for CleanUpOnDrop {
+    fn drop(&mut self) {
+        let done = self.0.clone();
+        overlap_runtime::spawn_blocking_detached(move || done.store(true, Ordering::SeqCst));
+    }
+}
+
+#[test]
+fn shutdown_timeout_waits_for_clean_up_work_its_tasks_left() {
+    for _ in 0..5 {
+        let rt = Runtime::new().unwrap();
+        let done = Arc::new(AtomicBool::new(false));
+        let held = CleanUpOnDrop(done.clone());
+        drop(rt.spawn(async move {
+            let _held = held;
+            std::future::pending::<()>().await;
+        }));
+        // Dropping the task queues the work on a thread the pool starts for it.
+        rt.shutdown_timeout(Duration::from_secs(120));
+        assert!(
+            done.load(Ordering::SeqCst),
+            "returned before the clean-up ran"
+        );
+    }
+}

@@ -268,11 +268,14 @@ impl BlockingPool {
         self.wait_quiet(limit, |st| st.durable == 0)
     }
 
-    /// After [`shutdown`](Self::shutdown): waits until no job runs any more and no
-    /// [`DurableWork`] is alive, for at most `limit`; returns whether that came.
+    /// After [`shutdown`](Self::shutdown): waits until no job runs or is queued any more
+    /// (clean-up work the shutdown's dropped tasks left) and no [`DurableWork`] is alive,
+    /// for at most `limit`; returns whether that came.
     pub(crate) fn wait_idle(&self, limit: Duration) -> bool {
         self.wait_quiet(limit, |st| {
-            st.durable == 0 && self.inner.running.load(Ordering::Acquire) == 0
+            st.durable == 0
+                && st.queue.is_empty()
+                && self.inner.running.load(Ordering::Acquire) == 0
         })
     }
 

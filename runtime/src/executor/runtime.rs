@@ -280,7 +280,8 @@ impl Runtime {
 
     /// Shuts the runtime down as dropping it does, then waits until every blocking job
     /// still running ([`spawn_blocking`](crate::spawn_blocking) work, file operations) has
-    /// finished, for at most `timeout`. Jobs not yet started are dropped without running.
+    /// finished, and the clean-up work its dropped tasks left (a file's unwritten bytes, a
+    /// lingering socket's close) too, for at most `timeout`. Jobs not yet started are dropped without running.
     /// A job still running after `timeout` finishes detached, on its pool thread.
     ///
     /// ```
