@@ -172,7 +172,7 @@ impl Core {
             // Cancel it at once (dropping the future here) so its handle reports so. Nothing
             // else knows the task, so its local count needs no lock.
             task.set_cancelled();
-            task.cancel();
+            self.cancel(task);
             task.finish();
             task.ref_dec_local();
             // SAFETY: as below; the handle's reference is the one left.
