@@ -88,6 +88,28 @@ fn kill_ends_a_sleeping_child_and_wait_reports_the_signal() {
     });
 }
 
+/// A write into the stdin of a child that stops reading and exits, parked on the full
+/// pipe, wakes with `BrokenPipe` when the child's end closes (no hang, no `SIGPIPE`).
+#[test]
+fn writing_to_a_child_that_exits_mid_input_is_broken_pipe() {
+    block_on(async {
+        let mut child = spawn(
+            Command::new("sh")
+                .args(["-c", "read line; exit 0"])
+                .stdin(Stdio::piped()),
+        )
+        .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        // Far more than a pipe holds: the write waits for room after the first line.
+        let input = vec![b'\n'; 4 << 20];
+        let err = within(HANG, stdin.write_all(&input), "the write never woke")
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::BrokenPipe);
+        assert!(child.wait().await.unwrap().success());
+    });
+}
+
 #[test]
 fn the_loop_keeps_running_while_a_child_is_awaited() {
     block_on(async {
