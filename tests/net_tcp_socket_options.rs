@@ -50,6 +50,32 @@ fn a_socket_bound_to_loopback_connects_over_it_and_unbinds() {
     });
 }
 
+/// The kernel reads the name as a C string cut to 15 bytes: `b"lo\0junk"` would bind to
+/// `lo`, and a 16-byte name to the interface its first 15 bytes name. Both are refused before
+/// the syscall, leaving the socket unbound; a single trailing NUL (a C string) is fine.
+#[test]
+fn bind_device_refuses_names_the_kernel_would_cut() {
+    block_on(async {
+        let sock = TcpSocket::new_v4().unwrap();
+        for bad in [
+            &b"lo\0junk"[..],
+            b"\0lo",
+            b"lo\0\0",
+            &[b'l'; 16],
+            &[b'l'; 40],
+        ] {
+            let err = sock.bind_device(Some(bad)).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::InvalidInput, "{bad:?}: {err}");
+            assert_eq!(sock.device().unwrap(), None, "{bad:?}");
+        }
+        // Fifteen bytes is an interface name's most: passed to the kernel, which knows none.
+        let err = sock.bind_device(Some(&[b'l'; 15])).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::ENODEV));
+        sock.bind_device(Some(b"lo\0")).unwrap();
+        assert_eq!(sock.device().unwrap().as_deref(), Some(&b"lo"[..]));
+    });
+}
+
 #[test]
 fn zero_linger_resets_the_connection_on_close() {
     block_on(async {

@@ -362,8 +362,24 @@ impl Socket {
 
     /// Binds the socket to a network interface (`SO_BINDTODEVICE`), or unbinds it (`None`,
     /// or an empty name).
+    ///
+    /// The kernel reads the name as a C string cut to `IFNAMSIZ - 1` bytes: a name with a
+    /// NUL inside, or longer than an interface name can be, would bind the socket to the
+    /// interface named by its start. Such names are refused with `InvalidInput` (one NUL at
+    /// the end, as a C string has, is fine).
     pub(crate) fn bind_device(&self, name: Option<&[u8]>) -> io::Result<()> {
         let name = name.unwrap_or_default();
+        let name = name.strip_suffix(&[0]).unwrap_or(name);
+        if name.contains(&0) || name.len() >= libc::IFNAMSIZ {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "not an interface name (at most {} bytes, no NUL): {:?}",
+                    libc::IFNAMSIZ - 1,
+                    String::from_utf8_lossy(name)
+                ),
+            ));
+        }
         // SAFETY: `name` is readable for the length passed; the kernel copies at most
         // IFNAMSIZ bytes of it and needs no terminating NUL when given the length.
         syscall!(setsockopt(

@@ -115,7 +115,8 @@ impl TcpSocket {
     /// Binds the socket to a network interface by name (`SO_BINDTODEVICE`): its packets
     /// then go out through that interface only, and only packets from it reach the socket.
     /// `None` (or an empty name) undoes it. Older kernels (before 5.7) ask for
-    /// `CAP_NET_RAW`.
+    /// `CAP_NET_RAW`. A name with a NUL inside, or longer than 15 bytes (`IFNAMSIZ - 1`), is
+    /// refused with `InvalidInput` (the kernel would bind to the interface its start names).
     ///
     /// ```
     /// use overlap::net::TcpSocket;
