@@ -277,3 +277,22 @@ fn vectored_writes_take_every_slice() {
     want.extend_from_slice(&big);
     assert!(std::fs::read(&path).unwrap() == want);
 }
+
+/// `AsRawFd`/`AsFd` give the very descriptor the file was made from (`From<std::fs::File>`),
+/// and after a flush a descriptor cloned from it sees every byte written.
+#[test]
+fn the_descriptor_is_the_std_files_and_sees_flushed_bytes() {
+    use std::os::fd::{AsFd, AsRawFd};
+    let dir = TempDir::new("as-fd");
+    let path = dir.join("f");
+    let std_file = std::fs::File::create(&path).unwrap();
+    let raw = std_file.as_raw_fd();
+    overlap::block_on(async {
+        let mut file: File = std_file.into();
+        assert_eq!(file.as_raw_fd(), raw);
+        file.write_all(b"through the pool").await.unwrap();
+        file.flush().await.unwrap();
+        let twin = std::fs::File::from(file.as_fd().try_clone_to_owned().unwrap());
+        assert_eq!(twin.metadata().unwrap().len(), 16);
+    });
+}

@@ -108,3 +108,39 @@ impl AsyncSeek for File {
         self.get_mut().poll_seek_to(cx, pos)
     }
 }
+
+/// The file's descriptor, shared with the pool's jobs. Its offset may be ahead of what was
+/// read (read-ahead) or behind what was written (bytes still buffered or in a job): use
+/// positioned calls (`pread`/`pwrite`) on it, or call `flush` first and read the position
+/// with `seek`.
+///
+/// ```
+/// use std::os::fd::AsRawFd;
+///
+/// overlap::block_on(async {
+///     let path = std::env::temp_dir().join(format!("overlap-doc-asfd-{}", std::process::id()));
+///     let file = overlap::fs::File::create(&path).await.unwrap();
+///     assert!(file.as_raw_fd() >= 0);
+///     drop(file);
+///     std::fs::remove_file(&path).unwrap();
+/// });
+/// ```
+impl std::os::fd::AsRawFd for File {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.std.as_raw_fd()
+    }
+}
+
+/// As [`AsRawFd`](std::os::fd::AsRawFd): the descriptor, with its offset caveat.
+impl std::os::fd::AsFd for File {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.std.as_fd()
+    }
+}
+
+/// The same as [`File::from_std`].
+impl From<std::fs::File> for File {
+    fn from(std: std::fs::File) -> File {
+        File::from_std(std)
+    }
+}
