@@ -352,11 +352,16 @@ impl Core {
                 // Scheduling first (a no-op for a complete task) keeps the cell alive through
                 // the clear; a wake landing after the clear queues a new entry, so none is lost.
                 task.schedule_local(self);
-                let last = task.clear_remote();
+                let (last, abort) = task.clear_remote();
                 if last {
                     // SAFETY: the queued bit was the last claim on the cell.
                     unsafe { task.dealloc() };
                     continue;
+                }
+                if abort {
+                    // Asked for on another thread (`AbortHandle`); the task is queued, and
+                    // its run drops the future.
+                    task.set_cancelled();
                 }
             }
             if op != RemoteOp::Wake {

@@ -319,12 +319,13 @@ fn take_all<T>(into: &mut Vec<T>, from: &mut Vec<T>) {
 /// cell holds an `Arc` to this very `Shared`).
 fn apply_closed(task: TaskPtr, op: RemoteOp) -> bool {
     match op {
-        RemoteOp::Wake => task.clear_remote(),
+        // The runtime has cancelled every task: an abort asked for has nothing left to do.
+        RemoteOp::Wake => task.clear_remote().0,
         RemoteOp::Release => task.ref_dec_closed(),
         RemoteOp::WakeRelease => {
             // At most one of the two can be the last claim; evaluate both.
             let a = task.ref_dec_closed();
-            let b = task.clear_remote();
+            let b = task.clear_remote().0;
             a || b
         }
     }

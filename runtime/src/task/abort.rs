@@ -1,8 +1,6 @@
 //! `AbortHandle`: stops a task without owning its output.
 
 use std::fmt;
-use std::marker::PhantomData;
-use std::rc::Rc;
 use std::task::Waker;
 
 use super::id::Id;
@@ -12,7 +10,13 @@ use super::raw::TaskPtr;
 /// or returned by [`JoinSet::spawn`](crate::JoinSet::spawn). It can be cloned freely.
 ///
 /// Dropping it does nothing to the task. It keeps the task's memory (not its future, nor its
-/// output) alive until dropped. Like the task, it belongs to the runtime's thread (`!Send`).
+/// output) alive until dropped.
+///
+/// Unlike the task, it is `Send` and `Sync`, as tokio's: another thread may abort the task
+/// (its future is then dropped on the runtime's thread, at the runtime's next turn), ask
+/// whether it has finished, clone or drop the handle. An abort made while the runtime is
+/// not running takes effect when it next runs; once the runtime is gone there is nothing
+/// left to abort (its drop cancelled the task).
 ///
 /// [`JoinHandle::abort_handle`]: crate::JoinHandle::abort_handle
 ///
@@ -32,8 +36,12 @@ pub struct AbortHandle {
     /// The claim that keeps the task cell alive: a waker of the task, which knows how to
     /// count and release itself from any context (see `waker.rs`).
     _claim: Waker,
-    _not_send: PhantomData<Rc<()>>,
 }
+
+// SAFETY: through `&AbortHandle`, a thread other than the task's runtime thread reaches only
+// the task's atomic word (`abort_from_anywhere` off owner context, `is_finished_shared`) and
+// its address (`id`); the waker claim is `Sync` itself. (`Send` follows from the fields.)
+unsafe impl Sync for AbortHandle {}
 
 impl AbortHandle {
     /// # Safety
@@ -42,7 +50,6 @@ impl AbortHandle {
         AbortHandle {
             task,
             _claim: claim,
-            _not_send: PhantomData,
         }
     }
 
@@ -51,12 +58,13 @@ impl AbortHandle {
     /// cancelled error (a panic error if dropping its future panicked). A task that already
     /// finished keeps its output.
     pub fn abort(&self) {
-        self.task.abort();
+        super::waker::abort_from_anywhere(self.task);
     }
 
-    /// Whether the task has finished: returned, panicked, or been cancelled.
+    /// Whether the task has finished: returned, panicked, or been cancelled. From any
+    /// thread.
     pub fn is_finished(&self) -> bool {
-        self.task.is_complete()
+        self.task.is_finished_shared()
     }
 
     /// The task's [`Id`], the same its [`JoinHandle::id`](crate::JoinHandle::id) reports.

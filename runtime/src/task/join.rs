@@ -105,6 +105,8 @@ impl<T> JoinHandle<T> {
     pub fn abort_handle(&self) -> AbortHandle {
         // A waker is a claim on the task cell that releases itself correctly from anywhere.
         let claim = super::waker::claim(self.task);
+        // Its `is_finished` may be asked on any thread.
+        self.task.share_finish();
         // SAFETY: `claim` is a waker of this very task, made by the task system.
         unsafe { AbortHandle::new(self.task, claim) }
     }

@@ -26,7 +26,8 @@ use std::task::{Context, Poll, Waker};
 
 use super::join::Repr;
 use super::state::{
-    CANCELLED, COMPLETE, JOIN_INTEREST, MAIN, OUTPUT_TAKEN, REMOTE_QUEUED, SCHEDULED, UNIT,
+    CANCELLED, COMPLETE, FINISHED, JOIN_INTEREST, MAIN, NOTES, OUTPUT_TAKEN, REMOTE_ABORT,
+    REMOTE_QUEUED, SCHEDULED, SHARED_FINISH, UNIT,
 };
 use super::{Id, JoinError};
 use crate::executor::{Core, Shared};
@@ -262,7 +263,7 @@ impl TaskPtr {
 
     /// Gives up one shared claim; returns whether it was the last, so the caller must free.
     fn release_unit_deferred(self) -> bool {
-        self.header().remote.fetch_sub(UNIT, Ordering::AcqRel) == UNIT
+        self.header().remote.fetch_sub(UNIT, Ordering::AcqRel) & !NOTES == UNIT
     }
 
     /// A remote wake: sets [`REMOTE_QUEUED`] and, if `release_unit`, gives up one shared
@@ -288,13 +289,41 @@ impl TaskPtr {
         prev & REMOTE_QUEUED == 0
     }
 
-    /// Clears [`REMOTE_QUEUED`] once its entry is handled. Returns whether the caller must
-    /// free the cell (that bit was the last claim).
-    pub(crate) fn clear_remote(self) -> bool {
+    /// Clears [`REMOTE_QUEUED`] once its entry is handled, and takes [`REMOTE_ABORT`] with
+    /// it. Returns whether the caller must free the cell (that bit was the last claim), and
+    /// whether an abort was asked for.
+    pub(crate) fn clear_remote(self) -> (bool, bool) {
+        let prev = self
+            .header()
+            .remote
+            .fetch_and(!(REMOTE_QUEUED | REMOTE_ABORT), Ordering::AcqRel);
+        (prev & !NOTES == REMOTE_QUEUED, prev & REMOTE_ABORT != 0)
+    }
+
+    /// From any thread holding a claim: notes an abort for the runtime thread to apply when
+    /// it handles the task's next wake entry (see [`clear_remote`](Self::clear_remote)).
+    pub(crate) fn note_remote_abort(&self) {
         self.header()
             .remote
-            .fetch_and(!REMOTE_QUEUED, Ordering::AcqRel)
-            == REMOTE_QUEUED
+            .fetch_or(REMOTE_ABORT, Ordering::AcqRel);
+    }
+
+    /// Runtime thread: from now on, completion is also noted where any thread can read it
+    /// ([`FINISHED`]), for an `AbortHandle`'s `is_finished`.
+    pub(crate) fn share_finish(self) {
+        let f = self.flags();
+        if f & SHARED_FINISH == 0 {
+            self.set_flags(f | SHARED_FINISH);
+            if f & COMPLETE != 0 {
+                self.header().remote.fetch_or(FINISHED, Ordering::Release);
+            }
+        }
+    }
+
+    /// From any thread holding a claim, for a task whose completion is shared (see
+    /// [`share_finish`](Self::share_finish)): whether it is complete.
+    pub(crate) fn is_finished_shared(&self) -> bool {
+        self.header().remote.load(Ordering::Acquire) & FINISHED != 0
     }
 
     /// Frees the cell.
@@ -346,6 +375,9 @@ impl TaskPtr {
         let h = self.header();
         let f = self.flags();
         self.set_flags(f | COMPLETE);
+        if f & SHARED_FINISH != 0 {
+            h.remote.fetch_or(FINISHED, Ordering::Release);
+        }
         if f & JOIN_INTEREST != 0 {
             // SAFETY: runtime thread only (invariant 1); no other borrow of the cell is live.
             let waker = unsafe { (*h.join_waker.get()).take() };

@@ -27,8 +27,10 @@
 //!   need not queue another. The bit is a claim on the cell.
 //! - the count, in [`UNIT`]s: one for every waker made outside owner context, plus one
 //!   standing for all local claims together, held while `refs > 0` or [`SCHEDULED`] is set.
+//! - two notes ([`NOTES`]), which are not claims: [`REMOTE_ABORT`], an abort asked for from
+//!   another thread, and [`FINISHED`], completion as any thread may read it.
 //!
-//! Whoever brings the whole word to zero frees the cell. Local references never come back
+//! Whoever brings the claims (the word but its notes) to zero frees the cell. Local references never come back
 //! from zero (a waker cloned at home from a task with no local references is counted in the
 //! shared half), so the standing unit is given up exactly once.
 
@@ -45,8 +47,18 @@ pub(crate) const JOIN_INTEREST: u8 = 1 << 3;
 pub(crate) const MAIN: u8 = 1 << 4;
 /// The `JoinHandle` has taken the output: it is terminated (`FusedFuture`).
 pub(crate) const OUTPUT_TAKEN: u8 = 1 << 5;
+/// An `AbortHandle` was made: finishing also sets [`FINISHED`] in the shared word, where
+/// any thread can read it. (Other tasks skip that atomic operation.)
+pub(crate) const SHARED_FINISH: u8 = 1 << 6;
 
 /// A remote wake entry for the task is queued.
 pub(crate) const REMOTE_QUEUED: u32 = 1;
+/// An `AbortHandle` on another thread asked for an abort: the runtime thread applies it
+/// when it handles the task's wake entry (queued with it), and clears it.
+pub(crate) const REMOTE_ABORT: u32 = 1 << 1;
+/// The task is complete (set only with [`SHARED_FINISH`]).
+pub(crate) const FINISHED: u32 = 1 << 2;
+/// The bits of the shared word that are notes, not claims: they never keep the cell alive.
+pub(crate) const NOTES: u32 = REMOTE_ABORT | FINISHED;
 /// One claim in the shared count.
-pub(crate) const UNIT: u32 = 2;
+pub(crate) const UNIT: u32 = 1 << 3;

@@ -67,6 +67,21 @@ pub(crate) fn wake_by_ref(task: TaskPtr) {
     }
 }
 
+/// Aborts `task` from anywhere: at once in owner context; otherwise the abort is noted in
+/// the shared word and a wake entry queued, and the runtime thread applies it at its next
+/// turn (see `Core::drain_remote`). The caller holds a claim on the task.
+pub(crate) fn abort_from_anywhere(task: TaskPtr) {
+    if with_owner(task, |_| task.abort()).is_none() {
+        // The note goes first: the entry that carries it may be handled the moment it is
+        // queued, and an entry handled before the note sees none; then the bit is clear
+        // again and this call queues a new one.
+        task.note_remote_abort();
+        if task.mark_remote(false) {
+            push_remote(task, RemoteOp::Wake);
+        }
+    }
+}
+
 /// A new waker for `task`: local when made in owner context for a task with local
 /// references (so its count can be kept without atomics), shared otherwise.
 fn clone_waker(task: TaskPtr) -> RawWaker {
