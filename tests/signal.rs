@@ -196,15 +196,27 @@ fn a_panicking_waker_costs_no_other_listener_its_signal() {
         let mut cx = std::task::Context::from_waker(&waker);
         assert!(bad.poll_recv(&mut cx).is_pending());
         let mut good = signal(SignalKind::user_defined1()).unwrap();
+        let heard_first = std::rc::Rc::new(std::cell::Cell::new(false));
+        let heard = heard_first.clone();
         let listener = spawn(async move {
             good.recv().await;
+            heard.set(true);
             good.recv().await;
         });
-        // Let the listener wait, then raise twice: both must reach it, the second after the
-        // panicking waker is long gone, so the runtime's reader must still be running.
-        sleep(Duration::from_millis(10)).await;
+        // Raise twice: both must reach the listener, the second after the panicking waker
+        // is long gone, so the runtime's reader must still be running. The second waits
+        // until the first was heard (arrivals in between would coalesce).
         let sender = raise_later(libc::SIGUSR1, Duration::from_millis(10));
-        sleep(Duration::from_millis(50)).await;
+        within(
+            HANG,
+            async {
+                while !heard_first.get() {
+                    sleep(Duration::from_millis(1)).await;
+                }
+            },
+            "the first signal never reached the listener",
+        )
+        .await;
         sender.join().unwrap();
         let sender = raise_later(libc::SIGUSR1, Duration::from_millis(10));
         within(
