@@ -6,6 +6,7 @@ mod io_impls;
 mod jobs;
 mod read_buf;
 mod send;
+mod to_std;
 
 use std::fmt;
 use std::fs::{File as StdFile, Metadata, Permissions};
@@ -19,7 +20,7 @@ use blocking::{Done, Handoff};
 use read_buf::ReadBuf;
 
 use crate::error::for_file;
-use crate::job::{self, run, Job};
+use crate::job::{run, Job};
 use crate::OpenOptions;
 
 /// Bytes a `File` accepts from writes while a write job is in flight; past this, `write`
@@ -179,11 +180,16 @@ impl File {
     }
 
     pub(crate) fn from_parts(std: StdFile, path: Option<Arc<Path>>) -> File {
+        File::from_shared(Arc::new(std), path)
+    }
+
+    /// A `File` on an fd nothing is buffered or in flight for, at the fd's offset.
+    fn from_shared(std: Arc<StdFile>, path: Option<Arc<Path>>) -> File {
         // `lseek(fd, 0, SEEK_CUR)`: fails (`ESPIPE`) on pipes, FIFOs, sockets and ttys; never
         // blocks.
-        let seekable = (&std).stream_position().is_ok();
+        let seekable = (&*std).stream_position().is_ok();
         File {
-            std: Arc::new(std),
+            std,
             path,
             job: None,
             read: ReadBuf::new(seekable),
@@ -195,28 +201,6 @@ impl File {
             seekable,
             never_ran: false,
         }
-    }
-
-    /// Waits for every job, writes out buffered bytes, moves the fd's offset back to the
-    /// reader's position, and returns the std file. A pending write error is returned
-    /// instead (and the file is closed). Bytes buffered from an fd that cannot seek (read
-    /// through [`AsyncBufRead`](futures_util::io::AsyncBufRead) and not consumed) cannot be
-    /// given back to it, and are dropped.
-    pub async fn into_std(mut self) -> io::Result<StdFile> {
-        self.settle().await?;
-        self.rewind += self.discard_reads();
-        if self.rewind > 0 {
-            let (std, rewind) = (self.std.clone(), self.rewind);
-            self.rewind = 0;
-            let done = job::spawn(move || blocking::seek(&std, SeekFrom::Current(0), rewind));
-            if let Done::Seek(res) = JobValue(done).await? {
-                res.map_err(|e| self.err(e, "seek"))?;
-            }
-        }
-        let std = self.std.clone();
-        drop(self);
-        // No job is left holding the fd, so this is the only reference, normally.
-        Arc::try_unwrap(std).or_else(|shared| shared.try_clone())
     }
 
     /// The file's metadata (`fstat`). Bytes still buffered or in flight may not be counted
@@ -451,17 +435,6 @@ impl File {
                 }
             }
         }
-    }
-}
-
-/// Awaits a job's value, as a future: `Err` only if the job never ran.
-struct JobValue<T>(Job<T>);
-
-impl<T> std::future::Future for JobValue<T> {
-    type Output = io::Result<T>;
-
-    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.0.poll_value(cx)
     }
 }
 

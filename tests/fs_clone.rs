@@ -1,0 +1,100 @@
+//! `File::try_clone` and `File::try_into_std`: the fd handed on sits where the reader is,
+//! after every byte written, whatever was buffered or in flight.
+
+mod support;
+
+use std::io::{Read, Seek, SeekFrom};
+
+use overlap::io::{AsyncReadExt, AsyncWriteExt};
+use support::{open_fresh, open_read_write, pattern, pattern_seeded, TempDir};
+
+#[test]
+fn writes_through_a_clone_land_after_the_originals() {
+    let dir = TempDir::new("clone-write");
+    let path = dir.join("f");
+    // Big enough that part is in a write job and part still buffered when cloning.
+    let (a, b) = (pattern(3 << 20), pattern_seeded(100_000, 1));
+    overlap::block_on(async {
+        let mut file = open_fresh(&path).await;
+        file.write_all(&a).await.unwrap();
+        let mut clone = file.try_clone().await.unwrap();
+        clone.write_all(&b).await.unwrap();
+        clone.flush().await.unwrap();
+        // One offset: the original goes on after the clone's bytes.
+        file.write_all(b"end").await.unwrap();
+        file.flush().await.unwrap();
+    });
+    let want = [&a[..], &b[..], b"end"].concat();
+    assert!(std::fs::read(&path).unwrap() == want);
+}
+
+#[test]
+fn a_clone_reads_from_where_the_originals_reader_is() {
+    let dir = TempDir::new("clone-read");
+    let path = dir.join("f");
+    let data = pattern(1 << 20);
+    std::fs::write(&path, &data).unwrap();
+    overlap::block_on(async {
+        let mut file = open_read_write(&path).await;
+        // Small sequential reads: a chunk is buffered and the next one is read ahead.
+        let mut head = vec![0; 200_001];
+        for part in head.chunks_mut(10_000) {
+            file.read_exact(part).await.unwrap();
+        }
+        assert!(head == data[..200_001]);
+        let mut clone = file.try_clone().await.unwrap();
+        let mut next = vec![0; 5000];
+        clone.read_exact(&mut next).await.unwrap();
+        assert!(next == data[200_001..205_001]);
+        // The clone hands back by seeking; the original reads on from there.
+        assert_eq!(clone.seek(SeekFrom::Current(0)).await.unwrap(), 205_001);
+        let mut more = vec![0; 7];
+        file.read_exact(&mut more).await.unwrap();
+        assert_eq!(more, data[205_001..205_008]);
+    });
+}
+
+#[test]
+fn try_into_std_refuses_while_bytes_are_buffered_or_in_flight() {
+    let dir = TempDir::new("try-into-std");
+    let path = dir.join("f");
+    let data = pattern(300_000);
+    std::fs::write(&path, &data).unwrap();
+    overlap::block_on(async {
+        let mut file = open_read_write(&path).await;
+        // Written bytes not yet out: refused, and the file is given back unchanged.
+        file.write_all(b"abc").await.unwrap();
+        let mut file = file.try_into_std().expect_err("a write is pending");
+        file.flush().await.unwrap();
+        let std_file = file.try_into_std().expect("flushed");
+        assert_eq!(std::fs::read(&path).unwrap()[..3], *b"abc");
+
+        // Read-ahead buffered: the fd's offset is past the reader, so refused too.
+        let mut file = overlap::fs::File::from_std(std_file);
+        let mut buf = [0; 10];
+        file.read_exact(&mut buf).await.unwrap();
+        assert_eq!(buf, data[3..13]);
+        let mut file = file.try_into_std().expect_err("read-ahead is buffered");
+        // A seek gives the read-ahead back; then the fd is where the reader is.
+        assert_eq!(file.seek(SeekFrom::Current(0)).await.unwrap(), 13);
+        let mut std_file = file.try_into_std().expect("nothing buffered");
+        assert_eq!(std_file.stream_position().unwrap(), 13);
+        let mut rest = Vec::new();
+        std_file.read_to_end(&mut rest).unwrap();
+        assert!(rest == data[13..]);
+    });
+}
+
+#[test]
+fn try_into_std_on_a_fresh_file_succeeds() {
+    let dir = TempDir::new("try-into-std-fresh");
+    let path = dir.join("f");
+    std::fs::write(&path, b"hello").unwrap();
+    overlap::block_on(async {
+        let file = overlap::fs::File::open(&path).await.unwrap();
+        let mut std_file = file.try_into_std().expect("nothing done yet");
+        let mut s = String::new();
+        std_file.read_to_string(&mut s).unwrap();
+        assert_eq!(s, "hello");
+    });
+}
