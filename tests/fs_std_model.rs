@@ -1,7 +1,8 @@
 //! `fs::File` against `std::fs::File` on a twin file: random sequences of reads of odd sizes,
 //! `fill_buf`/`consume`, writes (plain and vectored), seeks (from the start, the end and the
 //! current position, some failing), `set_len` (shrinking and growing), `flush`, `sync_all`,
-//! `metadata` and `read_to_end`, in write and in append mode.
+//! `metadata` and `read_to_end`, and handovers to a new `File` (`try_clone`, `into_std`,
+//! `try_into_std`), in write and in append mode.
 //!
 //! Every read must return the same bytes as std's, and every operation the same outcome.
 //! Positions are probed only now and then (a probe is a seek, which waits for the job in
@@ -29,8 +30,19 @@ enum Op {
     SetLen(SetLen),
     /// `flush`, then compare the whole files and `metadata().len()`.
     Flush,
+    /// The same, with `sync_all`.
     SyncAll,
     ReadToEnd,
+    /// Go on with a `File` made by this handover (std's file is kept).
+    Handover(Handover),
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Handover {
+    TryClone,
+    IntoStd,
+    /// Goes on with the same `File` if it refuses.
+    TryIntoStd,
 }
 
 /// A `set_len` target, relative to the file's length when it runs.
@@ -42,7 +54,7 @@ enum SetLen {
 }
 
 fn gen_op(rng: &mut Rng) -> Op {
-    match rng.below(20) {
+    match rng.below(21) {
         0..=3 => Op::Read([1, 7, 100, 4099, 65_535, 65_537, 70_001, 150_000][rng.below(8)]),
         4 | 5 => Op::FillBuf([0, 1, 13, 4096, 70_000, usize::MAX][rng.below(6)]),
         6..=8 => Op::Write(bytes([1, 3, 10, 4097, 70_000][rng.below(5)], rng)),
@@ -64,6 +76,9 @@ fn gen_op(rng: &mut Rng) -> Op {
         15 => Op::Flush,
         16 => Op::SyncAll,
         17 => Op::ReadToEnd,
+        18 => Op::Handover(
+            [Handover::TryClone, Handover::IntoStd, Handover::TryIntoStd][rng.below(3)],
+        ),
         _ => Op::Read(1 + rng.below(300)),
     }
 }
@@ -104,7 +119,18 @@ fn run_model(seed: u64, append: bool) {
         let mut f = oo.open(&opath).await.unwrap();
         for (i, op) in ops.iter().enumerate() {
             let ctx = format!("seed {seed} append {append} op {i} {:?}", short(op));
-            step(&mut s, &mut f, op, &ctx, (&spath, &opath)).await;
+            f = match op {
+                Op::Handover(Handover::TryClone) => f.try_clone().await.unwrap(),
+                Op::Handover(Handover::IntoStd) => fs::File::from_std(f.into_std().await.unwrap()),
+                Op::Handover(Handover::TryIntoStd) => match f.try_into_std() {
+                    Ok(std) => fs::File::from_std(std),
+                    Err(f) => f,
+                },
+                _ => {
+                    step(&mut s, &mut f, op, &ctx, (&spath, &opath)).await;
+                    f
+                }
+            };
             if rng.below(100) < probe {
                 let pa = s.stream_position().unwrap();
                 let pb = f.seek(SeekFrom::Current(0)).await.unwrap();
@@ -192,27 +218,24 @@ async fn step(
             let b = f.set_len(n).await;
             assert_eq!(a.is_ok(), b.is_ok(), "{ctx}");
         }
-        Op::Flush => {
-            s.flush().unwrap();
-            f.flush().await.unwrap();
+        Op::Flush | Op::SyncAll => {
+            if let Op::Flush = op {
+                s.flush().unwrap();
+                f.flush().await.unwrap();
+            } else {
+                s.sync_all().unwrap();
+                f.sync_all().await.unwrap();
+            }
+            // Every byte written is out, and `metadata` counts it.
             let (a, b) = (
                 s.metadata().unwrap().len(),
                 f.metadata().await.unwrap().len(),
             );
-            assert_eq!(a, b, "{ctx}: length after flush");
+            assert_eq!(a, b, "{ctx}: length");
             assert!(
                 std::fs::read(spath).unwrap() == std::fs::read(opath).unwrap(),
-                "{ctx}: contents after flush"
+                "{ctx}: contents"
             );
-        }
-        Op::SyncAll => {
-            s.sync_all().unwrap();
-            f.sync_all().await.unwrap();
-            let (a, b) = (
-                s.metadata().unwrap().len(),
-                f.metadata().await.unwrap().len(),
-            );
-            assert_eq!(a, b, "{ctx}: length after sync_all");
         }
         Op::ReadToEnd => {
             let mut a = Vec::new();
@@ -222,6 +245,7 @@ async fn step(
             assert_eq!(a.len(), b.len(), "{ctx}");
             assert!(a == b, "{ctx}");
         }
+        Op::Handover(_) => unreachable!("handled by the caller"),
     }
 }
 
