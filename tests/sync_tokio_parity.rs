@@ -139,3 +139,26 @@ async fn a_oneshot_receiver_reports_empty_and_terminated() {
     assert!((&mut rx).await.is_err());
     assert!(rx.is_empty() && rx.is_terminated());
 }
+
+// tokio's `const_new` constructors: `thread_local!` with a `const` initializer.
+
+thread_local! {
+    static LOCK: overlap::sync::Mutex<u32> = const { overlap::sync::Mutex::const_new(1) };
+    static TABLE: overlap::sync::RwLock<u32> = const { overlap::sync::RwLock::const_new(2) };
+    static FEW: Semaphore = const { Semaphore::const_new(3) };
+    static BELL: overlap::sync::Notify = const { overlap::sync::Notify::const_new() };
+    static ONCE: overlap::sync::OnceCell<u32> = const { overlap::sync::OnceCell::const_new() };
+}
+
+#[overlap::test]
+async fn const_constructed_sync_types_work_from_a_thread_local() {
+    LOCK.with(|m| *m.try_lock().unwrap() += 1);
+    assert_eq!(LOCK.with(|m| *m.try_lock().unwrap()), 2);
+    TABLE.with(|l| *l.try_write().unwrap() *= 10);
+    assert_eq!(TABLE.with(|l| *l.try_read().unwrap()), 20);
+    assert_eq!(FEW.with(|s| s.available_permits()), 3);
+    BELL.with(|n| n.notify_one());
+    assert!(BELL.with(|n| std::pin::pin!(n.notified()).as_mut().enable()));
+    ONCE.with(|c| c.set(7).unwrap());
+    assert_eq!(ONCE.with(|c| c.get().copied()), Some(7));
+}

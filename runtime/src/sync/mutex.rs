@@ -86,11 +86,27 @@ pub struct MappedMutexGuard<'a, T: ?Sized> {
 
 impl<T> Mutex<T> {
     /// An unlocked mutex holding `value`.
-    pub fn new(value: T) -> Mutex<T> {
+    pub const fn new(value: T) -> Mutex<T> {
         Mutex {
             sem: Semaphore::new(1),
             value: RefCell::new(value),
         }
+    }
+
+    /// [`new`](Mutex::new) under tokio's name for its `const` constructor: overlap's `new`
+    /// is a `const fn` as well, so either makes a mutex in a `const` context.
+    ///
+    /// ```
+    /// use overlap::sync::Mutex;
+    ///
+    /// thread_local! {
+    ///     static COUNT: Mutex<u32> = const { Mutex::const_new(0) };
+    /// }
+    /// COUNT.with(|m| *m.try_lock().unwrap() += 1);
+    /// COUNT.with(|m| assert_eq!(*m.try_lock().unwrap(), 1));
+    /// ```
+    pub const fn const_new(value: T) -> Mutex<T> {
+        Mutex::new(value)
     }
 
     /// The value, taking the mutex apart.

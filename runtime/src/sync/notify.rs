@@ -41,7 +41,6 @@ use super::waiters::{wake, wake_all, WaitQueue, Waiter};
 ///     }
 /// });
 /// ```
-#[derive(Default)]
 pub struct Notify {
     /// Tasks waiting; a chosen one was picked by `notify_one`.
     waiters: WaitQueue,
@@ -52,8 +51,29 @@ pub struct Notify {
 
 impl Notify {
     /// A `Notify` with no permit and nobody waiting.
-    pub fn new() -> Notify {
-        Notify::default()
+    pub const fn new() -> Notify {
+        Notify {
+            waiters: WaitQueue::new(),
+            permit: Cell::new(false),
+            broadcasts: Cell::new(0),
+        }
+    }
+
+    /// [`new`](Notify::new) under tokio's name for its `const` constructor: overlap's `new`
+    /// is a `const fn` as well, so either makes a `Notify` in a `const` context.
+    ///
+    /// ```
+    /// use overlap::sync::Notify;
+    ///
+    /// thread_local! {
+    ///     static READY: Notify = const { Notify::const_new() };
+    /// }
+    /// READY.with(|n| n.notify_one()); // stores the permit
+    /// let notified = READY.with(|n| std::pin::pin!(n.notified()).as_mut().enable());
+    /// assert!(notified, "the stored permit was taken");
+    /// ```
+    pub const fn const_new() -> Notify {
+        Notify::new()
     }
 
     /// Waits for a notification: one from [`notify_one`](Notify::notify_one) (or its stored
@@ -215,6 +235,12 @@ impl Drop for Notified<'_> {
         } else {
             drop(self.notify.waiters.remove(&w));
         }
+    }
+}
+
+impl Default for Notify {
+    fn default() -> Notify {
+        Notify::new()
     }
 }
 

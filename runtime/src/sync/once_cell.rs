@@ -69,12 +69,30 @@ impl<T> Drop for InitGuard<'_, T> {
 
 impl<T> OnceCell<T> {
     /// An empty cell.
-    pub fn new() -> OnceCell<T> {
+    pub const fn new() -> OnceCell<T> {
         OnceCell {
             value: StdOnceCell::new(),
             initializing: Cell::new(false),
             changed: Notify::new(),
         }
+    }
+
+    /// [`new`](OnceCell::new) under tokio's name for its `const` constructor: overlap's
+    /// `new` is a `const fn` as well, so either makes an empty cell in a `const` context.
+    /// (tokio's `const_new_with`, a full cell in a `const` context, is not here: std's
+    /// `OnceCell` cannot be filled in one.)
+    ///
+    /// ```
+    /// use overlap::sync::OnceCell;
+    ///
+    /// thread_local! {
+    ///     static CONFIG: OnceCell<String> = const { OnceCell::const_new() };
+    /// }
+    /// CONFIG.with(|c| c.set("on".to_string()).unwrap());
+    /// CONFIG.with(|c| assert_eq!(c.get().map(String::as_str), Some("on")));
+    /// ```
+    pub const fn const_new() -> OnceCell<T> {
+        OnceCell::new()
     }
 
     /// A cell holding `value` if it is `Some`, empty otherwise.

@@ -79,7 +79,7 @@ pub struct RwLockMappedWriteGuard<'a, T: ?Sized> {
 
 impl<T> RwLock<T> {
     /// An unlocked lock holding `value`.
-    pub fn new(value: T) -> RwLock<T> {
+    pub const fn new(value: T) -> RwLock<T> {
         RwLock::with_max_readers(value, MAX_READERS)
     }
 
@@ -99,9 +99,9 @@ impl<T> RwLock<T> {
     /// assert!(lock.try_read().is_ok());
     /// # drop(b);
     /// ```
-    pub fn with_max_readers(value: T, max_readers: u32) -> RwLock<T> {
+    pub const fn with_max_readers(value: T, max_readers: u32) -> RwLock<T> {
         assert!(
-            (1..=MAX_READERS).contains(&max_readers),
+            max_readers >= 1 && max_readers <= MAX_READERS,
             "an RwLock lets in between 1 and u32::MAX >> 3 readers"
         );
         RwLock {
@@ -109,6 +109,31 @@ impl<T> RwLock<T> {
             sem: Semaphore::new(max_readers as usize),
             value: RefCell::new(value),
         }
+    }
+
+    /// [`new`](RwLock::new) under tokio's name for its `const` constructor: overlap's `new`
+    /// is a `const fn` as well, so either makes a lock in a `const` context.
+    ///
+    /// ```
+    /// use overlap::sync::RwLock;
+    ///
+    /// thread_local! {
+    ///     static ROUTES: RwLock<Vec<&'static str>> = const { RwLock::const_new(Vec::new()) };
+    /// }
+    /// ROUTES.with(|r| r.try_write().unwrap().push("/"));
+    /// ROUTES.with(|r| assert_eq!(*r.try_read().unwrap(), ["/"]));
+    /// ```
+    pub const fn const_new(value: T) -> RwLock<T> {
+        RwLock::new(value)
+    }
+
+    /// [`with_max_readers`](RwLock::with_max_readers) under tokio's name for its `const`
+    /// form (overlap's is a `const fn` as well).
+    ///
+    /// # Panics
+    /// As `with_max_readers` (at compile time, in a `const` context).
+    pub const fn const_with_max_readers(value: T, max_readers: u32) -> RwLock<T> {
+        RwLock::with_max_readers(value, max_readers)
     }
 
     /// The value, taking the lock apart.

@@ -81,16 +81,34 @@ impl Semaphore {
     ///
     /// # Panics
     /// If `permits` is more than [`MAX_PERMITS`](Semaphore::MAX_PERMITS), as tokio's does.
-    pub fn new(permits: usize) -> Semaphore {
+    pub const fn new(permits: usize) -> Semaphore {
         assert!(
             permits <= Semaphore::MAX_PERMITS,
             "a semaphore holds at most Semaphore::MAX_PERMITS permits"
         );
         Semaphore {
             permits: Cell::new(permits),
-            waiters: WaitQueue::default(),
+            waiters: WaitQueue::new(),
             closed: Cell::new(false),
         }
+    }
+
+    /// [`new`](Semaphore::new) under tokio's name for its `const` constructor: overlap's
+    /// `new` is a `const fn` as well, so either makes a semaphore in a `const` context.
+    ///
+    /// # Panics
+    /// As [`new`](Semaphore::new) (at compile time, in a `const` context).
+    ///
+    /// ```
+    /// use overlap::sync::Semaphore;
+    ///
+    /// thread_local! {
+    ///     static CONNECTIONS: Semaphore = const { Semaphore::const_new(2) };
+    /// }
+    /// CONNECTIONS.with(|sem| assert_eq!(sem.available_permits(), 2));
+    /// ```
+    pub const fn const_new(permits: usize) -> Semaphore {
+        Semaphore::new(permits)
     }
 
     /// Waits for a permit, which is returned when the [`Permit`] is dropped.

@@ -64,6 +64,14 @@ pub(super) struct WaitQueue {
 }
 
 impl WaitQueue {
+    /// An empty line (usable in a `const` context).
+    pub(super) const fn new() -> WaitQueue {
+        WaitQueue {
+            line: RefCell::new(VecDeque::new()),
+            gone: Cell::new(0),
+        }
+    }
+
     pub(super) fn is_empty(&self) -> bool {
         self.len() == 0
     }
