@@ -136,3 +136,44 @@ async fn an_enabled_waiter_is_woken_once_its_task_polls() {
         .unwrap();
     assert!(notify.notified().now_or_never().is_none(), "no permit left");
 }
+
+#[overlap::test]
+async fn an_owned_notified_moved_into_a_task_is_woken_by_notify_one() {
+    let notify = Rc::new(Notify::new());
+    let woke = Rc::new(std::cell::Cell::new(false));
+    let wait = notify.clone().notified_owned();
+    let task = {
+        let woke = woke.clone();
+        overlap::spawn(async move {
+            wait.await;
+            woke.set(true);
+        })
+    };
+    settle().await;
+    assert!(!woke.get(), "nothing notified it yet");
+    notify.notify_one();
+    within(HANG, task, "the owned waiter was never woken")
+        .await
+        .unwrap();
+    assert!(woke.get());
+    assert!(
+        notify.notified().now_or_never().is_none(),
+        "the waiter took the notification: no permit was stored"
+    );
+}
+
+#[overlap::test]
+async fn an_owned_notified_enables_and_passes_on_what_it_was_chosen_for_when_dropped() {
+    let notify = Rc::new(Notify::new());
+    let mut first = Box::pin(notify.clone().notified_owned());
+    let mut second = Box::pin(notify.clone().notified_owned());
+    assert!(!first.as_mut().enable() && !second.as_mut().enable());
+    notify.notify_one(); // chooses the first in line
+    drop(first);
+    assert!(second.as_mut().enable(), "the next in line got it");
+    second.await;
+    // A broadcast reaches an owned future made before it, enabled or not.
+    let late = notify.clone().notified_owned();
+    notify.notify_waiters();
+    assert!(late.now_or_never().is_some());
+}

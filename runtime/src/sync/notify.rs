@@ -82,9 +82,35 @@ impl Notify {
     pub fn notified(&self) -> Notified<'_> {
         Notified {
             notify: self,
-            broadcasts: self.broadcasts.get(),
-            waiter: None,
-            done: false,
+            wait: Wait::new(self),
+        }
+    }
+
+    /// [`notified`](Notify::notified), by a future that owns an `Rc` of this `Notify`
+    /// instead of borrowing it (tokio's takes an `Arc`): it can be moved into a spawned
+    /// task. It behaves as a [`Notified`] in every other way, [`enable`](OwnedNotified::enable)
+    /// included.
+    ///
+    /// ```
+    /// use std::rc::Rc;
+    /// use overlap::sync::Notify;
+    ///
+    /// overlap::block_on(async {
+    ///     let notify = Rc::new(Notify::new());
+    ///     let wait = notify.clone().notified_owned();
+    ///     let task = overlap::spawn(async move {
+    ///         wait.await;
+    ///         "woken"
+    ///     });
+    ///     overlap::yield_now().await; // the task waits
+    ///     notify.notify_one();
+    ///     assert_eq!(task.await.unwrap(), "woken");
+    /// });
+    /// ```
+    pub fn notified_owned(self: Rc<Self>) -> OwnedNotified {
+        OwnedNotified {
+            wait: Wait::new(&self),
+            notify: self,
         }
     }
 
@@ -136,6 +162,21 @@ impl Notify {
 #[must_use = "futures do nothing unless polled"]
 pub struct Notified<'a> {
     notify: &'a Notify,
+    wait: Wait,
+}
+
+/// The future of [`Notify::notified_owned`]: a [`Notified`] that owns an `Rc` of its
+/// `Notify`, so that it can move into another task. Dropped before it completes, it passes
+/// a notification it was chosen for on, as a `Notified` does.
+#[must_use = "futures do nothing unless polled"]
+pub struct OwnedNotified {
+    notify: Rc<Notify>,
+    wait: Wait,
+}
+
+/// What a `Notified` or an `OwnedNotified` keeps of its wait.
+struct Wait {
+    /// `notify_waiters` calls when the future was made.
     broadcasts: u64,
     waiter: Option<Rc<Waiter>>,
     done: bool,
@@ -145,7 +186,17 @@ impl Future for Notified<'_> {
     type Output = ();
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        crate::coop::budgeted(cx, |cx| self.poll_now(Some(cx.waker())))
+        let this = &mut *self;
+        crate::coop::budgeted(cx, |cx| this.wait.poll_now(this.notify, Some(cx.waker())))
+    }
+}
+
+impl Future for OwnedNotified {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = &mut *self;
+        crate::coop::budgeted(cx, |cx| this.wait.poll_now(&this.notify, Some(cx.waker())))
     }
 }
 
@@ -180,61 +231,100 @@ impl Notified<'_> {
     /// });
     /// ```
     pub fn enable(self: Pin<&mut Self>) -> bool {
-        self.get_mut().poll_now(None).is_ready()
-    }
-
-    /// Completes if notified; otherwise joins the line (keeping `waker`, if given).
-    fn poll_now(&mut self, waker: Option<&Waker>) -> Poll<()> {
-        let this = self;
-        if this.done {
-            return Poll::Ready(());
-        }
-        let notify = this.notify;
-        let chosen = this.waiter.as_ref().is_some_and(|w| w.is_chosen());
-        if chosen || notify.broadcasts.get() != this.broadcasts {
-            this.finish();
-            return Poll::Ready(());
-        }
-        match (&this.waiter, waker) {
-            (Some(w), Some(waker)) => drop(w.set_waker(waker)),
-            (Some(_), None) => {}
-            (None, _) if notify.permit.replace(false) => {
-                this.done = true;
-                return Poll::Ready(());
-            }
-            (None, Some(waker)) => this.waiter = Some(notify.waiters.push(waker)),
-            (None, None) => this.waiter = Some(notify.waiters.push_unwoken()),
-        }
-        Poll::Pending
+        let this = self.get_mut();
+        this.wait.poll_now(this.notify, None).is_ready()
     }
 }
 
-impl Notified<'_> {
+impl OwnedNotified {
+    /// Joins the line of waiters without waiting, and tells whether the future is notified,
+    /// as [`Notified::enable`] does.
+    ///
+    /// ```
+    /// use std::rc::Rc;
+    /// use overlap::sync::Notify;
+    ///
+    /// let notify = Rc::new(Notify::new());
+    /// let mut wait = Box::pin(notify.clone().notified_owned());
+    /// assert!(!wait.as_mut().enable()); // in line, not notified yet
+    /// notify.notify_one(); // chooses it: no permit is stored
+    /// assert!(wait.as_mut().enable());
+    /// ```
+    pub fn enable(self: Pin<&mut Self>) -> bool {
+        let this = self.get_mut();
+        this.wait.poll_now(&this.notify, None).is_ready()
+    }
+}
+
+impl Wait {
+    fn new(notify: &Notify) -> Wait {
+        Wait {
+            broadcasts: notify.broadcasts.get(),
+            waiter: None,
+            done: false,
+        }
+    }
+
+    /// Completes if notified; otherwise joins the line (keeping `waker`, if given).
+    fn poll_now(&mut self, notify: &Notify, waker: Option<&Waker>) -> Poll<()> {
+        if self.done {
+            return Poll::Ready(());
+        }
+        let chosen = self.waiter.as_ref().is_some_and(|w| w.is_chosen());
+        if chosen || notify.broadcasts.get() != self.broadcasts {
+            self.finish(notify);
+            return Poll::Ready(());
+        }
+        match (&self.waiter, waker) {
+            (Some(w), Some(waker)) => drop(w.set_waker(waker)),
+            (Some(_), None) => {}
+            (None, _) if notify.permit.replace(false) => {
+                self.done = true;
+                return Poll::Ready(());
+            }
+            (None, Some(waker)) => self.waiter = Some(notify.waiters.push(waker)),
+            (None, None) => self.waiter = Some(notify.waiters.push_unwoken()),
+        }
+        Poll::Pending
+    }
+
     /// Completes: leaves the line if still in it (woken by a broadcast, or chosen).
-    fn finish(&mut self) {
+    fn finish(&mut self, notify: &Notify) {
         self.done = true;
         if let Some(w) = self.waiter.take() {
             if !w.is_chosen() {
-                drop(self.notify.waiters.remove(&w));
+                drop(notify.waiters.remove(&w));
             }
+        }
+    }
+
+    /// The future goes: leaves the line, passing on a notification it was chosen for but
+    /// never reported.
+    fn leave(&mut self, notify: &Notify) {
+        let Some(w) = self.waiter.take() else {
+            return;
+        };
+        if w.chosen_from_back() {
+            // Chosen by `notify_last` but never completed: the new last in line gets it.
+            notify.notify_last();
+        } else if w.is_chosen() {
+            // Chosen by `notify_one` but never completed: the next in line gets it.
+            notify.notify_one();
+        } else {
+            drop(notify.waiters.remove(&w));
         }
     }
 }
 
 impl Drop for Notified<'_> {
     fn drop(&mut self) {
-        let Some(w) = self.waiter.take() else {
-            return;
-        };
-        if w.chosen_from_back() {
-            // Chosen by `notify_last` but never completed: the new last in line gets it.
-            self.notify.notify_last();
-        } else if w.is_chosen() {
-            // Chosen by `notify_one` but never completed: the next in line gets it.
-            self.notify.notify_one();
-        } else {
-            drop(self.notify.waiters.remove(&w));
-        }
+        self.wait.leave(self.notify);
+    }
+}
+
+impl Drop for OwnedNotified {
+    fn drop(&mut self) {
+        self.wait.leave(&self.notify);
     }
 }
 
@@ -256,8 +346,17 @@ impl fmt::Debug for Notify {
 impl fmt::Debug for Notified<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Notified")
-            .field("waiting", &self.waiter.is_some())
-            .field("done", &self.done)
+            .field("waiting", &self.wait.waiter.is_some())
+            .field("done", &self.wait.done)
+            .finish()
+    }
+}
+
+impl fmt::Debug for OwnedNotified {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OwnedNotified")
+            .field("waiting", &self.wait.waiter.is_some())
+            .field("done", &self.wait.done)
             .finish()
     }
 }
