@@ -344,3 +344,86 @@ async fn capacity_counts_reserved_and_queued_slots_and_max_capacity_stays() {
     tx.send(()).await.unwrap();
     assert_eq!((tx.capacity(), tx.max_capacity()), (8, 10));
 }
+
+// `reserve_many`: several slots at once, in the same fair line.
+
+#[overlap::test]
+async fn reserve_many_waits_for_all_its_slots_then_its_permits_send_in_order() {
+    let (tx, mut rx) = mpsc::channel(4);
+    tx.try_send(0).unwrap();
+    let single = tx.reserve().await.unwrap();
+    let mut many = polled(tx.reserve_many(3));
+    assert!(many.poll().is_pending(), "2 free, 3 wanted");
+    let other = tx.clone();
+    assert!(
+        matches!(other.try_send(9), Err(TrySendError::Full(9))),
+        "the free slots wait for the batch first in line"
+    );
+    let Poll::Ready(Ok(mut permits)) = many.woken_by(|| assert_eq!(rx.try_recv(), Ok(0))) else {
+        panic!("3 slots were free");
+    };
+    assert_eq!((permits.len(), tx.capacity()), (3, 0));
+    for v in [1, 2, 3] {
+        permits.next().unwrap().send(v);
+    }
+    assert!(permits.next().is_none());
+    single.send(4);
+    for v in 1..=4 {
+        assert_eq!(rx.recv().await, Some(v));
+    }
+}
+
+#[overlap::test]
+async fn dropping_a_half_used_permit_iterator_frees_the_rest_for_the_waiting_senders() {
+    let (tx, mut rx) = mpsc::channel(3);
+    let mut permits = tx.try_reserve_many(3).unwrap();
+    permits.next().unwrap().send("kept");
+    let (mut a, mut b) = (polled(tx.send("a")), polled(tx.send("b")));
+    assert!(a.poll().is_pending() && b.poll().is_pending());
+    drop(permits);
+    assert!(a.is_woken() && b.is_woken(), "both fit in the 2 given back");
+    assert!(matches!(a.poll(), Poll::Ready(Ok(()))));
+    assert!(matches!(b.poll(), Poll::Ready(Ok(()))));
+    assert_eq!(tx.capacity(), 0);
+    for v in ["kept", "a", "b"] {
+        assert_eq!(rx.recv().await, Some(v));
+    }
+}
+
+#[overlap::test]
+async fn a_cancelled_reserve_many_first_in_line_lets_a_smaller_send_behind_it_in() {
+    let (tx, mut rx) = mpsc::channel(2);
+    tx.try_send(0).unwrap();
+    let mut many = polled(tx.reserve_many(2));
+    let mut send = polled(tx.send(1));
+    assert!(many.poll().is_pending() && send.poll().is_pending());
+    many.cancel();
+    assert!(send.is_woken(), "the send fits in the free slot");
+    assert!(matches!(send.poll(), Poll::Ready(Ok(()))));
+    assert_eq!(rx.recv().await, Some(0));
+    assert_eq!(rx.recv().await, Some(1));
+}
+
+#[overlap::test]
+async fn reserve_many_of_none_or_of_more_than_the_capacity_as_tokio() {
+    let (tx, rx) = mpsc::channel::<u8>(2);
+    tx.try_send(1).unwrap();
+    tx.try_send(2).unwrap();
+    assert_eq!(tx.reserve_many(0).await.unwrap().len(), 0, "even when full");
+    assert_eq!(tx.try_reserve_many(0).unwrap().len(), 0);
+    assert!(tx.reserve_many(3).await.is_err(), "3 can never be free");
+    assert!(matches!(
+        tx.try_reserve_many(3),
+        Err(TrySendError::Full(()))
+    ));
+    drop(rx);
+    assert!(tx.reserve_many(0).await.is_err());
+    assert!(matches!(
+        tx.try_reserve_many(0),
+        Err(TrySendError::Closed(()))
+    ));
+    assert!(matches!(
+        tx.try_reserve_many(3),
+        Err(TrySendError::Closed(()))
+    ));
+}

@@ -15,11 +15,13 @@ use futures_core::Stream;
 use super::waiters::{wake, WaitQueue, Wakes, Watchers};
 
 pub mod error;
+mod many;
 mod permit;
 mod sender;
 mod weak;
 
 pub use error::{SendError, TryRecvError, TrySendError};
+pub use many::PermitIterator;
 pub use permit::{OwnedPermit, Permit};
 pub use sender::{Reserve, Send, Sender, UnboundedSender};
 pub use weak::{WeakSender, WeakUnboundedSender};
@@ -66,11 +68,11 @@ impl<T> Chan<T> {
         self.senders == 0 || (self.closed && self.reserved == 0)
     }
 
-    /// A reserved slot was given back or filled after the close: the last one lets a
+    /// `n` reserved slots were given back or filled after the close: the last ones let a
     /// waiting receiver see the end. Returns its waker, to be called once the channel is no
     /// longer borrowed.
-    fn release_after_close(&mut self) -> Option<Waker> {
-        self.reserved -= 1;
+    fn release_after_close(&mut self, n: usize) -> Option<Waker> {
+        self.reserved -= n;
         if self.reserved == 0 {
             self.receiver_waker.take()
         } else {
@@ -78,18 +80,35 @@ impl<T> Chan<T> {
         }
     }
 
-    /// A slot freed up (or a reservation was given back): reserves it for the first waiter,
-    /// whose waker is returned to be called once the channel is no longer borrowed.
+    /// A slot freed up (or a reservation was given back): if the first waiter fits now, its
+    /// slots (one, or a `reserve_many` count) are reserved for it and its waker is returned,
+    /// to be called once the channel is no longer borrowed.
     fn grant_next(&mut self) -> Option<Waker> {
-        if !self.has_room() {
+        let wanted = self.waiters.first_wants()?;
+        if self.free_slots() < wanted {
             return None;
         }
         let waker = self.waiters.choose_first()?;
-        self.reserved += 1;
+        self.reserved += wanted;
         waker
     }
-}
 
+    /// Several slots freed up at once, or the first waiter left the line: grants every
+    /// waiter that fits now, in order. Returns the wakers, to be called once the channel is
+    /// no longer borrowed.
+    fn grant_all(&mut self) -> Vec<Waker> {
+        let mut wakers = Vec::new();
+        while !self.waiters.is_empty() {
+            let before = self.reserved;
+            let waker = self.grant_next();
+            if self.reserved == before {
+                break; // the first in line does not fit
+            }
+            wakers.extend(waker);
+        }
+        wakers
+    }
+}
 /// What a drained queue keeps of its buffer, in bytes: a burst's memory goes back once the
 /// burst is read, yet a steady flow does not reallocate all the time.
 const KEEP_WHEN_EMPTY: usize = 64 * 1024;

@@ -6,7 +6,7 @@ use std::fmt;
 #[cfg(doc)]
 use super::Receiver;
 use super::{push, Sender};
-use crate::sync::waiters::wake;
+use crate::sync::waiters::{wake, wake_all};
 
 /// Puts `value` in the slot reserved for it: also after the receiver closed (it drains
 /// reserved slots), but not once it was dropped (then the value is dropped).
@@ -21,23 +21,29 @@ pub(super) fn fill_reserved<T>(sender: &Sender<T>, value: T) {
     push(chan, value);
 }
 
-/// Gives an unfilled reserved slot back: to the first waiting sender, or, after the
-/// receiver closed, towards the end of the channel (the last one lets `recv` return
-/// `None`).
-fn release_reserved<T>(sender: &Sender<T>) {
-    let next = {
-        let mut chan = sender.chan.borrow_mut();
-        if chan.receiver_gone {
-            return;
-        }
-        if chan.closed {
-            chan.release_after_close()
-        } else {
-            chan.reserved -= 1;
-            chan.grant_next()
-        }
-    };
-    wake(next);
+/// Gives `n` unfilled reserved slots back: to the waiting senders they are enough for, or,
+/// after the receiver closed, towards the end of the channel (the last one lets `recv`
+/// return `None`).
+pub(super) fn release_reserved<T>(sender: &Sender<T>, n: usize) {
+    let mut chan = sender.chan.borrow_mut();
+    if chan.receiver_gone || n == 0 {
+        return;
+    }
+    if chan.closed {
+        let last = chan.release_after_close(n);
+        drop(chan);
+        wake(last);
+    } else if n == 1 {
+        chan.reserved -= 1;
+        let next = chan.grant_next();
+        drop(chan);
+        wake(next);
+    } else {
+        chan.reserved -= n;
+        let next = chan.grant_all();
+        drop(chan);
+        wake_all(next);
+    }
 }
 
 /// A slot in a bounded channel, reserved by [`Sender::reserve`] or [`Sender::try_reserve`]:
@@ -80,7 +86,7 @@ impl<T> Permit<'_, T> {
 impl<T> Drop for Permit<'_, T> {
     fn drop(&mut self) {
         if let Some(sender) = self.sender.take() {
-            release_reserved(sender);
+            release_reserved(sender, 1);
         }
     }
 }
@@ -142,7 +148,7 @@ impl<T> OwnedPermit<T> {
     /// ```
     pub fn release(mut self) -> Sender<T> {
         let sender = self.take_sender();
-        release_reserved(&sender);
+        release_reserved(&sender, 1);
         sender
     }
 
@@ -170,7 +176,7 @@ impl<T> Drop for OwnedPermit<T> {
     fn drop(&mut self) {
         // The slot goes back first; then the sender, whose drop may end the channel.
         if let Some(sender) = self.sender.take() {
-            release_reserved(&sender);
+            release_reserved(&sender, 1);
         }
     }
 }

@@ -11,7 +11,7 @@ use super::permit::fill_reserved;
 #[cfg(doc)]
 use super::{channel, unbounded_channel, Receiver};
 use super::{push, Chan, OwnedPermit, Permit, SendError, TrySendError};
-use crate::sync::waiters::{wake, Waiter};
+use crate::sync::waiters::{wake, wake_all, Waiter};
 
 /// Sends values to the [`Receiver`]; cloning makes another sender. See [`channel`].
 pub struct Sender<T> {
@@ -72,17 +72,14 @@ impl<T> Sender<T> {
     /// goes to the next waiting sender.
     pub fn send(&self, value: T) -> Send<'_, T> {
         Send {
-            wait: SlotWait {
-                sender: self,
-                waiter: None,
-            },
+            wait: SlotWait::new(self, 1),
             value: Some(value),
         }
     }
 
     /// Sends `value` if there is room now, without waiting.
     pub fn try_send(&self, value: T) -> Result<(), TrySendError<T>> {
-        match self.try_take_slot() {
+        match self.try_take_slots(1) {
             Ok(()) => {
                 fill_reserved(self, value);
                 Ok(())
@@ -91,17 +88,21 @@ impl<T> Sender<T> {
         }
     }
 
-    /// Reserves a free slot now, if there is one and no sender is waiting for one (they
-    /// come first).
-    fn try_take_slot(&self) -> Result<(), TrySendError<()>> {
+    /// Reserves `n` free slots now, if there are that many and no sender is waiting for
+    /// room (they come first). `n == 0` takes nothing and succeeds while the channel is
+    /// open; `n` above the capacity can never be had, so it is `Full`.
+    pub(super) fn try_take_slots(&self, n: usize) -> Result<(), TrySendError<()>> {
         let mut chan = self.chan.borrow_mut();
         if chan.closed {
             return Err(TrySendError::Closed(()));
         }
-        if !chan.waiters.is_empty() || !chan.has_room() {
+        if n == 0 {
+            return Ok(());
+        }
+        if !chan.waiters.is_empty() || chan.free_slots() < n {
             return Err(TrySendError::Full(()));
         }
-        chan.reserved += 1;
+        chan.reserved += n;
         Ok(())
     }
 
@@ -125,16 +126,13 @@ impl<T> Sender<T> {
     /// ```
     pub fn reserve(&self) -> Reserve<'_, T> {
         Reserve {
-            wait: SlotWait {
-                sender: self,
-                waiter: None,
-            },
+            wait: SlotWait::new(self, 1),
         }
     }
 
     /// Reserves a slot if there is room now, without waiting.
     pub fn try_reserve(&self) -> Result<Permit<'_, T>, TrySendError<()>> {
-        self.try_take_slot()?;
+        self.try_take_slots(1)?;
         Ok(Permit { sender: Some(self) })
     }
 
@@ -177,7 +175,7 @@ impl<T> Sender<T> {
     /// assert!(tx.try_reserve_owned().is_ok());
     /// ```
     pub fn try_reserve_owned(self) -> Result<OwnedPermit<T>, TrySendError<Sender<T>>> {
-        match self.try_take_slot() {
+        match self.try_take_slots(1) {
             Ok(()) => Ok(OwnedPermit { sender: Some(self) }),
             Err(e) => Err(e.with(self)),
         }
@@ -282,21 +280,33 @@ impl<T> Drop for Sender<T> {
     }
 }
 
-/// A sender's wait for a slot: once it completes, one slot is reserved for this sender
+/// A sender's wait for room: once it completes, `wanted` slots are reserved for this sender
 /// (counted in the channel's `reserved`). Dropped before that, it gives its turn to the
 /// next waiting sender.
-struct SlotWait<'a, T> {
+pub(super) struct SlotWait<'a, T> {
     sender: &'a Sender<T>,
     waiter: Option<Rc<Waiter>>,
+    /// How many slots it waits for (at least 1).
+    wanted: usize,
 }
 
-impl<T> SlotWait<'_, T> {
-    /// `Ready(true)` with a slot reserved, `Ready(false)` if the receiver is gone.
-    fn poll_slot(&mut self, cx: &mut Context<'_>) -> Poll<bool> {
+impl<'a, T> SlotWait<'a, T> {
+    /// A wait for `wanted` slots of `sender`'s channel, not in line yet.
+    pub(super) fn new(sender: &'a Sender<T>, wanted: usize) -> SlotWait<'a, T> {
+        debug_assert!(wanted > 0);
+        SlotWait {
+            sender,
+            waiter: None,
+            wanted,
+        }
+    }
+
+    /// `Ready(true)` with the slots reserved, `Ready(false)` if the receiver is gone.
+    pub(super) fn poll_slot(&mut self, cx: &mut Context<'_>) -> Poll<bool> {
         let mut chan = self.sender.chan.borrow_mut();
         if chan.closed {
-            // A slot granted before the close is still this sender's to fill (the receiver
-            // drains it), unless the receiver is gone; one still waited for is refused.
+            // Slots granted before the close are still this sender's to fill (the receiver
+            // drains them), unless the receiver is gone; slots still waited for are refused.
             let chosen = self.waiter.take().is_some_and(|w| w.is_chosen());
             if chosen && chan.receiver_gone {
                 return Poll::Ready(false);
@@ -305,7 +315,7 @@ impl<T> SlotWait<'_, T> {
         }
         match &self.waiter {
             Some(w) if w.is_chosen() => {
-                // Chosen: the slot was reserved for it when it was woken.
+                // Chosen: the slots were reserved for it when it was woken.
                 self.waiter = None;
                 return Poll::Ready(true);
             }
@@ -315,11 +325,11 @@ impl<T> SlotWait<'_, T> {
                 drop(old);
                 return Poll::Pending;
             }
-            None if chan.waiters.is_empty() && chan.has_room() => {
-                chan.reserved += 1;
+            None if chan.waiters.is_empty() && chan.free_slots() >= self.wanted => {
+                chan.reserved += self.wanted;
                 return Poll::Ready(true);
             }
-            None => self.waiter = Some(chan.waiters.push(cx.waker())),
+            None => self.waiter = Some(chan.waiters.push_wanting(cx.waker(), self.wanted)),
         }
         Poll::Pending
     }
@@ -334,25 +344,26 @@ impl<T> Drop for SlotWait<'_, T> {
         let next = {
             let mut chan = self.sender.chan.borrow_mut();
             if chan.closed {
-                // Closing took every waiter out of line; a slot granted before it is given
+                // Closing took every waiter out of line; slots granted before it are given
                 // back (unless nobody will read any more).
                 if w.is_chosen() && !chan.receiver_gone {
-                    let last = chan.release_after_close();
+                    let last = chan.release_after_close(w.wanted());
                     drop(chan);
                     wake(last);
                 }
                 return;
             }
             if w.is_chosen() {
-                // Woken for a slot it will not fill: the next in line gets it.
-                chan.reserved -= 1;
-                chan.grant_next()
+                // Woken for slots it will not fill: the next in line gets them.
+                chan.reserved -= w.wanted();
             } else {
                 left = chan.waiters.remove(&w);
-                None
             }
+            // Either way the line may move: given-back slots, or a first waiter that left
+            // while the one behind it (wanting fewer slots) fits.
+            chan.grant_all()
         };
-        wake(next);
+        wake_all(next);
         drop(left);
     }
 }
