@@ -2,6 +2,8 @@
 //! line as sends, gives its slot back when dropped, and a cancelled reserve passes its turn.
 //! The second half is tokio's reserve and permit tests (tests/sync_mpsc.rs), ported: they
 //! poll by hand to check exactly which waiter each step wakes.
+//! At the end: `send_timeout` (on paused time) and `reserve_many`, whose batch waits in the
+//! same line and whose dropped `PermitIterator` gives its unused slots back.
 
 mod support;
 
@@ -11,7 +13,7 @@ use std::task::Poll;
 use std::time::Duration;
 
 use overlap::future::FutureExt;
-use overlap::sync::mpsc::{self, TrySendError};
+use overlap::sync::mpsc::{self, error::SendTimeoutError, TrySendError};
 use support::{polled, settle, within};
 
 const HANG: Duration = Duration::from_secs(30);
@@ -343,6 +345,53 @@ async fn capacity_counts_reserved_and_queued_slots_and_max_capacity_stays() {
     assert_eq!((tx.capacity(), tx.max_capacity()), (9, 10));
     tx.send(()).await.unwrap();
     assert_eq!((tx.capacity(), tx.max_capacity()), (8, 10));
+}
+
+// `send_timeout`, on paused time: the timer fires at once when the runtime idles.
+
+#[overlap::test(start_paused = true)]
+async fn send_timeout_on_a_full_channel_gives_the_value_back_and_leaves_the_line() {
+    let (tx, mut rx) = mpsc::channel(1);
+    tx.send_timeout(1, Duration::ZERO).await.unwrap();
+    let start = overlap::time::now();
+    let res = tx.send_timeout(2, Duration::from_secs(5)).await;
+    assert_eq!(res, Err(SendTimeoutError::Timeout(2)));
+    assert_eq!(overlap::time::now() - start, Duration::from_secs(5));
+    assert_eq!(rx.try_recv(), Ok(1));
+    assert_eq!(rx.try_recv(), Err(mpsc::error::TryRecvError::Empty));
+    tx.try_send(3)
+        .expect("the timed-out send left no one in line");
+}
+
+#[overlap::test(start_paused = true)]
+async fn send_timeout_sends_when_the_receiver_frees_a_slot_in_time() {
+    let (tx, mut rx) = mpsc::channel(1);
+    tx.try_send(1).unwrap();
+    let reader = overlap::spawn(async move {
+        overlap::time::sleep(Duration::from_secs(1)).await;
+        assert_eq!(rx.recv().await, Some(1));
+        rx
+    });
+    tx.send_timeout(2, Duration::from_secs(5)).await.unwrap();
+    let mut rx = reader.await.unwrap();
+    assert_eq!(rx.recv().await, Some(2));
+}
+
+#[overlap::test(start_paused = true)]
+async fn send_timeout_gives_closed_and_the_value_once_the_receiver_is_gone() {
+    let (tx, rx) = mpsc::channel(1);
+    tx.try_send(1).unwrap();
+    // Gone while the send waits for room.
+    let dropper = overlap::spawn(async move {
+        overlap::yield_now().await;
+        drop(rx);
+    });
+    let res = tx.send_timeout(2, Duration::from_secs(5)).await;
+    assert_eq!(res, Err(SendTimeoutError::Closed(2)));
+    dropper.await.unwrap();
+    // Already gone.
+    let res = tx.send_timeout(3, Duration::from_secs(5)).await;
+    assert_eq!(res.unwrap_err().into_inner(), 3);
 }
 
 // `reserve_many`: several slots at once, in the same fair line.

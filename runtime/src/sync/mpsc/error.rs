@@ -19,6 +19,15 @@ pub enum TrySendError<T> {
     Closed(T),
 }
 
+/// Why [`Sender::send_timeout`] did not send; the value comes back either way.
+#[derive(PartialEq, Eq)]
+pub enum SendTimeoutError<T> {
+    /// No room came up in time.
+    Timeout(T),
+    /// The receiver is gone.
+    Closed(T),
+}
+
 /// Why [`Receiver::try_recv`] returned no value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TryRecvError {
@@ -42,6 +51,21 @@ impl<T> TrySendError<T> {
     pub fn into_inner(self) -> T {
         match self {
             TrySendError::Full(v) | TrySendError::Closed(v) => v,
+        }
+    }
+}
+
+impl<T> SendTimeoutError<T> {
+    /// The value that was not sent.
+    ///
+    /// ```
+    /// use overlap::sync::mpsc::error::SendTimeoutError;
+    ///
+    /// assert_eq!(SendTimeoutError::Timeout(7).into_inner(), 7);
+    /// ```
+    pub fn into_inner(self) -> T {
+        match self {
+            SendTimeoutError::Timeout(v) | SendTimeoutError::Closed(v) => v,
         }
     }
 }
@@ -89,6 +113,26 @@ impl<T> fmt::Display for TrySendError<T> {
 }
 
 impl<T> std::error::Error for TrySendError<T> {}
+
+impl<T> fmt::Debug for SendTimeoutError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SendTimeoutError::Timeout(_) => "Timeout(..)",
+            SendTimeoutError::Closed(_) => "Closed(..)",
+        })
+    }
+}
+
+impl<T> fmt::Display for SendTimeoutError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SendTimeoutError::Timeout(_) => "no room in the channel before the timeout",
+            SendTimeoutError::Closed(_) => "the receiver is gone",
+        })
+    }
+}
+
+impl<T> std::error::Error for SendTimeoutError<T> {}
 
 impl fmt::Display for TryRecvError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

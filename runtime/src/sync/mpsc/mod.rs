@@ -20,7 +20,7 @@ mod permit;
 mod sender;
 mod weak;
 
-pub use error::{SendError, TryRecvError, TrySendError};
+pub use error::{SendError, SendTimeoutError, TryRecvError, TrySendError};
 pub use many::PermitIterator;
 pub use permit::{OwnedPermit, Permit};
 pub use sender::{Reserve, Send, Sender, UnboundedSender};

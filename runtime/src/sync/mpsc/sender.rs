@@ -6,11 +6,12 @@ use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use super::permit::fill_reserved;
 #[cfg(doc)]
 use super::{channel, unbounded_channel, Receiver};
-use super::{push, Chan, OwnedPermit, Permit, SendError, TrySendError};
+use super::{push, Chan, OwnedPermit, Permit, SendError, SendTimeoutError, TrySendError};
 use crate::sync::waiters::{wake, wake_all, Waiter};
 
 /// Sends values to the [`Receiver`]; cloning makes another sender. See [`channel`].
@@ -74,6 +75,48 @@ impl<T> Sender<T> {
         Send {
             wait: SlotWait::new(self, 1),
             value: Some(value),
+        }
+    }
+
+    /// [`send`](Sender::send), giving up after `timeout`: a full channel that has no room
+    /// for `value` in time gives it back in [`SendTimeoutError::Timeout`]; a receiver that
+    /// is gone gives it back in [`SendTimeoutError::Closed`]. With room at once it sends
+    /// even with a zero `timeout`. Built on [`reserve`](Sender::reserve) and
+    /// [`time::timeout`](crate::time::timeout), so it waits in the same line as `send`.
+    ///
+    /// Cancel-safe as `send` is: dropped before it completes, the value was not sent (and
+    /// is dropped with the future).
+    ///
+    /// # Panics
+    /// When it has to wait outside a runtime (the timer needs one).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use overlap::sync::mpsc::{self, error::SendTimeoutError};
+    ///
+    /// overlap::block_on(async {
+    ///     let (tx, mut rx) = mpsc::channel(1);
+    ///     tx.send_timeout(1, Duration::from_millis(10)).await.unwrap();
+    ///     let full = tx.send_timeout(2, Duration::from_millis(10)).await;
+    ///     assert_eq!(full, Err(SendTimeoutError::Timeout(2)));
+    ///     assert_eq!(rx.recv().await, Some(1));
+    ///     drop(rx);
+    ///     let gone = tx.send_timeout(3, Duration::from_millis(10)).await;
+    ///     assert_eq!(gone.unwrap_err().into_inner(), 3);
+    /// });
+    /// ```
+    pub async fn send_timeout(
+        &self,
+        value: T,
+        timeout: Duration,
+    ) -> Result<(), SendTimeoutError<T>> {
+        match crate::time::timeout(timeout, self.reserve()).await {
+            Ok(Ok(permit)) => {
+                permit.send(value);
+                Ok(())
+            }
+            Ok(Err(SendError(()))) => Err(SendTimeoutError::Closed(value)),
+            Err(_elapsed) => Err(SendTimeoutError::Timeout(value)),
         }
     }
 
