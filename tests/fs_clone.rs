@@ -98,3 +98,53 @@ fn try_into_std_on_a_fresh_file_succeeds() {
         assert_eq!(s, "hello");
     });
 }
+
+#[test]
+fn a_try_clone_dropped_midway_leaves_the_reader_and_writes_in_place() {
+    use std::future::Future;
+    use std::task::Poll;
+    let dir = TempDir::new("clone-cancel");
+    let path = dir.join("f");
+    let data = pattern(1 << 20);
+    // Dropped after 1, 2, ... polls: waiting for a write job, or with its seek in flight.
+    for polls in 1..16 {
+        std::fs::write(&path, &data).unwrap();
+        overlap::block_on(async {
+            let mut file = open_read_write(&path).await;
+            let (mut pos, mut part) = (0, vec![0; 10_000]);
+            for _ in 0..3 {
+                file.read_exact(&mut part).await.unwrap();
+                pos += 10_000;
+            }
+            let mut expect = data.clone();
+            if polls % 2 == 0 {
+                file.write_all(b"xy").await.unwrap();
+                expect[pos..pos + 2].copy_from_slice(b"xy");
+                pos += 2;
+            }
+            {
+                let mut clone = std::pin::pin!(file.try_clone());
+                for _ in 0..polls {
+                    let done =
+                        std::future::poll_fn(|cx| Poll::Ready(clone.as_mut().poll(cx).is_ready()))
+                            .await;
+                    if done {
+                        break;
+                    }
+                    overlap::task::yield_now().await;
+                }
+            }
+            for _ in 0..3 {
+                file.read_exact(&mut part).await.unwrap();
+                assert!(part == expect[pos..pos + 10_000], "{polls} polls, at {pos}");
+                pos += 10_000;
+            }
+            let mut clone = file.try_clone().await.unwrap();
+            clone.read_exact(&mut part).await.unwrap();
+            assert!(
+                part == expect[pos..pos + 10_000],
+                "the clone, {polls} polls"
+            );
+        });
+    }
+}
