@@ -29,10 +29,11 @@ pub struct OwnedMappedMutexGuard<T: ?Sized + 'static, U: ?Sized + 'static = T> {
 /// Keeps `guard` together with the `Rc` of the mutex it borrows.
 fn own<T: ?Sized + 'static>(guard: MutexGuard<'_, T>, lock: Rc<Mutex<T>>) -> OwnedMutexGuard<T> {
     debug_assert!(std::ptr::eq(guard.lock, &*lock));
-    // SAFETY: only the lifetime changes. The guard borrows the mutex inside the `Rc`
-    // allocation that `lock` keeps alive, at an address that does not move; the guard is
-    // dropped before `lock` (field order), and no method hands the `'static` borrow out:
-    // derefs are tied to the owned guard's own lifetime.
+    // Only the lifetime changes. The guard borrows the mutex inside the `Rc` allocation that
+    // `lock` keeps alive, at an address that does not move; the guard is dropped before
+    // `lock` (field order), and no method hands the `'static` borrow out: derefs are tied to
+    // the owned guard's own lifetime.
+    // SAFETY: so the mutex outlives the guard, which never lends its borrow further.
     let guard = unsafe { std::mem::transmute::<MutexGuard<'_, T>, MutexGuard<'static, T>>(guard) };
     OwnedMutexGuard { guard, lock }
 }

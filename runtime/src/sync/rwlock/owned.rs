@@ -80,11 +80,11 @@ fn own_read<T: ?Sized + 'static>(
     guard: RwLockReadGuard<'_, T>,
     lock: Rc<RwLock<T>>,
 ) -> OwnedRwLockReadGuard<T> {
-    // SAFETY: only the lifetime changes. The guard borrows the lock inside the `Rc`
-    // allocation that `lock` keeps alive, at an address that does not move; the guard is
-    // dropped before `lock` (field order), and no method hands the `'static` borrow out:
-    // derefs are tied to the owned guard's own lifetime, and `map`'s closure is given a
-    // borrow it cannot keep.
+    // Only the lifetime changes. The guard borrows the lock inside the `Rc` allocation that
+    // `lock` keeps alive, at an address that does not move; the guard is dropped before
+    // `lock` (field order), and no method hands the `'static` borrow out: derefs are tied to
+    // the owned guard's own lifetime, and `map`'s closure is given a borrow it cannot keep.
+    // SAFETY: so the lock outlives the guard, which never lends its borrow further.
     let guard = unsafe {
         std::mem::transmute::<RwLockReadGuard<'_, T>, RwLockReadGuard<'static, T>>(guard)
     };
@@ -97,7 +97,7 @@ fn own_write<T: ?Sized + 'static>(
     lock: Rc<RwLock<T>>,
 ) -> OwnedRwLockWriteGuard<T> {
     debug_assert!(std::ptr::eq(guard.lock, &*lock));
-    // SAFETY: as in `own_read`; the guard's `lock` field points into the same allocation.
+    // SAFETY: as in `own_read`: the guard's `lock` field points into the same allocation.
     let guard = unsafe {
         std::mem::transmute::<RwLockWriteGuard<'_, T>, RwLockWriteGuard<'static, T>>(guard)
     };
