@@ -15,6 +15,15 @@ use support::{echo_server, pattern_seeded, tcp_pair, within};
 
 const LIMIT: Duration = Duration::from_secs(30);
 
+/// Reads exactly `expected` from `stream`, failing with `what` if it does not come.
+async fn expect_bytes(stream: &mut TcpStream, expected: &[u8], what: &str) {
+    let mut buf = vec![0u8; expected.len()];
+    within(LIMIT, stream.read_exact(&mut buf), what)
+        .await
+        .unwrap();
+    assert_eq!(buf, expected);
+}
+
 /// Accepts one client on a fresh listener and proxies it to `upstream` with
 /// `copy_bidirectional`; returns the proxy's address and its outcome.
 async fn proxy_once(upstream: SocketAddr) -> (SocketAddr, JoinHandle<std::io::Result<(u64, u64)>>) {
@@ -70,25 +79,9 @@ async fn a_buffered_destination_is_flushed_while_the_source_is_idle() {
         copy_bidirectional(&mut proxy_in, &mut proxy_out).await
     });
     client.write_all(b"ping").await.unwrap();
-    let mut buf = [0u8; 4];
-    within(
-        LIMIT,
-        server.read_exact(&mut buf),
-        "the bytes stayed buffered",
-    )
-    .await
-    .unwrap();
-    assert_eq!(&buf, b"ping");
+    expect_bytes(&mut server, b"ping", "the bytes stayed buffered").await;
     server.write_all(b"pong!").await.unwrap();
-    let mut buf = [0u8; 5];
-    within(
-        LIMIT,
-        client.read_exact(&mut buf),
-        "the reply did not come back",
-    )
-    .await
-    .unwrap();
-    assert_eq!(&buf, b"pong!");
+    expect_bytes(&mut client, b"pong!", "the reply did not come back").await;
     client.close().await.unwrap();
     server.close().await.unwrap();
     let counts = within(LIMIT, proxy, "the proxy did not finish").await;
@@ -264,15 +257,7 @@ async fn check_one_way_copy_flushes_while_idle<F>(
         BufWriter::with_capacity(64 << 10, proxy_out),
     ));
     client.write_all(b"ping").await.unwrap();
-    let mut buf = [0u8; 4];
-    within(
-        LIMIT,
-        server.read_exact(&mut buf),
-        "the bytes stayed buffered",
-    )
-    .await
-    .unwrap();
-    assert_eq!(&buf, b"ping");
+    expect_bytes(&mut server, b"ping", "the bytes stayed buffered").await;
     client.write_all(b"!").await.unwrap();
     client.close().await.unwrap();
     let copied = within(LIMIT, proxy, "the copy did not end").await;
