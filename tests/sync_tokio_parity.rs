@@ -1,6 +1,7 @@
 //! The tokio calls `overlap::sync` gained for ports: semaphore permits merged and split,
 //! `mpsc`'s weak senders and receiver queries, `oneshot::Receiver::{is_empty,
-//! is_terminated}`, and `same_channel` on watch and unbounded senders.
+//! is_terminated}`, `same_channel` on watch and unbounded senders, and
+//! `OnceCell::const_new_with`.
 
 mod support;
 
@@ -161,4 +162,49 @@ async fn const_constructed_sync_types_work_from_a_thread_local() {
     assert!(BELL.with(|n| std::pin::pin!(n.notified()).as_mut().enable()));
     ONCE.with(|c| c.set(7).unwrap());
     assert_eq!(ONCE.with(|c| c.get().copied()), Some(7));
+}
+
+// tokio's `OnceCell::const_new_with`: a full cell from a `const` initializer, which behaves
+// as any full cell: `set` refuses, initializers do not run, `take` empties it for good.
+thread_local! {
+    static PRESET: overlap::sync::OnceCell<String> =
+        const { overlap::sync::OnceCell::const_new_with(String::new()) };
+}
+
+#[overlap::test]
+async fn const_new_with_makes_a_full_cell() {
+    use overlap::sync::{OnceCell, SetError};
+
+    PRESET.with(|c| {
+        assert!(c.initialized());
+        assert_eq!(c.get().map(String::as_str), Some(""));
+        let refused = c.set("later".to_string());
+        assert_eq!(
+            refused,
+            Err(SetError::AlreadyInitializedError("later".to_string()))
+        );
+    });
+
+    let mut cell = const { OnceCell::const_new_with(5u32) };
+    assert_eq!(
+        *cell
+            .get_or_init(|| async { unreachable!("the cell is full") })
+            .await,
+        5
+    );
+    *cell.get_mut().unwrap() += 1;
+    assert_eq!(
+        format!("{cell:?}"),
+        "OnceCell { value: Some(6), initializing: false }"
+    );
+    assert_eq!(cell.take(), Some(6));
+    assert!(!cell.initialized() && cell.get().is_none());
+    // Emptied, it fills like a new cell, once.
+    cell.set(9).unwrap();
+    assert!(matches!(
+        cell.set(10),
+        Err(SetError::AlreadyInitializedError(10))
+    ));
+    assert_eq!(cell.into_inner(), Some(9));
+    assert_eq!(OnceCell::const_new_with(3u8).into_inner(), Some(3));
 }

@@ -41,6 +41,10 @@ use super::Notify;
 /// });
 /// ```
 pub struct OnceCell<T> {
+    /// The value given to [`const_new_with`](OnceCell::const_new_with): std's `OnceCell`
+    /// cannot be filled in a `const fn`, so a cell made full keeps its value here (and
+    /// `value` stays empty). At most one of the two holds a value.
+    preset: Option<T>,
     value: StdOnceCell<T>,
     /// A task runs an initializer now.
     initializing: Cell<bool>,
@@ -71,6 +75,7 @@ impl<T> OnceCell<T> {
     /// An empty cell.
     pub const fn new() -> OnceCell<T> {
         OnceCell {
+            preset: None,
             value: StdOnceCell::new(),
             initializing: Cell::new(false),
             changed: Notify::new(),
@@ -79,8 +84,6 @@ impl<T> OnceCell<T> {
 
     /// [`new`](OnceCell::new) under tokio's name for its `const` constructor: overlap's
     /// `new` is a `const fn` as well, so either makes an empty cell in a `const` context.
-    /// (tokio's `const_new_with`, a full cell in a `const` context, is not here: std's
-    /// `OnceCell` cannot be filled in one.)
     ///
     /// ```
     /// use overlap::sync::OnceCell;
@@ -95,6 +98,30 @@ impl<T> OnceCell<T> {
         OnceCell::new()
     }
 
+    /// A cell that already holds `value`, usable in a `const` context (tokio's
+    /// `const_new_with`). Like any full cell, it refuses [`set`](OnceCell::set) and gives its
+    /// value up only to [`take`](OnceCell::take) or [`into_inner`](OnceCell::into_inner).
+    ///
+    /// ```
+    /// use overlap::sync::OnceCell;
+    ///
+    /// thread_local! {
+    ///     static MODE: OnceCell<&'static str> = const { OnceCell::const_new_with("fast") };
+    /// }
+    /// MODE.with(|m| {
+    ///     assert_eq!(m.get(), Some(&"fast"));
+    ///     assert!(m.set("slow").is_err());
+    /// });
+    /// ```
+    pub const fn const_new_with(value: T) -> OnceCell<T> {
+        OnceCell {
+            preset: Some(value),
+            value: StdOnceCell::new(),
+            initializing: Cell::new(false),
+            changed: Notify::new(),
+        }
+    }
+
     /// A cell holding `value` if it is `Some`, empty otherwise.
     pub fn new_with(value: Option<T>) -> OnceCell<T> {
         let cell = OnceCell::new();
@@ -106,17 +133,20 @@ impl<T> OnceCell<T> {
 
     /// The value, if set.
     pub fn get(&self) -> Option<&T> {
-        self.value.get()
+        self.preset.as_ref().or_else(|| self.value.get())
     }
 
     /// The value, if set.
     pub fn get_mut(&mut self) -> Option<&mut T> {
-        self.value.get_mut()
+        match &mut self.preset {
+            Some(v) => Some(v),
+            None => self.value.get_mut(),
+        }
     }
 
     /// Whether the value is set.
     pub fn initialized(&self) -> bool {
-        self.value.get().is_some()
+        self.get().is_some()
     }
 
     /// Sets the value. Fails, handing `value` back, if the cell is already set or an
@@ -124,6 +154,9 @@ impl<T> OnceCell<T> {
     pub fn set(&self, value: T) -> Result<(), SetError<T>> {
         if self.initializing.get() {
             return Err(SetError::InitializingError(value));
+        }
+        if self.preset.is_some() {
+            return Err(SetError::AlreadyInitializedError(value));
         }
         self.value
             .set(value)
@@ -155,7 +188,7 @@ impl<T> OnceCell<T> {
         Fut: Future<Output = Result<T, E>>,
     {
         loop {
-            if let Some(v) = self.value.get() {
+            if let Some(v) = self.get() {
                 return Ok(v);
             }
             if !self.initializing.get() {
@@ -176,19 +209,19 @@ impl<T> OnceCell<T> {
 
     /// Takes the value out, leaving the cell empty.
     pub fn take(&mut self) -> Option<T> {
-        self.value.take()
+        self.preset.take().or_else(|| self.value.take())
     }
 
     /// The value, if set.
     pub fn into_inner(self) -> Option<T> {
-        self.value.into_inner()
+        self.preset.or(self.value.into_inner())
     }
 }
 
 impl<T: fmt::Debug> fmt::Debug for OnceCell<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("OnceCell")
-            .field("value", &self.value.get())
+            .field("value", &self.get())
             .field("initializing", &self.initializing.get())
             .finish()
     }
