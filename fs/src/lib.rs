@@ -39,6 +39,7 @@
 //! }).unwrap();
 //! ```
 
+mod dir_builder;
 mod error;
 mod file;
 mod job;
@@ -47,6 +48,7 @@ mod ops;
 mod read_dir;
 mod sys;
 
+pub use dir_builder::DirBuilder;
 pub use file::File;
 pub use open_options::OpenOptions;
 pub use ops::{

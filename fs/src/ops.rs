@@ -66,7 +66,7 @@ pub async fn rename(from: impl AsRef<Path>, to: impl AsRef<Path>) -> io::Result<
 }
 
 /// Runs a one-path std function in a job, naming the path in its error.
-async fn one_path<T, F>(path: &Path, op: &'static str, f: F) -> io::Result<T>
+pub(crate) async fn one_path<T, F>(path: &Path, op: &'static str, f: F) -> io::Result<T>
 where
     F: FnOnce(&Path) -> io::Result<T> + Send + 'static,
     T: Send + 'static,
