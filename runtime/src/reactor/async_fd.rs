@@ -1,4 +1,7 @@
-//! `AsyncFd`: any pollable fd on the runtime's reactor.
+//! `AsyncFd`: any pollable fd on the runtime's reactor. Its operation runners (`try_io`,
+//! `async_io`) are in `ops.rs`.
+
+mod ops;
 
 use std::fmt;
 use std::io;
@@ -6,7 +9,7 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::rc::Rc;
 use std::task::{Context, Poll};
 
-use super::guard::{AsyncFdReadyGuard, AsyncFdReadyMutGuard, TryIoError};
+use super::guard::{AsyncFdReadyGuard, AsyncFdReadyMutGuard};
 use super::{own_waits, Direction, Interest, IoKey, Reactor, Ready, ReadyEvent, Registered};
 
 /// Associates a pollable file descriptor with the current runtime's reactor.
@@ -403,80 +406,6 @@ impl<T: AsRawFd> AsyncFd<T> {
     pub(crate) fn forget_after_would_block(&self, event: ReadyEvent) {
         let reg = self.reg();
         reg.reactor.clear_after_would_block(reg.key, event);
-    }
-
-    /// Runs `op` at once if the fd is known to be ready in direction `dir`, without waiting;
-    /// otherwise fails with `WouldBlock` and makes no syscall. If `op` fails with
-    /// `WouldBlock`, the readiness is cleared (unless a newer edge arrived), so a later
-    /// [`readable`](AsyncFd::readable)/[`writable`](AsyncFd::writable) waits for the next
-    /// edge. No waker is stored either way: pair it with those waits. A newly registered fd
-    /// is not known to be ready until the loop has seen its first edge.
-    ///
-    /// Fails with an `Other` error outside the runtime the fd is registered with.
-    ///
-    /// ```
-    /// use std::io;
-    /// use overlap::{AsyncFd, Direction};
-    ///
-    /// overlap::block_on(async {
-    ///     let (a, b) = std::os::unix::net::UnixStream::pair()?;
-    ///     a.set_nonblocking(true)?;
-    ///     let fd = AsyncFd::new(a)?;
-    ///     let read = |s: &std::os::unix::net::UnixStream| io::Read::read(&mut &*s, &mut [0u8; 8]);
-    ///     // Nothing sent yet, and no edge seen: WouldBlock, without a syscall.
-    ///     assert_eq!(fd.try_io(Direction::Read, read).unwrap_err().kind(), io::ErrorKind::WouldBlock);
-    ///     io::Write::write_all(&mut &b, b"hi")?;
-    ///     fd.readable().await?.retain_ready();
-    ///     assert_eq!(fd.try_io(Direction::Read, read)?, 2);
-    ///     io::Result::Ok(())
-    /// })
-    /// .unwrap();
-    /// ```
-    pub fn try_io<R>(&self, dir: Direction, op: impl FnOnce(&T) -> io::Result<R>) -> io::Result<R> {
-        let reg = self.reg();
-        let here = crate::executor::with_current(|core| Rc::ptr_eq(core.reactor(), &reg.reactor));
-        if here != Some(true) {
-            return Err(io::Error::other(
-                "AsyncFd used outside the runtime it was registered with; an fd stays with the \
-                 runtime that registered it",
-            ));
-        }
-        let Some(event) = reg.reactor.current_readiness(reg.key, dir) else {
-            return Err(io::ErrorKind::WouldBlock.into());
-        };
-        let res = op(self.get_ref());
-        if matches!(&res, Err(e) if e.kind() == io::ErrorKind::WouldBlock) {
-            reg.reactor.clear_after_would_block(reg.key, event);
-        }
-        res
-    }
-
-    /// Runs `op` when the fd is read-ready, retrying after `WouldBlock` until it succeeds or
-    /// fails with another error. `op` must be a non-blocking operation on the fd.
-    pub async fn async_io_read<R>(&self, mut op: impl FnMut(&T) -> io::Result<R>) -> io::Result<R> {
-        loop {
-            let mut guard = self.readable().await?;
-            match guard.try_io(&mut op) {
-                Ok(Err(e)) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Ok(res) => return res,
-                Err(TryIoError { .. }) => continue,
-            }
-        }
-    }
-
-    /// Like [`AsyncFd::async_io_read`], for writes.
-    pub async fn async_io_write<R>(
-        &self,
-        mut op: impl FnMut(&T) -> io::Result<R>,
-    ) -> io::Result<R> {
-        loop {
-            let mut guard = self.writable().await?;
-            match guard.try_io(&mut op) {
-                Ok(Err(e)) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Ok(res) => return res,
-                Err(TryIoError { .. }) => continue,
-            }
-        }
     }
 }
 
