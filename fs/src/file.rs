@@ -17,15 +17,11 @@ use std::sync::{Arc, Mutex};
 use std::task::{ready, Context, Poll};
 
 use blocking::{Done, Handoff};
-use read_buf::ReadBuf;
+use read_buf::{ReadBuf, MAX_CHUNK};
 
 use crate::error::for_file;
 use crate::job::{run, Job};
 use crate::OpenOptions;
-
-/// Bytes a `File` accepts from writes while a write job is in flight; past this, `write`
-/// waits for that job. One more buffer of this size is being written by the job.
-const WRITE_CAP: usize = 1024 * 1024;
 
 /// An open file on the blocking pool: the async twin of [`std::fs::File`], implementing
 /// futures-io's [`AsyncRead`](futures_util::io::AsyncRead),
@@ -42,6 +38,7 @@ const WRITE_CAP: usize = 1024 * 1024;
 /// - **Writes** are copied into a buffer and return at once. The buffer goes to the pool
 ///   straight away if no write job is running; otherwise bytes gather (up to 1 MiB) and go
 ///   in the next job, so a burst of small writes costs a few jobs, not one each.
+/// - [`set_max_buf_size`](File::set_max_buf_size) moves both limits (2 MiB by default).
 /// - At most one job per `File` is in flight, so operations reach the kernel in order:
 ///   reads and seeks after writes see the written bytes.
 ///
@@ -124,6 +121,10 @@ pub struct File {
     /// A job never ran (its runtime shut down first, or no pool thread could start) and
     /// was submitted again: if that one fails too, the failure is reported.
     never_ran: bool,
+    /// Bytes accepted from writes while a write job is in flight; past this, `write` waits
+    /// for that job. One more buffer of this size is being written by the job: half of
+    /// [`max_buf_size`](File::max_buf_size) each, at least 1.
+    write_cap: usize,
 }
 
 struct InFlight {
@@ -200,7 +201,55 @@ impl File {
             handoff: Arc::default(),
             seekable,
             never_ran: false,
+            write_cap: MAX_CHUNK / 2,
         }
+    }
+
+    /// Sets the most bytes one pool job of this `File` reads or writes (tokio's
+    /// `set_max_buf_size`; default 2 MiB, `0` is taken as 1):
+    ///
+    /// - reads fetch ahead in chunks that grow up to `max_buf_size`, and the `File` holds at
+    ///   most two of them; a read into a larger buffer of the caller's reads up to 4 times
+    ///   `max_buf_size` in one job (the caller gets a short read beyond that);
+    /// - written bytes gather up to half of it while a job writes the other half, so a
+    ///   single `write` accepts at most `max_buf_size / 2` bytes, and what a `File` holds
+    ///   for writing stays within `max_buf_size`.
+    ///
+    /// Lower it to bound the memory of many open files, raise it for fewer, larger
+    /// syscalls. It applies to the jobs started after the call; a `File` made by
+    /// [`try_clone`](File::try_clone) starts with the default, as in tokio.
+    ///
+    /// ```
+    /// use overlap::io::{AsyncReadExt, AsyncWriteExt};
+    /// # let path = std::env::temp_dir().join(format!("overlap-doc-maxbuf-{}", std::process::id()));
+    /// overlap::block_on(async {
+    ///     let mut file = overlap::fs::OpenOptions::new()
+    ///         .read(true).write(true).create(true).truncate(true)
+    ///         .open(&path).await?;
+    ///     assert_eq!(file.max_buf_size(), 2 * 1024 * 1024);
+    ///     file.set_max_buf_size(1024);
+    ///     assert_eq!(file.write(&[7u8; 4096]).await?, 512, "half of it per write");
+    ///     file.write_all(&[7u8; 4096 - 512]).await?;
+    ///     file.seek(std::io::SeekFrom::Start(0)).await?;
+    ///     let mut buf = vec![0u8; 8192];
+    ///     assert_eq!(file.read(&mut buf).await?, 4096, "four times it for a big buffer");
+    ///     # std::fs::remove_file(&path)?;
+    ///     Ok::<_, std::io::Error>(())
+    /// }).unwrap();
+    /// ```
+    pub fn set_max_buf_size(&mut self, max_buf_size: usize) {
+        let max = max_buf_size.max(1);
+        self.read.set_max(max);
+        self.write_cap = (max / 2).max(1);
+        if self.wspare.capacity() > self.write_cap {
+            self.wspare = Vec::new();
+        }
+    }
+
+    /// The most bytes one pool job of this `File` reads or writes; see
+    /// [`set_max_buf_size`](File::set_max_buf_size).
+    pub fn max_buf_size(&self) -> usize {
+        self.read.max()
     }
 
     /// The file's metadata (`fstat`). Bytes still buffered or in flight may not be counted
@@ -383,7 +432,7 @@ impl File {
             if self.job.is_none() && !self.wbuf.is_empty() {
                 self.submit_write();
             }
-            let room = WRITE_CAP.saturating_sub(self.wbuf.len());
+            let room = self.write_cap.saturating_sub(self.wbuf.len());
             if room == 0 {
                 // The job in flight and the buffer are both full: wait for the job.
                 ready!(self.poll_job(cx));
@@ -391,7 +440,7 @@ impl File {
             }
             let n = room.min(data.len());
             if self.wbuf.capacity() == 0 {
-                self.wbuf.reserve(n.clamp(64 * 1024, WRITE_CAP));
+                self.wbuf.reserve(n.max(64 * 1024).min(self.write_cap));
             }
             self.wbuf.extend_from_slice(&data[..n]);
             if self.job.is_none() {

@@ -3,14 +3,16 @@
 
 use std::io;
 
-/// The smallest read a job makes: a small user read costs one trip per 64 KiB, not per call.
+/// The smallest read a job makes: a small user read costs one trip per 64 KiB, not per call
+/// (or per `max_buf_size`, if that is smaller).
 pub(crate) const MIN_CHUNK: usize = 64 * 1024;
-/// The largest read-ahead a job makes, reached by doubling while the reader stays
-/// sequential. Two buffers of this size (the one being read, the one being filled) are the
-/// most a `File` holds.
+/// The default `max_buf_size`: the largest read-ahead a job makes, reached by doubling while
+/// the reader stays sequential. Two buffers of this size (the one being read, the one being
+/// filled) are the most a `File` holds.
 pub(crate) const MAX_CHUNK: usize = 2 * 1024 * 1024;
-/// The most a single job reads even for a larger user buffer; the user gets a short read.
-const MAX_READ: usize = 8 * 1024 * 1024;
+/// How many times `max_buf_size` a single job reads for a larger user buffer (8 MiB by
+/// default); the user gets a short read.
+const BIG_READ_FACTOR: usize = 4;
 
 /// Fetched bytes not yet handed to the reader, plus the read-ahead policy.
 ///
@@ -39,6 +41,8 @@ pub(crate) struct ReadBuf {
     sequential: bool,
     /// The last job filled its buffer: there is probably more to read.
     full: bool,
+    /// The largest read-ahead (`File::max_buf_size`); at least 1.
+    max: usize,
     /// A job read 0 bytes: report end-of-file once the buffered bytes are consumed.
     eof: bool,
     /// A read-ahead failed; reported once the buffered bytes are consumed.
@@ -50,8 +54,23 @@ impl ReadBuf {
     pub(crate) fn new(seekable: bool) -> ReadBuf {
         ReadBuf {
             stream: !seekable,
+            max: MAX_CHUNK,
             ..ReadBuf::default()
         }
+    }
+
+    /// Sets the largest read-ahead (at least 1), and the largest read for a big user buffer
+    /// with it. A spare buffer larger than that is let go.
+    pub(crate) fn set_max(&mut self, max: usize) {
+        self.max = max.max(1);
+        if self.spare.len() > self.max {
+            self.spare = Vec::new();
+        }
+    }
+
+    /// The largest read-ahead.
+    pub(crate) fn max(&self) -> usize {
+        self.max
     }
 
     /// The buffered bytes.
@@ -91,10 +110,11 @@ impl ReadBuf {
             // The reader finished a buffer and asks for the next: sequential access.
             self.sequential = true;
         }
+        let big = want.min(self.max.saturating_mul(BIG_READ_FACTOR));
         let size = if self.stream && want > 0 {
-            want.min(MAX_READ)
+            big
         } else {
-            self.chunk.max(MIN_CHUNK).max(want.min(MAX_READ))
+            self.chunk.clamp(MIN_CHUNK.min(self.max), self.max).max(big)
         };
         (std::mem::take(&mut self.spare), size)
     }
@@ -111,7 +131,7 @@ impl ReadBuf {
                 self.full = n == want;
                 self.started = true;
                 if self.sequential {
-                    self.chunk = (self.chunk.max(MIN_CHUNK) * 2).min(MAX_CHUNK);
+                    self.chunk = (self.chunk.max(MIN_CHUNK) * 2).min(self.max);
                 }
                 if self.is_empty() {
                     std::mem::swap(&mut self.data, &mut buf);
