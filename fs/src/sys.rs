@@ -1,4 +1,5 @@
-//! The libc calls of the fs crate that std does not offer.
+//! The libc calls of the fs crate that std does not offer, and the one `unsafe` trait impl
+//! (`FromRawFd` for `File`).
 
 use std::io;
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
@@ -66,4 +67,17 @@ fn file_size(fd: RawFd) -> io::Result<u64> {
     // SAFETY: `st` is a valid, writable stat buffer.
     syscall!(fstat(fd, &mut st))?;
     Ok(st.st_size.max(0) as u64)
+}
+
+/// Takes ownership of an open file descriptor, as tokio's `File` does: the same as
+/// [`File::from_std`](crate::File::from_std) of `std::fs::File::from_raw_fd(fd)` (its offset
+/// is used as is; error messages name no path).
+impl FromRawFd for crate::File {
+    /// # Safety
+    /// `fd` must be an open file descriptor that the caller owns and hands over: nothing
+    /// else may use or close it afterwards (see [`FromRawFd::from_raw_fd`]).
+    unsafe fn from_raw_fd(fd: RawFd) -> crate::File {
+        // SAFETY: the caller hands over an open fd it owns, as this function requires.
+        crate::File::from_std(unsafe { std::fs::File::from_raw_fd(fd) })
+    }
 }
