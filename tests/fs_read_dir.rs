@@ -52,3 +52,35 @@ fn entry_metadata_and_next_entry() {
         assert!(entries.next_entry().await.unwrap().is_none());
     });
 }
+
+// tokio's `DirEntry::ino` and `ReadDir::poll_next_entry`.
+#[overlap::test]
+async fn entries_know_their_inode_and_poll_next_entry_ends_with_none() {
+    use std::os::unix::fs::MetadataExt;
+
+    let dir = TempDir::new("readdir-ino");
+    for name in ["a", "b"] {
+        std::fs::write(dir.join(name), name).unwrap();
+    }
+    std::fs::hard_link(dir.join("a"), dir.join("a-too")).unwrap();
+    let mut entries = fs::read_dir(dir.path()).await.unwrap();
+    let mut seen = Vec::new();
+    while let Some(entry) = std::future::poll_fn(|cx| entries.poll_next_entry(cx))
+        .await
+        .unwrap()
+    {
+        let ino = std::fs::symlink_metadata(entry.path()).unwrap().ino();
+        assert_eq!(entry.ino(), ino, "{:?}", entry.file_name());
+        seen.push((entry.file_name().into_string().unwrap(), entry.ino()));
+    }
+    seen.sort();
+    assert_eq!(seen.len(), 3);
+    assert_eq!(
+        seen[0].1, seen[1].1,
+        "a hard link shares the inode: {seen:?}"
+    );
+    assert_ne!(seen[0].1, seen[2].1);
+    // Ended: it stays ended.
+    let again = std::future::poll_fn(|cx| entries.poll_next_entry(cx)).await;
+    assert!(again.unwrap().is_none());
+}

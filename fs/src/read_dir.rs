@@ -78,10 +78,16 @@ enum State {
 impl ReadDir {
     /// The next entry, or `None` at the end; a method twin of [`Stream::poll_next`].
     pub async fn next_entry(&mut self) -> io::Result<Option<DirEntry>> {
-        poll_fn(|cx| self.poll_next_entry(cx)).await.transpose()
+        poll_fn(|cx| self.poll_next_entry(cx)).await
     }
 
-    fn poll_next_entry(&mut self, cx: &mut Context<'_>) -> Poll<Option<io::Result<DirEntry>>> {
+    /// Polls for the next entry (tokio's `poll_next_entry`): `Ready(Ok(None))` at the end.
+    /// On `Pending`, the waker of `cx` is woken when the batch being fetched arrives.
+    pub fn poll_next_entry(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Option<DirEntry>>> {
+        self.poll_entry(cx).map(Option::transpose)
+    }
+
+    fn poll_entry(&mut self, cx: &mut Context<'_>) -> Poll<Option<io::Result<DirEntry>>> {
         loop {
             if let Some(entry) = self.ready.pop_front() {
                 return Poll::Ready(Some(entry));
@@ -143,7 +149,7 @@ impl Stream for ReadDir {
     type Item = io::Result<DirEntry>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.get_mut().poll_next_entry(cx)
+        self.get_mut().poll_entry(cx)
     }
 }
 
@@ -180,6 +186,13 @@ impl DirEntry {
     /// The bare file name.
     pub fn file_name(&self) -> OsString {
         self.std.file_name()
+    }
+
+    /// The entry's inode number, from the listing (no syscall): `st_ino` of its
+    /// [`metadata`](DirEntry::metadata), but for a mount point, whose listing shows the
+    /// covered directory's.
+    pub fn ino(&self) -> u64 {
+        std::os::unix::fs::DirEntryExt::ino(&*self.std)
     }
 
     /// The entry's file type, not following symlinks. Usually known from the listing, so
