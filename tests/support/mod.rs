@@ -15,6 +15,7 @@ mod net;
 mod panic;
 mod polled;
 mod rng;
+pub mod seccomp;
 
 pub use child::run_in_child;
 pub use deadline::{settle, within};
