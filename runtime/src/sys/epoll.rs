@@ -16,7 +16,9 @@ pub(crate) struct Epoll {
     fd: OwnedFd,
 }
 
-/// Set once `epoll_pwait2` is known to be missing (ENOSYS), so it is not tried again.
+/// Set once `epoll_pwait2` is known to be unusable, so it is not tried again: missing
+/// (`ENOSYS`, before Linux 5.11) or denied by a seccomp filter, which container runtimes
+/// and sandboxes configure to answer `ENOSYS` or `EPERM` for syscalls they do not know.
 static NO_PWAIT2: AtomicBool = AtomicBool::new(false);
 
 impl Epoll {
@@ -59,9 +61,10 @@ impl Epoll {
 
     /// Waits for events, at most `timeout` (`None`: forever), filling `events`.
     ///
-    /// Uses `epoll_pwait2` for nanosecond timeouts where the kernel has it; otherwise
-    /// `epoll_wait` with the timeout rounded *up* to the next millisecond, so a short sleep
-    /// never turns into a busy loop. EINTR counts as zero events.
+    /// Uses `epoll_pwait2` for nanosecond timeouts where the kernel has it and no seccomp
+    /// filter denies it (`ENOSYS` or `EPERM`; the syscall itself never fails with `EPERM`);
+    /// otherwise `epoll_wait` with the timeout rounded *up* to the next millisecond, so a
+    /// short sleep never turns into a busy loop. EINTR counts as zero events.
     pub(crate) fn wait(
         &self,
         events: &mut Vec<libc::epoll_event>,
@@ -85,7 +88,7 @@ impl Epoll {
                     std::ptr::null()
                 ));
                 match r {
-                    Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => {
+                    Err(e) if matches!(e.raw_os_error(), Some(libc::ENOSYS | libc::EPERM)) => {
                         NO_PWAIT2.store(true, Ordering::Relaxed);
                         self.wait_ms(events.as_mut_ptr(), cap, Some(d))
                     }
