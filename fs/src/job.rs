@@ -15,8 +15,9 @@ use overlap_runtime::JoinHandle;
 /// Dropping it does not stop the job: it runs to the end on its pool thread and its result
 /// is dropped there. That is what cancelling any fs future means.
 pub(crate) struct Job<T> {
-    /// `None` only from a job that was [abandoned](Job::abandon) before it started.
-    handle: JoinHandle<Option<T>>,
+    /// `Err` if no pool thread could be started for the job; `Ok(None)` only from a job
+    /// that was [abandoned](Job::abandon) before it started.
+    handle: JoinHandle<io::Result<Option<T>>>,
     /// [`QUEUED`], [`STARTED`] or [`ABANDONED`]: whichever of the job and
     /// [`abandon`](Job::abandon) moves it from `QUEUED` first wins.
     state: Arc<AtomicU8>,
@@ -38,7 +39,7 @@ where
 {
     let state = Arc::new(AtomicU8::new(QUEUED));
     let claim = state.clone();
-    let handle = overlap_runtime::spawn_blocking(move || {
+    let handle = overlap_runtime::spawn_blocking_or_error(move || {
         let go = claim
             .compare_exchange(QUEUED, STARTED, Ordering::AcqRel, Ordering::Acquire)
             .is_ok();
@@ -48,14 +49,14 @@ where
 }
 
 impl<T> Job<T> {
-    /// Polls for the job's value. Jobs here only call std, which does not panic on I/O
-    /// errors, so a panic `JoinError` means the pool could not start a thread for the job
-    /// (its message carries the OS error); it becomes an `io::Error`, as does a job dropped
-    /// because the runtime shut down.
+    /// Polls for the job's value. The pool's failure to start a thread for the job comes
+    /// back as its `io::Error`; a job dropped because the runtime shut down becomes one too.
+    /// (Jobs here only call std, which does not panic on I/O errors.)
     pub(crate) fn poll_value(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<T>> {
         match ready!(Pin::new(&mut self.handle).poll(cx)) {
-            Ok(Some(v)) => Poll::Ready(Ok(v)),
-            Ok(None) => Poll::Ready(Err(io::Error::other("the file operation was abandoned"))),
+            Ok(Ok(Some(v))) => Poll::Ready(Ok(v)),
+            Ok(Err(no_thread)) => Poll::Ready(Err(no_thread)),
+            Ok(Ok(None)) => Poll::Ready(Err(io::Error::other("the file operation was abandoned"))),
             // The runtime dropped the job's task. Whether the job ran is in `state`: a job
             // already on a pool thread then runs on detached, and its effects happen.
             Err(e) if e.is_cancelled() => Poll::Ready(Err(io::Error::other(

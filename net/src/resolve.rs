@@ -42,12 +42,12 @@ pub(crate) async fn resolve<A: ToSocketAddrs>(addr: A) -> io::Result<Vec<SocketA
     match addr.to_lookup() {
         Lookup::Done(res) => res,
         Lookup::Host(host, port) => {
-            let job = overlap_runtime::spawn_blocking(move || {
+            let job = overlap_runtime::spawn_blocking_or_error(move || {
                 std::net::ToSocketAddrs::to_socket_addrs(&(host.as_str(), port))
                     .map(Iterator::collect::<Vec<_>>)
             });
             job.await
-                .map_err(|e| io::Error::other(format!("host name lookup failed: {e}")))?
+                .map_err(|e| io::Error::other(format!("host name lookup failed: {e}")))??
         }
     }
 }

@@ -26,7 +26,9 @@ pub mod sync;
 mod task;
 pub mod time;
 
-pub use blocking::{durable_work, spawn_blocking, spawn_blocking_detached, DurableWork};
+pub use blocking::{
+    durable_work, spawn_blocking, spawn_blocking_detached, spawn_blocking_or_error, DurableWork,
+};
 pub use coop::coop_poll_proceed;
 #[doc(hidden)]
 pub use executor::block_on_start_paused;

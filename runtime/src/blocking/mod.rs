@@ -91,6 +91,41 @@ where
     F: FnOnce() -> R + Send + 'static,
     R: Send + 'static,
 {
+    spawn_job(f, |err| {
+        panic!("spawn_blocking: could not start a blocking thread: {err}")
+    })
+}
+
+/// Like [`spawn_blocking`], except that when no pool thread exists and none can be started,
+/// the handle yields `Err` with that error (kind `Other`, the OS error in its message)
+/// instead of a panic `JoinError`: no panic is raised, so no panic hook runs and a program
+/// built with `panic = "abort"` goes on. For overlap's own crates (`overlap-fs`,
+/// `overlap-net`), whose operations report this as an `io::Error`.
+#[doc(hidden)]
+#[track_caller]
+pub fn spawn_blocking_or_error<F, R>(f: F) -> JoinHandle<io::Result<R>>
+where
+    F: FnOnce() -> R + Send + 'static,
+    R: Send + 'static,
+{
+    spawn_job(
+        move || Ok(f()),
+        |err| {
+            Err(io::Error::other(format!(
+                "could not start a blocking thread: {err}"
+            )))
+        },
+    )
+}
+
+/// [`spawn_blocking`]'s body: `no_thread` makes the handle's value from the error that
+/// kept the job from ever running.
+#[track_caller]
+fn spawn_job<F, R>(f: F, no_thread: fn(io::Error) -> R) -> JoinHandle<R>
+where
+    F: FnOnce() -> R + Send + 'static,
+    R: Send + 'static,
+{
     let (pool, handle) = crate::executor::with_current(|core| {
         (
             core.blocking().clone(),
@@ -114,7 +149,7 @@ where
         match rx.await {
             Some(Ok(Ok(value))) => value,
             Some(Ok(Err(payload))) => resume_unwind(payload),
-            Some(Err(err)) => panic!("spawn_blocking: could not start a blocking thread: {err}"),
+            Some(Err(err)) => no_thread(err),
             None => panic!("spawn_blocking: the job was dropped before it ran"),
         }
     });
