@@ -1,6 +1,6 @@
 //! overlap's own pool work when no blocking thread exists and the kernel refuses a new one
 //! (`clone3`/`clone` fail with `EAGAIN`, as under `RLIMIT_NPROC` or a pids cgroup limit):
-//! `fs` calls and host name lookups fail with an `io::Error` that says so, without a panic
+//! `fs` calls, host name lookups, `Unblock` and the standard streams fail with an `io::Error` that says so, without a panic
 //! on the way. They used to fail through a panic of the job's relay task: the panic hook
 //! ran (printing "thread panicked at runtime/src/blocking/mod.rs", reporting to whatever
 //! a program hooked in), and under `panic = "abort"` the process died. `spawn_blocking`
@@ -12,6 +12,7 @@ mod support;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use overlap::io::{AsyncReadExt, AsyncWriteExt};
 use support::{run_in_child, watchdog, within, TempDir};
 
 const HANG: Duration = Duration::from_secs(30);
@@ -52,6 +53,18 @@ fn pool_work_fails_with_an_error_when_no_thread_can_start() {
                 assert_no_thread_error(within(HANG, create, "create").await);
                 let lookup = overlap::net::lookup_host(("localhost", 80));
                 assert_no_thread_error(within(HANG, lookup, "lookup").await.map(|_| ()));
+                // An `Unblock` accepts the bytes, and its flush reports that they were not written.
+                let file = std::fs::File::create(dir.path().join("u")).unwrap();
+                let mut unblock = overlap::io::Unblock::new(file);
+                unblock.write_all(b"lost").await.unwrap();
+                assert_no_thread_error(within(HANG, unblock.flush(), "unblock flush").await);
+                let mut stdout = overlap::io::stdout();
+                stdout.write_all(b"lost").await.unwrap();
+                assert_no_thread_error(within(HANG, stdout.flush(), "stdout flush").await);
+                let mut buf = [0; 4];
+                let mut stdin = overlap::io::stdin();
+                let read = stdin.read(&mut buf);
+                assert_no_thread_error(within(HANG, read, "stdin read").await);
                 assert_eq!(PANICS.load(Ordering::SeqCst), 0, "a panic on the way");
                 // Documented: a panic `JoinError` carrying the error.
                 let err = within(HANG, overlap::spawn_blocking(|| 1), "spawn_blocking")

@@ -99,8 +99,9 @@ where
 /// Like [`spawn_blocking`], except that when no pool thread exists and none can be started,
 /// the handle yields `Err` with that error (kind `Other`, the OS error in its message)
 /// instead of a panic `JoinError`: no panic is raised, so no panic hook runs and a program
-/// built with `panic = "abort"` goes on. For overlap's own crates (`overlap-fs`,
-/// `overlap-net`), whose operations report this as an `io::Error`.
+/// built with `panic = "abort"` goes on. For overlap's own I/O on the pool (`Unblock`, the
+/// standard streams, `overlap-fs`, `overlap-net`'s host name lookups), whose operations
+/// report this as an `io::Error`.
 #[doc(hidden)]
 #[track_caller]
 pub fn spawn_blocking_or_error<F, R>(f: F) -> JoinHandle<io::Result<R>>

@@ -9,6 +9,7 @@ use std::task::{ready, Context, Poll};
 
 use futures_util::io::{AsyncRead, AsyncWrite};
 
+use crate::blocking::spawn_blocking_or_error;
 use crate::task::{JoinError, JoinHandle};
 
 /// How much one job reads or writes at most.
@@ -35,7 +36,7 @@ enum ReadState {
     /// the result, so that a job outliving its runtime (which cancels the handle) loses
     /// nothing: the bytes it reads reach the next read, in whatever runtime.
     Busy {
-        job: JoinHandle<()>,
+        job: JoinHandle<io::Result<()>>,
         done: std::sync::mpsc::Receiver<ReadDone>,
     },
 }
@@ -101,7 +102,7 @@ impl AsyncRead for Stdin {
                     let mut buf = std::mem::take(buf);
                     buf.resize(CHUNK, 0);
                     let (tx, done) = std::sync::mpsc::sync_channel(1);
-                    let job = crate::spawn_blocking(move || {
+                    let job = spawn_blocking_or_error(move || {
                         let n = read_stdin(&mut buf);
                         let _ = tx.send((n, buf));
                     });
@@ -126,7 +127,7 @@ impl AsyncRead for Stdin {
                                 unreachable!()
                             };
                             let (tx, done) = std::sync::mpsc::sync_channel(1);
-                            let job = crate::spawn_blocking(move || {
+                            let job = spawn_blocking_or_error(move || {
                                 if let Ok(res) = old.recv() {
                                     let _ = tx.send(res);
                                 }
@@ -142,6 +143,8 @@ impl AsyncRead for Stdin {
                             };
                             match joined {
                                 Err(e) if e.is_panic() => return Poll::Ready(Err(job_failed(e))),
+                                // No pool thread could be started: nothing was read.
+                                Ok(Err(e)) => return Poll::Ready(Err(e)),
                                 // Dropped before it ran (its runtime ended): nothing was
                                 // read, read now.
                                 _ => continue,
@@ -247,7 +250,7 @@ struct Writer {
 
 enum WriteState {
     Idle(Vec<u8>),
-    Busy(JoinHandle<(io::Result<()>, Vec<u8>)>),
+    Busy(JoinHandle<io::Result<(io::Result<()>, Vec<u8>)>>),
 }
 
 impl Writer {
@@ -264,7 +267,7 @@ impl Writer {
             let done = ready!(Pin::new(job).poll(cx));
             // The handle is spent whatever it says: the next write starts a new job.
             self.state = WriteState::Idle(Vec::new());
-            let (res, buf) = done.map_err(job_failed)?;
+            let (res, buf) = done.map_err(job_failed)??;
             self.state = WriteState::Idle(buf);
             res?;
         }
@@ -284,7 +287,7 @@ impl Writer {
         let n = bytes.len().min(CHUNK);
         buf.extend_from_slice(&bytes[..n]);
         let target = self.target;
-        self.state = WriteState::Busy(crate::spawn_blocking(move || {
+        self.state = WriteState::Busy(spawn_blocking_or_error(move || {
             let res = target.write_all(&buf);
             (res, buf)
         }));

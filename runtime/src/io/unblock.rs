@@ -9,6 +9,7 @@ use std::task::{ready, Context, Poll};
 
 use futures_util::io::{AsyncRead, AsyncWrite};
 
+use crate::blocking::spawn_blocking_or_error;
 use crate::task::{JoinError, JoinHandle};
 
 /// How much one job reads or writes by default.
@@ -63,6 +64,10 @@ pub struct Unblock<T> {
     chunk: usize,
 }
 
+/// A job on the pool: `Err` inside if no pool thread could be started for it (the value
+/// it took is then gone).
+type Job<R> = JoinHandle<io::Result<R>>;
+
 enum State<T> {
     /// No job in flight. Read-ahead bytes are `buf[pos..]`.
     Idle {
@@ -70,14 +75,15 @@ enum State<T> {
         buf: Vec<u8>,
         pos: usize,
     },
-    Reading(JoinHandle<Done<T, usize>>),
-    Writing(JoinHandle<Done<T, ()>>),
-    Flushing(JoinHandle<Done<T, ()>>),
+    Reading(Job<Done<T, usize>>),
+    Writing(Job<Done<T, ()>>),
+    Flushing(Job<Done<T, ()>>),
     /// `close`'s job: flushes the value, then drops it on the pool.
-    Closing(JoinHandle<io::Result<()>>),
+    Closing(Job<io::Result<()>>),
     /// Closed: the value is gone.
     Closed,
-    /// A job panicked, or was dropped with its runtime, and took the value with it.
+    /// A job panicked, was dropped with its runtime, or could not start (no pool thread),
+    /// and took the value with it.
     Lost,
 }
 
@@ -106,8 +112,8 @@ fn closed() -> io::Error {
 
 fn lost() -> io::Error {
     io::Error::other(
-        "an earlier blocking job of this Unblock did not finish (it panicked, or its runtime \
-         was dropped): its value is gone",
+        "an earlier blocking job of this Unblock did not finish (it panicked, could not start, \
+         or its runtime was dropped): its value is gone",
     )
 }
 
@@ -150,13 +156,13 @@ impl<T: Send + 'static> Unblock<T> {
             State::Closing(job) => {
                 let done = ready!(Pin::new(job).poll(cx));
                 self.state = State::Closed;
-                done.map_err(job_failed)??;
+                done.map_err(job_failed)???;
                 return Poll::Ready(Err(closed()));
             }
             State::Reading(job) => {
                 let done = ready!(Pin::new(job).poll(cx));
                 self.state = State::Lost;
-                let (inner, mut buf, res) = done.map_err(job_failed)?;
+                let (inner, mut buf, res) = done.map_err(job_failed)??;
                 let n = res.as_ref().map_or(0, |n| *n);
                 buf.truncate(n);
                 self.state = State::Idle { inner, buf, pos: 0 };
@@ -165,7 +171,7 @@ impl<T: Send + 'static> Unblock<T> {
             State::Writing(job) | State::Flushing(job) => {
                 let done = ready!(Pin::new(job).poll(cx));
                 self.state = State::Lost;
-                let (inner, mut buf, res) = done.map_err(job_failed)?;
+                let (inner, mut buf, res) = done.map_err(job_failed)??;
                 buf.clear();
                 self.state = State::Idle { inner, buf, pos: 0 };
                 res
@@ -212,7 +218,7 @@ impl<T: Read + Send + 'static> AsyncRead for Unblock<T> {
                         return Poll::Ready(Err(lost()));
                     };
                     buf.resize(this.chunk, 0);
-                    this.state = State::Reading(crate::spawn_blocking(move || {
+                    this.state = State::Reading(spawn_blocking_or_error(move || {
                         let res = loop {
                             match inner.read(&mut buf) {
                                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -261,7 +267,7 @@ impl<T: Write + Send + 'static> AsyncWrite for Unblock<T> {
         buf.clear();
         let n = bytes.len().min(this.chunk);
         buf.extend_from_slice(&bytes[..n]);
-        this.state = State::Writing(crate::spawn_blocking(move || {
+        this.state = State::Writing(spawn_blocking_or_error(move || {
             let res = inner.write_all(&buf);
             (inner, buf, res)
         }));
@@ -279,7 +285,7 @@ impl<T: Write + Send + 'static> AsyncWrite for Unblock<T> {
                     let Some((mut inner, buf)) = this.take_idle() else {
                         return Poll::Ready(Err(lost()));
                     };
-                    this.state = State::Flushing(crate::spawn_blocking(move || {
+                    this.state = State::Flushing(spawn_blocking_or_error(move || {
                         let res = inner.flush();
                         (inner, buf, res)
                     }));
@@ -299,7 +305,7 @@ impl<T: Write + Send + 'static> AsyncWrite for Unblock<T> {
                 State::Closing(job) => {
                     let done = ready!(Pin::new(job).poll(cx));
                     this.state = State::Closed;
-                    return Poll::Ready(done.map_err(job_failed).and_then(|res| res));
+                    return Poll::Ready(done.map_err(job_failed).and_then(|res| res?));
                 }
                 State::Idle { .. } => {
                     let Some((mut inner, _buf)) = this.take_idle() else {
@@ -307,7 +313,7 @@ impl<T: Write + Send + 'static> AsyncWrite for Unblock<T> {
                     };
                     // The value's `Drop` may block (a `BufWriter` flushing, a child's
                     // stdin): it runs on the pool, after the flush.
-                    this.state = State::Closing(crate::spawn_blocking(move || {
+                    this.state = State::Closing(spawn_blocking_or_error(move || {
                         let res = inner.flush();
                         drop(inner);
                         res
