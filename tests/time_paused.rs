@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use overlap::io::{AsyncReadExt, AsyncWriteExt};
 use overlap::time::{self, advance, sleep, timeout};
-use support::tcp_pair;
+use support::{polled, tcp_pair};
 
 const HOUR: Duration = Duration::from_secs(3600);
 
@@ -310,4 +310,39 @@ async fn thousands_of_sleepers_each_wake_at_their_own_deadline() {
         let (d, woke) = s.await.unwrap();
         assert_eq!(woke, d, "a sleep({d:?}) woke at {woke:?}");
     }
+}
+
+/// Over 584 years: past the range of nanoseconds a runtime counts its deadlines in from its
+/// start.
+const PAST_THE_RANGE: Duration = Duration::from_secs(86_400 * 365 * 600);
+
+#[overlap::test(start_paused = true)]
+async fn timers_still_come_after_the_clock_moved_past_their_range() {
+    let start = time::now();
+    advance(PAST_THE_RANGE).await;
+    assert_eq!(time::now() - start, PAST_THE_RANGE);
+    // Not at once, as if the deadline had passed: an hour later.
+    sleep(HOUR).await;
+    assert_eq!(time::now() - start, PAST_THE_RANGE + HOUR);
+    // Past the first "never" instant of the process too: `Duration::MAX` still never comes.
+    advance(PAST_THE_RANGE).await;
+    let never = std::pin::pin!(timeout(Duration::MAX, std::future::pending::<()>()));
+    let hour = std::pin::pin!(sleep(HOUR));
+    let first = overlap::future::select(never, hour).await;
+    assert!(matches!(first, overlap::future::Either::Right(_)));
+    assert_eq!(time::now() - start, PAST_THE_RANGE * 2 + HOUR * 2);
+}
+
+#[overlap::test(start_paused = true)]
+async fn a_deadline_past_the_range_is_never_early() {
+    // A timer that stays registered keeps the runtime counting from its start, so an hour
+    // after a clock moved 600 years on lies past the range: it may never fire, but never
+    // early.
+    let _forever = overlap::spawn(sleep(Duration::MAX));
+    overlap::task::yield_now().await;
+    advance(PAST_THE_RANGE).await;
+    let mut hour = polled(sleep(HOUR));
+    assert!(hour.poll().is_pending(), "fired at once");
+    advance(HOUR - Duration::from_secs(1)).await;
+    assert!(hour.poll().is_pending(), "fired early");
 }

@@ -23,7 +23,10 @@ use super::wheel::{TimerWheel, TICK_SHIFT};
 /// any timer later than its slack allows, so a lone timer fires on time. A timer never fires
 /// early, and whenever the loop wakes it fires every timer already due, whatever its slack.
 pub(crate) struct Timers {
-    base: Instant,
+    /// The instant deadlines are counted from: when the runtime started, or, once a paused
+    /// clock has been advanced half the range of `u64` nanoseconds past it, when that clock
+    /// last found no timer registered (see `rebase_if_far`).
+    base: Cell<Instant>,
     wheel: RefCell<TimerWheel>,
     /// Wakers of the timers being fired, kept to reuse the allocation.
     to_wake: Cell<Vec<Waker>>,
@@ -45,7 +48,7 @@ pub(crate) struct Timers {
 impl Timers {
     pub(crate) fn new() -> Timers {
         Timers {
-            base: Instant::now(),
+            base: Cell::new(Instant::now()),
             wheel: RefCell::new(TimerWheel::new()),
             to_wake: Cell::new(Vec::new()),
             fired: Cell::new(0),
@@ -57,7 +60,9 @@ impl Timers {
     }
 
     /// Whether a deadline of `ns` counts as never coming: it is past the range of `u64`
-    /// nanoseconds from `base` (about 584 years), where `to_ns` saturates.
+    /// nanoseconds from `base` (about 584 years), where `to_ns` saturates. Such a timer never
+    /// fires, not even once a paused clock has been advanced past that range: only the clock
+    /// would be known to have passed it, not the timer's deadline.
     fn is_never(&self, ns: u64) -> bool {
         ns == u64::MAX
     }
@@ -114,12 +119,12 @@ impl Timers {
 
     /// Nanoseconds from `base` to `t` (0 for instants before `base`; saturates ~584 years on).
     fn to_ns(&self, t: Instant) -> u64 {
-        let d = t.saturating_duration_since(self.base);
+        let d = t.saturating_duration_since(self.base.get());
         u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
     }
 
     fn to_instant(&self, ns: u64) -> Instant {
-        let t = self.base.checked_add(Duration::from_nanos(ns));
+        let t = self.base.get().checked_add(Duration::from_nanos(ns));
         t.unwrap_or_else(super::far_future)
     }
 
@@ -130,13 +135,14 @@ impl Timers {
             self.slack_lowered.set(true);
             slack_guard::acquire();
         }
-        let ns = self.to_ns(deadline);
         let mut wheel = self.wheel.borrow_mut();
         let fresh = wheel.len() == 0;
         if fresh {
             // The loop skips the clock while no timer exists, so `loop_now` may be stale.
             self.loop_now.set(self.to_ns(self.now()));
+            self.rebase_if_far(&mut wheel);
         }
+        let ns = self.to_ns(deadline);
         if self.has_passed(&wheel, ns, deadline, fresh) {
             return None;
         }
@@ -145,9 +151,25 @@ impl Timers {
         Some(wheel.insert(ns, slack, waker.clone()))
     }
 
+    /// With no timer registered, moves `base` to the clock's reading if a paused clock has
+    /// been advanced over half the range of `to_ns` past it: deadlines from there on are then
+    /// counted from the new base, rather than falling past the range and never coming.
+    fn rebase_if_far(&self, wheel: &mut TimerWheel) {
+        if self.loop_now.get() > u64::MAX / 2 {
+            self.base.set(self.now());
+            wheel.restart();
+            self.loop_now.set(0);
+        }
+    }
+
     /// Whether `deadline` (`ns`) has passed, reading the clock only when it is close.
     /// `clock_read` says `loop_now` was just read from the clock.
     fn has_passed(&self, wheel: &TimerWheel, ns: u64, deadline: Instant, clock_read: bool) -> bool {
+        if self.is_never(ns) {
+            // Past the range of `ns`: not passed while the clock is within it, else (a paused
+            // clock advanced that far) only the instants themselves tell.
+            return self.is_never(self.loop_now.get()) && deadline <= self.now();
+        }
         // Past for sure: no timer, it completes now.
         let now = self.loop_now.get();
         if ns <= now {
@@ -239,7 +261,8 @@ impl Timers {
             wheel.next_deadline()
         }?;
         drop(wheel);
-        Some(self.to_instant(ns))
+        // Only timers that never fire: nothing to wake for (even with the clock past `ns`).
+        (!self.is_never(ns)).then(|| self.to_instant(ns))
     }
 
     /// Timers registered now.
@@ -268,22 +291,18 @@ impl Timers {
         ahead.min(u64::from(MAX_SLACK_NS)) as u32
     }
 
-    /// Fires every timer due at `now` (a deadline equal to `now` is due), in deadline order.
-    /// Timers registered by the wakes themselves wait for the next call.
+    /// Fires every timer due at `now` (a deadline equal to `now` is due), in deadline order,
+    /// except those that never fire. Timers registered by the wakes themselves wait for the
+    /// next call.
     fn process(&self, now: Instant) -> usize {
         let now = self.to_ns(now);
         self.loop_now.set(self.loop_now.get().max(now));
         let mut to_wake = self.to_wake.take();
-        let n = {
-            let mut wheel = self.wheel.borrow_mut();
-            let n = wheel.advance(now, &mut to_wake);
-            if self.is_never(now) {
-                // Only a clock advanced that far fires "never" timers; which ones fired is
-                // not known here, but no more can remain than timers do.
-                self.nevers.set(self.nevers.get().min(wheel.len()));
-            }
-            n
-        };
+        // A clock advanced past the range of `to_ns` reads as the "never" deadline itself.
+        let n = self
+            .wheel
+            .borrow_mut()
+            .advance(now.min(u64::MAX - 1), &mut to_wake);
         self.fired.set(self.fired.get() + n as u64);
         // The wheel is released: a woken waker may register, reset or drop timers.
         for w in to_wake.drain(..) {

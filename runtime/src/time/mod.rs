@@ -22,7 +22,9 @@
 //!   now.
 //! - **Any duration.** Deadlines too far ahead to represent, more than about 580 years after
 //!   the runtime started (say `Duration::MAX`), never fire, not even when a [paused](pause)
-//!   clock auto-advances, and never panic.
+//!   clock auto-advances or is advanced past them, and never panic. A paused clock advanced
+//!   farther than that counts anew from where it stands once no timer is registered, so
+//!   timers set from there fire as usual.
 //! - **Busy runtimes still fire.** The loop looks at its timers every few task polls, however
 //!   many tasks are ready.
 //!
@@ -161,10 +163,11 @@ pub async fn advance(duration: Duration) {
     crate::yield_now().await;
 }
 
-/// `now + d`, or [`far_future`] if that overflows.
+/// `now + d`, or, if that overflows, an instant that never comes: [`far_future`], or a
+/// thousand years after `now` if a paused clock has been advanced past that.
 pub(crate) fn deadline_after(now: Instant, d: Duration) -> Instant {
     now.checked_add(d)
-        .unwrap_or_else(|| Instant::from_std(far_future()))
+        .unwrap_or_else(|| Instant::from_std(far_future().max(far_after(now.into_std()))))
 }
 
 /// An instant so far ahead it is never reached: a thousand years after the time module was
@@ -172,11 +175,13 @@ pub(crate) fn deadline_after(now: Instant, d: Duration) -> Instant {
 /// of a runtime's timers (about 584 years from its start), so a deadline there never comes.
 pub(crate) fn far_future() -> std::time::Instant {
     static FAR: OnceLock<std::time::Instant> = OnceLock::new();
-    *FAR.get_or_init(|| {
-        let now = std::time::Instant::now();
-        [1000, 600, 100, 30, 1]
-            .into_iter()
-            .find_map(|years| now.checked_add(Duration::from_secs(86_400 * 365 * years)))
-            .unwrap_or(now)
-    })
+    *FAR.get_or_init(|| far_after(std::time::Instant::now()))
+}
+
+/// A thousand years after `t` (less where the clock cannot represent that).
+fn far_after(t: std::time::Instant) -> std::time::Instant {
+    [1000, 600, 100, 30, 1]
+        .into_iter()
+        .find_map(|years| t.checked_add(Duration::from_secs(86_400 * 365 * years)))
+        .unwrap_or(t)
 }

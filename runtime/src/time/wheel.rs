@@ -494,8 +494,8 @@ impl TimerWheel {
         }
     }
 
-    /// Items stored anywhere, live or stale (for tests).
-    #[cfg(test)]
+    /// Items stored anywhere, live or stale (for tests and debug assertions).
+    #[cfg(any(test, debug_assertions))]
     fn items(&self) -> usize {
         let slots: usize = self
             .levels

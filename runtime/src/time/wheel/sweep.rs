@@ -89,4 +89,14 @@ impl TimerWheel {
         }
         self.cached = Cached::Known(None);
     }
+
+    /// With no timer registered, starts the wheel's time over at 0 (its owner then counts
+    /// deadlines from a new base instant). Ids go on, so old keys stay stale.
+    pub(crate) fn restart(&mut self) {
+        debug_assert_eq!(self.len, 0);
+        // With no live timer every item is stale, and `reset_if_empty` dropped them all.
+        debug_assert_eq!(self.items(), 0);
+        self.elapsed = 0;
+        self.cached = Cached::Known(None);
+    }
 }
