@@ -160,3 +160,24 @@ async fn reset_after_moves_the_next_tick_and_keeps_the_period() {
     assert_eq!(every.tick().await, at + Duration::from_secs(25));
     assert_eq!(every.tick().await, at + Duration::from_secs(35));
 }
+
+/// tokio's rule: a tick observed more than 5 ms late restarts a `Delay` schedule even when
+/// the next tick is not due yet, so ticks are observed at least a period apart.
+#[overlap::test(start_paused = true)]
+async fn delay_restarts_after_a_tick_late_by_less_than_a_period() {
+    let period = Duration::from_millis(100);
+    let ms = Duration::from_millis;
+    let start = Instant::now();
+    let mut every = interval_at(start, period);
+    every.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    assert_eq!(every.tick().await, start);
+    // The tick due at 100 ms is observed at 150 ms: the next one comes at 250 ms.
+    overlap::time::advance(ms(150)).await;
+    assert_eq!(every.tick().await, start + ms(100));
+    assert_eq!(every.tick().await, start + ms(250));
+    assert_eq!(Instant::now(), start + ms(250));
+    // Observed 3 ms late (within the margin for a late timer): the schedule holds.
+    overlap::time::advance(ms(103)).await;
+    assert_eq!(every.tick().await, start + ms(350));
+    assert_eq!(every.tick().await, start + ms(450));
+}

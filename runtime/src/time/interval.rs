@@ -58,12 +58,22 @@ pub fn interval_at(start: Instant, period: Duration) -> Interval {
 pub enum MissedTickBehavior {
     /// Fire every missed tick, back to back, until caught up.
     Burst,
-    /// Schedule the next tick one period after the late one was observed.
+    /// Schedule the next tick one period after the late one was observed, so that ticks are
+    /// observed at least a period apart. As in tokio, this also applies to a tick observed
+    /// more than 5 ms late whose successor is not due yet: with period 100 ms,
+    /// a tick scheduled at 100 ms and observed at 150 ms is followed by one at 250 ms, not at
+    /// 200 ms. (A tick observed less late than that keeps the schedule: timers fire a little
+    /// late.)
     Delay,
     /// Drop the missed ticks and resume at the next multiple of the period after `start`.
     #[default]
     Skip,
 }
+
+/// How late a tick may be observed before [`MissedTickBehavior::Delay`] restarts the
+/// schedule even though the next tick is not due yet: tokio's margin, which absorbs a timer
+/// firing a little late.
+const DELAY_MARGIN: Duration = Duration::from_millis(5);
 
 /// A stream of ticks, from [`interval`] or [`interval_at`].
 ///
@@ -96,7 +106,8 @@ impl Interval {
     /// The instant of the tick after the one scheduled at `scheduled`, observed at `now`.
     fn next_after(&self, scheduled: Instant, now: Instant) -> Instant {
         let next = super::deadline_after(scheduled, self.period);
-        if now <= next {
+        let delayed = self.missed == MissedTickBehavior::Delay && now - scheduled > DELAY_MARGIN;
+        if now <= next && !delayed {
             return next;
         }
         match self.missed {
