@@ -3,14 +3,19 @@
 //!
 //! A signal is caught by a process-wide handler that counts it and writes a byte to a
 //! self-pipe. Each runtime that listens for signals runs a small reader task on that pipe
-//! (started by the first [`signal`] call on the runtime), which wakes every listener, in
-//! this runtime or any other; a listener then compares its signal's count with the last one
-//! it saw.
+//! (started by the first [`signal`] call on the runtime), which hands the arrivals out and
+//! wakes every listener, in this runtime or any other; a listener then compares its signal's
+//! handed-out count with the last one it saw.
 //!
 //! # Contract
 //! - **Coalescing:** signals that arrive while a [`Signal`] is not being awaited are merged:
-//!   one `recv` reports any number of them. Signals that arrived before the `Signal` was made
-//!   are not reported.
+//!   one `recv` reports any number of them.
+//! - **When an arrival counts:** the runtime hands arrivals out between task polls (its
+//!   reader task does), as tokio's driver does. A `Signal` made before that hears it, even if
+//!   the handler ran earlier while the task making it was busy: a loop that makes a fresh
+//!   `ctrl_c()` each round (and may not even poll it in a round where other work is ready)
+//!   does not lose a Ctrl-C pressed during a round. Arrivals already handed out before the
+//!   `Signal` was made are not reported.
 //! - **The handler stays:** once a signal has been listened for, the process keeps catching
 //!   it, even after every `Signal` is dropped. For `SIGINT` and `SIGTERM` this means the
 //!   default action (ending the process) no longer happens: the program must exit by itself.
@@ -100,7 +105,7 @@ pub struct Signal {
     kind: SignalKind,
     slot: &'static Slot,
     listener: Arc<Listener>,
-    /// The slot's count when this listener last reported.
+    /// The slot's `delivered` count when this listener last reported.
     seen: u64,
 }
 
@@ -117,7 +122,7 @@ pub fn signal(kind: SignalKind) -> io::Result<Signal> {
         kind,
         slot,
         listener: slot.listen(),
-        seen: slot.count.load(Ordering::SeqCst),
+        seen: slot.delivered.load(Ordering::SeqCst),
     };
     // Last, so that a call that fails leaves the signal's disposition as it was.
     slot.install(kind.0)?;
@@ -170,7 +175,7 @@ impl Signal {
     }
 
     fn take_arrival(&mut self) -> bool {
-        let now = self.slot.count.load(Ordering::SeqCst);
+        let now = self.slot.delivered.load(Ordering::SeqCst);
         if now == self.seen {
             return false;
         }

@@ -5,7 +5,9 @@
 //! - The handler touches only `Slot::count` (an atomic) and the pipe's write end (a `write`
 //!   that keeps `errno`): nothing that could deadlock or allocate in a signal handler.
 //! - A slot's count is raised before the pipe is poked, and a runtime's reader drains the
-//!   pipe before it wakes listeners, so a woken listener always sees the new count.
+//!   pipe and copies the count to `delivered` before it wakes listeners, so a woken listener
+//!   always sees the new count. Listeners read only `delivered`: an arrival counts once a
+//!   reader has handed it out, between task polls.
 //! - Handlers are installed under `GLOBAL`'s lock, once per signal, and never removed.
 
 use std::io;
@@ -26,6 +28,10 @@ pub(crate) struct Slot {
     /// How many times the signal arrived since its handler was installed (coalesced by the
     /// kernel while it is pending).
     pub(crate) count: AtomicU64,
+    /// The count as of the last broadcast: what listeners have been told. A listener made
+    /// now takes this as its start, so an arrival not handed out yet (its handler ran while
+    /// the task about to listen was busy) still reaches it, as with tokio.
+    pub(crate) delivered: AtomicU64,
     installed: AtomicBool,
     listeners: Mutex<Vec<Weak<Listener>>>,
 }
@@ -39,6 +45,7 @@ pub(crate) struct Listener {
 #[allow(clippy::declare_interior_mutable_const)]
 const EMPTY_SLOT: Slot = Slot {
     count: AtomicU64::new(0),
+    delivered: AtomicU64::new(0),
     installed: AtomicBool::new(false),
     listeners: Mutex::new(Vec::new()),
 };
@@ -149,13 +156,17 @@ impl Slot {
     }
 }
 
-/// Wakes every live listener of every signal (each checks its own signal's count), and
-/// forgets the dropped ones.
+/// Hands out every signal's arrivals so far (`delivered`), then wakes every live listener
+/// of every signal (each checks its own signal's count), and forgets the dropped ones.
 pub(crate) fn broadcast() {
     for slot in &SLOTS {
         if !slot.installed.load(Ordering::Acquire) {
             continue;
         }
+        // Before the wakers are taken: a listener that registers its waker after this
+        // looks at `delivered` again (see `Signal::poll_recv`).
+        let count = slot.count.load(Ordering::SeqCst);
+        slot.delivered.fetch_max(count, Ordering::SeqCst);
         let mut wakers = Vec::new();
         lock(&slot.listeners).retain(|w| match w.upgrade() {
             Some(l) => {

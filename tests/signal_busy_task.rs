@@ -1,0 +1,71 @@
+//! A signal that arrives while the task that will listen for it is busy reaches a listener
+//! made before that task next yields, as with tokio, whose driver hands signals out only
+//! between task polls. The common loop `select! { x = work => .., _ = ctrl_c() => break }`
+//! makes a fresh `ctrl_c()` each round, and often does not even poll it when the work is
+//! ready: Ctrl-C pressed during such a round must still stop the loop.
+
+mod support;
+
+use std::time::Duration;
+
+use overlap::future::FutureExt;
+use overlap::signal::{ctrl_c, signal, SignalKind};
+use overlap::sync::mpsc;
+use support::within;
+
+/// Only a lost signal gets near this.
+const HANG: Duration = Duration::from_secs(30);
+
+/// Delivers `signum` to the calling thread before returning, so its handler has run.
+fn raise_here(signum: i32) {
+    // SAFETY: raise takes no pointers.
+    assert_eq!(unsafe { libc::raise(signum) }, 0);
+}
+
+#[test]
+fn ctrl_c_pressed_while_the_loop_is_busy_still_stops_it() {
+    overlap::block_on(async {
+        // The program listened before (say, in an earlier round), so SIGINT is caught.
+        drop(signal(SignalKind::interrupt()).unwrap());
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        for job in 0..3 {
+            tx.send(job).unwrap();
+        }
+        let mut done = Vec::new();
+        let stopped = async {
+            loop {
+                overlap::select_biased! {
+                    job = rx.recv().fuse() => {
+                        done.push(job.unwrap());
+                        if done.len() == 1 {
+                            // Ctrl-C while this round runs and no `ctrl_c()` exists.
+                            raise_here(libc::SIGINT);
+                        }
+                    }
+                    res = ctrl_c().fuse() => break res.unwrap(),
+                }
+            }
+        };
+        within(HANG, stopped, "Ctrl-C pressed during a busy round was lost").await;
+        assert_eq!(done, [0, 1, 2]);
+    });
+}
+
+#[test]
+fn a_listener_made_after_the_handler_ran_hears_what_was_not_yet_handed_out() {
+    overlap::block_on(async {
+        let mut first = signal(SignalKind::user_defined1()).unwrap();
+        raise_here(libc::SIGUSR1);
+        // No yield since: the runtime has not handed this arrival out to anyone.
+        let mut second = signal(SignalKind::user_defined1()).unwrap();
+        within(HANG, first.recv(), "the older listener missed it").await;
+        within(HANG, second.recv(), "the newer listener missed it").await;
+        // Once handed out, an arrival is old news for a listener made afterwards.
+        let mut third = signal(SignalKind::user_defined1()).unwrap();
+        let late = overlap::time::timeout(Duration::from_millis(50), third.recv()).await;
+        assert!(
+            late.is_err(),
+            "a listener heard an arrival from before it existed"
+        );
+    });
+}
