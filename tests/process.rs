@@ -88,6 +88,20 @@ fn kill_ends_a_sleeping_child_and_wait_reports_the_signal() {
     });
 }
 
+#[test]
+fn start_kill_is_tokios_name_for_kill() {
+    block_on(async {
+        let mut child = spawn(Command::new("sleep").arg("100")).unwrap();
+        child.start_kill().unwrap();
+        let status = within(HANG, child.wait(), "wait missed the exit")
+            .await
+            .unwrap();
+        assert_eq!(status.signal(), Some(libc::SIGKILL));
+        // Reaped already: left alone.
+        child.start_kill().unwrap();
+    });
+}
+
 /// A write into the stdin of a child that stops reading and exits, parked on the full
 /// pipe, wakes with `BrokenPipe` when the child's end closes (no hang, no `SIGPIPE`).
 #[test]

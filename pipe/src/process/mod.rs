@@ -227,6 +227,24 @@ impl Child {
         proc.std.kill()
     }
 
+    /// tokio's name for [`kill`](Self::kill): sends `SIGKILL` and returns without waiting.
+    /// (tokio's own `kill().await` is this followed by [`wait`](Self::wait).)
+    ///
+    /// ```
+    /// use std::os::unix::process::ExitStatusExt;
+    ///
+    /// overlap::block_on(async {
+    ///     let mut child = overlap::process::Command::new("sleep").arg("100").spawn()?;
+    ///     child.start_kill()?;
+    ///     assert_eq!(child.wait().await?.signal(), Some(libc::SIGKILL));
+    ///     std::io::Result::Ok(())
+    /// })
+    /// .unwrap();
+    /// ```
+    pub fn start_kill(&mut self) -> io::Result<()> {
+        self.kill()
+    }
+
     /// Whether dropping this `Child` while the process runs sends it `SIGKILL` (before it is
     /// reaped in the background). Off by default, as in std: the process outlives its handle.
     pub fn kill_on_drop(&mut self, kill: bool) {
