@@ -178,6 +178,35 @@ fn kill_on_drop_stops_the_child_and_it_is_reaped() {
 }
 
 #[test]
+fn the_command_builder_has_tokios_unix_setters() {
+    use overlap::process::Command;
+
+    block_on(async {
+        use std::os::unix::fs::MetadataExt;
+        // This process's own ids (its /proc entry's owner): allowed for any user.
+        let me = std::fs::metadata("/proc/self").unwrap();
+        let (uid, gid) = (me.uid(), me.gid());
+        let mut cmd = Command::new("sh");
+        cmd.arg0("renamed")
+            .args(["-c", "echo $0; echo $$; cut -d' ' -f5 /proc/$$/stat; id -u"])
+            .process_group(0)
+            .uid(uid)
+            .gid(gid)
+            .kill_on_drop(true);
+        assert!(cmd.get_kill_on_drop());
+        assert_eq!(cmd.as_std().get_program(), "sh");
+        let out = cmd.output().await.unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let text = String::from_utf8(out.stdout).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], "renamed");
+        // A group of its own: led by the child itself.
+        assert_eq!(lines[1], lines[2]);
+        assert_eq!(lines[3], uid.to_string());
+    });
+}
+
+#[test]
 fn the_command_builder_sets_args_env_dir_and_keeps_explicit_stdio() {
     use overlap::process::Command;
 

@@ -12,8 +12,9 @@ use super::{register, spawn, Child};
 /// A process to spawn: the builder of [`std::process::Command`], with async `output` and
 /// `status` and a [`Child`] whose stdio pipes are async.
 ///
-/// Each setter mirrors std's; anything else std offers (`pre_exec`, `uid`, `process_group`,
-/// …) is reachable through [`as_std_mut`](Command::as_std_mut).
+/// Each setter mirrors std's, with tokio's Unix ones (`uid`, `gid`, `process_group`, `arg0`);
+/// anything else std offers (`pre_exec`, …) is reachable through
+/// [`as_std_mut`](Command::as_std_mut).
 ///
 /// ```
 /// use overlap::process::Command;
@@ -125,7 +126,43 @@ impl Command {
         self
     }
 
-    /// The std builder inside, for the settings this type does not mirror.
+    /// Whether [`kill_on_drop`](Command::kill_on_drop) is on, as tokio's getter.
+    pub fn get_kill_on_drop(&self) -> bool {
+        self.kill_on_drop
+    }
+
+    /// Sets the child's user id (`setuid` before `exec`), as std's `CommandExt::uid`.
+    pub fn uid(&mut self, id: u32) -> &mut Command {
+        std::os::unix::process::CommandExt::uid(&mut self.std, id);
+        self
+    }
+
+    /// Sets the child's group id (`setgid` before `exec`), as std's `CommandExt::gid`.
+    pub fn gid(&mut self, id: u32) -> &mut Command {
+        std::os::unix::process::CommandExt::gid(&mut self.std, id);
+        self
+    }
+
+    /// Puts the child in process group `pgroup` (`0`: a new group led by the child, so a
+    /// Ctrl-C in the terminal does not reach it), as std's `CommandExt::process_group`.
+    pub fn process_group(&mut self, pgroup: i32) -> &mut Command {
+        std::os::unix::process::CommandExt::process_group(&mut self.std, pgroup);
+        self
+    }
+
+    /// Sets the child's `argv[0]` (what it sees as its own name), as std's
+    /// `CommandExt::arg0`.
+    pub fn arg0(&mut self, arg: impl AsRef<OsStr>) -> &mut Command {
+        std::os::unix::process::CommandExt::arg0(&mut self.std, arg);
+        self
+    }
+
+    /// The std builder inside, to read its settings (`get_program`, `get_args`, ...).
+    pub fn as_std(&self) -> &std::process::Command {
+        &self.std
+    }
+
+    /// The std builder inside, for the settings this type does not mirror (`pre_exec`, ...).
     pub fn as_std_mut(&mut self) -> &mut std::process::Command {
         &mut self.std
     }
