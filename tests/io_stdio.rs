@@ -1,11 +1,14 @@
 //! `io::stdin`, `io::stdout`, `io::stderr`: a copy of this test binary, run as a child with
 //! piped standard streams, filters its stdin to its stdout through them.
 
+mod support;
+
 use std::io::Write;
 use std::process::{Command, Stdio};
 
 use overlap::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use overlap::stream::StreamExt;
+use support::tagged_lines;
 
 const CHILD_ENV: &str = "OVERLAP_STDIO_CHILD";
 
@@ -57,11 +60,7 @@ fn a_child_filters_stdin_to_stdout_through_the_async_standard_streams() {
     let stdout = String::from_utf8(out.stdout).unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "child failed: {stderr}");
-    // The test harness's own "test … " may share a line with the first output line.
-    let got: Vec<&str> = stdout
-        .lines()
-        .filter_map(|l| l.find("OUT:").map(|i| &l[i..]))
-        .collect();
+    let got = tagged_lines(&stdout, "OUT:");
     assert_eq!(got.len(), 20_000, "stderr: {stderr}");
     for (i, line) in got.iter().enumerate() {
         assert_eq!(*line, format!("OUT:LINE {i} OF INPUT"));

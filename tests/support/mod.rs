@@ -16,6 +16,7 @@ mod panic;
 mod polled;
 mod rng;
 pub mod seccomp;
+mod tagged;
 
 pub use child::run_in_child;
 pub use deadline::{settle, within};
@@ -31,3 +32,4 @@ pub use net::{datagram, open_fresh, open_read_write, tcp_pair, udp_trio};
 pub use panic::panic_message;
 pub use polled::{polled, Polled};
 pub use rng::Rng;
+pub use tagged::tagged_lines;

@@ -67,8 +67,9 @@ type Outcome<R> = Result<std::thread::Result<R>, io::Error>;
 ///   finish detached; it does not wait for them (unlike tokio, whose runtime drop does).
 ///   Await the handle for work that must finish, or end the runtime with
 ///   [`Runtime::shutdown_timeout`](crate::Runtime::shutdown_timeout). (The exception is overlap's own file
-///   writes: the drop waits up to 10 s for a `fs::File`'s running write job, whose bytes
-///   a process exiting right after would otherwise lose.)
+///   and standard-stream writes: the drop waits up to 10 s for the write job of a
+///   `fs::File`, [`io::stdout`](crate::io::stdout) or [`io::stderr`](crate::io::stderr),
+///   whose bytes a process exiting right after would otherwise lose.)
 /// - Inside `f`, [`Handle::current`](crate::Handle::current) is the spawning runtime's
 ///   handle, so the job can start async work there, and [`task::id`](crate::task_id::id)
 ///   is the returned handle's [`id`](JoinHandle::id).
@@ -185,7 +186,7 @@ where
 }
 
 /// Marks work on the current runtime's pool that the runtime's drop must wait for (up to
-/// 10 s), until the returned guard is dropped: a file's write job, whose bytes a process
+/// 10 s), until the returned guard is dropped: a file's (or stdout's) write job, whose bytes a process
 /// exiting right after the drop would otherwise lose. `None` outside a runtime. Taken while
 /// the runtime is being dropped (a task's file dropped with it), the guard still counts: the
 /// drop's wait comes last.

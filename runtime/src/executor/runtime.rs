@@ -26,8 +26,9 @@ use crate::task::{JoinHandle, MainTask};
 /// thread (their `JoinHandle`s then report cancelled), closes its epoll fd and eventfd once no
 /// I/O handle uses them any more, and makes later wakes of its tasks do nothing. Blocking
 /// jobs not yet started are dropped; running ones finish detached: the drop does not wait
-/// for them (tokio's does), except for overlap's own file writes, which it waits for for up
-/// to 10 s so that a process exiting right after keeps the bytes a `write` accepted. To
+/// for them (tokio's does), except for overlap's own file and standard-stream writes
+/// (`fs::File`, `io::stdout`, `io::stderr`), which it waits for for up to 10 s so that a
+/// process exiting right after keeps the bytes a `write` accepted. To
 /// choose the wait, use [`shutdown_timeout`](Runtime::shutdown_timeout) or
 /// [`shutdown_background`](Runtime::shutdown_background) instead.
 ///

@@ -286,12 +286,47 @@ impl Writer {
         buf.clear();
         let n = bytes.len().min(CHUNK);
         buf.extend_from_slice(&bytes[..n]);
-        let target = self.target;
-        self.state = WriteState::Busy(spawn_blocking_or_error(move || {
-            let res = target.write_all(&buf);
-            (res, buf)
-        }));
+        let job = WriteJob {
+            target: self.target,
+            buf,
+            ran: false,
+            _durable: crate::durable_work(),
+        };
+        self.state = WriteState::Busy(spawn_blocking_or_error(move || job.run()));
         Poll::Ready(Ok(n))
+    }
+}
+
+/// One write of accepted bytes. `write` reported them written, so they must not be lost to
+/// the runtime's end: the job holds [`DurableWork`](crate::DurableWork), so the runtime's drop
+/// waits for it (up to 10 s) as tokio's waits for its blocking writes, and a job dropped
+/// before it ran (queued when the runtime shut down) still writes, on the pool.
+struct WriteJob {
+    target: Target,
+    buf: Vec<u8>,
+    ran: bool,
+    _durable: Option<crate::DurableWork>,
+}
+
+impl WriteJob {
+    fn run(mut self) -> (io::Result<()>, Vec<u8>) {
+        self.ran = true;
+        let buf = std::mem::take(&mut self.buf);
+        (self.target.write_all(&buf), buf)
+    }
+}
+
+impl Drop for WriteJob {
+    fn drop(&mut self) {
+        if !self.ran {
+            let unrun = WriteJob {
+                target: self.target,
+                buf: std::mem::take(&mut self.buf),
+                ran: false,
+                _durable: self._durable.take(),
+            };
+            crate::spawn_blocking_detached(move || drop(unrun.run()));
+        }
     }
 }
 
@@ -305,8 +340,9 @@ macro_rules! std_writer {
             "A write copies up to 64 KiB into a job for the blocking pool and returns at once; ",
             "the next write (or `flush`) waits for that job, so bytes reach the stream in order ",
             "and an error comes back from the next call. `flush` waits until every accepted ",
-            "byte is written. Dropping the handle lets the job in flight finish; flush before ",
-            "the runtime ends, which drops jobs that have not started.\n\n",
+            "byte is written. Accepted bytes are not lost if the handle is dropped or the ",
+            "runtime ends unflushed: as with tokio, the runtime's drop waits (up to 10 s) for ",
+            "the write in flight. `flush` to see its error.\n\n",
             "# Panics\nThe first write panics outside a runtime.\n\n",
             "```\nuse overlap::io::AsyncWriteExt;\n\noverlap::block_on(async {\n",
             "    let mut out = overlap::io::", stringify!($make), "();\n",
