@@ -214,6 +214,11 @@ pub mod fs {
 /// #[overlap::main(event_interval = 7)]
 /// async fn main() {}
 /// ```
+/// tokio's multi-threaded flavor (`flavor = "current_thread"` is accepted):
+/// ```compile_fail
+/// #[overlap::main(flavor = "multi_thread", worker_threads = 2)]
+/// async fn main() {}
+/// ```
 /// Something other than a function:
 /// ```compile_fail
 /// #[overlap::test]

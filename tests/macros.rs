@@ -59,3 +59,26 @@ fn an_early_return_leaves_the_async_block_not_the_caller() {
     }
     assert_eq!(main(), 7);
 }
+
+/// tokio's `#[tokio::main(flavor = "current_thread")]` and `#[tokio::test(flavor =
+/// "current_thread")]` carry over unchanged (overlap's runtime is always that).
+#[overlap::test(flavor = "current_thread")]
+async fn tokios_current_thread_flavor_is_accepted() {
+    assert_eq!(overlap::spawn(async { 5 }).await.unwrap(), 5);
+}
+
+#[overlap::test(flavor = "current_thread", start_paused = true)]
+async fn the_flavor_combines_with_start_paused() {
+    let start = overlap::time::Instant::now();
+    overlap::time::sleep(std::time::Duration::from_secs(3600)).await;
+    assert!(start.elapsed() >= std::time::Duration::from_secs(3600));
+}
+
+#[test]
+fn main_takes_the_flavor_too() {
+    #[overlap::main(flavor = "current_thread")]
+    async fn main() -> u32 {
+        overlap::spawn(async { 9 }).await.unwrap()
+    }
+    assert_eq!(main(), 9);
+}

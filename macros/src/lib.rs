@@ -21,8 +21,10 @@ use proc_macro::{Delimiter, Group, Ident, Punct, Spacing, Span, TokenStream, Tok
 ///
 /// The same as wrapping the body in `overlap::block_on`: the runtime is dropped (with any
 /// task still pending) when the body returns. The function takes no arguments. The attribute
-/// takes one, `start_paused = true`, which starts the runtime with its clock paused (see
-/// `overlap::time::pause`); for other settings, build a `Runtime` with `Runtime::builder()`.
+/// takes `start_paused = true`, which starts the runtime with its clock paused (see
+/// `overlap::time::pause`), and, for code moving over from tokio, `flavor =
+/// "current_thread"`, which is what overlap always is (`"multi_thread"` is refused); for
+/// other settings, build a `Runtime` with `Runtime::builder()`.
 #[proc_macro_attribute]
 pub fn main(args: TokenStream, item: TokenStream) -> TokenStream {
     expand(args, item, "main", false)
@@ -49,32 +51,54 @@ pub fn test(args: TokenStream, item: TokenStream) -> TokenStream {
     expand(args, item, "test", true)
 }
 
-/// Reads the attribute's arguments: nothing, or `start_paused = true|false`. Returns whether
-/// the clock starts paused, or the error to report.
+/// Reads the attribute's arguments: nothing, or comma-separated `start_paused = true|false`
+/// and tokio's `flavor = "current_thread"` (what overlap always is). Returns whether the
+/// clock starts paused, or the error to report.
 fn parse_args(args: TokenStream, name: &str) -> Result<bool, TokenStream> {
     let tokens: Vec<TokenTree> = args.into_iter().collect();
-    match tokens.as_slice() {
-        [] => Ok(false),
-        [TokenTree::Ident(key), TokenTree::Punct(eq), TokenTree::Ident(value)]
-            if key.to_string() == "start_paused" && eq.as_char() == '=' =>
-        {
-            match value.to_string().as_str() {
-                "true" => Ok(true),
-                "false" => Ok(false),
-                _ => Err(error(
-                    value.span(),
-                    "`start_paused` takes `true` or `false`",
-                )),
+    let mut start_paused = false;
+    for arg in tokens.split(|t| matches!(t, TokenTree::Punct(p) if p.as_char() == ',')) {
+        match arg {
+            [] => {}
+            [TokenTree::Ident(key), TokenTree::Punct(eq), value]
+                if key.to_string() == "start_paused" && eq.as_char() == '=' =>
+            {
+                start_paused = match value.to_string().as_str() {
+                    "true" => true,
+                    "false" => false,
+                    _ => {
+                        return Err(error(
+                            value.span(),
+                            "`start_paused` takes `true` or `false`",
+                        ))
+                    }
+                };
+            }
+            [TokenTree::Ident(key), TokenTree::Punct(eq), value]
+                if key.to_string() == "flavor" && eq.as_char() == '=' =>
+            {
+                if value.to_string() != "\"current_thread\"" {
+                    return Err(error(
+                        value.span(),
+                        "overlap runs one runtime on the current thread: only \
+                         `flavor = \"current_thread\"` is accepted; for more cores, run a \
+                         `Runtime` per thread (see the `tcp_echo_per_core` example)",
+                    ));
+                }
+            }
+            [first, ..] => {
+                return Err(error(
+                    first.span(),
+                    &format!(
+                        "#[overlap::{name}] takes only `start_paused = true|false` and \
+                         `flavor = \"current_thread\"`; build a `Runtime` with \
+                         `Runtime::builder()` for other settings"
+                    ),
+                ))
             }
         }
-        [first, ..] => Err(error(
-            first.span(),
-            &format!(
-                "#[overlap::{name}] takes no arguments but `start_paused = true`; build a \
-                 `Runtime` with `Runtime::builder()` for other settings"
-            ),
-        )),
     }
+    Ok(start_paused)
 }
 
 fn expand(args: TokenStream, item: TokenStream, name: &str, add_test: bool) -> TokenStream {
