@@ -267,9 +267,13 @@ impl Writer {
             let done = ready!(Pin::new(job).poll(cx));
             // The handle is spent whatever it says: the next write starts a new job.
             self.state = WriteState::Idle(Vec::new());
-            let (res, buf) = done.map_err(job_failed)??;
-            self.state = WriteState::Idle(buf);
-            res?;
+            // `Err` inside: no pool thread could start, so the job never ran, and its
+            // destructor wrote the bytes (inline, or detached on the pool). They are not lost,
+            // and reporting them as failed would invite a retry that writes them twice.
+            if let Ok((res, buf)) = done.map_err(job_failed)? {
+                self.state = WriteState::Idle(buf);
+                res?;
+            }
         }
         Poll::Ready(Ok(()))
     }
