@@ -77,28 +77,34 @@ fn kill_ends_a_sleeping_child_and_wait_reports_the_signal() {
     block_on(async {
         let mut child = spawn(Command::new("sleep").arg("100")).unwrap();
         assert!(child.try_wait().unwrap().is_none());
-        child.kill().unwrap();
+        child.start_kill().unwrap();
         let status = within(HANG, child.wait(), "wait missed the exit")
             .await
             .unwrap();
         assert_eq!(status.signal(), Some(libc::SIGKILL));
         // Waiting again, or killing again, is harmless.
         assert_eq!(child.wait().await.unwrap(), status);
-        child.kill().unwrap();
+        child.start_kill().unwrap();
+        child.kill().await.unwrap();
     });
 }
 
+/// `kill().await` is tokio's: it signals and reaps, so the status is there at once and the
+/// pid, free for reuse, is no longer reported.
 #[test]
-fn start_kill_is_tokios_name_for_kill() {
+fn kill_waits_for_the_child_and_id_ends_with_the_reap() {
     block_on(async {
         let mut child = spawn(Command::new("sleep").arg("100")).unwrap();
-        child.start_kill().unwrap();
-        let status = within(HANG, child.wait(), "wait missed the exit")
+        let pid = child.id().expect("running: it has a pid");
+        within(HANG, child.kill(), "kill missed the exit")
             .await
             .unwrap();
+        assert_eq!(child.id(), None, "pid {pid} reported after the reap");
+        let status = child.try_wait().unwrap().expect("reaped by kill");
         assert_eq!(status.signal(), Some(libc::SIGKILL));
         // Reaped already: left alone.
-        child.start_kill().unwrap();
+        child.kill().await.unwrap();
+        assert_eq!(child.wait().await.unwrap(), status);
     });
 }
 
@@ -157,7 +163,7 @@ fn a_missing_program_is_not_found() {
 fn a_dropped_child_is_reaped_in_the_background() {
     block_on(async {
         let child = spawn(Command::new("sleep").arg("0.05")).unwrap();
-        let pid = child.id();
+        let pid = child.id().unwrap();
         drop(child);
         // Once it exits, the runtime's reaper collects it: no zombie entry stays.
         gone(pid, "the dropped child stayed a zombie").await;
@@ -169,7 +175,7 @@ fn kill_on_drop_stops_the_child_and_it_is_reaped() {
     block_on(async {
         let mut child = spawn(Command::new("sleep").arg("100")).unwrap();
         child.kill_on_drop(true);
-        let pid = child.id();
+        let pid = child.id().unwrap();
         drop(child);
         // Killed, then reaped by the background task: its /proc entry goes away long
         // before the 100 s sleep would end.
@@ -285,7 +291,7 @@ fn status_waits_and_kill_on_drop_from_the_builder_kills() {
         let mut cmd = Command::new("sleep");
         cmd.arg("30").kill_on_drop(true);
         let child = cmd.spawn().unwrap();
-        let pid = child.id();
+        let pid = child.id().unwrap();
         drop(child);
         gone(
             pid,

@@ -26,7 +26,7 @@ fn a_child_killed_on_drop_as_the_runtime_ends_is_reaped() {
     let pid = block_on(async {
         let mut cmd = overlap::process::Command::new("sleep");
         cmd.arg("100").kill_on_drop(true);
-        cmd.spawn().unwrap().id() // dropped here: killed; its reaper goes with the runtime
+        cmd.spawn().unwrap().id().unwrap() // dropped here: killed; its reaper goes with the runtime
     });
     assert!(gone(pid), "pid {pid} left in state {:?}", state(pid));
 }
@@ -35,7 +35,7 @@ fn a_child_killed_on_drop_as_the_runtime_ends_is_reaped() {
 fn a_child_outliving_its_runtime_is_reaped_when_it_exits() {
     let pid = block_on(async {
         let child = overlap::process::spawn(Command::new("sleep").arg("0.1")).unwrap();
-        child.id()
+        child.id().unwrap()
     });
     assert!(gone(pid), "pid {pid} left in state {:?}", state(pid));
 }
@@ -47,7 +47,7 @@ fn orphans_are_reaped_as_each_exits_whatever_the_order() {
     let (long, short) = block_on(async {
         let long = overlap::process::spawn(Command::new("sleep").arg("30")).unwrap();
         let short = overlap::process::spawn(Command::new("sleep").arg("0.1")).unwrap();
-        (long.id(), short.id())
+        (long.id().unwrap(), short.id().unwrap())
     });
     assert!(gone(short), "pid {short} left in state {:?}", state(short));
     // SAFETY: kill takes plain integers; `long` is our child, not reaped yet.
@@ -67,7 +67,7 @@ fn a_child_moved_to_another_runtime_is_waited_for_and_reaped() {
 
     let dropped =
         block_on(async { overlap::process::spawn(Command::new("sleep").arg("0.1")).unwrap() });
-    let pid = dropped.id();
+    let pid = dropped.id().unwrap();
     block_on(async move {
         drop(dropped);
         overlap::time::sleep(Duration::from_millis(400)).await;

@@ -186,9 +186,23 @@ pub async fn output(cmd: &mut std::process::Command) -> io::Result<Output> {
 }
 
 impl Child {
-    /// The child's process id.
-    pub fn id(&self) -> u32 {
-        self.proc().std.id()
+    /// The child's process id, or `None` once it has been reaped (by [`wait`](Self::wait),
+    /// [`try_wait`](Self::try_wait) or [`kill`](Self::kill)), when the id may already belong
+    /// to another process (as tokio's `Child::id`).
+    ///
+    /// ```
+    /// overlap::block_on(async {
+    ///     let mut child = overlap::process::Command::new("true").spawn()?;
+    ///     assert!(child.id().is_some());
+    ///     child.wait().await?;
+    ///     assert_eq!(child.id(), None, "reaped: the pid is free for reuse");
+    ///     std::io::Result::Ok(())
+    /// })
+    /// .unwrap();
+    /// ```
+    pub fn id(&self) -> Option<u32> {
+        let proc = self.proc();
+        proc.status.is_none().then(|| proc.std.id())
     }
 
     fn proc(&self) -> &Proc {
@@ -217,18 +231,27 @@ impl Child {
         self.proc_mut().try_reap()
     }
 
-    /// Sends `SIGKILL` (does not wait: call [`wait`](Self::wait) to reap). A child that was
-    /// already reaped is left alone.
-    pub fn kill(&mut self) -> io::Result<()> {
-        let proc = self.proc_mut();
-        if proc.status.is_some() {
-            return Ok(());
-        }
-        proc.std.kill()
+    /// Sends `SIGKILL` and waits for the child to exit, reaping it (as tokio's `kill`). A
+    /// child that was already reaped is left alone. Cancel-safe: dropped before it is done,
+    /// the signal has been sent and [`wait`](Self::wait) reaps the child later.
+    ///
+    /// ```
+    /// overlap::block_on(async {
+    ///     let mut child = overlap::process::Command::new("sleep").arg("100").spawn()?;
+    ///     child.kill().await?;
+    ///     assert_eq!(child.try_wait()?.map(|s| s.success()), Some(false));
+    ///     std::io::Result::Ok(())
+    /// })
+    /// .unwrap();
+    /// ```
+    pub async fn kill(&mut self) -> io::Result<()> {
+        self.start_kill()?;
+        self.wait().await.map(drop)
     }
 
-    /// tokio's name for [`kill`](Self::kill): sends `SIGKILL` and returns without waiting.
-    /// (tokio's own `kill().await` is this followed by [`wait`](Self::wait).)
+    /// Sends `SIGKILL` and returns without waiting (tokio's `start_kill`, std's `kill`):
+    /// call [`wait`](Self::wait) to reap the child. A child that was already reaped is left
+    /// alone.
     ///
     /// ```
     /// use std::os::unix::process::ExitStatusExt;
@@ -242,7 +265,11 @@ impl Child {
     /// .unwrap();
     /// ```
     pub fn start_kill(&mut self) -> io::Result<()> {
-        self.kill()
+        let proc = self.proc_mut();
+        if proc.status.is_some() {
+            return Ok(());
+        }
+        proc.std.kill()
     }
 
     /// Whether dropping this `Child` while the process runs sends it `SIGKILL` (before it is
