@@ -527,7 +527,12 @@ impl Conn<'_> {
     /// Closes our side, then drains what the client still sends for a while, so that its
     /// unread bytes do not make the kernel reset the connection before it read our answer.
     async fn linger(&mut self) -> io::Result<()> {
-        self.stream.shutdown(Shutdown::Write)?;
+        match self.stream.shutdown(Shutdown::Write) {
+            // The client reset the connection after the answer was written: nothing is left
+            // to drain, and it is no error (a client may close as soon as it has its answer).
+            Err(e) if e.kind() == io::ErrorKind::NotConnected => return Ok(()),
+            res => res?,
+        }
         let deadline = Instant::now() + LINGER;
         let mut drained = 0;
         let mut scratch = [0u8; 4096];
