@@ -196,6 +196,26 @@ fn an_empty_line_after_a_request_does_not_hold_the_drain() {
     assert!(status.success(), "{status}");
 }
 
+/// Eight connections, each with a `GET /{i}` sent.
+fn eight_gets(addr: std::net::SocketAddr) -> Vec<TcpStream> {
+    (0..8)
+        .map(|i| {
+            let mut c = TcpStream::connect(addr).unwrap();
+            write!(c, "GET /{i} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+            c
+        })
+        .collect()
+}
+
+/// Each of [`eight_gets`]'s connections is answered, then closed.
+fn each_gets_its_answer(conns: &mut [TcpStream]) {
+    for (i, c) in conns.iter_mut().enumerate() {
+        let answer = String::from_utf8(read_to_eof(c)).unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{i}: {answer:?}");
+        assert!(answer.contains(&format!("GET /{i} ")), "{i}: {answer:?}");
+    }
+}
+
 #[test]
 fn requests_waiting_to_be_accepted_when_the_signal_comes_are_answered() {
     let mut server = ExampleServer::start("http_echo");
@@ -204,22 +224,46 @@ fn requests_waiting_to_be_accepted_when_the_signal_comes_are_answered() {
     // requests in their sockets, when the signal arrives. Resumed, it accepts them in the
     // same turn as it sees the signal.
     send_signal(child, libc::SIGSTOP);
-    let mut conns: Vec<TcpStream> = (0..8)
-        .map(|i| {
-            let mut c = TcpStream::connect(addr).unwrap();
-            write!(c, "GET /{i} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
-            c
-        })
-        .collect();
+    let mut conns = eight_gets(addr);
     std::thread::sleep(Duration::from_millis(100));
     send_signal(child, libc::SIGTERM);
     std::thread::sleep(Duration::from_millis(100));
     send_signal(child, libc::SIGCONT);
-    for (i, c) in conns.iter_mut().enumerate() {
-        let answer = String::from_utf8(read_to_eof(c)).unwrap();
-        assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{i}: {answer:?}");
-        assert!(answer.contains(&format!("GET /{i} ")), "{i}: {answer:?}");
+    each_gets_its_answer(&mut conns);
+    let status = wait_exit(child, Duration::from_secs(20)).expect("did not exit");
+    assert!(status.success(), "{status}");
+}
+
+/// The same at the server's descriptor limit: it cannot accept the waiting connections when
+/// the signal comes. It used to close the listener then, resetting them with their requests
+/// (146 of 200 under `ulimit -n 64`); now it waits for the idle connections it closes to
+/// free their descriptors, and accepts and answers them.
+#[test]
+fn requests_waiting_for_a_descriptor_when_the_signal_comes_are_answered() {
+    let mut server = ExampleServer::start("http_echo");
+    let (child, addr) = (&mut server.child, server.addr);
+    let idle: Vec<TcpStream> = (0..4)
+        .map(|_| {
+            let mut c = TcpStream::connect(addr).unwrap();
+            echo_once(&mut c);
+            c
+        })
+        .collect();
+    // The server holds as many descriptors as it may: it cannot accept one more.
+    let fds = std::fs::read_dir(format!("/proc/{}/fd", child.id()))
+        .unwrap()
+        .count();
+    support::set_soft_nofile_of(child.id(), fds as u64);
+    let mut waiting = eight_gets(addr);
+    std::thread::sleep(Duration::from_millis(100));
+    send_signal(child, libc::SIGTERM);
+    for mut c in idle {
+        assert!(
+            read_to_eof(&mut c).is_empty(),
+            "an idle connection got an answer"
+        );
     }
+    each_gets_its_answer(&mut waiting);
     let status = wait_exit(child, Duration::from_secs(20)).expect("did not exit");
     assert!(status.success(), "{status}");
 }

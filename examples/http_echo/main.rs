@@ -70,8 +70,11 @@ fn main() -> std::io::Result<()> {
         open.drain.start();
         // Closing the listener would reset the connections still waiting to be accepted,
         // with the requests they already sent: they are taken in first, and drained alike.
-        accept_backlog(listener, &limits, &open);
-        if timeout(DRAIN, open.all_closed()).await.is_err() {
+        let drained = async {
+            accept_backlog(listener, &limits, &open).await;
+            open.all_closed().await;
+        };
+        if timeout(DRAIN, drained).await.is_err() {
             eprintln!(
                 "{} connections still open after {DRAIN:?}; closing them",
                 open.count.get()
@@ -87,18 +90,18 @@ async fn accept_loop(listener: &TcpListener, limits: &Rc<request::Limits>, open:
         match listener.accept().await {
             Ok((stream, peer)) => spawn_conn(stream, peer, limits, open),
             // Out of descriptors: back off and let connections close.
-            Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
-                sleep(Duration::from_millis(10)).await;
-            }
+            Err(e) if out_of_fds(&e) => sleep(FD_BACKOFF).await,
             // Anything else (ECONNABORTED, ...) concerns one connection: keep serving.
             Err(e) => eprintln!("accept error: {e}"),
         }
     }
 }
 
-/// Accepts, without waiting, the connections the kernel has completed, then closes the
-/// listener. Asks the kernel, not the event loop, which may not have seen them yet.
-fn accept_backlog(listener: TcpListener, limits: &Rc<request::Limits>, open: &Rc<Open>) {
+/// Accepts the connections the kernel has completed, then closes the listener. Asks the
+/// kernel, not the event loop, which may not have seen them yet. Out of descriptors, it
+/// waits for the draining connections to free theirs (a listener closed then would reset
+/// the rest, requests and all): the caller bounds the wait.
+async fn accept_backlog(listener: TcpListener, limits: &Rc<request::Limits>, open: &Rc<Open>) {
     let Ok(listener) = listener.into_std() else {
         return;
     };
@@ -110,7 +113,8 @@ fn accept_backlog(listener: TcpListener, limits: &Rc<request::Limits>, open: &Rc
             },
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e) if e.raw_os_error() == Some(libc::ECONNABORTED) => {}
-            // WouldBlock (the backlog is empty), or out of descriptors.
+            Err(e) if out_of_fds(&e) => sleep(FD_BACKOFF).await,
+            // WouldBlock: the backlog is empty.
             Err(_) => return,
         }
     }
@@ -173,6 +177,14 @@ impl Drop for Counted {
             open.closed.notify_waiters();
         }
     }
+}
+
+/// How long accepting pauses when the process is out of descriptors.
+const FD_BACKOFF: Duration = Duration::from_millis(10);
+
+/// `accept` failed for want of a descriptor (the process's or the system's limit).
+fn out_of_fds(e: &std::io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE))
 }
 
 fn routine(e: &std::io::Error) -> bool {

@@ -18,15 +18,23 @@ pub fn raise_nofile() -> u64 {
 
 /// Sets the soft `RLIMIT_NOFILE`.
 pub fn set_soft_nofile(soft: u64) {
+    set_soft_nofile_of(0, soft);
+}
+
+/// Sets the soft `RLIMIT_NOFILE` of the process `pid` (0: this one), a child of ours.
+pub fn set_soft_nofile_of(pid: u32, soft: u64) {
+    let pid = libc::pid_t::try_from(pid).unwrap();
     let mut lim = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
     };
-    // SAFETY: `lim` is a valid, writable rlimit.
-    assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) }, 0);
+    // SAFETY: no new limit is passed; `lim` is a valid, writable rlimit for the old one.
+    let rc = unsafe { libc::prlimit(pid, libc::RLIMIT_NOFILE, std::ptr::null(), &mut lim) };
+    assert_eq!(rc, 0, "{}", std::io::Error::last_os_error());
     lim.rlim_cur = soft;
     // SAFETY: `lim` is a valid rlimit; lowering the soft limit is always allowed.
-    assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) }, 0);
+    let rc = unsafe { libc::prlimit(pid, libc::RLIMIT_NOFILE, &lim, std::ptr::null_mut()) };
+    assert_eq!(rc, 0, "{}", std::io::Error::last_os_error());
 }
 
 /// How many fds this process has open now.
