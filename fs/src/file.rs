@@ -217,7 +217,7 @@ impl File {
     ///
     /// Lower it to bound the memory of many open files, raise it for fewer, larger
     /// syscalls. It applies to the jobs started after the call; a `File` made by
-    /// [`try_clone`](File::try_clone) starts with the default, as in tokio.
+    /// [`try_clone`](File::try_clone) starts with the same `max_buf_size`, as in tokio.
     ///
     /// ```
     /// use overlap::io::{AsyncReadExt, AsyncWriteExt};

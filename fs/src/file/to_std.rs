@@ -98,7 +98,9 @@ impl File {
         self.settle_offset().await?;
         // `fcntl(F_DUPFD_CLOEXEC)`: never blocks.
         let std = self.std.try_clone().map_err(|e| self.err(e, "duplicate"))?;
-        Ok(File::from_parts(std, self.path.clone()))
+        let mut clone = File::from_parts(std, self.path.clone());
+        clone.set_max_buf_size(self.max_buf_size());
+        Ok(clone)
     }
 
     /// Waits for every job, writes out buffered bytes and reports a pending write error,
