@@ -1,8 +1,10 @@
 //! `fs::File` against `std::fs::File` on a twin file: random sequences of reads of odd sizes,
 //! `fill_buf`/`consume`, writes (plain and vectored), seeks (from the start, the end and the
 //! current position, some failing), `set_len` (shrinking and growing), `flush`, `sync_all`,
-//! `metadata` and `read_to_end`, and handovers to a new `File` (`try_clone`, `into_std`,
-//! `try_into_std`), in write and in append mode.
+//! `metadata` and `read_to_end`, handovers to a new `File` (`try_clone`, `into_std`,
+//! `try_into_std`), and `set_max_buf_size` changes (0, 1, odd sizes, huge; between any two
+//! operations, so also while a read-ahead or write job is in flight), in write and in append
+//! mode.
 //!
 //! Every read must return the same bytes as std's, and every operation the same outcome.
 //! Positions are probed only now and then (a probe is a seek, which waits for the job in
@@ -35,6 +37,8 @@ enum Op {
     ReadToEnd,
     /// Go on with a `File` made by this handover (std's file is kept).
     Handover(Handover),
+    /// `set_max_buf_size` on overlap's file (std's has no such knob).
+    SetMaxBuf(usize),
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -54,7 +58,7 @@ enum SetLen {
 }
 
 fn gen_op(rng: &mut Rng) -> Op {
-    match rng.below(21) {
+    match rng.below(22) {
         0..=3 => Op::Read([1, 7, 100, 4099, 65_535, 65_537, 70_001, 150_000][rng.below(8)]),
         4 | 5 => Op::FillBuf([0, 1, 13, 4096, 70_000, usize::MAX][rng.below(6)]),
         6..=8 => Op::Write(bytes([1, 3, 10, 4097, 70_000][rng.below(5)], rng)),
@@ -79,6 +83,7 @@ fn gen_op(rng: &mut Rng) -> Op {
         18 => Op::Handover(
             [Handover::TryClone, Handover::IntoStd, Handover::TryIntoStd][rng.below(3)],
         ),
+        19 => Op::SetMaxBuf([0, 1, 3, 100, 4097, 65_537, 1 << 20, usize::MAX][rng.below(8)]),
         _ => Op::Read(1 + rng.below(300)),
     }
 }
@@ -119,6 +124,10 @@ fn run_model(seed: u64, append: bool) {
         let mut f = oo.open(&opath).await.unwrap();
         for (i, op) in ops.iter().enumerate() {
             let ctx = format!("seed {seed} append {append} op {i} {:?}", short(op));
+            if matches!(op, Op::Read(300..) | Op::ReadToEnd) && f.max_buf_size() < 100 {
+                // A few bytes per job: reads of big files would take minutes.
+                f.set_max_buf_size(100);
+            }
             f = match op {
                 Op::Handover(Handover::TryClone) => f.try_clone().await.unwrap(),
                 Op::Handover(Handover::IntoStd) => fs::File::from_std(f.into_std().await.unwrap()),
@@ -244,6 +253,10 @@ async fn step(
             f.read_to_end(&mut b).await.unwrap();
             assert_eq!(a.len(), b.len(), "{ctx}");
             assert!(a == b, "{ctx}");
+        }
+        Op::SetMaxBuf(n) => {
+            f.set_max_buf_size(*n);
+            assert_eq!(f.max_buf_size(), (*n).max(1), "{ctx}");
         }
         Op::Handover(_) => unreachable!("handled by the caller"),
     }
