@@ -2,6 +2,7 @@
 #![allow(dead_code, unused_imports)]
 
 mod child;
+pub mod counting;
 mod deadline;
 mod drop_flag;
 mod echo;
