@@ -241,9 +241,26 @@ impl File {
         let max = max_buf_size.max(1);
         self.read.set_max(max);
         self.write_cap = (max / 2).max(1);
-        if self.wspare.capacity() > self.write_cap {
+        if self.oversized(&self.wspare) {
             self.wspare = Vec::new();
         }
+        if self.wbuf.is_empty() && self.oversized(&self.wbuf) {
+            self.wbuf = Vec::new();
+        }
+    }
+
+    /// Keeps an emptied write buffer for reuse, unless it is [oversized](File::oversized).
+    fn keep_wspare(&mut self, buf: Vec<u8>) {
+        if !self.oversized(&buf) {
+            self.wspare = buf;
+        }
+    }
+
+    /// Whether a write buffer grew under a larger `max_buf_size` than now (past twice the
+    /// batch: a buffer grows by doubling), so that keeping it would hold more memory than
+    /// the size now allows.
+    fn oversized(&self, buf: &Vec<u8>) -> bool {
+        buf.capacity() > self.write_cap.saturating_mul(2)
     }
 
     /// The most bytes one pool job of this `File` reads or writes; see

@@ -168,7 +168,7 @@ impl File {
                     None
                 }
                 Done::Write { buf, res } => {
-                    self.wspare = buf;
+                    self.keep_wspare(buf);
                     if let Err(e) = res {
                         // Keep the first error if two are pending.
                         let e = self.err(e, "write");

@@ -63,8 +63,15 @@ impl ReadBuf {
     /// with it. A spare buffer larger than that is let go.
     pub(crate) fn set_max(&mut self, max: usize) {
         self.max = max.max(1);
-        if self.spare.len() > self.max {
-            self.spare = Vec::new();
+        let spare = std::mem::take(&mut self.spare);
+        self.keep_spare(spare);
+    }
+
+    /// Keeps `buf` for the next job, unless it is larger than a job may read now (it grew
+    /// under a larger `max`): then it goes, so that lowering `max` bounds the memory held.
+    fn keep_spare(&mut self, buf: Vec<u8>) {
+        if buf.len() <= self.max.saturating_mul(BIG_READ_FACTOR) {
+            self.spare = buf;
         }
     }
 
@@ -125,7 +132,7 @@ impl ReadBuf {
             Ok(0) => {
                 self.eof = true;
                 self.full = false;
-                self.spare = buf;
+                self.keep_spare(buf);
             }
             Ok(n) => {
                 self.full = n == want;
@@ -144,12 +151,12 @@ impl ReadBuf {
                     self.data.extend_from_slice(&buf[..n]);
                     self.filled = self.data.len();
                 }
-                self.spare = buf;
+                self.keep_spare(buf);
             }
             Err(e) => {
                 self.error = Some(e);
                 self.full = false;
-                self.spare = buf;
+                self.keep_spare(buf);
             }
         }
     }
