@@ -205,7 +205,7 @@ impl File {
         }
     }
 
-    /// Sets the most bytes one pool job of this `File` reads or writes (tokio's
+    /// Sets the size that bounds this `File`'s pool jobs and buffers (tokio's
     /// `set_max_buf_size`; default 2 MiB, `0` is taken as 1):
     ///
     /// - reads fetch ahead in chunks that grow up to `max_buf_size`, and the `File` holds at
@@ -263,8 +263,8 @@ impl File {
         buf.capacity() > self.write_cap.saturating_mul(2)
     }
 
-    /// The most bytes one pool job of this `File` reads or writes; see
-    /// [`set_max_buf_size`](File::set_max_buf_size).
+    /// The size that bounds this `File`'s pool jobs and buffers; see
+    /// [`set_max_buf_size`](File::set_max_buf_size) for what it bounds.
     pub fn max_buf_size(&self) -> usize {
         self.read.max()
     }

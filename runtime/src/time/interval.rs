@@ -62,8 +62,8 @@ pub enum MissedTickBehavior {
     /// observed at least a period apart. As in tokio, this also applies to a tick observed
     /// more than 5 ms late whose successor is not due yet: with period 100 ms,
     /// a tick scheduled at 100 ms and observed at 150 ms is followed by one at 250 ms, not at
-    /// 200 ms. (A tick observed less late than that keeps the schedule: timers fire a little
-    /// late.)
+    /// 200 ms. (A tick observed at most 5 ms late whose successor is not due yet keeps the
+    /// schedule: timers fire a little late.)
     Delay,
     /// Drop the missed ticks and resume at the next multiple of the period after `start`.
     #[default]

@@ -19,7 +19,8 @@ impl<T: AsRawFd> AsyncFd<T> {
     ///
     /// `interest` is an [`Interest`] (tokio's form) or a [`Direction`](crate::Direction).
     /// For both directions (`Interest::READABLE | Interest::WRITABLE`), `op` runs if either
-    /// is ready, and a `WouldBlock` clears all that was seen, in both.
+    /// is ready, and a `WouldBlock` clears all that was seen, in both, except a closed side:
+    /// that state is final, as in tokio.
     ///
     /// Fails with an `Other` error outside the runtime the fd is registered with.
     ///
@@ -75,7 +76,10 @@ impl<T: AsRawFd> AsyncFd<T> {
     /// fails with `WouldBlock`, clears the readiness seen and waits again, until `f`
     /// succeeds or fails with another error. `f` must be a non-blocking operation on the
     /// fd. This is tokio's `AsyncFd::async_io`; for both directions, `f` runs when either is
-    /// ready, and its `WouldBlock` clears both (all that was seen). One difference: an
+    /// ready, and its `WouldBlock` clears both (all that was seen). A closed side stays
+    /// ready, as in tokio: with both directions and one side closed (the peer shut down its
+    /// writing), an `f` that keeps saying `WouldBlock` for the other side runs again at once,
+    /// so `f` should act on the closed side too (a read that returns 0). One difference: an
     /// `Interrupted` error is retried too, as `WouldBlock` is, instead of returned.
     ///
     /// `interest` is an [`Interest`] or a [`Direction`](crate::Direction).
