@@ -57,6 +57,18 @@ enum SetLen {
     To(u64),
 }
 
+/// Whether `op` may move hundreds of bytes or more (one job each few bytes under a tiny
+/// `max_buf_size`).
+fn moves_many_bytes(op: &Op) -> bool {
+    match op {
+        Op::Read(n) => *n >= 300,
+        Op::Write(b) => b.len() >= 300,
+        Op::WriteVectored(bufs) => bufs.iter().map(Vec::len).sum::<usize>() >= 300,
+        Op::ReadToEnd => true,
+        _ => false,
+    }
+}
+
 fn gen_op(rng: &mut Rng) -> Op {
     match rng.below(22) {
         0..=3 => Op::Read([1, 7, 100, 4099, 65_535, 65_537, 70_001, 150_000][rng.below(8)]),
@@ -124,9 +136,9 @@ fn run_model(seed: u64, append: bool) {
         let mut f = oo.open(&opath).await.unwrap();
         for (i, op) in ops.iter().enumerate() {
             let ctx = format!("seed {seed} append {append} op {i} {:?}", short(op));
-            if matches!(op, Op::Read(300..) | Op::ReadToEnd) && f.max_buf_size() < 100 {
-                // A few bytes per job: reads of big files would take minutes.
-                f.set_max_buf_size(100);
+            if f.max_buf_size() < 4096 && moves_many_bytes(op) {
+                // A few bytes per job: big reads and writes would take minutes.
+                f.set_max_buf_size(4096);
             }
             f = match op {
                 Op::Handover(Handover::TryClone) => f.try_clone().await.unwrap(),
