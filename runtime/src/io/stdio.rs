@@ -248,9 +248,19 @@ struct Writer {
     state: WriteState,
 }
 
+/// What a write job hands back: what `write_all` said, and the buffer.
+type WriteDone = (io::Result<()>, Vec<u8>);
+
 enum WriteState {
     Idle(Vec<u8>),
-    Busy(JoinHandle<io::Result<(io::Result<()>, Vec<u8>)>>),
+    /// A job writes (or relays the outcome of a write started under a runtime since
+    /// dropped); it sends the outcome on `done` once the bytes are out. As for [`Stdin`],
+    /// the channel, not the handle, carries it: a job that outlives its runtime (which
+    /// cancels the handle) still wrote, and the next write must wait for it, not fail.
+    Busy {
+        job: JoinHandle<io::Result<()>>,
+        done: std::sync::mpsc::Receiver<WriteDone>,
+    },
 }
 
 impl Writer {
@@ -263,19 +273,50 @@ impl Writer {
 
     /// Waits for the job in flight, if any; reports its error.
     fn poll_idle(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        if let WriteState::Busy(job) = &mut self.state {
-            let done = ready!(Pin::new(job).poll(cx));
+        loop {
+            let WriteState::Busy { job, done } = &mut self.state else {
+                return Poll::Ready(Ok(()));
+            };
+            let joined = ready!(Pin::new(job).poll(cx));
+            let outcome = done.try_recv();
             // The handle is spent whatever it says: the next write starts a new job.
-            self.state = WriteState::Idle(Vec::new());
-            // `Err` inside: no pool thread could start, so the job never ran, and its
-            // destructor wrote the bytes (inline, or detached on the pool). They are not lost,
-            // and reporting them as failed would invite a retry that writes them twice.
-            if let Ok((res, buf)) = done.map_err(job_failed)? {
-                self.state = WriteState::Idle(buf);
-                res?;
+            let WriteState::Busy { done, .. } =
+                std::mem::replace(&mut self.state, WriteState::Idle(Vec::new()))
+            else {
+                unreachable!()
+            };
+            match outcome {
+                Ok((res, buf)) => {
+                    self.state = WriteState::Idle(buf);
+                    return Poll::Ready(res);
+                }
+                // Cancelled with the runtime that spawned it, while it still runs or waits
+                // on that runtime's pool (detached, durable): wait for it here, so that the
+                // bytes keep their order and are not reported as failed.
+                Err(std::sync::mpsc::TryRecvError::Empty)
+                    if joined.as_ref().is_err_and(JoinError::is_cancelled) =>
+                {
+                    let (tx, relayed) = std::sync::mpsc::sync_channel(1);
+                    let job = spawn_blocking_or_error(move || {
+                        if let Ok(res) = done.recv() {
+                            let _ = tx.send(res);
+                        }
+                    });
+                    self.state = WriteState::Busy { job, done: relayed };
+                }
+                Err(_) => {
+                    return Poll::Ready(match joined {
+                        Err(e) if e.is_panic() => Err(job_failed(e)),
+                        // No pool thread could start, so the job never ran, and its
+                        // destructor wrote the bytes (inline) and sent the outcome; or the
+                        // relay of an earlier runtime's write could not start. Either way
+                        // the bytes are not lost, and reporting them as failed would
+                        // invite a retry that writes them twice.
+                        _ => Ok(()),
+                    });
+                }
             }
         }
-        Poll::Ready(Ok(()))
     }
 
     fn poll_write(&mut self, cx: &mut Context<'_>, bytes: &[u8]) -> Poll<io::Result<usize>> {
@@ -290,13 +331,15 @@ impl Writer {
         buf.clear();
         let n = bytes.len().min(CHUNK);
         buf.extend_from_slice(&bytes[..n]);
+        let (tx, done) = std::sync::mpsc::sync_channel(1);
         let job = WriteJob {
             target: self.target,
             buf,
-            ran: false,
+            done: Some(tx),
             _durable: crate::durable_work(),
         };
-        self.state = WriteState::Busy(spawn_blocking_or_error(move || job.run()));
+        let job = spawn_blocking_or_error(move || job.run());
+        self.state = WriteState::Busy { job, done };
         Poll::Ready(Ok(n))
     }
 }
@@ -308,28 +351,33 @@ impl Writer {
 struct WriteJob {
     target: Target,
     buf: Vec<u8>,
-    ran: bool,
+    /// Where the outcome goes; `None` once the job ran.
+    done: Option<std::sync::mpsc::SyncSender<WriteDone>>,
     _durable: Option<crate::DurableWork>,
 }
 
 impl WriteJob {
-    fn run(mut self) -> (io::Result<()>, Vec<u8>) {
-        self.ran = true;
+    fn run(mut self) {
+        // Taken first: a write that panics is not run again by the destructor.
+        let done = self.done.take();
         let buf = std::mem::take(&mut self.buf);
-        (self.target.write_all(&buf), buf)
+        let res = self.target.write_all(&buf);
+        if let Some(done) = done {
+            let _ = done.send((res, buf));
+        }
     }
 }
 
 impl Drop for WriteJob {
     fn drop(&mut self) {
-        if !self.ran {
+        if self.done.is_some() {
             let unrun = WriteJob {
                 target: self.target,
                 buf: std::mem::take(&mut self.buf),
-                ran: false,
+                done: self.done.take(),
                 _durable: self._durable.take(),
             };
-            crate::spawn_blocking_detached(move || drop(unrun.run()));
+            crate::spawn_blocking_detached(move || unrun.run());
         }
     }
 }
@@ -346,7 +394,8 @@ macro_rules! std_writer {
             "and an error comes back from the next call. `flush` waits until every accepted ",
             "byte is written. Accepted bytes are not lost if the handle is dropped or the ",
             "runtime ends unflushed: as with tokio, the runtime's drop waits (up to 10 s) for ",
-            "the write in flight. `flush` to see its error.\n\n",
+            "the write in flight. `flush` to see its error. A handle outliving its runtime goes ",
+            "on under the next one: its next write waits for the one in flight, still in order.\n\n",
             "# Panics\nThe first write panics outside a runtime.\n\n",
             "```\nuse overlap::io::AsyncWriteExt;\n\noverlap::block_on(async {\n",
             "    let mut out = overlap::io::", stringify!($make), "();\n",
