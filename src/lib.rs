@@ -219,6 +219,16 @@ pub mod fs {
 /// #[overlap::main(flavor = "multi_thread", worker_threads = 2)]
 /// async fn main() {}
 /// ```
+/// A setting given twice (tokio refuses it too), which would otherwise take the last value
+/// unseen:
+/// ```compile_fail
+/// #[overlap::main(start_paused = true, start_paused = false)]
+/// async fn main() {}
+/// ```
+/// ```compile_fail
+/// #[overlap::test(flavor = "current_thread", flavor = "current_thread")]
+/// async fn twice() {}
+/// ```
 /// Something other than a function:
 /// ```compile_fail
 /// #[overlap::test]

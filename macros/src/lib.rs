@@ -57,7 +57,20 @@ pub fn test(args: TokenStream, item: TokenStream) -> TokenStream {
 fn parse_args(args: TokenStream, name: &str) -> Result<bool, TokenStream> {
     let tokens: Vec<TokenTree> = args.into_iter().collect();
     let mut start_paused = false;
+    let mut seen: Vec<String> = Vec::new();
     for arg in tokens.split(|t| matches!(t, TokenTree::Punct(p) if p.as_char() == ',')) {
+        // A setting given twice is refused, as tokio does, rather than the last one winning
+        // unseen (`start_paused = true, start_paused = false` would run unpaused).
+        if let [TokenTree::Ident(key), TokenTree::Punct(eq), _] = arg {
+            let key = key.to_string();
+            if eq.as_char() == '=' && seen.contains(&key) {
+                return Err(error(
+                    arg[0].span(),
+                    &format!("`{key}` is set more than once"),
+                ));
+            }
+            seen.push(key);
+        }
         match arg {
             [] => {}
             [TokenTree::Ident(key), TokenTree::Punct(eq), value]
