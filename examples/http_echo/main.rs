@@ -107,10 +107,15 @@ async fn accept_backlog(listener: TcpListener, limits: &Rc<request::Limits>, ope
     };
     loop {
         match listener.accept() {
-            Ok((stream, peer)) => match TcpStream::from_std(stream) {
-                Ok(stream) => spawn_conn(stream, peer, limits, open),
-                Err(e) => eprintln!("{peer}: {e}"),
-            },
+            Ok((stream, peer)) => {
+                match TcpStream::from_std(stream) {
+                    Ok(stream) => spawn_conn(stream, peer, limits, open),
+                    Err(e) => eprintln!("{peer}: {e}"),
+                }
+                // Clients that keep connecting keep the backlog full: let the connections
+                // taken in, and the caller's bound, run meanwhile.
+                overlap::yield_now().await;
+            }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e) if e.raw_os_error() == Some(libc::ECONNABORTED) => {}
             Err(e) if out_of_fds(&e) => sleep(FD_BACKOFF).await,
