@@ -95,6 +95,7 @@ impl TimerWheel {
     pub(crate) fn restart(&mut self) {
         debug_assert_eq!(self.len, 0);
         // With no live timer every item is stale, and `reset_if_empty` dropped them all.
+        #[cfg(debug_assertions)]
         debug_assert_eq!(self.items(), 0);
         self.elapsed = 0;
         self.cached = Cached::Known(None);
