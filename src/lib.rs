@@ -16,14 +16,37 @@
 //!   [`future`] and [`stream`] likewise re-export the combinators of `futures-util`;
 //! - [`Handle`]: spawning onto a runtime from other threads.
 //!
-//! ```
-//! use overlap::io::{AsyncReadExt, AsyncWriteExt};
+//! # Getting started
+//! Put `#[overlap::main]` on an `async fn main` (or `#[overlap::test]` on an async test), or
+//! call [`block_on`] from synchronous code; build a [`Runtime`] to choose settings, or to run
+//! several `block_on` calls on one runtime. Import the extension traits from [`io`]
+//! (`AsyncReadExt`, `AsyncWriteExt`, …) and [`stream::StreamExt`].
 //!
+//! ```
 //! overlap::block_on(async {
 //!     let task = overlap::spawn(async { "hello from a task" });
 //!     assert_eq!(task.await.unwrap(), "hello from a task");
 //! });
 //! ```
+//!
+//! # Coming from tokio
+//! overlap is like tokio's current-thread runtime, one runtime per thread, with these
+//! differences (the README has a table, name by name):
+//!
+//! - Tasks need not be `Send`: [`spawn`] is tokio's `spawn_local`, without a `LocalSet`.
+//!   From another thread, spawn through a [`Handle`].
+//! - The [`sync`] types are `Rc`-based and not `Send`: they connect the tasks of one
+//!   runtime. I/O objects (sockets, pipes, [`AsyncFd`]) stay with the runtime that made
+//!   them, and the free [`block_on`] builds a new runtime on each call.
+//! - I/O types implement the futures-io `AsyncRead`/`AsyncWrite` (`poll_close` for
+//!   `poll_shutdown`, `&mut [u8]` for `ReadBuf`), and [`select!`] and [`join!`] are
+//!   futures-util's ([`select!`] wants fused futures: `.fuse()`).
+//! - Dropping a [`Runtime`] does not wait for [`spawn_blocking`] jobs, except overlap's own
+//!   file and stdout/stderr writes.
+//!
+//! Each async method that a `select!` or a timeout may drop says whether that loses
+//! anything ("cancel-safe"); the module docs of [`net`], [`sync`], [`fs`] and [`time`] give
+//! the rule for the whole module.
 
 #[doc(hidden)]
 pub use overlap_runtime::block_on_start_paused;
@@ -175,6 +198,33 @@ pub use overlap_runtime::task_local;
 
 /// `join!`, `select!` and friends, from `futures-util`: wait for several futures at once
 /// inside one task.
+///
+/// Unlike tokio's, futures-util's `select!` takes only fused futures (`.fuse()` from
+/// [`FutureExt`](future::FutureExt); overlap's `Sleep` and `JoinHandle` already are), and
+/// a future given by name must also be `Unpin` ([`pin_mut!`] it). The branches that lose are
+/// dropped: use methods documented as cancel-safe there, such as `recv` and `sleep` below.
+///
+/// ```
+/// use std::time::Duration;
+/// use overlap::future::FutureExt;
+/// use overlap::sync::mpsc;
+///
+/// overlap::block_on(async {
+///     let (tx, mut rx) = mpsc::channel(8);
+///     overlap::spawn(async move { tx.send(7).await.unwrap() });
+///     let mut got = Vec::new();
+///     loop {
+///         overlap::select! {
+///             msg = rx.recv().fuse() => match msg {
+///                 Some(n) => got.push(n),
+///                 None => break, // every sender is gone
+///             },
+///             _ = overlap::time::sleep(Duration::from_secs(5)) => panic!("idle for 5 s"),
+///         }
+///     }
+///     assert_eq!(got, [7]);
+/// });
+/// ```
 pub use futures_util::{join, pin_mut, select, select_biased, try_join};
 
 /// Networking: TCP, UDP and Unix sockets on the reactor.
