@@ -116,7 +116,9 @@ impl<T> Mutex<T> {
 }
 
 impl<T: ?Sized> Mutex<T> {
-    /// Waits until the lock is free, then holds it until the guard is dropped.
+    /// Waits until the lock is free, then holds it until the guard is dropped. Waiters get
+    /// the lock in the order they first polled. Cancel-safe: a dropped `lock` holds nothing,
+    /// and one already chosen passes the lock to the next in line.
     pub async fn lock(&self) -> MutexGuard<'_, T> {
         match self.sem.acquire().await {
             Ok(permit) => self.guard(permit),

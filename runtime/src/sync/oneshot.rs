@@ -24,6 +24,10 @@ pub struct Sender<T> {
 
 /// Awaits the one value: a future of `Ok(value)`, or [`RecvError`] if the sender was
 /// dropped without sending (or [`close`](Receiver::close) came first). See [`channel`].
+///
+/// Awaiting `&mut receiver` (in a `select!` loop) is cancel-safe: a value not yet returned
+/// waits for the next poll. Dropping the `Receiver` closes the channel: a later
+/// [`Sender::send`] gives its value back.
 pub struct Receiver<T> {
     inner: Rc<RefCell<Inner<T>>>,
     /// The result was returned: the receiver is terminated (`FusedFuture`).

@@ -144,6 +144,7 @@ impl<T> RwLock<T> {
 
 impl<T: ?Sized> RwLock<T> {
     /// Waits until no writer holds the lock or waits before this reader, then reads.
+    /// Cancel-safe, as [`Mutex::lock`](crate::sync::Mutex::lock) is.
     pub async fn read(&self) -> RwLockReadGuard<'_, T> {
         match self.sem.acquire().await {
             Ok(permit) => self.read_guard(permit),
@@ -151,7 +152,8 @@ impl<T: ?Sized> RwLock<T> {
         }
     }
 
-    /// Waits until nobody holds the lock, then writes.
+    /// Waits until nobody holds the lock, then writes. Cancel-safe: a dropped `write` leaves the
+    /// line, and the readers waiting behind it go ahead.
     pub async fn write(&self) -> RwLockWriteGuard<'_, T> {
         match self.sem.acquire_many(self.max_readers).await {
             Ok(permit) => self.write_guard(permit),

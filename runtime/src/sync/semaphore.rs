@@ -111,7 +111,8 @@ impl Semaphore {
         Semaphore::new(permits)
     }
 
-    /// Waits for a permit, which is returned when the [`Permit`] is dropped.
+    /// Waits for a permit, which is returned when the [`Permit`] is dropped. Cancel-safe: a
+    /// dropped `acquire` holds nothing, and passes a permit it was handed to the next in line.
     pub fn acquire(&self) -> Acquire<'_> {
         self.acquire_many(1)
     }
@@ -119,7 +120,8 @@ impl Semaphore {
     /// Waits for `n` permits at once, returned together when the [`Permit`] is dropped. The
     /// request keeps its place in the line: later ones wait behind it even if they are
     /// smaller (so a large request is never starved). More permits than the semaphore will
-    /// ever have means waiting until it is closed.
+    /// ever have means waiting until it is closed. Cancel-safe, as `acquire` is: a dropped
+    /// request leaves the line, and the requests behind it may go ahead.
     ///
     /// ```
     /// use overlap::sync::Semaphore;

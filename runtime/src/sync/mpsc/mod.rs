@@ -137,6 +137,10 @@ fn push<T>(mut chan: RefMut<'_, Chan<T>>, value: T) {
 }
 
 /// Receives the values of every [`Sender`], in the order they were sent. See [`channel`].
+///
+/// Dropping it closes the channel, as [`close`](Receiver::close) does, and drops the values
+/// still queued: sends then fail, giving their value back. Once every sender is dropped,
+/// [`recv`](Receiver::recv) returns what is queued, then `None`.
 pub struct Receiver<T> {
     chan: Rc<RefCell<Chan<T>>>,
     /// `None` was returned: the stream is terminated (`FusedStream`).
@@ -215,6 +219,7 @@ fn with_capacity<T>(capacity: usize) -> (Sender<T>, Receiver<T>) {
 impl<T> Receiver<T> {
     /// Waits for the next value; `None` once the queue is empty and no value can come any
     /// more: every sender is gone, or the receiver was [closed](Receiver::close).
+    /// Cancel-safe: a value is taken from the queue only when it is returned.
     pub async fn recv(&mut self) -> Option<T> {
         std::future::poll_fn(|cx| self.poll_recv(cx)).await
     }
