@@ -77,6 +77,7 @@ enum State {
 
 impl ReadDir {
     /// The next entry, or `None` at the end; a method twin of [`Stream::poll_next`].
+    /// Cancel-safe: the batch being fetched stays with the `ReadDir`, for the next call.
     pub async fn next_entry(&mut self) -> io::Result<Option<DirEntry>> {
         poll_fn(|cx| self.poll_next_entry(cx)).await
     }

@@ -42,7 +42,8 @@ impl Sender {
     /// Moves up to `len` bytes from `from` into this pipe without copying them through user
     /// memory, waiting until `from` has data and the pipe has room. Returns how many bytes
     /// moved; 0 means `from` is at end of file, or `len` was 0, or (from a datagram socket)
-    /// the datagram was empty.
+    /// the datagram was empty. Cancel-safe: it returns as soon as one `splice` moves bytes,
+    /// so a dropped one moved none.
     ///
     /// ```
     /// use overlap::io::{AsyncReadExt, AsyncWriteExt};
@@ -77,6 +78,7 @@ impl Receiver {
     /// Moves up to `len` bytes out of this pipe into `to` without copying them through user
     /// memory, waiting until the pipe has data and `to` has room. Returns how many bytes
     /// moved; 0 means every write end is closed and the pipe is drained (or `len` was 0).
+    /// Cancel-safe, as [`splice_from`](Sender::splice_from) is.
     ///
     /// ```
     /// use overlap::io::{AsyncReadExt, AsyncWriteExt};

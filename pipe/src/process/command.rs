@@ -212,8 +212,8 @@ impl Command {
     /// could read it, a child filling the pipe would never exit, and a closed pipe would
     /// kill one that writes (`SIGPIPE`).
     ///
-    /// The child is spawned when this is called, and the future borrows nothing (see
-    /// [`output`](Command::output)).
+    /// The child is spawned when this is called, the future borrows nothing, and dropping
+    /// the future drops the child (see [`output`](Command::output)).
     pub fn status(&mut self) -> impl Future<Output = io::Result<ExitStatus>> + 'static {
         let child = self.spawn_unregistered();
         async move { Self::wait_discarding(child?.register()?).await }

@@ -281,6 +281,9 @@ impl Child {
     /// Waits for the child to exit while reading its stdout and stderr (those that are
     /// piped) to the end, all at once, so a child filling one pipe cannot stall. Closes
     /// stdin first.
+    ///
+    /// Not cancel-safe: it owns the `Child`, so dropping the future drops the output read so
+    /// far and the `Child` (see [dropping a `Child`](crate::process#dropping-a-child)).
     pub async fn wait_with_output(mut self) -> io::Result<Output> {
         drop(self.stdin.take());
         async fn read_all(pipe: Option<Receiver>) -> io::Result<Vec<u8>> {

@@ -39,6 +39,11 @@ use super::{own_waits, Direction, Interest, IoKey, Reactor, Ready, ReadyEvent, R
 ///   but with that many each event anywhere costs a round of spurious wakes, and past
 ///   about 5,000 (more than the runtime sets aside) they wake one another without end.
 ///   Many tasks waiting on one fd should use the `async fn`s.
+/// - **Cancellation:** the waits ([`readable`](AsyncFd::readable), [`ready`](AsyncFd::ready),
+///   their `_mut` forms, ...) are cancel-safe: dropped before they complete, they consumed
+///   no readiness. So is [`async_io`](AsyncFd::async_io): it returns as soon as its
+///   operation says anything but `WouldBlock` or `Interrupted`, so in a dropped one every
+///   attempt said one of those (and, for a syscall, did nothing).
 /// - **Drop:** the fd is removed from epoll, then the inner value is dropped (closing the fd
 ///   if it owns it). [`AsyncFd::into_inner`] removes it from epoll and hands the value back.
 ///   Either way, a task still waiting for its readiness (one that shares the `AsyncFd`) is

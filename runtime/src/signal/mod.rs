@@ -132,6 +132,11 @@ pub fn signal(kind: SignalKind) -> io::Result<Signal> {
 /// Waits for the next `SIGINT` (Ctrl-C). The first call makes the process catch `SIGINT`
 /// for good: from then on Ctrl-C no longer ends it by itself.
 ///
+/// It listens from its first poll until it completes or is dropped: a Ctrl-C handed out
+/// while no `ctrl_c()` future listens is not reported (see the module docs for when an
+/// arrival is handed out). To miss none, keep one [`Signal`] from
+/// `signal(SignalKind::interrupt())` and call its [`recv`](Signal::recv) each time.
+///
 /// ```no_run
 /// overlap::block_on(async {
 ///     let server = overlap::spawn(async { /* serve until told to stop */ });
@@ -147,7 +152,8 @@ pub async fn ctrl_c() -> io::Result<()> {
 }
 
 impl Signal {
-    /// Waits until the signal arrives (once or more: arrivals are coalesced).
+    /// Waits until the signal arrives (once or more: arrivals are coalesced). Cancel-safe:
+    /// an arrival a dropped `recv` did not return is reported by the next one.
     pub async fn recv(&mut self) {
         poll_fn(|cx| self.poll_recv(cx)).await
     }

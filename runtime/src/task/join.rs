@@ -23,7 +23,8 @@ type HandleMarker<T> = (Rc<()>, fn() -> T);
 /// output, or a [`JoinError`] if the task panicked or was aborted.
 ///
 /// Dropping a `JoinHandle` *detaches* the task: it keeps running, and its output is dropped
-/// when it completes. Use [`JoinHandle::abort`] to stop it instead.
+/// when it completes. Use [`JoinHandle::abort`] to stop it instead. Awaiting `&mut handle`
+/// (in a `select!`, under a timeout) is cancel-safe: the output waits for a later await.
 ///
 /// The handle belongs to the runtime's thread (it is `!Send`), like the task it points at.
 /// Await it on that runtime: awaited while another runtime on the same thread runs, it

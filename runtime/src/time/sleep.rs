@@ -61,7 +61,10 @@ pub fn sleep_until(deadline: Instant) -> Sleep {
 /// another runtime, it moves its timer there). It completes once per deadline: polled again
 /// afterwards it stays ready until [`reset`](Sleep::reset).
 ///
-/// Dropping it cancels its timer in O(1).
+/// Dropping it cancels its timer in O(1), and loses nothing else: it is cancel-safe. A
+/// `sleep(d)` made anew each round of a `select!` loop starts its `d` over each time, though;
+/// for a deadline that must hold across rounds, keep one pinned `Sleep` and poll it by
+/// `&mut`.
 #[must_use = "futures do nothing unless polled"]
 pub struct Sleep {
     deadline: Instant,
