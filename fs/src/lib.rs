@@ -9,7 +9,8 @@
 //!
 //! - the free functions ([`read`], [`write`](fn@write), [`copy`], [`metadata`], ...) are one job each,
 //!   whole std call included (`read` opens, sizes, reads and closes in one job);
-//! - [`File`] reads ahead in chunks of 64 KiB to 2 MiB and batches writes;
+//! - [`File`] reads ahead in chunks of 64 KiB to 2 MiB and batches writes (up to 1 MiB);
+//!   [`File::set_max_buf_size`] moves those limits;
 //! - [`read_dir`] fetches entries 256 at a time.
 //! - [`File::send_to`] sends a file's bytes to a socket or pipe with `sendfile`, one pool
 //!   job per socket buffer's worth, without copying them through user memory.

@@ -85,6 +85,8 @@ impl UdpSocket {
     }
 
     /// Sends a datagram to the connected peer; returns the bytes sent.
+    ///
+    /// Cancel-safe: dropped before it completes, it has sent nothing.
     pub async fn send(&self, buf: &[u8]) -> io::Result<usize> {
         write_io(&self.io, |s| s.send(buf)).await
     }
@@ -104,6 +106,8 @@ impl UdpSocket {
     }
 
     /// Sends a datagram to `target` (the first address it resolves to).
+    ///
+    /// Cancel-safe: dropped before it completes, it has sent nothing.
     pub async fn send_to<A: ToSocketAddrs>(&self, buf: &[u8], target: A) -> io::Result<usize> {
         let addr = resolve(target).await?.into_iter().next().ok_or_else(|| {
             io::Error::new(io::ErrorKind::InvalidInput, "no addresses to send data to")

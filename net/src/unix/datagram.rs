@@ -82,6 +82,8 @@ impl UnixDatagram {
     }
 
     /// Sends a datagram to the connected peer, waiting while its queue is full.
+    ///
+    /// Cancel-safe: dropped before it completes, it has sent nothing.
     pub async fn send(&self, buf: &[u8]) -> io::Result<usize> {
         write_io(&self.io, |s| s.send(buf)).await
     }
@@ -105,6 +107,8 @@ impl UnixDatagram {
     /// failed send raises `EPOLLOUT` here only while this socket's own send buffer is at most
     /// a quarter full, and datagrams it queued at another, slow receiver may keep it fuller
     /// than that for ever.
+    ///
+    /// Cancel-safe: dropped before it completes, it has sent nothing.
     pub async fn send_to(&self, buf: &[u8], path: impl AsRef<Path>) -> io::Result<usize> {
         let addr = SockAddr::unix(path.as_ref())?;
         let mut delay = Duration::from_millis(1);
