@@ -227,25 +227,16 @@ pub use overlap_runtime::task_local;
 /// ```
 pub use futures_util::{join, pin_mut, select, select_biased, try_join};
 
-/// Networking: TCP, UDP and Unix sockets on the reactor.
-pub mod net {
-    pub use overlap_net::*;
-}
-
-/// Pipes and FIFOs.
-pub mod pipe {
-    pub use overlap_pipe::*;
-}
-
-/// Child processes: async stdio pipes, and exits awaited through a pidfd.
-pub mod process {
-    pub use overlap_pipe::process::*;
-}
-
-/// Files and directories, with blocking work on the pool.
-pub mod fs {
-    pub use overlap_fs::*;
-}
+// The crates themselves, so that `overlap::net` and the others show their crate docs
+// (the contracts: cancellation, drop) and not a one-line summary.
+#[doc(inline)]
+pub use overlap_fs as fs;
+#[doc(inline)]
+pub use overlap_net as net;
+#[doc(inline)]
+pub use overlap_pipe as pipe;
+#[doc(inline)]
+pub use overlap_pipe::process;
 
 /// Misuses of `#[overlap::main]` and `#[overlap::test]` that must not compile, each with a
 /// clear message (checked as doctests).
