@@ -8,7 +8,8 @@ use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 
 /// Something that names one or more socket addresses: a [`SocketAddr`], an `(ip, port)`
-/// pair, a `"host:port"` string, a `(host, port)` pair, or a slice of addresses.
+/// pair, a `"host:port"` string, a `(host, port)` pair, or a slice of addresses. In a string,
+/// an IPv6 address takes brackets, `"[::1]:80"`; see [`lookup_host`] for what is refused.
 ///
 /// Host names are resolved with `getaddrinfo` on the runtime's blocking pool
 /// ([`spawn_blocking`](overlap_runtime::spawn_blocking)), never on the event loop; literal IP
@@ -70,7 +71,10 @@ pub(crate) async fn resolve<A: ToSocketAddrs>(addr: A) -> io::Result<Vec<SocketA
 ///
 /// # Errors
 /// A name that does not resolve gives the resolver's error; a malformed `"host:port"`
-/// string gives `InvalidInput`.
+/// string gives `InvalidInput`, without a lookup. So do an empty host (`":80"`,
+/// `("", 80)`) and an IP address with no port, which is what an IPv6 address without
+/// brackets is: `"::1:80"` is the address `::1:80`, not `[::1]:80` (std's
+/// `ToSocketAddrs` resolves it as the latter).
 pub async fn lookup_host<A: ToSocketAddrs>(
     host: A,
 ) -> io::Result<impl Iterator<Item = SocketAddr>> {
@@ -104,6 +108,10 @@ fn one(addr: SocketAddr) -> Lookup {
     Lookup::Done(Ok(vec![addr]))
 }
 
+fn invalid(msg: &'static str) -> Lookup {
+    Lookup::Done(Err(io::Error::new(io::ErrorKind::InvalidInput, msg)))
+}
+
 macro_rules! literal {
     ($($t:ty),*) => {$(
         impl ToSocketAddrs for $t {}
@@ -130,6 +138,8 @@ impl sealed::Sealed for (&str, u16) {
         let (host, port) = *self;
         match host.parse::<IpAddr>() {
             Ok(ip) => one(SocketAddr::new(ip, port)),
+            // getaddrinfo would only fail, after a trip to the blocking pool.
+            Err(_) if host.is_empty() => invalid("empty host name"),
             Err(_) => Lookup::Host(host.to_owned(), port),
         }
     }
@@ -148,19 +158,19 @@ impl sealed::Sealed for str {
         if let Ok(addr) = self.parse::<SocketAddr>() {
             return one(addr);
         }
+        // A whole IP address has no port. Splitting an IPv6 one at its last colon would
+        // take its last group for a port ("::1:80" is one address, not [::1]:80) or send
+        // the rest to the resolver ("fe80::1" as host "fe80:", port 1).
+        if self.parse::<IpAddr>().is_ok() {
+            return invalid("invalid socket address: no port (write IPv6 as [addr]:port)");
+        }
         // "host:port"; the port is split off at the last colon, as getaddrinfo users expect.
         let Some((host, port)) = self.rsplit_once(':') else {
-            return Lookup::Done(Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "invalid socket address: expected host:port",
-            )));
+            return invalid("invalid socket address: expected host:port");
         };
         match port.parse::<u16>() {
-            Ok(port) => Lookup::Host(host.to_owned(), port),
-            Err(_) => Lookup::Done(Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "invalid port value",
-            ))),
+            Ok(port) => (host, port).to_lookup(),
+            Err(_) => invalid("invalid port value"),
         }
     }
 }
