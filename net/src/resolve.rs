@@ -72,9 +72,9 @@ pub(crate) async fn resolve<A: ToSocketAddrs>(addr: A) -> io::Result<Vec<SocketA
 /// # Errors
 /// A name that does not resolve gives the resolver's error; a malformed `"host:port"`
 /// string gives `InvalidInput`, without a lookup. So do an empty host (`":80"`,
-/// `("", 80)`) and an IP address with no port, which is what an IPv6 address without
-/// brackets is: `"::1:80"` is the address `::1:80`, not `[::1]:80` (std's
-/// `ToSocketAddrs` resolves it as the latter).
+/// `("", 80)`) and an IP address with no port (`"::1"`, `"fe80::1"`). An IPv6 address
+/// without brackets whose last group can be read as a port is read so, as std's
+/// `ToSocketAddrs` does: `"::1:80"` is `[::1]:80`. Write `"[addr]:port"` to be unambiguous.
 pub async fn lookup_host<A: ToSocketAddrs>(
     host: A,
 ) -> io::Result<impl Iterator<Item = SocketAddr>> {
@@ -158,11 +158,17 @@ impl sealed::Sealed for str {
         if let Ok(addr) = self.parse::<SocketAddr>() {
             return one(addr);
         }
-        // A whole IP address has no port. Splitting an IPv6 one at its last colon would
-        // take its last group for a port ("::1:80" is one address, not [::1]:80) or send
-        // the rest to the resolver ("fe80::1" as host "fe80:", port 1).
+        // A whole IP address names no port. Split at its last colon, an IPv6 one may still
+        // read as address and port, which std (and so tokio) accepts: "::1:80" is [::1]:80.
+        // Otherwise the rest would go to the resolver ("fe80::1" as host "fe80:", port 1).
         if self.parse::<IpAddr>().is_ok() {
-            return invalid("invalid socket address: no port (write IPv6 as [addr]:port)");
+            let split = self.rsplit_once(':').and_then(|(host, port)| {
+                Some(SocketAddr::new(host.parse().ok()?, port.parse().ok()?))
+            });
+            return match split {
+                Some(addr) => one(addr),
+                None => invalid("invalid socket address: no port (write IPv6 as [addr]:port)"),
+            };
         }
         // "host:port"; the port is split off at the last colon, as getaddrinfo users expect.
         let Some((host, port)) = self.rsplit_once(':') else {
