@@ -11,13 +11,15 @@
 //! `splice_bidirectional`: when one side finishes sending, the proxy passes the half-close
 //! on, and the connection ends once both directions have. Each connection holds six
 //! descriptors: connections beyond what `RLIMIT_NOFILE` allows wait in the listen backlog
-//! (instead of being accepted and then reset for want of a pipe), and an upstream that does
-//! not answer a connect within 5 s ends that connection.
+//! (instead of being accepted and then reset for want of a pipe), even when the limit is
+//! lowered while the proxy runs (`prlimit`), and an upstream that does not answer a connect
+//! within 5 s ends that connection.
 
 use std::cell::Cell;
 use std::io;
 use std::net::SocketAddr;
 use std::rc::Rc;
+use std::task::Poll;
 
 use overlap::net::{TcpListener, TcpStream};
 use overlap::pipe::splice_bidirectional;
@@ -45,20 +47,33 @@ const FDS_PER_CONN: u64 = 6;
 const FD_RESERVE: u64 = 32;
 /// How long connecting to the upstream may take.
 const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+/// How often the descriptor limit is read again while connections wait for room: it may be
+/// raised with no connection ending.
+const LIMIT_RECHECK: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// Accepts connections forever and proxies each to `upstream` in its own task.
 ///
 /// Only as many connections are taken in as the descriptor limit can carry whole: a
 /// connection accepted when its upstream socket or pipes cannot be made would be reset,
-/// where one left in the listen backlog is served once others finish.
+/// where one left in the listen backlog is served once others finish. The limit is read
+/// again before each accept, so one lowered while the proxy runs counts too.
 pub async fn serve(listener: TcpListener, upstream: SocketAddr) -> io::Result<()> {
-    let max = max_connections();
     let open = Rc::new((Cell::new(0usize), Notify::new()));
     loop {
-        while open.0.get() >= max {
-            open.1.notified().await;
-        }
-        match listener.accept().await {
+        let accepted = std::future::poll_fn(|cx| {
+            // Read on every wake-up, just before a connection would be taken in.
+            if open.0.get() >= max_connections() {
+                return Poll::Ready(None);
+            }
+            listener.poll_accept(cx).map(Some)
+        })
+        .await;
+        let Some(accepted) = accepted else {
+            // A connection ending makes room, and so may a raised limit.
+            let _ = overlap::time::timeout(LIMIT_RECHECK, open.1.notified()).await;
+            continue;
+        };
+        match accepted {
             Ok((client, peer)) => {
                 let slot = Slot::take(&open);
                 overlap::spawn(async move {

@@ -20,7 +20,7 @@ pub struct ExampleServer {
 
 impl ExampleServer {
     /// Starts `examples/<name>` on `127.0.0.1:0` and reads the address from its first line,
-    /// `listening on http://ADDR`.
+    /// `listening on http://ADDR` (or `listening on ADDR`).
     pub fn start(name: &str) -> ExampleServer {
         ExampleServer::start_with(name, &[])
     }
@@ -39,8 +39,8 @@ impl ExampleServer {
             .unwrap();
         let addr = line
             .trim()
-            .strip_prefix("listening on http://")
-            .and_then(|a| a.parse().ok())
+            .strip_prefix("listening on ")
+            .and_then(|a| a.trim_start_matches("http://").parse().ok())
             .unwrap_or_else(|| panic!("unexpected first line: {line:?}"));
         ExampleServer { child, addr }
     }
