@@ -137,7 +137,8 @@ pub(super) fn flush_if<W: AsyncWrite + ?Sized>(
 }
 
 /// Writes some of `buf` to `to`: retries `Interrupted`, and turns a write that takes no
-/// bytes into a `WriteZero` error (a copy would loop on it for ever).
+/// bytes into a `WriteZero` error (a copy would loop on it for ever), and one that claims
+/// more than `buf` into an `InvalidData` error (a copy's position would pass its end).
 pub(super) fn write_some<W: AsyncWrite + ?Sized>(
     mut to: Pin<&mut W>,
     cx: &mut Context<'_>,
@@ -150,6 +151,12 @@ pub(super) fn write_some<W: AsyncWrite + ?Sized>(
                 return Poll::Ready(Err(io::Error::new(
                     io::ErrorKind::WriteZero,
                     "the destination accepted no bytes",
+                )))
+            }
+            Ok(n) if n > buf.len() => {
+                return Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "the destination claimed to write more bytes than it was given",
                 )))
             }
             res => return Poll::Ready(res),
