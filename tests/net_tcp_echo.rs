@@ -9,7 +9,7 @@ use std::time::Duration;
 use futures_util::future::join_all;
 use overlap::io::{AsyncReadExt, AsyncWriteExt};
 use overlap::net::{TcpListener, TcpStream};
-use support::{echo_server, pattern_seeded, raise_nofile};
+use support::{echo_server, pass_through, pattern_seeded, raise_nofile};
 
 #[test]
 fn echo_one_mib_exact_bytes() {
@@ -17,17 +17,8 @@ fn echo_one_mib_exact_bytes() {
         let addr = echo_server().await;
         let stream = TcpStream::connect(addr).await.unwrap();
         let data = pattern_seeded(1 << 20, 1);
-        let (mut rd, mut wr) = stream.into_split();
-        let sent = data.clone();
-        let writer = overlap::spawn(async move {
-            wr.write_all(&sent).await.unwrap();
-            wr.close().await.unwrap();
-        });
-        let mut got = Vec::new();
-        rd.read_to_end(&mut got).await.unwrap();
-        writer.await.unwrap();
-        assert_eq!(got.len(), data.len());
-        assert!(got == data, "echoed bytes differ");
+        let (mut rd, wr) = stream.into_split();
+        pass_through(wr, &mut rd, &data, "the echo").await;
     });
 }
 

@@ -30,3 +30,21 @@ pub async fn echo_server() -> SocketAddr {
     });
     addr
 }
+
+/// Writes `data` to `tx` (then closes it) from a task of its own while reading `rx` to the
+/// end here: the bytes must come out as they went in.
+pub async fn pass_through<W, R>(mut tx: W, rx: &mut R, data: &[u8], what: &str)
+where
+    W: AsyncWrite + Unpin + 'static,
+    R: AsyncRead + Unpin,
+{
+    let sent = data.to_vec();
+    let writer = overlap::spawn(async move {
+        tx.write_all(&sent).await.unwrap();
+        tx.close().await.unwrap();
+    });
+    let mut got = Vec::new();
+    rx.read_to_end(&mut got).await.unwrap();
+    writer.await.unwrap();
+    assert!(got == data, "{what} changed the bytes");
+}

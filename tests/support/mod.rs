@@ -22,7 +22,7 @@ mod tagged;
 pub use child::run_in_child;
 pub use deadline::{settle, within};
 pub use drop_flag::DropFlag;
-pub use echo::{echo_server, echo_until_eof};
+pub use echo::{echo_server, echo_until_eof, pass_through};
 pub use example::{example_bin, ExampleServer};
 pub use fd::*;
 pub use files::*;
