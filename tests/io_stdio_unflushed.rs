@@ -87,3 +87,62 @@ fn a_stdout_outliving_its_runtime_writes_on_under_the_next() {
         assert_eq!(got, ["OUT:one", "OUT:two", "OUT:three"], "round {round}");
     }
 }
+
+/// Polls `fut` once, in the task that awaits this.
+async fn poll_once<F: std::future::Future + Unpin>(mut fut: F) -> std::task::Poll<F::Output> {
+    std::future::poll_fn(|cx| std::task::Poll::Ready(std::pin::Pin::new(&mut fut).poll(cx))).await
+}
+
+/// The child's part of the third test. A thread holds stdout's lock, so the write accepted
+/// under the first runtime stays in flight past that runtime; the second runtime's job that
+/// would wait for it is queued behind a busy pool thread and dropped unrun with it. The
+/// third runtime's flush must still wait for the first write.
+fn flush_after_a_dropped_relay() {
+    use std::sync::mpsc;
+    let (release, hold) = mpsc::channel::<()>();
+    let (locked_tx, locked) = mpsc::channel();
+    let holder = std::thread::spawn(move || {
+        let _lock = std::io::stdout().lock();
+        locked_tx.send(()).unwrap();
+        let _ = hold.recv();
+    });
+    locked.recv().unwrap();
+    let mut out = overlap::io::stdout();
+    let first = overlap::Runtime::new().unwrap();
+    first.block_on(async { out.write_all(b"OUT:one\n").await.unwrap() });
+    first.shutdown_background();
+    let second = overlap::Runtime::builder()
+        .max_blocking_threads(1)
+        .build()
+        .unwrap();
+    let (unbusy, busy) = mpsc::channel::<()>();
+    second.block_on(async {
+        drop(overlap::spawn_blocking(move || busy.recv()));
+        assert!(poll_once(out.flush()).await.is_pending());
+    });
+    drop(second);
+    overlap::block_on(async {
+        let flushed = poll_once(out.flush()).await;
+        assert!(
+            flushed.is_pending(),
+            "flushed before the write: {flushed:?}"
+        );
+        drop(release);
+        out.flush().await.unwrap();
+    });
+    holder.join().unwrap();
+    drop(unbusy);
+}
+
+/// A flush under a later runtime waits for a write still in flight from an earlier one, even
+/// when the runtime in between, which waited for it too, ended with that wait still queued.
+/// It used to return at once, with the bytes not yet written.
+#[test]
+fn a_flush_waits_for_an_earlier_runtimes_write_past_a_dropped_wait() {
+    const NAME: &str = "a_flush_waits_for_an_earlier_runtimes_write_past_a_dropped_wait";
+    if std::env::var(CHILD_ENV).as_deref() == Ok(NAME) {
+        return flush_after_a_dropped_relay();
+    }
+    let (stdout, _) = run_child(NAME);
+    assert_eq!(tagged_lines(&stdout, "OUT:"), ["OUT:one"]);
+}

@@ -9,6 +9,7 @@ use std::task::{ready, Context, Poll};
 
 use futures_util::io::{AsyncRead, AsyncWrite};
 
+use crate::blocking::completion::{completion, Receiver as Completion, Sender as CompletionSender};
 use crate::blocking::spawn_blocking_or_error;
 use crate::task::{JoinError, JoinHandle};
 
@@ -253,14 +254,13 @@ type WriteDone = (io::Result<()>, Vec<u8>);
 
 enum WriteState {
     Idle(Vec<u8>),
-    /// A job writes (or relays the outcome of a write started under a runtime since
-    /// dropped); it sends the outcome on `done` once the bytes are out. As for [`Stdin`],
-    /// the channel, not the handle, carries it: a job that outlives its runtime (which
-    /// cancels the handle) still wrote, and the next write must wait for it, not fail.
-    Busy {
-        job: JoinHandle<io::Result<()>>,
-        done: std::sync::mpsc::Receiver<WriteDone>,
-    },
+    /// A job writes; it puts the outcome in `done` once the bytes are out. The slot, not the
+    /// job's handle, carries it, and wakes whichever task polled it last, under whatever
+    /// runtime: a job that outlives its runtime (which cancels its handle) still writes, and
+    /// the next write or flush, also under a later runtime (or a chain of them, each ended
+    /// while it waited), waits for it, so the bytes keep their order and are not reported as
+    /// failed.
+    Busy(Completion<WriteDone>),
 }
 
 impl Writer {
@@ -273,50 +273,16 @@ impl Writer {
 
     /// Waits for the job in flight, if any; reports its error.
     fn poll_idle(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        loop {
-            let WriteState::Busy { job, done } = &mut self.state else {
-                return Poll::Ready(Ok(()));
-            };
-            let joined = ready!(Pin::new(job).poll(cx));
-            let outcome = done.try_recv();
-            // The handle is spent whatever it says: the next write starts a new job.
-            let WriteState::Busy { done, .. } =
-                std::mem::replace(&mut self.state, WriteState::Idle(Vec::new()))
-            else {
-                unreachable!()
-            };
-            match outcome {
-                Ok((res, buf)) => {
-                    self.state = WriteState::Idle(buf);
-                    return Poll::Ready(res);
-                }
-                // Cancelled with the runtime that spawned it, while it still runs or waits
-                // on that runtime's pool (detached, durable): wait for it here, so that the
-                // bytes keep their order and are not reported as failed.
-                Err(std::sync::mpsc::TryRecvError::Empty)
-                    if joined.as_ref().is_err_and(JoinError::is_cancelled) =>
-                {
-                    let (tx, relayed) = std::sync::mpsc::sync_channel(1);
-                    let job = spawn_blocking_or_error(move || {
-                        if let Ok(res) = done.recv() {
-                            let _ = tx.send(res);
-                        }
-                    });
-                    self.state = WriteState::Busy { job, done: relayed };
-                }
-                Err(_) => {
-                    return Poll::Ready(match joined {
-                        Err(e) if e.is_panic() => Err(job_failed(e)),
-                        // No pool thread could start, so the job never ran, and its
-                        // destructor wrote the bytes (inline) and sent the outcome; or the
-                        // relay of an earlier runtime's write could not start. Either way
-                        // the bytes are not lost, and reporting them as failed would
-                        // invite a retry that writes them twice.
-                        _ => Ok(()),
-                    });
-                }
-            }
-        }
+        let WriteState::Busy(done) = &mut self.state else {
+            return Poll::Ready(Ok(()));
+        };
+        // `None`: the job dropped its sender unsent, so its write panicked.
+        let (res, buf) = ready!(Pin::new(done).poll(cx)).unwrap_or_else(|| {
+            let e = io::Error::other("standard stream job failed: the write panicked");
+            (Err(e), Vec::new())
+        });
+        self.state = WriteState::Idle(buf);
+        Poll::Ready(res)
     }
 
     fn poll_write(&mut self, cx: &mut Context<'_>, bytes: &[u8]) -> Poll<io::Result<usize>> {
@@ -331,15 +297,17 @@ impl Writer {
         buf.clear();
         let n = bytes.len().min(CHUNK);
         buf.extend_from_slice(&bytes[..n]);
-        let (tx, done) = std::sync::mpsc::sync_channel(1);
+        let (tx, done) = completion();
         let job = WriteJob {
             target: self.target,
             buf,
             done: Some(tx),
             _durable: crate::durable_work(),
         };
-        let job = spawn_blocking_or_error(move || job.run());
-        self.state = WriteState::Busy { job, done };
+        // The handle is not needed: the outcome comes through `done`. With no pool thread,
+        // the job is dropped unrun, and its destructor writes the bytes (inline) and sends.
+        drop(spawn_blocking_or_error(move || job.run()));
+        self.state = WriteState::Busy(done);
         Poll::Ready(Ok(n))
     }
 }
@@ -352,7 +320,7 @@ struct WriteJob {
     target: Target,
     buf: Vec<u8>,
     /// Where the outcome goes; `None` once the job ran.
-    done: Option<std::sync::mpsc::SyncSender<WriteDone>>,
+    done: Option<CompletionSender<WriteDone>>,
     _durable: Option<crate::DurableWork>,
 }
 
@@ -363,7 +331,7 @@ impl WriteJob {
         let buf = std::mem::take(&mut self.buf);
         let res = self.target.write_all(&buf);
         if let Some(done) = done {
-            let _ = done.send((res, buf));
+            done.send((res, buf));
         }
     }
 }
