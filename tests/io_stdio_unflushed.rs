@@ -8,7 +8,7 @@ mod support;
 use std::process::Command;
 
 use overlap::io::AsyncWriteExt;
-use support::tagged_lines;
+use support::{poll_once, tagged_lines};
 
 const CHILD_ENV: &str = "OVERLAP_STDIO_UNFLUSHED_CHILD";
 
@@ -86,11 +86,6 @@ fn a_stdout_outliving_its_runtime_writes_on_under_the_next() {
         let got = tagged_lines(&stdout, "OUT:");
         assert_eq!(got, ["OUT:one", "OUT:two", "OUT:three"], "round {round}");
     }
-}
-
-/// Polls `fut` once, in the task that awaits this.
-async fn poll_once<F: std::future::Future + Unpin>(mut fut: F) -> std::task::Poll<F::Output> {
-    std::future::poll_fn(|cx| std::task::Poll::Ready(std::pin::Pin::new(&mut fut).poll(cx))).await
 }
 
 /// The child's part of the third test. A thread holds stdout's lock, so the write accepted

@@ -31,6 +31,6 @@ pub use mailbox::Mailbox;
 pub use model::{watchdog, WakeCount, XorShift};
 pub use net::{datagram, open_fresh, open_read_write, tcp_pair, udp_trio};
 pub use panic::panic_message;
-pub use polled::{polled, Polled};
+pub use polled::{poll_once, polled, Polled};
 pub use rng::Rng;
 pub use tagged::tagged_lines;

@@ -56,3 +56,9 @@ impl<F: Future> Polled<F> {
         self.wakes.0.load(Ordering::SeqCst) > 0
     }
 }
+
+/// Polls `fut` once from the task awaiting this (with that task's waker): whether it is
+/// ready at once.
+pub async fn poll_once<F: Future + Unpin>(mut fut: F) -> Poll<F::Output> {
+    std::future::poll_fn(|cx| Poll::Ready(Pin::new(&mut fut).poll(cx))).await
+}

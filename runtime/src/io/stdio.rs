@@ -32,13 +32,15 @@ type ReadDone = (io::Result<usize>, Vec<u8>);
 enum ReadState {
     /// Bytes read ahead, from `pos` on.
     Idle { buf: Vec<u8>, pos: usize },
-    /// A job reads (or relays the result of a read started under a runtime since dropped);
-    /// it sends what it read on `done` before it ends. The channel, not the handle, carries
-    /// the result, so that a job outliving its runtime (which cancels the handle) loses
-    /// nothing: the bytes it reads reach the next read, in whatever runtime.
+    /// A job reads; it puts what it read in `done` before it ends. The slot, not the
+    /// handle, carries the result, and wakes whichever task polled it last, under whatever
+    /// runtime: a job that outlives its runtime (which cancels the handle) loses nothing, as
+    /// the bytes it reads reach the next read, under a later runtime (or after a chain of
+    /// them, each ended while it waited). The handle tells, once `done` is empty and closed,
+    /// why the job never read.
     Busy {
         job: JoinHandle<io::Result<()>>,
-        done: std::sync::mpsc::Receiver<ReadDone>,
+        done: Completion<ReadDone>,
     },
 }
 
@@ -102,41 +104,19 @@ impl AsyncRead for Stdin {
                 ReadState::Idle { buf, .. } => {
                     let mut buf = std::mem::take(buf);
                     buf.resize(CHUNK, 0);
-                    let (tx, done) = std::sync::mpsc::sync_channel(1);
+                    let (tx, done) = completion();
                     let job = spawn_blocking_or_error(move || {
                         let n = read_stdin(&mut buf);
-                        let _ = tx.send((n, buf));
+                        tx.send((n, buf));
                     });
                     this.state = ReadState::Busy { job, done };
                 }
                 ReadState::Busy { job, done } => {
-                    let joined = ready!(Pin::new(job).poll(cx));
-                    let (n, mut buf) = match done.try_recv() {
-                        Ok(res) => res,
-                        // Cancelled with the runtime that spawned it while it still runs
-                        // (detached, blocked in `read`): a job here waits for its result.
-                        Err(std::sync::mpsc::TryRecvError::Empty)
-                            if joined.as_ref().is_err_and(JoinError::is_cancelled) =>
-                        {
-                            let ReadState::Busy { done: old, .. } = std::mem::replace(
-                                &mut this.state,
-                                ReadState::Idle {
-                                    buf: Vec::new(),
-                                    pos: 0,
-                                },
-                            ) else {
-                                unreachable!()
-                            };
-                            let (tx, done) = std::sync::mpsc::sync_channel(1);
-                            let job = spawn_blocking_or_error(move || {
-                                if let Ok(res) = old.recv() {
-                                    let _ = tx.send(res);
-                                }
-                            });
-                            this.state = ReadState::Busy { job, done };
-                            continue;
-                        }
-                        Err(_) => {
+                    let (n, mut buf) = match ready!(Pin::new(done).poll(cx)) {
+                        Some(res) => res,
+                        None => {
+                            // The job ended without reading: it never ran, or it panicked.
+                            let joined = ready!(Pin::new(job).poll(cx));
                             // The handle is spent: the next read starts a new job.
                             this.state = ReadState::Idle {
                                 buf: Vec::new(),
