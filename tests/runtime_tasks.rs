@@ -170,6 +170,25 @@ fn dropping_join_handle_detaches_task() {
 }
 
 #[test]
+fn detach_lets_the_task_run_to_completion_as_smol_does() {
+    block_on(async {
+        let done = Rc::new(Cell::new(false));
+        let d = done.clone();
+        // smol's spelling: `smol::spawn(fut).detach()`.
+        spawn(async move {
+            yield_now().await;
+            d.set(true);
+        })
+        .detach();
+        for _ in 0..10 {
+            yield_now().await;
+        }
+        assert!(done.get());
+        assert_eq!(overlap::metrics().tasks_alive, 0);
+    });
+}
+
+#[test]
 fn spawn_outside_runtime_panics_with_clear_message() {
     let err = std::panic::catch_unwind(|| spawn(async {})).unwrap_err();
     let msg = err

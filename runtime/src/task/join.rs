@@ -75,6 +75,25 @@ impl<T> JoinHandle<T> {
         self.task.abort();
     }
 
+    /// Lets the task run on without this handle: the same as dropping it, spelled as smol's
+    /// `Task::detach` for code moving over (`overlap::spawn(fut).detach()`). The task's
+    /// output is dropped when it completes.
+    ///
+    /// Unlike smol's `Task`, whose drop *cancels* the task, a dropped `JoinHandle` always
+    /// detaches it (as tokio's does): call [`abort`](JoinHandle::abort) to stop a task, or
+    /// keep tasks in a [`JoinSet`](crate::JoinSet), which aborts them when it is dropped.
+    ///
+    /// ```
+    /// overlap::block_on(async {
+    ///     let (tx, rx) = overlap::sync::oneshot::channel();
+    ///     overlap::spawn(async move { tx.send(7).unwrap() }).detach();
+    ///     assert_eq!(rx.await.unwrap(), 7);
+    /// });
+    /// ```
+    pub fn detach(self) {
+        drop(self);
+    }
+
     /// Whether the task has finished: returned, panicked, or been cancelled.
     pub fn is_finished(&self) -> bool {
         self.task.is_complete()
