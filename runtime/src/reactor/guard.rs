@@ -11,6 +11,29 @@ use super::{AsyncFd, Ready, ReadyEvent};
 ///
 /// Dropping the guard keeps the readiness; call [`clear_ready`](Self::clear_ready) once the
 /// fd reports `WouldBlock` (or you know it is drained), or use [`try_io`](Self::try_io).
+///
+/// So a retry loop in the style of async-io's `Async::readable` (try the operation, and on
+/// `WouldBlock` `fd.readable().await?;` and try again) would spin: the dropped guard keeps
+/// the readiness, and each wait returns at once. The guard is `#[must_use]`, as tokio's is,
+/// so that loop draws a warning (an error here):
+///
+/// ```compile_fail
+/// #![deny(unused_must_use)]
+/// # use std::io::Read;
+/// # async fn read(fd: &overlap::AsyncFd<std::os::unix::net::UnixStream>) -> std::io::Result<usize> {
+/// let mut buf = [0u8; 8];
+/// loop {
+///     match (&*fd.get_ref()).read(&mut buf) {
+///         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+///             fd.readable().await?; // spins: should be `.clear_ready()`, or use `try_io`
+///         }
+///         res => return res,
+///     }
+/// }
+/// # }
+/// ```
+#[must_use = "dropping the guard keeps the readiness, so the next wait returns at once: call \
+              `clear_ready` after `WouldBlock`, or use `try_io`"]
 pub struct AsyncFdReadyGuard<'a, T: AsRawFd> {
     fd: &'a AsyncFd<T>,
     event: Option<ReadyEvent>,
@@ -19,6 +42,8 @@ pub struct AsyncFdReadyGuard<'a, T: AsRawFd> {
 /// Like [`AsyncFdReadyGuard`], holding the [`AsyncFd`] mutably: returned by
 /// [`readable_mut`](AsyncFd::readable_mut), [`writable_mut`](AsyncFd::writable_mut) and
 /// [`ready_mut`](AsyncFd::ready_mut), for inner types whose I/O takes `&mut self`.
+#[must_use = "dropping the guard keeps the readiness, so the next wait returns at once: call \
+              `clear_ready` after `WouldBlock`, or use `try_io`"]
 pub struct AsyncFdReadyMutGuard<'a, T: AsRawFd> {
     fd: &'a mut AsyncFd<T>,
     event: Option<ReadyEvent>,
