@@ -141,3 +141,38 @@ fn a_flush_waits_for_an_earlier_runtimes_write_past_a_dropped_wait() {
     let (stdout, _) = run_child(NAME);
     assert_eq!(tagged_lines(&stdout, "OUT:"), ["OUT:one"]);
 }
+
+/// The child's part of the fourth test: a new `stdout()` for each line, as a `println!`
+/// stand-in would make, each dropped with its write in flight.
+fn a_handle_per_line() {
+    overlap::block_on(async {
+        for i in 0..LINES {
+            let line = format!("OUT:{i}\n");
+            overlap::io::stdout()
+                .write_all(line.as_bytes())
+                .await
+                .unwrap();
+        }
+    });
+}
+
+const LINES: usize = 2000;
+
+/// Lines written through one short-lived handle after another come out in the order they
+/// were written. Each handle's write was a job of its own, and the pool ran them in any
+/// order (a known tokio pitfall, tokio#2978): the lines came out shuffled.
+#[test]
+fn writes_through_successive_handles_keep_their_order() {
+    const NAME: &str = "writes_through_successive_handles_keep_their_order";
+    if std::env::var(CHILD_ENV).as_deref() == Ok(NAME) {
+        return a_handle_per_line();
+    }
+    let want: Vec<String> = (0..LINES).map(|i| format!("OUT:{i}")).collect();
+    for round in 0..3 {
+        let (stdout, _) = run_child(NAME);
+        let got = tagged_lines(&stdout, "OUT:");
+        assert_eq!(got.len(), LINES, "round {round}");
+        let first_wrong = got.iter().zip(&want).position(|(g, w)| g != w);
+        assert_eq!(first_wrong, None, "round {round}: out of order");
+    }
+}

@@ -1,10 +1,13 @@
 //! `stdin`, `stdout`, `stderr`: the process's standard streams, with the blocking reads and
 //! writes done on the blocking pool.
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
 use std::io::{self, Read, Write};
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
+use std::sync::{Mutex, MutexGuard, TryLockError};
 use std::task::{ready, Context, Poll};
 
 use futures_util::io::{AsyncRead, AsyncWrite};
@@ -164,7 +167,94 @@ enum Target {
     Stderr,
 }
 
+/// A chunk a `write` accepted, waiting for its turn, and where its outcome goes.
+struct Accepted {
+    buf: Vec<u8>,
+    done: CompletionSender<WriteDone>,
+    /// Held until the chunk is written, whichever job writes it: see [`WriteJob`].
+    _durable: Option<crate::DurableWork>,
+}
+
+/// One standard output stream's accepted chunks, in the order the writes accepted them,
+/// across all handles and runtimes. Each write's job writes every chunk queued so far, in
+/// that order, unless another job is at it (which then writes its chunk too), so a later
+/// `stdout()` handle's bytes never overtake an earlier one's still in flight: with a job per
+/// write, the pool could run them in any order.
+struct Pending {
+    queue: Mutex<VecDeque<Accepted>>,
+    /// Held by the one job taking chunks from `queue` and writing them.
+    writing: Mutex<()>,
+}
+
+static STDOUT_PENDING: Pending = Pending::new();
+static STDERR_PENDING: Pending = Pending::new();
+
+impl Pending {
+    const fn new() -> Pending {
+        Pending {
+            queue: Mutex::new(VecDeque::new()),
+            writing: Mutex::new(()),
+        }
+    }
+}
+
+/// Locks `m`, also when poisoned: a write that panicked leaves the queue consistent.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 impl Target {
+    fn pending(self) -> &'static Pending {
+        match self {
+            Target::Stdout => &STDOUT_PENDING,
+            Target::Stderr => &STDERR_PENDING,
+        }
+    }
+
+    /// Queues a chunk a `write` accepted; a job must then run
+    /// [`write_pending`](Self::write_pending).
+    fn accept(self, buf: Vec<u8>) -> Completion<WriteDone> {
+        let (done, rx) = completion();
+        let chunk = Accepted {
+            buf,
+            done,
+            _durable: crate::durable_work(),
+        };
+        // Held only for the push, never across a write: this runs on the runtime's thread.
+        lock(&self.pending().queue).push_back(chunk);
+        rx
+    }
+
+    /// Writes every accepted chunk, in order, sending each its outcome; returns at once if
+    /// another job is writing. That job checks the queue again after it stops writing,
+    /// which is after this one found it busy, so it sees this job's chunk (queued before
+    /// this job ran): no chunk is left behind.
+    fn write_pending(self) {
+        let pending = self.pending();
+        loop {
+            let _writing = match pending.writing.try_lock() {
+                Ok(guard) => guard,
+                Err(TryLockError::Poisoned(e)) => e.into_inner(),
+                Err(TryLockError::WouldBlock) => return,
+            };
+            loop {
+                let Some(chunk) = lock(&pending.queue).pop_front() else {
+                    break;
+                };
+                // Caught, so that the chunks queued behind it still get written: a panic
+                // drops `done` unsent, and its writer hears the write failed.
+                let res = catch_unwind(AssertUnwindSafe(|| self.write_all(&chunk.buf)));
+                if let Ok(res) = res {
+                    chunk.done.send((res, chunk.buf));
+                }
+            }
+            drop(_writing);
+            if lock(&pending.queue).is_empty() {
+                return;
+            }
+        }
+    }
+
     fn write_all(self, bytes: &[u8]) -> io::Result<()> {
         match self {
             Target::Stdout => {
@@ -277,12 +367,10 @@ impl Writer {
         buf.clear();
         let n = bytes.len().min(CHUNK);
         buf.extend_from_slice(&bytes[..n]);
-        let (tx, done) = completion();
+        let done = self.target.accept(buf);
         let job = WriteJob {
             target: self.target,
-            buf,
-            done: Some(tx),
-            _durable: crate::durable_work(),
+            unrun: true,
         };
         // The handle is not needed: the outcome comes through `done`. With no pool thread,
         // the job is dropped unrun, and its destructor writes the bytes (inline) and sends.
@@ -292,40 +380,31 @@ impl Writer {
     }
 }
 
-/// One write of accepted bytes. `write` reported them written, so they must not be lost to
-/// the runtime's end: the job holds [`DurableWork`](crate::DurableWork), so the runtime's drop
-/// waits for it (up to 10 s) as tokio's waits for its blocking writes, and a job dropped
-/// before it ran (queued when the runtime shut down) still writes, on the pool.
+/// The job that writes a write's accepted bytes (with any other handle's queued before them,
+/// see [`Pending`]). `write` reported them written, so they must not be lost to the runtime's
+/// end: the chunk holds [`DurableWork`](crate::DurableWork) until it is written, so the
+/// runtime's drop waits for it (up to 10 s) as tokio's waits for its blocking writes, and a
+/// job dropped before it ran (queued when the runtime shut down) still runs, on the pool.
 struct WriteJob {
     target: Target,
-    buf: Vec<u8>,
-    /// Where the outcome goes; `None` once the job ran.
-    done: Option<CompletionSender<WriteDone>>,
-    _durable: Option<crate::DurableWork>,
+    /// Whether the job has yet to run.
+    unrun: bool,
 }
 
 impl WriteJob {
     fn run(mut self) {
-        // Taken first: a write that panics is not run again by the destructor.
-        let done = self.done.take();
-        let buf = std::mem::take(&mut self.buf);
-        let res = self.target.write_all(&buf);
-        if let Some(done) = done {
-            done.send((res, buf));
-        }
+        // Cleared first: a write that panics is not run again by the destructor.
+        self.unrun = false;
+        self.target.write_pending();
     }
 }
 
 impl Drop for WriteJob {
     fn drop(&mut self) {
-        if self.done.is_some() {
-            let unrun = WriteJob {
-                target: self.target,
-                buf: std::mem::take(&mut self.buf),
-                done: self.done.take(),
-                _durable: self._durable.take(),
-            };
-            crate::spawn_blocking_detached(move || unrun.run());
+        if self.unrun {
+            self.unrun = false;
+            let target = self.target;
+            crate::spawn_blocking_detached(move || target.write_pending());
         }
     }
 }
@@ -343,7 +422,9 @@ macro_rules! std_writer {
             "byte is written. Accepted bytes are not lost if the handle is dropped or the ",
             "runtime ends unflushed: as with tokio, the runtime's drop waits (up to 10 s) for ",
             "the write in flight. `flush` to see its error. A handle outliving its runtime goes ",
-            "on under the next one: its next write waits for the one in flight, still in order.\n\n",
+            "on under the next one: its next write waits for the one in flight, still in order. ",
+            "Writes through different handles (a new `", stringify!($make), "()` per line) also ",
+            "reach the stream in the order they were accepted, unlike tokio's.\n\n",
             "# Panics\nThe first write panics outside a runtime.\n\n",
             "```\nuse overlap::io::AsyncWriteExt;\n\noverlap::block_on(async {\n",
             "    let mut out = overlap::io::", stringify!($make), "();\n",
