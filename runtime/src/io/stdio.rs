@@ -65,7 +65,9 @@ enum ReadState {
 /// bytes it then reads are lost. Keep one `Stdin` for the program's life.
 ///
 /// # Panics
-/// The first read panics outside a runtime.
+/// The first read panics outside a runtime's own thread, including inside
+/// [`Handle::block_on`](crate::Handle::block_on) on a blocking-pool thread (the job goes to
+/// the pool of the runtime running on the current thread).
 ///
 /// ```no_run
 /// use overlap::io::{AsyncBufReadExt, BufReader};
@@ -425,7 +427,7 @@ macro_rules! std_writer {
             "on under the next one: its next write waits for the one in flight, still in order. ",
             "Writes through different handles (a new `", stringify!($make), "()` per line) also ",
             "reach the stream in the order they were accepted, unlike tokio's.\n\n",
-            "# Panics\nThe first write panics outside a runtime.\n\n",
+            "# Panics\nThe first write panics outside a runtime's own thread, including inside [`Handle::block_on`](crate::Handle::block_on) on a blocking-pool thread.\n\n",
             "```\nuse overlap::io::AsyncWriteExt;\n\noverlap::block_on(async {\n",
             "    let mut out = overlap::io::", stringify!($make), "();\n",
             "    out.write_all(b\"hello from overlap\\n\").await?;\n",
