@@ -173,7 +173,8 @@ enum Target {
 struct Accepted {
     buf: Vec<u8>,
     done: CompletionSender<WriteDone>,
-    /// Held until the chunk is written, whichever job writes it: see [`WriteJob`].
+    /// Held until the chunk is written, whichever job writes it, so that the runtime's drop
+    /// waits for it (up to 10 s), as tokio's waits for its blocking writes.
     _durable: Option<crate::DurableWork>,
 }
 
@@ -369,45 +370,21 @@ impl Writer {
         buf.clear();
         let n = bytes.len().min(CHUNK);
         buf.extend_from_slice(&bytes[..n]);
+        if crate::executor::with_current(|_| ()).is_none() {
+            panic!(
+                "overlap::io::stdout/stderr written outside of a runtime's thread: write from a \
+                 future run by `overlap::block_on` or `Runtime::block_on`"
+            );
+        }
         let done = self.target.accept(buf);
-        let job = WriteJob {
-            target: self.target,
-            unrun: true,
-        };
-        // The handle is not needed: the outcome comes through `done`. With no pool thread,
-        // the job is dropped unrun, and its destructor writes the bytes (inline) and sends.
-        drop(spawn_blocking_or_error(move || job.run()));
+        // The outcome comes through `done`, so no handle is kept. The shared clean-up path
+        // is what these bytes need: queued on the pool, written at once on this thread if no
+        // pool thread can start, and queued again if the runtime's shutdown drops the job
+        // unrun (the chunk's `DurableWork` makes that shutdown wait for it).
+        let target = self.target;
+        crate::spawn_blocking_detached(move || target.write_pending());
         self.state = WriteState::Busy(done);
         Poll::Ready(Ok(n))
-    }
-}
-
-/// The job that writes a write's accepted bytes (with any other handle's queued before them,
-/// see [`Pending`]). `write` reported them written, so they must not be lost to the runtime's
-/// end: the chunk holds [`DurableWork`](crate::DurableWork) until it is written, so the
-/// runtime's drop waits for it (up to 10 s) as tokio's waits for its blocking writes, and a
-/// job dropped before it ran (queued when the runtime shut down) still runs, on the pool.
-struct WriteJob {
-    target: Target,
-    /// Whether the job has yet to run.
-    unrun: bool,
-}
-
-impl WriteJob {
-    fn run(mut self) {
-        // Cleared first: a write that panics is not run again by the destructor.
-        self.unrun = false;
-        self.target.write_pending();
-    }
-}
-
-impl Drop for WriteJob {
-    fn drop(&mut self) {
-        if self.unrun {
-            self.unrun = false;
-            let target = self.target;
-            crate::spawn_blocking_detached(move || target.write_pending());
-        }
     }
 }
 
