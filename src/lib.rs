@@ -82,6 +82,25 @@ pub mod task {
     };
 }
 
+/// The runtime, under the names tokio's `runtime` module uses, for code moving over:
+/// `Builder::new_current_thread().enable_all().build()` gives a [`Runtime`] (every overlap
+/// runtime is a current-thread one, its reactor and timers always on), and
+/// [`Runtime::enter`]'s guard is also named `EnterGuard`.
+///
+/// ```
+/// use overlap::runtime::{Builder, Handle};
+///
+/// let rt = Builder::new_current_thread().enable_all().build().unwrap();
+/// let _guard = rt.enter();
+/// let task = Handle::current().spawn(async { "spawned" });
+/// assert_eq!(rt.block_on(task).unwrap(), "spawned");
+/// ```
+pub mod runtime {
+    pub use overlap_runtime::{
+        Builder, Handle, Runtime, RuntimeGuard, RuntimeGuard as EnterGuard, RuntimeMetrics,
+    };
+}
+
 /// Asynchronous I/O traits and helpers (re-exported from `futures-util`), plus
 /// [`copy_bidirectional`](io::copy_bidirectional) for proxies.
 ///

@@ -60,6 +60,34 @@ impl Builder {
         Builder::default()
     }
 
+    /// The same as [`Builder::new`], under tokio's name: every overlap runtime runs its tasks
+    /// on the thread that calls [`Runtime::block_on`], as tokio's current-thread runtime does.
+    ///
+    /// ```
+    /// use overlap::runtime::Builder;
+    ///
+    /// let rt = Builder::new_current_thread().enable_all().build().unwrap();
+    /// assert_eq!(rt.block_on(async { 6 * 7 }), 42);
+    /// ```
+    pub fn new_current_thread() -> Builder {
+        Builder::new()
+    }
+
+    /// Does nothing, for code written for tokio: the reactor and the timers are always on.
+    pub fn enable_all(self) -> Builder {
+        self
+    }
+
+    /// Does nothing, for code written for tokio: the reactor is always on.
+    pub fn enable_io(self) -> Builder {
+        self
+    }
+
+    /// Does nothing, for code written for tokio: the timers are always on.
+    pub fn enable_time(self) -> Builder {
+        self
+    }
+
     /// How many task polls may run between two looks at the reactor (and timers) while tasks
     /// keep being ready. Default 61. Lower favours I/O latency, higher favours throughput.
     pub fn event_interval(mut self, polls: u32) -> Builder {
