@@ -65,6 +65,22 @@ impl SignalKind {
     pub const fn as_raw(self) -> i32 {
         self.0
     }
+    /// The signal's number, under tokio's name: the same as [`as_raw`](Self::as_raw).
+    pub const fn as_raw_value(self) -> i32 {
+        self.0
+    }
+    /// `SIGALRM`: a timer set with `alarm` or `setitimer` ran out.
+    pub const fn alarm() -> SignalKind {
+        SignalKind(libc::SIGALRM)
+    }
+    /// `SIGIO`: I/O is possible on a descriptor set up for signal-driven I/O.
+    pub const fn io() -> SignalKind {
+        SignalKind(libc::SIGIO)
+    }
+    /// `SIGPIPE`: a write to a pipe or socket with no reader left.
+    pub const fn pipe() -> SignalKind {
+        SignalKind(libc::SIGPIPE)
+    }
     /// `SIGINT`: Ctrl-C in a terminal.
     pub const fn interrupt() -> SignalKind {
         SignalKind(libc::SIGINT)
@@ -97,6 +113,36 @@ impl SignalKind {
     pub const fn window_change() -> SignalKind {
         SignalKind(libc::SIGWINCH)
     }
+}
+
+impl From<i32> for SignalKind {
+    fn from(signum: i32) -> SignalKind {
+        SignalKind::from_raw(signum)
+    }
+}
+
+impl From<SignalKind> for i32 {
+    fn from(kind: SignalKind) -> i32 {
+        kind.as_raw()
+    }
+}
+
+/// The same items under tokio's path, `signal::unix::{signal, Signal, SignalKind}`, so code
+/// written for tokio compiles unchanged (`Signal::recv` returns `()`, where tokio's returns
+/// an `Option<()>` that is never `None` for a live listener).
+///
+/// ```
+/// use overlap::signal::unix::{signal, SignalKind};
+///
+/// overlap::block_on(async {
+///     let hup = signal(SignalKind::hangup())?;
+///     assert_eq!(hup.kind().as_raw_value(), libc::SIGHUP);
+///     std::io::Result::Ok(())
+/// })
+/// .unwrap();
+/// ```
+pub mod unix {
+    pub use super::{signal, Signal, SignalKind};
 }
 
 /// A stream of one signal's arrivals, from [`signal`]. Dropping it stops listening (the

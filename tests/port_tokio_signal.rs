@@ -1,0 +1,56 @@
+//! tokio's Unix-signal pattern, ported name for name: `signal::unix::{signal, SignalKind}`,
+//! a loop that reloads on `SIGHUP` and stops on `SIGTERM`, with real signals sent to this
+//! process from another thread.
+
+mod support;
+
+use std::time::Duration;
+
+use overlap::future::FutureExt;
+use overlap::signal::unix::{signal, Signal, SignalKind};
+use support::within;
+
+const HANG: Duration = Duration::from_secs(30);
+
+/// Sends `kind` to this process from another thread, while the runtime waits in epoll.
+fn raise_soon(kind: SignalKind) -> std::thread::JoinHandle<()> {
+    let signum: i32 = kind.into();
+    std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(20));
+        // SAFETY: kill and getpid take no pointers.
+        assert_eq!(unsafe { libc::kill(libc::getpid(), signum) }, 0);
+    })
+}
+
+#[overlap::test]
+async fn reload_on_hangup_stop_on_terminate() -> std::io::Result<()> {
+    let mut sig_hup: Signal = signal(SignalKind::hangup())?;
+    let mut sig_term = signal(SignalKind::from(libc::SIGTERM))?;
+    assert_eq!(sig_term.kind(), SignalKind::terminate());
+    assert_eq!(SignalKind::pipe().as_raw_value(), libc::SIGPIPE);
+    assert_eq!(SignalKind::alarm().as_raw_value(), libc::SIGALRM);
+    assert_eq!(SignalKind::io().as_raw_value(), libc::SIGIO);
+
+    let mut senders = vec![raise_soon(SignalKind::hangup())];
+    let mut events = Vec::new();
+    let serve = async {
+        loop {
+            overlap::select! {
+                _ = sig_hup.recv().fuse() => {
+                    events.push("reload");
+                    senders.push(raise_soon(SignalKind::terminate()));
+                }
+                _ = sig_term.recv().fuse() => {
+                    events.push("stop");
+                    break;
+                }
+            }
+        }
+    };
+    within(HANG, serve, "a signal was lost").await;
+    for sender in senders {
+        sender.join().unwrap();
+    }
+    assert_eq!(events, ["reload", "stop"]);
+    Ok(())
+}
