@@ -50,6 +50,16 @@ use crate::{sys, Receiver, Sender};
 
 pub use command::Command;
 
+/// The write end of a child's piped stdin ([`Child::stdin`]), under tokio's name: a pipe
+/// [`Sender`].
+pub type ChildStdin = Sender;
+/// The read end of a child's piped stdout ([`Child::stdout`]), under tokio's name: a pipe
+/// [`Receiver`].
+pub type ChildStdout = Receiver;
+/// The read end of a child's piped stderr ([`Child::stderr`]), under tokio's name: a pipe
+/// [`Receiver`].
+pub type ChildStderr = Receiver;
+
 /// A running child process, from [`spawn`].
 #[derive(Debug)]
 pub struct Child {
