@@ -74,6 +74,34 @@ pub use overlap_runtime::{
 ///     assert_eq!(sum, 6);
 /// });
 /// ```
+///
+/// tokio's `LocalSet` has no counterpart, every task being local already: a
+/// `local.run_until(fut)` is `fut` itself, `local.block_on(&rt, fut)` is
+/// [`Runtime::block_on`], and `local.spawn_local(fut)` is [`spawn`], or
+/// [`JoinSet::spawn`](task::JoinSet::spawn) to keep the set's other two traits: dropping a
+/// `JoinSet` aborts its tasks, as dropping a `LocalSet` drops them, and
+/// [`join_all`](task::JoinSet::join_all) waits for all of them, as `local.await` does. The
+/// tasks of a `LocalSet` run only while it is driven; overlap's run whenever their runtime
+/// does (during any of its `block_on` calls).
+///
+/// ```
+/// use std::cell::RefCell;
+/// use std::rc::Rc;
+/// use overlap::task::JoinSet;
+///
+/// // tokio: let local = LocalSet::new(); local.spawn_local(..) twice; local.await;
+/// let rt = overlap::Runtime::new().unwrap();
+/// let log = Rc::new(RefCell::new(Vec::new()));
+/// let mut local = JoinSet::new();
+/// rt.block_on(async {
+///     for name in ["first", "second"] {
+///         let log = log.clone(); // an Rc: the tasks are not Send
+///         local.spawn(async move { log.borrow_mut().push(name) });
+///     }
+///     local.join_all().await;
+/// });
+/// assert_eq!(*log.borrow(), ["first", "second"]);
+/// ```
 pub mod task {
     pub use overlap_runtime::task_id::{id, try_id, Id};
     pub use overlap_runtime::{
