@@ -177,6 +177,16 @@ pub mod io {
         copy, copy_bidirectional, copy_buf, duplex, raw_os_error, read_to_end, stderr, stdin,
         stdout, DuplexStream, Interest, ReadToEnd, Ready, Stderr, Stdin, Stdout, Unblock,
     };
+
+    /// [`AsyncFd`](crate::AsyncFd) and its guards and errors under tokio's path,
+    /// `io::unix::…`, for code moving over. One difference: a guard's `try_io` hands its
+    /// closure the inner value (`&T`), where tokio's hands it the `AsyncFd` (so tokio's
+    /// `inner.get_ref().read(buf)` is `inner.read(buf)` here).
+    pub mod unix {
+        pub use overlap_runtime::{
+            AsyncFd, AsyncFdReadyGuard, AsyncFdReadyMutGuard, AsyncFdTryNewError, TryIoError,
+        };
+    }
     /// std's error and seek types, so `overlap::io` names what its traits use (as
     /// `tokio::io` does).
     pub use std::io::{Error, ErrorKind, Result, SeekFrom};
