@@ -54,3 +54,24 @@ async fn reload_on_hangup_stop_on_terminate() -> std::io::Result<()> {
     assert_eq!(events, ["reload", "stop"]);
     Ok(())
 }
+
+/// tokio's `recv` returns `Option<()>`; its loops read `while let Some(()) = ...`.
+#[overlap::test]
+async fn a_while_let_loop_counts_arrivals() -> std::io::Result<()> {
+    let mut sig_usr = signal(SignalKind::user_defined2())?;
+    let mut sender = raise_soon(SignalKind::user_defined2());
+    let mut heard = 0;
+    let count = async {
+        while let Some(()) = sig_usr.recv().await {
+            heard += 1;
+            sender.join().unwrap();
+            if heard == 2 {
+                break;
+            }
+            sender = raise_soon(SignalKind::user_defined2());
+        }
+    };
+    within(HANG, count, "a signal was lost").await;
+    assert_eq!(heard, 2);
+    Ok(())
+}

@@ -351,7 +351,9 @@ impl Proc {
                         fd.clear_readiness(event);
                     }
                 }
-                ExitWatch::Sigchld(sig) => ready!(sig.poll_recv(cx)),
+                ExitWatch::Sigchld(sig) => {
+                    ready!(sig.poll_recv(cx));
+                }
             }
         }
     }

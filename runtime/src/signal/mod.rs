@@ -128,8 +128,8 @@ impl From<SignalKind> for i32 {
 }
 
 /// The same items under tokio's path, `signal::unix::{signal, Signal, SignalKind}`, so code
-/// written for tokio compiles unchanged (`Signal::recv` returns `()`, where tokio's returns
-/// an `Option<()>` that is never `None` for a live listener).
+/// written for tokio compiles unchanged (`Signal::recv` returns an `Option<()>` that is
+/// never `None`, as tokio's).
 ///
 /// ```
 /// use overlap::signal::unix::{signal, SignalKind};
@@ -200,14 +200,18 @@ pub async fn ctrl_c() -> io::Result<()> {
 impl Signal {
     /// Waits until the signal arrives (once or more: arrivals are coalesced). Cancel-safe:
     /// an arrival a dropped `recv` did not return is reported by the next one.
-    pub async fn recv(&mut self) {
+    ///
+    /// Always `Some(())`: the stream of arrivals never ends. The `Option` is tokio's shape,
+    /// so that `while let Some(()) = sig.recv().await` loops written for it compile.
+    pub async fn recv(&mut self) -> Option<()> {
         poll_fn(|cx| self.poll_recv(cx)).await
     }
 
-    /// Polls for an arrival since the last one reported.
-    pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+    /// Polls for an arrival since the last one reported; always `Some(())` when ready (see
+    /// [`recv`](Self::recv)).
+    pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<()>> {
         if self.take_arrival() {
-            return Poll::Ready(());
+            return Poll::Ready(Some(()));
         }
         *registry::lock(&self.listener.waker) = Some(cx.waker().clone());
         // The runtime polling this may not be the one that made it (which may be gone): make
@@ -216,7 +220,7 @@ impl Signal {
         let _ = start_reader();
         // A signal handled between the check and the registration is not lost: look again.
         if self.take_arrival() {
-            return Poll::Ready(());
+            return Poll::Ready(Some(()));
         }
         Poll::Pending
     }
@@ -240,7 +244,7 @@ impl Stream for Signal {
     type Item = ();
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<()>> {
-        self.get_mut().poll_recv(cx).map(Some)
+        self.get_mut().poll_recv(cx)
     }
 }
 
