@@ -239,3 +239,16 @@ async fn close_reports_the_flush_error() {
     w.write_all(b"x").await.unwrap();
     assert_eq!(w.close().await.unwrap_err().to_string(), "flush failed");
 }
+
+/// A chunk too large to allocate (`usize::MAX`) is taken as the largest chunk: reads get
+/// the bytes instead of a "capacity overflow" panic (or an allocation-failure abort).
+#[overlap::test]
+async fn a_huge_chunk_reads_the_bytes() {
+    let mut input = Unblock::with_capacity(usize::MAX, io::Cursor::new(pattern(3000)));
+    let mut back = Vec::new();
+    let n = within(HANG, input.read_to_end(&mut back), "read_to_end")
+        .await
+        .unwrap();
+    assert_eq!(n, 3000);
+    assert!(back == pattern(3000), "bytes differ");
+}

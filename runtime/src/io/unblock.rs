@@ -15,6 +15,10 @@ use crate::task::{JoinError, JoinHandle};
 /// How much one job reads or writes by default.
 const DEFAULT_CHUNK: usize = 64 * 1024;
 
+/// The largest chunk: a read job allocates a whole chunk up front, so a larger one (up to
+/// `usize::MAX`) would fail to allocate instead of reading.
+const MAX_CHUNK: usize = 64 * 1024 * 1024;
+
 /// What a job hands back: the value, its buffer, and what the call said.
 type Done<T, R> = (T, Vec<u8>, io::Result<R>);
 
@@ -123,7 +127,8 @@ impl<T: Send + 'static> Unblock<T> {
         Unblock::with_capacity(DEFAULT_CHUNK, inner)
     }
 
-    /// Wraps `inner`, moving at most `chunk` bytes per job (at least 1).
+    /// Wraps `inner`, moving at most `chunk` bytes per job (at least 1, at most 64 MiB: a
+    /// read job allocates its whole chunk, so a larger one is taken as 64 MiB).
     pub fn with_capacity(chunk: usize, inner: T) -> Unblock<T> {
         Unblock {
             state: State::Idle {
@@ -131,7 +136,7 @@ impl<T: Send + 'static> Unblock<T> {
                 buf: Vec::new(),
                 pos: 0,
             },
-            chunk: chunk.max(1),
+            chunk: chunk.clamp(1, MAX_CHUNK),
         }
     }
 
