@@ -215,3 +215,17 @@ fn a_closed_pipe_sender_is_broken_pipe_not_a_panic() {
         assert_eq!(err.kind(), io::ErrorKind::BrokenPipe, "{err}");
     });
 }
+
+/// A directory opened as a `File` is not blamed on the destination: the error says the
+/// source is a directory (`EISDIR`, as a read of it does), not `InvalidInput`.
+#[test]
+fn a_directory_source_is_a_directory_error() {
+    let dir = TempDir::new("sendfile-dir");
+    block_on(async {
+        let mut file = File::open(dir.path()).await.unwrap();
+        let (a, _b) = UnixStream::pair().unwrap();
+        let err = file.send_to(&a, 0, 4).await.unwrap_err();
+        assert_eq!(overlap::io::raw_os_error(&err), Some(libc::EISDIR), "{err}");
+        assert_eq!(err.kind(), io::ErrorKind::IsADirectory, "{err}");
+    });
+}

@@ -50,9 +50,17 @@ pub(crate) fn sendfile(file: RawFd, to: RawFd, offset: u64, len: u64) -> io::Res
             // largest file) instead of reading nothing: the end of the file all the same.
             Err(e)
                 if matches!(e.raw_os_error(), Some(libc::EOVERFLOW | libc::EINVAL))
-                    && file_size(file).is_ok_and(|size| size <= off as u64) =>
+                    && stat(file).is_ok_and(|st| st.st_size.max(0) as u64 <= off as u64) =>
             {
                 break
+            }
+            // A directory source is refused with `EINVAL` too, which would read as the
+            // destination's fault: say what a read of it says instead.
+            Err(e)
+                if e.raw_os_error() == Some(libc::EINVAL)
+                    && stat(file).is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR) =>
+            {
+                return Err(io::Error::from_raw_os_error(libc::EISDIR))
             }
             Err(e) => return Err(e),
         }
@@ -60,13 +68,13 @@ pub(crate) fn sendfile(file: RawFd, to: RawFd, offset: u64, len: u64) -> io::Res
     Ok(Sent::Done(sent))
 }
 
-/// The size of the file behind `fd` (`fstat`).
-fn file_size(fd: RawFd) -> io::Result<u64> {
+/// The `fstat` of the file behind `fd`.
+fn stat(fd: RawFd) -> io::Result<libc::stat> {
     // SAFETY: a zeroed stat is a valid buffer for fstat to fill.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
     // SAFETY: `st` is a valid, writable stat buffer.
     syscall!(fstat(fd, &mut st))?;
-    Ok(st.st_size.max(0) as u64)
+    Ok(st)
 }
 
 /// Takes ownership of an open file descriptor, as tokio's `File` does: the same as

@@ -27,7 +27,8 @@ impl File {
     ///
     /// # Errors
     /// Errors name the file (`failed to send /x/y: Broken pipe`). A destination the kernel
-    /// cannot `sendfile` to gives `InvalidInput`. After an error, the bytes sent before it
+    /// cannot `sendfile` to gives `InvalidInput`; a directory opened as this `File` gives
+    /// `IsADirectory`, as a read of it does. After an error, the bytes sent before it
     /// are not reported. Like `splice`, `sendfile` has no `MSG_NOSIGNAL`: sending to a
     /// socket whose peer is gone also raises `SIGPIPE`, which Rust programs ignore by
     /// default.
