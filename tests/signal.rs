@@ -118,9 +118,22 @@ fn ctrl_c_is_caught_and_the_process_lives() {
 fn signals_that_must_not_be_caught_are_refused() {
     let _g = serial();
     block_on(async {
-        for signum in [libc::SIGKILL, libc::SIGSTOP, libc::SIGSEGV, 0, -1, 65, 1000] {
+        // 32 and 33: glibc's own real-time signals, which sigaction refuses.
+        for signum in [
+            libc::SIGKILL,
+            libc::SIGSTOP,
+            libc::SIGSEGV,
+            0,
+            -1,
+            65,
+            1000,
+            32,
+            33,
+        ] {
             let err = signal(SignalKind::from_raw(signum)).unwrap_err();
             assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{signum}: {err}");
+            let msg = err.to_string();
+            assert!(msg.starts_with(&format!("signal {signum} cannot")), "{msg}");
         }
     });
     // Outside a runtime: an error, not a panic, and the signal's disposition is left alone

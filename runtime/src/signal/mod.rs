@@ -20,7 +20,8 @@
 //!   it, even after every `Signal` is dropped. For `SIGINT` and `SIGTERM` this means the
 //!   default action (ending the process) no longer happens: the program must exit by itself.
 //! - **Not every signal:** `SIGKILL` and `SIGSTOP` cannot be caught, and the fault signals
-//!   (`SIGSEGV`, `SIGBUS`, `SIGILL`, `SIGFPE`) are refused: those give `InvalidInput`.
+//!   (`SIGSEGV`, `SIGBUS`, `SIGILL`, `SIGFPE`) are refused, as are the real-time signals
+//!   the C library keeps for itself (32 and 33 with glibc): those give `InvalidInput`.
 //! - **Spurious wakeups** are absorbed: `recv` returns only when the count moved.
 //!
 //! ```

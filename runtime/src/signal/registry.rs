@@ -135,7 +135,14 @@ impl Slot {
         }
         let _global = lock(&GLOBAL);
         if !self.installed.load(Ordering::Acquire) {
-            sys::install(signum, handler)?;
+            sys::install(signum, handler).map_err(|e| match e.raw_os_error() {
+                // The C library keeps a few real-time signals for itself (glibc: 32 and 33).
+                Some(libc::EINVAL) => io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("signal {signum} cannot be listened for: the C library keeps it"),
+                ),
+                _ => e,
+            })?;
             self.installed.store(true, Ordering::Release);
         }
         Ok(())
