@@ -40,7 +40,8 @@
 //!   them, and the free [`block_on`] builds a new runtime on each call.
 //! - I/O types implement the futures-io `AsyncRead`/`AsyncWrite` (`poll_close` for
 //!   `poll_shutdown`, `&mut [u8]` for `ReadBuf`), and [`select!`] and [`join!`] are
-//!   futures-util's ([`select!`] wants fused futures: `.fuse()`).
+//!   futures-util's ([`select!`] wants fused futures: `.fuse()`). tokio's number helpers
+//!   (`read_u32`, `write_u16_le`, …) are on [`io::AsyncReadIntExt`]/[`io::AsyncWriteIntExt`].
 //! - Dropping a [`Runtime`] does not wait for [`spawn_blocking`] jobs, except overlap's own
 //!   file and stdout/stderr writes.
 //!
@@ -135,7 +136,11 @@ pub mod runtime {
 /// Every overlap byte stream (TCP and Unix streams and their halves, pipe ends, `File`,
 /// stdio, [`DuplexStream`](io::DuplexStream), [`Unblock`](io::Unblock)) implements
 /// [`AsyncRead`](io::AsyncRead)/[`AsyncWrite`](io::AsyncWrite) from futures-io, so these
-/// extension traits and adapters work on them directly.
+/// extension traits and adapters work on them directly. tokio's number helpers for binary
+/// protocols (`read_u32`, `read_i64_le`, `write_u16`, `write_f64_le`, …) are the extension
+/// traits [`AsyncReadIntExt`](io::AsyncReadIntExt) and
+/// [`AsyncWriteIntExt`](io::AsyncWriteIntExt), to import next to futures' `AsyncReadExt` and
+/// `AsyncWriteExt`.
 ///
 /// For a large body, prefer [`io::read_to_end`] to `AsyncReadExt::read_to_end`: futures-util's
 /// method zero-fills the vector's whole spare capacity again after every `Pending`, which
@@ -175,7 +180,8 @@ pub mod io {
     };
     pub use overlap_runtime::io::{
         copy, copy_bidirectional, copy_buf, duplex, raw_os_error, read_to_end, stderr, stdin,
-        stdout, DuplexStream, Interest, ReadToEnd, Ready, Stderr, Stdin, Stdout, Unblock,
+        stdout, AsyncReadIntExt, AsyncWriteIntExt, DuplexStream, Interest, ReadInt, ReadToEnd,
+        Ready, Stderr, Stdin, Stdout, Unblock, WriteInt,
     };
 
     /// [`AsyncFd`](crate::AsyncFd) and its guards and errors under tokio's path,

@@ -4,6 +4,7 @@
 mod copy;
 mod copy_bidirectional;
 mod duplex;
+mod int;
 mod path_error;
 mod read_to_end;
 mod stdio;
@@ -13,6 +14,7 @@ pub use crate::reactor::{Interest, Ready};
 pub use copy::{copy, copy_buf};
 pub use copy_bidirectional::copy_bidirectional;
 pub use duplex::{duplex, DuplexStream};
+pub use int::{AsyncReadIntExt, AsyncWriteIntExt, ReadInt, WriteInt};
 pub use path_error::{raw_os_error, with_path_context};
 pub use read_to_end::{read_to_end, ReadToEnd};
 pub use stdio::{stderr, stdin, stdout, Stderr, Stdin, Stdout};
