@@ -106,8 +106,9 @@ pub use overlap_runtime::{
 pub mod task {
     pub use overlap_runtime::task_id::{id, try_id, Id};
     pub use overlap_runtime::{
-        spawn, spawn as spawn_local, spawn_blocking, task_local, try_spawn, yield_now, AbortHandle,
-        AccessError, JoinError, JoinHandle, JoinSet, LocalKey, TaskLocalFuture, YieldNow,
+        consume_budget, spawn, spawn as spawn_local, spawn_blocking, task_local, try_spawn,
+        unconstrained, yield_now, AbortHandle, AccessError, JoinError, JoinHandle, JoinSet,
+        LocalKey, TaskLocalFuture, Unconstrained, YieldNow,
     };
 }
 

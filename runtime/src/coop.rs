@@ -7,6 +7,8 @@
 //! locks spend it the same way ([`budgeted`]), so does a `Sleep`.
 
 use std::cell::Cell;
+use std::future::{poll_fn, Future};
+use std::pin::Pin;
 use std::task::{Context, Poll};
 
 /// Units of budget a task gets per poll.
@@ -18,6 +20,10 @@ const UNLIMITED: u32 = u32::MAX;
 /// What [`LEFT`] holds once the poll's budget ran out and that was counted: a poll is counted
 /// as exhausted once, however many operations it then tries.
 const EXHAUSTED: u32 = u32::MAX - 1;
+
+/// What [`LEFT`] holds while a loop's poll runs an [`unconstrained`] future: no limit, but
+/// still inside the loop's poll (see [`in_loop_poll`]).
+const UNCONSTRAINED: u32 = u32::MAX - 2;
 
 thread_local! {
     /// Budget left for the task being polled on this thread. Per thread, not per runtime: the
@@ -64,7 +70,7 @@ pub(crate) fn in_loop_poll() -> bool {
 pub(crate) fn spend(core: &crate::executor::Core) -> bool {
     let left = LEFT.with(Cell::get);
     match left {
-        UNLIMITED => true,
+        UNLIMITED | UNCONSTRAINED => true,
         EXHAUSTED => false,
         0 => {
             core.count_budget_exhausted();
@@ -119,4 +125,94 @@ pub(crate) fn refund() {
 /// ```
 pub fn coop_poll_proceed(cx: &mut Context<'_>) -> Poll<()> {
     poll_proceed(cx)
+}
+
+/// Spends one unit of the current task's budget, and yields to the runtime (once) if it was
+/// spent, as tokio's `task::consume_budget` does: for a loop of work that never waits (CPU
+/// work, or operations of a library that knows nothing of the budget), so that it lets the
+/// other tasks and the reactor run every 128 rounds without paying a yield in each.
+///
+/// Cancel-safe: dropping it gives up nothing.
+///
+/// ```
+/// use std::cell::Cell;
+/// use std::rc::Rc;
+///
+/// overlap::block_on(async {
+///     let other_ran = Rc::new(Cell::new(false));
+///     let flag = other_ran.clone();
+///     overlap::spawn(async move { flag.set(true) });
+///     let mut rounds = 0;
+///     while !other_ran.get() {
+///         rounds += 1; // some work that never waits
+///         overlap::task::consume_budget().await;
+///     }
+///     // A poll's budget is 128 units: the 129th call yields, and the other task runs.
+///     assert_eq!(rounds, 129);
+/// });
+/// ```
+pub async fn consume_budget() {
+    poll_fn(poll_proceed).await
+}
+
+/// Runs `future` free of the cooperative budget, as tokio's `task::unconstrained` does:
+/// while it is polled, I/O, channels, locks and timers inside it never return `Pending`
+/// just because the task used up its budget, and it spends none of the budget of the rest
+/// of the task.
+///
+/// Only for a future that is known to end or to wait soon: one that keeps finding work
+/// ready starves every other task and the reactor for as long as it runs.
+///
+/// ```
+/// use overlap::sync::mpsc;
+///
+/// overlap::block_on(async {
+///     let (tx, mut rx) = mpsc::unbounded_channel();
+///     for i in 0..1000 {
+///         tx.send(i).unwrap();
+///     }
+///     // Drains all 1000 in one go, with no forced yield every 128.
+///     let sum = overlap::task::unconstrained(async {
+///         let mut sum = 0;
+///         for _ in 0..1000 {
+///             sum += rx.recv().await.unwrap();
+///         }
+///         sum
+///     })
+///     .await;
+///     assert_eq!(sum, 499_500);
+/// });
+/// ```
+pub fn unconstrained<F: Future>(future: F) -> Unconstrained<F> {
+    Unconstrained { future }
+}
+
+pin_project_lite::pin_project! {
+    /// The future returned by [`unconstrained`].
+    #[derive(Debug)]
+    #[must_use = "futures do nothing unless polled"]
+    pub struct Unconstrained<F> {
+        #[pin]
+        future: F,
+    }
+}
+
+impl<F: Future> Future for Unconstrained<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        /// Puts the task's own budget back after the poll, also when it unwinds.
+        struct Restore(u32);
+        impl Drop for Restore {
+            fn drop(&mut self) {
+                LEFT.with(|l| l.set(self.0));
+            }
+        }
+        let before = LEFT.with(Cell::get);
+        let _restore = Restore(before);
+        if before != UNLIMITED {
+            LEFT.with(|l| l.set(UNCONSTRAINED));
+        }
+        self.project().future.poll(cx)
+    }
 }
