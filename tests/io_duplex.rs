@@ -127,3 +127,23 @@ fn an_always_ready_duplex_loop_lets_other_tasks_run() {
         within(HANG, looping, "the loop never yielded").await;
     });
 }
+
+/// One vectored write moves every slice that fits, in order, the last one partly: not just
+/// the first slice.
+#[test]
+fn one_vectored_write_moves_all_the_slices_that_fit_in_order() {
+    block_on(async {
+        let (mut a, mut b) = duplex(1000);
+        let data = pattern_seeded(1400, 3);
+        let pieces: Vec<std::io::IoSlice<'_>> = data.chunks(7).map(std::io::IoSlice::new).collect();
+        assert_eq!(pieces.len(), 200);
+        assert_eq!(a.write_vectored(&pieces[..100]).await.unwrap(), 700);
+        // 300 bytes of room left: 42 whole slices and 6 bytes of the 43rd.
+        assert_eq!(a.write_vectored(&pieces[100..]).await.unwrap(), 300);
+        let mut got = vec![0u8; 1000];
+        b.read_exact(&mut got).await.unwrap();
+        assert!(got[..] == data[..1000], "bytes out of order or changed");
+        let empty = [std::io::IoSlice::new(&[]), std::io::IoSlice::new(&[])];
+        assert_eq!(a.write_vectored(&empty).await.unwrap(), 0);
+    });
+}

@@ -4,7 +4,7 @@
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::fmt;
-use std::io;
+use std::io::{self, IoSlice};
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
@@ -59,6 +59,10 @@ fn wake(waker: Option<Waker>) {
 /// is left, then end of file. Dropping an end closes both of its directions: the other end
 /// reads end of file, and its writes fail with `BrokenPipe`. Not `Send`: both ends belong to
 /// the tasks of one thread.
+///
+/// Vectored writes are native (what tokio calls `is_write_vectored`): one
+/// `poll_write_vectored` copies the slices in order, as many bytes as the buffer has room
+/// for, the last one partly if need be, and returns the total.
 pub struct DuplexStream {
     read: Rc<RefCell<Pipe>>,
     write: Rc<RefCell<Pipe>>,
@@ -139,7 +143,17 @@ impl AsyncWrite for DuplexStream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        crate::coop::budgeted(cx, |cx| self.get_mut().poll_write_now(cx, buf))
+        let bufs = [IoSlice::new(buf)];
+        crate::coop::budgeted(cx, |cx| self.get_mut().poll_write_now(cx, &bufs))
+    }
+
+    /// Copies the slices in order, as many bytes as fit, in one call.
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        crate::coop::budgeted(cx, |cx| self.get_mut().poll_write_now(cx, bufs))
     }
 
     fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -186,7 +200,12 @@ impl fmt::Debug for DuplexStream {
 }
 
 impl DuplexStream {
-    fn poll_write_now(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    /// Appends the bytes of `bufs`, in order, as far as the buffer has room.
+    fn poll_write_now(
+        &mut self,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
         let mut pipe = self.write.borrow_mut();
         if pipe.read_closed {
             return Poll::Ready(Err(io::Error::new(
@@ -200,7 +219,7 @@ impl DuplexStream {
                 "this end of the duplex stream was closed for writing",
             )));
         }
-        if buf.is_empty() {
+        if bufs.iter().all(|b| b.is_empty()) {
             return Poll::Ready(Ok(0));
         }
         let room = pipe.max - pipe.buf.len();
@@ -208,8 +227,15 @@ impl DuplexStream {
             park(&mut pipe.writer, cx);
             return Poll::Pending;
         }
-        let n = room.min(buf.len());
-        pipe.buf.extend(&buf[..n]);
+        let mut n = 0;
+        for b in bufs {
+            let take = (room - n).min(b.len());
+            pipe.buf.extend(&b[..take]);
+            n += take;
+            if n == room {
+                break;
+            }
+        }
         let reader = pipe.reader.take();
         drop(pipe);
         wake(reader);
