@@ -252,3 +252,66 @@ async fn a_huge_chunk_reads_the_bytes() {
     assert_eq!(n, 3000);
     assert!(back == pattern(3000), "bytes differ");
 }
+
+/// Gives `src` at most 3 bytes per call and scribbles a marker over the rest of the buffer it
+/// is handed; counts the calls whose buffer was a different allocation or had been cleared
+/// since the call before.
+struct Scribbler {
+    src: Vec<u8>,
+    at: usize,
+    last: Option<(usize, usize)>,
+    calls: usize,
+    cleared_or_moved: usize,
+}
+
+const MARK: u8 = 0xAB;
+
+impl Read for Scribbler {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.calls += 1;
+        if let Some((ptr, n)) = self.last {
+            if ptr != buf.as_ptr() as usize || buf[n..].iter().any(|&b| b != MARK) {
+                self.cleared_or_moved += 1;
+            }
+        }
+        let n = (self.src.len() - self.at).min(3).min(buf.len());
+        buf[..n].copy_from_slice(&self.src[self.at..self.at + n]);
+        buf[n..].fill(MARK);
+        self.at += n;
+        self.last = Some((buf.as_ptr() as usize, n));
+        Ok(n)
+    }
+}
+
+/// Each read job gets the buffer the last one left, still initialized: it is not zeroed
+/// again (the reader sees its own marker bytes), and the bytes read are exact.
+#[overlap::test]
+async fn read_jobs_reuse_the_initialized_buffer() {
+    let data = pattern(3000);
+    let mut r = Unblock::with_capacity(
+        4096,
+        Scribbler {
+            src: data.clone(),
+            at: 0,
+            last: None,
+            calls: 0,
+            cleared_or_moved: 0,
+        },
+    );
+    let mut got = Vec::new();
+    let mut two = [0u8; 2];
+    loop {
+        let n = r.read(&mut two).await.unwrap();
+        if n == 0 {
+            break;
+        }
+        got.extend_from_slice(&two[..n]);
+    }
+    assert!(got == data, "bytes differ");
+    let s = r.into_inner().await.unwrap();
+    assert_eq!(s.calls, 1001, "1000 reads of 3 bytes, then end of file");
+    assert_eq!(
+        s.cleared_or_moved, 0,
+        "a read job cleared or replaced the buffer"
+    );
+}

@@ -27,8 +27,9 @@ type Done<T, R> = (T, Vec<u8>, io::Result<R>);
 /// registered with epoll (a regular file through a library that wants `Read`, a serial port
 /// opened by a blocking API, a decompressor over one).
 ///
-/// Reads fetch up to a chunk (64 KiB by default) ahead; a write copies up to a chunk into a
-/// job and returns at once, and the next write or `flush` waits for that job, so bytes go
+/// Reads fetch up to a chunk (64 KiB by default) ahead, into one buffer that stays
+/// allocated and initialized from job to job (only its first growth to a chunk is
+/// zero-filled, not every read); a write copies up to a chunk into a job and returns at once, and the next write or `flush` waits for that job, so bytes go
 /// out in order and an error comes back from the next call. `flush` also runs the inner
 /// value's `flush`. `close` flushes and then drops the inner value on the pool (as
 /// `blocking::Unblock` does), so a pipe or socket it held is closed and its reader sees end
@@ -73,11 +74,13 @@ pub struct Unblock<T> {
 type Job<R> = JoinHandle<io::Result<R>>;
 
 enum State<T> {
-    /// No job in flight. Read-ahead bytes are `buf[pos..]`.
+    /// No job in flight. Read-ahead bytes are `buf[pos..filled]`. `buf` stays initialized
+    /// (its length is the most any job used) so that a read job does not zero it again.
     Idle {
         inner: T,
         buf: Vec<u8>,
         pos: usize,
+        filled: usize,
     },
     Reading(Job<Done<T, usize>>),
     Writing(Job<Done<T, ()>>),
@@ -135,6 +138,7 @@ impl<T: Send + 'static> Unblock<T> {
                 inner,
                 buf: Vec::new(),
                 pos: 0,
+                filled: 0,
             },
             chunk: chunk.clamp(1, MAX_CHUNK),
         }
@@ -167,18 +171,27 @@ impl<T: Send + 'static> Unblock<T> {
             State::Reading(job) => {
                 let done = ready!(Pin::new(job).poll(cx));
                 self.state = State::Lost;
-                let (inner, mut buf, res) = done.map_err(job_failed)??;
-                let n = res.as_ref().map_or(0, |n| *n);
-                buf.truncate(n);
-                self.state = State::Idle { inner, buf, pos: 0 };
+                let (inner, buf, res) = done.map_err(job_failed)??;
+                // A reader claiming more than it was given gets only the buffer counted.
+                let filled = res.as_ref().map_or(0, |n| (*n).min(buf.len()));
+                self.state = State::Idle {
+                    inner,
+                    buf,
+                    pos: 0,
+                    filled,
+                };
                 res.map(drop)
             }
             State::Writing(job) | State::Flushing(job) => {
                 let done = ready!(Pin::new(job).poll(cx));
                 self.state = State::Lost;
-                let (inner, mut buf, res) = done.map_err(job_failed)??;
-                buf.clear();
-                self.state = State::Idle { inner, buf, pos: 0 };
+                let (inner, buf, res) = done.map_err(job_failed)??;
+                self.state = State::Idle {
+                    inner,
+                    buf,
+                    pos: 0,
+                    filled: 0,
+                };
                 res
             }
         };
@@ -215,13 +228,17 @@ impl<T: Read + Send + 'static> AsyncRead for Unblock<T> {
         let this = self.get_mut();
         loop {
             match &mut this.state {
-                State::Idle { buf, pos, .. } if *pos < buf.len() => {
-                    return Poll::Ready(Ok(super::copy_read_ahead(buf, pos, out)));
+                State::Idle {
+                    buf, pos, filled, ..
+                } if *pos < *filled => {
+                    return Poll::Ready(Ok(super::copy_read_ahead(&buf[..*filled], pos, out)));
                 }
                 State::Idle { .. } => {
                     let Some((mut inner, mut buf)) = this.take_idle() else {
                         return Poll::Ready(Err(lost()));
                     };
+                    // Zero-fills only what no earlier job initialized: a loop of small reads
+                    // does not pay for clearing a whole chunk each time.
                     buf.resize(this.chunk, 0);
                     this.state = State::Reading(spawn_blocking_or_error(move || {
                         let res = loop {
@@ -235,8 +252,8 @@ impl<T: Read + Send + 'static> AsyncRead for Unblock<T> {
                 }
                 State::Reading(_) => {
                     ready!(this.poll_idle(cx))?;
-                    if let State::Idle { buf, .. } = &this.state {
-                        if buf.is_empty() {
+                    if let State::Idle { filled, .. } = &this.state {
+                        if *filled == 0 {
                             return Poll::Ready(Ok(0)); // end of file
                         }
                     }
@@ -269,11 +286,14 @@ impl<T: Write + Send + 'static> AsyncWrite for Unblock<T> {
         let Some((mut inner, mut buf)) = this.take_idle() else {
             return Poll::Ready(Err(lost()));
         };
-        buf.clear();
         let n = bytes.len().min(this.chunk);
-        buf.extend_from_slice(&bytes[..n]);
+        // Overwrites the initialized prefix and appends the rest: no zero-filling, and the
+        // buffer keeps its initialized length for the next read job.
+        let reuse = n.min(buf.len());
+        buf[..reuse].copy_from_slice(&bytes[..reuse]);
+        buf.extend_from_slice(&bytes[reuse..n]);
         this.state = State::Writing(spawn_blocking_or_error(move || {
-            let res = inner.write_all(&buf);
+            let res = inner.write_all(&buf[..n]);
             (inner, buf, res)
         }));
         Poll::Ready(Ok(n))
