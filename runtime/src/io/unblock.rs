@@ -3,11 +3,11 @@
 
 use std::fmt;
 use std::future::Future;
-use std::io::{self, Read, Write};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
-use futures_util::io::{AsyncRead, AsyncWrite};
+use futures_util::io::{AsyncRead, AsyncSeek, AsyncWrite};
 
 use crate::blocking::spawn_blocking_or_error;
 use crate::task::{JoinError, JoinHandle};
@@ -21,6 +21,10 @@ const MAX_CHUNK: usize = 64 * 1024 * 1024;
 
 /// What a job hands back: the value, its buffer, and what the call said.
 type Done<T, R> = (T, Vec<u8>, io::Result<R>);
+
+/// What a seek job hands back: as [`Done`], and whether the read-ahead bytes are still
+/// valid (the seek failed without moving the value).
+type SeekDone<T> = (T, Vec<u8>, io::Result<u64>, bool);
 
 /// Runs a blocking reader or writer on the [blocking pool](crate::spawn_blocking), one job at
 /// a time, as an `AsyncRead` or `AsyncWrite`: for what cannot be made non-blocking or
@@ -37,7 +41,18 @@ type Done<T, R> = (T, Vec<u8>, io::Result<R>);
 ///
 /// Use one `Unblock` either to read or to write: read-ahead moves the inner value's
 /// position past the bytes returned so far, and a write drops the read-ahead bytes not yet
-/// returned.
+/// returned. With a [`Seek`] value, seek (`SeekFrom::Current(0)` will do) between reading
+/// and writing: that puts the value's position back where the reader is.
+///
+/// # Seeking
+/// For a [`Seek`] value, `Unblock` is `AsyncSeek`, as a buffered reader would be: a seek
+/// first waits for the write in flight (and reports its error), then seeks in a job; a
+/// `SeekFrom::Current` offset counts from the bytes returned so far, not from the end of
+/// the read-ahead, which the seek drops (unless it fails without moving the value). So
+/// the position after a seek is exact. A value that buffers writes itself (a
+/// `BufWriter`) flushes them in its own `seek`. Call `poll_seek` again with the same
+/// `pos` after `Pending`: a call with the `pos` of the seek in flight is taken as that
+/// retry, so a seek dropped while pending and then asked for again counts once.
 ///
 /// # Dropping and cancellation
 /// A job in flight cannot be called back. Dropping the `Unblock` (or a future using it)
@@ -83,6 +98,13 @@ enum State<T> {
         filled: usize,
     },
     Reading(Job<Done<T, usize>>),
+    /// A seek for `pos`; `read_ahead` is the idle state's `(pos, filled)` before it, kept if
+    /// the seek fails without moving the value.
+    Seeking {
+        job: Job<SeekDone<T>>,
+        pos: SeekFrom,
+        read_ahead: (usize, usize),
+    },
     Writing(Job<Done<T, ()>>),
     Flushing(Job<Done<T, ()>>),
     /// `close`'s job: flushes the value, then drops it on the pool.
@@ -101,6 +123,7 @@ impl<T> Drop for Unblock<T> {
         // Aborted, it is gone before the job ends, and the value is dropped on the pool.
         match &self.state {
             State::Reading(job) => job.abort(),
+            State::Seeking { job, .. } => job.abort(),
             State::Writing(job) | State::Flushing(job) => job.abort(),
             State::Closing(job) => job.abort(),
             State::Idle { .. } | State::Lost | State::Closed => {}
@@ -182,6 +205,13 @@ impl<T: Send + 'static> Unblock<T> {
                 };
                 res.map(drop)
             }
+            State::Seeking { .. } => {
+                // A seek nobody waits for any more: its result, even an error, is dropped
+                // (a failed seek keeps the position). A lost value is reported by the
+                // caller's next look at the state.
+                let _ = ready!(self.poll_seek_job(cx));
+                Ok(())
+            }
             State::Writing(job) | State::Flushing(job) => {
                 let done = ready!(Pin::new(job).poll(cx));
                 self.state = State::Lost;
@@ -259,7 +289,8 @@ impl<T: Read + Send + 'static> AsyncRead for Unblock<T> {
                     }
                 }
                 // A write in flight goes out first (and reports its error here).
-                State::Writing(_)
+                State::Seeking { .. }
+                | State::Writing(_)
                 | State::Flushing(_)
                 | State::Closing(_)
                 | State::Closed
@@ -315,7 +346,7 @@ impl<T: Write + Send + 'static> AsyncWrite for Unblock<T> {
                         (inner, buf, res)
                     }));
                 }
-                State::Reading(_) | State::Writing(_) | State::Lost => {
+                State::Reading(_) | State::Seeking { .. } | State::Writing(_) | State::Lost => {
                     ready!(this.poll_idle(cx))?;
                 }
             }
@@ -344,7 +375,11 @@ impl<T: Write + Send + 'static> AsyncWrite for Unblock<T> {
                         res
                     }));
                 }
-                State::Reading(_) | State::Writing(_) | State::Flushing(_) | State::Lost => {
+                State::Reading(_)
+                | State::Seeking { .. }
+                | State::Writing(_)
+                | State::Flushing(_)
+                | State::Lost => {
                     ready!(this.poll_idle(cx))?;
                 }
             }
@@ -357,6 +392,7 @@ impl<T> fmt::Debug for Unblock<T> {
         let state = match self.state {
             State::Idle { .. } => "idle",
             State::Reading(_) => "reading",
+            State::Seeking { .. } => "seeking",
             State::Writing(_) => "writing",
             State::Flushing(_) => "flushing",
             State::Closing(_) => "closing",
@@ -367,5 +403,102 @@ impl<T> fmt::Debug for Unblock<T> {
             .field("state", &state)
             .field("chunk", &self.chunk)
             .finish()
+    }
+}
+
+impl<T> Unblock<T> {
+    /// Waits for the seek job in flight and goes idle, keeping the read-ahead bytes if the
+    /// seek failed without moving the value. Only called in the seeking state (any other
+    /// reports a lost value).
+    fn poll_seek_job(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<u64>> {
+        let State::Seeking {
+            job, read_ahead, ..
+        } = &mut self.state
+        else {
+            return Poll::Ready(Err(lost()));
+        };
+        let (pos, filled) = *read_ahead;
+        let done = ready!(Pin::new(job).poll(cx));
+        self.state = State::Lost;
+        let (inner, buf, res, kept) = done.map_err(job_failed)??;
+        let (pos, filled) = if kept { (pos, filled) } else { (0, 0) };
+        self.state = State::Idle {
+            inner,
+            buf,
+            pos,
+            filled,
+        };
+        Poll::Ready(res)
+    }
+}
+
+/// Seeks `inner` to `pos` as seen by a reader that has `unread` bytes of read-ahead left;
+/// the flag says whether those bytes are still valid (the seek failed without moving).
+fn seek_past_read_ahead<T: Seek>(
+    inner: &mut T,
+    pos: SeekFrom,
+    unread: i64,
+) -> (io::Result<u64>, bool) {
+    let SeekFrom::Current(off) = pos else {
+        return match inner.seek(pos) {
+            Ok(at) => (Ok(at), false),
+            Err(e) => (Err(e), unread > 0),
+        };
+    };
+    if let Some(adjusted) = off.checked_sub(unread) {
+        return match inner.seek(SeekFrom::Current(adjusted)) {
+            Ok(at) => (Ok(at), false),
+            Err(e) => (Err(e), unread > 0),
+        };
+    }
+    // `off - unread` overflows: back to the reader's position first, then on from there.
+    if let Err(e) = inner.seek(SeekFrom::Current(-unread)) {
+        return (Err(e), true);
+    }
+    (inner.seek(SeekFrom::Current(off)), false)
+}
+
+impl<T: Seek + Send + 'static> AsyncSeek for Unblock<T> {
+    /// Waits for the write in flight, then seeks in a job, counting `SeekFrom::Current`
+    /// from the bytes returned so far and dropping the read-ahead (see
+    /// [Seeking](Unblock#seeking)).
+    fn poll_seek(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        pos: SeekFrom,
+    ) -> Poll<io::Result<u64>> {
+        let this = self.get_mut();
+        loop {
+            match &this.state {
+                State::Seeking { pos: p, .. } if *p == pos => return this.poll_seek_job(cx),
+                State::Idle {
+                    pos: at, filled, ..
+                } => {
+                    let read_ahead = (*at, *filled);
+                    let Some((mut inner, buf)) = this.take_idle() else {
+                        return Poll::Ready(Err(lost()));
+                    };
+                    // At most a chunk (64 MiB): always fits.
+                    let unread = i64::try_from(read_ahead.1 - read_ahead.0).unwrap_or(i64::MAX);
+                    let job = spawn_blocking_or_error(move || {
+                        let (res, kept) = seek_past_read_ahead(&mut inner, pos, unread);
+                        (inner, buf, res, kept)
+                    });
+                    this.state = State::Seeking {
+                        job,
+                        pos,
+                        read_ahead,
+                    };
+                }
+                // A read nobody waits for any more: its bytes become read-ahead, and its
+                // error is dropped (a reader meets it again).
+                State::Reading(_) => {
+                    let _ = ready!(this.poll_idle(cx));
+                }
+                // Another seek's result is dropped; a write's or flush's error is reported, as
+                // is a closed or lost value.
+                _ => ready!(this.poll_idle(cx))?,
+            }
+        }
     }
 }
