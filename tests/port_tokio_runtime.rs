@@ -55,3 +55,21 @@ fn hand_built_runtime_serves_an_echo() {
     let name = rt.block_on(rt.spawn_blocking(|| std::thread::current().name().map(String::from)));
     assert_eq!(name.unwrap().as_deref(), Some("port-tokio"));
 }
+
+/// tokio's builder methods take `&mut self`: a builder configured statement by statement
+/// (as configurable programs do) keeps every setting, and builds more than one runtime.
+#[test]
+fn a_builder_set_up_statement_by_statement_keeps_its_settings() {
+    let mut builder = Builder::new_current_thread();
+    builder.enable_all();
+    builder.thread_name("stepwise");
+    if cfg!(target_os = "linux") {
+        builder.event_interval(7).max_blocking_threads(2);
+    }
+    for _ in 0..2 {
+        let rt = builder.build().unwrap();
+        let name =
+            rt.block_on(rt.spawn_blocking(|| std::thread::current().name().map(String::from)));
+        assert_eq!(name.unwrap().as_deref(), Some("stepwise"));
+    }
+}

@@ -43,11 +43,21 @@ pub struct Runtime {
     pool_wait: Cell<PoolWait>,
 }
 
-/// Configures a [`Runtime`].
+/// Configures a [`Runtime`]. Its methods take `&mut self`, as tokio's do: chain them, or
+/// set the builder up statement by statement; [`build`](Builder::build) leaves it as it
+/// was, to build another runtime with the same settings.
 ///
 /// ```
 /// let rt = overlap::Runtime::builder().event_interval(31).build().unwrap();
 /// rt.block_on(async {});
+///
+/// let mut builder = overlap::Runtime::builder();
+/// builder.thread_name("io-pool");
+/// if std::env::var_os("MY_APP_SMALL").is_some() {
+///     builder.max_blocking_threads(4);
+/// }
+/// let rt = builder.build().unwrap();
+/// # drop(rt);
 /// ```
 #[derive(Debug, Default)]
 pub struct Builder {
@@ -74,55 +84,55 @@ impl Builder {
     }
 
     /// Does nothing, for code written for tokio: the reactor and the timers are always on.
-    pub fn enable_all(self) -> Builder {
+    pub fn enable_all(&mut self) -> &mut Builder {
         self
     }
 
     /// Does nothing, for code written for tokio: the reactor is always on.
-    pub fn enable_io(self) -> Builder {
+    pub fn enable_io(&mut self) -> &mut Builder {
         self
     }
 
     /// Does nothing, for code written for tokio: the timers are always on.
-    pub fn enable_time(self) -> Builder {
+    pub fn enable_time(&mut self) -> &mut Builder {
         self
     }
 
     /// How many task polls may run between two looks at the reactor (and timers) while tasks
     /// keep being ready. Default 61. Lower favours I/O latency, higher favours throughput.
-    pub fn event_interval(mut self, polls: u32) -> Builder {
+    pub fn event_interval(&mut self, polls: u32) -> &mut Builder {
         self.config.event_interval = polls.max(1) as usize;
         self
     }
 
     /// How many events one `epoll_wait` fetches. Default 1024.
-    pub fn max_events(mut self, events: usize) -> Builder {
+    pub fn max_events(&mut self, events: usize) -> &mut Builder {
         self.config.max_events = events.clamp(1, 1 << 20);
         self
     }
 
     /// The most threads the blocking pool starts. Default 512.
-    pub fn max_blocking_threads(mut self, threads: usize) -> Builder {
+    pub fn max_blocking_threads(&mut self, threads: usize) -> &mut Builder {
         self.config.max_blocking_threads = threads.max(1);
         self
     }
 
     /// How long an idle blocking-pool thread lingers before it exits. Default 10 s.
-    pub fn blocking_keep_alive(mut self, keep_alive: Duration) -> Builder {
+    pub fn blocking_keep_alive(&mut self, keep_alive: Duration) -> &mut Builder {
         self.config.blocking_keep_alive = keep_alive;
         self
     }
 
     /// Stack size, in bytes, of blocking-pool threads. Default: the standard library's (2 MiB
     /// unless `RUST_MIN_STACK` says otherwise).
-    pub fn thread_stack_size(mut self, bytes: usize) -> Builder {
+    pub fn thread_stack_size(&mut self, bytes: usize) -> &mut Builder {
         self.config.blocking_stack_size = Some(bytes);
         self
     }
 
     /// The name of blocking-pool threads. Default `overlap-blocking`. A name with a NUL byte
     /// makes [`build`](Builder::build) fail with `InvalidInput`.
-    pub fn thread_name(mut self, name: impl Into<String>) -> Builder {
+    pub fn thread_name(&mut self, name: impl Into<String>) -> &mut Builder {
         self.config.blocking_thread_name = name.into();
         self
     }
@@ -150,7 +160,7 @@ impl Builder {
     /// assert_eq!(name.unwrap().as_deref(), Some("file-io"));
     /// assert!(started.load(Ordering::SeqCst) >= 1);
     /// ```
-    pub fn on_thread_start(mut self, f: impl Fn() + Send + Sync + 'static) -> Builder {
+    pub fn on_thread_start(&mut self, f: impl Fn() + Send + Sync + 'static) -> &mut Builder {
         self.config.on_thread_start = Some(crate::blocking::Hook(Arc::new(f)));
         self
     }
@@ -160,7 +170,7 @@ impl Builder {
     ///
     /// Dropping the runtime does not wait for its pool threads: a thread finishing a job
     /// then runs `f` later, and not at all if the process exits first.
-    pub fn on_thread_stop(mut self, f: impl Fn() + Send + Sync + 'static) -> Builder {
+    pub fn on_thread_stop(&mut self, f: impl Fn() + Send + Sync + 'static) -> &mut Builder {
         self.config.on_thread_stop = Some(crate::blocking::Hook(Arc::new(f)));
         self
     }
@@ -177,13 +187,14 @@ impl Builder {
     /// rt.block_on(overlap::time::sleep(Duration::from_secs(600)));
     /// assert!(real.elapsed() < Duration::from_secs(60));
     /// ```
-    pub fn start_paused(mut self, paused: bool) -> Builder {
+    pub fn start_paused(&mut self, paused: bool) -> &mut Builder {
         self.config.start_paused = paused;
         self
     }
 
-    /// Creates the runtime: an epoll fd and an eventfd, both close-on-exec.
-    pub fn build(self) -> io::Result<Runtime> {
+    /// Creates a runtime with these settings: an epoll fd and an eventfd, both close-on-exec.
+    /// The builder is left as it was.
+    pub fn build(&mut self) -> io::Result<Runtime> {
         if self.config.blocking_thread_name.contains('\0') {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -191,7 +202,7 @@ impl Builder {
             ));
         }
         Ok(Runtime {
-            core: Rc::new(Core::new(self.config)?),
+            core: Rc::new(Core::new(self.config.clone())?),
             pool_wait: Cell::new(PoolWait::Durable),
         })
     }
