@@ -63,3 +63,23 @@ pub fn send_urgent(fd: RawFd, byte: u8) {
     let n = unsafe { libc::send(fd, (&byte as *const u8).cast(), 1, libc::MSG_OOB) };
     assert_eq!(n, 1, "{}", io::Error::last_os_error());
 }
+
+/// `setsockopt` of an `int` option (`SO_RCVBUF`, ...) on `fd`.
+pub fn set_int_option(
+    fd: RawFd,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: libc::c_int,
+) -> io::Result<()> {
+    // SAFETY: `value` is a valid int for the call, its size given; the kernel only reads it.
+    check(unsafe {
+        libc::setsockopt(
+            fd,
+            level,
+            name,
+            (&value as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    })
+    .map(drop)
+}
