@@ -193,3 +193,33 @@ async fn a_seek_reports_the_error_of_the_write_before_it() {
     assert_eq!(u.seek(SeekFrom::Start(0)).await.unwrap(), 42);
     assert_eq!(u.into_inner().await.unwrap().seeks, 1);
 }
+
+/// A flush between reads does not move the file: the bytes read ahead are still the next
+/// ones, and a seek from the current position counts from the bytes returned, as for a
+/// plain file (whose `flush` does nothing).
+#[overlap::test]
+async fn a_flush_between_reads_keeps_the_read_ahead_and_the_position() {
+    let dir = TempDir::new("unblock-seek-flush");
+    let data = pattern(1000);
+    std::fs::write(dir.join("f"), &data).unwrap();
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(dir.join("f"))
+        .unwrap();
+    let mut u = Unblock::with_capacity(100, file);
+    let mut first = [0u8; 10];
+    within(HANG, u.read_exact(&mut first), "first read")
+        .await
+        .unwrap();
+    assert_eq!(first, data[..10]);
+    within(HANG, u.flush(), "flush").await.unwrap();
+    let mut next = [0u8; 10];
+    within(HANG, u.read_exact(&mut next), "read after the flush")
+        .await
+        .unwrap();
+    assert_eq!(next, data[10..20], "the read-ahead survived the flush");
+    within(HANG, u.flush(), "second flush").await.unwrap();
+    let at = within(HANG, u.seek(SeekFrom::Current(0)), "seek").await;
+    assert_eq!(at.unwrap(), 20);
+}

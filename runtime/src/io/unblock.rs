@@ -33,9 +33,10 @@ type SeekDone<T> = (T, Vec<u8>, io::Result<u64>, bool);
 ///
 /// Reads fetch up to a chunk (64 KiB by default) ahead, into one buffer that stays
 /// allocated and initialized from job to job (only its first growth to a chunk is
-/// zero-filled, not every read); a write copies up to a chunk into a job and returns at once, and the next write or `flush` waits for that job, so bytes go
-/// out in order and an error comes back from the next call. `flush` also runs the inner
-/// value's `flush`. `close` flushes and then drops the inner value on the pool (as
+/// zero-filled, not every read); a write copies up to a chunk into a job and returns at
+/// once, and the next write or `flush` waits for that job, so bytes go out in order and an
+/// error comes back from the next call. `flush` also runs the inner value's `flush`, and
+/// keeps the bytes read ahead (it does not move the value). `close` flushes and then drops the inner value on the pool (as
 /// `blocking::Unblock` does), so a pipe or socket it held is closed and its reader sees end
 /// of file; later reads and writes fail with `BrokenPipe`, and `into_inner` with the same.
 ///
@@ -106,7 +107,12 @@ enum State<T> {
         read_ahead: (usize, usize),
     },
     Writing(Job<Done<T, ()>>),
-    Flushing(Job<Done<T, ()>>),
+    /// A flush; `read_ahead` is the idle state's `(pos, filled)` before it, kept after it:
+    /// a flush does not move the value, so the bytes read ahead are still the next ones.
+    Flushing {
+        job: Job<Done<T, ()>>,
+        read_ahead: (usize, usize),
+    },
     /// `close`'s job: flushes the value, then drops it on the pool.
     Closing(Job<io::Result<()>>),
     /// Closed: the value is gone.
@@ -124,7 +130,7 @@ impl<T> Drop for Unblock<T> {
         match &self.state {
             State::Reading(job) => job.abort(),
             State::Seeking { job, .. } => job.abort(),
-            State::Writing(job) | State::Flushing(job) => job.abort(),
+            State::Writing(job) | State::Flushing { job, .. } => job.abort(),
             State::Closing(job) => job.abort(),
             State::Idle { .. } | State::Lost | State::Closed => {}
         }
@@ -181,6 +187,11 @@ impl<T: Send + 'static> Unblock<T> {
     /// Waits until no job is in flight, storing its result; reports a write's or flush's
     /// error (a read's result is kept for the reader).
     fn poll_idle(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // What is read ahead after a write (nothing) or a flush (what was before it).
+        let (pos, filled) = match &self.state {
+            State::Flushing { read_ahead, .. } => *read_ahead,
+            _ => (0, 0),
+        };
         let res = match &mut self.state {
             State::Idle { .. } => return Poll::Ready(Ok(())),
             State::Lost => return Poll::Ready(Err(lost())),
@@ -212,15 +223,15 @@ impl<T: Send + 'static> Unblock<T> {
                 let _ = ready!(self.poll_seek_job(cx));
                 Ok(())
             }
-            State::Writing(job) | State::Flushing(job) => {
+            State::Writing(job) | State::Flushing { job, .. } => {
                 let done = ready!(Pin::new(job).poll(cx));
                 self.state = State::Lost;
                 let (inner, buf, res) = done.map_err(job_failed)??;
                 self.state = State::Idle {
                     inner,
                     buf,
-                    pos: 0,
-                    filled: 0,
+                    pos,
+                    filled,
                 };
                 res
             }
@@ -291,7 +302,7 @@ impl<T: Read + Send + 'static> AsyncRead for Unblock<T> {
                 // A write in flight goes out first (and reports its error here).
                 State::Seeking { .. }
                 | State::Writing(_)
-                | State::Flushing(_)
+                | State::Flushing { .. }
                 | State::Closing(_)
                 | State::Closed
                 | State::Lost => {
@@ -334,17 +345,19 @@ impl<T: Write + Send + 'static> AsyncWrite for Unblock<T> {
         let this = self.get_mut();
         loop {
             match &this.state {
-                State::Flushing(_) => return this.poll_idle(cx),
+                State::Flushing { .. } => return this.poll_idle(cx),
                 // Closed implies flushed.
                 State::Closing(_) | State::Closed => return Pin::new(this).poll_close(cx),
-                State::Idle { .. } => {
+                State::Idle { pos, filled, .. } => {
+                    let read_ahead = (*pos, *filled);
                     let Some((mut inner, buf)) = this.take_idle() else {
                         return Poll::Ready(Err(lost()));
                     };
-                    this.state = State::Flushing(spawn_blocking_or_error(move || {
+                    let job = spawn_blocking_or_error(move || {
                         let res = inner.flush();
                         (inner, buf, res)
-                    }));
+                    });
+                    this.state = State::Flushing { job, read_ahead };
                 }
                 State::Reading(_) | State::Seeking { .. } | State::Writing(_) | State::Lost => {
                     ready!(this.poll_idle(cx))?;
@@ -378,7 +391,7 @@ impl<T: Write + Send + 'static> AsyncWrite for Unblock<T> {
                 State::Reading(_)
                 | State::Seeking { .. }
                 | State::Writing(_)
-                | State::Flushing(_)
+                | State::Flushing { .. }
                 | State::Lost => {
                     ready!(this.poll_idle(cx))?;
                 }
@@ -394,7 +407,7 @@ impl<T> fmt::Debug for Unblock<T> {
             State::Reading(_) => "reading",
             State::Seeking { .. } => "seeking",
             State::Writing(_) => "writing",
-            State::Flushing(_) => "flushing",
+            State::Flushing { .. } => "flushing",
             State::Closing(_) => "closing",
             State::Closed => "closed",
             State::Lost => "lost",
