@@ -315,3 +315,43 @@ async fn read_jobs_reuse_the_initialized_buffer() {
         "a read job cleared or replaced the buffer"
     );
 }
+
+/// Reads one real byte from its first file and claims one more than it was given room
+/// for; writes go to the second file.
+struct Overclaims(std::fs::File, std::fs::File);
+
+impl Read for Overclaims {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        let n = self.0.read(&mut out[..1])?;
+        Ok(if n == 0 { 0 } else { out.len() + 1 })
+    }
+}
+
+impl Write for Overclaims {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        self.1.write(bytes)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.1.flush()
+    }
+}
+
+/// A reader claiming more bytes than its buffer holds is `InvalidData`, not a read of
+/// whatever the reused buffer held before (here, the bytes of an earlier write).
+#[overlap::test]
+async fn a_reader_claiming_more_than_its_buffer_is_invalid_data() {
+    let dir = support::TempDir::new("unblock-overclaim");
+    std::fs::write(dir.join("in"), b"abc").unwrap();
+    let input = std::fs::File::open(dir.join("in")).unwrap();
+    let output = std::fs::File::create(dir.join("out")).unwrap();
+    let mut u = Unblock::with_capacity(8, Overclaims(input, output));
+    within(HANG, u.write_all(b"SECRET!!"), "write")
+        .await
+        .unwrap();
+    within(HANG, u.flush(), "flush").await.unwrap();
+    let mut out = [0u8; 8];
+    let err = within(HANG, u.read(&mut out), "read").await.unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::InvalidData, "{err}");
+    assert_eq!(out, [0; 8], "nothing was handed out");
+    assert_eq!(std::fs::read(dir.join("out")).unwrap(), b"SECRET!!");
+}
