@@ -7,32 +7,15 @@
 mod support;
 
 use std::cell::{Cell, RefCell};
-use std::os::fd::{FromRawFd, OwnedFd};
 use std::rc::Rc;
 
 use overlap::io::{AsyncReadExt, AsyncWriteExt};
 use overlap::net::{TcpListener, TcpStream};
-use support::{open_fds, set_soft_nofile};
+use support::{exhaust_fds, open_fds, set_soft_nofile};
 
 #[test]
 fn accept_under_emfile_recovers() {
     support::run_in_child("accept_under_emfile_recovers", child);
-}
-
-/// Opens descriptors (duplicates of stdin) until the process limit is hit.
-fn exhaust_fds() -> Vec<OwnedFd> {
-    let mut fds = Vec::new();
-    loop {
-        // SAFETY: dup takes an integer; the result is checked before being owned.
-        let fd = unsafe { libc::fcntl(0, libc::F_DUPFD_CLOEXEC, 0) };
-        if fd < 0 {
-            let err = std::io::Error::last_os_error();
-            assert_eq!(err.raw_os_error(), Some(libc::EMFILE), "{err}");
-            return fds;
-        }
-        // SAFETY: `fd` is a new descriptor owned by nobody else.
-        fds.push(unsafe { OwnedFd::from_raw_fd(fd) });
-    }
 }
 
 fn child() {

@@ -12,25 +12,9 @@ use overlap::io::{AsyncReadExt, AsyncWriteExt};
 use overlap::process::{output, spawn};
 use overlap::time::sleep;
 use overlap::{block_on, spawn as spawn_task};
-use support::{pattern_seeded, within};
+use support::{gone, pattern_seeded, within};
 
 const HANG: Duration = Duration::from_secs(30);
-
-/// Waits until process `pid` has no /proc entry any more (exited and reaped: a zombie keeps
-/// its entry), failing with `what` after `HANG`.
-async fn gone(pid: u32, what: &str) {
-    let stat = format!("/proc/{pid}/stat");
-    within(
-        HANG,
-        async {
-            while std::fs::metadata(&stat).is_ok() {
-                sleep(Duration::from_millis(10)).await;
-            }
-        },
-        what,
-    )
-    .await
-}
 
 #[test]
 fn output_collects_stdout_stderr_and_the_exit_code() {

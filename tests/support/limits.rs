@@ -37,6 +37,24 @@ pub fn set_soft_nofile_of(pid: u32, soft: u64) {
     assert_eq!(rc, 0, "{}", std::io::Error::last_os_error());
 }
 
+/// Opens descriptors (close-on-exec duplicates of stdin) until the process limit is hit
+/// (`EMFILE`); returns them.
+pub fn exhaust_fds() -> Vec<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    let mut fds = Vec::new();
+    loop {
+        // SAFETY: fcntl takes integers; the result is checked before being owned.
+        let fd = unsafe { libc::fcntl(0, libc::F_DUPFD_CLOEXEC, 0) };
+        if fd < 0 {
+            let err = std::io::Error::last_os_error();
+            assert_eq!(err.raw_os_error(), Some(libc::EMFILE), "{err}");
+            return fds;
+        }
+        // SAFETY: `fd` is a new descriptor owned by nobody else.
+        fds.push(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) });
+    }
+}
+
 /// How many fds this process has open now.
 pub fn open_fds() -> usize {
     // The directory handle itself is one more entry while iterating; subtract it.
