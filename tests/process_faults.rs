@@ -413,18 +413,34 @@ fn spawn_outside_a_runtime_is_an_error() {
 }
 
 fn spawn_outside_a_runtime_is_an_error_alone() {
+    // The child writes a byte here between fork and exec: proof that it was started.
+    let (forked, in_child) = support::pipe();
     let before = open_fds();
     let r = std::panic::catch_unwind(|| {
-        Command::new("sleep")
-            .arg("100")
-            .stdout(Stdio::piped())
-            .spawn()
-            .map(drop)
+        let mut cmd = Command::new("sleep");
+        cmd.arg("100").stdout(Stdio::piped());
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&in_child);
+        // SAFETY: the hook only calls `write`, which is async-signal-safe, on an fd this
+        // process keeps open until after the spawn.
+        unsafe {
+            cmd.as_std_mut().pre_exec(move || {
+                libc::write(fd, b"x".as_ptr().cast(), 1);
+                Ok(())
+            })
+        };
+        cmd.spawn().map(drop)
     });
     let e = r.expect("spawn panicked").unwrap_err();
     assert!(e.to_string().contains("outside an overlap runtime"), "{e}");
     assert_eq!(children(), "", "the child was left running");
     assert_eq!(open_fds(), before, "fds leaked by the failed spawn");
+    drop(in_child);
+    let mut started = Vec::new();
+    std::io::Read::read_to_end(&mut std::fs::File::from(forked), &mut started).unwrap();
+    assert!(
+        started.is_empty(),
+        "the program was started although spawn failed"
+    );
 }
 
 /// Fork failing (`RLIMIT_NPROC` reached, as an unprivileged user) is `EAGAIN` from spawn,

@@ -34,6 +34,8 @@ pub use coop::{consume_budget, coop_poll_proceed, unconstrained, Unconstrained};
 pub use executor::block_on_start_paused;
 pub use executor::{block_on, metrics, Builder, Handle, RemoteJoinHandle, Runtime, RuntimeGuard};
 pub use metrics::RuntimeMetrics;
+#[doc(hidden)]
+pub use reactor::check_io_runtime;
 pub use reactor::{
     own_waits, AsyncFd, AsyncFdReadyGuard, AsyncFdReadyMutGuard, AsyncFdTryNewError, Direction,
     Interest, OwnWaits, Ready, ReadyEvent, Registered, TryIoError,

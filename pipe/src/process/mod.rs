@@ -114,12 +114,16 @@ impl ExitWatch {
 }
 
 /// Spawns `cmd`. Piped stdio becomes async pipe ends in the returned [`Child`]. Must be
-/// called inside a runtime.
+/// called inside a runtime: outside one it fails with `ErrorKind::Other` before the
+/// program is started.
 ///
-/// Fails as [`Command::spawn`] does (`NotFound` for a missing program, with the kernel's
+/// Otherwise fails as [`Command::spawn`] does (`NotFound` for a missing program, with the kernel's
 /// error otherwise). Where the kernel lacks `pidfd_open` (Linux before 5.3) or a seccomp
 /// filter denies it, the exit is noticed through `SIGCHLD` instead.
 pub fn spawn(cmd: &mut std::process::Command) -> io::Result<Child> {
+    // Before the fork: outside a runtime the child's pipes and exit could not be watched,
+    // and the program must not run at all then (not run, and be killed).
+    overlap_runtime::check_io_runtime()?;
     register(cmd.spawn()?)
 }
 

@@ -170,11 +170,7 @@ impl<T: AsRawFd> AsyncFd<T> {
     ) -> Result<AsyncFd<T>, AsyncFdTryNewError<T>> {
         let fd = inner.as_raw_fd();
         let Some(reactor) = crate::executor::with_current(|core| core.reactor().clone()) else {
-            let error = io::Error::other(
-                "an I/O object (socket, pipe, AsyncFd) was created outside an overlap \
-                 runtime: create it inside `overlap::block_on`, `Runtime::block_on` or \
-                 `#[overlap::main]`",
-            );
+            let error = outside_runtime();
             return Err(AsyncFdTryNewError { inner, error });
         };
         match reactor.register(fd, interest) {
@@ -480,4 +476,20 @@ impl<T> std::error::Error for AsyncFdTryNewError<T> {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         Some(&self.error)
     }
+}
+
+/// The error of an I/O object made where no runtime is current on this thread.
+fn outside_runtime() -> io::Error {
+    io::Error::other(
+        "an I/O object (socket, pipe, AsyncFd) was created outside an overlap runtime: create \
+         it inside `overlap::block_on`, `Runtime::block_on` or `#[overlap::main]`",
+    )
+}
+
+/// Fails as making an I/O object would if no runtime is current on this thread: for code
+/// that must know before a step it cannot take back (`process::Command::spawn` forks and
+/// runs the program) whether the fds it will make can be registered.
+#[doc(hidden)]
+pub fn check_io_runtime() -> io::Result<()> {
+    crate::executor::with_current(|_| ()).ok_or_else(outside_runtime)
 }

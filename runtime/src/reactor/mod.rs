@@ -22,7 +22,7 @@ use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-pub use async_fd::{AsyncFd, AsyncFdTryNewError};
+pub use async_fd::{check_io_runtime, AsyncFd, AsyncFdTryNewError};
 pub use guard::{AsyncFdReadyGuard, AsyncFdReadyMutGuard, TryIoError};
 pub use interest::Interest;
 pub use own_wait::{own_waits, OwnWaits};
