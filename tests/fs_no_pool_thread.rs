@@ -85,16 +85,7 @@ fn a_seek_that_cannot_start_does_not_move_the_reader() {
 }
 
 fn set_nproc_soft(soft: libc::rlim_t) {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: valid rlimit buffers.
-    unsafe {
-        assert_eq!(libc::getrlimit(libc::RLIMIT_NPROC, &mut lim), 0);
-        lim.rlim_cur = soft.min(lim.rlim_max);
-        assert_eq!(libc::setrlimit(libc::RLIMIT_NPROC, &lim), 0);
-    }
+    support::set_soft_limit(libc::RLIMIT_NPROC, soft);
 }
 
 fn hard_nproc() -> libc::rlim_t {

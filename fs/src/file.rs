@@ -47,14 +47,19 @@ use crate::OpenOptions;
 /// space left on device (os error 28)` (a `File` made by [`from_std`](File::from_std) does
 /// not know its path). A write job fails after its `write` call returned `Ok`: the error
 /// is reported by the next operation on the `File` (a read, write, seek, `flush`, ...).
+/// The failed job may have written a prefix of its bytes (up to a file size limit, say);
+/// the rest, and every byte accepted after them and not yet written, are dropped with that
+/// one error, as they would land at the wrong offset: the file then holds what was
+/// written before the refused byte, and the next write goes on from the fd's offset.
 ///
 /// # Flush, drop and cancellation
 /// - [`flush`](futures_util::io::AsyncWriteExt::flush) waits until every accepted byte has
 ///   been written to the kernel (it does not `fsync`; see [`sync_all`](File::sync_all)) and
 ///   reports any write error. `close` is the same as `flush`; the fd closes on drop.
 /// - Dropping a `File` never loses accepted bytes: the job in flight finishes, and bytes
-///   not yet handed to a job are written by one more job, after it, in order. Errors from
-///   those writes are lost, so `flush` first when they matter. If the runtime is dropped
+///   not yet handed to a job are written by one more job, after it, in order, unless a
+///   write before them failed (see Errors above). Errors from those writes are lost, so
+///   `flush` first when they matter. If the runtime is dropped
 ///   while a write job is still queued, the bytes are written on the thread dropping the
 ///   runtime rather than lost; a `File` dropped outside any runtime writes on the dropping
 ///   thread too. A write job still running when the runtime is dropped is waited for by
@@ -515,6 +520,11 @@ impl Drop for File {
             if h.running {
                 // The write job in flight writes these after its own bytes.
                 h.orphans.extend_from_slice(&buf);
+                return;
+            }
+            if matches!(h.finished, Some(Err(_))) {
+                // The last write job failed and this `File` never saw it: these bytes follow
+                // refused ones, so they go unwritten (see `write_failed`).
                 return;
             }
         }

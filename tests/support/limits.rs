@@ -16,6 +16,21 @@ pub fn raise_nofile() -> u64 {
     lim.rlim_cur
 }
 
+/// Sets this process's soft limit on `resource` (`libc::RLIMIT_*`) to `soft`, capped at the
+/// hard limit.
+pub fn set_soft_limit(resource: libc::__rlimit_resource_t, soft: libc::rlim_t) {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `lim` is a valid rlimit to fill in, then to read.
+    unsafe {
+        assert_eq!(libc::getrlimit(resource, &mut lim), 0);
+        lim.rlim_cur = soft.min(lim.rlim_max);
+        assert_eq!(libc::setrlimit(resource, &lim), 0);
+    }
+}
+
 /// Sets the soft `RLIMIT_NOFILE`.
 pub fn set_soft_nofile(soft: u64) {
     set_soft_nofile_of(0, soft);

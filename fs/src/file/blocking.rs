@@ -100,6 +100,11 @@ impl WriteJob {
         loop {
             let orphans = {
                 let mut h = lock(&self.handoff);
+                // After refused bytes, a dropped `File`'s bytes would land at the wrong
+                // offset: they go unwritten, as they would have with the `File` alive.
+                if res.is_err() {
+                    h.orphans.clear();
+                }
                 if h.orphans.is_empty() {
                     h.running = false;
                     h.finished = Some(match &res {

@@ -85,6 +85,17 @@ impl File {
         });
     }
 
+    /// Takes in a write job's error. The job may have written a prefix of its bytes; the
+    /// rest are refused, and the bytes accepted after them go too (reported with this
+    /// error): written now, they would land right after the prefix, where the caller did
+    /// not put them.
+    fn write_failed(&mut self, e: io::Error) {
+        self.wbuf.clear();
+        // Keep the first error if two are pending.
+        let e = self.err(e, "write");
+        self.error.get_or_insert(e);
+    }
+
     /// Waits for the job in flight, if any, and folds its outcome in. Returns the result of
     /// a seek or truncation job (0 for the latter).
     ///
@@ -133,7 +144,7 @@ impl File {
                             self.never_ran = false;
                             match blocking::finished_write(&self.handoff) {
                                 Some(Ok(())) => {}
-                                Some(Err(written)) => self.error = Some(self.err(written, "write")),
+                                Some(Err(written)) => self.write_failed(written),
                                 None => {
                                     let handoff = self.handoff.clone();
                                     self.job = Some(InFlight {
@@ -170,9 +181,7 @@ impl File {
                 Done::Write { buf, res } => {
                     self.keep_wspare(buf);
                     if let Err(e) = res {
-                        // Keep the first error if two are pending.
-                        let e = self.err(e, "write");
-                        self.error.get_or_insert(e);
+                        self.write_failed(e);
                     }
                     None
                 }
