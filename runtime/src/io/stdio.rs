@@ -261,12 +261,29 @@ impl Target {
     fn write_all(self, bytes: &[u8]) -> io::Result<()> {
         match self {
             Target::Stdout => {
+                // Locked for order with `println!`, whose buffered bytes go first. Ours go
+                // straight to the fd, not through std's buffer: std keeps the bytes a failed
+                // write left there and writes them once the stream works again, after this
+                // job has reported them failed.
                 let mut out = io::stdout().lock();
-                write_all_waiting(&mut out, 1, bytes)?;
-                flush_waiting(&mut out, 1)
+                flush_waiting(&mut out, 1)?;
+                write_all_waiting(&mut RawFdWriter(1), 1, bytes)
             }
             Target::Stderr => write_all_waiting(&mut io::stderr().lock(), 2, bytes),
         }
+    }
+}
+
+/// Unbuffered writes to a standard stream's fd.
+struct RawFdWriter(i32);
+
+impl Write for RawFdWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        crate::sys::fd::write(self.0, buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
     }
 }
 

@@ -25,6 +25,7 @@ macro_rules! syscall {
 pub(crate) mod affinity;
 pub(crate) mod epoll;
 pub(crate) mod eventfd;
+pub(crate) mod fd;
 pub(crate) mod poll;
 pub(crate) mod signal;
 pub(crate) mod timerslack;
