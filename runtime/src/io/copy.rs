@@ -136,6 +136,18 @@ pub(super) fn flush_if<W: AsyncWrite + ?Sized>(
     Poll::Ready(Ok(()))
 }
 
+/// A read's result, with a count larger than the `room` it was given turned into an
+/// `InvalidData` error: the bytes past the real ones would be whatever the buffer held.
+pub(super) fn checked_read(res: io::Result<usize>, room: usize) -> io::Result<usize> {
+    match res {
+        Ok(n) if n > room => Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "the source claimed to read more bytes than the buffer holds",
+        )),
+        res => res,
+    }
+}
+
 /// Writes some of `buf` to `to`: retries `Interrupted`, and turns a write that takes no
 /// bytes into a `WriteZero` error (a copy would loop on it for ever), and one that claims
 /// more than `buf` into an `InvalidData` error (a copy's position would pass its end).

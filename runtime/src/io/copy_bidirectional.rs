@@ -160,14 +160,8 @@ impl Direction {
                     Poll::Ready(()) => from.as_mut().poll_read(cx, &mut self.buf),
                     Poll::Pending => Poll::Pending,
                 };
-                match read {
+                match read.map(|res| super::copy::checked_read(res, self.buf.len())) {
                     Poll::Ready(Ok(0)) => self.read_eof = true,
-                    Poll::Ready(Ok(n)) if n > self.buf.len() => {
-                        return Poll::Ready(Err(io::Error::new(
-                            io::ErrorKind::InvalidData,
-                            "the source claimed to read more bytes than the buffer holds",
-                        )))
-                    }
                     Poll::Ready(Ok(n)) => (self.pos, self.end) = (0, n),
                     Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => continue,
                     Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),

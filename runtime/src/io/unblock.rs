@@ -205,15 +205,10 @@ impl<T: Send + 'static> Unblock<T> {
             State::Reading(job) => {
                 let done = ready!(Pin::new(job).poll(cx));
                 self.state = State::Lost;
-                let (inner, buf, mut res) = done.map_err(job_failed)??;
+                let (inner, buf, res) = done.map_err(job_failed)??;
                 // A reader claiming more than it was given: what the buffer holds past its
                 // real bytes is from earlier jobs, so none of it is handed out.
-                if matches!(res, Ok(n) if n > buf.len()) {
-                    res = Err(io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        "the source claimed to read more bytes than the buffer holds",
-                    ));
-                }
+                let res = super::copy::checked_read(res, buf.len());
                 let filled = *res.as_ref().unwrap_or(&0);
                 self.state = State::Idle {
                     inner,

@@ -115,7 +115,8 @@ impl<R: AsyncRead + Unpin + ?Sized, T, const N: usize> Future for ReadInt<'_, R,
         let this = &mut *self;
         while this.filled < N {
             let room = &mut this.buf[this.filled..];
-            match ready!(Pin::new(&mut *this.reader).poll_read(cx, room)) {
+            let read = ready!(Pin::new(&mut *this.reader).poll_read(cx, room));
+            match crate::io::copy::checked_read(read, room.len()) {
                 Ok(0) => {
                     return Poll::Ready(Err(io::Error::new(
                         io::ErrorKind::UnexpectedEof,
@@ -123,12 +124,6 @@ impl<R: AsyncRead + Unpin + ?Sized, T, const N: usize> Future for ReadInt<'_, R,
                             "the stream ended after {} of the {N} bytes of a number",
                             this.filled
                         ),
-                    )))
-                }
-                Ok(n) if n > room.len() => {
-                    return Poll::Ready(Err(io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        "the source claimed to read more bytes than the buffer holds",
                     )))
                 }
                 Ok(n) => this.filled += n,
