@@ -19,6 +19,7 @@ mod coop;
 mod executor;
 pub mod io;
 mod metrics;
+mod poison;
 mod reactor;
 pub mod signal;
 mod slab;

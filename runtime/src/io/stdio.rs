@@ -7,13 +7,14 @@ use std::future::Future;
 use std::io::{self, Read, Write};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
-use std::sync::{Mutex, MutexGuard, TryLockError};
+use std::sync::{Mutex, TryLockError};
 use std::task::{ready, Context, Poll};
 
 use futures_util::io::{AsyncRead, AsyncWrite};
 
 use crate::blocking::completion::{completion, Receiver as Completion, Sender as CompletionSender};
 use crate::blocking::spawn_blocking_or_error;
+use crate::poison::lock;
 use crate::task::{JoinError, JoinHandle};
 
 /// How much one job reads or writes at most.
@@ -199,11 +200,6 @@ impl Pending {
             writing: Mutex::new(()),
         }
     }
-}
-
-/// Locks `m`, also when poisoned: a write that panicked leaves the queue consistent.
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Target {

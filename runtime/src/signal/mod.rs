@@ -214,7 +214,7 @@ impl Signal {
         if self.take_arrival() {
             return Poll::Ready(Some(()));
         }
-        *registry::lock(&self.listener.waker) = Some(cx.waker().clone());
+        *crate::poison::lock(&self.listener.waker) = Some(cx.waker().clone());
         // The runtime polling this may not be the one that made it (which may be gone): make
         // sure this one reads the pipe too. Best effort: if it cannot start a reader (out of
         // fds), another runtime's reader still wakes this listener.

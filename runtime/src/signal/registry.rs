@@ -14,7 +14,7 @@ use std::io;
 use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, Weak};
 use std::task::Waker;
 
 use crate::sys::signal as sys;
@@ -58,10 +58,7 @@ static PIPE_WRITE: AtomicI32 = AtomicI32::new(-1);
 /// The self-pipe's read end, which each runtime's reader duplicates; made on first use.
 static GLOBAL: Mutex<Option<OwnedFd>> = Mutex::new(None);
 
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // Every critical section here leaves its data consistent: a poisoned lock is usable.
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
+use crate::poison::lock;
 
 extern "C" fn handler(signum: libc::c_int) {
     if let Some(slot) = usize::try_from(signum).ok().and_then(|i| SLOTS.get(i)) {
