@@ -142,7 +142,7 @@ impl Drop for BarrierWait<'_> {
             if round == self.barrier.round.get() {
                 // Still waiting for its round: take the arrival back.
                 self.barrier.arrived.set(self.barrier.arrived.get() - 1);
-                drop(self.barrier.waiters.remove(&w));
+                drop(self.barrier.waiters.remove(w));
             }
         }
     }

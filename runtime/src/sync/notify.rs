@@ -292,8 +292,10 @@ impl Wait {
     fn finish(&mut self, notify: &Notify) {
         self.done = true;
         if let Some(w) = self.waiter.take() {
-            if !w.is_chosen() {
-                drop(notify.waiters.remove(&w));
+            if w.is_chosen() {
+                notify.waiters.recycle(w);
+            } else {
+                drop(notify.waiters.remove(w));
             }
         }
     }
@@ -311,7 +313,7 @@ impl Wait {
             // Chosen by `notify_one` but never completed: the next in line gets it.
             notify.notify_one();
         } else {
-            drop(notify.waiters.remove(&w));
+            drop(notify.waiters.remove(w));
         }
     }
 }

@@ -288,11 +288,11 @@ impl Semaphore {
         wanted: usize,
         cx: &mut Context<'_>,
     ) -> Poll<Result<(), AcquireError>> {
-        if let Some(w) = waiter {
-            if w.is_chosen() {
-                *waiter = None;
-                return Poll::Ready(Ok(()));
+        if waiter.as_ref().is_some_and(|w| w.is_chosen()) {
+            if let Some(w) = waiter.take() {
+                self.waiters.recycle(w);
             }
+            return Poll::Ready(Ok(()));
         }
         if self.closed.get() {
             // Not granted: closing took it out of the line already.
@@ -317,7 +317,7 @@ impl Semaphore {
         if w.is_chosen() {
             self.release(w.wanted());
         } else {
-            let waker = self.waiters.remove(&w);
+            let waker = self.waiters.remove(w);
             self.grant();
             drop(waker);
         }

@@ -56,12 +56,21 @@ impl Waiter {
 /// entries outnumber the live ones (then all at once). Every timed-out or `select!`-ed away
 /// wait leaves this way, so walking the line for each would make `n` of them cost `n²`.
 /// The front entry is never a gone one, so the first in line is always at hand.
+///
+/// A waiter cell that leaves the line for good goes back to a few spares kept by the queue,
+/// so a wait that is given up (a `select!` branch not taken) allocates nothing once the
+/// queue has been in use.
 #[derive(Default)]
 pub(super) struct WaitQueue {
     line: RefCell<VecDeque<Rc<Waiter>>>,
     /// How many entries of `line` are gone.
     gone: Cell<usize>,
+    /// Waiter cells nobody else holds, with no waker, ready for the next to join.
+    spares: RefCell<Vec<Rc<Waiter>>>,
 }
+
+/// Spare waiter cells kept per queue (see [`WaitQueue::recycle`]).
+const SPARES: usize = 4;
 
 impl WaitQueue {
     /// An empty line (usable in a `const` context).
@@ -69,6 +78,7 @@ impl WaitQueue {
         WaitQueue {
             line: RefCell::new(VecDeque::new()),
             gone: Cell::new(0),
+            spares: RefCell::new(Vec::new()),
         }
     }
 
@@ -98,15 +108,43 @@ impl WaitQueue {
     }
 
     fn join(&self, waker: Option<Waker>, wanted: usize) -> Rc<Waiter> {
-        let w = Rc::new(Waiter {
+        let fresh = Waiter {
             waker: Slot(RefCell::new(waker)),
             chosen: Cell::new(false),
             from_back: Cell::new(false),
             gone: Cell::new(false),
             wanted,
-        });
+        };
+        let spare = self.spares.borrow_mut().pop();
+        let w = match spare {
+            Some(mut w) => {
+                // A spare is held by nothing else (`recycle`) and has no waker, so
+                // overwriting it runs no user code.
+                if let Some(cell) = Rc::get_mut(&mut w) {
+                    *cell = fresh;
+                    w
+                } else {
+                    Rc::new(fresh)
+                }
+            }
+            None => Rc::new(fresh),
+        };
         self.line.borrow_mut().push_back(w.clone());
         w
+    }
+
+    /// Takes back a waiter cell its holder is done with (chosen, or out of the line), to
+    /// reuse for the next to join, if nothing else holds it and it keeps no waker; otherwise
+    /// it is simply dropped. The holder has taken and dropped any waker first, so this runs
+    /// no user code.
+    pub(super) fn recycle(&self, waiter: Rc<Waiter>) {
+        if Rc::strong_count(&waiter) != 1 || waiter.waker.0.borrow().is_some() {
+            return;
+        }
+        let mut spares = self.spares.borrow_mut();
+        if spares.len() < SPARES {
+            spares.push(waiter);
+        }
     }
 
     /// How many units the first in line wants, if anyone waits.
@@ -142,7 +180,7 @@ impl WaitQueue {
     /// cheap to drop. Returns the waiter's waker, for the caller to drop once its own state
     /// is settled and nothing is borrowed: the drop is user code, which may use this queue.
     #[must_use = "the waker is dropped by the caller once nothing is borrowed"]
-    pub(super) fn remove(&self, waiter: &Rc<Waiter>) -> Option<Waker> {
+    pub(super) fn remove(&self, waiter: Rc<Waiter>) -> Option<Waker> {
         if waiter.chosen.get() || waiter.gone.replace(true) {
             return None;
         }
@@ -150,8 +188,11 @@ impl WaitQueue {
         // caller's state around it): the caller drops it once nothing is borrowed.
         let waker = waiter.take_waker();
         let mut line = self.line.borrow_mut();
-        if line.back().is_some_and(|w| Rc::ptr_eq(w, waiter)) {
+        if line.back().is_some_and(|w| Rc::ptr_eq(w, &waiter)) {
+            // The common case (the latest to join gives up first): the cell is reused.
             line.pop_back();
+            drop(line);
+            self.recycle(waiter);
             return waker;
         }
         self.gone.set(self.gone.get() + 1);
@@ -328,8 +369,8 @@ mod tests {
         let mut left: Vec<usize> = Vec::new();
         for (i, w) in waiters.iter().enumerate() {
             if i % 3 == 0 || i == 999 {
-                drop(queue.remove(w));
-                drop(queue.remove(w)); // twice is harmless
+                drop(queue.remove(w.clone()));
+                drop(queue.remove(w.clone())); // twice is harmless
                 left.push(w.wanted());
             }
             let stored = queue.line.borrow().len();
@@ -348,7 +389,7 @@ mod tests {
             assert!(queue.choose_first().is_some());
             if let Some(w) = waiters.iter().find(|w| w.wanted() == first + 500) {
                 if !w.is_chosen() && expected.contains(&w.wanted()) {
-                    drop(queue.remove(w));
+                    drop(queue.remove(w.clone()));
                     expected.retain(|&n| n != w.wanted());
                 }
             }
@@ -360,7 +401,7 @@ mod tests {
         let w = queue.push(Waker::noop());
         let later = queue.push(Waker::noop());
         assert!(queue.choose_first().is_some());
-        drop(queue.remove(&w));
+        drop(queue.remove(w.clone()));
         assert_eq!(queue.len(), 1);
         assert!(Rc::ptr_eq(&queue.line.borrow()[0], &later));
     }
@@ -372,9 +413,9 @@ mod tests {
         let w: Vec<_> = (1..=5)
             .map(|n| queue.push_wanting(Waker::noop(), n))
             .collect();
-        drop(queue.remove(&w[1])); // gone, in the middle
-        drop(queue.remove(&w[3])); // gone, in the middle
-        drop(queue.remove(&w[4])); // popped: the gone 4 is now at the back
+        drop(queue.remove(w[1].clone())); // gone, in the middle
+        drop(queue.remove(w[3].clone())); // gone, in the middle
+        drop(queue.remove(w[4].clone())); // popped: the gone 4 is now at the back
         assert_eq!(queue.len(), 2);
         assert!(queue.choose_last().is_some());
         assert!(w[2].is_chosen() && w[2].chosen_from_back());
@@ -387,6 +428,38 @@ mod tests {
         let idle = queue.push_unwoken();
         assert!(matches!(queue.choose_first(), Some(None)));
         assert!(idle.is_chosen() && !idle.chosen_from_back());
+    }
+
+    /// A wait given up from the back of the line, or chosen and done, leaves its cell to
+    /// the next to join, reset; a cell someone still holds is never reused.
+    #[test]
+    fn cells_that_left_the_line_are_reused_fresh() {
+        let queue = WaitQueue::default();
+        let first = queue.push_wanting(Waker::noop(), 3);
+        let addr = Rc::as_ptr(&first);
+        drop(queue.remove(first));
+        let again = queue.push_unwoken();
+        assert_eq!(Rc::as_ptr(&again), addr, "the given-up cell is reused");
+        assert_eq!(again.wanted(), 1);
+        assert!(!again.is_chosen() && !again.gone.get());
+        // Chosen from the back, then done with: reused, with its marks cleared.
+        assert!(queue.choose_last().is_some());
+        assert!(again.chosen_from_back());
+        queue.recycle(again);
+        let third = queue.push(Waker::noop());
+        assert_eq!(Rc::as_ptr(&third), addr);
+        assert!(!third.is_chosen() && !third.chosen_from_back());
+        assert!(third.waker.0.borrow().is_some());
+        // Still held elsewhere (a clone), or still holding a waker: not taken as a spare.
+        let held = third.clone();
+        assert!(queue.choose_first().is_some());
+        queue.recycle(third);
+        let w = queue.push(Waker::noop());
+        assert_ne!(Rc::as_ptr(&w), addr);
+        queue.recycle(w.clone());
+        assert!(queue.spares.borrow().is_empty());
+        drop(held);
+        assert_eq!(queue.len(), 1);
     }
 
     #[test]

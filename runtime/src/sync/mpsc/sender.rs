@@ -359,7 +359,9 @@ impl<'a, T> SlotWait<'a, T> {
         match &self.waiter {
             Some(w) if w.is_chosen() => {
                 // Chosen: the slots were reserved for it when it was woken.
-                self.waiter = None;
+                if let Some(w) = self.waiter.take() {
+                    chan.waiters.recycle(w);
+                }
                 return Poll::Ready(true);
             }
             Some(w) => {
@@ -400,7 +402,7 @@ impl<T> Drop for SlotWait<'_, T> {
                 // Woken for slots it will not fill: the next in line gets them.
                 chan.reserved -= w.wanted();
             } else {
-                left = chan.waiters.remove(&w);
+                left = chan.waiters.remove(w);
             }
             // Either way the line may move: given-back slots, or a first waiter that left
             // while the one behind it (wanting fewer slots) fits.
