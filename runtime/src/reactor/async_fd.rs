@@ -121,7 +121,9 @@ impl<T: AsRawFd> AsyncFd<T> {
 
     /// Registers `inner`'s fd for the directions of `interest` only: a write-only fd (a
     /// pipe's write end, say) registered with [`Interest::WRITABLE`] makes the loop deliver
-    /// no read events for it. Errors and hang-ups are reported whatever the interest.
+    /// no read events for it. Errors and hang-ups are reported whatever the interest
+    /// ([`Interest::ERROR`] adds nothing to a registration; [`Interest::PRIORITY`] asks for
+    /// `EPOLLPRI`).
     ///
     /// A wait in a direction outside `interest` ends only with an error or a hang-up.
     ///
@@ -341,6 +343,14 @@ impl<T: AsRawFd> AsyncFd<T> {
     /// Clearing the guard clears all it saw; after an operation in one direction only, use
     /// [`clear_ready_matching`](AsyncFdReadyGuard::clear_ready_matching) so the other
     /// direction's readiness stays.
+    ///
+    /// [`Interest::ERROR`] waits for an error only (`EPOLLERR`: a TCP reset, an ICMP error
+    /// on a connected UDP socket), however readable or writable the fd is meanwhile, and
+    /// [`Interest::PRIORITY`] for priority data (`EPOLLPRI`); see [`Interest`]. After
+    /// handling either (taking the error with `SO_ERROR` or a failing call, reading the
+    /// urgent byte with `MSG_OOB`, re-reading the changed sysfs file), clear the guard, so
+    /// the next such wait sleeps until the kernel signals again: a newer edge that arrived
+    /// meanwhile is kept, as for reads and writes.
     ///
     /// ```
     /// use overlap::AsyncFd;

@@ -1,10 +1,15 @@
 //! The epoll reactor: one slot per registered fd, woken per direction.
 //!
 //! Every fd is registered once, edge-triggered, for read, write, peer-half-close and priority
-//! data (`EPOLLPRI`, kept as a sticky note on read readiness, never readiness alone). An edge
-//! only *adds* readiness bits to the fd's slot and wakes the task(s) waiting on the matching
-//! direction; bits are removed only when an operation hits `EAGAIN` (or reads short) and no
-//! newer edge arrived since it looked (the slot's `tick`).
+//! data (`EPOLLPRI`: read readiness with a sticky note for readers, and readiness of its own
+//! for priority waiters); errors come whatever is asked. An edge only *adds* readiness bits
+//! to the fd's slot and wakes the task(s) waiting on the matching direction; bits are removed
+//! only when an operation hits `EAGAIN` (or reads short) and no newer edge arrived since it
+//! looked (the slot's `tick`).
+//!
+//! Read and write waiters (nearly all of them) have a slot each in `ScheduledIo`; priority
+//! and error waiters, rare, live only in the `others` and `owned` lists, which an edge walks
+//! only when they are not empty: an fd nobody waits on that way pays nothing for them.
 
 mod async_fd;
 mod guard;
@@ -45,9 +50,11 @@ struct ScheduledIo {
     reader: Option<Waker>,
     writer: Option<Waker>,
     /// Further waiters, each once: a task (or future) whose waker was displaced from
-    /// `reader`/`writer` by another's. All are woken with the direction's next edge, so
+    /// `reader`/`writer` by another's, and the priority and error waiters of poll functions
+    /// (which have no slot of their own). All are woken with the direction's next edge, so
     /// neither a second waiter nor one that gave up (a `peek` cancelled by a timeout, whose
-    /// waker stays behind) strands the first. Empty unless two wait on one direction.
+    /// waker stays behind) strands the first. Empty unless two wait on one direction, or a
+    /// poll function waits for priority data or an error.
     others: Vec<(Direction, Waker)>,
     /// Waiters that own their entry (futures made by [`own_waits`], such as every I/O
     /// `async fn`): kept until the future drops, its waker taken by each edge.
@@ -92,7 +99,8 @@ impl ScheduledIo {
         }
     }
 
-    /// The readiness known in direction `dir` (with the priority note for reads), if any.
+    /// The readiness known in direction `dir` (with the priority note for reads, and
+    /// `PRIORITY` shown for a priority edge), if any.
     fn event(&self, dir: Direction) -> Option<ReadyEvent> {
         let ready = self.readiness & dir.interest();
         if ready.is_empty() {
@@ -100,7 +108,8 @@ impl ScheduledIo {
         }
         let note = match dir {
             Direction::Read => self.readiness & Ready::PRIORITY,
-            Direction::Write => Ready::EMPTY,
+            Direction::Priority if ready.intersects(Ready::PRIORITY_EDGE) => Ready::PRIORITY,
+            _ => Ready::EMPTY,
         };
         Some(ReadyEvent {
             ready: ready | note,
@@ -238,7 +247,8 @@ impl Reactor {
 
     /// Polls readiness for one direction, storing `cx`'s waker: in the polling future's own
     /// entry inside an [`OwnWaits`], else in the direction's slot (another task's waker,
-    /// already there, moves to `others`).
+    /// already there, moves to `others`), or, for priority and error waits, which have no
+    /// slot, in `others`.
     pub(crate) fn poll_ready(
         self: &Rc<Self>,
         key: IoKey,
@@ -261,15 +271,29 @@ impl Reactor {
             drop(displaced);
             return Poll::Pending;
         }
+        let (mut dropped, mut dropped_old, mut evicted) = (None, None, None);
         let slot = match dir {
             Direction::Read => &mut io.reader,
             Direction::Write => &mut io.writer,
+            Direction::Priority | Direction::Error => {
+                // Rare waits have no slot of their own: straight into `others`, once.
+                if io
+                    .others
+                    .iter()
+                    .any(|(d, w)| *d == dir && w.will_wake(waker))
+                {
+                    return Poll::Pending;
+                }
+                let evicted = push_other(&mut io.others, dir, waker.clone());
+                drop(slots);
+                self.set_aside(evicted);
+                return Poll::Pending;
+            }
         };
         let displaced = match slot {
             Some(w) if w.will_wake(cx.waker()) => return Poll::Pending,
             _ => slot.replace(cx.waker().clone()),
         };
-        let (mut dropped, mut dropped_old, mut evicted) = (None, None, None);
         if let Some(old) = displaced {
             // Each waiter once: the new one leaves `others` (it is in the slot now), the
             // displaced one joins it unless it is there already.
@@ -283,13 +307,7 @@ impl Reactor {
             if others.iter().any(|(d, w)| *d == dir && w.will_wake(&old)) {
                 dropped_old = Some(old);
             } else {
-                if others.len() >= MAX_OTHERS {
-                    // A future polled with a new waker each time (a `FuturesUnordered` made
-                    // afresh in a select loop) would add one per poll until the next edge:
-                    // the oldest is set aside (see below), so the list stays bounded.
-                    evicted = Some(others.remove(0).1);
-                }
-                others.push((dir, old));
+                evicted = push_other(others, dir, old);
             }
         }
         // Dropped (and woken) after the slots are released: a waker's drop is user code,
@@ -297,17 +315,22 @@ impl Reactor {
         drop(slots);
         drop(dropped);
         drop(dropped_old);
+        self.set_aside(evicted);
+        Poll::Pending
+    }
+
+    /// Keeps a waiter let go from a full `others` list for the next turn. Not woken here:
+    /// it would poll again, evict the next, and so on, while the fd stays idle. Unless too
+    /// many wait for it (a future polled with a fresh waker many times between turns):
+    /// those are woken now. Call with the slots released.
+    fn set_aside(&self, evicted: Option<Waker>) {
         if let Some(w) = evicted {
-            // Not woken here: it would poll again, evict the next, and so on, while the fd
-            // stays idle. Kept for the next turn, unless too many wait for it (a future
-            // polled with a fresh waker many times between turns): those are woken now.
             let mut list = self.evicted.borrow_mut();
             list.push(w);
             let flush = (list.len() >= MAX_EVICTED).then(|| std::mem::take(&mut *list));
             drop(list);
             wake_each(flush.into_iter().flatten());
         }
-        Poll::Pending
     }
 
     /// Stores `waker` in the entry `entries` own for `key` and `dir`, made on first use.
@@ -457,6 +480,16 @@ impl Reactor {
         *self.to_wake.borrow_mut() = to_wake;
         Ok((delivered, woke_remote))
     }
+}
+
+/// Adds `waker` to `others`; returns the oldest waiter if the list was full, to be set
+/// aside (see `Reactor::set_aside`). A future polled with a new waker each time (a
+/// `FuturesUnordered` made afresh in a select loop) would add one per poll until the next
+/// edge: so the list stays bounded.
+fn push_other(others: &mut Vec<(Direction, Waker)>, dir: Direction, waker: Waker) -> Option<Waker> {
+    let evicted = (others.len() >= MAX_OTHERS).then(|| others.remove(0).1);
+    others.push((dir, waker));
+    evicted
 }
 
 /// Wakes each waker; one that panics is caught, so it can neither take the runtime down nor

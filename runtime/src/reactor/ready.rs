@@ -9,11 +9,18 @@ use std::ops;
 /// `WRITE_CLOSED` (`EPOLLHUP`) stay set: once seen, reads keep returning 0 and writes keep
 /// failing without waiting. Only for an fd whose hang-up may end (a FIFO whose writers all
 /// left can get a new one; see `AsyncFd::set_hangup_may_end`) does an operation in that
-/// direction failing with `WouldBlock` clear them, since it proves the hang-up is over. `ERROR` (`EPOLLERR`) wakes both directions, so the next
+/// direction failing with `WouldBlock` clear them, since it proves the hang-up is over.
+/// `ERROR` (`EPOLLERR`) wakes the waits of every [`Interest`](crate::io::Interest), and is
+/// all that ends an [`Interest::ERROR`](crate::io::Interest::ERROR) wait, so the next
 /// syscall reports the error; it is cleared with the readiness after a `WouldBlock`, which
 /// proves the error was consumed (a UDP socket is usable again after an ICMP error).
-/// `PRIORITY` (`EPOLLPRI`) is never cleared, and is only a note on read readiness, not
-/// readiness itself.
+///
+/// `PRIORITY` (`EPOLLPRI`) means two things, by the wait that reports it. To a
+/// [`Interest::PRIORITY`](crate::io::Interest::PRIORITY) wait it is readiness: priority
+/// data was signalled since that readiness was last cleared, and clearing the guard's
+/// readiness makes the next such wait sleep until the kernel signals it again. To a
+/// `READABLE` wait it is a note that is never cleared: priority data was signalled at some
+/// point, so a short read no longer proves the queue drained (see [`Ready::PRIORITY`]).
 #[derive(Clone, Copy, PartialEq, Eq, Default)]
 pub struct Ready(u8);
 
@@ -30,11 +37,18 @@ impl Ready {
     pub const WRITE_CLOSED: Ready = Ready(8);
     /// An error is pending on the fd (`EPOLLERR`).
     pub const ERROR: Ready = Ready(16);
-    /// Priority data was signalled at some point (`EPOLLPRI`: TCP urgent data, a sysfs
-    /// attribute change). It comes with `READABLE`, and stays afterwards as a note on the
-    /// fd's read readiness: a reader that reads up to a TCP urgent mark gets less than is
-    /// queued, so once this is set a short read no longer proves the queue drained.
+    /// Priority data was signalled (`EPOLLPRI`: TCP urgent data, a sysfs attribute or
+    /// `/proc/self/mounts` change). To an [`Interest::PRIORITY`](crate::io::Interest::PRIORITY)
+    /// wait, it is what ended the wait (cleared with the guard's readiness). To a read
+    /// wait, it is a note that stays for good once priority data was ever signalled: a
+    /// reader that reads up to a TCP urgent mark gets less than is queued, so once this is
+    /// set a short read no longer proves the queue drained. Priority data also makes the
+    /// fd `READABLE`.
     pub const PRIORITY: Ready = Ready(32);
+
+    /// Priority data signalled since a priority waiter last cleared it: the clearable twin
+    /// of the sticky `PRIORITY` note, never shown to users (see [`ReadyEvent::ready`]).
+    pub(crate) const PRIORITY_EDGE: Ready = Ready(64);
 
     /// Both halves closed.
     pub(crate) const BOTH_CLOSED: Ready = Ready(4 | 8);
@@ -42,8 +56,12 @@ impl Ready {
     pub(crate) const READ_INTEREST: Ready = Ready(1 | 4 | 16);
     /// What a writer waits for.
     pub(crate) const WRITE_INTEREST: Ready = Ready(2 | 8 | 16);
+    /// What a priority waiter waits for.
+    pub(crate) const PRIORITY_INTEREST: Ready = Ready(64 | 4 | 16);
+    /// What an error waiter waits for.
+    pub(crate) const ERROR_INTEREST: Ready = Ready(16);
     /// Bits that `clear_ready` may remove.
-    pub(crate) const CLEARABLE: Ready = Ready(1 | 2 | 16);
+    pub(crate) const CLEARABLE: Ready = Ready(1 | 2 | 16 | 64);
 
     pub(crate) fn from_epoll(events: u32) -> Ready {
         let mut r = 0;
@@ -51,7 +69,7 @@ impl Ready {
             r |= Self::READABLE.0;
         }
         if events & libc::EPOLLPRI as u32 != 0 {
-            r |= Self::PRIORITY.0;
+            r |= Self::PRIORITY.0 | Self::PRIORITY_EDGE.0;
         }
         if events & libc::EPOLLOUT as u32 != 0 {
             r |= Self::WRITABLE.0;
@@ -170,28 +188,40 @@ impl ReadyEvent {
         }
     }
 
-    /// The event limited to the bits of `ready`.
+    /// The event limited to the bits of `ready` (`PRIORITY` standing for the priority
+    /// readiness too, so clearing it after a priority wait clears what that wait saw).
     pub(crate) fn only(self, ready: Ready) -> ReadyEvent {
+        let mask = if ready.intersects(Ready::PRIORITY) {
+            ready | Ready::PRIORITY_EDGE
+        } else {
+            ready
+        };
         ReadyEvent {
-            ready: self.ready & ready,
+            ready: self.ready & mask,
             tick: self.tick,
         }
     }
 
-    /// The readiness seen, limited to the direction that was polled (with
-    /// [`Ready::PRIORITY`] as a note on read readiness).
+    /// The readiness seen, limited to the direction that was polled: with
+    /// [`Ready::PRIORITY`] as a note on read readiness, and as the readiness itself for a
+    /// priority wait.
     pub fn ready(&self) -> Ready {
-        self.ready
+        self.ready - Ready::PRIORITY_EDGE
     }
 }
 
-/// Which half of an fd a task waits on.
+/// What a task waits on in an fd: one of the kinds of readiness of an
+/// [`Interest`](crate::io::Interest).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Direction {
     /// Readable, read side closed, or an error.
     Read,
     /// Writable, write side closed, or an error.
     Write,
+    /// Priority data (`EPOLLPRI`), read side closed, or an error.
+    Priority,
+    /// An error (`EPOLLERR`) only: read or write readiness does not count.
+    Error,
 }
 
 impl Direction {
@@ -199,6 +229,8 @@ impl Direction {
         match self {
             Direction::Read => Ready::READ_INTEREST,
             Direction::Write => Ready::WRITE_INTEREST,
+            Direction::Priority => Ready::PRIORITY_INTEREST,
+            Direction::Error => Ready::ERROR_INTEREST,
         }
     }
 }
