@@ -69,12 +69,44 @@ fn a_priority_wait_ends_on_urgent_data_and_not_on_plain_data() {
             !ready.is_readable(),
             "a priority wait reports priority: {ready:?}"
         );
-        assert_eq!(recv_urgent(&*ours).unwrap(), b'!');
+        // No read clears priority readiness: `try_io` does, once the call would block.
+        assert_eq!(
+            ours.try_io(Interest::PRIORITY, oob_of(&ours)).unwrap(),
+            b'!'
+        );
+        assert!(ours.ready(Interest::PRIORITY).await.unwrap().is_priority());
+        let err = ours.try_io(Interest::PRIORITY, oob_of(&ours)).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::WouldBlock);
+        assert!(
+            poll_once(Box::pin(ours.ready(Interest::PRIORITY)))
+                .await
+                .is_pending(),
+            "priority readiness outlived a WouldBlock in try_io"
+        );
         // The plain data is still there for a reader.
         let mut buf = [0u8; 5];
         (&*ours).read_exact(&mut buf).await.unwrap();
         assert_eq!(&buf, b"plain");
+
+        // `async_io` waits for the next urgent byte.
+        let next = overlap::spawn({
+            let ours = ours.clone();
+            async move { ours.async_io(Interest::PRIORITY, oob_of(&ours)).await }
+        });
+        settle().await;
+        assert!(!next.is_finished());
+        send_urgent(peer.as_raw_fd(), b'?');
+        let got = within(HANG, next, "async_io missed the urgent byte").await;
+        assert_eq!(got.unwrap().unwrap(), b'?');
     });
+}
+
+/// `recv(MSG_OOB)` on `sock`, saying `WouldBlock` when no urgent byte is there (`EINVAL`).
+fn oob_of(sock: &TcpStream) -> impl FnMut() -> io::Result<u8> + '_ {
+    move || match recv_urgent(sock) {
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => Err(ErrorKind::WouldBlock.into()),
+        res => res,
+    }
 }
 
 /// Through `AsyncFd`, whose guard can clear: once the urgent byte is read and the guard

@@ -337,13 +337,47 @@ macro_rules! impl_readiness {
                  until there is news. Cancel-safe.\n\n\
                  Read-closed and write-closed stay once seen: after them the calls return \
                  at once (end of file, or an error), so a loop must stop asking for that \
-                 direction."
+                 direction.\n\n\
+                 [`Interest::ERROR`](overlap_runtime::Interest::ERROR) waits for an error \
+                 only (a TCP reset, an ICMP error), however readable or writable the socket \
+                 is meanwhile; [`Interest::PRIORITY`](overlap_runtime::Interest::PRIORITY) \
+                 for TCP urgent data. Both stay reported until a call takes the error (or \
+                 `recv(MSG_OOB)` the urgent byte) and a later one says `WouldBlock`."
                     )]
             pub async fn ready(
                 &self,
                 interest: overlap_runtime::Interest,
             ) -> ::std::io::Result<overlap_runtime::Ready> {
                 self.io.ready(interest).await.map(|guard| guard.ready())
+            }
+
+            /// Runs `f` (a non-blocking call on this socket: `recv(MSG_OOB)`, a
+            /// `getsockopt`, ...) now if the socket is known to be ready in a direction of
+            /// `interest`, else fails with `WouldBlock` without calling it. If `f` fails with
+            /// `WouldBlock`, the readiness seen is cleared (unless a newer edge arrived), so
+            /// the next [`ready`](Self::ready) for it sleeps until the kernel signals again.
+            /// tokio's `try_io`: the way to clear [`Interest::PRIORITY`] readiness once the
+            /// urgent byte is read, which no read call clears.
+            ///
+            /// [`Interest::PRIORITY`]: overlap_runtime::Interest::PRIORITY
+            pub fn try_io<R>(
+                &self,
+                interest: overlap_runtime::Interest,
+                f: impl FnOnce() -> ::std::io::Result<R>,
+            ) -> ::std::io::Result<R> {
+                self.io.try_io(interest, |_| f())
+            }
+
+            /// Waits for readiness in a direction of `interest` and runs `f`, again after
+            /// each `WouldBlock` (which clears the readiness seen) or `Interrupted`, until it
+            /// returns anything else: tokio's `async_io` (see [`try_io`](Self::try_io)).
+            /// Cancel-safe as long as `f` does nothing when it says `WouldBlock`.
+            pub async fn async_io<R>(
+                &self,
+                interest: overlap_runtime::Interest,
+                mut f: impl FnMut() -> ::std::io::Result<R>,
+            ) -> ::std::io::Result<R> {
+                self.io.async_io(interest, |_| f()).await
             }
 
             #[doc = concat!(
