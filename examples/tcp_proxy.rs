@@ -13,7 +13,9 @@
 //! descriptors: connections beyond what `RLIMIT_NOFILE` allows wait in the listen backlog
 //! (instead of being accepted and then reset for want of a pipe), even when the limit is
 //! lowered while the proxy runs (`prlimit`), and an upstream that does not answer a connect
-//! within 5 s ends that connection.
+//! within 5 s ends that connection. A side that resets its connection ends both at once,
+//! even while the proxy only waits on the other side (a client that gives up on an upstream
+//! that stopped reading): `splice_bidirectional` watches an idle side for errors.
 
 use std::cell::Cell;
 use std::io;

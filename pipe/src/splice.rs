@@ -24,15 +24,18 @@
 //! `splice` has no `MSG_NOSIGNAL`, so the kernel also raises `SIGPIPE`; Rust programs ignore
 //! that signal by default, but a program that restored its default action would be killed.
 
-use std::future::{poll_fn, Future};
+mod bidirectional;
+
+use std::cell::Cell;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::pin::pin;
 use std::task::{ready, Context, Poll};
 
 use overlap_runtime::{own_waits, Direction, Registered};
 
 use crate::{sys, Receiver, Sender};
+
+pub use bidirectional::splice_bidirectional;
 
 /// How much [`splice_copy`] asks for per call: the default capacity of a Linux pipe. A
 /// bigger pipe would need `F_SETPIPE_SZ`, which counts against a per-user limit.
@@ -234,101 +237,45 @@ where
     S: Registered + ?Sized,
     D: Registered + ?Sized,
 {
+    copy_staged(from, to, &Cell::new(Stage::Reading)).await
+}
+
+/// Which side a copy waits on: what [`splice_bidirectional`] reads to know which side
+/// nothing is watching.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stage {
+    /// Filling the private pipe from the source.
+    Reading,
+    /// Draining the private pipe into the destination.
+    Writing,
+    /// Finished: the source reached end of file.
+    Done,
+}
+
+/// [`splice_copy`], keeping `stage` up to date.
+async fn copy_staged<S, D>(from: &S, to: &D, stage: &Cell<Stage>) -> io::Result<u64>
+where
+    S: Registered + ?Sized,
+    D: Registered + ?Sized,
+{
     // Not registered with the reactor: its fill level is always known, so it never needs
     // waiting on. Empty, it always has room; holding bytes, it always has data.
     let (pipe_out, pipe_in) = sys::pipe()?;
     let mut total = 0u64;
     loop {
+        stage.set(Stage::Reading);
         let n = own_waits(|cx| poll_fill(cx, from, &pipe_in)).await?;
         if n == 0 {
+            stage.set(Stage::Done);
             return Ok(total);
         }
+        stage.set(Stage::Writing);
         let mut left = n;
         while left > 0 {
             left -= own_waits(|cx| poll_drain(cx, &pipe_out, to, left)).await?;
         }
         total += n as u64;
     }
-}
-
-/// Forwards both ways between `a` and `b` until each direction reaches end of file, each
-/// through its own private pipe (see [`splice_copy`]): the zero-copy core of a TCP proxy.
-/// When one side's data ends, the other side's write half is shut down (`shutdown(SHUT_WR)`,
-/// for sockets; other fds are left alone), so end of file travels on. Returns the bytes moved
-/// `(a to b, b to a)`.
-///
-/// Both directions run in the calling task, taking turns to go first, so a side that is
-/// always readable cannot starve the other way. An error in either ends both and is
-/// returned; dropping the future stops both (see [`splice_copy`] on cancellation).
-///
-/// ```
-/// use overlap::io::{AsyncReadExt, AsyncWriteExt};
-/// use overlap::net::{TcpListener, TcpStream};
-///
-/// overlap::block_on(async {
-///     let listener = TcpListener::bind("127.0.0.1:0").await?;
-///     let addr = listener.local_addr()?;
-///     // client <-> (proxy_a | proxy_b) <-> server
-///     let mut client = TcpStream::connect(addr).await?;
-///     let (proxy_a, _) = listener.accept().await?;
-///     let proxy_b = TcpStream::connect(addr).await?;
-///     let (mut server, _) = listener.accept().await?;
-///     let proxy = overlap::spawn(async move {
-///         overlap::pipe::splice_bidirectional(&proxy_a, &proxy_b).await
-///     });
-///     client.write_all(b"ping").await?;
-///     client.close().await?; // shuts the write side
-///     let mut got = [0u8; 4];
-///     server.read_exact(&mut got).await?;
-///     server.write_all(b"pong").await?;
-///     server.close().await?;
-///     let mut back = Vec::new();
-///     client.read_to_end(&mut back).await?;
-///     assert_eq!((&got, back.as_slice()), (b"ping", &b"pong"[..]));
-///     assert_eq!(proxy.await.unwrap()?, (4, 4));
-///     std::io::Result::Ok(())
-/// })
-/// .unwrap();
-/// ```
-pub async fn splice_bidirectional<A, B>(a: &A, b: &B) -> io::Result<(u64, u64)>
-where
-    A: Registered + ?Sized,
-    B: Registered + ?Sized,
-{
-    let a_to_b = async {
-        let n = splice_copy(a, b).await?;
-        sys::shutdown_write(b.as_raw_fd())?;
-        io::Result::Ok(n)
-    };
-    let b_to_a = async {
-        let n = splice_copy(b, a).await?;
-        sys::shutdown_write(a.as_raw_fd())?;
-        io::Result::Ok(n)
-    };
-    let (mut a_to_b, mut b_to_a) = (pin!(a_to_b), pin!(b_to_a));
-    let (mut there, mut back) = (None, None);
-    // Which direction goes first alternates from poll to poll: a side that is always
-    // readable may spend the task's whole budget, and must not starve the other way.
-    let mut b_first = false;
-    poll_fn(|cx| {
-        b_first = !b_first;
-        for b_turn in [b_first, !b_first] {
-            if b_turn && back.is_none() {
-                if let Poll::Ready(n) = b_to_a.as_mut().poll(cx) {
-                    back = Some(n?);
-                }
-            } else if !b_turn && there.is_none() {
-                if let Poll::Ready(n) = a_to_b.as_mut().poll(cx) {
-                    there = Some(n?);
-                }
-            }
-        }
-        match (there, back) {
-            (Some(there), Some(back)) => Poll::Ready(Ok((there, back))),
-            _ => Poll::Pending,
-        }
-    })
-    .await
 }
 
 /// Moves bytes from `from` into the empty private pipe: `EAGAIN` can only mean `from` has

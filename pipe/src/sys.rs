@@ -243,6 +243,42 @@ pub(crate) fn poll_fds(fds: &mut [libc::pollfd], timeout_ms: libc::c_int) -> io:
     }
 }
 
+/// Takes the error pending on `fd`, if any: a socket's `SO_ERROR` (reading it clears it, as
+/// a failing call would), or, for an fd that is not a socket and that `poll(2)` reports in
+/// error (a pipe's write end whose readers all left), `BrokenPipe`. `None` when no error is
+/// pending any more (someone took it first), including on a socket whose only "error" is
+/// its error queue (`MSG_ERRQUEUE` notes), which is no failure.
+pub(crate) fn take_error(fd: RawFd) -> io::Result<Option<io::Error>> {
+    let mut err: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: `err` and `len` are valid for writes and `len` holds the size of `err`.
+    let res = syscall!(getsockopt(
+        fd,
+        libc::SOL_SOCKET,
+        libc::SO_ERROR,
+        (&mut err as *mut libc::c_int).cast(),
+        &mut len
+    ));
+    match res {
+        Ok(_) if err != 0 => return Ok(Some(io::Error::from_raw_os_error(err))),
+        Ok(_) => return Ok(None),
+        Err(e) if e.raw_os_error() == Some(libc::ENOTSOCK) => {}
+        Err(e) => return Err(e),
+    }
+    let mut fds = [libc::pollfd {
+        fd,
+        events: 0,
+        revents: 0,
+    }];
+    poll_fds(&mut fds, 0)?;
+    Ok((fds[0].revents & libc::POLLERR != 0).then(|| {
+        io::Error::new(
+            io::ErrorKind::BrokenPipe,
+            "the fd reports an error (EPOLLERR): a pipe whose other end is closed",
+        )
+    }))
+}
+
 /// `shutdown(fd, SHUT_WR)` for a socket, so its peer reads end of file. Not a socket
 /// (`ENOTSOCK`) or no longer connected (`ENOTCONN`): nothing to do.
 pub(crate) fn shutdown_write(fd: RawFd) -> io::Result<()> {

@@ -1,0 +1,121 @@
+//! `examples/tcp_proxy.rs` with an upstream that accepts and never reads: the client fills
+//! every buffer on the way, then resets its connection (`SO_LINGER` {on, 0} and close).
+//! Nothing then waits to read from the client (the proxy is stuck writing upstream, and
+//! waiting for upstream's answer), yet the proxy must notice the reset and close both
+//! connections instead of holding them, and their descriptors, for ever. And the same the
+//! other way: a client that never reads, and an upstream that resets.
+
+mod support;
+#[allow(dead_code)]
+#[path = "../examples/tcp_proxy.rs"]
+mod tcp_proxy;
+
+use std::io::ErrorKind;
+use std::time::Duration;
+
+use overlap::io::AsyncReadExt;
+use overlap::net::{TcpListener, TcpStream};
+use support::within;
+
+const HANG: Duration = Duration::from_secs(10);
+
+/// Writes to `conn` until the kernel has taken all it will: several rounds of
+/// `WouldBlock`, with a pause between them for the bytes to move along the chain.
+async fn fill(conn: &TcpStream) -> usize {
+    let chunk = vec![0x5a_u8; 64 * 1024];
+    let mut total = 0;
+    let mut stalls = 0;
+    while stalls < 5 {
+        match conn.try_write(&chunk) {
+            Ok(n) => {
+                total += n;
+                stalls = 0;
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                stalls += 1;
+                overlap::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(e) => panic!("write: {e}"),
+        }
+    }
+    total
+}
+
+/// Reads `conn` to the end: what the far side sees once the proxy let its connection go
+/// (end of file after what was forwarded, or a reset).
+async fn drain(mut conn: TcpStream) -> ErrorKind {
+    let mut sink = Vec::new();
+    match conn.read_to_end(&mut sink).await {
+        Ok(_) => ErrorKind::UnexpectedEof,
+        Err(e) => e.kind(),
+    }
+}
+
+#[test]
+fn a_client_reset_while_the_upstream_stalls_closes_both_connections() {
+    overlap::block_on(async {
+        let up = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let upstream = up.local_addr().unwrap();
+        let front = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = front.local_addr().unwrap();
+        let proxy = overlap::spawn(async move {
+            let (client, _) = front.accept().await.unwrap();
+            tcp_proxy::proxy(client, upstream).await
+        });
+        let client = TcpStream::connect(addr).await.unwrap();
+        // The upstream takes the connection and never reads from it.
+        let (server, _) = up.accept().await.unwrap();
+
+        let sent = fill(&client).await;
+        assert!(sent > 0);
+        assert!(
+            !proxy.is_finished(),
+            "the proxy gave up on a live connection"
+        );
+
+        client.set_linger(Some(Duration::ZERO)).unwrap();
+        drop(client);
+        let res = within(HANG, proxy, "the proxy kept a reset client's connection")
+            .await
+            .unwrap();
+        let err = res.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::ConnectionReset, "{err}");
+        // The proxy closed the upstream connection too.
+        let seen = within(HANG, drain(server), "the upstream connection stayed open").await;
+        assert!(
+            matches!(seen, ErrorKind::UnexpectedEof | ErrorKind::ConnectionReset),
+            "{seen:?}"
+        );
+    });
+}
+
+#[test]
+fn an_upstream_reset_while_the_client_stalls_closes_both_connections() {
+    overlap::block_on(async {
+        let up = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let upstream = up.local_addr().unwrap();
+        let front = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = front.local_addr().unwrap();
+        let proxy = overlap::spawn(async move {
+            let (client, _) = front.accept().await.unwrap();
+            tcp_proxy::proxy(client, upstream).await
+        });
+        // The client never reads; the upstream answers until everything is full.
+        let client = TcpStream::connect(addr).await.unwrap();
+        let (server, _) = up.accept().await.unwrap();
+        assert!(fill(&server).await > 0);
+        assert!(!proxy.is_finished());
+
+        server.set_linger(Some(Duration::ZERO)).unwrap();
+        drop(server);
+        let res = within(HANG, proxy, "the proxy kept a reset upstream's connection")
+            .await
+            .unwrap();
+        assert_eq!(res.unwrap_err().kind(), ErrorKind::ConnectionReset);
+        let seen = within(HANG, drain(client), "the client connection stayed open").await;
+        assert!(
+            matches!(seen, ErrorKind::UnexpectedEof | ErrorKind::ConnectionReset),
+            "{seen:?}"
+        );
+    });
+}
