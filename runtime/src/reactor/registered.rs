@@ -37,12 +37,16 @@ use super::{Direction, ReadyEvent};
 /// ```
 pub trait Registered: AsRawFd {
     /// Polls the fd's readiness in one direction. On `Pending`, the waker of `cx` is stored
-    /// and woken by the next edge in that direction.
+    /// and woken by the next edge in that direction. [`Direction::Error`] waits for an
+    /// error only and [`Direction::Priority`] for priority data, as
+    /// [`Interest::ERROR`](crate::io::Interest::ERROR) and
+    /// [`Interest::PRIORITY`](crate::io::Interest::PRIORITY) do.
     fn poll_readiness(&self, cx: &mut Context<'_>, dir: Direction) -> Poll<io::Result<ReadyEvent>>;
 
     /// Forgets the readiness in `event` (its direction only), unless a newer edge arrived
     /// since it was seen. Call it only after that direction's syscall failed with
-    /// `WouldBlock`: that proves no error is pending, so an error state goes too; so does a
+    /// `WouldBlock` (for an error wait: once the error is taken, say with `SO_ERROR`): that
+    /// proves no error is pending, so an error state goes too; so does a
     /// closed state, for an fd whose hang-up may end (see
     /// [`AsyncFd::set_hangup_may_end`](crate::AsyncFd::set_hangup_may_end)).
     fn clear_readiness(&self, event: ReadyEvent);
