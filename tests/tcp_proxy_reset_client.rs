@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use overlap::io::AsyncReadExt;
 use overlap::net::{TcpListener, TcpStream};
+use overlap::task::JoinHandle;
 use support::within;
 
 const HANG: Duration = Duration::from_secs(10);
@@ -51,20 +52,31 @@ async fn drain(mut conn: TcpStream) -> ErrorKind {
     }
 }
 
+/// A client connected through the example's proxy to an upstream: `(client, the
+/// upstream's end, the proxy task)`.
+async fn connect_through_proxy() -> (
+    TcpStream,
+    TcpStream,
+    JoinHandle<std::io::Result<(u64, u64)>>,
+) {
+    let up = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let upstream = up.local_addr().unwrap();
+    let front = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = front.local_addr().unwrap();
+    let proxy = overlap::spawn(async move {
+        let (client, _) = front.accept().await.unwrap();
+        tcp_proxy::proxy(client, upstream).await
+    });
+    let client = TcpStream::connect(addr).await.unwrap();
+    let (server, _) = up.accept().await.unwrap();
+    (client, server, proxy)
+}
+
 #[test]
 fn a_client_reset_while_the_upstream_stalls_closes_both_connections() {
     overlap::block_on(async {
-        let up = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let upstream = up.local_addr().unwrap();
-        let front = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = front.local_addr().unwrap();
-        let proxy = overlap::spawn(async move {
-            let (client, _) = front.accept().await.unwrap();
-            tcp_proxy::proxy(client, upstream).await
-        });
-        let client = TcpStream::connect(addr).await.unwrap();
         // The upstream takes the connection and never reads from it.
-        let (server, _) = up.accept().await.unwrap();
+        let (client, server, proxy) = connect_through_proxy().await;
 
         let sent = fill(&client).await;
         assert!(sent > 0);
@@ -92,17 +104,8 @@ fn a_client_reset_while_the_upstream_stalls_closes_both_connections() {
 #[test]
 fn an_upstream_reset_while_the_client_stalls_closes_both_connections() {
     overlap::block_on(async {
-        let up = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let upstream = up.local_addr().unwrap();
-        let front = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = front.local_addr().unwrap();
-        let proxy = overlap::spawn(async move {
-            let (client, _) = front.accept().await.unwrap();
-            tcp_proxy::proxy(client, upstream).await
-        });
         // The client never reads; the upstream answers until everything is full.
-        let client = TcpStream::connect(addr).await.unwrap();
-        let (server, _) = up.accept().await.unwrap();
+        let (client, server, proxy) = connect_through_proxy().await;
         assert!(fill(&server).await > 0);
         assert!(!proxy.is_finished());
 
