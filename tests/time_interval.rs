@@ -1,6 +1,8 @@
 //! `interval` and `interval_at` under each missed-tick policy, and restarting the schedule
 //! (`reset_immediately`, `reset_after`: on a paused clock, so exact).
 
+mod support;
+
 use std::time::Duration;
 
 use overlap::time::{interval, interval_at, Instant, MissedTickBehavior};
@@ -108,7 +110,7 @@ fn skip_drops_missed_ticks_and_keeps_the_phase() {
 #[test]
 fn reset_and_odd_periods() {
     overlap::block_on(async {
-        let mut every = interval(Duration::ZERO);
+        let mut every = interval(Duration::from_nanos(1));
         assert_eq!(every.period(), Duration::from_nanos(1));
         for _ in 0..100 {
             every.tick().await;
@@ -180,4 +182,41 @@ async fn delay_restarts_after_a_tick_late_by_less_than_a_period() {
     overlap::time::advance(ms(103)).await;
     assert_eq!(every.tick().await, start + ms(350));
     assert_eq!(every.tick().await, start + ms(450));
+}
+
+/// The panic message of `f`, which must panic.
+fn panic_message(f: impl FnOnce() + std::panic::UnwindSafe) -> String {
+    support::panic_message(std::panic::catch_unwind(f).expect_err("a zero period was accepted"))
+}
+
+#[test]
+fn a_zero_period_panics_as_in_tokio() {
+    // Before: a zero period was taken as 1 ns, an interval that ticks in a busy loop.
+    let message = panic_message(|| {
+        overlap::block_on(async {
+            interval(Duration::ZERO);
+        })
+    });
+    assert!(message.contains("period must be non-zero"), "{message}");
+    let message = panic_message(|| {
+        overlap::block_on(async {
+            interval_at(Instant::now(), Duration::ZERO);
+        })
+    });
+    assert!(message.contains("period must be non-zero"), "{message}");
+    // The runtime that saw the panic is gone; a new one works, and the smallest period and a
+    // zero `reset_after` (one tick now, not a period) are fine.
+    overlap::block_on(async {
+        let mut every = interval(Duration::from_nanos(1));
+        every.tick().await;
+        every.reset_after(Duration::ZERO);
+        every.tick().await;
+        assert_eq!(every.period(), Duration::from_nanos(1));
+    });
+}
+
+#[test]
+#[should_panic(expected = "period must be non-zero")]
+fn a_zero_period_panics_outside_a_runtime_too() {
+    let _ = interval_at(Instant::now(), Duration::ZERO);
 }

@@ -10,8 +10,12 @@ use super::Instant;
 
 /// Ticks every `period`, the first tick completing at once.
 ///
-/// A zero `period` is taken as 1 ns. Missed ticks are skipped by default; see
-/// [`MissedTickBehavior`].
+/// Missed ticks are skipped by default; see [`MissedTickBehavior`].
+///
+/// # Panics
+///
+/// If `period` is zero (as tokio's `interval` does): an interval with no period would tick
+/// in a busy loop.
 ///
 /// ```
 /// use std::time::Duration;
@@ -31,15 +35,25 @@ use super::Instant;
 ///     }
 /// });
 /// ```
+#[track_caller]
 pub fn interval(period: Duration) -> Interval {
     interval_at(super::now(), period)
 }
 
-/// Ticks at `start`, then every `period` after it. A zero `period` is taken as 1 ns.
+/// Ticks at `start`, then every `period` after it.
+///
+/// # Panics
+///
+/// If `period` is zero, as [`interval`].
+#[track_caller]
 pub fn interval_at(start: Instant, period: Duration) -> Interval {
+    assert!(
+        !period.is_zero(),
+        "overlap::time::interval: the period must be non-zero"
+    );
     Interval {
         sleep: sleep_until(start),
-        period: period.max(Duration::from_nanos(1)),
+        period,
         missed: MissedTickBehavior::default(),
     }
 }
