@@ -8,7 +8,7 @@ use std::io::{self, Read, Write};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::sync::{Mutex, TryLockError};
-use std::task::{ready, Context, Poll};
+use std::task::{ready, Context, Poll, Waker};
 
 use futures_util::io::{AsyncRead, AsyncWrite};
 
@@ -19,6 +19,11 @@ use crate::task::{JoinError, JoinHandle};
 
 /// How much one job reads or writes at most.
 const CHUNK: usize = 64 * 1024;
+
+/// How many accepted bytes one standard output stream holds unwritten, across all handles,
+/// before a write waits: a stream nobody drains (a pipe whose reader stopped) holds at most
+/// this plus one chunk in memory, however many handles write to it.
+const QUEUE_CAP: usize = 1024 * 1024;
 
 /// A job's failure to run as an I/O error (it panicked: the stream was in a bad state).
 fn job_failed(e: JoinError) -> io::Error {
@@ -185,9 +190,21 @@ struct Accepted {
 /// `stdout()` handle's bytes never overtake an earlier one's still in flight: with a job per
 /// write, the pool could run them in any order.
 struct Pending {
-    queue: Mutex<VecDeque<Accepted>>,
+    queue: Mutex<Queue>,
     /// Held by the one job taking chunks from `queue` and writing them.
     writing: Mutex<()>,
+}
+
+/// What [`Pending::queue`] guards.
+struct Queue {
+    chunks: VecDeque<Accepted>,
+    /// The bytes accepted and not yet written: those of `chunks` and of the chunk being
+    /// written. A write waits while this is at least [`QUEUE_CAP`].
+    unwritten: usize,
+    /// The tasks whose write found the queue full, all woken (outside the lock) when a
+    /// chunk is done. They may belong to different runtimes and threads; a waiter that gave
+    /// up leaves its waker here until then, which wakes it for nothing.
+    waiters: Vec<Waker>,
 }
 
 static STDOUT_PENDING: Pending = Pending::new();
@@ -196,7 +213,11 @@ static STDERR_PENDING: Pending = Pending::new();
 impl Pending {
     const fn new() -> Pending {
         Pending {
-            queue: Mutex::new(VecDeque::new()),
+            queue: Mutex::new(Queue {
+                chunks: VecDeque::new(),
+                unwritten: 0,
+                waiters: Vec::new(),
+            }),
             writing: Mutex::new(()),
         }
     }
@@ -210,18 +231,46 @@ impl Target {
         }
     }
 
-    /// Queues a chunk a `write` accepted; a job must then run
-    /// [`write_pending`](Self::write_pending).
-    fn accept(self, buf: Vec<u8>) -> Completion<WriteDone> {
+    /// Queues a chunk a `write` accepted, unless the queue is full: then `cx`'s waker is
+    /// kept, to be woken once a chunk is done, and the caller returns `Pending` having
+    /// accepted nothing. Once queued, a job must run [`write_pending`](Self::write_pending).
+    /// `buf` makes the chunk: it is called only if the chunk is taken.
+    fn poll_accept(
+        self,
+        cx: &mut Context<'_>,
+        buf: impl FnOnce() -> Vec<u8>,
+    ) -> Poll<Completion<WriteDone>> {
+        // Held only for the check and the push, never across a write: this runs on the
+        // runtime's thread.
+        let mut queue = lock(&self.pending().queue);
+        if queue.unwritten >= QUEUE_CAP {
+            if !queue.waiters.iter().any(|w| w.will_wake(cx.waker())) {
+                queue.waiters.push(cx.waker().clone());
+            }
+            return Poll::Pending;
+        }
         let (done, rx) = completion();
         let chunk = Accepted {
-            buf,
+            buf: buf(),
             done,
             _durable: crate::durable_work(),
         };
-        // Held only for the push, never across a write: this runs on the runtime's thread.
-        lock(&self.pending().queue).push_back(chunk);
-        rx
+        queue.unwritten += chunk.buf.len();
+        queue.chunks.push_back(chunk);
+        Poll::Ready(rx)
+    }
+
+    /// Counts `len` bytes written (or failed) and wakes the writes waiting for room.
+    fn chunk_done(self, len: usize) {
+        let waiters = {
+            let mut queue = lock(&self.pending().queue);
+            queue.unwritten -= len;
+            std::mem::take(&mut queue.waiters)
+        };
+        // Outside the lock: a waker may run code of its own, or take this lock again.
+        for waker in waiters {
+            waker.wake();
+        }
     }
 
     /// Writes every accepted chunk, in order, sending each its outcome; returns at once if
@@ -237,18 +286,20 @@ impl Target {
                 Err(TryLockError::WouldBlock) => return,
             };
             loop {
-                let Some(chunk) = lock(&pending.queue).pop_front() else {
+                let Some(chunk) = lock(&pending.queue).chunks.pop_front() else {
                     break;
                 };
+                let len = chunk.buf.len();
                 // Caught, so that the chunks queued behind it still get written: a panic
                 // drops `done` unsent, and its writer hears the write failed.
                 let res = catch_unwind(AssertUnwindSafe(|| self.write_all(&chunk.buf)));
                 if let Ok(res) = res {
                     chunk.done.send((res, chunk.buf));
                 }
+                self.chunk_done(len);
             }
             drop(_writing);
-            if lock(&pending.queue).is_empty() {
+            if lock(&pending.queue).chunks.is_empty() {
                 return;
             }
         }
@@ -376,20 +427,23 @@ impl Writer {
         if bytes.is_empty() {
             return Poll::Ready(Ok(0));
         }
-        let WriteState::Idle(buf) = &mut self.state else {
-            unreachable!("poll_idle returned Ready, so no job is in flight");
-        };
-        let mut buf = std::mem::take(buf);
-        buf.clear();
         let n = bytes.len().min(CHUNK);
-        buf.extend_from_slice(&bytes[..n]);
         if crate::executor::with_current(|_| ()).is_none() {
             panic!(
                 "overlap::io::stdout/stderr written outside of a runtime's thread: write from a \
                  future run by `overlap::block_on` or `Runtime::block_on`"
             );
         }
-        let done = self.target.accept(buf);
+        // A full queue: wait, having accepted nothing, so dropping this write loses nothing.
+        let WriteState::Idle(spare) = &mut self.state else {
+            unreachable!("poll_idle returned Ready, so no job is in flight");
+        };
+        let done = ready!(self.target.poll_accept(cx, || {
+            let mut buf = std::mem::take(spare);
+            buf.clear();
+            buf.extend_from_slice(&bytes[..n]);
+            buf
+        }));
         // The outcome comes through `done`, so no handle is kept. The shared clean-up path
         // is what these bytes need: queued on the pool, written at once on this thread if no
         // pool thread can start, and queued again if the runtime's shutdown drops the job
@@ -417,6 +471,10 @@ macro_rules! std_writer {
             "on under the next one: its next write waits for the one in flight, still in order. ",
             "Writes through different handles (a new `", stringify!($make), "()` per line) also ",
             "reach the stream in the order they were accepted, unlike tokio's.\n\n",
+            "Bytes accepted and not yet written are bounded across all handles to the stream: ",
+            "once 1 MiB is waiting (a pipe whose reader stopped reading), a write waits, ",
+            "accepting nothing, until a chunk is out, so at most 1 MiB plus one 64 KiB chunk is ",
+            "held in memory. Dropping a waiting write loses nothing and sends nothing.\n\n",
             "# Panics\nThe first write panics outside a runtime's own thread, including inside [`Handle::block_on`](crate::Handle::block_on) on a blocking-pool thread.\n\n",
             "```\nuse overlap::io::AsyncWriteExt;\n\noverlap::block_on(async {\n",
             "    let mut out = overlap::io::", stringify!($make), "();\n",
