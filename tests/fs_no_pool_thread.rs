@@ -16,7 +16,7 @@ use std::io::SeekFrom;
 use std::time::Duration;
 
 use overlap::io::{AsyncReadExt, AsyncWriteExt};
-use support::{pattern, TempDir};
+use support::{no_pool_threads, pattern, without_new_threads, TempDir};
 
 #[test]
 fn a_write_that_cannot_start_is_written_and_reported_as_written() {
@@ -50,31 +50,6 @@ fn write_child() {
     });
 }
 
-/// Waits until every pool thread has expired.
-async fn no_pool_threads() {
-    let waited = std::time::Instant::now();
-    while overlap::metrics().blocking_threads > 0 {
-        assert!(
-            waited.elapsed() < Duration::from_secs(30),
-            "pool threads never expired"
-        );
-        overlap::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
-/// Runs `f`'s future while no thread can start: as uid `nobody` (all threads, through
-/// glibc's setresuid), whose RLIMIT_NPROC of 1 this process's own threads already exceed.
-async fn without_new_threads<T, F: std::future::Future<Output = T>>(f: impl FnOnce() -> F) -> T {
-    // SAFETY: plain id-changing syscalls.
-    assert_eq!(unsafe { libc::setresuid(65534, 65534, 0) }, 0);
-    set_nproc_soft(1);
-    let out = f().await;
-    set_nproc_soft(hard_nproc());
-    // SAFETY: the saved uid is root, so going back is allowed.
-    assert_eq!(unsafe { libc::setresuid(0, 0, 0) }, 0);
-    out
-}
-
 #[test]
 fn a_seek_that_cannot_start_does_not_move_the_reader() {
     if !support::is_root() {
@@ -82,20 +57,6 @@ fn a_seek_that_cannot_start_does_not_move_the_reader() {
         return;
     }
     support::run_in_child("a_seek_that_cannot_start_does_not_move_the_reader", child);
-}
-
-fn set_nproc_soft(soft: libc::rlim_t) {
-    support::set_soft_limit(libc::RLIMIT_NPROC, soft);
-}
-
-fn hard_nproc() -> libc::rlim_t {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: valid rlimit buffer.
-    unsafe { assert_eq!(libc::getrlimit(libc::RLIMIT_NPROC, &mut lim), 0) };
-    lim.rlim_max
 }
 
 fn child() {
