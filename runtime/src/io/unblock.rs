@@ -3,14 +3,18 @@
 
 use std::fmt;
 use std::future::Future;
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, Read, SeekFrom, Write};
 use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 use std::task::{ready, Context, Poll};
 
-use futures_util::io::{AsyncRead, AsyncSeek, AsyncWrite};
+use futures_util::io::{AsyncRead, AsyncWrite};
 
 use crate::blocking::spawn_blocking_or_error;
+use crate::poison::lock;
 use crate::task::{JoinError, JoinHandle};
+
+mod seek;
 
 /// How much one job reads or writes by default.
 const DEFAULT_CHUNK: usize = 64 * 1024;
@@ -42,11 +46,11 @@ type SeekDone<T> = (T, Vec<u8>, io::Result<u64>, bool);
 ///
 /// Use one `Unblock` either to read or to write: read-ahead moves the inner value's
 /// position past the bytes returned so far, and a write drops the read-ahead bytes not yet
-/// returned. With a [`Seek`] value, seek (`SeekFrom::Current(0)` will do) between reading
+/// returned. With a [`Seek`](std::io::Seek) value, seek (`SeekFrom::Current(0)` will do) between reading
 /// and writing: that puts the value's position back where the reader is.
 ///
 /// # Seeking
-/// For a [`Seek`] value, `Unblock` is `AsyncSeek`, as a buffered reader would be: a seek
+/// For a [`Seek`](std::io::Seek) value, `Unblock` is `AsyncSeek`, as a buffered reader would be: a seek
 /// first waits for the write in flight (and reports its error), then seeks in a job; a
 /// `SeekFrom::Current` offset counts from the bytes returned so far, not from the end of
 /// the read-ahead, which the seek drops (unless it fails without moving the value). So
@@ -61,6 +65,14 @@ type SeekDone<T> = (T, Vec<u8>, io::Result<u64>, bool);
 /// (a job that has just finished may have handed it back already: it is then dropped with
 /// the `Unblock`); bytes a read job fetched then are lost. Use [`into_inner`](Unblock::into_inner) to get
 /// the value back once the job in flight is done.
+///
+/// # When no pool thread can start
+/// If no blocking thread exists and the kernel refuses a new one (`RLIMIT_NPROC`, a pids
+/// cgroup limit), a job never runs and hands the value back untouched: the call that waits
+/// for it fails with an error saying no blocking thread could start (a read, seek, flush or
+/// close at once; a write, whose bytes were accepted and not written, from the next call),
+/// and the `Unblock` is as before it (read-ahead kept, position unmoved), so a later call
+/// retries. The same holds for a job dropped unrun because its runtime shut down.
 ///
 /// # Panics
 /// The first read or write panics outside a runtime.
@@ -83,11 +95,43 @@ type SeekDone<T> = (T, Vec<u8>, io::Result<u64>, bool);
 pub struct Unblock<T> {
     state: State<T>,
     chunk: usize,
+    /// Where a job dropped without running puts back what it took.
+    rescue: Rescue<T>,
 }
 
 /// A job on the pool: `Err` inside if no pool thread could be started for it (the value
-/// it took is then gone).
+/// it took is then in the [`Rescue`] slot).
 type Job<R> = JoinHandle<io::Result<R>>;
+
+/// The slot into which a job that is dropped without running (no pool thread could start
+/// for it, or the runtime shut down first) puts back the value and buffer it took, for the
+/// `Unblock` to go on with. One per `Unblock`, empty but between such a drop and the next
+/// look at the job's outcome.
+type Rescue<T> = Arc<Mutex<Option<(T, Vec<u8>)>>>;
+
+/// The value and buffer a job took: the job takes them out when it runs; dropped unrun, it
+/// puts them in the [`Rescue`] slot.
+struct Taken<T> {
+    held: Option<(T, Vec<u8>)>,
+    rescue: Rescue<T>,
+}
+
+impl<T> Taken<T> {
+    /// The value and buffer, for the job that now runs.
+    fn take(mut self) -> (T, Vec<u8>) {
+        self.held
+            .take()
+            .expect("a job's value is taken only once, when it runs")
+    }
+}
+
+impl<T> Drop for Taken<T> {
+    fn drop(&mut self) {
+        if let Some(held) = self.held.take() {
+            *lock(&self.rescue) = Some(held);
+        }
+    }
+}
 
 enum State<T> {
     /// No job in flight. Read-ahead bytes are `buf[pos..filled]`. `buf` stays initialized
@@ -113,12 +157,17 @@ enum State<T> {
         job: Job<Done<T, ()>>,
         read_ahead: (usize, usize),
     },
-    /// `close`'s job: flushes the value, then drops it on the pool.
-    Closing(Job<io::Result<()>>),
+    /// `close`'s job: flushes the value, then drops it on the pool. `read_ahead` as for a
+    /// flush, kept if the job never ran.
+    Closing {
+        job: Job<io::Result<()>>,
+        read_ahead: (usize, usize),
+    },
     /// Closed: the value is gone.
     Closed,
-    /// A job panicked, was dropped with its runtime, or could not start (no pool thread),
-    /// and took the value with it.
+    /// A job panicked, or was dropped with its runtime while it ran, and took the value
+    /// with it. (A job that never ran, as when no pool thread could start, hands the value
+    /// back through the [`Rescue`] slot.)
     Lost,
 }
 
@@ -131,7 +180,7 @@ impl<T> Drop for Unblock<T> {
             State::Reading(job) => job.abort(),
             State::Seeking { job, .. } => job.abort(),
             State::Writing(job) | State::Flushing { job, .. } => job.abort(),
-            State::Closing(job) => job.abort(),
+            State::Closing { job, .. } => job.abort(),
             State::Idle { .. } | State::Lost | State::Closed => {}
         }
     }
@@ -148,8 +197,8 @@ fn closed() -> io::Error {
 
 fn lost() -> io::Error {
     io::Error::other(
-        "an earlier blocking job of this Unblock did not finish (it panicked, could not start, \
-         or its runtime was dropped): its value is gone",
+        "an earlier blocking job of this Unblock did not finish (it panicked, or its runtime \
+         was dropped while it ran): its value is gone",
     )
 }
 
@@ -170,6 +219,7 @@ impl<T: Send + 'static> Unblock<T> {
                 filled: 0,
             },
             chunk: chunk.clamp(1, MAX_CHUNK),
+            rescue: Arc::new(Mutex::new(None)),
         }
     }
 
@@ -187,7 +237,8 @@ impl<T: Send + 'static> Unblock<T> {
     /// Waits until no job is in flight, storing its result; reports a write's or flush's
     /// error (a read's result is kept for the reader).
     fn poll_idle(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        // What is read ahead after a write (nothing) or a flush (what was before it).
+        // What is read ahead after a write or read (nothing) or a flush (what was before
+        // it), and after any job that never ran (what was before it).
         let (pos, filled) = match &self.state {
             State::Flushing { read_ahead, .. } => *read_ahead,
             _ => (0, 0),
@@ -196,16 +247,14 @@ impl<T: Send + 'static> Unblock<T> {
             State::Idle { .. } => return Poll::Ready(Ok(())),
             State::Lost => return Poll::Ready(Err(lost())),
             State::Closed => return Poll::Ready(Err(closed())),
-            State::Closing(job) => {
-                let done = ready!(Pin::new(job).poll(cx));
-                self.state = State::Closed;
-                done.map_err(job_failed)???;
+            State::Closing { .. } => {
+                ready!(self.poll_close_job(cx))?;
                 return Poll::Ready(Err(closed()));
             }
             State::Reading(job) => {
                 let done = ready!(Pin::new(job).poll(cx));
                 self.state = State::Lost;
-                let (inner, buf, res) = done.map_err(job_failed)??;
+                let (inner, buf, res) = self.job_value(done, (0, 0))?;
                 // A reader claiming more than it was given: what the buffer holds past its
                 // real bytes is from earlier jobs, so none of it is handed out.
                 let res = super::copy::checked_read(res, buf.len());
@@ -228,7 +277,7 @@ impl<T: Send + 'static> Unblock<T> {
             State::Writing(job) | State::Flushing { job, .. } => {
                 let done = ready!(Pin::new(job).poll(cx));
                 self.state = State::Lost;
-                let (inner, buf, res) = done.map_err(job_failed)??;
+                let (inner, buf, res) = self.job_value(done, (pos, filled))?;
                 self.state = State::Idle {
                     inner,
                     buf,
@@ -246,16 +295,59 @@ impl<T: Send + 'static> Unblock<T> {
 impl<T> Unpin for Unblock<T> {}
 
 impl<T> Unblock<T> {
-    /// Takes the value and buffer out of an idle state (leaving `Lost` until a job puts them
-    /// back); `None`, changing nothing, if a job is in flight or the value is lost.
-    fn take_idle(&mut self) -> Option<(T, Vec<u8>)> {
+    /// Takes the value and buffer out of an idle state for a job (leaving `Lost` until the
+    /// job hands them back, or puts them in the rescue slot if it never runs); `None`,
+    /// changing nothing, if a job is in flight or the value is lost.
+    fn take_idle(&mut self) -> Option<Taken<T>> {
         match std::mem::replace(&mut self.state, State::Lost) {
-            State::Idle { inner, buf, .. } => Some((inner, buf)),
+            State::Idle { inner, buf, .. } => Some(Taken {
+                held: Some((inner, buf)),
+                rescue: self.rescue.clone(),
+            }),
             other => {
                 self.state = other;
                 None
             }
         }
+    }
+
+    /// A finished job's value, in the `Lost` state; or the error that kept the job from
+    /// handing it back. A job that never ran (no pool thread could start for it, or its
+    /// runtime shut down first) put the value in the rescue slot: it goes idle again, with
+    /// `read_ahead` as before the job, so that the call reports the error and the next one
+    /// goes on.
+    fn job_value<V>(
+        &mut self,
+        done: Result<io::Result<V>, JoinError>,
+        (pos, filled): (usize, usize),
+    ) -> io::Result<V> {
+        let err = match done {
+            Ok(Ok(value)) => return Ok(value),
+            Ok(Err(no_thread)) => no_thread,
+            Err(e) => job_failed(e),
+        };
+        if let Some((inner, buf)) = lock(&self.rescue).take() {
+            self.state = State::Idle {
+                inner,
+                buf,
+                pos,
+                filled,
+            };
+        }
+        Err(err)
+    }
+
+    /// Waits for `close`'s job: closed, or idle again if the job never ran. Only called in
+    /// the closing state.
+    fn poll_close_job(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let State::Closing { job, read_ahead } = &mut self.state else {
+            return Poll::Ready(Err(lost()));
+        };
+        let read_ahead = *read_ahead;
+        let done = ready!(Pin::new(job).poll(cx));
+        self.state = State::Closed;
+        let res = self.job_value(done, read_ahead);
+        Poll::Ready(res.and_then(|flushed| flushed))
     }
 }
 
@@ -277,13 +369,15 @@ impl<T: Read + Send + 'static> AsyncRead for Unblock<T> {
                     return Poll::Ready(Ok(super::copy_read_ahead(&buf[..*filled], pos, out)));
                 }
                 State::Idle { .. } => {
-                    let Some((mut inner, mut buf)) = this.take_idle() else {
+                    let Some(taken) = this.take_idle() else {
                         return Poll::Ready(Err(lost()));
                     };
-                    // Zero-fills only what no earlier job initialized: a loop of small reads
-                    // does not pay for clearing a whole chunk each time.
-                    buf.resize(this.chunk, 0);
+                    let chunk = this.chunk;
                     this.state = State::Reading(spawn_blocking_or_error(move || {
+                        let (mut inner, mut buf) = taken.take();
+                        // Zero-fills only what no earlier job initialized: a loop of small
+                        // reads does not pay for clearing a whole chunk each time.
+                        buf.resize(chunk, 0);
                         let res = loop {
                             match inner.read(&mut buf) {
                                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -305,7 +399,7 @@ impl<T: Read + Send + 'static> AsyncRead for Unblock<T> {
                 State::Seeking { .. }
                 | State::Writing(_)
                 | State::Flushing { .. }
-                | State::Closing(_)
+                | State::Closing { .. }
                 | State::Closed
                 | State::Lost => {
                     ready!(this.poll_idle(cx))?;
@@ -327,16 +421,19 @@ impl<T: Write + Send + 'static> AsyncWrite for Unblock<T> {
             return Poll::Ready(Ok(0));
         }
         // Read-ahead bytes not returned yet are dropped (see the type's docs).
-        let Some((mut inner, mut buf)) = this.take_idle() else {
+        let Some(mut taken) = this.take_idle() else {
             return Poll::Ready(Err(lost()));
         };
         let n = bytes.len().min(this.chunk);
-        // Overwrites the initialized prefix and appends the rest: no zero-filling, and the
-        // buffer keeps its initialized length for the next read job.
-        let reuse = n.min(buf.len());
-        buf[..reuse].copy_from_slice(&bytes[..reuse]);
-        buf.extend_from_slice(&bytes[reuse..n]);
+        if let Some((_, buf)) = &mut taken.held {
+            // Overwrites the initialized prefix and appends the rest: no zero-filling, and
+            // the buffer keeps its initialized length for the next read job.
+            let reuse = n.min(buf.len());
+            buf[..reuse].copy_from_slice(&bytes[..reuse]);
+            buf.extend_from_slice(&bytes[reuse..n]);
+        }
         this.state = State::Writing(spawn_blocking_or_error(move || {
+            let (mut inner, buf) = taken.take();
             let res = inner.write_all(&buf[..n]);
             (inner, buf, res)
         }));
@@ -349,13 +446,14 @@ impl<T: Write + Send + 'static> AsyncWrite for Unblock<T> {
             match &this.state {
                 State::Flushing { .. } => return this.poll_idle(cx),
                 // Closed implies flushed.
-                State::Closing(_) | State::Closed => return Pin::new(this).poll_close(cx),
+                State::Closing { .. } | State::Closed => return Pin::new(this).poll_close(cx),
                 State::Idle { pos, filled, .. } => {
                     let read_ahead = (*pos, *filled);
-                    let Some((mut inner, buf)) = this.take_idle() else {
+                    let Some(taken) = this.take_idle() else {
                         return Poll::Ready(Err(lost()));
                     };
                     let job = spawn_blocking_or_error(move || {
+                        let (mut inner, buf) = taken.take();
                         let res = inner.flush();
                         (inner, buf, res)
                     });
@@ -373,22 +471,21 @@ impl<T: Write + Send + 'static> AsyncWrite for Unblock<T> {
         loop {
             match &mut this.state {
                 State::Closed => return Poll::Ready(Ok(())),
-                State::Closing(job) => {
-                    let done = ready!(Pin::new(job).poll(cx));
-                    this.state = State::Closed;
-                    return Poll::Ready(done.map_err(job_failed).and_then(|res| res?));
-                }
-                State::Idle { .. } => {
-                    let Some((mut inner, _buf)) = this.take_idle() else {
+                State::Closing { .. } => return this.poll_close_job(cx),
+                State::Idle { pos, filled, .. } => {
+                    let read_ahead = (*pos, *filled);
+                    let Some(taken) = this.take_idle() else {
                         return Poll::Ready(Err(lost()));
                     };
                     // The value's `Drop` may block (a `BufWriter` flushing, a child's
                     // stdin): it runs on the pool, after the flush.
-                    this.state = State::Closing(spawn_blocking_or_error(move || {
+                    let job = spawn_blocking_or_error(move || {
+                        let (mut inner, _buf) = taken.take();
                         let res = inner.flush();
                         drop(inner);
                         res
-                    }));
+                    });
+                    this.state = State::Closing { job, read_ahead };
                 }
                 State::Reading(_)
                 | State::Seeking { .. }
@@ -410,7 +507,7 @@ impl<T> fmt::Debug for Unblock<T> {
             State::Seeking { .. } => "seeking",
             State::Writing(_) => "writing",
             State::Flushing { .. } => "flushing",
-            State::Closing(_) => "closing",
+            State::Closing { .. } => "closing",
             State::Closed => "closed",
             State::Lost => "lost",
         };
@@ -418,102 +515,5 @@ impl<T> fmt::Debug for Unblock<T> {
             .field("state", &state)
             .field("chunk", &self.chunk)
             .finish()
-    }
-}
-
-impl<T> Unblock<T> {
-    /// Waits for the seek job in flight and goes idle, keeping the read-ahead bytes if the
-    /// seek failed without moving the value. Only called in the seeking state (any other
-    /// reports a lost value).
-    fn poll_seek_job(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<u64>> {
-        let State::Seeking {
-            job, read_ahead, ..
-        } = &mut self.state
-        else {
-            return Poll::Ready(Err(lost()));
-        };
-        let (pos, filled) = *read_ahead;
-        let done = ready!(Pin::new(job).poll(cx));
-        self.state = State::Lost;
-        let (inner, buf, res, kept) = done.map_err(job_failed)??;
-        let (pos, filled) = if kept { (pos, filled) } else { (0, 0) };
-        self.state = State::Idle {
-            inner,
-            buf,
-            pos,
-            filled,
-        };
-        Poll::Ready(res)
-    }
-}
-
-/// Seeks `inner` to `pos` as seen by a reader that has `unread` bytes of read-ahead left;
-/// the flag says whether those bytes are still valid (the seek failed without moving).
-fn seek_past_read_ahead<T: Seek>(
-    inner: &mut T,
-    pos: SeekFrom,
-    unread: i64,
-) -> (io::Result<u64>, bool) {
-    let SeekFrom::Current(off) = pos else {
-        return match inner.seek(pos) {
-            Ok(at) => (Ok(at), false),
-            Err(e) => (Err(e), unread > 0),
-        };
-    };
-    if let Some(adjusted) = off.checked_sub(unread) {
-        return match inner.seek(SeekFrom::Current(adjusted)) {
-            Ok(at) => (Ok(at), false),
-            Err(e) => (Err(e), unread > 0),
-        };
-    }
-    // `off - unread` overflows: back to the reader's position first, then on from there.
-    if let Err(e) = inner.seek(SeekFrom::Current(-unread)) {
-        return (Err(e), true);
-    }
-    (inner.seek(SeekFrom::Current(off)), false)
-}
-
-impl<T: Seek + Send + 'static> AsyncSeek for Unblock<T> {
-    /// Waits for the write in flight, then seeks in a job, counting `SeekFrom::Current`
-    /// from the bytes returned so far and dropping the read-ahead (see
-    /// [Seeking](Unblock#seeking)).
-    fn poll_seek(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        pos: SeekFrom,
-    ) -> Poll<io::Result<u64>> {
-        let this = self.get_mut();
-        loop {
-            match &this.state {
-                State::Seeking { pos: p, .. } if *p == pos => return this.poll_seek_job(cx),
-                State::Idle {
-                    pos: at, filled, ..
-                } => {
-                    let read_ahead = (*at, *filled);
-                    let Some((mut inner, buf)) = this.take_idle() else {
-                        return Poll::Ready(Err(lost()));
-                    };
-                    // At most a chunk (64 MiB): always fits.
-                    let unread = i64::try_from(read_ahead.1 - read_ahead.0).unwrap_or(i64::MAX);
-                    let job = spawn_blocking_or_error(move || {
-                        let (res, kept) = seek_past_read_ahead(&mut inner, pos, unread);
-                        (inner, buf, res, kept)
-                    });
-                    this.state = State::Seeking {
-                        job,
-                        pos,
-                        read_ahead,
-                    };
-                }
-                // A read nobody waits for any more: its bytes become read-ahead, and its
-                // error is dropped (a reader meets it again).
-                State::Reading(_) => {
-                    let _ = ready!(this.poll_idle(cx));
-                }
-                // Another seek's result is dropped; a write's or flush's error is reported, as
-                // is a closed or lost value.
-                _ => ready!(this.poll_idle(cx))?,
-            }
-        }
     }
 }
