@@ -4,7 +4,7 @@
 mod support;
 
 use std::os::unix::fs::OpenOptionsExt;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -168,4 +168,77 @@ fn shutdown_timeout_waits_for_clean_up_work_its_tasks_left() {
             "returned before the clean-up ran"
         );
     }
+}
+
+/// Counts its drop, a while after it is asked to: a pool thread's thread-local whose
+/// destructor does some work at thread exit (flushes a per-thread buffer, say).
+struct CountsItsDrop(Arc<AtomicUsize>);
+
+impl Drop for CountsItsDrop {
+    fn drop(&mut self) {
+        // Widens the window in which the thread is exiting; asserts nothing about time.
+        thread::sleep(Duration::from_millis(20));
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+thread_local! {
+    static PER_THREAD: std::cell::RefCell<Option<CountsItsDrop>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// As tokio's: once `shutdown_timeout` returns in time, every pool thread has stopped, its
+/// `on_thread_stop` hook run and its thread-locals dropped. It used to return as soon as
+/// no job ran, with the threads still exiting (their hooks and destructors yet to run, and
+/// never run if the process then exits).
+#[test]
+fn shutdown_timeout_waits_for_pool_threads_to_stop() {
+    const THREADS: usize = 3;
+    let (starts, stops, dropped) = (
+        Arc::new(AtomicUsize::new(0)),
+        Arc::new(AtomicUsize::new(0)),
+        Arc::new(AtomicUsize::new(0)),
+    );
+    let rt = {
+        let (starts, stops) = (starts.clone(), stops.clone());
+        Runtime::builder()
+            .on_thread_start(move || {
+                starts.fetch_add(1, Ordering::SeqCst);
+            })
+            .on_thread_stop(move || {
+                thread::sleep(Duration::from_millis(50));
+                stops.fetch_add(1, Ordering::SeqCst);
+            })
+            .build()
+            .unwrap()
+    };
+    rt.block_on(async {
+        // All waiting at one barrier: one thread each.
+        let all_in = Arc::new(Barrier::new(THREADS));
+        let jobs: Vec<_> = (0..THREADS)
+            .map(|_| {
+                let (all_in, dropped) = (all_in.clone(), dropped.clone());
+                overlap::spawn_blocking(move || {
+                    all_in.wait();
+                    PER_THREAD.with(|t| *t.borrow_mut() = Some(CountsItsDrop(dropped)));
+                })
+            })
+            .collect();
+        for job in jobs {
+            job.await.unwrap();
+        }
+    });
+    rt.shutdown_timeout(Duration::from_secs(120));
+    let started = starts.load(Ordering::SeqCst);
+    assert!(started >= THREADS);
+    assert_eq!(
+        stops.load(Ordering::SeqCst),
+        started,
+        "stop hooks yet to run"
+    );
+    assert_eq!(
+        dropped.load(Ordering::SeqCst),
+        THREADS,
+        "thread-locals yet to drop"
+    );
 }

@@ -69,7 +69,7 @@ struct Inner {
     /// Jobs taken off the queue and not yet finished.
     running: AtomicUsize,
     /// Signalled when the last [`DurableWork`] ends, and after shutdown when the last
-    /// running job ends.
+    /// running job ends or the last thread stops.
     quiet: Condvar,
     /// Searches in a row that found nothing: past two, threads park at once, except every
     /// 16th search, which probes whether searching pays again.
@@ -92,6 +92,12 @@ struct State {
     shutdown: bool,
     /// [`DurableWork`] guards alive.
     durable: usize,
+    /// Threads started whose body has not returned: `threads`, and those that left the
+    /// worker loop and still run their stop hook.
+    unstopped: usize,
+    /// The threads started, to see (and join) their end at shutdown; pruned of finished
+    /// ones whenever a thread starts.
+    handles: Vec<thread::JoinHandle<()>>,
 }
 
 /// Work the runtime's drop waits for (for up to 10 s),
@@ -215,10 +221,12 @@ impl BlockingPool {
             return; // runs when a thread frees up
         }
         st.threads += 1;
+        st.unstopped += 1;
         drop(st);
         if let Err(err) = self.start_thread() {
             let mut st = self.inner.lock();
             st.threads -= 1;
+            st.unstopped -= 1;
             if st.threads > 0 {
                 return; // a live thread will get to the queued job
             }
@@ -240,7 +248,7 @@ impl BlockingPool {
             builder = builder.stack_size(size);
         }
         let inner = self.inner.clone();
-        builder.spawn(move || {
+        let handle = builder.spawn(move || {
             if let Some(hook) = &inner.config.on_start {
                 hook.run();
             }
@@ -248,7 +256,16 @@ impl BlockingPool {
             if let Some(hook) = &inner.config.on_stop {
                 hook.run();
             }
+            let mut st = inner.lock();
+            st.unstopped -= 1;
+            if st.shutdown && st.unstopped == 0 {
+                // A `shutdown_timeout` may wait for this (see `wait_stopped`).
+                inner.quiet.notify_all();
+            }
         })?;
+        let mut st = self.inner.lock();
+        st.handles.retain(|h| !h.is_finished());
+        st.handles.push(handle);
         Ok(())
     }
 
@@ -277,6 +294,25 @@ impl BlockingPool {
                 && st.queue.is_empty()
                 && self.inner.running.load(Ordering::Acquire) == 0
         })
+    }
+
+    /// After [`shutdown`](Self::shutdown): [`wait_idle`](Self::wait_idle), then waits until
+    /// every thread has stopped (its stop hook run, its thread-locals dropped) within what
+    /// is left of `limit`; returns whether that came. Threads still running then go on
+    /// detached. (Past `limit`, only a thread-local destructor that blocks could hold it.)
+    pub(crate) fn wait_stopped(&self, limit: Duration) -> bool {
+        let start = Instant::now();
+        let left = || limit.saturating_sub(start.elapsed());
+        if !self.wait_idle(limit) || !self.wait_quiet(left(), |st| st.unstopped == 0) {
+            return false;
+        }
+        // Every thread body has returned: what is left of each thread is its exit, where
+        // its thread-local destructors run, which only a join sees end (as tokio's does).
+        let handles = std::mem::take(&mut self.inner.lock().handles);
+        for handle in handles {
+            let _ = handle.join();
+        }
+        true
     }
 
     /// Waits on [`Inner::quiet`] until `done` holds, for at most `limit`.

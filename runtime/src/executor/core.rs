@@ -570,7 +570,7 @@ impl Core {
         // bytes a `write` accepted.
         match wait {
             PoolWait::Durable => self.blocking.wait_durable(DURABLE_WAIT),
-            PoolWait::All(limit) => self.blocking.wait_idle(limit),
+            PoolWait::All(limit) => self.blocking.wait_stopped(limit),
             PoolWait::Nothing => true,
         };
     }

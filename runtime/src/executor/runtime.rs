@@ -170,6 +170,7 @@ impl Builder {
     ///
     /// Dropping the runtime does not wait for its pool threads: a thread finishing a job
     /// then runs `f` later, and not at all if the process exits first.
+    /// [`Runtime::shutdown_timeout`] waits for every thread's `f` (within its timeout).
     pub fn on_thread_stop(&mut self, f: impl Fn() + Send + Sync + 'static) -> &mut Builder {
         self.config.on_thread_stop = Some(crate::blocking::Hook(Arc::new(f)));
         self
@@ -321,8 +322,10 @@ impl Runtime {
     /// Shuts the runtime down as dropping it does, then waits until every blocking job
     /// still running ([`spawn_blocking`](crate::spawn_blocking) work, file operations) has
     /// finished, and the clean-up work its dropped tasks left (a file's unwritten bytes, a
-    /// lingering socket's close) too, for at most `timeout`. Jobs not yet started are dropped without running.
-    /// A job still running after `timeout` finishes detached, on its pool thread.
+    /// lingering socket's close) too, and then until every pool thread has stopped (its
+    /// [`on_thread_stop`](Builder::on_thread_stop) hook run and its thread-locals dropped,
+    /// as tokio's does), all for at most `timeout`. Jobs not yet started are dropped without
+    /// running. A job still running after `timeout` finishes detached, on its pool thread.
     ///
     /// ```
     /// use std::sync::atomic::{AtomicBool, Ordering};
