@@ -61,6 +61,15 @@ fn shutdown_timeout_gives_up_on_a_job_that_outlasts_it() {
     assert!(support::wait_until(Duration::from_secs(60), || done.load(Ordering::SeqCst)));
 }
 
+/// Waits at its barrier when dropped, letting the job waiting there go.
+struct OpensOnDrop(Arc<Barrier>);
+
+impl Drop for OpensOnDrop {
+    fn drop(&mut self) {
+        self.0.wait();
+    }
+}
+
 #[test]
 fn shutdown_timeout_cancels_tasks_and_drops_queued_jobs() {
     let rt = Runtime::builder().max_blocking_threads(1).build().unwrap();
@@ -73,10 +82,14 @@ fn shutdown_timeout_cancels_tasks_and_drops_queued_jobs() {
         let _enter = rt.enter();
         overlap::spawn_blocking(move || q.store(true, Ordering::SeqCst))
     };
-    let pending = rt.spawn(std::future::pending::<()>());
-    let opener = thread::spawn(move || gate.wait());
+    // The gate opens as the shutdown drops this task, which is after it dropped the queued
+    // job: opened any earlier, the freed thread could run that job before the shutdown.
+    let opens = OpensOnDrop(gate);
+    let pending = rt.spawn(async move {
+        let _opens = opens;
+        std::future::pending::<()>().await
+    });
     rt.shutdown_timeout(Duration::from_secs(120));
-    opener.join().unwrap();
     assert!(done.load(Ordering::SeqCst));
     assert!(
         !queued_ran.load(Ordering::SeqCst),
