@@ -57,7 +57,7 @@ impl Waiter {
 /// wait leaves this way, so walking the line for each would make `n` of them cost `n²`.
 /// The front entry is never a gone one, so the first in line is always at hand.
 ///
-/// A waiter cell that leaves the line for good goes back to a few spares kept by the queue,
+/// A waiter cell that leaves the line for good is kept by the queue as its spare,
 /// so a wait that is given up (a `select!` branch not taken) allocates nothing once the
 /// queue has been in use.
 #[derive(Default)]
@@ -65,12 +65,9 @@ pub(super) struct WaitQueue {
     line: RefCell<VecDeque<Rc<Waiter>>>,
     /// How many entries of `line` are gone.
     gone: Cell<usize>,
-    /// Waiter cells nobody else holds, with no waker, ready for the next to join.
-    spares: RefCell<Vec<Rc<Waiter>>>,
+    /// A waiter cell nobody else holds, with no waker, ready for the next to join.
+    spare: Cell<Option<Rc<Waiter>>>,
 }
-
-/// Spare waiter cells kept per queue (see [`WaitQueue::recycle`]).
-const SPARES: usize = 4;
 
 impl WaitQueue {
     /// An empty line (usable in a `const` context).
@@ -78,7 +75,7 @@ impl WaitQueue {
         WaitQueue {
             line: RefCell::new(VecDeque::new()),
             gone: Cell::new(0),
-            spares: RefCell::new(Vec::new()),
+            spare: Cell::new(None),
         }
     }
 
@@ -115,7 +112,7 @@ impl WaitQueue {
             gone: Cell::new(false),
             wanted,
         };
-        let spare = self.spares.borrow_mut().pop();
+        let spare = self.spare.take();
         let w = match spare {
             Some(mut w) => {
                 // A spare is held by nothing else (`recycle`) and has no waker, so
@@ -141,10 +138,8 @@ impl WaitQueue {
         if Rc::strong_count(&waiter) != 1 || waiter.waker.0.borrow().is_some() {
             return;
         }
-        let mut spares = self.spares.borrow_mut();
-        if spares.len() < SPARES {
-            spares.push(waiter);
-        }
+        // A spare already kept is dropped: it has no waker, so that runs no user code.
+        self.spare.set(Some(waiter));
     }
 
     /// How many units the first in line wants, if anyone waits.
@@ -189,10 +184,13 @@ impl WaitQueue {
         let waker = waiter.take_waker();
         let mut line = self.line.borrow_mut();
         if line.back().is_some_and(|w| Rc::ptr_eq(w, &waiter)) {
-            // The common case (the latest to join gives up first): the cell is reused.
+            // The common case (the latest to join gives up first): the cell, its waker
+            // taken above, is reused if nothing else holds it.
             line.pop_back();
             drop(line);
-            self.recycle(waiter);
+            if Rc::strong_count(&waiter) == 1 {
+                self.spare.set(Some(waiter));
+            }
             return waker;
         }
         self.gone.set(self.gone.get() + 1);
@@ -457,7 +455,7 @@ mod tests {
         let w = queue.push(Waker::noop());
         assert_ne!(Rc::as_ptr(&w), addr);
         queue.recycle(w.clone());
-        assert!(queue.spares.borrow().is_empty());
+        assert!(queue.spare.take().is_none());
         drop(held);
         assert_eq!(queue.len(), 1);
     }
