@@ -540,6 +540,9 @@ impl Core {
         self.shared.refuse_spawns();
         self.blocking.shutdown();
         loop {
+            // No edge will come any more: wake whatever waits on an fd (a task, queued and
+            // then dropped below; a future polled elsewhere, whose next poll fails).
+            self.reactor.wake_all();
             // Dropping a future may spawn or wake tasks, here or remotely; repeat until
             // nothing is left.
             self.drain_remote();

@@ -51,8 +51,10 @@ use super::{own_waits, Direction, Interest, IoKey, Reactor, Ready, ReadyEvent, R
 /// - **Runtime:** it must be created inside a runtime and used on that runtime's thread (it is
 ///   `!Send`), by that runtime: polled by another runtime on the thread, or outside any, its
 ///   readiness fails with an `Other` error (the registered loop is not running, so waiting
-///   would never end). Every readiness that returns `Ready` spends one unit of the task's
-///   cooperative budget, so a task that never sees `Pending` still lets others run.
+///   would never end). A wait still pending when its runtime is dropped (a future polled by
+///   hand, or by another executor) is woken then, to meet that error, as in tokio. Every
+///   readiness that returns `Ready` spends one unit of the task's cooperative budget, so a
+///   task that never sees `Pending` still lets others run.
 ///
 /// ```
 /// use overlap::AsyncFd;

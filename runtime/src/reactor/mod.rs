@@ -245,6 +245,24 @@ impl Reactor {
         wake_each(evicted);
     }
 
+    /// Wakes every waiter of every fd, keeping the readiness: the runtime is shutting down,
+    /// so no edge will come. A future that outlives the runtime (polled by hand, or by
+    /// another executor) then polls again and fails, its runtime gone, instead of sleeping
+    /// for ever, as tokio's do when their driver shuts down.
+    pub(crate) fn wake_all(&self) {
+        let every = Ready::READ_INTEREST | Ready::WRITE_INTEREST | Ready::PRIORITY_INTEREST;
+        let mut to_wake = Vec::new();
+        {
+            let mut slots = self.slots.borrow_mut();
+            for io in slots.iter_mut().filter_map(|slot| slot.io.as_mut()) {
+                io.take_wakers(every, &mut to_wake);
+            }
+        }
+        to_wake.append(&mut self.evicted.borrow_mut());
+        // Only now, with the slots released: a waker may run arbitrary code, even panic.
+        wake_each(to_wake);
+    }
+
     /// Polls readiness for one direction, storing `cx`'s waker: in the polling future's own
     /// entry inside an [`OwnWaits`], else in the direction's slot (another task's waker,
     /// already there, moves to `others`), or, for priority and error waits, which have no
