@@ -273,6 +273,13 @@ fn waits_pending_when_the_runtime_drops_are_woken_and_fail() {
         AsyncFd::new(a).unwrap()
     };
     fill(fd.get_ref());
+    let (c, _d) = socketpair();
+    let other = {
+        let _enter = rt.enter();
+        AsyncFd::new(c).unwrap()
+    };
+    // A guard that outlives the runtime (`fd`, full and unread, has no readiness to show).
+    let mut held = rt.block_on(other.writable()).unwrap();
     let mut readable = polled(fd.readable());
     let mut poll_read = polled(poll_fn(|cx| fd.poll_read_ready(cx).map_ok(drop)));
     let mut poll_write = polled(poll_fn(|cx| fd.poll_write_ready(cx).map_ok(drop)));
@@ -284,6 +291,9 @@ fn waits_pending_when_the_runtime_drops_are_woken_and_fail() {
     }
     drop(rt);
     assert!(readable.is_woken() && poll_read.is_woken() && poll_write.is_woken());
+    // A guard from before the drop still clears, and its `try_io` still runs.
+    assert!(held.try_io(|_| Ok(())).is_ok());
+    held.clear_ready();
     assert!(matches!(readable.poll(), Poll::Ready(Err(_))));
     assert!(matches!(poll_read.poll(), Poll::Ready(Err(_))));
     assert!(matches!(poll_write.poll(), Poll::Ready(Err(_))));

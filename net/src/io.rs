@@ -321,7 +321,9 @@ macro_rules! impl_readiness {
             #[doc = concat!(
                         "Waits until the socket may be writable (or has failed). It writes \
                  nothing; follow it with [`", $try_write, "`](Self::", $try_write,
-                        "), which may still say `WouldBlock`. Cancel-safe."
+                        "), which may still say `WouldBlock`. Cancel-safe.\n\n\
+                 Each return spends a unit of the task's cooperative budget, as \
+                 [`readable`](Self::readable)'s does (tokio's `writable` spends none)."
                     )]
             pub async fn writable(&self) -> ::std::io::Result<()> {
                 self.io.writable().await.map(drop)
@@ -342,7 +344,9 @@ macro_rules! impl_readiness {
                  only (a TCP reset, an ICMP error), however readable or writable the socket \
                  is meanwhile; [`Interest::PRIORITY`](overlap_runtime::Interest::PRIORITY) \
                  for TCP urgent data. Both stay reported until a call takes the error (or \
-                 `recv(MSG_OOB)` the urgent byte) and a later one says `WouldBlock`."
+                 `recv(MSG_OOB)` the urgent byte) and a later one says `WouldBlock`.\n\n\
+                 Each return spends a unit of the task's cooperative budget, as \
+                 [`readable`](Self::readable)'s does (tokio's `ready` spends none)."
                     )]
             pub async fn ready(
                 &self,
