@@ -1,6 +1,7 @@
 //! The readiness and `try_*` tests of tokio's `tests/tcp_stream.rs`, `uds_stream.rs`,
-//! `udp.rs` and `uds_datagram.rs`, ported to overlap's sockets: the same behaviour, checked
-//! in overlap's terms, on loopback and in a temp dir.
+//! `udp.rs` and `uds_datagram.rs`, and those of `io_driver_drop.rs` (`drop_wakes`,
+//! `tcp_doesnt_block`: a socket's wait outliving its runtime), ported to overlap's sockets:
+//! the same behaviour, checked in overlap's terms, on loopback and in a temp dir.
 //!
 //! Skipped from tokio's files:
 //! - `try_read_buf`, `try_recv_buf`, `try_recv_buf_from` and the `bytes` forms: overlap's
@@ -9,10 +10,14 @@
 //!   completes a Unix stream connect at once (the listener's backlog takes it), and
 //!   overlap's `connect` reports that at once too, where tokio's waits for a write edge
 //!   first. The rest (a listener dropped before accepting resets the connection) is ported.
-//! - `io_driver_drop.rs`'s tests are here too (`drop_wakes`, `tcp_doesnt_block`): a socket's
-//!   wait outliving its runtime.
 //! - tests of sending and receiving in general (`send_recv`, `split`, `peek`, ...): covered
 //!   by `net_udp.rs`, `net_unix.rs` and `net_peek.rs`; only the readiness ones are here.
+//! - `try_send_spawn`'s last step, a `try_send` from another thread: overlap's sockets are
+//!   `!Send`, belonging to their runtime's thread. The steps before it are ported.
+//!
+//! One difference the ports meet: overlap's `readable`/`writable`/`ready` spend the task's
+//! cooperative budget (tokio's do not), so a loop checking readiness 128 times without
+//! waiting runs `unconstrained` (see `try_read_write`).
 
 mod support;
 
@@ -449,4 +454,29 @@ fn an_accept_outliving_its_runtime_is_woken_and_fails() {
         polled(listener.accept()).poll(),
         Poll::Ready(Err(_))
     ));
+}
+
+// tokio: udp.rs try_send_spawn (but its last send, made from another thread)
+#[overlap::test]
+async fn udp_try_send_to_then_connect_then_try_send_on_kept_readiness() {
+    let sender = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let receiver = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let raddr = receiver.local_addr().unwrap();
+    receiver
+        .connect(sender.local_addr().unwrap())
+        .await
+        .unwrap();
+    within(HANG, sender.writable(), "writable").await.unwrap();
+    assert_eq!(sender.try_send_to(b"hello", raddr).unwrap(), 5);
+    let mut buf = [0u8; 32];
+    let first = within(HANG, receiver.recv(&mut buf), "first")
+        .await
+        .unwrap();
+    sender.connect(raddr).await.unwrap();
+    // The write readiness seen before `connect` still holds: no wait needed.
+    assert_eq!(sender.try_send(b"world!").unwrap(), 6);
+    let second = within(HANG, receiver.recv(&mut buf), "second")
+        .await
+        .unwrap();
+    assert_eq!(first + second, 11);
 }

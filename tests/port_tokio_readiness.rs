@@ -134,6 +134,7 @@ async fn writing_until_would_block_clears_and_the_peer_reading_restores() {
 }
 
 /// Shares its fd through an `Rc`: dropping it closes nothing while another holder lives.
+#[derive(Debug)]
 struct Shared(Rc<OwnedFd>);
 
 impl AsRawFd for Shared {
@@ -315,7 +316,7 @@ async fn urgent_data_ends_a_priority_wait() {
     let guard = within(HANG, client.ready(Interest::PRIORITY), "no priority event")
         .await
         .unwrap();
-    assert!(guard.ready().is_priority());
+    assert_eq!(guard.ready(), Ready::PRIORITY);
 }
 
 /// Waits for both directions on a pair whose peer wrote a byte, then clears them one by one.
@@ -389,7 +390,8 @@ async fn an_icmp_error_with_ip_recverr_ends_an_error_wait() {
     let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     socket.set_nonblocking(true).unwrap();
     set_int_option(socket.as_raw_fd(), libc::SOL_IP, libc::IP_RECVERR, 1).unwrap();
-    let fd = AsyncFd::new(socket).unwrap();
+    // Registered for errors alone, which tokio allows too (epoll reports them always).
+    let fd = AsyncFd::with_interest(socket, Interest::ERROR).unwrap();
     fd.get_ref().send_to(b"Hello, Socket!", dest).unwrap();
     let guard = within(HANG, fd.ready(Interest::ERROR), "no error readiness")
         .await
@@ -418,4 +420,21 @@ async fn a_refused_fd_comes_back_with_the_error() {
     let (back, error) = refused.unwrap_err().into_parts();
     assert!(Rc::ptr_eq(&original, &back));
     assert_eq!(error.raw_os_error(), Some(libc::EBADF));
+}
+
+// Not in tokio's file, next to `reregister`: the same fd registered twice at once.
+#[overlap::test]
+async fn registering_an_fd_twice_is_refused_and_the_first_keeps_working() {
+    let (a, b) = socketpair();
+    let a = Rc::new(a);
+    let first = AsyncFd::new(Shared(a.clone())).unwrap();
+    let (_, error) = AsyncFd::try_new(Shared(a.clone()))
+        .unwrap_err()
+        .into_parts();
+    assert_eq!(error.raw_os_error(), Some(libc::EEXIST));
+    support::write(b.as_raw_fd(), b"x").unwrap();
+    within(HANG, first.readable(), "the first registration went deaf")
+        .await
+        .unwrap()
+        .clear_ready();
 }
