@@ -267,9 +267,10 @@ impl Target {
             queue.unwritten -= len;
             std::mem::take(&mut queue.waiters)
         };
-        // Outside the lock: a waker may run code of its own, or take this lock again.
+        // Outside the lock: a waker may run code of its own, or take this lock again. One
+        // that panics (a user's own) costs the others nothing: each is called.
         for waker in waiters {
-            waker.wake();
+            let _ = catch_unwind(AssertUnwindSafe(|| waker.wake()));
         }
     }
 
@@ -293,9 +294,13 @@ impl Target {
                 // Caught, so that the chunks queued behind it still get written: a panic
                 // drops `done` unsent, and its writer hears the write failed.
                 let res = catch_unwind(AssertUnwindSafe(|| self.write_all(&chunk.buf)));
-                if let Ok(res) = res {
-                    chunk.done.send((res, chunk.buf));
-                }
+                // Sending the outcome (or dropping `done` unsent) wakes the writer: a waker
+                // that panics (a user's own) must cost neither the chunks queued behind
+                // this one nor the room count, so that is caught too.
+                let _ = catch_unwind(AssertUnwindSafe(move || match res {
+                    Ok(res) => chunk.done.send((res, chunk.buf)),
+                    Err(_) => drop(chunk),
+                }));
                 self.chunk_done(len);
             }
             drop(_writing);
