@@ -326,6 +326,9 @@ impl Runtime {
     /// [`on_thread_stop`](Builder::on_thread_stop) hook run and its thread-locals dropped,
     /// as tokio's does), all for at most `timeout`. Jobs not yet started are dropped without
     /// running. A job still running after `timeout` finishes detached, on its pool thread.
+    /// The one wait `timeout` does not bound: once every thread has left its work in time,
+    /// each is joined, so a thread-local destructor of a pool thread that blocks holds this
+    /// call until it returns.
     ///
     /// ```
     /// use std::sync::atomic::{AtomicBool, Ordering};
