@@ -5,14 +5,11 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Read};
-use std::os::fd::AsRawFd;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use overlap::io::AsyncWriteExt;
 use overlap::time::timeout;
-use support::tagged_lines;
+use support::{run_with_unread_stdout, tagged_lines, UnreadStdout};
 
 const CHILD_ENV: &str = "OVERLAP_STDIO_BACKPRESSURE_CHILD";
 
@@ -79,54 +76,19 @@ fn child(writers: usize) {
     }
 }
 
-/// The capacity of the pipe behind `fd`.
-fn pipe_size(fd: &impl AsRawFd) -> usize {
-    // SAFETY: `F_GETPIPE_SZ` reads a property of an fd we own; no memory is passed.
-    let n = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETPIPE_SZ) };
-    assert!(n > 0, "F_GETPIPE_SZ: {}", std::io::Error::last_os_error());
-    n as usize
-}
-
 /// Runs the test `name` as a child with `writers` writer threads, its stdout a pipe read
 /// only once every writer reported; checks the reports and the lines.
 fn run(name: &str, writers: usize) {
     if std::env::var(CHILD_ENV).as_deref() == Ok(name) {
         return child(writers);
     }
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([name, "--exact", "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, name)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdout = child.stdout.take().unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let pipe = pipe_size(&stdout);
-    // The writers' reports, read before a byte of the child's stdout is.
-    let mut reports = Vec::new();
-    let mut seen = String::new();
-    while reports.len() < writers {
-        let mut l = String::new();
-        if stderr.read_line(&mut l).unwrap() == 0 {
-            panic!("the child ended without every report: {reports:?} {seen}");
-        }
-        if l.starts_with("BLOCKED") || l.starts_with("LIMIT") {
-            reports.push(l);
-        } else {
-            seen.push_str(&l);
-        }
-    }
-    let reader = std::thread::spawn(move || {
-        let mut out = String::new();
-        stdout.read_to_string(&mut out).unwrap();
-        out
+    let UnreadStdout {
+        reports,
+        stdout: out,
+        pipe_size: pipe,
+    } = run_with_unread_stdout(name, CHILD_ENV, writers, |l| {
+        l.starts_with("BLOCKED") || l.starts_with("LIMIT")
     });
-    let mut rest = String::new();
-    stderr.read_to_string(&mut rest).unwrap();
-    let status = child.wait().unwrap();
-    let out = reader.join().unwrap();
-    assert!(status.success(), "child failed: {reports:?}{seen}{rest}");
 
     let mut total = 0;
     for report in &reports {

@@ -7,16 +7,14 @@
 mod support;
 
 use std::future::Future;
-use std::io::{BufRead, BufReader, Read};
 use std::pin::pin;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
 use overlap::io::{AsyncWriteExt, Stdout};
 use overlap::time::timeout;
-use support::tagged_lines;
+use support::{run_with_unread_stdout, tagged_lines};
 
 const CHILD_ENV: &str = "OVERLAP_STDIO_BACKPRESSURE_WAKERS_CHILD";
 /// Where the child gives up waiting for writes to stop being accepted: far past the bound.
@@ -117,36 +115,12 @@ fn run(name: &str, case: &str) {
     if std::env::var(CHILD_ENV).as_deref() == Ok(name) {
         return child(case);
     }
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([name, "--exact", "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, name)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
+    let run = run_with_unread_stdout(name, CHILD_ENV, 1, |l| l.starts_with("BLOCKED lines="));
+    let lines: usize = run.reports[0]["BLOCKED lines=".len()..]
+        .trim()
+        .parse()
         .unwrap();
-    let mut stdout = child.stdout.take().unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut seen = String::new();
-    let lines: usize = loop {
-        let mut l = String::new();
-        if stderr.read_line(&mut l).unwrap() == 0 {
-            panic!("the child ended without reporting: {seen}");
-        }
-        if let Some(n) = l.strip_prefix("BLOCKED lines=") {
-            break n.trim().parse().unwrap();
-        }
-        seen.push_str(&l);
-    };
-    let reader = std::thread::spawn(move || {
-        let mut out = String::new();
-        stdout.read_to_string(&mut out).unwrap();
-        out
-    });
-    let mut rest = String::new();
-    stderr.read_to_string(&mut rest).unwrap();
-    let status = child.wait().unwrap();
-    let out = reader.join().unwrap();
-    assert!(status.success(), "child failed: {seen}{rest}");
+    let out = run.stdout;
     let got = tagged_lines(&out, "LINE:");
     assert_eq!(got.len(), lines + AFTER);
     for (i, l) in got.iter().enumerate() {

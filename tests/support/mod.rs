@@ -20,6 +20,7 @@ mod reaped;
 mod rng;
 pub mod seccomp;
 mod tagged;
+mod unread_stdout;
 
 pub use child::run_in_child;
 pub use deadline::{settle, within};
@@ -38,3 +39,4 @@ pub use polled::{poll_once, polled, Polled};
 pub use reaped::gone;
 pub use rng::Rng;
 pub use tagged::tagged_lines;
+pub use unread_stdout::{run_with_unread_stdout, UnreadStdout};
