@@ -369,11 +369,73 @@ impl<T: AsRawFd> AsyncFd<T> {
     /// })
     /// .unwrap();
     /// ```
+    ///
+    /// An error-only wait on a TCP connection whose peer resets it:
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use overlap::AsyncFd;
+    /// use overlap::io::Interest;
+    ///
+    /// overlap::block_on(async {
+    ///     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    ///     let peer = overlap::net::TcpStream::connect(listener.local_addr()?).await?;
+    ///     let (ours, _) = listener.accept()?;
+    ///     ours.set_nonblocking(true)?;
+    ///     let fd = AsyncFd::new(ours)?;
+    ///     // Writable all along, the socket ends an `ERROR` wait only once it fails:
+    ///     // SO_LINGER 0 makes dropping the peer reset the connection.
+    ///     peer.set_linger(Some(Duration::ZERO))?;
+    ///     drop(peer);
+    ///     let mut guard = fd.ready(Interest::ERROR).await?;
+    ///     assert!(guard.ready().is_error());
+    ///     let err = guard.get_inner().take_error()?.expect("an error is pending");
+    ///     assert_eq!(err.kind(), std::io::ErrorKind::ConnectionReset);
+    ///     guard.clear_ready(); // taken: the next `ERROR` wait sleeps
+    ///     std::io::Result::Ok(())
+    /// })
+    /// .unwrap();
+    /// ```
     pub async fn ready(&self, interest: Interest) -> io::Result<AsyncFdReadyGuard<'_, T>> {
         own_waits(|cx| self.poll_ready(cx, interest)).await
     }
 
     /// Like [`ready`](Self::ready), with a guard that lends the inner value mutably.
+    ///
+    /// A priority wait for TCP urgent data, cleared once the urgent byte is read:
+    ///
+    /// ```
+    /// use std::io::Read;
+    /// use std::os::fd::AsRawFd;
+    /// use overlap::AsyncFd;
+    /// use overlap::io::Interest;
+    ///
+    /// overlap::block_on(async {
+    ///     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    ///     let peer = std::net::TcpStream::connect(listener.local_addr()?)?;
+    ///     let (ours, _) = listener.accept()?;
+    ///     ours.set_nonblocking(true)?;
+    ///     let mut fd = AsyncFd::new(ours)?;
+    ///     // Urgent data: the byte is sent out of band.
+    ///     // SAFETY: the buffer is one readable byte.
+    ///     let sent = unsafe { libc::send(peer.as_raw_fd(), b"!".as_ptr().cast(), 1, libc::MSG_OOB) };
+    ///     assert_eq!(sent, 1);
+    ///     let mut guard = fd.ready_mut(Interest::PRIORITY).await?;
+    ///     assert!(guard.ready().is_priority());
+    ///     let mut byte = 0u8;
+    ///     let fd_num = guard.get_inner().as_raw_fd();
+    ///     // SAFETY: `byte` is one writable byte.
+    ///     let n = unsafe { libc::recv(fd_num, (&mut byte as *mut u8).cast(), 1, libc::MSG_OOB) };
+    ///     assert_eq!((n, byte), (1, b'!'));
+    ///     // No read clears priority readiness: clear it, so the next such wait sleeps.
+    ///     guard.clear_ready();
+    ///     // The urgent byte is not in the plain stream.
+    ///     let plain = guard.get_inner_mut().read(&mut [0u8; 1]);
+    ///     assert_eq!(plain.unwrap_err().kind(), std::io::ErrorKind::WouldBlock);
+    ///     std::io::Result::Ok(())
+    /// })
+    /// .unwrap();
+    /// ```
     pub async fn ready_mut(
         &mut self,
         interest: Interest,

@@ -65,10 +65,13 @@ impl Interest {
     /// pending.
     pub const WRITABLE: Interest = Interest(2);
     /// Priority readiness (`EPOLLPRI`): TCP urgent data arrived, or a sysfs attribute or
-    /// `/proc/self/mounts` changed; also the read side's hang-up, or an error.
+    /// `/proc/self/mounts` changed; also the read side's hang-up, or an error. No read
+    /// clears it: clear the guard once the priority data is handled (example:
+    /// [`AsyncFd::ready_mut`](crate::AsyncFd::ready_mut)).
     pub const PRIORITY: Interest = Interest(4);
     /// Error readiness (`EPOLLERR`) only: an error is pending on the fd. Read or write
-    /// readiness does not end such a wait (see the table above).
+    /// readiness does not end such a wait (see the table above; example:
+    /// [`AsyncFd::ready`](crate::AsyncFd::ready)).
     pub const ERROR: Interest = Interest(8);
 
     /// Whether the interest includes reading.

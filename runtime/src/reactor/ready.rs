@@ -21,6 +21,21 @@ use std::ops;
 /// readiness makes the next such wait sleep until the kernel signals it again. To a
 /// `READABLE` wait it is a note that is never cleared: priority data was signalled at some
 /// point, so a short read no longer proves the queue drained (see [`Ready::PRIORITY`]).
+///
+/// Waits return it ([`AsyncFd::ready`](crate::AsyncFd::ready), and the sockets' `ready`);
+/// it is a plain set of bits:
+///
+/// ```
+/// use overlap::io::Ready;
+///
+/// let seen = Ready::READABLE | Ready::PRIORITY;
+/// assert!(seen.is_readable() && seen.is_priority());
+/// assert!(!seen.is_error() && !seen.is_read_closed());
+/// assert!(seen.contains(Ready::PRIORITY) && !seen.contains(Ready::ERROR));
+/// assert_eq!(seen - Ready::PRIORITY, Ready::READABLE);
+/// assert_eq!(format!("{:?}", seen | Ready::ERROR), "{READABLE, ERROR, PRIORITY}");
+/// assert!(Ready::EMPTY.is_empty());
+/// ```
 #[derive(Clone, Copy, PartialEq, Eq, Default)]
 pub struct Ready(u8);
 
