@@ -300,9 +300,15 @@ pub(crate) fn try_now<R>(
 
 /// `readable`, `writable`, `ready` and the readiness poll functions (named `$poll_read` and
 /// `$poll_write`) for a socket type with an `io: AsyncFd<Socket>` field, whose `try_*`
-/// methods they pair with.
+/// methods they pair with. Doc comments in the optional `ready { ... }`, `try_io { ... }`
+/// and `async_io { ... }` blocks are appended to those methods' docs (a type's examples).
 macro_rules! impl_readiness {
-    ($ty:ident, $try_read:literal, $try_write:literal, $poll_read:ident, $poll_write:ident) => {
+    (
+        $ty:ident, $try_read:literal, $try_write:literal, $poll_read:ident, $poll_write:ident
+        $(, ready { $(#[$ready_doc:meta])* })?
+        $(, try_io { $(#[$try_io_doc:meta])* })?
+        $(, async_io { $(#[$async_io_doc:meta])* })?
+    ) => {
         impl $ty {
             #[doc = concat!(
                         "Waits until the socket may be readable: data, end of file or an error is \
@@ -348,6 +354,7 @@ macro_rules! impl_readiness {
                  Each return spends a unit of the task's cooperative budget, as \
                  [`readable`](Self::readable)'s does (tokio's `ready` spends none)."
                     )]
+            $($(#[$ready_doc])*)?
             pub async fn ready(
                 &self,
                 interest: overlap_runtime::Interest,
@@ -364,6 +371,7 @@ macro_rules! impl_readiness {
             /// urgent byte is read, which no read call clears.
             ///
             /// [`Interest::PRIORITY`]: overlap_runtime::Interest::PRIORITY
+            $($(#[$try_io_doc])*)?
             pub fn try_io<R>(
                 &self,
                 interest: overlap_runtime::Interest,
@@ -376,6 +384,7 @@ macro_rules! impl_readiness {
             /// each `WouldBlock` (which clears the readiness seen) or `Interrupted`, until it
             /// returns anything else: tokio's `async_io` (see [`try_io`](Self::try_io)).
             /// Cancel-safe as long as `f` does nothing when it says `WouldBlock`.
+            $($(#[$async_io_doc])*)?
             pub async fn async_io<R>(
                 &self,
                 interest: overlap_runtime::Interest,

@@ -446,7 +446,31 @@ impl_readiness!(
     "try_recv",
     "try_send",
     poll_recv_ready,
-    poll_send_ready
+    poll_send_ready,
+    ready {
+        ///
+        /// An error-only wait on a connected socket, ended by the ICMP error of a send to a
+        /// port with nothing bound:
+        ///
+        /// ```
+        /// use overlap::io::Interest;
+        /// use overlap::net::UdpSocket;
+        ///
+        /// overlap::block_on(async {
+        ///     // A loopback port whose socket is gone.
+        ///     let closed = UdpSocket::bind("127.0.0.1:0").await?.local_addr()?;
+        ///     let sock = UdpSocket::bind("127.0.0.1:0").await?;
+        ///     sock.connect(closed).await?;
+        ///     sock.send(b"anyone?").await?;
+        ///     assert!(sock.ready(Interest::ERROR).await?.is_error());
+        ///     // The next call takes the error.
+        ///     let err = sock.recv(&mut [0u8; 16]).await.unwrap_err();
+        ///     assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused);
+        ///     std::io::Result::Ok(())
+        /// })
+        /// .unwrap();
+        /// ```
+    }
 );
 
 impl fmt::Debug for UdpSocket {

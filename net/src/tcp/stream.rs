@@ -429,7 +429,121 @@ impl_readiness!(
     "try_read",
     "try_write",
     poll_read_ready,
-    poll_write_ready
+    poll_write_ready,
+    ready {
+        ///
+        /// ```
+        /// use std::time::Duration;
+        /// use overlap::io::Interest;
+        /// use overlap::net::{TcpListener, TcpStream};
+        ///
+        /// overlap::block_on(async {
+        ///     let listener = TcpListener::bind("127.0.0.1:0").await?;
+        ///     let peer = TcpStream::connect(listener.local_addr()?).await?;
+        ///     let (ours, _) = listener.accept().await?;
+        ///     // Nothing to read yet, but room to write.
+        ///     let ready = ours.ready(Interest::READABLE | Interest::WRITABLE).await?;
+        ///     assert!(ready.is_writable() && !ready.is_readable());
+        ///
+        ///     // An error-only wait sleeps through that; it ends when the peer resets the
+        ///     // connection (SO_LINGER 0, then drop).
+        ///     peer.set_linger(Some(Duration::ZERO))?;
+        ///     drop(peer);
+        ///     assert!(ours.ready(Interest::ERROR).await?.is_error());
+        ///     let err = ours.take_error()?.expect("the reset is pending");
+        ///     assert_eq!(err.kind(), std::io::ErrorKind::ConnectionReset);
+        ///     std::io::Result::Ok(())
+        /// })
+        /// .unwrap();
+        /// ```
+    },
+    try_io {
+        ///
+        /// TCP urgent data: a priority wait, then `recv(MSG_OOB)` under `try_io`.
+        ///
+        /// ```
+        /// use std::io;
+        /// use std::os::fd::AsRawFd;
+        /// use overlap::io::Interest;
+        /// use overlap::net::{TcpListener, TcpStream};
+        ///
+        /// /// `recv(MSG_OOB)`: the urgent byte, or `WouldBlock` if none is waiting.
+        /// fn recv_urgent(sock: &TcpStream) -> io::Result<u8> {
+        ///     let mut byte = 0u8;
+        ///     let buf = (&mut byte as *mut u8).cast();
+        ///     // SAFETY: `buf` is one writable byte.
+        ///     if unsafe { libc::recv(sock.as_raw_fd(), buf, 1, libc::MSG_OOB) } < 0 {
+        ///         let err = io::Error::last_os_error();
+        ///         return match err.raw_os_error() {
+        ///             Some(libc::EINVAL) => Err(io::ErrorKind::WouldBlock.into()),
+        ///             _ => Err(err),
+        ///         };
+        ///     }
+        ///     Ok(byte)
+        /// }
+        ///
+        /// overlap::block_on(async {
+        ///     let listener = TcpListener::bind("127.0.0.1:0").await?;
+        ///     let peer = TcpStream::connect(listener.local_addr()?).await?;
+        ///     let (ours, _) = listener.accept().await?;
+        ///     // SAFETY: the buffer is one readable byte.
+        ///     let sent = unsafe { libc::send(peer.as_raw_fd(), b"!".as_ptr().cast(), 1, libc::MSG_OOB) };
+        ///     assert_eq!(sent, 1);
+        ///
+        ///     assert!(ours.ready(Interest::PRIORITY).await?.is_priority());
+        ///     assert_eq!(ours.try_io(Interest::PRIORITY, || recv_urgent(&ours))?, b'!');
+        ///     // Taken: the next try says `WouldBlock`, which clears the priority readiness,
+        ///     // so a later `ready(Interest::PRIORITY)` sleeps until the next urgent byte.
+        ///     let again = ours.try_io(Interest::PRIORITY, || recv_urgent(&ours));
+        ///     assert_eq!(again.unwrap_err().kind(), io::ErrorKind::WouldBlock);
+        ///     io::Result::Ok(())
+        /// })
+        /// .unwrap();
+        /// ```
+    },
+    async_io {
+        ///
+        /// Waiting for the next TCP urgent byte (`recv_urgent` as in
+        /// [`try_io`](Self::try_io)'s example):
+        ///
+        /// ```
+        /// # use std::io;
+        /// # use std::os::fd::AsRawFd;
+        /// # fn recv_urgent(sock: &TcpStream) -> io::Result<u8> {
+        /// #     let mut byte = 0u8;
+        /// #     let buf = (&mut byte as *mut u8).cast();
+        /// #     // SAFETY: `buf` is one writable byte.
+        /// #     if unsafe { libc::recv(sock.as_raw_fd(), buf, 1, libc::MSG_OOB) } < 0 {
+        /// #         let err = io::Error::last_os_error();
+        /// #         return match err.raw_os_error() {
+        /// #             Some(libc::EINVAL) => Err(io::ErrorKind::WouldBlock.into()),
+        /// #             _ => Err(err),
+        /// #         };
+        /// #     }
+        /// #     Ok(byte)
+        /// # }
+        /// use overlap::io::Interest;
+        /// use overlap::net::{TcpListener, TcpStream};
+        ///
+        /// overlap::block_on(async {
+        ///     let listener = TcpListener::bind("127.0.0.1:0").await?;
+        ///     let peer = TcpStream::connect(listener.local_addr()?).await?;
+        ///     let (ours, _) = listener.accept().await?;
+        ///     let ours = std::rc::Rc::new(ours);
+        ///     let waiter = overlap::spawn({
+        ///         let ours = ours.clone();
+        ///         async move { ours.async_io(Interest::PRIORITY, || recv_urgent(&ours)).await }
+        ///     });
+        ///     overlap::task::yield_now().await; // the waiter sleeps: nothing urgent yet
+        ///     // SAFETY: the buffer is one readable byte.
+        ///     let sent = unsafe { libc::send(peer.as_raw_fd(), b"?".as_ptr().cast(), 1, libc::MSG_OOB) };
+        ///     assert_eq!(sent, 1);
+        ///     assert_eq!(waiter.await.unwrap()?, b'?');
+        ///     io::Result::Ok(())
+        /// })
+        /// .unwrap();
+        /// ```
+    }
 );
 
 impl fmt::Debug for TcpStream {
