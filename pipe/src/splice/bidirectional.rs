@@ -39,6 +39,41 @@ use crate::sys;
 /// that closes without an error (a graceful `close` after its last bytes) is not noticed
 /// this way: to the other side's stall it looks like a half-close, which is not an end.
 ///
+/// A client that sent all it had and shut down its write side, then resets its connection
+/// while the server is silent (so the proxy only reads the server):
+///
+/// ```
+/// use std::time::Duration;
+/// use overlap::io::{AsyncReadExt, AsyncWriteExt};
+/// use overlap::net::{TcpListener, TcpStream};
+///
+/// overlap::block_on(async {
+///     let listener = TcpListener::bind("127.0.0.1:0").await?;
+///     let addr = listener.local_addr()?;
+///     let mut client = TcpStream::connect(addr).await?;
+///     let (proxy_a, _) = listener.accept().await?;
+///     let proxy_b = TcpStream::connect(addr).await?;
+///     let (mut server, _) = listener.accept().await?;
+///     let proxy = overlap::spawn(async move {
+///         overlap::pipe::splice_bidirectional(&proxy_a, &proxy_b).await
+///     });
+///     client.write_all(b"ping").await?;
+///     client.close().await?;
+///     let mut got = Vec::new();
+///     server.read_to_end(&mut got).await?; // the half-close came through
+///     assert_eq!(got, b"ping");
+///     // SO_LINGER 0: dropping the client resets its connection.
+///     client.set_linger(Some(Duration::ZERO))?;
+///     drop(client);
+///     // The proxy, which reads nothing from the client now, still ends with the error:
+///     // `BrokenPipe`, the kernel's `EPIPE` for a reset after the peer's own half-close.
+///     let err = proxy.await.unwrap().unwrap_err();
+///     assert_eq!(err.kind(), std::io::ErrorKind::BrokenPipe);
+///     std::io::Result::Ok(())
+/// })
+/// .unwrap();
+/// ```
+///
 /// ```
 /// use overlap::io::{AsyncReadExt, AsyncWriteExt};
 /// use overlap::net::{TcpListener, TcpStream};
