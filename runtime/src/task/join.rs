@@ -95,6 +95,15 @@ impl<T> JoinHandle<T> {
     }
 
     /// Whether the task has finished: returned, panicked, or been cancelled.
+    ///
+    /// ```
+    /// overlap::block_on(async {
+    ///     let handle = overlap::spawn(async {});
+    ///     assert!(!handle.is_finished(), "spawned, not run yet");
+    ///     overlap::yield_now().await; // lets it run
+    ///     assert!(handle.is_finished());
+    /// });
+    /// ```
     pub fn is_finished(&self) -> bool {
         self.task.is_complete()
     }
@@ -171,6 +180,21 @@ impl<T> fmt::Debug for JoinHandle<T> {
 }
 
 /// Why a task produced no output: it panicked, or it was cancelled.
+///
+/// ```
+/// overlap::block_on(async {
+///     let handle = overlap::spawn(std::future::pending::<()>());
+///     handle.abort();
+///     let cancelled = handle.await.unwrap_err();
+///     assert!(cancelled.is_cancelled() && !cancelled.is_panic());
+///     assert!(cancelled.try_into_panic().is_err(), "no payload");
+///
+///     let panicked = overlap::spawn(async { panic!("boom") }).await.unwrap_err();
+///     assert!(panicked.is_panic());
+///     let payload = panicked.into_panic(); // for `std::panic::resume_unwind`
+///     assert_eq!(payload.downcast_ref::<&str>(), Some(&"boom"));
+/// });
+/// ```
 pub struct JoinError {
     repr: Repr,
     id: Id,

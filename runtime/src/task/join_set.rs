@@ -270,6 +270,20 @@ impl<T: 'static> JoinSet<T> {
     /// # Panics
     /// If a task panicked, its panic resumes here (the other tasks are aborted when the set
     /// drops); if a task was aborted, this panics with a message saying so.
+    ///
+    /// ```
+    /// use overlap::JoinSet;
+    ///
+    /// overlap::block_on(async {
+    ///     let mut set = JoinSet::new();
+    ///     for word in ["a", "b", "c"] {
+    ///         set.spawn(async move { word.to_uppercase() });
+    ///     }
+    ///     let mut out = set.join_all().await;
+    ///     out.sort();
+    ///     assert_eq!(out, ["A", "B", "C"]);
+    /// });
+    /// ```
     pub async fn join_all(mut self) -> Vec<T> {
         let mut out = Vec::with_capacity(self.len());
         while let Some(res) = self.join_next().await {
@@ -338,6 +352,21 @@ impl<T: 'static> JoinSet<T> {
     /// Asks every task in the set to stop; each then comes out of
     /// [`join_next`](JoinSet::join_next) as a cancelled [`JoinError`] (or with its output, if
     /// it had already finished).
+    ///
+    /// ```
+    /// use overlap::JoinSet;
+    ///
+    /// overlap::block_on(async {
+    ///     let mut set = JoinSet::new();
+    ///     set.spawn(std::future::pending::<()>());
+    ///     set.spawn(std::future::pending::<()>());
+    ///     set.abort_all();
+    ///     while let Some(res) = set.join_next().await {
+    ///         assert!(res.unwrap_err().is_cancelled());
+    ///     }
+    ///     // `shutdown` is the same as `abort_all` and that loop.
+    /// });
+    /// ```
     pub fn abort_all(&mut self) {
         for member in self.tasks.values() {
             member.handle.abort();
@@ -352,6 +381,27 @@ impl<T: 'static> JoinSet<T> {
 
     /// Empties the set without stopping its tasks: they run on, detached, and their outputs
     /// are dropped.
+    ///
+    /// ```
+    /// use std::cell::Cell;
+    /// use std::rc::Rc;
+    /// use overlap::JoinSet;
+    ///
+    /// overlap::block_on(async {
+    ///     let done = Rc::new(Cell::new(false));
+    ///     let mut set = JoinSet::new();
+    ///     let flag = done.clone();
+    ///     set.spawn(async move {
+    ///         overlap::yield_now().await;
+    ///         flag.set(true);
+    ///     });
+    ///     set.detach_all();
+    ///     drop(set); // would have aborted the task, had it still held it
+    ///     while !done.get() {
+    ///         overlap::yield_now().await;
+    ///     }
+    /// });
+    /// ```
     pub fn detach_all(&mut self) {
         // Dropping a handle detaches its task.
         drop(self.tasks.drain());
