@@ -34,6 +34,32 @@ impl Receiver {
     /// Opens the FIFO at `path` for reading. Opening succeeds even with no writer yet; a read
     /// then waits until a writer opens it and writes (or opens it and closes it again: then
     /// it returns 0).
+    ///
+    /// ```
+    /// use std::ffi::CString;
+    /// use overlap::io::{AsyncReadExt, AsyncWriteExt};
+    /// use overlap::pipe::{Receiver, Sender};
+    ///
+    /// let dir = std::env::temp_dir().join(format!("overlap-doc-fifo-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir).unwrap();
+    /// let path = dir.join("fifo");
+    /// let c_path = CString::new(path.to_str().unwrap()).unwrap();
+    /// // SAFETY: `c_path` is a NUL-terminated path.
+    /// assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+    ///
+    /// overlap::block_on(async {
+    ///     let mut rx = Receiver::open(&path)?; // no writer needed
+    ///     let mut tx = Sender::open(&path)?; // a reader is there now
+    ///     tx.write_all(b"via the FIFO").await?;
+    ///     drop(tx); // the last writer gone: end of file once drained
+    ///     let mut got = String::new();
+    ///     rx.read_to_string(&mut got).await?;
+    ///     assert_eq!(got, "via the FIFO");
+    ///     std::io::Result::Ok(())
+    /// })
+    /// .unwrap();
+    /// std::fs::remove_dir_all(&dir).unwrap();
+    /// ```
     pub fn open(path: impl AsRef<Path>) -> io::Result<Receiver> {
         let path = path.as_ref();
         let fd = sys::open(path, libc::O_RDONLY)
