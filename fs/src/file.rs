@@ -291,6 +291,20 @@ impl File {
     /// Dropped before it completes, the truncation still happens, before anything the `File`
     /// does next, once it has started: a `set_len` dropped while it still waited for earlier
     /// writes or another operation's job (its first step) never truncates.
+    ///
+    /// ```
+    /// use overlap::io::AsyncWriteExt;
+    /// # let path = std::env::temp_dir().join(format!("overlap-doc-setlen-{}", std::process::id()));
+    /// overlap::block_on(async {
+    ///     let mut file = overlap::fs::File::create(&path).await?;
+    ///     file.write_all(b"0123456789").await?;
+    ///     file.set_len(4).await?; // the buffered bytes are written first
+    ///     assert_eq!(file.metadata().await?.len(), 4);
+    ///     file.sync_all().await?; // and to the device
+    ///     # std::fs::remove_file(&path)?;
+    ///     Ok::<_, std::io::Error>(())
+    /// }).unwrap();
+    /// ```
     pub async fn set_len(&mut self, size: u64) -> io::Result<()> {
         self.settle().await?;
         self.submit_truncate(size);
