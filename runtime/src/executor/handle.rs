@@ -332,6 +332,16 @@ impl fmt::Debug for Handle {
 ///
 /// # Panics
 /// Polled again after it returned the result (it is a `FusedFuture`).
+///
+/// ```
+/// let rt = overlap::Runtime::new().unwrap();
+/// let task = rt.handle().spawn(async { 6 * 7 });
+/// // Another thread awaits it, in a runtime of its own...
+/// let waiter = std::thread::spawn(move || overlap::block_on(task).unwrap());
+/// // ...while this one runs the task's runtime until that thread has the output.
+/// let out = rt.block_on(rt.spawn_blocking(move || waiter.join().unwrap()));
+/// assert_eq!(out.unwrap(), 42);
+/// ```
 pub struct RemoteJoinHandle<T> {
     slot: Arc<dyn JoinSlot<T>>,
     /// The result was returned: the handle is terminated (`FusedFuture`).
