@@ -367,8 +367,10 @@ macro_rules! impl_readiness {
             /// `interest`, else fails with `WouldBlock` without calling it. If `f` fails with
             /// `WouldBlock`, the readiness seen is cleared (unless a newer edge arrived), so
             /// the next [`ready`](Self::ready) for it sleeps until the kernel signals again.
-            /// tokio's `try_io`: the way to clear [`Interest::PRIORITY`] readiness once the
-            /// urgent byte is read, which no read call clears.
+            /// It stores no waker: wait with [`ready`](Self::ready), or use
+            /// [`async_io`](Self::async_io), which does both. tokio's `try_io`: the way to
+            /// clear [`Interest::PRIORITY`] readiness once the urgent byte is read, which no
+            /// read call clears.
             ///
             /// [`Interest::PRIORITY`]: overlap_runtime::Interest::PRIORITY
             $($(#[$try_io_doc])*)?
