@@ -113,7 +113,21 @@ impl UnixStream {
             .with_std(|s: &std::os::unix::net::UnixStream| s.peer_addr())
     }
 
-    /// The peer process's credentials (`SO_PEERCRED`).
+    /// The peer process's credentials (`SO_PEERCRED`), as they were when it connected.
+    ///
+    /// ```
+    /// use overlap::net::UnixStream;
+    ///
+    /// overlap::block_on(async {
+    ///     let (a, _b) = UnixStream::pair()?;
+    ///     let cred = a.peer_cred()?; // the peer is this very process
+    ///     assert_eq!(cred.pid(), Some(std::process::id() as i32));
+    ///     // SAFETY: `geteuid` takes no pointers and cannot fail.
+    ///     assert_eq!(cred.uid(), unsafe { libc::geteuid() });
+    ///     std::io::Result::Ok(())
+    /// })
+    /// .unwrap();
+    /// ```
     pub fn peer_cred(&self) -> io::Result<UCred> {
         super::peer_cred(self.io.get_ref())
     }
