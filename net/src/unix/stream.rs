@@ -279,7 +279,28 @@ impl_readiness!(
     "try_read",
     "try_write",
     poll_read_ready,
-    poll_write_ready
+    poll_write_ready,
+    ready {
+        ///
+        /// A peer that closes is a hang-up, not an error:
+        ///
+        /// ```
+        /// use overlap::future::FutureExt;
+        /// use overlap::io::Interest;
+        /// use overlap::net::UnixStream;
+        ///
+        /// overlap::block_on(async {
+        ///     let (a, b) = UnixStream::pair()?;
+        ///     drop(b);
+        ///     // A read wait sees it (a read would return 0)...
+        ///     assert!(a.ready(Interest::READABLE).await?.is_read_closed());
+        ///     // ...and an error-only wait does not end on it.
+        ///     assert!(a.ready(Interest::ERROR).now_or_never().is_none());
+        ///     std::io::Result::Ok(())
+        /// })
+        /// .unwrap();
+        /// ```
+    }
 );
 
 impl fmt::Debug for UnixStream {
