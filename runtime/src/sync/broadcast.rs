@@ -303,6 +303,20 @@ impl<T: Clone> Receiver<T> {
     /// read were dropped (then reads on from the oldest held), and with
     /// [`RecvError::Closed`] once every sender is gone and it has read everything.
     /// Cancel-safe: a dropped `recv` loses no value.
+    ///
+    /// ```
+    /// use overlap::sync::broadcast::{self, RecvError};
+    ///
+    /// overlap::block_on(async {
+    ///     let (tx, mut slow) = broadcast::channel(2);
+    ///     for i in 0..5 {
+    ///         tx.send(i).unwrap(); // never waits: the oldest values go
+    ///     }
+    ///     assert_eq!(slow.recv().await, Err(RecvError::Lagged(3)));
+    ///     assert_eq!(slow.recv().await, Ok(3), "reads on from the oldest held");
+    ///     assert_eq!(slow.recv().await, Ok(4));
+    /// });
+    /// ```
     pub async fn recv(&mut self) -> Result<T, RecvError> {
         poll_fn(|cx| {
             crate::coop::budgeted(cx, |cx| match self.try_recv() {
