@@ -147,6 +147,31 @@ macro_rules! guard_common {
             /// Like [`clear_ready`](Self::clear_ready), for the bits of `ready` only: after
             /// a wait for both directions, a read that said `WouldBlock` clears
             /// [`Ready::READABLE`] and keeps the write readiness the guard saw.
+            ///
+            /// ```
+            /// use std::io::{ErrorKind, Read, Write};
+            /// use overlap::io::{Interest, Ready};
+            /// use overlap::{AsyncFd, Direction};
+            ///
+            /// overlap::block_on(async {
+            ///     let (a, mut b) = std::os::unix::net::UnixStream::pair()?;
+            ///     a.set_nonblocking(true)?;
+            ///     let fd = AsyncFd::new(a)?;
+            ///     b.write_all(b"hi")?;
+            ///     let mut guard = fd.ready(Interest::READABLE | Interest::WRITABLE).await?;
+            ///     let mut sock = guard.get_inner();
+            ///     let mut buf = [0u8; 8];
+            ///     assert_eq!(sock.read(&mut buf)?, 2);
+            ///     assert_eq!(sock.read(&mut buf).unwrap_err().kind(), ErrorKind::WouldBlock);
+            ///     // Drained: forget the read readiness only.
+            ///     guard.clear_ready_matching(Ready::READABLE);
+            ///     assert!(guard.ready().is_writable() && !guard.ready().is_readable());
+            ///     assert!(fd.current_ready(Direction::Read).is_empty(), "a read wait sleeps");
+            ///     assert!(fd.current_ready(Direction::Write).is_writable(), "a write goes on");
+            ///     std::io::Result::Ok(())
+            /// })
+            /// .unwrap();
+            /// ```
             pub fn clear_ready_matching(&mut self, ready: Ready) {
                 if let Some(event) = self.event {
                     self.fd.forget(event.only(ready));
