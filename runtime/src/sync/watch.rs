@@ -147,6 +147,25 @@ impl<T> Sender<T> {
     ///
     /// # Panics
     /// As [`send`](Sender::send).
+    ///
+    /// ```
+    /// use overlap::sync::watch;
+    ///
+    /// let (tx, mut rx) = watch::channel(vec![1, 2]);
+    /// // A change receivers need not hear about: they are not told.
+    /// let told = tx.send_if_modified(|v| {
+    ///     v.shrink_to_fit();
+    ///     false
+    /// });
+    /// assert!(!told);
+    /// assert!(!rx.has_changed().unwrap());
+    /// tx.send_if_modified(|v| {
+    ///     v.push(3);
+    ///     true
+    /// });
+    /// assert!(rx.has_changed().unwrap());
+    /// assert_eq!(*rx.borrow_and_update(), [1, 2, 3]);
+    /// ```
     pub fn send_if_modified(&self, modify: impl FnOnce(&mut T) -> bool) -> bool {
         let modified = modify(&mut self.shared.value.borrow_mut());
         if modified {
