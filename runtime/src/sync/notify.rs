@@ -116,6 +116,20 @@ impl Notify {
 
     /// Wakes the first waiting task, or, if none waits, stores a permit for the next
     /// `notified()` (at most one: permits do not add up).
+    ///
+    /// ```
+    /// use std::pin::pin;
+    /// use overlap::sync::Notify;
+    ///
+    /// overlap::block_on(async {
+    ///     let notify = Notify::new();
+    ///     notify.notify_one(); // nobody waits: one permit is stored
+    ///     notify.notify_one(); // still one
+    ///     notify.notified().await; // takes it at once
+    ///     let next = pin!(notify.notified());
+    ///     assert!(!next.enable(), "no permit left");
+    /// });
+    /// ```
     pub fn notify_one(&self) {
         match self.waiters.choose_first() {
             Some(waker) => wake(waker),
