@@ -1,8 +1,9 @@
 //! Read and write halves of a stream socket, generated for `TcpStream` (in `tcp/split.rs`)
 //! and `UnixStream` (in `unix/split.rs`).
 //!
-//! The reactor keeps one waker per direction, so one half may wait for readability while the
-//! other waits for writability without stealing each other's wakeups.
+//! The reactor keeps readers' and writers' wakers apart (and every waiter of a direction,
+//! not just the last), so one half may wait for readability while the other waits for
+//! writability without stealing each other's wakeups.
 
 /// Defines `ReadHalf`, `WriteHalf`, `OwnedReadHalf`, `OwnedWriteHalf` and `ReuniteError` for
 /// `$stream`, whose peer and local addresses are `$addr`s. The stream must have

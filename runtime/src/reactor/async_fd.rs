@@ -448,16 +448,18 @@ impl<T: AsRawFd> AsyncFd<T> {
     /// (for an inner type whose I/O takes `&mut self`).
     ///
     /// ```
-    /// use std::io::Write;
+    /// use std::io::{Read, Write};
     /// use overlap::AsyncFd;
     ///
     /// overlap::block_on(async {
-    ///     let (a, _b) = std::os::unix::net::UnixStream::pair()?;
+    ///     let (a, mut b) = std::os::unix::net::UnixStream::pair()?;
     ///     a.set_nonblocking(true)?;
     ///     let mut fd = AsyncFd::new(a)?;
-    ///     let mut guard = fd.writable_mut().await?;
-    ///     let n = guard.try_io(|sock| sock.write(b"hi")).expect("writable")?;
-    ///     assert_eq!(n, 2);
+    ///     b.write_all(b"hi")?;
+    ///     let mut guard = fd.readable_mut().await?;
+    ///     let mut buf = [0u8; 8];
+    ///     let n = guard.try_io(|sock| sock.read(&mut buf)).expect("readable")?;
+    ///     assert_eq!(&buf[..n], b"hi");
     ///     std::io::Result::Ok(())
     /// })
     /// .unwrap();
