@@ -9,9 +9,9 @@
 //!    that owns the runtime the task was spawned on; `refs` too while the runtime runs
 //!    (afterwards under the remote queue's lock). Other threads touch only `remote`
 //!    (atomically) and `shared` (an `Arc<Shared>`, which is `Sync`).
-//! 2. The cell is freed exactly once: by whoever brings the `remote` word to zero (see
-//!    `state.rs`). Before that point the runtime thread has already dropped the future and
-//!    the output, so freeing never runs user code on a foreign thread.
+//! 2. The cell is freed exactly once: by whoever gives up the last claim in the `remote`
+//!    word (see `state.rs`). Before that point the runtime thread has already dropped the
+//!    future and the output, so freeing never runs user code on a foreign thread.
 
 use std::any::Any;
 use std::cell::{Cell, UnsafeCell};
@@ -263,7 +263,15 @@ impl TaskPtr {
 
     /// Gives up one shared claim; returns whether it was the last, so the caller must free.
     fn release_unit_deferred(self) -> bool {
-        self.header().remote.fetch_sub(UNIT, Ordering::AcqRel) & !NOTES == UNIT
+        let remote = &self.header().remote;
+        // The usual last release: the caller's unit is the only claim. Nobody else holds
+        // one, so nobody can make one (a claim comes only from a claim) or touch the word:
+        // no read-modify-write is needed. The acquire pairs with the release of whoever gave
+        // up a claim before, as the `fetch_sub` would.
+        if remote.load(Ordering::Acquire) & !NOTES == UNIT {
+            return true;
+        }
+        remote.fetch_sub(UNIT, Ordering::AcqRel) & !NOTES == UNIT
     }
 
     /// A remote wake: sets [`REMOTE_QUEUED`] and, if `release_unit`, gives up one shared

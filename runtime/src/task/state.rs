@@ -30,7 +30,9 @@
 //! - two notes ([`NOTES`]), which are not claims: [`REMOTE_ABORT`], an abort asked for from
 //!   another thread, and [`FINISHED`], completion as any thread may read it.
 //!
-//! Whoever brings the claims (the word but its notes) to zero frees the cell. Local references never come back
+//! Whoever gives up the last claim (the word but its notes) frees the cell; a release that
+//! finds its own unit the only claim left skips the atomic subtraction, since no claim
+//! remains to make another. Local references never come back
 //! from zero (a waker cloned at home from a task with no local references is counted in the
 //! shared half), so the standing unit is given up exactly once.
 
