@@ -18,7 +18,7 @@ use crate::metrics::RuntimeMetrics;
 use crate::reactor::Reactor;
 use crate::slab::Slab;
 use crate::sys::eventfd::EventFd;
-use crate::task::raw::{RemoteOp, TaskPtr};
+use crate::task::raw::{RemoteOp, Repr, TaskPtr};
 use crate::task::state::{CANCELLED, COMPLETE};
 use crate::task::JoinHandle;
 use crate::time::Timers;
@@ -172,8 +172,8 @@ impl Core {
             // Cancel it at once (dropping the future here) so its handle reports so. Nothing
             // else knows the task, so its local count needs no lock.
             task.set_cancelled();
-            self.cancel(task);
-            task.finish();
+            let err = self.cancel(task);
+            task.finish(Some(err));
             task.ref_dec_local();
             // SAFETY: as below; the handle's reference is the one left.
             return unsafe { JoinHandle::from_task(task) };
@@ -227,29 +227,32 @@ impl Core {
             return;
         }
         let budget = crate::coop::poll_budget();
+        // Why the task failed, if it did (panicked or cancelled).
+        let mut failure = None;
         let done = if flags & CANCELLED != 0 {
-            self.cancel(task);
+            failure = Some(self.cancel(task));
             true
         } else {
             bump(&self.counters.polls, 1);
             self.running.set(Some(task));
-            let done = task.poll();
+            let done = task.poll(&mut failure);
             self.running.set(None);
             done
         };
         drop(budget);
         if done {
-            self.complete(task);
+            self.complete(task, failure);
         }
     }
 
-    /// Drops the task's future (storing a cancelled error), with the task reported as the
-    /// current one meanwhile (`task::try_id`), as while it is polled.
+    /// Drops the task's future, with the task reported as the current one meanwhile
+    /// (`task::try_id`), as while it is polled; returns the error to finish it with.
     #[cold]
-    fn cancel(&self, task: TaskPtr) {
+    fn cancel(&self, task: TaskPtr) -> Repr {
         let outer = self.dropping.replace(Some(task));
-        task.cancel();
+        let err = task.cancel();
         self.dropping.set(outer);
+        err
     }
 
     /// The task whose code runs now (polled, or its future dropped), for `task::try_id`.
@@ -257,9 +260,10 @@ impl Core {
         self.running.get().or(self.dropping.get())
     }
 
-    /// The task's output is stored: mark it complete and drop the registry's reference.
-    fn complete(&self, task: TaskPtr) {
-        task.finish();
+    /// The task's output is stored, or it failed with `failure`: mark it complete and drop
+    /// the registry's reference.
+    fn complete(&self, task: TaskPtr, failure: Option<Repr>) {
+        task.finish(failure);
         self.tasks.borrow_mut().remove(task.registry_key());
         task.ref_dec_local();
     }
@@ -554,8 +558,8 @@ impl Core {
             }
             for task in tasks {
                 if task.set_cancelled() {
-                    self.cancel(task);
-                    task.finish();
+                    let err = self.cancel(task);
+                    task.finish(Some(err));
                 }
                 task.ref_dec_local();
             }

@@ -62,8 +62,8 @@ impl Drop for MainTask {
     fn drop(&mut self) {
         // Complete it so later wakes are ignored; no queue entry holds it, so lower the
         // woken bit (a claim on the cell) before giving up the reference.
-        self.task.cancel();
-        self.task.finish();
+        let err = self.task.cancel();
+        self.task.finish(Some(err));
         self.task.take_scheduled();
         waker::release_local_ref(self.task);
     }

@@ -5,7 +5,7 @@
 //! are in `waker.rs`.
 //!
 //! # Invariants
-//! 1. The stage (future or output), `join_waker` and `flags` are touched only on the thread
+//! 1. The stage (future or output), the join slot and `flags` are touched only on the thread
 //!    that owns the runtime the task was spawned on; `refs` too while the runtime runs
 //!    (afterwards under the remote queue's lock). Other threads touch only `remote`
 //!    (atomically) and `shared` (an `Arc<Shared>`, which is `Sync`).
@@ -13,24 +13,25 @@
 //!    word (see `state.rs`). Before that point the runtime thread has already dropped the
 //!    future and the output, so freeing never runs user code on a foreign thread.
 
-use std::any::Any;
 use std::cell::{Cell, UnsafeCell};
 use std::future::Future;
-use std::mem;
+use std::mem::{self, ManuallyDrop};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::pin::Pin;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
+use std::task::{Poll, Waker};
 
-use super::join::Repr;
+pub(crate) use super::join::Repr;
 use super::state::{
-    CANCELLED, COMPLETE, FINISHED, JOIN_INTEREST, MAIN, NOTES, OUTPUT_TAKEN, REMOTE_ABORT,
+    CANCELLED, COMPLETE, FAILED, FINISHED, JOIN_INTEREST, MAIN, NOTES, OUTPUT_TAKEN, REMOTE_ABORT,
     REMOTE_QUEUED, SCHEDULED, SHARED_FINISH, UNIT,
 };
 use super::{Id, JoinError};
 use crate::executor::{Core, Shared};
+use cell::{drop_error, Stage, TaskCell};
+
+mod cell;
 
 /// The type-independent start of every task cell (48 bytes).
 #[repr(C)]
@@ -45,35 +46,37 @@ pub(crate) struct Header {
     vtable: &'static TaskVTable,
     /// An `Arc<Shared>` turned into a raw pointer; released when the cell is freed.
     shared: *const Shared,
-    join_waker: UnsafeCell<Option<Waker>>,
+    /// The `JoinHandle`'s waker; once the task failed, its error ([`FAILED`] says which).
+    join: UnsafeCell<WakerOrError>,
+}
+
+/// The join slot: a waiting `JoinHandle`'s waker until the task completes; then, if it failed
+/// (panicked or was cancelled), its error until the handle reads or drops it. The error
+/// takes the waker's place instead of a place in the stage, so a failure costs a small
+/// task's cell nothing: the stage of `async {}` is one byte, and its cell fits a 64-byte
+/// allocation (a separate error would make it 80).
+///
+/// The slot holds `error` exactly while [`FAILED`] is set, otherwise `waker` (maybe `None`).
+/// Every error is read or dropped on the runtime thread before the cell is freed.
+union WakerOrError {
+    waker: ManuallyDrop<Option<Waker>>,
+    error: ManuallyDrop<Repr>,
 }
 
 // The header's size is part of every task's memory (a tracked benchmark); the error a
-// finished task keeps is one word pair, its task ID being the cell's address (`id.rs`).
+// failed task keeps is one word pair, its task ID being the cell's address (`id.rs`), and
+// it shares its place with the join waker.
 const _: () = assert!(mem::size_of::<Header>() == 48);
 const _: () = assert!(mem::size_of::<Repr>() == 16);
+const _: () = assert!(mem::size_of::<WakerOrError>() == 16);
 
 /// The per-future-type operations, monomorphised once per spawned future type.
 struct TaskVTable {
-    poll: unsafe fn(NonNull<Header>) -> bool,
-    cancel: unsafe fn(NonNull<Header>),
+    poll: unsafe fn(NonNull<Header>, &mut Option<Repr>) -> bool,
+    cancel: unsafe fn(NonNull<Header>) -> Repr,
     read_output: unsafe fn(NonNull<Header>, *mut ()),
     drop_stage: unsafe fn(NonNull<Header>),
     dealloc: unsafe fn(NonNull<Header>),
-}
-
-enum Stage<F: Future> {
-    Running(F),
-    /// The error is kept without its task ID (which is the cell's address, see `id.rs`),
-    /// so that it takes no room in the cell: `read_output` adds it.
-    Finished(Result<F::Output, Repr>),
-    Consumed,
-}
-
-#[repr(C)]
-struct TaskCell<F: Future> {
-    header: Header,
-    stage: UnsafeCell<Stage<F>>,
 }
 
 /// What a remote-queue entry asks the runtime thread to do with a task.
@@ -132,7 +135,9 @@ impl TaskPtr {
                 registry_key: Cell::new(u32::MAX),
                 vtable: &TaskCell::<F>::VTABLE,
                 shared: Arc::into_raw(shared.clone()),
-                join_waker: UnsafeCell::new(None),
+                join: UnsafeCell::new(WakerOrError {
+                    waker: ManuallyDrop::new(None),
+                }),
             },
             stage: UnsafeCell::new(Stage::Running(future)),
         });
@@ -364,22 +369,28 @@ impl TaskPtr {
         f & COMPLETE == 0
     }
 
-    /// Polls the future once. Returns true if it completed (returned or panicked); its
-    /// output is then stored. Runtime thread only.
-    pub(crate) fn poll(&self) -> bool {
+    /// Polls the future once. Returns true if it completed: it returned (its output is then
+    /// stored) or panicked (then `failure` is set to the error, for [`finish`]). Runtime
+    /// thread only.
+    ///
+    /// [`finish`]: TaskPtr::finish
+    pub(crate) fn poll(&self, failure: &mut Option<Repr>) -> bool {
         // SAFETY: called on the runtime thread (invariant 1) for a task not yet complete.
-        unsafe { (self.header().vtable.poll)(self.0) }
+        unsafe { (self.header().vtable.poll)(self.0, failure) }
     }
 
-    /// Drops the future and stores a cancelled `JoinError`. Runtime thread only.
-    pub(crate) fn cancel(&self) {
+    /// Drops the future; returns the error to hand to [`finish`](TaskPtr::finish)
+    /// (cancelled, or a panic if the future's destructor panicked). Runtime thread only.
+    #[must_use]
+    pub(crate) fn cancel(&self) -> Repr {
         // SAFETY: runtime thread only (invariant 1).
         unsafe { (self.header().vtable.cancel)(self.0) }
     }
 
-    /// Marks the task complete after its output was stored: wakes the JoinHandle, or drops
-    /// the output at once when nobody will read it. Runtime thread only.
-    pub(crate) fn finish(&self) {
+    /// Marks the task complete after its output was stored, or with the error it failed
+    /// with: wakes the JoinHandle, or drops the output (or error) at once when nobody will
+    /// read it. Runtime thread only.
+    pub(crate) fn finish(&self, failure: Option<Repr>) {
         let h = self.header();
         let f = self.flags();
         self.set_flags(f | COMPLETE);
@@ -387,8 +398,10 @@ impl TaskPtr {
             h.remote.fetch_or(FINISHED, Ordering::Release);
         }
         if f & JOIN_INTEREST != 0 {
-            // SAFETY: runtime thread only (invariant 1); no other borrow of the cell is live.
-            let waker = unsafe { (*h.join_waker.get()).take() };
+            let waker = self.take_join_waker();
+            if let Some(err) = failure {
+                self.store_failure(err);
+            }
             if let Some(w) = waker {
                 // A waker of the user's own (a hand-written combinator polling the handle)
                 // may panic; the loop must not unwind with the task half-completed.
@@ -397,7 +410,46 @@ impl TaskPtr {
         } else {
             // SAFETY: runtime thread only (invariant 1).
             unsafe { (h.vtable.drop_stage)(self.0) };
+            if let Some(err) = failure {
+                drop_error(err);
+            }
         }
+    }
+
+    /// Takes the JoinHandle's waker out of the join slot. Runtime thread only, with
+    /// [`FAILED`] clear.
+    fn take_join_waker(&self) -> Option<Waker> {
+        debug_assert!(self.flags() & FAILED == 0);
+        // SAFETY: runtime thread only (invariant 1), and no other borrow of the slot is live;
+        // without FAILED the slot holds a waker.
+        unsafe { Option::take(&mut (*self.header().join.get()).waker) }
+    }
+
+    /// Puts a failed task's error in the join slot, whose waker was taken. Runtime thread
+    /// only.
+    fn store_failure(&self, err: Repr) {
+        // SAFETY: runtime thread only (invariant 1); the slot holds a taken (`None`) waker,
+        // which owns nothing, so writing over it leaks nothing.
+        unsafe { (*self.header().join.get()).error = ManuallyDrop::new(err) };
+        self.set_flags(self.flags() | FAILED);
+    }
+
+    /// Takes the error out of the join slot, leaving an empty waker there. Runtime thread
+    /// only, with [`FAILED`] set.
+    fn take_failure(&self) -> Repr {
+        let f = self.flags();
+        debug_assert!(f & FAILED != 0);
+        // SAFETY: runtime thread only (invariant 1), no other borrow of the slot is live;
+        // with FAILED the slot holds an error, moved out here and never read again, since
+        // the slot is made an empty waker at once.
+        let err = unsafe {
+            let slot = &mut *self.header().join.get();
+            let err = ManuallyDrop::take(&mut slot.error);
+            slot.waker = ManuallyDrop::new(None);
+            err
+        };
+        self.set_flags(f & !FAILED);
+        err
     }
 
     pub(crate) fn registry_key(&self) -> usize {
@@ -418,17 +470,23 @@ impl TaskPtr {
         let h = self.header();
         let f = self.flags();
         if f & COMPLETE != 0 {
-            // SAFETY: the caller guarantees `T` matches; runtime thread only.
-            unsafe {
-                (h.vtable.read_output)(self.0, (out as *mut Poll<Result<T, JoinError>>).cast())
-            };
-            self.set_flags(f | OUTPUT_TAKEN);
+            if f & FAILED != 0 {
+                let err = self.take_failure();
+                *out = Poll::Ready(Err(JoinError::new(err, Id::of(*self))));
+            } else {
+                // SAFETY: the caller guarantees `T` matches; runtime thread only.
+                unsafe {
+                    (h.vtable.read_output)(self.0, (out as *mut Poll<Result<T, JoinError>>).cast())
+                };
+            }
+            self.set_flags(self.flags() | OUTPUT_TAKEN);
             return;
         }
         let old = {
             // SAFETY: runtime thread only (invariant 1); nothing else borrows the cell now,
-            // and the borrow ends before any user code runs (the clone is made first).
-            let slot = unsafe { &mut *h.join_waker.get() };
+            // and the borrow ends before any user code runs (the clone is made first). An
+            // incomplete task's slot holds a waker (FAILED is set only on completion).
+            let slot: &mut Option<Waker> = unsafe { &mut (*h.join.get()).waker };
             match slot {
                 Some(w) if w.will_wake(waker) => return,
                 _ => slot.replace(waker.clone()),
@@ -440,160 +498,21 @@ impl TaskPtr {
         drop(old);
     }
 
-    /// JoinHandle side: the handle goes away. Drops an unread output and the handle's local
-    /// reference. Runtime thread only.
+    /// JoinHandle side: the handle goes away. Drops an unread output or error and the
+    /// handle's local reference. Runtime thread only.
     pub(crate) fn drop_join(self) {
         let h = self.header();
         let f = self.flags();
         self.set_flags(f & !JOIN_INTEREST);
-        // SAFETY: runtime thread only (invariant 1).
-        let waker = unsafe { (*h.join_waker.get()).take() };
-        drop(waker);
+        if f & FAILED != 0 {
+            drop_error(self.take_failure());
+        } else {
+            drop(self.take_join_waker());
+        }
         if f & COMPLETE != 0 {
             // SAFETY: runtime thread only (invariant 1); the future is already gone.
             unsafe { (h.vtable.drop_stage)(self.0) };
         }
         super::waker::release_local_ref(self);
-    }
-}
-
-impl<F: Future + 'static> TaskCell<F> {
-    const VTABLE: TaskVTable = TaskVTable {
-        poll: Self::poll,
-        cancel: Self::cancel,
-        read_output: Self::read_output,
-        drop_stage: Self::drop_stage,
-        dealloc: Self::dealloc,
-    };
-
-    /// # Safety
-    /// `ptr` must point at a live `TaskCell<F>`, on the runtime thread (invariant 1).
-    unsafe fn stage<'a>(ptr: NonNull<Header>) -> &'a mut Stage<F> {
-        // SAFETY: the header is the first field of a repr(C) TaskCell<F> (caller's contract),
-        // and only the runtime thread touches the stage, one borrow at a time.
-        unsafe { &mut *ptr.cast::<TaskCell<F>>().as_ref().stage.get() }
-    }
-
-    /// # Safety
-    /// As for [`Self::stage`]; the stage must be `Running`.
-    unsafe fn poll(ptr: NonNull<Header>) -> bool {
-        // SAFETY: the task is live and being polled on its runtime thread, in owner context.
-        let waker = unsafe { super::waker::borrowed(TaskPtr(ptr)) };
-        let mut cx = Context::from_waker(&waker);
-        // SAFETY: caller's contract.
-        let stage = unsafe { Self::stage(ptr) };
-        let Stage::Running(fut) = stage else {
-            return true;
-        };
-        // SAFETY: the future lives inside a heap cell that never moves until it is freed, and
-        // it is dropped in place, so it is pinned.
-        let fut = unsafe { Pin::new_unchecked(fut) };
-        let result = match catch_unwind(AssertUnwindSafe(|| fut.poll(&mut cx))) {
-            Ok(Poll::Pending) => return false,
-            Ok(Poll::Ready(v)) => Ok(v),
-            Err(payload) => Err(Repr::panic(payload)),
-        };
-        Self::replace_stage(stage, Stage::Finished(result));
-        true
-    }
-
-    /// Replaces the stage without letting a panicking destructor unwind into the runtime.
-    ///
-    /// The old stage is dropped *where it lies*, before the new one is written: a running
-    /// future is pinned, and may point into itself (a future holding a borrow of its own
-    /// local, such as `tx.send(v)` on a `tx` it owns). Moving it out first, as
-    /// `mem::replace` would, runs its destructor on a copy whose inner pointers lead to the
-    /// overwritten cell.
-    ///
-    /// Inlined by force: out of line, it made spawning and joining a task about 20% slower
-    /// (measured with `runtime_bench`), once the panic path gained a call.
-    #[inline(always)]
-    fn replace_stage(stage: &mut Stage<F>, new: Stage<F>) {
-        let slot: *mut Stage<F> = stage;
-        // SAFETY: `slot` comes from a live `&mut`, and is overwritten just below.
-        let panicked = unsafe { Self::drop_stage_caught(slot) };
-        // SAFETY: the old value was dropped just above and is never touched again, so
-        // writing over it without dropping is what is needed; `slot` is valid for writes.
-        unsafe { std::ptr::write(slot, new) };
-        if let Some(payload) = panicked {
-            drop_payload(payload);
-        }
-    }
-
-    /// Drops the stage at `slot` in place, catching a panicking destructor; returns its
-    /// payload. The stage counts as dropped either way: even if a destructor panics, the
-    /// drop glue finishes the other fields while unwinding.
-    ///
-    /// # Safety
-    /// `slot` must point at a valid, initialised stage, which the caller overwrites (with
-    /// `ptr::write`) before anything reads it again.
-    #[inline(always)]
-    unsafe fn drop_stage_caught(slot: *mut Stage<F>) -> Option<Box<dyn Any + Send>> {
-        // SAFETY: caller's contract: valid, and dropped exactly once here.
-        catch_unwind(AssertUnwindSafe(|| unsafe {
-            std::ptr::drop_in_place(slot)
-        }))
-        .err()
-    }
-
-    /// # Safety
-    /// As for [`Self::stage`].
-    unsafe fn cancel(ptr: NonNull<Header>) {
-        // SAFETY: caller's contract.
-        let stage = unsafe { Self::stage(ptr) };
-        let slot: *mut Stage<F> = stage;
-        // A future whose destructor panics while it is aborted reports that panic (as
-        // tokio's does), not a plain cancellation.
-        // SAFETY: `slot` comes from a live `&mut`, and is overwritten just below.
-        let err = match unsafe { Self::drop_stage_caught(slot) } {
-            None => Repr::Cancelled,
-            Some(payload) => Repr::panic(payload),
-        };
-        // SAFETY: the old value was dropped just above and is never touched again;
-        // `slot` is valid for writes.
-        unsafe { std::ptr::write(slot, Stage::Finished(Err(err))) };
-    }
-
-    /// # Safety
-    /// As for [`Self::stage`]; `out` must point at a `Poll<Result<F::Output, JoinError>>`.
-    unsafe fn read_output(ptr: NonNull<Header>, out: *mut ()) {
-        // SAFETY: caller's contract.
-        let stage = unsafe { Self::stage(ptr) };
-        if let Stage::Finished(res) = mem::replace(stage, Stage::Consumed) {
-            let res = res.map_err(|repr| JoinError::new(repr, Id::of(TaskPtr(ptr))));
-            // SAFETY: caller's contract on `out`; assignment drops the old `Pending` value.
-            unsafe { *out.cast::<Poll<Result<F::Output, JoinError>>>() = Poll::Ready(res) };
-        }
-    }
-
-    /// # Safety
-    /// As for [`Self::stage`].
-    unsafe fn drop_stage(ptr: NonNull<Header>) {
-        // SAFETY: caller's contract.
-        let stage = unsafe { Self::stage(ptr) };
-        Self::replace_stage(stage, Stage::Consumed);
-    }
-
-    /// # Safety
-    /// `ptr` must point at a `TaskCell<F>` made by `allocate`, with no claims left
-    /// (invariant 2). The stage is already `Consumed` or holds only memory-owning data.
-    unsafe fn dealloc(ptr: NonNull<Header>) {
-        // SAFETY: caller's contract; the cell came from Box::leak in `allocate`.
-        let cell = unsafe { Box::from_raw(ptr.cast::<TaskCell<F>>().as_ptr()) };
-        // SAFETY: `shared` came from Arc::into_raw in `allocate` and is released once, here.
-        drop(unsafe { Arc::from_raw(cell.header.shared) });
-        // The runtime thread already emptied the stage (invariant 2), so this runs no user
-        // code even on a foreign thread; a join waker left behind is Send.
-        drop(cell);
-    }
-}
-
-/// Drops the payload of a destructor's panic, where no unwinding may escape; one whose own
-/// destructor panics too is leaked, the only safe choice.
-#[cold]
-#[inline(never)]
-fn drop_payload(payload: Box<dyn Any + Send>) {
-    if let Err(again) = catch_unwind(AssertUnwindSafe(move || drop(payload))) {
-        mem::forget(again);
     }
 }

@@ -18,6 +18,8 @@
 //! - [`CANCELLED`]: `abort()` was asked for; the next run drops the future instead of polling.
 //! - [`JOIN_INTEREST`]: the `JoinHandle` still exists and will read the output.
 //! - [`MAIN`]: the task stands in for a `block_on` future and is never queued.
+//! - [`FAILED`]: the task panicked or was cancelled, and its error, not yet read or
+//!   dropped, sits where the `JoinHandle`'s waker was (`raw.rs`, `JoinSlot`).
 //! - `refs` counts *local references*: the task registry (until the task completes), the
 //!   `JoinHandle`, every waker made in owner context, and every remote-queue entry that
 //!   carries a reference to drop.
@@ -52,6 +54,9 @@ pub(crate) const OUTPUT_TAKEN: u8 = 1 << 5;
 /// An `AbortHandle` was made: finishing also sets [`FINISHED`] in the shared word, where
 /// any thread can read it. (Other tasks skip that atomic operation.)
 pub(crate) const SHARED_FINISH: u8 = 1 << 6;
+/// The task failed (panicked or was cancelled) and the header's join slot holds its error
+/// instead of a waker, until the `JoinHandle` reads or drops it.
+pub(crate) const FAILED: u8 = 1 << 7;
 
 /// A remote wake entry for the task is queued.
 pub(crate) const REMOTE_QUEUED: u32 = 1;
