@@ -129,9 +129,15 @@ pub(crate) fn in_driving_block_on() -> bool {
 /// thread is running the task's runtime, which is not shutting down. Otherwise `None`.
 #[inline]
 pub(crate) fn with_owner<R>(task: TaskPtr, f: impl FnOnce(&Core) -> R) -> Option<R> {
-    // Null never matches a task, so one comparison settles "inside block_on", "this task's
+    with_owner_of(task.shared_ptr(), f)
+}
+
+/// [`with_owner`] for the runtime whose `Shared` is at `shared` (the task may be gone).
+#[inline]
+pub(crate) fn with_owner_of<R>(shared: *const Shared, f: impl FnOnce(&Core) -> R) -> Option<R> {
+    // Null never matches a runtime, so one comparison settles "inside block_on", "this
     // runtime" and "not shutting down".
-    if !ptr::eq(OWNER.with(Cell::get), task.shared_ptr()) {
+    if !ptr::eq(OWNER.with(Cell::get), shared) {
         return None;
     }
     // SAFETY: OWNER is non-null, so CURRENT is non-null and kept alive by its entry in

@@ -18,7 +18,7 @@ use crate::metrics::RuntimeMetrics;
 use crate::reactor::Reactor;
 use crate::slab::Slab;
 use crate::sys::eventfd::EventFd;
-use crate::task::raw::{RemoteOp, Repr, TaskPtr};
+use crate::task::raw::{CellCredit, RemoteOp, Repr, TaskPtr};
 use crate::task::state::{CANCELLED, COMPLETE};
 use crate::task::JoinHandle;
 use crate::time::Timers;
@@ -87,6 +87,16 @@ pub(crate) struct Core {
     main_deferred: Cell<bool>,
     /// Run-queue pops left before the yielded `block_on` future is woken.
     main_after: Cell<Option<usize>>,
+    /// The units of `shared`'s cell count the loop holds for the cells it will allocate;
+    /// cells freed on this thread while the loop runs give theirs back here.
+    cell_credit: CellCredit,
+}
+
+impl Drop for Core {
+    fn drop(&mut self) {
+        // Cells freed from now on give their units back to the shared count.
+        self.cell_credit.release_all(&self.shared);
+    }
 }
 
 #[derive(Debug, Default)]
@@ -107,6 +117,7 @@ impl Core {
     pub(crate) fn new(config: Config) -> io::Result<Core> {
         let shared = Arc::new(Shared::new(EventFd::new()?));
         let reactor = Rc::new(Reactor::new(shared.eventfd_raw(), config.max_events)?);
+        let cell_credit = CellCredit::new(&shared);
         Ok(Core {
             shared,
             run_queue: RefCell::new(VecDeque::with_capacity(256)),
@@ -141,7 +152,13 @@ impl Core {
             main: Cell::new(None),
             main_deferred: Cell::new(false),
             main_after: Cell::new(None),
+            cell_credit,
         })
+    }
+
+    /// The loop's credit of cell units (see `task/raw/units.rs`).
+    pub(crate) fn cell_credit(&self) -> &CellCredit {
+        &self.cell_credit
     }
 
     pub(crate) fn reactor(&self) -> &Rc<Reactor> {
@@ -166,7 +183,7 @@ impl Core {
     }
 
     pub(crate) fn spawn<F: Future + 'static>(&self, future: F) -> JoinHandle<F::Output> {
-        let task = TaskPtr::allocate(future, &self.shared);
+        let task = TaskPtr::allocate(future, &self.shared, &self.cell_credit);
         if self.closed.get() {
             // Spawned by a destructor that the end of the shutdown ran: no loop will poll it.
             // Cancel it at once (dropping the future here) so its handle reports so. Nothing

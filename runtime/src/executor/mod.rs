@@ -13,7 +13,7 @@ use std::time::Duration;
 pub use handle::{Handle, RemoteJoinHandle};
 pub use runtime::{block_on, block_on_start_paused, metrics, Builder, Runtime, RuntimeGuard};
 
-pub(crate) use context::{current_task, with_current, with_driving, with_owner};
+pub(crate) use context::{current_task, with_current, with_driving, with_owner, with_owner_of};
 pub(crate) use core::Core;
 pub(crate) use shared::Shared;
 

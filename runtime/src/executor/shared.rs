@@ -2,7 +2,7 @@
 //! spawned through a [`Handle`](super::Handle)), and what wakes a sleeping loop (its eventfd,
 //! or the condvar it sleeps on when it has no fd to watch).
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -24,6 +24,9 @@ pub(crate) struct Shared {
     pub(crate) remote_wakes: AtomicU64,
     pub(crate) eventfd_writes: AtomicU64,
     pub(crate) futex_wakes: AtomicU64,
+    /// Units held by task cells and the loop's credit: while above zero, they hold one
+    /// strong count of this `Arc` between them (see `task/raw/units.rs`).
+    pub(crate) cells: AtomicUsize,
 }
 
 /// How a wake must get the loop's attention, once the lock is released.
@@ -100,6 +103,7 @@ impl Shared {
             remote_wakes: AtomicU64::new(0),
             eventfd_writes: AtomicU64::new(0),
             futex_wakes: AtomicU64::new(0),
+            cells: AtomicUsize::new(0),
         }
     }
 

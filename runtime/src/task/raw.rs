@@ -30,8 +30,10 @@ use super::state::{
 use super::{Id, JoinError};
 use crate::executor::{Core, Shared};
 use cell::{drop_error, Stage, TaskCell};
+pub(crate) use units::CellCredit;
 
 mod cell;
+mod units;
 
 /// The type-independent start of every task cell (48 bytes).
 #[repr(C)]
@@ -44,7 +46,8 @@ pub(crate) struct Header {
     refs: Cell<u32>,
     registry_key: Cell<u32>,
     vtable: &'static TaskVTable,
-    /// An `Arc<Shared>` turned into a raw pointer; released when the cell is freed.
+    /// The runtime's `Shared`, kept alive by the cell's unit of its count (`units.rs`);
+    /// released when the cell is freed.
     shared: *const Shared,
     /// The `JoinHandle`'s waker; once the task failed, its error ([`FAILED`] says which).
     join: UnsafeCell<WakerOrError>,
@@ -103,13 +106,21 @@ unsafe impl Send for TaskPtr {}
 impl TaskPtr {
     /// Allocates a task for `future` with two local references (registry and JoinHandle),
     /// join interest, and [`SCHEDULED`] set, because the caller is about to queue it.
-    pub(crate) fn allocate<F: Future + 'static>(future: F, shared: &Arc<Shared>) -> TaskPtr {
+    /// Runtime thread only: the cell's unit of `shared`'s count comes from `credit`, the
+    /// runtime's own.
+    pub(crate) fn allocate<F: Future + 'static>(
+        future: F,
+        shared: &Arc<Shared>,
+        credit: &CellCredit,
+    ) -> TaskPtr {
+        credit.take(shared);
         Self::allocate_with(future, shared, SCHEDULED | JOIN_INTEREST, 2)
     }
 
     /// Allocates the stand-in task of a `block_on` future ([`MAIN`], see `main_task.rs`):
     /// never queued, no JoinHandle, one local reference (its owner's), and marked woken.
     pub(crate) fn allocate_main(shared: &Arc<Shared>) -> TaskPtr {
+        units::take_units(shared, 1);
         Self::allocate_with(std::future::pending::<()>(), shared, MAIN | SCHEDULED, 1)
     }
 
@@ -121,6 +132,7 @@ impl TaskPtr {
         f & SCHEDULED != 0
     }
 
+    /// The caller took the cell's unit of `shared`'s count.
     fn allocate_with<F: Future + 'static>(
         future: F,
         shared: &Arc<Shared>,
@@ -134,7 +146,7 @@ impl TaskPtr {
                 refs: Cell::new(refs),
                 registry_key: Cell::new(u32::MAX),
                 vtable: &TaskCell::<F>::VTABLE,
-                shared: Arc::into_raw(shared.clone()),
+                shared: Arc::as_ptr(shared),
                 join: UnsafeCell::new(WakerOrError {
                     waker: ManuallyDrop::new(None),
                 }),

@@ -9,7 +9,6 @@ use std::mem::{self, ManuallyDrop};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::ptr::NonNull;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use super::{Header, JoinError, Repr, TaskPtr, TaskVTable, FAILED};
@@ -162,8 +161,7 @@ impl<F: Future + 'static> TaskCell<F> {
     unsafe fn dealloc(ptr: NonNull<Header>) {
         // SAFETY: caller's contract; the cell came from Box::leak in `allocate`.
         let cell = unsafe { Box::from_raw(ptr.cast::<TaskCell<F>>().as_ptr()) };
-        // SAFETY: `shared` came from Arc::into_raw in `allocate` and is released once, here.
-        drop(unsafe { Arc::from_raw(cell.header.shared) });
+        let shared = cell.header.shared;
         // Every error was read or dropped on the runtime thread (`WakerOrError`), so the join
         // slot holds a waker, if anything; one left behind is Send.
         debug_assert!(cell.header.flags.get() & FAILED == 0);
@@ -173,6 +171,8 @@ impl<F: Future + 'static> TaskCell<F> {
         // The runtime thread already emptied the stage (invariant 2), so this runs no user
         // code even on a foreign thread.
         drop(cell);
+        // SAFETY: the cell, which held this unit (taken when it was allocated), is gone.
+        unsafe { super::units::release_cell_unit(shared) };
     }
 }
 
