@@ -18,7 +18,7 @@ use crate::metrics::RuntimeMetrics;
 use crate::reactor::Reactor;
 use crate::slab::Slab;
 use crate::sys::eventfd::EventFd;
-use crate::task::raw::{CellCredit, RemoteOp, Repr, TaskPtr};
+use crate::task::raw::{take_poll_panic, CellCredit, Polled, RemoteOp, Repr, TaskPtr};
 use crate::task::state::{CANCELLED, COMPLETE};
 use crate::task::JoinHandle;
 use crate::time::Timers;
@@ -252,9 +252,16 @@ impl Core {
         } else {
             bump(&self.counters.polls, 1);
             self.running.set(Some(task));
-            let done = task.poll(&mut failure);
+            let polled = task.poll();
             self.running.set(None);
-            done
+            match polled {
+                Polled::Pending => false,
+                Polled::Returned => true,
+                Polled::Panicked => {
+                    failure = Some(take_poll_panic());
+                    true
+                }
+            }
         };
         drop(budget);
         if done {

@@ -75,11 +75,45 @@ const _: () = assert!(mem::size_of::<WakerOrError>() == 16);
 
 /// The per-future-type operations, monomorphised once per spawned future type.
 struct TaskVTable {
-    poll: unsafe fn(NonNull<Header>, &mut Option<Repr>) -> bool,
+    poll: unsafe fn(NonNull<Header>) -> Polled,
     cancel: unsafe fn(NonNull<Header>) -> Repr,
     read_output: unsafe fn(NonNull<Header>, *mut ()),
     drop_stage: unsafe fn(NonNull<Header>),
     dealloc: unsafe fn(NonNull<Header>),
+}
+
+/// How a poll of a task's future ended.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Polled {
+    /// The future is not done.
+    Pending,
+    /// The future returned; its output is stored.
+    Returned,
+    /// The future panicked and is dropped; its error waits for [`take_poll_panic`], which
+    /// the caller calls next, on this thread. (Handed over aside, so that every poll returns
+    /// one byte, not a 24-byte `Option` of an error that is almost never there.)
+    Panicked,
+}
+
+thread_local! {
+    /// The error of the poll that just returned [`Polled::Panicked`] on this thread.
+    static POLL_PANIC: Cell<Option<Repr>> = const { Cell::new(None) };
+}
+
+/// Puts a panicking poll's error where [`take_poll_panic`] finds it.
+fn hand_over_panic(err: Repr) {
+    // Fails only while this thread's locals are being destroyed (a runtime driven from a
+    // thread-local's destructor): the error is dropped, and the task reports a cancellation.
+    let _ = POLL_PANIC.try_with(|p| p.set(Some(err)));
+}
+
+/// The error of the poll that just returned [`Polled::Panicked`] on this thread.
+pub(crate) fn take_poll_panic() -> Repr {
+    POLL_PANIC
+        .try_with(Cell::take)
+        .ok()
+        .flatten()
+        .unwrap_or(Repr::Cancelled)
 }
 
 /// What a remote-queue entry asks the runtime thread to do with a task.
@@ -381,14 +415,10 @@ impl TaskPtr {
         f & COMPLETE == 0
     }
 
-    /// Polls the future once. Returns true if it completed: it returned (its output is then
-    /// stored) or panicked (then `failure` is set to the error, for [`finish`]). Runtime
-    /// thread only.
-    ///
-    /// [`finish`]: TaskPtr::finish
-    pub(crate) fn poll(&self, failure: &mut Option<Repr>) -> bool {
+    /// Polls the future once. Runtime thread only.
+    pub(crate) fn poll(&self) -> Polled {
         // SAFETY: called on the runtime thread (invariant 1) for a task not yet complete.
-        unsafe { (self.header().vtable.poll)(self.0, failure) }
+        unsafe { (self.header().vtable.poll)(self.0) }
     }
 
     /// Drops the future; returns the error to hand to [`finish`](TaskPtr::finish)

@@ -11,7 +11,7 @@ use std::pin::Pin;
 use std::ptr::NonNull;
 use std::task::{Context, Poll};
 
-use super::{Header, JoinError, Repr, TaskPtr, TaskVTable, FAILED};
+use super::{Header, JoinError, Polled, Repr, TaskPtr, TaskVTable, FAILED};
 
 /// What the cell holds after its header.
 pub(super) enum Stage<F: Future> {
@@ -50,32 +50,36 @@ impl<F: Future + 'static> TaskCell<F> {
 
     /// # Safety
     /// As for [`Self::stage`]; the stage must be `Running`.
-    unsafe fn poll(ptr: NonNull<Header>, failure: &mut Option<Repr>) -> bool {
+    unsafe fn poll(ptr: NonNull<Header>) -> Polled {
         // SAFETY: the task is live and being polled on its runtime thread, in owner context.
         let waker = unsafe { crate::task::waker::borrowed(TaskPtr(ptr)) };
         let mut cx = Context::from_waker(&waker);
         // SAFETY: caller's contract.
         let stage = unsafe { Self::stage(ptr) };
         let Stage::Running(fut) = stage else {
-            return true;
+            return Polled::Returned;
         };
         // SAFETY: the future lives inside a heap cell that never moves until it is freed, and
         // it is dropped in place, so it is pinned.
         let fut = unsafe { Pin::new_unchecked(fut) };
         match catch_unwind(AssertUnwindSafe(|| fut.poll(&mut cx))) {
-            Ok(Poll::Pending) => return false,
-            Ok(Poll::Ready(v)) => Self::replace_stage(stage, Stage::Finished(v)),
-            Err(payload) => *failure = Some(Self::poll_panicked(stage, payload)),
+            Ok(Poll::Pending) => Polled::Pending,
+            Ok(Poll::Ready(v)) => {
+                Self::replace_stage(stage, Stage::Finished(v));
+                Polled::Returned
+            }
+            Err(payload) => Self::poll_panicked(stage, payload),
         }
-        true
     }
 
-    /// The future panicked while polled: drops it and returns the error.
+    /// The future panicked while polled: drops it and hands the error over (see
+    /// [`Polled::Panicked`]).
     #[cold]
     #[inline(never)]
-    fn poll_panicked(stage: &mut Stage<F>, payload: Box<dyn Any + Send>) -> Repr {
+    fn poll_panicked(stage: &mut Stage<F>, payload: Box<dyn Any + Send>) -> Polled {
         Self::replace_stage(stage, Stage::Consumed);
-        Repr::panic(payload)
+        super::hand_over_panic(Repr::panic(payload));
+        Polled::Panicked
     }
 
     /// Replaces the stage without letting a panicking destructor unwind into the runtime.
