@@ -166,12 +166,21 @@ impl<F: Future + 'static> TaskCell<F> {
         // SAFETY: caller's contract; the cell came from Box::leak in `allocate`.
         let cell = unsafe { Box::from_raw(ptr.cast::<TaskCell<F>>().as_ptr()) };
         let shared = cell.header.shared;
-        // Every error was read or dropped on the runtime thread (`WakerOrError`), so the join
-        // slot holds a waker, if anything; one left behind is Send.
-        debug_assert!(cell.header.flags.get() & FAILED == 0);
-        // SAFETY: without FAILED the slot holds a waker; the cell is dropped just below
-        // without touching the slot again (its drop glue leaves a union alone).
-        drop(unsafe { ManuallyDrop::take(&mut (*cell.header.join.get()).waker) });
+        // Every error is read or dropped on the runtime thread (`WakerOrError`), so the join
+        // slot holds a waker, if anything; one left behind is Send. Checked all the same,
+        // since the slot's reading depends on it: an error left behind would be dropped here
+        // (it is Send too), never read as a waker.
+        let failed = cell.header.flags.get() & FAILED != 0;
+        debug_assert!(!failed, "a failed task's error outlived its handle");
+        if failed {
+            // SAFETY: with FAILED the slot holds an error, taken once, here; the cell is
+            // dropped just below without touching the slot again.
+            drop_error(unsafe { ManuallyDrop::take(&mut (*cell.header.join.get()).error) });
+        } else {
+            // SAFETY: without FAILED the slot holds a waker; the cell is dropped just below
+            // without touching the slot again (its drop glue leaves a union alone).
+            drop(unsafe { ManuallyDrop::take(&mut (*cell.header.join.get()).waker) });
+        }
         // The runtime thread already emptied the stage (invariant 2), so this runs no user
         // code even on a foreign thread.
         drop(cell);
