@@ -25,12 +25,11 @@ use crate::time::Timers;
 
 use super::spin::{SpinPolicy, REMOTE_SPIN};
 
+mod shutdown;
+
 /// With the clock paused and a blocking job running, how long the loop sleeps before it
 /// looks again whether the job has ended (one nobody awaits wakes nothing when it does).
 const PAUSED_BLOCKING_RECHECK: Duration = Duration::from_millis(1);
-
-/// How long the runtime's drop waits for durable blocking work (file writes) to end.
-const DURABLE_WAIT: Duration = Duration::from_secs(10);
 
 /// What the end of a runtime's shutdown waits for on its blocking pool.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -557,52 +556,5 @@ impl Core {
             blocking_threads: blocking.threads as u64,
             blocking_queued: blocking.queued as u64,
         }
-    }
-
-    /// Drops every task's future on this thread and releases every queue entry, then waits
-    /// for the blocking pool as `wait` says. Called once, when the `Runtime` is dropped, with
-    /// this core entered.
-    pub(crate) fn shutdown(&self, wait: PoolWait) {
-        // From here a `Handle` spawn is refused on its own thread: one thread spawning
-        // without pause cannot keep the loop below going, and none lands after it.
-        self.shared.refuse_spawns();
-        self.blocking.shutdown();
-        loop {
-            // No edge will come any more: wake whatever waits on an fd (a task, queued and
-            // then dropped below; a future polled elsewhere, whose next poll fails).
-            self.reactor.wake_all();
-            // Dropping a future may spawn or wake tasks, here or remotely; repeat until
-            // nothing is left.
-            self.drain_remote();
-            // Set-aside tasks go back in the run queue, whose entries are released below.
-            self.wake_deferred();
-            let tasks = self.tasks.borrow_mut().drain();
-            if tasks.is_empty() && !self.has_ready_tasks() && !self.shared.maybe_pending() {
-                break;
-            }
-            for task in tasks {
-                if task.set_cancelled() {
-                    let err = self.cancel(task);
-                    task.finish(Some(err));
-                }
-                task.ref_dec_local();
-            }
-            while let Some(task) = self.pop() {
-                task.unschedule_local();
-            }
-        }
-        // No task is queued locally any more: leave owner context for good, then shut the
-        // remote path, which applies whatever other threads queued meanwhile.
-        self.closed.set(true);
-        super::context::leave_owner(self);
-        self.shared.close();
-        // Jobs still running finish detached, but a file's write job is waited for, for a
-        // while: a process that exits right after this drop would cut it short, losing
-        // bytes a `write` accepted.
-        match wait {
-            PoolWait::Durable => self.blocking.wait_durable(DURABLE_WAIT),
-            PoolWait::All(limit) => self.blocking.wait_stopped(limit),
-            PoolWait::Nothing => true,
-        };
     }
 }
