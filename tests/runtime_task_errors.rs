@@ -160,3 +160,118 @@ fn a_handle_outliving_its_runtime_reads_or_drops_the_cancellation() {
     }
     assert_eq!(drops.load(Ordering::SeqCst), 2);
 }
+
+/// What a `StoringWaker`'s first clone does, while the handle stores a clone of it.
+#[derive(Clone, Copy)]
+enum OnClone {
+    /// Drives the runtime until the task fails.
+    Drive,
+    /// Drops the runtime, which cancels the task.
+    DropRuntime,
+}
+
+/// A waker whose first clone runs user code that completes the task: the handle stores its
+/// waker while the task fails.
+struct StoringWaker {
+    rt: std::cell::RefCell<Option<Runtime>>,
+    on_clone: std::cell::Cell<Option<OnClone>>,
+    /// Wakers of this kind alive: the one the test holds, plus clones.
+    live: std::cell::Cell<isize>,
+}
+
+static STORING: std::task::RawWakerVTable =
+    std::task::RawWakerVTable::new(storing_clone, storing_drop, |_| {}, storing_drop);
+
+fn storing_clone(data: *const ()) -> std::task::RawWaker {
+    // SAFETY: `data` is the `StoringWaker` the test keeps alive past every waker.
+    let w = unsafe { &*data.cast::<StoringWaker>() };
+    match w.on_clone.take() {
+        Some(OnClone::Drive) => w.rt.borrow().as_ref().unwrap().block_on(async {
+            for _ in 0..16 {
+                yield_now().await;
+            }
+        }),
+        Some(OnClone::DropRuntime) => drop(w.rt.borrow_mut().take()),
+        None => {}
+    }
+    w.live.set(w.live.get() + 1);
+    std::task::RawWaker::new(data, &STORING)
+}
+
+fn storing_drop(data: *const ()) {
+    // SAFETY: as in `storing_clone`.
+    let w = unsafe { &*data.cast::<StoringWaker>() };
+    w.live.set(w.live.get() - 1);
+}
+
+/// Panics with a counted payload when dropped.
+struct PanicsWhenDropped(Option<Counted>);
+
+impl Drop for PanicsWhenDropped {
+    fn drop(&mut self) {
+        panic_any(self.0.take().unwrap());
+    }
+}
+
+/// The handle's first poll clones a waker whose clone makes the task fail (see `OnClone`):
+/// the handle must still read the task's panic, and store or drop that clone exactly once.
+fn fail_while_the_handle_clones_its_waker(on_clone: OnClone) {
+    let drops = Arc::new(AtomicUsize::new(0));
+    let rt = Runtime::new().unwrap();
+    let handle = match on_clone {
+        OnClone::Drive => rt.spawn(failing(&drops, false)),
+        OnClone::DropRuntime => {
+            let guard = PanicsWhenDropped(Some(payload(&drops, false)));
+            rt.spawn(async move {
+                let _guard = guard;
+                std::future::pending::<u64>().await
+            })
+        }
+    };
+    // Boxed, so that the test can drop it before counting the waker's clones.
+    let mut handle = Box::pin(handle);
+    let ctx = StoringWaker {
+        rt: std::cell::RefCell::new(Some(rt)),
+        on_clone: std::cell::Cell::new(Some(on_clone)),
+        live: std::cell::Cell::new(1),
+    };
+    // SAFETY: STORING's functions uphold the RawWaker contract for `ctx`, which
+    // outlives the waker and all its clones (checked by `live` below).
+    let waker = unsafe {
+        Waker::from_raw(std::task::RawWaker::new(
+            (&ctx as *const StoringWaker).cast(),
+            &STORING,
+        ))
+    };
+    let mut cx = Context::from_waker(&waker);
+    let mut result = handle.as_mut().poll(&mut cx);
+    assert!(ctx.on_clone.take().is_none(), "the clone ran its code");
+    if result.is_pending() {
+        result = handle.as_mut().poll(&mut cx);
+    }
+    let Poll::Ready(Err(err)) = result else {
+        panic!("the task failed with a panic: its handle must say so");
+    };
+    assert!(err.is_panic());
+    let payload = err.into_panic();
+    assert!(payload.downcast_ref::<Counted>().is_some());
+    drop(payload);
+    assert_eq!(drops.load(Ordering::SeqCst), 1);
+    drop(handle);
+    drop(waker);
+    assert_eq!(
+        ctx.live.get(),
+        0,
+        "every clone of the waker was dropped once"
+    );
+}
+
+#[test]
+fn a_task_panicking_while_its_handle_clones_a_waker_still_reports_it() {
+    fail_while_the_handle_clones_its_waker(OnClone::Drive);
+}
+
+#[test]
+fn a_task_cancelled_while_its_handle_clones_a_waker_still_reports_its_destructor_panic() {
+    fail_while_the_handle_clones_its_waker(OnClone::DropRuntime);
+}

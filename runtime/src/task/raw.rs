@@ -510,34 +510,44 @@ impl TaskPtr {
     /// `T` must be the output type of the future this task was spawned with.
     pub(crate) unsafe fn poll_join<T>(&self, out: &mut Poll<Result<T, JoinError>>, waker: &Waker) {
         let h = self.header();
-        let f = self.flags();
-        if f & COMPLETE != 0 {
-            if f & FAILED != 0 {
-                let err = self.take_failure();
-                *out = Poll::Ready(Err(JoinError::new(err, Id::of(*self))));
-            } else {
-                // SAFETY: the caller guarantees `T` matches; runtime thread only.
-                unsafe {
-                    (h.vtable.read_output)(self.0, (out as *mut Poll<Result<T, JoinError>>).cast())
-                };
+        if self.flags() & COMPLETE == 0 {
+            // SAFETY: runtime thread only (invariant 1); the borrow ends within this statement
+            // and runs no user code (`will_wake` compares pointers). An incomplete task's slot
+            // holds a waker (FAILED is set only on completion).
+            let same =
+                unsafe { (*h.join.get()).waker.as_ref() }.is_some_and(|w| w.will_wake(waker));
+            if same {
+                return;
             }
-            self.set_flags(self.flags() | OUTPUT_TAKEN);
-            return;
+            // The clone is user code (a waker of the caller's own), which may run this task's
+            // runtime until the task completes, or drop it, which cancels the task: either
+            // may put an error in the slot. So it is made with the slot not borrowed, and the
+            // state read again after it.
+            let new = waker.clone();
+            if self.flags() & COMPLETE == 0 {
+                // SAFETY: as above; the task is still incomplete, so the slot holds a waker,
+                // and nothing runs while it is borrowed.
+                let old = unsafe { (*(*h.join.get()).waker).replace(new) };
+                // Dropped only once the cell is no longer borrowed: a waker's drop is user
+                // code, which may even drop the runtime, whose shutdown takes and wakes the
+                // waker stored here (dropping the old one in place used to let it do so
+                // mid-drop: a double free).
+                drop(old);
+                return;
+            }
+            // The task completed meanwhile: its output (or error) is ready now.
+            drop(new);
         }
-        let old = {
-            // SAFETY: runtime thread only (invariant 1); nothing else borrows the cell now,
-            // and the borrow ends before any user code runs (the clone is made first). An
-            // incomplete task's slot holds a waker (FAILED is set only on completion).
-            let slot: &mut Option<Waker> = unsafe { &mut (*h.join.get()).waker };
-            match slot {
-                Some(w) if w.will_wake(waker) => return,
-                _ => slot.replace(waker.clone()),
-            }
-        };
-        // Dropped only once the cell is no longer borrowed: a waker's drop is user code,
-        // which may even drop the runtime, whose shutdown takes and wakes the waker stored
-        // here (dropping the old one in place used to let it do so mid-drop: a double free).
-        drop(old);
+        if self.flags() & FAILED != 0 {
+            let err = self.take_failure();
+            *out = Poll::Ready(Err(JoinError::new(err, Id::of(*self))));
+        } else {
+            // SAFETY: the caller guarantees `T` matches; runtime thread only.
+            unsafe {
+                (h.vtable.read_output)(self.0, (out as *mut Poll<Result<T, JoinError>>).cast())
+            };
+        }
+        self.set_flags(self.flags() | OUTPUT_TAKEN);
     }
 
     /// JoinHandle side: the handle goes away. Drops an unread output or error and the
