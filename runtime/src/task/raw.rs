@@ -514,9 +514,8 @@ impl TaskPtr {
             // SAFETY: runtime thread only (invariant 1); the borrow ends within this statement
             // and runs no user code (`will_wake` compares pointers). An incomplete task's slot
             // holds a waker (FAILED is set only on completion).
-            let same =
-                unsafe { (*h.join.get()).waker.as_ref() }.is_some_and(|w| w.will_wake(waker));
-            if same {
+            let stored = unsafe { (*h.join.get()).waker.as_ref() };
+            if stored.is_some_and(|w| w.will_wake(waker)) {
                 return;
             }
             // The clone is user code (a waker of the caller's own), which may run this task's
