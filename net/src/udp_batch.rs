@@ -158,7 +158,8 @@ impl UdpSocket {
     /// An error for one datagram (too long, say) comes back once the ones before it are sent:
     /// this call returns their count, the next one the error. The kernel's `sendmmsg`
     /// drops the error of a datagram that stops a batch, so after a short count the next
-    /// call sends its first datagram alone: an error that datagram meets, or one the socket
+    /// call with datagrams to send (not an empty one, and not one dropped before it finishes)
+    /// sends its first datagram alone: an error that datagram meets, or one the socket
     /// holds by then (an ICMP `ConnectionRefused` on a connected socket), is reported, as a
     /// `send` would. No more than one datagram's report is lost.
     ///
@@ -177,15 +178,17 @@ impl UdpSocket {
     /// ```
     pub async fn send_batch(&self, datagrams: &[(&[u8], SocketAddr)]) -> io::Result<usize> {
         use std::sync::atomic::Ordering::Relaxed;
-        let cap = if self.batch_cut.swap(false, Relaxed) {
+        if datagrams.is_empty() {
+            return Ok(0);
+        }
+        // The cut stays noted until a call completes: neither an empty call nor one dropped
+        // while it waits uses it up.
+        let cap = if self.batch_cut.load(Relaxed) {
             1
         } else {
             MAX_BATCH
         };
         let n = datagrams.len().min(cap);
-        if n == 0 {
-            return Ok(0);
-        }
         let mut addrs = [(&[][..], SockAddr::empty()); MAX_BATCH];
         for (slot, (buf, to)) in addrs.iter_mut().zip(datagrams) {
             *slot = (*buf, SockAddr::from(*to));
@@ -194,10 +197,36 @@ impl UdpSocket {
         // A short count may mean a full buffer or an error waiting for the next call, which
         // cannot be told apart: readiness is only cleared on `EAGAIN` itself.
         let sent =
-            own_waits(|cx| poll_write_with(&self.io, cx, |s| s.send_mmsg(msgs), |_| false)).await?;
-        if sent < n {
-            self.batch_cut.store(true, Relaxed);
-        }
-        Ok(sent)
+            own_waits(|cx| poll_write_with(&self.io, cx, |s| s.send_mmsg(msgs), |_| false)).await;
+        self.batch_cut
+            .store(matches!(sent, Ok(sent) if sent < n), Relaxed);
+        sent
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::Ordering::Relaxed;
+
+    #[test]
+    fn a_cut_survives_an_empty_call_and_is_used_by_the_next_real_one() {
+        overlap_runtime::block_on(async {
+            let rx = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            let tx = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            let to = rx.local_addr().unwrap();
+            let huge = vec![0u8; 70_000]; // over UDP's 65,507-byte limit
+            let queue: Vec<(&[u8], SocketAddr)> = vec![(b"one", to), (&huge, to), (b"two", to)];
+            assert_eq!(tx.send_batch(&queue).await.unwrap(), 1);
+            assert!(tx.batch_cut.load(Relaxed), "a short count notes a cut");
+            assert_eq!(tx.send_batch(&[]).await.unwrap(), 0);
+            assert!(tx.batch_cut.load(Relaxed), "an empty call leaves it");
+            assert!(tx.send_batch(&queue[1..]).await.is_err());
+            assert!(
+                !tx.batch_cut.load(Relaxed),
+                "the call that used it clears it"
+            );
+            assert_eq!(tx.send_batch(&queue[2..]).await.unwrap(), 1);
+        });
     }
 }
