@@ -4,7 +4,8 @@
 //! spends one; once none are left, readiness checks return `Pending` after waking the task, so
 //! it goes to the back of the run queue. A hot connection or an `accept` loop that never sees
 //! `WouldBlock` therefore cannot starve other tasks or the reactor. The `sync` channels and
-//! locks spend it the same way ([`budgeted`]), so does a `Sleep`.
+//! locks spend it the same way ([`budgeted`]), so do a `Sleep` and a join (a `JoinHandle`
+//! or `JoinSet::join_next` that returns an output).
 
 use std::cell::Cell;
 use std::future::{poll_fn, Future};

@@ -144,7 +144,18 @@ impl<T> JoinHandle<T> {
 impl<T> Future for JoinHandle<T> {
     type Output = Result<T, JoinError>;
 
+    /// Spends a unit of the task's cooperative budget when the output is ready (as tokio's
+    /// does), so a loop joining many finished tasks lets the others run now and then.
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        crate::coop::budgeted(cx, |cx| this.poll_unbudgeted(cx))
+    }
+}
+
+impl<T> JoinHandle<T> {
+    /// Polls for the output without the cooperative budget: for `JoinSet`, which spends it
+    /// once per `join_next` and must not in `try_join_next`.
+    pub(crate) fn poll_unbudgeted(&mut self, cx: &mut Context<'_>) -> Poll<Result<T, JoinError>> {
         // Its output is gone: waiting would never end, so say so (as tokio does).
         assert!(
             !futures_core::FusedFuture::is_terminated(&*self),

@@ -3,7 +3,6 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::future::{poll_fn, Future};
-use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Wake, Waker};
 
@@ -181,8 +180,9 @@ impl<T: 'static> JoinSet<T> {
         let member = self.tasks.get_mut(key).expect("just inserted");
         // Leaves the waker with the task, to be woken when it finishes. A task just spawned
         // has not run yet, so this is `Pending`, unless the runtime cancelled it at once.
-        if let Poll::Ready(out) =
-            Pin::new(&mut member.handle).poll(&mut Context::from_waker(&waker))
+        if let Poll::Ready(out) = member
+            .handle
+            .poll_unbudgeted(&mut Context::from_waker(&waker))
         {
             member.early = Some(out);
             waker.wake_by_ref();
@@ -310,6 +310,14 @@ impl<T: 'static> JoinSet<T> {
         if self.tasks.len() == 0 {
             return Poll::Ready(None);
         }
+        // A task's output spends a unit of the budget (as awaiting its `JoinHandle` does): a
+        // loop over many finished members yields now and then, as tokio's does.
+        crate::coop::budgeted(cx, |cx| self.poll_finished(cx))
+    }
+
+    /// [`poll_join_next_with_id`](JoinSet::poll_join_next_with_id) for a set with members,
+    /// under the budget.
+    fn poll_finished(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<(Id, T), JoinError>>> {
         if let Some(out) = self.next_finished() {
             return Poll::Ready(Some(out));
         }
@@ -341,7 +349,7 @@ impl<T: 'static> JoinSet<T> {
                 return Some(out.map(|v| (task_id, v)));
             }
             let mut cx = Context::from_waker(&member.waker);
-            if let Poll::Ready(out) = Pin::new(&mut member.handle).poll(&mut cx) {
+            if let Poll::Ready(out) = member.handle.poll_unbudgeted(&mut cx) {
                 self.tasks.remove(key);
                 return Some(out.map(|v| (task_id, v)));
             }
