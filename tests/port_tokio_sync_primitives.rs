@@ -150,6 +150,46 @@ fn notify_waiters_reaches_unpolled_futures_made_before_it_only() {
     assert!(polled(after).poll().is_pending(), "no permit stored");
 }
 
+#[test]
+fn a_waiter_released_by_notify_waiters_does_not_take_the_next_permit() {
+    let notify = Notify::new();
+    let mut first = polled(notify.notified());
+    assert!(first.poll().is_pending());
+    notify.notify_waiters();
+    notify.notify_one();
+    drop(first);
+    assert_eq!(polled(notify.notified()).poll(), Poll::Ready(()));
+}
+
+#[test]
+fn a_waker_whose_drop_calls_notify_waiters_does_not_deadlock() {
+    // A waker must be `Send + Sync`; this one holds an `Rc` but never leaves this thread.
+    struct NotifyOnDrop(Rc<Notify>);
+    // SAFETY: the waker made from it is used and dropped on this thread only.
+    unsafe impl Send for NotifyOnDrop {}
+    // SAFETY: as above.
+    unsafe impl Sync for NotifyOnDrop {}
+    impl std::task::Wake for NotifyOnDrop {
+        fn wake(self: Arc<Self>) {}
+    }
+    impl Drop for NotifyOnDrop {
+        fn drop(&mut self) {
+            self.0.notify_waiters();
+        }
+    }
+    let notify = Rc::new(Notify::new());
+    let mut fut = Box::pin(notify.notified());
+    {
+        let waker = Waker::from(Arc::new(NotifyOnDrop(notify.clone())));
+        assert!(fut
+            .as_mut()
+            .poll(&mut Context::from_waker(&waker))
+            .is_pending());
+    }
+    notify.notify_waiters();
+    assert!(polled(fut).poll().is_ready());
+}
+
 // ---- sync_semaphore.rs, sync_semaphore_owned.rs ----
 
 #[test]
@@ -349,6 +389,33 @@ fn readers_waiting_behind_a_writer_all_enter_when_it_leaves() {
     drop(guards);
     assert!(tw.is_woken());
     assert!(tw.poll(writer2.as_mut()).is_ready());
+}
+
+#[overlap::test]
+async fn writers_get_the_lock_in_the_order_they_are_first_polled() {
+    let lock = RwLock::new(Vec::new());
+    let second = async { lock.write().await.push(2) };
+    let first = async { lock.write().await.push(1) };
+    first.await;
+    second.await;
+    assert_eq!(*lock.read().await, [1, 2]);
+}
+
+#[test]
+fn readers_beyond_the_maximum_wait_for_one_to_leave() {
+    // Outside a runtime: no cooperative budget cuts the loop short.
+    let lock = RwLock::with_max_readers(0, 1024);
+    let task = Task::default();
+    let mut reads = Vec::new();
+    while let Poll::Ready(g) = task.poll(pin!(lock.read())) {
+        reads.push(g);
+    }
+    assert_eq!(reads.len(), 1024);
+    let mut waiting = Box::pin(lock.read());
+    assert!(task.poll(waiting.as_mut()).is_pending());
+    drop(reads.pop());
+    assert!(task.is_woken());
+    assert!(task.poll(waiting.as_mut()).is_ready());
 }
 
 // ---- sync_barrier.rs ----
