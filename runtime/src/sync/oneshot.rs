@@ -134,8 +134,13 @@ impl<T> Sender<T> {
         std::future::poll_fn(|cx| self.poll_closed(cx)).await
     }
 
-    /// [`closed`](Sender::closed) as a poll function.
+    /// [`closed`](Sender::closed) as a poll function. Spends a unit of the task's
+    /// cooperative budget when it returns `Ready`, as a receive does.
     pub fn poll_closed(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        crate::coop::budgeted(cx, |cx| self.poll_closed_now(cx))
+    }
+
+    fn poll_closed_now(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         let mut inner = self.inner.borrow_mut();
         if inner.receiver_gone {
             return Poll::Ready(());
@@ -254,16 +259,25 @@ impl<T> Receiver<T> {
 impl<T> Future for Receiver<T> {
     type Output = Result<T, RecvError>;
 
+    /// Spends a unit of the task's cooperative budget when it returns `Ready` (as tokio's
+    /// does), so a loop over many received values still lets other tasks run.
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
-        let mut inner = this.inner.borrow_mut();
+        crate::coop::budgeted(cx, |cx| this.poll_now(cx))
+    }
+}
+
+impl<T> Receiver<T> {
+    /// The receive, without the budget.
+    fn poll_now(&mut self, cx: &mut Context<'_>) -> Poll<Result<T, RecvError>> {
+        let mut inner = self.inner.borrow_mut();
         if let Some(v) = inner.value.take() {
-            this.done = true;
+            self.done = true;
             return Poll::Ready(Ok(v));
         }
         // Dropped without sending, or closed by `close`: nothing can come any more.
         if inner.sender_gone || inner.receiver_gone {
-            this.done = true;
+            self.done = true;
             return Poll::Ready(Err(RecvError));
         }
         let old = park(&mut inner.receiver_waker, cx);

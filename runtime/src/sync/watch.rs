@@ -426,13 +426,23 @@ impl<T> Receiver<T> {
         &mut self,
         mut condition: impl FnMut(&T) -> bool,
     ) -> Result<Ref<'_, T>, RecvError> {
-        loop {
-            self.mark_unchanged();
-            if condition(&self.shared.value.borrow()) {
-                return Ok(self.shared.value.borrow());
-            }
-            self.changed().await?;
-        }
+        // One unit of the budget per value returned (given back when it waits), as `changed`
+        // spends: a loop whose condition already holds still yields now and then.
+        poll_fn(|cx| {
+            crate::coop::budgeted(cx, |cx| loop {
+                self.mark_unchanged();
+                if condition(&self.shared.value.borrow()) {
+                    return Poll::Ready(Ok(()));
+                }
+                match self.poll_changed(cx) {
+                    // A newer value came, marked seen by `poll_changed`: look at it.
+                    Poll::Ready(Ok(())) => continue,
+                    closed_or_pending => return closed_or_pending,
+                }
+            })
+        })
+        .await?;
+        Ok(self.shared.value.borrow())
     }
 }
 
