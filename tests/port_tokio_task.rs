@@ -214,6 +214,27 @@ async fn awaiting_finished_handles_spends_the_budget() {
 }
 
 #[overlap::test]
+async fn awaiting_finished_remote_handles_spends_the_budget() {
+    let handle = overlap::runtime::Handle::current();
+    let handles: Vec<_> = (0..1000).map(|i| handle.spawn(async move { i })).collect();
+    settle().await;
+    let other_ran = Rc::new(Cell::new(false));
+    let flag = other_ran.clone();
+    overlap::spawn(async move { flag.set(true) });
+    let mut ran_at = None;
+    for (n, h) in handles.into_iter().enumerate() {
+        assert_eq!(h.await.unwrap(), n);
+        if ran_at.is_none() && other_ran.get() {
+            ran_at = Some(n);
+        }
+    }
+    assert!(
+        ran_at.is_some(),
+        "joining 1000 finished tasks never let another task run"
+    );
+}
+
+#[overlap::test]
 async fn try_join_next_takes_every_finished_task_regardless_of_the_budget() {
     const TASKS: usize = 1000;
     let (tx, rx) = watch::channel(());

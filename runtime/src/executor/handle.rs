@@ -372,6 +372,8 @@ impl<T> RemoteJoinHandle<T> {
 impl<T> Future for RemoteJoinHandle<T> {
     type Output = Result<T, JoinError>;
 
+    /// Spends a unit of the polling task's cooperative budget when the output is ready, as
+    /// a `JoinHandle` does (no budget applies on a thread that runs no runtime).
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
         // The output is gone: a second answer would be a made-up one (as tokio, say so).
@@ -379,7 +381,7 @@ impl<T> Future for RemoteJoinHandle<T> {
             !this.done,
             "RemoteJoinHandle polled after it returned the task's result"
         );
-        let out = this.slot.poll_output(cx);
+        let out = crate::coop::budgeted(cx, |cx| this.slot.poll_output(cx));
         this.done = out.is_ready();
         out
     }
