@@ -170,3 +170,32 @@ fn futures_executor_block_on<F: std::future::Future>(fut: F) -> F::Output {
         );
     }
 }
+
+/// The `block_on` future and a task that both yield in a loop take turns one for one, as on
+/// tokio: a yield puts each behind the other, never behind a task that yielded after it.
+#[test]
+fn the_block_on_future_and_a_yielding_task_take_turns() {
+    let log = Rc::new(std::cell::RefCell::new(Vec::new()));
+    overlap::block_on({
+        let log = log.clone();
+        async move {
+            let task_log = log.clone();
+            let task = overlap::spawn(async move {
+                for i in 0..4 {
+                    task_log.borrow_mut().push(format!("task {i}"));
+                    overlap::yield_now().await;
+                }
+            });
+            for i in 0..3 {
+                log.borrow_mut().push(format!("main {i}"));
+                overlap::yield_now().await;
+            }
+            task.await.unwrap();
+        }
+    });
+    let expected: Vec<String> = (0..3)
+        .flat_map(|i| [format!("main {i}"), format!("task {i}")])
+        .chain(["task 3".to_string()])
+        .collect();
+    assert_eq!(*log.borrow(), expected);
+}

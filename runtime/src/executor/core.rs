@@ -81,9 +81,11 @@ pub(crate) struct Core {
     deferred: RefCell<Vec<TaskPtr>>,
     /// The stand-in task of the `block_on` running now, if any (see `main_task.rs`).
     main: Cell<Option<TaskPtr>>,
-    /// The `block_on` future yielded: it is woken after the loop's next look at I/O and
-    /// timers, behind every task ready by then, as a task that yields is.
-    main_deferred: Cell<bool>,
+    /// The `block_on` future yielded, when `deferred` held this many tasks: it is woken
+    /// after the loop's next look at I/O and timers, behind every task ready by then and
+    /// those that yielded before it, and ahead of those that yielded after it, as a task
+    /// that yields is.
+    main_deferred: Cell<Option<usize>>,
     /// Run-queue pops left before the yielded `block_on` future is woken.
     main_after: Cell<Option<usize>>,
     /// The units of `shared`'s cell count the loop holds for the cells it will allocate;
@@ -149,7 +151,7 @@ impl Core {
             closed: Cell::new(false),
             deferred: RefCell::new(Vec::new()),
             main: Cell::new(None),
-            main_deferred: Cell::new(false),
+            main_deferred: Cell::new(None),
             main_after: Cell::new(None),
             cell_credit,
         })
@@ -357,7 +359,7 @@ impl Core {
     /// `block_on` starts (`Some`) or ends (`None`) driving its future with stand-in `main`.
     pub(crate) fn set_main(&self, main: Option<TaskPtr>) {
         self.main.set(main);
-        self.main_deferred.set(false);
+        self.main_deferred.set(None);
         self.main_after.set(None);
     }
 
@@ -404,7 +406,7 @@ impl Core {
         // What this drain wakes may include the `block_on` future, which `may_block` was
         // computed without: then the loop must not sleep.
         let drained = self.drain_remote();
-        let deferred = !self.deferred.borrow().is_empty() || self.main_deferred.get();
+        let deferred = !self.deferred.borrow().is_empty() || self.main_deferred.get().is_some();
         let mut timeout = if !may_block || drained || deferred || self.has_ready_tasks() {
             Some(Duration::ZERO)
         } else {
@@ -507,7 +509,9 @@ impl Core {
             if !crate::task::waker::is_own(waker, main) {
                 return false;
             }
-            self.main_deferred.set(true);
+            if self.main_deferred.get().is_none() {
+                self.main_deferred.set(Some(self.deferred.borrow().len()));
+            }
             return true;
         };
         if !crate::task::waker::is_own(waker, task) {
@@ -521,14 +525,16 @@ impl Core {
 
     /// Queues the tasks set aside by [`defer`](Core::defer), behind those ready now.
     fn wake_deferred(&self) {
+        let ready = self.run_queue.borrow().len();
         let mut deferred = self.deferred.borrow_mut();
         if !deferred.is_empty() {
             self.run_queue.borrow_mut().extend(deferred.drain(..));
         }
         drop(deferred);
-        if self.main_deferred.replace(false) {
-            // Behind every task queued now (a task in the LIFO slot runs first anyway).
-            match self.run_queue.borrow().len() {
+        if let Some(yielded_before) = self.main_deferred.take() {
+            // Behind the tasks ready now and those that yielded before it (a task in the
+            // LIFO slot runs first anyway); ahead of those that yielded after it.
+            match ready + yielded_before {
                 0 => self.wake_main(),
                 n => self.main_after.set(Some(n)),
             }
