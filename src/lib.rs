@@ -254,9 +254,10 @@ pub mod stream {
 /// }
 /// ```
 ///
-/// Each is the same as wrapping the body in [`block_on`]. The function takes no arguments;
-/// for runtime settings, build a [`Runtime`] with [`Runtime::builder`] and call its
-/// `block_on`.
+/// Each is the same as wrapping the body in [`block_on`]. The function takes no arguments,
+/// and the attribute only `start_paused = true|false` (as [`Builder::start_paused`]) and
+/// tokio's `flavor = "current_thread"`; for other runtime settings, build a [`Runtime`] with
+/// [`Runtime::builder`] and call its `block_on`.
 pub use overlap_macros::{main, test};
 pub use overlap_runtime::task_local;
 

@@ -24,7 +24,9 @@
 //! the background and its result is discarded, so a dropped `write` may still write its
 //! file and a dropped `remove_file` may still remove it. Dropping the runtime drops the jobs
 //! still queued (they never run) and lets running ones finish; a future awaited after that
-//! fails with an error that says which of the two happened to its job.
+//! fails with an error that says which of the two happened to its job. A [`File`]'s writes
+//! are the exception: the bytes a `write` accepted are still written, and the runtime's drop
+//! waits for them (up to 10 s).
 //!
 //! ```
 //! # let dir = std::env::temp_dir().join(format!("overlap-doc-lib-{}", std::process::id()));

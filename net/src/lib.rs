@@ -13,11 +13,11 @@
 //!   `recv`, one `send` and a share of one `epoll_wait`.
 //!
 //! # Cancellation
-//! Every `async fn` here makes its syscall only when it is about to return, so dropping its
-//! future before it completes (in a `select!`, under `time::timeout`) loses nothing: no
-//! connection was taken by `accept`, no datagram or byte was consumed by `recv`, `recv_from`,
-//! `peek` or a read, nothing was sent by `send` or `send_to`, and a dropped `connect` closes
-//! its socket. The futures-io helpers built from several calls are another matter:
+//! Every `async fn` here but `connect` makes its syscall only when it is about to return, so
+//! dropping its future before it completes (in a `select!`, under `time::timeout`) loses
+//! nothing: no connection was taken by `accept`, no datagram or byte was consumed by `recv`,
+//! `recv_from`, `peek` or a read, nothing was sent by `send` or `send_to`, and a dropped
+//! `connect` closes its socket. The futures-io helpers built from several calls are another matter:
 //! `read_exact`, `write_all` and `read_line` dropped halfway lose the part already moved.
 //!
 //! ```
