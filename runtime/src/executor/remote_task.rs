@@ -183,7 +183,7 @@ where
                     let id = Id::of_allocation(cell);
                     cell.settle(Some(Err(JoinError::panic(payload, id))))
                 }
-                // Aborted: `_settle` reports cancelled once the future is dropped.
+                // Aborted: `settle` reports cancelled once the future is dropped.
                 None => {}
             }
         };

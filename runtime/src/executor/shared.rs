@@ -228,7 +228,7 @@ impl Shared {
     /// run). Looking costs no syscall, so a wake is seen within nanoseconds of landing.
     /// Returns whether one arrived; the caller then drains without sleeping in epoll.
     ///
-    /// Used when a remote wake is likely microseconds away (see `SpinPolicy` in `core.rs`):
+    /// Used when a remote wake is likely microseconds away (see `SpinPolicy` in `spin.rs`):
     /// an idle vCPU asleep in the kernel takes far longer to wake than one still running.
     pub(crate) fn spin_for_remote(&self, limit: Duration) -> bool {
         if self.begin_wait(Waiting::Spinning).is_none() {

@@ -23,7 +23,8 @@ pub(crate) struct SpinPolicy {
     /// The last sleep in epoll ended with a remote wake within [`REMOTE_SPIN`].
     pub(crate) remote_hot: Cell<bool>,
     /// Whether this thread may run on more than one CPU. Pinned to one, spinning only delays
-    /// the very thread that would wake us: the loop then always sleeps, and lets it run.
+    /// the very thread that would wake us: the loop then never spins after a sleep a remote
+    /// wake cut short (it still spins while pool jobs run, yielding the CPU between looks).
     many_cpus: bool,
 }
 

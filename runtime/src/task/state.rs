@@ -19,7 +19,7 @@
 //! - [`JOIN_INTEREST`]: the `JoinHandle` still exists and will read the output.
 //! - [`MAIN`]: the task stands in for a `block_on` future and is never queued.
 //! - [`FAILED`]: the task panicked or was cancelled, and its error, not yet read or
-//!   dropped, sits where the `JoinHandle`'s waker was (`raw.rs`, `JoinSlot`).
+//!   dropped, sits where the `JoinHandle`'s waker was (`raw.rs`, `WakerOrError`).
 //! - `refs` counts *local references*: the task registry (until the task completes), the
 //!   `JoinHandle`, every waker made in owner context, and every remote-queue entry that
 //!   carries a reference to drop.
