@@ -1,5 +1,5 @@
 //! Peeking without taking: `UdpSocket::peek_sender`/`try_peek_sender`/`try_peek_from`, and
-//! `peek` on TCP read halves; plus the vectored `try_*` calls on stream sockets.
+//! `peek` on TCP read halves and into empty buffers; plus the vectored `try_*` calls on stream sockets.
 
 mod support;
 
@@ -137,6 +137,39 @@ fn tcp_read_halves_peek_without_consuming() {
         client.close().await.unwrap();
         let eof = within(HANG, rd.peek(&mut buf), "no EOF").await.unwrap();
         assert_eq!(eof, 0);
+    });
+}
+
+/// A stream peek into an empty buffer returns 0 at once, as `poll_peek` and a read into
+/// one do, instead of waiting for data that may never come (the kernel's `recv` of 0 bytes
+/// says `EAGAIN` on an empty queue).
+#[test]
+fn stream_peeks_into_an_empty_buffer_return_at_once() {
+    block_on(async {
+        let (mut tcp, _tcp_peer) = tcp_pair().await;
+        let now = |n: Option<std::io::Result<usize>>| n.map(|r| r.unwrap());
+        assert_eq!(now(tcp.peek(&mut []).now_or_never()), Some(0));
+        assert_eq!(
+            now(poll_fn(|cx| tcp.poll_peek(cx, &mut [])).now_or_never()),
+            Some(0)
+        );
+        assert_eq!(now(tcp.read(&mut []).now_or_never()), Some(0));
+        {
+            let (rd, _wr) = TcpStream::split(&mut tcp);
+            assert_eq!(now(rd.peek(&mut []).now_or_never()), Some(0));
+        }
+        let (rd, _wr) = tcp.into_split();
+        assert_eq!(now(rd.peek(&mut []).now_or_never()), Some(0));
+
+        let (mut unix, _unix_peer) = UnixStream::pair().unwrap();
+        assert_eq!(now(unix.peek(&mut []).now_or_never()), Some(0));
+        assert_eq!(now(unix.read(&mut []).now_or_never()), Some(0));
+        {
+            let (rd, _wr) = UnixStream::split(&mut unix);
+            assert_eq!(now(rd.peek(&mut []).now_or_never()), Some(0));
+        }
+        let (rd, _wr) = unix.into_split();
+        assert_eq!(now(rd.peek(&mut []).now_or_never()), Some(0));
     });
 }
 

@@ -179,11 +179,12 @@ impl TcpStream {
     }
 
     /// Reads data without removing it from the receive queue, waiting until some arrives.
-    /// Returns 0 at EOF.
+    /// Returns 0 at EOF, and at once for an empty `buf` (as a read does; to wait for data
+    /// without taking any, use [`readable`](Self::readable)).
     ///
     /// Cancel-safe: it takes nothing from the queue, so dropping it loses no data.
     pub async fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
-        crate::io::read_io(&self.io, |s| s.recv(buf, libc::MSG_PEEK)).await
+        overlap_runtime::own_waits(|cx| self.poll_peek(cx, buf)).await
     }
 
     /// [`peek`](Self::peek) as a poll function: the bytes at the head of the receive queue

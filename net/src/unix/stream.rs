@@ -132,8 +132,13 @@ impl UnixStream {
         super::peer_cred(self.io.get_ref())
     }
 
-    /// Waits for data and copies it into `buf` without removing it from the queue.
+    /// Waits for data and copies it into `buf` without removing it from the queue. Returns
+    /// 0 at EOF, and at once for an empty `buf` (as a read does: the kernel would wait for
+    /// data that may never come).
     pub async fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
         crate::io::read_io(&self.io, |s| s.recv(buf, libc::MSG_PEEK)).await
     }
 
