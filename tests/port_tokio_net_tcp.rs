@@ -247,7 +247,7 @@ async fn a_half_closed_client_reads_eof_after_the_server_copies_nothing_back() {
 
 // tokio: tcp_shutdown.rs shutdown_multiple_calls
 #[overlap::test]
-async fn closing_three_times_is_fine_and_writes_then_fail() {
+async fn closing_three_times_is_fine_and_writes_then_fail_at_once() {
     let (mut client, mut server) = tcp_pair().await;
     for _ in 0..3 {
         client.close().await.unwrap();
@@ -257,6 +257,18 @@ async fn closing_three_times_is_fine_and_writes_then_fail() {
     assert_eq!(server.read(&mut buf).await.unwrap(), 0);
     let err = client.write(b"x").await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::BrokenPipe, "{err}");
+
+    // Beyond tokio: the shut write side is reported at once, to the stream and its halves.
+    let ready = client.ready(Interest::WRITABLE).await.unwrap();
+    assert!(ready.is_write_closed(), "{ready:?}");
+    let err = client.try_write(b"x").unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::BrokenPipe, "{err}");
+    let (_rd, wr) = client.into_split();
+    assert!(wr
+        .ready(Interest::WRITABLE)
+        .await
+        .unwrap()
+        .is_write_closed());
 }
 
 // tokio: tcp_shutdown.rs shutdown_after_tcp_reset; beyond it, `take_error` and the calls

@@ -8,12 +8,14 @@
 //! `try_send_to_recv_from`, `poll_ready`, `try_send_spawn`, `send_to_try_peek_from`).
 //!
 //! Beyond tokio's file, in the same spirit: empty datagrams (which are not an end of file),
-//! truncation by a short buffer, and `peer_addr`/`connect` on an unconnected socket.
+//! truncation by a short buffer, `peer_addr`/`connect` on an unconnected socket, and a
+//! blocking std socket taken in.
 
 mod support;
 
 use std::future::poll_fn;
 use std::io::ErrorKind;
+use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -262,4 +264,28 @@ async fn peer_addr_follows_connect() {
     c.send_to(b"passes", a.local_addr().unwrap()).await.unwrap();
     let n = within(HANG, a.recv(&mut buf), "no datagram").await.unwrap();
     assert_eq!(&buf[..n], b"passes");
+}
+
+// Beyond tokio (whose `from_std` leaves the mode to the caller): a blocking std socket is
+// switched to non-blocking mode, so a receive waits instead of blocking the thread.
+#[overlap::test]
+async fn a_blocking_std_socket_comes_in_non_blocking() {
+    let std_socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let receiver = UdpSocket::from_std(std_socket).unwrap();
+    // SAFETY: F_GETFL on an open fd reads its flags; no pointers are involved.
+    let flags = unsafe { libc::fcntl(receiver.as_raw_fd(), libc::F_GETFL) };
+    assert!(
+        flags >= 0 && flags & libc::O_NONBLOCK != 0,
+        "flags {flags:#x}"
+    );
+    let mut buf = [0u8; 8];
+    let mut recv = std::pin::pin!(receiver.recv_from(&mut buf));
+    assert!(support::poll_once(recv.as_mut()).await.is_pending());
+    let sender = bound().await;
+    sender
+        .send_to(MSG, receiver.local_addr().unwrap())
+        .await
+        .unwrap();
+    let (n, from) = within(HANG, recv, "no datagram").await.unwrap();
+    assert_eq!((n, from), (MSG.len(), sender.local_addr().unwrap()));
 }

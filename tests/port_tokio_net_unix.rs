@@ -9,8 +9,9 @@
 //! - `uds_cred.rs`: `test_socket_pair`.
 //!
 //! Beyond tokio's files, in the same spirit: the unnamed addresses of pairs and unbound
-//! sockets, abstract datagram names, a datagram pair whose peer is gone, and a stream's
-//! own `shutdown` seen by its readers and writers.
+//! sockets, abstract datagram names, a datagram pair whose peer is gone, a stream's own
+//! `shutdown` seen by its readers and writers, a connection closed before it is accepted,
+//! and blocking std sockets taken in.
 //!
 //! Skipped:
 //! - `uds_socket.rs`: overlap has no `UnixSocket` (a socket set up before it listens or
@@ -26,6 +27,7 @@ mod support;
 use std::future::poll_fn;
 use std::io::{self, ErrorKind};
 use std::net::Shutdown;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::ffi::OsStrExt;
 use std::rc::Rc;
@@ -59,6 +61,60 @@ async fn accept_then_read_to_end_then_zero_again() {
         .unwrap();
     assert_eq!(buf, b"hello");
     assert_eq!(server.read(&mut [0u8; 8]).await.unwrap(), 0);
+}
+
+// Beyond tokio: a client gone before its connection is accepted still leaves a stream,
+// with what it wrote and then end of file.
+#[overlap::test]
+async fn a_connection_closed_before_accept_is_accepted_with_its_data() {
+    let dir = TempDir::new("port-tokio-uds-early");
+    let path = dir.join("connect.sock");
+    let listener = UnixListener::bind(&path).unwrap();
+    let mut client = UnixStream::connect(&path).await.unwrap();
+    client.write_all(b"early").await.unwrap();
+    drop(client);
+    let (mut server, from) = listener.accept().await.unwrap();
+    assert!(from.is_unnamed(), "{from:?}");
+    let mut got = Vec::new();
+    within(HANG, server.read_to_end(&mut got), "no EOF")
+        .await
+        .unwrap();
+    assert_eq!(got, b"early");
+}
+
+/// Whether `fd` has `O_NONBLOCK` set.
+fn is_nonblocking(fd: &impl AsRawFd) -> bool {
+    // SAFETY: F_GETFL on an open fd reads its flags; no pointers are involved.
+    let flags = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) };
+    assert!(flags >= 0, "{}", io::Error::last_os_error());
+    flags & libc::O_NONBLOCK != 0
+}
+
+// Beyond tokio (whose `from_std` leaves the mode to the caller): blocking std sockets are
+// switched to non-blocking mode on the way in, and stay so on the way out.
+#[overlap::test]
+async fn blocking_std_unix_sockets_come_in_non_blocking() {
+    let dir = TempDir::new("port-tokio-uds-std");
+    let listener = std::os::unix::net::UnixListener::bind(dir.join("l.sock")).unwrap();
+    let listener = UnixListener::from_std(listener).unwrap();
+    assert!(is_nonblocking(&listener));
+    assert!(is_nonblocking(&listener.into_std().unwrap()));
+    let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+    assert!(is_nonblocking(&UnixStream::from_std(a).unwrap()));
+    assert!(is_nonblocking(
+        &UnixStream::try_from(OwnedFd::from(b)).unwrap()
+    ));
+    let (a, b) = std::os::unix::net::UnixDatagram::pair().unwrap();
+    let a = UnixDatagram::from_std(a).unwrap();
+    assert!(is_nonblocking(&a));
+    let b = UnixDatagram::try_from(OwnedFd::from(b)).unwrap();
+    assert!(is_nonblocking(&b));
+    // And they work: a recv waits instead of blocking the thread.
+    let mut buf = [0u8; 4];
+    let mut recv = std::pin::pin!(b.recv(&mut buf));
+    assert!(support::poll_once(recv.as_mut()).await.is_pending());
+    a.send(b"ok").await.unwrap();
+    assert_eq!(within(HANG, recv, "no datagram").await.unwrap(), 2);
 }
 
 // tokio: uds_stream.rs shutdown
