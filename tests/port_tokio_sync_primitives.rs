@@ -462,11 +462,22 @@ async fn set_during_a_running_initializer_fails_and_the_initializer_wins() {
     });
     settle().await;
     assert!(!cell.initialized());
-    assert_eq!(cell.set(10), Err(SetError::InitializingError(10)));
+    let err = cell.set(10).unwrap_err();
+    assert!(err.is_initializing_err() && !err.is_already_init_err());
+    assert_eq!(err, SetError::InitializingError(10));
+    // A clone made meanwhile is empty and has no initializer of its own running.
+    let copy = (*cell).clone();
+    assert_eq!(copy, OnceCell::new());
+    assert_eq!(copy.set(11), Ok(()));
     go.notify_one();
     assert_eq!(init.await.unwrap(), 5);
-    assert_eq!(cell.set(20), Err(SetError::AlreadyInitializedError(20)));
+    let err = cell.set(20).unwrap_err();
+    assert!(err.is_already_init_err() && !err.is_initializing_err());
+    assert_eq!(err.into_inner(), 20);
     assert_eq!(cell.get(), Some(&5));
+    assert_eq!((*cell).clone(), OnceCell::from(5));
+    assert_ne!(*cell, OnceCell::from(6));
+    assert_ne!(*cell, OnceCell::new());
     assert_eq!(*cell.get_or_init(|| async { 30 }).await, 5);
 }
 

@@ -218,6 +218,43 @@ impl<T> OnceCell<T> {
     }
 }
 
+/// A cell holding a clone of the value, if set (an initializer running in the original is not
+/// shared: the clone is empty until it is set on its own), as tokio's.
+///
+/// ```
+/// let cell = overlap::sync::OnceCell::from(7);
+/// assert_eq!(cell.clone().get(), Some(&7));
+/// assert_eq!(overlap::sync::OnceCell::<u8>::new().clone().get(), None);
+/// ```
+impl<T: Clone> Clone for OnceCell<T> {
+    fn clone(&self) -> Self {
+        OnceCell::new_with(self.get().cloned())
+    }
+}
+
+/// Two cells are equal when both are empty or both hold equal values.
+///
+/// ```
+/// use overlap::sync::OnceCell;
+///
+/// assert_eq!(OnceCell::from(1), OnceCell::const_new_with(1));
+/// assert_ne!(OnceCell::from(1), OnceCell::new());
+/// ```
+impl<T: PartialEq> PartialEq for OnceCell<T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.get() == other.get()
+    }
+}
+
+impl<T: Eq> Eq for OnceCell<T> {}
+
+/// A cell holding `value`.
+impl<T> From<T> for OnceCell<T> {
+    fn from(value: T) -> Self {
+        OnceCell::new_with(Some(value))
+    }
+}
+
 impl<T: fmt::Debug> fmt::Debug for OnceCell<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("OnceCell")
@@ -237,6 +274,23 @@ pub enum SetError<T> {
 }
 
 impl<T> SetError<T> {
+    /// Whether the cell already held a value.
+    ///
+    /// ```
+    /// let cell = overlap::sync::OnceCell::from(1);
+    /// let err = cell.set(2).unwrap_err();
+    /// assert!(err.is_already_init_err() && !err.is_initializing_err());
+    /// assert_eq!(err.into_inner(), 2);
+    /// ```
+    pub fn is_already_init_err(&self) -> bool {
+        matches!(self, SetError::AlreadyInitializedError(_))
+    }
+
+    /// Whether an initializer was running.
+    pub fn is_initializing_err(&self) -> bool {
+        matches!(self, SetError::InitializingError(_))
+    }
+
     /// The value that was not stored.
     pub fn into_inner(self) -> T {
         match self {
