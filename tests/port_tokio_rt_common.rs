@@ -1,0 +1,488 @@
+//! Behaviours of tokio's runtime tests, ported to overlap's (always current-thread)
+//! runtime. Each group names the tokio file (tokio/tests/…) it comes from:
+//!
+//! - `rt_common.rs`: a chain of tasks each spawning and awaiting the next; I/O and timers
+//!   reaching the `block_on` future while tasks keep the loop busy; ping-pong between many
+//!   task pairs while another task must still run; wakers kept in thread-locals and woken
+//!   while the thread exits (with the runtime alive, or already gone); a runtime kept in a
+//!   thread-local and dropped at thread exit with tasks, timers and sockets in it;
+//! - `rt_basic.rs`: tasks woken by other tasks' drops while the runtime shuts down are never
+//!   polled again; a task panicking with a guard whose drop sends on a channel; a task that
+//!   wakes itself in its own poll is polled again, once per poll, without starving others;
+//!   a `JoinHandle` that waited on a task aborted after it finished still gives the output.
+//!
+//! Many timers firing in one turn, and a `Sleep` outliving its runtime, come from
+//! `rt_common.rs`'s drop-with-pending-timers cases.
+
+mod support;
+
+use std::cell::{Cell, RefCell};
+use std::future::{pending, poll_fn, Future};
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{mpsc as std_mpsc, Arc};
+use std::task::{Context, Poll, Waker};
+use std::thread;
+use std::time::Duration;
+
+use overlap::io::{AsyncReadExt, AsyncWriteExt};
+use overlap::net::{TcpListener, TcpStream};
+use overlap::sync::{mpsc, oneshot};
+use overlap::time::{self, Instant};
+use overlap::Runtime;
+use support::{within, DropFlag};
+
+const HANG: Duration = Duration::from_secs(10);
+
+/// Spawns the next link of a chain of `depth` tasks and awaits it.
+fn chain(depth: u32) -> Pin<Box<dyn Future<Output = u32>>> {
+    Box::pin(async move {
+        if depth == 0 {
+            return 0;
+        }
+        overlap::spawn(chain(depth - 1)).await.unwrap() + 1
+    })
+}
+
+#[test]
+fn a_long_chain_of_tasks_each_awaiting_the_next_completes() {
+    let rt = Runtime::new().unwrap();
+    assert_eq!(rt.block_on(chain(5_000)), 5_000);
+    let m = rt.metrics();
+    assert_eq!(m.tasks_spawned, 5_000);
+    assert_eq!(m.tasks_alive, 0);
+}
+
+#[test]
+fn a_tree_of_spawns_runs_every_node_once() {
+    fn node(depth: u32, count: Rc<Cell<u32>>) -> Pin<Box<dyn Future<Output = ()>>> {
+        Box::pin(async move {
+            count.set(count.get() + 1);
+            if depth > 0 {
+                let left = overlap::spawn(node(depth - 1, count.clone()));
+                let right = overlap::spawn(node(depth - 1, count.clone()));
+                left.await.unwrap();
+                right.await.unwrap();
+            }
+        })
+    }
+    let count = Rc::new(Cell::new(0));
+    overlap::block_on(node(12, count.clone()));
+    assert_eq!(count.get(), (1 << 13) - 1);
+}
+
+/// A task that never waits: it yields forever, keeping the run queue non-empty.
+async fn busy(stop: Rc<Cell<bool>>) {
+    while !stop.get() {
+        overlap::yield_now().await;
+    }
+}
+
+#[test]
+fn io_and_timers_reach_the_block_on_future_while_tasks_keep_the_loop_busy() {
+    overlap::block_on(async {
+        let stop = Rc::new(Cell::new(false));
+        let spinners: Vec<_> = (0..4).map(|_| overlap::spawn(busy(stop.clone()))).collect();
+        within(
+            HANG,
+            async {
+                let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+                let mut client = TcpStream::connect(listener.local_addr().unwrap())
+                    .await
+                    .unwrap();
+                let (mut server, _) = listener.accept().await.unwrap();
+                for round in 0u8..50 {
+                    client.write_all(&[round]).await.unwrap();
+                    let mut byte = [0];
+                    server.read_exact(&mut byte).await.unwrap();
+                    assert_eq!(byte, [round]);
+                }
+                time::sleep(Duration::from_millis(2)).await;
+            },
+            "I/O or a timer starved by yielding tasks",
+        )
+        .await;
+        stop.set(true);
+        for spinner in spinners {
+            spinner.await.unwrap();
+        }
+    });
+}
+
+#[test]
+fn ping_pong_between_many_task_pairs_does_not_starve_another_task() {
+    overlap::block_on(async {
+        let done = Rc::new(Cell::new(0));
+        let mut pairs = Vec::new();
+        for _ in 0..16 {
+            let (ping_tx, mut ping_rx) = mpsc::channel::<u32>(1);
+            let (pong_tx, mut pong_rx) = mpsc::channel::<u32>(1);
+            pairs.push(overlap::spawn(async move {
+                while let Some(n) = ping_rx.recv().await {
+                    pong_tx.send(n + 1).await.unwrap();
+                }
+            }));
+            let done = done.clone();
+            pairs.push(overlap::spawn(async move {
+                let mut n = 0;
+                for _ in 0..2_000 {
+                    ping_tx.send(n).await.unwrap();
+                    n = pong_rx.recv().await.unwrap();
+                }
+                assert_eq!(n, 2_000);
+                done.set(done.get() + 1);
+            }));
+        }
+        // Runs while the pairs are still busy: it must not wait for all of them.
+        let saw = overlap::spawn({
+            let done = done.clone();
+            async move { done.get() }
+        });
+        let early = within(HANG, saw, "a plain task starved by ping-pong").await;
+        assert!(
+            early.unwrap() < 16,
+            "the plain task ran only after every pair"
+        );
+        for pair in pairs {
+            pair.await.unwrap();
+        }
+        assert_eq!(done.get(), 16);
+    });
+}
+
+/// Wakes the waker it holds when dropped, as a thread-local does at thread exit.
+struct WakeOnDrop {
+    waker: RefCell<Option<Waker>>,
+    by_ref: Cell<bool>,
+}
+
+impl Drop for WakeOnDrop {
+    fn drop(&mut self) {
+        if let Some(waker) = self.waker.borrow_mut().take() {
+            if self.by_ref.get() {
+                waker.wake_by_ref();
+            } else {
+                waker.wake();
+            }
+        }
+    }
+}
+
+thread_local! {
+    static PARKED: WakeOnDrop = const {
+        WakeOnDrop { waker: RefCell::new(None), by_ref: Cell::new(false) }
+    };
+}
+
+/// Parks the current task until `wake_from_exiting_thread` runs: the waker goes to a thread
+/// that stores it in a thread-local and exits, waking it from that thread-local's drop.
+async fn woken_by_an_exiting_thread(by_ref: bool) {
+    let mut sent = false;
+    poll_fn(|cx| {
+        if sent {
+            return Poll::Ready(());
+        }
+        sent = true;
+        let waker = cx.waker().clone();
+        thread::spawn(move || {
+            PARKED.with(|p| {
+                p.by_ref.set(by_ref);
+                *p.waker.borrow_mut() = Some(waker);
+            });
+        });
+        Poll::Pending
+    })
+    .await
+}
+
+#[test]
+fn wakers_kept_in_a_thread_local_wake_their_task_as_the_thread_exits() {
+    for by_ref in [false, true] {
+        overlap::block_on(async {
+            let task = overlap::spawn(woken_by_an_exiting_thread(by_ref));
+            within(HANG, task, "a wake from a thread-local's drop lost")
+                .await
+                .unwrap();
+            // The block_on future's own waker, too.
+            within(
+                HANG,
+                woken_by_an_exiting_thread(by_ref),
+                "block_on's wake lost",
+            )
+            .await;
+        });
+    }
+}
+
+#[test]
+fn a_waker_in_a_thread_local_of_the_runtime_thread_wakes_after_the_runtime_is_gone() {
+    for by_ref in [false, true] {
+        // The runtime's thread stores the waker, drops the runtime, then exits: the wake
+        // comes from thread-local destruction with no runtime left.
+        thread::spawn(move || {
+            let rt = Runtime::new().unwrap();
+            let task = rt.spawn(poll_fn(move |cx| {
+                PARKED.with(|p| {
+                    p.by_ref.set(by_ref);
+                    *p.waker.borrow_mut() = Some(cx.waker().clone());
+                });
+                Poll::<()>::Pending
+            }));
+            rt.block_on(async {
+                overlap::yield_now().await;
+                overlap::yield_now().await;
+            });
+            let main_waker = rt.block_on(poll_fn(|cx| Poll::Ready(cx.waker().clone())));
+            drop(rt);
+            drop(task);
+            main_waker.wake_by_ref();
+        })
+        .join()
+        .expect("the runtime's thread failed at exit");
+    }
+}
+
+thread_local! {
+    static KEPT: RefCell<Option<Runtime>> = const { RefCell::new(None) };
+}
+
+#[test]
+fn a_runtime_in_a_thread_local_is_dropped_at_thread_exit_with_its_tasks() {
+    let (tx, rx) = std_mpsc::channel();
+    let dropped = Arc::new(AtomicUsize::new(0));
+    thread::spawn({
+        let dropped = dropped.clone();
+        move || {
+            struct Count(Arc<AtomicUsize>);
+            impl Drop for Count {
+                fn drop(&mut self) {
+                    self.0.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+            let rt = Runtime::new().unwrap();
+            let addr = rt.block_on(async {
+                let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+                let addr = listener.local_addr().unwrap();
+                let count = Count(dropped.clone());
+                overlap::spawn(async move {
+                    let _count = count;
+                    let _accepted = listener.accept().await;
+                });
+                let count = Count(dropped.clone());
+                overlap::spawn(async move {
+                    let _count = count;
+                    time::sleep(Duration::from_secs(3600)).await;
+                });
+                let count = Count(dropped.clone());
+                overlap::spawn_blocking(move || drop(count)).detach();
+                overlap::yield_now().await;
+                addr
+            });
+            KEPT.with(|k| *k.borrow_mut() = Some(rt));
+            tx.send(addr).unwrap();
+        }
+    })
+    .join()
+    .expect("dropping the runtime at thread exit failed");
+    let _addr = rx.recv().unwrap();
+    // The blocking job may still be finishing on its pool thread.
+    let deadline = std::time::Instant::now() + HANG;
+    while dropped.load(Ordering::SeqCst) < 3 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a task was never dropped"
+        );
+        thread::sleep(Duration::from_millis(1));
+    }
+}
+
+#[test]
+fn tasks_woken_by_other_tasks_drops_during_shutdown_are_not_polled() {
+    let rt = Runtime::new().unwrap();
+    let polled_after = Rc::new(Cell::new(false));
+    let (tx1, rx1) = oneshot::channel::<()>();
+    let (tx2, rx2) = oneshot::channel::<()>();
+    let flag = polled_after.clone();
+    rt.spawn(async move {
+        let _ = rx2.await;
+        flag.set(true);
+    })
+    .detach();
+    let flag = polled_after.clone();
+    rt.spawn(async move {
+        let _ = rx1.await;
+        flag.set(true);
+        let _ = tx2.send(());
+    })
+    .detach();
+    // Never finishes: dropping it drops `tx1`, which wakes the task above.
+    rt.spawn(async move {
+        pending::<()>().await;
+        let _ = tx1.send(());
+    })
+    .detach();
+    rt.block_on(overlap::yield_now());
+    drop(rt);
+    assert!(!polled_after.get(), "a task was polled during shutdown");
+}
+
+#[test]
+fn a_guard_dropped_while_a_task_panics_still_reaches_its_receiver() {
+    struct SendOnDrop(Option<oneshot::Sender<&'static str>>);
+    impl Drop for SendOnDrop {
+        fn drop(&mut self) {
+            let _ = self.0.take().unwrap().send("from the unwinding task");
+        }
+    }
+    overlap::block_on(async {
+        let (tx, rx) = oneshot::channel();
+        let failing = overlap::spawn(async move {
+            let _guard = SendOnDrop(Some(tx));
+            overlap::yield_now().await;
+            panic!("boom");
+        });
+        assert_eq!(rx.await.unwrap(), "from the unwinding task");
+        assert!(failing.await.unwrap_err().is_panic());
+    });
+}
+
+#[test]
+fn a_task_waking_itself_in_its_poll_is_polled_again_without_starving_others() {
+    overlap::block_on(async {
+        let other_ran = Rc::new(Cell::new(false));
+        let polls = Rc::new(Cell::new(0u32));
+        let spinner = overlap::spawn({
+            let (other_ran, polls) = (other_ran.clone(), polls.clone());
+            poll_fn(move |cx| {
+                polls.set(polls.get() + 1);
+                if other_ran.get() {
+                    return Poll::Ready(());
+                }
+                // Woken twice in one poll: still one more poll, not two.
+                cx.waker().wake_by_ref();
+                cx.waker().clone().wake();
+                Poll::Pending
+            })
+        });
+        let other = overlap::spawn({
+            let other_ran = other_ran.clone();
+            async move { other_ran.set(true) }
+        });
+        within(HANG, spinner, "a self-waking task never saw the other run")
+            .await
+            .unwrap();
+        other.await.unwrap();
+        assert_eq!(polls.get(), 2, "the self-waking task was polled too often");
+    });
+}
+
+#[test]
+fn a_handle_that_waited_on_a_task_aborted_after_it_finished_gives_the_output() {
+    overlap::block_on(async {
+        let (tx, rx) = oneshot::channel::<()>();
+        let mut task = overlap::spawn(async move {
+            rx.await.unwrap();
+            "done"
+        });
+        let abort = task.abort_handle();
+        // The handle registers its waker, then the task finishes and is aborted before the
+        // handle looks again.
+        assert!(support::poll_once(&mut task).await.is_pending());
+        tx.send(()).unwrap();
+        overlap::yield_now().await;
+        assert!(abort.is_finished());
+        thread::spawn(move || abort.abort()).join().unwrap();
+        task.abort();
+        assert_eq!(
+            within(HANG, task, "join after abort").await.unwrap(),
+            "done"
+        );
+    });
+}
+
+#[test]
+fn ten_thousand_timers_due_at_one_instant_fire_in_one_advance() {
+    let rt = Runtime::builder().start_paused(true).build().unwrap();
+    rt.block_on(async {
+        let fired = Rc::new(Cell::new(0u32));
+        let deadline = Instant::now() + Duration::from_secs(1);
+        let tasks: Vec<_> = (0..10_000)
+            .map(|_| {
+                let fired = fired.clone();
+                overlap::spawn(async move {
+                    time::sleep_until(deadline).await;
+                    fired.set(fired.get() + 1);
+                })
+            })
+            .collect();
+        overlap::yield_now().await;
+        assert_eq!(overlap::metrics().timers_active, 10_000);
+        assert_eq!(fired.get(), 0);
+        time::advance(Duration::from_secs(1)).await;
+        for task in tasks {
+            task.await.unwrap();
+        }
+        assert_eq!(fired.get(), 10_000);
+        let m = overlap::metrics();
+        assert_eq!(m.timers_active, 0);
+        assert!(m.timers_fired >= 10_000, "{m:?}");
+    });
+}
+
+#[test]
+fn many_real_timers_with_spread_deadlines_all_fire_and_none_early() {
+    overlap::block_on(async {
+        let base = Instant::now();
+        let early = Rc::new(Cell::new(0u32));
+        let tasks: Vec<_> = (0..2_000u64)
+            .map(|i| {
+                let early = early.clone();
+                let deadline = base + Duration::from_micros((i % 50) * 100);
+                overlap::spawn(async move {
+                    time::sleep_until(deadline).await;
+                    if Instant::now() < deadline {
+                        early.set(early.get() + 1);
+                    }
+                })
+            })
+            .collect();
+        within(HANG, overlap::future::join_all(tasks), "timers never fired").await;
+        assert_eq!(early.get(), 0, "timers fired before their deadline");
+        assert_eq!(overlap::metrics().timers_active, 0);
+    });
+}
+
+#[test]
+fn a_sleep_taken_out_of_its_runtime_can_be_polled_and_dropped_after_it_is_gone() {
+    let rt = Runtime::new().unwrap();
+    let mut sleep = Box::pin(rt.block_on(async {
+        let mut s = Box::pin(time::sleep(Duration::from_secs(3600)));
+        assert!(support::poll_once(&mut s).await.is_pending());
+        s
+    }));
+    let (flag, dropped) = DropFlag::new();
+    rt.spawn(async move {
+        let _flag = flag;
+        time::sleep(Duration::from_secs(3600)).await;
+    })
+    .detach();
+    rt.block_on(overlap::yield_now());
+    drop(rt);
+    assert!(dropped.get());
+    // No runtime: the poll must not hang or touch freed state, whatever it answers.
+    let woken = Arc::new(AtomicBool::new(false));
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let waker = Waker::from(Arc::new(Flag(woken.clone())));
+        let _ = sleep.as_mut().poll(&mut Context::from_waker(&waker));
+    }));
+    drop(sleep);
+}
+
+struct Flag(Arc<AtomicBool>);
+
+impl std::task::Wake for Flag {
+    fn wake(self: Arc<Self>) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
