@@ -340,3 +340,56 @@ fn a_runtime_is_shut_down_from_inside_another_one() {
         }
     });
 }
+
+#[test]
+fn an_aborted_job_handle_reports_cancelled_while_the_job_runs_to_its_end() {
+    overlap::block_on(async {
+        let (release, released) = std_mpsc::channel::<()>();
+        let (done_tx, done) = std_mpsc::channel();
+        let job = overlap::spawn_blocking(move || {
+            released.recv_timeout(HANG).unwrap();
+            done_tx.send(()).unwrap();
+        });
+        job.abort();
+        assert!(job.await.unwrap_err().is_cancelled());
+        release.send(()).unwrap();
+        done.recv_timeout(HANG).expect("the aborted job did not run to its end");
+    });
+}
+
+/// Panics when dropped: a job's value or panic payload that fails as it is thrown away.
+struct PanicOnDrop;
+
+impl Drop for PanicOnDrop {
+    fn drop(&mut self) {
+        if !thread::panicking() {
+            panic!("dropped");
+        }
+    }
+}
+
+#[test]
+fn a_detached_jobs_value_or_payload_whose_drop_panics_takes_nothing_down() {
+    let rt = Runtime::new().unwrap();
+    rt.block_on(async {
+        let (done_tx, done) = std_mpsc::channel();
+        let tx = done_tx.clone();
+        drop(overlap::spawn_blocking(move || {
+            tx.send(()).unwrap();
+            PanicOnDrop
+        }));
+        drop(overlap::spawn_blocking(move || {
+            done_tx.send(()).unwrap();
+            std::panic::panic_any(PanicOnDrop)
+        }));
+        for _ in 0..2 {
+            done.recv_timeout(HANG).unwrap();
+        }
+        // Let the outcomes come back and be thrown away.
+        time::sleep(Duration::from_millis(5)).await;
+        support::settle().await;
+        assert_eq!(overlap::spawn_blocking(|| 1).await.unwrap(), 1);
+        assert_eq!(overlap::spawn(async { 2 }).await.unwrap(), 2);
+    });
+    assert_eq!(rt.block_on(rt.spawn_blocking(|| 3)).unwrap(), 3);
+}

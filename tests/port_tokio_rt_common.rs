@@ -486,3 +486,81 @@ impl std::task::Wake for Flag {
         self.0.store(true, Ordering::SeqCst);
     }
 }
+
+#[test]
+fn with_one_event_per_wait_every_ready_socket_is_still_served() {
+    let rt = Runtime::builder().max_events(1).event_interval(1).build().unwrap();
+    rt.block_on(async {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut readers = Vec::new();
+        let mut writers = Vec::new();
+        for i in 0..40u8 {
+            let client = TcpStream::connect(addr).await.unwrap();
+            let (mut server, _) = listener.accept().await.unwrap();
+            readers.push(overlap::spawn(async move {
+                let mut byte = [0];
+                server.read_exact(&mut byte).await.unwrap();
+                byte[0]
+            }));
+            writers.push((i, client));
+        }
+        overlap::yield_now().await;
+        // Every socket becomes readable at once; each wait reports one of them.
+        for (i, client) in &mut writers {
+            client.write_all(&[*i]).await.unwrap();
+        }
+        let got = within(HANG, overlap::future::join_all(readers), "a ready socket lost").await;
+        let got: Vec<u8> = got.into_iter().map(Result::unwrap).collect();
+        assert_eq!(got, (0..40).collect::<Vec<u8>>());
+    });
+}
+
+#[test]
+fn a_socket_outliving_its_runtime_fails_reads_elsewhere_and_closes_when_dropped() {
+    use std::io::Read;
+    let peer_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let peer_addr = peer_listener.local_addr().unwrap();
+    let first = Runtime::new().unwrap();
+    let mut orphan = first.block_on(async { TcpStream::connect(peer_addr).await.unwrap() });
+    let (mut peer, _) = peer_listener.accept().unwrap();
+    drop(first);
+    let second = Runtime::new().unwrap();
+    second.block_on(async {
+        // Nothing to read: the wait must fail rather than hang (its runtime is gone).
+        let mut byte = [0];
+        let read = within(HANG, orphan.read(&mut byte), "a read on an orphaned socket").await;
+        assert_eq!(read.unwrap_err().kind(), std::io::ErrorKind::Other);
+    });
+    drop(orphan);
+    drop(second);
+    // The fd was closed: the peer sees the end of the stream.
+    peer.set_read_timeout(Some(HANG)).unwrap();
+    let mut rest = Vec::new();
+    assert_eq!(peer.read_to_end(&mut rest).unwrap(), 0);
+}
+
+#[test]
+fn a_drop_during_shutdown_runs_a_runtime_of_its_own() {
+    struct NestedOnDrop(Rc<Cell<u32>>);
+    impl Drop for NestedOnDrop {
+        fn drop(&mut self) {
+            let out = overlap::block_on(async {
+                time::sleep(Duration::from_millis(1)).await;
+                overlap::spawn(async { 7 }).await.unwrap()
+            });
+            self.0.set(out);
+        }
+    }
+    let seen = Rc::new(Cell::new(0));
+    let rt = Runtime::new().unwrap();
+    let guard = NestedOnDrop(seen.clone());
+    rt.spawn(async move {
+        let _guard = guard;
+        pending::<()>().await;
+    })
+    .detach();
+    rt.block_on(overlap::yield_now());
+    drop(rt);
+    assert_eq!(seen.get(), 7);
+}
