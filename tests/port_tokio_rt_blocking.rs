@@ -4,7 +4,9 @@
 //! - `task_blocking.rs`: a job spawning another job and waiting for it on its own thread; a
 //!   job that panics (the thread is reused, any payload comes back); a paused clock that
 //!   does not jump ahead while a job runs, whether its handle is awaited, dropped or the job
-//!   panics; dropping or shutting down a runtime from inside another one;
+//!   panics; dropping or shutting down a runtime from inside another one; an aborted job's
+//!   handle reporting cancelled while the job runs to its end; a detached job's value or
+//!   panic payload whose drop panics;
 //! - `rt_common.rs`: a runtime, timers and sockets made and driven inside a job
 //!   (`sleep_from_blocking`, `socket_from_blocking`); `Handle::block_on` on a pool thread;
 //!   dropping the runtime while jobs run and tasks hold timers; jobs and spawns requested
@@ -213,21 +215,20 @@ fn dropping_the_runtime_does_not_wait_for_a_running_job_while_tasks_hold_timers(
     let (started_tx, started) = std_mpsc::channel();
     let (release, released) = std_mpsc::channel::<()>();
     let finished = Arc::new(AtomicBool::new(false));
-    let job = rt.block_on(async {
-        for secs in [1, 60, 3600] {
-            overlap::spawn(time::sleep(Duration::from_secs(secs))).detach();
-        }
-        let flag = finished.clone();
-        let job = overlap::spawn_blocking(move || {
-            started_tx.send(()).unwrap();
-            // Waits for the test, which sends only after the runtime's drop returned.
-            released.recv_timeout(HANG).unwrap();
-            flag.store(true, Ordering::SeqCst);
-            "finished detached"
-        });
-        overlap::yield_now().await;
-        job
+    for secs in [1, 60, 3600] {
+        rt.spawn(time::sleep(Duration::from_secs(secs))).detach();
+    }
+    let flag = finished.clone();
+    let job = rt.spawn_blocking(move || {
+        started_tx.send(()).unwrap();
+        // Waits for the test, which sends only after the runtime's drop returned.
+        released.recv_timeout(HANG).unwrap();
+        flag.store(true, Ordering::SeqCst);
+        "finished detached"
     });
+    // The sleeps register their timers.
+    rt.block_on(overlap::yield_now());
+    assert_eq!(rt.metrics().timers_active, 3);
     started.recv_timeout(HANG).unwrap();
     drop(rt);
     assert!(!finished.load(Ordering::SeqCst));
@@ -353,7 +354,8 @@ fn an_aborted_job_handle_reports_cancelled_while_the_job_runs_to_its_end() {
         job.abort();
         assert!(job.await.unwrap_err().is_cancelled());
         release.send(()).unwrap();
-        done.recv_timeout(HANG).expect("the aborted job did not run to its end");
+        done.recv_timeout(HANG)
+            .expect("the aborted job did not run to its end");
     });
 }
 

@@ -11,8 +11,10 @@
 //!   wakes itself in its own poll is polled again, once per poll, without starving others;
 //!   a `JoinHandle` that waited on a task aborted after it finished still gives the output.
 //!
-//! Many timers firing in one turn, and a `Sleep` outliving its runtime, come from
-//! `rt_common.rs`'s drop-with-pending-timers cases.
+//! Also from `rt_common.rs`: every ready socket served when each wait fetches one event
+//! (`io_driver_called_when_under_load` taken to the limit); a socket whose runtime is gone
+//! fails its waits and still closes; a task's drop during shutdown running a runtime of its
+//! own. The timer cases are in `port_tokio_rt_timers.rs`.
 
 mod support;
 
@@ -20,18 +22,18 @@ use std::cell::{Cell, RefCell};
 use std::future::{pending, poll_fn, Future};
 use std::pin::Pin;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc as std_mpsc, Arc};
-use std::task::{Context, Poll, Waker};
+use std::task::{Poll, Waker};
 use std::thread;
 use std::time::Duration;
 
 use overlap::io::{AsyncReadExt, AsyncWriteExt};
 use overlap::net::{TcpListener, TcpStream};
 use overlap::sync::{mpsc, oneshot};
-use overlap::time::{self, Instant};
+use overlap::time;
 use overlap::Runtime;
-use support::{within, DropFlag};
+use support::within;
 
 const HANG: Duration = Duration::from_secs(10);
 
@@ -361,7 +363,8 @@ fn a_task_waking_itself_in_its_poll_is_polled_again_without_starving_others() {
                 }
                 // Woken twice in one poll: still one more poll, not two.
                 cx.waker().wake_by_ref();
-                cx.waker().clone().wake();
+                let owned = cx.waker().clone();
+                owned.wake();
                 Poll::Pending
             })
         });
@@ -398,121 +401,6 @@ fn a_handle_that_waited_on_a_task_aborted_after_it_finished_gives_the_output() {
             within(HANG, task, "join after abort").await.unwrap(),
             "done"
         );
-    });
-}
-
-#[test]
-fn ten_thousand_timers_due_at_one_instant_fire_in_one_advance() {
-    let rt = Runtime::builder().start_paused(true).build().unwrap();
-    rt.block_on(async {
-        let fired = Rc::new(Cell::new(0u32));
-        let deadline = Instant::now() + Duration::from_secs(1);
-        let tasks: Vec<_> = (0..10_000)
-            .map(|_| {
-                let fired = fired.clone();
-                overlap::spawn(async move {
-                    time::sleep_until(deadline).await;
-                    fired.set(fired.get() + 1);
-                })
-            })
-            .collect();
-        overlap::yield_now().await;
-        assert_eq!(overlap::metrics().timers_active, 10_000);
-        assert_eq!(fired.get(), 0);
-        time::advance(Duration::from_secs(1)).await;
-        for task in tasks {
-            task.await.unwrap();
-        }
-        assert_eq!(fired.get(), 10_000);
-        let m = overlap::metrics();
-        assert_eq!(m.timers_active, 0);
-        assert!(m.timers_fired >= 10_000, "{m:?}");
-    });
-}
-
-#[test]
-fn many_real_timers_with_spread_deadlines_all_fire_and_none_early() {
-    overlap::block_on(async {
-        let base = Instant::now();
-        let early = Rc::new(Cell::new(0u32));
-        let tasks: Vec<_> = (0..2_000u64)
-            .map(|i| {
-                let early = early.clone();
-                let deadline = base + Duration::from_micros((i % 50) * 100);
-                overlap::spawn(async move {
-                    time::sleep_until(deadline).await;
-                    if Instant::now() < deadline {
-                        early.set(early.get() + 1);
-                    }
-                })
-            })
-            .collect();
-        within(HANG, overlap::future::join_all(tasks), "timers never fired").await;
-        assert_eq!(early.get(), 0, "timers fired before their deadline");
-        assert_eq!(overlap::metrics().timers_active, 0);
-    });
-}
-
-#[test]
-fn a_sleep_taken_out_of_its_runtime_can_be_polled_and_dropped_after_it_is_gone() {
-    let rt = Runtime::new().unwrap();
-    let mut sleep = Box::pin(rt.block_on(async {
-        let mut s = Box::pin(time::sleep(Duration::from_secs(3600)));
-        assert!(support::poll_once(&mut s).await.is_pending());
-        s
-    }));
-    let (flag, dropped) = DropFlag::new();
-    rt.spawn(async move {
-        let _flag = flag;
-        time::sleep(Duration::from_secs(3600)).await;
-    })
-    .detach();
-    rt.block_on(overlap::yield_now());
-    drop(rt);
-    assert!(dropped.get());
-    // No runtime: the poll must not hang or touch freed state, whatever it answers.
-    let woken = Arc::new(AtomicBool::new(false));
-    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        let waker = Waker::from(Arc::new(Flag(woken.clone())));
-        let _ = sleep.as_mut().poll(&mut Context::from_waker(&waker));
-    }));
-    drop(sleep);
-}
-
-struct Flag(Arc<AtomicBool>);
-
-impl std::task::Wake for Flag {
-    fn wake(self: Arc<Self>) {
-        self.0.store(true, Ordering::SeqCst);
-    }
-}
-
-#[test]
-fn with_one_event_per_wait_every_ready_socket_is_still_served() {
-    let rt = Runtime::builder().max_events(1).event_interval(1).build().unwrap();
-    rt.block_on(async {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let mut readers = Vec::new();
-        let mut writers = Vec::new();
-        for i in 0..40u8 {
-            let client = TcpStream::connect(addr).await.unwrap();
-            let (mut server, _) = listener.accept().await.unwrap();
-            readers.push(overlap::spawn(async move {
-                let mut byte = [0];
-                server.read_exact(&mut byte).await.unwrap();
-                byte[0]
-            }));
-            writers.push((i, client));
-        }
-        overlap::yield_now().await;
-        // Every socket becomes readable at once; each wait reports one of them.
-        for (i, client) in &mut writers {
-            client.write_all(&[*i]).await.unwrap();
-        }
-        let got = within(HANG, overlap::future::join_all(readers), "a ready socket lost").await;
-        let got: Vec<u8> = got.into_iter().map(Result::unwrap).collect();
-        assert_eq!(got, (0..40).collect::<Vec<u8>>());
     });
 }
 
@@ -563,4 +451,42 @@ fn a_drop_during_shutdown_runs_a_runtime_of_its_own() {
     rt.block_on(overlap::yield_now());
     drop(rt);
     assert_eq!(seen.get(), 7);
+}
+
+#[test]
+fn with_one_event_per_wait_every_ready_socket_is_still_served() {
+    let rt = Runtime::builder()
+        .max_events(1)
+        .event_interval(1)
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut readers = Vec::new();
+        let mut writers = Vec::new();
+        for i in 0..40u8 {
+            let client = TcpStream::connect(addr).await.unwrap();
+            let (mut server, _) = listener.accept().await.unwrap();
+            readers.push(overlap::spawn(async move {
+                let mut byte = [0];
+                server.read_exact(&mut byte).await.unwrap();
+                byte[0]
+            }));
+            writers.push((i, client));
+        }
+        overlap::yield_now().await;
+        // Every socket becomes readable at once; each wait reports one of them.
+        for (i, client) in &mut writers {
+            client.write_all(&[*i]).await.unwrap();
+        }
+        let got = within(
+            HANG,
+            overlap::future::join_all(readers),
+            "a ready socket lost",
+        )
+        .await;
+        let got: Vec<u8> = got.into_iter().map(Result::unwrap).collect();
+        assert_eq!(got, (0..40).collect::<Vec<u8>>());
+    });
 }

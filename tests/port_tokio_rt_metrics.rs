@@ -85,7 +85,9 @@ fn alive_and_spawned_tasks_count_spawns_and_ends() {
     assert_eq!((m.tasks_spawned, m.tasks_alive), (3, 0), "{m:?}");
     // A spawn from another thread counts once it reaches the loop.
     let handle = rt.handle();
-    let remote = thread::spawn(move || handle.spawn(async {})).join().unwrap();
+    let remote = thread::spawn(move || handle.spawn(async {}))
+        .join()
+        .unwrap();
     rt.block_on(remote).unwrap();
     assert_eq!(rt.metrics().tasks_spawned, 4);
 }

@@ -12,13 +12,18 @@
 //! - `task_yield_now.rs`: `yield_now` inside a task and in the `block_on` future, with a
 //!   task-local in scope;
 //! - `task_id.rs`: a task's ID inside its drop while aborted, and stale `AbortHandle`s
-//!   that outlive their task never touch the tasks spawned after it.
+//!   that outlive their task never touch the tasks spawned after it;
+//! - `rt_common.rs` (`spawn_from_other_thread_*`): tasks spawned from one other thread run
+//!   in the order they were spawned, and run while the `block_on` future never stops
+//!   yielding.
 
 mod support;
 
 use std::cell::{Cell, RefCell};
 use std::future::{pending, poll_fn, Future};
 use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc as std_mpsc, Arc};
 use std::task::Poll;
 use std::thread;
 use std::time::Duration;
@@ -306,5 +311,53 @@ fn stale_abort_handles_never_touch_tasks_spawned_after_theirs_finished() {
         for (i, task) in fresh.into_iter().enumerate() {
             assert_eq!(task.await.unwrap(), i);
         }
+    });
+}
+
+#[test]
+fn tasks_spawned_from_one_other_thread_run_in_the_order_they_were_spawned() {
+    let rt = Runtime::new().unwrap();
+    let handle = rt.handle();
+    let (tx, rx) = std_mpsc::channel();
+    let tasks = thread::spawn(move || {
+        (0..200)
+            .map(|i| {
+                let tx = tx.clone();
+                handle.spawn(async move { tx.send(i).unwrap() })
+            })
+            .collect::<Vec<_>>()
+    })
+    .join()
+    .unwrap();
+    rt.block_on(async {
+        for task in tasks {
+            within(HANG, task, "a remote spawn").await.unwrap();
+        }
+    });
+    let order: Vec<i32> = rx.try_iter().collect();
+    assert_eq!(order, (0..200).collect::<Vec<_>>());
+}
+
+#[test]
+fn a_remote_spawn_runs_while_the_block_on_future_never_stops_yielding() {
+    let rt = Runtime::new().unwrap();
+    let handle = rt.handle();
+    let flag = Arc::new(AtomicBool::new(false));
+    rt.block_on(async {
+        let spawner = {
+            let flag = flag.clone();
+            thread::spawn(move || {
+                // Dropping the handle detaches the task.
+                drop(handle.spawn(async move {
+                    flag.store(true, Ordering::SeqCst);
+                }));
+            })
+        };
+        let start = std::time::Instant::now();
+        while !flag.load(Ordering::SeqCst) {
+            assert!(start.elapsed() < HANG, "the remote spawn never ran");
+            overlap::yield_now().await;
+        }
+        spawner.join().unwrap();
     });
 }
