@@ -153,33 +153,53 @@ fn ping_pong_between_many_task_pairs_does_not_starve_another_task() {
     });
 }
 
-/// Wakes the waker it holds when dropped, as a thread-local does at thread exit.
-struct WakeOnDrop {
-    waker: RefCell<Option<Waker>>,
-    by_ref: Cell<bool>,
+/// What a thread-local holding a waker does with it when the thread exits.
+#[derive(Clone, Copy, Debug)]
+enum AtExit {
+    Wake,
+    WakeByRef,
+    /// Only drops it: releases the task's reference from thread-local destruction.
+    Drop,
 }
 
-impl Drop for WakeOnDrop {
+/// Holds a waker, and wakes or drops it when dropped, as a thread-local does at thread
+/// exit.
+struct WakerAtExit {
+    waker: RefCell<Option<Waker>>,
+    what: Cell<AtExit>,
+}
+
+impl WakerAtExit {
+    fn keep(&self, waker: Waker, what: AtExit) {
+        self.what.set(what);
+        *self.waker.borrow_mut() = Some(waker);
+    }
+}
+
+impl Drop for WakerAtExit {
     fn drop(&mut self) {
         if let Some(waker) = self.waker.borrow_mut().take() {
-            if self.by_ref.get() {
-                waker.wake_by_ref();
-            } else {
-                waker.wake();
+            match self.what.get() {
+                AtExit::Wake => waker.wake(),
+                AtExit::WakeByRef => waker.wake_by_ref(),
+                AtExit::Drop => drop(waker),
             }
         }
     }
 }
 
 thread_local! {
-    static PARKED: WakeOnDrop = const {
-        WakeOnDrop { waker: RefCell::new(None), by_ref: Cell::new(false) }
+    static PARKED: WakerAtExit = const {
+        WakerAtExit { waker: RefCell::new(None), what: Cell::new(AtExit::Wake) }
+    };
+    static PARKED_MAIN: WakerAtExit = const {
+        WakerAtExit { waker: RefCell::new(None), what: Cell::new(AtExit::Wake) }
     };
 }
 
-/// Parks the current task until `wake_from_exiting_thread` runs: the waker goes to a thread
-/// that stores it in a thread-local and exits, waking it from that thread-local's drop.
-async fn woken_by_an_exiting_thread(by_ref: bool) {
+/// Parks the current task until a thread it starts exits: that thread keeps the waker in a
+/// thread-local, whose destructor wakes it.
+async fn woken_by_an_exiting_thread(what: AtExit) {
     let mut sent = false;
     poll_fn(|cx| {
         if sent {
@@ -187,12 +207,7 @@ async fn woken_by_an_exiting_thread(by_ref: bool) {
         }
         sent = true;
         let waker = cx.waker().clone();
-        thread::spawn(move || {
-            PARKED.with(|p| {
-                p.by_ref.set(by_ref);
-                *p.waker.borrow_mut() = Some(waker);
-            });
-        });
+        thread::spawn(move || PARKED.with(|p| p.keep(waker, what)));
         Poll::Pending
     })
     .await
@@ -200,16 +215,16 @@ async fn woken_by_an_exiting_thread(by_ref: bool) {
 
 #[test]
 fn wakers_kept_in_a_thread_local_wake_their_task_as_the_thread_exits() {
-    for by_ref in [false, true] {
+    for what in [AtExit::Wake, AtExit::WakeByRef] {
         overlap::block_on(async {
-            let task = overlap::spawn(woken_by_an_exiting_thread(by_ref));
+            let task = overlap::spawn(woken_by_an_exiting_thread(what));
             within(HANG, task, "a wake from a thread-local's drop lost")
                 .await
                 .unwrap();
             // The block_on future's own waker, too.
             within(
                 HANG,
-                woken_by_an_exiting_thread(by_ref),
+                woken_by_an_exiting_thread(what),
                 "block_on's wake lost",
             )
             .await;
@@ -218,30 +233,41 @@ fn wakers_kept_in_a_thread_local_wake_their_task_as_the_thread_exits() {
 }
 
 #[test]
-fn a_waker_in_a_thread_local_of_the_runtime_thread_wakes_after_the_runtime_is_gone() {
-    for by_ref in [false, true] {
-        // The runtime's thread stores the waker, drops the runtime, then exits: the wake
-        // comes from thread-local destruction with no runtime left.
+fn wakers_in_thread_locals_of_the_runtime_thread_outlive_the_runtime() {
+    for what in [AtExit::Wake, AtExit::WakeByRef, AtExit::Drop] {
+        // The runtime's thread keeps a task's waker and the block_on future's in
+        // thread-locals, drops the runtime, then exits: they are woken or dropped during
+        // thread-local destruction, with no runtime left.
+        let (flag_tx, flag_rx) = std_mpsc::channel();
         thread::spawn(move || {
             let rt = Runtime::new().unwrap();
+            struct Dropped(std_mpsc::Sender<()>);
+            impl Drop for Dropped {
+                fn drop(&mut self) {
+                    let _ = self.0.send(());
+                }
+            }
+            let dropped = Dropped(flag_tx);
             let task = rt.spawn(poll_fn(move |cx| {
-                PARKED.with(|p| {
-                    p.by_ref.set(by_ref);
-                    *p.waker.borrow_mut() = Some(cx.waker().clone());
-                });
+                let _owned = &dropped;
+                PARKED.with(|p| p.keep(cx.waker().clone(), what));
                 Poll::<()>::Pending
             }));
             rt.block_on(async {
                 overlap::yield_now().await;
                 overlap::yield_now().await;
             });
-            let main_waker = rt.block_on(poll_fn(|cx| Poll::Ready(cx.waker().clone())));
+            rt.block_on(poll_fn(|cx| {
+                PARKED_MAIN.with(|p| p.keep(cx.waker().clone(), what));
+                Poll::Ready(())
+            }));
             drop(rt);
             drop(task);
-            main_waker.wake_by_ref();
         })
         .join()
-        .expect("the runtime's thread failed at exit");
+        .unwrap_or_else(|_| panic!("the runtime's thread failed at exit ({what:?})"));
+        // The task's future went with its runtime, whatever its waker did after.
+        flag_rx.recv_timeout(HANG).unwrap();
     }
 }
 
