@@ -8,7 +8,10 @@
 //!   on the same thread, or polled by hand with a foreign waker; a task spawned from a
 //!   task's drop while it is aborted runs;
 //! - `rt_basic.rs`: a `JoinHandle` handed from one task to another after the first polled
-//!   it wakes the second; a task that awaits its own handle and is aborted;
+//!   it wakes the second; a task that awaits its own handle and is aborted; a task polled
+//!   exactly once per wake (`no_extra_poll`); futures dropped at shutdown see their runtime
+//!   as current (`drop_tasks_in_context`); a runtime dropped while its `block_on` unwinds,
+//!   with tasks whose drops wake each other (`wake_in_drop_after_panic`);
 //! - `task_yield_now.rs`: `yield_now` inside a task and in the `block_on` future, with a
 //!   task-local in scope;
 //! - `task_id.rs`: a task's ID inside its drop while aborted, and stale `AbortHandle`s
@@ -360,4 +363,93 @@ fn a_remote_spawn_runs_while_the_block_on_future_never_stops_yielding() {
         }
         spawner.join().unwrap();
     });
+}
+
+#[test]
+fn a_task_is_polled_once_per_wake_and_never_more() {
+    let rt = Runtime::new().unwrap();
+    let polls = Rc::new(Cell::new(0));
+    let (tx, mut rx) = mpsc::unbounded_channel::<()>();
+    let task = rt.spawn({
+        let polls = polls.clone();
+        let mut body = Box::pin(async move {
+            let mut got = 0;
+            while rx.recv().await.is_some() {
+                got += 1;
+            }
+            got
+        });
+        poll_fn(move |cx| {
+            polls.set(polls.get() + 1);
+            body.as_mut().poll(cx)
+        })
+    });
+    rt.block_on(overlap::yield_now());
+    assert_eq!(polls.get(), 1, "the first poll only");
+    tx.send(()).unwrap();
+    tx.send(()).unwrap();
+    rt.block_on(overlap::yield_now());
+    assert_eq!(polls.get(), 2, "one poll for both messages");
+    rt.block_on(overlap::yield_now());
+    assert_eq!(polls.get(), 2, "polled with nothing new");
+    drop(tx);
+    assert_eq!(rt.block_on(task).unwrap(), 2);
+    assert_eq!(polls.get(), 3);
+}
+
+#[test]
+fn futures_dropped_at_shutdown_see_their_runtime_as_current() {
+    let rt = Runtime::new().unwrap();
+    let saw = Rc::new(Cell::new(false));
+    struct LookOnDrop(Rc<Cell<bool>>);
+    impl Drop for LookOnDrop {
+        fn drop(&mut self) {
+            self.0
+                .set(overlap::runtime::Handle::try_current().is_some());
+        }
+    }
+    let look = LookOnDrop(saw.clone());
+    rt.spawn(async move {
+        let _look = look;
+        pending::<()>().await;
+    })
+    .detach();
+    drop(rt);
+    assert!(saw.get());
+}
+
+#[test]
+fn a_runtime_dropped_while_its_block_on_unwinds_still_drops_tasks_that_wake_each_other() {
+    struct SendOnDrop(Option<oneshot::Sender<()>>);
+    impl Drop for SendOnDrop {
+        fn drop(&mut self) {
+            let _ = self.0.take().unwrap().send(());
+        }
+    }
+    let polled_after = Rc::new(Cell::new(false));
+    let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let rt = Runtime::new().unwrap();
+        let (tx1, rx1) = oneshot::channel::<()>();
+        let (tx2, rx2) = oneshot::channel::<()>();
+        // Whichever goes first wakes the other while the panic unwinds.
+        for (tx, rx) in [(tx2, rx1), (tx1, rx2)] {
+            let polled_after = polled_after.clone();
+            rt.spawn(async move {
+                let _wake = SendOnDrop(Some(tx));
+                let _ = rx.await;
+                polled_after.set(true);
+            })
+            .detach();
+        }
+        rt.block_on(async {
+            overlap::yield_now().await;
+            panic!("boom");
+        });
+    }));
+    let message = support::panic_message(unwound.unwrap_err());
+    assert_eq!(message, "boom");
+    assert!(
+        !polled_after.get(),
+        "a task was polled while the runtime went away"
+    );
 }
