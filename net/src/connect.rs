@@ -23,8 +23,16 @@ use crate::sys::{SockAddr, Socket};
 ///   never became writable is reported as `ConnectionRefused`.
 pub(crate) async fn connect(sock: Socket, addr: &SockAddr) -> io::Result<AsyncFd<Socket>> {
     let io = AsyncFd::new(sock)?;
+    connect_registered(&io, addr).await?;
+    Ok(io)
+}
+
+/// Connects the already registered `io` to `addr`, as [`connect`] does. The socket stays
+/// the caller's whatever the outcome, so a Unix connect refused with `EAGAIN` (a full
+/// backlog) can be tried again on the same socket, which keeps any address it was bound to.
+pub(crate) async fn connect_registered(io: &AsyncFd<Socket>, addr: &SockAddr) -> io::Result<()> {
     match io.get_ref().connect(addr) {
-        Ok(()) => return Ok(io),
+        Ok(()) => return Ok(()),
         Err(e) if matches!(e.raw_os_error(), Some(libc::EINPROGRESS | libc::EINTR)) => {}
         Err(e) => return Err(e),
     }
@@ -42,5 +50,5 @@ pub(crate) async fn connect(sock: Socket, addr: &SockAddr) -> io::Result<AsyncFd
         }
         guard.clear_ready();
     }
-    Ok(io)
+    Ok(())
 }

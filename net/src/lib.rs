@@ -65,7 +65,7 @@ pub use tcp::{
 };
 pub use udp::UdpSocket;
 pub use udp_batch::{Datagram, RecvBatch};
-pub use unix::{UnixDatagram, UnixListener, UnixStream};
+pub use unix::{UnixDatagram, UnixListener, UnixSocket, UnixStream};
 
 /// Implements the fd traits every registered socket type shares: `AsRawFd`, `AsFd`,
 /// `TryFrom<OwnedFd>` (registers the fd, switching it to non-blocking mode; needs a runtime)

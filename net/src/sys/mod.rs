@@ -469,3 +469,16 @@ impl AsFd for Socket {
         self.fd.as_fd()
     }
 }
+
+/// Takes ownership of an open Unix socket fd, as tokio's `UnixSocket` does. The same as
+/// `UnixSocket::from(OwnedFd::from_raw_fd(fd))`: the fd is taken as it is, and switched to
+/// non-blocking mode when the socket listens, connects or becomes a datagram socket.
+impl FromRawFd for crate::UnixSocket {
+    /// # Safety
+    /// `fd` must be an open socket that the caller owns and hands over: nothing else may use
+    /// or close it afterwards (see [`FromRawFd::from_raw_fd`]).
+    unsafe fn from_raw_fd(fd: RawFd) -> crate::UnixSocket {
+        // SAFETY: the caller hands over an open fd it owns, as this function requires.
+        crate::UnixSocket::from(unsafe { OwnedFd::from_raw_fd(fd) })
+    }
+}

@@ -62,7 +62,8 @@ impl UnixDatagram {
         Ok((UnixDatagram::from_socket(a)?, UnixDatagram::from_socket(b)?))
     }
 
-    fn from_socket(sock: Socket) -> io::Result<UnixDatagram> {
+    /// Registers a non-blocking datagram socket.
+    pub(crate) fn from_socket(sock: Socket) -> io::Result<UnixDatagram> {
         Ok(UnixDatagram {
             io: AsyncFd::new(sock)?,
         })

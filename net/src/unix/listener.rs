@@ -54,6 +54,13 @@ impl UnixListener {
         Ok(UnixListener { io })
     }
 
+    /// Registers a listening, non-blocking socket.
+    pub(crate) fn from_socket(sock: Socket) -> io::Result<UnixListener> {
+        Ok(UnixListener {
+            io: AsyncFd::new(sock)?,
+        })
+    }
+
     /// Wraps a listening std socket, switching it to non-blocking mode.
     pub fn from_std(listener: std::os::unix::net::UnixListener) -> io::Result<UnixListener> {
         let sock = Socket::from_owned(OwnedFd::from(listener));

@@ -1,8 +1,9 @@
 //! Unix-domain sockets: streams, listeners and datagrams, named by filesystem paths (or by
-//! abstract names starting with a NUL byte).
+//! abstract names starting with a NUL byte), and [`UnixSocket`] to set one up by hand.
 
 mod datagram;
 mod listener;
+mod socket;
 mod split;
 mod stream;
 
@@ -10,6 +11,7 @@ use std::io;
 
 pub use datagram::UnixDatagram;
 pub use listener::{Incoming, UnixListener};
+pub use socket::UnixSocket;
 pub use split::{OwnedReadHalf, OwnedWriteHalf, ReadHalf, ReuniteError, WriteHalf};
 pub use std::os::unix::net::SocketAddr;
 pub use stream::UnixStream;

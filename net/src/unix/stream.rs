@@ -59,15 +59,25 @@ impl UnixStream {
     /// timeout if the listener may never accept.
     pub async fn connect(path: impl AsRef<Path>) -> io::Result<UnixStream> {
         let addr = SockAddr::unix(path.as_ref())?;
+        let sock = Socket::new(libc::AF_UNIX, libc::SOCK_STREAM)?;
+        UnixStream::connect_socket(sock, &addr).await
+    }
+
+    /// Connects the non-blocking stream socket `sock` (fresh, or bound by a
+    /// [`UnixSocket`](super::UnixSocket)) to `addr`, retrying a full backlog as
+    /// [`connect`](Self::connect) describes. A refused `connect` leaves the socket as it was,
+    /// so each retry uses the same one. Dropping the future closes it.
+    pub(crate) async fn connect_socket(sock: Socket, addr: &SockAddr) -> io::Result<UnixStream> {
+        let io = AsyncFd::new(sock)?;
         let mut delay = Duration::from_millis(1);
         loop {
-            let sock = Socket::new(libc::AF_UNIX, libc::SOCK_STREAM)?;
-            match crate::connect::connect(sock, &addr).await {
+            match crate::connect::connect_registered(&io, addr).await {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     overlap_runtime::time::sleep(delay).await;
                     delay = (delay * 2).min(Duration::from_millis(64));
                 }
-                res => return res.map(|io| UnixStream { io }),
+                Err(e) => return Err(e),
+                Ok(()) => return Ok(UnixStream { io }),
             }
         }
     }
