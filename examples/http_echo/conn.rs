@@ -440,7 +440,11 @@ impl Conn<'_> {
     /// Queues the echo of one request.
     fn respond(&mut self, head: &Head, body: &[u8]) {
         let (content_type, content): (&[u8], &[u8]) = match head.framing {
-            Framing::Length(0) => (b"text/plain; charset=utf-8", head.text.as_bytes()),
+            // A head with obs-text in a field value is no UTF-8.
+            Framing::Length(0) => match std::str::from_utf8(&head.text) {
+                Ok(_) => (b"text/plain; charset=utf-8", &head.text),
+                Err(_) => (b"text/plain", &head.text),
+            },
             _ => (
                 head.content_type
                     .as_deref()

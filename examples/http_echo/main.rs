@@ -12,15 +12,16 @@
 //! up to 5 s to finish it (answered with `Connection: close`), and exits with status 0.
 //!
 //! - A request with a body (`Content-Length` or `Transfer-Encoding: chunked`) is answered
-//!   with that body and its `Content-Type`; one without, with its own head as `text/plain`.
-//!   `HEAD` gets the headers only. `Expect: 100-continue` is honoured.
+//!   with that body and its `Content-Type`; one without, with its own head as `text/plain`
+//!   (field values byte for byte; `charset=utf-8` only when they are UTF-8). `HEAD` gets the
+//!   headers only. `Expect: 100-continue` is honoured.
 //! - Bad input gets a 4xx or 5xx with a one-line reason, then the connection is closed: 400
-//!   (malformed, missing `Host`, both `Content-Length` and `Transfer-Encoding`, a
-//!   `Transfer-Encoding` whose last coding is not `chunked`), 408 (a head or body that
-//!   stalls), 413 (body over 8 MiB), 414 (request line over 16 KiB), 417, 431 (head over
-//!   16 KiB or more than 64 headers), 501 (a transfer coding before `chunked`, or
-//!   `CONNECT`), 505 (not HTTP/1.0 or 1.1: httparse reads no other version, so a future
-//!   HTTP/1.2 gets it too, where RFC 9110 §6.2 would have it served as 1.1).
+//!   (malformed, a `Host` missing, repeated or invalid, both `Content-Length` and
+//!   `Transfer-Encoding`, a `Transfer-Encoding` whose last coding is not `chunked`), 408 (a
+//!   head or body that stalls), 413 (body over 8 MiB), 414 (request line over 16 KiB), 417,
+//!   431 (head over 16 KiB or more than 64 headers), 501 (a transfer coding before
+//!   `chunked`, or `CONNECT`), 505 (not HTTP/1.0 or 1.1: httparse reads no other version, so
+//!   a future HTTP/1.2 gets it too, where RFC 9110 §6.2 would have it served as 1.1).
 //! - A connection idle for 60 s between requests is closed; one whose client stops reading
 //!   its answers for 10 s is reset. Answers to pipelined requests go out together, but no
 //!   more than 64 KiB are held back: a client that sends without reading meets

@@ -1,7 +1,6 @@
 //! Request heads: parsing (with `httparse`), framing (RFC 9112 §6) and the errors a client gets
 //! for bad input.
 
-use std::fmt::Write as _;
 use std::mem::MaybeUninit;
 
 /// Header slots kept on the stack while parsing; more (a bigger `Limits::max_headers`) go on
@@ -111,9 +110,10 @@ pub struct Head {
     /// The client waits for `100 Continue` before sending the body.
     pub expect_continue: bool,
     pub content_type: Option<Vec<u8>>,
-    /// The head as received, re-serialised (what a body-less request is answered with);
-    /// empty for a request with a body.
-    pub text: String,
+    /// The head as received, re-serialised (what a body-less request is answered with), its
+    /// field values byte for byte (obs-text too, which is no UTF-8); empty for a request with
+    /// a body.
+    pub text: Vec<u8>,
 }
 
 /// Parses a request head at the start of `buf`. `Ok(None)`: incomplete, read more.
@@ -182,6 +182,9 @@ pub fn parse(buf: &[u8], limits: &Limits) -> Result<Option<(Head, usize)>, HttpE
         } else if name.eq_ignore_ascii_case("transfer-encoding") {
             codings.get_or_insert_with(Vec::new).extend(tokens(h.value));
         } else if name.eq_ignore_ascii_case("host") {
+            if !valid_host(h.value) {
+                return Err(bad("invalid Host header"));
+            }
             host += 1;
         } else if name.eq_ignore_ascii_case("connection") {
             for t in tokens(h.value) {
@@ -205,9 +208,9 @@ pub fn parse(buf: &[u8], limits: &Limits) -> Result<Option<(Head, usize)>, HttpE
         }
     }
     let close = asked_close || (minor == 0 && !asked_keep_alive);
-    // RFC 9112 §3.2: exactly one Host in an HTTP/1.1 request.
-    if minor == 1 && host != 1 {
-        return Err(bad("an HTTP/1.1 request needs exactly one Host header"));
+    // RFC 9112 §3.2: exactly one Host in an HTTP/1.1 request, and never two in any.
+    if host > 1 || (minor == 1 && host == 0) {
+        return Err(bad("a missing or repeated Host header"));
     }
     // RFC 9112 §6.3: a request whose final coding is not `chunked` cannot be framed (400,
     // as is `chunked` applied twice, §6.1); a coding before it that we do not know is a 501.
@@ -242,13 +245,15 @@ pub fn parse(buf: &[u8], limits: &Limits) -> Result<Option<(Head, usize)>, HttpE
     }
     // Only a body-less request is answered with its own head.
     let text = if framing == Framing::Length(0) {
-        let mut text = format!("{method} {path} HTTP/1.{minor}\r\n");
+        let mut text = format!("{method} {path} HTTP/1.{minor}\r\n").into_bytes();
         for h in req.headers.iter() {
-            let _ = write!(text, "{}: {}\r\n", h.name, String::from_utf8_lossy(h.value));
+            for part in [h.name.as_bytes(), b": ", h.value, b"\r\n"] {
+                text.extend_from_slice(part);
+            }
         }
         text
     } else {
-        String::new()
+        Vec::new()
     };
     Ok(Some((
         Head {
@@ -274,6 +279,33 @@ fn parse_length(v: &[u8]) -> Result<u64, HttpError> {
         .ok()
         .and_then(|s| s.parse().ok())
         .ok_or_else(invalid)
+}
+
+/// Whether a Host value is `uri-host [ ":" port ]` (RFC 9110 §7.2, RFC 3986 §3.2.2): a
+/// bracketed IP literal or a reg-name (which IPv4 addresses are too), maybe empty (RFC 9112
+/// §3.2 asks for a 400 otherwise).
+fn valid_host(v: &[u8]) -> bool {
+    let reg_name = |b: &u8| b.is_ascii_alphanumeric() || b"-._~%!$&'()*+,;=".contains(b);
+    let (host, port) = match v.iter().rposition(|&b| b == b':') {
+        Some(i) if !v[i..].contains(&b']') => (&v[..i], &v[i + 1..]),
+        _ => (v, &[][..]),
+    };
+    let host_ok = match host {
+        [b'[', literal @ .., b']'] => {
+            !literal.is_empty() && literal.iter().all(|b| reg_name(b) || *b == b':')
+        }
+        _ => host.iter().all(reg_name),
+    };
+    // A `%` starts a percent-encoded octet.
+    let escapes_ok = host
+        .iter()
+        .enumerate()
+        .filter(|(_, &b)| b == b'%')
+        .all(|(i, _)| {
+            host.get(i + 1..i + 3)
+                .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit))
+        });
+    host_ok && escapes_ok && port.iter().all(u8::is_ascii_digit)
 }
 
 /// The comma-separated tokens of a header value, lowercased, with only spaces and tabs
