@@ -525,19 +525,22 @@ impl Core {
 
     /// Queues the tasks set aside by [`defer`](Core::defer), behind those ready now.
     fn wake_deferred(&self) {
-        let ready = self.run_queue.borrow().len();
+        // If the `block_on` future yielded, its place: behind the tasks ready now and those
+        // that yielded before it (a task in the LIFO slot runs first anyway), ahead of those
+        // that yielded after it.
+        let main_place = self
+            .main_deferred
+            .take()
+            .map(|yielded_before| self.run_queue.borrow().len() + yielded_before);
         let mut deferred = self.deferred.borrow_mut();
         if !deferred.is_empty() {
             self.run_queue.borrow_mut().extend(deferred.drain(..));
         }
         drop(deferred);
-        if let Some(yielded_before) = self.main_deferred.take() {
-            // Behind the tasks ready now and those that yielded before it (a task in the
-            // LIFO slot runs first anyway); ahead of those that yielded after it.
-            match ready + yielded_before {
-                0 => self.wake_main(),
-                n => self.main_after.set(Some(n)),
-            }
+        match main_place {
+            None => {}
+            Some(0) => self.wake_main(),
+            Some(n) => self.main_after.set(Some(n)),
         }
     }
 
