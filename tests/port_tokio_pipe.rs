@@ -15,8 +15,9 @@
 //!
 //! Beyond tokio's file, from its module docs: end of file only once every writer is gone,
 //! `BrokenPipe` (not SIGPIPE) for a writer whose reader leaves while it waits on a full pipe,
-//! writes much bigger than the pipe's buffer, zero-length reads and writes, and the fd flags
-//! (`O_NONBLOCK | O_CLOEXEC`) of every end overlap makes.
+//! writes much bigger than the pipe's buffer, zero-length reads and writes, the fd flags
+//! (`O_NONBLOCK | O_CLOEXEC`) of every end overlap makes, `PIPE_BUF` atomicity with two
+//! writers, and an `O_PATH` fd (open for neither end) refused as clearly as a wrong end.
 //!
 //! Skipped: `try_read_buf` (takes `BufMut`), `try_io_readable` / `try_io_writable` (overlap's
 //! pipe ends have no `try_io`; `try_read`/`try_write` clearing the readiness on `WouldBlock`
@@ -568,5 +569,17 @@ fn writes_of_up_to_pipe_buf_from_two_writers_never_interleave() {
             w.await.unwrap();
         }
         assert_eq!(rx.read(&mut record).await.unwrap(), 0);
+    });
+}
+
+#[test]
+fn an_o_path_fd_of_a_fifo_is_invalid_input_for_either_end() {
+    let dir = TempDir::new("tokio-pipe-opath");
+    let path = fifo(&dir, "fifo");
+    block_on(async {
+        let err = Receiver::from_owned_fd(std_open(&path, true, false, libc::O_PATH)).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+        let err = Sender::from_owned_fd(std_open(&path, true, false, libc::O_PATH)).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
     });
 }

@@ -47,9 +47,9 @@ pub fn pipe() -> io::Result<(Sender, Receiver)> {
 }
 
 /// Checks that `fd` is a pipe or FIFO open for `access` (`O_RDONLY` for a receiver,
-/// `O_WRONLY` for a sender; `O_RDWR` does for both), and makes it non-blocking. The wrong
-/// end is refused before anything changes: epoll never reports it ready for the other
-/// direction, so a wait on it would never end.
+/// `O_WRONLY` for a sender; `O_RDWR` does for both; an `O_PATH` fd does for neither), and
+/// makes it non-blocking. The wrong end is refused before anything changes: epoll never
+/// reports it ready for the other direction, so a wait on it would never end.
 fn check_pipe(fd: &std::os::fd::OwnedFd, access: libc::c_int) -> io::Result<()> {
     use std::os::fd::AsRawFd;
     let raw = fd.as_raw_fd();
@@ -59,7 +59,12 @@ fn check_pipe(fd: &std::os::fd::OwnedFd, access: libc::c_int) -> io::Result<()> 
             "not a pipe or FIFO",
         ));
     }
-    let mode = sys::access_mode(raw)?;
+    let Some(mode) = sys::access_mode(raw)? else {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "this fd was opened with O_PATH: neither end of a pipe",
+        ));
+    };
     if mode != access && mode != libc::O_RDWR {
         let (wanted, end) = if access == libc::O_RDONLY {
             ("read", "write")

@@ -55,7 +55,8 @@ impl Sender {
     }
 
     /// Wraps the write end of a pipe (made non-blocking here). Fails with `InvalidInput` if
-    /// `fd` is not a pipe or FIFO, or is a read end (a FIFO opened `O_RDWR` does).
+    /// `fd` is not a pipe or FIFO, is a read end (a FIFO opened `O_RDWR` does), or was
+    /// opened with `O_PATH` (open for neither end).
     pub fn from_owned_fd(fd: OwnedFd) -> io::Result<Sender> {
         crate::check_pipe(&fd, libc::O_WRONLY)?;
         Ok(Sender {

@@ -43,10 +43,13 @@ pub(crate) fn file_type(fd: RawFd) -> io::Result<libc::mode_t> {
     Ok(st.st_mode & libc::S_IFMT)
 }
 
-/// The access mode `fd` was opened with: `O_RDONLY`, `O_WRONLY` or `O_RDWR`.
-pub(crate) fn access_mode(fd: RawFd) -> io::Result<libc::c_int> {
+/// The access mode `fd` was opened with: `O_RDONLY`, `O_WRONLY` or `O_RDWR`; `None` for an
+/// `O_PATH` fd, which is open for neither (its `O_ACCMODE` bits read as `O_RDONLY`, but
+/// reads, `fcntl(F_SETFL)` and epoll all refuse it with `EBADF`).
+pub(crate) fn access_mode(fd: RawFd) -> io::Result<Option<libc::c_int>> {
     // SAFETY: F_GETFL takes no pointer argument.
-    Ok(syscall!(fcntl(fd, libc::F_GETFL))? & libc::O_ACCMODE)
+    let flags = syscall!(fcntl(fd, libc::F_GETFL))?;
+    Ok((flags & libc::O_PATH == 0).then_some(flags & libc::O_ACCMODE))
 }
 
 /// Turns `O_NONBLOCK` on or off for `fd` (a flag of the open file description, so every fd
