@@ -3,7 +3,8 @@
 //! group names the tokio tests it follows:
 //!
 //! - FIFO opening: `fifo_simple_send`, `fifo_simple_send_sender_first`,
-//!   `fifo_multiple_writes`, `fifo_resilient_reader`, `open_detects_not_a_fifo`. Tokio's
+//!   `fifo_multiple_writes`, `fifo_resilient_reader`, `open_detects_not_a_fifo` (also a
+//!   Unix socket's path, where `open(2)` says `ENXIO` as for a missing reader). Tokio's
 //!   `OpenOptions::read_write` is a FIFO opened `O_RDWR` with `std::fs::OpenOptions` and
 //!   handed to `from_owned_fd`, which takes it for either end.
 //! - Taking fds in: `from_file`, `from_file_detects_not_a_fifo`,
@@ -201,24 +202,16 @@ fn from_owned_fd_refuses_files_sockets_and_eventfds_for_either_end() {
         let err = Receiver::from_owned_fd(std_open(&file, true, false, 0)).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
         let (a, b) = support::socketpair();
-        assert_eq!(
-            Sender::from_owned_fd(a).unwrap_err().kind(),
-            ErrorKind::InvalidInput
-        );
-        assert_eq!(
-            Receiver::from_owned_fd(b).unwrap_err().kind(),
-            ErrorKind::InvalidInput
-        );
         let ev = support::eventfd();
         let ev2 = ev.try_clone().unwrap();
-        assert_eq!(
-            Sender::from_owned_fd(ev).unwrap_err().kind(),
-            ErrorKind::InvalidInput
-        );
-        assert_eq!(
-            Receiver::from_owned_fd(ev2).unwrap_err().kind(),
-            ErrorKind::InvalidInput
-        );
+        for (fd, as_sender) in [(a, true), (b, false), (ev, true), (ev2, false)] {
+            let err = if as_sender {
+                Sender::from_owned_fd(fd).err()
+            } else {
+                Receiver::from_owned_fd(fd).err()
+            };
+            assert_eq!(err.map(|e| e.kind()), Some(ErrorKind::InvalidInput));
+        }
     });
 }
 
@@ -580,6 +573,21 @@ fn an_o_path_fd_of_a_fifo_is_invalid_input_for_either_end() {
         let err = Receiver::from_owned_fd(std_open(&path, true, false, libc::O_PATH)).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
         let err = Sender::from_owned_fd(std_open(&path, true, false, libc::O_PATH)).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+    });
+}
+
+#[test]
+fn opening_a_unix_socket_path_as_a_fifo_is_invalid_input_not_a_missing_reader() {
+    let dir = TempDir::new("tokio-pipe-sockpath");
+    let path = dir.join("sock");
+    let _listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    block_on(async {
+        // `open(2)` says ENXIO for a socket, as for a FIFO with no reader: retrying is no use.
+        let err = Sender::open(&path).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+        assert!(err.to_string().contains("sock"), "{err}");
+        let err = Receiver::open(&path).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
     });
 }

@@ -46,6 +46,25 @@ pub fn pipe() -> io::Result<(Sender, Receiver)> {
     Ok((Sender::from_owned_fd(w)?, Receiver::from_owned_fd(r)?))
 }
 
+/// Opens the FIFO at `path` for `access` (`O_RDONLY` or `O_WRONLY`; non-blocking and
+/// close-on-exec), an error naming the path. `open(2)` says `ENXIO` both for a FIFO with no
+/// reader and for what is no FIFO at all (a Unix socket, a device with no driver): the
+/// latter is reported as `InvalidInput` here, so that code retrying until a reader comes
+/// does not retry for ever.
+fn open_fifo(path: &std::path::Path, access: libc::c_int) -> io::Result<std::os::fd::OwnedFd> {
+    use std::os::unix::fs::FileTypeExt;
+    sys::open(path, access).map_err(|e| {
+        let not_fifo = e.raw_os_error() == Some(libc::ENXIO)
+            && std::fs::metadata(path).is_ok_and(|m| !m.file_type().is_fifo());
+        let e = if not_fifo {
+            io::Error::new(io::ErrorKind::InvalidInput, "not a pipe or FIFO")
+        } else {
+            e
+        };
+        overlap_runtime::io::with_path_context(e, "open", path, None)
+    })
+}
+
 /// Checks that `fd` is a pipe or FIFO open for `access` (`O_RDONLY` for a receiver,
 /// `O_WRONLY` for a sender; `O_RDWR` does for both; an `O_PATH` fd does for neither), and
 /// makes it non-blocking. The wrong end is refused before anything changes: epoll never

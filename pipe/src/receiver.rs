@@ -33,7 +33,8 @@ pub struct Receiver {
 impl Receiver {
     /// Opens the FIFO at `path` for reading. Opening succeeds even with no writer yet; a read
     /// then waits until a writer opens it and writes (or opens it and closes it again: then
-    /// it returns 0).
+    /// it returns 0). A path that is no FIFO fails with `InvalidInput` (a Unix socket too,
+    /// which the kernel refuses with `ENXIO`).
     ///
     /// ```
     /// use std::ffi::CString;
@@ -62,8 +63,7 @@ impl Receiver {
     /// ```
     pub fn open(path: impl AsRef<Path>) -> io::Result<Receiver> {
         let path = path.as_ref();
-        let fd = sys::open(path, libc::O_RDONLY)
-            .map_err(|e| overlap_runtime::io::with_path_context(e, "open", path, None))?;
+        let fd = crate::open_fifo(path, libc::O_RDONLY)?;
         // Not a FIFO, or (never for a path opened here) the wrong end: name the path too.
         Receiver::from_owned_fd(fd)
             .map_err(|e| overlap_runtime::io::with_path_context(e, "open", path, None))

@@ -24,9 +24,10 @@ pub struct Sender {
 impl Sender {
     /// Opens the FIFO at `path` for writing. With no reader open, the kernel refuses a
     /// non-blocking open: this fails with the `ENXIO` error (`failed to open …: No such device
-    /// or address`); open the [`Receiver`](crate::Receiver) first, or retry later. The error
-    /// names the path, so read its code with `overlap::io::raw_os_error` (its own
-    /// `raw_os_error()` is `None`):
+    /// or address`); open the [`Receiver`](crate::Receiver) first, or retry later. (A path
+    /// that is no FIFO fails with `InvalidInput` instead, even where the kernel says `ENXIO`
+    /// too, as for a Unix socket: no retry helps there.) The error names the path, so read
+    /// its code with `overlap::io::raw_os_error` (its own `raw_os_error()` is `None`):
     ///
     /// ```
     /// use overlap::pipe::Sender;
@@ -47,8 +48,7 @@ impl Sender {
     /// ```
     pub fn open(path: impl AsRef<Path>) -> io::Result<Sender> {
         let path = path.as_ref();
-        let fd = sys::open(path, libc::O_WRONLY)
-            .map_err(|e| overlap_runtime::io::with_path_context(e, "open", path, None))?;
+        let fd = crate::open_fifo(path, libc::O_WRONLY)?;
         // Not a FIFO, or (never for a path opened here) the wrong end: name the path too.
         Sender::from_owned_fd(fd)
             .map_err(|e| overlap_runtime::io::with_path_context(e, "open", path, None))
