@@ -1,28 +1,26 @@
 //! Behaviours checked by tokio's Unix pipe tests (`tests/net_unix_pipe.rs`) and the
-//! contracts documented in its `net::unix::pipe` module, ported to `overlap::pipe`. Each
-//! group names the tokio tests it follows:
+//! contracts in the docs of its `net::unix::pipe` module, ported to `overlap::pipe`:
 //!
 //! - FIFO opening: `fifo_simple_send`, `fifo_simple_send_sender_first`,
-//!   `fifo_multiple_writes`, `fifo_resilient_reader`, `open_detects_not_a_fifo` (also a
-//!   Unix socket's path, where `open(2)` says `ENXIO` as for a missing reader). Tokio's
-//!   `OpenOptions::read_write` is a FIFO opened `O_RDWR` with `std::fs::OpenOptions` and
-//!   handed to `from_owned_fd`, which takes it for either end.
+//!   `fifo_resilient_reader`, `open_detects_not_a_fifo` (also a Unix socket's path, which
+//!   `open(2)` refuses with `ENXIO` as for a missing reader). Tokio's `read_write(true)` is
+//!   a FIFO opened `O_RDWR` with std and handed to `from_owned_fd`, which takes it for either
+//!   end.
 //! - Taking fds in: `from_file`, `from_file_detects_not_a_fifo`,
 //!   `from_file_detects_wrong_access_mode`, `from_file_sets_nonblock`,
-//!   `anon_pipe_from_owned_fd` (overlap's `from_owned_fd` takes a `File` through `into()`).
+//!   `anon_pipe_from_owned_fd` (a `File` goes in through `OwnedFd::from`); also `O_PATH` fds.
 //! - Giving fds out: `anon_pipe_into_nonblocking_fd` (overlap's `into_owned_fd`),
 //!   `anon_pipe_into_blocking_fd`, `anon_pipe_spawn_echo`.
 //! - `try_*` calls: `try_read_write`, `try_read_write_vectored`, `anon_pipe_simple_send`.
+//! - From the module docs: end of file only once every writer is gone, `BrokenPipe` (not
+//!   SIGPIPE) for a writer whose reader leaves while it waits, writes far bigger than the
+//!   pipe, zero-length I/O, `O_NONBLOCK | O_CLOEXEC` on every end, `PIPE_BUF` atomicity, and
+//!   a FIFO's writer or reader going on after its peer is replaced.
 //!
-//! Beyond tokio's file, from its module docs: end of file only once every writer is gone,
-//! `BrokenPipe` (not SIGPIPE) for a writer whose reader leaves while it waits on a full pipe,
-//! writes much bigger than the pipe's buffer, zero-length reads and writes, the fd flags
-//! (`O_NONBLOCK | O_CLOEXEC`) of every end overlap makes, `PIPE_BUF` atomicity with two
-//! writers, and an `O_PATH` fd (open for neither end) refused as clearly as a wrong end.
-//!
-//! Skipped: `try_read_buf` (takes `BufMut`), `try_io_readable` / `try_io_writable` (overlap's
-//! pipe ends have no `try_io`; `try_read`/`try_write` clearing the readiness on `WouldBlock`
-//! is in `pipe_try_io.rs`), and `OpenOptions::unchecked` (overlap always checks the type).
+//! Skipped: `fifo_multiple_writes` (in `pipe_fifo_writers.rs`), `try_read_buf` (`BufMut`),
+//! `try_io_readable`/`try_io_writable` (no `try_io` on pipe ends; `WouldBlock` clearing the
+//! readiness is in `pipe_try_io.rs`), and `OpenOptions::unchecked` (the type is always
+//! checked).
 
 mod support;
 
@@ -52,6 +50,11 @@ fn fifo(dir: &TempDir, name: &str) -> PathBuf {
     // SAFETY: `c` is a valid NUL-terminated path.
     assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
     path
+}
+
+/// Awaits `fut`, failing the test if it takes longer than [`HANG`].
+async fn soon<F: std::future::Future>(fut: F, what: &str) -> F::Output {
+    within(HANG, fut, what).await
 }
 
 /// `path` opened with std (blocking unless `flags` says otherwise), as an `OwnedFd`.
@@ -99,7 +102,7 @@ fn a_fifo_reader_opened_before_any_writer_waits_rather_than_seeing_eof() {
         assert!(!reader.is_finished(), "read ended with no writer yet");
         let mut tx = Sender::open(&path).unwrap();
         tx.write_all(DATA).await.unwrap();
-        let got = within(HANG, reader, "reader never woke").await.unwrap();
+        let got = soon(reader, "reader never woke").await.unwrap();
         assert_eq!(got.unwrap(), DATA);
     });
 }
@@ -121,7 +124,7 @@ fn a_read_write_sender_opens_without_a_reader_and_never_sees_broken_pipe() {
         assert_eq!(got, DATA);
         drop(rx);
         // Its own read side keeps the FIFO open: writes still go in.
-        within(HANG, tx.write_all(b"still open"), "write hung")
+        soon(tx.write_all(b"still open"), "write hung")
             .await
             .unwrap();
     });
@@ -147,28 +150,8 @@ fn a_read_write_receiver_sees_no_eof_between_writers() {
         let mut tx = Sender::open(&path).unwrap();
         tx.write_all(DATA).await.unwrap();
         drop(tx);
-        let got = within(HANG, second, "second writer not read").await;
+        let got = soon(second, "second writer not read").await;
         assert_eq!(got.unwrap().unwrap(), DATA);
-    });
-}
-
-#[test]
-fn a_plain_reader_hits_eof_then_reads_the_next_writer() {
-    let dir = TempDir::new("tokio-pipe-writers");
-    let path = fifo(&dir, "fifo");
-    block_on(async {
-        let mut rx = Receiver::open(&path).unwrap();
-        let mut buf = vec![0u8; DATA.len()];
-        for _ in 0..2 {
-            let mut tx = Sender::open(&path).unwrap();
-            tx.write_all(DATA).await.unwrap();
-            drop(tx);
-            within(HANG, rx.readable(), "no read edge").await.unwrap();
-            rx.read_exact(&mut buf).await.unwrap();
-            assert_eq!(buf, DATA);
-            let err = rx.read_exact(&mut buf).await.unwrap_err();
-            assert_eq!(err.kind(), ErrorKind::UnexpectedEof);
-        }
     });
 }
 
@@ -251,7 +234,7 @@ fn from_owned_fd_makes_blocking_fifo_ends_non_blocking_and_they_work() {
         settle().await;
         assert!(!reader.is_finished());
         tx.write_all(DATA).await.unwrap();
-        let got = within(HANG, reader, "reader never woke").await;
+        let got = soon(reader, "reader never woke").await;
         assert_eq!(got.unwrap().unwrap(), DATA);
     });
 }
@@ -288,7 +271,7 @@ fn every_end_overlap_makes_is_non_blocking_and_close_on_exec() {
         let mut rx = Receiver::from_owned_fd(rx_fd).unwrap();
         tx.write_all(DATA).await.unwrap();
         let mut got = vec![0u8; DATA.len()];
-        within(HANG, rx.read_exact(&mut got), "re-registered pipe")
+        soon(rx.read_exact(&mut got), "re-registered pipe")
             .await
             .unwrap();
         assert_eq!(got, DATA);
@@ -311,15 +294,11 @@ fn a_child_writes_through_a_blocking_fd_and_its_exit_is_end_of_file() {
             .stdout(tx.into_blocking_fd().unwrap())
             .status();
         let mut got = vec![0u8; DATA.len()];
-        within(HANG, rx.read_exact(&mut got), "child output")
-            .await
-            .unwrap();
+        soon(rx.read_exact(&mut got), "child output").await.unwrap();
         assert_eq!(got, DATA);
         assert!(status.await.unwrap().success());
         // The child's copy was the last writer: end of file, not a wait.
-        within(HANG, rx.readable(), "no hang-up edge")
-            .await
-            .unwrap();
+        soon(rx.readable(), "no hang-up edge").await.unwrap();
         assert_eq!(rx.try_read(&mut [0u8; 8]).unwrap(), 0);
         assert_eq!(rx.read(&mut [0u8; 8]).await.unwrap(), 0);
     });
@@ -348,7 +327,7 @@ fn end_of_file_comes_only_once_every_writer_is_gone() {
         settle().await;
         assert!(!reader.is_finished(), "end of file with a writer left");
         drop(tx2);
-        let rest = within(HANG, reader, "no end of file").await;
+        let rest = soon(reader, "no end of file").await;
         assert_eq!(rest.unwrap().unwrap(), b"three");
     });
 }
@@ -364,19 +343,19 @@ fn a_writer_waiting_on_a_full_pipe_gets_broken_pipe_when_the_reader_leaves() {
         settle().await;
         assert!(!writer.is_finished(), "4 MiB fitted in a pipe nobody reads");
         drop(rx);
-        let (res, tx) = within(HANG, writer, "writer not woken").await.unwrap();
+        let (res, tx) = soon(writer, "writer not woken").await.unwrap();
         assert_eq!(res.unwrap_err().kind(), ErrorKind::BrokenPipe);
 
         // The same through `writable` + `try_write`, waiting on a pipe filled first.
         let (tx2, rx2) = pipe().unwrap();
         drop(tx);
-        within(HANG, tx2.writable(), "new pipe").await.unwrap();
+        soon(tx2.writable(), "new pipe").await.unwrap();
         while tx2.try_write(&[1u8; 8192]).is_ok() {}
         let waiter = spawn(async move { tx2.writable().await.map(|()| tx2) });
         settle().await;
         assert!(!waiter.is_finished(), "a full pipe looked writable");
         drop(rx2);
-        let tx2 = within(HANG, waiter, "writable not woken").await;
+        let tx2 = soon(waiter, "writable not woken").await;
         let tx2 = tx2.unwrap().unwrap();
         assert_eq!(
             tx2.try_write(b"x").unwrap_err().kind(),
@@ -409,9 +388,7 @@ fn writes_far_bigger_than_a_one_page_pipe_arrive_whole_and_in_order() {
         let mut got = Vec::with_capacity(TOTAL);
         let mut buf = [0u8; 1000];
         loop {
-            let n = within(HANG, rx.read(&mut buf), "reader stalled")
-                .await
-                .unwrap();
+            let n = soon(rx.read(&mut buf), "reader stalled").await.unwrap();
             if n == 0 {
                 break;
             }
@@ -432,7 +409,7 @@ fn try_writes_fill_a_fifo_and_try_reads_drain_exactly_that() {
     block_on(async {
         let rx = Receiver::open(&path).unwrap();
         let tx = Sender::open(&path).unwrap();
-        within(HANG, tx.writable(), "new FIFO").await.unwrap();
+        soon(tx.writable(), "new FIFO").await.unwrap();
         let slices: Vec<IoSlice<'_>> = DATA.chunks(3).map(IoSlice::new).collect();
         let mut sent = Vec::new();
         let mut vectored = false;
@@ -457,7 +434,7 @@ fn try_writes_fill_a_fifo_and_try_reads_drain_exactly_that() {
         let mut got = vec![0u8; sent.len()];
         let mut at = 0;
         while at < got.len() {
-            within(HANG, rx.readable(), "no read edge").await.unwrap();
+            soon(rx.readable(), "no read edge").await.unwrap();
             let mut bufs: Vec<IoSliceMut<'_>> =
                 got[at..].chunks_mut(5000).map(IoSliceMut::new).collect();
             match rx.try_read_vectored(&mut bufs) {
@@ -472,7 +449,7 @@ fn try_writes_fill_a_fifo_and_try_reads_drain_exactly_that() {
             ErrorKind::WouldBlock
         );
         // Drained: room again, without anyone waiting.
-        within(HANG, tx.writable(), "no write edge").await.unwrap();
+        soon(tx.writable(), "no write edge").await.unwrap();
         assert_eq!(tx.try_write(DATA).unwrap(), DATA.len());
     });
 }
@@ -484,7 +461,7 @@ fn zero_length_reads_and_writes_move_nothing_and_end_nothing() {
         // An empty read of an empty pipe returns at once; an empty write is no end of file.
         assert_eq!(rx.read(&mut []).await.unwrap(), 0);
         assert_eq!(tx.write(b"").await.unwrap(), 0);
-        within(HANG, tx.writable(), "new pipe").await.unwrap();
+        soon(tx.writable(), "new pipe").await.unwrap();
         assert_eq!(tx.try_write(b"").unwrap(), 0);
         assert_eq!(tx.try_write_vectored(&[]).unwrap(), 0);
         assert_eq!(
@@ -494,7 +471,7 @@ fn zero_length_reads_and_writes_move_nothing_and_end_nothing() {
         );
 
         tx.write_all(b"data").await.unwrap();
-        within(HANG, rx.readable(), "no read edge").await.unwrap();
+        soon(rx.readable(), "no read edge").await.unwrap();
         assert_eq!(rx.try_read(&mut []).unwrap(), 0);
         assert_eq!(
             rx.try_read_vectored(&mut [IoSliceMut::new(&mut [])])
@@ -524,7 +501,7 @@ fn a_writer_that_opens_and_leaves_without_writing_is_end_of_file() {
         settle().await;
         assert!(!reader.is_finished());
         drop(Sender::open(&path).unwrap());
-        let n = within(HANG, reader, "no end of file").await.unwrap();
+        let n = soon(reader, "no end of file").await.unwrap();
         assert_eq!(n.unwrap(), 0);
     });
 }
@@ -550,7 +527,7 @@ fn writes_of_up_to_pipe_buf_from_two_writers_never_interleave() {
             .collect();
         let mut record = vec![0u8; RECORD];
         for _ in 0..2 * EACH {
-            within(HANG, rx.read_exact(&mut record), "records stalled")
+            soon(rx.read_exact(&mut record), "records stalled")
                 .await
                 .unwrap();
             assert!(
@@ -590,4 +567,32 @@ fn opening_a_unix_socket_path_as_a_fifo_is_invalid_input_not_a_missing_reader() 
         let err = Receiver::open(&path).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
     });
+}
+
+#[test]
+fn a_fifo_writer_whose_reader_left_goes_on_with_the_next_reader() {
+    let dir = TempDir::new("tokio-pipe-new-reader");
+    let path = fifo(&dir, "fifo");
+    let done = support::watchdog(30); // a writer spinning on a stale error never yields
+    block_on(async {
+        let rx = Receiver::open(&path).unwrap();
+        let mut tx = Sender::open(&path).unwrap();
+        drop(rx);
+        soon(tx.writable(), "no error edge").await.unwrap();
+        assert_eq!(
+            tx.write(b"x").await.unwrap_err().kind(),
+            ErrorKind::BrokenPipe
+        );
+        let mut rx = Receiver::open(&path).unwrap();
+        let data = pattern(1 << 20);
+        let expected = data.clone();
+        let writer = spawn(async move { tx.write_all(&data).await });
+        let mut got = vec![0u8; 1 << 20];
+        soon(rx.read_exact(&mut got), "reader stalled")
+            .await
+            .unwrap();
+        soon(writer, "writer stalled").await.unwrap().unwrap();
+        assert!(got == expected);
+    });
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
 }
