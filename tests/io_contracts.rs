@@ -31,7 +31,7 @@ use overlap::net::{TcpStream, UnixStream};
 use overlap::pipe::pipe;
 use overlap::process::Command;
 use overlap::{block_on, join};
-use support::{poll_once, settle, tcp_pair, within, TempDir};
+use support::{poll_once, run_with_unread_stdout, settle, tcp_pair, within, TempDir};
 
 const HANG: Duration = Duration::from_secs(10);
 
@@ -159,9 +159,9 @@ where
     }
     let read = now(r.read(&mut []), what).await;
     assert_eq!(read.unwrap(), 0, "{what}: read(&mut []) at end of file");
-    // An empty write after close does not wait either. Whether it reports the close or
-    // writes nothing differs: sockets, pipes and files check the length first (`Ok(0)`),
-    // `DuplexStream` and `Unblock` their state first (`BrokenPipe`, as tokio's duplex).
+    // An empty write after close does not wait either. Every type but `DuplexStream`
+    // checks the length first (`Ok(0)`); the duplex checks its state first (`BrokenPipe`),
+    // as tokio's does.
     match now(w.write(&[]), what).await {
         Ok(n) => assert_eq!(n, 0, "{what}: write(&[]) after close"),
         Err(e) => assert!(
@@ -324,6 +324,34 @@ fn standard_streams_answer_empty_calls_at_once() {
     });
 }
 
+const CHILD_ENV: &str = "OVERLAP_IO_CONTRACTS_CHILD";
+
+/// Standard output with a write in flight that cannot finish (its pipe is unread and full):
+/// an empty write returns at once all the same. Run as a child whose stdout is that pipe;
+/// it reports whether the empty write waited, so that the parent then drains the pipe and
+/// the child ends either way.
+#[test]
+fn stdout_answers_an_empty_write_while_a_write_waits_for_room() {
+    let name = "stdout_answers_an_empty_write_while_a_write_waits_for_room";
+    if std::env::var(CHILD_ENV).as_deref() == Ok(name) {
+        block_on(async {
+            let mut out = overlap::io::stdout();
+            fill(&mut out, "Stdout").await;
+            overlap::yield_now().await;
+            let empty = poll_once(pin!(out.write(&[]))).await;
+            eprintln!("EMPTY WRITE {empty:?}");
+            out.flush().await.unwrap();
+        });
+        return;
+    }
+    let run = run_with_unread_stdout(name, CHILD_ENV, 1, |l| l.starts_with("EMPTY WRITE"));
+    assert_eq!(run.reports[0].trim(), "EMPTY WRITE Ready(Ok(0))");
+    assert!(
+        run.stdout.len() >= 64 * 1024,
+        "the child's writes were lost"
+    );
+}
+
 #[test]
 fn a_waiting_writer_learns_that_the_reader_is_gone() {
     block_on(async {
@@ -346,6 +374,12 @@ fn a_waiting_writer_learns_that_the_reader_is_gone() {
 
         let (mut a, b) = duplex(1024);
         writer_sees_reader_go("DuplexStream", &mut a, || drop(b)).await;
+
+        // `Unblock` and the standard output streams wait for the write in flight before
+        // the next one; an empty write is not one and does not wait for it.
+        let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+        let mut a = Unblock::new(a);
+        writer_sees_reader_go("Unblock", &mut a, || drop(b)).await;
 
         // A child that never reads its stdin, killed while we wait to write to it.
         let mut child = Command::new("sleep")

@@ -428,10 +428,12 @@ impl Writer {
     }
 
     fn poll_write(&mut self, cx: &mut Context<'_>, bytes: &[u8]) -> Poll<io::Result<usize>> {
-        ready!(self.poll_idle(cx))?;
+        // An empty write neither waits for the job in flight (the stream may have no room
+        // for a long time) nor takes its error, which the next write or flush reports.
         if bytes.is_empty() {
             return Poll::Ready(Ok(0));
         }
+        ready!(self.poll_idle(cx))?;
         let n = bytes.len().min(CHUNK);
         if crate::executor::with_current(|_| ()).is_none() {
             panic!(
@@ -480,6 +482,9 @@ macro_rules! std_writer {
             "once 1 MiB is waiting (a pipe whose reader stopped reading), a write waits, ",
             "accepting nothing, until a chunk is out, so at most 1 MiB plus one 64 KiB chunk is ",
             "held in memory. Dropping a waiting write loses nothing and sends nothing.\n\n",
+            "An empty write returns `Ok(0)` at once, without waiting for the write in flight. ",
+            "`close` is a `flush`: the process's stream stays open and later writes go on, as ",
+            "with tokio's `shutdown`.\n\n",
             "# Panics\nThe first write panics outside a runtime's own thread, including inside [`Handle::block_on`](crate::Handle::block_on) on a blocking-pool thread.\n\n",
             "```\nuse overlap::io::AsyncWriteExt;\n\noverlap::block_on(async {\n",
             "    let mut out = overlap::io::", stringify!($make), "();\n",

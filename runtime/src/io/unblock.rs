@@ -43,6 +43,8 @@ type SeekDone<T> = (T, Vec<u8>, io::Result<u64>, bool);
 /// keeps the bytes read ahead (it does not move the value). `close` flushes and then drops the inner value on the pool (as
 /// `blocking::Unblock` does), so a pipe or socket it held is closed and its reader sees end
 /// of file; later reads and writes fail with `BrokenPipe`, and `into_inner` with the same.
+/// An empty read or write returns `Ok(0)` at once, whatever the state: it waits for no
+/// job, and leaves a job's error for the next call that moves bytes.
 ///
 /// Use one `Unblock` either to read or to write: read-ahead moves the inner value's
 /// position past the bytes returned so far, and a write drops the read-ahead bytes not yet
@@ -415,11 +417,13 @@ impl<T: Write + Send + 'static> AsyncWrite for Unblock<T> {
         cx: &mut Context<'_>,
         bytes: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        ready!(this.poll_idle(cx))?;
+        // An empty write moves nothing: it neither waits for the job in flight (which may
+        // wait for room for ever) nor takes its error, which the next write or flush reports.
         if bytes.is_empty() {
             return Poll::Ready(Ok(0));
         }
+        let this = self.get_mut();
+        ready!(this.poll_idle(cx))?;
         // Read-ahead bytes not returned yet are dropped (see the type's docs).
         let Some(mut taken) = this.take_idle() else {
             return Poll::Ready(Err(lost()));
