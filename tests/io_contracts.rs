@@ -5,7 +5,7 @@
 //! What every type answers alike:
 //! - an empty read, an all-empty vectored read, an empty write and an all-empty vectored
 //!   write return `Ok(0)` at once, without waiting for data or room (also with the writer's
-//!   buffer full);
+//!   buffer full), and so do the `try_*` calls given empty buffers;
 //! - a vectored write skips empty slices and takes at least the first non-empty one;
 //! - `close` twice is `Ok`, and so is `flush` after it; a write after `close` fails with
 //!   `BrokenPipe` (or `NotConnected`) at once;
@@ -433,8 +433,57 @@ fn a_waiting_reader_learns_that_the_writer_is_gone() {
     });
 }
 
-/// A pipe sender closed with `close` has given up its fd: every write fails with
-/// `BrokenPipe`, through `try_write` as through the futures-io calls.
+/// `try_read`, `try_write` and their vectored twins given only empty buffers: `Ok(0)` at
+/// once, whatever the readiness (a fresh socket is not yet known to be ready; a full one
+/// has no room), as the poll functions answer.
+macro_rules! check_empty_tries {
+    ($what:expr, $r:expr, $w:expr) => {{
+        let (what, r, w) = ($what, &$r, &$w);
+        assert_eq!(r.try_read(&mut []).unwrap(), 0, "{what}: try_read(&mut [])");
+        let mut bufs = [IoSliceMut::new(&mut []), IoSliceMut::new(&mut [])];
+        let n = r.try_read_vectored(&mut bufs).unwrap();
+        assert_eq!(n, 0, "{what}: try_read_vectored of empty slices");
+        assert_eq!(w.try_write(&[]).unwrap(), 0, "{what}: try_write(&[])");
+        let bufs = [IoSlice::new(&[]), IoSlice::new(&[])];
+        let n = w.try_write_vectored(&bufs).unwrap();
+        assert_eq!(n, 0, "{what}: try_write_vectored of empty slices");
+    }};
+}
+
+#[test]
+fn try_calls_with_empty_buffers_return_ok_0_at_once() {
+    block_on(async {
+        let (mut a, b) = tcp_pair().await;
+        check_empty_tries!("fresh TcpStream", b, a);
+        {
+            let (ra, wa) = TcpStream::split(&mut a);
+            check_empty_tries!("tcp halves", ra, wa);
+        }
+        fill(&mut a, "TcpStream").await;
+        check_empty_tries!("full TcpStream", b, a);
+        let (ra, wa) = a.into_split();
+        check_empty_tries!("tcp owned halves", ra, wa);
+
+        let (mut a, b) = unix_pair();
+        check_empty_tries!("fresh UnixStream", b, a);
+        {
+            let (ra, wa) = UnixStream::split(&mut a);
+            check_empty_tries!("unix halves", ra, wa);
+        }
+        fill(&mut a, "UnixStream").await;
+        check_empty_tries!("full UnixStream", b, a);
+        let (ra, wa) = a.into_split();
+        check_empty_tries!("unix owned halves", ra, wa);
+
+        let (mut tx, rx) = pipe().unwrap();
+        check_empty_tries!("fresh pipe", rx, tx);
+        fill(&mut tx, "pipe").await;
+        check_empty_tries!("full pipe", rx, tx);
+    });
+}
+
+/// A pipe sender closed with `close` has given up its fd: every write of a byte or more
+/// fails with `BrokenPipe`, through `try_write` as through the futures-io calls.
 #[test]
 fn a_closed_pipe_sender_refuses_writes() {
     block_on(async {
@@ -451,5 +500,10 @@ fn a_closed_pipe_sender_refuses_writes() {
         );
         let kind = tx.write(b"x").await.unwrap_err().kind();
         assert_eq!(kind, ErrorKind::BrokenPipe, "write after close");
+        // Empty buffers move nothing, in this state as in any other.
+        assert_eq!(tx.try_write(&[]).unwrap(), 0, "try_write(&[]) after close");
+        let n = tx.try_write_vectored(&[IoSlice::new(&[])]).unwrap();
+        assert_eq!(n, 0, "try_write_vectored of empty slices after close");
+        assert_eq!(tx.write(&[]).await.unwrap(), 0, "write(&[]) after close");
     });
 }

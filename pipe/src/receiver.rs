@@ -104,7 +104,8 @@ impl Receiver {
     /// Reads what the pipe holds now, without waiting: the bytes read, `Ok(0)` at end of
     /// file (every writer gone and the pipe drained), or `WouldBlock` if the pipe is empty
     /// (or not known to be readable: a new receiver is not, until the loop has seen its
-    /// first edge). Pairs with [`readable`](Self::readable):
+    /// first edge). An empty `buf` is `Ok(0)` at once, without a syscall. Pairs with
+    /// [`readable`](Self::readable):
     ///
     /// ```
     /// use std::io::{self, ErrorKind};
@@ -128,6 +129,9 @@ impl Receiver {
     /// .unwrap();
     /// ```
     pub fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
         self.fd
             .try_io(Direction::Read, |fd| sys::read(fd.as_raw_fd(), buf))
     }

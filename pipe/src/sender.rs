@@ -104,8 +104,9 @@ impl Sender {
     /// Writes what fits in the pipe now, without waiting: the bytes written (a write of at
     /// most `PIPE_BUF` bytes goes whole or not at all), `WouldBlock` if nothing fits (or
     /// the pipe is not known to be writable: a new sender is not, until the loop has seen
-    /// its first edge), `BrokenPipe` once every reader has gone. Pairs with
-    /// [`writable`](Self::writable):
+    /// its first edge), `BrokenPipe` once every reader has gone (or the sender was
+    /// closed). An empty `buf` is `Ok(0)` at once, without a syscall, in any state. Pairs
+    /// with [`writable`](Self::writable):
     ///
     /// ```
     /// use std::io::{self, ErrorKind};
@@ -128,20 +129,23 @@ impl Sender {
     /// .unwrap();
     /// ```
     pub fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
         self.fd()?
             .try_io(Direction::Write, |fd| sys::write(fd.as_raw_fd(), buf))
     }
 
     /// Like [`try_write`](Self::try_write), writing `bufs` in order with one `writev` (up to
     /// 1024 slices, from the first non-empty one). It may write only part of the data.
-    /// Slices that are all empty write nothing: `Ok(0)`, without a syscall.
+    /// Slices that are all empty write nothing: `Ok(0)`, without a syscall, in any state.
     pub fn try_write_vectored(&self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
-        let fd = self.fd()?;
         let Some(first) = bufs.iter().position(|b| !b.is_empty()) else {
             return Ok(0);
         };
         let bufs = &bufs[first..];
-        fd.try_io(Direction::Write, |fd| sys::writev(fd.as_raw_fd(), bufs))
+        self.fd()?
+            .try_io(Direction::Write, |fd| sys::writev(fd.as_raw_fd(), bufs))
     }
 
     fn fd(&self) -> io::Result<&AsyncFd<OwnedFd>> {

@@ -218,8 +218,9 @@ impl TcpStream {
     }
 
     /// Reads what is there now, without waiting: `WouldBlock` if nothing is (or the socket
-    /// is not known to be readable), `Ok(0)` at end of file. Pairs with
-    /// [`readable`](Self::readable), for code that drives its own loop:
+    /// is not known to be readable), `Ok(0)` at end of file, and for an empty `buf` at
+    /// once, without a syscall (as `poll_read`). Pairs with [`readable`](Self::readable),
+    /// for code that drives its own loop:
     ///
     /// ```
     /// use std::io::{self, ErrorKind};
@@ -246,13 +247,20 @@ impl TcpStream {
     /// .unwrap();
     /// ```
     pub fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
         try_now(&self.io, Direction::Read, |s| s.recv(buf, 0))
     }
 
     /// Writes what fits now, without waiting: `WouldBlock` if nothing does (or the socket is
     /// not known to be writable: a new socket is not, until the loop has seen its first
-    /// edge). Pairs with [`writable`](Self::writable).
+    /// edge). An empty `buf` is `Ok(0)` at once, without a syscall. Pairs with
+    /// [`writable`](Self::writable).
     pub fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
         try_now(&self.io, Direction::Write, |s| s.send(buf))
     }
 

@@ -153,18 +153,25 @@ impl UnixStream {
     }
 
     /// Reads what is there now, without waiting: `WouldBlock` if nothing is (or the socket
-    /// is not known to be readable), `Ok(0)` at end of file. Pairs with
-    /// [`readable`](Self::readable), as [`TcpStream::try_read`](crate::TcpStream::try_read)
+    /// is not known to be readable), `Ok(0)` at end of file, and for an empty `buf` at
+    /// once, without a syscall. Pairs with [`readable`](Self::readable), as [`TcpStream::try_read`](crate::TcpStream::try_read)
     /// shows. File descriptors sent along with the bytes are discarded.
     pub fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
         try_now(&self.io, Direction::Read, |s| {
             s.recv_noting_truncation(buf).map(|(n, _)| n)
         })
     }
 
     /// Writes what fits now, without waiting: `WouldBlock` if nothing does (or the socket is
-    /// not known to be writable). Pairs with [`writable`](Self::writable).
+    /// not known to be writable). An empty `buf` is `Ok(0)` at once, without a syscall.
+    /// Pairs with [`writable`](Self::writable).
     pub fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
         try_now(&self.io, Direction::Write, |s| s.send(buf))
     }
 
