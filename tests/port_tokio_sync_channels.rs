@@ -13,38 +13,13 @@
 
 mod support;
 
-use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
-use std::sync::atomic::Ordering;
-use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
+use std::task::Poll;
 
 use overlap::sync::mpsc::error::{TryRecvError, TrySendError};
 use overlap::sync::{broadcast, mpsc, oneshot, watch};
-use support::{polled, WakeCount};
-
-/// A task by hand (tokio-test's `task::spawn(())`): polls any future with its own waker
-/// and tells whether that waker was woken since.
-#[derive(Default)]
-struct Task(Arc<WakeCount>);
-
-impl Task {
-    fn poll<F: Future + ?Sized>(&self, fut: Pin<&mut F>) -> Poll<F::Output> {
-        self.0 .0.store(0, Ordering::SeqCst);
-        let waker = Waker::from(self.0.clone());
-        fut.poll(&mut Context::from_waker(&waker))
-    }
-
-    fn is_woken(&self) -> bool {
-        self.0 .0.load(Ordering::SeqCst) > 0
-    }
-
-    /// How many references to its waker are alive besides its own.
-    fn wakers_held(&self) -> usize {
-        Arc::strong_count(&self.0) - 1
-    }
-}
+use support::{polled, ManualTask};
 
 // ---- sync_oneshot.rs ----
 
@@ -66,7 +41,7 @@ fn closing_the_receiver_keeps_a_sent_value_and_otherwise_wakes_closed() {
     assert_eq!(polled(&mut rx).poll(), Poll::Ready(Ok(1)));
 
     let (mut tx, mut rx) = oneshot::channel::<u8>();
-    let task = Task::default();
+    let task = ManualTask::default();
     assert!(task.poll(std::pin::pin!(tx.closed())).is_pending());
     rx.close();
     assert!(task.is_woken(), "close woke the sender's closed");
@@ -96,7 +71,7 @@ fn try_recv_after_the_value_was_taken_reports_closed() {
 #[test]
 fn a_oneshot_end_moved_to_another_task_wakes_only_the_new_one_and_lets_the_old_go() {
     let (tx, mut rx) = oneshot::channel();
-    let (t1, t2) = (Task::default(), Task::default());
+    let (t1, t2) = (ManualTask::default(), ManualTask::default());
     assert!(t1.poll(Pin::new(&mut rx)).is_pending());
     assert_eq!((t1.wakers_held(), t2.wakers_held()), (1, 0));
     assert!(t2.poll(Pin::new(&mut rx)).is_pending());
@@ -149,7 +124,7 @@ fn a_slot_freed_by_a_receive_or_a_dropped_permit_wakes_one_waiting_reserve_each(
     let (tx, mut rx) = mpsc::channel::<i32>(2);
     let p1 = tx.try_reserve().unwrap();
     let p2 = tx.try_reserve().unwrap();
-    let (t3, t4) = (Task::default(), Task::default());
+    let (t3, t4) = (ManualTask::default(), ManualTask::default());
     let mut r3 = Box::pin(tx.reserve());
     let mut r4 = Box::pin(tx.reserve());
     assert!(t3.poll(r3.as_mut()).is_pending());
@@ -164,7 +139,7 @@ fn a_slot_freed_by_a_receive_or_a_dropped_permit_wakes_one_waiting_reserve_each(
     drop(p2);
     assert!(t4.is_woken());
     // Both slots are promised to r3 and r4: a new reserve waits.
-    let t1 = Task::default();
+    let t1 = ManualTask::default();
     assert!(t1.poll(std::pin::pin!(tx.reserve())).is_pending());
     let Poll::Ready(Ok(p3)) = t3.poll(r3.as_mut()) else {
         panic!("r3 has its slot")
@@ -185,7 +160,7 @@ fn a_reserve_dropped_while_waiting_is_passed_over() {
     let (tx1, mut rx) = mpsc::channel::<()>(1);
     let tx2 = tx1.clone();
     tx1.try_send(()).unwrap();
-    let (t1, t2) = (Task::default(), Task::default());
+    let (t1, t2) = (ManualTask::default(), ManualTask::default());
     let mut r1 = Box::pin(tx1.reserve());
     assert!(t1.poll(r1.as_mut()).is_pending());
     let mut r2 = Box::pin(tx2.reserve());
@@ -203,7 +178,7 @@ fn a_close_fails_waiting_reserves_and_a_held_permit_still_delivers() {
     let (tx1, mut rx) = mpsc::channel::<i32>(1);
     let tx2 = tx1.clone();
     let permit1 = tx1.try_reserve().unwrap();
-    let t2 = Task::default();
+    let t2 = ManualTask::default();
     let mut r2 = Box::pin(tx2.reserve());
     assert!(t2.poll(r2.as_mut()).is_pending());
     rx.close();
@@ -212,7 +187,7 @@ fn a_close_fails_waiting_reserves_and_a_held_permit_still_delivers() {
     assert!(matches!(tx1.try_send(5), Err(TrySendError::Closed(5))));
     assert!(matches!(tx2.try_reserve(), Err(TrySendError::Closed(()))));
 
-    let receiver = Task::default();
+    let receiver = ManualTask::default();
     assert!(receiver.poll(std::pin::pin!(rx.recv())).is_pending());
     permit1.send(123);
     assert!(receiver.is_woken());
@@ -226,7 +201,7 @@ fn after_a_close_the_last_permit_dropped_ends_the_waiting_receive() {
     let _tx2 = tx.clone();
     let permit = tx.try_reserve().unwrap();
     rx.close();
-    let task = Task::default();
+    let task = ManualTask::default();
     let mut recv = Box::pin(std::future::poll_fn(|cx| rx.poll_recv(cx)));
     assert!(
         task.poll(recv.as_mut()).is_pending(),
@@ -242,14 +217,14 @@ fn a_slot_freed_after_the_close_wakes_a_reserve_that_then_fails() {
     let (tx1, mut rx) = mpsc::channel::<()>(1);
     let tx2 = tx1.clone();
     let permit1 = tx1.try_reserve().unwrap();
-    let t2 = Task::default();
+    let t2 = ManualTask::default();
     let mut r2 = Box::pin(tx2.reserve());
     assert!(t2.poll(r2.as_mut()).is_pending());
     rx.close();
     drop(permit1);
     assert!(t2.is_woken());
     drop(r2);
-    let done = Task::default();
+    let done = ManualTask::default();
     assert_eq!(done.poll(std::pin::pin!(rx.recv())), Poll::Ready(None));
 }
 
@@ -323,7 +298,7 @@ fn dropping_the_receiver_fails_every_try_and_drops_the_queue() {
     assert!(matches!(tx.try_reserve(), Err(TrySendError::Closed(()))));
     assert!(tx.clone().try_reserve_owned().is_err());
     assert_eq!(Rc::strong_count(&msg), 1);
-    let task = Task::default();
+    let task = ManualTask::default();
     assert!(matches!(
         task.poll(std::pin::pin!(tx.reserve())),
         Poll::Ready(Err(_))
@@ -374,7 +349,7 @@ async fn recv_many_batches_what_the_sender_gets_in() {
 fn a_receive_moved_to_another_task_wakes_the_new_task() {
     let (tx, mut rx) = broadcast::channel(1);
     let mut recv = Box::pin(rx.recv());
-    let (t1, t2) = (Task::default(), Task::default());
+    let (t1, t2) = (ManualTask::default(), ManualTask::default());
     assert!(t1.poll(recv.as_mut()).is_pending());
     assert!(t2.poll(recv.as_mut()).is_pending());
     tx.send("hello").unwrap();
@@ -386,7 +361,7 @@ fn a_receive_moved_to_another_task_wakes_the_new_task() {
 fn a_slow_receiver_keeps_what_it_has_not_read_while_another_moves_on() {
     let (tx, mut rx1) = broadcast::channel(16);
     let mut rx2 = tx.subscribe();
-    let t2 = Task::default();
+    let t2 = ManualTask::default();
     let mut recv2 = Box::pin(rx2.recv());
     assert!(t2.poll(recv2.as_mut()).is_pending());
     tx.send("one").unwrap();
@@ -478,7 +453,7 @@ fn only_the_last_sender_dropped_wakes_receivers_with_closed() {
     let (tx, mut rx1) = broadcast::channel::<()>(16);
     let mut rx2 = tx.subscribe();
     let tx2 = tx.clone();
-    let (t1, t2) = (Task::default(), Task::default());
+    let (t1, t2) = (ManualTask::default(), ManualTask::default());
     let mut recv1 = Box::pin(rx1.recv());
     let mut recv2 = Box::pin(rx2.recv());
     assert!(t1.poll(recv1.as_mut()).is_pending());
@@ -533,7 +508,7 @@ fn a_receiver_sees_the_final_value_then_the_close() {
     tx.send("two").unwrap();
     assert_eq!(polled(rx.changed()).poll(), Poll::Ready(Ok(())));
     assert_eq!(*rx.borrow(), "two");
-    let task = Task::default();
+    let task = ManualTask::default();
     let mut changed = Box::pin(rx.changed());
     assert!(task.poll(changed.as_mut()).is_pending());
     tx.send("three").unwrap();
@@ -554,7 +529,7 @@ fn a_send_modify_that_panics_keeps_the_change_but_wakes_nobody() {
     assert_eq!(*rx.borrow_and_update(), "two");
     let mut rx2 = rx.clone();
     assert_eq!(*rx2.borrow_and_update(), "two");
-    let task = Task::default();
+    let task = ManualTask::default();
     let mut changed = Box::pin(rx2.changed());
     assert!(task.poll(changed.as_mut()).is_pending());
     let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {

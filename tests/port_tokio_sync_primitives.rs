@@ -17,9 +17,8 @@
 mod support;
 
 use std::future::Future;
-use std::pin::{pin, Pin};
+use std::pin::pin;
 use std::rc::Rc;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
@@ -27,23 +26,7 @@ use std::time::Duration;
 use overlap::sync::{
     Barrier, Mutex, Notify, OnceCell, RwLock, Semaphore, SetError, TryAcquireError,
 };
-use support::{polled, settle, WakeCount};
-
-/// A task by hand (tokio-test's `task::spawn(())`): polls any future with its own waker.
-#[derive(Default)]
-struct Task(Arc<WakeCount>);
-
-impl Task {
-    fn poll<F: Future + ?Sized>(&self, fut: Pin<&mut F>) -> Poll<F::Output> {
-        self.0 .0.store(0, Ordering::SeqCst);
-        let waker = Waker::from(self.0.clone());
-        fut.poll(&mut Context::from_waker(&waker))
-    }
-
-    fn is_woken(&self) -> bool {
-        self.0 .0.load(Ordering::SeqCst) > 0
-    }
-}
+use support::{polled, settle, ManualTask};
 
 // ---- sync_notify.rs ----
 
@@ -113,7 +96,7 @@ fn enable_joins_the_line_or_takes_the_permit() {
     let mut waiting = pin!(notify.notified());
     assert!(!waiting.as_mut().enable());
     notify.notify_one();
-    let task = Task::default();
+    let task = ManualTask::default();
     assert_eq!(task.poll(waiting.as_mut()), Poll::Ready(()));
     assert!(
         !pin!(notify.notified()).as_mut().enable(),
@@ -133,7 +116,7 @@ fn enable_joins_the_line_or_takes_the_permit() {
 fn the_latest_waker_of_a_waiter_is_the_one_woken() {
     let notify = Notify::new();
     let mut fut = pin!(notify.notified());
-    let (t1, t2) = (Task::default(), Task::default());
+    let (t1, t2) = (ManualTask::default(), ManualTask::default());
     assert!(t1.poll(fut.as_mut()).is_pending());
     assert!(t2.poll(fut.as_mut()).is_pending());
     notify.notify_one();
@@ -196,7 +179,7 @@ fn a_waker_whose_drop_calls_notify_waiters_does_not_deadlock() {
 fn a_closed_semaphore_fails_tries_and_acquires_but_keeps_counting_permits() {
     let sem = Semaphore::new(2);
     let held = sem.try_acquire().unwrap();
-    let task = Task::default();
+    let task = ManualTask::default();
     let mut waiting = pin!(sem.acquire_many(2));
     assert!(task.poll(waiting.as_mut()).is_pending());
     sem.close();
@@ -253,7 +236,7 @@ fn forget_permits_takes_only_free_ones_and_add_permits_reaches_max() {
 #[test]
 fn zero_permits_are_granted_at_once_even_on_an_empty_semaphore() {
     let sem = Semaphore::new(0);
-    let task = Task::default();
+    let task = ManualTask::default();
     let Poll::Ready(Ok(none)) = task.poll(pin!(sem.acquire_many(0))) else {
         panic!("acquire_many(0) waited")
     };
@@ -311,7 +294,7 @@ async fn a_lock_given_up_by_a_timeout_leaves_the_mutex_usable() {
 fn a_lock_polled_then_dropped_passes_the_turn_and_try_lock_waits_its_turn() {
     let m = Mutex::new(1);
     let guard = m.try_lock().unwrap();
-    let (t1, t2) = (Task::default(), Task::default());
+    let (t1, t2) = (ManualTask::default(), ManualTask::default());
     let mut first = Box::pin(m.lock());
     let mut second = Box::pin(m.lock());
     assert!(t1.poll(first.as_mut()).is_pending());
@@ -340,7 +323,7 @@ fn a_lock_polled_then_dropped_passes_the_turn_and_try_lock_waits_its_turn() {
 fn a_cancelled_waiting_writer_lets_the_readers_queued_behind_it_in() {
     let lock = RwLock::new(0);
     let reader = lock.try_read().unwrap();
-    let (tw, tr) = (Task::default(), Task::default());
+    let (tw, tr) = (ManualTask::default(), ManualTask::default());
     let mut writer = Box::pin(lock.write());
     assert!(tw.poll(writer.as_mut()).is_pending());
     assert!(
@@ -366,16 +349,16 @@ fn readers_waiting_behind_a_writer_all_enter_when_it_leaves() {
     let lock = RwLock::new(5);
     let mut w = lock.try_write().unwrap();
     *w += 1;
-    let tasks: Vec<Task> = (0..3).map(|_| Task::default()).collect();
+    let tasks: Vec<ManualTask> = (0..3).map(|_| ManualTask::default()).collect();
     let mut reads: Vec<_> = (0..3).map(|_| Box::pin(lock.read())).collect();
     for (t, r) in tasks.iter().zip(&mut reads) {
         assert!(t.poll(r.as_mut()).is_pending());
     }
-    let tw = Task::default();
+    let tw = ManualTask::default();
     let mut writer2 = Box::pin(lock.write());
     assert!(tw.poll(writer2.as_mut()).is_pending());
     drop(w);
-    assert!(tasks.iter().all(Task::is_woken));
+    assert!(tasks.iter().all(ManualTask::is_woken));
     assert!(!tw.is_woken());
     let guards: Vec<_> = tasks
         .iter()
@@ -405,7 +388,7 @@ async fn writers_get_the_lock_in_the_order_they_are_first_polled() {
 fn readers_beyond_the_maximum_wait_for_one_to_leave() {
     // Outside a runtime: no cooperative budget cuts the loop short.
     let lock = RwLock::with_max_readers(0, 1024);
-    let task = Task::default();
+    let task = ManualTask::default();
     let mut reads = Vec::new();
     while let Poll::Ready(g) = task.poll(pin!(lock.read())) {
         reads.push(g);
@@ -429,7 +412,7 @@ async fn a_barrier_of_zero_or_one_releases_each_wait_at_once_as_leader() {
         }
     }
     let b = Barrier::new(2);
-    let task = Task::default();
+    let task = ManualTask::default();
     let mut first = Box::pin(b.wait());
     assert!(task.poll(first.as_mut()).is_pending());
     let second = b.wait().await;

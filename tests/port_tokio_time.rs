@@ -17,9 +17,7 @@ mod support;
 
 use std::future::{pending, poll_fn, Future};
 use std::pin::Pin;
-use std::sync::atomic::Ordering;
-use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
+use std::task::Poll;
 use std::time::Duration;
 
 use overlap::sync::oneshot;
@@ -27,40 +25,25 @@ use overlap::time::{
     self, advance, interval, interval_at, sleep, sleep_until, timeout, timeout_at, Instant,
     Interval, MissedTickBehavior,
 };
-use support::WakeCount;
+use support::ManualTask;
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
 }
 
-/// A task by hand (tokio-test's `task::spawn(())`): polls any future with its own waker.
-#[derive(Default)]
-struct Task(Arc<WakeCount>);
+/// Polls one tick of `i` from `task`.
+fn tick(task: &ManualTask, i: &mut Interval) -> Poll<Instant> {
+    task.poll(Pin::new(&mut poll_fn(|cx| i.poll_tick(cx))))
+}
 
-impl Task {
-    fn poll<F: Future + ?Sized>(&self, fut: Pin<&mut F>) -> Poll<F::Output> {
-        self.0 .0.store(0, Ordering::SeqCst);
-        let waker = Waker::from(self.0.clone());
-        fut.poll(&mut Context::from_waker(&waker))
+/// The ticks ready now, as offsets in ms from `start`; then checks the next is pending.
+fn ticks(task: &ManualTask, i: &mut Interval, start: Instant) -> Vec<u64> {
+    let mut got = Vec::new();
+    while let Poll::Ready(at) = tick(task, i) {
+        got.push((at - start).as_millis() as u64);
+        assert!(got.len() < 100, "an interval that never stops ticking");
     }
-
-    fn is_woken(&self) -> bool {
-        self.0 .0.load(Ordering::SeqCst) > 0
-    }
-
-    fn tick(&self, i: &mut Interval) -> Poll<Instant> {
-        self.poll(Pin::new(&mut poll_fn(|cx| i.poll_tick(cx))))
-    }
-
-    /// Ticks ready now, as offsets in ms from `start`; then checks the next is pending.
-    fn ticks(&self, i: &mut Interval, start: Instant) -> Vec<u64> {
-        let mut got = Vec::new();
-        while let Poll::Ready(at) = self.tick(i) {
-            got.push((at - start).as_millis() as u64);
-            assert!(got.len() < 100, "an interval that never stops ticking");
-        }
-        got
-    }
+    got
 }
 
 // ---- time_interval.rs ----
@@ -72,11 +55,11 @@ async fn late_schedule(missed: MissedTickBehavior, steps: &[u64]) -> Vec<Vec<u64
     advance(ms(1)).await;
     let mut i = interval_at(start, ms(300));
     i.set_missed_tick_behavior(missed);
-    let task = Task::default();
-    let mut seen = vec![task.ticks(&mut i, start)];
+    let task = ManualTask::default();
+    let mut seen = vec![ticks(&task, &mut i, start)];
     for &step in steps {
         advance(ms(step)).await;
-        seen.push(task.ticks(&mut i, start));
+        seen.push(ticks(&task, &mut i, start));
     }
     seen
 }
@@ -120,45 +103,45 @@ async fn skip_drops_the_missed_tick_and_keeps_the_phase() {
 async fn reset_reset_at_and_reset_after_move_the_next_tick_and_keep_the_period() {
     let start = time::now();
     advance(ms(1)).await;
-    let task = Task::default();
+    let task = ManualTask::default();
     let mut i = interval_at(start, ms(300));
-    assert_eq!(task.ticks(&mut i, start), [0]);
+    assert_eq!(ticks(&task, &mut i, start), [0]);
     advance(ms(300)).await;
-    assert_eq!(task.ticks(&mut i, start), [300]);
+    assert_eq!(ticks(&task, &mut i, start), [300]);
     advance(ms(100)).await; // at 401
-    assert_eq!(task.ticks(&mut i, start), [] as [u64; 0]);
+    assert_eq!(ticks(&task, &mut i, start), [] as [u64; 0]);
 
     i.reset(); // next at 701
     advance(ms(299)).await;
-    assert_eq!(task.ticks(&mut i, start), [] as [u64; 0]);
+    assert_eq!(ticks(&task, &mut i, start), [] as [u64; 0]);
     advance(ms(1)).await;
-    assert_eq!(task.ticks(&mut i, start), [701]);
+    assert_eq!(ticks(&task, &mut i, start), [701]);
 
     i.reset_at(time::now() + ms(40)); // sooner than a period: 741
     advance(ms(39)).await;
-    assert_eq!(task.ticks(&mut i, start), [] as [u64; 0]);
+    assert_eq!(ticks(&task, &mut i, start), [] as [u64; 0]);
     advance(ms(1)).await;
-    assert_eq!(task.ticks(&mut i, start), [741]);
+    assert_eq!(ticks(&task, &mut i, start), [741]);
     advance(ms(300)).await;
-    assert_eq!(task.ticks(&mut i, start), [1041]);
+    assert_eq!(ticks(&task, &mut i, start), [1041]);
 
     i.reset_at(time::now() + ms(1000)); // farther than a period: 2041
     for _ in 0..3 {
         advance(ms(300)).await;
-        assert_eq!(task.ticks(&mut i, start), [] as [u64; 0]);
+        assert_eq!(ticks(&task, &mut i, start), [] as [u64; 0]);
     }
     advance(ms(100)).await;
-    assert_eq!(task.ticks(&mut i, start), [2041]);
+    assert_eq!(ticks(&task, &mut i, start), [2041]);
     advance(ms(300)).await;
-    assert_eq!(task.ticks(&mut i, start), [2341]);
+    assert_eq!(ticks(&task, &mut i, start), [2341]);
 
     i.reset_after(ms(5));
     advance(ms(5)).await;
-    assert_eq!(task.ticks(&mut i, start), [2346]);
+    assert_eq!(ticks(&task, &mut i, start), [2346]);
     i.reset_immediately();
-    assert_eq!(task.ticks(&mut i, start), [2346]);
+    assert_eq!(ticks(&task, &mut i, start), [2346]);
     advance(ms(300)).await;
-    assert_eq!(task.ticks(&mut i, start), [2646]);
+    assert_eq!(ticks(&task, &mut i, start), [2646]);
     assert_eq!(i.period(), ms(300));
 }
 
@@ -166,23 +149,23 @@ async fn reset_reset_at_and_reset_after_move_the_next_tick_and_keep_the_period()
 async fn a_waiting_tick_is_woken_at_its_instant() {
     let start = time::now();
     let mut i = interval(ms(10));
-    let task = Task::default();
-    assert_eq!(task.ticks(&mut i, start), [0]);
+    let task = ManualTask::default();
+    assert_eq!(ticks(&task, &mut i, start), [0]);
     advance(ms(9)).await;
     assert!(!task.is_woken());
     advance(ms(1)).await;
     assert!(task.is_woken());
-    assert_eq!(task.ticks(&mut i, start), [10]);
+    assert_eq!(ticks(&task, &mut i, start), [10]);
 }
 
 #[overlap::test(start_paused = true)]
 async fn a_period_of_duration_max_ticks_once_then_waits_forever() {
     let mut i = interval(Duration::MAX);
-    let task = Task::default();
-    assert!(task.tick(&mut i).is_ready());
-    assert!(task.tick(&mut i).is_pending());
+    let task = ManualTask::default();
+    assert!(tick(&task, &mut i).is_ready());
+    assert!(tick(&task, &mut i).is_pending());
     advance(Duration::from_secs(86400 * 365 * 100)).await;
-    assert!(task.tick(&mut i).is_pending());
+    assert!(tick(&task, &mut i).is_pending());
 }
 
 // ---- time_sleep.rs ----
@@ -200,7 +183,7 @@ async fn a_sleep_until_now_is_ready_without_the_clock_moving() {
 async fn is_elapsed_turns_true_at_the_deadline() {
     let mut s = Box::pin(sleep(ms(10)));
     assert!(!s.is_elapsed());
-    assert!(Task::default().poll(s.as_mut()).is_pending());
+    assert!(ManualTask::default().poll(s.as_mut()).is_pending());
     assert!(!s.is_elapsed());
     s.as_mut().await;
     assert!(s.is_elapsed());
@@ -211,7 +194,7 @@ async fn a_sleep_reset_before_it_fires_completes_at_the_new_deadline() {
     for new in [200, 80] {
         let now = time::now();
         let mut s = Box::pin(sleep_until(now + ms(100)));
-        assert!(Task::default().poll(s.as_mut()).is_pending());
+        assert!(ManualTask::default().poll(s.as_mut()).is_pending());
         s.as_mut().reset(time::now() + ms(new));
         s.await;
         assert_eq!(time::now() - now, ms(new));
@@ -219,7 +202,7 @@ async fn a_sleep_reset_before_it_fires_completes_at_the_new_deadline() {
     // Reset to 80 ms once 10 ms went by on another timer.
     let now = time::now();
     let mut s = Box::pin(sleep_until(now + ms(100)));
-    assert!(Task::default().poll(s.as_mut()).is_pending());
+    assert!(ManualTask::default().poll(s.as_mut()).is_pending());
     sleep(ms(10)).await;
     s.as_mut().reset(now + ms(80));
     s.await;
@@ -233,7 +216,7 @@ async fn a_sleep_reset_after_it_fired_sleeps_again() {
     let first = s.deadline();
     s.as_mut().await;
     assert_eq!(time::now() - now, ms(100));
-    let task = Task::default();
+    let task = ManualTask::default();
     assert!(task.poll(s.as_mut()).is_ready(), "stays ready until reset");
     s.as_mut().reset(now + ms(110));
     assert_ne!(s.deadline(), first);
@@ -247,7 +230,7 @@ async fn a_sleep_reset_after_it_fired_sleeps_again() {
 #[overlap::test(start_paused = true)]
 async fn a_sleep_reset_into_the_past_is_ready_at_its_next_poll() {
     let now = time::now();
-    let task = Task::default();
+    let task = ManualTask::default();
     let mut s = Box::pin(sleep_until(now + ms(100)));
     assert!(task.poll(s.as_mut()).is_pending());
     sleep(ms(50)).await;
@@ -295,7 +278,7 @@ async fn a_timer_rescheduled_onto_another_ones_instant_is_dropped_cleanly() {
     let mut a = Box::pin(sleep(ms(5)));
     let mut b = Box::pin(sleep(ms(5)));
     let mut c = Box::pin(sleep(ms(10)));
-    let task = Task::default();
+    let task = ManualTask::default();
     for s in [&mut a, &mut b, &mut c] {
         assert!(task.poll(s.as_mut()).is_pending());
     }
@@ -310,7 +293,7 @@ async fn a_timer_rescheduled_onto_another_ones_instant_is_dropped_cleanly() {
 
 #[overlap::test(start_paused = true)]
 async fn a_ready_future_wins_at_or_past_its_deadline() {
-    let task = Task::default();
+    let task = ManualTask::default();
     let now = time::now();
     assert_eq!(
         task.poll(std::pin::pin!(timeout_at(now, async { 1 }))),
@@ -324,7 +307,7 @@ async fn a_ready_future_wins_at_or_past_its_deadline() {
 
 #[overlap::test(start_paused = true)]
 async fn a_deadline_of_now_or_zero_elapses_at_the_first_poll() {
-    let task = Task::default();
+    let task = ManualTask::default();
     let now = timeout_at(time::now(), pending::<()>());
     assert!(matches!(
         task.poll(std::pin::pin!(now)),
@@ -339,7 +322,7 @@ async fn a_deadline_of_now_or_zero_elapses_at_the_first_poll() {
 
 #[overlap::test(start_paused = true)]
 async fn a_future_deadline_wakes_and_elapses_at_its_instant() {
-    let task = Task::default();
+    let task = ManualTask::default();
     let mut t = Box::pin(timeout_at(time::now() + ms(300), pending::<()>()));
     assert_eq!(t.deadline() - time::now(), ms(300));
     assert!(task.poll(t.as_mut()).is_pending());
@@ -360,7 +343,7 @@ async fn an_inner_future_finishing_in_time_wakes_the_timeout() {
             1 => Box::pin(timeout(ms(100), rx)),
             _ => Box::pin(timeout(Duration::MAX, rx)),
         };
-        let task = Task::default();
+        let task = ManualTask::default();
         assert!(task.poll(t.as_mut()).is_pending(), "{label}");
         advance(if make == 2 {
             Duration::from_secs(86400 * 3650)

@@ -35,7 +35,7 @@ pub use model::{watchdog, WakeCount, XorShift};
 pub use net::{datagram, open_fresh, open_read_write, tcp_pair, udp_trio};
 pub use no_threads::{no_pool_threads, without_new_threads};
 pub use panic::panic_message;
-pub use polled::{poll_once, polled, Polled};
+pub use polled::{poll_once, polled, ManualTask, Polled};
 pub use reaped::gone;
 pub use rng::Rng;
 pub use tagged::tagged_lines;

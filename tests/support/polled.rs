@@ -62,3 +62,27 @@ impl<F: Future> Polled<F> {
 pub async fn poll_once<F: Future + Unpin>(mut fut: F) -> Poll<F::Output> {
     std::future::poll_fn(|cx| Poll::Ready(Pin::new(&mut fut).poll(cx))).await
 }
+
+/// A task by hand (tokio-test's `task::spawn(())`): polls any future it is given, kept
+/// wherever the test keeps it, with one waker that counts its wakes.
+#[derive(Default)]
+pub struct ManualTask(Arc<WakeCount>);
+
+impl ManualTask {
+    /// Polls `fut` with this task's waker, forgetting earlier wakes.
+    pub fn poll<F: Future + ?Sized>(&self, fut: Pin<&mut F>) -> Poll<F::Output> {
+        self.0 .0.store(0, Ordering::SeqCst);
+        let waker = Waker::from(self.0.clone());
+        fut.poll(&mut Context::from_waker(&waker))
+    }
+
+    /// Whether its waker was woken since the last poll.
+    pub fn is_woken(&self) -> bool {
+        self.0 .0.load(Ordering::SeqCst) > 0
+    }
+
+    /// How many references to its waker are alive besides its own.
+    pub fn wakers_held(&self) -> usize {
+        Arc::strong_count(&self.0) - 1
+    }
+}
