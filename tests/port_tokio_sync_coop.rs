@@ -7,40 +7,21 @@
 //! hanging). tokio's oneshot receiver and `Sender::closed` spend the budget as well (its
 //! `sync_oneshot.rs` has no such test): the same check for them.
 
-use std::cell::Cell;
-use std::future::Future;
+mod support;
+
 use std::rc::Rc;
 
 use overlap::sync::watch;
+use support::steps_before_another_task_runs;
 
 /// More rounds than a task's budget (128) allows between two yields.
 const ROUNDS: u64 = 10_000;
-
-/// Runs `round` until it returns false, another task ran, or `ROUNDS` passed: how many
-/// rounds ran before the other task got its turn.
-async fn rounds_before_another_task_runs<S, F>(mut round: S) -> u64
-where
-    S: FnMut() -> F + 'static,
-    F: Future<Output = bool>,
-{
-    let other_ran = Rc::new(Cell::new(false));
-    let flag = other_ran.clone();
-    let looper = overlap::spawn(async move {
-        let mut n = 0;
-        while n < ROUNDS && !flag.get() && round().await {
-            n += 1;
-        }
-        n
-    });
-    overlap::spawn(async move { other_ran.set(true) });
-    looper.await.unwrap()
-}
 
 #[overlap::test]
 async fn a_loop_of_successful_changed_lets_other_tasks_run() {
     let (tx, rx) = watch::channel(0u64);
     let (tx, rx) = (Rc::new(tx), Rc::new(std::cell::RefCell::new(rx)));
-    let n = rounds_before_another_task_runs(move || {
+    let n = steps_before_another_task_runs(ROUNDS, move || {
         let (tx, rx) = (tx.clone(), rx.clone());
         async move {
             tx.send_modify(|v| *v += 1);
@@ -57,7 +38,7 @@ async fn a_loop_of_successful_changed_lets_other_tasks_run() {
 async fn a_loop_of_failing_changed_lets_other_tasks_run() {
     let (tx, rx) = watch::channel(());
     drop(tx);
-    let n = rounds_before_another_task_runs(move || {
+    let n = steps_before_another_task_runs(ROUNDS, move || {
         let mut rx = rx.clone();
         async move { rx.changed().await.is_err() }
     })
@@ -69,7 +50,7 @@ async fn a_loop_of_failing_changed_lets_other_tasks_run() {
 async fn a_loop_of_wait_for_already_satisfied_lets_other_tasks_run() {
     let (tx, rx) = watch::channel(0u32);
     let tx = Rc::new(tx);
-    let n = rounds_before_another_task_runs(move || {
+    let n = steps_before_another_task_runs(ROUNDS, move || {
         let tx = tx.clone();
         let mut rx = rx.clone();
         async move {
@@ -86,7 +67,7 @@ async fn a_loop_of_wait_for_already_satisfied_lets_other_tasks_run() {
 async fn a_loop_of_wait_for_on_a_closed_channel_lets_other_tasks_run() {
     let (tx, rx) = watch::channel(0u32);
     drop(tx);
-    let n = rounds_before_another_task_runs(move || {
+    let n = steps_before_another_task_runs(ROUNDS, move || {
         let mut rx = rx.clone();
         async move { rx.wait_for(|v| *v == 1).await.is_err() }
     })
@@ -110,7 +91,7 @@ async fn wait_for_on_a_closed_channel_still_checks_the_last_value() {
 
 #[overlap::test]
 async fn a_loop_over_ready_oneshot_receivers_lets_other_tasks_run() {
-    let n = rounds_before_another_task_runs(move || async move {
+    let n = steps_before_another_task_runs(ROUNDS, move || async move {
         let (tx, rx) = overlap::sync::oneshot::channel();
         tx.send(1u8).unwrap();
         rx.await == Ok(1)
@@ -121,7 +102,7 @@ async fn a_loop_over_ready_oneshot_receivers_lets_other_tasks_run() {
         "{ROUNDS} ready oneshot receives without yielding"
     );
 
-    let n = rounds_before_another_task_runs(move || async move {
+    let n = steps_before_another_task_runs(ROUNDS, move || async move {
         let (mut tx, rx) = overlap::sync::oneshot::channel::<u8>();
         drop(rx);
         tx.closed().await;

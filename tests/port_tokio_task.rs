@@ -191,24 +191,32 @@ async fn join_next_spends_the_budget_on_finished_tasks() {
     );
 }
 
+/// Awaits `handles` (tasks that returned their index, all finished) in order, checking each
+/// output, while a task spawned just before waits for its turn: whether it got one.
+async fn joining_finished_lets_another_task_run<H, E>(handles: Vec<H>) -> bool
+where
+    H: std::future::Future<Output = Result<usize, E>>,
+    E: std::fmt::Debug,
+{
+    let other_ran = Rc::new(Cell::new(false));
+    let flag = other_ran.clone();
+    overlap::spawn(async move { flag.set(true) });
+    let mut ran = false;
+    for (n, h) in handles.into_iter().enumerate() {
+        assert_eq!(h.await.unwrap(), n);
+        ran |= other_ran.get();
+    }
+    ran
+}
+
 #[overlap::test]
 async fn awaiting_finished_handles_spends_the_budget() {
     let handles: Vec<_> = (0..1000)
         .map(|i| overlap::spawn(async move { i }))
         .collect();
     settle().await;
-    let other_ran = Rc::new(Cell::new(false));
-    let flag = other_ran.clone();
-    overlap::spawn(async move { flag.set(true) });
-    let mut ran_at = None;
-    for (n, h) in handles.into_iter().enumerate() {
-        assert_eq!(h.await.unwrap(), n);
-        if ran_at.is_none() && other_ran.get() {
-            ran_at = Some(n);
-        }
-    }
     assert!(
-        ran_at.is_some(),
+        joining_finished_lets_another_task_run(handles).await,
         "joining 1000 finished tasks never let another task run"
     );
 }
@@ -218,18 +226,8 @@ async fn awaiting_finished_remote_handles_spends_the_budget() {
     let handle = overlap::runtime::Handle::current();
     let handles: Vec<_> = (0..1000).map(|i| handle.spawn(async move { i })).collect();
     settle().await;
-    let other_ran = Rc::new(Cell::new(false));
-    let flag = other_ran.clone();
-    overlap::spawn(async move { flag.set(true) });
-    let mut ran_at = None;
-    for (n, h) in handles.into_iter().enumerate() {
-        assert_eq!(h.await.unwrap(), n);
-        if ran_at.is_none() && other_ran.get() {
-            ran_at = Some(n);
-        }
-    }
     assert!(
-        ran_at.is_some(),
+        joining_finished_lets_another_task_run(handles).await,
         "joining 1000 finished tasks never let another task run"
     );
 }

@@ -6,34 +6,16 @@
 //! Each test runs an always-ready loop in a task and checks that another ready task got to
 //! run long before the loop's 100,000 operations (~800 budgets) were done.
 
-use std::cell::{Cell, RefCell};
-use std::future::Future;
+mod support;
+
+use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
 
 use overlap::sync::{broadcast, mpsc, watch, Semaphore};
+use support::steps_before_another_task_runs;
 
 const BACKLOG: u64 = 100_000;
-
-/// Runs `step` (one always-ready operation; false ends the loop) in a task until another
-/// ready task has run or `BACKLOG` steps are done; returns how many steps it took.
-async fn steps_before_another_task_runs<S, F>(mut step: S) -> u64
-where
-    S: FnMut() -> F + 'static,
-    F: Future<Output = bool>,
-{
-    let other_ran = Rc::new(Cell::new(false));
-    let flag = other_ran.clone();
-    let looper = overlap::spawn(async move {
-        let mut n = 0;
-        while n < BACKLOG && !flag.get() && step().await {
-            n += 1;
-        }
-        n
-    });
-    overlap::spawn(async move { other_ran.set(true) });
-    looper.await.unwrap()
-}
 
 #[test]
 fn an_mpsc_receive_loop_on_a_backlog_lets_other_tasks_run() {
@@ -43,7 +25,7 @@ fn an_mpsc_receive_loop_on_a_backlog_lets_other_tasks_run() {
             tx.send(i).unwrap();
         }
         let rx = Rc::new(RefCell::new(Some(rx)));
-        let n = steps_before_another_task_runs(move || {
+        let n = steps_before_another_task_runs(BACKLOG, move || {
             // Taken out for the await and put back: no borrow held across it.
             let rx = rx.clone();
             async move {
@@ -66,7 +48,7 @@ fn a_broadcast_receive_loop_on_a_backlog_lets_other_tasks_run() {
             tx.send(i).unwrap();
         }
         let rx = Rc::new(RefCell::new(Some(rx)));
-        let n = steps_before_another_task_runs(move || {
+        let n = steps_before_another_task_runs(BACKLOG, move || {
             let rx = rx.clone();
             async move {
                 let mut r = rx.borrow_mut().take().unwrap();
@@ -85,7 +67,7 @@ fn a_broadcast_receive_loop_on_a_backlog_lets_other_tasks_run() {
 fn a_semaphore_acquire_loop_lets_other_tasks_run() {
     overlap::block_on(async {
         let sem = Rc::new(Semaphore::new(1));
-        let n = steps_before_another_task_runs(move || {
+        let n = steps_before_another_task_runs(BACKLOG, move || {
             let sem = sem.clone();
             async move { sem.acquire().await.is_ok() }
         })
@@ -105,7 +87,7 @@ fn watch_loops_on_a_closed_channel_let_other_tasks_run() {
         let (tx, rx) = watch::channel(());
         drop(rx);
         let tx = Rc::new(tx);
-        let n = steps_before_another_task_runs(move || {
+        let n = steps_before_another_task_runs(BACKLOG, move || {
             let tx = tx.clone();
             async move {
                 tx.closed().await;
@@ -117,7 +99,7 @@ fn watch_loops_on_a_closed_channel_let_other_tasks_run() {
 
         let (tx, rx) = watch::channel(());
         drop(tx);
-        let n = steps_before_another_task_runs(move || {
+        let n = steps_before_another_task_runs(BACKLOG, move || {
             // A clone has seen what `rx` has: its `changed` fails at once too.
             let mut rx = rx.clone();
             async move { rx.changed().await.is_err() }

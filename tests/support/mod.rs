@@ -2,6 +2,7 @@
 #![allow(dead_code, unused_imports)]
 
 mod child;
+mod coop;
 pub mod counting;
 mod deadline;
 mod drop_flag;
@@ -23,6 +24,7 @@ mod tagged;
 mod unread_stdout;
 
 pub use child::run_in_child;
+pub use coop::steps_before_another_task_runs;
 pub use deadline::{settle, within};
 pub use drop_flag::DropFlag;
 pub use echo::{echo_server, echo_until_eof, pass_through};
