@@ -24,7 +24,7 @@ use std::task::Poll;
 
 use overlap::fs::{self, File, OpenOptions};
 use overlap::io::{raw_os_error, AsyncReadExt, AsyncSeekExt, AsyncWriteExt, ErrorKind};
-use support::TempDir;
+use support::{open_fresh, TempDir};
 
 const HELLO: &[u8] = b"hello world...";
 
@@ -33,18 +33,6 @@ async fn rest(file: &mut File) -> Vec<u8> {
     let mut out = Vec::new();
     file.read_to_end(&mut out).await.unwrap();
     out
-}
-
-/// `path` opened for reading and writing, created or emptied.
-async fn open_empty_read_write(path: &std::path::Path) -> File {
-    OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(path)
-        .await
-        .unwrap()
 }
 
 #[overlap::test]
@@ -75,7 +63,7 @@ async fn seeking_past_the_end_then_rewinding_puts_the_position_back_at_zero() {
 async fn a_seek_counts_the_bytes_still_buffered_for_writing() {
     let dir = TempDir::new("port-fs-seek-buffered");
     let path = dir.join("f");
-    let mut file = open_empty_read_write(&path).await;
+    let mut file = open_fresh(&path).await;
     file.write_all(b"hello").await.unwrap();
     // No flush: the end and the current position both include the buffered bytes.
     assert_eq!(file.stream_position().await.unwrap(), 5);
@@ -127,7 +115,7 @@ async fn a_read_after_a_write_goes_on_right_after_the_written_bytes() {
 async fn set_len_between_writes_keeps_the_offset_and_leaves_a_hole() {
     let dir = TempDir::new("port-fs-set-len");
     let path = dir.join("f");
-    let mut file = open_empty_read_write(&path).await;
+    let mut file = open_fresh(&path).await;
     file.write_all(b"0123456789").await.unwrap();
     file.set_len(4).await.unwrap();
     assert_eq!(file.metadata().await.unwrap().len(), 4);
