@@ -246,10 +246,7 @@ pub(crate) fn try_read_vectored_stream(
     bufs: &mut [io::IoSliceMut<'_>],
 ) -> io::Result<usize> {
     let bufs = skip_empty_mut(bufs);
-    if bufs.is_empty() {
-        return Ok(0);
-    }
-    try_now(io, Direction::Read, |s| {
+    try_stream(io, Direction::Read, bufs.len(), |s| {
         s.recv_vectored(bufs).map(|(n, _)| n)
     })
 }
@@ -261,10 +258,22 @@ pub(crate) fn try_write_vectored_stream(
     bufs: &[io::IoSlice<'_>],
 ) -> io::Result<usize> {
     let bufs = skip_empty(bufs);
-    if bufs.is_empty() {
+    try_stream(io, Direction::Write, bufs.len(), |s| s.send_vectored(bufs))
+}
+
+/// [`try_now`] for a stream socket's read or write of `len` bytes (or buffers): with nothing
+/// to move it is `Ok(0)` at once, without a syscall, as a `poll_read`/`poll_write` is. (Not
+/// for datagram sockets, where an empty datagram is one to send or receive.)
+pub(crate) fn try_stream(
+    io: &AsyncFd<Socket>,
+    dir: Direction,
+    len: usize,
+    op: impl FnMut(&Socket) -> io::Result<usize>,
+) -> io::Result<usize> {
+    if len == 0 {
         return Ok(0);
     }
-    try_now(io, Direction::Write, |s| s.send_vectored(bufs))
+    try_now(io, dir, op)
 }
 
 /// `op` once, now, if the socket is known to be ready in `dir`; `WouldBlock` otherwise, and

@@ -11,8 +11,8 @@ use overlap_runtime::{AsyncFd, Direction};
 
 use super::split::{split, split_owned, OwnedReadHalf, OwnedWriteHalf, ReadHalf, WriteHalf};
 use crate::io::{
-    impl_readiness, poll_read_stream, poll_write_stream, poll_write_vectored_stream, try_now,
-    try_read_vectored_stream, try_write_vectored_stream,
+    impl_readiness, poll_read_stream, poll_write_stream, poll_write_vectored_stream,
+    try_read_vectored_stream, try_stream, try_write_vectored_stream,
 };
 use crate::resolve::{try_each, ToSocketAddrs};
 use crate::sys::{SockAddr, Socket};
@@ -247,10 +247,7 @@ impl TcpStream {
     /// .unwrap();
     /// ```
     pub fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        if buf.is_empty() {
-            return Ok(0);
-        }
-        try_now(&self.io, Direction::Read, |s| s.recv(buf, 0))
+        try_stream(&self.io, Direction::Read, buf.len(), |s| s.recv(buf, 0))
     }
 
     /// Writes what fits now, without waiting: `WouldBlock` if nothing does (or the socket is
@@ -258,10 +255,7 @@ impl TcpStream {
     /// edge). An empty `buf` is `Ok(0)` at once, without a syscall. Pairs with
     /// [`writable`](Self::writable).
     pub fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
-        if buf.is_empty() {
-            return Ok(0);
-        }
-        try_now(&self.io, Direction::Write, |s| s.send(buf))
+        try_stream(&self.io, Direction::Write, buf.len(), |s| s.send(buf))
     }
 
     /// Like [`try_read`](Self::try_read), filling `bufs` in order with one `recvmsg`:

@@ -13,8 +13,8 @@ use overlap_runtime::{AsyncFd, Direction};
 use super::split::{OwnedReadHalf, OwnedWriteHalf, ReadHalf, WriteHalf};
 use super::{SocketAddr, UCred};
 use crate::io::{
-    impl_readiness, poll_read_unix_stream, poll_write_stream, poll_write_vectored_stream, try_now,
-    try_read_vectored_stream, try_write_vectored_stream,
+    impl_readiness, poll_read_unix_stream, poll_write_stream, poll_write_vectored_stream,
+    try_read_vectored_stream, try_stream, try_write_vectored_stream,
 };
 use crate::sys::{SockAddr, Socket};
 
@@ -157,10 +157,7 @@ impl UnixStream {
     /// once, without a syscall. Pairs with [`readable`](Self::readable), as [`TcpStream::try_read`](crate::TcpStream::try_read)
     /// shows. File descriptors sent along with the bytes are discarded.
     pub fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        if buf.is_empty() {
-            return Ok(0);
-        }
-        try_now(&self.io, Direction::Read, |s| {
+        try_stream(&self.io, Direction::Read, buf.len(), |s| {
             s.recv_noting_truncation(buf).map(|(n, _)| n)
         })
     }
@@ -169,10 +166,7 @@ impl UnixStream {
     /// not known to be writable). An empty `buf` is `Ok(0)` at once, without a syscall.
     /// Pairs with [`writable`](Self::writable).
     pub fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
-        if buf.is_empty() {
-            return Ok(0);
-        }
-        try_now(&self.io, Direction::Write, |s| s.send(buf))
+        try_stream(&self.io, Direction::Write, buf.len(), |s| s.send(buf))
     }
 
     /// Like [`try_read`](Self::try_read), filling `bufs` in order with one `recvmsg`:
