@@ -347,10 +347,14 @@ fn an_aborted_job_handle_reports_cancelled_while_the_job_runs_to_its_end() {
     overlap::block_on(async {
         let (release, released) = std_mpsc::channel::<()>();
         let (done_tx, done) = std_mpsc::channel();
+        let (started_tx, started) = std_mpsc::channel();
         let job = overlap::spawn_blocking(move || {
+            started_tx.send(()).unwrap();
             released.recv_timeout(HANG).unwrap();
             done_tx.send(()).unwrap();
         });
+        // Running: an abort before the start would keep it from running at all.
+        started.recv_timeout(HANG).unwrap();
         job.abort();
         assert!(job.await.unwrap_err().is_cancelled());
         release.send(()).unwrap();

@@ -70,6 +70,11 @@ fn lock<T>(m: &Mutex<OnceSlot<T>>) -> std::sync::MutexGuard<'_, OnceSlot<T>> {
 }
 
 impl<T> Sender<T> {
+    /// Whether the receiver is gone, so that nobody can ever see a value sent.
+    pub(crate) fn is_abandoned(&self) -> bool {
+        Arc::strong_count(&self.0) == 1
+    }
+
     pub(crate) fn send(self, value: T) {
         let waker = lock(&self.0).close_with(Some(value));
         wake(waker);

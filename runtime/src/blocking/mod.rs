@@ -1,6 +1,7 @@
 //! `spawn_blocking`: run blocking work on the pool and await it from a task.
 
 mod pool;
+mod remote;
 
 pub(crate) mod completion;
 
@@ -13,6 +14,7 @@ use completion::completion;
 pub use pool::DurableWork;
 use pool::Finish;
 pub(crate) use pool::{BlockingPool, Hook, PoolConfig};
+pub(crate) use remote::spawn_on_pool;
 
 use crate::task::{Id, JoinHandle};
 
@@ -61,8 +63,9 @@ type Outcome<R> = Result<std::thread::Result<R>, io::Error>;
 /// - If no pool thread exists and none can be started (the kernel refuses with `EAGAIN`),
 ///   the handle yields a panic `JoinError` whose message carries that error; if some thread
 ///   exists, the job simply waits for it.
-/// - Dropping or aborting the handle does not stop `f`: it runs to the end and its result
-///   is dropped.
+/// - Dropping the handle never stops `f`. Aborting it makes it report cancelled; a job
+///   that has not started yet is then dropped without running (tokio's may be too), while
+///   one that runs goes on to its end and its result is dropped.
 /// - Dropping the runtime drops jobs still queued (never started) and lets running ones
 ///   finish detached; it does not wait for them (unlike tokio, whose runtime drop does).
 ///   Await the handle for work that must finish, or end the runtime with
@@ -92,7 +95,7 @@ where
     F: FnOnce() -> R + Send + 'static,
     R: Send + 'static,
 {
-    spawn_job(f, |err| {
+    spawn_job(f, Aborted::Skip, |err| {
         panic!("spawn_blocking: could not start a blocking thread: {err}")
     })
 }
@@ -103,6 +106,10 @@ where
 /// built with `panic = "abort"` goes on. For overlap's own I/O on the pool (`Unblock`, the
 /// standard streams, `overlap-fs`, `overlap-net`'s host name lookups), whose operations
 /// report this as an `io::Error`.
+///
+/// Unlike `spawn_blocking`'s, a job aborted before it starts still runs: aborting only
+/// sends its result to be dropped on the pool, since the job may write bytes that a
+/// `write` already reported as accepted.
 #[doc(hidden)]
 #[track_caller]
 pub fn spawn_blocking_or_error<F, R>(f: F) -> JoinHandle<io::Result<R>>
@@ -112,6 +119,7 @@ where
 {
     spawn_job(
         move || Ok(f()),
+        Aborted::Run,
         |err| {
             Err(io::Error::other(format!(
                 "could not start a blocking thread: {err}"
@@ -120,10 +128,19 @@ where
     )
 }
 
+/// What a job whose handle was aborted before it started does.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Aborted {
+    /// It is dropped without running.
+    Skip,
+    /// It runs all the same, its result dropped.
+    Run,
+}
+
 /// [`spawn_blocking`]'s body: `no_thread` makes the handle's value from the error that
 /// kept the job from ever running.
 #[track_caller]
-fn spawn_job<F, R>(f: F, no_thread: fn(io::Error) -> R) -> JoinHandle<R>
+fn spawn_job<F, R>(f: F, aborted: Aborted, no_thread: fn(io::Error) -> R) -> JoinHandle<R>
 where
     F: FnOnce() -> R + Send + 'static,
     R: Send + 'static,
@@ -164,6 +181,11 @@ where
     // is dropped and the handle reports it, like every other job queued at that point.
     let _ = pool.execute(Box::new(move |run: Result<&Finish<'_>, &io::Error>| {
         let outcome = match run {
+            // Aborted (its relay task is gone) before it started: dropped unrun.
+            Ok(_) if aborted == Aborted::Skip && tx.is_abandoned() => {
+                drop(f);
+                return;
+            }
             Ok(finish) => {
                 let value = catch_unwind(AssertUnwindSafe(|| {
                     with_job_task(id, || handle.run_as_current(f))

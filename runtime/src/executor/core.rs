@@ -65,7 +65,6 @@ pub(crate) struct Core {
     tasks: RefCell<Slab<TaskPtr>>,
     reactor: Rc<Reactor>,
     timers: Rc<Timers>,
-    blocking: BlockingPool,
     pub(crate) config: Config,
     remote_buf: RefCell<Vec<RemoteEntry>>,
     spawn_buf: RefCell<Vec<RemoteSpawn>>,
@@ -116,7 +115,15 @@ fn bump(c: &Cell<u64>, n: u64) {
 
 impl Core {
     pub(crate) fn new(config: Config) -> io::Result<Core> {
-        let shared = Arc::new(Shared::new(EventFd::new()?));
+        let blocking = BlockingPool::new(PoolConfig {
+            max_threads: config.max_blocking_threads,
+            keep_alive: config.blocking_keep_alive,
+            stack_size: config.blocking_stack_size,
+            thread_name: config.blocking_thread_name.clone(),
+            on_start: config.on_thread_start.clone(),
+            on_stop: config.on_thread_stop.clone(),
+        });
+        let shared = Arc::new(Shared::new(EventFd::new()?, blocking));
         let reactor = Rc::new(Reactor::new(shared.eventfd_raw(), config.max_events)?);
         let cell_credit = CellCredit::new(&shared);
         Ok(Core {
@@ -133,14 +140,6 @@ impl Core {
                     timers.pause();
                 }
                 timers
-            }),
-            blocking: BlockingPool::new(PoolConfig {
-                max_threads: config.max_blocking_threads,
-                keep_alive: config.blocking_keep_alive,
-                stack_size: config.blocking_stack_size,
-                thread_name: config.blocking_thread_name.clone(),
-                on_start: config.on_thread_start.clone(),
-                on_stop: config.on_thread_stop.clone(),
             }),
             config,
             remote_buf: RefCell::new(Vec::new()),
@@ -171,7 +170,7 @@ impl Core {
     }
 
     pub(crate) fn blocking(&self) -> &BlockingPool {
-        &self.blocking
+        &self.shared.blocking
     }
 
     pub(crate) fn count_budget_exhausted(&self) {
@@ -418,7 +417,7 @@ impl Core {
         // without blocking and, if nothing came, jump the clock to the next deadline.
         let mut auto_advance = None;
         if timeout != Some(Duration::ZERO) && self.timers.is_paused() {
-            if self.blocking.is_busy() {
+            if self.shared.blocking.is_busy() {
                 // A job's result is work to come: wait for it (or for I/O), not for timers.
                 // Not unboundedly: a job whose handle was aborted or detached wakes nobody
                 // when it ends, and the clock must then move on; look again shortly.
@@ -434,7 +433,7 @@ impl Core {
         // A remote wake that is likely microseconds away is looked for briefly before
         // sleeping in epoll (see `SpinPolicy` and `Shared::spin_for_remote`).
         if timeout != Some(Duration::ZERO)
-            && (self.blocking.is_busy() || self.spin.remote_hot.get())
+            && (self.shared.blocking.is_busy() || self.spin.remote_hot.get())
             && self.spin.should_spin()
         {
             let limit = timeout.map_or(REMOTE_SPIN, |t| t.min(REMOTE_SPIN));
@@ -547,7 +546,7 @@ impl Core {
     pub(crate) fn metrics(&self) -> RuntimeMetrics {
         let c = &self.counters;
         // One snapshot, so threads and queue length come from the same instant.
-        let blocking = self.blocking.stats();
+        let blocking = self.shared.blocking.stats();
         RuntimeMetrics {
             tasks_spawned: c.spawned.get(),
             tasks_alive: self.tasks.borrow().len() as u64,

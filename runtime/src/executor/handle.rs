@@ -242,10 +242,17 @@ impl Handle {
     /// [`spawn_blocking`](crate::spawn_blocking) does inside the runtime, for a thread that
     /// has none, such as a pool thread running a blocking job.
     ///
-    /// The job is handed to the runtime's thread, which queues it on its pool at its next
-    /// turn. A panic in `f` is reported by the handle; if the runtime is gone, or goes
-    /// before the job starts, `f` is dropped without running and the handle reports
-    /// cancelled or a panic saying so.
+    /// The job goes straight onto the pool, and its result straight to the returned
+    /// handle: nobody needs to drive the runtime's loop meanwhile, so a thread can
+    /// `Handle::block_on` it. Inside `f`, [`Handle::current`] is this handle.
+    ///
+    /// - A panic in `f` makes the handle yield a panic [`JoinError`](crate::JoinError); so
+    ///   does a pool that has no thread and cannot start one (the message carries the error).
+    /// - Aborting the handle makes it report cancelled at once. A job that has not started
+    ///   yet is then dropped without running; one that runs goes on to its end, its result
+    ///   dropped. Dropping the handle never stops the job.
+    /// - If the runtime is shut down, or shuts down before the job starts, `f` is dropped
+    ///   without running and the handle reports cancelled.
     ///
     /// ```
     /// overlap::block_on(async {
@@ -262,15 +269,8 @@ impl Handle {
         F: FnOnce() -> R + Send + 'static,
         R: Send + 'static,
     {
-        self.spawn_with(move || async move {
-            match crate::spawn_blocking(f).await {
-                Ok(value) => value,
-                Err(err) if err.is_panic() => std::panic::resume_unwind(err.into_panic()),
-                // Cancelled: only the runtime's shutdown drops a queued job, and it drops this
-                // task in the same step, so this waits for that.
-                Err(_) => std::future::pending().await,
-            }
-        })
+        let slot = crate::blocking::spawn_on_pool(&self.shared.blocking, self.clone(), f);
+        RemoteJoinHandle { slot, done: false }
     }
 }
 

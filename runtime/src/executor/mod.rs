@@ -15,6 +15,7 @@ pub use runtime::{block_on, block_on_start_paused, metrics, Builder, Runtime, Ru
 
 pub(crate) use context::{current_task, with_current, with_driving, with_owner, with_owner_of};
 pub(crate) use core::Core;
+pub(crate) use remote_task::JoinSlot;
 pub(crate) use shared::Shared;
 
 /// Runtime settings, fixed when the runtime is built.

@@ -7,6 +7,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use super::remote_task::RemoteSpawn;
+use crate::blocking::BlockingPool;
 use crate::sys::eventfd::EventFd;
 use crate::task::raw::{RemoteOp, TaskPtr};
 
@@ -27,6 +28,9 @@ pub(crate) struct Shared {
     /// Units held by task cells and the loop's credit: while above zero, they hold one
     /// strong count of this `Arc` between them (see `task/raw/units.rs`).
     pub(crate) cells: AtomicUsize,
+    /// The runtime's blocking pool, here so that a [`Handle`](super::Handle) can queue a job
+    /// on it from any thread, with no turn of the loop in between.
+    pub(crate) blocking: BlockingPool,
 }
 
 /// How a wake must get the loop's attention, once the lock is released.
@@ -89,7 +93,7 @@ struct Remote {
 }
 
 impl Shared {
-    pub(crate) fn new(eventfd: EventFd) -> Shared {
+    pub(crate) fn new(eventfd: EventFd, blocking: BlockingPool) -> Shared {
         Shared {
             remote: Mutex::new(Remote {
                 queue: Vec::new(),
@@ -104,6 +108,7 @@ impl Shared {
             eventfd_writes: AtomicU64::new(0),
             futex_wakes: AtomicU64::new(0),
             cells: AtomicUsize::new(0),
+            blocking,
         }
     }
 

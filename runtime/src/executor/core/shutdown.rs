@@ -15,7 +15,7 @@ impl Core {
         // From here a `Handle` spawn is refused on its own thread: one thread spawning
         // without pause cannot keep the loop below going, and none lands after it.
         self.shared.refuse_spawns();
-        self.blocking.shutdown();
+        self.shared.blocking.shutdown();
         loop {
             // No edge will come any more: wake whatever waits on an fd (a task, queued and
             // then dropped below; a future polled elsewhere, whose next poll fails).
@@ -49,8 +49,8 @@ impl Core {
         // while: a process that exits right after this drop would cut it short, losing
         // bytes a `write` accepted.
         match wait {
-            PoolWait::Durable => self.blocking.wait_durable(DURABLE_WAIT),
-            PoolWait::All(limit) => self.blocking.wait_stopped(limit),
+            PoolWait::Durable => self.shared.blocking.wait_durable(DURABLE_WAIT),
+            PoolWait::All(limit) => self.shared.blocking.wait_stopped(limit),
             PoolWait::Nothing => true,
         };
     }

@@ -1,0 +1,114 @@
+//! [`Handle::spawn_blocking`](crate::Handle::spawn_blocking): a job queued on the pool from
+//! any thread, its result handed straight to a `RemoteJoinHandle`. No task on the
+//! runtime's thread relays it, so the job runs and reports even while nobody drives the
+//! runtime's loop.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
+
+use super::completion::OnceSlot;
+use super::pool::{BlockingPool, Finish};
+use super::with_job_task;
+use crate::executor::JoinSlot;
+use crate::task::{Id, JoinError};
+use crate::Handle;
+
+/// What the job and its handle share: the output, and whether the handle gave up on it.
+struct JobCell<R> {
+    output: Mutex<OnceSlot<Result<R, JoinError>>>,
+    /// Set by `abort`: a job that has not started yet is dropped unrun.
+    aborted: AtomicBool,
+}
+
+impl<R> JobCell<R> {
+    fn lock(&self) -> MutexGuard<'_, OnceSlot<Result<R, JoinError>>> {
+        // Only plain field moves happen under this lock; a poisoned one is still consistent.
+        self.output.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The ID `task::id` reports inside the job and its `JoinError`s carry: the cell's
+    /// address, unique among tasks while the job or its handle holds the cell.
+    fn id(&self) -> Id {
+        Id::of_allocation(self)
+    }
+
+    /// Stores the output (`None`: cancelled) unless one is settled already, and wakes
+    /// whoever awaits the handle, outside the lock.
+    fn settle(&self, output: Option<Result<R, JoinError>>) {
+        let waker = self.lock().close_with(output);
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+}
+
+/// The job's hold on the cell: dropped without reporting (the runtime's shutdown dropped
+/// the queued job, or the pool refused it), it reports cancelled.
+struct Report<R>(Arc<JobCell<R>>);
+
+impl<R> Drop for Report<R> {
+    fn drop(&mut self) {
+        self.0.settle(None);
+    }
+}
+
+/// Queues `f` on `pool`, to run with `handle` as the current handle; returns the handle's
+/// view of the result.
+pub(crate) fn spawn_on_pool<F, R>(pool: &BlockingPool, handle: Handle, f: F) -> Arc<dyn JoinSlot<R>>
+where
+    F: FnOnce() -> R + Send + 'static,
+    R: Send + 'static,
+{
+    let cell = Arc::new(JobCell {
+        output: Mutex::new(OnceSlot::new()),
+        aborted: AtomicBool::new(false),
+    });
+    let report = Report(cell.clone());
+    let job = Box::new(move |run: Result<&Finish<'_>, &std::io::Error>| {
+        let cell = &*report.0;
+        let id = cell.id();
+        match run {
+            // Aborted before it started: dropped unrun, and the handle already says so.
+            Ok(_) if cell.aborted.load(Ordering::Acquire) => drop(f),
+            Ok(finish) => {
+                let value = catch_unwind(AssertUnwindSafe(|| {
+                    with_job_task(id, || handle.run_as_current(f))
+                }));
+                finish.done();
+                cell.settle(Some(value.map_err(|payload| JoinError::panic(payload, id))));
+            }
+            Err(err) => {
+                // Never to run: its captures' destructors run before the handle hears.
+                drop(f);
+                let message = format!("spawn_blocking: could not start a blocking thread: {err}");
+                cell.settle(Some(Err(JoinError::panic(Box::new(message), id))));
+            }
+        }
+    });
+    // Refused once the runtime is shut down: the job is dropped here, and its `Report`
+    // says cancelled.
+    drop(pool.execute(job));
+    cell
+}
+
+impl<R: Send> JoinSlot<R> for JobCell<R> {
+    fn poll_output(&self, cx: &mut Context<'_>) -> Poll<Result<R, JoinError>> {
+        let id = self.id();
+        self.lock()
+            .poll_take(cx)
+            .map(|out| out.unwrap_or_else(|| Err(JoinError::cancelled(id))))
+    }
+
+    /// The handle reports cancelled at once. A job not started yet is then dropped unrun;
+    /// a running one runs to its end, its result dropped.
+    fn abort(&self) {
+        self.aborted.store(true, Ordering::Release);
+        self.settle(None);
+    }
+
+    fn is_finished(&self) -> bool {
+        self.lock().is_closed()
+    }
+}
