@@ -40,6 +40,29 @@ async fn merged_and_split_permits_give_back_exactly_what_they_hold() {
     assert_eq!(sem.available_permits(), 4);
 }
 
+#[overlap::test]
+async fn free_permits_are_set_aside_for_a_waiter_in_line() {
+    let sem = Rc::new(Semaphore::new(5));
+    let held = sem.try_acquire_many(3).unwrap();
+    assert_eq!(sem.available_permits(), 2);
+    let waiter = {
+        let sem = sem.clone();
+        overlap::spawn(async move { sem.acquire_many(4).await.unwrap().num_permits() })
+    };
+    settle().await;
+    // Two are free but owed to the waiter for four: tokio reports them as taken, and
+    // neither a try_acquire nor forget_permits may have them.
+    assert_eq!(sem.available_permits(), 0);
+    assert!(sem.try_acquire().is_err());
+    assert_eq!(sem.forget_permits(2), 0);
+    drop(held);
+    // The waiter's task dropped its four when it ended: all five are free again.
+    assert_eq!(waiter.await.unwrap(), 4);
+    assert_eq!(sem.available_permits(), 5);
+    assert_eq!(sem.forget_permits(2), 2);
+    assert_eq!(sem.available_permits(), 3);
+}
+
 #[test]
 #[should_panic(expected = "different semaphores")]
 fn merging_permits_of_two_semaphores_panics() {

@@ -210,9 +210,31 @@ impl Semaphore {
         Ok(())
     }
 
-    /// Permits free now.
+    /// Permits free now for a new acquire. While a task waits in line (for more permits
+    /// than are free), the free ones are set aside for it, so this is 0, as on tokio, and
+    /// [`try_acquire`](Semaphore::try_acquire) fails.
+    ///
+    /// ```
+    /// use overlap::sync::Semaphore;
+    ///
+    /// # overlap::block_on(async {
+    /// let sem = Semaphore::new(3);
+    /// let one = sem.acquire().await.unwrap();
+    /// assert_eq!(sem.available_permits(), 2);
+    /// let mut all_three = std::pin::pin!(sem.acquire_many(3));
+    /// // Polled once, it waits in line: the two free permits are kept for it.
+    /// assert!(futures_util::poll!(all_three.as_mut()).is_pending());
+    /// assert_eq!(sem.available_permits(), 0);
+    /// drop(one);
+    /// assert_eq!(all_three.await.unwrap().num_permits(), 3);
+    /// # });
+    /// ```
     pub fn available_permits(&self) -> usize {
-        self.permits.get()
+        if self.waiters.is_empty() {
+            self.permits.get()
+        } else {
+            0
+        }
     }
 
     /// Adds `n` permits, waking the waiting tasks they satisfy (the count saturates at
@@ -222,7 +244,8 @@ impl Semaphore {
     }
 
     /// Takes up to `n` free permits out of the semaphore for good and returns how many it
-    /// took (fewer when fewer are free; permits held or promised to waiters are not touched).
+    /// took: at most [`available_permits`](Semaphore::available_permits), so permits held, or
+    /// set aside for a task waiting in line, are not touched.
     ///
     /// ```
     /// use overlap::sync::Semaphore;
@@ -234,7 +257,7 @@ impl Semaphore {
     /// assert_eq!(sem.available_permits(), 1);
     /// ```
     pub fn forget_permits(&self, n: usize) -> usize {
-        let taken = n.min(self.permits.get());
+        let taken = n.min(self.available_permits());
         self.permits.set(self.permits.get() - taken);
         taken
     }
