@@ -100,6 +100,23 @@ async fn skip_drops_the_missed_tick_and_keeps_the_phase() {
 }
 
 #[overlap::test(start_paused = true)]
+async fn skip_also_drops_a_tick_due_exactly_when_the_late_one_is_seen() {
+    // The tick of 300 is seen at 600, a whole period late: as on tokio, the tick of 600
+    // is skipped too (the next multiple strictly after now), not fired at once.
+    let seen = late_schedule(MissedTickBehavior::Skip, &[599, 300]).await;
+    let want: [&[u64]; 3] = [&[0], &[300], &[900]];
+    assert_eq!(seen, want);
+    // Within the 5 ms margin a tick is merely a little late: the next keeps the schedule,
+    // as on tokio, even when the period is shorter than the margin.
+    let start = time::now();
+    let mut fast = interval_at(start, ms(2));
+    let task = ManualTask::default();
+    assert_eq!(ticks(&task, &mut fast, start), [0]);
+    advance(ms(4)).await;
+    assert_eq!(ticks(&task, &mut fast, start), [2, 4]);
+}
+
+#[overlap::test(start_paused = true)]
 async fn reset_reset_at_and_reset_after_move_the_next_tick_and_keep_the_period() {
     let start = time::now();
     advance(ms(1)).await;

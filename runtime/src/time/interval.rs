@@ -79,7 +79,10 @@ pub enum MissedTickBehavior {
     /// 200 ms. (A tick observed at most 5 ms late whose successor is not due yet keeps the
     /// schedule: timers fire a little late.)
     Delay,
-    /// Drop the missed ticks and resume at the next multiple of the period after `start`.
+    /// Drop the missed ticks and resume at the next multiple of the period after `start`:
+    /// the first one strictly after the instant the late tick is observed, so with period
+    /// 10 ms a tick of 10 ms observed at 20 ms is followed by one at 30 ms, as in tokio.
+    /// (Within 5 ms of its time a tick is merely a little late: the schedule goes on.)
     #[default]
     Skip,
 }
@@ -120,8 +123,12 @@ impl Interval {
     /// The instant of the tick after the one scheduled at `scheduled`, observed at `now`.
     fn next_after(&self, scheduled: Instant, now: Instant) -> Instant {
         let next = super::deadline_after(scheduled, self.period);
-        let delayed = self.missed == MissedTickBehavior::Delay && now - scheduled > DELAY_MARGIN;
-        if now <= next && !delayed {
+        let past_margin = now - scheduled > DELAY_MARGIN;
+        let delayed = self.missed == MissedTickBehavior::Delay && past_margin;
+        // Past the margin, `Skip` goes to the first multiple strictly after `now` (tokio's
+        // rule), so a tick due exactly now, a whole period after the late one, is dropped too.
+        let skipped = self.missed == MissedTickBehavior::Skip && past_margin && now == next;
+        if now <= next && !delayed && !skipped {
             return next;
         }
         match self.missed {
