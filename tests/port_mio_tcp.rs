@@ -457,3 +457,36 @@ async fn a_connection_reset_before_it_is_accepted_is_accepted_and_reports_the_re
         .iter()
         .any(|(_, p)| *p == healthy.local_addr().unwrap()));
 }
+
+// mio: tcp_stream.rs smoke (peek then read), with the peer going away while a peek waits:
+// a clean close is a peek of 0 bytes, as often as asked; a reset is the error, once
+#[overlap::test]
+async fn a_waiting_peek_hears_a_clean_close_and_a_reset() {
+    for reset in [false, true] {
+        let (client, server) = tcp_pair().await;
+        let client = Rc::new(client);
+        let peeker = overlap::spawn({
+            let client = client.clone();
+            async move {
+                let mut buf = [0u8; 8];
+                client.peek(&mut buf).await
+            }
+        });
+        settle().await;
+        if reset {
+            server.set_zero_linger().unwrap();
+        }
+        drop(server);
+        let res = within(HANG, peeker, "the close did not wake the peek")
+            .await
+            .unwrap();
+        let mut buf = [0u8; 8];
+        if reset {
+            assert_eq!(res.unwrap_err().kind(), ErrorKind::ConnectionReset);
+        } else {
+            assert_eq!(res.unwrap(), 0);
+            assert_eq!(client.peek(&mut buf).await.unwrap(), 0, "a second peek");
+        }
+        assert_eq!((&*client).read(&mut buf).await.unwrap(), 0, "then EOF");
+    }
+}
