@@ -325,3 +325,42 @@ async fn send_to_on_a_connected_udp_socket_reaches_the_named_address() {
         ErrorKind::WouldBlock
     );
 }
+
+// mio: udp_socket.rs and unix_datagram.rs (every send form carries an empty datagram:
+// unlike a stream's empty write, it is a message of its own and must reach the peer)
+#[overlap::test]
+async fn every_send_form_delivers_an_empty_datagram() {
+    let (a, b) = udp_pair().await;
+    let to = b.local_addr().unwrap();
+    let mut buf = [0u8; 8];
+    a.writable().await.unwrap();
+    assert_eq!(a.try_send(&[]).unwrap(), 0);
+    assert_eq!(a.send_to(&[], to).await.unwrap(), 0);
+    a.writable().await.unwrap();
+    assert_eq!(a.try_send_to(&[], to).unwrap(), 0);
+    a.send(b"end").await.unwrap();
+    for what in ["try_send", "send_to", "try_send_to"] {
+        let (n, from) = within(HANG, b.recv_from(&mut buf), what).await.unwrap();
+        assert_eq!((n, from), (0, a.local_addr().unwrap()), "{what}");
+    }
+    let n = b.recv(&mut buf).await.unwrap();
+    assert_eq!(&buf[..n], b"end");
+
+    let path = sock_path("empty");
+    let rx = UnixDatagram::bind(&path).unwrap();
+    let (c, d) = UnixDatagram::pair().unwrap();
+    c.writable().await.unwrap();
+    assert_eq!(c.try_send(&[]).unwrap(), 0);
+    assert_eq!(c.send_to(&[], &path).await.unwrap(), 0);
+    assert_eq!(c.try_send_to(&[], &path).unwrap(), 0);
+    c.send(b"end").await.unwrap();
+    assert_eq!(within(HANG, d.recv(&mut buf), "pair").await.unwrap(), 0);
+    assert_eq!(d.recv(&mut buf).await.unwrap(), 3);
+    for what in ["send_to", "try_send_to"] {
+        let (n, _) = within(HANG, rx.recv_from(&mut buf), what).await.unwrap();
+        assert_eq!(n, 0, "{what}");
+    }
+    assert_eq!(rx.try_recv(&mut buf).unwrap_err().kind(), ErrorKind::WouldBlock);
+    drop(rx);
+    std::fs::remove_file(&path).unwrap();
+}

@@ -490,3 +490,36 @@ async fn a_waiting_peek_hears_a_clean_close_and_a_reset() {
         assert_eq!((&*client).read(&mut buf).await.unwrap(), 0, "then EOF");
     }
 }
+
+// async-io: async.rs tcp_connect (a listener that goes away), while a connect waits on its
+// full accept queue: the kernel drops the SYNs, and the retransmitted one after the drop
+// is refused, which must end the wait
+#[overlap::test]
+async fn a_connect_waiting_on_a_full_accept_queue_fails_once_the_listener_drops() {
+    let socket = overlap::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener = socket.listen(1).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut queued = Vec::new();
+    let pending = loop {
+        let mut connect = Box::pin(TcpStream::connect(addr));
+        match poll_once(connect.as_mut()).await {
+            std::task::Poll::Ready(conn) => queued.push(conn.unwrap()),
+            std::task::Poll::Pending => {
+                // Give the handshake time: a connect only in flight completes meanwhile,
+                // one whose SYN the full queue dropped waits for the retransmit (a second).
+                overlap::time::sleep(Duration::from_millis(50)).await;
+                match poll_once(connect.as_mut()).await {
+                    std::task::Poll::Ready(conn) => queued.push(conn.unwrap()),
+                    std::task::Poll::Pending => break connect,
+                }
+            }
+        }
+        assert!(queued.len() < 1000, "the accept queue never filled");
+    };
+    drop(listener);
+    let err = within(HANG, pending, "a connect to a gone listener waited on")
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::ConnectionRefused, "{err:?}");
+}
