@@ -360,7 +360,62 @@ async fn every_send_form_delivers_an_empty_datagram() {
         let (n, _) = within(HANG, rx.recv_from(&mut buf), what).await.unwrap();
         assert_eq!(n, 0, "{what}");
     }
-    assert_eq!(rx.try_recv(&mut buf).unwrap_err().kind(), ErrorKind::WouldBlock);
+    assert_eq!(
+        rx.try_recv(&mut buf).unwrap_err().kind(),
+        ErrorKind::WouldBlock
+    );
+    drop(rx);
+    std::fs::remove_file(&path).unwrap();
+}
+
+// mio: udp_socket.rs max_datagram_size (the largest datagram goes through whole; one byte
+// more fails at once with EMSGSIZE, not a wait for room that never comes)
+#[overlap::test]
+async fn the_largest_udp_datagram_goes_through_and_a_larger_one_fails_at_once() {
+    const MAX: usize = 65_507; // 65,535 less the IPv4 and UDP headers
+    let (a, b) = udp_pair().await;
+    let big: Vec<u8> = (0..MAX).map(|i| (i % 253) as u8).collect();
+    assert_eq!(a.send(&big).await.unwrap(), MAX);
+    let mut buf = vec![0u8; MAX + 100];
+    let n = within(HANG, b.recv(&mut buf), "the largest datagram")
+        .await
+        .unwrap();
+    assert_eq!(n, MAX);
+    assert!(buf[..n] == big[..]);
+    let too_big = vec![0u8; MAX + 1];
+    let err = within(HANG, a.send(&too_big), "an oversized send waited")
+        .await
+        .unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EMSGSIZE), "{err:?}");
+    let err = a.try_send(&too_big).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EMSGSIZE), "{err:?}");
+    // The socket is unharmed.
+    a.send(b"after").await.unwrap();
+    let n = b.recv(&mut buf).await.unwrap();
+    assert_eq!(&buf[..n], b"after");
+}
+
+// mio: unix_datagram.rs (a datagram larger than the socket can ever hold fails at once
+// instead of waiting for room)
+#[overlap::test]
+async fn an_oversized_unix_datagram_fails_at_once_in_every_send_form() {
+    let path = sock_path("oversized");
+    let rx = UnixDatagram::bind(&path).unwrap();
+    let (a, b) = UnixDatagram::pair().unwrap();
+    let huge = vec![0u8; 8 << 20];
+    let err = within(HANG, a.send(&huge), "send waited")
+        .await
+        .unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EMSGSIZE), "{err:?}");
+    let err = within(HANG, a.send_to(&huge, &path), "send_to waited")
+        .await
+        .unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EMSGSIZE), "{err:?}");
+    let err = a.try_send_to(&huge, &path).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EMSGSIZE), "{err:?}");
+    a.send(b"fine").await.unwrap();
+    let mut buf = [0u8; 8];
+    assert_eq!(b.recv(&mut buf).await.unwrap(), 4);
     drop(rx);
     std::fs::remove_file(&path).unwrap();
 }
