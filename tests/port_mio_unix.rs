@@ -290,3 +290,44 @@ async fn two_queued_connections_are_both_accepted() {
     }
     std::fs::remove_file(&path).unwrap();
 }
+
+// mio: unix_listener.rs and unix_stream.rs (abstract addresses, Linux only): a name that
+// starts with a NUL byte binds no file, and both ends report it
+#[overlap::test]
+async fn abstract_names_bind_connect_and_report_their_address() {
+    use std::os::linux::net::SocketAddrExt;
+    let name = format!("overlap-mio-abstract-{}", std::process::id());
+    let path = PathBuf::from(format!("\0{name}"));
+    let listener = UnixListener::bind(&path).unwrap();
+    let local = listener.local_addr().unwrap();
+    assert_eq!(local.as_abstract_name(), Some(name.as_bytes()));
+    assert!(local.as_pathname().is_none());
+    let (accepted, client) = overlap::join!(listener.accept(), UnixStream::connect(&path));
+    let ((server, _), client) = (accepted.unwrap(), client.unwrap());
+    let peer = client.peer_addr().unwrap();
+    assert_eq!(peer.as_abstract_name(), Some(name.as_bytes()));
+    (&client).write_all(DATA).await.unwrap();
+    let mut buf = [0u8; DATA.len()];
+    (&server).read_exact(&mut buf).await.unwrap();
+    // A second bind of the name is refused; once the listener is gone, the name is free.
+    assert_eq!(
+        UnixListener::bind(&path).unwrap_err().kind(),
+        ErrorKind::AddrInUse
+    );
+    drop(listener);
+    let err = UnixStream::connect(&path).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::ConnectionRefused);
+    drop(UnixListener::bind(&path).unwrap());
+
+    // Datagrams from an abstract sender carry its name.
+    let rx_path = PathBuf::from(format!("\0{name}-rx"));
+    let rx = overlap::net::UnixDatagram::bind(&rx_path).unwrap();
+    let tx = overlap::net::UnixDatagram::bind(&path).unwrap();
+    tx.send_to(DATA, &rx_path).await.unwrap();
+    let mut buf = [0u8; 32];
+    let (n, from) = within(HANG, rx.recv_from(&mut buf), "datagram")
+        .await
+        .unwrap();
+    assert_eq!(&buf[..n], DATA);
+    assert_eq!(from.as_abstract_name(), Some(name.as_bytes()));
+}
