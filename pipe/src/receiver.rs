@@ -70,7 +70,7 @@ impl Receiver {
     }
 
     /// Wraps the read end of a pipe (made non-blocking here). Fails with `InvalidInput` if
-    /// `fd` is not a pipe or FIFO, is a write end (a FIFO opened `O_RDWR` does), or was
+    /// `fd` is not a pipe or FIFO, is only a write end (a FIFO opened `O_RDWR` is both ends, and is accepted), or was
     /// opened with `O_PATH` (open for neither end).
     pub fn from_owned_fd(fd: OwnedFd) -> io::Result<Receiver> {
         crate::check_pipe(&fd, libc::O_RDONLY)?;

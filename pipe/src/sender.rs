@@ -55,7 +55,7 @@ impl Sender {
     }
 
     /// Wraps the write end of a pipe (made non-blocking here). Fails with `InvalidInput` if
-    /// `fd` is not a pipe or FIFO, is a read end (a FIFO opened `O_RDWR` does), or was
+    /// `fd` is not a pipe or FIFO, is only a read end (a FIFO opened `O_RDWR` is both ends, and is accepted), or was
     /// opened with `O_PATH` (open for neither end).
     pub fn from_owned_fd(fd: OwnedFd) -> io::Result<Sender> {
         crate::check_pipe(&fd, libc::O_WRONLY)?;
