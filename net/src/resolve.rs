@@ -56,6 +56,9 @@ pub(crate) async fn resolve<A: ToSocketAddrs>(addr: A) -> io::Result<Vec<SocketA
 /// The socket addresses `host` names: a literal address is parsed at once, a host name is
 /// resolved with `getaddrinfo` on the blocking pool, never on the event loop.
 ///
+/// Dropping the future gives the lookup up: a `getaddrinfo` already running finishes on the
+/// pool and its answer is dropped.
+///
 /// ```
 /// overlap::block_on(async {
 ///     let addrs: Vec<_> = overlap::net::lookup_host("127.0.0.1:80").await?.collect();

@@ -125,6 +125,9 @@ impl UdpSocket {
     /// [`recv_from`](UdpSocket::recv_from) costs one each. When fewer arrive than there was
     /// room for, the queue was empty: the next call waits for the next readiness edge
     /// instead of paying for an `EAGAIN`.
+    ///
+    /// Cancel-safe: dropped while it waits, it has taken no datagram from the queue (the
+    /// `batch` is then empty: a call clears the previous datagrams when it starts).
     pub async fn recv_batch(&self, batch: &mut RecvBatch) -> io::Result<usize> {
         batch.filled = 0;
         batch.from.clear();
@@ -162,6 +165,8 @@ impl UdpSocket {
     /// sends its first datagram alone: an error that datagram meets, or one the socket
     /// holds by then (an ICMP `ConnectionRefused` on a connected socket), is reported, as a
     /// `send` would. No more than one datagram's report is lost.
+    ///
+    /// Cancel-safe: dropped before it completes, it has sent nothing.
     ///
     /// ```
     /// # overlap::block_on(async {

@@ -10,6 +10,15 @@
 //! [`Sender::splice_from`], [`Receiver::splice_to`], [`splice_copy`] for a whole stream,
 //! and [`splice_bidirectional`] for both directions of a zero-copy proxy. See the `splice` functions' docs for the details.
 //!
+//! # Cancellation
+//! A read or write makes its syscall only when it is about to return, so one dropped while
+//! it waits (in a `select!`, under a timeout) has moved no byte: a dropped `read` leaves the
+//! data for the next one, a dropped `write` has written nothing. The same holds for
+//! `readable`, `writable`, [`Sender::splice_from`] and [`Receiver::splice_to`], but not for
+//! [`splice_copy`] and [`splice_bidirectional`], which lose the bytes held in their private
+//! pipe. A dropped [`Child::wait`](process::Child::wait) leaves the exit status for the
+//! next one; dropping `output()` or `wait_with_output()` drops the child (see [`process`]).
+//!
 //! ```
 //! use overlap::io::{AsyncReadExt, AsyncWriteExt};
 //!

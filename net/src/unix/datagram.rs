@@ -138,6 +138,8 @@ impl UnixDatagram {
     }
 
     /// Receives the next datagram without removing it from the queue.
+    ///
+    /// Cancel-safe: it takes nothing from the queue.
     pub async fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
         read_io(&self.io, |s| s.recv(buf, libc::MSG_PEEK)).await
     }

@@ -145,6 +145,8 @@ impl UnixStream {
     /// Waits for data and copies it into `buf` without removing it from the queue. Returns
     /// 0 at EOF, and at once for an empty `buf` (as a read does: the kernel would wait for
     /// data that may never come).
+    ///
+    /// Cancel-safe: it takes nothing from the queue, so dropping it loses no data.
     pub async fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
         if buf.is_empty() {
             return Ok(0);

@@ -79,6 +79,9 @@ impl Notify {
     /// Waits for a notification: one from [`notify_one`](Notify::notify_one) (or its stored
     /// permit), or any [`notify_waiters`](Notify::notify_waiters) called after this future
     /// was made (even before it is first polled).
+    ///
+    /// Cancel-safe: dropped, it leaves the line of waiters (losing its place), and a
+    /// `notify_one` it had been chosen for goes to the next waiter, or becomes the permit.
     pub fn notified(&self) -> Notified<'_> {
         Notified {
             notify: self,

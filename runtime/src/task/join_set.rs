@@ -382,6 +382,9 @@ impl<T: 'static> JoinSet<T> {
     }
 
     /// Aborts every task and waits until all have stopped, dropping their outputs.
+    ///
+    /// Dropped before it completes, it has aborted every task, and those it had not yet
+    /// joined stay in the set: `join_next` returns their cancelled errors.
     pub async fn shutdown(&mut self) {
         self.abort_all();
         while self.join_next().await.is_some() {}

@@ -41,7 +41,7 @@ fn own<T: ?Sized + 'static>(guard: MutexGuard<'_, T>, lock: Rc<Mutex<T>>) -> Own
 impl<T: ?Sized + 'static> Mutex<T> {
     /// Like [`lock`](Mutex::lock), with a guard that owns an `Rc` of the mutex instead of
     /// borrowing it, so it can move into a spawned task. Waiting tasks are served first come,
-    /// first served, owned or not.
+    /// first served, owned or not. Cancel-safe, as `lock` is.
     ///
     /// ```
     /// use std::rc::Rc;

@@ -36,7 +36,7 @@ pub struct OwnedRwLockMappedWriteGuard<T: ?Sized + 'static, U: ?Sized + 'static 
 
 impl<T: ?Sized + 'static> RwLock<T> {
     /// Like [`read`](RwLock::read), with a guard that owns an `Rc` of the lock instead of
-    /// borrowing it, so it can move into a spawned task.
+    /// borrowing it, so it can move into a spawned task. Cancel-safe, as `read` is.
     ///
     /// ```
     /// use std::rc::Rc;
@@ -57,6 +57,7 @@ impl<T: ?Sized + 'static> RwLock<T> {
     }
 
     /// Like [`write`](RwLock::write), with a guard that owns an `Rc` of the lock.
+    /// Cancel-safe, as `write` is.
     pub async fn write_owned(self: Rc<Self>) -> OwnedRwLockWriteGuard<T> {
         let guard = self.write().await;
         own_write(guard, self.clone())
