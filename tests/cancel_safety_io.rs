@@ -239,3 +239,37 @@ async fn timeout_and_async_fd_dropped_waits_lose_nothing() {
     assert_eq!((n, u64::from_ne_bytes(counter)), (8, 3));
     guard.clear_ready();
 }
+
+#[overlap::test]
+async fn read_to_end_dropped_keeps_the_bytes_read_so_far() {
+    let (mut tx, mut rx) = overlap::pipe::pipe().unwrap();
+    tx.write_all(b"first part, ").await.unwrap();
+    within(HANG, rx.readable(), "no read edge").await.unwrap();
+    let mut buf = b"kept: ".to_vec();
+    abandon_slot(overlap::io::read_to_end(&mut rx, &mut buf)); // reads, then waits
+    assert_eq!(
+        buf, b"kept: first part, ",
+        "the bytes read were not left in the buffer"
+    );
+    tx.write_all(b"then the rest").await.unwrap();
+    drop(tx);
+    let n = within(HANG, overlap::io::read_to_end(&mut rx, &mut buf), "stalled").await;
+    assert_eq!(n.unwrap(), 13);
+    assert_eq!(buf, b"kept: first part, then the rest");
+}
+
+#[overlap::test]
+async fn duplex_dropped_read_and_write_move_nothing() {
+    let (mut a, mut b) = overlap::io::duplex(8);
+    let mut buf = [0u8; 8];
+    abandon_slot(b.read(&mut buf));
+    a.write_all(b"12345678").await.unwrap(); // full
+    abandon_slot(a.write(b"never"));
+    let mut got = [0u8; 8];
+    within(HANG, b.read_exact(&mut got), "lost").await.unwrap();
+    assert_eq!(&got, b"12345678");
+    a.write_all(b"next").await.unwrap();
+    let mut got = [0u8; 4];
+    b.read_exact(&mut got).await.unwrap();
+    assert_eq!(&got, b"next", "the dropped write wrote");
+}
