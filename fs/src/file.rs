@@ -130,6 +130,9 @@ pub struct File {
     /// for that job. One more buffer of this size is being written by the job: half of
     /// [`max_buf_size`](File::max_buf_size) each, at least 1.
     write_cap: usize,
+    /// The `sendfile` run of a [`send_to`](File::send_to) that was dropped while it ran (or
+    /// of the one running now): the next `send_to` waits for it, so its bytes follow.
+    send_run: Option<Job<io::Result<crate::sys::Sent>>>,
 }
 
 struct InFlight {
@@ -207,6 +210,7 @@ impl File {
             seekable,
             never_ran: false,
             write_cap: MAX_CHUNK / 2,
+            send_run: None,
         }
     }
 

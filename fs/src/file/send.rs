@@ -7,7 +7,7 @@ use std::sync::Arc;
 use overlap_runtime::{own_waits, Direction, Registered};
 
 use super::File;
-use crate::job::run;
+use crate::job::spawn;
 use crate::sys::{self, Sent};
 
 impl File {
@@ -36,8 +36,9 @@ impl File {
     /// # Cancellation
     /// Dropping the future stops the send, but a pool run already in flight finishes in the
     /// background: its bytes may still reach `to` after the future is gone (they are the
-    /// file's next bytes, in order). It holds its own fd for `to`, so closing `to` meanwhile
-    /// is safe; the connection then stays open until that run ends.
+    /// file's next bytes, in order). The next `send_to` on this `File` waits for that run
+    /// first, so its own bytes follow them. The run holds its own fd for `to`, so closing
+    /// `to` meanwhile is safe; the connection then stays open until that run ends.
     ///
     /// ```
     /// use overlap::io::AsyncReadExt;
@@ -68,6 +69,12 @@ impl File {
         if len == 0 {
             return Ok(0);
         }
+        // A dropped call's run may still be sending, on another pool thread: let it finish
+        // (its result was wanted by nobody), so that the two runs' bytes do not mix.
+        if let Some(earlier) = self.send_run.as_mut() {
+            let _ = earlier.await;
+            self.send_run = None;
+        }
         let mut dest = None;
         let mut sent = 0u64;
         while sent < len {
@@ -80,9 +87,14 @@ impl File {
             };
             let file = self.std.clone();
             let (at, left) = (offset + sent, len - sent);
-            let ran = run(move || sys::sendfile(file.as_raw_fd(), dest.as_raw_fd(), at, left))
-                .await
-                .map_err(|e| self.send_err(e))?;
+            // Kept in the `File` while it runs: if this future is dropped, the next call
+            // finds it there.
+            let run = self.send_run.insert(spawn(move || {
+                sys::sendfile(file.as_raw_fd(), dest.as_raw_fd(), at, left)
+            }));
+            let ran = run.await;
+            self.send_run = None;
+            let ran = ran.map_err(|e| self.send_err(e))?;
             match ran {
                 Sent::Done(n) => return Ok(sent + n),
                 Sent::Full(n) => {
