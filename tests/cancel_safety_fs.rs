@@ -112,12 +112,10 @@ async fn dropped_set_len_and_flush_still_happen() {
     let (path, data) = data_file(&dir, 10_000);
     let mut file = open_read_write(&path).await;
     abandon(file.set_len(10));
-    let meta = within(HANG, file.metadata(), "stalled").await.unwrap();
-    assert_eq!(
-        meta.len(),
-        10,
-        "metadata ran before the dropped set_len's job"
-    );
+    // `metadata` (`&self`) does not wait for the job in flight; `flush` does.
+    within(HANG, file.flush(), "stalled").await.unwrap();
+    let meta = file.metadata().await.unwrap();
+    assert_eq!(meta.len(), 10, "the dropped set_len did not truncate");
     let mut all = Vec::new();
     file.read_to_end(&mut all).await.unwrap();
     assert_eq!(all, data[..10]);

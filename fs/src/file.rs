@@ -293,8 +293,9 @@ impl File {
     /// offset does not move.
     ///
     /// Dropped before it completes, the truncation still happens, before anything the `File`
-    /// does next, once it has started: a `set_len` dropped while it still waited for earlier
-    /// writes or another operation's job (its first step) never truncates.
+    /// does next through `&mut self`, once it has started: a `set_len` dropped while it still
+    /// waited for earlier writes or another operation's job (its first step) never truncates.
+    /// ([`metadata`](File::metadata), through `&self`, waits for no job: `flush` first.)
     ///
     /// ```
     /// use overlap::io::AsyncWriteExt;
