@@ -171,9 +171,15 @@ async fn unblock_read_dropped_with_its_job_in_flight_keeps_the_bytes() {
 async fn child_wait_dropped_leaves_the_status_for_the_next_wait() {
     let mut child = overlap::process::Command::new("sleep")
         .arg("1000")
+        .stdin(std::process::Stdio::piped())
         .spawn()
         .unwrap();
+    assert!(child.stdin.is_some());
     abandon(child.wait());
+    assert!(
+        child.stdin.is_none(),
+        "a dropped wait closes stdin all the same"
+    );
     let pid = child.id().unwrap() as libc::pid_t;
     // SAFETY: kill takes no pointers; `pid` is our unreaped child.
     assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);

@@ -233,7 +233,8 @@ impl Child {
 
     /// Waits for the child to exit and reaps it. Closes the child's stdin first (as std
     /// does), so a child reading it to the end can finish. Returns at once if it was already
-    /// reaped. Cancel-safe: dropping the future loses nothing.
+    /// reaped. Cancel-safe: dropping the future loses nothing, though stdin, closed when it
+    /// is first polled, stays closed (as with tokio's).
     pub async fn wait(&mut self) -> io::Result<ExitStatus> {
         drop(self.stdin.take());
         let proc = self.proc_mut();
