@@ -234,7 +234,15 @@ async fn timeout_and_async_fd_dropped_waits_lose_nothing() {
     tx.send(1).await.unwrap();
     assert_eq!(rx.recv().await, Some(1));
 
-    let fd = AsyncFd::new(eventfd()).unwrap();
+    let mut fd = AsyncFd::new(eventfd()).unwrap();
+    abandon(fd.readable_mut());
+    abandon(fd.ready(overlap::io::Interest::READABLE));
+    let read_counter = |fd: &std::os::fd::OwnedFd| {
+        let mut counter = [0u8; 8];
+        support::read(fd.as_raw_fd(), &mut counter).map(|_| u64::from_ne_bytes(counter))
+    };
+    abandon(fd.async_io(overlap::io::Interest::READABLE, read_counter));
+    abandon(fd.async_io_mut(overlap::io::Interest::READABLE, |fd| read_counter(fd)));
     abandon(fd.readable());
     eventfd_add(fd.get_ref(), 3);
     let mut guard = within(HANG, fd.readable(), "the edge was lost")
