@@ -145,6 +145,62 @@ fn bind_listen_connect_refused() {
     });
 }
 
+/// The two-step builders and the datagram `connect`s when `connect`/`listen` fail: the
+/// error, the consumed socket closed, and a datagram socket still usable unconnected.
+#[test]
+fn builders_and_datagram_connects_fail() {
+    run_in_child("builders_and_datagram_connects_fail", || {
+        let dir = TempDir::new("faults-net-builders");
+        overlap::block_on(async {
+            let peer = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let port = peer.local_addr().unwrap().port();
+            let _unix_peer = std::os::unix::net::UnixListener::bind(dir.join("p")).unwrap();
+            let _dgram_peer = std::os::unix::net::UnixDatagram::bind(dir.join("d")).unwrap();
+            let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            let rx = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            let unix_dgram = UnixDatagram::unbound().unwrap();
+            let unix_listener = UnixListener::bind(dir.join("l")).unwrap();
+            let _client = std::os::unix::net::UnixStream::connect(dir.join("l")).unwrap();
+            let before = open_fds();
+            install(&[
+                rule(libc::SYS_connect, libc::ENETUNREACH),
+                rule(libc::SYS_listen, libc::ENOBUFS),
+                rule_arg0(
+                    libc::SYS_accept4,
+                    unix_listener.as_raw_fd() as u32,
+                    libc::ENOMEM,
+                ),
+            ]);
+            let addr = peer.local_addr().unwrap();
+            let res = TcpSocket::new_v4().unwrap().connect(addr).await;
+            expect_errno("TcpSocket::connect", res, libc::ENETUNREACH);
+            expect_errno(
+                "TcpSocket::listen",
+                TcpSocket::new_v4().unwrap().listen(8),
+                libc::ENOBUFS,
+            );
+            let res = overlap::net::UnixSocket::new_stream()
+                .unwrap()
+                .connect(dir.join("p"))
+                .await;
+            expect_errno("UnixSocket::connect", res, libc::ENETUNREACH);
+            let res = TcpStream::connect(format!("localhost:{port}")).await;
+            expect_errno("connect by name", res, libc::ENETUNREACH);
+            expect_errno("udp connect", udp.connect(addr).await, libc::ENETUNREACH);
+            let res = unix_dgram.connect(dir.join("d"));
+            expect_errno("unix datagram connect", res, libc::ENETUNREACH);
+            let res = within(HANG, unix_listener.accept(), "unix accept").await;
+            expect_errno("unix accept", res, libc::ENOMEM);
+            assert_eq!(open_fds(), before, "an fd leaked");
+            let to = rx.local_addr().unwrap();
+            udp.send_to(b"unconnected", to).await.unwrap();
+            let mut buf = [0; 16];
+            let n = within(HANG, rx.recv(&mut buf), "recv").await.unwrap();
+            assert_eq!(&buf[..n], b"unconnected");
+        });
+    });
+}
+
 /// `listen` refused after a successful `bind` of a Unix socket: the socket file `bind`
 /// made is removed again, so a retry is not told `AddrInUse`.
 #[test]

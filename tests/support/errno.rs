@@ -22,3 +22,29 @@ pub fn expect_errno<T>(what: &str, res: io::Result<T>, errno: i32) {
 pub fn lowest_free_fd() -> RawFd {
     std::fs::File::open("/dev/null").unwrap().as_raw_fd()
 }
+
+/// How many fds are open (among the first 4096), found with one `poll` (a closed one
+/// reports `POLLNVAL`): for filters that deny what `open_fds` needs (`openat`, `fstat`).
+pub fn open_fds_polled() -> usize {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `lim` is a valid, writable rlimit.
+    assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) }, 0);
+    // poll refuses more entries than the fd limit (EINVAL).
+    let count = lim.rlim_cur.min(4096) as libc::c_int;
+    let mut fds: Vec<libc::pollfd> = (0..count)
+        .map(|fd| libc::pollfd {
+            fd,
+            events: 0,
+            revents: 0,
+        })
+        .collect();
+    // SAFETY: `fds` is a valid, writable array of as many pollfds as passed.
+    let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 0) };
+    assert!(n >= 0, "{}", io::Error::last_os_error());
+    fds.iter()
+        .filter(|p| p.revents & libc::POLLNVAL == 0)
+        .count()
+}

@@ -29,7 +29,7 @@ pub use coop::steps_before_another_task_runs;
 pub use deadline::{settle, within};
 pub use drop_flag::DropFlag;
 pub use echo::{echo_server, echo_until_eof, pass_through};
-pub use errno::{expect_errno, lowest_free_fd};
+pub use errno::{expect_errno, lowest_free_fd, open_fds_polled};
 pub use example::{example_bin, ExampleServer};
 pub use fd::*;
 pub use files::*;

@@ -1,0 +1,124 @@
+//! Child processes when the process syscalls fail: `kill` refused (`EPERM`, an LSM or a
+//! child that changed its credentials), `wait4` answering `ECHILD` (someone else reaped the
+//! child: `SIGCHLD` ignored, a stray `waitpid(-1)`), with a pidfd and with the `SIGCHLD`
+//! fallback, and the fork itself failing (`clone3`/`clone`/`vfork` with `EAGAIN` at the
+//! process limit, `ENOMEM`). Each is an `io::Error` with the errno, at once: no wait hangs,
+//! no fd is left open, and the runtime goes on serving. Each test installs a seccomp filter
+//! in a child process of its own.
+
+mod support;
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use overlap::io::{AsyncReadExt, AsyncWriteExt};
+use overlap::net::UnixStream;
+use overlap::process::{output, spawn};
+use support::seccomp::{install, rule, rule_arg0};
+use support::{expect_errno, open_fds, run_in_child, within};
+
+const HANG: Duration = Duration::from_secs(10);
+
+async fn still_serves() {
+    let (mut a, mut b) = UnixStream::pair().unwrap();
+    a.write_all(b"alive").await.unwrap();
+    let mut buf = [0; 5];
+    within(HANG, b.read_exact(&mut buf), "read").await.unwrap();
+    assert_eq!(&buf, b"alive");
+}
+
+/// `kill` refused for one child: `start_kill` and `kill` fail with `EPERM` at once (`kill`
+/// does not go on to wait for an exit that was never asked for), and the child can still
+/// be waited for when it ends by itself.
+#[test]
+fn kill_refused() {
+    run_in_child("kill_refused", || {
+        overlap::block_on(async {
+            let mut child = spawn(Command::new("sleep").arg("0.3")).unwrap();
+            let pid = child.id().unwrap();
+            install(&[rule_arg0(libc::SYS_kill, pid, libc::EPERM)]);
+            expect_errno("start_kill", child.start_kill(), libc::EPERM);
+            let res = within(HANG, child.kill(), "kill").await;
+            expect_errno("kill", res, libc::EPERM);
+            let status = within(HANG, child.wait(), "wait").await.unwrap();
+            assert!(status.success(), "{status}");
+            still_serves().await;
+        });
+    });
+}
+
+/// `wait4` saying `ECHILD`, with the exit watched through a pidfd or, `pidfd_open` denied,
+/// through `SIGCHLD`: `wait`, `try_wait` and `output` fail with `ECHILD` instead of
+/// waiting for ever, and a dropped `Child` is not waited for in a loop.
+fn reaped_elsewhere(pidfd: bool) {
+    let mut rules = vec![
+        rule(libc::SYS_wait4, libc::ECHILD),
+        rule(libc::SYS_waitid, libc::ECHILD),
+    ];
+    if !pidfd {
+        rules.push(rule(libc::SYS_pidfd_open, libc::ENOSYS));
+    }
+    overlap::block_on(async {
+        install(&rules);
+        let mut child = spawn(Command::new("true").stdout(Stdio::null())).unwrap();
+        expect_errno("try_wait", child.try_wait(), libc::ECHILD);
+        let res = within(HANG, child.wait(), "wait").await;
+        expect_errno("wait", res, libc::ECHILD);
+        let res = within(HANG, output(&mut Command::new("true")), "output").await;
+        expect_errno("output", res, libc::ECHILD);
+        let dropped = spawn(Command::new("sleep").arg("0.05")).unwrap();
+        drop(dropped);
+        // Let the background reaper meet the error a few times; it must give up, not spin.
+        let before = overlap::metrics();
+        overlap::time::sleep(Duration::from_millis(300)).await;
+        let polls = overlap::metrics().task_polls - before.task_polls;
+        assert!(
+            polls < 1_000,
+            "{polls} task polls in 300 ms: something spins"
+        );
+        still_serves().await;
+    });
+}
+
+#[test]
+fn reaped_elsewhere_with_a_pidfd() {
+    run_in_child("reaped_elsewhere_with_a_pidfd", || reaped_elsewhere(true));
+}
+
+#[test]
+fn reaped_elsewhere_with_sigchld() {
+    run_in_child("reaped_elsewhere_with_sigchld", || reaped_elsewhere(false));
+}
+
+/// The fork failing (`EAGAIN` at `RLIMIT_NPROC`, `ENOMEM`): `spawn` and `output` fail with
+/// the kernel's error, and the pipes made for the child are closed.
+fn fork_fails(errno: i32) {
+    overlap::block_on(async {
+        // The pool's thread (for nothing here) and the signal reader exist before the filter
+        // also stops threads from starting.
+        let before = open_fds();
+        install(&[
+            rule(libc::SYS_clone3, errno),
+            rule(libc::SYS_clone, errno),
+            rule(libc::SYS_vfork, errno),
+            rule(libc::SYS_fork, errno),
+        ]);
+        let mut cmd = Command::new("true");
+        cmd.stdin(Stdio::piped()).stdout(Stdio::piped());
+        expect_errno("spawn", spawn(&mut cmd), errno);
+        let res = within(HANG, output(&mut Command::new("true")), "output").await;
+        expect_errno("output", res, errno);
+        assert_eq!(open_fds(), before, "an fd leaked");
+        still_serves().await;
+    });
+}
+
+#[test]
+fn fork_at_the_process_limit() {
+    run_in_child("fork_at_the_process_limit", || fork_fails(libc::EAGAIN));
+}
+
+#[test]
+fn fork_out_of_memory() {
+    run_in_child("fork_out_of_memory", || fork_fails(libc::ENOMEM));
+}
