@@ -315,3 +315,35 @@ fn sendfile_refused() {
         });
     });
 }
+
+/// `Unblock` over a std file whose reads and writes fail with `EIO`: the read says so, the
+/// write's error comes back by `flush` at the latest, and neither hangs.
+#[test]
+fn unblock_io_fails() {
+    run_in_child("unblock_io_fails", || {
+        let dir = TempDir::new("faults-fs-unblock");
+        let path = dir.join("f");
+        std::fs::write(&path, b"data").unwrap();
+        overlap::block_on(async {
+            let reader = std::fs::File::open(&path).unwrap();
+            let writer = std::fs::File::create(dir.join("w")).unwrap();
+            let (r, w) = (reader.as_raw_fd() as u32, writer.as_raw_fd() as u32);
+            install(&[
+                rule_arg0(libc::SYS_read, r, libc::EIO),
+                rule_arg0(libc::SYS_write, w, libc::EIO),
+                rule_arg0(libc::SYS_writev, w, libc::EIO),
+            ]);
+            let mut reader = overlap::io::Unblock::new(reader);
+            let mut writer = overlap::io::Unblock::new(writer);
+            let mut buf = [0; 4];
+            for _ in 0..2 {
+                let res = within(HANG, reader.read(&mut buf), "read").await;
+                expect_errno("Unblock read", res, libc::EIO);
+            }
+            let wrote = within(HANG, writer.write_all(b"lost"), "write").await;
+            let flushed = within(HANG, writer.flush(), "flush").await;
+            expect_errno("Unblock write", wrote.and(flushed), libc::EIO);
+            another_file_works(&dir).await;
+        });
+    });
+}

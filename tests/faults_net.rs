@@ -11,6 +11,7 @@
 mod support;
 
 use std::io::IoSlice;
+use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::time::Duration;
 
@@ -77,6 +78,37 @@ fn socket_out_of_fds() {
 #[test]
 fn socket_denied_by_a_security_module() {
     no_sockets("socket_denied_by_a_security_module", libc::EACCES);
+}
+
+/// A machine without IPv6 (`socket(AF_INET6)` says `EAFNOSUPPORT`): a list of addresses
+/// with `::1` before `127.0.0.1` (a name resolving to both) still binds and connects over IPv4, and an IPv6 literal
+/// fails with the kernel's error.
+#[test]
+fn no_ipv6() {
+    run_in_child("no_ipv6", || {
+        overlap::block_on(async {
+            let before = open_fds();
+            let inet6 = libc::AF_INET6 as u32;
+            install(&[rule_arg0(libc::SYS_socket, inet6, libc::EAFNOSUPPORT)]);
+            let res = TcpListener::bind("[::1]:0").await;
+            expect_errno("bind ::1", res, libc::EAFNOSUPPORT);
+            let res = UdpSocket::bind("[::1]:0").await;
+            expect_errno("udp bind ::1", res, libc::EAFNOSUPPORT);
+            expect_errno("TcpSocket::new_v6", TcpSocket::new_v6(), libc::EAFNOSUPPORT);
+            assert_eq!(open_fds(), before, "an fd leaked");
+            // What `localhost` resolves to where `/etc/hosts` lists both.
+            let both: [SocketAddr; 2] =
+                ["[::1]:0".parse().unwrap(), "127.0.0.1:0".parse().unwrap()];
+            let listener = TcpListener::bind(&both[..]).await.unwrap();
+            let port = listener.local_addr().unwrap().port();
+            let to: Vec<SocketAddr> = both.iter().map(|a| SocketAddr::new(a.ip(), port)).collect();
+            let mut a = TcpStream::connect(&to[..]).await.unwrap();
+            let (mut b, _) = within(HANG, listener.accept(), "accept").await.unwrap();
+            still_serves(&mut a, &mut b).await;
+            let udp = UdpSocket::bind(&both[..]).await.unwrap();
+            assert!(udp.local_addr().unwrap().is_ipv4());
+        });
+    });
 }
 
 /// `SO_REUSEADDR` refused at `bind`: the listener is not made and its socket is closed;

@@ -87,6 +87,56 @@ fn runtime_creation_fails_without_epoll_memory() {
     });
 }
 
+/// The eventfd made but not watched (`epoll_ctl` out of memory): `Runtime::new` fails and
+/// closes both fds.
+#[test]
+fn runtime_creation_fails_when_its_eventfd_cannot_be_watched() {
+    run_in_child(
+        "runtime_creation_fails_when_its_eventfd_cannot_be_watched",
+        || {
+            let before = open_fds();
+            deny(&[(libc::SYS_epoll_ctl, libc::ENOMEM)]);
+            expect_errno("Runtime::new", overlap::Runtime::new(), libc::ENOMEM);
+            assert_eq!(open_fds(), before, "an fd leaked");
+        },
+    );
+}
+
+/// Out of fds for a while (`RLIMIT_NOFILE`), then not: a runtime, a pipe and a listener
+/// that could not be made can be made once fds are freed, and a `signal()` that failed at
+/// its self-pipe, then at its reader's copy of it, works on the third try and hears the
+/// signal (nothing half-made stays behind to say "already set up").
+#[test]
+fn out_of_fds_then_recovered() {
+    run_in_child("out_of_fds_then_recovered", || {
+        support::set_soft_nofile(256);
+        let mut hoard = support::exhaust_fds();
+        expect_errno("Runtime::new", overlap::Runtime::new(), libc::EMFILE);
+        hoard.truncate(hoard.len() - 2);
+        let rt = overlap::Runtime::new().unwrap();
+        rt.block_on(async {
+            expect_errno("pipe", overlap::pipe::pipe(), libc::EMFILE);
+            let bound = TcpListener::bind("127.0.0.1:0").await;
+            expect_errno("bind", bound, libc::EMFILE);
+            let res = signal(SignalKind::user_defined1());
+            expect_errno("signal without a pipe", res, libc::EMFILE);
+            hoard.truncate(hoard.len() - 2);
+            let res = signal(SignalKind::user_defined1());
+            expect_errno("signal without a reader", res, libc::EMFILE);
+            assert_eq!(disposition(libc::SIGUSR1), libc::SIG_DFL);
+            hoard.truncate(hoard.len() - 8);
+            let mut sig = signal(SignalKind::user_defined1()).unwrap();
+            // SAFETY: raise takes an integer; SIGUSR1 is handled now.
+            assert_eq!(unsafe { libc::raise(libc::SIGUSR1) }, 0);
+            within(HANG, sig.recv(), "the signal was not heard").await;
+            let (_tx, _rx) = overlap::pipe::pipe().unwrap();
+            drop(hoard);
+            let _listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            still_serves().await;
+        });
+    });
+}
+
 /// `ENOSPC` is what `epoll_ctl` really says at the `max_user_watches` limit.
 #[test]
 fn registration_over_the_watch_limit() {
