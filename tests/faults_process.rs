@@ -1,10 +1,11 @@
 //! Child processes when the process syscalls fail: `kill` refused (`EPERM`, an LSM or a
 //! child that changed its credentials), `wait4` answering `ECHILD` (someone else reaped the
 //! child: `SIGCHLD` ignored, a stray `waitpid(-1)`), with a pidfd and with the `SIGCHLD`
-//! fallback, and the fork itself failing (`clone3`/`clone`/`vfork` with `EAGAIN` at the
-//! process limit, `ENOMEM`). Each is an `io::Error` with the errno, at once: no wait hangs,
-//! no fd is left open, and the runtime goes on serving. Each test installs a seccomp filter
-//! in a child process of its own.
+//! fallback, children the kernel reaped (which must get no `kill`: their pid may be
+//! another process's), and the fork itself failing (`clone3`/`clone`/`vfork` with `EAGAIN`
+//! at the process limit, `ENOMEM`). Each is an `io::Error` with the errno, at once: no wait
+//! hangs, no fd is left open, and the runtime goes on serving. Each test installs a seccomp
+//! filter in a child process of its own.
 
 mod support;
 
@@ -88,6 +89,101 @@ fn reaped_elsewhere_with_a_pidfd() {
 #[test]
 fn reaped_elsewhere_with_sigchld() {
     run_in_child("reaped_elsewhere_with_sigchld", || reaped_elsewhere(false));
+}
+
+/// A process that ignores `SIGCHLD` (set so by a parent: the disposition survives `exec`)
+/// has its children reaped by the kernel, exit status and all: `wait4` says `ECHILD` (or
+/// `pidfd_open` `ESRCH`, for a child gone before `spawn` could watch it). `wait` and
+/// `output` report that error once the child is gone, never wait for ever, and the dropped
+/// `Child`s leave nothing behind.
+#[test]
+fn sigchld_ignored() {
+    run_in_child("sigchld_ignored", || {
+        ignore_sigchld();
+        overlap::block_on(async {
+            let before = open_fds();
+            for _ in 0..20 {
+                let res = async {
+                    let mut child = spawn(Command::new("sh").arg("-c").arg("exit 3"))?;
+                    child.wait().await
+                };
+                expect_reaped_error("wait", within(HANG, res, "wait").await);
+                let mut cmd = Command::new("echo");
+                let res = within(HANG, output(cmd.arg("hi")), "output").await;
+                expect_reaped_error("output", res);
+            }
+            // The dropped `Child`s' background reaping has met `ECHILD` by now.
+            support::settle().await;
+            overlap::time::sleep(Duration::from_millis(100)).await;
+            // No orphan reaper (and its wake pipe) for children that are nobody's any more.
+            assert_eq!(open_fds(), before, "an fd leaked");
+            still_serves().await;
+        });
+    });
+}
+
+/// Children the kernel reaped (`SIGCHLD` ignored): their pids are free for other processes
+/// by now, so no `kill` may be sent to them. `start_kill` and `kill` say `ECHILD`, and a
+/// `Child` with `kill_on_drop` is dropped without a signal (nor handed to the orphan
+/// reaper).
+#[test]
+fn no_kill_for_a_child_reaped_elsewhere() {
+    run_in_child("no_kill_for_a_child_reaped_elsewhere", || {
+        ignore_sigchld();
+        overlap::block_on(async {
+            let mut cmd = Command::new("sleep");
+            cmd.arg("0.2");
+            let mut killed = spawn(&mut cmd).unwrap();
+            let mut dropped = spawn(&mut cmd).unwrap();
+            dropped.kill_on_drop(true);
+            let pids = [killed.id().unwrap(), dropped.id().unwrap()];
+            for pid in pids {
+                support::gone(pid, "the kernel did not reap the child").await;
+            }
+            install(&pids.map(|pid| support::seccomp::trap_arg0(libc::SYS_kill, pid)));
+            expect_errno("start_kill", killed.start_kill(), libc::ECHILD);
+            let res = within(HANG, killed.kill(), "kill").await;
+            expect_errno("kill", res, libc::ECHILD);
+            drop(dropped);
+            support::settle().await;
+            // The same for a `Command::output` future dropped before its first poll.
+            let mut cmd = overlap::process::Command::new("sleep");
+            let unpolled = cmd.arg("0.2").kill_on_drop(true).output();
+            let pid: u32 = children().parse().unwrap();
+            support::gone(pid, "the kernel did not reap the child").await;
+            install(&[support::seccomp::trap_arg0(libc::SYS_kill, pid)]);
+            drop(unpolled);
+            assert_eq!(support::seccomp::trapped(), 0, "kill sent to a reaped pid");
+        });
+    });
+}
+
+/// Makes this process ignore `SIGCHLD`: the kernel then reaps its children itself.
+fn ignore_sigchld() {
+    // SAFETY: sets a standard disposition; no handler code of ours runs.
+    let old = unsafe { libc::signal(libc::SIGCHLD, libc::SIG_IGN) };
+    assert_ne!(old, libc::SIG_ERR);
+}
+
+/// The pids of this process's children (zombies included), of all its threads.
+fn children() -> String {
+    let mut all = String::new();
+    for task in std::fs::read_dir("/proc/self/task").unwrap() {
+        let list = std::fs::read_to_string(task.unwrap().path().join("children"));
+        all.push_str(&list.unwrap_or_default());
+    }
+    all.trim().to_owned()
+}
+
+/// The error of a child the kernel reaped itself: `ECHILD` from `wait4`, or `ESRCH` from
+/// `pidfd_open` when it was gone before `spawn` could watch it.
+fn expect_reaped_error<T: std::fmt::Debug>(what: &str, res: std::io::Result<T>) {
+    let err = res.expect_err(what);
+    let code = err.raw_os_error();
+    assert!(
+        code == Some(libc::ECHILD) || code == Some(libc::ESRCH),
+        "{what}: {err:?}"
+    );
 }
 
 /// The fork failing (`EAGAIN` at `RLIMIT_NPROC`, `ENOMEM`): `spawn` and `output` fail with

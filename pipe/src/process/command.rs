@@ -305,10 +305,12 @@ impl Drop for Unregistered {
     /// waits for the child), and `kill_on_drop` is honoured.
     fn drop(&mut self) {
         if let Some(mut std) = self.std.take() {
-            if self.kill_on_drop {
-                let _ = std.kill();
-            }
-            if !matches!(std.try_wait(), Ok(Some(_))) {
+            // Reaped now, or no longer ours (`ECHILD`: reaped elsewhere, its pid maybe
+            // another process's by now): nothing to kill or wait for.
+            if matches!(std.try_wait(), Ok(None)) {
+                if self.kill_on_drop {
+                    let _ = std.kill();
+                }
                 super::orphans::adopt(std);
             }
         }

@@ -247,7 +247,8 @@ impl Child {
     }
 
     /// Sends `SIGKILL` and waits for the child to exit, reaping it (as tokio's `kill`). A
-    /// child that was already reaped is left alone. Cancel-safe: dropped before it is done,
+    /// child that was already reaped is left alone; one reaped elsewhere gets no signal (see
+    /// [`start_kill`](Self::start_kill)). Cancel-safe: dropped before it is done,
     /// the signal has been sent and [`wait`](Self::wait) reaps the child later.
     ///
     /// ```
@@ -266,7 +267,9 @@ impl Child {
 
     /// Sends `SIGKILL` and returns without waiting (tokio's `start_kill`, std's `kill`):
     /// call [`wait`](Self::wait) to reap the child. A child that was already reaped is left
-    /// alone.
+    /// alone, and one that has exited is reaped instead. A child reaped elsewhere (by the
+    /// kernel, when this process ignores `SIGCHLD`) gets no signal either, since its pid may
+    /// name another process by now: that fails with `ECHILD`, as its `wait` does.
     ///
     /// ```
     /// use std::os::unix::process::ExitStatusExt;
@@ -281,7 +284,9 @@ impl Child {
     /// ```
     pub fn start_kill(&mut self) -> io::Result<()> {
         let proc = self.proc_mut();
-        if proc.status.is_some() {
+        // Reaped (now, if it has exited), or no longer ours (`ECHILD`: reaped elsewhere, its
+        // pid maybe another process's by now): no signal.
+        if proc.try_reap()?.is_some() {
             return Ok(());
         }
         proc.std.kill()
@@ -369,7 +374,10 @@ impl Drop for Child {
         let Some(mut proc) = self.proc.take() else {
             return;
         };
-        if proc.status.is_some() || matches!(proc.try_reap(), Ok(Some(_))) {
+        // Reaped, or no longer ours to reap (`ECHILD`: reaped elsewhere, as when `SIGCHLD` is
+        // ignored): its pid may name another process by now, so it is neither killed nor
+        // watched.
+        if proc.status.is_some() || !matches!(proc.try_reap(), Ok(None)) {
             return;
         }
         if self.kill_on_drop {
@@ -402,7 +410,8 @@ struct Reaper(Option<Proc>);
 impl Drop for Reaper {
     fn drop(&mut self) {
         if let Some(mut proc) = self.0.take() {
-            if !matches!(proc.try_reap(), Ok(Some(_))) {
+            // Still running; not if reaped meanwhile, here or elsewhere (`ECHILD`).
+            if matches!(proc.try_reap(), Ok(None)) {
                 orphans::adopt(proc.std);
             }
         }
