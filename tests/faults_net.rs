@@ -81,8 +81,8 @@ fn socket_denied_by_a_security_module() {
 }
 
 /// A machine without IPv6 (`socket(AF_INET6)` says `EAFNOSUPPORT`): a list of addresses
-/// with `::1` before `127.0.0.1` (a name resolving to both) still binds and connects over IPv4, and an IPv6 literal
-/// fails with the kernel's error.
+/// with `::1` before `127.0.0.1` (a name resolving to both) still binds and connects over
+/// IPv4, and an IPv6 literal fails with the kernel's error.
 #[test]
 fn no_ipv6() {
     run_in_child("no_ipv6", || {
