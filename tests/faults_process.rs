@@ -158,6 +158,28 @@ fn no_kill_for_a_child_reaped_elsewhere() {
     });
 }
 
+/// A spawn that fails after the fork (no pidfd: out of fds) for a child that is no longer
+/// ours (`wait4` says `ECHILD`): the error, and no `kill` sent to its pid, which may be
+/// another process's by now.
+#[test]
+fn failed_spawn_sends_no_kill_to_a_child_reaped_elsewhere() {
+    run_in_child(
+        "failed_spawn_sends_no_kill_to_a_child_reaped_elsewhere",
+        || {
+            overlap::block_on(async {
+                install(&[
+                    rule(libc::SYS_pidfd_open, libc::EMFILE),
+                    rule(libc::SYS_wait4, libc::ECHILD),
+                    support::seccomp::trap(libc::SYS_kill),
+                ]);
+                let mut cmd = Command::new("sleep");
+                expect_errno("spawn", spawn(cmd.arg("0.1")), libc::EMFILE);
+                assert_eq!(support::seccomp::trapped(), 0, "kill sent to a reaped pid");
+            });
+        },
+    );
+}
+
 /// Makes this process ignore `SIGCHLD`: the kernel then reaps its children itself.
 fn ignore_sigchld() {
     // SAFETY: sets a standard disposition; no handler code of ours runs.

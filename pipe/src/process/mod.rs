@@ -152,9 +152,12 @@ pub(crate) fn register(mut std: std::process::Child) -> io::Result<Child> {
         (Ok(exit), Ok(stdin), Ok(stdout), Ok(stderr)) => (exit, stdin, stdout, stderr),
         (exit, stdin, stdout, stderr) => {
             // Out of fds, say: the child is not left running unwatched (nor, once it
-            // exits, as a zombie). Stop and reap it before reporting.
-            let _ = std.kill();
-            let _ = std.wait();
+            // exits, as a zombie). Stop and reap it before reporting, unless it is no longer
+            // ours (`ECHILD`: reaped elsewhere, its pid maybe another process's by now).
+            if matches!(std.try_wait(), Ok(None)) {
+                let _ = std.kill();
+                let _ = std.wait();
+            }
             let err = [exit.err(), stdin.err(), stdout.err(), stderr.err()];
             let first = err.into_iter().flatten().next();
             return Err(first.unwrap_or_else(|| io::Error::other("spawn setup failed")));
