@@ -1,6 +1,7 @@
 //! Running one test in a child process of its own, for process-wide changes (resource
 //! limits, uids) that must not touch the other tests of the binary.
 
+use std::os::unix::process::CommandExt;
 use std::process::Command;
 
 /// The variable that tells a copy of the test binary it is the child for a test.
@@ -10,16 +11,39 @@ const CHILD_ENV: &str = "OVERLAP_TEST_CHILD";
 /// with only `test_name`, as a child that runs `body`, and fails unless `body` returned
 /// there; in that child, runs `body`.
 pub fn run_in_child(test_name: &str, body: impl FnOnce()) {
+    run_in_child_blocking(test_name, &[], body)
+}
+
+/// As [`run_in_child`], with `signals` blocked in the child from its start, in every thread
+/// (as a parent that blocks them and then `exec`s leaves them).
+pub fn run_in_child_blocking(test_name: &str, signals: &[i32], body: impl FnOnce()) {
     if std::env::var(CHILD_ENV).as_deref() == Ok(test_name) {
         body();
         println!("child ok: {test_name}");
         return;
     }
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args([test_name, "--exact", "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, test_name)
-        .output()
-        .unwrap();
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args([test_name, "--exact", "--nocapture", "--test-threads=1"])
+        .env(CHILD_ENV, test_name);
+    if !signals.is_empty() {
+        // SAFETY: an all-zero sigset_t is a valid value to fill.
+        let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
+        for &signum in signals {
+            // SAFETY: `set` is a valid sigset_t; a bad number is refused, not undefined.
+            assert_eq!(unsafe { libc::sigaddset(&mut set, signum) }, 0);
+        }
+        // SAFETY: between fork and exec the closure only calls pthread_sigmask, which is
+        // async-signal-safe, on a set copied into it; std has reset the mask just before.
+        unsafe {
+            cmd.pre_exec(move || {
+                match libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) {
+                    0 => Ok(()),
+                    e => Err(std::io::Error::from_raw_os_error(e)),
+                }
+            });
+        }
+    }
+    let out = cmd.output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(

@@ -24,7 +24,7 @@ pub mod seccomp;
 mod tagged;
 mod unread_stdout;
 
-pub use child::run_in_child;
+pub use child::{run_in_child, run_in_child_blocking};
 pub use coop::steps_before_another_task_runs;
 pub use deadline::{settle, within};
 pub use drop_flag::DropFlag;
