@@ -16,7 +16,7 @@ use overlap::io::{AsyncReadExt, AsyncWriteExt};
 use overlap::net::UnixStream;
 use overlap::process::{output, spawn};
 use support::seccomp::{install, rule, rule_arg0};
-use support::{expect_errno, open_fds, run_in_child, within};
+use support::{expect_errno, open_fds, run_in_child, run_in_child_blocking, within};
 
 const HANG: Duration = Duration::from_secs(10);
 
@@ -178,6 +178,51 @@ fn failed_spawn_sends_no_kill_to_a_child_reaped_elsewhere() {
             });
         },
     );
+}
+
+/// Without `pidfd_open` (`ENOSYS`: a kernel before 5.3) a child's exit is noticed through
+/// `SIGCHLD`, which never comes in a process that starts with it blocked in every thread (a
+/// mask its parent left across `exec`) or whose handler other code replaced: `wait` still
+/// ends, with the status, instead of waiting for ever.
+#[test]
+fn waits_without_pidfd_or_sigchld() {
+    run_in_child_blocking("waits_without_pidfd_or_sigchld", &[libc::SIGCHLD], || {
+        install(&[rule(libc::SYS_pidfd_open, libc::ENOSYS)]);
+        overlap::block_on(async {
+            let exits = |code: i32| {
+                let mut cmd = Command::new("sh");
+                cmd.arg("-c").arg(format!("sleep 0.1; exit {code}"));
+                spawn(&mut cmd).unwrap()
+            };
+            let mut child = exits(4);
+            let status = within(HANG, child.wait(), "wait").await.unwrap();
+            assert_eq!(status.code(), Some(4));
+            // Unblocked, but the handler replaced: the same.
+            let mut child = exits(5);
+            // SAFETY: a standard disposition; no handler code of ours runs.
+            let ours = unsafe { libc::signal(libc::SIGCHLD, libc::SIG_DFL) };
+            assert_ne!(ours, libc::SIG_ERR);
+            unblock_sigchld();
+            let status = within(HANG, child.wait(), "wait").await.unwrap();
+            assert_eq!(status.code(), Some(5));
+            let out = within(HANG, output(Command::new("true").arg("x")), "output").await;
+            assert!(out.unwrap().status.success());
+        });
+    });
+}
+
+/// Unblocks `SIGCHLD` in this thread.
+fn unblock_sigchld() {
+    // SAFETY: an all-zero sigset_t is a valid value to fill.
+    let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `set` is a valid sigset_t, and is only read by pthread_sigmask.
+    unsafe {
+        assert_eq!(libc::sigaddset(&mut set, libc::SIGCHLD), 0);
+        assert_eq!(
+            libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut()),
+            0
+        );
+    }
 }
 
 /// Makes this process ignore `SIGCHLD`: the kernel then reaps its children itself.

@@ -42,8 +42,10 @@ use std::io;
 use std::os::fd::OwnedFd;
 use std::process::{ExitStatus, Output, Stdio};
 use std::task::{ready, Context, Poll};
+use std::time::Duration;
 
 use overlap_runtime::signal::{signal, Signal, SignalKind};
+use overlap_runtime::time::{interval_at, Instant, Interval};
 use overlap_runtime::{AsyncFd, Direction, Registered};
 
 use crate::{sys, Receiver, Sender};
@@ -89,9 +91,14 @@ enum ExitWatch {
     /// A pidfd on the reactor: readable once the process has exited (Linux 5.3+).
     Pidfd(AsyncFd<OwnedFd>),
     /// No `pidfd_open` (older kernels, or valgrind): every `SIGCHLD` makes each waiter look
-    /// with a non-blocking `waitpid`.
-    Sigchld(Signal),
+    /// with a non-blocking `waitpid`; so does each tick, since the signal may never come:
+    /// blocked in every thread (a mask a parent left across `exec`), or its handler
+    /// replaced by other code.
+    Sigchld(Signal, Interval),
 }
+
+/// How often a child watched through `SIGCHLD` is looked at without one.
+const LOOK_WITHOUT_SIGCHLD: Duration = Duration::from_millis(100);
 
 impl ExitWatch {
     fn new(pid: u32) -> io::Result<ExitWatch> {
@@ -106,10 +113,17 @@ impl ExitWatch {
                     Some(libc::ENOSYS | libc::EPERM | libc::EACCES)
                 ) =>
             {
-                signal(SignalKind::child()).map(ExitWatch::Sigchld)
+                ExitWatch::sigchld()
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// The `SIGCHLD` watch, with its ticks.
+    fn sigchld() -> io::Result<ExitWatch> {
+        let first = Instant::now() + LOOK_WITHOUT_SIGCHLD;
+        let ticks = interval_at(first, LOOK_WITHOUT_SIGCHLD);
+        Ok(ExitWatch::Sigchld(signal(SignalKind::child())?, ticks))
     }
 }
 
@@ -364,8 +378,10 @@ impl Proc {
                         fd.clear_readiness(event);
                     }
                 }
-                ExitWatch::Sigchld(sig) => {
-                    ready!(sig.poll_recv(cx));
+                ExitWatch::Sigchld(sig, ticks) => {
+                    if sig.poll_recv(cx).is_pending() {
+                        ready!(ticks.poll_tick(cx));
+                    }
                 }
             }
         }
@@ -423,18 +439,18 @@ impl Drop for Reaper {
 
 #[cfg(test)]
 mod tests {
-    use super::{poll_fn, signal, ExitWatch, Proc, SignalKind};
+    use super::{poll_fn, ExitWatch, Proc};
     use std::process::Command;
 
     /// The fallback for kernels without `pidfd_open` (normal runs use the pidfd): a child
-    /// awaited through `SIGCHLD` alone is seen to exit, with its status.
+    /// awaited through `SIGCHLD` (and its ticks) is seen to exit, with its status.
     #[test]
     fn the_sigchld_fallback_sees_the_exit() {
         overlap::block_on(async {
             let std = Command::new("sh").args(["-c", "exit 7"]).spawn().unwrap();
             let mut proc = Proc {
                 std,
-                exit: ExitWatch::Sigchld(signal(SignalKind::child()).unwrap()),
+                exit: ExitWatch::sigchld().unwrap(),
                 status: None,
             };
             let status = poll_fn(|cx| proc.poll_exit(cx)).await.unwrap();
@@ -443,7 +459,7 @@ mod tests {
             let std = Command::new("sleep").arg("0.05").spawn().unwrap();
             let mut proc = Proc {
                 std,
-                exit: ExitWatch::Sigchld(signal(SignalKind::child()).unwrap()),
+                exit: ExitWatch::sigchld().unwrap(),
                 status: None,
             };
             assert!(poll_fn(|cx| proc.poll_exit(cx)).await.unwrap().success());
