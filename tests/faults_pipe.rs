@@ -158,6 +158,30 @@ fn splice_missing() {
     run_in_child("splice_missing", || splice_denied(libc::ENOSYS));
 }
 
+/// `splice` refusing an fd (`EINVAL`: a kind of file the kernel cannot splice): there is
+/// no fallback to a copy through user memory; the error is `InvalidInput`, saying so, and
+/// the bytes stay in the source.
+#[test]
+fn splice_refused() {
+    run_in_child("splice_refused", || {
+        install(&[rule(libc::SYS_splice, libc::EINVAL)]);
+        overlap::block_on(async {
+            let (mut client, mut proxy_in) = tcp_pair().await;
+            let (proxy_out, _server) = tcp_pair().await;
+            client.write_all(b"kept").await.unwrap();
+            let res = within(HANG, splice_copy(&proxy_in, &proxy_out), "splice_copy").await;
+            let err = res.unwrap_err();
+            assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput, "{err}");
+            assert!(err.to_string().contains("splice"), "{err}");
+            let mut buf = [0; 4];
+            within(HANG, proxy_in.read_exact(&mut buf), "read")
+                .await
+                .unwrap();
+            assert_eq!(&buf, b"kept");
+        });
+    });
+}
+
 /// `read` and `write` failing with `EIO` on one pipe: the error at once, on every call,
 /// and another pipe unharmed.
 #[test]
