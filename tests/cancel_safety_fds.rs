@@ -7,23 +7,14 @@
 
 mod support;
 
-use std::future::Future;
 use std::os::unix::net::UnixStream as StdUnixStream;
-use std::pin::Pin;
 use std::time::Duration;
 
 use overlap::io::{AsyncReadExt, Unblock};
 use overlap::net::{TcpListener, TcpSocket, TcpStream, UnixListener, UnixSocket, UnixStream};
-use support::{open_fds, pattern, tcp_pair, within, ManualTask, TempDir};
+use support::{abandon_slot, open_fds, pattern, tcp_pair, within, ManualTask, TempDir};
 
 const HANG: Duration = Duration::from_secs(10);
-
-/// Polls a fresh future once, checks that it waits, and drops it.
-fn abandon<F: Future>(fut: F) {
-    let task = ManualTask::default();
-    let mut fut: Pin<Box<F>> = Box::pin(fut);
-    assert!(task.poll(fut.as_mut()).is_pending(), "ready at once");
-}
 
 /// Waits until the process has `fds` open again (a pool job closing one in the background).
 async fn back_to(fds: usize, what: &str) {
@@ -74,7 +65,7 @@ fn dropped_futures_close_what_they_opened() {
             fds,
             "a dropped TcpSocket::connect kept its socket"
         );
-        abandon(TcpListener::bind("127.0.0.1:0").await.unwrap().accept());
+        abandon_slot(TcpListener::bind("127.0.0.1:0").await.unwrap().accept());
         assert_eq!(open_fds(), fds);
         drop((queued, listener));
 
@@ -97,7 +88,7 @@ fn dropped_futures_close_what_they_opened() {
                         fds,
                         "a dropped UnixStream::connect kept its socket"
                     );
-                    abandon(UnixSocket::new_stream().unwrap().connect(&path));
+                    abandon_slot(UnixSocket::new_stream().unwrap().connect(&path));
                     assert_eq!(
                         open_fds(),
                         fds,
@@ -110,22 +101,22 @@ fn dropped_futures_close_what_they_opened() {
         assert!(queued.len() < 16, "the backlog never filled up");
         drop((queued, listener));
         let fds = open_fds();
-        abandon(UnixListener::bind(dir.join("other")).unwrap().accept());
+        abandon_slot(UnixListener::bind(dir.join("other")).unwrap().accept());
         assert_eq!(open_fds(), fds);
 
         // Splice copies hold private pipes.
         let (a, b) = tcp_pair().await;
         let (c, d) = tcp_pair().await;
         let fds = open_fds();
-        abandon(overlap::pipe::splice_copy(&b, &c));
+        abandon_slot(overlap::pipe::splice_copy(&b, &c));
         assert_eq!(open_fds(), fds, "splice_copy's pipe outlived it");
-        abandon(overlap::pipe::splice_bidirectional(&b, &c));
+        abandon_slot(overlap::pipe::splice_bidirectional(&b, &c));
         assert_eq!(open_fds(), fds, "splice_bidirectional's pipes outlived it");
         drop((a, b, c, d));
 
         // A file opened by a job whose `open` was dropped is closed when the job ends.
         let fds = open_fds();
-        abandon(overlap::fs::File::open(dir.join("file")));
+        abandon_slot(overlap::fs::File::open(dir.join("file")));
         back_to(fds, "the abandoned open's file stayed open").await;
         // A file sent to a socket that never reads: the run in flight ends once the reader
         // goes, and closes its copy of the socket.
@@ -149,7 +140,7 @@ fn dropped_futures_close_what_they_opened() {
         let (near, far) = StdUnixStream::pair().unwrap();
         let mut reader = Unblock::new(far);
         let mut buf = [0u8; 8];
-        abandon(reader.read(&mut buf));
+        abandon_slot(reader.read(&mut buf));
         drop(reader);
         drop(near); // the job reads end of file and ends
         back_to(fds, "the Unblock's value stayed open").await;
@@ -159,7 +150,7 @@ fn dropped_futures_close_what_they_opened() {
         let fds = open_fds();
         let pid_file = dir.join("pid");
         let script = format!("echo $$ > {}; exec sleep 1000", pid_file.display());
-        abandon(
+        abandon_slot(
             overlap::process::Command::new("sh")
                 .arg("-c")
                 .arg(&script)

@@ -6,24 +6,15 @@
 
 mod support;
 
-use std::future::Future;
 use std::io::SeekFrom;
 use std::path::Path;
-use std::pin::Pin;
 use std::time::Duration;
 
 use overlap::fs::File;
 use overlap::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt, Unblock};
-use support::{open_read_write, pattern, within, ManualTask, TempDir};
+use support::{abandon_slot, open_read_write, pattern, within, ManualTask, TempDir};
 
 const HANG: Duration = Duration::from_secs(10);
-
-/// Polls a fresh future once with a waker of its own, expecting it to wait, and drops it.
-fn abandon<F: Future>(fut: F) {
-    let task = ManualTask::default();
-    let mut fut: Pin<Box<F>> = Box::pin(fut);
-    assert!(task.poll(fut.as_mut()).is_pending(), "ready at once");
-}
 
 /// A file of `len` pattern bytes in `dir`, and those bytes.
 fn data_file(dir: &TempDir, len: usize) -> (std::path::PathBuf, Vec<u8>) {
@@ -44,7 +35,7 @@ async fn write_after_a_dropped_read_lands_at_the_reader_position() {
     let (path, mut data) = data_file(&dir, 300_000);
     let mut file = open_read_write(&path).await;
     let mut buf = [0u8; 10];
-    abandon(file.read(&mut buf)); // nothing returned: the position stays 0
+    abandon_slot(file.read(&mut buf)); // nothing returned: the position stays 0
     file.write_all(b"XX").await.unwrap();
     file.flush().await.unwrap();
     let pos = within(HANG, file.seek(SeekFrom::Current(0)), "stalled").await;
@@ -92,7 +83,7 @@ async fn dropped_seeks_take_effect_once_started() {
     let mut file = File::open(&path).await.unwrap();
     let mut two = [0u8; 2];
     file.read_exact(&mut two).await.unwrap();
-    abandon(file.seek(SeekFrom::Current(3))); // its job starts: it takes effect
+    abandon_slot(file.seek(SeekFrom::Current(3))); // its job starts: it takes effect
     let pos = within(HANG, file.seek(SeekFrom::Current(0)), "stalled").await;
     assert_eq!(pos.unwrap(), 5);
     let mut next = [0u8; 4];
@@ -100,8 +91,8 @@ async fn dropped_seeks_take_effect_once_started() {
     assert_eq!(next, data[5..9]);
 
     // One dropped behind another's job does nothing.
-    abandon(file.seek(SeekFrom::Start(100)));
-    abandon(file.seek(SeekFrom::Current(50)));
+    abandon_slot(file.seek(SeekFrom::Start(100)));
+    abandon_slot(file.seek(SeekFrom::Current(50)));
     let pos = within(HANG, file.seek(SeekFrom::Current(0)), "stalled").await;
     assert_eq!(pos.unwrap(), 100);
 }
@@ -111,7 +102,7 @@ async fn dropped_set_len_and_flush_still_happen() {
     let dir = TempDir::new("cancel-fs-len");
     let (path, data) = data_file(&dir, 10_000);
     let mut file = open_read_write(&path).await;
-    abandon(file.set_len(10));
+    abandon_slot(file.set_len(10));
     // `metadata` (`&self`) does not wait for the job in flight; `flush` does.
     within(HANG, file.flush(), "stalled").await.unwrap();
     let meta = file.metadata().await.unwrap();
@@ -121,8 +112,8 @@ async fn dropped_set_len_and_flush_still_happen() {
     assert_eq!(all, data[..10]);
 
     file.write_all(b"more").await.unwrap();
-    abandon(file.flush());
-    abandon(file.sync_all());
+    abandon_slot(file.flush());
+    abandon_slot(file.sync_all());
     file.seek(SeekFrom::Start(0)).await.unwrap();
     let mut all = Vec::new();
     file.read_to_end(&mut all).await.unwrap();
@@ -135,11 +126,11 @@ async fn unblock_dropped_seek_counts_once_and_reads_follow_it() {
     let dir = TempDir::new("cancel-unblock-seek");
     let (path, data) = data_file(&dir, 10_000);
     let mut file = Unblock::new(std::fs::File::open(&path).unwrap());
-    abandon(file.seek(SeekFrom::Current(5)));
+    abandon_slot(file.seek(SeekFrom::Current(5)));
     // The same seek asked again is taken as the retry of the dropped one (documented).
     let pos = within(HANG, file.seek(SeekFrom::Current(5)), "stalled").await;
     assert_eq!(pos.unwrap(), 5);
-    abandon(file.seek(SeekFrom::Start(100)));
+    abandon_slot(file.seek(SeekFrom::Start(100)));
     let mut four = [0u8; 4];
     within(HANG, file.read_exact(&mut four), "stalled")
         .await
@@ -154,7 +145,7 @@ async fn unblock_dropped_seek_counts_once_and_reads_follow_it() {
     // what was returned.
     file.seek(SeekFrom::Start(104)).await.unwrap(); // drops the read-ahead
     let mut buf = [0u8; 10];
-    abandon(file.read(&mut buf));
+    abandon_slot(file.read(&mut buf));
     let pos = within(HANG, file.seek(SeekFrom::Current(0)), "stalled").await;
     assert_eq!(pos.unwrap(), 104);
     let mut rest = Vec::new();

@@ -8,10 +8,8 @@
 
 mod support;
 
-use std::future::Future;
 use std::io::SeekFrom;
 use std::os::fd::AsRawFd;
-use std::pin::Pin;
 use std::time::Duration;
 
 use overlap::fs::File;
@@ -20,29 +18,9 @@ use overlap::net::UnixStream;
 use overlap::signal::{signal, SignalKind};
 use overlap::time::{interval, Instant};
 use overlap::AsyncFd;
-use support::{eventfd, eventfd_add, pattern, within, ManualTask, TempDir};
+use support::{abandon, abandon_slot, eventfd, eventfd_add, pattern, within, ManualTask, TempDir};
 
 const HANG: Duration = Duration::from_secs(10);
-
-/// Polls `fut` with `task`'s waker, expecting it to wait.
-fn wait_on<F: Future + ?Sized>(task: &ManualTask, fut: Pin<&mut F>) {
-    assert!(task.poll(fut).is_pending(), "ready at once");
-}
-
-/// Polls a fresh future once, checks that it waits, and drops it: the task that polled it.
-fn abandon_slot<F: Future>(fut: F) -> ManualTask {
-    let task = ManualTask::default();
-    let mut fut = Box::pin(fut);
-    wait_on(&task, fut.as_mut());
-    drop(fut);
-    task
-}
-
-/// [`abandon_slot`] for a wait that owns its entry: nothing may keep its waker.
-fn abandon<F: Future>(fut: F) {
-    let held = abandon_slot(fut).wakers_held();
-    assert_eq!(held, 0, "the dropped wait left its waker behind");
-}
 
 #[overlap::test]
 async fn pipe_dropped_read_and_splices_lose_no_byte() {

@@ -8,9 +8,7 @@
 
 mod support;
 
-use std::future::Future;
 use std::io::ErrorKind;
-use std::pin::Pin;
 use std::time::Duration;
 
 use overlap::io::Interest;
@@ -18,30 +16,11 @@ use overlap::io::{AsyncReadExt, AsyncWriteExt};
 use overlap::net::{
     RecvBatch, TcpListener, TcpStream, UdpSocket, UnixDatagram, UnixListener, UnixStream,
 };
-use support::{pattern, tcp_pair, udp_trio, within, ManualTask, TempDir};
+use support::{
+    abandon, abandon_slot, pattern, tcp_pair, udp_trio, wait_on, within, ManualTask, TempDir,
+};
 
 const HANG: Duration = Duration::from_secs(10);
-
-/// Polls `fut` with `task`'s waker, expecting it to wait.
-fn wait_on<F: Future + ?Sized>(task: &ManualTask, fut: Pin<&mut F>) {
-    assert!(task.poll(fut).is_pending(), "ready at once");
-}
-
-/// Polls a fresh future once, checks that it waits, and drops it: the task that polled it.
-fn abandon_slot<F: Future>(fut: F) -> ManualTask {
-    let task = ManualTask::default();
-    let mut fut = Box::pin(fut);
-    wait_on(&task, fut.as_mut());
-    drop(fut);
-    task
-}
-
-/// [`abandon_slot`] for an `async fn` whose wait owns its entry: nothing may keep the
-/// dropped future's waker.
-fn abandon<F: Future>(fut: F) {
-    let held = abandon_slot(fut).wakers_held();
-    assert_eq!(held, 0, "the dropped wait left its waker behind");
-}
 
 /// Reads exactly `n` bytes from `from`, under the hang guard.
 async fn read_n(from: &mut (impl AsyncReadExt + Unpin), n: usize) -> Vec<u8> {

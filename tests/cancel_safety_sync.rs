@@ -14,14 +14,9 @@ use std::time::Duration;
 use overlap::sync::{
     broadcast, mpsc, oneshot, watch, Barrier, Mutex, Notify, OnceCell, RwLock, Semaphore,
 };
-use support::{within, ManualTask};
+use support::{abandon, abandon_slot, wait_on, within, ManualTask};
 
 const HANG: Duration = Duration::from_secs(10);
-
-/// Polls `fut` with `task`'s waker, expecting it to wait.
-fn wait_on<F: Future + ?Sized>(task: &ManualTask, fut: Pin<&mut F>) {
-    assert!(task.poll(fut).is_pending(), "ready at once");
-}
 
 /// Polls `fut` with `task`'s waker, expecting its output.
 fn ready<F: Future + ?Sized>(task: &ManualTask, fut: Pin<&mut F>) -> F::Output {
@@ -29,27 +24,6 @@ fn ready<F: Future + ?Sized>(task: &ManualTask, fut: Pin<&mut F>) -> F::Output {
         std::task::Poll::Ready(out) => out,
         std::task::Poll::Pending => panic!("still waiting"),
     }
-}
-
-/// Polls a fresh future once, checks that it waits, and drops it; checks that nothing
-/// keeps its waker afterwards (it waited in a line, which it left).
-fn abandon<F: Future>(fut: F) {
-    assert_eq!(
-        abandon_slot(fut).wakers_held(),
-        0,
-        "the dropped wait left its waker behind"
-    );
-}
-
-/// [`abandon`] for a wait of the one consumer of something (a channel's receiver, a join
-/// set): its waker sits in the consumer's one slot and may stay there until the next wake
-/// or poll, as tokio's does. The task that polled it, to check that.
-fn abandon_slot<F: Future>(fut: F) -> ManualTask {
-    let task = ManualTask::default();
-    let mut fut = Box::pin(fut);
-    wait_on(&task, fut.as_mut());
-    drop(fut);
-    task
 }
 
 #[overlap::test]

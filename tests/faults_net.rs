@@ -21,23 +21,11 @@ use overlap::net::{
     RecvBatch, TcpListener, TcpSocket, TcpStream, UdpSocket, UnixDatagram, UnixListener, UnixStream,
 };
 use support::seccomp::{install, rule, rule_arg0};
-use support::{expect_errno, lowest_free_fd, open_fds, run_in_child, tcp_pair, within, TempDir};
+use support::{
+    expect_errno, lowest_free_fd, open_fds, run_in_child, still_serves, tcp_pair, within, TempDir,
+};
 
 const HANG: Duration = Duration::from_secs(10);
-
-/// Bytes still go both ways over a fresh TCP connection and a Unix pair made before the
-/// filter (or not covered by it).
-async fn still_serves(a: &mut TcpStream, b: &mut TcpStream) {
-    a.write_all(b"alive").await.unwrap();
-    let mut buf = [0; 5];
-    within(HANG, b.read_exact(&mut buf), "read").await.unwrap();
-    assert_eq!(&buf, b"alive");
-    b.write_all(b"still").await.unwrap();
-    within(HANG, a.read_exact(&mut buf), "read back")
-        .await
-        .unwrap();
-    assert_eq!(&buf, b"still");
-}
 
 /// Every constructor that makes a socket fails with `errno`, and leaves no fd (nor socket
 /// file) behind.

@@ -15,17 +15,11 @@ use overlap::io::{AsyncReadExt, AsyncWriteExt};
 use overlap::net::UnixStream;
 use overlap::pipe::{pipe, splice_bidirectional, splice_copy, Receiver, Sender};
 use support::seccomp::{install, rule, rule_arg0};
-use support::{expect_errno, open_fds, open_fds_polled, run_in_child, tcp_pair, within, TempDir};
+use support::{
+    expect_errno, open_fds, open_fds_polled, run_in_child, still_serves, tcp_pair, within, TempDir,
+};
 
 const HANG: Duration = Duration::from_secs(10);
-
-/// Bytes still go through a socket pair made before the filter.
-async fn still_serves(a: &mut UnixStream, b: &mut UnixStream) {
-    a.write_all(b"alive").await.unwrap();
-    let mut buf = [0; 5];
-    within(HANG, b.read_exact(&mut buf), "read").await.unwrap();
-    assert_eq!(&buf, b"alive");
-}
 
 /// Makes a FIFO at `path`.
 fn mkfifo(path: &std::path::Path) {

@@ -12,21 +12,13 @@ mod support;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use overlap::io::{AsyncReadExt, AsyncWriteExt};
-use overlap::net::UnixStream;
 use overlap::process::{output, spawn};
 use support::seccomp::{install, rule, rule_arg0};
-use support::{expect_errno, open_fds, run_in_child, run_in_child_blocking, within};
+use support::{
+    a_new_pair_still_serves, expect_errno, open_fds, run_in_child, run_in_child_blocking, within,
+};
 
 const HANG: Duration = Duration::from_secs(10);
-
-async fn still_serves() {
-    let (mut a, mut b) = UnixStream::pair().unwrap();
-    a.write_all(b"alive").await.unwrap();
-    let mut buf = [0; 5];
-    within(HANG, b.read_exact(&mut buf), "read").await.unwrap();
-    assert_eq!(&buf, b"alive");
-}
 
 /// `kill` refused for one child: `start_kill` and `kill` fail with `EPERM` at once (`kill`
 /// does not go on to wait for an exit that was never asked for), and the child can still
@@ -43,7 +35,7 @@ fn kill_refused() {
             expect_errno("kill", res, libc::EPERM);
             let status = within(HANG, child.wait(), "wait").await.unwrap();
             assert!(status.success(), "{status}");
-            still_serves().await;
+            a_new_pair_still_serves().await;
         });
     });
 }
@@ -77,7 +69,7 @@ fn reaped_elsewhere(pidfd: bool) {
             polls < 1_000,
             "{polls} task polls in 300 ms: something spins"
         );
-        still_serves().await;
+        a_new_pair_still_serves().await;
     });
 }
 
@@ -117,7 +109,7 @@ fn sigchld_ignored() {
             overlap::time::sleep(Duration::from_millis(100)).await;
             // No orphan reaper (and its wake pipe) for children that are nobody's any more.
             assert_eq!(open_fds(), before, "an fd leaked");
-            still_serves().await;
+            a_new_pair_still_serves().await;
         });
     });
 }
@@ -272,7 +264,7 @@ fn fork_fails(errno: i32) {
         let res = within(HANG, output(&mut Command::new("true")), "output").await;
         expect_errno("output", res, errno);
         assert_eq!(open_fds(), before, "an fd leaked");
-        still_serves().await;
+        a_new_pair_still_serves().await;
     });
 }
 

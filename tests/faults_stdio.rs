@@ -10,19 +10,10 @@ mod support;
 use std::time::Duration;
 
 use overlap::io::{AsyncReadExt, AsyncWriteExt};
-use overlap::net::UnixStream;
 use support::seccomp::{install, rule, rule_arg0};
-use support::{expect_errno, run_in_child, within};
+use support::{a_new_pair_still_serves, expect_errno, run_in_child, within};
 
 const HANG: Duration = Duration::from_secs(10);
-
-async fn still_serves() {
-    let (mut a, mut b) = UnixStream::pair().unwrap();
-    a.write_all(b"alive").await.unwrap();
-    let mut buf = [0; 5];
-    within(HANG, b.read_exact(&mut buf), "read").await.unwrap();
-    assert_eq!(&buf, b"alive");
-}
 
 #[test]
 fn stdin_read_fails() {
@@ -38,7 +29,7 @@ fn stdin_read_fails() {
                 let res = within(HANG, stdin.read(&mut buf), "stdin read").await;
                 expect_errno("stdin read", res, libc::EIO);
             }
-            still_serves().await;
+            a_new_pair_still_serves().await;
         });
     });
 }
@@ -57,7 +48,7 @@ fn stderr_write_fails(errno: i32) {
             // Reported once: a flush with nothing new to write has nothing to fail.
             within(HANG, err.flush(), "flush again").await.unwrap();
         }
-        still_serves().await;
+        a_new_pair_still_serves().await;
     });
 }
 
@@ -88,7 +79,7 @@ fn stderr_cannot_wait_for_room() {
             let wrote = within(HANG, err.write_all(b"waits\n"), "write").await;
             let flushed = within(HANG, err.flush(), "flush").await;
             expect_errno("stderr", wrote.and(flushed), libc::ENOMEM);
-            still_serves().await;
+            a_new_pair_still_serves().await;
         });
     });
 }

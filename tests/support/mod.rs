@@ -21,6 +21,7 @@ mod polled;
 mod reaped;
 mod rng;
 pub mod seccomp;
+mod serving;
 mod tagged;
 mod unread_stdout;
 
@@ -39,8 +40,9 @@ pub use model::{watchdog, WakeCount, XorShift};
 pub use net::{datagram, open_fresh, open_read_write, tcp_pair, udp_trio};
 pub use no_threads::{no_pool_threads, without_new_threads};
 pub use panic::panic_message;
-pub use polled::{poll_once, polled, ManualTask, Polled};
+pub use polled::{abandon, abandon_slot, poll_once, polled, wait_on, ManualTask, Polled};
 pub use reaped::gone;
 pub use rng::Rng;
+pub use serving::{a_new_pair_still_serves, still_serves};
 pub use tagged::tagged_lines;
 pub use unread_stdout::{run_with_unread_stdout, UnreadStdout};

@@ -86,3 +86,25 @@ impl ManualTask {
         Arc::strong_count(&self.0) - 1
     }
 }
+
+/// Polls `fut` with `task`'s waker, expecting it to wait.
+pub fn wait_on<F: Future + ?Sized>(task: &ManualTask, fut: Pin<&mut F>) {
+    assert!(task.poll(fut).is_pending(), "ready at once");
+}
+
+/// Polls a fresh future once, checks that it waits, and drops it: the task that polled it,
+/// to ask whether anything still holds its waker.
+pub fn abandon_slot<F: Future>(fut: F) -> ManualTask {
+    let task = ManualTask::default();
+    let mut fut = Box::pin(fut);
+    wait_on(&task, fut.as_mut());
+    drop(fut);
+    task
+}
+
+/// [`abandon_slot`] for a wait that owns its entry (it waited in a line, which it left):
+/// nothing may keep the dropped future's waker.
+pub fn abandon<F: Future>(fut: F) {
+    let held = abandon_slot(fut).wakers_held();
+    assert_eq!(held, 0, "the dropped wait left its waker behind");
+}
