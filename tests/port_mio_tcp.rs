@@ -19,23 +19,10 @@ use std::time::Duration;
 
 use overlap::io::{AsyncReadExt, AsyncWriteExt, Interest};
 use overlap::net::TcpStream;
-use support::{poll_once, settle, tcp_pair, within};
+use support::{fill_send_buffer, poll_once, settle, tcp_pair, within};
 
 const HANG: Duration = Duration::from_secs(10);
 const DATA: &[u8] = b"Hello world!";
-
-/// Writes until the send buffer takes no more; the bytes written.
-fn fill(stream: &TcpStream) -> usize {
-    let chunk = vec![7u8; 256 * 1024];
-    let mut total = 0;
-    loop {
-        match stream.try_write(&chunk) {
-            Ok(n) => total += n,
-            Err(e) if e.kind() == ErrorKind::WouldBlock => return total,
-            Err(e) => panic!("try_write: {e}"),
-        }
-    }
-}
 
 // mio: regressions.rs issue_776; tcp_stream.rs smoke (a read before any data would block)
 #[overlap::test]
@@ -193,7 +180,7 @@ async fn a_reader_waiting_when_the_peer_resets_gets_connection_reset() {
 #[overlap::test]
 async fn a_writer_blocked_on_a_full_buffer_learns_the_reader_is_gone() {
     let (client, server) = tcp_pair().await;
-    fill(&client);
+    fill_send_buffer(&client);
     let writer = overlap::spawn(async move {
         let chunk = vec![1u8; 64 * 1024];
         loop {

@@ -35,23 +35,10 @@ use std::time::Duration;
 use overlap::io::{AsyncReadExt, AsyncWriteExt, Interest};
 use overlap::net::{TcpListener, TcpSocket, TcpStream, ToSocketAddrs};
 use overlap::stream::{Stream, StreamExt};
-use support::{poll_once, polled, settle, tcp_pair, within};
+use support::{fill_send_buffer, poll_once, polled, settle, tcp_pair, within};
 
 const HANG: Duration = Duration::from_secs(10);
 const MSG: &[u8] = b"split";
-
-/// Writes with `try_write` until the send buffer takes no more; the bytes written.
-fn fill(stream: &TcpStream) -> usize {
-    let chunk = vec![7u8; 256 * 1024];
-    let mut total = 0;
-    loop {
-        match stream.try_write(&chunk) {
-            Ok(n) => total += n,
-            Err(e) if e.kind() == ErrorKind::WouldBlock => return total,
-            Err(e) => panic!("try_write: {e}"),
-        }
-    }
-}
 
 /// Reads `len` bytes and throws them away, waiting for them with `readable`.
 async fn drain(stream: &TcpStream, len: usize) {
@@ -97,7 +84,7 @@ async fn a_read_wait_ended_by_data_is_not_read_closed() {
 #[overlap::test]
 async fn a_write_wait_ended_by_room_is_not_write_closed() {
     let (client, server) = tcp_pair().await;
-    let written = fill(&client);
+    let written = fill_send_buffer(&client);
     let mut ready = pin!(client.ready(Interest::WRITABLE));
     assert!(
         poll_once(ready.as_mut()).await.is_pending(),

@@ -191,4 +191,5 @@ pub fn cpu_and_wall_per_gib<C>(
 }
 
 pub mod executors;
+pub mod ping_pong;
 pub mod server;

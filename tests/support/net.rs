@@ -53,3 +53,16 @@ pub async fn udp_trio() -> (UdpSocket, (UdpSocket, SocketAddr), (UdpSocket, Sock
     let (a_addr, b_addr) = (a.local_addr().unwrap(), b.local_addr().unwrap());
     (rx, (a, a_addr), (b, b_addr))
 }
+
+/// Writes with `try_write` until `stream`'s send buffer takes no more; the bytes written.
+pub fn fill_send_buffer(stream: &TcpStream) -> usize {
+    let chunk = vec![7u8; 256 * 1024];
+    let mut total = 0;
+    loop {
+        match stream.try_write(&chunk) {
+            Ok(n) => total += n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return total,
+            Err(e) => panic!("try_write: {e}"),
+        }
+    }
+}

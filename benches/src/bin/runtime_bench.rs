@@ -11,8 +11,8 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::task::{Poll, Waker};
 use std::time::Duration;
 
-use futures::{SinkExt, StreamExt};
 use overlap_benches::executors::{Exec, Overlap, Smol, Tokio};
+use overlap_benches::ping_pong::{ping_pong_by_hand, ping_pong_tasks};
 use overlap_benches::{
     live_bytes, ns_per, pin_to_cpu, print_table, start_counting, time, unpin, CountingAlloc, Row,
 };
@@ -74,23 +74,11 @@ fn yields<E: Exec>(ex: &E, tasks: u64, per: u64) -> Duration {
 fn ping_pong<E: Exec>(ex: &E, trips: u64) -> Duration {
     time(|| {
         ex.block_on(async {
-            let (mut to_b, mut from_a) = futures::channel::mpsc::channel::<u64>(1);
-            let (mut to_a, mut from_b) = futures::channel::mpsc::channel::<u64>(1);
-            let b = ex.spawn(async move {
-                while let Some(v) = from_a.next().await {
-                    to_a.send(v + 1).await.unwrap();
-                }
-            });
-            let a = ex.spawn(async move {
-                let mut v = 0;
-                for _ in 0..trips {
-                    to_b.send(v).await.unwrap();
-                    v = from_b.next().await.unwrap();
-                }
-                v
-            });
-            assert_eq!(a.await, trips);
-            b.await;
+            let (echo, driver) = ping_pong_tasks(trips);
+            let echo = ex.spawn(echo);
+            let driver = ex.spawn(driver);
+            assert_eq!(driver.await, trips);
+            echo.await;
         })
     })
 }
@@ -300,32 +288,10 @@ fn bytes_per_pending_task<E: Exec>(ex: &E, n: u64) -> f64 {
     })
 }
 
-/// The same ping-pong with no executor at all: both futures polled in turn by a bare loop
-/// with a no-op waker. No runtime can go below this; it is the "limit" column of that row.
+/// The same ping-pong with no executor at all (see [`ping_pong_by_hand`]): the "limit"
+/// column of that row.
 fn ping_pong_floor(trips: u64) -> Duration {
-    let (mut to_b, mut from_a) = futures::channel::mpsc::channel::<u64>(1);
-    let (mut to_a, mut from_b) = futures::channel::mpsc::channel::<u64>(1);
-    let mut b = std::pin::pin!(async move {
-        while let Some(v) = from_a.next().await {
-            to_a.send(v + 1).await.unwrap();
-        }
-    });
-    let mut a = std::pin::pin!(async move {
-        let mut v = 0;
-        for _ in 0..trips {
-            to_b.send(v).await.unwrap();
-            v = from_b.next().await.unwrap();
-        }
-        v
-    });
-    let mut cx = std::task::Context::from_waker(Waker::noop());
-    time(|| loop {
-        if let Poll::Ready(v) = a.as_mut().poll(&mut cx) {
-            assert_eq!(v, trips);
-            break;
-        }
-        let _ = b.as_mut().poll(&mut cx);
-    })
+    time(|| ping_pong_by_hand(trips))
 }
 
 fn measure(
