@@ -1,0 +1,268 @@
+//! Load on the task set and the sync primitives: a hundred thousand tasks aborted at once, or
+//! all waiting on one `Notify`, `Semaphore`, `Mutex` or `watch` and then released, finish in
+//! linear time (a CPU-time ceiling far above linear and far below quadratic), and a slow
+//! `broadcast` receiver never makes the channel hold more than its capacity.
+
+// The serialising lock is held across awaits on purpose: each test runs its own runtime on its
+// own thread, so no task of another test can wait for it.
+#![allow(clippy::await_holding_lock)]
+
+mod support;
+
+use std::cell::Cell;
+use std::rc::Rc;
+use std::time::Duration;
+
+use overlap::sync::{broadcast, watch, Mutex, Notify, Semaphore};
+use overlap::task::JoinSet;
+use support::counting::{live, Counting};
+use support::{settle, within};
+
+#[global_allocator]
+static ALLOC: Counting = Counting;
+
+/// The allocation counter and the CPU ceilings are per process and thread: these tests run
+/// one at a time.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Tasks per scenario: a quadratic step would be 10^10 operations, minutes even optimised.
+const N: usize = 100_000;
+
+/// A CPU-time ceiling for N of anything linear, in a debug build on a busy machine: linear
+/// work here takes well under a second; quadratic work takes minutes.
+const CPU_CEILING: Duration = Duration::from_secs(20);
+
+/// CPU time (user + system) used so far by the calling thread.
+fn thread_cpu() -> Duration {
+    // SAFETY: an all-zero rusage is a valid value for getrusage to fill.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `ru` is a valid, writable rusage.
+    assert_eq!(unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut ru) }, 0);
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+/// Runs `body`, failing if the thread spent more than [`CPU_CEILING`] of CPU on it.
+async fn linear<F: std::future::Future<Output = ()>>(what: &str, body: F) {
+    let start = thread_cpu();
+    within(Duration::from_secs(120), body, what).await;
+    let used = thread_cpu() - start;
+    eprintln!("{what}: {used:?} of CPU");
+    assert!(used < CPU_CEILING, "{what}: {used:?} of CPU for {N} tasks");
+}
+
+#[overlap::test]
+async fn a_join_set_of_a_hundred_thousand_pending_tasks_aborts_and_joins_in_linear_time() {
+    let _serial = serial();
+    linear("abort_all + join", async {
+        let mut set = JoinSet::new();
+        for _ in 0..N {
+            set.spawn(std::future::pending::<()>());
+        }
+        settle().await;
+        set.abort_all();
+        let mut cancelled = 0;
+        while let Some(res) = set.join_next().await {
+            assert!(res.unwrap_err().is_cancelled());
+            cancelled += 1;
+        }
+        assert_eq!(cancelled, N);
+    })
+    .await;
+    linear("drop a full JoinSet", async {
+        let dropped = Rc::new(Cell::new(0));
+        let mut set = JoinSet::new();
+        for _ in 0..N {
+            let dropped = dropped.clone();
+            set.spawn(async move {
+                let _count = CountOnDrop(dropped);
+                std::future::pending::<()>().await
+            });
+        }
+        settle().await;
+        drop(set);
+        settle().await;
+        assert_eq!(dropped.get(), N, "every aborted task's future was dropped");
+    })
+    .await;
+}
+
+/// Adds one to its counter when dropped.
+struct CountOnDrop(Rc<Cell<usize>>);
+
+impl Drop for CountOnDrop {
+    fn drop(&mut self) {
+        self.0.set(self.0.get() + 1);
+    }
+}
+
+#[overlap::test]
+async fn a_hundred_thousand_waiters_on_one_notify_are_released_in_linear_time() {
+    let _serial = serial();
+    let notify = Rc::new(Notify::new());
+    let woken = Rc::new(Cell::new(0usize));
+    linear("notify_waiters", async {
+        let mut set = JoinSet::new();
+        for _ in 0..N {
+            let (notify, woken) = (notify.clone(), woken.clone());
+            set.spawn(async move {
+                notify.notified().await;
+                woken.set(woken.get() + 1);
+            });
+        }
+        settle().await;
+        notify.notify_waiters();
+        while let Some(r) = set.join_next().await {
+            r.unwrap();
+        }
+        assert_eq!(woken.get(), N);
+    })
+    .await;
+    woken.set(0);
+    linear("notify_one each", async {
+        let mut set = JoinSet::new();
+        for _ in 0..N {
+            let (notify, woken) = (notify.clone(), woken.clone());
+            set.spawn(async move {
+                notify.notified().await;
+                woken.set(woken.get() + 1);
+            });
+        }
+        settle().await;
+        for _ in 0..N {
+            notify.notify_one();
+        }
+        while let Some(r) = set.join_next().await {
+            r.unwrap();
+        }
+        assert_eq!(woken.get(), N);
+    })
+    .await;
+    linear("waiters given up from the front", async {
+        // Every waiter leaves the line in the order it joined (the front each time), the
+        // usual order when a burst of requests times out.
+        let mut set = JoinSet::new();
+        let mut handles = Vec::with_capacity(N);
+        for _ in 0..N {
+            let notify = notify.clone();
+            handles.push(set.spawn(async move { notify.notified().await }));
+        }
+        settle().await;
+        for h in &handles {
+            h.abort();
+        }
+        while let Some(r) = set.join_next().await {
+            assert!(r.unwrap_err().is_cancelled());
+        }
+    })
+    .await;
+}
+
+#[overlap::test]
+async fn a_hundred_thousand_waiters_on_a_semaphore_are_released_in_linear_time() {
+    let _serial = serial();
+    let sem = Rc::new(Semaphore::new(0));
+    linear("add_permits to a long line", async {
+        let mut set = JoinSet::new();
+        for _ in 0..N {
+            let sem = sem.clone();
+            set.spawn(async move { sem.acquire().await.unwrap().forget() });
+        }
+        settle().await;
+        sem.add_permits(N);
+        while let Some(r) = set.join_next().await {
+            r.unwrap();
+        }
+        assert_eq!(sem.available_permits(), 0);
+    })
+    .await;
+    linear("close with a long line", async {
+        let mut set = JoinSet::new();
+        for _ in 0..N {
+            let sem = sem.clone();
+            set.spawn(async move { assert!(sem.acquire().await.is_err()) });
+        }
+        settle().await;
+        sem.close();
+        while let Some(r) = set.join_next().await {
+            r.unwrap();
+        }
+    })
+    .await;
+}
+
+#[overlap::test]
+async fn a_hundred_thousand_tasks_queued_on_one_mutex_each_get_it_in_linear_time() {
+    let _serial = serial();
+    let lock = Rc::new(Mutex::new(0usize));
+    linear("mutex hand-over", async {
+        let guard = lock.lock().await;
+        let mut set = JoinSet::new();
+        for _ in 0..N {
+            let lock = lock.clone();
+            set.spawn(async move { *lock.lock().await += 1 });
+        }
+        settle().await;
+        drop(guard);
+        while let Some(r) = set.join_next().await {
+            r.unwrap();
+        }
+        assert_eq!(*lock.lock().await, N);
+    })
+    .await;
+}
+
+#[overlap::test]
+async fn a_hundred_thousand_watch_receivers_see_one_change_in_linear_time() {
+    let _serial = serial();
+    let (tx, rx) = watch::channel(0u32);
+    linear("watch change", async {
+        let mut set = JoinSet::new();
+        for _ in 0..N {
+            let mut rx = rx.clone();
+            set.spawn(async move {
+                rx.changed().await.unwrap();
+                assert_eq!(*rx.borrow_and_update(), 1);
+            });
+        }
+        settle().await;
+        tx.send(1).unwrap();
+        while let Some(r) = set.join_next().await {
+            r.unwrap();
+        }
+    })
+    .await;
+}
+
+#[overlap::test]
+async fn a_broadcast_receiver_that_never_reads_keeps_at_most_the_capacity() {
+    let _serial = serial();
+    const CAP: usize = 16;
+    const VALUE: usize = 4096;
+    let (tx, mut slow) = broadcast::channel::<Rc<Vec<u8>>>(CAP);
+    let mut fast = tx.subscribe();
+    let before = live();
+    let mut peak = 0;
+    for i in 0..100_000usize {
+        tx.send(Rc::new(vec![i as u8; VALUE])).unwrap();
+        // The fast receiver keeps up; the slow one never reads.
+        assert_eq!(fast.recv().await.unwrap()[0], i as u8);
+        peak = peak.max(live().saturating_sub(before));
+    }
+    eprintln!("broadcast peak: {peak} bytes");
+    assert!(
+        peak <= (CAP + 2) * (VALUE + 256) + 64 * 1024,
+        "{peak} bytes held for a capacity of {CAP} values of {VALUE} bytes"
+    );
+    match slow.recv().await {
+        Err(broadcast::error::RecvError::Lagged(n)) => assert_eq!(n as usize, 100_000 - CAP),
+        other => panic!("expected a lag, got {:?}", other.map(|v| v[0])),
+    }
+    for i in 100_000 - CAP..100_000 {
+        assert_eq!(slow.recv().await.unwrap()[0], i as u8);
+    }
+}
