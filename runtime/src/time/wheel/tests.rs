@@ -293,3 +293,158 @@ fn timers_cancelled_before_the_loop_looks_are_never_filed() {
     assert_eq!(wheel.stale, 0);
     assert_eq!(wheel.len(), 500);
 }
+
+#[test]
+fn a_burst_cancelled_around_survivors_gives_its_slab_back_and_the_survivors_fire() {
+    let out = Arc::new(AtomicUsize::new(0));
+    let mut wheel = TimerWheel::new();
+    let mut seed = 5;
+    let n = 200_000;
+    let keys: Vec<_> = (0..n)
+        .map(|i| {
+            let deadline = (1 << 20) + rng(&mut seed) % (1 << 34);
+            (wheel.insert(deadline, 0, waker(i, &out)), deadline)
+        })
+        .collect();
+    let mut buf = Vec::new();
+    wheel.advance(0, &mut buf);
+    // Survivors: a few low entries, and one high one that holds the slab up for a while.
+    let survives = |i: usize| (i < n / 4 && i % 10_000 == 3) || i == n - 7;
+    for (i, &(key, deadline)) in keys.iter().enumerate() {
+        if !survives(i) {
+            assert!(wheel.remove(key, deadline).is_some());
+        }
+    }
+    assert!(
+        wheel.entries.len() > n / 2,
+        "the high survivor keeps the slab"
+    );
+    let (key, deadline) = keys[n - 7];
+    assert!(wheel.remove(key, deadline).is_some());
+    // Later traffic, a few thousand timers at a time, sweeps: the slab shrinks to what the
+    // survivors use, though new timers first take the high entries freed last.
+    for round in 0..4 {
+        let later: Vec<_> = (0..3 * STALE_SLACK)
+            .map(|i| {
+                let deadline = 1 << 36;
+                (wheel.insert(deadline, 0, waker(n + i, &out)), deadline)
+            })
+            .collect();
+        for &(key, deadline) in &later {
+            assert!(wheel.remove(key, deadline).is_some());
+        }
+        eprintln!("round {round}: {} entries", wheel.entries.len());
+    }
+    assert!(
+        wheel.entries.len() < n / 2,
+        "{} entries",
+        wheel.entries.len()
+    );
+    assert!(wheel.entries.capacity() <= 2 * sweep::KEEP_ENTRIES.max(wheel.entries.len()));
+    assert!(wheel.spares.capacity() <= 2 * wheel.entries.capacity());
+    // New timers reuse the slab; every survivor and every new timer fires, once.
+    let fresh: Vec<_> = (0..1000)
+        .map(|i| wheel.insert(1 << 21, 0, waker(2 * n + i, &out)))
+        .collect();
+    assert!(fresh.iter().all(|k| (k.index as usize) < n / 2));
+    let mut fired = BTreeSet::new();
+    while let Some(next) = wheel.next_deadline() {
+        wheel.advance(next, &mut buf);
+        for w in buf.drain(..) {
+            assert!(fired.insert(tag_of(w, &out)), "fired twice");
+        }
+    }
+    let want: BTreeSet<_> = (0..n - 7)
+        .filter(|&i| survives(i))
+        .chain(2 * n..2 * n + 1000)
+        .collect();
+    assert_eq!(fired, want);
+    assert_eq!(wheel.len(), 0);
+}
+
+#[test]
+fn bursts_that_shrink_the_slab_keep_every_timer_against_a_model() {
+    use std::collections::HashMap;
+    let out = Arc::new(AtomicUsize::new(0));
+    let mut wheel = TimerWheel::new();
+    let mut model = BTreeSet::new();
+    let mut live: HashMap<usize, (TimerKey, u64)> = HashMap::new();
+    let mut tags: Vec<usize> = Vec::new();
+    let mut seed = 0x0dd_ba11;
+    let (mut now, mut tag, mut buf) = (0u64, 0usize, Vec::new());
+    let pick = |tags: &mut Vec<usize>, seed: &mut u64| {
+        let i = rng(seed) as usize % tags.len();
+        tags.swap_remove(i)
+    };
+    for burst in 0..4 {
+        // A burst far beyond what the wheel keeps, then most of it cancelled at random, then
+        // steady traffic around the few left, while time moves on.
+        // (Its survivors end early in the steady phase, which spans some two minutes.)
+        let size = 50_000 + burst * 20_000;
+        for _ in 0..size {
+            let deadline = now + 1 + rng(&mut seed) % (1 << 33);
+            live.insert(tag, (wheel.insert(deadline, 0, waker(tag, &out)), deadline));
+            model.insert((deadline, tag));
+            tags.push(tag);
+            tag += 1;
+        }
+        while tags.len() > 50 {
+            let t = pick(&mut tags, &mut seed);
+            let (key, deadline) = live.remove(&t).unwrap();
+            assert!(wheel.remove(key, deadline).is_some());
+            assert!(model.remove(&(deadline, t)));
+        }
+        for step in 0..60_000u64 {
+            let r = rng(&mut seed);
+            if r % 3 != 0 || tags.is_empty() {
+                let deadline = now + 1 + rng(&mut seed) % (1 << 32);
+                live.insert(tag, (wheel.insert(deadline, 0, waker(tag, &out)), deadline));
+                model.insert((deadline, tag));
+                tags.push(tag);
+                tag += 1;
+            } else {
+                let t = pick(&mut tags, &mut seed);
+                let (key, deadline) = live.remove(&t).unwrap();
+                assert!(wheel.remove(key, deadline).is_some());
+                assert!(model.remove(&(deadline, t)));
+            }
+            if step % 64 == 0 {
+                now += rng(&mut seed) % (1 << 28);
+                wheel.advance(now, &mut buf);
+                for w in buf.drain(..) {
+                    let t = tag_of(w, &out);
+                    let (_, deadline) = live.remove(&t).expect("fired once, and only if live");
+                    assert!(deadline <= now, "fired early");
+                    assert!(model.remove(&(deadline, t)));
+                    tags.retain(|&x| x != t);
+                }
+                if let Some(&(deadline, _)) = model.first() {
+                    assert!(deadline > now, "a due timer did not fire");
+                }
+            }
+            assert_eq!(wheel.len(), model.len());
+        }
+        // Each trim drops the free upper half of the slab or more, as soon as it is free.
+        assert!(
+            wheel.entries.len() < size * 3 / 5,
+            "burst {burst}: {} entries kept for {} timers",
+            wheel.entries.len(),
+            wheel.len()
+        );
+        assert!(wheel.entries.capacity() <= 2 * wheel.entries.len().max(sweep::KEEP_ENTRIES));
+    }
+    // Everything left fires, in order.
+    let mut last = 0;
+    while let Some(next) = wheel.next_deadline() {
+        now = next;
+        wheel.advance(now, &mut buf);
+        for w in buf.drain(..) {
+            let t = tag_of(w, &out);
+            let (_, deadline) = live.remove(&t).unwrap();
+            assert!(deadline <= now && deadline >= last);
+            last = deadline;
+            assert!(model.remove(&(deadline, t)));
+        }
+    }
+    assert!(model.is_empty() && live.is_empty());
+}

@@ -1,0 +1,229 @@
+//! A million timers: registered with far deadlines and then dropped, they give their memory
+//! back, whether or not another timer lives on; a server's usual pattern, a far
+//! `timeout` around work that finishes at once, or one `Sleep` pushed back again and again,
+//! keeps memory flat however many times it runs; and all of it in linear time.
+
+// The serialising lock is held across awaits on purpose: each test runs its own runtime on its
+// own thread, so no task of another test can wait for it.
+#![allow(clippy::await_holding_lock)]
+
+mod support;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Mutex, MutexGuard};
+use std::task::Poll;
+use std::time::Duration;
+
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use overlap::time::{sleep, timeout, Instant, Sleep};
+use support::counting::{live, Counting};
+
+#[global_allocator]
+static ALLOC: Counting = Counting;
+
+/// The allocation counter is process-wide: these tests run one at a time.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+const MILLION: usize = 1_000_000;
+
+/// A deadline no test reaches.
+const FAR: Duration = Duration::from_secs(3600);
+
+/// CPU time (user + system) used so far by the calling thread.
+fn thread_cpu() -> Duration {
+    // SAFETY: an all-zero rusage is a valid value for getrusage to fill.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `ru` is a valid, writable rusage.
+    assert_eq!(unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut ru) }, 0);
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+/// Fails if the thread spent more than `limit` of CPU since `start`: a million linear steps
+/// take a second or two in a debug build; a quadratic step would take hours.
+fn assert_cpu_since(start: Duration, limit: Duration, what: &str) {
+    let used = thread_cpu() - start;
+    eprintln!("{what}: {used:?} of CPU");
+    assert!(used < limit, "{what}: {used:?} of CPU");
+}
+
+/// Registers a million sleeps (each polled once, so the wheel holds it), then drops them all;
+/// returns the bytes held at the peak, the sleeps themselves not counted.
+async fn register_and_drop(deadlines: impl Fn(usize) -> Duration) -> usize {
+    let mut sleeps: Vec<Sleep> = Vec::with_capacity(MILLION);
+    let own = live();
+    for i in 0..MILLION {
+        sleeps.push(sleep(deadlines(i)));
+    }
+    std::future::poll_fn(|cx| {
+        for s in &mut sleeps {
+            assert!(Pin::new(s).poll(cx).is_pending());
+        }
+        Poll::Ready(())
+    })
+    .await;
+    // Let the loop file them.
+    overlap::yield_now().await;
+    assert_eq!(overlap::metrics().timers_active, MILLION as u64);
+    let peak = live() - own;
+    drop(sleeps);
+    overlap::yield_now().await;
+    assert_eq!(overlap::metrics().timers_active, 0);
+    peak
+}
+
+/// Room a wheel may keep once a burst is over: its steady-load buffers, not the burst's.
+const KEPT_AFTER_BURST: usize = 4 << 20;
+
+#[overlap::test]
+async fn a_million_far_sleeps_dropped_give_their_memory_back() {
+    let _serial = serial();
+    let base = live();
+    let cpu = thread_cpu();
+    // Spread over a minute to an hour, so they land in many slots and levels.
+    let spread = |i: usize| FAR / 60 + Duration::from_millis((i as u64 * 7919) % 3_540_000);
+    for round in 1..=3 {
+        let peak = register_and_drop(spread).await;
+        let kept = live().saturating_sub(base);
+        eprintln!("round {round}: a million timers held {peak} bytes, {kept} kept after");
+        // The wheel's entries are 32 bytes and each filing a 16-byte item.
+        assert!(peak <= MILLION * 160, "{peak} bytes for a million timers");
+        assert!(
+            kept <= KEPT_AFTER_BURST,
+            "round {round}: {kept} bytes kept once a million timers were dropped"
+        );
+    }
+    // All in one slot too (the same deadline).
+    register_and_drop(|_| FAR).await;
+    assert!(live().saturating_sub(base) <= KEPT_AFTER_BURST);
+    assert_cpu_since(cpu, Duration::from_secs(60), "four million timers");
+}
+
+#[overlap::test]
+async fn a_burst_of_timers_gives_its_memory_back_while_another_timer_lives_on() {
+    let _serial = serial();
+    let base = live();
+    let cpu = thread_cpu();
+    // A timer that outlives the burst, as a server's periodic housekeeping does.
+    let mut housekeeping = Box::pin(sleep(FAR * 2));
+    assert!(support::poll_once(housekeeping.as_mut()).await.is_pending());
+    let spread = |i: usize| FAR / 60 + Duration::from_millis((i as u64 * 7919) % 3_540_000);
+    for round in 1..=2 {
+        let mut sleeps: Vec<Sleep> = (0..MILLION).map(|i| sleep(spread(i))).collect();
+        std::future::poll_fn(|cx| {
+            for s in &mut sleeps {
+                assert!(Pin::new(s).poll(cx).is_pending());
+            }
+            Poll::Ready(())
+        })
+        .await;
+        overlap::yield_now().await;
+        let peak = live().saturating_sub(base);
+        drop(sleeps);
+        // The steady traffic after the burst: timeouts around work that finishes at once.
+        for _ in 0..10_000 {
+            timeout(FAR, overlap::yield_now()).await.unwrap();
+        }
+        assert_eq!(overlap::metrics().timers_active, 1);
+        let kept = live().saturating_sub(base);
+        eprintln!("round {round}: {peak} bytes at the peak, {kept} kept with one timer left");
+        assert!(
+            kept <= KEPT_AFTER_BURST,
+            "round {round}: {kept} bytes kept for the one timer left of a million"
+        );
+    }
+    assert!(!housekeeping.is_elapsed());
+    assert_cpu_since(
+        cpu,
+        Duration::from_secs(60),
+        "two bursts of a million timers",
+    );
+}
+
+#[overlap::test]
+async fn a_far_timeout_around_work_that_finishes_at_once_keeps_memory_flat() {
+    let _serial = serial();
+    let cpu = thread_cpu();
+    // Warm up, so the wheel's buffers exist before measuring.
+    for _ in 0..10_000 {
+        timeout(FAR, overlap::yield_now()).await.unwrap();
+    }
+    let base = live();
+    let mut peak = 0;
+    for i in 0..MILLION {
+        // Pending once (the yield), so the timeout's timer is registered, then done.
+        timeout(FAR, overlap::yield_now()).await.unwrap();
+        if i % 1024 == 0 {
+            peak = peak.max(live().saturating_sub(base));
+        }
+    }
+    eprintln!("a million far timeouts: peak {peak} bytes above the start");
+    assert!(peak <= 256 * 1024, "{peak} bytes held by finished timeouts");
+    assert_eq!(overlap::metrics().timers_active, 0);
+    assert_cpu_since(cpu, Duration::from_secs(60), "a million timeouts");
+}
+
+#[overlap::test]
+async fn one_sleep_pushed_back_a_million_times_keeps_memory_flat() {
+    let _serial = serial();
+    let cpu = thread_cpu();
+    let mut idle = Box::pin(sleep(FAR));
+    assert!(support::poll_once(idle.as_mut()).await.is_pending());
+    let base = live();
+    let mut peak = 0;
+    for i in 0..MILLION {
+        // An idle deadline pushed back on every request, as a keep-alive timer is.
+        idle.as_mut()
+            .reset(Instant::now() + FAR + Duration::from_millis(i as u64 % 5000));
+        assert!(support::poll_once(idle.as_mut()).await.is_pending());
+        if i % 4096 == 0 {
+            overlap::yield_now().await;
+            peak = peak.max(live().saturating_sub(base));
+        }
+    }
+    eprintln!("a sleep reset a million times: peak {peak} bytes above the start");
+    assert!(
+        peak <= 256 * 1024,
+        "{peak} bytes held by one pushed-back sleep"
+    );
+    assert_eq!(overlap::metrics().timers_active, 1);
+    assert_cpu_since(cpu, Duration::from_secs(60), "a million resets");
+}
+
+#[overlap::test]
+async fn a_burst_of_timers_that_all_fire_gives_its_memory_back_while_another_lives_on() {
+    let _serial = serial();
+    let base = live();
+    let mut housekeeping = Box::pin(sleep(FAR));
+    assert!(support::poll_once(housekeeping.as_mut()).await.is_pending());
+    const BURST: usize = 300_000;
+    // Spread over the next 50 ms, in an order unrelated to their slab entries; only the
+    // woken ones are polled again.
+    let mut sleeps: FuturesUnordered<Sleep> = (0..BURST)
+        .map(|i| sleep(Duration::from_micros((i as u64 * 7919) % 50_000)))
+        .collect();
+    let mut peak = 0;
+    support::within(
+        Duration::from_secs(60),
+        async {
+            while sleeps.next().await.is_some() {
+                peak = peak.max(live().saturating_sub(base));
+            }
+        },
+        "the burst firing",
+    )
+    .await;
+    drop(sleeps);
+    assert_eq!(overlap::metrics().timers_active, 1);
+    let kept = live().saturating_sub(base);
+    eprintln!("{BURST} timers fired: {peak} bytes at the peak, {kept} kept with one left");
+    assert!(
+        kept <= KEPT_AFTER_BURST,
+        "{kept} bytes kept for the one timer left once {BURST} fired"
+    );
+}
