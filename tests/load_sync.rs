@@ -49,9 +49,13 @@ fn thread_cpu() -> Duration {
 /// Runs `body`, failing if the thread spent more than [`CPU_CEILING`] of CPU on it.
 async fn linear<F: std::future::Future<Output = ()>>(what: &str, body: F) {
     let start = thread_cpu();
+    let base = live();
     within(Duration::from_secs(120), body, what).await;
     let used = thread_cpu() - start;
-    eprintln!("{what}: {used:?} of CPU");
+    eprintln!(
+        "{what}: {used:?} of CPU, {} bytes kept",
+        live() as isize - base as isize
+    );
     assert!(used < CPU_CEILING, "{what}: {used:?} of CPU for {N} tasks");
 }
 
@@ -265,4 +269,131 @@ async fn a_broadcast_receiver_that_never_reads_keeps_at_most_the_capacity() {
     for i in 100_000 - CAP..100_000 {
         assert_eq!(slow.recv().await.unwrap()[0], i as u8);
     }
+}
+
+/// Polls each of `futs` once, in order, from the calling task (outside the cooperative
+/// budget, which would otherwise stop it after 128); returns what each gave.
+async fn poll_each<F: std::future::Future>(
+    futs: &mut [std::pin::Pin<Box<F>>],
+) -> Vec<std::task::Poll<F::Output>> {
+    overlap::task::unconstrained(std::future::poll_fn(|cx| {
+        std::task::Poll::Ready(futs.iter_mut().map(|f| f.as_mut().poll(cx)).collect())
+    }))
+    .await
+}
+
+/// What a primitive may keep once a burst of waiters is served and gone.
+const KEPT_AFTER_BURST: usize = 128 * 1024;
+
+#[overlap::test]
+async fn a_burst_of_waiters_gives_its_memory_back_once_served() {
+    let _serial = serial();
+    let sem = Semaphore::new(0);
+    let base = live();
+    let mut waits: Vec<_> = (0..N).map(|_| Box::pin(sem.acquire())).collect();
+    assert!(poll_each(&mut waits).await.iter().all(|p| p.is_pending()));
+    sem.add_permits(N);
+    for p in poll_each(&mut waits).await {
+        let std::task::Poll::Ready(Ok(permit)) = p else {
+            panic!("not served")
+        };
+        permit.forget();
+    }
+    drop(waits);
+    let kept = live().saturating_sub(base);
+    eprintln!("semaphore: {kept} bytes kept");
+    assert!(
+        kept <= KEPT_AFTER_BURST,
+        "semaphore: {kept} bytes kept after {N} waiters"
+    );
+
+    let notify = Notify::new();
+    let base = live();
+    let mut waits: Vec<_> = (0..N).map(|_| Box::pin(notify.notified())).collect();
+    assert!(poll_each(&mut waits).await.iter().all(|p| p.is_pending()));
+    for _ in 0..N {
+        notify.notify_one();
+    }
+    assert!(poll_each(&mut waits).await.iter().all(|p| p.is_ready()));
+    drop(waits);
+    let kept = live().saturating_sub(base);
+    eprintln!("notify: {kept} bytes kept");
+    assert!(
+        kept <= KEPT_AFTER_BURST,
+        "notify: {kept} bytes kept after {N} waiters"
+    );
+
+    let lock = Mutex::new(0usize);
+    let base = live();
+    let guard = lock.lock().await;
+    let mut waits: Vec<_> = (0..N).map(|_| Box::pin(lock.lock())).collect();
+    assert!(poll_each(&mut waits).await.iter().all(|p| p.is_pending()));
+    drop(guard);
+    for w in &mut waits {
+        let polled = overlap::task::unconstrained(support::poll_once(w.as_mut())).await;
+        let std::task::Poll::Ready(mut g) = polled else {
+            panic!("the lock was not handed on")
+        };
+        *g += 1;
+    }
+    drop(waits);
+    assert_eq!(*lock.lock().await, N);
+    let kept = live().saturating_sub(base);
+    eprintln!("mutex: {kept} bytes kept");
+    assert!(
+        kept <= KEPT_AFTER_BURST,
+        "mutex: {kept} bytes kept after {N} waiters"
+    );
+
+    let (tx, _rx) = watch::channel(0u32);
+    let base = live();
+    let mut receivers: Vec<_> = (0..N).map(|_| tx.subscribe()).collect();
+    let mut waits: Vec<_> = receivers
+        .iter_mut()
+        .map(|rx| Box::pin(rx.changed()))
+        .collect();
+    assert!(poll_each(&mut waits).await.iter().all(|p| p.is_pending()));
+    tx.send(1).unwrap();
+    assert!(poll_each(&mut waits).await.iter().all(|p| p.is_ready()));
+    drop(waits);
+    drop(receivers);
+    // The next change prunes the entries of the receivers gone.
+    tx.send(2).unwrap();
+    let kept = live().saturating_sub(base);
+    eprintln!("watch: {kept} bytes kept");
+    assert!(
+        kept <= KEPT_AFTER_BURST,
+        "watch: {kept} bytes kept after {N} receivers"
+    );
+}
+
+#[test]
+fn a_burst_of_tasks_leaves_only_the_task_registry_once_the_loop_is_idle() {
+    let _serial = serial();
+    let rt = overlap::Runtime::new().unwrap();
+    let base = live();
+    rt.block_on(async {
+        let notify = Rc::new(Notify::new());
+        let mut set = JoinSet::new();
+        for _ in 0..N {
+            let notify = notify.clone();
+            set.spawn(async move { notify.notified().await });
+        }
+        settle().await;
+        // All woken at once: the run queue holds every task.
+        notify.notify_waiters();
+        while let Some(r) = set.join_next().await {
+            r.unwrap();
+        }
+    });
+    // The loop goes idle once more.
+    rt.block_on(overlap::time::sleep(Duration::from_millis(1)));
+    let kept = live().saturating_sub(base);
+    eprintln!("{N} tasks run and gone: {kept} bytes kept");
+    // The registry of tasks keeps a 16-byte slot per task at the peak, for reuse (about
+    // 2 MiB here); the run queue, as long as the burst, goes back.
+    assert!(
+        kept <= 2 * 1024 * 1024 + 256 * 1024,
+        "{kept} bytes kept once {N} tasks ran"
+    );
 }

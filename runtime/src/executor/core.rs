@@ -44,6 +44,9 @@ pub(crate) enum PoolWait {
 
 /// Wakes in a row that may run through the LIFO slot before the run queue gets a turn.
 const LIFO_STREAK: u32 = 3;
+/// Room an empty run queue keeps when the loop goes idle (64 KiB of task pointers): a burst of
+/// woken tasks gives its memory back, a steady load keeps what it uses.
+const RUN_QUEUE_KEEP: usize = 8192;
 
 /// Everything the runtime thread owns. Reached through the thread-local context while the
 /// runtime runs, and through `Runtime` otherwise.
@@ -428,6 +431,13 @@ impl Core {
             } else if let Some(next) = self.timers.next_deadline() {
                 auto_advance = Some(next);
                 timeout = Some(Duration::ZERO);
+            }
+        }
+        if timeout != Some(Duration::ZERO) {
+            // Going idle: a burst's run queue gives back its room.
+            let mut queue = self.run_queue.borrow_mut();
+            if queue.is_empty() && queue.capacity() > RUN_QUEUE_KEEP {
+                queue.shrink_to(RUN_QUEUE_KEEP);
             }
         }
         // A remote wake that is likely microseconds away is looked for briefly before

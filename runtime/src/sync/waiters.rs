@@ -60,6 +60,10 @@ impl Waiter {
 /// A waiter cell that leaves the line for good is kept by the queue as its spare,
 /// so a wait that is given up (a `select!` branch not taken) allocates nothing once the
 /// queue has been in use.
+/// Entries an emptied line keeps room for (64 KiB): a burst of waiters gives its memory back
+/// once served, while a steady line does not reallocate all the time.
+const KEEP_WHEN_EMPTY: usize = 8192;
+
 #[derive(Default)]
 pub(super) struct WaitQueue {
     line: RefCell<VecDeque<Rc<Waiter>>>,
@@ -187,6 +191,7 @@ impl WaitQueue {
             // The common case (the latest to join gives up first): the cell, its waker
             // taken above, is reused if nothing else holds it.
             line.pop_back();
+            self.drop_gone_back(&mut line);
             drop(line);
             if Rc::strong_count(&waiter) == 1 {
                 self.spare.set(Some(waiter));
@@ -202,19 +207,27 @@ impl WaitQueue {
         waker
     }
 
-    /// Drops the gone entries at the front, so that the first entry is a live one.
+    /// Drops the gone entries at the front, so that the first entry is a live one; a line
+    /// left empty gives back the room a burst of waiters grew it to.
     fn drop_gone_front(&self, line: &mut VecDeque<Rc<Waiter>>) {
         while line.front().is_some_and(|w| w.gone.get()) {
             line.pop_front();
             self.gone.set(self.gone.get() - 1);
         }
+        if line.is_empty() && line.capacity() > KEEP_WHEN_EMPTY {
+            line.shrink_to(KEEP_WHEN_EMPTY);
+        }
     }
 
-    /// Drops the gone entries at the back, so that the last entry is a live one.
+    /// Drops the gone entries at the back, so that the last entry is a live one (and gives
+    /// back a burst's room, as `drop_gone_front` does).
     fn drop_gone_back(&self, line: &mut VecDeque<Rc<Waiter>>) {
         while line.back().is_some_and(|w| w.gone.get()) {
             line.pop_back();
             self.gone.set(self.gone.get() - 1);
+        }
+        if line.is_empty() && line.capacity() > KEEP_WHEN_EMPTY {
+            line.shrink_to(KEEP_WHEN_EMPTY);
         }
     }
 
@@ -288,6 +301,16 @@ impl Slot {
     }
 }
 
+/// After a prune, gives back the room of a list that holds less than a quarter of it (and more
+/// than [`KEEP_WHEN_EMPTY`] entries' worth), keeping twice what is left: receivers that came
+/// and went in a burst do not keep their list's memory for the channel's life.
+fn shrink_pruned(slots: &mut Vec<Weak<Slot>>) {
+    let keep = KEEP_WHEN_EMPTY.max(2 * slots.len());
+    if slots.capacity() > keep.max(4 * slots.len()) {
+        slots.shrink_to(keep);
+    }
+}
+
 /// Every receiver's [`Slot`], to wake them all when something changes for all of them. A
 /// receiver owns its slot; a dropped receiver's entry is pruned later.
 #[derive(Default)]
@@ -304,6 +327,7 @@ impl Watchers {
             // Before growing, drop the entries of receivers gone since: receivers made and
             // dropped without a wake in between must not grow the list for ever.
             slots.retain(|w| w.strong_count() > 0);
+            shrink_pruned(&mut slots);
         }
         slots.push(Rc::downgrade(&slot));
         slot
@@ -314,6 +338,7 @@ impl Watchers {
         let wakers: Vec<Waker> = {
             let mut slots = self.slots.borrow_mut();
             slots.retain(|w| w.strong_count() > 0);
+            shrink_pruned(&mut slots);
             slots
                 .iter()
                 .filter_map(|w| w.upgrade().and_then(|slot| slot.take()))
