@@ -397,3 +397,38 @@ fn a_burst_of_tasks_leaves_only_the_task_registry_once_the_loop_is_idle() {
         "{kept} bytes kept once {N} tasks ran"
     );
 }
+
+#[overlap::test]
+async fn a_long_lived_join_set_gives_a_burst_of_members_back_once_they_are_joined() {
+    let _serial = serial();
+    // Grow the runtime's own tables first, so only the set's memory is measured.
+    let mut warm = JoinSet::new();
+    for _ in 0..N {
+        warm.spawn(async {});
+    }
+    while warm.join_next().await.is_some() {}
+    drop(warm);
+    overlap::time::sleep(Duration::from_millis(1)).await;
+    let base = live();
+    // A server's set of connections: it lives on after a burst.
+    let mut set = JoinSet::new();
+    for round in 0..2 {
+        for i in 0..N {
+            set.spawn(async move { i });
+        }
+        let mut sum = 0;
+        while let Some(r) = set.join_next().await {
+            sum += r.unwrap();
+        }
+        assert_eq!(sum, N * (N - 1) / 2);
+        overlap::time::sleep(Duration::from_millis(1)).await;
+        let kept = live().saturating_sub(base);
+        eprintln!("round {round}: an empty set that held {N} tasks keeps {kept} bytes");
+        assert!(
+            kept <= KEPT_AFTER_BURST,
+            "round {round}: {kept} bytes kept by an empty set"
+        );
+    }
+    set.spawn(async { 7 });
+    assert_eq!(set.join_next().await.unwrap().unwrap(), 7);
+}

@@ -9,6 +9,9 @@ use std::task::{Context, Poll, Wake, Waker};
 use super::{spawn, AbortHandle, Id, JoinError, JoinHandle};
 use crate::slab::Slab;
 
+/// Members an emptied set keeps room for.
+const KEEP_WHEN_EMPTY: usize = 1024;
+
 /// A set of tasks on the current runtime, whose outputs come out in the order the tasks
 /// finish.
 ///
@@ -345,15 +348,29 @@ impl<T: 'static> JoinSet<T> {
             };
             let task_id = member.handle.id();
             if let Some(out) = member.early.take() {
-                self.tasks.remove(key);
+                self.remove(key);
                 return Some(out.map(|v| (task_id, v)));
             }
             let mut cx = Context::from_waker(&member.waker);
             if let Poll::Ready(out) = member.handle.poll_unbudgeted(&mut cx) {
-                self.tasks.remove(key);
+                self.remove(key);
                 return Some(out.map(|v| (task_id, v)));
             }
             // Not finished after all (a stray wake): its waker stays with the task.
+        }
+    }
+
+    /// Removes a joined member. A set left empty gives back the room a burst of members grew
+    /// it to (a long-lived set, such as a server's connections, would otherwise keep it for
+    /// life); the member ids go on, so pairs still queued for old keys stay stale.
+    fn remove(&mut self, key: usize) {
+        self.tasks.remove(key);
+        if self.tasks.len() == 0 && self.tasks.capacity() > KEEP_WHEN_EMPTY {
+            self.tasks = Slab::new();
+            let mut st = self.finished.lock();
+            if st.queue.capacity() > KEEP_WHEN_EMPTY {
+                st.queue.shrink_to(KEEP_WHEN_EMPTY);
+            }
         }
     }
 
