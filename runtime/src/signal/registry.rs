@@ -64,6 +64,11 @@ extern "C" fn handler(signum: libc::c_int) {
     if let Some(slot) = usize::try_from(signum).ok().and_then(|i| SLOTS.get(i)) {
         slot.count.fetch_add(1, Ordering::SeqCst);
     }
+    poke();
+}
+
+/// Makes the self-pipe readable, so that some runtime's reader broadcasts. Async-signal-safe.
+fn poke() {
     let fd = PIPE_WRITE.load(Ordering::SeqCst);
     if fd >= 0 {
         sys::poke_from_handler(fd);
@@ -140,7 +145,18 @@ impl Slot {
                 ),
                 _ => e,
             })?;
-            self.installed.store(true, Ordering::Release);
+            // SeqCst, as `broadcast`'s load of it and the counts below: see next.
+            self.installed.store(true, Ordering::SeqCst);
+            // A signal handled between `sigaction` and the store just above pokes the pipe,
+            // but another runtime's reader may take that byte and broadcast while the flag
+            // still reads clear, skipping this slot: the arrival would wait for the next
+            // signal. A broadcast that read the flag clear comes before the store in the
+            // single order of SeqCst operations, and so does the handler's count, which
+            // the loads here therefore see; then poke again (a spare poke costs one
+            // broadcast).
+            if self.count.load(Ordering::SeqCst) != self.delivered.load(Ordering::SeqCst) {
+                poke();
+            }
         }
         Ok(())
     }
@@ -164,7 +180,7 @@ impl Slot {
 /// of every signal (each checks its own signal's count), and forgets the dropped ones.
 pub(crate) fn broadcast() {
     for slot in &SLOTS {
-        if !slot.installed.load(Ordering::Acquire) {
+        if !slot.installed.load(Ordering::SeqCst) {
             continue;
         }
         // Before the wakers are taken: a listener that registers its waker after this
