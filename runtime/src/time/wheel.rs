@@ -23,11 +23,6 @@
 //! are counted; once they outnumber live timers (plus a constant) every list is swept, so
 //! create-and-drop loops keep memory flat even when the loop never turns. A sweep also runs
 //! every 2^31 stamps, before the 32-bit stamps could wrap onto a stale item.
-//!
-//! A burst's memory goes back once it is over (`sweep.rs`): with no timer left, or with at
-//! most a quarter of a big slab live, a sweep drops the slab's free upper half and shrinks
-//! the buffers to what is held (new timers meanwhile take only lower entries, so the upper
-//! half drains). A million timers dropped or fired leave about 2.5 MB, not 64.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -185,14 +180,6 @@ pub(crate) struct TimerWheel {
     /// have room for at most twice as many items as the slab has entries (the most timers
     /// held at once, rounded up), as doubling slot buffers would have.
     spares: Spares,
-    /// A live entry's index in the slab's upper half, found by the last `trim_entries` that
-    /// could not trim: while it lives, the next one need not scan.
-    trim_hint: u32,
-    /// Free entries at or above this index are kept off the free list (`NIL`: none is), while
-    /// a burst's slab drains for `trim_entries`; once the free list runs dry they rejoin it.
-    retire_from: u32,
-    /// Entries freed since `maybe_trim` last looked.
-    frees_since_trim: usize,
 }
 
 impl TimerWheel {
@@ -214,9 +201,6 @@ impl TimerWheel {
             cached: Cached::Known(None),
             scratch: Vec::new(),
             spares: Spares::default(),
-            trim_hint: 0,
-            retire_from: NIL,
-            frees_since_trim: 0,
         }
     }
 
@@ -236,11 +220,6 @@ impl TimerWheel {
             live: true,
             slack: slack_units(slack),
         };
-        if self.free_head == NIL && self.retire_from != NIL {
-            // The lower half is full again: the retired entries rejoin the free list.
-            self.retire_from = NIL;
-            self.relink_free();
-        }
         let index = match self.free_head {
             NIL => {
                 let index = u32::try_from(self.entries.len())
@@ -284,7 +263,6 @@ impl TimerWheel {
         self.stale += 1;
         let waker = self.free(index);
         self.maybe_sweep();
-        self.maybe_trim();
         self.reset_if_empty();
         waker
     }
@@ -398,7 +376,6 @@ impl TimerWheel {
             }
         }
         self.cached = Cached::Unknown;
-        self.maybe_trim();
         self.reset_if_empty();
         fired
     }
@@ -454,13 +431,11 @@ impl TimerWheel {
 
     /// Returns a live entry to the free list; hands back its waker.
     fn free(&mut self, index: u32) -> Option<Waker> {
+        let free_head = self.free_head;
         let e = &mut self.entries[index as usize];
         e.live = false;
-        self.frees_since_trim += 1;
-        if index < self.retire_from {
-            e.link = self.free_head;
-            self.free_head = index;
-        }
+        e.link = free_head;
+        self.free_head = index;
         self.len -= 1;
         e.waker.take()
     }

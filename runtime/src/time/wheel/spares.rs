@@ -15,8 +15,8 @@ const MAX_SPARES: usize = 256;
 ///
 /// # Invariant
 /// `capacity` is the sum of the buffers' capacities, and never exceeds the `limit` passed to
-/// `put` (twice the slab's capacity: spares never outweigh what the wheel's peak load needed,
-/// and `trim` lets them go when the slab shrinks after a burst).
+/// `put` (twice the slab's capacity, which never shrinks: spares never outweigh what the
+/// wheel's peak load needed).
 #[derive(Debug, Default)]
 pub(super) struct Spares {
     bufs: Vec<Vec<Item>>,
@@ -74,20 +74,6 @@ impl Spares {
                 self.put(old, limit);
             }
             None => items.reserve(want - items.len()),
-        }
-    }
-
-    /// Drops the biggest buffers until the room left is at most `limit` items (after the
-    /// slab it is measured against shrank).
-    pub(super) fn trim(&mut self, limit: usize) {
-        while self.capacity > limit {
-            let biggest = self
-                .bufs
-                .iter()
-                .enumerate()
-                .max_by_key(|(_, b)| b.capacity());
-            let Some((i, _)) = biggest else { break };
-            self.capacity -= self.bufs.swap_remove(i).capacity();
         }
     }
 
