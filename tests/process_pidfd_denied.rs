@@ -54,3 +54,42 @@ fn pidfd_open_denied_by_seccomp() {
         children_work();
     });
 }
+
+/// On a paused clock, a wait through `SIGCHLD` must not spin: its fallback ticks (for a
+/// `SIGCHLD` that never comes) were the idle runtime's next deadline over and over, so each
+/// turn jumped the clock 100 ms and fired a timer, a busy loop that ran the paused clock
+/// thousands of seconds ahead while the child ran for a fraction of one.
+#[test]
+fn a_wait_on_a_paused_clock_does_not_spin_through_the_fallback_ticks() {
+    run_in_child(
+        "a_wait_on_a_paused_clock_does_not_spin_through_the_fallback_ticks",
+        || {
+            deny_pidfd_open(libc::ENOSYS);
+            // A real-time hang guard: on a paused clock, `within`'s sleep would be jumped to.
+            std::thread::spawn(|| {
+                std::thread::sleep(HANG);
+                eprintln!("the wait hung");
+                std::process::exit(1);
+            });
+            let rt = overlap::Runtime::builder()
+                .start_paused(true)
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                let start = overlap::time::Instant::now();
+                let mut child =
+                    spawn(Command::new("sleep").arg("0.3").stdout(Stdio::null())).unwrap();
+                let status = child.wait().await.unwrap();
+                assert!(status.success());
+                let fired = overlap::metrics().timers_fired;
+                // One tick may fire (it was due before the wait settled on `SIGCHLD` alone).
+                assert!(fired <= 2, "{fired} timers fired while one child ran");
+                let ran_ahead = start.elapsed();
+                assert!(
+                    ran_ahead < Duration::from_secs(10),
+                    "the paused clock ran {ran_ahead:?} ahead"
+                );
+            });
+        },
+    );
+}

@@ -93,7 +93,8 @@ enum ExitWatch {
     /// No `pidfd_open` (older kernels, or valgrind): every `SIGCHLD` makes each waiter look
     /// with a non-blocking `waitpid`; so does each tick, since the signal may never come:
     /// blocked in every thread (a mask a parent left across `exec`), or its handler
-    /// replaced by other code.
+    /// replaced by other code. No ticks on a paused clock (see `poll_exit`): there only
+    /// `SIGCHLD` is waited for.
     Sigchld(Signal, Interval),
 }
 
@@ -380,6 +381,11 @@ impl Proc {
                 }
                 ExitWatch::Sigchld(sig, ticks) => {
                     if sig.poll_recv(cx).is_pending() {
+                        // Not on a paused clock: an idle runtime would jump to each tick at
+                        // once, a busy loop that runs the clock ahead while the child runs.
+                        if overlap_runtime::time::is_paused() {
+                            return Poll::Pending;
+                        }
                         ready!(ticks.poll_tick(cx));
                     }
                 }

@@ -98,6 +98,16 @@ pub fn now() -> Instant {
     )
 }
 
+/// Whether the current runtime's clock is [paused](pause); `false` outside a runtime.
+///
+/// A building block for overlap's own crates: `overlap-pipe`'s watch of a child without a
+/// pidfd looks at it on a timer only on a running clock, since on a paused one each look
+/// would be the next deadline an idle runtime jumps to, at once and over and over.
+#[doc(hidden)]
+pub fn is_paused() -> bool {
+    crate::executor::with_current(|core| core.timers().is_paused()).unwrap_or(false)
+}
+
 /// Freezes the current runtime's clock: timers then fire only when [`advance`] moves it, or
 /// when the runtime has nothing else to do (it then jumps to the next timer's deadline; see
 /// [Paused time](self#paused-time-for-tests)). Nothing happens if it is paused already.
