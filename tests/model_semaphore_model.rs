@@ -112,7 +112,8 @@ fn run(seed: u64, total: usize, steps: usize) {
                     St::Waiting if m.closed => Some(false),
                     St::Waiting => None,
                     St::Unpolled if m.closed => Some(false),
-                    St::Unpolled if m.line.is_empty() && m.avail >= f.wanted => {
+                    // Zero permits wait behind nobody (as on tokio).
+                    St::Unpolled if (f.wanted == 0 || m.line.is_empty()) && m.avail >= f.wanted => {
                         m.avail -= f.wanted;
                         Some(true)
                     }
@@ -183,7 +184,7 @@ fn run(seed: u64, total: usize, steps: usize) {
                 ));
                 let expect = if m.closed {
                     Err(TryAcquireError::Closed)
-                } else if !m.line.is_empty() || m.avail < n {
+                } else if (n > 0 && !m.line.is_empty()) || m.avail < n {
                     Err(TryAcquireError::NoPermits)
                 } else {
                     m.avail -= n;

@@ -6,6 +6,7 @@
 mod support;
 
 use std::rc::Rc;
+use std::task::Poll;
 
 use overlap::sync::{mpsc, oneshot, watch, Semaphore};
 use support::settle;
@@ -61,6 +62,31 @@ async fn free_permits_are_set_aside_for_a_waiter_in_line() {
     assert_eq!(sem.available_permits(), 5);
     assert_eq!(sem.forget_permits(2), 2);
     assert_eq!(sem.available_permits(), 3);
+}
+
+#[overlap::test]
+async fn zero_permits_are_granted_at_once_even_behind_a_waiter_in_line() {
+    let sem = Semaphore::new(1);
+    // Waits for good: the semaphore never holds five.
+    let mut big = std::pin::pin!(sem.acquire_many(5));
+    assert!(futures_util::poll!(big.as_mut()).is_pending());
+    // Zero permits take nothing from anyone: tokio hands them out at once, line or not.
+    let none = sem
+        .try_acquire_many(0)
+        .expect("try_acquire_many(0) behind a waiter");
+    assert_eq!(none.num_permits(), 0);
+    let mut zero = std::pin::pin!(sem.acquire_many(0));
+    let Poll::Ready(Ok(none)) = futures_util::poll!(zero.as_mut()) else {
+        panic!("acquire_many(0) waited behind a waiter for more than will ever be free")
+    };
+    drop(none);
+    assert_eq!(
+        sem.available_permits(),
+        0,
+        "the free one is still set aside"
+    );
+    sem.close();
+    assert!(sem.try_acquire_many(0).is_err(), "closed refuses even zero");
 }
 
 #[test]

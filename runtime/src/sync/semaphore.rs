@@ -119,7 +119,8 @@ impl Semaphore {
 
     /// Waits for `n` permits at once, returned together when the [`Permit`] is dropped. The
     /// request keeps its place in the line: later ones wait behind it even if they are
-    /// smaller (so a large request is never starved). More permits than the semaphore will
+    /// smaller (so a large request is never starved); a request for zero, which takes
+    /// nothing from it, is granted at once (as on tokio). More permits than the semaphore will
     /// ever have means waiting until it is closed. Cancel-safe, as `acquire` is: a dropped
     /// request leaves the line, and the requests behind it may go ahead.
     ///
@@ -163,7 +164,8 @@ impl Semaphore {
         self.try_acquire_many(1)
     }
 
-    /// `n` permits if they are free now and nobody waits for any.
+    /// `n` permits if they are free now and nobody waits for any (zero permits: at once,
+    /// unless the semaphore is closed).
     pub fn try_acquire_many(&self, n: u32) -> Result<Permit<'_>, TryAcquireError> {
         self.try_take(n as usize)?;
         Ok(Permit {
@@ -203,7 +205,8 @@ impl Semaphore {
         if self.closed.get() {
             return Err(TryAcquireError::Closed);
         }
-        if !self.waiters.is_empty() || self.permits.get() < n {
+        // Zero permits take nothing from a waiter in line: granted at once, as on tokio.
+        if (n > 0 && !self.waiters.is_empty()) || self.permits.get() < n {
             return Err(TryAcquireError::NoPermits);
         }
         self.permits.set(self.permits.get() - n);
@@ -324,7 +327,8 @@ impl Semaphore {
         }
         match waiter {
             Some(w) => drop(w.set_waker(cx.waker())),
-            None if self.waiters.is_empty() && self.permits.get() >= wanted => {
+            // Zero permits wait behind nobody (see `try_take`).
+            None if (wanted == 0 || self.waiters.is_empty()) && self.permits.get() >= wanted => {
                 self.permits.set(self.permits.get() - wanted);
                 return Poll::Ready(Ok(()));
             }
