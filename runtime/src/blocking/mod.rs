@@ -63,9 +63,10 @@ type Outcome<R> = Result<std::thread::Result<R>, io::Error>;
 /// - If no pool thread exists and none can be started (the kernel refuses with `EAGAIN`),
 ///   the handle yields a panic `JoinError` whose message carries that error; if some thread
 ///   exists, the job simply waits for it.
-/// - Dropping the handle never stops `f`. Aborting it makes it report cancelled; a job
-///   that has not started yet is then dropped without running (tokio's may be too), while
-///   one that runs goes on to its end and its result is dropped.
+/// - Dropping the handle never stops `f`. Aborting it makes it report cancelled, at the
+///   runtime's next turn; a job that has not started by then is dropped without running
+///   (tokio's may be too), while one that runs goes on to its end and its result is
+///   dropped.
 /// - Dropping the runtime drops jobs still queued (never started) and lets running ones
 ///   finish detached; it does not wait for them (unlike tokio, whose runtime drop does).
 ///   Await the handle for work that must finish, or end the runtime with

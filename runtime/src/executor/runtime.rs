@@ -32,8 +32,8 @@ use crate::task::{JoinHandle, MainTask};
 /// choose the wait, use [`shutdown_timeout`](Runtime::shutdown_timeout) or
 /// [`shutdown_background`](Runtime::shutdown_background) instead.
 ///
-/// Memory after a burst: the sync primitives' wait lines, a `JoinSet` and the run queue give
-/// a burst's room back once it is over. The table of registered fds, the registry of tasks
+/// Memory after a burst: the sync primitives' wait lines, a `JoinSet` emptied by joining
+/// its tasks, and the run queue give a burst's room back once it is over. The table of registered fds, the registry of tasks
 /// and the timer wheel do not shrink: they keep room for the most fds ever registered, tasks
 /// ever alive and timers ever pending at once (about 150, 16 and 64 bytes each, rounded up
 /// to a power of two: 2.7 MB once 10,000 connections, each with its task, have come and gone;

@@ -401,7 +401,8 @@ impl<T: 'static> JoinSet<T> {
     /// Aborts every task and waits until all have stopped, dropping their outputs.
     ///
     /// Dropped before it completes, it has aborted every task, and those it had not yet
-    /// joined stay in the set: `join_next` returns their cancelled errors.
+    /// joined stay in the set: `join_next` returns their cancelled errors (or the output of
+    /// one that had finished before the abort).
     pub async fn shutdown(&mut self) {
         self.abort_all();
         while self.join_next().await.is_some() {}
