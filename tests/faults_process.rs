@@ -15,7 +15,8 @@ use std::time::Duration;
 use overlap::process::{output, spawn};
 use support::seccomp::{install, rule, rule_arg0};
 use support::{
-    a_new_pair_still_serves, expect_errno, open_fds, run_in_child, run_in_child_blocking, within,
+    a_new_pair_still_serves, children, expect_errno, open_fds, run_in_child, run_in_child_blocking,
+    within,
 };
 
 const HANG: Duration = Duration::from_secs(10);
@@ -222,16 +223,6 @@ fn ignore_sigchld() {
     // SAFETY: sets a standard disposition; no handler code of ours runs.
     let old = unsafe { libc::signal(libc::SIGCHLD, libc::SIG_IGN) };
     assert_ne!(old, libc::SIG_ERR);
-}
-
-/// The pids of this process's children (zombies included), of all its threads.
-fn children() -> String {
-    let mut all = String::new();
-    for task in std::fs::read_dir("/proc/self/task").unwrap() {
-        let list = std::fs::read_to_string(task.unwrap().path().join("children"));
-        all.push_str(&list.unwrap_or_default());
-    }
-    all.trim().to_owned()
 }
 
 /// The error of a child the kernel reaped itself: `ECHILD` from `wait4`, or `ESRCH` from

@@ -15,7 +15,7 @@ use overlap::io::{AsyncReadExt, AsyncWriteExt};
 use overlap::net::{TcpListener, UdpSocket, UnixStream};
 use overlap::signal::{signal, SignalKind};
 use support::seccomp::{deny, rule};
-use support::{expect_errno, open_fds, run_in_child, within};
+use support::{children, expect_errno, open_fds, run_in_child, within};
 
 const HANG: Duration = Duration::from_secs(10);
 
@@ -50,16 +50,6 @@ fn disposition(signum: i32) -> libc::sighandler_t {
     let rc = unsafe { libc::sigaction(signum, std::ptr::null(), &mut old) };
     assert_eq!(rc, 0, "{}", std::io::Error::last_os_error());
     old.sa_sigaction
-}
-
-/// The pids of this process's children (zombies included), of all its threads.
-fn children() -> String {
-    let mut all = String::new();
-    for task in std::fs::read_dir("/proc/self/task").unwrap() {
-        let list = std::fs::read_to_string(task.unwrap().path().join("children"));
-        all.push_str(&list.unwrap_or_default());
-    }
-    all.trim().to_owned()
 }
 
 fn runtime_without_epoll(errno: i32) {

@@ -13,19 +13,9 @@ use std::time::Duration;
 use overlap::io::{AsyncReadExt, AsyncWriteExt};
 use overlap::process::Command;
 use overlap::time::sleep;
-use support::{exhaust_fds, gone, open_fds, pattern_seeded, poll_once, within, TempDir};
+use support::{children, exhaust_fds, gone, open_fds, pattern_seeded, poll_once, within, TempDir};
 
 const HANG: Duration = Duration::from_secs(30);
-
-/// The pids of this process's children, of all its threads.
-fn children() -> String {
-    let mut all = String::new();
-    for task in std::fs::read_dir("/proc/self/task").unwrap() {
-        let list = std::fs::read_to_string(task.unwrap().path().join("children"));
-        all.push_str(&list.unwrap_or_default());
-    }
-    all.trim().to_owned()
-}
 
 /// A command with all three stdio piped.
 fn piped(program: impl AsRef<std::ffi::OsStr>) -> Command {

@@ -41,7 +41,7 @@ pub use net::{datagram, fill_send_buffer, open_fresh, open_read_write, tcp_pair,
 pub use no_threads::{no_pool_threads, without_new_threads};
 pub use panic::panic_message;
 pub use polled::{abandon, abandon_slot, poll_once, polled, wait_on, ManualTask, Polled};
-pub use reaped::gone;
+pub use reaped::{children, gone};
 pub use rng::Rng;
 pub use serving::{a_new_pair_still_serves, still_serves};
 pub use tagged::tagged_lines;
