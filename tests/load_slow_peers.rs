@@ -19,18 +19,11 @@ use std::time::Duration;
 
 use overlap::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, Unblock};
 use overlap::task::JoinSet;
-use support::counting::{live, Counting};
+use support::counting::{live, serial, Counting};
 use support::{tcp_pair, within};
 
 #[global_allocator]
 static ALLOC: Counting = Counting;
-
-/// The allocation counter is process-wide: these tests run one at a time.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 /// Memory a stalled copy may hold: its buffer and the futures', not what it could not send.
 const STALLED_BYTES: usize = 1024 * 1024;

@@ -15,19 +15,11 @@ use std::time::Duration;
 
 use overlap::sync::{broadcast, watch, Mutex, Notify, Semaphore};
 use overlap::task::JoinSet;
-use support::counting::{live, Counting};
+use support::counting::{live, serial, thread_cpu, Counting};
 use support::{settle, within};
 
 #[global_allocator]
 static ALLOC: Counting = Counting;
-
-/// The allocation counter and the CPU ceilings are per process and thread: these tests run
-/// one at a time.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 /// Tasks per scenario: a quadratic step would be 10^10 operations, minutes even optimised.
 const N: usize = 100_000;
@@ -35,16 +27,6 @@ const N: usize = 100_000;
 /// A CPU-time ceiling for N of anything linear, in a debug build on a busy machine: linear
 /// work here takes well under a second; quadratic work takes minutes.
 const CPU_CEILING: Duration = Duration::from_secs(20);
-
-/// CPU time (user + system) used so far by the calling thread.
-fn thread_cpu() -> Duration {
-    // SAFETY: an all-zero rusage is a valid value for getrusage to fill.
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: `ru` is a valid, writable rusage.
-    assert_eq!(unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut ru) }, 0);
-    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    tv(ru.ru_utime) + tv(ru.ru_stime)
-}
 
 /// Runs `body`, failing if the thread spent more than [`CPU_CEILING`] of CPU on it.
 async fn linear<F: std::future::Future<Output = ()>>(what: &str, body: F) {
