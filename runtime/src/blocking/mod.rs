@@ -42,6 +42,27 @@ fn with_job_task<R>(id: Id, f: impl FnOnce() -> R) -> R {
     f()
 }
 
+/// Runs a job's `f` on this pool thread: with `handle` as the current handle and `id` as
+/// the current task ID, catching its panic; then marks the thread as looking for work
+/// before the caller publishes the result (see [`Finish::done`]).
+fn run_job<R>(
+    id: Id,
+    handle: &crate::Handle,
+    finish: &Finish<'_>,
+    f: impl FnOnce() -> R,
+) -> std::thread::Result<R> {
+    let value = catch_unwind(AssertUnwindSafe(|| {
+        with_job_task(id, || handle.run_as_current(f))
+    }));
+    finish.done();
+    value
+}
+
+/// What a job's handle says when no pool thread exists and none could be started.
+fn no_thread_message(err: &io::Error) -> String {
+    format!("spawn_blocking: could not start a blocking thread: {err}")
+}
+
 /// What a job sends back: its return value or panic, or the error that kept it from running.
 type Outcome<R> = Result<std::thread::Result<R>, io::Error>;
 
@@ -97,7 +118,7 @@ where
     R: Send + 'static,
 {
     spawn_job(f, Aborted::Skip, |err| {
-        panic!("spawn_blocking: could not start a blocking thread: {err}")
+        panic!("{}", no_thread_message(&err))
     })
 }
 
@@ -187,13 +208,7 @@ where
                 drop(f);
                 return;
             }
-            Ok(finish) => {
-                let value = catch_unwind(AssertUnwindSafe(|| {
-                    with_job_task(id, || handle.run_as_current(f))
-                }));
-                finish.done();
-                Ok(value)
-            }
+            Ok(finish) => Ok(run_job(id, &handle, finish, f)),
             Err(err) => {
                 // Never to run: its captures' destructors run before the handle hears.
                 drop(f);

@@ -3,14 +3,13 @@
 //! runtime's thread relays it, so the job runs and reports even while nobody drives the
 //! runtime's loop.
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 
 use super::completion::OnceSlot;
 use super::pool::{BlockingPool, Finish};
-use super::with_job_task;
+use super::{no_thread_message, run_job};
 use crate::executor::JoinSlot;
 use crate::task::{Id, JoinError};
 use crate::Handle;
@@ -73,16 +72,13 @@ where
             // Aborted before it started: dropped unrun, and the handle already says so.
             Ok(_) if cell.aborted.load(Ordering::Acquire) => drop(f),
             Ok(finish) => {
-                let value = catch_unwind(AssertUnwindSafe(|| {
-                    with_job_task(id, || handle.run_as_current(f))
-                }));
-                finish.done();
+                let value = run_job(id, &handle, finish, f);
                 cell.settle(Some(value.map_err(|payload| JoinError::panic(payload, id))));
             }
             Err(err) => {
                 // Never to run: its captures' destructors run before the handle hears.
                 drop(f);
-                let message = format!("spawn_blocking: could not start a blocking thread: {err}");
+                let message = no_thread_message(err);
                 cell.settle(Some(Err(JoinError::panic(Box::new(message), id))));
             }
         }

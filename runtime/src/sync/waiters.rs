@@ -214,9 +214,7 @@ impl WaitQueue {
             line.pop_front();
             self.gone.set(self.gone.get() - 1);
         }
-        if line.is_empty() && line.capacity() > KEEP_WHEN_EMPTY {
-            line.shrink_to(KEEP_WHEN_EMPTY);
-        }
+        give_back_room(line);
     }
 
     /// Drops the gone entries at the back, so that the last entry is a live one (and gives
@@ -226,9 +224,7 @@ impl WaitQueue {
             line.pop_back();
             self.gone.set(self.gone.get() - 1);
         }
-        if line.is_empty() && line.capacity() > KEEP_WHEN_EMPTY {
-            line.shrink_to(KEEP_WHEN_EMPTY);
-        }
+        give_back_room(line);
     }
 
     /// Empties the line, without choosing anyone; returns the wakers to call.
@@ -298,6 +294,14 @@ impl Slot {
 
     fn take(&self) -> Option<Waker> {
         self.0.borrow_mut().take()
+    }
+}
+
+/// A line left empty gives back the room a burst of waiters grew it to (above
+/// [`KEEP_WHEN_EMPTY`]).
+fn give_back_room(line: &mut VecDeque<Rc<Waiter>>) {
+    if line.is_empty() && line.capacity() > KEEP_WHEN_EMPTY {
+        line.shrink_to(KEEP_WHEN_EMPTY);
     }
 }
 
