@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use overlap::{Handle, Runtime};
 
+mod support;
+
 /// A generous hang guard, never a timing assertion.
 const HANG: Duration = Duration::from_secs(10);
 
@@ -234,4 +236,17 @@ fn an_unblock_dropped_before_its_write_job_starts_still_writes() {
         busy.await.unwrap();
     });
     assert_eq!(written.recv_timeout(HANG).unwrap(), b"kept");
+}
+
+/// A `RemoteJoinHandle` dropped while it waits lets go of the waker of its last poll
+/// at once, for a task as for a blocking job, rather than leave it in the cell until the
+/// work ends.
+#[test]
+fn a_dropped_remote_handle_lets_go_of_its_waker() {
+    let rt = one_thread_runtime();
+    support::abandon(rt.handle().spawn(std::future::pending::<()>()));
+    let (release, held) = occupy_the_pool(&rt.handle());
+    support::abandon(rt.handle().spawn_blocking(|| ()));
+    release.send(()).unwrap();
+    rt.block_on(held).unwrap();
 }

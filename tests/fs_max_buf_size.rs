@@ -1,5 +1,5 @@
 //! `File::set_max_buf_size` (tokio's name): the most one pool job reads or writes, lowered
-//! and raised, on real files. Pool jobs are spawned tasks, so `tasks_spawned` counts them.
+//! and raised, on real files. The `blocking_jobs` metric counts pool jobs.
 
 mod support;
 
@@ -51,14 +51,14 @@ fn a_lower_cap_cuts_reads_and_read_ahead() {
         // Small reads: the read-ahead never grows past the cap.
         let mut file = File::open(&path).await.unwrap();
         file.set_max_buf_size(4096);
-        let before = overlap::metrics().tasks_spawned;
+        let before = overlap::metrics().blocking_jobs;
         let mut back = Vec::new();
         let mut small = [0u8; 100];
         while back.len() < 64 * 1024 {
             let n = file.read(&mut small).await.unwrap();
             back.extend_from_slice(&small[..n]);
         }
-        let jobs = overlap::metrics().tasks_spawned - before;
+        let jobs = overlap::metrics().blocking_jobs - before;
         assert!(jobs >= 16, "{jobs} jobs for 64 KiB with at most 4 KiB each");
         assert!(back[..] == data[..back.len()]);
     });
@@ -97,10 +97,10 @@ async fn the_cap_bounds_what_one_write_accepts() {
         500,
         "half the cap per write"
     );
-    let before = overlap::metrics().tasks_spawned;
+    let before = overlap::metrics().blocking_jobs;
     file.write_all(&data[500..]).await.unwrap();
     file.flush().await.unwrap();
-    let jobs = overlap::metrics().tasks_spawned - before;
+    let jobs = overlap::metrics().blocking_jobs - before;
     assert!(
         jobs >= 199,
         "{jobs} jobs for 99,500 bytes, at most 500 each"

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
-use overlap_runtime::JoinHandle;
+use overlap_runtime::RemoteJoinHandle;
 
 /// A job running (or queued) on the blocking pool.
 ///
@@ -17,7 +17,7 @@ use overlap_runtime::JoinHandle;
 pub(crate) struct Job<T> {
     /// `Err` if no pool thread could be started for the job; `Ok(None)` only from a job
     /// that was [abandoned](Job::abandon) before it started.
-    handle: JoinHandle<io::Result<Option<T>>>,
+    handle: RemoteJoinHandle<io::Result<Option<T>>>,
     /// [`QUEUED`], [`STARTED`] or [`ABANDONED`]: whichever of the job and
     /// [`abandon`](Job::abandon) moves it from `QUEUED` first wins.
     state: Arc<AtomicU8>,
@@ -30,7 +30,8 @@ const ABANDONED: u8 = 2;
 /// Queues `f` on the current runtime's blocking pool.
 ///
 /// # Panics
-/// Outside a runtime, like [`overlap_runtime::spawn_blocking`].
+/// Outside a runtime and outside a blocking job (see
+/// [`overlap_runtime::spawn_blocking_or_error`]).
 #[track_caller]
 pub(crate) fn spawn<T, F>(f: F) -> Job<T>
 where
@@ -57,14 +58,10 @@ impl<T> Job<T> {
             Ok(Ok(Some(v))) => Poll::Ready(Ok(v)),
             Ok(Err(no_thread)) => Poll::Ready(Err(no_thread)),
             Ok(Ok(None)) => Poll::Ready(Err(io::Error::other("the file operation was abandoned"))),
-            // The runtime dropped the job's task. Whether the job ran is in `state`: a job
-            // already on a pool thread then runs on detached, and its effects happen.
+            // The runtime's shutdown dropped the job before it started: a started job
+            // reports its own result, wherever it is awaited.
             Err(e) if e.is_cancelled() => Poll::Ready(Err(io::Error::other(
-                if self.state.load(Ordering::Acquire) == STARTED {
-                    "the runtime shut down while the file operation ran: it may have completed"
-                } else {
-                    "the runtime shut down before the file operation ran"
-                },
+                "the runtime shut down before the file operation ran",
             ))),
             Err(e) => Poll::Ready(Err(io::Error::other(e.to_string()))),
         }

@@ -23,10 +23,14 @@
 //! Dropping an fs future before it completes does not stop its job: it runs to the end in
 //! the background and its result is discarded, so a dropped `write` may still write its
 //! file and a dropped `remove_file` may still remove it. Dropping the runtime drops the jobs
-//! still queued (they never run) and lets running ones finish; a future awaited after that
-//! fails with an error that says which of the two happened to its job. A [`File`]'s writes
-//! are the exception: the bytes a `write` accepted are still written, and the runtime's drop
-//! waits for them (up to 10 s).
+//! still queued (they never run, and a future awaited after that fails with an error that
+//! says so) and lets running ones finish. A [`File`]'s writes are the exception: the bytes a
+//! `write` accepted are still written, and the runtime's drop waits for them (up to 10 s).
+//!
+//! A job's result goes straight to the task awaiting it, in whichever runtime: a [`File`]
+//! whose operation was left in flight under one `block_on` carries on under the next, also
+//! while the first runtime lives on undriven. Inside a blocking job, these functions run
+//! on the job's runtime's pool (through [`Handle::current`](overlap_runtime::Handle::current)).
 //!
 //! ```
 //! # let dir = std::env::temp_dir().join(format!("overlap-doc-lib-{}", std::process::id()));

@@ -51,4 +51,7 @@ pub struct RuntimeMetrics {
     pub blocking_threads: u64,
     /// Blocking jobs waiting for a free thread now.
     pub blocking_queued: u64,
+    /// Jobs handed to the blocking pool since the runtime started: `spawn_blocking` calls,
+    /// and overlap's own file, `Unblock`, standard-stream and host-name lookup work.
+    pub blocking_jobs: u64,
 }

@@ -35,6 +35,12 @@ impl<T> OnceSlot<T> {
         self.waker.take()
     }
 
+    /// Takes the waiter's waker out, for a waiter that gives up (to be dropped once the lock
+    /// is released).
+    pub(crate) fn take_waker(&mut self) -> Option<Waker> {
+        self.waker.take()
+    }
+
     /// Whether polling would not be pending.
     pub(crate) fn is_closed(&self) -> bool {
         self.closed
@@ -42,14 +48,22 @@ impl<T> OnceSlot<T> {
 
     /// `Some(value)` once sent, `None` once closed without one, else keeps the waker.
     pub(crate) fn poll_take(&mut self, cx: &Context<'_>) -> Poll<Option<T>> {
-        if self.closed {
+        if self.register(cx) {
             return Poll::Ready(self.value.take());
+        }
+        Poll::Pending
+    }
+
+    /// True if closed; else keeps the waker, to be woken when it closes.
+    pub(crate) fn register(&mut self, cx: &Context<'_>) -> bool {
+        if self.closed {
+            return true;
         }
         match &self.waker {
             Some(w) if w.will_wake(cx.waker()) => {}
             _ => self.waker = Some(cx.waker().clone()),
         }
-        Poll::Pending
+        false
     }
 }
 

@@ -17,6 +17,7 @@ pub(crate) use pool::{BlockingPool, Hook, PoolConfig};
 pub(crate) use remote::spawn_on_pool;
 
 use crate::task::{Id, JoinHandle};
+use crate::RemoteJoinHandle;
 
 thread_local! {
     /// On a pool thread running a `spawn_blocking` closure: the ID of the task relaying its
@@ -59,7 +60,7 @@ fn run_job<R>(
 }
 
 /// What a job's handle says when no pool thread exists and none could be started.
-fn no_thread_message(err: &io::Error) -> String {
+pub(crate) fn no_thread_message(err: &io::Error) -> String {
     format!("spawn_blocking: could not start a blocking thread: {err}")
 }
 
@@ -117,52 +118,71 @@ where
     F: FnOnce() -> R + Send + 'static,
     R: Send + 'static,
 {
-    spawn_job(f, Aborted::Skip, |err| {
-        panic!("{}", no_thread_message(&err))
-    })
+    spawn_job(f)
 }
 
 /// Like [`spawn_blocking`], except that when no pool thread exists and none can be started,
-/// the handle yields `Err` with that error (kind `Other`, the OS error in its message)
-/// instead of a panic `JoinError`: no panic is raised, so no panic hook runs and a program
-/// built with `panic = "abort"` goes on. For overlap's own I/O on the pool (`Unblock`, the
-/// standard streams, `overlap-fs`, `overlap-net`'s host name lookups), whose operations
-/// report this as an `io::Error`.
+/// the handle yields `Ok(Err(..))` with that error (kind `Other`, the OS error in its
+/// message) instead of a panic `JoinError`: no panic is raised, so no panic hook runs and a
+/// program built with `panic = "abort"` goes on. For overlap's own I/O on the pool
+/// (`Unblock`, the standard streams, `overlap-fs`, `overlap-net`'s host name lookups), whose
+/// operations report this as an `io::Error`.
+///
+/// The result goes straight to the returned handle, whichever runtime (or none) awaits it,
+/// and with no task relaying it: a file used by one runtime after another never waits for
+/// the first one to run. Also callable inside a blocking job, where
+/// [`Handle::current`](crate::Handle::current) is the job's runtime.
+///
+/// The handle's first poll always returns `Pending` (waking at once if the job is already
+/// done), as the relay task of `spawn_blocking` makes it: an operation dropped after the
+/// poll that started its job never took the job's result, however fast the job, so its
+/// owner (a `File`, an `Unblock`) always finds it, and what a dropped operation did is the
+/// same on a loaded machine as on an idle one.
 ///
 /// Unlike `spawn_blocking`'s, a job aborted before it starts still runs: aborting only
-/// sends its result to be dropped on the pool, since the job may write bytes that a
-/// `write` already reported as accepted.
+/// makes its result be dropped, since the job may write bytes that a `write` already
+/// reported as accepted. If the runtime shuts down before the job starts, the job is
+/// dropped unrun and the handle reports cancelled.
+///
+/// # Panics
+/// Outside a runtime (and outside a blocking job).
 #[doc(hidden)]
 #[track_caller]
-pub fn spawn_blocking_or_error<F, R>(f: F) -> JoinHandle<io::Result<R>>
+pub fn spawn_blocking_or_error<F, R>(f: F) -> RemoteJoinHandle<io::Result<R>>
 where
     F: FnOnce() -> R + Send + 'static,
     R: Send + 'static,
 {
-    spawn_job(
+    let Some(handle) = crate::Handle::try_current() else {
+        panic!("{OUTSIDE_RUNTIME}")
+    };
+    handle.spawn_pool_job(
         move || Ok(f()),
         Aborted::Run,
-        |err| {
-            Err(io::Error::other(format!(
+        |err, _| {
+            Ok(Err(io::Error::other(format!(
                 "could not start a blocking thread: {err}"
-            )))
+            ))))
         },
     )
 }
 
 /// What a job whose handle was aborted before it started does.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Aborted {
+pub(crate) enum Aborted {
     /// It is dropped without running.
     Skip,
     /// It runs all the same, its result dropped.
     Run,
 }
 
-/// [`spawn_blocking`]'s body: `no_thread` makes the handle's value from the error that
-/// kept the job from ever running.
+/// The panic message of a blocking spawn outside any runtime.
+const OUTSIDE_RUNTIME: &str = "overlap::spawn_blocking called outside of a runtime: call it \
+    from a future run by `overlap::block_on` or `Runtime::block_on`, or through a `Handle`";
+
+/// [`spawn_blocking`]'s body.
 #[track_caller]
-fn spawn_job<F, R>(f: F, aborted: Aborted, no_thread: fn(io::Error) -> R) -> JoinHandle<R>
+fn spawn_job<F, R>(f: F) -> JoinHandle<R>
 where
     F: FnOnce() -> R + Send + 'static,
     R: Send + 'static,
@@ -180,17 +200,14 @@ where
                  runtime: use `overlap::Handle::current().spawn_blocking(..)`"
             )
         }
-        panic!(
-            "overlap::spawn_blocking called outside of a runtime: call it from a future run by \
-             `overlap::block_on` or `Runtime::block_on`, or through a `Handle`"
-        )
+        panic!("{OUTSIDE_RUNTIME}")
     });
     let (tx, rx) = completion::<Outcome<R>>();
     let relay = crate::spawn(async move {
         match rx.await {
             Some(Ok(Ok(value))) => value,
             Some(Ok(Err(payload))) => resume_unwind(payload),
-            Some(Err(err)) => no_thread(err),
+            Some(Err(err)) => panic!("{}", no_thread_message(&err)),
             None => panic!("spawn_blocking: the job was dropped before it ran"),
         }
     });
@@ -204,7 +221,7 @@ where
     let _ = pool.execute(Box::new(move |run: Result<&Finish<'_>, &io::Error>| {
         let outcome = match run {
             // Aborted (its relay task is gone) before it started: dropped unrun.
-            Ok(_) if aborted == Aborted::Skip && tx.is_abandoned() => {
+            Ok(_) if tx.is_abandoned() => {
                 drop(f);
                 return;
             }

@@ -10,7 +10,7 @@ use std::cell::Cell;
 use std::collections::VecDeque;
 use std::fmt;
 use std::io;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -68,6 +68,8 @@ struct Inner {
     queued: AtomicUsize,
     /// Jobs taken off the queue and not yet finished.
     running: AtomicUsize,
+    /// Jobs ever queued.
+    jobs: AtomicU64,
     /// Signalled when the last [`DurableWork`] ends, and after shutdown when the last
     /// running job ends or the last thread stops.
     quiet: Condvar,
@@ -130,6 +132,7 @@ pub(crate) struct PoolStats {
     pub(crate) threads: usize,
     pub(crate) idle: usize,
     pub(crate) queued: usize,
+    pub(crate) jobs: u64,
 }
 
 /// Given to a running job, which calls [`Finish::done`] just before it publishes its
@@ -158,6 +161,7 @@ impl BlockingPool {
                 work: Condvar::new(),
                 queued: AtomicUsize::new(0),
                 running: AtomicUsize::new(0),
+                jobs: AtomicU64::new(0),
                 quiet: Condvar::new(),
                 search_misses: AtomicUsize::new(0),
                 config,
@@ -171,6 +175,7 @@ impl BlockingPool {
             threads: st.threads,
             idle: st.idle,
             queued: st.queue.len(),
+            jobs: self.inner.jobs.load(Ordering::Relaxed),
         }
     }
 
@@ -209,6 +214,7 @@ impl BlockingPool {
     fn queue(&self, mut st: MutexGuard<'_, State>, job: Job, overflow: usize) {
         st.queue.push_back(job);
         self.inner.queued.store(st.queue.len(), Ordering::Release);
+        self.inner.jobs.fetch_add(1, Ordering::Relaxed);
         if st.queue.len() <= st.searching + st.notified {
             return; // a searching or already-woken thread will take it
         }

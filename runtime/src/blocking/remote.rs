@@ -9,7 +9,7 @@ use std::task::{Context, Poll};
 
 use super::completion::OnceSlot;
 use super::pool::{BlockingPool, Finish};
-use super::{no_thread_message, run_job};
+use super::{run_job, Aborted};
 use crate::executor::JoinSlot;
 use crate::task::{Id, JoinError};
 use crate::Handle;
@@ -17,7 +17,8 @@ use crate::Handle;
 /// What the job and its handle share: the output, and whether the handle gave up on it.
 struct JobCell<R> {
     output: Mutex<OnceSlot<Result<R, JoinError>>>,
-    /// Set by `abort`: a job that has not started yet is dropped unrun.
+    /// Set by `abort`: a job that has not started yet is dropped unrun, if the job was
+    /// queued with [`Aborted::Skip`].
     aborted: AtomicBool,
 }
 
@@ -54,8 +55,15 @@ impl<R> Drop for Report<R> {
 }
 
 /// Queues `f` on `pool`, to run with `handle` as the current handle; returns the handle's
-/// view of the result.
-pub(crate) fn spawn_on_pool<F, R>(pool: &BlockingPool, handle: Handle, f: F) -> Arc<dyn JoinSlot<R>>
+/// view of the result. `aborted` says what an abort before the job starts does;
+/// `no_thread` makes the result when no pool thread exists and none can be started.
+pub(crate) fn spawn_on_pool<F, R>(
+    pool: &BlockingPool,
+    handle: Handle,
+    f: F,
+    aborted: Aborted,
+    no_thread: fn(&std::io::Error, Id) -> Result<R, JoinError>,
+) -> Arc<dyn JoinSlot<R>>
 where
     F: FnOnce() -> R + Send + 'static,
     R: Send + 'static,
@@ -70,7 +78,7 @@ where
         let id = cell.id();
         match run {
             // Aborted before it started: dropped unrun, and the handle already says so.
-            Ok(_) if cell.aborted.load(Ordering::Acquire) => drop(f),
+            Ok(_) if aborted == Aborted::Skip && cell.aborted.load(Ordering::Acquire) => drop(f),
             Ok(finish) => {
                 let value = run_job(id, &handle, finish, f);
                 cell.settle(Some(value.map_err(|payload| JoinError::panic(payload, id))));
@@ -78,8 +86,7 @@ where
             Err(err) => {
                 // Never to run: its captures' destructors run before the handle hears.
                 drop(f);
-                let message = no_thread_message(err);
-                cell.settle(Some(Err(JoinError::panic(Box::new(message), id))));
+                cell.settle(Some(no_thread(err, id)));
             }
         }
     });
@@ -97,8 +104,8 @@ impl<R: Send> JoinSlot<R> for JobCell<R> {
             .map(|out| out.unwrap_or_else(|| Err(JoinError::cancelled(id))))
     }
 
-    /// The handle reports cancelled at once. A job not started yet is then dropped unrun;
-    /// a running one runs to its end, its result dropped.
+    /// The handle reports cancelled at once. A job not started yet is then dropped unrun
+    /// (with [`Aborted::Skip`]); a running one runs to its end, its result dropped.
     fn abort(&self) {
         self.aborted.store(true, Ordering::Release);
         self.settle(None);
@@ -106,5 +113,14 @@ impl<R: Send> JoinSlot<R> for JobCell<R> {
 
     fn is_finished(&self) -> bool {
         self.lock().is_closed()
+    }
+
+    fn release_waiter(&self) {
+        let waker = self.lock().take_waker();
+        drop(waker);
+    }
+
+    fn register(&self, cx: &Context<'_>) -> bool {
+        self.lock().register(cx)
     }
 }

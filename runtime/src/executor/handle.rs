@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::future::Future;
+use std::io;
 use std::pin::{pin, Pin};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -11,7 +12,8 @@ use std::thread::{self, Thread};
 use super::context::{entered_depth, in_driving_block_on, with_current};
 use super::remote_task::{remote_task, JoinSlot};
 use super::shared::Shared;
-use crate::task::JoinError;
+use crate::blocking::{no_thread_message, Aborted};
+use crate::task::{Id, JoinError};
 
 thread_local! {
     /// On a blocking-pool thread running a `spawn_blocking` job, or in `Handle::block_on`:
@@ -235,7 +237,11 @@ impl Handle {
             // the job back: dropping it here cancels the task, which never runs.
             drop(self.shared.push_spawn(job));
         }
-        RemoteJoinHandle { slot, done: false }
+        RemoteJoinHandle {
+            slot,
+            done: false,
+            first_waits: false,
+        }
     }
 
     /// Runs `f` on this handle's runtime's blocking pool, from any thread: what
@@ -269,8 +275,39 @@ impl Handle {
         F: FnOnce() -> R + Send + 'static,
         R: Send + 'static,
     {
-        let slot = crate::blocking::spawn_on_pool(&self.shared.blocking, self.clone(), f);
-        RemoteJoinHandle { slot, done: false }
+        self.spawn_pool_job(f, Aborted::Skip, |err, id| {
+            Err(JoinError::panic(Box::new(no_thread_message(err)), id))
+        })
+    }
+
+    /// Queues `f` on this handle's runtime's pool, its result going straight to the
+    /// returned handle: [`Handle::spawn_blocking`] with a choice of what an abort before
+    /// the start does (`aborted`) and of the result when no pool thread can be started
+    /// (`no_thread`). With [`Aborted::Run`] (overlap's own I/O jobs), the handle's first
+    /// poll always waits, even if a fast job is done by then (see
+    /// [`spawn_blocking_or_error`](crate::spawn_blocking_or_error)).
+    pub(crate) fn spawn_pool_job<F, R>(
+        &self,
+        f: F,
+        aborted: Aborted,
+        no_thread: fn(&io::Error, Id) -> Result<R, JoinError>,
+    ) -> RemoteJoinHandle<R>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        let slot = crate::blocking::spawn_on_pool(
+            &self.shared.blocking,
+            self.clone(),
+            f,
+            aborted,
+            no_thread,
+        );
+        RemoteJoinHandle {
+            slot,
+            done: false,
+            first_waits: aborted == Aborted::Run,
+        }
     }
 }
 
@@ -346,6 +383,10 @@ pub struct RemoteJoinHandle<T> {
     slot: Arc<dyn JoinSlot<T>>,
     /// The result was returned: the handle is terminated (`FusedFuture`).
     done: bool,
+    /// The next poll waits whatever the output: an I/O operation that starts a pool job
+    /// returns `Pending` from that poll, so dropping it then always leaves the job's result
+    /// to the operation's owner (a `File`), never to the dropped future.
+    first_waits: bool,
 }
 
 impl<T> RemoteJoinHandle<T> {
@@ -381,9 +422,26 @@ impl<T> Future for RemoteJoinHandle<T> {
             !this.done,
             "RemoteJoinHandle polled after it returned the task's result"
         );
+        if this.first_waits {
+            this.first_waits = false;
+            if this.slot.register(cx) {
+                // Done already: polled again at once, it returns the output.
+                cx.waker().wake_by_ref();
+            }
+            return Poll::Pending;
+        }
         let out = crate::coop::budgeted(cx, |cx| this.slot.poll_output(cx));
         this.done = out.is_ready();
         out
+    }
+}
+
+/// Detaches the task (or job), and lets go of the waker its last poll left.
+impl<T> Drop for RemoteJoinHandle<T> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.slot.release_waiter();
+        }
     }
 }
 

@@ -31,6 +31,12 @@ pub(crate) trait JoinSlot<T>: Send + Sync {
     fn poll_output(&self, cx: &mut Context<'_>) -> Poll<Result<T, JoinError>>;
     fn abort(&self);
     fn is_finished(&self) -> bool;
+    /// The handle is dropped: the waker of its last poll goes, rather than live on in
+    /// the cell until the work ends.
+    fn release_waiter(&self);
+    /// Keeps the waker to wake once the output is settled, without taking it; true if it is
+    /// settled already.
+    fn register(&self, cx: &Context<'_>) -> bool;
 }
 
 /// A spawn waiting in the remote queue. Dropped unstarted (the runtime closed first), it
@@ -224,5 +230,14 @@ where
 
     fn is_finished(&self) -> bool {
         self.lock().output.is_closed()
+    }
+
+    fn release_waiter(&self) {
+        let waker = self.lock().output.take_waker();
+        drop(waker);
+    }
+
+    fn register(&self, cx: &Context<'_>) -> bool {
+        self.lock().output.register(cx)
     }
 }

@@ -15,7 +15,8 @@ use futures_util::io::{AsyncRead, AsyncWrite};
 use crate::blocking::completion::{completion, Receiver as Completion, Sender as CompletionSender};
 use crate::blocking::spawn_blocking_or_error;
 use crate::poison::lock;
-use crate::task::{JoinError, JoinHandle};
+use crate::task::JoinError;
+use crate::RemoteJoinHandle;
 
 /// How much one job reads or writes at most.
 const CHUNK: usize = 64 * 1024;
@@ -48,7 +49,7 @@ enum ReadState {
     /// them, each ended while it waited). The handle tells, once `done` is empty and closed,
     /// why the job never read.
     Busy {
-        job: JoinHandle<io::Result<()>>,
+        job: RemoteJoinHandle<io::Result<()>>,
         done: Completion<ReadDone>,
     },
 }
@@ -65,15 +66,14 @@ enum ReadState {
 ///
 /// Dropping a future reading from it (a timeout) loses nothing: the read in flight stays
 /// with the `Stdin`, and the next read returns its bytes, also under a later runtime (a
-/// second `block_on`) once the first one has been dropped (while it lives but is not
-/// driven, its job's result waits for it, like any of its `spawn_blocking` handles). A read in flight cannot be called back, though: dropping the `Stdin`
-/// itself while the job waits for input leaves that job blocked until input comes, and the
-/// bytes it then reads are lost. Keep one `Stdin` for the program's life.
+/// second `block_on`, whether or not the first one still lives): the job's result goes
+/// straight to whoever awaits it. A read in flight cannot be called back, though: dropping
+/// the `Stdin` itself while the job waits for input leaves that job blocked until input
+/// comes, and the bytes it then reads are lost. Keep one `Stdin` for the program's life.
 ///
 /// # Panics
-/// The first read panics outside a runtime's own thread, including inside
-/// [`Handle::block_on`](crate::Handle::block_on) on a blocking-pool thread (the job goes to
-/// the pool of the runtime running on the current thread).
+/// The first read panics outside a runtime and outside a blocking job (inside one, the job
+/// goes to the pool of [`Handle::current`](crate::Handle::current)).
 ///
 /// ```no_run
 /// use overlap::io::{AsyncBufReadExt, BufReader};

@@ -12,7 +12,8 @@ use futures_util::io::{AsyncRead, AsyncWrite};
 
 use crate::blocking::spawn_blocking_or_error;
 use crate::poison::lock;
-use crate::task::{JoinError, JoinHandle};
+use crate::task::JoinError;
+use crate::RemoteJoinHandle;
 
 mod seek;
 
@@ -77,7 +78,8 @@ type SeekDone<T> = (T, Vec<u8>, io::Result<u64>, bool);
 /// retries. The same holds for a job dropped unrun because its runtime shut down.
 ///
 /// # Panics
-/// The first read or write panics outside a runtime.
+/// The first read or write panics outside a runtime and outside a blocking job (inside one,
+/// the job goes to the pool of [`Handle::current`](crate::Handle::current)).
 ///
 /// ```
 /// use overlap::io::{AsyncReadExt, AsyncWriteExt, Unblock};
@@ -103,7 +105,7 @@ pub struct Unblock<T> {
 
 /// A job on the pool: `Err` inside if no pool thread could be started for it (the value
 /// it took is then in the [`Rescue`] slot).
-type Job<R> = JoinHandle<io::Result<R>>;
+type Job<R> = RemoteJoinHandle<io::Result<R>>;
 
 /// The slot into which a job that is dropped without running (no pool thread could start
 /// for it, or the runtime shut down first) puts back the value and buffer it took, for the
