@@ -232,24 +232,34 @@ impl Conn<'_> {
         // start no request) must not push it back, or a client dripping CRLFs is never closed.
         let mut idle_deadline = None;
         // Parsing looks at the whole head so far, so it runs only when the new bytes can
-        // change the outcome: they end the request line (checked early, so garbage gets its
-        // 400 at once), end the head, or pass the size limit. A client dripping its head a
-        // byte at a time would otherwise cost a parse per byte: quadratic.
+        // change the outcome: they end the request line or hold a byte no request line may
+        // (checked early, so garbage gets its 400 at once), end the head, or pass the size
+        // limit. A client dripping its head a byte at a time would otherwise cost a parse
+        // per byte: quadratic.
         let (mut scanned, mut line_seen) = (0usize, false);
         loop {
             let buffered = self.buffered();
             let new = &buffered[scanned.saturating_sub(3)..];
             // Empty lines before the request line (which the parser skips) end no line.
             let lead = empty_lines(buffered);
-            let line_ends =
-                !line_seen && buffered[lead.max(scanned.saturating_sub(3))..].contains(&b'\n');
+            let (line_ends, line_bad) = if line_seen {
+                (false, false)
+            } else {
+                let fresh = &buffered[lead.max(scanned.saturating_sub(3))..];
+                let lf = fresh.iter().position(|&b| b == b'\n');
+                // A control byte can be in no request line (a TLS or SSH greeting, binary
+                // garbage): refused at once, not when an LF or the head timeout comes.
+                let line = &fresh[..lf.unwrap_or(fresh.len())];
+                let bad = line.iter().any(|&b| (b < 0x20 && b != b'\r') || b == 0x7f);
+                (lf.is_some(), bad)
+            };
             // One pass that stops at the first head end: with requests pipelined behind
             // this one, the buffer may hold many.
             let head_ends = new.iter().enumerate().any(|(i, &b)| {
                 b == b'\n'
                     && (new.get(i + 1) == Some(&b'\n') || new.get(i + 1..i + 3) == Some(b"\r\n"))
             });
-            if line_ends || head_ends || buffered.len() > self.limits.max_head {
+            if line_ends || line_bad || head_ends || buffered.len() > self.limits.max_head {
                 line_seen |= line_ends;
                 match request::parse(buffered, self.limits) {
                     Ok(Some((head, len))) => {

@@ -17,7 +17,8 @@
 //!   headers only. `Expect: 100-continue` is honoured.
 //! - Bad input gets a 4xx or 5xx with a one-line reason, then the connection is closed: 400
 //!   (malformed, a `Host` missing, repeated or invalid, both `Content-Length` and
-//!   `Transfer-Encoding`, a `Transfer-Encoding` whose last coding is not `chunked`), 408 (a
+//!   `Transfer-Encoding`, a `Transfer-Encoding` whose last coding is not `chunked`, a
+//!   control byte in the request line, at once), 408 (a
 //!   head or body that stalls), 413 (body over 8 MiB), 414 (request line over 16 KiB), 417,
 //!   431 (head over 16 KiB or more than 64 headers), 501 (a transfer coding before
 //!   `chunked`, or `CONNECT`), 505 (not HTTP/1.0 or 1.1: httparse reads no other version, so
