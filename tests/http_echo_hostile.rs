@@ -1,7 +1,8 @@
 //! The HTTP echo example (the real binary) against clients that are hostile or merely odd,
 //! where the other http_echo tests leave a gap: a request line that cannot be HTTP (a TLS or
 //! SSH greeting, binary garbage) is refused as soon as a byte shows it, not when its line
-//! end or the head timeout comes.
+//! end or the head timeout comes; and the chunk extensions of one body are bounded in total,
+//! not only per line.
 
 mod support;
 
@@ -83,4 +84,45 @@ fn a_request_line_with_a_control_byte_is_refused_before_it_ends() {
         .unwrap();
     let got = read_all(&mut s);
     assert_eq!(status(&got), "200", "{got:?}");
+}
+
+/// `1;` and `n` bytes of extension, then one byte of data: each line under the 4 KiB line
+/// limit.
+fn chunk_with_extension(n: usize) -> Vec<u8> {
+    let mut c = b"1;".to_vec();
+    c.extend(std::iter::repeat_n(b'e', n));
+    c.extend_from_slice(b"\r\nA\r\n");
+    c
+}
+
+fn chunked_post(chunks: &[u8]) -> Vec<u8> {
+    let mut req = b"POST / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\
+        Transfer-Encoding: chunked\r\n\r\n"
+        .to_vec();
+    req.extend_from_slice(chunks);
+    req.extend_from_slice(b"0\r\n\r\n");
+    req
+}
+
+/// Chunk extensions are read and ignored, but no longer without bound in total (hyper stops
+/// at 16 KiB a body): a line's 4 KiB limit alone let a client make one body byte cost the
+/// server a 4 KiB line, 8 MiB of body some 32 GiB of request.
+#[test]
+fn the_chunk_extensions_of_one_body_are_bounded_in_total() {
+    let server = ExampleServer::start("http_echo");
+    // 3 KiB of extensions per byte: the eighth chunk goes past 16 KiB.
+    let chunks: Vec<u8> = (0..64).flat_map(|_| chunk_with_extension(3000)).collect();
+    let mut s = connect(&server);
+    // The server may refuse and close before it has read everything.
+    let _ = s.write_all(&chunked_post(&chunks));
+    let got = read_all(&mut s);
+    assert_eq!(status(&got), "400", "{got:?}");
+    assert!(got.contains("chunk extensions"), "{got:?}");
+    // Under the bound, extensions are still ignored.
+    let chunks: Vec<u8> = (0..4).flat_map(|_| chunk_with_extension(3000)).collect();
+    let mut s = connect(&server);
+    s.write_all(&chunked_post(&chunks)).unwrap();
+    let got = read_all(&mut s);
+    assert_eq!(status(&got), "200", "{got:?}");
+    assert!(got.ends_with("\r\n\r\nAAAA"), "{got:?}");
 }

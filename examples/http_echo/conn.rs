@@ -24,6 +24,9 @@ const READ_CHUNK: usize = 16 * 1024;
 const OUT_CAP: usize = 64 * 1024;
 /// A chunk-size line longer than this is refused (its extensions are ignored anyway).
 const MAX_CHUNK_LINE: usize = 4096;
+/// The chunk extensions of one body, in all, may not pass this (as in hyper): otherwise
+/// each body byte could come with a line's worth of them, for 8 MiB of body some 32 GiB.
+const MAX_CHUNK_EXTENSIONS: usize = 16 * 1024;
 /// After refusing a request, how long (and how much) the client's unread bytes are drained
 /// before closing, so the kernel does not answer them with a reset that could destroy the
 /// response on its way.
@@ -358,9 +361,12 @@ impl Conn<'_> {
         Ok(Ok(()))
     }
 
-    /// Decodes a chunked body (RFC 9112 §7.1); extensions and trailers are read and ignored.
+    /// Decodes a chunked body (RFC 9112 §7.1); extensions (up to [`MAX_CHUNK_EXTENSIONS`] in
+    /// all) and trailers are read and ignored.
     async fn read_chunked(&mut self, body: &mut Vec<u8>) -> io::Result<Result<(), HttpError>> {
         let bad = |detail| HttpError::new(400, request::BAD_REQUEST, detail);
+        // Bytes of chunk-size lines after their digits (extensions, and space before them).
+        let mut extensions = 0;
         loop {
             // The chunk-size line ends with CRLF and holds no other control byte (httparse
             // would take a bare LF inside an extension as part of it, where a peer that
@@ -383,6 +389,15 @@ impl Conn<'_> {
             }
             let size = match httparse::parse_chunk_size(self.buffered()) {
                 Ok(httparse::Status::Complete((used, size))) => {
+                    let digits = buffered
+                        .iter()
+                        .take_while(|b| b.is_ascii_hexdigit())
+                        .count();
+                    // The line ends with CRLF (checked above).
+                    extensions += used.saturating_sub(digits + 2);
+                    if extensions > MAX_CHUNK_EXTENSIONS {
+                        return Ok(Err(bad("chunk extensions too long")));
+                    }
                     self.start += used;
                     size
                 }

@@ -18,11 +18,12 @@
 //! - Bad input gets a 4xx or 5xx with a one-line reason, then the connection is closed: 400
 //!   (malformed, a `Host` missing, repeated or invalid, both `Content-Length` and
 //!   `Transfer-Encoding`, a `Transfer-Encoding` whose last coding is not `chunked`, a
-//!   control byte in the request line, at once), 408 (a
-//!   head or body that stalls), 413 (body over 8 MiB), 414 (request line over 16 KiB), 417,
-//!   431 (head over 16 KiB or more than 64 headers), 501 (a transfer coding before
-//!   `chunked`, or `CONNECT`), 505 (not HTTP/1.0 or 1.1: httparse reads no other version, so
-//!   a future HTTP/1.2 gets it too, where RFC 9110 §6.2 would have it served as 1.1).
+//!   control byte in the request line, refused as soon as it arrives, chunk extensions over
+//!   16 KiB in one body), 408 (a head or body that stalls), 413 (body over 8 MiB), 414
+//!   (request line over 16 KiB), 417, 431 (head over 16 KiB or more than 64 headers), 501
+//!   (a transfer coding before `chunked`, or `CONNECT`), 505 (not HTTP/1.0 or 1.1: httparse
+//!   reads no other version, so a future HTTP/1.2 gets it too, where RFC 9110 §6.2 would
+//!   have it served as 1.1).
 //! - A connection idle for 60 s between requests is closed; one whose client stops reading
 //!   its answers for 10 s is reset. Answers to pipelined requests go out together, but no
 //!   more than 64 KiB are held back: a client that sends without reading meets

@@ -7,6 +7,7 @@ pub const MAX_HEAD: usize = 16 * 1024;
 const MAX_HEADERS: usize = 64;
 const MAX_BODY: u64 = 8 << 20;
 const MAX_CHUNK_LINE: usize = 4096;
+const MAX_CHUNK_EXTENSIONS: usize = 16 * 1024;
 
 /// What one request is due, by the model.
 pub enum Due {
@@ -353,6 +354,8 @@ pub fn head_end(buf: &[u8]) -> Option<usize> {
 
 /// Decodes a chunked body (§7.1) from `buf[*at..]` into `body`.
 fn chunks(buf: &[u8], at: &mut usize, body: &mut Vec<u8>, lenient: &mut bool) -> Result<(), Due> {
+    // What the chunk-size lines hold after their digits, over the whole body.
+    let mut extensions = 0;
     loop {
         let rest = &buf[*at..];
         // The example refuses a line that does not start with a digit, or runs on too long.
@@ -381,6 +384,10 @@ fn chunks(buf: &[u8], at: &mut usize, body: &mut Vec<u8>, lenient: &mut bool) ->
         });
         // Over 16 digits: the example refuses what a u64 may still hold.
         *lenient |= digits > 16;
+        extensions += l.len() - digits;
+        if extensions > MAX_CHUNK_EXTENSIONS {
+            return Err(Due::Refuse);
+        }
         let ext = trim_ows(&l[digits..]);
         // BWS is for before a `;` only.
         *lenient |= ext.is_empty() && digits < l.len();
