@@ -1,8 +1,9 @@
 //! The HTTP echo example (the real binary) against clients that are hostile or merely odd,
 //! where the other http_echo tests leave a gap: a request line that cannot be HTTP (a TLS or
 //! SSH greeting, binary garbage) is refused as soon as a byte shows it, not when its line
-//! end or the head timeout comes; and the chunk extensions of one body are bounded in total,
-//! not only per line.
+//! end or the head timeout comes; the chunk extensions of one body are bounded in total, not
+//! only per line; and clients that connect and send nothing do not keep others out when the
+//! server is at its descriptor limit.
 
 mod support;
 
@@ -28,7 +29,10 @@ fn read_all(s: &mut TcpStream) -> String {
         Ok(_) => {}
         // A server that refused and closed may reset what the client sent after.
         Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
-        Err(e) => panic!("{e}; got {:?}", String::from_utf8_lossy(&got)),
+        Err(e) => panic!(
+            "no answer or close in {HANG:?} ({e}); got {:?}",
+            String::from_utf8_lossy(&got)
+        ),
     }
     String::from_utf8_lossy(&got).into_owned()
 }
@@ -125,4 +129,60 @@ fn the_chunk_extensions_of_one_body_are_bounded_in_total() {
     let got = read_all(&mut s);
     assert_eq!(status(&got), "200", "{got:?}");
     assert!(got.ends_with("\r\n\r\nAAAA"), "{got:?}");
+}
+
+/// The server's open descriptors, from /proc.
+fn fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count()
+}
+
+/// Clients that connect and send nothing (or nothing more) hold a descriptor each for the
+/// idle timeout (60 s). At the server's descriptor limit, a client waiting to be accepted
+/// waited as long; now the connections idle between requests, or before their first, are
+/// closed to make room (as nginx reuses its idle connections). One in the middle of a
+/// request is not.
+#[test]
+fn at_the_descriptor_limit_idle_connections_make_room() {
+    let server = ExampleServer::start("http_echo");
+    let pid = server.child.id();
+    let before = fds(pid);
+    let mut idle: Vec<TcpStream> = (0..6).map(|_| connect(&server)).collect();
+    // One idle after a request, kept alive.
+    let mut kept = connect(&server);
+    kept.write_all(b"GET /kept HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    let (mut got, mut buf) = (Vec::new(), [0u8; 4096]);
+    // The echoed head ends the answer.
+    while !got.ends_with(b"Host: t\r\n") {
+        let n = kept.read(&mut buf).unwrap();
+        assert!(n > 0, "closed before the answer");
+        got.extend_from_slice(&buf[..n]);
+    }
+    idle.push(kept);
+    let mut busy = connect(&server);
+    busy.write_all(b"GET /busy HTTP/1.1\r\n").unwrap();
+    // Every connection accepted, then the limit put where the server stands.
+    for _ in 0..400 {
+        if fds(pid) == before + idle.len() + 1 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    assert_eq!(fds(pid), before + idle.len() + 1);
+    support::set_soft_nofile_of(pid, fds(pid) as u64);
+
+    let mut late = connect(&server);
+    late.write_all(b"GET /late HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let got = read_all(&mut late);
+    assert_eq!(status(&got), "200", "{got:?}");
+    for mut c in idle {
+        assert_eq!(read_all(&mut c), "", "an idle connection got an answer");
+    }
+    busy.write_all(b"Host: t\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let got = read_all(&mut busy);
+    assert!(got.contains("GET /busy"), "{got:?}");
 }

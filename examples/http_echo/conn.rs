@@ -40,11 +40,14 @@ const LAST_LOOK_BYTES: u64 = 64 << 10;
 
 /// The server is shutting down: connections finish the request they are in (and those the
 /// client already sent, pipelined), answer the last with `Connection: close`, and close;
-/// idle ones close at once, after serving a request that is already in their socket.
+/// idle ones close at once, after serving a request that is already in their socket. Idle
+/// connections may also be asked to make room before ([`close_idle`](Drain::close_idle)).
 #[derive(Default)]
 pub struct Drain {
     started: Cell<bool>,
     notify: Notify,
+    /// Wakes the connections idle now, to close.
+    idle: Notify,
 }
 
 impl Drain {
@@ -52,6 +55,14 @@ impl Drain {
     pub fn start(&self) {
         self.started.set(true);
         self.notify.notify_waiters();
+    }
+
+    /// Closes the connections idle between requests (or before their first) now, as their
+    /// idle timeout would: the server is out of descriptors, and clients waiting to be
+    /// accepted need them more (nginx reuses its idle connections likewise). Connections
+    /// in the middle of a request go on.
+    pub fn close_idle(&self) {
+        self.idle.notify_waiters();
     }
 
     fn started(&self) -> bool {
@@ -292,12 +303,17 @@ impl Conn<'_> {
                 // before the flag is read, so a start in between still wakes it.)
                 let drain = self.drain;
                 let draining = drain.notify.notified();
+                let room_wanted = drain.idle.notified();
                 let raced = if drain.started() {
                     None
                 } else {
-                    match select(pin!(self.fill(deadline)), pin!(draining)).await {
+                    let (draining, room_wanted) = (pin!(draining), pin!(room_wanted));
+                    let signals = select(draining, room_wanted);
+                    match select(pin!(self.fill(deadline)), signals).await {
                         Either::Left((filled, _)) => Some(filled),
-                        Either::Right(_) => None,
+                        Either::Right((Either::Left(_), _)) => None,
+                        // Out of descriptors: closed as if idle for its whole time.
+                        Either::Right((Either::Right(_), _)) => return Ok(Next::Closed),
                     }
                 };
                 match raced {

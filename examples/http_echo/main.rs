@@ -24,9 +24,10 @@
 //!   (a transfer coding before `chunked`, or `CONNECT`), 505 (not HTTP/1.0 or 1.1: httparse
 //!   reads no other version, so a future HTTP/1.2 gets it too, where RFC 9110 §6.2 would
 //!   have it served as 1.1).
-//! - A connection idle for 60 s between requests is closed; one whose client stops reading
-//!   its answers for 10 s is reset. Answers to pipelined requests go out together, but no
-//!   more than 64 KiB are held back: a client that sends without reading meets
+//! - A connection idle for 60 s between requests (or before its first) is closed, at once
+//!   if the server is out of descriptors, to make room for new ones; one whose client stops
+//!   reading its answers for 10 s is reset. Answers to pipelined requests go out together,
+//!   but no more than 64 KiB are held back: a client that sends without reading meets
 //!   back-pressure, not a growing server.
 
 mod conn;
@@ -92,8 +93,11 @@ async fn accept_loop(listener: &TcpListener, limits: &Rc<request::Limits>, open:
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => spawn_conn(stream, peer, limits, open),
-            // Out of descriptors: back off and let connections close.
-            Err(e) if out_of_fds(&e) => sleep(FD_BACKOFF).await,
+            // Out of descriptors: idle connections make room, the others may close meanwhile.
+            Err(e) if out_of_fds(&e) => {
+                open.drain.close_idle();
+                sleep(FD_BACKOFF).await;
+            }
             // Anything else (ECONNABORTED, ...) concerns one connection: keep serving.
             Err(e) => eprintln!("accept error: {e}"),
         }
