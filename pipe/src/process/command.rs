@@ -302,9 +302,12 @@ impl Unregistered {
 
 impl Drop for Unregistered {
     /// The future was dropped before its first poll: no zombie is left (the orphan reaper
-    /// waits for the child), and `kill_on_drop` is honoured.
+    /// waits for the child), and `kill_on_drop` is honoured. Its piped stdio closes now, as
+    /// for a dropped [`Child`]: kept with the orphan, a child reading its stdin or filling
+    /// its stdout would wait on the pipe for ever.
     fn drop(&mut self) {
         if let Some(mut std) = self.std.take() {
+            drop((std.stdin.take(), std.stdout.take(), std.stderr.take()));
             // Reaped now, or no longer ours (`ECHILD`: reaped elsewhere, its pid maybe
             // another process's by now): nothing to kill or wait for.
             if matches!(std.try_wait(), Ok(None)) {
