@@ -80,7 +80,8 @@ impl Sender {
 impl Receiver {
     /// Moves up to `len` bytes out of this pipe into `to` without copying them through user
     /// memory, waiting until the pipe has data and `to` has room. Returns how many bytes
-    /// moved; 0 means every write end is closed and the pipe is drained (or `len` was 0).
+    /// moved; 0 means every write end is closed and the pipe is drained (or `len` was 0). A
+    /// FIFO no writer has opened yet is waited on, as a read waits, whatever state `to` is in.
     /// Cancel-safe, as [`splice_from`](Sender::splice_from) is.
     ///
     /// ```
@@ -144,6 +145,9 @@ where
         };
         let urgent_seen = readable.is_some_and(|r| r.ready().is_priority());
         match sys::splice(src.as_raw_fd(), dst.as_raw_fd(), len) {
+            // The probe's 0 comes from a source pipe with no writer, as for a FIFO no writer
+            // has opened yet, which a read waits on: wait for the source to say end of file.
+            Ok(0) if readable.is_none() => continue,
             // End of file, or the peer's FIN behind an urgent mark.
             Ok(0) if urgent_seen => {
                 let stepped = sys::step_over_urgent(src.as_raw_fd(), dst.as_raw_fd())?;

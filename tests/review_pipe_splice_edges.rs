@@ -1,0 +1,168 @@
+//! `splice` at its edges: a FIFO no writer has opened yet spliced into a socket whose peer
+//! is gone, splicing a pipe into itself, lengths far over a pipe's capacity, and a socket
+//! source whose peer closed with data still queued.
+
+mod support;
+
+use std::ffi::CString;
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use overlap::io::{AsyncReadExt, AsyncWriteExt};
+use overlap::net::UnixStream;
+use overlap::pipe::{pipe, Receiver, Sender};
+use support::{pattern, within, TempDir};
+
+const HANG: Duration = Duration::from_secs(10);
+
+/// A FIFO named `name` in `dir`.
+fn fifo(dir: &TempDir, name: &str) -> PathBuf {
+    let path = dir.join(name);
+    let c = CString::new(path.as_os_str().as_bytes()).unwrap();
+    // SAFETY: `c` is a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    path
+}
+
+/// A FIFO's reader that no writer has opened yet waits (a read does); `splice_to` must too,
+/// even into a socket whose peer is gone: the kernel's `splice` says 0 for a FIFO with no
+/// writer, which is no end of file here. Once a writer comes with data, the dead socket's
+/// error is the answer.
+#[test]
+fn a_fifo_with_no_writer_yet_spliced_to_a_dead_socket_waits_then_fails() {
+    let dir = TempDir::new("review-splice-fifo-dead");
+    let path = fifo(&dir, "fifo");
+    overlap::block_on(async {
+        let mut rx = Receiver::open(&path).unwrap();
+        let (a, b) = UnixStream::pair().unwrap();
+        drop(b);
+        let splicer = overlap::spawn(async move { rx.splice_to(&a, 1024).await });
+        // Long enough for the loop to see the dead socket; the splice should not end.
+        overlap::time::sleep(Duration::from_millis(50)).await;
+        assert!(
+            !splicer.is_finished(),
+            "splice_to ended before any writer opened the FIFO: {:?}",
+            splicer.await
+        );
+        let mut tx = Sender::open(&path).unwrap();
+        tx.write_all(b"late").await.unwrap();
+        let err = within(HANG, splicer, "splice_to never met the dead socket")
+            .await
+            .unwrap()
+            .unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::BrokenPipe, "{err}");
+    });
+}
+
+/// The probe of a dead destination must not turn a real end of file into a wait: a pipe
+/// whose writers all left, spliced into a socket whose peer is gone, says 0 at once.
+#[test]
+fn a_drained_pipe_spliced_to_a_dead_socket_is_end_of_file() {
+    overlap::block_on(async {
+        let (tx, mut rx) = pipe().unwrap();
+        drop(tx);
+        let (a, b) = UnixStream::pair().unwrap();
+        drop(b);
+        let n = within(HANG, rx.splice_to(&a, 1024), "end of file became a wait")
+            .await
+            .unwrap();
+        assert_eq!(n, 0);
+    });
+}
+
+/// A pipe spliced into itself is refused (`EINVAL` from the kernel), as `InvalidInput`,
+/// whether it holds data or not; the data stays.
+#[test]
+fn splicing_a_pipe_into_itself_is_invalid_input() {
+    overlap::block_on(async {
+        let (mut tx, mut rx) = pipe().unwrap();
+        tx.write_all(b"kept").await.unwrap();
+        let rx_ref = &rx;
+        let err = within(HANG, tx.splice_from(rx_ref, 4), "self splice hung")
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{err}");
+        let mut got = [0u8; 4];
+        rx.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got, b"kept");
+    });
+}
+
+/// Asking for far more than a pipe holds moves what fits, never more, and loses nothing:
+/// a socket with 1 MiB queued fills the pipe, the pipe drains into another socket, and
+/// the bytes come out whole and in order.
+#[test]
+fn lengths_over_the_pipe_capacity_move_what_fits_and_lose_nothing() {
+    const TOTAL: usize = 1 << 20;
+    overlap::block_on(async {
+        let data = pattern(TOTAL);
+        let (mut src_peer, src) = UnixStream::pair().unwrap();
+        let (dst, mut dst_peer) = UnixStream::pair().unwrap();
+        let (mut tx, mut rx) = pipe().unwrap();
+        let writer = {
+            let data = data.clone();
+            overlap::spawn(async move {
+                src_peer.write_all(&data).await.unwrap();
+                // Closed: the source ends with the data.
+            })
+        };
+        let reader = overlap::spawn(async move {
+            let mut got = Vec::new();
+            dst_peer.read_to_end(&mut got).await.map(|_| got)
+        });
+        let mut total = 0;
+        loop {
+            let n = within(HANG, tx.splice_from(&src, usize::MAX), "splice_from hung")
+                .await
+                .unwrap();
+            if n == 0 {
+                break;
+            }
+            assert!(n <= 1 << 16, "more than a default pipe holds: {n}");
+            let mut left = n;
+            while left > 0 {
+                let m = within(HANG, rx.splice_to(&dst, usize::MAX), "splice_to hung")
+                    .await
+                    .unwrap();
+                assert!(m > 0 && m <= left, "moved {m} of {left}");
+                left -= m;
+            }
+            total += n;
+        }
+        writer.await.unwrap();
+        assert_eq!(total, TOTAL);
+        dst.shutdown(std::net::Shutdown::Write).unwrap();
+        let got = reader.await.unwrap().unwrap();
+        assert!(got == data, "bytes lost or reordered");
+    });
+}
+
+/// A socket whose peer wrote and closed: `splice_from` moves the queued bytes first, then
+/// says 0, and keeps saying 0.
+#[test]
+fn a_closed_socket_source_gives_its_data_then_end_of_file() {
+    overlap::block_on(async {
+        let (mut peer, src) = UnixStream::pair().unwrap();
+        peer.write_all(b"last words").await.unwrap();
+        drop(peer);
+        let (mut tx, mut rx) = pipe().unwrap();
+        let mut moved = 0;
+        loop {
+            let n = within(HANG, tx.splice_from(&src, 4), "splice_from hung")
+                .await
+                .unwrap();
+            if n == 0 {
+                break;
+            }
+            moved += n;
+        }
+        assert_eq!(moved, 10);
+        assert_eq!(tx.splice_from(&src, 4).await.unwrap(), 0);
+        drop(tx);
+        let mut got = Vec::new();
+        rx.read_to_end(&mut got).await.unwrap();
+        assert_eq!(got, b"last words");
+    });
+}
