@@ -1,11 +1,13 @@
 //! `splice` at its edges: a FIFO no writer has opened yet spliced into a socket whose peer
-//! is gone, splicing a pipe into itself, lengths far over a pipe's capacity, and a socket
-//! source whose peer closed with data still queued.
+//! is gone, splicing a pipe into itself, lengths far over a pipe's capacity, a socket
+//! source whose peer closed with data still queued, and `splice_copy` into a pipe smaller
+//! than its private one and out of one bigger.
 
 mod support;
 
 use std::ffi::CString;
 use std::io;
+use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -164,5 +166,78 @@ fn a_closed_socket_source_gives_its_data_then_end_of_file() {
         let mut got = Vec::new();
         rx.read_to_end(&mut got).await.unwrap();
         assert_eq!(got, b"last words");
+    });
+}
+
+/// Sets the capacity of the pipe behind `fd` (`F_SETPIPE_SZ`), returning the size the
+/// kernel chose.
+fn set_pipe_size(fd: &impl AsRawFd, size: usize) -> usize {
+    // SAFETY: F_SETPIPE_SZ takes an integer argument; the fd is open.
+    let got = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETPIPE_SZ, size as libc::c_int) };
+    assert!(got > 0, "{}", io::Error::last_os_error());
+    got as usize
+}
+
+/// `splice_copy` through pipes of other sizes than its private one: from a socket into a
+/// one-page pipe (every drain a partial one), read back a few bytes at a time, and from a
+/// 256 KiB pipe (four times the private one), full before the copy starts, into a socket.
+/// Every byte comes out once, in order.
+#[test]
+fn splice_copy_into_a_one_page_pipe_and_out_of_a_big_one_loses_nothing() {
+    const TOTAL: usize = 1 << 20;
+    overlap::block_on(async {
+        let data = pattern(TOTAL);
+
+        // Socket -> one-page pipe, read in dribbles.
+        let (mut peer, src) = UnixStream::pair().unwrap();
+        let (tx, mut rx) = pipe().unwrap();
+        assert_eq!(set_pipe_size(&tx, 4096), 4096);
+        let writer = {
+            let data = data.clone();
+            overlap::spawn(async move { peer.write_all(&data).await.unwrap() })
+        };
+        let reader = overlap::spawn(async move {
+            let mut got = Vec::with_capacity(TOTAL);
+            let mut buf = [0u8; 1000];
+            loop {
+                match rx.read(&mut buf[..got.len() % 997 + 1]).await.unwrap() {
+                    0 => return got,
+                    n => got.extend_from_slice(&buf[..n]),
+                }
+            }
+        });
+        let n = within(HANG, overlap::pipe::splice_copy(&src, &tx), "copy hung")
+            .await
+            .unwrap();
+        assert_eq!(n, TOTAL as u64);
+        writer.await.unwrap();
+        drop(tx);
+        let got = within(HANG, reader, "reader hung").await.unwrap();
+        assert!(
+            got == data,
+            "bytes lost or reordered through the small pipe"
+        );
+
+        // A full 256 KiB pipe -> socket (well under the default `pipe-max-size`).
+        const BIG: usize = 256 << 10;
+        let data = &data[..BIG];
+        let (mut tx, rx) = pipe().unwrap();
+        assert!(set_pipe_size(&tx, BIG) >= BIG);
+        within(HANG, tx.write_all(data), "filling the big pipe hung")
+            .await
+            .unwrap();
+        drop(tx);
+        let (dst, mut peer) = UnixStream::pair().unwrap();
+        let reader = overlap::spawn(async move {
+            let mut got = Vec::new();
+            peer.read_to_end(&mut got).await.map(|_| got)
+        });
+        let n = within(HANG, overlap::pipe::splice_copy(&rx, &dst), "copy hung")
+            .await
+            .unwrap();
+        assert_eq!(n, BIG as u64);
+        dst.shutdown(std::net::Shutdown::Write).unwrap();
+        let got = reader.await.unwrap().unwrap();
+        assert!(got == data, "bytes lost or reordered out of the big pipe");
     });
 }
