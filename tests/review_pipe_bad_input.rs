@@ -1,7 +1,8 @@
 //! Bad input to the pipe crate's constructors: a NUL byte where the kernel wants a C string
 //! (a program, an argument, an environment entry, a working directory, a FIFO path) is an
 //! `InvalidInput` error before anything runs or opens, through every entry point, and
-//! leaves no fd behind (the pipes a piped `Command` would make included).
+//! leaves no fd behind (the pipes a piped `Command` would make included). Spawns that fail
+//! only at `exec` give the kernel's error and leave no zombie either.
 
 mod support;
 
@@ -87,5 +88,62 @@ fn a_fifo_path_with_a_nul_is_invalid_input_and_opens_nothing() {
         let e = Sender::open(&path).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::InvalidInput, "{e}");
         assert_eq!(open_fds(), before, "an fd leaked by a refused open");
+    });
+}
+
+/// Spawns the kernel refuses at `exec` (after the fork: an argument over the kernel's
+/// 128 KiB limit, a program that is no executable, a working directory that is missing)
+/// give the kernel's error, and leave neither an fd nor a child behind: the forked process
+/// that failed to `exec` is reaped before the error is returned.
+#[test]
+fn spawns_failing_at_exec_leave_no_zombie_and_no_fd() {
+    support::run_in_child(
+        "spawns_failing_at_exec_leave_no_zombie_and_no_fd",
+        spawns_failing_at_exec_leave_no_zombie_and_no_fd_alone,
+    );
+}
+
+fn spawns_failing_at_exec_leave_no_zombie_and_no_fd_alone() {
+    use std::os::unix::fs::PermissionsExt;
+
+    let dir = TempDir::new("review-exec-fails");
+    let not_exec = dir.join("not-exec");
+    std::fs::write(&not_exec, "#!/bin/sh\n").unwrap();
+    std::fs::set_permissions(&not_exec, std::fs::Permissions::from_mode(0o644)).unwrap();
+    overlap::block_on(async {
+        let before = open_fds();
+        let piped = |mut cmd: Command| {
+            cmd.stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped());
+            cmd
+        };
+        let mut long = Command::new("echo");
+        long.arg("x".repeat(200 << 10));
+        let mut missing_dir = Command::new("echo");
+        missing_dir.current_dir(dir.join("missing"));
+        let cases = [
+            ("an argument over 128 KiB", piped(long), libc::E2BIG),
+            (
+                "a file without x bits",
+                piped(Command::new(&not_exec)),
+                libc::EACCES,
+            ),
+            (
+                "a missing working directory",
+                piped(missing_dir),
+                libc::ENOENT,
+            ),
+        ];
+        for (what, mut cmd, errno) in cases {
+            let e = cmd.spawn().map(drop).unwrap_err();
+            assert_eq!(e.raw_os_error(), Some(errno), "{what}: {e}");
+            let e = cmd.output().await.unwrap_err();
+            assert_eq!(e.raw_os_error(), Some(errno), "{what}, output: {e}");
+            let e = cmd.status().await.unwrap_err();
+            assert_eq!(e.raw_os_error(), Some(errno), "{what}, status: {e}");
+        }
+        assert_eq!(support::children(), "", "a failed spawn left a child");
+        assert_eq!(open_fds(), before, "fds leaked by spawns failing at exec");
     });
 }
