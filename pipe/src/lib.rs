@@ -75,9 +75,9 @@ fn open_fifo(path: &std::path::Path, access: libc::c_int) -> io::Result<std::os:
 }
 
 /// Checks that `fd` is a pipe or FIFO open for `access` (`O_RDONLY` for a receiver,
-/// `O_WRONLY` for a sender; `O_RDWR` does for both; an `O_PATH` fd does for neither), and
-/// makes it non-blocking. The wrong end is refused before anything changes: epoll never
-/// reports it ready for the other direction, so a wait on it would never end.
+/// `O_WRONLY` for a sender; `O_RDWR` does for both; an `O_PATH` fd does for neither),
+/// changing nothing. The wrong end is refused: epoll never reports it ready for the other
+/// direction, so a wait on it would never end.
 fn check_pipe(fd: &std::os::fd::OwnedFd, access: libc::c_int) -> io::Result<()> {
     use std::os::fd::AsRawFd;
     let raw = fd.as_raw_fd();
@@ -104,5 +104,19 @@ fn check_pipe(fd: &std::os::fd::OwnedFd, access: libc::c_int) -> io::Result<()> 
             format!("this fd is a pipe's {end} end, not open for {wanted}ing"),
         ));
     }
-    sys::set_nonblocking_to(raw, true)
+    Ok(())
+}
+
+/// Registers a pipe end that [`check_pipe`] accepted, then makes it non-blocking: in that
+/// order, so that a registration that fails (outside a runtime, say) leaves its open file
+/// description as it was. `O_NONBLOCK` is the description's, shared with every fd (and
+/// process) it was duplicated to: left set by a call that failed, their blocking reads and
+/// writes would fail with `EAGAIN`.
+fn register_pipe(
+    fd: std::os::fd::OwnedFd,
+) -> io::Result<overlap_runtime::AsyncFd<std::os::fd::OwnedFd>> {
+    use std::os::fd::AsRawFd;
+    let fd = overlap_runtime::AsyncFd::new(fd)?;
+    sys::set_nonblocking_to(fd.as_raw_fd(), true)?;
+    Ok(fd)
 }

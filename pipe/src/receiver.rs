@@ -74,7 +74,7 @@ impl Receiver {
     /// opened with `O_PATH` (open for neither end).
     pub fn from_owned_fd(fd: OwnedFd) -> io::Result<Receiver> {
         crate::check_pipe(&fd, libc::O_RDONLY)?;
-        let fd = AsyncFd::new(fd)?;
+        let fd = crate::register_pipe(fd)?;
         // A FIFO whose writers all left may get a new one: end of file is not final.
         fd.set_hangup_may_end(true);
         Ok(Receiver { fd, packets: false })

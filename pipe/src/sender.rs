@@ -60,7 +60,7 @@ impl Sender {
     pub fn from_owned_fd(fd: OwnedFd) -> io::Result<Sender> {
         crate::check_pipe(&fd, libc::O_WRONLY)?;
         Ok(Sender {
-            fd: Some(AsyncFd::new(fd)?),
+            fd: Some(crate::register_pipe(fd)?),
         })
     }
 
