@@ -62,6 +62,11 @@ pub fn pipe() -> io::Result<(Sender, Receiver)> {
 /// does not retry for ever.
 fn open_fifo(path: &std::path::Path, access: libc::c_int) -> io::Result<std::os::fd::OwnedFd> {
     use std::os::unix::fs::FileTypeExt;
+    // Before the open: outside a runtime the end could not be registered, and an end opened
+    // and closed again is seen at the other end (a writer that comes and goes is end of file
+    // to the readers; a reader releases a writer blocked in `open`).
+    overlap_runtime::check_io_runtime()
+        .map_err(|e| overlap_runtime::io::with_path_context(e, "open", path, None))?;
     sys::open(path, access).map_err(|e| {
         let not_fifo = e.raw_os_error() == Some(libc::ENXIO)
             && std::fs::metadata(path).is_ok_and(|m| !m.file_type().is_fifo());

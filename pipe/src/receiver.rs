@@ -34,7 +34,8 @@ impl Receiver {
     /// Opens the FIFO at `path` for reading. Opening succeeds even with no writer yet; a read
     /// then waits until a writer opens it and writes (or opens it and closes it again: then
     /// it returns 0). A path that is no FIFO fails with `InvalidInput` (a Unix socket too,
-    /// which the kernel refuses with `ENXIO`).
+    /// which the kernel refuses with `ENXIO`). Outside a runtime it fails with
+    /// `ErrorKind::Other` before opening anything, so no writer waiting in `open` is let go.
     ///
     /// ```
     /// use std::ffi::CString;
