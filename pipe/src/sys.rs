@@ -18,11 +18,12 @@ pub(crate) fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
 }
 
 /// Opens a FIFO (or any path) non-blocking and close-on-exec with `access` (`O_RDONLY` or
-/// `O_WRONLY`).
+/// `O_WRONLY`). `O_NOCTTY` too: a terminal's path, refused later as no FIFO, must not
+/// become the controlling terminal of a session leader that has none.
 pub(crate) fn open(path: &Path, access: libc::c_int) -> io::Result<OwnedFd> {
     let c = CString::new(path.as_os_str().as_bytes())
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))?;
-    let flags = access | libc::O_NONBLOCK | libc::O_CLOEXEC;
+    let flags = access | libc::O_NONBLOCK | libc::O_CLOEXEC | libc::O_NOCTTY;
     let fd = loop {
         // SAFETY: `c` is a valid NUL-terminated string that outlives the call.
         match syscall!(open(c.as_ptr(), flags)) {
