@@ -68,8 +68,9 @@ pub use udp_batch::{Datagram, RecvBatch};
 pub use unix::{UnixDatagram, UnixListener, UnixSocket, UnixStream};
 
 /// Implements the fd traits every registered socket type shares: `AsRawFd`, `AsFd`,
-/// `TryFrom<OwnedFd>` (registers the fd, switching it to non-blocking mode; needs a runtime)
-/// and `From<T> for OwnedFd` (deregisters and hands the fd back, still non-blocking).
+/// `TryFrom<OwnedFd>` and `TryFrom` the std socket type (register the fd, switching it to
+/// non-blocking mode; need a runtime), and `From<T> for OwnedFd` (deregisters and hands the
+/// fd back, still non-blocking).
 /// The type must have an `io` field of the crate's registered-socket type and a `from_std`.
 #[macro_export]
 #[doc(hidden)]
@@ -107,6 +108,15 @@ macro_rules! impl_socket_fd {
             #[doc = concat!("Registers ", $what, " fd, switching it to non-blocking mode. Must be called inside a runtime.")]
             fn try_from(fd: ::std::os::fd::OwnedFd) -> ::std::io::Result<$ty> {
                 $ty::from_std(<$std>::from(fd))
+            }
+        }
+
+        impl TryFrom<$std> for $ty {
+            type Error = ::std::io::Error;
+
+            #[doc = concat!("Registers ", $what, ", switching it to non-blocking mode: `from_std`, under the name tokio and smol also give it. Must be called inside a runtime.")]
+            fn try_from(socket: $std) -> ::std::io::Result<$ty> {
+                $ty::from_std(socket)
             }
         }
 
