@@ -180,9 +180,9 @@ pub mod io {
         Window, WriteHalf,
     };
     pub use overlap_runtime::io::{
-        copy, copy_bidirectional, copy_buf, duplex, raw_os_error, read_to_end, stderr, stdin,
-        stdout, AsyncReadIntExt, AsyncWriteIntExt, DuplexStream, Interest, ReadInt, ReadToEnd,
-        Ready, Stderr, Stdin, Stdout, Unblock, WriteInt,
+        copy, copy_bidirectional, copy_buf, duplex, raw_os_error, read_to_end, split, stderr,
+        stdin, stdout, AsyncReadIntExt, AsyncWriteIntExt, DuplexStream, Interest, ReadInt,
+        ReadToEnd, Ready, Stderr, Stdin, Stdout, Unblock, WriteInt,
     };
 
     /// [`AsyncFd`](crate::AsyncFd) and its guards and errors under tokio's path,

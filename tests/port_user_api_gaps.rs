@@ -1,5 +1,5 @@
 //! The small gaps a tokio user hit while writing the `port_user_*` programs, each checked
-//! where it was filled: `TryFrom` from the std socket types.
+//! where it was filled: `TryFrom` from the std socket types and `io::split` for any stream.
 
 mod support;
 
@@ -45,5 +45,53 @@ async fn std_unix_sockets_convert_with_try_from() -> io::Result<()> {
     a.send(b"gram").await?;
     let n = b.recv(&mut buf).await?;
     assert_eq!(&buf[..n], b"gram");
+    Ok(())
+}
+
+/// tokio's `io::split`: halves of any stream for two tasks, and `unsplit` to join them.
+#[overlap::test]
+async fn io_split_gives_halves_of_any_stream_for_two_tasks() -> io::Result<()> {
+    let (near, far) = io::duplex(64);
+    let (mut far_read, mut far_write) = io::split(far);
+    // An echo on the far side, its read and write halves in two tasks joined by a channel.
+    let (tx, mut rx) = overlap::sync::mpsc::channel::<Vec<u8>>(4);
+    let reader = overlap::spawn(async move {
+        let mut buf = [0u8; 16];
+        loop {
+            let n = far_read.read(&mut buf).await?;
+            if n == 0 || tx.send(buf[..n].to_vec()).await.is_err() {
+                return io::Result::Ok(far_read);
+            }
+        }
+    });
+    let writer = overlap::spawn(async move {
+        while let Some(chunk) = rx.recv().await {
+            far_write.write_all(&chunk).await?;
+        }
+        io::Result::Ok(far_write)
+    });
+
+    let (mut near_read, mut near_write) = io::split(near);
+    let body: Vec<u8> = (0..1000u32).map(|i| i as u8).collect();
+    let sent = body.clone();
+    let send = overlap::spawn(async move {
+        near_write.write_all(&sent).await?;
+        near_write.close().await?;
+        io::Result::Ok(near_write)
+    });
+    let mut back = vec![0u8; body.len()];
+    near_read.read_exact(&mut back).await?;
+    assert_eq!(back, body);
+
+    let near_write = send.await??;
+    let far = reader
+        .await??
+        .reunite(writer.await??)
+        .expect("halves of one stream");
+    drop(far);
+    let mut near = near_read.reunite(near_write).expect("halves of one stream");
+    let mut rest = Vec::new();
+    near.read_to_end(&mut rest).await?;
+    assert!(rest.is_empty());
     Ok(())
 }

@@ -7,6 +7,7 @@ mod duplex;
 mod int;
 mod path_error;
 mod read_to_end;
+mod split;
 mod stdio;
 mod unblock;
 
@@ -17,6 +18,7 @@ pub use duplex::{duplex, DuplexStream};
 pub use int::{AsyncReadIntExt, AsyncWriteIntExt, ReadInt, WriteInt};
 pub use path_error::{raw_os_error, with_path_context};
 pub use read_to_end::{read_to_end, ReadToEnd};
+pub use split::split;
 pub use stdio::{stderr, stdin, stdout, Stderr, Stdin, Stdout};
 pub use unblock::Unblock;
 
