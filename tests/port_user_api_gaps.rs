@@ -1,5 +1,6 @@
 //! The small gaps a tokio user hit while writing the `port_user_*` programs, each checked
-//! where it was filled: `TryFrom` from the std socket types and `io::split` for any stream.
+//! where it was filled: `TryFrom` from the std socket types, `io::split` for any stream, and
+//! a `Default` `watch::Sender`.
 
 mod support;
 
@@ -7,6 +8,7 @@ use std::os::unix::net as std_unix;
 
 use overlap::io::{self, AsyncReadExt, AsyncWriteExt};
 use overlap::net::{TcpListener, TcpStream, UdpSocket, UnixDatagram, UnixListener, UnixStream};
+use overlap::sync::watch;
 
 /// tokio (and smol) take a std socket with `try_from` as well as `from_std`.
 #[overlap::test]
@@ -94,4 +96,17 @@ async fn io_split_gives_halves_of_any_stream_for_two_tasks() -> io::Result<()> {
     near.read_to_end(&mut rest).await?;
     assert!(rest.is_empty());
     Ok(())
+}
+
+/// tokio's `watch::Sender` is `Default` for a `Default` value (a sender with no receivers,
+/// which `subscribe` gives out later).
+#[overlap::test]
+async fn a_default_watch_sender_starts_from_the_default_value() {
+    let config: watch::Sender<Vec<&str>> = Default::default();
+    let mut rx = config.subscribe();
+    assert!(rx.borrow().is_empty());
+    assert!(!rx.has_changed().unwrap());
+    config.send_modify(|v| v.push("verbose"));
+    rx.changed().await.unwrap();
+    assert_eq!(*rx.borrow_and_update(), ["verbose"]);
 }

@@ -272,6 +272,13 @@ impl<T> Clone for Sender<T> {
     }
 }
 
+impl<T: Default> Default for Sender<T> {
+    /// [`Sender::new`] with `T::default()`: a sender with no receiver yet, as tokio's.
+    fn default() -> Sender<T> {
+        Sender::new(T::default())
+    }
+}
+
 impl<T> Drop for Sender<T> {
     fn drop(&mut self) {
         let left = self.shared.senders.get() - 1;
