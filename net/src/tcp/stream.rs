@@ -302,7 +302,9 @@ impl TcpStream {
     /// Shuts down the read side, the write side or both (`shutdown(2)`); does not wait.
     ///
     /// After `Shutdown::Write` the peer reads EOF, and this side can still read what the
-    /// peer sends.
+    /// peer sends. tokio's `stream.shutdown().await` (its `AsyncWriteExt::shutdown`) is
+    /// `stream.close().await` here (futures' `AsyncWriteExt::close`), which shuts the write
+    /// side the same way, on the stream and on its write halves.
     pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
         crate::io::shutdown(&self.io, how)
     }

@@ -205,7 +205,9 @@ impl UnixStream {
         try_write_vectored_stream(&self.io, bufs)
     }
 
-    /// Shuts down the read side, the write side or both; does not wait.
+    /// Shuts down the read side, the write side or both; does not wait. tokio's
+    /// `stream.shutdown().await` is `stream.close().await` here (futures'
+    /// `AsyncWriteExt::close`), which shuts the write side.
     pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
         crate::io::shutdown(&self.io, how)
     }
