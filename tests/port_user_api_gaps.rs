@@ -1,6 +1,6 @@
 //! The small gaps a tokio user hit while writing the `port_user_*` programs, each checked
-//! where it was filled: `TryFrom` from the std socket types, `io::split` for any stream, and
-//! a `Default` `watch::Sender`.
+//! where it was filled: `TryFrom` from the std socket types, `io::split` for any stream, a
+//! `Default` `watch::Sender`, and `broadcast`'s `same_channel` and `Receiver::is_closed`.
 
 mod support;
 
@@ -109,4 +109,31 @@ async fn a_default_watch_sender_starts_from_the_default_value() {
     config.send_modify(|v| v.push("verbose"));
     rx.changed().await.unwrap();
     assert_eq!(*rx.borrow_and_update(), ["verbose"]);
+}
+
+/// tokio's `broadcast` ends tell whether two share a channel, and a receiver whether its
+/// senders are gone (to prune a room nobody can speak in any more).
+#[overlap::test]
+async fn broadcast_ends_compare_channels_and_see_the_senders_go() {
+    use overlap::sync::broadcast::{self, error::RecvError};
+
+    let (lobby, mut in_lobby) = broadcast::channel::<&str>(4);
+    let (garden, in_garden) = broadcast::channel::<&str>(4);
+    assert!(lobby.same_channel(&lobby.clone()));
+    assert!(!lobby.same_channel(&garden));
+    assert!(in_lobby.same_channel(&lobby.subscribe()));
+    assert!(in_lobby.same_channel(&in_lobby.resubscribe()));
+    assert!(!in_lobby.same_channel(&in_garden));
+
+    lobby.send("closing time").unwrap();
+    let second = lobby.clone();
+    drop(lobby);
+    assert!(!in_lobby.is_closed(), "a clone still sends");
+    drop(second);
+    assert!(in_lobby.is_closed());
+    assert!(!in_garden.is_closed());
+    // What was sent is still read before the close shows.
+    assert_eq!(in_lobby.recv().await, Ok("closing time"));
+    assert_eq!(in_lobby.recv().await, Err(RecvError::Closed));
+    drop(garden);
 }

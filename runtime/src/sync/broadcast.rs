@@ -208,6 +208,11 @@ impl<T> Sender<T> {
         self.shared.queue.borrow().len()
     }
 
+    /// Whether `other` sends on the same channel as this sender.
+    pub fn same_channel(&self, other: &Sender<T>) -> bool {
+        Rc::ptr_eq(&self.shared, &other.shared)
+    }
+
     /// Whether every value sent was read by every receiver (or none was sent).
     pub fn is_empty(&self) -> bool {
         self.len() == 0
@@ -284,6 +289,28 @@ impl<T> Receiver<T> {
     /// Whether there is nothing for this receiver to read now.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Whether every sender is gone. Values already sent may still be read: `recv` reports
+    /// `Closed` only once they are.
+    ///
+    /// ```
+    /// use overlap::sync::broadcast;
+    ///
+    /// let (tx, mut rx) = broadcast::channel(4);
+    /// tx.send("last words").unwrap();
+    /// assert!(!rx.is_closed());
+    /// drop(tx);
+    /// assert!(rx.is_closed());
+    /// assert_eq!(rx.try_recv(), Ok("last words"));
+    /// ```
+    pub fn is_closed(&self) -> bool {
+        self.shared.senders.get() == 0
+    }
+
+    /// Whether `other` receives from the same channel as this receiver.
+    pub fn same_channel(&self, other: &Receiver<T>) -> bool {
+        Rc::ptr_eq(&self.shared, &other.shared)
     }
 
     /// Marks the value with sequence number `seq` read by this receiver.
