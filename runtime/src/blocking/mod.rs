@@ -101,6 +101,11 @@ type Outcome<R> = Result<std::thread::Result<R>, io::Error>;
 ///   is the returned handle's [`id`](JoinHandle::id).
 /// - The result reaches the handle through a task of the spawning runtime: await the
 ///   handle there (see [`JoinHandle`]).
+/// - The job cannot take overlap's [`sync`](crate::sync) channel ends along (they are not
+///   `Send`, so there is no tokio-style `blocking_send`). To stream values from a long job
+///   to a task, send through a thread-safe channel (`futures-channel`'s `mpsc`), blocking
+///   on each send with [`Handle::block_on`](crate::Handle::block_on) for backpressure; or
+///   run one job per item and forward each result from a task.
 ///
 /// # Panics
 /// When called outside a runtime, including on a blocking-pool thread inside a job: there,
