@@ -2,6 +2,8 @@
 //! `timeout` around each request's work, an idle timer reset by each line, `??` to turn
 //! a timeout into an `io::Error`) and then written for overlap. A client drives requests,
 //! one slower than its budget, then goes idle, and checks every answer and the idle close.
+//! The clock is paused (it moves only when every task waits), so a loaded machine's stalls
+//! cannot fire a timer early.
 
 mod support;
 
@@ -85,7 +87,7 @@ async fn request(
         .ok_or_else(|| io::Error::new(io::ErrorKind::UnexpectedEof, "server hung up"))
 }
 
-#[overlap::test]
+#[overlap::test(start_paused = true)]
 async fn requests_are_answered_within_their_budget_and_idle_clients_are_closed() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -127,7 +129,7 @@ async fn requests_are_answered_within_their_budget_and_idle_clients_are_closed()
 
 /// The idle timer as tokio users write it: one pinned `Sleep`, re-armed by each line with
 /// `reset`, raced against the lines in `select!`.
-#[overlap::test]
+#[overlap::test(start_paused = true)]
 async fn an_idle_timer_reset_by_each_line_closes_only_a_quiet_connection() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
