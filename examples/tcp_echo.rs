@@ -32,8 +32,8 @@ pub async fn serve(listener: TcpListener) -> std::io::Result<()> {
                     }
                 });
             }
-            // Out of descriptors: back off and let connections close.
-            Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
+            // Out of descriptors or of kernel memory: back off and let connections close.
+            Err(e) if lasting_accept_error(&e) => {
                 overlap::time::sleep(std::time::Duration::from_millis(10)).await;
             }
             // Anything else (ECONNABORTED, ENOBUFS, ...) concerns one connection, not the
@@ -41,6 +41,16 @@ pub async fn serve(listener: TcpListener) -> std::io::Result<()> {
             Err(e) => eprintln!("accept error: {e}"),
         }
     }
+}
+
+/// Whether `accept` failed for want of descriptors (`EMFILE`, `ENFILE`) or of kernel memory
+/// (`ENOBUFS`, `ENOMEM`): that lasts a while, so the loop backs off, where retrying at once
+/// would spin.
+pub fn lasting_accept_error(e: &std::io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+    )
 }
 
 /// Echoes everything `stream` sends until it closes its side.

@@ -61,8 +61,8 @@ pub async fn accept_loop(listener: TcpListener, workers: &[Handle]) -> std::io::
     for next in (0..workers.len()).cycle() {
         let stream = match listener.accept().await {
             Ok((stream, _)) => stream,
-            // Out of descriptors: back off and let connections close.
-            Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
+            // Out of descriptors or kernel memory: back off and let connections close.
+            Err(e) if tcp_echo::lasting_accept_error(&e) => {
                 overlap::time::sleep(std::time::Duration::from_millis(10)).await;
                 continue;
             }

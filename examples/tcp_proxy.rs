@@ -86,8 +86,13 @@ pub async fn serve(listener: TcpListener, upstream: SocketAddr) -> io::Result<()
                     }
                 });
             }
-            // Out of descriptors: back off and let connections close.
-            Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
+            // Out of descriptors or kernel memory: back off and let connections close.
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+                ) =>
+            {
                 overlap::time::sleep(std::time::Duration::from_millis(10)).await;
             }
             Err(e) => eprintln!("accept error: {e}"),

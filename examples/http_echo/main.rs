@@ -98,6 +98,11 @@ async fn accept_loop(listener: &TcpListener, limits: &Rc<request::Limits>, open:
                 open.drain.close_idle();
                 sleep(FD_BACKOFF).await;
             }
+            // Out of kernel memory for sockets: it lasts, so back off (retrying at once
+            // would spin).
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOBUFS | libc::ENOMEM)) => {
+                sleep(FD_BACKOFF).await;
+            }
             // Anything else (ECONNABORTED, ...) concerns one connection: keep serving.
             Err(e) => eprintln!("accept error: {e}"),
         }
