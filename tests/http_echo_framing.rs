@@ -64,6 +64,32 @@ fn a_bare_lf_ending_the_trailers_does_not_swallow_the_next_request() {
     );
 }
 
+/// Trailers dripped a byte per write are parsed once a line ends (not at every byte): the
+/// request is still answered, and a malformed trailer line still refused, wherever its
+/// bytes were cut.
+#[test]
+fn trailers_dripped_a_byte_at_a_time_are_read_as_a_whole() {
+    let server = ExampleServer::start("http_echo");
+    let head = b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n1\r\nA\r\n0\r\n";
+    for (trailers, want) in [
+        (&b"X-Sum: 1\r\nY: 2\r\n\r\n"[..], "200"),
+        (b"X-Sum: 1\r\nno colon\r\n\r\n", "400"),
+    ] {
+        let mut s = TcpStream::connect(server.addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        s.set_nodelay(true).unwrap();
+        s.write_all(head).unwrap();
+        for byte in trailers {
+            s.write_all(std::slice::from_ref(byte)).unwrap();
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let mut got = Vec::new();
+        let _ = s.read_to_end(&mut got);
+        let got = String::from_utf8_lossy(&got);
+        assert_eq!(statuses(&got), [want], "{got}");
+    }
+}
+
 #[test]
 fn malformed_trailers_and_chunk_size_lines_are_refused() {
     let server = ExampleServer::start("http_echo");

@@ -451,26 +451,37 @@ impl Conn<'_> {
     /// same rules as a head's fields (so line ends are read alike; bad fields get a 400),
     /// and ignored.
     async fn skip_trailers(&mut self) -> io::Result<Result<(), HttpError>> {
+        // Parsing looks at every trailer line so far, so it runs only once new bytes end a
+        // line (only a line end can complete or spoil the section): a client dripping its
+        // trailers a byte at a time would otherwise cost a parse per byte.
+        let mut seen: Option<usize> = None;
         loop {
-            // Rare enough (trailers) to allocate the field slots per attempt.
-            let mut fields = vec![httparse::EMPTY_HEADER; self.limits.max_headers];
-            match httparse::parse_headers(self.buffered(), &mut fields) {
-                Ok(httparse::Status::Complete((used, _))) => {
-                    self.start += used;
-                    return Ok(Ok(()));
+            let ends_a_line = seen.is_none_or(|n| self.buffered()[n..].contains(&b'\n'));
+            seen = Some(self.end - self.start);
+            let too_large = self.end - self.start > self.limits.max_head;
+            if ends_a_line {
+                // Rare enough (trailers) to allocate the field slots per attempt.
+                let mut fields = vec![httparse::EMPTY_HEADER; self.limits.max_headers];
+                match httparse::parse_headers(self.buffered(), &mut fields) {
+                    Ok(httparse::Status::Complete((used, _))) => {
+                        self.start += used;
+                        return Ok(Ok(()));
+                    }
+                    Ok(httparse::Status::Partial) => {}
+                    Err(httparse::Error::TooManyHeaders) => {
+                        return Ok(Err(request::head_too_large()))
+                    }
+                    Err(_) => {
+                        return Ok(Err(HttpError::new(
+                            400,
+                            request::BAD_REQUEST,
+                            "malformed trailer field",
+                        )))
+                    }
                 }
-                Ok(httparse::Status::Partial) if self.end - self.start > self.limits.max_head => {
-                    return Ok(Err(request::head_too_large()))
-                }
-                Ok(httparse::Status::Partial) => {}
-                Err(httparse::Error::TooManyHeaders) => return Ok(Err(request::head_too_large())),
-                Err(_) => {
-                    return Ok(Err(HttpError::new(
-                        400,
-                        request::BAD_REQUEST,
-                        "malformed trailer field",
-                    )))
-                }
+            }
+            if too_large {
+                return Ok(Err(request::head_too_large()));
             }
             if let Err(e) = self.fill_body().await? {
                 return Ok(Err(e));
