@@ -333,7 +333,7 @@ impl Wake for Unparker {
 /// Polls `future` on this thread until it is ready, parking the thread between polls until
 /// its waker is called. A wake before the park leaves the flag set, so it is never lost,
 /// not even to a nested call parking meanwhile; a spurious unpark only parks again.
-fn park_until_ready<F: Future>(future: F) -> F::Output {
+pub(crate) fn park_until_ready<F: Future>(future: F) -> F::Output {
     let unparker = Arc::new(Unparker {
         thread: thread::current(),
         woken: AtomicBool::new(false),

@@ -13,8 +13,11 @@ use std::time::Duration;
 pub use handle::{Handle, RemoteJoinHandle};
 pub use runtime::{block_on, block_on_start_paused, metrics, Builder, Runtime, RuntimeGuard};
 
-pub(crate) use context::{current_task, with_current, with_driving, with_owner, with_owner_of};
+pub(crate) use context::{
+    current_task, in_driving_block_on, with_current, with_driving, with_owner, with_owner_of,
+};
 pub(crate) use core::Core;
+pub(crate) use handle::park_until_ready;
 pub(crate) use remote_task::JoinSlot;
 pub(crate) use shared::Shared;
 

@@ -14,6 +14,7 @@ use futures_core::Stream;
 
 use super::waiters::{wake, WaitQueue, Wakes, Watchers};
 
+pub mod cross_thread;
 pub mod error;
 mod many;
 mod permit;
