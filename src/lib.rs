@@ -36,7 +36,8 @@
 //! - Tasks need not be `Send`: [`spawn`] is tokio's `spawn_local`, without a `LocalSet`.
 //!   From another thread, spawn through a [`Handle`].
 //! - The [`sync`] types are `Rc`-based and not `Send`: they connect the tasks of one
-//!   runtime. I/O objects (sockets, pipes, [`AsyncFd`]) stay with the runtime that made
+//!   runtime. Between threads (a [`spawn_blocking`] job and a task, with `blocking_send` and
+//!   `blocking_recv`), use [`sync::mpsc::cross_thread`], whose ends are `Send`. I/O objects (sockets, pipes, [`AsyncFd`]) stay with the runtime that made
 //!   them, and the free [`block_on`] builds a new runtime on each call.
 //! - I/O types implement the futures-io `AsyncRead`/`AsyncWrite` (`poll_close` for
 //!   `poll_shutdown`, `&mut [u8]` for `ReadBuf`), and [`select!`] and [`join!`] are

@@ -101,11 +101,12 @@ type Outcome<R> = Result<std::thread::Result<R>, io::Error>;
 ///   is the returned handle's [`id`](JoinHandle::id).
 /// - The result reaches the handle through a task of the spawning runtime: await the
 ///   handle there (see [`JoinHandle`]).
-/// - The job cannot take overlap's [`sync`](crate::sync) channel ends along (they are not
-///   `Send`, so there is no tokio-style `blocking_send`). To stream values from a long job
-///   to a task, send through a thread-safe channel (`futures-channel`'s `mpsc`), blocking
-///   on each send with [`Handle::block_on`](crate::Handle::block_on) for backpressure; or
-///   run one job per item and forward each result from a task.
+/// - The job cannot take most of overlap's [`sync`](crate::sync) channel ends along (they
+///   are not `Send`). To stream values from a long job to a task (or from a task to a
+///   job), use [`sync::mpsc::cross_thread`](crate::sync::mpsc::cross_thread), whose ends
+///   are `Send`: the job calls tokio's `tx.blocking_send(v)` (or `rx.blocking_recv()`),
+///   held back while the channel is full. Or run one job per item and forward each result
+///   from a task.
 ///
 /// # Panics
 /// When called outside a runtime, including on a blocking-pool thread inside a job: there,

@@ -8,9 +8,10 @@
 //! They are built for overlap's single-threaded runtime: plain `Rc` and `RefCell`, no atomic
 //! instruction and no lock, so a message costs a queue push and, if the other side waits, one
 //! wake. The price is that they are not `Send`: every end stays on the runtime's thread, like
-//! the tasks that use them. To talk to another thread, spawn onto its runtime with a
-//! [`Handle`](crate::Handle), or use a thread-safe channel (`futures-channel`,
-//! `async-channel`), which works with overlap's wakers as with any runtime.
+//! the tasks that use them. To talk to another thread, use [`mpsc::cross_thread`], an mpsc
+//! channel (bounded or unbounded) whose ends are `Send`, with tokio's `blocking_send` and
+//! `blocking_recv` for a [`spawn_blocking`](crate::spawn_blocking) job or a plain thread; or
+//! spawn onto the other thread's runtime with a [`Handle`](crate::Handle).
 //!
 //! # Cancellation
 //! Every wait here can be dropped before it completes (in a `select!`, under a timeout)

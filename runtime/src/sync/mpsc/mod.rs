@@ -1,5 +1,9 @@
 //! A multi-producer, single-consumer queue between tasks, bounded or unbounded.
 //!
+//! Its ends are not `Send`: between threads (a [`spawn_blocking`](crate::spawn_blocking)
+//! job feeding a task with `blocking_send`, a worker thread on `blocking_recv`), use
+//! [`cross_thread`], the same channel behind a lock.
+//!
 //! A bounded channel is fair: when it is full, senders get room in the order they started
 //! waiting, and a waiting sender that is dropped (cancelled) passes its turn on.
 
