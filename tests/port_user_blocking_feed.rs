@@ -1,10 +1,10 @@
 //! A user's CPU-bound job feeding async code, sketched as one would for tokio
 //! (`spawn_blocking` with `tx.blocking_send(..)` into a bounded `mpsc`, a task receiving)
-//! and then written for overlap. overlap's `mpsc` ends are not `Send`, so they have no
-//! `blocking_send`; the two ways its docs point to are tested here end to end: one pool job
-//! per chunk with the results forwarded by a task into overlap's `mpsc`, and one long job
-//! sending through a thread-safe `futures-channel`, blocking on each send with
-//! `Handle::block_on` (tokio's `blocking_send`) so a slow consumer holds it back.
+//! and then written for overlap. overlap's `mpsc` ends are not `Send`; the two ways its docs
+//! point to are tested here end to end: one pool job per chunk with the results forwarded by
+//! a task into overlap's `mpsc`, and one long job sending through
+//! `mpsc::cross_thread`, whose ends are `Send`, with tokio's very `tx.blocking_send(..)`, so
+//! a slow consumer holds it back.
 
 mod support;
 
@@ -12,10 +12,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::SinkExt;
-use overlap::runtime::Handle;
 use overlap::stream::StreamExt;
 use overlap::sync::mpsc;
+use overlap::sync::mpsc::cross_thread;
 use support::within;
 
 const HANG: Duration = Duration::from_secs(20);
@@ -62,15 +61,13 @@ async fn one_pool_job_per_chunk_feeds_an_mpsc_in_order() {
 async fn a_long_job_streams_through_a_send_channel_with_backpressure() {
     const BUFFER: usize = 3;
     const ITEMS: u64 = 60;
-    let (mut tx, mut rx) = futures_channel::mpsc::channel::<(u64, u64)>(BUFFER);
+    let (tx, mut rx) = cross_thread::channel::<(u64, u64)>(BUFFER);
     let sent = Arc::new(AtomicUsize::new(0));
     let job_sent = sent.clone();
     let job = overlap::spawn_blocking(move || {
-        // tokio: `tx.blocking_send(item)`.
-        let handle = Handle::current();
         for seed in 0..ITEMS {
             let item = (seed, digest(seed, 5_000));
-            if handle.block_on(tx.send(item)).is_err() {
+            if tx.blocking_send(item).is_err() {
                 return false; // the receiver is gone
             }
             job_sent.fetch_add(1, Ordering::SeqCst);
@@ -78,7 +75,7 @@ async fn a_long_job_streams_through_a_send_channel_with_backpressure() {
         true
     });
     let mut got = Vec::new();
-    while let Some(item) = within(HANG, rx.next(), "a digest").await {
+    while let Some(item) = within(HANG, rx.recv(), "a digest").await {
         got.push(item);
         // The job may be at most the buffer (plus its own slot) ahead of what was taken.
         let ahead = sent.load(Ordering::SeqCst).saturating_sub(got.len());
@@ -102,11 +99,10 @@ async fn a_long_job_streams_through_a_send_channel_with_backpressure() {
 
 #[overlap::test]
 async fn the_job_sees_the_consumer_leave() {
-    let (mut tx, rx) = futures_channel::mpsc::channel::<u64>(1);
+    let (tx, rx) = cross_thread::channel::<u64>(1);
     let job = overlap::spawn_blocking(move || {
-        let handle = Handle::current();
         let mut sent = 0u64;
-        while handle.block_on(tx.send(sent)).is_ok() {
+        while tx.blocking_send(sent).is_ok() {
             sent += 1;
         }
         sent
