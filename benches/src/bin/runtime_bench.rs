@@ -118,6 +118,18 @@ fn ping_pong_native_overlap(trips: u64) -> Duration {
     native_ping_pong!(&rt, overlap::sync::mpsc::channel, overlap::spawn, trips)
 }
 
+/// overlap's thread-safe `sync::mpsc::cross_thread` in the same ping-pong: what its lock
+/// costs next to `sync::mpsc` (tokio's and smol's channels are thread-safe already).
+fn ping_pong_cross_thread_overlap(trips: u64) -> Duration {
+    let rt = overlap::Runtime::new().unwrap();
+    native_ping_pong!(
+        &rt,
+        overlap::sync::mpsc::cross_thread::channel,
+        overlap::spawn,
+        trips
+    )
+}
+
 fn ping_pong_native_tokio(trips: u64) -> Duration {
     let rt = Tokio::new().0;
     native_ping_pong!(&rt, tokio::sync::mpsc::channel, tokio::spawn, trips)
@@ -359,13 +371,22 @@ fn main() {
         .map(|_| ping_pong_floor(TRIPS))
         .fold(floor, Duration::min);
     let mut best = [Duration::MAX; 3];
+    let mut overlap_cross_thread = Duration::MAX;
     for _ in 0..RUNS {
         best[0] = best[0].min(ping_pong_native_overlap(TRIPS));
         best[1] = best[1].min(ping_pong_native_tokio(TRIPS));
         best[2] = best[2].min(ping_pong_native_smol(TRIPS));
+        overlap_cross_thread = overlap_cross_thread.min(ping_pong_cross_thread_overlap(TRIPS));
     }
     rows.push(Row {
         name: "ping-pong, each runtime's channel".into(),
+        unit: "ns/op",
+        values: best.iter().map(|d| ns_per(*d, TRIPS)).collect(),
+    });
+    // The same tokio and smol figures, against overlap's `Send` channel.
+    best[0] = overlap_cross_thread;
+    rows.push(Row {
+        name: "ping-pong, each runtime's Send channel".into(),
         unit: "ns/op",
         values: best.iter().map(|d| ns_per(*d, TRIPS)).collect(),
     });
