@@ -127,13 +127,14 @@ fn file_jobs_go_to_the_pool_with_no_task_relaying_them() {
     });
 }
 
-/// The poll that starts one of overlap's own pool jobs always waits, even when the job is
-/// done by then: an operation dropped after that poll leaves the result to its owner on a
-/// loaded machine as on an idle one. It wakes itself, so nothing stalls.
+/// Polled in the very poll that started it, one of overlap's own pool jobs waits even when
+/// it is done by then: an operation dropped after that poll leaves the result to its owner
+/// on a loaded machine as on an idle one. It wakes itself, so nothing stalls.
 #[test]
-fn the_first_poll_of_an_io_job_waits_even_when_the_job_is_done() {
+fn the_poll_that_starts_an_io_job_waits_even_when_the_job_is_done() {
     let rt = overlap::Runtime::new().unwrap();
     let _guard = rt.enter();
+    // No loop poll starts in between: to the handle, this is the poll that made it.
     let mut job = overlap_runtime::spawn_blocking_or_error(|| 5);
     while !job.is_finished() {
         std::thread::sleep(Duration::from_millis(1));
@@ -145,4 +146,21 @@ fn the_first_poll_of_an_io_job_waits_even_when_the_job_is_done() {
         Poll::Ready(out) => assert_eq!(out.unwrap().unwrap(), 5),
         Poll::Pending => panic!("the second poll returns the output"),
     }
+}
+
+/// Polled first in a later poll (a `File`'s next write looking at the job the previous
+/// write started), a finished job's handle gives its output at once.
+#[test]
+fn an_io_job_first_polled_in_a_later_poll_gives_its_output_at_once() {
+    overlap::block_on(async {
+        let mut job = overlap_runtime::spawn_blocking_or_error(|| 5);
+        while !job.is_finished() {
+            overlap::time::sleep(Duration::from_millis(1)).await;
+        }
+        let task = support::ManualTask::default();
+        match task.poll(pin!(&mut job)) {
+            Poll::Ready(out) => assert_eq!(out.unwrap().unwrap(), 5),
+            Poll::Pending => panic!("a finished job's output waited"),
+        }
+    });
 }

@@ -139,11 +139,13 @@ where
 /// the first one to run. Also callable inside a blocking job, where
 /// [`Handle::current`](crate::Handle::current) is the job's runtime.
 ///
-/// The handle's first poll always returns `Pending` (waking at once if the job is already
-/// done), as the relay task of `spawn_blocking` makes it: an operation dropped after the
-/// poll that started its job never took the job's result, however fast the job, so its
-/// owner (a `File`, an `Unblock`) always finds it, and what a dropped operation did is the
-/// same on a loaded machine as on an idle one.
+/// Polled within the same task poll that spawned the job, the handle returns `Pending`
+/// (waking at once if the job is already done), as the relay task of `spawn_blocking`
+/// makes it: an operation dropped after the poll that started its job never took the job's
+/// result, however fast the job, so its owner (a `File`, an `Unblock`) always finds it,
+/// and what a dropped operation did is the same on a loaded machine as on an idle one.
+/// Polled first in a later poll (a `File`'s next write looking at the previous one's job),
+/// it returns the result at once.
 ///
 /// Unlike `spawn_blocking`'s, a job aborted before it starts still runs: aborting only
 /// makes its result be dropped, since the job may write bytes that a `write` already

@@ -240,7 +240,7 @@ impl Handle {
         RemoteJoinHandle {
             slot,
             done: false,
-            first_waits: false,
+            started_in: None,
         }
     }
 
@@ -283,8 +283,8 @@ impl Handle {
     /// Queues `f` on this handle's runtime's pool, its result going straight to the
     /// returned handle: [`Handle::spawn_blocking`] with a choice of what an abort before
     /// the start does (`aborted`) and of the result when no pool thread can be started
-    /// (`no_thread`). With [`Aborted::Run`] (overlap's own I/O jobs), the handle's first
-    /// poll always waits, even if a fast job is done by then (see
+    /// (`no_thread`). With [`Aborted::Run`] (overlap's own I/O jobs), the handle polled in
+    /// the very poll that started the job waits, even if a fast job is done by then (see
     /// [`spawn_blocking_or_error`](crate::spawn_blocking_or_error)).
     pub(crate) fn spawn_pool_job<F, R>(
         &self,
@@ -306,7 +306,7 @@ impl Handle {
         RemoteJoinHandle {
             slot,
             done: false,
-            first_waits: aborted == Aborted::Run,
+            started_in: (aborted == Aborted::Run).then(crate::coop::poll_seq),
         }
     }
 }
@@ -383,10 +383,14 @@ pub struct RemoteJoinHandle<T> {
     slot: Arc<dyn JoinSlot<T>>,
     /// The result was returned: the handle is terminated (`FusedFuture`).
     done: bool,
-    /// The next poll waits whatever the output: an I/O operation that starts a pool job
-    /// returns `Pending` from that poll, so dropping it then always leaves the job's result
-    /// to the operation's owner (a `File`), never to the dropped future.
-    first_waits: bool,
+    /// For overlap's own I/O jobs until the first poll: the loop poll ([`poll_seq`]) that
+    /// started the job. Polled in that same poll, the handle waits whatever the output: an
+    /// I/O operation that starts a pool job and polls it at once returns `Pending`, so
+    /// dropping it then always leaves the job's result to the operation's owner (a `File`),
+    /// never to the dropped future, however fast the job ran.
+    ///
+    /// [`poll_seq`]: crate::coop::poll_seq
+    started_in: Option<u32>,
 }
 
 impl<T> RemoteJoinHandle<T> {
@@ -422,8 +426,7 @@ impl<T> Future for RemoteJoinHandle<T> {
             !this.done,
             "RemoteJoinHandle polled after it returned the task's result"
         );
-        if this.first_waits {
-            this.first_waits = false;
+        if this.started_in.take() == Some(crate::coop::poll_seq()) {
             if this.slot.register(cx) {
                 // Done already: polled again at once, it returns the output.
                 cx.waker().wake_by_ref();
