@@ -54,6 +54,12 @@ impl<R> Drop for Report<R> {
     }
 }
 
+/// A queued job's work and its report, in the order they drop in.
+struct Unrun<F, R> {
+    f: F,
+    report: Report<R>,
+}
+
 /// Queues `f` on `pool`, to run with `handle` as the current handle; returns the handle's
 /// view of the result. `aborted` says what an abort before the job starts does;
 /// `no_thread` makes the result when no pool thread exists and none can be started.
@@ -72,8 +78,15 @@ where
         output: Mutex::new(OnceSlot::new()),
         aborted: AtomicBool::new(false),
     });
-    let report = Report(cell.clone());
+    // One capture, `f` first: a job dropped unrun (the runtime's shutdown) drops `f`'s
+    // captures before its `Report` tells the handle, so whatever they hand back (an
+    // `Unblock`'s value) is in place when a waiter on another thread looks.
+    let unrun = Unrun {
+        f,
+        report: Report(cell.clone()),
+    };
     let job = Box::new(move |run: Result<&Finish<'_>, &std::io::Error>| {
+        let Unrun { f, report } = unrun;
         let cell = &*report.0;
         let id = cell.id();
         match run {
