@@ -4,14 +4,17 @@
 
 mod support;
 
+use std::io::Read;
+use std::os::unix::ffi::OsStrExt;
 use std::pin::Pin;
 use std::sync::{mpsc, Arc, Barrier, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
-use overlap::io::{AsyncRead, AsyncReadExt, Unblock};
+use overlap::fs::File;
+use overlap::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, Unblock};
 use overlap::Runtime;
-use support::poll_once;
+use support::{pattern, poll_once, TempDir};
 
 const HANG: Duration = Duration::from_secs(10);
 
@@ -108,4 +111,65 @@ fn an_unblock_read_dropped_unrun_gives_its_value_back_before_the_waiter_hears() 
     drop(rt);
     gate.wait();
     waiter.join().unwrap();
+}
+
+/// A `File` written inside a blocking job (through `Handle::current().block_on`, which
+/// overlap's own pool jobs now allow) is durable like any other: the runtime's drop waits
+/// for its write job still running, so every accepted byte has left the process once the
+/// runtime is gone. The file is a FIFO drained slowly, so the job still runs at the drop.
+#[test]
+fn a_file_written_inside_a_blocking_job_is_waited_for_by_the_runtime_drop() {
+    const TOTAL: usize = (1 << 20) + 4096;
+    let dir = TempDir::new("review-direct-durable");
+    let path = dir.join("fifo");
+    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+    // SAFETY: `c_path` is a valid NUL-terminated path for the call.
+    assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+    // Bytes read so far, counted under the lock each read holds, so the test can take a
+    // snapshot between two reads.
+    let received = Arc::new(Mutex::new(0usize));
+    let reader = std::thread::spawn({
+        let (path, received) = (path.clone(), received.clone());
+        move || {
+            let mut fifo = std::fs::File::open(&path).unwrap();
+            let mut buf = [0u8; 4096];
+            loop {
+                std::thread::sleep(Duration::from_millis(2));
+                let mut count = received.lock().unwrap();
+                match fifo.read(&mut buf).unwrap() {
+                    0 => return,
+                    n => *count += n,
+                }
+            }
+        }
+    });
+    let writer = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    let rt = Runtime::new().unwrap();
+    rt.block_on(async {
+        overlap::spawn_blocking(move || {
+            overlap::Handle::current().block_on(async {
+                let mut file = File::from_std(writer);
+                file.write_all(&pattern(TOTAL)).await.unwrap();
+                // Dropped unflushed, its last job still writing.
+            })
+        })
+        .await
+        .unwrap();
+    });
+    drop(rt);
+    // This is where `main` would return: every byte must have left the process.
+    let count = received.lock().unwrap();
+    let mut in_pipe: libc::c_int = 0;
+    let probe = std::os::unix::fs::OpenOptionsExt::custom_flags(
+        std::fs::OpenOptions::new().read(true),
+        libc::O_NONBLOCK,
+    )
+    .open(&path)
+    .unwrap();
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&probe);
+    // SAFETY: FIONREAD writes one c_int through the pointer, which is valid.
+    assert_eq!(unsafe { libc::ioctl(fd, libc::FIONREAD, &mut in_pipe) }, 0);
+    assert_eq!(*count + in_pipe as usize, TOTAL, "bytes still unwritten");
+    drop(count);
+    reader.join().unwrap();
 }

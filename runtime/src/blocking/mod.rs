@@ -250,14 +250,16 @@ where
 
 /// Marks work on the current runtime's pool that the runtime's drop must wait for (up to
 /// 10 s), until the returned guard is dropped: a file's (or stdout's) write job, whose bytes a process
-/// exiting right after the drop would otherwise lose. `None` outside a runtime. Taken while
-/// the runtime is being dropped (a task's file dropped with it), the guard still counts: the
-/// drop's wait comes last.
+/// exiting right after the drop would otherwise lose. The runtime is that of
+/// [`Handle::try_current`](crate::Handle::try_current), the one whose pool
+/// [`spawn_blocking_or_error`] queues on (inside a blocking job too); `None` outside any. Taken
+/// while the runtime is being dropped (a task's file dropped with it), the guard still
+/// counts: the drop's wait comes last.
 ///
 /// A building block for overlap's own crates (`overlap-fs`).
 #[doc(hidden)]
 pub fn durable_work() -> Option<DurableWork> {
-    crate::executor::with_current(|core| core.blocking().durable())
+    crate::Handle::try_current().map(|handle| handle.blocking_pool().durable())
 }
 
 /// Runs `f` on the blocking pool with no handle, for clean-up work that must not be lost,

@@ -152,6 +152,11 @@ impl Handle {
         self.run_as_current(|| park_until_ready(future))
     }
 
+    /// This handle's runtime's blocking pool.
+    pub(crate) fn blocking_pool(&self) -> &crate::blocking::BlockingPool {
+        &self.shared.blocking
+    }
+
     /// Runs `f` (a blocking job spawned from this handle's runtime) with this handle as
     /// [`Handle::current`] on the calling pool thread.
     pub(crate) fn run_as_current<R>(&self, f: impl FnOnce() -> R) -> R {
