@@ -35,9 +35,18 @@ impl<R> JobCell<R> {
     }
 
     /// Stores the output (`None`: cancelled) unless one is settled already, and wakes
-    /// whoever awaits the handle, outside the lock.
+    /// whoever awaits the handle, outside the lock. An output nobody will take (the handle
+    /// was aborted) is dropped outside the lock too: its drop may block (an `Unblock`'s
+    /// value), and the handle, on the event loop, must not wait for it.
     fn settle(&self, output: Option<Result<R, JoinError>>) {
-        let waker = self.lock().close_with(output);
+        let mut slot = self.lock();
+        if slot.is_closed() {
+            drop(slot);
+            drop(output);
+            return;
+        }
+        let waker = slot.close_with(output);
+        drop(slot);
         if let Some(w) = waker {
             w.wake();
         }
