@@ -173,3 +173,38 @@ fn a_file_written_inside_a_blocking_job_is_waited_for_by_the_runtime_drop() {
     drop(count);
     reader.join().unwrap();
 }
+
+/// A writer whose writes wait at a barrier, to hold a job on its pool thread.
+struct Gated(Arc<Barrier>, Vec<u8>);
+
+impl std::io::Write for Gated {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.wait();
+        self.0.wait();
+        self.1.extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// An `Unblock`'s job still running when its runtime is dropped hands its value back all
+/// the same (straight to the `Unblock`, not through a task of the dropped runtime): the
+/// next call, under another runtime, goes on, where it used to find the value lost.
+#[test]
+fn an_unblock_job_running_when_its_runtime_goes_still_hands_its_value_back() {
+    let gate = Arc::new(Barrier::new(2));
+    let rt = Runtime::new().unwrap();
+    let mut out = Unblock::new(Gated(gate.clone(), Vec::new()));
+    rt.block_on(async { out.write_all(b"written").await.unwrap() });
+    gate.wait(); // the job runs
+    drop(rt);
+    gate.wait(); // and ends after the drop
+    let inner = Runtime::new().unwrap().block_on(async {
+        out.flush().await.expect("the job's value came back");
+        out.into_inner().await.unwrap()
+    });
+    assert_eq!(inner.1, b"written");
+}

@@ -51,7 +51,9 @@ pub struct RuntimeMetrics {
     pub blocking_threads: u64,
     /// Blocking jobs waiting for a free thread now.
     pub blocking_queued: u64,
-    /// Jobs handed to the blocking pool since the runtime started: `spawn_blocking` calls,
-    /// and overlap's own file, `Unblock`, standard-stream and host-name lookup work.
+    /// Jobs handed to the blocking pool since the runtime started: `spawn_blocking` calls
+    /// (also through a `Handle`), overlap's own file, `Unblock`, standard-stream and
+    /// host-name lookup work, and clean-up work (a dropped `File`'s last bytes, a lingering
+    /// socket's close), counted when queued, whether or not the job then runs.
     pub blocking_jobs: u64,
 }

@@ -65,8 +65,10 @@ type SeekDone<T> = (T, Vec<u8>, io::Result<u64>, bool);
 /// # Dropping and cancellation
 /// A job in flight cannot be called back. Dropping the `Unblock` (or a future using it)
 /// while a job runs lets that job finish on the pool, then drops the inner value there
-/// (a job that has just finished may have handed it back already: it is then dropped with
-/// the `Unblock`); bytes a read job fetched then are lost. Use [`into_inner`](Unblock::into_inner) to get
+/// (a job that finished before the drop, its result not yet taken by a call, has handed
+/// it back already: it is then dropped with the `Unblock`); bytes a read job fetched then
+/// are lost. A job still running when its runtime is dropped hands its result straight to
+/// the `Unblock`, so the next call, under any runtime, goes on from it. Use [`into_inner`](Unblock::into_inner) to get
 /// the value back once the job in flight is done.
 ///
 /// # When no pool thread can start
@@ -169,9 +171,9 @@ enum State<T> {
     },
     /// Closed: the value is gone.
     Closed,
-    /// A job panicked, or was dropped with its runtime while it ran, and took the value
-    /// with it. (A job that never ran, as when no pool thread could start, hands the value
-    /// back through the [`Rescue`] slot.)
+    /// A job panicked and took the value with it. (A job that never ran, as when no pool
+    /// thread could start, hands the value back through the [`Rescue`] slot; one still
+    /// running when its runtime is dropped hands it back as usual.)
     Lost,
 }
 
@@ -201,8 +203,8 @@ fn closed() -> io::Error {
 
 fn lost() -> io::Error {
     io::Error::other(
-        "an earlier blocking job of this Unblock did not finish (it panicked, or its runtime \
-         was dropped while it ran): its value is gone",
+        "an earlier blocking job of this Unblock did not finish (it panicked): its value is \
+         gone",
     )
 }
 
