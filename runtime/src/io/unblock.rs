@@ -366,6 +366,9 @@ impl<T: Read + Send + 'static> AsyncRead for Unblock<T> {
         if out.is_empty() {
             return Poll::Ready(Ok(0));
         }
+        // Each call spends a unit of the task's budget, as a `File`'s does: a loop of small
+        // reads served from the read-ahead (up to 64 MiB of it) lets other tasks run.
+        ready!(crate::coop::poll_proceed(cx));
         let this = self.get_mut();
         loop {
             match &mut this.state {
