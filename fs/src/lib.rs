@@ -30,7 +30,9 @@
 //! A job's result goes straight to the task awaiting it, in whichever runtime: a [`File`]
 //! whose operation was left in flight under one `block_on` carries on under the next, also
 //! while the first runtime lives on undriven. Inside a blocking job, these functions run
-//! on the job's runtime's pool (through [`Handle::current`](overlap_runtime::Handle::current)).
+//! on the job's runtime's pool (through [`Handle::current`](overlap_runtime::Handle::current)),
+//! each taking a pool thread of its own while the blocking job waits for it: with every pool
+//! thread held by such a wait (`max_blocking_threads(1)`, say), the wait never ends.
 //!
 //! ```
 //! # let dir = std::env::temp_dir().join(format!("overlap-doc-lib-{}", std::process::id()));
