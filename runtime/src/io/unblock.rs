@@ -64,12 +64,14 @@ type SeekDone<T> = (T, Vec<u8>, io::Result<u64>, bool);
 ///
 /// # Dropping and cancellation
 /// A job in flight cannot be called back. Dropping the `Unblock` (or a future using it)
-/// while a job runs lets that job finish on the pool, then drops the inner value there
-/// (a job that finished before the drop, its result not yet taken by a call, has handed
-/// it back already: it is then dropped with the `Unblock`); bytes a read job fetched then
-/// are lost. A job still running when its runtime is dropped hands its result straight to
-/// the `Unblock`, so the next call, under any runtime, goes on from it. Use [`into_inner`](Unblock::into_inner) to get
-/// the value back once the job in flight is done.
+/// while a job runs (or waits in the pool's queue) lets that job finish on the pool, then
+/// drops the inner value there (one the runtime's shutdown drops unrun hands it to the pool
+/// to drop; one that finished before the drop, its result not yet taken by a call, has
+/// handed it back already: it is then dropped with the `Unblock`); bytes a read job fetched
+/// then are lost. A job still running when its runtime is dropped hands its result
+/// straight to the `Unblock`, so the next call, under any runtime, goes on from it. Use
+/// [`into_inner`](Unblock::into_inner) to get the value back once the job in flight is
+/// done.
 ///
 /// # When no pool thread can start
 /// If no blocking thread exists and the kernel refuses a new one (`RLIMIT_NPROC`, a pids
@@ -116,13 +118,13 @@ type Job<R> = RemoteJoinHandle<io::Result<R>>;
 type Rescue<T> = Arc<Mutex<Option<(T, Vec<u8>)>>>;
 
 /// The value and buffer a job took: the job takes them out when it runs; dropped unrun, it
-/// puts them in the [`Rescue`] slot.
-struct Taken<T> {
+/// puts them in the [`Rescue`] slot, or, if the `Unblock` is gone, drops them on the pool.
+struct Taken<T: Send + 'static> {
     held: Option<(T, Vec<u8>)>,
     rescue: Rescue<T>,
 }
 
-impl<T> Taken<T> {
+impl<T: Send + 'static> Taken<T> {
     /// The value and buffer, for the job that now runs.
     fn take(mut self) -> (T, Vec<u8>) {
         self.held
@@ -131,10 +133,18 @@ impl<T> Taken<T> {
     }
 }
 
-impl<T> Drop for Taken<T> {
+impl<T: Send + 'static> Drop for Taken<T> {
     fn drop(&mut self) {
-        if let Some(held) = self.held.take() {
+        let Some(held) = self.held.take() else {
+            return;
+        };
+        if Arc::strong_count(&self.rescue) > 1 {
             *lock(&self.rescue) = Some(held);
+        } else {
+            // The `Unblock` is gone (dropped while this job was queued, which the runtime's
+            // shutdown then dropped unrun, here on the runtime's thread): the value's `Drop`
+            // may block, so it runs on the pool, as it would have had the job run.
+            crate::spawn_blocking_detached(move || drop(held));
         }
     }
 }
@@ -300,7 +310,7 @@ impl<T: Send + 'static> Unblock<T> {
 // The value is moved into jobs and back, never pinned in place.
 impl<T> Unpin for Unblock<T> {}
 
-impl<T> Unblock<T> {
+impl<T: Send + 'static> Unblock<T> {
     /// Takes the value and buffer out of an idle state for a job (leaving `Lost` until the
     /// job hands them back, or puts them in the rescue slot if it never runs); `None`,
     /// changing nothing, if a job is in flight or the value is lost.

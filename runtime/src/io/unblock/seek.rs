@@ -10,7 +10,7 @@ use futures_util::io::AsyncSeek;
 use super::{lost, State, Unblock};
 use crate::blocking::spawn_blocking_or_error;
 
-impl<T> Unblock<T> {
+impl<T: Send + 'static> Unblock<T> {
     /// Waits for the seek job in flight and goes idle, keeping the read-ahead bytes if the
     /// seek failed without moving the value. Only called in the seeking state (any other
     /// reports a lost value).
