@@ -106,6 +106,9 @@ impl AsyncRead for Stdin {
         if out.is_empty() {
             return Poll::Ready(Ok(0));
         }
+        // Each call spends a unit of the task's budget, as a `File`'s does: a loop of small
+        // reads served from the read-ahead lets other tasks run.
+        ready!(crate::coop::poll_proceed(cx));
         let this = self.get_mut();
         loop {
             match &mut this.state {
