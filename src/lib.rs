@@ -181,8 +181,8 @@ pub mod io {
         Window, WriteHalf,
     };
     pub use overlap_runtime::io::{
-        copy, copy_bidirectional, copy_buf, duplex, raw_os_error, read_to_end, split, stderr,
-        stdin, stdout, AsyncReadIntExt, AsyncWriteIntExt, DuplexStream, Interest, ReadInt,
+        copy, copy_bidirectional, copy_buf, duplex, join, raw_os_error, read_to_end, split, stderr,
+        stdin, stdout, AsyncReadIntExt, AsyncWriteIntExt, DuplexStream, Interest, Join, ReadInt,
         ReadToEnd, Ready, Stderr, Stdin, Stdout, Unblock, WriteInt,
     };
 

@@ -177,3 +177,53 @@ async fn a_missing_program_fails_to_spawn_with_not_found() {
     let err = Command::new("/nonexistent/tool").spawn().unwrap_err();
     assert_eq!(err.kind(), io::ErrorKind::NotFound);
 }
+
+/// A request-reply exchange over any one stream, as written for a `TcpStream`: a line out,
+/// a line back.
+async fn ask<S>(conn: &mut S, question: &str) -> io::Result<String>
+where
+    S: overlap::io::AsyncBufRead + overlap::io::AsyncWrite + Unpin,
+{
+    conn.write_all(format!("{question}\n").as_bytes()).await?;
+    conn.flush().await?;
+    let mut answer = String::new();
+    conn.read_line(&mut answer).await?;
+    Ok(answer.trim_end().to_string())
+}
+
+#[overlap::test]
+async fn a_child_spoken_to_as_one_stream_through_io_join() {
+    // tokio 1.41's `io::join(reader, writer)`: the child's stdout and stdin as one
+    // read-write value, for code written against a socket.
+    let mut child = Command::new("sh")
+        .args([
+            "-c",
+            "while read -r line; do echo \"got $line\"; done; echo bye >&2",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut conn = io::join(stdout, child.stdin.take().unwrap());
+    assert_eq!(
+        within(HANG, ask(&mut conn, "one"), "one").await.unwrap(),
+        "got one"
+    );
+    assert_eq!(
+        within(HANG, ask(&mut conn, "two"), "two").await.unwrap(),
+        "got two"
+    );
+    // Closing the joined stream closes the writer: the child sees the end of its input.
+    conn.close().await.unwrap();
+    let (mut stdout, _stdin) = conn.into_inner();
+    let mut rest = String::new();
+    within(HANG, stdout.read_to_string(&mut rest), "rest")
+        .await
+        .unwrap();
+    assert_eq!(rest, "");
+    let err = collect_stderr(child.stderr.take());
+    assert_eq!(within(HANG, err, "stderr").await.unwrap(), ["bye"]);
+    assert!(child.wait().await.unwrap().success());
+}
