@@ -182,8 +182,8 @@ pub mod io {
     };
     pub use overlap_runtime::io::{
         copy, copy_bidirectional, copy_buf, duplex, join, raw_os_error, read_to_end, split, stderr,
-        stdin, stdout, AsyncReadIntExt, AsyncWriteIntExt, DuplexStream, Interest, Join, ReadInt,
-        ReadToEnd, Ready, Stderr, Stdin, Stdout, Unblock, WriteInt,
+        stdin, stdout, AsyncReadIntExt, AsyncWriteIntExt, BufStream, DuplexStream, Interest, Join,
+        ReadInt, ReadToEnd, Ready, Stderr, Stdin, Stdout, Unblock, WriteInt,
     };
 
     /// [`AsyncFd`](crate::AsyncFd) and its guards and errors under tokio's path,

@@ -322,3 +322,55 @@ async fn a_server_that_never_answers_times_the_request_out() {
     assert_eq!(hello.body, b"hello, world");
     assert_eq!(client.connects, 2);
 }
+
+#[overlap::test]
+async fn a_buf_stream_holds_the_request_until_flush_and_reads_the_answer_by_line() {
+    use overlap::io::BufStream;
+    // tokio's `BufStream<TcpStream>`: the head and body gathered into one send, and the
+    // answer read line by line from the same value.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut conn = BufStream::new(TcpStream::connect(addr).await.unwrap());
+    let (mut server, _) = listener.accept().await.unwrap();
+    conn.write_all(b"POST /echo HTTP/1.1\r\nContent-Length: 4\r\n\r\n")
+        .await
+        .unwrap();
+    conn.write_all(b"ping").await.unwrap();
+    let mut buf = [0u8; 64];
+    let early = server.try_read(&mut buf);
+    assert_eq!(
+        early.map_err(|e| e.kind()),
+        Err(io::ErrorKind::WouldBlock),
+        "nothing is sent before the flush"
+    );
+    conn.flush().await.unwrap();
+    let want = b"POST /echo HTTP/1.1\r\nContent-Length: 4\r\n\r\nping";
+    let mut got = vec![0u8; want.len()];
+    within(HANG, server.read_exact(&mut got), "request")
+        .await
+        .unwrap();
+    assert_eq!(got, want);
+    server
+        .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nping")
+        .await
+        .unwrap();
+    let mut status = String::new();
+    within(HANG, conn.read_line(&mut status), "status")
+        .await
+        .unwrap();
+    assert_eq!(status, "HTTP/1.1 200 OK\r\n");
+    for header in ["Content-Length: 4\r\n", "\r\n"] {
+        let mut line = String::new();
+        within(HANG, conn.read_line(&mut line), "header")
+            .await
+            .unwrap();
+        assert_eq!(line, header);
+    }
+    let mut body = [0u8; 4];
+    within(HANG, conn.read_exact(&mut body), "body")
+        .await
+        .unwrap();
+    assert_eq!(&body, b"ping");
+    let inner: &TcpStream = conn.get_ref();
+    assert_eq!(inner.peer_addr().unwrap(), addr);
+}

@@ -1,6 +1,7 @@
 //! I/O helpers beyond what `futures-util` offers; the facade's `overlap::io` re-exports them
 //! next to futures-util's traits.
 
+mod buf_stream;
 mod copy;
 mod copy_bidirectional;
 mod duplex;
@@ -13,6 +14,7 @@ mod stdio;
 mod unblock;
 
 pub use crate::reactor::{Interest, Ready};
+pub use buf_stream::BufStream;
 pub use copy::{copy, copy_buf};
 pub use copy_bidirectional::copy_bidirectional;
 pub use duplex::{duplex, DuplexStream};

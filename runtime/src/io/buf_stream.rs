@@ -1,0 +1,162 @@
+//! [`BufStream`]: tokio's buffered read-write stream, a `BufReader` over a `BufWriter`.
+
+use std::io::{self, SeekFrom};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use futures_util::io::{
+    AsyncBufRead, AsyncRead, AsyncSeek, AsyncWrite, BufReader, BufWriter, IoSlice, IoSliceMut,
+};
+use pin_project_lite::pin_project;
+
+pin_project! {
+    /// A stream buffered both ways, as tokio's `io::BufStream`: reads are served from a read
+    /// buffer (so `read_line`, `lines` and the other `AsyncBufReadExt` methods work), and
+    /// writes gather in a write buffer until it fills or is flushed.
+    ///
+    /// It is futures-util's [`BufReader`] over a [`BufWriter`] over the stream, under one
+    /// name. As with tokio's, reading does not flush: call `flush().await` after writing a
+    /// request and before waiting for its answer, or the request waits in the buffer.
+    ///
+    /// ```
+    /// use overlap::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufStream};
+    /// use overlap::net::{TcpListener, TcpStream};
+    ///
+    /// overlap::block_on(async {
+    ///     let listener = TcpListener::bind("127.0.0.1:0").await?;
+    ///     let mut conn = BufStream::new(TcpStream::connect(listener.local_addr()?).await?);
+    ///     let (mut server, _) = listener.accept().await?;
+    ///     // Two writes, one segment: nothing is sent before the flush.
+    ///     conn.write_all(b"GET / HTTP/1.1\r\n").await?;
+    ///     conn.write_all(b"\r\n").await?;
+    ///     conn.flush().await?;
+    ///     let mut request = [0u8; 18];
+    ///     server.read_exact(&mut request).await?;
+    ///     server.write_all(b"HTTP/1.1 204 No Content\r\n\r\n").await?;
+    ///     let mut status = String::new();
+    ///     conn.read_line(&mut status).await?;
+    ///     assert_eq!(status, "HTTP/1.1 204 No Content\r\n");
+    ///     std::io::Result::Ok(())
+    /// })
+    /// .unwrap();
+    /// ```
+    #[derive(Debug)]
+    pub struct BufStream<RW> {
+        #[pin]
+        inner: BufReader<BufWriter<RW>>,
+    }
+}
+
+impl<RW: AsyncRead + AsyncWrite> BufStream<RW> {
+    /// Buffers `stream` both ways, with futures-util's default capacities (8 KiB each).
+    pub fn new(stream: RW) -> BufStream<RW> {
+        BufStream {
+            inner: BufReader::new(BufWriter::new(stream)),
+        }
+    }
+
+    /// Buffers `stream` with a read buffer of `reader_capacity` bytes and a write buffer of
+    /// `writer_capacity` bytes.
+    pub fn with_capacity(
+        reader_capacity: usize,
+        writer_capacity: usize,
+        stream: RW,
+    ) -> BufStream<RW> {
+        BufStream {
+            inner: BufReader::with_capacity(
+                reader_capacity,
+                BufWriter::with_capacity(writer_capacity, stream),
+            ),
+        }
+    }
+}
+
+impl<RW> BufStream<RW> {
+    /// The stream underneath. Reading or writing it directly bypasses the buffers.
+    pub fn get_ref(&self) -> &RW {
+        self.inner.get_ref().get_ref()
+    }
+
+    /// The stream underneath, mutably. Reading or writing it directly bypasses the buffers.
+    pub fn get_mut(&mut self) -> &mut RW {
+        self.inner.get_mut().get_mut()
+    }
+
+    /// The stream underneath, pinned.
+    pub fn get_pin_mut(self: Pin<&mut Self>) -> Pin<&mut RW> {
+        self.project().inner.get_pin_mut().get_pin_mut()
+    }
+
+    /// The stream underneath. Bytes still in either buffer are lost (as with tokio's):
+    /// flush before, and read what was buffered.
+    pub fn into_inner(self) -> RW {
+        self.inner.into_inner().into_inner()
+    }
+}
+
+impl<RW: AsyncRead + AsyncWrite> AsyncRead for BufStream<RW> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        self.project().inner.poll_read(cx, buf)
+    }
+
+    fn poll_read_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &mut [IoSliceMut<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.project().inner.poll_read_vectored(cx, bufs)
+    }
+}
+
+impl<RW: AsyncRead + AsyncWrite> AsyncBufRead for BufStream<RW> {
+    fn poll_fill_buf(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<&[u8]>> {
+        self.project().inner.poll_fill_buf(cx)
+    }
+
+    fn consume(self: Pin<&mut Self>, amt: usize) {
+        self.project().inner.consume(amt)
+    }
+}
+
+impl<RW: AsyncRead + AsyncWrite> AsyncWrite for BufStream<RW> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.project().inner.poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.project().inner.poll_write_vectored(cx, bufs)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.project().inner.poll_flush(cx)
+    }
+
+    /// Flushes the write buffer, then closes the stream's write side.
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.project().inner.poll_close(cx)
+    }
+}
+
+impl<RW: AsyncRead + AsyncWrite + AsyncSeek> AsyncSeek for BufStream<RW> {
+    /// Flushes the write buffer and drops the read buffer, then seeks (a
+    /// `SeekFrom::Current` offset counts from the position the reader has reached).
+    fn poll_seek(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        pos: SeekFrom,
+    ) -> Poll<io::Result<u64>> {
+        self.project().inner.poll_seek(cx, pos)
+    }
+}
