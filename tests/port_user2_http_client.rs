@@ -374,3 +374,36 @@ async fn a_buf_stream_holds_the_request_until_flush_and_reads_the_answer_by_line
     let inner: &TcpStream = conn.get_ref();
     assert_eq!(inner.peer_addr().unwrap(), addr);
 }
+
+#[overlap::test]
+async fn a_connect_to_a_server_that_never_accepts_times_out() {
+    // A listener whose accept queue is full drops further SYNs (Linux), so a connect to it
+    // hangs: the client's connect `timeout` is what ends it, and the dropped connect
+    // releases its socket.
+    let socket = overlap::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener = socket.listen(1).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut held = Vec::new();
+    let mut timed_out = None;
+    for _ in 0..16 {
+        match timeout(Duration::from_millis(200), TcpStream::connect(addr)).await {
+            Ok(stream) => held.push(stream.unwrap()),
+            Err(elapsed) => {
+                timed_out = Some(io::Error::from(elapsed));
+                break;
+            }
+        }
+    }
+    let err = timed_out.expect("some connect waits once the accept queue is full");
+    assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+    assert!(!held.is_empty(), "the queue took some first");
+    // Once the listener is gone, a connect is refused at once: the client says so, and
+    // does not wait out its limit.
+    let mut client = Client::new(addr, HANG);
+    drop(listener);
+    let err = within(HANG, client.request("GET", "/hello", b""), "after close")
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::ConnectionRefused);
+}
