@@ -45,7 +45,9 @@
 //! `#[overlap::test(start_paused = true)]` start a runtime paused. Auto-advance waits while
 //! a [`spawn_blocking`](crate::spawn_blocking) job is running (its result is work to come),
 //! but not for I/O: a paused runtime whose tasks all wait on sockets and timers jumps to the
-//! next timer without waiting for the sockets. The paused clock drives overlap's timers,
+//! next timer without waiting for the sockets. The same goes for pipes, signals and child
+//! processes (a `timeout` around `child.wait()` on a paused clock expires at once, as in
+//! tokio): keep the clock running in tests that wait on the outside world. The paused clock drives overlap's timers,
 //! [`Instant::now`] (this module's `Instant`, as [`now`]) and [`Instant::elapsed`];
 //! `std::time::Instant` keeps real time. So build deadlines from this module's `Instant`
 //! (`sleep_until(Instant::now() + d)`), not from `std::time::Instant::now()`: once a clock
