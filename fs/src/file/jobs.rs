@@ -121,8 +121,9 @@ impl File {
                 }
                 Err(mut e) => {
                     if !never_runs && kind != Kind::Write {
+                        // It started, and reports no result of its own: it panicked.
                         e = io::Error::other(
-                            "the runtime shut down while the file operation ran: its outcome, \
+                            "the file operation's job failed after it started: its outcome, \
                              and the file's position, are unknown",
                         );
                     }
