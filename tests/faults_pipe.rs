@@ -16,17 +16,11 @@ use overlap::net::UnixStream;
 use overlap::pipe::{pipe, splice_bidirectional, splice_copy, Receiver, Sender};
 use support::seccomp::{install, rule, rule_arg0};
 use support::{
-    expect_errno, open_fds, open_fds_polled, run_in_child, still_serves, tcp_pair, within, TempDir,
+    expect_errno, mkfifo, open_fds, open_fds_polled, run_in_child, still_serves, tcp_pair, within,
+    TempDir,
 };
 
 const HANG: Duration = Duration::from_secs(10);
-
-/// Makes a FIFO at `path`.
-fn mkfifo(path: &std::path::Path) {
-    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
-    // SAFETY: `c` is a NUL-terminated path that outlives the call.
-    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
-}
 
 #[test]
 fn pipes_out_of_fds() {

@@ -15,7 +15,7 @@ use std::task::Poll;
 
 use overlap::fs::{File, OpenOptions};
 use overlap::io::{AsyncReadExt, AsyncWriteExt};
-use support::{pattern, TempDir};
+use support::{mkfifo, pattern, TempDir};
 
 /// Polls `f` once, then drops it (abandoning whatever job it started).
 async fn poll_once_then_drop<F: Future>(f: F) {
@@ -25,12 +25,6 @@ async fn poll_once_then_drop<F: Future>(f: F) {
         Poll::Ready(())
     })
     .await
-}
-
-fn mkfifo(path: &std::path::Path) {
-    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
-    // SAFETY: `c` is a valid NUL-terminated path.
-    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
 }
 
 #[test]

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use overlap::fs::{self, File};
 use overlap::io::AsyncWriteExt;
-use support::{pattern, wait_until, TempDir};
+use support::{pattern, wait_until, SlowFifo, TempDir};
 
 /// Waits (generously) for background jobs to put `len` bytes in `path`.
 fn wait_for_len(path: &std::path::Path, len: u64) -> bool {
@@ -132,54 +132,15 @@ fn bytes_of_a_dropped_file_survive_the_runtime_going_first() {
 /// is still blocked in `write` when the runtime is dropped.
 #[test]
 fn the_runtime_drop_waits_for_a_running_write_job() {
-    use std::io::Read;
-    use std::os::unix::ffi::OsStrExt;
-    use std::sync::{Arc, Mutex};
-
     // More than the write buffer holds (1 MiB): a job is running when the `File` drops.
     const TOTAL: usize = (1 << 20) + 4096;
     let dir = TempDir::new("drop-at-exit");
-    let path = dir.join("fifo");
-    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
-    // SAFETY: `c_path` is a valid NUL-terminated path for the call.
-    assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
-    // Bytes read so far, counted under the lock each read holds, so the test can take a
-    // snapshot between two reads.
-    let received = Arc::new(Mutex::new(0usize));
-    let reader = std::thread::spawn({
-        let (path, received) = (path.clone(), received.clone());
-        move || {
-            let mut fifo = std::fs::File::open(&path).unwrap();
-            let mut buf = [0u8; 4096];
-            loop {
-                std::thread::sleep(Duration::from_millis(2));
-                let mut count = received.lock().unwrap();
-                match fifo.read(&mut buf).unwrap() {
-                    0 => return,
-                    n => *count += n,
-                }
-            }
-        }
-    });
-    let writer = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    let (fifo, writer) = SlowFifo::open(&dir);
     overlap::block_on(async {
         let mut file = File::from_std(writer);
         file.write_all(&pattern(TOTAL)).await.unwrap();
         // Dropped here, unflushed, with the runtime.
     });
     // This is where `main` would return: every byte must have left the process.
-    let count = received.lock().unwrap();
-    let mut in_pipe: libc::c_int = 0;
-    let probe = std::os::unix::fs::OpenOptionsExt::custom_flags(
-        std::fs::OpenOptions::new().read(true),
-        libc::O_NONBLOCK,
-    )
-    .open(&path)
-    .unwrap();
-    let fd = std::os::fd::AsRawFd::as_raw_fd(&probe);
-    // SAFETY: FIONREAD writes one c_int through the pointer, which is valid.
-    assert_eq!(unsafe { libc::ioctl(fd, libc::FIONREAD, &mut in_pipe) }, 0);
-    assert_eq!(*count + in_pipe as usize, TOTAL, "bytes still unwritten");
-    drop(count);
-    reader.join().unwrap();
+    fifo.assert_all_left(TOTAL);
 }

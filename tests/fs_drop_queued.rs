@@ -4,34 +4,14 @@
 
 mod support;
 
-use std::ffi::CString;
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::Path;
 use std::sync::{mpsc, Arc, Barrier};
 use std::time::Duration;
 
 use overlap::fs::File;
 use overlap::io::AsyncWriteExt;
 use overlap::Runtime;
-use support::{pattern, TempDir};
-
-/// A runtime whose only pool thread is held by a job waiting at the returned barrier, so
-/// that every job submitted meanwhile stays queued.
-fn runtime_with_a_busy_pool() -> (Runtime, Arc<Barrier>) {
-    let rt = Runtime::builder().max_blocking_threads(1).build().unwrap();
-    let gate = Arc::new(Barrier::new(2));
-    let (started_tx, started) = mpsc::channel();
-    let g = gate.clone();
-    rt.block_on(async move {
-        drop(overlap::spawn_blocking(move || {
-            started_tx.send(()).unwrap();
-            g.wait();
-        }));
-    });
-    started.recv().unwrap();
-    (rt, gate)
-}
+use support::{mkfifo, pattern, runtime_with_a_busy_pool, TempDir};
 
 /// Buffers `data` in a `File` over `std`, whose write job then waits in the pool's queue.
 fn queue_a_write(rt: &Runtime, std: std::fs::File, data: &[u8]) {
@@ -40,12 +20,6 @@ fn queue_a_write(rt: &Runtime, std: std::fs::File, data: &[u8]) {
         assert_eq!(file.write(data).await.unwrap(), data.len());
         // Dropped unflushed: the queued job holds the bytes.
     });
-}
-
-fn mkfifo(path: &Path) {
-    let c_path = CString::new(path.as_os_str().as_bytes()).unwrap();
-    // SAFETY: `c_path` is a valid NUL-terminated path for the call.
-    assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
 }
 
 #[test]

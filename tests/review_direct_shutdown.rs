@@ -4,8 +4,6 @@
 
 mod support;
 
-use std::io::Read;
-use std::os::unix::ffi::OsStrExt;
 use std::pin::Pin;
 use std::sync::{mpsc, Arc, Barrier, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
@@ -14,27 +12,9 @@ use std::time::Duration;
 use overlap::fs::File;
 use overlap::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, Unblock};
 use overlap::Runtime;
-use support::{pattern, poll_once, TempDir};
+use support::{pattern, poll_once, runtime_with_a_busy_pool, SlowFifo, TempDir};
 
 const HANG: Duration = Duration::from_secs(10);
-
-/// A runtime whose only pool thread is held by a job waiting at the returned barrier, so
-/// that every job submitted meanwhile stays queued (and is dropped unrun by the runtime's
-/// drop).
-fn runtime_with_a_busy_pool() -> (Runtime, Arc<Barrier>) {
-    let rt = Runtime::builder().max_blocking_threads(1).build().unwrap();
-    let gate = Arc::new(Barrier::new(2));
-    let (started_tx, started) = mpsc::channel();
-    let g = gate.clone();
-    rt.block_on(async move {
-        drop(overlap::spawn_blocking(move || {
-            started_tx.send(()).unwrap();
-            g.wait();
-        }));
-    });
-    started.recv_timeout(HANG).unwrap();
-    (rt, gate)
-}
 
 /// A waker whose wake hands over to another thread and waits until that thread has polled:
 /// a waiter on another core that runs at once, before the waking thread goes on.
@@ -121,29 +101,7 @@ fn an_unblock_read_dropped_unrun_gives_its_value_back_before_the_waiter_hears() 
 fn a_file_written_inside_a_blocking_job_is_waited_for_by_the_runtime_drop() {
     const TOTAL: usize = (1 << 20) + 4096;
     let dir = TempDir::new("review-direct-durable");
-    let path = dir.join("fifo");
-    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
-    // SAFETY: `c_path` is a valid NUL-terminated path for the call.
-    assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
-    // Bytes read so far, counted under the lock each read holds, so the test can take a
-    // snapshot between two reads.
-    let received = Arc::new(Mutex::new(0usize));
-    let reader = std::thread::spawn({
-        let (path, received) = (path.clone(), received.clone());
-        move || {
-            let mut fifo = std::fs::File::open(&path).unwrap();
-            let mut buf = [0u8; 4096];
-            loop {
-                std::thread::sleep(Duration::from_millis(2));
-                let mut count = received.lock().unwrap();
-                match fifo.read(&mut buf).unwrap() {
-                    0 => return,
-                    n => *count += n,
-                }
-            }
-        }
-    });
-    let writer = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    let (fifo, writer) = SlowFifo::open(&dir);
     let rt = Runtime::new().unwrap();
     rt.block_on(async {
         overlap::spawn_blocking(move || {
@@ -158,20 +116,7 @@ fn a_file_written_inside_a_blocking_job_is_waited_for_by_the_runtime_drop() {
     });
     drop(rt);
     // This is where `main` would return: every byte must have left the process.
-    let count = received.lock().unwrap();
-    let mut in_pipe: libc::c_int = 0;
-    let probe = std::os::unix::fs::OpenOptionsExt::custom_flags(
-        std::fs::OpenOptions::new().read(true),
-        libc::O_NONBLOCK,
-    )
-    .open(&path)
-    .unwrap();
-    let fd = std::os::fd::AsRawFd::as_raw_fd(&probe);
-    // SAFETY: FIONREAD writes one c_int through the pointer, which is valid.
-    assert_eq!(unsafe { libc::ioctl(fd, libc::FIONREAD, &mut in_pipe) }, 0);
-    assert_eq!(*count + in_pipe as usize, TOTAL, "bytes still unwritten");
-    drop(count);
-    reader.join().unwrap();
+    fifo.assert_all_left(TOTAL);
 }
 
 /// A writer whose writes wait at a barrier, to hold a job on its pool thread.

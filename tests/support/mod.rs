@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests. Each test binary uses a part of them.
 #![allow(dead_code, unused_imports)]
 
+mod busy_pool;
 mod child;
 mod coop;
 pub mod counting;
@@ -10,6 +11,7 @@ mod echo;
 mod errno;
 mod example;
 mod fd;
+mod fifo;
 mod files;
 mod limits;
 mod mailbox;
@@ -25,6 +27,7 @@ mod serving;
 mod tagged;
 mod unread_stdout;
 
+pub use busy_pool::runtime_with_a_busy_pool;
 pub use child::{run_in_child, run_in_child_blocking};
 pub use coop::steps_before_another_task_runs;
 pub use deadline::{settle, within};
@@ -33,6 +36,7 @@ pub use echo::{echo_server, echo_until_eof, pass_through};
 pub use errno::{expect_errno, lowest_free_fd, open_fds_polled};
 pub use example::{example_bin, ExampleServer};
 pub use fd::*;
+pub use fifo::{mkfifo, SlowFifo};
 pub use files::*;
 pub use limits::*;
 pub use mailbox::Mailbox;
