@@ -82,22 +82,38 @@ fn send(pid: u32, kind: SignalKind) {
     assert_eq!(unsafe { libc::kill(pid as i32, kind.as_raw_value()) }, 0);
 }
 
-#[overlap::test]
-async fn the_daemon_reloads_on_hup_and_usr1_and_stops_cleanly_on_ctrl_c() {
-    let dir = TempDir::new("user2-daemon");
-    let config = dir.join("daemon.conf");
-    std::fs::write(&config, "level=1\n").unwrap();
+/// Writes `level` to the config file at `config` and starts this binary as the daemon on
+/// it, once it reports ready: the child, its pid and its report lines.
+async fn start_daemon(
+    config: &std::path::Path,
+    level: u32,
+) -> (
+    overlap::process::Child,
+    u32,
+    io::Lines<BufReader<ChildStdout>>,
+) {
+    std::fs::write(config, format!("level={level}\n")).unwrap();
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args(["daemon_child", "--exact", "--nocapture", "--test-threads=1"])
-        .env(CONFIG_ENV, &config)
+        .env(CONFIG_ENV, config)
         .stdout(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
         .unwrap();
     let pid = child.id().unwrap();
-    let stdout: ChildStdout = child.stdout.take().unwrap();
-    let mut lines = BufReader::new(stdout).lines();
-    assert_eq!(next_report(&mut lines).await, "ready level=1");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    assert_eq!(
+        next_report(&mut lines).await,
+        format!("ready level={level}")
+    );
+    (child, pid, lines)
+}
+
+#[overlap::test]
+async fn the_daemon_reloads_on_hup_and_usr1_and_stops_cleanly_on_ctrl_c() {
+    let dir = TempDir::new("user2-daemon");
+    let config = dir.join("daemon.conf");
+    let (mut child, pid, mut lines) = start_daemon(&config, 1).await;
 
     // Each signal is sent once the previous reload is reported: two signals of one kind
     // sent back to back may be delivered as one, as anywhere on Unix.
@@ -121,17 +137,7 @@ async fn a_signal_the_daemon_does_not_handle_still_takes_its_default_action() {
     use std::os::unix::process::ExitStatusExt;
     let dir = TempDir::new("user2-daemon-term");
     let config = dir.join("daemon.conf");
-    std::fs::write(&config, "level=9\n").unwrap();
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["daemon_child", "--exact", "--nocapture", "--test-threads=1"])
-        .env(CONFIG_ENV, &config)
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let pid = child.id().unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    assert_eq!(next_report(&mut lines).await, "ready level=9");
+    let (mut child, pid, _lines) = start_daemon(&config, 9).await;
     // SIGTERM has no handler here: the daemon dies of it, as a tokio program would.
     send(pid, SignalKind::terminate());
     let status = within(HANG, child.wait(), "daemon dies").await.unwrap();
