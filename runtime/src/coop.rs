@@ -32,22 +32,12 @@ thread_local! {
     /// hold another runtime's `Runtime::enter` guard across an `.await`). Outside such a
     /// poll (another executor polling under a guard, a blocking job) there is no limit.
     static LEFT: Cell<u32> = const { Cell::new(UNLIMITED) };
-    /// Polls started by a runtime's loop on this thread (wrapping): tells whether two
-    /// moments fall in the same poll (see [`poll_seq`]).
-    static POLLS: Cell<u32> = const { Cell::new(0) };
-}
-
-/// Which loop poll runs on this thread now: equal at two moments only if no loop poll
-/// started in between (or exactly 2³² did).
-pub(crate) fn poll_seq() -> u32 {
-    POLLS.with(Cell::get)
 }
 
 /// Gives the task the loop is about to poll a full budget, until the returned guard drops
 /// (after the poll, or while a panic unwinds out of it): then there is no limit again.
 pub(crate) fn poll_budget() -> PollBudget {
     LEFT.with(|l| l.set(BUDGET));
-    POLLS.with(|p| p.set(p.get().wrapping_add(1)));
     PollBudget(())
 }
 

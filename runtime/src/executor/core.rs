@@ -106,6 +106,8 @@ impl Drop for Core {
 struct Counters {
     spawned: Cell<u64>,
     polls: Cell<u64>,
+    /// Polls of the `block_on` future (not in `polls`, which the metrics report).
+    main_polls: Cell<u64>,
     epoll_waits: Cell<u64>,
     futex_sleeps: Cell<u64>,
     events: Cell<u64>,
@@ -116,7 +118,20 @@ fn bump(c: &Cell<u64>, n: u64) {
     c.set(c.get() + n);
 }
 
+/// Which poll of its loop the current runtime runs now (a task's or the `block_on`
+/// future's): equal at two moments only if no poll started in between. `u64::MAX` outside
+/// a runtime, where nothing moves it.
+pub(crate) fn poll_seq() -> u64 {
+    super::with_current(|core| core.counters.polls.get() + core.counters.main_polls.get())
+        .unwrap_or(u64::MAX)
+}
+
 impl Core {
+    /// Counts a poll of the `block_on` future (see [`poll_seq`]).
+    pub(crate) fn count_main_poll(&self) {
+        bump(&self.counters.main_polls, 1);
+    }
+
     pub(crate) fn new(config: Config) -> io::Result<Core> {
         let blocking = BlockingPool::new(PoolConfig {
             max_threads: config.max_blocking_threads,

@@ -311,7 +311,7 @@ impl Handle {
         RemoteJoinHandle {
             slot,
             done: false,
-            started_in: (aborted == Aborted::Run).then(crate::coop::poll_seq),
+            started_in: (aborted == Aborted::Run).then(super::core::poll_seq),
         }
     }
 }
@@ -388,14 +388,13 @@ pub struct RemoteJoinHandle<T> {
     slot: Arc<dyn JoinSlot<T>>,
     /// The result was returned: the handle is terminated (`FusedFuture`).
     done: bool,
-    /// For overlap's own I/O jobs until the first poll: the loop poll ([`poll_seq`]) that
-    /// started the job. Polled in that same poll, the handle waits whatever the output: an
-    /// I/O operation that starts a pool job and polls it at once returns `Pending`, so
+    /// For overlap's own I/O jobs until the first poll: the loop poll (`core::poll_seq`)
+    /// that started the job. Polled in that same poll, the handle waits whatever the output:
+    /// an I/O operation that starts a pool job and polls it at once returns `Pending`, so
     /// dropping it then always leaves the job's result to the operation's owner (a `File`),
-    /// never to the dropped future, however fast the job ran.
-    ///
-    /// [`poll_seq`]: crate::coop::poll_seq
-    started_in: Option<u32>,
+    /// never to the dropped future, however fast the job ran. (First polled under another
+    /// runtime whose count happens to be equal, it waits once for nothing, waking itself.)
+    started_in: Option<u64>,
 }
 
 impl<T> RemoteJoinHandle<T> {
@@ -431,7 +430,7 @@ impl<T> Future for RemoteJoinHandle<T> {
             !this.done,
             "RemoteJoinHandle polled after it returned the task's result"
         );
-        if this.started_in.take() == Some(crate::coop::poll_seq()) {
+        if this.started_in.take() == Some(super::core::poll_seq()) {
             if this.slot.register(cx) {
                 // Done already: polled again at once, it returns the output.
                 cx.waker().wake_by_ref();

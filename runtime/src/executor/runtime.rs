@@ -255,6 +255,7 @@ impl Runtime {
         loop {
             if main.take_woken() {
                 let budget = crate::coop::poll_budget();
+                core.count_main_poll();
                 let poll = main.with_waker(|w| future.as_mut().poll(&mut Context::from_waker(w)));
                 drop(budget);
                 if let Poll::Ready(out) = poll {
