@@ -86,20 +86,26 @@ impl Drop for CountOnDrop {
     }
 }
 
+/// `N` tasks waiting on `notify`, each counting its wake in `woken`.
+fn spawn_waiters(notify: &Rc<Notify>, woken: &Rc<Cell<usize>>) -> JoinSet<()> {
+    let mut set = JoinSet::new();
+    for _ in 0..N {
+        let (notify, woken) = (notify.clone(), woken.clone());
+        set.spawn(async move {
+            notify.notified().await;
+            woken.set(woken.get() + 1);
+        });
+    }
+    set
+}
+
 #[overlap::test]
 async fn a_hundred_thousand_waiters_on_one_notify_are_released_in_linear_time() {
     let _serial = serial();
     let notify = Rc::new(Notify::new());
     let woken = Rc::new(Cell::new(0usize));
     linear("notify_waiters", async {
-        let mut set = JoinSet::new();
-        for _ in 0..N {
-            let (notify, woken) = (notify.clone(), woken.clone());
-            set.spawn(async move {
-                notify.notified().await;
-                woken.set(woken.get() + 1);
-            });
-        }
+        let mut set = spawn_waiters(&notify, &woken);
         settle().await;
         notify.notify_waiters();
         while let Some(r) = set.join_next().await {
@@ -110,14 +116,7 @@ async fn a_hundred_thousand_waiters_on_one_notify_are_released_in_linear_time() 
     .await;
     woken.set(0);
     linear("notify_one each", async {
-        let mut set = JoinSet::new();
-        for _ in 0..N {
-            let (notify, woken) = (notify.clone(), woken.clone());
-            set.spawn(async move {
-                notify.notified().await;
-                woken.set(woken.get() + 1);
-            });
-        }
+        let mut set = spawn_waiters(&notify, &woken);
         settle().await;
         for _ in 0..N {
             notify.notify_one();

@@ -43,6 +43,14 @@ async fn pid_in(pid_file: &Path) -> u32 {
     .await
 }
 
+/// Drops `unpolled` once its child has written its pid, then waits for the child to be
+/// gone (`what` says what kept it alive otherwise).
+async fn ends_when_dropped<F>(pid_file: &Path, unpolled: F, what: &str) {
+    let pid = pid_in(pid_file).await;
+    drop(unpolled);
+    gone(pid, what).await;
+}
+
 /// `cat` on a piped stdin ends only when its stdin closes: the unpolled `status()` future
 /// must not leave that write end open with the orphan reaper.
 #[test]
@@ -53,10 +61,9 @@ fn an_unpolled_status_closes_the_childs_stdin() {
         let mut cmd = reporting(&pid_file, "cat");
         cmd.stdin(Stdio::piped()).stdout(Stdio::null());
         let unpolled = cmd.status();
-        let pid = pid_in(&pid_file).await;
-        drop(unpolled);
-        gone(
-            pid,
+        ends_when_dropped(
+            &pid_file,
+            unpolled,
             "cat never saw its stdin close: the write end stayed open",
         )
         .await;
@@ -73,10 +80,9 @@ fn an_unpolled_output_closes_the_childs_stdout() {
     overlap::block_on(async {
         let mut cmd = reporting(&pid_file, "yes");
         let unpolled = cmd.output();
-        let pid = pid_in(&pid_file).await;
-        drop(unpolled);
-        gone(
-            pid,
+        ends_when_dropped(
+            &pid_file,
+            unpolled,
             "yes never saw its stdout break: the read end stayed open",
         )
         .await;
@@ -93,10 +99,9 @@ fn an_unpolled_status_made_outside_a_runtime_closes_the_childs_stdin() {
     cmd.stdin(Stdio::piped()).stdout(Stdio::null());
     let unpolled = cmd.status();
     overlap::block_on(async {
-        let pid = pid_in(&pid_file).await;
-        drop(unpolled);
-        gone(
-            pid,
+        ends_when_dropped(
+            &pid_file,
+            unpolled,
             "cat never saw its stdin close: the write end stayed open",
         )
         .await;
