@@ -69,3 +69,36 @@ fn a_listener_made_after_the_handler_ran_hears_what_was_not_yet_handed_out() {
         );
     });
 }
+
+#[test]
+fn an_arrival_another_runtime_handed_out_reaches_a_listener_made_here_before_this_one_yields() {
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let (heard_tx, heard_rx) = std::sync::mpsc::channel();
+    // Another runtime in the process, listening: its reader shares the self-pipe with ours.
+    let other = std::thread::spawn(move || {
+        overlap::block_on(async move {
+            let mut sig = signal(SignalKind::user_defined2()).unwrap();
+            ready_tx.send(()).unwrap();
+            sig.recv().await;
+            heard_tx.send(()).unwrap();
+        })
+    });
+    ready_rx.recv().unwrap();
+    overlap::block_on(async {
+        drop(signal(SignalKind::user_defined2()).unwrap());
+        // Busy from here on: this runtime does not yield until the listener below exists.
+        raise_here(libc::SIGUSR2);
+        // This thread is blocked, so it is the other runtime's reader that hands it out.
+        heard_rx
+            .recv_timeout(HANG)
+            .expect("the other runtime never heard the signal");
+        let mut here = signal(SignalKind::user_defined2()).unwrap();
+        within(
+            HANG,
+            here.recv(),
+            "an arrival another runtime handed out while this one was busy was lost",
+        )
+        .await;
+    });
+    other.join().unwrap();
+}

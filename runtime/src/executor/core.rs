@@ -73,8 +73,9 @@ pub(crate) struct Core {
     spawn_buf: RefCell<Vec<RemoteSpawn>>,
     counters: Counters,
     spin: SpinPolicy,
-    /// Whether this runtime's reader of the signal self-pipe runs (see `signal`).
-    pub(crate) signal_reader: Cell<bool>,
+    /// What this runtime's reader of the signal self-pipe has handed out, once the reader
+    /// runs (see `signal`).
+    pub(crate) signals_handed: RefCell<Option<Rc<crate::signal::HandedOut>>>,
     /// The shutdown has cancelled every task: nothing runs a task spawned from now on.
     closed: Cell<bool>,
     /// Tasks that yielded (`yield_now`), to run after the next look at I/O and timers. They
@@ -164,7 +165,7 @@ impl Core {
             spawn_buf: RefCell::new(Vec::new()),
             counters: Counters::default(),
             spin: SpinPolicy::new(),
-            signal_reader: Cell::new(false),
+            signals_handed: RefCell::new(None),
             closed: Cell::new(false),
             deferred: RefCell::new(Vec::new()),
             main: Cell::new(None),

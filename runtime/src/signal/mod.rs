@@ -14,8 +14,10 @@
 //!   reader task does), as tokio's driver does. A `Signal` made before that hears it, even if
 //!   the handler ran earlier while the task making it was busy: a loop that makes a fresh
 //!   `ctrl_c()` each round (and may not even poll it in a round where other work is ready)
-//!   does not lose a Ctrl-C pressed during a round. Arrivals already handed out before the
-//!   `Signal` was made are not reported.
+//!   does not lose a Ctrl-C pressed during a round. That holds per runtime: in a process
+//!   with several, another runtime handing the arrival out meanwhile does not count for
+//!   this one. Arrivals this runtime handed out before the `Signal` was made are not
+//!   reported.
 //! - **The handler stays:** once a signal has been listened for, the process keeps catching
 //!   it, even after every `Signal` is dropped. For `SIGINT` and `SIGTERM` this means the
 //!   default action (ending the process) no longer happens: the program must exit by itself.
@@ -38,6 +40,7 @@
 //! .unwrap();
 //! ```
 
+mod reader;
 mod registry;
 
 use std::fmt;
@@ -50,7 +53,7 @@ use std::task::{Context, Poll};
 
 use futures_core::Stream;
 
-use crate::reactor::AsyncFd;
+pub(crate) use reader::HandedOut;
 use registry::{Listener, Slot};
 
 /// Which signal to listen for.
@@ -164,12 +167,14 @@ pub struct Signal {
 pub fn signal(kind: SignalKind) -> io::Result<Signal> {
     let slot = registry::slot(kind.0)?;
     registry::open_pipe()?;
-    start_reader()?;
+    let handed = reader::start()?;
     let signal = Signal {
         kind,
         slot,
         listener: slot.listen(),
-        seen: slot.delivered.load(Ordering::SeqCst),
+        // Not `delivered`: another runtime's reader may have handed out an arrival this
+        // runtime has not caught up with yet (see `reader`).
+        seen: handed.count(kind.0 as usize),
     };
     // Last, so that a call that fails leaves the signal's disposition as it was.
     slot.install(kind.0)?;
@@ -218,7 +223,7 @@ impl Signal {
         // The runtime polling this may not be the one that made it (which may be gone): make
         // sure this one reads the pipe too. Best effort: if it cannot start a reader (out of
         // fds), another runtime's reader still wakes this listener.
-        let _ = start_reader();
+        let _ = reader::start();
         // A signal handled between the check and the registration is not lost: look again.
         if self.take_arrival() {
             return Poll::Ready(Some(()));
@@ -266,32 +271,4 @@ impl fmt::Debug for Signal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Signal").field("kind", &self.kind).finish()
     }
-}
-
-/// Starts this runtime's reader of the self-pipe, unless it runs already.
-fn start_reader() -> io::Result<()> {
-    let started = crate::executor::with_current(|core| core.signal_reader.replace(true))
-        .ok_or_else(|| io::Error::other("signal() called outside of an overlap runtime"))?;
-    if started {
-        return Ok(());
-    }
-    let fd = match registry::reader_fd().and_then(AsyncFd::new) {
-        Ok(fd) => fd,
-        Err(e) => {
-            crate::executor::with_current(|core| core.signal_reader.set(false));
-            return Err(e);
-        }
-    };
-    // Detached: it lives as long as the runtime, asleep in epoll between signals.
-    drop(crate::spawn(async move {
-        loop {
-            let Ok(mut guard) = fd.readable().await else {
-                return;
-            };
-            registry::drain(std::os::fd::AsRawFd::as_raw_fd(fd.get_ref()));
-            guard.clear_ready();
-            registry::broadcast();
-        }
-    }));
-    Ok(())
 }

@@ -6,8 +6,10 @@
 //!   that keeps `errno`): nothing that could deadlock or allocate in a signal handler.
 //! - A slot's count is raised before the pipe is poked, and a runtime's reader drains the
 //!   pipe and copies the count to `delivered` before it wakes listeners, so a woken listener
-//!   always sees the new count. Listeners read only `delivered`: an arrival counts once a
-//!   reader has handed it out, between task polls.
+//!   always sees the new count. Listeners read only `delivered`.
+//! - Every runtime's read end shares one pipe, so whichever reader drains it broadcasts for
+//!   all; the broadcast then nudges every other runtime's reader, so each runtime catches
+//!   up with what was handed out (`HandedOut`) between its own task polls.
 //! - Handlers are installed under `GLOBAL`'s lock, once per signal, and never removed.
 
 use std::io;
@@ -20,7 +22,7 @@ use std::task::Waker;
 use crate::sys::signal as sys;
 
 /// Signal numbers go up to `SIGRTMAX`, 64 on Linux.
-const SIGNALS: usize = 65;
+pub(crate) const SIGNALS: usize = 65;
 
 /// One signal's state.
 #[derive(Debug)]
@@ -50,13 +52,43 @@ const EMPTY_SLOT: Slot = Slot {
     listeners: Mutex::new(Vec::new()),
 };
 
-static SLOTS: [Slot; SIGNALS] = [EMPTY_SLOT; SIGNALS];
+pub(crate) static SLOTS: [Slot; SIGNALS] = [EMPTY_SLOT; SIGNALS];
 
 /// The self-pipe's write end, for the handler; -1 until the pipe exists.
 static PIPE_WRITE: AtomicI32 = AtomicI32::new(-1);
 
 /// The self-pipe's read end, which each runtime's reader duplicates; made on first use.
 static GLOBAL: Mutex<Option<OwnedFd>> = Mutex::new(None);
+
+/// Every live runtime's reader, to nudge after a broadcast.
+static READERS: Mutex<Vec<Weak<Nudge>>> = Mutex::new(Vec::new());
+
+/// How a broadcast tells one runtime's reader that `delivered` moved, when another
+/// runtime's reader drained the pipe first.
+#[derive(Debug, Default)]
+pub(crate) struct Nudge {
+    nudged: AtomicBool,
+    waker: Mutex<Option<Waker>>,
+}
+
+impl Nudge {
+    /// A new reader's nudge, listed for broadcasts until it is dropped.
+    pub(crate) fn new_listed() -> Arc<Nudge> {
+        let nudge = Arc::new(Nudge::default());
+        let mut readers = lock(&READERS);
+        readers.retain(|r| r.strong_count() > 0);
+        readers.push(Arc::downgrade(&nudge));
+        nudge
+    }
+
+    /// Whether a broadcast nudged this reader since the last call; if not, the task of `cx`
+    /// is woken by the next one.
+    pub(crate) fn take(&self, cx: &std::task::Context<'_>) -> bool {
+        *lock(&self.waker) = Some(cx.waker().clone());
+        // After the waker is stored: `broadcast` sets the flag before it takes the waker.
+        self.nudged.swap(false, Ordering::SeqCst)
+    }
+}
 
 use crate::poison::lock;
 
@@ -122,8 +154,8 @@ pub(crate) fn reader_fd() -> io::Result<OwnedFd> {
     sys::dup(read)
 }
 
-/// Empties the self-pipe through `fd`.
-pub(crate) fn drain(fd: RawFd) {
+/// Empties the self-pipe through `fd`; true if it held anything.
+pub(crate) fn drain(fd: RawFd) -> bool {
     sys::drain(fd)
 }
 
@@ -177,8 +209,9 @@ impl Slot {
 }
 
 /// Hands out every signal's arrivals so far (`delivered`), then wakes every live listener
-/// of every signal (each checks its own signal's count), and forgets the dropped ones.
-pub(crate) fn broadcast() {
+/// of every signal (each checks its own signal's count), and forgets the dropped ones; then
+/// nudges every runtime's reader but `from`, the one broadcasting.
+pub(crate) fn broadcast(from: &Arc<Nudge>) {
     for slot in &SLOTS {
         if !slot.installed.load(Ordering::SeqCst) {
             continue;
@@ -202,4 +235,17 @@ pub(crate) fn broadcast() {
             let _ = catch_unwind(AssertUnwindSafe(|| waker.wake()));
         }
     }
+    let mut readers = Vec::new();
+    lock(&READERS).retain(|r| match r.upgrade() {
+        Some(reader) => {
+            if !Arc::ptr_eq(&reader, from) {
+                reader.nudged.store(true, Ordering::SeqCst);
+                readers.extend(lock(&reader.waker).take());
+            }
+            true
+        }
+        None => false,
+    });
+    // Reader tasks' wakers: ours, which do not panic.
+    readers.into_iter().for_each(Waker::wake);
 }

@@ -48,16 +48,17 @@ pub(crate) fn poke_from_handler(fd: RawFd) {
     unsafe { *libc::__errno_location() = errno };
 }
 
-/// Reads `fd` (non-blocking) until it is empty.
-pub(crate) fn drain(fd: RawFd) {
+/// Reads `fd` (non-blocking) until it is empty; true if it held anything.
+pub(crate) fn drain(fd: RawFd) -> bool {
     let mut buf = [0u8; 64];
+    let mut got = false;
     loop {
         // SAFETY: `buf` is valid for writes of its length.
         match syscall!(read(fd, buf.as_mut_ptr().cast(), buf.len())) {
-            Ok(n) if n > 0 => continue,
+            Ok(n) if n > 0 => got = true,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             // Empty (EAGAIN), or no writer (0, never here): done.
-            _ => return,
+            _ => return got,
         }
     }
 }
