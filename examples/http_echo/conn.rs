@@ -16,17 +16,15 @@ use overlap::time::{timeout_at, Instant};
 use crate::date;
 use crate::request::{self, Framing, Head, HttpError, Limits};
 
+#[path = "conn/body.rs"]
+mod body;
+
 /// Bytes asked for per read.
 const READ_CHUNK: usize = 16 * 1024;
 /// Answers to pipelined requests are held back to go out together, but no more than this:
 /// beyond it they are written before reading on, so a client that sends without reading
 /// meets back-pressure instead of growing the server's memory.
 const OUT_CAP: usize = 64 * 1024;
-/// A chunk-size line longer than this is refused (its extensions are ignored anyway).
-const MAX_CHUNK_LINE: usize = 4096;
-/// The chunk extensions of one body, in all, may not pass this (as in hyper): otherwise
-/// each body byte could come with a line's worth of them, for 8 MiB of body some 32 GiB.
-const MAX_CHUNK_EXTENSIONS: usize = 16 * 1024;
 /// After refusing a request, how long (and how much) the client's unread bytes are drained
 /// before closing, so the kernel does not answer them with a reset that could destroy the
 /// response on its way.
@@ -339,152 +337,6 @@ impl Conn<'_> {
                 }
                 // Idle, or closed between requests (or inside a head: nothing to answer).
                 Fill::TimedOut | Fill::Eof => return Ok(Next::Closed),
-            }
-        }
-    }
-
-    async fn read_body(&mut self, head: &Head) -> io::Result<Result<Vec<u8>, HttpError>> {
-        if head.framing == Framing::Length(0) {
-            return Ok(Ok(Vec::new()));
-        }
-        if head.expect_continue && self.start == self.end {
-            // The client waits for this before sending the body.
-            self.out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
-            self.flush().await?;
-        }
-        let mut body = Vec::new();
-        let done = match head.framing {
-            Framing::Length(n) => self.take(&mut body, n).await?,
-            Framing::Chunked => self.read_chunked(&mut body).await?,
-        };
-        Ok(done.map(|()| body))
-    }
-
-    /// Moves the next `n` body bytes into `body`, reading as needed.
-    async fn take(&mut self, body: &mut Vec<u8>, n: u64) -> io::Result<Result<(), HttpError>> {
-        let mut left = n;
-        while left > 0 {
-            if self.start == self.end {
-                if let Err(e) = self.fill_body().await? {
-                    return Ok(Err(e));
-                }
-            }
-            let k = (self.end - self.start).min(usize::try_from(left).unwrap_or(usize::MAX));
-            body.extend_from_slice(&self.buf[self.start..self.start + k]);
-            self.start += k;
-            left -= k as u64;
-        }
-        Ok(Ok(()))
-    }
-
-    /// Decodes a chunked body (RFC 9112 §7.1); extensions (up to [`MAX_CHUNK_EXTENSIONS`] in
-    /// all) and trailers are read and ignored.
-    async fn read_chunked(&mut self, body: &mut Vec<u8>) -> io::Result<Result<(), HttpError>> {
-        let bad = |detail| HttpError::new(400, request::BAD_REQUEST, detail);
-        // Bytes of chunk-size lines after their digits (extensions, and space before them).
-        let mut extensions = 0;
-        loop {
-            // The chunk-size line ends with CRLF and holds no other control byte (httparse
-            // would take a bare LF inside an extension as part of it, where a peer that
-            // accepts bare LFs reads a line end: the two would frame the body differently).
-            let buffered = self.buffered();
-            // `chunk-size = 1*HEXDIG` (RFC 9112 §7.1): httparse reads a line with no digit
-            // (`;ext`, or nothing) as size 0, the last chunk, which would cut the body short
-            // and make what follows a request of its own.
-            if buffered.first().is_some_and(|b| !b.is_ascii_hexdigit()) {
-                return Ok(Err(bad("invalid chunk size")));
-            }
-            if let Some(lf) = buffered.iter().position(|&b| b == b'\n') {
-                let line = &buffered[..lf];
-                let ok = line
-                    .strip_suffix(b"\r")
-                    .is_some_and(|l| !l.iter().any(|&b| (b < 0x20 && b != b'\t') || b == 0x7f));
-                if !ok {
-                    return Ok(Err(bad("control bytes or a bare LF in a chunk-size line")));
-                }
-            }
-            let size = match httparse::parse_chunk_size(self.buffered()) {
-                Ok(httparse::Status::Complete((used, size))) => {
-                    let digits = buffered
-                        .iter()
-                        .take_while(|b| b.is_ascii_hexdigit())
-                        .count();
-                    // The line ends with CRLF (checked above).
-                    extensions += used.saturating_sub(digits + 2);
-                    if extensions > MAX_CHUNK_EXTENSIONS {
-                        return Ok(Err(bad("chunk extensions too long")));
-                    }
-                    self.start += used;
-                    size
-                }
-                Ok(httparse::Status::Partial) if self.end - self.start > MAX_CHUNK_LINE => {
-                    return Ok(Err(bad("chunk-size line too long")))
-                }
-                Ok(httparse::Status::Partial) => {
-                    if let Err(e) = self.fill_body().await? {
-                        return Ok(Err(e));
-                    }
-                    continue;
-                }
-                Err(_) => return Ok(Err(bad("invalid chunk size"))),
-            };
-            if size == 0 {
-                return self.skip_trailers().await;
-            }
-            if (body.len() as u64).saturating_add(size) > self.limits.max_body {
-                return Ok(Err(request::body_too_large()));
-            }
-            if let Err(e) = self.take(body, size).await? {
-                return Ok(Err(e));
-            }
-            let mut crlf = Vec::with_capacity(2);
-            if let Err(e) = self.take(&mut crlf, 2).await? {
-                return Ok(Err(e));
-            }
-            if crlf != b"\r\n" {
-                return Ok(Err(bad("chunk data not followed by CRLF")));
-            }
-        }
-    }
-
-    /// Reads the trailer section that ends a chunked body (RFC 9112 §7.1.2), parsed by the
-    /// same rules as a head's fields (so line ends are read alike; bad fields get a 400),
-    /// and ignored.
-    async fn skip_trailers(&mut self) -> io::Result<Result<(), HttpError>> {
-        // Parsing looks at every trailer line so far, so it runs only once new bytes end a
-        // line (only a line end can complete or spoil the section): a client dripping its
-        // trailers a byte at a time would otherwise cost a parse per byte.
-        let mut seen: Option<usize> = None;
-        loop {
-            let ends_a_line = seen.is_none_or(|n| self.buffered()[n..].contains(&b'\n'));
-            seen = Some(self.end - self.start);
-            let too_large = self.end - self.start > self.limits.max_head;
-            if ends_a_line {
-                // Rare enough (trailers) to allocate the field slots per attempt.
-                let mut fields = vec![httparse::EMPTY_HEADER; self.limits.max_headers];
-                match httparse::parse_headers(self.buffered(), &mut fields) {
-                    Ok(httparse::Status::Complete((used, _))) => {
-                        self.start += used;
-                        return Ok(Ok(()));
-                    }
-                    Ok(httparse::Status::Partial) => {}
-                    Err(httparse::Error::TooManyHeaders) => {
-                        return Ok(Err(request::head_too_large()))
-                    }
-                    Err(_) => {
-                        return Ok(Err(HttpError::new(
-                            400,
-                            request::BAD_REQUEST,
-                            "malformed trailer field",
-                        )))
-                    }
-                }
-            }
-            if too_large {
-                return Ok(Err(request::head_too_large()));
-            }
-            if let Err(e) = self.fill_body().await? {
-                return Ok(Err(e));
             }
         }
     }
