@@ -5,6 +5,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::fmt;
 use std::future::poll_fn;
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::rc::Rc;
 use std::task::Poll;
 
@@ -35,18 +36,25 @@ impl<T> Shared<T> {
     }
 
     /// Drops the values at the front that every receiver has read, each outside any borrow
-    /// of the queue (a value's destructor may use this channel).
+    /// of the queue (a value's destructor may use this channel). A destructor that panics
+    /// stops none of the drops after it; the first panic is passed on once all are done.
     fn pop_read(&self) {
+        let mut panic = None;
         loop {
             let popped = {
                 let mut queue = self.queue.borrow_mut();
                 if queue.front().is_none_or(|e| e.unread != 0) {
-                    return;
+                    break;
                 }
                 self.head.set(self.head.get() + 1);
                 queue.pop_front()
             };
-            drop(popped);
+            if let Err(payload) = catch_unwind(AssertUnwindSafe(|| drop(popped))) {
+                panic.get_or_insert(payload);
+            }
+        }
+        if let Some(payload) = panic {
+            resume_unwind(payload);
         }
     }
 }
@@ -106,7 +114,12 @@ pub enum TryRecvError {
 /// A receiver clones the value while the channel's queue is borrowed: a `Clone` impl that
 /// sends on, receives from or drops a receiver of the same channel panics (a value's `Drop`
 /// may do all of that). A `Clone` that panics consumes the value: the panic reaches the
-/// receive that called it, and the receiver's next receive gets the next value.
+/// receive that called it, and the receiver's next receive gets the next value. A value's
+/// `Drop` that panics reaches whichever call dropped it (the send that evicted it, the
+/// last receive of it, whose clone goes with the panic, or the drop of the last receiver
+/// that had not read it) once that call has done its work: receivers are still woken by
+/// the send, senders waiting in [`closed`](Sender::closed) by the last receiver's drop,
+/// and the other values read by all are still dropped.
 ///
 /// # Panics
 /// If `capacity` is 0.
@@ -187,9 +200,10 @@ impl<T> Sender<T> {
             });
             evicted
         };
-        // Dropped outside the borrow: its destructor may touch this channel.
-        drop(evicted);
+        // The receivers hear of the new value first: the evicted one's destructor may
+        // panic. Dropped outside the borrow, as it may also touch this channel.
         self.shared.watchers.wake_all();
+        drop(evicted);
         Ok(receivers)
     }
 
@@ -372,9 +386,7 @@ impl<T: Clone> Receiver<T> {
             match queue.get((self.next - head) as usize) {
                 // A `Clone` that panics still consumes the value (as tokio's does), else
                 // this receiver would panic on the same value forever.
-                Some(e) => {
-                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| e.value.clone()))
-                }
+                Some(e) => catch_unwind(AssertUnwindSafe(|| e.value.clone())),
                 None if self.shared.senders.get() == 0 => return Err(TryRecvError::Closed),
                 None => return Err(TryRecvError::Empty),
             }
@@ -384,7 +396,7 @@ impl<T: Clone> Receiver<T> {
         self.shared.pop_read();
         match value {
             Ok(value) => Ok(value),
-            Err(payload) => std::panic::resume_unwind(payload),
+            Err(payload) => resume_unwind(payload),
         }
     }
 }
@@ -396,9 +408,13 @@ impl<T> Drop for Receiver<T> {
         for seq in self.next.max(self.shared.head.get())..self.shared.tail() {
             self.mark_read(seq);
         }
-        self.shared.pop_read();
+        // A value's destructor that panics must not keep the senders' `closed` waiting.
+        let popped = catch_unwind(AssertUnwindSafe(|| self.shared.pop_read()));
         if self.shared.receivers.get() == 0 {
             self.shared.closers.wake_all();
+        }
+        if let Err(payload) = popped {
+            resume_unwind(payload);
         }
     }
 }
