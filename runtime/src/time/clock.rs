@@ -75,7 +75,11 @@ impl Clock {
     /// Moves a paused clock forward by `d`. Returns false if it is not paused.
     pub(super) fn advance(&self, d: Duration) -> bool {
         match self.frozen.get() {
-            Some(now) => self.advance_to(now.checked_add(d).unwrap_or_else(super::far_future)),
+            // As far as a deadline `d` from now: however far the clock has gone already.
+            Some(now) => self.advance_to(
+                now.checked_add(d)
+                    .unwrap_or_else(|| super::never_after(now)),
+            ),
             None => false,
         }
     }

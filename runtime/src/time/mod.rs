@@ -147,6 +147,10 @@ pub fn resume() {
 /// Moves the current runtime's [paused](pause) clock forward by `duration`, fires the timers
 /// due by then, and yields once so that the tasks they woke run before it returns.
 ///
+/// A `duration` too long to add to the clock (say `Duration::MAX`) moves it as far as a
+/// [`sleep`] of that duration would wait, a thousand years at least: past every timer that
+/// can fire, all of which fire.
+///
 /// # Panics
 /// Outside a runtime, or if its clock is not paused.
 ///
@@ -179,7 +183,13 @@ pub async fn advance(duration: Duration) {
 /// thousand years after `now` if a paused clock has been advanced past that.
 pub(crate) fn deadline_after(now: Instant, d: Duration) -> Instant {
     now.checked_add(d)
-        .unwrap_or_else(|| Instant::from_std(far_future().max(far_after(now.into_std()))))
+        .unwrap_or_else(|| Instant::from_std(never_after(now.into_std())))
+}
+
+/// An instant that never comes, seen from `t`: [`far_future`], or a thousand years after `t`
+/// if that is later.
+fn never_after(t: std::time::Instant) -> std::time::Instant {
+    far_future().max(far_after(t))
 }
 
 /// An instant so far ahead it is never reached: a thousand years after the time module was
