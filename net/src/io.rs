@@ -9,6 +9,17 @@ use overlap_runtime::{own_waits, AsyncFd, Direction};
 
 use crate::sys::Socket;
 
+/// Registers `sock`, which may be in blocking mode (a std socket, an fd handed over), with
+/// the current runtime, then switches it to non-blocking mode: in that order, so that a
+/// registration that fails (outside a runtime, say) leaves the socket as it was. `O_NONBLOCK`
+/// belongs to the open file description, which every `dup` of the socket shares: left set
+/// by a call that failed, their blocking calls would start failing with `WouldBlock`.
+pub(crate) fn register_nonblocking(sock: Socket) -> io::Result<AsyncFd<Socket>> {
+    let io = AsyncFd::new(sock)?;
+    io.get_ref().set_nonblocking(true)?;
+    Ok(io)
+}
+
 /// Runs `op` once the socket is read-ready, until it does not fail with `WouldBlock` or
 /// `Interrupted`. When `drained(&result)` says the kernel buffer is now empty, the read
 /// readiness is cleared so the next read waits for an edge instead of paying for an `EAGAIN`

@@ -64,11 +64,14 @@ impl UdpSocket {
     }
 
     /// Wraps a std socket, switching it to non-blocking mode. Must be called inside a
-    /// runtime.
+    /// runtime; outside one it fails, and leaves the socket's mode (shared with its dups)
+    /// as it was.
     pub fn from_std(socket: std::net::UdpSocket) -> io::Result<UdpSocket> {
         let sock = Socket::from_owned(OwnedFd::from(socket));
-        sock.set_nonblocking(true)?;
-        UdpSocket::from_socket(sock)
+        Ok(UdpSocket {
+            io: crate::io::register_nonblocking(sock)?,
+            batch_cut: std::sync::atomic::AtomicBool::new(false),
+        })
     }
 
     /// Removes the socket from the reactor and returns it as a std socket, still in

@@ -94,11 +94,18 @@ impl TcpListener {
     }
 
     /// Wraps a listening std socket, switching it to non-blocking mode. Must be called inside
-    /// a runtime.
+    /// a runtime; outside one it fails, and leaves the socket's mode (shared with its dups)
+    /// as it was.
     pub fn from_std(listener: std::net::TcpListener) -> io::Result<TcpListener> {
-        let sock = Socket::from_owned(OwnedFd::from(listener));
-        sock.set_nonblocking(true)?;
-        TcpListener::from_socket(sock)
+        TcpListener::adopt(Socket::from_owned(OwnedFd::from(listener)))
+    }
+
+    /// Registers a listening socket that may be in blocking mode, then makes it
+    /// non-blocking (see `register_nonblocking`).
+    pub(crate) fn adopt(sock: Socket) -> io::Result<TcpListener> {
+        Ok(TcpListener {
+            io: crate::io::register_nonblocking(sock)?,
+        })
     }
 
     /// Removes the listener from the reactor and returns it as a std listener, still in

@@ -218,19 +218,19 @@ impl TcpSocket {
     /// Starts listening with the given backlog and registers the listener with the
     /// runtime. Must be called inside a runtime.
     pub fn listen(self, backlog: u32) -> io::Result<TcpListener> {
-        // A socket made from an fd may be in blocking mode: its accepts would stall the loop.
-        self.sock.set_nonblocking(true)?;
         self.sock
             .listen(backlog.min(libc::c_int::MAX as u32) as libc::c_int)?;
-        TcpListener::from_socket(self.sock)
+        // A socket made from an fd may be in blocking mode: its accepts would stall the loop.
+        TcpListener::adopt(self.sock)
     }
 
     /// Connects to `addr` without blocking (see [`TcpStream::connect`]). Dropping the
     /// future closes the socket.
     pub async fn connect(self, addr: SocketAddr) -> io::Result<TcpStream> {
         // As in `listen`: a blocking connect would stall the loop for the whole handshake.
-        self.sock.set_nonblocking(true)?;
-        TcpStream::connect_socket(self.sock, addr).await
+        let io = crate::io::register_nonblocking(self.sock)?;
+        crate::connect::connect_registered(&io, &SockAddr::from(addr)).await?;
+        Ok(TcpStream { io })
     }
 }
 

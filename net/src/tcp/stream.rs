@@ -90,11 +90,13 @@ impl TcpStream {
 
     /// Wraps a connected std stream, switching it to non-blocking mode.
     ///
-    /// Must be called inside a runtime.
+    /// Must be called inside a runtime; outside one it fails, and leaves the socket's mode
+    /// (shared with its dups) as it was.
     pub fn from_std(stream: std::net::TcpStream) -> io::Result<TcpStream> {
         let sock = Socket::from_owned(OwnedFd::from(stream));
-        sock.set_nonblocking(true)?;
-        TcpStream::from_socket(sock)
+        Ok(TcpStream {
+            io: crate::io::register_nonblocking(sock)?,
+        })
     }
 
     /// Removes the stream from the reactor and returns it as a std stream, still in

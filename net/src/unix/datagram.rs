@@ -69,11 +69,19 @@ impl UnixDatagram {
         })
     }
 
-    /// Wraps a std socket, switching it to non-blocking mode.
+    /// Wraps a std socket, switching it to non-blocking mode. Must be called inside a
+    /// runtime; outside one it fails, and leaves the socket's mode (shared with its dups) as
+    /// it was.
     pub fn from_std(socket: StdUnixDatagram) -> io::Result<UnixDatagram> {
-        let sock = Socket::from_owned(OwnedFd::from(socket));
-        sock.set_nonblocking(true)?;
-        UnixDatagram::from_socket(sock)
+        UnixDatagram::adopt(Socket::from_owned(OwnedFd::from(socket)))
+    }
+
+    /// Registers a datagram socket that may be in blocking mode, then makes it non-blocking
+    /// (see `register_nonblocking`).
+    pub(crate) fn adopt(sock: Socket) -> io::Result<UnixDatagram> {
+        Ok(UnixDatagram {
+            io: crate::io::register_nonblocking(sock)?,
+        })
     }
 
     /// Sets the default destination for [`send`](Self::send) and the only source

@@ -54,19 +54,18 @@ impl UnixListener {
         Ok(UnixListener { io })
     }
 
-    /// Registers a listening, non-blocking socket.
-    pub(crate) fn from_socket(sock: Socket) -> io::Result<UnixListener> {
-        Ok(UnixListener {
-            io: AsyncFd::new(sock)?,
-        })
+    /// Wraps a listening std socket, switching it to non-blocking mode. Must be called
+    /// inside a runtime; outside one it fails, and leaves the socket's mode (shared with its
+    /// dups) as it was.
+    pub fn from_std(listener: std::os::unix::net::UnixListener) -> io::Result<UnixListener> {
+        UnixListener::adopt(Socket::from_owned(OwnedFd::from(listener)))
     }
 
-    /// Wraps a listening std socket, switching it to non-blocking mode.
-    pub fn from_std(listener: std::os::unix::net::UnixListener) -> io::Result<UnixListener> {
-        let sock = Socket::from_owned(OwnedFd::from(listener));
-        sock.set_nonblocking(true)?;
+    /// Registers a listening socket that may be in blocking mode, then makes it
+    /// non-blocking (see `register_nonblocking`).
+    pub(crate) fn adopt(sock: Socket) -> io::Result<UnixListener> {
         Ok(UnixListener {
-            io: AsyncFd::new(sock)?,
+            io: crate::io::register_nonblocking(sock)?,
         })
     }
 

@@ -121,11 +121,10 @@ impl UnixSocket {
     /// A datagram socket cannot listen: it fails with `InvalidInput` (and is closed).
     pub fn listen(self, backlog: u32) -> io::Result<UnixListener> {
         self.expect_type(libc::SOCK_STREAM, "listen")?;
-        // A socket made from an fd may be in blocking mode: its accepts would stall the loop.
-        self.sock.set_nonblocking(true)?;
         self.sock
             .listen(backlog.min(libc::c_int::MAX as u32) as libc::c_int)?;
-        UnixListener::from_socket(self.sock)
+        // A socket made from an fd may be in blocking mode: its accepts would stall the loop.
+        UnixListener::adopt(self.sock)
     }
 
     /// Connects to the socket at `path` (see [`UnixStream::connect`], whose way of waiting
@@ -138,8 +137,8 @@ impl UnixSocket {
         self.expect_type(libc::SOCK_STREAM, "connect")?;
         let addr = SockAddr::unix(path.as_ref())?;
         // As in `listen`: a blocking connect would stall the loop.
-        self.sock.set_nonblocking(true)?;
-        UnixStream::connect_socket(self.sock, &addr).await
+        let io = crate::io::register_nonblocking(self.sock)?;
+        UnixStream::connect_socket(io, &addr).await
     }
 
     /// Registers the socket with the runtime as a [`UnixDatagram`]. Must be called inside a
@@ -148,8 +147,7 @@ impl UnixSocket {
     /// A stream socket fails with `InvalidInput` (and is closed).
     pub fn datagram(self) -> io::Result<UnixDatagram> {
         self.expect_type(libc::SOCK_DGRAM, "datagram")?;
-        self.sock.set_nonblocking(true)?;
-        UnixDatagram::from_socket(self.sock)
+        UnixDatagram::adopt(self.sock)
     }
 
     /// The socket's type (`SO_TYPE`): `SOCK_STREAM`, `SOCK_DGRAM`, or another one for a

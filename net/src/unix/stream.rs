@@ -60,15 +60,17 @@ impl UnixStream {
     pub async fn connect(path: impl AsRef<Path>) -> io::Result<UnixStream> {
         let addr = SockAddr::unix(path.as_ref())?;
         let sock = Socket::new(libc::AF_UNIX, libc::SOCK_STREAM)?;
-        UnixStream::connect_socket(sock, &addr).await
+        UnixStream::connect_socket(AsyncFd::new(sock)?, &addr).await
     }
 
-    /// Connects the non-blocking stream socket `sock` (fresh, or bound by a
+    /// Connects the registered, non-blocking stream socket `io` (fresh, or bound by a
     /// [`UnixSocket`](super::UnixSocket)) to `addr`, retrying a full backlog as
     /// [`connect`](Self::connect) describes. A refused `connect` leaves the socket as it was,
     /// so each retry uses the same one. Dropping the future closes it.
-    pub(crate) async fn connect_socket(sock: Socket, addr: &SockAddr) -> io::Result<UnixStream> {
-        let io = AsyncFd::new(sock)?;
+    pub(crate) async fn connect_socket(
+        io: AsyncFd<Socket>,
+        addr: &SockAddr,
+    ) -> io::Result<UnixStream> {
         let mut delay = Duration::from_millis(1);
         loop {
             match crate::connect::connect_registered(&io, addr).await {
@@ -94,11 +96,14 @@ impl UnixStream {
         })
     }
 
-    /// Wraps a connected std stream, switching it to non-blocking mode.
+    /// Wraps a connected std stream, switching it to non-blocking mode. Must be called
+    /// inside a runtime; outside one it fails, and leaves the socket's mode (shared with its
+    /// dups) as it was.
     pub fn from_std(stream: std::os::unix::net::UnixStream) -> io::Result<UnixStream> {
         let sock = Socket::from_owned(OwnedFd::from(stream));
-        sock.set_nonblocking(true)?;
-        UnixStream::from_socket(sock)
+        Ok(UnixStream {
+            io: crate::io::register_nonblocking(sock)?,
+        })
     }
 
     /// Removes the stream from the reactor and returns it as a std stream, still in
