@@ -3,7 +3,9 @@
 use std::io;
 use std::mem;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::os::linux::net::SocketAddrExt;
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::net::SocketAddr as UnixAddr;
 use std::path::Path;
 
 /// A socket address as the kernel reads and writes it.
@@ -99,6 +101,37 @@ impl SockAddr {
         let base = mem::offset_of!(libc::sockaddr_un, sun_path);
         addr.len = (base + bytes.len() + usize::from(!abstract_name)) as libc::socklen_t;
         Ok(addr)
+    }
+
+    /// The Unix-domain address stored here (as `accept` or `recvfrom` wrote it for an
+    /// `AF_UNIX` socket) in std's type, built without asking the kernel again. `None` when
+    /// std's type cannot hold it: another family, or a path that fills `sun_path` with no
+    /// terminating NUL.
+    pub(crate) fn to_unix(self) -> Option<UnixAddr> {
+        let base = mem::offset_of!(libc::sockaddr_un, sun_path);
+        let len = self.len as usize;
+        if len <= base {
+            // An unbound socket's address is its family alone. std has no constructor for
+            // it, but an empty path is how it spells it (checked, in case that changes).
+            return UnixAddr::from_pathname("")
+                .ok()
+                .filter(UnixAddr::is_unnamed);
+        }
+        if self.family() != libc::AF_UNIX {
+            return None;
+        }
+        // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_un, and every byte
+        // of it is initialised (zeroed, then written by the kernel).
+        let un = unsafe { &*(self.as_ptr().cast::<libc::sockaddr_un>()) };
+        let path = un.sun_path.map(|c| c as u8);
+        let name = &path[..(len - base).min(path.len())];
+        match name.split_first() {
+            Some((0, abstract_name)) => UnixAddr::from_abstract_name(abstract_name).ok(),
+            _ => {
+                let end = name.iter().position(|&b| b == 0).unwrap_or(name.len());
+                UnixAddr::from_pathname(std::ffi::OsStr::from_bytes(&name[..end])).ok()
+            }
+        }
     }
 
     /// The IP address stored here, or `InvalidInput` for another family.

@@ -91,14 +91,19 @@ impl UnixListener {
 
     /// The poll form of [`accept`](Self::accept).
     pub fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<(UnixStream, SocketAddr)>> {
-        let (sock, _) = ready!(crate::io::poll_read_with(
+        let (sock, addr) = ready!(crate::io::poll_read_with(
             &self.io,
             cx,
             |s| s.accept(),
             |_| false
         ))?;
         let stream = UnixStream::from_socket(sock)?;
-        let addr = stream.peer_addr()?;
+        // `accept4` gave the peer's address already; asking again (`getpeername`) would cost
+        // a syscall, and a refusal of it (a sandbox's) would lose the connection.
+        let addr = match addr.to_unix() {
+            Some(addr) => addr,
+            None => stream.peer_addr()?,
+        };
         Poll::Ready(Ok((stream, addr)))
     }
 
