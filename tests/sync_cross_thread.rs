@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use overlap::sync::mpsc::cross_thread::{self, Permit, Receiver, Sender, UnboundedSender};
 use overlap::sync::mpsc::error::{SendError, TryRecvError, TrySendError};
-use support::{abandon, panic_message, polled, within};
+use support::{abandon, panic_message, polled, wait_on, watchdog, within, ManualTask, XorShift};
 
 const HANG: Duration = Duration::from_secs(10);
 
@@ -343,4 +343,115 @@ fn the_receiver_is_a_fused_stream() {
     let got: Vec<i32> = overlap::block_on(async { (&mut rx).collect().await });
     assert_eq!(got, [1]);
     assert!(rx.is_terminated());
+}
+
+/// 20,000 sends waiting on a full channel, each polled again (back to front, with a new
+/// waker) and a third of them dropped from the middle of the line: the rest complete one
+/// by one, in the order they started waiting, each freed slot waking exactly the next of
+/// them (on the waker it registered last) and none of the dropped ones. A correctness
+/// test of the line at a size where a search through it on each poll would be quadratic;
+/// its only clock is a generous hang guard.
+#[test]
+fn twenty_thousand_senders_waiting_on_a_full_channel_complete_in_order() {
+    const N: usize = 20_000;
+    let done = watchdog(60);
+    let (tx, mut rx) = cross_thread::channel(1);
+    tx.try_send(0).unwrap();
+    let mut sends: Vec<_> = (1..=N).map(|n| Some(Box::pin(tx.send(n)))).collect();
+    let first: Vec<ManualTask> = (0..N).map(|_| ManualTask::default()).collect();
+    let last: Vec<ManualTask> = (0..N).map(|_| ManualTask::default()).collect();
+    for (send, task) in sends.iter_mut().zip(&first) {
+        wait_on(task, send.as_mut().unwrap().as_mut());
+    }
+    for ((send, task), old) in sends.iter_mut().zip(&last).zip(&first).rev() {
+        wait_on(task, send.as_mut().unwrap().as_mut());
+        assert_eq!(old.wakers_held(), 0, "the replaced waker was let go");
+    }
+    // Every third send leaves the line, from the middle.
+    for send in sends.iter_mut().skip(1).step_by(3) {
+        *send = None;
+    }
+    assert_eq!(
+        tx.try_send(0),
+        Err(TrySendError::Full(0)),
+        "the line comes first"
+    );
+    let mut expected = 0;
+    for (i, send) in sends.iter_mut().enumerate() {
+        let Some(send) = send else { continue };
+        assert_eq!(rx.try_recv(), Ok(expected));
+        assert!(last[i].is_woken(), "send {} was not woken", i + 1);
+        if let Some(next) = last.get(i + 1) {
+            assert!(!next.is_woken(), "one slot, one wake");
+        }
+        assert!(matches!(last[i].poll(send.as_mut()), Poll::Ready(Ok(()))));
+        expected = i + 1;
+    }
+    assert_eq!(rx.try_recv(), Ok(expected));
+    assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
+    assert!(first.iter().chain(&last).all(|t| t.wakers_held() == 0));
+    assert_eq!(tx.capacity(), 1);
+    done.store(true, Ordering::SeqCst);
+}
+
+/// A channel of 5,000 slots drained at once while 12,000 sends wait: the first 5,000 are
+/// all granted a slot before any of them is polled again, then polled in a scrambled order
+/// (and some dropped unpolled, passing their slot on to the line), and every value that
+/// was sent arrives, with no slot lost.
+#[test]
+fn thousands_of_slots_granted_at_once_are_each_taken_or_passed_on() {
+    const CAP: usize = 5_000;
+    const N: usize = 12_000;
+    let done = watchdog(60);
+    let (tx, mut rx) = cross_thread::channel(CAP);
+    for _ in 0..CAP {
+        tx.try_send(usize::MAX).unwrap();
+    }
+    let mut sends: Vec<_> = (0..N).map(|n| Some(Box::pin(tx.send(n)))).collect();
+    let tasks: Vec<ManualTask> = (0..N).map(|_| ManualTask::default()).collect();
+    for (send, task) in sends.iter_mut().zip(&tasks) {
+        wait_on(task, send.as_mut().unwrap().as_mut());
+    }
+    for _ in 0..CAP {
+        assert_eq!(rx.try_recv(), Ok(usize::MAX));
+    }
+    assert!(tasks[..CAP].iter().all(ManualTask::is_woken));
+    assert!(!tasks[CAP].is_woken());
+    // Granted sends polled in a scrambled order; every seventh dropped instead.
+    let mut order: Vec<usize> = (0..CAP).collect();
+    let mut rng = XorShift(0x5eed);
+    for i in (1..order.len()).rev() {
+        order.swap(i, rng.below(i as u64 + 1) as usize);
+    }
+    let mut dropped = Vec::new();
+    for &i in &order {
+        if i % 7 == 0 {
+            sends[i] = None;
+            dropped.push(i);
+        } else {
+            let send = sends[i].as_mut().unwrap().as_mut();
+            assert!(matches!(tasks[i].poll(send), Poll::Ready(Ok(()))));
+            sends[i] = None;
+        }
+    }
+    // Each dropped grant passed its slot to the next in line, in line order.
+    let passed = CAP..CAP + dropped.len();
+    for i in passed.clone() {
+        assert!(tasks[i].is_woken(), "send {i} got no slot");
+        let send = sends[i].take().unwrap();
+        assert!(matches!(
+            tasks[i].poll(std::pin::pin!(send)),
+            Poll::Ready(Ok(()))
+        ));
+    }
+    assert!(!tasks[passed.end].is_woken(), "one slot per dropped grant");
+    assert_eq!(tx.capacity(), 0);
+    let mut got: Vec<usize> = std::iter::from_fn(|| rx.try_recv().ok()).collect();
+    got.sort_unstable();
+    let mut want: Vec<usize> = (0..passed.end)
+        .filter(|i| i % 7 != 0 || *i >= CAP)
+        .collect();
+    want.sort_unstable();
+    assert_eq!(got, want);
+    done.store(true, Ordering::SeqCst);
 }

@@ -15,7 +15,10 @@
 //! A bounded channel is fair: when it is full, senders get room in the order they started
 //! waiting, each freed slot going to exactly one of them; a waiting `send` that is dropped
 //! passes its turn (or the slot it was just given) on. A dropped `send` sent nothing, a
-//! dropped `recv` took nothing, and neither leaves its waker in the channel.
+//! dropped `recv` took nothing, and neither leaves its waker in the channel. A long line
+//! costs little: a waiting send is found in it by a binary search when it is polled again
+//! or dropped, so polling again each of N senders waiting on a full channel costs
+//! O(N log N) in all, not O(N²).
 //!
 //! A pool job feeding a task, tokio's `blocking_send` pattern:
 //!
@@ -113,8 +116,10 @@ struct State<T> {
     /// Sends waiting for room, in the order they came.
     send_waiters: WaitList,
     /// Waiting sends that were given a slot (counted in `reserved`) and woken, but have not
-    /// been polled since. Rarely more than one or two.
-    granted: Vec<u64>,
+    /// been polled since, by id. Slots go to the front of the line, so ids come here in
+    /// increasing order and the list stays sorted (see [`State::take_grant`]). At most as
+    /// many as the capacity, and rarely more than one or two.
+    granted: VecDeque<u64>,
     /// The receiver's waker while it waits.
     receiver_waker: Option<Waker>,
     senders: usize,
@@ -180,8 +185,22 @@ impl<T> State<T> {
         }
         let (id, waker) = self.send_waiters.pop_front()?;
         self.reserved += 1;
-        self.granted.push(id);
+        self.granted.push_back(id);
         Some(waker)
+    }
+
+    /// Whether the wait `id` was granted a slot, taking it off the granted list if so (the
+    /// slot stays counted in `reserved`, for the caller to fill or release). A binary
+    /// search; granted waits are usually polled in the order they were woken, so the one
+    /// taken is usually the first and the removal costs nothing.
+    fn take_grant(&mut self, id: u64) -> bool {
+        match self.granted.binary_search(&id) {
+            Ok(at) => {
+                self.granted.remove(at);
+                true
+            }
+            Err(_) => false,
+        }
     }
 
     /// Takes the next value; the slot it frees goes to the next waiting send, whose waker
@@ -213,6 +232,11 @@ impl<T> State<T> {
 const KEEP_WHEN_EMPTY: usize = 64 * 1024;
 
 /// Tasks or threads waiting, each under an id its future keeps, in arrival order.
+///
+/// Ids are handed out in increasing order and only ever pushed at the back, so the line
+/// stays sorted by id: finding a wait (to update its waker when it is polled again, or to
+/// take it out when it is dropped) is a binary search, and N waits polled again cost
+/// O(N log N), not O(N²).
 #[derive(Default)]
 struct WaitList {
     next_id: u64,
@@ -220,24 +244,27 @@ struct WaitList {
 }
 
 impl WaitList {
-    /// Puts the wait `id` (a new one if `None`, which `id` then holds) in line with `waker`,
-    /// or updates its waker if it is in line already. Returns a replaced waker, to be
-    /// dropped after the unlock (its drop is user code).
+    /// Where the wait `id` stands in the line, if it is there.
+    fn find(&self, id: u64) -> Option<usize> {
+        self.line.binary_search_by_key(&id, |&(i, _)| i).ok()
+    }
+
+    /// Puts the wait `id` in line with `waker`, or updates its waker if it is in line
+    /// already. A wait not in line (`None`, or an id no longer there) joins at the back
+    /// under a fresh id, which `id` then holds, so the line stays sorted. Returns a
+    /// replaced waker, to be dropped after the unlock (its drop is user code).
     #[must_use]
     fn register(&mut self, id: &mut Option<u64>, waker: &Waker) -> Option<Waker> {
-        if let Some(id) = *id {
-            if let Some((_, w)) = self.line.iter_mut().find(|(i, _)| *i == id) {
-                if w.will_wake(waker) {
-                    return None;
-                }
-                return Some(std::mem::replace(w, waker.clone()));
+        if let Some(at) = id.and_then(|id| self.find(id)) {
+            let (_, w) = &mut self.line[at];
+            if w.will_wake(waker) {
+                return None;
             }
+            return Some(std::mem::replace(w, waker.clone()));
         }
-        let new = *id.get_or_insert_with(|| {
-            self.next_id += 1;
-            self.next_id
-        });
-        self.line.push_back((new, waker.clone()));
+        self.next_id += 1;
+        *id = Some(self.next_id);
+        self.line.push_back((self.next_id, waker.clone()));
         None
     }
 
@@ -245,7 +272,7 @@ impl WaitList {
     /// dropped after the unlock.
     #[must_use]
     fn remove(&mut self, id: u64) -> Option<Waker> {
-        let at = self.line.iter().position(|(i, _)| *i == id)?;
+        let at = self.find(id)?;
         self.line.remove(at).map(|(_, w)| w)
     }
 
@@ -326,7 +353,7 @@ fn with_capacity<T>(capacity: usize) -> (Arc<Chan<T>>, Arc<Chan<T>>) {
             capacity,
             reserved: 0,
             send_waiters: WaitList::default(),
-            granted: Vec::new(),
+            granted: VecDeque::new(),
             receiver_waker: None,
             senders: 1,
             closed: false,

@@ -38,8 +38,7 @@ impl<'a, T> SlotWait<'a, T> {
     fn poll_slot(&mut self, cx: &mut Context<'_>) -> Poll<Result<Locked<'a, T>, ()>> {
         let mut state = self.chan.lock();
         if let Some(id) = self.id {
-            if let Some(at) = state.granted.iter().position(|&g| g == id) {
-                state.granted.swap_remove(at);
+            if state.take_grant(id) {
                 self.id = None;
                 if state.receiver_gone {
                     // Given a slot before the receiver went: nothing will read it.
@@ -81,13 +80,11 @@ impl<T> Drop for SlotWait<'_, T> {
     fn drop(&mut self) {
         let Some(id) = self.id else { return };
         let mut state = self.chan.lock();
-        let (waker, old) = match state.granted.iter().position(|&g| g == id) {
+        let (waker, old) = if state.take_grant(id) {
             // Woken with a slot it will not use: the slot goes to the next in line.
-            Some(at) => {
-                state.granted.swap_remove(at);
-                (state.release_reserved(), None)
-            }
-            None => (None, state.send_waiters.remove(id)),
+            (state.release_reserved(), None)
+        } else {
+            (None, state.send_waiters.remove(id))
         };
         drop(state);
         drop(old);
