@@ -8,9 +8,10 @@
 //! that is not async. Each costs a lock (a `std::sync::Mutex`) per operation, where
 //! [`mpsc`](super) costs none: use this one only when a thread boundary is crossed.
 //!
-//! The async calls work under any executor, and the blocking ones on any thread that is not
-//! running a runtime's `block_on` (there they panic, since they would stop that runtime's
-//! loop, as tokio's do inside a runtime).
+//! The async calls work under any executor (but [`Sender::send_timeout`], whose timer needs
+//! an overlap runtime), and the blocking ones on any thread that is not running a runtime's
+//! `block_on` (there they panic, since they would stop that runtime's loop, as tokio's do
+//! inside a runtime).
 //!
 //! A bounded channel is fair: when it is full, senders get room in the order they started
 //! waiting, each freed slot going to exactly one of them; a waiting `send` that is dropped

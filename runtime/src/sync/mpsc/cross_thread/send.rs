@@ -247,13 +247,20 @@ impl<'a, T> Permit<'a, T> {
     /// permit.send(1);
     /// assert_eq!(rx.try_recv(), Ok(1));
     /// ```
-    pub fn send(mut self, value: T) {
+    pub fn send(self, value: T) {
+        drop(self.fill(value));
+    }
+
+    /// Queues `value` in the reserved slot and wakes the receiver; the value comes back if
+    /// the receiver was dropped meanwhile (nothing would read it), to be returned or dropped
+    /// by the caller.
+    pub(super) fn fill(mut self, value: T) -> Option<T> {
         self.used = true;
         let mut state = self.sender.chan.lock();
         let (waker, back) = state.fill_reserved(value);
         drop(state);
         wake(waker);
-        drop(back);
+        back
     }
 }
 

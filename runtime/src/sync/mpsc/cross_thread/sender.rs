@@ -2,8 +2,9 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
-use super::super::error::{SendError, TrySendError};
+use super::super::error::{SendError, SendTimeoutError, TrySendError};
 use super::send::{Closed, Permit, Reserve, Send, SlotWait};
 use super::{block, Chan};
 use crate::sync::waiters::wake;
@@ -86,6 +87,63 @@ impl<T> Sender<T> {
             "send(value).await",
             self.send(value),
         )
+    }
+
+    /// [`send`](Sender::send), giving up after `timeout`: a full channel that has no room
+    /// for `value` in time gives it back in [`SendTimeoutError::Timeout`]; a receiver that
+    /// is closed or dropped gives it back in [`SendTimeoutError::Closed`]. With room at once
+    /// it sends even with a zero `timeout`. Built on [`reserve`](Sender::reserve) and
+    /// [`time::timeout`](crate::time::timeout), so it waits in the same fair line as `send`
+    /// and `blocking_send` (the receiver may be on any thread).
+    ///
+    /// Cancel-safe as `send` is: dropped before it completes, it sent nothing (the value is
+    /// dropped with the future), and its place in line, or the slot it had just been given,
+    /// goes to the next waiting sender. A slot given to it at the very moment its time runs
+    /// out is passed on too, never lost.
+    ///
+    /// It needs a runtime for its timer (as tokio's does): await it in an overlap task or
+    /// `block_on`, not under another executor. For the same reason its future is not
+    /// `Send`, unlike [`send`](Sender::send)'s: it stays on the thread whose runtime
+    /// polls it.
+    ///
+    /// # Panics
+    /// When it has to wait outside a runtime (the timer needs one).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use overlap::sync::mpsc::{cross_thread, error::SendTimeoutError};
+    ///
+    /// overlap::block_on(async {
+    ///     let (tx, mut rx) = cross_thread::channel(1);
+    ///     tx.send_timeout(1, Duration::from_millis(10)).await.unwrap();
+    ///     let full = tx.send_timeout(2, Duration::from_millis(10)).await;
+    ///     assert_eq!(full, Err(SendTimeoutError::Timeout(2)));
+    ///     // A thread frees the slot: the waiting send gets it.
+    ///     let reader = std::thread::spawn(move || {
+    ///         assert_eq!(rx.blocking_recv(), Some(1));
+    ///         rx
+    ///     });
+    ///     tx.send_timeout(3, Duration::from_secs(60)).await.unwrap();
+    ///     drop(reader.join().unwrap());
+    ///     let gone = tx.send_timeout(4, Duration::from_secs(60)).await;
+    ///     assert_eq!(gone, Err(SendTimeoutError::Closed(4)));
+    /// });
+    /// ```
+    pub async fn send_timeout(
+        &self,
+        value: T,
+        timeout: Duration,
+    ) -> Result<(), SendTimeoutError<T>> {
+        match crate::time::timeout(timeout, self.reserve()).await {
+            // The receiver may be dropped on another thread between the reservation and
+            // the fill: the value then comes back as `Closed`, as `send`'s does.
+            Ok(Ok(permit)) => match permit.fill(value) {
+                None => Ok(()),
+                Some(back) => Err(SendTimeoutError::Closed(back)),
+            },
+            Ok(Err(SendError(()))) => Err(SendTimeoutError::Closed(value)),
+            Err(_elapsed) => Err(SendTimeoutError::Timeout(value)),
+        }
     }
 
     /// Sends `value` if there is room now, without waiting. `Full` also when free slots
