@@ -63,6 +63,45 @@
 //!     assert_eq!(worker.await.unwrap(), 10);
 //! });
 //! ```
+//!
+//! As in tokio, [`Sender::send_timeout`] waits in the same fair line as `send` but gives
+//! up after a while, giving the value back; its timer needs a runtime, so it is awaited
+//! in an overlap task or `block_on`. And a [`WeakSender`] ([`Sender::downgrade`]) is a
+//! handle that does not keep the channel open: [`upgrade`](WeakSender::upgrade) turns it
+//! back into a [`Sender`] while a strong one still lives, and the receiver sees the end
+//! once the last strong sender is dropped, however many weak ones remain.
+//!
+//! ```
+//! use std::time::Duration;
+//! use overlap::sync::mpsc::{cross_thread, error::SendTimeoutError};
+//!
+//! overlap::block_on(async {
+//!     let (tx, mut rx) = cross_thread::channel(1);
+//!     tx.send(1).await.unwrap();
+//!     // Full: this send gives up, and its value comes back.
+//!     let res = tx.send_timeout(2, Duration::from_millis(1)).await;
+//!     assert_eq!(res, Err(SendTimeoutError::Timeout(2)));
+//!
+//!     // A thread that sends only while the task's sender lives.
+//!     let weak = tx.downgrade();
+//!     let helper = std::thread::spawn(move || {
+//!         let mut sent = 0;
+//!         while let Some(tx) = weak.upgrade() {
+//!             tx.blocking_send(10).unwrap();
+//!             sent += 1;
+//!         }
+//!         sent
+//!     });
+//!     assert_eq!(rx.recv().await, Some(1));
+//!     assert_eq!(rx.recv().await, Some(10));
+//!     drop(tx);
+//!     let mut later = 0;
+//!     while rx.recv().await.is_some() {
+//!         later += 1; // what the helper sent before it saw the end
+//!     }
+//!     assert_eq!(helper.join().unwrap(), 1 + later);
+//! });
+//! ```
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -72,10 +111,12 @@ use std::task::Waker;
 mod receiver;
 mod send;
 mod sender;
+mod weak;
 
 pub use receiver::{Receiver, Recv};
 pub use send::{Closed, Permit, Reserve, Send};
 pub use sender::{Sender, UnboundedSender};
+pub use weak::{WeakSender, WeakUnboundedSender};
 
 /// The receiving side of an [`unbounded_channel`]: the same type as a bounded channel's.
 ///
@@ -123,7 +164,11 @@ struct State<T> {
     granted: VecDeque<u64>,
     /// The receiver's waker while it waits.
     receiver_waker: Option<Waker>,
+    /// Strong senders: the channel is open while there is one. Once it reaches 0 it stays
+    /// there, as a [`WeakSender`] upgrades only while it is above 0 (under this lock).
     senders: usize,
+    /// [`WeakSender`]s, which do not keep the channel open.
+    weak_senders: usize,
     /// The receiver was closed or dropped: new sends fail; slots reserved before still take
     /// their values, unless the receiver was dropped.
     closed: bool,
@@ -357,6 +402,7 @@ fn with_capacity<T>(capacity: usize) -> (Arc<Chan<T>>, Arc<Chan<T>>) {
             granted: VecDeque::new(),
             receiver_waker: None,
             senders: 1,
+            weak_senders: 0,
             closed: false,
             receiver_gone: false,
             closed_waiters: WaitList::default(),

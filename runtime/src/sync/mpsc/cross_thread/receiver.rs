@@ -292,7 +292,7 @@ impl<T> Receiver<T> {
         self.chan.lock().capacity
     }
 
-    /// How many senders keep the channel open.
+    /// How many (strong) senders keep the channel open.
     ///
     /// ```
     /// use overlap::sync::mpsc::cross_thread;
@@ -305,6 +305,25 @@ impl<T> Receiver<T> {
     /// ```
     pub fn sender_strong_count(&self) -> usize {
         self.chan.lock().senders
+    }
+
+    /// How many [`WeakSender`](super::WeakSender)s (or
+    /// [`WeakUnboundedSender`](super::WeakUnboundedSender)s) there are. They do not keep
+    /// the channel open.
+    ///
+    /// ```
+    /// use overlap::sync::mpsc::cross_thread;
+    ///
+    /// let (tx, mut rx) = cross_thread::channel::<u8>(1);
+    /// let weak = tx.downgrade();
+    /// drop(tx);
+    /// assert_eq!((rx.sender_strong_count(), rx.sender_weak_count()), (0, 1));
+    /// assert_eq!(rx.blocking_recv(), None);
+    /// drop(weak);
+    /// assert_eq!(rx.sender_weak_count(), 0);
+    /// ```
+    pub fn sender_weak_count(&self) -> usize {
+        self.chan.lock().weak_senders
     }
 }
 
