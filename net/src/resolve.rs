@@ -32,6 +32,8 @@ pub(crate) mod sealed {
 /// Either addresses known already, or a host to resolve on the blocking pool.
 #[derive(Debug)]
 pub enum Lookup {
+    /// One address, parsed without a lookup (and without allocating: the common case).
+    One(SocketAddr),
     /// Parsed without a lookup.
     Done(io::Result<Vec<SocketAddr>>),
     /// `(host, port)` to resolve.
@@ -40,7 +42,25 @@ pub enum Lookup {
 
 /// Resolves `addr`, on the blocking pool if it names a host.
 pub(crate) async fn resolve<A: ToSocketAddrs>(addr: A) -> io::Result<Vec<SocketAddr>> {
-    match addr.to_lookup() {
+    resolve_lookup(addr.to_lookup()).await
+}
+
+/// The first address `addr` resolves to, or `InvalidInput` saying there is none to `what`.
+/// A literal address costs no allocation.
+pub(crate) async fn resolve_first<A: ToSocketAddrs>(
+    addr: A,
+    what: &'static str,
+) -> io::Result<SocketAddr> {
+    let first = match addr.to_lookup() {
+        Lookup::One(addr) => Some(addr),
+        lookup => resolve_lookup(lookup).await?.into_iter().next(),
+    };
+    first.ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, what))
+}
+
+async fn resolve_lookup(lookup: Lookup) -> io::Result<Vec<SocketAddr>> {
+    match lookup {
+        Lookup::One(addr) => Ok(vec![addr]),
         Lookup::Done(res) => res,
         Lookup::Host(host, port) => {
             let job = overlap_runtime::spawn_blocking_or_error(move || {
@@ -108,7 +128,7 @@ where
 }
 
 fn one(addr: SocketAddr) -> Lookup {
-    Lookup::Done(Ok(vec![addr]))
+    Lookup::One(addr)
 }
 
 fn invalid(msg: &'static str) -> Lookup {
@@ -212,6 +232,7 @@ mod tests {
 
     fn done(l: Lookup) -> Vec<SocketAddr> {
         match l {
+            Lookup::One(a) => vec![a],
             Lookup::Done(r) => r.unwrap(),
             Lookup::Host(h, p) => panic!("unexpected lookup of {h}:{p}"),
         }
@@ -232,7 +253,7 @@ mod tests {
     fn host_names_are_looked_up() {
         match "localhost:8080".to_lookup() {
             Lookup::Host(h, p) => assert_eq!((h.as_str(), p), ("localhost", 8080)),
-            Lookup::Done(_) => panic!("expected a lookup"),
+            Lookup::One(_) | Lookup::Done(_) => panic!("expected a lookup"),
         }
         assert!(matches!("localhost".to_lookup(), Lookup::Done(Err(_))));
         assert!(matches!("localhost:x".to_lookup(), Lookup::Done(Err(_))));

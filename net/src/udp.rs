@@ -12,7 +12,7 @@ use crate::io::{
     impl_readiness, poll_read_with, poll_recv_datagram, poll_send_datagram, poll_write_with,
     read_io, try_now, write_io,
 };
-use crate::resolve::{resolve, try_each, ToSocketAddrs};
+use crate::resolve::{resolve_first, try_each, ToSocketAddrs};
 use crate::sys::{SockAddr, Socket};
 
 /// A UDP socket on the reactor.
@@ -112,10 +112,7 @@ impl UdpSocket {
     ///
     /// Cancel-safe: dropped before it completes, it has sent nothing.
     pub async fn send_to<A: ToSocketAddrs>(&self, buf: &[u8], target: A) -> io::Result<usize> {
-        let addr = resolve(target).await?.into_iter().next().ok_or_else(|| {
-            io::Error::new(io::ErrorKind::InvalidInput, "no addresses to send data to")
-        })?;
-        let addr = SockAddr::from(addr);
+        let addr = SockAddr::from(resolve_first(target, "no addresses to send data to").await?);
         write_io(&self.io, |s| s.send_to(buf, &addr)).await
     }
 
