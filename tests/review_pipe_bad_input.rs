@@ -51,8 +51,18 @@ fn expect_nul_error(what: &str, how: &str, e: io::Error) {
     );
 }
 
+// The fd counts below are the whole process's: each test that takes them runs alone in a
+// child, so the other tests' fds (the child the last test spawns, say) cannot move them.
+
 #[test]
 fn a_nul_byte_anywhere_in_a_command_is_invalid_input_and_leaks_nothing() {
+    support::run_in_child(
+        "a_nul_byte_anywhere_in_a_command_is_invalid_input_and_leaks_nothing",
+        a_nul_byte_anywhere_in_a_command_is_invalid_input_and_leaks_nothing_alone,
+    );
+}
+
+fn a_nul_byte_anywhere_in_a_command_is_invalid_input_and_leaks_nothing_alone() {
     overlap::block_on(async {
         let before = open_fds();
         for (what, mut cmd) in commands_with_a_nul() {
@@ -77,6 +87,13 @@ fn a_nul_byte_anywhere_in_a_command_is_invalid_input_and_leaks_nothing() {
 
 #[test]
 fn a_fifo_path_with_a_nul_is_invalid_input_and_opens_nothing() {
+    support::run_in_child(
+        "a_fifo_path_with_a_nul_is_invalid_input_and_opens_nothing",
+        a_fifo_path_with_a_nul_is_invalid_input_and_opens_nothing_alone,
+    );
+}
+
+fn a_fifo_path_with_a_nul_is_invalid_input_and_opens_nothing_alone() {
     let dir = TempDir::new("review-nul-fifo");
     let mut raw = dir.path().as_os_str().as_bytes().to_vec();
     raw.extend_from_slice(b"/fi\0fo");
