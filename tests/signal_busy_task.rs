@@ -102,3 +102,44 @@ fn an_arrival_another_runtime_handed_out_reaches_a_listener_made_here_before_thi
     });
     other.join().unwrap();
 }
+
+#[test]
+fn an_arrival_a_listener_here_reported_is_old_news_for_the_next_one_here() {
+    // A signal no other test here uses: each test's runtime reader broadcasts for all.
+    let signum = libc::SIGRTMIN() + 5;
+    let kind = SignalKind::from_raw(signum);
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let (heard_tx, heard_rx) = std::sync::mpsc::channel();
+    let other = std::thread::spawn(move || {
+        overlap::block_on(async move {
+            let mut sig = signal(kind).unwrap();
+            ready_tx.send(()).unwrap();
+            sig.recv().await;
+            heard_tx.send(()).unwrap();
+        })
+    });
+    ready_rx.recv().unwrap();
+    overlap::block_on(async {
+        let mut first = signal(kind).unwrap();
+        // Registered, so that the other runtime's broadcast wakes this task.
+        std::future::poll_fn(|cx| {
+            assert!(first.poll_recv(cx).is_pending());
+            std::task::Poll::Ready(())
+        })
+        .await;
+        raise_here(signum);
+        // This thread is blocked, so it is the other runtime's reader that hands it out.
+        heard_rx
+            .recv_timeout(HANG)
+            .expect("the other runtime never heard the signal");
+        // Reported at once, before this runtime's reader has run.
+        within(HANG, first.recv(), "the listener here missed it").await;
+        let mut next = signal(kind).unwrap();
+        let late = overlap::time::timeout(Duration::from_millis(50), next.recv()).await;
+        assert!(
+            late.is_err(),
+            "a listener made after another one here reported an arrival reported it again"
+        );
+    });
+    other.join().unwrap();
+}

@@ -16,8 +16,8 @@
 //!   `ctrl_c()` each round (and may not even poll it in a round where other work is ready)
 //!   does not lose a Ctrl-C pressed during a round. That holds per runtime: in a process
 //!   with several, another runtime handing the arrival out meanwhile does not count for
-//!   this one. Arrivals this runtime handed out before the `Signal` was made are not
-//!   reported.
+//!   this one. Arrivals this runtime handed out before the `Signal` was made (its reader
+//!   did, or another listener polled here reported them) are not reported.
 //! - **The handler stays:** once a signal has been listened for, the process keeps catching
 //!   it, even after every `Signal` is dropped. For `SIGINT` and `SIGTERM` this means the
 //!   default action (ending the process) no longer happens: the program must exit by itself.
@@ -242,6 +242,7 @@ impl Signal {
             return false;
         }
         self.seen = now;
+        reader::reported_here(self.kind.0 as usize, now);
         true
     }
 }

@@ -5,6 +5,9 @@
 //!   runtime's task polls: a `Signal` made here takes its start from it, so an arrival whose
 //!   handler ran while the task making the `Signal` was busy still reaches it, even when
 //!   another runtime's reader drained the pipe and broadcast meanwhile.
+//! - A listener that reports an arrival moves its runtime's `HandedOut` up to it: another
+//!   runtime's broadcast may wake it before this runtime's reader has caught up, and a
+//!   listener made after that must not report the same arrival again.
 //! - The reader broadcasts only when it drained something; after a nudge it only catches
 //!   up. Two readers therefore never nudge each other back and forth.
 
@@ -37,11 +40,29 @@ impl HandedOut {
         }
     }
 
-    /// Signal `signum`'s count as of the reader's last run (`signum` is in range: it has a
-    /// slot).
+    /// Signal `signum`'s count as of the reader's last run, or of the last arrival a
+    /// listener here reported (`signum` is in range: it has a slot).
     pub(crate) fn count(&self, signum: usize) -> u64 {
         self.0[signum].get()
     }
+
+    /// A listener polled on this runtime reported signal `signum`'s arrivals up to `count`
+    /// (woken by another runtime's broadcast, before this runtime's reader caught up): they
+    /// are handed out here too, so a listener made next does not report them again.
+    pub(crate) fn reported(&self, signum: usize, count: u64) {
+        let mine = &self.0[signum];
+        mine.set(mine.get().max(count));
+    }
+}
+
+/// Tells the current runtime's `HandedOut`, if any, that a listener polled here reported
+/// signal `signum`'s arrivals up to `count`.
+pub(crate) fn reported_here(signum: usize, count: u64) {
+    crate::executor::with_current(|core| {
+        if let Some(handed) = core.signals_handed.borrow().as_ref() {
+            handed.reported(signum, count);
+        }
+    });
 }
 
 /// Starts this runtime's reader of the self-pipe, unless it runs already, and returns what
