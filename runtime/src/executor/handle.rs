@@ -388,9 +388,8 @@ pub struct RemoteJoinHandle<T> {
     slot: Arc<dyn JoinSlot<T>>,
     /// The result was returned: the handle is terminated (`FusedFuture`).
     done: bool,
-    /// For overlap's own I/O jobs until polled in a later loop poll: the loop poll
-    /// (`core::poll_seq`) that started the job. Polled in that same poll, every time, the
-    /// handle waits whatever the output:
+    /// For overlap's own I/O jobs until the first poll: the loop poll (`core::poll_seq`)
+    /// that started the job. Polled in that same poll, the handle waits whatever the output:
     /// an I/O operation that starts a pool job and polls it at once returns `Pending`, so
     /// dropping it then always leaves the job's result to the operation's owner (a `File`),
     /// never to the dropped future, however fast the job ran. (First polled under another
@@ -431,18 +430,12 @@ impl<T> Future for RemoteJoinHandle<T> {
             !this.done,
             "RemoteJoinHandle polled after it returned the task's result"
         );
-        if let Some(started_in) = this.started_in {
-            // Every poll within the loop poll that started the job waits, not only the
-            // first: a second operation on the same owner polled then must not take a fast
-            // job's result and go on where a slow job would make it wait.
-            if started_in == super::core::poll_seq() {
-                if this.slot.register(cx) {
-                    // Done already: polled again at once, it returns the output.
-                    cx.waker().wake_by_ref();
-                }
-                return Poll::Pending;
+        if this.started_in.take() == Some(super::core::poll_seq()) {
+            if this.slot.register(cx) {
+                // Done already: polled again at once, it returns the output.
+                cx.waker().wake_by_ref();
             }
-            this.started_in = None;
+            return Poll::Pending;
         }
         let out = crate::coop::budgeted(cx, |cx| this.slot.poll_output(cx));
         this.done = out.is_ready();
