@@ -5,7 +5,6 @@ mod support;
 
 use std::io;
 use std::net::Shutdown;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use overlap::io::{AsyncReadExt, AsyncWriteExt};
@@ -18,16 +17,8 @@ use support::{eventfd, eventfd_add, open_fds, pattern_seeded, tcp_pair, within};
 /// Generous: only a hang (a lost wakeup) gets near it.
 const HANG: Duration = Duration::from_secs(60);
 
-/// The fd-count test needs the process to itself; every test here takes this lock.
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 #[test]
 fn splice_copy_forwards_eight_mib_between_tcp_connections_exactly() {
-    let _g = serial();
     block_on(async {
         const TOTAL: usize = 8 << 20;
         let (mut client, proxy_in) = tcp_pair().await;
@@ -73,7 +64,6 @@ async fn send_and_read_to_end(stream: &mut TcpStream, payload: &[u8]) -> Vec<u8>
 
 #[test]
 fn a_bidirectional_proxy_of_split_halves_carries_both_directions() {
-    let _g = serial();
     block_on(async {
         const EACH: usize = 1 << 20;
         let (mut left, proxy_a) = tcp_pair().await;
@@ -98,7 +88,6 @@ fn a_bidirectional_proxy_of_split_halves_carries_both_directions() {
 
 #[test]
 fn splice_from_a_socket_into_a_full_pipe_waits_for_the_pipe_not_the_socket() {
-    let _g = serial();
     block_on(async {
         const TOTAL: usize = 512 * 1024;
         let (mut a, b) = UnixStream::pair().unwrap();
@@ -133,7 +122,6 @@ fn splice_from_a_socket_into_a_full_pipe_waits_for_the_pipe_not_the_socket() {
 
 #[test]
 fn splice_from_an_empty_socket_waits_for_data() {
-    let _g = serial();
     block_on(async {
         let (mut a, b) = UnixStream::pair().unwrap();
         let (mut tx, mut rx) = pipe().unwrap();
@@ -161,7 +149,6 @@ fn splice_from_an_empty_socket_waits_for_data() {
 
 #[test]
 fn splice_to_a_full_socket_waits_until_the_peer_reads() {
-    let _g = serial();
     block_on(async {
         const TOTAL: usize = 2 << 20;
         let (a, mut b) = UnixStream::pair().unwrap();
@@ -199,7 +186,6 @@ fn splice_to_a_full_socket_waits_until_the_peer_reads() {
 
 #[test]
 fn pipe_to_pipe_works_too() {
-    let _g = serial();
     block_on(async {
         let (mut tx1, rx1) = pipe().unwrap();
         let (mut tx2, mut rx2) = pipe().unwrap();
@@ -213,7 +199,6 @@ fn pipe_to_pipe_works_too() {
 
 #[test]
 fn splicing_into_a_reset_socket_is_an_error_and_the_process_lives() {
-    let _g = serial();
     block_on(async {
         let (a, b) = tcp_pair().await;
         // RST on close: linger on, zero timeout.
@@ -248,7 +233,6 @@ fn splicing_into_a_reset_socket_is_an_error_and_the_process_lives() {
 
 #[test]
 fn an_fd_the_kernel_cannot_splice_gives_invalid_input() {
-    let _g = serial();
     block_on(async {
         let efd = AsyncFd::new(eventfd()).unwrap();
         eventfd_add(efd.get_ref(), 1);
@@ -263,35 +247,40 @@ fn an_fd_the_kernel_cannot_splice_gives_invalid_input() {
 
 #[test]
 fn splice_copy_closes_its_private_pipe_when_done_or_dropped() {
-    let _g = serial();
-    block_on(async {
-        let before = open_fds();
-        {
-            let (mut client, proxy_in) = tcp_pair().await;
-            let (proxy_out, mut server) = tcp_pair().await;
-            client.write_all(b"x").await.unwrap();
-            client.shutdown(Shutdown::Write).unwrap();
-            assert_eq!(splice_copy(&proxy_in, &proxy_out).await.unwrap(), 1);
-            // Cancelled mid-copy: the source never ends, so the timeout drops the future.
-            let (_silent, proxy_in2) = tcp_pair().await;
-            assert!(timeout(
-                Duration::from_millis(20),
-                splice_copy(&proxy_in2, &proxy_out)
-            )
-            .await
-            .is_err());
-            drop(proxy_out);
-            let mut got = Vec::new();
-            server.read_to_end(&mut got).await.unwrap();
-            assert_eq!(got, b"x");
-        }
-        assert_eq!(open_fds(), before, "an fd leaked");
-    });
+    // Counts the whole process's fds: alone in a child, so that no other test's fds (its
+    // pipes, sockets, runtime) come or go between the two counts.
+    support::run_in_child(
+        "splice_copy_closes_its_private_pipe_when_done_or_dropped",
+        || block_on(count_the_fds_around_splice_copies()),
+    );
+}
+
+async fn count_the_fds_around_splice_copies() {
+    let before = open_fds();
+    {
+        let (mut client, proxy_in) = tcp_pair().await;
+        let (proxy_out, mut server) = tcp_pair().await;
+        client.write_all(b"x").await.unwrap();
+        client.shutdown(Shutdown::Write).unwrap();
+        assert_eq!(splice_copy(&proxy_in, &proxy_out).await.unwrap(), 1);
+        // Cancelled mid-copy: the source never ends, so the timeout drops the future.
+        let (_silent, proxy_in2) = tcp_pair().await;
+        assert!(timeout(
+            Duration::from_millis(20),
+            splice_copy(&proxy_in2, &proxy_out)
+        )
+        .await
+        .is_err());
+        drop(proxy_out);
+        let mut got = Vec::new();
+        server.read_to_end(&mut got).await.unwrap();
+        assert_eq!(got, b"x");
+    }
+    assert_eq!(open_fds(), before, "an fd leaked");
 }
 
 #[test]
 fn splice_from_a_closed_sender_is_broken_pipe() {
-    let _g = serial();
     block_on(async {
         let (a, _b) = UnixStream::pair().unwrap();
         let (mut tx, _rx) = pipe().unwrap();
@@ -303,7 +292,6 @@ fn splice_from_a_closed_sender_is_broken_pipe() {
 
 #[test]
 fn splice_bidirectional_ends_with_an_error_when_one_side_resets() {
-    let _g = serial();
     block_on(async {
         let (mut client, proxy_a) = tcp_pair().await;
         let (proxy_b, server) = tcp_pair().await;
