@@ -9,6 +9,9 @@ use std::time::{Duration, Instant};
 use overlap::Runtime;
 use support::wait_until;
 
+/// Only a hang gets near this.
+const HANG: Duration = Duration::from_secs(30);
+
 #[test]
 fn returns_the_value() {
     let v = overlap::block_on(async {
@@ -32,39 +35,58 @@ fn panic_becomes_a_panic_join_error() {
     });
 }
 
-/// 1,000 jobs of 1 ms on 4 threads keep the pool busy for a quarter of a second; a 100 ms
-/// sleep on the loop fires meanwhile, long before the queue drains.
+/// 1,000 jobs on 4 threads, held at a gate until the loop's 100 ms sleep has fired: the
+/// sleep fires while the pool is saturated and nearly all of them wait in its queue.
 #[test]
 fn saturated_pool_does_not_stall_timers() {
+    // Open once the sleep has fired, or by the watchdog after `HANG` if the loop stalled
+    // (a loop blocked on the pool would otherwise never get there: a hang, not a failure).
+    let gate = Arc::new((std::sync::Mutex::new(false), std::sync::Condvar::new()));
+    let open = |gate: &(std::sync::Mutex<bool>, std::sync::Condvar)| {
+        *gate.0.lock().unwrap() = true;
+        gate.1.notify_all();
+    };
+    let (fired, fired_rx) = std::sync::mpsc::channel::<()>();
+    let watchdog = {
+        let gate = gate.clone();
+        std::thread::spawn(move || {
+            let stalled = fired_rx.recv_timeout(HANG).is_err();
+            if stalled {
+                open(&gate);
+            }
+            stalled
+        })
+    };
     let rt = Runtime::builder().max_blocking_threads(4).build().unwrap();
     rt.block_on(async {
         let done = Arc::new(AtomicUsize::new(0));
         let handles: Vec<_> = (0..1000)
             .map(|_| {
-                let done = done.clone();
+                let (done, gate) = (done.clone(), gate.clone());
                 overlap::spawn_blocking(move || {
+                    let mut is_open = gate.0.lock().unwrap();
+                    while !*is_open {
+                        is_open = gate.1.wait(is_open).unwrap();
+                    }
+                    drop(is_open);
                     std::thread::sleep(Duration::from_millis(1));
                     done.fetch_add(1, Ordering::Relaxed);
                 })
             })
             .collect();
+        // Each thread holds one job at the gate: the rest are queued.
         let m = overlap::metrics();
         assert!(m.blocking_threads <= 4, "{m:?}");
-        // Most still queued (threads take some while the rest are spawned: more under
-        // valgrind, where spawning is slow).
-        assert!(m.blocking_queued >= 900, "{m:?}");
+        assert!(m.blocking_queued >= 996, "{m:?}");
 
-        let start = Instant::now();
         overlap::time::sleep(Duration::from_millis(100)).await;
-        let fired_after = start.elapsed();
+        let _ = fired.send(());
         let finished_when_fired = done.load(Ordering::Relaxed);
-        // Generous: the point is that it fired while jobs were still queued.
-        assert!(fired_after < Duration::from_secs(2), "{fired_after:?}");
-        assert!(
-            finished_when_fired < 1000,
-            "the sleep waited for the whole queue"
-        );
-        assert!(overlap::metrics().blocking_queued > 0);
+        let queued_when_fired = overlap::metrics().blocking_queued;
+        open(&gate);
+        assert!(!watchdog.join().unwrap(), "the sleep waited for the pool");
+        assert_eq!(finished_when_fired, 0, "the sleep waited for jobs");
+        assert!(queued_when_fired >= 996, "the sleep waited for the queue");
 
         for h in handles {
             h.await.unwrap();
@@ -140,9 +162,14 @@ fn thread_start_failure_reports_through_the_handle() {
 }
 
 /// Dropping the runtime drops queued jobs without running them, lets the running one finish
-/// on its thread, and returns at once.
+/// on its thread, and returns at once: while that job is still held, not within some time.
 #[test]
 fn runtime_drop_with_queued_and_running_jobs_does_not_hang() {
+    // The running job waits for `release`, sent once the drop has returned: a drop that
+    // waited for it would never return (the watchdog below releases it after `HANG` and
+    // reports the wait), however slow or fast the machine.
+    let (release, gate) = std::sync::mpsc::channel::<()>();
+    let gate = Arc::new(std::sync::Mutex::new(gate));
     let started = Arc::new(AtomicUsize::new(0));
     let finished = Arc::new(AtomicUsize::new(0));
     let dropped_unrun = Arc::new(AtomicUsize::new(0));
@@ -162,12 +189,13 @@ fn runtime_drop_with_queued_and_running_jobs_does_not_hang() {
         let handles: Vec<_> = (0..10)
             .map(|_| {
                 let (started, finished) = (started.clone(), finished.clone());
+                let gate = gate.clone();
                 let guard = Unrun(dropped_unrun.clone(), false);
                 overlap::spawn_blocking(move || {
                     let mut guard = guard; // the whole guard moves in, not just the field
                     guard.1 = true;
                     started.fetch_add(1, Ordering::SeqCst);
-                    std::thread::sleep(Duration::from_millis(300));
+                    let _ = gate.lock().unwrap().recv();
                     finished.fetch_add(1, Ordering::SeqCst);
                 })
             })
@@ -178,13 +206,21 @@ fn runtime_drop_with_queued_and_running_jobs_does_not_hang() {
         }
         handles
     });
-    let t = Instant::now();
+    let (dropped, dropped_rx) = std::sync::mpsc::channel::<()>();
+    let unstick = release.clone();
+    let watchdog = std::thread::spawn(move || {
+        let waited = dropped_rx.recv_timeout(HANG).is_err();
+        if waited {
+            let _ = unstick.send(());
+        }
+        waited
+    });
     drop(rt);
-    assert!(
-        t.elapsed() < Duration::from_millis(250),
-        "drop waited for jobs"
-    );
+    let _ = dropped.send(());
+    assert!(!watchdog.join().unwrap(), "drop waited for jobs");
+    assert_eq!(finished.load(Ordering::SeqCst), 0);
     assert_eq!(dropped_unrun.load(Ordering::SeqCst), 9);
+    release.send(()).unwrap();
     // The running job finishes, detached; the queued ones never start.
     assert!(wait_until(Duration::from_secs(5), || finished
         .load(Ordering::SeqCst)
