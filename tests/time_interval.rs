@@ -53,24 +53,31 @@ fn ticks_on_schedule_and_never_early() {
     });
 }
 
-#[test]
-fn burst_fires_every_missed_tick_at_once() {
-    overlap::block_on(async {
-        let start = Instant::now();
-        let mut every = interval_at(start, P);
-        every.set_missed_tick_behavior(MissedTickBehavior::Burst);
-        let (second, _) = second_tick_late(&mut every, start).await;
-        assert_eq!(second, start + P);
-        // The missed ticks come back to back, with their scheduled instants.
-        let before = Instant::now();
-        assert_eq!(every.tick().await, start + P * 2);
-        assert_eq!(every.tick().await, start + P * 3);
-        assert!(before.elapsed() < P, "missed ticks were not fired at once");
-        // Then the schedule resumes.
-        let next = every.tick().await;
-        assert!(next >= start + P * 4 && is_multiple_of_period(next - start));
-        assert!(Instant::now() >= next);
-    });
+/// On the paused clock, so that "at once" is exact: with real time, a test thread stalled
+/// for a period between two ticks that were both due already looked like a tick waited for.
+#[overlap::test(start_paused = true)]
+async fn burst_fires_every_missed_tick_at_once() {
+    let start = Instant::now();
+    let mut every = interval_at(start, P);
+    every.set_missed_tick_behavior(MissedTickBehavior::Burst);
+    assert_eq!(every.tick().await, start);
+    // Busy until 3.5 periods after `start`: the ticks at P, 2P and 3P are missed.
+    overlap::time::advance(P * 7 / 2).await;
+    assert_eq!(every.tick().await, start + P);
+    // The missed ticks come back to back, with their scheduled instants: no timer is waited
+    // for (auto-advance would move the paused clock to its deadline).
+    let before = Instant::now();
+    assert_eq!(every.tick().await, start + P * 2);
+    assert_eq!(every.tick().await, start + P * 3);
+    assert_eq!(
+        Instant::now(),
+        before,
+        "missed ticks were not fired at once"
+    );
+    // Then the schedule resumes.
+    let next = every.tick().await;
+    assert!(next >= start + P * 4 && is_multiple_of_period(next - start));
+    assert!(Instant::now() >= next);
 }
 
 #[test]
