@@ -15,7 +15,7 @@ use std::task::Poll;
 
 use overlap::fs::{File, OpenOptions};
 use overlap::io::{AsyncReadExt, AsyncWriteExt};
-use support::{mkfifo, pattern, TempDir};
+use support::{mkfifo, pattern, runtime_with_a_busy_pool, TempDir};
 
 /// Polls `f` once, then drops it (abandoning whatever job it started).
 async fn poll_once_then_drop<F: Future>(f: F) {
@@ -103,9 +103,10 @@ fn a_read_its_runtime_never_ran_does_not_fail_the_next_read() {
     for _ in 0..20 {
         let mut f = overlap::block_on(File::open(&path)).unwrap();
         // The runtime shuts down with the read job still queued (its one pool thread busy).
-        let rt = runtime_with_a_busy_pool();
+        let (rt, gate) = runtime_with_a_busy_pool();
         rt.block_on(poll_once_then_drop(f.read(&mut [0u8; 10])));
         drop(rt);
+        gate.wait(); // the busy job ends; the queued read was dropped unrun
         let mut b = [0u8; 10];
         let n = overlap::block_on(f.read(&mut b)).unwrap();
         assert!(n > 0);
@@ -153,24 +154,6 @@ fn a_file_on_a_fifo_writes_after_a_read_and_loses_no_byte() {
     });
 }
 
-/// A runtime whose one pool thread is busy for a while, so a job submitted now stays queued
-/// and never runs if the runtime is dropped first.
-fn runtime_with_a_busy_pool() -> overlap::Runtime {
-    let rt = overlap::Runtime::builder()
-        .max_blocking_threads(1)
-        .build()
-        .unwrap();
-    let (started_tx, started_rx) = std::sync::mpsc::channel();
-    rt.block_on(async {
-        drop(overlap::spawn_blocking(move || {
-            started_tx.send(()).unwrap();
-            std::thread::sleep(std::time::Duration::from_millis(300));
-        }));
-    });
-    started_rx.recv().unwrap();
-    rt
-}
-
 #[test]
 fn a_seek_and_a_truncation_dropped_with_their_runtime_still_take_effect() {
     let dir = TempDir::new("never-ran-seek");
@@ -178,17 +161,19 @@ fn a_seek_and_a_truncation_dropped_with_their_runtime_still_take_effect() {
     std::fs::write(&path, b"0123456789").unwrap();
     let mut f = overlap::block_on(OpenOptions::new().read(true).write(true).open(&path)).unwrap();
 
-    let rt = runtime_with_a_busy_pool();
+    let (rt, gate) = runtime_with_a_busy_pool();
     rt.block_on(poll_once_then_drop(f.seek(SeekFrom::Start(5))));
     drop(rt); // the seek job never ran
+    gate.wait();
     let mut five = [0u8; 5];
     overlap::block_on(f.read_exact(&mut five)).unwrap();
     assert_eq!(&five, b"56789");
 
     overlap::block_on(f.seek(SeekFrom::Start(1))).unwrap();
-    let rt = runtime_with_a_busy_pool();
+    let (rt, gate) = runtime_with_a_busy_pool();
     rt.block_on(poll_once_then_drop(f.set_len(3)));
     drop(rt); // the truncation never ran
+    gate.wait();
     overlap::block_on(async {
         f.write_all(b"X").await?;
         f.flush().await
