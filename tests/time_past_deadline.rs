@@ -36,11 +36,13 @@ fn a_past_deadline_is_ready_at_once_while_a_far_timer_waits() {
         assert!(poll_once(&mut far).await.is_pending());
         // The wheel's own "now" stays where the far timer was filed.
         std::thread::sleep(Duration::from_millis(100));
-        // The loop turns, and reads the clock. The deadline below is past by more than a
-        // preempted thread is likely to lose between that reading and its line (the
-        // documented exception covers that gap).
+        // The deadline is read from the clock before the loop turns and reads it: past for
+        // the loop however long this thread is preempted after the turn (past that gap, the
+        // documented exception would let a deadline read later answer `Pending`), and 50 ms
+        // after the far timer was filed.
+        let deadline = Instant::now() - Duration::from_millis(50);
         overlap::yield_now().await;
-        let mut past = sleep_until(Instant::now() - Duration::from_millis(50));
+        let mut past = sleep_until(deadline);
         assert!(poll_once(&mut past).await.is_ready());
         assert_eq!(
             overlap::metrics().timers_active,

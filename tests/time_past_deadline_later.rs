@@ -32,8 +32,11 @@ fn a_zero_sleep_is_ready_at_its_first_poll_in_the_next_block_on() {
     let rt = runtime_with_a_far_timer();
     // The thread does something else between two calls.
     std::thread::sleep(Duration::from_millis(30));
+    // Made before the `block_on`, so its deadline is before the loop's clock reading there:
+    // made inside, a thread preempted for over a millisecond after that reading would meet
+    // the documented exception instead.
+    let mut zero = sleep(Duration::ZERO);
     rt.block_on(async {
-        let mut zero = sleep(Duration::ZERO);
         assert!(
             poll_once(&mut zero).await.is_ready(),
             "sleep(ZERO) was Pending at its first poll (loop clock stale since the last block_on)"
@@ -45,8 +48,10 @@ fn a_zero_sleep_is_ready_at_its_first_poll_in_the_next_block_on() {
 fn a_deadline_past_by_20ms_is_ready_at_its_first_poll_in_the_next_block_on() {
     let rt = runtime_with_a_far_timer();
     std::thread::sleep(Duration::from_millis(30));
+    // Read before the `block_on` reads the clock (see above).
+    let deadline = Instant::now() - Duration::from_millis(20);
     rt.block_on(async {
-        let mut past = sleep_until(Instant::now() - Duration::from_millis(20));
+        let mut past = sleep_until(deadline);
         assert!(
             poll_once(&mut past).await.is_ready(),
             "a deadline 20 ms past was Pending"
@@ -58,8 +63,9 @@ fn a_deadline_past_by_20ms_is_ready_at_its_first_poll_in_the_next_block_on() {
 fn the_first_interval_tick_is_ready_at_once_in_the_next_block_on() {
     let rt = runtime_with_a_far_timer();
     std::thread::sleep(Duration::from_millis(30));
+    // Made before the `block_on` (see above): its first tick is due at once.
+    let mut every = interval(Duration::from_secs(1));
     rt.block_on(async {
-        let mut every = interval(Duration::from_secs(1));
         let first = poll_fn(|cx| Poll::Ready(every.poll_tick(cx))).await;
         assert!(first.is_ready(), "the first tick was Pending");
     });
@@ -72,9 +78,11 @@ fn the_first_interval_tick_is_ready_at_once_in_the_next_block_on() {
 #[test]
 fn a_registered_sleep_reset_into_the_past_is_ready_at_its_next_poll() {
     overlap::block_on(async {
+        // Read before the loop's last clock reading (registering into an empty wheel reads
+        // it), so the deadline is past for the loop however long this thread is preempted.
+        let past = Instant::now() - Duration::from_millis(50);
         let mut s = Box::pin(sleep(Duration::from_secs(3600)));
         assert!(poll_once(&mut s).await.is_pending());
-        let past = Instant::now() - Duration::from_millis(50);
         let mut fresh = sleep_until(past);
         assert!(
             poll_once(&mut fresh).await.is_ready(),
