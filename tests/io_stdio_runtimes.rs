@@ -20,6 +20,8 @@ fn child() {
         overlap::time::timeout(Duration::from_millis(50), stdin.read(&mut buf)).await
     });
     assert!(first.is_err(), "no input yet: the read times out");
+    // The parent sends the input only now.
+    eprintln!("READY");
     let got = overlap::block_on(async {
         let mut got = Vec::new();
         loop {
@@ -49,14 +51,25 @@ fn a_read_cancelled_with_its_runtime_hands_its_bytes_to_the_next_runtime() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    // The input goes once the first read has timed out, and not after a fixed pause: a
+    // child slow to start (exec, libtest) could otherwise find it there at its first read.
+    let mut errors = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    loop {
+        let mut line = String::new();
+        let n = std::io::BufRead::read_line(&mut errors, &mut line).unwrap();
+        seen.push_str(&line);
+        if n == 0 || line.starts_with("READY") {
+            break;
+        }
+    }
     let mut input = child.stdin.take().unwrap();
-    std::thread::sleep(Duration::from_millis(300));
     input.write_all(b"hello\n").unwrap();
     drop(input);
-    let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "child failed: {stderr}");
-    assert!(stderr.contains("GOT \"hello\\n\""), "{stderr}");
+    std::io::Read::read_to_string(&mut errors, &mut seen).unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "child failed: {seen}");
+    assert!(seen.contains("GOT \"hello\\n\""), "{seen}");
 }
 
 const RELAY_NAME: &str = "a_read_in_flight_reaches_a_runtime_after_one_that_ended_waiting";
