@@ -54,15 +54,7 @@ fn a_read_cancelled_with_its_runtime_hands_its_bytes_to_the_next_runtime() {
     // The input goes once the first read has timed out, and not after a fixed pause: a
     // child slow to start (exec, libtest) could otherwise find it there at its first read.
     let mut errors = std::io::BufReader::new(child.stderr.take().unwrap());
-    let mut seen = String::new();
-    loop {
-        let mut line = String::new();
-        let n = std::io::BufRead::read_line(&mut errors, &mut line).unwrap();
-        seen.push_str(&line);
-        if n == 0 || line.starts_with("READY") {
-            break;
-        }
-    }
+    let mut seen = stderr_until_ready(&mut errors);
     let mut input = child.stdin.take().unwrap();
     input.write_all(b"hello\n").unwrap();
     drop(input);
@@ -124,15 +116,7 @@ fn a_read_in_flight_reaches_a_runtime_after_one_that_ended_waiting() {
         .spawn()
         .unwrap();
     let mut errors = std::io::BufReader::new(child.stderr.take().unwrap());
-    let mut seen = String::new();
-    loop {
-        let mut line = String::new();
-        let n = std::io::BufRead::read_line(&mut errors, &mut line).unwrap();
-        seen.push_str(&line);
-        if n == 0 || line.starts_with("READY") {
-            break;
-        }
-    }
+    let mut seen = stderr_until_ready(&mut errors);
     let mut input = child.stdin.take().unwrap();
     input.write_all(b"hello\n").unwrap();
     drop(input);
@@ -140,4 +124,17 @@ fn a_read_in_flight_reaches_a_runtime_after_one_that_ended_waiting() {
     let status = child.wait().unwrap();
     assert!(status.success(), "child failed: {seen}");
     assert!(seen.contains("GOT \"hello\\n\""), "{seen}");
+}
+
+/// The child's stderr up to and including its `READY` line (or all of it, if it ends first).
+fn stderr_until_ready(errors: &mut impl std::io::BufRead) -> String {
+    let mut seen = String::new();
+    loop {
+        let mut line = String::new();
+        let n = errors.read_line(&mut line).unwrap();
+        seen.push_str(&line);
+        if n == 0 || line.starts_with("READY") {
+            return seen;
+        }
+    }
 }
