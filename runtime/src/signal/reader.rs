@@ -85,6 +85,8 @@ pub(crate) fn start() -> io::Result<Rc<HandedOut>> {
 
 async fn read(fd: AsyncFd<std::os::fd::OwnedFd>, handed: Rc<HandedOut>) {
     let nudge = Nudge::new_listed();
+    // A broadcast between `start` and the listing above nudged nobody here.
+    handed.catch_up();
     loop {
         let drained = poll_fn(|cx| {
             if let Poll::Ready(ready) = fd.poll_read_ready(cx) {
