@@ -43,7 +43,16 @@ pub fn run_in_child_blocking(test_name: &str, signals: &[i32], body: impl FnOnce
             });
         }
     }
-    let out = cmd.output().unwrap();
+    let child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let out = child.wait_with_output().unwrap();
+    // A child whose filter refuses `openat` or `unlinkat` cannot remove its own temporary
+    // directories: they go now, found by the child's pid in their names.
+    super::files::remove_temp_dirs_of(pid);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(

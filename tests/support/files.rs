@@ -37,6 +37,26 @@ impl Drop for TempDir {
     }
 }
 
+/// Removes every [`TempDir`] that the (finished) process `pid` left behind: one whose own
+/// clean-up a fault filter refused, or one a child exiting without unwinding never dropped.
+pub fn remove_temp_dirs_of(pid: u32) {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix("overlap-test-")) else {
+            continue;
+        };
+        // `overlap-test-{name}-{pid}-{n}`: the pid is the second field from the end.
+        let mut fields = rest.rsplit('-');
+        let (_n, owner) = (fields.next(), fields.next());
+        if owner == Some(pid.to_string().as_str()) {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
 /// Deterministic test bytes (see [`pattern_seeded`](super::pattern_seeded)) with seed 0.
 pub fn pattern(len: usize) -> Vec<u8> {
     super::pattern_seeded(len, 0)
