@@ -21,6 +21,12 @@
 //! - **The handler stays:** once a signal has been listened for, the process keeps catching
 //!   it, even after every `Signal` is dropped. For `SIGINT` and `SIGTERM` this means the
 //!   default action (ending the process) no longer happens: the program must exit by itself.
+//! - **Other handlers keep theirs:** a handler the signal already had when overlap
+//!   installed its own (another library's: signal-hook's, `ctrlc`'s, or the program's own
+//!   `sigaction`) is called first by overlap's on each arrival, with the same `siginfo_t`,
+//!   so code that catches the signal its own way keeps working once something listens
+//!   through overlap. A handler installed *after* overlap's replaces it, unless it calls
+//!   the one it found (as signal-hook's do).
 //! - **Not every signal:** `SIGKILL` and `SIGSTOP` cannot be caught, and the fault signals
 //!   (`SIGSEGV`, `SIGBUS`, `SIGILL`, `SIGFPE`) are refused, as are the real-time signals
 //!   the C library keeps for itself (32 and 33 with glibc): those give `InvalidInput`.

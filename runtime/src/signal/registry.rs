@@ -2,8 +2,11 @@
 //! the self-pipe the handler pokes, and the listeners to wake.
 //!
 //! # Invariants
-//! - The handler touches only `Slot::count` (an atomic) and the pipe's write end (a `write`
-//!   that keeps `errno`): nothing that could deadlock or allocate in a signal handler.
+//! - The handler touches only `Slot::count` and `Slot::previous` (atomics) and the pipe's
+//!   write end (a `write` that keeps `errno`): nothing that could deadlock or allocate in a
+//!   signal handler. It first calls the handler the signal had before ours (another
+//!   library's, such as signal-hook's), whose action `previous` holds from before ours is
+//!   installed, so that handler keeps hearing the signal.
 //! - A slot's count is raised before the pipe is poked, and a runtime's reader drains the
 //!   pipe and copies the count to `delivered` before it wakes listeners, so a woken listener
 //!   always sees the new count. Listeners read only `delivered`.
@@ -15,7 +18,7 @@
 use std::io;
 use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::task::Waker;
 
@@ -35,6 +38,10 @@ pub(crate) struct Slot {
     /// the task about to listen was busy) still reaches it, as with tokio.
     pub(crate) delivered: AtomicU64,
     installed: AtomicBool,
+    /// The handler the signal had before ours (`SIG_DFL` until ours is installed), and
+    /// whether it takes a `siginfo_t`: ours calls it on each arrival.
+    previous: AtomicUsize,
+    previous_siginfo: AtomicBool,
     listeners: Mutex<Vec<Weak<Listener>>>,
 }
 
@@ -49,6 +56,8 @@ const EMPTY_SLOT: Slot = Slot {
     count: AtomicU64::new(0),
     delivered: AtomicU64::new(0),
     installed: AtomicBool::new(false),
+    previous: AtomicUsize::new(libc::SIG_DFL),
+    previous_siginfo: AtomicBool::new(false),
     listeners: Mutex::new(Vec::new()),
 };
 
@@ -92,8 +101,11 @@ impl Nudge {
 
 use crate::poison::lock;
 
-extern "C" fn handler(signum: libc::c_int) {
+extern "C" fn handler(signum: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
     if let Some(slot) = usize::try_from(signum).ok().and_then(|i| SLOTS.get(i)) {
+        // First, so that a listener woken by the poke below finds the other handler's work
+        // done too.
+        sys::call_previous(slot.previous(), signum, info, ctx);
         slot.count.fetch_add(1, Ordering::SeqCst);
     }
     poke();
@@ -169,14 +181,15 @@ impl Slot {
         }
         let _global = lock(&GLOBAL);
         if !self.installed.load(Ordering::Acquire) {
-            sys::install(signum, handler).map_err(|e| match e.raw_os_error() {
-                // The C library keeps a few real-time signals for itself (glibc: 32 and 33).
-                Some(libc::EINVAL) => io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    format!("signal {signum} cannot be listened for: the C library keeps it"),
-                ),
-                _ => e,
-            })?;
+            // The action ours replaces is recorded before ours can run, so that no arrival
+            // misses the other handler; if it changed meanwhile (another thread's
+            // `sigaction`), the one actually replaced is recorded after.
+            let before = sys::current(signum).map_err(|e| refused(signum, e))?;
+            self.set_previous(before);
+            let replaced = sys::install(signum, handler).map_err(|e| refused(signum, e))?;
+            if replaced.handler != before.handler || replaced.siginfo != before.siginfo {
+                self.set_previous(replaced);
+            }
             // SeqCst, as `broadcast`'s load of it and the counts below: see next.
             self.installed.store(true, Ordering::SeqCst);
             // A signal handled between `sigaction` and the store just above pokes the pipe,
@@ -193,6 +206,27 @@ impl Slot {
         Ok(())
     }
 
+    /// The action recorded by `set_previous`.
+    fn previous(&self) -> sys::Previous {
+        sys::Previous {
+            handler: self.previous.load(Ordering::SeqCst),
+            siginfo: self.previous_siginfo.load(Ordering::SeqCst),
+        }
+    }
+
+    /// Records the action ours replaces, for our handler to call; our own handler (were it
+    /// somehow the one replaced) is recorded as `SIG_DFL`, so that it never calls itself.
+    fn set_previous(&self, prev: sys::Previous) {
+        let ours = handler as sys::Handler as libc::sighandler_t;
+        let prev_handler = if prev.handler == ours {
+            libc::SIG_DFL
+        } else {
+            prev.handler
+        };
+        self.previous_siginfo.store(prev.siginfo, Ordering::SeqCst);
+        self.previous.store(prev_handler, Ordering::SeqCst);
+    }
+
     /// Adds a listener, to be woken by every broadcast until it is forgotten.
     pub(crate) fn listen(&self) -> Arc<Listener> {
         let l = Arc::new(Listener::default());
@@ -205,6 +239,18 @@ impl Slot {
     pub(crate) fn forget(&self, listener: &Arc<Listener>) {
         let me = Arc::downgrade(listener);
         lock(&self.listeners).retain(|w| w.strong_count() > 0 && !w.ptr_eq(&me));
+    }
+}
+
+/// `sigaction`'s error for `signum`, with the reason a refused signal cannot be listened for.
+fn refused(signum: i32, e: io::Error) -> io::Error {
+    match e.raw_os_error() {
+        // The C library keeps a few real-time signals for itself (glibc: 32 and 33).
+        Some(libc::EINVAL) => io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("signal {signum} cannot be listened for: the C library keeps it"),
+        ),
+        _ => e,
     }
 }
 

@@ -4,18 +4,78 @@
 use std::io;
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 
-/// Installs `handler` for `signum` (with `SA_RESTART`, so interrupted syscalls of other
-/// code resume instead of failing with `EINTR`).
-pub(crate) fn install(signum: libc::c_int, handler: extern "C" fn(libc::c_int)) -> io::Result<()> {
+/// A signal handler that takes the `siginfo_t` and context (`SA_SIGINFO`), as the kernel
+/// calls it.
+pub(crate) type Handler = extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void);
+
+/// The action a signal had before ours: its handler (`sa_sigaction`, possibly `SIG_DFL` or
+/// `SIG_IGN`) and whether that handler takes a `siginfo_t` (`SA_SIGINFO`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Previous {
+    pub(crate) handler: libc::sighandler_t,
+    pub(crate) siginfo: bool,
+}
+
+/// The action `signum` has now.
+pub(crate) fn current(signum: libc::c_int) -> io::Result<Previous> {
+    // SAFETY: an all-zero sigaction is a valid value to be overwritten.
+    let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
+    // SAFETY: a null new action only reads the current one into `old`, a valid sigaction.
+    syscall!(sigaction(signum, std::ptr::null(), &mut old))?;
+    Ok(previous_of(&old))
+}
+
+fn previous_of(sa: &libc::sigaction) -> Previous {
+    Previous {
+        handler: sa.sa_sigaction,
+        siginfo: sa.sa_flags & libc::SA_SIGINFO != 0,
+    }
+}
+
+/// Installs `handler` for `signum` (with `SA_SIGINFO`, to hand a previous handler what the
+/// kernel gave, and `SA_RESTART`, so interrupted syscalls of other code resume instead of
+/// failing with `EINTR`). Returns the action it replaced.
+pub(crate) fn install(signum: libc::c_int, handler: Handler) -> io::Result<Previous> {
     // SAFETY: an all-zero sigaction is a valid value (no flags, empty mask, SIG_DFL).
     let mut sa: libc::sigaction = unsafe { std::mem::zeroed() };
     sa.sa_sigaction = handler as libc::sighandler_t;
-    sa.sa_flags = libc::SA_RESTART;
+    sa.sa_flags = libc::SA_SIGINFO | libc::SA_RESTART;
     // SAFETY: `sa.sa_mask` is a valid sigset_t to clear.
     syscall!(sigemptyset(&mut sa.sa_mask))?;
-    // SAFETY: `sa` is a valid sigaction; the old action is not asked for (null).
-    syscall!(sigaction(signum, &sa, std::ptr::null_mut()))?;
-    Ok(())
+    // SAFETY: as in `current`.
+    let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
+    // SAFETY: `sa` and `old` are valid sigactions.
+    syscall!(sigaction(signum, &sa, &mut old))?;
+    Ok(previous_of(&old))
+}
+
+/// Calls `prev`, the handler a signal had before ours, from our handler, with what the
+/// kernel handed ours; nothing for `SIG_DFL` and `SIG_IGN` (see the module docs of
+/// `signal`: listening replaces the default action). Async-signal-safe as far as `prev` is.
+pub(crate) fn call_previous(
+    prev: Previous,
+    signum: libc::c_int,
+    info: *mut libc::siginfo_t,
+    context: *mut libc::c_void,
+) {
+    if prev.handler == libc::SIG_DFL || prev.handler == libc::SIG_IGN {
+        return;
+    }
+    if prev.siginfo {
+        // SAFETY: `prev.handler` came from `sigaction` with `SA_SIGINFO` set, so it is a
+        // function of this type; `info` and `context` are what the kernel gave our handler,
+        // installed with `SA_SIGINFO` too.
+        let f: Handler =
+            unsafe { std::mem::transmute::<libc::sighandler_t, Handler>(prev.handler) };
+        f(signum, info, context);
+    } else {
+        // SAFETY: without `SA_SIGINFO`, a handler that is neither SIG_DFL nor SIG_IGN is a
+        // one-argument function.
+        let f = unsafe {
+            std::mem::transmute::<libc::sighandler_t, extern "C" fn(libc::c_int)>(prev.handler)
+        };
+        f(signum);
+    }
 }
 
 /// A non-blocking, close-on-exec pipe: (read end, write end).
