@@ -10,6 +10,7 @@
 //! | `Timer::interval(p)` (first tick after `p`) | `interval_at(Instant::now() + p, p)` |
 //! | `Timer::interval_at(start, p)` | `interval_at(start, p)` |
 //! | `timer.set_interval(p)` | `interval.reset()` (one period from now) |
+//! | missed ticks: each one, back to back | `set_missed_tick_behavior(MissedTickBehavior::Burst)` (the default, `Skip`, drops them) |
 //!
 //! The clock is paused, so every instant below is exact.
 
@@ -22,7 +23,7 @@ use std::time::Duration;
 
 use overlap::future::{select, Either, FutureExt};
 use overlap::stream::StreamExt;
-use overlap::time::{interval_at, sleep, sleep_until, timeout, Instant};
+use overlap::time::{interval_at, sleep, sleep_until, timeout, Instant, MissedTickBehavior};
 use support::{poll_once, settle, within};
 
 const SEC: Duration = Duration::from_secs(1);
@@ -154,6 +155,33 @@ async fn interval_with_smols_timing_ticks_a_period_after_it_is_made() {
     ticks.reset();
     assert_eq!(ticks.next().await, Some(reset_at + SEC));
     assert_eq!(ticks.next().await, Some(reset_at + 2 * SEC));
+}
+
+// async-io's interval moves its deadline one period on from the tick it reports, however
+// late that tick is seen: a task that was busy for several periods gets every missed tick,
+// back to back, at once. overlap's `Burst` does the same; its default skips them.
+#[overlap::test(start_paused = true)]
+async fn missed_ticks_come_back_to_back_as_smols_interval_gives_them() {
+    let start = Instant::now();
+    let mut burst = interval_at(start + SEC, SEC);
+    burst.set_missed_tick_behavior(MissedTickBehavior::Burst);
+    let mut skip = interval_at(start + SEC, SEC);
+    overlap::time::advance(SEC * 7 / 2).await; // busy for 3.5 periods
+    let busy_until = Instant::now();
+    let mut seen = Vec::new();
+    for _ in 0..4 {
+        let tick = burst.tick().await;
+        seen.push((tick - start, Instant::now() - start));
+    }
+    let at = |n: u32| SEC * n;
+    let late = busy_until - start;
+    assert_eq!(
+        seen,
+        [(at(1), late), (at(2), late), (at(3), late), (at(4), at(4))]
+    );
+    // The default (tokio's) reports the late tick, then goes on from the next one due.
+    assert_eq!(skip.tick().await, start + SEC);
+    assert_eq!(skip.tick().await, start + 5 * SEC);
 }
 
 // A smol idle timeout: the loop re-arms one timer on every message and gives up when it
