@@ -5,21 +5,27 @@
 //! `async_dup::Arc<Async<TcpStream>>`; overlap's streams are read and written through
 //! `&TcpStream`, so an `Rc<TcpStream>` does the same between the tasks of one runtime.
 //!
-//! (`linux-timerfd` and `linux-inotify` are in `port_user2_user_fds.rs`, `unix-signal` and
-//! `ctrl-c` in `port_smol_signal.rs`.)
+//! `linux-inotify` reads events through `AsyncFd::async_io_mut` (smol's `read_with_mut`),
+//! with its `read_op` made to fit overlap's edge-triggered readiness. (`linux-timerfd` and
+//! a plain inotify watch are in `port_user2_user_fds.rs`, `unix-signal` and `ctrl-c` in
+//! `port_smol_signal.rs`.)
 
 mod support;
 
 use std::collections::BTreeMap;
+use std::ffi::CString;
 use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::rc::Rc;
 use std::time::Duration;
 
+use overlap::io::unix::AsyncFd;
+use overlap::io::Interest;
 use overlap::io::{self, AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use overlap::net::{TcpListener, TcpStream, UnixStream};
 use overlap::stream::StreamExt;
 use overlap::sync::mpsc;
-use support::{pattern, within};
+use support::{pattern, within, TempDir};
 
 const HANG: Duration = Duration::from_secs(30);
 
@@ -200,4 +206,85 @@ async fn chat_clients_hear_joins_messages_and_leaves_in_order() {
     b_wr.write_all(b"bye\n").await.unwrap();
     assert_eq!(next_line(&mut b_lines).await, format!("{b_addr} says: bye"));
     server.abort();
+}
+
+/// The names in a buffer of inotify events (events on the watched directory itself have
+/// none, and are skipped, as smol's example does).
+fn names_in(buf: &[u8]) -> Vec<String> {
+    let head = std::mem::size_of::<libc::inotify_event>();
+    let (mut names, mut at) = (Vec::new(), 0);
+    while at + head <= buf.len() {
+        // SAFETY: the kernel writes whole events; `read_unaligned` copes with the alignment.
+        let ev: libc::inotify_event =
+            unsafe { std::ptr::read_unaligned(buf[at..].as_ptr().cast()) };
+        let name = &buf[at + head..at + head + ev.len as usize];
+        let end = name.iter().position(|&b| b == 0).unwrap_or(name.len());
+        if end > 0 {
+            names.push(String::from_utf8_lossy(&name[..end]).into_owned());
+        }
+        at += head + ev.len as usize;
+    }
+    names
+}
+
+/// smol's `read_op`, fitted to edge-triggered readiness: it reads until the fd says
+/// `WouldBlock`, and says `WouldBlock` itself only then, with no named event found. (smol's
+/// returns `WouldBlock` as soon as one 1 KiB read brings no named event: with more events
+/// queued, overlap would then wait for the next one instead of reading them.)
+fn read_op(inotify: &mut OwnedFd) -> std::io::Result<Vec<String>> {
+    let mut names = Vec::new();
+    let mut buffer = [0u8; 1024];
+    loop {
+        match support::read(inotify.as_raw_fd(), &mut buffer) {
+            Ok(n) => names.extend(names_in(&buffer[..n])),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock && !names.is_empty() => {
+                return Ok(names)
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+// smol: examples/linux-inotify.rs (watch a directory, print the named events), with more
+// nameless events queued ahead of the named ones than one read of smol's buffer takes.
+#[overlap::test]
+async fn an_inotify_watch_read_with_async_io_mut_finds_names_behind_nameless_events() {
+    // SAFETY: inotify_init1 takes no pointers.
+    let raw = unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
+    if raw < 0 {
+        eprintln!(
+            "skipped: no inotify here ({})",
+            std::io::Error::last_os_error()
+        );
+        return;
+    }
+    // SAFETY: `raw` was just returned by the kernel and nothing else owns it.
+    let inotify = unsafe { OwnedFd::from_raw_fd(raw) };
+    let dir = TempDir::new("port-smol-inotify");
+    let path = CString::new(dir.path().as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: `path` is a NUL-terminated string that outlives the call.
+    let watch = unsafe { libc::inotify_add_watch(raw, path.as_ptr(), libc::IN_ALL_EVENTS) };
+    assert!(watch >= 0, "{}", std::io::Error::last_os_error());
+    let mut inotify = AsyncFd::new(inotify).unwrap();
+
+    // Each listing of the directory queues three nameless events (open, access, close):
+    // 40 of them are 1,920 bytes, more than one 1 KiB read.
+    for _ in 0..40 {
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+    std::fs::write(dir.join("first"), b"").unwrap();
+    let events = inotify.async_io_mut(Interest::READABLE, read_op);
+    let names = within(HANG, events, "the named events were never read")
+        .await
+        .unwrap();
+    // create, open, close-write: each names the file.
+    assert_eq!(names, ["first", "first", "first"]);
+
+    // Then a quiet watch wakes for the next change only.
+    std::fs::rename(dir.join("first"), dir.join("second")).unwrap();
+    let events = inotify.async_io_mut(Interest::READABLE, read_op);
+    let names = within(HANG, events, "the rename was never read")
+        .await
+        .unwrap();
+    assert_eq!(names, ["first", "second"]);
 }

@@ -82,6 +82,12 @@ impl<T: AsRawFd> AsyncFd<T> {
     /// so `f` should act on the closed side too (a read that returns 0). One difference: an
     /// `Interrupted` error is retried too, as `WouldBlock` is, instead of returned.
     ///
+    /// `f` should fail with `WouldBlock` only when the fd itself said so (`EAGAIN`), as
+    /// readiness is edge-triggered: an `f` that reports `WouldBlock` with data still queued
+    /// (an inotify reader whose read brought only events it skips, as in smol's
+    /// `linux-inotify` example) waits for the fd's *next* event, where async-io's `read_with`
+    /// runs it again at once. Loop inside `f` until a read says `WouldBlock`.
+    ///
     /// `interest` is an [`Interest`] or a [`Direction`](crate::Direction).
     ///
     /// ```
