@@ -148,3 +148,21 @@ async fn ctrl_c_through_overlaps_signal_api() {
     let got = within(HANG, waiter, "Ctrl-C was never heard").await;
     assert_eq!(got.unwrap(), Some(()));
 }
+
+// A signal the program ignored (`SIG_IGN`, as `nohup` leaves SIGHUP) or left at its default
+// has no handler to call: listening through overlap hears it, and nothing else runs.
+#[overlap::test]
+async fn an_ignored_or_default_signal_has_no_earlier_handler_to_call() {
+    install_foreign_handler(libc::SIGVTALRM, libc::SIG_IGN, 0);
+    let mut ignored = signal(SignalKind::from_raw(libc::SIGVTALRM)).unwrap();
+    let mut default = signal(SignalKind::from_raw(libc::SIGPROF)).unwrap();
+    for (signum, sig) in [
+        (libc::SIGVTALRM, &mut ignored),
+        (libc::SIGPROF, &mut default),
+    ] {
+        raise(signum);
+        within(HANG, sig.recv(), "overlap's listener never heard it")
+            .await
+            .unwrap();
+    }
+}
