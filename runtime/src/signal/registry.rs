@@ -18,7 +18,7 @@
 use std::io;
 use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::task::Waker;
 
@@ -38,10 +38,13 @@ pub(crate) struct Slot {
     /// the task about to listen was busy) still reaches it, as with tokio.
     pub(crate) delivered: AtomicU64,
     installed: AtomicBool,
-    /// The handler the signal had before ours (`SIG_DFL` until ours is installed), and
-    /// whether it takes a `siginfo_t`: ours calls it on each arrival.
-    previous: AtomicUsize,
-    previous_siginfo: AtomicBool,
+    /// The action the signal had before ours (null until ours is installed): ours calls its
+    /// handler on each arrival. One pointer, so the handler never sees a function from one
+    /// action with the `SA_SIGINFO` flag of another.
+    ///
+    /// # Invariant
+    /// Null or from `Box::into_raw`, never freed: a handler may be reading it at any time.
+    previous: AtomicPtr<sys::Previous>,
     listeners: Mutex<Vec<Weak<Listener>>>,
 }
 
@@ -56,8 +59,7 @@ const EMPTY_SLOT: Slot = Slot {
     count: AtomicU64::new(0),
     delivered: AtomicU64::new(0),
     installed: AtomicBool::new(false),
-    previous: AtomicUsize::new(libc::SIG_DFL),
-    previous_siginfo: AtomicBool::new(false),
+    previous: AtomicPtr::new(std::ptr::null_mut()),
     listeners: Mutex::new(Vec::new()),
 };
 
@@ -105,7 +107,9 @@ extern "C" fn handler(signum: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut
     if let Some(slot) = usize::try_from(signum).ok().and_then(|i| SLOTS.get(i)) {
         // First, so that a listener woken by the poke below finds the other handler's work
         // done too.
-        sys::call_previous(slot.previous(), signum, info, ctx);
+        if let Some(prev) = slot.previous() {
+            sys::call_previous(prev, signum, info, ctx);
+        }
         slot.count.fetch_add(1, Ordering::SeqCst);
     }
     poke();
@@ -207,11 +211,10 @@ impl Slot {
     }
 
     /// The action recorded by `set_previous`.
-    fn previous(&self) -> sys::Previous {
-        sys::Previous {
-            handler: self.previous.load(Ordering::SeqCst),
-            siginfo: self.previous_siginfo.load(Ordering::SeqCst),
-        }
+    fn previous(&self) -> Option<sys::Previous> {
+        let prev = self.previous.load(Ordering::SeqCst);
+        // SAFETY: null or a leaked box, never freed (the field's invariant).
+        unsafe { prev.as_ref() }.copied()
     }
 
     /// Records the action ours replaces, for our handler to call; our own handler (were it
@@ -223,8 +226,18 @@ impl Slot {
         } else {
             prev.handler
         };
-        self.previous_siginfo.store(prev.siginfo, Ordering::SeqCst);
-        self.previous.store(prev_handler, Ordering::SeqCst);
+        // `SIG_DFL` and `SIG_IGN` are not called: nothing to record.
+        let record = if prev_handler == libc::SIG_DFL || prev_handler == libc::SIG_IGN {
+            std::ptr::null_mut()
+        } else {
+            // Leaked (at most twice per signal, see `install`): a handler may still be
+            // reading the one this replaces.
+            Box::into_raw(Box::new(sys::Previous {
+                handler: prev_handler,
+                ..prev
+            }))
+        };
+        self.previous.store(record, Ordering::SeqCst);
     }
 
     /// Adds a listener, to be woken by every broadcast until it is forgotten.
