@@ -1,10 +1,10 @@
-//! TCP echo ping-pong: overlap vs idiomatic tokio (current-thread) vs a hand-written epoll
-//! loop, all as separate server processes pinned to CPU 0, driven by this process pinned to
-//! CPU 1.
+//! TCP echo ping-pong: overlap vs idiomatic tokio (current-thread) vs idiomatic smol
+//! (`LocalExecutor` on async-io) vs a hand-written epoll loop, all as separate server
+//! processes pinned to CPU 0, driven by this process pinned to CPU 1.
 //!
 //! ```text
 //! cargo build --release -p overlap --example tcp_echo -p overlap-benches --bins
-//! # servers: target/release/examples/tcp_echo, target/release/tcp_echo_{tokio,epoll}
+//! # servers: target/release/examples/tcp_echo, target/release/tcp_echo_{tokio,smol,epoll}
 //! target/release/tcp_bench [seconds per run, default 1] [runs, default 3]
 //! ```
 //!
@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 use overlap_benches::pin_to_cpu;
 use overlap_benches::server::{sibling_bin, Server};
 
-const SERVERS: [&str; 3] = ["overlap", "tokio", "epoll"];
+const SERVERS: [&str; 4] = ["overlap", "tokio", "smol", "epoll"];
 
 /// One client connection of the load generator.
 struct Conn {
@@ -244,6 +244,7 @@ fn bins() -> Vec<(&'static str, PathBuf)> {
     let paths = [
         sibling_bin(&["examples", "tcp_echo"], BUILD),
         sibling_bin(&["tcp_echo_tokio"], BUILD),
+        sibling_bin(&["tcp_echo_smol"], BUILD),
         sibling_bin(&["tcp_echo_epoll"], BUILD),
     ];
     SERVERS.iter().copied().zip(paths).collect()
@@ -299,6 +300,7 @@ fn main() -> io::Result<()> {
     let mut ratios = Vec::new();
     // The hand-written epoll loop is the raw-syscall limit: no runtime can do much better.
     let mut limit_ratios = Vec::new();
+    let mut smol_ratios = Vec::new();
     for size in [64usize, 4096] {
         for conns in [1usize, 50, 500] {
             let mut best: Vec<Option<Figures>> = vec![None; bins.len()];
@@ -329,14 +331,16 @@ fn main() -> io::Result<()> {
                 );
             }
             ratios.push(best[0].cpu_us_per_trip / tokio.cpu_us_per_trip);
-            limit_ratios.push(best[2].cpu_us_per_trip / tokio.cpu_us_per_trip);
+            smol_ratios.push(best[2].cpu_us_per_trip / tokio.cpu_us_per_trip);
+            limit_ratios.push(best[3].cpu_us_per_trip / tokio.cpu_us_per_trip);
         }
     }
     let geo = |v: &[f64]| (v.iter().map(|r| r.ln()).sum::<f64>() / v.len() as f64).exp();
     println!(
-        "server CPU per round trip against tokio, geometric mean: overlap {:.3}, \
+        "server CPU per round trip against tokio, geometric mean: overlap {:.3}, smol {:.3}, \
          hand-written epoll loop (the limit) {:.3}",
         geo(&ratios),
+        geo(&smol_ratios),
         geo(&limit_ratios)
     );
     Ok(())
