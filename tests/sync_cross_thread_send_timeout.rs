@@ -219,3 +219,38 @@ fn a_send_timeout_on_one_runtime_is_woken_by_a_task_of_another() {
     });
     sender.join().unwrap();
 }
+
+/// Room at once means sent, even with a zero timeout, however many sends the task made in a
+/// row: once the task has spent its cooperative budget, the reservation returns `Pending`
+/// without looking, and the zero timeout used to win then (every 129th send gave its value
+/// back from a channel with room). The sends still let other tasks run now and then.
+#[overlap::test]
+async fn a_zero_timeout_send_with_room_sends_however_many_came_before() {
+    const SENDS: u64 = 1000;
+    let (tx, mut rx) = cross_thread::channel(SENDS as usize);
+    let tx = Rc::new(tx);
+    let next = Rc::new(std::cell::Cell::new(0u64));
+    let steps = support::steps_before_another_task_runs(SENDS, {
+        let (tx, next) = (tx.clone(), next.clone());
+        move || {
+            let (tx, next) = (tx.clone(), next.clone());
+            async move {
+                let n = next.get();
+                let res = tx.send_timeout(n, Duration::ZERO).await;
+                assert_eq!(res, Ok(()), "send {n} gave its value back with room left");
+                next.set(n + 1);
+                true
+            }
+        }
+    })
+    .await;
+    assert!(steps < SENDS, "no other task ran during {SENDS} sends");
+    // The rest, on the same (now fresh) budget and beyond it.
+    for n in next.get()..SENDS {
+        let res = tx.send_timeout(n, Duration::ZERO).await;
+        assert_eq!(res, Ok(()), "send {n} gave its value back with room left");
+    }
+    for n in 0..SENDS {
+        assert_eq!(rx.try_recv(), Ok(n));
+    }
+}

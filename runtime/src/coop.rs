@@ -103,6 +103,18 @@ pub(crate) fn budgeted<T>(
     res
 }
 
+/// `Ready` once the task has budget left, spending none; `Pending` (with the task scheduled
+/// again, as tokio's operations yield) while its budget is spent. For a wait with a deadline
+/// (`send_timeout`): polled on a spent budget, its operation would return `Pending` without
+/// looking, and a deadline that has passed would then win over room there was all along.
+pub(crate) fn poll_budget_left(cx: &mut Context<'_>) -> Poll<()> {
+    if poll_proceed(cx).is_pending() {
+        return Poll::Pending;
+    }
+    refund();
+    Poll::Ready(())
+}
+
 /// Gives back the unit spent by a readiness check that turned out `Pending`.
 pub(crate) fn refund() {
     LEFT.with(|l| {
