@@ -67,14 +67,21 @@ fn a_timeout_fires_even_with_the_budget_spent_and_is_then_terminated() {
                 Duration::ZERO,
                 overlap::future::pending::<()>().fuse_(),
             ));
-            let polled = poll_fn(|cx| {
-                spend_budget(cx);
-                Poll::Ready(t.as_mut().poll(cx))
-            })
-            .await;
-            // A timeout looks at its deadline without the budget: a future that spends it
-            // all must still time out.
-            assert!(matches!(polled, Poll::Ready(Err(_))), "{polled:?}");
+            // Polled on a spent budget, a timeout first yields once (its future may have
+            // returned `Pending` without looking); polled so again, it looks at its deadline
+            // without the budget: a task that spends it all before every poll still times out.
+            let mut polls = Vec::new();
+            for _ in 0..2 {
+                let polled = poll_fn(|cx| {
+                    spend_budget(cx);
+                    Poll::Ready(t.as_mut().poll(cx))
+                })
+                .await;
+                polls.push(polled);
+                assert!(!t.is_terminated() || polls.last().unwrap().is_ready());
+            }
+            assert!(polls[0].is_pending(), "{polls:?}");
+            assert!(matches!(polls[1], Poll::Ready(Err(_))), "{polls:?}");
             assert!(t.is_terminated(), "a Timeout that returned is terminated");
         })
         .await

@@ -123,3 +123,41 @@ fn timeout_gives_access_to_the_inner_future() {
         assert_eq!(Pin::new(&mut Box::pin(t)).await, Ok(8));
     });
 }
+
+/// A ready operation inside a zero timeout wins however much budget the task spent before:
+/// 1,000 receives of queued values in one task, each under `Duration::ZERO`, all succeed.
+/// (A receive on a spent budget returns `Pending` without looking; the clock must not win
+/// then: the timeout yields once, and the next poll's fresh budget lets the receive look.)
+#[test]
+fn a_ready_operation_wins_a_zero_timeout_on_a_spent_budget() {
+    overlap::block_on(async {
+        let (tx, mut rx) = overlap::sync::mpsc::unbounded_channel();
+        for i in 0..1000 {
+            tx.send(i).unwrap();
+        }
+        for i in 0..1000 {
+            let got = timeout(Duration::ZERO, rx.recv()).await;
+            assert_eq!(got, Ok(Some(i)), "receive {i} lost to a zero timeout");
+        }
+    });
+}
+
+/// A future that spends the task's whole budget on every poll (here: before the timeout is
+/// polled, in the same poll) still sees its deadline pass: the timeout yields once on a
+/// spent budget, not forever.
+#[test]
+fn a_timeout_polled_after_its_task_spent_the_budget_still_fires() {
+    overlap::block_on(async {
+        let mut t = Box::pin(timeout(Duration::ZERO, pending::<()>()));
+        let mut polls = 0;
+        let res = std::future::poll_fn(|cx| {
+            polls += 1;
+            // Spend everything first, as a hot sibling branch would.
+            while overlap::coop_poll_proceed(cx).is_ready() {}
+            t.as_mut().poll(cx)
+        })
+        .await;
+        assert!(res.is_err(), "the deadline passed");
+        assert!(polls <= 2, "fired only after {polls} polls");
+    });
+}

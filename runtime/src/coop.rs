@@ -103,16 +103,11 @@ pub(crate) fn budgeted<T>(
     res
 }
 
-/// `Ready` once the task has budget left, spending none; `Pending` (with the task scheduled
-/// again, as tokio's operations yield) while its budget is spent. For a wait with a deadline
-/// (`send_timeout`): polled on a spent budget, its operation would return `Pending` without
-/// looking, and a deadline that has passed would then win over room there was all along.
-pub(crate) fn poll_budget_left(cx: &mut Context<'_>) -> Poll<()> {
-    if poll_proceed(cx).is_pending() {
-        return Poll::Pending;
-    }
-    refund();
-    Poll::Ready(())
+/// Whether the task being polled has budget left (always, outside a loop's poll). Spends
+/// nothing. For a [`Timeout`](crate::time::Timeout): polled on a spent budget, the future
+/// it wraps may have returned `Pending` without looking.
+pub(crate) fn has_budget_left() -> bool {
+    !matches!(LEFT.with(Cell::get), 0 | EXHAUSTED)
 }
 
 /// Gives back the unit spent by a readiness check that turned out `Pending`.

@@ -17,7 +17,9 @@ use super::Instant;
 /// `Err(Elapsed)`, after which the future is dropped.
 ///
 /// The future is always polled before the clock is looked at, so a future that is ready at
-/// once wins even with `Duration::ZERO`. The timer is registered only if the future returns
+/// once wins even with `Duration::ZERO`; polled in a task that has spent its cooperative
+/// budget (where an operation returns `Pending` without looking), the timeout yields once
+/// first, as tokio's does, so that holds there too. The timer is registered only if the future returns
 /// `Pending`, so a timeout around an operation that is already ready costs almost nothing.
 ///
 /// Timing out cancels the future by dropping it, like any other drop: an I/O handle it
@@ -57,6 +59,7 @@ pub fn timeout_at<F: IntoFuture>(deadline: Instant, future: F) -> Timeout<F::Int
     Timeout {
         future: future.into_future(),
         sleep: sleep_until(deadline),
+        starved: false,
     }
 }
 
@@ -69,6 +72,8 @@ pin_project! {
         #[pin]
         future: F,
         sleep: Sleep,
+        // The last poll began on a spent budget and yielded instead of looking at the clock.
+        starved: bool,
     }
 }
 
@@ -99,8 +104,20 @@ impl<F: Future> Future for Timeout<F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
+        let had_budget = crate::coop::has_budget_left();
         if let Poll::Ready(out) = this.future.poll(cx) {
             return Poll::Ready(Ok(out));
+        }
+        if had_budget {
+            *this.starved = false;
+        } else if !*this.starved {
+            // The task spent its budget before this poll, so the future may have returned
+            // `Pending` without looking (a receive with a value queued): the clock must not
+            // win over it. Yield once; the next poll brings a fresh budget. Once only, so a
+            // task whose every poll spends its budget elsewhere still times out.
+            *this.starved = true;
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
         }
         // Unbudgeted: a future that keeps spending the whole budget must still time out.
         match this.sleep.poll_elapsed(cx) {

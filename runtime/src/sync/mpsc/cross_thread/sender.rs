@@ -93,9 +93,10 @@ impl<T> Sender<T> {
     /// for `value` in time gives it back in [`SendTimeoutError::Timeout`]; a receiver that
     /// is closed or dropped gives it back in [`SendTimeoutError::Closed`]. With room at once
     /// it sends even with a zero `timeout` (a task that has spent its cooperative budget
-    /// yields once first, as every send does then, and looks after that). Built on [`reserve`](Sender::reserve) and
-    /// [`time::timeout`](crate::time::timeout), so it waits in the same fair line as `send`
-    /// and `blocking_send` (the receiver may be on any thread).
+    /// yields once first, as every send does then, and looks after that). Built on
+    /// [`reserve`](Sender::reserve) and [`time::timeout`](crate::time::timeout), so it waits
+    /// in the same fair line as `send` and `blocking_send` (the receiver may be on any
+    /// thread).
     ///
     /// Cancel-safe as `send` is: dropped before it completes, it sent nothing (the value is
     /// dropped with the future), and its place in line, or the slot it had just been given,
@@ -135,10 +136,6 @@ impl<T> Sender<T> {
         value: T,
         timeout: Duration,
     ) -> Result<(), SendTimeoutError<T>> {
-        // A task whose budget is spent first yields: the reservation would otherwise return
-        // `Pending` without looking at the channel, and a zero (or passed) timeout would give
-        // the value back from a channel with room.
-        std::future::poll_fn(crate::coop::poll_budget_left).await;
         match crate::time::timeout(timeout, self.reserve()).await {
             // The receiver may be dropped on another thread between the reservation and
             // the fill: the value then comes back as `Closed`, as `send`'s does.
