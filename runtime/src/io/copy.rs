@@ -97,7 +97,15 @@ impl BufCopy {
     {
         loop {
             let filled = match crate::coop::poll_proceed(cx) {
-                Poll::Ready(()) => from.as_mut().poll_fill_buf(cx),
+                Poll::Ready(()) => {
+                    let filled = from.as_mut().poll_fill_buf(cx);
+                    if filled.is_pending() {
+                        // Nothing came: the unit goes back, or an idle copy polled in a
+                        // `select!` loop would use up the budget of the task's other work.
+                        crate::coop::refund();
+                    }
+                    filled
+                }
                 Poll::Pending => Poll::Pending,
             };
             let buf = match filled {

@@ -155,11 +155,10 @@ impl Direction {
         loop {
             if self.pos == self.end && !self.read_eof {
                 // Streams that are always ready (in memory, say) never say `Pending` by
-                // themselves: the task's budget makes the copy let other tasks run.
-                let read = match crate::coop::poll_proceed(cx) {
-                    Poll::Ready(()) => from.as_mut().poll_read(cx, &mut self.buf),
-                    Poll::Pending => Poll::Pending,
-                };
+                // themselves: the task's budget makes the copy let other tasks run. A read
+                // that finds nothing gives its unit back.
+                let read =
+                    crate::coop::budgeted(cx, |cx| from.as_mut().poll_read(cx, &mut self.buf));
                 match read.map(|res| super::copy::checked_read(res, self.buf.len())) {
                     Poll::Ready(Ok(0)) => self.read_eof = true,
                     Poll::Ready(Ok(n)) => (self.pos, self.end) = (0, n),
