@@ -1,17 +1,18 @@
 //! An I/O operation that has to wait gives back the unit of cooperative budget it spent:
 //! polled again and again in one poll of its task (as a `select!` loop polls an idle
 //! branch each round), it never uses up the budget the task's other work needs. On real
-//! pipes and sockets, idle.
+//! pipes and sockets, idle, and a blocking-pool job that waits on a pipe.
 
 mod support;
 
 use std::fmt::Debug;
 use std::future::{poll_fn, Future};
-use std::pin::pin;
+use std::io::Write;
+use std::pin::{pin, Pin};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use overlap::io::BufReader;
+use overlap::io::{AsyncRead, AsyncReadExt, BufReader, Unblock};
 use overlap::net::UnixStream;
 use support::within;
 
@@ -79,4 +80,75 @@ fn an_idle_copy_bidirectional_polled_many_times_spends_no_budget() {
         let left = budget_left_after_waiting(WAITS, |cx| copy.as_mut().poll(cx)).await;
         assert!(left, "an idle copy_bidirectional used up the task's budget");
     });
+}
+
+/// An `Unblock` reader whose job waits on an empty pipe.
+#[test]
+fn an_unblock_read_waiting_for_its_job_spends_no_budget() {
+    run(async {
+        let (reader, mut writer) = std::io::pipe().unwrap();
+        let mut unblock = Unblock::new(reader);
+        let mut buf = [0u8; 8];
+        let left =
+            budget_left_after_waiting(WAITS, |cx| Pin::new(&mut unblock).poll_read(cx, &mut buf))
+                .await;
+        assert!(left, "a read waiting for its job used up the task's budget");
+        // The job reads what comes next: nothing was lost meanwhile.
+        writer.write_all(b"late").unwrap();
+        drop(writer);
+        let mut got = Vec::new();
+        unblock.read_to_end(&mut got).await.unwrap();
+        assert_eq!(got, b"late");
+    });
+}
+
+/// Tells a copy of this test binary to be the child of the `stdin` test.
+const STDIN_CHILD_ENV: &str = "OVERLAP_IO_COOP_BUDGET_STDIN_CHILD";
+
+/// `io::stdin` on a pipe the parent holds open without writing: its read job waits.
+#[test]
+fn a_stdin_read_waiting_for_its_job_spends_no_budget() {
+    const NAME: &str = "a_stdin_read_waiting_for_its_job_spends_no_budget";
+    if std::env::var_os(STDIN_CHILD_ENV).is_some() {
+        return run(async {
+            let mut stdin = overlap::io::stdin();
+            let mut buf = [0u8; 8];
+            let left =
+                budget_left_after_waiting(WAITS, |cx| Pin::new(&mut stdin).poll_read(cx, &mut buf))
+                    .await;
+            println!("BUDGET_LEFT:{left}");
+            let mut got = Vec::new();
+            stdin.read_to_end(&mut got).await.unwrap();
+            println!("READ:{}", String::from_utf8_lossy(&got));
+        });
+    }
+    let done = support::watchdog(30);
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([NAME, "--exact", "--nocapture", "--test-threads=1"])
+        .env(STDIN_CHILD_ENV, "1")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(child.stdout.take().unwrap()))
+        .map(Result::unwrap);
+    // The harness prints the test's name on the same line, before it.
+    let verdict = lines
+        .by_ref()
+        .find_map(|line| Some(line.split_once("BUDGET_LEFT:")?.1.trim().to_owned()))
+        .expect("the child gave no verdict");
+    input.write_all(b"late").unwrap();
+    drop(input);
+    let rest: Vec<String> = lines.collect();
+    assert!(
+        child.wait().unwrap().success(),
+        "the child failed: {rest:?}"
+    );
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(
+        verdict, "true",
+        "a stdin read waiting for its job used up the task's budget"
+    );
+    assert!(rest.iter().any(|l| l.contains("READ:late")), "{rest:?}");
 }

@@ -107,10 +107,10 @@ impl AsyncRead for Stdin {
             return Poll::Ready(Ok(0));
         }
         // Each call spends a unit of the task's budget, as a `File`'s does: a loop of small
-        // reads served from the read-ahead lets other tasks run.
-        ready!(crate::coop::poll_proceed(cx));
+        // reads served from the read-ahead lets other tasks run. A call that waits for the
+        // read job gives it back.
         let this = self.get_mut();
-        loop {
+        crate::coop::budgeted(cx, |cx| loop {
             match &mut this.state {
                 ReadState::Idle { buf, pos } if *pos < buf.len() => {
                     return Poll::Ready(Ok(super::copy_read_ahead(buf, pos, out)));
@@ -161,7 +161,7 @@ impl AsyncRead for Stdin {
                     }
                 }
             }
-        }
+        })
     }
 }
 

@@ -377,10 +377,10 @@ impl<T: Read + Send + 'static> AsyncRead for Unblock<T> {
             return Poll::Ready(Ok(0));
         }
         // Each call spends a unit of the task's budget, as a `File`'s does: a loop of small
-        // reads served from the read-ahead (up to 64 MiB of it) lets other tasks run.
-        ready!(crate::coop::poll_proceed(cx));
+        // reads served from the read-ahead (up to 64 MiB of it) lets other tasks run. A call
+        // that waits for a job gives it back.
         let this = self.get_mut();
-        loop {
+        crate::coop::budgeted(cx, |cx| loop {
             match &mut this.state {
                 State::Idle {
                     buf, pos, filled, ..
@@ -424,7 +424,7 @@ impl<T: Read + Send + 'static> AsyncRead for Unblock<T> {
                     ready!(this.poll_idle(cx))?;
                 }
             }
-        }
+        })
     }
 }
 
