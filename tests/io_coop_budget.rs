@@ -8,11 +8,12 @@ mod support;
 use std::fmt::Debug;
 use std::future::{poll_fn, Future};
 use std::io::Write;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::pin::{pin, Pin};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use overlap::io::{AsyncRead, AsyncReadExt, BufReader, Unblock};
+use overlap::io::{AsyncRead, AsyncReadExt, AsyncWrite, BufReader, Unblock};
 use overlap::net::UnixStream;
 use support::within;
 
@@ -99,6 +100,70 @@ fn an_unblock_read_waiting_for_its_job_spends_no_budget() {
         let mut got = Vec::new();
         unblock.read_to_end(&mut got).await.unwrap();
         assert_eq!(got, b"late");
+    });
+}
+
+/// An `overlap::fs::File` over a pipe: its read job waits for data.
+#[test]
+fn a_file_read_waiting_for_its_job_spends_no_budget() {
+    run(async {
+        let (reader, mut writer) = std::io::pipe().unwrap();
+        let mut file = overlap::fs::File::from_std(std::fs::File::from(OwnedFd::from(reader)));
+        let mut buf = [0u8; 8];
+        let left =
+            budget_left_after_waiting(WAITS, |cx| Pin::new(&mut file).poll_read(cx, &mut buf))
+                .await;
+        assert!(
+            left,
+            "a file read waiting for its job used up the task's budget"
+        );
+        writer.write_all(b"late").unwrap();
+        drop(writer);
+        let mut got = Vec::new();
+        file.read_to_end(&mut got).await.unwrap();
+        assert_eq!(got, b"late");
+    });
+}
+
+/// An `overlap::fs::File` over a full pipe nobody reads: once its write buffer is full,
+/// a write waits for the job that drains it.
+#[test]
+fn a_file_write_waiting_for_its_job_spends_no_budget() {
+    run(async {
+        let (mut reader, mut writer) = std::io::pipe().unwrap();
+        // Full to the last byte, so that every write job blocks until the pipe is read.
+        // SAFETY: `F_GETPIPE_SZ` reads a property of an fd we own; no memory is passed.
+        let size = unsafe { libc::fcntl(writer.as_raw_fd(), libc::F_GETPIPE_SZ) };
+        let size = usize::try_from(size).expect("F_GETPIPE_SZ failed");
+        writer.write_all(&vec![1u8; size]).unwrap();
+        let mut file = overlap::fs::File::from_std(std::fs::File::from(OwnedFd::from(writer)));
+        let chunk = vec![7u8; 64 * 1024];
+        let mut written = size;
+        // Fill the pipe (64 KiB) and the file's buffer until a write has to wait for the
+        // job (free of the budget, so that `Pending` means just that).
+        overlap::task::unconstrained(poll_fn(|cx| loop {
+            match Pin::new(&mut file).poll_write(cx, &chunk) {
+                Poll::Ready(Ok(n)) => written += n,
+                Poll::Ready(Err(e)) => panic!("write failed: {e}"),
+                Poll::Pending => break Poll::Ready(()),
+            }
+        }))
+        .await;
+        let left =
+            budget_left_after_waiting(WAITS, |cx| Pin::new(&mut file).poll_write(cx, &chunk)).await;
+        assert!(
+            left,
+            "a file write waiting for its job used up the task's budget"
+        );
+        // Every byte taken reaches the pipe.
+        let drain = std::thread::spawn(move || {
+            let mut all = Vec::new();
+            std::io::Read::read_to_end(&mut reader, &mut all).unwrap();
+            all.len()
+        });
+        overlap::io::AsyncWriteExt::flush(&mut file).await.unwrap();
+        drop(file);
+        assert_eq!(drain.join().unwrap(), written);
     });
 }
 

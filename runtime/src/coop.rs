@@ -135,6 +135,17 @@ pub fn coop_poll_proceed(cx: &mut Context<'_>) -> Poll<()> {
     poll_proceed(cx)
 }
 
+/// [`budgeted`] for overlap's other crates (`overlap-fs`): spends a unit of the task's
+/// budget first (`Pending`, with the task scheduled again, once none is left) and gives it
+/// back if `poll` turns out `Pending`, so that an operation that waits costs nothing.
+#[doc(hidden)]
+pub fn coop_budgeted<T>(
+    cx: &mut Context<'_>,
+    poll: impl FnOnce(&mut Context<'_>) -> Poll<T>,
+) -> Poll<T> {
+    budgeted(cx, poll)
+}
+
 /// Spends one unit of the current task's budget, and yields to the runtime (once) if it was
 /// spent, as tokio's `task::consume_budget` does: for a loop of work that never waits (CPU
 /// work, or operations of a library that knows nothing of the budget), so that it lets the

@@ -1,7 +1,8 @@
 //! The futures-io traits for [`File`].
 //!
 //! Each call spends one unit of the task's cooperative budget, so a loop of small reads
-//! served from the buffer still lets other tasks run.
+//! served from the buffer still lets other tasks run; a call that returns `Pending` (waiting
+//! for a job) gives it back.
 
 use std::io::{self, SeekFrom};
 use std::pin::Pin;
@@ -20,9 +21,8 @@ impl AsyncRead for File {
         if buf.is_empty() {
             return Poll::Ready(Ok(0));
         }
-        ready!(overlap_runtime::coop_poll_proceed(cx));
         let this = self.get_mut();
-        ready!(this.poll_fill(cx, buf.len()))?;
+        ready!(overlap_runtime::coop_budgeted(cx, |cx| this.poll_fill(cx, buf.len())))?;
         let available = this.read.available();
         let n = available.len().min(buf.len());
         buf[..n].copy_from_slice(&available[..n]);
@@ -33,9 +33,8 @@ impl AsyncRead for File {
 
 impl AsyncBufRead for File {
     fn poll_fill_buf(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<&[u8]>> {
-        ready!(overlap_runtime::coop_poll_proceed(cx));
         let this = self.get_mut();
-        ready!(this.poll_fill(cx, 0))?;
+        ready!(overlap_runtime::coop_budgeted(cx, |cx| this.poll_fill(cx, 0)))?;
         Poll::Ready(Ok(this.read.available()))
     }
 
@@ -50,8 +49,8 @@ impl AsyncWrite for File {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        ready!(overlap_runtime::coop_poll_proceed(cx));
-        self.get_mut().poll_write_buf(cx, buf)
+        let this = self.get_mut();
+        overlap_runtime::coop_budgeted(cx, |cx| this.poll_write_buf(cx, buf))
     }
 
     /// Takes the slices in order, as many as the write buffer has room for (futures-io's
@@ -61,8 +60,28 @@ impl AsyncWrite for File {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        ready!(overlap_runtime::coop_poll_proceed(cx));
         let this = self.get_mut();
+        overlap_runtime::coop_budgeted(cx, |cx| this.poll_write_slices(cx, bufs))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.get_mut().poll_flush_writes(cx)
+    }
+
+    /// The same as `poll_flush`: the fd itself closes when the `File` is dropped.
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.get_mut().poll_flush_writes(cx)
+    }
+}
+
+impl File {
+    /// `poll_write_vectored` without the budget.
+    fn poll_write_slices(
+        &mut self,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self;
         let mut taken = 0;
         for buf in bufs.iter().filter(|b| !b.is_empty()) {
             match this.poll_write_buf(cx, buf) {
@@ -83,15 +102,6 @@ impl AsyncWrite for File {
             }
         }
         Poll::Ready(Ok(taken))
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.get_mut().poll_flush_writes(cx)
-    }
-
-    /// The same as `poll_flush`: the fd itself closes when the `File` is dropped.
-    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.get_mut().poll_flush_writes(cx)
     }
 }
 
