@@ -83,6 +83,23 @@ fn an_idle_copy_bidirectional_polled_many_times_spends_no_budget() {
     });
 }
 
+/// A `splice` into a pipe with room, from a pipe with nothing in it: the destination is
+/// ready, the source is not.
+#[test]
+fn a_splice_waiting_for_its_source_spends_no_budget() {
+    run(async {
+        let (_feed, from) = overlap::pipe::pipe().unwrap();
+        let (mut to, _out) = overlap::pipe::pipe().unwrap();
+        to.writable().await.unwrap(); // the loop has seen the room
+        let mut splice = pin!(to.splice_from(&from, 1024));
+        let left = budget_left_after_waiting(WAITS, |cx| splice.as_mut().poll(cx)).await;
+        assert!(
+            left,
+            "a splice waiting for its source used up the task's budget"
+        );
+    });
+}
+
 /// An `Unblock` reader whose job waits on an empty pipe.
 #[test]
 fn an_unblock_read_waiting_for_its_job_spends_no_budget() {

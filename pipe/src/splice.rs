@@ -141,7 +141,15 @@ where
             probe_dead_end = false;
             None
         } else {
-            Some(ready!(src.poll_readiness(cx, Direction::Read))?)
+            match src.poll_readiness(cx, Direction::Read) {
+                Poll::Ready(readable) => Some(readable?),
+                Poll::Pending => {
+                    // The destination's readiness spent a unit of the task's budget for a
+                    // splice that now waits: give it back, as a wait costs nothing.
+                    overlap_runtime::coop_refund();
+                    return Poll::Pending;
+                }
+            }
         };
         let urgent_seen = readable.is_some_and(|r| r.ready().is_priority());
         match sys::splice(src.as_raw_fd(), dst.as_raw_fd(), len) {

@@ -146,6 +146,13 @@ pub fn coop_budgeted<T>(
     budgeted(cx, poll)
 }
 
+/// [`refund`] for overlap's other crates (`overlap-pipe`): gives back a unit that a
+/// readiness check spent for an operation that then waits on another fd after all.
+#[doc(hidden)]
+pub fn coop_refund() {
+    refund();
+}
+
 /// Spends one unit of the current task's budget, and yields to the runtime (once) if it was
 /// spent, as tokio's `task::consume_budget` does: for a loop of work that never waits (CPU
 /// work, or operations of a library that knows nothing of the budget), so that it lets the

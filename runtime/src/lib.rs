@@ -30,9 +30,9 @@ pub mod time;
 pub use blocking::{
     durable_work, spawn_blocking, spawn_blocking_detached, spawn_blocking_or_error, DurableWork,
 };
-#[doc(hidden)]
-pub use coop::coop_budgeted;
 pub use coop::{consume_budget, coop_poll_proceed, unconstrained, Unconstrained};
+#[doc(hidden)]
+pub use coop::{coop_budgeted, coop_refund};
 #[doc(hidden)]
 pub use executor::block_on_start_paused;
 pub use executor::{block_on, metrics, Builder, Handle, RemoteJoinHandle, Runtime, RuntimeGuard};
