@@ -1,0 +1,222 @@
+//! Seeded chaos for cancellation: per seed, one runtime on which many tasks run random
+//! operations (TCP, Unix and pipe streams, some through a `splice` relay or split into
+//! owned halves; UDP; accept; files; `mpsc`, `cross_thread`, `oneshot`, `watch` and
+//! `broadcast` channels; `Mutex`, `RwLock`, `Semaphore`, `Notify`; `spawn_blocking`), each
+//! maybe cut short by a `timeout`, a lost `select` race or a drop after a few polls, while a
+//! monkey aborts random tasks, from the runtime's thread or another. Half the seeds run on
+//! the paused clock, where which timeouts fire depends less on the machine's speed.
+//!
+//! Whatever was cut, every operation completes with the right data or a clear error (never
+//! `WouldBlock` or `Interrupted`), accepted bytes and values arrive in order and are never
+//! duplicated, nothing waits for ever, the idle runtime sleeps, and once the runtime is
+//! dropped every fd it used is closed and every byte a `File` accepted is on disk.
+//!
+//! `OVERLAP_CHAOS_SEEDS` sets how many seeds run (30 by default), `OVERLAP_CHAOS_FIRST_SEED`
+//! the first one: a failure names its seed, and `OVERLAP_CHAOS_FIRST_SEED=<seed>
+//! OVERLAP_CHAOS_SEEDS=1` replays it.
+
+mod support;
+
+#[path = "chaos_cancel/cut.rs"]
+mod cut;
+#[path = "chaos_cancel/file.rs"]
+mod file;
+#[path = "chaos_cancel/net.rs"]
+mod net;
+#[path = "chaos_cancel/streams.rs"]
+mod streams;
+#[path = "chaos_cancel/sync.rs"]
+mod sync;
+#[path = "chaos_cancel/sync_more.rs"]
+mod sync_more;
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use support::{open_fds_polled, run_in_child, Rng, TempDir};
+
+/// Seeds per run unless `OVERLAP_CHAOS_SEEDS` says otherwise.
+const SEEDS: u64 = 30;
+/// How long one seed may run before the test is taken to hang.
+const HANG: Duration = Duration::from_secs(30);
+
+fn env_u64(name: &str) -> Option<u64> {
+    std::env::var(name).ok().map(|v| v.parse().expect(name))
+}
+
+#[test]
+fn chaos_cancel() {
+    run_in_child("chaos_cancel", || {
+        let seeds = env_u64("OVERLAP_CHAOS_SEEDS").unwrap_or(SEEDS);
+        let first = env_u64("OVERLAP_CHAOS_FIRST_SEED").unwrap_or(1);
+        let running = hang_guard();
+        let fds = open_fds_polled();
+        for seed in first..first + seeds {
+            running.store(seed, Ordering::SeqCst);
+            run_seed(seed);
+            let now = open_fds_polled();
+            assert!(
+                now <= fds,
+                "seed {seed}: {now} fds open after the runtime was dropped, {fds} before"
+            );
+        }
+        running.store(0, Ordering::SeqCst);
+    });
+}
+
+/// A thread that aborts the process, naming the seed, if one seed runs longer than
+/// [`HANG`]: a lost wakeup stops the runtime's thread, so the guard cannot live on it.
+fn hang_guard() -> Arc<AtomicU64> {
+    let running = Arc::new(AtomicU64::new(0));
+    let seen = running.clone();
+    std::thread::spawn(move || {
+        let (mut seed, mut since) = (0, Instant::now());
+        loop {
+            std::thread::sleep(Duration::from_millis(100));
+            let now = seen.load(Ordering::SeqCst);
+            if now != seed {
+                (seed, since) = (now, Instant::now());
+            } else if seed != 0 && since.elapsed() > HANG {
+                eprintln!("seed {seed}: hung for {HANG:?}");
+                std::process::abort();
+            }
+        }
+    });
+    running
+}
+
+/// One seed: builds the actors, lets them run, checks what they leave.
+fn run_seed(seed: u64) {
+    cut::set_seed(seed);
+    let dir = TempDir::new("chaos");
+    let rt = overlap::Runtime::new().unwrap();
+    let files = rt.block_on(async {
+        let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+        if rng.below(2) == 0 {
+            overlap::time::pause();
+        }
+        let mut tasks = sync::Tasks::default();
+        let mut tallies = Vec::new();
+        for i in 0..rng.below(5) {
+            for (j, dir) in streams::pair(&mut rng).await.into_iter().enumerate() {
+                let data = streams::data_for(&mut rng, seed as u32 ^ (i * 2 + j) as u32);
+                let what = format!("stream {i} ({}, {} bytes)", dir.what, data.len());
+                let tally = Rc::new(streams::Tally::new(what.clone()));
+                let leave = dir.reader_may_leave;
+                let stop = (leave && rng.below(8) == 0).then(|| rng.below(data.len() + 1));
+                let (wr, rr) = (Rng(rng.next() | 1), Rng(rng.next() | 1));
+                let writer = streams::writer(dir.w, data.clone(), tally.clone(), wr);
+                tasks.spawn(format!("{what} writer"), true, writer);
+                if let Some(relay) = dir.relay {
+                    let relay = streams::relay(relay, tally.clone(), Rng(rng.next() | 1));
+                    tasks.spawn(format!("{what} relay"), false, relay);
+                }
+                let reader = streams::reader(dir.r, data, tally.clone(), rr, stop);
+                tasks.spawn(format!("{what} reader"), leave, reader);
+                tallies.push(tally);
+            }
+        }
+        let mut files = Vec::new();
+        for i in 0..rng.below(3) {
+            let (path, model) = (dir.join(&format!("f{i}")), Rc::new(RefCell::default()));
+            let frng = Rng(rng.next() | 1);
+            let ops = file::file_ops(path.clone(), model.clone(), frng);
+            tasks.spawn(format!("file {i}"), true, ops);
+            files.push((path, model));
+        }
+        if rng.below(2) == 0 {
+            let mut urng = Rng(rng.next() | 1);
+            tasks.spawn(
+                "udp".into(),
+                false,
+                async move { net::udp(&mut urng).await },
+            );
+        }
+        if rng.below(2) == 0 {
+            let mut arng = Rng(rng.next() | 1);
+            tasks.spawn("accept".into(), false, async move {
+                net::accept(&mut arng).await
+            });
+        }
+        if rng.below(2) == 0 {
+            sync::channel(&mut rng, &mut tasks);
+        }
+        let locks_free = (rng.below(2) == 0).then(|| sync::locks(&mut rng, &mut tasks));
+        if rng.below(2) == 0 {
+            sync::handshake(&mut rng, &mut tasks);
+        }
+        sync::blocking(&mut rng, &mut tasks);
+        if !overlap::time::is_paused() && rng.below(2) == 0 {
+            sync::cross_thread(&mut rng, &mut tasks);
+        }
+        let rwlock_free = (rng.below(3) == 0).then(|| sync_more::rwlock(&mut rng, &mut tasks));
+        if rng.below(3) == 0 {
+            sync_more::watch(&mut rng, &mut tasks);
+        }
+        if rng.below(3) == 0 {
+            sync_more::broadcast(&mut rng, &mut tasks);
+        }
+        sync_more::oneshot(&mut rng, &mut tasks);
+        let aborts = rng.below(4);
+        let monkey = overlap::spawn(sync::monkey(
+            std::mem::take(&mut tasks.abortable),
+            aborts,
+            Rng(rng.next() | 1),
+        ));
+
+        for (what, task) in tasks.all {
+            match task.await {
+                Ok(()) => {}
+                Err(e) if e.is_cancelled() => {}
+                Err(e) => panic!(
+                    "seed {seed}: {what}: {}",
+                    support::panic_message(e.into_panic())
+                ),
+            }
+        }
+        monkey.await.unwrap();
+        for tally in &tallies {
+            tally.check();
+        }
+        if let Some(check) = locks_free {
+            check();
+        }
+        if let Some(check) = rwlock_free {
+            check();
+        }
+        idle_check(seed).await;
+        files
+    });
+    drop(rt);
+    for (path, model) in files {
+        file::check(&path, &model.borrow());
+    }
+}
+
+/// With every task over, nothing is left registered and the runtime sleeps: a couple of
+/// loop turns in 100 ms at most.
+async fn idle_check(seed: u64) {
+    if overlap::time::is_paused() {
+        overlap::time::resume();
+    }
+    support::settle().await;
+    let m = overlap::metrics();
+    assert!(
+        m.tasks_alive == 0 && m.registered_fds == 0 && m.timers_active == 0,
+        "seed {seed}: left behind: {} tasks, {} fds, {} timers",
+        m.tasks_alive,
+        m.registered_fds,
+        m.timers_active
+    );
+    let waits = |m: overlap::RuntimeMetrics| m.epoll_waits + m.futex_sleeps;
+    let before = waits(m);
+    overlap::time::sleep(Duration::from_millis(100)).await;
+    let turns = waits(overlap::metrics()) - before;
+    assert!(
+        turns <= 3,
+        "seed {seed}: {turns} loop turns in an idle 100 ms"
+    );
+}
