@@ -46,10 +46,23 @@ pub fn channel(rng: &mut Rng, tasks: &mut Tasks) {
         let (tx, sent, mut rng) = (tx.clone(), sent.clone(), Rng(rng.next() | 1));
         tasks.spawn(format!("mpsc sender {s}"), true, async move {
             for n in 0..rng.below(50) as u32 {
-                match cut(pick(&mut rng), tx.send((s, n))).await {
-                    Some(Ok(())) => sent[s].borrow_mut().push(n),
-                    Some(Err(_)) => panic!("seed {}: mpsc: receiver gone", seed()),
-                    None => {}
+                if rng.below(3) == 0 {
+                    // A reserved slot, held a while (maybe through an abort) before use.
+                    match cut(pick(&mut rng), tx.reserve()).await {
+                        Some(Ok(permit)) => {
+                            pause(&mut rng).await;
+                            permit.send((s, n));
+                            sent[s].borrow_mut().push(n);
+                        }
+                        Some(Err(_)) => panic!("seed {}: mpsc: receiver gone", seed()),
+                        None => {}
+                    }
+                } else {
+                    match cut(pick(&mut rng), tx.send((s, n))).await {
+                        Some(Ok(())) => sent[s].borrow_mut().push(n),
+                        Some(Err(_)) => panic!("seed {}: mpsc: receiver gone", seed()),
+                        None => {}
+                    }
                 }
                 pause(&mut rng).await;
             }
