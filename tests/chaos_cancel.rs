@@ -160,6 +160,9 @@ fn run_seed(seed: u64) {
             sync_more::broadcast(&mut rng, &mut tasks);
         }
         sync_more::oneshot(&mut rng, &mut tasks);
+        if rng.below(2) == 0 {
+            sync_more::timers_and_joins(&mut rng, &mut tasks);
+        }
         let aborts = rng.below(4);
         let monkey = overlap::spawn(sync::monkey(
             std::mem::take(&mut tasks.abortable),

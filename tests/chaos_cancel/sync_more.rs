@@ -1,8 +1,9 @@
-//! More of `overlap::sync` under cuts and aborts: `RwLock`, `watch`, `broadcast` and
-//! `oneshot`.
+//! More of `overlap::sync` under cuts and aborts (`RwLock`, `watch`, `broadcast` and
+//! `oneshot`), and timers and `JoinSet`.
 
 use std::cell::Cell;
 use std::rc::Rc;
+use std::time::Duration;
 
 use overlap::sync::{broadcast, oneshot, watch, RwLock};
 
@@ -160,4 +161,78 @@ pub fn oneshot(rng: &mut Rng, tasks: &mut Tasks) {
             }
         });
     }
+}
+
+/// Timers and a `JoinSet` under cuts: a sleep or an interval tick that completes does so
+/// no earlier than its deadline, ticks come in order; every task of a `JoinSet`, some
+/// aborted, is joined exactly once through cut `join_next`s.
+pub fn timers_and_joins(rng: &mut Rng, tasks: &mut Tasks) {
+    let mut trng = Rng(rng.next() | 1);
+    tasks.spawn("timers".into(), true, async move {
+        let mut ticks = overlap::time::interval(Duration::from_micros(1 + trng.below(3000) as u64));
+        let mut last = None;
+        for _ in 0..trng.below(30) {
+            if trng.below(2) == 0 {
+                let d = Duration::from_micros(trng.below(3000) as u64);
+                let deadline = overlap::time::Instant::now() + d;
+                if cut(pick(&mut trng), overlap::time::sleep(d))
+                    .await
+                    .is_some()
+                {
+                    let now = overlap::time::Instant::now();
+                    assert!(now >= deadline, "seed {}: a sleep woke early", seed());
+                }
+            } else if let Some(at) = cut(pick(&mut trng), ticks.tick()).await {
+                assert!(
+                    last.is_none_or(|l| at > l),
+                    "seed {}: ticks out of order",
+                    seed()
+                );
+                assert!(
+                    overlap::time::Instant::now() >= at,
+                    "seed {}: an early tick",
+                    seed()
+                );
+                last = Some(at);
+            }
+        }
+    });
+    let mut jrng = Rng(rng.next() | 1);
+    tasks.spawn("join set".into(), false, async move {
+        let mut set = overlap::JoinSet::new();
+        let count = jrng.below(12);
+        let mut aborted = Vec::new();
+        for i in 0..count {
+            let mut r = Rng(jrng.next() | 1);
+            let handle = set.spawn(async move {
+                pause(&mut r).await;
+                i
+            });
+            if jrng.below(4) == 0 {
+                aborted.push((i, handle));
+            }
+        }
+        // Aborted before they ever ran: each one ends cancelled.
+        let mut expected = vec![1; count];
+        for (i, handle) in aborted {
+            handle.abort();
+            expected[i] = 0;
+        }
+        let mut cancelled = 0;
+        let mut joined = vec![0; count];
+        loop {
+            match cut(pick(&mut jrng), set.join_next()).await {
+                Some(Some(Ok(i))) => joined[i] += 1,
+                Some(Some(Err(e))) => {
+                    assert!(e.is_cancelled(), "seed {}: {e:?}", seed());
+                    cancelled += 1;
+                }
+                Some(None) => break,
+                None => pause(&mut jrng).await,
+            }
+        }
+        assert_eq!(joined, expected, "seed {}: join set", seed());
+        let aborts = count - expected.iter().sum::<usize>();
+        assert_eq!(cancelled, aborts, "seed {}: join set cancellations", seed());
+    });
 }
