@@ -11,7 +11,7 @@
 //! duplicated, nothing waits for ever, the idle runtime sleeps, and once the runtime is
 //! dropped every fd it used is closed and every byte a `File` accepted is on disk.
 //!
-//! `OVERLAP_CHAOS_SEEDS` sets how many seeds run (30 by default), `OVERLAP_CHAOS_FIRST_SEED`
+//! `OVERLAP_CHAOS_SEEDS` sets how many seeds run (50 by default), `OVERLAP_CHAOS_FIRST_SEED`
 //! the first one: a failure names its seed, and `OVERLAP_CHAOS_FIRST_SEED=<seed>
 //! OVERLAP_CHAOS_SEEDS=1` replays it.
 
@@ -39,7 +39,7 @@ use std::time::{Duration, Instant};
 use support::{open_fds_polled, run_in_child, Rng, TempDir};
 
 /// Seeds per run unless `OVERLAP_CHAOS_SEEDS` says otherwise.
-const SEEDS: u64 = 30;
+const SEEDS: u64 = 50;
 /// How long one seed may run before the test is taken to hang.
 const HANG: Duration = Duration::from_secs(30);
 
