@@ -1,5 +1,7 @@
-//! Byte streams (TCP, Unix, pipes): one writer task and one reader task per stream, each
-//! cutting its operations short at random, either of them maybe aborted.
+//! Byte streams (TCP, Unix, pipes; whole, split into owned halves, or through a relay task
+//! that `splice`s from a socket into a pipe or back): one writer task and one reader task
+//! per direction, each cutting its operations short at random, either maybe aborted. The
+//! writer ends with a `close` (a `shutdown` of the write side, for a socket) or a drop.
 //!
 //! The writer counts the bytes each `write` reported (a `write` dropped while it waited
 //! wrote nothing) and, while a `write_all` is in flight, how many more may have gone. The
