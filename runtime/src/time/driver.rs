@@ -206,6 +206,17 @@ impl Timers {
         true
     }
 
+    /// Whether the timer registered under `key` for `deadline` has fired, or would fire at
+    /// the loop's next look at the clock: what `Sleep::is_elapsed` reports. A timer whose
+    /// deadline never comes (see `is_never`) stays pending even once a paused clock has been
+    /// advanced past its instant, so it does not count as elapsed either.
+    pub(crate) fn is_elapsed(&self, key: TimerKey, deadline: Instant) -> bool {
+        if !self.wheel.borrow().contains(key) {
+            return true;
+        }
+        !self.is_never(self.to_ns(deadline)) && deadline <= self.now()
+    }
+
     /// Cancels a timer registered for `deadline` (nothing happens if it already fired).
     pub(crate) fn remove(&self, key: TimerKey, deadline: Instant) {
         let ns = self.to_ns(deadline);

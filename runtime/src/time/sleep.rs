@@ -120,9 +120,16 @@ impl Sleep {
         }
     }
 
-    /// Whether the deadline has passed.
+    /// Whether the deadline has passed, so that the next poll completes (unless the task's
+    /// budget is spent). A sleep whose deadline never comes (see the [module docs](super))
+    /// is never elapsed, even once a [paused](super::pause) clock has been advanced past its
+    /// instant: it stays pending, and this agrees.
     pub fn is_elapsed(&self) -> bool {
-        self.has_elapsed() || super::now() >= self.deadline
+        match &self.state {
+            State::Elapsed | State::Done => true,
+            State::Registered { timers, key } => timers.is_elapsed(*key, self.deadline.into_std()),
+            State::Unregistered => super::now() >= self.deadline,
+        }
     }
 }
 
