@@ -8,7 +8,7 @@ use std::pin::{pin, Pin};
 use std::task::Poll;
 use std::time::Duration;
 
-use overlap::time::{advance, sleep, Sleep};
+use overlap::time::{self, advance, interval, sleep, MissedTickBehavior, Sleep};
 
 /// Polls `sleep` once from the current task.
 async fn poll_once(mut sleep: Pin<&mut Sleep>) -> Poll<()> {
@@ -42,4 +42,33 @@ async fn a_sleep_that_never_completes_is_not_reported_elapsed() {
         !forever.is_elapsed(),
         "is_elapsed() is true for a sleep that stays pending"
     );
+}
+
+/// The ticks of an interval of period 1 ms under `missed`, observed 3 ms after its first,
+/// as offsets in µs from that first tick.
+async fn short_period_ticks(missed: MissedTickBehavior) -> Vec<u128> {
+    let start = time::now();
+    let mut every = interval(Duration::from_millis(1));
+    every.set_missed_tick_behavior(missed);
+    assert_eq!(every.tick().await, start);
+    advance(Duration::from_millis(3)).await;
+    let mut ticks = Vec::new();
+    for _ in 0..4 {
+        ticks.push((every.tick().await - start).as_micros());
+    }
+    ticks
+}
+
+/// A documented difference from tokio (see `MissedTickBehavior`), pinned: with a period
+/// under tokio's 5 ms margin, a tick observed late but within the margin while its
+/// successors are due already makes `Skip` drop those successors and `Delay` restart the
+/// schedule, where tokio fires them back to back as `Burst` does.
+#[overlap::test(start_paused = true)]
+async fn under_a_5ms_period_skip_and_delay_do_not_burst_within_the_margin() {
+    let burst = short_period_ticks(MissedTickBehavior::Burst).await;
+    assert_eq!(burst, [1000, 2000, 3000, 4000]);
+    let skip = short_period_ticks(MissedTickBehavior::Skip).await;
+    assert_eq!(skip, [1000, 4000, 5000, 6000]);
+    let delay = short_period_ticks(MissedTickBehavior::Delay).await;
+    assert_eq!(delay, [1000, 4000, 5000, 6000]);
 }

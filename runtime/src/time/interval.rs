@@ -78,11 +78,22 @@ pub enum MissedTickBehavior {
     /// a tick scheduled at 100 ms and observed at 150 ms is followed by one at 250 ms, not at
     /// 200 ms. (A tick observed at most 5 ms late whose successor is not due yet keeps the
     /// schedule: timers fire a little late.)
+    ///
+    /// Unlike tokio, a tick whose successor is already due restarts the schedule even when it
+    /// is observed at most 5 ms late, which only happens with periods under 5 ms: with period
+    /// 1 ms, a tick of 1 ms observed at 3 ms is followed by one at 4 ms, where tokio keeps the
+    /// schedule within its margin and fires the ticks of 2 and 3 ms at once.
     Delay,
     /// Drop the missed ticks and resume at the next multiple of the period after `start`:
     /// the first one strictly after the instant the late tick is observed, so with period
     /// 10 ms a tick of 10 ms observed at 20 ms is followed by one at 30 ms, as in tokio.
-    /// (Within 5 ms of its time a tick is merely a little late: the schedule goes on.)
+    /// (A tick observed at most 5 ms late whose successor is not due yet is merely a little
+    /// late: the schedule goes on.)
+    ///
+    /// Unlike tokio, ticks already due are dropped even when the late tick is observed at
+    /// most 5 ms late, which only happens with periods under 5 ms: with period 1 ms, a tick
+    /// of 1 ms observed at 3 ms is followed by one at 4 ms, where tokio keeps the schedule
+    /// within its margin and fires the ticks of 2 and 3 ms at once.
     #[default]
     Skip,
 }

@@ -112,7 +112,8 @@ pub fn is_paused() -> bool {
 
 /// Freezes the current runtime's clock: timers then fire only when [`advance`] moves it, or
 /// when the runtime has nothing else to do (it then jumps to the next timer's deadline; see
-/// [Paused time](self#paused-time-for-tests)). Nothing happens if it is paused already.
+/// [Paused time](self#paused-time-for-tests)). Nothing happens if it is paused already
+/// (tokio's `pause` panics then).
 ///
 /// # Panics
 /// Outside a runtime.
@@ -135,7 +136,7 @@ pub fn pause() {
 }
 
 /// Lets the current runtime's clock run again, from the instant it shows. Nothing happens if
-/// it is not paused.
+/// it is not paused (tokio's `resume` panics then).
 ///
 /// # Panics
 /// Outside a runtime.
