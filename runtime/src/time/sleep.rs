@@ -120,10 +120,11 @@ impl Sleep {
         }
     }
 
-    /// Whether the deadline has passed, so that the next poll completes (unless the task's
-    /// budget is spent). A sleep whose deadline never comes (see the [module docs](super))
-    /// is never elapsed, even once a [paused](super::pause) clock has been advanced past its
-    /// instant: it stays pending, and this agrees.
+    /// Whether the deadline has passed: the sleep completes when next polled, or, if its
+    /// timer is registered and not fired yet, once the runtime's loop fires it. A sleep whose
+    /// deadline never comes (see the [module docs](super)) is never elapsed, even once a
+    /// [paused](super::pause) clock has been advanced past its instant: it stays pending, and
+    /// this agrees.
     pub fn is_elapsed(&self) -> bool {
         match &self.state {
             State::Elapsed | State::Done => true,
