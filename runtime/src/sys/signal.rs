@@ -62,10 +62,10 @@ pub(crate) fn call_previous(
         return;
     }
     if prev.siginfo {
-        // SAFETY: `prev.handler` came from `sigaction` with `SA_SIGINFO` set, so it is a
-        // function of this type; `info` and `context` are what the kernel gave our handler,
-        // installed with `SA_SIGINFO` too.
         let f: Handler =
+            // SAFETY: `prev.handler` came from `sigaction` with `SA_SIGINFO` set, so it is a
+            // function of this type; `info` and `context` are what the kernel gave our
+            // handler, installed with `SA_SIGINFO` too.
             unsafe { std::mem::transmute::<libc::sighandler_t, Handler>(prev.handler) };
         f(signum, info, context);
     } else {
