@@ -41,6 +41,16 @@ fn run(body: impl Future<Output = ()>) {
     overlap::block_on(within(Duration::from_secs(20), body, "the test hung"));
 }
 
+/// Writes a few bytes into the pipe and closes it; `reader` (waiting on that pipe through a
+/// job all along) reads exactly them, then end of file.
+async fn late_bytes_arrive(mut writer: impl Write, reader: &mut (impl AsyncRead + Unpin)) {
+    writer.write_all(b"late").unwrap();
+    drop(writer);
+    let mut got = Vec::new();
+    reader.read_to_end(&mut got).await.unwrap();
+    assert_eq!(got, b"late");
+}
+
 /// More waits than the budget (128) has units.
 const WAITS: usize = 300;
 
@@ -104,7 +114,7 @@ fn a_splice_waiting_for_its_source_spends_no_budget() {
 #[test]
 fn an_unblock_read_waiting_for_its_job_spends_no_budget() {
     run(async {
-        let (reader, mut writer) = std::io::pipe().unwrap();
+        let (reader, writer) = std::io::pipe().unwrap();
         let mut unblock = Unblock::new(reader);
         let mut buf = [0u8; 8];
         let left =
@@ -112,11 +122,7 @@ fn an_unblock_read_waiting_for_its_job_spends_no_budget() {
                 .await;
         assert!(left, "a read waiting for its job used up the task's budget");
         // The job reads what comes next: nothing was lost meanwhile.
-        writer.write_all(b"late").unwrap();
-        drop(writer);
-        let mut got = Vec::new();
-        unblock.read_to_end(&mut got).await.unwrap();
-        assert_eq!(got, b"late");
+        late_bytes_arrive(writer, &mut unblock).await;
     });
 }
 
@@ -124,7 +130,7 @@ fn an_unblock_read_waiting_for_its_job_spends_no_budget() {
 #[test]
 fn a_file_read_waiting_for_its_job_spends_no_budget() {
     run(async {
-        let (reader, mut writer) = std::io::pipe().unwrap();
+        let (reader, writer) = std::io::pipe().unwrap();
         let mut file = overlap::fs::File::from_std(std::fs::File::from(OwnedFd::from(reader)));
         let mut buf = [0u8; 8];
         let left =
@@ -134,11 +140,7 @@ fn a_file_read_waiting_for_its_job_spends_no_budget() {
             left,
             "a file read waiting for its job used up the task's budget"
         );
-        writer.write_all(b"late").unwrap();
-        drop(writer);
-        let mut got = Vec::new();
-        file.read_to_end(&mut got).await.unwrap();
-        assert_eq!(got, b"late");
+        late_bytes_arrive(writer, &mut file).await;
     });
 }
 

@@ -86,6 +86,24 @@ where
     err
 }
 
+/// Reads to end of file while another task drops the silent peer: no bytes, then EOF.
+async fn read_to_eof_while_the_writer_hangs_up<S, P>(mut reader: S, peer: P)
+where
+    S: AsyncReadExt + Unpin,
+    P: 'static,
+{
+    let dropper = overlap::spawn(async move {
+        overlap::time::sleep(Duration::from_millis(50)).await;
+        drop(peer);
+    });
+    let mut v = vec![];
+    within(HANG, reader.read_to_end(&mut v), "no EOF")
+        .await
+        .unwrap();
+    assert!(v.is_empty());
+    dropper.await.unwrap();
+}
+
 // async-io: async.rs tcp_reader_hangup. The peer closes with unread bytes, so Linux resets
 // the connection: the writer sees a reset, or a broken pipe (never a SIGPIPE).
 #[overlap::test]
@@ -104,15 +122,8 @@ async fn tcp_writer_fails_once_its_reader_hangs_up() {
 // async-io: async.rs tcp_writer_hangup
 #[overlap::test]
 async fn tcp_reader_gets_eof_once_its_writer_hangs_up() {
-    let (mut a, b) = support::tcp_pair().await;
-    let dropper = overlap::spawn(async move {
-        overlap::time::sleep(Duration::from_millis(50)).await;
-        drop(b);
-    });
-    let mut v = vec![];
-    within(HANG, a.read_to_end(&mut v), "no EOF").await.unwrap();
-    assert!(v.is_empty());
-    dropper.await.unwrap();
+    let (a, b) = support::tcp_pair().await;
+    read_to_eof_while_the_writer_hangs_up(a, b).await;
 }
 
 // async-io: async.rs udp_send_recv
@@ -207,15 +218,8 @@ async fn uds_writer_fails_once_its_reader_hangs_up() {
 // async-io: async.rs uds_writer_hangup
 #[overlap::test]
 async fn uds_reader_gets_eof_once_its_writer_hangs_up() {
-    let (mut a, b) = UnixStream::pair().unwrap();
-    let dropper = overlap::spawn(async move {
-        overlap::time::sleep(Duration::from_millis(50)).await;
-        drop(b);
-    });
-    let mut v = vec![];
-    within(HANG, a.read_to_end(&mut v), "no EOF").await.unwrap();
-    assert!(v.is_empty());
-    dropper.await.unwrap();
+    let (a, b) = UnixStream::pair().unwrap();
+    read_to_eof_while_the_writer_hangs_up(a, b).await;
 }
 
 // async-io: async.rs shutdown (`try_zip(accept, connect)`, then the writer's
