@@ -7,137 +7,21 @@ mod conn;
 #[path = "../examples/http_echo/date.rs"]
 mod date;
 #[allow(dead_code)]
+mod http_echo_harness;
+#[allow(dead_code)]
+#[path = "../examples/http_echo/memory.rs"]
+mod memory;
+#[allow(dead_code)]
 #[path = "../examples/http_echo/request.rs"]
 mod request;
 mod support;
 
-use std::future::Future;
-use std::net::SocketAddr;
-use std::rc::Rc;
 use std::time::Duration;
 
+use http_echo_harness::{one_request, with_server, Client};
 use overlap::io::{AsyncReadExt, AsyncWriteExt};
-use overlap::net::{TcpListener, TcpStream};
 use request::Limits;
 use support::Rng;
-
-/// Runs `client` against an echo server on 127.0.0.1:0 with `limits`.
-fn with_server<F, Fut>(limits: Limits, client: F)
-where
-    F: FnOnce(SocketAddr) -> Fut,
-    Fut: Future<Output = ()>,
-{
-    overlap::block_on(async {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let limits = Rc::new(limits);
-        overlap::spawn(async move {
-            loop {
-                let (stream, _) = listener.accept().await.unwrap();
-                let limits = limits.clone();
-                overlap::spawn(async move {
-                    let _ = conn::serve(stream, &limits, &conn::Drain::default()).await;
-                });
-            }
-        });
-        client(addr).await;
-    })
-}
-
-#[derive(Debug)]
-struct Response {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Response {
-    fn header(&self, name: &str) -> Option<&str> {
-        let h = self
-            .headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name));
-        h.map(|(_, v)| v.as_str())
-    }
-}
-
-/// A client connection that reads responses one at a time.
-struct Client {
-    stream: TcpStream,
-    buf: Vec<u8>,
-}
-
-impl Client {
-    async fn connect(addr: SocketAddr) -> Client {
-        Client {
-            stream: TcpStream::connect(addr).await.unwrap(),
-            buf: Vec::new(),
-        }
-    }
-
-    async fn send(&mut self, bytes: &[u8]) {
-        self.stream.write_all(bytes).await.unwrap();
-    }
-
-    /// Reads more; false at EOF.
-    async fn fill(&mut self) -> bool {
-        let mut chunk = [0u8; 64 * 1024];
-        let n = self.stream.read(&mut chunk).await.unwrap();
-        self.buf.extend_from_slice(&chunk[..n]);
-        n > 0
-    }
-
-    /// The next response; `head_only` for the answer to a HEAD request (no body follows).
-    async fn response(&mut self, head_only: bool) -> Response {
-        loop {
-            let mut headers = [httparse::EMPTY_HEADER; 32];
-            let mut r = httparse::Response::new(&mut headers);
-            if let httparse::Status::Complete(len) = r.parse(&self.buf).unwrap() {
-                let headers: Vec<(String, String)> = r
-                    .headers
-                    .iter()
-                    .map(|h| {
-                        let v = String::from_utf8(h.value.to_vec()).unwrap();
-                        (h.name.to_string(), v)
-                    })
-                    .collect();
-                let status = r.code.unwrap();
-                let mut resp = Response {
-                    status,
-                    headers,
-                    body: Vec::new(),
-                };
-                let cl: usize = match (status, head_only) {
-                    (100, _) | (_, true) => 0,
-                    _ => resp.header("content-length").unwrap().parse().unwrap(),
-                };
-                while self.buf.len() < len + cl {
-                    assert!(self.fill().await, "EOF inside a response body");
-                }
-                resp.body = self.buf[len..len + cl].to_vec();
-                self.buf.drain(..len + cl);
-                return resp;
-            }
-            assert!(
-                self.fill().await,
-                "EOF before a complete response: {:?}",
-                self.buf
-            );
-        }
-    }
-
-    /// Asserts the server closes the connection with nothing more to say.
-    async fn expect_eof(&mut self) {
-        assert!(!self.fill().await, "expected EOF, got {:?}", self.buf);
-        assert!(self.buf.is_empty());
-    }
-}
-
-async fn one_request(addr: SocketAddr, req: &[u8]) -> Response {
-    let mut c = Client::connect(addr).await;
-    c.send(req).await;
-    c.response(false).await
-}
 
 #[test]
 fn get_is_answered_with_its_own_head() {

@@ -8,6 +8,9 @@ mod conn;
 #[path = "../examples/http_echo/date.rs"]
 mod date;
 #[allow(dead_code)]
+#[path = "../examples/http_echo/memory.rs"]
+mod memory;
+#[allow(dead_code)]
 #[path = "../examples/http_echo/request.rs"]
 mod request;
 mod support;
@@ -88,7 +91,13 @@ fn a_client_that_never_reads_is_dropped_after_the_write_timeout() {
         let addr = listener.local_addr().unwrap();
         let server = overlap::spawn(async move {
             let (stream, _) = listener.accept().await.unwrap();
-            conn::serve(stream, &limits, &conn::Drain::default()).await
+            conn::serve(
+                stream,
+                &limits,
+                &conn::Drain::default(),
+                &memory::BodyMemory::new(1 << 30),
+            )
+            .await
         });
         let sock = TcpSocket::new_v4().unwrap();
         sock.set_recv_buffer_size(4096).unwrap();

@@ -11,6 +11,9 @@ mod conn;
 #[path = "../examples/http_echo/date.rs"]
 mod date;
 #[allow(dead_code)]
+#[path = "../examples/http_echo/memory.rs"]
+mod memory;
+#[allow(dead_code)]
 #[path = "../examples/http_echo/request.rs"]
 mod request;
 mod support;
@@ -51,7 +54,13 @@ async fn serve_one(
             )
         };
         assert_eq!(rc, 0);
-        conn::serve(stream, &limits, &conn::Drain::default()).await
+        conn::serve(
+            stream,
+            &limits,
+            &conn::Drain::default(),
+            &memory::BodyMemory::new(1 << 30),
+        )
+        .await
     });
     (client.connect(addr).await.unwrap(), server)
 }

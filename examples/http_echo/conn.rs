@@ -1,7 +1,7 @@
 //! One connection: read requests (pipelined or one by one), echo them, refuse bad ones.
 
 use std::cell::Cell;
-use std::io::{self, Write as _};
+use std::io::{self, IoSlice, Write as _};
 use std::net::Shutdown;
 use std::pin::pin;
 use std::time::Duration;
@@ -14,11 +14,15 @@ use overlap::sync::Notify;
 use overlap::time::{timeout_at, Instant};
 
 use crate::date;
+use crate::memory::BodyMemory;
 use crate::request::{self, Framing, Head, HttpError, Limits};
 
 #[path = "conn/body.rs"]
 mod body;
 
+/// An echoed body up to this size is copied in with the queued answers; a larger one is
+/// written from its own buffer, right after them.
+const COPY_MAX: usize = 16 * 1024;
 /// Bytes asked for per read.
 const READ_CHUNK: usize = 16 * 1024;
 /// Answers to pipelined requests are held back to go out together, but no more than this:
@@ -71,7 +75,12 @@ impl Drain {
 /// Serves one connection until the client closes it, asks to, sends a bad request, or
 /// `drain` starts (see [`Drain`]). I/O errors (a reset, a client gone mid-body) end it with
 /// that error.
-pub async fn serve(stream: TcpStream, limits: &Limits, drain: &Drain) -> io::Result<()> {
+pub async fn serve(
+    stream: TcpStream,
+    limits: &Limits,
+    drain: &Drain,
+    memory: &BodyMemory,
+) -> io::Result<()> {
     stream.set_nodelay(true)?;
     let mut conn = Conn {
         stream,
@@ -83,6 +92,7 @@ pub async fn serve(stream: TcpStream, limits: &Limits, drain: &Drain) -> io::Res
         out: Vec::new(),
         limits,
         drain,
+        memory,
     };
     loop {
         let mut head = match conn.next_head().await? {
@@ -109,7 +119,11 @@ pub async fn serve(stream: TcpStream, limits: &Limits, drain: &Drain) -> io::Res
             };
             head.keep_alive &= conn.next_request_at() < cutoff;
         }
-        conn.respond(&head, &body);
+        if !conn.respond(&head, &body.bytes) {
+            conn.flush_with(&body.bytes).await?;
+        }
+        // Its share of the body memory goes back.
+        drop(body);
         // Answering is work the runtime's budget does not see (it counts I/O): a client that
         // pipelines without pause would otherwise hold the thread, other connections and the
         // shutdown timer included, for thousands of requests per poll.
@@ -158,6 +172,7 @@ struct Conn<'a> {
     out: Vec<u8>,
     limits: &'a Limits,
     drain: &'a Drain,
+    memory: &'a BodyMemory,
 }
 
 impl Conn<'_> {
@@ -341,8 +356,10 @@ impl Conn<'_> {
         }
     }
 
-    /// Queues the echo of one request.
-    fn respond(&mut self, head: &Head, body: &[u8]) {
+    /// Queues the echo of one request. Returns false if the content is too large to be
+    /// copied, and must be written after the queued bytes ([`flush_with`](Self::flush_with)).
+    #[must_use]
+    fn respond(&mut self, head: &Head, body: &[u8]) -> bool {
         let (content_type, content): (&[u8], &[u8]) = match head.framing {
             // A head with obs-text in a field value is no UTF-8.
             Framing::Length(0) => match std::str::from_utf8(&head.text) {
@@ -376,20 +393,36 @@ impl Conn<'_> {
         self.out.extend_from_slice(b"Content-Type: ");
         self.out.extend_from_slice(content_type);
         self.out.extend_from_slice(b"\r\n\r\n");
-        if head.method != "HEAD" {
-            self.out.extend_from_slice(content);
+        if head.method == "HEAD" {
+            return true;
         }
+        if content.len() > COPY_MAX {
+            return false;
+        }
+        self.out.extend_from_slice(content);
+        true
     }
 
     /// Writes the queued answers. A client that stops reading for `write_timeout` (its
     /// socket buffer full, no byte taken) is given up on: the connection ends with
     /// `TimedOut`. One that keeps reading, however slowly, gets its whole answer.
     async fn flush(&mut self) -> io::Result<()> {
+        self.flush_with(&[]).await
+    }
+
+    /// Writes the queued answers, then `tail`, as [`flush`](Self::flush) does.
+    async fn flush_with(&mut self, tail: &[u8]) -> io::Result<()> {
         let mut sent = 0;
-        while sent < self.out.len() {
+        let total = self.out.len() + tail.len();
+        while sent < total {
+            let (out, tail) = match sent.checked_sub(self.out.len()) {
+                Some(in_tail) => (&[][..], &tail[in_tail..]),
+                None => (&self.out[sent..], tail),
+            };
+            let parts = [IoSlice::new(out), IoSlice::new(tail)];
             // Each write that moves bytes starts the stall clock again.
             let deadline = Instant::now() + self.limits.write_timeout;
-            match timeout_at(deadline, self.stream.write(&self.out[sent..])).await {
+            match timeout_at(deadline, self.stream.write_vectored(&parts)).await {
                 Ok(Ok(0)) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(Ok(n)) => sent += n,
                 Ok(Err(e)) => return Err(e),
@@ -419,6 +452,10 @@ impl Conn<'_> {
         let text = format!("{}\n", e.detail);
         let _ = write!(self.out, "HTTP/1.1 {} {}\r\nDate: ", e.status, e.reason);
         date::append(&mut self.out);
+        if e.status == 503 {
+            // Busy now, not for long (RFC 9110 §10.2.3).
+            self.out.extend_from_slice(b"\r\nRetry-After: 1");
+        }
         let _ = write!(
             self.out,
             "\r\nContent-Length: {}\r\nConnection: close\r\n\

@@ -7,7 +7,8 @@
 //! ```
 //!
 //! The first argument is the address to listen on (default `127.0.0.1:8080`; port 0 picks a
-//! free one). It prints the address it listens on, then serves until Ctrl-C or `SIGTERM`:
+//! free one). `--body-memory=SIZE` (bytes, or with a `K`, `M` or `G` suffix; default 256M)
+//! bounds the memory all request bodies may hold at once, which also caps one body. It prints the address it listens on, then serves until Ctrl-C or `SIGTERM`:
 //! then it stops accepting, closes idle connections, gives those in the middle of a request
 //! up to 5 s to finish it (answered with `Connection: close`), and exits with status 0.
 //!
@@ -29,9 +30,14 @@
 //!   reading its answers for 10 s is reset. Answers to pipelined requests go out together,
 //!   but no more than 64 KiB are held back: a client that sends without reading meets
 //!   back-pressure, not a growing server.
+//! - Each body is held whole while it is echoed, so the bodies of all connections together
+//!   share the `--body-memory` budget: one with a `Content-Length` waits for room (and for
+//!   its `100 Continue`), up to the body timeout, then gets a 503; a chunked one gets a 503
+//!   as soon as it finds no room (see `memory.rs`). A 503 says `Retry-After: 1`.
 
 mod conn;
 mod date;
+mod memory;
 mod request;
 
 use std::cell::Cell;
@@ -49,10 +55,11 @@ use overlap::time::{sleep, timeout};
 /// How long open connections may go on after a shutdown signal.
 const DRAIN: Duration = Duration::from_secs(5);
 
+/// The default of `--body-memory`.
+const BODY_MEMORY: u64 = 256 << 20;
+
 fn main() -> std::io::Result<()> {
-    let addr = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| "127.0.0.1:8080".to_string());
+    let (addr, body_memory) = parse_args(std::env::args().skip(1))?;
     overlap::block_on(async {
         let listener = TcpListener::bind(addr.as_str()).await?;
         // Listening for the signals before announcing the address: a supervisor that reads
@@ -60,8 +67,11 @@ fn main() -> std::io::Result<()> {
         let mut interrupt = signal(SignalKind::interrupt())?;
         let mut terminate = signal(SignalKind::terminate())?;
         println!("listening on http://{}", listener.local_addr()?);
-        let open = Rc::new(Open::default());
-        let limits = Rc::new(request::Limits::default());
+        let open = Rc::new(Open::new(body_memory));
+        let mut limits = request::Limits::default();
+        // A body the whole budget cannot hold would wait for ever.
+        limits.max_body = limits.max_body.min(open.memory.capacity());
+        let limits = Rc::new(limits);
         {
             let accept = pin!(accept_loop(&listener, &limits, &open));
             let stop = pin!(async {
@@ -143,7 +153,7 @@ fn spawn_conn(stream: TcpStream, peer: SocketAddr, limits: &Rc<request::Limits>,
     let counted = Counted::new(open);
     let open = open.clone();
     overlap::spawn(async move {
-        match conn::serve(stream, &limits, &open.drain).await {
+        match conn::serve(stream, &limits, &open.drain, &open.memory).await {
             // Clients that hang up or reset (load generators do at the end of a run) are
             // routine, not errors worth a line.
             Err(e) if !routine(&e) => eprintln!("{peer}: {e}"),
@@ -153,16 +163,27 @@ fn spawn_conn(stream: TcpStream, peer: SocketAddr, limits: &Rc<request::Limits>,
     });
 }
 
-/// The connections still being served, and a wake-up for when the last one closes.
-#[derive(Default)]
+/// The connections still being served, and a wake-up for when the last one closes; what
+/// they share.
 struct Open {
     count: Cell<usize>,
     closed: Notify,
     /// Started on shutdown, for every connection.
     drain: conn::Drain,
+    /// The memory their request bodies share.
+    memory: memory::BodyMemory,
 }
 
 impl Open {
+    fn new(body_memory: u64) -> Open {
+        Open {
+            count: Cell::new(0),
+            closed: Notify::new(),
+            drain: conn::Drain::default(),
+            memory: memory::BodyMemory::new(body_memory),
+        }
+    }
+
     /// Waits until no connection is open.
     async fn all_closed(&self) {
         loop {
@@ -207,4 +228,45 @@ fn out_of_fds(e: &std::io::Error) -> bool {
 fn routine(e: &std::io::Error) -> bool {
     use std::io::ErrorKind::{BrokenPipe, ConnectionReset, UnexpectedEof};
     matches!(e.kind(), BrokenPipe | ConnectionReset | UnexpectedEof)
+}
+
+/// The listen address and the body memory budget, from the command line.
+fn parse_args(args: impl Iterator<Item = String>) -> std::io::Result<(String, u64)> {
+    let invalid = |msg: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, msg);
+    let (mut addr, mut body_memory) = (None, BODY_MEMORY);
+    for arg in args {
+        if let Some(size) = arg.strip_prefix("--body-memory=") {
+            body_memory = parse_size(size).ok_or_else(|| {
+                invalid(format!(
+                    "--body-memory: expected a size in bytes such as 1048576 or 256M, got {size:?}"
+                ))
+            })?;
+        } else if arg.starts_with("--") || addr.is_some() {
+            return Err(invalid(format!(
+                "unexpected argument {arg:?} (usage: http_echo [ADDRESS] [--body-memory=SIZE])"
+            )));
+        } else {
+            addr = Some(arg);
+        }
+    }
+    let addr = addr.unwrap_or_else(|| "127.0.0.1:8080".to_string());
+    Ok((addr, body_memory))
+}
+
+/// `1048576`, `1024K`, `256M`, `1G`: a positive size in bytes.
+fn parse_size(text: &str) -> Option<u64> {
+    let (digits, unit) = match text.as_bytes().last()? {
+        b'K' | b'k' => (&text[..text.len() - 1], 1 << 10),
+        b'M' | b'm' => (&text[..text.len() - 1], 1 << 20),
+        b'G' | b'g' => (&text[..text.len() - 1], 1 << 30),
+        _ => (text, 1),
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits
+        .parse::<u64>()
+        .ok()?
+        .checked_mul(unit)
+        .filter(|&n| n > 0)
 }

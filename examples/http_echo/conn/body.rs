@@ -2,7 +2,10 @@
 
 use std::io;
 
+use overlap::time::Instant;
+
 use super::Conn;
+use crate::memory::{BodyMemory, Held};
 use crate::request::{self, Framing, Head, HttpError};
 
 /// A chunk-size line longer than this is refused (its extensions are ignored anyway).
@@ -11,25 +14,59 @@ const MAX_CHUNK_LINE: usize = 4096;
 /// each body byte could come with a line's worth of them, for 8 MiB of body some 32 GiB.
 const MAX_CHUNK_EXTENSIONS: usize = 16 * 1024;
 
-impl Conn<'_> {
+/// A request body, with the share of the server's body memory it holds until dropped.
+pub(super) struct Body<'m> {
+    pub bytes: Vec<u8>,
+    _held: Held<'m>,
+}
+
+impl<'a> Conn<'a> {
+    /// Reads the body that follows `head`, once the server's body memory has room for it
+    /// (see [`crate::memory`]).
     pub(super) async fn read_body(
         &mut self,
         head: &Head,
-    ) -> io::Result<Result<Vec<u8>, HttpError>> {
-        if head.framing == Framing::Length(0) {
-            return Ok(Ok(Vec::new()));
-        }
+    ) -> io::Result<Result<Body<'a>, HttpError>> {
+        let memory: &'a BodyMemory = self.memory;
+        let mut held = match head.framing {
+            Framing::Length(0) => {
+                return Ok(Ok(Body {
+                    bytes: Vec::new(),
+                    _held: memory.none(),
+                }))
+            }
+            Framing::Length(n) => match memory.try_reserve(n) {
+                Some(held) => held,
+                None => {
+                    // The wait may be long: answers already queued go out first.
+                    self.flush().await?;
+                    let deadline = Instant::now() + self.limits.body_timeout;
+                    match memory.reserve(n, deadline).await {
+                        Ok(held) => held,
+                        Err(e) => return Ok(Err(e)),
+                    }
+                }
+            },
+            Framing::Chunked => memory.none(),
+        };
         if head.expect_continue && self.start == self.end {
-            // The client waits for this before sending the body.
+            // The client waits for this before sending the body: sent once there is room.
             self.out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
             self.flush().await?;
         }
-        let mut body = Vec::new();
         let done = match head.framing {
-            Framing::Length(n) => self.take(&mut body, n).await?,
-            Framing::Chunked => self.read_chunked(&mut body).await?,
+            Framing::Length(n) => {
+                // Reserved, so allocated at once and never grown.
+                let mut body = Vec::with_capacity(held.num_permits());
+                self.take(&mut body, n).await?.map(|()| body)
+            }
+            Framing::Chunked => {
+                let mut body = Vec::new();
+                let done = self.read_chunked(&mut body, memory, &mut held).await?;
+                done.map(|()| body)
+            }
         };
-        Ok(done.map(|()| body))
+        Ok(done.map(|bytes| Body { bytes, _held: held }))
     }
 
     /// Moves the next `n` body bytes into `body`, reading as needed.
@@ -51,7 +88,12 @@ impl Conn<'_> {
 
     /// Decodes a chunked body (RFC 9112 §7.1); extensions (up to [`MAX_CHUNK_EXTENSIONS`] in
     /// all) and trailers are read and ignored.
-    async fn read_chunked(&mut self, body: &mut Vec<u8>) -> io::Result<Result<(), HttpError>> {
+    async fn read_chunked(
+        &mut self,
+        body: &mut Vec<u8>,
+        memory: &BodyMemory,
+        held: &mut Held<'_>,
+    ) -> io::Result<Result<(), HttpError>> {
         let bad = |detail| HttpError::new(400, request::BAD_REQUEST, detail);
         // Bytes of chunk-size lines after their digits (extensions, and space before them).
         let mut extensions = 0;
@@ -103,8 +145,14 @@ impl Conn<'_> {
             if size == 0 {
                 return self.skip_trailers().await;
             }
-            if (body.len() as u64).saturating_add(size) > self.limits.max_body {
+            let needed = (body.len() as u64).saturating_add(size);
+            if needed > self.limits.max_body {
                 return Ok(Err(request::body_too_large()));
+            }
+            // The buffer grows only as far as its reservation: the budget counts capacity.
+            match memory.grow(held, needed) {
+                Ok(covered) => body.reserve_exact(covered as usize - body.len()),
+                Err(e) => return Ok(Err(e)),
             }
             if let Err(e) = self.take(body, size).await? {
                 return Ok(Err(e));

@@ -1,0 +1,102 @@
+//! The memory request bodies may hold, all connections together.
+//!
+//! Each connection keeps a whole body in memory (it echoes it with its `Content-Length`),
+//! up to `Limits::max_body`: without a bound for all of them, a thousand clients each sending
+//! most of a large body, then a byte now and then, would hold gigabytes. So a body reserves
+//! its bytes here before it is read, and gives them back once its echo is written.
+//!
+//! - A body of known length (`Content-Length`) reserves all of it at once, waiting its turn
+//!   (first come, first served) while the budget is spent, and is sent `100 Continue` only
+//!   then. A wait longer than the body timeout gets a 503. Waiting holds nothing, so waits
+//!   cannot lock each other up.
+//! - A chunked body grows its reservation as chunks come (doubling, as its buffer grows)
+//!   and does not wait: a body that would wait while holding part of the budget could lock
+//!   up with others doing the same. When the budget is spent, it gets a 503 at once.
+
+use overlap::sync::{Permit, Semaphore};
+use overlap::time::{timeout_at, Instant};
+
+use crate::request::HttpError;
+
+/// The budget of every connection's request bodies, in bytes.
+#[derive(Debug)]
+pub struct BodyMemory {
+    bytes: Semaphore,
+    capacity: u64,
+}
+
+/// Bytes of the budget held by one body (buffer capacity, not only length); given back
+/// when dropped.
+pub type Held<'a> = Permit<'a>;
+
+impl BodyMemory {
+    /// A budget of `capacity` bytes.
+    pub fn new(capacity: u64) -> BodyMemory {
+        let capacity = capacity.min(Semaphore::MAX_PERMITS as u64);
+        BodyMemory {
+            bytes: Semaphore::new(capacity as usize),
+            capacity,
+        }
+    }
+
+    /// The whole budget, in bytes.
+    pub fn capacity(&self) -> u64 {
+        self.capacity
+    }
+
+    /// `n` bytes if they are free now and no body waits for its turn.
+    pub fn try_reserve(&self, n: u64) -> Option<Held<'_>> {
+        let n = u32::try_from(n).ok()?;
+        self.bytes.try_acquire_many(n).ok()
+    }
+
+    /// Waits (until `deadline`) for `n` bytes, which must be at most the capacity.
+    pub async fn reserve(&self, n: u64, deadline: Instant) -> Result<Held<'_>, HttpError> {
+        let Ok(n) = u32::try_from(n) else {
+            return Err(crate::request::body_too_large());
+        };
+        match timeout_at(deadline, self.bytes.acquire_many(n)).await {
+            Ok(Ok(held)) => Ok(held),
+            // Never closed; a timeout is the busy case.
+            _ => Err(busy()),
+        }
+    }
+
+    /// Grows `held` to cover `needed` bytes now, without waiting: by twice what it holds if
+    /// that much is free (so a body arriving in many small chunks reserves, and reallocates,
+    /// a logarithmic number of times), else by just what is missing. Returns the bytes
+    /// `held` now covers; a 503 if even `needed` is not free.
+    pub fn grow(&self, held: &mut Held<'_>, needed: u64) -> Result<u64, HttpError> {
+        let have = held.num_permits() as u64;
+        if needed <= have {
+            return Ok(have);
+        }
+        let doubled = (2 * have).min(self.capacity).max(needed);
+        for want in [doubled, needed] {
+            let Ok(more) = u32::try_from(want - have) else {
+                continue;
+            };
+            if let Ok(extra) = self.bytes.try_acquire_many(more) {
+                held.merge(extra);
+                return Ok(want);
+            }
+        }
+        Err(busy())
+    }
+
+    /// An empty reservation, for a body whose size is not known yet.
+    pub fn none(&self) -> Held<'_> {
+        self.bytes
+            .try_acquire_many(0)
+            .expect("the budget's semaphore is never closed")
+    }
+}
+
+/// The answer to a body that finds no room.
+pub fn busy() -> HttpError {
+    HttpError::new(
+        503,
+        "Service Unavailable",
+        "too many request bodies in memory; try again later",
+    )
+}
