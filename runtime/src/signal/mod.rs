@@ -31,6 +31,8 @@
 //!   (`SIGSEGV`, `SIGBUS`, `SIGILL`, `SIGFPE`) are refused, as are the real-time signals
 //!   the C library keeps for itself (32 and 33 with glibc): those give `InvalidInput`.
 //! - **Spurious wakeups** are absorbed: `recv` returns only when the count moved.
+//! - **Budgeted:** a `recv` that reports an arrival spends a unit of the task's cooperative
+//!   budget, as a channel receive does; one that waits spends none.
 //!
 //! ```
 //! use overlap::signal::{signal, SignalKind};
@@ -221,7 +223,16 @@ impl Signal {
 
     /// Polls for an arrival since the last one reported; always `Some(())` when ready (see
     /// [`recv`](Self::recv)).
+    ///
+    /// Spends a unit of the task's cooperative budget when it reports an arrival, as a
+    /// channel receive does (tokio's signal receiver does too): a loop that finds arrivals
+    /// every time (another runtime in the process handing them out while this task runs)
+    /// still lets the other tasks run. Waiting costs nothing.
     pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<()>> {
+        crate::coop::budgeted(cx, |cx| self.poll_recv_now(cx))
+    }
+
+    fn poll_recv_now(&mut self, cx: &mut Context<'_>) -> Poll<Option<()>> {
         if self.take_arrival() {
             return Poll::Ready(Some(()));
         }
