@@ -12,6 +12,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
 
+use overlap::sync::mpsc::cross_thread;
 use overlap::sync::{broadcast, mpsc, watch, Semaphore};
 use support::steps_before_another_task_runs;
 
@@ -106,6 +107,62 @@ fn watch_loops_on_a_closed_channel_let_other_tasks_run() {
         })
         .await;
         assert!(n < BACKLOG, "{BACKLOG} failed changed() without yielding");
+    });
+}
+
+/// Awaits `closed` (of a sender whose receiver is gone) in a loop; how many rounds ran
+/// before another task did.
+async fn closed_rounds<S: 'static, F: std::future::Future<Output = ()>>(
+    tx: S,
+    closed: impl Fn(Rc<S>) -> F + 'static,
+) -> u64 {
+    let tx = Rc::new(tx);
+    steps_before_another_task_runs(BACKLOG, move || {
+        let fut = closed(tx.clone());
+        async move {
+            fut.await;
+            true
+        }
+    })
+    .await
+}
+
+/// An mpsc sender's `closed`, once the receiver is gone, is ready for good: awaited again
+/// and again, it yields as a receive loop does (as the watch, broadcast and oneshot ones).
+#[test]
+fn mpsc_loops_on_a_closed_channel_let_other_tasks_run() {
+    overlap::block_on(async {
+        let (tx, rx) = mpsc::channel::<u8>(1);
+        drop(rx);
+        let n = closed_rounds(tx, |tx| async move { tx.closed().await }).await;
+        assert!(
+            n < BACKLOG,
+            "{BACKLOG} ready mpsc closed() without yielding"
+        );
+
+        let (tx, rx) = mpsc::unbounded_channel::<u8>();
+        drop(rx);
+        let n = closed_rounds(tx, |tx| async move { tx.closed().await }).await;
+        assert!(
+            n < BACKLOG,
+            "{BACKLOG} ready unbounded closed() without yielding"
+        );
+
+        let (tx, rx) = cross_thread::channel::<u8>(1);
+        drop(rx);
+        let n = closed_rounds(tx, |tx| async move { tx.closed().await }).await;
+        assert!(
+            n < BACKLOG,
+            "{BACKLOG} ready cross_thread closed() without yielding"
+        );
+
+        let (tx, mut rx) = cross_thread::unbounded_channel::<u8>();
+        rx.close();
+        let n = closed_rounds(tx, |tx| async move { tx.closed().await }).await;
+        assert!(
+            n < BACKLOG,
+            "{BACKLOG} ready cross_thread unbounded closed() without yielding"
+        );
     });
 }
 

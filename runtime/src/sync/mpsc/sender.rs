@@ -266,7 +266,9 @@ impl<T> Sender<T> {
     }
 
     /// Waits until the receiver is gone (dropped or closed): for a producer to stop work
-    /// nobody will receive. Cancel-safe.
+    /// nobody will receive. Cancel-safe. Spends a unit of the task's cooperative budget when
+    /// it returns, as a receive does, so a loop that awaits it once the receiver is gone
+    /// still lets the other tasks run.
     ///
     /// ```
     /// use overlap::sync::mpsc;
@@ -285,11 +287,13 @@ impl<T> Sender<T> {
     pub async fn closed(&self) {
         let slot = self.chan.borrow().closed_watchers.add();
         std::future::poll_fn(|cx| {
-            if self.chan.borrow().closed {
-                return Poll::Ready(());
-            }
-            drop(slot.register(cx.waker()));
-            Poll::Pending
+            crate::coop::budgeted(cx, |cx| {
+                if self.chan.borrow().closed {
+                    return Poll::Ready(());
+                }
+                drop(slot.register(cx.waker()));
+                Poll::Pending
+            })
         })
         .await
     }

@@ -282,7 +282,8 @@ impl<T> fmt::Debug for Permit<'_, T> {
 }
 
 /// The future of [`Sender::closed`] and [`UnboundedSender::closed`]: ready once the
-/// receiver is closed or dropped.
+/// receiver is closed or dropped. Spends a unit of the task's cooperative budget when it
+/// completes, as a receive does; waiting costs nothing.
 ///
 /// ```
 /// use overlap::sync::mpsc::cross_thread;
@@ -310,11 +311,17 @@ impl<T> Future for Closed<'_, T> {
     type Output = ();
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let this = self.get_mut();
-        let mut state = this.chan.lock();
+        // Ready for good once closed: a loop awaiting it must still let other tasks run.
+        crate::coop::budgeted(cx, |cx| self.get_mut().poll_now(cx))
+    }
+}
+
+impl<T> Closed<'_, T> {
+    fn poll_now(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let mut state = self.chan.lock();
         let old = if state.closed {
             // `close` emptied the list already; the entry is looked for all the same.
-            let old = this
+            let old = self
                 .id
                 .take()
                 .and_then(|id| state.closed_waiters.remove(id));
@@ -322,7 +329,7 @@ impl<T> Future for Closed<'_, T> {
             drop(old);
             return Poll::Ready(());
         } else {
-            state.closed_waiters.register(&mut this.id, cx.waker())
+            state.closed_waiters.register(&mut self.id, cx.waker())
         };
         drop(state);
         drop(old);
