@@ -135,6 +135,32 @@ fn the_loop_keeps_running_while_a_child_is_awaited() {
     });
 }
 
+/// Once reaped, a child's `wait` is ready for good: a loop awaiting it again and again
+/// spends the task's cooperative budget and lets the other tasks run (tokio's is budgeted).
+#[test]
+fn a_wait_loop_on_a_reaped_child_lets_other_tasks_run() {
+    const ROUNDS: u64 = 100_000;
+    block_on(async {
+        let mut child = spawn(&mut Command::new("true")).unwrap();
+        within(HANG, child.wait(), "wait missed the exit")
+            .await
+            .unwrap();
+        let child = std::rc::Rc::new(std::cell::RefCell::new(Some(child)));
+        let n = support::steps_before_another_task_runs(ROUNDS, move || {
+            let child = child.clone();
+            async move {
+                // Taken out for the await and put back: no borrow held across it.
+                let mut c = child.borrow_mut().take().unwrap();
+                let ok = c.wait().await.unwrap().success();
+                *child.borrow_mut() = Some(c);
+                ok
+            }
+        })
+        .await;
+        assert!(n < ROUNDS, "{ROUNDS} ready waits without yielding");
+    });
+}
+
 #[test]
 fn a_missing_program_is_not_found() {
     block_on(async {

@@ -253,10 +253,15 @@ impl Child {
     /// does), so a child reading it to the end can finish. Returns at once if it was already
     /// reaped. Cancel-safe: dropping the future loses nothing, though stdin, closed when it
     /// is first polled, stays closed (as with tokio's).
+    ///
+    /// Spends a unit of the task's cooperative budget when it returns (as tokio's does), so
+    /// a loop that awaits it again after the exit still lets the other tasks run.
     pub async fn wait(&mut self) -> io::Result<ExitStatus> {
         drop(self.stdin.take());
         let proc = self.proc_mut();
-        overlap_runtime::own_waits(|cx| proc.poll_exit(cx)).await
+        let poll =
+            |cx: &mut Context<'_>| overlap_runtime::coop_budgeted(cx, |cx| proc.poll_exit(cx));
+        overlap_runtime::own_waits(poll).await
     }
 
     /// Reaps the child if it has exited, without waiting.
