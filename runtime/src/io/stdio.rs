@@ -485,6 +485,9 @@ macro_rules! std_writer {
             "once 1 MiB is waiting (a pipe whose reader stopped reading), a write waits, ",
             "accepting nothing, until a chunk is out, so at most 1 MiB plus one 64 KiB chunk is ",
             "held in memory. Dropping a waiting write loses nothing and sends nothing.\n\n",
+            "A write that returns spends a unit of the task's cooperative budget (one ",
+            "that waits spends none), so a write loop lets the other tasks run even when no ",
+            "write ever has to wait.\n\n",
             "An empty write returns `Ok(0)` at once, without waiting for the write in flight. ",
             "`close` is a `flush`: the process's stream stays open and later writes go on, as ",
             "with tokio's `shutdown`.\n\n",
@@ -504,7 +507,10 @@ macro_rules! std_writer {
                 cx: &mut Context<'_>,
                 bytes: &[u8],
             ) -> Poll<io::Result<usize>> {
-                self.get_mut().0.poll_write(cx, bytes)
+                // The job in flight is often done by the next write, which then never waits:
+                // a write loop must still let the other tasks run.
+                let this = self.get_mut();
+                crate::coop::budgeted(cx, |cx| this.0.poll_write(cx, bytes))
             }
 
             fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
