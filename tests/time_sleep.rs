@@ -380,7 +380,13 @@ fn dropping_the_runtime_with_pending_timers_is_clean() {
     let task = rt.spawn(async {
         sleep(Duration::MAX).await;
     });
-    rt.block_on(sleep(Duration::from_millis(1)));
+    // Lets the task run up to its wait (a short sleep here could be over before the task
+    // ran at all, on a loaded machine).
+    rt.block_on(async {
+        for _ in 0..10 {
+            overlap::yield_now().await;
+        }
+    });
     assert_eq!(rt.metrics().timers_active, 1);
     drop(rt);
     drop(task);
