@@ -110,7 +110,9 @@ fn task_polls_count_one_poll_per_task_that_finishes_at_once() {
 #[test]
 fn parks_are_counted_when_the_loop_waits_for_a_timer() {
     let rt = Runtime::new().unwrap();
-    rt.block_on(overlap::time::sleep(Duration::from_millis(1)));
+    // Made where it is first polled, and long enough not to be over by then on a loaded
+    // machine (it would then complete without a timer, or a park).
+    rt.block_on(async { overlap::time::sleep(Duration::from_millis(20)).await });
     let m = rt.metrics();
     assert!(m.epoll_waits + m.futex_sleeps >= 1, "{m:?}");
     assert_eq!(m.timers_active, 0);
