@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use http_echo_harness::{one_request, with_server_sharing, Client};
 use request::Limits;
-use support::{example_bin, ExampleServer};
+use support::{example_bin, within, ExampleServer};
 
 const MIB: usize = 1 << 20;
 
@@ -263,4 +263,49 @@ fn a_bad_body_memory_flag_is_refused() {
             "{bad}: {err}"
         );
     }
+}
+
+/// A body-less request is answered with its own head, re-serialised: a `Name:value` field
+/// gains a space, a bare LF line end a CR, so a head of 16 KiB (the most accepted) can come
+/// back longer than the 16 KiB that larger bodies are written from their own buffer past.
+/// That echo is still copied whole: its `Content-Length` is what follows, and the answer to
+/// the request pipelined behind it comes next. (Such a head was answered with its length
+/// and no content, the next answer read as its body.)
+#[test]
+fn a_head_echo_longer_than_it_came_is_sent_whole() {
+    with_server_sharing(Limits::default(), MIB as u64, |addr| async move {
+        let mut head = b"GET / HTTP/1.1\nHost:t\n".to_vec();
+        let mut k = 0;
+        while head.len() + 320 < 16 * 1024 {
+            head.extend_from_slice(format!("X{k:02}:{}\n", "v".repeat(300)).as_bytes());
+            k += 1;
+        }
+        let pad = 16 * 1024 - head.len() - "Y:\n\n".len();
+        head.extend_from_slice(format!("Y:{}\n\n", "w".repeat(pad)).as_bytes());
+        assert_eq!(head.len(), 16 * 1024);
+        let mut c = Client::connect(addr).await;
+        c.send(&head).await;
+        c.send(b"GET /second HTTP/1.1\r\nHost: t\r\n\r\n").await;
+        let r = within(
+            Duration::from_secs(30),
+            c.response(false),
+            "the echoed head",
+        )
+        .await;
+        assert_eq!(r.status, 200);
+        assert!(r.body.len() > 16 * 1024, "{} bytes", r.body.len());
+        assert!(r.body.starts_with(b"GET / HTTP/1.1\r\nHost: t\r\nX00: vvv"));
+        assert!(
+            r.body.ends_with(b"w\r\n"),
+            "{:?}",
+            String::from_utf8_lossy(&r.body)
+        );
+        let r = within(
+            Duration::from_secs(30),
+            c.response(false),
+            "the second answer",
+        )
+        .await;
+        assert_eq!(r.body, b"GET /second HTTP/1.1\r\nHost: t\r\n");
+    });
 }

@@ -356,12 +356,15 @@ impl Conn<'_> {
         }
     }
 
-    /// Queues the echo of one request. Returns false if the content is too large to be
-    /// copied, and must be written after the queued bytes ([`flush_with`](Self::flush_with)).
+    /// Queues the echo of one request. Returns false if `body` is too large to be copied,
+    /// and must be written after the queued bytes ([`flush_with`](Self::flush_with)).
     #[must_use]
     fn respond(&mut self, head: &Head, body: &[u8]) -> bool {
         let (content_type, content): (&[u8], &[u8]) = match head.framing {
-            // A head with obs-text in a field value is no UTF-8.
+            // A head with obs-text in a field value is no UTF-8. The echoed head is always
+            // copied: the caller can write only `body` from its own buffer, and the head,
+            // re-serialised (a `:` gains a space, a bare LF a CR), may be longer than the
+            // `max_head` bytes it came in.
             Framing::Length(0) => match std::str::from_utf8(&head.text) {
                 Ok(_) => (b"text/plain; charset=utf-8", &head.text),
                 Err(_) => (b"text/plain", &head.text),
@@ -396,7 +399,7 @@ impl Conn<'_> {
         if head.method == "HEAD" {
             return true;
         }
-        if content.len() > COPY_MAX {
+        if content.len() > COPY_MAX && head.framing != Framing::Length(0) {
             return false;
         }
         self.out.extend_from_slice(content);
