@@ -309,3 +309,51 @@ fn a_head_echo_longer_than_it_came_is_sent_whole() {
         assert_eq!(r.body, b"GET /second HTTP/1.1\r\nHost: t\r\n");
     });
 }
+
+/// A chunked body's reservation doubles as it grows, but never past the largest body
+/// allowed: one of 8 MiB (the limit) sent as a chunk of 8 MiB - 1 and one of a byte holds
+/// 8 MiB of a 16 MiB budget, not all of it, so another 8 MiB body has room meanwhile. The
+/// first is held (its echo unread by its client) while the second asks for its
+/// `100 Continue`. (The doubling made it reserve 16 MiB - 2: the second waited, and got a
+/// 503.)
+#[test]
+fn a_chunked_body_reserves_no_more_than_the_largest_body() {
+    let limits = Limits {
+        body_timeout: Duration::from_secs(2),
+        write_timeout: Duration::from_secs(30),
+        ..Limits::default()
+    };
+    let max_body = limits.max_body as usize;
+    with_server_sharing(limits, 2 * max_body as u64, |addr| async move {
+        // A small receive buffer: the 8 MiB echo cannot all sit in the sockets, so the
+        // server holds the body while its client does not read.
+        let socket = overlap::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        let mut holder = Client {
+            stream: socket.connect(addr).await.unwrap(),
+            buf: Vec::new(),
+        };
+        let mut req = b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+        req.extend_from_slice(format!("{:x}\r\n", max_body - 1).as_bytes());
+        req.resize(req.len() + max_body - 1, b'c');
+        req.extend_from_slice(b"\r\n1\r\nc\r\n0\r\n\r\n");
+        let send = overlap::spawn(async move {
+            holder.send(&req).await;
+            // The echo starts: the whole body was read, and reserved.
+            while !holder.buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                assert!(holder.fill().await, "EOF before the echo");
+            }
+            holder
+        });
+        let holder = within(Duration::from_secs(30), send, "the echo's head")
+            .await
+            .unwrap();
+        assert!(holder.buf.starts_with(b"HTTP/1.1 200 "), "{:?}", holder.buf);
+
+        let mut second = Client::connect(addr).await;
+        second.send(&post_head(max_body, true)).await;
+        let r = within(Duration::from_secs(30), second.response(false), "an answer").await;
+        assert_eq!(r.status, 100, "{:?}", String::from_utf8_lossy(&r.body));
+        drop(holder);
+    });
+}

@@ -62,16 +62,17 @@ impl BodyMemory {
         }
     }
 
-    /// Grows `held` to cover `needed` bytes now, without waiting: by twice what it holds if
-    /// that much is free (so a body arriving in many small chunks reserves, and reallocates,
-    /// a logarithmic number of times), else by just what is missing. Returns the bytes
+    /// Grows `held` to cover `needed` bytes (at most `most`, the largest body) now, without
+    /// waiting: to twice what it holds if that much is free (so a body arriving in many small
+    /// chunks reserves, and reallocates, a logarithmic number of times), but never past
+    /// `most`, which no body outgrows; else by just what is missing. Returns the bytes
     /// `held` now covers; a 503 if even `needed` is not free.
-    pub fn grow(&self, held: &mut Held<'_>, needed: u64) -> Result<u64, HttpError> {
+    pub fn grow(&self, held: &mut Held<'_>, needed: u64, most: u64) -> Result<u64, HttpError> {
         let have = held.num_permits() as u64;
         if needed <= have {
             return Ok(have);
         }
-        let doubled = (2 * have).min(self.capacity).max(needed);
+        let doubled = (2 * have).min(most).min(self.capacity).max(needed);
         for want in [doubled, needed] {
             let Ok(more) = u32::try_from(want - have) else {
                 continue;

@@ -150,7 +150,7 @@ impl<'a> Conn<'a> {
                 return Ok(Err(request::body_too_large()));
             }
             // The buffer grows only as far as its reservation: the budget counts capacity.
-            match memory.grow(held, needed) {
+            match memory.grow(held, needed, self.limits.max_body) {
                 Ok(covered) => body.reserve_exact(covered as usize - body.len()),
                 Err(e) => return Ok(Err(e)),
             }
