@@ -357,3 +357,60 @@ fn a_chunked_body_reserves_no_more_than_the_largest_body() {
         drop(holder);
     });
 }
+
+/// A client of the real server whose body of `len` bytes has its room (`100 Continue`) and
+/// all but its last byte sent: the server holds it, read.
+fn held_body(addr: std::net::SocketAddr, len: usize) -> TcpStream {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    s.write_all(&post_head(len, true)).unwrap();
+    let mut continued = [0; 25];
+    s.read_exact(&mut continued).unwrap();
+    assert_eq!(&continued, b"HTTP/1.1 100 Continue\r\n\r\n");
+    s.write_all(&vec![b'h'; len - 1]).unwrap();
+    s
+}
+
+/// Sends a held body's last byte and reads its whole echo.
+fn finish_body(mut s: TcpStream, len: usize) {
+    s.write_all(b"h").unwrap();
+    let mut reader = BufReader::new(s);
+    let mut line = String::new();
+    reader.read_line(&mut line).unwrap();
+    assert!(line.starts_with("HTTP/1.1 200 "), "{line:?}");
+    while line != "\r\n" {
+        line.clear();
+        reader.read_line(&mut line).unwrap();
+    }
+    let mut echo = vec![0; len];
+    reader.read_exact(&mut echo).unwrap();
+    assert!(echo.iter().all(|&b| b == b'h'));
+}
+
+/// Bodies freed in an order that leaves holes a larger one does not fit still cost the
+/// server no more than the budget: with 16 MiB, after one 8 MiB body, four of 4 MiB are
+/// held, the first and third finish, then one of 8 MiB comes. The peak resident memory
+/// grows by less than 20 MiB (16 measured). (glibc served bodies from its heap once a
+/// large one was freed: the 8 MiB body did not fit the holes, and the peak grew by 24.)
+#[test]
+fn bodies_freed_out_of_order_stay_within_the_budget() {
+    let server = ExampleServer::start_with("http_echo", &["--body-memory=16M"]);
+    let pid = server.child.id();
+    let before = status_kib(pid, "VmHWM");
+    let addr = server.addr;
+    finish_body(held_body(addr, 8 * MIB), 8 * MIB);
+    let mut held: Vec<_> = (0..4).map(|_| Some(held_body(addr, 4 * MIB))).collect();
+    for k in [0, 2] {
+        finish_body(held[k].take().unwrap(), 4 * MIB);
+    }
+    finish_body(held_body(addr, 8 * MIB), 8 * MIB);
+    for s in held.into_iter().flatten() {
+        finish_body(s, 4 * MIB);
+    }
+    let grown = status_kib(pid, "VmHWM").saturating_sub(before);
+    assert!(
+        grown < 20 << 10,
+        "the server's peak memory grew by {} MiB for a 16 MiB body budget",
+        grown >> 10
+    );
+}

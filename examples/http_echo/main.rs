@@ -60,6 +60,7 @@ const BODY_MEMORY: u64 = 256 << 20;
 
 fn main() -> std::io::Result<()> {
     let (addr, body_memory) = parse_args(std::env::args().skip(1))?;
+    memory::give_bodies_back();
     overlap::block_on(async {
         let listener = TcpListener::bind(addr.as_str()).await?;
         // Listening for the signals before announcing the address: a supervisor that reads
