@@ -28,6 +28,8 @@ use request::Limits;
 use support::{example_bin, within, ExampleServer};
 
 const MIB: usize = 1 << 20;
+/// A body large enough to be counted in the budget (over 64 KiB).
+const LARGE: usize = 100 << 10;
 
 /// A POST head for `len` bytes, asking for `100 Continue` if `expect`.
 fn post_head(len: usize, expect: bool) -> Vec<u8> {
@@ -134,7 +136,7 @@ fn a_chunked_body_finding_no_room_gets_a_503() {
         let mut holder = hold_the_budget(addr).await;
 
         let mut chunked = Client::connect(addr).await;
-        chunked.send(&chunked_post(b"hello")).await;
+        chunked.send(&chunked_post(&[b'c'; LARGE])).await;
         let r = chunked.response(false).await;
         assert_eq!(r.status, 503, "{:?}", String::from_utf8_lossy(&r.body));
         assert_eq!(r.header("retry-after"), Some("1"));
@@ -146,8 +148,40 @@ fn a_chunked_body_finding_no_room_gets_a_503() {
         let r = holder.response(false).await;
         assert!(r.status == 200 && r.body == body);
 
-        let r = one_request(addr, &chunked_post(b"hello")).await;
-        assert_eq!((r.status, r.body.as_slice()), (200, &b"hello"[..]));
+        let r = one_request(addr, &chunked_post(&[b'c'; LARGE])).await;
+        assert!(r.status == 200 && r.body == [b'c'; LARGE]);
+    });
+}
+
+/// Bodies up to 64 KiB are not counted: with the budget held, and a large body waiting for
+/// room, small bodies of either framing are echoed at once.
+#[test]
+fn small_bodies_are_served_while_the_budget_is_spent() {
+    let limits = Limits {
+        body_timeout: Duration::from_secs(2),
+        ..Limits::default()
+    };
+    with_server_sharing(limits, MIB as u64, |addr| async move {
+        let mut holder = hold_the_budget(addr).await;
+        // The holder keeps its room, sending a byte now and then, faster than it stalls.
+        let drip = overlap::spawn(async move {
+            loop {
+                holder.send(b"z").await;
+                overlap::time::sleep(Duration::from_millis(100)).await;
+            }
+        });
+        let mut waiter = Client::connect(addr).await;
+        waiter.send(&post_head(LARGE, true)).await;
+        let small = vec![b's'; 64 << 10];
+        let mut sized = post_head(small.len(), false);
+        sized.extend_from_slice(&small);
+        for req in [sized, chunked_post(&small)] {
+            let r = one_request(addr, &req).await;
+            assert_eq!(r.status, 200, "{:?}", String::from_utf8_lossy(&r.body));
+            assert!(r.body == small);
+        }
+        drip.abort();
+        drop(waiter);
     });
 }
 
@@ -204,8 +238,8 @@ fn a_sized_body_that_waits_too_long_gets_a_503() {
         });
 
         let mut waiter = Client::connect(addr).await;
-        waiter.send(&post_head(10, false)).await;
-        waiter.send(b"0123456789").await;
+        waiter.send(&post_head(LARGE, false)).await;
+        waiter.send(&[b'w'; LARGE]).await;
         let r = waiter.response(false).await;
         assert_eq!(r.status, 503, "{:?}", String::from_utf8_lossy(&r.body));
         assert_eq!(r.header("retry-after"), Some("1"));

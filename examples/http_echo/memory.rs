@@ -5,18 +5,33 @@
 //! most of a large body, then a byte now and then, would hold gigabytes. So a body reserves
 //! its bytes here before it is read, and gives them back once its echo is written.
 //!
-//! - A body of known length (`Content-Length`) reserves all of it at once, waiting its turn
-//!   (first come, first served) while the budget is spent, and is sent `100 Continue` only
-//!   then. A wait longer than the body timeout gets a 503. Waiting holds nothing, so waits
-//!   cannot lock each other up.
-//! - A chunked body grows its reservation as chunks come (doubling, as its buffer grows)
-//!   and does not wait: a body that would wait while holding part of the budget could lock
-//!   up with others doing the same. When the budget is spent, it gets a 503 at once.
+//! - A body of up to [`UNCOUNTED`] bytes takes nothing from the budget: like a head, it is
+//!   bounded per connection, and small requests are served whatever large ones do.
+//! - A larger body of known length (`Content-Length`) reserves all of it at once, waiting
+//!   its turn (first come, first served) while the budget is spent, and is sent
+//!   `100 Continue` only then. A wait longer than the body timeout gets a 503. Waiting
+//!   holds nothing, so waits cannot lock each other up, and bodies sent together beyond the
+//!   budget are served in turn, not refused.
+//! - A chunked body is counted once it passes [`UNCOUNTED`] bytes, and grows its
+//!   reservation chunk by chunk (doubling, as its buffer grows) without waiting: a body that
+//!   waited while holding part of the budget could lock up with others doing the same. When
+//!   the budget is spent, it gets a 503 at once.
+//!
+//! The limit of this scheme: room is reserved for bytes not yet sent. Clients that announce
+//! large bodies and then send a byte now and then (within the body timeout) hold their
+//! room: about 32 of them can keep every other large body waiting with the default budget,
+//! while small requests go on. Holding room only for bytes received would refuse honest
+//! uploads that come together (each holding part of the budget, none able to finish); the
+//! cure for such slow senders is a minimum upload rate, or spilling bodies to disk, as
+//! production servers do.
 
 use overlap::sync::{Permit, Semaphore};
 use overlap::time::{timeout_at, Instant};
 
 use crate::request::HttpError;
+
+/// Bodies up to this size are not counted (see the module's docs).
+pub const UNCOUNTED: u64 = 64 << 10;
 
 /// The budget of every connection's request bodies, in bytes.
 #[derive(Debug)]

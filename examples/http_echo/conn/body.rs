@@ -5,7 +5,7 @@ use std::io;
 use overlap::time::Instant;
 
 use super::Conn;
-use crate::memory::{BodyMemory, Held};
+use crate::memory::{BodyMemory, Held, UNCOUNTED};
 use crate::request::{self, Framing, Head, HttpError};
 
 /// A chunk-size line longer than this is refused (its extensions are ignored anyway).
@@ -35,6 +35,8 @@ impl<'a> Conn<'a> {
                     _held: memory.none(),
                 }))
             }
+            // Bounded per connection, as a head is.
+            Framing::Length(n) if n <= UNCOUNTED => memory.none(),
             Framing::Length(n) => match memory.try_reserve(n) {
                 Some(held) => held,
                 None => {
@@ -56,8 +58,8 @@ impl<'a> Conn<'a> {
         }
         let done = match head.framing {
             Framing::Length(n) => {
-                // Reserved, so allocated at once and never grown.
-                let mut body = Vec::with_capacity(held.num_permits());
+                // Allocated at once (reserved when counted), never grown.
+                let mut body = Vec::with_capacity(n as usize);
                 self.take(&mut body, n).await?.map(|()| body)
             }
             Framing::Chunked => {
@@ -149,10 +151,13 @@ impl<'a> Conn<'a> {
             if needed > self.limits.max_body {
                 return Ok(Err(request::body_too_large()));
             }
-            // The buffer grows only as far as its reservation: the budget counts capacity.
-            match memory.grow(held, needed, self.limits.max_body) {
-                Ok(covered) => body.reserve_exact(covered as usize - body.len()),
-                Err(e) => return Ok(Err(e)),
+            // Counted past `UNCOUNTED`; the buffer then grows only as far as its
+            // reservation (the budget counts capacity).
+            if needed > UNCOUNTED {
+                match memory.grow(held, needed, self.limits.max_body) {
+                    Ok(covered) => body.reserve_exact(covered as usize - body.len()),
+                    Err(e) => return Ok(Err(e)),
+                }
             }
             if let Err(e) = self.take(body, size).await? {
                 return Ok(Err(e));
