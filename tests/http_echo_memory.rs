@@ -24,6 +24,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use http_echo_harness::{one_request, with_server_sharing, Client};
+use overlap::io::{AsyncReadExt, AsyncWriteExt};
 use request::Limits;
 use support::{example_bin, within, ExampleServer};
 
@@ -57,6 +58,19 @@ async fn hold_the_budget(addr: std::net::SocketAddr) -> Client {
     holder.send(&post_head(MIB, true)).await;
     assert_eq!(holder.response(false).await.status, 100);
     holder
+}
+
+/// Sends a byte of a body on `stream` every `every`, faster than it stalls, until a write
+/// fails or the task is aborted.
+fn drip<W: AsyncWriteExt + Unpin + 'static>(
+    mut stream: W,
+    every: Duration,
+) -> overlap::JoinHandle<()> {
+    overlap::spawn(async move {
+        while stream.write_all(b"z").await.is_ok() {
+            overlap::time::sleep(every).await;
+        }
+    })
 }
 
 /// A field of `/proc/PID/status`, in KiB.
@@ -162,14 +176,8 @@ fn small_bodies_are_served_while_the_budget_is_spent() {
         ..Limits::default()
     };
     with_server_sharing(limits, MIB as u64, |addr| async move {
-        let mut holder = hold_the_budget(addr).await;
-        // The holder keeps its room, sending a byte now and then, faster than it stalls.
-        let drip = overlap::spawn(async move {
-            loop {
-                holder.send(b"z").await;
-                overlap::time::sleep(Duration::from_millis(100)).await;
-            }
-        });
+        let holder = hold_the_budget(addr).await;
+        let drip = drip(holder.stream, Duration::from_millis(100));
         let mut waiter = Client::connect(addr).await;
         waiter.send(&post_head(LARGE, true)).await;
         let small = vec![b's'; 64 << 10];
@@ -218,6 +226,48 @@ fn a_sized_body_waits_for_room_and_for_its_100_continue() {
     });
 }
 
+/// While a body waits for room, a body holding room that arrives slower than 64 KiB/s gets
+/// a 408 once its second of grace is over, and its room goes to the body waiting in line:
+/// a byte now and then cannot keep the budget. (The holder kept it until the waiting body
+/// got a 503.)
+#[test]
+fn a_slow_body_gives_its_room_to_the_bodies_waiting() {
+    let limits = Limits {
+        body_timeout: Duration::from_secs(5),
+        ..Limits::default()
+    };
+    with_server_sharing(limits, MIB as u64, |addr| async move {
+        let holder = hold_the_budget(addr).await;
+        let (mut answer, body) = holder.stream.into_split();
+        let drip = drip(body, Duration::from_millis(100));
+        let mut waiter = Client::connect(addr).await;
+        waiter.send(&post_head(LARGE, true)).await;
+
+        let read_answer = async {
+            let mut got = Vec::new();
+            while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                let mut chunk = [0; 1024];
+                let n = answer.read(&mut chunk).await.unwrap();
+                assert!(n > 0, "closed without an answer: {got:?}");
+                got.extend_from_slice(&chunk[..n]);
+            }
+            got
+        };
+        let got = within(Duration::from_secs(30), read_answer, "the holder's 408").await;
+        assert!(
+            got.starts_with(b"HTTP/1.1 408 "),
+            "{:?}",
+            String::from_utf8_lossy(&got)
+        );
+        let r = waiter.response(false).await;
+        assert_eq!(r.status, 100, "{:?}", String::from_utf8_lossy(&r.body));
+        waiter.send(&[b'w'; LARGE]).await;
+        let r = waiter.response(false).await;
+        assert!(r.status == 200 && r.body == [b'w'; LARGE], "{}", r.status);
+        drip.abort();
+    });
+}
+
 /// A body that has waited for room as long as a body may stall gets a 503, and its
 /// connection closes; the server keeps serving.
 #[test]
@@ -227,15 +277,8 @@ fn a_sized_body_that_waits_too_long_gets_a_503() {
         ..Limits::default()
     };
     with_server_sharing(limits, MIB as u64, |addr| async move {
-        let mut holder = hold_the_budget(addr).await;
-        // The holder keeps its room by sending a byte now and then, faster than it stalls.
-        let drip = overlap::spawn(async move {
-            for _ in 0..10 {
-                holder.send(b"z").await;
-                overlap::time::sleep(Duration::from_millis(50)).await;
-            }
-            holder
-        });
+        let holder = hold_the_budget(addr).await;
+        let drip = drip(holder.stream, Duration::from_millis(50));
 
         let mut waiter = Client::connect(addr).await;
         waiter.send(&post_head(LARGE, false)).await;
@@ -243,7 +286,7 @@ fn a_sized_body_that_waits_too_long_gets_a_503() {
         let r = waiter.response(false).await;
         assert_eq!(r.status, 503, "{:?}", String::from_utf8_lossy(&r.body));
         assert_eq!(r.header("retry-after"), Some("1"));
-        drop(drip.await.unwrap());
+        drip.abort();
 
         let r = one_request(addr, b"GET / HTTP/1.1\r\nHost: t\r\n\r\n").await;
         assert_eq!(r.status, 200);

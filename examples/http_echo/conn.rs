@@ -90,6 +90,7 @@ pub async fn serve(
         received: 0,
         cutoff: None,
         out: Vec::new(),
+        pace: None,
         limits,
         drain,
         memory,
@@ -170,6 +171,9 @@ struct Conn<'a> {
     cutoff: Option<u64>,
     /// Responses not yet written.
     out: Vec<u8>,
+    /// The body being read holds room in the body memory: since when, and the bytes
+    /// received by then.
+    pace: Option<(Instant, u64)>,
     limits: &'a Limits,
     drain: &'a Drain,
     memory: &'a BodyMemory,
@@ -243,8 +247,20 @@ impl Conn<'_> {
     /// the rest, and if it closes instead, they were its due.
     async fn fill_body(&mut self) -> io::Result<Result<(), HttpError>> {
         self.flush().await?;
-        match self.fill(Instant::now() + self.limits.body_timeout).await? {
+        let stalled = Instant::now() + self.limits.body_timeout;
+        // A body holding room while others wait for some must keep up a pace.
+        let paced = match self.pace {
+            Some((since, at)) if self.memory.contended() => {
+                Some(BodyMemory::pace_deadline(since, self.received - at))
+            }
+            _ => None,
+        };
+        let deadline = paced.map_or(stalled, |paced| paced.min(stalled));
+        match self.fill(deadline).await? {
             Fill::Data => Ok(Ok(())),
+            Fill::TimedOut if paced.is_some_and(|paced| paced < stalled) => Ok(Err(timed_out(
+                "request body too slow while others wait for memory",
+            ))),
             Fill::TimedOut => Ok(Err(timed_out("request body stalled"))),
             Fill::Eof => Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,

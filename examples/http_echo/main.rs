@@ -33,8 +33,9 @@
 //! - Each body is held whole while it is echoed, so the bodies of all connections together
 //!   share the `--body-memory` budget (bodies up to 64 KiB aside): one with a
 //!   `Content-Length` waits for room (and for its `100 Continue`), up to the body timeout,
-//!   then gets a 503; a chunked one gets a 503 as soon as it finds no room (see
-//!   `memory.rs`, also for the limits of this). A 503 says `Retry-After: 1`.
+//!   then gets a 503; a chunked one gets a 503 as soon as it finds no room. While bodies
+//!   wait, one holding room must arrive at 64 KiB/s at least (408 otherwise), so slow
+//!   senders cannot keep the room (see `memory.rs`). A 503 says `Retry-After: 1`.
 
 mod conn;
 mod date;

@@ -17,18 +17,28 @@
 //!   waited while holding part of the budget could lock up with others doing the same. When
 //!   the budget is spent, it gets a 503 at once.
 //!
-//! The limit of this scheme: room is reserved for bytes not yet sent. Clients that announce
-//! large bodies and then send a byte now and then (within the body timeout) hold their
-//! room: about 32 of them can keep every other large body waiting with the default budget,
-//! while small requests go on. Holding room only for bytes received would refuse honest
-//! uploads that come together (each holding part of the budget, none able to finish); the
-//! cure for such slow senders is a minimum upload rate, or spilling bodies to disk, as
-//! production servers do.
+//! - Room is reserved for bytes not yet sent, so a client could announce a large body and
+//!   send a byte now and then to hold its room. While bodies wait for room, a body holding
+//!   some must arrive at [`MIN_RATE`] at least (after [`PACE_GRACE`]): one slower gets a
+//!   408 when its next bytes come (or its stall timeout), and its room goes to the bodies
+//!   waiting in line, ahead of any new connection. Without contention, slow senders harm
+//!   nobody and go on at their pace. (Holding room only for bytes received instead would
+//!   refuse honest uploads that come together: each would hold part of the budget, none
+//!   able to finish.)
+
+use std::cell::Cell;
+use std::time::Duration;
 
 use overlap::sync::{Permit, Semaphore};
 use overlap::time::{timeout_at, Instant};
 
 use crate::request::HttpError;
+
+/// While bodies wait for room, those holding some must arrive at least this fast, in bytes
+/// per second...
+pub const MIN_RATE: u64 = 64 << 10;
+/// ... counted from when they got their room, after this long.
+pub const PACE_GRACE: Duration = Duration::from_secs(1);
 
 /// Bodies up to this size are not counted (see the module's docs).
 pub const UNCOUNTED: u64 = 64 << 10;
@@ -38,6 +48,8 @@ pub const UNCOUNTED: u64 = 64 << 10;
 pub struct BodyMemory {
     bytes: Semaphore,
     capacity: u64,
+    /// Bodies waiting for room now.
+    waiting: Cell<usize>,
 }
 
 /// Bytes of the budget held by one body (buffer capacity, not only length); given back
@@ -51,6 +63,7 @@ impl BodyMemory {
         BodyMemory {
             bytes: Semaphore::new(capacity as usize),
             capacity,
+            waiting: Cell::new(0),
         }
     }
 
@@ -70,11 +83,25 @@ impl BodyMemory {
         let Ok(n) = u32::try_from(n) else {
             return Err(crate::request::body_too_large());
         };
+        self.waiting.set(self.waiting.get() + 1);
+        // Counted out however the wait ends, a dropped connection's too.
+        let _waiting = Waiting(&self.waiting);
         match timeout_at(deadline, self.bytes.acquire_many(n)).await {
             Ok(Ok(held)) => Ok(held),
             // Never closed; a timeout is the busy case.
             _ => Err(busy()),
         }
+    }
+
+    /// Whether bodies wait for room now.
+    pub fn contended(&self) -> bool {
+        self.waiting.get() > 0
+    }
+
+    /// By when a body holding room since `since`, of which `received` bytes arrived since,
+    /// must have its next bytes while others wait for room (see [`MIN_RATE`]).
+    pub fn pace_deadline(since: Instant, received: u64) -> Instant {
+        since + PACE_GRACE + Duration::from_secs_f64(received as f64 / MIN_RATE as f64)
     }
 
     /// Grows `held` to cover `needed` bytes (at most `most`, the largest body) now, without
@@ -105,6 +132,15 @@ impl BodyMemory {
         self.bytes
             .try_acquire_many(0)
             .expect("the budget's semaphore is never closed")
+    }
+}
+
+/// One body in [`BodyMemory::waiting`] while it lives.
+struct Waiting<'a>(&'a Cell<usize>);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.set(self.0.get() - 1);
     }
 }
 

@@ -56,6 +56,9 @@ impl<'a> Conn<'a> {
             self.out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
             self.flush().await?;
         }
+        if held.num_permits() > 0 {
+            self.pace = Some((Instant::now(), self.received));
+        }
         let done = match head.framing {
             Framing::Length(n) => {
                 // Allocated at once (reserved when counted), never grown.
@@ -68,6 +71,7 @@ impl<'a> Conn<'a> {
                 done.map(|()| body)
             }
         };
+        self.pace = None;
         Ok(done.map(|bytes| Body { bytes, _held: held }))
     }
 
@@ -158,6 +162,7 @@ impl<'a> Conn<'a> {
                     Ok(covered) => body.reserve_exact(covered as usize - body.len()),
                     Err(e) => return Ok(Err(e)),
                 }
+                self.pace.get_or_insert((Instant::now(), self.received));
             }
             if let Err(e) = self.take(body, size).await? {
                 return Ok(Err(e));
