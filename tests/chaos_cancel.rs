@@ -1,15 +1,17 @@
 //! Seeded chaos for cancellation: per seed, one runtime on which many tasks run random
 //! operations (TCP, Unix and pipe streams, some through a `splice` relay or split into
 //! owned halves; UDP; accept; files; `mpsc`, `cross_thread`, `oneshot`, `watch` and
-//! `broadcast` channels; `Mutex`, `RwLock`, `Semaphore`, `Notify`; `spawn_blocking`), each
-//! maybe cut short by a `timeout`, a lost `select` race or a drop after a few polls, while a
+//! `broadcast` channels; `Mutex`, `RwLock`, `Semaphore`, `Notify`; `spawn_blocking`;
+//! `Unblock`, `io::copy` and `copy_bidirectional` between pipes and sockets), each maybe
+//! cut short by a `timeout`, a lost `select` race or a drop after a few polls, while a
 //! monkey aborts random tasks, from the runtime's thread or another. Half the seeds run on
 //! the paused clock, where which timeouts fire depends less on the machine's speed.
 //!
 //! Whatever was cut, every operation completes with the right data or a clear error (never
 //! `WouldBlock` or `Interrupted`), accepted bytes and values arrive in order and are never
 //! duplicated, nothing waits for ever, the idle runtime sleeps, and once the runtime is
-//! dropped every fd it used is closed and every byte a `File` accepted is on disk.
+//! dropped every fd it used is closed (at once, or, for an `Unblock` job that outlives it,
+//! when that job ends) and every byte a `File` accepted is on disk.
 //!
 //! `OVERLAP_CHAOS_SEEDS` sets how many seeds run (50 by default), `OVERLAP_CHAOS_FIRST_SEED`
 //! the first one: a failure names its seed, and `OVERLAP_CHAOS_FIRST_SEED=<seed>
@@ -17,6 +19,8 @@
 
 mod support;
 
+#[path = "chaos_cancel/copies.rs"]
+mod copies;
 #[path = "chaos_cancel/cut.rs"]
 mod cut;
 #[path = "chaos_cancel/file.rs"]
@@ -36,7 +40,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use support::{open_fds_polled, run_in_child, Rng, TempDir};
+use support::{open_fds_polled, run_in_child, wait_until, Rng, TempDir};
 
 /// Seeds per run unless `OVERLAP_CHAOS_SEEDS` says otherwise.
 const SEEDS: u64 = 50;
@@ -49,22 +53,62 @@ fn env_u64(name: &str) -> Option<u64> {
 
 #[test]
 fn chaos_cancel() {
-    run_in_child("chaos_cancel", || {
-        let seeds = env_u64("OVERLAP_CHAOS_SEEDS").unwrap_or(SEEDS);
-        let first = env_u64("OVERLAP_CHAOS_FIRST_SEED").unwrap_or(1);
-        let running = hang_guard();
-        let fds = open_fds_polled();
-        for seed in first..first + seeds {
-            running.store(seed, Ordering::SeqCst);
-            run_seed(seed);
-            let now = open_fds_polled();
-            assert!(
-                now <= fds,
-                "seed {seed}: {now} fds open after the runtime was dropped, {fds} before"
-            );
-        }
-        running.store(0, Ordering::SeqCst);
-    });
+    run_in_child("chaos_cancel", || run_seeds(SEEDS));
+}
+
+/// Runs the seeds `OVERLAP_CHAOS_FIRST_SEED` (1 by default) on, `OVERLAP_CHAOS_SEEDS` of
+/// them (`default` otherwise), each checked for fds left open.
+fn run_seeds(default: u64) {
+    let seeds = env_u64("OVERLAP_CHAOS_SEEDS").unwrap_or(default);
+    let first = env_u64("OVERLAP_CHAOS_FIRST_SEED").unwrap_or(1);
+    let running = hang_guard();
+    let fds = open_fds_polled();
+    for seed in first..first + seeds {
+        running.store(seed, Ordering::SeqCst);
+        let lingering = run_seed(seed);
+        // An `Unblock` dropped while its job ran closes its fd when the job ends, on a pool
+        // thread the runtime does not wait for.
+        let limit = Duration::from_secs(if lingering { 20 } else { 0 });
+        wait_until(limit, || open_fds_polled() <= fds);
+        let now = open_fds_polled();
+        assert!(
+            now <= fds,
+            "seed {seed}: {now} fds open after the runtime was dropped, {fds} before: {}",
+            fd_list()
+        );
+    }
+    running.store(0, Ordering::SeqCst);
+}
+
+/// What each open fd is, for a failure message.
+fn fd_list() -> String {
+    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
+        return "(no /proc/self/fd)".into();
+    };
+    let mut fds: Vec<String> = dir
+        .flatten()
+        .map(|e| {
+            let target = std::fs::read_link(e.path()).unwrap_or_default();
+            format!(
+                "{} -> {}",
+                e.file_name().to_string_lossy(),
+                target.display()
+            )
+        })
+        .collect();
+    fds.sort();
+    let threads: Vec<String> = std::fs::read_dir("/proc/self/task")
+        .map(|d| {
+            d.flatten()
+                .map(|t| std::fs::read_to_string(t.path().join("comm")).unwrap_or_default())
+                .collect()
+        })
+        .unwrap_or_default();
+    format!(
+        "{}; threads: {}",
+        fds.join(", "),
+        threads.join(" ").replace('\n', "")
+    )
 }
 
 /// A thread that aborts the process, naming the seed, if one seed runs longer than
@@ -88,12 +132,13 @@ fn hang_guard() -> Arc<AtomicU64> {
     running
 }
 
-/// One seed: builds the actors, lets them run, checks what they leave.
-fn run_seed(seed: u64) {
+/// One seed: builds the actors, lets them run, checks what they leave. Whether an
+/// `Unblock` job may outlive the runtime.
+fn run_seed(seed: u64) -> bool {
     cut::set_seed(seed);
     let dir = TempDir::new("chaos");
     let rt = overlap::Runtime::new().unwrap();
-    let files = rt.block_on(async {
+    let (files, lingering) = rt.block_on(async {
         let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
         if rng.below(2) == 0 {
             overlap::time::pause();
@@ -163,6 +208,24 @@ fn run_seed(seed: u64) {
         if rng.below(2) == 0 {
             sync_more::timers_and_joins(&mut rng, &mut tasks);
         }
+        // Some actors use `Unblock`, whose jobs the runtime's drop does not wait for.
+        let mut lingering = false;
+        let relayed = if rng.below(2) == 0 {
+            1 + rng.below(2)
+        } else {
+            0
+        };
+        for i in 0..relayed {
+            let id = seed as u32 ^ (0x100 + i as u32);
+            tallies.extend(copies::relayed(&mut rng, &mut tasks, id).await);
+            lingering = true;
+        }
+        if rng.below(4) == 0 {
+            let (path, urng) = (dir.join("unblock"), Rng(rng.next() | 1));
+            let ops = copies::unblock_file(path, urng);
+            tasks.spawn("unblock file".into(), true, ops);
+            lingering = true;
+        }
         let aborts = rng.below(4);
         let monkey = overlap::spawn(sync::monkey(
             std::mem::take(&mut tasks.abortable),
@@ -191,12 +254,13 @@ fn run_seed(seed: u64) {
             check();
         }
         idle_check(seed).await;
-        files
+        (files, lingering)
     });
     drop(rt);
     for (path, model) in files {
         file::check(&path, &model.borrow());
     }
+    lingering
 }
 
 /// With every task over, nothing is left registered and the runtime sleeps: a couple of
