@@ -2,10 +2,11 @@
 //! operations (TCP, Unix and pipe streams, some through a `splice` relay or split into
 //! owned halves; UDP; accept; files; `mpsc`, `cross_thread`, `oneshot`, `watch` and
 //! `broadcast` channels; `Mutex`, `RwLock`, `Semaphore`, `Notify`; `spawn_blocking`;
-//! `Unblock`, `io::copy` and `copy_bidirectional` between pipes and sockets), each maybe
-//! cut short by a `timeout`, a lost `select` race or a drop after a few polls, while a
-//! monkey aborts random tasks, from the runtime's thread or another. Half the seeds run on
-//! the paused clock, where which timeouts fire depends less on the machine's speed.
+//! signals raised at this process; `Unblock`, `io::copy` and `copy_bidirectional` between
+//! pipes and sockets), each maybe cut short by a `timeout`, a lost `select` race or a drop
+//! after a few polls, while a monkey aborts random tasks, from the runtime's thread or
+//! another. Half the seeds run on the paused clock, where which timeouts fire depends less
+//! on the machine's speed.
 //!
 //! Whatever was cut, every operation completes with the right data or a clear error (never
 //! `WouldBlock` or `Interrupted`), accepted bytes and values arrive in order and are never
@@ -27,6 +28,8 @@ mod cut;
 mod file;
 #[path = "chaos_cancel/net.rs"]
 mod net;
+#[path = "chaos_cancel/signals.rs"]
+mod signals;
 #[path = "chaos_cancel/streams.rs"]
 mod streams;
 #[path = "chaos_cancel/sync.rs"]
@@ -62,6 +65,11 @@ fn run_seeds(default: u64) {
     let seeds = env_u64("OVERLAP_CHAOS_SEEDS").unwrap_or(default);
     let first = env_u64("OVERLAP_CHAOS_FIRST_SEED").unwrap_or(1);
     let running = hang_guard();
+    // The signal self-pipe, made by the first listener, lives as long as the process:
+    // made before the fds are counted.
+    overlap::block_on(async {
+        drop(overlap::signal::signal(overlap::signal::SignalKind::window_change()).unwrap());
+    });
     let fds = open_fds_polled();
     for seed in first..first + seeds {
         running.store(seed, Ordering::SeqCst);
@@ -226,6 +234,10 @@ fn run_seed(seed: u64) -> bool {
             tasks.spawn("unblock file".into(), true, ops);
             lingering = true;
         }
+        let signals = rng.below(2) == 0;
+        if signals {
+            signals::actor(&mut rng, &mut tasks);
+        }
         let aborts = rng.below(4);
         let monkey = overlap::spawn(sync::monkey(
             std::mem::take(&mut tasks.abortable),
@@ -253,7 +265,8 @@ fn run_seed(seed: u64) -> bool {
         if let Some(check) = rwlock_free {
             check();
         }
-        idle_check(seed).await;
+        // The signal reader, started by the first listener, lives as long as the runtime.
+        idle_check(seed, signals as u64).await;
         (files, lingering)
     });
     drop(rt);
@@ -263,16 +276,17 @@ fn run_seed(seed: u64) -> bool {
     lingering
 }
 
-/// With every task over, nothing is left registered and the runtime sleeps: a couple of
-/// loop turns in 100 ms at most.
-async fn idle_check(seed: u64) {
+/// With every task over (but `reader`, the signal reader task and its fd, if it started),
+/// nothing is left registered and the runtime sleeps: a couple of loop turns in 100 ms at
+/// most.
+async fn idle_check(seed: u64, reader: u64) {
     if overlap::time::is_paused() {
         overlap::time::resume();
     }
     support::settle().await;
     let m = overlap::metrics();
     assert!(
-        m.tasks_alive == 0 && m.registered_fds == 0 && m.timers_active == 0,
+        m.tasks_alive == reader && m.registered_fds == reader && m.timers_active == 0,
         "seed {seed}: left behind: {} tasks, {} fds, {} timers",
         m.tasks_alive,
         m.registered_fds,
