@@ -1,18 +1,18 @@
 //! Seeded chaos for cancellation: per seed, one runtime on which many tasks run random
 //! operations (TCP, Unix and pipe streams, some through a `splice` relay or split into
 //! owned halves; UDP; accept; files; `mpsc`, `cross_thread`, `oneshot`, `watch` and
-//! `broadcast` channels; `Mutex`, `RwLock`, `Semaphore`, `Notify`; `spawn_blocking`;
-//! signals raised at this process; `Unblock`, `io::copy` and `copy_bidirectional` between
-//! pipes and sockets), each maybe cut short by a `timeout`, a lost `select` race or a drop
-//! after a few polls, while a monkey aborts random tasks, from the runtime's thread or
-//! another. Half the seeds run on the paused clock, where which timeouts fire depends less
-//! on the machine's speed.
+//! `broadcast` channels; `Mutex`, `RwLock`, `Semaphore`, `Notify`; `spawn_blocking`; child
+//! processes; signals raised at this process; `Unblock`, `io::copy` and
+//! `copy_bidirectional` between pipes and sockets), each maybe cut short by a `timeout`, a
+//! lost `select` race or a drop after a few polls, while a monkey aborts random tasks, from
+//! the runtime's thread or another. Half the seeds run on the paused clock, where which
+//! timeouts fire depends less on the machine's speed.
 //!
 //! Whatever was cut, every operation completes with the right data or a clear error (never
 //! `WouldBlock` or `Interrupted`), accepted bytes and values arrive in order and are never
-//! duplicated, nothing waits for ever, the idle runtime sleeps, and once the runtime is
-//! dropped every fd it used is closed (at once, or, for an `Unblock` job that outlives it,
-//! when that job ends) and every byte a `File` accepted is on disk.
+//! duplicated, nothing waits for ever, every child is reaped, the idle runtime sleeps, and
+//! once the runtime is dropped every fd it used is closed (at once, or, for an `Unblock`
+//! job that outlives it, when that job ends) and every byte a `File` accepted is on disk.
 //!
 //! `OVERLAP_CHAOS_SEEDS` sets how many seeds run (50 by default), `OVERLAP_CHAOS_FIRST_SEED`
 //! the first one: a failure names its seed, and `OVERLAP_CHAOS_FIRST_SEED=<seed>
@@ -28,6 +28,8 @@ mod cut;
 mod file;
 #[path = "chaos_cancel/net.rs"]
 mod net;
+#[path = "chaos_cancel/process.rs"]
+mod process;
 #[path = "chaos_cancel/signals.rs"]
 mod signals;
 #[path = "chaos_cancel/streams.rs"]
@@ -47,6 +49,8 @@ use support::{open_fds_polled, run_in_child, wait_until, Rng, TempDir};
 
 /// Seeds per run unless `OVERLAP_CHAOS_SEEDS` says otherwise.
 const SEEDS: u64 = 50;
+/// Seeds per run without `pidfd_open`, unless `OVERLAP_CHAOS_SEEDS` says otherwise.
+const SEEDS_WITHOUT_PIDFD: u64 = 20;
 /// How long one seed may run before the test is taken to hang.
 const HANG: Duration = Duration::from_secs(30);
 
@@ -59,17 +63,35 @@ fn chaos_cancel() {
     run_in_child("chaos_cancel", || run_seeds(SEEDS));
 }
 
+/// The same seeds where `pidfd_open` is missing (`ENOSYS`, as on kernels before 5.3): each
+/// child's exit is then watched through `SIGCHLD` (and ticks, on a running clock), and a
+/// dropped child left to the orphan reaper is looked at every 100 ms. Fewer seeds by
+/// default; `OVERLAP_CHAOS_SEEDS` sets both.
+#[test]
+fn chaos_cancel_without_pidfd() {
+    run_in_child("chaos_cancel_without_pidfd", || {
+        support::seccomp::deny(&[(libc::SYS_pidfd_open, libc::ENOSYS)]);
+        assert!(!process::pidfd_works());
+        run_seeds(SEEDS_WITHOUT_PIDFD)
+    });
+}
+
 /// Runs the seeds `OVERLAP_CHAOS_FIRST_SEED` (1 by default) on, `OVERLAP_CHAOS_SEEDS` of
 /// them (`default` otherwise), each checked for fds left open.
 fn run_seeds(default: u64) {
     let seeds = env_u64("OVERLAP_CHAOS_SEEDS").unwrap_or(default);
     let first = env_u64("OVERLAP_CHAOS_FIRST_SEED").unwrap_or(1);
     let running = hang_guard();
-    // The signal self-pipe, made by the first listener, lives as long as the process:
-    // made before the fds are counted.
+    // Two pipes live as long as the process once made: made before the fds are counted.
+    // The signal self-pipe, by the first listener; the orphan reaper's wake pipe, by the
+    // first child left to it (here a `status()` future dropped unpolled, as a cut may drop
+    // one, its child still running).
     overlap::block_on(async {
         drop(overlap::signal::signal(overlap::signal::SignalKind::window_change()).unwrap());
+        drop(overlap::process::Command::new("sleep").arg("0.01").status());
     });
+    // Reaped, and its pidfd closed.
+    assert!(wait_until(Duration::from_secs(30), process::all_gone));
     let fds = open_fds_polled();
     for seed in first..first + seeds {
         running.store(seed, Ordering::SeqCst);
@@ -146,7 +168,7 @@ fn run_seed(seed: u64) -> bool {
     cut::set_seed(seed);
     let dir = TempDir::new("chaos");
     let rt = overlap::Runtime::new().unwrap();
-    let (files, lingering) = rt.block_on(async {
+    let (files, lingering, outliving) = rt.block_on(async {
         let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
         if rng.below(2) == 0 {
             overlap::time::pause();
@@ -234,6 +256,15 @@ fn run_seed(seed: u64) -> bool {
             tasks.spawn("unblock file".into(), true, ops);
             lingering = true;
         }
+        let processes = if rng.below(2) == 0 {
+            1 + rng.below(3)
+        } else {
+            0
+        };
+        for i in 0..processes {
+            let id = seed as u32 ^ (0x200 + i as u32);
+            tallies.extend(process::actor(&mut rng, &mut tasks, dir.path(), id));
+        }
         let signals = rng.below(2) == 0;
         if signals {
             signals::actor(&mut rng, &mut tasks);
@@ -256,6 +287,7 @@ fn run_seed(seed: u64) -> bool {
             }
         }
         monkey.await.unwrap();
+        process::all_reaped().await;
         for tally in &tallies {
             tally.check();
         }
@@ -265,14 +297,25 @@ fn run_seed(seed: u64) -> bool {
         if let Some(check) = rwlock_free {
             check();
         }
-        // The signal reader, started by the first listener, lives as long as the runtime.
-        idle_check(seed, signals as u64).await;
-        (files, lingering)
+        // The signal reader, started by the first listener (or a child watched through
+        // `SIGCHLD` where there is no pidfd), lives as long as the runtime.
+        let reader = signals || (processes > 0 && !process::pidfd_works());
+        idle_check(seed, reader as u64).await;
+        let outliving = if rng.below(4) == 0 {
+            process::outliving(&mut rng)
+        } else {
+            Vec::new()
+        };
+        (files, lingering, outliving)
     });
     drop(rt);
+    drop(outliving);
     for (path, model) in files {
         file::check(&path, &model.borrow());
     }
+    // Children dropped as the runtime ended, or after, are the orphan reaper's.
+    let reaped = wait_until(Duration::from_secs(30), process::all_gone);
+    assert!(reaped, "seed {seed}: orphans left: {}", support::children());
     lingering
 }
 
