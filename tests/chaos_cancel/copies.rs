@@ -9,8 +9,9 @@
 //! skipped), and either end may see the relay's ends close. A copy that completes hands on
 //! every byte the writer was told went.
 //!
-//! A file written through cut `Unblock` writes holds exactly the bytes those writes took
-//! once it is closed, and cut `Unblock` reads give them back in order.
+//! A file written through cut `Unblock` writes and flushes holds exactly the bytes those
+//! writes took once it is closed (through cut `close`s, called again until one completes),
+//! and cut `Unblock` reads give them back in order.
 
 use std::rc::Rc;
 
@@ -215,8 +216,13 @@ pub async fn unblock_file(path: std::path::PathBuf, mut rng: Rng) {
             None => {}
         }
     }
-    if let Err(e) = w.close().await {
-        unblock_failed("close", &e);
+    // A cut `close` is called again: it goes on with the same job, and takes every byte.
+    loop {
+        match cut(pick(&mut rng), w.close()).await {
+            Some(Ok(())) => break,
+            Some(Err(e)) => unblock_failed("close", &e),
+            None => {}
+        }
     }
     let file = std::fs::File::open(&path).unwrap();
     let mut r = Unblock::with_capacity(1 + rng.below(64 * 1024), file);
@@ -242,7 +248,7 @@ pub async fn unblock_file(path: std::path::PathBuf, mut rng: Rng) {
     assert_eq!(read, data.len(), "seed {}: unblock file: short", seed());
 }
 
-fn unblock_failed(op: &str, e: &std::io::Error) {
+fn unblock_failed(op: &str, e: &std::io::Error) -> ! {
     clear(op, e);
     panic!("seed {}: unblock file {op}: {e:?}", seed());
 }

@@ -73,7 +73,10 @@ async fn output(path: &Path, data: &[u8], mut rng: Rng) {
             0 | 1 => {
                 let mut std = printer(path, code);
                 let res = if rng.below(2) == 0 {
-                    cut(pick(&mut rng), Command::from(std).output()).await
+                    // Killed if cut (and reaped in the background either way).
+                    let mut cmd = Command::from(std);
+                    cmd.kill_on_drop(rng.below(2) == 0);
+                    cut(pick(&mut rng), cmd.output()).await
                 } else {
                     cut(pick(&mut rng), overlap::process::output(&mut std)).await
                 };
