@@ -14,6 +14,7 @@
 
 use std::cell::Cell;
 use std::rc::Rc;
+use std::time::Duration;
 
 use overlap::signal::{signal, Signal, SignalKind};
 
@@ -30,6 +31,8 @@ const KINDS: [SignalKind; 2] = [SignalKind::user_defined1(), SignalKind::user_de
 struct Raised {
     started: [Cell<u64>; 2],
     done: [Cell<u64>; 2],
+    /// The raiser is done.
+    over: Cell<bool>,
 }
 
 impl Raised {
@@ -134,6 +137,13 @@ pub fn actor(rng: &mut Rng, tasks: &mut Tasks) {
                     _ => pause(&mut lrng).await,
                 }
             }
+            // Some stay for the raiser's last raise, whose wake nothing else would stand in
+            // for.
+            if lrng.below(2) == 0 {
+                while !raised.over.get() {
+                    overlap::time::sleep(Duration::from_millis(1)).await;
+                }
+            }
             if l.owed(&raised) {
                 l.sig.recv().await;
                 l.reported(&raised);
@@ -173,5 +183,6 @@ pub fn actor(rng: &mut Rng, tasks: &mut Tasks) {
             }
             pause(&mut rrng).await;
         }
+        raised.over.set(true);
     });
 }
