@@ -16,7 +16,6 @@
 //!   reservation chunk by chunk (doubling, as its buffer grows) without waiting: a body that
 //!   waited while holding part of the budget could lock up with others doing the same. When
 //!   the budget is spent, it gets a 503 at once.
-//!
 //! - Room is reserved for bytes not yet sent, so a client could announce a large body and
 //!   send a byte now and then to hold its room. While bodies wait for room, a body holding
 //!   some must arrive at [`MIN_RATE`] at least (after [`PACE_GRACE`]): one slower gets a
