@@ -19,11 +19,11 @@ use overlap::io::{
     copy, copy_bidirectional, copy_buf, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt,
     BufReader, Unblock,
 };
-use overlap::net::{TcpListener, TcpStream, UnixStream};
+use overlap::net::UnixStream;
 
 use crate::cut::{clear, cut, peer_gone, pick, seed, SetOnDrop};
 use crate::streams::{self, Tally};
-use crate::support::{pattern_seeded, Rng};
+use crate::support::{pattern_seeded, tcp_pair, Rng};
 use crate::sync::Tasks;
 
 type Writer = Box<dyn AsyncWrite + Unpin>;
@@ -60,15 +60,6 @@ async fn hop(rng: &mut Rng) -> (Writer, Reader, &'static str) {
             (Box::new(tx), Box::new(rx), "unblock>pipe")
         }
     }
-}
-
-async fn tcp_pair() -> (TcpStream, TcpStream) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let a = TcpStream::connect(listener.local_addr().unwrap())
-        .await
-        .unwrap();
-    let (b, _) = listener.accept().await.unwrap();
-    (a, b)
 }
 
 /// Spawns one relayed stream (or, through `copy_bidirectional`, one each way) with its
