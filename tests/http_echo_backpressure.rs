@@ -8,6 +8,8 @@ mod conn;
 #[path = "../examples/http_echo/date.rs"]
 mod date;
 #[allow(dead_code)]
+mod http_echo_harness;
+#[allow(dead_code)]
 #[path = "../examples/http_echo/memory.rs"]
 mod memory;
 #[allow(dead_code)]
@@ -21,14 +23,7 @@ use std::time::Duration;
 use overlap::io::AsyncWriteExt;
 use overlap::net::{TcpListener, TcpSocket};
 use request::Limits;
-use support::{within, ExampleServer};
-
-/// The server's resident memory, from /proc.
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
-    line.split_whitespace().nth(1).unwrap().parse().unwrap()
-}
+use support::{status_kib, within, ExampleServer};
 
 /// 128 pipelined POSTs of 1 MB, each next head sent right behind the previous body (so the
 /// server never finds its read buffer empty between requests), and no answer read. The
@@ -38,7 +33,7 @@ fn rss_kib(pid: u32) -> u64 {
 fn pipelined_bodies_to_a_client_that_reads_nothing_do_not_grow_the_server() {
     let server = ExampleServer::start("http_echo");
     let pid = server.child.id();
-    let before = rss_kib(pid);
+    let before = status_kib(pid, "VmRSS");
     let mut conn = std::net::TcpStream::connect(server.addr).unwrap();
     conn.set_write_timeout(Some(Duration::from_secs(1)))
         .unwrap();
@@ -65,7 +60,7 @@ fn pipelined_bodies_to_a_client_that_reads_nothing_do_not_grow_the_server() {
         sent += 1;
     }
     std::thread::sleep(Duration::from_millis(200));
-    let after = rss_kib(pid);
+    let after = status_kib(pid, "VmRSS");
     assert!(
         sent < 128,
         "all 128 MB were accepted from a client that reads nothing"
@@ -91,13 +86,7 @@ fn a_client_that_never_reads_is_dropped_after_the_write_timeout() {
         let addr = listener.local_addr().unwrap();
         let server = overlap::spawn(async move {
             let (stream, _) = listener.accept().await.unwrap();
-            conn::serve(
-                stream,
-                &limits,
-                &conn::Drain::default(),
-                &memory::BodyMemory::new(1 << 30),
-            )
-            .await
+            http_echo_harness::serve_alone(stream, &limits).await
         });
         let sock = TcpSocket::new_v4().unwrap();
         sock.set_recv_buffer_size(4096).unwrap();

@@ -17,7 +17,7 @@ use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::time::Duration;
 
 use model::{head_end, model_stream, Due, MAX_HEAD};
-use support::{ExampleServer, Rng};
+use support::{status_kib, ExampleServer, Rng};
 
 /// One answer: its status, `Connection` and `Content-Type` values, `Content-Length` and body.
 struct Answer {
@@ -370,12 +370,6 @@ fn cpu_ticks(pid: u32) -> u64 {
     fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
 }
 
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
-    line.split_whitespace().nth(1).unwrap().parse().unwrap()
-}
-
 /// A request whose echo is known, on a connection of its own or one kept open.
 const PROBE: &[u8] = b"GET /probe HTTP/1.1\r\nHost: t\r\n\r\n";
 
@@ -433,7 +427,7 @@ fn mutated_requests_get_their_due_and_the_server_stays_whole() {
         .unwrap();
     probe(&mut kept);
     // Descriptors without the kept connection's.
-    let (fd_base, rss_base) = (fds(pid) - 1, rss_kib(pid));
+    let (fd_base, rss_base) = (fds(pid) - 1, status_kib(pid, "VmRSS"));
 
     // Every seed, pipelined with the next, cut at every offset.
     for (i, seed) in SEEDS.iter().enumerate() {
@@ -473,9 +467,9 @@ fn mutated_requests_get_their_due_and_the_server_stays_whole() {
     std::thread::sleep(Duration::from_secs(1));
     assert!(cpu_ticks(pid) - ticks < 50, "the idle server spins");
     assert!(
-        rss_kib(pid) < rss_base + 64 * 1024,
+        status_kib(pid, "VmRSS") < rss_base + 64 * 1024,
         "resident memory grew by {} KiB",
-        rss_kib(pid) - rss_base
+        status_kib(pid, "VmRSS") - rss_base
     );
 }
 

@@ -26,7 +26,7 @@ use std::time::Duration;
 use http_echo_harness::{one_request, with_server_sharing, Client};
 use overlap::io::{AsyncReadExt, AsyncWriteExt};
 use request::Limits;
-use support::{example_bin, within, ExampleServer};
+use support::{example_bin, status_kib, within, ExampleServer};
 
 const MIB: usize = 1 << 20;
 /// A body large enough to be counted in the budget (over 64 KiB).
@@ -71,20 +71,6 @@ fn drip<W: AsyncWriteExt + Unpin + 'static>(
             overlap::time::sleep(every).await;
         }
     })
-}
-
-/// A field of `/proc/PID/status`, in KiB.
-fn status_kib(pid: u32, field: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let line = status
-        .lines()
-        .find_map(|l| l.strip_prefix(field))
-        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"));
-    line.trim_start_matches(':')
-        .trim()
-        .trim_end_matches(" kB")
-        .parse()
-        .unwrap()
 }
 
 /// 40 clients at once each send a 4 MiB body (160 MiB in all) to the real server with a

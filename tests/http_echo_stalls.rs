@@ -11,6 +11,8 @@ mod conn;
 #[path = "../examples/http_echo/date.rs"]
 mod date;
 #[allow(dead_code)]
+mod http_echo_harness;
+#[allow(dead_code)]
 #[path = "../examples/http_echo/memory.rs"]
 mod memory;
 #[allow(dead_code)]
@@ -54,13 +56,7 @@ async fn serve_one(
             )
         };
         assert_eq!(rc, 0);
-        conn::serve(
-            stream,
-            &limits,
-            &conn::Drain::default(),
-            &memory::BodyMemory::new(1 << 30),
-        )
-        .await
+        http_echo_harness::serve_alone(stream, &limits).await
     });
     (client.connect(addr).await.unwrap(), server)
 }

@@ -23,6 +23,13 @@ where
     with_server_sharing(limits, 1 << 30, client)
 }
 
+/// Serves one connection as [`with_server`] does, on its own: with a drain of its own and
+/// body memory to spare.
+pub async fn serve_alone(stream: TcpStream, limits: &Limits) -> std::io::Result<()> {
+    let memory = BodyMemory::new(1 << 30);
+    conn::serve(stream, limits, &conn::Drain::default(), &memory).await
+}
+
 /// Like [`with_server`], with the request bodies of all connections sharing `body_memory`
 /// bytes, as the example's `--body-memory` makes them.
 pub fn with_server_sharing<F, Fut>(limits: Limits, body_memory: u64, client: F)

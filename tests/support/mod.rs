@@ -20,6 +20,7 @@ mod net;
 mod no_threads;
 mod panic;
 mod polled;
+mod proc_status;
 mod reaped;
 mod rng;
 pub mod seccomp;
@@ -45,6 +46,7 @@ pub use net::{datagram, fill_send_buffer, open_fresh, open_read_write, tcp_pair,
 pub use no_threads::{no_pool_threads, without_new_threads};
 pub use panic::panic_message;
 pub use polled::{abandon, abandon_slot, poll_once, polled, wait_on, ManualTask, Polled};
+pub use proc_status::status_kib;
 pub use reaped::{children, gone};
 pub use rng::Rng;
 pub use serving::{a_new_pair_still_serves, still_serves};
