@@ -96,18 +96,9 @@ impl BufCopy {
         W: AsyncWrite + ?Sized,
     {
         loop {
-            let filled = match crate::coop::poll_proceed(cx) {
-                Poll::Ready(()) => {
-                    let filled = from.as_mut().poll_fill_buf(cx);
-                    if filled.is_pending() {
-                        // Nothing came: the unit goes back, or an idle copy polled in a
-                        // `select!` loop would use up the budget of the task's other work.
-                        crate::coop::refund();
-                    }
-                    filled
-                }
-                Poll::Pending => Poll::Pending,
-            };
+            // A fill that finds nothing gives its unit back, or an idle copy polled in a
+            // `select!` loop would use up the budget of the task's other work.
+            let filled = crate::coop::budgeted(cx, |cx| from.as_mut().poll_fill_buf(cx));
             let buf = match filled {
                 Poll::Ready(Ok(buf)) => buf,
                 Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => continue,
