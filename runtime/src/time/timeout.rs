@@ -19,8 +19,9 @@ use super::Instant;
 /// The future is always polled before the clock is looked at, so a future that is ready at
 /// once wins even with `Duration::ZERO`; polled in a task that has spent its cooperative
 /// budget (where an operation returns `Pending` without looking), the timeout yields once
-/// first, as tokio's does, so that holds there too. The timer is registered only if the future returns
-/// `Pending`, so a timeout around an operation that is already ready costs almost nothing.
+/// first, as tokio's does, so that holds there too. The timer is registered only if the
+/// future returns `Pending`, so a timeout around an operation that is already ready costs
+/// almost nothing.
 ///
 /// Timing out cancels the future by dropping it, like any other drop: an I/O handle it
 /// borrowed stays usable afterwards.
