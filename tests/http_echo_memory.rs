@@ -60,6 +60,17 @@ async fn hold_the_budget(addr: std::net::SocketAddr) -> Client {
     holder
 }
 
+/// A client with a 4 KiB receive buffer: an echo of megabytes cannot all sit in the
+/// sockets, so the server holds its body while the client does not read.
+async fn small_window_client(addr: std::net::SocketAddr) -> Client {
+    let socket = overlap::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    Client {
+        stream: socket.connect(addr).await.unwrap(),
+        buf: Vec::new(),
+    }
+}
+
 /// Sends a byte of a body on `stream` every `every`, faster than it stalls, until a write
 /// fails or the task is aborted.
 fn drip<W: AsyncWriteExt + Unpin + 'static>(
@@ -254,6 +265,54 @@ fn a_slow_body_gives_its_room_to_the_bodies_waiting() {
     });
 }
 
+/// A client with a small receive buffer that reads its 8 MiB echo slowly (10 KiB/s) keeps
+/// its body's room only while no body waits for some: once one does, the reader is cut off
+/// (a reset, mid-echo) after its second of grace, and the body waiting gets its `100
+/// Continue`. (Before, the reader kept the room for as long as each write moved a byte
+/// within the write timeout: the body waiting got a 503.) The echo is larger than the
+/// server's socket may buffer (4 MiB at most), so most of the body stays in its memory.
+#[test]
+fn a_slow_reader_gives_its_room_to_the_bodies_waiting() {
+    let limits = Limits {
+        body_timeout: Duration::from_secs(15),
+        write_timeout: Duration::from_secs(60),
+        ..Limits::default()
+    };
+    let len = limits.max_body as usize;
+    with_server_sharing(limits, len as u64, |addr| async move {
+        let mut holder = small_window_client(addr).await;
+        holder.send(&post_head(len, true)).await;
+        assert_eq!(holder.response(false).await.status, 100);
+        // Reads 1 KiB every 100 ms until the connection ends; returns the bytes it got.
+        let reader = overlap::spawn(async move {
+            holder.send(&vec![b'h'; len]).await;
+            let mut got = 0;
+            let mut chunk = [0; 1024];
+            while let Ok(n @ 1..) = holder.stream.read(&mut chunk).await {
+                got += n;
+                overlap::time::sleep(Duration::from_millis(100)).await;
+            }
+            got
+        });
+        // Its echo has started (the write waits on the reader) before another body asks.
+        overlap::time::sleep(Duration::from_millis(500)).await;
+        let mut waiter = Client::connect(addr).await;
+        waiter.send(&post_head(LARGE, true)).await;
+        let r = within(Duration::from_secs(30), waiter.response(false), "an answer").await;
+        assert_eq!(r.status, 100, "{:?}", String::from_utf8_lossy(&r.body));
+        waiter.send(&[b'w'; LARGE]).await;
+        let r = waiter.response(false).await;
+        assert!(r.status == 200 && r.body == [b'w'; LARGE], "{}", r.status);
+        let got = within(Duration::from_secs(30), reader, "the reader's end")
+            .await
+            .unwrap();
+        assert!(
+            got < len,
+            "the slow reader got its whole echo ({got} bytes)"
+        );
+    });
+}
+
 /// A body that has waited for room as long as a body may stall gets a 503, and its
 /// connection closes; the server keeps serving.
 #[test]
@@ -388,14 +447,7 @@ fn a_chunked_body_reserves_no_more_than_the_largest_body() {
     };
     let max_body = limits.max_body as usize;
     with_server_sharing(limits, 2 * max_body as u64, |addr| async move {
-        // A small receive buffer: the 8 MiB echo cannot all sit in the sockets, so the
-        // server holds the body while its client does not read.
-        let socket = overlap::net::TcpSocket::new_v4().unwrap();
-        socket.set_recv_buffer_size(4096).unwrap();
-        let mut holder = Client {
-            stream: socket.connect(addr).await.unwrap(),
-            buf: Vec::new(),
-        };
+        let mut holder = small_window_client(addr).await;
         let mut req = b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
         req.extend_from_slice(format!("{:x}\r\n", max_body - 1).as_bytes());
         req.resize(req.len() + max_body - 1, b'c');
@@ -417,7 +469,10 @@ fn a_chunked_body_reserves_no_more_than_the_largest_body() {
         second.send(&post_head(max_body, true)).await;
         let r = within(Duration::from_secs(30), second.response(false), "an answer").await;
         assert_eq!(r.status, 100, "{:?}", String::from_utf8_lossy(&r.body));
-        drop(holder);
+        // Nobody waited: the holder, not reading meanwhile, kept its room and gets its echo.
+        let mut holder = holder;
+        let echo = within(Duration::from_secs(30), holder.response(false), "the echo").await;
+        assert!(echo.status == 200 && echo.body.len() == max_body);
     });
 }
 

@@ -14,7 +14,7 @@ use overlap::sync::Notify;
 use overlap::time::{timeout_at, Instant};
 
 use crate::date;
-use crate::memory::BodyMemory;
+use crate::memory::{BodyMemory, PACE_GRACE};
 use crate::request::{self, Framing, Head, HttpError, Limits};
 
 #[path = "conn/body.rs"]
@@ -121,7 +121,7 @@ pub async fn serve(
             head.keep_alive &= conn.next_request_at() < cutoff;
         }
         if !conn.respond(&head, &body.bytes) {
-            conn.flush_with(&body.bytes).await?;
+            conn.flush_with(&body.bytes, body.holds_room()).await?;
         }
         // Its share of the body memory goes back.
         drop(body);
@@ -426,42 +426,64 @@ impl Conn<'_> {
     /// socket buffer full, no byte taken) is given up on: the connection ends with
     /// `TimedOut`. One that keeps reading, however slowly, gets its whole answer.
     async fn flush(&mut self) -> io::Result<()> {
-        self.flush_with(&[]).await
+        self.flush_with(&[], false).await
     }
 
-    /// Writes the queued answers, then `tail`, as [`flush`](Self::flush) does.
-    async fn flush_with(&mut self, tail: &[u8]) -> io::Result<()> {
+    /// Writes the queued answers, then `tail`, as [`flush`](Self::flush) does. If `tail` is
+    /// a body holding room in the body memory, its client must also read it at
+    /// [`MIN_RATE`](crate::memory::MIN_RATE) while other bodies wait for room (see
+    /// [`crate::memory`]), counted from when the socket's buffer first filled up.
+    async fn flush_with(&mut self, tail: &[u8], holds_room: bool) -> io::Result<()> {
         let mut sent = 0;
         let total = self.out.len() + tail.len();
+        // When a write first came back short, and the bytes sent by then.
+        let mut pace: Option<(Instant, usize)> = None;
         while sent < total {
-            let (out, tail) = match sent.checked_sub(self.out.len()) {
-                Some(in_tail) => (&[][..], &tail[in_tail..]),
-                None => (&self.out[sent..], tail),
-            };
-            let parts = [IoSlice::new(out), IoSlice::new(tail)];
-            // One part (the usual case) goes out by a plain `send`, cheaper than `writev`.
-            let write = async {
-                match (out.is_empty(), tail.is_empty()) {
-                    (false, true) => self.stream.write(out).await,
-                    (true, false) => self.stream.write(tail).await,
-                    _ => self.stream.write_vectored(&parts).await,
-                }
-            };
             // Each write that moves bytes starts the stall clock again.
-            let deadline = Instant::now() + self.limits.write_timeout;
-            match timeout_at(deadline, write).await {
-                Ok(Ok(0)) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(Ok(n)) => sent += n,
-                Ok(Err(e)) => return Err(e),
-                Err(_) => {
-                    // Reset rather than close: the unsent answer is dropped at once instead
-                    // of sitting in the kernel for a client that does not read.
-                    let _ = self.stream.set_linger(Some(Duration::ZERO));
-                    return Err(io::Error::new(
-                        io::ErrorKind::TimedOut,
-                        "the client stopped reading its answers",
-                    ));
-                }
+            let stalled = Instant::now() + self.limits.write_timeout;
+            let n =
+                loop {
+                    let paced = pace
+                        .filter(|_| self.memory.contended())
+                        .map(|(since, at)| BodyMemory::pace_deadline(since, (sent - at) as u64));
+                    // Nobody waits for room now: look again in a while whether someone does.
+                    let look_again = match (pace, paced) {
+                        (Some(_), None) => Some(Instant::now() + PACE_GRACE),
+                        _ => None,
+                    };
+                    let deadline = [paced, look_again]
+                        .into_iter()
+                        .flatten()
+                        .fold(stalled, Instant::min);
+                    let (out, tail) = match sent.checked_sub(self.out.len()) {
+                        Some(in_tail) => (&[][..], &tail[in_tail..]),
+                        None => (&self.out[sent..], tail),
+                    };
+                    let parts = [IoSlice::new(out), IoSlice::new(tail)];
+                    // One part (the usual case) goes out by a plain `send`, cheaper than `writev`.
+                    let write = async {
+                        match (out.is_empty(), tail.is_empty()) {
+                            (false, true) => self.stream.write(out).await,
+                            (true, false) => self.stream.write(tail).await,
+                            _ => self.stream.write_vectored(&parts).await,
+                        }
+                    };
+                    match timeout_at(deadline, write).await {
+                        Ok(Ok(0)) => return Err(io::ErrorKind::WriteZero.into()),
+                        Ok(Ok(n)) => break n,
+                        Ok(Err(e)) => return Err(e),
+                        Err(_) if deadline == stalled => {
+                            return Err(self.give_up("the client stopped reading its answers"))
+                        }
+                        Err(_) if Some(deadline) == paced => return Err(self.give_up(
+                            "the client read its answer too slowly while others wait for memory",
+                        )),
+                        Err(_) => {}
+                    }
+                };
+            sent += n;
+            if holds_room && pace.is_none() && sent < total {
+                pace = Some((Instant::now(), sent));
             }
         }
         self.out.clear();
@@ -471,6 +493,13 @@ impl Conn<'_> {
             self.out.shrink_to(OUT_CAP);
         }
         Ok(())
+    }
+
+    /// Ends a connection whose client does not take its answer: with a reset rather than a
+    /// close, so that the unsent answer is dropped at once instead of sitting in the kernel.
+    fn give_up(&mut self, why: &'static str) -> io::Error {
+        let _ = self.stream.set_linger(Some(Duration::ZERO));
+        io::Error::new(io::ErrorKind::TimedOut, why)
     }
 
     /// Answers a bad request (after the answers already queued), then closes. The answer to

@@ -34,8 +34,9 @@
 //!   share the `--body-memory` budget (bodies up to 64 KiB aside): one with a
 //!   `Content-Length` waits for room (and for its `100 Continue`), up to the body timeout,
 //!   then gets a 503; a chunked one gets a 503 as soon as it finds no room. While bodies
-//!   wait, one holding room must arrive at 64 KiB/s at least (408 otherwise), so slow
-//!   senders cannot keep the room (see `memory.rs`). A 503 says `Retry-After: 1`.
+//!   wait, one holding room must arrive at 64 KiB/s at least (408 otherwise), and its echo
+//!   be read as fast (else the connection is reset), so slow senders and readers cannot
+//!   keep the room (see `memory.rs`). A 503 says `Retry-After: 1`.
 
 mod conn;
 mod date;

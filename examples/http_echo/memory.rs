@@ -24,6 +24,12 @@
 //!   nobody and go on at their pace. (Holding room only for bytes received instead would
 //!   refuse honest uploads that come together: each would hold part of the budget, none
 //!   able to finish.)
+//! - Room is given back only once the echo is written, so a client could as well take its
+//!   echo a byte now and then. The same pace holds for reading it, counted from when the
+//!   socket's buffer first fills up (the kernel holds the rest): while bodies wait, a reader
+//!   slower than [`MIN_RATE`] after [`PACE_GRACE`] is cut off (a reset: its answer has
+//!   begun, so no 408 can be sent), and a write waiting on such a reader looks every
+//!   [`PACE_GRACE`] whether bodies wait.
 
 use std::cell::Cell;
 use std::time::Duration;

@@ -17,7 +17,14 @@ const MAX_CHUNK_EXTENSIONS: usize = 16 * 1024;
 /// A request body, with the share of the server's body memory it holds until dropped.
 pub(super) struct Body<'m> {
     pub bytes: Vec<u8>,
-    _held: Held<'m>,
+    held: Held<'m>,
+}
+
+impl Body<'_> {
+    /// Whether the body holds room in the body memory (it is counted).
+    pub fn holds_room(&self) -> bool {
+        self.held.num_permits() > 0
+    }
 }
 
 impl<'a> Conn<'a> {
@@ -32,7 +39,7 @@ impl<'a> Conn<'a> {
             Framing::Length(0) => {
                 return Ok(Ok(Body {
                     bytes: Vec::new(),
-                    _held: memory.none(),
+                    held: memory.none(),
                 }))
             }
             // Bounded per connection, as a head is.
@@ -72,7 +79,7 @@ impl<'a> Conn<'a> {
             }
         };
         self.pace = None;
-        Ok(done.map(|bytes| Body { bytes, _held: held }))
+        Ok(done.map(|bytes| Body { bytes, held }))
     }
 
     /// Moves the next `n` body bytes into `body`, reading as needed.
