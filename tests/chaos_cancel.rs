@@ -166,6 +166,7 @@ fn hang_guard() -> Arc<AtomicU64> {
 /// `Unblock` job may outlive the runtime.
 fn run_seed(seed: u64) -> bool {
     cut::set_seed(seed);
+    process::forget_watched();
     let dir = TempDir::new("chaos");
     let rt = overlap::Runtime::new().unwrap();
     let (files, lingering, outliving) = rt.block_on(async {
@@ -299,7 +300,7 @@ fn run_seed(seed: u64) -> bool {
         }
         // The signal reader, started by the first listener (or a child watched through
         // `SIGCHLD` where there is no pidfd), lives as long as the runtime.
-        let reader = signals || (processes > 0 && !process::pidfd_works());
+        let reader = signals || (process::any_watched() && !process::pidfd_works());
         idle_check(seed, reader as u64).await;
         let outliving = if rng.below(4) == 0 {
             process::outliving(&mut rng)

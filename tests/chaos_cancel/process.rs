@@ -16,6 +16,8 @@
 //! leave children running as the runtime ends (see [`outliving`]), which the orphan reaper
 //! must reap.
 
+use std::cell::Cell;
+use std::future::{poll_fn, Future};
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::process::{ExitStatus, Stdio};
@@ -28,6 +30,37 @@ use overlap::process::{Child, Command};
 use crate::cut::{clear, cut, pause, pick, seed, Cut};
 use crate::streams::{self, Tally};
 use crate::support::{children, pattern_seeded, Rng};
+
+thread_local! {
+    /// Whether the seed being run had a child watched by the runtime (see [`any_watched`]).
+    static WATCHED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Whether a child was watched by the runtime since [`forget_watched`]: spawned as a
+/// [`Child`], or by a `status()` or `output()` future that was polled (one cut before its
+/// first poll spawned its child, if at all, without watching it). Without a pidfd, the
+/// first child watched starts the runtime's signal reader.
+pub fn any_watched() -> bool {
+    WATCHED.with(Cell::get)
+}
+
+/// Starts a seed with no child watched.
+pub fn forget_watched() {
+    WATCHED.with(|w| w.set(false));
+}
+
+fn mark_watched() {
+    WATCHED.with(|w| w.set(true));
+}
+
+/// `fut` (a `status()` or `output()`), marking a child watched once it is polled.
+fn watching<F: Future>(fut: F) -> impl Future<Output = F::Output> {
+    let mut fut = Box::pin(fut);
+    poll_fn(move |cx| {
+        mark_watched();
+        fut.as_mut().poll(cx)
+    })
+}
 use crate::sync::Tasks;
 
 /// Spawns a random process actor (its tasks into `tasks`), with files it needs in `dir`;
@@ -76,9 +109,9 @@ async fn output(path: &Path, data: &[u8], mut rng: Rng) {
                     // Killed if cut (and reaped in the background either way).
                     let mut cmd = Command::from(std);
                     cmd.kill_on_drop(rng.below(2) == 0);
-                    cut(pick(&mut rng), cmd.output()).await
+                    cut(pick(&mut rng), watching(cmd.output())).await
                 } else {
-                    cut(pick(&mut rng), overlap::process::output(&mut std)).await
+                    cut(pick(&mut rng), watching(overlap::process::output(&mut std))).await
                 };
                 if let Some(res) = res {
                     let out = res.unwrap_or_else(|e| failed("output", &e));
@@ -96,14 +129,14 @@ async fn output(path: &Path, data: &[u8], mut rng: Rng) {
             2 => {
                 let mut cmd = Command::new("/bin/sh");
                 cmd.args(["-c", &format!("exit {code}")]);
-                if let Some(res) = cut(pick(&mut rng), cmd.status()).await {
+                if let Some(res) = cut(pick(&mut rng), watching(cmd.status())).await {
                     let status = res.unwrap_or_else(|e| failed("status", &e));
                     assert_eq!(status.code(), Some(code), "seed {}: status", seed());
                 }
             }
             _ => {
                 let mut cmd = Command::new("true");
-                if let Some(res) = cut(pick(&mut rng), cmd.status()).await {
+                if let Some(res) = cut(pick(&mut rng), watching(cmd.status())).await {
                     let status = res.unwrap_or_else(|e| failed("status", &e));
                     assert!(status.success(), "seed {}: true: {status}", seed());
                 }
@@ -122,6 +155,7 @@ async fn read_then_output(path: &Path, data: &[u8], mut rng: Rng) {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap_or_else(|e| failed("spawn", &e));
+    mark_watched();
     let mut stdout = child.stdout.take().unwrap();
     let (mut read, until) = (0, rng.below(data.len() + 1));
     let mut buf = vec![0u8; 70_000];
@@ -164,6 +198,7 @@ fn cat_stream(rng: &mut Rng, tasks: &mut Tasks, id: u32) -> Vec<Rc<Tally>> {
         .stderr(Stdio::null())
         .spawn()
         .unwrap_or_else(|e| failed("spawn", &e));
+    mark_watched();
     let (w, r) = (child.stdin.take().unwrap(), child.stdout.take().unwrap());
     let data = streams::data_for(rng, id);
     let t = Rc::new(Tally::new(format!(
@@ -234,6 +269,7 @@ async fn kill(mut rng: Rng) {
         .stdout(Stdio::null())
         .spawn()
         .unwrap_or_else(|e| failed("spawn", &e));
+    mark_watched();
     let mut killed = false;
     let mut status = None;
     for _ in 0..rng.below(6) {
