@@ -49,6 +49,57 @@
 //! Each async method that a `select!` or a timeout may drop says whether that loses
 //! anything ("cancel-safe"); the module docs of [`net`], [`sync`], [`fs`] and [`time`] give
 //! the rule for the whole module.
+//!
+//! # Coming from Windows overlapped I/O
+//! An overlapped `ReadFile` or `WSARecv` hands the kernel a buffer and returns at once; the
+//! completion comes later, through a completion port. Linux sockets and pipes work by
+//! readiness instead: epoll says when an fd can be read without blocking, and the read is
+//! made then. overlap gives the overlapped way of working on top of that: each operation
+//! is a future, many are in flight at once on one thread, and the [`Runtime`] is the
+//! completion port that finishes them. The README maps the Windows calls one by one.
+//!
+//! - Awaiting an operation is `GetOverlappedResult`; [`join!`], [`select!`] and
+//!   [`JoinSet`] wait for several, as `WaitForMultipleObjects` does.
+//! - Dropping the future is `CancelIoEx`, and it is final: a socket or pipe read either
+//!   completed (and its bytes were handed over) or never took any, and the kernel never
+//!   touches the buffer afterwards, so no byte is lost and the buffer is free at once. File
+//!   jobs run on in the background (see [`fs`]'s cancellation rules).
+//! - The future borrows its buffer, so the rule that an overlapped buffer must outlive its
+//!   operation is checked by the compiler.
+//!
+//! ```
+//! use std::time::Duration;
+//! use overlap::io::{AsyncReadExt, AsyncWriteExt};
+//!
+//! overlap::block_on(async {
+//!     let (mut tx, mut rx) = overlap::pipe::pipe()?;
+//!     let (mut a, mut b) = overlap::net::UnixStream::pair()?;
+//!     // Two reads in flight at once on one thread, as two OVERLAPPED reads would be,
+//!     // completed by the writes that follow.
+//!     let (mut from_pipe, mut from_socket) = ([0u8; 4], [0u8; 6]);
+//!     let (r1, r2, w) = overlap::join!(
+//!         rx.read_exact(&mut from_pipe),
+//!         b.read_exact(&mut from_socket),
+//!         async {
+//!             tx.write_all(b"pipe").await?;
+//!             a.write_all(b"socket").await
+//!         },
+//!     );
+//!     (r1?, r2?, w?);
+//!     assert_eq!((&from_pipe, &from_socket), (b"pipe", b"socket"));
+//!
+//!     // CancelIoEx: a read given up after 10 ms. Nothing was lost: the byte sent
+//!     // afterwards is the next one read.
+//!     let mut one = [0u8; 1];
+//!     let cut = overlap::time::timeout(Duration::from_millis(10), rx.read(&mut one)).await;
+//!     assert!(cut.is_err());
+//!     tx.write_all(b"!").await?;
+//!     rx.read_exact(&mut one).await?;
+//!     assert_eq!(&one, b"!");
+//!     std::io::Result::Ok(())
+//! })
+//! .unwrap();
+//! ```
 
 #[doc(hidden)]
 pub use overlap_runtime::block_on_start_paused;
