@@ -24,9 +24,12 @@
 //! - **Other handlers keep theirs:** a handler the signal already had when overlap
 //!   installed its own (another library's: signal-hook's, `ctrlc`'s, or the program's own
 //!   `sigaction`) is called first by overlap's on each arrival, with the same `siginfo_t`,
-//!   so code that catches the signal its own way keeps working once something listens
-//!   through overlap. A handler installed *after* overlap's replaces it, unless it calls
-//!   the one it found (as signal-hook's do).
+//!   the signals it asked to block (`sa_mask`) blocked, and on the alternate signal stack
+//!   if it asked for one (`SA_ONSTACK`): as the kernel would have called it, so code that
+//!   catches the signal its own way keeps working once something listens through overlap.
+//!   Its `SA_RESETHAND` and `SA_NODEFER` are not honoured (overlap's handler stays, and the
+//!   signal stays blocked while it runs). A handler installed *after* overlap's replaces
+//!   it, unless it calls the one it found (as signal-hook's do).
 //! - **Not every signal:** `SIGKILL` and `SIGSTOP` cannot be caught, and the fault signals
 //!   (`SIGSEGV`, `SIGBUS`, `SIGILL`, `SIGFPE`) are refused, as are the real-time signals
 //!   the C library keeps for itself (32 and 33 with glibc): those give `InvalidInput`.

@@ -190,7 +190,8 @@ impl Slot {
             // `sigaction`), the one actually replaced is recorded after.
             let before = sys::current(signum).map_err(|e| refused(signum, e))?;
             self.set_previous(before);
-            let replaced = sys::install(signum, handler).map_err(|e| refused(signum, e))?;
+            let replaced =
+                sys::install(signum, handler, &before).map_err(|e| refused(signum, e))?;
             if replaced.handler != before.handler || replaced.siginfo != before.siginfo {
                 self.set_previous(replaced);
             }

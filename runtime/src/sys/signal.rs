@@ -9,11 +9,25 @@ use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 pub(crate) type Handler = extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void);
 
 /// The action a signal had before ours: its handler (`sa_sigaction`, possibly `SIG_DFL` or
-/// `SIG_IGN`) and whether that handler takes a `siginfo_t` (`SA_SIGINFO`).
-#[derive(Debug, Clone, Copy)]
+/// `SIG_IGN`), whether that handler takes a `siginfo_t` (`SA_SIGINFO`), and what it asked
+/// for while it runs: the signals blocked (`sa_mask`) and the alternate stack
+/// (`SA_ONSTACK`), which ours then asks for too (see [`install`]).
+#[derive(Clone, Copy)]
 pub(crate) struct Previous {
     pub(crate) handler: libc::sighandler_t,
     pub(crate) siginfo: bool,
+    pub(crate) mask: libc::sigset_t,
+    pub(crate) on_stack: bool,
+}
+
+impl std::fmt::Debug for Previous {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Previous")
+            .field("handler", &self.handler)
+            .field("siginfo", &self.siginfo)
+            .field("on_stack", &self.on_stack)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The action `signum` has now.
@@ -29,19 +43,37 @@ fn previous_of(sa: &libc::sigaction) -> Previous {
     Previous {
         handler: sa.sa_sigaction,
         siginfo: sa.sa_flags & libc::SA_SIGINFO != 0,
+        mask: sa.sa_mask,
+        on_stack: sa.sa_flags & libc::SA_ONSTACK != 0,
     }
 }
 
 /// Installs `handler` for `signum` (with `SA_SIGINFO`, to hand a previous handler what the
 /// kernel gave, and `SA_RESTART`, so interrupted syscalls of other code resume instead of
-/// failing with `EINTR`). Returns the action it replaced.
-pub(crate) fn install(signum: libc::c_int, handler: Handler) -> io::Result<Previous> {
+/// failing with `EINTR`), in place of `before`, the action it is taken to replace. Ours
+/// calls that one's handler, so it runs with that one's `sa_mask` and `SA_ONSTACK`: the
+/// previous handler is then called as the kernel would have called it. (Not its
+/// `SA_RESETHAND` or `SA_NODEFER`: ours stays, and `signum` stays blocked while ours
+/// runs.) Returns the action it replaced.
+pub(crate) fn install(
+    signum: libc::c_int,
+    handler: Handler,
+    before: &Previous,
+) -> io::Result<Previous> {
     // SAFETY: an all-zero sigaction is a valid value (no flags, empty mask, SIG_DFL).
     let mut sa: libc::sigaction = unsafe { std::mem::zeroed() };
     sa.sa_sigaction = handler as libc::sighandler_t;
     sa.sa_flags = libc::SA_SIGINFO | libc::SA_RESTART;
-    // SAFETY: `sa.sa_mask` is a valid sigset_t to clear.
-    syscall!(sigemptyset(&mut sa.sa_mask))?;
+    if before.on_stack {
+        sa.sa_flags |= libc::SA_ONSTACK;
+    }
+    // The default action and `SIG_IGN` have no handler to run: their mask means nothing.
+    if before.handler == libc::SIG_DFL || before.handler == libc::SIG_IGN {
+        // SAFETY: `sa.sa_mask` is a valid sigset_t to clear.
+        syscall!(sigemptyset(&mut sa.sa_mask))?;
+    } else {
+        sa.sa_mask = before.mask;
+    }
     // SAFETY: as in `current`.
     let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
     // SAFETY: `sa` and `old` are valid sigactions.
