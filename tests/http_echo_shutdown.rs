@@ -319,3 +319,44 @@ fn a_client_dripping_empty_lines_does_not_hold_the_drain() {
     assert!(status.success(), "{status}");
     drip.join().unwrap();
 }
+
+/// A body waiting for room in the body memory when the drain starts gets a 503 (with
+/// `Retry-After` and `Connection: close`) at once, so its client can go elsewhere, while
+/// the body holding the room is still served. (Before, it waited on, and the drain's end
+/// closed its connection with no answer.)
+#[test]
+fn a_body_waiting_for_room_when_the_drain_starts_gets_a_503() {
+    let mut server = ExampleServer::start_with("http_echo", &["--body-memory=128K"]);
+    let (child, addr) = (&mut server.child, server.addr);
+    let post = |len: usize| {
+        format!(
+            "POST / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: {len}\r\n\r\n"
+        )
+    };
+    let continued = |conn: &mut TcpStream| {
+        let mut answer = [0; 25];
+        conn.read_exact(&mut answer).unwrap();
+        assert_eq!(&answer, b"HTTP/1.1 100 Continue\r\n\r\n");
+    };
+    // The holder has the whole budget; the waiter asks for room after it.
+    let mut holder = TcpStream::connect(addr).unwrap();
+    holder
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    holder.write_all(post(128 << 10).as_bytes()).unwrap();
+    continued(&mut holder);
+    let mut waiter = TcpStream::connect(addr).unwrap();
+    waiter.write_all(post(100 << 10).as_bytes()).unwrap();
+    std::thread::sleep(Duration::from_millis(200)); // the server has read that head
+    send_signal(child, libc::SIGTERM);
+    let answer = String::from_utf8(read_to_eof(&mut waiter)).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 503 "), "{answer:?}");
+    assert!(answer.contains("Retry-After: 1\r\n"), "{answer}");
+    assert!(answer.contains("Connection: close\r\n"), "{answer}");
+    holder.write_all(&vec![b'h'; 128 << 10]).unwrap();
+    let answer = read_to_eof(&mut holder);
+    assert!(answer.starts_with(b"HTTP/1.1 200 OK\r\n"));
+    assert!(answer.ends_with(&[b'h'; 1024]));
+    let status = wait_exit(child, Duration::from_secs(20)).expect("did not exit");
+    assert!(status.success(), "{status}");
+}

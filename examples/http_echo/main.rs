@@ -10,7 +10,8 @@
 //! free one). `--body-memory=SIZE` (bytes, or with a `K`, `M` or `G` suffix; default 256M)
 //! bounds the memory all request bodies may hold at once, which also caps one body. It prints the address it listens on, then serves until Ctrl-C or `SIGTERM`:
 //! then it stops accepting, closes idle connections, gives those in the middle of a request
-//! up to 5 s to finish it (answered with `Connection: close`), and exits with status 0.
+//! up to 5 s to finish it (answered with `Connection: close`; a body still waiting for room
+//! in the body memory gets a 503 at once), and exits with status 0.
 //!
 //! - A request with a body (`Content-Length` or `Transfer-Encoding: chunked`) is answered
 //!   with that body and its `Content-Type`; one without, with its own head as `text/plain`

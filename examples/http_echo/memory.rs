@@ -9,7 +9,8 @@
 //!   bounded per connection, and small requests are served whatever large ones do.
 //! - A larger body of known length (`Content-Length`) reserves all of it at once, waiting
 //!   its turn (first come, first served) while the budget is spent, and is sent
-//!   `100 Continue` only then. A wait longer than the body timeout gets a 503. Waiting
+//!   `100 Continue` only then. A wait longer than the body timeout gets a 503, as does
+//!   one under way when the server starts shutting down (see `Drain`). Waiting
 //!   holds nothing, so waits cannot lock each other up, and bodies sent together beyond the
 //!   budget are served in turn, not refused.
 //! - A chunked body is counted once it passes [`UNCOUNTED`] bytes, and grows its
@@ -177,5 +178,14 @@ pub fn busy() -> HttpError {
         503,
         "Service Unavailable",
         "too many request bodies in memory; try again later",
+    )
+}
+
+/// The answer to a body still waiting for room when the server starts shutting down.
+pub fn shutting_down() -> HttpError {
+    HttpError::new(
+        503,
+        "Service Unavailable",
+        "the server is shutting down; send this body elsewhere or later",
     )
 }

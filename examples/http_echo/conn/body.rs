@@ -1,11 +1,13 @@
 //! A request's body: by length or chunked (with its extensions and trailers bounded).
 
 use std::io;
+use std::pin::pin;
 
+use futures_util::future::{select, Either};
 use overlap::time::Instant;
 
 use super::Conn;
-use crate::memory::{BodyMemory, Held, UNCOUNTED};
+use crate::memory::{shutting_down, BodyMemory, Held, UNCOUNTED};
 use crate::request::{self, Framing, Head, HttpError};
 
 /// A chunk-size line longer than this is refused (its extensions are ignored anyway).
@@ -49,8 +51,7 @@ impl<'a> Conn<'a> {
                 None => {
                     // The wait may be long: answers already queued go out first.
                     self.flush().await?;
-                    let deadline = Instant::now() + self.limits.body_timeout;
-                    match memory.reserve(n, deadline).await {
+                    match self.wait_for_room(memory, n).await {
                         Ok(held) => held,
                         Err(e) => return Ok(Err(e)),
                     }
@@ -80,6 +81,23 @@ impl<'a> Conn<'a> {
         };
         self.pace = None;
         Ok(done.map(|bytes| Body { bytes, held }))
+    }
+
+    /// Waits for `n` bytes of room in the body memory, as long as a body may stall. A drain
+    /// that starts meanwhile (or has) ends the wait with a 503: the body would have to be
+    /// read and echoed before the drain's end closes the connection, and its client can
+    /// send it elsewhere now instead of learning nothing then.
+    async fn wait_for_room(&self, memory: &'a BodyMemory, n: u64) -> Result<Held<'a>, HttpError> {
+        // Made before the flag is read, so a start in between still wakes it.
+        let draining = self.drain.notify.notified();
+        if self.drain.started() {
+            return Err(shutting_down());
+        }
+        let deadline = Instant::now() + self.limits.body_timeout;
+        match select(pin!(memory.reserve(n, deadline)), pin!(draining)).await {
+            Either::Left((reserved, _)) => reserved,
+            Either::Right(_) => Err(shutting_down()),
+        }
     }
 
     /// Moves the next `n` body bytes into `body`, reading as needed.
