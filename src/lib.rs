@@ -372,7 +372,12 @@ pub use overlap_pipe::process;
 /// #[overlap::main(event_interval = 7)]
 /// async fn main() {}
 /// ```
-/// tokio's multi-threaded flavor (`flavor = "current_thread"` is accepted):
+/// tokio's multi-threaded flavor (`flavor = "current_thread"` is accepted), alone or with
+/// its usual `worker_threads`:
+/// ```compile_fail
+/// #[overlap::main(flavor = "multi_thread")]
+/// async fn main() {}
+/// ```
 /// ```compile_fail
 /// #[overlap::main(flavor = "multi_thread", worker_threads = 2)]
 /// async fn main() {}
