@@ -20,6 +20,12 @@ use crate::request::{self, Framing, Head, HttpError, Limits};
 #[path = "conn/body.rs"]
 mod body;
 
+/// Why a connection was reset in the middle of an answer: its client took no byte for the
+/// write timeout...
+const STOPPED_READING: &str = "the client stopped reading its answers";
+/// ... or read a body's echo too slowly while other bodies waited for memory.
+const READ_TOO_SLOWLY: &str = "the client read its answer too slowly while others wait for memory";
+
 /// An echoed body up to this size is copied in with the queued answers; a larger one is
 /// written from its own buffer, right after them.
 const COPY_MAX: usize = 16 * 1024;
@@ -441,46 +447,28 @@ impl Conn<'_> {
         while sent < total {
             // Each write that moves bytes starts the stall clock again.
             let stalled = Instant::now() + self.limits.write_timeout;
-            let n =
-                loop {
-                    let paced = pace
-                        .filter(|_| self.memory.contended())
-                        .map(|(since, at)| BodyMemory::pace_deadline(since, (sent - at) as u64));
-                    // Nobody waits for room now: look again in a while whether someone does.
-                    let look_again = match (pace, paced) {
-                        (Some(_), None) => Some(Instant::now() + PACE_GRACE),
-                        _ => None,
-                    };
-                    let deadline = [paced, look_again]
-                        .into_iter()
-                        .flatten()
-                        .fold(stalled, Instant::min);
-                    let (out, tail) = match sent.checked_sub(self.out.len()) {
-                        Some(in_tail) => (&[][..], &tail[in_tail..]),
-                        None => (&self.out[sent..], tail),
-                    };
-                    let parts = [IoSlice::new(out), IoSlice::new(tail)];
-                    // One part (the usual case) goes out by a plain `send`, cheaper than `writev`.
-                    let write = async {
-                        match (out.is_empty(), tail.is_empty()) {
-                            (false, true) => self.stream.write(out).await,
-                            (true, false) => self.stream.write(tail).await,
-                            _ => self.stream.write_vectored(&parts).await,
-                        }
-                    };
-                    match timeout_at(deadline, write).await {
-                        Ok(Ok(0)) => return Err(io::ErrorKind::WriteZero.into()),
-                        Ok(Ok(n)) => break n,
-                        Ok(Err(e)) => return Err(e),
-                        Err(_) if deadline == stalled => {
-                            return Err(self.give_up("the client stopped reading its answers"))
-                        }
-                        Err(_) if Some(deadline) == paced => return Err(self.give_up(
-                            "the client read its answer too slowly while others wait for memory",
-                        )),
-                        Err(_) => {}
-                    }
+            let n = loop {
+                let paced = pace
+                    .filter(|_| self.memory.contended())
+                    .map(|(since, at)| BodyMemory::pace_deadline(since, (sent - at) as u64));
+                // Nobody waits for room now: look again in a while whether someone does.
+                let look_again = match (pace, paced) {
+                    (Some(_), None) => Some(Instant::now() + PACE_GRACE),
+                    _ => None,
                 };
+                let deadline = [paced, look_again]
+                    .into_iter()
+                    .flatten()
+                    .fold(stalled, Instant::min);
+                match timeout_at(deadline, self.write_from(sent, tail)).await {
+                    Ok(Ok(0)) => return Err(io::ErrorKind::WriteZero.into()),
+                    Ok(Ok(n)) => break n,
+                    Ok(Err(e)) => return Err(e),
+                    Err(_) if deadline == stalled => return Err(self.give_up(STOPPED_READING)),
+                    Err(_) if Some(deadline) == paced => return Err(self.give_up(READ_TOO_SLOWLY)),
+                    Err(_) => {}
+                }
+            };
             sent += n;
             if holds_room && pace.is_none() && sent < total {
                 pace = Some((Instant::now(), sent));
@@ -493,6 +481,23 @@ impl Conn<'_> {
             self.out.shrink_to(OUT_CAP);
         }
         Ok(())
+    }
+
+    /// Writes some of the queued answers from their byte `sent` on, then of `tail`. One part
+    /// (the usual case) goes out by a plain `send`, cheaper than `writev`.
+    async fn write_from(&mut self, sent: usize, tail: &[u8]) -> io::Result<usize> {
+        let (out, tail) = match sent.checked_sub(self.out.len()) {
+            Some(in_tail) => (&[][..], &tail[in_tail..]),
+            None => (&self.out[sent..], tail),
+        };
+        match (out.is_empty(), tail.is_empty()) {
+            (false, true) => self.stream.write(out).await,
+            (true, false) => self.stream.write(tail).await,
+            _ => {
+                let parts = [IoSlice::new(out), IoSlice::new(tail)];
+                self.stream.write_vectored(&parts).await
+            }
+        }
     }
 
     /// Ends a connection whose client does not take its answer: with a reset rather than a
