@@ -98,6 +98,16 @@ impl Socket {
         Ok(())
     }
 
+    /// The bytes written that the peer has not acknowledged yet, sent or not
+    /// (`ioctl(SIOCOUTQ)`).
+    pub(crate) fn unacknowledged(&self) -> io::Result<usize> {
+        let mut queued: libc::c_int = 0;
+        // SAFETY: SIOCOUTQ (TIOCOUTQ's number) writes one c_int through the pointer, which
+        // is valid for the call.
+        syscall!(ioctl(self.raw(), libc::TIOCOUTQ, &mut queued))?;
+        Ok(usize::try_from(queued).unwrap_or(0))
+    }
+
     pub(crate) fn bind(&self, addr: &SockAddr) -> io::Result<()> {
         // SAFETY: `addr` points at `len` initialised bytes (SockAddr invariant).
         syscall!(bind(self.raw(), addr.as_ptr(), addr.len()))?;

@@ -115,6 +115,15 @@ impl TcpStream {
         self.io.get_ref().local_addr()?.to_inet()
     }
 
+    /// The bytes written to the stream that the peer has not acknowledged yet: those still
+    /// to be sent and those on their way (`SIOCOUTQ`). Bytes written minus these are the
+    /// bytes the peer's kernel has taken, which a writer waiting for room cannot see
+    /// otherwise: the kernel reports the socket writable again only once a good part of
+    /// its send buffer is free. 0 while the connection is being set up.
+    pub fn unacknowledged(&self) -> io::Result<usize> {
+        self.io.get_ref().unacknowledged()
+    }
+
     /// Sets `TCP_NODELAY`: when on, small writes go out at once instead of being coalesced
     /// by Nagle's algorithm.
     pub fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
