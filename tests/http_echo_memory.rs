@@ -532,3 +532,54 @@ fn bodies_freed_out_of_order_stay_within_the_budget() {
         grown >> 10
     );
 }
+
+/// A client that reads its 4 MiB echo steadily at 8 times [`memory::MIN_RATE`] is on pace:
+/// it gets its whole echo while another body waits for room, and that body its turn
+/// after. (Before, it was reset after half a megabyte: its pace was counted by the
+/// server's writes, and on loopback a write waiting for room wakes only once megabytes
+/// are taken from the sockets' buffers, so no write moved in the second of grace.)
+#[test]
+fn a_reader_on_pace_keeps_its_room_while_bodies_wait() {
+    let limits = Limits {
+        body_timeout: Duration::from_secs(30),
+        write_timeout: Duration::from_secs(30),
+        ..Limits::default()
+    };
+    let len = 4 * MIB;
+    let rate = 8 * memory::MIN_RATE as usize;
+    with_server_sharing(limits, len as u64, |addr| async move {
+        let mut holder = Client::connect(addr).await;
+        holder.send(&post_head(len, true)).await;
+        assert_eq!(holder.response(false).await.status, 100);
+        // Reads at `rate` (16 KiB at a time, no faster) until the echo ends or the
+        // connection does; returns the bytes it got.
+        let reader = overlap::spawn(async move {
+            holder.send(&vec![b'h'; len]).await;
+            let start = overlap::time::Instant::now();
+            let (mut got, mut whole) = (Vec::new(), usize::MAX);
+            let mut chunk = vec![0; 16 << 10];
+            while got.len() < whole {
+                let Ok(n @ 1..) = holder.stream.read(&mut chunk).await else {
+                    break;
+                };
+                got.extend_from_slice(&chunk[..n]);
+                if let Some(head) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+                    whole = head + 4 + len;
+                }
+                let due = Duration::from_secs_f64(got.len() as f64 / rate as f64);
+                overlap::time::sleep_until(start + due).await;
+            }
+            (got.len(), whole)
+        });
+        // Its echo has started (the write waits on the reader) before another body asks.
+        overlap::time::sleep(Duration::from_millis(500)).await;
+        let mut waiter = Client::connect(addr).await;
+        waiter.send(&post_head(LARGE, true)).await;
+        let (got, whole) = within(Duration::from_secs(30), reader, "the reader's end")
+            .await
+            .unwrap();
+        assert_eq!(got, whole, "the reader on pace was cut off");
+        let r = within(Duration::from_secs(30), waiter.response(false), "an answer").await;
+        assert_eq!(r.status, 100, "{:?}", String::from_utf8_lossy(&r.body));
+    });
+}

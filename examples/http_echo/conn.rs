@@ -436,26 +436,37 @@ impl Conn<'_> {
     }
 
     /// Writes the queued answers, then `tail`, as [`flush`](Self::flush) does. If `tail` is
-    /// a body holding room in the body memory, its client must also read it at
+    /// a body holding room in the body memory, its client must also take it at
     /// [`MIN_RATE`](crate::memory::MIN_RATE) while other bodies wait for room (see
     /// [`crate::memory`]), counted from when the socket's buffer first filled up.
     async fn flush_with(&mut self, tail: &[u8], holds_room: bool) -> io::Result<()> {
         let mut sent = 0;
         let total = self.out.len() + tail.len();
-        // When a write first came back short, and the bytes sent by then.
-        let mut pace: Option<(Instant, usize)> = None;
+        // When a write first came back short, the bytes sent by then, and those of them
+        // (and of earlier answers) the client had not acknowledged.
+        let mut pace: Option<(Instant, usize, usize)> = None;
         while sent < total {
             // Each write that moves bytes starts the stall clock again.
             let stalled = Instant::now() + self.limits.write_timeout;
             let n = loop {
-                let paced = pace
-                    .filter(|_| self.memory.contended())
-                    .map(|(since, at)| BodyMemory::pace_deadline(since, (sent - at) as u64));
-                // Nobody waits for room now: look again in a while whether someone does.
-                let look_again = match (pace, paced) {
-                    (Some(_), None) => Some(Instant::now() + PACE_GRACE),
+                let paced = match pace {
+                    Some((since, sent_then, unacked_then)) if self.memory.contended() => {
+                        // What the client took since, as its kernel acknowledged it: a
+                        // write waiting for room wakes only once a good part of the send
+                        // buffer is free, long after the client began to read on.
+                        let unacked = self.stream.unacknowledged().unwrap_or(0);
+                        let taken = (sent - sent_then + unacked_then).saturating_sub(unacked);
+                        let due = BodyMemory::pace_deadline(since, taken as u64);
+                        if due <= Instant::now() {
+                            return Err(self.give_up(READ_TOO_SLOWLY));
+                        }
+                        Some(due)
+                    }
                     _ => None,
                 };
+                // Nobody waits for room now: look again in a while whether someone does.
+                let look_again =
+                    (pace.is_some() && paced.is_none()).then(|| Instant::now() + PACE_GRACE);
                 let deadline = [paced, look_again]
                     .into_iter()
                     .flatten()
@@ -465,13 +476,14 @@ impl Conn<'_> {
                     Ok(Ok(n)) => break n,
                     Ok(Err(e)) => return Err(e),
                     Err(_) if deadline == stalled => return Err(self.give_up(STOPPED_READING)),
-                    Err(_) if Some(deadline) == paced => return Err(self.give_up(READ_TOO_SLOWLY)),
+                    // The pace is due, or whether bodies wait is: looked at again above.
                     Err(_) => {}
                 }
             };
             sent += n;
             if holds_room && pace.is_none() && sent < total {
-                pace = Some((Instant::now(), sent));
+                let unacked = self.stream.unacknowledged().unwrap_or(0);
+                pace = Some((Instant::now(), sent, unacked));
             }
         }
         self.out.clear();

@@ -27,7 +27,9 @@
 //!   able to finish.)
 //! - Room is given back only once the echo is written, so a client could as well take its
 //!   echo a byte now and then. The same pace holds for reading it, counted from when the
-//!   socket's buffer first fills up (the kernel holds the rest): while bodies wait, a reader
+//!   socket's buffer first fills up (the kernel holds the rest), in the bytes the client's
+//!   kernel acknowledged (not the server's writes: a write waiting for room wakes only once
+//!   a good part of the send buffer, up to megabytes, is free): while bodies wait, a reader
 //!   slower than [`MIN_RATE`] after [`PACE_GRACE`] is cut off (a reset: its answer has
 //!   begun, so no 408 can be sent), and a write waiting on such a reader looks every
 //!   [`PACE_GRACE`] whether bodies wait.
