@@ -1,4 +1,5 @@
-//! `TcpSocket`'s `IP_TOS`, `SO_BINDTODEVICE` and zero-linger options.
+//! `TcpSocket`'s `IP_TOS`, `SO_BINDTODEVICE` and zero-linger options, and the bytes a
+//! `TcpStream`'s peer has not acknowledged.
 
 mod support;
 
@@ -95,5 +96,47 @@ fn zero_linger_resets_the_connection_on_close() {
         let (a, _b) = support::tcp_pair().await;
         a.set_zero_linger().unwrap();
         assert_eq!(a.linger().unwrap(), Some(Duration::ZERO));
+    });
+}
+
+/// Bytes stuck in the sender's socket while the peer does not read count as
+/// unacknowledged; once the peer has read them all, none do.
+#[test]
+fn unacknowledged_counts_what_the_peer_has_not_taken() {
+    block_on(async {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (client, accepted) =
+            overlap::join!(overlap::net::TcpStream::connect(addr), listener.accept());
+        let (mut client, (server, _)) = (client.unwrap(), accepted.unwrap());
+        assert_eq!(server.unacknowledged().unwrap(), 0);
+        // The client reads nothing: on loopback, the send buffer is full only once the
+        // client's window is closed, and what it holds then is unacknowledged.
+        let chunk = vec![7u8; 64 << 10];
+        let mut written = 0;
+        within(HANG, server.writable(), "writable").await.unwrap();
+        loop {
+            match server.try_write(&chunk) {
+                Ok(n) => written += n,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        let stuck = server.unacknowledged().unwrap();
+        assert!(stuck > 0 && stuck <= written, "{stuck} of {written}");
+        let mut all = vec![0; written];
+        within(HANG, client.read_exact(&mut all), "the bytes written")
+            .await
+            .unwrap();
+        within(
+            HANG,
+            async {
+                while server.unacknowledged().unwrap() > 0 {
+                    overlap::time::sleep(Duration::from_millis(10)).await;
+                }
+            },
+            "the last acknowledgement",
+        )
+        .await;
     });
 }
