@@ -17,7 +17,7 @@
 //! must reap.
 
 use std::cell::Cell;
-use std::future::{poll_fn, Future};
+use std::future::Future;
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::process::{ExitStatus, Stdio};
@@ -54,12 +54,9 @@ fn mark_watched() {
 }
 
 /// `fut` (a `status()` or `output()`), marking a child watched once it is polled.
-fn watching<F: Future>(fut: F) -> impl Future<Output = F::Output> {
-    let mut fut = Box::pin(fut);
-    poll_fn(move |cx| {
-        mark_watched();
-        fut.as_mut().poll(cx)
-    })
+async fn watching<F: Future>(fut: F) -> F::Output {
+    mark_watched();
+    fut.await
 }
 use crate::sync::Tasks;
 

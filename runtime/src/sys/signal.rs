@@ -12,22 +12,12 @@ pub(crate) type Handler = extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut 
 /// `SIG_IGN`), whether that handler takes a `siginfo_t` (`SA_SIGINFO`), and what it asked
 /// for while it runs: the signals blocked (`sa_mask`) and the alternate stack
 /// (`SA_ONSTACK`), which ours then asks for too (see [`install`]).
-#[derive(Clone, Copy)]
+#[derive(Debug, Clone, Copy)]
 pub(crate) struct Previous {
     pub(crate) handler: libc::sighandler_t,
     pub(crate) siginfo: bool,
     pub(crate) mask: libc::sigset_t,
     pub(crate) on_stack: bool,
-}
-
-impl std::fmt::Debug for Previous {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Previous")
-            .field("handler", &self.handler)
-            .field("siginfo", &self.siginfo)
-            .field("on_stack", &self.on_stack)
-            .finish_non_exhaustive()
-    }
 }
 
 /// The action `signum` has now.
