@@ -1,10 +1,11 @@
 //! TCP echo ping-pong: overlap vs idiomatic tokio (current-thread) vs idiomatic smol
-//! (`LocalExecutor` on async-io) vs a hand-written epoll loop, all as separate server
+//! (`LocalExecutor` on async-io) vs a hand-written epoll loop (the readiness model's limit) vs
+//! a hand-written io_uring loop (what a completion model reaches), all as separate server
 //! processes pinned to CPU 0, driven by this process pinned to CPU 1.
 //!
 //! ```text
 //! cargo build --release -p overlap --example tcp_echo -p overlap-benches --bins
-//! # servers: target/release/examples/tcp_echo, target/release/tcp_echo_{tokio,smol,epoll}
+//! # servers: target/release/examples/tcp_echo, target/release/tcp_echo_{tokio,smol,epoll,uring}
 //! target/release/tcp_bench [seconds per run, default 1] [runs, default 3]
 //! ```
 //!
@@ -33,7 +34,7 @@ use std::time::{Duration, Instant};
 use overlap_benches::pin_to_cpu;
 use overlap_benches::server::{sibling_bin, Server};
 
-const SERVERS: [&str; 4] = ["overlap", "tokio", "smol", "epoll"];
+const SERVERS: [&str; 5] = ["overlap", "tokio", "smol", "epoll", "uring"];
 
 /// One client connection of the load generator.
 struct Conn {
@@ -246,8 +247,15 @@ fn bins() -> Vec<(&'static str, PathBuf)> {
         sibling_bin(&["tcp_echo_tokio"], BUILD),
         sibling_bin(&["tcp_echo_smol"], BUILD),
         sibling_bin(&["tcp_echo_epoll"], BUILD),
+        sibling_bin(&["tcp_echo_uring"], BUILD),
     ];
-    SERVERS.iter().copied().zip(paths).collect()
+    let mut bins: Vec<_> = SERVERS.iter().copied().zip(paths).collect();
+    // io_uring may be disabled (sysctl, seccomp): the comparison goes on without it.
+    if let Err(e) = Server::start(&bins[4].1) {
+        println!("io_uring loop skipped: it could not start here ({e})");
+        bins.truncate(4);
+    }
+    bins
 }
 
 fn main() -> io::Result<()> {
@@ -301,6 +309,8 @@ fn main() -> io::Result<()> {
     // The hand-written epoll loop is the raw-syscall limit: no runtime can do much better.
     let mut limit_ratios = Vec::new();
     let mut smol_ratios = Vec::new();
+    // The io_uring loop: what a completion model reaches, which no epoll reactor can.
+    let mut uring_ratios = Vec::new();
     for size in [64usize, 4096] {
         for conns in [1usize, 50, 500] {
             let mut best: Vec<Option<Figures>> = vec![None; bins.len()];
@@ -333,15 +343,22 @@ fn main() -> io::Result<()> {
             ratios.push(best[0].cpu_us_per_trip / tokio.cpu_us_per_trip);
             smol_ratios.push(best[2].cpu_us_per_trip / tokio.cpu_us_per_trip);
             limit_ratios.push(best[3].cpu_us_per_trip / tokio.cpu_us_per_trip);
+            if let Some(uring) = best.get(4) {
+                uring_ratios.push(uring.cpu_us_per_trip / tokio.cpu_us_per_trip);
+            }
         }
     }
     let geo = |v: &[f64]| (v.iter().map(|r| r.ln()).sum::<f64>() / v.len() as f64).exp();
-    println!(
+    print!(
         "server CPU per round trip against tokio, geometric mean: overlap {:.3}, smol {:.3}, \
          hand-written epoll loop (the limit) {:.3}",
         geo(&ratios),
         geo(&smol_ratios),
-        geo(&limit_ratios)
+        geo(&limit_ratios),
     );
+    if !uring_ratios.is_empty() {
+        print!(", hand-written io_uring loop {:.3}", geo(&uring_ratios));
+    }
+    println!();
     Ok(())
 }
