@@ -23,7 +23,7 @@ use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use http_echo_harness::{one_request, with_server_sharing, Client};
+use http_echo_harness::{one_request, post_head, with_server_sharing, Client};
 use overlap::io::{AsyncReadExt, AsyncWriteExt};
 use request::Limits;
 use support::{example_bin, status_kib, within, ExampleServer};
@@ -31,16 +31,6 @@ use support::{example_bin, status_kib, within, ExampleServer};
 const MIB: usize = 1 << 20;
 /// A body large enough to be counted in the budget (over 64 KiB).
 const LARGE: usize = 100 << 10;
-
-/// A POST head for `len` bytes, asking for `100 Continue` if `expect`.
-fn post_head(len: usize, expect: bool) -> Vec<u8> {
-    let expect = if expect {
-        "Expect: 100-continue\r\n"
-    } else {
-        ""
-    };
-    format!("POST / HTTP/1.1\r\nHost: t\r\n{expect}Content-Length: {len}\r\n\r\n").into_bytes()
-}
 
 /// A chunked POST of `body` in one chunk.
 fn chunked_post(body: &[u8]) -> Vec<u8> {

@@ -33,6 +33,9 @@
 //!   slower than [`MIN_RATE`] after [`PACE_GRACE`] is cut off (a reset: its answer has
 //!   begun, so no 408 can be sent), and a write waiting on such a reader looks every
 //!   [`PACE_GRACE`] whether bodies wait.
+//! - Answers to earlier pipelined requests go out before a body reserves room: a client
+//!   that does not read them would otherwise hold its room as long as a write may stall
+//!   (`Limits::write_timeout`), not as long as the pace allows.
 
 use std::cell::Cell;
 use std::time::Duration;

@@ -37,8 +37,30 @@ where
     F: FnOnce(SocketAddr) -> Fut,
     Fut: Future<Output = ()>,
 {
+    with_server_sending(limits, body_memory, None, client)
+}
+
+/// Like [`with_server_sharing`], with each connection's kernel send buffer set to
+/// `send_buffer` bytes (which the kernel doubles, and then never grows) if given: a client
+/// that does not read then blocks the server's writes after a few KiB, whatever the
+/// machine's autotuning would have allowed.
+pub fn with_server_sending<F, Fut>(
+    limits: Limits,
+    body_memory: u64,
+    send_buffer: Option<u32>,
+    client: F,
+) where
+    F: FnOnce(SocketAddr) -> Fut,
+    Fut: Future<Output = ()>,
+{
     overlap::block_on(async {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let socket = overlap::net::TcpSocket::new_v4().unwrap();
+        if let Some(bytes) = send_buffer {
+            // Accepted connections inherit it.
+            socket.set_send_buffer_size(bytes).unwrap();
+        }
+        socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let listener: TcpListener = socket.listen(128).unwrap();
         let addr = listener.local_addr().unwrap();
         let limits = Rc::new(limits);
         let memory = Rc::new(BodyMemory::new(body_memory));
@@ -54,6 +76,16 @@ where
         });
         client(addr).await;
     })
+}
+
+/// A POST head for `len` bytes, asking for `100 Continue` if `expect`.
+pub fn post_head(len: usize, expect: bool) -> Vec<u8> {
+    let expect = if expect {
+        "Expect: 100-continue\r\n"
+    } else {
+        ""
+    };
+    format!("POST / HTTP/1.1\r\nHost: t\r\n{expect}Content-Length: {len}\r\n\r\n").into_bytes()
 }
 
 #[derive(Debug)]

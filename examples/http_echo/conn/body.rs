@@ -46,17 +46,19 @@ impl<'a> Conn<'a> {
             }
             // Bounded per connection, as a head is.
             Framing::Length(n) if n <= UNCOUNTED => memory.none(),
-            Framing::Length(n) => match memory.try_reserve(n) {
-                Some(held) => held,
-                None => {
-                    // The wait may be long: answers already queued go out first.
-                    self.flush().await?;
-                    match self.wait_for_room(memory, n).await {
+            Framing::Length(n) => {
+                // Answers already queued go out before any room is taken: a client that
+                // does not read them would otherwise hold that room as long as a write may
+                // stall, not only as long as its pace allows.
+                self.flush().await?;
+                match memory.try_reserve(n) {
+                    Some(held) => held,
+                    None => match self.wait_for_room(memory, n).await {
                         Ok(held) => held,
                         Err(e) => return Ok(Err(e)),
-                    }
+                    },
                 }
-            },
+            }
             Framing::Chunked => memory.none(),
         };
         if head.expect_continue && self.start == self.end {
