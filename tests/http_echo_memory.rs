@@ -23,12 +23,13 @@ use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use http_echo_harness::{one_request, post_head, with_server_sharing, Client};
+use http_echo_harness::{
+    hold_the_budget, one_request, post_head, with_server_sharing, Client, MIB,
+};
 use overlap::io::{AsyncReadExt, AsyncWriteExt};
 use request::Limits;
 use support::{example_bin, status_kib, within, ExampleServer};
 
-const MIB: usize = 1 << 20;
 /// A body large enough to be counted in the budget (over 64 KiB).
 const LARGE: usize = 100 << 10;
 
@@ -39,15 +40,6 @@ fn chunked_post(body: &[u8]) -> Vec<u8> {
     req.extend_from_slice(body);
     req.extend_from_slice(b"\r\n0\r\n\r\n");
     req
-}
-
-/// A client that sent the head of a 1 MiB body and was invited to send it (`100 Continue`):
-/// the server has reserved room for it.
-async fn hold_the_budget(addr: std::net::SocketAddr) -> Client {
-    let mut holder = Client::connect(addr).await;
-    holder.send(&post_head(MIB, true)).await;
-    assert_eq!(holder.response(false).await.status, 100);
-    holder
 }
 
 /// A client with a 4 KiB receive buffer: an echo of megabytes cannot all sit in the

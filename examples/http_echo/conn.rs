@@ -254,24 +254,34 @@ impl Conn<'_> {
     async fn fill_body(&mut self) -> io::Result<Result<(), HttpError>> {
         self.flush().await?;
         let stalled = Instant::now() + self.limits.body_timeout;
-        // A body holding room while others wait for some must keep up a pace.
-        let paced = match self.pace {
-            Some((since, at)) if self.memory.contended() => {
-                Some(BodyMemory::pace_deadline(since, self.received - at))
-            }
-            _ => None,
-        };
-        let deadline = paced.map_or(stalled, |paced| paced.min(stalled));
-        match self.fill(deadline).await? {
-            Fill::Data => Ok(Ok(())),
-            Fill::TimedOut if paced.is_some_and(|paced| paced < stalled) => Ok(Err(timed_out(
-                "request body too slow while others wait for memory",
-            ))),
-            Fill::TimedOut => Ok(Err(timed_out("request body stalled"))),
-            Fill::Eof => Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "client closed the connection mid-request",
-            )),
+        loop {
+            // A body holding room while others wait for some must keep up a pace.
+            let paced = match self.pace {
+                Some((since, at)) if self.memory.contended() => {
+                    Some(BodyMemory::pace_deadline(since, self.received - at))
+                }
+                _ => None,
+            };
+            // Holding room while nobody waits: look again in a while whether someone does.
+            let look_again =
+                (self.pace.is_some() && paced.is_none()).then(|| Instant::now() + PACE_GRACE);
+            let deadline = [paced, look_again]
+                .into_iter()
+                .flatten()
+                .fold(stalled, Instant::min);
+            return match self.fill(deadline).await? {
+                Fill::Data => Ok(Ok(())),
+                Fill::TimedOut if deadline == stalled => Ok(Err(timed_out("request body stalled"))),
+                Fill::TimedOut if Some(deadline) == paced => Ok(Err(timed_out(
+                    "request body too slow while others wait for memory",
+                ))),
+                // Whether bodies wait for room is looked at again above.
+                Fill::TimedOut => continue,
+                Fill::Eof => Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "client closed the connection mid-request",
+                )),
+            };
         }
     }
 

@@ -20,8 +20,10 @@
 //! - Room is reserved for bytes not yet sent, so a client could announce a large body and
 //!   send a byte now and then to hold its room. While bodies wait for room, a body holding
 //!   some must arrive at [`MIN_RATE`] at least (after [`PACE_GRACE`]): one slower gets a
-//!   408 when its next bytes come (or its stall timeout), and its room goes to the bodies
-//!   waiting in line, ahead of any new connection. Without contention, slow senders harm
+//!   408 when its pace is due, and its room goes to the bodies waiting in line, ahead of
+//!   any new connection. A read waiting for such a body's bytes looks every
+//!   [`PACE_GRACE`] whether bodies wait, so one that stalled before contention began is
+//!   caught as soon, not only at its stall timeout. Without contention, slow senders harm
 //!   nobody and go on at their pace. (Holding room only for bytes received instead would
 //!   refuse honest uploads that come together: each would hold part of the budget, none
 //!   able to finish.)

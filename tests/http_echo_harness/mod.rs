@@ -88,6 +88,18 @@ pub fn post_head(len: usize, expect: bool) -> Vec<u8> {
     format!("POST / HTTP/1.1\r\nHost: t\r\n{expect}Content-Length: {len}\r\n\r\n").into_bytes()
 }
 
+/// A mebibyte.
+pub const MIB: usize = 1 << 20;
+
+/// A client that sent the head of a 1 MiB body and was invited to send it (`100 Continue`):
+/// the server has reserved room for it.
+pub async fn hold_the_budget(addr: SocketAddr) -> Client {
+    let mut holder = Client::connect(addr).await;
+    holder.send(&post_head(MIB, true)).await;
+    assert_eq!(holder.response(false).await.status, 100);
+    holder
+}
+
 #[derive(Debug)]
 pub struct Response {
     pub status: u16,
