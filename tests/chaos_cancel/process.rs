@@ -34,29 +34,42 @@ use crate::support::{children, pattern_seeded, Rng};
 thread_local! {
     /// Whether the seed being run had a child watched by the runtime (see [`any_watched`]).
     static WATCHED: Cell<bool> = const { Cell::new(false) };
+    /// Whether it had one that may have been (see [`maybe_watched`]).
+    static MAYBE_WATCHED: Cell<bool> = const { Cell::new(false) };
 }
 
 /// Whether a child was watched by the runtime since [`forget_watched`]: spawned as a
-/// [`Child`], or by a `status()` or `output()` future that was polled (one cut before its
-/// first poll spawned its child, if at all, without watching it). Without a pidfd, the
+/// [`Child`], or by a `status()` or `output()` future that was polled. Without a pidfd, the
 /// first child watched starts the runtime's signal reader.
 pub fn any_watched() -> bool {
     WATCHED.with(Cell::get)
 }
 
+/// Whether a child may have been watched since [`forget_watched`]: also by a `status()` or
+/// `output()` future cut before its first poll, whose child is watched if it still runs
+/// when the future is dropped (and, exited by then, is reaped without being watched).
+pub fn maybe_watched() -> bool {
+    any_watched() || MAYBE_WATCHED.with(Cell::get)
+}
+
 /// Starts a seed with no child watched.
 pub fn forget_watched() {
     WATCHED.with(|w| w.set(false));
+    MAYBE_WATCHED.with(|w| w.set(false));
 }
 
 fn mark_watched() {
     WATCHED.with(|w| w.set(true));
 }
 
-/// `fut` (a `status()` or `output()`), marking a child watched once it is polled.
-async fn watching<F: Future>(fut: F) -> F::Output {
-    mark_watched();
-    fut.await
+/// `fut` (a `status()` or `output()`, its child spawned already), marking a child watched
+/// once it is polled, and maybe watched at once.
+fn watching<F: Future>(fut: F) -> impl Future<Output = F::Output> {
+    MAYBE_WATCHED.with(|w| w.set(true));
+    async move {
+        mark_watched();
+        fut.await
+    }
 }
 use crate::sync::Tasks;
 
@@ -351,7 +364,7 @@ pub async fn all_reaped() {
 /// Whether this process has no child left (not even a zombie), and no orphan reaper
 /// thread either: that thread closes an orphan's pidfd just after reaping it, and ends
 /// once it has none left (a `status()` or `output()` future dropped before its first poll
-/// leaves its child to it, even inside a runtime).
+/// outside a runtime leaves its child to it).
 pub fn all_gone() -> bool {
     let reaper = || {
         let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {

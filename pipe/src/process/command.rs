@@ -301,21 +301,32 @@ impl Unregistered {
 }
 
 impl Drop for Unregistered {
-    /// The future was dropped before its first poll: no zombie is left (the orphan reaper
-    /// waits for the child), and `kill_on_drop` is honoured. Its piped stdio closes now, as
-    /// for a dropped [`Child`]: kept with the orphan, a child reading its stdin or filling
-    /// its stdout would wait on the pipe for ever.
+    /// The future was dropped before its first poll: no zombie is left, and `kill_on_drop`
+    /// is honoured. Inside a runtime the child is then dropped as a [`Child`] is, waited for
+    /// by a background task; outside one (or if its exit cannot be watched) the orphan
+    /// reaper thread waits for it. Its piped stdio closes now, as for a dropped [`Child`]:
+    /// kept open, a child reading its stdin or filling its stdout would wait on the pipe
+    /// for ever.
     fn drop(&mut self) {
-        if let Some(mut std) = self.std.take() {
-            drop((std.stdin.take(), std.stdout.take(), std.stderr.take()));
-            // Reaped now, or no longer ours (`ECHILD`: reaped elsewhere, its pid maybe
-            // another process's by now): nothing to kill or wait for.
-            if matches!(std.try_wait(), Ok(None)) {
-                if self.kill_on_drop {
-                    let _ = std.kill();
-                }
-                super::orphans::adopt(std);
+        let Some(mut std) = self.std.take() else {
+            return;
+        };
+        drop((std.stdin.take(), std.stdout.take(), std.stderr.take()));
+        // Reaped now, or no longer ours (`ECHILD`: reaped elsewhere, its pid maybe
+        // another process's by now): nothing to kill or wait for.
+        if !matches!(std.try_wait(), Ok(None)) {
+            return;
+        }
+        if overlap_runtime::check_io_runtime().is_ok() {
+            if let Ok(exit) = super::ExitWatch::new(std.id()) {
+                // Dropped at once: killed if so, and waited for in the background.
+                drop(super::Child::stdio_taken(std, exit, self.kill_on_drop));
+                return;
             }
         }
+        if self.kill_on_drop {
+            let _ = std.kill();
+        }
+        super::orphans::adopt(std);
     }
 }

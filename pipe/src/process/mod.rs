@@ -399,6 +399,23 @@ impl Proc {
     }
 }
 
+impl Child {
+    /// A child whose stdio was taken (or never piped), its exit watched by `exit`.
+    fn stdio_taken(std: std::process::Child, exit: ExitWatch, kill_on_drop: bool) -> Child {
+        Child {
+            stdin: None,
+            stdout: None,
+            stderr: None,
+            proc: Some(Proc {
+                std,
+                exit,
+                status: None,
+            }),
+            kill_on_drop,
+        }
+    }
+}
+
 impl Drop for Child {
     fn drop(&mut self) {
         let Some(mut proc) = self.proc.take() else {
