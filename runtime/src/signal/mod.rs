@@ -27,9 +27,11 @@
 //!   the signals it asked to block (`sa_mask`) blocked, and on the alternate signal stack
 //!   if it asked for one (`SA_ONSTACK`): as the kernel would have called it, so code that
 //!   catches the signal its own way keeps working once something listens through overlap.
-//!   Its `SA_RESETHAND` and `SA_NODEFER` are not honoured (overlap's handler stays, and the
-//!   signal stays blocked while it runs). A handler installed *after* overlap's replaces
-//!   it, unless it calls the one it found (as signal-hook's do).
+//!   Its `SA_NODEFER` leaves the signal unblocked while it runs, and a handler installed
+//!   with `SA_RESETHAND` is called for the first arrival only (the kernel would have reset
+//!   the signal to its default action then, which overlap's listening replaces). A handler
+//!   installed *after* overlap's replaces it, unless it calls the one it found (as
+//!   signal-hook's do).
 //! - **Not every signal:** `SIGKILL` and `SIGSTOP` cannot be caught, and the fault signals
 //!   (`SIGSEGV`, `SIGBUS`, `SIGILL`, `SIGFPE`) are refused, as are the real-time signals
 //!   the C library keeps for itself (32 and 33 with glibc): those give `InvalidInput`.

@@ -107,7 +107,7 @@ extern "C" fn handler(signum: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut
     if let Some(slot) = usize::try_from(signum).ok().and_then(|i| SLOTS.get(i)) {
         // First, so that a listener woken by the poke below finds the other handler's work
         // done too.
-        if let Some(prev) = slot.previous() {
+        if let Some(prev) = slot.previous_to_call() {
             sys::call_previous(prev, signum, info, ctx);
         }
         slot.count.fetch_add(1, Ordering::SeqCst);
@@ -211,11 +211,25 @@ impl Slot {
         Ok(())
     }
 
-    /// The action recorded by `set_previous`.
-    fn previous(&self) -> Option<sys::Previous> {
-        let prev = self.previous.load(Ordering::SeqCst);
+    /// The action recorded by `set_previous`, for an arrival to call. One installed with
+    /// `SA_RESETHAND` is called for one arrival only, as the kernel would have reset it to
+    /// the default action then (which overlap's listening replaces): the first arrival takes
+    /// it out of the slot. Async-signal-safe.
+    fn previous_to_call(&self) -> Option<sys::Previous> {
+        let ptr = self.previous.load(Ordering::SeqCst);
         // SAFETY: null or a leaked box, never freed (the field's invariant).
-        unsafe { prev.as_ref() }.copied()
+        let prev = unsafe { ptr.as_ref() }.copied()?;
+        if prev.one_shot {
+            // Another arrival (on another thread) that took it first calls it instead.
+            let taken = self.previous.compare_exchange(
+                ptr,
+                std::ptr::null_mut(),
+                Ordering::SeqCst,
+                Ordering::SeqCst,
+            );
+            taken.ok()?;
+        }
+        Some(prev)
     }
 
     /// Records the action ours replaces, for our handler to call; our own handler (were it

@@ -9,15 +9,18 @@ use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 pub(crate) type Handler = extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void);
 
 /// The action a signal had before ours: its handler (`sa_sigaction`, possibly `SIG_DFL` or
-/// `SIG_IGN`), whether that handler takes a `siginfo_t` (`SA_SIGINFO`), and what it asked
-/// for while it runs: the signals blocked (`sa_mask`) and the alternate stack
-/// (`SA_ONSTACK`), which ours then asks for too (see [`install`]).
+/// `SIG_IGN`), whether that handler takes a `siginfo_t` (`SA_SIGINFO`), what it asked for
+/// while it runs: the signals blocked (`sa_mask`), the alternate stack (`SA_ONSTACK`) and
+/// its own signal left unblocked (`SA_NODEFER`), which ours then asks for too (see
+/// [`install`]), and whether it is for one arrival only (`SA_RESETHAND`).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Previous {
     pub(crate) handler: libc::sighandler_t,
     pub(crate) siginfo: bool,
     pub(crate) mask: libc::sigset_t,
     pub(crate) on_stack: bool,
+    pub(crate) no_defer: bool,
+    pub(crate) one_shot: bool,
 }
 
 /// The action `signum` has now.
@@ -35,16 +38,18 @@ fn previous_of(sa: &libc::sigaction) -> Previous {
         siginfo: sa.sa_flags & libc::SA_SIGINFO != 0,
         mask: sa.sa_mask,
         on_stack: sa.sa_flags & libc::SA_ONSTACK != 0,
+        no_defer: sa.sa_flags & libc::SA_NODEFER != 0,
+        one_shot: sa.sa_flags & libc::SA_RESETHAND != 0,
     }
 }
 
 /// Installs `handler` for `signum` (with `SA_SIGINFO`, to hand a previous handler what the
 /// kernel gave, and `SA_RESTART`, so interrupted syscalls of other code resume instead of
 /// failing with `EINTR`), in place of `before`, the action it is taken to replace. Ours
-/// calls that one's handler, so it runs with that one's `sa_mask` and `SA_ONSTACK`: the
-/// previous handler is then called as the kernel would have called it. (Not its
-/// `SA_RESETHAND` or `SA_NODEFER`: ours stays, and `signum` stays blocked while ours
-/// runs.) Returns the action it replaced.
+/// calls that one's handler, so it runs with that one's `sa_mask`, `SA_ONSTACK` and
+/// `SA_NODEFER`: the previous handler is then called as the kernel would have called it.
+/// (Its `SA_RESETHAND` is the caller's to honour: ours stays installed.) Returns the
+/// action it replaced.
 pub(crate) fn install(
     signum: libc::c_int,
     handler: Handler,
@@ -63,6 +68,9 @@ pub(crate) fn install(
         syscall!(sigemptyset(&mut sa.sa_mask))?;
     } else {
         sa.sa_mask = before.mask;
+        if before.no_defer {
+            sa.sa_flags |= libc::SA_NODEFER;
+        }
     }
     // SAFETY: as in `current`.
     let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
