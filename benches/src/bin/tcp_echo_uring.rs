@@ -7,8 +7,12 @@
 //! buffer (the link starts the `recv` only once the `send` has finished, and `MSG_WAITALL`
 //! makes the kernel finish a short `send` itself). The `send` asks for no completion when it
 //! succeeds, so a round trip is one completion, and one `io_uring_enter` submits every
-//! connection's answers and waits for the next requests. Accepts are multishot. The ring is
-//! set up single-issuer with deferred task work, the cheapest mode for one thread.
+//! connection's answers and waits for the next requests. A `send` completes only when it
+//! failed (at once, or after part of its bytes: its count is then short), and then the
+//! `recv` linked to it is cancelled without a completion of its own (the kernel hides the
+//! completions of a link that a skip-success request's failure cancels): its connection is
+//! closed on the `send`'s. Accepts are multishot. The ring is set up single-issuer with
+//! deferred task work, the cheapest mode for one thread.
 
 use std::collections::HashMap;
 use std::io;
@@ -18,6 +22,8 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use io_uring::{cqueue, opcode, squeue, types, IoUring};
 
 const ACCEPT: u64 = u64::MAX;
+/// Set in a `send`'s user data, next to its connection's token.
+const SEND: u64 = 1 << 63;
 const BUF: usize = 16 * 1024;
 
 /// A connection: its socket and the buffer its one request in flight uses.
@@ -99,8 +105,15 @@ fn main() -> io::Result<()> {
                 }
                 continue;
             }
-            // A recv's completion (a failed send cancels its linked recv, which lands here
-            // with -ECANCELED): data is echoed, anything else closes the connection.
+            // A send's completion: it failed, wholly or after part of its bytes (a count
+            // that must not be taken for received data and sent again). Its linked recv was
+            // cancelled without a completion, so nothing of this connection is in flight
+            // any more: it closes.
+            if token & SEND != 0 {
+                conns.remove(&(token & !SEND));
+                continue;
+            }
+            // A recv's completion: data is echoed, the end or an error closes the connection.
             if res <= 0 {
                 conns.remove(&token);
                 continue;
@@ -116,7 +129,7 @@ fn main() -> io::Result<()> {
             .flags(libc::MSG_NOSIGNAL | libc::MSG_WAITALL)
             .build()
             .flags(squeue::Flags::IO_LINK | squeue::Flags::SKIP_SUCCESS)
-            .user_data(token);
+            .user_data(token | SEND);
             push(&mut ring, send)?;
             push(&mut ring, recv(token, conn))?;
         }
