@@ -54,9 +54,42 @@ pub async fn write(path: impl AsRef<Path>, contents: impl AsRef<[u8]>) -> io::Re
 /// Copies the contents and permission bits of `from` to `to` (created or truncated), in one
 /// job; returns the number of bytes copied. The kernel copies (`copy_file_range`) where it
 /// can.
+///
+/// Two cases where [`std::fs::copy`] does harm are refused with
+/// [`InvalidInput`](io::ErrorKind::InvalidInput) before anything is opened:
+///
+/// - `from` and `to` are the same file (the same path, a hard link or a symlink to it):
+///   std would truncate it to 0 bytes;
+/// - `from` is not a regular file (or a symlink to one), such as a FIFO: std would first
+///   open it, which for a FIFO waits (on a pool thread) until a writer comes, only to refuse
+///   it then.
 pub async fn copy(from: impl AsRef<Path>, to: impl AsRef<Path>) -> io::Result<u64> {
     let (from, to) = (from.as_ref().to_owned(), to.as_ref().to_owned());
-    run(move || stdfs::copy(&from, &to).map_err(|e| with_paths(e, "copy", &from, &to))).await
+    run(move || copy_file(&from, &to).map_err(|e| with_paths(e, "copy", &from, &to))).await
+}
+
+/// [`std::fs::copy`], after checking (with `stat`, which never blocks) that `from` is a
+/// regular file and that `to` is not that same file. A file swapped in between the check and
+/// the copy is not caught; a careless caller's mistake is.
+fn copy_file(from: &Path, to: &Path) -> io::Result<u64> {
+    use std::os::unix::fs::MetadataExt;
+    let src = stdfs::metadata(from)?;
+    if !src.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "the source path is neither a regular file nor a symlink to a regular file",
+        ));
+    }
+    // A missing destination (or one that cannot be looked at) is left to the copy itself.
+    if let Ok(dst) = stdfs::metadata(to) {
+        if (dst.dev(), dst.ino()) == (src.dev(), src.ino()) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "the source and destination are the same file",
+            ));
+        }
+    }
+    stdfs::copy(from, to)
 }
 
 /// Renames `from` to `to`, replacing `to` if it exists (see [`std::fs::rename`]).
