@@ -119,11 +119,43 @@ pub async fn remove_dir(path: impl AsRef<Path>) -> io::Result<()> {
 }
 
 /// Removes the directory at `path` and everything in it, in one job.
+///
+/// Symlinks are never followed: one inside the tree is removed, not what it points at, and
+/// a `path` that is itself a symlink removes only the link. A symlink to a directory named
+/// with a trailing `/` (or `/.`), such as `link/`, is refused with
+/// [`NotADirectory`](io::ErrorKind::NotADirectory) before anything is removed: such a path
+/// resolves to the link's target, which [`std::fs::remove_dir_all`] would empty before
+/// failing to remove `link/` itself.
 pub async fn remove_dir_all(path: impl AsRef<Path>) -> io::Result<()> {
     one_path(path.as_ref(), "remove directory", |p| {
+        refuse_final_link_with_slash(p)?;
         stdfs::remove_dir_all(p)
     })
     .await
+}
+
+/// Fails if `path` ends in `/` or `/.` after a component that is a symlink to a directory
+/// (see [`remove_dir_all`]); a link to anything else is left to std's own error. An `lstat`
+/// and a `stat`, for such paths only.
+fn refuse_final_link_with_slash(path: &Path) -> io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let bytes = path.as_os_str().as_bytes();
+    if !(bytes.ends_with(b"/") || bytes.ends_with(b"/.")) {
+        return Ok(());
+    }
+    // `components` drops trailing slashes and `.`s: what is left ends with the named entry.
+    let named: PathBuf = path.components().collect();
+    if named.file_name().is_some()
+        && stdfs::symlink_metadata(&named).is_ok_and(|m| m.file_type().is_symlink())
+        && stdfs::metadata(&named).is_ok_and(|m| m.is_dir())
+    {
+        return Err(io::Error::new(
+            io::ErrorKind::NotADirectory,
+            "the path names a symlink with a trailing `/`: the link's target would be emptied \
+             (remove the link without the `/`, or the target by its own path)",
+        ));
+    }
+    Ok(())
 }
 
 /// Creates the directory at `path`; its parent must exist.
