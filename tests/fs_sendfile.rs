@@ -229,3 +229,30 @@ fn a_directory_source_is_a_directory_error() {
         assert_eq!(err.kind(), io::ErrorKind::IsADirectory, "{err}");
     });
 }
+
+/// Errors found on the destination before any `sendfile` (a closed sender, a pipe's read
+/// end given as the destination) name the file too, as the docs promise for every error.
+#[test]
+fn destination_errors_name_the_file_too() {
+    let dir = TempDir::new("sendfile-dest-errors");
+    let path = dir.join("f");
+    std::fs::write(&path, b"data").unwrap();
+    block_on(async {
+        let mut file = File::open(&path).await.unwrap();
+        let (mut tx, rx) = overlap::pipe::pipe().unwrap();
+        let want = format!("failed to send {}: ", path.display());
+        let err = file.send_to(&rx, 0, 4).await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{err}");
+        assert!(err.to_string().starts_with(&want), "{err}");
+        tx.close().await.unwrap();
+        let err = file.send_to(&tx, 0, 4).await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::BrokenPipe, "{err}");
+        assert!(err.to_string().starts_with(&want), "{err}");
+        // The file still sends.
+        let (a, mut b) = UnixStream::pair().unwrap();
+        assert_eq!(file.send_to(&a, 0, 4).await.unwrap(), 4);
+        let mut got = [0u8; 4];
+        b.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got, b"data");
+    });
+}

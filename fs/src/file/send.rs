@@ -80,10 +80,15 @@ impl File {
         while sent < len {
             // Readiness first: a destination that cannot take bytes (a closed pipe sender)
             // reports its error here.
-            let event = own_waits(|cx| to.poll_readiness(cx, Direction::Write)).await?;
+            let event = own_waits(|cx| to.poll_readiness(cx, Direction::Write))
+                .await
+                .map_err(|e| self.err(e, "send"))?;
             let dest = match &dest {
                 Some(d) => Arc::clone(d),
-                None => Arc::clone(dest.insert(Arc::new(sys::dup(to.as_raw_fd())?))),
+                None => {
+                    let dup = sys::dup(to.as_raw_fd()).map_err(|e| self.err(e, "send"))?;
+                    Arc::clone(dest.insert(Arc::new(dup)))
+                }
             };
             let file = self.std.clone();
             let (at, left) = (offset + sent, len - sent);
