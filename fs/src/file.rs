@@ -76,9 +76,10 @@ use crate::OpenOptions;
 /// A `File` on an fd that cannot seek (opened from a FIFO or a tty path, or made with
 /// [`from_std`](File::from_std) from such an fd) reads only what each call asks for, never
 /// ahead, and keeps reads and writes apart: a write does not throw buffered read bytes
-/// away. A job still blocks a pool thread until the fd has data, and the next operation on
-/// the `File` waits for it; for such fds `overlap::pipe` and `overlap::AsyncFd` wait on the
-/// reactor instead and are the better fit.
+/// away. A job still blocks a pool thread until the fd has data (or room), also for an fd in
+/// non-blocking mode, where it waits out `EAGAIN` with `poll(2)` instead of returning it, and
+/// the next operation on the `File` waits for it; for such fds `overlap::pipe` and
+/// `overlap::AsyncFd` wait on the reactor instead and are the better fit.
 ///
 /// ```
 /// use overlap::fs::File;

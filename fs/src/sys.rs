@@ -68,6 +68,25 @@ pub(crate) fn sendfile(file: RawFd, to: RawFd, offset: u64, len: u64) -> io::Res
     Ok(Sent::Done(sent))
 }
 
+/// Blocks until `fd` has any of `events` (`POLLIN`, `POLLOUT`), or an error or hang-up
+/// state that the next read or write reports: for an fd in non-blocking mode (a pipe end
+/// another process made so, a FIFO opened `O_NONBLOCK`), whose read or write on a pool thread
+/// said `EAGAIN`. `EINTR` is retried. May block for good: pool only.
+pub(crate) fn wait_fd(fd: RawFd, events: libc::c_short) -> io::Result<()> {
+    let mut pfd = libc::pollfd {
+        fd,
+        events,
+        revents: 0,
+    };
+    loop {
+        // SAFETY: `pfd` is one valid, writable pollfd for the whole call.
+        match syscall!(poll(&mut pfd, 1, -1)) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            other => return other.map(drop),
+        }
+    }
+}
+
 /// The `fstat` of the file behind `fd`.
 fn stat(fd: RawFd) -> io::Result<libc::stat> {
     // SAFETY: a zeroed stat is a valid buffer for fstat to fill.

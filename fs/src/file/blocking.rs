@@ -2,9 +2,11 @@
 
 use std::fs::File as StdFile;
 use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::fd::AsRawFd;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::read_buf::prepare;
+use crate::sys;
 
 /// What a finished job hands back to the `File`.
 #[derive(Debug)]
@@ -42,12 +44,16 @@ pub(crate) fn lock(h: &Mutex<Handoff>) -> MutexGuard<'_, Handoff> {
 }
 
 /// Moves the offset back by `rewind` bytes (read-ahead the user never saw), then reads up
-/// to `want` bytes there into `buf`, retrying on `EINTR`.
+/// to `want` bytes there into `buf`, retrying on `EINTR`, and waiting out `EAGAIN` (an fd in
+/// non-blocking mode) with `poll`.
 pub(crate) fn read(file: &StdFile, mut buf: Vec<u8>, want: usize, rewind: u64) -> Done {
     prepare(&mut buf, want);
     let res = rewind_by(file, rewind).and_then(|()| loop {
         match (&*file).read(&mut buf[..want]) {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                sys::wait_fd(file.as_raw_fd(), libc::POLLIN)?
+            }
             res => break res,
         }
     });
@@ -58,7 +64,25 @@ pub(crate) fn read(file: &StdFile, mut buf: Vec<u8>, want: usize, rewind: u64) -
 /// of `buf`.
 pub(crate) fn write_at_cursor(file: &StdFile, buf: &[u8], rewind: u64) -> io::Result<()> {
     rewind_by(file, rewind)?;
-    (&*file).write_all(buf)
+    write_all(file, buf)
+}
+
+/// `write_all` that also waits out `EAGAIN` (an fd in non-blocking mode: a pipe end another
+/// process made so) with `poll`, where std's gives up midway without saying how much went.
+/// A `write` that fails wrote nothing, so the retry sends exactly the rest.
+fn write_all(file: &StdFile, mut buf: &[u8]) -> io::Result<()> {
+    while !buf.is_empty() {
+        match (&*file).write(buf) {
+            Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero)),
+            Ok(n) => buf = &buf[n..],
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                sys::wait_fd(file.as_raw_fd(), libc::POLLOUT)?
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// Moves the fd's offset back by `rewind` bytes, to the reader's position.
@@ -116,7 +140,7 @@ impl WriteJob {
                 std::mem::take(&mut h.orphans)
             };
             // The `File` is gone, so nobody could see an error here; try anyway, in order.
-            let _ = (&*self.file).write_all(&orphans);
+            let _ = write_all(&self.file, &orphans);
         }
         res
     }
