@@ -77,7 +77,7 @@ fn copy_file(from: &Path, to: &Path) -> io::Result<u64> {
     if !src.is_file() {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
-            "the source path is neither a regular file nor a symlink to a regular file",
+            "the source is not a regular file (nor a symlink to one)",
         ));
     }
     // A missing destination (or one that cannot be looked at) is left to the copy itself.
