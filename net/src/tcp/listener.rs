@@ -95,9 +95,12 @@ impl TcpListener {
 
     /// Wraps a listening std socket, switching it to non-blocking mode. Must be called inside
     /// a runtime; outside one it fails, and leaves the socket's mode (shared with its dups)
-    /// as it was.
+    /// as it was. A socket that is not listening is refused with `InvalidInput`: its
+    /// `accept` would wait for data rather than fail.
     pub fn from_std(listener: std::net::TcpListener) -> io::Result<TcpListener> {
-        TcpListener::adopt(Socket::from_owned(OwnedFd::from(listener)))
+        let sock = Socket::from_owned(OwnedFd::from(listener));
+        crate::io::expect_listening(&sock, true, "a TcpListener")?;
+        TcpListener::adopt(sock)
     }
 
     /// Registers a listening socket that may be in blocking mode, then makes it

@@ -71,9 +71,12 @@ impl UnixDatagram {
 
     /// Wraps a std socket, switching it to non-blocking mode. Must be called inside a
     /// runtime; outside one it fails, and leaves the socket's mode (shared with its dups) as
-    /// it was.
+    /// it was. A listening socket (one passed in as an fd) is refused with `InvalidInput`:
+    /// nothing would ever arrive on it.
     pub fn from_std(socket: StdUnixDatagram) -> io::Result<UnixDatagram> {
-        UnixDatagram::adopt(Socket::from_owned(OwnedFd::from(socket)))
+        let sock = Socket::from_owned(OwnedFd::from(socket));
+        crate::io::expect_listening(&sock, false, "a UnixDatagram")?;
+        UnixDatagram::adopt(sock)
     }
 
     /// Registers a datagram socket that may be in blocking mode, then makes it non-blocking

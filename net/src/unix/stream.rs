@@ -98,9 +98,11 @@ impl UnixStream {
 
     /// Wraps a connected std stream, switching it to non-blocking mode. Must be called
     /// inside a runtime; outside one it fails, and leaves the socket's mode (shared with its
-    /// dups) as it was.
+    /// dups) as it was. A listening socket is refused with `InvalidInput`: its reads and
+    /// writes would wait for ever.
     pub fn from_std(stream: std::os::unix::net::UnixStream) -> io::Result<UnixStream> {
         let sock = Socket::from_owned(OwnedFd::from(stream));
+        crate::io::expect_listening(&sock, false, "a UnixStream")?;
         Ok(UnixStream {
             io: crate::io::register_nonblocking(sock)?,
         })
