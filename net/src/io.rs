@@ -20,26 +20,6 @@ pub(crate) fn register_nonblocking(sock: Socket) -> io::Result<AsyncFd<Socket>> 
     Ok(io)
 }
 
-/// Refuses a socket handed over (`from_std`, `TryFrom<OwnedFd>`) to `wrapper` in the wrong
-/// state: a listener needs a listening socket (`SO_ACCEPTCONN`), a stream or datagram socket
-/// one that is not. Taken as it is, the wrong one would wait for ever: a listening socket
-/// never turns readable or writable for a `recv` or `send`, and a connected one turns
-/// readable for an `accept` only when data comes. If the kernel cannot tell (the option is
-/// refused), the socket is taken, and its calls report what is wrong.
-pub(crate) fn expect_listening(sock: &Socket, listening: bool, wrapper: &str) -> io::Result<()> {
-    match sock.flag(libc::SOL_SOCKET, libc::SO_ACCEPTCONN) {
-        Ok(is) if is != listening => {
-            let msg = if listening {
-                format!("{wrapper} needs a listening socket; this one is not listening")
-            } else {
-                format!("{wrapper} needs a connected or unconnected socket, not a listening one")
-            };
-            Err(io::Error::new(io::ErrorKind::InvalidInput, msg))
-        }
-        _ => Ok(()),
-    }
-}
-
 /// Runs `op` once the socket is read-ready, until it does not fail with `WouldBlock` or
 /// `Interrupted`. When `drained(&result)` says the kernel buffer is now empty, the read
 /// readiness is cleared so the next read waits for an edge instead of paying for an `EAGAIN`

@@ -46,6 +46,7 @@
 //! .unwrap();
 //! ```
 
+mod adopt;
 mod connect;
 mod io;
 mod resolve;

@@ -65,11 +65,11 @@ impl UdpSocket {
 
     /// Wraps a std socket, switching it to non-blocking mode. Must be called inside a
     /// runtime; outside one it fails, and leaves the socket's mode (shared with its dups)
-    /// as it was. A listening socket (one passed in as an fd) is refused with
-    /// `InvalidInput`: nothing would ever arrive on it.
+    /// as it was. A socket that is not an IPv4 or IPv6 datagram socket (a Unix or TCP
+    /// socket passed in as an fd) is refused with `InvalidInput`.
     pub fn from_std(socket: std::net::UdpSocket) -> io::Result<UdpSocket> {
         let sock = Socket::from_owned(OwnedFd::from(socket));
-        crate::io::expect_listening(&sock, false, "a UdpSocket")?;
+        crate::adopt::UDP_SOCKET.check(&sock)?;
         Ok(UdpSocket {
             io: crate::io::register_nonblocking(sock)?,
             batch_cut: std::sync::atomic::AtomicBool::new(false),

@@ -95,11 +95,12 @@ impl TcpListener {
 
     /// Wraps a listening std socket, switching it to non-blocking mode. Must be called inside
     /// a runtime; outside one it fails, and leaves the socket's mode (shared with its dups)
-    /// as it was. A socket that is not listening is refused with `InvalidInput`: its
-    /// `accept` would wait for data rather than fail.
+    /// as it was. A socket that is not a listening IPv4 or IPv6 stream socket is refused
+    /// with `InvalidInput` (the `accept` of a connected one would wait for data rather than
+    /// fail).
     pub fn from_std(listener: std::net::TcpListener) -> io::Result<TcpListener> {
         let sock = Socket::from_owned(OwnedFd::from(listener));
-        crate::io::expect_listening(&sock, true, "a TcpListener")?;
+        crate::adopt::TCP_LISTENER.check(&sock)?;
         TcpListener::adopt(sock)
     }
 

@@ -91,11 +91,12 @@ impl TcpStream {
     /// Wraps a connected std stream, switching it to non-blocking mode.
     ///
     /// Must be called inside a runtime; outside one it fails, and leaves the socket's mode
-    /// (shared with its dups) as it was. A listening socket is refused with `InvalidInput`:
-    /// its reads and writes would wait for ever.
+    /// (shared with its dups) as it was. A listening socket, or one that is not an IPv4 or
+    /// IPv6 stream socket, is refused with `InvalidInput` (the reads and writes of a
+    /// listening one would wait for ever).
     pub fn from_std(stream: std::net::TcpStream) -> io::Result<TcpStream> {
         let sock = Socket::from_owned(OwnedFd::from(stream));
-        crate::io::expect_listening(&sock, false, "a TcpStream")?;
+        crate::adopt::TCP_STREAM.check(&sock)?;
         Ok(TcpStream {
             io: crate::io::register_nonblocking(sock)?,
         })

@@ -71,11 +71,11 @@ impl UnixDatagram {
 
     /// Wraps a std socket, switching it to non-blocking mode. Must be called inside a
     /// runtime; outside one it fails, and leaves the socket's mode (shared with its dups) as
-    /// it was. A listening socket (one passed in as an fd) is refused with `InvalidInput`:
-    /// nothing would ever arrive on it.
+    /// it was. A socket that is not a Unix-domain datagram socket (one passed in as an fd)
+    /// is refused with `InvalidInput`.
     pub fn from_std(socket: StdUnixDatagram) -> io::Result<UnixDatagram> {
         let sock = Socket::from_owned(OwnedFd::from(socket));
-        crate::io::expect_listening(&sock, false, "a UnixDatagram")?;
+        crate::adopt::UNIX_DATAGRAM.check(&sock)?;
         UnixDatagram::adopt(sock)
     }
 

@@ -56,11 +56,11 @@ impl UnixListener {
 
     /// Wraps a listening std socket, switching it to non-blocking mode. Must be called
     /// inside a runtime; outside one it fails, and leaves the socket's mode (shared with its
-    /// dups) as it was. A socket that is not listening is refused with `InvalidInput`: its
-    /// `accept` would wait for data rather than fail.
+    /// dups) as it was. A socket that is not a listening Unix-domain stream socket (a
+    /// seqpacket one included) is refused with `InvalidInput`.
     pub fn from_std(listener: std::os::unix::net::UnixListener) -> io::Result<UnixListener> {
         let sock = Socket::from_owned(OwnedFd::from(listener));
-        crate::io::expect_listening(&sock, true, "a UnixListener")?;
+        crate::adopt::UNIX_LISTENER.check(&sock)?;
         UnixListener::adopt(sock)
     }
 

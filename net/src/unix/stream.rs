@@ -98,11 +98,13 @@ impl UnixStream {
 
     /// Wraps a connected std stream, switching it to non-blocking mode. Must be called
     /// inside a runtime; outside one it fails, and leaves the socket's mode (shared with its
-    /// dups) as it was. A listening socket is refused with `InvalidInput`: its reads and
-    /// writes would wait for ever.
+    /// dups) as it was. A socket that is not a connected (or unconnected) Unix-domain stream
+    /// socket is refused with `InvalidInput`: a listening one would wait for ever, and a
+    /// seqpacket or datagram one would leave a second queued message unread until another
+    /// came (a read returning short of its buffer is taken to have emptied the queue).
     pub fn from_std(stream: std::os::unix::net::UnixStream) -> io::Result<UnixStream> {
         let sock = Socket::from_owned(OwnedFd::from(stream));
-        crate::io::expect_listening(&sock, false, "a UnixStream")?;
+        crate::adopt::UNIX_STREAM.check(&sock)?;
         Ok(UnixStream {
             io: crate::io::register_nonblocking(sock)?,
         })

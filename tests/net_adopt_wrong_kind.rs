@@ -1,15 +1,24 @@
-//! A socket handed to the wrong wrapper: a listening socket made a stream or a datagram
-//! socket, a connected (or never listening) one made a listener. Before, each was accepted
-//! and then waited for ever: a listening socket never turns readable or writable for a
-//! `read`/`write`/`recv`, and a connected one turns readable for an `accept` only when data
-//! comes (std's blocking calls fail at once with `EINVAL`/`ENOTCONN`). Now `from_std` (and
-//! `TryFrom<OwnedFd>`, which goes through it) refuses them with `InvalidInput`, closes the fd
-//! it was given, and leaves the socket's mode alone for the dups that share it.
+//! A socket handed to the wrong wrapper. Before, each was accepted and then waited for ever
+//! or lost data:
+//! - a listening socket made a stream or a datagram socket never turns readable or
+//!   writable for a `read`/`write`/`recv`, and a connected (or never listening) one made a
+//!   listener turns readable for an `accept` only when data comes (std's blocking calls fail
+//!   at once with `EINVAL`/`ENOTCONN`);
+//! - a Unix seqpacket or datagram socket made a `UnixStream` returns one message per read,
+//!   short of the buffer, which a stream read takes to mean the queue is empty: a second
+//!   queued message waited until a third came;
+//! - a socket of the other family (a Unix datagram socket made a `UdpSocket`, a TCP
+//!   listener made a `UnixListener`...) fails each `recv_from` or `accept` only after the
+//!   kernel has handed over the datagram or connection, which is lost.
+//!
+//! Now `from_std` (and `TryFrom<OwnedFd>`, which goes through it) refuses them with
+//! `InvalidInput` naming what the socket is, closes the fd it was given, and leaves the
+//! socket's mode alone for the dups that share it.
 
 mod support;
 
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::net as std_unix;
 use std::time::Duration;
 
@@ -34,10 +43,21 @@ fn non_blocking(fd: &impl AsRawFd) -> bool {
     flags & libc::O_NONBLOCK != 0
 }
 
-/// `res` is an `InvalidInput` error that names the socket's state.
+/// A Unix socket pair of type `ty` (`SOCK_SEQPACKET`...), blocking, close-on-exec.
+fn unix_pair(ty: libc::c_int) -> (OwnedFd, OwnedFd) {
+    let mut fds = [0; 2];
+    // SAFETY: `fds` has room for the two fds socketpair writes.
+    let res =
+        unsafe { libc::socketpair(libc::AF_UNIX, ty | libc::SOCK_CLOEXEC, 0, fds.as_mut_ptr()) };
+    assert_eq!(res, 0, "{}", io::Error::last_os_error());
+    // SAFETY: both fds were just created and are owned by nobody else.
+    unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
+}
+
+/// `res` is an `InvalidInput` error whose message contains `state` (what the socket is).
 fn refused<T>(what: &str, res: io::Result<T>, state: &str) {
     match res {
-        Ok(_) => panic!("{what}: accepted a socket in the wrong state"),
+        Ok(_) => panic!("{what}: accepted a socket of the wrong kind"),
         Err(e) => {
             assert_eq!(e.kind(), io::ErrorKind::InvalidInput, "{what}: {e}");
             assert!(e.to_string().contains(state), "{what}: {e}");
@@ -47,12 +67,14 @@ fn refused<T>(what: &str, res: io::Result<T>, state: &str) {
 
 /// One test, so that no other test in this process opens fds while the counts are taken.
 #[test]
-fn sockets_in_the_wrong_state_are_refused_and_closed() {
+fn sockets_of_the_wrong_kind_are_refused_and_closed() {
     overlap::block_on(async {
         let before = open_fds();
         a_listening_socket_is_refused_as_a_stream_or_datagram_socket();
         assert_eq!(open_fds(), before, "an fd leaked");
         a_socket_that_is_not_listening_is_refused_as_a_listener();
+        assert_eq!(open_fds(), before, "an fd leaked");
+        a_socket_of_another_type_or_family_is_refused();
         assert_eq!(open_fds(), before, "an fd leaked");
         sockets_in_the_right_state_are_still_adopted().await;
     });
@@ -111,7 +133,64 @@ fn a_socket_that_is_not_listening_is_refused_as_a_listener() {
     refused(
         "TcpListener::try_from",
         TcpListener::try_from(OwnedFd::from(udp)),
-        "not listening",
+        "IPv4 datagram socket",
+    );
+    drop(b);
+}
+
+fn a_socket_of_another_type_or_family_is_refused() {
+    let (a, b) = unix_pair(libc::SOCK_SEQPACKET);
+    let kept = a.try_clone().unwrap();
+    refused(
+        "UnixStream::try_from",
+        UnixStream::try_from(a),
+        "a Unix-domain seqpacket socket",
+    );
+    assert!(!non_blocking(&kept), "the dup's mode was changed");
+    refused(
+        "UnixDatagram::try_from",
+        UnixDatagram::try_from(b),
+        "a Unix-domain seqpacket socket",
+    );
+    drop(kept);
+
+    let (a, b) = std_unix::UnixDatagram::pair().unwrap();
+    refused(
+        "UnixStream::try_from",
+        UnixStream::try_from(OwnedFd::from(a)),
+        "a Unix-domain datagram socket",
+    );
+    refused(
+        "UdpSocket::try_from",
+        UdpSocket::try_from(OwnedFd::from(b)),
+        "a Unix-domain datagram socket",
+    );
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    refused(
+        "UnixDatagram::try_from",
+        UnixDatagram::try_from(OwnedFd::from(udp)),
+        "an IPv4 datagram socket",
+    );
+
+    let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    refused(
+        "UnixListener::try_from",
+        UnixListener::try_from(OwnedFd::from(tcp)),
+        "a listening IPv4 stream socket",
+    );
+    let path = sock_path("family");
+    let unix = std_unix::UnixListener::bind(&path).unwrap();
+    refused(
+        "TcpListener::try_from",
+        TcpListener::try_from(OwnedFd::from(unix)),
+        "a listening Unix-domain stream socket",
+    );
+    std::fs::remove_file(&path).unwrap();
+    let (a, b) = std_unix::UnixStream::pair().unwrap();
+    refused(
+        "TcpStream::from_std",
+        TcpStream::from_std(std::net::TcpStream::from(OwnedFd::from(a))),
+        "a Unix-domain stream socket",
     );
     drop(b);
 }
@@ -127,6 +206,10 @@ async fn sockets_in_the_right_state_are_still_adopted() {
         .await
         .unwrap();
     assert_eq!(peer, stream.local_addr().unwrap());
+    // IPv6 is as good as IPv4, where the host has it.
+    if let Ok(v6) = std::net::TcpListener::bind("[::1]:0") {
+        TcpListener::from_std(v6).unwrap();
+    }
 
     let path = sock_path("right");
     let unix = UnixListener::from_std(std_unix::UnixListener::bind(&path).unwrap()).unwrap();
