@@ -22,7 +22,10 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::net as std_unix;
 use std::time::Duration;
 
-use overlap::net::{TcpListener, TcpStream, UdpSocket, UnixDatagram, UnixListener, UnixStream};
+use overlap::net::{
+    TcpListener, TcpSocket, TcpStream, UdpSocket, UnixDatagram, UnixListener, UnixSocket,
+    UnixStream,
+};
 use support::{open_fds, within};
 
 /// A fresh socket path in the temp dir, unique per test and process.
@@ -75,6 +78,8 @@ fn sockets_of_the_wrong_kind_are_refused_and_closed() {
         a_socket_that_is_not_listening_is_refused_as_a_listener();
         assert_eq!(open_fds(), before, "an fd leaked");
         a_socket_of_another_type_or_family_is_refused();
+        assert_eq!(open_fds(), before, "an fd leaked");
+        a_socket_made_from_an_fd_of_another_kind_is_refused().await;
         assert_eq!(open_fds(), before, "an fd leaked");
         sockets_in_the_right_state_are_still_adopted().await;
     });
@@ -193,6 +198,48 @@ fn a_socket_of_another_type_or_family_is_refused() {
         "a Unix-domain stream socket",
     );
     drop(b);
+}
+
+/// `TcpSocket` and `UnixSocket` take any fd (`From<OwnedFd>`); what they turn it into is
+/// checked as `from_std` checks it. Before, a UDP socket connected as a `TcpStream` (whose
+/// reads strand a second queued datagram), a Unix socket listened as a `TcpListener` and a
+/// TCP one as a `UnixListener` (whose accepts fail on the address, losing the connection),
+/// and a UDP socket became a `UnixDatagram` (whose `recv_from` loses the datagram).
+async fn a_socket_made_from_an_fd_of_another_kind_is_refused() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let res = within(
+        Duration::from_secs(10),
+        TcpSocket::from(OwnedFd::from(udp)).connect(addr),
+        "connect",
+    )
+    .await;
+    refused("TcpSocket::connect", res, "an IPv4 datagram socket");
+    drop(listener);
+
+    let unix = UnixSocket::new_stream().unwrap();
+    unix.bind(format!("\0overlap-adopt-wrong-{}", std::process::id()))
+        .unwrap();
+    refused(
+        "TcpSocket::listen",
+        TcpSocket::from(OwnedFd::from(unix)).listen(8),
+        "a listening Unix-domain stream socket",
+    );
+
+    let tcp = TcpSocket::new_v4().unwrap();
+    tcp.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    refused(
+        "UnixSocket::listen",
+        UnixSocket::from(OwnedFd::from(tcp)).listen(8),
+        "a listening IPv4 stream socket",
+    );
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    refused(
+        "UnixSocket::datagram",
+        UnixSocket::from(OwnedFd::from(udp)).datagram(),
+        "an IPv4 datagram socket",
+    );
 }
 
 /// The sockets in the right state are still taken, and work.

@@ -41,6 +41,9 @@ use crate::sys::{SockAddr, Socket};
 #[derive(Debug)]
 pub struct TcpSocket {
     sock: Socket,
+    /// Made from an fd, which may be any socket: `listen` and `connect` check its kind (see
+    /// `crate::adopt`) as `from_std` would.
+    from_fd: bool,
 }
 
 impl TcpSocket {
@@ -48,6 +51,7 @@ impl TcpSocket {
     pub fn new_v4() -> io::Result<TcpSocket> {
         Ok(TcpSocket {
             sock: Socket::new(libc::AF_INET, libc::SOCK_STREAM)?,
+            from_fd: false,
         })
     }
 
@@ -55,6 +59,7 @@ impl TcpSocket {
     pub fn new_v6() -> io::Result<TcpSocket> {
         Ok(TcpSocket {
             sock: Socket::new(libc::AF_INET6, libc::SOCK_STREAM)?,
+            from_fd: false,
         })
     }
 
@@ -220,6 +225,9 @@ impl TcpSocket {
     pub fn listen(self, backlog: u32) -> io::Result<TcpListener> {
         self.sock
             .listen(backlog.min(libc::c_int::MAX as u32) as libc::c_int)?;
+        if self.from_fd {
+            crate::adopt::TCP_LISTENER.check(&self.sock)?;
+        }
         // A socket made from an fd may be in blocking mode: its accepts would stall the loop.
         TcpListener::adopt(self.sock)
     }
@@ -227,6 +235,9 @@ impl TcpSocket {
     /// Connects to `addr` without blocking (see [`TcpStream::connect`]). Dropping the
     /// future closes the socket.
     pub async fn connect(self, addr: SocketAddr) -> io::Result<TcpStream> {
+        if self.from_fd {
+            crate::adopt::TCP_STREAM.check(&self.sock)?;
+        }
         // As in `listen`: a blocking connect would stall the loop for the whole handshake.
         let io = crate::io::register_nonblocking(self.sock)?;
         crate::connect::connect_registered(&io, &SockAddr::from(addr)).await?;
@@ -248,10 +259,13 @@ impl AsFd for TcpSocket {
 
 impl From<OwnedFd> for TcpSocket {
     /// Takes a TCP socket fd as it is; [`listen`](Self::listen) and
-    /// [`connect`](Self::connect) switch it to non-blocking mode.
+    /// [`connect`](Self::connect) switch it to non-blocking mode, and refuse with
+    /// `InvalidInput` a socket that is not an IPv4 or IPv6 stream socket (as `from_std`
+    /// does).
     fn from(fd: OwnedFd) -> TcpSocket {
         TcpSocket {
             sock: Socket::from_owned(fd),
+            from_fd: true,
         }
     }
 }

@@ -58,6 +58,9 @@ use crate::sys::{SockAddr, Socket};
 /// something else.
 pub struct UnixSocket {
     sock: Socket,
+    /// Made from an fd, which may be any socket: `listen`, `connect` and `datagram` check
+    /// its family too (see `crate::adopt`), as `from_std` would.
+    from_fd: bool,
 }
 
 impl UnixSocket {
@@ -66,6 +69,7 @@ impl UnixSocket {
     pub fn new_stream() -> io::Result<UnixSocket> {
         Ok(UnixSocket {
             sock: Socket::new(libc::AF_UNIX, libc::SOCK_STREAM)?,
+            from_fd: false,
         })
     }
 
@@ -94,6 +98,7 @@ impl UnixSocket {
     pub fn new_datagram() -> io::Result<UnixSocket> {
         Ok(UnixSocket {
             sock: Socket::new(libc::AF_UNIX, libc::SOCK_DGRAM)?,
+            from_fd: false,
         })
     }
 
@@ -123,6 +128,9 @@ impl UnixSocket {
         self.expect_type(libc::SOCK_STREAM, "listen")?;
         self.sock
             .listen(backlog.min(libc::c_int::MAX as u32) as libc::c_int)?;
+        if self.from_fd {
+            crate::adopt::UNIX_LISTENER.check(&self.sock)?;
+        }
         // A socket made from an fd may be in blocking mode: its accepts would stall the loop.
         UnixListener::adopt(self.sock)
     }
@@ -135,6 +143,9 @@ impl UnixSocket {
     /// closed); connect the [`UnixDatagram`] instead.
     pub async fn connect(self, path: impl AsRef<Path>) -> io::Result<UnixStream> {
         self.expect_type(libc::SOCK_STREAM, "connect")?;
+        if self.from_fd {
+            crate::adopt::UNIX_STREAM.check(&self.sock)?;
+        }
         let addr = SockAddr::unix(path.as_ref())?;
         // As in `listen`: a blocking connect would stall the loop.
         let io = crate::io::register_nonblocking(self.sock)?;
@@ -147,6 +158,9 @@ impl UnixSocket {
     /// A stream socket fails with `InvalidInput` (and is closed).
     pub fn datagram(self) -> io::Result<UnixDatagram> {
         self.expect_type(libc::SOCK_DGRAM, "datagram")?;
+        if self.from_fd {
+            crate::adopt::UNIX_DATAGRAM.check(&self.sock)?;
+        }
         UnixDatagram::adopt(self.sock)
     }
 
@@ -213,10 +227,11 @@ impl AsFd for UnixSocket {
 impl From<OwnedFd> for UnixSocket {
     /// Takes a Unix socket fd as it is; [`listen`](Self::listen),
     /// [`connect`](Self::connect) and [`datagram`](Self::datagram) switch it to non-blocking
-    /// mode.
+    /// mode, and refuse with `InvalidInput` a socket of another family (as `from_std` does).
     fn from(fd: OwnedFd) -> UnixSocket {
         UnixSocket {
             sock: Socket::from_owned(fd),
+            from_fd: true,
         }
     }
 }
