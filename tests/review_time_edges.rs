@@ -21,3 +21,36 @@ async fn advance_by_duration_max_fires_a_timer_set_after_the_clock_moved_millenn
     assert!(time::now() > start, "the clock did not move");
     assert!(hour.is_finished(), "the hour did not pass");
 }
+
+/// A timer that never fires (`sleep(Duration::MAX)`), still pending when the clock is
+/// advanced past the range of the runtime's timers, used to keep every later timer from
+/// firing: the timers' base could only move with no timer left at all, so each new deadline
+/// also fell past the range and counted as never coming, and the auto-advance, with nothing
+/// it could reach, waited for ever. (The paused clock moves a `within` guard's timer too, so
+/// a real-time watchdog guards against the hang.)
+#[overlap::test(start_paused = true)]
+async fn a_pending_endless_sleep_does_not_stop_later_timers_once_advanced_past_the_range() {
+    let done = support::watchdog(30);
+    let endless = overlap::spawn(sleep(Duration::MAX));
+    support::settle().await;
+    advance(Duration::MAX).await;
+    assert!(!endless.is_finished(), "a sleep that never ends ended");
+    sleep(Duration::from_secs(1)).await;
+    let hour = overlap::spawn(sleep(Duration::from_secs(3600)));
+    support::settle().await;
+    advance(Duration::from_secs(3600)).await;
+    assert!(hour.is_finished(), "the hour did not pass");
+    assert!(!endless.is_finished(), "a sleep that never ends ended");
+    assert_eq!(
+        overlap::metrics().timers_active,
+        1,
+        "only the endless sleep is left"
+    );
+    endless.abort();
+    assert!(endless.await.unwrap_err().is_cancelled());
+    assert_eq!(overlap::metrics().timers_active, 0);
+    // With the endless sleep gone, nothing left counts as never firing: a timer registered
+    // now is one the auto-advance reaches.
+    sleep(Duration::from_secs(86_400)).await;
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+}

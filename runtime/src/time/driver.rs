@@ -43,6 +43,10 @@ pub(crate) struct Timers {
     /// Registered timers whose deadline is past the range of `to_ns`: they never come, so a
     /// paused clock's auto-advance does not move towards them (see `has_reachable`).
     nevers: Cell<usize>,
+    /// The latest deadline a timer counted in `nevers` was registered or reset to (or
+    /// `base`): a paused clock past it may rebase (see `rebase_if_far`) with those timers
+    /// still registered, their deadlines then falling before the new base.
+    latest_never: Cell<Instant>,
 }
 
 impl Timers {
@@ -56,6 +60,7 @@ impl Timers {
             loop_now: Cell::new(0),
             clock: Clock::new(),
             nevers: Cell::new(0),
+            latest_never: Cell::new(Instant::now()),
         }
     }
 
@@ -67,9 +72,17 @@ impl Timers {
         ns == u64::MAX
     }
 
+    /// Whether a registered timer with deadline `ns` is one that never fires: past the range
+    /// of `to_ns`, or (`ns == 0`) before `base`, which only a timer that was past the range
+    /// before a rebase can be (a deadline at `base` or earlier has passed, so no later timer
+    /// registers with it).
+    fn is_never_timer(&self, ns: u64) -> bool {
+        self.is_never(ns) || ns == 0
+    }
+
     /// Notes a timer with deadline `ns` coming (`+1`) or going (`-1`) in `nevers`.
     fn count_never(&self, ns: u64, delta: isize) {
-        if self.is_never(ns) {
+        if self.is_never_timer(ns) {
             self.nevers
                 .set(self.nevers.get().saturating_add_signed(delta));
         }
@@ -136,9 +149,9 @@ impl Timers {
             slack_guard::acquire();
         }
         let mut wheel = self.wheel.borrow_mut();
-        let fresh = wheel.len() == 0;
+        // No timer that can fire: the loop skips the clock then, so `loop_now` may be stale.
+        let fresh = wheel.len() == self.nevers.get();
         if fresh {
-            // The loop skips the clock while no timer exists, so `loop_now` may be stale.
             self.loop_now.set(self.to_ns(self.now()));
             self.rebase_if_far(&mut wheel);
         }
@@ -148,17 +161,30 @@ impl Timers {
         }
         let slack = self.slack_for(ns);
         self.count_never(ns, 1);
+        self.note_never(ns, deadline);
         Some(wheel.insert(ns, slack, waker.clone()))
     }
 
-    /// With no timer registered, moves `base` to the clock's reading if a paused clock has
-    /// been advanced over half the range of `to_ns` past it: deadlines from there on are then
-    /// counted from the new base, rather than falling past the range and never coming.
+    /// With no timer registered but those that never fire, moves `base` to the clock's
+    /// reading if a paused clock has been advanced over half the range of `to_ns` past it
+    /// (and past every such timer's deadline): deadlines from there on are then counted from
+    /// the new base, rather than falling past the range and never coming. The timers that
+    /// never fire stay registered, and still never fire: their deadlines now read as before
+    /// `base` (see `is_never_timer`).
     fn rebase_if_far(&self, wheel: &mut TimerWheel) {
-        if self.loop_now.get() > u64::MAX / 2 {
-            self.base.set(self.now());
-            wheel.restart();
+        let now = self.now();
+        if self.loop_now.get() > u64::MAX / 2 && self.latest_never.get() <= now {
+            self.base.set(now);
+            self.latest_never.set(now);
+            wheel.restart(u64::MAX);
             self.loop_now.set(0);
+        }
+    }
+
+    /// Keeps `latest_never` up to date with a timer registered or reset to `deadline` (`ns`).
+    fn note_never(&self, ns: u64, deadline: Instant) {
+        if self.is_never(ns) && deadline > self.latest_never.get() {
+            self.latest_never.set(deadline);
         }
     }
 
@@ -214,7 +240,7 @@ impl Timers {
         if !self.wheel.borrow().contains(key) {
             return true;
         }
-        !self.is_never(self.to_ns(deadline)) && deadline <= self.now()
+        !self.is_never_timer(self.to_ns(deadline)) && deadline <= self.now()
     }
 
     /// Cancels a timer registered for `deadline` (nothing happens if it already fired).
@@ -253,6 +279,7 @@ impl Timers {
         if moved {
             self.count_never(old, -1);
             self.count_never(ns, 1);
+            self.note_never(ns, deadline);
         }
         moved
     }

@@ -90,14 +90,36 @@ impl TimerWheel {
         self.cached = Cached::Known(None);
     }
 
-    /// With no timer registered, starts the wheel's time over at 0 (its owner then counts
-    /// deadlines from a new base instant). Ids go on, so old keys stay stale.
-    pub(crate) fn restart(&mut self) {
-        debug_assert_eq!(self.len, 0);
-        // With no live timer every item is stale, and `reset_if_empty` dropped them all.
+    /// Starts the wheel's time over at 0 (its owner then counts deadlines from a new base
+    /// instant), filing every timer still registered again at `deadline`: the owner only
+    /// restarts when the timers left are ones that never fire, and they keep never firing.
+    /// Ids go on, so old keys stay stale.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn restart(&mut self, deadline: u64) {
+        let mut kept = Vec::new();
+        if self.len != 0 {
+            // Leaves only live items, filed (none pending).
+            self.sweep();
+            for lv in &mut self.levels {
+                for items in &mut lv.slots {
+                    kept.extend(items.drain(..).map(|it| (it.index, it.stamp)));
+                }
+                lv.occupied = 0;
+            }
+            kept.extend(self.overflow.drain(..).map(|it| (it.index, it.stamp)));
+            kept.extend(
+                self.due
+                    .drain()
+                    .map(|Reverse((_, stamp, index, _))| (index, stamp)),
+            );
+        }
         #[cfg(debug_assertions)]
         debug_assert_eq!(self.items(), 0);
         self.elapsed = 0;
         self.cached = Cached::Known(None);
+        for (index, stamp) in kept {
+            self.place(deadline, index, stamp);
+        }
     }
 }
