@@ -54,3 +54,26 @@ async fn a_pending_endless_sleep_does_not_stop_later_timers_once_advanced_past_t
     sleep(Duration::from_secs(86_400)).await;
     done.store(true, std::sync::atomic::Ordering::Relaxed);
 }
+
+/// The same with the clock moved past the range in two steps, the endless sleep's own
+/// instant still ahead of it at each: the base moves at the first step (the endless deadline
+/// then lying past the new range too), so a second sleep after the second step still fires.
+#[overlap::test(start_paused = true)]
+async fn an_endless_sleep_still_ahead_of_the_clock_does_not_stop_later_timers() {
+    let done = support::watchdog(30);
+    let endless = overlap::spawn(sleep(Duration::MAX));
+    support::settle().await;
+    advance(YEAR * 350).await;
+    sleep(Duration::from_secs(1)).await;
+    advance(YEAR * 300).await;
+    sleep(Duration::from_secs(1)).await;
+    let hour = overlap::spawn(sleep(Duration::from_secs(3600)));
+    support::settle().await;
+    advance(Duration::from_secs(3600)).await;
+    assert!(hour.is_finished(), "the hour did not pass");
+    assert!(!endless.is_finished(), "a sleep that never ends ended");
+    endless.abort();
+    assert!(endless.await.unwrap_err().is_cancelled());
+    assert_eq!(overlap::metrics().timers_active, 0);
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+}

@@ -43,10 +43,10 @@ pub(crate) struct Timers {
     /// Registered timers whose deadline is past the range of `to_ns`: they never come, so a
     /// paused clock's auto-advance does not move towards them (see `has_reachable`).
     nevers: Cell<usize>,
-    /// The latest deadline a timer counted in `nevers` was registered or reset to (or
-    /// `base`): a paused clock past it may rebase (see `rebase_if_far`) with those timers
-    /// still registered, their deadlines then falling before the new base.
-    latest_never: Cell<Instant>,
+    /// The earliest and the latest deadline a timer counted in `nevers` was ever registered
+    /// or reset to: a paused clock may rebase (see `rebase_if_far`) with such timers still
+    /// registered if each of their deadlines falls before the new base or past its range.
+    never_span: Cell<Option<(Instant, Instant)>>,
 }
 
 impl Timers {
@@ -60,7 +60,7 @@ impl Timers {
             loop_now: Cell::new(0),
             clock: Clock::new(),
             nevers: Cell::new(0),
-            latest_never: Cell::new(Instant::now()),
+            never_span: Cell::new(None),
         }
     }
 
@@ -166,25 +166,38 @@ impl Timers {
     }
 
     /// With no timer registered but those that never fire, moves `base` to the clock's
-    /// reading if a paused clock has been advanced over half the range of `to_ns` past it
-    /// (and past every such timer's deadline): deadlines from there on are then counted from
-    /// the new base, rather than falling past the range and never coming. The timers that
-    /// never fire stay registered, and still never fire: their deadlines now read as before
-    /// `base` (see `is_never_timer`).
+    /// reading if a paused clock has been advanced over half the range of `to_ns` past it:
+    /// deadlines from there on are then counted from the new base, rather than falling past
+    /// the range and never coming. The timers that never fire stay registered, and still
+    /// never fire: each deadline they were ever given must lie before the new base (it then
+    /// reads as 0, see `is_never_timer`) or past its range (it reads as "never" still).
     fn rebase_if_far(&self, wheel: &mut TimerWheel) {
+        if self.loop_now.get() <= u64::MAX / 2 {
+            return;
+        }
         let now = self.now();
-        if self.loop_now.get() > u64::MAX / 2 && self.latest_never.get() <= now {
+        let still_never = |(earliest, latest): (Instant, Instant)| {
+            let edge = now.checked_add(Duration::from_nanos(u64::MAX));
+            latest <= now || edge.is_some_and(|edge| earliest >= edge)
+        };
+        if self.nevers.get() == 0 {
+            self.never_span.set(None);
+        }
+        if self.never_span.get().is_none_or(still_never) {
             self.base.set(now);
-            self.latest_never.set(now);
             wheel.restart(u64::MAX);
             self.loop_now.set(0);
         }
     }
 
-    /// Keeps `latest_never` up to date with a timer registered or reset to `deadline` (`ns`).
+    /// Widens `never_span` to take in a timer registered or reset to `deadline` (`ns`).
     fn note_never(&self, ns: u64, deadline: Instant) {
-        if self.is_never(ns) && deadline > self.latest_never.get() {
-            self.latest_never.set(deadline);
+        if self.is_never(ns) {
+            let span = match self.never_span.get() {
+                None => (deadline, deadline),
+                Some((earliest, latest)) => (earliest.min(deadline), latest.max(deadline)),
+            };
+            self.never_span.set(Some(span));
         }
     }
 
