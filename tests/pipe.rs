@@ -105,9 +105,12 @@ fn the_wrong_end_of_a_pipe_is_refused_not_waited_on_for_ever() {
         let err = Receiver::from_owned_fd(w).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
         assert!(err.to_string().contains("write end"), "{err}");
+        assert!(err.to_string().contains("not open for reading"), "{err}");
         let err = Sender::from_owned_fd(r).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
         assert!(err.to_string().contains("read end"), "{err}");
+        // The message is read by people: spelled right.
+        assert!(err.to_string().contains("not open for writing"), "{err}");
         // Refused before anything changed: the description was left blocking.
         // SAFETY: F_GETFL takes no pointer argument; the fd is open.
         let flags = unsafe { libc::fcntl(w_again.as_raw_fd(), libc::F_GETFL) };

@@ -100,13 +100,13 @@ fn check_pipe(fd: &std::os::fd::OwnedFd, access: libc::c_int) -> io::Result<()> 
     };
     if mode != access && mode != libc::O_RDWR {
         let (wanted, end) = if access == libc::O_RDONLY {
-            ("read", "write")
+            ("reading", "write")
         } else {
-            ("write", "read")
+            ("writing", "read")
         };
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
-            format!("this fd is a pipe's {end} end, not open for {wanted}ing"),
+            format!("this fd is a pipe's {end} end, not open for {wanted}"),
         ));
     }
     Ok(())
