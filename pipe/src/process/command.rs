@@ -178,7 +178,9 @@ impl Command {
     /// Runs the child to completion, collecting its stdout and stderr. As with std, stdin
     /// defaults to `/dev/null` and stdout and stderr to pipes; what was set explicitly is
     /// kept. Dropping the future drops the child (killed only with
-    /// [`kill_on_drop`](Command::kill_on_drop); reaped in the background either way).
+    /// [`kill_on_drop`](Command::kill_on_drop); reaped in the background either way). It
+    /// ends when the pipes reach end of file, so a background process the child left holding
+    /// them is waited for too (see [`Child::wait_with_output`]).
     ///
     /// As with tokio, the child is spawned when this is *called*, and the future borrows
     /// nothing: `Command::new("ls").output()` may be stored and awaited later, and a pipe end

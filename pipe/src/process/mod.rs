@@ -195,7 +195,9 @@ pub(crate) fn register(mut std: std::process::Child) -> io::Result<Child> {
 /// [`std::process::Command::output`] but without blocking the loop. stdout and stderr are
 /// piped and stdin is `/dev/null`, whatever `cmd` set ([`Command::output`] keeps explicit
 /// settings). Afterwards `cmd`'s stdio is back to the default (inherited), so a later
-/// `spawn` of it does not get pipes nobody reads.
+/// `spawn` of it does not get pipes nobody reads. Like [`Child::wait_with_output`], it
+/// waits for the pipes' end of file, which a background process the child started may hold
+/// back.
 ///
 /// ```
 /// overlap::block_on(async {
@@ -327,6 +329,28 @@ impl Child {
     ///
     /// Not cancel-safe: it owns the `Child`, so dropping the future drops the output read so
     /// far and the `Child` (see [dropping a `Child`](crate::process#dropping-a-child)).
+    ///
+    /// # A background process holding the pipes
+    /// The output is complete at end of file, not at the child's exit: a process the child
+    /// started in the background (`sh -c 'daemon &'`) inherits its stdout and stderr, and
+    /// this returns only once that process has closed them too (or exited), with what it
+    /// wrote included; as std's and tokio's `wait_with_output` and `output` do. Give such a
+    /// process other stdio (`daemon >/dev/null 2>&1 &`) for the output to end with the
+    /// child, or read the pipes yourself alongside [`wait`](Self::wait) and stop at its exit.
+    ///
+    /// ```
+    /// overlap::block_on(async {
+    ///     let child = overlap::process::Command::new("sh")
+    ///         .args(["-c", "(sleep 0.1; echo late) & echo early"])
+    ///         .stdout(std::process::Stdio::piped())
+    ///         .spawn()?;
+    ///     let out = child.wait_with_output().await?;
+    ///     // `sh` exited at once; its background subshell's line came later, and is here.
+    ///     assert_eq!(out.stdout, b"early\nlate\n");
+    ///     std::io::Result::Ok(())
+    /// })
+    /// .unwrap();
+    /// ```
     pub async fn wait_with_output(mut self) -> io::Result<Output> {
         drop(self.stdin.take());
         async fn read_all(pipe: Option<Receiver>) -> io::Result<Vec<u8>> {
