@@ -1,7 +1,7 @@
 //! `splice` at its edges: a FIFO no writer has opened yet spliced into a socket whose peer
-//! is gone, splicing a pipe into itself, lengths far over a pipe's capacity, a socket
-//! source whose peer closed with data still queued, and `splice_copy` into a pipe smaller
-//! than its private one and out of one bigger.
+//! is gone, splicing (or copying) a pipe into itself, lengths far over a pipe's capacity, a
+//! socket source whose peer closed with data still queued, and `splice_copy` into a pipe
+//! smaller than its private one and out of one bigger.
 
 mod support;
 
@@ -89,6 +89,63 @@ fn splicing_a_pipe_into_itself_is_invalid_input() {
         let mut got = [0u8; 4];
         rx.read_exact(&mut got).await.unwrap();
         assert_eq!(&got, b"kept");
+    });
+}
+
+/// `splice_copy` and `splice_bidirectional` from a pipe into the same pipe (its two ends,
+/// or one FIFO opened for both) are refused as `InvalidInput` too: through their private
+/// pipe the kernel would take them, and the copy would move the same bytes round for ever,
+/// never reaching end of file. Nothing is taken from the pipe, and no fd is left behind.
+#[test]
+fn copying_a_pipe_into_itself_is_invalid_input_and_keeps_the_data() {
+    let dir = TempDir::new("review-splice-copy-self");
+    let path = fifo(&dir, "both");
+    overlap::block_on(async {
+        let before = support::open_fds();
+        let (mut tx, mut rx) = pipe().unwrap();
+        tx.write_all(b"kept").await.unwrap();
+        let err = within(
+            HANG,
+            overlap::pipe::splice_copy(&rx, &tx),
+            "copy into itself",
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{err}");
+        let err = within(
+            HANG,
+            overlap::pipe::splice_bidirectional(&rx, &tx),
+            "both ways into itself",
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{err}");
+        let mut got = [0u8; 4];
+        rx.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got, b"kept");
+
+        // A FIFO opened for reading and writing, adopted as both ends.
+        let both = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .unwrap();
+        let mut fifo_tx = Sender::from_owned_fd(both.try_clone().unwrap().into()).unwrap();
+        let mut fifo_rx = Receiver::from_owned_fd(both.into()).unwrap();
+        fifo_tx.write_all(b"fifo").await.unwrap();
+        let err = within(
+            HANG,
+            overlap::pipe::splice_copy(&fifo_rx, &fifo_tx),
+            "FIFO copy",
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{err}");
+        let mut got = [0u8; 4];
+        fifo_rx.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got, b"fifo");
+        drop((tx, rx, fifo_tx, fifo_rx));
+        assert_eq!(support::open_fds(), before, "an fd left behind");
     });
 }
 

@@ -35,13 +35,30 @@ pub(crate) fn open(path: &Path, access: libc::c_int) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-/// `fstat` file type bits of `fd`.
-pub(crate) fn file_type(fd: RawFd) -> io::Result<libc::mode_t> {
+/// `fstat(fd)`.
+fn stat(fd: RawFd) -> io::Result<libc::stat> {
     // SAFETY: a zeroed stat is a valid buffer for fstat to fill.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
     // SAFETY: `st` is a valid, writable stat buffer.
     syscall!(fstat(fd, &mut st))?;
-    Ok(st.st_mode & libc::S_IFMT)
+    Ok(st)
+}
+
+/// `fstat` file type bits of `fd`.
+pub(crate) fn file_type(fd: RawFd) -> io::Result<libc::mode_t> {
+    Ok(stat(fd)?.st_mode & libc::S_IFMT)
+}
+
+/// Whether `a` and `b` are ends of one pipe or FIFO (the same inode). An fd `fstat` fails
+/// on (a closed one) says no: the caller's next call on it reports the error.
+pub(crate) fn same_pipe(a: RawFd, b: RawFd) -> bool {
+    let is_fifo = |st: &libc::stat| st.st_mode & libc::S_IFMT == libc::S_IFIFO;
+    match (stat(a), stat(b)) {
+        (Ok(a), Ok(b)) => {
+            is_fifo(&a) && is_fifo(&b) && (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+        }
+        _ => false,
+    }
 }
 
 /// The access mode `fd` was opened with: `O_RDONLY`, `O_WRONLY` or `O_RDWR`; `None` for an
