@@ -98,6 +98,15 @@ fn splicing_a_pipe_into_itself_is_invalid_input() {
 /// never reaching end of file. Nothing is taken from the pipe, and no fd is left behind.
 #[test]
 fn copying_a_pipe_into_itself_is_invalid_input_and_keeps_the_data() {
+    // Counts the whole process's fds: alone in a child, so that the binary's other tests
+    // (their pipes, sockets, runtimes) do not open or close fds between the two counts.
+    support::run_in_child(
+        "copying_a_pipe_into_itself_is_invalid_input_and_keeps_the_data",
+        copying_a_pipe_into_itself_alone,
+    );
+}
+
+fn copying_a_pipe_into_itself_alone() {
     let dir = TempDir::new("review-splice-copy-self");
     let path = fifo(&dir, "both");
     overlap::block_on(async {
