@@ -95,8 +95,10 @@ async fn resolve_lookup(lookup: Lookup) -> io::Result<Vec<SocketAddr>> {
 /// # Errors
 /// A name that does not resolve gives the resolver's error; a malformed `"host:port"`
 /// string gives `InvalidInput`, without a lookup. So do an empty host (`":80"`,
-/// `("", 80)`) and an IP address with no port (`"::1"`, `"fe80::1"`). An IPv6 address
-/// without brackets whose last group can be read as a port is read so, as std's
+/// `("", 80)`), an IP address with no port (`"::1"`, `"fe80::1"`), a host with a NUL byte,
+/// and brackets that hold no IPv6 address (`"[127.0.0.1]:80"`, `"[localhost]:80"`; a scope
+/// goes by number, `"[fe80::1%2]:80"`), or any brackets in a `(host, port)` pair. An IPv6
+/// address without brackets whose last group can be read as a port is read so, as std's
 /// `ToSocketAddrs` does: `"::1:80"` is `[::1]:80`. Write `"[addr]:port"` to be unambiguous.
 pub async fn lookup_host<A: ToSocketAddrs>(
     host: A,
@@ -161,8 +163,14 @@ impl sealed::Sealed for (&str, u16) {
         let (host, port) = *self;
         match host.parse::<IpAddr>() {
             Ok(ip) => one(SocketAddr::new(ip, port)),
-            // getaddrinfo would only fail, after a trip to the blocking pool.
+            // getaddrinfo would only fail, after a trip to the blocking pool (std's lookup
+            // refuses a NUL as being in a "file name").
             Err(_) if host.is_empty() => invalid("empty host name"),
+            Err(_) if host.contains('\0') => invalid("a host name must not contain a NUL byte"),
+            // No name has brackets: the resolver would ask DNS for it all the same.
+            Err(_) if host.starts_with('[') => invalid(
+                "a host in a (host, port) pair takes no brackets: write an IPv6 address bare",
+            ),
             Err(_) => Lookup::Host(host.to_owned(), port),
         }
     }
@@ -191,6 +199,25 @@ impl sealed::Sealed for str {
             return match split {
                 Some(addr) => one(addr),
                 None => invalid("invalid socket address: no port (write IPv6 as [addr]:port)"),
+            };
+        }
+        // "[addr]:port" that did not parse: brackets hold an IPv6 address and nothing else,
+        // so no name is to be looked up.
+        if let Some(rest) = self.strip_prefix('[') {
+            return match rest.split_once(']') {
+                Some((ip, tail)) if ip.parse::<Ipv6Addr>().is_ok() => {
+                    match tail.strip_prefix(':') {
+                        Some(_) => invalid("invalid port value"),
+                        None if tail.is_empty() => {
+                            invalid("invalid socket address: no port after [addr]")
+                        }
+                        None => invalid("invalid socket address: expected [IPv6 address]:port"),
+                    }
+                }
+                _ => invalid(
+                    "invalid socket address: brackets must hold an IPv6 address (a scope by \
+                     number), as in [::1]:80",
+                ),
             };
         }
         // "host:port"; the port is split off at the last colon, as getaddrinfo users expect.
