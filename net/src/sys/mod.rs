@@ -300,12 +300,20 @@ impl Socket {
 
     /// Sets an IPv4 time-to-live option (`IP_TTL`, `IP_MULTICAST_TTL`). A TTL is one byte:
     /// a larger value would reach the kernel as a negative `int`, which it reads as "back
-    /// to the default", so it is refused here.
+    /// to the default", so it is refused here. A unicast TTL of 0 is refused too, in our own
+    /// words (the kernel's are "Invalid argument"); a multicast one of 0 keeps datagrams on
+    /// this host, and is taken.
     pub(crate) fn set_ttl_option(&self, name: libc::c_int, ttl: u32) -> io::Result<()> {
         if ttl > 255 {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 format!("a TTL is at most 255, not {ttl}"),
+            ));
+        }
+        if ttl == 0 && name == libc::IP_TTL {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a unicast TTL is 1 to 255, not 0",
             ));
         }
         self.setsockopt(libc::IPPROTO_IP, name, ttl as libc::c_int)

@@ -152,7 +152,8 @@ impl TcpListener {
         self.io.get_ref().local_addr()?.to_inet()
     }
 
-    /// Sets `IP_TTL` for the connections' packets.
+    /// Sets `IP_TTL` for the connections' packets: 1 to 255, anything else is refused
+    /// with `InvalidInput`.
     pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
         self.io.get_ref().set_ttl_option(libc::IP_TTL, ttl)
     }

@@ -1,0 +1,115 @@
+//! IP options given a value the kernel refuses fail with `InvalidInput` in our own words,
+//! naming what was wrong, instead of its bare "Invalid argument" or "Protocol not available":
+//!
+//! - a unicast TTL of 0 (`IP_TTL` takes 1 to 255; a multicast TTL of 0, which keeps
+//!   datagrams on this host, is still taken);
+//! - a multicast join or leave for an address that is no multicast group;
+//! - an IPv6 multicast option (`join_multicast_v6`, `set_multicast_loop_v6`...) on an IPv4
+//!   socket, which the kernel answers with `ENOPROTOOPT` ("Protocol not available").
+
+use std::io::{self, ErrorKind};
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use overlap::net::{TcpListener, UdpSocket};
+
+fn refused<T: std::fmt::Debug>(what: &str, res: io::Result<T>, words: &[&str]) {
+    let err = res.expect_err(what);
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{what}: {err}");
+    assert_eq!(
+        err.raw_os_error(),
+        None,
+        "{what}: the kernel's words, {err}"
+    );
+    let msg = err.to_string();
+    for w in words {
+        assert!(msg.contains(w), "{what}: {msg:?} does not say {w:?}");
+    }
+}
+
+#[overlap::test]
+async fn a_zero_ttl_is_refused_naming_the_range_and_a_zero_multicast_ttl_is_not() {
+    let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    udp.set_ttl(9).unwrap();
+    refused("udp set_ttl(0)", udp.set_ttl(0), &["TTL", "0"]);
+    assert_eq!(udp.ttl().unwrap(), 9, "unchanged");
+    let v6 = UdpSocket::bind("[::1]:0").await.unwrap();
+    refused("udp v6 set_ttl(0)", v6.set_ttl(0), &["TTL", "0"]);
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    refused(
+        "tcp listener set_ttl(0)",
+        listener.set_ttl(0),
+        &["TTL", "0"],
+    );
+    udp.set_ttl(1).unwrap();
+    udp.set_ttl(255).unwrap();
+    udp.set_multicast_ttl_v4(0).unwrap();
+    assert_eq!(udp.multicast_ttl_v4().unwrap(), 0);
+}
+
+#[overlap::test]
+async fn a_multicast_join_of_no_group_is_refused_naming_the_address() {
+    let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let any = Ipv4Addr::UNSPECIFIED;
+    for addr in [Ipv4Addr::LOCALHOST, Ipv4Addr::BROADCAST, any] {
+        let what = format!("join_multicast_v4({addr})");
+        refused(
+            &what,
+            udp.join_multicast_v4(addr, any),
+            &["multicast", &addr.to_string()],
+        );
+        let what = format!("leave_multicast_v4({addr})");
+        refused(
+            &what,
+            udp.leave_multicast_v4(addr, any),
+            &["multicast", &addr.to_string()],
+        );
+    }
+    // A group is still joined (on the kernel's choice of interface) and left.
+    let group = Ipv4Addr::new(239, 255, 10, 11);
+    udp.join_multicast_v4(group, any).unwrap();
+    udp.leave_multicast_v4(group, any).unwrap();
+
+    let v6 = UdpSocket::bind("[::1]:0").await.unwrap();
+    for addr in [Ipv6Addr::LOCALHOST, Ipv6Addr::UNSPECIFIED] {
+        let what = format!("join_multicast_v6({addr})");
+        refused(
+            &what,
+            v6.join_multicast_v6(&addr, 0),
+            &["multicast", &addr.to_string()],
+        );
+        let what = format!("leave_multicast_v6({addr})");
+        refused(
+            &what,
+            v6.leave_multicast_v6(&addr, 0),
+            &["multicast", &addr.to_string()],
+        );
+    }
+}
+
+#[overlap::test]
+async fn ipv6_multicast_options_on_an_ipv4_socket_say_so() {
+    let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let group: Ipv6Addr = "ff02::114".parse().unwrap();
+    let words = ["IPv6", "IPv4 socket"];
+    refused(
+        "join_multicast_v6",
+        udp.join_multicast_v6(&group, 0),
+        &words,
+    );
+    refused(
+        "leave_multicast_v6",
+        udp.leave_multicast_v6(&group, 0),
+        &words,
+    );
+    refused(
+        "set_multicast_loop_v6",
+        udp.set_multicast_loop_v6(true),
+        &words,
+    );
+    refused("multicast_loop_v6", udp.multicast_loop_v6(), &words);
+    // An IPv6 socket takes them, and IPv4 ones too (it may carry IPv4 traffic).
+    let v6 = UdpSocket::bind("[::1]:0").await.unwrap();
+    v6.set_multicast_loop_v6(false).unwrap();
+    assert!(!v6.multicast_loop_v6().unwrap());
+    v6.set_multicast_loop_v4(true).unwrap();
+}
