@@ -48,8 +48,18 @@ impl UCred {
     }
 }
 
+/// `SO_PEERCRED`, or `NotConnected` for a socket with no peer: the kernel answers that with
+/// no error and credentials it has none of (pid 0, uid and gid `(uid_t)-1`, which no real
+/// credentials carry: an id with no mapping in our user namespace reads as the overflow id).
 pub(crate) fn peer_cred(sock: &Socket) -> io::Result<UCred> {
     let c: libc::ucred = sock.getsockopt(libc::SOL_SOCKET, libc::SO_PEERCRED)?;
+    let none = libc::uid_t::MAX;
+    if c.uid == none && c.gid == none {
+        return Err(io::Error::new(
+            io::ErrorKind::NotConnected,
+            "the socket has no peer, so no peer credentials",
+        ));
+    }
     Ok(UCred {
         pid: c.pid,
         uid: c.uid,

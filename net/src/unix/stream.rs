@@ -132,7 +132,9 @@ impl UnixStream {
             .with_std(|s: &std::os::unix::net::UnixStream| s.peer_addr())
     }
 
-    /// The peer process's credentials (`SO_PEERCRED`), as they were when it connected.
+    /// The peer process's credentials (`SO_PEERCRED`), as they were when it connected; still
+    /// there once it has closed. A socket that never connected (one handed over with
+    /// [`from_std`](Self::from_std)) has none: `NotConnected`.
     ///
     /// ```
     /// use overlap::net::UnixStream;
