@@ -89,11 +89,12 @@ impl UdpSocket {
         try_each(addr, |a| async move { sock.connect(&SockAddr::from(a)) }).await
     }
 
-    /// Sends a datagram to the connected peer; returns the bytes sent.
+    /// Sends a datagram to the connected peer; returns the bytes sent. A socket never
+    /// connected fails with `NotConnected`.
     ///
     /// Cancel-safe: dropped before it completes, it has sent nothing.
     pub async fn send(&self, buf: &[u8]) -> io::Result<usize> {
-        write_io(&self.io, |s| s.send(buf)).await
+        write_io(&self.io, |s| s.send(buf)).await.map_err(no_peer)
     }
 
     /// Receives a datagram from the connected peer, waiting for one.
@@ -220,9 +221,10 @@ impl UdpSocket {
     }
 
     /// Sends a datagram to the connected peer if it can go now, without waiting:
-    /// `WouldBlock` otherwise. Pairs with [`writable`](Self::writable).
+    /// `WouldBlock` otherwise (`NotConnected` with no peer, as [`send`](Self::send)). Pairs
+    /// with [`writable`](Self::writable).
     pub fn try_send(&self, buf: &[u8]) -> io::Result<usize> {
-        try_now(&self.io, Direction::Write, |s| s.send(buf))
+        try_now(&self.io, Direction::Write, |s| s.send(buf)).map_err(no_peer)
     }
 
     /// Receives a datagram and its source if one is queued, without waiting: `WouldBlock`
@@ -247,7 +249,7 @@ impl UdpSocket {
 
     /// [`send`](Self::send) as a poll function.
     pub fn poll_send(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        poll_send_datagram(&self.io, cx, buf)
+        poll_send_datagram(&self.io, cx, buf).map_err(no_peer)
     }
 
     /// [`recv_from`](Self::recv_from) as a poll function.
@@ -464,6 +466,18 @@ fn multicast_group(group: std::net::IpAddr) -> io::Result<()> {
             "{group} is not a multicast address (IPv4 groups are 224.0.0.0/4, IPv6 ones ff00::/8)"
         ),
     ))
+}
+
+/// The kernel's `EDESTADDRREQ` for a `send` on a socket never connected, of no `ErrorKind`
+/// a caller can match, as `NotConnected` (what a `UnixDatagram`'s says) in our own words.
+fn no_peer(err: io::Error) -> io::Error {
+    if err.raw_os_error() != Some(libc::EDESTADDRREQ) {
+        return err;
+    }
+    io::Error::new(
+        io::ErrorKind::NotConnected,
+        "the UDP socket is not connected: connect it, or name the destination with send_to",
+    )
 }
 
 fn mreq_v4(multiaddr: Ipv4Addr, interface: Ipv4Addr) -> libc::ip_mreq {
