@@ -83,10 +83,14 @@ impl UdpSocket {
     }
 
     /// Sets the default peer for [`send`](Self::send) and the only source
-    /// [`recv`](Self::recv) accepts. Tries each resolved address until one is accepted.
+    /// [`recv`](Self::recv) accepts. Tries each resolved address until one is accepted; an
+    /// IPv6 address for an IPv4 socket is refused with `InvalidInput`.
     pub async fn connect<A: ToSocketAddrs>(&self, addr: A) -> io::Result<()> {
         let sock = self.io.get_ref();
-        try_each(addr, |a| async move { sock.connect(&SockAddr::from(a)) }).await
+        try_each(addr, |a| async move {
+            sock.connect(&SockAddr::from(a)).map_err(wrong_family)
+        })
+        .await
     }
 
     /// Sends a datagram to the connected peer; returns the bytes sent. A socket never
@@ -111,12 +115,15 @@ impl UdpSocket {
         read_io(&self.io, |s| s.recv(buf, libc::MSG_PEEK)).await
     }
 
-    /// Sends a datagram to `target` (the first address it resolves to).
+    /// Sends a datagram to `target` (the first address it resolves to). An IPv6 `target`
+    /// for an IPv4 socket is refused with `InvalidInput`.
     ///
     /// Cancel-safe: dropped before it completes, it has sent nothing.
     pub async fn send_to<A: ToSocketAddrs>(&self, buf: &[u8], target: A) -> io::Result<usize> {
         let addr = SockAddr::from(resolve_first(target, "no addresses to send data to").await?);
-        write_io(&self.io, |s| s.send_to(buf, &addr)).await
+        write_io(&self.io, |s| s.send_to(buf, &addr))
+            .await
+            .map_err(wrong_family)
     }
 
     /// Receives a datagram and the address it came from.
@@ -238,7 +245,7 @@ impl UdpSocket {
     /// otherwise. It takes a resolved address, as [`poll_send_to`](Self::poll_send_to) does.
     pub fn try_send_to(&self, buf: &[u8], target: SocketAddr) -> io::Result<usize> {
         let addr = SockAddr::from(target);
-        try_now(&self.io, Direction::Write, |s| s.send_to(buf, &addr))
+        try_now(&self.io, Direction::Write, |s| s.send_to(buf, &addr)).map_err(wrong_family)
     }
 
     /// [`recv`](Self::recv) as a poll function, for hand-written futures and streams:
@@ -304,7 +311,7 @@ impl UdpSocket {
         target: SocketAddr,
     ) -> Poll<io::Result<usize>> {
         let addr = SockAddr::from(target);
-        poll_write_with(&self.io, cx, |s| s.send_to(buf, &addr), |_| false)
+        poll_write_with(&self.io, cx, |s| s.send_to(buf, &addr), |_| false).map_err(wrong_family)
     }
 
     /// The local address.
@@ -466,6 +473,20 @@ fn multicast_group(group: std::net::IpAddr) -> io::Result<()> {
             "{group} is not a multicast address (IPv4 groups are 224.0.0.0/4, IPv6 ones ff00::/8)"
         ),
     ))
+}
+
+/// The kernel's `EAFNOSUPPORT` for an IPv6 destination given to an IPv4 socket (the only
+/// way these calls meet it), of no `ErrorKind` a caller can match, as `InvalidInput` in our
+/// own words. (An IPv6 socket takes IPv4 destinations, as mapped addresses, unless it is
+/// bound to an IPv6 address or set IPv6-only: the kernel says `ENETUNREACH` then.)
+pub(crate) fn wrong_family(err: io::Error) -> io::Error {
+    if err.raw_os_error() != Some(libc::EAFNOSUPPORT) {
+        return err;
+    }
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        "an IPv4 socket cannot send to or connect to an IPv6 address",
+    )
 }
 
 /// The kernel's `EDESTADDRREQ` for a `send` on a socket never connected, of no `ErrorKind`

@@ -1,0 +1,66 @@
+//! An IPv6 destination for an IPv4 UDP socket is refused with `InvalidInput` naming both
+//! families, by `send_to`, `try_send_to`, `poll_send_to`, `send_batch` and `connect`. The
+//! kernel's `EAFNOSUPPORT` ("Address family not supported by protocol") used to come
+//! through as it was, of kind `Uncategorized`. A list of addresses still connects to the
+//! first one of the socket's family.
+
+mod support;
+
+use std::future::poll_fn;
+use std::io::{self, ErrorKind};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use overlap::net::UdpSocket;
+use support::within;
+
+const HANG: Duration = Duration::from_secs(10);
+
+fn wrong_family<T: std::fmt::Debug>(what: &str, res: io::Result<T>) {
+    let err = res.expect_err(what);
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{what}: {err}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("IPv6") && msg.contains("IPv4 socket"),
+        "{what}: {msg:?}"
+    );
+}
+
+#[overlap::test]
+async fn an_ipv6_destination_for_an_ipv4_socket_is_invalid_input() {
+    let v6: SocketAddr = "[::1]:9".parse().unwrap();
+    let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let rx = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let to = rx.local_addr().unwrap();
+
+    wrong_family(
+        "send_to",
+        within(HANG, sock.send_to(b"x", v6), "send_to").await,
+    );
+    wrong_family(
+        "send_to str",
+        within(HANG, sock.send_to(b"x", "[::1]:9"), "send_to").await,
+    );
+    sock.writable().await.unwrap();
+    wrong_family("try_send_to", sock.try_send_to(b"x", v6));
+    let polled = poll_fn(|cx| sock.poll_send_to(cx, b"x", v6));
+    wrong_family("poll_send_to", within(HANG, polled, "poll_send_to").await);
+    let alone = within(HANG, sock.send_batch(&[(&b"x"[..], v6)]), "send_batch").await;
+    wrong_family("send_batch", alone);
+    wrong_family("connect", within(HANG, sock.connect(v6), "connect").await);
+    assert_eq!(
+        sock.peer_addr().unwrap_err().kind(),
+        ErrorKind::NotConnected
+    );
+
+    // The socket works on: a list goes on to its IPv4 address.
+    let list = [v6, to];
+    within(HANG, sock.connect(&list[..]), "connect")
+        .await
+        .unwrap();
+    assert_eq!(sock.peer_addr().unwrap(), to);
+    sock.send(b"ok").await.unwrap();
+    let mut buf = [0u8; 4];
+    let n = within(HANG, rx.recv(&mut buf), "recv").await.unwrap();
+    assert_eq!(&buf[..n], b"ok");
+}
