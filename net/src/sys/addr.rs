@@ -84,15 +84,25 @@ impl SockAddr {
         // A pathname needs room for its terminating NUL; an abstract name does not.
         let room = un.sun_path.len() - usize::from(!abstract_name);
         if bytes.len() > room {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "path must be shorter than SUN_LEN",
-            ));
+            let msg = if abstract_name {
+                format!(
+                    "an abstract Unix socket name is at most {} bytes after its NUL, not {}",
+                    room - 1,
+                    bytes.len() - 1
+                )
+            } else {
+                format!(
+                    "a Unix socket path is at most {room} bytes, not {}: {}",
+                    bytes.len(),
+                    path.display()
+                )
+            };
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, msg));
         }
         if !abstract_name && bytes.contains(&0) {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
-                "paths must not contain interior null bytes",
+                format!("a Unix socket path must not contain a NUL byte: {path:?}"),
             ));
         }
         for (dst, src) in un.sun_path.iter_mut().zip(bytes) {

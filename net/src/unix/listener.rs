@@ -41,7 +41,9 @@ pub struct UnixListener {
 
 impl UnixListener {
     /// Creates a socket bound to `path` and listening (backlog 1024). Fails with
-    /// `AddrInUse` if the file exists. Must be called inside a runtime.
+    /// `AddrInUse` if the file exists, and with `InvalidInput` for a path no socket address
+    /// can hold (see [`UnixSocket::bind`](super::UnixSocket::bind)). Must be called inside a
+    /// runtime.
     pub fn bind(path: impl AsRef<Path>) -> io::Result<UnixListener> {
         let path = path.as_ref();
         let addr = SockAddr::unix(path)?;

@@ -105,7 +105,8 @@ impl UnixSocket {
     /// Binds the socket to `path`, creating the socket file there (it is not removed when
     /// the socket or what it becomes is dropped). A path starting with a NUL byte names an
     /// abstract socket instead, which has no file. Fails with `AddrInUse` if the path exists,
-    /// and with `InvalidInput` for an empty path or one too long for a socket address.
+    /// and with `InvalidInput` for an empty path, one with a NUL inside, or one too long for
+    /// a socket address (a path holds at most 107 bytes, an abstract name 107 after its NUL).
     pub fn bind(&self, path: impl AsRef<Path>) -> io::Result<()> {
         self.sock.bind(&SockAddr::unix(path.as_ref())?)
     }

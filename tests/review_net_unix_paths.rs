@@ -1,0 +1,88 @@
+//! A Unix socket address that cannot be made is refused with `InvalidInput` in our own
+//! words, saying what the limit is and what was given, by every call that takes one:
+//! `UnixListener::bind`, `UnixStream::connect`, `UnixDatagram::bind`, `connect`,
+//! `send_to`, `try_send_to`, and `UnixSocket::bind`. A path holds at most 107 bytes (and its
+//! terminating NUL fills `sun_path`), an abstract name 107 bytes after its leading NUL, and a
+//! path has no NUL inside. The refusal used to be std's "path must be shorter than
+//! SUN_LEN", naming neither. The longest path and name still bind.
+
+mod support;
+
+use std::io::{self, ErrorKind};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use overlap::net::{UnixDatagram, UnixListener, UnixSocket, UnixStream};
+use support::{within, TempDir};
+
+/// Every call that takes a Unix address, given `addr`, with what each said.
+async fn every_call(addr: &Path) -> Vec<(&'static str, io::Result<()>)> {
+    let hang = Duration::from_secs(10);
+    let dgram = UnixDatagram::unbound().unwrap();
+    let socket = UnixSocket::new_stream().unwrap();
+    vec![
+        ("UnixListener::bind", UnixListener::bind(addr).map(drop)),
+        (
+            "UnixStream::connect",
+            within(hang, UnixStream::connect(addr), "connect")
+                .await
+                .map(drop),
+        ),
+        ("UnixDatagram::bind", UnixDatagram::bind(addr).map(drop)),
+        ("UnixDatagram::connect", dgram.connect(addr)),
+        (
+            "UnixDatagram::send_to",
+            within(hang, dgram.send_to(b"x", addr), "send_to")
+                .await
+                .map(drop),
+        ),
+        (
+            "UnixDatagram::try_send_to",
+            dgram.try_send_to(b"x", addr).map(drop),
+        ),
+        ("UnixSocket::bind", socket.bind(addr)),
+    ]
+}
+
+async fn all_refused(addr: &Path, words: &[&str]) {
+    for (call, res) in every_call(addr).await {
+        let err = res.expect_err(call);
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{call}: {err}");
+        let msg = err.to_string();
+        for w in words {
+            assert!(msg.contains(w), "{call}: {msg:?} does not say {w:?}");
+        }
+    }
+}
+
+/// A path under `dir` of exactly `len` bytes.
+fn path_of_len(dir: &TempDir, len: usize) -> PathBuf {
+    let base = dir.path().as_os_str().len() + 1;
+    dir.join(&"p".repeat(len - base))
+}
+
+#[overlap::test]
+async fn addresses_too_long_or_with_a_nul_are_refused_saying_so() {
+    let dir = TempDir::new("review-unix-paths");
+    all_refused(&path_of_len(&dir, 108), &["107", "108"]).await;
+    all_refused(&path_of_len(&dir, 300), &["107", "300"]).await;
+    all_refused(&dir.join("a\0b"), &["NUL"]).await;
+    let name = format!("\0{}", "n".repeat(108));
+    all_refused(Path::new(&name), &["abstract", "107", "108"]).await;
+
+    // The longest of each still binds, and is reached.
+    let longest = path_of_len(&dir, 107);
+    let listener = UnixListener::bind(&longest).unwrap();
+    let _client = UnixStream::connect(&longest).await.unwrap();
+    listener.accept().await.unwrap();
+    let name = format!("\0{}-{}", std::process::id(), "n".repeat(200));
+    let name = &name[..108];
+    let rx = UnixDatagram::bind(name).unwrap();
+    UnixDatagram::unbound()
+        .unwrap()
+        .send_to(b"hi", name)
+        .await
+        .unwrap();
+    let mut buf = [0u8; 4];
+    assert_eq!(rx.recv(&mut buf).await.unwrap(), 2);
+}
