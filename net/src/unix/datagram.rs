@@ -20,6 +20,10 @@ use crate::sys::{SockAddr, Socket};
 
 /// A Unix datagram socket: reliable, ordered, message-preserving, local only.
 ///
+/// Each receive takes one whole datagram: one longer than the buffer is cut to its length,
+/// and the rest is lost (as with UDP). An empty datagram is received as 0 bytes, which is
+/// no end of file: a datagram socket has none.
+///
 /// ```
 /// use overlap::net::UnixDatagram;
 ///
