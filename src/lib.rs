@@ -392,6 +392,18 @@ pub use overlap_pipe::process;
 /// #[overlap::test(flavor = "current_thread", flavor = "current_thread")]
 /// async fn twice() {}
 /// ```
+/// A `#[test]` of its own under `#[overlap::test]` (which adds one), that would register the
+/// test twice and run its body twice, each time on a fresh runtime:
+/// ```compile_fail
+/// #[overlap::test]
+/// #[test]
+/// async fn twice() {}
+/// ```
+/// ```compile_fail
+/// #[overlap::test]
+/// #[::core::prelude::v1::test]
+/// async fn twice() {}
+/// ```
 /// Something other than a function:
 /// ```compile_fail
 /// #[overlap::test]

@@ -32,6 +32,9 @@ pub fn main(args: TokenStream, item: TokenStream) -> TokenStream {
 
 /// Runs an `async fn` test on a fresh runtime: `#[test]` plus [`main`]'s rewrite.
 ///
+/// The attribute adds the `#[test]`, so a `#[test]` of the function's own after it is
+/// refused (it would register the test twice and run its body twice, as tokio's refuses it).
+///
 /// ```ignore
 /// #[overlap::test]
 /// async fn answers() {
@@ -167,6 +170,15 @@ fn rewrite(
             &format!("#[overlap::{name}] functions take no arguments"),
         ));
     }
+    if add_test {
+        if let Some(attr) = test_attribute(&tokens[..fn_at]) {
+            return Err(error(
+                attr.span(),
+                "#[overlap::test] adds `#[test]` itself: a second one would run the test \
+                 twice; remove this `#[test]`",
+            ));
+        }
+    }
     tokens.remove(async_at);
 
     let mut out = TokenStream::new();
@@ -199,6 +211,37 @@ fn params_at(tokens: &[TokenTree], fn_at: usize) -> Option<usize> {
         }
     }
     None
+}
+
+/// The first `#[test]` among the attributes `tokens` (what precedes `fn`) hold, written
+/// `test` or by its prelude path (`::core::prelude::v1::test`, `std::prelude::rust_2021::test`):
+/// the group of its brackets.
+fn test_attribute(tokens: &[TokenTree]) -> Option<&TokenTree> {
+    tokens.windows(2).find_map(|pair| match pair {
+        [TokenTree::Punct(hash), attr @ TokenTree::Group(g)]
+            if hash.as_char() == '#' && g.delimiter() == Delimiter::Bracket =>
+        {
+            let path: Vec<String> = g
+                .stream()
+                .into_iter()
+                .filter(|t| !matches!(t, TokenTree::Punct(p) if p.as_char() == ':'))
+                .map(|t| match t {
+                    TokenTree::Ident(i) => i.to_string(),
+                    // Anything else (arguments, `=`) is no plain path: not `#[test]`.
+                    _ => String::new(),
+                })
+                .collect();
+            let is_test = match path.as_slice() {
+                [test] => test == "test",
+                [root, prelude, _, test] => {
+                    (root == "core" || root == "std") && prelude == "prelude" && test == "test"
+                }
+                _ => false,
+            };
+            is_test.then_some(attr)
+        }
+        _ => None,
+    })
 }
 
 fn is_arrow_end(tokens: &[TokenTree], i: usize) -> bool {
