@@ -47,7 +47,10 @@ use super::{own_waits, Direction, Interest, IoKey, Reactor, Ready, ReadyEvent, R
 /// - **Drop:** the fd is removed from epoll, then the inner value is dropped (closing the fd
 ///   if it owns it). [`AsyncFd::into_inner`] removes it from epoll and hands the value back.
 ///   Either way, a task still waiting for its readiness (one that shares the `AsyncFd`) is
-///   woken, to find it gone.
+///   woken, to find it gone. An fd closed first, behind the `AsyncFd`'s back (an
+///   `AsyncFd<RawFd>` whose owner closed it), is not named to epoll again: its number may
+///   belong to another registration by then, which is left alone (the kernel drops the
+///   closed fd's entry with its file).
 /// - **Runtime:** it must be created inside a runtime and used on that runtime's thread (it is
 ///   `!Send`), by that runtime: polled by another runtime on the thread, or outside any, its
 ///   readiness fails with an `Other` error (the registered loop is not running, so waiting

@@ -12,6 +12,7 @@
 //! only when they are not empty: an fd nobody waits on that way pays nothing for them.
 
 mod async_fd;
+mod fd_owners;
 mod guard;
 mod interest;
 mod own_wait;
@@ -35,6 +36,7 @@ pub use ready::{Direction, Ready, ReadyEvent};
 pub use registered::Registered;
 
 use crate::sys::epoll::{Epoll, INTEREST};
+use fd_owners::FdOwners;
 use own_wait::Entries;
 use owned::OwnedWaiters;
 
@@ -152,6 +154,8 @@ pub(crate) struct Reactor {
     slots: RefCell<Vec<Slot>>,
     free: RefCell<Vec<u32>>,
     registered: Cell<usize>,
+    /// Which registration each fd number belongs to (see `fd_owners.rs`).
+    owners: FdOwners,
     events: RefCell<Vec<libc::epoll_event>>,
     to_wake: RefCell<Vec<Waker>>,
     /// Waiters let go from a full `others` list: woken by the next turn that blocked or
@@ -169,6 +173,7 @@ impl Reactor {
             slots: RefCell::new(Vec::new()),
             free: RefCell::new(Vec::new()),
             registered: Cell::new(0),
+            owners: FdOwners::default(),
             events: RefCell::new(Vec::with_capacity(max_events.max(1))),
             to_wake: RefCell::new(Vec::new()),
             evicted: RefCell::new(Vec::new()),
@@ -206,6 +211,7 @@ impl Reactor {
         }
         slot.io = Some(ScheduledIo::default());
         self.registered.set(self.registered.get() + 1);
+        self.owners.claim(fd, key);
         Ok(key)
     }
 
@@ -213,10 +219,16 @@ impl Reactor {
     /// waiting on it are woken, as tokio does: one that shares the handle (say through an
     /// `Rc<RefCell<Option<_>>>`) must see it gone rather than sleep forever. A task that
     /// dropped its own handle pays one spurious poll at most.
+    ///
+    /// Only the registration that holds `fd`'s number removes it from epoll: one whose fd
+    /// was closed behind its back, its number since registered again for another file, leaves
+    /// that registration alone.
     pub(crate) fn deregister(&self, fd: RawFd, key: IoKey) {
         // EBADF/ENOENT here mean the fd is already gone from the interest list; either way
         // nothing is left to remove.
-        let _ = self.epoll.delete(fd);
+        if self.owners.release(fd, key) {
+            let _ = self.epoll.delete(fd);
+        }
         let io = {
             let mut slots = self.slots.borrow_mut();
             let slot = &mut slots[key.index as usize];
