@@ -10,6 +10,7 @@ use pin_project_lite::pin_project;
 
 /// Declares task-local values: each task (or future) that runs inside
 /// [`LocalKey::scope`] sees its own value, set for as long as the scoped future is polled.
+/// Each declaration ends with a semicolon, which the last one may leave out (as tokio's).
 /// Per-request context (a request id, a deadline, a tracing span) is the usual use; a
 /// `thread_local!` cannot do it, because every task of a runtime shares its thread.
 ///
@@ -45,6 +46,10 @@ macro_rules! task_local {
             $crate::LocalKey::__new(&KEY)
         };
         $crate::task_local!($($rest)*);
+    };
+    // The last declaration may go without its semicolon, as tokio's macro allows.
+    ($(#[$attr:meta])* $vis:vis static $name:ident: $t:ty) => {
+        $crate::task_local!($(#[$attr])* $vis static $name: $t;);
     };
     () => {};
 }
