@@ -20,8 +20,10 @@ const MAX_STEP: usize = 1 << 20;
 /// read leaves the buffer with room, each `Pending` re-fills it). This one zero-fills each
 /// byte once, growing the vector by at most 1 MiB at a time.
 ///
-/// `Interrupted` errors are retried. If the future is dropped before it completes, `buf`
-/// keeps exactly the bytes read so far.
+/// `Interrupted` errors are retried. A reader claiming to have read more bytes than the room
+/// it was given fails the call with `ErrorKind::InvalidData` (as in [`copy`](fn@super::copy)):
+/// past its real bytes, the room holds only padding. On an error, as when the future is
+/// dropped before it completes, `buf` keeps exactly the bytes read so far.
 ///
 /// ```
 /// use overlap::io::{read_to_end, AsyncWriteExt};
@@ -75,12 +77,13 @@ impl<R: AsyncRead + Unpin + ?Sized> Future for ReadToEnd<'_, R> {
                 this.buf.resize(this.filled + step, 0);
             }
             let room = &mut this.buf[this.filled..];
-            match ready!(Pin::new(&mut *this.reader).poll_read(cx, room)) {
+            let read = ready!(Pin::new(&mut *this.reader).poll_read(cx, room));
+            match super::copy::checked_read(read, room.len()) {
                 Ok(0) => {
                     this.buf.truncate(this.filled);
                     return Poll::Ready(Ok(this.filled - this.start));
                 }
-                Ok(n) => this.filled += n.min(room.len()),
+                Ok(n) => this.filled += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
                     this.buf.truncate(this.filled);
