@@ -11,7 +11,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures_util::io::AsyncRead;
-use overlap::io::read_to_end;
+use overlap::io::{read_to_end, AsyncWriteExt, Unblock};
 use support::within;
 
 const HANG: Duration = Duration::from_secs(10);
@@ -59,4 +59,36 @@ async fn read_to_end_refuses_a_reader_claiming_more_than_its_room() {
     assert_eq!(err.kind(), io::ErrorKind::InvalidData, "{err}");
     assert!(err.to_string().contains("more bytes"), "{err}");
     assert_eq!(buf, b">X", "only the bytes really read stay");
+}
+
+/// Writes to a real file, then claims one byte more than it was given.
+struct OverclaimingWriter(std::fs::File);
+
+impl io::Write for OverclaimingWriter {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        Ok(self.0.write(bytes)? + 1)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.flush()
+    }
+}
+
+/// `Unblock`'s write job meets a writer claiming more than it was given: the next call
+/// fails with `InvalidData`, and the value stays usable (it was not lost to a panic in the
+/// job, which std's `write_all` would have caused by slicing past the buffer's end).
+#[overlap::test]
+async fn unblock_refuses_a_writer_claiming_more_than_it_was_given() {
+    let dir = support::TempDir::new("unblock-overclaiming-writer");
+    let file = std::fs::File::create(dir.join("out")).unwrap();
+    let mut u = Unblock::new(OverclaimingWriter(file));
+    let n = within(HANG, u.write(b"abc"), "write").await.unwrap();
+    assert_eq!(n, 3, "the write is accepted, its job runs later");
+    let err = within(HANG, u.flush(), "flush").await.unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::InvalidData, "{err}");
+    assert!(err.to_string().contains("more bytes"), "{err}");
+    // The value is still there: a flush goes through to it, and it can be taken back.
+    within(HANG, u.flush(), "second flush").await.unwrap();
+    let inner = within(HANG, u.into_inner(), "into_inner").await.unwrap();
+    drop(inner);
+    assert_eq!(std::fs::read(dir.join("out")).unwrap(), b"abc");
 }

@@ -46,6 +46,9 @@ type SeekDone<T> = (T, Vec<u8>, io::Result<u64>, bool);
 /// of file; later reads and writes fail with `BrokenPipe`, and `into_inner` with the same.
 /// An empty read or write returns `Ok(0)` at once, whatever the state: it waits for no
 /// job, and leaves a job's error for the next call that moves bytes.
+/// A value whose `read` or `write` claims more bytes than it was given fails the call that
+/// reports it with `InvalidData` (the value stays, for later calls); one whose `write`
+/// accepts nothing, with `WriteZero`.
 ///
 /// Use one `Unblock` either to read or to write: read-ahead moves the inner value's
 /// position past the bytes returned so far, and a write drops the read-ahead bytes not yet
@@ -455,7 +458,7 @@ impl<T: Write + Send + 'static> AsyncWrite for Unblock<T> {
         }
         this.state = State::Writing(spawn_blocking_or_error(move || {
             let (mut inner, buf) = taken.take();
-            let res = inner.write_all(&buf[..n]);
+            let res = write_all_checked(&mut inner, &buf[..n]);
             (inner, buf, res)
         }));
         Poll::Ready(Ok(n))
@@ -518,6 +521,32 @@ impl<T: Write + Send + 'static> AsyncWrite for Unblock<T> {
             }
         }
     }
+}
+
+/// `write_all` for a write job, which also turns a write claiming more bytes than it was
+/// given into an `InvalidData` error: std's `write_all` would slice past the buffer's end
+/// and panic, losing the value with the job.
+fn write_all_checked(inner: &mut impl Write, mut bytes: &[u8]) -> io::Result<()> {
+    while !bytes.is_empty() {
+        match inner.write(bytes) {
+            Ok(0) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::WriteZero,
+                    "the writer accepted no bytes",
+                ))
+            }
+            Ok(n) if n > bytes.len() => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "the writer claimed to write more bytes than it was given",
+                ))
+            }
+            Ok(n) => bytes = &bytes[n..],
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 impl<T> fmt::Debug for Unblock<T> {
