@@ -55,8 +55,12 @@ impl<RW: AsyncRead + AsyncWrite> BufStream<RW> {
         }
     }
 
-    /// Buffers `stream` with a read buffer of `reader_capacity` bytes and a write buffer of
-    /// `writer_capacity` bytes.
+    /// Buffers `stream` with a read buffer of `reader_capacity` bytes (at least 1) and a
+    /// write buffer of `writer_capacity` bytes (0 passes every write straight through).
+    ///
+    /// A `reader_capacity` of 0 is taken as 1: a buffer that holds nothing makes
+    /// `read_line` and `lines` report end of file at once, the peer's bytes still unread
+    /// (as futures-util's and tokio's `BufReader` do when given 0).
     pub fn with_capacity(
         reader_capacity: usize,
         writer_capacity: usize,
@@ -64,7 +68,7 @@ impl<RW: AsyncRead + AsyncWrite> BufStream<RW> {
     ) -> BufStream<RW> {
         BufStream {
             inner: BufReader::with_capacity(
-                reader_capacity,
+                reader_capacity.max(1),
                 BufWriter::with_capacity(writer_capacity, stream),
             ),
         }
