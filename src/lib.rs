@@ -198,6 +198,8 @@ pub mod runtime {
 /// For a large body, prefer [`io::read_to_end`] to `AsyncReadExt::read_to_end`: futures-util's
 /// method zero-fills the vector's whole spare capacity again after every `Pending`, which
 /// makes reading a long socket stream quadratic.
+/// Likewise prefer [`io::read_to_string`] to `AsyncReadExt::read_to_string`, which on bytes
+/// that are not UTF-8 empties the string it was given, where std's leaves it as it was.
 ///
 /// The adapters' types are here too, to name them in a struct: `lines()` on a buffered
 /// reader is a [`Stream`](crate::stream::Stream) of `io::Result<String>` (tokio's
@@ -232,9 +234,10 @@ pub mod io {
         Window, WriteHalf,
     };
     pub use overlap_runtime::io::{
-        copy, copy_bidirectional, copy_buf, duplex, join, raw_os_error, read_to_end, split, stderr,
-        stdin, stdout, AsyncReadIntExt, AsyncWriteIntExt, BufStream, DuplexStream, Interest, Join,
-        ReadInt, ReadToEnd, Ready, Stderr, Stdin, Stdout, Unblock, WriteInt,
+        copy, copy_bidirectional, copy_buf, duplex, join, raw_os_error, read_to_end,
+        read_to_string, split, stderr, stdin, stdout, AsyncReadIntExt, AsyncWriteIntExt, BufStream,
+        DuplexStream, Interest, Join, ReadInt, ReadToEnd, ReadToString, Ready, Stderr, Stdin,
+        Stdout, Unblock, WriteInt,
     };
 
     /// [`AsyncFd`](crate::AsyncFd) and its guards and errors under tokio's path,

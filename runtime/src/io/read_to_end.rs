@@ -71,26 +71,41 @@ impl<R: AsyncRead + Unpin + ?Sized> Future for ReadToEnd<'_, R> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
         let this = &mut *self;
-        loop {
-            if this.filled == this.buf.len() {
-                let step = this.filled.clamp(MIN_STEP, MAX_STEP);
-                this.buf.resize(this.filled + step, 0);
-            }
-            let room = &mut this.buf[this.filled..];
-            let read = ready!(Pin::new(&mut *this.reader).poll_read(cx, room));
-            match super::copy::checked_read(read, room.len()) {
-                Ok(0) => {
-                    this.buf.truncate(this.filled);
-                    return Poll::Ready(Ok(this.filled - this.start));
-                }
-                Ok(n) => this.filled += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    this.buf.truncate(this.filled);
-                    return Poll::Ready(Err(e));
-                }
-            }
+        ready!(poll_fill(&mut *this.reader, cx, this.buf, &mut this.filled))?;
+        Poll::Ready(Ok(this.filled - this.start))
+    }
+}
+
+/// Reads `reader` to its end into `buf`, whose first `filled` bytes are read (those past
+/// them are zeroes, ready for the next reads). Once ready, `buf` holds exactly the
+/// `filled` bytes read, whether the end came or an error did. Also [`read_to_string`]'s
+/// engine.
+///
+/// [`read_to_string`]: fn@super::read_to_string
+pub(super) fn poll_fill<R: AsyncRead + Unpin + ?Sized>(
+    reader: &mut R,
+    cx: &mut Context<'_>,
+    buf: &mut Vec<u8>,
+    filled: &mut usize,
+) -> Poll<io::Result<()>> {
+    loop {
+        if *filled == buf.len() {
+            let step = (*filled).clamp(MIN_STEP, MAX_STEP);
+            buf.resize(*filled + step, 0);
         }
+        let room = &mut buf[*filled..];
+        let read = ready!(Pin::new(&mut *reader).poll_read(cx, room));
+        let res = match super::copy::checked_read(read, room.len()) {
+            Ok(0) => Ok(()),
+            Ok(n) => {
+                *filled += n;
+                continue;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => Err(e),
+        };
+        buf.truncate(*filled);
+        return Poll::Ready(res);
     }
 }
 
