@@ -17,6 +17,8 @@ pin_project! {
     /// It is futures-util's [`BufReader`] over a [`BufWriter`] over the stream, under one
     /// name. As with tokio's, reading does not flush: call `flush().await` after writing a
     /// request and before waiting for its answer, or the request waits in the buffer.
+    /// Dropping it loses the bytes still in the write buffer (a drop cannot wait for a
+    /// write): `flush` or `close` it first.
     ///
     /// ```
     /// use overlap::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufStream};
