@@ -329,12 +329,17 @@ impl Target {
     }
 }
 
-/// Unbuffered writes to a standard stream's fd.
+/// Unbuffered writes to a standard stream's fd. A stream the process was started without
+/// (the fd is not open: `EBADF`) takes every byte and drops it, as std's own writers (so
+/// ours to stderr) do: a program run with `>&-` is not failed by its output.
 struct RawFdWriter(i32);
 
 impl Write for RawFdWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        crate::sys::fd::write(self.0, buf)
+        match crate::sys::fd::write(self.0, buf) {
+            Err(e) if e.raw_os_error() == Some(libc::EBADF) => Ok(buf.len()),
+            res => res,
+        }
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -489,6 +494,8 @@ macro_rules! std_writer {
             "that waits spends none), so a write loop lets the other tasks run even when no ",
             "write ever has to wait.\n\n",
             "An empty write returns `Ok(0)` at once, without waiting for the write in flight. ",
+            "A stream the process was started without (its fd closed, as by a shell's `>&-`) ",
+            "takes every write and drops the bytes, as std's and tokio's do.\n\n",
             "`close` is a `flush`: the process's stream stays open and later writes go on, as ",
             "with tokio's `shutdown`.\n\n",
             "# Panics\nThe first write panics outside a runtime's own thread, including inside [`Handle::block_on`](crate::Handle::block_on) on a blocking-pool thread.\n\n",
