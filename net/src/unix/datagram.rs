@@ -99,6 +99,11 @@ impl UnixDatagram {
 
     /// Sends a datagram to the connected peer, waiting while its queue is full.
     ///
+    /// The wait ends when the peer reads or closes its socket. A peer that only shuts down
+    /// its read side, leaving its queue full, sends no wakeup: the send keeps waiting, as a
+    /// blocking `send` would. Put it under
+    /// [`timeout`](overlap_runtime::time::timeout) if the peer may do that.
+    ///
     /// Cancel-safe: dropped before it completes, it has sent nothing.
     pub async fn send(&self, buf: &[u8]) -> io::Result<usize> {
         write_io(&self.io, |s| s.send(buf)).await
