@@ -147,9 +147,25 @@ pub(super) fn checked_read(res: io::Result<usize>, room: usize) -> io::Result<us
     }
 }
 
-/// Writes some of `buf` to `to`: retries `Interrupted`, and turns a write that takes no
-/// bytes into a `WriteZero` error (a copy would loop on it for ever), and one that claims
-/// more than `buf` into an `InvalidData` error (a copy's position would pass its end).
+/// The result of a write of `given` bytes (never 0), with a write that took none turned
+/// into a `WriteZero` error (a loop would spin on it for ever) and one claiming more than
+/// `given` into an `InvalidData` error (a position would pass the buffer's end).
+pub(super) fn checked_write(res: io::Result<usize>, given: usize) -> io::Result<usize> {
+    match res {
+        Ok(0) => Err(io::Error::new(
+            io::ErrorKind::WriteZero,
+            "the destination accepted no bytes",
+        )),
+        Ok(n) if n > given => Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "the destination claimed to write more bytes than it was given",
+        )),
+        res => res,
+    }
+}
+
+/// Writes some of `buf` to `to`: retries `Interrupted`, and checks the count (see
+/// [`checked_write`]).
 pub(super) fn write_some<W: AsyncWrite + ?Sized>(
     mut to: Pin<&mut W>,
     cx: &mut Context<'_>,
@@ -158,19 +174,7 @@ pub(super) fn write_some<W: AsyncWrite + ?Sized>(
     loop {
         match ready!(to.as_mut().poll_write(cx, buf)) {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Ok(0) => {
-                return Poll::Ready(Err(io::Error::new(
-                    io::ErrorKind::WriteZero,
-                    "the destination accepted no bytes",
-                )))
-            }
-            Ok(n) if n > buf.len() => {
-                return Poll::Ready(Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    "the destination claimed to write more bytes than it was given",
-                )))
-            }
-            res => return Poll::Ready(res),
+            res => return Poll::Ready(checked_write(res, buf.len())),
         }
     }
 }

@@ -528,19 +528,7 @@ impl<T: Write + Send + 'static> AsyncWrite for Unblock<T> {
 /// and panic, losing the value with the job.
 fn write_all_checked(inner: &mut impl Write, mut bytes: &[u8]) -> io::Result<()> {
     while !bytes.is_empty() {
-        match inner.write(bytes) {
-            Ok(0) => {
-                return Err(io::Error::new(
-                    io::ErrorKind::WriteZero,
-                    "the writer accepted no bytes",
-                ))
-            }
-            Ok(n) if n > bytes.len() => {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    "the writer claimed to write more bytes than it was given",
-                ))
-            }
+        match super::copy::checked_write(inner.write(bytes), bytes.len()) {
             Ok(n) => bytes = &bytes[n..],
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
