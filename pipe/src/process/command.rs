@@ -63,13 +63,17 @@ impl Command {
         self
     }
 
-    /// Sets an environment variable for the child.
+    /// Sets an environment variable for the child. A name the child could not get it by,
+    /// empty or with `=` in it, makes [`spawn`](Command::spawn), [`output`](Command::output)
+    /// and [`status`](Command::status) fail with
+    /// [`InvalidInput`](io::ErrorKind::InvalidInput) naming it, before anything runs (std
+    /// would pass `env("A=B", "c")` on as a variable `A` set to `B=c`).
     pub fn env(&mut self, key: impl AsRef<OsStr>, val: impl AsRef<OsStr>) -> &mut Command {
         self.std.env(key, val);
         self
     }
 
-    /// Sets environment variables for the child.
+    /// Sets environment variables for the child (each as [`env`](Command::env) does).
     pub fn envs<I, K, V>(&mut self, vars: I) -> &mut Command
     where
         I: IntoIterator<Item = (K, V)>,
@@ -225,6 +229,7 @@ impl Command {
     /// pipes registered) only when the future is first polled, so a future made before
     /// entering the runtime (`block_on(cmd.status())`) still works.
     fn spawn_unregistered(&mut self) -> io::Result<Unregistered> {
+        super::check::env_names(&self.std)?;
         Ok(Unregistered {
             std: Some(self.std.spawn()?),
             kill_on_drop: self.kill_on_drop,

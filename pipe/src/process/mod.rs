@@ -34,6 +34,7 @@
 //! .unwrap();
 //! ```
 
+mod check;
 mod command;
 mod orphans;
 
@@ -133,12 +134,15 @@ impl ExitWatch {
 /// program is started.
 ///
 /// Otherwise fails as [`Command::spawn`] does (`NotFound` for a missing program, with the kernel's
-/// error otherwise). Where the kernel lacks `pidfd_open` (Linux before 5.3) or a seccomp
+/// error otherwise), except that an environment variable set under a name the child could
+/// not get it by (empty, or with `=` in it: std would pass `env("A=B", "c")` on as a
+/// variable `A` set to `B=c`) is `InvalidInput` naming it, before anything runs. Where the kernel lacks `pidfd_open` (Linux before 5.3) or a seccomp
 /// filter denies it, the exit is noticed through `SIGCHLD` instead.
 pub fn spawn(cmd: &mut std::process::Command) -> io::Result<Child> {
     // Before the fork: outside a runtime the child's pipes and exit could not be watched,
     // and the program must not run at all then (not run, and be killed).
     overlap_runtime::check_io_runtime()?;
+    check::env_names(cmd)?;
     register(cmd.spawn()?)
 }
 

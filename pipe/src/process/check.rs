@@ -1,0 +1,39 @@
+//! What is checked of a command before it is spawned: input that std would pass to the
+//! child in another form than the one asked for.
+
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+
+/// Refuses, with [`InvalidInput`](io::ErrorKind::InvalidInput) naming it, an environment
+/// variable set on `cmd` under a name the child cannot get it by: a name with `=` in it
+/// (the child would read the entry `A=B=c` as a variable `A` with the value `B=c`) or an
+/// empty one (the entry `=c` names no variable). std passes both on as they are, as
+/// `setenv(3)` would not. Removals (`env_remove`) ask nothing of the child and are let be.
+pub(super) fn env_names(cmd: &std::process::Command) -> io::Result<()> {
+    for (name, value) in cmd.get_envs() {
+        let Some(value) = value else { continue };
+        let bytes = name.as_bytes();
+        if bytes.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("environment variable name \"\" is empty (its value: {value:?})"),
+            ));
+        }
+        if let Some(at) = bytes.iter().position(|&b| b == b'=') {
+            let (before, after) = bytes.split_at(at);
+            let mut seen = after[1..].to_vec();
+            seen.push(b'=');
+            seen.extend_from_slice(value.as_bytes());
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "environment variable name {name:?} contains '=': the child would get \
+                     {:?} set to {:?} instead",
+                    std::ffi::OsStr::from_bytes(before),
+                    std::ffi::OsStr::from_bytes(&seen),
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
