@@ -4,15 +4,34 @@
 use std::io;
 use std::os::unix::ffi::OsStrExt;
 
+/// The end of a message about a NUL byte.
+const NO_NUL: &str = ", which cannot be passed to a program";
+
 /// Refuses, with [`InvalidInput`](io::ErrorKind::InvalidInput) naming it, an environment
 /// variable set on `cmd` under a name the child cannot get it by: a name with `=` in it
 /// (the child would read the entry `A=B=c` as a variable `A` with the value `B=c`) or an
 /// empty one (the entry `=c` names no variable). std passes both on as they are, as
-/// `setenv(3)` would not. Removals (`env_remove`) ask nothing of the child and are let be.
+/// `setenv(3)` would not. A NUL byte in a name or a value, which std refuses without
+/// saying where, is named too. Removals (`env_remove`) ask nothing of the child and are let be.
 pub(super) fn env_names(cmd: &std::process::Command) -> io::Result<()> {
     for (name, value) in cmd.get_envs() {
         let Some(value) = value else { continue };
         let bytes = name.as_bytes();
+        if bytes.contains(&0) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("environment variable name {name:?} contains a NUL byte{NO_NUL}"),
+            ));
+        }
+        if value.as_bytes().contains(&0) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "the value of environment variable {name:?}, {value:?}, contains a NUL \
+                     byte{NO_NUL}"
+                ),
+            ));
+        }
         if bytes.is_empty() {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,

@@ -4,6 +4,7 @@
 use std::ffi::OsStr;
 use std::future::Future;
 use std::io;
+use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::process::{ExitStatus, Output, Stdio};
 
@@ -39,16 +40,46 @@ pub struct Command {
     stdout_set: bool,
     stderr_set: bool,
     kill_on_drop: bool,
+    /// The first program name, argument, `argv[0]` or working directory given with a NUL
+    /// byte, said in words: std replaces it by a stand-in and refuses the spawn without
+    /// saying which it was.
+    nul: Option<String>,
 }
 
 impl Command {
     /// A command running `program`, found on `PATH` unless it is a path itself.
+    ///
+    /// A NUL byte in `program`, in an argument, in `argv[0]`, in the working directory or
+    /// in an environment variable makes [`spawn`](Command::spawn),
+    /// [`output`](Command::output) and [`status`](Command::status) fail with
+    /// [`InvalidInput`](io::ErrorKind::InvalidInput) saying which it was, before anything
+    /// runs (as with std, setting it again does not undo that).
     pub fn new(program: impl AsRef<OsStr>) -> Command {
-        Command::from(std::process::Command::new(program))
+        let program = program.as_ref();
+        let mut cmd = Command::from(std::process::Command::new(program));
+        cmd.note_nul(program, || "the program name".to_owned());
+        cmd
+    }
+
+    /// Remembers `what` (said by `say`) if it is the first input with a NUL byte.
+    fn note_nul(&mut self, what: &OsStr, say: impl FnOnce() -> String) {
+        if self.nul.is_none() && what.as_bytes().contains(&0) {
+            self.nul = Some(format!(
+                "{} {what:?} contains a NUL byte, which cannot be passed to a program",
+                say()
+            ));
+        }
+    }
+
+    /// The next argument's number, counting from 1 after the program.
+    fn next_arg(&self) -> usize {
+        self.std.get_args().len() + 1
     }
 
     /// Adds an argument.
     pub fn arg(&mut self, arg: impl AsRef<OsStr>) -> &mut Command {
+        let n = self.next_arg();
+        self.note_nul(arg.as_ref(), || format!("argument {n}"));
         self.std.arg(arg);
         self
     }
@@ -59,7 +90,9 @@ impl Command {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
-        self.std.args(args);
+        for arg in args {
+            self.arg(arg);
+        }
         self
     }
 
@@ -98,6 +131,8 @@ impl Command {
 
     /// The child's working directory.
     pub fn current_dir(&mut self, dir: impl AsRef<Path>) -> &mut Command {
+        let dir = dir.as_ref();
+        self.note_nul(dir.as_os_str(), || "the working directory".to_owned());
         self.std.current_dir(dir);
         self
     }
@@ -157,6 +192,7 @@ impl Command {
     /// Sets the child's `argv[0]` (what it sees as its own name), as std's
     /// `CommandExt::arg0`.
     pub fn arg0(&mut self, arg: impl AsRef<OsStr>) -> &mut Command {
+        self.note_nul(arg.as_ref(), || "argv[0]".to_owned());
         std::os::unix::process::CommandExt::arg0(&mut self.std, arg);
         self
     }
@@ -174,6 +210,7 @@ impl Command {
     /// Spawns the child; stdio not set is inherited, as with std. Must be called inside a
     /// runtime. Fails as [`spawn`](super::spawn) does.
     pub fn spawn(&mut self) -> io::Result<Child> {
+        self.check_nul()?;
         let mut child = spawn(&mut self.std)?;
         child.kill_on_drop(self.kill_on_drop);
         Ok(child)
@@ -229,11 +266,20 @@ impl Command {
     /// pipes registered) only when the future is first polled, so a future made before
     /// entering the runtime (`block_on(cmd.status())`) still works.
     fn spawn_unregistered(&mut self) -> io::Result<Unregistered> {
+        self.check_nul()?;
         super::check::env_names(&self.std)?;
         Ok(Unregistered {
             std: Some(self.std.spawn()?),
             kill_on_drop: self.kill_on_drop,
         })
+    }
+
+    /// Refuses the spawn if a NUL byte was given where no C string can hold it.
+    fn check_nul(&self) -> io::Result<()> {
+        match &self.nul {
+            Some(said) => Err(io::Error::new(io::ErrorKind::InvalidInput, said.clone())),
+            None => Ok(()),
+        }
     }
 
     /// `status`'s wait: closes stdin, reads and drops piped output until the child exits.
@@ -279,6 +325,7 @@ impl From<std::process::Command> for Command {
             stdout_set: false,
             stderr_set: false,
             kill_on_drop: false,
+            nul: None,
         }
     }
 }
