@@ -126,9 +126,16 @@ pub async fn remove_dir(path: impl AsRef<Path>) -> io::Result<()> {
 /// [`NotADirectory`](io::ErrorKind::NotADirectory) before anything is removed: such a path
 /// resolves to the link's target, which [`std::fs::remove_dir_all`] would empty before
 /// failing to remove `link/` itself.
+///
+/// A path whose last component is `.` or `..` (`dir/.`, `dir/sub/..`, `.`, trailing
+/// slashes or not) is refused with [`InvalidInput`](io::ErrorKind::InvalidInput) before
+/// anything is removed, as `rm -r` refuses it: std would empty the directory it names and
+/// then fail to remove it (or, for `dir/sub/..`, report success with `dir` emptied and
+/// still there). Name the directory itself instead.
 pub async fn remove_dir_all(path: impl AsRef<Path>) -> io::Result<()> {
     one_path(path.as_ref(), "remove directory", |p| {
         refuse_final_link_with_slash(p)?;
+        refuse_final_dots(p)?;
         stdfs::remove_dir_all(p)
     })
     .await
@@ -153,6 +160,24 @@ fn refuse_final_link_with_slash(path: &Path) -> io::Result<()> {
             io::ErrorKind::NotADirectory,
             "the path names a symlink with a trailing `/`: the link's target would be emptied \
              (remove the link without the `/`, or the target by its own path)",
+        ));
+    }
+    Ok(())
+}
+
+/// Fails if the last component of `path` is `.` or `..` (see [`remove_dir_all`]), read
+/// from the bytes: [`Path::components`] drops a `.` that is not first.
+fn refuse_final_dots(path: &Path) -> io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let bytes = path.as_os_str().as_bytes();
+    let end = bytes.iter().rposition(|&b| b != b'/').map_or(0, |i| i + 1);
+    let trimmed = &bytes[..end];
+    let last = trimmed.rsplit(|&b| b == b'/').next().unwrap_or(trimmed);
+    if last == b"." || last == b".." {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "the path ends in `.` or `..`: its directory would be emptied and then not \
+             removed (name the directory itself)",
         ));
     }
     Ok(())
