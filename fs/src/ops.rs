@@ -212,6 +212,11 @@ pub async fn canonicalize(path: impl AsRef<Path>) -> io::Result<PathBuf> {
 }
 
 /// Makes `link` a new hard link to the file `original`.
+///
+/// A symlink `original` is not followed (as with std on Linux): `link` becomes another name
+/// for the symlink itself, dangling or not. A directory cannot be linked
+/// ([`PermissionDenied`](io::ErrorKind::PermissionDenied), the kernel's `EPERM`), and an
+/// existing `link` is not replaced ([`AlreadyExists`](io::ErrorKind::AlreadyExists)).
 pub async fn hard_link(original: impl AsRef<Path>, link: impl AsRef<Path>) -> io::Result<()> {
     let (from, to) = (original.as_ref().to_owned(), link.as_ref().to_owned());
     run(move || stdfs::hard_link(&from, &to).map_err(|e| with_paths(e, "link", &from, &to))).await
