@@ -101,6 +101,23 @@ fn message_reads_like_the_issue_says() {
 }
 
 #[test]
+fn an_empty_path_is_named_as_empty() {
+    // "failed to stat : No such file..." hides that the path given was empty.
+    overlap::block_on(async {
+        for err in [
+            fs::metadata("").await.unwrap_err(),
+            File::open("").await.unwrap_err(),
+            fs::rename("", "x").await.unwrap_err(),
+        ] {
+            assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
+            let text = err.to_string();
+            assert!(text.contains("the empty path \"\""), "{text}");
+            assert!(!text.contains("  ") && !text.contains(" :"), "{text}");
+        }
+    });
+}
+
+#[test]
 fn directory_where_a_file_is_expected() {
     let dir = TempDir::new("err-isdir");
     let d = dir.path().to_owned();

@@ -79,11 +79,25 @@ struct PathError {
 
 impl fmt::Display for PathError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "failed to {} {}", self.op, self.path.display())?;
+        write!(f, "failed to {} {}", self.op, Named(&self.path))?;
         if let Some(to) = &self.to {
-            write!(f, " to {}", to.display())?;
+            write!(f, " to {}", Named(to))?;
         }
         write!(f, ": {}", self.source)
+    }
+}
+
+/// A path as a message names it: as it is, or, when empty, as `the empty path ""` (which
+/// would otherwise read as a missing word: `failed to stat : ...`).
+struct Named<'a>(&'a Path);
+
+impl fmt::Display for Named<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.as_os_str().is_empty() {
+            f.write_str("the empty path \"\"")
+        } else {
+            self.0.display().fmt(f)
+        }
     }
 }
 
