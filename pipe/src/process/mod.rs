@@ -133,11 +133,12 @@ impl ExitWatch {
 /// called inside a runtime: outside one it fails with `ErrorKind::Other` before the
 /// program is started.
 ///
-/// Otherwise fails as [`Command::spawn`] does (`NotFound` for a missing program, with the kernel's
-/// error otherwise), except that an environment variable set under a name the child could
-/// not get it by (empty, or with `=` in it: std would pass `env("A=B", "c")` on as a
-/// variable `A` set to `B=c`) is `InvalidInput` naming it, before anything runs. Where the kernel lacks `pidfd_open` (Linux before 5.3) or a seccomp
-/// filter denies it, the exit is noticed through `SIGCHLD` instead.
+/// Otherwise fails as [`Command::spawn`] does (`NotFound` for a missing program, with the
+/// kernel's error otherwise), except that an environment variable set under a name the
+/// child could not get it by (empty, or with `=` in it: std would pass `env("A=B", "c")`
+/// on as a variable `A` set to `B=c`) is `InvalidInput` naming it, before anything runs.
+/// Where the kernel lacks `pidfd_open` (Linux before 5.3) or a seccomp filter denies it,
+/// the exit is noticed through `SIGCHLD` instead.
 pub fn spawn(cmd: &mut std::process::Command) -> io::Result<Child> {
     // Before the fork: outside a runtime the child's pipes and exit could not be watched,
     // and the program must not run at all then (not run, and be killed).
