@@ -235,6 +235,30 @@ async fn a_reserve_dropped_after_its_grant_passes_the_slot_on() {
     assert_eq!(rx.try_recv(), Ok(2));
 }
 
+/// Polling a `send` again after it completed is the caller's bug, and panics; but the
+/// channel must come out as it was: that poll used to reserve a slot before panicking,
+/// leaving a capacity-1 channel full for good, every later send waiting for ever.
+#[test]
+fn a_send_polled_after_completion_panics_without_taking_a_slot() {
+    let (tx, mut rx) = cross_thread::channel::<u8>(1);
+    let task = ManualTask::default();
+    let mut send = Box::pin(tx.send(1));
+    assert!(matches!(task.poll(send.as_mut()), Poll::Ready(Ok(()))));
+    assert_eq!(rx.try_recv(), Ok(1));
+    let payload = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let _ = task.poll(send.as_mut());
+    }))
+    .expect_err("a second poll of a completed send panics");
+    assert!(
+        panic_message(payload).contains("polled after completion"),
+        "a clear message"
+    );
+    drop(send);
+    assert_eq!(tx.capacity(), 1, "no slot was taken by the second poll");
+    tx.try_send(2).unwrap();
+    assert_eq!(rx.try_recv(), Ok(2));
+}
+
 #[overlap::test]
 async fn dropped_waits_leave_no_waker_behind() {
     let (tx, mut rx) = cross_thread::channel::<u8>(1);

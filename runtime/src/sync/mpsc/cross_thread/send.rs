@@ -96,6 +96,10 @@ impl<T> Drop for SlotWait<'_, T> {
 /// the receiver is closed or dropped first. `Send` (the trait) when `T` is, so a task of a
 /// multi-threaded runtime may await it; dropped before it completes, it sent nothing.
 ///
+/// # Panics
+/// If polled again after it completed (as an `async fn`'s future does); the channel is left
+/// as it was.
+///
 /// ```
 /// use overlap::sync::mpsc::cross_thread;
 ///
@@ -131,9 +135,12 @@ impl<T> Future for Send<'_, T> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
+        // Checked before the channel is touched: a slot reserved for a value already gone
+        // would be lost for good.
+        assert!(this.value.is_some(), "`Send` polled after completion");
         crate::coop::budgeted(cx, |cx| {
             let slot = std::task::ready!(this.wait.poll_slot(cx));
-            let value = this.value.take().expect("`Send` polled after completion");
+            let value = this.value.take().expect("checked above");
             let Ok((mut state, old)) = slot else {
                 return Poll::Ready(Err(SendError(value)));
             };
