@@ -1,6 +1,7 @@
 //! A waker that panics when woken (a buggy hand-written combinator's, say) costs the other
 //! waiters of a sync primitive nothing: each of them is still woken, or handed its permits,
-//! and the panic reaches only whoever did the waking.
+//! and the panic reaches only whoever did the waking. A channel receive that does the waking
+//! (the slot it frees goes to a sender with such a waker) loses no value to the panic.
 
 mod support;
 
@@ -11,6 +12,7 @@ use std::sync::Arc;
 use std::task::{Context, Wake, Waker};
 use std::time::Duration;
 
+use overlap::sync::mpsc::{self, cross_thread};
 use overlap::sync::{Notify, Semaphore};
 use support::within;
 
@@ -78,4 +80,61 @@ async fn released_permits_reach_everyone_behind_a_panicking_waker() {
     let permit = within(HANG, first, "the first waiter lost its permit").await;
     drop(permit.unwrap());
     assert_eq!(sem.available_permits(), 1);
+}
+
+/// A receive frees a slot, which goes to the sender waiting for it, whose waker panics: the
+/// panic reaches the receive, but the value it was taking stays first in the queue (it was
+/// dropped with the panic), and the sender keeps its slot.
+#[overlap::test]
+async fn a_receive_waking_a_panicking_sender_keeps_its_value() {
+    let (tx, mut rx) = mpsc::channel(1);
+    tx.try_send(0).unwrap();
+    let mut send = pin!(tx.send(1));
+    park_with_panicking_waker(send.as_mut());
+    let taken = catch_unwind(AssertUnwindSafe(|| rx.try_recv()));
+    assert!(taken.is_err(), "the waker's panic reaches the receiver");
+    assert_eq!(rx.try_recv(), Ok(0), "the value taken is still first");
+    within(HANG, send, "the sender lost its slot")
+        .await
+        .unwrap();
+    assert_eq!(rx.try_recv(), Ok(1));
+    // And through `recv`.
+    tx.try_send(2).unwrap();
+    let mut send = pin!(tx.send(3));
+    park_with_panicking_waker(send.as_mut());
+    let taken = catch_unwind(AssertUnwindSafe(|| {
+        let task = support::ManualTask::default();
+        task.poll(pin!(rx.recv()))
+    }));
+    assert!(taken.is_err());
+    assert_eq!(within(HANG, rx.recv(), "the kept value").await, Some(2));
+    within(HANG, send, "the second sender").await.unwrap();
+    assert_eq!(rx.try_recv(), Ok(3));
+}
+
+/// The same for `cross_thread`, whose queue sits behind a lock.
+#[overlap::test]
+async fn a_cross_thread_receive_waking_a_panicking_sender_keeps_its_value() {
+    let (tx, mut rx) = cross_thread::channel(1);
+    tx.try_send(0).unwrap();
+    let mut send = pin!(tx.send(1));
+    park_with_panicking_waker(send.as_mut());
+    let taken = catch_unwind(AssertUnwindSafe(|| rx.try_recv()));
+    assert!(taken.is_err(), "the waker's panic reaches the receiver");
+    assert_eq!(rx.try_recv(), Ok(0), "the value taken is still first");
+    within(HANG, send, "the sender lost its slot")
+        .await
+        .unwrap();
+    assert_eq!(rx.try_recv(), Ok(1));
+    tx.try_send(2).unwrap();
+    let mut send = pin!(tx.send(3));
+    park_with_panicking_waker(send.as_mut());
+    let taken = catch_unwind(AssertUnwindSafe(|| {
+        let task = support::ManualTask::default();
+        task.poll(pin!(rx.recv()))
+    }));
+    assert!(taken.is_err());
+    assert_eq!(within(HANG, rx.recv(), "the kept value").await, Some(2));
+    within(HANG, send, "the second sender").await.unwrap();
+    assert_eq!(rx.try_recv(), Ok(3));
 }

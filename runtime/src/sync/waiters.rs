@@ -244,6 +244,22 @@ pub(super) fn wake(waker: Option<Waker>) {
     }
 }
 
+/// Calls the waker of the sender a receive just freed a slot for, then hands out `value`,
+/// the value that receive took. If the waker panics (a user's own), `keep` first puts the
+/// value back at the front of the queue, so the panic, which reaches the receive, costs it
+/// no value: the next receive takes it. (The sender keeps the slot it was given, so the
+/// queue may then hold one value more than its capacity until that value is read.)
+pub(super) fn wake_keeping<T>(waker: Option<Waker>, value: T, keep: impl FnOnce(T)) -> T {
+    let Some(w) = waker else { return value };
+    match catch_unwind(AssertUnwindSafe(|| w.wake())) {
+        Ok(()) => value,
+        Err(payload) => {
+            keep(value);
+            resume_unwind(payload)
+        }
+    }
+}
+
 /// Calls every waker. One that panics (a user's own) costs the others nothing: the rest are
 /// still called, and the first panic is resumed only after that.
 pub(super) fn wake_all(wakers: Vec<Waker>) {

@@ -16,7 +16,7 @@ use std::task::{Context, Poll, Waker};
 
 use futures_core::Stream;
 
-use super::waiters::{wake, WaitQueue, Wakes, Watchers};
+use super::waiters::{wake, wake_keeping, WaitQueue, Wakes, Watchers};
 
 pub mod cross_thread;
 pub mod error;
@@ -118,8 +118,10 @@ impl<T> Chan<T> {
 /// burst is read, yet a steady flow does not reallocate all the time.
 const KEEP_WHEN_EMPTY: usize = 64 * 1024;
 
-/// Takes the first queued value; the slot it frees goes to the next waiting sender.
-fn pop<T>(mut chan: RefMut<'_, Chan<T>>) -> Option<T> {
+/// Takes the first queued value; the slot it frees goes to the next waiting sender (whose
+/// waker, if it panics, leaves the value queued: see `wake_keeping`).
+fn pop<T>(cell: &RefCell<Chan<T>>) -> Option<T> {
+    let mut chan = cell.borrow_mut();
     let v = chan.queue.pop_front()?;
     if chan.queue.is_empty() {
         let keep = KEEP_WHEN_EMPTY / std::mem::size_of::<T>().max(1);
@@ -129,8 +131,9 @@ fn pop<T>(mut chan: RefMut<'_, Chan<T>>) -> Option<T> {
     }
     let next = chan.grant_next();
     drop(chan);
-    wake(next);
-    Some(v)
+    Some(wake_keeping(next, v, |v| {
+        cell.borrow_mut().queue.push_front(v)
+    }))
 }
 
 /// Queues `value` and wakes the receiver, after releasing the borrow.
@@ -257,7 +260,7 @@ impl<T> Receiver<T> {
         buf.push(first);
         let mut n = 1;
         while n < limit {
-            match pop(self.chan.borrow_mut()) {
+            match pop(&self.chan) {
                 Some(v) => buf.push(v),
                 None => break,
             }
@@ -272,7 +275,7 @@ impl<T> Receiver<T> {
     }
 
     fn poll_recv_now(&mut self, cx: &mut Context<'_>) -> Poll<Option<T>> {
-        if let Some(v) = pop(self.chan.borrow_mut()) {
+        if let Some(v) = pop(&self.chan) {
             return Poll::Ready(Some(v));
         }
         let mut chan = self.chan.borrow_mut();
@@ -292,7 +295,7 @@ impl<T> Receiver<T> {
     /// Takes the next value if one is queued, without waiting. `Disconnected` once the
     /// queue is empty and no value can come any more (as for [`recv`](Receiver::recv)).
     pub fn try_recv(&mut self) -> Result<T, TryRecvError> {
-        if let Some(v) = pop(self.chan.borrow_mut()) {
+        if let Some(v) = pop(&self.chan) {
             return Ok(v);
         }
         let chan = self.chan.borrow();

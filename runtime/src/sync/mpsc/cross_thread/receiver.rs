@@ -4,13 +4,13 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 
 use futures_core::Stream;
 
 use super::super::error::TryRecvError;
 use super::{block, Chan};
-use crate::sync::waiters::{wake, wake_all};
+use crate::sync::waiters::{wake_all, wake_keeping};
 
 /// Receives the values of every [`Sender`](super::Sender) of a channel, in the order they
 /// were queued, on any thread. See [`channel`](super::channel).
@@ -147,8 +147,7 @@ impl<T> Receiver<T> {
         let mut state = self.chan.lock();
         if let Some((v, waker)) = state.pop() {
             drop(state);
-            wake(waker);
-            return Poll::Ready(Some(v));
+            return Poll::Ready(Some(self.hand_out(v, waker)));
         }
         if state.is_over() {
             self.ended = true;
@@ -182,8 +181,7 @@ impl<T> Receiver<T> {
         let mut state = self.chan.lock();
         if let Some((v, waker)) = state.pop() {
             drop(state);
-            wake(waker);
-            return Ok(v);
+            return Ok(self.hand_out(v, waker));
         }
         if state.is_over() {
             Err(TryRecvError::Disconnected)
@@ -324,6 +322,15 @@ impl<T> Receiver<T> {
     /// ```
     pub fn sender_weak_count(&self) -> usize {
         self.chan.lock().weak_senders
+    }
+}
+
+impl<T> Receiver<T> {
+    /// Wakes the sender the slot freed by taking `v` went to, then hands `v` out; a waker
+    /// that panics leaves `v` first in the queue (see `wake_keeping`). Only the receiver
+    /// takes from the front, so that is where `v` still belongs.
+    fn hand_out(&self, v: T, waker: Option<Waker>) -> T {
+        wake_keeping(waker, v, |v| self.chan.lock().queue.push_front(v))
     }
 }
 
