@@ -154,3 +154,34 @@ fn the_classic_smuggling_patterns_are_refused() {
         refused(&server, req);
     }
 }
+
+/// `chunk-size = 1*HEXDIG` (RFC 9112 §7.1) allows leading zeros, however many: a size is
+/// its value, not its digit count. httparse refuses more than 16 digits, which used to make
+/// `00000000000000000003` a 400; a value past any body is a 413, as a 16-digit one is.
+#[test]
+fn a_chunk_size_is_read_by_its_value_whatever_its_leading_zeros() {
+    let server = ExampleServer::start("http_echo");
+    let chunked = |chunks: &str| {
+        format!(
+            "POST / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n{chunks}"
+        )
+    };
+    let zeros = "0".repeat(40);
+    let got = exchange(
+        &server,
+        chunked(&format!(
+            "{zeros}3\r\nabc\r\n{zeros}1;e=v\r\nd\r\n{zeros}0\r\n\r\n"
+        ))
+        .as_bytes(),
+    );
+    assert_eq!(statuses(&got), ["200"], "{got}");
+    assert!(got.ends_with("\r\n\r\nabcd"), "the body comes back: {got}");
+    // Seventeen significant digits: more than any body may hold, whatever their zeros.
+    for size in [
+        "10000000000000000",
+        "000000000000000000000fffffffffffffffff",
+    ] {
+        let got = exchange(&server, chunked(&format!("{size}\r\n")).as_bytes());
+        assert_eq!(statuses(&got), ["413"], "{size}: {got}");
+    }
+}

@@ -150,12 +150,24 @@ impl<'a> Conn<'a> {
                     return Ok(Err(bad("control bytes or a bare LF in a chunk-size line")));
                 }
             }
-            let size = match httparse::parse_chunk_size(self.buffered()) {
+            // A size may have any number of leading zeros, which httparse (refusing more
+            // than 16 digits) is not shown; past them, more than 16 digits are more than a
+            // u64, and than any body.
+            let digits = buffered
+                .iter()
+                .take_while(|b| b.is_ascii_hexdigit())
+                .count();
+            let zeros = buffered[..digits]
+                .iter()
+                .take_while(|&&b| b == b'0')
+                .count()
+                .min(digits.saturating_sub(1));
+            if digits - zeros > 16 {
+                return Ok(Err(request::body_too_large()));
+            }
+            let size = match httparse::parse_chunk_size(&buffered[zeros..]) {
                 Ok(httparse::Status::Complete((used, size))) => {
-                    let digits = buffered
-                        .iter()
-                        .take_while(|b| b.is_ascii_hexdigit())
-                        .count();
+                    let used = zeros + used;
                     // The line ends with CRLF (checked above).
                     extensions += used.saturating_sub(digits + 2);
                     if extensions > MAX_CHUNK_EXTENSIONS {
