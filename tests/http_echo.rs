@@ -259,6 +259,51 @@ fn bad_requests_get_a_4xx_or_5xx_and_the_server_keeps_serving() {
     });
 }
 
+/// RFC 9112 §2.3: `HTTP-version = "HTTP" "/" DIGIT "." DIGIT`, its name case-sensitive.
+/// One of that form other than 1.0 and 1.1 is a version the server does not serve (505,
+/// RFC 9110 §15.6.6); anything else in its place leaves the request line invalid, which
+/// is a 400 (RFC 9112 §3): a PROXY protocol line, or a lowercase name, is no HTTP version
+/// at all. (httparse reports both alike; they were all a 505.)
+#[test]
+fn only_a_well_formed_version_other_than_1_x_is_a_505() {
+    let cases: Vec<(&[u8], u16)> = vec![
+        (b"GET / HTTP/2.0\r\nHost: t\r\n\r\n", 505),
+        (b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 505),
+        (b"GET / HTTP/1.2\r\nHost: t\r\n\r\n", 505),
+        (b"GET / HTTP/3.0\r\nHost: t\r\n\r\n", 505),
+        (b"GET / http/1.1\r\nHost: t\r\n\r\n", 400),
+        (b"GET / HTTP/2\r\nHost: t\r\n\r\n", 400),
+        (b"GET / HTTP/1.x\r\nHost: t\r\n\r\n", 400),
+        (b"GET / FTP/1.1\r\nHost: t\r\n\r\n", 400),
+        (b"GET / X\r\nHost: t\r\n\r\n", 400),
+        // An unencoded space in the target: the version's place holds the rest of it.
+        (b"GET /a b HTTP/1.1\r\nHost: t\r\n\r\n", 400),
+        (
+            b"PROXY TCP4 127.0.0.1 127.0.0.1 40000 80\r\nGET / HTTP/1.1\r\nHost: t\r\n\r\n",
+            400,
+        ),
+        (b"\r\nGET / HTTP/1.1/\r\nHost: t\r\n\r\n", 400),
+    ];
+    with_server(Limits::default(), |addr| async move {
+        for (req, status) in cases {
+            let mut c = Client::connect(addr).await;
+            c.send(req).await;
+            let r = c.response(false).await;
+            let shown = String::from_utf8_lossy(req).into_owned();
+            assert_eq!(
+                r.status,
+                status,
+                "for {shown:?}: {:?}",
+                String::from_utf8_lossy(&r.body)
+            );
+            assert_eq!(r.header("connection"), Some("close"));
+            c.expect_eof().await;
+        }
+        let r = one_request(addr, b"GET /still-up HTTP/1.1\r\nHost: t\r\n\r\n").await;
+        assert_eq!(r.status, 200);
+    });
+}
+
 fn short_timeouts() -> Limits {
     Limits {
         head_timeout: Duration::from_millis(150),

@@ -89,6 +89,31 @@ pub fn body_too_large() -> HttpError {
     HttpError::new(413, "Content Too Large", "request body too large")
 }
 
+/// What a request line whose version httparse does not read gets: 505 if it is a version
+/// (`HTTP/` DIGIT `.` DIGIT, RFC 9112 §2.3), only not 1.0 or 1.1; otherwise the line is
+/// invalid (a lowercase `http`, a PROXY protocol line, ...), a 400 (RFC 9112 §3).
+fn version_error(buf: &[u8]) -> HttpError {
+    let line = &buf[buf
+        .iter()
+        .take_while(|&&b| b == b'\r' || b == b'\n')
+        .count()..];
+    let line = &line[..line.iter().position(|&b| b == b'\n').unwrap_or(line.len())];
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    // What httparse read as the version: all after the method and the target.
+    match line.splitn(3, |&b| b == b' ').nth(2) {
+        Some([b'H', b'T', b'T', b'P', b'/', major, b'.', minor])
+            if major.is_ascii_digit() && minor.is_ascii_digit() =>
+        {
+            HttpError::new(
+                505,
+                "HTTP Version Not Supported",
+                "only HTTP/1.0 and HTTP/1.1 are served",
+            )
+        }
+        _ => bad("malformed HTTP version in the request line"),
+    }
+}
+
 /// How the body that follows a head is delimited.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Framing {
@@ -137,13 +162,7 @@ pub fn parse(buf: &[u8], limits: &Limits) -> Result<Option<(Head, usize)>, HttpE
         }
         Ok(httparse::Status::Partial) => return Ok(None),
         Err(httparse::Error::TooManyHeaders) => return Err(head_too_large()),
-        Err(httparse::Error::Version) => {
-            return Err(HttpError::new(
-                505,
-                "HTTP Version Not Supported",
-                "only HTTP/1.0 and HTTP/1.1 are served",
-            ))
-        }
+        Err(httparse::Error::Version) => return Err(version_error(buf)),
         Err(_) => return Err(bad("malformed request head")),
     };
     if len > limits.max_head {
