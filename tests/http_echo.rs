@@ -304,6 +304,25 @@ fn only_a_well_formed_version_other_than_1_x_is_a_505() {
     });
 }
 
+/// The empty lines a server ignores before a request line (RFC 9112 §2.2: some clients end
+/// a body with an extra CRLF) are no part of it: a request line too long after them is a
+/// 414 as it is without them, not a 431 for a line ended by the first CRLF.
+#[test]
+fn a_request_line_too_long_after_empty_lines_is_a_414() {
+    with_server(Limits::default(), |addr| async move {
+        let mut c = Client::connect(addr).await;
+        c.send(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\nhi\r\n")
+            .await;
+        assert_eq!(c.response(false).await.body, b"hi");
+        let long = format!("GET /{} HTTP/1.1\r\nHost: t\r\n\r\n", "a".repeat(20_000));
+        c.send(long.as_bytes()).await;
+        let r = c.response(false).await;
+        assert_eq!(r.status, 414, "{:?}", String::from_utf8_lossy(&r.body));
+        assert_eq!(r.header("connection"), Some("close"));
+        c.expect_eof().await;
+    });
+}
+
 fn short_timeouts() -> Limits {
     Limits {
         head_timeout: Duration::from_millis(150),

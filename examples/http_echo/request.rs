@@ -66,15 +66,26 @@ fn bad(detail: &'static str) -> HttpError {
     HttpError::new(400, BAD_REQUEST, detail)
 }
 
-/// What a head past `max_head` gets: 414 if its request line alone is that long (RFC 9112
-/// §3 asks for 414 then), otherwise 431.
+/// What a head past `max_head` gets: 414 if its request line alone (after the empty lines
+/// the parser skips) is that long (RFC 9112 §3 asks for 414 then), otherwise 431.
 fn head_over_limit(buf: &[u8], max_head: usize) -> HttpError {
-    let line_end = buf.iter().position(|&b| b == b'\n').unwrap_or(buf.len());
+    let line = past_empty_lines(buf);
+    let line_end = line.iter().position(|&b| b == b'\n').unwrap_or(line.len());
     if line_end > max_head {
         HttpError::new(414, "URI Too Long", "request line too long")
     } else {
         head_too_large()
     }
+}
+
+/// `buf` from its request line on: past the empty lines (CR and LF) the parser skips
+/// before it (RFC 9112 §2.2).
+fn past_empty_lines(buf: &[u8]) -> &[u8] {
+    let n = buf
+        .iter()
+        .take_while(|&&b| b == b'\r' || b == b'\n')
+        .count();
+    &buf[n..]
 }
 
 pub fn head_too_large() -> HttpError {
@@ -93,10 +104,7 @@ pub fn body_too_large() -> HttpError {
 /// (`HTTP/` DIGIT `.` DIGIT, RFC 9112 §2.3), only not 1.0 or 1.1; otherwise the line is
 /// invalid (a lowercase `http`, a PROXY protocol line, ...), a 400 (RFC 9112 §3).
 fn version_error(buf: &[u8]) -> HttpError {
-    let line = &buf[buf
-        .iter()
-        .take_while(|&&b| b == b'\r' || b == b'\n')
-        .count()..];
+    let line = past_empty_lines(buf);
     let line = &line[..line.iter().position(|&b| b == b'\n').unwrap_or(line.len())];
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     // What httparse read as the version: all after the method and the target.
