@@ -185,3 +185,25 @@ fn a_chunk_size_is_read_by_its_value_whatever_its_leading_zeros() {
         assert_eq!(statuses(&got), ["413"], "{size}: {got}");
     }
 }
+
+/// Trailers past the head's limits (64 fields, 16 KiB) get a 431 that says it was the
+/// trailers, not the request head, that were too large.
+#[test]
+fn trailers_too_large_are_named_as_such() {
+    let server = ExampleServer::start("http_echo");
+    let head = "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nA\r\n0\r\n";
+    let many = "T: 1\r\n".repeat(65);
+    let long = format!("T: {}\r\n", "a".repeat(17_000));
+    for trailers in [many, long] {
+        let got = exchange(&server, format!("{head}{trailers}\r\n").as_bytes());
+        assert_eq!(statuses(&got), ["431"], "{got}");
+        assert!(got.ends_with("trailer section too large\n"), "{got}");
+    }
+    // At the limits, they are read and ignored.
+    let head = head.replace("Host: x\r\n", "Host: x\r\nConnection: close\r\n");
+    let got = exchange(
+        &server,
+        format!("{head}{}\r\n", "T: 1\r\n".repeat(64)).as_bytes(),
+    );
+    assert_eq!(statuses(&got), ["200"], "{got}");
+}

@@ -409,10 +409,11 @@ fn chunks(buf: &[u8], at: &mut usize, body: &mut Vec<u8>, lenient: &mut bool) ->
             return Err(Due::Refuse);
         }
         if size == 0 {
-            // Trailer fields, read as a head's (§7.1.2); the example refuses a section
-            // over its head limit only when a read ends inside it.
+            // Trailer fields, read as a head's (§7.1.2), and held to its limit.
             let (_, used) = fields(&buf[*at..], lenient)?;
-            *lenient |= used > MAX_HEAD;
+            if used > MAX_HEAD {
+                return Err(Due::Refuse);
+            }
             *at += used;
             return Ok(());
         }

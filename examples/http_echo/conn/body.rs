@@ -217,8 +217,8 @@ impl<'a> Conn<'a> {
     }
 
     /// Reads the trailer section that ends a chunked body (RFC 9112 §7.1.2), parsed by the
-    /// same rules as a head's fields (so line ends are read alike; bad fields get a 400),
-    /// and ignored.
+    /// same rules as a head's fields (so line ends are read alike; bad fields get a 400)
+    /// and held to the same limits (a 431 beyond), and ignored.
     async fn skip_trailers(&mut self) -> io::Result<Result<(), HttpError>> {
         // Parsing looks at every trailer line so far, so it runs only once new bytes end a
         // line (only a line end can complete or spoil the section): a client dripping its
@@ -232,14 +232,17 @@ impl<'a> Conn<'a> {
                 // Rare enough (trailers) to allocate the field slots per attempt.
                 let mut fields = vec![httparse::EMPTY_HEADER; self.limits.max_headers];
                 match httparse::parse_headers(self.buffered(), &mut fields) {
+                    // Held to the head's limit however its bytes came: whole in one
+                    // read too.
+                    Ok(httparse::Status::Complete((used, _))) if used > self.limits.max_head => {
+                        return Ok(Err(trailers_too_large()))
+                    }
                     Ok(httparse::Status::Complete((used, _))) => {
                         self.start += used;
                         return Ok(Ok(()));
                     }
                     Ok(httparse::Status::Partial) => {}
-                    Err(httparse::Error::TooManyHeaders) => {
-                        return Ok(Err(request::head_too_large()))
-                    }
+                    Err(httparse::Error::TooManyHeaders) => return Ok(Err(trailers_too_large())),
                     Err(_) => {
                         return Ok(Err(HttpError::new(
                             400,
@@ -250,11 +253,20 @@ impl<'a> Conn<'a> {
                 }
             }
             if too_large {
-                return Ok(Err(request::head_too_large()));
+                return Ok(Err(trailers_too_large()));
             }
             if let Err(e) = self.fill_body().await? {
                 return Ok(Err(e));
             }
         }
     }
+}
+
+/// What trailers past the head's limits (`max_head` bytes, `max_headers` fields) get.
+fn trailers_too_large() -> HttpError {
+    HttpError::new(
+        431,
+        "Request Header Fields Too Large",
+        "trailer section too large",
+    )
 }
