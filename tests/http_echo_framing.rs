@@ -207,3 +207,19 @@ fn trailers_too_large_are_named_as_such() {
     );
     assert_eq!(statuses(&got), ["200"], "{got}");
 }
+
+/// A chunk-size line over its 4 KiB limit is a 400 however its bytes arrive: whole in one
+/// read too (it was then read, extensions and all, where the same line in pieces was
+/// refused).
+#[test]
+fn a_chunk_size_line_over_its_limit_is_refused_even_in_one_read() {
+    let server = ExampleServer::start("http_echo");
+    let req = format!(
+        "POST / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n\
+         1;e={}\r\nA\r\n0\r\n\r\n",
+        "v".repeat(5000)
+    );
+    let got = exchange(&server, req.as_bytes());
+    assert_eq!(statuses(&got), ["400"], "{got}");
+    assert!(got.ends_with("chunk-size line too long\n"), "{got}");
+}

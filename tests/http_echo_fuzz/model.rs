@@ -369,7 +369,9 @@ fn chunks(buf: &[u8], at: &mut usize, body: &mut Vec<u8>, lenient: &mut bool) ->
                 Due::Incomplete
             });
         };
-        *lenient |= used > MAX_CHUNK_LINE;
+        if used > MAX_CHUNK_LINE {
+            return Err(Due::Refuse);
+        }
         // Control bytes or a bare LF: the line ends differently for different readers.
         if bare_lf || l.iter().any(|&b| ctl(b) && b != b'\r') {
             return Err(Due::Refuse);

@@ -166,6 +166,10 @@ impl<'a> Conn<'a> {
                 return Ok(Err(request::body_too_large()));
             }
             let size = match httparse::parse_chunk_size(&buffered[zeros..]) {
+                // Held to its limit however its bytes came: whole in one read too.
+                Ok(httparse::Status::Complete((used, _))) if zeros + used > MAX_CHUNK_LINE => {
+                    return Ok(Err(bad("chunk-size line too long")))
+                }
                 Ok(httparse::Status::Complete((used, size))) => {
                     let used = zeros + used;
                     // The line ends with CRLF (checked above).
