@@ -11,6 +11,9 @@
 //!   listener made a `UnixListener`...) fails each `recv_from` or `accept` only after the
 //!   kernel has handed over the datagram or connection, which is lost.
 //!
+//! - a datagram socket made a `TcpSocket` failed `listen` with the kernel's `EOPNOTSUPP`
+//!   ("Operation not supported"), naming neither the wrapper nor the socket.
+//!
 //! Now `from_std` (and `TryFrom<OwnedFd>`, which goes through it) refuses them with
 //! `InvalidInput` naming what the socket is, closes the fd it was given, and leaves the
 //! socket's mode alone for the dups that share it.
@@ -225,6 +228,21 @@ async fn a_socket_made_from_an_fd_of_another_kind_is_refused() {
         "TcpSocket::listen",
         TcpSocket::from(OwnedFd::from(unix)).listen(8),
         "a listening Unix-domain stream socket",
+    );
+
+    // A datagram socket cannot listen: refused before `listen(2)`, whose `EOPNOTSUPP`
+    // ("Operation not supported") named neither the wrapper nor the socket.
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    refused(
+        "TcpSocket::listen of a UDP socket",
+        TcpSocket::from(OwnedFd::from(udp)).listen(8),
+        "an IPv4 datagram socket",
+    );
+    let (dgram, _peer) = unix_pair(libc::SOCK_DGRAM);
+    refused(
+        "TcpSocket::listen of a Unix datagram socket",
+        TcpSocket::from(dgram).listen(8),
+        "a Unix-domain datagram socket",
     );
 
     let tcp = TcpSocket::new_v4().unwrap();

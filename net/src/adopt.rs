@@ -47,11 +47,24 @@ impl Kind {
     /// kernel will not tell (an option refused, by a sandbox say) is not held against it:
     /// the socket's own calls report what is wrong then.
     pub(crate) fn check(&self, sock: &Socket) -> io::Result<()> {
+        self.check_as(sock, true)
+    }
+
+    /// For a socket about to be made to listen: `InvalidInput` as [`check`](Self::check)
+    /// gives if its type is not this kind's, since `listen(2)` of a datagram or raw socket
+    /// fails with the kernel's `EOPNOTSUPP`, which names neither. (Its family, and whether
+    /// it listens, are left to `check` once it does.)
+    pub(crate) fn check_before_listen(&self, sock: &Socket) -> io::Result<()> {
+        self.check_as(sock, false)
+    }
+
+    /// [`check`](Self::check), of the type alone unless `whole`.
+    fn check_as(&self, sock: &Socket, whole: bool) -> io::Result<()> {
         let opt = |name| sock.getsockopt::<libc::c_int>(libc::SOL_SOCKET, name).ok();
         let domain = opt(libc::SO_DOMAIN);
         let ty = opt(libc::SO_TYPE);
-        let listening = opt(libc::SO_ACCEPTCONN).map(|on| on != 0);
-        let family_ok = domain.is_none_or(|d| self.family_ok(d));
+        let listening = opt(libc::SO_ACCEPTCONN).map(|on| on != 0).filter(|_| whole);
+        let family_ok = !whole || domain.is_none_or(|d| self.family_ok(d));
         let type_ok = ty.is_none_or(|t| t == self.ty);
         let listening_ok = listening.is_none_or(|l| l == self.listening);
         if family_ok && type_ok && listening_ok {

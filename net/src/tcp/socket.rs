@@ -223,6 +223,9 @@ impl TcpSocket {
     /// Starts listening with the given backlog and registers the listener with the
     /// runtime. Must be called inside a runtime.
     pub fn listen(self, backlog: u32) -> io::Result<TcpListener> {
+        if self.from_fd {
+            crate::adopt::TCP_LISTENER.check_before_listen(&self.sock)?;
+        }
         self.sock
             .listen(backlog.min(libc::c_int::MAX as u32) as libc::c_int)?;
         if self.from_fd {
