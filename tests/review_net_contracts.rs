@@ -1,0 +1,184 @@
+//! Promises of the net crate's rustdoc that no other test pinned, each checked against the
+//! kernel over loopback:
+//! - `from_std` switches a blocking socket to non-blocking mode, and `into_std` (like
+//!   `From<T> for OwnedFd`) hands it back still non-blocking, out of the reactor: the same
+//!   socket registers again and works;
+//! - `poll_read_ready`/`poll_write_ready` wake every waker stored, not only the last one.
+
+mod support;
+
+use std::future::poll_fn;
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::unix::net as std_unix;
+use std::rc::Rc;
+use std::time::Duration;
+
+use overlap::io::{AsyncReadExt, AsyncWriteExt};
+use overlap::net::{TcpListener, TcpStream, UdpSocket, UnixDatagram, UnixListener, UnixStream};
+use support::{fill_send_buffer, settle, tcp_pair, within, TempDir};
+
+const HANG: Duration = Duration::from_secs(10);
+
+/// Whether `fd`'s open file description is in non-blocking mode.
+fn non_blocking(fd: RawFd) -> bool {
+    // SAFETY: F_GETFL takes no pointer; the fd is open for the call.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    assert!(flags >= 0, "{}", io::Error::last_os_error());
+    flags & libc::O_NONBLOCK != 0
+}
+
+/// `from_std` of each socket type turns the blocking socket non-blocking (for every dup of
+/// it); `into_std` and `OwnedFd::from` give it back still non-blocking, and out of the
+/// reactor, so that it can be registered again.
+#[overlap::test]
+async fn from_std_makes_sockets_non_blocking_and_into_std_leaves_them_so() {
+    // TCP: a listener and a connected stream, each made from a blocking std socket.
+    let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    assert!(!non_blocking(std_listener.as_raw_fd()));
+    let listener = TcpListener::from_std(std_listener).unwrap();
+    assert!(non_blocking(listener.as_raw_fd()), "TcpListener::from_std");
+    let std_client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    assert!(!non_blocking(std_client.as_raw_fd()));
+    let client = TcpStream::from_std(std_client).unwrap();
+    assert!(non_blocking(client.as_raw_fd()), "TcpStream::from_std");
+    let (server, _) = within(HANG, listener.accept(), "accept").await.unwrap();
+
+    let std_listener = listener.into_std().unwrap();
+    assert!(
+        non_blocking(std_listener.as_raw_fd()),
+        "TcpListener::into_std"
+    );
+    let err = std_listener.accept().expect_err("nothing is queued");
+    assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
+    let std_client = client.into_std().unwrap();
+    assert!(non_blocking(std_client.as_raw_fd()), "TcpStream::into_std");
+    let mut client = TcpStream::from_std(std_client).unwrap();
+    let mut server = TcpStream::try_from(OwnedFd::from(server)).unwrap();
+    client.write_all(b"again").await.unwrap();
+    let mut got = [0u8; 5];
+    within(HANG, server.read_exact(&mut got), "re-registered TCP")
+        .await
+        .unwrap();
+    assert_eq!(&got, b"again");
+    let fd = OwnedFd::from(server);
+    assert!(non_blocking(fd.as_raw_fd()), "OwnedFd::from(TcpStream)");
+
+    // UDP.
+    let std_udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let udp = UdpSocket::from_std(std_udp).unwrap();
+    assert!(non_blocking(udp.as_raw_fd()), "UdpSocket::from_std");
+    let std_udp = udp.into_std().unwrap();
+    assert!(non_blocking(std_udp.as_raw_fd()), "UdpSocket::into_std");
+    let err = std_udp.recv(&mut [0u8; 4]).expect_err("nothing is queued");
+    assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
+    let udp = UdpSocket::from_std(std_udp).unwrap();
+    let to = udp.local_addr().unwrap();
+    udp.send_to(b"u", to).await.unwrap();
+    let mut buf = [0u8; 4];
+    let n = within(HANG, udp.recv(&mut buf), "re-registered UDP")
+        .await
+        .unwrap();
+    assert_eq!(&buf[..n], b"u");
+
+    // Unix: a listener, a stream and a datagram socket.
+    let dir = TempDir::new("review-net-contracts");
+    let path = dir.join("listener.sock");
+    let std_listener = std_unix::UnixListener::bind(&path).unwrap();
+    let listener = UnixListener::from_std(std_listener).unwrap();
+    assert!(non_blocking(listener.as_raw_fd()), "UnixListener::from_std");
+    let std_listener = listener.into_std().unwrap();
+    assert!(
+        non_blocking(std_listener.as_raw_fd()),
+        "UnixListener::into_std"
+    );
+    let listener = UnixListener::from_std(std_listener).unwrap();
+    let _client = UnixStream::connect(&path).await.unwrap();
+    within(HANG, listener.accept(), "re-registered Unix listener")
+        .await
+        .unwrap();
+
+    let (a, b) = std_unix::UnixStream::pair().unwrap();
+    let a = UnixStream::from_std(a).unwrap();
+    assert!(non_blocking(a.as_raw_fd()), "UnixStream::from_std");
+    let a = a.into_std().unwrap();
+    assert!(non_blocking(a.as_raw_fd()), "UnixStream::into_std");
+    let (mut a, mut b) = (
+        UnixStream::from_std(a).unwrap(),
+        UnixStream::from_std(b).unwrap(),
+    );
+    a.write_all(b"s").await.unwrap();
+    let mut one = [0u8; 1];
+    within(HANG, b.read_exact(&mut one), "re-registered Unix stream")
+        .await
+        .unwrap();
+
+    let (a, b) = std_unix::UnixDatagram::pair().unwrap();
+    let a = UnixDatagram::from_std(a).unwrap();
+    assert!(non_blocking(a.as_raw_fd()), "UnixDatagram::from_std");
+    let a = a.into_std().unwrap();
+    assert!(non_blocking(a.as_raw_fd()), "UnixDatagram::into_std");
+    let (a, b) = (
+        UnixDatagram::from_std(a).unwrap(),
+        UnixDatagram::from_std(b).unwrap(),
+    );
+    a.send(b"d").await.unwrap();
+    let n = within(HANG, b.recv(&mut buf), "re-registered Unix datagram")
+        .await
+        .unwrap();
+    assert_eq!(&buf[..n], b"d");
+}
+
+/// Two tasks each poll the read readiness of one stream with their own waker: the next
+/// edge wakes both (the rustdoc's "every waker stored is woken, not only the last one's").
+/// The same for write readiness, on a stream whose send buffer is full.
+#[overlap::test]
+async fn poll_ready_wakes_every_task_that_polled() {
+    let (mut a, b) = tcp_pair().await;
+    let b = Rc::new(b);
+    let readers: Vec<_> = (0..2)
+        .map(|_| {
+            let b = b.clone();
+            overlap::spawn(async move { poll_fn(|cx| b.poll_read_ready(cx)).await })
+        })
+        .collect();
+    settle().await;
+    assert!(
+        readers.iter().all(|t| !t.is_finished()),
+        "nothing to read yet"
+    );
+    a.write_all(b"x").await.unwrap();
+    for (i, t) in readers.into_iter().enumerate() {
+        within(HANG, t, &format!("reader {i} woken"))
+            .await
+            .unwrap()
+            .unwrap();
+    }
+
+    let a = Rc::new(a);
+    let filled = fill_send_buffer(&a);
+    let writers: Vec<_> = (0..2)
+        .map(|_| {
+            let a = a.clone();
+            overlap::spawn(async move { poll_fn(|cx| a.poll_write_ready(cx)).await })
+        })
+        .collect();
+    settle().await;
+    assert!(
+        writers.iter().all(|t| !t.is_finished()),
+        "the buffer is full"
+    );
+    // Drain the peer: room frees up.
+    let mut reader = &*b;
+    let mut sink = vec![0u8; 1 << 16];
+    let mut taken = 0;
+    while taken < filled {
+        taken += within(HANG, reader.read(&mut sink), "drain").await.unwrap();
+    }
+    for (i, t) in writers.into_iter().enumerate() {
+        within(HANG, t, &format!("writer {i} woken"))
+            .await
+            .unwrap()
+            .unwrap();
+    }
+}
