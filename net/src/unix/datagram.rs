@@ -92,9 +92,14 @@ impl UnixDatagram {
     }
 
     /// Sets the default destination for [`send`](Self::send) and the only source
-    /// [`recv`](Self::recv) accepts. Does not block.
+    /// [`recv`](Self::recv) accepts. Does not block. A `path` where a socket of another
+    /// type listens (a stream one) is refused with `InvalidInput`.
     pub fn connect(&self, path: impl AsRef<Path>) -> io::Result<()> {
-        self.io.get_ref().connect(&SockAddr::unix(path.as_ref())?)
+        let path = path.as_ref();
+        self.io
+            .get_ref()
+            .connect(&SockAddr::unix(path)?)
+            .map_err(|e| super::other_type_at(path, "datagram", e))
     }
 
     /// Sends a datagram to the connected peer, waiting while its queue is full.
@@ -129,9 +134,13 @@ impl UnixDatagram {
     /// a quarter full, and datagrams it queued at another, slow receiver may keep it fuller
     /// than that for ever.
     ///
+    /// A `path` where a socket of another type listens (a stream one) is refused with
+    /// `InvalidInput`.
+    ///
     /// Cancel-safe: dropped before it completes, it has sent nothing.
     pub async fn send_to(&self, buf: &[u8], path: impl AsRef<Path>) -> io::Result<usize> {
-        let addr = SockAddr::unix(path.as_ref())?;
+        let path = path.as_ref();
+        let addr = SockAddr::unix(path)?;
         let mut delay = Duration::from_millis(1);
         loop {
             // A send that never blocks still lets other tasks run.
@@ -142,7 +151,7 @@ impl UnixDatagram {
                     overlap_runtime::time::sleep(delay).await;
                     delay = (delay * 2).min(Duration::from_millis(64));
                 }
-                sent => return sent,
+                sent => return sent.map_err(|e| super::other_type_at(path, "datagram", e)),
             }
         }
     }
@@ -193,13 +202,15 @@ impl UnixDatagram {
     /// receiver's queue is full. No wake-up comes when it drains (see
     /// [`send_to`](Self::send_to)), so retry after a pause, not after
     /// [`writable`](Self::writable); for the same reason this always makes the syscall and
-    /// leaves the socket's own readiness alone.
+    /// leaves the socket's own readiness alone. A `path` where a socket of another type
+    /// listens is refused with `InvalidInput`, as in `send_to`.
     pub fn try_send_to(&self, buf: &[u8], path: impl AsRef<Path>) -> io::Result<usize> {
-        let addr = SockAddr::unix(path.as_ref())?;
+        let path = path.as_ref();
+        let addr = SockAddr::unix(path)?;
         loop {
             match self.io.get_ref().send_to(buf, &addr) {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                res => return res,
+                res => return res.map_err(|e| super::other_type_at(path, "datagram", e)),
             }
         }
     }

@@ -77,3 +77,17 @@ fn unlink_on_error<T>(path: &std::path::Path, res: io::Result<T>) -> io::Result<
     }
     res
 }
+
+/// The kernel's `EPROTOTYPE` for a `connect` or `send_to` from a Unix socket of type `ours`
+/// ("stream", "datagram") to the socket at `path`, which is of another type, as
+/// `InvalidInput` naming both ("Protocol wrong type for socket" names neither, and has no
+/// `ErrorKind` a caller can match). Any other error is passed on.
+fn other_type_at(path: &std::path::Path, ours: &str, err: io::Error) -> io::Error {
+    if err.raw_os_error() != Some(libc::EPROTOTYPE) {
+        return err;
+    }
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!("the socket at {path:?} is not a {ours} socket, the only type a Unix {ours} socket can reach"),
+    )
+}

@@ -138,7 +138,8 @@ impl UnixSocket {
 
     /// Connects to the socket at `path` (see [`UnixStream::connect`], whose way of waiting
     /// out a full backlog it shares). The connection comes from the address this socket was
-    /// bound to, if any. Dropping the future closes the socket.
+    /// bound to, if any. Dropping the future closes the socket. A `path` where a socket of
+    /// another type is bound is refused with `InvalidInput`, as in `UnixStream::connect`.
     ///
     /// A datagram socket cannot connect this way: it fails with `InvalidInput` (and is
     /// closed); connect the [`UnixDatagram`] instead.
@@ -147,10 +148,13 @@ impl UnixSocket {
         if self.from_fd {
             crate::adopt::UNIX_STREAM.check(&self.sock)?;
         }
-        let addr = SockAddr::unix(path.as_ref())?;
+        let path = path.as_ref();
+        let addr = SockAddr::unix(path)?;
         // As in `listen`: a blocking connect would stall the loop.
         let io = crate::io::register_nonblocking(self.sock)?;
-        UnixStream::connect_socket(io, &addr).await
+        UnixStream::connect_socket(io, &addr)
+            .await
+            .map_err(|e| super::other_type_at(path, "stream", e))
     }
 
     /// Registers the socket with the runtime as a [`UnixDatagram`]. Must be called inside a

@@ -57,10 +57,16 @@ impl UnixStream {
     /// `EAGAIN`, and no readiness edge tells when to retry. So this retries after a short
     /// sleep (1 ms, doubling up to 64 ms) until the listener makes room; put it under a
     /// timeout if the listener may never accept.
+    ///
+    /// A `path` where a socket of another type is bound (a datagram or seqpacket one) is
+    /// refused with `InvalidInput`.
     pub async fn connect(path: impl AsRef<Path>) -> io::Result<UnixStream> {
-        let addr = SockAddr::unix(path.as_ref())?;
+        let path = path.as_ref();
+        let addr = SockAddr::unix(path)?;
         let sock = Socket::new(libc::AF_UNIX, libc::SOCK_STREAM)?;
-        UnixStream::connect_socket(AsyncFd::new(sock)?, &addr).await
+        UnixStream::connect_socket(AsyncFd::new(sock)?, &addr)
+            .await
+            .map_err(|e| super::other_type_at(path, "stream", e))
     }
 
     /// Connects the registered, non-blocking stream socket `io` (fresh, or bound by a
