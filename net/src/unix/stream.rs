@@ -104,8 +104,9 @@ impl UnixStream {
 
     /// Wraps a connected std stream, switching it to non-blocking mode. Must be called
     /// inside a runtime; outside one it fails, and leaves the socket's mode (shared with its
-    /// dups) as it was. A socket that is not a connected (or unconnected) Unix-domain stream
-    /// socket is refused with `InvalidInput`: a listening one would wait for ever, and a
+    /// dups) as it was. An unconnected stream socket is taken (its reads and writes fail
+    /// with `NotConnected`); one that is not a Unix-domain stream socket, or that listens,
+    /// is refused with `InvalidInput`: a listening one would wait for ever, and a
     /// seqpacket or datagram one would leave a second queued message unread until another
     /// came (a read returning short of its buffer is taken to have emptied the queue).
     pub fn from_std(stream: std::os::unix::net::UnixStream) -> io::Result<UnixStream> {
@@ -168,7 +169,9 @@ impl UnixStream {
         if buf.is_empty() {
             return Ok(0);
         }
-        crate::io::read_io(&self.io, |s| s.recv(buf, libc::MSG_PEEK)).await
+        crate::io::read_io(&self.io, |s| s.recv(buf, libc::MSG_PEEK))
+            .await
+            .map_err(no_peer)
     }
 
     /// Reads what is there now, without waiting: `WouldBlock` if nothing is (or the socket
@@ -179,6 +182,7 @@ impl UnixStream {
         try_stream(&self.io, Direction::Read, buf.len(), |s| {
             s.recv_noting_truncation(buf).map(|(n, _)| n)
         })
+        .map_err(no_peer)
     }
 
     /// Writes what fits now, without waiting: `WouldBlock` if nothing does (or the socket is
@@ -193,7 +197,7 @@ impl UnixStream {
     /// at end of file or when every slice is empty. File descriptors sent along with the
     /// bytes are discarded. Pairs with [`readable`](Self::readable).
     pub fn try_read_vectored(&self, bufs: &mut [io::IoSliceMut<'_>]) -> io::Result<usize> {
-        try_read_vectored_stream(&self.io, bufs)
+        try_read_vectored_stream(&self.io, bufs).map_err(no_peer)
     }
 
     /// Like [`try_write`](Self::try_write), sending `bufs` in order with one `sendmsg` (up to
@@ -279,7 +283,7 @@ impl UnixStream {
         cx: &mut Context<'_>,
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
-        poll_read_unix_stream(&self.io, cx, buf)
+        poll_read_unix_stream(&self.io, cx, buf).map_err(no_peer)
     }
 
     pub(crate) fn poll_write_priv(
@@ -301,6 +305,19 @@ impl UnixStream {
     pub(crate) fn shutdown_write(&self) -> io::Result<()> {
         crate::io::shutdown_write(&self.io)
     }
+}
+
+/// The kernel's `EINVAL` for a read of a Unix stream socket that is not connected (handed
+/// over unconnected: the wrappers make no other read it refuses so), as `NotConnected` in
+/// our own words: "Invalid argument" blames the buffer. A write there is `ENOTCONN` already.
+fn no_peer(err: io::Error) -> io::Error {
+    if err.raw_os_error() != Some(libc::EINVAL) {
+        return err;
+    }
+    io::Error::new(
+        io::ErrorKind::NotConnected,
+        "the Unix stream socket is not connected, so there is nothing to read",
+    )
 }
 
 crate::tcp::impl_stream_io!(UnixStream, &UnixStream);
