@@ -3,7 +3,9 @@
 //! - `from_std` switches a blocking socket to non-blocking mode, and `into_std` (like
 //!   `From<T> for OwnedFd`) hands it back still non-blocking, out of the reactor: the same
 //!   socket registers again and works;
-//! - `poll_read_ready`/`poll_write_ready` wake every waker stored, not only the last one.
+//! - `poll_read_ready`/`poll_write_ready` wake every waker stored, not only the last one;
+//! - a stream accepted from a lingering listener, or made with `from_std` from a lingering
+//!   socket, lingers too, and its drop does not stall the loop in `close`.
 
 mod support;
 
@@ -15,7 +17,9 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use overlap::io::{AsyncReadExt, AsyncWriteExt};
-use overlap::net::{TcpListener, TcpStream, UdpSocket, UnixDatagram, UnixListener, UnixStream};
+use overlap::net::{
+    TcpListener, TcpSocket, TcpStream, UdpSocket, UnixDatagram, UnixListener, UnixStream,
+};
 use support::{fill_send_buffer, settle, tcp_pair, within, TempDir};
 
 const HANG: Duration = Duration::from_secs(10);
@@ -181,4 +185,49 @@ async fn poll_ready_wakes_every_task_that_polled() {
             .unwrap()
             .unwrap();
     }
+}
+
+/// `set_linger`'s rustdoc: a stream accepted from a listener whose socket had a linger time,
+/// or made with `from_std` from a socket that has one, lingers too, so dropping it with
+/// unsent data closes it on the blocking pool instead of stalling the loop in `close`.
+#[overlap::test]
+async fn streams_that_inherit_a_linger_time_do_not_stall_the_loop_when_dropped() {
+    let linger = Some(Duration::from_secs(60));
+    let sock = TcpSocket::new_v4().unwrap();
+    sock.set_linger(linger).unwrap();
+    sock.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener = sock.listen(8).unwrap();
+    let addr = listener.local_addr().unwrap();
+
+    // Accepted: the listener's linger time is the stream's.
+    let never_reads = TcpStream::connect(addr).await.unwrap();
+    let (accepted, _) = within(HANG, listener.accept(), "accept").await.unwrap();
+    assert_eq!(accepted.linger().unwrap(), linger);
+    within(HANG, accepted.writable(), "writable").await.unwrap();
+    assert!(fill_send_buffer(&accepted) > 0);
+    dropped_at_once(accepted, "an accepted stream");
+    drop(never_reads);
+
+    // Through std: a linger time set before `into_std` is found again by `from_std`.
+    let never_reads = TcpStream::connect(addr).await.unwrap();
+    let (server, _) = within(HANG, listener.accept(), "accept").await.unwrap();
+    let std_stream = server.into_std().unwrap();
+    let adopted = TcpStream::from_std(std_stream).unwrap();
+    assert_eq!(adopted.linger().unwrap(), linger);
+    within(HANG, adopted.writable(), "writable").await.unwrap();
+    assert!(fill_send_buffer(&adopted) > 0);
+    dropped_at_once(adopted, "a stream from from_std");
+    drop(never_reads);
+}
+
+/// Drops `stream`, whose lingering close would wait a minute on this thread: a hang guard,
+/// not a speed check.
+fn dropped_at_once(stream: TcpStream, what: &str) {
+    let start = std::time::Instant::now();
+    drop(stream);
+    let took = start.elapsed();
+    assert!(
+        took < Duration::from_secs(30),
+        "{what}: drop stalled the loop for {took:?}"
+    );
 }
