@@ -5,7 +5,8 @@
 //!   socket registers again and works;
 //! - `poll_read_ready`/`poll_write_ready` wake every waker stored, not only the last one;
 //! - a stream accepted from a lingering listener, or made with `from_std` from a lingering
-//!   socket, lingers too, and its drop does not stall the loop in `close`.
+//!   socket, lingers too, and its drop does not stall the loop in `close`;
+//! - `RecvBatch::new` takes sizes of 0 as 1, and a dropped `recv_batch` leaves it empty.
 
 mod support;
 
@@ -18,7 +19,7 @@ use std::time::Duration;
 
 use overlap::io::{AsyncReadExt, AsyncWriteExt};
 use overlap::net::{
-    TcpListener, TcpSocket, TcpStream, UdpSocket, UnixDatagram, UnixListener, UnixStream,
+    RecvBatch, TcpListener, TcpSocket, TcpStream, UdpSocket, UnixDatagram, UnixListener, UnixStream,
 };
 use support::{fill_send_buffer, settle, tcp_pair, within, TempDir};
 
@@ -230,4 +231,34 @@ fn dropped_at_once(stream: TcpStream, what: &str) {
         took < Duration::from_secs(30),
         "{what}: drop stalled the loop for {took:?}"
     );
+}
+
+/// `RecvBatch`: a capacity and a length of 0 are taken as 1 (a datagram longer than the
+/// slot is cut, and marked so), and a `recv_batch` dropped while it waits leaves the batch
+/// empty, not holding the previous call's datagrams as if they were new.
+#[overlap::test]
+async fn recv_batch_sizes_and_a_dropped_receive_leave_the_batch_as_documented() {
+    let rx = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let tx = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let to = rx.local_addr().unwrap();
+    let mut batch = RecvBatch::new(0, 0);
+    assert_eq!(batch.per_call(), 1);
+    assert!(batch.is_empty());
+    tx.send_to(b"abc", to).await.unwrap();
+    let n = within(HANG, rx.recv_batch(&mut batch), "recv_batch")
+        .await
+        .unwrap();
+    assert_eq!((n, batch.len()), (1, 1));
+    let d = batch.get(0).unwrap();
+    assert_eq!(
+        (d.data, d.truncated, d.from),
+        (&b"a"[..], true, tx.local_addr().unwrap())
+    );
+    assert!(batch.get(1).is_none());
+
+    // Nothing queued: the receive waits, and is dropped.
+    support::abandon(rx.recv_batch(&mut batch));
+    assert!(batch.is_empty(), "the old datagram still looks received");
+    assert!(batch.get(0).is_none());
+    assert_eq!(batch.iter().count(), 0);
 }
