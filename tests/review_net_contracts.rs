@@ -6,7 +6,8 @@
 //! - `poll_read_ready`/`poll_write_ready` wake every waker stored, not only the last one;
 //! - a stream accepted from a lingering listener, or made with `from_std` from a lingering
 //!   socket, lingers too, and its drop does not stall the loop in `close`;
-//! - `RecvBatch::new` takes sizes of 0 as 1, and a dropped `recv_batch` leaves it empty.
+//! - `RecvBatch::new` takes sizes of 0 as 1, and a dropped `recv_batch` leaves it empty;
+//! - the socket options no other test reads back read back what was set.
 
 mod support;
 
@@ -261,4 +262,50 @@ async fn recv_batch_sizes_and_a_dropped_receive_leave_the_batch_as_documented() 
     assert!(batch.is_empty(), "the old datagram still looks received");
     assert!(batch.get(0).is_none());
     assert_eq!(batch.iter().count(), 0);
+}
+
+/// Setters and getters no other test reads back: `TcpSocket`'s `SO_REUSEADDR`,
+/// `SO_REUSEPORT`, `TCP_NODELAY` (which, its rustdoc says, connections accepted by the
+/// listener inherit) and buffer sizes (doubled by the kernel, so at least what was asked;
+/// any `u32` is taken), a stream's `SO_KEEPALIVE` turned off again, and UDP's
+/// `IP_MULTICAST_LOOP`.
+#[overlap::test]
+async fn socket_options_read_back_what_was_set() {
+    let sock = TcpSocket::new_v4().unwrap();
+    for on in [true, false, true] {
+        sock.set_reuseaddr(on).unwrap();
+        assert_eq!(sock.reuseaddr().unwrap(), on);
+        sock.set_reuseport(on).unwrap();
+        assert_eq!(sock.reuseport().unwrap(), on);
+        sock.set_nodelay(on).unwrap();
+        assert_eq!(sock.nodelay().unwrap(), on);
+    }
+    sock.set_send_buffer_size(64 * 1024).unwrap();
+    assert!(sock.send_buffer_size().unwrap() >= 64 * 1024);
+    sock.set_recv_buffer_size(64 * 1024).unwrap();
+    assert!(sock.recv_buffer_size().unwrap() >= 64 * 1024);
+    sock.set_send_buffer_size(u32::MAX).unwrap();
+    sock.set_recv_buffer_size(u32::MAX).unwrap();
+    assert!(sock.send_buffer_size().unwrap() > 0 && sock.recv_buffer_size().unwrap() > 0);
+
+    sock.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener = sock.listen(8).unwrap();
+    let client = TcpStream::connect(listener.local_addr().unwrap())
+        .await
+        .unwrap();
+    let (accepted, _) = within(HANG, listener.accept(), "accept").await.unwrap();
+    assert!(accepted.nodelay().unwrap(), "TCP_NODELAY is inherited");
+    assert!(!client.nodelay().unwrap(), "the client set none");
+    client.set_keepalive(true).unwrap();
+    assert!(client.keepalive().unwrap());
+    client.set_keepalive(false).unwrap();
+    assert!(!client.keepalive().unwrap());
+
+    let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    for on in [false, true] {
+        udp.set_multicast_loop_v4(on).unwrap();
+        assert_eq!(udp.multicast_loop_v4().unwrap(), on);
+    }
+    udp.set_broadcast(false).unwrap();
+    assert!(!udp.broadcast().unwrap());
 }
