@@ -7,7 +7,8 @@
 //! - a stream accepted from a lingering listener, or made with `from_std` from a lingering
 //!   socket, lingers too, and its drop does not stall the loop in `close`;
 //! - `RecvBatch::new` takes sizes of 0 as 1, and a dropped `recv_batch` leaves it empty;
-//! - the socket options no other test reads back read back what was set.
+//! - the socket options no other test reads back read back what was set;
+//! - a Unix datagram pair whose other end closed reads no end of file, and refuses sends.
 
 mod support;
 
@@ -18,6 +19,7 @@ use std::os::unix::net as std_unix;
 use std::rc::Rc;
 use std::time::Duration;
 
+use overlap::future::FutureExt;
 use overlap::io::{AsyncReadExt, AsyncWriteExt};
 use overlap::net::{
     RecvBatch, TcpListener, TcpSocket, TcpStream, UdpSocket, UnixDatagram, UnixListener, UnixStream,
@@ -308,4 +310,21 @@ async fn socket_options_read_back_what_was_set() {
     }
     udp.set_broadcast(false).unwrap();
     assert!(!udp.broadcast().unwrap());
+}
+
+/// `UnixDatagram::recv`'s rustdoc: the other end of a pair closing is no end of file (what
+/// it sent before is still received, then a receive waits), and a send learns it, as
+/// `ConnectionRefused`.
+#[overlap::test]
+async fn a_datagram_pair_whose_peer_closed_gives_no_end_of_file_and_refuses_sends() {
+    let (a, b) = UnixDatagram::pair().unwrap();
+    b.send(b"last").await.unwrap();
+    drop(b);
+    let mut buf = [0u8; 8];
+    let n = within(HANG, a.recv(&mut buf), "recv").await.unwrap();
+    assert_eq!(&buf[..n], b"last");
+    settle().await;
+    assert!(a.recv(&mut buf).now_or_never().is_none(), "no end of file");
+    let err = within(HANG, a.send(b"x"), "send").await.unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::ConnectionRefused, "{err}");
 }

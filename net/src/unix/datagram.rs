@@ -116,6 +116,12 @@ impl UnixDatagram {
 
     /// Receives a datagram.
     ///
+    /// A datagram socket has no end of file: when the other end of a [`pair`](Self::pair),
+    /// or the socket this one [`connect`](Self::connect)ed to, closes, the kernel tells no
+    /// waiting receive (epoll reports nothing), so it waits for ever, as a blocking `recv`
+    /// would; only a [`send`](Self::send) learns it, as `ConnectionRefused`. Put the receive
+    /// under [`timeout`](overlap_runtime::time::timeout) if the peer may go away.
+    ///
     /// Cancel-safe: dropped while it waits, it has taken no datagram from the queue.
     pub async fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
         read_io(&self.io, |s| s.recv(buf, 0)).await
