@@ -195,3 +195,42 @@ fn runtime_can_be_dropped_inside_another_runtime() {
         assert_eq!(spawn(async { 3 }).await.unwrap(), 3);
     });
 }
+
+#[test]
+fn a_queued_blocking_job_whose_drop_panics_with_a_payload_that_panics_too_is_contained() {
+    let _serial = serial();
+    let rt = Runtime::builder().max_blocking_threads(1).build().unwrap();
+    /// A panic payload whose own destructor panics.
+    struct PanickingPayload;
+    impl Drop for PanickingPayload {
+        fn drop(&mut self) {
+            panic!("the payload of a capture's panic panics when dropped");
+        }
+    }
+    struct PanicOnDrop;
+    impl Drop for PanicOnDrop {
+        fn drop(&mut self) {
+            std::panic::panic_any(PanickingPayload);
+        }
+    }
+    let (release, blocked) = std::sync::mpsc::channel::<()>();
+    let (flag, dropped) = support::DropFlag::new();
+    rt.block_on(async {
+        // The only pool thread is busy; the next job waits in the queue.
+        drop(overlap::spawn_blocking(move || blocked.recv()));
+        let bomb = PanicOnDrop;
+        drop(overlap::spawn_blocking(move || drop(bomb)));
+        drop(spawn(async move {
+            let _flag = flag;
+            std::future::pending::<()>().await
+        }));
+        overlap::yield_now().await;
+    });
+    let dropping = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(rt)));
+    let _ = release.send(());
+    assert!(
+        dropping.is_ok(),
+        "the payload's panic escaped Runtime::drop"
+    );
+    assert!(dropped.get(), "the task's future was still dropped");
+}

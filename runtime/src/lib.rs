@@ -26,6 +26,7 @@ mod slab;
 pub mod sync;
 mod task;
 pub mod time;
+mod unwind;
 
 pub use blocking::{
     durable_work, spawn_blocking, spawn_blocking_detached, spawn_blocking_or_error, DurableWork,

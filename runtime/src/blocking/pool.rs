@@ -43,9 +43,11 @@ pub(crate) struct PoolConfig {
 pub(crate) struct Hook(pub(crate) Arc<dyn Fn() + Send + Sync>);
 
 impl Hook {
-    /// Runs it; a panic in it is caught, so the thread goes on (or stops) all the same.
+    /// Runs it; a panic in it is caught, so the thread goes on (or stops) all the same,
+    /// and so is one of the panic's payload when it is dropped: the thread must reach its
+    /// worker loop (or its stop's bookkeeping) whatever the hook does.
     fn run(&self) {
-        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (self.0)()));
+        crate::unwind::contain(|| (self.0)());
     }
 }
 
@@ -356,7 +358,7 @@ impl BlockingPool {
         // Outside the lock: dropping a job runs its captures' destructors, one at a time
         // so that one that panics does not cut the runtime's shutdown short.
         for job in queued {
-            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(job)));
+            crate::unwind::contain(|| drop(job));
         }
     }
 }
@@ -381,9 +383,7 @@ impl Inner {
                 };
                 // The job catches its own panics (see `spawn_blocking`); a stray one must
                 // not kill this thread's bookkeeping either.
-                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    job(Ok(&finish));
-                }));
+                crate::unwind::contain(|| job(Ok(&finish)));
                 finish.done();
                 self.running.fetch_sub(1, Ordering::AcqRel);
                 self.search();

@@ -148,7 +148,7 @@ impl Builder {
 
     /// Runs `f` on each blocking-pool thread as it starts, before any job (to set a
     /// thread-local, pin the thread, start a tracing span). A panic in `f` is caught and
-    /// ignored.
+    /// ignored (so is one of its payload's destructor): the thread goes on to its jobs.
     ///
     /// ```
     /// use std::sync::atomic::{AtomicUsize, Ordering};
@@ -175,7 +175,8 @@ impl Builder {
     }
 
     /// Runs `f` on each blocking-pool thread as it stops (idle past its keep-alive, or the
-    /// runtime shut down), after its last job. A panic in `f` is caught and ignored.
+    /// runtime shut down), after its last job. A panic in `f` is caught and ignored (so is
+    /// one of its payload's destructor): the thread still counts as stopped.
     ///
     /// Dropping the runtime does not wait for its pool threads: a thread finishing a job
     /// then runs `f` later, and not at all if the process exits first.
