@@ -324,6 +324,51 @@ fn a_panicking_join_waker_does_not_take_the_loop_down() {
     assert_eq!(rt.block_on(async { spawn(async { 6 }).await.unwrap() }), 6);
 }
 
+#[test]
+fn a_join_waker_panicking_with_a_payload_that_panics_when_dropped_does_not_take_the_loop_down() {
+    use std::future::Future;
+    use std::sync::Arc;
+    use std::task::{Context, Wake, Waker};
+
+    /// A panic payload whose own destructor panics.
+    struct PanickingPayload;
+    impl Drop for PanickingPayload {
+        fn drop(&mut self) {
+            panic!("the payload of a waker's panic panics when dropped");
+        }
+    }
+    struct PanicOnWake;
+    impl Wake for PanicOnWake {
+        fn wake(self: Arc<Self>) {
+            std::panic::panic_any(PanickingPayload);
+        }
+    }
+
+    let rt = Runtime::new().unwrap();
+    let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        rt.block_on(async {
+            let mut handle = Box::pin(spawn(async {
+                yield_now().await;
+                5u32
+            }));
+            let waker = Waker::from(Arc::new(PanicOnWake));
+            let first = handle.as_mut().poll(&mut Context::from_waker(&waker));
+            assert!(first.is_pending());
+            for _ in 0..4 {
+                yield_now().await;
+            }
+            handle.await.unwrap()
+        })
+    }));
+    assert_eq!(
+        out.ok(),
+        Some(5),
+        "the payload's panic unwound out of the loop"
+    );
+    assert_eq!(rt.metrics().tasks_alive, 0, "the task left the registry");
+    assert_eq!(rt.block_on(async { spawn(async { 6 }).await.unwrap() }), 6);
+}
+
 /// As tokio's: `JoinError` is `Send + Sync`, so `?` turns it into a
 /// `Box<dyn Error + Send + Sync>` (or an `anyhow::Error`).
 #[test]

@@ -16,7 +16,6 @@
 use std::cell::{Cell, UnsafeCell};
 use std::future::Future;
 use std::mem::{self, ManuallyDrop};
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
@@ -446,8 +445,9 @@ impl TaskPtr {
             }
             if let Some(w) = waker {
                 // A waker of the user's own (a hand-written combinator polling the handle)
-                // may panic; the loop must not unwind with the task half-completed.
-                let _ = catch_unwind(AssertUnwindSafe(|| w.wake()));
+                // may panic, even with a payload that panics when dropped; the loop must
+                // not unwind with the task half-completed.
+                crate::unwind::contain(|| w.wake());
             }
         } else {
             // SAFETY: runtime thread only (invariant 1).

@@ -12,6 +12,7 @@ use std::ptr::NonNull;
 use std::task::{Context, Poll};
 
 use super::{Header, JoinError, Polled, Repr, TaskPtr, TaskVTable, FAILED};
+use crate::unwind::drop_payload;
 
 /// What the cell holds after its header.
 pub(super) enum Stage<F: Future> {
@@ -196,15 +197,5 @@ impl<F: Future + 'static> TaskCell<F> {
 pub(super) fn drop_error(err: Repr) {
     if let Err(payload) = catch_unwind(AssertUnwindSafe(move || drop(err))) {
         drop_payload(payload);
-    }
-}
-
-/// Drops the payload of a destructor's panic, where no unwinding may escape; one whose own
-/// destructor panics too is leaked, the only safe choice.
-#[cold]
-#[inline(never)]
-fn drop_payload(payload: Box<dyn Any + Send>) {
-    if let Err(again) = catch_unwind(AssertUnwindSafe(move || drop(payload))) {
-        mem::forget(again);
     }
 }
