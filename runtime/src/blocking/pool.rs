@@ -225,7 +225,8 @@ impl BlockingPool {
             self.inner.work.notify_one();
             return;
         }
-        if st.threads >= self.inner.config.max_threads + overflow {
+        // Saturating: a limit of `usize::MAX` means no limit, also with the overflow.
+        if st.threads >= self.inner.config.max_threads.saturating_add(overflow) {
             return; // runs when a thread frees up
         }
         st.threads += 1;

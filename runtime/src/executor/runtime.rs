@@ -120,7 +120,8 @@ impl Builder {
         self
     }
 
-    /// The most threads the blocking pool starts. Default 512.
+    /// The most threads the blocking pool starts. Default 512. `0` is taken as `1` (a pool
+    /// needs a thread to run anything); `usize::MAX` sets no limit.
     pub fn max_blocking_threads(&mut self, threads: usize) -> &mut Builder {
         self.config.max_blocking_threads = threads.max(1);
         self
