@@ -2,7 +2,8 @@
 //! limit (`max_blocking_threads(usize::MAX)`) still takes the clean-up work that a runtime's
 //! shutdown hands it (a lingering socket's close), where the limit plus the threads allowed
 //! past it at shutdown used to overflow: the work then waited in a queue no thread served,
-//! and `shutdown_timeout` waited for it until its timeout.
+//! and `shutdown_timeout` waited for it until its timeout. A stack size no thread can have
+//! (`thread_stack_size(usize::MAX)`) makes each job's error name it.
 
 use std::io::Read;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -59,4 +60,26 @@ fn a_pool_with_no_thread_limit_takes_a_lingering_sockets_close_at_shutdown() {
         .unwrap();
     let mut rest = Vec::new();
     assert_eq!(peer.read_to_end(&mut rest).unwrap(), 0);
+}
+
+/// A stack size no thread can have: every pool job fails (as when the kernel refuses a
+/// thread), and its error says which setting asked for it, not only the kernel's word.
+#[test]
+fn a_stack_size_no_thread_can_have_is_named_in_the_error_of_each_job() {
+    let rt = Runtime::builder()
+        .thread_stack_size(usize::MAX)
+        .build()
+        .unwrap();
+    let named = format!("stack of {} bytes", usize::MAX);
+    rt.block_on(async {
+        let err = overlap::spawn_blocking(|| 1).await.unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("could not start a blocking thread"), "{msg}");
+        assert!(msg.contains(&named), "{msg}");
+        assert!(msg.contains("Builder::thread_stack_size"), "{msg}");
+        // overlap's own I/O on the pool gets an io::Error saying the same.
+        let err = overlap::fs::read("/proc/self/stat").await.unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::Other, "{err}");
+        assert!(err.to_string().contains(&named), "{err}");
+    });
 }

@@ -271,6 +271,13 @@ impl BlockingPool {
                 // A `shutdown_timeout` may wait for this (see `wait_stopped`).
                 inner.quiet.notify_all();
             }
+        });
+        let handle = handle.map_err(|err| match config.stack_size {
+            // The setting may be why (no thread can have that stack): say which it is.
+            Some(size) => io::Error::other(format!(
+                "{err}; its stack of {size} bytes was set with Builder::thread_stack_size"
+            )),
+            None => err,
         })?;
         let mut st = self.inner.lock();
         st.handles.retain(|h| !h.is_finished());

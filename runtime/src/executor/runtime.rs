@@ -134,7 +134,9 @@ impl Builder {
     }
 
     /// Stack size, in bytes, of blocking-pool threads. Default: the standard library's (2 MiB
-    /// unless `RUST_MIN_STACK` says otherwise).
+    /// unless `RUST_MIN_STACK` says otherwise). A size below the least a thread needs is
+    /// raised to it; one the kernel refuses (more than the address space can map) fails each
+    /// blocking job, as when no thread can be started, with an error naming the size.
     pub fn thread_stack_size(&mut self, bytes: usize) -> &mut Builder {
         self.config.blocking_stack_size = Some(bytes);
         self
