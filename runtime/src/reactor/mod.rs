@@ -23,7 +23,6 @@ mod registered;
 use std::cell::{Cell, RefCell};
 use std::io;
 use std::os::fd::RawFd;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
@@ -522,10 +521,10 @@ fn push_other(others: &mut Vec<(Direction, Waker)>, dir: Direction, waker: Waker
     evicted
 }
 
-/// Wakes each waker; one that panics is caught, so it can neither take the runtime down nor
-/// cost the others their wake.
+/// Wakes each waker; one that panics is caught (with a payload that panics when dropped
+/// too), so it can neither take the runtime down nor cost the others their wake.
 fn wake_each(wakers: impl IntoIterator<Item = Waker>) {
     for w in wakers {
-        let _ = catch_unwind(AssertUnwindSafe(|| w.wake()));
+        crate::unwind::contain(|| w.wake());
     }
 }

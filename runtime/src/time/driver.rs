@@ -2,7 +2,6 @@
 
 use std::cell::{Cell, RefCell};
 use std::fmt;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::task::Waker;
 use std::time::{Duration, Instant};
 
@@ -357,8 +356,9 @@ impl Timers {
         self.fired.set(self.fired.get() + n as u64);
         // The wheel is released: a woken waker may register, reset or drop timers.
         for w in to_wake.drain(..) {
-            // A user's waker that panics must not take the runtime down with it.
-            let _ = catch_unwind(AssertUnwindSafe(|| w.wake()));
+            // A user's waker that panics (even with a payload that panics when dropped)
+            // must not take the runtime down with it.
+            crate::unwind::contain(|| w.wake());
         }
         if to_wake.capacity() > 4096 {
             to_wake = Vec::new();

@@ -1,0 +1,78 @@
+//! A waker of the user's own (a hand-written combinator's) that panics when the loop wakes
+//! it, with a payload whose own destructor panics too: the loop contains both panics, as it
+//! contains a plain one, whether the wake comes from a timer firing or from an fd's event.
+//! (The payload's panic used to unwind out of the loop, through `block_on`.)
+
+mod support;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::task::{Context, Wake, Waker};
+use std::time::Duration;
+
+use overlap::io::AsyncWriteExt;
+use overlap::Runtime;
+use support::{tcp_pair, within};
+
+/// A panic payload whose own destructor panics.
+struct PanickingPayload;
+
+impl Drop for PanickingPayload {
+    fn drop(&mut self) {
+        panic!("the payload of a waker's panic panics when dropped");
+    }
+}
+
+struct PanicOnWake;
+
+impl Wake for PanicOnWake {
+    fn wake(self: Arc<Self>) {
+        std::panic::panic_any(PanickingPayload);
+    }
+}
+
+/// Polls `fut` once with the panicking waker; it must be left waiting.
+fn park_with_panicking_waker(fut: std::pin::Pin<&mut impl Future>) {
+    let waker = Waker::from(Arc::new(PanicOnWake));
+    assert!(fut.poll(&mut Context::from_waker(&waker)).is_pending());
+}
+
+/// Runs `body` on a new runtime; the test fails if a panic unwinds out of `block_on`.
+fn run_contained(body: impl Future<Output = ()>) {
+    let rt = Runtime::new().unwrap();
+    let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| rt.block_on(body)));
+    assert!(ran.is_ok(), "the payload's panic unwound out of the loop");
+    // The loop goes on.
+    assert_eq!(
+        rt.block_on(async { overlap::spawn(async { 6 }).await })
+            .unwrap(),
+        6
+    );
+}
+
+#[test]
+fn a_timer_waking_a_waker_whose_panic_payload_panics_when_dropped() {
+    run_contained(async {
+        let mut sleep = Box::pin(overlap::time::sleep(Duration::from_millis(1)));
+        park_with_panicking_waker(sleep.as_mut());
+        // The loop fires the timer while this waits for a later one.
+        overlap::time::sleep(Duration::from_millis(20)).await;
+        assert!(futures_util::FutureExt::now_or_never(sleep).is_some());
+    });
+}
+
+#[test]
+fn an_fd_event_waking_a_waker_whose_panic_payload_panics_when_dropped() {
+    run_contained(async {
+        let (mut a, b) = tcp_pair().await;
+        let mut readable = Box::pin(b.readable());
+        park_with_panicking_waker(readable.as_mut());
+        a.write_all(b"x").await.unwrap();
+        // The loop dispatches the event while this waits for its own wake-up.
+        let event = b.readable();
+        within(Duration::from_secs(10), event, "b readable")
+            .await
+            .unwrap();
+        overlap::time::sleep(Duration::from_millis(1)).await;
+    });
+}
