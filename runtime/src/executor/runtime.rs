@@ -109,12 +109,15 @@ impl Builder {
 
     /// How many task polls may run between two looks at the reactor (and timers) while tasks
     /// keep being ready. Default 61. Lower favours I/O latency, higher favours throughput.
+    /// `0` is taken as `1`: the reactor is looked at after every task poll.
     pub fn event_interval(&mut self, polls: u32) -> &mut Builder {
         self.config.event_interval = polls.max(1) as usize;
         self
     }
 
-    /// How many events one `epoll_wait` fetches. Default 1024.
+    /// How many events one `epoll_wait` fetches. Default 1024. `0` is taken as `1`, and
+    /// more than 1,048,576 as that many (the buffer is allocated when the runtime is built);
+    /// events past it wait for the next look, none is lost.
     pub fn max_events(&mut self, events: usize) -> &mut Builder {
         self.config.max_events = events.clamp(1, 1 << 20);
         self
