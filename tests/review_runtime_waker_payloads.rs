@@ -1,6 +1,7 @@
 //! A waker of the user's own (a hand-written combinator's) that panics when the loop wakes
 //! it, with a payload whose own destructor panics too: the loop contains both panics, as it
-//! contains a plain one, whether the wake comes from a timer firing or from an fd's event.
+//! contains a plain one, whether the wake comes from a timer firing, from an fd's event or
+//! from a blocking-pool thread finishing a job.
 //! (The payload's panic used to unwind out of the loop, through `block_on`.)
 
 mod support;
@@ -75,4 +76,35 @@ fn an_fd_event_waking_a_waker_whose_panic_payload_panics_when_dropped() {
             .unwrap();
         overlap::time::sleep(Duration::from_millis(1)).await;
     });
+}
+
+/// The same waker on the handle of a job that the pool's thread completes: the thread
+/// goes on serving jobs (it used to die, leaving the pool counting a thread that no longer
+/// took work, so with a limit of one thread every later job waited for ever).
+#[test]
+fn a_pool_job_waking_a_waker_whose_panic_payload_panics_when_dropped() {
+    let rt = Runtime::builder().max_blocking_threads(1).build().unwrap();
+    let out = rt.block_on(async {
+        let (go, wait) = std::sync::mpsc::channel::<()>();
+        let mut job = Box::pin(overlap::Handle::current().spawn_blocking(move || {
+            wait.recv().unwrap();
+            3
+        }));
+        park_with_panicking_waker(job.as_mut());
+        // The job ends while the panicking waker is the one its handle holds.
+        go.send(()).unwrap();
+        let ended = async {
+            while !job.is_finished() {
+                overlap::yield_now().await;
+            }
+        };
+        within(Duration::from_secs(10), ended, "the job's end").await;
+        let what = "the job of a pool thread that woke the panicking waker";
+        let first = within(Duration::from_secs(10), job, what).await.unwrap();
+        let next = overlap::spawn_blocking(|| 4);
+        let what = "a later job of the pool's only thread";
+        let second = within(Duration::from_secs(10), next, what).await.unwrap();
+        (first, second)
+    });
+    assert_eq!(out, (3, 4));
 }
