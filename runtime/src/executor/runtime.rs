@@ -155,6 +155,8 @@ impl Builder {
     /// Runs `f` on each blocking-pool thread as it starts, before any job (to set a
     /// thread-local, pin the thread, start a tracing span). A panic in `f` is caught and
     /// ignored (so is one of its payload's destructor): the thread goes on to its jobs.
+    /// `f` runs outside any runtime: [`Handle::try_current`] is `None` there, where tokio's
+    /// hooks see their runtime.
     ///
     /// ```
     /// use std::sync::atomic::{AtomicUsize, Ordering};
@@ -182,7 +184,8 @@ impl Builder {
 
     /// Runs `f` on each blocking-pool thread as it stops (idle past its keep-alive, or the
     /// runtime shut down), after its last job. A panic in `f` is caught and ignored (so is
-    /// one of its payload's destructor): the thread still counts as stopped.
+    /// one of its payload's destructor): the thread still counts as stopped. As the start
+    /// hook, `f` runs outside any runtime.
     ///
     /// Dropping the runtime does not wait for its pool threads: a thread finishing a job
     /// then runs `f` later, and not at all if the process exits first.
