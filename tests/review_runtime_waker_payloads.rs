@@ -108,3 +108,34 @@ fn a_pool_job_waking_a_waker_whose_panic_payload_panics_when_dropped() {
     });
     assert_eq!(out, (3, 4));
 }
+
+/// The same waker on a `Signal` that a delivered signal wakes: the runtime's signal
+/// reader goes on, so a later signal still reaches the other listeners.
+#[test]
+fn a_signal_waking_a_waker_whose_panic_payload_panics_when_dropped() {
+    use overlap::signal::{signal, SignalKind};
+    run_contained(async {
+        let kind = SignalKind::from_raw(libc::SIGUSR2);
+        let mut parked = signal(kind).unwrap();
+        let mut other = signal(kind).unwrap();
+        let waker = Waker::from(Arc::new(PanicOnWake));
+        assert!(parked
+            .poll_recv(&mut Context::from_waker(&waker))
+            .is_pending());
+        // SAFETY: raise(2) sends a signal to this process; it has a handler.
+        assert_eq!(unsafe { libc::raise(libc::SIGUSR2) }, 0);
+        within(Duration::from_secs(10), other.recv(), "the first signal")
+            .await
+            .unwrap();
+        // Once more, after the reader woke the panicking waker.
+        assert!(parked
+            .poll_recv(&mut Context::from_waker(&waker))
+            .is_ready());
+        drop(parked);
+        // SAFETY: as above.
+        assert_eq!(unsafe { libc::raise(libc::SIGUSR2) }, 0);
+        within(Duration::from_secs(10), other.recv(), "a later signal")
+            .await
+            .unwrap();
+    });
+}

@@ -273,7 +273,7 @@ impl Target {
         // Outside the lock: a waker may run code of its own, or take this lock again. One
         // that panics (a user's own) costs the others nothing: each is called.
         for waker in waiters {
-            let _ = catch_unwind(AssertUnwindSafe(|| waker.wake()));
+            crate::unwind::contain(|| waker.wake());
         }
     }
 
@@ -300,10 +300,12 @@ impl Target {
                 // Sending the outcome (or dropping `done` unsent) wakes the writer: a waker
                 // that panics (a user's own) must cost neither the chunks queued behind
                 // this one nor the room count, so that is caught too.
-                let _ = catch_unwind(AssertUnwindSafe(move || match res {
-                    Ok(res) => chunk.done.send((res, chunk.buf)),
+                crate::unwind::contain(move || match res {
+                    Ok(res) => {
+                        chunk.done.send((res, chunk.buf));
+                    }
                     Err(_) => drop(chunk),
-                }));
+                });
                 self.chunk_done(len);
             }
             drop(_writing);

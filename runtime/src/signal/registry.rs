@@ -17,7 +17,6 @@
 
 use std::io;
 use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd, RawFd};
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::task::Waker;
@@ -306,7 +305,7 @@ pub(crate) fn broadcast(from: &Arc<Nudge>) {
         // neither the other listeners their wake nor the runtime its reader task (which
         // calls this), so each wake is caught on its own.
         for waker in wakers {
-            let _ = catch_unwind(AssertUnwindSafe(|| waker.wake()));
+            crate::unwind::contain(|| waker.wake());
         }
     }
     let mut readers = Vec::new();
