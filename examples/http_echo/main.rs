@@ -20,14 +20,14 @@
 //! - Bad input gets a 4xx or 5xx with a one-line reason, then the connection is closed: 400
 //!   (malformed, a `Host` missing, repeated or invalid, both `Content-Length` and
 //!   `Transfer-Encoding`, a `Transfer-Encoding` whose last coding is not `chunked`, a
-//!   control byte in the request line, refused as soon as it arrives, chunk extensions over
-//!   16 KiB in one body), 408 (a head or body that stalls), 413 (body over 8 MiB), 414
-//!   (request line over 16 KiB), 417, 431 (a head, or a chunked body's trailers, over
-//!   16 KiB or with more than 64 fields), 501 (a transfer coding before `chunked`, or
-//!   `CONNECT`), 505 (a version `HTTP/x.y` other than 1.0 and 1.1: httparse reads no
-//!   other, so a future HTTP/1.2 gets it too, where RFC 9110 §6.2 would have it served as
-//!   1.1; anything else in the version's place, such as `http/1.1` or a PROXY protocol
-//!   line, is a malformed request line, a 400).
+//!   control byte in the request line, refused as soon as it arrives, a chunk-size line
+//!   over 4 KiB, chunk extensions over 16 KiB in one body), 408 (a head or body that
+//!   stalls), 413 (body over 8 MiB), 414 (request line over 16 KiB), 417, 431 (a head, or a
+//!   chunked body's trailers, over 16 KiB or with more than 64 fields), 501 (a transfer
+//!   coding before `chunked`, or `CONNECT`), 505 (a version `HTTP/x.y` other than 1.0 and
+//!   1.1: httparse reads no other, so a future HTTP/1.2 gets it too, where RFC 9110 §6.2
+//!   would have it served as 1.1; anything else in the version's place, such as `http/1.1`
+//!   or a PROXY protocol line, is a malformed request line, a 400).
 //! - A connection idle for 60 s between requests (or before its first) is closed, at once
 //!   if the server is out of descriptors, to make room for new ones; one whose client stops
 //!   reading its answers for 10 s is reset. Answers to pipelined requests go out together,
