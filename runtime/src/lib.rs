@@ -1,5 +1,5 @@
 //! The overlap runtime: a single-threaded executor, an epoll reactor, timers and a blocking
-//! pool.
+//! pool, and on them the [`sync`] channels and locks, Unix [`signal`]s and the [`io`] helpers.
 //!
 //! Most users depend on the `overlap` facade crate, which re-exports everything here.
 //!
