@@ -4,19 +4,24 @@
 //! cargo run --release --example tcp_echo -- 127.0.0.1:7000
 //! ```
 //!
-//! The first argument is the address to listen on (default `127.0.0.1:7000`; port 0 picks a
-//! free one). It prints the address it listens on, then serves until killed. This is the
-//! server the TCP benchmark measures, so it is written the plain way, not tuned.
+//! The only argument is the address to listen on (default `127.0.0.1:7000`; port 0 picks a
+//! free one). It prints the address it listens on, then serves until killed; a bad argument
+//! is refused with a message naming it. This is the server the TCP benchmark measures, so it
+//! is written the plain way, not tuned.
+
+use std::io::{Error, ErrorKind};
 
 use overlap::io::{AsyncReadExt, AsyncWriteExt};
 use overlap::net::{TcpListener, TcpStream};
 
 #[overlap::main]
 async fn main() -> std::io::Result<()> {
-    let addr = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| "127.0.0.1:7000".to_string());
-    let listener = TcpListener::bind(addr.as_str()).await?;
+    let mut args = std::env::args().skip(1);
+    let addr = args.next().unwrap_or_else(|| "127.0.0.1:7000".to_string());
+    no_more_args(args, "tcp_echo [ADDRESS]")?;
+    let listener = TcpListener::bind(addr.as_str())
+        .await
+        .map_err(|e| about(format_args!("listen address {addr:?}"), e))?;
     println!("listening on {}", listener.local_addr()?);
     serve(listener).await
 }
@@ -66,25 +71,47 @@ pub async fn echo(mut stream: TcpStream) -> std::io::Result<()> {
     }
 }
 
+/// `e`, of the same kind, with `what` it concerns first in its message.
+pub fn about(what: impl std::fmt::Display, e: Error) -> Error {
+    Error::new(e.kind(), format!("{what}: {e}"))
+}
+
+/// Refuses an argument left over after those `usage` shows.
+pub fn no_more_args(mut args: impl Iterator<Item = String>, usage: &str) -> std::io::Result<()> {
+    match args.next() {
+        None => Ok(()),
+        Some(arg) => Err(Error::new(
+            ErrorKind::InvalidInput,
+            format!("unexpected argument {arg:?} (usage: {usage})"),
+        )),
+    }
+}
+
 /// The arguments of the multi-threaded variants (`tcp_echo_per_core`, `tcp_echo_acceptor`,
-/// which include this file): the address (default `127.0.0.1:7000`) and a thread count
-/// (default: one per available CPU).
+/// which include this file, `usage` showing them): the address (default `127.0.0.1:7000`)
+/// and a thread count of 1 or more (default: one per available CPU).
 #[allow(dead_code)]
-pub fn address_and_threads() -> std::io::Result<(std::net::SocketAddr, usize)> {
-    use std::io::{Error, ErrorKind};
+pub fn address_and_threads(usage: &str) -> std::io::Result<(std::net::SocketAddr, usize)> {
     use std::net::ToSocketAddrs;
 
     let mut args = std::env::args().skip(1);
     let addr = args.next().unwrap_or_else(|| "127.0.0.1:7000".to_string());
-    let addr = addr
-        .to_socket_addrs()?
-        .next()
-        .ok_or_else(|| Error::new(ErrorKind::InvalidInput, "no address to listen on"))?;
+    let listen = addr
+        .to_socket_addrs()
+        .and_then(|mut all| {
+            all.next()
+                .ok_or_else(|| Error::new(ErrorKind::InvalidInput, "no address found"))
+        })
+        .map_err(|e| about(format_args!("listen address {addr:?}"), e))?;
     let threads = match args.next() {
-        Some(n) => n
-            .parse()
-            .map_err(|_| Error::new(ErrorKind::InvalidInput, "threads: not a number"))?,
+        Some(n) => match n.parse::<usize>() {
+            Ok(0) => Err("there must be at least one".to_string()),
+            Ok(count) => Ok(count),
+            Err(e) => Err(e.to_string()),
+        }
+        .map_err(|e| Error::new(ErrorKind::InvalidInput, format!("thread count {n:?}: {e}")))?,
         None => std::thread::available_parallelism().map_or(1, |n| n.get()),
     };
-    Ok((addr, threads))
+    no_more_args(args, usage)?;
+    Ok((listen, threads))
 }

@@ -9,7 +9,8 @@
 //!
 //! The first argument is the address to listen on (default `127.0.0.1:7000`; port 0 picks a
 //! free one), the second the number of worker threads (default: one per available CPU). It
-//! prints the address it listens on, then serves until killed.
+//! prints the address it listens on, then serves until killed; a bad argument is refused
+//! with a message naming it.
 //!
 //! The acceptor runs its own runtime and takes each connection as a std socket, which is
 //! `Send`; [`Handle::spawn_with`](overlap::Handle::spawn_with) sends the worker a closure
@@ -24,10 +25,12 @@ use overlap::{Handle, Runtime};
 mod tcp_echo;
 
 fn main() -> std::io::Result<()> {
-    let (addr, workers) = tcp_echo::address_and_threads()?;
+    let (addr, workers) = tcp_echo::address_and_threads("tcp_echo_acceptor [ADDRESS [WORKERS]]")?;
     let handles = start_workers(workers)?;
     overlap::block_on(async {
-        let listener = TcpListener::bind(addr).await?;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|e| tcp_echo::about(format_args!("listen address {addr}"), e))?;
         println!(
             "listening on {} with {workers} workers",
             listener.local_addr()?

@@ -8,7 +8,8 @@
 //!
 //! The first argument is the address to listen on (default `127.0.0.1:7000`; port 0 picks a
 //! free one), the second the number of threads (default: one per available CPU). It prints
-//! the address it listens on, then serves until killed.
+//! the address it listens on, then serves until killed; a bad argument is refused with a
+//! message naming it.
 
 use std::net::SocketAddr;
 
@@ -20,13 +21,14 @@ use overlap::net::TcpSocket;
 mod tcp_echo;
 
 fn main() -> std::io::Result<()> {
-    let (addr, threads) = tcp_echo::address_and_threads()?;
+    let (addr, threads) = tcp_echo::address_and_threads("tcp_echo_per_core [ADDRESS [THREADS]]")?;
     // Bound here, so that port 0 resolves once and every thread's socket shares the port.
-    let first = reuseport_socket(addr)?;
+    let listen_error = |e| tcp_echo::about(format_args!("listen address {addr}"), e);
+    let first = reuseport_socket(addr).map_err(listen_error)?;
     let addr = first.local_addr()?;
     let mut sockets = vec![first];
     for _ in 1..threads {
-        sockets.push(reuseport_socket(addr)?);
+        sockets.push(reuseport_socket(addr).map_err(listen_error)?);
     }
     println!("listening on {addr} with {threads} threads");
     let workers: Vec<_> = sockets

@@ -7,7 +7,9 @@
 //! ```
 //!
 //! The first argument is the address to listen on (default `127.0.0.1:7001`), the second the
-//! upstream to forward every connection to (default `127.0.0.1:7000`). Each connection is one
+//! upstream to forward every connection to, an IP address and port (default
+//! `127.0.0.1:7000`; a host name is not looked up); a bad argument is refused with a message
+//! naming it. Each connection is one
 //! `splice_bidirectional`: when one side finishes sending, the proxy passes the half-close
 //! on, and the connection ends once both directions have. Each connection holds six
 //! descriptors: connections beyond what `RLIMIT_NOFILE` allows wait in the listen backlog
@@ -28,15 +30,24 @@ use overlap::pipe::splice_bidirectional;
 use overlap::sync::Notify;
 
 fn main() -> io::Result<()> {
+    let invalid = |msg| io::Error::new(io::ErrorKind::InvalidInput, msg);
     let mut args = std::env::args().skip(1);
     let listen = args.next().unwrap_or_else(|| "127.0.0.1:7001".to_string());
-    let upstream: SocketAddr = args
-        .next()
-        .unwrap_or_else(|| "127.0.0.1:7000".to_string())
-        .parse()
-        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("upstream: {e}")))?;
+    let upstream = args.next().unwrap_or_else(|| "127.0.0.1:7000".to_string());
+    if let Some(arg) = args.next() {
+        return Err(invalid(format!(
+            "unexpected argument {arg:?} (usage: tcp_proxy [ADDRESS [UPSTREAM]])"
+        )));
+    }
+    let upstream: SocketAddr = upstream.parse().map_err(|_| {
+        invalid(format!(
+            "upstream {upstream:?}: expected an IP address and port, such as 127.0.0.1:7000"
+        ))
+    })?;
     overlap::block_on(async {
-        let listener = TcpListener::bind(listen.as_str()).await?;
+        let listener = TcpListener::bind(listen.as_str())
+            .await
+            .map_err(|e| io::Error::new(e.kind(), format!("listen address {listen:?}: {e}")))?;
         println!("listening on {}", listener.local_addr()?);
         serve(listener, upstream).await
     })

@@ -3,7 +3,8 @@
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
 
 /// `target/<profile>/examples/<name>`, which `cargo test` builds with the tests.
 pub fn example_bin(name: &str) -> PathBuf {
@@ -55,5 +56,87 @@ impl Drop for ExampleServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// What an example that ran to its end left: how it exited and what it printed.
+pub struct ExampleRun {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl std::fmt::Debug for ExampleRun {
+    /// Shows the start of stderr only: many threads' panics would bury the failure.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut stderr: String = self.stderr.chars().take(1500).collect();
+        if stderr.len() < self.stderr.len() {
+            stderr.push_str("...");
+        }
+        f.debug_struct("ExampleRun")
+            .field("status", &self.status)
+            .field("stdout", &self.stdout)
+            .field("stderr", &stderr)
+            .finish()
+    }
+}
+
+/// Runs `examples/<name>` with `args` (and nothing more) until it exits; fails the test,
+/// killing it, if it still runs after 10 s (a server that took a bad argument serves on).
+pub fn run_example(name: &str, args: &[&str]) -> ExampleRun {
+    let mut cmd = Command::new(example_bin(name));
+    cmd.args(args);
+    run_to_end(name, cmd)
+}
+
+/// As [`run_example`], started under a descriptor limit (soft and hard) of `nofile`, set
+/// by `prlimit` before it runs.
+pub fn run_example_with_nofile(name: &str, nofile: u64, args: &[&str]) -> ExampleRun {
+    let mut cmd = Command::new("prlimit");
+    cmd.arg(format!("--nofile={nofile}"))
+        .arg("--")
+        .arg(example_bin(name))
+        .args(args);
+    run_to_end(name, cmd)
+}
+
+fn run_to_end(name: &str, mut cmd: Command) -> ExampleRun {
+    use std::io::Read;
+
+    let mut child = cmd
+        .stdin(Stdio::null())
+        // A panic's message without its backtrace, to keep a failure's report short.
+        .env("RUST_BACKTRACE", "0")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("run examples/{name}: {e}"));
+    // Both read to the end on threads of their own, so a full pipe never holds it up.
+    let read = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = pipe.read_to_string(&mut text);
+            text
+        })
+    };
+    let stdout = read(Box::new(child.stdout.take().unwrap()));
+    let stderr = read(Box::new(child.stderr.take().unwrap()));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            let (out, err) = (stdout.join().unwrap(), stderr.join().unwrap());
+            panic!("examples/{name} still ran after 10 s; stdout {out:?}, stderr {err:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    ExampleRun {
+        status,
+        stdout: stdout.join().unwrap(),
+        stderr: stderr.join().unwrap(),
     }
 }
