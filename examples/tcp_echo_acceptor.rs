@@ -9,8 +9,9 @@
 //!
 //! The first argument is the address to listen on (default `127.0.0.1:7000`; port 0 picks a
 //! free one), the second the number of worker threads (default: one per available CPU). It
-//! prints the address it listens on, then serves until killed; a bad argument is refused
-//! with a message naming it.
+//! prints the address it listens on, then serves until killed. A bad argument, or a thread
+//! that cannot start (more workers than the descriptor limit allows), ends it with a message
+//! naming the cause.
 //!
 //! The acceptor runs its own runtime and takes each connection as a std socket, which is
 //! `Send`; [`Handle::spawn_with`](overlap::Handle::spawn_with) sends the worker a closure
@@ -27,7 +28,8 @@ mod tcp_echo;
 fn main() -> std::io::Result<()> {
     let (addr, workers) = tcp_echo::address_and_threads("tcp_echo_acceptor [ADDRESS [WORKERS]]")?;
     let handles = start_workers(workers)?;
-    overlap::block_on(async {
+    let rt = Runtime::new().map_err(|e| tcp_echo::about("the acceptor's runtime", e))?;
+    rt.block_on(async {
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|e| tcp_echo::about(format_args!("listen address {addr}"), e))?;
@@ -39,22 +41,29 @@ fn main() -> std::io::Result<()> {
     })
 }
 
-/// Starts `n` worker threads, each running a runtime until the process ends; returns their
-/// handles.
+/// Starts `n` worker threads (at least one), each running a runtime until the process ends;
+/// returns their handles, or the first worker's failure to start, naming it.
 pub fn start_workers(n: usize) -> std::io::Result<Vec<Handle>> {
     (0..n.max(1))
         .map(|i| {
             let (tx, rx) = std::sync::mpsc::channel();
+            let failed = |e| tcp_echo::about(format_args!("worker {i}"), e);
             std::thread::Builder::new()
                 .name(format!("worker-{i}"))
-                .spawn(move || {
-                    let rt = Runtime::new().expect("a worker's runtime");
-                    tx.send(rt.handle()).expect("the acceptor waits for it");
-                    // Serve whatever the acceptor sends, forever.
-                    rt.block_on(std::future::pending::<()>());
-                })?;
+                .spawn(move || match Runtime::new() {
+                    Ok(rt) => {
+                        let _ = tx.send(Ok(rt.handle()));
+                        // Serve whatever the acceptor sends, forever.
+                        rt.block_on(std::future::pending::<()>());
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Err(tcp_echo::about("cannot start a runtime", e)));
+                    }
+                })
+                .map_err(failed)?;
             rx.recv()
-                .map_err(|_| std::io::Error::other("a worker failed to start"))
+                .unwrap_or_else(|_| Err(std::io::Error::other("it ended")))
+                .map_err(failed)
         })
         .collect()
 }

@@ -21,7 +21,7 @@ pub struct ExampleServer {
 
 impl ExampleServer {
     /// Starts `examples/<name>` on `127.0.0.1:0` and reads the address from its first line,
-    /// `listening on http://ADDR` (or `listening on ADDR`).
+    /// `listening on http://ADDR` (or `listening on ADDR`, maybe with more words after it).
     pub fn start(name: &str) -> ExampleServer {
         ExampleServer::start_with(name, &[])
     }
@@ -38,11 +38,16 @@ impl ExampleServer {
         BufReader::new(child.stdout.take().unwrap())
             .read_line(&mut line)
             .unwrap();
+        // The address may be followed by more words ("with 2 threads").
         let addr = line
-            .trim()
             .strip_prefix("listening on ")
-            .and_then(|a| a.trim_start_matches("http://").parse().ok())
-            .unwrap_or_else(|| panic!("unexpected first line: {line:?}"));
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|a| a.trim_start_matches("http://").parse().ok());
+        let Some(addr) = addr else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("unexpected first line: {line:?}");
+        };
         ExampleServer { child, addr }
     }
 

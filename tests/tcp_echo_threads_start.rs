@@ -1,0 +1,51 @@
+//! How the multi-threaded echo examples start: `tcp_echo_per_core` announces its address
+//! only once every thread listens (it used to announce it first, and a client that
+//! connected at once was refused), and neither it nor `tcp_echo_acceptor` panics when a
+//! thread cannot make its runtime (more threads than the descriptor limit can carry): the
+//! process exits with status 1, naming the thread and the cause.
+//!
+//! Needs the examples built (`cargo test` builds them).
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use support::{run_example_with_nofile, ExampleServer};
+
+#[test]
+fn per_core_accepts_a_connection_made_as_soon_as_it_announces_its_address() {
+    for _ in 0..10 {
+        let server = ExampleServer::start_with("tcp_echo_per_core", &["2"]);
+        let mut conn =
+            TcpStream::connect(server.addr).expect("refused just after the announcement");
+        conn.set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        conn.write_all(b"first").unwrap();
+        let mut got = [0u8; 5];
+        conn.read_exact(&mut got).unwrap();
+        assert_eq!(&got, b"first");
+    }
+}
+
+/// 64 threads under a limit of 96 descriptors: their 64 listening sockets fit, their 64
+/// runtimes do not.
+fn too_many_threads_for_the_limit(name: &str, thread: &str) {
+    let run = run_example_with_nofile(name, 96, &["127.0.0.1:0", "64"]);
+    assert_eq!(run.status.code(), Some(1), "{run:?}");
+    assert!(!run.stderr.contains("panicked"), "{run:?}");
+    assert!(run.stderr.contains(thread), "{run:?}");
+    assert!(run.stderr.contains("Too many open files"), "{run:?}");
+    assert!(!run.stdout.contains("listening"), "{run:?}");
+}
+
+#[test]
+fn per_core_with_more_threads_than_descriptors_exits_naming_the_thread() {
+    too_many_threads_for_the_limit("tcp_echo_per_core", "thread ");
+}
+
+#[test]
+fn acceptor_with_more_workers_than_descriptors_exits_naming_the_worker() {
+    too_many_threads_for_the_limit("tcp_echo_acceptor", "worker ");
+}
