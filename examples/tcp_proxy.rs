@@ -17,7 +17,8 @@
 //! lowered while the proxy runs (`prlimit`), and an upstream that does not answer a connect
 //! within 5 s ends that connection. A side that resets its connection ends both at once,
 //! even while the proxy only waits on the other side (a client that gives up on an upstream
-//! that stopped reading): `splice_bidirectional` watches an idle side for errors.
+//! that stopped reading): `splice_bidirectional` watches an idle side for errors. The other
+//! side sees a reset too, not an end of file that would pass a cut stream off as whole.
 
 use std::cell::Cell;
 use std::io;
@@ -146,7 +147,8 @@ fn max_connections() -> usize {
 
 /// Forwards both directions between `client` and a new connection to `upstream`; returns
 /// the bytes sent each way (client to upstream, upstream to client). Both connections close
-/// when this returns.
+/// when this returns: reset, when forwarding failed (one side reset its connection), so the
+/// other side learns its stream was cut short instead of reading a clean end of file.
 pub async fn proxy(client: TcpStream, upstream: SocketAddr) -> io::Result<(u64, u64)> {
     // An upstream that drops SYNs (down host, full backlog) would otherwise hold this
     // connection, and its descriptors, for the kernel's whole SYN retry time (~2 min),
@@ -156,5 +158,11 @@ pub async fn proxy(client: TcpStream, upstream: SocketAddr) -> io::Result<(u64, 
         .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "upstream connect timed out"))??;
     client.set_nodelay(true)?;
     server.set_nodelay(true)?;
-    splice_bidirectional(&client, &server).await
+    let forwarded = splice_bidirectional(&client, &server).await;
+    if forwarded.is_err() {
+        // SO_LINGER {on, 0}: the closes below reset both connections.
+        let _ = client.set_linger(Some(std::time::Duration::ZERO));
+        let _ = server.set_linger(Some(std::time::Duration::ZERO));
+    }
+    forwarded
 }

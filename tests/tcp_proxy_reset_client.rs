@@ -3,7 +3,8 @@
 //! Nothing then waits to read from the client (the proxy is stuck writing upstream, and
 //! waiting for upstream's answer), yet the proxy must notice the reset and close both
 //! connections instead of holding them, and their descriptors, for ever. And the same the
-//! other way: a client that never reads, and an upstream that resets.
+//! other way: a client that never reads, and an upstream that resets. And a reset from
+//! either side reaches the other as a reset, not as an end of file.
 
 mod support;
 #[allow(dead_code)]
@@ -13,7 +14,7 @@ mod tcp_proxy;
 use std::io::ErrorKind;
 use std::time::Duration;
 
-use overlap::io::AsyncReadExt;
+use overlap::io::{AsyncReadExt, AsyncWriteExt};
 use overlap::net::{TcpListener, TcpStream};
 use overlap::task::JoinHandle;
 use support::within;
@@ -120,5 +121,42 @@ fn an_upstream_reset_while_the_client_stalls_closes_both_connections() {
             matches!(seen, ErrorKind::UnexpectedEof | ErrorKind::ConnectionReset),
             "{seen:?}"
         );
+    });
+}
+
+/// Once bytes went through, writes more on `from`, then resets its connection; the far
+/// side, reading through the proxy, must see the reset too: a clean end of file would pass
+/// the cut stream off as whole (the proxy used to close the other connection gracefully).
+async fn a_reset_reaches_the_other_side(mut from: TcpStream, mut to: TcpStream) {
+    // The proxy forwards by now (its connect to the upstream is done).
+    from.write_all(b"ping").await.unwrap();
+    let mut got = [0u8; 4];
+    within(HANG, to.read_exact(&mut got), "forwarding")
+        .await
+        .unwrap();
+    from.write_all(&[7u8; 1000]).await.unwrap();
+    from.set_linger(Some(Duration::ZERO)).unwrap();
+    drop(from);
+    let seen = within(HANG, drain(to), "the other connection stayed open").await;
+    assert_eq!(seen, ErrorKind::ConnectionReset);
+}
+
+#[test]
+fn an_upstream_reset_mid_stream_reaches_the_client_as_a_reset() {
+    overlap::block_on(async {
+        let (client, server, proxy) = connect_through_proxy().await;
+        a_reset_reaches_the_other_side(server, client).await;
+        let res = within(HANG, proxy, "the proxy").await.unwrap();
+        assert_eq!(res.unwrap_err().kind(), ErrorKind::ConnectionReset);
+    });
+}
+
+#[test]
+fn a_client_reset_mid_stream_reaches_the_upstream_as_a_reset() {
+    overlap::block_on(async {
+        let (client, server, proxy) = connect_through_proxy().await;
+        a_reset_reaches_the_other_side(client, server).await;
+        let res = within(HANG, proxy, "the proxy").await.unwrap();
+        assert_eq!(res.unwrap_err().kind(), ErrorKind::ConnectionReset);
     });
 }
