@@ -9,7 +9,7 @@
 //! The first argument is the address to listen on (default `127.0.0.1:7001`), the second the
 //! upstream to forward every connection to, an IP address and port (default
 //! `127.0.0.1:7000`; a host name is not looked up); a bad argument is refused with a message
-//! naming it. Each connection is one
+//! naming it, as is an upstream that is the proxy's own address. Each connection is one
 //! `splice_bidirectional`: when one side finishes sending, the proxy passes the half-close
 //! on, and the connection ends once both directions have. Each connection holds six
 //! descriptors: connections beyond what `RLIMIT_NOFILE` allows wait in the listen backlog
@@ -49,9 +49,23 @@ fn main() -> io::Result<()> {
         let listener = TcpListener::bind(listen.as_str())
             .await
             .map_err(|e| io::Error::new(e.kind(), format!("listen address {listen:?}: {e}")))?;
-        println!("listening on {}", listener.local_addr()?);
+        let local = listener.local_addr()?;
+        if reaches(upstream, local) {
+            return Err(invalid(format!(
+                "upstream {upstream} is this proxy's own address: each connection would open another"
+            )));
+        }
+        println!("listening on {local}");
         serve(listener, upstream).await
     })
+}
+
+/// Whether connecting to `upstream` reaches the listener bound to `local`.
+fn reaches(upstream: SocketAddr, local: SocketAddr) -> bool {
+    let any_local = |ip: std::net::IpAddr| ip.is_loopback() || ip.is_unspecified();
+    upstream.port() == local.port()
+        && (upstream.ip() == local.ip()
+            || (local.ip().is_unspecified() && any_local(upstream.ip())))
 }
 
 /// Descriptors each proxied connection holds: the client, the upstream socket, and a

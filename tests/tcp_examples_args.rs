@@ -96,3 +96,20 @@ fn an_upstream_that_is_not_an_ip_address_and_port_is_named() {
         refused("tcp_proxy", run, shown(bad));
     }
 }
+
+/// An upstream that is the proxy's own address: every connection would open another
+/// through the proxy, until the descriptors ran out, and the proxy stayed wedged with them
+/// after the client left.
+#[test]
+fn a_proxy_pointed_at_itself_is_refused() {
+    let free = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .to_string();
+    let run = run_example("tcp_proxy", &[&free, &free]);
+    assert!(run.stderr.contains("own address"), "{run:?}");
+    assert_eq!(run.status.code(), Some(1), "{run:?}");
+    assert!(run.stderr.contains(&free), "{run:?}");
+    assert!(!run.stderr.contains("panicked"), "{run:?}");
+}
