@@ -28,9 +28,12 @@ async fn main() -> std::io::Result<()> {
 
 /// Accepts connections forever, one task each.
 pub async fn serve(listener: TcpListener) -> std::io::Result<()> {
+    // Whether the last accept failed for a lasting reason: a run of them is reported once.
+    let mut short = false;
     loop {
         match listener.accept().await {
             Ok((stream, _)) => {
+                short = false;
                 overlap::spawn(async move {
                     if let Err(e) = echo(stream).await {
                         eprintln!("connection error: {e}");
@@ -38,11 +41,9 @@ pub async fn serve(listener: TcpListener) -> std::io::Result<()> {
                 });
             }
             // Out of descriptors or of kernel memory: back off and let connections close.
-            Err(e) if lasting_accept_error(&e) => {
-                overlap::time::sleep(std::time::Duration::from_millis(10)).await;
-            }
-            // Anything else (ECONNABORTED, ENOBUFS, ...) concerns one connection, not the
-            // listener: report it and keep serving.
+            Err(e) if lasting_accept_error(&e) => back_off(&e, &mut short).await,
+            // Anything else (ECONNABORTED, ...) concerns one connection, not the listener:
+            // report it and keep serving.
             Err(e) => eprintln!("accept error: {e}"),
         }
     }
@@ -56,6 +57,15 @@ pub fn lasting_accept_error(e: &std::io::Error) -> bool {
         e.raw_os_error(),
         Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
     )
+}
+
+/// Waits 10 ms after an accept failed for a lasting reason, before the next try; reports
+/// the error unless `short` says the last try failed so too.
+pub async fn back_off(e: &Error, short: &mut bool) {
+    if !std::mem::replace(short, true) {
+        eprintln!("accept error: {e}; retrying every 10 ms");
+    }
+    overlap::time::sleep(std::time::Duration::from_millis(10)).await;
 }
 
 /// Echoes everything `stream` sends until it closes its side.

@@ -70,12 +70,16 @@ pub fn start_workers(n: usize) -> std::io::Result<Vec<Handle>> {
 
 /// Accepts forever and hands each connection to the next worker in turn.
 pub async fn accept_loop(listener: TcpListener, workers: &[Handle]) -> std::io::Result<()> {
+    let mut short = false;
     for next in (0..workers.len()).cycle() {
         let stream = match listener.accept().await {
-            Ok((stream, _)) => stream,
+            Ok((stream, _)) => {
+                short = false;
+                stream
+            }
             // Out of descriptors or kernel memory: back off and let connections close.
             Err(e) if tcp_echo::lasting_accept_error(&e) => {
-                overlap::time::sleep(std::time::Duration::from_millis(10)).await;
+                tcp_echo::back_off(&e, &mut short).await;
                 continue;
             }
             Err(e) => {
