@@ -27,12 +27,14 @@ mod tcp_echo;
 fn main() -> io::Result<()> {
     let (addr, threads) = tcp_echo::address_and_threads("tcp_echo_per_core [ADDRESS [THREADS]]")?;
     // Bound here, so that port 0 resolves once and every thread's socket shares the port.
-    let listen_error = |e| tcp_echo::about(format_args!("listen address {addr}"), e);
-    let first = reuseport_socket(addr).map_err(listen_error)?;
+    let first = reuseport_socket(addr)
+        .map_err(|e| tcp_echo::about(format_args!("listen address {addr}"), e))?;
     let addr = first.local_addr()?;
     let mut sockets = vec![first];
-    for _ in 1..threads {
-        sockets.push(reuseport_socket(addr).map_err(listen_error)?);
+    for i in 1..threads {
+        let socket = reuseport_socket(addr)
+            .map_err(|e| tcp_echo::about(format_args!("thread {i}: listen address {addr}"), e))?;
+        sockets.push(socket);
     }
     // Each thread reports once it listens, and again if it ever stops.
     let (report, reports) = channel();

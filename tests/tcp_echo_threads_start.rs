@@ -1,8 +1,8 @@
 //! How the multi-threaded echo examples start: `tcp_echo_per_core` announces its address
 //! only once every thread listens (it used to announce it first, and a client that
 //! connected at once was refused), and neither it nor `tcp_echo_acceptor` panics when a
-//! thread cannot make its runtime (more threads than the descriptor limit can carry): the
-//! process exits with status 1, naming the thread and the cause.
+//! thread cannot make its runtime or its socket (more threads than the descriptor limit can
+//! carry): the process exits with status 1, naming the thread and the cause.
 //!
 //! Needs the examples built (`cargo test` builds them).
 
@@ -29,10 +29,10 @@ fn per_core_accepts_a_connection_made_as_soon_as_it_announces_its_address() {
     }
 }
 
-/// 64 threads under a limit of 96 descriptors: their 64 listening sockets fit, their 64
-/// runtimes do not.
-fn too_many_threads_for_the_limit(name: &str, thread: &str) {
-    let run = run_example_with_nofile(name, 96, &["127.0.0.1:0", "64"]);
+/// 64 threads under a limit of `nofile` descriptors: 96 leaves room for their 64 listening
+/// sockets, not for their 64 runtimes; 32 not even for the sockets.
+fn too_many_threads_for_the_limit(name: &str, nofile: u64, thread: &str) {
+    let run = run_example_with_nofile(name, nofile, &["127.0.0.1:0", "64"]);
     assert_eq!(run.status.code(), Some(1), "{run:?}");
     assert!(!run.stderr.contains("panicked"), "{run:?}");
     assert!(run.stderr.contains(thread), "{run:?}");
@@ -42,10 +42,15 @@ fn too_many_threads_for_the_limit(name: &str, thread: &str) {
 
 #[test]
 fn per_core_with_more_threads_than_descriptors_exits_naming_the_thread() {
-    too_many_threads_for_the_limit("tcp_echo_per_core", "thread ");
+    too_many_threads_for_the_limit("tcp_echo_per_core", 96, "thread ");
 }
 
 #[test]
 fn acceptor_with_more_workers_than_descriptors_exits_naming_the_worker() {
-    too_many_threads_for_the_limit("tcp_echo_acceptor", "worker ");
+    too_many_threads_for_the_limit("tcp_echo_acceptor", 96, "worker ");
+}
+
+#[test]
+fn per_core_with_more_threads_than_sockets_exits_naming_the_thread() {
+    too_many_threads_for_the_limit("tcp_echo_per_core", 32, "thread ");
 }
