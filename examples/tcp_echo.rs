@@ -15,7 +15,11 @@ use overlap::io::{AsyncReadExt, AsyncWriteExt};
 use overlap::net::{TcpListener, TcpStream};
 
 #[overlap::main]
-async fn main() -> std::io::Result<()> {
+async fn main() -> std::process::ExitCode {
+    exit_code(run().await)
+}
+
+async fn run() -> std::io::Result<()> {
     let mut args = std::env::args().skip(1);
     let addr = args.next().unwrap_or_else(|| "127.0.0.1:7000".to_string());
     no_more_args(args, "tcp_echo [ADDRESS]")?;
@@ -78,6 +82,18 @@ pub async fn echo(mut stream: TcpStream) -> std::io::Result<()> {
             return Ok(());
         }
         stream.write_all(&buf[..n]).await?;
+    }
+}
+
+/// What `main` returns after `res`: failure once the error is printed in its own words (a
+/// `main` returning the `Result` itself would print its `Debug` form, `Custom { kind: ..`).
+pub fn exit_code(res: std::io::Result<()>) -> std::process::ExitCode {
+    match res {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::FAILURE
+        }
     }
 }
 

@@ -25,7 +25,11 @@ use overlap::{Handle, Runtime};
 #[path = "tcp_echo.rs"]
 mod tcp_echo;
 
-fn main() -> std::io::Result<()> {
+fn main() -> std::process::ExitCode {
+    tcp_echo::exit_code(run())
+}
+
+fn run() -> std::io::Result<()> {
     let (addr, workers) = tcp_echo::address_and_threads("tcp_echo_acceptor [ADDRESS [WORKERS]]")?;
     let handles = start_workers(workers)?;
     let rt = Runtime::new().map_err(|e| tcp_echo::about("the acceptor's runtime", e))?;

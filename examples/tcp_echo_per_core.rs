@@ -24,7 +24,11 @@ use overlap::Runtime;
 #[path = "tcp_echo.rs"]
 mod tcp_echo;
 
-fn main() -> io::Result<()> {
+fn main() -> std::process::ExitCode {
+    tcp_echo::exit_code(run())
+}
+
+fn run() -> io::Result<()> {
     let (addr, threads) = tcp_echo::address_and_threads("tcp_echo_per_core [ADDRESS [THREADS]]")?;
     // Bound here, so that port 0 resolves once and every thread's socket shares the port.
     let first = reuseport_socket(addr)

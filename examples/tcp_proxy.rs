@@ -30,7 +30,18 @@ use overlap::net::{TcpListener, TcpStream};
 use overlap::pipe::splice_bidirectional;
 use overlap::sync::Notify;
 
-fn main() -> io::Result<()> {
+fn main() -> std::process::ExitCode {
+    // The error in its own words: a `main` returning it would print its `Debug` form.
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> io::Result<()> {
     let invalid = |msg| io::Error::new(io::ErrorKind::InvalidInput, msg);
     let mut args = std::env::args().skip(1);
     let listen = args.next().unwrap_or_else(|| "127.0.0.1:7001".to_string());

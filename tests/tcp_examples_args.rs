@@ -18,9 +18,8 @@ const SERVERS: [&str; 4] = [
     "tcp_proxy",
 ];
 
-/// `run` ended with status 1, naming `named` in its message, before it announced an
-/// address. (The message is shown as `main`'s `Debug` of an error: quoted, with the quotes
-/// inside it escaped.)
+/// `run` ended with status 1, naming `named` in its message (printed in its own words,
+/// not as the `Debug` form `Custom { kind: .. }`), before it announced an address.
 fn refused(name: &str, run: ExampleRun, named: &str) {
     assert_eq!(run.status.code(), Some(1), "{name}: {run:?}");
     assert!(
@@ -28,13 +27,15 @@ fn refused(name: &str, run: ExampleRun, named: &str) {
         "{name}: {named:?} unnamed: {run:?}"
     );
     assert!(!run.stderr.contains("panicked"), "{name}: {run:?}");
+    assert!(run.stderr.starts_with("error: "), "{name}: {run:?}");
+    assert!(!run.stderr.contains("Custom {"), "{name}: {run:?}");
     assert!(!run.stdout.contains("listening"), "{name}: {run:?}");
 }
 
-/// How a refusal names the argument `arg`: as it was given, an empty one as `""` (escaped).
+/// How a refusal names the argument `arg`: as it was given, an empty one as `""`.
 fn shown(arg: &str) -> &str {
     if arg.is_empty() {
-        r#"\"\""#
+        r#""""#
     } else {
         arg
     }

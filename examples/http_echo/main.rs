@@ -64,7 +64,18 @@ const DRAIN: Duration = Duration::from_secs(5);
 /// The default of `--body-memory`.
 const BODY_MEMORY: u64 = 256 << 20;
 
-fn main() -> std::io::Result<()> {
+fn main() -> std::process::ExitCode {
+    // The error in its own words: a `main` returning it would print its `Debug` form.
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> std::io::Result<()> {
     let (addr, body_memory) = parse_args(std::env::args().skip(1))?;
     memory::give_bodies_back();
     overlap::block_on(async {
