@@ -177,3 +177,52 @@ async fn an_owned_notified_enables_and_passes_on_what_it_was_chosen_for_when_dro
     notify.notify_waiters();
     assert!(late.now_or_never().is_some());
 }
+
+/// A `Notified` is a `FusedFuture`, as overlap's other waits are: made and enabled once
+/// before a `select!` loop (so a `notify_waiters` while the task is busy elsewhere is not
+/// missed), it goes in by name, and once it has fired that branch is skipped instead of
+/// firing again on every turn.
+#[overlap::test]
+async fn a_notified_in_a_select_loop_fires_once_and_is_then_skipped() {
+    use overlap::future::FusedFuture;
+    let notify = Rc::new(Notify::new());
+    let (tx, mut rx) = overlap::sync::mpsc::channel::<u32>(4);
+    let notified = notify.notified();
+    overlap::pin_mut!(notified);
+    notified.as_mut().enable();
+    assert!(!notified.is_terminated());
+    // Broadcast before the loop polls anything: the enabled future still holds it.
+    notify.notify_waiters();
+    let feeder = overlap::spawn(async move {
+        for n in 1..=3 {
+            tx.send(n).await.unwrap();
+        }
+    });
+    let (mut fired, mut got) = (0, Vec::new());
+    within(
+        HANG,
+        async {
+            loop {
+                overlap::select_biased! {
+                    _ = notified => fired += 1,
+                    n = rx.recv().fuse() => match n {
+                        Some(n) => got.push(n),
+                        None => break,
+                    },
+                }
+            }
+        },
+        "the loop's end",
+    )
+    .await;
+    feeder.await.unwrap();
+    assert_eq!((fired, got), (1, vec![1, 2, 3]));
+    assert!(notified.is_terminated());
+
+    // The owned future too.
+    let mut owned = Box::pin(notify.clone().notified_owned());
+    assert!(!owned.is_terminated());
+    notify.notify_one();
+    (&mut owned).await;
+    assert!(owned.is_terminated());
+}

@@ -7,6 +7,8 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 
+use futures_core::FusedFuture;
+
 use super::waiters::{wake, wake_all, WaitQueue, Waiter};
 
 /// Wakes tasks waiting in [`notified`](Notify::notified): the first in line with
@@ -176,6 +178,41 @@ impl Notify {
 /// [enabled](Notified::enable)); dropped before it completes (or `enable` reported it
 /// notified), it leaves the line, and a notification it was chosen for passes on to
 /// another waiter (or becomes the permit).
+///
+/// It is a `FusedFuture`: once it has completed, [`is_terminated`](FusedFuture::is_terminated)
+/// says so and `select!` skips its branch (a poll after that is ready again at once). So a
+/// `Notified` made and [enabled](Notified::enable) once before a `select!` loop, which
+/// keeps a [`notify_waiters`](Notify::notify_waiters) made while the task is busy elsewhere,
+/// goes into the loop by name and fires once:
+///
+/// ```
+/// use std::rc::Rc;
+/// use overlap::future::FutureExt;
+/// use overlap::sync::{mpsc, Notify};
+///
+/// overlap::block_on(async {
+///     let shutdown = Rc::new(Notify::new());
+///     let (tx, mut rx) = mpsc::channel(4);
+///     let stopped = shutdown.notified();
+///     overlap::pin_mut!(stopped);
+///     stopped.as_mut().enable(); // from here on, no notify_waiters is missed
+///     shutdown.notify_waiters();
+///     tx.send("last job").await.unwrap();
+///     drop(tx);
+///     let (mut stopping, mut jobs) = (false, Vec::new());
+///     loop {
+///         overlap::select_biased! {
+///             _ = stopped => stopping = true, // once; then skipped
+///             job = rx.recv().fuse() => match job {
+///                 Some(job) => jobs.push(job), // finish the queued work
+///                 None => break,
+///             },
+///         }
+///     }
+///     assert!(stopping);
+///     assert_eq!(jobs, ["last job"]);
+/// });
+/// ```
 #[must_use = "futures do nothing unless polled"]
 pub struct Notified<'a> {
     notify: &'a Notify,
@@ -184,7 +221,8 @@ pub struct Notified<'a> {
 
 /// The future of [`Notify::notified_owned`]: a [`Notified`] that owns an `Rc` of its
 /// `Notify`, so that it can move into another task. Dropped before it completes, it passes
-/// a notification it was chosen for on, as a `Notified` does.
+/// a notification it was chosen for on, as a `Notified` does, and it is a `FusedFuture`
+/// as a `Notified` is.
 #[must_use = "futures do nothing unless polled"]
 pub struct OwnedNotified {
     notify: Rc<Notify>,
@@ -197,6 +235,8 @@ struct Wait {
     broadcasts: u64,
     waiter: Option<Rc<Waiter>>,
     done: bool,
+    /// A poll returned `Ready`: the future is terminated (`FusedFuture`).
+    reported: bool,
 }
 
 impl Future for Notified<'_> {
@@ -204,7 +244,15 @@ impl Future for Notified<'_> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = &mut *self;
-        crate::coop::budgeted(cx, |cx| this.wait.poll_now(this.notify, Some(cx.waker())))
+        let res = crate::coop::budgeted(cx, |cx| this.wait.poll_now(this.notify, Some(cx.waker())));
+        this.wait.reported |= res.is_ready();
+        res
+    }
+}
+
+impl FusedFuture for Notified<'_> {
+    fn is_terminated(&self) -> bool {
+        self.wait.reported
     }
 }
 
@@ -213,7 +261,16 @@ impl Future for OwnedNotified {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = &mut *self;
-        crate::coop::budgeted(cx, |cx| this.wait.poll_now(&this.notify, Some(cx.waker())))
+        let res =
+            crate::coop::budgeted(cx, |cx| this.wait.poll_now(&this.notify, Some(cx.waker())));
+        this.wait.reported |= res.is_ready();
+        res
+    }
+}
+
+impl FusedFuture for OwnedNotified {
+    fn is_terminated(&self) -> bool {
+        self.wait.reported
     }
 }
 
@@ -279,6 +336,7 @@ impl Wait {
             broadcasts: notify.broadcasts.get(),
             waiter: None,
             done: false,
+            reported: false,
         }
     }
 
