@@ -159,8 +159,8 @@ pub mod task {
     pub use overlap_runtime::task_id::{id, try_id, Id};
     pub use overlap_runtime::{
         consume_budget, spawn, spawn as spawn_local, spawn_blocking, task_local, try_spawn,
-        unconstrained, yield_now, AbortHandle, AccessError, JoinError, JoinHandle, JoinSet,
-        LocalKey, TaskLocalFuture, Unconstrained, YieldNow,
+        unconstrained, yield_now, AbortHandle, AccessError, JoinError, JoinHandle, JoinNext,
+        JoinNextWithId, JoinSet, LocalKey, TaskLocalFuture, Unconstrained, YieldNow,
     };
 }
 
@@ -320,9 +320,11 @@ pub use overlap_runtime::task_local;
 /// inside one task.
 ///
 /// Unlike tokio's, futures-util's `select!` takes only fused futures (`.fuse()` from
-/// [`FutureExt`](future::FutureExt); overlap's `Sleep` and `JoinHandle` already are), and
-/// a future given by name must also be `Unpin` ([`pin_mut!`] it). The branches that lose are
-/// dropped: use methods documented as cancel-safe there, such as `recv` and `sleep` below.
+/// [`FutureExt`](future::FutureExt); overlap's `Sleep`, `JoinHandle`, `Notified` and
+/// `JoinSet::join_next` already are, the last one skipped while its set is empty, as tokio's
+/// `Some(out) = set.join_next()` branch is), and a future given by name must also be `Unpin`
+/// ([`pin_mut!`] it). The branches that lose are dropped: use methods documented as
+/// cancel-safe there, such as `recv` and `sleep` below.
 ///
 /// ```
 /// use std::time::Duration;

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use overlap::io::{AsyncReadExt, AsyncWriteExt};
 use overlap::{JoinSet, Runtime};
-use support::{tcp_pair, within, DropFlag};
+use support::{settle, tcp_pair, within, DropFlag};
 
 /// Counts the futures dropped.
 struct Witness(Rc<Cell<usize>>);
@@ -322,4 +322,95 @@ async fn spawn_blocking_joins_the_closures_result_or_panic() {
     let mut expected = vec![(ok, Some(5)), (bad, None), (local, Some(6))];
     expected.sort();
     assert_eq!(seen, expected);
+}
+
+/// tokio's `Some(done) = set.join_next() =>` skips the branch while the set is empty. Here
+/// `join_next()` goes into `select!` as it is, a `FusedFuture` that counts as finished while
+/// the set is empty: the loop waits on its other branches instead of taking `None` on
+/// every turn, and the branch comes back once the set holds a task.
+#[overlap::test]
+async fn join_next_in_a_select_loop_is_skipped_while_the_set_is_empty() {
+    use overlap::future::{FusedFuture, FutureExt};
+    let (tx, mut rx) = overlap::sync::mpsc::channel::<u32>(4);
+    let server = overlap::spawn(async move {
+        let mut set = JoinSet::new();
+        assert!(
+            set.join_next().is_terminated(),
+            "an empty set has nothing to join"
+        );
+        let (mut turns, mut joined) = (0, Vec::new());
+        loop {
+            turns += 1;
+            overlap::select! {
+                job = rx.recv().fuse() => match job {
+                    Some(n) => drop(set.spawn(async move { n * 10 })),
+                    None => break,
+                },
+                done = set.join_next() => joined.push(done.expect("a member").unwrap()),
+            }
+        }
+        while let Some(done) = set.join_next().await {
+            joined.push(done.unwrap());
+        }
+        (turns, joined)
+    });
+    for n in 1..=3 {
+        tx.send(n).await.unwrap();
+        settle().await; // the task's output is joined before the next job comes
+    }
+    drop(tx);
+    let (turns, joined) = within(Duration::from_secs(10), server, "the loop's end")
+        .await
+        .unwrap();
+    assert_eq!(joined, [10, 20, 30]);
+    // Three jobs, three outputs and the channel's end: no turn took an empty set's `None`.
+    assert_eq!(turns, 7);
+}
+
+/// A loop awaiting `join_next` on an empty set (a `select!` branch wrapped in `fuse()`, or
+/// a `while` that waits for members to appear) gets `None` at once every time; each spends
+/// a unit of the task's budget, so such a loop yields now and then and the runtime's other
+/// tasks, timers and sockets still run, instead of the thread spinning in that task alone.
+#[overlap::test]
+async fn join_next_on_an_empty_set_spends_budget_so_a_spinning_loop_yields() {
+    let mut set: JoinSet<()> = JoinSet::new();
+    let ran = Rc::new(Cell::new(false));
+    let other = overlap::spawn({
+        let ran = ran.clone();
+        async move { ran.set(true) }
+    });
+    let mut spins = 0;
+    while !ran.get() && spins < 100_000 {
+        assert!(set.join_next().await.is_none());
+        spins += 1;
+    }
+    assert!(ran.get(), "the other task never ran in {spins} empty joins");
+    other.await.unwrap();
+}
+
+/// A `select!` on an empty set's `join_next` alone goes to its `complete =>` branch, as a
+/// `select!` does when every branch is terminated.
+#[overlap::test]
+async fn a_select_on_an_empty_sets_join_next_alone_completes() {
+    let mut set: JoinSet<u8> = JoinSet::new();
+    let mut seen = Vec::new();
+    let completed = overlap::select! {
+        done = set.join_next() => {
+            seen.push(done.unwrap().unwrap());
+            false
+        }
+        complete => true,
+    };
+    assert!(
+        completed && seen.is_empty(),
+        "the empty set's branch ran: {seen:?}"
+    );
+    set.spawn(async { 7 });
+    loop {
+        overlap::select! {
+            done = set.join_next() => seen.push(done.unwrap().unwrap()),
+            complete => break,
+        }
+    }
+    assert_eq!(seen, [7]);
 }

@@ -45,8 +45,8 @@ pub use reactor::{
     Interest, OwnWaits, Ready, ReadyEvent, Registered, TryIoError,
 };
 pub use task::{
-    spawn, try_spawn, yield_now, AbortHandle, AccessError, JoinError, JoinHandle, JoinSet,
-    LocalKey, TaskLocalFuture, YieldNow,
+    spawn, try_spawn, yield_now, AbortHandle, AccessError, JoinError, JoinHandle, JoinNext,
+    JoinNextWithId, JoinSet, LocalKey, TaskLocalFuture, YieldNow,
 };
 /// Task IDs ([`task_id::Id`], [`task_id::id`], [`task_id::try_id`]), re-exported by the
 /// `overlap` crate as `overlap::task::{Id, id, try_id}`.

@@ -2,10 +2,11 @@
 
 use std::collections::VecDeque;
 use std::fmt;
-use std::future::{poll_fn, Future};
+use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Wake, Waker};
 
+use super::join_next::{JoinNext, JoinNextWithId};
 use super::{spawn, AbortHandle, Id, JoinError, JoinHandle};
 use crate::slab::Slab;
 
@@ -209,8 +210,14 @@ impl<T: 'static> JoinSet<T> {
     ///
     /// Cancel-safe: dropping the future (in a `select`, say) loses no output; a task that
     /// finished meanwhile is still returned by the next call.
-    pub async fn join_next(&mut self) -> Option<Result<T, JoinError>> {
-        poll_fn(|cx| self.poll_join_next(cx)).await
+    ///
+    /// The future is a `FusedFuture` that counts as terminated while the set is empty, so in
+    /// `select!` the branch `out = set.join_next() =>` waits for a member, as tokio's
+    /// `Some(out) = set.join_next() =>` does, instead of taking `None` on every turn (see
+    /// [`JoinNext`]). Awaited on an empty set, it gives `None` at once, and spends a unit of
+    /// the task's budget, so even a loop that keeps asking an empty set yields now and then.
+    pub fn join_next(&mut self) -> JoinNext<'_, T> {
+        JoinNext::new(self)
     }
 
     /// [`join_next`](JoinSet::join_next), also saying which task finished: its output comes
@@ -240,8 +247,8 @@ impl<T: 'static> JoinSet<T> {
     ///     assert_eq!(seen, expected);
     /// });
     /// ```
-    pub async fn join_next_with_id(&mut self) -> Option<Result<(Id, T), JoinError>> {
-        poll_fn(|cx| self.poll_join_next_with_id(cx)).await
+    pub fn join_next_with_id(&mut self) -> JoinNextWithId<'_, T> {
+        JoinNextWithId::new(self)
     }
 
     /// [`try_join_next`](JoinSet::try_join_next), with the finished task's [`Id`] as
@@ -311,7 +318,9 @@ impl<T: 'static> JoinSet<T> {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<(Id, T), JoinError>>> {
         if self.tasks.len() == 0 {
-            return Poll::Ready(None);
+            // Spends a unit too: a loop that keeps asking an empty set (a `select!` branch
+            // wrapped in `fuse()`) yields now and then instead of holding the thread.
+            return crate::coop::budgeted(cx, |_| Poll::Ready(None));
         }
         // A task's output spends a unit of the budget (as awaiting its `JoinHandle` does): a
         // loop over many finished members yields now and then, as tokio's does.

@@ -3,6 +3,7 @@
 mod abort;
 mod id;
 mod join;
+mod join_next;
 mod join_set;
 mod local;
 mod main_task;
@@ -17,6 +18,7 @@ use std::task::{Context, Poll};
 pub use abort::AbortHandle;
 pub use id::{id, try_id, Id};
 pub use join::{JoinError, JoinHandle};
+pub use join_next::{JoinNext, JoinNextWithId};
 pub use join_set::JoinSet;
 pub use local::{AccessError, LocalKey, TaskLocalFuture};
 pub(crate) use main_task::MainTask;
