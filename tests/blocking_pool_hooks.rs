@@ -80,15 +80,6 @@ fn a_thread_name_with_a_nul_byte_is_refused_at_build() {
     assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
 }
 
-/// A panic payload whose own destructor panics.
-struct PanickingPayload;
-
-impl Drop for PanickingPayload {
-    fn drop(&mut self) {
-        panic!("the payload of a hook's panic panics when dropped");
-    }
-}
-
 #[test]
 fn a_start_hook_whose_panic_payload_panics_when_dropped_leaves_the_thread_serving_jobs() {
     let started = Arc::new(AtomicUsize::new(0));
@@ -96,7 +87,7 @@ fn a_start_hook_whose_panic_payload_panics_when_dropped_leaves_the_thread_servin
     let rt = Runtime::builder()
         .on_thread_start(move || {
             s.fetch_add(1, Ordering::SeqCst);
-            std::panic::panic_any(PanickingPayload);
+            support::panic_twice();
         })
         .build()
         .unwrap();
@@ -124,7 +115,7 @@ fn a_stop_hook_whose_panic_payload_panics_when_dropped_still_counts_its_thread_s
         let rt = Runtime::builder()
             .on_thread_stop(move || {
                 t.fetch_add(1, Ordering::SeqCst);
-                std::panic::panic_any(PanickingPayload);
+                support::panic_twice();
             })
             .build()
             .unwrap();

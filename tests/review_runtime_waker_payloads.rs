@@ -7,34 +7,16 @@
 mod support;
 
 use std::future::Future;
-use std::sync::Arc;
-use std::task::{Context, Wake, Waker};
+use std::task::Context;
 use std::time::Duration;
 
 use overlap::io::AsyncWriteExt;
 use overlap::Runtime;
 use support::{tcp_pair, within};
 
-/// A panic payload whose own destructor panics.
-struct PanickingPayload;
-
-impl Drop for PanickingPayload {
-    fn drop(&mut self) {
-        panic!("the payload of a waker's panic panics when dropped");
-    }
-}
-
-struct PanicOnWake;
-
-impl Wake for PanicOnWake {
-    fn wake(self: Arc<Self>) {
-        std::panic::panic_any(PanickingPayload);
-    }
-}
-
 /// Polls `fut` once with the panicking waker; it must be left waiting.
 fn park_with_panicking_waker(fut: std::pin::Pin<&mut impl Future>) {
-    let waker = Waker::from(Arc::new(PanicOnWake));
+    let waker = support::waker_panicking_twice();
     assert!(fut.poll(&mut Context::from_waker(&waker)).is_pending());
 }
 
@@ -118,7 +100,7 @@ fn a_signal_waking_a_waker_whose_panic_payload_panics_when_dropped() {
         let kind = SignalKind::from_raw(libc::SIGUSR2);
         let mut parked = signal(kind).unwrap();
         let mut other = signal(kind).unwrap();
-        let waker = Waker::from(Arc::new(PanicOnWake));
+        let waker = support::waker_panicking_twice();
         assert!(parked
             .poll_recv(&mut Context::from_waker(&waker))
             .is_pending());

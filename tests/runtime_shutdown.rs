@@ -132,22 +132,16 @@ fn dropping_runtime_drops_futures_on_its_thread_and_cancels_handles() {
     assert!(err.is_cancelled());
 }
 
-#[test]
-fn a_queued_blocking_job_whose_drop_panics_does_not_cut_shutdown_short() {
-    let _serial = serial();
+/// Drops a runtime whose only pool thread is busy while a job capturing `bomb` waits in
+/// the queue, next to a pending task; asserts the drop did not unwind and the task's future
+/// was dropped all the same.
+fn drop_runtime_with_a_queued_job_holding(bomb: impl Send + 'static) {
     let rt = Runtime::builder().max_blocking_threads(1).build().unwrap();
-    struct PanicOnDrop;
-    impl Drop for PanicOnDrop {
-        fn drop(&mut self) {
-            panic!("a blocking job's capture panics when dropped");
-        }
-    }
     let (release, blocked) = std::sync::mpsc::channel::<()>();
     let (flag, dropped) = support::DropFlag::new();
     rt.block_on(async {
         // The only pool thread is busy; the next job waits in the queue.
         drop(overlap::spawn_blocking(move || blocked.recv()));
-        let bomb = PanicOnDrop;
         drop(overlap::spawn_blocking(move || drop(bomb)));
         drop(spawn(async move {
             let _flag = flag;
@@ -159,6 +153,18 @@ fn a_queued_blocking_job_whose_drop_panics_does_not_cut_shutdown_short() {
     let _ = release.send(());
     assert!(dropping.is_ok(), "the panic escaped Runtime::drop");
     assert!(dropped.get(), "the task's future was still dropped");
+}
+
+#[test]
+fn a_queued_blocking_job_whose_drop_panics_does_not_cut_shutdown_short() {
+    let _serial = serial();
+    struct PanicOnDrop;
+    impl Drop for PanicOnDrop {
+        fn drop(&mut self) {
+            panic!("a blocking job's capture panics when dropped");
+        }
+    }
+    drop_runtime_with_a_queued_job_holding(PanicOnDrop);
 }
 
 #[test]
@@ -199,38 +205,11 @@ fn runtime_can_be_dropped_inside_another_runtime() {
 #[test]
 fn a_queued_blocking_job_whose_drop_panics_with_a_payload_that_panics_too_is_contained() {
     let _serial = serial();
-    let rt = Runtime::builder().max_blocking_threads(1).build().unwrap();
-    /// A panic payload whose own destructor panics.
-    struct PanickingPayload;
-    impl Drop for PanickingPayload {
-        fn drop(&mut self) {
-            panic!("the payload of a capture's panic panics when dropped");
-        }
-    }
     struct PanicOnDrop;
     impl Drop for PanicOnDrop {
         fn drop(&mut self) {
-            std::panic::panic_any(PanickingPayload);
+            support::panic_twice();
         }
     }
-    let (release, blocked) = std::sync::mpsc::channel::<()>();
-    let (flag, dropped) = support::DropFlag::new();
-    rt.block_on(async {
-        // The only pool thread is busy; the next job waits in the queue.
-        drop(overlap::spawn_blocking(move || blocked.recv()));
-        let bomb = PanicOnDrop;
-        drop(overlap::spawn_blocking(move || drop(bomb)));
-        drop(spawn(async move {
-            let _flag = flag;
-            std::future::pending::<()>().await
-        }));
-        overlap::yield_now().await;
-    });
-    let dropping = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(rt)));
-    let _ = release.send(());
-    assert!(
-        dropping.is_ok(),
-        "the payload's panic escaped Runtime::drop"
-    );
-    assert!(dropped.get(), "the task's future was still dropped");
+    drop_runtime_with_a_queued_job_holding(PanicOnDrop);
 }

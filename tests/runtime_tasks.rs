@@ -1,5 +1,7 @@
 //! Spawning, joining, `!Send` tasks, panics, aborts and detaching.
 
+mod support;
+
 use std::cell::{Cell, RefCell};
 use std::future::poll_fn;
 use std::rc::Rc;
@@ -289,60 +291,12 @@ fn a_pinned_future_is_dropped_in_place_when_aborted_or_dropped_with_the_runtime(
     assert_eq!(shut.get(), expected);
 }
 
-#[test]
-fn a_panicking_join_waker_does_not_take_the_loop_down() {
+/// Runs a task whose handle a hand-written combinator polls once with `waker`, which the
+/// task's completion then calls; returns the handle's output, or `None` if a panic unwound
+/// out of `block_on`. The task must leave the registry and the loop go on either way.
+fn join_with_waker(waker: std::task::Waker) -> Option<u32> {
     use std::future::Future;
-    use std::sync::Arc;
-    use std::task::{Context, Wake, Waker};
-
-    struct PanicOnWake;
-    impl Wake for PanicOnWake {
-        fn wake(self: Arc<Self>) {
-            panic!("a user's waker panics");
-        }
-    }
-
-    let rt = Runtime::new().unwrap();
-    let out = rt.block_on(async {
-        let mut handle = Box::pin(spawn(async {
-            yield_now().await;
-            5u32
-        }));
-        // A hand-written combinator polls the handle once with a waker of its own, which
-        // the task's completion then calls.
-        let waker = Waker::from(Arc::new(PanicOnWake));
-        let first = handle.as_mut().poll(&mut Context::from_waker(&waker));
-        assert!(first.is_pending());
-        for _ in 0..4 {
-            yield_now().await;
-        }
-        handle.await.unwrap()
-    });
-    assert_eq!(out, 5, "the task completed and its output was kept");
-    assert_eq!(rt.metrics().tasks_alive, 0, "and it left the registry");
-    // The loop still runs tasks.
-    assert_eq!(rt.block_on(async { spawn(async { 6 }).await.unwrap() }), 6);
-}
-
-#[test]
-fn a_join_waker_panicking_with_a_payload_that_panics_when_dropped_does_not_take_the_loop_down() {
-    use std::future::Future;
-    use std::sync::Arc;
-    use std::task::{Context, Wake, Waker};
-
-    /// A panic payload whose own destructor panics.
-    struct PanickingPayload;
-    impl Drop for PanickingPayload {
-        fn drop(&mut self) {
-            panic!("the payload of a waker's panic panics when dropped");
-        }
-    }
-    struct PanicOnWake;
-    impl Wake for PanicOnWake {
-        fn wake(self: Arc<Self>) {
-            std::panic::panic_any(PanickingPayload);
-        }
-    }
+    use std::task::Context;
 
     let rt = Runtime::new().unwrap();
     let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -351,7 +305,6 @@ fn a_join_waker_panicking_with_a_payload_that_panics_when_dropped_does_not_take_
                 yield_now().await;
                 5u32
             }));
-            let waker = Waker::from(Arc::new(PanicOnWake));
             let first = handle.as_mut().poll(&mut Context::from_waker(&waker));
             assert!(first.is_pending());
             for _ in 0..4 {
@@ -360,13 +313,31 @@ fn a_join_waker_panicking_with_a_payload_that_panics_when_dropped_does_not_take_
             handle.await.unwrap()
         })
     }));
-    assert_eq!(
-        out.ok(),
-        Some(5),
-        "the payload's panic unwound out of the loop"
-    );
     assert_eq!(rt.metrics().tasks_alive, 0, "the task left the registry");
+    // The loop still runs tasks.
     assert_eq!(rt.block_on(async { spawn(async { 6 }).await.unwrap() }), 6);
+    out.ok()
+}
+
+#[test]
+fn a_panicking_join_waker_does_not_take_the_loop_down() {
+    use std::sync::Arc;
+    use std::task::{Wake, Waker};
+
+    struct PanicOnWake;
+    impl Wake for PanicOnWake {
+        fn wake(self: Arc<Self>) {
+            panic!("a user's waker panics");
+        }
+    }
+    let out = join_with_waker(Waker::from(Arc::new(PanicOnWake)));
+    assert_eq!(out, Some(5), "the task completed and its output was kept");
+}
+
+#[test]
+fn a_join_waker_panicking_with_a_payload_that_panics_when_dropped_does_not_take_the_loop_down() {
+    let out = join_with_waker(support::waker_panicking_twice());
+    assert_eq!(out, Some(5), "the payload's panic unwound out of the loop");
 }
 
 /// As tokio's: `JoinError` is `Send + Sync`, so `?` turns it into a
