@@ -2,7 +2,8 @@
 //! future back drops its timer, an `Interval` reset while a task waits on it wakes that
 //! task, `join_next_with_id` is skipped by `select!` while the set is empty, a wait on a
 //! direction outside an `AsyncFd`'s interest ends with a hang-up, two tasks waiting to read
-//! one `AsyncFd` both get a turn, and a `Signal`'s dropped `recv` loses no arrival.
+//! one `AsyncFd` both get a turn, a `Signal`'s dropped `recv` loses no arrival, and a
+//! blocking job reads the real clock while its runtime is paused.
 
 mod support;
 
@@ -197,4 +198,17 @@ fn a_signal_arrival_a_dropped_recv_did_not_return_comes_with_the_next() {
         );
         assert!(usr1.recv().now_or_never().is_none(), "reported twice");
     });
+}
+
+/// The paused clock is read on the runtime's thread only (see `time`'s module docs): a
+/// `spawn_blocking` job on a runtime paused and advanced an hour reads the real clock, so
+/// its `Instant::now()` is most of that hour behind the task's.
+#[overlap::test(start_paused = true)]
+async fn a_blocking_job_reads_the_real_clock_while_its_runtime_is_paused() {
+    time::advance(Duration::from_secs(3600)).await;
+    let in_task = Instant::now();
+    let in_job = overlap::spawn_blocking(Instant::now).await.unwrap();
+    let behind = in_task.saturating_duration_since(in_job);
+    assert!(behind >= Duration::from_secs(1800), "{behind:?} behind");
+    assert_eq!(Instant::now(), in_task, "the task's clock stayed paused");
 }

@@ -52,7 +52,10 @@
 //! `std::time::Instant` keeps real time. So build deadlines from this module's `Instant`
 //! (`sleep_until(Instant::now() + d)`), not from `std::time::Instant::now()`: once a clock
 //! has been paused the two differ by however far it was advanced, or held back, and keep
-//! differing after [`resume`].
+//! differing after [`resume`]. The paused clock is read on the runtime's own thread only:
+//! a [`spawn_blocking`](crate::spawn_blocking) job (or any other thread) gets the real time
+//! from [`Instant::now`] even while the runtime that spawned it is paused, where tokio's
+//! blocking threads read the paused clock. Hand a job the instants it needs from its task.
 //!
 //! ```
 //! use std::time::Duration;
@@ -91,8 +94,9 @@ use std::sync::OnceLock;
 pub use std::time::Duration;
 
 /// The current runtime's clock: the real time (`std::time::Instant::now()`), unless the
-/// runtime's time is [paused](pause). Outside a runtime, the real time. The same as
-/// [`Instant::now`].
+/// runtime's time is [paused](pause). Outside a runtime, the real time; so too on any thread
+/// but the runtime's own, a [`spawn_blocking`](crate::spawn_blocking) job's included (see
+/// [Paused time](self#paused-time-for-tests)). The same as [`Instant::now`].
 pub fn now() -> Instant {
     Instant::from_std(
         crate::executor::with_current(|core| core.timers().now())
