@@ -8,7 +8,7 @@
 mod support;
 
 use std::cell::RefCell;
-use std::future::{poll_fn, Future};
+use std::future::{pending, poll_fn, Future};
 use std::io::{Read, Write};
 use std::os::fd::OwnedFd;
 use std::pin::Pin;
@@ -211,4 +211,31 @@ async fn a_blocking_job_reads_the_real_clock_while_its_runtime_is_paused() {
     let behind = in_task.saturating_duration_since(in_job);
     assert!(behind >= Duration::from_secs(1800), "{behind:?} behind");
     assert_eq!(Instant::now(), in_task, "the task's clock stayed paused");
+}
+
+/// `JoinSet::join_all` documents its two panics: an aborted member makes it panic saying
+/// so, and a member's panic resumes there, the set's other tasks being aborted as it drops.
+#[overlap::test]
+async fn join_all_panics_naming_an_aborted_member_and_a_panic_aborts_the_rest() {
+    let mut set = JoinSet::new();
+    set.spawn(async { 1 });
+    set.spawn(pending::<i32>()).abort();
+    let err = overlap::spawn(set.join_all()).await.unwrap_err();
+    let msg = support::panic_message(err.into_panic());
+    assert!(msg.contains("a task was aborted"), "{msg:?}");
+
+    let (flag, dropped) = support::DropFlag::new();
+    let mut set = JoinSet::new();
+    set.spawn(async move {
+        let _flag = flag;
+        pending::<()>().await
+    });
+    set.spawn(async { panic!("member boom") });
+    let err = overlap::spawn(set.join_all()).await.unwrap_err();
+    assert_eq!(support::panic_message(err.into_panic()), "member boom");
+    settle().await;
+    assert!(
+        dropped.get(),
+        "the pending member was not aborted with the set"
+    );
 }
