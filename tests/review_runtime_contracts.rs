@@ -3,7 +3,8 @@
 //! task, `join_next_with_id` is skipped by `select!` while the set is empty, a wait on a
 //! direction outside an `AsyncFd`'s interest ends with a hang-up, two tasks waiting to read
 //! one `AsyncFd` both get a turn, a `Signal`'s dropped `recv` loses no arrival, and a
-//! blocking job reads the real clock while its runtime is paused.
+//! blocking job reads the real clock while its runtime is paused; also that an fd swapped
+//! out of an `AsyncFd` through `get_mut` and kept open leaves epoll with it (a bug).
 
 mod support;
 
@@ -238,4 +239,27 @@ async fn join_all_panics_naming_an_aborted_member_and_a_panic_aborts_the_rest() 
         dropped.get(),
         "the pending member was not aborted with the set"
     );
+}
+
+/// `AsyncFd::get_mut` lets the inner value be swapped out: the fd swapped out and still
+/// open (held by the caller) leaves epoll when the `AsyncFd` drops, or goes through
+/// `into_inner`, so it can be registered again, where it used to stay in the interest list
+/// and a new `AsyncFd` of it failed with the kernel's "File exists".
+#[overlap::test]
+async fn an_fd_swapped_out_through_get_mut_can_be_registered_again() {
+    for into_inner in [false, true] {
+        let (a, a_peer) = socketpair();
+        let (b, _b_peer) = socketpair();
+        let mut fd = AsyncFd::new(a).unwrap();
+        let old = std::mem::replace(fd.get_mut(), b);
+        if into_inner {
+            drop(fd.into_inner());
+        } else {
+            drop(fd);
+        }
+        let again = AsyncFd::new(old).expect("the swapped-out fd registered again");
+        std::fs::File::from(a_peer).write_all(b"x").unwrap();
+        let guard = within(HANG, again.readable(), "the new registration").await;
+        assert!(guard.unwrap().ready().is_readable());
+    }
 }

@@ -89,7 +89,11 @@ use super::{own_waits, Direction, Interest, IoKey, Reactor, Ready, ReadyEvent, R
 /// ```
 pub struct AsyncFd<T: AsRawFd> {
     // Field order matters: the registration (epoll_ctl DEL) drops before the inner value
-    // (close), so an fd is never closed while still registered.
+    // (close), so an fd is never closed while still registered. The registration removes
+    // the fd it was made with even if the inner value was swapped through `get_mut` (the
+    // old fd may still be open, held by the caller); if that fd was closed and its number
+    // registered again, the reactor's record of which registration holds each number keeps
+    // the newer one in (see `fd_owners.rs`).
     reg: Option<Registration>,
     inner: Option<T>,
 }
@@ -104,13 +108,6 @@ struct Registration {
 impl Drop for Registration {
     fn drop(&mut self) {
         self.reactor.deregister(self.fd, self.key);
-    }
-}
-
-impl<T: AsRawFd> Drop for AsyncFd<T> {
-    fn drop(&mut self) {
-        // The fields drop next: the registration first, then the inner value.
-        self.forget_replaced_fd();
     }
 }
 
@@ -232,28 +229,18 @@ impl<T: AsRawFd> AsyncFd<T> {
     ///
     /// Replacing it with a value holding another fd does not register that fd: readiness
     /// still comes from the fd registered by [`new`](AsyncFd::new) (which the replaced value
-    /// closed, typically). Whatever the replacement, dropping the `AsyncFd` never touches
-    /// another registration that reuses the old fd's number.
+    /// closed, typically). Dropping the `AsyncFd` (or [`into_inner`](AsyncFd::into_inner))
+    /// takes the fd it registered out of epoll if that fd is still open (swapped out with
+    /// `std::mem::replace` and kept), so it can be registered again; whatever the
+    /// replacement, it never touches another registration that reuses the old fd's number.
     pub fn get_mut(&mut self) -> &mut T {
         self.inner.as_mut().expect("AsyncFd used after into_inner")
     }
 
     /// Removes the fd from the reactor and returns the inner value, still open.
     pub fn into_inner(mut self) -> T {
-        self.forget_replaced_fd();
         drop(self.reg.take());
         self.inner.take().expect("AsyncFd used after into_inner")
-    }
-
-    /// If the inner value no longer holds the registered fd (replaced through `get_mut`),
-    /// that fd was closed, which took it out of epoll already, and its number may now belong
-    /// to another registration: the deregistration must not name it.
-    fn forget_replaced_fd(&mut self) {
-        if let (Some(reg), Some(inner)) = (&mut self.reg, &self.inner) {
-            if inner.as_raw_fd() != reg.fd {
-                reg.fd = -1;
-            }
-        }
     }
 
     /// Polls the readiness of the directions of `interest`: `Ready` with what is known as
