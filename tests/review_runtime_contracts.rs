@@ -2,9 +2,11 @@
 //! future back drops its timer, an `Interval` reset while a task waits on it wakes that
 //! task, `join_next_with_id` is skipped by `select!` while the set is empty, a wait on a
 //! direction outside an `AsyncFd`'s interest ends with a hang-up, two tasks waiting to read
-//! one `AsyncFd` both get a turn, a `Signal`'s dropped `recv` loses no arrival, and a
-//! blocking job reads the real clock while its runtime is paused; also that an fd swapped
-//! out of an `AsyncFd` through `get_mut` and kept open leaves epoll with it (a bug).
+//! one `AsyncFd` both get a turn, a `Signal`'s dropped `recv` loses no arrival,
+//! `JoinSet::join_all`'s two panics, a blocking job reads the real clock while its runtime
+//! is paused, and `signal` outside a runtime is an error that installs no handler; also
+//! that an fd swapped out of an `AsyncFd` through `get_mut` and kept open leaves epoll
+//! with it (a bug).
 
 mod support;
 
@@ -262,4 +264,31 @@ async fn an_fd_swapped_out_through_get_mut_can_be_registered_again() {
         let guard = within(HANG, again.readable(), "the new registration").await;
         assert!(guard.unwrap().ready().is_readable());
     }
+}
+
+/// `signal` outside a runtime fails with an `Other` error saying so (and `ctrl_c` polled
+/// there too), and leaves the signal's disposition as it was: the process does not start
+/// catching a signal nobody can listen for.
+#[test]
+fn signal_outside_a_runtime_is_an_error_and_installs_no_handler() {
+    use overlap::signal::{ctrl_c, signal, SignalKind};
+    let current = || {
+        // SAFETY: an all-zero sigaction is a valid value to be overwritten.
+        let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
+        // SAFETY: a null new action only reads the current one into `old`, writable.
+        let rc = unsafe { libc::sigaction(libc::SIGUSR2, std::ptr::null(), &mut old) };
+        assert_eq!(rc, 0);
+        old.sa_sigaction
+    };
+    assert_eq!(current(), libc::SIG_DFL, "test setup: SIGUSR2 untouched");
+    let err = signal(SignalKind::user_defined2()).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::Other);
+    assert!(err.to_string().contains("outside"), "{err}");
+    assert_eq!(
+        current(),
+        libc::SIG_DFL,
+        "a failed signal() installed a handler"
+    );
+    let err = ctrl_c().now_or_never().expect("at once").unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::Other, "{err}");
 }
