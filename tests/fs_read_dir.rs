@@ -84,3 +84,31 @@ async fn entries_know_their_inode_and_poll_next_entry_ends_with_none() {
     let again = std::future::poll_fn(|cx| entries.poll_next_entry(cx)).await;
     assert!(again.unwrap().is_none());
 }
+
+/// A batch its runtime dropped unrun (the runtime shut down with the fetch still queued)
+/// loses no entry: the next call, in another runtime, fetches it again, as a `File`'s read
+/// is submitted again. The listing was cut short after an error before.
+#[test]
+fn a_batch_its_runtime_never_ran_is_fetched_again() {
+    let dir = TempDir::new("readdir-never-ran");
+    for i in 0..300 {
+        std::fs::write(dir.join(&format!("f{i:03}")), b"").unwrap();
+    }
+    let mut entries = overlap::block_on(fs::read_dir(dir.path())).unwrap();
+    let (rt, gate) = support::runtime_with_a_busy_pool();
+    rt.block_on(async {
+        // Queued behind the busy job: its one pool thread is held.
+        let pending = futures_util::poll!(std::pin::pin!(entries.next_entry()));
+        assert!(pending.is_pending());
+    });
+    drop(rt);
+    gate.wait(); // the busy job ends; the queued fetch was dropped unrun
+    let names = overlap::block_on(async {
+        let mut names = HashSet::new();
+        while let Some(entry) = entries.next_entry().await.unwrap() {
+            assert!(names.insert(entry.file_name()));
+        }
+        names
+    });
+    assert_eq!(names.len(), 300);
+}

@@ -8,7 +8,7 @@ use std::future::poll_fn;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{ready, Context, Poll};
 
 use futures_core::Stream;
@@ -50,7 +50,29 @@ pub async fn read_dir(path: impl AsRef<Path>) -> io::Result<ReadDir> {
         state: State::Idle(Some(inner)),
         ready: VecDeque::new(),
         ended: false,
+        rescue: Rescue::default(),
     })
+}
+
+/// Where a fetch job dropped without running (its runtime shut down while it was queued,
+/// or no pool thread could start) puts the std iterator back, for the `ReadDir` to go on
+/// with.
+type Rescue = Arc<Mutex<Option<stdfs::ReadDir>>>;
+
+/// The std iterator, lent to a fetch job: the job takes it when it runs; dropped unrun, it
+/// goes back to the [`Rescue`] slot.
+struct Lent {
+    iter: Option<stdfs::ReadDir>,
+    rescue: Rescue,
+}
+
+impl Drop for Lent {
+    fn drop(&mut self) {
+        if let Some(iter) = self.iter.take() {
+            // Only an iterator moves under this lock; a poisoned one is still consistent.
+            *self.rescue.lock().unwrap_or_else(|e| e.into_inner()) = Some(iter);
+        }
+    }
 }
 
 /// A batch fetched by one job: the std iterator back (or `None` at the end) and the entries.
@@ -61,12 +83,17 @@ type Batch = (Option<stdfs::ReadDir>, Vec<io::Result<DirEntry>>);
 /// Each job on the pool reads up to 256 entries (and their file types, which usually come
 /// free with the listing), so a directory of 10,000 files takes about 40 trips, not 10,000.
 /// Dropping the stream while a batch is being read lets that job finish in the background.
+/// A batch whose job never ran (its runtime shut down with the job still queued) is fetched
+/// again by the next call, under whichever runtime polls it then, so no entry is lost; only
+/// if that job cannot run either does the call fail, and the stream then ends.
 pub struct ReadDir {
     path: Arc<Path>,
     state: State,
     ready: VecDeque<io::Result<DirEntry>>,
     /// `None` was returned: the stream is terminated (`FusedStream`).
     ended: bool,
+    /// Where a fetch job that never ran leaves the iterator.
+    rescue: Rescue,
 }
 
 enum State {
@@ -89,6 +116,9 @@ impl ReadDir {
     }
 
     fn poll_entry(&mut self, cx: &mut Context<'_>) -> Poll<Option<io::Result<DirEntry>>> {
+        // A batch that never ran is fetched again once per call: a second one that cannot
+        // run either (no pool thread starts) ends the stream with its error.
+        let mut fetched_again = false;
         loop {
             if let Some(entry) = self.ready.pop_front() {
                 return Poll::Ready(Some(entry));
@@ -99,9 +129,16 @@ impl ReadDir {
                     return Poll::Ready(None);
                 }
                 State::Idle(iter) => {
-                    let mut iter = iter.take().expect("checked above");
+                    let lent = Lent {
+                        iter: iter.take(),
+                        rescue: self.rescue.clone(),
+                    };
                     let path = self.path.clone();
                     self.state = State::Fetching(job::spawn(move || {
+                        let mut lent = lent;
+                        let Some(mut iter) = lent.iter.take() else {
+                            return (None, Vec::new());
+                        };
                         let batch = fetch(&mut iter, &path);
                         let more = batch.len() == BATCH;
                         (more.then_some(iter), batch)
@@ -115,13 +152,28 @@ impl ReadDir {
                             self.ready.extend(batch);
                         }
                         Err(e) => {
-                            self.state = State::Idle(None);
-                            return Poll::Ready(Some(Err(e)));
+                            // Only a job now sure never to run has given the iterator back.
+                            let rescued = fetch_job.abandon().then(|| self.take_rescued());
+                            match rescued.flatten() {
+                                Some(iter) if !fetched_again => {
+                                    fetched_again = true;
+                                    self.state = State::Idle(Some(iter));
+                                }
+                                _ => {
+                                    self.state = State::Idle(None);
+                                    return Poll::Ready(Some(Err(e)));
+                                }
+                            }
                         }
                     }
                 }
             }
         }
+    }
+
+    /// The iterator a fetch job dropped unrun gave back, if any.
+    fn take_rescued(&self) -> Option<stdfs::ReadDir> {
+        self.rescue.lock().unwrap_or_else(|e| e.into_inner()).take()
     }
 }
 
