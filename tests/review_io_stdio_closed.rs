@@ -1,6 +1,7 @@
 //! `io::stdout` and `io::stderr` in a process started with those streams closed (as by a
 //! shell's `>&-`): both take every write, as std's and tokio's do, instead of stdout
-//! failing with `EBADF` while stderr succeeds.
+//! failing with `EBADF` while stderr succeeds; `io::stdin` with fd 0 closed (`<&-`) reads
+//! as end of file.
 //!
 //! The streams are closed in a child process (this test binary re-executed, run alone, as
 //! closing them would disturb the other tests), and put back before it reports.
@@ -47,3 +48,32 @@ fn closed_stdout_and_stderr_take_writes_alike() {
         assert!(err.is_ok(), "stderr: {err:?}");
     });
 }
+
+/// `io::stdin` in a process started with it closed (as by a shell's `<&-`): it reads as end
+/// of file, as std's does, instead of failing with `EBADF`, and says so again if read again.
+#[test]
+fn closed_stdin_reads_as_end_of_file() {
+    support::run_in_child("closed_stdin_reads_as_end_of_file", || {
+        use overlap::io::AsyncReadExt;
+        let rt = overlap::Runtime::new().unwrap();
+        let in_fd = save(0);
+        let reads = rt.block_on(async {
+            // The pool thread first: nothing opens an fd (which would take number 0) while
+            // the stream is closed.
+            overlap::spawn_blocking(|| ()).await.unwrap();
+            // SAFETY: plain fd number; the process's own standard input, saved above.
+            unsafe { libc::close(0) };
+            let mut input = overlap::io::stdin();
+            let mut buf = [0u8; 16];
+            let first = support::within(HANG, input.read(&mut buf), "read").await;
+            let again = support::within(HANG, input.read(&mut buf), "read again").await;
+            (first, again)
+        });
+        // SAFETY: plain fd numbers: the saved stream goes back to 0.
+        unsafe { assert!(libc::dup2(in_fd.as_raw_fd(), 0) == 0) };
+        assert!(matches!(reads.0, Ok(0)), "{:?}", reads.0);
+        assert!(matches!(reads.1, Ok(0)), "{:?}", reads.1);
+    });
+}
+
+const HANG: std::time::Duration = std::time::Duration::from_secs(10);

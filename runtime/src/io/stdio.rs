@@ -62,7 +62,8 @@ enum ReadState {
 /// read runs as a job on the blocking pool, fetching up to 64 KiB. If another process did
 /// make it non-blocking, the job waits for input with `poll(2)` rather than returning
 /// `WouldBlock` (the standard output streams do the same for room). Wrap it in
-/// [`BufReader`](futures_util::io::BufReader) to read lines.
+/// [`BufReader`](futures_util::io::BufReader) to read lines. A process started without
+/// standard input (fd 0 closed, as by a shell's `<&-`) reads end of file, as with std's.
 ///
 /// Dropping a future reading from it (a timeout) loses nothing: the read in flight stays
 /// with the `Stdin`, and the next read returns its bytes, also under a later runtime (a
