@@ -1,5 +1,6 @@
 //! `File::try_clone` and `File::try_into_std`: the fd handed on sits where the reader is,
-//! after every byte written, whatever was buffered or in flight.
+//! after every byte written, whatever was buffered or in flight; on a pipe, bytes already
+//! buffered stay with the original (`try_clone`) or go (`into_std`).
 
 mod support;
 
@@ -7,6 +8,8 @@ use std::io::{Read, Seek, SeekFrom};
 
 use overlap::io::{AsyncReadExt, AsyncWriteExt};
 use support::{open_fresh, open_read_write, pattern, pattern_seeded, TempDir};
+
+const HANG: std::time::Duration = std::time::Duration::from_secs(10);
 
 #[test]
 fn writes_through_a_clone_land_after_the_originals() {
@@ -147,4 +150,50 @@ fn a_try_clone_dropped_midway_leaves_the_reader_and_writes_in_place() {
             );
         });
     }
+}
+
+/// On a pipe, which cannot seek, bytes a `File` buffered and its user has not consumed stay
+/// with it after `try_clone` (they cannot be given back to the fd); the clone reads what
+/// comes next from the fd. `into_std` drops them, as documented, and hands on the fd.
+#[test]
+fn a_clone_of_a_pipe_file_leaves_its_buffered_bytes_with_the_original() {
+    use overlap::io::AsyncBufReadExt;
+    use std::io::Write;
+    let (reader, mut writer) = std::io::pipe().unwrap();
+    let mut file =
+        overlap::fs::File::from_std(std::fs::File::from(std::os::fd::OwnedFd::from(reader)));
+    overlap::block_on(async {
+        writer.write_all(b"abcdef").unwrap();
+        // A buffered read takes what the pipe holds; two bytes are consumed.
+        let got = support::within(HANG, file.fill_buf(), "fill_buf")
+            .await
+            .unwrap();
+        assert_eq!(got, b"abcdef");
+        file.consume_unpin(2);
+        let mut clone = support::within(HANG, file.try_clone(), "try_clone")
+            .await
+            .unwrap();
+        writer.write_all(b"gh").unwrap();
+        let mut two = [0u8; 2];
+        support::within(HANG, clone.read_exact(&mut two), "clone read")
+            .await
+            .unwrap();
+        assert_eq!(&two, b"gh", "the clone reads on from the fd");
+        let mut four = [0u8; 4];
+        support::within(HANG, file.read_exact(&mut four), "original read")
+            .await
+            .unwrap();
+        assert_eq!(&four, b"cdef", "the original keeps what it had buffered");
+        // Buffered again, then handed to std: those bytes go, the fd reads on.
+        writer.write_all(b"ijk").unwrap();
+        assert_eq!(file.fill_buf().await.unwrap(), b"ijk");
+        let mut std_file = support::within(HANG, file.into_std(), "into_std")
+            .await
+            .unwrap();
+        writer.write_all(b"l").unwrap();
+        drop(writer);
+        let mut rest = Vec::new();
+        std::io::Read::read_to_end(&mut std_file, &mut rest).unwrap();
+        assert_eq!(rest, b"l");
+    });
 }
