@@ -24,7 +24,8 @@
 //! the background and its result is discarded, so a dropped `write` may still write its
 //! file and a dropped `remove_file` may still remove it. Dropping the runtime drops the jobs
 //! still queued (they never run, and a future awaited after that fails with an error that
-//! says so) and lets running ones finish. A [`File`]'s writes are the exception: the bytes a
+//! says so; a [`ReadDir`] fetches such a batch again on its next call) and lets running ones
+//! finish. A [`File`]'s writes are the exception: the bytes a
 //! `write` accepted are still written, and the runtime's drop waits for them (up to 10 s).
 //!
 //! A job's result goes straight to the task awaiting it, in whichever runtime: a [`File`]
