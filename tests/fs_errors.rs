@@ -380,3 +380,51 @@ fn the_os_error_code_is_found_inside_a_plain_wrapper() {
         None
     );
 }
+
+/// A size or offset past the largest a file can have (`i64::MAX`) is refused in our own
+/// words, naming the file and the value, before anything happens: std's `set_len` says
+/// only "out of range integral type conversion attempted", and its seek hands the kernel a
+/// negative offset ("Invalid argument"). The file is left as it was.
+#[test]
+fn a_size_or_offset_past_i64_max_is_refused_by_name() {
+    use overlap::io::AsyncSeekExt;
+    use std::io::SeekFrom;
+    let dir = TempDir::new("err-past-i64");
+    let f = dir.join("f");
+    overlap::block_on(async {
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&f)
+            .await
+            .unwrap();
+        file.write_all(b"0123456789").await.unwrap();
+        for size in [i64::MAX as u64 + 1, u64::MAX] {
+            let err = file.set_len(size).await.unwrap_err();
+            check_past(err, "truncate", &f, size);
+        }
+        for pos in [i64::MAX as u64 + 1, u64::MAX] {
+            let err = file.seek(SeekFrom::Start(pos)).await.unwrap_err();
+            check_past(err, "seek", &f, pos);
+            // Through the futures-io trait too.
+            let err = AsyncSeekExt::seek(&mut file, SeekFrom::Start(pos))
+                .await
+                .unwrap_err();
+            check_past(err, "seek", &f, pos);
+        }
+        // Nothing moved: the bytes are all there, and the offset is after them.
+        assert_eq!(file.seek(SeekFrom::Current(0)).await.unwrap(), 10);
+        file.flush().await.unwrap();
+        assert_eq!(file.metadata().await.unwrap().len(), 10);
+    });
+}
+
+fn check_past(err: std::io::Error, op: &str, path: &Path, value: u64) {
+    let text = err.to_string();
+    assert!(text.contains(&value.to_string()), "{text}");
+    assert!(!text.contains("integral"), "{text}");
+    assert!(!text.contains("Invalid argument"), "{text}");
+    check(err, ErrorKind::InvalidInput, op, path);
+}

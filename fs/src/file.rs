@@ -291,7 +291,8 @@ impl File {
     }
 
     /// Truncates or extends the file to `size` bytes, after writing out buffered bytes. The
-    /// offset does not move.
+    /// offset does not move. A `size` past `i64::MAX`, the largest a file can have, is
+    /// refused with [`InvalidInput`](io::ErrorKind::InvalidInput) before anything is done.
     ///
     /// Dropped before it completes, the truncation still happens, before anything the `File`
     /// does next through `&mut self`, once it has started: a `set_len` dropped while it still
@@ -312,6 +313,7 @@ impl File {
     /// }).unwrap();
     /// ```
     pub async fn set_len(&mut self, size: u64) -> io::Result<()> {
+        blocking::past_largest_offset(size, "size").map_err(|e| self.err(e, "truncate"))?;
         self.settle().await?;
         self.submit_truncate(size);
         // The job in flight is the one just submitted: `&mut self` kept every other
@@ -325,7 +327,9 @@ impl File {
 
     /// Moves the offset to `pos`, after writing out buffered bytes, and returns the new
     /// offset from the start of the file. `SeekFrom::Current` counts from the reader's
-    /// position (what has been read, not what was fetched ahead).
+    /// position (what has been read, not what was fetched ahead). A `SeekFrom::Start` past
+    /// `i64::MAX`, the largest offset a file can have, is refused with
+    /// [`InvalidInput`](io::ErrorKind::InvalidInput) before anything is done.
     ///
     /// This is what `file.seek(pos)` calls, in preference to
     /// [`AsyncSeekExt::seek`](futures_util::io::AsyncSeekExt::seek). Each call is a seek of
@@ -506,6 +510,10 @@ impl File {
     }
 
     fn poll_seek_to(&mut self, cx: &mut Context<'_>, pos: SeekFrom) -> Poll<io::Result<u64>> {
+        if let SeekFrom::Start(n) = pos {
+            // std would hand the kernel a negative offset, refused as "Invalid argument".
+            blocking::past_largest_offset(n, "offset").map_err(|e| self.err(e, "seek"))?;
+        }
         loop {
             match self.kind() {
                 Some(Kind::Seek(p)) if p == pos => {

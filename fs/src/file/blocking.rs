@@ -215,3 +215,19 @@ fn as_offset(n: u64) -> io::Result<i64> {
 fn invalid_seek() -> io::Error {
     io::Error::new(io::ErrorKind::InvalidInput, "seek offset out of range")
 }
+
+/// Refuses a size or offset past `i64::MAX` (`off_t`'s largest value, so the largest a file
+/// can have) in our own words, where std says "out of range integral type conversion
+/// attempted" or the kernel "Invalid argument".
+pub(super) fn past_largest_offset(n: u64, what: &str) -> io::Result<()> {
+    if i64::try_from(n).is_ok() {
+        return Ok(());
+    }
+    Err(io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!(
+            "{what} {n} is past the largest a file can have ({})",
+            i64::MAX
+        ),
+    ))
+}
