@@ -147,3 +147,44 @@ fn one_vectored_write_moves_all_the_slices_that_fit_in_order() {
         assert_eq!(a.write_vectored(&empty).await.unwrap(), 0);
     });
 }
+
+/// An end dropped with bytes it wrote still unread: the other end reads them, then end of
+/// file (as from a socket closed after its last write), while what the other end wrote and
+/// the dropped end never read is discarded, and its next write fails.
+#[test]
+fn bytes_written_before_a_drop_are_still_read() {
+    block_on(async {
+        let (mut a, mut b) = duplex(64);
+        b.write_all(b"never read").await.unwrap();
+        a.write_all(b"last words").await.unwrap();
+        drop(a);
+        let mut got = Vec::new();
+        within(HANG, b.read_to_end(&mut got), "read after the drop")
+            .await
+            .unwrap();
+        assert_eq!(got, b"last words");
+        assert_eq!(
+            b.write(b"x").await.unwrap_err().kind(),
+            ErrorKind::BrokenPipe
+        );
+    });
+}
+
+/// `duplex(0)` is taken as 1, as documented: bytes go through one at a time, none lost.
+#[test]
+fn a_zero_sized_duplex_moves_bytes_one_at_a_time() {
+    block_on(async {
+        let (mut a, mut b) = duplex(0);
+        assert_eq!(a.write(b"abc").await.unwrap(), 1);
+        let writer = spawn(async move {
+            a.write_all(b"bc").await.unwrap();
+            a.close().await.unwrap();
+        });
+        let mut got = Vec::new();
+        within(HANG, b.read_to_end(&mut got), "read through duplex(0)")
+            .await
+            .unwrap();
+        assert_eq!(got, b"abc");
+        writer.await.unwrap();
+    });
+}

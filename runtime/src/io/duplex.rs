@@ -57,8 +57,9 @@ fn wake(waker: Option<Waker>) {
 /// Each direction holds at most `max_buf_size` bytes; a writer finding it full waits for
 /// the reader. `close` (`poll_close`) ends the writing direction: the other end reads what
 /// is left, then end of file. Dropping an end closes both of its directions: the other end
-/// reads end of file, and its writes fail with `BrokenPipe`. Not `Send`: both ends belong to
-/// the tasks of one thread.
+/// reads what the dropped end wrote, then end of file, and its writes fail with
+/// `BrokenPipe` (bytes it wrote that the dropped end never read are discarded). Not `Send`:
+/// both ends belong to the tasks of one thread.
 ///
 /// Vectored writes are native (what tokio calls `is_write_vectored`): one
 /// `poll_write_vectored` copies the slices in order, as many bytes as the buffer has room
