@@ -428,3 +428,34 @@ fn check_past(err: std::io::Error, op: &str, path: &Path, value: u64) {
     assert!(!text.contains("Invalid argument"), "{text}");
     check(err, ErrorKind::InvalidInput, op, path);
 }
+
+/// A seek the kernel refuses (`EINVAL`: the position would be negative) says so in our own
+/// words, naming the file and the seek, keeps `InvalidInput` and the OS code, and leaves the
+/// position where it was.
+#[test]
+fn a_seek_before_the_start_says_so() {
+    use std::io::SeekFrom;
+    let dir = TempDir::new("err-seek-negative");
+    let f = dir.join("f");
+    std::fs::write(&f, b"0123456789").unwrap();
+    overlap::block_on(async {
+        let mut file = File::open(&f).await.unwrap();
+        let mut three = [0u8; 3];
+        file.read_exact(&mut three).await.unwrap();
+        for pos in [SeekFrom::End(-11), SeekFrom::Current(-4)] {
+            let err = file.seek(pos).await.unwrap_err();
+            let text = err.to_string();
+            assert!(
+                text.contains(&format!("{pos:?} lands before the start of the file")),
+                "{text}"
+            );
+            assert_eq!(
+                overlap::io::raw_os_error(&err),
+                Some(libc::EINVAL),
+                "{text}"
+            );
+            check(err, ErrorKind::InvalidInput, "seek", &f);
+            assert_eq!(file.seek(SeekFrom::Current(0)).await.unwrap(), 3);
+        }
+    });
+}

@@ -329,7 +329,9 @@ impl File {
     /// offset from the start of the file. `SeekFrom::Current` counts from the reader's
     /// position (what has been read, not what was fetched ahead). A `SeekFrom::Start` past
     /// `i64::MAX`, the largest offset a file can have, is refused with
-    /// [`InvalidInput`](io::ErrorKind::InvalidInput) before anything is done.
+    /// [`InvalidInput`](io::ErrorKind::InvalidInput) before anything is done; one landing
+    /// before the start of the file (or past what its file system allows) fails with
+    /// `InvalidInput` too, saying so, and leaves the position where it was.
     ///
     /// This is what `file.seek(pos)` calls, in preference to
     /// [`AsyncSeekExt::seek`](futures_util::io::AsyncSeekExt::seek). Each call is a seek of

@@ -198,14 +198,55 @@ impl Drop for WriteJob {
 /// A seek job; `Current` offsets are taken from the reader's position, `rewind` bytes
 /// behind the fd's.
 pub(crate) fn seek(file: &StdFile, pos: SeekFrom, rewind: u64) -> Done {
-    let pos = match pos {
+    let from_fd = match pos {
         SeekFrom::Current(n) => match as_offset(rewind).map(|r| n.checked_sub(r)) {
             Ok(Some(n)) => SeekFrom::Current(n),
             _ => return Done::Seek(Err(invalid_seek())),
         },
         other => other,
     };
-    Done::Seek((&*file).seek(pos))
+    Done::Seek((&*file).seek(from_fd).map_err(|e| refused_seek(e, pos)))
+}
+
+/// The kernel's `EINVAL` for a seek (the position would be negative, or past the largest
+/// offset the file system allows) in our own words, naming the seek as the user asked it;
+/// the OS error stays its source.
+fn refused_seek(e: io::Error, pos: SeekFrom) -> io::Error {
+    if e.raw_os_error() != Some(libc::EINVAL) {
+        return e;
+    }
+    let below_zero = matches!(pos, SeekFrom::Current(n) | SeekFrom::End(n) if n < 0);
+    let what = if below_zero {
+        "lands before the start of the file"
+    } else {
+        "lands past the largest offset the file system allows"
+    };
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        RefusedSeek {
+            text: format!("{pos:?} {what}"),
+            source: e,
+        },
+    )
+}
+
+/// A seek the kernel refused: what was asked and why, with the OS error as the source.
+#[derive(Debug)]
+struct RefusedSeek {
+    text: String,
+    source: io::Error,
+}
+
+impl std::fmt::Display for RefusedSeek {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({})", self.text, self.source)
+    }
+}
+
+impl std::error::Error for RefusedSeek {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.source)
+    }
 }
 
 fn as_offset(n: u64) -> io::Result<i64> {
