@@ -1,6 +1,7 @@
 //! `File::into_std` and `File::try_clone` with a write error pending: the error is what
 //! they return, as their docs say, naming the file; `into_std` closes the fd, and
-//! `try_clone` has reported the error once, so the next one hands a clone over.
+//! `try_clone` has reported the error once, so the next one hands a clone over. An
+//! `into_std` that must duplicate the fd and cannot names the file too.
 
 mod support;
 
@@ -65,5 +66,35 @@ fn try_clone_returns_a_pending_write_error_once() {
         assert_eq!(clone.write(b"again").await.unwrap(), 5);
         check(&within(GUARD, clone.flush(), "flush").await.unwrap_err());
         file.flush().await.unwrap();
+    });
+}
+
+/// `into_std` on a `File` whose fd a dropped operation's job still holds hands on a
+/// duplicate; when no fd is left for it (`EMFILE`), the error names the file, as
+/// `try_clone`'s does, instead of the bare "Too many open files".
+#[test]
+fn into_std_that_cannot_duplicate_names_the_file() {
+    run_in_child("into_std_that_cannot_duplicate_names_the_file", || {
+        let dir = support::TempDir::new("into-std-emfile");
+        let path = dir.join("f");
+        std::fs::write(&path, b"x").unwrap();
+        let file = overlap::block_on(File::open(&path)).unwrap();
+        let (rt, gate) = support::runtime_with_a_busy_pool();
+        let err = rt.block_on(async {
+            // Queued behind the busy job, holding the fd, then dropped.
+            {
+                let meta = std::pin::pin!(file.metadata());
+                assert!(futures_util::poll!(meta).is_pending());
+            }
+            let fds = support::exhaust_fds();
+            let res = within(GUARD, file.into_std(), "into_std").await;
+            drop(fds);
+            res.unwrap_err()
+        });
+        gate.wait();
+        drop(rt);
+        assert_eq!(overlap::io::raw_os_error(&err), Some(libc::EMFILE), "{err}");
+        let named = format!("failed to duplicate {}", path.display());
+        assert!(err.to_string().starts_with(&named), "{err}");
     });
 }

@@ -14,12 +14,17 @@ impl File {
     /// instead (and the file is closed). Bytes buffered from an fd that cannot seek (read
     /// through [`AsyncBufRead`](futures_util::io::AsyncBufRead) and not consumed) cannot be
     /// given back to it, and are dropped.
+    ///
+    /// If a dropped operation's job still holds the fd (a `metadata`, say), the std file is
+    /// a duplicate of it (`dup`, sharing its offset); with no fd left for that, the error
+    /// names the file, as `try_clone`'s does.
     pub async fn into_std(mut self) -> io::Result<StdFile> {
         self.settle_offset().await?;
         // What is still buffered came from an fd that cannot seek: it cannot go back.
         self.read.discard();
         // A dropped `metadata` or `send_to` may have left a job holding the fd: share it.
-        self.try_into_std().or_else(|file| file.std.try_clone())
+        self.try_into_std()
+            .or_else(|file| file.std.try_clone().map_err(|e| file.err(e, "duplicate")))
     }
 
     /// The std file, at once, if nothing stands in the way; else `Err(self)`, unchanged.
