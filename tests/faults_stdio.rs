@@ -27,6 +27,7 @@ fn stdin_read_fails() {
             let mut buf = [0; 16];
             for _ in 0..2 {
                 let res = within(HANG, stdin.read(&mut buf), "stdin read").await;
+                names_the_stream(&res, "failed to read standard input: ");
                 expect_errno("stdin read", res, libc::EIO);
             }
             a_new_pair_still_serves().await;
@@ -44,7 +45,9 @@ fn stderr_write_fails(errno: i32) {
         for _ in 0..2 {
             let wrote = within(HANG, err.write_all(b"lost\n"), "write").await;
             let flushed = within(HANG, err.flush(), "flush").await;
-            expect_errno("stderr", wrote.and(flushed), errno);
+            let res = wrote.and(flushed);
+            names_the_stream(&res, "failed to write standard error: ");
+            expect_errno("stderr", res, errno);
             // Reported once: a flush with nothing new to write has nothing to fail.
             within(HANG, err.flush(), "flush again").await.unwrap();
         }
@@ -82,4 +85,11 @@ fn stderr_cannot_wait_for_room() {
             a_new_pair_still_serves().await;
         });
     });
+}
+
+/// The error says which standard stream failed, and how, before the OS's words.
+fn names_the_stream<T>(res: &std::io::Result<T>, prefix: &str) {
+    if let Err(e) = res {
+        assert!(e.to_string().starts_with(prefix), "{e}");
+    }
 }

@@ -63,7 +63,9 @@ enum ReadState {
 /// make it non-blocking, the job waits for input with `poll(2)` rather than returning
 /// `WouldBlock` (the standard output streams do the same for room). Wrap it in
 /// [`BufReader`](futures_util::io::BufReader) to read lines. A process started without
-/// standard input (fd 0 closed, as by a shell's `<&-`) reads end of file, as with std's.
+/// standard input (fd 0 closed, as by a shell's `<&-`) reads end of file, as with std's. A
+/// read error keeps its kind and names the stream (`failed to read standard input: ...`);
+/// `overlap::io::raw_os_error` reads its OS code.
 ///
 /// Dropping a future reading from it (a timeout) loses nothing: the read in flight stays
 /// with the `Stdin`, and the next read returns its bytes, also under a later runtime (a
@@ -121,7 +123,8 @@ impl AsyncRead for Stdin {
                     buf.resize(CHUNK, 0);
                     let (tx, done) = completion();
                     let job = spawn_blocking_or_error(move || {
-                        let n = read_stdin(&mut buf);
+                        let n = read_stdin(&mut buf)
+                            .map_err(|e| StreamError::wrap(e, "read", "standard input"));
                         tx.send((n, buf));
                     });
                     this.state = ReadState::Busy { job, done };
@@ -316,8 +319,9 @@ impl Target {
         }
     }
 
+    /// Writes `bytes` to the stream; an error names the stream.
     fn write_all(self, bytes: &[u8]) -> io::Result<()> {
-        match self {
+        let res = match self {
             Target::Stdout => {
                 // Locked for order with `println!`, whose buffered bytes go first. Ours go
                 // straight to the fd, not through std's buffer: std keeps the bytes a failed
@@ -328,7 +332,40 @@ impl Target {
                 write_all_waiting(&mut RawFdWriter(1), 1, bytes)
             }
             Target::Stderr => write_all_waiting(&mut io::stderr().lock(), 2, bytes),
-        }
+        };
+        let stream = match self {
+            Target::Stdout => "standard output",
+            Target::Stderr => "standard error",
+        };
+        res.map_err(|e| StreamError::wrap(e, "write", stream))
+    }
+}
+
+/// A standard stream's I/O error, with the operation and the stream named in its message
+/// (`failed to write standard output: No space left on device (os error 28)`); the kind is
+/// kept, and the OS error stays the source, which `overlap::io::raw_os_error` reads.
+#[derive(Debug)]
+struct StreamError {
+    op: &'static str,
+    stream: &'static str,
+    source: io::Error,
+}
+
+impl StreamError {
+    fn wrap(source: io::Error, op: &'static str, stream: &'static str) -> io::Error {
+        io::Error::new(source.kind(), StreamError { op, stream, source })
+    }
+}
+
+impl fmt::Display for StreamError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "failed to {} {}: {}", self.op, self.stream, self.source)
+    }
+}
+
+impl std::error::Error for StreamError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.source)
     }
 }
 
@@ -482,7 +519,9 @@ macro_rules! std_writer {
             "The process's ", $what, " as an `AsyncWrite`.\n\n",
             "A write copies up to 64 KiB into a job for the blocking pool and returns at once; ",
             "the next write (or `flush`) waits for that job, so bytes reach the stream in order ",
-            "and an error comes back from the next call. `flush` waits until every accepted ",
+            "and an error comes back from the next call (it keeps its kind and names the ",
+            "stream: `failed to write ", $what, ": ...`; `overlap::io::raw_os_error` reads its ",
+            "OS code). `flush` waits until every accepted ",
             "byte is written. Accepted bytes are not lost if the handle is dropped or the ",
             "runtime ends unflushed: as with tokio, the runtime's drop waits (up to 10 s) for ",
             "the write in flight. `flush` to see its error. A handle outliving its runtime goes ",
