@@ -124,7 +124,7 @@ impl AsyncRead for Stdin {
                     let (tx, done) = completion();
                     let job = spawn_blocking_or_error(move || {
                         let n = read_stdin(&mut buf)
-                            .map_err(|e| StreamError::wrap(e, "read", "standard input"));
+                            .map_err(|e| naming_stream(e, "read", "standard input"));
                         tx.send((n, buf));
                     });
                     this.state = ReadState::Busy { job, done };
@@ -337,36 +337,15 @@ impl Target {
             Target::Stdout => "standard output",
             Target::Stderr => "standard error",
         };
-        res.map_err(|e| StreamError::wrap(e, "write", stream))
+        res.map_err(|e| naming_stream(e, "write", stream))
     }
 }
 
-/// A standard stream's I/O error, with the operation and the stream named in its message
-/// (`failed to write standard output: No space left on device (os error 28)`); the kind is
-/// kept, and the OS error stays the source, which `overlap::io::raw_os_error` reads.
-#[derive(Debug)]
-struct StreamError {
-    op: &'static str,
-    stream: &'static str,
-    source: io::Error,
-}
-
-impl StreamError {
-    fn wrap(source: io::Error, op: &'static str, stream: &'static str) -> io::Error {
-        io::Error::new(source.kind(), StreamError { op, stream, source })
-    }
-}
-
-impl fmt::Display for StreamError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "failed to {} {}: {}", self.op, self.stream, self.source)
-    }
-}
-
-impl std::error::Error for StreamError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&self.source)
-    }
+/// `err` with the operation and the stream named in its message (`failed to write
+/// standard output: No space left on device (os error 28)`), as fs errors name their path:
+/// the kind is kept, and [`raw_os_error`](super::raw_os_error) reads the OS code.
+fn naming_stream(err: io::Error, op: &'static str, stream: &'static str) -> io::Error {
+    super::with_path_context(err, op, std::path::Path::new(stream), None)
 }
 
 /// Unbuffered writes to a standard stream's fd. A stream the process was started without
