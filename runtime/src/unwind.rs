@@ -14,12 +14,19 @@ pub(crate) fn contain(f: impl FnOnce()) {
 }
 
 /// Drops the payload of a caught panic, where no unwinding may escape: a payload's
-/// destructor is user code and may panic too; that second payload is leaked, the only
-/// safe choice (its destructor could panic again).
+/// destructor is user code and may panic too, with a payload of its own, which is dropped
+/// the same way (a panic message, typically, whose drop cannot panic). A chain of payloads
+/// each panicking when dropped is followed a few links deep; one still panicking past that
+/// is leaked, the only safe end (its destructor could panic again for ever).
 #[cold]
 #[inline(never)]
 pub(crate) fn drop_payload(payload: Box<dyn Any + Send>) {
-    if let Err(again) = catch_unwind(AssertUnwindSafe(move || drop(payload))) {
-        mem::forget(again);
+    let mut payload = payload;
+    for _ in 0..8 {
+        match catch_unwind(AssertUnwindSafe(move || drop(payload))) {
+            Ok(()) => return,
+            Err(again) => payload = again,
+        }
     }
+    mem::forget(payload);
 }
