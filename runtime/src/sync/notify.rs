@@ -244,9 +244,7 @@ impl Future for Notified<'_> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = &mut *self;
-        let res = crate::coop::budgeted(cx, |cx| this.wait.poll_now(this.notify, Some(cx.waker())));
-        this.wait.reported |= res.is_ready();
-        res
+        this.wait.poll(this.notify, cx)
     }
 }
 
@@ -261,10 +259,7 @@ impl Future for OwnedNotified {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = &mut *self;
-        let res =
-            crate::coop::budgeted(cx, |cx| this.wait.poll_now(&this.notify, Some(cx.waker())));
-        this.wait.reported |= res.is_ready();
-        res
+        this.wait.poll(&this.notify, cx)
     }
 }
 
@@ -338,6 +333,13 @@ impl Wait {
             done: false,
             reported: false,
         }
+    }
+
+    /// A poll of the future (within the task's budget), which terminates it once `Ready`.
+    fn poll(&mut self, notify: &Notify, cx: &mut Context<'_>) -> Poll<()> {
+        let res = crate::coop::budgeted(cx, |cx| self.poll_now(notify, Some(cx.waker())));
+        self.reported |= res.is_ready();
+        res
     }
 
     /// Completes if notified; otherwise joins the line (keeping `waker`, if given).
