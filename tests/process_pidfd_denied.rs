@@ -1,12 +1,16 @@
 //! Children when `pidfd_open` is denied: by an old kernel (`ENOSYS`) or by a seccomp filter
 //! (`EPERM`, as container runtimes and systemd's `SystemCallFilter` answer). Their exits are
-//! then noticed through `SIGCHLD`, and spawning works as before. Each test installs the
-//! filter in a child process of its own.
+//! then noticed through `SIGCHLD`, and spawning works as before. Killing a child goes
+//! through its pidfd (`kill(pid)` could hit a recycled pid), and through `kill` where
+//! `pidfd_send_signal` is denied. Each test installs the filter in a child process of its
+//! own.
 
 mod support;
 
 use std::process::{Command, Stdio};
 use std::time::Duration;
+
+use std::os::unix::process::ExitStatusExt;
 
 use overlap::process::{output, spawn};
 use support::{run_in_child, within};
@@ -92,4 +96,82 @@ fn a_wait_on_a_paused_clock_does_not_spin_through_the_fallback_ticks() {
             });
         },
     );
+}
+
+/// Kills children four ways (`start_kill`, `kill`, `kill_on_drop`, and `kill_on_drop` on an
+/// unpolled `status` future dropped outside a runtime) and sees each die of `SIGKILL`, the
+/// dropped ones reaped in the background.
+fn kills_work() {
+    overlap::block_on(async {
+        // No stdio of ours: a sleeper left alive by a failure must not hold the test's output.
+        let sleeper = || {
+            let mut cmd = Command::new("sleep");
+            cmd.arg("100").stdout(Stdio::null()).stderr(Stdio::null());
+            spawn(&mut cmd).unwrap()
+        };
+        let mut child = sleeper();
+        child.start_kill().unwrap();
+        let status = within(HANG, child.wait(), "wait").await.unwrap();
+        assert_eq!(status.signal(), Some(libc::SIGKILL));
+        let mut child = sleeper();
+        within(HANG, child.kill(), "kill").await.unwrap();
+        assert_eq!(
+            child.try_wait().unwrap().unwrap().signal(),
+            Some(libc::SIGKILL)
+        );
+        let mut child = sleeper();
+        child.kill_on_drop(true);
+        let pid = child.id().unwrap().to_string();
+        drop(child);
+        let reaped = async {
+            while support::children().split_whitespace().any(|p| p == pid) {
+                overlap::time::sleep(Duration::from_millis(10)).await;
+            }
+        };
+        within(HANG, reaped, "the dropped child's end").await;
+    });
+    // A `status` future dropped unpolled outside any runtime: the orphan reaper waits.
+    let status = overlap::process::Command::new("sleep")
+        .arg("100")
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .status();
+    assert!(!support::children().is_empty());
+    drop(status);
+    let start = std::time::Instant::now();
+    while !support::children().is_empty() {
+        assert!(start.elapsed() < HANG, "the unpolled child was not killed");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// With `kill` denied, children are still killed: the signal goes through the pidfd.
+#[test]
+fn kill_denied_kills_through_the_pidfd() {
+    run_in_child("kill_denied_kills_through_the_pidfd", || {
+        support::seccomp::deny(&[(libc::SYS_kill, libc::EPERM)]);
+        kills_work();
+    });
+}
+
+/// With `pidfd_send_signal` denied (a seccomp profile older than the syscall), children are
+/// killed with `kill`, as with no pidfd at all.
+#[test]
+fn pidfd_send_signal_denied_kills_with_kill() {
+    run_in_child("pidfd_send_signal_denied_kills_with_kill", || {
+        support::seccomp::deny(&[(libc::SYS_pidfd_send_signal, libc::EPERM)]);
+        kills_work();
+    });
+}
+
+/// With neither pidfd syscall (a kernel before 5.1), children are killed with `kill`.
+#[test]
+fn pidfd_syscalls_missing_kills_with_kill() {
+    run_in_child("pidfd_syscalls_missing_kills_with_kill", || {
+        support::seccomp::deny(&[
+            (libc::SYS_pidfd_send_signal, libc::ENOSYS),
+            (libc::SYS_pidfd_open, libc::ENOSYS),
+        ]);
+        kills_work();
+    });
 }

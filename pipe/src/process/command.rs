@@ -379,7 +379,7 @@ impl Drop for Unregistered {
             }
         }
         if self.kill_on_drop {
-            let _ = std.kill();
+            let _ = super::kill::kill(&mut std, None);
         }
         super::orphans::adopt(std);
     }

@@ -36,11 +36,12 @@
 
 mod check;
 mod command;
+mod kill;
 mod orphans;
 
 use std::future::poll_fn;
 use std::io;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::process::{ExitStatus, Output, Stdio};
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
@@ -299,7 +300,10 @@ impl Child {
     /// call [`wait`](Self::wait) to reap the child. A child that was already reaped is left
     /// alone, and one that has exited is reaped instead. A child reaped elsewhere (by the
     /// kernel, when this process ignores `SIGCHLD`) gets no signal either, since its pid may
-    /// name another process by now: that fails with `ECHILD`, as its `wait` does.
+    /// name another process by now: that fails with `ECHILD`, as its `wait` does. The signal
+    /// goes through the child's pidfd (Linux 5.3+), so even a child reaped by another
+    /// thread's `waitpid(-1)` just before cannot turn it onto a process that took its pid;
+    /// where pidfds are missing or denied it is `kill(pid)`, as std's.
     ///
     /// ```
     /// use std::os::unix::process::ExitStatusExt;
@@ -319,7 +323,7 @@ impl Child {
         if proc.try_reap()?.is_some() {
             return Ok(());
         }
-        proc.std.kill()
+        proc.kill()
     }
 
     /// Whether dropping this `Child` while the process runs sends it `SIGKILL` (before it is
@@ -378,6 +382,16 @@ impl Child {
 }
 
 impl Proc {
+    /// Sends `SIGKILL` to the process, not reaped at the caller's last look, through its
+    /// pidfd (see [`kill::kill`]).
+    fn kill(&mut self) -> io::Result<()> {
+        let pidfd = match &self.exit {
+            ExitWatch::Pidfd(fd) => Some(fd.get_ref().as_fd()),
+            ExitWatch::Sigchld(..) => None,
+        };
+        kill::kill(&mut self.std, pidfd)
+    }
+
     fn try_reap(&mut self) -> io::Result<Option<ExitStatus>> {
         if self.status.is_none() {
             self.status = self.std.try_wait()?;
@@ -457,7 +471,7 @@ impl Drop for Child {
             return;
         }
         if self.kill_on_drop {
-            let _ = proc.std.kill();
+            let _ = proc.kill();
         }
         // Still running: reap it in the background, so it does not linger as a zombie. If
         // the runtime ends first (or there is none), the orphan reaper thread takes over.
