@@ -176,7 +176,11 @@ pub(crate) fn register(mut std: std::process::Child) -> io::Result<Child> {
             // exits, as a zombie). Stop and reap it before reporting, unless it is no longer
             // ours (`ECHILD`: reaped elsewhere, its pid maybe another process's by now).
             if matches!(std.try_wait(), Ok(None)) {
-                let _ = std.kill();
+                let pidfd = match &exit {
+                    Ok(ExitWatch::Pidfd(fd)) => Some(fd.get_ref().as_fd()),
+                    _ => None,
+                };
+                let _ = kill::kill(&mut std, pidfd);
                 let _ = std.wait();
             }
             let err = [exit.err(), stdin.err(), stdout.err(), stderr.err()];
