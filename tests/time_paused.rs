@@ -1,19 +1,26 @@
 //! Paused time: `time::pause`, `advance`, `resume`, auto-advance when the runtime has nothing
-//! else to do (but not while a blocking job runs, nor while I/O is ready), and
-//! `#[overlap::test(start_paused = true)]`. The paused clock is exact, so these tests check
-//! exact virtual instants; real time is only bounded loosely (an hour of timers in minutes).
+//! else to do (but not while a blocking job runs, nor while I/O is ready),
+//! `#[overlap::test(start_paused = true)]`, and blocking jobs reading the paused clock (as it
+//! is now, never going back, and running on once the runtime is dropped). The paused clock
+//! is exact, so these tests check exact virtual instants; real time is only bounded loosely
+//! (an hour of timers in minutes).
 
 mod support;
 
 use std::cell::RefCell;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
 use overlap::io::{AsyncReadExt, AsyncWriteExt};
-use overlap::time::{self, advance, sleep, timeout};
+use overlap::sync::mpsc::cross_thread;
+use overlap::time::{self, advance, sleep, timeout, Instant};
 use support::{polled, tcp_pair};
 
 const HOUR: Duration = Duration::from_secs(3600);
+/// How long a blocking job waits for the task's word before it calls the test hung.
+const HANG: Duration = Duration::from_secs(30);
 
 #[overlap::test(start_paused = true)]
 async fn an_hour_long_timeout_fires_at_its_exact_virtual_deadline() {
@@ -95,6 +102,122 @@ async fn a_job_whose_handle_was_aborted_stops_holding_the_clock_when_it_ends() {
     job.abort();
     time::sleep(HOUR).await;
     assert_eq!(time::now() - start, HOUR);
+}
+
+/// A blocking job reads its runtime's paused clock as it is now, not as it was when the
+/// job started: an `advance` made while the job waits for the task's word shows in the
+/// job's next reading, to the nanosecond, and in the `elapsed` of an instant it read before.
+#[overlap::test(start_paused = true)]
+async fn a_blocking_job_sees_an_advance_made_while_it_runs() {
+    let (read_tx, mut read_rx) = cross_thread::channel(1);
+    let (go_tx, go_rx) = mpsc::channel::<()>();
+    let job = overlap::spawn_blocking(move || {
+        let before = Instant::now();
+        read_tx.blocking_send(before).unwrap();
+        go_rx.recv_timeout(HANG).expect("no word from the task");
+        (before, Instant::now(), before.elapsed())
+    });
+    let before = read_rx.recv().await.unwrap();
+    assert_eq!(before, Instant::now(), "the job read another clock");
+    advance(HOUR).await;
+    go_tx.send(()).unwrap();
+    let (_, after, elapsed) = job.await.unwrap();
+    assert_eq!(after, before + HOUR);
+    assert_eq!(elapsed, HOUR);
+    assert_eq!(Instant::now(), after);
+}
+
+/// The clock never goes back, whichever thread reads it while the runtime moves it: a job
+/// reading it over and over sees it only move on while the task advances it, resumes it
+/// (it then runs on from where it stood) and pauses it again; and of two readings on two
+/// threads, one made after the other has been handed over is never the earlier.
+#[overlap::test(start_paused = true)]
+async fn a_clock_read_from_a_blocking_job_never_goes_back() {
+    let stop = Arc::new(AtomicBool::new(false));
+    let watching = stop.clone();
+    let watcher = overlap::spawn_blocking(move || {
+        let mut last = Instant::now();
+        while !watching.load(Ordering::Acquire) {
+            let now = Instant::now();
+            assert!(now >= last, "went back {:?}", last - now);
+            last = now;
+            std::thread::yield_now();
+        }
+    });
+    let (ask_tx, ask_rx) = mpsc::channel::<Instant>();
+    let (seen_tx, mut seen_rx) = cross_thread::channel(1);
+    let echo = overlap::spawn_blocking(move || {
+        while let Ok(asked) = ask_rx.recv_timeout(HANG) {
+            let now = Instant::now();
+            assert!(
+                now >= asked,
+                "behind the task's reading by {:?}",
+                asked - now
+            );
+            if seen_tx.blocking_send(now).is_err() {
+                break;
+            }
+        }
+    });
+    for round in 0..200u64 {
+        let asked = Instant::now();
+        ask_tx.send(asked).unwrap();
+        let seen = seen_rx.recv().await.expect("the echoing job failed");
+        assert!(seen >= asked);
+        match round % 4 {
+            0 | 1 => advance(Duration::from_micros(round * 37)).await,
+            2 => time::resume(),
+            _ => time::pause(),
+        }
+        let now = Instant::now();
+        assert!(now >= seen, "behind the job's reading by {:?}", seen - now);
+    }
+    drop(ask_tx);
+    stop.store(true, Ordering::Release);
+    watcher.await.unwrap();
+    echo.await.unwrap();
+}
+
+/// A job still running when its paused runtime is dropped goes on reading that clock, run
+/// on from where it stood: not the real clock, an hour behind, and not stuck either.
+#[test]
+fn a_job_that_outlives_its_paused_runtime_reads_its_clock_run_on() {
+    let rt = overlap::Runtime::builder()
+        .start_paused(true)
+        .build()
+        .unwrap();
+    let (started_tx, started_rx) = mpsc::channel::<()>();
+    let (go_tx, go_rx) = mpsc::channel::<()>();
+    let (out_tx, out_rx) = mpsc::channel();
+    let paused_at = rt.block_on(async move {
+        advance(HOUR).await;
+        drop(overlap::spawn_blocking(move || {
+            started_tx.send(()).unwrap();
+            go_rx.recv_timeout(HANG).expect("no word from the test");
+            let first = Instant::now();
+            let mut later = first;
+            let real = std::time::Instant::now();
+            while later == first && real.elapsed() < HANG {
+                std::thread::yield_now();
+                later = Instant::now();
+            }
+            out_tx.send((first, later)).unwrap();
+        }));
+        Instant::now()
+    });
+    // A pool thread takes the job with or without the loop; a queued one would be dropped.
+    started_rx
+        .recv_timeout(HANG)
+        .expect("the job never started");
+    drop(rt);
+    go_tx.send(()).unwrap();
+    let (first, later) = out_rx.recv_timeout(HANG).expect("the job never answered");
+    assert!(
+        first >= paused_at,
+        "back on the real clock, {:?} behind",
+        paused_at - first
+    );
+    assert!(later > first, "the clock stood still");
 }
 
 #[overlap::test(start_paused = true)]

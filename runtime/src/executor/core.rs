@@ -145,6 +145,10 @@ impl Core {
         let shared = Arc::new(Shared::new(EventFd::new()?, blocking));
         let reactor = Rc::new(Reactor::new(shared.eventfd_raw(), config.max_events)?);
         let cell_credit = CellCredit::new(&shared);
+        let timers = Rc::new(Timers::new(shared.clock.clone()));
+        if config.start_paused {
+            timers.pause();
+        }
         Ok(Core {
             shared,
             run_queue: RefCell::new(VecDeque::with_capacity(256)),
@@ -153,13 +157,7 @@ impl Core {
             dropping: Cell::new(None),
             tasks: RefCell::new(Slab::new()),
             reactor,
-            timers: Rc::new({
-                let timers = Timers::new();
-                if config.start_paused {
-                    timers.pause();
-                }
-                timers
-            }),
+            timers,
             config,
             remote_buf: RefCell::new(Vec::new()),
             spawn_buf: RefCell::new(Vec::new()),

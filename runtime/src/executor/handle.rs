@@ -23,6 +23,21 @@ thread_local! {
         const { std::cell::RefCell::new(None) };
 }
 
+/// The current runtime's clock now, as [`time::now`](crate::time::now) reads it, on the
+/// same terms as [`Handle::try_current`]: where a blocking job of a runtime (or a
+/// [`Handle::block_on`]) runs and no runtime was entered since, that runtime's clock, read
+/// across threads; in a runtime entered on this thread, its own; `None` outside any.
+pub(crate) fn clock_now() -> Option<std::time::Instant> {
+    // `try_with`: called from a thread-local's destructor, it finds no job.
+    let job = BLOCKING_JOB_OF.try_with(|s| match s.try_borrow().as_deref() {
+        Ok(Some((shared, depth))) if entered_depth() <= *depth => Some(shared.clock.now()),
+        _ => None,
+    });
+    job.ok()
+        .flatten()
+        .or_else(|| with_current(|core| core.timers().now()))
+}
+
 /// A handle to a runtime that any thread may hold: it is `Send`, `Sync` and cheap to clone.
 ///
 /// [`Handle::spawn`] starts a `Send` future as a task on that runtime from any thread: a
@@ -113,7 +128,8 @@ impl Handle {
     /// result of async work on the runtime.
     ///
     /// The future is polled here, not on the runtime's thread, and it does not drive the
-    /// runtime. Timers, sockets and the other I/O types belong to the runtime's thread, so
+    /// runtime; [`time::now`](crate::time::now) there reads the runtime's clock, paused or
+    /// not. Timers, sockets and the other I/O types belong to the runtime's thread, so
     /// work that uses them is started there with [`spawn`](Handle::spawn) or
     /// [`spawn_with`](Handle::spawn_with) and its [`RemoteJoinHandle`] awaited here; the
     /// runtime's thread must be in `block_on` for that work to run (the same limit as
@@ -255,7 +271,8 @@ impl Handle {
     ///
     /// The job goes straight onto the pool, and its result straight to the returned
     /// handle: nobody needs to drive the runtime's loop meanwhile, so a thread can
-    /// `Handle::block_on` it. Inside `f`, [`Handle::current`] is this handle.
+    /// `Handle::block_on` it. Inside `f`, [`Handle::current`] is this handle, and
+    /// [`time::now`](crate::time::now) reads this handle's runtime's clock, paused or not.
     ///
     /// - A panic in `f` makes the handle yield a panic [`JoinError`](crate::JoinError); so
     ///   does a pool that has no thread and cannot start one (the message carries the error).

@@ -10,6 +10,7 @@ use super::remote_task::RemoteSpawn;
 use crate::blocking::BlockingPool;
 use crate::sys::eventfd::EventFd;
 use crate::task::raw::{RemoteOp, TaskPtr};
+use crate::time::SharedClock;
 
 /// State shared between the runtime thread and any thread holding one of its wakers.
 #[derive(Debug)]
@@ -31,6 +32,9 @@ pub(crate) struct Shared {
     /// The runtime's blocking pool, here so that a [`Handle`](super::Handle) can queue a job
     /// on it from any thread, with no turn of the loop in between.
     pub(crate) blocking: BlockingPool,
+    /// The runtime's clock as other threads read it: its blocking jobs, through
+    /// `time::now` (the runtime's thread reads its own copy, kept in step by its `Timers`).
+    pub(crate) clock: Arc<SharedClock>,
 }
 
 /// How a wake must get the loop's attention, once the lock is released.
@@ -109,6 +113,7 @@ impl Shared {
             futex_wakes: AtomicU64::new(0),
             cells: AtomicUsize::new(0),
             blocking,
+            clock: Arc::new(SharedClock::new()),
         }
     }
 

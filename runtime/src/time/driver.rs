@@ -5,7 +5,7 @@ use std::fmt;
 use std::task::Waker;
 use std::time::{Duration, Instant};
 
-use super::clock::Clock;
+use super::clock::{Clock, SharedClock};
 pub(crate) use super::wheel::TimerKey;
 use super::wheel::{TimerWheel, TICK_SHIFT};
 /// The timers of one runtime. Runtime thread only (it lives in an `Rc`).
@@ -49,7 +49,9 @@ pub(crate) struct Timers {
 }
 
 impl Timers {
-    pub(crate) fn new() -> Timers {
+    /// Timers on a running clock, whose state the runtime's blocking jobs read in `clock`
+    /// (a new [`SharedClock`]).
+    pub(crate) fn new(clock: std::sync::Arc<SharedClock>) -> Timers {
         Timers {
             base: Cell::new(Instant::now()),
             wheel: RefCell::new(TimerWheel::new()),
@@ -57,7 +59,7 @@ impl Timers {
             fired: Cell::new(0),
             slack_lowered: Cell::new(false),
             loop_now: Cell::new(0),
-            clock: Clock::new(),
+            clock: Clock::new(clock),
             nevers: Cell::new(0),
             never_span: Cell::new(None),
         }

@@ -13,8 +13,8 @@ use std::time::Duration;
 /// behaves the same with either. Under a paused clock only this type keeps step with the
 /// timers: a deadline built as `Instant::now() + d` with it is `d` after the paused clock's
 /// reading, where one built from `std::time::Instant::now()` is on the real clock instead.
-/// Outside a runtime `Instant::now()` is the real clock, and so it is on any thread but the
-/// runtime's own, in a [`spawn_blocking`](crate::spawn_blocking) job too.
+/// In a [`spawn_blocking`](crate::spawn_blocking) job `Instant::now()` reads the clock of
+/// the job's runtime, paused or not; outside a runtime and its jobs, the real clock.
 ///
 /// It converts to and from `std::time::Instant` ([`from_std`](Instant::from_std),
 /// [`into_std`](Instant::into_std), `From`) without changing the instant it names.
@@ -36,8 +36,8 @@ use std::time::Duration;
 pub struct Instant(std::time::Instant);
 
 impl Instant {
-    /// The current runtime's clock now (see [`time::now`](super::now)); outside a runtime,
-    /// or off its thread (in a blocking job), `std::time::Instant::now()`.
+    /// The current runtime's clock now (see [`time::now`](super::now)), in its blocking jobs
+    /// too; outside a runtime and its jobs, `std::time::Instant::now()`.
     pub fn now() -> Instant {
         super::now()
     }

@@ -52,10 +52,26 @@
 //! `std::time::Instant` keeps real time. So build deadlines from this module's `Instant`
 //! (`sleep_until(Instant::now() + d)`), not from `std::time::Instant::now()`: once a clock
 //! has been paused the two differ by however far it was advanced, or held back, and keep
-//! differing after [`resume`]. The paused clock is read on the runtime's own thread only:
-//! a [`spawn_blocking`](crate::spawn_blocking) job (or any other thread) gets the real time
-//! from [`Instant::now`] even while the runtime that spawned it is paused, where tokio's
-//! blocking threads read the paused clock. Hand a job the instants it needs from its task.
+//! differing after [`resume`].
+//!
+//! The runtime's blocking jobs read its clock too, paused or not, as tokio's blocking
+//! threads do: in a [`spawn_blocking`](crate::spawn_blocking) job (or a
+//! [`Handle::spawn_blocking`](crate::Handle::spawn_blocking) one, or a future run by
+//! [`Handle::block_on`](crate::Handle::block_on)), [`now`], [`Instant::now`] and
+//! [`Instant::elapsed`] read the clock of the runtime that is
+//! [`Handle::current`](crate::Handle::current) there, as it stands at that moment: an
+//! [`advance`] made while the job runs shows in its next reading. Readings never go back,
+//! whichever threads they are made on: one handed from a thread to another is never later
+//! than a reading made there afterwards, across a pause, an advance or a resume. Any other
+//! thread reads the real clock. A job cannot wait on the clock, though: a [`sleep`] made in
+//! it counts its deadline from the paused clock, but, as every timer, must be polled by the
+//! runtime (polled in the job, it panics, as outside a runtime), and a paused clock does not
+//! auto-advance while a job runs, so a job waiting for a paused instant (through
+//! `Handle::block_on` of a task that sleeps) waits until a task [`advance`]s the clock past
+//! it. `std::thread::sleep` waits real time. A job that outlives its runtime reads the clock
+//! the runtime left: dropping a runtime lets its paused clock run on from where it stands,
+//! as [`resume`] does, so such a job's readings still move on, and never go back to the
+//! real clock.
 //!
 //! ```
 //! use std::time::Duration;
@@ -76,6 +92,7 @@ mod sleep;
 mod timeout;
 mod wheel;
 
+pub(crate) use clock::SharedClock;
 pub(crate) use driver::Timers;
 pub use instant::Instant;
 pub use interval::{interval, interval_at, Interval, MissedTickBehavior};
@@ -94,14 +111,12 @@ use std::sync::OnceLock;
 pub use std::time::Duration;
 
 /// The current runtime's clock: the real time (`std::time::Instant::now()`), unless the
-/// runtime's time is [paused](pause). Outside a runtime, the real time; so too on any thread
-/// but the runtime's own, a [`spawn_blocking`](crate::spawn_blocking) job's included (see
-/// [Paused time](self#paused-time-for-tests)). The same as [`Instant::now`].
+/// runtime's time is [paused](pause). In a [`spawn_blocking`](crate::spawn_blocking) job,
+/// the clock of the runtime that spawned it, paused or not (see
+/// [Paused time](self#paused-time-for-tests)). Outside a runtime and its jobs, the real
+/// time. The same as [`Instant::now`].
 pub fn now() -> Instant {
-    Instant::from_std(
-        crate::executor::with_current(|core| core.timers().now())
-            .unwrap_or_else(std::time::Instant::now),
-    )
+    Instant::from_std(crate::executor::clock_now().unwrap_or_else(std::time::Instant::now))
 }
 
 /// Whether the current runtime's clock is [paused](pause); `false` outside a runtime.

@@ -45,6 +45,10 @@ impl Core {
         self.closed.set(true);
         crate::executor::context::leave_owner(self);
         self.shared.close();
+        // Nothing will advance a paused clock any more: it runs on from where it stands, for
+        // the blocking jobs that read it still (waited for below, or outliving the runtime),
+        // so that their readings go on and never go back.
+        self.timers.resume();
         // Jobs still running finish detached, but a file's write job is waited for, for a
         // while: a process that exits right after this drop would cut it short, losing
         // bytes a `write` accepted.
