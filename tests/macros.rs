@@ -82,3 +82,17 @@ fn main_takes_the_flavor_too() {
     }
     assert_eq!(main(), 9);
 }
+
+/// A body handed over by a `macro_rules!` macro as a `$body:block` (which reaches the
+/// attribute wrapped in an invisible group) is the function's body like any other.
+macro_rules! async_test_with_body {
+    ($name:ident, $body:block) => {
+        #[overlap::test]
+        async fn $name() $body
+    };
+}
+
+async_test_with_body!(a_body_from_a_macro_rules_block_runs, {
+    let got = overlap::spawn(async { 11 }).await.unwrap();
+    assert_eq!(got, 11);
+});

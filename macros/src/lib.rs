@@ -140,7 +140,7 @@ fn rewrite(
 ) -> Result<TokenStream, TokenStream> {
     let start_paused = parse_args(args, name)?;
     let mut tokens: Vec<TokenTree> = item.into_iter().collect();
-    let body = match tokens.pop() {
+    let body = match tokens.pop().map(unwrap_invisible) {
         Some(TokenTree::Group(g)) if g.delimiter() == Delimiter::Brace => g,
         other => {
             let span = other.map_or_else(Span::call_site, |t| t.span());
@@ -244,6 +244,20 @@ fn test_attribute(tokens: &[TokenTree]) -> Option<&TokenTree> {
     })
 }
 
+/// The brace group inside the invisible group that a `macro_rules!` macro wraps a
+/// `$body:block` in, or `t` as it is.
+fn unwrap_invisible(t: TokenTree) -> TokenTree {
+    if let TokenTree::Group(g) = &t {
+        if g.delimiter() == Delimiter::None {
+            let mut inner = g.stream().into_iter();
+            if let (Some(block @ TokenTree::Group(_)), None) = (inner.next(), inner.next()) {
+                return block;
+            }
+        }
+    }
+    t
+}
+
 fn is_arrow_end(tokens: &[TokenTree], i: usize) -> bool {
     i > 0
         && matches!(&tokens[i - 1], TokenTree::Punct(p)
@@ -255,7 +269,9 @@ fn is_arrow_end(tokens: &[TokenTree], i: usize) -> bool {
 /// there is no `fn` to stand in for.
 fn stand_in(item: TokenStream) -> TokenStream {
     let mut tokens: Vec<TokenTree> = item.into_iter().collect();
-    if matches!(tokens.last(), Some(TokenTree::Group(g)) if g.delimiter() == Delimiter::Brace) {
+    if matches!(tokens.last().cloned().map(unwrap_invisible),
+        Some(TokenTree::Group(g)) if g.delimiter() == Delimiter::Brace)
+    {
         tokens.pop();
     }
     let Some(fn_at) = tokens.iter().position(|t| is_ident(t, "fn")) else {
