@@ -310,8 +310,10 @@ pub mod stream {
 /// ```
 ///
 /// Each is the same as wrapping the body in [`block_on`]. The function takes no arguments,
-/// and the attribute only `start_paused = true|false` (as [`Builder::start_paused`]) and
-/// tokio's `flavor = "current_thread"`; for other runtime settings, build a [`Runtime`] with
+/// and the attribute only `start_paused = true|false` (as [`Builder::start_paused`]),
+/// tokio's `flavor = "current_thread"`, and tokio's `crate = "path"` for a crate that reaches
+/// overlap by another path than `::overlap` (`crate = "my_rt"` after `my_rt = { package =
+/// "overlap", .. }` in `Cargo.toml`); for other runtime settings, build a [`Runtime`] with
 /// [`Runtime::builder`] and call its `block_on`.
 pub use overlap_macros::{main, test};
 pub use overlap_runtime::task_local;

@@ -96,3 +96,52 @@ async_test_with_body!(a_body_from_a_macro_rules_block_runs, {
     let got = overlap::spawn(async { 11 }).await.unwrap();
     assert_eq!(got, 11);
 });
+
+/// What `crate = "..."` names in the tests below: the `overlap` crate as a renamed dependency
+/// (`my_rt = { package = "overlap", .. }`) or a re-export would give it, counting the runs that
+/// go through it so that a setting ignored in favour of `::overlap` shows.
+mod renamed {
+    use std::cell::Cell;
+    use std::future::Future;
+
+    thread_local! {
+        /// How many times a `block_on` of this module ran on this thread.
+        pub static RUNS: Cell<u32> = const { Cell::new(0) };
+    }
+
+    /// `overlap::block_on`, counted.
+    pub fn block_on<F: Future>(future: F) -> F::Output {
+        RUNS.with(|runs| runs.set(runs.get() + 1));
+        overlap::block_on(future)
+    }
+
+    /// `overlap::block_on_start_paused`, counted.
+    pub fn block_on_start_paused<F: Future>(future: F) -> F::Output {
+        RUNS.with(|runs| runs.set(runs.get() + 1));
+        overlap::block_on_start_paused(future)
+    }
+}
+
+/// tokio's `crate = "..."`: the attribute reaches the runtime through the path given, for a
+/// crate that depends on overlap under another name.
+#[test]
+fn the_crate_setting_names_the_path_to_overlap() {
+    #[overlap::main(crate = "crate::renamed")]
+    async fn main() -> u32 {
+        overlap::spawn(async { 4 }).await.unwrap()
+    }
+    #[overlap::main(start_paused = true, crate = "crate::renamed")]
+    async fn paused() -> bool {
+        let start = overlap::time::Instant::now();
+        overlap::time::sleep(std::time::Duration::from_secs(3600)).await;
+        start.elapsed() >= std::time::Duration::from_secs(3600)
+    }
+    assert_eq!(main(), 4);
+    assert!(paused());
+    assert_eq!(renamed::RUNS.with(|runs| runs.get()), 2);
+}
+
+#[overlap::test(crate = "::overlap")]
+async fn the_crate_setting_takes_a_path_from_the_root() {
+    assert_eq!(overlap::spawn(async { 5 }).await.unwrap(), 5);
+}

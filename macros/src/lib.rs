@@ -22,9 +22,12 @@ use proc_macro::{Delimiter, Group, Ident, Punct, Spacing, Span, TokenStream, Tok
 /// The same as wrapping the body in `overlap::block_on`: the runtime is dropped (with any
 /// task still pending) when the body returns. The function takes no arguments. The attribute
 /// takes `start_paused = true`, which starts the runtime with its clock paused (see
-/// `overlap::time::pause`), and, for code moving over from tokio, `flavor =
-/// "current_thread"`, which is what overlap always is (`"multi_thread"` is refused); for
-/// other settings, build a `Runtime` with `Runtime::builder()`.
+/// `overlap::time::pause`), and two of tokio's settings, for code moving over: `flavor =
+/// "current_thread"`, which is what overlap always is (`"multi_thread"` is refused), and
+/// `crate = "path"`, the path the `overlap` crate is reached by where it is not `::overlap`
+/// (a dependency renamed in `Cargo.toml`, `my_rt = { package = "overlap", .. }`, takes
+/// `#[my_rt::main(crate = "my_rt")]`; a re-export, `crate = "crate::rt"`). For other
+/// settings, build a `Runtime` with `Runtime::builder()`.
 #[proc_macro_attribute]
 pub fn main(args: TokenStream, item: TokenStream) -> TokenStream {
     expand(args, item, "main", false)
@@ -34,6 +37,7 @@ pub fn main(args: TokenStream, item: TokenStream) -> TokenStream {
 ///
 /// The attribute adds the `#[test]`, so a `#[test]` of the function's own after it is
 /// refused (it would register the test twice and run its body twice, as tokio's refuses it).
+/// It takes the same settings as [`main`]: `start_paused`, `flavor` and `crate`.
 ///
 /// ```ignore
 /// #[overlap::test]
@@ -54,12 +58,21 @@ pub fn test(args: TokenStream, item: TokenStream) -> TokenStream {
     expand(args, item, "test", true)
 }
 
-/// Reads the attribute's arguments: nothing, or comma-separated `start_paused = true|false`
-/// and tokio's `flavor = "current_thread"` (what overlap always is). Returns whether the
-/// clock starts paused, or the error to report.
-fn parse_args(args: TokenStream, name: &str) -> Result<bool, TokenStream> {
+/// What the attribute's arguments ask for.
+struct Settings {
+    /// `start_paused = true`: the runtime's clock starts paused.
+    start_paused: bool,
+    /// `crate = "path"`: the path the `overlap` crate is reached by, `::overlap` if `None`.
+    krate: Option<TokenStream>,
+}
+
+/// Reads the attribute's arguments: nothing, or comma-separated `start_paused = true|false`,
+/// tokio's `flavor = "current_thread"` (what overlap always is) and tokio's `crate = "path"`.
+/// Returns the settings, or the error to report.
+fn parse_args(args: TokenStream, name: &str) -> Result<Settings, TokenStream> {
     let tokens: Vec<TokenTree> = args.into_iter().collect();
     let mut start_paused = false;
+    let mut krate = None;
     let mut seen: Vec<String> = Vec::new();
     for arg in tokens.split(|t| matches!(t, TokenTree::Punct(p) if p.as_char() == ',')) {
         // A setting given twice is refused, as tokio does, rather than the last one winning
@@ -102,19 +115,88 @@ fn parse_args(args: TokenStream, name: &str) -> Result<bool, TokenStream> {
                     ));
                 }
             }
+            [TokenTree::Ident(key), TokenTree::Punct(eq), value]
+                if key.to_string() == "crate" && eq.as_char() == '=' =>
+            {
+                krate = Some(crate_path(value)?);
+            }
             [first, ..] => {
                 return Err(error(
                     first.span(),
                     &format!(
-                        "#[overlap::{name}] takes only `start_paused = true|false` and \
-                         `flavor = \"current_thread\"`; build a `Runtime` with \
-                         `Runtime::builder()` for other settings"
+                        "#[overlap::{name}] takes only `start_paused = true|false`, \
+                         `flavor = \"current_thread\"` and `crate = \"path\"`; build a \
+                         `Runtime` with `Runtime::builder()` for other settings"
                     ),
                 ))
             }
         }
     }
-    Ok(start_paused)
+    Ok(Settings {
+        start_paused,
+        krate,
+    })
+}
+
+/// The words that cannot name a crate or module (`crate`, `self`, `super` and `Self` can).
+const KEYWORDS: &[&str] = &[
+    "_", "as", "async", "await", "break", "const", "continue", "dyn", "else", "enum", "extern",
+    "false", "fn", "for", "if", "impl", "in", "let", "loop", "match", "mod", "move", "mut", "pub",
+    "ref", "return", "static", "struct", "trait", "true", "type", "unsafe", "use", "where",
+    "while", "abstract", "become", "box", "do", "final", "macro", "override", "priv", "typeof",
+    "unsized", "virtual", "yield", "try", "gen",
+];
+
+/// The path in `crate = "path"` (`"my_rt"`, `"::my_rt"`, `"crate::rt"`) as tokens spanned at
+/// the string, so that a path that does not resolve is reported there; or the error to report.
+fn crate_path(value: &TokenTree) -> Result<TokenStream, TokenStream> {
+    let refuse = |what: &str| {
+        error(
+            value.span(),
+            &format!(
+                "`crate` takes the path the overlap crate is reached by, as a string: \
+                 `crate = \"my_rt\"`; {what}"
+            ),
+        )
+    };
+    let text = match value {
+        TokenTree::Literal(lit) => lit.to_string(),
+        _ => String::new(),
+    };
+    // A plain or raw string with nothing escaped: an escape has no place in a path.
+    let unraw = text
+        .strip_prefix('r')
+        .map_or(&*text, |t| t.trim_matches('#'));
+    let Some(inner) = unraw.strip_prefix('"').and_then(|t| t.strip_suffix('"')) else {
+        return Err(refuse("this is not a string"));
+    };
+    if inner.contains('\\') {
+        return Err(refuse("a path has no escapes"));
+    }
+    let span = value.span();
+    let mut path = TokenStream::new();
+    for (i, segment) in inner.split("::").map(str::trim).enumerate() {
+        // A leading `::` leaves an empty first segment: a path from the crate root.
+        if i == 0 && segment.is_empty() && inner.trim_start().starts_with("::") {
+            continue;
+        }
+        let is_ident = segment.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+            && segment
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_')
+            && !KEYWORDS.contains(&segment);
+        if !is_ident {
+            return Err(refuse(&format!(
+                "`{}` is not a path of names separated by `::`",
+                inner.trim()
+            )));
+        }
+        if i > 0 {
+            path.extend(colons(span));
+        }
+        path.extend([TokenTree::Ident(Ident::new(segment, span))]);
+    }
+    Ok(path)
 }
 
 fn expand(args: TokenStream, item: TokenStream, name: &str, add_test: bool) -> TokenStream {
@@ -138,7 +220,7 @@ fn rewrite(
     name: &str,
     add_test: bool,
 ) -> Result<TokenStream, TokenStream> {
-    let start_paused = parse_args(args, name)?;
+    let settings = parse_args(args, name)?;
     let mut tokens: Vec<TokenTree> = item.into_iter().collect();
     let body = match tokens.pop().map(unwrap_invisible) {
         Some(TokenTree::Group(g)) if g.delimiter() == Delimiter::Brace => g,
@@ -188,7 +270,7 @@ fn rewrite(
     out.extend(tokens);
     out.extend([TokenTree::Group(Group::new(
         Delimiter::Brace,
-        block_on_call(body, start_paused),
+        block_on_call(body, &settings),
     ))]);
     Ok(out)
 }
@@ -302,15 +384,29 @@ fn stand_in(item: TokenStream) -> TokenStream {
     out
 }
 
-/// `::overlap::block_on(async move BODY)` (or `block_on_start_paused`), spanned at the body.
-fn block_on_call(body: Group, start_paused: bool) -> TokenStream {
+/// `::overlap::block_on(async move BODY)` (or `block_on_start_paused`, and `(PATH::block_on)`
+/// for a `crate` path), spanned at the body.
+fn block_on_call(body: Group, settings: &Settings) -> TokenStream {
     let span = body.span();
-    let run = if start_paused {
+    let run = if settings.start_paused {
         "block_on_start_paused"
     } else {
         "block_on"
     };
-    let mut call = path(&["overlap", run], span);
+    let mut call = match &settings.krate {
+        Some(krate) => {
+            // The whole path at the `crate` string, so that a path lacking the function is
+            // reported there, in parentheses spanned at the body, so that the call (and a
+            // type error in its result) is still spanned at the body alone.
+            let at = krate.clone().into_iter().last().map_or(span, |t| t.span());
+            let mut callee = krate.clone();
+            callee.extend(path(&[run], at));
+            let mut callee = Group::new(Delimiter::Parenthesis, callee);
+            callee.set_span(span);
+            TokenStream::from(TokenTree::Group(callee))
+        }
+        None => path(&["overlap", run], span),
+    };
     let inner: TokenStream = [
         TokenTree::Ident(Ident::new("async", span)),
         TokenTree::Ident(Ident::new("move", span)),
@@ -328,17 +424,19 @@ fn block_on_call(body: Group, start_paused: bool) -> TokenStream {
 fn path(segments: &[&str], span: Span) -> TokenStream {
     let mut ts = TokenStream::new();
     for seg in segments {
-        let mut colon = Punct::new(':', Spacing::Joint);
-        colon.set_span(span);
-        let mut colon2 = Punct::new(':', Spacing::Alone);
-        colon2.set_span(span);
-        ts.extend([
-            TokenTree::Punct(colon),
-            TokenTree::Punct(colon2),
-            TokenTree::Ident(Ident::new(seg, span)),
-        ]);
+        ts.extend(colons(span));
+        ts.extend([TokenTree::Ident(Ident::new(seg, span))]);
     }
     ts
+}
+
+/// `::`
+fn colons(span: Span) -> [TokenTree; 2] {
+    let mut colon = Punct::new(':', Spacing::Joint);
+    colon.set_span(span);
+    let mut colon2 = Punct::new(':', Spacing::Alone);
+    colon2.set_span(span);
+    [TokenTree::Punct(colon), TokenTree::Punct(colon2)]
 }
 
 /// `#[::a::b]`
