@@ -309,8 +309,9 @@ pub mod stream {
 /// }
 /// ```
 ///
-/// Each is the same as wrapping the body in [`block_on`]. The function takes no arguments,
-/// and the attribute only `start_paused = true|false` (as [`Builder::start_paused`]),
+/// Each is the same as wrapping the body in [`block_on`]. A test or `main` takes no
+/// arguments (another function under `#[overlap::main]` may, as with tokio's), and the
+/// attribute only `start_paused = true|false` (as [`Builder::start_paused`]),
 /// tokio's `flavor = "current_thread"`, and tokio's `crate = "path"` for a crate that reaches
 /// overlap by another path than `::overlap` (`crate = "my_rt"` after `my_rt = { package =
 /// "overlap", .. }` in `Cargo.toml`); for other runtime settings, build a [`Runtime`] with
@@ -370,7 +371,7 @@ pub use overlap_pipe::process;
 /// #[overlap::main]
 /// fn main() {}
 /// ```
-/// Arguments to the function, or to the attribute:
+/// Arguments to `main` (another function may take some), or unknown ones to the attribute:
 /// ```compile_fail
 /// #[overlap::main]
 /// async fn main(_n: u32) {}

@@ -145,3 +145,20 @@ fn the_crate_setting_names_the_path_to_overlap() {
 async fn the_crate_setting_takes_a_path_from_the_root() {
     assert_eq!(overlap::spawn(async { 5 }).await.unwrap(), 5);
 }
+
+/// As with tokio's, a function other than `main` may take arguments, `self` among them: the
+/// body's `async move` block takes them over.
+#[test]
+fn a_function_other_than_main_takes_arguments() {
+    struct Doubler {
+        by: u32,
+    }
+    impl Doubler {
+        #[overlap::main]
+        async fn run(&self, mut n: u32, label: &str) -> String {
+            n = overlap::spawn(async move { n * 2 }).await.unwrap() * self.by;
+            format!("{label}: {n}")
+        }
+    }
+    assert_eq!(Doubler { by: 3 }.run(7, "got"), "got: 42");
+}

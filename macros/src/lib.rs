@@ -1,6 +1,6 @@
 //! `#[overlap::main]` and `#[overlap::test]`: an `async fn` run on a fresh runtime.
 //!
-//! Both rewrite `async fn name() -> R { body }` into `fn name() -> R` whose body is
+//! Both rewrite `async fn name(args) -> R { body }` into `fn name(args) -> R` whose body is
 //! `overlap::block_on(async move { body })`, keeping the body's spans so errors point at
 //! the user's code. Written on the bare `proc_macro` API: no parser dependency.
 //!
@@ -20,7 +20,8 @@ use proc_macro::{Delimiter, Group, Ident, Punct, Spacing, Span, TokenStream, Tok
 /// ```
 ///
 /// The same as wrapping the body in `overlap::block_on`: the runtime is dropped (with any
-/// task still pending) when the body returns. The function takes no arguments. The attribute
+/// task still pending) when the body returns. `main` takes no arguments; any other function
+/// may (`self` too), moved into the body's `async move` block as tokio's are. The attribute
 /// takes `start_paused = true`, which starts the runtime with its clock paused (see
 /// `overlap::time::pause`), and two of tokio's settings, for code moving over: `flavor =
 /// "current_thread"`, which is what overlap always is (`"multi_thread"` is refused), and
@@ -245,12 +246,23 @@ fn rewrite(
             &format!("#[overlap::{name}] needs an `async fn` (add `async` before `fn`)"),
         ));
     };
+    // A test or `main` takes no arguments; any other function may, as with tokio's: the
+    // body's `async move` block takes them over.
     let params = params_at(&tokens, fn_at).map(|i| &tokens[i]);
+    let is_main = tokens.get(fn_at + 1).is_some_and(|t| is_ident(t, "main"));
     if let Some(p) = params.filter(|p| !matches!(p, TokenTree::Group(g) if g.stream().is_empty())) {
-        return Err(error(
-            p.span(),
-            &format!("#[overlap::{name}] functions take no arguments"),
-        ));
+        if add_test {
+            return Err(error(
+                p.span(),
+                "#[overlap::test] functions take no arguments",
+            ));
+        }
+        if is_main {
+            return Err(error(
+                p.span(),
+                "`main` takes no arguments (read the command line with `std::env::args()`)",
+            ));
+        }
     }
     if add_test {
         if let Some(attr) = test_attribute(&tokens[..fn_at]) {
