@@ -1,10 +1,14 @@
 //! `#[overlap::test]` (and so `#[overlap::main]`, the same rewrite) on real async tests.
 
+mod support;
+
 use std::cell::RefCell;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::rc::Rc;
 
 use overlap::io::{AsyncReadExt, AsyncWriteExt};
 use overlap::net::{TcpListener, TcpStream};
+use support::DropFlag;
 
 #[overlap::test]
 async fn an_async_test_runs_tasks_that_need_not_be_send() {
@@ -161,4 +165,28 @@ fn a_function_other_than_main_takes_arguments() {
         }
     }
     assert_eq!(Doubler { by: 3 }.run(7, "got"), "got: 42");
+}
+
+/// The runtime goes when the body returns, as the docs say: a task still pending is dropped
+/// with what it owns, its fds closed, before the function returns (and so before the next
+/// test on the thread).
+#[test]
+fn a_task_left_pending_is_dropped_with_its_fds_when_the_body_returns() {
+    #[overlap::main]
+    async fn leave_a_task_pending(flag: DropFlag, write_end: OwnedFd) {
+        let tx = overlap::pipe::Sender::from_owned_fd(write_end).unwrap();
+        overlap::spawn(async move {
+            let (_flag, _tx) = (flag, tx);
+            std::future::pending::<()>().await
+        });
+        overlap::yield_now().await;
+    }
+    let (flag, dropped) = DropFlag::new();
+    let (read_end, write_end) = support::pipe();
+    leave_a_task_pending(flag, write_end);
+    assert!(dropped.get(), "the pending task was not dropped");
+    // Only the task held the write end: the (non-blocking) read end is at end of file.
+    let mut byte = [0u8; 1];
+    let read = support::read(read_end.as_raw_fd(), &mut byte);
+    assert_eq!(read.unwrap(), 0, "the task's write end is still open");
 }
