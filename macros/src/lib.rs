@@ -6,6 +6,9 @@
 //!
 //! Use them through the `overlap` facade, which re-exports them.
 
+mod args;
+
+use args::{parse_args, Settings};
 use proc_macro::{Delimiter, Group, Ident, Punct, Spacing, Span, TokenStream, TokenTree};
 
 /// Runs an `async fn main` on a runtime built for the current thread.
@@ -57,147 +60,6 @@ pub fn main(args: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn test(args: TokenStream, item: TokenStream) -> TokenStream {
     expand(args, item, "test", true)
-}
-
-/// What the attribute's arguments ask for.
-struct Settings {
-    /// `start_paused = true`: the runtime's clock starts paused.
-    start_paused: bool,
-    /// `crate = "path"`: the path the `overlap` crate is reached by, `::overlap` if `None`.
-    krate: Option<TokenStream>,
-}
-
-/// Reads the attribute's arguments: nothing, or comma-separated `start_paused = true|false`,
-/// tokio's `flavor = "current_thread"` (what overlap always is) and tokio's `crate = "path"`.
-/// Returns the settings, or the error to report.
-fn parse_args(args: TokenStream, name: &str) -> Result<Settings, TokenStream> {
-    let tokens: Vec<TokenTree> = args.into_iter().collect();
-    let mut start_paused = false;
-    let mut krate = None;
-    let mut seen: Vec<String> = Vec::new();
-    for arg in tokens.split(|t| matches!(t, TokenTree::Punct(p) if p.as_char() == ',')) {
-        // A setting given twice is refused, as tokio does, rather than the last one winning
-        // unseen (`start_paused = true, start_paused = false` would run unpaused).
-        if let [TokenTree::Ident(key), TokenTree::Punct(eq), _] = arg {
-            let key = key.to_string();
-            if eq.as_char() == '=' && seen.contains(&key) {
-                return Err(error(
-                    arg[0].span(),
-                    &format!("`{key}` is set more than once"),
-                ));
-            }
-            seen.push(key);
-        }
-        match arg {
-            [] => {}
-            [TokenTree::Ident(key), TokenTree::Punct(eq), value]
-                if key.to_string() == "start_paused" && eq.as_char() == '=' =>
-            {
-                start_paused = match value.to_string().as_str() {
-                    "true" => true,
-                    "false" => false,
-                    _ => {
-                        return Err(error(
-                            value.span(),
-                            "`start_paused` takes `true` or `false`",
-                        ))
-                    }
-                };
-            }
-            [TokenTree::Ident(key), TokenTree::Punct(eq), value]
-                if key.to_string() == "flavor" && eq.as_char() == '=' =>
-            {
-                if value.to_string() != "\"current_thread\"" {
-                    return Err(error(
-                        value.span(),
-                        "overlap runs one runtime on the current thread: only \
-                         `flavor = \"current_thread\"` is accepted; for more cores, run a \
-                         `Runtime` per thread (see the `tcp_echo_per_core` example)",
-                    ));
-                }
-            }
-            [TokenTree::Ident(key), TokenTree::Punct(eq), value]
-                if key.to_string() == "crate" && eq.as_char() == '=' =>
-            {
-                krate = Some(crate_path(value)?);
-            }
-            [first, ..] => {
-                return Err(error(
-                    first.span(),
-                    &format!(
-                        "#[overlap::{name}] takes only `start_paused = true|false`, \
-                         `flavor = \"current_thread\"` and `crate = \"path\"`; build a \
-                         `Runtime` with `Runtime::builder()` for other settings"
-                    ),
-                ))
-            }
-        }
-    }
-    Ok(Settings {
-        start_paused,
-        krate,
-    })
-}
-
-/// The words that cannot name a crate or module (`crate`, `self`, `super` and `Self` can).
-const KEYWORDS: &[&str] = &[
-    "_", "as", "async", "await", "break", "const", "continue", "dyn", "else", "enum", "extern",
-    "false", "fn", "for", "if", "impl", "in", "let", "loop", "match", "mod", "move", "mut", "pub",
-    "ref", "return", "static", "struct", "trait", "true", "type", "unsafe", "use", "where",
-    "while", "abstract", "become", "box", "do", "final", "macro", "override", "priv", "typeof",
-    "unsized", "virtual", "yield", "try", "gen",
-];
-
-/// The path in `crate = "path"` (`"my_rt"`, `"::my_rt"`, `"crate::rt"`) as tokens spanned at
-/// the string, so that a path that does not resolve is reported there; or the error to report.
-fn crate_path(value: &TokenTree) -> Result<TokenStream, TokenStream> {
-    let refuse = |what: &str| {
-        error(
-            value.span(),
-            &format!(
-                "`crate` takes the path the overlap crate is reached by, as a string: \
-                 `crate = \"my_rt\"`; {what}"
-            ),
-        )
-    };
-    let text = match value {
-        TokenTree::Literal(lit) => lit.to_string(),
-        _ => String::new(),
-    };
-    // A plain or raw string with nothing escaped: an escape has no place in a path.
-    let unraw = text
-        .strip_prefix('r')
-        .map_or(&*text, |t| t.trim_matches('#'));
-    let Some(inner) = unraw.strip_prefix('"').and_then(|t| t.strip_suffix('"')) else {
-        return Err(refuse("this is not a string"));
-    };
-    if inner.contains('\\') {
-        return Err(refuse("a path has no escapes"));
-    }
-    let span = value.span();
-    let mut path = TokenStream::new();
-    for (i, segment) in inner.split("::").map(str::trim).enumerate() {
-        // A leading `::` leaves an empty first segment: a path from the crate root.
-        if i == 0 && segment.is_empty() && inner.trim_start().starts_with("::") {
-            continue;
-        }
-        let is_ident = segment.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
-            && segment
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_')
-            && !KEYWORDS.contains(&segment);
-        if !is_ident {
-            return Err(refuse(&format!(
-                "`{}` is not a path of names separated by `::`",
-                inner.trim()
-            )));
-        }
-        if i > 0 {
-            path.extend(colons(span));
-        }
-        path.extend([TokenTree::Ident(Ident::new(segment, span))]);
-    }
-    Ok(path)
 }
 
 fn expand(args: TokenStream, item: TokenStream, name: &str, add_test: bool) -> TokenStream {
