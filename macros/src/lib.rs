@@ -135,6 +135,16 @@ fn rewrite(
             ));
         }
     }
+    if let Some(attr) = runtime_attribute(&tokens[..fn_at]) {
+        return Err(error(
+            attr.span(),
+            &format!(
+                "#[overlap::{name}] turns the `async fn` into a plain `fn`, so a second \
+                 async entry attribute on it (this one) would get a plain `fn`: keep one of \
+                 the two"
+            ),
+        ));
+    }
     tokens.remove(async_at);
 
     let mut out = TokenStream::new();
@@ -214,6 +224,36 @@ fn unwrap_invisible(t: TokenTree) -> TokenTree {
     t
 }
 
+/// The first attribute among `tokens` that looks like an async runtime's entry point, as ours
+/// (or tokio's) are: a path of two names or more ending in `main` or `test` (not the prelude's
+/// `#[test]`), arguments allowed: the group of its brackets.
+fn runtime_attribute(tokens: &[TokenTree]) -> Option<&TokenTree> {
+    tokens.windows(2).find_map(|pair| match pair {
+        [TokenTree::Punct(hash), attr @ TokenTree::Group(g)]
+            if hash.as_char() == '#' && g.delimiter() == Delimiter::Bracket =>
+        {
+            let mut names = Vec::new();
+            let mut inner = g.stream().into_iter().peekable();
+            while let Some(t) = inner.next_if(|t| !matches!(t, TokenTree::Group(_))) {
+                match t {
+                    TokenTree::Ident(i) => names.push(i.to_string()),
+                    TokenTree::Punct(p) if p.as_char() == ':' => {}
+                    // `=` or another sign: not a plain path.
+                    _ => return None,
+                }
+            }
+            // At most the arguments' group after the path.
+            inner.next();
+            let is_entry = inner.next().is_none()
+                && names.len() >= 2
+                && !matches!(names[0].as_str(), "core" | "std")
+                && matches!(names[names.len() - 1].as_str(), "main" | "test");
+            is_entry.then_some(attr)
+        }
+        _ => None,
+    })
+}
+
 fn is_arrow_end(tokens: &[TokenTree], i: usize) -> bool {
     i > 0
         && matches!(&tokens[i - 1], TokenTree::Punct(p)
@@ -237,11 +277,20 @@ fn stand_in(item: TokenStream) -> TokenStream {
         return TokenStream::new();
     };
     let span = Span::call_site();
-    let mut out: TokenStream = tokens[..fn_at]
+    // Without `async`, and without any runtime attribute after ours, which would only
+    // complain again of the stand-in.
+    let mut attrs: Vec<TokenTree> = tokens[..fn_at]
         .iter()
         .filter(|t| !is_ident(t, "async"))
         .cloned()
         .collect();
+    while let Some(at) = attrs
+        .windows(2)
+        .position(|pair| runtime_attribute(pair).is_some())
+    {
+        attrs.drain(at..at + 2);
+    }
+    let mut out: TokenStream = attrs.into_iter().collect();
     out.extend(tokens[fn_at..params].iter().cloned());
     out.extend([TokenTree::Group(Group::new(
         Delimiter::Parenthesis,
