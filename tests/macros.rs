@@ -190,3 +190,26 @@ fn a_task_left_pending_is_dropped_with_its_fds_when_the_body_returns() {
     let read = support::read(read_end.as_raw_fd(), &mut byte);
     assert_eq!(read.unwrap(), 0, "the task's write end is still open");
 }
+
+/// A panic in a spawned task fails the test only where the test awaits the task, as with
+/// tokio's: it comes back through the handle as a `JoinError` with its payload, and a
+/// detached task's panic leaves the test running.
+#[overlap::test]
+async fn a_panic_in_a_spawned_task_comes_back_through_its_handle() {
+    let ran = Rc::new(std::cell::Cell::new(false));
+    let r = ran.clone();
+    let detached = overlap::spawn(async move {
+        r.set(true);
+        panic!("a detached task's panic")
+    });
+    drop(detached);
+    let awaited = overlap::spawn(async { panic!("an awaited task's panic") });
+    let payload = awaited.await.unwrap_err().into_panic();
+    assert_eq!(
+        payload.downcast_ref::<&str>(),
+        Some(&"an awaited task's panic")
+    );
+    // The detached task ran (and panicked) first, and the test goes on.
+    assert!(ran.get());
+    assert_eq!(overlap::spawn(async { 1 }).await.unwrap(), 1);
+}

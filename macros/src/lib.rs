@@ -43,6 +43,10 @@ pub fn main(args: TokenStream, item: TokenStream) -> TokenStream {
 /// refused (it would register the test twice and run its body twice, as tokio's refuses it).
 /// It takes the same settings as [`main`]: `start_paused`, `flavor` and `crate`.
 ///
+/// As with tokio's, a panic in a spawned task fails the test only where the test awaits the
+/// task's `JoinHandle`, which gives it back as a `JoinError`; a detached task's panic is
+/// reported by the panic hook and the test goes on.
+///
 /// ```ignore
 /// #[overlap::test]
 /// async fn answers() {
