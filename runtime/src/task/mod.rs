@@ -30,8 +30,10 @@ pub(crate) use main_task::MainTask;
 /// not the returned [`JoinHandle`] is awaited; dropping the handle detaches the task.
 ///
 /// # Panics
-/// When called outside a runtime (not inside [`block_on`](crate::block_on) or
-/// [`Runtime::block_on`](crate::Runtime::block_on)).
+/// When called outside a runtime: not inside [`block_on`](crate::block_on) or
+/// [`Runtime::block_on`](crate::Runtime::block_on), nor under a
+/// [`Runtime::enter`](crate::Runtime::enter) guard (where the task waits for that
+/// runtime's next `block_on`). [`try_spawn`] hands the future back instead.
 ///
 /// ```
 /// use std::{cell::RefCell, rc::Rc};
