@@ -123,12 +123,19 @@ pub(crate) fn refund() {
 /// channel). Returns `Pending` after scheduling the task when the budget is spent.
 ///
 /// ```
+/// use std::cell::Cell;
 /// use std::future::poll_fn;
+/// use std::rc::Rc;
+///
 /// overlap::block_on(async {
+///     let other_ran = Rc::new(Cell::new(false));
+///     let flag = other_ran.clone();
+///     overlap::spawn(async move { flag.set(true) });
 ///     // A loop of always-ready operations still yields to others now and then.
 ///     for _ in 0..1000 {
 ///         poll_fn(|cx| overlap::coop_poll_proceed(cx)).await;
 ///     }
+///     assert!(other_ran.get(), "the loop let the other task run");
 /// });
 /// ```
 pub fn coop_poll_proceed(cx: &mut Context<'_>) -> Poll<()> {
