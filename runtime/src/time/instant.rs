@@ -9,10 +9,12 @@ use std::time::Duration;
 /// while the runtime's time is [paused](super::pause) and jumps when it is
 /// [advanced](super::advance).
 ///
-/// While time runs normally the two clocks agree, so code that only measures and sleeps
-/// behaves the same with either. Under a paused clock only this type keeps step with the
-/// timers: a deadline built as `Instant::now() + d` with it is `d` after the paused clock's
-/// reading, where one built from `std::time::Instant::now()` is on the real clock instead.
+/// Until the runtime's time is first paused the two clocks agree, so code that only
+/// measures and sleeps behaves the same with either. Under a paused clock only this type
+/// keeps step with the timers: a deadline built as `Instant::now() + d` with it is `d` after
+/// the paused clock's reading, where one built from `std::time::Instant::now()` is on the
+/// real clock instead. Once paused, the two differ by however far the clock was advanced
+/// (or held back), and go on differing after [`resume`](super::resume).
 /// In a [`spawn_blocking`](crate::spawn_blocking) job `Instant::now()` reads the clock of
 /// the job's runtime, paused or not; outside a runtime and its jobs, the real clock.
 ///
@@ -29,6 +31,9 @@ use std::time::Duration;
 ///     time::sleep(Duration::from_secs(90)).await; // the paused clock jumps to the deadline
 ///     assert!(start.elapsed() >= Duration::from_secs(90));
 ///     assert!(start.into_std().elapsed() < Duration::from_secs(90), "no real wait");
+///     time::resume();
+///     let ahead = Instant::now().into_std() - std::time::Instant::now();
+///     assert!(ahead > Duration::from_secs(60), "still the jump ahead of the real clock");
 /// });
 /// ```
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
