@@ -244,7 +244,9 @@ impl Runtime {
     /// next `block_on`. A panic in `future` propagates to the caller.
     ///
     /// # Panics
-    /// If called from inside a runtime (a task must `.await`, not block).
+    /// If a `block_on` is already running on this thread: called from one of its tasks or
+    /// from its future (a task must `.await`, not block). A [`Runtime::enter`] guard alone
+    /// does not count: `block_on` runs under one, of this runtime or another.
     pub fn block_on<F: Future>(&self, future: F) -> F::Output {
         let _enter = EnterGuard::enter(&self.core);
         let core = &*self.core;
@@ -296,6 +298,9 @@ impl Runtime {
     ///     overlap::spawn(async { 6 * 7 }) // no runtime is running: it waits for block_on
     /// };
     /// assert_eq!(rt.block_on(task).unwrap(), 42);
+    ///
+    /// let _guard = rt.enter();
+    /// assert_eq!(rt.block_on(async { 7 }), 7, "block_on runs while a guard lives");
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn enter(&self) -> RuntimeGuard<'_> {
@@ -427,7 +432,8 @@ impl fmt::Debug for Runtime {
 /// runtime (and any task still pending).
 ///
 /// # Panics
-/// If the runtime cannot be created (no fds left), or if called from inside a runtime.
+/// If the runtime cannot be created (no fds left), or if a `block_on` is already running on
+/// this thread (see [`Runtime::block_on`]).
 ///
 /// ```
 /// assert_eq!(overlap::block_on(async { 7 }), 7);
