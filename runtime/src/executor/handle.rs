@@ -387,7 +387,9 @@ impl fmt::Debug for Handle {
 ///
 /// It resolves to the task's output, or to a [`JoinError`] if the task panicked
 /// ([`is_panic`](JoinError::is_panic)) or was aborted, or its runtime dropped it
-/// ([`is_cancelled`](JoinError::is_cancelled)). Dropping it detaches the task.
+/// ([`is_cancelled`](JoinError::is_cancelled)). Dropping it detaches the task. Awaiting
+/// `&mut handle` (in a `select!`, under a timeout) is cancel-safe, as with a `JoinHandle`:
+/// the output waits for a later await.
 ///
 /// # Panics
 /// Polled again after it returned the result (it is a `FusedFuture`).
@@ -400,6 +402,23 @@ impl fmt::Debug for Handle {
 /// // ...while this one runs the task's runtime until that thread has the output.
 /// let out = rt.block_on(rt.spawn_blocking(move || waiter.join().unwrap()));
 /// assert_eq!(out.unwrap(), 42);
+/// ```
+///
+/// A wait given up loses nothing:
+///
+/// ```
+/// use std::time::Duration;
+/// use overlap::sync::mpsc::cross_thread;
+///
+/// overlap::block_on(async {
+///     let (tx, mut rx) = cross_thread::channel::<u32>(1);
+///     let handle = overlap::Handle::current();
+///     let mut task = handle.spawn_with(move || async move { rx.recv().await });
+///     let early = overlap::time::timeout(Duration::from_millis(1), &mut task).await;
+///     assert!(early.is_err(), "nothing sent yet");
+///     tx.send(7).await.unwrap();
+///     assert_eq!(task.await.unwrap(), Some(7));
+/// });
 /// ```
 pub struct RemoteJoinHandle<T> {
     slot: Arc<dyn JoinSlot<T>>,
