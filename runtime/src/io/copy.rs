@@ -57,6 +57,11 @@ where
 /// buffer): flushes `writer` whenever `reader` has nothing for now, spends the task's
 /// budget per fill, and retries `Interrupted`.
 ///
+/// Unlike `copy`, it loses no byte when dropped before it completes: a byte leaves
+/// `reader`'s buffer only once `writer` has taken it, so a copy from `&mut reader` cut short
+/// (by a timeout, a `select!`) leaves the rest there for the next read. Only the count of
+/// bytes copied so far is lost.
+///
 /// ```
 /// use overlap::io::{copy_buf, BufReader};
 ///
@@ -64,6 +69,25 @@ where
 ///     let mut out = Vec::new();
 ///     let n = copy_buf(BufReader::new(&b"hello"[..]), &mut out).await?;
 ///     assert_eq!((n, &out[..]), (5, &b"hello"[..]));
+///     std::io::Result::Ok(())
+/// })
+/// .unwrap();
+/// ```
+///
+/// ```
+/// use std::time::Duration;
+/// use overlap::io::{copy_buf, duplex, AsyncReadExt, BufReader};
+///
+/// overlap::block_on(async {
+///     let mut source = BufReader::new(&b"hello world"[..]);
+///     let (mut near, mut far) = duplex(4); // room for 4 bytes, and nobody reads yet
+///     let copy = copy_buf(&mut source, &mut near);
+///     assert!(overlap::time::timeout(Duration::from_millis(1), copy).await.is_err());
+///     let mut sent = [0u8; 4];
+///     far.read_exact(&mut sent).await?;
+///     let mut rest = Vec::new();
+///     source.read_to_end(&mut rest).await?;
+///     assert_eq!((&sent[..], &rest[..]), (&b"hell"[..], &b"o world"[..]));
 ///     std::io::Result::Ok(())
 /// })
 /// .unwrap();
