@@ -204,8 +204,11 @@ pub mod runtime {
 /// The adapters' types are here too, to name them in a struct: `lines()` on a buffered
 /// reader is a [`Stream`](crate::stream::Stream) of `io::Result<String>` (tokio's
 /// `next_line()` is `lines.next().await` here, with [`StreamExt`](crate::stream::StreamExt)).
+/// Like `next_line`, `lines.next()` is cancel-safe: the part of a line read before it was
+/// dropped stays in the `Lines`, and the next call returns the whole line.
 ///
 /// ```
+/// use std::time::Duration;
 /// use overlap::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 /// use overlap::net::{OwnedReadHalf, TcpListener, TcpStream};
 /// use overlap::stream::StreamExt;
@@ -222,6 +225,12 @@ pub mod runtime {
 ///     let mut peer = Peer { lines: BufReader::new(read).lines() };
 ///     assert_eq!(peer.lines.next().await.transpose()?.as_deref(), Some("one"));
 ///     assert_eq!(peer.lines.next().await.transpose()?.as_deref(), Some("two"));
+///
+///     client.write_all(b"thr").await?;
+///     let cut = overlap::time::timeout(Duration::from_millis(1), peer.lines.next()).await;
+///     assert!(cut.is_err(), "half a line: still waiting");
+///     client.write_all(b"ee\n").await?;
+///     assert_eq!(peer.lines.next().await.transpose()?.as_deref(), Some("three"));
 ///     overlap::io::Result::Ok(())
 /// })
 /// .unwrap();
