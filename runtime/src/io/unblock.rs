@@ -66,9 +66,11 @@ type SeekDone<T> = (T, Vec<u8>, io::Result<u64>, bool);
 /// retry, so a seek dropped while pending and then asked for again counts once.
 ///
 /// # Dropping and cancellation
-/// A job in flight cannot be called back. Dropping the `Unblock` (or a future using it)
-/// while a job runs (or waits in the pool's queue) lets that job finish on the pool, then
-/// drops the inner value there (one the runtime's shutdown drops unrun hands it to the pool
+/// A job in flight cannot be called back. A call's future dropped before it completes (a
+/// `read` under a timeout, in a `select!`) loses nothing: its job stays with the `Unblock`,
+/// and the next call takes the result (a read's bytes, a write's error). Dropping the
+/// `Unblock` itself (or a future that owns it) while a job runs (or waits in the pool's
+/// queue) lets that job finish on the pool, then drops the inner value there (one the runtime's shutdown drops unrun hands it to the pool
 /// to drop; one that finished before the drop, its result not yet taken by a call, has
 /// handed it back already: it is then dropped with the `Unblock`); bytes a read job fetched
 /// then are lost. A job still running when its runtime is dropped hands its result
@@ -100,6 +102,27 @@ type SeekDone<T> = (T, Vec<u8>, io::Result<u64>, bool);
 ///     Unblock::new(std::fs::File::open(&path)?).read_to_string(&mut back).await?;
 ///     assert_eq!(back, "written on the pool");
 ///     std::fs::remove_file(&path)
+/// })
+/// .unwrap();
+/// ```
+///
+/// A read given up under a timeout leaves its job's bytes for the next read:
+///
+/// ```
+/// use std::io::Write;
+/// use std::time::Duration;
+/// use overlap::io::{AsyncReadExt, Unblock};
+///
+/// overlap::block_on(async {
+///     let (near, mut far) = std::os::unix::net::UnixStream::pair()?;
+///     let mut reader = Unblock::new(near);
+///     let mut buf = [0u8; 5];
+///     let cut = overlap::time::timeout(Duration::from_millis(1), reader.read(&mut buf)).await;
+///     assert!(cut.is_err(), "nothing written yet");
+///     far.write_all(b"hello")?;
+///     reader.read_exact(&mut buf).await?; // the abandoned read's job brings them
+///     assert_eq!(&buf, b"hello");
+///     std::io::Result::Ok(())
 /// })
 /// .unwrap();
 /// ```
