@@ -18,7 +18,9 @@
 //! nothing: no connection was taken by `accept`, no datagram or byte was consumed by `recv`,
 //! `recv_from`, `peek` or a read, nothing was sent by `send` or `send_to`, and a dropped
 //! `connect` closes its socket. The futures-io helpers built from several calls are another matter:
-//! `read_exact`, `write_all` and `read_line` dropped halfway lose the part already moved.
+//! `read_exact` and `read_line` dropped halfway lose the bytes they had taken, and a
+//! `write_all` dropped halfway has sent part of its buffer without saying how much (a
+//! timeout around it leaves the stream in the middle of a message; see the second example).
 //!
 //! ```
 //! use overlap::io::{AsyncReadExt, AsyncWriteExt};
@@ -41,6 +43,26 @@
 //!     let mut reply = [0u8; 4];
 //!     stream.read_exact(&mut reply).await?;
 //!     assert_eq!(&reply, b"echo");
+//!     std::io::Result::Ok(())
+//! })
+//! .unwrap();
+//! ```
+//!
+//! A `write_all` cut short by a timeout has sent a part of its buffer:
+//!
+//! ```
+//! use std::time::Duration;
+//! use overlap::io::{AsyncReadExt, AsyncWriteExt};
+//!
+//! overlap::block_on(async {
+//!     let (mut a, mut b) = overlap::net::UnixStream::pair()?;
+//!     let big = vec![7u8; 8 << 20]; // far more than the socket buffers hold
+//!     let cut = overlap::time::timeout(Duration::from_millis(1), a.write_all(&big)).await;
+//!     assert!(cut.is_err(), "nobody reads: the write cannot finish");
+//!     drop(a);
+//!     let mut sent = Vec::new();
+//!     b.read_to_end(&mut sent).await?;
+//!     assert!(!sent.is_empty() && sent.len() < big.len(), "a part went out");
 //!     std::io::Result::Ok(())
 //! })
 //! .unwrap();
