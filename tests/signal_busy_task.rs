@@ -2,7 +2,8 @@
 //! made before that task next yields, as with tokio, whose driver hands signals out only
 //! between task polls. The common loop `select! { x = work => .., _ = ctrl_c() => break }`
 //! makes a fresh `ctrl_c()` each round, and often does not even poll it when the work is
-//! ready: Ctrl-C pressed during such a round must still stop the loop.
+//! ready: Ctrl-C pressed during such a round must still stop the loop. A round whose work
+//! waits lets the arrival be handed out meanwhile: a `Signal` kept across rounds hears it.
 
 mod support;
 
@@ -47,6 +48,42 @@ fn ctrl_c_pressed_while_the_loop_is_busy_still_stops_it() {
             }
         };
         within(HANG, stopped, "Ctrl-C pressed during a busy round was lost").await;
+        assert_eq!(done, [0, 1, 2]);
+    });
+}
+
+#[test]
+fn a_loop_whose_rounds_wait_keeps_one_signal_and_loses_no_arrival() {
+    overlap::block_on(async {
+        // A round's work waits, so the runtime hands arrivals out during it: a listener
+        // made fresh each round would miss this one (the module docs say so); one kept
+        // across rounds, as they advise, does not.
+        let mut hup = signal(SignalKind::hangup()).unwrap();
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        for job in 0..3 {
+            tx.send(job).unwrap();
+        }
+        let mut done = Vec::new();
+        let stopped = async {
+            loop {
+                overlap::select_biased! {
+                    job = rx.recv().fuse() => {
+                        done.push(job.unwrap());
+                        if done.len() == 1 {
+                            raise_here(libc::SIGHUP);
+                            overlap::time::sleep(Duration::from_millis(1)).await;
+                        }
+                    }
+                    _ = hup.recv().fuse() => break,
+                }
+            }
+        };
+        within(
+            HANG,
+            stopped,
+            "a signal raised during a round that waits was lost",
+        )
+        .await;
         assert_eq!(done, [0, 1, 2]);
     });
 }

@@ -14,10 +14,13 @@
 //!   reader task does), as tokio's driver does. A `Signal` made before that hears it, even if
 //!   the handler ran earlier while the task making it was busy: a loop that makes a fresh
 //!   `ctrl_c()` each round (and may not even poll it in a round where other work is ready)
-//!   does not lose a Ctrl-C pressed during a round. That holds per runtime: in a process
-//!   with several, another runtime handing the arrival out meanwhile does not count for
-//!   this one. Arrivals this runtime handed out before the `Signal` was made (its reader
-//!   did, or another listener polled here reported them) are not reported.
+//!   does not lose a Ctrl-C pressed during a round that runs without waiting. That holds
+//!   per runtime: in a process with several, another runtime handing the arrival out
+//!   meanwhile does not count for this one. Arrivals this runtime handed out before the
+//!   `Signal` was made (its reader did, or another listener polled here reported them) are
+//!   not reported: so a Ctrl-C pressed during a round whose work awaits (a write, a sleep)
+//!   is handed out while it waits, with no `ctrl_c()` listening, and is lost. Such a loop
+//!   keeps one `Signal` from `signal(SignalKind::interrupt())` and selects on its `recv`.
 //! - **The handler stays:** once a signal has been listened for, the process keeps catching
 //!   it, even after every `Signal` is dropped. For `SIGINT` and `SIGTERM` this means the
 //!   default action (ending the process) no longer happens: the program must exit by itself.
