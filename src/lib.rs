@@ -47,8 +47,8 @@
 //!   file and stdout/stderr writes.
 //!
 //! Each async method that a `select!` or a timeout may drop says whether that loses
-//! anything ("cancel-safe"); the module docs of [`net`], [`sync`], [`fs`] and [`time`] give
-//! the rule for the whole module.
+//! anything ("cancel-safe"); the module docs of [`net`], [`pipe`], [`sync`], [`fs`] and
+//! [`time`] give the rule for the whole module.
 //!
 //! # Coming from Windows overlapped I/O
 //! An overlapped `ReadFile` or `WSARecv` hands the kernel a buffer and returns at once; the
