@@ -30,7 +30,11 @@ fn kill_refused() {
         overlap::block_on(async {
             let mut child = spawn(Command::new("sleep").arg("0.3")).unwrap();
             let pid = child.id().unwrap();
-            install(&[rule_arg0(libc::SYS_kill, pid, libc::EPERM)]);
+            // An LSM refuses the signal whichever way it is sent: through the pidfd too.
+            install(&[
+                rule(libc::SYS_pidfd_send_signal, libc::EPERM),
+                rule_arg0(libc::SYS_kill, pid, libc::EPERM),
+            ]);
             expect_errno("start_kill", child.start_kill(), libc::EPERM);
             let res = within(HANG, child.kill(), "kill").await;
             expect_errno("kill", res, libc::EPERM);
@@ -133,7 +137,12 @@ fn no_kill_for_a_child_reaped_elsewhere() {
             for pid in pids {
                 support::gone(pid, "the kernel did not reap the child").await;
             }
-            install(&pids.map(|pid| support::seccomp::trap_arg0(libc::SYS_kill, pid)));
+            install(&[
+                support::seccomp::trap_arg0(libc::SYS_kill, pids[0]),
+                support::seccomp::trap_arg0(libc::SYS_kill, pids[1]),
+                // Nor through a pidfd.
+                support::seccomp::trap(libc::SYS_pidfd_send_signal),
+            ]);
             expect_errno("start_kill", killed.start_kill(), libc::ECHILD);
             let res = within(HANG, killed.kill(), "kill").await;
             expect_errno("kill", res, libc::ECHILD);
@@ -144,7 +153,10 @@ fn no_kill_for_a_child_reaped_elsewhere() {
             let unpolled = cmd.arg("0.2").kill_on_drop(true).output();
             let pid: u32 = children().parse().unwrap();
             support::gone(pid, "the kernel did not reap the child").await;
-            install(&[support::seccomp::trap_arg0(libc::SYS_kill, pid)]);
+            install(&[
+                support::seccomp::trap_arg0(libc::SYS_kill, pid),
+                support::seccomp::trap(libc::SYS_pidfd_send_signal),
+            ]);
             drop(unpolled);
             assert_eq!(support::seccomp::trapped(), 0, "kill sent to a reaped pid");
         });
@@ -164,6 +176,7 @@ fn failed_spawn_sends_no_kill_to_a_child_reaped_elsewhere() {
                     rule(libc::SYS_pidfd_open, libc::EMFILE),
                     rule(libc::SYS_wait4, libc::ECHILD),
                     support::seccomp::trap(libc::SYS_kill),
+                    support::seccomp::trap(libc::SYS_pidfd_send_signal),
                 ]);
                 let mut cmd = Command::new("sleep");
                 expect_errno("spawn", spawn(cmd.arg("0.1")), libc::EMFILE);
