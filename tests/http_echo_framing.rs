@@ -223,3 +223,28 @@ fn a_chunk_size_line_over_its_limit_is_refused_even_in_one_read() {
     assert_eq!(statuses(&got), ["400"], "{got}");
     assert!(got.ends_with("chunk-size line too long\n"), "{got}");
 }
+
+/// A request line gets a 414 when it alone, without its line end, is over the 16 KiB head
+/// limit, and a 431 when it is not but the head is: the same line got a 414 ended by CRLF
+/// and a 431 ended by a bare LF (its CR was counted as part of it).
+#[test]
+fn a_request_line_at_the_limit_gets_the_same_status_whatever_its_line_end() {
+    let server = ExampleServer::start("http_echo");
+    for (len, status) in [(16 * 1024, "431"), (16 * 1024 + 1, "414")] {
+        let line = format!("GET /{} HTTP/1.1", "a".repeat(len - "GET / HTTP/1.1".len()));
+        for end in ["\r\n", "\n"] {
+            let got = exchange(&server, format!("{line}{end}Host: t{end}{end}").as_bytes());
+            assert_eq!(statuses(&got), [status], "{len} bytes ended by {end:?}");
+        }
+        // Its CR in the read that passes the limit, its LF in a later one.
+        let mut s = TcpStream::connect(server.addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        s.write_all(format!("{line}\r").as_bytes()).unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        let _ = s.write_all(b"\nHost: t\r\n\r\n");
+        let mut got = Vec::new();
+        let _ = s.read_to_end(&mut got);
+        let got = String::from_utf8_lossy(&got);
+        assert_eq!(statuses(&got), [status], "{len} bytes, CR and LF apart");
+    }
+}

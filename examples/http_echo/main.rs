@@ -22,7 +22,8 @@
 //!   `Transfer-Encoding`, a `Transfer-Encoding` whose last coding is not `chunked`, a
 //!   control byte in the request line, refused as soon as it arrives, a chunk-size line
 //!   over 4 KiB, chunk extensions over 16 KiB in one body), 408 (a head or body that
-//!   stalls), 413 (body over 8 MiB), 414 (request line over 16 KiB), 417, 431 (a head, or a
+//!   stalls), 413 (body over 8 MiB), 414 (request line over 16 KiB, its line end not
+//!   counted), 417, 431 (a head, or a
 //!   chunked body's trailers, over 16 KiB or with more than 64 fields), 501 (a transfer
 //!   coding before `chunked`, or `CONNECT`), 505 (a version `HTTP/x.y` other than 1.0 and
 //!   1.1: httparse reads no other, so a future HTTP/1.2 gets it too, where RFC 9110 §6.2

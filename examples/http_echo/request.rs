@@ -67,11 +67,15 @@ fn bad(detail: &'static str) -> HttpError {
 }
 
 /// What a head past `max_head` gets: 414 if its request line alone (after the empty lines
-/// the parser skips) is that long (RFC 9112 §3 asks for 414 then), otherwise 431.
+/// the parser skips, without its line end) is longer (RFC 9112 §3 asks for 414 then),
+/// otherwise 431.
 fn head_over_limit(buf: &[u8], max_head: usize) -> HttpError {
     let line = past_empty_lines(buf);
-    let line_end = line.iter().position(|&b| b == b'\n').unwrap_or(line.len());
-    if line_end > max_head {
+    let line = &line[..line.iter().position(|&b| b == b'\n').unwrap_or(line.len())];
+    // Without its line end, CRLF or bare LF alike (a last CR may be the start of a CRLF):
+    // the same line gets the same status however it ends.
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    if line.len() > max_head {
         HttpError::new(414, "URI Too Long", "request line too long")
     } else {
         head_too_large()
