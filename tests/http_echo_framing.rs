@@ -248,3 +248,41 @@ fn a_request_line_at_the_limit_gets_the_same_status_whatever_its_line_end() {
         assert_eq!(statuses(&got), [status], "{len} bytes, CR and LF apart");
     }
 }
+
+/// RFC 9112 §3.2: no form of request-target has a fragment, and the asterisk-form is for
+/// OPTIONS only. Either makes the request line invalid, which gets a 400 (§3), not a
+/// correction (§3 forbids one: `/a#b` may be read as `/a` by one hop, as `/a#b` by
+/// another). Both were echoed; a HEAD's 400 has no body.
+#[test]
+fn a_fragment_or_an_asterisk_not_for_options_in_the_target_is_a_400() {
+    let server = ExampleServer::start("http_echo");
+    for req in [
+        &b"GET * HTTP/1.1\r\nHost: t\r\n\r\n"[..],
+        b"POST * HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\nhi",
+        b"HEAD * HTTP/1.1\r\nHost: t\r\n\r\n",
+        b"GET /a#b HTTP/1.1\r\nHost: t\r\n\r\n",
+        b"GET /a?q=1#b HTTP/1.1\r\nHost: t\r\n\r\n",
+        b"GET /# HTTP/1.1\r\nHost: t\r\n\r\n",
+        b"GET http://t/a#b HTTP/1.1\r\nHost: t\r\n\r\n",
+        b"OPTIONS /#b HTTP/1.1\r\nHost: t\r\n\r\n",
+        b"HEAD /a#b HTTP/1.1\r\nHost: t\r\n\r\n",
+    ] {
+        let got = exchange(&server, req);
+        let shown = String::from_utf8_lossy(req);
+        assert_eq!(statuses(&got), ["400"], "{shown:?}: {got}");
+        if req.starts_with(b"HEAD") {
+            assert!(got.ends_with("\r\n\r\n"), "{shown:?}: {got}");
+        }
+    }
+    // OPTIONS may ask about the whole server; an escaped `#` is path data.
+    for req in [
+        &b"OPTIONS * HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"[..],
+        b"GET /a%23b HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+    ] {
+        let got = exchange(&server, req);
+        assert_eq!(statuses(&got), ["200"], "{got}");
+        // The head comes back, all but its empty last line.
+        let head = String::from_utf8_lossy(&req[..req.len() - 2]);
+        assert!(got.ends_with(&*head), "{got}");
+    }
+}

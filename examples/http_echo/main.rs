@@ -18,12 +18,12 @@
 //!   (field values byte for byte; `charset=utf-8` only when they are UTF-8). `HEAD` gets the
 //!   headers only. `Expect: 100-continue` is honoured.
 //! - Bad input gets a 4xx or 5xx with a one-line reason, then the connection is closed: 400
-//!   (malformed, a `Host` missing, repeated or invalid, both `Content-Length` and
-//!   `Transfer-Encoding`, a `Transfer-Encoding` whose last coding is not `chunked`, a
-//!   control byte in the request line, refused as soon as it arrives, a chunk-size line
-//!   over 4 KiB, chunk extensions over 16 KiB in one body), 408 (a head or body that
-//!   stalls), 413 (body over 8 MiB), 414 (request line over 16 KiB, its line end not
-//!   counted), 417, 431 (a head, or a
+//!   (malformed, a fragment in the target or a `*` not for `OPTIONS`, a `Host` missing,
+//!   repeated or invalid, both `Content-Length` and `Transfer-Encoding`, a
+//!   `Transfer-Encoding` whose last coding is not `chunked`, a control byte in the request
+//!   line, refused as soon as it arrives, a chunk-size line over 4 KiB, chunk extensions
+//!   over 16 KiB in one body), 408 (a head or body that stalls), 413 (body over 8 MiB), 414
+//!   (request line over 16 KiB, its line end not counted), 417, 431 (a head, or a
 //!   chunked body's trailers, over 16 KiB or with more than 64 fields), 501 (a transfer
 //!   coding before `chunked`, or `CONNECT`), 505 (a version `HTTP/x.y` other than 1.0 and
 //!   1.1: httparse reads no other, so a future HTTP/1.2 gets it too, where RFC 9110 §6.2

@@ -192,6 +192,14 @@ pub fn parse(buf: &[u8], limits: &Limits) -> Result<Option<(Head, usize)>, HttpE
             "CONNECT is not supported",
         ));
     }
+    // No form of request-target has a fragment, and the asterisk-form is for OPTIONS only
+    // (RFC 9112 §3.2): the line is invalid, a 400, not one to correct and serve (§3).
+    if path == "*" && method != "OPTIONS" {
+        return Err(bad("the request target * is for OPTIONS only"));
+    }
+    if path.contains('#') {
+        return Err(bad("a fragment (#) in the request target"));
+    }
     let mut length: Option<u64> = None;
     // Every transfer coding of every Transfer-Encoding field, in order (None: no field).
     let mut codings: Option<Vec<String>> = None;

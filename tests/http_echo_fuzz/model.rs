@@ -209,10 +209,13 @@ fn model(buf: &[u8]) -> Due {
     if !method.iter().all(|&b| tchar(b)) {
         return Due::Refuse;
     }
-    // Not a URI character (non-ASCII, `"<>\^`{|}`): SHOULD be a 400 or a 301 (§3).
+    // Not a URI character (non-ASCII, `"<>\^`{|}`), a fragment (`#`, in no form of
+    // request-target), or the asterisk-form but for OPTIONS (§3.2): SHOULD be a 400 or a
+    // 301 (§3).
     lenient |= target
         .iter()
-        .any(|&b| !b.is_ascii() || b"\"<>\\^`{|}".contains(&b));
+        .any(|&b| !b.is_ascii() || b"\"<>\\^`{|}#".contains(&b))
+        || (target == b"*" && method != b"OPTIONS");
     let minor = match version {
         b"HTTP/1.1" => 1,
         b"HTTP/1.0" => 0,
