@@ -37,8 +37,9 @@ fn run() -> std::io::Result<()> {
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|e| tcp_echo::about(format_args!("listen address {addr}"), e))?;
+        let plural = if workers == 1 { "" } else { "s" };
         println!(
-            "listening on {} with {workers} workers",
+            "listening on {} with {workers} worker{plural}",
             listener.local_addr()?
         );
         accept_loop(listener, &handles).await

@@ -62,7 +62,8 @@ fn run() -> io::Result<()> {
     for _ in 0..threads {
         next()?;
     }
-    println!("listening on {addr} with {threads} threads");
+    let plural = if threads == 1 { "" } else { "s" };
+    println!("listening on {addr} with {threads} thread{plural}");
     // The threads serve for ever: only an error ends one, and with it the process.
     next()
 }
