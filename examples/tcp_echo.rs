@@ -40,7 +40,7 @@ pub async fn serve(listener: TcpListener) -> std::io::Result<()> {
                 short = false;
                 overlap::spawn(async move {
                     if let Err(e) = echo(stream).await {
-                        eprintln!("connection error: {e}");
+                        log(format_args!("connection error: {e}"));
                     }
                 });
             }
@@ -48,7 +48,7 @@ pub async fn serve(listener: TcpListener) -> std::io::Result<()> {
             Err(e) if lasting_accept_error(&e) => back_off(&e, &mut short).await,
             // Anything else (ECONNABORTED, ...) concerns one connection, not the listener:
             // report it and keep serving.
-            Err(e) => eprintln!("accept error: {e}"),
+            Err(e) => log(format_args!("accept error: {e}")),
         }
     }
 }
@@ -67,7 +67,7 @@ pub fn lasting_accept_error(e: &std::io::Error) -> bool {
 /// the error unless `short` says the last try failed so too.
 pub async fn back_off(e: &Error, short: &mut bool) {
     if !std::mem::replace(short, true) {
-        eprintln!("accept error: {e}; retrying every 10 ms");
+        log(format_args!("accept error: {e}; retrying every 10 ms"));
     }
     overlap::time::sleep(std::time::Duration::from_millis(10)).await;
 }
@@ -91,7 +91,7 @@ pub fn exit_code(res: std::io::Result<()>) -> std::process::ExitCode {
     match res {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
+            log(format_args!("error: {e}"));
             std::process::ExitCode::FAILURE
         }
     }
@@ -140,4 +140,11 @@ pub fn address_and_threads(usage: &str) -> std::io::Result<(std::net::SocketAddr
     };
     no_more_args(args, usage)?;
     Ok((listen, threads))
+}
+
+/// Writes `line` to stderr. `eprintln!` panics where stderr cannot be written (a pipe whose
+/// reader is gone), and would take the accept loop, and the server, with it.
+pub fn log(line: std::fmt::Arguments<'_>) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr(), "{line}");
 }

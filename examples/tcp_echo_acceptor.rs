@@ -88,7 +88,7 @@ pub async fn accept_loop(listener: TcpListener, workers: &[Handle]) -> std::io::
                 continue;
             }
             Err(e) => {
-                eprintln!("accept error: {e}");
+                tcp_echo::log(format_args!("accept error: {e}"));
                 continue;
             }
         };
@@ -101,7 +101,7 @@ pub async fn accept_loop(listener: TcpListener, workers: &[Handle]) -> std::io::
                 Err(e) => Err(e),
             };
             if let Err(e) = served {
-                eprintln!("connection error: {e}");
+                tcp_echo::log(format_args!("connection error: {e}"));
             }
         }));
     }

@@ -35,7 +35,7 @@ fn main() -> std::process::ExitCode {
     match run() {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
+            log(format_args!("error: {e}"));
             std::process::ExitCode::FAILURE
         }
     }
@@ -119,7 +119,7 @@ pub async fn serve(listener: TcpListener, upstream: SocketAddr) -> io::Result<()
                     // Held to the end of the task, however it ends (a panic included).
                     let _slot = slot;
                     if let Err(e) = proxy(client, upstream).await {
-                        eprintln!("{peer}: {e}");
+                        log(format_args!("{peer}: {e}"));
                     }
                 });
             }
@@ -132,7 +132,7 @@ pub async fn serve(listener: TcpListener, upstream: SocketAddr) -> io::Result<()
             {
                 overlap::time::sleep(std::time::Duration::from_millis(10)).await;
             }
-            Err(e) => eprintln!("accept error: {e}"),
+            Err(e) => log(format_args!("accept error: {e}")),
         }
     }
 }
@@ -152,6 +152,13 @@ impl Drop for Slot {
         self.0 .0.set(self.0 .0.get() - 1);
         self.0 .1.notify_one();
     }
+}
+
+/// Writes `line` to stderr. `eprintln!` panics where stderr cannot be written (a pipe whose
+/// reader is gone), and would take the accept loop, and every connection, with it.
+fn log(line: std::fmt::Arguments<'_>) {
+    use std::io::Write as _;
+    let _ = writeln!(io::stderr(), "{line}");
 }
 
 /// How many connections the soft `RLIMIT_NOFILE` leaves room for (at least one).

@@ -2,7 +2,8 @@
 //! descriptor limit (`prlimit`), with more clients than it allows: the server says once
 //! that it is out of descriptors (it used to say nothing, leaving clients waiting with no
 //! reason given), backs off instead of spinning while it stays at the limit, and serves
-//! the waiting clients once others close.
+//! the waiting clients once others close, even when that line cannot be written (stderr a
+//! pipe whose reader is gone: `eprintln!` panicked, and the server died with it).
 //!
 //! Needs the examples built (`cargo test` builds them).
 
@@ -35,7 +36,9 @@ fn echo_once(conn: &mut TcpStream, msg: &[u8]) {
     assert_eq!(got, msg);
 }
 
-fn at_the_limit_logs_backs_off_and_recovers(name: &str, args: &[&str]) {
+/// With `stderr_read` false, the server's stderr is a pipe whose reader is gone: what it
+/// logs at the limit cannot be written, and it must serve on all the same.
+fn at_the_limit_logs_backs_off_and_recovers(name: &str, args: &[&str], stderr_read: bool) {
     let mut child = Command::new("prlimit")
         .arg("--nofile=24")
         .arg("--")
@@ -46,7 +49,8 @@ fn at_the_limit_logs_backs_off_and_recovers(name: &str, args: &[&str]) {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let pipe = BufReader::new(child.stderr.take().unwrap());
+    // Closed here at once, unless read.
+    let pipe = child.stderr.take().filter(|_| stderr_read);
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut line)
@@ -58,13 +62,15 @@ fn at_the_limit_logs_backs_off_and_recovers(name: &str, args: &[&str]) {
     };
     let pid = server.child.id();
     let (lines, stderr) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in pipe.lines() {
-            if lines.send(line.unwrap()).is_err() {
-                break;
+    if let Some(pipe) = pipe {
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines() {
+                if lines.send(line.unwrap()).is_err() {
+                    break;
+                }
             }
-        }
-    });
+        });
+    }
 
     // Twice as many clients as the limit allows descriptors; they all connect (the kernel
     // queues them on the listener), the later ones wait to be accepted.
@@ -75,6 +81,14 @@ fn at_the_limit_logs_backs_off_and_recovers(name: &str, args: &[&str]) {
             conn
         })
         .collect();
+    if !stderr_read {
+        // The last client is taken in only after the server met its limit, and failed to
+        // say so: it still serves.
+        let mut last = clients.pop().unwrap();
+        clients.clear();
+        echo_once(&mut last, b"last");
+        return;
+    }
     let said = stderr
         .recv_timeout(HANG)
         .expect("nothing said at the limit");
@@ -103,10 +117,17 @@ fn at_the_limit_logs_backs_off_and_recovers(name: &str, args: &[&str]) {
 
 #[test]
 fn tcp_echo_out_of_descriptors_says_so_backs_off_and_recovers() {
-    at_the_limit_logs_backs_off_and_recovers("tcp_echo", &[]);
+    at_the_limit_logs_backs_off_and_recovers("tcp_echo", &[], true);
 }
 
 #[test]
 fn tcp_echo_acceptor_out_of_descriptors_says_so_backs_off_and_recovers() {
-    at_the_limit_logs_backs_off_and_recovers("tcp_echo_acceptor", &["1"]);
+    at_the_limit_logs_backs_off_and_recovers("tcp_echo_acceptor", &["1"], true);
+}
+
+/// `eprintln!` panics when stderr is a pipe nobody reads any more: the server died at its
+/// limit, with every connection, for want of a place to say so.
+#[test]
+fn tcp_echo_out_of_descriptors_with_stderr_gone_still_recovers() {
+    at_the_limit_logs_backs_off_and_recovers("tcp_echo", &[], false);
 }
