@@ -14,11 +14,12 @@
 //! on, and the connection ends once both directions have. Each connection holds six
 //! descriptors: connections beyond what `RLIMIT_NOFILE` allows wait in the listen backlog
 //! (instead of being accepted and then reset for want of a pipe), even when the limit is
-//! lowered while the proxy runs (`prlimit`), and an upstream that does not answer a connect
-//! within 5 s ends that connection. A side that resets its connection ends both at once,
-//! even while the proxy only waits on the other side (a client that gives up on an upstream
-//! that stopped reading): `splice_bidirectional` watches an idle side for errors. The other
-//! side sees a reset too, not an end of file that would pass a cut stream off as whole.
+//! lowered while the proxy runs (`prlimit`); the proxy says so on stderr, once while clients
+//! wait. An upstream that does not answer a connect within 5 s ends that connection. A side
+//! that resets its connection ends both at once, even while the proxy only waits on the
+//! other side (a client that gives up on an upstream that stopped reading):
+//! `splice_bidirectional` watches an idle side for errors. The other side sees a reset too,
+//! not an end of file that would pass a cut stream off as whole.
 
 use std::cell::Cell;
 use std::io;
@@ -98,16 +99,29 @@ const LIMIT_RECHECK: std::time::Duration = std::time::Duration::from_millis(100)
 /// again before each accept, so one lowered while the proxy runs counts too.
 pub async fn serve(listener: TcpListener, upstream: SocketAddr) -> io::Result<()> {
     let open = Rc::new((Cell::new(0usize), Notify::new()));
+    // Whether clients kept waiting at the cap were told of in the log: once until the
+    // backlog is found empty below the cap, however many connections end and start meanwhile.
+    let mut told = false;
     loop {
         let accepted = std::future::poll_fn(|cx| {
             // Read on every wake-up, just before a connection would be taken in.
             if open.0.get() >= max_connections() {
                 return Poll::Ready(None);
             }
-            listener.poll_accept(cx).map(Some)
+            let accepted = listener.poll_accept(cx);
+            told &= accepted.is_ready();
+            accepted.map(Some)
         })
         .await;
         let Some(accepted) = accepted else {
+            if !told && client_waiting(&listener) {
+                told = true;
+                log(format_args!(
+                    "{} connections open, all the descriptor limit allows: new ones wait to \
+                     be accepted until one ends",
+                    open.0.get()
+                ));
+            }
             // A connection ending makes room, and so may a raised limit.
             let _ = overlap::time::timeout(LIMIT_RECHECK, open.1.notified()).await;
             continue;
@@ -152,6 +166,18 @@ impl Drop for Slot {
         self.0 .0.set(self.0 .0.get() - 1);
         self.0 .1.notify_one();
     }
+}
+
+/// Whether a connection waits in `listener`'s backlog, left there.
+fn client_waiting(listener: &TcpListener) -> bool {
+    use std::os::fd::AsRawFd;
+    let mut fd = libc::pollfd {
+        fd: listener.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, and no wait.
+    unsafe { libc::poll(&mut fd, 1, 0) == 1 }
 }
 
 /// Writes `line` to stderr. `eprintln!` panics where stderr cannot be written (a pipe whose

@@ -1,13 +1,16 @@
 //! `examples/tcp_proxy` as a process whose descriptor limit is lowered while it runs
 //! (`prlimit`): a connection it has no descriptors for waits in the listen backlog, and is
-//! served once others end, instead of being accepted and then reset for want of a pipe.
+//! served once others end, instead of being accepted and then reset for want of a pipe; the
+//! proxy says once why clients wait (it said nothing), and serves on if it cannot say it.
 //!
 //! Needs the examples built (`cargo build -p overlap --examples`).
 
 mod support;
 
-use std::io::{ErrorKind, Read, Write};
+use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::TcpStream;
+use std::process::Stdio;
+use std::sync::mpsc;
 use std::time::Duration;
 
 use support::{set_soft_nofile_of, ExampleServer};
@@ -20,16 +23,32 @@ fn echo_once(conn: &mut TcpStream, msg: &[u8]) -> Vec<u8> {
     got
 }
 
+const HANG: Duration = Duration::from_secs(10);
+
 fn proxy_fds(pid: u32) -> u64 {
     std::fs::read_dir(format!("/proc/{pid}/fd"))
         .unwrap()
         .count() as u64
 }
 
-#[test]
-fn a_limit_lowered_while_running_keeps_new_connections_in_the_backlog() {
+/// With `stderr_read` false, the proxy's stderr is a pipe whose reader is gone: what it logs
+/// cannot be written, and it must serve on all the same.
+fn lower_the_limit_while_running(stderr_read: bool) {
     let echo = ExampleServer::start("tcp_echo");
-    let proxy = ExampleServer::start_with("tcp_proxy", &[&echo.addr.to_string()]);
+    let upstream = echo.addr.to_string();
+    let mut proxy = ExampleServer::start_with_stderr("tcp_proxy", &[&upstream], Stdio::piped());
+    // Closed here at once, unless read.
+    let pipe = proxy.child.stderr.take().filter(|_| stderr_read);
+    let (lines, stderr) = mpsc::channel();
+    if let Some(pipe) = pipe {
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines() {
+                if lines.send(line.unwrap()).is_err() {
+                    break;
+                }
+            }
+        });
+    }
     let pid = proxy.child.id();
     let mut held: Vec<TcpStream> = (0..10)
         .map(|_| {
@@ -54,6 +73,11 @@ fn a_limit_lowered_while_running_keeps_new_connections_in_the_backlog() {
     }
     // The held connections are still served under the lower limit.
     assert_eq!(echo_once(&mut held[0], b"still"), b"still");
+    // The proxy says why the late client waits, once, not at every look at the limit.
+    if stderr_read {
+        let said = stderr.recv_timeout(HANG).expect("nothing said at the cap");
+        assert!(said.contains("descriptor limit"), "{said:?}");
+    }
 
     // Their descriptors freed, the queued connection is served.
     held.clear();
@@ -63,4 +87,18 @@ fn a_limit_lowered_while_running_keeps_new_connections_in_the_backlog() {
     late.read_exact(&mut got).unwrap();
     assert_eq!(&got, b"late");
     assert_eq!(echo_once(&mut late, b"and more"), b"and more");
+    let more: Vec<String> = stderr.try_iter().collect();
+    assert!(more.is_empty(), "{more:?}");
+}
+
+#[test]
+fn a_limit_lowered_while_running_keeps_new_connections_in_the_backlog() {
+    lower_the_limit_while_running(true);
+}
+
+/// `eprintln!` panics when stderr is a pipe nobody reads any more: the proxy's accept loop,
+/// and all its connections, would die with the line that says it is at its cap.
+#[test]
+fn at_the_cap_with_stderr_gone_the_proxy_serves_on() {
+    lower_the_limit_while_running(false);
 }

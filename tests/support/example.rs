@@ -28,10 +28,17 @@ impl ExampleServer {
 
     /// Like [`start`](Self::start), with `args` after the address.
     pub fn start_with(name: &str, args: &[&str]) -> ExampleServer {
+        ExampleServer::start_with_stderr(name, args, Stdio::inherit())
+    }
+
+    /// Like [`start_with`](Self::start_with), its stderr going to `stderr` (piped: taken
+    /// from `child`).
+    pub fn start_with_stderr(name: &str, args: &[&str], stderr: Stdio) -> ExampleServer {
         let mut child = Command::new(example_bin(name))
             .arg("127.0.0.1:0")
             .args(args)
             .stdout(Stdio::piped())
+            .stderr(stderr)
             .spawn()
             .unwrap_or_else(|e| panic!("run examples/{name} (built by cargo test): {e}"));
         let mut line = String::new();
