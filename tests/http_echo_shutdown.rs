@@ -6,7 +6,7 @@ mod support;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::Child;
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use support::ExampleServer;
@@ -358,5 +358,19 @@ fn a_body_waiting_for_room_when_the_drain_starts_gets_a_503() {
     assert!(answer.starts_with(b"HTTP/1.1 200 OK\r\n"));
     assert!(answer.ends_with(&[b'h'; 1024]));
     let status = wait_exit(child, Duration::from_secs(20)).expect("did not exit");
+    assert!(status.success(), "{status}");
+}
+
+/// A request still unfinished when the drain's 5 s are up is cut, and the server says so on
+/// stderr: when it cannot (a pipe whose reader is gone), it still exits with status 0, where
+/// `eprintln!` panicked (status 101). The test waits those 5 s, beside the others.
+#[test]
+fn a_request_outliving_the_drain_with_stderr_gone_still_exits_cleanly() {
+    let mut server = ExampleServer::start_with_stderr("http_echo", &[], Stdio::piped());
+    drop(server.child.stderr.take());
+    let _busy = half_a_post(server.addr);
+    std::thread::sleep(Duration::from_millis(100)); // the server has read that much
+    send_signal(&server.child, libc::SIGTERM);
+    let status = wait_exit(&mut server.child, Duration::from_secs(20)).expect("did not exit");
     assert!(status.success(), "{status}");
 }

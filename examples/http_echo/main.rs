@@ -70,7 +70,7 @@ fn main() -> std::process::ExitCode {
     match run() {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
+            log(format_args!("error: {e}"));
             std::process::ExitCode::FAILURE
         }
     }
@@ -108,10 +108,10 @@ fn run() -> std::io::Result<()> {
             open.all_closed().await;
         };
         if timeout(DRAIN, drained).await.is_err() {
-            eprintln!(
+            log(format_args!(
                 "{} connections still open after {DRAIN:?}; closing them",
                 open.count.get()
-            );
+            ));
         }
         Ok(())
     })
@@ -133,7 +133,7 @@ async fn accept_loop(listener: &TcpListener, limits: &Rc<request::Limits>, open:
                 sleep(FD_BACKOFF).await;
             }
             // Anything else (ECONNABORTED, ...) concerns one connection: keep serving.
-            Err(e) => eprintln!("accept error: {e}"),
+            Err(e) => log(format_args!("accept error: {e}")),
         }
     }
 }
@@ -151,7 +151,7 @@ async fn accept_backlog(listener: TcpListener, limits: &Rc<request::Limits>, ope
             Ok((stream, peer)) => {
                 match TcpStream::from_std(stream) {
                     Ok(stream) => spawn_conn(stream, peer, limits, open),
-                    Err(e) => eprintln!("{peer}: {e}"),
+                    Err(e) => log(format_args!("{peer}: {e}")),
                 }
                 // Clients that keep connecting keep the backlog full: let the connections
                 // taken in, and the caller's bound, run meanwhile.
@@ -175,7 +175,7 @@ fn spawn_conn(stream: TcpStream, peer: SocketAddr, limits: &Rc<request::Limits>,
         match conn::serve(stream, &limits, &open.drain, &open.memory).await {
             // Clients that hang up or reset (load generators do at the end of a run) are
             // routine, not errors worth a line.
-            Err(e) if !routine(&e) => eprintln!("{peer}: {e}"),
+            Err(e) if !routine(&e) => log(format_args!("{peer}: {e}")),
             _ => {}
         }
         drop(counted);
@@ -242,6 +242,13 @@ const FD_BACKOFF: Duration = Duration::from_millis(10);
 /// `accept` failed for want of a descriptor (the process's or the system's limit).
 fn out_of_fds(e: &std::io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE))
+}
+
+/// Writes `line` to stderr. `eprintln!` panics where stderr cannot be written (a pipe whose
+/// reader is gone), and would fail the shutdown, or the accept loop and every connection.
+fn log(line: std::fmt::Arguments<'_>) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr(), "{line}");
 }
 
 fn routine(e: &std::io::Error) -> bool {
