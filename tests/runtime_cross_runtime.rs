@@ -1,7 +1,8 @@
 //! Futures that meet a second runtime on the same thread (`!Send` allows it): a timer moves
 //! to the runtime polling it, an fd registered with another runtime is an error instead of a
-//! wait that never ends, and an `AsyncFd` whose inner fd was swapped never deregisters a
-//! stranger that reuses the old number.
+//! wait that never ends (also for the calls that send without waiting for readiness, as
+//! `UnixDatagram::send_to` does), and an `AsyncFd` whose inner fd was swapped never
+//! deregisters a stranger that reuses the old number.
 
 mod support;
 
@@ -11,9 +12,10 @@ use std::sync::Mutex;
 use std::task::Poll;
 use std::time::Duration;
 
+use overlap::net::UnixDatagram;
 use overlap::time::sleep;
 use overlap::{AsyncFd, Runtime};
-use support::within;
+use support::{polled, within, TempDir};
 
 /// The fd-number test needs no other test opening fds meanwhile.
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -23,6 +25,14 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
 }
 
 const HANG: Duration = Duration::from_secs(10);
+
+/// The result of `fut` polled once outside any runtime, which must not be `Pending`.
+fn poll_once_outside<T>(fut: impl Future<Output = std::io::Result<T>>) -> std::io::Result<T> {
+    match polled(fut).poll() {
+        Poll::Ready(res) => res,
+        Poll::Pending => panic!("waits outside any runtime, where nothing can wake it"),
+    }
+}
 
 #[test]
 fn a_sleep_first_polled_in_another_runtime_completes_in_this_one() {
@@ -68,6 +78,45 @@ fn an_fd_polled_by_a_runtime_it_is_not_registered_with_is_an_error() {
     assert_eq!(err.kind(), std::io::ErrorKind::Other, "{err}");
     // Back in its own runtime it works.
     first.block_on(async { fd.readable().await.unwrap().retain_ready() });
+}
+
+/// `UnixDatagram::send_to` and `try_send_to` send without waiting for the socket's
+/// readiness, yet follow the rule the other calls do: under a runtime the socket is not
+/// registered with, or outside any, they fail with an `Other` error and send nothing, where
+/// they used to send (and outside a runtime, with the receiver's queue full, to panic in
+/// the retry's sleep).
+#[test]
+fn unix_datagram_send_to_under_another_runtime_is_an_error() {
+    let _g = serial();
+    let dir = TempDir::new("cross-send-to");
+    let path = dir.join("rx");
+    let first = Runtime::new().unwrap();
+    let (rx, tx) = first.block_on(async {
+        let rx = UnixDatagram::bind(&path).unwrap();
+        (rx, UnixDatagram::unbound().unwrap())
+    });
+    let second = Runtime::new().unwrap();
+    let res = second.block_on(within(HANG, tx.send_to(b"x", &path), "send_to hung"));
+    let err = res.expect_err("send_to under another runtime");
+    assert_eq!(err.kind(), std::io::ErrorKind::Other, "{err}");
+    let err = second
+        .block_on(async { tx.try_send_to(b"x", &path) })
+        .expect_err("try_send_to under another runtime");
+    assert_eq!(err.kind(), std::io::ErrorKind::Other, "{err}");
+    let err = poll_once_outside(tx.send_to(b"x", &path)).expect_err("send_to outside");
+    assert_eq!(err.kind(), std::io::ErrorKind::Other, "{err}");
+    let mut buf = [0u8; 4];
+    first.block_on(async {
+        let err = rx.try_recv(&mut buf).expect_err("nothing was sent");
+        assert_eq!(err.kind(), std::io::ErrorKind::WouldBlock, "{err}");
+        // In its own runtime it sends.
+        assert_eq!(tx.send_to(b"ok", &path).await.unwrap(), 2);
+        assert_eq!(tx.try_send_to(b"ok", &path).unwrap(), 2);
+        assert_eq!(rx.recv(&mut buf).await.unwrap(), 2);
+    });
+    drop(first);
+    let err = poll_once_outside(tx.send_to(b"x", &path)).expect_err("its runtime is gone");
+    assert_eq!(err.kind(), std::io::ErrorKind::Other, "{err}");
 }
 
 #[test]

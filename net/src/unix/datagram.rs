@@ -141,7 +141,9 @@ impl UnixDatagram {
     /// than that for ever.
     ///
     /// A `path` where a socket of another type listens (a stream one) is refused with
-    /// `InvalidInput`.
+    /// `InvalidInput`. Polled under another runtime than the one the socket is registered
+    /// with, or outside any, it fails with an `Other` error and sends nothing, as the
+    /// socket's other calls do.
     ///
     /// Cancel-safe: dropped before it completes, it has sent nothing.
     pub async fn send_to(&self, buf: &[u8], path: impl AsRef<Path>) -> io::Result<usize> {
@@ -151,6 +153,8 @@ impl UnixDatagram {
         loop {
             // A send that never blocks still lets other tasks run.
             std::future::poll_fn(overlap_runtime::coop_poll_proceed).await;
+            // Each round: the future may have moved to another runtime since the last.
+            self.io.check_runtime()?;
             match self.io.get_ref().send_to(buf, &addr) {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -209,10 +213,12 @@ impl UnixDatagram {
     /// [`send_to`](Self::send_to)), so retry after a pause, not after
     /// [`writable`](Self::writable); for the same reason this always makes the syscall and
     /// leaves the socket's own readiness alone. A `path` where a socket of another type
-    /// listens is refused with `InvalidInput`, as in `send_to`.
+    /// listens is refused with `InvalidInput`, and a call under another runtime than the
+    /// socket's (or outside any) with `Other`, as in `send_to`.
     pub fn try_send_to(&self, buf: &[u8], path: impl AsRef<Path>) -> io::Result<usize> {
         let path = path.as_ref();
         let addr = SockAddr::unix(path)?;
+        self.io.check_runtime()?;
         loop {
             match self.io.get_ref().send_to(buf, &addr) {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
