@@ -2,7 +2,9 @@
 //! to the runtime polling it, an fd registered with another runtime is an error instead of a
 //! wait that never ends (also for the calls that send without waiting for readiness, as
 //! `UnixDatagram::send_to` does), and an `AsyncFd` whose inner fd was swapped never
-//! deregisters a stranger that reuses the old number.
+//! deregisters a stranger that reuses the old number. A `Signal` polled outside any runtime
+//! while none reads signals panics saying so, as a timer does there, instead of waiting for
+//! ever.
 
 mod support;
 
@@ -117,6 +119,37 @@ fn unix_datagram_send_to_under_another_runtime_is_an_error() {
     drop(first);
     let err = poll_once_outside(tx.send_to(b"x", &path)).expect_err("its runtime is gone");
     assert_eq!(err.kind(), std::io::ErrorKind::Other, "{err}");
+}
+
+/// A `Signal` whose runtime was dropped, polled outside any runtime while no runtime in the
+/// process reads signals, panics saying so (as a timer polled there does), where it waited
+/// for ever: nothing would ever wake it. Polled in a new runtime, it hears the next arrival.
+#[test]
+fn a_signal_polled_outside_any_runtime_with_none_reading_panics_instead_of_waiting() {
+    use overlap::signal::{signal, SignalKind};
+    let _g = serial();
+    let first = Runtime::new().unwrap();
+    let mut sig = first.block_on(async { signal(SignalKind::user_defined2()).unwrap() });
+    drop(first); // and with it the only reader of the signal pipe
+    let outside = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        polled(sig.recv()).poll().is_ready()
+    }));
+    let payload = outside.expect_err("it waited, with nothing in the process to wake it");
+    let msg = support::panic_message(payload);
+    assert!(msg.contains("outside of a runtime"), "{msg}");
+    let second = Runtime::new().unwrap();
+    let heard = second.block_on(within(
+        HANG,
+        async {
+            let mut recv = Box::pin(sig.recv());
+            assert!(support::poll_once(recv.as_mut()).await.is_pending());
+            // SAFETY: kill and getpid take no pointers.
+            unsafe { libc::kill(libc::getpid(), libc::SIGUSR2) };
+            recv.await
+        },
+        "the signal was not heard in the new runtime",
+    ));
+    assert_eq!(heard, Some(()));
 }
 
 #[test]

@@ -39,6 +39,10 @@
 //!   (`SIGSEGV`, `SIGBUS`, `SIGILL`, `SIGFPE`) are refused, as are the real-time signals
 //!   the C library keeps for itself (32 and 33 with glibc): those give `InvalidInput`.
 //! - **Spurious wakeups** are absorbed: `recv` returns only when the count moved.
+//! - **Runtime:** a `Signal` works in whichever runtime polls it, on any thread (that
+//!   runtime starts reading the self-pipe too), also after the one that made it is gone.
+//!   Polled outside any runtime it is woken by another runtime's reader; with none left in
+//!   the process, nothing could wake it, and it panics instead (as a timer does there).
 //! - **Budgeted:** a `recv` that reports an arrival spends a unit of the task's cooperative
 //!   budget, as a channel receive does; one that waits spends none.
 //!
@@ -225,6 +229,13 @@ impl Signal {
     ///
     /// Always `Some(())`: the stream of arrivals never ends. The `Option` is tokio's shape,
     /// so that `while let Some(()) = sig.recv().await` loops written for it compile.
+    ///
+    /// # Panics
+    /// When polled (by another executor) outside a runtime while no runtime in the process
+    /// reads signals (the one it was made in was dropped, say), where no arrival could ever
+    /// wake it, as a timer polled outside a runtime panics. Polled in any runtime, on any
+    /// thread, it listens there; outside one, it is woken as long as some runtime in the
+    /// process listens for signals.
     pub async fn recv(&mut self) -> Option<()> {
         poll_fn(|cx| self.poll_recv(cx)).await
     }
@@ -236,6 +247,9 @@ impl Signal {
     /// channel receive does (tokio's signal receiver does too): a loop that finds arrivals
     /// every time (another runtime in the process handing them out while this task runs)
     /// still lets the other tasks run. Waiting costs nothing.
+    ///
+    /// # Panics
+    /// As [`recv`](Self::recv), outside a runtime while no runtime reads signals.
     pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<()>> {
         crate::coop::budgeted(cx, |cx| self.poll_recv_now(cx))
     }
@@ -248,7 +262,17 @@ impl Signal {
         // The runtime polling this may not be the one that made it (which may be gone): make
         // sure this one reads the pipe too. Best effort: if it cannot start a reader (out of
         // fds), another runtime's reader still wakes this listener.
-        let _ = reader::start();
+        if crate::executor::with_current(|_| ()).is_some() {
+            let _ = reader::start();
+        } else if !registry::read_anywhere() {
+            // Outside any runtime, and none in the process reads the pipe: no arrival could
+            // ever wake this. Say so, as a timer polled there does, rather than wait for ever.
+            panic!(
+                "overlap::signal: a Signal was polled outside of a runtime while no runtime \
+                 reads signals (the one it was made in was dropped): poll it inside \
+                 `overlap::block_on` or `Runtime::block_on`"
+            );
+        }
         // A signal handled between the check and the registration is not lost: look again.
         if self.take_arrival() {
             return Poll::Ready(Some(()));

@@ -100,6 +100,12 @@ impl Nudge {
     }
 }
 
+/// Whether some runtime in the process still has a reader of the self-pipe (one that could
+/// hand out an arrival and wake a listener polled outside any runtime).
+pub(crate) fn read_anywhere() -> bool {
+    lock(&READERS).iter().any(|r| r.strong_count() > 0)
+}
+
 use crate::poison::lock;
 
 extern "C" fn handler(signum: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
