@@ -16,8 +16,9 @@ use overlap_runtime::RemoteJoinHandle;
 /// is dropped there. That is what cancelling any fs future means.
 pub(crate) struct Job<T> {
     /// `Err` if no pool thread could be started for the job; `Ok(None)` only from a job
-    /// that was [abandoned](Job::abandon) before it started.
-    handle: RemoteJoinHandle<io::Result<Option<T>>>,
+    /// that was [abandoned](Job::abandon) before it started. `None` for a job made outside
+    /// any runtime, which never runs.
+    handle: Option<RemoteJoinHandle<io::Result<Option<T>>>>,
     /// [`QUEUED`], [`STARTED`] or [`ABANDONED`]: whichever of the job and
     /// [`abandon`](Job::abandon) moves it from `QUEUED` first wins.
     state: Arc<AtomicU8>,
@@ -27,18 +28,21 @@ const QUEUED: u8 = 0;
 const STARTED: u8 = 1;
 const ABANDONED: u8 = 2;
 
-/// Queues `f` on the current runtime's blocking pool.
-///
-/// # Panics
-/// Outside a runtime and outside a blocking job (see
-/// [`overlap_runtime::spawn_blocking_or_error`]).
-#[track_caller]
+/// Queues `f` on the current runtime's blocking pool. Outside a runtime (and outside a
+/// blocking job) there is no pool: `f` is dropped unrun, and the job fails with an `Other`
+/// error saying so, as one whose pool could start no thread does.
 pub(crate) fn spawn<T, F>(f: F) -> Job<T>
 where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
     let state = Arc::new(AtomicU8::new(QUEUED));
+    if overlap_runtime::Handle::try_current().is_none() {
+        return Job {
+            handle: None,
+            state,
+        };
+    }
     let claim = state.clone();
     let handle = overlap_runtime::spawn_blocking_or_error(move || {
         let go = claim
@@ -46,7 +50,10 @@ where
             .is_ok();
         go.then(f)
     });
-    Job { handle, state }
+    Job {
+        handle: Some(handle),
+        state,
+    }
 }
 
 impl<T> Job<T> {
@@ -54,7 +61,13 @@ impl<T> Job<T> {
     /// back as its `io::Error`; a job dropped because the runtime shut down becomes one too.
     /// (Jobs here only call std, which does not panic on I/O errors.)
     pub(crate) fn poll_value(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<T>> {
-        match ready!(Pin::new(&mut self.handle).poll(cx)) {
+        let Some(handle) = &mut self.handle else {
+            return Poll::Ready(Err(io::Error::other(
+                "the file operation did not run: it was polled outside an overlap runtime \
+                 (there is no blocking pool to run it on)",
+            )));
+        };
+        match ready!(Pin::new(handle).poll(cx)) {
             Ok(Ok(Some(v))) => Poll::Ready(Ok(v)),
             Ok(Err(no_thread)) => Poll::Ready(Err(no_thread)),
             Ok(Ok(None)) => Poll::Ready(Err(io::Error::other("the file operation was abandoned"))),
@@ -69,6 +82,11 @@ impl<T> Job<T> {
 }
 
 impl<T> Job<T> {
+    /// Whether the job was made outside any runtime (it never runs, and fails saying so).
+    pub(crate) fn outside_runtime(&self) -> bool {
+        self.handle.is_none()
+    }
+
     /// Makes sure the job never runs, if it has not started: true if so, and it can be
     /// submitted again without running twice; false if it started (its effects, such as
     /// moving the fd's offset, happened or are happening).

@@ -18,9 +18,11 @@
 //! Names and error kinds follow `std::fs`; messages also name the path (`failed to open
 //! /x/y: No such file or directory (os error 2)`). Such an error wraps std's, so its
 //! `raw_os_error()` is `None`: `overlap::io::raw_os_error(&err)` reads the code. An
-//! operation that never ran (no pool thread could be started for its job, or the runtime
-//! shut down with the job still queued) fails instead with an `Other` error that says so,
-//! naming no path.
+//! operation that never ran (no pool thread could be started for its job, the runtime
+//! shut down with the job still queued, or it was polled outside any runtime, where there
+//! is no pool) fails instead with an `Other` error that says so, naming no path; a [`File`]
+//! or [`ReadDir`] goes on from where it was in the next runtime. (A [`File`]'s accepted
+//! bytes are the exception: outside a runtime they are written on the polling thread.)
 //!
 //! # Cancellation
 //! Dropping an fs future before it completes does not stop its job: it runs to the end in

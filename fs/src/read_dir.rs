@@ -153,8 +153,15 @@ impl ReadDir {
                         }
                         Err(e) => {
                             // Only a job now sure never to run has given the iterator back.
+                            let outside = fetch_job.outside_runtime();
                             let rescued = fetch_job.abandon().then(|| self.take_rescued());
                             match rescued.flatten() {
+                                // Polled outside any runtime: the error, with the iterator
+                                // kept for a call inside one.
+                                Some(iter) if outside => {
+                                    self.state = State::Idle(Some(iter));
+                                    return Poll::Ready(Some(Err(e)));
+                                }
                                 Some(iter) if !fetched_again => {
                                     fetched_again = true;
                                     self.state = State::Idle(Some(iter));
