@@ -59,6 +59,38 @@ fn pidfd_open_denied_by_seccomp() {
     });
 }
 
+/// A child watched through `SIGCHLD` follows the rule a pidfd-watched one does: its wait
+/// polled outside any runtime (the one that spawned it dropped) fails with an `Other` error,
+/// where it panicked (its signal listener, or its fallback ticks' timer, polled there); in
+/// the next runtime the wait goes on and reaps it.
+#[test]
+fn a_wait_through_sigchld_outside_any_runtime_is_an_error() {
+    run_in_child(
+        "a_wait_through_sigchld_outside_any_runtime_is_an_error",
+        || {
+            deny_pidfd_open(libc::ENOSYS);
+            let first = overlap::Runtime::new().unwrap();
+            let mut child = first
+                .block_on(async { spawn(Command::new("sleep").arg("0.1").stdout(Stdio::null())) })
+                .unwrap();
+            drop(first);
+            let outside = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                support::polled(child.wait()).poll()
+            }));
+            match outside {
+                Ok(std::task::Poll::Ready(Err(e))) => {
+                    assert_eq!(e.kind(), std::io::ErrorKind::Other, "{e}");
+                    assert!(e.to_string().contains("outside"), "{e}");
+                }
+                Ok(other) => panic!("outside any runtime: {other:?}"),
+                Err(p) => panic!("it panicked: {}", support::panic_message(p)),
+            }
+            let status = overlap::block_on(within(HANG, child.wait(), "the wait in a new runtime"));
+            assert!(status.unwrap().success());
+        },
+    );
+}
+
 /// On a paused clock, a wait through `SIGCHLD` must not spin: its fallback ticks (for a
 /// `SIGCHLD` that never comes) were the idle runtime's next deadline over and over, so each
 /// turn jumped the clock 100 ms and fired a timer, a busy loop that ran the paused clock

@@ -268,6 +268,10 @@ impl Child {
     ///
     /// Spends a unit of the task's cooperative budget when it returns (as tokio's does), so
     /// a loop that awaits it again after the exit still lets the other tasks run.
+    ///
+    /// Awaited in another runtime than the one that spawned the child (that one dropped, or
+    /// not running), it watches the child from there; outside any runtime it fails with an
+    /// `Other` error, and a later wait inside one goes on.
     pub async fn wait(&mut self) -> io::Result<ExitStatus> {
         drop(self.stdin.take());
         let proc = self.proc_mut();
@@ -407,7 +411,7 @@ impl Proc {
     ///
     /// A pidfd registered with another runtime (the `Child` moved, or its runtime ended) is
     /// opened again in the one polling now: the process is not reaped yet, so its pid still
-    /// names it.
+    /// names it. Outside any runtime, either watch fails with an `Other` error.
     fn poll_exit(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<ExitStatus>> {
         let mut rewatched = false;
         loop {
@@ -432,6 +436,14 @@ impl Proc {
                     }
                 }
                 ExitWatch::Sigchld(sig, ticks) => {
+                    // Outside any runtime nothing would hand `SIGCHLD` out or fire a tick
+                    // (the listener and the timer would panic): fail as a pidfd does there.
+                    if overlap_runtime::check_io_runtime().is_err() {
+                        return Poll::Ready(Err(io::Error::other(
+                            "a child's exit was waited for outside an overlap runtime: wait \
+                             inside `overlap::block_on` or `Runtime::block_on`",
+                        )));
+                    }
                     if sig.poll_recv(cx).is_pending() {
                         // Not on a paused clock: an idle runtime would jump to each tick at
                         // once, a busy loop that runs the clock ahead while the child runs.
