@@ -89,3 +89,32 @@ fn hosts_no_resolver_can_find_are_refused_in_our_words_without_a_lookup() {
         },
     );
 }
+
+/// A host name looked up outside any runtime (there is no blocking pool to resolve it on)
+/// fails with an `Other` error saying so, as a literal address's `connect` there does
+/// (registering the socket fails), where the lookup panicked. In a child in which `socket`
+/// fails, so that on code that still resolves it no query leaves the machine.
+#[test]
+fn a_host_name_looked_up_outside_any_runtime_is_an_error() {
+    run_in_child(
+        "a_host_name_looked_up_outside_any_runtime_is_an_error",
+        || {
+            install(&[rule(libc::SYS_socket, libc::EPERM)]);
+            let check = |what: &str, res: std::task::Poll<io::Result<()>>| match res {
+                std::task::Poll::Ready(Err(e)) => {
+                    assert_eq!(e.kind(), ErrorKind::Other, "{what}: {e}");
+                    assert!(e.to_string().contains("outside"), "{what}: {e}");
+                }
+                other => panic!("{what} outside any runtime: {other:?}"),
+            };
+            let lookup = async { lookup_host("localhost:80").await.map(drop) };
+            check("lookup_host", support::polled(lookup).poll());
+            let tcp = async {
+                overlap::net::TcpStream::connect("localhost:80")
+                    .await
+                    .map(drop)
+            };
+            check("TcpStream::connect", support::polled(tcp).poll());
+        },
+    );
+}

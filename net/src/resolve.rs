@@ -63,6 +63,14 @@ async fn resolve_lookup(lookup: Lookup) -> io::Result<Vec<SocketAddr>> {
         Lookup::One(addr) => Ok(vec![addr]),
         Lookup::Done(res) => res,
         Lookup::Host(host, port) => {
+            // No pool to resolve on: fail as registering a socket there does.
+            if overlap_runtime::Handle::try_current().is_none() {
+                return Err(io::Error::other(format!(
+                    "host name lookup of {host:?} outside an overlap runtime (names are \
+                     resolved on its blocking pool): look it up inside `overlap::block_on` \
+                     or `Runtime::block_on`"
+                )));
+            }
             let job = overlap_runtime::spawn_blocking_or_error(move || {
                 std::net::ToSocketAddrs::to_socket_addrs(&(host.as_str(), port))
                     .map(Iterator::collect::<Vec<_>>)
@@ -93,7 +101,9 @@ async fn resolve_lookup(lookup: Lookup) -> io::Result<Vec<SocketAddr>> {
 /// ```
 ///
 /// # Errors
-/// A name that does not resolve gives the resolver's error; a malformed `"host:port"`
+/// A name that does not resolve gives the resolver's error; one looked up outside any
+/// runtime (there is no blocking pool to resolve it on) gives `Other`, as a socket made
+/// there does. A malformed `"host:port"`
 /// string gives `InvalidInput`, without a lookup. So do an empty host (`":80"`,
 /// `("", 80)`), an IP address with no port (`"::1"`, `"fe80::1"`), a host with a NUL byte,
 /// and brackets that hold no IPv6 address (`"[127.0.0.1]:80"`, `"[localhost]:80"`; a scope
