@@ -449,3 +449,45 @@ async fn pending_connect_closes_its_socket() {
     }
     panic!("every connect completed: the backlog never filled up");
 }
+
+/// A connect waiting on a full backlog (sleeping between its retries) follows the runtime
+/// rule of the socket it made: polled outside any runtime after that runtime was dropped,
+/// it fails with an `Other` error, where its retry's timer panicked.
+#[test]
+fn a_connect_waiting_on_a_full_backlog_fails_once_its_runtime_is_gone() {
+    use std::future::Future;
+    use std::task::Poll;
+    let dir = TempDir::new("unix-socket-backlog-gone");
+    let path = dir.join("full.sock");
+    let first = overlap::Runtime::new().unwrap();
+    let (_listener, _queued, waiting) = first.block_on(async {
+        // Backlog 0: the queue holds one connection, and a connect beyond it waits.
+        let listener = listen_at(&path, 0);
+        let mut queued = Vec::new();
+        loop {
+            assert!(
+                queued.len() < 4,
+                "four connects went through a backlog of 0"
+            );
+            let mut connect = Box::pin(UnixStream::connect(path.clone()));
+            let waits = std::future::poll_fn(|cx| match connect.as_mut().poll(cx) {
+                Poll::Ready(res) => Poll::Ready(Some(res.unwrap())),
+                Poll::Pending => Poll::Ready(None),
+            })
+            .await;
+            match waits {
+                Some(stream) => queued.push(stream),
+                None => break (listener, queued, connect),
+            }
+        }
+    });
+    drop(first);
+    let mut waiting = support::polled(waiting);
+    let outside = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| waiting.poll()));
+    match outside {
+        Ok(Poll::Ready(Err(e))) => assert_eq!(e.kind(), io::ErrorKind::Other, "{e}"),
+        Ok(Poll::Ready(Ok(_))) => panic!("connected through a full backlog"),
+        Ok(Poll::Pending) => panic!("waits outside any runtime"),
+        Err(p) => panic!("panicked: {}", support::panic_message(p)),
+    }
+}

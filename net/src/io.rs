@@ -2,6 +2,7 @@
 //! forget the readiness and wait for the next edge. `EINTR` is retried here, so callers never
 //! see it.
 
+use std::future::Future;
 use std::io;
 use std::task::{ready, Context, Poll};
 
@@ -18,6 +19,22 @@ pub(crate) fn register_nonblocking(sock: Socket) -> io::Result<AsyncFd<Socket>> 
     let io = AsyncFd::new(sock)?;
     io.get_ref().set_nonblocking(true)?;
     Ok(io)
+}
+
+/// Sleeps `delay` before a retry the kernel sends no wake-up for (a full Unix backlog, a
+/// full unconnected receiver), on the socket's own runtime: polled under another one, or
+/// outside any, it fails with the `Other` error the socket's readiness gives there, where
+/// the timer would move (or panic, outside a runtime).
+pub(crate) async fn pause_before_retry(
+    io: &AsyncFd<Socket>,
+    delay: std::time::Duration,
+) -> io::Result<()> {
+    let mut nap = std::pin::pin!(overlap_runtime::time::sleep(delay));
+    std::future::poll_fn(|cx| {
+        io.check_runtime()?;
+        nap.as_mut().poll(cx).map(Ok)
+    })
+    .await
 }
 
 /// Runs `op` once the socket is read-ready, until it does not fail with `WouldBlock` or

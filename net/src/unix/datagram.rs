@@ -158,7 +158,7 @@ impl UnixDatagram {
             match self.io.get_ref().send_to(buf, &addr) {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    overlap_runtime::time::sleep(delay).await;
+                    crate::io::pause_before_retry(&self.io, delay).await?;
                     delay = (delay * 2).min(Duration::from_millis(64));
                 }
                 sent => return sent.map_err(|e| super::other_type_at(path, "datagram", e)),

@@ -56,7 +56,9 @@ impl UnixStream {
     /// A Unix `connect` never returns `EINPROGRESS` for a full backlog: it fails with
     /// `EAGAIN`, and no readiness edge tells when to retry. So this retries after a short
     /// sleep (1 ms, doubling up to 64 ms) until the listener makes room; put it under a
-    /// timeout if the listener may never accept.
+    /// timeout if the listener may never accept. Like the socket's other calls, a connect
+    /// polled under another runtime than the one it started in (or outside any) fails with
+    /// an `Other` error.
     ///
     /// A `path` where a socket of another type is bound (a datagram or seqpacket one) is
     /// refused with `InvalidInput`.
@@ -81,7 +83,7 @@ impl UnixStream {
         loop {
             match crate::connect::connect_registered(&io, addr).await {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    overlap_runtime::time::sleep(delay).await;
+                    crate::io::pause_before_retry(&io, delay).await?;
                     delay = (delay * 2).min(Duration::from_millis(64));
                 }
                 Err(e) => return Err(e),
