@@ -117,12 +117,19 @@ pub struct Interval {
 impl Interval {
     /// Waits for the next tick and returns the instant it was scheduled for.
     ///
-    /// Cancel-safe: dropping the returned future loses no tick.
+    /// Cancel-safe: dropping the returned future loses no tick. As a [`Sleep`]'s, its timer
+    /// moves to whichever runtime polls it (the one that made it may be gone).
+    ///
+    /// # Panics
+    /// When polled (not created) outside a runtime, as a [`Sleep`] does.
     pub async fn tick(&mut self) -> Instant {
         poll_fn(|cx| self.poll_tick(cx)).await
     }
 
     /// Polls for the next tick, as [`tick`](Interval::tick) does; for hand-written futures.
+    ///
+    /// # Panics
+    /// Outside a runtime, as [`tick`](Interval::tick).
     pub fn poll_tick(&mut self, cx: &mut Context<'_>) -> Poll<Instant> {
         ready!(Pin::new(&mut self.sleep).poll(cx));
         let scheduled = self.sleep.deadline();
