@@ -12,7 +12,6 @@ mod support;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use support::{example_bin, ExampleServer};
@@ -61,16 +60,7 @@ fn at_the_limit_logs_backs_off_and_recovers(name: &str, args: &[&str], stderr_re
         child,
     };
     let pid = server.child.id();
-    let (lines, stderr) = mpsc::channel();
-    if let Some(pipe) = pipe {
-        std::thread::spawn(move || {
-            for line in BufReader::new(pipe).lines() {
-                if lines.send(line.unwrap()).is_err() {
-                    break;
-                }
-            }
-        });
-    }
+    let stderr = support::stderr_lines(pipe);
 
     // Twice as many clients as the limit allows descriptors; they all connect (the kernel
     // queues them on the listener), the later ones wait to be accepted.

@@ -7,10 +7,9 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::process::Stdio;
-use std::sync::mpsc;
 use std::time::Duration;
 
 use support::{set_soft_nofile_of, ExampleServer};
@@ -39,16 +38,7 @@ fn lower_the_limit_while_running(stderr_read: bool) {
     let mut proxy = ExampleServer::start_with_stderr("tcp_proxy", &[&upstream], Stdio::piped());
     // Closed here at once, unless read.
     let pipe = proxy.child.stderr.take().filter(|_| stderr_read);
-    let (lines, stderr) = mpsc::channel();
-    if let Some(pipe) = pipe {
-        std::thread::spawn(move || {
-            for line in BufReader::new(pipe).lines() {
-                if lines.send(line.unwrap()).is_err() {
-                    break;
-                }
-            }
-        });
-    }
+    let stderr = support::stderr_lines(pipe);
     let pid = proxy.child.id();
     let mut held: Vec<TcpStream> = (0..10)
         .map(|_| {

@@ -13,6 +13,22 @@ pub fn example_bin(name: &str) -> PathBuf {
     profile_dir.join("examples").join(name)
 }
 
+/// The lines `pipe` (a server's stderr) gives, read by a thread of their own, as they come; none
+/// for `None` (a pipe left unread, or closed).
+pub fn stderr_lines(pipe: Option<std::process::ChildStderr>) -> std::sync::mpsc::Receiver<String> {
+    let (lines, said) = std::sync::mpsc::channel();
+    if let Some(pipe) = pipe {
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines() {
+                if lines.send(line.unwrap()).is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    said
+}
+
 /// A server example running on a free loopback port; killed when dropped.
 pub struct ExampleServer {
     pub child: Child,

@@ -35,7 +35,9 @@ pub use deadline::{settle, within};
 pub use drop_flag::DropFlag;
 pub use echo::{echo_server, echo_until_eof, pass_through};
 pub use errno::{expect_errno, lowest_free_fd, open_fds_polled};
-pub use example::{example_bin, run_example, run_example_with_nofile, ExampleRun, ExampleServer};
+pub use example::{
+    example_bin, run_example, run_example_with_nofile, stderr_lines, ExampleRun, ExampleServer,
+};
 pub use fd::*;
 pub use fifo::{mkfifo, SlowFifo};
 pub use files::*;
