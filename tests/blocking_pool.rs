@@ -312,3 +312,41 @@ fn a_blocking_job_spawns_more_blocking_work_through_its_handle() {
     assert!(overlap::block_on(late).unwrap_err().is_cancelled());
     assert_eq!(ran.load(Ordering::SeqCst), 0);
 }
+
+/// A child process, a socket or a pipe made in a blocking job (where `Handle::current()`
+/// works, as in tokio) cannot join the runtime from the pool thread: the error says so and
+/// names the way that works, where it said "outside an overlap runtime" and advised
+/// `block_on`. The same done through `spawn_with` works.
+#[test]
+fn an_io_object_made_in_a_blocking_job_fails_naming_spawn_with() {
+    overlap::block_on(async {
+        let errors = overlap::spawn_blocking(|| {
+            let child = overlap::process::Command::new("true").spawn().map(drop);
+            let socket = overlap::net::UdpSocket::from_std(
+                std::net::UdpSocket::bind("127.0.0.1:0").unwrap(),
+            );
+            [
+                child.unwrap_err(),
+                socket.map(drop).unwrap_err(),
+                overlap::pipe::pipe().map(drop).unwrap_err(),
+            ]
+        })
+        .await
+        .unwrap();
+        for e in errors {
+            assert_eq!(e.kind(), std::io::ErrorKind::Other);
+            let said = e.to_string();
+            assert!(
+                said.contains("blocking-pool thread") && said.contains("spawn_with"),
+                "{said}"
+            );
+        }
+        let status = overlap::spawn_blocking(|| {
+            let handle = overlap::Handle::current();
+            let task = handle
+                .spawn_with(|| async { overlap::process::Command::new("true").status().await });
+            handle.block_on(task)
+        });
+        assert!(status.await.unwrap().unwrap().unwrap().success());
+    });
+}

@@ -546,6 +546,16 @@ impl<T> std::error::Error for AsyncFdTryNewError<T> {
 
 /// The error of an I/O object made where no runtime is current on this thread.
 fn outside_runtime() -> io::Error {
+    // A blocking job (or `Handle::block_on`) sees its runtime's handle, as tokio's do, yet
+    // the runtime's reactor is its own thread's: say so, and what works from there.
+    if crate::Handle::try_current().is_some() {
+        return io::Error::other(
+            "an I/O object (socket, pipe, child process, AsyncFd) was created on a \
+             blocking-pool thread (or in `Handle::block_on`), off its runtime's thread, whose \
+             reactor it must join: create it in a task there, with \
+             `overlap::Handle::current().spawn_with(..)`",
+        );
+    }
     io::Error::other(
         "an I/O object (socket, pipe, AsyncFd) was created outside an overlap runtime: create \
          it inside `overlap::block_on`, `Runtime::block_on` or `#[overlap::main]`",
