@@ -350,3 +350,26 @@ fn an_io_object_made_in_a_blocking_job_fails_naming_spawn_with() {
         assert!(status.await.unwrap().unwrap().unwrap().success());
     });
 }
+
+/// A timer polled in a blocking job (`Handle::block_on` of a `sleep` or a `timeout`, as
+/// tokio's blocking threads allow) panics saying it is off its runtime's thread and naming
+/// `spawn_with`, where it said "polled outside of a runtime"; through `spawn_with` it works.
+#[test]
+fn a_timer_polled_in_a_blocking_job_panics_naming_spawn_with() {
+    overlap::block_on(async {
+        let job = overlap::spawn_blocking(|| {
+            let handle = overlap::Handle::current();
+            let sleep = overlap::time::sleep(Duration::from_millis(1));
+            let polled = std::panic::AssertUnwindSafe(|| handle.block_on(sleep));
+            let panicked = std::panic::catch_unwind(polled).unwrap_err();
+            let task = handle.spawn_with(|| overlap::time::sleep(Duration::from_millis(1)));
+            (support::panic_message(panicked), handle.block_on(task))
+        });
+        let (said, slept) = job.await.unwrap();
+        assert!(
+            said.contains("blocking-pool thread") && said.contains("spawn_with"),
+            "{said}"
+        );
+        slept.unwrap();
+    });
+}

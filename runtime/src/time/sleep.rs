@@ -155,6 +155,21 @@ impl Future for Sleep {
     }
 }
 
+/// The panic of a timer polled where no runtime runs on this thread.
+#[track_caller]
+fn polled_outside() -> ! {
+    // A blocking job (or `Handle::block_on`) sees its runtime's handle, as tokio's do, yet
+    // the runtime's timers fire only on its own thread: say so, and what works from there.
+    if crate::Handle::try_current().is_some() {
+        panic!(
+            "overlap::time: a timer was polled on a blocking-pool thread (or in \
+             `Handle::block_on`), off its runtime's thread, where its timers fire: poll it in \
+             a task there, with `overlap::Handle::current().spawn_with(..)`"
+        );
+    }
+    panic!("overlap::time: a timer was polled outside of a runtime");
+}
+
 impl Sleep {
     /// Whether a poll has seen the deadline pass (whatever it returned then).
     pub(crate) fn has_elapsed(&self) -> bool {
@@ -168,7 +183,7 @@ impl Sleep {
         let this = self;
         if let State::Registered { timers, key } = &this.state {
             let here = crate::executor::with_current(|core| Rc::ptr_eq(core.timers(), timers))
-                .expect("overlap::time: a timer was polled outside of a runtime");
+                .unwrap_or_else(|| polled_outside());
             if !here {
                 // Registered with a runtime that is not the one polling it now (gone, or not
                 // running): nothing would ever fire it there. Move it here.
@@ -185,7 +200,7 @@ impl Sleep {
             }
             State::Unregistered => {
                 let timers = crate::executor::with_current(|core| core.timers().clone())
-                    .expect("overlap::time: a timer was polled outside of a runtime");
+                    .unwrap_or_else(|| polled_outside());
                 match timers.register(this.deadline.into_std(), cx.waker()) {
                     Some(key) => {
                         this.state = State::Registered { timers, key };
