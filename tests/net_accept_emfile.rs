@@ -10,8 +10,8 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use overlap::io::{AsyncReadExt, AsyncWriteExt};
-use overlap::net::{TcpListener, TcpStream};
-use support::{exhaust_fds, open_fds, set_soft_nofile};
+use overlap::net::{TcpListener, TcpStream, UnixListener, UnixStream};
+use support::{exhaust_fds, open_fds, set_soft_nofile, TempDir};
 
 #[test]
 fn accept_under_emfile_recovers() {
@@ -82,5 +82,33 @@ fn child() {
         }
         got.sort_unstable();
         assert_eq!(got, b"abc");
+    });
+}
+
+/// The same for a Unix listener: `EMFILE` comes back as it is, the queued connection stays
+/// in the kernel, and the next `accept` after fds are freed takes it, its bytes intact.
+#[test]
+fn unix_accept_under_emfile_recovers() {
+    support::run_in_child("unix_accept_under_emfile_recovers", || {
+        overlap::block_on(async {
+            let dir = TempDir::new("unix-accept-emfile");
+            let listener = UnixListener::bind(dir.join("s")).unwrap();
+            let mut client = UnixStream::connect(dir.join("s")).await.unwrap();
+            client.write_all(b"queued").await.unwrap();
+
+            set_soft_nofile(open_fds() as u64 + 16);
+            let hoard = exhaust_fds();
+            assert!(!hoard.is_empty());
+            for _ in 0..3 {
+                let err = listener.accept().await.unwrap_err();
+                assert_eq!(err.raw_os_error(), Some(libc::EMFILE), "{err}");
+            }
+            drop(hoard);
+
+            let (mut server, _) = listener.accept().await.unwrap();
+            let mut got = [0u8; 6];
+            server.read_exact(&mut got).await.unwrap();
+            assert_eq!(&got, b"queued");
+        });
     });
 }

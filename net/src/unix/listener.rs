@@ -35,6 +35,14 @@ use crate::sys::{SockAddr, Socket};
 /// })
 /// .unwrap();
 /// ```
+///
+/// # Running out of file descriptors
+///
+/// As with a [`TcpListener`](crate::TcpListener): when the process (`EMFILE`) or the system
+/// (`ENFILE`) has no descriptor left, `accept` returns that error and the connection stays
+/// queued in the kernel for the next `accept` once descriptors are freed. A loop that
+/// retries at once only burns the CPU: sleep briefly on those errors, as the example under
+/// [`TcpListener`](crate::TcpListener#running-out-of-file-descriptors) does.
 pub struct UnixListener {
     io: AsyncFd<Socket>,
 }
