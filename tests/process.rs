@@ -73,6 +73,44 @@ fn kill_ends_a_sleeping_child_and_wait_reports_the_signal() {
     });
 }
 
+/// `send_signal` delivers the signal asked for: a shell that traps `SIGTERM` runs its
+/// handler and exits with its own code; a `sleep` dies of it. Signal 0 only checks, a
+/// number that is no signal is `InvalidInput`, and a reaped child is left alone.
+#[test]
+fn send_signal_delivers_the_signal_asked_for() {
+    block_on(async {
+        let script = "trap 'echo term; exit 7' TERM; echo ready; while :; do sleep 0.01; done";
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c").arg(script).stdout(Stdio::piped());
+        let mut child = spawn(&mut cmd).unwrap();
+        let mut out = child.stdout.take().unwrap();
+        let mut ready = [0u8; 6];
+        within(HANG, out.read_exact(&mut ready), "ready")
+            .await
+            .unwrap();
+        assert_eq!(&ready, b"ready\n");
+        child.send_signal(0).unwrap();
+        let err = child.send_signal(999).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{err}");
+        child.send_signal(libc::SIGTERM).unwrap();
+        let status = within(HANG, child.wait(), "the trapped exit")
+            .await
+            .unwrap();
+        assert_eq!(status.code(), Some(7));
+        let mut rest = Vec::new();
+        out.read_to_end(&mut rest).await.unwrap();
+        assert_eq!(rest, b"term\n");
+        // Reaped: nothing is sent, whatever the signal.
+        child.send_signal(libc::SIGTERM).unwrap();
+        child.send_signal(999).unwrap();
+
+        let mut child = spawn(Command::new("sleep").arg("100")).unwrap();
+        child.send_signal(libc::SIGTERM).unwrap();
+        let status = within(HANG, child.wait(), "wait").await.unwrap();
+        assert_eq!(status.signal(), Some(libc::SIGTERM));
+    });
+}
+
 /// `kill().await` is tokio's: it signals and reaps, so the status is there at once and the
 /// pid, free for reuse, is no longer reported.
 #[test]

@@ -132,7 +132,7 @@ fn a_wait_on_a_paused_clock_does_not_spin_through_the_fallback_ticks() {
 
 /// Kills children four ways (`start_kill`, `kill`, `kill_on_drop`, and `kill_on_drop` on an
 /// unpolled `status` future dropped outside a runtime) and sees each die of `SIGKILL`, the
-/// dropped ones reaped in the background.
+/// dropped ones reaped in the background; and one of `SIGTERM` sent with `send_signal`.
 fn kills_work() {
     overlap::block_on(async {
         // No stdio of ours: a sleeper left alive by a failure must not hold the test's output.
@@ -145,6 +145,10 @@ fn kills_work() {
         child.start_kill().unwrap();
         let status = within(HANG, child.wait(), "wait").await.unwrap();
         assert_eq!(status.signal(), Some(libc::SIGKILL));
+        let mut child = sleeper();
+        child.send_signal(libc::SIGTERM).unwrap();
+        let status = within(HANG, child.wait(), "wait").await.unwrap();
+        assert_eq!(status.signal(), Some(libc::SIGTERM));
         let mut child = sleeper();
         within(HANG, child.kill(), "kill").await.unwrap();
         assert_eq!(

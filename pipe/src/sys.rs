@@ -324,6 +324,14 @@ pub(crate) fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
 
+/// `kill(pid, sig)`: the fallback where pidfds are missing or denied.
+pub(crate) fn kill(pid: u32, sig: libc::c_int) -> io::Result<()> {
+    let pid = libc::pid_t::try_from(pid)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "pid out of range"))?;
+    // SAFETY: kill takes only integers.
+    syscall!(kill(pid, sig)).map(drop)
+}
+
 /// `pidfd_send_signal(pidfd, sig, NULL, 0)`: signals exactly the process the pidfd was
 /// opened for, never a later process that reuses its pid. Linux 5.1 and later; `ESRCH`
 /// once that process has been reaped.

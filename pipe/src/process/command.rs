@@ -379,7 +379,7 @@ impl Drop for Unregistered {
             }
         }
         if self.kill_on_drop {
-            let _ = super::kill::kill(&mut std, None);
+            let _ = super::kill::signal(&mut std, None, libc::SIGKILL);
         }
         super::orphans::adopt(std);
     }

@@ -1,6 +1,7 @@
-//! Sending `SIGKILL` to a child that is ours and not reaped yet, through its pidfd where
-//! there is one: `kill(pid)` could signal another process if something else reaped the
-//! child (a `waitpid(-1)` in another thread) just before, and the pid was used again.
+//! Sending a signal (`SIGKILL`, or one the user names) to a child that is ours and not
+//! reaped yet, through its pidfd where there is one: `kill(pid)` could signal another
+//! process if something else reaped the child (a `waitpid(-1)` in another thread) just
+//! before, and the pid was used again.
 
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd};
@@ -8,11 +9,15 @@ use std::process::Child;
 
 use crate::sys;
 
-/// Sends `SIGKILL` to `child`, which was still running and unreaped at the caller's last
+/// Sends `signal` to `child`, which was still running and unreaped at the caller's last
 /// look, through `pidfd` (opened for it) or, without one, a pidfd opened now. Falls back to
 /// `kill(pid)` where pidfds are missing or denied. A child reaped elsewhere meanwhile gets
 /// no signal: that is `ECHILD`, as its `wait` gives.
-pub(super) fn kill(child: &mut Child, pidfd: Option<BorrowedFd<'_>>) -> io::Result<()> {
+pub(super) fn signal(
+    child: &mut Child,
+    pidfd: Option<BorrowedFd<'_>>,
+    signal: libc::c_int,
+) -> io::Result<()> {
     let opened;
     let pidfd = match pidfd {
         Some(fd) => fd,
@@ -26,10 +31,10 @@ pub(super) fn kill(child: &mut Child, pidfd: Option<BorrowedFd<'_>>) -> io::Resu
                 opened = fd;
                 opened.as_fd()
             }
-            Err(_) => return child.kill(),
+            Err(_) => return sys::kill(child.id(), signal),
         },
     };
-    match sys::pidfd_send_signal(pidfd, libc::SIGKILL) {
+    match sys::pidfd_send_signal(pidfd, signal) {
         // Reaped elsewhere since the caller looked: `ECHILD` from the look again.
         Err(e) if e.raw_os_error() == Some(libc::ESRCH) => child.try_wait().map(drop),
         // Missing (a kernel before 5.1) or denied by a seccomp profile: `kill`, the
@@ -40,7 +45,7 @@ pub(super) fn kill(child: &mut Child, pidfd: Option<BorrowedFd<'_>>) -> io::Resu
                 Some(libc::ENOSYS | libc::EPERM | libc::EACCES)
             ) =>
         {
-            child.kill()
+            sys::kill(child.id(), signal)
         }
         other => other,
     }

@@ -180,7 +180,7 @@ pub(crate) fn register(mut std: std::process::Child) -> io::Result<Child> {
                     Ok(ExitWatch::Pidfd(fd)) => Some(fd.get_ref().as_fd()),
                     _ => None,
                 };
-                let _ = kill::kill(&mut std, pidfd);
+                let _ = kill::signal(&mut std, pidfd, libc::SIGKILL);
                 let _ = std.wait();
             }
             let err = [exit.err(), stdin.err(), stdout.err(), stderr.err()];
@@ -325,13 +325,52 @@ impl Child {
     /// .unwrap();
     /// ```
     pub fn start_kill(&mut self) -> io::Result<()> {
+        self.send_signal(libc::SIGKILL)
+    }
+
+    /// Sends `signal` (`libc::SIGTERM`, say, to ask the child to end before killing it)
+    /// and returns without waiting: [`start_kill`](Self::start_kill) with any signal, with
+    /// its rules. A child already reaped gets nothing, and one that has exited is reaped
+    /// instead (its status is then [`try_wait`](Self::try_wait)'s); a child reaped
+    /// elsewhere gets nothing and fails with `ECHILD`. The signal goes through the child's
+    /// pidfd, so it cannot reach another process that took the child's pid, as a
+    /// `libc::kill(pid, ..)` could (tokio and std have no such call). `signal` 0 sends
+    /// nothing and only checks; a number that is no signal fails with `InvalidInput`.
+    ///
+    /// ```
+    /// use std::os::unix::process::ExitStatusExt;
+    /// use std::time::Duration;
+    ///
+    /// overlap::block_on(async {
+    ///     let mut child = overlap::process::Command::new("sleep").arg("100").spawn()?;
+    ///     // Ask first; kill if it has not ended within a grace period.
+    ///     child.send_signal(libc::SIGTERM)?;
+    ///     let status = match overlap::time::timeout(Duration::from_secs(5), child.wait()).await {
+    ///         Ok(status) => status?,
+    ///         Err(_) => {
+    ///             child.kill().await?;
+    ///             child.wait().await?
+    ///         }
+    ///     };
+    ///     assert_eq!(status.signal(), Some(libc::SIGTERM));
+    ///     std::io::Result::Ok(())
+    /// })
+    /// .unwrap();
+    /// ```
+    pub fn send_signal(&mut self, signal: i32) -> io::Result<()> {
         let proc = self.proc_mut();
         // Reaped (now, if it has exited), or no longer ours (`ECHILD`: reaped elsewhere, its
         // pid maybe another process's by now): no signal.
         if proc.try_reap()?.is_some() {
             return Ok(());
         }
-        proc.kill()
+        proc.signal(signal).map_err(|e| match e.raw_os_error() {
+            Some(libc::EINVAL) => io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{signal} is not a signal number"),
+            ),
+            _ => e,
+        })
     }
 
     /// Whether dropping this `Child` while the process runs sends it `SIGKILL` (before it is
@@ -390,14 +429,14 @@ impl Child {
 }
 
 impl Proc {
-    /// Sends `SIGKILL` to the process, not reaped at the caller's last look, through its
-    /// pidfd (see [`kill::kill`]).
-    fn kill(&mut self) -> io::Result<()> {
+    /// Sends `signal` to the process, not reaped at the caller's last look, through its
+    /// pidfd (see [`kill::signal`]).
+    fn signal(&mut self, signal: libc::c_int) -> io::Result<()> {
         let pidfd = match &self.exit {
             ExitWatch::Pidfd(fd) => Some(fd.get_ref().as_fd()),
             ExitWatch::Sigchld(..) => None,
         };
-        kill::kill(&mut self.std, pidfd)
+        kill::signal(&mut self.std, pidfd, signal)
     }
 
     fn try_reap(&mut self) -> io::Result<Option<ExitStatus>> {
@@ -487,7 +526,7 @@ impl Drop for Child {
             return;
         }
         if self.kill_on_drop {
-            let _ = proc.kill();
+            let _ = proc.signal(libc::SIGKILL);
         }
         // Still running: reap it in the background, so it does not linger as a zombie. If
         // the runtime ends first (or there is none), the orphan reaper thread takes over.
