@@ -256,3 +256,37 @@ fn destination_errors_name_the_file_too() {
         assert_eq!(&got, b"data");
     });
 }
+
+/// A file with bytes whose file system cannot feed `sendfile` (`/proc/<pid>/status`, whose
+/// size says 0; the kernel refuses it with `EINVAL`) is an error saying the file is the
+/// cause, not an empty file: a send of it is never `Ok(0)`.
+#[test]
+fn a_source_the_kernel_cannot_send_from_is_an_error_not_an_empty_file() {
+    block_on(async {
+        let path = "/proc/self/status";
+        let mut file = File::open(path).await.unwrap();
+        let (a, mut b) = UnixStream::pair().unwrap();
+        match file.send_to(&a, 0, 4096).await {
+            // A kernel that splices such files sends their bytes.
+            Ok(n) => {
+                assert!(n > 5, "{n} bytes sent");
+                let mut got = [0u8; 5];
+                b.read_exact(&mut got).await.unwrap();
+                assert_eq!(&got, b"Name:");
+            }
+            Err(err) => {
+                assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{err}");
+                let msg = err.to_string();
+                assert!(
+                    msg.starts_with(&format!("failed to send {path}: ")),
+                    "{msg}"
+                );
+                assert!(msg.contains("cannot sendfile from this file"), "{msg}");
+            }
+        }
+        // The same File still reads.
+        let mut text = String::new();
+        file.read_to_string(&mut text).await.unwrap();
+        assert!(text.starts_with("Name:"), "{text}");
+    });
+}

@@ -46,26 +46,47 @@ pub(crate) fn sendfile(file: RawFd, to: RawFd, offset: u64, len: u64) -> io::Res
             Ok(n) => sent += n as u64,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Sent::Full(sent)),
-            // The kernel refuses some offsets far past the end (beyond the file system's
-            // largest file) instead of reading nothing: the end of the file all the same.
-            Err(e)
-                if matches!(e.raw_os_error(), Some(libc::EOVERFLOW | libc::EINVAL))
-                    && stat(file).is_ok_and(|st| st.st_size.max(0) as u64 <= off as u64) =>
-            {
-                break
-            }
-            // A directory source is refused with `EINVAL` too, which would read as the
-            // destination's fault: say what a read of it says instead.
-            Err(e)
-                if e.raw_os_error() == Some(libc::EINVAL)
-                    && stat(file).is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR) =>
-            {
-                return Err(io::Error::from_raw_os_error(libc::EISDIR))
-            }
+            Err(e) if past_the_end(&e, file, off) => break,
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => return Err(refused(file, to)),
             Err(e) => return Err(e),
         }
     }
     Ok(Sent::Done(sent))
+}
+
+/// Whether `sendfile` refused `file` at `off` for being past its end. The kernel refuses
+/// some offsets far past the end (beyond the file system's largest file, `EOVERFLOW`, or
+/// `EINVAL` on some file systems) instead of reading nothing: the end of the file all the
+/// same. An `EINVAL` is taken so only from a file with bytes: a file whose size says 0 may
+/// be one whose file system cannot feed `sendfile` at all (`/proc/<pid>/status`), whatever
+/// the offset.
+fn past_the_end(e: &io::Error, file: RawFd, off: libc::off_t) -> bool {
+    let size = match e.raw_os_error() {
+        Some(libc::EOVERFLOW | libc::EINVAL) => match stat(file) {
+            Ok(st) => st.st_size.max(0) as u64,
+            Err(_) => return false,
+        },
+        _ => return false,
+    };
+    size <= off as u64 && (size > 0 || e.raw_os_error() == Some(libc::EOVERFLOW))
+}
+
+/// The error for an `EINVAL` from `sendfile(to, file, ..)` not past the end, naming the side
+/// at fault where it can: a directory source says what a read of it says (`EISDIR`); with a
+/// socket or pipe destination, which `sendfile` always takes, the source is the cause.
+/// Otherwise the plain `EINVAL`, which the caller blames on the destination.
+fn refused(file: RawFd, to: RawFd) -> io::Error {
+    if stat(file).is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR) {
+        return io::Error::from_raw_os_error(libc::EISDIR);
+    }
+    if stat(to).is_ok_and(|st| matches!(st.st_mode & libc::S_IFMT, libc::S_IFSOCK | libc::S_IFIFO))
+    {
+        return io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "the kernel cannot sendfile from this file (its file system does not support it)",
+        );
+    }
+    io::Error::from_raw_os_error(libc::EINVAL)
 }
 
 /// Blocks until `fd` has any of `events` (`POLLIN`, `POLLOUT`), or an error or hang-up

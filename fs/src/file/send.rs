@@ -27,8 +27,10 @@ impl File {
     ///
     /// # Errors
     /// Errors name the file (`failed to send /x/y: Broken pipe`). A destination the kernel
-    /// cannot `sendfile` to gives `InvalidInput`; a directory opened as this `File` gives
-    /// `IsADirectory`, as a read of it does. After an error, the bytes sent before it
+    /// cannot `sendfile` to gives `InvalidInput`, and so does a file whose file system
+    /// cannot feed it (some of `/proc`'s, whose size says 0 though a read finds bytes:
+    /// read those instead); a directory opened as this `File` gives `IsADirectory`, as a
+    /// read of it does. After an error, the bytes sent before it
     /// are not reported. Like `splice`, `sendfile` has no `MSG_NOSIGNAL`: sending to a
     /// socket whose peer is gone also raises `SIGPIPE`, which Rust programs ignore by
     /// default.
