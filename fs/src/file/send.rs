@@ -25,6 +25,14 @@ impl File {
     /// `to` to have room. One run sends until `to` is full, so a large file costs one pool
     /// trip per socket buffer's worth, not per call.
     ///
+    /// # The file changing meanwhile
+    /// The kernel queues the page cache's own pages, not a copy of them: bytes overwritten or
+    /// cut off by a truncation after they were sent, but before the peer has them (on
+    /// loopback, before the peer has read them), may reach it changed, or as zeros. A file
+    /// that shrinks during the call makes the count short. To replace a file while it may be
+    /// sent, write the new one beside it and [`rename`](crate::rename) it over the old: the
+    /// old file's pages stay as they were.
+    ///
     /// # Errors
     /// Errors name the file (`failed to send /x/y: Broken pipe`). A destination the kernel
     /// cannot `sendfile` to gives `InvalidInput`, and so does a file whose file system
