@@ -290,3 +290,36 @@ fn a_source_the_kernel_cannot_send_from_is_an_error_not_an_empty_file() {
         assert!(text.starts_with("Name:"), "{text}");
     });
 }
+
+/// A listening socket never becomes writable: given as the destination (it is `Registered`
+/// as every socket is), it is refused with `InvalidInput` naming the file, where the send
+/// waited for its room for ever.
+#[test]
+fn a_listening_socket_destination_is_invalid_input_not_a_wait_for_ever() {
+    let dir = TempDir::new("sendfile-listener");
+    let path = dir.join("f");
+    std::fs::write(&path, b"data").unwrap();
+    block_on(async {
+        let mut file = File::open(&path).await.unwrap();
+        let tcp = overlap::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap();
+        let unix = overlap::net::UnixListener::bind(dir.join("sock")).unwrap();
+        let limit = Duration::from_secs(5);
+        let errs = [
+            within(limit, file.send_to(&tcp, 0, 4), "waited on a TCP listener").await,
+            within(
+                limit,
+                file.send_to(&unix, 0, 4),
+                "waited on a Unix listener",
+            )
+            .await,
+        ];
+        for err in errs {
+            let err = err.unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{err}");
+            assert!(err.to_string().starts_with("failed to send "), "{err}");
+            assert!(err.to_string().contains("listening"), "{err}");
+        }
+    });
+}

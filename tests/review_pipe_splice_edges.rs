@@ -1,7 +1,8 @@
 //! `splice` at its edges: a FIFO no writer has opened yet spliced into a socket whose peer
 //! is gone, splicing (or copying) a pipe into itself, lengths far over a pipe's capacity, a
-//! socket source whose peer closed with data still queued, and `splice_copy` into a pipe
-//! smaller than its private one and out of one bigger.
+//! socket source whose peer closed with data still queued, `splice_copy` into a pipe
+//! smaller than its private one and out of one bigger, and a listening socket as the
+//! destination.
 
 mod support;
 
@@ -83,6 +84,36 @@ fn splicing_a_pipe_into_itself_is_invalid_input() {
         tx.write_all(b"kept").await.unwrap();
         let rx_ref = &rx;
         let err = within(HANG, tx.splice_from(rx_ref, 4), "self splice hung")
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{err}");
+        let mut got = [0u8; 4];
+        rx.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got, b"kept");
+    });
+}
+
+/// A listening socket as the destination (it is `Registered`, as every socket is) never
+/// becomes writable: `splice_to` and `splice_copy` are refused with `InvalidInput`, and the
+/// pipe keeps its bytes, where both waited for its room for ever.
+#[test]
+fn splicing_into_a_listening_socket_is_invalid_input() {
+    overlap::block_on(async {
+        let listener = overlap::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap();
+        let (mut tx, mut rx) = pipe().unwrap();
+        tx.write_all(b"kept").await.unwrap();
+        let err = within(
+            HANG,
+            rx.splice_to(&listener, 4),
+            "splice_to a listener hung",
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{err}");
+        let copy = overlap::pipe::splice_copy(&rx, &listener);
+        let err = within(HANG, copy, "splice_copy to a listener hung")
             .await
             .unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{err}");

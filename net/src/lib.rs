@@ -95,21 +95,42 @@ pub use unix::{UnixDatagram, UnixListener, UnixSocket, UnixStream};
 /// non-blocking mode; need a runtime), and `From<T> for OwnedFd` (deregisters and hands the
 /// fd back, still non-blocking).
 /// The type must have an `io` field of the crate's registered-socket type and a `from_std`.
+/// A listener's (`listening` last) `Registered` refuses [`Direction::Write`] with
+/// `InvalidInput`, as a pipe's read end does: a listening socket never becomes writable,
+/// so a `sendfile` or `splice` given it as its destination would wait for ever.
+///
+/// [`Direction::Write`]: overlap_runtime::Direction::Write
 #[macro_export]
 #[doc(hidden)]
 macro_rules! impl_socket_fd {
-    ($ty:ident, $std:path, $what:literal) => {
-        impl ::std::os::fd::AsRawFd for $ty {
-            fn as_raw_fd(&self) -> ::std::os::fd::RawFd {
-                ::std::os::fd::AsRawFd::as_raw_fd(&self.io)
-            }
-        }
+    ($ty:ident, $std:path, $what:literal, listening) => {
+        $crate::impl_socket_fd!(@fd $ty, $std, $what);
 
-        impl ::std::os::fd::AsFd for $ty {
-            fn as_fd(&self) -> ::std::os::fd::BorrowedFd<'_> {
-                ::std::os::fd::AsFd::as_fd(self.io.get_ref())
+        impl ::overlap_runtime::Registered for $ty {
+            /// Fails with `InvalidInput` for [`Direction::Write`](::overlap_runtime::Direction::Write):
+            /// a listening socket never becomes writable, so waiting for it would never end
+            /// (say, a `File::send_to` or a `splice` given it as its destination).
+            fn poll_readiness(
+                &self,
+                cx: &mut ::std::task::Context<'_>,
+                dir: ::overlap_runtime::Direction,
+            ) -> ::std::task::Poll<::std::io::Result<::overlap_runtime::ReadyEvent>> {
+                if dir == ::overlap_runtime::Direction::Write {
+                    return ::std::task::Poll::Ready(Err(::std::io::Error::new(
+                        ::std::io::ErrorKind::InvalidInput,
+                        "a listening socket cannot be written to",
+                    )));
+                }
+                self.io.poll_readiness(cx, dir)
+            }
+
+            fn clear_readiness(&self, event: ::overlap_runtime::ReadyEvent) {
+                self.io.clear_readiness(event)
             }
         }
+    };
+    ($ty:ident, $std:path, $what:literal) => {
+        $crate::impl_socket_fd!(@fd $ty, $std, $what);
 
         impl ::overlap_runtime::Registered for $ty {
             fn poll_readiness(
@@ -122,6 +143,19 @@ macro_rules! impl_socket_fd {
 
             fn clear_readiness(&self, event: ::overlap_runtime::ReadyEvent) {
                 self.io.clear_readiness(event)
+            }
+        }
+    };
+    (@fd $ty:ident, $std:path, $what:literal) => {
+        impl ::std::os::fd::AsRawFd for $ty {
+            fn as_raw_fd(&self) -> ::std::os::fd::RawFd {
+                ::std::os::fd::AsRawFd::as_raw_fd(&self.io)
+            }
+        }
+
+        impl ::std::os::fd::AsFd for $ty {
+            fn as_fd(&self) -> ::std::os::fd::BorrowedFd<'_> {
+                ::std::os::fd::AsFd::as_fd(self.io.get_ref())
             }
         }
 

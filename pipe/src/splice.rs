@@ -208,6 +208,8 @@ where
 /// its peer should see end of file. `from` and `to` may not be ends of one pipe or FIFO
 /// (the read end and the write end of the same pipe): that fails with `InvalidInput`, as a
 /// `splice` of a pipe into itself does, instead of moving the same bytes round for ever.
+/// A `to` that can never be written (a pipe's read end, a listening socket) fails with
+/// `InvalidInput` too, before any byte is taken from `from`.
 ///
 /// # When it pays off
 /// For bulk data: a 512 MiB transfer between loopback sockets takes about a third of the CPU
@@ -280,6 +282,15 @@ where
             "splice: the source and destination are the same pipe",
         ));
     }
+    // A destination that refuses writes outright (a pipe's read end, a listening socket)
+    // fails the copy before a byte is taken from the source, which would be lost in the
+    // private pipe. A `Pending` here leaves no waiter behind: its entry goes with the
+    // `own_waits` future.
+    own_waits(|cx| match to.poll_readiness(cx, Direction::Write) {
+        Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+        _ => Poll::Ready(Ok(())),
+    })
+    .await?;
     // Not registered with the reactor: its fill level is always known, so it never needs
     // waiting on. Empty, it always has room; holding bytes, it always has data.
     let (pipe_out, pipe_in) = sys::pipe()?;

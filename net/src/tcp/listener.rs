@@ -183,7 +183,12 @@ fn accept_one(sock: &Socket) -> io::Result<(Socket, SockAddr)> {
 
 crate::impl_incoming!(TcpListener, TcpStream);
 
-crate::impl_socket_fd!(TcpListener, std::net::TcpListener, "a listening TCP socket");
+crate::impl_socket_fd!(
+    TcpListener,
+    std::net::TcpListener,
+    "a listening TCP socket",
+    listening
+);
 
 impl fmt::Debug for TcpListener {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

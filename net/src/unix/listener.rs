@@ -138,7 +138,8 @@ crate::impl_incoming!(UnixListener, UnixStream);
 crate::impl_socket_fd!(
     UnixListener,
     std::os::unix::net::UnixListener,
-    "a listening Unix socket"
+    "a listening Unix socket",
+    listening
 );
 
 impl fmt::Debug for UnixListener {
