@@ -105,39 +105,29 @@ pub use unix::{UnixDatagram, UnixListener, UnixSocket, UnixStream};
 macro_rules! impl_socket_fd {
     ($ty:ident, $std:path, $what:literal, listening) => {
         $crate::impl_socket_fd!(@fd $ty, $std, $what);
-
+        $crate::impl_socket_fd!(@registered $ty, true);
+    };
+    ($ty:ident, $std:path, $what:literal) => {
+        $crate::impl_socket_fd!(@fd $ty, $std, $what);
+        $crate::impl_socket_fd!(@registered $ty, false);
+    };
+    (@registered $ty:ident, $listening:literal) => {
         impl ::overlap_runtime::Registered for $ty {
-            /// Fails with `InvalidInput` for [`Direction::Write`](::overlap_runtime::Direction::Write):
-            /// a listening socket never becomes writable, so waiting for it would never end
-            /// (say, a `File::send_to` or a `splice` given it as its destination).
+            /// A listening socket fails with `InvalidInput` for
+            /// [`Direction::Write`](::overlap_runtime::Direction::Write): it never becomes
+            /// writable, so waiting for it would never end (say, a `File::send_to` or a
+            /// `splice` given it as its destination).
             fn poll_readiness(
                 &self,
                 cx: &mut ::std::task::Context<'_>,
                 dir: ::overlap_runtime::Direction,
             ) -> ::std::task::Poll<::std::io::Result<::overlap_runtime::ReadyEvent>> {
-                if dir == ::overlap_runtime::Direction::Write {
+                if $listening && dir == ::overlap_runtime::Direction::Write {
                     return ::std::task::Poll::Ready(Err(::std::io::Error::new(
                         ::std::io::ErrorKind::InvalidInput,
                         "a listening socket cannot be written to",
                     )));
                 }
-                self.io.poll_readiness(cx, dir)
-            }
-
-            fn clear_readiness(&self, event: ::overlap_runtime::ReadyEvent) {
-                self.io.clear_readiness(event)
-            }
-        }
-    };
-    ($ty:ident, $std:path, $what:literal) => {
-        $crate::impl_socket_fd!(@fd $ty, $std, $what);
-
-        impl ::overlap_runtime::Registered for $ty {
-            fn poll_readiness(
-                &self,
-                cx: &mut ::std::task::Context<'_>,
-                dir: ::overlap_runtime::Direction,
-            ) -> ::std::task::Poll<::std::io::Result<::overlap_runtime::ReadyEvent>> {
                 self.io.poll_readiness(cx, dir)
             }
 
