@@ -296,3 +296,36 @@ fn the_descriptor_is_the_std_files_and_sees_flushed_bytes() {
         assert_eq!(twin.metadata().unwrap().len(), 16);
     });
 }
+
+/// `set_modified` and `set_times` (std's, which tokio's `File` lacks) set the times a
+/// copier keeps, after the bytes still buffered are written: a write landing afterwards
+/// would move the mtime on again. A read-only `File` will do, for the file's owner.
+#[test]
+fn set_modified_lands_after_buffered_writes() {
+    use std::time::{Duration, SystemTime};
+    let dir = TempDir::new("rt-times");
+    let path = dir.join("t");
+    let then = SystemTime::UNIX_EPOCH + Duration::new(1_000_000_000, 123_456_789);
+    let earlier = then - Duration::from_secs(3600);
+    overlap::block_on(async {
+        let mut f = File::create(&path).await.unwrap();
+        // The second write waits in the buffer while the first one's job runs.
+        f.write_all(&pattern(100_000)).await.unwrap();
+        f.write_all(&pattern(50_000)).await.unwrap();
+        f.set_modified(then).await.unwrap();
+        drop(f);
+        let meta = std::fs::metadata(&path).unwrap();
+        assert_eq!((meta.len(), meta.modified().unwrap()), (150_000, then));
+
+        let mut f = File::open(&path).await.unwrap();
+        let times = fs::FileTimes::new()
+            .set_accessed(earlier)
+            .set_modified(earlier);
+        f.set_times(times).await.unwrap();
+        let meta = std::fs::metadata(&path).unwrap();
+        assert_eq!(
+            (meta.accessed().unwrap(), meta.modified().unwrap()),
+            (earlier, earlier)
+        );
+    });
+}

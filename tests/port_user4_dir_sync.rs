@@ -16,9 +16,12 @@
 //!
 //! What the port changed, against tokio: nothing in the walk or the copies (the names and
 //! signatures are tokio's, `ReadDir::next_entry` included). A `Semaphore` is `Rc`-shared
-//! (`acquire_owned` on an `Rc`), the tasks being `!Send`. Setting the copy's mtime goes
-//! through `File::into_std` and `std::fs::File::set_modified` in `spawn_blocking`, as with
-//! tokio, whose `File` has no `set_modified` either.
+//! (`acquire_owned` on an `Rc`), the tasks being `!Send`. The copy's mtime is set with
+//! `File::set_modified` (std's, which tokio's `File` lacks: there it takes `into_std` and
+//! `spawn_blocking`); it writes out the bytes still buffered first, or they would move the
+//! mtime on again when they land. `fs::copy`'s errors name both paths but not which side
+//! failed: a `Permission denied` on an unreadable source reads the same as one on the
+//! destination's directory.
 
 mod support;
 

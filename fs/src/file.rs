@@ -6,6 +6,7 @@ mod io_impls;
 mod jobs;
 mod read_buf;
 mod send;
+mod times;
 mod to_std;
 
 use std::fmt;

@@ -72,4 +72,4 @@ pub use ops::{
     symlink_metadata, try_exists, write,
 };
 pub use read_dir::{read_dir, DirEntry, ReadDir};
-pub use std::fs::{FileType, Metadata, Permissions};
+pub use std::fs::{FileTimes, FileType, Metadata, Permissions};

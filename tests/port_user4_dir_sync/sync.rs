@@ -17,7 +17,6 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use overlap::fs::{self, File, Metadata};
-use overlap::io::AsyncWriteExt;
 use overlap::sync::{mpsc, oneshot, Semaphore};
 use overlap::task::JoinSet;
 
@@ -204,25 +203,18 @@ fn temp_name(d: &Path) -> PathBuf {
 
 /// Copies the bytes, mode and mtime of `s` (whose metadata is `meta`) to a new `tmp`.
 async fn copy_to(s: &Path, tmp: &Path, meta: &Metadata) -> io::Result<()> {
-    let file = if meta.len() >= STREAMED {
+    let mut file = if meta.len() >= STREAMED {
         let mut from = File::open(s).await?;
         let mut to = File::create(tmp).await?;
         overlap::io::copy(&mut from, &mut to).await?;
-        to.flush().await?;
         to.set_permissions(meta.permissions()).await?;
         to
     } else {
         fs::copy(s, tmp).await?; // mode included
         File::open(tmp).await?
     };
-    // No `set_modified` on an async `File` (tokio has none either): through std, on the pool.
-    let std = file.into_std().await?;
-    let mtime = meta.modified()?;
-    let tmp = tmp.to_owned();
-    overlap::spawn_blocking(move || std.set_modified(mtime))
-        .await
-        .map_err(io::Error::other)?
-        .map_err(|e| io::Error::new(e.kind(), format!("set mtime of {}: {e}", tmp.display())))
+    // After the bytes still buffered, so no write moves it on again.
+    file.set_modified(meta.modified()?).await
 }
 
 /// Makes `d` a symlink with the target of `s` unless it is one already; true if it made it.
