@@ -459,3 +459,32 @@ fn a_seek_before_the_start_says_so() {
         }
     });
 }
+
+/// `fs::copy` names both paths and says which one failed: a `NotFound` (or a
+/// `Permission denied`) about a missing source reads apart from one about the destination's
+/// missing directory, where both said only "failed to copy A to B: No such file or
+/// directory".
+#[test]
+fn a_copy_error_says_which_side_failed() {
+    let dir = TempDir::new("err-copy-side");
+    let (file, missing) = (dir.join("file"), dir.join("missing"));
+    let into_missing_dir = dir.join("no-dir/copy");
+    std::fs::write(&file, b"bytes").unwrap();
+    overlap::block_on(async {
+        let err = fs::copy(&missing, dir.join("to")).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::NotFound);
+        let msg = err.to_string();
+        assert!(msg.starts_with("failed to copy "), "{msg}");
+        let side = format!(": failed to open {}: ", missing.display());
+        assert!(msg.contains(&side), "{msg}");
+        assert_eq!(overlap::io::raw_os_error(&err), Some(libc::ENOENT));
+
+        let err = fs::copy(&file, &into_missing_dir).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::NotFound);
+        let msg = err.to_string();
+        let side = format!(": failed to create {}: ", into_missing_dir.display());
+        assert!(msg.contains(&side), "{msg}");
+        assert!(!msg.contains("failed to open"), "{msg}");
+        assert_eq!(overlap::io::raw_os_error(&err), Some(libc::ENOENT));
+    });
+}

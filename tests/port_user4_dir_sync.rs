@@ -19,9 +19,9 @@
 //! (`acquire_owned` on an `Rc`), the tasks being `!Send`. The copy's mtime is set with
 //! `File::set_modified` (std's, which tokio's `File` lacks: there it takes `into_std` and
 //! `spawn_blocking`); it writes out the bytes still buffered first, or they would move the
-//! mtime on again when they land. `fs::copy`'s errors name both paths but not which side
-//! failed: a `Permission denied` on an unreadable source reads the same as one on the
-//! destination's directory.
+//! mtime on again when they land. `fs::copy`'s errors name both paths and which side
+//! failed (`failed to copy a to b: failed to open a: Permission denied`), where an
+//! unreadable source read the same as an unwritable destination.
 
 mod support;
 
@@ -234,6 +234,8 @@ fn an_unreadable_file_and_directory_are_named_while_the_rest_syncs() {
             for e in &report.errors {
                 assert_eq!(e.kind(), std::io::ErrorKind::PermissionDenied, "{e}");
             }
+            let opened = format!("failed to open {}", file.display());
+            assert!(errors.iter().any(|e| e.contains(&opened)), "{errors:?}");
             for denied in [&file, &dir] {
                 let named = errors
                     .iter()

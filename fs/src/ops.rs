@@ -53,7 +53,8 @@ pub async fn write(path: impl AsRef<Path>, contents: impl AsRef<[u8]>) -> io::Re
 
 /// Copies the contents and permission bits of `from` to `to` (created or truncated), in one
 /// job; returns the number of bytes copied. The kernel copies (`copy_file_range`) where it
-/// can.
+/// can. An error names both paths and, for a failed open, which side it was: `failed to copy
+/// a to b: failed to open a: Permission denied`, or `...: failed to create b: ...`.
 ///
 /// Two cases where [`std::fs::copy`] does harm are refused with
 /// [`InvalidInput`](io::ErrorKind::InvalidInput) before anything is opened:
@@ -68,19 +69,21 @@ pub async fn copy(from: impl AsRef<Path>, to: impl AsRef<Path>) -> io::Result<u6
     run(move || copy_file(&from, &to).map_err(|e| with_paths(e, "copy", &from, &to))).await
 }
 
-/// [`std::fs::copy`], after checking (with `stat`, which never blocks) that `from` is a
-/// regular file and that `to` is not that same file. A file swapped in between the check and
-/// the copy is not caught; a careless caller's mistake is.
+/// [`std::fs::copy`]'s steps, after checking (with `stat`, which never blocks) that `from`
+/// is a regular file and that `to` is not that same file. A file swapped in between the
+/// check and the copy is not caught; a careless caller's mistake is. Made here rather than
+/// by calling std, so that an error says which side failed (`failed to open` the source,
+/// `failed to create` the destination) under the caller's `failed to copy A to B`.
 fn copy_file(from: &Path, to: &Path) -> io::Result<u64> {
-    use std::os::unix::fs::MetadataExt;
-    let src = stdfs::metadata(from)?;
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+    let src = stdfs::metadata(from).map_err(|e| with_path(e, "open", from))?;
     if !src.is_file() {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
             "the source is not a regular file (nor a symlink to one)",
         ));
     }
-    // A missing destination (or one that cannot be looked at) is left to the copy itself.
+    // A missing destination (or one that cannot be looked at) is left to the open below.
     if let Ok(dst) = stdfs::metadata(to) {
         if (dst.dev(), dst.ino()) == (src.dev(), src.ino()) {
             return Err(io::Error::new(
@@ -89,7 +92,29 @@ fn copy_file(from: &Path, to: &Path) -> io::Result<u64> {
             ));
         }
     }
-    stdfs::copy(from, to)
+    // As std does: the destination gets the source's mode, also when it existed already
+    // (when it is a regular file: not, say, /dev/null).
+    let mut reader = stdfs::File::open(from).map_err(|e| with_path(e, "open", from))?;
+    let perm = reader
+        .metadata()
+        .map_err(|e| with_path(e, "stat", from))?
+        .permissions();
+    let mut writer = stdfs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(perm.mode())
+        .open(to)
+        .map_err(|e| with_path(e, "create", to))?;
+    let dst = writer.metadata().map_err(|e| with_path(e, "stat", to))?;
+    if dst.is_file() {
+        writer
+            .set_permissions(perm)
+            .map_err(|e| with_path(e, "set permissions of", to))?;
+    }
+    // std's `io::copy` between two files uses `copy_file_range` (or `sendfile`) where it can,
+    // as `std::fs::copy` does.
+    io::copy(&mut reader, &mut writer)
 }
 
 /// Renames `from` to `to`, replacing `to` if it exists (see [`std::fs::rename`]).
