@@ -329,3 +329,35 @@ fn set_modified_lands_after_buffered_writes() {
         );
     });
 }
+
+/// `File::set_permissions` writes out buffered bytes first: a write landing after the
+/// `fchmod` would clear a setuid bit just set (the kernel drops it on a write by a process
+/// without `CAP_FSETID`), so a copier keeping a setuid file's mode lost the bit. Run as an
+/// ordinary user (a child gives root up), since root keeps the bit anyway.
+#[test]
+fn set_permissions_lands_after_buffered_writes() {
+    support::run_in_child("set_permissions_lands_after_buffered_writes", || {
+        use std::os::unix::fs::PermissionsExt;
+        // SAFETY: setgid and setuid take no pointers; glibc applies them to every thread.
+        let ordinary =
+            !support::is_root() || unsafe { libc::setgid(65534) == 0 && libc::setuid(65534) == 0 };
+        assert!(ordinary, "cannot give root up");
+        let dir = TempDir::new("rt-setuid");
+        let path = dir.join("s");
+        overlap::block_on(async {
+            let mut f = File::create(&path).await.unwrap();
+            // The second write waits in the buffer while the first one's job runs.
+            f.write_all(&pattern(100_000)).await.unwrap();
+            f.write_all(&pattern(50_000)).await.unwrap();
+            f.set_permissions(std::fs::Permissions::from_mode(0o4755))
+                .await
+                .unwrap();
+            f.flush().await.unwrap();
+            let meta = std::fs::metadata(&path).unwrap();
+            assert_eq!(
+                (meta.len(), meta.permissions().mode() & 0o7777),
+                (150_000, 0o4755)
+            );
+        });
+    });
+}

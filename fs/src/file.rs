@@ -380,8 +380,12 @@ impl File {
         self.run_on_file("sync", StdFile::sync_data).await
     }
 
-    /// Changes the file's permissions (`fchmod`).
-    pub async fn set_permissions(&self, perm: Permissions) -> io::Result<()> {
+    /// Changes the file's permissions (`fchmod`), after writing out buffered bytes: a
+    /// write landing afterwards would clear a setuid or setgid bit just set (the kernel
+    /// drops them on a write by a process without `CAP_FSETID`). So it takes `&mut self`,
+    /// where tokio's takes `&self`.
+    pub async fn set_permissions(&mut self, perm: Permissions) -> io::Result<()> {
+        self.settle().await?;
         self.run_on_file("set permissions of", move |f| f.set_permissions(perm))
             .await
     }
