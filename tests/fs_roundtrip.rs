@@ -361,3 +361,27 @@ fn set_permissions_lands_after_buffered_writes() {
         });
     });
 }
+
+/// `fs::copy` keeps a setuid source's mode whole: the kernel clears the bit on the copy's
+/// own writes (by a process without `CAP_FSETID`), so `std::fs::copy`'s `fchmod` before
+/// them lost it; it is set again after. Run as an ordinary user, as above.
+#[test]
+fn copy_keeps_a_setuid_bit() {
+    support::run_in_child("copy_keeps_a_setuid_bit", || {
+        use std::os::unix::fs::PermissionsExt;
+        // SAFETY: setgid and setuid take no pointers; glibc applies them to every thread.
+        let ordinary =
+            !support::is_root() || unsafe { libc::setgid(65534) == 0 && libc::setuid(65534) == 0 };
+        assert!(ordinary, "cannot give root up");
+        let dir = TempDir::new("rt-copy-setuid");
+        let (from, to) = (dir.join("tool"), dir.join("copy"));
+        std::fs::write(&from, pattern(70_000)).unwrap();
+        std::fs::set_permissions(&from, std::fs::Permissions::from_mode(0o4750)).unwrap();
+        overlap::block_on(async {
+            assert_eq!(fs::copy(&from, &to).await.unwrap(), 70_000);
+        });
+        let mode = std::fs::metadata(&to).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode, 0o4750);
+        assert_eq!(std::fs::read(&to).unwrap(), pattern(70_000));
+    });
+}

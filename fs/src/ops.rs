@@ -54,7 +54,9 @@ pub async fn write(path: impl AsRef<Path>, contents: impl AsRef<[u8]>) -> io::Re
 /// Copies the contents and permission bits of `from` to `to` (created or truncated), in one
 /// job; returns the number of bytes copied. The kernel copies (`copy_file_range`) where it
 /// can. An error names both paths and, for a failed open, which side it was: `failed to copy
-/// a to b: failed to open a: Permission denied`, or `...: failed to create b: ...`.
+/// a to b: failed to open a: Permission denied`, or `...: failed to create b: ...`. A setuid
+/// or setgid bit is kept, where `std::fs::copy` run by an ordinary user loses it (the kernel
+/// clears it on the copy's writes, which std makes after setting the mode).
 ///
 /// Two cases where [`std::fs::copy`] does harm are refused with
 /// [`InvalidInput`](io::ErrorKind::InvalidInput) before anything is opened:
@@ -92,8 +94,9 @@ fn copy_file(from: &Path, to: &Path) -> io::Result<u64> {
             ));
         }
     }
-    // As std does: the destination gets the source's mode, also when it existed already
-    // (when it is a regular file: not, say, /dev/null).
+    // As std does: the destination gets the source's mode before the bytes go in (so an
+    // existing, more open destination is closed first), also when it existed already (when
+    // it is a regular file: not, say, /dev/null).
     let mut reader = stdfs::File::open(from).map_err(|e| with_path(e, "open", from))?;
     let perm = reader
         .metadata()
@@ -109,12 +112,20 @@ fn copy_file(from: &Path, to: &Path) -> io::Result<u64> {
     let dst = writer.metadata().map_err(|e| with_path(e, "stat", to))?;
     if dst.is_file() {
         writer
-            .set_permissions(perm)
+            .set_permissions(perm.clone())
             .map_err(|e| with_path(e, "set permissions of", to))?;
     }
     // std's `io::copy` between two files uses `copy_file_range` (or `sendfile`) where it can,
     // as `std::fs::copy` does.
-    io::copy(&mut reader, &mut writer)
+    let copied = io::copy(&mut reader, &mut writer)?;
+    // The kernel clears setuid and setgid on those writes (for a process without
+    // `CAP_FSETID`): set them again, or the copy of a setuid file is not one.
+    if dst.is_file() && perm.mode() & 0o6000 != 0 {
+        writer
+            .set_permissions(perm)
+            .map_err(|e| with_path(e, "set permissions of", to))?;
+    }
+    Ok(copied)
 }
 
 /// Renames `from` to `to`, replacing `to` if it exists (see [`std::fs::rename`]).
