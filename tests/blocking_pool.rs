@@ -123,6 +123,52 @@ fn idle_threads_exit_after_keep_alive() {
     });
 }
 
+/// `blocking_running` counts the jobs on a thread now: two parked jobs count 2 (and the
+/// third, queued behind them on a two-thread pool, counts as queued), and the count drops
+/// to 0 once they are done.
+#[test]
+fn metrics_count_running_blocking_jobs() {
+    let rt = Runtime::builder().max_blocking_threads(2).build().unwrap();
+    rt.block_on(async {
+        let (release, gate) = std::sync::mpsc::channel::<()>();
+        let gate = std::sync::Arc::new(std::sync::Mutex::new(gate));
+        let jobs: Vec<_> = (0..3)
+            .map(|_| {
+                let gate = gate.clone();
+                overlap::spawn_blocking(move || gate.lock().unwrap().recv().unwrap())
+            })
+            .collect();
+        let start = Instant::now();
+        while (
+            overlap::metrics().blocking_running,
+            overlap::metrics().blocking_queued,
+        ) != (2, 1)
+        {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "{:?}",
+                overlap::metrics()
+            );
+            overlap::time::sleep(Duration::from_millis(1)).await;
+        }
+        for _ in 0..3 {
+            release.send(()).unwrap();
+        }
+        for j in jobs {
+            j.await.unwrap();
+        }
+        while overlap::metrics().blocking_running > 0 {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "{:?}",
+                overlap::metrics()
+            );
+            overlap::time::sleep(Duration::from_millis(1)).await;
+        }
+        assert_eq!(overlap::metrics().blocking_queued, 0);
+    });
+}
+
 #[test]
 fn idle_thread_is_reused() {
     overlap::block_on(async {

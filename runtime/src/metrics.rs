@@ -51,6 +51,11 @@ pub struct RuntimeMetrics {
     pub blocking_threads: u64,
     /// Blocking jobs waiting for a free thread now.
     pub blocking_queued: u64,
+    /// Blocking jobs running on a pool thread now. With `blocking_queued` at 0 too, the
+    /// pool has drained (what a program that dropped work midway may wait for);
+    /// `blocking_threads` minus this is tokio's idle-thread count. A job counts until just
+    /// after its result was handed over, so an awaited job may still count for a moment.
+    pub blocking_running: u64,
     /// Jobs handed to the blocking pool since the runtime started: `spawn_blocking` calls
     /// (also through a `Handle`), overlap's own file, `Unblock`, standard-stream and
     /// host-name lookup work, and clean-up work (a dropped `File`'s last bytes, a lingering

@@ -134,6 +134,7 @@ pub(crate) struct PoolStats {
     pub(crate) threads: usize,
     pub(crate) idle: usize,
     pub(crate) queued: usize,
+    pub(crate) running: usize,
     pub(crate) jobs: u64,
 }
 
@@ -177,6 +178,7 @@ impl BlockingPool {
             threads: st.threads,
             idle: st.idle,
             queued: st.queue.len(),
+            running: self.inner.running.load(Ordering::Acquire),
             jobs: self.inner.jobs.load(Ordering::Relaxed),
         }
     }

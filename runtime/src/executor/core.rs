@@ -587,6 +587,7 @@ impl Core {
             timers_fired: self.timers.fired(),
             blocking_threads: blocking.threads as u64,
             blocking_queued: blocking.queued as u64,
+            blocking_running: blocking.running as u64,
             blocking_jobs: blocking.jobs,
         }
     }
