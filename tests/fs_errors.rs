@@ -86,6 +86,22 @@ fn missing_file() {
     });
 }
 
+/// A `DirEntry` whose file went away after the listing: its `metadata` (an `lstat`, as
+/// std's, not following links) fails with `NotFound`, and the message says `lstat`, as
+/// `fs::symlink_metadata`'s does.
+#[test]
+fn a_vanished_entry_names_its_lstat() {
+    let dir = TempDir::new("err-vanished-entry");
+    std::fs::write(dir.join("gone"), b"x").unwrap();
+    overlap::block_on(async {
+        let mut entries = fs::read_dir(dir.path()).await.unwrap();
+        let entry = entries.next_entry().await.unwrap().unwrap();
+        std::fs::remove_file(entry.path()).unwrap();
+        let err = entry.metadata().await.unwrap_err();
+        check(err, ErrorKind::NotFound, "lstat", &entry.path());
+    });
+}
+
 #[test]
 fn message_reads_like_the_issue_says() {
     let missing = Path::new("/x/y");

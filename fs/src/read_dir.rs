@@ -264,7 +264,7 @@ impl DirEntry {
         let std = self.std.clone();
         run(move || {
             std.file_type()
-                .map_err(|e| with_path(e, "stat", &std.path()))
+                .map_err(|e| with_path(e, "lstat", &std.path()))
         })
         .await
     }
@@ -274,7 +274,7 @@ impl DirEntry {
         let std = self.std.clone();
         run(move || {
             std.metadata()
-                .map_err(|e| with_path(e, "stat", &std.path()))
+                .map_err(|e| with_path(e, "lstat", &std.path()))
         })
         .await
     }
