@@ -366,25 +366,43 @@ async fn fd_conversions_keep_the_socket() {
     );
 }
 
-#[overlap::test]
-async fn a_connect_waiting_on_a_full_backlog_keeps_its_bound_address() {
-    let dir = TempDir::new("unix-socket-backlog");
-    let path = dir.join("slow.sock");
-    // Backlog 0: the queue holds one connection, and a connect beyond it waits.
-    let listener = listen_at(&path, 0);
+/// Connects to `path` (a listener of backlog 0 that never accepts) until a connect has to
+/// wait: returns the connections that got in and the connect left waiting, polled once.
+async fn fill_backlog(
+    path: &Path,
+) -> (
+    Vec<UnixStream>,
+    std::pin::Pin<Box<impl std::future::Future<Output = io::Result<UnixStream>>>>,
+) {
+    use std::future::Future;
+    use std::task::Poll;
     let mut queued = Vec::new();
     loop {
         assert!(
             queued.len() < 4,
             "four connects went through a backlog of 0"
         );
-        let connect = Box::pin(UnixStream::connect(&path));
-        let timeout = Box::pin(overlap::time::sleep(Duration::from_millis(50)));
-        match select(connect, timeout).await {
-            Either::Left((res, _)) => queued.push(res.unwrap()),
-            Either::Right(((), _pending)) => break,
+        let mut connect = Box::pin(UnixStream::connect(path.to_path_buf()));
+        let got = std::future::poll_fn(|cx| match connect.as_mut().poll(cx) {
+            Poll::Ready(res) => Poll::Ready(Some(res.unwrap())),
+            Poll::Pending => Poll::Ready(None),
+        })
+        .await;
+        match got {
+            Some(stream) => queued.push(stream),
+            None => return (queued, connect),
         }
     }
+}
+
+#[overlap::test]
+async fn a_connect_waiting_on_a_full_backlog_keeps_its_bound_address() {
+    let dir = TempDir::new("unix-socket-backlog");
+    let path = dir.join("slow.sock");
+    // Backlog 0: the queue holds one connection, and a connect beyond it waits.
+    let listener = listen_at(&path, 0);
+    let (queued, pending) = fill_backlog(&path).await;
+    drop(pending);
 
     // The queue is full: a bound client waits, then gets in once the listener makes room.
     let client_path = dir.join("patient.sock");
@@ -455,7 +473,6 @@ async fn pending_connect_closes_its_socket() {
 /// it fails with an `Other` error, where its retry's timer panicked.
 #[test]
 fn a_connect_waiting_on_a_full_backlog_fails_once_its_runtime_is_gone() {
-    use std::future::Future;
     use std::task::Poll;
     let dir = TempDir::new("unix-socket-backlog-gone");
     let path = dir.join("full.sock");
@@ -463,23 +480,8 @@ fn a_connect_waiting_on_a_full_backlog_fails_once_its_runtime_is_gone() {
     let (_listener, _queued, waiting) = first.block_on(async {
         // Backlog 0: the queue holds one connection, and a connect beyond it waits.
         let listener = listen_at(&path, 0);
-        let mut queued = Vec::new();
-        loop {
-            assert!(
-                queued.len() < 4,
-                "four connects went through a backlog of 0"
-            );
-            let mut connect = Box::pin(UnixStream::connect(path.clone()));
-            let waits = std::future::poll_fn(|cx| match connect.as_mut().poll(cx) {
-                Poll::Ready(res) => Poll::Ready(Some(res.unwrap())),
-                Poll::Pending => Poll::Ready(None),
-            })
-            .await;
-            match waits {
-                Some(stream) => queued.push(stream),
-                None => break (listener, queued, connect),
-            }
-        }
+        let (queued, connect) = fill_backlog(&path).await;
+        (listener, queued, connect)
     });
     drop(first);
     let mut waiting = support::polled(waiting);
