@@ -323,3 +323,22 @@ fn a_listening_socket_destination_is_invalid_input_not_a_wait_for_ever() {
         }
     });
 }
+
+/// A UDP socket never connected has nowhere to send a file's bytes: `NotConnected` naming
+/// the file (what `UdpSocket::send` says there), where the kernel's bare `EDESTADDRREQ` had
+/// no `ErrorKind` a caller could match.
+#[test]
+fn an_unconnected_udp_destination_is_not_connected() {
+    let dir = TempDir::new("sendfile-udp");
+    let path = dir.join("f");
+    std::fs::write(&path, b"data").unwrap();
+    block_on(async {
+        let mut file = File::open(&path).await.unwrap();
+        let udp = overlap::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let err = within(Duration::from_secs(5), file.send_to(&udp, 0, 4), "hung")
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::NotConnected, "{err}");
+        assert!(err.to_string().starts_with("failed to send "), "{err}");
+    });
+}

@@ -113,3 +113,25 @@ async fn splice_from_a_shut_down_datagram_socket_into_a_full_pipe_waits_for_room
     prx.read_exact(&mut got).await.unwrap();
     assert_eq!(&got, b"queued");
 }
+
+/// A UDP socket never connected has no destination for a splice's bytes: the kernel's
+/// `EDESTADDRREQ` (of no `ErrorKind` a caller can match) comes out as `NotConnected`, what
+/// `UdpSocket::send` says there.
+#[overlap::test]
+async fn splice_into_an_unconnected_udp_socket_is_not_connected() {
+    let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let (mut ptx, mut prx) = pipe().unwrap();
+    ptx.write_all(b"no destination").await.unwrap();
+    let err = within(HANG, prx.splice_to(&udp, 1024), "splice_to hung")
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotConnected, "{err}");
+    let err = within(HANG, splice_copy(&prx, &udp), "splice_copy hung")
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotConnected, "{err}");
+    // Nothing was taken from the pipe.
+    let mut got = [0u8; 14];
+    prx.read_exact(&mut got).await.unwrap();
+    assert_eq!(&got, b"no destination");
+}

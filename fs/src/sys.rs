@@ -48,6 +48,7 @@ pub(crate) fn sendfile(file: RawFd, to: RawFd, offset: u64, len: u64) -> io::Res
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Sent::Full(sent)),
             Err(e) if past_the_end(&e, file, off) => break,
             Err(e) if e.raw_os_error() == Some(libc::EINVAL) => return Err(refused(file, to)),
+            Err(e) if e.raw_os_error() == Some(libc::EDESTADDRREQ) => return Err(no_peer()),
             Err(e) => return Err(e),
         }
     }
@@ -87,6 +88,15 @@ fn refused(file: RawFd, to: RawFd) -> io::Error {
         );
     }
     io::Error::from_raw_os_error(libc::EINVAL)
+}
+
+/// The error for `EDESTADDRREQ`, a datagram destination never connected, which has no
+/// `ErrorKind` a caller can match: `NotConnected`, what `UdpSocket::send` says there.
+fn no_peer() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::NotConnected,
+        "the destination socket is not connected (sendfile needs a connected peer)",
+    )
 }
 
 /// Blocks until `fd` has any of `events` (`POLLIN`, `POLLOUT`), or an error or hang-up

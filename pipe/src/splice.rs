@@ -396,14 +396,19 @@ fn shut_for_reading() -> io::Error {
 }
 
 /// `EINVAL` from `splice` on fds that passed our type checks means the kernel cannot splice
-/// one of them; say so instead of a bare "Invalid argument".
+/// one of them; say so instead of a bare "Invalid argument". `EDESTADDRREQ` (a datagram
+/// destination never connected), of no `ErrorKind` a caller can match, is `NotConnected`,
+/// what `UdpSocket::send` says there.
 fn explain(e: io::Error) -> io::Error {
-    if e.raw_os_error() == Some(libc::EINVAL) {
-        io::Error::new(
+    match e.raw_os_error() {
+        Some(libc::EINVAL) => io::Error::new(
             io::ErrorKind::InvalidInput,
             format!("splice: the kernel cannot splice this kind of fd ({e})"),
-        )
-    } else {
-        e
+        ),
+        Some(libc::EDESTADDRREQ) => io::Error::new(
+            io::ErrorKind::NotConnected,
+            "splice: the destination socket is not connected",
+        ),
+        _ => e,
     }
 }
