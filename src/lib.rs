@@ -243,10 +243,10 @@ pub mod io {
         Window, WriteHalf,
     };
     pub use overlap_runtime::io::{
-        copy, copy_bidirectional, copy_buf, duplex, join, raw_os_error, read_to_end,
-        read_to_string, split, stderr, stdin, stdout, AsyncReadIntExt, AsyncWriteIntExt, BufStream,
-        DuplexStream, Interest, Join, ReadInt, ReadToEnd, ReadToString, Ready, Stderr, Stdin,
-        Stdout, Unblock, WriteInt,
+        copy, copy_bidirectional, copy_bidirectional_with_sizes, copy_buf, duplex, join,
+        raw_os_error, read_to_end, read_to_string, split, stderr, stdin, stdout, AsyncReadIntExt,
+        AsyncWriteIntExt, BufStream, DuplexStream, Interest, Join, ReadInt, ReadToEnd,
+        ReadToString, Ready, Stderr, Stdin, Stdout, Unblock, WriteInt,
     };
 
     /// [`AsyncFd`](crate::AsyncFd) and its guards and errors under tokio's path,

@@ -310,3 +310,108 @@ async fn io_copy_between_always_ready_streams_lets_other_tasks_run() {
         "the copy kept the loop to itself until it ended"
     );
 }
+
+/// A stream that notes the largest buffer a read was given.
+struct Largest<S> {
+    inner: S,
+    largest: usize,
+}
+
+impl<S: futures_util::io::AsyncRead + Unpin> futures_util::io::AsyncRead for Largest<S> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut [u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        self.largest = self.largest.max(buf.len());
+        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: futures_util::io::AsyncWrite + Unpin> futures_util::io::AsyncWrite for Largest<S> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_close(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_close(cx)
+    }
+}
+
+/// tokio's `copy_bidirectional_with_sizes`: each direction reads through a buffer of the
+/// size given (a proxy of many connections trims them, one carrying TLS records widens
+/// them), and every byte still arrives, the half-closes passed on.
+#[overlap::test]
+async fn copy_bidirectional_with_sizes_reads_through_buffers_of_the_sizes_given() {
+    let (mut client, proxy_in) = overlap::io::duplex(64 * 1024);
+    let (proxy_out, mut server) = overlap::io::duplex(64 * 1024);
+    let proxy = overlap::spawn(async move {
+        let mut a = Largest {
+            inner: proxy_in,
+            largest: 0,
+        };
+        let mut b = Largest {
+            inner: proxy_out,
+            largest: 0,
+        };
+        let res = overlap::io::copy_bidirectional_with_sizes(&mut a, &mut b, 100, 20_000).await;
+        (res, a.largest, b.largest)
+    });
+    let up = pattern_seeded(100_000, 1);
+    let down = pattern_seeded(50_000, 2);
+    let client_side = async {
+        client.write_all(&up).await?;
+        client.close().await?;
+        let mut got = Vec::new();
+        client.read_to_end(&mut got).await.map(|_| got)
+    };
+    let server_side = async {
+        let mut got = Vec::new();
+        server.read_to_end(&mut got).await?;
+        server.write_all(&down).await?;
+        server.close().await.map(|()| got)
+    };
+    let (back, there) = within(
+        LIMIT,
+        async { futures_util::join!(client_side, server_side) },
+        "the copy",
+    )
+    .await;
+    assert!(there.unwrap() == up && back.unwrap() == down);
+    let (res, a_largest, b_largest) = within(LIMIT, proxy, "the proxy").await.unwrap();
+    assert_eq!(res.unwrap(), (100_000, 50_000));
+    assert_eq!((a_largest, b_largest), (100, 20_000));
+}
+
+/// A size of 0 would read nothing and take it for the end of the stream: refused at once.
+#[overlap::test]
+async fn copy_bidirectional_with_a_zero_size_is_refused() {
+    let (mut a, mut a_peer) = overlap::io::duplex(64);
+    let (mut b, _b_peer) = overlap::io::duplex(64);
+    a_peer.write_all(b"kept").await.unwrap();
+    for (there, back) in [(0, 8), (8, 0)] {
+        let err = overlap::io::copy_bidirectional_with_sizes(&mut a, &mut b, there, back)
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput, "{err}");
+    }
+    // Nothing was read.
+    drop(a_peer);
+    let mut got = Vec::new();
+    a.read_to_end(&mut got).await.unwrap();
+    assert_eq!(got, b"kept");
+}

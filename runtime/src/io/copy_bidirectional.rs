@@ -23,10 +23,10 @@ const BUF_SIZE: usize = 8 * 1024;
 /// written (up to 8 KiB each way) are lost with it, so a copy cancelled mid-transfer (by a
 /// timeout, or a `select!`) cannot be resumed by another copy over the same streams.
 ///
-/// Each direction uses an 8 KiB buffer. Every read spends a unit of the task's cooperative
-/// budget, so a copy between streams that are always ready still lets other tasks run; the
-/// two directions take turns going first, so neither starves the other. Between two
-/// sockets or pipes, `overlap::pipe`'s
+/// Each direction uses an 8 KiB buffer ([`copy_bidirectional_with_sizes`] takes others).
+/// Every read spends a unit of the task's cooperative budget, so a copy between streams
+/// that are always ready still lets other tasks run; the two directions take turns going
+/// first, so neither starves the other. Between two sockets or pipes, `overlap::pipe`'s
 /// `splice_bidirectional` does the same inside the kernel, with no copy through this
 /// process; this function works on any futures-io streams (TLS, compression, test doubles).
 ///
@@ -60,7 +60,72 @@ where
     A: AsyncRead + AsyncWrite + Unpin + ?Sized,
     B: AsyncRead + AsyncWrite + Unpin + ?Sized,
 {
-    let (mut a_to_b, mut b_to_a) = (Direction::new(), Direction::new());
+    copy_both_ways(a, b, Direction::new(), Direction::new()).await
+}
+
+/// [`copy_bidirectional`] with a buffer of `a_to_b_size` bytes for the way from `a` to `b`
+/// and one of `b_to_a_size` for the way back, as tokio's `copy_bidirectional_with_sizes`:
+/// a proxy of many connections trims them, one carrying TLS records (up to 16 KiB each)
+/// may widen them so that a record is read whole.
+///
+/// A size of 0, which would read nothing and take it for the end of the stream, is refused
+/// with `InvalidInput` before anything is read or written, where tokio's panics.
+///
+/// ```
+/// use overlap::io::{copy_bidirectional_with_sizes, AsyncReadExt, AsyncWriteExt};
+/// use overlap::net::UnixStream;
+///
+/// overlap::block_on(async {
+///     let (mut client, mut proxy_in) = UnixStream::pair()?;
+///     let (mut proxy_out, mut server) = UnixStream::pair()?;
+///     let proxy = overlap::spawn(async move {
+///         copy_bidirectional_with_sizes(&mut proxy_in, &mut proxy_out, 16 * 1024, 1024).await
+///     });
+///     client.write_all(b"ping").await?;
+///     client.close().await?;
+///     let mut got = Vec::new();
+///     server.read_to_end(&mut got).await?;
+///     server.close().await?;
+///     assert_eq!(got, b"ping");
+///     assert_eq!(proxy.await.unwrap()?, (4, 0));
+///     std::io::Result::Ok(())
+/// })
+/// .unwrap();
+/// ```
+pub async fn copy_bidirectional_with_sizes<A, B>(
+    a: &mut A,
+    b: &mut B,
+    a_to_b_size: usize,
+    b_to_a_size: usize,
+) -> io::Result<(u64, u64)>
+where
+    A: AsyncRead + AsyncWrite + Unpin + ?Sized,
+    B: AsyncRead + AsyncWrite + Unpin + ?Sized,
+{
+    if a_to_b_size == 0 || b_to_a_size == 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "copy_bidirectional_with_sizes: a buffer size of 0 cannot copy anything",
+        ));
+    }
+    let (a_to_b, b_to_a) = (
+        Direction::with_size(a_to_b_size),
+        Direction::with_size(b_to_a_size),
+    );
+    copy_both_ways(a, b, a_to_b, b_to_a).await
+}
+
+/// Runs the two directions in one future until both are done, or one fails.
+async fn copy_both_ways<A, B>(
+    a: &mut A,
+    b: &mut B,
+    mut a_to_b: Direction,
+    mut b_to_a: Direction,
+) -> io::Result<(u64, u64)>
+where
+    A: AsyncRead + AsyncWrite + Unpin + ?Sized,
+    B: AsyncRead + AsyncWrite + Unpin + ?Sized,
+{
     // Which direction goes first alternates from poll to poll: a side that is always
     // readable may spend the task's whole budget, and must not starve the other way.
     let mut b_first = false;
@@ -104,8 +169,13 @@ enum Stage {
 
 impl Direction {
     pub(super) fn new() -> Direction {
+        Direction::with_size(BUF_SIZE)
+    }
+
+    /// A direction reading through a buffer of `size` bytes (not 0).
+    fn with_size(size: usize) -> Direction {
         Direction {
-            buf: vec![0; BUF_SIZE].into_boxed_slice(),
+            buf: vec![0; size].into_boxed_slice(),
             pos: 0,
             end: 0,
             copied: 0,

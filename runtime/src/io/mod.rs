@@ -17,7 +17,7 @@ mod unblock;
 pub use crate::reactor::{Interest, Ready};
 pub use buf_stream::BufStream;
 pub use copy::{copy, copy_buf};
-pub use copy_bidirectional::copy_bidirectional;
+pub use copy_bidirectional::{copy_bidirectional, copy_bidirectional_with_sizes};
 pub use duplex::{duplex, DuplexStream};
 pub use int::{AsyncReadIntExt, AsyncWriteIntExt, ReadInt, WriteInt};
 pub use join::{join, Join};
