@@ -268,3 +268,54 @@ fn bytes_relayed_between_two_sockets_arrive_whole_and_in_order() {
         assert_eq!(within(HANG, sink, "the sink").await.unwrap(), expected);
     });
 }
+
+/// tokio's monitor thread reads `handle.metrics()`; overlap's `Handle` has no counters to
+/// read (they are the runtime thread's plain cells): the README's way, a snapshot taken by
+/// a task spawned through the handle, works from another thread while the loop runs.
+#[test]
+fn another_thread_reads_a_snapshot_through_a_spawned_task() {
+    let rt = Runtime::new().unwrap();
+    let handle = rt.handle();
+    let (back, snapshot) = overlap::sync::mpsc::cross_thread::channel(1);
+    let monitor = thread::spawn(move || {
+        let snapshot = handle.spawn(async { overlap::metrics() });
+        back.blocking_send(handle.block_on(snapshot).unwrap())
+            .unwrap();
+    });
+    let (tx, rx) = overlap::sync::oneshot::channel::<()>();
+    let mut snapshot = snapshot;
+    let seen = rt.block_on(async move {
+        let _idle = overlap::spawn(async move { rx.await.unwrap() });
+        let seen = snapshot.recv().await.unwrap();
+        tx.send(()).unwrap();
+        seen
+    });
+    monitor.join().unwrap();
+    // The idle task and the monitor's own.
+    assert_eq!((seen.tasks_alive, seen.tasks_spawned), (2, 2), "{seen:?}");
+}
+
+/// A `spawn_blocking` job counts as a task, spawned and alive, until it has run, where
+/// tokio's `num_alive_tasks` leaves blocking jobs out; `RuntimeMetrics` says so.
+#[test]
+fn a_blocking_job_counts_as_a_live_task_until_it_has_run() {
+    let rt = Runtime::new().unwrap();
+    let (go, wait) = std_mpsc::channel::<()>();
+    rt.block_on(async {
+        let job = overlap::spawn_blocking(move || wait.recv().unwrap());
+        let m = overlap::metrics();
+        assert_eq!((m.tasks_spawned, m.tasks_alive), (1, 1), "{m:?}");
+        go.send(()).unwrap();
+        job.await.unwrap();
+        let m = overlap::metrics();
+        assert_eq!((m.tasks_spawned, m.tasks_alive), (1, 0), "{m:?}");
+        // Not awaited: it stops counting once it has run all the same.
+        let (go, wait) = std_mpsc::channel::<()>();
+        let _job = overlap::spawn_blocking(move || wait.recv().unwrap());
+        assert_eq!(overlap::metrics().tasks_alive, 1);
+        go.send(()).unwrap();
+        while overlap::metrics().tasks_alive != 0 {
+            overlap::time::sleep(Duration::from_millis(1)).await;
+        }
+    });
+}

@@ -17,11 +17,18 @@
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct RuntimeMetrics {
-    /// Tasks spawned since the runtime started.
+    /// Tasks spawned since the runtime started, `spawn_blocking` jobs among them.
     pub tasks_spawned: u64,
-    /// Tasks whose future has not finished yet. The runtime's own count too: the first
-    /// `signal::signal()` starts one reader task (and registers one fd) for the runtime's
-    /// life.
+    /// Tasks whose future has not finished yet. A `spawn_blocking` job counts as one until
+    /// it has run, awaited or not (tokio's `num_alive_tasks` leaves blocking jobs out): a
+    /// program checking that no task is left waits for its jobs too. The runtime's own
+    /// count too: the first `signal::signal()` starts one reader task (and registers one fd)
+    /// for the runtime's life.
+    ///
+    /// Read it, as every counter here, on the runtime's thread ([`metrics`](crate::metrics)
+    /// or `Runtime::metrics`); `Handle` has no `metrics()`, as tokio's has, since the counters
+    /// are that thread's plain cells: from another thread, spawn `async { overlap::metrics() }`
+    /// through the handle.
     pub tasks_alive: u64,
     /// Times a task's future was polled (the `block_on` future not counted).
     pub task_polls: u64,
