@@ -23,8 +23,9 @@
 //! then its TCP write side) still gets the backend's whole answer; that a backend refusing
 //! or resetting gives its client an error while the proxy serves on; the connection limit;
 //! the idle timeout; that a client that stops reading stalls only itself and its task is
-//! not polled meanwhile; a graceful shutdown with connections in flight; and that a run of
-//! every failure leaves no fd and no task behind.
+//! not polled meanwhile, and that its reset then ends its connection and its backend's; a
+//! graceful shutdown with connections in flight; and that a run of every failure leaves no
+//! fd and no task behind.
 //!
 //! What the port changed, against tokio: tokio-rustls becomes futures-rustls (overlap's
 //! streams are futures-io's); `stream.shutdown()` is `close()`; `select!` is futures'
@@ -47,7 +48,9 @@ mod sides;
 use std::io;
 use std::time::Duration;
 
-use harness::{answer, data, exchange, quick, read_all, start, talk, until, Kind, HANG, KIB};
+use harness::{
+    answer, data, exchange, quick, read_all, stalled_client, start, talk, until, Kind, HANG, KIB,
+};
 use overlap::future::FutureExt;
 use overlap::io::{AsyncReadExt, AsyncWriteExt};
 use overlap::net::{TcpSocket, TcpStream};
@@ -467,4 +470,22 @@ fn a_run_of_every_failure_leaves_no_fd_and_no_task_behind() {
             })
         },
     );
+}
+
+/// A client that stalls, its proxy task waiting to write to it, then resets: the reset
+/// wakes that wait, and the connection ends with an error, its backend connection closed.
+#[overlap::test]
+async fn a_stalled_client_that_resets_ends_its_connection_and_backend_connection() {
+    let mut h = start(Kind::Unix, quick()).await;
+    let (tls, written) = stalled_client(&h, 2 << 20, 12).await;
+    assert!(written > 0);
+    assert_eq!((h.stats.live.get(), h.log.live.get()), (1, 1));
+    tls.get_ref().0.set_zero_linger().unwrap();
+    drop(tls);
+    until(|| h.stats.live.get() == 0, "the connection to end").await;
+    until(|| h.log.live.get() == 0, "the backend connection to end").await;
+    assert_eq!(h.stats.copy_errors.get(), 1, "{:?}", h.stats.log);
+    let sent = data(1000, 13);
+    assert!(exchange(&h, &sent).await.unwrap() == answer(&sent));
+    h.shut_down().await;
 }

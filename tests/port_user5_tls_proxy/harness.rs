@@ -179,3 +179,27 @@ pub async fn read_all(tls: &mut TlsStream<TcpStream>) -> io::Result<Vec<u8>> {
     let mut got = Vec::new();
     overlap::io::read_to_end(tls, &mut got).await.map(|_| got)
 }
+
+/// A client with small socket buffers that writes `data(total, seed)` without reading,
+/// until every buffer on the way is full and its writes stop; returns its stream and how
+/// much went in. With a Unix backend (whose socket buffers hold a few hundred KiB, where
+/// loopback TCP's grow to megabytes) 2 MiB is enough to stall.
+pub async fn stalled_client(h: &Harness, total: usize, seed: u32) -> (TlsStream<TcpStream>, usize) {
+    let socket = TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(16 * KIB as u32).unwrap();
+    socket.set_send_buffer_size(16 * KIB as u32).unwrap();
+    let tcp = socket.connect(h.addr).await.unwrap();
+    let mut tls = h.tls(tcp).await.unwrap();
+    let sent = data(total, seed);
+    let mut written = 0;
+    for chunk in sent.chunks(16 * KIB) {
+        // A write that makes no progress for 30 ms: the stall has come.
+        let wrote = overlap::time::timeout(Duration::from_millis(30), tls.write_all(chunk)).await;
+        match wrote {
+            Ok(res) => res.unwrap(),
+            Err(_) => return (tls, written),
+        }
+        written += chunk.len();
+    }
+    panic!("all {total} bytes went in unread");
+}
