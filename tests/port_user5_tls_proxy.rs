@@ -24,8 +24,8 @@
 //! or resetting gives its client an error while the proxy serves on; the connection limit;
 //! the idle timeout; that a client that stops reading stalls only itself and its task is
 //! not polled meanwhile, and that its reset then ends its connection and its backend's; a
-//! graceful shutdown with connections in flight; and that a run of every failure leaves no
-//! fd and no task behind.
+//! graceful shutdown with connections in flight; that out of fds under load it serves what
+//! it can and recovers; and that a run of every failure leaves no fd and no task behind.
 //!
 //! What the port changed, against tokio: tokio-rustls becomes futures-rustls (overlap's
 //! streams are futures-io's); `stream.shutdown()` is `close()`; `select!` is futures'
@@ -488,4 +488,44 @@ async fn a_stalled_client_that_resets_ends_its_connection_and_backend_connection
     let sent = data(1000, 13);
     assert!(exchange(&h, &sent).await.unwrap() == answer(&sent));
     h.shut_down().await;
+}
+
+/// Out of fds under load (clients, proxy and backend share the process's 40 spare ones):
+/// the accept loop backs off, a connection whose backend connect fails resets its client,
+/// every client gets its exact answer or an error, none hangs, and once the load is gone
+/// the proxy serves again with no fd left behind.
+#[test]
+fn out_of_fds_under_load_the_proxy_serves_what_it_can_and_recovers() {
+    run_in_child(
+        "out_of_fds_under_load_the_proxy_serves_what_it_can_and_recovers",
+        || {
+            overlap::block_on(async {
+                let fds = open_fds();
+                support::set_soft_nofile(fds as u64 + 40);
+                let mut h = start(Kind::Tcp, quick()).await;
+                let clients = (0..30u32).map(|i| {
+                    let h = &h;
+                    async move {
+                        let sent = data(32 * KIB, i);
+                        let res = exchange(h, &sent).await;
+                        res.map(|got| assert!(got == answer(&sent), "client {i}"))
+                    }
+                });
+                let all = within(HANG, overlap::future::join_all(clients), "the clients").await;
+                let served = all.iter().filter(|res| res.is_ok()).count();
+                assert!(served > 0 && served < 30, "{served} served");
+                until(|| h.stats.live.get() == 0, "every connection to end").await;
+                assert_eq!(h.stats.served.get(), served, "{:?}", h.stats.log);
+                let emfile = h.stats.logged("Too many open files");
+                assert!(!emfile.is_empty(), "{:?}", h.stats.log);
+                let sent = data(KIB, 99);
+                assert!(exchange(&h, &sent).await.unwrap() == answer(&sent));
+                h.shut_down().await;
+                until(|| h.log.live.get() == 0, "the backend's connections to end").await;
+                drop(h);
+                settle().await;
+                assert_eq!(open_fds(), fds, "fds left open");
+            })
+        },
+    );
 }
