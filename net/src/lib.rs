@@ -77,6 +77,7 @@ mod sys;
 pub mod tcp;
 mod udp;
 mod udp_batch;
+mod udp_errors;
 pub mod unix;
 
 pub use resolve::{lookup_host, ToSocketAddrs};

@@ -14,6 +14,7 @@ use crate::io::{
 };
 use crate::resolve::{resolve_first, try_each, ToSocketAddrs};
 use crate::sys::{SockAddr, Socket};
+use crate::udp_errors::{no_peer, wrong_family};
 
 /// A UDP socket on the reactor.
 ///
@@ -84,11 +85,13 @@ impl UdpSocket {
 
     /// Sets the default peer for [`send`](Self::send) and the only source
     /// [`recv`](Self::recv) accepts. Tries each resolved address until one is accepted; an
-    /// IPv6 address for an IPv4 socket is refused with `InvalidInput`.
+    /// IPv6 address for an IPv4 socket, or an IPv4 one for an IPv6 socket bound to an IPv6
+    /// address (such as `::1`) or set IPv6-only, is refused with `InvalidInput`.
     pub async fn connect<A: ToSocketAddrs>(&self, addr: A) -> io::Result<()> {
         let sock = self.io.get_ref();
         try_each(addr, |a| async move {
-            sock.connect(&SockAddr::from(a)).map_err(wrong_family)
+            sock.connect(&SockAddr::from(a))
+                .map_err(|e| wrong_family(sock, a, e))
         })
         .await
     }
@@ -116,14 +119,17 @@ impl UdpSocket {
     }
 
     /// Sends a datagram to `target` (the first address it resolves to). An IPv6 `target`
-    /// for an IPv4 socket is refused with `InvalidInput`.
+    /// for an IPv4 socket is refused with `InvalidInput`, as is an IPv4 (or IPv4-mapped) one
+    /// for an IPv6 socket that cannot carry IPv4: bound to an IPv6 address (such as `::1`),
+    /// or set IPv6-only (the kernel says "Network is unreachable").
     ///
     /// Cancel-safe: dropped before it completes, it has sent nothing.
     pub async fn send_to<A: ToSocketAddrs>(&self, buf: &[u8], target: A) -> io::Result<usize> {
-        let addr = SockAddr::from(resolve_first(target, "no addresses to send data to").await?);
+        let to = resolve_first(target, "no addresses to send data to").await?;
+        let addr = SockAddr::from(to);
         write_io(&self.io, |s| s.send_to(buf, &addr))
             .await
-            .map_err(wrong_family)
+            .map_err(|e| wrong_family(self.io.get_ref(), to, e))
     }
 
     /// Receives a datagram and the address it came from.
@@ -245,7 +251,8 @@ impl UdpSocket {
     /// otherwise. It takes a resolved address, as [`poll_send_to`](Self::poll_send_to) does.
     pub fn try_send_to(&self, buf: &[u8], target: SocketAddr) -> io::Result<usize> {
         let addr = SockAddr::from(target);
-        try_now(&self.io, Direction::Write, |s| s.send_to(buf, &addr)).map_err(wrong_family)
+        try_now(&self.io, Direction::Write, |s| s.send_to(buf, &addr))
+            .map_err(|e| wrong_family(self.io.get_ref(), target, e))
     }
 
     /// [`recv`](Self::recv) as a poll function, for hand-written futures and streams:
@@ -311,7 +318,8 @@ impl UdpSocket {
         target: SocketAddr,
     ) -> Poll<io::Result<usize>> {
         let addr = SockAddr::from(target);
-        poll_write_with(&self.io, cx, |s| s.send_to(buf, &addr), |_| false).map_err(wrong_family)
+        poll_write_with(&self.io, cx, |s| s.send_to(buf, &addr), |_| false)
+            .map_err(|e| wrong_family(self.io.get_ref(), target, e))
     }
 
     /// The local address.
@@ -473,32 +481,6 @@ fn multicast_group(group: std::net::IpAddr) -> io::Result<()> {
             "{group} is not a multicast address (IPv4 groups are 224.0.0.0/4, IPv6 ones ff00::/8)"
         ),
     ))
-}
-
-/// The kernel's `EAFNOSUPPORT` for an IPv6 destination given to an IPv4 socket (the only
-/// way these calls meet it), of no `ErrorKind` a caller can match, as `InvalidInput` in our
-/// own words. (An IPv6 socket takes IPv4 destinations, as mapped addresses, unless it is
-/// bound to an IPv6 address or set IPv6-only: the kernel says `ENETUNREACH` then.)
-pub(crate) fn wrong_family(err: io::Error) -> io::Error {
-    if err.raw_os_error() != Some(libc::EAFNOSUPPORT) {
-        return err;
-    }
-    io::Error::new(
-        io::ErrorKind::InvalidInput,
-        "an IPv4 socket cannot send to or connect to an IPv6 address",
-    )
-}
-
-/// The kernel's `EDESTADDRREQ` for a `send` on a socket never connected, of no `ErrorKind`
-/// a caller can match, as `NotConnected` (what a `UnixDatagram`'s says) in our own words.
-fn no_peer(err: io::Error) -> io::Error {
-    if err.raw_os_error() != Some(libc::EDESTADDRREQ) {
-        return err;
-    }
-    io::Error::new(
-        io::ErrorKind::NotConnected,
-        "the UDP socket is not connected: connect it, or name the destination with send_to",
-    )
 }
 
 fn mreq_v4(multiaddr: Ipv4Addr, interface: Ipv4Addr) -> libc::ip_mreq {

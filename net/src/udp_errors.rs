@@ -1,0 +1,83 @@
+//! The kernel's errors for a UDP send or connect that no caller can match, or that mislead,
+//! in our own words: a destination of a family the socket cannot carry, a send with no peer.
+
+use std::error::Error;
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+
+use crate::sys::Socket;
+
+/// An error in our own words, the kernel's kept as its source, so that
+/// `overlap::io::raw_os_error` still finds the code.
+#[derive(Debug)]
+struct Reworded {
+    msg: &'static str,
+    source: io::Error,
+}
+
+impl fmt::Display for Reworded {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.msg)
+    }
+}
+
+impl Error for Reworded {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        Some(&self.source)
+    }
+}
+
+/// The kernel's words for a destination `to` of a family the socket cannot carry, as
+/// `InvalidInput` saying which way round: `EAFNOSUPPORT` (of no `ErrorKind` to match) for
+/// an IPv6 `to` for an IPv4 socket, or an IPv4 one to connect an IPv6 socket that cannot
+/// carry IPv4 to (bound to an IPv6 address, or IPv6-only), and `ENETUNREACH` for an IPv4
+/// (or mapped) `to` such a socket sends to; on `[::]`, `ENETUNREACH` may be real and stays.
+pub(crate) fn wrong_family(sock: &Socket, to: SocketAddr, err: io::Error) -> io::Error {
+    let ipv4_to = match to {
+        SocketAddr::V4(_) => true,
+        SocketAddr::V6(a) => a.ip().to_ipv4_mapped().is_some(),
+    };
+    let ipv6_only = || ipv4_to && !carries_ipv4(sock);
+    let msg = match err.raw_os_error() {
+        Some(libc::EAFNOSUPPORT | libc::ENETUNREACH) if ipv6_only() => {
+            "an IPv6 socket bound to an IPv6 address, or set IPv6-only, cannot send to or \
+             connect to an IPv4 address: use an IPv4 socket, or one bound to [::]"
+        }
+        Some(libc::EAFNOSUPPORT) => "an IPv4 socket cannot send to or connect to an IPv6 address",
+        _ => return err,
+    };
+    let source = err;
+    io::Error::new(io::ErrorKind::InvalidInput, Reworded { msg, source })
+}
+
+/// Whether `sock` can send to IPv4 destinations: an IPv4 socket, or an IPv6 one neither
+/// set IPv6-only nor bound to an IPv6 address (unbound, on `[::]`, or on an IPv4-mapped
+/// address). What cannot be read counts as yes, leaving the kernel's error as it was.
+fn carries_ipv4(sock: &Socket) -> bool {
+    let domain = sock.getsockopt::<libc::c_int>(libc::SOL_SOCKET, libc::SO_DOMAIN);
+    let ipv6 = domain.ok() == Some(libc::AF_INET6);
+    if !ipv6
+        || sock
+            .flag(libc::IPPROTO_IPV6, libc::IPV6_V6ONLY)
+            .unwrap_or(false)
+    {
+        return !ipv6;
+    }
+    match sock.local_addr().and_then(|a| a.to_inet()) {
+        Ok(SocketAddr::V6(a)) => a.ip().is_unspecified() || a.ip().to_ipv4_mapped().is_some(),
+        _ => true,
+    }
+}
+
+/// The kernel's `EDESTADDRREQ` for a `send` on a socket never connected, of no `ErrorKind`
+/// a caller can match, as `NotConnected` (what a `UnixDatagram`'s says) in our own words.
+pub(crate) fn no_peer(err: io::Error) -> io::Error {
+    if err.raw_os_error() != Some(libc::EDESTADDRREQ) {
+        return err;
+    }
+    io::Error::new(
+        io::ErrorKind::NotConnected,
+        "the UDP socket is not connected: connect it, or name the destination with send_to",
+    )
+}
