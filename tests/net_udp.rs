@@ -199,3 +199,26 @@ fn the_poll_functions_wait_register_and_build_a_stream() {
         assert_eq!(&buf[..n], b"ping");
     });
 }
+
+/// An unconnected socket is not told of a closed port (Linux passes ICMP errors to
+/// connected sockets only): a server answering a gone peer with `send_to` sees no error,
+/// and its next `recv_from` is the next datagram, as the docs say.
+#[test]
+fn an_unconnected_socket_is_not_told_of_a_closed_port() {
+    overlap::block_on(async {
+        let (server, (a, a_addr), _) = udp_trio().await;
+        let gone = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let gone_addr = gone.local_addr().unwrap();
+        drop(gone);
+        for _ in 0..3 {
+            assert_eq!(server.send_to(b"anyone?", gone_addr).await.unwrap(), 7);
+        }
+        a.send_to(b"next", server.local_addr().unwrap())
+            .await
+            .unwrap();
+        let mut buf = [0u8; 8];
+        let (n, from) = server.recv_from(&mut buf).await.unwrap();
+        assert_eq!((&buf[..n], from), (&b"next"[..], a_addr));
+        assert!(server.take_error().unwrap().is_none());
+    });
+}

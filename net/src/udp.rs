@@ -23,7 +23,9 @@ use crate::udp_errors::{no_peer, wrong_family};
 /// about what else is queued.
 ///
 /// On a [connected](Self::connect) socket, an ICMP "port unreachable" from the peer is
-/// reported by a later `send` or `recv` as `ConnectionRefused`.
+/// reported by a later `send` or `recv` as `ConnectionRefused`. An unconnected socket is not
+/// told (Linux tells connected ones only, unless `IP_RECVERR` is set): a server's `send_to`
+/// a gone peer is lost like any datagram, and its `recv_from` waits on.
 ///
 /// ```
 /// use overlap::net::UdpSocket;
