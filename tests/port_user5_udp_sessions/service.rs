@@ -1,10 +1,9 @@
-//! The session service: a dispatcher per socket, a task per peer, a stats task.
-//!
-//! Wire format, both ways: a kind byte, a big-endian `u32` (a sequence number, a session id,
-//! or 0), then the payload. A datagram is at most [`MAX_DATAGRAM`] bytes.
+//! The session service: a dispatcher per socket, a task per peer, a stats task, and in one
+//! design a reaper task for idle sessions.
 
 use std::cell::{Cell, RefCell};
-use std::collections::{BTreeMap, HashMap};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::io;
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -12,49 +11,14 @@ use std::time::Duration;
 
 use overlap::future::FutureExt;
 use overlap::net::UdpSocket;
-use overlap::sync::{mpsc, watch};
+use overlap::sync::{mpsc, watch, Notify};
 use overlap::task::{JoinHandle, JoinSet};
 use overlap::time::{self, sleep, Instant, MissedTickBehavior};
 
-/// The longest datagram either side sends; the dispatcher reads into one byte more, so a
-/// longer one shows as such (`recv_from` truncates silently).
-pub const MAX_DATAGRAM: usize = 512;
+/// A deadline that never comes in a test's life.
+const FAR: Duration = Duration::from_secs(86_400 * 365);
 
-/// Client to server: open a session (payload: anything, ignored). Answered with `WELCOME`.
-pub const HELLO: u8 = 1;
-/// Server to client: the session is open; the number is its id.
-pub const WELCOME: u8 = 2;
-/// Reliable data, both ways; the number is the sender's sequence number (from 1).
-pub const DATA: u8 = 3;
-/// Acknowledges the `DATA` whose sequence number it carries.
-pub const ACK: u8 = 4;
-/// Client to server: pair this session with the session whose id it carries. Data from
-/// either is then relayed to the other instead of echoed.
-pub const PAIR: u8 = 5;
-/// Server to client: paired with the session whose id it carries.
-pub const PAIRED: u8 = 6;
-/// Client to server: keep-alive (answered with `PONG`, carrying the same number).
-pub const PING: u8 = 7;
-/// Server to client: the answer to a `PING`.
-pub const PONG: u8 = 8;
-/// Both ways: the session ends. The server answers one with one (from a peer it knows no
-/// more too: the first answer may have been lost), and sends one when it shuts down.
-pub const BYE: u8 = 9;
-
-/// Encodes one datagram.
-pub fn encode(kind: u8, num: u32, payload: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(5 + payload.len());
-    out.push(kind);
-    out.extend_from_slice(&num.to_be_bytes());
-    out.extend_from_slice(payload);
-    out
-}
-
-/// Decodes one datagram: `None` if it is shorter than a header.
-pub fn decode(d: &[u8]) -> Option<(u8, u32, &[u8])> {
-    let num = u32::from_be_bytes(d.get(1..5)?.try_into().ok()?);
-    Some((d[0], num, &d[5..]))
-}
+use super::wire::*;
 
 /// The service's settings.
 #[derive(Clone, Debug)]
@@ -85,6 +49,10 @@ pub enum IdleDesign {
     ResetSleep,
     /// `timeout(idle, rx.recv())` made anew for every event.
     TimeoutPerRecv,
+    /// No idle timer per session: the dispatcher notes each datagram's time, and one reaper
+    /// task keeps a heap of deadlines (tokio-util's `DelayQueue`, by hand) behind one
+    /// `Sleep`, checking a due session's last datagram before it drops the session.
+    SharedTimer,
 }
 
 impl Default for Config {
@@ -141,6 +109,8 @@ struct Entry {
     /// Token bucket: tokens left, and when they were counted.
     tokens: f64,
     counted: Instant,
+    /// When the last datagram came (for the shared-timer design's reaper).
+    last_seen: Instant,
 }
 
 /// How a session ended.
@@ -164,6 +134,9 @@ pub struct Service {
     pub ended: RefCell<HashMap<u32, End>>,
     peers: RefCell<JoinSet<()>>,
     shutdown: watch::Sender<bool>,
+    /// The shared-timer design's deadlines (session id, due then unless a datagram came).
+    reap: RefCell<BinaryHeap<Reverse<(Instant, u32)>>>,
+    reap_new: Notify,
 }
 
 impl Service {
@@ -181,6 +154,8 @@ impl Service {
             ended: RefCell::default(),
             peers: RefCell::new(JoinSet::new()),
             shutdown,
+            reap: RefCell::default(),
+            reap_new: Notify::new(),
         });
         let main = overlap::spawn(svc.clone().run(sockets));
         (svc, main)
@@ -215,6 +190,9 @@ impl Service {
             tasks.spawn(self.clone().dispatch(Rc::new(sock)));
         }
         tasks.spawn(self.clone().stats_task());
+        if self.config.idle_design == IdleDesign::SharedTimer {
+            tasks.spawn(self.clone().reaper());
+        }
         tasks.join_all().await;
         // The dispatchers are gone: no new session. Wait for the sessions' goodbyes.
         let mut peers = std::mem::take(&mut *self.peers.borrow_mut());
@@ -235,6 +213,52 @@ impl Service {
                     h.push(self.stats());
                 }
                 _ = stop.wait_for(|s| *s).fuse() => return,
+            }
+        }
+    }
+
+    /// The shared-timer design: drops the sessions whose last datagram is `idle` old. Every
+    /// deadline is `idle` after an event, so a new one is never earlier than those queued:
+    /// the one `Sleep` only waits for the head (or, with none, for a new session).
+    async fn reaper(self: Rc<Self>) {
+        let mut stop = self.shutdown.subscribe();
+        let wake = sleep(Duration::MAX);
+        overlap::pin_mut!(wake);
+        loop {
+            // With nothing queued, a far deadline: a fired `Sleep` left as it is stays ready.
+            let head = self.reap.borrow().peek().map(|r| r.0 .0);
+            wake.as_mut()
+                .reset(head.unwrap_or_else(|| time::now() + FAR));
+            overlap::select_biased! {
+                _ = stop.wait_for(|s| *s).fuse() => return,
+                _ = self.reap_new.notified().fuse() => continue,
+                _ = wake.as_mut().fuse() => {}
+            }
+            let now = time::now();
+            loop {
+                let mut heap = self.reap.borrow_mut();
+                let Some(&Reverse((due, id))) = heap.peek() else {
+                    break;
+                };
+                if due > now {
+                    break;
+                }
+                heap.pop();
+                let Some(addr) = self.by_id.borrow().get(&id).copied() else {
+                    continue;
+                };
+                let mut sessions = self.sessions.borrow_mut();
+                let Some(entry) = sessions.get(&addr) else {
+                    continue;
+                };
+                let next = entry.last_seen + self.config.idle;
+                if next > now {
+                    heap.push(Reverse((next, id)));
+                } else {
+                    // Its task sees the channel closed and ends as idle.
+                    sessions.remove(&addr);
+                    self.by_id.borrow_mut().remove(&id);
+                }
             }
         }
     }
@@ -289,10 +313,15 @@ impl Service {
                     tx,
                     tokens: self.config.burst,
                     counted: time::now(),
+                    last_seen: time::now(),
                 };
                 sessions.insert(from, entry);
                 self.by_id.borrow_mut().insert(id, from);
                 self.count(|s| s.sessions_opened += 1);
+                self.reap
+                    .borrow_mut()
+                    .push(Reverse((time::now() + self.config.idle, id)));
+                self.reap_new.notify_one();
                 let task = peer_task(self.clone(), sock.clone(), from, id, rx);
                 // The task's first act is the `WELCOME`.
                 self.peers.borrow_mut().spawn(task);
@@ -309,6 +338,7 @@ impl Service {
         };
         // Token bucket on the runtime's clock.
         let now = time::now();
+        entry.last_seen = now;
         let elapsed = now.duration_since(entry.counted).as_secs_f64();
         entry.tokens = (entry.tokens + elapsed * self.config.rate).min(self.config.burst);
         entry.counted = now;
@@ -426,9 +456,14 @@ impl Peer {
                     },
                     _ = retransmit => Some(Step::Retransmit),
                 },
+                IdleDesign::SharedTimer => overlap::select_biased! {
+                    _ = stop.wait_for(|s| *s).fuse() => return End::Shutdown,
+                    ev = rx.recv().fuse() => ev,
+                    _ = retransmit => Some(Step::Retransmit),
+                },
             };
-            // The table holds the sender while the task runs: `None` cannot come.
-            let Some(step) = step else { return End::Bye };
+            // The sender is dropped only by the shared-timer design's reaper.
+            let Some(step) = step else { return End::Idle };
             match step {
                 Step::Datagram(kind, num, payload) => {
                     idle.as_mut().reset(time::now() + cfg.idle);
