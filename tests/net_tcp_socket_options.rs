@@ -140,3 +140,59 @@ fn unacknowledged_counts_what_the_peer_has_not_taken() {
         .await;
     });
 }
+
+/// An address of the other family is refused with `InvalidInput` saying which way round,
+/// where the kernel said "Address family not supported by protocol" (no `ErrorKind` to
+/// match) for an IPv6 address on an IPv4 socket, and a bare "Invalid argument" for an IPv4
+/// address on an IPv6 socket; the kernel's code stays findable through `raw_os_error`.
+#[test]
+fn an_address_of_the_other_family_is_invalid_input_saying_which_way_round() {
+    block_on(async {
+        let v4_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let v4_addr = v4_listener.local_addr().unwrap();
+        let v6_addr: std::net::SocketAddr = "[::1]:9".parse().unwrap();
+        let cases = [
+            (
+                TcpSocket::new_v4().unwrap(),
+                v6_addr,
+                "IPv4 socket",
+                libc::EAFNOSUPPORT,
+            ),
+            (
+                TcpSocket::new_v6().unwrap(),
+                v4_addr,
+                "IPv6 socket",
+                libc::EINVAL,
+            ),
+        ];
+        for (sock, addr, says, code) in cases {
+            let err = sock.bind(addr).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::InvalidInput, "bind: {err}");
+            assert!(err.to_string().contains(says), "bind: {err}");
+            assert_eq!(overlap::io::raw_os_error(&err), Some(code), "bind: {err}");
+            let err = within(HANG, sock.connect(addr), "connect hung")
+                .await
+                .unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::InvalidInput, "connect: {err}");
+            assert!(err.to_string().contains(says), "connect: {err}");
+            assert_eq!(
+                overlap::io::raw_os_error(&err),
+                Some(code),
+                "connect: {err}"
+            );
+        }
+        // The IPv4-mapped form is the IPv6 socket's way to an IPv4 peer.
+        let mapped = std::net::SocketAddr::new(
+            std::net::IpAddr::V6(match v4_addr.ip() {
+                std::net::IpAddr::V4(ip) => ip.to_ipv6_mapped(),
+                std::net::IpAddr::V6(ip) => ip,
+            }),
+            v4_addr.port(),
+        );
+        let stream = within(HANG, TcpSocket::new_v6().unwrap().connect(mapped), "hung")
+            .await
+            .unwrap();
+        let (_accepted, from) = v4_listener.accept().await.unwrap();
+        assert_eq!(stream.local_addr().unwrap().port(), from.port());
+    });
+}

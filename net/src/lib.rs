@@ -72,12 +72,12 @@ mod adopt;
 mod connect;
 mod io;
 mod resolve;
+mod sock_errors;
 mod split;
 mod sys;
 pub mod tcp;
 mod udp;
 mod udp_batch;
-mod udp_errors;
 pub mod unix;
 
 pub use resolve::{lookup_host, ToSocketAddrs};

@@ -13,8 +13,8 @@ use crate::io::{
     read_io, try_now, write_io,
 };
 use crate::resolve::{resolve_first, try_each, ToSocketAddrs};
+use crate::sock_errors::{no_peer, wrong_family};
 use crate::sys::{SockAddr, Socket};
-use crate::udp_errors::{no_peer, wrong_family};
 
 /// A UDP socket on the reactor.
 ///

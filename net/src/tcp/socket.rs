@@ -6,6 +6,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::time::Duration;
 
 use super::{TcpListener, TcpStream};
+use crate::sock_errors::tcp_wrong_family;
 use crate::sys::{SockAddr, Socket};
 
 /// A TCP socket that has not connected or listened yet: set options (`SO_REUSEPORT`, buffer
@@ -205,9 +206,14 @@ impl TcpSocket {
         Ok(size as u32)
     }
 
-    /// Binds to a local address (port 0 picks a free port).
+    /// Binds to a local address (port 0 picks a free port). An address of the other family
+    /// than the socket's ([`new_v4`](Self::new_v4) or [`new_v6`](Self::new_v6)) is refused
+    /// with `InvalidInput`; an IPv6 socket takes an IPv4 address written IPv4-mapped
+    /// (`::ffff:a.b.c.d`).
     pub fn bind(&self, addr: SocketAddr) -> io::Result<()> {
-        self.sock.bind(&SockAddr::from(addr))
+        self.sock
+            .bind(&SockAddr::from(addr))
+            .map_err(|e| tcp_wrong_family(&self.sock, addr, e))
     }
 
     /// The bound local address.
@@ -236,14 +242,17 @@ impl TcpSocket {
     }
 
     /// Connects to `addr` without blocking (see [`TcpStream::connect`]). Dropping the
-    /// future closes the socket.
+    /// future closes the socket. An address of the other family is refused with
+    /// `InvalidInput`, as by [`bind`](Self::bind).
     pub async fn connect(self, addr: SocketAddr) -> io::Result<TcpStream> {
         if self.from_fd {
             crate::adopt::TCP_STREAM.check(&self.sock)?;
         }
         // As in `listen`: a blocking connect would stall the loop for the whole handshake.
         let io = crate::io::register_nonblocking(self.sock)?;
-        crate::connect::connect_registered(&io, &SockAddr::from(addr)).await?;
+        crate::connect::connect_registered(&io, &SockAddr::from(addr))
+            .await
+            .map_err(|e| tcp_wrong_family(io.get_ref(), addr, e))?;
         Ok(TcpStream { io })
     }
 }

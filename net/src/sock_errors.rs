@@ -1,5 +1,6 @@
-//! The kernel's errors for a UDP send or connect that no caller can match, or that mislead,
-//! in our own words: a destination of a family the socket cannot carry, a send with no peer.
+//! The kernel's socket errors that no caller can match, or that mislead, in our own words:
+//! an address of a family the socket cannot take (UDP sends and connects, `TcpSocket`'s bind
+//! and connect), a UDP send with no peer.
 
 use std::error::Error;
 use std::fmt;
@@ -45,6 +46,30 @@ pub(crate) fn wrong_family(sock: &Socket, to: SocketAddr, err: io::Error) -> io:
              connect to an IPv4 address: use an IPv4 socket, or one bound to [::]"
         }
         Some(libc::EAFNOSUPPORT) => "an IPv4 socket cannot send to or connect to an IPv6 address",
+        _ => return err,
+    };
+    let source = err;
+    io::Error::new(io::ErrorKind::InvalidInput, Reworded { msg, source })
+}
+
+/// The kernel's words for `TcpSocket::bind` or `connect` to an address `to` of the other
+/// family, as `InvalidInput` saying which way round: `EAFNOSUPPORT` (of no `ErrorKind` to
+/// match) for an IPv6 `to` on an IPv4 socket, a bare `EINVAL` for an IPv4 one on an IPv6
+/// socket (which takes IPv4 peers IPv4-mapped only). Other errors pass as they are.
+pub(crate) fn tcp_wrong_family(sock: &Socket, to: SocketAddr, err: io::Error) -> io::Error {
+    if !matches!(err.raw_os_error(), Some(libc::EAFNOSUPPORT | libc::EINVAL)) {
+        return err;
+    }
+    let domain = sock.getsockopt::<libc::c_int>(libc::SOL_SOCKET, libc::SO_DOMAIN);
+    let msg = match (domain.ok(), to) {
+        (Some(libc::AF_INET), SocketAddr::V6(_)) => {
+            "an IPv4 socket cannot bind or connect to an IPv6 address: make it with \
+             TcpSocket::new_v6"
+        }
+        (Some(libc::AF_INET6), SocketAddr::V4(_)) => {
+            "an IPv6 socket cannot bind or connect to an IPv4 address: make it with \
+             TcpSocket::new_v4, or give the address IPv4-mapped (::ffff:a.b.c.d)"
+        }
         _ => return err,
     };
     let source = err;
