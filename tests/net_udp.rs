@@ -222,3 +222,21 @@ fn an_unconnected_socket_is_not_told_of_a_closed_port() {
         assert!(server.take_error().unwrap().is_none());
     });
 }
+
+/// A datagram over UDP's largest payload fails with the kernel's `EMSGSIZE` as the docs
+/// say, nothing is sent, and the socket goes on working (the largest IPv4 payload passes).
+#[test]
+fn a_datagram_too_long_is_emsgsize_and_the_socket_goes_on() {
+    overlap::block_on(async {
+        let (server, (a, a_addr), _) = udp_trio().await;
+        let to = server.local_addr().unwrap();
+        let err = a.send_to(&vec![7u8; 65_508], to).await.unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::EMSGSIZE), "{err}");
+        let largest = vec![9u8; 65_507];
+        assert_eq!(a.send_to(&largest, to).await.unwrap(), 65_507);
+        let mut buf = vec![0u8; 70_000];
+        let (n, from) = server.recv_from(&mut buf).await.unwrap();
+        assert_eq!((n, from), (65_507, a_addr));
+        assert_eq!(&buf[..n], &largest[..]);
+    });
+}

@@ -27,6 +27,11 @@ use crate::sys::{SockAddr, Socket};
 /// told (Linux tells connected ones only, unless `IP_RECVERR` is set): a server's `send_to`
 /// a gone peer is lost like any datagram, and its `recv_from` waits on.
 ///
+/// A datagram longer than UDP can carry (65,507 bytes of payload over IPv4, 65,527 over
+/// IPv6) is refused by the kernel with `EMSGSIZE`, "Message too long", which has no
+/// `ErrorKind` of its own: match it with `err.raw_os_error() == Some(libc::EMSGSIZE)`.
+/// Nothing is sent, and the socket goes on working.
+///
 /// ```
 /// use overlap::net::UdpSocket;
 ///
