@@ -18,7 +18,8 @@
 //! with `InvalidInput`. A datagram socket (UDP, Unix datagram) does splice (the datagrams'
 //! bytes, their boundaries lost), but never reaches end of file: an empty datagram moves
 //! nothing and the copy goes on, so a `splice_copy` from one only ends with an error (such as
-//! `NotConnected` once it is shut down for reading and drained) or when dropped.
+//! `NotConnected` once it is shut down for reading and drained) or when dropped. As a
+//! destination, a datagram socket never connected has nowhere to send: `NotConnected`.
 //!
 //! Writing into a socket whose peer is gone fails with `BrokenPipe` or `ConnectionReset`.
 //! `splice` has no `MSG_NOSIGNAL`, so the kernel also raises `SIGPIPE`; Rust programs ignore
