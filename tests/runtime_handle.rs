@@ -168,6 +168,31 @@ fn a_panic_in_a_remote_task_or_its_maker_is_reported_and_the_runtime_goes_on() {
     });
 }
 
+/// A thread that runs a runtime and catches a panic of its main future (a shard that
+/// survives a bad request) needs the runtime, its handles and its tasks' handles to cross
+/// `catch_unwind`, as tokio's do: the runtime stays usable after the panic.
+#[test]
+fn the_runtime_and_the_handles_cross_catch_unwind_and_serve_on_after_it() {
+    use std::panic::{catch_unwind, RefUnwindSafe, UnwindSafe};
+    fn unwind_safe<T: UnwindSafe + RefUnwindSafe>() {}
+    unwind_safe::<Runtime>();
+    unwind_safe::<Handle>();
+    unwind_safe::<overlap::RemoteJoinHandle<Vec<u8>>>();
+    unwind_safe::<overlap::JoinHandle<Vec<u8>>>();
+    unwind_safe::<overlap::task::AbortHandle>();
+
+    let rt = Runtime::new().unwrap();
+    let handle = rt.handle();
+    let remote = handle.spawn(async { 1 });
+    let caught = catch_unwind(|| rt.block_on(async { panic!("bad request") }));
+    assert_eq!(message(caught.unwrap_err()), "bad request");
+    let local = rt.spawn(async { 2 });
+    let again = catch_unwind(|| handle.spawn(async { 3 })).unwrap();
+    assert_eq!(rt.block_on(remote).unwrap(), 1);
+    assert_eq!(rt.block_on(local).unwrap(), 2);
+    assert_eq!(rt.block_on(again).unwrap(), 3);
+}
+
 #[test]
 fn abort_from_another_thread_drops_the_future_on_the_runtime_thread_while_it_waits_on_io() {
     let rt = Runtime::new().unwrap();

@@ -63,6 +63,11 @@ pub struct Handle {
     shared: Arc<Shared>,
 }
 
+// Everything a handle reaches is kept consistent across a panic (the remote queue is a
+// mutex whose every critical section leaves it whole), as for tokio's `Handle`.
+impl std::panic::UnwindSafe for Handle {}
+impl std::panic::RefUnwindSafe for Handle {}
+
 impl Handle {
     pub(crate) fn new(shared: Arc<Shared>) -> Handle {
         Handle { shared }
@@ -478,6 +483,11 @@ impl<T> Future for RemoteJoinHandle<T> {
         out
     }
 }
+
+// A panic while a handle is held leaves its task and its result slot as they were (as
+// tokio's `JoinHandle`): the output is still there for a later await.
+impl<T> std::panic::UnwindSafe for RemoteJoinHandle<T> {}
+impl<T> std::panic::RefUnwindSafe for RemoteJoinHandle<T> {}
 
 /// Detaches the task (or job), and lets go of the waker its last poll left.
 impl<T> Drop for RemoteJoinHandle<T> {

@@ -52,6 +52,12 @@ pub struct Runtime {
     pool_wait: Cell<PoolWait>,
 }
 
+// A panic caught around `block_on` (or any call) leaves the runtime consistent: its tasks
+// catch their own panics, and a panicking `block_on` future is dropped like any other, so
+// the runtime goes on serving afterwards (tokio's `Runtime` is unwind-safe too).
+impl std::panic::UnwindSafe for Runtime {}
+impl std::panic::RefUnwindSafe for Runtime {}
+
 /// Configures a [`Runtime`]. Its methods take `&mut self`, as tokio's do: chain them, or
 /// set the builder up statement by statement; [`build`](Builder::build) leaves it as it
 /// was, to build another runtime with the same settings.

@@ -42,6 +42,10 @@ pub struct AbortHandle {
 // the task's atomic word (`abort_from_anywhere` off owner context, `is_finished_shared`) and
 // its address (`id`); the waker claim is `Sync` itself. (`Send` follows from the fields.)
 unsafe impl Sync for AbortHandle {}
+// An abort is one atomic note or one call on the runtime's thread: a panic around it leaves
+// nothing half done (tokio's `AbortHandle` is unwind-safe too).
+impl std::panic::UnwindSafe for AbortHandle {}
+impl std::panic::RefUnwindSafe for AbortHandle {}
 
 impl AbortHandle {
     /// # Safety

@@ -175,6 +175,10 @@ impl<T> futures_core::FusedFuture for JoinHandle<T> {
     }
 }
 
+// A panic while a handle is held leaves its task as it was (as tokio's `JoinHandle`).
+impl<T> std::panic::UnwindSafe for JoinHandle<T> {}
+impl<T> std::panic::RefUnwindSafe for JoinHandle<T> {}
+
 impl<T> Drop for JoinHandle<T> {
     fn drop(&mut self) {
         self.task.drop_join();
