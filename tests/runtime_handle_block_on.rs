@@ -172,3 +172,39 @@ fn the_handle_is_current_inside_even_under_another_runtime_enter_guard() {
         format!("{:?}", entered.handle())
     );
 }
+
+/// A control thread holding a runtime's handle calls the runtime's free functions in
+/// `Handle::block_on`, where `Handle::current()` works but no runtime runs: each panic says
+/// so and names the call through the handle that works, where `spawn` and `metrics` said
+/// "outside of a runtime" (`spawn` even told it to call from a future run by `block_on`,
+/// which it was) and `spawn_blocking` said "on a blocking-pool thread".
+#[test]
+fn the_free_functions_in_it_say_no_runtime_runs_there_and_name_the_handle_call() {
+    let rt = Runtime::new().unwrap();
+    let handle = rt.handle();
+    let said = thread::spawn(move || {
+        let calls: [fn(); 4] = [
+            || drop(overlap::spawn(async {})),
+            || drop(overlap::spawn_blocking(|| ())),
+            || {
+                let _ = overlap::metrics();
+            },
+            overlap::time::pause,
+        ];
+        calls.map(|call| message(catch_unwind(|| handle.block_on(async { call() })).unwrap_err()))
+    })
+    .join()
+    .unwrap();
+    let instead = [
+        "Handle::current().spawn(",
+        "Handle::current().spawn_blocking(",
+        "Handle::current().spawn(async { overlap::metrics() })",
+        "Handle::current().spawn(async { overlap::time::pause() })",
+    ];
+    for (said, instead) in said.iter().zip(instead) {
+        assert!(said.contains("in `Handle::block_on`"), "{said}");
+        assert!(said.contains("which runs no runtime"), "{said}");
+        assert!(said.contains(instead), "{said}");
+    }
+    drop(rt);
+}

@@ -204,13 +204,13 @@ where
         )
     })
     .unwrap_or_else(|| {
-        if crate::Handle::try_current().is_some() {
-            panic!(
-                "overlap::spawn_blocking called on a blocking-pool thread, which runs no \
-                 runtime: use `overlap::Handle::current().spawn_blocking(..)`"
-            )
+        if crate::Handle::try_current().is_none() {
+            panic!("{OUTSIDE_RUNTIME}")
         }
-        panic!("{OUTSIDE_RUNTIME}")
+        crate::executor::no_runtime_here(
+            "overlap::spawn_blocking",
+            "overlap::Handle::current().spawn_blocking(..)",
+        )
     });
     let (tx, rx) = completion::<Outcome<R>>();
     let relay = crate::spawn(async move {

@@ -38,6 +38,24 @@ pub(crate) fn clock_now() -> Option<std::time::Instant> {
         .or_else(|| with_current(|core| core.timers().now()))
 }
 
+/// Panics for a call to `what`, which needs a runtime's thread, made where no runtime runs.
+/// On a blocking-pool thread or in [`Handle::block_on`], where [`Handle::current`] works,
+/// the message says so and names `instead`, the call through the handle that works there;
+/// anywhere else it says the call was made outside of a runtime.
+#[track_caller]
+pub(crate) fn no_runtime_here(what: &str, instead: &str) -> ! {
+    if Handle::try_current().is_some() {
+        panic!(
+            "{what} called on a blocking-pool thread (or in `Handle::block_on`), which runs \
+             no runtime: use `{instead}`"
+        );
+    }
+    panic!(
+        "{what} called outside of a runtime: call it from a future run by `overlap::block_on` \
+         or `Runtime::block_on`"
+    )
+}
+
 /// A handle to a runtime that any thread may hold: it is `Send`, `Sync` and cheap to clone.
 ///
 /// [`Handle::spawn`] starts a `Send` future as a task on that runtime from any thread: a

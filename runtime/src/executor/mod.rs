@@ -17,7 +17,7 @@ pub(crate) use context::{
     current_task, in_driving_block_on, with_current, with_driving, with_owner, with_owner_of,
 };
 pub(crate) use core::Core;
-pub(crate) use handle::{clock_now, park_until_ready};
+pub(crate) use handle::{clock_now, no_runtime_here, park_until_ready};
 pub(crate) use remote_task::JoinSlot;
 pub(crate) use shared::Shared;
 

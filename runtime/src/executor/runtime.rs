@@ -464,7 +464,14 @@ pub fn block_on_start_paused<F: Future>(future: F) -> F::Output {
 /// A snapshot of the current runtime's counters.
 ///
 /// # Panics
-/// When called outside a runtime.
+/// When called outside a runtime, as on a blocking-pool thread or in
+/// [`Handle::block_on`](crate::Handle::block_on), which run none (there
+/// `Handle::current().spawn(async { overlap::metrics() })` asks the runtime's thread).
 pub fn metrics() -> RuntimeMetrics {
-    with_current(Core::metrics).expect("overlap::metrics called outside of a runtime")
+    with_current(Core::metrics).unwrap_or_else(|| {
+        super::no_runtime_here(
+            "overlap::metrics",
+            "overlap::Handle::current().spawn(async { overlap::metrics() })",
+        )
+    })
 }

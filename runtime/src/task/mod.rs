@@ -33,7 +33,9 @@ pub(crate) use main_task::MainTask;
 /// When called outside a runtime: not inside [`block_on`](crate::block_on) or
 /// [`Runtime::block_on`](crate::Runtime::block_on), nor under a
 /// [`Runtime::enter`](crate::Runtime::enter) guard (where the task waits for that
-/// runtime's next `block_on`). [`try_spawn`] hands the future back instead.
+/// runtime's next `block_on`). [`try_spawn`] hands the future back instead. A
+/// blocking-pool thread and [`Handle::block_on`](crate::Handle::block_on) run no runtime:
+/// there `Handle::current().spawn(..)` starts a task on the runtime they belong to.
 ///
 /// ```
 /// use std::{cell::RefCell, rc::Rc};
@@ -51,9 +53,10 @@ where
     F: Future + 'static,
 {
     crate::executor::with_current(|core| core.spawn(future)).unwrap_or_else(|| {
-        panic!(
-            "overlap::spawn called outside of a runtime: call it from a future run by \
-             `overlap::block_on` or `Runtime::block_on`"
+        crate::executor::no_runtime_here(
+            "overlap::spawn",
+            "overlap::Handle::current().spawn(..)` (or `spawn_with(..)`, for a future that is \
+             not `Send`",
         )
     })
 }

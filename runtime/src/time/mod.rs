@@ -150,8 +150,12 @@ pub fn is_paused() -> bool {
 /// });
 /// ```
 pub fn pause() {
-    crate::executor::with_current(|core| core.timers().pause())
-        .expect("overlap::time::pause called outside of a runtime");
+    crate::executor::with_current(|core| core.timers().pause()).unwrap_or_else(|| {
+        crate::executor::no_runtime_here(
+            "overlap::time::pause",
+            "overlap::Handle::current().spawn(async { overlap::time::pause() })",
+        )
+    });
 }
 
 /// Lets the current runtime's clock run again, from the instant it shows. Nothing happens if
@@ -160,8 +164,12 @@ pub fn pause() {
 /// # Panics
 /// Outside a runtime.
 pub fn resume() {
-    crate::executor::with_current(|core| core.timers().resume())
-        .expect("overlap::time::resume called outside of a runtime");
+    crate::executor::with_current(|core| core.timers().resume()).unwrap_or_else(|| {
+        crate::executor::no_runtime_here(
+            "overlap::time::resume",
+            "overlap::Handle::current().spawn(async { overlap::time::resume() })",
+        )
+    });
 }
 
 /// Moves the current runtime's [paused](pause) clock forward by `duration`, fires the timers
@@ -190,8 +198,12 @@ pub fn resume() {
 /// });
 /// ```
 pub async fn advance(duration: Duration) {
-    let advanced = crate::executor::with_current(|core| core.timers().advance(duration))
-        .expect("overlap::time::advance called outside of a runtime");
+    let advanced = crate::executor::with_current(|core| core.timers().advance(duration)).unwrap_or_else(|| {
+        crate::executor::no_runtime_here(
+            "overlap::time::advance",
+            "overlap::Handle::current().spawn(async move { overlap::time::advance(duration).await })",
+        )
+    });
     assert!(
         advanced,
         "overlap::time::advance needs a paused clock: call overlap::time::pause() first"
