@@ -22,6 +22,32 @@ use crate::task::{JoinHandle, MainTask};
 ///
 /// Tasks run only on the thread that calls [`Runtime::block_on`], and only while it runs.
 ///
+/// A `Runtime` is not `Send`, where tokio's is: it stays on the thread that built it, with
+/// its tasks, timers and I/O objects. A program with a runtime per thread builds each one on
+/// its own thread and sends back its [`Handle`](crate::Handle), which is `Send`, rather
+/// than building them all first and moving each into its thread:
+///
+/// ```
+/// let (handle_tx, handle_rx) = std::sync::mpsc::channel();
+/// let (stop, stopped) = overlap::sync::mpsc::cross_thread::channel::<()>(1);
+/// let worker = std::thread::spawn(move || {
+///     let rt = overlap::Runtime::new().unwrap();
+///     handle_tx.send(rt.handle()).unwrap();
+///     let mut stopped = stopped;
+///     rt.block_on(async move { stopped.recv().await });
+/// });
+/// let handle = handle_rx.recv().unwrap();
+/// let answer = handle.spawn(async { 6 * 7 });
+/// assert_eq!(handle.block_on(answer).unwrap(), 42);
+/// drop(stop);
+/// worker.join().unwrap();
+/// ```
+///
+/// ```compile_fail
+/// let rt = overlap::Runtime::new().unwrap();
+/// std::thread::spawn(move || rt.block_on(async {})); // `Runtime` is not `Send`
+/// ```
+///
 /// Dropping a `Runtime` drops every task's future that has not finished, on the dropping
 /// thread (their `JoinHandle`s then report cancelled), closes its epoll fd and eventfd once no
 /// I/O handle uses them any more, and makes later wakes of its tasks do nothing. Blocking
