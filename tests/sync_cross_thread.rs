@@ -348,6 +348,20 @@ fn blocking_recv_inside_a_runtime_panics_instead_of_stalling_it() {
 }
 
 #[test]
+fn oneshot_blocking_recv_inside_a_runtime_panics_instead_of_stalling_it() {
+    let (_tx, rx) = overlap::sync::oneshot::cross_thread::channel::<u8>();
+    let payload = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        overlap::block_on(async { rx.blocking_recv() })
+    }))
+    .unwrap_err();
+    let msg = panic_message(payload);
+    assert!(
+        msg.contains("oneshot::cross_thread::Receiver::blocking_recv") && msg.contains(".await"),
+        "{msg}"
+    );
+}
+
+#[test]
 fn the_blocking_calls_work_on_a_thread_that_only_entered_a_runtime() {
     // Not driving a loop, so blocking stalls no task (as `Handle::block_on`).
     let rt = overlap::Runtime::new().unwrap();

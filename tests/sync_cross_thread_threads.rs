@@ -311,3 +311,57 @@ async fn senders_racing_a_receiver_drop_either_send_or_get_their_value_back() {
         );
     }
 }
+
+/// tokio's actor pattern across threads: each request carries a `oneshot::Sender` for its
+/// reply, answered by a runtime on another thread, awaited by a task, or waited for by a
+/// plain thread with `blocking_recv`. overlap's `oneshot` is not `Send`: its
+/// `oneshot::cross_thread` is, where a port had to make each reply an mpsc channel of one.
+#[test]
+fn replies_come_back_across_runtimes_through_a_send_oneshot() {
+    use overlap::sync::oneshot::{self, cross_thread as reply};
+    fn send_sync<T: Send + Sync>(_: &T) {}
+    let (requests, mut inbox) = cross_thread::unbounded_channel::<(u64, reply::Sender<u64>)>();
+    let server = thread::spawn(move || {
+        overlap::block_on(async move {
+            while let Some((n, answer)) = inbox.recv().await {
+                send_sync(&answer);
+                // A client that gave up gets nothing; the server goes on.
+                let _ = answer.send(n * 2);
+            }
+        })
+    });
+    let client = requests.clone();
+    let sum = overlap::block_on(async move {
+        let mut sum = 0;
+        for n in 0..1000 {
+            let (answer, reply) = reply::channel();
+            client.send((n, answer)).unwrap();
+            sum += within(HANG, reply, "a reply").await.unwrap();
+        }
+        sum
+    });
+    assert_eq!(sum, (0..1000).map(|n| n * 2).sum::<u64>());
+    // A plain thread waits with `blocking_recv`.
+    let (answer, reply) = reply::channel();
+    requests.send((21, answer)).unwrap();
+    assert_eq!(
+        thread::spawn(move || reply.blocking_recv()).join().unwrap(),
+        Ok(42)
+    );
+    // A request dropped unanswered (the server gone) is an error, not a hang.
+    drop(requests);
+    server.join().unwrap();
+    let (answer, reply) = reply::channel::<u64>();
+    thread::spawn(move || drop(answer)).join().unwrap();
+    assert_eq!(reply.blocking_recv(), Err(oneshot::RecvError));
+    // A sender learns on its thread that the receiver went on another.
+    let (mut answer, reply) = reply::channel::<u64>();
+    let waiter = thread::spawn(move || {
+        overlap::block_on(async move {
+            within(HANG, answer.closed(), "the receiver's drop").await;
+            answer.send(1)
+        })
+    });
+    drop(reply);
+    assert_eq!(waiter.join().unwrap(), Err(1));
+}

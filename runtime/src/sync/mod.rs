@@ -10,8 +10,9 @@
 //! wake. The price is that they are not `Send`: every end stays on the runtime's thread, like
 //! the tasks that use them. To talk to another thread, use [`mpsc::cross_thread`], an mpsc
 //! channel (bounded or unbounded) whose ends are `Send`, with tokio's `blocking_send` and
-//! `blocking_recv` for a [`spawn_blocking`](crate::spawn_blocking) job or a plain thread; or
-//! spawn onto the other thread's runtime with a [`Handle`](crate::Handle).
+//! `blocking_recv` for a [`spawn_blocking`](crate::spawn_blocking) job or a plain thread,
+//! and [`oneshot::cross_thread`] for a reply; or spawn onto the other thread's runtime with
+//! a [`Handle`](crate::Handle).
 //!
 //! # Cancellation
 //! Every wait here can be dropped before it completes (in a `select!`, under a timeout)

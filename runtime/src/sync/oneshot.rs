@@ -1,4 +1,6 @@
-//! A channel for one value, sent once: the usual way to hand a task its reply.
+//! A channel for one value, sent once: the usual way to hand a task its reply. Its ends
+//! stay on one runtime's thread; for a reply from another thread (a request to another
+//! runtime, a blocking worker), [`cross_thread`] is the same channel with `Send` ends.
 
 use std::cell::RefCell;
 use std::fmt;
@@ -33,6 +35,8 @@ pub struct Receiver<T> {
     /// The result was returned: the receiver is terminated (`FusedFuture`).
     done: bool,
 }
+
+pub mod cross_thread;
 
 /// The error types at tokio's paths (`oneshot::error::RecvError`); the same as at this
 /// module's root.
