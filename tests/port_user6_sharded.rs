@@ -38,9 +38,10 @@
 //! `Runtime`'s docs and the README now show the way). `Handle::spawn_with` takes a `Send`
 //! closure that makes a `!Send` future on the shard's thread, so the control thread reaches
 //! the shard's `Rc` state directly (through a thread-local) where tokio needs a `LocalSet`
-//! command; overlap has no `Send` oneshot, so each forward's reply channel is a
-//! `cross_thread::channel(1)`; `select!` is futures' (branches `.fuse()`d). Two bugs
-//! found on the way: a shard thread that catches a panic around its `block_on` needed
+//! command; `select!` is futures' (branches `.fuse()`d). overlap had no `Send` oneshot
+//! (the first draft made each forward's reply an mpsc `cross_thread::channel(1)`): the
+//! replies now go through the new `oneshot::cross_thread`, tokio's `oneshot` under another
+//! path (`tests/sync_cross_thread_threads.rs`). Two bugs found on the way: a shard thread that catches a panic around its `block_on` needed
 //! `AssertUnwindSafe` for its `Runtime` and `Handle`s, where tokio's are unwind-safe
 //! (`tests/runtime_handle.rs`); and `overlap::spawn`, `metrics` or `time::pause` called
 //! from the control thread in `Handle::block_on` said "outside of a runtime, call it from a

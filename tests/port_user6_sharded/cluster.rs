@@ -12,6 +12,7 @@ use overlap::future::{join_all, FutureExt};
 use overlap::net::TcpSocket;
 use overlap::runtime::Builder;
 use overlap::sync::mpsc::cross_thread::{self, UnboundedReceiver, UnboundedSender};
+use overlap::sync::oneshot::cross_thread as oneshot;
 use overlap::time::interval;
 use overlap::Handle;
 
@@ -23,16 +24,16 @@ const TICK: Duration = Duration::from_millis(5);
 /// What the test asks of the control thread; each carries its reply channel.
 pub enum Command {
     /// The latest stats of every shard (`None`: the shard is down), collected now.
-    Stats(cross_thread::Sender<Vec<Option<Stats>>>),
+    Stats(oneshot::Sender<Vec<Option<Stats>>>),
     /// How many collections the interval made so far, and which shards it found down
     /// (with their panic messages).
-    Health(cross_thread::Sender<(usize, Vec<Option<String>>)>),
+    Health(oneshot::Sender<(usize, Vec<Option<String>>)>),
     /// Sets every live shard's largest `INCR`.
-    Limit(i64, cross_thread::Sender<()>),
+    Limit(i64, oneshot::Sender<()>),
     /// Pauses shard `n`'s clock (its timers then jump ahead whenever it idles).
-    Pause(usize, cross_thread::Sender<()>),
+    Pause(usize, oneshot::Sender<()>),
     /// Drains every live shard, then ends them and joins their threads: their final stats.
-    Shutdown(cross_thread::Sender<Vec<Option<Stats>>>),
+    Shutdown(oneshot::Sender<Vec<Option<Stats>>>),
 }
 
 pub struct Cluster {
@@ -96,11 +97,8 @@ impl Cluster {
     }
 
     /// Asks the control thread `make(reply)` and waits for its answer.
-    pub fn ask<T: Send + 'static>(
-        &self,
-        make: impl FnOnce(cross_thread::Sender<T>) -> Command,
-    ) -> T {
-        let (reply, mut answer) = cross_thread::channel(1);
+    pub fn ask<T: Send + 'static>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> T {
+        let (reply, answer) = oneshot::channel();
         self.commands
             .send(make(reply))
             .unwrap_or_else(|_| panic!("the control thread is gone"));
@@ -121,7 +119,7 @@ impl Drop for Cluster {
     /// A test that failed midway still stops the threads (its own failure is the one shown).
     fn drop(&mut self) {
         if let Some(control) = self.control.take() {
-            let (reply, _answer) = cross_thread::channel(1);
+            let (reply, _answer) = oneshot::channel();
             let _ = self.commands.send(Command::Shutdown(reply));
             let _ = control.join();
         }
@@ -180,23 +178,23 @@ fn control(
             };
             match command {
                 Some(Command::Stats(reply)) => {
-                    let _ = reply.send(collect(&handles).await).await;
+                    let _ = reply.send(collect(&handles).await);
                 }
                 Some(Command::Health(reply)) => {
                     notice_dead(&mut threads, &mut down);
-                    let _ = reply.send((collections, down.clone())).await;
+                    let _ = reply.send((collections, down.clone()));
                 }
                 Some(Command::Limit(max, reply)) => {
                     let set = handles.iter().map(|h| {
                         h.spawn_with(move || async move { shard::current().set_max_delta(max) })
                     });
                     join_all(set).await;
-                    let _ = reply.send(()).await;
+                    let _ = reply.send(());
                 }
                 Some(Command::Pause(n, reply)) => {
                     let paused = handles[n].spawn_with(|| async { overlap::time::pause() });
                     let _ = paused.await;
-                    let _ = reply.send(()).await;
+                    let _ = reply.send(());
                 }
                 Some(Command::Shutdown(reply)) => {
                     // Every shard stops accepting and drains, all at once; a shard still
@@ -216,7 +214,7 @@ fn control(
                             }
                         }
                     }
-                    let _ = reply.send(last).await;
+                    let _ = reply.send(last);
                     return;
                 }
                 None => return,

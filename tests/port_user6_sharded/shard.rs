@@ -13,7 +13,8 @@ use std::sync::Arc;
 use overlap::future::FutureExt;
 use overlap::io::{AsyncReadExt, AsyncWriteExt};
 use overlap::net::{TcpListener, TcpStream};
-use overlap::sync::mpsc::cross_thread::{self, UnboundedReceiver, UnboundedSender};
+use overlap::sync::mpsc::cross_thread::{UnboundedReceiver, UnboundedSender};
+use overlap::sync::oneshot::cross_thread as oneshot;
 use overlap::sync::{watch, Notify};
 use overlap::task::JoinSet;
 use overlap::Handle;
@@ -30,12 +31,12 @@ pub enum Forward {
     Incr {
         key: String,
         delta: i64,
-        reply: cross_thread::Sender<Reply>,
+        reply: oneshot::Sender<Reply>,
     },
     /// Answer with `key`'s value.
     Get {
         key: String,
-        reply: cross_thread::Sender<Reply>,
+        reply: oneshot::Sender<Reply>,
     },
     /// Serve this connection from now on: it was moved here, with the bytes its last
     /// shard had read but not yet answered.
@@ -197,7 +198,7 @@ impl Shard {
         if owner == self.id {
             return Ok(self.apply_incr(key.to_string(), delta));
         }
-        let (reply, mut answer) = cross_thread::channel(1);
+        let (reply, answer) = oneshot::channel();
         self.count(|s| s.forwarded_out += 1);
         let ask = Forward::Incr {
             key: key.to_string(),
@@ -206,7 +207,7 @@ impl Shard {
         };
         ask_owner(&dir, owner, ask)?;
         drop(dir);
-        answer.recv().await.unwrap_or_else(|| Err(down(owner)))
+        answer.await.unwrap_or_else(|_| Err(down(owner)))
     }
 
     async fn get(&self, key: &str) -> Reply {
@@ -215,7 +216,7 @@ impl Shard {
         if owner == self.id {
             return Ok(self.value(key));
         }
-        let (reply, mut answer) = cross_thread::channel(1);
+        let (reply, answer) = oneshot::channel();
         self.count(|s| s.forwarded_out += 1);
         ask_owner(
             &dir,
@@ -226,7 +227,7 @@ impl Shard {
             },
         )?;
         drop(dir);
-        answer.recv().await.unwrap_or_else(|| Err(down(owner)))
+        answer.await.unwrap_or_else(|_| Err(down(owner)))
     }
 }
 
@@ -274,11 +275,11 @@ pub async fn run(shard: Rc<Shard>, listener: TcpListener, mut inbox: UnboundedRe
             }
             Event::Inbox(Some(Forward::Incr { key, delta, reply })) => {
                 shard.count(|s| s.forwarded_in += 1);
-                let _ = reply.try_send(Ok(shard.apply_incr(key, delta)));
+                let _ = reply.send(Ok(shard.apply_incr(key, delta)));
             }
             Event::Inbox(Some(Forward::Get { key, reply })) => {
                 shard.count(|s| s.forwarded_in += 1);
-                let _ = reply.try_send(Ok(shard.value(&key)));
+                let _ = reply.send(Ok(shard.value(&key)));
             }
             Event::Joined(Some(Err(err))) if err.is_panic() => resume_unwind(err.into_panic()),
             Event::Joined(_) => {}
@@ -433,7 +434,7 @@ async fn bulk(shard: &Shard, key: &str, count: i64) -> Reply {
     let job = overlap::spawn_blocking(move || {
         let sum: i64 = (1..=count).sum();
         let owner = owner(&key, dir.inboxes.len());
-        let (reply, mut answer) = cross_thread::channel(1);
+        let (reply, answer) = oneshot::channel();
         ask_owner(
             &dir,
             owner,
@@ -444,7 +445,7 @@ async fn bulk(shard: &Shard, key: &str, count: i64) -> Reply {
             },
         )?;
         drop(dir);
-        answer.blocking_recv().unwrap_or_else(|| Err(down(owner)))
+        answer.blocking_recv().unwrap_or_else(|_| Err(down(owner)))
     });
     job.await.unwrap_or_else(|e| Err(format!("ERR {e}")))
 }
