@@ -160,7 +160,8 @@ pub mod task {
     pub use overlap_runtime::{
         consume_budget, spawn, spawn as spawn_local, spawn_blocking, task_local, try_spawn,
         unconstrained, yield_now, AbortHandle, AccessError, JoinError, JoinHandle, JoinNext,
-        JoinNextWithId, JoinSet, LocalKey, TaskLocalFuture, Unconstrained, YieldNow,
+        JoinNextWithId, JoinSet, LocalKey, RemoteJoinHandle, TaskLocalFuture, Unconstrained,
+        YieldNow,
     };
 }
 
@@ -179,7 +180,8 @@ pub mod task {
 /// ```
 pub mod runtime {
     pub use overlap_runtime::{
-        Builder, Handle, Runtime, RuntimeGuard, RuntimeGuard as EnterGuard, RuntimeMetrics,
+        Builder, Handle, RemoteJoinHandle, Runtime, RuntimeGuard, RuntimeGuard as EnterGuard,
+        RuntimeMetrics,
     };
 }
 

@@ -168,6 +168,24 @@ fn a_panic_in_a_remote_task_or_its_maker_is_reported_and_the_runtime_goes_on() {
     });
 }
 
+/// `Handle::spawn`'s handle is named in `overlap::task` too, next to `JoinHandle` (and in
+/// `overlap::runtime`, next to `Handle`): tokio's `Handle::spawn` gives a
+/// `task::JoinHandle`, and a port that names the type of a field looks for it there.
+#[test]
+fn the_remote_join_handle_is_named_next_to_join_handle_and_handle() {
+    let rt = Runtime::new().unwrap();
+    let tasks: Vec<overlap::task::RemoteJoinHandle<u8>> = vec![rt.handle().spawn(async { 1 })];
+    let more: Vec<overlap::runtime::RemoteJoinHandle<u8>> = vec![rt.handle().spawn(async { 2 })];
+    let sum = rt.block_on(async {
+        let mut sum = 0;
+        for task in tasks.into_iter().chain(more) {
+            sum += task.await.unwrap();
+        }
+        sum
+    });
+    assert_eq!(sum, 3);
+}
+
 /// A thread that runs a runtime and catches a panic of its main future (a shard that
 /// survives a bad request) needs the runtime, its handles and its tasks' handles to cross
 /// `catch_unwind`, as tokio's do: the runtime stays usable after the panic.
