@@ -287,8 +287,11 @@ pub async fn run(shard: Rc<Shard>, listener: TcpListener, mut inbox: UnboundedRe
                 shard.count(|s| s.accepted += 1);
                 conns.spawn(serve(shard.clone(), stream, Vec::new()));
             }
-            // Out of fds, say: the client is refused, the shard serves on.
-            Event::Accepted(Some(Err(_))) => overlap::yield_now().await,
+            // Out of fds, say: the client is refused, and the shard backs off a little
+            // (the backlog stays readable, so accepting again at once would spin).
+            Event::Accepted(Some(Err(_))) => {
+                overlap::time::sleep(std::time::Duration::from_millis(10)).await
+            }
             Event::Accepted(None) => {
                 listener = None;
                 shard.closing.send_replace(true);
