@@ -9,10 +9,10 @@
 //! runtime as a std socket, with the bytes read but not yet answered, through the other
 //! shard's inbox, which registers it with its own reactor. A control thread, a runtime of
 //! its own, collects every shard's stats on an interval through their `Handle`s, changes
-//! their settings, notices a shard thread that died (through its `JoinHandle`), and runs
-//! the coordinated shutdown: every shard stops accepting and drains at once, still
-//! answering the forwards of shards still draining; then the last senders to the inboxes
-//! go, every shard's main future ends, and the threads are joined.
+//! their settings, notices a shard thread that died (its `JoinHandle` finished, its inbox
+//! closed), and runs the coordinated shutdown: every shard stops accepting and drains at
+//! once, still answering the forwards of shards still draining; then the last senders to
+//! the inboxes go, every shard's main future ends, and the threads are joined.
 //!
 //! As for tokio: each shard thread runs `Builder::new_current_thread().enable_all()`
 //! with a `LocalSet` (its state in `Rc`s, its connections `spawn_local`ed into a `JoinSet`
@@ -121,12 +121,13 @@ fn key_of(shard: usize, shards: usize, prefix: &str) -> String {
         .unwrap()
 }
 
-/// Waits (up to `HANG`) until the control thread reports shard `n` down; its message.
+/// Waits (up to `HANG`) until the control thread reports shard `n` down, through its
+/// thread's `JoinHandle` and its closed inbox; the thread's panic message.
 fn down_message(cluster: &Cluster, n: usize) -> String {
     let deadline = std::time::Instant::now() + HANG;
     loop {
-        let (_, down) = cluster.ask(Command::Health);
-        if let Some(message) = &down[n] {
+        let health = cluster.ask(Command::Health);
+        if let (Some(message), true) = (&health.down[n], health.inbox_closed[n]) {
             return message.clone();
         }
         assert!(
@@ -222,9 +223,10 @@ fn forty_eight_clients_on_every_shard_count_every_key_exactly() {
         stats.iter().map(|s| s.keys).sum::<u64>(),
         (KEYS + bulk_keys.len()) as u64
     );
-    let (collections, down) = cluster.ask(Command::Health);
-    assert!(collections >= 1, "the interval's first tick comes at once");
-    assert_eq!(down, vec![None; SHARDS]);
+    let health = cluster.ask(Command::Health);
+    assert!(health.collections >= 1, "the first tick comes at once");
+    assert_eq!(health.down, vec![None; SHARDS]);
+    assert_eq!(health.inbox_closed, vec![false; SHARDS]);
 
     let last = cluster.shutdown();
     assert!(

@@ -13,6 +13,7 @@ use overlap::net::TcpSocket;
 use overlap::runtime::Builder;
 use overlap::sync::mpsc::cross_thread::{self, UnboundedReceiver, UnboundedSender};
 use overlap::sync::oneshot::cross_thread as oneshot;
+use overlap::task::JoinSet;
 use overlap::time::interval;
 use overlap::Handle;
 
@@ -25,15 +26,25 @@ const TICK: Duration = Duration::from_millis(5);
 pub enum Command {
     /// The latest stats of every shard (`None`: the shard is down), collected now.
     Stats(oneshot::Sender<Vec<Option<Stats>>>),
-    /// How many collections the interval made so far, and which shards it found down
-    /// (with their panic messages).
-    Health(oneshot::Sender<(usize, Vec<Option<String>>)>),
+    /// What the control thread knows of the shards' health.
+    Health(oneshot::Sender<Health>),
     /// Sets every live shard's largest `INCR`.
     Limit(i64, oneshot::Sender<()>),
     /// Pauses shard `n`'s clock (its timers then jump ahead whenever it idles).
     Pause(usize, oneshot::Sender<()>),
     /// Drains every live shard, then ends them and joins their threads: their final stats.
     Shutdown(oneshot::Sender<Vec<Option<Stats>>>),
+}
+
+/// What the control thread knows of the shards' health.
+#[derive(Clone, Debug)]
+pub struct Health {
+    /// How many stats collections the interval made so far.
+    pub collections: usize,
+    /// The shard threads found ended, with their panic messages (from their `JoinHandle`s).
+    pub down: Vec<Option<String>>,
+    /// The shards whose inbox was found closed (its receiver dropped with the runtime).
+    pub inbox_closed: Vec<bool>,
 }
 
 pub struct Cluster {
@@ -163,16 +174,34 @@ fn control(
     rt.block_on(async move {
         let handles = dir.handles.clone();
         let mut dir = Some(dir);
-        let mut down: Vec<Option<String>> = vec![None; handles.len()];
-        let mut collections = 0;
+        let mut health = Health {
+            collections: 0,
+            down: vec![None; handles.len()],
+            inbox_closed: vec![false; handles.len()],
+        };
+        // A task per shard waits for its inbox to close: a shard that dies drops it.
+        let mut closed = JoinSet::new();
+        for (n, inbox) in dir.as_ref().unwrap().inboxes.iter().enumerate() {
+            let inbox = inbox.clone();
+            closed.spawn(async move {
+                inbox.closed().await;
+                n
+            });
+        }
         let mut tick = interval(TICK);
         loop {
             let command = overlap::select_biased! {
                 cmd = commands.recv().fuse() => cmd,
+                n = closed.join_next() => {
+                    if let Some(Ok(n)) = n {
+                        health.inbox_closed[n] = true;
+                    }
+                    continue;
+                }
                 _ = tick.tick().fuse() => {
                     collect(&handles).await;
-                    collections += 1;
-                    notice_dead(&mut threads, &mut down);
+                    health.collections += 1;
+                    notice_dead(&mut threads, &mut health.down);
                     continue;
                 }
             };
@@ -181,8 +210,8 @@ fn control(
                     let _ = reply.send(collect(&handles).await);
                 }
                 Some(Command::Health(reply)) => {
-                    notice_dead(&mut threads, &mut down);
-                    let _ = reply.send((collections, down.clone()));
+                    notice_dead(&mut threads, &mut health.down);
+                    let _ = reply.send(health.clone());
                 }
                 Some(Command::Limit(max, reply)) => {
                     let set = handles.iter().map(|h| {
@@ -205,6 +234,7 @@ fn control(
                     let mut last: Vec<Option<Stats>> =
                         join_all(drains).await.into_iter().map(Result::ok).collect();
                     // The last senders to every inbox: each shard's main future ends.
+                    closed.shutdown().await;
                     dir.take();
                     for (n, thread) in threads.iter_mut().enumerate() {
                         if let Some(thread) = thread.take() {
