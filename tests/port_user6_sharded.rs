@@ -30,7 +30,8 @@
 //! going down alone (the others serve on, its keys answer an error, the control thread
 //! names the panic, its `Handle` refuses work with a cancelled error instead of hanging),
 //! `Handle`s that outlive a shut-down cluster, timers on one shard's paused clock leaving
-//! the others' alone, and a coordinated shutdown leaving no thread, task or fd.
+//! the others' alone, and a coordinated shutdown, after a shard panicked, leaving no thread,
+//! task or fd.
 //!
 //! What the port changed, against tokio: a `Runtime` is not `Send`, so each shard builds
 //! its own on its thread and sends its `Handle` back, where a tokio user builds them all
@@ -451,45 +452,54 @@ fn timers_on_a_paused_shard_leave_the_other_shards_clocks_alone() {
 }
 
 #[test]
-fn a_coordinated_shutdown_leaves_no_thread_task_or_fd() {
-    run_in_child("a_coordinated_shutdown_leaves_no_thread_task_or_fd", || {
-        let threads = || std::fs::read_dir("/proc/self/task").unwrap().count();
-        let (fds, threads_before) = (open_fds(), threads());
-        let cluster = Cluster::start(3);
-        let addr = cluster.addr;
-        // Idle connections on every shard, and one mid-pipeline, when the stop comes.
-        let idle = overlap::block_on(async move {
-            let mut idle = Vec::new();
-            for n in 0..3 {
-                let mut client = Client::on_shard(addr, n).await;
-                let key = key_of((n + 1) % 3, 3, "last");
-                assert_eq!(client.ask(&format!("BULK {key} 100")).await, "5050");
-                idle.push(client.conn.into_inner().into_std().unwrap());
+fn a_coordinated_shutdown_after_a_panic_leaves_no_thread_task_or_fd() {
+    run_in_child(
+        "a_coordinated_shutdown_after_a_panic_leaves_no_thread_task_or_fd",
+        || {
+            let threads = || std::fs::read_dir("/proc/self/task").unwrap().count();
+            let (fds, threads_before) = (open_fds(), threads());
+            let cluster = Cluster::start(3);
+            let addr = cluster.addr;
+            // Idle connections on every shard; then shard 2 panics, so its runtime is dropped
+            // while it unwinds, with a connection and a listener open, before the stop comes.
+            let idle = overlap::block_on(async move {
+                let mut idle = Vec::new();
+                for n in 0..3 {
+                    let mut client = Client::on_shard(addr, n).await;
+                    let key = key_of((n + 1) % 3, 3, "last");
+                    assert_eq!(client.ask(&format!("BULK {key} 100")).await, "5050");
+                    idle.push(client.conn.into_inner().into_std().unwrap());
+                }
+                let mut doomed = Client::on_shard(addr, 2).await;
+                doomed.send("PANIC\n").await;
+                assert_eq!(doomed.line().await, "");
+                idle
+            });
+            down_message(&cluster, 2);
+            let last = cluster.shutdown();
+            assert!(last[2].is_none(), "{last:?}");
+            for stats in &last[..2] {
+                let stats = stats.unwrap();
+                assert_eq!(
+                    (stats.open, stats.tasks),
+                    (0, 1),
+                    "only the drain: {stats:?}"
+                );
+                assert_eq!(stats.registered_fds, 0, "{stats:?}");
             }
-            idle
-        });
-        let last = cluster.shutdown();
-        for stats in &last {
-            let stats = stats.unwrap();
-            assert_eq!(
-                (stats.open, stats.tasks),
-                (0, 1),
-                "only the drain: {stats:?}"
+            // Each idle client reads the end of its stream.
+            for mut conn in idle {
+                conn.set_nonblocking(false).unwrap();
+                let mut rest = Vec::new();
+                std::io::Read::read_to_end(&mut conn, &mut rest).unwrap();
+                assert!(rest.is_empty(), "{rest:?}");
+            }
+            assert!(
+                support::wait_until(HANG, || threads() == threads_before),
+                "threads left: {}",
+                threads() - threads_before
             );
-            assert_eq!(stats.registered_fds, 0, "{stats:?}");
-        }
-        // Each idle client reads the end of its stream.
-        for mut conn in idle {
-            conn.set_nonblocking(false).unwrap();
-            let mut rest = Vec::new();
-            std::io::Read::read_to_end(&mut conn, &mut rest).unwrap();
-            assert!(rest.is_empty(), "{rest:?}");
-        }
-        assert!(
-            support::wait_until(HANG, || threads() == threads_before),
-            "threads left: {}",
-            threads() - threads_before
-        );
-        assert_eq!(open_fds(), fds);
-    });
+            assert_eq!(open_fds(), fds);
+        },
+    );
 }
