@@ -12,7 +12,9 @@
 //! channel (bounded or unbounded) whose ends are `Send`, with tokio's `blocking_send` and
 //! `blocking_recv` for a [`spawn_blocking`](crate::spawn_blocking) job or a plain thread,
 //! and [`oneshot::cross_thread`] for a reply; or spawn onto the other thread's runtime with
-//! a [`Handle`](crate::Handle).
+//! a [`Handle`](crate::Handle). The others have no cross-thread twin: to tell every runtime
+//! of a thread-per-core program something (a new setting, a shutdown), spawn onto each
+//! with its `Handle` a closure that updates that runtime's own [`watch`] or [`Notify`].
 //!
 //! # Cancellation
 //! Every wait here can be dropped before it completes (in a `select!`, under a timeout)
