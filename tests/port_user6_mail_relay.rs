@@ -1,0 +1,493 @@
+//! A user's SMTP-like mail relay, sketched as one would for tokio and then written for
+//! overlap (`port_user6_mail_relay/session.rs`, `spool.rs`, `relay.rs`, `client.rs`): a TCP
+//! server on loopback speaks a small SMTP subset (EHLO/HELO, STARTTLS, MAIL FROM, RCPT TO,
+//! DATA with dot-stuffing, RSET, NOOP, QUIT) through a `BufReader` whose lines are bounded
+//! (a longer line gets `500`, never unbounded memory), answering pipelined commands as a
+//! group; `STARTTLS` takes the `BufReader` apart and hands the stream to futures-rustls's
+//! `TlsAcceptor`, throwing away any plaintext the client sent after the command (RFC 3207);
+//! each body streams, unstuffed, into a spool file in `tmp/` (`overlap::fs::File`), with a
+//! size limit, and is synced and renamed into `queue/` at the final dot; a per-command
+//! timeout and a whole-session deadline (`time::timeout`) bound every session. A delivery
+//! task reads `queue/` (`fs::read_dir`), relays each file to a next hop (another instance of
+//! the same relay) over one reused connection, retrying with a doubling backoff, and removes
+//! a file once the next hop took it. Shutdown stops accepting, says `421` to idle sessions,
+//! lets sessions mid-message finish and the delivery task end after the message in hand.
+//!
+//! The tokio sketch: `TcpListener::accept` in a `select!` against a `watch` of the
+//! shutdown; per connection, `let mut io = BufReader::new(stream)`; each line read with
+//! `timeout(cmd_timeout, (&mut io).take(limit).read_until(b'\n', &mut buf))` (or tokio-util's
+//! `FramedRead` with `LinesCodec::new_with_max_length`); replies written through
+//! `io.get_mut()`; on `STARTTLS`, `let stream = io.into_inner();
+//! acceptor.accept(stream).await?` (tokio-rustls) and a fresh session state over the TLS
+//! stream; `DATA` into `tokio::fs::File::create`, `write_all`, `sync_all`, `fs::rename`;
+//! delivery with `fs::read_dir(queue).next_entry()`, `TcpStream::connect`, `sleep(backoff)`.
+//!
+//! The tests check: thirty clients at once, each sending a message of 1 KiB to 1 MiB full of
+//! lines that need stuffing, every body arriving byte-exact in the next hop's queue over one
+//! reused connection; pipelined commands answered in order; STARTTLS and a message over TLS;
+//! commands pipelined after STARTTLS thrown away, not run inside the TLS session; an
+//! over-long line (a command, and a body line) refused with the session going on; an
+//! over-size message refused with its spool file removed; a silent client timed out; a
+//! client vanishing mid-DATA leaving no spool file and no fd; the next hop down and then up
+//! (retries deliver each message exactly once); and a shutdown leaving no task, no fd and
+//! no temp file.
+//!
+//! What the port changed, against tokio: tokio's `lines.into_inner()` (to take a
+//! `Lines<BufReader<_>>` apart for STARTTLS) has no counterpart, futures' `Lines` having no
+//! way back to its reader, so the session reads with `read_until` on the `BufReader`
+//! itself; tokio's `BufReader::into_inner` and futures' both drop the buffered bytes without
+//! a word, so the session looks at `buffer()` first to count what it throws away;
+//! `select!` is futures' (fused branches), `sync_all` takes `&mut self`, and `Rc`/`Cell`
+//! replace `Arc`/atomics since tasks need not be `Send`.
+
+mod support;
+
+#[path = "port_user6_mail_relay/client.rs"]
+mod client;
+#[path = "port_user6_mail_relay/harness.rs"]
+mod harness;
+#[path = "port_user6_mail_relay/relay.rs"]
+mod relay;
+#[path = "port_user6_mail_relay/session.rs"]
+mod session;
+#[path = "port_user6_mail_relay/spool.rs"]
+mod spool;
+
+use std::time::Duration;
+
+use client::{stuffed, Client};
+use futures_rustls::rustls::pki_types::ServerName;
+use harness::*;
+use overlap::net::{TcpListener, TcpStream};
+use relay::Relay;
+use session::Config;
+use support::{open_fds, run_in_child, settle, within, TempDir};
+
+/// Thirty clients at once, messages of 1 KiB to 1 MiB: every body arrives byte-exact at the
+/// next hop, each with its envelope, over one connection from the relay.
+#[overlap::test]
+async fn thirty_clients_relay_exact_bodies_through_one_reused_connection() {
+    let p = pair("mail-thirty", config()).await;
+    let sizes = [KIB, 8 * KIB, 32 * KIB, 3 * KIB, 64 * KIB];
+    let mut clients = overlap::JoinSet::new();
+    for k in 0..30u32 {
+        let addr = p.front.addr;
+        let size = if k == 7 {
+            1 << 20
+        } else {
+            sizes[k as usize % sizes.len()]
+        };
+        clients.spawn(async move {
+            let mut client = connect(addr).await;
+            let sent = body(size, k);
+            let from = format!("sender{k}@a.test");
+            let rcpt = format!("rcpt{k}@b.test");
+            let reply = client.send_mail(&from, &[&rcpt], &sent).await.unwrap();
+            assert_eq!(reply.code, 250, "{reply:?}");
+            client.quit().await.unwrap();
+            (from, rcpt, sent)
+        });
+    }
+    let mut sent = Vec::new();
+    within(
+        HANG,
+        async {
+            while let Some(done) = clients.join_next().await {
+                sent.push(done.unwrap());
+            }
+        },
+        "thirty clients",
+    )
+    .await;
+    let next_stats = p.next.stats();
+    until(
+        || next_stats.spooled.get() == 30,
+        "thirty messages at the next hop",
+    )
+    .await;
+    until(|| entries(p.front.queue()) == 0, "the front queue to empty").await;
+    let mut got = mail_in(p.next.queue());
+    assert_eq!(got.len(), 30);
+    got.sort_by(|a, b| a.0.cmp(&b.0));
+    sent.sort_by(|a, b| a.0.cmp(&b.0));
+    for ((from, rcpt, body), (got_from, got_to, got_body)) in sent.iter().zip(&got) {
+        assert_eq!((from, &vec![rcpt.clone()]), (got_from, got_to));
+        assert!(
+            body == got_body,
+            "{from}'s body differs ({} bytes sent, {} got)",
+            body.len(),
+            got_body.len()
+        );
+    }
+    assert_eq!(
+        p.front.deliveries.connections.get(),
+        1,
+        "one reused connection"
+    );
+    assert_eq!(p.front.deliveries.delivered.get(), 30);
+    assert_eq!(entries(&p.dir.join("front/tmp")), 0);
+    p.front.shut_down().await.unwrap();
+    p.next.shut_down().await.unwrap();
+}
+
+/// A whole transaction in one write, then the body, the next commands and QUIT in another:
+/// every reply comes back, in order, and the message is spooled once.
+#[overlap::test]
+async fn pipelined_commands_get_their_replies_in_order() {
+    let dir = TempDir::new("mail-pipelined");
+    let relay = Relay::start(listener().await, config(), dir.path(), None)
+        .await
+        .unwrap();
+    let mut client = Client::new(TcpStream::connect(relay.addr).await.unwrap());
+    assert_eq!(codes(&mut client, 1).await, [220]);
+    client
+        .send_raw(b"EHLO c\r\nMAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nRCPT TO:<c@y>\r\nDATA\r\n")
+        .await
+        .unwrap();
+    let ehlo = within(HANG, client.reply(), "EHLO's reply").await.unwrap();
+    assert_eq!(ehlo.code, 250);
+    assert_eq!(codes(&mut client, 4).await, [250, 250, 250, 354]);
+    let sent = body(5 * KIB, 9);
+    let mut rest = stuffed(&sent);
+    rest.extend_from_slice(b"NOOP\r\nMAIL FROM:<bad\r\nRCPT TO:<b@y>\r\nRSET\r\nDATA\r\nQUIT\r\n");
+    client.send_raw(&rest).await.unwrap();
+    assert_eq!(
+        codes(&mut client, 7).await,
+        [250, 250, 501, 503, 250, 503, 221]
+    );
+    let mail = mail_in(relay.queue());
+    assert_eq!(mail.len(), 1);
+    assert_eq!(
+        (mail[0].0.as_str(), &mail[0].1),
+        ("a@x", &vec!["b@y".to_string(), "c@y".to_string()])
+    );
+    assert!(mail[0].2 == sent, "the body differs");
+    relay.shut_down().await.unwrap();
+}
+
+/// STARTTLS, a new EHLO over TLS (which no longer offers STARTTLS), and a message that the
+/// next hop gets byte-exact.
+#[overlap::test]
+async fn starttls_then_a_message_over_tls() {
+    let (acceptor, connector) = tls();
+    let p = pair(
+        "mail-starttls",
+        Config {
+            tls: Some(acceptor),
+            ..config()
+        },
+    )
+    .await;
+    let mut client = connect(p.front.addr).await;
+    let reply = client.command("STARTTLS").await.unwrap();
+    assert_eq!(reply.code, 220);
+    let tcp = client.into_inner().unwrap();
+    let name = ServerName::try_from("localhost").unwrap();
+    let tls = within(HANG, connector.connect(name, tcp), "the handshake")
+        .await
+        .unwrap();
+    let mut client = Client::new(tls);
+    let offered = client.ehlo("client.test").await.unwrap();
+    assert!(!offered.contains(&"STARTTLS".to_string()), "{offered:?}");
+    assert_eq!(client.command("STARTTLS").await.unwrap().code, 502);
+    let sent = body(200 * KIB, 3);
+    let reply = client
+        .send_mail("s@tls.test", &["r@tls.test"], &sent)
+        .await
+        .unwrap();
+    assert_eq!(reply.code, 250, "{reply:?}");
+    client.quit().await.unwrap();
+    let next_stats = p.next.stats();
+    until(
+        || next_stats.spooled.get() == 1,
+        "the message at the next hop",
+    )
+    .await;
+    let mail = mail_in(p.next.queue());
+    assert!(mail[0].2 == sent, "the body differs");
+    assert_eq!(p.front.stats().tls_sessions.get(), 1);
+    assert_eq!(p.front.stats().discarded_after_starttls.get(), 0);
+    p.front.shut_down().await.unwrap();
+    p.next.shut_down().await.unwrap();
+}
+
+/// Commands a client pipelines after STARTTLS, in the same packet, are plaintext an
+/// attacker could have injected (CVE-2011-0411): thrown away, not run once TLS is up. The
+/// transaction they began does not exist in the TLS session.
+#[overlap::test]
+async fn commands_pipelined_after_starttls_are_thrown_away() {
+    let (acceptor, connector) = tls();
+    let dir = TempDir::new("mail-injected");
+    let config = Config {
+        tls: Some(acceptor),
+        ..config()
+    };
+    let relay = Relay::start(listener().await, config, dir.path(), None)
+        .await
+        .unwrap();
+    let mut client = connect(relay.addr).await;
+    let injected = b"MAIL FROM:<evil@x>\r\nRCPT TO:<victim@y>\r\n";
+    let mut packet = b"STARTTLS\r\n".to_vec();
+    packet.extend_from_slice(injected);
+    client.send_raw(&packet).await.unwrap();
+    assert_eq!(codes(&mut client, 1).await, [220]);
+    let tcp = client.into_inner().unwrap();
+    let name = ServerName::try_from("localhost").unwrap();
+    let tls = within(HANG, connector.connect(name, tcp), "the handshake")
+        .await
+        .unwrap();
+    let mut client = Client::new(tls);
+    client.ehlo("client.test").await.unwrap();
+    // No MAIL is open: the injected one never ran.
+    assert_eq!(client.command("RCPT TO:<x@y>").await.unwrap().code, 503);
+    assert_eq!(client.command("DATA").await.unwrap().code, 503);
+    client.quit().await.unwrap();
+    assert_eq!(relay.stats().discarded_after_starttls.get(), injected.len());
+    assert_eq!(entries(relay.queue()), 0);
+    relay.shut_down().await.unwrap();
+}
+
+/// A command line of 1 MiB, and a body line past the limit: each refused with a 500 (the
+/// line skipped, never held whole), the session going on; the message with the long line
+/// is not spooled.
+#[overlap::test]
+async fn an_over_long_line_is_refused_and_the_session_goes_on() {
+    let dir = TempDir::new("mail-long-line");
+    let relay = Relay::start(listener().await, config(), dir.path(), None)
+        .await
+        .unwrap();
+    let mut client = connect(relay.addr).await;
+    let mut long = b"NOOP ".to_vec();
+    long.resize(1 << 20, b'x');
+    long.extend_from_slice(b"\r\nNOOP\r\n");
+    client.send_raw(&long).await.unwrap();
+    assert_eq!(codes(&mut client, 2).await, [500, 250]);
+    let mut sent = body(4 * KIB, 1);
+    sent.extend_from_slice(&[b'y'; 5000]);
+    sent.extend_from_slice(b"\r\nlast line\r\n");
+    let reply = client.send_mail("a@x", &["b@y"], &sent).await.unwrap();
+    assert_eq!(reply.code, 500, "{reply:?}");
+    let ok = body(KIB, 2);
+    assert_eq!(
+        client.send_mail("a@x", &["b@y"], &ok).await.unwrap().code,
+        250
+    );
+    client.quit().await.unwrap();
+    assert_eq!(relay.stats().too_long_lines.get(), 2);
+    let mail = mail_in(relay.queue());
+    assert_eq!(mail.len(), 1);
+    assert!(mail[0].2 == ok);
+    assert_eq!(entries(&dir.join("tmp")), 0);
+    relay.shut_down().await.unwrap();
+}
+
+/// A message past the size limit: 552, its spool file removed, and the next message on
+/// the same session accepted.
+#[overlap::test]
+async fn an_over_size_message_is_refused_and_its_spool_file_removed() {
+    let dir = TempDir::new("mail-too-big");
+    let config = Config {
+        max_message: 64 * KIB,
+        ..config()
+    };
+    let relay = Relay::start(listener().await, config, dir.path(), None)
+        .await
+        .unwrap();
+    let mut client = connect(relay.addr).await;
+    let reply = client
+        .send_mail("a@x", &["b@y"], &body(100 * KIB, 4))
+        .await
+        .unwrap();
+    assert_eq!(reply.code, 552, "{reply:?}");
+    assert_eq!(entries(&dir.join("tmp")), 0, "the spool file is gone");
+    assert_eq!(client.command("NOOP").await.unwrap().code, 250);
+    let ok = body(60 * KIB, 5);
+    assert_eq!(
+        client.send_mail("a@x", &["b@y"], &ok).await.unwrap().code,
+        250
+    );
+    client.quit().await.unwrap();
+    let mail = mail_in(relay.queue());
+    assert_eq!(mail.len(), 1);
+    assert!(mail[0].2 == ok);
+    assert_eq!(relay.stats().too_big.get(), 1);
+    relay.shut_down().await.unwrap();
+}
+
+/// A client that sends nothing after the greeting gets a 421 once the command timeout
+/// passes, and its connection closes.
+#[overlap::test(start_paused = true)]
+async fn a_silent_client_is_timed_out() {
+    let dir = TempDir::new("mail-silent");
+    let config = Config {
+        command_timeout: Duration::from_secs(5),
+        ..config()
+    };
+    let relay = Relay::start(listener().await, config, dir.path(), None)
+        .await
+        .unwrap();
+    let mut client = connect(relay.addr).await;
+    assert_eq!(codes(&mut client, 1).await, [421]);
+    let mut rest = Vec::new();
+    overlap::io::read_to_end(client.get_mut(), &mut rest)
+        .await
+        .unwrap();
+    assert!(rest.is_empty());
+    assert_eq!(relay.stats().timeouts.get(), 1);
+    relay.shut_down().await.unwrap();
+}
+
+/// Clients vanishing mid-DATA, one closing and one resetting: their partial spool files are
+/// removed, the sessions end with an error, and no fd is left.
+#[test]
+fn a_client_vanishing_mid_data_leaves_no_spool_file_and_no_fd() {
+    run_in_child(
+        "a_client_vanishing_mid_data_leaves_no_spool_file_and_no_fd",
+        || {
+            overlap::block_on(async {
+                let fds = open_fds();
+                let dir = TempDir::new("mail-vanish");
+                let relay = Relay::start(listener().await, config(), dir.path(), None)
+                    .await
+                    .unwrap();
+                for reset in [false, true] {
+                    let mut client = connect(relay.addr).await;
+                    client.expect("MAIL FROM:<a@x>", 250).await.unwrap();
+                    client.expect("RCPT TO:<b@y>", 250).await.unwrap();
+                    client.expect("DATA", 354).await.unwrap();
+                    let half = stuffed(&body(300 * KIB, 6));
+                    client.send_raw(&half[..half.len() / 2]).await.unwrap();
+                    let tmp = dir.join("tmp");
+                    until(|| entries(&tmp) == 1, "the spool file").await;
+                    if reset {
+                        client.get_mut().set_zero_linger().unwrap();
+                    }
+                    drop(client);
+                    until(|| entries(&tmp) == 0, "the spool file to go").await;
+                }
+                let stats = relay.stats();
+                until(|| stats.live.get() == 0, "the sessions to end").await;
+                assert_eq!(
+                    stats.errors.borrow().len(),
+                    2,
+                    "{:?}",
+                    stats.errors.borrow()
+                );
+                assert_eq!(entries(relay.queue()), 0);
+                relay.shut_down().await.unwrap();
+                drop(dir);
+                settle().await;
+                assert_eq!(open_fds(), fds, "fds left open");
+            })
+        },
+    );
+}
+
+/// The next hop is down (nothing listens on its port) while three messages arrive: the
+/// relay retries with backoff; once the next hop is up, each message is delivered exactly
+/// once and the queue empties.
+#[overlap::test]
+async fn the_next_hop_down_then_up_gets_each_message_once() {
+    let dir = TempDir::new("mail-next-down");
+    // A port nothing listens on, for now.
+    let next_addr = listener().await.local_addr().unwrap();
+    let front = Relay::start(
+        listener().await,
+        config(),
+        &dir.join("front"),
+        Some(hop(next_addr)),
+    )
+    .await
+    .unwrap();
+    let mut client = connect(front.addr).await;
+    let mut sent = Vec::new();
+    for k in 0..3 {
+        let b = body(10 * KIB, 20 + k);
+        assert_eq!(
+            client
+                .send_mail(&format!("s{k}@x"), &["r@y"], &b)
+                .await
+                .unwrap()
+                .code,
+            250
+        );
+        sent.push(b);
+    }
+    client.quit().await.unwrap();
+    let deliveries = front.deliveries.clone();
+    until(|| deliveries.retries.get() >= 3, "three failed attempts").await;
+    assert_eq!(deliveries.delivered.get(), 0);
+    assert_eq!(entries(front.queue()), 3);
+    let next_listener = TcpListener::bind(next_addr).await.unwrap();
+    let next = Relay::start(next_listener, config(), &dir.join("next"), None)
+        .await
+        .unwrap();
+    until(|| entries(front.queue()) == 0, "the front queue to empty").await;
+    let mail = mail_in(next.queue());
+    assert_eq!(mail.len(), 3, "each message once");
+    for (k, (from, _, got)) in mail.iter().enumerate() {
+        assert_eq!(from, &format!("s{k}@x"));
+        assert!(got == &sent[k], "message {k} differs");
+    }
+    assert_eq!(
+        (deliveries.delivered.get(), deliveries.connections.get()),
+        (3, 1)
+    );
+    front.shut_down().await.unwrap();
+    next.shut_down().await.unwrap();
+}
+
+/// A shutdown with a session idle, a session mid-message and mail still queued: the idle
+/// session gets 421, the one mid-message finishes (250) and is then told 421, the queue is
+/// delivered, and afterwards no task, no fd and no temp file is left.
+#[test]
+fn a_shutdown_leaves_no_task_no_fd_and_no_temp_file() {
+    run_in_child("a_shutdown_leaves_no_task_no_fd_and_no_temp_file", || {
+        overlap::block_on(async {
+            let fds = open_fds();
+            let tasks = overlap::metrics().tasks_alive;
+            let p = pair("mail-shutdown", config()).await;
+            let mut idle = connect(p.front.addr).await;
+            let mut busy = connect(p.front.addr).await;
+            let sent = body(64 * KIB, 30);
+            let reply = busy.send_mail("a@x", &["b@y"], &sent).await.unwrap();
+            assert_eq!(reply.code, 250);
+            busy.expect("MAIL FROM:<c@x>", 250).await.unwrap();
+            busy.expect("RCPT TO:<d@y>", 250).await.unwrap();
+            busy.expect("DATA", 354).await.unwrap();
+            let second = body(8 * KIB, 31);
+            let stuffed_second = stuffed(&second);
+            let (head, tail) = stuffed_second.split_at(1000);
+            busy.send_raw(head).await.unwrap();
+            let next_stats = p.next.stats();
+            until(
+                || next_stats.spooled.get() == 1,
+                "the first message at the next hop",
+            )
+            .await;
+            let Pair { dir, front, next } = p;
+            let stopping = overlap::spawn(front.shut_down());
+            assert_eq!(codes(&mut idle, 1).await, [421]);
+            busy.send_raw(tail).await.unwrap();
+            assert_eq!(codes(&mut busy, 2).await, [250, 421]);
+            within(HANG, stopping, "the front's shutdown")
+                .await
+                .unwrap()
+                .unwrap();
+            next.shut_down().await.unwrap();
+            let mail = mail_in(&dir.join("next/queue"));
+            // The second message was spooled after the delivery task stopped: it waits in
+            // the front's queue for the next start.
+            assert_eq!(mail.len(), 1);
+            assert!(mail[0].2 == sent);
+            assert_eq!(mail_in(&dir.join("front/queue")).len(), 1);
+            for tmp in ["front/tmp", "next/tmp"] {
+                assert_eq!(entries(&dir.join(tmp)), 0, "{tmp}");
+            }
+            drop((idle, busy, dir));
+            settle().await;
+            assert_eq!(overlap::metrics().tasks_alive, tasks, "tasks left");
+            assert_eq!(open_fds(), fds, "fds left open");
+        })
+    });
+}
