@@ -93,8 +93,24 @@ impl<RW> BufStream<RW> {
         self.project().inner.get_pin_mut().get_pin_mut()
     }
 
+    /// The bytes read ahead from the stream and not yet consumed, without waiting for
+    /// more (futures-util's `BufReader::buffer`; tokio's `BufStream` has no such call).
+    /// A server about to hand the stream to a TLS handshake (SMTP's `STARTTLS`) looks here
+    /// for bytes the client sent after the command: [`into_inner`](Self::into_inner)
+    /// would drop them without a word.
+    pub fn read_buffer(&self) -> &[u8] {
+        self.inner.buffer()
+    }
+
+    /// The bytes written and not yet flushed to the stream (futures-util's
+    /// `BufWriter::buffer`).
+    pub fn write_buffer(&self) -> &[u8] {
+        self.inner.get_ref().buffer()
+    }
+
     /// The stream underneath. Bytes still in either buffer are lost (as with tokio's):
-    /// flush before, and read what was buffered.
+    /// flush before, and look at [`read_buffer`](Self::read_buffer) for bytes read ahead
+    /// (consume them, or decide to drop them, first).
     pub fn into_inner(self) -> RW {
         self.inner.into_inner().into_inner()
     }
