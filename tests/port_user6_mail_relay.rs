@@ -491,3 +491,77 @@ fn a_shutdown_leaves_no_task_no_fd_and_no_temp_file() {
         })
     });
 }
+
+/// A client trickling a body, one line just inside each command timeout, is cut by the
+/// session deadline: its partial spool file is removed and its connection closed.
+#[overlap::test(start_paused = true)]
+async fn a_trickling_client_is_cut_by_the_session_deadline() {
+    let dir = TempDir::new("mail-trickle");
+    let config = Config {
+        command_timeout: Duration::from_secs(5),
+        session_deadline: Duration::from_secs(60),
+        ..config()
+    };
+    let relay = Relay::start(listener().await, config, dir.path(), None)
+        .await
+        .unwrap();
+    let mut client = connect(relay.addr).await;
+    // The clock jumps ahead as soon as no socket has news: a line Nagle's algorithm held
+    // back (the last one not yet acknowledged) would reach the relay only after its
+    // command timeout. Without Nagle, a loopback write is in the relay's socket at once.
+    client.get_mut().set_nodelay(true).unwrap();
+    client.expect("MAIL FROM:<a@x>", 250).await.unwrap();
+    client.expect("RCPT TO:<b@y>", 250).await.unwrap();
+    client.expect("DATA", 354).await.unwrap();
+    let cut = async {
+        for _ in 0..100 {
+            if client.send_raw(b"a line\r\n").await.is_err() {
+                return;
+            }
+            overlap::time::sleep(Duration::from_secs(4)).await;
+        }
+        panic!("still served after 400 s");
+    };
+    within(Duration::from_secs(600), cut, "the cut").await;
+    let stats = relay.stats();
+    until(|| stats.live.get() == 0, "the session to end").await;
+    assert_eq!(stats.errors.borrow().as_slice(), ["session deadline"]);
+    assert_eq!(entries(&dir.join("tmp")), 0);
+    relay.shut_down().await.unwrap();
+}
+
+/// A shutdown whose grace runs out with a client stalled mid-DATA: the session is aborted,
+/// its partial spool file removed, and no fd or task is left.
+#[test]
+fn a_session_aborted_at_shutdown_leaves_no_spool_file() {
+    run_in_child("a_session_aborted_at_shutdown_leaves_no_spool_file", || {
+        overlap::block_on(async {
+            let fds = open_fds();
+            let tasks = overlap::metrics().tasks_alive;
+            let dir = TempDir::new("mail-abort");
+            let config = Config {
+                command_timeout: Duration::from_millis(200),
+                ..config()
+            };
+            let relay = Relay::start(listener().await, config, dir.path(), None)
+                .await
+                .unwrap();
+            let mut client = connect(relay.addr).await;
+            client.expect("MAIL FROM:<a@x>", 250).await.unwrap();
+            client.expect("RCPT TO:<b@y>", 250).await.unwrap();
+            client.expect("DATA", 354).await.unwrap();
+            client.send_raw(&body(200 * KIB, 8)).await.unwrap();
+            let tmp = dir.join("tmp");
+            until(|| entries(&tmp) == 1, "the spool file").await;
+            within(HANG, relay.shut_down(), "the shutdown")
+                .await
+                .unwrap();
+            assert_eq!(entries(&tmp), 0);
+            drop(client);
+            drop(dir);
+            settle().await;
+            assert_eq!(overlap::metrics().tasks_alive, tasks, "tasks left");
+            assert_eq!(open_fds(), fds, "fds left open");
+        })
+    });
+}

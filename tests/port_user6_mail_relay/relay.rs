@@ -10,7 +10,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use overlap::future::FutureExt;
-use overlap::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+use overlap::io::{AsyncBufReadExt, AsyncReadExt};
 use overlap::net::{TcpListener, TcpStream};
 use overlap::sync::watch;
 use overlap::task::JoinHandle;
@@ -221,7 +221,7 @@ async fn relay_one(
     }
     let client = conn.as_mut().unwrap();
     // The envelope, then the body streamed from the file, stuffed on the way.
-    let mut file = BufReader::new(overlap::fs::File::open(path).await?);
+    let mut file = overlap::fs::File::open(path).await?;
     let mut head = Vec::new();
     loop {
         let start = head.len();
