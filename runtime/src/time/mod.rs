@@ -45,7 +45,11 @@
 //! `#[overlap::test(start_paused = true)]` start a runtime paused. Auto-advance waits while
 //! a [`spawn_blocking`](crate::spawn_blocking) job is running (its result is work to come),
 //! but not for I/O: a paused runtime whose tasks all wait on sockets and timers jumps to the
-//! next timer without waiting for the sockets. The same goes for pipes, signals and child
+//! next timer without waiting for the sockets. That holds for loopback too: a small write
+//! made while the peer has not yet acknowledged the last one (a line a client trickles, say)
+//! is held back by Nagle's algorithm until the peer's delayed ACK, real milliseconds away,
+//! so the peer's `timeout` can expire first; `set_nodelay(true)` on the writing socket
+//! sends it at once. The same goes for pipes, signals and child
 //! processes (a `timeout` around `child.wait()` on a paused clock expires at once, as in
 //! tokio): keep the clock running in tests that wait on the outside world. The paused clock drives overlap's timers,
 //! [`Instant::now`] (this module's `Instant`, as [`now`]) and [`Instant::elapsed`];
