@@ -208,6 +208,10 @@ pub mod runtime {
 /// `next_line()` is `lines.next().await` here, with [`StreamExt`](crate::stream::StreamExt)).
 /// Like `next_line`, `lines.next()` is cancel-safe: the part of a line read before it was
 /// dropped stays in the `Lines`, and the next call returns the whole line.
+/// Unlike tokio's, futures-util's `Lines` cannot give its reader back (no `into_inner`), and
+/// neither bounds a line's length: a server that takes its stream back (for a TLS upgrade)
+/// or must not hold an endless line reads with `(&mut reader).take(limit).read_until(..)`
+/// on the `BufReader` itself, whose `buffer()` shows what it read ahead.
 ///
 /// ```
 /// use std::time::Duration;

@@ -150,6 +150,62 @@ async fn lines_end_at_lf_or_crlf_and_keep_a_last_line_without_one() {
     writer.await.unwrap();
 }
 
+/// tokio-util's `LinesCodec::new_with_max_length` and tokio's `Lines::into_inner` have no
+/// futures-util twin; the README's recipe: `take(limit)` over `&mut reader` bounds each
+/// `read_until`, a line past the limit is skipped to its newline through `fill_buf`, and
+/// the `BufReader` itself, never wrapped in a `Lines`, can still be taken apart.
+/// One line of at most 100 bytes into `line` (cleared first).
+async fn bounded_line<R: overlap::io::AsyncBufRead + Unpin>(
+    reader: &mut R,
+    line: &mut Vec<u8>,
+) -> usize {
+    line.clear();
+    reader.take(100).read_until(b'\n', line).await.unwrap()
+}
+
+#[overlap::test]
+async fn read_until_under_take_bounds_a_line_and_leaves_the_reader_whole() {
+    let (mut tx, rx) = duplex(64);
+    let writer = overlap::spawn(async move {
+        tx.write_all(b"short\n").await.unwrap();
+        tx.write_all(&[b'x'; 10_000]).await.unwrap();
+        tx.write_all(b"\nafter\nSTARTTLS\nrest").await.unwrap();
+    });
+    let mut reader = BufReader::with_capacity(16, rx);
+    let mut line = Vec::new();
+    assert_eq!(bounded_line(&mut reader, &mut line).await, 6);
+    assert_eq!(line, b"short\n");
+    // A line past the limit: 100 bytes and no newline; the rest of it skipped.
+    assert_eq!(bounded_line(&mut reader, &mut line).await, 100);
+    assert!(!line.ends_with(b"\n"));
+    loop {
+        let buf = within(HANG, reader.fill_buf(), "the long line")
+            .await
+            .unwrap();
+        match buf.iter().position(|&b| b == b'\n') {
+            Some(i) => break reader.consume_unpin(i + 1),
+            None => {
+                let n = buf.len();
+                reader.consume_unpin(n);
+            }
+        }
+    }
+    assert_eq!(bounded_line(&mut reader, &mut line).await, 6);
+    assert_eq!(line, b"after\n");
+    assert_eq!(bounded_line(&mut reader, &mut line).await, 9);
+    assert_eq!(line, b"STARTTLS\n");
+    writer.await.unwrap();
+    // What was read ahead shows before the reader is taken apart.
+    assert_eq!(reader.buffer(), b"rest");
+    let mut rx = reader.into_inner();
+    let mut after = Vec::new();
+    rx.read_to_end(&mut after).await.unwrap();
+    assert!(
+        after.is_empty(),
+        "the buffered bytes went with the BufReader"
+    );
+}
+
 #[overlap::test]
 async fn lines_and_read_until_span_many_small_file_jobs() {
     let dir = TempDir::new("port-io-lines-file");
