@@ -126,7 +126,10 @@ async fn thirty_clients_relay_exact_bodies_through_one_reused_connection() {
     );
     assert_eq!(p.front.deliveries.delivered.get(), 30);
     assert_eq!(entries(&p.dir.join("front/tmp")), 0);
+    ended_cleanly(&p.front).await;
+    // The next hop's one session is the front's delivery connection: its QUIT ends it.
     p.front.shut_down().await.unwrap();
+    ended_cleanly(&p.next).await;
     p.next.shut_down().await.unwrap();
 }
 
@@ -162,6 +165,7 @@ async fn pipelined_commands_get_their_replies_in_order() {
         ("a@x", &vec!["b@y".to_string(), "c@y".to_string()])
     );
     assert!(mail[0].2 == sent, "the body differs");
+    ended_cleanly(&relay).await;
     relay.shut_down().await.unwrap();
 }
 
@@ -207,7 +211,10 @@ async fn starttls_then_a_message_over_tls() {
     assert!(mail[0].2 == sent, "the body differs");
     assert_eq!(p.front.stats().tls_sessions.get(), 1);
     assert_eq!(p.front.stats().discarded_after_starttls.get(), 0);
+    ended_cleanly(&p.front).await;
+    // The next hop's one session is the front's delivery connection: its QUIT ends it.
     p.front.shut_down().await.unwrap();
+    ended_cleanly(&p.next).await;
     p.next.shut_down().await.unwrap();
 }
 
@@ -244,6 +251,7 @@ async fn commands_pipelined_after_starttls_are_thrown_away() {
     client.quit().await.unwrap();
     assert_eq!(relay.stats().discarded_after_starttls.get(), injected.len());
     assert_eq!(entries(relay.queue()), 0);
+    ended_cleanly(&relay).await;
     relay.shut_down().await.unwrap();
 }
 
@@ -278,6 +286,7 @@ async fn an_over_long_line_is_refused_and_the_session_goes_on() {
     assert_eq!(mail.len(), 1);
     assert!(mail[0].2 == ok);
     assert_eq!(entries(&dir.join("tmp")), 0);
+    ended_cleanly(&relay).await;
     relay.shut_down().await.unwrap();
 }
 
@@ -311,6 +320,7 @@ async fn an_over_size_message_is_refused_and_its_spool_file_removed() {
     assert_eq!(mail.len(), 1);
     assert!(mail[0].2 == ok);
     assert_eq!(relay.stats().too_big.get(), 1);
+    ended_cleanly(&relay).await;
     relay.shut_down().await.unwrap();
 }
 
@@ -439,7 +449,8 @@ async fn the_next_hop_down_then_up_gets_each_message_once() {
 
 /// A shutdown with a session idle, a session mid-message and mail still queued: the idle
 /// session gets 421, the one mid-message finishes (250) and is then told 421, the queue is
-/// delivered, and afterwards no task, no fd and no temp file is left.
+/// delivered, and afterwards no task, no fd and no temp file is left; the message that
+/// came in after the delivery task stopped is delivered by the next start.
 #[test]
 fn a_shutdown_leaves_no_task_no_fd_and_no_temp_file() {
     run_in_child("a_shutdown_leaves_no_task_no_fd_and_no_temp_file", || {
@@ -484,7 +495,24 @@ fn a_shutdown_leaves_no_task_no_fd_and_no_temp_file() {
             for tmp in ["front/tmp", "next/tmp"] {
                 assert_eq!(entries(&dir.join(tmp)), 0, "{tmp}");
             }
-            drop((idle, busy, dir));
+            drop((idle, busy));
+            // Started again on the same spools, the front delivers what it kept.
+            let next_listener = listener().await;
+            let next_addr = next_listener.local_addr().unwrap();
+            let next = Relay::start(next_listener, config(), &dir.join("next"), None)
+                .await
+                .unwrap();
+            let front_dir = dir.join("front");
+            let front = Relay::start(listener().await, config(), &front_dir, Some(hop(next_addr)))
+                .await
+                .unwrap();
+            until(|| entries(front.queue()) == 0, "the kept message to go").await;
+            let mail = mail_in(next.queue());
+            assert_eq!(mail.len(), 2);
+            assert!(mail[0].2 == sent && mail[1].2 == second);
+            front.shut_down().await.unwrap();
+            next.shut_down().await.unwrap();
+            drop(dir);
             settle().await;
             assert_eq!(overlap::metrics().tasks_alive, tasks, "tasks left");
             assert_eq!(open_fds(), fds, "fds left open");

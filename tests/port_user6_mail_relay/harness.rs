@@ -161,3 +161,14 @@ pub async fn codes(client: &mut Client<TcpStream>, n: usize) -> Vec<u16> {
     }
     got
 }
+
+/// Waits for the relay's sessions to end, and checks that none ended with an error.
+pub async fn ended_cleanly(relay: &Relay) {
+    let stats = relay.stats();
+    until(|| stats.live.get() == 0, "the sessions to end").await;
+    assert!(
+        stats.errors.borrow().is_empty(),
+        "{:?}",
+        stats.errors.borrow()
+    );
+}

@@ -27,6 +27,12 @@ impl Spool {
         let (tmp, queue) = (root.join("tmp"), root.join("queue"));
         fs::create_dir_all(&tmp).await?;
         fs::create_dir_all(&queue).await?;
+        // Leftovers of a run that ended mid-message go, as an MTA's spool sweeps them: a
+        // draft's `Drop` cannot cover a `create_new` cancelled mid-flight, whose pool job
+        // still makes the file.
+        for stale in queued(&tmp).await? {
+            fs::remove_file(&stale).await?;
+        }
         Ok(Spool {
             tmp,
             queue,
@@ -39,7 +45,12 @@ impl Spool {
     pub async fn begin(&self, from: &str, rcpts: &[String]) -> io::Result<Draft> {
         let n = self.next.get();
         self.next.set(n + 1);
-        let name = format!("{n:08}.msg");
+        // Unique across restarts (a name reused would rename over a message still queued),
+        // and sorting by arrival.
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        let name = format!("{:020}-{}-{n:08}.msg", now.as_nanos(), std::process::id());
         let path = self.tmp.join(&name);
         let file = File::create_new(&path).await?;
         let mut envelope = format!("FROM {from}\n");
