@@ -157,9 +157,11 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Conn<'a, S> {
     }
 
     /// Writes the replies held back, unless another whole command is already buffered
-    /// (RFC 2920: the replies to a pipelined group may go together).
+    /// (RFC 2920: the replies to a pipelined group may go together) and they are few: a
+    /// client pipelining without end must not make them grow without end.
     async fn flush_unless_pipelined(&mut self) -> io::Result<()> {
-        if self.out.is_empty() || self.io.buffer().contains(&b'\n') {
+        let few = self.out.len() < 4096;
+        if self.out.is_empty() || (few && self.io.buffer().contains(&b'\n')) {
             return Ok(());
         }
         self.flush().await
