@@ -400,6 +400,56 @@ async fn the_next_hop_down_then_up_gets_each_message_once() {
     next.shut_down().await.unwrap();
 }
 
+/// The next hop times out the relay's idle delivery connection (a 421, then its close):
+/// the next message, sent on it, meets that stale 421 and is retried on a new connection,
+/// delivered once.
+#[overlap::test]
+async fn a_delivery_connection_closed_by_the_next_hop_is_replaced() {
+    let dir = TempDir::new("mail-next-idle");
+    let next_listener = listener().await;
+    let next_addr = next_listener.local_addr().unwrap();
+    let quick = Config {
+        command_timeout: Duration::from_millis(30),
+        ..config()
+    };
+    let next = Relay::start(next_listener, quick, &dir.join("next"), None)
+        .await
+        .unwrap();
+    let front_dir = dir.join("front");
+    let front = Relay::start(listener().await, config(), &front_dir, Some(hop(next_addr)))
+        .await
+        .unwrap();
+    let mut client = connect(front.addr).await;
+    let bodies = [body(2 * KIB, 40), body(3 * KIB, 41)];
+    let reply = client.send_mail("a@x", &["b@y"], &bodies[0]).await.unwrap();
+    assert_eq!(reply.code, 250);
+    let next_stats = next.stats();
+    until(
+        || next_stats.timeouts.get() == 1,
+        "the next hop's idle timeout",
+    )
+    .await;
+    until(
+        || next_stats.live.get() == 0,
+        "the next hop's session to end",
+    )
+    .await;
+    let reply = client.send_mail("c@x", &["d@y"], &bodies[1]).await.unwrap();
+    assert_eq!(reply.code, 250);
+    client.quit().await.unwrap();
+    until(|| entries(front.queue()) == 0, "the second message to go").await;
+    let mail = mail_in(next.queue());
+    assert_eq!(mail.len(), 2, "each message once");
+    assert!(mail[0].2 == bodies[0] && mail[1].2 == bodies[1]);
+    let d = &front.deliveries;
+    assert_eq!(
+        (d.delivered.get(), d.connections.get(), d.retries.get()),
+        (2, 2, 1)
+    );
+    front.shut_down().await.unwrap();
+    next.shut_down().await.unwrap();
+}
+
 /// A shutdown with a session idle, a session mid-message and mail still queued: the idle
 /// session gets 421, the one mid-message finishes (250) and is then told 421, the queue is
 /// delivered, and afterwards no task, no fd and no temp file is left; the message that
