@@ -1,6 +1,6 @@
 //! A user's SMTP-like mail relay, sketched as one would for tokio and then written for
 //! overlap (`port_user6_mail_relay/session.rs`, `spool.rs`, `relay.rs`, `client.rs`; the
-//! STARTTLS tests in `starttls.rs`, shared helpers in `harness.rs`): a TCP
+//! STARTTLS tests in `starttls.rs`, the next hop's in `next_hop.rs`, shared helpers in `harness.rs`): a TCP
 //! server on loopback speaks a small SMTP subset (EHLO/HELO, STARTTLS, MAIL FROM, RCPT TO,
 //! DATA with dot-stuffing, RSET, NOOP, QUIT) through a `BufReader` whose lines are bounded
 //! (a longer line gets `500`, never unbounded memory), answering pipelined commands as a
@@ -47,6 +47,8 @@ mod support;
 mod client;
 #[path = "port_user6_mail_relay/harness.rs"]
 mod harness;
+#[path = "port_user6_mail_relay/next_hop.rs"]
+mod next_hop;
 #[path = "port_user6_mail_relay/relay.rs"]
 mod relay;
 #[path = "port_user6_mail_relay/session.rs"]
@@ -60,7 +62,7 @@ use std::time::Duration;
 
 use client::{stuffed, Client};
 use harness::*;
-use overlap::net::{TcpListener, TcpStream};
+use overlap::net::TcpStream;
 use relay::Relay;
 use session::Config;
 use support::{open_fds, run_in_child, settle, within, TempDir};
@@ -344,110 +346,6 @@ fn a_client_vanishing_mid_data_leaves_no_spool_file_and_no_fd() {
             })
         },
     );
-}
-
-/// The next hop is down (nothing listens on its port) while three messages arrive: the
-/// relay retries with backoff; once the next hop is up, each message is delivered exactly
-/// once and the queue empties.
-#[overlap::test]
-async fn the_next_hop_down_then_up_gets_each_message_once() {
-    let dir = TempDir::new("mail-next-down");
-    // A port nothing listens on, for now.
-    let next_addr = listener().await.local_addr().unwrap();
-    let front = Relay::start(
-        listener().await,
-        config(),
-        &dir.join("front"),
-        Some(hop(next_addr)),
-    )
-    .await
-    .unwrap();
-    let mut client = connect(front.addr).await;
-    let mut sent = Vec::new();
-    for k in 0..3 {
-        let b = body(10 * KIB, 20 + k);
-        assert_eq!(
-            client
-                .send_mail(&format!("s{k}@x"), &["r@y"], &b)
-                .await
-                .unwrap()
-                .code,
-            250
-        );
-        sent.push(b);
-    }
-    client.quit().await.unwrap();
-    let deliveries = front.deliveries.clone();
-    until(|| deliveries.retries.get() >= 3, "three failed attempts").await;
-    assert_eq!(deliveries.delivered.get(), 0);
-    assert_eq!(entries(front.queue()), 3);
-    let next_listener = TcpListener::bind(next_addr).await.unwrap();
-    let next = Relay::start(next_listener, config(), &dir.join("next"), None)
-        .await
-        .unwrap();
-    until(|| entries(front.queue()) == 0, "the front queue to empty").await;
-    let mail = mail_in(next.queue());
-    assert_eq!(mail.len(), 3, "each message once");
-    for (k, (from, _, got)) in mail.iter().enumerate() {
-        assert_eq!(from, &format!("s{k}@x"));
-        assert!(got == &sent[k], "message {k} differs");
-    }
-    assert_eq!(
-        (deliveries.delivered.get(), deliveries.connections.get()),
-        (3, 1)
-    );
-    front.shut_down().await.unwrap();
-    next.shut_down().await.unwrap();
-}
-
-/// The next hop times out the relay's idle delivery connection (a 421, then its close):
-/// the next message, sent on it, meets that stale 421 and is retried on a new connection,
-/// delivered once.
-#[overlap::test]
-async fn a_delivery_connection_closed_by_the_next_hop_is_replaced() {
-    let dir = TempDir::new("mail-next-idle");
-    let next_listener = listener().await;
-    let next_addr = next_listener.local_addr().unwrap();
-    let quick = Config {
-        command_timeout: Duration::from_millis(30),
-        ..config()
-    };
-    let next = Relay::start(next_listener, quick, &dir.join("next"), None)
-        .await
-        .unwrap();
-    let front_dir = dir.join("front");
-    let front = Relay::start(listener().await, config(), &front_dir, Some(hop(next_addr)))
-        .await
-        .unwrap();
-    let mut client = connect(front.addr).await;
-    let bodies = [body(2 * KIB, 40), body(3 * KIB, 41)];
-    let reply = client.send_mail("a@x", &["b@y"], &bodies[0]).await.unwrap();
-    assert_eq!(reply.code, 250);
-    let next_stats = next.stats();
-    until(
-        || next_stats.timeouts.get() == 1,
-        "the next hop's idle timeout",
-    )
-    .await;
-    until(
-        || next_stats.live.get() == 0,
-        "the next hop's session to end",
-    )
-    .await;
-    let reply = client.send_mail("c@x", &["d@y"], &bodies[1]).await.unwrap();
-    assert_eq!(reply.code, 250);
-    client.quit().await.unwrap();
-    until(|| entries(front.queue()) == 0, "the second message to go").await;
-    let mail = mail_in(next.queue());
-    assert_eq!(mail.len(), 2, "each message once");
-    assert!(mail[0].2 == bodies[0] && mail[1].2 == bodies[1]);
-    let d = &front.deliveries;
-    assert_eq!(
-        (d.delivered.get(), d.connections.get(), d.retries.get()),
-        (2, 2, 1)
-    );
-    front.shut_down().await.unwrap();
-    next.shut_down().await.unwrap();
 }
 
 /// A shutdown with a session idle, a session mid-message and mail still queued: the idle
