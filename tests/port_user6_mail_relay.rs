@@ -1,13 +1,14 @@
 //! A user's SMTP-like mail relay, sketched as one would for tokio and then written for
 //! overlap (`port_user6_mail_relay/session.rs`, `spool.rs`, `relay.rs`, `client.rs`; the
-//! STARTTLS tests in `starttls.rs`, the next hop's in `next_hop.rs`, shared helpers in `harness.rs`): a TCP
-//! server on loopback speaks a small SMTP subset (EHLO/HELO, STARTTLS, MAIL FROM, RCPT TO,
-//! DATA with dot-stuffing, RSET, NOOP, QUIT) through a `BufReader` whose lines are bounded
-//! (a longer line gets `500`, never unbounded memory), answering pipelined commands as a
-//! group; `STARTTLS` takes the `BufReader` apart and hands the stream to futures-rustls's
-//! `TlsAcceptor`, throwing away any plaintext the client sent after the command (RFC 3207);
-//! each body streams, unstuffed, into a spool file in `tmp/` (`overlap::fs::File`), with a
-//! size limit, and is synced and renamed into `queue/` at the final dot; a per-command
+//! STARTTLS tests in `starttls.rs`, the next hop's in `next_hop.rs`, shared helpers in
+//! `harness.rs`): a TCP server on loopback speaks a small SMTP subset (EHLO/HELO, STARTTLS,
+//! MAIL FROM, RCPT TO, DATA with dot-stuffing, BDAT chunks, RSET, NOOP, QUIT) through a
+//! `BufReader` whose lines are bounded (a longer line gets `500`, never unbounded memory),
+//! answering pipelined commands as a group; `STARTTLS` takes the `BufReader` apart and
+//! hands the stream to futures-rustls's `TlsAcceptor`, throwing away any plaintext the
+//! client sent after the command (RFC 3207); each body streams, unstuffed, into a spool
+//! file in `tmp/` (`overlap::fs::File`; a BDAT chunk with `io::copy_buf` through `take`),
+//! with a size limit, and is synced and renamed into `queue/` once whole; a per-command
 //! timeout and a whole-session deadline (`time::timeout`) bound every session. A delivery
 //! task reads `queue/` (`fs::read_dir`), relays each file to a next hop (another instance of
 //! the same relay) over one reused connection, retrying with a doubling backoff, and removes
@@ -21,25 +22,32 @@
 //! `io.get_mut()`; on `STARTTLS`, `let stream = io.into_inner();
 //! acceptor.accept(stream).await?` (tokio-rustls) and a fresh session state over the TLS
 //! stream; `DATA` into `tokio::fs::File::create`, `write_all`, `sync_all`, `fs::rename`;
-//! delivery with `fs::read_dir(queue).next_entry()`, `TcpStream::connect`, `sleep(backoff)`.
+//! BDAT with `io::copy(&mut (&mut io).take(n), &mut file)`; delivery with
+//! `fs::read_dir(queue).next_entry()`, `TcpStream::connect`, `sleep(backoff)`.
 //!
 //! The tests check: thirty clients at once, each sending a message of 1 KiB to 1 MiB full of
 //! lines that need stuffing, every body arriving byte-exact in the next hop's queue over one
-//! reused connection; pipelined commands answered in order; STARTTLS and a message over TLS;
-//! commands pipelined after STARTTLS thrown away, not run inside the TLS session; an
-//! over-long line (a command, and a body line) refused with the session going on; an
-//! over-size message refused with its spool file removed; a silent client timed out; a
-//! client vanishing mid-DATA leaving no spool file and no fd; the next hop down and then up
-//! (retries deliver each message exactly once); and a shutdown leaving no task, no fd and
-//! no temp file.
+//! reused connection; pipelined commands answered in order, 20,000 of them too; STARTTLS
+//! and a message over TLS; commands pipelined after STARTTLS thrown away, not run inside
+//! the TLS session; BDAT chunks spooled exactly, and refused whole; an over-long line (a
+//! command, and a body line) refused with the session going on; an over-size message
+//! refused with its spool file removed; a silent client timed out, a trickling one cut by
+//! the session deadline; a client vanishing mid-DATA leaving no spool file and no fd; the
+//! next hop down and then up, restarted, and closing the idle delivery connection (each
+//! message delivered exactly once); and a shutdown leaving no task, no fd and no temp file,
+//! its kept message delivered by the next start.
 //!
 //! What the port changed, against tokio: tokio's `lines.into_inner()` (to take a
 //! `Lines<BufReader<_>>` apart for STARTTLS) has no counterpart, futures' `Lines` having no
 //! way back to its reader, so the session reads with `read_until` on the `BufReader`
 //! itself; tokio's `BufReader::into_inner` and futures' both drop the buffered bytes without
-//! a word, so the session looks at `buffer()` first to count what it throws away;
-//! `select!` is futures' (fused branches), `sync_all` takes `&mut self`, and `Rc`/`Cell`
-//! replace `Arc`/atomics since tasks need not be `Send`.
+//! a word, so the session looks at `buffer()` first to count what it throws away (a
+//! `BufStream` had no such look until `read_buffer`, added for this port); `select!` is
+//! futures' (fused branches), `sync_all` takes `&mut self`, the delivery task reads the
+//! spool `File` as the `AsyncBufRead` it is (tokio's needs a `BufReader`), and `Rc`/`Cell`
+//! replace `Arc`/atomics since tasks need not be `Send`. Two things a tokio user meets the
+//! same way: Nagle's algorithm held the final dot back 40 ms a message until the delivery
+//! connection set `set_nodelay`, and a paused clock jumps past a loopback write Nagle holds.
 
 mod support;
 
@@ -241,6 +249,48 @@ async fn an_over_long_line_is_refused_and_the_session_goes_on() {
     assert_eq!(mail.len(), 1);
     assert!(mail[0].2 == ok);
     assert_eq!(entries(&dir.join("tmp")), 0);
+    ended_cleanly(&relay).await;
+    relay.shut_down().await.unwrap();
+}
+
+/// BDAT (RFC 3030 CHUNKING): a binary body in pipelined chunks is spooled exactly as sent,
+/// a lone dot and a leading one untouched; a message past the size limit is refused at its
+/// last chunk, its spool file removed, and every refused byte read (the session stays in
+/// step: a NOOP after it is answered), as is a chunk sent with no recipient.
+#[overlap::test]
+async fn bdat_chunks_are_spooled_exactly_and_refused_whole() {
+    let dir = TempDir::new("mail-bdat");
+    let config = Config {
+        max_message: 256 * KIB,
+        ..config()
+    };
+    let relay = Relay::start(listener().await, config, dir.path(), None)
+        .await
+        .unwrap();
+    let mut client = connect(relay.addr).await;
+    let mut sent = support::pattern_seeded(200 * KIB, 50);
+    sent.splice(1000..1000, b"\r\n.\r\n..x\r\n".iter().copied());
+    let reply = client
+        .send_chunked("a@x", &["b@y"], &sent, 64 * KIB)
+        .await
+        .unwrap();
+    assert_eq!(reply.code, 250, "{reply:?}");
+    let too_big = support::pattern_seeded(300 * KIB, 51);
+    let reply = client
+        .send_chunked("a@x", &["b@y"], &too_big, 64 * KIB)
+        .await
+        .unwrap();
+    assert_eq!(reply.code, 552, "{reply:?}");
+    assert_eq!(entries(&dir.join("tmp")), 0);
+    client
+        .send_raw(b"BDAT 5 LAST\r\nhelloNOOP\r\n")
+        .await
+        .unwrap();
+    assert_eq!(codes(&mut client, 2).await, [503, 250]);
+    client.quit().await.unwrap();
+    let mail = mail_in(relay.queue());
+    assert_eq!(mail.len(), 1);
+    assert!(mail[0].2 == sent, "the body differs");
     ended_cleanly(&relay).await;
     relay.shut_down().await.unwrap();
 }

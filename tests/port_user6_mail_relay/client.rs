@@ -124,6 +124,41 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
         self.reply().await
     }
 
+    /// A whole transaction with BDAT (RFC 3030): the body as it is, in chunks of `chunk`
+    /// bytes, everything pipelined in one write; the reply to the last chunk.
+    pub async fn send_chunked(
+        &mut self,
+        from: &str,
+        to: &[&str],
+        body: &[u8],
+        chunk: usize,
+    ) -> io::Result<Reply> {
+        let mut out = format!("MAIL FROM:<{from}>\r\n").into_bytes();
+        for rcpt in to {
+            out.extend_from_slice(format!("RCPT TO:<{rcpt}>\r\n").as_bytes());
+        }
+        let chunks: Vec<&[u8]> = body.chunks(chunk).collect();
+        for (i, part) in chunks.iter().enumerate() {
+            let last = if i + 1 == chunks.len() { " LAST" } else { "" };
+            out.extend_from_slice(format!("BDAT {}{last}\r\n", part.len()).as_bytes());
+            out.extend_from_slice(part);
+        }
+        self.send_raw(&out).await?;
+        for _ in 0..1 + to.len() {
+            let reply = self.reply().await?;
+            if reply.code != 250 {
+                return Err(reply.error("envelope"));
+            }
+        }
+        for _ in 1..chunks.len() {
+            let reply = self.reply().await?;
+            if reply.code != 250 {
+                return Ok(reply);
+            }
+        }
+        self.reply().await
+    }
+
     pub async fn quit(mut self) -> io::Result<()> {
         self.expect("QUIT", 221).await?;
         self.io.get_mut().close().await

@@ -14,7 +14,7 @@ use overlap::net::TcpStream;
 use overlap::sync::watch;
 use overlap::time::timeout;
 
-use crate::spool::Spool;
+use crate::spool::{Draft, Spool};
 
 /// What a relay allows.
 #[derive(Clone)]
@@ -129,6 +129,16 @@ struct Conn<'a, S> {
     greeted: bool,
     from: Option<String>,
     rcpts: Vec<String>,
+    /// A message arriving in BDAT chunks (RFC 3030), between its first chunk and its last.
+    chunked: Option<Chunked>,
+}
+
+/// A BDAT message in progress: its draft (gone once refused), its size so far, and the
+/// refusal its last chunk will get, if any.
+struct Chunked {
+    draft: Option<Draft>,
+    size: usize,
+    refusal: Option<(u16, &'static str)>,
 }
 
 /// One line read with the limit.
@@ -148,6 +158,7 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Conn<'a, S> {
             greeted: false,
             from: None,
             rcpts: Vec::new(),
+            chunked: None,
         }
     }
 
@@ -252,7 +263,9 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Conn<'a, S> {
                 "RCPT" => self.rcpt(&arg),
                 "DATA" if !arg.is_empty() => self.reply(501, "5.5.4 no arguments"),
                 "DATA" if self.rcpts.is_empty() => self.reply(503, "5.5.1 RCPT first"),
+                "DATA" if self.chunked.is_some() => self.reply(503, "5.5.1 BDAT in progress"),
                 "DATA" => self.data(&mut buf).await?,
+                "BDAT" => self.bdat(&arg).await?,
                 "RSET" => {
                     self.reset();
                     self.reply(250, "2.0.0 ok");
@@ -270,6 +283,8 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Conn<'a, S> {
     fn reset(&mut self) {
         self.from = None;
         self.rcpts.clear();
+        // A draft dropped removes its file.
+        self.chunked = None;
     }
 
     fn ehlo(&mut self) {
@@ -284,6 +299,7 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Conn<'a, S> {
             lines.push("STARTTLS".into());
         }
         lines.push("8BITMIME".into());
+        lines.push("CHUNKING".into());
         let last = lines.len() - 1;
         for (i, line) in lines.iter().enumerate() {
             let sep = if i == last { ' ' } else { '-' };
@@ -388,6 +404,99 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Conn<'a, S> {
         }
         Ok(())
     }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Conn<'_, S> {
+    /// `BDAT <size> [LAST]`: exactly `size` bytes follow the command, unstuffed, copied
+    /// into the draft with `io::copy_buf` through `take(size)` over the buffered reader
+    /// (what it read ahead goes first, then the socket); refused chunks are still read, as
+    /// RFC 3030 asks, into `io::sink()`. The last chunk commits the message.
+    async fn bdat(&mut self, arg: &str) -> io::Result<()> {
+        let mut words = arg.split_whitespace();
+        let size: Option<u64> = words.next().and_then(|w| w.parse().ok());
+        let last = match words.next() {
+            None => false,
+            Some(w) if w.eq_ignore_ascii_case("LAST") => true,
+            Some(_) => None::<bool>.ok_or_else(|| bad_bdat(arg))?,
+        };
+        // Without a size the chunk cannot be skipped: the session cannot go on.
+        let size = size.ok_or_else(|| bad_bdat(arg))?;
+        if self.chunked.is_none() && self.rcpts.is_empty() {
+            self.skip(size).await?;
+            self.reply(503, "5.5.1 RCPT first");
+            return Ok(());
+        }
+        if self.chunked.is_none() {
+            let from = self.from.take().unwrap_or_default();
+            let rcpts = std::mem::take(&mut self.rcpts);
+            let draft = self.shared.spool.begin(&from, &rcpts).await.ok();
+            let refusal = draft.is_none().then_some((451, "4.3.0 spool unavailable"));
+            self.chunked = Some(Chunked {
+                draft,
+                size: 0,
+                refusal,
+            });
+        }
+        let mut chunked = self.chunked.take().unwrap();
+        chunked.size += size as usize;
+        if chunked.size > self.shared.config.max_message && chunked.refusal.is_none() {
+            chunked.refusal = Some((552, "5.3.4 message too big"));
+        }
+        if chunked.refusal.is_some() {
+            chunked.draft = None;
+            self.skip(size).await?;
+        } else {
+            let draft = chunked.draft.as_mut().unwrap();
+            let copy = overlap::io::copy_buf((&mut self.io).take(size), draft.file());
+            let wait = self.shared.config.command_timeout;
+            let copied = timeout(wait, copy)
+                .await
+                .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "BDAT chunk"))??;
+            if copied < size {
+                return Err(io::ErrorKind::UnexpectedEof.into());
+            }
+        }
+        if !last {
+            self.chunked = Some(chunked);
+            self.reply(250, &format!("2.0.0 {size} octets received"));
+            return Ok(());
+        }
+        let stats = &self.shared.stats;
+        match (chunked.refusal, chunked.draft) {
+            (Some((code, text)), _) => {
+                if code == 552 {
+                    stats.too_big.set(stats.too_big.get() + 1);
+                }
+                self.reply(code, text);
+            }
+            (None, draft) => match draft.unwrap().commit(&self.shared.spool).await {
+                Ok(_) => {
+                    stats.spooled.set(stats.spooled.get() + 1);
+                    self.reply(250, "2.0.0 queued");
+                }
+                Err(_) => self.reply(451, "4.3.0 spool commit failed"),
+            },
+        }
+        Ok(())
+    }
+
+    /// Reads and drops `size` bytes of a refused chunk.
+    async fn skip(&mut self, size: u64) -> io::Result<()> {
+        let mut sink = overlap::io::sink();
+        let skip = overlap::io::copy_buf((&mut self.io).take(size), &mut sink);
+        let wait = self.shared.config.command_timeout;
+        let skipped = timeout(wait, skip)
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "BDAT chunk"))??;
+        if skipped < size {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        Ok(())
+    }
+}
+
+fn bad_bdat(arg: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, format!("bad BDAT {arg:?}"))
 }
 
 /// `FROM:<a@b>` (with `prefix` "FROM:") gives `a@b`; parameters after the `>` are ignored.

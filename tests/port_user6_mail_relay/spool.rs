@@ -78,6 +78,11 @@ pub struct Draft {
 }
 
 impl Draft {
+    /// The spool file, for `io::copy` into it.
+    pub fn file(&mut self) -> &mut File {
+        self.file.as_mut().expect("a live draft")
+    }
+
     pub async fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
         self.file
             .as_mut()
