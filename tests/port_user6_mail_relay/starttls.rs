@@ -1,5 +1,5 @@
-//! The STARTTLS tests: a message over TLS after the upgrade, and plaintext pipelined after
-//! the command thrown away.
+//! The STARTTLS tests: a message over TLS after the upgrade, plaintext pipelined after the
+//! command thrown away, and upgrades that fail or stall leaving nothing behind.
 
 use futures_rustls::rustls::pki_types::ServerName;
 
@@ -7,7 +7,9 @@ use crate::client::Client;
 use crate::harness::*;
 use crate::relay::Relay;
 use crate::session::Config;
-use crate::support::{within, TempDir};
+use std::time::Duration;
+
+use crate::support::{open_fds, run_in_child, settle, within, TempDir};
 
 /// STARTTLS, a new EHLO over TLS (which no longer offers STARTTLS), and a message that the
 /// next hop gets byte-exact.
@@ -93,4 +95,63 @@ async fn commands_pipelined_after_starttls_are_thrown_away() {
     assert_eq!(entries(relay.queue()), 0);
     ended_cleanly(&relay).await;
     relay.shut_down().await.unwrap();
+}
+
+/// Upgrades gone wrong: garbage instead of a ClientHello, a client silent after the 220 (the
+/// handshake timed out), and a TLS client vanishing mid-DATA: each session ends with its
+/// error, no spool file, no fd and no task left.
+#[test]
+fn failed_and_stalled_upgrades_leave_no_fd_and_no_spool_file() {
+    let name = "starttls::failed_and_stalled_upgrades_leave_no_fd_and_no_spool_file";
+    run_in_child(name, || {
+        overlap::block_on(async {
+            let fds = open_fds();
+            let tasks = overlap::metrics().tasks_alive;
+            let (acceptor, connector) = tls();
+            let dir = TempDir::new("mail-tls-fail");
+            let config = Config {
+                tls: Some(acceptor),
+                command_timeout: Duration::from_millis(100),
+                ..config()
+            };
+            let relay = Relay::start(listener().await, config, dir.path(), None)
+                .await
+                .unwrap();
+            let mut garbage = connect(relay.addr).await;
+            assert_eq!(garbage.command("STARTTLS").await.unwrap().code, 220);
+            garbage.send_raw(&[0xff; 64]).await.unwrap();
+            let mut silent = connect(relay.addr).await;
+            assert_eq!(silent.command("STARTTLS").await.unwrap().code, 220);
+            let mut vanishing = connect(relay.addr).await;
+            assert_eq!(vanishing.command("STARTTLS").await.unwrap().code, 220);
+            let tcp = vanishing.into_inner().unwrap();
+            let name = ServerName::try_from("localhost").unwrap();
+            let tls = within(HANG, connector.connect(name, tcp), "the handshake")
+                .await
+                .unwrap();
+            let mut vanishing = Client::new(tls);
+            vanishing.ehlo("client.test").await.unwrap();
+            vanishing.expect("MAIL FROM:<a@x>", 250).await.unwrap();
+            vanishing.expect("RCPT TO:<b@y>", 250).await.unwrap();
+            vanishing.expect("DATA", 354).await.unwrap();
+            let half = crate::client::stuffed(&body(50 * KIB, 60));
+            vanishing.send_raw(&half[..half.len() / 2]).await.unwrap();
+            let tmp = dir.join("tmp");
+            until(|| entries(&tmp) == 1, "the spool file").await;
+            drop(vanishing);
+            let stats = relay.stats();
+            until(|| stats.live.get() == 0, "the sessions to end").await;
+            let mut errors = stats.errors.borrow().clone();
+            errors.sort();
+            assert_eq!(errors.len(), 3, "{errors:?}");
+            assert!(errors.contains(&"TLS handshake".to_string()), "{errors:?}");
+            assert_eq!((entries(&tmp), entries(relay.queue())), (0, 0));
+            relay.shut_down().await.unwrap();
+            drop((garbage, silent, dir));
+            settle().await;
+            assert_eq!(overlap::metrics().tasks_alive, tasks, "tasks left");
+            // A dropped File's last write job closes its fd when it ends, on the pool.
+            until(|| open_fds() == fds, "the fds to close").await;
+        })
+    });
 }
