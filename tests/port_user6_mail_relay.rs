@@ -256,7 +256,8 @@ async fn an_over_long_line_is_refused_and_the_session_goes_on() {
 /// BDAT (RFC 3030 CHUNKING): a binary body in pipelined chunks is spooled exactly as sent,
 /// a lone dot and a leading one untouched; a message past the size limit is refused at its
 /// last chunk, its spool file removed, and every refused byte read (the session stays in
-/// step: a NOOP after it is answered), as is a chunk sent with no recipient.
+/// step: a NOOP after it is answered), as is a chunk sent with no recipient; an empty last
+/// chunk ends a message.
 #[overlap::test]
 async fn bdat_chunks_are_spooled_exactly_and_refused_whole() {
     let dir = TempDir::new("mail-bdat");
@@ -287,10 +288,15 @@ async fn bdat_chunks_are_spooled_exactly_and_refused_whole() {
         .await
         .unwrap();
     assert_eq!(codes(&mut client, 2).await, [503, 250]);
+    // An empty last chunk ends a message (RFC 3030).
+    let empty_last = b"MAIL FROM:<c@x>\r\nRCPT TO:<d@y>\r\nBDAT 3\r\nabcBDAT 0 LAST\r\n";
+    client.send_raw(empty_last).await.unwrap();
+    assert_eq!(codes(&mut client, 4).await, [250, 250, 250, 250]);
     client.quit().await.unwrap();
     let mail = mail_in(relay.queue());
-    assert_eq!(mail.len(), 1);
+    assert_eq!(mail.len(), 2);
     assert!(mail[0].2 == sent, "the body differs");
+    assert_eq!(mail[1].2, b"abc");
     ended_cleanly(&relay).await;
     relay.shut_down().await.unwrap();
 }
