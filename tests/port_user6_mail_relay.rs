@@ -257,7 +257,7 @@ async fn an_over_long_line_is_refused_and_the_session_goes_on() {
 /// a lone dot and a leading one untouched; a message past the size limit is refused at its
 /// last chunk, its spool file removed, and every refused byte read (the session stays in
 /// step: a NOOP after it is answered), as is a chunk sent with no recipient; an empty last
-/// chunk ends a message.
+/// chunk ends a message, and a size that would overflow the count is refused.
 #[overlap::test]
 async fn bdat_chunks_are_spooled_exactly_and_refused_whole() {
     let dir = TempDir::new("mail-bdat");
@@ -293,11 +293,27 @@ async fn bdat_chunks_are_spooled_exactly_and_refused_whole() {
     client.send_raw(empty_last).await.unwrap();
     assert_eq!(codes(&mut client, 4).await, [250, 250, 250, 250]);
     client.quit().await.unwrap();
+    // A chunk size that would overflow the count: refused (its bytes read until the client
+    // goes), not a panic.
+    let mut huge = Client::new(TcpStream::connect(relay.addr).await.unwrap());
+    huge.hello("huge").await.unwrap();
+    let max = u64::MAX;
+    let sizes = format!("MAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nBDAT 3\r\nabcBDAT {max}\r\n");
+    huge.send_raw(sizes.as_bytes()).await.unwrap();
+    assert_eq!(codes(&mut huge, 3).await, [250, 250, 250]);
+    drop(huge);
+    let stats = relay.stats();
+    until(|| stats.live.get() == 0, "the sessions to end").await;
+    assert_eq!(
+        stats.errors.borrow().len(),
+        1,
+        "{:?}",
+        stats.errors.borrow()
+    );
     let mail = mail_in(relay.queue());
     assert_eq!(mail.len(), 2);
     assert!(mail[0].2 == sent, "the body differs");
     assert_eq!(mail[1].2, b"abc");
-    ended_cleanly(&relay).await;
     relay.shut_down().await.unwrap();
 }
 

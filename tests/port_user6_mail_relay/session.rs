@@ -437,8 +437,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<'_, S> {
                 refusal,
             });
         }
+        // The chunk may be long in coming: the replies held so far go first, so a client
+        // waiting for them is not left waiting while the relay waits for it.
+        if !self.out.is_empty() {
+            self.flush().await?;
+        }
         let mut chunked = self.chunked.take().unwrap();
-        chunked.size += size as usize;
+        chunked.size = chunked.size.saturating_add(size as usize);
         if chunked.size > self.shared.config.max_message && chunked.refusal.is_none() {
             chunked.refusal = Some((552, "5.3.4 message too big"));
         }
