@@ -166,3 +166,21 @@ async fn unblock_dropped_seek_counts_once_and_reads_follow_it() {
     file.read_to_end(&mut rest).await.unwrap();
     assert!(rest == data[104..], "bytes lost after the dropped read");
 }
+
+/// A `File::create_new` dropped once its job started still creates the file (the job runs
+/// on; the `File` it made is closed with the discarded result): a spool that names a draft
+/// only once the create returned must sweep such files, or remove the path itself.
+#[overlap::test]
+async fn a_dropped_create_new_still_creates_its_file() {
+    let dir = TempDir::new("cancel-fs-create");
+    let path = dir.join("draft");
+    abandon_slot(File::create_new(path.clone()));
+    let made = async {
+        while !path.exists() {
+            overlap::time::sleep(Duration::from_millis(1)).await;
+        }
+    };
+    within(HANG, made, "the file never appeared").await;
+    let again = File::create_new(&path).await.unwrap_err();
+    assert_eq!(again.kind(), std::io::ErrorKind::AlreadyExists, "{again}");
+}
