@@ -1,12 +1,13 @@
 //! A user's SMTP-like mail relay, sketched as one would for tokio and then written for
 //! overlap (`port_user6_mail_relay/session.rs`, `spool.rs`, `relay.rs`, `client.rs`; the
-//! STARTTLS tests in `starttls.rs`, the next hop's in `next_hop.rs`, shared helpers in
-//! `harness.rs`): a TCP server on loopback speaks a small SMTP subset (EHLO/HELO, STARTTLS,
-//! MAIL FROM, RCPT TO, DATA with dot-stuffing, BDAT chunks, RSET, NOOP, QUIT) through a
-//! `BufReader` whose lines are bounded (a longer line gets `500`, never unbounded memory),
-//! answering pipelined commands as a group; `STARTTLS` takes the `BufReader` apart and
-//! hands the stream to futures-rustls's `TlsAcceptor`, throwing away any plaintext the
-//! client sent after the command (RFC 3207); each body streams, unstuffed, into a spool
+//! STARTTLS tests in `starttls.rs`, the next hop's in `next_hop.rs`, the shutdown's in
+//! `shutdown.rs`, shared helpers in `harness.rs`): a TCP server on loopback speaks a small
+//! SMTP subset (EHLO/HELO, STARTTLS, MAIL FROM, RCPT TO, DATA with dot-stuffing, BDAT
+//! chunks, RSET, NOOP, QUIT) through a `BufReader` whose lines are bounded (a longer line
+//! gets `500`, never unbounded memory), answering pipelined commands as a group;
+//! `STARTTLS` takes the `BufReader` apart and hands the stream to futures-rustls's
+//! `TlsAcceptor`, throwing away any plaintext the client sent after the command (RFC
+//! 3207); each body streams, unstuffed, into a spool
 //! file in `tmp/` (`overlap::fs::File`; a BDAT chunk with `io::copy_buf` through `take`),
 //! with a size limit, and is synced and renamed into `queue/` once whole; a per-command
 //! timeout and a whole-session deadline (`time::timeout`) bound every session. A delivery
@@ -35,7 +36,7 @@
 //! the session deadline; a client vanishing mid-DATA leaving no spool file and no fd; the
 //! next hop down and then up, restarted, and closing the idle delivery connection (each
 //! message delivered exactly once); and a shutdown leaving no task, no fd and no temp file,
-//! its kept message delivered by the next start.
+//! its kept message delivered by the next start, as a runtime dropped mid-DATA leaves none.
 //!
 //! What the port changed, against tokio: tokio's `lines.into_inner()` (to take a
 //! `Lines<BufReader<_>>` apart for STARTTLS) has no counterpart, futures' `Lines` having no
@@ -61,6 +62,8 @@ mod next_hop;
 mod relay;
 #[path = "port_user6_mail_relay/session.rs"]
 mod session;
+#[path = "port_user6_mail_relay/shutdown.rs"]
+mod shutdown;
 #[path = "port_user6_mail_relay/spool.rs"]
 mod spool;
 #[path = "port_user6_mail_relay/starttls.rs"]
@@ -73,7 +76,7 @@ use harness::*;
 use overlap::net::TcpStream;
 use relay::Relay;
 use session::Config;
-use support::{open_fds, run_in_child, settle, within, TempDir};
+use support::{open_fds, run_in_child, within, TempDir};
 
 /// Thirty clients at once, messages of 1 KiB to 1 MiB: every body arrives byte-exact at the
 /// next hop, each with its envelope, over one connection from the relay.
@@ -420,80 +423,6 @@ fn a_client_vanishing_mid_data_leaves_no_spool_file_and_no_fd() {
     );
 }
 
-/// A shutdown with a session idle, a session mid-message and mail still queued: the idle
-/// session gets 421, the one mid-message finishes (250) and is then told 421, the queue is
-/// delivered, and afterwards no task, no fd and no temp file is left; the message that
-/// came in after the delivery task stopped is delivered by the next start.
-#[test]
-fn a_shutdown_leaves_no_task_no_fd_and_no_temp_file() {
-    run_in_child("a_shutdown_leaves_no_task_no_fd_and_no_temp_file", || {
-        overlap::block_on(async {
-            let fds = open_fds();
-            let tasks = overlap::metrics().tasks_alive;
-            let p = pair("mail-shutdown", config()).await;
-            let mut idle = connect(p.front.addr).await;
-            let mut busy = connect(p.front.addr).await;
-            let sent = body(64 * KIB, 30);
-            let reply = busy.send_mail("a@x", &["b@y"], &sent).await.unwrap();
-            assert_eq!(reply.code, 250);
-            busy.expect("MAIL FROM:<c@x>", 250).await.unwrap();
-            busy.expect("RCPT TO:<d@y>", 250).await.unwrap();
-            busy.expect("DATA", 354).await.unwrap();
-            let second = body(8 * KIB, 31);
-            let stuffed_second = stuffed(&second);
-            let (head, tail) = stuffed_second.split_at(1000);
-            busy.send_raw(head).await.unwrap();
-            let next_stats = p.next.stats();
-            until(
-                || next_stats.spooled.get() == 1,
-                "the first message at the next hop",
-            )
-            .await;
-            let Pair { dir, front, next } = p;
-            let stopping = overlap::spawn(front.shut_down());
-            assert_eq!(codes(&mut idle, 1).await, [421]);
-            busy.send_raw(tail).await.unwrap();
-            assert_eq!(codes(&mut busy, 2).await, [250, 421]);
-            within(HANG, stopping, "the front's shutdown")
-                .await
-                .unwrap()
-                .unwrap();
-            next.shut_down().await.unwrap();
-            let mail = mail_in(&dir.join("next/queue"));
-            // The second message was spooled after the delivery task stopped: it waits in
-            // the front's queue for the next start.
-            assert_eq!(mail.len(), 1);
-            assert!(mail[0].2 == sent);
-            assert_eq!(mail_in(&dir.join("front/queue")).len(), 1);
-            for tmp in ["front/tmp", "next/tmp"] {
-                assert_eq!(entries(&dir.join(tmp)), 0, "{tmp}");
-            }
-            drop((idle, busy));
-            // Started again on the same spools, the front delivers what it kept.
-            let next_listener = listener().await;
-            let next_addr = next_listener.local_addr().unwrap();
-            let next = Relay::start(next_listener, config(), &dir.join("next"), None)
-                .await
-                .unwrap();
-            let front_dir = dir.join("front");
-            let front = Relay::start(listener().await, config(), &front_dir, Some(hop(next_addr)))
-                .await
-                .unwrap();
-            until(|| entries(front.queue()) == 0, "the kept message to go").await;
-            let mail = mail_in(next.queue());
-            assert_eq!(mail.len(), 2);
-            assert!(mail[0].2 == sent && mail[1].2 == second);
-            front.shut_down().await.unwrap();
-            next.shut_down().await.unwrap();
-            drop(dir);
-            settle().await;
-            assert_eq!(overlap::metrics().tasks_alive, tasks, "tasks left");
-            // A dropped File's last write job closes its fd when it ends, on the pool.
-            until(|| open_fds() == fds, "the fds to close").await;
-        })
-    });
-}
-
 /// A client trickling a body, one line just inside each command timeout, is cut by the
 /// session deadline: its partial spool file is removed and its connection closed.
 #[overlap::test(start_paused = true)]
@@ -530,41 +459,4 @@ async fn a_trickling_client_is_cut_by_the_session_deadline() {
     assert_eq!(stats.errors.borrow().as_slice(), ["session deadline"]);
     assert_eq!(entries(&dir.join("tmp")), 0);
     relay.shut_down().await.unwrap();
-}
-
-/// A shutdown whose grace runs out with a client stalled mid-DATA: the session is aborted,
-/// its partial spool file removed, and no fd or task is left.
-#[test]
-fn a_session_aborted_at_shutdown_leaves_no_spool_file() {
-    run_in_child("a_session_aborted_at_shutdown_leaves_no_spool_file", || {
-        overlap::block_on(async {
-            let fds = open_fds();
-            let tasks = overlap::metrics().tasks_alive;
-            let dir = TempDir::new("mail-abort");
-            let config = Config {
-                command_timeout: Duration::from_millis(200),
-                ..config()
-            };
-            let relay = Relay::start(listener().await, config, dir.path(), None)
-                .await
-                .unwrap();
-            let mut client = connect(relay.addr).await;
-            client.expect("MAIL FROM:<a@x>", 250).await.unwrap();
-            client.expect("RCPT TO:<b@y>", 250).await.unwrap();
-            client.expect("DATA", 354).await.unwrap();
-            client.send_raw(&body(200 * KIB, 8)).await.unwrap();
-            let tmp = dir.join("tmp");
-            until(|| entries(&tmp) == 1, "the spool file").await;
-            within(HANG, relay.shut_down(), "the shutdown")
-                .await
-                .unwrap();
-            assert_eq!(entries(&tmp), 0);
-            drop(client);
-            drop(dir);
-            settle().await;
-            assert_eq!(overlap::metrics().tasks_alive, tasks, "tasks left");
-            // A dropped File's last write job closes its fd when it ends, on the pool.
-            until(|| open_fds() == fds, "the fds to close").await;
-        })
-    });
 }
