@@ -138,8 +138,11 @@ async fn accept_loop(listener: TcpListener, shared: Rc<Shared>) {
     }
     drop(listener);
     let drain = async { while sessions.join_next().await.is_some() {} };
-    // Sessions mid-message get the grace; the rest are aborted with the set.
-    let _ = timeout(grace, drain).await;
+    // Sessions mid-message get the grace; then the rest are aborted, and waited for (as
+    // tokio's `JoinSet::shutdown`), so their drafts are gone when the loop ends.
+    if timeout(grace, drain).await.is_err() {
+        sessions.shutdown().await;
+    }
 }
 
 /// Relays the queue to the next hop until told to stop: oldest first, over one reused
