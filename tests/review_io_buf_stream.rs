@@ -1,14 +1,17 @@
 //! `io::BufStream` built with capacities of 0: buffered reads still see the bytes that are
-//! there, rather than end of file, and writes go straight through.
+//! there, rather than end of file, and writes go straight through; and what its write side
+//! keeps when a write or a flush is cut short.
 
 mod support;
 
+use std::pin::pin;
+use std::task::Poll;
 use std::time::Duration;
 
 use overlap::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufStream};
 use overlap::net::UnixStream;
 use overlap::stream::StreamExt;
-use support::within;
+use support::{poll_once, within};
 
 const HANG: Duration = Duration::from_secs(10);
 
@@ -70,4 +73,70 @@ async fn a_buf_stream_shows_what_into_inner_would_drop() {
         ("MAIL FROM:<x>\r\n", &b""[..])
     );
     drop(conn.into_inner());
+}
+
+/// What a write cut short (a timeout, a `select!` branch that lost) leaves in a
+/// `BufStream`, as its docs say: a `write_all` of a message shorter than the write buffer
+/// is taken whole or not at all, and a `flush` dropped midway keeps what it had not sent
+/// for the next one. The peer gets exactly the messages whose writes returned, each once,
+/// in order, and no part of the others.
+#[overlap::test]
+async fn a_buf_stream_cut_while_writing_sends_whole_messages_each_once() {
+    let (near, mut far) = UnixStream::pair().unwrap();
+    let mut conn = BufStream::with_capacity(64, 256 * 1024, near);
+    let msgs: Vec<Vec<u8>> = (0..200u8)
+        .map(|i| vec![i; 20_000 + usize::from(i)])
+        .collect();
+    let mut accepted = Vec::new();
+    let mut got = Vec::new();
+    let mut cuts = 0;
+    for (i, msg) in msgs.iter().enumerate() {
+        let mut write = pin!(conn.write_all(msg));
+        match poll_once(write.as_mut()).await {
+            Poll::Ready(res) => {
+                res.unwrap();
+                accepted.push(i);
+            }
+            Poll::Pending => {
+                // Cut in its flush (maybe before a byte went: a new socket is not known to
+                // be writable until the loop turns); then a flush cut short too, and the
+                // peer takes some of what was sent.
+                cuts += 1;
+                let _ = overlap::time::timeout(Duration::from_millis(1), conn.flush()).await;
+                let mut chunk = vec![0; 100_000];
+                let n = within(HANG, far.read(&mut chunk), "read").await.unwrap();
+                got.extend_from_slice(&chunk[..n]);
+            }
+        }
+    }
+    assert!(cuts > 10, "only {cuts} writes were cut");
+    let send = async {
+        conn.flush().await?;
+        conn.close().await
+    };
+    let (sent, rest) = within(
+        HANG,
+        overlap::future::join(send, read_all(&mut far)),
+        "the rest",
+    )
+    .await;
+    sent.unwrap();
+    got.extend_from_slice(&rest);
+    let want: Vec<u8> = accepted
+        .iter()
+        .flat_map(|&i| msgs[i].iter().copied())
+        .collect();
+    assert_eq!(
+        got.len(),
+        want.len(),
+        "{} messages accepted",
+        accepted.len()
+    );
+    assert!(got == want, "the bytes differ");
+}
+
+async fn read_all(stream: &mut UnixStream) -> Vec<u8> {
+    let mut all = Vec::new();
+    overlap::io::read_to_end(stream, &mut all).await.unwrap();
+    all
 }

@@ -20,6 +20,43 @@ pin_project! {
     /// Dropping it loses the bytes still in the write buffer (a drop cannot wait for a
     /// write): `flush` or `close` it first.
     ///
+    /// # Cancel safety
+    ///
+    /// A write or flush cut short (by `time::timeout`, or a `select!` branch that lost)
+    /// loses nothing the buffer took: a `flush` (or `close`) dropped midway keeps the bytes
+    /// it had not sent, and the next one sends them, once and in order. A `write_all` of
+    /// fewer bytes than the write buffer's capacity (8 KiB by default) is taken whole or not
+    /// at all, so a dropped one never leaves a part of its message to go out; a longer one
+    /// goes straight to the stream and, dropped midway, has sent an unknown part of itself,
+    /// as on the stream (see `overlap::net`). A message written in several calls (a header,
+    /// then a body) is whole only once the last call returns. On the read side, `read`,
+    /// `fill_buf` and `lines` lose nothing, but `read_exact`, `read_line`, `read_until` and
+    /// the number helpers ([`AsyncReadIntExt`](crate::io::AsyncReadIntExt)) lose the bytes
+    /// they had taken. So a protocol client whose exchange was cut midway cannot tell where
+    /// the stream stands: it closes the connection rather than reuse it (as a connection
+    /// pool must, before giving the connection to the next user).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use overlap::io::{AsyncReadExt, AsyncWriteExt, BufStream};
+    ///
+    /// overlap::block_on(async {
+    ///     let (near, mut far) = overlap::net::UnixStream::pair()?;
+    ///     let mut conn = BufStream::with_capacity(64, 8 << 20, near);
+    ///     let request = vec![7u8; 4 << 20]; // far more than the socket buffers hold
+    ///     conn.write_all(&request).await?; // shorter than the buffer: taken whole
+    ///     let cut = overlap::time::timeout(Duration::from_millis(1), conn.flush()).await;
+    ///     assert!(cut.is_err(), "nobody reads: the flush cannot finish");
+    ///     // The next flush sends the rest, while the peer reads.
+    ///     let mut got = vec![0u8; request.len()];
+    ///     let (sent, read) = overlap::join!(conn.flush(), far.read_exact(&mut got));
+    ///     (sent?, read?);
+    ///     assert!(got == request);
+    ///     std::io::Result::Ok(())
+    /// })
+    /// .unwrap();
+    /// ```
+    ///
     /// ```
     /// use overlap::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufStream};
     /// use overlap::net::{TcpListener, TcpStream};
