@@ -40,7 +40,11 @@
 //! natural user code marks the connection broken when an exchange starts and clears the
 //! mark when its `Z` is read, so the guard's drop closes a connection whose exchange was
 //! cut; the checkout wraps a connection in its guard *before* the health check, so a
-//! checkout timed out during the ping discards it too.
+//! checkout timed out during the ping discards it too. The other way, draining, is
+//! tokio-postgres's design (`pipelined.rs`): a task owns the connection and runs requests
+//! queued on an `mpsc` channel, each answered through a `oneshot`; a caller that gives up
+//! drops its `oneshot::Receiver`, and the task reads the answer to its end all the same
+//! (and skips a request whose receiver is gone before it starts).
 //!
 //! The tests check exact rows for 200 concurrent queries through a pool of 8 (the server
 //! never sees more than 8 sessions), a checkout timing out at its exact virtual deadline
@@ -51,7 +55,9 @@
 //! query in flight fails, the idle ones fail their health check, the pool reconnects), the
 //! cancel request (a forged key ignored, the real one ending the query with the server's
 //! error and the connection reused), the reaper on a paused clock, and a shutdown (a query
-//! in a `select!` against a shutdown `Notify`, then `close`) leaving no fd and no task.
+//! in a `select!` against a shutdown `Notify`, then `close`) leaving no fd and no task; and,
+//! for the connection task, queries dropped after every number of polls (alone, or next to
+//! another caller's) leaving its one connection in step, every later answer exact.
 //!
 //! What the port changed, against tokio: `Rc`, `Cell` and `RefCell` for `Arc`, atomics and
 //! the idle list's `Mutex` (tasks need not be `Send`; the list is never held across an
@@ -64,6 +70,8 @@ mod support;
 
 #[path = "port_user7_db_pool/client.rs"]
 mod client;
+#[path = "port_user7_db_pool/pipelined.rs"]
+mod pipelined;
 #[path = "port_user7_db_pool/pool.rs"]
 mod pool;
 #[path = "port_user7_db_pool/server.rs"]
@@ -79,6 +87,7 @@ use client::{Connection, DbError};
 use overlap::future::{join_all, FutureExt};
 use overlap::sync::Notify;
 use overlap::time::{self, sleep, Instant};
+use pipelined::Client;
 use pool::{Config, Pool};
 use server::{Server, CANCELED};
 use support::{open_fds, poll_once, run_in_child, settle, within};
@@ -220,6 +229,39 @@ async fn queries_dropped_after_any_number_of_polls_never_poison_the_pool() {
     // And the large query, uncut, gets its exact answer.
     assert_eq!(pool.query(&big).await.unwrap(), [big.len().to_string()]);
     pool.close().await;
+}
+
+#[overlap::test]
+async fn a_connection_task_drains_the_answers_of_queries_dropped_after_any_number_of_polls() {
+    let server = Server::start().await;
+    let (client, task) = Client::connect(server.addr, server::PASSWORD)
+        .await
+        .unwrap();
+    let pid = client.query("whoami").await.unwrap();
+    let big = format!("len {}", "x".repeat(256 << 10));
+    let body = async {
+        for k in 1..=40 {
+            poll_k_times(client.query(&big), k).await;
+            poll_k_times(client.query(&format!("rows 500 k{k}")), k).await;
+            // Two callers at once, one of them cut: the other still gets its own rows.
+            let (cut, whole) = (format!("rows 3 cut{k}"), format!("rows 3 whole{k}"));
+            let (_, whole) =
+                overlap::join!(poll_k_times(client.query(&cut), k), client.query(&whole));
+            assert_eq!(whole.unwrap(), rows(&format!("whole{k}"), 3));
+            assert_eq!(
+                client.query(&format!("echo {k}")).await.unwrap(),
+                [k.to_string()]
+            );
+        }
+    };
+    within(HANG, body, "cut queries").await;
+    // One connection all along, never left mid-message.
+    assert_eq!(client.query("whoami").await.unwrap(), pid);
+    assert_eq!(server.log.accepted.get(), 1);
+    drop(client);
+    let ran = within(HANG, task, "the connection task").await.unwrap();
+    assert_eq!(ran, server.log.queries.get());
+    until(|| server.log.terminated.get() == 1, "the goodbye").await;
 }
 
 #[overlap::test]
