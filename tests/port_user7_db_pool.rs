@@ -52,19 +52,23 @@
 //! (a large one, a many-rowed one, a health-checked checkout) dropped after every number of
 //! polls from 1 on never leaving a poisoned connection in the pool (every pooled connection
 //! then answers its own query exactly), a server restart that resets every connection (the
-//! query in flight fails, the idle ones fail their health check, the pool reconnects), the
-//! cancel request (a forged key ignored, the real one ending the query with the server's
-//! error and the connection reused), the reaper on a paused clock, and a shutdown (a query
-//! in a `select!` against a shutdown `Notify`, then `close`) leaving no fd and no task; and,
-//! for the connection task, queries dropped after every number of polls (alone, or next to
-//! another caller's) leaving its one connection in step, every later answer exact.
+//! query in flight fails, the idle ones fail their health check, the pool reconnects), a
+//! session the server ends right after its answer (seen by a `try_read` check and by the
+//! next checkout's ping), the cancel request (a forged key ignored, the real one ending the
+//! query with the server's error and the connection reused), the reaper on a paused clock,
+//! and a shutdown (a query in a `select!` against a shutdown `Notify`, then `close`)
+//! leaving no fd and no task; and, for the connection task, queries dropped after every
+//! number of polls (alone, or next to another caller's) leaving its one connection in
+//! step, every later answer exact.
 //!
 //! What the port changed, against tokio: `Rc`, `Cell` and `RefCell` for `Arc`, atomics and
 //! the idle list's `Mutex` (tasks need not be `Send`; the list is never held across an
 //! `.await`), `OwnedSemaphorePermit` from an `Rc<Semaphore>`; the number helpers come from
 //! `AsyncReadIntExt`/`AsyncWriteIntExt`; `select!` is futures' (branches `.fuse()`d). The
-//! pool's code is otherwise tokio's line for line, and overlap behaved as tokio's does:
-//! the cancel-safety docs of `net` say what a dropped `write_all`/`read_exact` leaves.
+//! pool's code is otherwise tokio's line for line, and overlap behaved as tokio's does.
+//! The cancel-safety docs of `net` said what a dropped `write_all`/`read_exact` leaves, but
+//! `BufStream`'s said nothing of a write or flush cut short (whether a flush resumes, whether
+//! a frame can be half in the buffer); they say it now.
 
 mod support;
 
@@ -331,6 +335,27 @@ async fn a_server_restart_resets_every_connection_and_the_pool_recovers() {
     assert_eq!(stats.discarded_broken.get(), 1);
     assert_eq!(stats.failed_health_check.get(), 3);
     assert_eq!(stats.opened.get(), 5);
+    pool.close().await;
+}
+
+#[overlap::test]
+async fn a_connection_the_server_closed_while_idle_fails_its_checks_and_is_replaced() {
+    let server = Server::start().await;
+    let pool = Pool::new(Config::new(server.addr, 1));
+    let mut conn = pool.get().await.unwrap();
+    let pid = conn.backend_pid();
+    // The server's answer and its close arrive together.
+    assert!(conn.query("quit").await.unwrap().is_empty());
+    assert!(!conn.is_broken());
+    until(|| server.log.live.get() == 0, "the session to end").await;
+    assert!(conn.is_closed(), "the fast check missed the close");
+    drop(conn);
+    assert_eq!(pool.idle_closed(), 1);
+    // The next checkout's health check fails, and a new connection takes its place.
+    let conn = within(HANG, pool.get(), "a checkout").await.unwrap();
+    assert_ne!(conn.backend_pid(), pid);
+    assert_eq!(pool.stats().failed_health_check.get(), 1);
+    drop(conn);
     pool.close().await;
 }
 

@@ -189,6 +189,11 @@ async fn session(conn: &mut BufStream<TcpStream>, state: &State) -> io::Result<(
                 answer(conn, state, pid, &cancel, &sql).await?;
                 wire::write_frame(conn, wire::READY, b"").await?;
                 conn.flush().await?;
+                if sql == "quit" {
+                    // The server ends the session itself, right after its answer (as an
+                    // idle session timeout would, a little later).
+                    return Ok(());
+                }
             }
             wire::TERMINATE => {
                 state.log.terminated.set(state.log.terminated.get() + 1);
@@ -217,7 +222,7 @@ async fn answer(
 ) -> io::Result<()> {
     let (verb, rest) = sql.split_once(' ').unwrap_or((sql, ""));
     let rows: Vec<String> = match verb {
-        "ping" => vec![],
+        "ping" | "quit" => vec![],
         "echo" => vec![rest.to_string()],
         "whoami" => vec![pid.to_string()],
         // The query's own length: for large queries.
