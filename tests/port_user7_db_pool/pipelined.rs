@@ -29,9 +29,10 @@ impl Client {
     pub async fn connect(
         addr: SocketAddr,
         password: &str,
-    ) -> Result<(Client, JoinHandle<usize>), DbError> {
+    ) -> Result<(Client, JoinHandle<(usize, usize)>), DbError> {
         let conn = Connection::connect(addr, "app", password).await?;
-        let (requests, queue) = mpsc::channel(16);
+        // A queue of one, so callers also wait (and are cut) in `send`.
+        let (requests, queue) = mpsc::channel(1);
         Ok((Client { requests }, overlap::spawn(drive(conn, queue))))
     }
 
@@ -53,12 +54,14 @@ impl Client {
 }
 
 /// Runs the queued requests one by one, each to the end of its answer; returns how many
-/// it ran.
-async fn drive(mut conn: Connection, mut queue: mpsc::Receiver<Request>) -> usize {
-    let mut ran = 0;
+/// it ran and how many it skipped.
+async fn drive(mut conn: Connection, mut queue: mpsc::Receiver<Request>) -> (usize, usize) {
+    let (mut ran, mut skipped) = (0, 0);
     while let Some(request) = queue.recv().await {
         if request.reply.is_closed() {
-            continue; // its caller gave up before it was sent: not worth a round trip
+            // Its caller gave up before it was sent: not worth a round trip.
+            skipped += 1;
+            continue;
         }
         ran += 1;
         let res = conn.query(&request.sql).await;
@@ -69,5 +72,5 @@ async fn drive(mut conn: Connection, mut queue: mpsc::Receiver<Request>) -> usiz
         }
     }
     conn.terminate().await;
-    ran
+    (ran, skipped)
 }
