@@ -48,10 +48,11 @@
 //!
 //! The tests check exact rows for 200 concurrent queries through a pool of 8 (the server
 //! never sees more than 8 sessions), a checkout timing out at its exact virtual deadline
-//! while the pool is exhausted and a waiter getting the connection given back, queries
-//! (a large one, a many-rowed one, a health-checked checkout) dropped after every number of
-//! polls from 1 on never leaving a poisoned connection in the pool (every pooled connection
-//! then answers its own query exactly), a server restart that resets every connection (the
+//! while the pool is exhausted and a waiter getting the connection given back (at the
+//! timeout's very instant too, with no permit lost), a waiting checkout failing at once when
+//! the pool closes, queries (a large one, a many-rowed one, a health-checked checkout)
+//! dropped after every number of polls from 1 on never leaving a poisoned connection in the
+//! pool (every pooled connection then answers its own query exactly), a server restart that resets every connection (the
 //! query in flight fails, the idle ones fail their health check, the pool reconnects), a
 //! session the server ends right after its answer (seen by a `try_read` check and by the
 //! next checkout's ping), the cancel request (a forged key ignored, the real one ending the
@@ -175,6 +176,34 @@ async fn a_checkout_times_out_at_its_deadline_when_the_pool_is_exhausted() {
     drop(a);
     assert_eq!(waiter.await.unwrap(), [pid.to_string()]);
     assert_eq!(pool.stats().opened.get(), 2);
+    // A connection given back just before a checkout's timeout fires, or at the very same
+    // instant: the first gets it, the second may or may not (timers of one instant fire in
+    // no promised order), and either way no permit is lost: with `b` still out, the other
+    // connection can then be checked out at once.
+    for give_back_after in [Duration::from_millis(4999), Duration::from_secs(5)] {
+        let a = pool.get().await.unwrap();
+        let giver = overlap::spawn(async move {
+            sleep(give_back_after).await;
+            drop(a);
+        });
+        overlap::yield_now().await;
+        let start = Instant::now();
+        let res = pool.get().await;
+        if give_back_after < Duration::from_secs(5) {
+            assert_eq!(res.unwrap().backend_pid(), pid);
+            assert_eq!(start.elapsed(), give_back_after);
+        } else {
+            assert_eq!(start.elapsed(), Duration::from_secs(5));
+            drop(res);
+        }
+        giver.await.unwrap();
+        let before = Instant::now();
+        let again = pool.get().await;
+        assert!(
+            again.is_ok() && before.elapsed().is_zero(),
+            "a permit was lost"
+        );
+    }
     // A checkout waiting when the pool closes fails at once.
     let a = pool.get().await.unwrap();
     let waiter = {
