@@ -53,7 +53,8 @@
 //! the pool closes, queries (a large one, a many-rowed one, a health-checked checkout)
 //! dropped after every number of polls from 1 on never leaving a poisoned connection in the
 //! pool (every pooled connection then answers its own query exactly), a server restart that resets every connection (the
-//! query in flight fails, the idle ones fail their health check, the pool reconnects), a
+//! query in flight fails, the idle ones fail their health check, the pool reconnects; a
+//! server down refuses, and the pool serves again once it is back), a
 //! session the server ends right after its answer (seen by a `try_read` check and by the
 //! next checkout's ping), the cancel request (a forged key ignored, the real one ending the
 //! query with the server's error and the connection reused), the reaper on a paused clock,
@@ -369,6 +370,17 @@ async fn a_server_restart_resets_every_connection_and_the_pool_recovers() {
     assert_eq!(stats.discarded_broken.get(), 1);
     assert_eq!(stats.failed_health_check.get(), 3);
     assert_eq!(stats.opened.get(), 5);
+    // Down for a while: a checkout finds its connection reset and the server refusing.
+    within(HANG, server.stop(), "the stop").await;
+    let err = pool.query("echo down").await.unwrap_err();
+    let DbError::Io(e) = &err else {
+        panic!("{err}")
+    };
+    assert_eq!(e.kind(), std::io::ErrorKind::ConnectionRefused, "{e:?}");
+    assert_eq!(stats.failed_health_check.get(), 4);
+    assert_eq!(stats.live.get(), 0);
+    server.listen_again().await;
+    assert_eq!(pool.query("echo up").await.unwrap(), ["up"]);
     pool.close().await;
 }
 

@@ -83,6 +83,11 @@ impl Server {
     /// listens again on the same port, as a database restarted under its clients.
     pub async fn restart(&self) {
         self.stop().await;
+        self.listen_again().await;
+    }
+
+    /// Listens again on the same port, after a [`stop`](Self::stop).
+    pub async fn listen_again(&self) {
         let listener = TcpListener::bind(self.addr).await.unwrap();
         let acceptor = overlap::spawn(accept_loop(listener, self.state.clone()));
         *self.acceptor.borrow_mut() = Some(acceptor);
