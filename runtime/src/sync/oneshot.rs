@@ -9,6 +9,8 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 
+/// The channel's state, behind a `RefCell` here and a mutex in [`cross_thread`]: each step
+/// returns the waker to wake (or the old one to drop) once the borrow or lock is let go.
 struct Inner<T> {
     value: Option<T>,
     receiver_waker: Option<Waker>,
@@ -17,6 +19,85 @@ struct Inner<T> {
     sender_gone: bool,
     /// The receiver was dropped, or [`Receiver::close`]d: no value is accepted any more.
     receiver_gone: bool,
+}
+
+impl<T> Inner<T> {
+    fn new() -> Inner<T> {
+        Inner {
+            value: None,
+            receiver_waker: None,
+            sender_waker: None,
+            sender_gone: false,
+            receiver_gone: false,
+        }
+    }
+
+    /// Stores `value` unless the receiver is gone (then it comes back); the receiver's
+    /// waker to wake.
+    fn send(&mut self, value: T) -> Result<Option<Waker>, T> {
+        if self.receiver_gone {
+            return Err(value);
+        }
+        self.value = Some(value);
+        Ok(self.receiver_waker.take())
+    }
+
+    /// The sender is gone; the receiver's waker to wake.
+    fn sender_dropped(&mut self) -> Option<Waker> {
+        self.sender_gone = true;
+        self.receiver_waker.take()
+    }
+
+    /// The receiver closes the channel; the sender's waker (in `closed`) to wake.
+    fn close(&mut self) -> Option<Waker> {
+        self.receiver_gone = true;
+        self.sender_waker.take()
+    }
+
+    /// `Receiver::try_recv`; `done` notes that the receiver has given its outcome.
+    fn try_recv(&mut self, done: &mut bool) -> Result<T, TryRecvError> {
+        let got = match self.value.take() {
+            Some(v) => Ok(v),
+            None if self.sender_gone || self.receiver_gone => Err(TryRecvError::Closed),
+            None => Err(TryRecvError::Empty),
+        };
+        *done |= !matches!(got, Err(TryRecvError::Empty));
+        got
+    }
+
+    /// The receive, without the budget; with the waker its parking replaced, to drop once
+    /// the state is let go.
+    fn poll_recv(
+        &mut self,
+        done: &mut bool,
+        cx: &Context<'_>,
+    ) -> (Poll<Result<T, RecvError>>, Option<Waker>) {
+        if let Some(v) = self.value.take() {
+            *done = true;
+            return (Poll::Ready(Ok(v)), None);
+        }
+        // Dropped without sending, or closed by `close`: nothing can come any more.
+        if self.sender_gone || self.receiver_gone {
+            *done = true;
+            return (Poll::Ready(Err(RecvError)), None);
+        }
+        (Poll::Pending, park(&mut self.receiver_waker, cx))
+    }
+
+    /// `Sender::closed`, without the budget, as [`poll_recv`](Self::poll_recv).
+    fn poll_closed(&mut self, cx: &Context<'_>) -> (Poll<()>, Option<Waker>) {
+        if self.receiver_gone {
+            return (Poll::Ready(()), None);
+        }
+        (Poll::Pending, park(&mut self.sender_waker, cx))
+    }
+}
+
+/// Wakes the waker a step of [`Inner`] handed out, if any.
+fn wake(waker: Option<Waker>) {
+    if let Some(w) = waker {
+        w.wake();
+    }
 }
 
 /// Sends the one value; see [`channel`].
@@ -75,13 +156,7 @@ pub enum TryRecvError {
 /// });
 /// ```
 pub fn channel<T>() -> (Sender<T>, Receiver<T>) {
-    let inner = Rc::new(RefCell::new(Inner {
-        value: None,
-        receiver_waker: None,
-        sender_waker: None,
-        sender_gone: false,
-        receiver_gone: false,
-    }));
+    let inner = Rc::new(RefCell::new(Inner::new()));
     (
         Sender {
             inner: inner.clone(),
@@ -93,18 +168,9 @@ pub fn channel<T>() -> (Sender<T>, Receiver<T>) {
 impl<T> Sender<T> {
     /// Sends `value`, waking the receiver. Gives the value back if the receiver is gone.
     pub fn send(self, value: T) -> Result<(), T> {
-        let waker = {
-            let mut inner = self.inner.borrow_mut();
-            if inner.receiver_gone {
-                return Err(value);
-            }
-            inner.value = Some(value);
-            inner.receiver_waker.take()
-        };
+        let waker = self.inner.borrow_mut().send(value)?;
         // `self` drops next; the receiver finds the value first.
-        if let Some(w) = waker {
-            w.wake();
-        }
+        wake(waker);
         Ok(())
     }
 
@@ -141,31 +207,17 @@ impl<T> Sender<T> {
     /// [`closed`](Sender::closed) as a poll function. Spends a unit of the task's
     /// cooperative budget when it returns `Ready`, as a receive does.
     pub fn poll_closed(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        crate::coop::budgeted(cx, |cx| self.poll_closed_now(cx))
-    }
-
-    fn poll_closed_now(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        let mut inner = self.inner.borrow_mut();
-        if inner.receiver_gone {
-            return Poll::Ready(());
-        }
-        let old = park(&mut inner.sender_waker, cx);
-        drop(inner);
-        drop(old);
-        Poll::Pending
+        crate::coop::budgeted(cx, |cx| {
+            let (res, _old) = self.inner.borrow_mut().poll_closed(cx);
+            res
+        })
     }
 }
 
 impl<T> Drop for Sender<T> {
     fn drop(&mut self) {
-        let waker = {
-            let mut inner = self.inner.borrow_mut();
-            inner.sender_gone = true;
-            inner.receiver_waker.take()
-        };
-        if let Some(w) = waker {
-            w.wake();
-        }
+        let waker = self.inner.borrow_mut().sender_dropped();
+        wake(waker);
     }
 }
 
@@ -177,14 +229,7 @@ impl<T> Receiver<T> {
     /// ([`is_terminated`](Receiver::is_terminated), `FusedFuture`), as awaiting it does: a
     /// `select!` does not poll it again.
     pub fn try_recv(&mut self) -> Result<T, TryRecvError> {
-        let mut inner = self.inner.borrow_mut();
-        let got = match inner.value.take() {
-            Some(v) => Ok(v),
-            None if inner.sender_gone || inner.receiver_gone => Err(TryRecvError::Closed),
-            None => Err(TryRecvError::Empty),
-        };
-        self.done |= !matches!(got, Err(TryRecvError::Empty));
-        got
+        self.inner.borrow_mut().try_recv(&mut self.done)
     }
 
     /// Whether no value waits to be taken: none was sent yet, the sender went without
@@ -249,14 +294,8 @@ impl<T> Receiver<T> {
     /// assert_eq!(rx.try_recv(), Ok("in time"));
     /// ```
     pub fn close(&mut self) {
-        let waker = {
-            let mut inner = self.inner.borrow_mut();
-            inner.receiver_gone = true;
-            inner.sender_waker.take()
-        };
-        if let Some(w) = waker {
-            w.wake();
-        }
+        let waker = self.inner.borrow_mut().close();
+        wake(waker);
     }
 }
 
@@ -267,27 +306,10 @@ impl<T> Future for Receiver<T> {
     /// does), so a loop over many received values still lets other tasks run.
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
-        crate::coop::budgeted(cx, |cx| this.poll_now(cx))
-    }
-}
-
-impl<T> Receiver<T> {
-    /// The receive, without the budget.
-    fn poll_now(&mut self, cx: &mut Context<'_>) -> Poll<Result<T, RecvError>> {
-        let mut inner = self.inner.borrow_mut();
-        if let Some(v) = inner.value.take() {
-            self.done = true;
-            return Poll::Ready(Ok(v));
-        }
-        // Dropped without sending, or closed by `close`: nothing can come any more.
-        if inner.sender_gone || inner.receiver_gone {
-            self.done = true;
-            return Poll::Ready(Err(RecvError));
-        }
-        let old = park(&mut inner.receiver_waker, cx);
-        drop(inner);
-        drop(old);
-        Poll::Pending
+        crate::coop::budgeted(cx, |cx| {
+            let (res, _old) = this.inner.borrow_mut().poll_recv(&mut this.done, cx);
+            res
+        })
     }
 }
 

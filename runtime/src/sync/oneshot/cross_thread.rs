@@ -35,20 +35,10 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 
-use super::{park, RecvError, TryRecvError};
+use super::{wake, Inner, RecvError, TryRecvError};
 use crate::poison::lock;
-
-struct Inner<T> {
-    value: Option<T>,
-    receiver_waker: Option<Waker>,
-    /// Waiting in `Sender::closed` for the receiver to go.
-    sender_waker: Option<Waker>,
-    sender_gone: bool,
-    /// The receiver was dropped, or [`Receiver::close`]d: no value is accepted any more.
-    receiver_gone: bool,
-}
 
 /// Sends the one value, from any thread; see [`channel`].
 pub struct Sender<T> {
@@ -83,13 +73,7 @@ pub struct Receiver<T> {
 /// assert_eq!(rx.blocking_recv(), Err(oneshot::RecvError));
 /// ```
 pub fn channel<T>() -> (Sender<T>, Receiver<T>) {
-    let inner = Arc::new(Mutex::new(Inner {
-        value: None,
-        receiver_waker: None,
-        sender_waker: None,
-        sender_gone: false,
-        receiver_gone: false,
-    }));
+    let inner = Arc::new(Mutex::new(Inner::new()));
     (
         Sender {
             inner: inner.clone(),
@@ -101,18 +85,9 @@ pub fn channel<T>() -> (Sender<T>, Receiver<T>) {
 impl<T> Sender<T> {
     /// Sends `value`, waking the receiver. Gives the value back if the receiver is gone.
     pub fn send(self, value: T) -> Result<(), T> {
-        let waker = {
-            let mut inner = lock(&self.inner);
-            if inner.receiver_gone {
-                return Err(value);
-            }
-            inner.value = Some(value);
-            inner.receiver_waker.take()
-        };
+        let waker = lock(&self.inner).send(value)?;
         // Woken outside the lock; `self` drops next, and the receiver finds the value first.
-        if let Some(w) = waker {
-            w.wake();
-        }
+        wake(waker);
         Ok(())
     }
 
@@ -132,28 +107,17 @@ impl<T> Sender<T> {
     /// cooperative budget when it returns `Ready`, as a receive does.
     pub fn poll_closed(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         crate::coop::budgeted(cx, |cx| {
-            let mut inner = lock(&self.inner);
-            if inner.receiver_gone {
-                return Poll::Ready(());
-            }
-            let old = park(&mut inner.sender_waker, cx);
-            drop(inner);
-            drop(old);
-            Poll::Pending
+            // The replaced waker drops after the lock is let go.
+            let (res, _old) = lock(&self.inner).poll_closed(cx);
+            res
         })
     }
 }
 
 impl<T> Drop for Sender<T> {
     fn drop(&mut self) {
-        let waker = {
-            let mut inner = lock(&self.inner);
-            inner.sender_gone = true;
-            inner.receiver_waker.take()
-        };
-        if let Some(w) = waker {
-            w.wake();
-        }
+        let waker = lock(&self.inner).sender_dropped();
+        wake(waker);
     }
 }
 
@@ -162,14 +126,7 @@ impl<T> Receiver<T> {
     /// nothing can come any more: no value is [`TryRecvError::Closed`]. Taking the value, or
     /// learning that none will come, terminates the receiver, as awaiting it does.
     pub fn try_recv(&mut self) -> Result<T, TryRecvError> {
-        let mut inner = lock(&self.inner);
-        let got = match inner.value.take() {
-            Some(v) => Ok(v),
-            None if inner.sender_gone || inner.receiver_gone => Err(TryRecvError::Closed),
-            None => Err(TryRecvError::Empty),
-        };
-        self.done |= !matches!(got, Err(TryRecvError::Empty));
-        got
+        lock(&self.inner).try_recv(&mut self.done)
     }
 
     /// Waits for the value, blocking this thread: for a plain thread or a
@@ -210,14 +167,8 @@ impl<T> Receiver<T> {
     ///
     /// [`oneshot::Receiver::close`]: super::Receiver::close
     pub fn close(&mut self) {
-        let waker = {
-            let mut inner = lock(&self.inner);
-            inner.receiver_gone = true;
-            inner.sender_waker.take()
-        };
-        if let Some(w) = waker {
-            w.wake();
-        }
+        let waker = lock(&self.inner).close();
+        wake(waker);
     }
 }
 
@@ -229,19 +180,8 @@ impl<T> Future for Receiver<T> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
         crate::coop::budgeted(cx, |cx| {
-            let mut inner = lock(&this.inner);
-            if let Some(v) = inner.value.take() {
-                this.done = true;
-                return Poll::Ready(Ok(v));
-            }
-            if inner.sender_gone || inner.receiver_gone {
-                this.done = true;
-                return Poll::Ready(Err(RecvError));
-            }
-            let old = park(&mut inner.receiver_waker, cx);
-            drop(inner);
-            drop(old);
-            Poll::Pending
+            let (res, _old) = lock(&this.inner).poll_recv(&mut this.done, cx);
+            res
         })
     }
 }
