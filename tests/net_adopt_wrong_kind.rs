@@ -60,6 +60,16 @@ fn unix_pair(ty: libc::c_int) -> (OwnedFd, OwnedFd) {
     unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
 }
 
+/// A blocking, close-on-exec pipe: (read end, write end).
+fn blocking_pipe() -> (OwnedFd, OwnedFd) {
+    let mut fds = [0; 2];
+    // SAFETY: `fds` has room for the two fds pipe2 writes.
+    let res = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) };
+    assert_eq!(res, 0, "{}", io::Error::last_os_error());
+    // SAFETY: both fds were just created and are owned by nobody else.
+    unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
+}
+
 /// `res` is an `InvalidInput` error whose message contains `state` (what the socket is).
 fn refused<T>(what: &str, res: io::Result<T>, state: &str) {
     match res {
@@ -83,6 +93,8 @@ fn sockets_of_the_wrong_kind_are_refused_and_closed() {
         a_socket_of_another_type_or_family_is_refused();
         assert_eq!(open_fds(), before, "an fd leaked");
         a_socket_made_from_an_fd_of_another_kind_is_refused().await;
+        assert_eq!(open_fds(), before, "an fd leaked");
+        an_fd_that_is_not_a_socket_is_refused();
         assert_eq!(open_fds(), before, "an fd leaked");
         sockets_in_the_right_state_are_still_adopted().await;
     });
@@ -257,6 +269,61 @@ async fn a_socket_made_from_an_fd_of_another_kind_is_refused() {
         "UnixSocket::datagram",
         UnixSocket::from(OwnedFd::from(udp)).datagram(),
         "an IPv4 datagram socket",
+    );
+}
+
+/// An fd that is no socket at all (what a service manager's fd 3 may turn out to be, or a
+/// bogus fd received over `SCM_RIGHTS`). Before, a pipe or an eventfd was taken as any
+/// wrapper and registered: an `accept` or `recv` on it waited for ever (an eventfd at 0
+/// never turns readable) or failed only then with `ENOTSOCK`, and a regular file, a
+/// directory or `/dev/null` was refused with epoll's bare `EPERM` ("Operation not
+/// permitted"), which named neither the wrapper nor the fd. Each is now `InvalidInput`
+/// saying what the fd is, and a blocking pipe is left blocking.
+fn an_fd_that_is_not_a_socket_is_refused() {
+    type Adopt = fn(OwnedFd) -> io::Result<()>;
+    let wrappers: [(&str, Adopt); 6] = [
+        ("TcpListener", |fd| TcpListener::try_from(fd).map(drop)),
+        ("TcpStream", |fd| TcpStream::try_from(fd).map(drop)),
+        ("UdpSocket", |fd| UdpSocket::try_from(fd).map(drop)),
+        ("UnixListener", |fd| UnixListener::try_from(fd).map(drop)),
+        ("UnixStream", |fd| UnixStream::try_from(fd).map(drop)),
+        ("UnixDatagram", |fd| UnixDatagram::try_from(fd).map(drop)),
+    ];
+    let dir = support::TempDir::new("adopt-not-a-socket");
+    std::fs::write(dir.join("file"), b"x").unwrap();
+    for (wrapper, adopt) in wrappers {
+        let (r, w) = blocking_pipe();
+        let kept = r.try_clone().unwrap();
+        refused(wrapper, adopt(r), "not a pipe or FIFO");
+        assert!(
+            !non_blocking(&kept),
+            "{wrapper}: the pipe's mode was changed"
+        );
+        drop((kept, w));
+        refused(wrapper, adopt(support::eventfd()), "not a socket");
+        let file = std::fs::File::open(dir.join("file")).unwrap();
+        refused(wrapper, adopt(OwnedFd::from(file)), "not a regular file");
+        let file = std::fs::File::open(dir.path()).unwrap();
+        refused(wrapper, adopt(OwnedFd::from(file)), "not a directory");
+        let file = std::fs::File::open("/dev/null").unwrap();
+        refused(
+            wrapper,
+            adopt(OwnedFd::from(file)),
+            "not a character device",
+        );
+    }
+    // `TcpSocket` and `UnixSocket` take any fd, and check it as they listen or connect,
+    // where `listen(2)` failed with the kernel's `ENOTSOCK`.
+    let (r, _w) = blocking_pipe();
+    refused(
+        "TcpSocket::listen",
+        TcpSocket::from(r).listen(8),
+        "not a pipe or FIFO",
+    );
+    refused(
+        "UnixSocket::listen",
+        UnixSocket::from(support::eventfd()).listen(8),
+        "(fd ",
     );
 }
 

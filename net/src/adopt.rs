@@ -8,9 +8,12 @@
 //! comes, a stream read that returns short of its buffer takes the queue to be empty (true
 //! of a byte stream only: a message socket returns one message, leaving the next one queued
 //! with no edge to come), and an address of the wrong family fails the call only after the
-//! kernel has handed over the datagram or the connection.
+//! kernel has handed over the datagram or the connection. Nor need the fd be a socket at
+//! all: a pipe or an eventfd registers, and waits for ever; a file fails to register with
+//! epoll's `EPERM`, which names neither the wrapper nor the fd.
 
 use std::io;
+use std::os::fd::AsRawFd;
 
 use crate::sys::Socket;
 
@@ -43,7 +46,8 @@ impl Kind {
         }
     }
 
-    /// `Ok` if `sock` is of this kind; `InvalidInput` naming what it is otherwise. What the
+    /// `Ok` if `sock` is of this kind; `InvalidInput` naming what it is otherwise (an fd that
+    /// is not a socket at all included). What the
     /// kernel will not tell (an option refused, by a sandbox say) is not held against it:
     /// the socket's own calls report what is wrong then.
     pub(crate) fn check(&self, sock: &Socket) -> io::Result<()> {
@@ -60,6 +64,7 @@ impl Kind {
 
     /// [`check`](Self::check), of the type alone unless `whole`.
     fn check_as(&self, sock: &Socket, whole: bool) -> io::Result<()> {
+        self.check_is_socket(sock)?;
         let opt = |name| sock.getsockopt::<libc::c_int>(libc::SOL_SOCKET, name).ok();
         let domain = opt(libc::SO_DOMAIN);
         let ty = opt(libc::SO_TYPE);
@@ -70,19 +75,37 @@ impl Kind {
         if family_ok && type_ok && listening_ok {
             return Ok(());
         }
-        Err(io::Error::new(
+        Err(self.refuse(&describe(domain.map(domain_name), ty, listening)))
+    }
+
+    /// `Ok` unless the fd is no socket at all (`ENOTSOCK`: a pipe, a file, an eventfd, say
+    /// a service manager's fd 3 that is not what the program was told), which is refused
+    /// as [`check`](Self::check) refuses a socket of another kind. Taken, a pipe or an
+    /// eventfd would register and wait for ever, and a file fail to register with epoll's
+    /// bare `EPERM`.
+    pub(crate) fn check_is_socket(&self, sock: &Socket) -> io::Result<()> {
+        match sock.getsockopt::<libc::c_int>(libc::SOL_SOCKET, libc::SO_TYPE) {
+            Err(e) if e.raw_os_error() == Some(libc::ENOTSOCK) => {
+                Err(self.refuse(&not_a_socket(sock)))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// `InvalidInput`: this kind's wrapper needs this kind of socket, not `what`.
+    fn refuse(&self, what: &str) -> io::Error {
+        io::Error::new(
             io::ErrorKind::InvalidInput,
             format!(
-                "{} needs {}, not {}",
+                "{} needs {}, not {what}",
                 self.wrapper,
                 describe(
                     Some(self.domain_name()),
                     Some(self.ty),
                     Some(self.listening)
                 ),
-                describe(domain.map(domain_name), ty, listening)
             ),
-        ))
+        )
     }
 
     fn family_ok(&self, domain: libc::c_int) -> bool {
@@ -109,6 +132,23 @@ fn domain_name(domain: libc::c_int) -> &'static str {
         libc::AF_INET6 => "IPv6",
         _ => "non-IP, non-Unix",
     }
+}
+
+/// "a pipe or FIFO (fd 3 is not a socket)", "a regular file (...)", ...: what an fd that is
+/// not a socket is, by its file type, and its number (a service manager's fd 3, a number
+/// received over `SCM_RIGHTS`: the one to look for in `/proc/self/fd`).
+fn not_a_socket(sock: &Socket) -> String {
+    let what = match sock.file_type() {
+        Some(libc::S_IFIFO) => "a pipe or FIFO",
+        Some(libc::S_IFREG) => "a regular file",
+        Some(libc::S_IFDIR) => "a directory",
+        Some(libc::S_IFCHR) => "a character device",
+        Some(libc::S_IFBLK) => "a block device",
+        Some(libc::S_IFLNK) => "a symbolic link",
+        // An anonymous inode (eventfd, timerfd, epoll, signalfd ...) has no file type.
+        _ => "an fd",
+    };
+    format!("{what} (fd {} is not a socket)", sock.as_raw_fd())
 }
 
 /// "a listening IPv4 stream socket", "a Unix-domain seqpacket socket", ... leaving out what

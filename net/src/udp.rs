@@ -74,7 +74,8 @@ impl UdpSocket {
     /// Wraps a std socket, switching it to non-blocking mode. Must be called inside a
     /// runtime; outside one it fails, and leaves the socket's mode (shared with its dups)
     /// as it was. A socket that is not an IPv4 or IPv6 datagram socket (a Unix or TCP
-    /// socket passed in as an fd) is refused with `InvalidInput`.
+    /// socket passed in as an fd) is refused with `InvalidInput`, as is an fd that is no
+    /// socket at all (a pipe, a file, an eventfd).
     pub fn from_std(socket: std::net::UdpSocket) -> io::Result<UdpSocket> {
         let sock = Socket::from_owned(OwnedFd::from(socket));
         crate::adopt::UDP_SOCKET.check(&sock)?;

@@ -70,7 +70,9 @@ impl Socket {
         Ok((Socket::wrap(a, false), Socket::wrap(b, false)))
     }
 
-    /// Takes ownership of `fd` as it is (the caller sets non-blocking mode if needed).
+    /// Takes ownership of `fd` as it is (the caller sets non-blocking mode if needed). The fd
+    /// handed over may turn out not to be a socket: `crate::adopt` checks that before the
+    /// socket is used.
     pub(crate) fn from_owned(fd: OwnedFd) -> Socket {
         let sock = Socket::wrap(fd, false);
         // One look, so that a linger time set elsewhere is honoured on drop too.
@@ -354,6 +356,17 @@ impl Socket {
             mem::size_of::<T>() as libc::socklen_t
         ))?;
         Ok(())
+    }
+
+    /// The file type of the fd (`fstat`'s `st_mode & S_IFMT`: `S_IFSOCK`, `S_IFIFO`,
+    /// `S_IFREG`, ...; 0 for an anonymous inode such as an eventfd), or `None` if `fstat`
+    /// fails. For saying what an fd handed over as a socket is instead.
+    pub(crate) fn file_type(&self) -> Option<libc::mode_t> {
+        let mut st = mem::MaybeUninit::<libc::stat>::zeroed();
+        // SAFETY: `st` is writable for a whole `stat`, which is what fstat fills in.
+        syscall!(fstat(self.raw(), st.as_mut_ptr())).ok()?;
+        // SAFETY: fstat succeeded and filled `st` in (which started zeroed besides).
+        Some(unsafe { st.assume_init() }.st_mode & libc::S_IFMT)
     }
 
     /// `getsockopt` into a plain value. `T` must be valid for any bit pattern.

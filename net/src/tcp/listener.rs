@@ -97,7 +97,10 @@ impl TcpListener {
     /// a runtime; outside one it fails, and leaves the socket's mode (shared with its dups)
     /// as it was. A socket that is not a listening IPv4 or IPv6 stream socket is refused
     /// with `InvalidInput` (the `accept` of a connected one would wait for data rather than
-    /// fail).
+    /// fail), as is an fd that is no socket at all (a pipe, a file, an eventfd: a service
+    /// manager's fd 3 that is not what the program was told, a bogus fd received over
+    /// `SCM_RIGHTS`), where tokio's takes it and fails its `accept` with `ENOTSOCK`, or
+    /// never wakes it.
     pub fn from_std(listener: std::net::TcpListener) -> io::Result<TcpListener> {
         let sock = Socket::from_owned(OwnedFd::from(listener));
         crate::adopt::TCP_LISTENER.check(&sock)?;

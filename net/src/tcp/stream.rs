@@ -93,7 +93,8 @@ impl TcpStream {
     /// Must be called inside a runtime; outside one it fails, and leaves the socket's mode
     /// (shared with its dups) as it was. A listening socket, or one that is not an IPv4 or
     /// IPv6 stream socket, is refused with `InvalidInput` (the reads and writes of a
-    /// listening one would wait for ever).
+    /// listening one would wait for ever), as is an fd that is no socket at all (a pipe, a
+    /// file, an eventfd).
     pub fn from_std(stream: std::net::TcpStream) -> io::Result<TcpStream> {
         let sock = Socket::from_owned(OwnedFd::from(stream));
         crate::adopt::TCP_STREAM.check(&sock)?;

@@ -76,7 +76,8 @@ impl UnixDatagram {
     /// Wraps a std socket, switching it to non-blocking mode. Must be called inside a
     /// runtime; outside one it fails, and leaves the socket's mode (shared with its dups) as
     /// it was. A socket that is not a Unix-domain datagram socket (one passed in as an fd)
-    /// is refused with `InvalidInput`.
+    /// is refused with `InvalidInput`, as is an fd that is no socket at all (a pipe, a
+    /// file, an eventfd).
     pub fn from_std(socket: StdUnixDatagram) -> io::Result<UnixDatagram> {
         let sock = Socket::from_owned(OwnedFd::from(socket));
         crate::adopt::UNIX_DATAGRAM.check(&sock)?;

@@ -67,7 +67,8 @@ impl UnixListener {
     /// Wraps a listening std socket, switching it to non-blocking mode. Must be called
     /// inside a runtime; outside one it fails, and leaves the socket's mode (shared with its
     /// dups) as it was. A socket that is not a listening Unix-domain stream socket (a
-    /// seqpacket one included) is refused with `InvalidInput`.
+    /// seqpacket one included) is refused with `InvalidInput`, as is an fd that is no
+    /// socket at all (a pipe, a file, an eventfd).
     pub fn from_std(listener: std::os::unix::net::UnixListener) -> io::Result<UnixListener> {
         let sock = Socket::from_owned(OwnedFd::from(listener));
         crate::adopt::UNIX_LISTENER.check(&sock)?;

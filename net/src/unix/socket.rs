@@ -8,6 +8,7 @@ use std::os::unix::net::UnixDatagram as StdUnixDatagram;
 use std::path::Path;
 
 use super::{SocketAddr, UnixDatagram, UnixListener, UnixStream};
+use crate::adopt::Kind;
 use crate::sys::{SockAddr, Socket};
 
 /// A Unix-domain socket that is neither connected nor listening yet: bind it to an address
@@ -126,7 +127,7 @@ impl UnixSocket {
     ///
     /// A datagram socket cannot listen: it fails with `InvalidInput` (and is closed).
     pub fn listen(self, backlog: u32) -> io::Result<UnixListener> {
-        self.expect_type(libc::SOCK_STREAM, "listen")?;
+        self.expect_type(libc::SOCK_STREAM, "listen", &crate::adopt::UNIX_LISTENER)?;
         self.sock
             .listen(backlog.min(libc::c_int::MAX as u32) as libc::c_int)?;
         if self.from_fd {
@@ -144,7 +145,7 @@ impl UnixSocket {
     /// A datagram socket cannot connect this way: it fails with `InvalidInput` (and is
     /// closed); connect the [`UnixDatagram`] instead.
     pub async fn connect(self, path: impl AsRef<Path>) -> io::Result<UnixStream> {
-        self.expect_type(libc::SOCK_STREAM, "connect")?;
+        self.expect_type(libc::SOCK_STREAM, "connect", &crate::adopt::UNIX_STREAM)?;
         if self.from_fd {
             crate::adopt::UNIX_STREAM.check(&self.sock)?;
         }
@@ -162,7 +163,7 @@ impl UnixSocket {
     ///
     /// A stream socket fails with `InvalidInput` (and is closed).
     pub fn datagram(self) -> io::Result<UnixDatagram> {
-        self.expect_type(libc::SOCK_DGRAM, "datagram")?;
+        self.expect_type(libc::SOCK_DGRAM, "datagram", &crate::adopt::UNIX_DATAGRAM)?;
         if self.from_fd {
             crate::adopt::UNIX_DATAGRAM.check(&self.sock)?;
         }
@@ -176,8 +177,12 @@ impl UnixSocket {
     }
 
     /// `Ok` if the socket is of type `want`; otherwise an `InvalidInput` error saying that
-    /// `what` cannot be called on it.
-    fn expect_type(&self, want: libc::c_int, what: &str) -> io::Result<()> {
+    /// `what` cannot be called on it, or, for an fd that is no socket at all, that `kind`
+    /// needs a socket.
+    fn expect_type(&self, want: libc::c_int, what: &str, kind: &Kind) -> io::Result<()> {
+        if self.from_fd {
+            kind.check_is_socket(&self.sock)?;
+        }
         let ty = self.socket_type()?;
         if ty == want {
             return Ok(());

@@ -110,7 +110,8 @@ impl UnixStream {
     /// with `NotConnected`); one that is not a Unix-domain stream socket, or that listens,
     /// is refused with `InvalidInput`: a listening one would wait for ever, and a
     /// seqpacket or datagram one would leave a second queued message unread until another
-    /// came (a read returning short of its buffer is taken to have emptied the queue).
+    /// came (a read returning short of its buffer is taken to have emptied the queue). So
+    /// is an fd that is no socket at all (a pipe, a file, an eventfd).
     pub fn from_std(stream: std::os::unix::net::UnixStream) -> io::Result<UnixStream> {
         let sock = Socket::from_owned(OwnedFd::from(stream));
         crate::adopt::UNIX_STREAM.check(&sock)?;
