@@ -112,3 +112,58 @@ fn unix_accept_under_emfile_recovers() {
         });
     });
 }
+
+/// A listener shut down through another copy of it (an old generation of a hot-restarted
+/// server calling `shutdown` on the listener it handed on, say) stops listening for every
+/// copy. A waiting `accept` is woken then, and fails: a TCP one, before, with the kernel's
+/// bare `EINVAL` ("Invalid argument"), which said nothing of what happened; now with
+/// `InvalidInput` saying the socket no longer listens, the kernel's code kept as the source.
+#[test]
+fn accept_on_a_listener_shut_down_elsewhere_says_so() {
+    use std::os::fd::{AsFd, AsRawFd};
+    use std::time::Duration;
+
+    fn shut_down(fd: &impl AsRawFd) {
+        // SAFETY: shutdown takes integers; the fd is open for the call.
+        let res = unsafe { libc::shutdown(fd.as_raw_fd(), libc::SHUT_RDWR) };
+        assert_eq!(res, 0, "{}", std::io::Error::last_os_error());
+    }
+    fn check(what: &str, res: std::io::Result<()>) {
+        let err = res.expect_err(what);
+        assert_eq!(
+            err.kind(),
+            std::io::ErrorKind::InvalidInput,
+            "{what}: {err}"
+        );
+        assert!(
+            err.to_string().contains("no longer listens"),
+            "{what}: {err}"
+        );
+        assert_eq!(
+            overlap::io::raw_os_error(&err),
+            Some(libc::EINVAL),
+            "{what}"
+        );
+    }
+    overlap::block_on(async {
+        let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let copy = tcp.as_fd().try_clone_to_owned().unwrap();
+        let waiting = overlap::spawn(async move { tcp.accept().await.map(drop) });
+        overlap::yield_now().await;
+        shut_down(&copy);
+        let res = support::within(Duration::from_secs(10), waiting, "tcp accept").await;
+        check("TcpListener", res.unwrap());
+
+        let dir = TempDir::new("accept-shut-down");
+        let unix = UnixListener::bind(dir.join("l.sock")).unwrap();
+        let copy = unix.as_fd().try_clone_to_owned().unwrap();
+        let waiting = overlap::spawn(async move { unix.accept().await.map(drop) });
+        overlap::yield_now().await;
+        shut_down(&copy);
+        // A Unix listener says `EAGAIN` with its read side shut: not a wait for ever either.
+        let res = support::within(Duration::from_secs(10), waiting, "unix accept").await;
+        let err = res.unwrap().expect_err("UnixListener");
+        assert_eq!(err.kind(), std::io::ErrorKind::NotConnected, "{err}");
+        assert!(err.to_string().contains("shut down"), "{err}");
+    });
+}

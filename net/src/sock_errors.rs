@@ -1,6 +1,6 @@
 //! The kernel's socket errors that no caller can match, or that mislead, in our own words:
 //! an address of a family the socket cannot take (UDP sends and connects, `TcpSocket`'s bind
-//! and connect), a UDP send with no peer.
+//! and connect), a UDP send with no peer, an accept on a listener shut down.
 
 use std::error::Error;
 use std::fmt;
@@ -50,6 +50,19 @@ pub(crate) fn wrong_family(sock: &Socket, to: SocketAddr, err: io::Error) -> io:
     };
     let source = err;
     io::Error::new(io::ErrorKind::InvalidInput, Reworded { msg, source })
+}
+
+/// An `accept` that failed with `EINVAL`: the socket no longer listens, shut down (here, or
+/// through another copy of it: a process it was handed to, an old generation of a
+/// hot-restarted server), which the kernel's bare "Invalid argument" does not say. Kept
+/// `InvalidInput`; other errors pass as they are.
+pub(crate) fn not_listening(err: io::Error) -> io::Error {
+    if err.raw_os_error() != Some(libc::EINVAL) {
+        return err;
+    }
+    let msg = "accept on a socket that no longer listens: it was shut down, here or \
+               through another copy of it (a process it was handed to, say)";
+    io::Error::new(io::ErrorKind::InvalidInput, Reworded { msg, source: err })
 }
 
 /// The kernel's words for `TcpSocket::bind` or `connect` to an address `to` of the other

@@ -127,7 +127,10 @@ impl TcpListener {
     ///
     /// The new socket is created non-blocking and close-on-exec in one `accept4`. Errors
     /// such as `EMFILE` are returned as they are; see the type's documentation for the
-    /// back-off pattern.
+    /// back-off pattern. A listener shut down (`shutdown(2)` through any copy of it, in
+    /// any process: every copy stops listening) fails with `InvalidInput` saying so, where
+    /// the kernel says a bare "Invalid argument" (`EINVAL`, kept as the error's source for
+    /// `overlap::io::raw_os_error`).
     ///
     /// Cancel-safe: dropped while it waits (a `timeout`, a `select!` branch that lost), it
     /// has accepted nothing, and the connection stays queued for the next `accept`.
@@ -175,12 +178,13 @@ impl TcpListener {
 /// One `accept4`. `ECONNABORTED` (the peer reset the connection while it waited in the
 /// queue) is turned into `Interrupted`, so the caller just tries the next one. `EMFILE` and
 /// `ENFILE` are returned without clearing readiness: the connection is still queued.
+/// `EINVAL` (the listener was shut down) is said in words.
 fn accept_one(sock: &Socket) -> io::Result<(Socket, SockAddr)> {
     match sock.accept() {
         Err(e) if e.raw_os_error() == Some(libc::ECONNABORTED) => {
             Err(io::Error::from(io::ErrorKind::Interrupted))
         }
-        res => res,
+        res => res.map_err(crate::sock_errors::not_listening),
     }
 }
 
