@@ -112,6 +112,30 @@ fn unix_stream_data_after_a_passed_fd_is_read() {
 
 /// A packet-mode pipe (`O_DIRECT` on the write end): each read returns one packet. The read
 /// end cannot see the mode, so the receiver is told.
+/// What the `UnixStream` docs say of fds passed to a plain read: the bytes are read and the
+/// fds closed by the kernel, not left open in this process. Here the write end of a pipe
+/// comes with "ab"; once the read has taken it and the sender closed its own copy, the read
+/// end sees end of file, so no copy was kept.
+#[test]
+fn unix_stream_read_closes_the_fds_that_came_with_the_bytes() {
+    overlap::block_on(async {
+        let (ours, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
+        let mut ours = UnixStream::from_std(ours).unwrap();
+        let (r, w) = support::pipe();
+        send_with_fd(&theirs, b"ab", w.as_raw_fd());
+        drop(w);
+        let mut buf = [0u8; 8];
+        let n = within(HANG, ours.read(&mut buf), "read").await.unwrap();
+        assert_eq!(&buf[..n], b"ab");
+        let mut byte = [0u8; 1];
+        assert_eq!(
+            support::read(r.as_raw_fd(), &mut byte).unwrap(),
+            0,
+            "a copy was kept"
+        );
+    });
+}
+
 #[test]
 fn every_packet_of_a_packet_pipe_is_read() {
     overlap::block_on(async {
