@@ -25,7 +25,10 @@
 //! Unix listener, a pipe, a connected stream, an IPv6 listener) end the new generation with
 //! a clear error and no hang, while a blocking listener is adopted and served; a connection
 //! still open at the drain deadline is cut with an end of file; no fd is left in either
-//! generation and the received fd is close-on-exec; a socket-activated child adopts fd 3.
+//! generation and the received fd is close-on-exec; a socket-activated child adopts fd 3
+//! (inheriting no other fd of its parent's) and hands it back across processes; an old
+//! generation that shuts the listener down, where it should only close its copy, ends the
+//! new one with an error saying the socket no longer listens.
 //!
 //! What the port changed, against tokio: `from_std`/`TryFrom<OwnedFd>` make the fd
 //! non-blocking themselves (and check it is a listening IPv4 or IPv6 stream socket), so the
@@ -33,7 +36,11 @@
 //! family itself. A pipe handed over (or a service manager's fd 3 that was not a socket)
 //! was adopted as a `TcpListener` whose `accept` never woke, and a file was refused with a
 //! bare "Operation not permitted": fixed in overlap-net (`tests/net_adopt_wrong_kind.rs`),
-//! so the bogus-fd test gets `InvalidInput` for each. `select!` is futures' (branches
+//! so the bogus-fd test gets `InvalidInput` for each. A listener shut down through another
+//! copy failed `accept` with a bare "Invalid argument": now `InvalidInput` saying it no
+//! longer listens (`tests/net_accept_emfile.rs`). Nothing said that a `UnixStream`'s own
+//! reads close the fds that come with the bytes, nor how to pass fds at all: its docs now
+//! do. `select!` is futures' (branches
 //! `.fuse()`d). As with any runtime, adopting makes the *shared* open file description
 //! non-blocking: the parent's copy of an inherited listener turns non-blocking too, and
 //! `dup2(fd, 3)` in `pre_exec` leaves fd 3 close-on-exec if the listener already was fd 3
@@ -162,15 +169,20 @@ fn clients_see_no_refusal_or_reset_across_upgrades() {
         let addr = addr.unwrap();
         let done = Rc::new(Cell::new(0u64));
         let stop = Rc::new(Cell::new(false));
+        // The last generation whose thread has ended: a connection made after that must
+        // be answered by a later one.
+        let gone = Rc::new(Cell::new(0u64));
         let seen = Rc::new(RefCell::new(Vec::new()));
         let mut clients = Vec::new();
         for c in 0..8 {
-            let (done, stop, seen) = (done.clone(), stop.clone(), seen.clone());
+            let (done, stop, seen, gone) = (done.clone(), stop.clone(), seen.clone(), gone.clone());
             clients.push(overlap::spawn(async move {
                 let mut k = 0;
                 while !stop.get() {
+                    let gone_before = gone.get();
                     let g = client(addr, c * 1_000_000 + k, 3).await;
                     let g = g.unwrap_or_else(|e| panic!("client {c}, connection {k}: {e}"));
+                    assert!(g > gone_before, "gen {g} answered after it ended");
                     seen.borrow_mut().push(g);
                     done.set(done.get() + 1);
                     k += 1;
@@ -208,10 +220,10 @@ fn clients_see_no_refusal_or_reset_across_upgrades() {
                 gen - 1
             );
             accepted += stats.accepted;
+            gone.set(gen - 1);
             old = new;
         }
         // Connections started now can only be gen 4's: gen 3 has closed its copy.
-        let after = done.get();
         wait_for(30).await;
         stop.set(true);
         for c in clients {
@@ -223,8 +235,7 @@ fn clients_see_no_refusal_or_reset_across_upgrades() {
         accepted += stats.accepted;
         assert_eq!(accepted, done.get(), "every connection accepted once");
         let seen = seen.borrow();
-        assert!(seen[after as usize..].iter().all(|&g| g == 4), "{seen:?}");
-        assert!(seen.contains(&1));
+        assert!((1..=4).all(|g| seen.contains(&g)), "{seen:?}");
     });
 }
 
@@ -317,6 +328,30 @@ fn a_handoff_cut_short_or_a_bogus_fd_is_a_clear_error() {
     });
 }
 
+/// An old generation that stops with `shutdown(2)` on its listener, where it should only
+/// close its copy, stops every copy listening: the new generation's `accept` fails, saying
+/// so (it said a bare "Invalid argument" before overlap-net reworded it), and ends it.
+#[test]
+fn an_old_generation_shutting_the_listener_down_ends_the_new_one_clearly() {
+    let dir = TempDir::new("hot-restart-shutdown");
+    overlap::block_on(async {
+        let d = dir.path();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let copy = OwnedFd::from(listener.try_clone().unwrap());
+        let from = fake_previous(d, vec![0; STATE_LEN], Some(copy));
+        let (res, gen) = start(2, d, Start::Handoff { from, fail: false }, DRAIN).await;
+        assert_eq!(res.unwrap(), addr);
+        assert_eq!(client(addr, 1, 1).await.unwrap(), 2);
+        // SAFETY: shutdown takes integers; the listener is open for the call.
+        let res = unsafe { libc::shutdown(listener.as_raw_fd(), libc::SHUT_RDWR) };
+        assert_eq!(res, 0);
+        let err = join(gen).await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{err}");
+        assert!(err.to_string().contains("no longer listens"), "{err}");
+    });
+}
+
 #[test]
 fn a_connection_open_past_the_drain_deadline_is_cut() {
     let dir = TempDir::new("hot-restart-drain");
@@ -387,6 +422,25 @@ fn upgrades_leave_no_fd_and_the_received_listener_is_cloexec() {
 /// temp dir for its upgrade socket.
 const ACTIVATED_DIR: &str = "HOT_RESTART_ACTIVATED_DIR";
 
+/// The variable listing the fds the test process has without close-on-exec (inherited
+/// from whoever ran it), which the activated child gets too.
+const INHERITABLE: &str = "HOT_RESTART_INHERITABLE";
+
+/// The fds open in this process without close-on-exec, above 3.
+fn inheritable_fds() -> Vec<i32> {
+    let listed: Vec<i32> = std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_str().unwrap().parse().unwrap())
+        .collect();
+    // SAFETY: F_GETFD takes no pointer; a closed fd (the listing's own) fails, left out.
+    let open_inheritable = |&f: &i32| unsafe { libc::fcntl(f, libc::F_GETFD) } == 0;
+    listed
+        .into_iter()
+        .filter(|f| *f > 3)
+        .filter(open_inheritable)
+        .collect()
+}
+
 /// In the child: `sd_listen_fds` as a user writes it (check `LISTEN_PID` is us, take
 /// `LISTEN_FDS` fds from 3, unset both, mark them close-on-exec), then serve as
 /// generation 7 until retired.
@@ -397,6 +451,14 @@ fn activated_child(dir: PathBuf) {
     std::env::remove_var("LISTEN_PID");
     std::env::remove_var("LISTEN_FDS");
     assert!(!is_cloexec(3), "fd 3 was not inherited as is");
+    // Nothing else came along (the parent's runtime, sockets and pipes are close-on-exec),
+    // but for what the test process itself inherited without the flag.
+    let expected: Vec<i32> = std::env::var(INHERITABLE)
+        .unwrap()
+        .split_terminator(',')
+        .map(|f| f.parse().unwrap())
+        .collect();
+    assert_eq!(inheritable_fds(), expected, "fds inherited besides 0-3");
     // SAFETY: fd 3 was placed by the parent for us and nothing else here uses it.
     let fd = unsafe { OwnedFd::from_raw_fd(3) };
     // SAFETY: F_SETFD takes an integer; fd 3 is open.
@@ -418,6 +480,10 @@ fn a_socket_activated_child_adopts_fd_3() {
         return activated_child(dir.into());
     }
     let dir = TempDir::new("hot-restart-activated");
+    // What this process inherited without close-on-exec, looked at before any runtime or
+    // socket of its own exists.
+    let inheritable: Vec<String> = inheritable_fds().iter().map(|f| f.to_string()).collect();
+    let inheritable = inheritable.join(",");
     overlap::block_on(async {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
@@ -433,6 +499,7 @@ fn a_socket_activated_child_adopts_fd_3() {
             ])
             .env("LISTEN_FDS", "1")
             .env(ACTIVATED_DIR, dir.path())
+            .env(INHERITABLE, inheritable)
             .stdout(std::process::Stdio::piped());
         // SAFETY: between fork and exec the closure only calls dup2 and fcntl, which are
         // async-signal-safe, on an fd number copied into it.
