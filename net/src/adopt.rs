@@ -47,9 +47,9 @@ impl Kind {
     }
 
     /// `Ok` if `sock` is of this kind; `InvalidInput` naming what it is otherwise (an fd that
-    /// is not a socket at all included). What the
-    /// kernel will not tell (an option refused, by a sandbox say) is not held against it:
-    /// the socket's own calls report what is wrong then.
+    /// is not a socket at all included). What the kernel will not tell (an option refused,
+    /// by a sandbox say) is not held against it: the socket's own calls report what is
+    /// wrong then.
     pub(crate) fn check(&self, sock: &Socket) -> io::Result<()> {
         self.check_as(sock, true)
     }
