@@ -49,40 +49,10 @@ fn tcp_data_after_an_urgent_mark_is_read() {
     });
 }
 
-/// `sendmsg` of `data` with `fd` attached (`SCM_RIGHTS`).
+/// `sendmsg` of `data` with `fd` attached (`SCM_RIGHTS`), all of it.
 fn send_with_fd(sock: &std::os::unix::net::UnixStream, data: &[u8], fd: i32) {
-    let mut iov = libc::iovec {
-        iov_base: data.as_ptr() as *mut _,
-        iov_len: data.len(),
-    };
-    let space = {
-        // SAFETY: CMSG_SPACE only computes a size.
-        unsafe { libc::CMSG_SPACE(std::mem::size_of::<i32>() as u32) as usize }
-    };
-    let mut cbuf = vec![0u64; space.div_ceil(8)];
-    // SAFETY: an all-zero msghdr is valid; it is filled in below.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = cbuf.as_mut_ptr().cast();
-    msg.msg_controllen = space as _;
-    // SAFETY: `msg` has a control buffer of `space` bytes, room for one header and one fd,
-    // so CMSG_FIRSTHDR is non-null and its data area holds an i32.
-    unsafe {
-        let c = libc::CMSG_FIRSTHDR(&msg);
-        (*c).cmsg_level = libc::SOL_SOCKET;
-        (*c).cmsg_type = libc::SCM_RIGHTS;
-        (*c).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<i32>() as u32) as _;
-        std::ptr::write_unaligned(libc::CMSG_DATA(c).cast::<i32>(), fd);
-    }
-    // SAFETY: `msg` describes valid buffers that outlive the call.
-    let n = unsafe { libc::sendmsg(sock.as_raw_fd(), &msg, 0) };
-    assert_eq!(
-        n,
-        data.len() as isize,
-        "{}",
-        std::io::Error::last_os_error()
-    );
+    let n = support::sendmsg_fd(sock.as_raw_fd(), data, fd).unwrap();
+    assert_eq!(n, data.len());
 }
 
 /// A peer passes an fd with "ab", then writes "cd". The kernel ends a stream read after a

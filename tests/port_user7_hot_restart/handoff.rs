@@ -24,7 +24,7 @@ pub async fn send_fd(sock: &mut UnixStream, state: &[u8], fd: RawFd) -> io::Resu
     let sent = loop {
         sock.writable().await?;
         match sock.try_io(Interest::WRITABLE, || {
-            sendmsg_fd(sock.as_raw_fd(), state, fd)
+            crate::support::sendmsg_fd(sock.as_raw_fd(), state, fd)
         }) {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
             res => break res?,
@@ -64,38 +64,6 @@ pub async fn recv_fd(sock: &UnixStream) -> io::Result<([u8; STATE_LEN], OwnedFd)
             format!("the state came with {n} fds, not one listener"),
         )),
     }
-}
-
-/// One `sendmsg` of `data` with `fd` in an `SCM_RIGHTS` message.
-fn sendmsg_fd(sock: RawFd, data: &[u8], fd: RawFd) -> io::Result<usize> {
-    let mut iov = libc::iovec {
-        iov_base: data.as_ptr() as *mut _,
-        iov_len: data.len(),
-    };
-    // SAFETY: CMSG_SPACE only computes a size.
-    let space = unsafe { libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) } as usize;
-    let mut cbuf = vec![0u64; space.div_ceil(8)];
-    // SAFETY: an all-zero msghdr is valid; it is filled in below.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = cbuf.as_mut_ptr().cast();
-    msg.msg_controllen = space as _;
-    // SAFETY: the control buffer has `space` bytes, room for one header and one fd, so
-    // CMSG_FIRSTHDR is non-null and its data area holds a RawFd.
-    unsafe {
-        let c = libc::CMSG_FIRSTHDR(&msg);
-        (*c).cmsg_level = libc::SOL_SOCKET;
-        (*c).cmsg_type = libc::SCM_RIGHTS;
-        (*c).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<RawFd>() as u32) as _;
-        std::ptr::write_unaligned(libc::CMSG_DATA(c).cast::<RawFd>(), fd);
-    }
-    // SAFETY: `msg` describes buffers that outlive the call.
-    let n = unsafe { libc::sendmsg(sock, &msg, libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT) };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(n as usize)
 }
 
 /// One `recvmsg` into `buf`; the fds that came are pushed onto `fds`, owned (and
