@@ -61,13 +61,21 @@ pub async fn serve(listener: TcpListener, store: Rc<Store>, log: Log) {
             }
         };
         let (store, log) = (store.clone(), log.clone());
+        let conn = Conn {
+            stream: conn,
+            answered: Cell::new(false),
+        };
         connections.spawn(async move {
             let ended = match timeout(store.request_timeout, connection(&conn, &store)).await {
                 Ok(ended) => ended,
                 Err(_) => {
-                    // The upload's guard has removed its temp file; tell the client if it
-                    // still listens.
-                    let _ = answer(&conn, 408, &[], b"").await;
+                    // The upload's guard has removed its temp file. The client is told, if
+                    // no answer had begun (the first draft wrote this after a GET's head
+                    // too, and waited forever on a client that read nothing), and only as
+                    // far as its socket takes it now: a timed-out client gets no more time.
+                    if !conn.answered.get() {
+                        let _ = conn.stream.try_write(STATUS_408);
+                    }
                     Err(io::Error::new(io::ErrorKind::TimedOut, "request timed out"))
                 }
             };
@@ -76,6 +84,14 @@ pub async fn serve(listener: TcpListener, store: Rc<Store>, log: Log) {
     }
 }
 
+/// A connection, and whether its answer has begun.
+struct Conn {
+    stream: TcpStream,
+    answered: Cell<bool>,
+}
+
+const STATUS_408: &[u8] = b"HTTP/1.1 408 S\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
+
 struct Head {
     method: String,
     key: String,
@@ -83,9 +99,9 @@ struct Head {
     chunked: bool,
 }
 
-async fn connection(conn: &TcpStream, store: &Store) -> io::Result<()> {
-    conn.set_nodelay(true)?;
-    let mut reader = BufReader::new(conn);
+async fn connection(conn: &Conn, store: &Store) -> io::Result<()> {
+    conn.stream.set_nodelay(true)?;
+    let mut reader = BufReader::new(&conn.stream);
     let head = match read_head(&mut reader).await? {
         Ok(head) => head,
         Err(status) => return answer(conn, status, &[], b"").await,
@@ -190,7 +206,7 @@ enum Body {
 }
 
 async fn put(
-    conn: &TcpStream,
+    conn: &Conn,
     r: &mut BufReader<&TcpStream>,
     store: &Store,
     head: &Head,
@@ -334,13 +350,13 @@ async fn chunked_body(
 /// so the close does not reset the connection and destroy the answer before the client
 /// reads it (a "lingering close", as web servers do).
 async fn refuse(
-    conn: &TcpStream,
+    conn: &Conn,
     r: &mut BufReader<&TcpStream>,
     status: u16,
     body: &[u8],
 ) -> io::Result<()> {
     answer(conn, status, &[], body).await?;
-    conn.shutdown(std::net::Shutdown::Write)?;
+    conn.stream.shutdown(std::net::Shutdown::Write)?;
     let mut sink = (&mut *r).take(LINGER_LIMIT);
     io::copy(&mut sink, &mut io::sink()).await?;
     Ok(())
@@ -349,7 +365,7 @@ async fn refuse(
 /// How much of a refused body the server reads and drops before closing.
 const LINGER_LIMIT: u64 = 16 << 20;
 
-async fn get(conn: &TcpStream, path: &Path) -> io::Result<()> {
+async fn get(conn: &Conn, path: &Path) -> io::Result<()> {
     let mut file = match File::open(path).await {
         Ok(file) => file,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return answer(conn, 404, &[], b"").await,
@@ -357,7 +373,7 @@ async fn get(conn: &TcpStream, path: &Path) -> io::Result<()> {
     };
     let len = file.metadata().await?.len();
     head(conn, 200, &[], len).await?;
-    let sent = file.send_to(conn, 0, len).await?;
+    let sent = file.send_to(&conn.stream, 0, len).await?;
     if sent != len {
         return Err(io::Error::new(
             io::ErrorKind::UnexpectedEof,
@@ -367,27 +383,18 @@ async fn get(conn: &TcpStream, path: &Path) -> io::Result<()> {
     Ok(())
 }
 
-async fn head(
-    mut conn: &TcpStream,
-    status: u16,
-    extra: &[(&str, &str)],
-    len: u64,
-) -> io::Result<()> {
+async fn head(conn: &Conn, status: u16, extra: &[(&str, &str)], len: u64) -> io::Result<()> {
     let mut text = format!("HTTP/1.1 {status} S\r\ncontent-length: {len}\r\nconnection: close\r\n");
     for (name, value) in extra {
         text.push_str(&format!("{name}: {value}\r\n"));
     }
     text.push_str("\r\n");
-    conn.write_all(text.as_bytes()).await
+    conn.answered.set(true);
+    (&conn.stream).write_all(text.as_bytes()).await
 }
 
-async fn answer(
-    mut conn: &TcpStream,
-    status: u16,
-    extra: &[(&str, &str)],
-    body: &[u8],
-) -> io::Result<()> {
+async fn answer(conn: &Conn, status: u16, extra: &[(&str, &str)], body: &[u8]) -> io::Result<()> {
     head(conn, status, extra, body.len() as u64).await?;
-    conn.write_all(body).await?;
-    conn.flush().await
+    (&conn.stream).write_all(body).await?;
+    (&conn.stream).flush().await
 }
