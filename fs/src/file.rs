@@ -53,6 +53,12 @@ use crate::OpenOptions;
 /// one error, as they would land at the wrong offset: the file then holds what was
 /// written before the refused byte, and the next write goes on from the fd's offset.
 ///
+/// A write past the process's file size limit (`RLIMIT_FSIZE`) fails with
+/// [`FileTooLarge`](io::ErrorKind::FileTooLarge) (`EFBIG`), but the kernel also raises
+/// `SIGXFSZ`, whose default action ends the whole process (Rust ignores `SIGPIPE` at
+/// startup, not `SIGXFSZ`), whichever pool thread wrote: a server that must answer such a
+/// refusal (with a 507, say) ignores `SIGXFSZ` first (see `tests/fs_write_faults.rs`).
+///
 /// # Flush, drop and cancellation
 /// - [`flush`](futures_util::io::AsyncWriteExt::flush) waits until every accepted byte has
 ///   been written to the kernel (it does not `fsync`; see [`sync_all`](File::sync_all)) and
