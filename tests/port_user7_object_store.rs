@@ -31,7 +31,8 @@
 //! upload cut by the request timeout (temp file removed, server still serving), `EFBIG`
 //! mid-upload (`RLIMIT_FSIZE` in a child: 507, temp file removed, the next PUT works), a
 //! stalled uploader not holding up others, a download whose client reads nothing cut by
-//! the timeout mid-`send_to` (the client gets a short body and the end), and no fd or task
+//! the timeout mid-`send_to` (the client gets a short body and the end), a downloader
+//! reading nothing holding up no upload on a one-thread blocking pool, and no fd or task
 //! left when the server stops.
 //!
 //! What the port changed, against tokio: `BufReader::new(&conn)` reads a borrowed stream
@@ -475,5 +476,42 @@ fn download_cut_by_the_timeout() {
             .await;
             assert_eq!(support::open_fds(), fds, "fds left");
         });
+    });
+}
+
+/// With a blocking pool of one thread, a downloader that reads nothing of a 4 MiB object
+/// holds up no upload: its `send_to` runs end when its socket is full.
+#[test]
+fn stalled_downloader_holds_up_no_upload_on_a_one_thread_pool() {
+    let rt = overlap::Runtime::builder()
+        .max_blocking_threads(1)
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let s = server("os-one-thread", 4 * MIB as u64, HANG).await;
+        let big = pattern_seeded(4 * MIB, 11);
+        put_ok(s.addr, "big", &big).await;
+        let mut stalled = TcpStream::connect(s.addr).await.unwrap();
+        stalled
+            .write_all(b"GET /big HTTP/1.1\r\n\r\n")
+            .await
+            .unwrap();
+        let puts: Vec<_> = (0..6u32)
+            .map(|i| {
+                overlap::spawn(async move {
+                    let body = pattern_seeded(200 * KIB, i);
+                    put_ok(s.addr, &format!("p{i}"), &body).await;
+                    assert!(get_body(s.addr, &format!("p{i}")).await == body);
+                })
+            })
+            .collect();
+        for p in puts {
+            within(HANG, p, "PUT and GET beside a stalled download")
+                .await
+                .unwrap();
+        }
+        let resp = response(stalled).await;
+        assert!(resp.body == big);
+        s.task.abort();
     });
 }
