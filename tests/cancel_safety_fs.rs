@@ -169,18 +169,46 @@ async fn unblock_dropped_seek_counts_once_and_reads_follow_it() {
 
 /// A `File::create_new` dropped once its job started still creates the file (the job runs
 /// on; the `File` it made is closed with the discarded result): a spool that names a draft
-/// only once the create returned must sweep such files, or remove the path itself.
-#[overlap::test]
-async fn a_dropped_create_new_still_creates_its_file() {
+/// only once the create returned must sweep such files, or remove the path itself. On a
+/// pool of one thread, a job queued after the create and awaited proves it started.
+#[test]
+fn a_dropped_create_new_still_creates_its_file() {
     let dir = TempDir::new("cancel-fs-create");
     let path = dir.join("draft");
-    abandon_slot(File::create_new(path.clone()));
-    let made = async {
-        while !path.exists() {
-            overlap::time::sleep(Duration::from_millis(1)).await;
-        }
-    };
-    within(HANG, made, "the file never appeared").await;
-    let again = File::create_new(&path).await.unwrap_err();
-    assert_eq!(again.kind(), std::io::ErrorKind::AlreadyExists, "{again}");
+    let rt = overlap::Runtime::builder()
+        .max_blocking_threads(1)
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let task = ManualTask::default();
+        let mut create = Box::pin(File::create_new(path.clone()));
+        assert!(task.poll(create.as_mut()).is_pending());
+        within(HANG, overlap::spawn_blocking(|| ()), "the pool")
+            .await
+            .unwrap();
+        drop(create);
+        assert!(path.exists(), "the started create made no file");
+        let again = File::create_new(&path).await.unwrap_err();
+        assert_eq!(again.kind(), std::io::ErrorKind::AlreadyExists, "{again}");
+    });
+}
+
+/// A `File::create` dropped while its job still waits in the pool's queue never runs: a
+/// guard that removes the path it named when a timeout drops the create leaves nothing,
+/// where the create ran after the guard's removal and left its file behind.
+#[test]
+fn a_create_dropped_while_queued_never_creates_its_file() {
+    let dir = TempDir::new("cancel-fs-create-queued");
+    let path = dir.join("upload.part");
+    let (rt, gate) = support::runtime_with_a_busy_pool();
+    rt.block_on(async {
+        let cut = overlap::time::timeout(Duration::from_millis(1), File::create(&path)).await;
+        assert!(cut.is_err(), "the create ran on a busy pool");
+        // The guard's removal: nothing there yet.
+        assert!(std::fs::remove_file(&path).is_err());
+        gate.wait();
+        // The pool's one thread runs jobs in order: once this one ran, the create had its turn.
+        overlap::spawn_blocking(|| ()).await.unwrap();
+    });
+    assert!(!path.exists(), "the dropped create made its file after all");
 }

@@ -119,3 +119,33 @@ where
 {
     spawn(f).await
 }
+
+/// Runs `f` on the pool and awaits its result, as [`run`] does, except that `f` never runs
+/// if the future is dropped while its job is still queued. For opens: a `File::create`
+/// dropped by a timeout before its turn then makes no file that a caller cleaning up after
+/// the timeout (removing the path it named) would miss. A job already started runs on.
+pub(crate) async fn run_unless_dropped_queued<T, F>(f: F) -> io::Result<T>
+where
+    F: FnOnce() -> io::Result<T> + Send + 'static,
+    T: Send + 'static,
+{
+    AbandonOnDrop(spawn(f)).await
+}
+
+/// A [`Job`] [abandoned](Job::abandon) when dropped: if it has not started, it never runs.
+struct AbandonOnDrop<T>(Job<T>);
+
+impl<T> Future for AbandonOnDrop<io::Result<T>> {
+    type Output = io::Result<T>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<T>> {
+        Pin::new(&mut self.0).poll(cx)
+    }
+}
+
+impl<T> Drop for AbandonOnDrop<T> {
+    fn drop(&mut self) {
+        // Once the job has completed this is a no-op: its state is no longer `QUEUED`.
+        self.0.abandon();
+    }
+}

@@ -27,10 +27,13 @@
 //! # Cancellation
 //! Dropping an fs future before it completes does not stop its job: it runs to the end in
 //! the background and its result is discarded, so a dropped `write` may still write its
-//! file, a dropped `remove_file` may still remove it, and a dropped [`File::create`] or
-//! [`File::create_new`] may still create its file (closing the `File` it opened): a program
-//! that removes its temporary files when a timeout cuts it short must name them before
-//! creating them, or sweep them later. Dropping the runtime drops the jobs
+//! file and a dropped `remove_file` may still remove it. Opens are the exception while
+//! queued: a [`File::open`], [`File::create`], [`File::create_new`] or
+//! [`OpenOptions::open`] dropped before its job started (waiting for a busy pool) never
+//! runs; once started, it may still create its file (closing the `File` it opened). A
+//! program that removes its temporary files when a timeout cuts it short names them before
+//! creating them and removes them then: that leaves none behind, save from a create
+//! running on a pool thread at that very moment, which a later sweep catches. Dropping the runtime drops the jobs
 //! still queued (they never run, and a future awaited after that fails with an error that
 //! says so; a [`ReadDir`] fetches such a batch again on its next call) and lets running ones
 //! finish. A [`File`]'s writes are the exception: the bytes a

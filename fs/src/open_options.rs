@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use crate::error::with_path;
 use crate::file::File;
-use crate::job::run;
+use crate::job::run_unless_dropped_queued;
 
 /// Options for opening a [`File`], the same as [`std::fs::OpenOptions`]; only
 /// [`open`](OpenOptions::open) is async (it runs on the pool).
@@ -83,10 +83,15 @@ impl OpenOptions {
 
     /// Opens `path` with these options, in one job. Errors name the path:
     /// `failed to open /x/y: No such file or directory (os error 2)`.
+    ///
+    /// Dropped while its job still waits for a pool thread, the open never happens (no file
+    /// is created); dropped once the job started, it completes in the background and the
+    /// `File` it opened is closed (see the crate's docs on cancellation).
     pub async fn open(&self, path: impl AsRef<Path>) -> io::Result<File> {
         let path: Arc<Path> = path.as_ref().into();
         let (opts, p) = (self.0.clone(), path.clone());
-        let std = run(move || opts.open(&p).map_err(|e| with_path(e, "open", &p))).await?;
+        let open = move || opts.open(&p).map_err(|e| with_path(e, "open", &p));
+        let std = run_unless_dropped_queued(open).await?;
         Ok(File::from_parts(std, Some(path)))
     }
 }
