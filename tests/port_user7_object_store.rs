@@ -44,7 +44,11 @@
 //! server now shuts its side and drains up to 16 MiB: a lingering close); and the 408
 //! sent after a timeout was written even after a GET's head, with `write_all`, so a client
 //! reading nothing held the task forever (it is now sent only before any answer, with one
-//! `try_write`).
+//! `try_write`). One was overlap's: a `File::create` cut by the timeout while it waited for
+//! a busy pool still ran after the guard had removed the path, leaving a temp file; a
+//! queued open now never runs once dropped (`tests/cancel_safety_fs.rs`). Overlap's `File`
+//! docs now also say that past `RLIMIT_FSIZE` the kernel raises `SIGXFSZ`, which this port
+//! ignores to get `EFBIG`.
 
 mod support;
 
