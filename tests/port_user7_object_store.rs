@@ -187,7 +187,11 @@ fn twenty_concurrent_uploads_read_back_exactly() {
     overlap::block_on(async {
         let s = server("os-twenty", 4 * MIB as u64, HANG).await;
         let bodies: Vec<Rc<Vec<u8>>> = (0..20)
-            .map(|i| Rc::new(pattern_seeded(64 * KIB + i * 100 * KIB + i, i as u32)))
+            // 64 KiB to 2 MiB, growing by a constant factor (plus a few odd bytes).
+            .map(|i| {
+                let size = (64.0 * 32f64.powf(i as f64 / 19.0)) as usize * KIB + i;
+                Rc::new(pattern_seeded(size, i as u32))
+            })
             .collect();
         let puts: Vec<_> = bodies
             .iter()
