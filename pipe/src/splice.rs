@@ -292,6 +292,11 @@ where
         _ => Poll::Ready(Ok(())),
     })
     .await?;
+    // So does a datagram socket with no peer, whose refusal (`EDESTADDRREQ`) would come only
+    // once the bytes were in the private pipe.
+    if sys::unconnected_datagram_socket(to.as_raw_fd()) {
+        return Err(explain(io::Error::from_raw_os_error(libc::EDESTADDRREQ)));
+    }
     // Not registered with the reactor: its fill level is always known, so it never needs
     // waiting on. Empty, it always has room; holding bytes, it always has data.
     let (pipe_out, pipe_in) = sys::pipe()?;

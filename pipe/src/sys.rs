@@ -61,6 +61,31 @@ pub(crate) fn same_pipe(a: RawFd, b: RawFd) -> bool {
     }
 }
 
+/// Whether `fd` is a datagram socket with no peer (never connected): one that a splice
+/// into would fail with `EDESTADDRREQ` only after the bytes had left their source. Any
+/// other fd, or one the kernel will not describe, is `false`.
+pub(crate) fn unconnected_datagram_socket(fd: RawFd) -> bool {
+    let mut ty: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: `ty` and `len` are valid for the kernel to write an int and its length.
+    let got = syscall!(getsockopt(
+        fd,
+        libc::SOL_SOCKET,
+        libc::SO_TYPE,
+        (&mut ty as *mut libc::c_int).cast(),
+        &mut len
+    ));
+    if got.is_err() || ty != libc::SOCK_DGRAM {
+        return false;
+    }
+    let mut addr = std::mem::MaybeUninit::<libc::sockaddr_storage>::zeroed();
+    let mut alen = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    // SAFETY: `addr` has room for any address, `alen` says how much; the kernel writes at
+    // most that.
+    let peer = syscall!(getpeername(fd, addr.as_mut_ptr().cast(), &mut alen));
+    matches!(peer, Err(e) if e.raw_os_error() == Some(libc::ENOTCONN))
+}
+
 /// The access mode `fd` was opened with: `O_RDONLY`, `O_WRONLY` or `O_RDWR`; `None` for an
 /// `O_PATH` fd, which is open for neither (its `O_ACCMODE` bits read as `O_RDONLY`, but
 /// reads, `fcntl(F_SETFL)` and epoll all refuse it with `EBADF`).
