@@ -272,25 +272,39 @@ pub const FNV_START: u64 = 0xcbf2_9ce4_8422_2325;
 
 /// Writes the buffered reader's bytes to `file` as they come, `len` of them.
 async fn sized_body(r: &mut BufReader<&TcpStream>, file: &mut File, len: u64) -> io::Result<Body> {
-    let mut left = len;
     let mut sum = FNV_START;
+    if let Some(refused) = copy_summed(r, file, len, &mut sum).await? {
+        return Ok(refused);
+    }
+    if let Err(e) = file.flush().await {
+        return disk_refused(e).map(Body::DiskRefused);
+    }
+    Ok(Body::Complete(sum))
+}
+
+/// Writes the next `len` bytes of the buffered reader to `file` as they come, folding them
+/// into `sum`: `Some(Body::DiskRefused)` if the disk refused them, `None` once all are written.
+async fn copy_summed(
+    r: &mut BufReader<&TcpStream>,
+    file: &mut File,
+    len: u64,
+    sum: &mut u64,
+) -> io::Result<Option<Body>> {
+    let mut left = len;
     while left > 0 {
         let buf = r.fill_buf().await?;
         if buf.is_empty() {
             return Err(io::ErrorKind::UnexpectedEof.into());
         }
         let n = buf.len().min(left as usize);
-        sum = fnv(sum, &buf[..n]);
+        *sum = fnv(*sum, &buf[..n]);
         if let Err(e) = file.write_all(&buf[..n]).await {
-            return disk_refused(e).map(Body::DiskRefused);
+            return disk_refused(e).map(|refused| Some(Body::DiskRefused(refused)));
         }
         r.consume_unpin(n);
         left -= n as u64;
     }
-    if let Err(e) = file.flush().await {
-        return disk_refused(e).map(Body::DiskRefused);
-    }
-    Ok(Body::Complete(sum))
+    Ok(None)
 }
 
 /// A chunked body, to `file`, no more than `max` bytes of it.
@@ -316,19 +330,8 @@ async fn chunked_body(
         if total > max {
             return Ok(Body::TooLarge);
         }
-        let mut left = size;
-        while left > 0 {
-            let buf = r.fill_buf().await?;
-            if buf.is_empty() {
-                return Err(io::ErrorKind::UnexpectedEof.into());
-            }
-            let n = buf.len().min(left as usize);
-            sum = fnv(sum, &buf[..n]);
-            if let Err(e) = file.write_all(&buf[..n]).await {
-                return disk_refused(e).map(Body::DiskRefused);
-            }
-            r.consume_unpin(n);
-            left -= n as u64;
+        if let Some(refused) = copy_summed(r, file, size, &mut sum).await? {
+            return Ok(refused);
         }
         let mut crlf = [0; 2];
         r.read_exact(&mut crlf).await?;
