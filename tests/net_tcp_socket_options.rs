@@ -196,3 +196,33 @@ fn an_address_of_the_other_family_is_invalid_input_saying_which_way_round() {
         assert_eq!(stream.local_addr().unwrap().port(), from.port());
     });
 }
+
+#[test]
+fn quickack_turns_on_and_off_on_both_ends_of_a_working_stream() {
+    block_on(within(
+        HANG,
+        async {
+            use overlap::io::AsyncWriteExt;
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let mut client = overlap::net::TcpStream::connect(listener.local_addr().unwrap())
+                .await
+                .unwrap();
+            let (mut server, _) = listener.accept().await.unwrap();
+            for s in [&client, &server] {
+                s.set_quickack(true).unwrap();
+                assert!(s.quickack().unwrap());
+            }
+            client.write_all(b"ping").await.unwrap();
+            let mut buf = [0u8; 4];
+            server.read_exact(&mut buf).await.unwrap();
+            server.write_all(b"pong").await.unwrap();
+            client.read_exact(&mut buf).await.unwrap();
+            assert_eq!(&buf, b"pong");
+            for s in [&client, &server] {
+                s.set_quickack(false).unwrap();
+                assert!(!s.quickack().unwrap());
+            }
+        },
+        "the ping-pong with quick ACKs",
+    ));
+}

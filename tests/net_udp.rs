@@ -240,3 +240,58 @@ fn a_datagram_too_long_is_emsgsize_and_the_socket_goes_on() {
         assert_eq!(&buf[..n], &largest[..]);
     });
 }
+
+/// `SO_RCVBUF` bounds what the kernel queues: a burst nobody reads yet overflows a small
+/// buffer (the excess dropped, silently) and fits in the default one.
+#[test]
+fn a_small_receive_buffer_drops_a_burst_the_default_one_keeps() {
+    overlap::block_on(async {
+        let small = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        small.set_recv_buffer_size(4096).unwrap();
+        assert_eq!(
+            small.recv_buffer_size().unwrap(),
+            8192,
+            "the kernel doubles it"
+        );
+        let roomy = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let sender = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        sender.set_send_buffer_size(256 * 1024).unwrap();
+        assert!(
+            sender.send_buffer_size().unwrap() >= 2 * 4608,
+            "at least the minimum"
+        );
+        let payload = [7u8; 1000];
+        for to in [&small, &roomy] {
+            for _ in 0..40 {
+                sender
+                    .send_to(&payload, to.local_addr().unwrap())
+                    .await
+                    .unwrap();
+            }
+        }
+        // `try_recv` trusts the readiness the loop has seen: wait for it, then drain.
+        async fn queued(sock: &UdpSocket, len: usize) -> usize {
+            sock.readable().await.unwrap();
+            let mut buf = [0u8; 2048];
+            let mut n = 0;
+            loop {
+                match sock.try_recv(&mut buf) {
+                    Ok(got) => assert_eq!(got, len),
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => return n,
+                    Err(e) => panic!("try_recv: {e}"),
+                }
+                n += 1;
+            }
+        }
+        let kept_small = queued(&small, payload.len()).await;
+        assert!(
+            (1..40).contains(&kept_small),
+            "the small buffer kept {kept_small}"
+        );
+        assert_eq!(
+            queued(&roomy, payload.len()).await,
+            40,
+            "the default buffer keeps the whole burst"
+        );
+    });
+}

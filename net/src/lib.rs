@@ -78,6 +78,7 @@ mod sys;
 pub mod tcp;
 mod udp;
 mod udp_batch;
+mod udp_options;
 pub mod unix;
 
 pub use resolve::{lookup_host, ToSocketAddrs};

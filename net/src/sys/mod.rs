@@ -333,6 +333,20 @@ impl Socket {
         self.setsockopt(libc::IPPROTO_IP, libc::IP_TOS, libc::c_int::from(tos))
     }
 
+    /// Sets a buffer size option (`SO_SNDBUF`, `SO_RCVBUF`). The kernel takes an `int`, so a
+    /// size past `i32::MAX` is clamped to that (it caps the value at its own maximum anyway).
+    pub(crate) fn set_buffer_size(&self, name: libc::c_int, size: u32) -> io::Result<()> {
+        let size = size.min(libc::c_int::MAX as u32) as libc::c_int;
+        self.setsockopt(libc::SOL_SOCKET, name, size)
+    }
+
+    /// Reads a buffer size option (`SO_SNDBUF`, `SO_RCVBUF`): what the kernel keeps, which is
+    /// twice what was set (it counts its bookkeeping too).
+    pub(crate) fn buffer_size(&self, name: libc::c_int) -> io::Result<u32> {
+        let size: libc::c_int = self.getsockopt(libc::SOL_SOCKET, name)?;
+        Ok(size as u32)
+    }
+
     /// Reads an IPv4 time-to-live option (`IP_TTL`, `IP_MULTICAST_TTL`).
     pub(crate) fn ttl_option(&self, name: libc::c_int) -> io::Result<u32> {
         let ttl: libc::c_int = self.getsockopt(libc::IPPROTO_IP, name)?;

@@ -7,6 +7,7 @@ mod listener;
 mod socket;
 mod split;
 mod stream;
+mod stream_options;
 
 pub(crate) use listener::DEFAULT_BACKLOG;
 pub use listener::{Incoming, TcpListener};

@@ -182,28 +182,22 @@ impl TcpSocket {
 
     /// Sets `SO_SNDBUF` (the kernel doubles the value for its bookkeeping).
     pub fn set_send_buffer_size(&self, size: u32) -> io::Result<()> {
-        let size = size.min(libc::c_int::MAX as u32) as libc::c_int;
-        self.sock
-            .setsockopt(libc::SOL_SOCKET, libc::SO_SNDBUF, size)
+        self.sock.set_buffer_size(libc::SO_SNDBUF, size)
     }
 
     /// The `SO_SNDBUF` setting.
     pub fn send_buffer_size(&self) -> io::Result<u32> {
-        let size: libc::c_int = self.sock.getsockopt(libc::SOL_SOCKET, libc::SO_SNDBUF)?;
-        Ok(size as u32)
+        self.sock.buffer_size(libc::SO_SNDBUF)
     }
 
     /// Sets `SO_RCVBUF` (the kernel doubles the value for its bookkeeping).
     pub fn set_recv_buffer_size(&self, size: u32) -> io::Result<()> {
-        let size = size.min(libc::c_int::MAX as u32) as libc::c_int;
-        self.sock
-            .setsockopt(libc::SOL_SOCKET, libc::SO_RCVBUF, size)
+        self.sock.set_buffer_size(libc::SO_RCVBUF, size)
     }
 
     /// The `SO_RCVBUF` setting.
     pub fn recv_buffer_size(&self) -> io::Result<u32> {
-        let size: libc::c_int = self.sock.getsockopt(libc::SOL_SOCKET, libc::SO_RCVBUF)?;
-        Ok(size as u32)
+        self.sock.buffer_size(libc::SO_RCVBUF)
     }
 
     /// Binds to a local address (port 0 picks a free port). An address of the other family

@@ -5,7 +5,6 @@ use std::io;
 use std::net::{Shutdown, SocketAddr};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use overlap_runtime::{AsyncFd, Direction};
 
@@ -126,67 +125,6 @@ impl TcpStream {
     /// its send buffer is free. 0 while the connection is being set up.
     pub fn unacknowledged(&self) -> io::Result<usize> {
         self.io.get_ref().unacknowledged()
-    }
-
-    /// Sets `TCP_NODELAY`: when on, small writes go out at once instead of being coalesced
-    /// by Nagle's algorithm.
-    pub fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
-        self.io
-            .get_ref()
-            .set_flag(libc::IPPROTO_TCP, libc::TCP_NODELAY, nodelay)
-    }
-
-    /// Whether `TCP_NODELAY` is on.
-    pub fn nodelay(&self) -> io::Result<bool> {
-        self.io.get_ref().flag(libc::IPPROTO_TCP, libc::TCP_NODELAY)
-    }
-
-    /// Sets `SO_KEEPALIVE`: the kernel probes an idle connection and fails it if the peer
-    /// is gone.
-    pub fn set_keepalive(&self, keepalive: bool) -> io::Result<()> {
-        self.io
-            .get_ref()
-            .set_flag(libc::SOL_SOCKET, libc::SO_KEEPALIVE, keepalive)
-    }
-
-    /// Whether `SO_KEEPALIVE` is on.
-    pub fn keepalive(&self) -> io::Result<bool> {
-        self.io.get_ref().flag(libc::SOL_SOCKET, libc::SO_KEEPALIVE)
-    }
-
-    /// Sets `SO_LINGER`. `Some(Duration::ZERO)` makes dropping the stream reset the
-    /// connection (RST) instead of closing it gracefully; `None` restores the default.
-    ///
-    /// With a longer time (counted in whole seconds by the kernel, so a fraction rounds up;
-    /// anything past `i32::MAX` seconds, `Duration::MAX` included, is clamped to that),
-    /// closing waits until the peer has taken the unsent data or the time is up, even on a
-    /// non-blocking socket: dropping the stream then closes it on the blocking pool, so the
-    /// loop never waits. (Streams accepted from a listener whose socket had a linger time,
-    /// or made with `from_std` from one, do the same.)
-    pub fn set_linger(&self, dur: Option<Duration>) -> io::Result<()> {
-        self.io.get_ref().set_linger(dur)
-    }
-
-    /// The `SO_LINGER` setting.
-    pub fn linger(&self) -> io::Result<Option<Duration>> {
-        self.io.get_ref().linger()
-    }
-
-    /// Sets `SO_LINGER` to zero: dropping the stream then resets the connection (RST)
-    /// instead of closing it gracefully. The same as `set_linger(Some(Duration::ZERO))`.
-    pub fn set_zero_linger(&self) -> io::Result<()> {
-        self.io.get_ref().set_linger(Some(Duration::ZERO))
-    }
-
-    /// Sets the IP time-to-live of outgoing packets (`IP_TTL`, IPv4 sockets): 1 to 255,
-    /// anything else is refused with `InvalidInput`.
-    pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
-        self.io.get_ref().set_ttl_option(libc::IP_TTL, ttl)
-    }
-
-    /// The `IP_TTL` setting.
-    pub fn ttl(&self) -> io::Result<u32> {
-        self.io.get_ref().ttl_option(libc::IP_TTL)
     }
 
     /// Reads and clears the socket's pending error (`SO_ERROR`).

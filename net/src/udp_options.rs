@@ -1,0 +1,212 @@
+//! `UdpSocket`'s socket options: buffer sizes, broadcast, TTL and multicast.
+
+use std::io;
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use crate::sys::Socket;
+use crate::UdpSocket;
+
+impl UdpSocket {
+    /// Sets `SO_SNDBUF`, the most the kernel holds of datagrams not yet sent (it doubles
+    /// the value for its bookkeeping, and caps it at `net.core.wmem_max`). A datagram that
+    /// does not fit waits in `send` until room is freed.
+    pub fn set_send_buffer_size(&self, size: u32) -> io::Result<()> {
+        self.io.get_ref().set_buffer_size(libc::SO_SNDBUF, size)
+    }
+
+    /// The `SO_SNDBUF` setting, as the kernel keeps it (twice what was set).
+    pub fn send_buffer_size(&self) -> io::Result<u32> {
+        self.io.get_ref().buffer_size(libc::SO_SNDBUF)
+    }
+
+    /// Sets `SO_RCVBUF`, the most the kernel queues of datagrams not yet received (it
+    /// doubles the value for its bookkeeping, and caps it at `net.core.rmem_max`). Each
+    /// queued datagram counts with the kernel's overhead, so far fewer small datagrams fit
+    /// than the size suggests; one arriving when the queue is full is dropped, and no one
+    /// is told. A server taking bursts raises it; one that wants old datagrams dropped
+    /// rather than late lowers it.
+    ///
+    /// ```
+    /// use overlap::net::UdpSocket;
+    ///
+    /// overlap::block_on(async {
+    ///     let sock = UdpSocket::bind("127.0.0.1:0").await?;
+    ///     sock.set_recv_buffer_size(64 * 1024)?;
+    ///     assert_eq!(sock.recv_buffer_size()?, 128 * 1024);
+    ///     std::io::Result::Ok(())
+    /// })
+    /// .unwrap();
+    /// ```
+    pub fn set_recv_buffer_size(&self, size: u32) -> io::Result<()> {
+        self.io.get_ref().set_buffer_size(libc::SO_RCVBUF, size)
+    }
+
+    /// The `SO_RCVBUF` setting, as the kernel keeps it (twice what was set).
+    pub fn recv_buffer_size(&self) -> io::Result<u32> {
+        self.io.get_ref().buffer_size(libc::SO_RCVBUF)
+    }
+
+    /// Sets `SO_BROADCAST`: allow sending to a broadcast address.
+    pub fn set_broadcast(&self, on: bool) -> io::Result<()> {
+        self.io
+            .get_ref()
+            .set_flag(libc::SOL_SOCKET, libc::SO_BROADCAST, on)
+    }
+
+    /// Whether `SO_BROADCAST` is on.
+    pub fn broadcast(&self) -> io::Result<bool> {
+        self.io.get_ref().flag(libc::SOL_SOCKET, libc::SO_BROADCAST)
+    }
+
+    /// Sets `IP_TTL`: 1 to 255, anything else is refused with `InvalidInput`.
+    pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
+        self.io.get_ref().set_ttl_option(libc::IP_TTL, ttl)
+    }
+
+    /// The `IP_TTL` setting.
+    pub fn ttl(&self) -> io::Result<u32> {
+        self.io.get_ref().ttl_option(libc::IP_TTL)
+    }
+
+    /// Joins an IPv4 multicast group on the interface with address `interface`
+    /// (`Ipv4Addr::UNSPECIFIED` lets the kernel choose). A `multiaddr` that is no multicast
+    /// address (outside 224.0.0.0/4) is refused with `InvalidInput`.
+    pub fn join_multicast_v4(&self, multiaddr: Ipv4Addr, interface: Ipv4Addr) -> io::Result<()> {
+        multicast_group(multiaddr.into())?;
+        self.io.get_ref().setsockopt(
+            libc::IPPROTO_IP,
+            libc::IP_ADD_MEMBERSHIP,
+            mreq_v4(multiaddr, interface),
+        )
+    }
+
+    /// Leaves an IPv4 multicast group joined with [`join_multicast_v4`](Self::join_multicast_v4).
+    /// A `multiaddr` that is no multicast address is refused with `InvalidInput`.
+    pub fn leave_multicast_v4(&self, multiaddr: Ipv4Addr, interface: Ipv4Addr) -> io::Result<()> {
+        multicast_group(multiaddr.into())?;
+        self.io.get_ref().setsockopt(
+            libc::IPPROTO_IP,
+            libc::IP_DROP_MEMBERSHIP,
+            mreq_v4(multiaddr, interface),
+        )
+    }
+
+    /// Joins an IPv6 multicast group on interface index `interface` (0: any). A `multiaddr`
+    /// that is no multicast address (outside ff00::/8), or an IPv4 socket, is refused with
+    /// `InvalidInput`.
+    pub fn join_multicast_v6(&self, multiaddr: &Ipv6Addr, interface: u32) -> io::Result<()> {
+        multicast_group((*multiaddr).into())?;
+        self.ipv6_option(|s| {
+            s.setsockopt(
+                libc::IPPROTO_IPV6,
+                libc::IPV6_ADD_MEMBERSHIP,
+                mreq_v6(multiaddr, interface),
+            )
+        })
+    }
+
+    /// Leaves an IPv6 multicast group; refuses what [`join_multicast_v6`](Self::join_multicast_v6)
+    /// refuses.
+    pub fn leave_multicast_v6(&self, multiaddr: &Ipv6Addr, interface: u32) -> io::Result<()> {
+        multicast_group((*multiaddr).into())?;
+        self.ipv6_option(|s| {
+            s.setsockopt(
+                libc::IPPROTO_IPV6,
+                libc::IPV6_DROP_MEMBERSHIP,
+                mreq_v6(multiaddr, interface),
+            )
+        })
+    }
+
+    /// Sets `IP_MULTICAST_LOOP`: whether this host's own multicast datagrams loop back.
+    pub fn set_multicast_loop_v4(&self, on: bool) -> io::Result<()> {
+        self.io
+            .get_ref()
+            .set_flag(libc::IPPROTO_IP, libc::IP_MULTICAST_LOOP, on)
+    }
+
+    /// Whether `IP_MULTICAST_LOOP` is on.
+    pub fn multicast_loop_v4(&self) -> io::Result<bool> {
+        self.io
+            .get_ref()
+            .flag(libc::IPPROTO_IP, libc::IP_MULTICAST_LOOP)
+    }
+
+    /// Sets `IP_MULTICAST_TTL`: 0 (this host only) to 255; more is refused with
+    /// `InvalidInput`.
+    pub fn set_multicast_ttl_v4(&self, ttl: u32) -> io::Result<()> {
+        self.io
+            .get_ref()
+            .set_ttl_option(libc::IP_MULTICAST_TTL, ttl)
+    }
+
+    /// The `IP_MULTICAST_TTL` setting.
+    pub fn multicast_ttl_v4(&self) -> io::Result<u32> {
+        self.io.get_ref().ttl_option(libc::IP_MULTICAST_TTL)
+    }
+
+    /// Sets `IPV6_MULTICAST_LOOP`. An IPv4 socket has no such option: `InvalidInput`.
+    pub fn set_multicast_loop_v6(&self, on: bool) -> io::Result<()> {
+        self.ipv6_option(|s| s.set_flag(libc::IPPROTO_IPV6, libc::IPV6_MULTICAST_LOOP, on))
+    }
+
+    /// Whether `IPV6_MULTICAST_LOOP` is on (`InvalidInput` on an IPv4 socket).
+    pub fn multicast_loop_v6(&self) -> io::Result<bool> {
+        self.ipv6_option(|s| s.flag(libc::IPPROTO_IPV6, libc::IPV6_MULTICAST_LOOP))
+    }
+
+    /// Runs `op`, an IPv6-level option call. An IPv4 socket has no such options, and the
+    /// kernel says only "Protocol not available" (`ENOPROTOOPT`, setting one) or "Operation
+    /// not supported" (`EOPNOTSUPP`, reading one): that becomes `InvalidInput` saying what
+    /// is wrong.
+    fn ipv6_option<T>(&self, op: impl FnOnce(&Socket) -> io::Result<T>) -> io::Result<T> {
+        let sock = self.io.get_ref();
+        match op(sock) {
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOPROTOOPT | libc::EOPNOTSUPP)) => {
+                let domain = sock.getsockopt::<libc::c_int>(libc::SOL_SOCKET, libc::SO_DOMAIN);
+                if domain.ok() != Some(libc::AF_INET) {
+                    return Err(e);
+                }
+                Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "an IPv6 multicast option cannot be used on an IPv4 socket",
+                ))
+            }
+            res => res,
+        }
+    }
+}
+
+/// `Ok` if `group` is a multicast address; `InvalidInput` naming it otherwise (the kernel's
+/// words are "Invalid argument", or for a leave, "Cannot assign requested address").
+fn multicast_group(group: std::net::IpAddr) -> io::Result<()> {
+    if group.is_multicast() {
+        return Ok(());
+    }
+    Err(io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!(
+            "{group} is not a multicast address (IPv4 groups are 224.0.0.0/4, IPv6 ones ff00::/8)"
+        ),
+    ))
+}
+
+fn mreq_v4(multiaddr: Ipv4Addr, interface: Ipv4Addr) -> libc::ip_mreq {
+    libc::ip_mreq {
+        imr_multiaddr: libc::in_addr {
+            s_addr: u32::from(multiaddr).to_be(),
+        },
+        imr_interface: libc::in_addr {
+            s_addr: u32::from(interface).to_be(),
+        },
+    }
+}
+
+fn mreq_v6(multiaddr: &Ipv6Addr, interface: u32) -> libc::ipv6_mreq {
+    libc::ipv6_mreq {
+        ipv6mr_multiaddr: libc::in6_addr {
+            s6_addr: multiaddr.octets(),
+        },
+        ipv6mr_interface: interface as libc::c_uint,
+    }
+}
