@@ -12,9 +12,11 @@
 //! channel (bounded or unbounded) whose ends are `Send`, with tokio's `blocking_send` and
 //! `blocking_recv` for a [`spawn_blocking`](crate::spawn_blocking) job or a plain thread,
 //! and [`oneshot::cross_thread`] for a reply; or spawn onto the other thread's runtime with
-//! a [`Handle`](crate::Handle). The others have no cross-thread twin: to tell every runtime
-//! of a thread-per-core program something (a new setting, a shutdown), spawn onto each
-//! with its `Handle` a closure that updates that runtime's own [`watch`] or [`Notify`].
+//! a [`Handle`](crate::Handle). A [`CancellationToken`] (tokio-util's, under its name) is
+//! `Send` and `Sync` too: one token tells every task, thread and runtime to shut down. The
+//! others have no cross-thread twin: to tell every runtime of a thread-per-core program
+//! something else (a new setting), spawn onto each with its `Handle` a closure that updates
+//! that runtime's own [`watch`] or [`Notify`].
 //!
 //! # Cancellation
 //! Every wait here can be dropped before it completes (in a `select!`, under a timeout)
@@ -73,6 +75,7 @@ macro_rules! guard_deref {
 
 mod barrier;
 pub mod broadcast;
+pub mod cancellation;
 pub mod mpsc;
 mod mutex;
 mod notify;
@@ -84,6 +87,7 @@ mod waiters;
 pub mod watch;
 
 pub use barrier::{Barrier, BarrierWait, BarrierWaitResult};
+pub use cancellation::CancellationToken;
 pub use mutex::{
     MappedMutexGuard, Mutex, MutexGuard, OwnedMappedMutexGuard, OwnedMutexGuard, TryLockError,
 };
