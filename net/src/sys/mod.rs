@@ -7,6 +7,7 @@
 mod addr;
 #[cfg(feature = "count-syscalls")]
 pub(crate) mod counters;
+mod fds;
 
 use std::io;
 use std::mem::{self, ManuallyDrop};
@@ -16,6 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 pub(crate) use addr::SockAddr;
+pub(crate) use fds::MAX_FDS;
 pub(crate) use mmsg::{RecvMeta, MAX_BATCH};
 use overlap_runtime::syscall;
 

@@ -40,7 +40,7 @@ use crate::sys::{SockAddr, Socket};
 /// .unwrap();
 /// ```
 pub struct UnixDatagram {
-    io: AsyncFd<Socket>,
+    pub(super) io: AsyncFd<Socket>,
 }
 
 impl UnixDatagram {

@@ -2,6 +2,7 @@
 //! abstract names starting with a NUL byte), and [`UnixSocket`] to set one up by hand.
 
 mod datagram;
+mod fds;
 mod listener;
 mod socket;
 mod split;

@@ -32,13 +32,12 @@ use crate::sys::{SockAddr, Socket};
 ///
 /// # Passing file descriptors
 ///
-/// There is no call for `SCM_RIGHTS` (tokio has none either): make your own `sendmsg` and
-/// `recvmsg` inside [`async_io`](Self::async_io) or after [`readable`](Self::readable) /
-/// [`writable`](Self::writable) with [`try_io`](Self::try_io), on [`as_raw_fd`](AsRawFd),
-/// with `MSG_DONTWAIT` and, receiving, `MSG_CMSG_CLOEXEC` (so the fds are never
-/// inheritable), and hand a received socket to its wrapper's `TryFrom<OwnedFd>`, which
-/// checks its kind (`tests/port_user7_hot_restart/handoff.rs` does this for a server's hot
-/// upgrade). The stream's own reads (`read`, `try_read`, the halves') take the bytes that
+/// [`send_with_fds`](Self::send_with_fds) attaches descriptors to bytes (`SCM_RIGHTS`) and
+/// [`recv_with_fds`](Self::recv_with_fds) takes them (close-on-exec); tokio has no such
+/// calls, and a tokio program's own `sendmsg`/`recvmsg` through [`try_io`](Self::try_io)
+/// works here too. Hand a received socket to its wrapper's `TryFrom<OwnedFd>`, which checks
+/// its kind (`tests/port_user7_hot_restart/handoff.rs` does this for a server's hot
+/// upgrade). The stream's other reads (`read`, `try_read`, the halves') take the bytes that
 /// came with fds and leave the fds to the kernel, which closes them: nothing is left open,
 /// and nothing is received. A read ends at such a message, short of its buffer, and the
 /// next one reads on.
@@ -60,7 +59,7 @@ use crate::sys::{SockAddr, Socket};
 /// .unwrap();
 /// ```
 pub struct UnixStream {
-    io: AsyncFd<Socket>,
+    pub(super) io: AsyncFd<Socket>,
 }
 
 impl UnixStream {

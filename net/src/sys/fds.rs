@@ -1,0 +1,138 @@
+//! Passing file descriptors over Unix sockets: `sendmsg` and `recvmsg` with `SCM_RIGHTS`.
+
+use std::io;
+use std::mem;
+use std::os::fd::{BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::ptr;
+
+use overlap_runtime::syscall;
+
+use super::Socket;
+
+/// The most descriptors one message carries (the kernel's `SCM_MAX_FD`; more is `EINVAL`).
+pub(crate) const MAX_FDS: usize = 253;
+
+const FD_SIZE: usize = mem::size_of::<RawFd>();
+
+// SAFETY: CMSG_SPACE only computes a length from its argument; it touches no memory.
+const CONTROL_LEN: usize = unsafe {
+    libc::CMSG_SPACE((MAX_FDS * FD_SIZE) as u32) as usize
+        + libc::CMSG_SPACE(mem::size_of::<libc::ucred>() as u32) as usize
+};
+
+/// A control buffer with room for [`MAX_FDS`] descriptors and a credentials message (sent
+/// along when the receiver has `SO_PASSCRED` on), aligned for `cmsghdr`.
+#[repr(C)]
+struct Control {
+    _align: [libc::cmsghdr; 0],
+    bytes: [u8; CONTROL_LEN],
+}
+
+impl Control {
+    fn new() -> Control {
+        Control {
+            _align: [],
+            bytes: [0; CONTROL_LEN],
+        }
+    }
+}
+
+/// What one `recvmsg` with room for descriptors took.
+pub(crate) struct Received {
+    /// Bytes received into the buffer.
+    pub(crate) len: usize,
+    /// The kernel had more ancillary data than it gave (`MSG_CTRUNC`): descriptors it could
+    /// not install (the process is out of them) were closed.
+    pub(crate) fds_cut: bool,
+}
+
+impl Socket {
+    /// `sendmsg` of `buf` (`MSG_NOSIGNAL`) with `fds` in one `SCM_RIGHTS` message; none if
+    /// `fds` is empty. The caller keeps `fds` at most [`MAX_FDS`] long.
+    pub(crate) fn send_with_fds(&self, buf: &[u8], fds: &[BorrowedFd<'_>]) -> io::Result<usize> {
+        assert!(fds.len() <= MAX_FDS, "checked by the caller");
+        let mut iov = libc::iovec {
+            iov_base: buf.as_ptr().cast_mut().cast(),
+            iov_len: buf.len(),
+        };
+        let mut control = Control::new();
+        // SAFETY: an all-zero msghdr is valid: no name, no iovecs, no control buffer.
+        let mut msg: libc::msghdr = unsafe { mem::zeroed() };
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        if !fds.is_empty() {
+            let data_len = (fds.len() * FD_SIZE) as u32;
+            msg.msg_control = control.bytes.as_mut_ptr().cast();
+            // SAFETY: a length computation only.
+            msg.msg_controllen = unsafe { libc::CMSG_SPACE(data_len) } as _;
+            // SAFETY: `msg_control` points at `msg_controllen` bytes (at most CONTROL_LEN,
+            // since `fds` is at most MAX_FDS long), aligned for a cmsghdr: the first header
+            // and its data (`data_len` bytes, within CMSG_SPACE) are in the buffer. The fds
+            // are written byte-wise, the data not being aligned for RawFd as such.
+            unsafe {
+                let cmsg = libc::CMSG_FIRSTHDR(&msg);
+                (*cmsg).cmsg_level = libc::SOL_SOCKET;
+                (*cmsg).cmsg_type = libc::SCM_RIGHTS;
+                (*cmsg).cmsg_len = libc::CMSG_LEN(data_len) as _;
+                let data = libc::CMSG_DATA(cmsg);
+                for (i, fd) in fds.iter().enumerate() {
+                    let raw: RawFd = std::os::fd::AsRawFd::as_raw_fd(fd);
+                    ptr::write_unaligned(data.add(i * FD_SIZE).cast::<RawFd>(), raw);
+                }
+            }
+        }
+        // SAFETY: `msg` points at one iovec describing `buf`, valid for reads of its length,
+        // and at a control buffer holding one well-formed SCM_RIGHTS message of open fds
+        // (borrowed for the call), or at none; both outlive the call.
+        let n = syscall!(sendmsg(self.raw(), &msg, libc::MSG_NOSIGNAL))?;
+        Ok(n as usize)
+    }
+
+    /// `recvmsg` into `buf` with room for [`MAX_FDS`] descriptors, which it appends to `fds`
+    /// as they come (made close-on-exec by the kernel: `MSG_CMSG_CLOEXEC`). Ancillary data
+    /// of other kinds (credentials) is skipped.
+    pub(crate) fn recv_with_fds(
+        &self,
+        buf: &mut [u8],
+        fds: &mut Vec<OwnedFd>,
+    ) -> io::Result<Received> {
+        let mut iov = libc::iovec {
+            iov_base: buf.as_mut_ptr().cast(),
+            iov_len: buf.len(),
+        };
+        let mut control = Control::new();
+        // SAFETY: an all-zero msghdr is valid: no name, no iovecs, no control buffer.
+        let mut msg: libc::msghdr = unsafe { mem::zeroed() };
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control.bytes.as_mut_ptr().cast();
+        msg.msg_controllen = CONTROL_LEN as _;
+        // SAFETY: `msg` points at one iovec describing `buf`, valid for writes of its length,
+        // and at a control buffer of `msg_controllen` writable bytes; both outlive the call.
+        let n = syscall!(recvmsg(self.raw(), &mut msg, libc::MSG_CMSG_CLOEXEC))?;
+        // SAFETY: the kernel wrote `msg_controllen` bytes of well-formed cmsg headers into
+        // the control buffer; CMSG_FIRSTHDR/CMSG_NXTHDR walk them within that length and
+        // return null past the last. An SCM_RIGHTS message's data holds `cmsg_len -
+        // CMSG_LEN(0)` bytes of fds, which the kernel has just installed in this process
+        // for us alone: each is owned here, exactly once. They are read byte-wise, as the
+        // data need not be aligned for RawFd.
+        unsafe {
+            let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
+            while !cmsg.is_null() {
+                if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_RIGHTS {
+                    let data = libc::CMSG_DATA(cmsg);
+                    let len = (*cmsg).cmsg_len as usize - libc::CMSG_LEN(0) as usize;
+                    for i in 0..len / FD_SIZE {
+                        let raw = ptr::read_unaligned(data.add(i * FD_SIZE).cast::<RawFd>());
+                        fds.push(OwnedFd::from_raw_fd(raw));
+                    }
+                }
+                cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
+            }
+        }
+        Ok(Received {
+            len: n as usize,
+            fds_cut: msg.msg_flags & libc::MSG_CTRUNC != 0,
+        })
+    }
+}

@@ -1,0 +1,155 @@
+//! Passing file descriptors (`SCM_RIGHTS`) over [`UnixStream`] and [`UnixDatagram`].
+
+use std::io;
+use std::os::fd::{BorrowedFd, OwnedFd};
+
+use overlap_runtime::AsyncFd;
+
+use super::{UnixDatagram, UnixStream};
+use crate::io::{read_io, write_io};
+use crate::sys::{Socket, MAX_FDS};
+
+/// Refuses more descriptors than one message carries, in our words (the kernel's are
+/// "Invalid argument").
+fn check_count(fds: &[BorrowedFd<'_>]) -> io::Result<()> {
+    if fds.len() > MAX_FDS {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "one message carries at most {MAX_FDS} file descriptors, not {}",
+                fds.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Waits until `io` is readable and receives one message with its descriptors. If the
+/// kernel could not give them all, those it gave are closed and the message is an error:
+/// a message whose descriptors are missing is no message the sender sent.
+async fn recv_fds(
+    io: &AsyncFd<Socket>,
+    buf: &mut [u8],
+    fds: &mut Vec<OwnedFd>,
+) -> io::Result<usize> {
+    let first_new = fds.len();
+    let got = read_io(io, |s| s.recv_with_fds(buf, fds)).await?;
+    if got.fds_cut {
+        fds.truncate(first_new);
+        return Err(io::Error::other(format!(
+            "the file descriptors sent with a message of {} bytes were lost: the process has \
+             no room for them (RLIMIT_NOFILE) or more came than one message carries",
+            got.len
+        )));
+    }
+    Ok(got.len)
+}
+
+impl UnixStream {
+    /// Writes bytes from `buf` with the descriptors `fds` attached (`SCM_RIGHTS`), waiting
+    /// for room; returns how many bytes went, as a write does. The descriptors travel with
+    /// those bytes, whatever their number: on a short count, write the rest of `buf` with
+    /// a plain write (or another call with no `fds`). The peer gets its own copies of them
+    /// with [`recv_with_fds`](Self::recv_with_fds); this process keeps its own.
+    ///
+    /// A stream carries descriptors only with at least one byte: an empty `buf` with `fds`
+    /// is refused with `InvalidInput`, as are more than 253 descriptors (the kernel's limit
+    /// per message). With no `fds` it is a plain write.
+    ///
+    /// Cancel-safe: dropped while it waits for room, it has sent nothing.
+    ///
+    /// ```
+    /// use std::io::{Read, Write};
+    /// use std::os::fd::AsFd;
+    /// use overlap::net::UnixStream;
+    ///
+    /// overlap::block_on(async {
+    ///     let (a, b) = UnixStream::pair()?;
+    ///     // Hand the peer one end of a std socket pair, with a byte saying what it is.
+    ///     let (mut mine, theirs) = std::os::unix::net::UnixStream::pair()?;
+    ///     assert_eq!(a.send_with_fds(b"s", &[theirs.as_fd()]).await?, 1);
+    ///     drop(theirs);
+    ///
+    ///     let (mut buf, mut fds) = ([0u8; 8], Vec::new());
+    ///     assert_eq!(b.recv_with_fds(&mut buf, &mut fds).await?, 1);
+    ///     let mut received = std::os::unix::net::UnixStream::from(fds.pop().unwrap());
+    ///     received.write_all(b"hi")?;
+    ///     let mut got = [0u8; 2];
+    ///     mine.read_exact(&mut got)?;
+    ///     assert_eq!(&got, b"hi");
+    ///     std::io::Result::Ok(())
+    /// })
+    /// .unwrap();
+    /// ```
+    pub async fn send_with_fds(&self, buf: &[u8], fds: &[BorrowedFd<'_>]) -> io::Result<usize> {
+        check_count(fds)?;
+        if buf.is_empty() {
+            if fds.is_empty() {
+                return Ok(0);
+            }
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a stream carries file descriptors only with at least one byte",
+            ));
+        }
+        write_io(&self.io, |s| s.send_with_fds(buf, fds)).await
+    }
+
+    /// Reads bytes into `buf`, appending to `fds` the descriptors that came with them;
+    /// returns how many bytes, 0 at end of file (and at once for an empty `buf`).
+    ///
+    /// A read that reaches bytes sent with descriptors takes those descriptors and stops at
+    /// the end of those bytes, short of `buf` if need be: one call gets at most one
+    /// sender's set, with the bytes before them that it read on its way. The
+    /// descriptors are new ones in this process, close-on-exec; to use one as a socket,
+    /// give it to the wrapper's `TryFrom<OwnedFd>`, which checks its kind.
+    ///
+    /// If the process has no room for them (`RLIMIT_NOFILE`), the kernel closes the
+    /// descriptors it could not install: the call then fails with an `Other` error after
+    /// the bytes were taken, and closes those it did get, since the message is incomplete;
+    /// treat the stream as broken. Bytes read with a plain `read` lose their descriptors
+    /// the same way (see [Passing file descriptors](Self#passing-file-descriptors)).
+    ///
+    /// Cancel-safe: dropped while it waits, it has taken nothing.
+    pub async fn recv_with_fds(&self, buf: &mut [u8], fds: &mut Vec<OwnedFd>) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        recv_fds(&self.io, buf, fds).await
+    }
+}
+
+impl UnixDatagram {
+    /// Sends `buf` as one datagram to the connected peer with the descriptors `fds`
+    /// attached (`SCM_RIGHTS`); an empty `buf` makes an empty datagram that carries them.
+    /// More than 253 descriptors (the kernel's limit per message) are refused with
+    /// `InvalidInput`; no peer is `NotConnected`, as for [`send`](Self::send).
+    ///
+    /// ```
+    /// use std::os::fd::AsFd;
+    /// use overlap::net::UnixDatagram;
+    ///
+    /// overlap::block_on(async {
+    ///     let (a, b) = UnixDatagram::pair()?;
+    ///     let file = std::fs::File::open("/dev/null")?;
+    ///     a.send_with_fds(b"", &[file.as_fd(), file.as_fd()]).await?;
+    ///     let mut fds = Vec::new();
+    ///     assert_eq!(b.recv_with_fds(&mut [0u8; 4], &mut fds).await?, 0);
+    ///     assert_eq!(fds.len(), 2);
+    ///     std::io::Result::Ok(())
+    /// })
+    /// .unwrap();
+    /// ```
+    pub async fn send_with_fds(&self, buf: &[u8], fds: &[BorrowedFd<'_>]) -> io::Result<usize> {
+        check_count(fds)?;
+        write_io(&self.io, |s| s.send_with_fds(buf, fds)).await
+    }
+
+    /// Receives one datagram into `buf` (cut to its length, as [`recv`](Self::recv) does),
+    /// appending to `fds` the descriptors that came with it; returns its length. A
+    /// datagram whose descriptors the process had no room for fails as
+    /// [`UnixStream::recv_with_fds`] describes, the datagram taken.
+    pub async fn recv_with_fds(&self, buf: &mut [u8], fds: &mut Vec<OwnedFd>) -> io::Result<usize> {
+        recv_fds(&self.io, buf, fds).await
+    }
+}

@@ -1,0 +1,210 @@
+//! Passing file descriptors with `UnixStream::send_with_fds`/`recv_with_fds` and
+//! `UnixDatagram`'s: real pipes and sockets handed over and used on the other side, the
+//! kernel's message boundaries, close-on-exec, bad input refused in our words, and a
+//! receiver with no room for the descriptors, which loses none of its own and leaks none.
+
+mod support;
+
+use std::io::{ErrorKind, Read, Write};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::time::Duration;
+
+use overlap::io::{AsyncReadExt, AsyncWriteExt};
+use overlap::net::{UnixDatagram, UnixStream};
+use support::within;
+
+const HANG: Duration = Duration::from_secs(30);
+
+fn is_cloexec(fd: &OwnedFd) -> bool {
+    // SAFETY: F_GETFD takes an fd and no pointer; the fd is open (owned).
+    let flags = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFD) };
+    assert!(flags >= 0);
+    flags & libc::FD_CLOEXEC != 0
+}
+
+#[test]
+fn a_pipe_end_and_a_socket_cross_a_stream_and_work_on_the_other_side() {
+    overlap::block_on(within(
+        HANG,
+        async {
+            let (a, b) = UnixStream::pair().unwrap();
+            let (pipe_read, pipe_write) = support::pipe();
+            let (mut kept, given) = std::os::unix::net::UnixStream::pair().unwrap();
+            let n = a
+                .send_with_fds(b"two fds", &[pipe_write.as_fd(), given.as_fd()])
+                .await
+                .unwrap();
+            assert_eq!(n, 7);
+            // The sender's copies go; the receiver's own stay open.
+            drop((pipe_write, given));
+
+            let (mut buf, mut fds) = ([0u8; 64], Vec::new());
+            let n = b.recv_with_fds(&mut buf, &mut fds).await.unwrap();
+            assert_eq!((&buf[..n], fds.len()), (&b"two fds"[..], 2));
+            assert!(fds.iter().all(is_cloexec), "received fds are close-on-exec");
+
+            let socket = fds.pop().unwrap();
+            let mut through_pipe = std::fs::File::from(fds.pop().unwrap());
+            through_pipe.write_all(b"via the pipe").unwrap();
+            drop(through_pipe);
+            let mut got = String::new();
+            std::fs::File::from(pipe_read)
+                .read_to_string(&mut got)
+                .unwrap();
+            assert_eq!(got, "via the pipe", "EOF too: the last write end was ours");
+
+            // The socket, adopted by overlap's wrapper, talks to the kept end.
+            let mut adopted = UnixStream::try_from(socket).unwrap();
+            adopted.write_all(b"via the socket").await.unwrap();
+            let mut got = [0u8; 14];
+            kept.read_exact(&mut got).unwrap();
+            assert_eq!(&got, b"via the socket");
+            kept.write_all(b"back").unwrap();
+            let mut back = [0u8; 4];
+            adopted.read_exact(&mut back).await.unwrap();
+            assert_eq!(&back, b"back");
+        },
+        "the handed-over pipe and socket",
+    ));
+}
+
+#[test]
+fn a_read_stops_after_the_bytes_that_brought_fds_and_plain_bytes_pass_too() {
+    overlap::block_on(within(
+        HANG,
+        async {
+            let (mut a, b) = UnixStream::pair().unwrap();
+            let null = std::fs::File::open("/dev/null").unwrap();
+            a.write_all(b"plain ").await.unwrap();
+            a.send_with_fds(b"first", &[null.as_fd()]).await.unwrap();
+            a.send_with_fds(b"second", &[null.as_fd(), null.as_fd()])
+                .await
+                .unwrap();
+            a.send_with_fds(b" tail", &[]).await.unwrap();
+            let mut got = Vec::new();
+            let mut buf = [0u8; 64];
+            // A read takes the fds of the bytes it reaches, and stops at the end of the
+            // bytes they came with: one set per call.
+            for _ in 0..3 {
+                let mut fds = Vec::new();
+                let n = b.recv_with_fds(&mut buf, &mut fds).await.unwrap();
+                got.push((String::from_utf8_lossy(&buf[..n]).into_owned(), fds.len()));
+            }
+            assert_eq!(
+                got,
+                [
+                    ("plain first".to_string(), 1),
+                    ("second".to_string(), 2),
+                    (" tail".to_string(), 0),
+                ]
+            );
+            drop(a);
+            let mut fds = Vec::new();
+            assert_eq!(b.recv_with_fds(&mut buf, &mut fds).await.unwrap(), 0, "EOF");
+            assert!(fds.is_empty());
+        },
+        "messages with and without fds",
+    ));
+}
+
+#[test]
+fn bad_input_is_refused_in_our_words_and_nothing_is_sent() {
+    overlap::block_on(within(
+        HANG,
+        async {
+            let (a, b) = UnixStream::pair().unwrap();
+            let null = std::fs::File::open("/dev/null").unwrap();
+            let err = a.send_with_fds(b"", &[null.as_fd()]).await.unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::InvalidInput);
+            assert!(err.to_string().contains("at least one byte"), "{err}");
+            assert_eq!(a.send_with_fds(b"", &[]).await.unwrap(), 0);
+
+            let too_many: Vec<BorrowedFd<'_>> = (0..254).map(|_| null.as_fd()).collect();
+            let err = a.send_with_fds(b"x", &too_many).await.unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::InvalidInput);
+            assert!(err.to_string().contains("at most 253"), "{err}");
+            let (d, _e) = UnixDatagram::pair().unwrap();
+            let err = d.send_with_fds(b"x", &too_many).await.unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::InvalidInput);
+
+            // The most one message carries goes, and arrives whole.
+            a.send_with_fds(b"y", &too_many[..253]).await.unwrap();
+            let mut fds = Vec::new();
+            let mut buf = [0u8; 8];
+            assert_eq!(b.recv_with_fds(&mut buf, &mut fds).await.unwrap(), 1);
+            assert_eq!(
+                (buf[0], fds.len()),
+                (b'y', 253),
+                "nothing of the refused ones"
+            );
+            assert_eq!(b.recv_with_fds(&mut [], &mut fds).await.unwrap(), 0);
+        },
+        "refused sends",
+    ));
+}
+
+#[test]
+fn a_datagram_carries_fds_even_empty_and_an_unconnected_one_says_so() {
+    overlap::block_on(within(
+        HANG,
+        async {
+            let (a, b) = UnixDatagram::pair().unwrap();
+            let (pipe_read, pipe_write) = support::pipe();
+            a.send_with_fds(b"", &[pipe_write.as_fd()]).await.unwrap();
+            a.send_with_fds(b"no fds", &[]).await.unwrap();
+            drop(pipe_write);
+            let mut fds = Vec::new();
+            let mut buf = [0u8; 16];
+            assert_eq!(b.recv_with_fds(&mut buf, &mut fds).await.unwrap(), 0);
+            assert_eq!(fds.len(), 1);
+            assert_eq!(b.recv_with_fds(&mut buf, &mut fds).await.unwrap(), 6);
+            assert_eq!(fds.len(), 1, "the second datagram brought none");
+            std::fs::File::from(fds.pop().unwrap())
+                .write_all(b"ok")
+                .unwrap();
+            let mut got = [0u8; 2];
+            std::fs::File::from(pipe_read).read_exact(&mut got).unwrap();
+            assert_eq!(&got, b"ok");
+
+            let lone = UnixDatagram::unbound().unwrap();
+            let null = std::fs::File::open("/dev/null").unwrap();
+            let err = lone.send_with_fds(b"x", &[null.as_fd()]).await.unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::NotConnected, "{err}");
+        },
+        "datagrams with fds",
+    ));
+}
+
+/// The receiver has room for one more descriptor and three come: the kernel installs what
+/// fits and closes the rest. The call fails, closing the one it got, and the process has
+/// the descriptors it had; the stream then goes on with the next message.
+#[test]
+fn a_receiver_out_of_descriptors_gets_an_error_and_leaks_none() {
+    support::run_in_child(
+        "a_receiver_out_of_descriptors_gets_an_error_and_leaks_none",
+        || {
+            overlap::block_on(within(
+                HANG,
+                async {
+                    let (a, b) = UnixStream::pair().unwrap();
+                    let null = std::fs::File::open("/dev/null").unwrap();
+                    a.send_with_fds(b"three", &[null.as_fd(); 3]).await.unwrap();
+                    a.send_with_fds(b"next", &[]).await.unwrap();
+                    let before = support::open_fds();
+                    // Room for exactly one more fd.
+                    support::set_soft_nofile(support::lowest_free_fd() as u64 + 1);
+                    let mut fds = Vec::new();
+                    let mut buf = [0u8; 16];
+                    let err = b.recv_with_fds(&mut buf, &mut fds).await.unwrap_err();
+                    assert_eq!(err.kind(), ErrorKind::Other, "{err}");
+                    assert!(err.to_string().contains("RLIMIT_NOFILE"), "{err}");
+                    assert!(fds.is_empty());
+                    assert_eq!(support::open_fds(), before, "none kept, none leaked");
+                    let n = b.recv_with_fds(&mut buf, &mut fds).await.unwrap();
+                    assert_eq!(&buf[..n], b"next");
+                },
+                "the receive with no room for fds",
+            ));
+        },
+    );
+}
