@@ -226,3 +226,28 @@ fn quickack_turns_on_and_off_on_both_ends_of_a_working_stream() {
         "the ping-pong with quick ACKs",
     ));
 }
+
+/// A second `bind` gets the kernel's bare "Invalid argument": it says which address the
+/// socket already has instead, and leaves the socket bound there.
+#[test]
+fn a_second_bind_is_refused_naming_the_address_the_socket_has() {
+    block_on(async {
+        for (sock, first, second) in [
+            (TcpSocket::new_v4().unwrap(), "127.0.0.1:0", "127.0.0.1:0"),
+            (TcpSocket::new_v6().unwrap(), "[::1]:0", "[::]:0"),
+        ] {
+            if sock.bind(first.parse().unwrap()).is_err() {
+                continue; // no IPv6 loopback on this machine
+            }
+            let bound = sock.local_addr().unwrap();
+            let err = sock.bind(second.parse().unwrap()).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+            assert!(err.to_string().contains(&bound.to_string()), "{err}");
+            assert!(err.to_string().contains("already bound"), "{err}");
+            assert_eq!(overlap::io::raw_os_error(&err), Some(libc::EINVAL));
+            assert_eq!(sock.local_addr().unwrap(), bound);
+            let listener = sock.listen(8).unwrap();
+            assert_eq!(listener.local_addr().unwrap(), bound);
+        }
+    });
+}

@@ -493,3 +493,23 @@ fn a_connect_waiting_on_a_full_backlog_fails_once_its_runtime_is_gone() {
         Err(p) => panic!("panicked: {}", support::panic_message(p)),
     }
 }
+
+#[test]
+fn a_second_bind_is_refused_naming_the_path_the_socket_has() {
+    let dir = support::TempDir::new("unix-socket-rebind");
+    let (first, second) = (dir.path().join("first"), dir.path().join("second"));
+    let sock = UnixSocket::new_stream().unwrap();
+    sock.bind(&first).unwrap();
+    let err = sock.bind(&second).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput, "{err}");
+    assert!(err.to_string().contains("already bound"), "{err}");
+    assert!(err.to_string().contains("first"), "{err}");
+    assert!(!second.exists(), "no second socket file");
+    overlap::block_on(async {
+        let listener = sock.listen(8).unwrap();
+        assert_eq!(
+            listener.local_addr().unwrap().as_pathname(),
+            Some(first.as_path())
+        );
+    });
+}

@@ -1,6 +1,6 @@
 //! The kernel's socket errors that no caller can match, or that mislead, in our own words:
 //! an address of a family the socket cannot take (UDP sends and connects, `TcpSocket`'s bind
-//! and connect), a UDP send with no peer, an accept on a listener shut down.
+//! and connect), a UDP send with no peer, an accept on a listener shut down, a second bind.
 
 use std::error::Error;
 use std::fmt;
@@ -13,13 +13,13 @@ use crate::sys::Socket;
 /// `overlap::io::raw_os_error` still finds the code.
 #[derive(Debug)]
 struct Reworded {
-    msg: &'static str,
+    msg: std::borrow::Cow<'static, str>,
     source: io::Error,
 }
 
 impl fmt::Display for Reworded {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.msg)
+        f.write_str(&self.msg)
     }
 }
 
@@ -49,7 +49,13 @@ pub(crate) fn wrong_family(sock: &Socket, to: SocketAddr, err: io::Error) -> io:
         _ => return err,
     };
     let source = err;
-    io::Error::new(io::ErrorKind::InvalidInput, Reworded { msg, source })
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        Reworded {
+            msg: msg.into(),
+            source,
+        },
+    )
 }
 
 /// An `accept` that failed with `EINVAL`: the socket no longer listens, shut down (here, or
@@ -62,7 +68,13 @@ pub(crate) fn not_listening(err: io::Error) -> io::Error {
     }
     let msg = "accept on a socket that no longer listens: it was shut down, here or \
                through another copy of it (a process it was handed to, say)";
-    io::Error::new(io::ErrorKind::InvalidInput, Reworded { msg, source: err })
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        Reworded {
+            msg: msg.into(),
+            source: err,
+        },
+    )
 }
 
 /// The kernel's words for `TcpSocket::bind` or `connect` to an address `to` of the other
@@ -86,7 +98,13 @@ pub(crate) fn tcp_wrong_family(sock: &Socket, to: SocketAddr, err: io::Error) ->
         _ => return err,
     };
     let source = err;
-    io::Error::new(io::ErrorKind::InvalidInput, Reworded { msg, source })
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        Reworded {
+            msg: msg.into(),
+            source,
+        },
+    )
 }
 
 /// Whether `sock` can send to IPv4 destinations: an IPv4 socket, or an IPv6 one neither
@@ -118,4 +136,22 @@ pub(crate) fn no_peer(err: io::Error) -> io::Error {
         io::ErrorKind::NotConnected,
         "the UDP socket is not connected: connect it, or name the destination with send_to",
     )
+}
+
+/// The kernel's bare `EINVAL` for a `bind` of a socket already bound, as `InvalidInput`
+/// naming the address it has (`bound`, if it could be read). Other errors pass as they are.
+pub(crate) fn already_bound(err: io::Error, bound: Option<String>) -> io::Error {
+    match (err.raw_os_error(), bound) {
+        (Some(libc::EINVAL), Some(bound)) => {
+            let msg = format!("the socket is already bound, to {bound}: a socket binds once");
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                Reworded {
+                    msg: msg.into(),
+                    source: err,
+                },
+            )
+        }
+        (_, _) => err,
+    }
 }

@@ -6,7 +6,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::time::Duration;
 
 use super::{TcpListener, TcpStream};
-use crate::sock_errors::tcp_wrong_family;
+use crate::sock_errors::{already_bound, tcp_wrong_family};
 use crate::sys::{SockAddr, Socket};
 
 /// A TCP socket that has not connected or listened yet: set options (`SO_REUSEPORT`, buffer
@@ -203,11 +203,16 @@ impl TcpSocket {
     /// Binds to a local address (port 0 picks a free port). An address of the other family
     /// than the socket's ([`new_v4`](Self::new_v4) or [`new_v6`](Self::new_v6)) is refused
     /// with `InvalidInput`; an IPv6 socket takes an IPv4 address written IPv4-mapped
-    /// (`::ffff:a.b.c.d`).
+    /// (`::ffff:a.b.c.d`). A socket binds once: a second `bind` is refused with
+    /// `InvalidInput` naming the address it has.
     pub fn bind(&self, addr: SocketAddr) -> io::Result<()> {
         self.sock
             .bind(&SockAddr::from(addr))
             .map_err(|e| tcp_wrong_family(&self.sock, addr, e))
+            .map_err(|e| {
+                let bound = self.local_addr().ok().filter(|a| a.port() != 0);
+                already_bound(e, bound.map(|a| a.to_string()))
+            })
     }
 
     /// The bound local address.

@@ -108,8 +108,14 @@ impl UnixSocket {
     /// abstract socket instead, which has no file. Fails with `AddrInUse` if the path exists,
     /// and with `InvalidInput` for an empty path, one with a NUL inside, or one too long for
     /// a socket address (a path holds at most 107 bytes, an abstract name 107 after its NUL).
+    /// A socket binds once: a second `bind` is refused with `InvalidInput` naming its path.
     pub fn bind(&self, path: impl AsRef<Path>) -> io::Result<()> {
-        self.sock.bind(&SockAddr::unix(path.as_ref())?)
+        self.sock
+            .bind(&SockAddr::unix(path.as_ref())?)
+            .map_err(|e| {
+                let bound = self.local_addr().ok().filter(|a| !a.is_unnamed());
+                crate::sock_errors::already_bound(e, bound.map(|a| format!("{a:?}")))
+            })
     }
 
     /// The address the socket is bound to (unnamed if it is not).
