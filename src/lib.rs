@@ -160,8 +160,8 @@ pub mod task {
     pub use overlap_runtime::{
         consume_budget, spawn, spawn as spawn_local, spawn_blocking, task_local, try_spawn,
         unconstrained, yield_now, AbortHandle, AccessError, JoinError, JoinHandle, JoinNext,
-        JoinNextWithId, JoinSet, LocalKey, RemoteJoinHandle, TaskLocalFuture, Unconstrained,
-        YieldNow,
+        JoinNextWithId, JoinSet, LocalKey, RemoteJoinHandle, TaskLocalFuture, TaskTracker,
+        TaskTrackerToken, TaskTrackerWaitFuture, TrackedFuture, Unconstrained, YieldNow,
     };
 }
 

@@ -46,7 +46,8 @@ pub use reactor::{
 };
 pub use task::{
     spawn, try_spawn, yield_now, AbortHandle, AccessError, JoinError, JoinHandle, JoinNext,
-    JoinNextWithId, JoinSet, LocalKey, TaskLocalFuture, YieldNow,
+    JoinNextWithId, JoinSet, LocalKey, TaskLocalFuture, TaskTracker, TaskTrackerToken,
+    TaskTrackerWaitFuture, TrackedFuture, YieldNow,
 };
 /// Task IDs ([`task_id::Id`], [`task_id::id`], [`task_id::try_id`]), re-exported by the
 /// `overlap` crate as `overlap::task::{Id, id, try_id}`.

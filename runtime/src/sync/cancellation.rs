@@ -16,6 +16,8 @@ use std::task::{Context, Poll, Waker};
 
 use futures_core::future::FusedFuture;
 
+use super::wait_list::{WaitList, WaitSlot};
+
 /// A signal that is cancelled once, and that any number of tasks wait for.
 ///
 /// Clones share one signal: [`cancel`](Self::cancel) on any of them wakes every
@@ -71,9 +73,7 @@ struct Node {
 
 #[derive(Default)]
 struct State {
-    /// A slot per waiting future, found again by its index; `free` lists the empty ones.
-    waiters: Vec<Option<Waker>>,
-    free: Vec<usize>,
+    waiters: WaitList,
     children: Vec<Weak<Node>>,
 }
 
@@ -95,9 +95,9 @@ impl Node {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Polls a wait whose slot is `*slot`: ready once the token is cancelled, and until
-    /// then holding the latest waker in the slot.
-    fn poll_wait(&self, slot: &mut Option<usize>, cx: &mut Context<'_>) -> Poll<()> {
+    /// Polls a wait whose place in the list is `slot`: ready once the token is cancelled,
+    /// and until then holding the latest waker there.
+    fn poll_wait(&self, slot: &mut WaitSlot, cx: &mut Context<'_>) -> Poll<()> {
         if self.is_cancelled() {
             self.forget(slot);
             return Poll::Ready(());
@@ -110,38 +110,14 @@ impl Node {
             self.forget(slot);
             return Poll::Ready(());
         }
-        match *slot {
-            Some(i) => match &mut state.waiters[i] {
-                Some(w) => w.clone_from(cx.waker()),
-                empty => *empty = Some(cx.waker().clone()),
-            },
-            None => {
-                let waker = Some(cx.waker().clone());
-                let i = match state.free.pop() {
-                    Some(i) => {
-                        state.waiters[i] = waker;
-                        i
-                    }
-                    None => {
-                        state.waiters.push(waker);
-                        state.waiters.len() - 1
-                    }
-                };
-                *slot = Some(i);
-            }
-        }
+        state.waiters.register(slot, cx.waker());
         Poll::Pending
     }
 
     /// Gives back a wait's slot (a dropped or finished wait).
-    fn forget(&self, slot: &mut Option<usize>) {
-        if let Some(i) = slot.take() {
-            let mut state = self.lock();
-            // Gone if `cancel` took the slots; none is made after that.
-            if let Some(waker) = state.waiters.get_mut(i) {
-                *waker = None;
-                state.free.push(i);
-            }
+    fn forget(&self, slot: &mut WaitSlot) {
+        if slot.is_taken() {
+            self.lock().waiters.forget(slot);
         }
     }
 }
@@ -184,14 +160,11 @@ impl CancellationToken {
             }
             let (wakers, children) = {
                 let mut state = node.lock();
-                state.free.clear();
-                (
-                    std::mem::take(&mut state.waiters),
-                    std::mem::take(&mut state.children),
-                )
+                let wakers: Vec<Waker> = state.waiters.take_all().collect();
+                (wakers, std::mem::take(&mut state.children))
             };
             // Woken with the lock released: a waker may poll (or drop) a wait right away.
-            wakers.into_iter().flatten().for_each(Waker::wake);
+            wakers.into_iter().for_each(Waker::wake);
             pending.extend(children.iter().filter_map(Weak::upgrade));
         }
     }
@@ -208,7 +181,7 @@ impl CancellationToken {
     pub fn cancelled(&self) -> WaitForCancellationFuture<'_> {
         WaitForCancellationFuture {
             node: &self.node,
-            slot: None,
+            slot: WaitSlot::default(),
         }
     }
 
@@ -217,7 +190,7 @@ impl CancellationToken {
     pub fn cancelled_owned(self) -> WaitForCancellationFutureOwned {
         WaitForCancellationFutureOwned {
             token: self,
-            slot: None,
+            slot: WaitSlot::default(),
         }
     }
 
@@ -260,7 +233,7 @@ impl fmt::Debug for CancellationToken {
 /// The future of [`CancellationToken::cancelled`].
 pub struct WaitForCancellationFuture<'a> {
     node: &'a Node,
-    slot: Option<usize>,
+    slot: WaitSlot,
 }
 
 impl Future for WaitForCancellationFuture<'_> {
@@ -296,7 +269,7 @@ impl fmt::Debug for WaitForCancellationFuture<'_> {
 /// The future of [`CancellationToken::cancelled_owned`].
 pub struct WaitForCancellationFutureOwned {
     token: CancellationToken,
-    slot: Option<usize>,
+    slot: WaitSlot,
 }
 
 impl Future for WaitForCancellationFutureOwned {

@@ -83,6 +83,7 @@ mod once_cell;
 pub mod oneshot;
 mod rwlock;
 mod semaphore;
+pub(crate) mod wait_list;
 mod waiters;
 pub mod watch;
 

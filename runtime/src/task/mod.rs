@@ -1,4 +1,4 @@
-//! Tasks: `spawn`, `JoinHandle`, `JoinSet`, `yield_now`.
+//! Tasks: `spawn`, `JoinHandle`, `JoinSet`, `TaskTracker`, `yield_now`.
 
 mod abort;
 mod id;
@@ -9,6 +9,7 @@ mod local;
 mod main_task;
 pub(crate) mod raw;
 pub(crate) mod state;
+mod tracker;
 pub(crate) mod waker;
 
 use std::future::Future;
@@ -22,6 +23,7 @@ pub use join_next::{JoinNext, JoinNextWithId};
 pub use join_set::JoinSet;
 pub use local::{AccessError, LocalKey, TaskLocalFuture};
 pub(crate) use main_task::MainTask;
+pub use tracker::{TaskTracker, TaskTrackerToken, TaskTrackerWaitFuture, TrackedFuture};
 
 /// Spawns a future as a new task on the current thread's runtime.
 ///
