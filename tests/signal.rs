@@ -243,3 +243,51 @@ fn a_panicking_waker_costs_no_other_listener_its_signal() {
         drop(bad);
     });
 }
+
+/// The fds of the descriptor table that point at the same pipe as another does, with
+/// whether each is close-on-exec.
+fn pipe_fds() -> Vec<(String, bool)> {
+    let mut fds = Vec::new();
+    for entry in std::fs::read_dir("/proc/self/fd").unwrap() {
+        let entry = entry.unwrap();
+        let Ok(target) = std::fs::read_link(entry.path()) else {
+            continue; // the directory's own fd, closed by now
+        };
+        let target = target.to_string_lossy().into_owned();
+        let fd = entry.file_name().to_string_lossy().into_owned();
+        let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}")).unwrap();
+        let flags = info.lines().find_map(|l| l.strip_prefix("flags:")).unwrap();
+        let flags = u32::from_str_radix(flags.trim(), 8).unwrap();
+        if target.starts_with("pipe:") {
+            fds.push((target, flags & libc::O_CLOEXEC as u32 != 0));
+        }
+    }
+    fds
+}
+
+#[test]
+fn the_self_pipe_stays_open_for_the_process_and_a_runtimes_reader_closes_with_it() {
+    support::run_in_child(
+        "the_self_pipe_stays_open_for_the_process_and_a_runtimes_reader_closes_with_it",
+        || {
+            let before = pipe_fds();
+            let new = |now: Vec<(String, bool)>| -> Vec<(String, bool)> {
+                now.into_iter().filter(|fd| !before.contains(fd)).collect()
+            };
+            for round in 0..2 {
+                block_on(async {
+                    let _hup = signal(SignalKind::hangup()).unwrap();
+                    // The pipe's two ends, and this runtime's reader of it: close-on-exec,
+                    // so no child inherits them.
+                    let open = new(pipe_fds());
+                    assert_eq!(open.len(), 3, "round {round}: {open:?}");
+                    assert!(open
+                        .iter()
+                        .all(|(pipe, cloexec)| *cloexec && *pipe == open[0].0));
+                });
+                // The runtime's reader went with it; the pipe stays for the next listener.
+                assert_eq!(new(pipe_fds()).len(), 2, "round {round}");
+            }
+        },
+    );
+}

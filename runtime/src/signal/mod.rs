@@ -24,6 +24,10 @@
 //! - **The handler stays:** once a signal has been listened for, the process keeps catching
 //!   it, even after every `Signal` is dropped. For `SIGINT` and `SIGTERM` this means the
 //!   default action (ending the process) no longer happens: the program must exit by itself.
+//!   So does the self-pipe, made by the first [`signal`] call: its two fds stay open for the
+//!   rest of the process, and each runtime that listens holds a third until it is dropped
+//!   (all close-on-exec, so no child inherits them). A program that counts its open fds (to
+//!   find leaks, say) counts from after its first `signal`.
 //! - **Other handlers keep theirs:** a handler the signal already had when overlap
 //!   installed its own (another library's: signal-hook's, `ctrlc`'s, or the program's own
 //!   `sigaction`) is called first by overlap's on each arrival, with the same `siginfo_t`,
