@@ -20,9 +20,10 @@
 //! has no call and a user reaches for `kill(pid)` (overlap's goes through the pidfd, so a
 //! reaped child's pid cannot hit another process); `select!` is futures' (`.fuse()` each
 //! future); the log readers use `read_until` and `from_utf8_lossy` (futures' `lines`, as
-//! tokio's, ends the stream at the first line that is no UTF-8, and a service's one bad
-//! byte would then stall it on a full pipe); tasks need no `Send`, so the shared state is
-//! `Rc<RefCell<..>>`.
+//! tokio's, yields an error for a line that is no UTF-8 and drops its bytes, so the usual
+//! `while let Some(line) = lines.next().await { let line = line?; .. }` stops reading at a
+//! service's one bad byte, and the service then stalls on a full pipe); tasks need no
+//! `Send`, so the shared state is `Rc<RefCell<..>>`.
 //!
 //! The services are `sh -c` scripts, or this test binary run again as a child
 //! (`service_child`) where a service must send datagrams.

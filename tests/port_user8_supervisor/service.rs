@@ -212,7 +212,10 @@ async fn run_once(
     say: &impl Fn(String),
 ) -> End {
     let name = &spec.name;
-    let mut watchdog = spec.watchdog.map(|w| Instant::now() + w);
+    // Armed at the start, or for a notify service at its `READY=1` (as systemd's
+    // `WatchdogSec=`), so a slow start is no missed ping.
+    let arm = |w: Duration| Instant::now() + w;
+    let mut watchdog = spec.watchdog.filter(|_| !spec.notify).map(arm);
     let mut pings = 0u32;
     let mut buf = [0u8; 4096];
     loop {
@@ -234,12 +237,13 @@ async fn run_once(
                         Ok(Field::Ready) => {
                             if !matches!(*state.borrow(), State::Ready(_)) {
                                 state.send_replace(State::Ready(pid));
+                                watchdog = spec.watchdog.map(arm);
                                 say("ready".into());
                             }
                         }
                         Ok(Field::Watchdog) => {
                             pings += 1;
-                            watchdog = spec.watchdog.map(|w| Instant::now() + w);
+                            watchdog = spec.watchdog.map(arm);
                         }
                         Ok(Field::Status(text)) => *status.borrow_mut() = text,
                         Err(e) => say(format!("notify: {e}")),
