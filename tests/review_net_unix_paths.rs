@@ -86,3 +86,52 @@ async fn addresses_too_long_or_with_a_nul_are_refused_saying_so() {
     let mut buf = [0u8; 4];
     assert_eq!(rx.recv(&mut buf).await.unwrap(), 2);
 }
+
+/// A bind to a path something is at already says which path, and that a socket's file
+/// outlives the socket, where the kernel's "Address already in use" named neither: a
+/// supervisor restarted after a crash found its control socket's and notify sockets' files
+/// left, and could not tell which bind failed. The kind stays `AddrInUse` and the code
+/// `EADDRINUSE`.
+#[overlap::test]
+async fn a_bind_to_a_path_taken_names_it() {
+    let dir = TempDir::new("unix-path-taken");
+    let stale = dir.join("stale.sock");
+    drop(UnixListener::bind(&stale).unwrap()); // its file stays
+    let file = dir.join("plain-file");
+    std::fs::write(&file, "").unwrap();
+    for path in [&stale, &file] {
+        let binds = [
+            ("UnixListener::bind", UnixListener::bind(path).map(drop)),
+            ("UnixDatagram::bind", UnixDatagram::bind(path).map(drop)),
+            (
+                "UnixSocket::bind",
+                UnixSocket::new_datagram().unwrap().bind(path),
+            ),
+        ];
+        for (call, res) in binds {
+            let err = res.unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::AddrInUse, "{call}: {err}");
+            assert_eq!(
+                overlap::io::raw_os_error(&err),
+                Some(libc::EADDRINUSE),
+                "{call}"
+            );
+            let msg = err.to_string();
+            assert!(msg.contains(&format!("{path:?}")), "{call}: {msg}");
+            assert!(
+                msg.contains("stays after the socket is dropped"),
+                "{call}: {msg}"
+            );
+        }
+    }
+    // An abstract name bound twice is named too.
+    let name = format!("\0overlap-taken-{}", std::process::id());
+    let _first = UnixDatagram::bind(&name).unwrap();
+    let err = UnixDatagram::bind(&name).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::AddrInUse, "{err}");
+    let want = format!(
+        "the abstract Unix socket name \"overlap-taken-{}\" is bound already",
+        std::process::id()
+    );
+    assert_eq!(err.to_string(), want);
+}

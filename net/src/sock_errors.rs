@@ -1,7 +1,9 @@
 //! The kernel's socket errors that no caller can match, or that mislead, in our own words:
 //! an address of a family the socket cannot take (UDP sends and connects, `TcpSocket`'s bind
-//! and connect), a UDP send with no peer, an accept on a listener shut down, a second bind.
+//! and connect), a UDP send with no peer, an accept on a listener shut down, a second bind,
+//! a Unix bind to a path taken.
 
+use std::borrow::Cow;
 use std::error::Error;
 use std::fmt;
 use std::io;
@@ -13,7 +15,7 @@ use crate::sys::Socket;
 /// `overlap::io::raw_os_error` still finds the code.
 #[derive(Debug)]
 struct Reworded {
-    msg: std::borrow::Cow<'static, str>,
+    msg: Cow<'static, str>,
     source: io::Error,
 }
 
@@ -154,4 +156,34 @@ pub(crate) fn already_bound(err: io::Error, bound: Option<String>) -> io::Error 
         }
         (_, _) => err,
     }
+}
+
+/// A Unix socket's `bind` to `path` that failed with `EADDRINUSE`: something is there
+/// already, which the kernel's bare "Address already in use" does not name (a program
+/// binding a control socket and a socket per service cannot tell which), nor say that a
+/// socket's file stays after the socket is dropped (left by an earlier run, it makes the
+/// next run's bind fail). Kept `AddrInUse`; other errors pass as they are.
+pub(crate) fn unix_path_in_use(path: &std::path::Path, err: io::Error) -> io::Error {
+    use std::os::unix::ffi::OsStrExt;
+    if err.raw_os_error() != Some(libc::EADDRINUSE) {
+        return err;
+    }
+    let msg = match path.as_os_str().as_bytes() {
+        [0, name @ ..] => format!(
+            "the abstract Unix socket name {:?} is bound already",
+            String::from_utf8_lossy(name)
+        ),
+        _ => format!(
+            "a file exists at {path:?} already: a Unix socket binds only to a new path, and \
+             a socket's file stays after the socket is dropped (one an earlier run left \
+             behind must be removed before binding again)"
+        ),
+    };
+    io::Error::new(
+        io::ErrorKind::AddrInUse,
+        Reworded {
+            msg: msg.into(),
+            source: err,
+        },
+    )
 }
