@@ -25,6 +25,11 @@
 //! service's one bad byte, and the service then stalls on a full pipe); tasks need no
 //! `Send`, so the shared state is `Rc<RefCell<..>>`.
 //!
+//! What overlap changed for it: a Unix bind to a path taken names the path and says a
+//! socket's file outlives it (a supervisor restarted after a crash finds its sockets' files
+//! left), where it said a bare "Address already in use"; and `overlap::signal`'s contract
+//! names the self-pipe's fds, which the shutdown test counts from after its first `signal`.
+//!
 //! The services are `sh -c` scripts, or this test binary run again as a child
 //! (`service_child`) where a service must send datagrams.
 
