@@ -31,6 +31,7 @@
 //!         _ = &mut shutdown => break,
 //!     }
 //! }
+//! // or each fetch a task: set.spawn(fetch(u)); `Some(r) = set.join_next() =>` in the select!
 //! // or a layer at a time:
 //! stream::iter(layer).map(|u| fetch(u)).buffer_unordered(64).collect::<Vec<_>>().await
 //! ```
@@ -40,15 +41,19 @@
 //! 500 pages; that no host ever serves more connections at once than the per-host limit;
 //! that a redirect loop, a huge body, a body cut short, a 404 and a closed port each give
 //! their own error; that fetches cut by their timeout leave no fd and no task; and that
-//! dropping a crawl midway (a `select!` against a shutdown `oneshot`) closes every
-//! connection, the servers seeing each one's end.
+//! dropping a crawl midway (a `select!` against a shutdown `oneshot`; the fetches in the
+//! frontier, or tasks of a `JoinSet` aborted by its drop) closes every connection, the
+//! servers seeing each one's end, and gives every host permit back.
 //!
 //! What the port changed, against tokio: `Rc` for `Arc` and `RefCell` for the host map's
 //! `Mutex` (tasks need not be `Send`, and the fetches all run inside one task's
 //! `FuturesUnordered`); `select!` is futures' (the frontier through `select_next_some`, the
 //! shutdown `.fuse()`d) with `complete`-free branches; `AsyncBufReadExt::read_until` and
-//! `AsyncReadExt::take` are futures-util's, on `&mut BufReader`. The rest is tokio's line
-//! for line.
+//! `AsyncReadExt::take` are futures-util's, on `&mut BufReader`; a body is read with
+//! `overlap::io::read_to_end` (futures-util's method zero-fills the spare room again after
+//! every `Pending`, as README's tokio table says); `Some(r) = set.join_next() =>` is
+//! `r = set.join_next() =>`. The rest is tokio's line for line, and overlap behaved as
+//! tokio does.
 
 mod support;
 
@@ -160,6 +165,7 @@ async fn redirect_loops_huge_and_cut_bodies_and_a_closed_port_give_clear_errors(
     a.route("/huge", Resource::Huge(10 << 20));
     b.route("/cut", Resource::CutMidBody);
     b.route("/garbage", Resource::Garbage);
+    b.route("/endless", Resource::Endless);
     let closed = {
         let l = std::net::TcpListener::bind("127.0.0.3:0").unwrap();
         l.local_addr().unwrap()
@@ -194,6 +200,17 @@ async fn redirect_loops_huge_and_cut_bodies_and_a_closed_port_give_clear_errors(
     until(
         || a.log.ended.get() == a.log.accepted.get(),
         "every connection to end",
+    )
+    .await;
+
+    let (_, out) = fetch(b.url("/endless")).await;
+    assert!(
+        matches!(out, Err(FetchError::TooLarge { cap: 65536 })),
+        "{out:?}"
+    );
+    until(
+        || b.log.ended.get() == b.log.accepted.get(),
+        "the endless body to stop",
     )
     .await;
 
@@ -270,72 +287,92 @@ fn fetches_cut_by_their_timeout_leave_no_fd_or_task() {
 #[test]
 fn dropping_the_crawl_midway_closes_every_connection() {
     run_in_child("dropping_the_crawl_midway_closes_every_connection", || {
-        overlap::block_on(async {
-            let fds = open_fds();
-            let tasks = overlap::metrics().tasks_alive;
-            let hosts = graph::hosts().await;
-            // Every page links to stalled pages on every host, and to more pages.
-            let stalls: Vec<String> = hosts
-                .iter()
-                .flat_map(|h| (0..4).map(move |i| h.url(&format!("/stall/{i}"))))
-                .collect();
-            for h in &hosts {
-                for i in 0..4 {
-                    h.route(&format!("/stall/{i}"), Resource::Stall);
-                }
-            }
-            let g = graph::generate(&hosts, 30, 2, 7, |_, mut links| {
-                links.extend(stalls.iter().cloned());
-                Resource::Page(links)
-            });
-            let seed = hosts[2].url("/p/2");
-            let crawler = Crawler::new(Config {
-                timeout: Duration::from_secs(60),
-                ..Config::default()
-            });
-            let (stop, stopped) = oneshot::channel::<()>();
-            let crawl = crawler.crawl_until(vec![seed], stopped.map(|_| ()));
-            let watch = async {
-                // Every host's two permits held by a stalled fetch.
-                until(
-                    || hosts.iter().all(|h| h.log.serving.get() == 2),
-                    "stalled fetches on every host",
-                )
-                .await;
-                stop.send(()).unwrap();
-                sleep(HANG).await;
-            };
-            let ((done, finished), _) = within(
-                HANG,
-                async {
-                    overlap::select! {
-                        r = crawl.fuse() => (r, ()),
-                        _ = watch.fuse() => unreachable!(),
-                    }
-                },
-                "the crawl to stop",
-            )
-            .await;
-            assert!(!finished);
-            assert!(
-                done.keys().all(|u| !u.contains("/stall/")),
-                "only pages answered"
-            );
-            assert!(done.keys().any(|u| g.contains_key(u)));
-            for host in &hosts {
-                until(
-                    || host.log.ended.get() == host.log.accepted.get(),
-                    "the servers to see every connection end",
-                )
-                .await;
-                assert!(host.log.accepted.get() >= 2);
-                // The dropped fetches gave their host permits back.
-                assert_eq!(crawler.free_permits(host.addr), 2);
-            }
-            drop((crawler, hosts));
-            settle().await;
-            assert_eq!(overlap::metrics().tasks_alive, tasks, "tasks left");
-            assert_eq!(open_fds(), fds, "fds left open");
-        })
+        overlap::block_on(drop_midway(false))
     });
+}
+
+#[test]
+fn dropping_a_crawl_of_spawned_fetches_midway_closes_every_connection() {
+    run_in_child(
+        "dropping_a_crawl_of_spawned_fetches_midway_closes_every_connection",
+        || overlap::block_on(drop_midway(true)),
+    );
+}
+
+/// Crawls pages that link to stalled pages on every host until each host's permits are
+/// held by stalled fetches, then fires the shutdown: every connection ends at its server,
+/// and no fd, task or permit is left.
+async fn drop_midway(spawned: bool) {
+    let fds = open_fds();
+    let tasks = overlap::metrics().tasks_alive;
+    let hosts = graph::hosts().await;
+    // Every page links to stalled pages on every host, and to more pages.
+    let stalls: Vec<String> = hosts
+        .iter()
+        .flat_map(|h| (0..4).map(move |i| h.url(&format!("/stall/{i}"))))
+        .collect();
+    for h in &hosts {
+        for i in 0..4 {
+            h.route(&format!("/stall/{i}"), Resource::Stall);
+        }
+    }
+    let g = graph::generate(&hosts, 30, 2, 7, |_, mut links| {
+        links.extend(stalls.iter().cloned());
+        Resource::Page(links)
+    });
+    let seed = hosts[2].url("/p/2");
+    let crawler = Crawler::new(Config {
+        timeout: Duration::from_secs(60),
+        ..Config::default()
+    });
+    let (stop, stopped) = oneshot::channel::<()>();
+    let crawl = async {
+        let stopped = stopped.map(|_| ());
+        if spawned {
+            crawler.crawl_spawned_until(vec![seed], stopped).await
+        } else {
+            crawler.crawl_until(vec![seed], stopped).await
+        }
+    };
+    let watch = async {
+        // Every host's two permits held by a stalled fetch.
+        until(
+            || hosts.iter().all(|h| h.log.serving.get() == 2),
+            "stalled fetches on every host",
+        )
+        .await;
+        stop.send(()).unwrap();
+        sleep(HANG).await;
+    };
+    let ((done, finished), _) = within(
+        HANG,
+        async {
+            overlap::select! {
+                r = crawl.fuse() => (r, ()),
+                _ = watch.fuse() => unreachable!(),
+            }
+        },
+        "the crawl to stop",
+    )
+    .await;
+    assert!(!finished);
+    assert!(
+        done.keys().all(|u| !u.contains("/stall/")),
+        "only pages answered"
+    );
+    assert!(done.keys().any(|u| g.contains_key(u)));
+    for host in &hosts {
+        until(
+            || host.log.ended.get() == host.log.accepted.get(),
+            "the servers to see every connection end",
+        )
+        .await;
+        assert!(host.log.accepted.get() >= 2);
+        // The dropped fetches gave their host permits back.
+        assert_eq!(crawler.free_permits(host.addr), 2);
+    }
+    drop((crawler, hosts));
+    settle().await;
+    assert_eq!(overlap::metrics().tasks_alive, tasks, "tasks left");
+    assert_eq!(open_fds(), fds, "fds left open");
 }

@@ -6,7 +6,7 @@ use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 
-use overlap::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use overlap::io::{read_to_end, AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use overlap::net::TcpStream;
 
 /// An `http://ip:port/path` URL.
@@ -131,17 +131,14 @@ pub async fn get(url: &Url, cap: usize) -> Result<Response, FetchError> {
             return Err(FetchError::TooLarge { cap });
         }
         let mut body = Vec::with_capacity(len);
-        (&mut conn).take(len as u64).read_to_end(&mut body).await?;
+        read_to_end(&mut (&mut conn).take(len as u64), &mut body).await?;
         if body.len() < len {
             return Err(FetchError::Truncated { got: body.len() });
         }
         body
     } else {
         let mut body = Vec::new();
-        (&mut conn)
-            .take(cap as u64 + 1)
-            .read_to_end(&mut body)
-            .await?;
+        read_to_end(&mut (&mut conn).take(cap as u64 + 1), &mut body).await?;
         if body.len() > cap {
             return Err(FetchError::TooLarge { cap });
         }

@@ -190,6 +190,44 @@ impl Crawler {
         }
     }
 
+    /// As `crawl_until`, with each fetch a task of a `JoinSet` (tokio's `JoinSet::spawn` and
+    /// `join_next` in a `select!`): when `shutdown` wins, the set's drop aborts them.
+    pub async fn crawl_spawned_until(
+        self: &Rc<Self>,
+        seeds: Vec<String>,
+        shutdown: impl Future<Output = ()>,
+    ) -> (BTreeMap<String, Outcome>, bool) {
+        let mut seen: HashSet<String> = seeds.iter().cloned().collect();
+        let mut queue: VecDeque<String> = seeds.into();
+        let mut done = BTreeMap::new();
+        let mut set = overlap::task::JoinSet::new();
+        let shutdown = shutdown.fuse();
+        overlap::pin_mut!(shutdown);
+        loop {
+            while set.len() < self.cfg.concurrency {
+                let Some(url) = queue.pop_front() else { break };
+                set.spawn(self.clone().fetch(url));
+            }
+            if set.is_empty() {
+                return (done, true);
+            }
+            overlap::select! {
+                next = set.join_next() => {
+                    let (url, out) = next.expect("not empty").expect("no fetch panics");
+                    if let Ok(found) = &out {
+                        for l in found {
+                            if seen.insert(l.clone()) {
+                                queue.push_back(l.clone());
+                            }
+                        }
+                    }
+                    done.insert(url, out);
+                }
+                _ = shutdown => return (done, false),
+            }
+        }
+    }
+
     /// Crawls a layer at a time: each layer's URLs through
     /// `stream::iter(urls).map(fetch).buffer_unordered(concurrency)`.
     pub async fn crawl_by_layers(self: &Rc<Self>, seeds: Vec<String>) -> BTreeMap<String, Outcome> {

@@ -30,6 +30,8 @@ pub enum Resource {
     Flaky { fails: usize, links: Vec<String> },
     /// A body of this many bytes, declared.
     Huge(usize),
+    /// 64 KiB blocks with no length, until the client goes.
+    Endless,
     /// Reads the request and never answers.
     Stall,
     /// Declares 1000 bytes and sends one every 10 ms.
@@ -207,6 +209,14 @@ async fn answer(
                 left -= n;
             }
             ok
+        }
+        Some(Resource::Endless) => {
+            let mut ok = out.write_all(b"HTTP/1.1 200 OK\r\n\r\n").await.is_ok();
+            let block = vec![b'y'; 64 * 1024];
+            while ok {
+                ok = out.write_all(&block).await.is_ok();
+            }
+            false
         }
         Some(Resource::Stall) => {
             let mut rest = Vec::new();
