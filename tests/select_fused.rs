@@ -130,3 +130,38 @@ fn an_interval_is_a_stream_of_increasing_instants() {
             .all(|w| w[1] - w[0] >= Duration::from_millis(2)));
     });
 }
+
+#[test]
+fn a_futures_unordered_frontier_refilled_in_the_loop_ends_at_complete() {
+    // tokio's `Some(r) = frontier.next() => .., else => break`: `select_next_some` skips the
+    // set once it is empty, and a `push` makes it live again.
+    block_on(async {
+        let mut frontier = overlap::stream::FuturesUnordered::new();
+        let mut queue: std::collections::VecDeque<u64> = (1..=6).collect();
+        let mut done = Vec::new();
+        let run = async {
+            loop {
+                while frontier.len() < 2 {
+                    let Some(n) = queue.pop_front() else { break };
+                    frontier.push(async move {
+                        sleep(Duration::from_millis(n % 3)).await;
+                        n
+                    });
+                }
+                select! {
+                    n = frontier.select_next_some() => {
+                        done.push(n);
+                        if n == 6 {
+                            queue.push_back(7);
+                        }
+                    }
+                    complete => break,
+                }
+            }
+        };
+        within(HANG, run, "the frontier never emptied").await;
+        done.sort();
+        assert_eq!(done, [1, 2, 3, 4, 5, 6, 7]);
+        assert!(frontier.is_terminated());
+    });
+}
