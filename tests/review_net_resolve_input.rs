@@ -7,7 +7,10 @@
 //!   and a bracketed host in a `(host, port)` pair, which used to be sent to the resolver
 //!   as a name (brackets and all: a DNS query for a name that cannot exist) and fail with
 //!   its uncategorized "Name or service not known";
-//! - `"[::1]"` with no port, which used to be refused as an "invalid port value".
+//! - `"[::1]"` with no port, which used to be refused as an "invalid port value";
+//! - a URL passed whole (`"http://127.0.0.1:80/"`, `"127.0.0.1:80/p/1"`), which used to be
+//!   refused as an "invalid port value" when a path followed the port, and otherwise sent to
+//!   the resolver as the name `"http://127.0.0.1"`.
 //!
 //! The test runs in a child of its own in which `socket` fails, so that on code that still
 //! sends these to the resolver, no query leaves the machine.
@@ -69,6 +72,19 @@ fn hosts_no_resolver_can_find_are_refused_in_our_words_without_a_lookup() {
                 }
                 let msg = refusal("[::1]:99999", lookup_host("[::1]:99999").await).await;
                 assert!(msg.contains("port"), "{msg}");
+                // A crawler's URL passed whole: no host or port has a scheme or a path.
+                for s in [
+                    "http://127.0.0.1:80",
+                    "http://127.0.0.1:80/",
+                    "127.0.0.1:80/p/1",
+                    "http://localhost/",
+                    "http://[::1]:80/",
+                ] {
+                    let msg = refusal(s, lookup_host(s).await).await;
+                    assert!(msg.contains("URL"), "{s:?}: {msg}");
+                }
+                let msg = refusal("(\"http://a\", 80)", lookup_host(("http://a", 80)).await).await;
+                assert!(msg.contains("URL"), "{msg}");
 
                 assert_eq!(
                     overlap::metrics().blocking_threads,

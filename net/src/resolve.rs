@@ -107,7 +107,9 @@ async fn resolve_lookup(lookup: Lookup) -> io::Result<Vec<SocketAddr>> {
 /// string gives `InvalidInput`, without a lookup. So do an empty host (`":80"`,
 /// `("", 80)`), an IP address with no port (`"::1"`, `"fe80::1"`), a host with a NUL byte,
 /// and brackets that hold no IPv6 address (`"[127.0.0.1]:80"`, `"[localhost]:80"`; a scope
-/// goes by number, `"[fe80::1%2]:80"`), or any brackets in a `(host, port)` pair. An IPv6
+/// goes by number, `"[fe80::1%2]:80"`), any brackets in a `(host, port)` pair, and a `/`
+/// anywhere (a URL passed whole: std would send `"http://127.0.0.1:80"` to the
+/// resolver as the name `"http://127.0.0.1"`). An IPv6
 /// address without brackets whose last group can be read as a port is read so, as std's
 /// `ToSocketAddrs` does: `"::1:80"` is `[::1]:80`. Write `"[addr]:port"` to be unambiguous.
 pub async fn lookup_host<A: ToSocketAddrs>(
@@ -167,6 +169,10 @@ literal!(
     (Ipv6Addr, u16)
 );
 
+/// The refusal of an address with a slash in it, most often a URL passed whole.
+const NOT_A_URL: &str = "invalid socket address: a host or host:port has no '/' (a URL is no \
+                         address: pass its host and port, as \"127.0.0.1:80\")";
+
 impl ToSocketAddrs for (&str, u16) {}
 impl sealed::Sealed for (&str, u16) {
     fn to_lookup(&self) -> Lookup {
@@ -181,6 +187,8 @@ impl sealed::Sealed for (&str, u16) {
             Err(_) if host.starts_with('[') => invalid(
                 "a host in a (host, port) pair takes no brackets: write an IPv6 address bare",
             ),
+            // No name has a slash: a URL passed whole would go to DNS as a name.
+            Err(_) if host.contains('/') => invalid(NOT_A_URL),
             Err(_) => Lookup::Host(host.to_owned(), port),
         }
     }
@@ -198,6 +206,11 @@ impl sealed::Sealed for str {
     fn to_lookup(&self) -> Lookup {
         if let Ok(addr) = self.parse::<SocketAddr>() {
             return one(addr);
+        }
+        // A URL passed whole ("http://127.0.0.1:80/"): split at its last colon it reads as
+        // the name "http://127.0.0.1", or as a port with a path after it.
+        if self.contains('/') {
+            return invalid(NOT_A_URL);
         }
         // A whole IP address names no port. Split at its last colon, an IPv6 one may still
         // read as address and port, which std (and so tokio) accepts: "::1:80" is [::1]:80.
