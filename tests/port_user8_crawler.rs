@@ -53,7 +53,10 @@
 //! `overlap::io::read_to_end` (futures-util's method zero-fills the spare room again after
 //! every `Pending`, as README's tokio table says); `Some(r) = set.join_next() =>` is
 //! `r = set.join_next() =>`. The rest is tokio's line for line, and overlap behaved as
-//! tokio does.
+//! tokio does, but for one message: a URL passed whole to `connect` (a crawler's easy
+//! slip) was an "invalid port value" with a path after the port, and without one went to
+//! the resolver as the name `"http://127.0.0.1"` (std's parsing, and so tokio's, does the
+//! same); overlap now refuses an address with a `/` as a URL.
 
 mod support;
 
@@ -234,6 +237,13 @@ async fn redirect_loops_huge_and_cut_bodies_and_a_closed_port_give_clear_errors(
         Err(FetchError::BadResponse(why)) => assert_eq!(why, "invalid HTTP version"),
         other => panic!("{other:?}"),
     }
+
+    // A URL passed itself to connect is refused in words that say so.
+    let err = overlap::net::TcpStream::connect(a.url("/end").as_str())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+    assert!(err.to_string().contains("URL"), "{err}");
 
     let (_, out) = fetch(b.url("/nowhere")).await;
     assert!(matches!(out, Err(FetchError::Status(404))), "{out:?}");
