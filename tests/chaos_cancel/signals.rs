@@ -1,6 +1,6 @@
 //! `overlap::signal` under cuts and aborts: listener tasks make, poll (through cut `recv`s)
 //! and drop `Signal`s for `SIGUSR1` and `SIGUSR2` while a raiser task sends them to this
-//! process, from the runtime's thread (`raise`, `kill`) or from a pool thread.
+//! process, from the runtime's thread (`raise`, `kill`) or from a pool thread (`raise`).
 //!
 //! Signals coalesce, so a listener may report fewer arrivals than were raised, but:
 //! - one that existed before a raise returned reports at least one arrival after it: an
@@ -171,11 +171,16 @@ pub fn actor(rng: &mut Rng, tasks: &mut Tasks) {
                     Raised::bump(&raised.done[which]);
                 }
                 _ => {
-                    // From a pool thread, while the runtime's thread goes on.
+                    // From a pool thread, while the runtime's thread goes on. `raise`, to
+                    // that thread: its handler has run when `raise` returns. (A `kill` of
+                    // the process there may be taken by another thread, its handler run
+                    // after the job is done; two such late handlers of the same signal can
+                    // then both land after a listener is made, two reports where the bound
+                    // counts one.)
                     Raised::bump(&raised.started[which]);
                     let job = overlap::spawn_blocking(move || {
-                        // SAFETY: as above.
-                        unsafe { libc::kill(libc::getpid(), signum) }
+                        // SAFETY: raise takes no pointers; the signal has a handler.
+                        unsafe { libc::raise(signum) }
                     });
                     assert_eq!(job.await.unwrap(), 0);
                     Raised::bump(&raised.done[which]);
