@@ -103,15 +103,15 @@ async fn resolve_lookup(lookup: Lookup) -> io::Result<Vec<SocketAddr>> {
 /// # Errors
 /// A name that does not resolve gives the resolver's error; one looked up outside any
 /// runtime (there is no blocking pool to resolve it on) gives `Other`, as a socket made
-/// there does. A malformed `"host:port"`
-/// string gives `InvalidInput`, without a lookup. So do an empty host (`":80"`,
-/// `("", 80)`), an IP address with no port (`"::1"`, `"fe80::1"`), a host with a NUL byte,
-/// and brackets that hold no IPv6 address (`"[127.0.0.1]:80"`, `"[localhost]:80"`; a scope
-/// goes by number, `"[fe80::1%2]:80"`), any brackets in a `(host, port)` pair, and a `/`
-/// anywhere (a URL passed whole: std would send `"http://127.0.0.1:80"` to the
-/// resolver as the name `"http://127.0.0.1"`). An IPv6
-/// address without brackets whose last group can be read as a port is read so, as std's
-/// `ToSocketAddrs` does: `"::1:80"` is `[::1]:80`. Write `"[addr]:port"` to be unambiguous.
+/// there does. A malformed `"host:port"` string gives `InvalidInput`, without a lookup.
+/// So do an empty host (`":80"`, `("", 80)`), an IP address with no port (`"::1"`,
+/// `"fe80::1"`), a host with a NUL byte, brackets that hold no IPv6 address
+/// (`"[127.0.0.1]:80"`, `"[localhost]:80"`; a scope goes by number, `"[fe80::1%2]:80"`),
+/// any brackets in a `(host, port)` pair, and a `/` anywhere (a URL passed whole: std
+/// would send `"http://127.0.0.1:80"` to the resolver as the name `"http://127.0.0.1"`).
+/// An IPv6 address without brackets whose last group can be read as a port is read so,
+/// as std's `ToSocketAddrs` does: `"::1:80"` is `[::1]:80`. Write `"[addr]:port"` to be
+/// unambiguous.
 pub async fn lookup_host<A: ToSocketAddrs>(
     host: A,
 ) -> io::Result<impl Iterator<Item = SocketAddr>> {
