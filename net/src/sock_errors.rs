@@ -31,6 +31,21 @@ impl Error for Reworded {
     }
 }
 
+/// `source`, the kernel's error, as one of `kind` saying `msg`.
+fn reworded(
+    kind: io::ErrorKind,
+    msg: impl Into<Cow<'static, str>>,
+    source: io::Error,
+) -> io::Error {
+    io::Error::new(
+        kind,
+        Reworded {
+            msg: msg.into(),
+            source,
+        },
+    )
+}
+
 /// The kernel's words for a destination `to` of a family the socket cannot carry, as
 /// `InvalidInput` saying which way round: `EAFNOSUPPORT` (of no `ErrorKind` to match) for
 /// an IPv6 `to` for an IPv4 socket, or an IPv4 one to connect an IPv6 socket that cannot
@@ -51,13 +66,7 @@ pub(crate) fn wrong_family(sock: &Socket, to: SocketAddr, err: io::Error) -> io:
         _ => return err,
     };
     let source = err;
-    io::Error::new(
-        io::ErrorKind::InvalidInput,
-        Reworded {
-            msg: msg.into(),
-            source,
-        },
-    )
+    reworded(io::ErrorKind::InvalidInput, msg, source)
 }
 
 /// An `accept` that failed with `EINVAL`: the socket no longer listens, shut down (here, or
@@ -70,13 +79,7 @@ pub(crate) fn not_listening(err: io::Error) -> io::Error {
     }
     let msg = "accept on a socket that no longer listens: it was shut down, here or \
                through another copy of it (a process it was handed to, say)";
-    io::Error::new(
-        io::ErrorKind::InvalidInput,
-        Reworded {
-            msg: msg.into(),
-            source: err,
-        },
-    )
+    reworded(io::ErrorKind::InvalidInput, msg, err)
 }
 
 /// The kernel's words for `TcpSocket::bind` or `connect` to an address `to` of the other
@@ -100,13 +103,7 @@ pub(crate) fn tcp_wrong_family(sock: &Socket, to: SocketAddr, err: io::Error) ->
         _ => return err,
     };
     let source = err;
-    io::Error::new(
-        io::ErrorKind::InvalidInput,
-        Reworded {
-            msg: msg.into(),
-            source,
-        },
-    )
+    reworded(io::ErrorKind::InvalidInput, msg, source)
 }
 
 /// Whether `sock` can send to IPv4 destinations: an IPv4 socket, or an IPv6 one neither
@@ -146,13 +143,7 @@ pub(crate) fn already_bound(err: io::Error, bound: Option<String>) -> io::Error 
     match (err.raw_os_error(), bound) {
         (Some(libc::EINVAL), Some(bound)) => {
             let msg = format!("the socket is already bound, to {bound}: a socket binds once");
-            io::Error::new(
-                io::ErrorKind::InvalidInput,
-                Reworded {
-                    msg: msg.into(),
-                    source: err,
-                },
-            )
+            reworded(io::ErrorKind::InvalidInput, msg, err)
         }
         (_, _) => err,
     }
@@ -179,11 +170,5 @@ pub(crate) fn unix_path_in_use(path: &std::path::Path, err: io::Error) -> io::Er
              behind must be removed before binding again)"
         ),
     };
-    io::Error::new(
-        io::ErrorKind::AddrInUse,
-        Reworded {
-            msg: msg.into(),
-            source: err,
-        },
-    )
+    reworded(io::ErrorKind::AddrInUse, msg, err)
 }
