@@ -47,7 +47,6 @@ mod date;
 mod memory;
 mod request;
 
-use std::cell::Cell;
 use std::net::SocketAddr;
 use std::pin::pin;
 use std::rc::Rc;
@@ -56,7 +55,7 @@ use std::time::Duration;
 use futures_util::future::select;
 use overlap::net::{TcpListener, TcpStream};
 use overlap::signal::{signal, SignalKind};
-use overlap::sync::Notify;
+use overlap::task::TaskTracker;
 use overlap::time::{sleep, timeout};
 
 /// How long open connections may go on after a shutdown signal.
@@ -105,19 +104,20 @@ fn run() -> std::io::Result<()> {
         // with the requests they already sent: they are taken in first, and drained alike.
         let drained = async {
             accept_backlog(listener, &limits, &open).await;
-            open.all_closed().await;
+            open.tracker.close();
+            open.tracker.wait().await;
         };
         if timeout(DRAIN, drained).await.is_err() {
             log(format_args!(
                 "{} connections still open after {DRAIN:?}; closing them",
-                open.count.get()
+                open.tracker.len()
             ));
         }
         Ok(())
     })
 }
 
-/// Accepts forever, one task per connection; `open` counts the tasks still running.
+/// Accepts forever, one task per connection; `open` tracks the tasks still running.
 async fn accept_loop(listener: &TcpListener, limits: &Rc<request::Limits>, open: &Rc<Open>) {
     loop {
         match listener.accept().await {
@@ -166,27 +166,26 @@ async fn accept_backlog(listener: TcpListener, limits: &Rc<request::Limits>, ope
     }
 }
 
-/// Serves one connection in a task of its own, counted in `open`.
+/// Serves one connection in a task of its own, tracked in `open`.
 fn spawn_conn(stream: TcpStream, peer: SocketAddr, limits: &Rc<request::Limits>, open: &Rc<Open>) {
     let limits = limits.clone();
-    let counted = Counted::new(open);
-    let open = open.clone();
-    overlap::spawn(async move {
+    let task_open = open.clone();
+    open.tracker.spawn(async move {
+        let open = task_open;
         match conn::serve(stream, &limits, &open.drain, &open.memory).await {
             // Clients that hang up or reset (load generators do at the end of a run) are
             // routine, not errors worth a line.
             Err(e) if !routine(&e) => log(format_args!("{peer}: {e}")),
             _ => {}
         }
-        drop(counted);
     });
 }
 
-/// The connections still being served, and a wake-up for when the last one closes; what
-/// they share.
+/// What the connections share: the tracker of their tasks, which the shutdown closes and
+/// waits on (a task counts until it ends, however it ends), the drain, and the memory for
+/// their request bodies.
 struct Open {
-    count: Cell<usize>,
-    closed: Notify,
+    tracker: TaskTracker,
     /// Started on shutdown, for every connection.
     drain: conn::Drain,
     /// The memory their request bodies share.
@@ -196,42 +195,9 @@ struct Open {
 impl Open {
     fn new(body_memory: u64) -> Open {
         Open {
-            count: Cell::new(0),
-            closed: Notify::new(),
+            tracker: TaskTracker::new(),
             drain: conn::Drain::default(),
             memory: memory::BodyMemory::new(body_memory),
-        }
-    }
-
-    /// Waits until no connection is open.
-    async fn all_closed(&self) {
-        loop {
-            // Made before the count is read: a close in between still wakes it.
-            let closed = self.closed.notified();
-            if self.count.get() == 0 {
-                return;
-            }
-            closed.await;
-        }
-    }
-}
-
-/// One open connection in the count; leaves it when dropped, however its task ends.
-struct Counted(Rc<Open>);
-
-impl Counted {
-    fn new(open: &Rc<Open>) -> Counted {
-        open.count.set(open.count.get() + 1);
-        Counted(open.clone())
-    }
-}
-
-impl Drop for Counted {
-    fn drop(&mut self) {
-        let open = &self.0;
-        open.count.set(open.count.get() - 1);
-        if open.count.get() == 0 {
-            open.closed.notify_waiters();
         }
     }
 }
