@@ -203,3 +203,42 @@ fn trackers_tokens_and_tracked_futures_are_send_and_sync() {
     send_sync(&tracker.track_future(async { 1 }));
     assert!(tracker.is_empty());
 }
+
+/// tokio-util's other spawns, which a port of a `LocalSet` program (`spawn_local`) or of a
+/// thread-per-core one (`spawn_on`, `spawn_blocking_on` with another runtime's handle)
+/// calls: each counts from the call, before the other runtime has run anything, so a
+/// `close` and `wait` right after cannot miss it.
+#[test]
+fn spawn_local_spawn_on_and_spawn_blocking_on_count_from_the_call() {
+    let worker = overlap::Runtime::new().unwrap();
+    let to_worker = worker.handle();
+    let tracker = TaskTracker::new();
+    assert!(tracker.ptr_eq(&tracker.clone()));
+    assert!(!tracker.ptr_eq(&TaskTracker::new()));
+    let (remote, blocking, local) = overlap::block_on(within(
+        HANG,
+        async {
+            let local = tracker.spawn_local(async { std::rc::Rc::new(1) });
+            let remote = tracker.spawn_on(async { 2 }, &to_worker);
+            let (go, gate) = std_mpsc::channel::<()>();
+            let blocking = tracker.spawn_blocking_on(
+                move || {
+                    gate.recv().unwrap();
+                    3
+                },
+                &to_worker,
+            );
+            assert_eq!(tracker.len(), 3, "each counts from its call");
+            tracker.close();
+            let mut wait = pin!(tracker.wait());
+            assert!(support::poll_once(wait.as_mut()).await.is_pending());
+            go.send(()).unwrap();
+            (remote, blocking, *local.await.unwrap())
+        },
+        "the local task",
+    ));
+    assert_eq!(local, 1);
+    assert_eq!(worker.block_on(remote).unwrap(), 2);
+    assert_eq!(worker.block_on(blocking).unwrap(), 3);
+    worker.block_on(within(HANG, tracker.wait(), "every spawn's count"));
+}

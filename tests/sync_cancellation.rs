@@ -279,3 +279,27 @@ fn tokens_and_waits_are_send_and_sync_and_say_their_state() {
     );
     let _: &dyn Future<Output = ()> = &token.cancelled();
 }
+
+/// tokio-util's `run_until_cancelled_owned`: the same as `run_until_cancelled`, owning its
+/// token, so the future is `'static` and goes straight into a spawn.
+#[test]
+fn run_until_cancelled_owned_is_static_and_gives_the_output_or_none() {
+    overlap::block_on(within(
+        HANG,
+        async {
+            let token = CancellationToken::new();
+            let done = overlap::spawn(token.clone().run_until_cancelled_owned(async { 5 }));
+            assert_eq!(done.await.unwrap(), Some(5));
+            let (flag, dropped) = DropFlag::new();
+            let never = overlap::spawn(token.clone().run_until_cancelled_owned(async move {
+                let _owned = flag;
+                std::future::pending::<()>().await
+            }));
+            overlap::yield_now().await;
+            token.cancel();
+            assert_eq!(never.await.unwrap(), None);
+            assert!(dropped.get(), "the unfinished future was dropped");
+        },
+        "run_until_cancelled_owned",
+    ));
+}

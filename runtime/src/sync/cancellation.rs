@@ -209,6 +209,12 @@ impl CancellationToken {
         .await
     }
 
+    /// [`run_until_cancelled`](Self::run_until_cancelled) owning the token, so the future
+    /// is `'static`: it goes straight into a spawn.
+    pub async fn run_until_cancelled_owned<F: Future>(self, fut: F) -> Option<F::Output> {
+        self.run_until_cancelled(fut).await
+    }
+
     /// A guard that cancels this token when dropped (unless
     /// [`disarm`](DropGuard::disarm)ed): tie a shutdown to a scope or to a value's life.
     pub fn drop_guard(self) -> DropGuard {

@@ -10,6 +10,7 @@ use std::task::{Context, Poll, Waker};
 use futures_core::future::FusedFuture;
 
 use super::JoinHandle;
+use crate::executor::{Handle, RemoteJoinHandle};
 use crate::sync::wait_list::{WaitList, WaitSlot};
 
 /// Tracks tasks so a shutdown can wait for all of them: tokio-util's `TaskTracker`, under
@@ -178,6 +179,32 @@ impl TaskTracker {
         crate::spawn(self.track_future(future))
     }
 
+    /// The same as [`spawn`](Self::spawn), under tokio-util's name for a task that need not
+    /// be `Send` (every overlap task is local to its runtime's thread).
+    ///
+    /// # Panics
+    /// Outside a runtime, as [`spawn`](crate::spawn).
+    #[track_caller]
+    pub fn spawn_local<F>(&self, future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + 'static,
+    {
+        self.spawn(future)
+    }
+
+    /// Spawns `future` on `handle`'s runtime as [`Handle::spawn`] does, from any thread,
+    /// counting from this call (before that runtime has run anything) until the task is
+    /// dropped. A task that does I/O (not `Send`) is made on its runtime with
+    /// [`Handle::spawn_with`]: take a [`token`](Self::token) first and move it into the
+    /// closure, so it counts from the call too.
+    pub fn spawn_on<F>(&self, future: F, handle: &Handle) -> RemoteJoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        handle.spawn(self.track_future(future))
+    }
+
     /// Runs `f` on the blocking pool as [`spawn_blocking`](crate::spawn_blocking) does,
     /// counting until it returns (or, if the job never starts, until it is dropped).
     ///
@@ -195,6 +222,28 @@ impl TaskTracker {
             drop(token);
             out
         })
+    }
+}
+
+impl TaskTracker {
+    /// Runs `f` on `handle`'s blocking pool as [`Handle::spawn_blocking`] does, counting
+    /// from this call until it returns (or, if the job never starts, until it is dropped).
+    pub fn spawn_blocking_on<F, R>(&self, f: F, handle: &Handle) -> RemoteJoinHandle<R>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        let token = self.token();
+        handle.spawn_blocking(move || {
+            let out = f();
+            drop(token);
+            out
+        })
+    }
+
+    /// Whether `other` is this tracker or a clone of it (they share one count).
+    pub fn ptr_eq(&self, other: &TaskTracker) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
     }
 }
 
