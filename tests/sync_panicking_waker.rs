@@ -138,3 +138,56 @@ async fn a_cross_thread_receive_waking_a_panicking_sender_keeps_its_value() {
     within(HANG, send, "the second sender").await.unwrap();
     assert_eq!(rx.try_recv(), Ok(3));
 }
+
+/// A `CancellationToken` wait parked with a panicking waker: the cancel still sets every
+/// child's flag and wakes every other wait (on the token and its children), and only then
+/// passes the panic on; the token's tree is cancelled whole.
+#[overlap::test]
+async fn a_cancel_reaches_every_wait_and_child_behind_a_panicking_waker() {
+    let root = overlap::sync::CancellationToken::new();
+    let child = root.child_token();
+    let grandchild = child.child_token();
+    let mut first = pin!(root.cancelled());
+    park_with_panicking_waker(first.as_mut());
+    let mut child_first = pin!(child.cancelled());
+    park_with_panicking_waker(child_first.as_mut());
+    let behind: Vec<_> = [&root, &child, &grandchild]
+        .into_iter()
+        .map(|t| overlap::spawn(t.clone().cancelled_owned()))
+        .collect();
+    overlap::yield_now().await;
+    let cancelled = catch_unwind(AssertUnwindSafe(|| root.cancel()));
+    assert!(
+        cancelled.is_err(),
+        "the waker's panic reaches the canceller"
+    );
+    assert!(child.is_cancelled() && grandchild.is_cancelled());
+    for wait in behind {
+        within(HANG, wait, "a wait behind the panicking waker")
+            .await
+            .unwrap();
+    }
+}
+
+/// The same for a `TaskTracker`'s waits: the close wakes each wait behind the panicking one.
+#[overlap::test]
+async fn a_tracker_done_wakes_every_wait_behind_a_panicking_waker() {
+    let tracker = overlap::task::TaskTracker::new();
+    let mut first = pin!(tracker.wait());
+    park_with_panicking_waker(first.as_mut());
+    let behind: Vec<_> = (0..3)
+        .map(|_| {
+            let tracker = tracker.clone();
+            overlap::spawn(async move { tracker.wait().await })
+        })
+        .collect();
+    overlap::yield_now().await;
+    let closed = catch_unwind(AssertUnwindSafe(|| tracker.close()));
+    assert!(closed.is_err(), "the waker's panic reaches the closer");
+    assert!(tracker.is_closed());
+    for wait in behind {
+        within(HANG, wait, "a wait behind the panicking waker")
+            .await
+            .unwrap();
+    }
+}

@@ -17,6 +17,7 @@ use std::task::{Context, Poll, Waker};
 use futures_core::future::FusedFuture;
 
 use super::wait_list::{WaitList, WaitSlot};
+use super::waiters::wake_all;
 
 /// A signal that is cancelled once, and that any number of tasks wait for.
 ///
@@ -154,19 +155,22 @@ impl CancellationToken {
     /// any of them. Cancelling a cancelled token does nothing.
     pub fn cancel(&self) {
         let mut pending = vec![self.node.clone()];
+        let mut wakers: Vec<Waker> = Vec::new();
         while let Some(node) = pending.pop() {
             if node.cancelled.swap(true, Ordering::SeqCst) {
                 continue;
             }
-            let (wakers, children) = {
+            let children = {
                 let mut state = node.lock();
-                let wakers: Vec<Waker> = state.waiters.take_all().collect();
-                (wakers, std::mem::take(&mut state.children))
+                wakers.extend(state.waiters.take_all());
+                std::mem::take(&mut state.children)
             };
-            // Woken with the lock released: a waker may poll (or drop) a wait right away.
-            wakers.into_iter().for_each(Waker::wake);
             pending.extend(children.iter().filter_map(Weak::upgrade));
         }
+        // Woken once the whole tree is cancelled, with no lock held (a waker may poll or
+        // drop a wait right away); one that panics (a user's own) stops none of the others,
+        // and its panic comes out of this call after them.
+        wake_all(wakers);
     }
 
     /// Whether this token has been cancelled (by itself, a clone or an ancestor).

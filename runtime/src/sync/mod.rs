@@ -84,7 +84,7 @@ pub mod oneshot;
 mod rwlock;
 mod semaphore;
 pub(crate) mod wait_list;
-mod waiters;
+pub(crate) mod waiters;
 pub mod watch;
 
 pub use barrier::{Barrier, BarrierWait, BarrierWaitResult};

@@ -262,7 +262,7 @@ pub(super) fn wake_keeping<T>(waker: Option<Waker>, value: T, keep: impl FnOnce(
 
 /// Calls every waker. One that panics (a user's own) costs the others nothing: the rest are
 /// still called, and the first panic is resumed only after that.
-pub(super) fn wake_all(wakers: Vec<Waker>) {
+pub(crate) fn wake_all(wakers: Vec<Waker>) {
     let mut wakes = Wakes::default();
     wakers.into_iter().for_each(|w| wakes.wake(Some(w)));
     wakes.finish();

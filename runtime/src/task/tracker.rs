@@ -12,6 +12,7 @@ use futures_core::future::FusedFuture;
 use super::JoinHandle;
 use crate::executor::{Handle, RemoteJoinHandle};
 use crate::sync::wait_list::{WaitList, WaitSlot};
+use crate::sync::waiters::wake_all;
 
 /// Tracks tasks so a shutdown can wait for all of them: tokio-util's `TaskTracker`, under
 /// its name and with its methods.
@@ -80,7 +81,8 @@ impl Inner {
     }
 
     /// Applies `change`, then wakes every wait if it made the tracker done (closed and
-    /// empty), with the lock released.
+    /// empty), with the lock released; a waker that panics (a user's own) stops none of the
+    /// others, and its panic comes out of this call after them.
     fn update(&self, change: impl FnOnce(&mut State)) {
         let wakers: Vec<Waker> = {
             let mut state = self.lock();
@@ -90,7 +92,7 @@ impl Inner {
             }
             state.waits.take_all().collect()
         };
-        wakers.into_iter().for_each(Waker::wake);
+        wake_all(wakers);
     }
 }
 
