@@ -296,6 +296,11 @@ impl<T> Receiver<T> {
 
     /// How many values sent since this receiver was made it has not read (and are still
     /// held).
+    ///
+    /// Unlike tokio's, it does not count the values a lag lost, so it is never more than
+    /// the capacity: tokio's advice to read a `len` above the capacity as "the next receive
+    /// is `Lagged`" does not hold here. A receiver learns that it lagged from
+    /// [`recv`](Self::recv) or [`try_recv`](Self::try_recv) only.
     pub fn len(&self) -> usize {
         (self.shared.tail() - self.next.max(self.shared.head.get())) as usize
     }
