@@ -242,3 +242,30 @@ fn spawn_local_spawn_on_and_spawn_blocking_on_count_from_the_call() {
     assert_eq!(worker.block_on(blocking).unwrap(), 3);
     worker.block_on(within(HANG, tracker.wait(), "every spawn's count"));
 }
+
+/// A tracked future is fused when the future it wraps is (as `Timeout` is), so a tracked
+/// `oneshot::Receiver` goes into `select!` as the bare receiver does, without `.fuse()`.
+#[test]
+fn a_tracked_fused_future_goes_into_select_unfused() {
+    overlap::block_on(within(
+        HANG,
+        async {
+            let tracker = TaskTracker::new();
+            let (tx, rx) = oneshot::channel::<u32>();
+            let mut reply = tracker.track_future(rx);
+            let mut idle = overlap::time::sleep(HANG);
+            overlap::spawn(async move { tx.send(1).unwrap() });
+            let got = overlap::select! {
+                r = reply => r.unwrap(),
+                _ = idle => unreachable!("the reply comes first"),
+            };
+            assert_eq!(got, 1);
+            assert!(overlap::future::FusedFuture::is_terminated(&reply));
+            assert_eq!(tracker.len(), 1, "it counts until dropped");
+            drop(reply);
+            tracker.close();
+            tracker.wait().await;
+        },
+        "the tracked reply",
+    ));
+}

@@ -294,7 +294,8 @@ impl fmt::Debug for TaskTrackerToken {
 
 pin_project_lite::pin_project! {
     /// A future that counts in a [`TaskTracker`] until dropped; made by
-    /// [`TaskTracker::track_future`]. Its output is the wrapped future's.
+    /// [`TaskTracker::track_future`]. Its output is the wrapped future's, and it is fused
+    /// when that future is.
     #[derive(Debug)]
     pub struct TrackedFuture<F> {
         #[pin]
@@ -308,6 +309,13 @@ impl<F: Future> Future for TrackedFuture<F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         self.project().future.poll(cx)
+    }
+}
+
+impl<F: FusedFuture> FusedFuture for TrackedFuture<F> {
+    /// As the wrapped future: a tracked fused future goes into `select!` as it would.
+    fn is_terminated(&self) -> bool {
+        self.future.is_terminated()
     }
 }
 
