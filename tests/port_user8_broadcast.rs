@@ -61,6 +61,13 @@
 //! returned, and every shutdown took the whole flush deadline: the server's lingering drain
 //! waits for the client to close its side, so the clients now read (and answer the close)
 //! while the server shuts down, as real ones would.
+//!
+//! What overlap changed for it: `TaskTracker` gained tokio-util's `spawn_local`, `spawn_on`,
+//! `spawn_blocking_on` and `ptr_eq`, and `CancellationToken` its
+//! `run_until_cancelled_owned`; a `TrackedFuture` is fused when what it wraps is; a cancel
+//! (or a tracker's close) reaches every wait and child even behind a waker that panics; and
+//! `broadcast::Receiver::len`'s docs say it never counts what a lag lost (tokio's does), so
+//! this server reads a lag from `recv`'s `Lagged`, never from `len`.
 
 mod support;
 
