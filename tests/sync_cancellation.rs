@@ -303,3 +303,46 @@ fn run_until_cancelled_owned_is_static_and_gives_the_output_or_none() {
         "run_until_cancelled_owned",
     ));
 }
+
+/// tokio-util's borrowed guard: `drop_guard_ref` cancels the token it borrows when dropped,
+/// `disarm` gives the borrow back uncancelled; both guards show their token with `token`.
+#[test]
+fn a_borrowed_drop_guard_cancels_when_dropped_and_not_when_disarmed() {
+    let conn = CancellationToken::new();
+    {
+        let guard = conn.drop_guard_ref();
+        assert!(!guard.token().is_cancelled());
+        let back: &CancellationToken = guard.disarm();
+        assert!(!back.is_cancelled());
+    }
+    assert!(!conn.is_cancelled());
+    {
+        let _guard = conn.drop_guard_ref();
+        assert!(!conn.is_cancelled());
+    }
+    assert!(conn.is_cancelled());
+    let owned = CancellationToken::new().drop_guard();
+    assert!(!owned.token().is_cancelled());
+}
+
+/// The guard and wait types are named at `overlap::sync`, as tokio-util names them at
+/// `tokio_util::sync`, for a struct that stores one.
+#[test]
+fn the_guard_and_wait_types_are_named_at_the_sync_root() {
+    struct Conn {
+        _ends_with_it: overlap::sync::DropGuard,
+        _shutdown: overlap::sync::WaitForCancellationFutureOwned,
+    }
+    let token = CancellationToken::new();
+    let conn = Conn {
+        _ends_with_it: token.child_token().drop_guard(),
+        _shutdown: token.clone().cancelled_owned(),
+    };
+    let _: Option<overlap::sync::DropGuardRef<'_>> = None;
+    let _: Option<overlap::sync::WaitForCancellationFuture<'_>> = None;
+    drop(conn);
+    assert!(
+        !token.is_cancelled(),
+        "the child's guard cancels only the child"
+    );
+}

@@ -224,6 +224,13 @@ impl CancellationToken {
     pub fn drop_guard(self) -> DropGuard {
         DropGuard { token: Some(self) }
     }
+
+    /// [`drop_guard`](Self::drop_guard) borrowing the token: a guard that cancels it when
+    /// dropped, for a scope that holds the token already (a connection's task ending its
+    /// own token however it returns).
+    pub fn drop_guard_ref(&self) -> DropGuardRef<'_> {
+        DropGuardRef { token: Some(self) }
+    }
 }
 
 impl Default for CancellationToken {
@@ -319,6 +326,13 @@ pub struct DropGuard {
 }
 
 impl DropGuard {
+    /// The token this guard cancels.
+    pub fn token(&self) -> &CancellationToken {
+        self.token
+            .as_ref()
+            .expect("a guard holds its token until dropped or disarmed")
+    }
+
     /// Gives the token back without cancelling it.
     pub fn disarm(mut self) -> CancellationToken {
         self.token
@@ -328,6 +342,36 @@ impl DropGuard {
 }
 
 impl Drop for DropGuard {
+    fn drop(&mut self) {
+        if let Some(token) = self.token.take() {
+            token.cancel();
+        }
+    }
+}
+
+/// Cancels the token it borrows when dropped; made by
+/// [`CancellationToken::drop_guard_ref`].
+#[derive(Debug)]
+pub struct DropGuardRef<'a> {
+    token: Option<&'a CancellationToken>,
+}
+
+impl<'a> DropGuardRef<'a> {
+    /// The token this guard cancels.
+    pub fn token(&self) -> &'a CancellationToken {
+        self.token
+            .expect("a guard holds its token until dropped or disarmed")
+    }
+
+    /// Gives the borrow back without cancelling the token.
+    pub fn disarm(mut self) -> &'a CancellationToken {
+        self.token
+            .take()
+            .expect("a guard holds its token until dropped or disarmed")
+    }
+}
+
+impl Drop for DropGuardRef<'_> {
     fn drop(&mut self) {
         if let Some(token) = self.token.take() {
             token.cancel();
