@@ -229,7 +229,7 @@ impl CancellationToken {
     /// dropped, for a scope that holds the token already (a connection's task ending its
     /// own token however it returns).
     pub fn drop_guard_ref(&self) -> DropGuardRef<'_> {
-        DropGuardRef { token: Some(self) }
+        DropGuardRef { token: self }
     }
 }
 
@@ -353,28 +353,26 @@ impl Drop for DropGuard {
 /// [`CancellationToken::drop_guard_ref`].
 #[derive(Debug)]
 pub struct DropGuardRef<'a> {
-    token: Option<&'a CancellationToken>,
+    token: &'a CancellationToken,
 }
 
 impl<'a> DropGuardRef<'a> {
     /// The token this guard cancels.
     pub fn token(&self) -> &'a CancellationToken {
         self.token
-            .expect("a guard holds its token until dropped or disarmed")
     }
 
     /// Gives the borrow back without cancelling the token.
-    pub fn disarm(mut self) -> &'a CancellationToken {
-        self.token
-            .take()
-            .expect("a guard holds its token until dropped or disarmed")
+    pub fn disarm(self) -> &'a CancellationToken {
+        let token = self.token;
+        // The guard holds nothing but the borrow: forgetting it only skips the cancel.
+        std::mem::forget(self);
+        token
     }
 }
 
 impl Drop for DropGuardRef<'_> {
     fn drop(&mut self) {
-        if let Some(token) = self.token.take() {
-            token.cancel();
-        }
+        self.token.cancel();
     }
 }
