@@ -225,9 +225,7 @@ impl TaskTracker {
             out
         })
     }
-}
 
-impl TaskTracker {
     /// Runs `f` on `handle`'s blocking pool as [`Handle::spawn_blocking`] does, counting
     /// from this call until it returns (or, if the job never starts, until it is dropped).
     pub fn spawn_blocking_on<F, R>(&self, f: F, handle: &Handle) -> RemoteJoinHandle<R>
