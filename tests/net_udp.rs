@@ -4,9 +4,12 @@ mod support;
 
 use std::io::ErrorKind;
 use std::net::SocketAddr;
+use std::time::Duration;
 
+use overlap::io::Interest;
 use overlap::net::UdpSocket;
-use support::{datagram, udp_trio};
+
+use support::{datagram, udp_trio, within};
 
 #[test]
 fn thousand_datagrams_with_lengths_and_sources() {
@@ -100,6 +103,46 @@ fn connected_socket_whose_peer_is_gone_gets_connection_refused() {
             polls < 20,
             "{polls} epoll_wait calls while waiting for one datagram"
         );
+    });
+}
+
+const HANG: Duration = Duration::from_secs(5);
+
+/// `connect` filters what arrives from then on; a datagram from another address queued
+/// before it still comes out of `recv`, with no source to tell it by (a resolver connecting
+/// its query socket can take a spoofed answer that landed between its bind and its
+/// connect). A send that reports a pending ICMP error has sent nothing.
+#[test]
+fn connect_keeps_what_was_queued_and_a_send_reporting_an_error_sent_nothing() {
+    overlap::block_on(async {
+        let (a, (early, _), (peer, peer_addr)) = udp_trio().await;
+        let a_addr = a.local_addr().unwrap();
+        early.send_to(b"spoofed", a_addr).await.unwrap();
+        a.connect(peer_addr).await.unwrap();
+        early.send_to(b"dropped", a_addr).await.unwrap();
+        peer.send_to(b"answer", a_addr).await.unwrap();
+        let mut buf = [0u8; 16];
+        let n = within(HANG, a.recv(&mut buf), "recv").await.unwrap();
+        assert_eq!(&buf[..n], b"spoofed", "queued before the connect");
+        let n = within(HANG, a.recv(&mut buf), "recv").await.unwrap();
+        assert_eq!(
+            &buf[..n],
+            b"answer",
+            "from the peer; the later stranger's dropped"
+        );
+
+        // The peer goes: the ICMP error it causes fails the next send, which sends nothing.
+        drop(peer);
+        a.send(b"lost").await.unwrap();
+        within(HANG, a.ready(Interest::ERROR), "the ICMP error")
+            .await
+            .unwrap();
+        let back = UdpSocket::bind(peer_addr).await.unwrap();
+        let err = a.send(b"not sent").await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::ConnectionRefused);
+        a.send(b"sent").await.unwrap();
+        let n = within(HANG, back.recv(&mut buf), "recv").await.unwrap();
+        assert_eq!(&buf[..n], b"sent");
     });
 }
 

@@ -23,7 +23,8 @@ use crate::sys::{SockAddr, Socket};
 /// about what else is queued.
 ///
 /// On a [connected](Self::connect) socket, an ICMP "port unreachable" from the peer is
-/// reported by a later `send` or `recv` as `ConnectionRefused`. An unconnected socket is not
+/// reported by a later `send` or `recv` (or peek) as `ConnectionRefused`; a `send` that
+/// reports it has sent nothing, and the next one goes out. An unconnected socket is not
 /// told (Linux tells connected ones only, unless `IP_RECVERR` is set): a server's `send_to`
 /// a gone peer is lost like any datagram, and its `recv_from` waits on.
 ///
@@ -91,10 +92,16 @@ impl UdpSocket {
         Ok(std::net::UdpSocket::from(self.io.into_inner().into_owned()))
     }
 
-    /// Sets the default peer for [`send`](Self::send) and the only source
-    /// [`recv`](Self::recv) accepts. Tries each resolved address until one is accepted; an
-    /// IPv6 address for an IPv4 socket, or an IPv4 one for an IPv6 socket bound to an IPv6
-    /// address (such as `::1`) or set IPv6-only, is refused with `InvalidInput`.
+    /// Sets the default peer for [`send`](Self::send) and the only source the kernel queues
+    /// datagrams from, from now on. Datagrams already queued stay, whatever their source,
+    /// and [`recv`](Self::recv) returns them first with no way to tell where they came
+    /// from: a client that must take only its peer's answers (a DNS resolver) still checks
+    /// each one, or drains the queue with [`try_recv_from`](Self::try_recv_from) after the
+    /// connect, as a socket bound to port 0 can be sent to before it is connected.
+    ///
+    /// Tries each resolved address until one is accepted; an IPv6 address for an IPv4
+    /// socket, or an IPv4 one for an IPv6 socket bound to an IPv6 address (such as `::1`)
+    /// or set IPv6-only, is refused with `InvalidInput`.
     pub async fn connect<A: ToSocketAddrs>(&self, addr: A) -> io::Result<()> {
         let sock = self.io.get_ref();
         try_each(addr, |a| async move {
