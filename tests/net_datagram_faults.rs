@@ -337,6 +337,42 @@ fn unix_datagram_peers_missing_gone_and_rebound() {
     });
 }
 
+/// A Unix datagram socket connected to one peer takes datagrams from it alone: a send or a
+/// connect to it from another socket fails with the kernel's `EPERM`, which used to come out
+/// as a bare "Operation not permitted", read as a file's permissions. It now names the path
+/// and says the socket there is connected to another; the kind and the code stay.
+#[test]
+fn a_unix_datagram_socket_connected_elsewhere_is_named_when_refused() {
+    let dir = TempDir::new("dgram-taken");
+    let (a, c) = (dir.join("a"), dir.join("c"));
+    overlap::block_on(async {
+        let rx = UnixDatagram::bind(&a).unwrap();
+        let peer = UnixDatagram::bind(&c).unwrap();
+        let other = UnixDatagram::unbound().unwrap();
+        other.send_to(b"early", &a).await.unwrap();
+        rx.connect(&c).unwrap();
+        peer.send_to(b"peer", &a).await.unwrap();
+        let errs = [
+            other.send_to(b"x", &a).await.unwrap_err(),
+            other.try_send_to(b"x", &a).unwrap_err(),
+            other.connect(&a).unwrap_err(),
+        ];
+        for err in errs {
+            assert_eq!(err.kind(), ErrorKind::PermissionDenied, "{err}");
+            assert_eq!(overlap::io::raw_os_error(&err), Some(libc::EPERM));
+            let msg = err.to_string();
+            assert!(msg.contains(&format!("{a:?}")), "{msg}");
+            assert!(msg.contains("connected to another socket"), "{msg}");
+        }
+        // What came before the connect stays, ahead of the peer's.
+        let mut buf = [0u8; 8];
+        for want in [&b"early"[..], b"peer"] {
+            let n = within(HANG, rx.recv(&mut buf), "recv").await.unwrap();
+            assert_eq!(&buf[..n], want);
+        }
+    });
+}
+
 /// A connected sender whose peer's queue is full waits for the peer to read without being
 /// polled in a loop; the peer closing while it waits ends the send with `ConnectionRefused`.
 #[test]

@@ -1,7 +1,7 @@
 //! The kernel's socket errors that no caller can match, or that mislead, in our own words:
 //! an address of a family the socket cannot take (UDP sends and connects, `TcpSocket`'s bind
 //! and connect), a UDP send with no peer, an accept on a listener shut down, a second bind,
-//! a Unix bind to a path taken.
+//! a Unix bind to a path taken, a Unix datagram socket taken by another peer.
 
 use std::borrow::Cow;
 use std::error::Error;
@@ -171,4 +171,19 @@ pub(crate) fn unix_path_in_use(path: &std::path::Path, err: io::Error) -> io::Er
         ),
     };
     reworded(io::ErrorKind::AddrInUse, msg, err)
+}
+
+/// A Unix datagram send or connect to `path` that failed with `EPERM`: the socket there is
+/// connected to another socket and takes datagrams from it alone, which the kernel's bare
+/// "Operation not permitted" does not say (it reads as the file's permissions, which fail
+/// with `EACCES`). Kept `PermissionDenied`; other errors pass as they are.
+pub(crate) fn unix_peer_taken(path: &std::path::Path, err: io::Error) -> io::Error {
+    if err.raw_os_error() != Some(libc::EPERM) {
+        return err;
+    }
+    let msg = format!(
+        "the datagram socket at {path:?} is connected to another socket and takes datagrams \
+         from it alone"
+    );
+    reworded(io::ErrorKind::PermissionDenied, msg, err)
 }

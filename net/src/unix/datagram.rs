@@ -97,9 +97,13 @@ impl UnixDatagram {
         })
     }
 
-    /// Sets the default destination for [`send`](Self::send) and the only source
-    /// [`recv`](Self::recv) accepts. Does not block. A `path` where a socket of another
-    /// type listens (a stream one) is refused with `InvalidInput`.
+    /// Sets the default destination for [`send`](Self::send) and, from now on, the only
+    /// socket that can send here: another's send or connect to this socket fails with
+    /// `PermissionDenied`, saying so. Datagrams queued before the connect stay, whatever
+    /// their sender, and [`recv`](Self::recv) returns them first. Does not block. A `path`
+    /// where a socket of another type listens (a stream one) is refused with
+    /// `InvalidInput`, and one whose socket is connected to another with
+    /// `PermissionDenied`.
     pub fn connect(&self, path: impl AsRef<Path>) -> io::Result<()> {
         let path = path.as_ref();
         self.io
@@ -147,7 +151,8 @@ impl UnixDatagram {
     /// than that for ever.
     ///
     /// A `path` where a socket of another type listens (a stream one) is refused with
-    /// `InvalidInput`. Polled under another runtime than the one the socket is registered
+    /// `InvalidInput`, and one whose socket is connected to another with `PermissionDenied`
+    /// (naming the path, where the kernel says "Operation not permitted"). Polled under another runtime than the one the socket is registered
     /// with, or outside any, it fails with an `Other` error and sends nothing, as the
     /// socket's other calls do.
     ///

@@ -82,10 +82,15 @@ fn unlink_on_error<T>(path: &std::path::Path, res: io::Result<T>) -> io::Result<
 /// The kernel's `EPROTOTYPE` for a `connect` or `send_to` from a Unix socket of type `ours`
 /// ("stream", "datagram") to the socket at `path`, which is of another type, as
 /// `InvalidInput` naming both ("Protocol wrong type for socket" names neither, and has no
-/// `ErrorKind` a caller can match). Any other error is passed on.
+/// `ErrorKind` a caller can match). A datagram socket's `EPERM` is reworded too (see
+/// `unix_peer_taken`); any other error is passed on.
 fn other_type_at(path: &std::path::Path, ours: &str, err: io::Error) -> io::Error {
-    if err.raw_os_error() != Some(libc::EPROTOTYPE) {
-        return err;
+    match err.raw_os_error() {
+        Some(libc::EPROTOTYPE) => {}
+        Some(libc::EPERM) if ours == "datagram" => {
+            return crate::sock_errors::unix_peer_taken(path, err)
+        }
+        _ => return err,
     }
     io::Error::new(
         io::ErrorKind::InvalidInput,
