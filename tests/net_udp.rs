@@ -146,6 +146,38 @@ fn connect_keeps_what_was_queued_and_a_send_reporting_an_error_sent_nothing() {
     });
 }
 
+/// `recv_from` cuts a datagram longer than its buffer to fit and says only `buf.len()`: a
+/// buffer one byte longer than the longest datagram taken tells a cut one, and
+/// `recv_batch` says `truncated`.
+#[test]
+fn a_datagram_longer_than_the_buffer_is_cut_and_a_spare_byte_tells() {
+    overlap::block_on(async {
+        let (rx, (tx, tx_addr), _) = udp_trio().await;
+        let to = rx.local_addr().unwrap();
+        for len in [10, 11, 100] {
+            tx.send_to(&vec![len as u8; len], to).await.unwrap();
+        }
+        // At most 10 bytes taken: 11 bytes of room.
+        let mut buf = [0u8; 11];
+        let mut got = Vec::new();
+        for _ in 0..3 {
+            let (n, from) = within(HANG, rx.recv_from(&mut buf), "recv_from")
+                .await
+                .unwrap();
+            assert_eq!(from, tx_addr);
+            got.push((n, n == buf.len()));
+        }
+        assert_eq!(got, [(10, false), (11, true), (11, true)]);
+        tx.send_to(&[7u8; 100], to).await.unwrap();
+        let mut batch = overlap::net::RecvBatch::new(1, 10);
+        within(HANG, rx.recv_batch(&mut batch), "recv_batch")
+            .await
+            .unwrap();
+        let d = batch.iter().next().unwrap();
+        assert_eq!((d.data, d.truncated), (&[7u8; 10][..], true));
+    });
+}
+
 #[test]
 fn options_round_trip() {
     overlap::block_on(async {

@@ -149,6 +149,12 @@ impl UdpSocket {
 
     /// Receives a datagram and the address it came from.
     ///
+    /// A datagram longer than `buf` is cut to fit, the rest dropped, and the length returned
+    /// is `buf.len()`, as for a datagram that fits exactly (tokio's and std's say no more).
+    /// A buffer one byte longer than the longest datagram taken tells them apart (a DNS
+    /// forwarder taking 4,096-byte answers reads into 4,097 bytes, and a full buffer means
+    /// cut), or [`recv_batch`](Self::recv_batch), whose datagrams say `truncated`.
+    ///
     /// Cancel-safe: dropped while it waits, it has taken no datagram from the queue.
     pub async fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
         let (n, addr) = read_io(&self.io, |s| s.recv_from(buf, 0)).await?;
