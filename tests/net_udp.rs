@@ -178,6 +178,36 @@ fn a_datagram_longer_than_the_buffer_is_cut_and_a_spare_byte_tells() {
     });
 }
 
+/// A dual-stack socket (on `[::]`) sees an IPv4 sender IPv4-mapped, not as the address it
+/// sent to: a source check compares the canonical form.
+#[test]
+fn a_dual_stack_socket_sees_an_ipv4_sender_mapped() {
+    overlap::block_on(async {
+        let dual = UdpSocket::bind("[::]:0").await.unwrap();
+        let port = dual.local_addr().unwrap().port();
+        let v4 = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let v4_addr = v4.local_addr().unwrap();
+        dual.send_to(b"query", v4_addr).await.unwrap();
+        let mut buf = [0u8; 8];
+        let (_, from) = within(HANG, v4.recv_from(&mut buf), "recv_from")
+            .await
+            .unwrap();
+        v4.send_to(b"answer", from).await.unwrap();
+        assert_eq!(from.port(), port);
+        let (n, from) = within(HANG, dual.recv_from(&mut buf), "recv_from")
+            .await
+            .unwrap();
+        assert_eq!(&buf[..n], b"answer");
+        assert_ne!(from, v4_addr);
+        let mapped = std::net::Ipv4Addr::LOCALHOST.to_ipv6_mapped();
+        assert_eq!(from.ip(), std::net::IpAddr::V6(mapped));
+        assert_eq!(
+            (from.ip().to_canonical(), from.port()),
+            (v4_addr.ip(), v4_addr.port())
+        );
+    });
+}
+
 #[test]
 fn options_round_trip() {
     overlap::block_on(async {

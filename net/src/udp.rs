@@ -155,6 +155,11 @@ impl UdpSocket {
     /// forwarder taking 4,096-byte answers reads into 4,097 bytes, and a full buffer means
     /// cut), or [`recv_batch`](Self::recv_batch), whose datagrams say `truncated`.
     ///
+    /// On an IPv6 socket that carries IPv4 (bound to `[::]`), an IPv4 sender's address comes
+    /// IPv4-mapped (`[::ffff:127.0.0.2]:53`), as tokio's and std's do: it is not equal to the
+    /// `127.0.0.2:53` a query was sent to, so a client matching answers by source compares
+    /// `from.ip().to_canonical()` and the port.
+    ///
     /// Cancel-safe: dropped while it waits, it has taken no datagram from the queue.
     pub async fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
         let (n, addr) = read_io(&self.io, |s| s.recv_from(buf, 0)).await?;
