@@ -439,6 +439,19 @@ async fn a_tcp_client_stalling_after_its_length_is_cut_and_others_are_served() {
     assert_eq!(n, 0, "closed with no answer");
     assert_eq!(start.elapsed(), tcp_timeout);
     assert_eq!(server.fwd.stats.tcp_timeouts.get(), 1);
+
+    // A client that shuts its write side after two queries gets both answers, then the end.
+    let mut conn = TcpStream::connect(server.addr).await.unwrap();
+    write_frame(&mut conn, &wire::query(1, &q)).await.unwrap();
+    write_frame(&mut conn, &wire::query(2, &q)).await.unwrap();
+    conn.shutdown(std::net::Shutdown::Write).unwrap();
+    for id in [1, 2] {
+        let got = within(HANG, read_frame(&mut conn), "an answer").await;
+        assert_eq!(got.unwrap(), expected(2, id, &q));
+    }
+    let end = within(HANG, read_frame(&mut conn), "the end").await;
+    assert_eq!(end.unwrap_err().kind(), std::io::ErrorKind::UnexpectedEof);
+    assert_eq!(server.fwd.stats.tcp_timeouts.get(), 1);
 }
 
 #[test]
