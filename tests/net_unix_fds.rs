@@ -208,3 +208,28 @@ fn a_receiver_out_of_descriptors_gets_an_error_and_leaks_none() {
         },
     );
 }
+
+/// A `UnixStream` adopted from a socket never connected: `recv_with_fds` says what `read`
+/// says (not connected), not the kernel's bare "Invalid argument".
+#[test]
+fn recv_with_fds_on_an_unconnected_stream_says_not_connected() {
+    overlap::block_on(within(
+        HANG,
+        async {
+            // SAFETY: socket takes no pointer; a returned fd is new and ours alone.
+            let raw = unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_STREAM, 0) };
+            assert!(raw >= 0);
+            // SAFETY: `raw` is an open fd owned by nothing else.
+            let fd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(raw) };
+            let Ok(mut s) = UnixStream::try_from(fd) else {
+                return; // refused at adoption: nothing to check
+            };
+            let mut fds = Vec::new();
+            let err = s.recv_with_fds(&mut [0u8; 4], &mut fds).await.unwrap_err();
+            let read_err = s.read(&mut [0u8; 4]).await.unwrap_err();
+            assert_eq!(read_err.kind(), ErrorKind::NotConnected, "{read_err}");
+            assert_eq!(err.kind(), ErrorKind::NotConnected, "{err}");
+        },
+        "the unconnected receive",
+    ));
+}

@@ -115,7 +115,9 @@ impl UnixStream {
         if buf.is_empty() {
             return Ok(0);
         }
-        recv_fds(&self.io, buf, fds).await
+        recv_fds(&self.io, buf, fds)
+            .await
+            .map_err(super::stream::no_peer)
     }
 }
 

@@ -325,7 +325,7 @@ impl UnixStream {
 /// The kernel's `EINVAL` for a read of a Unix stream socket that is not connected (handed
 /// over unconnected: the wrappers make no other read it refuses so), as `NotConnected` in
 /// our own words: "Invalid argument" blames the buffer. A write there is `ENOTCONN` already.
-fn no_peer(err: io::Error) -> io::Error {
+pub(super) fn no_peer(err: io::Error) -> io::Error {
     if err.raw_os_error() != Some(libc::EINVAL) {
         return err;
     }
