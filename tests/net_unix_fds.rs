@@ -233,3 +233,42 @@ fn recv_with_fds_on_an_unconnected_stream_says_not_connected() {
         "the unconnected receive",
     ));
 }
+
+/// The non-waiting calls, for a `readable()`/`writable()` loop: `WouldBlock` with nothing
+/// queued (and the fds untouched), then the message with its fds, on a stream and a
+/// datagram socket; bad input refused as by the waiting calls.
+#[test]
+fn try_send_and_try_recv_with_fds_pass_fds_without_waiting() {
+    overlap::block_on(within(
+        HANG,
+        async {
+            let null = std::fs::File::open("/dev/null").unwrap();
+            let (a, b) = UnixStream::pair().unwrap();
+            let mut fds = Vec::new();
+            let mut buf = [0u8; 8];
+            let err = b.try_recv_with_fds(&mut buf, &mut fds).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::WouldBlock);
+            let err = a.try_send_with_fds(b"", &[null.as_fd()]).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::InvalidInput);
+            a.writable().await.unwrap();
+            assert_eq!(a.try_send_with_fds(b"fd", &[null.as_fd()]).unwrap(), 2);
+            b.readable().await.unwrap();
+            assert_eq!(b.try_recv_with_fds(&mut buf, &mut fds).unwrap(), 2);
+            assert_eq!((&buf[..2], fds.len()), (&b"fd"[..], 1));
+            assert!(is_cloexec(&fds[0]));
+
+            let (c, d) = UnixDatagram::pair().unwrap();
+            let err = d.try_recv_with_fds(&mut buf, &mut fds).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::WouldBlock);
+            c.writable().await.unwrap();
+            assert_eq!(c.try_send_with_fds(b"", &[null.as_fd(); 2]).unwrap(), 0);
+            d.readable().await.unwrap();
+            assert_eq!(d.try_recv_with_fds(&mut buf, &mut fds).unwrap(), 0);
+            assert_eq!(fds.len(), 3);
+            let too_many = [null.as_fd(); 254];
+            let err = c.try_send_with_fds(b"x", &too_many).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::InvalidInput);
+        },
+        "the non-waiting fd calls",
+    ));
+}

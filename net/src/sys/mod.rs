@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 pub(crate) use addr::SockAddr;
-pub(crate) use fds::MAX_FDS;
+pub(crate) use fds::{Received, MAX_FDS};
 pub(crate) use mmsg::{RecvMeta, MAX_BATCH};
 use overlap_runtime::syscall;
 

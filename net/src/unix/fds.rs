@@ -3,11 +3,11 @@
 use std::io;
 use std::os::fd::{BorrowedFd, OwnedFd};
 
-use overlap_runtime::AsyncFd;
+use overlap_runtime::{AsyncFd, Direction};
 
 use super::{UnixDatagram, UnixStream};
-use crate::io::{read_io, write_io};
-use crate::sys::{Socket, MAX_FDS};
+use crate::io::{read_io, try_now, write_io};
+use crate::sys::{Received, Socket, MAX_FDS};
 
 /// Refuses more descriptors than one message carries, in our words (the kernel's are
 /// "Invalid argument").
@@ -24,9 +24,8 @@ fn check_count(fds: &[BorrowedFd<'_>]) -> io::Result<()> {
     Ok(())
 }
 
-/// Waits until `io` is readable and receives one message with its descriptors. If the
-/// kernel could not give them all, those it gave are closed and the message is an error:
-/// a message whose descriptors are missing is no message the sender sent.
+/// Waits until `io` is readable and receives one message with its descriptors (see
+/// [`whole`]).
 async fn recv_fds(
     io: &AsyncFd<Socket>,
     buf: &mut [u8],
@@ -34,6 +33,21 @@ async fn recv_fds(
 ) -> io::Result<usize> {
     let first_new = fds.len();
     let got = read_io(io, |s| s.recv_with_fds(buf, fds)).await?;
+    whole(got, fds, first_new)
+}
+
+/// Receives one message with its descriptors if `io` is known to be readable, without
+/// waiting: `WouldBlock` otherwise (see [`whole`]).
+fn try_recv_fds(io: &AsyncFd<Socket>, buf: &mut [u8], fds: &mut Vec<OwnedFd>) -> io::Result<usize> {
+    let first_new = fds.len();
+    let got = try_now(io, Direction::Read, |s| s.recv_with_fds(buf, fds))?;
+    whole(got, fds, first_new)
+}
+
+/// The length of a message received with descriptors appended to `fds` from `first_new`
+/// on. If the kernel could not give them all, those it gave are closed and the message is
+/// an error: a message whose descriptors are missing is no message the sender sent.
+fn whole(got: Received, fds: &mut Vec<OwnedFd>, first_new: usize) -> io::Result<usize> {
     if got.fds_cut {
         fds.truncate(first_new);
         return Err(io::Error::other(format!(
@@ -43,6 +57,19 @@ async fn recv_fds(
         )));
     }
     Ok(got.len)
+}
+
+/// A stream carries descriptors only with bytes: refuses `fds` with an empty `buf`, and
+/// more than one message carries.
+fn check_stream_send(buf: &[u8], fds: &[BorrowedFd<'_>]) -> io::Result<()> {
+    check_count(fds)?;
+    if buf.is_empty() && !fds.is_empty() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "a stream carries file descriptors only with at least one byte",
+        ));
+    }
+    Ok(())
 }
 
 impl UnixStream {
@@ -82,17 +109,31 @@ impl UnixStream {
     /// .unwrap();
     /// ```
     pub async fn send_with_fds(&self, buf: &[u8], fds: &[BorrowedFd<'_>]) -> io::Result<usize> {
-        check_count(fds)?;
+        check_stream_send(buf, fds)?;
         if buf.is_empty() {
-            if fds.is_empty() {
-                return Ok(0);
-            }
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "a stream carries file descriptors only with at least one byte",
-            ));
+            return Ok(0);
         }
         write_io(&self.io, |s| s.send_with_fds(buf, fds)).await
+    }
+
+    /// Like [`send_with_fds`](Self::send_with_fds), without waiting: `WouldBlock` if nothing
+    /// fits now (or the socket is not known to be writable), and then nothing was sent.
+    /// Pairs with [`writable`](Self::writable); bad input is refused as there.
+    pub fn try_send_with_fds(&self, buf: &[u8], fds: &[BorrowedFd<'_>]) -> io::Result<usize> {
+        check_stream_send(buf, fds)?;
+        crate::io::try_stream(&self.io, Direction::Write, buf.len(), |s| {
+            s.send_with_fds(buf, fds)
+        })
+    }
+
+    /// Like [`recv_with_fds`](Self::recv_with_fds), without waiting: `WouldBlock` if nothing
+    /// is queued (or the socket is not known to be readable), `fds` then untouched. Pairs
+    /// with [`readable`](Self::readable).
+    pub fn try_recv_with_fds(&self, buf: &mut [u8], fds: &mut Vec<OwnedFd>) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        try_recv_fds(&self.io, buf, fds).map_err(super::stream::no_peer)
     }
 
     /// Reads bytes into `buf`, appending to `fds` the descriptors that came with them;
@@ -153,5 +194,19 @@ impl UnixDatagram {
     /// [`UnixStream::recv_with_fds`] describes, the datagram taken.
     pub async fn recv_with_fds(&self, buf: &mut [u8], fds: &mut Vec<OwnedFd>) -> io::Result<usize> {
         recv_fds(&self.io, buf, fds).await
+    }
+
+    /// Like [`send_with_fds`](Self::send_with_fds), without waiting: `WouldBlock` if the
+    /// datagram cannot go now (the peer's queue is full), and then nothing was sent. Pairs
+    /// with [`writable`](Self::writable).
+    pub fn try_send_with_fds(&self, buf: &[u8], fds: &[BorrowedFd<'_>]) -> io::Result<usize> {
+        check_count(fds)?;
+        try_now(&self.io, Direction::Write, |s| s.send_with_fds(buf, fds))
+    }
+
+    /// Like [`recv_with_fds`](Self::recv_with_fds), without waiting: `WouldBlock` if no
+    /// datagram is queued, `fds` then untouched. Pairs with [`readable`](Self::readable).
+    pub fn try_recv_with_fds(&self, buf: &mut [u8], fds: &mut Vec<OwnedFd>) -> io::Result<usize> {
+        try_recv_fds(&self.io, buf, fds)
     }
 }

@@ -33,9 +33,12 @@ use crate::sys::{SockAddr, Socket};
 /// # Passing file descriptors
 ///
 /// [`send_with_fds`](Self::send_with_fds) attaches descriptors to bytes (`SCM_RIGHTS`) and
-/// [`recv_with_fds`](Self::recv_with_fds) takes them (close-on-exec); tokio has no such
+/// [`recv_with_fds`](Self::recv_with_fds) takes them (close-on-exec), and
+/// [`try_send_with_fds`](Self::try_send_with_fds) and
+/// [`try_recv_with_fds`](Self::try_recv_with_fds) do so without waiting; tokio has no such
 /// calls, and a tokio program's own `sendmsg`/`recvmsg` through [`try_io`](Self::try_io)
-/// works here too. Hand a received socket to its wrapper's `TryFrom<OwnedFd>`, which checks
+/// works here too. The halves of a split stream lend it for these calls:
+/// `read_half.as_ref().recv_with_fds(..)`. Hand a received socket to its wrapper's `TryFrom<OwnedFd>`, which checks
 /// its kind (`tests/port_user7_hot_restart/handoff.rs` does this for a server's hot
 /// upgrade). The stream's other reads (`read`, `try_read`, the halves') take the bytes that
 /// came with fds and leave the fds to the kernel, which closes them: nothing is left open,
