@@ -29,9 +29,15 @@
 //! turn `MSG_CTRUNC` into an error that closes the partial set). `TcpStream::try_from`
 //! makes the adopted fd non-blocking itself. An unconnected stream's `recv_with_fds`
 //! said "Invalid argument" where its `read` said not connected: fixed in overlap-net
-//! (`tests/net_unix_fds.rs`). The halves of a split stream have no fd calls of their own;
-//! `half.as_ref()` lends the stream for them, which this port did not need (both calls
-//! take `&self`).
+//! (`tests/net_unix_fds.rs`), which also checks the new `try_send_with_fds` /
+//! `try_recv_with_fds` (a `readable()`/`try_*` loop had no fd calls). The halves of a
+//! split stream have no fd calls of their own; `half.as_ref()` lends the stream for them
+//! (now said in `UnixStream`'s docs), which this port did not need (both calls take
+//! `&self`). A received pipe end goes to `overlap::pipe::{Receiver, Sender}::from_owned_fd`
+//! and a file to `overlap::fs::File::from_std`, as with any fd. As in tokio, a broker
+//! closing its end with request bytes still unread makes the worker's next read fail with
+//! `ConnectionReset` (the kernel's way for Unix streams), so the test's too-long line is
+//! one byte over the limit, read whole by the time the broker refuses it.
 
 mod support;
 
@@ -105,7 +111,8 @@ fn the_worker_opens_files_only_inside_the_dir() {
             std::fs::File::from(w).write_all(b"inside").unwrap();
             let r = one_fd(ask(&conn, "OPEN sub/note r").await.unwrap());
             let mut got = String::new();
-            std::fs::File::from(r).read_to_string(&mut got).unwrap();
+            let mut r = overlap::fs::File::from_std(std::fs::File::from(r));
+            r.read_to_string(&mut got).await.unwrap();
             assert_eq!(got, "inside");
             // A batch: both files in one answer.
             let fds = ask(&conn, "OPEN sub/note r; OPEN sub/note a")
@@ -201,6 +208,15 @@ fn fds_arrive_close_on_exec_and_a_spawned_child_inherits_none() {
             for fd in &fds {
                 assert!(!child.contains(&fd.as_raw_fd()), "{child:?}");
             }
+            // The pipe's ends, adopted by overlap's pipe types, carry bytes to each other.
+            let mut fds = fds.into_iter();
+            let mut rx = overlap::pipe::Receiver::from_owned_fd(fds.next().unwrap()).unwrap();
+            let mut tx = overlap::pipe::Sender::from_owned_fd(fds.next().unwrap()).unwrap();
+            tx.write_all(b"through the broker's pipe").await.unwrap();
+            drop(tx);
+            let mut got = String::new();
+            rx.read_to_string(&mut got).await.unwrap();
+            assert_eq!(got, "through the broker's pipe");
         },
         "the close-on-exec check",
     ));
@@ -255,6 +271,24 @@ fn unasked_fds_plain_reads_and_garbage_leak_nothing() {
                 unsolicited_fds: 5
             }
         );
+        assert_eq!(open_fds(), before, "no fd left on either side");
+
+        // A line longer than the broker reads: a clear refusal, then the end.
+        let (conn, _, thread) = start(dir.path().to_path_buf());
+        overlap::block_on(within(
+            HANG,
+            async {
+                let mut conn = UnixStream::from_std(conn).unwrap();
+                conn.write_all(&[b'x'; broker::MAX_LINE + 1]).await.unwrap();
+                let err = worker::read_answer(&conn).await.unwrap().unwrap_err();
+                assert_eq!(err, "request line too long");
+                let mut rest = Vec::new();
+                conn.read_to_end(&mut rest).await.unwrap();
+                assert!(rest.is_empty());
+            },
+            "the long line",
+        ));
+        assert_eq!(thread.join().unwrap(), Stats::default());
         assert_eq!(open_fds(), before, "no fd left on either side");
     });
 }
