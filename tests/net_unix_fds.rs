@@ -272,3 +272,47 @@ fn try_send_and_try_recv_with_fds_pass_fds_without_waiting() {
         "the non-waiting fd calls",
     ));
 }
+
+/// An unconnected datagram socket (a broker answering several workers at their bound
+/// paths) sends fds to a path; a path where nobody listens is refused as `send_to` does.
+#[test]
+fn send_to_with_fds_reaches_a_bound_datagram_socket() {
+    overlap::block_on(within(
+        HANG,
+        async {
+            let dir = support::TempDir::new("send-to-fds");
+            let server = UnixDatagram::bind(dir.join("server")).unwrap();
+            let client = UnixDatagram::bind(dir.join("client")).unwrap();
+            let (pipe_read, pipe_write) = support::pipe();
+            let n = client
+                .send_to_with_fds(b"take", &[pipe_write.as_fd()], dir.join("server"))
+                .await
+                .unwrap();
+            assert_eq!(n, 4);
+            drop(pipe_write);
+            let mut fds = Vec::new();
+            let mut buf = [0u8; 8];
+            assert_eq!(server.recv_with_fds(&mut buf, &mut fds).await.unwrap(), 4);
+            assert_eq!((&buf[..4], fds.len()), (&b"take"[..], 1));
+            std::fs::File::from(fds.pop().unwrap())
+                .write_all(b"ok")
+                .unwrap();
+            let mut got = [0u8; 2];
+            std::fs::File::from(pipe_read).read_exact(&mut got).unwrap();
+            assert_eq!(&got, b"ok");
+
+            let null = std::fs::File::open("/dev/null").unwrap();
+            let err = server
+                .send_to_with_fds(b"x", &[null.as_fd()], dir.join("nobody"))
+                .await
+                .unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
+            let err = server
+                .send_to_with_fds(b"x", &[null.as_fd(); 254], dir.join("client"))
+                .await
+                .unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+        },
+        "the send_to with fds",
+    ));
+}

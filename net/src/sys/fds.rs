@@ -7,7 +7,7 @@ use std::ptr;
 
 use overlap_runtime::syscall;
 
-use super::Socket;
+use super::{SockAddr, Socket};
 
 /// The most descriptors one message carries (the kernel's `SCM_MAX_FD`; more is `EINVAL`).
 pub(crate) const MAX_FDS: usize = 253;
@@ -50,6 +50,17 @@ impl Socket {
     /// `sendmsg` of `buf` (`MSG_NOSIGNAL`) with `fds` in one `SCM_RIGHTS` message; none if
     /// `fds` is empty. The caller keeps `fds` at most [`MAX_FDS`] long.
     pub(crate) fn send_with_fds(&self, buf: &[u8], fds: &[BorrowedFd<'_>]) -> io::Result<usize> {
+        self.send_to_with_fds(buf, fds, None)
+    }
+
+    /// [`send_with_fds`](Self::send_with_fds) to the address `to`, if any (an unconnected
+    /// datagram socket's `sendto`).
+    pub(crate) fn send_to_with_fds(
+        &self,
+        buf: &[u8],
+        fds: &[BorrowedFd<'_>],
+        to: Option<&SockAddr>,
+    ) -> io::Result<usize> {
         assert!(fds.len() <= MAX_FDS, "checked by the caller");
         let mut iov = libc::iovec {
             iov_base: buf.as_ptr().cast_mut().cast(),
@@ -60,6 +71,10 @@ impl Socket {
         let mut msg: libc::msghdr = unsafe { mem::zeroed() };
         msg.msg_iov = &mut iov;
         msg.msg_iovlen = 1;
+        if let Some(to) = to {
+            msg.msg_name = to.as_ptr().cast_mut().cast();
+            msg.msg_namelen = to.len();
+        }
         if !fds.is_empty() {
             let data_len = (fds.len() * FD_SIZE) as u32;
             msg.msg_control = control.bytes.as_mut_ptr().cast();
@@ -82,8 +97,9 @@ impl Socket {
             }
         }
         // SAFETY: `msg` points at one iovec describing `buf`, valid for reads of its length,
-        // and at a control buffer holding one well-formed SCM_RIGHTS message of open fds
-        // (borrowed for the call), or at none; both outlive the call.
+        // at a control buffer holding one well-formed SCM_RIGHTS message of open fds
+        // (borrowed for the call), or at none, and at `to`'s address of `msg_namelen`
+        // bytes, which the kernel only reads, or at none; all outlive the call.
         let n = syscall!(sendmsg(self.raw(), &msg, libc::MSG_NOSIGNAL))?;
         Ok(n as usize)
     }

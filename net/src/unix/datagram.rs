@@ -158,7 +158,17 @@ impl UnixDatagram {
     ///
     /// Cancel-safe: dropped before it completes, it has sent nothing.
     pub async fn send_to(&self, buf: &[u8], path: impl AsRef<Path>) -> io::Result<usize> {
-        let path = path.as_ref();
+        self.send_to_with(path.as_ref(), |s, addr| s.send_to(buf, addr))
+            .await
+    }
+
+    /// [`send_to`](Self::send_to)'s retries around `send`, one `sendto` to the address of
+    /// `path`.
+    pub(super) async fn send_to_with(
+        &self,
+        path: &Path,
+        mut send: impl FnMut(&Socket, &SockAddr) -> io::Result<usize>,
+    ) -> io::Result<usize> {
         let addr = SockAddr::unix(path)?;
         let mut delay = Duration::from_millis(1);
         loop {
@@ -166,7 +176,7 @@ impl UnixDatagram {
             std::future::poll_fn(overlap_runtime::coop_poll_proceed).await;
             // Each round: the future may have moved to another runtime since the last.
             self.io.check_runtime()?;
-            match self.io.get_ref().send_to(buf, &addr) {
+            match send(self.io.get_ref(), &addr) {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     crate::io::pause_before_retry(&self.io, delay).await?;

@@ -2,6 +2,7 @@
 
 use std::io;
 use std::os::fd::{BorrowedFd, OwnedFd};
+use std::path::Path;
 
 use overlap_runtime::{AsyncFd, Direction};
 
@@ -186,6 +187,24 @@ impl UnixDatagram {
     pub async fn send_with_fds(&self, buf: &[u8], fds: &[BorrowedFd<'_>]) -> io::Result<usize> {
         check_count(fds)?;
         write_io(&self.io, |s| s.send_with_fds(buf, fds)).await
+    }
+
+    /// Sends `buf` as one datagram to the socket bound at `path` with the descriptors `fds`
+    /// attached, as [`send_with_fds`](Self::send_with_fds) does to the connected peer: for
+    /// an unconnected socket answering several peers. It waits for a full receiver and
+    /// refuses a path as [`send_to`](Self::send_to) does, and more than 253 descriptors
+    /// with `InvalidInput`. Cancel-safe: dropped before it completes, it has sent nothing.
+    pub async fn send_to_with_fds(
+        &self,
+        buf: &[u8],
+        fds: &[BorrowedFd<'_>],
+        path: impl AsRef<Path>,
+    ) -> io::Result<usize> {
+        check_count(fds)?;
+        self.send_to_with(path.as_ref(), |s, addr| {
+            s.send_to_with_fds(buf, fds, Some(addr))
+        })
+        .await
     }
 
     /// Receives one datagram into `buf` (cut to its length, as [`recv`](Self::recv) does),
