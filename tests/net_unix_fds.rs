@@ -301,7 +301,19 @@ fn send_to_with_fds_reaches_a_bound_datagram_socket() {
             std::fs::File::from(pipe_read).read_exact(&mut got).unwrap();
             assert_eq!(&got, b"ok");
 
+            // The server learns whom to answer, with fds too.
             let null = std::fs::File::open("/dev/null").unwrap();
+            client
+                .send_to_with_fds(b"who", &[null.as_fd()], dir.join("server"))
+                .await
+                .unwrap();
+            let (n, from) = server.recv_from_with_fds(&mut buf, &mut fds).await.unwrap();
+            assert_eq!((&buf[..n], fds.len()), (&b"who"[..], 1));
+            let from = from.as_pathname().unwrap().to_path_buf();
+            assert_eq!(from, dir.join("client"));
+            server.send_to_with_fds(b"you", &[], &from).await.unwrap();
+            assert_eq!(client.recv(&mut buf).await.unwrap(), 3);
+
             let err = server
                 .send_to_with_fds(b"x", &[null.as_fd()], dir.join("nobody"))
                 .await

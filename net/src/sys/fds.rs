@@ -112,6 +112,17 @@ impl Socket {
         buf: &mut [u8],
         fds: &mut Vec<OwnedFd>,
     ) -> io::Result<Received> {
+        self.recv_from_with_fds(buf, fds, None)
+    }
+
+    /// [`recv_with_fds`](Self::recv_with_fds), writing the sender's address into `from`,
+    /// if any.
+    pub(crate) fn recv_from_with_fds(
+        &self,
+        buf: &mut [u8],
+        fds: &mut Vec<OwnedFd>,
+        mut from: Option<&mut SockAddr>,
+    ) -> io::Result<Received> {
         let mut iov = libc::iovec {
             iov_base: buf.as_mut_ptr().cast(),
             iov_len: buf.len(),
@@ -123,9 +134,18 @@ impl Socket {
         msg.msg_iovlen = 1;
         msg.msg_control = control.bytes.as_mut_ptr().cast();
         msg.msg_controllen = CONTROL_LEN as _;
+        if let Some(from) = from.as_deref_mut() {
+            msg.msg_name = from.as_mut_ptr().cast();
+            msg.msg_namelen = from.len();
+        }
         // SAFETY: `msg` points at one iovec describing `buf`, valid for writes of its length,
-        // and at a control buffer of `msg_controllen` writable bytes; both outlive the call.
+        // at a control buffer of `msg_controllen` writable bytes, and at `from`'s storage of
+        // `msg_namelen` writable bytes or at none; all outlive the call.
         let n = syscall!(recvmsg(self.raw(), &mut msg, libc::MSG_CMSG_CLOEXEC))?;
+        if let Some(from) = from {
+            *from.len_mut() = msg.msg_namelen;
+            from.clamp_len();
+        }
         // SAFETY: the kernel wrote `msg_controllen` bytes of well-formed cmsg headers into
         // the control buffer; CMSG_FIRSTHDR/CMSG_NXTHDR walk them within that length and
         // return null past the last. An SCM_RIGHTS message's data holds `cmsg_len -

@@ -6,9 +6,9 @@ use std::path::Path;
 
 use overlap_runtime::{AsyncFd, Direction};
 
-use super::{UnixDatagram, UnixStream};
+use super::{SocketAddr, UnixDatagram, UnixStream};
 use crate::io::{read_io, try_now, write_io};
-use crate::sys::{Received, Socket, MAX_FDS};
+use crate::sys::{Received, SockAddr, Socket, MAX_FDS};
 
 /// Refuses more descriptors than one message carries, in our words (the kernel's are
 /// "Invalid argument").
@@ -213,6 +213,35 @@ impl UnixDatagram {
     /// [`UnixStream::recv_with_fds`] describes, the datagram taken.
     pub async fn recv_with_fds(&self, buf: &mut [u8], fds: &mut Vec<OwnedFd>) -> io::Result<usize> {
         recv_fds(&self.io, buf, fds).await
+    }
+
+    /// Like [`recv_with_fds`](Self::recv_with_fds), also returning the sender's address
+    /// (unnamed if it is not bound), as [`recv_from`](Self::recv_from) does: for an
+    /// unconnected socket that answers several peers with
+    /// [`send_to_with_fds`](Self::send_to_with_fds). Cancel-safe: dropped while it waits,
+    /// it has taken no datagram.
+    pub async fn recv_from_with_fds(
+        &self,
+        buf: &mut [u8],
+        fds: &mut Vec<OwnedFd>,
+    ) -> io::Result<(usize, SocketAddr)> {
+        let first_new = fds.len();
+        let mut from = SockAddr::empty();
+        let got = read_io(&self.io, |s| {
+            from = SockAddr::empty();
+            s.recv_from_with_fds(buf, fds, Some(&mut from))
+        })
+        .await?;
+        let len = whole(got, fds, first_new)?;
+        match from.to_unix() {
+            Some(addr) => Ok((len, addr)),
+            None => {
+                fds.truncate(first_new);
+                Err(io::Error::other(
+                    "a datagram came from an address that is no Unix socket path std can hold",
+                ))
+            }
+        }
     }
 
     /// Like [`send_with_fds`](Self::send_with_fds), without waiting: `WouldBlock` if the
