@@ -328,3 +328,44 @@ fn send_to_with_fds_reaches_a_bound_datagram_socket() {
         "the send_to with fds",
     ));
 }
+
+/// A send too big for the socket's buffer goes in part, as a write does, its fds with the
+/// first part: the rest written plainly arrives after them, byte-exact, with no fds.
+#[test]
+fn a_short_send_with_fds_carries_the_fds_with_its_first_part() {
+    overlap::block_on(within(
+        HANG,
+        async {
+            let (mut a, b) = UnixStream::pair().unwrap();
+            let data = support::pattern(4 << 20);
+            let null = std::fs::File::open("/dev/null").unwrap();
+            let sent = a.send_with_fds(&data, &[null.as_fd()]).await.unwrap();
+            assert!(sent > 0 && sent < data.len(), "{sent}");
+            let reader = overlap::spawn(async move {
+                let (mut got, mut fds) = (Vec::new(), Vec::new());
+                let mut buf = vec![0u8; 64 << 10];
+                let mut fds_at = Vec::new();
+                loop {
+                    let n = b.recv_with_fds(&mut buf, &mut fds).await.unwrap();
+                    if n == 0 {
+                        return (got, fds.len(), fds_at);
+                    }
+                    if fds.len() > fds_at.len() {
+                        fds_at.push(got.len());
+                    }
+                    got.extend_from_slice(&buf[..n]);
+                }
+            });
+            a.write_all(&data[sent..]).await.unwrap();
+            a.close().await.unwrap();
+            let (got, nfds, fds_at) = reader.await.unwrap();
+            assert_eq!(
+                (nfds, fds_at),
+                (1, vec![0]),
+                "the fd came with the first bytes"
+            );
+            assert!(got == data, "byte-exact");
+        },
+        "the short send with fds",
+    ));
+}
