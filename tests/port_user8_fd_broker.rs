@@ -30,7 +30,9 @@
 //! makes the adopted fd non-blocking itself. An unconnected stream's `recv_with_fds`
 //! said "Invalid argument" where its `read` said not connected: fixed in overlap-net
 //! (`tests/net_unix_fds.rs`), which also checks the new `try_send_with_fds` /
-//! `try_recv_with_fds` (a `readable()`/`try_*` loop had no fd calls). The halves of a
+//! `try_recv_with_fds` (a `readable()`/`try_*` loop had no fd calls) and an unconnected
+//! `UnixDatagram`'s `send_to_with_fds` / `recv_from_with_fds` (a datagram broker answering
+//! several workers had neither). The halves of a
 //! split stream have no fd calls of their own; `half.as_ref()` lends the stream for them
 //! (now said in `UnixStream`'s docs), which this port did not need (both calls take
 //! `&self`). A received pipe end goes to `overlap::pipe::{Receiver, Sender}::from_owned_fd`
