@@ -56,7 +56,7 @@ use overlap::sync::oneshot;
 use overlap::task::JoinHandle;
 use overlap::time::sleep;
 use sides::BackendLog;
-use support::{open_fds, pattern_seeded, run_in_child, tcp_pair, within, TempDir};
+use support::{open_fds, pattern_seeded, run_in_child, tcp_pair, until, within, TempDir};
 
 const HANG: Duration = Duration::from_secs(20);
 const MIB: usize = 1 << 20;
@@ -138,15 +138,6 @@ impl Tunnel {
         };
         until(idle, "the tunnel to go idle").await;
     }
-}
-
-async fn until(mut cond: impl FnMut() -> bool, what: &str) {
-    let wait = async {
-        while !cond() {
-            sleep(Duration::from_millis(1)).await;
-        }
-    };
-    within(HANG, wait, &format!("waiting for {what}")).await
 }
 
 /// What the backend sends back for `data` followed by an end of file.

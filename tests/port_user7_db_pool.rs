@@ -96,18 +96,9 @@ use overlap::time::{self, sleep, Instant};
 use pipelined::Client;
 use pool::{Config, Pool};
 use server::{Server, CANCELED};
-use support::{open_fds, poll_once, run_in_child, settle, within};
+use support::{open_fds, poll_once, run_in_child, settle, until, within};
 
 const HANG: Duration = Duration::from_secs(20);
-
-async fn until(mut cond: impl FnMut() -> bool, what: &str) {
-    let wait = async {
-        while !cond() {
-            sleep(Duration::from_millis(1)).await;
-        }
-    };
-    within(HANG, wait, &format!("waiting for {what}")).await
-}
 
 fn rows(tag: &str, n: usize) -> Vec<String> {
     (0..n).map(|i| format!("{tag}:{i}")).collect()

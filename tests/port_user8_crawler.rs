@@ -78,18 +78,9 @@ use overlap::future::FutureExt;
 use overlap::sync::oneshot;
 use overlap::time::sleep;
 use site::Resource;
-use support::{open_fds, run_in_child, settle, within};
+use support::{open_fds, run_in_child, settle, until, within};
 
 const HANG: Duration = Duration::from_secs(20);
-
-async fn until(mut cond: impl FnMut() -> bool, what: &str) {
-    let wait = async {
-        while !cond() {
-            sleep(Duration::from_millis(1)).await;
-        }
-    };
-    within(HANG, wait, &format!("waiting for {what}")).await
-}
 
 #[overlap::test]
 async fn the_crawl_fetches_exactly_the_reachable_set_once_each_within_the_host_limit() {

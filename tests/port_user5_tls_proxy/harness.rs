@@ -13,7 +13,6 @@ use overlap::io::AsyncWriteExt;
 use overlap::net::{TcpListener, TcpSocket, TcpStream, UnixListener};
 use overlap::sync::oneshot;
 use overlap::task::JoinHandle;
-use overlap::time::sleep;
 
 use super::proxy::{self, Backend, Config, Report, Stats};
 use super::sides::{self, BackendLog, BYE};
@@ -118,14 +117,7 @@ impl Harness {
     }
 }
 
-pub async fn until(mut cond: impl FnMut() -> bool, what: &str) {
-    let wait = async {
-        while !cond() {
-            sleep(Duration::from_millis(1)).await;
-        }
-    };
-    within(HANG, wait, &format!("waiting for {what}")).await
-}
+pub use crate::support::until;
 
 /// A lower-case pattern (never starting with `!`), and what the backend answers to it.
 pub fn data(len: usize, seed: u32) -> Vec<u8> {

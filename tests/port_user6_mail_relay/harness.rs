@@ -10,7 +10,6 @@ use futures_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use futures_rustls::rustls::{ClientConfig, RootCertStore, ServerConfig};
 use futures_rustls::{TlsAcceptor, TlsConnector};
 use overlap::net::{TcpListener, TcpStream};
-use overlap::time::sleep;
 
 use crate::client::Client;
 use crate::relay::{NextHop, Relay};
@@ -137,14 +136,7 @@ pub fn entries(dir: &Path) -> usize {
     std::fs::read_dir(dir).unwrap().count()
 }
 
-pub async fn until(mut cond: impl FnMut() -> bool, what: &str) {
-    let wait = async {
-        while !cond() {
-            sleep(Duration::from_millis(1)).await;
-        }
-    };
-    within(HANG, wait, &format!("waiting for {what}")).await
-}
+pub use crate::support::until;
 
 pub async fn connect(addr: SocketAddr) -> Client<TcpStream> {
     let mut client = Client::new(TcpStream::connect(addr).await.unwrap());

@@ -26,3 +26,20 @@ pub async fn settle() {
         overlap::yield_now().await;
     }
 }
+
+/// Waits until `cond` holds, looking every millisecond, panicking with `what` after 20 s:
+/// for a state another task or thread reaches with no wake to wait on (a count at a
+/// server, a connection gone).
+pub async fn until(mut cond: impl FnMut() -> bool, what: &str) {
+    let wait = async {
+        while !cond() {
+            overlap::time::sleep(Duration::from_millis(1)).await;
+        }
+    };
+    within(
+        Duration::from_secs(20),
+        wait,
+        &format!("waiting for {what}"),
+    )
+    .await
+}

@@ -31,7 +31,7 @@ mod unread_stdout;
 pub use busy_pool::runtime_with_a_busy_pool;
 pub use child::{run_in_child, run_in_child_blocking};
 pub use coop::steps_before_another_task_runs;
-pub use deadline::{settle, within};
+pub use deadline::{settle, until, within};
 pub use drop_flag::DropFlag;
 pub use echo::{echo_server, echo_until_eof, pass_through};
 pub use errno::{expect_errno, lowest_free_fd, open_fds_polled};
