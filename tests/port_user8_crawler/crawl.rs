@@ -176,14 +176,7 @@ impl Crawler {
                 next = frontier.select_next_some() => {
                     self.in_flight.set(self.in_flight.get() - 1);
                     let (url, out): (String, Outcome) = next;
-                    if let Ok(found) = &out {
-                        for l in found {
-                            if seen.insert(l.clone()) {
-                                queue.push_back(l.clone());
-                            }
-                        }
-                    }
-                    done.insert(url, out);
+                    record(&mut seen, &mut done, url, out, |l| queue.push_back(l));
                 }
                 _ = shutdown => return (done, false),
             }
@@ -214,14 +207,7 @@ impl Crawler {
             overlap::select! {
                 next = set.join_next() => {
                     let (url, out) = next.expect("not empty").expect("no fetch panics");
-                    if let Ok(found) = &out {
-                        for l in found {
-                            if seen.insert(l.clone()) {
-                                queue.push_back(l.clone());
-                            }
-                        }
-                    }
-                    done.insert(url, out);
+                    record(&mut seen, &mut done, url, out, |l| queue.push_back(l));
                 }
                 _ = shutdown => return (done, false),
             }
@@ -241,16 +227,28 @@ impl Crawler {
                 .collect()
                 .await;
             for (url, out) in results {
-                if let Ok(found) = &out {
-                    for l in found {
-                        if seen.insert(l.clone()) {
-                            layer.push(l.clone());
-                        }
-                    }
-                }
-                done.insert(url, out);
+                record(&mut seen, &mut done, url, out, |l| layer.push(l));
             }
         }
         done
     }
+}
+
+/// Records a fetch's outcome, handing each link found that was never seen to `next` (the
+/// queue or the next layer): every URL is fetched once.
+fn record(
+    seen: &mut HashSet<String>,
+    done: &mut BTreeMap<String, Outcome>,
+    url: String,
+    out: Outcome,
+    mut next: impl FnMut(String),
+) {
+    if let Ok(found) = &out {
+        for l in found {
+            if seen.insert(l.clone()) {
+                next(l.clone());
+            }
+        }
+    }
+    done.insert(url, out);
 }
