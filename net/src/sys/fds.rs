@@ -80,10 +80,9 @@ impl Socket {
             msg.msg_control = control.bytes.as_mut_ptr().cast();
             // SAFETY: a length computation only.
             msg.msg_controllen = unsafe { libc::CMSG_SPACE(data_len) } as _;
-            // SAFETY: `msg_control` points at `msg_controllen` bytes (at most CONTROL_LEN,
-            // since `fds` is at most MAX_FDS long), aligned for a cmsghdr: the first header
-            // and its data (`data_len` bytes, within CMSG_SPACE) are in the buffer. The fds
-            // are written byte-wise, the data not being aligned for RawFd as such.
+            // The fds are written byte-wise: the data is not aligned for RawFd as such.
+            // SAFETY: `msg_control` points at `msg_controllen` (<= CONTROL_LEN, as fds <=
+            // MAX_FDS) bytes aligned for a cmsghdr, holding the first header and its data.
             unsafe {
                 let cmsg = libc::CMSG_FIRSTHDR(&msg);
                 (*cmsg).cmsg_level = libc::SOL_SOCKET;
@@ -146,12 +145,11 @@ impl Socket {
             *from.len_mut() = msg.msg_namelen;
             from.clamp_len();
         }
-        // SAFETY: the kernel wrote `msg_controllen` bytes of well-formed cmsg headers into
-        // the control buffer; CMSG_FIRSTHDR/CMSG_NXTHDR walk them within that length and
-        // return null past the last. An SCM_RIGHTS message's data holds `cmsg_len -
-        // CMSG_LEN(0)` bytes of fds, which the kernel has just installed in this process
-        // for us alone: each is owned here, exactly once. They are read byte-wise, as the
-        // data need not be aligned for RawFd.
+        // CMSG_FIRSTHDR/CMSG_NXTHDR walk the headers within `msg_controllen` and give null
+        // past the last; an SCM_RIGHTS data part holds `cmsg_len - CMSG_LEN(0)` bytes of
+        // fds, read byte-wise as the data need not be aligned for RawFd.
+        // SAFETY: the kernel wrote well-formed cmsg headers; each fd it installed is new in
+        // this process and owned here alone, exactly once.
         unsafe {
             let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
             while !cmsg.is_null() {
