@@ -218,12 +218,7 @@ impl TaskTracker {
         F: FnOnce() -> R + Send + 'static,
         R: Send + 'static,
     {
-        let token = self.token();
-        crate::spawn_blocking(move || {
-            let out = f();
-            drop(token);
-            out
-        })
+        crate::spawn_blocking(self.track_job(f))
     }
 
     /// Runs `f` on `handle`'s blocking pool as [`Handle::spawn_blocking`] does, counting
@@ -233,12 +228,21 @@ impl TaskTracker {
         F: FnOnce() -> R + Send + 'static,
         R: Send + 'static,
     {
+        handle.spawn_blocking(self.track_job(f))
+    }
+
+    /// `f`, counting from now until it returns (or is dropped unrun).
+    fn track_job<F, R>(&self, f: F) -> impl FnOnce() -> R + Send + 'static
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static,
+    {
         let token = self.token();
-        handle.spawn_blocking(move || {
+        move || {
             let out = f();
             drop(token);
             out
-        })
+        }
     }
 
     /// Whether `other` is this tracker or a clone of it (they share one count).
