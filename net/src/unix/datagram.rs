@@ -152,9 +152,9 @@ impl UnixDatagram {
     ///
     /// A `path` where a socket of another type listens (a stream one) is refused with
     /// `InvalidInput`, and one whose socket is connected to another with `PermissionDenied`
-    /// (naming the path, where the kernel says "Operation not permitted"). Polled under another runtime than the one the socket is registered
-    /// with, or outside any, it fails with an `Other` error and sends nothing, as the
-    /// socket's other calls do.
+    /// (naming the path, where the kernel says "Operation not permitted"). Polled under
+    /// another runtime than the one the socket is registered with, or outside any, it fails
+    /// with an `Other` error and sends nothing, as the socket's other calls do.
     ///
     /// Cancel-safe: dropped before it completes, it has sent nothing.
     pub async fn send_to(&self, buf: &[u8], path: impl AsRef<Path>) -> io::Result<usize> {

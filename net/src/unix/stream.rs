@@ -38,9 +38,9 @@ use crate::sys::{SockAddr, Socket};
 /// [`try_recv_with_fds`](Self::try_recv_with_fds) do so without waiting; tokio has no such
 /// calls, and a tokio program's own `sendmsg`/`recvmsg` through [`try_io`](Self::try_io)
 /// works here too. The halves of a split stream lend it for these calls:
-/// `read_half.as_ref().recv_with_fds(..)`. Hand a received socket to its wrapper's `TryFrom<OwnedFd>`, which checks
-/// its kind (`tests/port_user7_hot_restart/handoff.rs` does this for a server's hot
-/// upgrade). The stream's other reads (`read`, `try_read`, the halves') take the bytes that
+/// `read_half.as_ref().recv_with_fds(..)`. Hand a received socket to its wrapper's
+/// `TryFrom<OwnedFd>`, which checks its kind (`tests/port_user7_hot_restart/handoff.rs`
+/// does this for a server's hot upgrade). The stream's other reads (`read`, `try_read`, the halves') take the bytes that
 /// came with fds and leave the fds to the kernel, which closes them: nothing is left open,
 /// and nothing is received. A read ends at such a message, short of its buffer, and the
 /// next one reads on.
