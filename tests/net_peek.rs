@@ -1,5 +1,6 @@
-//! Peeking without taking: `UdpSocket::peek_sender`/`try_peek_sender`/`try_peek_from`, and
-//! `peek` on TCP read halves and into empty buffers; plus the vectored `try_*` calls on stream sockets.
+//! Peeking without taking: `UdpSocket::peek_sender`/`try_peek_sender`/`try_peek_from`,
+//! `next_datagram_len` on `UdpSocket` and `UnixDatagram`, and `peek` on TCP read halves and
+//! into empty buffers; plus the vectored `try_*` calls on stream sockets.
 
 mod support;
 
@@ -10,7 +11,7 @@ use std::time::Duration;
 use overlap::block_on;
 use overlap::future::FutureExt;
 use overlap::io::{AsyncReadExt, AsyncWriteExt};
-use overlap::net::{TcpStream, UdpSocket, UnixStream};
+use overlap::net::{TcpStream, UdpSocket, UnixDatagram, UnixStream};
 use support::{tcp_pair, udp_trio, within};
 
 const HANG: Duration = Duration::from_secs(30);
@@ -244,5 +245,101 @@ fn unix_vectored_tries_move_every_slice_and_see_eof() {
         let n = b.try_read_vectored(&mut [IoSliceMut::new(&mut x)]).unwrap();
         assert_eq!(n, 0, "end of file");
         assert_eq!(b.read(&mut x).await.unwrap(), 0);
+    });
+}
+
+#[test]
+fn next_datagram_len_gives_the_whole_length_and_takes_nothing() {
+    block_on(async {
+        let (rx, (a, a_addr), _) = udp_trio().await;
+        let to = rx.local_addr().unwrap();
+        let big: Vec<u8> = (0..3000u32).map(|i| (i % 251) as u8).collect();
+        a.send_to(&big, to).await.unwrap();
+        a.send_to(b"", to).await.unwrap();
+        a.send_to(b"tail!", to).await.unwrap();
+
+        let len = within(HANG, rx.next_datagram_len(), "no datagram").await;
+        assert_eq!(len.unwrap(), 3000);
+        // Asking again, or polling, takes nothing.
+        assert_eq!(rx.try_next_datagram_len().unwrap(), 3000);
+        let polled = poll_fn(|cx| rx.poll_next_datagram_len(cx)).await;
+        assert_eq!(polled.unwrap(), 3000);
+        let mut buf = vec![0u8; 3000];
+        let (n, from) = rx.recv_from(&mut buf).await.unwrap();
+        assert_eq!((n, from), (3000, a_addr));
+        assert_eq!(buf, big);
+
+        // An empty datagram is one of length 0, not "nothing queued".
+        assert_eq!(rx.next_datagram_len().await.unwrap(), 0);
+        assert_eq!(rx.recv_from(&mut buf).await.unwrap(), (0, a_addr));
+        assert_eq!(rx.next_datagram_len().await.unwrap(), 5);
+        assert_eq!(rx.recv_from(&mut buf).await.unwrap(), (5, a_addr));
+        assert_eq!(&buf[..5], b"tail!");
+    });
+}
+
+#[test]
+fn next_datagram_len_waits_for_a_datagram_and_survives_cancellation() {
+    block_on(async {
+        let (rx, (a, _), _) = udp_trio().await;
+        assert!(rx.next_datagram_len().now_or_never().is_none());
+        let err = rx.try_next_datagram_len().unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::WouldBlock);
+        let to = rx.local_addr().unwrap();
+        let send = async {
+            overlap::yield_now().await;
+            a.send_to(&[7u8; 1200], to).await.unwrap();
+        };
+        let (len, ()) = within(
+            HANG,
+            async { overlap::join!(rx.next_datagram_len(), send) },
+            "no wake",
+        )
+        .await;
+        assert_eq!(len.unwrap(), 1200);
+    });
+}
+
+#[test]
+fn unix_next_datagram_len_sizes_the_buffer_exactly() {
+    block_on(async {
+        let (a, b) = UnixDatagram::pair().unwrap();
+        assert!(b.next_datagram_len().now_or_never().is_none());
+        let big: Vec<u8> = (0..10_000u32).map(|i| (i % 13) as u8).collect();
+        a.send(&big).await.unwrap();
+        a.send(b"").await.unwrap();
+
+        let len = within(HANG, b.next_datagram_len(), "no datagram")
+            .await
+            .unwrap();
+        assert_eq!(len, 10_000);
+        assert_eq!(b.try_next_datagram_len().unwrap(), 10_000);
+        assert_eq!(
+            poll_fn(|cx| b.poll_next_datagram_len(cx)).await.unwrap(),
+            10_000
+        );
+        let mut buf = vec![0u8; len];
+        assert_eq!(b.recv(&mut buf).await.unwrap(), 10_000);
+        assert_eq!(buf, big);
+        assert_eq!(b.next_datagram_len().await.unwrap(), 0);
+        assert_eq!(b.recv(&mut buf).await.unwrap(), 0);
+        let err = b.try_next_datagram_len().unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::WouldBlock);
+    });
+}
+
+#[test]
+fn next_datagram_len_reports_a_refused_peer_once() {
+    block_on(async {
+        let gone = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let gone_addr = gone.local_addr().unwrap();
+        drop(gone);
+        let s = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        s.connect(gone_addr).await.unwrap();
+        s.send(b"anyone?").await.unwrap();
+        let err = within(HANG, s.next_datagram_len(), "no ICMP error").await;
+        assert_eq!(err.unwrap_err().kind(), ErrorKind::ConnectionRefused);
+        // Reported and cleared: the socket waits for a datagram again.
+        assert!(s.next_datagram_len().now_or_never().is_none());
     });
 }

@@ -153,7 +153,8 @@ impl UdpSocket {
     /// is `buf.len()`, as for a datagram that fits exactly (tokio's and std's say no more).
     /// A buffer one byte longer than the longest datagram taken tells them apart (a DNS
     /// forwarder taking 4,096-byte answers reads into 4,097 bytes, and a full buffer means
-    /// cut), or [`recv_batch`](Self::recv_batch), whose datagrams say `truncated`.
+    /// cut), or [`recv_batch`](Self::recv_batch), whose datagrams say `truncated`; or
+    /// [`next_datagram_len`](Self::next_datagram_len) gives the length first.
     ///
     /// On an IPv6 socket that carries IPv4 (bound to `[::]`), an IPv4 sender's address comes
     /// IPv4-mapped (`[::ffff:127.0.0.2]:53`), as tokio's and std's do: it is not equal to the
@@ -217,6 +218,47 @@ impl UdpSocket {
     pub fn try_peek_sender(&self) -> io::Result<SocketAddr> {
         let peek = |s: &Socket| s.recv_from(&mut [], libc::MSG_PEEK);
         try_now(&self.io, Direction::Read, peek)?.1.to_inet()
+    }
+
+    /// The whole length of the datagram at the head of the queue, waiting for one to arrive;
+    /// the datagram stays queued. A buffer of that length takes it uncut, where `recv_from`
+    /// would cut a longer datagram to its buffer with no sign. (`recv` with
+    /// `MSG_PEEK | MSG_TRUNC` into an empty buffer, as systemd sizes its notify datagrams.)
+    ///
+    /// An empty datagram has length 0: that is a datagram queued, not none. On a connected
+    /// socket a pending error (`ConnectionRefused` from an ICMP "port unreachable") is
+    /// returned here, and cleared, as by any receive.
+    ///
+    /// Cancel-safe: it takes nothing from the queue.
+    ///
+    /// ```
+    /// use overlap::net::UdpSocket;
+    ///
+    /// overlap::block_on(async {
+    ///     let a = UdpSocket::bind("127.0.0.1:0").await?;
+    ///     let b = UdpSocket::bind("127.0.0.1:0").await?;
+    ///     a.send_to(&[1u8; 3000], b.local_addr()?).await?;
+    ///     let mut buf = vec![0u8; b.next_datagram_len().await?];
+    ///     let (n, _) = b.recv_from(&mut buf).await?;
+    ///     assert_eq!(n, 3000);
+    ///     std::io::Result::Ok(())
+    /// })
+    /// .unwrap();
+    /// ```
+    pub async fn next_datagram_len(&self) -> io::Result<usize> {
+        read_io(&self.io, Socket::peek_datagram_len).await
+    }
+
+    /// [`next_datagram_len`](Self::next_datagram_len) as a poll function: `Pending` (with
+    /// the waker stored) until a datagram is queued.
+    pub fn poll_next_datagram_len(&self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        poll_read_with(&self.io, cx, Socket::peek_datagram_len, |_| false)
+    }
+
+    /// The whole length of the datagram at the head of the queue if one is queued, without
+    /// waiting: `WouldBlock` otherwise. The datagram stays queued.
+    pub fn try_next_datagram_len(&self) -> io::Result<usize> {
+        try_now(&self.io, Direction::Read, Socket::peek_datagram_len)
     }
 
     /// Like [`try_recv_from`](Self::try_recv_from), leaving the datagram in the queue: a

@@ -161,6 +161,13 @@ impl Socket {
         Ok(n as usize)
     }
 
+    /// The whole length of the datagram at the head of the queue, which stays queued:
+    /// `recv` into no buffer with `MSG_PEEK | MSG_TRUNC` (Linux returns the datagram's real
+    /// length; for Unix datagram sockets since 3.4).
+    pub(crate) fn peek_datagram_len(&self) -> io::Result<usize> {
+        self.recv(&mut [], libc::MSG_PEEK | libc::MSG_TRUNC)
+    }
+
     /// `recvmsg` into `buf` with no room for ancillary data; also returns whether the kernel
     /// had ancillary data to discard (`MSG_CTRUNC`: passed fds, which it closes, or
     /// credentials).

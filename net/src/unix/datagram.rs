@@ -21,7 +21,8 @@ use crate::sys::{SockAddr, Socket};
 /// A Unix datagram socket: reliable, ordered, message-preserving, local only.
 ///
 /// Each receive takes one whole datagram: one longer than the buffer is cut to its length,
-/// and the rest is lost (as with UDP). An empty datagram is received as 0 bytes, which is
+/// and the rest is lost (as with UDP; [`next_datagram_len`](Self::next_datagram_len) gives a
+/// datagram's length before it is taken). An empty datagram is received as 0 bytes, which is
 /// no end of file: a datagram socket has none.
 ///
 /// ```
@@ -202,6 +203,41 @@ impl UnixDatagram {
     /// Cancel-safe: it takes nothing from the queue.
     pub async fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
         read_io(&self.io, |s| s.recv(buf, libc::MSG_PEEK)).await
+    }
+
+    /// The whole length of the datagram at the head of the queue, waiting for one to arrive;
+    /// the datagram stays queued. A buffer of that length takes it uncut, where `recv` would
+    /// cut a longer datagram to its buffer with no sign (as systemd sizes the datagrams on
+    /// its notify socket). An empty datagram has length 0: a datagram queued, not none.
+    ///
+    /// Cancel-safe: it takes nothing from the queue.
+    ///
+    /// ```
+    /// use overlap::net::UnixDatagram;
+    ///
+    /// overlap::block_on(async {
+    ///     let (a, b) = UnixDatagram::pair()?;
+    ///     a.send(&[1u8; 5000]).await?;
+    ///     let mut buf = vec![0u8; b.next_datagram_len().await?];
+    ///     assert_eq!(b.recv(&mut buf).await?, 5000);
+    ///     std::io::Result::Ok(())
+    /// })
+    /// .unwrap();
+    /// ```
+    pub async fn next_datagram_len(&self) -> io::Result<usize> {
+        read_io(&self.io, Socket::peek_datagram_len).await
+    }
+
+    /// [`next_datagram_len`](Self::next_datagram_len) as a poll function: `Pending` (with
+    /// the waker stored) until a datagram is queued.
+    pub fn poll_next_datagram_len(&self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        poll_read_with(&self.io, cx, Socket::peek_datagram_len, |_| false)
+    }
+
+    /// The whole length of the datagram at the head of the queue if one is queued, without
+    /// waiting: `WouldBlock` otherwise. The datagram stays queued.
+    pub fn try_next_datagram_len(&self) -> io::Result<usize> {
+        try_now(&self.io, Direction::Read, Socket::peek_datagram_len)
     }
 
     /// Deregisters the socket and hands back the std socket (still in non-blocking mode).
