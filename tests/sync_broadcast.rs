@@ -190,3 +190,40 @@ async fn a_sender_made_alone_has_no_receiver_until_one_subscribes() {
     assert_eq!(rx.recv().await, Ok(2));
     assert_eq!(rx.recv().await, Err(RecvError::Closed));
 }
+
+#[overlap::test]
+async fn a_weak_sender_does_not_keep_the_channel_open() {
+    let (tx, mut rx) = broadcast::channel(4);
+    let weak = tx.downgrade();
+    assert_eq!((tx.strong_count(), tx.weak_count()), (1, 1));
+    let weak2 = weak.clone();
+    assert_eq!((weak.strong_count(), weak.weak_count()), (1, 2));
+    drop(weak2);
+
+    let upgraded = weak.upgrade().expect("a sender keeps it open");
+    assert!(upgraded.same_channel(&tx));
+    assert_eq!(tx.strong_count(), 2);
+    upgraded.send(1).unwrap();
+    drop(upgraded);
+    tx.send(2).unwrap();
+    drop(tx);
+    // The weak sender counts for nothing: the receiver reads what was sent, then Closed.
+    assert_eq!(rx.recv().await, Ok(1));
+    assert_eq!(rx.recv().await, Ok(2));
+    assert_eq!(rx.recv().await, Err(RecvError::Closed));
+    assert!(weak.upgrade().is_none(), "closed for good");
+    assert_eq!((weak.strong_count(), weak.weak_count()), (0, 1));
+}
+
+#[overlap::test]
+async fn a_weak_sender_upgrades_while_receivers_are_gone_and_senders_are_not() {
+    let tx = broadcast::Sender::<u8>::new(2);
+    let weak = tx.downgrade();
+    // No receiver yet: the upgraded sender fails its sends as the first one does.
+    let again = weak.upgrade().unwrap();
+    assert!(again.send(1).is_err());
+    let mut rx = again.subscribe();
+    tx.send(5).unwrap();
+    assert_eq!(rx.recv().await, Ok(5));
+    assert!(format!("{weak:?}").contains("WeakSender"));
+}

@@ -11,6 +11,10 @@ use std::task::Poll;
 
 use super::waiters::{Slot, Watchers};
 
+mod weak;
+
+pub use weak::WeakSender;
+
 /// One sent value and how many receivers have yet to read it.
 struct Entry<T> {
     value: T,
@@ -26,6 +30,8 @@ struct Shared<T> {
     /// The senders waiting in [`Sender::closed`] for the last receiver to go.
     closers: Watchers,
     senders: Cell<usize>,
+    /// How many [`WeakSender`]s there are: they do not keep the channel open.
+    weak_senders: Cell<usize>,
     receivers: Cell<usize>,
 }
 
@@ -144,6 +150,14 @@ pub fn channel<T: Clone>(capacity: usize) -> (Sender<T>, Receiver<T>) {
 }
 
 impl<T> Sender<T> {
+    /// One more sender of the channel `shared`.
+    fn counted(shared: &Rc<Shared<T>>) -> Sender<T> {
+        shared.senders.set(shared.senders.get() + 1);
+        Sender {
+            shared: shared.clone(),
+        }
+    }
+
     /// A sender of a new channel that has no receiver yet: [`subscribe`](Sender::subscribe)
     /// makes them (until then, [`send`](Sender::send) fails). Otherwise as [`channel`],
     /// which is this plus one `subscribe`.
@@ -172,6 +186,7 @@ impl<T> Sender<T> {
             watchers: Watchers::default(),
             closers: Watchers::default(),
             senders: Cell::new(1),
+            weak_senders: Cell::new(0),
             receivers: Cell::new(0),
         });
         Sender { shared }
@@ -263,10 +278,7 @@ impl<T> Sender<T> {
 
 impl<T> Clone for Sender<T> {
     fn clone(&self) -> Sender<T> {
-        self.shared.senders.set(self.shared.senders.get() + 1);
-        Sender {
-            shared: self.shared.clone(),
-        }
+        Sender::counted(&self.shared)
     }
 }
 
