@@ -1,7 +1,8 @@
 //! Passing file descriptors with `UnixStream::send_with_fds`/`recv_with_fds` and
 //! `UnixDatagram`'s: real pipes and sockets handed over and used on the other side, the
 //! kernel's message boundaries, close-on-exec, bad input refused in our words, and a
-//! receiver with no room for the descriptors, which loses none of its own and leaks none.
+//! receiver with no room for the descriptors, which loses none of its own and leaks none;
+//! and the sender's credentials with each message (`set_passcred`, `recv_with_cred`).
 
 mod support;
 
@@ -10,6 +11,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::time::Duration;
 
 use overlap::io::{AsyncReadExt, AsyncWriteExt};
+use overlap::net::unix::UCred;
 use overlap::net::{UnixDatagram, UnixStream};
 use support::within;
 
@@ -367,5 +369,124 @@ fn a_short_send_with_fds_carries_the_fds_with_its_first_part() {
             assert!(got == data, "byte-exact");
         },
         "the short send with fds",
+    ));
+}
+
+fn own_cred() -> UCred {
+    // SAFETY: getpid, geteuid and getegid take nothing and cannot fail.
+    let (pid, uid, gid) = unsafe { (libc::getpid(), libc::geteuid(), libc::getegid()) };
+    UCred { pid, uid, gid }
+}
+
+#[test]
+fn datagrams_carry_their_senders_credentials_once_asked() {
+    overlap::block_on(within(
+        HANG,
+        async {
+            let (a, b) = UnixDatagram::pair().unwrap();
+            assert!(!b.passcred().unwrap());
+            a.send(b"before").await.unwrap();
+            let mut buf = [0u8; 16];
+            let (n, cred) = b.recv_with_cred(&mut buf).await.unwrap();
+            assert_eq!((&buf[..n], cred), (&b"before"[..], None), "not asked for");
+
+            // Queued before it was asked for: the kernel attached none (it says so as pid
+            // 0 with the overflow ids, which must not read as a sender's).
+            a.send(b"queued").await.unwrap();
+            b.set_passcred(true).unwrap();
+            assert!(b.passcred().unwrap());
+            let (n, cred) = b.recv_with_cred(&mut buf).await.unwrap();
+            assert_eq!((&buf[..n], cred), (&b"queued"[..], None));
+            a.send(b"READY=1").await.unwrap();
+            let (n, cred) = b.recv_with_cred(&mut buf).await.unwrap();
+            assert_eq!((&buf[..n], cred), (&b"READY=1"[..], Some(own_cred())));
+
+            // A plain receive still works and the fd-passing one skips the credentials.
+            a.send(b"plain").await.unwrap();
+            let mut fds = Vec::new();
+            assert_eq!(b.recv_with_fds(&mut buf, &mut fds).await.unwrap(), 5);
+            assert!(fds.is_empty());
+            b.set_passcred(false).unwrap();
+            assert!(!b.passcred().unwrap());
+        },
+        "credentials",
+    ));
+}
+
+#[test]
+fn credentials_name_the_process_that_sent_not_the_receiver() {
+    overlap::block_on(within(
+        HANG,
+        async {
+            let (tx, rx) = UnixDatagram::pair().unwrap();
+            rx.set_passcred(true).unwrap();
+            // SAFETY: the child only calls send(2) and _exit(2), both async-signal-safe, on
+            // a socket it inherited; it touches no lock or allocator of the parent's.
+            let child = unsafe { libc::fork() };
+            assert!(child >= 0, "fork failed");
+            if child == 0 {
+                // SAFETY: a valid socket fd and a static buffer; _exit never returns.
+                unsafe {
+                    libc::send(tx.as_raw_fd(), b"child".as_ptr().cast(), 5, 0);
+                    libc::_exit(0);
+                }
+            }
+            let mut status = 0;
+            // SAFETY: waits for our own child, writing its status into a local.
+            assert_eq!(unsafe { libc::waitpid(child, &mut status, 0) }, child);
+            let mut buf = [0u8; 8];
+            let (n, cred) = rx.recv_with_cred(&mut buf).await.unwrap();
+            assert_eq!(&buf[..n], b"child");
+            let cred = cred.expect("credentials asked for before the send");
+            assert_eq!(cred.pid, child, "the sender's pid, not ours");
+            assert_eq!((cred.uid, cred.gid), (own_cred().uid, own_cred().gid));
+        },
+        "child's datagram",
+    ));
+}
+
+#[test]
+fn a_bound_receiver_gets_credentials_and_the_senders_path() {
+    overlap::block_on(within(
+        HANG,
+        async {
+            let dir = support::TempDir::new("unix-cred");
+            let rx_path = dir.path().join("notify.sock");
+            let tx_path = dir.path().join("service.sock");
+            let rx = UnixDatagram::bind(&rx_path).unwrap();
+            rx.set_passcred(true).unwrap();
+            let tx = UnixDatagram::bind(&tx_path).unwrap();
+            tx.send_to(b"WATCHDOG=1", &rx_path).await.unwrap();
+            let mut buf = [0u8; 32];
+            let (n, from, cred) = rx.recv_from_with_cred(&mut buf).await.unwrap();
+            assert_eq!(&buf[..n], b"WATCHDOG=1");
+            assert_eq!(from.as_pathname(), Some(tx_path.as_path()));
+            assert_eq!(cred, Some(own_cred()));
+        },
+        "bound credentials",
+    ));
+}
+
+#[test]
+fn stream_bytes_carry_their_writers_credentials() {
+    overlap::block_on(within(
+        HANG,
+        async {
+            let (mut a, b) = UnixStream::pair().unwrap();
+            b.set_passcred(true).unwrap();
+            assert!(b.passcred().unwrap() && !a.passcred().unwrap());
+            a.write_all(b"hello").await.unwrap();
+            let mut buf = [0u8; 16];
+            let (n, cred) = b.recv_with_cred(&mut buf).await.unwrap();
+            assert_eq!((&buf[..n], cred), (&b"hello"[..], Some(own_cred())));
+            assert_eq!(b.recv_with_cred(&mut []).await.unwrap(), (0, None));
+            drop(a);
+            assert_eq!(
+                b.recv_with_cred(&mut buf).await.unwrap().0,
+                0,
+                "end of file"
+            );
+        },
+        "stream credentials",
     ));
 }

@@ -1,4 +1,5 @@
-//! Passing file descriptors over Unix sockets: `sendmsg` and `recvmsg` with `SCM_RIGHTS`.
+//! Passing file descriptors over Unix sockets: `sendmsg` and `recvmsg` with `SCM_RIGHTS`,
+//! and the sender's credentials a receive gets (`SCM_CREDENTIALS`).
 
 use std::io;
 use std::mem;
@@ -44,6 +45,9 @@ pub(crate) struct Received {
     /// The kernel had more ancillary data than it gave (`MSG_CTRUNC`): descriptors it could
     /// not install (the process is out of them) were closed.
     pub(crate) fds_cut: bool,
+    /// The sender's credentials, if the message carried them (`SCM_CREDENTIALS`: the
+    /// receiver has `SO_PASSCRED` on).
+    pub(crate) cred: Option<libc::ucred>,
 }
 
 impl Socket {
@@ -104,8 +108,8 @@ impl Socket {
     }
 
     /// `recvmsg` into `buf` with room for [`MAX_FDS`] descriptors, which it appends to `fds`
-    /// as they come (made close-on-exec by the kernel: `MSG_CMSG_CLOEXEC`). Ancillary data
-    /// of other kinds (credentials) is skipped.
+    /// as they come (made close-on-exec by the kernel: `MSG_CMSG_CLOEXEC`), and the
+    /// sender's credentials if the message carried them.
     pub(crate) fn recv_with_fds(
         &self,
         buf: &mut [u8],
@@ -145,21 +149,32 @@ impl Socket {
             *from.len_mut() = msg.msg_namelen;
             from.clamp_len();
         }
+        let mut cred = None;
         // CMSG_FIRSTHDR/CMSG_NXTHDR walk the headers within `msg_controllen` and give null
         // past the last; an SCM_RIGHTS data part holds `cmsg_len - CMSG_LEN(0)` bytes of
-        // fds, read byte-wise as the data need not be aligned for RawFd.
+        // fds, an SCM_CREDENTIALS one a `ucred`, both read byte-wise as the data need not
+        // be aligned for their types.
         // SAFETY: the kernel wrote well-formed cmsg headers; each fd it installed is new in
-        // this process and owned here alone, exactly once.
+        // this process and owned here alone, exactly once; a credentials part is checked
+        // to hold a whole `ucred` before it is read.
         unsafe {
             let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
             while !cmsg.is_null() {
-                if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_RIGHTS {
-                    let data = libc::CMSG_DATA(cmsg);
-                    let len = (*cmsg).cmsg_len as usize - libc::CMSG_LEN(0) as usize;
-                    for i in 0..len / FD_SIZE {
-                        let raw = ptr::read_unaligned(data.add(i * FD_SIZE).cast::<RawFd>());
-                        fds.push(OwnedFd::from_raw_fd(raw));
+                let data = libc::CMSG_DATA(cmsg);
+                let len = (*cmsg).cmsg_len as usize - libc::CMSG_LEN(0) as usize;
+                match ((*cmsg).cmsg_level, (*cmsg).cmsg_type) {
+                    (libc::SOL_SOCKET, libc::SCM_RIGHTS) => {
+                        for i in 0..len / FD_SIZE {
+                            let raw = ptr::read_unaligned(data.add(i * FD_SIZE).cast::<RawFd>());
+                            fds.push(OwnedFd::from_raw_fd(raw));
+                        }
                     }
+                    (libc::SOL_SOCKET, libc::SCM_CREDENTIALS)
+                        if len >= mem::size_of::<libc::ucred>() =>
+                    {
+                        cred = Some(ptr::read_unaligned(data.cast::<libc::ucred>()));
+                    }
+                    _ => {}
                 }
                 cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
             }
@@ -167,6 +182,7 @@ impl Socket {
         Ok(Received {
             len: n as usize,
             fds_cut: msg.msg_flags & libc::MSG_CTRUNC != 0,
+            cred,
         })
     }
 }

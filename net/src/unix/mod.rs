@@ -1,6 +1,7 @@
 //! Unix-domain sockets: streams, listeners and datagrams, named by filesystem paths (or by
 //! abstract names starting with a NUL byte), and [`UnixSocket`] to set one up by hand.
 
+mod cred;
 mod datagram;
 mod fds;
 mod listener;
