@@ -373,6 +373,45 @@ fn a_unix_datagram_socket_connected_elsewhere_is_named_when_refused() {
     });
 }
 
+/// The same refusal met by a socket that connected first: its own `send` (and `try_send`,
+/// `send_with_fds`) to a socket that has since connected elsewhere said the bare
+/// "Operation not permitted"; it now names the peer's path from `peer_addr`, and a peer
+/// with no path (one end of a pair) as the peer.
+#[test]
+fn a_connected_senders_own_send_names_the_peer_that_went_elsewhere() {
+    let dir = TempDir::new("dgram-own-send");
+    let (a, c) = (dir.join("a"), dir.join("c"));
+    overlap::block_on(async {
+        let rx = UnixDatagram::bind(&a).unwrap();
+        let _peer = UnixDatagram::bind(&c).unwrap();
+        let tx = UnixDatagram::unbound().unwrap();
+        tx.connect(&a).unwrap();
+        tx.send(b"ok").await.unwrap();
+        rx.connect(&c).unwrap();
+        let errs = [
+            tx.send(b"x").await.unwrap_err(),
+            tx.try_send(b"x").unwrap_err(),
+            tx.send_with_fds(b"x", &[]).await.unwrap_err(),
+        ];
+        for err in errs {
+            assert_eq!(err.kind(), ErrorKind::PermissionDenied, "{err}");
+            assert_eq!(overlap::io::raw_os_error(&err), Some(libc::EPERM));
+            let msg = err.to_string();
+            assert!(msg.contains(&format!("{a:?}")), "{msg}");
+            assert!(msg.contains("connected to another socket"), "{msg}");
+        }
+
+        let (x, y) = UnixDatagram::pair().unwrap();
+        y.connect(&c).unwrap();
+        let err = x.send(b"x").await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::PermissionDenied, "{err}");
+        assert!(
+            err.to_string().contains("connected to another socket"),
+            "{err}"
+        );
+    });
+}
+
 /// A connected sender whose peer's queue is full waits for the peer to read without being
 /// polled in a loop; the peer closing while it waits ends the send with `ConnectionRefused`.
 #[test]

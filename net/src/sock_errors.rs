@@ -177,13 +177,15 @@ pub(crate) fn unix_path_in_use(path: &std::path::Path, err: io::Error) -> io::Er
 /// connected to another socket and takes datagrams from it alone, which the kernel's bare
 /// "Operation not permitted" does not say (it reads as the file's permissions, which fail
 /// with `EACCES`). Kept `PermissionDenied`; other errors pass as they are.
-pub(crate) fn unix_peer_taken(path: &std::path::Path, err: io::Error) -> io::Error {
+/// `path` is `None` for a peer with no path (one end of a pair), named "the peer".
+pub(crate) fn unix_peer_taken(path: Option<&std::path::Path>, err: io::Error) -> io::Error {
     if err.raw_os_error() != Some(libc::EPERM) {
         return err;
     }
-    let msg = format!(
-        "the datagram socket at {path:?} is connected to another socket and takes datagrams \
-         from it alone"
-    );
+    let at = match path {
+        Some(path) => format!("the datagram socket at {path:?}"),
+        None => "the peer datagram socket".to_string(),
+    };
+    let msg = format!("{at} is connected to another socket and takes datagrams from it alone");
     reworded(io::ErrorKind::PermissionDenied, msg, err)
 }

@@ -118,11 +118,14 @@ impl UnixDatagram {
     /// The wait ends when the peer reads or closes its socket. A peer that only shuts down
     /// its read side, leaving its queue full, sends no wakeup: the send keeps waiting, as a
     /// blocking `send` would. Put it under
-    /// [`timeout`](overlap_runtime::time::timeout) if the peer may do that.
+    /// [`timeout`](overlap_runtime::time::timeout) if the peer may do that. A peer that
+    /// has since connected to another socket takes nothing from this one: the send fails
+    /// with `PermissionDenied`, naming the peer's path.
     ///
     /// Cancel-safe: dropped before it completes, it has sent nothing.
     pub async fn send(&self, buf: &[u8]) -> io::Result<usize> {
-        write_io(&self.io, |s| s.send(buf)).await
+        let sent = write_io(&self.io, |s| s.send(buf)).await;
+        sent.map_err(|e| self.peer_taken(e))
     }
 
     /// Receives a datagram.
@@ -255,7 +258,7 @@ impl UnixDatagram {
     /// `WouldBlock` otherwise (the peer's queue is full). Pairs with
     /// [`writable`](Self::writable).
     pub fn try_send(&self, buf: &[u8]) -> io::Result<usize> {
-        try_now(&self.io, Direction::Write, |s| s.send(buf))
+        try_now(&self.io, Direction::Write, |s| s.send(buf)).map_err(|e| self.peer_taken(e))
     }
 
     /// Receives a datagram and the sender's address if one is queued, without waiting.
@@ -291,7 +294,18 @@ impl UnixDatagram {
 
     /// [`send`](Self::send) as a poll function.
     pub fn poll_send(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        poll_send_datagram(&self.io, cx, buf)
+        poll_send_datagram(&self.io, cx, buf).map_err(|e| self.peer_taken(e))
+    }
+
+    /// A connected send's `EPERM` (the peer has connected to another socket since) in our
+    /// words, naming the peer's path if it has one (see
+    /// [`unix_peer_taken`](crate::sock_errors::unix_peer_taken)).
+    pub(super) fn peer_taken(&self, err: io::Error) -> io::Error {
+        if err.raw_os_error() != Some(libc::EPERM) {
+            return err;
+        }
+        let peer = self.peer_addr().ok();
+        crate::sock_errors::unix_peer_taken(peer.as_ref().and_then(|a| a.as_pathname()), err)
     }
 
     /// [`recv_from`](Self::recv_from) as a poll function.

@@ -186,7 +186,8 @@ impl UnixDatagram {
     /// ```
     pub async fn send_with_fds(&self, buf: &[u8], fds: &[BorrowedFd<'_>]) -> io::Result<usize> {
         check_count(fds)?;
-        write_io(&self.io, |s| s.send_with_fds(buf, fds)).await
+        let sent = write_io(&self.io, |s| s.send_with_fds(buf, fds)).await;
+        sent.map_err(|e| self.peer_taken(e))
     }
 
     /// Sends `buf` as one datagram to the socket bound at `path` with the descriptors `fds`
@@ -250,6 +251,7 @@ impl UnixDatagram {
     pub fn try_send_with_fds(&self, buf: &[u8], fds: &[BorrowedFd<'_>]) -> io::Result<usize> {
         check_count(fds)?;
         try_now(&self.io, Direction::Write, |s| s.send_with_fds(buf, fds))
+            .map_err(|e| self.peer_taken(e))
     }
 
     /// Like [`recv_with_fds`](Self::recv_with_fds), without waiting: `WouldBlock` if no

@@ -89,7 +89,7 @@ fn other_type_at(path: &std::path::Path, ours: &str, err: io::Error) -> io::Erro
     match err.raw_os_error() {
         Some(libc::EPROTOTYPE) => {}
         Some(libc::EPERM) if ours == "datagram" => {
-            return crate::sock_errors::unix_peer_taken(path, err)
+            return crate::sock_errors::unix_peer_taken(Some(path), err)
         }
         _ => return err,
     }
