@@ -5,7 +5,9 @@
 //!   datagrams on this host, is still taken);
 //! - a multicast join or leave for an address that is no multicast group;
 //! - an IPv6 multicast option (`join_multicast_v6`, `set_multicast_loop_v6`...) on an IPv4
-//!   socket, which the kernel answers with `ENOPROTOOPT` ("Protocol not available").
+//!   socket, which the kernel answers with `ENOPROTOOPT` ("Protocol not available");
+//! - a type of service above 255, or an interface name the kernel would cut (and `set_tos`,
+//!   `bind_device` round trips on a UDP socket that still talks over loopback).
 
 use std::io::{self, ErrorKind};
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -112,4 +114,37 @@ async fn ipv6_multicast_options_on_an_ipv4_socket_say_so() {
     v6.set_multicast_loop_v6(false).unwrap();
     assert!(!v6.multicast_loop_v6().unwrap());
     v6.set_multicast_loop_v4(true).unwrap();
+}
+
+#[overlap::test]
+async fn udp_tos_round_trips_and_a_socket_bound_to_loopback_still_talks() {
+    let a = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let b = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    assert_eq!(a.tos().unwrap(), 0);
+    a.set_tos(0x28).unwrap();
+    assert_eq!(a.tos().unwrap(), 0x28);
+    refused("udp set_tos(256)", a.set_tos(256), &["255", "256"]);
+    assert_eq!(a.tos().unwrap(), 0x28, "a refused value changes nothing");
+
+    assert_eq!(a.device().unwrap(), None);
+    a.bind_device(Some(b"lo")).unwrap();
+    assert_eq!(a.device().unwrap().as_deref(), Some(&b"lo"[..]));
+    refused(
+        "udp bind_device(lo\\0x)",
+        a.bind_device(Some(b"lo\0x")),
+        &["interface"],
+    );
+    let err = b.bind_device(Some(b"no-such-if0")).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::ENODEV));
+    a.send_to(b"over lo", b.local_addr().unwrap())
+        .await
+        .unwrap();
+    let mut buf = [0u8; 16];
+    let (n, from) = b.recv_from(&mut buf).await.unwrap();
+    assert_eq!(
+        (&buf[..n], from),
+        (&b"over lo"[..], a.local_addr().unwrap())
+    );
+    a.bind_device(None).unwrap();
+    assert_eq!(a.device().unwrap(), None);
 }

@@ -1,4 +1,5 @@
-//! `UdpSocket`'s socket options: buffer sizes, broadcast, TTL and multicast.
+//! `UdpSocket`'s socket options: buffer sizes, broadcast, TTL, type of service, the
+//! interface bound to, and multicast.
 
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -7,6 +8,45 @@ use crate::sys::Socket;
 use crate::UdpSocket;
 
 impl UdpSocket {
+    /// Sets the type-of-service byte of outgoing IPv4 datagrams (`IP_TOS`: DSCP and ECN
+    /// bits), as [`TcpSocket::set_tos`](crate::TcpSocket::set_tos) does; values above 255
+    /// are refused with `InvalidInput`.
+    ///
+    /// ```
+    /// use overlap::net::UdpSocket;
+    ///
+    /// overlap::block_on(async {
+    ///     let sock = UdpSocket::bind("127.0.0.1:0").await?;
+    ///     sock.set_tos(0xb8)?; // DSCP EF, for voice
+    ///     assert_eq!(sock.tos()?, 0xb8);
+    ///     std::io::Result::Ok(())
+    /// })
+    /// .unwrap();
+    /// ```
+    pub fn set_tos(&self, tos: u32) -> io::Result<()> {
+        self.io.get_ref().set_tos(tos)
+    }
+
+    /// The `IP_TOS` setting.
+    pub fn tos(&self) -> io::Result<u32> {
+        self.io.get_ref().tos()
+    }
+
+    /// Binds the socket to a network interface by name (`SO_BINDTODEVICE`), as
+    /// [`TcpSocket::bind_device`](crate::TcpSocket::bind_device) does: its datagrams then
+    /// go out through that interface only, and only datagrams from it are received. `None`
+    /// undoes it; a name with a NUL inside or longer than 15 bytes is refused with
+    /// `InvalidInput`, and one no interface has fails with the kernel's `ENODEV`.
+    pub fn bind_device(&self, interface: Option<&[u8]>) -> io::Result<()> {
+        self.io.get_ref().bind_device(interface)
+    }
+
+    /// The name of the interface the socket is bound to, if any (see
+    /// [`bind_device`](Self::bind_device)).
+    pub fn device(&self) -> io::Result<Option<Vec<u8>>> {
+        self.io.get_ref().device()
+    }
+
     /// Sets `SO_SNDBUF`, the most the kernel holds of datagrams not yet sent (it doubles
     /// the value for its bookkeeping, and caps it at `net.core.wmem_max`). A datagram that
     /// does not fit waits in `send` until room is freed.

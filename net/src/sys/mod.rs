@@ -342,6 +342,12 @@ impl Socket {
         self.setsockopt(libc::IPPROTO_IP, libc::IP_TOS, libc::c_int::from(tos))
     }
 
+    /// The `IP_TOS` setting.
+    pub(crate) fn tos(&self) -> io::Result<u32> {
+        let tos: libc::c_int = self.getsockopt(libc::IPPROTO_IP, libc::IP_TOS)?;
+        Ok(tos as u32)
+    }
+
     /// Sets a buffer size option (`SO_SNDBUF`, `SO_RCVBUF`). The kernel takes an `int`, so a
     /// size past `i32::MAX` is clamped to that (it caps the value at its own maximum anyway).
     pub(crate) fn set_buffer_size(&self, name: libc::c_int, size: u32) -> io::Result<()> {

@@ -114,8 +114,7 @@ impl TcpSocket {
 
     /// The `IP_TOS` setting.
     pub fn tos(&self) -> io::Result<u32> {
-        let tos: libc::c_int = self.sock.getsockopt(libc::IPPROTO_IP, libc::IP_TOS)?;
-        Ok(tos as u32)
+        self.sock.tos()
     }
 
     /// Binds the socket to a network interface by name (`SO_BINDTODEVICE`): its packets
