@@ -200,8 +200,10 @@ async fn replies_with_the_wrong_id_or_from_the_wrong_address_are_ignored() {
 #[overlap::test(start_paused = true)]
 async fn a_dead_or_silent_upstream_is_passed_over_for_the_next() {
     for connected in [true, false] {
-        // A port whose socket is gone (ICMP port unreachable), one that never answers.
-        let dead = UdpSocket::bind("127.0.0.2:0").await.unwrap();
+        // A port whose socket is gone (ICMP port unreachable), one that never answers. On
+        // an address no other test here binds: a port freed on 127.0.0.2 could be handed
+        // to another test's socket in the meantime, alive (seen once under load).
+        let dead = UdpSocket::bind("127.0.0.66:0").await.unwrap();
         let dead_addr = dead.local_addr().unwrap();
         drop(dead);
         let silent = UdpSocket::bind("127.0.0.3:0").await.unwrap();
