@@ -4,7 +4,9 @@
 //! `send_to`, `try_send_to`, and `UnixSocket::bind`. A path holds at most 107 bytes (and its
 //! terminating NUL fills `sun_path`), an abstract name 107 bytes after its leading NUL, and a
 //! path has no NUL inside. The refusal used to be std's "path must be shorter than
-//! SUN_LEN", naming neither. The longest path and name still bind.
+//! SUN_LEN", naming neither. The longest path and name still bind. A bind to a path taken,
+//! and a connect or send to a path with no socket there (none, or a file left behind), name
+//! the path too.
 
 mod support;
 
@@ -134,4 +136,79 @@ async fn a_bind_to_a_path_taken_names_it() {
         std::process::id()
     );
     assert_eq!(err.to_string(), want);
+}
+
+/// Every call that reaches for the socket at `addr`, with what each said.
+async fn every_reach(addr: &Path) -> Vec<(&'static str, io::Error)> {
+    let hang = Duration::from_secs(10);
+    let dgram = UnixDatagram::unbound().unwrap();
+    let socket = UnixSocket::new_stream().unwrap();
+    vec![
+        (
+            "UnixStream::connect",
+            within(hang, UnixStream::connect(addr), "connect")
+                .await
+                .unwrap_err(),
+        ),
+        (
+            "UnixSocket::connect",
+            within(hang, socket.connect(addr), "connect")
+                .await
+                .unwrap_err(),
+        ),
+        ("UnixDatagram::connect", dgram.connect(addr).unwrap_err()),
+        (
+            "UnixDatagram::send_to",
+            within(hang, dgram.send_to(b"x", addr), "send_to")
+                .await
+                .unwrap_err(),
+        ),
+        (
+            "UnixDatagram::try_send_to",
+            dgram.try_send_to(b"x", addr).unwrap_err(),
+        ),
+    ]
+}
+
+/// A connect or send to a path with nothing there, or with a socket's file left behind by
+/// a socket since dropped, says which path and what that means, where the kernel's "No such
+/// file or directory" and "Connection refused" named neither: a client with a typo in its
+/// socket path, or one whose server had crashed, could not tell which of its sockets failed.
+/// Kinds (`NotFound`, `ConnectionRefused`) and codes stay.
+#[overlap::test]
+async fn a_connect_to_a_missing_or_stale_path_names_it() {
+    let dir = TempDir::new("unix-path-reach");
+    let missing = dir.join("no-such.sock");
+    for (call, err) in every_reach(&missing).await {
+        assert_eq!(err.kind(), ErrorKind::NotFound, "{call}: {err}");
+        assert_eq!(
+            overlap::io::raw_os_error(&err),
+            Some(libc::ENOENT),
+            "{call}"
+        );
+        let msg = err.to_string();
+        assert!(msg.contains(&format!("{missing:?}")), "{call}: {msg}");
+    }
+    let stale = dir.join("stale.sock");
+    drop(UnixListener::bind(&stale).unwrap()); // its file stays
+    for (call, err) in every_reach(&stale).await {
+        assert_eq!(err.kind(), ErrorKind::ConnectionRefused, "{call}: {err}");
+        assert_eq!(
+            overlap::io::raw_os_error(&err),
+            Some(libc::ECONNREFUSED),
+            "{call}"
+        );
+        let msg = err.to_string();
+        assert!(msg.contains(&format!("{stale:?}")), "{call}: {msg}");
+        assert!(msg.contains("no socket"), "{call}: {msg}");
+    }
+    let name = format!("\0overlap-nobody-{}", std::process::id());
+    for (call, err) in every_reach(Path::new(&name)).await {
+        assert_eq!(err.kind(), ErrorKind::ConnectionRefused, "{call}: {err}");
+        let msg = err.to_string();
+        assert!(
+            msg.contains(&format!("overlap-nobody-{}", std::process::id())),
+            "{call}: {msg}"
+        );
+    }
 }

@@ -1,7 +1,8 @@
 //! The kernel's socket errors that no caller can match, or that mislead, in our own words:
 //! an address of a family the socket cannot take (UDP sends and connects, `TcpSocket`'s bind
 //! and connect), a UDP send with no peer, an accept on a listener shut down, a second bind,
-//! a Unix bind to a path taken, a Unix datagram socket taken by another peer.
+//! a Unix bind to a path taken, a Unix datagram socket taken by another peer, a Unix
+//! connect or send to a path with no socket.
 
 use std::borrow::Cow;
 use std::error::Error;
@@ -188,4 +189,37 @@ pub(crate) fn unix_peer_taken(path: Option<&std::path::Path>, err: io::Error) ->
     };
     let msg = format!("{at} is connected to another socket and takes datagrams from it alone");
     reworded(io::ErrorKind::PermissionDenied, msg, err)
+}
+
+/// A Unix `connect` or `send_to` to `path` that found nothing there (`ENOENT`) or no socket
+/// bound there (`ECONNREFUSED`: a socket's file left after the socket was dropped, a file
+/// that is no socket, or an abstract name nobody holds), which the kernel's bare "No such
+/// file or directory" and "Connection refused" do not name (a client with several sockets
+/// cannot tell which failed, nor that a crashed server's file is the cause). Kinds kept;
+/// other errors pass as they are.
+pub(crate) fn unix_unreachable(path: &std::path::Path, err: io::Error) -> io::Error {
+    use std::os::unix::ffi::OsStrExt;
+    let abstract_name = match path.as_os_str().as_bytes() {
+        [0, name @ ..] => Some(String::from_utf8_lossy(name)),
+        _ => None,
+    };
+    let (kind, msg) = match (err.raw_os_error(), abstract_name) {
+        (Some(libc::ENOENT), _) => (
+            io::ErrorKind::NotFound,
+            format!("there is no Unix socket at {path:?}: no such file or directory"),
+        ),
+        (Some(libc::ECONNREFUSED), Some(name)) => (
+            io::ErrorKind::ConnectionRefused,
+            format!("no socket is bound to the abstract Unix socket name {name:?}"),
+        ),
+        (Some(libc::ECONNREFUSED), None) => (
+            io::ErrorKind::ConnectionRefused,
+            format!(
+                "no socket is bound at {path:?}: the file there is no socket, or one left \
+                 after its socket was dropped (a server that exited leaves it)"
+            ),
+        ),
+        _ => return err,
+    };
+    reworded(kind, msg, err)
 }

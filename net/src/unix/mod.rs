@@ -84,14 +84,15 @@ fn unlink_on_error<T>(path: &std::path::Path, res: io::Result<T>) -> io::Result<
 /// ("stream", "datagram") to the socket at `path`, which is of another type, as
 /// `InvalidInput` naming both ("Protocol wrong type for socket" names neither, and has no
 /// `ErrorKind` a caller can match). A datagram socket's `EPERM` is reworded too (see
-/// `unix_peer_taken`); any other error is passed on.
+/// `unix_peer_taken`), and a path with no socket (see `unix_unreachable`); any other error
+/// is passed on.
 fn other_type_at(path: &std::path::Path, ours: &str, err: io::Error) -> io::Error {
     match err.raw_os_error() {
         Some(libc::EPROTOTYPE) => {}
         Some(libc::EPERM) if ours == "datagram" => {
             return crate::sock_errors::unix_peer_taken(Some(path), err)
         }
-        _ => return err,
+        _ => return crate::sock_errors::unix_unreachable(path, err),
     }
     io::Error::new(
         io::ErrorKind::InvalidInput,
