@@ -76,7 +76,9 @@ impl UnixStream {
     /// an `Other` error.
     ///
     /// A `path` where a socket of another type is bound (a datagram or seqpacket one) is
-    /// refused with `InvalidInput`.
+    /// refused with `InvalidInput`; one with nothing there fails with `NotFound`, and one
+    /// with no socket bound (the file a dropped listener left, or an abstract name nobody
+    /// holds) with `ConnectionRefused`, both naming the path.
     pub async fn connect(path: impl AsRef<Path>) -> io::Result<UnixStream> {
         let path = path.as_ref();
         let addr = SockAddr::unix(path)?;
