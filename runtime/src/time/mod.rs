@@ -89,6 +89,7 @@
 //! ```
 
 mod clock;
+pub mod delay_queue;
 mod driver;
 mod instant;
 mod interval;
@@ -97,6 +98,7 @@ mod timeout;
 mod wheel;
 
 pub(crate) use clock::SharedClock;
+pub use delay_queue::DelayQueue;
 pub(crate) use driver::Timers;
 pub use instant::Instant;
 pub use interval::{interval, interval_at, Interval, MissedTickBehavior};

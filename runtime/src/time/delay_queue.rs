@@ -1,0 +1,408 @@
+//! [`DelayQueue`]: values that come out once their deadline passes, each removable or
+//! movable by its [`Key`] until then (tokio-util's `DelayQueue`).
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use super::{Instant, Sleep};
+
+/// A queue of values, each given out by [`poll_expired`](DelayQueue::poll_expired) (or as a
+/// [`Stream`](futures_core::Stream)) once its deadline has passed, earliest first and in
+/// insertion order among equal deadlines. Until then a value can be taken back with
+/// [`remove`](DelayQueue::remove) or given another deadline with
+/// [`reset`](DelayQueue::reset), by the [`Key`] its insert returned: the building block of
+/// a cache whose entries expire, or of per-request timeouts kept in one place.
+///
+/// One timer serves the whole queue: it is kept at the earliest deadline (moved in O(1)
+/// when that changes), and each insert, removal or reset costs O(log n).
+///
+/// When the queue is empty, `poll_expired` returns `Ready(None)`, as tokio-util's does, so
+/// `while let Some(e) = queue.next().await` ends once it is drained; the task that saw it
+/// empty is woken by the next insert. As a [`FusedStream`](futures_core::FusedStream) it
+/// counts as terminated from that `None` until the next insert, like `FuturesUnordered`:
+/// so in `select!` write `expired = queue.select_next_some() => ...` (tokio's
+/// `Some(expired) = queue.next()`), and the branch sleeps while the queue is empty instead
+/// of firing with `None` at every round.
+///
+/// Polling needs a runtime (its timer); building and filling the queue does not. A paused
+/// clock (see [`pause`](super::pause)) drives it as it drives `sleep`.
+///
+/// ```
+/// use std::time::Duration;
+/// use overlap::stream::StreamExt;
+/// use overlap::time::DelayQueue;
+///
+/// overlap::block_on(async {
+///     let mut sessions = DelayQueue::new();
+///     let slow = sessions.insert("slow", Duration::from_millis(20));
+///     sessions.insert("fast", Duration::from_millis(1));
+///     sessions.reset(&slow, Duration::from_millis(2)); // it was used: give it more time
+///     let gone = sessions.insert("gone", Duration::from_millis(5));
+///     assert_eq!(sessions.remove(&gone).into_inner(), "gone");
+///
+///     let mut order = Vec::new();
+///     while let Some(expired) = sessions.next().await {
+///         order.push(expired.into_inner());
+///     }
+///     assert_eq!(order, ["fast", "slow"]);
+/// });
+/// ```
+pub struct DelayQueue<T> {
+    /// The values, by slot; a slot's generation tells a live key from a stale one.
+    slots: Vec<Slot<T>>,
+    /// Vacant slots, to reuse.
+    free: Vec<u32>,
+    /// (deadline, insertion number, slot) of every value: the first is the next to expire.
+    order: BTreeSet<(Instant, u64, u32)>,
+    /// The next insertion number.
+    next_seq: u64,
+    /// Armed at the first deadline once polled with values queued.
+    sleep: Option<Sleep>,
+    /// The task that last polled and was told "not yet" or "empty".
+    waker: Option<Waker>,
+    /// `poll_expired` said `None` and nothing was inserted since (see `FusedStream`).
+    drained: bool,
+}
+
+struct Slot<T> {
+    generation: u32,
+    entry: Option<Entry<T>>,
+}
+
+struct Entry<T> {
+    value: T,
+    deadline: Instant,
+    seq: u64,
+}
+
+/// Names a value in a [`DelayQueue`] until it expires or is removed: a key to a value
+/// gone is refused ([`try_remove`](DelayQueue::try_remove) gives `None`), also once its
+/// slot holds a newer value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Key {
+    index: u32,
+    generation: u32,
+}
+
+/// A value taken out of a [`DelayQueue`], with its deadline and the key it had.
+#[derive(Debug)]
+pub struct Expired<T> {
+    value: T,
+    deadline: Instant,
+    key: Key,
+}
+
+impl<T> Expired<T> {
+    /// The value.
+    pub fn get_ref(&self) -> &T {
+        &self.value
+    }
+
+    /// The value, mutably.
+    pub fn get_mut(&mut self) -> &mut T {
+        &mut self.value
+    }
+
+    /// The value, taken.
+    pub fn into_inner(self) -> T {
+        self.value
+    }
+
+    /// The deadline it had.
+    pub fn deadline(&self) -> Instant {
+        self.deadline
+    }
+
+    /// The key it had (no longer valid in the queue).
+    pub fn key(&self) -> Key {
+        self.key
+    }
+}
+
+impl<T> DelayQueue<T> {
+    /// An empty queue.
+    pub fn new() -> DelayQueue<T> {
+        DelayQueue::with_capacity(0)
+    }
+
+    /// An empty queue with room for `capacity` values before it allocates again.
+    pub fn with_capacity(capacity: usize) -> DelayQueue<T> {
+        DelayQueue {
+            slots: Vec::with_capacity(capacity),
+            free: Vec::new(),
+            order: BTreeSet::new(),
+            next_seq: 0,
+            sleep: None,
+            waker: None,
+            drained: false,
+        }
+    }
+
+    /// Queues `value` to expire at `when` (at the next poll if `when` has passed).
+    pub fn insert_at(&mut self, value: T, when: Instant) -> Key {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let entry = Some(Entry {
+            value,
+            deadline: when,
+            seq,
+        });
+        let index = match self.free.pop() {
+            Some(index) => {
+                self.slots[index as usize].entry = entry;
+                index
+            }
+            None => {
+                let index = u32::try_from(self.slots.len()).expect("DelayQueue holds 2^32 values");
+                self.slots.push(Slot {
+                    generation: 0,
+                    entry,
+                });
+                index
+            }
+        };
+        let first_before = self.order.first().copied();
+        self.order.insert((when, seq, index));
+        self.drained = false;
+        if self.order.first().copied() != first_before {
+            self.first_changed();
+        }
+        Key {
+            index,
+            generation: self.slots[index as usize].generation,
+        }
+    }
+
+    /// Queues `value` to expire `timeout` from now (on the current runtime's clock). A
+    /// `timeout` too long to add to now never expires.
+    pub fn insert(&mut self, value: T, timeout: Duration) -> Key {
+        self.insert_at(value, super::deadline_after(super::now(), timeout))
+    }
+
+    /// Takes the value `key` names out of the queue, before it expires.
+    ///
+    /// # Panics
+    /// If `key` names no value in the queue (it expired, or was removed):
+    /// [`try_remove`](Self::try_remove) says `None` instead.
+    pub fn remove(&mut self, key: &Key) -> Expired<T> {
+        self.try_remove(key)
+            .expect("DelayQueue::remove: the key names no value in the queue")
+    }
+
+    /// Takes the value `key` names out of the queue, or `None` if it names none (it expired
+    /// or was removed already).
+    pub fn try_remove(&mut self, key: &Key) -> Option<Expired<T>> {
+        let entry = self.live(key)?;
+        let spot = (entry.deadline, entry.seq, key.index);
+        let was_first = self.order.first() == Some(&spot);
+        let expired = self.take(spot);
+        if was_first {
+            self.first_changed();
+        }
+        Some(expired)
+    }
+
+    /// Moves the deadline of the value `key` names to `when`, earlier or later.
+    ///
+    /// # Panics
+    /// If `key` names no value in the queue.
+    pub fn reset_at(&mut self, key: &Key, when: Instant) {
+        let entry = self
+            .live(key)
+            .expect("DelayQueue::reset: the key names no value in the queue");
+        let old = (entry.deadline, entry.seq, key.index);
+        let first_before = self.order.first().copied();
+        self.order.remove(&old);
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let entry = self.slots[key.index as usize].entry.as_mut().expect("live");
+        entry.deadline = when;
+        entry.seq = seq;
+        self.order.insert((when, seq, key.index));
+        if self.order.first().copied() != first_before {
+            self.first_changed();
+        }
+    }
+
+    /// Moves the deadline of the value `key` names to `timeout` from now.
+    ///
+    /// # Panics
+    /// If `key` names no value in the queue.
+    pub fn reset(&mut self, key: &Key, timeout: Duration) {
+        self.reset_at(key, super::deadline_after(super::now(), timeout));
+    }
+
+    /// The deadline of the value `key` names.
+    ///
+    /// # Panics
+    /// If `key` names no value in the queue.
+    pub fn deadline(&self, key: &Key) -> Instant {
+        self.live(key)
+            .expect("DelayQueue::deadline: the key names no value in the queue")
+            .deadline
+    }
+
+    /// The key of the value that expires first, if any.
+    pub fn peek(&self) -> Option<Key> {
+        self.order.first().map(|&(_, _, index)| Key {
+            index,
+            generation: self.slots[index as usize].generation,
+        })
+    }
+
+    /// Drops every value. A task waiting on the queue is woken, to see it empty.
+    pub fn clear(&mut self) {
+        let had_values = !self.order.is_empty();
+        while let Some(&spot) = self.order.first() {
+            drop(self.take(spot));
+        }
+        if had_values {
+            self.first_changed();
+        }
+    }
+
+    /// How many values are queued.
+    pub fn len(&self) -> usize {
+        self.order.len()
+    }
+
+    /// Whether no value is queued.
+    pub fn is_empty(&self) -> bool {
+        self.order.is_empty()
+    }
+
+    /// How many values fit before the queue allocates again.
+    pub fn capacity(&self) -> usize {
+        self.slots.capacity() - self.slots.len() + self.free.len()
+    }
+
+    /// Makes room for `additional` more values.
+    pub fn reserve(&mut self, additional: usize) {
+        self.slots
+            .reserve(additional.saturating_sub(self.free.len()));
+    }
+
+    /// Gives out the next value whose deadline has passed: `Ready(Some(_))` with it,
+    /// `Pending` (the task woken when one is due, or when an insert, removal or reset
+    /// changes which is first) if none is due yet, `Ready(None)` if the queue is empty (the
+    /// task woken by the next insert).
+    ///
+    /// # Panics
+    /// Outside a runtime, if a value is queued and not yet due.
+    pub fn poll_expired(&mut self, cx: &mut Context<'_>) -> Poll<Option<Expired<T>>> {
+        let Some(&(deadline, seq, index)) = self.order.first() else {
+            self.remember(cx);
+            self.drained = true;
+            return Poll::Ready(None);
+        };
+        if deadline > super::now() {
+            let sleep = self
+                .sleep
+                .get_or_insert_with(|| super::sleep_until(deadline));
+            if sleep.deadline() != deadline {
+                sleep.reset(deadline);
+            }
+            if Pin::new(sleep).poll(cx).is_pending() {
+                self.remember(cx);
+                return Poll::Pending;
+            }
+            // A sleep never completes early: the deadline has come.
+        }
+        let expired = self.take((deadline, seq, index));
+        Poll::Ready(Some(expired))
+    }
+
+    /// The entry `key` names, if it is still queued.
+    fn live(&self, key: &Key) -> Option<&Entry<T>> {
+        let slot = self.slots.get(key.index as usize)?;
+        if slot.generation != key.generation {
+            return None;
+        }
+        slot.entry.as_ref()
+    }
+
+    /// Takes the value at `spot` (which is queued) out: its slot is freed for reuse under a
+    /// new generation.
+    fn take(&mut self, spot: (Instant, u64, u32)) -> Expired<T> {
+        let (deadline, _, index) = spot;
+        self.order.remove(&spot);
+        let slot = &mut self.slots[index as usize];
+        let entry = slot.entry.take().expect("a queued slot holds its value");
+        let key = Key {
+            index,
+            generation: slot.generation,
+        };
+        slot.generation = slot.generation.wrapping_add(1);
+        self.free.push(index);
+        Expired {
+            value: entry.value,
+            deadline,
+            key,
+        }
+    }
+
+    /// Keeps the waker of the task that polled, to wake it when the first value changes.
+    fn remember(&mut self, cx: &Context<'_>) {
+        match &mut self.waker {
+            Some(w) if w.will_wake(cx.waker()) => {}
+            w => *w = Some(cx.waker().clone()),
+        }
+    }
+
+    /// Which value is first changed (or none is left): the polling task must look again.
+    /// A registered timer is moved to the new first deadline, waking the task then (at
+    /// once if it has passed); with no timer armed, or no value left, the task is woken
+    /// now, to arm one or to see the queue empty.
+    fn first_changed(&mut self) {
+        match (self.order.first(), &mut self.sleep) {
+            (Some(&(deadline, _, _)), Some(sleep)) => sleep.reset(deadline),
+            _ => {
+                if let Some(w) = self.waker.take() {
+                    w.wake();
+                }
+            }
+        }
+    }
+}
+
+impl<T> Default for DelayQueue<T> {
+    fn default() -> DelayQueue<T> {
+        DelayQueue::new()
+    }
+}
+
+impl<T> Unpin for DelayQueue<T> {}
+
+/// The values as they expire; `None` when the queue is empty (see [`DelayQueue`]).
+impl<T> futures_core::Stream for DelayQueue<T> {
+    type Item = Expired<T>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Expired<T>>> {
+        self.get_mut().poll_expired(cx)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (0, None)
+    }
+}
+
+/// Terminated from a `None` (the queue seen empty) until the next insert, as
+/// `FuturesUnordered` is, so that `select_next_some()` sleeps on an empty queue.
+impl<T> futures_core::FusedStream for DelayQueue<T> {
+    fn is_terminated(&self) -> bool {
+        self.drained && self.order.is_empty()
+    }
+}
+
+impl<T> fmt::Debug for DelayQueue<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DelayQueue")
+            .field("len", &self.len())
+            .field("next_deadline", &self.order.first().map(|s| s.0))
+            .finish()
+    }
+}
