@@ -14,7 +14,7 @@ use overlap::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use overlap::net::{TcpListener, TcpStream};
 use overlap::sync::{mpsc, oneshot, CancellationToken};
 use overlap::task::TaskTracker;
-use overlap::time::{sleep_until, Instant};
+use overlap::time::{sleep, sleep_until, Instant};
 
 use crate::topic::{Limits, Publish, Reader, Topic};
 
@@ -60,9 +60,16 @@ impl Broker {
                     _ = t.cancelled().fuse() => break,
                     a = listener.accept().fuse() => a,
                 };
-                // An accept error (out of fds, say) is the listener's to wait out: overlap's
-                // accept already waits out EMFILE; anything else ends the loop.
-                let Ok((conn, _)) = accepted else { break };
+                let conn = match accepted {
+                    Ok((conn, _)) => conn,
+                    // Out of fds (or memory): the connection waits in the kernel's queue;
+                    // back off while sessions close theirs, as the listener's docs advise.
+                    Err(e) if out_of_resources(&e) => {
+                        sleep(Duration::from_millis(5)).await;
+                        continue;
+                    }
+                    Err(_) => break,
+                };
                 let (t, tops, config) = (t.clone(), tops.clone(), config.clone());
                 tr.spawn(async move {
                     let _ = session(conn, &tops, &config, &t).await;
@@ -83,6 +90,14 @@ impl Broker {
         self.tracker.close();
         self.tracker.wait().await;
     }
+}
+
+/// Whether an accept error means "no descriptors or memory left right now".
+fn out_of_resources(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+    )
 }
 
 /// Reads one line of at most `MAX_LINE` bytes; `None` at a clean end of input.

@@ -137,7 +137,8 @@ fn disk_full_refuses_the_publish_and_the_broker_serves_on() {
 }
 
 /// Out of fds: a publish needing a new segment and a subscription needing to open one are
-/// refused with the reason, nothing acked; with fds back, both work and nothing was lost.
+/// refused with the reason, nothing acked, and a new connection waits unaccepted; with fds
+/// back, all three work and nothing was lost.
 #[test]
 fn out_of_fds_refuses_a_roll_and_a_subscription_then_serves_on() {
     run_in_child(
@@ -150,7 +151,11 @@ fn out_of_fds_refuses_a_roll_and_a_subscription_then_serves_on() {
                 let mut publ = Conn::connect(b.addr).await;
                 let mut cons = Conn::connect(b.addr).await;
                 assert_eq!(publ.publish("a", &[b'a'; 60]).await, Ok(0));
-                let hog = support::exhaust_fds();
+                let mut hog = support::exhaust_fds();
+                // One fd back for a client: its connection waits in the listener's queue,
+                // since the broker has none left to accept it with.
+                hog.pop();
+                let mut late = Conn::connect(b.addr).await;
                 // 68 + 68 > 100: this one needs a new segment file.
                 let refused = publ.publish("a", &[b'b'; 60]).await.unwrap_err();
                 assert!(refused.contains("Too many open files"), "{refused}");
@@ -159,10 +164,12 @@ fn out_of_fds_refuses_a_roll_and_a_subscription_then_serves_on() {
                 assert!(refused.contains("Too many open files"), "{refused}");
                 drop(hog);
                 assert_eq!(publ.publish("a", &[b'b'; 60]).await, Ok(1));
+                assert_eq!(late.publish("a", b"late").await, Ok(2));
                 let mut cons = Conn::connect(b.addr).await;
                 cons.subscribe("a", 0).await;
                 assert_eq!(cons.take().await, (0, vec![b'a'; 60]));
                 assert_eq!(cons.take().await, (1, vec![b'b'; 60]));
+                assert_eq!(cons.take().await, (2, b"late".to_vec()));
                 b.shutdown().await;
             });
         },
