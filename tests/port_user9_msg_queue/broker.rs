@@ -174,6 +174,23 @@ async fn session(
                 };
                 return subscribe(rd, wr, topic, from, config, token).await;
             }
+            ["FETCH", name, from, max] => {
+                let Some(topic) = topics.get(name) else {
+                    return refuse(&mut wr, "no such topic").await;
+                };
+                let (Ok(from), Ok(max)) = (from.parse(), max.parse()) else {
+                    return refuse(&mut wr, "bad offset or size").await;
+                };
+                // A long poll: with nothing past `from` yet, the answer waits for it.
+                let mut committed = topic.committed.subscribe();
+                let mut reader = Reader::at(topic, from).await?;
+                while reader.send_batch(topic, &mut wr, max).await?.is_none() {
+                    overlap::select! {
+                        _ = token.cancelled().fuse() => return Ok(()),
+                        _ = committed.changed().fuse() => {}
+                    }
+                }
+            }
             _ => return refuse(&mut wr, "unknown command").await,
         }
     }

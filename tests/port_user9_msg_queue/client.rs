@@ -73,4 +73,29 @@ impl Conn {
         self.ack(offset).await;
         (offset, payload)
     }
+
+    /// Fetches the records from `from` on, at most `max` bytes of them, as they lie on
+    /// disk: each is checked against its CRC. The broker answers once there is one.
+    pub async fn fetch(&mut self, topic: &str, from: u64, max: u64) -> Vec<(u64, Vec<u8>)> {
+        let req = format!("FETCH {topic} {from} {max}\n");
+        self.wr.write_all(req.as_bytes()).await.unwrap();
+        let line = self.line().await.unwrap();
+        let words: Vec<u64> = match line.trim_end().strip_prefix("BATCH ") {
+            Some(rest) => rest.split(' ').map(|w| w.parse().unwrap()).collect(),
+            None => panic!("{line:?}"),
+        };
+        let mut raw = vec![0; words[2] as usize];
+        self.rd.read_exact(&mut raw).await.unwrap();
+        let mut records = Vec::new();
+        let mut at = &raw[..];
+        for offset in words[0]..words[0] + words[1] {
+            let (len, crc) = crate::log::header(at[..8].try_into().unwrap()).unwrap();
+            let payload = &at[8..8 + len as usize];
+            assert_eq!(crate::log::crc32(payload), crc, "record {offset} intact");
+            records.push((offset, payload.to_vec()));
+            at = &at[8 + len as usize..];
+        }
+        assert!(at.is_empty(), "whole records only");
+        records
+    }
 }

@@ -8,6 +8,7 @@ use std::rc::Rc;
 
 use overlap::fs::{File, OpenOptions};
 use overlap::io::{AsyncReadExt, AsyncWriteExt, SeekFrom};
+use overlap::net::tcp::OwnedWriteHalf;
 use overlap::sync::{mpsc, oneshot, watch, CancellationToken};
 
 use crate::log::{self, Segment, HEADER};
@@ -236,8 +237,9 @@ impl Reader {
         Ok(())
     }
 
-    /// The next committed record, `None` if there is none yet.
-    pub async fn next(&mut self, topic: &Topic) -> io::Result<Option<(u64, Vec<u8>)>> {
+    /// Moves on to the next segment while this one is read to its end: the committed end
+    /// of the segment now read, or `None` if no committed record is left.
+    async fn ready(&mut self, topic: &Topic) -> io::Result<Option<u64>> {
         loop {
             let (seg_end, later) = {
                 let segs = topic.segments.borrow();
@@ -254,7 +256,7 @@ impl Reader {
                 }
             };
             if self.pos < seg_end {
-                break;
+                return Ok(Some(seg_end));
             }
             match later {
                 Some((base, path)) => {
@@ -263,6 +265,13 @@ impl Reader {
                 }
                 None => return Ok(None),
             }
+        }
+    }
+
+    /// The next committed record, `None` if there is none yet.
+    pub async fn next(&mut self, topic: &Topic) -> io::Result<Option<(u64, Vec<u8>)>> {
+        if self.ready(topic).await?.is_none() {
+            return Ok(None);
         }
         let mut h = [0u8; HEADER as usize];
         self.file.read_exact(&mut h).await?;
@@ -278,5 +287,41 @@ impl Reader {
         self.pos += HEADER + u64::from(len);
         self.next += 1;
         Ok(Some((self.next - 1, payload)))
+    }
+
+    /// Sends the next whole committed records of one segment, at most `max` bytes of them
+    /// (at least one), to `to` as they lie on disk, with `sendfile`, after a `BATCH first
+    /// count bytes` line: the first offset and how many, or `None` if there is none yet.
+    pub async fn send_batch(
+        &mut self,
+        topic: &Topic,
+        to: &mut OwnedWriteHalf,
+        max: u64,
+    ) -> io::Result<Option<u64>> {
+        let Some(seg_end) = self.ready(topic).await? else {
+            return Ok(None);
+        };
+        let (start, first) = (self.pos, self.next);
+        while self.pos < seg_end {
+            let mut h = [0u8; HEADER as usize];
+            self.file.read_exact(&mut h).await?;
+            let (len, _) = log::header(&h).ok_or_else(|| io::Error::other("bad header"))?;
+            let size = HEADER + u64::from(len);
+            if self.pos > start && self.pos + size - start > max {
+                self.file.seek(SeekFrom::Start(self.pos)).await?;
+                break;
+            }
+            self.file.seek(SeekFrom::Current(i64::from(len))).await?;
+            self.pos += size;
+            self.next += 1;
+        }
+        let (count, bytes) = (self.next - first, self.pos - start);
+        to.write_all(format!("BATCH {first} {count} {bytes}\n").as_bytes())
+            .await?;
+        let sent = self.file.send_to(&*to, start, bytes).await?;
+        if sent != bytes {
+            return Err(io::Error::other(format!("{sent} of {bytes} bytes sent")));
+        }
+        Ok(Some(count))
     }
 }
