@@ -71,8 +71,12 @@ impl Broker {
                     Err(_) => break,
                 };
                 let (t, tops, config) = (t.clone(), tops.clone(), config.clone());
+                // The whole session under the token: a client stalled anywhere (halfway
+                // through a payload, say) cannot hold the shutdown.
                 tr.spawn(async move {
-                    let _ = session(conn, &tops, &config, &t).await;
+                    let _ = t
+                        .run_until_cancelled(session(conn, &tops, &config, &t))
+                        .await;
                 });
             }
         });

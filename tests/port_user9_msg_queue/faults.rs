@@ -176,8 +176,8 @@ fn out_of_fds_refuses_a_roll_and_a_subscription_then_serves_on() {
     );
 }
 
-/// After publishes, a live consumer, an idle connection and the shutdown, no fd or task is
-/// left.
+/// After publishes, a live consumer, an idle connection, a publisher stalled mid-payload
+/// and the shutdown (which waits for none of them), no fd or task is left.
 #[test]
 fn shutdown_leaves_no_fd_or_task() {
     run_in_child("faults::shutdown_leaves_no_fd_or_task", || {
@@ -197,8 +197,14 @@ fn shutdown_leaves_no_fd_or_task() {
             }
             cons.take().await;
             let idle = Conn::connect(b.addr).await;
-            b.shutdown().await;
-            drop((publ, cons, idle));
+            // A publisher stalled halfway through its payload.
+            let mut stalled = overlap::net::TcpStream::connect(b.addr).await.unwrap();
+            overlap::io::AsyncWriteExt::write_all(&mut stalled, b"PUB a 100\nhalf")
+                .await
+                .unwrap();
+            support::settle().await;
+            within(LONG, b.shutdown(), "the shutdown").await;
+            drop((publ, cons, idle, stalled));
             support::settle().await;
             assert_eq!(overlap::metrics().tasks_alive, tasks, "tasks left");
             assert_eq!(support::open_fds(), fds, "fds left");
