@@ -342,3 +342,36 @@ fn an_unconnected_udp_destination_is_not_connected() {
         assert!(err.to_string().starts_with("failed to send "), "{err}");
     });
 }
+
+/// A `File` opened for writing only (an append-only log segment, say) cannot be read by
+/// `sendfile`: `InvalidInput` saying the file is not open for reading, where the kernel's
+/// bare "Bad file descriptor" read as a closed socket.
+#[test]
+fn a_file_not_open_for_reading_says_so() {
+    let dir = TempDir::new("sendfile-write-only");
+    let path = dir.join("segment");
+    block_on(async {
+        let mut file = fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(&path)
+            .await
+            .unwrap();
+        file.write_all(b"record").await.unwrap();
+        let (a, mut b) = UnixStream::pair().unwrap();
+        let err = file.send_to(&a, 0, 6).await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{err}");
+        let said = err.to_string();
+        assert!(
+            said.starts_with(&format!("failed to send {}: ", path.display())),
+            "{said}"
+        );
+        assert!(said.contains("not open for reading"), "{said}");
+        // The same file opened for reading sends.
+        let mut reader = File::open(&path).await.unwrap();
+        assert_eq!(reader.send_to(&a, 0, 6).await.unwrap(), 6);
+        let mut got = [0u8; 6];
+        b.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got, b"record");
+    });
+}

@@ -49,6 +49,9 @@ pub(crate) fn sendfile(file: RawFd, to: RawFd, offset: u64, len: u64) -> io::Res
             Err(e) if past_the_end(&e, file, off) => break,
             Err(e) if e.raw_os_error() == Some(libc::EINVAL) => return Err(refused(file, to)),
             Err(e) if e.raw_os_error() == Some(libc::EDESTADDRREQ) => return Err(no_peer()),
+            Err(e) if e.raw_os_error() == Some(libc::EBADF) && write_only(file) => {
+                return Err(not_readable())
+            }
             Err(e) => return Err(e),
         }
     }
@@ -96,6 +99,23 @@ fn no_peer() -> io::Error {
     io::Error::new(
         io::ErrorKind::NotConnected,
         "the destination socket is not connected (sendfile needs a connected peer)",
+    )
+}
+
+/// Whether `fd` is open for writing only (`O_WRONLY`, as `OpenOptions` makes it for a
+/// `write` or `append` without `read`): `sendfile`'s `EBADF` then means the source cannot be
+/// read, not that a descriptor is closed.
+fn write_only(fd: RawFd) -> bool {
+    // SAFETY: F_GETFL takes no argument and only reads the fd's status flags.
+    syscall!(fcntl(fd, libc::F_GETFL)).is_ok_and(|flags| flags & libc::O_ACCMODE == libc::O_WRONLY)
+}
+
+/// The error for `EBADF` from a source opened for writing only, which the kernel's "Bad file
+/// descriptor" hides: `InvalidInput`, naming what to change.
+fn not_readable() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        "the file is not open for reading (sendfile reads it: open it with read(true))",
     )
 }
 

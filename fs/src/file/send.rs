@@ -38,7 +38,10 @@ impl File {
     /// cannot `sendfile` to gives `InvalidInput`, and so does a file whose file system
     /// cannot feed it (some of `/proc`'s, whose size says 0 though a read finds bytes:
     /// read those instead); a directory opened as this `File` gives `IsADirectory`, as a
-    /// read of it does, and a datagram socket never connected gives `NotConnected`. After an error, the bytes sent before it
+    /// read of it does, a `File` opened for writing only (`append` or `write` without
+    /// `read`, as a log's writer opens it) gives `InvalidInput` saying it is not open for
+    /// reading (open the path again with `File::open` to send it), and a datagram socket
+    /// never connected gives `NotConnected`. After an error, the bytes sent before it
     /// are not reported. Like `splice`, `sendfile` has no `MSG_NOSIGNAL`: sending to a
     /// socket whose peer is gone also raises `SIGPIPE`, which Rust programs ignore by
     /// default.
