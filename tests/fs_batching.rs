@@ -1,10 +1,10 @@
 //! `File` turns many small calls into few pool jobs (the `blocking_jobs` metric counts
-//! them).
+//! them), and what its read-ahead means for a file another handle changes.
 
 mod support;
 
 use overlap::fs::File;
-use overlap::io::{AsyncReadExt, AsyncWriteExt};
+use overlap::io::{AsyncReadExt, AsyncWriteExt, SeekFrom};
 use support::{pattern, TempDir};
 
 /// While a write job is in flight, writes gather in one buffer that the next job carries
@@ -60,5 +60,37 @@ fn small_reads_are_served_from_read_ahead() {
             (1..=20).contains(&jobs),
             "{jobs} jobs for 1 MiB in 100-byte reads"
         );
+    });
+}
+
+/// Bytes read ahead are the file as it was when they were fetched: a log writer cutting back
+/// a torn tail (`set_len`) and appending anew through its own handle is not seen by a reader
+/// holding them, as the docs say, until a seek (here to where the reader is) drops them.
+#[test]
+fn read_ahead_keeps_the_bytes_it_fetched_until_a_seek() {
+    let dir = TempDir::new("batch-stale");
+    let path = dir.join("log");
+    overlap::block_on(async {
+        let mut log = overlap::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(&path)
+            .await
+            .unwrap();
+        log.write_all(b"kepttorn").await.unwrap();
+        log.flush().await.unwrap();
+        let mut reader = File::open(&path).await.unwrap();
+        let mut four = [0u8; 4];
+        reader.read_exact(&mut four).await.unwrap();
+        assert_eq!(&four, b"kept");
+        log.set_len(4).await.unwrap();
+        log.write_all(b"new1new2").await.unwrap();
+        log.flush().await.unwrap();
+        reader.read_exact(&mut four).await.unwrap();
+        assert_eq!(&four, b"torn", "served from the read-ahead");
+        // The reader is at 8 now; a seek there drops the read-ahead and reads the file anew.
+        assert_eq!(reader.seek(SeekFrom::Current(0)).await.unwrap(), 8);
+        reader.read_exact(&mut four).await.unwrap();
+        assert_eq!(&four, b"new2");
     });
 }

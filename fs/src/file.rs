@@ -35,7 +35,13 @@ use crate::OpenOptions;
 ///
 /// - **Reads** fetch at least 64 KiB per job and serve smaller reads from that buffer. While
 ///   the reader goes through the file in order, the next chunk is read ahead, in a job that
-///   runs while the current one is consumed, and chunks double up to 2 MiB.
+///   runs while the current one is consumed, and chunks double up to 2 MiB. Bytes read
+///   ahead are the file as it was when they were fetched: a change another handle or
+///   process makes to them afterwards (an overwrite, or a truncation and new bytes, as a
+///   log writer cutting back a torn tail makes) is not seen until a seek, any seek
+///   (`SeekFrom::Current(0)` too), drops them; bytes appended past them are read when
+///   reached. tokio's `File` reads only what each call asks, so a reader ported from it
+///   that must see such changes seeks before reading.
 /// - **Writes** are copied into a buffer and return at once. The buffer goes to the pool
 ///   straight away if no write job is running; otherwise bytes gather (up to 1 MiB) and go
 ///   in the next job, so a burst of small writes costs a few jobs, not one each.
