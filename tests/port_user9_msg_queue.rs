@@ -65,6 +65,12 @@
 //! broker's delayed ACK (40 ms), so both ends `set_nodelay(true)`; and the accept loop
 //! ended on the first `EMFILE`, taking the listener to wait it out, where
 //! `TcpListener`'s docs (as tokio's) say it returns the error and the loop backs off.
+//! Two things overlap's docs did not say, and now do: `File::send_to` from the writer's
+//! own `File`, opened append-only, failed with a bare "Bad file descriptor" (now
+//! `InvalidInput` saying the file is not open for reading; the fetch opens the segment
+//! for reading); and `File`'s read-ahead keeps the bytes it fetched, so a consumer
+//! holding a failed batch's bytes the writer then cut back would read them as records,
+//! where tokio's `File` reads only what is asked: the reader seeks after a cut-back.
 
 mod support;
 

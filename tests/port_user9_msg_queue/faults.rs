@@ -95,7 +95,7 @@ fn set_fsize(soft: libc::rlim_t) {
 
 /// A full disk (`RLIMIT_FSIZE` at 4096 bytes): the record that does not fit is refused with
 /// the reason, nothing of it stays on disk, a smaller one that fits is taken after it, and
-/// the consumer gets exactly the acked ones.
+/// consumers, live across the refusal or starting after it, get exactly the acked ones.
 #[test]
 fn disk_full_refuses_the_publish_and_the_broker_serves_on() {
     run_in_child(
@@ -108,9 +108,13 @@ fn disk_full_refuses_the_publish_and_the_broker_serves_on() {
                     .unwrap();
                 set_fsize(4096);
                 let mut publ = Conn::connect(b.addr).await;
+                // A consumer reading live across the refusal and the cut-back.
+                let mut live = Conn::connect(b.addr).await;
+                live.subscribe("a", 0).await;
                 // 1008 bytes a record: four fit (4032), the fifth does not.
                 for i in 0..4 {
                     assert_eq!(publ.publish("a", &[b'0' + i as u8; 1000]).await, Ok(i));
+                    assert_eq!(live.take().await, (i, vec![b'0' + i as u8; 1000]));
                 }
                 let refused = publ.publish("a", &[b'x'; 1000]).await.unwrap_err();
                 assert!(
@@ -124,6 +128,7 @@ fn disk_full_refuses_the_publish_and_the_broker_serves_on() {
                     "nothing unacked kept"
                 );
                 assert_eq!(publ.publish("a", &[b's'; 40]).await, Ok(4));
+                assert_eq!(live.take().await, (4, vec![b's'; 40]));
                 let mut cons = Conn::connect(b.addr).await;
                 cons.subscribe("a", 0).await;
                 for i in 0..4 {

@@ -25,6 +25,9 @@ pub struct Counts {
     pub fsyncs: Cell<u64>,
     pub batches_failed: Cell<u64>,
     pub torn_bytes_cut: Cell<u64>,
+    /// Failed batches cut back off the active segment: a reader seeing this move seeks
+    /// before reading on (see `Reader::ready`).
+    pub cut_backs: Cell<u64>,
 }
 
 pub struct Topic {
@@ -153,8 +156,9 @@ impl Writer {
         if let Err(e) = written {
             // Nothing of this batch is acked: take back whatever part of it landed, so
             // the next batch follows the last committed record.
-            if let Err(cut) = self.file.set_len(len).await {
-                self.broken = Some(format!("{e}; then could not cut back: {cut}"));
+            match self.file.set_len(len).await {
+                Ok(()) => topic.counts.cut_backs.set(topic.counts.cut_backs.get() + 1),
+                Err(cut) => self.broken = Some(format!("{e}; then could not cut back: {cut}")),
             }
             return Err(e);
         }
@@ -205,6 +209,8 @@ pub struct Reader {
     file: File,
     pos: u64,
     next: u64,
+    /// The topic's `cut_backs` when this reader last read.
+    cut_backs: u64,
 }
 
 impl Reader {
@@ -220,6 +226,7 @@ impl Reader {
             file: File::open(&seg.path).await?,
             pos: 0,
             next: seg.base,
+            cut_backs: topic.counts.cut_backs.get(),
         };
         while reader.next < from.min(seg.end()) {
             reader.skip().await?;
@@ -256,6 +263,13 @@ impl Reader {
                 }
             };
             if self.pos < seg_end {
+                // overlap's `File` reads ahead, and bytes it fetched are the file as it was
+                // then: after a cut-back they may be a failed batch's, so fetch anew.
+                let cut_backs = topic.counts.cut_backs.get();
+                if cut_backs != self.cut_backs {
+                    self.file.seek(SeekFrom::Start(self.pos)).await?;
+                    self.cut_backs = cut_backs;
+                }
                 return Ok(Some(seg_end));
             }
             match later {
