@@ -54,23 +54,27 @@
 //! What the port changed, against tokio: `Arc<Mutex<..>>` became `Rc<RefCell<..>>` (the
 //! segment list is only touched between awaits), `tokio_util`'s `CancellationToken` and
 //! `TaskTracker` are `overlap::sync::CancellationToken` and `overlap::task::TaskTracker`,
-//! `tokio::select!` is `overlap::select!` with `.fuse()` on each branch. `tokio::fs::File`
-//! became `overlap::fs::File` name for name: `append`, `write_all`, `sync_data`, `set_len`,
-//! `seek`, `read_exact`; a write refused by the kernel comes out of the `sync_data` after
-//! it (the write only buffered), as tokio's comes out of its next operation too; and
-//! `File::send_to` is the zero-copy fetch tokio has no call for (a tokio broker reads the
-//! bytes into memory and writes them). overlap behaved as tokio does; two things the port
-//! got wrong at first were the user's, and are as in tokio: a redelivery 30 ms after a
-//! send came before the consumer's second ack, which Nagle's algorithm held back for the
-//! broker's delayed ACK (40 ms), so both ends `set_nodelay(true)`; and the accept loop
-//! ended on the first `EMFILE`, taking the listener to wait it out, where
-//! `TcpListener`'s docs (as tokio's) say it returns the error and the loop backs off.
-//! Two things overlap's docs did not say, and now do: `File::send_to` from the writer's
-//! own `File`, opened append-only, failed with a bare "Bad file descriptor" (now
-//! `InvalidInput` saying the file is not open for reading; the fetch opens the segment
-//! for reading); and `File`'s read-ahead keeps the bytes it fetched, so a consumer
-//! holding a failed batch's bytes the writer then cut back would read them as records,
-//! where tokio's `File` reads only what is asked: the reader seeks after a cut-back.
+//! `tokio::select!` is `overlap::select!`, with `.fuse()` on the async fns' futures
+//! (`accept`, `recv`, `changed`, a line read), not on the token's `cancelled()`, which is
+//! fused already. `tokio::fs::File` became `overlap::fs::File` name for name: `append`,
+//! `write_all`, `sync_data`, `set_len`, `seek`, `read_exact`; a write refused by the
+//! kernel comes out of the `sync_data` after it (the write only buffered), as tokio's
+//! comes out of its next operation too; and `File::send_to` is the zero-copy fetch tokio
+//! has no call for (a tokio broker reads the bytes into memory and writes them).
+//!
+//! Two things the port got wrong at first were the user's, and are as in tokio: a
+//! redelivery 30 ms after a send came before the consumer's second ack, which Nagle's
+//! algorithm held back for the broker's delayed ACK (40 ms), so both ends
+//! `set_nodelay(true)`; and the accept loop ended on the first `EMFILE`, taking the
+//! listener to wait it out, where `TcpListener`'s docs (as tokio's) say it returns the
+//! error and the loop backs off. Two things overlap's docs did not say, and now do:
+//! `File::send_to` from the writer's own `File`, opened append-only, failed with a bare
+//! "Bad file descriptor" (now `InvalidInput` saying the file is not open for reading; the
+//! fetch opens the segment for reading); and `File`'s read-ahead keeps the bytes it
+//! fetched, so a consumer holding a failed batch's bytes the writer then cut back would
+//! read them as records, where tokio's `File` reads only what is asked: the reader seeks
+//! after a cut-back (`fs_batching.rs` pins it; the live consumer of the disk-full test
+//! crosses a cut-back, though whether its read-ahead held the cut bytes is up to timing).
 
 mod support;
 

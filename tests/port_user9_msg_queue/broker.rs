@@ -57,7 +57,7 @@ impl Broker {
         tracker.spawn(async move {
             loop {
                 let accepted = overlap::select! {
-                    _ = t.cancelled().fuse() => break,
+                    _ = t.cancelled() => break,
                     a = listener.accept().fuse() => a,
                 };
                 let conn = match accepted {
@@ -138,7 +138,7 @@ async fn session(
     let mut rd = BufReader::new(rd);
     loop {
         let line = overlap::select! {
-            _ = token.cancelled().fuse() => return Ok(()),
+            _ = token.cancelled() => return Ok(()),
             l = read_line(&mut rd).fuse() => l,
         };
         let line = match line {
@@ -190,7 +190,7 @@ async fn session(
                 let mut reader = Reader::at(topic, from).await?;
                 while reader.send_batch(topic, &mut wr, max).await?.is_none() {
                     overlap::select! {
-                        _ = token.cancelled().fuse() => return Ok(()),
+                        _ = token.cancelled() => return Ok(()),
                         _ = committed.changed().fuse() => {}
                     }
                 }
@@ -252,7 +252,7 @@ async fn subscribe(
             .map(|(o, (_, d))| (*o, *d));
         let far = Instant::now() + Duration::from_secs(3600);
         overlap::select! {
-            _ = token.cancelled().fuse() => return Ok(()),
+            _ = token.cancelled() => return Ok(()),
             ack = acks.recv().fuse() => match ack {
                 Some(offset) => { unacked.remove(&offset); }
                 None => return Ok(()),

@@ -79,7 +79,7 @@ impl Topic {
             };
             while let Some(topic) = weak.upgrade() {
                 let batch = overlap::select! {
-                    _ = overlap::future::FutureExt::fuse(token.cancelled()) => break,
+                    _ = token.cancelled() => break,
                     batch = overlap::future::FutureExt::fuse(writer.next_batch()) => batch,
                 };
                 let Some(batch) = batch else { break };
