@@ -68,7 +68,11 @@ use crate::OpenOptions;
 /// # Flush, drop and cancellation
 /// - [`flush`](futures_util::io::AsyncWriteExt::flush) waits until every accepted byte has
 ///   been written to the kernel (it does not `fsync`; see [`sync_all`](File::sync_all)) and
-///   reports any write error. `close` is the same as `flush`; the fd closes on drop.
+///   reports any write error. `close` is the same as `flush`. The fd closes on drop, or,
+///   if a job is in flight then, when that job ends, on the pool: a job the `File` started
+///   on its own counts, as the read-ahead of a reader that read up to the end of the file
+///   and stopped, so a server counting its fds right after a shutdown may find one still
+///   open for a moment (nothing waits on it; it closes as the job ends).
 /// - Dropping a `File` never loses accepted bytes: the job in flight finishes, and bytes
 ///   not yet handed to a job are written by one more job, after it, in order, unless a
 ///   write before them failed (see Errors above). Errors from those writes are lost, so
