@@ -75,6 +75,8 @@
 //! read them as records, where tokio's `File` reads only what is asked: the reader seeks
 //! after a cut-back (`fs_batching.rs` pins it; the live consumer of the disk-full test
 //! crosses a cut-back, though whether its read-ahead held the cut bytes is up to timing).
+//! And `File`'s docs said its fd closes on drop, where a job in flight (a reader's
+//! read-ahead) holds it until the job ends: the leak check waits for the count to settle.
 
 mod support;
 
