@@ -251,3 +251,36 @@ fn a_second_bind_is_refused_naming_the_address_the_socket_has() {
         }
     });
 }
+
+/// A connect from an address and port already connected to the same destination (two
+/// sockets sharing a fixed source port through `SO_REUSEADDR`, as a load generator pinning
+/// its source ports does) gets the kernel's bare "Cannot assign requested address": it
+/// names the pair in use instead, keeps `AddrNotAvailable` and the errno, and closes the
+/// socket.
+#[test]
+fn a_connect_from_a_pair_in_use_names_it() {
+    support::run_in_child("a_connect_from_a_pair_in_use_names_it", || {
+        block_on(async {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let to = listener.local_addr().unwrap();
+            let first = TcpSocket::new_v4().unwrap();
+            first.set_reuseaddr(true).unwrap();
+            first.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+            let from = first.local_addr().unwrap();
+            let _held = first.connect(to).await.unwrap();
+
+            let fds = support::open_fds();
+            let second = TcpSocket::new_v4().unwrap();
+            second.set_reuseaddr(true).unwrap();
+            second.bind(from).unwrap();
+            let err = second.connect(to).await.unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::AddrNotAvailable, "{err}");
+            assert_eq!(overlap::io::raw_os_error(&err), Some(libc::EADDRNOTAVAIL));
+            let msg = err.to_string();
+            assert!(msg.contains(&from.to_string()), "{msg}");
+            assert!(msg.contains(&to.to_string()), "{msg}");
+            assert!(msg.contains("already connected"), "{msg}");
+            assert_eq!(support::open_fds(), fds, "the refused socket is closed");
+        })
+    });
+}

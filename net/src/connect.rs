@@ -6,11 +6,13 @@ use overlap_runtime::AsyncFd;
 
 use crate::sys::{SockAddr, Socket};
 
-/// Connects `sock` to `addr` without blocking the loop.
+/// Connects the already registered `io` to `addr` without blocking the loop. The socket
+/// stays the caller's whatever the outcome, so a Unix connect refused with `EAGAIN` (a full
+/// backlog) can be tried again on the same socket, which keeps any address it was bound to,
+/// and a TCP one refused with `EADDRNOTAVAIL` can say which address it had.
 ///
-/// The socket is registered *before* `connect`, so the completion edge cannot be missed, and
-/// it lives in the returned future: dropping the future (a timeout) deregisters and closes
-/// it, abandoning the attempt.
+/// The socket is registered *before* `connect`, so the completion edge cannot be missed;
+/// dropping the future (a timeout) abandons the attempt, and the caller's socket with it.
 ///
 /// Kernel behaviour handled here:
 /// - `EINPROGRESS`: the handshake goes on in the background; the socket turns writable
@@ -21,15 +23,6 @@ use crate::sys::{SockAddr, Socket};
 /// - A refused connection may be reported as `EPOLLERR | EPOLLHUP` without `EPOLLOUT`; the
 ///   writer waits for those too. If `SO_ERROR` was already consumed, a closed socket that
 ///   never became writable is reported as `ConnectionRefused`.
-pub(crate) async fn connect(sock: Socket, addr: &SockAddr) -> io::Result<AsyncFd<Socket>> {
-    let io = AsyncFd::new(sock)?;
-    connect_registered(&io, addr).await?;
-    Ok(io)
-}
-
-/// Connects the already registered `io` to `addr`, as [`connect`] does. The socket stays
-/// the caller's whatever the outcome, so a Unix connect refused with `EAGAIN` (a full
-/// backlog) can be tried again on the same socket, which keeps any address it was bound to.
 pub(crate) async fn connect_registered(io: &AsyncFd<Socket>, addr: &SockAddr) -> io::Result<()> {
     match io.get_ref().connect(addr) {
         Ok(()) => return Ok(()),

@@ -1,8 +1,8 @@
 //! The kernel's socket errors that no caller can match, or that mislead, in our own words:
 //! an address of a family the socket cannot take (UDP sends and connects, `TcpSocket`'s bind
-//! and connect), a UDP send with no peer, an accept on a listener shut down, a second bind,
-//! a Unix bind to a path taken, a Unix datagram socket taken by another peer, a Unix
-//! connect or send to a path with no socket.
+//! and connect), a TCP connect with no local port to use, a UDP send with no peer, an accept
+//! on a listener shut down, a second bind, a Unix bind to a path taken, a Unix datagram
+//! socket taken by another peer, a Unix connect or send to a path with no socket.
 
 use std::borrow::Cow;
 use std::error::Error;
@@ -105,6 +105,30 @@ pub(crate) fn tcp_wrong_family(sock: &Socket, to: SocketAddr, err: io::Error) ->
     };
     let source = err;
     reworded(io::ErrorKind::InvalidInput, msg, source)
+}
+
+/// A TCP connect to `to` that failed with `EADDRNOTAVAIL`, the kernel's bare "Cannot assign
+/// requested address", which names neither address nor says that the connection's pair of
+/// addresses is taken. Bound to a port (`SO_REUSEADDR` lets sockets share one), the socket's
+/// address is already connected to `to` by another socket; unbound, no ephemeral port is
+/// left toward `to`. Kept `AddrNotAvailable`; other errors pass as they are.
+pub(crate) fn tcp_no_local_port(sock: &Socket, to: SocketAddr, err: io::Error) -> io::Error {
+    if err.raw_os_error() != Some(libc::EADDRNOTAVAIL) {
+        return err;
+    }
+    let msg = match sock.local_addr().and_then(|a| a.to_inet()) {
+        Ok(from) if from.port() != 0 => format!(
+            "cannot connect from {from} to {to}: {from} is already connected to {to} by \
+             another socket, and a TCP connection needs a pair of addresses of its own (bind \
+             another port, or port 0 for the kernel to pick one)"
+        ),
+        _ => format!(
+            "cannot connect to {to}: no local port is free toward it (the ephemeral range, \
+             net.ipv4.ip_local_port_range, is used up, connections in TIME_WAIT included): \
+             reuse connections, or spread them over more source addresses"
+        ),
+    };
+    reworded(io::ErrorKind::AddrNotAvailable, msg, err)
 }
 
 /// Whether `sock` can send to IPv4 destinations: an IPv4 socket, or an IPv6 one neither

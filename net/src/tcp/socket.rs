@@ -6,7 +6,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::time::Duration;
 
 use super::{TcpListener, TcpStream};
-use crate::sock_errors::{already_bound, tcp_wrong_family};
+use crate::sock_errors::{already_bound, tcp_no_local_port, tcp_wrong_family};
 use crate::sys::{SockAddr, Socket};
 
 /// A TCP socket that has not connected or listened yet: set options (`SO_REUSEPORT`, buffer
@@ -241,7 +241,10 @@ impl TcpSocket {
 
     /// Connects to `addr` without blocking (see [`TcpStream::connect`]). Dropping the
     /// future closes the socket. An address of the other family is refused with
-    /// `InvalidInput`, as by [`bind`](Self::bind).
+    /// `InvalidInput`, as by [`bind`](Self::bind). A socket bound to an address and port
+    /// already connected to `addr` (several sockets may share a port through
+    /// [`set_reuseaddr`](Self::set_reuseaddr)) fails with `AddrNotAvailable` naming both;
+    /// the socket is closed whatever the error.
     pub async fn connect(self, addr: SocketAddr) -> io::Result<TcpStream> {
         if self.from_fd {
             crate::adopt::TCP_STREAM.check(&self.sock)?;
@@ -250,7 +253,8 @@ impl TcpSocket {
         let io = crate::io::register_nonblocking(self.sock)?;
         crate::connect::connect_registered(&io, &SockAddr::from(addr))
             .await
-            .map_err(|e| tcp_wrong_family(io.get_ref(), addr, e))?;
+            .map_err(|e| tcp_wrong_family(io.get_ref(), addr, e))
+            .map_err(|e| tcp_no_local_port(io.get_ref(), addr, e))?;
         Ok(TcpStream { io })
     }
 }

@@ -64,9 +64,10 @@ pub struct TcpStream {
 impl TcpStream {
     /// Connects to `addr`, trying each resolved address in turn.
     ///
-    /// A refused port fails promptly with `ConnectionRefused`. Host names are resolved on the
-    /// blocking pool. Dropping the future before it completes closes the half-open socket,
-    /// so `connect` can be put under a timeout.
+    /// A refused port fails promptly with `ConnectionRefused`; with no local port free toward
+    /// `addr` (the ephemeral range used up) it fails with `AddrNotAvailable` saying so. Host
+    /// names are resolved on the blocking pool. Dropping the future before it completes
+    /// closes the half-open socket, so `connect` can be put under a timeout.
     pub async fn connect<A: ToSocketAddrs>(addr: A) -> io::Result<TcpStream> {
         try_each(addr, |a| async move {
             let sock = Socket::new(SockAddr::domain_of(&a), libc::SOCK_STREAM)?;
@@ -76,7 +77,10 @@ impl TcpStream {
     }
 
     pub(crate) async fn connect_socket(sock: Socket, addr: SocketAddr) -> io::Result<TcpStream> {
-        let io = crate::connect::connect(sock, &SockAddr::from(addr)).await?;
+        let io = overlap_runtime::AsyncFd::new(sock)?;
+        crate::connect::connect_registered(&io, &SockAddr::from(addr))
+            .await
+            .map_err(|e| crate::sock_errors::tcp_no_local_port(io.get_ref(), addr, e))?;
         Ok(TcpStream { io })
     }
 
