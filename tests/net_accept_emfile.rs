@@ -167,3 +167,41 @@ fn accept_on_a_listener_shut_down_elsewhere_says_so() {
         assert!(err.to_string().contains("shut down"), "{err}");
     });
 }
+
+/// A host name looked up while the process has no fd free: the resolver cannot read
+/// `/etc/hosts` nor ask DNS, and said "Name or service not known" for `localhost`, sending a
+/// client that connects by name after its own connections used up the fds off to debug its
+/// DNS. The error now says the process was out of descriptors, the `EMFILE` as its source,
+/// and the same name resolves once fds are freed.
+#[test]
+fn a_lookup_out_of_fds_says_so_not_that_the_name_is_unknown() {
+    support::run_in_child(
+        "a_lookup_out_of_fds_says_so_not_that_the_name_is_unknown",
+        || {
+            overlap::block_on(async {
+                let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+                let port = listener.local_addr().unwrap().port();
+                // The pool's thread starts before the fds run out, so only the lookup meets the limit.
+                overlap::spawn_blocking(|| ()).await.unwrap();
+                set_soft_nofile(open_fds() as u64 + 16);
+                let hoard = exhaust_fds();
+                assert!(!hoard.is_empty());
+
+                let err = TcpStream::connect(("localhost", port)).await.unwrap_err();
+                let msg = err.to_string();
+                assert_eq!(overlap::io::raw_os_error(&err), Some(libc::EMFILE), "{msg}");
+                assert!(msg.contains("\"localhost\""), "{msg}");
+                assert!(msg.contains("no file descriptor was free"), "{msg}");
+                let err = overlap::net::lookup_host(("localhost", port))
+                    .await
+                    .err()
+                    .expect("a lookup needs fds");
+                assert_eq!(overlap::io::raw_os_error(&err), Some(libc::EMFILE), "{err}");
+
+                drop(hoard);
+                let conn = TcpStream::connect(("localhost", port)).await.unwrap();
+                assert!(conn.peer_addr().unwrap().ip().is_loopback());
+            });
+        },
+    );
+}

@@ -74,6 +74,7 @@ async fn resolve_lookup(lookup: Lookup) -> io::Result<Vec<SocketAddr>> {
             let job = overlap_runtime::spawn_blocking_or_error(move || {
                 std::net::ToSocketAddrs::to_socket_addrs(&(host.as_str(), port))
                     .map(Iterator::collect::<Vec<_>>)
+                    .map_err(|e| crate::sock_errors::lookup_out_of_fds(&host, e))
             });
             job.await
                 .map_err(|e| io::Error::other(format!("host name lookup failed: {e}")))??
@@ -101,7 +102,9 @@ async fn resolve_lookup(lookup: Lookup) -> io::Result<Vec<SocketAddr>> {
 /// ```
 ///
 /// # Errors
-/// A name that does not resolve gives the resolver's error; one looked up outside any
+/// A name that does not resolve gives the resolver's error, unless no fd was free (the
+/// resolver needs some: it then says "Name or service not known" even for `localhost`):
+/// that error says so, its `EMFILE` kept as the source. A name looked up outside any
 /// runtime (there is no blocking pool to resolve it on) gives `Other`, as a socket made
 /// there does. A malformed `"host:port"` string gives `InvalidInput`, without a lookup.
 /// So do an empty host (`":80"`, `("", 80)`), an IP address with no port (`"::1"`,

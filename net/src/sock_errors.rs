@@ -2,7 +2,8 @@
 //! an address of a family the socket cannot take (UDP sends and connects, `TcpSocket`'s bind
 //! and connect), a TCP connect with no local port to use, a UDP send with no peer, an accept
 //! on a listener shut down, a second bind, a Unix bind to a path taken, a Unix datagram
-//! socket taken by another peer, a Unix connect or send to a path with no socket.
+//! socket taken by another peer, a Unix connect or send to a path with no socket, a host
+//! name lookup made with no fd free.
 
 use std::borrow::Cow;
 use std::error::Error;
@@ -246,4 +247,25 @@ pub(crate) fn unix_unreachable(path: &std::path::Path, err: io::Error) -> io::Er
         _ => return err,
     };
     reworded(kind, msg, err)
+}
+
+/// A host name lookup of `host` that failed, `err` the resolver's words, checked for the
+/// cause they hide when the process (or the system) has no fd free: `getaddrinfo` cannot
+/// open `/etc/hosts` nor a socket to ask DNS, and says "Name or service not known" even
+/// for `localhost`. If a file cannot be opened now for want of fds, the error says so, with
+/// that `EMFILE` (or `ENFILE`) as its source for `overlap::io::raw_os_error`; otherwise
+/// `err` passes as it is.
+pub(crate) fn lookup_out_of_fds(host: &str, err: io::Error) -> io::Error {
+    let Err(no_fd) = std::fs::File::open("/dev/null") else {
+        return err;
+    };
+    if !matches!(no_fd.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) {
+        return err;
+    }
+    let msg = format!(
+        "looking up {host:?} failed ({err}) while no file descriptor was free ({no_fd}): \
+         the resolver needs some to read /etc/hosts and ask DNS, so the name may well be \
+         fine; try again once some are closed"
+    );
+    reworded(no_fd.kind(), msg, no_fd)
 }
