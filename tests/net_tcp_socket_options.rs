@@ -284,3 +284,76 @@ fn a_connect_from_a_pair_in_use_names_it() {
         })
     });
 }
+
+/// With no ephemeral port left, a `bind` to port 0 gets the kernel's "Address already in
+/// use", though it asked for no port in use, and a connect from an unbound socket "Cannot
+/// assign requested address": both now say no port is free, naming the address (the
+/// kernel's codes and kinds kept), and a bind to a named port in use names it. The range is narrowed to one port taken already, per
+/// socket (`IP_LOCAL_PORT_RANGE`, Linux 6.3), instead of exhausting the system's.
+#[test]
+fn no_ephemeral_port_left_is_said_so_on_bind_and_connect() {
+    const IP_LOCAL_PORT_RANGE: libc::c_int = 51;
+    /// Narrows `sock`'s ephemeral ports to `port` alone; false if the kernel cannot.
+    fn only_port(sock: &TcpSocket, port: u16) -> bool {
+        use std::os::fd::AsRawFd;
+        let range = (i32::from(port) << 16) | i32::from(port);
+        support::set_int_option(
+            sock.as_raw_fd(),
+            libc::IPPROTO_IP,
+            IP_LOCAL_PORT_RANGE,
+            range,
+        )
+        .is_ok()
+    }
+    block_on(async {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let to = listener.local_addr().unwrap();
+        let held = TcpSocket::new_v4().unwrap();
+        held.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+        let port = held.local_addr().unwrap().port();
+
+        let sock = TcpSocket::new_v4().unwrap();
+        if !only_port(&sock, port) {
+            return; // a kernel before 6.3
+        }
+        let err = sock.bind("127.0.0.2:0".parse().unwrap()).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::AddrInUse, "{err}");
+        assert_eq!(overlap::io::raw_os_error(&err), Some(libc::EADDRINUSE));
+        let msg = err.to_string();
+        assert!(
+            msg.contains("no free port") && msg.contains("127.0.0.2"),
+            "{msg}"
+        );
+
+        // A connection from 127.0.0.1, then a connect limited to its port: no port left
+        // toward `to`.
+        let first = TcpSocket::new_v4().unwrap().connect(to).await.unwrap();
+        let port = first.local_addr().unwrap().port();
+        let sock = TcpSocket::new_v4().unwrap();
+        assert!(only_port(&sock, port));
+        let err = sock.connect(to).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::AddrNotAvailable, "{err}");
+        assert_eq!(overlap::io::raw_os_error(&err), Some(libc::EADDRNOTAVAIL));
+        let msg = err.to_string();
+        assert!(
+            msg.contains("no local port is free") && msg.contains(&to.to_string()),
+            "{msg}"
+        );
+
+        // A named port in use is named, by the listener's and UDP's binds too.
+        let err = TcpListener::bind(to).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::AddrInUse, "{err}");
+        assert!(
+            err.to_string().contains(&format!("{to} is in use")),
+            "{err}"
+        );
+        let udp = overlap::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let taken = udp.local_addr().unwrap();
+        let err = overlap::net::UdpSocket::bind(taken).await.unwrap_err();
+        assert_eq!(overlap::io::raw_os_error(&err), Some(libc::EADDRINUSE));
+        assert!(
+            err.to_string().contains(&format!("{taken} is in use")),
+            "{err}"
+        );
+    });
+}

@@ -1,6 +1,7 @@
 //! The kernel's socket errors that no caller can match, or that mislead, in our own words:
 //! an address of a family the socket cannot take (UDP sends and connects, `TcpSocket`'s bind
-//! and connect), a TCP connect with no local port to use, a UDP send with no peer, an accept
+//! and connect), a bind to an address in use or with no port left, a TCP connect with no
+//! local port to use, a UDP send with no peer, an accept
 //! on a listener shut down, a second bind, a Unix bind to a path taken, a Unix datagram
 //! socket taken by another peer, a Unix connect or send to a path with no socket, a host
 //! name lookup made with no fd free.
@@ -106,6 +107,28 @@ pub(crate) fn tcp_wrong_family(sock: &Socket, to: SocketAddr, err: io::Error) ->
     };
     let source = err;
     reworded(io::ErrorKind::InvalidInput, msg, source)
+}
+
+/// A TCP or UDP bind to `addr` that failed with `EADDRINUSE`, the kernel's bare "Address
+/// already in use", which names no address, and for port 0 (any port) means that no port
+/// of the ephemeral range is free on that address. Kept `AddrInUse`; other errors pass as
+/// they are.
+pub(crate) fn bind_in_use(addr: SocketAddr, err: io::Error) -> io::Error {
+    if err.raw_os_error() != Some(libc::EADDRINUSE) {
+        return err;
+    }
+    let msg = if addr.port() == 0 {
+        format!(
+            "no free port on {} to bind to: every port of the ephemeral range \
+             (net.ipv4.ip_local_port_range) is taken there, and a bind to port 0 holds one \
+             whatever the destination (an unbound socket's connect shares ports between \
+             destinations)",
+            addr.ip()
+        )
+    } else {
+        format!("{addr} is in use by another socket")
+    };
+    reworded(io::ErrorKind::AddrInUse, msg, err)
 }
 
 /// A TCP connect to `to` that failed with `EADDRNOTAVAIL`, the kernel's bare "Cannot assign

@@ -59,7 +59,8 @@ impl UdpSocket {
     pub async fn bind<A: ToSocketAddrs>(addr: A) -> io::Result<UdpSocket> {
         try_each(addr, |a| async move {
             let sock = Socket::new(SockAddr::domain_of(&a), libc::SOCK_DGRAM)?;
-            sock.bind(&SockAddr::from(a))?;
+            sock.bind(&SockAddr::from(a))
+                .map_err(|e| crate::sock_errors::bind_in_use(a, e))?;
             UdpSocket::from_socket(sock)
         })
         .await

@@ -75,12 +75,14 @@ pub struct TcpListener {
 impl TcpListener {
     /// Binds to `addr` (trying each resolved address in turn) and listens, with
     /// `SO_REUSEADDR` on and a backlog of 1024. Port 0 picks a free port; see
-    /// [`local_addr`](Self::local_addr).
+    /// [`local_addr`](Self::local_addr). An address in use fails with `AddrInUse` naming
+    /// it.
     pub async fn bind<A: ToSocketAddrs>(addr: A) -> io::Result<TcpListener> {
         try_each(addr, |a| async move {
             let sock = Socket::new(SockAddr::domain_of(&a), libc::SOCK_STREAM)?;
             sock.set_flag(libc::SOL_SOCKET, libc::SO_REUSEADDR, true)?;
-            sock.bind(&SockAddr::from(a))?;
+            sock.bind(&SockAddr::from(a))
+                .map_err(|e| crate::sock_errors::bind_in_use(a, e))?;
             sock.listen(DEFAULT_BACKLOG)?;
             TcpListener::from_socket(sock)
         })

@@ -6,7 +6,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::time::Duration;
 
 use super::{TcpListener, TcpStream};
-use crate::sock_errors::{already_bound, tcp_no_local_port, tcp_wrong_family};
+use crate::sock_errors::{already_bound, bind_in_use, tcp_no_local_port, tcp_wrong_family};
 use crate::sys::{SockAddr, Socket};
 
 /// A TCP socket that has not connected or listened yet: set options (`SO_REUSEPORT`, buffer
@@ -147,7 +147,11 @@ impl TcpSocket {
         self.sock.device()
     }
 
-    /// Sets `SO_REUSEADDR`: bind to a port with connections still in `TIME_WAIT`.
+    /// Sets `SO_REUSEADDR`: bind to a port with connections still in `TIME_WAIT`. Sockets
+    /// that all set it, none listening, may also bind one address and port together, so a
+    /// client can pin its source port; their connects must then go to different
+    /// destinations (a second one to the same fails with `AddrNotAvailable`, see
+    /// [`connect`](Self::connect)).
     pub fn set_reuseaddr(&self, on: bool) -> io::Result<()> {
         self.sock.set_flag(libc::SOL_SOCKET, libc::SO_REUSEADDR, on)
     }
@@ -203,11 +207,13 @@ impl TcpSocket {
     /// than the socket's ([`new_v4`](Self::new_v4) or [`new_v6`](Self::new_v6)) is refused
     /// with `InvalidInput`; an IPv6 socket takes an IPv4 address written IPv4-mapped
     /// (`::ffff:a.b.c.d`). A socket binds once: a second `bind` is refused with
-    /// `InvalidInput` naming the address it has.
+    /// `InvalidInput` naming the address it has. An address in use fails with `AddrInUse`
+    /// naming it, and port 0 with no ephemeral port left on that address says so.
     pub fn bind(&self, addr: SocketAddr) -> io::Result<()> {
         self.sock
             .bind(&SockAddr::from(addr))
             .map_err(|e| tcp_wrong_family(&self.sock, addr, e))
+            .map_err(|e| bind_in_use(addr, e))
             .map_err(|e| {
                 let bound = self.local_addr().ok().filter(|a| a.port() != 0);
                 already_bound(e, bound.map(|a| a.to_string()))
