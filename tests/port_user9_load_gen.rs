@@ -24,7 +24,7 @@
 //!     let sock = TcpSocket::new_v4()?;
 //!     sock.bind(SocketAddr::new(next_source(), 0))?;   // 127.0.0.x in turn
 //!     sock.connect(addr).await
-//! }).await;                                           // then backoff, retry on refused/timeout/EMFILE
+//! }).await; // refused or timed out: backoff, again; EMFILE: lower the cap, shed idle
 //! // send: one retry on a fresh connection, idempotent requests only
 //! match timeout(request_timeout, conn.exchange(&req)).await {
 //!     Ok(Err(e)) if reused && conn.buf.is_empty() && req.idempotent
@@ -33,8 +33,16 @@
 //! }
 //! // pipelining: let (mut rd, mut wr) = stream.split(); join!(write all, read N responses)
 //! // rate: let mut t = interval(period); t.set_missed_tick_behavior(MissedTickBehavior::Delay);
-//! loop { let permit = sem.clone().acquire_owned().await?; t.tick().await;
-//!        set.spawn(async move { let _p = permit; let t0 = Instant::now(); ...; hist.record(t0.elapsed()) }); }
+//! loop {
+//!     let permit = sem.clone().acquire_owned().await?;
+//!     t.tick().await;
+//!     set.spawn(async move {
+//!         let _p = permit;
+//!         let t0 = Instant::now();
+//!         // ... pool.send(addr, &req).await ...
+//!         hist.lock().unwrap().record(t0.elapsed());
+//!     });
+//! }
 //! ```
 //!
 //! The tests check: a keep-alive pool opens fewer connections than it sends requests and
@@ -55,12 +63,15 @@
 //! both). The rest is tokio's line for line, and overlap behaved as tokio does: `try_read`
 //! on an idle connection says `WouldBlock` until the loop has seen the server's FIN (hence
 //! the retry), and a dropped `JoinSet`'s tasks, with the listener one holds, go at the
-//! runtime's next turn, as its docs say. Two errors did not say what was wrong, and now
-//! do: a connect from a source address and port already connected to the same destination
-//! gave the kernel's bare "Cannot assign requested address" (it now names both ends and
-//! says the pair is taken; see `net_tcp_socket_options.rs`), and a host name looked up
-//! with no fd free gave "Name or service not known" even for `localhost` (it now says no fd
-//! was free, the `EMFILE` kept: see `net_accept_emfile.rs`). The `EMFILE` run loads the
+//! runtime's next turn, as its docs say. Three errors did not say what was wrong, and now
+//! do (see `net_tcp_socket_options.rs` and `net_accept_emfile.rs`): a connect from a
+//! source address and port already connected to the same destination gave the kernel's
+//! bare "Cannot assign requested address" (it now names both ends and says the pair is
+//! taken; an unbound one with no ephemeral port left says that); a bind
+//! to port 0 with no ephemeral port left gave "Address already in use", though it asked
+//! for none in use (it now says no port is free, and a named port in use is named); and a
+//! host name looked up with no fd free gave "Name or service not known" even for
+//! `localhost` (it now says no fd was free, the `EMFILE` kept). The `EMFILE` run loads the
 //! `http_echo` example (`cargo build --examples` first): a server in the client's own
 //! process shares its fds, and a connection the client opened with the last one can never
 //! be accepted, a deadlock only request timeouts break.
