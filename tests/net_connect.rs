@@ -1,5 +1,6 @@
 //! Non-blocking connect: refused ports, several addresses, host names, cancellation.
 
+use std::future::Future;
 use std::net::SocketAddr;
 
 use overlap::net::{TcpListener, TcpSocket, TcpStream};
@@ -105,5 +106,32 @@ fn ipv6_loopback_when_available() {
         assert_eq!(accepted.peer_addr().unwrap(), peer);
         let conn6 = TcpSocket::new_v6().unwrap().connect(addr).await.unwrap();
         assert_eq!(conn6.peer_addr().unwrap(), addr);
+    });
+}
+
+/// A listener whose backlog is full (a backlog of 1 holds two connections waiting for
+/// `accept`) does not refuse the next connect: the kernel drops its SYN and the connect
+/// waits for the retransmit, a second later, as `TcpSocket::listen`'s docs say; a connect
+/// storm under a short timeout sees timeouts, not `ConnectionRefused`.
+#[test]
+fn a_connect_past_a_full_backlog_waits_instead_of_being_refused() {
+    overlap::block_on(async {
+        let sock = TcpSocket::new_v4().unwrap();
+        sock.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let listener = sock.listen(1).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let _queued = [
+            TcpStream::connect(addr).await.unwrap(),
+            TcpStream::connect(addr).await.unwrap(),
+        ];
+        let mut late = Box::pin(TcpStream::connect(addr));
+        for _ in 0..8 {
+            let polled = std::future::poll_fn(|cx| {
+                std::task::Poll::Ready(late.as_mut().poll(cx).map(|r| r.map(drop)))
+            })
+            .await;
+            assert!(polled.is_pending(), "{polled:?}");
+            overlap::yield_now().await; // the loop looks at its fds
+        }
     });
 }

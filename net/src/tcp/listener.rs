@@ -74,9 +74,10 @@ pub struct TcpListener {
 
 impl TcpListener {
     /// Binds to `addr` (trying each resolved address in turn) and listens, with
-    /// `SO_REUSEADDR` on and a backlog of 1024. Port 0 picks a free port; see
-    /// [`local_addr`](Self::local_addr). An address in use fails with `AddrInUse` naming
-    /// it.
+    /// `SO_REUSEADDR` on and a backlog of 1024 (connections past it wait rather than fail:
+    /// see [`TcpSocket::listen`](crate::TcpSocket::listen), which takes another). Port 0
+    /// picks a free port; see [`local_addr`](Self::local_addr). An address in use fails
+    /// with `AddrInUse` naming it.
     pub async fn bind<A: ToSocketAddrs>(addr: A) -> io::Result<TcpListener> {
         try_each(addr, |a| async move {
             let sock = Socket::new(SockAddr::domain_of(&a), libc::SOCK_STREAM)?;

@@ -232,6 +232,12 @@ impl TcpSocket {
 
     /// Starts listening with the given backlog and registers the listener with the
     /// runtime. Must be called inside a runtime.
+    ///
+    /// The backlog is how many handshaken connections wait for `accept` (Linux holds one
+    /// more; `net.core.somaxconn` caps it). A connection past it is not refused: the kernel
+    /// drops its SYN, and its connect waits for the client's retransmit, a second later
+    /// (then 3 s, 7 s...), so a burst of connects against a small backlog shows up as
+    /// connects that stall, or time out under a short timeout, never `ConnectionRefused`.
     pub fn listen(self, backlog: u32) -> io::Result<TcpListener> {
         if self.from_fd {
             crate::adopt::TCP_LISTENER.check_before_listen(&self.sock)?;
