@@ -71,7 +71,9 @@
 //! to port 0 with no ephemeral port left gave "Address already in use", though it asked
 //! for none in use (it now says no port is free, and a named port in use is named); and a
 //! host name looked up with no fd free gave "Name or service not known" even for
-//! `localhost` (it now says no fd was free, the `EMFILE` kept). The `EMFILE` run loads the
+//! `localhost` (it now says no fd was free, the `EMFILE` kept). What the storm meets, a
+//! connect past a full backlog stalling for the SYN's retransmit instead of being refused,
+//! `TcpSocket::listen`'s docs now say (see `net_connect.rs`). The `EMFILE` run loads the
 //! `http_echo` example (`cargo build --examples` first): a server in the client's own
 //! process shares its fds, and a connection the client opened with the last one can never
 //! be accepted, a deadlock only request timeouts break.
