@@ -147,6 +147,16 @@ async fn an_insert_into_an_empty_queue_wakes_the_task_that_saw_it_empty() {
     assert!(task.is_woken(), "the insert woke nobody");
     assert!(!q.is_terminated(), "a value queued: not terminated");
     assert_eq!(poll_once(&task, &mut q), Poll::Ready(Some(7)));
+
+    // Once more after the queue's timer was armed for another task: the task that saw
+    // the queue empty is the one the next insert wakes, at once.
+    let other = ManualTask::default();
+    let key = q.insert(8, 100 * MS);
+    assert!(poll_once(&other, &mut q).is_pending());
+    q.remove(&key);
+    assert_eq!(poll_once(&task, &mut q), Poll::Ready(None));
+    q.insert(9, 10 * MS);
+    assert!(task.is_woken(), "the insert woke the timer's old task, not this one");
 }
 
 /// In a `select!` loop, `select_next_some()` on an empty queue sleeps rather than firing

@@ -295,6 +295,9 @@ impl<T> DelayQueue<T> {
     /// Outside a runtime, if a value is queued and not yet due.
     pub fn poll_expired(&mut self, cx: &mut Context<'_>) -> Poll<Option<Expired<T>>> {
         let Some(&(deadline, seq, index)) = self.order.first() else {
+            // No timer while empty: the next insert then wakes this task itself, where a
+            // timer kept would wake whichever task polled it last, at the new deadline.
+            self.sleep = None;
             self.remember(cx);
             self.drained = true;
             return Poll::Ready(None);
