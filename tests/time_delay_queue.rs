@@ -156,7 +156,10 @@ async fn an_insert_into_an_empty_queue_wakes_the_task_that_saw_it_empty() {
     q.remove(&key);
     assert_eq!(poll_once(&task, &mut q), Poll::Ready(None));
     q.insert(9, 10 * MS);
-    assert!(task.is_woken(), "the insert woke the timer's old task, not this one");
+    assert!(
+        task.is_woken(),
+        "the insert woke the timer's old task, not this one"
+    );
 }
 
 /// In a `select!` loop, `select_next_some()` on an empty queue sleeps rather than firing
@@ -200,4 +203,26 @@ fn values_expire_on_the_real_clock_too() {
         assert_eq!(got, [0, 1, 2, 3, 4]);
         assert!(start.elapsed() >= 10 * MS, "the last came out early");
     });
+}
+
+/// Draining many values already due is a loop of always-ready polls: it spends the task's
+/// budget and lets other tasks run, as a channel's receive loop does.
+#[overlap::test]
+async fn draining_many_due_values_lets_other_tasks_run() {
+    const VALUES: u64 = 10_000;
+    let q = std::rc::Rc::new(std::cell::RefCell::new(DelayQueue::new()));
+    let past = time::now() - Duration::from_secs(1);
+    for i in 0..VALUES {
+        q.borrow_mut().insert_at(i, past);
+    }
+    let n = support::steps_before_another_task_runs(VALUES, move || {
+        let q = q.clone();
+        async move {
+            poll_fn(|cx| q.borrow_mut().poll_expired(cx))
+                .await
+                .is_some()
+        }
+    })
+    .await;
+    assert!(n < VALUES, "{VALUES} due values taken without yielding");
 }

@@ -289,11 +289,18 @@ impl<T> DelayQueue<T> {
     /// Gives out the next value whose deadline has passed: `Ready(Some(_))` with it,
     /// `Pending` (the task woken when one is due, or when an insert, removal or reset
     /// changes which is first) if none is due yet, `Ready(None)` if the queue is empty (the
-    /// task woken by the next insert).
+    /// task woken by the next insert). Each value given out spends a unit of the task's
+    /// budget, as a channel's receive does: a loop draining many values already due yields
+    /// to other tasks now and then.
     ///
     /// # Panics
     /// Outside a runtime, if a value is queued and not yet due.
     pub fn poll_expired(&mut self, cx: &mut Context<'_>) -> Poll<Option<Expired<T>>> {
+        crate::coop::budgeted(cx, |cx| self.poll_expired_now(cx))
+    }
+
+    /// [`poll_expired`](Self::poll_expired) without the budget.
+    fn poll_expired_now(&mut self, cx: &mut Context<'_>) -> Poll<Option<Expired<T>>> {
         let Some(&(deadline, seq, index)) = self.order.first() else {
             // No timer while empty: the next insert then wakes this task itself, where a
             // timer kept would wake whichever task polled it last, at the new deadline.
