@@ -357,3 +357,40 @@ fn no_ephemeral_port_left_is_said_so_on_bind_and_connect() {
         );
     });
 }
+
+/// With `IP_BIND_ADDRESS_NO_PORT`, a bind to port 0 takes the address only: the port is
+/// chosen at connect (so it can be shared among destinations), and the connection leaves
+/// from the bound address.
+#[test]
+fn bind_address_no_port_defers_the_port_to_connect() {
+    block_on(async {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let sock = TcpSocket::new_v4().unwrap();
+        assert!(!sock.bind_address_no_port().unwrap());
+        sock.set_bind_address_no_port(true).unwrap();
+        assert!(sock.bind_address_no_port().unwrap());
+        sock.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+        let bound = sock.local_addr().unwrap();
+        assert_eq!(
+            (bound.ip().to_string(), bound.port()),
+            ("127.0.0.2".into(), 0)
+        );
+        let stream = within(
+            HANG,
+            sock.connect(listener.local_addr().unwrap()),
+            "connect",
+        )
+        .await
+        .unwrap();
+        let (accepted, from) = listener.accept().await.unwrap();
+        let local = stream.local_addr().unwrap();
+        assert_eq!(local.ip().to_string(), "127.0.0.2");
+        assert_ne!(local.port(), 0, "the port was chosen at connect");
+        assert_eq!((from, accepted.peer_addr().unwrap()), (local, local));
+
+        // Without it, the bind takes a port at once.
+        let plain = TcpSocket::new_v4().unwrap();
+        plain.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+        assert_ne!(plain.local_addr().unwrap().port(), 0);
+    });
+}
