@@ -162,6 +162,27 @@ async fn an_insert_into_an_empty_queue_wakes_the_task_that_saw_it_empty() {
     );
 }
 
+/// The same once a value has expired: the queue's timer is spent then, and the insert
+/// (made by another task, the waiting one asleep on the empty queue) must still wake it,
+/// where it moved the spent timer, which had no task to wake, and the waiter slept on.
+#[overlap::test(start_paused = true)]
+async fn an_insert_after_an_expiry_wakes_the_task_that_saw_the_queue_empty() {
+    let task = ManualTask::default();
+    let mut q = DelayQueue::new();
+    q.insert(1, 10 * MS);
+    assert!(poll_once(&task, &mut q).is_pending());
+    advance(10 * MS).await;
+    assert_eq!(poll_once(&task, &mut q), Poll::Ready(Some(1)));
+    assert_eq!(poll_once(&task, &mut q), Poll::Ready(None));
+    q.insert(2, 10 * MS);
+    advance(10 * MS).await;
+    assert!(
+        task.is_woken(),
+        "the insert woke nobody, not even at its deadline"
+    );
+    assert_eq!(poll_once(&task, &mut q), Poll::Ready(Some(2)));
+}
+
 /// In a `select!` loop, `select_next_some()` on an empty queue sleeps rather than firing
 /// at every round: the loop turns once per event (a command inserting a value, a value
 /// expiring), not in a spin.

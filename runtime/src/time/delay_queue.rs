@@ -365,16 +365,19 @@ impl<T> DelayQueue<T> {
 
     /// Which value is first changed (or none is left): the polling task must look again.
     /// A registered timer is moved to the new first deadline, waking the task then (at
-    /// once if it has passed); with no timer armed, or no value left, the task is woken
-    /// now, to arm one or to see the queue empty.
+    /// once if it has passed); with no timer armed, no value left, or a timer that is
+    /// spent (it fired for a value given out since, and the task then saw the queue
+    /// empty: moving it arms nothing), the task is woken now, to arm one or to see the
+    /// queue empty.
     fn first_changed(&mut self) {
-        match (self.order.first(), &mut self.sleep) {
-            (Some(&(deadline, _, _)), Some(sleep)) => sleep.reset(deadline),
-            _ => {
-                if let Some(w) = self.waker.take() {
-                    w.wake();
-                }
+        if let (Some(&(deadline, _, _)), Some(sleep)) = (self.order.first(), &mut self.sleep) {
+            sleep.reset(deadline);
+            if sleep.is_registered() {
+                return;
             }
+        }
+        if let Some(w) = self.waker.take() {
+            w.wake();
         }
     }
 }

@@ -171,6 +171,13 @@ fn polled_outside() -> ! {
 }
 
 impl Sleep {
+    /// Whether a timer is registered for it, which wakes the task that last polled it at
+    /// its deadline: false before its first poll and once it has seen the deadline pass,
+    /// also after a [`reset`](Sleep::reset) that could not move a fired timer.
+    pub(crate) fn is_registered(&self) -> bool {
+        matches!(self.state, State::Registered { .. })
+    }
+
     /// Whether a poll has seen the deadline pass (whatever it returned then).
     pub(crate) fn has_elapsed(&self) -> bool {
         matches!(self.state, State::Elapsed | State::Done)
