@@ -1,6 +1,7 @@
 //! `SO_LINGER` with a time: the kernel's `close` then waits for the peer to take unsent
 //! data, even on a non-blocking socket, so dropping such a stream must not stall the event
-//! loop; and a time under a second lingers for a second rather than resetting.
+//! loop; and a time under a second lingers for a second rather than resetting. With a
+//! zero time, a stream split into owned halves resets when they drop, with no FIN first.
 
 mod support;
 
@@ -117,4 +118,35 @@ fn outside_a_runtime_a_lingering_stream_is_closed_when_drop_returns() {
         let mut buf = [0u8; 8];
         assert_eq!(server.read(&mut buf).unwrap(), 0, "no end of file yet");
     }
+}
+
+/// A zero-linger stream split into owned halves: the write half's drop sends no FIN (the
+/// peer has nothing to read, not a clean end of file), and the read half's drop then
+/// resets the connection. Where the write half shut the write side down on drop, a peer
+/// parked in a read woke to a clean end of file before the reset came: a mux's reader
+/// took a connection its owner aborted mid-transfer for one closed in good order.
+#[overlap::test]
+async fn zero_linger_owned_halves_reset_with_no_fin_first() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let peer = TcpStream::connect(listener.local_addr().unwrap())
+        .await
+        .unwrap();
+    let (conn, _) = listener.accept().await.unwrap();
+    conn.set_zero_linger().unwrap();
+    let (rd, wr) = conn.into_split();
+    drop(wr);
+    support::settle().await;
+    let mut buf = [0u8; 8];
+    let early = peer.try_read(&mut buf).map_err(|e| e.kind());
+    assert_eq!(
+        early,
+        Err(std::io::ErrorKind::WouldBlock),
+        "the write half's drop sent a FIN"
+    );
+    drop(rd);
+    let mut peer = peer;
+    let err = within(HANG, peer.read(&mut buf), "the reset")
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::ConnectionReset, "{err}");
 }

@@ -8,7 +8,7 @@
 /// Defines `ReadHalf`, `WriteHalf`, `OwnedReadHalf`, `OwnedWriteHalf` and `ReuniteError` for
 /// `$stream`, whose peer and local addresses are `$addr`s. The stream must have
 /// `poll_read_priv`, `poll_write_priv`, `poll_write_vectored_priv`, `shutdown_write`,
-/// `peer_addr`, `local_addr`, `readable`, `writable`, `ready` and the `try_read*`/`try_write*` calls,
+/// `resets_on_close`, `peer_addr`, `local_addr`, `readable`, `writable`, `ready` and the `try_read*`/`try_write*` calls,
 /// and implement `Registered`.
 macro_rules! stream_halves {
     ($stream:ident, $addr:ty) => {
@@ -41,7 +41,11 @@ macro_rules! stream_halves {
         #[doc = concat!("The writing half of a [`", stringify!($stream), "`], from [`", stringify!($stream), "::into_split`].")]
         ///
         /// Dropping it (or calling `close`) shuts down the write side, so the peer reads EOF;
-        /// the read half keeps working. [`forget`](Self::forget) drops it without that.
+        /// the read half keeps working. [`forget`](Self::forget) drops it without that, and
+        /// so does the drop of a TCP stream's half whose linger time is zero
+        /// (`set_zero_linger`): the connection is reset when the read half goes too, with no
+        /// FIN ahead of the RST that a peer parked in a read could take for a clean end
+        /// (tokio's write half sends that FIN). `close` still shuts the write side down.
         #[derive(Debug)]
         pub struct OwnedWriteHalf {
             inner: Rc<$stream>,
@@ -108,7 +112,9 @@ macro_rules! stream_halves {
 
         impl Drop for OwnedWriteHalf {
             fn drop(&mut self) {
-                if self.shutdown_on_drop {
+                // A zero-linger stream is dropped to abort it: a FIN now would read as a
+                // clean end at the peer before the reset the close sends.
+                if self.shutdown_on_drop && !self.inner.resets_on_close() {
                     // Nothing to report to: a failure means the connection is already gone.
                     let _ = self.inner.shutdown_write();
                 }

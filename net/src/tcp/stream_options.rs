@@ -52,6 +52,8 @@ impl TcpStream {
 
     /// Sets `SO_LINGER` to zero: dropping the stream then resets the connection (RST)
     /// instead of closing it gracefully. The same as `set_linger(Some(Duration::ZERO))`.
+    /// Split into owned halves, the stream resets once both are dropped, the write half's
+    /// drop sending no FIN first (see [`OwnedWriteHalf`](super::OwnedWriteHalf)).
     pub fn set_zero_linger(&self) -> io::Result<()> {
         self.io.get_ref().set_linger(Some(Duration::ZERO))
     }

@@ -325,6 +325,11 @@ impl UnixStream {
     pub(crate) fn shutdown_write(&self) -> io::Result<()> {
         crate::io::shutdown_write(&self.io)
     }
+
+    /// Never: a Unix socket has no reset to send on close (see `TcpStream`'s).
+    pub(crate) fn resets_on_close(&self) -> bool {
+        false
+    }
 }
 
 /// The kernel's `EINVAL` for a read of a Unix stream socket that is not connected (handed
