@@ -337,6 +337,16 @@ fn unix_datagram_peers_missing_gone_and_rebound() {
     });
 }
 
+/// `err` is the refusal of a datagram socket at `path` connected to another: kind and code
+/// kept, the path and the reason said.
+fn assert_taken(err: &std::io::Error, path: &std::path::Path) {
+    assert_eq!(err.kind(), ErrorKind::PermissionDenied, "{err}");
+    assert_eq!(overlap::io::raw_os_error(err), Some(libc::EPERM));
+    let msg = err.to_string();
+    assert!(msg.contains(&format!("{path:?}")), "{msg}");
+    assert!(msg.contains("connected to another socket"), "{msg}");
+}
+
 /// A Unix datagram socket connected to one peer takes datagrams from it alone: a send or a
 /// connect to it from another socket fails with the kernel's `EPERM`, which used to come out
 /// as a bare "Operation not permitted", read as a file's permissions. It now names the path
@@ -358,11 +368,7 @@ fn a_unix_datagram_socket_connected_elsewhere_is_named_when_refused() {
             other.connect(&a).unwrap_err(),
         ];
         for err in errs {
-            assert_eq!(err.kind(), ErrorKind::PermissionDenied, "{err}");
-            assert_eq!(overlap::io::raw_os_error(&err), Some(libc::EPERM));
-            let msg = err.to_string();
-            assert!(msg.contains(&format!("{a:?}")), "{msg}");
-            assert!(msg.contains("connected to another socket"), "{msg}");
+            assert_taken(&err, &a);
         }
         // What came before the connect stays, ahead of the peer's.
         let mut buf = [0u8; 8];
@@ -394,11 +400,7 @@ fn a_connected_senders_own_send_names_the_peer_that_went_elsewhere() {
             tx.send_with_fds(b"x", &[]).await.unwrap_err(),
         ];
         for err in errs {
-            assert_eq!(err.kind(), ErrorKind::PermissionDenied, "{err}");
-            assert_eq!(overlap::io::raw_os_error(&err), Some(libc::EPERM));
-            let msg = err.to_string();
-            assert!(msg.contains(&format!("{a:?}")), "{msg}");
-            assert!(msg.contains("connected to another socket"), "{msg}");
+            assert_taken(&err, &a);
         }
 
         let (x, y) = UnixDatagram::pair().unwrap();
