@@ -312,6 +312,12 @@ pub mod stream {
     pub use futures_util::stream::*;
 }
 
+/// Sinks (re-exported from `futures-util`): the `Sink` trait and `SinkExt`'s `send`,
+/// `feed`, `send_all`, for [`sync::PollSender`] and the futures ecosystem's sinks.
+pub mod sink {
+    pub use futures_util::sink::*;
+}
+
 /// `#[overlap::main]` runs an `async fn main` on a runtime built for the current thread;
 /// `#[overlap::test]` does the same for an `async fn` test.
 ///

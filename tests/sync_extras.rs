@@ -177,3 +177,101 @@ fn tokio_paths_and_helpers_exist() {
         assert_eq!((tx.capacity(), tx.max_capacity()), (2, 3));
     });
 }
+
+/// `PollSender` (tokio-util's): a bounded sender driven from a `poll_*` method, as a `Sink`
+/// or by hand. A full channel parks the task until a slot frees; a reserved slot is used
+/// by `send_item`, given back by `abort_send`; a gone receiver is an error carrying no value.
+#[overlap::test]
+async fn poll_sender_reserves_sends_and_parks_on_a_full_channel() {
+    use overlap::sink::SinkExt;
+    use overlap::sync::PollSender;
+    use std::future::poll_fn;
+
+    let (tx, mut rx) = mpsc::channel::<u32>(1);
+    let mut sender = PollSender::new(tx);
+    assert!(!sender.is_closed() && sender.get_ref().is_some());
+    // No slot reserved: send_item gives the value back.
+    assert_eq!(sender.send_item(0).unwrap_err().into_inner(), Some(0));
+    poll_fn(|cx| sender.poll_reserve(cx)).await.unwrap();
+    sender.send_item(1).unwrap();
+
+    // The channel is full: a reserve waits until the receiver takes the value.
+    let task = support::ManualTask::default();
+    let reserve =
+        |s: &mut PollSender<u32>| task.poll(std::pin::pin!(poll_fn(|cx| s.poll_reserve(cx))));
+    assert!(reserve(&mut sender).is_pending());
+    assert_eq!(rx.recv().await, Some(1));
+    assert!(task.is_woken(), "a freed slot woke nobody");
+    assert!(reserve(&mut sender).is_ready());
+    // The reserved slot is held: another sender finds the channel full until it is given back.
+    let other = sender.clone();
+    assert!(other.get_ref().unwrap().try_send(2).is_err());
+    assert!(sender.abort_send());
+    assert!(!sender.abort_send(), "nothing left to give back");
+    other.get_ref().unwrap().try_send(2).unwrap();
+    assert_eq!(rx.recv().await, Some(2));
+
+    // A reserve in progress, aborted, leaves its place for others.
+    other.get_ref().unwrap().try_send(3).unwrap();
+    assert!(reserve(&mut sender).is_pending());
+    assert!(sender.abort_send());
+    assert_eq!(rx.recv().await, Some(3));
+
+    // As a Sink.
+    sender.send(4).await.unwrap();
+    assert_eq!(rx.recv().await, Some(4));
+    let mut items = overlap::stream::iter([5, 6, 7].map(Ok));
+    let forward = async {
+        let mut sink = sender.clone();
+        sink.send_all(&mut items).await.unwrap();
+    };
+    let take = async {
+        let mut got = Vec::new();
+        for _ in 0..3 {
+            got.push(rx.recv().await.unwrap());
+        }
+        got
+    };
+    let ((), got) = within(HANG, async { overlap::join!(forward, take) }, "send_all").await;
+    assert_eq!(got, [5, 6, 7]);
+
+    // The receiver gone: errors with no value, and closed.
+    drop(rx);
+    assert!(sender.is_closed());
+    let err = poll_fn(|cx| sender.poll_reserve(cx)).await.unwrap_err();
+    assert!(err.into_inner().is_none());
+    assert!(sender.send(8).await.is_err());
+    sender.close();
+    assert!(sender.get_ref().is_none() && sender.is_closed());
+    drop(other);
+}
+
+/// `PollSemaphore` (tokio-util's): permits from a `poll_*` method or as a `Stream`, the
+/// task woken when one frees, `None` once the semaphore is closed.
+#[overlap::test]
+async fn poll_semaphore_acquires_parks_and_ends_when_closed() {
+    use overlap::stream::StreamExt;
+    use overlap::sync::{PollSemaphore, Semaphore};
+    use std::future::poll_fn;
+    use std::rc::Rc;
+
+    let mut sem = PollSemaphore::new(Rc::new(Semaphore::new(2)));
+    let two = poll_fn(|cx| sem.poll_acquire_many(cx, 2)).await.unwrap();
+    assert_eq!(sem.available_permits(), 0);
+    let task = support::ManualTask::default();
+    assert!(task
+        .poll(std::pin::pin!(poll_fn(|cx| sem.poll_acquire(cx))))
+        .is_pending());
+    drop(two);
+    assert!(task.is_woken(), "freed permits woke nobody");
+    // The wait kept its place: the next poll gets a permit.
+    let one = poll_fn(|cx| sem.poll_acquire(cx)).await.unwrap();
+    assert_eq!(sem.available_permits(), 1);
+    let another = sem.next().await.unwrap();
+    drop((one, another));
+    sem.add_permits(1);
+    assert_eq!(sem.clone().available_permits(), 3);
+    sem.clone_inner().close();
+    assert!(sem.next().await.is_none(), "closed: the stream ends");
+    assert!(poll_fn(|cx| sem.poll_acquire(cx)).await.is_none());
+}

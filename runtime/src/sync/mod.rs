@@ -81,6 +81,7 @@ mod mutex;
 mod notify;
 mod once_cell;
 pub mod oneshot;
+mod poll_sender;
 mod rwlock;
 mod semaphore;
 pub(crate) mod wait_list;
@@ -97,6 +98,7 @@ pub use mutex::{
 };
 pub use notify::{Notified, Notify, OwnedNotified};
 pub use once_cell::{OnceCell, SetError};
+pub use poll_sender::{PollSemaphore, PollSendError, PollSender};
 pub use rwlock::{
     OwnedRwLockMappedWriteGuard, OwnedRwLockReadGuard, OwnedRwLockWriteGuard, RwLock,
     RwLockMappedWriteGuard, RwLockReadGuard, RwLockWriteGuard,
