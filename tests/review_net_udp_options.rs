@@ -7,7 +7,9 @@
 //! - an IPv6 multicast option (`join_multicast_v6`, `set_multicast_loop_v6`...) on an IPv4
 //!   socket, which the kernel answers with `ENOPROTOOPT` ("Protocol not available");
 //! - a type of service above 255, or an interface name the kernel would cut (and `set_tos`,
-//!   `bind_device` round trips on a UDP socket that still talks over loopback).
+//!   `bind_device` round trips on a UDP socket that still talks over loopback);
+//! - and `set_tos` on an IPv6 socket sets the traffic class its IPv6 datagrams carry, not
+//!   only `IP_TOS`, which the kernel takes there but applies to IPv4 traffic alone.
 
 use std::io::{self, ErrorKind};
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -147,4 +149,45 @@ async fn udp_tos_round_trips_and_a_socket_bound_to_loopback_still_talks() {
     );
     a.bind_device(None).unwrap();
     assert_eq!(a.device().unwrap(), None);
+}
+
+/// An `int` socket option, read with `getsockopt` on the raw fd.
+fn int_option(fd: std::os::fd::RawFd, level: libc::c_int, name: libc::c_int) -> libc::c_int {
+    let mut value: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: `value` is a writable int and `len` its size; the kernel writes at most that.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            level,
+            name,
+            (&mut value as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    assert_eq!(rc, 0, "{}", io::Error::last_os_error());
+    value
+}
+
+#[overlap::test]
+async fn set_tos_on_an_ipv6_socket_sets_the_traffic_class_its_datagrams_carry() {
+    use std::os::fd::AsRawFd;
+    // IP_TOS alone marks only IPv4 traffic: the kernel takes it on an IPv6 socket and reads
+    // it back, while the socket's IPv6 datagrams go out with traffic class 0.
+    let udp = UdpSocket::bind("[::1]:0").await.unwrap();
+    udp.set_tos(0xb8).unwrap();
+    assert_eq!(udp.tos().unwrap(), 0xb8);
+    let fd = udp.as_raw_fd();
+    assert_eq!(int_option(fd, libc::IPPROTO_IPV6, libc::IPV6_TCLASS), 0xb8);
+    // A dual-stack socket marks its IPv4 datagrams too.
+    let dual = UdpSocket::bind("[::]:0").await.unwrap();
+    dual.set_tos(0x28).unwrap();
+    let fd = dual.as_raw_fd();
+    assert_eq!(int_option(fd, libc::IPPROTO_IPV6, libc::IPV6_TCLASS), 0x28);
+    assert_eq!(int_option(fd, libc::IPPROTO_IP, libc::IP_TOS), 0x28);
+    // And TcpSocket's, which shares it.
+    let tcp = overlap::net::TcpSocket::new_v6().unwrap();
+    tcp.set_tos(0x10).unwrap();
+    let fd = tcp.as_raw_fd();
+    assert_eq!(int_option(fd, libc::IPPROTO_IPV6, libc::IPV6_TCLASS), 0x10);
 }

@@ -8,9 +8,11 @@ use crate::sys::Socket;
 use crate::UdpSocket;
 
 impl UdpSocket {
-    /// Sets the type-of-service byte of outgoing IPv4 datagrams (`IP_TOS`: DSCP and ECN
-    /// bits), as [`TcpSocket::set_tos`](crate::TcpSocket::set_tos) does; values above 255
-    /// are refused with `InvalidInput`.
+    /// Sets the type-of-service byte of outgoing datagrams (`IP_TOS`: DSCP and ECN bits),
+    /// as [`TcpSocket::set_tos`](crate::TcpSocket::set_tos) does; values above 255 are
+    /// refused with `InvalidInput`. On an IPv6 socket it sets the traffic class
+    /// (`IPV6_TCLASS`) too, which IPv6 datagrams carry, where `IP_TOS` alone (what tokio's
+    /// sets) marks only a dual-stack socket's IPv4 ones and leaves IPv6 ones at 0.
     ///
     /// ```
     /// use overlap::net::UdpSocket;

@@ -331,7 +331,9 @@ impl Socket {
     }
 
     /// Sets the IPv4 type-of-service byte (`IP_TOS`); like a TTL, it is one byte, and a
-    /// larger value is refused.
+    /// larger value is refused. On an IPv6 socket the traffic class (`IPV6_TCLASS`) is set
+    /// first: the kernel takes `IP_TOS` there too, but it marks only the IPv4 traffic of a
+    /// dual-stack socket, and IPv6 packets would go out with class 0.
     pub(crate) fn set_tos(&self, tos: u32) -> io::Result<()> {
         let tos = u8::try_from(tos).map_err(|_| {
             io::Error::new(
@@ -339,7 +341,12 @@ impl Socket {
                 format!("a type of service is at most 255, not {tos}"),
             )
         })?;
-        self.setsockopt(libc::IPPROTO_IP, libc::IP_TOS, libc::c_int::from(tos))
+        let tos = libc::c_int::from(tos);
+        let domain = self.getsockopt::<libc::c_int>(libc::SOL_SOCKET, libc::SO_DOMAIN)?;
+        if domain == libc::AF_INET6 {
+            self.setsockopt(libc::IPPROTO_IPV6, libc::IPV6_TCLASS, tos)?;
+        }
+        self.setsockopt(libc::IPPROTO_IP, libc::IP_TOS, tos)
     }
 
     /// The `IP_TOS` setting.

@@ -92,9 +92,10 @@ impl TcpSocket {
         self.sock.set_linger(Some(Duration::ZERO))
     }
 
-    /// Sets the type-of-service byte of outgoing IPv4 packets (`IP_TOS`: DSCP and ECN
-    /// bits; for TCP the kernel keeps the ECN bits its own). Values above 255 are refused
-    /// with `InvalidInput`.
+    /// Sets the type-of-service byte of outgoing packets (`IP_TOS`: DSCP and ECN bits; for
+    /// TCP the kernel keeps the ECN bits its own). Values above 255 are refused with
+    /// `InvalidInput`. On an IPv6 socket it sets the traffic class (`IPV6_TCLASS`) too,
+    /// which IPv6 packets carry, where `IP_TOS` alone marks only IPv4 traffic.
     ///
     /// ```
     /// use overlap::net::TcpSocket;
