@@ -170,7 +170,8 @@ enum Kind {
 }
 
 impl File {
-    /// Opens `path` read-only.
+    /// Opens `path` read-only. On a FIFO it waits for a writer, on a pool thread: see
+    /// [`OpenOptions::open`] for the way around it.
     pub async fn open(path: impl AsRef<Path>) -> io::Result<File> {
         OpenOptions::new().read(true).open(path).await
     }

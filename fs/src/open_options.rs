@@ -87,6 +87,13 @@ impl OpenOptions {
     /// Dropped while its job still waits for a pool thread, the open never happens (no file
     /// is created); dropped once the job started, it completes in the background and the
     /// `File` it opened is closed (see the crate's docs on cancellation).
+    ///
+    /// A FIFO's open waits until the other end is opened, as std's and tokio's do: on a
+    /// pool thread, for good if nobody comes, and dropping the future does not end it. A
+    /// server opening paths its clients name (a file server, whose directory may hold a
+    /// FIFO) adds `custom_flags(libc::O_NONBLOCK)`, which a regular file ignores: a FIFO's
+    /// open for reading then returns at once, and the `File`'s
+    /// [`metadata`](File::metadata) says what it is (see `tests/fs_liveness.rs`).
     pub async fn open(&self, path: impl AsRef<Path>) -> io::Result<File> {
         let path: Arc<Path> = path.as_ref().into();
         let (opts, p) = (self.0.clone(), path.clone());
