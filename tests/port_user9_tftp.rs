@@ -424,3 +424,16 @@ fn a_dropped_server_leaves_no_fd_or_task() {
         })
     });
 }
+
+#[overlap::test]
+async fn a_fifo_in_the_root_is_refused_without_waiting_for_a_writer() {
+    let dir = TempDir::new("tftp-fifo");
+    support::mkfifo(&dir.join("pipe"));
+    let server = Server::start(Config::new(dir.path())).await;
+    let client = Client::new(server.addr);
+    // A plain open would wait on a pool thread for a writer that never comes.
+    let res = within(Duration::from_secs(5), client.get("pipe"), "the refusal").await;
+    assert_eq!(remote(res).0, wire::NOT_FOUND);
+    put_file(&dir, "file", b"still served").await;
+    assert_eq!(client.get("file").await.unwrap(), b"still served");
+}

@@ -222,7 +222,12 @@ async fn send_file(ctx: &Ctx, link: &Link<'_>, req: &Request) -> Result<(), Fail
     let Some(path) = resolve(&ctx.config.root, &req.file) else {
         return Err(refuse(link, wire::ACCESS, "access violation").await);
     };
-    let mut file = match File::open(&path).await {
+    // O_NONBLOCK: the open of a FIFO would otherwise wait, on a pool thread, for a writer
+    // that may never come; it is refused below as no regular file. (A regular file
+    // ignores the flag.)
+    let mut opts = fs::OpenOptions::new();
+    opts.read(true).custom_flags(libc::O_NONBLOCK);
+    let mut file = match opts.open(&path).await {
         Ok(f) => f,
         Err(e) => {
             let (code, msg) = io_refusal(&e);
