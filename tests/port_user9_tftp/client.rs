@@ -55,7 +55,12 @@ impl Client {
     /// Sends the request until a first answer comes, from the transfer's TID, and connects
     /// to that TID: the kernel then drops datagrams from anywhere else.
     async fn open(&self, req: &[u8], buf: &mut [u8]) -> Result<(UdpSocket, Packet), Fail> {
-        let sock = UdpSocket::bind("127.0.0.1:0").await?;
+        let local = if self.server.is_ipv4() {
+            "127.0.0.1:0"
+        } else {
+            "[::1]:0"
+        };
+        let sock = UdpSocket::bind(local).await?;
         for _ in 0..=self.retries {
             sock.send_to(req, self.server).await?;
             let Ok(got) = timeout(self.timeout, sock.recv_from(buf)).await else {

@@ -20,6 +20,8 @@ use crate::wire::{self, Packet, Request};
 pub const MAX_REQUEST: usize = 512;
 
 pub struct Config {
+    /// The address served on (port 0: any free one); transfers take ports on its IP.
+    pub ip: &'static str,
     pub root: PathBuf,
     pub timeout: Duration,
     pub retries: u32,
@@ -33,6 +35,7 @@ pub struct Config {
 impl Config {
     pub fn new(root: &Path) -> Config {
         Config {
+            ip: "127.0.0.1",
             root: root.to_path_buf(),
             timeout: Duration::from_millis(500),
             retries: 5,
@@ -77,7 +80,7 @@ impl Drop for Server {
 
 impl Server {
     pub async fn start(config: Config) -> Server {
-        let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let sock = UdpSocket::bind((config.ip, 0)).await.unwrap();
         let addr = sock.local_addr().unwrap();
         let ctx = Rc::new(Ctx {
             config,
@@ -138,7 +141,8 @@ async fn serve(sock: UdpSocket, ctx: Rc<Ctx>) {
 
 async fn transfer(ctx: Rc<Ctx>, req: Request, peer: SocketAddr, write: bool) {
     let res: Result<(), Fail> = async {
-        let sock = UdpSocket::bind("127.0.0.1:0").await?;
+        let sock = UdpSocket::bind((ctx.config.ip, 0)).await?;
+        // On IPv6, the traffic class: IP_TOS alone would leave it 0.
         sock.set_tos(ctx.config.tos)?;
         let tid = sock.local_addr()?;
         ctx.stats.tids.borrow_mut().push(tid);
@@ -302,8 +306,14 @@ async fn receive_file(ctx: &Ctx, link: &Link<'_>, req: &Request) -> Result<(), F
     let Some(path) = resolve(&ctx.config.root, &req.file) else {
         return Err(refuse(link, wire::ACCESS, "access violation").await);
     };
-    if fs::try_exists(&path).await? {
-        return Err(refuse(link, wire::EXISTS, "file already exists").await);
+    match fs::try_exists(&path).await {
+        Ok(false) => {}
+        Ok(true) => return Err(refuse(link, wire::EXISTS, "file already exists").await),
+        // A name through a regular file ("file/x"), say: refused, never left unanswered.
+        Err(e) => {
+            let (code, msg) = io_refusal(&e);
+            return Err(refuse(link, code, msg).await);
+        }
     }
     let announced = req.option("tsize").and_then(|v| v.parse::<u64>().ok());
     if announced.is_some_and(|t| t > ctx.config.max_upload) {
