@@ -48,7 +48,7 @@
 //! with a second DATA (no Sorcerer's Apprentice); block numbers wrapping past 65535
 //! (blksize 8 over 520 KiB); traversal (ERROR 2), missing files and a FIFO (ERROR 1), an
 //! existing upload target (ERROR 6), a mode not served and a request past 512 bytes
-//! (ERROR 4); transfers over IPv6; a
+//! (ERROR 4); transfers over IPv6 in the largest blocks; a
 //! full disk (`RLIMIT_FSIZE` in a child) refusing an upload with ERROR 3 and its temporary
 //! file removed; an upload abandoned midway given up after the retries, its temporary file
 //! removed; and no fd or task left once the server is dropped.
@@ -306,6 +306,7 @@ async fn traversal_missing_files_and_bad_requests_are_refused() {
         ("mail mode", wire::encode(&Packet::Rrq(mail))),
         ("600-byte name", wire::encode(&Packet::Rrq(long))),
         ("no NUL", vec![0, 1, b'a', b'b']),
+        ("empty", vec![]),
     ] {
         sock.send_to(&msg, server.addr).await.unwrap();
         let (got, _) = next(&sock).await;
@@ -456,13 +457,14 @@ async fn a_fifo_in_the_root_is_refused_without_waiting_for_a_writer() {
 #[overlap::test(start_paused = true)]
 async fn serves_over_ipv6_with_the_traffic_class_set() {
     let dir = TempDir::new("tftp-v6");
-    let data = pattern_seeded(5000, 6);
+    // Blocks of the largest size the option allows: 65,468-byte datagrams.
+    let data = pattern_seeded(200_000, 6);
     put_file(&dir, "f", &data).await;
     let mut config = Config::new(dir.path());
     config.ip = "::1";
     let server = Server::start(config).await;
     let mut client = Client::new(server.addr);
-    client.blksize = Some(1024);
+    client.blksize = Some(wire::MAX_BLKSIZE);
     client.tsize = true;
     assert!(client.get("f").await.unwrap() == data);
     client.put("g", &data).await.unwrap();
