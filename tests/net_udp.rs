@@ -146,6 +146,28 @@ fn connect_keeps_what_was_queued_and_a_send_reporting_an_error_sent_nothing() {
     });
 }
 
+/// A connected socket never sees a stranger's datagram, and the stranger is told, by ICMP,
+/// that nothing is bound there, as `connect`'s docs say: a server answering strangers
+/// (TFTP's ERROR 5) must stay unconnected.
+#[test]
+fn a_strangers_datagram_to_a_connected_socket_is_refused_unseen() {
+    overlap::block_on(async {
+        let (a, (stranger, _), (peer, peer_addr)) = udp_trio().await;
+        let a_addr = a.local_addr().unwrap();
+        a.connect(peer_addr).await.unwrap();
+        stranger.connect(a_addr).await.unwrap();
+        stranger.send(b"wrong TID").await.unwrap();
+        let mut buf = [0u8; 16];
+        let err = within(HANG, stranger.recv(&mut buf), "the ICMP error")
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::ConnectionRefused, "{err}");
+        peer.send_to(b"right TID", a_addr).await.unwrap();
+        let n = within(HANG, a.recv(&mut buf), "recv").await.unwrap();
+        assert_eq!(&buf[..n], b"right TID", "the stranger's never queued");
+    });
+}
+
 /// `recv_from` cuts a datagram longer than its buffer to fit and says only `buf.len()`: a
 /// buffer one byte longer than the longest datagram taken tells a cut one, and
 /// `recv_batch` says `truncated`.

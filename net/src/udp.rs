@@ -94,7 +94,11 @@ impl UdpSocket {
     }
 
     /// Sets the default peer for [`send`](Self::send) and the only source the kernel queues
-    /// datagrams from, from now on. Datagrams already queued stay, whatever their source,
+    /// datagrams from, from now on: one from elsewhere is dropped unseen, and its sender
+    /// gets an ICMP "port unreachable" (`ConnectionRefused` on its next call, if connected)
+    /// as if no socket were bound here, so a protocol that must answer a stranger (TFTP's
+    /// ERROR 5 to a wrong transfer ID) keeps its socket unconnected and checks each
+    /// `recv_from`'s source. Datagrams already queued stay, whatever their source,
     /// and [`recv`](Self::recv) returns them first with no way to tell where they came
     /// from: a client that must take only its peer's answers (a DNS resolver) still checks
     /// each one, or drains the queue with [`try_recv_from`](Self::try_recv_from) after the
