@@ -63,7 +63,7 @@
 //! an ICMP port unreachable), so ERROR 5, which RFC 1350 asks for, can only come from an
 //! unconnected socket checking each source: the server's transfer sockets stay
 //! unconnected, the client connects once the TID has answered (it has no need to tell
-//! strangers anything). And the request loop takes `next_datagram_len` first, which tokio
+//! strangers anything); `UdpSocket::connect`'s docs now say so (`net_udp.rs` pins it). And the request loop takes `next_datagram_len` first, which tokio
 //! lacks, so a request longer than its buffer is refused rather than parsed cut short.
 //!
 //! Two things overlap did or said wrong, and now does not: `set_tos` on an IPv6 socket set
