@@ -8,8 +8,9 @@
 //!   socket, which the kernel answers with `ENOPROTOOPT` ("Protocol not available");
 //! - a type of service above 255, or an interface name the kernel would cut (and `set_tos`,
 //!   `bind_device` round trips on a UDP socket that still talks over loopback);
-//! - and `set_tos` on an IPv6 socket sets the traffic class its IPv6 datagrams carry, not
-//!   only `IP_TOS`, which the kernel takes there but applies to IPv4 traffic alone.
+//! - and `set_tos` and `set_ttl` on an IPv6 socket set the traffic class and hop limit its
+//!   IPv6 packets carry, not only `IP_TOS` and `IP_TTL`, which the kernel takes there but
+//!   applies to IPv4 traffic alone.
 
 use std::io::{self, ErrorKind};
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -190,4 +191,28 @@ async fn set_tos_on_an_ipv6_socket_sets_the_traffic_class_its_datagrams_carry() 
     tcp.set_tos(0x10).unwrap();
     let fd = tcp.as_raw_fd();
     assert_eq!(int_option(fd, libc::IPPROTO_IPV6, libc::IPV6_TCLASS), 0x10);
+}
+
+#[overlap::test]
+async fn set_ttl_on_an_ipv6_socket_sets_the_hop_limit_its_packets_carry() {
+    use std::os::fd::AsRawFd;
+    // IP_TTL alone is taken and read back on an IPv6 socket, and IPv6 packets go out with
+    // the default hop limit (64) all the same.
+    let hops = |fd| int_option(fd, libc::IPPROTO_IPV6, libc::IPV6_UNICAST_HOPS);
+    let udp = UdpSocket::bind("[::1]:0").await.unwrap();
+    udp.set_ttl(7).unwrap();
+    assert_eq!(udp.ttl().unwrap(), 7);
+    assert_eq!(hops(udp.as_raw_fd()), 7);
+    let listener = TcpListener::bind("[::1]:0").await.unwrap();
+    listener.set_ttl(9).unwrap();
+    assert_eq!(hops(listener.as_raw_fd()), 9);
+    let stream = overlap::net::TcpStream::connect(listener.local_addr().unwrap())
+        .await
+        .unwrap();
+    stream.set_ttl(11).unwrap();
+    assert_eq!(hops(stream.as_raw_fd()), 11);
+    // An IPv4 socket has no hop limit to set.
+    let v4 = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    v4.set_ttl(5).unwrap();
+    assert_eq!(v4.ttl().unwrap(), 5);
 }

@@ -100,7 +100,9 @@ impl UdpSocket {
         self.io.get_ref().flag(libc::SOL_SOCKET, libc::SO_BROADCAST)
     }
 
-    /// Sets `IP_TTL`: 1 to 255, anything else is refused with `InvalidInput`.
+    /// Sets `IP_TTL`: 1 to 255, anything else is refused with `InvalidInput`. On an IPv6
+    /// socket it sets the hop limit (`IPV6_UNICAST_HOPS`) too, which IPv6 datagrams carry,
+    /// where `IP_TTL` alone (what tokio's and std's set) leaves them at the default.
     pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
         self.io.get_ref().set_ttl_option(libc::IP_TTL, ttl)
     }

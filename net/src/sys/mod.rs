@@ -313,7 +313,9 @@ impl Socket {
     /// a larger value would reach the kernel as a negative `int`, which it reads as "back
     /// to the default", so it is refused here. A unicast TTL of 0 is refused too, in our own
     /// words (the kernel's are "Invalid argument"); a multicast one of 0 keeps datagrams on
-    /// this host, and is taken.
+    /// this host, and is taken. On an IPv6 socket `IP_TTL` also sets the hop limit
+    /// (`IPV6_UNICAST_HOPS`): the kernel takes `IP_TTL` there too, but IPv6 packets carry
+    /// the hop limit, and would keep the default.
     pub(crate) fn set_ttl_option(&self, name: libc::c_int, ttl: u32) -> io::Result<()> {
         if ttl > 255 {
             return Err(io::Error::new(
@@ -327,7 +329,20 @@ impl Socket {
                 "a unicast TTL is 1 to 255, not 0",
             ));
         }
+        if name == libc::IP_TTL && self.is_ipv6()? {
+            self.setsockopt(
+                libc::IPPROTO_IPV6,
+                libc::IPV6_UNICAST_HOPS,
+                ttl as libc::c_int,
+            )?;
+        }
         self.setsockopt(libc::IPPROTO_IP, name, ttl as libc::c_int)
+    }
+
+    /// Whether this is an IPv6 socket (`SO_DOMAIN`), dual-stack or not.
+    fn is_ipv6(&self) -> io::Result<bool> {
+        let domain: libc::c_int = self.getsockopt(libc::SOL_SOCKET, libc::SO_DOMAIN)?;
+        Ok(domain == libc::AF_INET6)
     }
 
     /// Sets the IPv4 type-of-service byte (`IP_TOS`); like a TTL, it is one byte, and a
@@ -342,8 +357,7 @@ impl Socket {
             )
         })?;
         let tos = libc::c_int::from(tos);
-        let domain = self.getsockopt::<libc::c_int>(libc::SOL_SOCKET, libc::SO_DOMAIN)?;
-        if domain == libc::AF_INET6 {
+        if self.is_ipv6()? {
             self.setsockopt(libc::IPPROTO_IPV6, libc::IPV6_TCLASS, tos)?;
         }
         self.setsockopt(libc::IPPROTO_IP, libc::IP_TOS, tos)

@@ -162,7 +162,8 @@ impl TcpListener {
     }
 
     /// Sets `IP_TTL` for the connections' packets: 1 to 255, anything else is refused
-    /// with `InvalidInput`.
+    /// with `InvalidInput`. On an IPv6 listener it sets the hop limit
+    /// (`IPV6_UNICAST_HOPS`) too, which IPv6 packets carry.
     pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
         self.io.get_ref().set_ttl_option(libc::IP_TTL, ttl)
     }

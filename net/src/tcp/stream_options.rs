@@ -58,8 +58,9 @@ impl TcpStream {
         self.io.get_ref().set_linger(Some(Duration::ZERO))
     }
 
-    /// Sets the IP time-to-live of outgoing packets (`IP_TTL`, IPv4 sockets): 1 to 255,
-    /// anything else is refused with `InvalidInput`.
+    /// Sets the IP time-to-live of outgoing packets (`IP_TTL`): 1 to 255, anything else is
+    /// refused with `InvalidInput`. On an IPv6 socket it sets the hop limit
+    /// (`IPV6_UNICAST_HOPS`) too, which IPv6 packets carry.
     pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
         self.io.get_ref().set_ttl_option(libc::IP_TTL, ttl)
     }
