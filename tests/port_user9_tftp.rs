@@ -441,7 +441,7 @@ fn a_dropped_server_leaves_no_fd_or_task() {
     });
 }
 
-#[overlap::test]
+#[overlap::test(start_paused = true)]
 async fn a_fifo_in_the_root_is_refused_without_waiting_for_a_writer() {
     let dir = TempDir::new("tftp-fifo");
     support::mkfifo(&dir.join("pipe"));
