@@ -91,20 +91,15 @@ use std::io;
 use std::time::Duration;
 
 use overlap::io::{AsyncReadExt, AsyncWriteExt};
-use overlap::net::{TcpListener, TcpStream};
 use session::{Config, Session};
 use stream::Stream;
-use support::within;
+use support::{tcp_pair, within};
 
 const LONG: Duration = Duration::from_secs(20);
 
 /// A client and a server session over a loopback connection.
 async fn pair(client: Config, server: Config) -> (Session, Session) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let conn = TcpStream::connect(listener.local_addr().unwrap())
-        .await
-        .unwrap();
-    let (accepted, _) = listener.accept().await.unwrap();
+    let (conn, accepted) = tcp_pair().await;
     (
         Session::new(conn, true, client),
         Session::new(accepted, false, server),
@@ -298,11 +293,7 @@ async fn a_dropped_stream_resets_the_peer() {
 /// streams move data: every logical stream's transfer ends with an error, none hangs.
 #[overlap::test]
 async fn a_connection_reset_fails_every_stream() {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let conn = TcpStream::connect(listener.local_addr().unwrap())
-        .await
-        .unwrap();
-    let (accepted, _) = listener.accept().await.unwrap();
+    let (conn, accepted) = tcp_pair().await;
     accepted.set_zero_linger().unwrap();
     let client = std::rc::Rc::new(Session::new(conn, true, Config::default()));
     let server = Session::new(accepted, false, Config::default());
@@ -422,11 +413,7 @@ async fn the_stream_cap_refuses_and_waits() {
 /// stuck in its write included.
 #[overlap::test]
 async fn unanswered_pings_end_the_session() {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let conn = TcpStream::connect(listener.local_addr().unwrap())
-        .await
-        .unwrap();
-    let (_silent, _) = listener.accept().await.unwrap();
+    let (conn, _silent) = tcp_pair().await;
     let tasks = overlap::metrics().tasks_alive;
     let client = Session::new(
         conn,
@@ -575,11 +562,7 @@ async fn garbage_from_the_peer_ends_the_session_with_the_reason() {
             "data frame of 65536 bytes",
         ),
     ] {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let conn = TcpStream::connect(listener.local_addr().unwrap())
-            .await
-            .unwrap();
-        let (mut raw, _) = listener.accept().await.unwrap();
+        let (conn, mut raw) = tcp_pair().await;
         let client = Session::new(conn, true, Config::default());
         let mut s = client.open().await.unwrap();
         raw.write_all(bytes).await.unwrap();
