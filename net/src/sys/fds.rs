@@ -154,9 +154,9 @@ impl Socket {
         // past the last; an SCM_RIGHTS data part holds `cmsg_len - CMSG_LEN(0)` bytes of
         // fds, an SCM_CREDENTIALS one a `ucred`, both read byte-wise as the data need not
         // be aligned for their types.
-        // SAFETY: the kernel wrote well-formed cmsg headers; each fd it installed is new in
-        // this process and owned here alone, exactly once; a credentials part is checked
-        // to hold a whole `ucred` before it is read.
+        // A credentials part is checked to hold a whole `ucred` before it is read.
+        // SAFETY: the kernel wrote well-formed cmsg headers, and each fd it installed is new
+        // in this process and owned here alone, exactly once.
         unsafe {
             let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
             while !cmsg.is_null() {
