@@ -247,3 +247,31 @@ async fn draining_many_due_values_lets_other_tasks_run() {
     .await;
     assert!(n < VALUES, "{VALUES} due values taken without yielding");
 }
+
+/// After a burst, `shrink_to_fit` gives the table back; keys of values still queued keep
+/// working, and keys of values gone stay refused, also once their slots are made anew.
+#[overlap::test(start_paused = true)]
+async fn shrink_to_fit_gives_a_bursts_room_back_and_keeps_keys_honest() {
+    let mut q = DelayQueue::new();
+    let keep = q.insert(u32::MAX, 10 * MS);
+    let burst: Vec<_> = (0..1000).map(|i| q.insert(i, 20 * MS)).collect();
+    assert!(q.capacity() < 1000 + q.len(), "room for the burst");
+    for key in &burst {
+        q.remove(key);
+    }
+    q.shrink_to_fit();
+    assert!(
+        q.capacity() < 100,
+        "the burst's room kept: {}",
+        q.capacity()
+    );
+    assert_eq!(q.deadline(&keep), time::now() + 10 * MS);
+    // New values reuse the indexes the burst had: its keys name none of them.
+    let fresh: Vec<_> = (0..1000).map(|i| q.insert(i, 30 * MS)).collect();
+    assert!(burst.iter().all(|k| q.try_remove(k).is_none()));
+    assert!(fresh.iter().all(|k| q.try_remove(k).is_some()));
+    assert_eq!(q.remove(&keep).into_inner(), u32::MAX);
+    q.shrink_to_fit();
+    assert_eq!(q.capacity(), 0, "an empty queue keeps nothing");
+    assert!(q.next().await.is_none());
+}

@@ -60,6 +60,9 @@ pub struct DelayQueue<T> {
     order: BTreeSet<(Instant, u64, u32)>,
     /// The next insertion number.
     next_seq: u64,
+    /// The generation a slot made anew starts at: above every generation of the slots
+    /// [`shrink_to_fit`](DelayQueue::shrink_to_fit) let go, so no old key names its value.
+    fresh_generation: u32,
     /// Armed at the first deadline once polled with values queued.
     sleep: Option<Sleep>,
     /// The task that last polled and was told "not yet" or "empty".
@@ -136,6 +139,7 @@ impl<T> DelayQueue<T> {
             free: Vec::new(),
             order: BTreeSet::new(),
             next_seq: 0,
+            fresh_generation: 0,
             sleep: None,
             waker: None,
             drained: false,
@@ -159,7 +163,7 @@ impl<T> DelayQueue<T> {
             None => {
                 let index = u32::try_from(self.slots.len()).expect("DelayQueue holds 2^32 values");
                 self.slots.push(Slot {
-                    generation: 0,
+                    generation: self.fresh_generation,
                     entry,
                 });
                 index
@@ -278,6 +282,25 @@ impl<T> DelayQueue<T> {
     /// How many values fit before the queue allocates again.
     pub fn capacity(&self) -> usize {
         self.slots.capacity() - self.slots.len() + self.free.len()
+    }
+
+    /// Gives back the memory of vacant slots at the end of the queue's table (all of it
+    /// once the queue is empty), and of spare capacity: after a burst, what the burst
+    /// needed is otherwise kept for the next one. Keys stay valid; keys of values gone
+    /// stay refused.
+    pub fn shrink_to_fit(&mut self) {
+        while let Some(last) = self.slots.last() {
+            if last.entry.is_some() {
+                break;
+            }
+            let next = last.generation.wrapping_add(1);
+            self.fresh_generation = self.fresh_generation.max(next);
+            self.slots.pop();
+        }
+        let len = self.slots.len() as u32;
+        self.free.retain(|&index| index < len);
+        self.slots.shrink_to_fit();
+        self.free.shrink_to_fit();
     }
 
     /// Makes room for `additional` more values.
