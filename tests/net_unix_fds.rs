@@ -24,6 +24,14 @@ fn is_cloexec(fd: &OwnedFd) -> bool {
     flags & libc::FD_CLOEXEC != 0
 }
 
+/// `received` is a working write end of the pipe whose read end is `read_end`.
+fn assert_write_end_of(received: OwnedFd, read_end: OwnedFd) {
+    std::fs::File::from(received).write_all(b"ok").unwrap();
+    let mut got = [0u8; 2];
+    std::fs::File::from(read_end).read_exact(&mut got).unwrap();
+    assert_eq!(&got, b"ok");
+}
+
 #[test]
 fn a_pipe_end_and_a_socket_cross_a_stream_and_work_on_the_other_side() {
     overlap::block_on(within(
@@ -161,12 +169,7 @@ fn a_datagram_carries_fds_even_empty_and_an_unconnected_one_says_so() {
             assert_eq!(fds.len(), 1);
             assert_eq!(b.recv_with_fds(&mut buf, &mut fds).await.unwrap(), 6);
             assert_eq!(fds.len(), 1, "the second datagram brought none");
-            std::fs::File::from(fds.pop().unwrap())
-                .write_all(b"ok")
-                .unwrap();
-            let mut got = [0u8; 2];
-            std::fs::File::from(pipe_read).read_exact(&mut got).unwrap();
-            assert_eq!(&got, b"ok");
+            assert_write_end_of(fds.pop().unwrap(), pipe_read);
 
             let lone = UnixDatagram::unbound().unwrap();
             let null = std::fs::File::open("/dev/null").unwrap();
@@ -296,12 +299,7 @@ fn send_to_with_fds_reaches_a_bound_datagram_socket() {
             let mut buf = [0u8; 8];
             assert_eq!(server.recv_with_fds(&mut buf, &mut fds).await.unwrap(), 4);
             assert_eq!((&buf[..4], fds.len()), (&b"take"[..], 1));
-            std::fs::File::from(fds.pop().unwrap())
-                .write_all(b"ok")
-                .unwrap();
-            let mut got = [0u8; 2];
-            std::fs::File::from(pipe_read).read_exact(&mut got).unwrap();
-            assert_eq!(&got, b"ok");
+            assert_write_end_of(fds.pop().unwrap(), pipe_read);
 
             // The server learns whom to answer, with fds too.
             let null = std::fs::File::open("/dev/null").unwrap();
