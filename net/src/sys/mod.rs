@@ -13,7 +13,7 @@ use std::io;
 use std::mem::{self, ManuallyDrop};
 use std::net::Shutdown;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
 pub(crate) use addr::SockAddr;
@@ -39,9 +39,27 @@ mod mmsg;
 #[derive(Debug)]
 pub(crate) struct Socket {
     fd: ManuallyDrop<OwnedFd>,
-    /// `SO_LINGER` may be on with a time: `close` then waits for unsent data to go (up to
-    /// that time), non-blocking or not, so the drop closes on the blocking pool.
-    lingers: AtomicBool,
+    /// `SO_LINGER` as last set here, inherited, or read when the fd was adopted: one of
+    /// [`LINGER_OFF`], [`LINGER_ZERO`] (`close` resets the connection) or [`LINGER_TIME`]
+    /// (`close` waits for unsent data to go, up to that time, non-blocking or not, so the
+    /// drop closes on the blocking pool).
+    linger: AtomicU8,
+}
+
+/// `SO_LINGER` off: `close` lets the kernel finish the connection in the background.
+const LINGER_OFF: u8 = 0;
+/// `SO_LINGER` on with a zero time: `close` resets the connection.
+const LINGER_ZERO: u8 = 1;
+/// `SO_LINGER` on with a time: `close` may wait for unsent data.
+const LINGER_TIME: u8 = 2;
+
+/// The state for the linger setting `l` (as the kernel holds it: whole seconds).
+fn linger_state(l: Option<Duration>) -> u8 {
+    match l {
+        None => LINGER_OFF,
+        Some(d) if d.is_zero() => LINGER_ZERO,
+        Some(_) => LINGER_TIME,
+    }
 }
 
 impl Socket {
@@ -51,13 +69,16 @@ impl Socket {
         // SAFETY: socket takes only integers.
         let fd = syscall!(socket(domain, flags, 0))?;
         // SAFETY: `fd` was just returned by socket and is owned by nobody else.
-        Ok(Socket::wrap(unsafe { OwnedFd::from_raw_fd(fd) }, false))
+        Ok(Socket::wrap(
+            unsafe { OwnedFd::from_raw_fd(fd) },
+            LINGER_OFF,
+        ))
     }
 
-    fn wrap(fd: OwnedFd, lingers: bool) -> Socket {
+    fn wrap(fd: OwnedFd, linger: u8) -> Socket {
         Socket {
             fd: ManuallyDrop::new(fd),
-            lingers: AtomicBool::new(lingers),
+            linger: AtomicU8::new(linger),
         }
     }
 
@@ -69,17 +90,17 @@ impl Socket {
         syscall!(socketpair(domain, flags, 0, fds.as_mut_ptr()))?;
         // SAFETY: on success both fds are new and owned by nobody else.
         let (a, b) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
-        Ok((Socket::wrap(a, false), Socket::wrap(b, false)))
+        Ok((Socket::wrap(a, LINGER_OFF), Socket::wrap(b, LINGER_OFF)))
     }
 
     /// Takes ownership of `fd` as it is (the caller sets non-blocking mode if needed). The fd
     /// handed over may turn out not to be a socket: `crate::adopt` checks that before the
     /// socket is used.
     pub(crate) fn from_owned(fd: OwnedFd) -> Socket {
-        let sock = Socket::wrap(fd, false);
+        let sock = Socket::wrap(fd, LINGER_OFF);
         // One look, so that a linger time set elsewhere is honoured on drop too.
-        let lingers = sock.linger().is_ok_and(|l| l.is_some_and(|d| !d.is_zero()));
-        sock.lingers.store(lingers, Ordering::Relaxed);
+        let linger = sock.linger().map_or(LINGER_OFF, linger_state);
+        sock.linger.store(linger, Ordering::Relaxed);
         sock
     }
 
@@ -149,7 +170,7 @@ impl Socket {
         // SAFETY: `fd` was just returned by accept4 and is owned by nobody else.
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
         // An accepted socket inherits the listener's SO_LINGER.
-        let sock = Socket::wrap(fd, self.lingers.load(Ordering::Relaxed));
+        let sock = Socket::wrap(fd, self.linger.load(Ordering::Relaxed));
         Ok((sock, addr))
     }
 
@@ -508,8 +529,15 @@ impl Socket {
             l_linger: secs.min(libc::c_int::MAX as u64) as libc::c_int,
         };
         self.setsockopt(libc::SOL_SOCKET, libc::SO_LINGER, linger)?;
-        self.lingers.store(secs > 0, Ordering::Relaxed);
+        let state = linger_state(dur.map(|_| Duration::from_secs(secs)));
+        self.linger.store(state, Ordering::Relaxed);
         Ok(())
+    }
+
+    /// Whether closing resets the connection (`SO_LINGER` on with a zero time, as set here,
+    /// inherited from a listener, or found when the fd was adopted).
+    pub(crate) fn resets_on_close(&self) -> bool {
+        self.linger.load(Ordering::Relaxed) == LINGER_ZERO
     }
 
     pub(crate) fn linger(&self) -> io::Result<Option<Duration>> {
@@ -531,7 +559,7 @@ impl Drop for Socket {
     fn drop(&mut self) {
         // SAFETY: drop runs once, and nothing uses `fd` after this.
         let fd = unsafe { ManuallyDrop::take(&mut self.fd) };
-        if *self.lingers.get_mut() {
+        if *self.linger.get_mut() == LINGER_TIME {
             // Closing may wait for the peer to take unsent data: never on a loop's thread.
             // Outside any runtime no loop can stall: it closes here, as std would.
             overlap_runtime::spawn_blocking_detached(move || drop(fd));

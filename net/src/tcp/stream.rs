@@ -333,13 +333,10 @@ impl TcpStream {
         crate::io::shutdown_write(&self.io)
     }
 
-    /// Whether closing the socket resets the connection (a zero `SO_LINGER`, however it
-    /// was set): then a dropped write half must not send a FIN ahead of that reset.
+    /// Whether closing the socket resets the connection (a zero `SO_LINGER`): then a
+    /// dropped write half must not send a FIN ahead of that reset.
     pub(crate) fn resets_on_close(&self) -> bool {
-        self.io
-            .get_ref()
-            .linger()
-            .is_ok_and(|l| l.is_some_and(|d| d.is_zero()))
+        self.io.get_ref().resets_on_close()
     }
 }
 
