@@ -200,15 +200,23 @@ async fn replies_with_the_wrong_id_or_from_the_wrong_address_are_ignored() {
 #[overlap::test(start_paused = true)]
 async fn a_dead_or_silent_upstream_is_passed_over_for_the_next() {
     for connected in [true, false] {
-        // A port whose socket is gone (ICMP port unreachable), one that never answers. On
-        // an address no other test here binds: a port freed on 127.0.0.2 could be handed
-        // to another test's socket in the meantime, alive (seen once under load).
+        // Connected, the try at the dead port ends on the kernel's ICMP error, which loopback
+        // may hand over a moment after the send (from ksoftirqd, under load): on a paused
+        // clock the idle runtime would jump to the try's deadline first, and count a
+        // timeout (seen once in CI). So that variant runs on the real clock, briefly.
+        if connected {
+            time::resume();
+        } else {
+            time::pause();
+        }
+        // A port whose socket is gone (ICMP port unreachable), one that never answers; on
+        // an address no other test here binds, so that no parallel test's socket takes it.
         let dead = UdpSocket::bind("127.0.0.66:0").await.unwrap();
         let dead_addr = dead.local_addr().unwrap();
         drop(dead);
         let silent = UdpSocket::bind("127.0.0.3:0").await.unwrap();
         let good = Upstream::start("127.0.0.2", 2).await;
-        let try_timeout = Duration::from_secs(2);
+        let try_timeout = Duration::from_millis(if connected { 300 } else { 2000 });
         let config = Config {
             upstreams: vec![dead_addr, silent.local_addr().unwrap(), good.addr],
             try_timeout,
@@ -229,7 +237,14 @@ async fn a_dead_or_silent_upstream_is_passed_over_for_the_next() {
             (s.refused_by_upstream.get(), s.try_timeouts.get()),
             (refused, timeouts)
         );
-        assert_eq!(start.elapsed(), try_timeout * timeouts as u32);
+        if connected {
+            assert!(
+                start.elapsed() >= try_timeout,
+                "the silent upstream's try was cut"
+            );
+        } else {
+            assert_eq!(start.elapsed(), try_timeout * timeouts as u32);
+        }
         // The silent upstream got its query; nobody answered it.
         let mut buf = [0u8; 512];
         let (n, _) = silent.try_recv_from(&mut buf).unwrap();
