@@ -40,8 +40,8 @@
 //!   `blocking_recv`), use [`sync::mpsc::cross_thread`], whose ends are `Send`. I/O objects (sockets, pipes, [`AsyncFd`]) stay with the runtime that made
 //!   them, and the free [`block_on`] builds a new runtime on each call.
 //! - I/O types implement the futures-io `AsyncRead`/`AsyncWrite` (`poll_close` for
-//!   `poll_shutdown`, `&mut [u8]` for `ReadBuf`), and [`select!`] and [`join!`] are
-//!   futures-util's ([`select!`] wants fused futures: `.fuse()`). tokio's number helpers
+//!   `poll_shutdown`, `&mut [u8]` for `ReadBuf`), [`join!`] is futures-util's, and
+//!   [`select!`] takes tokio's syntax (and futures-util's). tokio's number helpers
 //!   (`read_u32`, `write_u16_le`, …) are on [`io::AsyncReadIntExt`]/[`io::AsyncWriteIntExt`].
 //! - Dropping a [`Runtime`] does not wait for [`spawn_blocking`] jobs, except overlap's own
 //!   file and stdout/stderr writes.
@@ -340,38 +340,25 @@ pub mod sink {
 pub use overlap_macros::{main, test};
 pub use overlap_runtime::task_local;
 
-/// `join!`, `select!` and friends, from `futures-util`: wait for several futures at once
-/// inside one task.
-///
-/// Unlike tokio's, futures-util's `select!` takes only fused futures (`.fuse()` from
-/// [`FutureExt`](future::FutureExt); overlap's `Sleep`, `JoinHandle`, `Notified` and
-/// `JoinSet::join_next` already are, the last one skipped while its set is empty, as tokio's
-/// `Some(out) = set.join_next()` branch is), and a future given by name must also be `Unpin`
-/// ([`pin_mut!`] it). The branches that lose are dropped: use methods documented as
-/// cancel-safe there, such as `recv` and `sleep` below.
+/// `join!`, `try_join!` and `pin_mut!`, from `futures-util`: wait for all of several futures
+/// at once inside one task (for the first of them, [`select!`]).
 ///
 /// ```
-/// use std::time::Duration;
-/// use overlap::future::FutureExt;
-/// use overlap::sync::mpsc;
-///
 /// overlap::block_on(async {
-///     let (tx, mut rx) = mpsc::channel(8);
-///     overlap::spawn(async move { tx.send(7).await.unwrap() });
-///     let mut got = Vec::new();
-///     loop {
-///         overlap::select! {
-///             msg = rx.recv().fuse() => match msg {
-///                 Some(n) => got.push(n),
-///                 None => break, // every sender is gone
-///             },
-///             _ = overlap::time::sleep(Duration::from_secs(5)) => panic!("idle for 5 s"),
-///         }
-///     }
-///     assert_eq!(got, [7]);
+///     let (a, b) = overlap::join!(async { 1 }, async { 2 });
+///     assert_eq!(a + b, 3);
 /// });
 /// ```
-pub use futures_util::{join, pin_mut, select, select_biased, try_join};
+pub use futures_util::{join, pin_mut, try_join};
+
+mod select;
+
+/// What macros expand to; not a public interface.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::select::support as select;
+    pub use overlap_macros::select_impl;
+}
 
 // The crates themselves, so that `overlap::net` and the others show their crate docs
 // (the contracts: cancellation, drop) and not a one-line summary.
@@ -437,6 +424,30 @@ pub use overlap_pipe::process;
 /// ```compile_fail
 /// #[overlap::test]
 /// struct NotAFunction {}
+/// ```
+///
+/// `select!` with no future to wait on, a branch without its `=>`, two `else` branches
+/// (`complete` is the same), and `biased` without its `;`:
+/// ```compile_fail
+/// overlap::block_on(async { overlap::select! {} });
+/// ```
+/// ```compile_fail
+/// overlap::block_on(async { overlap::select! { x = async { 1 } } });
+/// ```
+/// ```compile_fail
+/// overlap::block_on(async {
+///     overlap::select! { x = async { 1 } => x, else => 0, complete => 0 }
+/// });
+/// ```
+/// ```compile_fail
+/// overlap::block_on(async { overlap::select! { biased x = async { 1 } => x } });
+/// ```
+/// A `!Unpin` future given to `select!` by name, which borrows it (`{ fut }` moves it in):
+/// ```compile_fail
+/// overlap::block_on(async {
+///     let fut = async { 1 };
+///     overlap::select! { x = fut => x }
+/// });
 /// ```
 #[cfg(doctest)]
 struct MacroMisuse;

@@ -202,7 +202,9 @@ async fn select_next_some_sleeps_on_an_empty_queue() {
         rounds += 1;
         overlap::select! {
             e = q.select_next_some() => expired.push((e.into_inner(), time::now() - start)),
-            (v, after) = commands.select_next_some() => drop(q.insert(v, after)),
+            (v, after) = commands.select_next_some() => {
+                q.insert(v, after);
+            }
             complete => break, // the commands ended and the queue is drained
         }
         assert!(rounds < 100, "the loop spins");

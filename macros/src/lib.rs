@@ -1,4 +1,5 @@
-//! `#[overlap::main]` and `#[overlap::test]`: an `async fn` run on a fresh runtime.
+//! `#[overlap::main]` and `#[overlap::test]`: an `async fn` run on a fresh runtime; and
+//! `select_impl!`, the expansion of the facade's `select!` (see `select/mod.rs`).
 //!
 //! Both rewrite `async fn name(args) -> R { body }` into `fn name(args) -> R` whose body is
 //! `overlap::block_on(async move { body })`, keeping the body's spans so errors point at
@@ -7,6 +8,7 @@
 //! Use them through the `overlap` facade, which re-exports them.
 
 mod args;
+mod select;
 
 use args::{parse_args, Settings};
 use proc_macro::{Delimiter, Group, Ident, Punct, Spacing, Span, TokenStream, TokenTree};
@@ -64,6 +66,14 @@ pub fn main(args: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn test(args: TokenStream, item: TokenStream) -> TokenStream {
     expand(args, item, "test", true)
+}
+
+/// The expansion of the facade's `select!` and `select_biased!` (documented there), which
+/// call it as `select_impl!(($crate) biased tokens..)`.
+#[doc(hidden)]
+#[proc_macro]
+pub fn select_impl(input: TokenStream) -> TokenStream {
+    select::select(input)
 }
 
 fn expand(args: TokenStream, item: TokenStream, name: &str, add_test: bool) -> TokenStream {

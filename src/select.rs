@@ -1,0 +1,189 @@
+//! `select!` and `select_biased!`, and what their expansion calls.
+
+/// Waits on several futures at once in one task, and runs the handler of the first that
+/// finishes with output matching its pattern; the others are dropped.
+///
+/// The syntax is tokio's, and futures-util's runs unchanged:
+///
+/// ```text
+/// overlap::select! {
+///     biased;                                   // optional: poll in order
+///     <pattern> = <future>, if <condition> => <handler>,
+///     ..
+///     else => <handler>,                        // optional; `complete =>` is the same
+///     default => <handler>,                     // optional: nothing ready at once
+/// }
+/// ```
+///
+/// 1. Every `if` condition is evaluated: a `false` one disables its branch for this call.
+///    Then every future expression is evaluated, in order, disabled or not.
+/// 2. The enabled branches are polled, from a random one each time (in the order written
+///    after `biased;`, or with [`select_biased!`](crate::select_biased!)), so that no branch starves another.
+///    A branch whose output does not match its pattern (`Some(v) = rx.recv()` seeing
+///    `None`) is disabled and the others polled on; a fused future that has already
+///    ended (`FusedFuture::is_terminated`) is disabled without being polled.
+/// 3. The first branch ready with output that matches has its pattern bound and its
+///    handler run; `select!` evaluates to the handler's value. The other futures are
+///    dropped unfinished: give it futures documented as cancel-safe (`recv`, `sleep`,
+///    `accept`, `read` do not lose data when dropped) or `&mut` a future kept across
+///    iterations of a loop.
+/// 4. If every branch is disabled, the `else` (or `complete`) handler runs; without one,
+///    `select!` panics. With a `default` branch, `select!` does not wait: if no branch
+///    is ready on the first poll, the `default` handler runs.
+///
+/// Handlers run in the caller's body, so `return`, `break`, `continue`, `?` and `.await` in
+/// them act on the enclosing function or loop. At most 64 branches.
+///
+/// From tokio, code moves over as written. From futures-util, too: a future given by bare
+/// name (`_ = fut =>`) is borrowed, not moved, so that a loop polls the same future again,
+/// and must be `Unpin` (pin it first with [`pin_mut!`](crate::pin_mut) or
+/// [`std::pin::pin!`], or write `&mut fut`, which is the same); a fused one is skipped once
+/// it has ended, where futures-util's would refuse an unfused one. Futures need not be
+/// fused (`.fuse()` is not needed, and does no harm).
+///
+/// ```
+/// use overlap::sync::mpsc;
+///
+/// overlap::block_on(async {
+///     let (num_tx, mut nums) = mpsc::channel(8);
+///     let (word_tx, mut words) = mpsc::channel(8);
+///     overlap::spawn(async move {
+///         for n in 1..=3 {
+///             num_tx.send(n).await.unwrap();
+///         }
+///     });
+///     overlap::spawn(async move { word_tx.send("four").await.unwrap() });
+///     let (mut sum, mut said) = (0, Vec::new());
+///     loop {
+///         overlap::select! {
+///             Some(n) = nums.recv() => sum += n,
+///             Some(w) = words.recv() => said.push(w),
+///             else => break, // both gave `None`: every sender is gone
+///         }
+///     }
+///     assert_eq!((sum, said), (6, vec!["four"]));
+/// });
+/// ```
+///
+/// A precondition, and a future kept across the loop by `&mut`:
+///
+/// ```
+/// use std::time::Duration;
+/// use overlap::time::{self, Instant};
+///
+/// # overlap::block_on(async {
+/// let deadline = time::sleep(Duration::from_millis(50));
+/// overlap::pin_mut!(deadline);
+/// let mut ticks = time::interval(Duration::from_millis(10));
+/// let mut count = 0;
+/// loop {
+///     overlap::select! {
+///         _ = ticks.tick(), if count < 3 => count += 1,
+///         _ = &mut deadline => break,
+///     }
+/// }
+/// assert_eq!(count, 3);
+/// # });
+/// ```
+#[macro_export]
+macro_rules! select {
+    ($($tokens:tt)*) => {
+        $crate::__private::select_impl!(($crate) false $($tokens)*)
+    };
+}
+
+/// [`select!`](crate::select!) polling its branches in the order written, the first one first every time
+/// (futures-util's name for tokio's `biased;`, which [`select!`](crate::select!) takes too).
+///
+/// ```
+/// overlap::block_on(async {
+///     let first = overlap::select_biased! {
+///         a = async { 1 } => a,
+///         b = async { 2 } => b,
+///     };
+///     assert_eq!(first, 1);
+/// });
+/// ```
+#[macro_export]
+macro_rules! select_biased {
+    ($($tokens:tt)*) => {
+        $crate::__private::select_impl!(($crate) true $($tokens)*)
+    };
+}
+
+/// What a `select!` expansion calls; not a public interface.
+pub mod support {
+    use std::cell::Cell;
+    use std::collections::hash_map::RandomState;
+    use std::future::Future;
+    use std::hash::{BuildHasher, Hasher};
+    use std::pin::Pin;
+
+    use futures_util::future::FusedFuture;
+
+    /// A future `select!` can borrow by name: `Unpin`, with a message that says what to do
+    /// when it is not.
+    #[diagnostic::on_unimplemented(
+        message = "`{Self}` is given to `select!` by name, so it is borrowed, and it is not `Unpin`",
+        label = "borrowed by `select!`, so that a loop can poll it again",
+        note = "pin it first (`let fut = std::pin::pin!(fut);`), or write `{{ fut }}` to move it into the `select!` as tokio's does"
+    )]
+    pub trait ByName: Future + Unpin {}
+
+    impl<F: Future + Unpin + ?Sized> ByName for F {}
+
+    /// A future given to `select!` by name, borrowed for the call.
+    pub fn borrow_by_name<F: ByName + ?Sized>(fut: &mut F) -> Pin<&mut F> {
+        Pin::new(fut)
+    }
+
+    /// Which branch a `select!` of `n` branches polls first: a random one.
+    pub fn start(n: usize) -> usize {
+        thread_local! {
+            static STATE: Cell<u64> = Cell::new({
+                // A per-process random seed from the standard library's hasher keys.
+                let mut h = RandomState::new().build_hasher();
+                h.write_u8(0);
+                h.finish() | 1
+            });
+        }
+        STATE.with(|state| {
+            // xorshift64
+            let mut x = state.get();
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            state.set(x);
+            ((x >> 32) as usize) % n
+        })
+    }
+
+    /// A future's reference, probed for whether it is a fused future that has ended.
+    #[derive(Debug)]
+    pub struct Probe<'a, F: ?Sized>(pub &'a F);
+
+    /// The probe of a fused future: it has ended if it says so.
+    pub trait FusedProbe {
+        /// Whether the branch's future has ended and must not be polled again.
+        fn is_terminated_branch(&self) -> bool;
+    }
+
+    impl<F: FusedFuture + ?Sized> FusedProbe for Probe<'_, F> {
+        fn is_terminated_branch(&self) -> bool {
+            self.0.is_terminated()
+        }
+    }
+
+    /// The probe of any other future (reached through one more `&`, so that a fused
+    /// future's probe is picked first): it has not ended as far as `select!` knows.
+    pub trait PlainProbe {
+        /// Always `false`.
+        fn is_terminated_branch(&self) -> bool;
+    }
+
+    impl<F: ?Sized> PlainProbe for &Probe<'_, F> {
+        fn is_terminated_branch(&self) -> bool {
+            false
+        }
+    }
+}

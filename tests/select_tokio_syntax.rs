@@ -1,0 +1,380 @@
+//! `overlap::select!` with tokio's syntax and rules: refutable patterns that disable their
+//! branch, `if` preconditions, `else`, `biased;`, handlers that `return`/`break`/`?`, and
+//! the futures dropped before the handler runs; and futures-util's `default` beside them.
+
+mod support;
+
+use std::cell::Cell;
+use std::future::{Future, IntoFuture};
+use std::io;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll};
+
+use overlap::io::{AsyncReadExt, AsyncWriteExt};
+use overlap::net::{TcpListener, TcpStream, UdpSocket};
+use overlap::sync::mpsc;
+use overlap::{block_on, select, select_biased, spawn};
+use support::DropFlag;
+
+/// A future that is ready at once with `value`, counting its polls.
+struct Counted<'a, T> {
+    value: Option<T>,
+    polls: &'a Cell<u32>,
+}
+
+impl<T: Unpin> Future for Counted<'_, T> {
+    type Output = T;
+    fn poll(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<T> {
+        self.polls.set(self.polls.get() + 1);
+        Poll::Ready(self.value.take().expect("polled after it was ready"))
+    }
+}
+
+fn counted<T>(value: T, polls: &Cell<u32>) -> Counted<'_, T> {
+    Counted {
+        value: Some(value),
+        polls,
+    }
+}
+
+#[test]
+fn a_branch_whose_output_fails_its_pattern_is_disabled_and_the_others_go_on() {
+    block_on(async {
+        let (tx, mut closed) = mpsc::channel::<u32>(1);
+        drop(tx);
+        let (tx, mut open) = mpsc::channel::<u32>(1);
+        spawn(async move { tx.send(7).await.unwrap() });
+        // `closed` gives `None` at once: its branch is disabled, not taken, and the select
+        // waits for the other.
+        let got = select! {
+            Some(n) = closed.recv() => ("closed", n),
+            Some(n) = open.recv() => ("open", n),
+        };
+        assert_eq!(got, ("open", 7));
+        // Both `None` now: every branch disabled, `else` runs.
+        let got = select! {
+            Some(n) = closed.recv() => n,
+            Some(n) = open.recv() => n,
+            else => 0,
+        };
+        assert_eq!(got, 0);
+    });
+}
+
+#[test]
+#[should_panic(expected = "all branches are disabled and there is no `else` branch")]
+fn every_branch_disabled_without_else_panics() {
+    block_on(async {
+        let (tx, mut rx) = mpsc::channel::<u32>(1);
+        drop(tx);
+        select! {
+            Some(n) = rx.recv() => n,
+        }
+    });
+}
+
+#[test]
+fn a_false_precondition_disables_its_branch_unpolled_though_its_future_is_made() {
+    block_on(async {
+        let (polls_a, polls_b) = (Cell::new(0), Cell::new(0));
+        let made = Cell::new(0);
+        let make = |v, polls| {
+            made.set(made.get() + 1);
+            counted(v, polls)
+        };
+        let skip_a = true;
+        let got = select! {
+            a = make("a", &polls_a), if !skip_a => a,
+            b = make("b", &polls_b) => b,
+        };
+        assert_eq!(got, "b");
+        assert_eq!((polls_a.get(), polls_b.get()), (0, 1));
+        assert_eq!(made.get(), 2, "every future expression is evaluated");
+        // All preconditions false: `else`, and nothing polled.
+        let got = select! {
+            a = make("a", &polls_a), if false => a,
+            b = make("b", &polls_b), if 1 + 1 == 3 => b,
+            else => "else",
+        };
+        assert_eq!(got, "else");
+        assert_eq!((polls_a.get(), polls_b.get()), (0, 1));
+    });
+}
+
+#[test]
+fn biased_polls_in_the_order_written_and_unbiased_spreads_the_wins() {
+    block_on(async {
+        let polls = Cell::new(0);
+        for _ in 0..50 {
+            let got = select! {
+                biased;
+                a = counted(1, &polls) => a,
+                b = counted(2, &polls) => b,
+                c = counted(3, &polls) => c,
+            };
+            assert_eq!(got, 1);
+            let got = select_biased! {
+                b = counted(2, &polls) => b,
+                a = counted(1, &polls) => a,
+            };
+            assert_eq!(got, 2);
+        }
+        assert_eq!(
+            polls.get(),
+            100,
+            "only the first branch was polled each time"
+        );
+        // Without `biased`, three branches ready at once each win some of 3,000 rounds
+        // (each at least a sixth: a fair draw falls that short with p < 1e-40).
+        let mut wins = [0u32; 3];
+        for _ in 0..3000 {
+            let i = select! {
+                a = counted(0, &polls) => a,
+                b = counted(1, &polls) => b,
+                c = counted(2, &polls) => c,
+            };
+            wins[i] += 1;
+        }
+        assert!(wins.iter().all(|&w| w >= 500), "unfair: {wins:?}");
+    });
+}
+
+#[test]
+fn handlers_act_on_the_enclosing_function_and_loop() {
+    async fn first_line(fail: bool) -> io::Result<u32> {
+        let (tx, mut rx) = mpsc::channel(4);
+        tx.send(1).await.unwrap();
+        tx.send(2).await.unwrap();
+        let mut sum = 0;
+        loop {
+            select! {
+                Some(n) = rx.recv() => {
+                    sum += n;
+                    if sum == 3 {
+                        break;
+                    }
+                    // `.await` inside a handler
+                    overlap::task::yield_now().await;
+                    continue;
+                }
+                _ = async { fail } , if fail => {
+                    Err(io::Error::other("failed"))?;
+                    return Ok(99);
+                }
+            }
+        }
+        Ok(sum)
+    }
+    block_on(async {
+        assert_eq!(first_line(false).await.unwrap(), 3);
+        // With `fail`, a ready branch returns `Err` through `?` (or `Ok(99)`, never `3`).
+        let mut saw_err = false;
+        for _ in 0..50 {
+            match first_line(true).await {
+                Err(e) => {
+                    assert_eq!(e.to_string(), "failed");
+                    saw_err = true;
+                }
+                Ok(n) => assert_eq!(n, 3, "the channel's branch won every time"),
+            }
+        }
+        assert!(
+            saw_err,
+            "the failing branch never won in 50 unbiased rounds"
+        );
+    });
+}
+
+#[test]
+fn the_futures_are_dropped_before_the_handler_runs() {
+    block_on(async {
+        let (flag, dropped) = DropFlag::new();
+        let mut buf = String::new();
+        let pending_owner = async move {
+            let _flag = flag;
+            std::future::pending::<()>().await
+        };
+        select! {
+            _ = { pending_owner } => unreachable!(),
+            n = async { buf.push('x'); buf.len() } => {
+                // The losing future's owned value is gone, and what the winner borrowed
+                // mutably may be used here.
+                assert!(dropped.get(), "the losing future outlived the select");
+                buf.push_str(&n.to_string());
+            }
+        }
+        assert_eq!(buf, "x1");
+    });
+}
+
+#[test]
+fn a_future_given_by_name_is_borrowed_and_polled_again_by_the_next_loop() {
+    block_on(async {
+        let (tx, mut rx) = mpsc::channel::<u32>(8);
+        let (done_tx, done_rx) = overlap::sync::oneshot::channel::<&str>();
+        spawn(async move {
+            for n in 0..3 {
+                tx.send(n).await.unwrap();
+            }
+            done_tx.send("done").unwrap();
+        });
+        let mut done = done_rx; // Unpin: borrowed by name, kept across the loop
+        let mut got = Vec::new();
+        let end = loop {
+            select! {
+                biased;
+                Some(n) = rx.recv() => got.push(n),
+                end = done => break end.unwrap(),
+            }
+        };
+        assert_eq!((end, got), ("done", vec![0, 1, 2]));
+        // `&mut` a `!Unpin` future pinned once, raced twice.
+        let slow = std::pin::pin!(async {
+            overlap::task::yield_now().await;
+            overlap::task::yield_now().await;
+            "slow"
+        });
+        let mut slow = slow;
+        let first =
+            select! { s = &mut slow => s, n = async { 1 } => if n == 1 { "fast" } else { "?" } };
+        let second = select! { s = &mut slow => s };
+        assert_eq!((first, second), ("fast", "slow"));
+    });
+}
+
+#[test]
+fn a_fused_future_that_has_ended_is_skipped_and_complete_runs_at_the_end() {
+    use overlap::future::FutureExt;
+    block_on(async {
+        let mut a = async { 1 }.boxed_local().fuse();
+        let mut b = async { 2 }.boxed_local().fuse();
+        let mut total = 0;
+        let mut rounds = 0;
+        loop {
+            rounds += 1;
+            select! {
+                n = a => total += n,
+                n = b => total += n,
+                complete => break,
+            }
+        }
+        assert_eq!((total, rounds), (3, 3));
+    });
+}
+
+#[test]
+fn default_runs_only_when_nothing_is_ready_on_the_first_poll() {
+    block_on(async {
+        let (tx, mut rx) = mpsc::channel::<u32>(1);
+        let got = select! {
+            Some(n) = rx.recv() => n,
+            default => 0,
+        };
+        assert_eq!(got, 0);
+        tx.send(5).await.unwrap();
+        let got = select! {
+            Some(n) = rx.recv() => n,
+            default => 0,
+        };
+        assert_eq!(got, 5);
+    });
+}
+
+/// An `IntoFuture` that is not a future itself.
+struct Later(u32);
+
+impl IntoFuture for Later {
+    type Output = u32;
+    type IntoFuture = std::future::Ready<u32>;
+    fn into_future(self) -> Self::IntoFuture {
+        std::future::ready(self.0 * 2)
+    }
+}
+
+#[test]
+fn patterns_and_expressions_of_every_shape() {
+    block_on(async {
+        // `mut` bindings in a refutable pattern (checked on a reference, then moved).
+        let got = select! {
+            Some(mut v) = async { Some(vec![1]) } => { v.push(2); v }
+        };
+        assert_eq!(got, [1, 2]);
+        // A tuple pattern, a literal pattern that fails (disabled), an `IntoFuture`.
+        let got = select! {
+            (a, b) = async { (1, 2) }, if false => a + b,
+            Ok(0) = async { Ok::<u32, ()>(1) } => 0,
+            n = Later(21) => n,
+        };
+        assert_eq!(got, 42);
+        // A pinned temporary as the future, and a turbofish with a comma in a handler.
+        let got = select! {
+            n = std::pin::pin!(async { 3usize }) => Vec::<(u8, u8)>::with_capacity(n).capacity() >= 3,
+        };
+        assert!(got);
+    });
+}
+
+#[test]
+fn races_real_sockets_a_refutable_accept_and_a_udp_datagram() {
+    block_on(async {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let udp_addr = udp.local_addr().unwrap();
+        let sender = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        sender.send_to(b"ping", udp_addr).await.unwrap();
+        let mut buf = [0u8; 16];
+        // The datagram is queued, no client has connected: the UDP branch wins.
+        let got = select! {
+            Ok((_s, _)) = listener.accept() => "accepted".to_string(),
+            Ok((n, from)) = udp.recv_from(&mut buf) => {
+                assert_eq!(from, sender.local_addr().unwrap());
+                String::from_utf8_lossy(&buf[..n]).into_owned()
+            }
+        };
+        assert_eq!(got, "ping");
+        // Now a client connects and writes; no datagram waits.
+        let client = spawn(async move {
+            let mut s = TcpStream::connect(addr).await.unwrap();
+            s.write_all(b"hello").await.unwrap();
+        });
+        let mut stream = select! {
+            Ok((s, _)) = listener.accept() => s,
+            Ok((n, _)) = udp.recv_from(&mut buf) => panic!("a datagram of {n} bytes from nowhere"),
+        };
+        let mut got = Vec::new();
+        stream.read_to_end(&mut got).await.unwrap();
+        assert_eq!(got, b"hello");
+        client.await.unwrap();
+    });
+}
+
+#[test]
+fn a_loop_on_a_counter_and_a_shared_flag_sees_every_message() {
+    // tokio's canonical loop: two channels, `else` once both are closed.
+    block_on(async {
+        let seen = Rc::new(Cell::new(0));
+        let (tx1, mut rx1) = mpsc::channel::<u32>(2);
+        let (tx2, mut rx2) = mpsc::channel::<u32>(2);
+        spawn(async move {
+            for i in 0..100 {
+                tx1.send(i).await.unwrap();
+            }
+        });
+        spawn(async move {
+            for i in 100..200 {
+                tx2.send(i).await.unwrap();
+            }
+        });
+        let mut sum = 0;
+        loop {
+            select! {
+                Some(v) = rx1.recv() => { sum += v; seen.set(seen.get() + 1) }
+                Some(v) = rx2.recv() => { sum += v; seen.set(seen.get() + 1) }
+                else => break,
+            }
+        }
+        assert_eq!((seen.get(), sum), (200, (0..200).sum()));
+    });
+}
