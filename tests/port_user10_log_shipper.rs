@@ -51,7 +51,9 @@
 //! same port, every unacked batch sent again, each line kept once; a dead collector
 //! stopping the tailers (bounded channel, a window of unacked batches) until one comes;
 //! a shipper shut down and restarted (with a rotation while it was down) sending no line
-//! twice, and one killed mid-stream losing none; syslog datagrams in the same pipeline;
+//! twice, and one killed mid-stream losing none; a shutdown with the collector dead ending
+//! after its grace time with the checkpoint at the last ack; syslog datagrams in the same
+//! pipeline;
 //! the backoff's exact schedule on a paused clock; no fd or task left.
 //!
 //! What the port changed, against tokio: `tokio::select!`'s `, if cond` preconditions
@@ -64,6 +66,16 @@
 //! next one sees bytes appended since, and a seek after a copytruncate drops what was
 //! read ahead, as the `File` docs say. `DirEntry::ino` (tokio has it too) finds the file
 //! a rotation renamed while the shipper was down.
+//!
+//! Things the port got wrong at first were the user's, and are as in tokio: a collector
+//! stopped by dropping its `JoinSet` still held its port until the runtime's next turn (an
+//! abort drops the task's future then, as tokio's does), so a restart binding the port in
+//! the same breath would meet `AddrInUse`; the tests restart it after the shipper's
+//! refused reconnects. And a file made and renamed between two polls is never opened (its
+//! lines are lost, as a Filebeat scan missing it loses them): the tests let a file be seen
+//! before rotating it. The syslog input is at-most-once, as UDP is: its sequence numbers go
+//! on from the checkpoint, so datagrams read and not acked before a crash are lost, not
+//! sent twice.
 
 mod support;
 

@@ -215,10 +215,61 @@ fn a_shutdown_leaves_no_fd_or_task() {
             append_lines(&dir.join("b.log"), &lines("b", 0..100));
             wait_for(&store, 300).await;
             agent.shutdown().await.unwrap();
+            // And one killed mid-stream, its tasks dropped wherever they stood.
+            let mut s = setup(&dir, vec!["a.log", "b.log"], col.addr);
+            s.syslog = true;
+            let agent = Agent::start(s).await.unwrap();
+            append_lines(&dir.join("b.log"), &lines("b", 100..3000));
+            until(|| store.borrow().total() >= 400, "some shipped").await;
+            agent.kill();
             drop(col);
             until(|| support::open_fds() == fds, "the fds back").await;
             support::settle().await;
             assert_eq!(overlap::metrics().tasks_alive, tasks, "tasks left");
         })
     });
+}
+
+/// A shutdown while the collector is dead and the tailer waits on a full channel: the
+/// token stops the tailer where it waits, the shipper gives up after its grace time, and
+/// the checkpoint stays at the last acked line; the next start ships the rest, once.
+#[overlap::test]
+async fn a_shutdown_with_the_collector_dead_keeps_the_checkpoint_at_the_last_ack() {
+    let dir = TempDir::new("ship-dead-shutdown");
+    let store: Rc<RefCell<Received>> = Rc::default();
+    let col = Collector::start("127.0.0.1:0".parse().unwrap(), store.clone(), None).await;
+    let addr = col.addr;
+    let path = dir.join("a.log");
+    let mut s = setup(&dir, vec!["a.log"], addr);
+    (s.channel, s.ship.batch_max, s.ship.window) = (16, 10, 2);
+    s.grace = Duration::from_millis(100);
+    let agent = Agent::start(s).await.unwrap();
+    append_lines(&path, &lines("a", 0..100));
+    wait_for(&store, 100).await;
+    until(|| agent.ship.unacked.get() == 0, "the last ack").await;
+    drop(col);
+    append_lines(&path, &lines("a", 100..2000));
+    let ship = agent.ship.clone();
+    until(|| ship.unacked.get() == 2, "the window full").await;
+    let ck = saved(&dir).await;
+    agent.shutdown().await.unwrap();
+    assert_eq!(
+        saved(&dir).await,
+        ck,
+        "nothing checkpointed past the last ack"
+    );
+    let size_at_100: usize = lines("a", 0..100).iter().map(|l| l.len() + 1).sum();
+    assert_eq!(ck.marks["a.log"].offset, size_at_100 as u64);
+    assert_eq!(ck.marks["a.log"].seq, 100);
+
+    let col = Collector::start(addr, store.clone(), None).await;
+    let agent = Agent::start(setup(&dir, vec!["a.log"], addr))
+        .await
+        .unwrap();
+    wait_for(&store, 2000).await;
+    agent.shutdown().await.unwrap();
+    assert_eq!(store.borrow().texts("a.log"), lines("a", 0..2000));
+    assert_eq!(store.borrow().duplicates, 0);
+    assert_eq!(saved(&dir).await.marks["a.log"], mark_of(&path, 2000));
+    drop(col);
 }
