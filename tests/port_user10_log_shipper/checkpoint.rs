@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use overlap::fs::{self, File};
 use overlap::io::AsyncWriteExt;
@@ -81,8 +82,11 @@ impl Checkpoint {
     }
 }
 
-pub fn temp_path(path: &Path) -> PathBuf {
+/// A temp file of its own for each save: a save dropped mid-way (a shipper killed, its
+/// file's write job finishing on the pool) must not write into the next one's temp file.
+fn temp_path(path: &Path) -> PathBuf {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
     let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(".tmp");
+    name.push(format!(".tmp.{}", NEXT.fetch_add(1, Ordering::Relaxed)));
     path.with_file_name(name)
 }
