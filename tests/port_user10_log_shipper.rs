@@ -56,9 +56,11 @@
 //! pipeline;
 //! the backoff's exact schedule on a paused clock; no fd or task left.
 //!
-//! What the port changed, against tokio: `tokio::select!`'s `, if cond` preconditions
-//! became async blocks that wait forever when the branch is off (futures-util's
-//! `select_biased!` has no preconditions), each pinned with `pin_mut!`; the ack reader
+//! What the port changed, against tokio: its first version, written against
+//! futures-util's `select!`, turned tokio's `, if cond` preconditions into async blocks
+//! that wait forever when the branch is off, each pinned with `pin_mut!`; with overlap's
+//! own `select!` the shipper's loop is tokio's as written (`biased;`, preconditions, a
+//! `Some(ack) =` branch disabled while there is no connection). The ack reader
 //! keeps a half-read `u64` in a struct, as tokio's `read_u64` is not cancel-safe there
 //! either. `tokio_util::sync::CancellationToken` is `overlap::sync::CancellationToken`,
 //! `JoinSet`, `interval` and `MissedTickBehavior` are the same names. `File`'s read-ahead

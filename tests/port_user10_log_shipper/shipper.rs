@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::Duration;
 
-use overlap::future::{pending, FutureExt, LocalBoxFuture};
+use overlap::future::{FutureExt, LocalBoxFuture};
 use overlap::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use overlap::net::TcpStream;
 use overlap::sync::mpsc::Receiver;
@@ -169,48 +169,16 @@ pub async fn run(
         }
         let connected = conn.is_some();
         let room = pending_batches.len() < cfg.window && !rx_closed;
-        let ev = {
-            let ack = async {
-                match conn.as_mut() {
-                    Some(c) => Event::Ack(c.acks.next().await),
-                    None => pending().await,
-                }
+        // tokio's `select!` with preconditions, as written for tokio. Every future is
+        // made, disabled or not, so the ones that need a value take a stand-in.
+        let ev = overlap::select! {
+            biased;
+            Some(ack) = async { Some(conn.as_mut()?.acks.next().await) } => Event::Ack(ack),
+            line = rx.recv(), if room => Event::Line(line),
+            () = sleep_until(flush_at.unwrap_or(next_attempt)), if flush_at.is_some() => {
+                Event::Flush
             }
-            .fuse();
-            let line = async {
-                if room {
-                    Event::Line(rx.recv().await)
-                } else {
-                    pending().await
-                }
-            }
-            .fuse();
-            let flush = async {
-                match flush_at {
-                    Some(at) => {
-                        sleep_until(at).await;
-                        Event::Flush
-                    }
-                    None => pending().await,
-                }
-            }
-            .fuse();
-            let retry = async {
-                if connected {
-                    pending().await
-                } else {
-                    sleep_until(next_attempt).await;
-                    Event::Retry
-                }
-            }
-            .fuse();
-            overlap::pin_mut!(ack, line, flush, retry);
-            overlap::select_biased! {
-                ev = ack => ev,
-                ev = line => ev,
-                ev = flush => ev,
-                ev = retry => ev,
-            }
+            () = sleep_until(next_attempt), if !connected => Event::Retry,
         };
         let mut seal = false;
         match ev {
