@@ -140,9 +140,13 @@ impl Client {
     /// Reads to end of file.
     async fn rest(&mut self) -> Vec<u8> {
         let mut got = std::mem::take(&mut self.buf);
-        within(HANG, self.conn.read_to_end(&mut got), "end of file")
-            .await
-            .unwrap();
+        within(
+            HANG,
+            overlap::io::read_to_end(&mut self.conn, &mut got),
+            "end of file",
+        )
+        .await
+        .unwrap();
         got
     }
 }
@@ -311,6 +315,15 @@ async fn hop_by_hop_headers_go_and_forwarded_for_is_added() {
     let (head2, _) = client.call("POST", &post_chunked("/echo", b"abc", 2)).await;
     assert_eq!(head2.get("keep-alive"), None);
     assert_eq!(head.status(), 200);
+    // A client over IPv6 is forwarded for as ::1.
+    let proxy6 = Proxy::start_on("[::1]:0", Config::new(vec![up.addr])).await;
+    let mut client = Client::connect(proxy6.addr).await;
+    client.get("/v6").await;
+    let seen = up.log.requests.borrow().last().unwrap().clone();
+    assert_eq!(
+        (seen.path.as_str(), seen.forwarded_for.as_deref()),
+        ("/v6", Some("::1"))
+    );
 }
 
 #[overlap::test]

@@ -33,9 +33,13 @@ async fn an_upgrade_is_relayed_raw_both_ways_until_either_side_closes() {
         wr.close().await.unwrap();
     });
     let mut got = std::mem::take(&mut client.buf);
-    within(HANG, rd.read_to_end(&mut got), "the echo and bye")
-        .await
-        .unwrap();
+    within(
+        HANG,
+        overlap::io::read_to_end(&mut rd, &mut got),
+        "the echo and bye",
+    )
+    .await
+    .unwrap();
     writer.await.unwrap();
     let want = [&pattern(256 * 1024 + 5)[..], b"bye"].concat();
     assert!(got == want, "the raw relay changed the bytes");

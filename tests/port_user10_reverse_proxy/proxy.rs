@@ -85,7 +85,12 @@ pub struct Proxy {
 impl Proxy {
     /// Binds 127.0.0.1:0 and serves.
     pub async fn start(config: Config) -> Proxy {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Proxy::start_on("127.0.0.1:0", config).await
+    }
+
+    /// Binds `addr` (a loopback address) and serves.
+    pub async fn start_on(addr: &str, config: Config) -> Proxy {
+        let listener = TcpListener::bind(addr).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let stats = Rc::new(Stats::default());
         let upstreams = config
