@@ -57,16 +57,16 @@
 //! piece (the upstream answers each before the next is sent); hop-by-hop headers removed
 //! and `X-Forwarded-For` added; an idle connection the upstream closed replaced before
 //! use; the pool capped; an upgrade answered 101 relayed raw both ways until either side
-//! closes; an upstream that never answers (on a paused clock) and one that never accepts
+//! closes; an upstream's early answer (413 on the head alone) passed on while the body is
+//! cut short; an upstream that never answers (on a paused clock) and one that never accepts
 //! (on the real clock) answered 504; malformed requests answered 400 and closed; 50
 //! clients at once; and no fd or task left.
 //!
 //! What the port changed, against tokio: `tokio::spawn` became a `JoinSet` in the accept
 //! loop (the proxy's drop aborts every client), `Arc<Mutex<..>>` became `Rc<RefCell<..>>`
-//! (the pool is never borrowed across an await), `tokio::try_join!` became
-//! `future::try_join`, and `client.split()` became `TcpStream::split(&mut client)`, the
-//! method form resolving to futures' `AsyncReadExt::split` (which takes the stream by
-//! value). The pooled connection's liveness check is a `peek` polled once with
+//! (the pool is never borrowed across an await), and `client.split()` became
+//! `TcpStream::split(&mut client)`, the method form resolving to futures'
+//! `AsyncReadExt::split` (which takes the stream by value). The pooled connection's liveness check is a `peek` polled once with
 //! `now_or_never` where tokio's sketch used `try_read`: both give `WouldBlock` (or
 //! `Pending`) while the socket is not known to be readable, as tokio's do, so either sees
 //! a close only once the loop has taken the edge, which it has by the time a request comes
@@ -75,7 +75,10 @@
 //! it reads end of file), a closed one's `Ok(0)`: both are stale. The paused clock serves
 //! the upstream that never answers, whose loopback bytes are all in the kernel's queues at
 //! once (the sockets `set_nodelay`, as the clock's docs ask); the upstream that never
-//! accepts runs on the real clock.
+//! accepts runs on the real clock. The sketch's `try_join!` let an upstream's early
+//! answer fail the exchange (the body's relay fails once the upstream closes), in tokio as
+//! here: the port runs the two relays in a `select!` that only the response's relay ends,
+//! and a body relay found unfinished then closes both connections.
 
 mod support;
 

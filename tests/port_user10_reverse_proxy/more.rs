@@ -137,6 +137,49 @@ async fn a_malformed_request_is_400_and_closed() {
 }
 
 #[overlap::test]
+async fn an_early_answer_comes_through_and_the_body_is_cut_short() {
+    let up = Upstream::start("a").await;
+    let proxy = Proxy::start(Config::new(vec![up.addr])).await;
+    let client = Client::connect(proxy.addr).await;
+    let (mut rd, wr) = client.conn.into_split();
+    // The body goes on in its own task; the proxy stops reading it.
+    let writer = overlap::spawn(async move {
+        let mut wr = wr;
+        let head = "POST /early HTTP/1.1\r\nContent-Length: 8388608\r\n\r\n";
+        wr.write_all(head.as_bytes()).await?;
+        wr.write_all(&pattern(8 << 20)).await
+    });
+    let mut buf = Vec::new();
+    let head = within(
+        HANG,
+        super::http::read_head(&mut rd, &mut buf),
+        "the answer",
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(head.status(), 413);
+    let framing = head.framing(Some("POST")).unwrap();
+    let body = super::http::read_body(&mut rd, &mut buf, framing)
+        .await
+        .unwrap();
+    assert_eq!(body, b"too large");
+    // The unread body makes the proxy's close a reset, so the writer fails.
+    let err = within(HANG, writer, "the writer's end")
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert!(
+        matches!(
+            err.kind(),
+            std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe
+        ),
+        "{err:?}"
+    );
+    assert_eq!((proxy.idle(0), up.log.accepts.get()), (0, 1));
+}
+
+#[overlap::test]
 async fn fifty_clients_at_once() {
     let (a, b) = (Upstream::start("a").await, Upstream::start("b").await);
     let mut config = Config::new(vec![a.addr, b.addr]);

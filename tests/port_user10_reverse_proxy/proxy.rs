@@ -4,12 +4,14 @@
 //! streams back, and gives the connection back to the pool.
 
 use std::cell::{Cell, RefCell};
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::pin::pin;
 use std::rc::Rc;
 use std::time::Duration;
 
-use overlap::future::{try_join, FutureExt};
+use overlap::future::{FusedFuture, FutureExt};
 use overlap::io::{copy_bidirectional, AsyncWriteExt};
 use overlap::net::TcpListener;
 use overlap::net::TcpStream;
@@ -295,10 +297,12 @@ async fn serve(mut client: TcpStream, peer: SocketAddr, shared: &Shared) -> io::
                 }
                 Ok((upgraded, up_keeps, client_keeps))
             };
-            try_join(send, recv).await
+            both(send, recv).await
         };
         let (upgraded, up_keeps, client_keeps) = match result {
-            Ok(((), r)) => r,
+            // A body not sent whole: neither connection's framing can be trusted.
+            Ok(((upgraded, _, _), false)) => (upgraded, false, false),
+            Ok((r, true)) => r,
             Err(e) if e.kind() == io::ErrorKind::TimedOut => {
                 bump(&shared.stats.timeouts);
                 return answer(&mut client, "504 Gateway Timeout").await;
@@ -314,6 +318,31 @@ async fn serve(mut client: TcpStream, peer: SocketAddr, shared: &Shared) -> io::
         }
         if !client_keeps {
             return client.close().await;
+        }
+    }
+}
+
+/// Runs the body's relay up and the response's relay back together: the response's
+/// relay's result, and whether the body went up whole. An upstream that answers early (a
+/// 413) and closes makes the body's relay fail, which is no error once its answer is
+/// through, so only the response's relay ends the exchange (or fails it).
+async fn both<T>(
+    send: impl Future<Output = io::Result<()>>,
+    recv: impl Future<Output = io::Result<T>>,
+) -> io::Result<(T, bool)> {
+    let mut send = pin!(send.fuse());
+    let mut recv = pin!(recv.fuse());
+    let mut sent = false;
+    loop {
+        overlap::select! {
+            r = send => sent = r.is_ok(),
+            r = recv => {
+                // Both may have been woken at once: a body relay done by now counts.
+                if !send.is_terminated() {
+                    sent = matches!(send.as_mut().now_or_never(), Some(Ok(())));
+                }
+                return r.map(|r| (r, sent));
+            }
         }
     }
 }

@@ -94,6 +94,7 @@ const HOP: [&str; 8] = [
 /// - `/big/N`: N pattern bytes, chunked;
 /// - `/bye`: answers, then closes without saying so (an idle connection gone stale);
 /// - `/reset`: answers, then resets the connection (a zero-linger close);
+/// - `/early`: 413 on the head alone, the body unread, and closes;
 /// - `/close`: answers with `Connection: close` and closes;
 /// - `/raw/N`: N pattern bytes with no length, the body ending with the connection;
 /// - `/gate`: answers once a permit is added to the gate;
@@ -106,6 +107,11 @@ async fn serve(mut conn: TcpStream, name: &str, log: &Log, gate: &Semaphore) -> 
     while let Some(head) = http::read_head(&mut conn, &mut buf).await? {
         let path = head.word(1).to_string();
         let framing = head.framing(None)?;
+        if path == "/early" {
+            // Refused on its head alone: the body is never read.
+            let no = "HTTP/1.1 413 Content Too Large\r\nContent-Length: 9\r\nConnection: close\r\n\r\ntoo large";
+            return conn.write_all(no.as_bytes()).await;
+        }
         let body = http::read_body(&mut conn, &mut buf, framing).await?;
         log.requests.borrow_mut().push(Seen {
             path: path.clone(),
