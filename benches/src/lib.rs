@@ -192,4 +192,5 @@ pub fn cpu_and_wall_per_gib<C>(
 
 pub mod executors;
 pub mod ping_pong;
+pub mod select_loop;
 pub mod server;

@@ -1,4 +1,5 @@
-//! Executor micro-benchmarks: overlap vs tokio (current-thread) vs smol (`LocalExecutor`).
+//! Executor micro-benchmarks: overlap vs tokio (current-thread) vs smol (`LocalExecutor`),
+//! and a `select!` loop over each runtime's channel and timer.
 //!
 //! Run: `cargo run --release -p overlap-benches --bin runtime_bench`
 //!
@@ -13,6 +14,7 @@ use std::time::Duration;
 
 use overlap_benches::executors::{Exec, Overlap, Smol, Tokio};
 use overlap_benches::ping_pong::{ping_pong_by_hand, ping_pong_tasks};
+use overlap_benches::select_loop;
 use overlap_benches::{
     live_bytes, ns_per, pin_to_cpu, print_table, start_counting, time, unpin, CountingAlloc, Row,
 };
@@ -390,6 +392,22 @@ fn main() {
         unit: "ns/op",
         values: best.iter().map(|d| ns_per(*d, TRIPS)).collect(),
     });
+    const S: u64 = 500_000;
+    let mut best = [Duration::MAX; 3];
+    let mut futures_macro_on_overlap = Duration::MAX;
+    for _ in 0..RUNS {
+        best[0] = best[0].min(select_loop::overlap_select(S));
+        best[1] = best[1].min(select_loop::tokio_select(S));
+        best[2] = best[2].min(select_loop::smol_select(S));
+        futures_macro_on_overlap =
+            futures_macro_on_overlap.min(select_loop::futures_select_on_overlap(S));
+    }
+    rows.push(Row {
+        name: "select! loop: channel vs idle timer".into(),
+        unit: "ns/op",
+        values: best.iter().map(|d| ns_per(*d, S)).collect(),
+    });
+    let select_row = rows.len() - 1;
     const X: u64 = 20_000;
     pin_to_cpu(0).expect("pin to cpu 0");
     rows.push(measure(
@@ -435,6 +453,12 @@ fn main() {
     });
     println!("overlap runtime_bench: best of {RUNS} runs, same process; ratio > 1 means overlap is better");
     print_table(&["overlap", "tokio", "smol"], &rows);
+    let sel = ns_per(futures_macro_on_overlap, S);
+    println!(
+        "select! loop with futures-util's select! on overlap: {sel:.1} ns/op, {:.2}x overlap's \
+         select!",
+        sel / rows[select_row].values[0]
+    );
     let pp = &rows[3].values; // the futures-channel ping-pong
     let floor = ns_per(floor, TRIPS);
     println!(
