@@ -1,7 +1,11 @@
-//! `TcpSocket`'s `IP_TOS`, `SO_BINDTODEVICE` and zero-linger options, and the bytes a
-//! `TcpStream`'s peer has not acknowledged.
+//! `TcpSocket`'s `IP_TOS`, `SO_BINDTODEVICE` and zero-linger options, the bytes a
+//! `TcpStream`'s peer has not acknowledged, and (in `keepalive`) keep-alive timing and the
+//! TCP user timeout.
 
 mod support;
+
+#[path = "net_tcp_socket_options/keepalive.rs"]
+mod keepalive;
 
 use std::io::ErrorKind;
 use std::time::Duration;

@@ -85,8 +85,8 @@ pub use resolve::{lookup_host, ToSocketAddrs};
 #[cfg(feature = "count-syscalls")]
 pub use sys::counters::{syscall_counts, SyscallCounts};
 pub use tcp::{
-    Incoming, OwnedReadHalf, OwnedWriteHalf, ReadHalf, ReuniteError, TcpListener, TcpSocket,
-    TcpStream, WriteHalf,
+    Incoming, OwnedReadHalf, OwnedWriteHalf, ReadHalf, ReuniteError, TcpKeepalive, TcpListener,
+    TcpSocket, TcpStream, WriteHalf,
 };
 pub use udp::UdpSocket;
 pub use udp_batch::{Datagram, RecvBatch};

@@ -41,7 +41,7 @@ use crate::sys::{SockAddr, Socket};
 /// ```
 #[derive(Debug)]
 pub struct TcpSocket {
-    sock: Socket,
+    pub(super) sock: Socket,
     /// Made from an fd, which may be any socket: `listen` and `connect` check its kind (see
     /// `crate::adopt`) as `from_std` would.
     from_fd: bool,

@@ -1,4 +1,5 @@
-//! `TcpStream`'s socket options: Nagle, delayed ACKs, keep-alive, linger and TTL.
+//! `TcpStream`'s socket options: Nagle, delayed ACKs, keep-alive on and off (its timing is in
+//! `keepalive.rs`), linger and TTL.
 
 use std::io;
 use std::time::Duration;
