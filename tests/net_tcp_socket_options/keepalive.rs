@@ -5,44 +5,39 @@ use std::time::Duration;
 
 use overlap::block_on;
 use overlap::io::AsyncWriteExt;
-use overlap::net::{TcpKeepalive, TcpListener, TcpSocket, TcpStream};
+use overlap::net::{TcpKeepalive, TcpSocket, TcpStream};
 
+use super::support::tcp_pair;
 use super::{within, HANG};
 
-async fn pair() -> (TcpStream, TcpStream) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let client = TcpStream::connect(listener.local_addr().unwrap())
-        .await
-        .unwrap();
-    let (server, _) = listener.accept().await.unwrap();
-    (client, server)
+/// A stream's keep-alive time, interval and retries, as the kernel has them.
+fn timing(s: &TcpStream) -> (Duration, Duration, u32) {
+    (
+        s.keepalive_time().unwrap(),
+        s.keepalive_interval().unwrap(),
+        s.keepalive_retries().unwrap(),
+    )
 }
 
 #[test]
 fn keepalive_timing_round_trips_through_the_kernel() {
     block_on(async {
-        let (client, _server) = pair().await;
+        let (client, _server) = tcp_pair().await;
         assert!(!client.keepalive().unwrap());
-        let (default_interval, default_retries) = (
-            client.keepalive_interval().unwrap(),
-            client.keepalive_retries().unwrap(),
-        );
+        let (_, default_interval, default_retries) = timing(&client);
         // Only the time: keep-alive goes on, the rest keeps the system's values; a
         // fraction of a second rounds up.
         let ka = TcpKeepalive::new().with_time(Duration::from_millis(1200));
         client.set_tcp_keepalive(&ka).unwrap();
         assert!(client.keepalive().unwrap());
-        assert_eq!(client.keepalive_time().unwrap(), Duration::from_secs(2));
-        assert_eq!(client.keepalive_interval().unwrap(), default_interval);
-        assert_eq!(client.keepalive_retries().unwrap(), default_retries);
+        assert_eq!(
+            timing(&client),
+            (Duration::from_secs(2), default_interval, default_retries)
+        );
         let ka = ka.with_interval(Duration::from_secs(3)).with_retries(4);
         client.set_tcp_keepalive(&ka).unwrap();
         assert_eq!(
-            (
-                client.keepalive_time().unwrap(),
-                client.keepalive_interval().unwrap(),
-                client.keepalive_retries().unwrap()
-            ),
+            timing(&client),
             (Duration::from_secs(2), Duration::from_secs(3), 4)
         );
     });
@@ -51,7 +46,7 @@ fn keepalive_timing_round_trips_through_the_kernel() {
 #[test]
 fn out_of_range_keepalive_values_are_refused_before_anything_changes() {
     block_on(async {
-        let (client, _server) = pair().await;
+        let (client, _server) = tcp_pair().await;
         let before = client.keepalive_time().unwrap();
         let refused = [
             TcpKeepalive::new().with_time(Duration::ZERO),
@@ -99,11 +94,7 @@ fn a_listening_socket_passes_its_keepalive_timing_to_accepted_streams() {
         let (accepted, _) = listener.accept().await.unwrap();
         assert!(accepted.keepalive().unwrap());
         assert_eq!(
-            (
-                accepted.keepalive_time().unwrap(),
-                accepted.keepalive_interval().unwrap(),
-                accepted.keepalive_retries().unwrap()
-            ),
+            timing(&accepted),
             (Duration::from_secs(11), Duration::from_secs(7), 3)
         );
     });
@@ -112,7 +103,7 @@ fn a_listening_socket_passes_its_keepalive_timing_to_accepted_streams() {
 #[test]
 fn the_user_timeout_round_trips_rounds_up_and_refuses_past_an_int_of_milliseconds() {
     block_on(async {
-        let (client, _server) = pair().await;
+        let (client, _server) = tcp_pair().await;
         assert_eq!(client.tcp_user_timeout().unwrap(), None);
         client
             .set_tcp_user_timeout(Some(Duration::from_millis(1500)))
@@ -152,7 +143,7 @@ fn the_user_timeout_round_trips_rounds_up_and_refuses_past_an_int_of_millisecond
 #[test]
 fn the_user_timeout_fails_a_write_to_a_peer_whose_window_stays_shut() {
     block_on(async {
-        let (client, server) = pair().await;
+        let (client, server) = tcp_pair().await;
         client
             .set_tcp_user_timeout(Some(Duration::from_millis(500)))
             .unwrap();
