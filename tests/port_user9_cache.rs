@@ -33,11 +33,10 @@
 //! connection goes on; and the cache task ending once every connection and the listener
 //! are gone.
 //!
-//! What the port changed, against tokio: tokio's `Some(cmd) = commands.recv()` and
-//! `Some(expired) = expiry.next()` branches, disabled on `None`, became futures'
-//! `select_next_some()` on both (the receiver and the queue are `FusedStream`s: the queue
-//! counts as terminated from a `None`, seen empty, until the next insert, so the loop
-//! sleeps on an empty queue instead of spinning), and tokio's `else` became `complete`.
+//! What the port changed, against tokio: nothing in the loop, since overlap's `select!`
+//! takes tokio's (its first version, on futures-util's `select!`, had both branches on
+//! `select_next_some()` and `complete` for `else`; the queue, a `FusedStream` terminated
+//! from a `None` seen empty until the next insert, is skipped unpolled there either way).
 //! `Arc<Mutex<HashMap>>` was never needed: the map lives in one task. The rest is tokio's
 //! line for line.
 
@@ -84,7 +83,7 @@ async fn cache(mut commands: mpsc::UnboundedReceiver<Cmd>, expired: Rc<Cell<u32>
     let mut expiry = DelayQueue::new();
     loop {
         overlap::select! {
-            cmd = commands.select_next_some() => match cmd {
+            Some(cmd) = commands.recv() => match cmd {
                 Cmd::Set(key, flags, value, ttl, reply) => {
                     if let Some(old) = map.get(&key).and_then(|e| e.expiry) {
                         expiry.remove(&old);
@@ -125,11 +124,11 @@ async fn cache(mut commands: mpsc::UnboundedReceiver<Cmd>, expired: Rc<Cell<u32>
                     let _ = reply.send("OK");
                 }
             },
-            gone = expiry.select_next_some() => {
+            Some(gone) = expiry.next() => {
                 map.remove(gone.get_ref());
                 expired.set(expired.get() + 1);
             }
-            complete => break,
+            else => break,
         }
     }
 }
