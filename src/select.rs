@@ -1,4 +1,4 @@
-//! `select!` and `select_biased!`, and what their expansion calls.
+//! `select!` and `select_biased!`, and what their expansion calls; and tokio's `pin!`.
 
 /// Waits on several futures at once in one task, and runs the handler of the first that
 /// finishes with output matching its pattern; the others are dropped.
@@ -186,4 +186,42 @@ pub mod support {
             false
         }
     }
+}
+
+/// Pins futures (or any values) to the stack, in place, as tokio's `pin!`: each named
+/// variable becomes a `Pin<&mut T>` of the same name, so that it can be polled by `&mut`
+/// across the turns of a loop (in [`select!`](crate::select!), say). Also takes tokio's
+/// second form, `let` statements that bind and pin at once. futures-util's
+/// [`pin_mut!`](crate::pin_mut) is the first form.
+///
+/// ```
+/// use std::time::Duration;
+///
+/// overlap::block_on(async {
+///     let sleep = overlap::time::sleep(Duration::from_millis(5));
+///     overlap::pin!(sleep);
+///     overlap::pin! {
+///         let answer = async { 42 };
+///     }
+///     let mut got = None;
+///     loop {
+///         overlap::select! {
+///             n = &mut answer, if got.is_none() => got = Some(n),
+///             () = &mut sleep => break,
+///         }
+///     }
+///     assert_eq!(got, Some(42));
+/// });
+/// ```
+#[macro_export]
+macro_rules! pin {
+    ($($x:ident),* $(,)?) => {
+        $( let mut $x = ::core::pin::pin!($x); )*
+    };
+    ($(let $x:ident = $init:expr;)*) => {
+        $(
+            let $x = $init;
+            $crate::pin!($x);
+        )*
+    };
 }
