@@ -312,6 +312,13 @@ fn patterns_and_expressions_of_every_shape() {
             n = std::pin::pin!(async { 3usize }) => Vec::<(u8, u8)>::with_capacity(n).capacity() >= 3,
         };
         assert!(got);
+        // A turbofish with nested generics and a comma, in a handler before another branch.
+        let got = select! {
+            biased;
+            n = async { 2usize } => std::collections::HashMap::<Vec<u8>, u8>::with_capacity(n).capacity() >= 2,
+            _ = async { 1 } => false,
+        };
+        assert!(got);
     });
 }
 

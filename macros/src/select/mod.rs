@@ -204,13 +204,16 @@ fn handler_at(tokens: &[TokenTree], at: usize) -> Result<(Vec<TokenTree>, usize)
     }
 }
 
-/// The expression from `at` to the next comma outside a turbofish's `<..>`.
+/// The expression from `at` to the next comma outside a turbofish's `<..>` (nested ones
+/// included).
 fn expression_at(tokens: &[TokenTree], at: usize) -> Result<(Vec<TokenTree>, usize), TokenStream> {
     let mut angle = 0usize;
     let mut end = at;
     while end < tokens.len() {
         let t = &tokens[end];
-        if is_punct(t, '<') && end >= 2 && is_punct(&tokens[end - 1], ':') {
+        // `::<` opens a turbofish; inside one, every `<` opens a nested generic list.
+        let opens_turbofish = end >= 2 && is_punct(&tokens[end - 1], ':');
+        if is_punct(t, '<') && (angle > 0 || opens_turbofish) {
             angle += 1;
         } else if is_punct(t, '>') && angle > 0 && !(end > 0 && is_punct(&tokens[end - 1], '-')) {
             angle -= 1;
