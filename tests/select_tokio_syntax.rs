@@ -319,6 +319,19 @@ fn patterns_and_expressions_of_every_shape() {
             _ = async { 1 } => false,
         };
         assert!(got);
+        // A qualified path with a comma, and a closure with two parameters, as handlers.
+        let got = select! {
+            biased;
+            n = async { 3 } => <std::collections::HashMap<u8, u8> as Default>::default().len() + n,
+            _ = async { 1 } => 0,
+        };
+        assert_eq!(got, 3);
+        let add: fn(i32, i32) -> i32 = select! {
+            biased;
+            _ = async { 10 } => move |a, b| a + b,
+            _ = async { 1 } => |_, _| 0,
+        };
+        assert_eq!(add(1, 2), 3);
     });
 }
 

@@ -204,16 +204,25 @@ fn handler_at(tokens: &[TokenTree], at: usize) -> Result<(Vec<TokenTree>, usize)
     }
 }
 
-/// The expression from `at` to the next comma outside a turbofish's `<..>` (nested ones
-/// included).
+/// The expression from `at` to the next comma outside a turbofish's or a qualified path's
+/// `<..>` (nested ones included) and a leading closure's parameters.
 fn expression_at(tokens: &[TokenTree], at: usize) -> Result<(Vec<TokenTree>, usize), TokenStream> {
     let mut angle = 0usize;
     let mut end = at;
+    // A closure's parameters (`|a, b| ..`, `move |a, b| ..`) hold commas of their own.
+    let closure_at = at + usize::from(tokens.get(at).is_some_and(|t| is_ident(t, "move")));
+    if tokens.get(closure_at).is_some_and(|t| is_punct(t, '|')) {
+        let close = tokens[closure_at + 1..]
+            .iter()
+            .position(|t| is_punct(t, '|'));
+        end = close.map_or(tokens.len(), |i| closure_at + 2 + i);
+    }
     while end < tokens.len() {
         let t = &tokens[end];
-        // `::<` opens a turbofish; inside one, every `<` opens a nested generic list.
-        let opens_turbofish = end >= 2 && is_punct(&tokens[end - 1], ':');
-        if is_punct(t, '<') && (angle > 0 || opens_turbofish) {
+        // `::<` opens a turbofish and a leading `<` a qualified path (`<T as U>::f`);
+        // inside either, every `<` opens a nested generic list.
+        let opens_list = end == at || (end >= 2 && is_punct(&tokens[end - 1], ':'));
+        if is_punct(t, '<') && (angle > 0 || opens_list) {
             angle += 1;
         } else if is_punct(t, '>') && angle > 0 && !(end > 0 && is_punct(&tokens[end - 1], '-')) {
             angle -= 1;
