@@ -14,6 +14,8 @@
 //!   blocking work;
 //! - [`io`]: the futures-io traits and helpers, re-exported so no extra import is needed;
 //!   [`future`] and [`stream`] likewise re-export the combinators of `futures-util`;
+//! - [`codec`]: tokio-util's framing (`Decoder`/`Encoder`, `Framed`, lines and
+//!   length-delimited codecs) over any of those streams;
 //! - [`Handle`]: spawning onto a runtime from other threads.
 //!
 //! # Getting started
@@ -104,8 +106,8 @@
 #[doc(hidden)]
 pub use overlap_runtime::block_on_start_paused;
 pub use overlap_runtime::{
-    block_on, coop_poll_proceed, metrics, own_waits, signal, spawn, spawn_blocking, sync, time,
-    try_spawn, yield_now, AbortHandle, AsyncFd, AsyncFdReadyGuard, AsyncFdReadyMutGuard,
+    block_on, codec, coop_poll_proceed, metrics, own_waits, signal, spawn, spawn_blocking, sync,
+    time, try_spawn, yield_now, AbortHandle, AsyncFd, AsyncFdReadyGuard, AsyncFdReadyMutGuard,
     AsyncFdTryNewError, Builder, Direction, Handle, JoinError, JoinHandle, JoinSet, OwnWaits,
     Ready, ReadyEvent, Registered, RemoteJoinHandle, Runtime, RuntimeGuard, RuntimeMetrics,
     TryIoError, YieldNow,

@@ -15,6 +15,7 @@
 mod sys;
 
 mod blocking;
+pub mod codec;
 mod coop;
 mod executor;
 pub mod io;

@@ -1,0 +1,539 @@
+//! `BytesMut`: the growable byte buffer the codecs read into and encode into, with the part
+//! of the `bytes` crate's API that decoders use.
+
+use std::borrow::{Borrow, BorrowMut};
+use std::fmt;
+use std::io;
+use std::ops::{Deref, DerefMut};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use futures_util::io::AsyncRead;
+
+/// A growable byte buffer that is cheap to consume from the front: the part of the `bytes`
+/// crate's `BytesMut` (and its `Buf`/`BufMut` number methods) that decoders and encoders
+/// use, so a tokio-util codec ports with its imports changed.
+///
+/// It is a `Vec<u8>` and an offset: the bytes before the offset were consumed
+/// ([`advance`](BytesMut::advance), [`split_to`](BytesMut::split_to), the `get_*` methods)
+/// and are given back in one move once they pass half of the vector, or before it grows. So
+/// consuming a buffer frame by frame costs each byte at most one further copy, never a
+/// memmove of the whole buffer per frame.
+///
+/// Unlike `bytes`' buffer, no two buffers share memory: [`split_to`](BytesMut::split_to)
+/// and [`split_off`](BytesMut::split_off) copy the bytes they return (a frame's length,
+/// once), where `bytes` hands out a view of the same allocation. [`split`](BytesMut::split)
+/// of a buffer with nothing consumed moves the allocation out without copying.
+/// [`freeze`](BytesMut::freeze) gives a `Vec<u8>` (there is no `Bytes` type).
+///
+/// The number methods read and write big-endian (network order), the `_le` ones
+/// little-endian; a `get_*` with too few bytes left panics, as `bytes`' does.
+///
+/// ```
+/// use overlap::codec::BytesMut;
+///
+/// let mut buf = BytesMut::with_capacity(64);
+/// buf.put_u16(5);
+/// buf.put_slice(b"hello");
+/// buf.put_u8(b'!');
+/// assert_eq!(buf.len(), 8);
+///
+/// let len = buf.get_u16() as usize;
+/// let word = buf.split_to(len);
+/// assert_eq!(word, b"hello"[..]);
+/// assert_eq!(buf.get_u8(), b'!');
+/// assert!(buf.is_empty());
+/// ```
+#[derive(Default)]
+pub struct BytesMut {
+    /// The buffer's bytes are `vec[start..end]`; `vec[end..]` is room a read already
+    /// zeroed (or used before), kept so the next read need not zero it again.
+    vec: Vec<u8>,
+    /// # Invariant: `start <= end <= vec.len()`, and `start == end == 0` when empty.
+    start: usize,
+    end: usize,
+}
+
+impl BytesMut {
+    /// An empty buffer, with no allocation.
+    ///
+    /// ```
+    /// let buf = overlap::codec::BytesMut::new();
+    /// assert!(buf.is_empty());
+    /// ```
+    pub fn new() -> BytesMut {
+        BytesMut::default()
+    }
+
+    /// An empty buffer with room for `capacity` bytes.
+    ///
+    /// ```
+    /// let buf = overlap::codec::BytesMut::with_capacity(100);
+    /// assert!(buf.capacity() >= 100);
+    /// ```
+    pub fn with_capacity(capacity: usize) -> BytesMut {
+        BytesMut {
+            vec: Vec::with_capacity(capacity),
+            start: 0,
+            end: 0,
+        }
+    }
+
+    /// The number of bytes in the buffer.
+    pub fn len(&self) -> usize {
+        self.end - self.start
+    }
+
+    /// Whether the buffer holds no bytes.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// How many bytes the buffer holds without allocating (bytes consumed from its front
+    /// and not yet given back excluded).
+    pub fn capacity(&self) -> usize {
+        self.vec.capacity() - self.start
+    }
+
+    /// Makes room for at least `additional` more bytes, first by giving back the consumed
+    /// front, then by growing.
+    ///
+    /// ```
+    /// use overlap::codec::BytesMut;
+    ///
+    /// let mut buf = BytesMut::from(&b"0123456789"[..]);
+    /// buf.advance(8);
+    /// buf.reserve(100);
+    /// assert!(buf.capacity() - buf.len() >= 100);
+    /// assert_eq!(buf, b"89"[..]);
+    /// ```
+    pub fn reserve(&mut self, additional: usize) {
+        if self.vec.capacity() - self.end >= additional {
+            return;
+        }
+        self.compact();
+        // `Vec::reserve` counts from the vector's length, which may include zeroed room.
+        let wanted = self.end + additional;
+        if wanted > self.vec.capacity() {
+            self.vec.reserve(wanted - self.vec.len());
+        }
+    }
+
+    /// Empties the buffer, keeping its allocation.
+    pub fn clear(&mut self) {
+        self.start = 0;
+        self.end = 0;
+    }
+
+    /// Keeps the first `len` bytes and drops the rest; nothing happens if the buffer is
+    /// shorter.
+    pub fn truncate(&mut self, len: usize) {
+        if len < self.len() {
+            self.end = self.start + len;
+            if len == 0 {
+                self.clear();
+            }
+        }
+    }
+
+    /// Appends `bytes`.
+    pub fn extend_from_slice(&mut self, bytes: &[u8]) {
+        self.reserve(bytes.len());
+        self.vec.truncate(self.end);
+        self.vec.extend_from_slice(bytes);
+        self.end = self.vec.len();
+    }
+
+    /// Appends `bytes` (`BufMut::put_slice`).
+    pub fn put_slice(&mut self, bytes: &[u8]) {
+        self.extend_from_slice(bytes);
+    }
+
+    /// Removes the first `at` bytes and returns them; `self` keeps the rest. The returned
+    /// bytes are copied into a buffer of their own (`bytes`' split is zero-copy).
+    ///
+    /// # Panics
+    /// If `at > self.len()`.
+    ///
+    /// ```
+    /// use overlap::codec::BytesMut;
+    ///
+    /// let mut buf = BytesMut::from(&b"head:body"[..]);
+    /// let head = buf.split_to(5);
+    /// assert_eq!((head, buf), (b"head:"[..].into(), b"body"[..].into()));
+    /// ```
+    pub fn split_to(&mut self, at: usize) -> BytesMut {
+        assert!(
+            at <= self.len(),
+            "split_to out of bounds: {} > {}",
+            at,
+            self.len()
+        );
+        let front = BytesMut::from(&self[..at]);
+        self.advance(at);
+        front
+    }
+
+    /// Removes the bytes from `at` on and returns them (copied); `self` keeps the first
+    /// `at`.
+    ///
+    /// # Panics
+    /// If `at > self.len()`.
+    ///
+    /// ```
+    /// use overlap::codec::BytesMut;
+    ///
+    /// let mut buf = BytesMut::from(&b"head:body"[..]);
+    /// let body = buf.split_off(5);
+    /// assert_eq!((buf, body), (b"head:"[..].into(), b"body"[..].into()));
+    /// ```
+    pub fn split_off(&mut self, at: usize) -> BytesMut {
+        assert!(
+            at <= self.len(),
+            "split_off out of bounds: {} > {}",
+            at,
+            self.len()
+        );
+        let back = BytesMut::from(&self[at..]);
+        self.truncate(at);
+        back
+    }
+
+    /// Takes all the bytes, leaving `self` empty. A buffer with nothing consumed from its
+    /// front gives its allocation away without copying (and `self` starts with none).
+    ///
+    /// ```
+    /// use overlap::codec::BytesMut;
+    ///
+    /// let mut buf = BytesMut::from(&b"all of it"[..]);
+    /// let taken = buf.split();
+    /// assert_eq!(taken, b"all of it"[..]);
+    /// assert!(buf.is_empty());
+    /// ```
+    pub fn split(&mut self) -> BytesMut {
+        self.compact();
+        self.vec.truncate(self.end);
+        std::mem::take(self)
+    }
+
+    /// Drops the first `n` bytes (`Buf::advance`).
+    ///
+    /// # Panics
+    /// If `n > self.len()`.
+    pub fn advance(&mut self, n: usize) {
+        assert!(
+            n <= self.len(),
+            "advance out of bounds: {} > {}",
+            n,
+            self.len()
+        );
+        self.start += n;
+        if self.start == self.end {
+            self.clear();
+        } else if self.start > self.end / 2 {
+            // Fewer bytes are left than were consumed: moving them costs less than the
+            // consumed bytes did, so each byte is moved a bounded number of times.
+            self.compact();
+        }
+    }
+
+    /// Moves the bytes to the front of the vector, giving back the consumed room.
+    fn compact(&mut self) {
+        if self.start > 0 {
+            self.vec.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+    }
+
+    /// The bytes, as a `Vec<u8>` (`bytes`' `freeze` gives a `Bytes`; here it is the vector
+    /// itself, without copying when nothing was consumed from the front).
+    pub fn freeze(self) -> Vec<u8> {
+        self.into()
+    }
+
+    /// A copy of the bytes.
+    pub fn to_vec(&self) -> Vec<u8> {
+        self[..].to_vec()
+    }
+
+    /// Reads from `io` into the spare room: at least `min_room` bytes of room are made
+    /// first, and at most `max` are offered. Safe code must hand a reader initialised
+    /// memory: room is zeroed the first time it is offered and kept initialised after, so
+    /// a peer trickling a byte per read does not cost a zeroing of the room each time.
+    /// The codecs' read path.
+    pub(crate) fn poll_read_from<T: AsyncRead + ?Sized>(
+        &mut self,
+        io: Pin<&mut T>,
+        cx: &mut Context<'_>,
+        min_room: usize,
+        max: usize,
+    ) -> Poll<io::Result<usize>> {
+        self.reserve(min_room);
+        let room = (self.vec.capacity() - self.end).min(max);
+        if self.vec.len() < self.end + room {
+            // Only room no read had before is zeroed.
+            self.vec.resize(self.end + room, 0);
+        }
+        let result = io.poll_read(cx, &mut self.vec[self.end..self.end + room]);
+        if let Poll::Ready(Ok(n)) = &result {
+            self.end += (*n).min(room);
+        }
+        result
+    }
+
+    /// Removes the first `N` bytes as an array.
+    fn take_array<const N: usize>(&mut self) -> [u8; N] {
+        assert!(
+            self.len() >= N,
+            "not enough bytes left: {} < {}",
+            self.len(),
+            N
+        );
+        let mut out = [0; N];
+        out.copy_from_slice(&self[..N]);
+        self.advance(N);
+        out
+    }
+}
+
+/// The `put_*`/`get_*` number methods, big-endian and `_le`.
+macro_rules! numbers {
+    ($($ty:ty: $put:ident, $put_le:ident, $get:ident, $get_le:ident;)*) => {
+        impl BytesMut {
+            $(
+                #[doc = concat!("Appends a `", stringify!($ty), "`, big-endian.")]
+                pub fn $put(&mut self, n: $ty) {
+                    self.extend_from_slice(&n.to_be_bytes());
+                }
+
+                #[doc = concat!("Appends a `", stringify!($ty), "`, little-endian.")]
+                pub fn $put_le(&mut self, n: $ty) {
+                    self.extend_from_slice(&n.to_le_bytes());
+                }
+
+                #[doc = concat!("Removes a big-endian `", stringify!($ty), "` from the front.")]
+                ///
+                /// # Panics
+                /// If too few bytes are left.
+                pub fn $get(&mut self) -> $ty {
+                    <$ty>::from_be_bytes(self.take_array())
+                }
+
+                #[doc = concat!("Removes a little-endian `", stringify!($ty), "` from the front.")]
+                ///
+                /// # Panics
+                /// If too few bytes are left.
+                pub fn $get_le(&mut self) -> $ty {
+                    <$ty>::from_le_bytes(self.take_array())
+                }
+            )*
+        }
+    };
+}
+
+numbers! {
+    u16: put_u16, put_u16_le, get_u16, get_u16_le;
+    u32: put_u32, put_u32_le, get_u32, get_u32_le;
+    u64: put_u64, put_u64_le, get_u64, get_u64_le;
+}
+
+impl BytesMut {
+    /// Appends one byte.
+    pub fn put_u8(&mut self, n: u8) {
+        self.extend_from_slice(&[n]);
+    }
+
+    /// Removes one byte from the front.
+    ///
+    /// # Panics
+    /// If the buffer is empty.
+    pub fn get_u8(&mut self) -> u8 {
+        self.take_array::<1>()[0]
+    }
+}
+
+impl Deref for BytesMut {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.vec[self.start..self.end]
+    }
+}
+
+impl DerefMut for BytesMut {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        &mut self.vec[self.start..self.end]
+    }
+}
+
+impl AsRef<[u8]> for BytesMut {
+    fn as_ref(&self) -> &[u8] {
+        self
+    }
+}
+
+impl AsMut<[u8]> for BytesMut {
+    fn as_mut(&mut self) -> &mut [u8] {
+        self
+    }
+}
+
+impl Borrow<[u8]> for BytesMut {
+    fn borrow(&self) -> &[u8] {
+        self
+    }
+}
+
+impl BorrowMut<[u8]> for BytesMut {
+    fn borrow_mut(&mut self) -> &mut [u8] {
+        self
+    }
+}
+
+impl Clone for BytesMut {
+    /// Copies the bytes (not the consumed front).
+    fn clone(&self) -> BytesMut {
+        BytesMut::from(&self[..])
+    }
+}
+
+impl From<&[u8]> for BytesMut {
+    fn from(bytes: &[u8]) -> BytesMut {
+        BytesMut::from(bytes.to_vec())
+    }
+}
+
+impl From<&str> for BytesMut {
+    fn from(text: &str) -> BytesMut {
+        BytesMut::from(text.as_bytes())
+    }
+}
+
+impl From<Vec<u8>> for BytesMut {
+    /// Takes the vector's allocation, without copying.
+    fn from(vec: Vec<u8>) -> BytesMut {
+        BytesMut {
+            end: vec.len(),
+            vec,
+            start: 0,
+        }
+    }
+}
+
+impl From<BytesMut> for Vec<u8> {
+    /// The vector itself when nothing was consumed from the front; else the bytes moved
+    /// to its start.
+    fn from(mut buf: BytesMut) -> Vec<u8> {
+        buf.compact();
+        buf.vec.truncate(buf.end);
+        buf.vec
+    }
+}
+
+impl Extend<u8> for BytesMut {
+    fn extend<I: IntoIterator<Item = u8>>(&mut self, iter: I) {
+        self.compact();
+        self.vec.truncate(self.end);
+        self.vec.extend(iter);
+        self.end = self.vec.len();
+    }
+}
+
+impl<'a> Extend<&'a u8> for BytesMut {
+    fn extend<I: IntoIterator<Item = &'a u8>>(&mut self, iter: I) {
+        self.extend(iter.into_iter().copied());
+    }
+}
+
+impl PartialEq for BytesMut {
+    fn eq(&self, other: &BytesMut) -> bool {
+        self[..] == other[..]
+    }
+}
+
+impl Eq for BytesMut {}
+
+impl std::hash::Hash for BytesMut {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self[..].hash(state);
+    }
+}
+
+impl PartialEq<[u8]> for BytesMut {
+    fn eq(&self, other: &[u8]) -> bool {
+        self[..] == *other
+    }
+}
+
+impl PartialEq<&[u8]> for BytesMut {
+    fn eq(&self, other: &&[u8]) -> bool {
+        self[..] == **other
+    }
+}
+
+impl<const N: usize> PartialEq<[u8; N]> for BytesMut {
+    fn eq(&self, other: &[u8; N]) -> bool {
+        self[..] == other[..]
+    }
+}
+
+impl<const N: usize> PartialEq<&[u8; N]> for BytesMut {
+    fn eq(&self, other: &&[u8; N]) -> bool {
+        self[..] == other[..]
+    }
+}
+
+impl PartialEq<Vec<u8>> for BytesMut {
+    fn eq(&self, other: &Vec<u8>) -> bool {
+        self[..] == other[..]
+    }
+}
+
+impl PartialEq<str> for BytesMut {
+    fn eq(&self, other: &str) -> bool {
+        self[..] == *other.as_bytes()
+    }
+}
+
+impl PartialEq<&str> for BytesMut {
+    fn eq(&self, other: &&str) -> bool {
+        self[..] == *other.as_bytes()
+    }
+}
+
+impl PartialEq<BytesMut> for [u8] {
+    fn eq(&self, other: &BytesMut) -> bool {
+        *self == other[..]
+    }
+}
+
+impl PartialEq<BytesMut> for &[u8] {
+    fn eq(&self, other: &BytesMut) -> bool {
+        **self == other[..]
+    }
+}
+
+impl PartialEq<BytesMut> for Vec<u8> {
+    fn eq(&self, other: &BytesMut) -> bool {
+        self[..] == other[..]
+    }
+}
+
+impl fmt::Debug for BytesMut {
+    /// As a byte string literal, `b"..."`, as `bytes`' does.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "b\"")?;
+        for &b in self.iter() {
+            match b {
+                b'\n' => write!(f, "\\n")?,
+                b'\r' => write!(f, "\\r")?,
+                b'\t' => write!(f, "\\t")?,
+                b'\\' | b'"' => write!(f, "\\{}", b as char)?,
+                0x20..=0x7e => write!(f, "{}", b as char)?,
+                _ => write!(f, "\\x{b:02x}")?,
+            }
+        }
+        write!(f, "\"")
+    }
+}

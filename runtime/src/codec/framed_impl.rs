@@ -1,0 +1,186 @@
+//! The read and write state machines that `FramedRead`, `FramedWrite` and `Framed` share:
+//! all their state lives in these structs, so a dropped `next()` or `send()` loses nothing.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+
+use futures_util::io::{AsyncRead, AsyncWrite};
+
+use super::{BytesMut, Decoder, Encoder};
+
+/// The read buffer's starting capacity, and the room made before each read.
+pub(crate) const INITIAL_CAPACITY: usize = 8 * 1024;
+/// The write buffer's default backpressure boundary.
+pub(crate) const BACKPRESSURE_BOUNDARY: usize = INITIAL_CAPACITY;
+/// The most bytes offered to one read (room is zeroed the first time it is offered: safe
+/// code cannot hand a reader uninitialised memory).
+const MAX_READ: usize = 64 * 1024;
+
+/// The read side: bytes read and not yet decoded, and where the stream is.
+#[derive(Debug)]
+pub(crate) struct ReadFrame {
+    pub(crate) buffer: BytesMut,
+    /// The last read returned end of file.
+    pub(crate) eof: bool,
+    /// New bytes (or end of file) arrived since `decode` last returned `None`.
+    pub(crate) is_readable: bool,
+    /// The last item given out was an error: the next poll ends the stream.
+    pub(crate) has_errored: bool,
+}
+
+impl ReadFrame {
+    pub(crate) fn new(buffer: BytesMut) -> ReadFrame {
+        ReadFrame {
+            // Bytes already there (from `from_parts`) are decoded before any read.
+            is_readable: !buffer.is_empty(),
+            buffer,
+            eof: false,
+            has_errored: false,
+        }
+    }
+
+    pub(crate) fn with_capacity(capacity: usize) -> ReadFrame {
+        ReadFrame::new(BytesMut::with_capacity(capacity))
+    }
+
+    /// `Stream::poll_next` for a decoder over `io`, as tokio-util's: decode what is
+    /// buffered; read only when that gives `None`; at end of file call `decode_eof` until
+    /// it gives `None`, then end; after an error (decoding or reading), end once.
+    pub(crate) fn poll_next<T, D>(
+        &mut self,
+        mut io: Pin<&mut T>,
+        decoder: &mut D,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<D::Item, D::Error>>>
+    where
+        T: AsyncRead,
+        D: Decoder,
+    {
+        loop {
+            if self.has_errored {
+                // The error was given out: end the stream this once. A caller polling on
+                // reads on, as tokio-util's does.
+                self.is_readable = false;
+                self.has_errored = false;
+                return Poll::Ready(None);
+            }
+            if self.is_readable {
+                if self.eof {
+                    let frame = match decoder.decode_eof(&mut self.buffer) {
+                        Ok(frame) => frame,
+                        Err(e) => return self.errored(e),
+                    };
+                    if frame.is_none() {
+                        // Polled again, the stream reads again (a tty may give more).
+                        self.is_readable = false;
+                    }
+                    return Poll::Ready(frame.map(Ok));
+                }
+                match decoder.decode(&mut self.buffer) {
+                    Ok(Some(frame)) => return Poll::Ready(Some(Ok(frame))),
+                    Ok(None) => self.is_readable = false,
+                    Err(e) => return self.errored(e),
+                }
+            }
+            // overlap's readers retry EINTR and wait out EAGAIN themselves: Pending here
+            // means no bytes yet, and the reader woke us up when they come.
+            let n = match self
+                .buffer
+                .poll_read_from(io.as_mut(), cx, INITIAL_CAPACITY, MAX_READ)
+            {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Ok(n)) => n,
+                Poll::Ready(Err(e)) => return self.errored(e.into()),
+            };
+            if n == 0 {
+                if self.eof {
+                    return Poll::Ready(None);
+                }
+                self.eof = true;
+            } else {
+                self.eof = false;
+            }
+            self.is_readable = true;
+        }
+    }
+
+    fn errored<I, E>(&mut self, e: E) -> Poll<Option<Result<I, E>>> {
+        self.has_errored = true;
+        Poll::Ready(Some(Err(e)))
+    }
+}
+
+/// The write side: encoded frames not yet written out.
+#[derive(Debug)]
+pub(crate) struct WriteFrame {
+    pub(crate) buffer: BytesMut,
+    pub(crate) backpressure_boundary: usize,
+}
+
+impl WriteFrame {
+    pub(crate) fn new(buffer: BytesMut) -> WriteFrame {
+        WriteFrame {
+            buffer,
+            backpressure_boundary: BACKPRESSURE_BOUNDARY,
+        }
+    }
+
+    pub(crate) fn with_capacity(capacity: usize) -> WriteFrame {
+        WriteFrame::new(BytesMut::with_capacity(capacity))
+    }
+
+    /// `Sink::poll_ready`: ready while the buffer is under the boundary; past it, the
+    /// whole buffer is written out first.
+    pub(crate) fn poll_ready<T: AsyncWrite>(
+        &mut self,
+        io: Pin<&mut T>,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<()>> {
+        if self.buffer.len() >= self.backpressure_boundary {
+            self.poll_flush(io, cx)
+        } else {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    /// `Sink::start_send`: the item is encoded into the buffer.
+    pub(crate) fn start_send<I, E: Encoder<I>>(
+        &mut self,
+        encoder: &mut E,
+        item: I,
+    ) -> Result<(), E::Error> {
+        encoder.encode(item, &mut self.buffer)
+    }
+
+    /// `Sink::poll_flush`: writes the whole buffer, then flushes the writer. Each write
+    /// drops what it took from the buffer, so a flush cut short resumes where it was.
+    pub(crate) fn poll_flush<T: AsyncWrite>(
+        &mut self,
+        mut io: Pin<&mut T>,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<()>> {
+        while !self.buffer.is_empty() {
+            let n = ready!(io.as_mut().poll_write(cx, &self.buffer))?;
+            if n == 0 {
+                return Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::WriteZero,
+                    "failed to write frame to transport",
+                )));
+            }
+            self.buffer.advance(n);
+        }
+        io.poll_flush(cx)
+    }
+
+    /// `Sink::poll_close`: flushes, then closes the writer (`poll_close`, which shuts a
+    /// socket's write side down).
+    pub(crate) fn poll_close<T: AsyncWrite>(
+        &mut self,
+        mut io: Pin<&mut T>,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<()>> {
+        ready!(self.poll_flush(io.as_mut(), cx))?;
+        io.poll_close(cx)
+    }
+}

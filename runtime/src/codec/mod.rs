@@ -1,0 +1,63 @@
+//! Framing: tokio-util's `codec` module for futures-io streams. A [`Decoder`] turns the
+//! bytes a reader gives into frames and an [`Encoder`] turns items into bytes;
+//! [`FramedRead`] makes a reader and a decoder a `Stream` of frames, [`FramedWrite`] a
+//! writer and an encoder a `Sink` of items, and [`Framed`] one stream both ways. The codecs
+//! of tokio-util come with it: [`BytesCodec`] and [`LinesCodec`].
+//!
+//! A tokio program's framing code ports by changing its imports: `tokio_util::codec` is
+//! `overlap::codec`, `bytes::BytesMut` is [`overlap::codec::BytesMut`](BytesMut) (the
+//! `bytes` crate is not used: [`BytesMut`] is overlap's own, with the part of its API that
+//! codecs use, the `Buf`/`BufMut` number methods being inherent), and the `Stream`/`Sink`
+//! extension traits are `overlap::stream::StreamExt` and `overlap::sink::SinkExt`.
+//!
+//! The rules, as tokio-util's:
+//! - Reading: a `FramedRead` reads more only when `decode` finds no whole frame in what it
+//!   has; at end of file it calls `decode_eof` until that finds none, then the stream ends.
+//!   An error (the decoder's or the reader's) is given out once, then the stream gives
+//!   `None`.
+//! - Writing: `start_send` encodes the item into the write buffer; `poll_ready` writes the
+//!   buffer out first once it holds the backpressure boundary (8 KiB by default) or more,
+//!   so a sender to a peer that does not read stops there; `poll_flush` writes it all and
+//!   flushes the writer, and `poll_close` flushes then closes it (a socket's write side is
+//!   shut down, so the peer reads end of file).
+//! - Cancellation: `next()`, `send()`, `feed()` and `flush()` may be dropped at any point
+//!   and lose nothing: bytes read and not decoded stay in the read buffer, bytes encoded
+//!   and not written in the write buffer. An item given to `send` was encoded once
+//!   `poll_ready` said ready; a `send` dropped before that never took its item.
+//! - `EAGAIN` and `EINTR` never surface: overlap's streams wait and retry inside.
+//!
+//! ```
+//! use overlap::codec::{Framed, LinesCodec};
+//! use overlap::net::UnixStream;
+//! use overlap::sink::SinkExt;
+//! use overlap::stream::StreamExt;
+//!
+//! overlap::block_on(async {
+//!     let (a, b) = UnixStream::pair()?;
+//!     let mut a = Framed::new(a, LinesCodec::new());
+//!     let mut b = Framed::new(b, LinesCodec::new());
+//!     a.send("hello").await?;
+//!     assert_eq!(b.next().await.unwrap()?, "hello");
+//!     SinkExt::<&str>::close(&mut a).await?; // the peer's stream ends
+//!     assert!(b.next().await.is_none());
+//!     Ok::<_, Box<dyn std::error::Error>>(())
+//! })
+//! .unwrap();
+//! ```
+
+mod bytes_codec;
+mod bytes_mut;
+mod framed;
+mod framed_impl;
+mod framed_read;
+mod framed_write;
+mod lines_codec;
+mod traits;
+
+pub use bytes_codec::BytesCodec;
+pub use bytes_mut::BytesMut;
+pub use framed::{Framed, FramedParts};
+pub use framed_read::FramedRead;
+pub use framed_write::FramedWrite;
+pub use lines_codec::{LinesCodec, LinesCodecError};
+pub use traits::{Decoder, Encoder};
