@@ -2,7 +2,7 @@
 //! bytes a reader gives into frames and an [`Encoder`] turns items into bytes;
 //! [`FramedRead`] makes a reader and a decoder a `Stream` of frames, [`FramedWrite`] a
 //! writer and an encoder a `Sink` of items, and [`Framed`] one stream both ways. The codecs
-//! of tokio-util come with it: [`BytesCodec`] and [`LinesCodec`].
+//! of tokio-util come with it: [`BytesCodec`], [`LinesCodec`] and [`LengthDelimitedCodec`].
 //!
 //! A tokio program's framing code ports by changing its imports: `tokio_util::codec` is
 //! `overlap::codec`, `bytes::BytesMut` is [`overlap::codec::BytesMut`](BytesMut) (the
@@ -27,20 +27,21 @@
 //! - `EAGAIN` and `EINTR` never surface: overlap's streams wait and retry inside.
 //!
 //! ```
-//! use overlap::codec::{Framed, LinesCodec};
+//! use overlap::codec::{Framed, LengthDelimitedCodec};
 //! use overlap::net::UnixStream;
 //! use overlap::sink::SinkExt;
 //! use overlap::stream::StreamExt;
 //!
 //! overlap::block_on(async {
 //!     let (a, b) = UnixStream::pair()?;
-//!     let mut a = Framed::new(a, LinesCodec::new());
-//!     let mut b = Framed::new(b, LinesCodec::new());
-//!     a.send("hello").await?;
-//!     assert_eq!(b.next().await.unwrap()?, "hello");
-//!     SinkExt::<&str>::close(&mut a).await?; // the peer's stream ends
+//!     let mut a = Framed::new(a, LengthDelimitedCodec::new());
+//!     let mut b = Framed::new(b, LengthDelimitedCodec::new());
+//!     a.send(vec![7u8; 100_000]).await?;
+//!     let frame = b.next().await.unwrap()?;
+//!     assert_eq!(frame.len(), 100_000);
+//!     SinkExt::<Vec<u8>>::close(&mut a).await?; // the peer's stream ends
 //!     assert!(b.next().await.is_none());
-//!     Ok::<_, Box<dyn std::error::Error>>(())
+//!     std::io::Result::Ok(())
 //! })
 //! .unwrap();
 //! ```
@@ -51,6 +52,7 @@ mod framed;
 mod framed_impl;
 mod framed_read;
 mod framed_write;
+pub mod length_delimited;
 mod lines_codec;
 mod traits;
 
@@ -59,5 +61,6 @@ pub use bytes_mut::BytesMut;
 pub use framed::{Framed, FramedParts};
 pub use framed_read::FramedRead;
 pub use framed_write::FramedWrite;
+pub use length_delimited::{LengthDelimitedCodec, LengthDelimitedCodecError};
 pub use lines_codec::{LinesCodec, LinesCodecError};
 pub use traits::{Decoder, Encoder};
