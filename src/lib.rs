@@ -213,7 +213,9 @@ pub mod runtime {
 /// Unlike tokio's, futures-util's `Lines` cannot give its reader back (no `into_inner`), and
 /// neither bounds a line's length: a server that takes its stream back (for a TLS upgrade)
 /// or must not hold an endless line reads with `(&mut reader).take(limit).read_until(..)`
-/// on the `BufReader` itself, whose `buffer()` shows what it read ahead.
+/// on the `BufReader` itself, whose `buffer()` shows what it read ahead, or frames its
+/// stream with [`codec::LinesCodec::new_with_max_length`] in a [`codec::Framed`], whose
+/// `into_parts` gives the stream back with the bytes read ahead.
 ///
 /// ```
 /// use std::time::Duration;

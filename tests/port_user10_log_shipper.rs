@@ -68,9 +68,10 @@
 //! next one sees bytes appended since, and a seek after a copytruncate drops what was
 //! read ahead, as the `File` docs say. `DirEntry::ino` (tokio has it too) finds the file
 //! a rotation renamed while the shipper was down. tokio-util's codecs (`Framed`,
-//! `LengthDelimitedCodec`), which a tokio shipper would frame its batches with, have no
-//! overlap counterpart: the frames are written and read by hand (`write_all` of a
-//! length-prefixed buffer, `read_u32` then `read_exact`).
+//! `LengthDelimitedCodec`), which a tokio shipper would frame its batches with, had no
+//! overlap counterpart when this port was written (`overlap::codec` has them now): the
+//! frames are written and read by hand (`write_all` of a length-prefixed buffer,
+//! `read_u32` then `read_exact`).
 //!
 //! Things the port got wrong at first were the user's, and are as in tokio: a collector
 //! stopped by dropping its `JoinSet` still held its port until the runtime's next turn (an
