@@ -2,7 +2,8 @@
 //! bytes a reader gives into frames and an [`Encoder`] turns items into bytes;
 //! [`FramedRead`] makes a reader and a decoder a `Stream` of frames, [`FramedWrite`] a
 //! writer and an encoder a `Sink` of items, and [`Framed`] one stream both ways. The codecs
-//! of tokio-util come with it: [`BytesCodec`], [`LinesCodec`] and [`LengthDelimitedCodec`].
+//! of tokio-util come with it: [`BytesCodec`], [`LinesCodec`], [`AnyDelimiterCodec`] and
+//! [`LengthDelimitedCodec`].
 //!
 //! A tokio program's framing code ports by changing its imports: `tokio_util::codec` is
 //! `overlap::codec`, `bytes::BytesMut` is [`overlap::codec::BytesMut`](BytesMut) (the
@@ -46,6 +47,7 @@
 //! .unwrap();
 //! ```
 
+mod any_delimiter_codec;
 mod bytes_codec;
 mod bytes_mut;
 mod framed;
@@ -56,6 +58,7 @@ pub mod length_delimited;
 mod lines_codec;
 mod traits;
 
+pub use any_delimiter_codec::{AnyDelimiterCodec, AnyDelimiterCodecError};
 pub use bytes_codec::BytesCodec;
 pub use bytes_mut::BytesMut;
 pub use framed::{Framed, FramedParts};
