@@ -398,3 +398,19 @@ fn a_loop_on_a_counter_and_a_shared_flag_sees_every_message() {
         assert_eq!((seen.get(), sum), (200, (0..200).sum()));
     });
 }
+
+#[test]
+fn a_ref_mut_binding_borrows_the_output_mutably_in_its_handler() {
+    block_on(async {
+        // tokio matches the output in place, so `ref mut` binds into it.
+        let got = select! {
+            Some(ref mut s) = async { Some(String::from("a")) } => { s.push('b'); s.clone() }
+            else => String::new(),
+        };
+        assert_eq!(got, "ab");
+        let got = select! {
+            (ref mut n, _) = async { (1u32, ()) } => { *n += 1; *n }
+        };
+        assert_eq!(got, 2);
+    });
+}

@@ -117,7 +117,8 @@ pub(super) fn expand(select: Select) -> TokenStream {
     polled.extend(code("let __overlap_select_r = ::core::future::poll_fn"));
     polled.extend(group(Delimiter::Parenthesis, poll_closure(&select)));
     polled.extend(code(".await; __overlap_select_r"));
-    body.extend(code("let __overlap_select_out = "));
+    // `mut`, so that a `ref mut` binding can borrow the output in place as in tokio's.
+    body.extend(code("#[allow(unused_mut)] let mut __overlap_select_out = "));
     body.extend(group(Delimiter::Brace, polled));
     body.extend(code(";"));
     body.extend(code("match __overlap_select_out"));
