@@ -414,3 +414,19 @@ fn a_ref_mut_binding_borrows_the_output_mutably_in_its_handler() {
         assert_eq!(got, 2);
     });
 }
+
+#[test]
+fn a_turbofish_with_nested_generics_and_a_comma_is_one_handler() {
+    use std::collections::HashMap;
+    block_on(async {
+        let map = select! {
+            n = async { 4usize } => HashMap::<Vec<u8>, u8>::with_capacity(n),
+            _ = std::future::pending::<()>() => HashMap::new(),
+        };
+        assert!(map.capacity() >= 4);
+        let pairs = select! {
+            n = async { 2usize } => Vec::<Option<Vec<u8>>>::with_capacity(n).capacity() + Vec::<(Vec<u8>, u8)>::with_capacity(n).capacity(),
+        };
+        assert!(pairs >= 4);
+    });
+}
