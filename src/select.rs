@@ -65,6 +65,22 @@
 /// });
 /// ```
 ///
+/// A branch's pattern is matched against the output itself, as tokio's is, in the
+/// caller's edition: string literals, constants of a reference type, `&` patterns and
+/// `ref` bindings (which edition 2024 refuses under a reference) all check the output:
+///
+/// ```edition2024
+/// overlap::block_on(async {
+///     let one = (1, String::from("one"));
+///     let got = overlap::select! {
+///         "quit" = async { "stay" } => None,
+///         Some(&(n, ref name)) = async { Some(&one) } => Some((n, name.len())),
+///         else => None,
+///     };
+///     assert_eq!(got, Some((1, 3)));
+/// });
+/// ```
+///
 /// A precondition, and a future kept across the loop by `&mut`:
 ///
 /// ```

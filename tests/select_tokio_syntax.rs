@@ -430,3 +430,33 @@ fn a_turbofish_with_nested_generics_and_a_comma_is_one_handler() {
         assert!(pairs >= 4);
     });
 }
+
+#[test]
+fn patterns_of_reference_type_and_reference_patterns_are_checked_on_the_output() {
+    const QUIT: &str = "quit";
+    block_on(async {
+        // A string literal (and a constant of a reference type) against a `&str` output:
+        // tokio's compares the output itself.
+        let got = select! {
+            "quit" = async { "quit" } => 1,
+            else => 0,
+        };
+        assert_eq!(got, 1);
+        let got = select! {
+            QUIT = async { "stay" } => "quit",
+            b"ok" = async { b"ok" } => "ok",
+        };
+        assert_eq!(got, "ok");
+        // `&` patterns and `ref` bindings inside a refutable pattern.
+        let got = select! {
+            Some(&(a, ref b)) = async { Some(&(1u8, 2u8)) } => (a, *b),
+            else => (0, 0),
+        };
+        assert_eq!(got, (1, 2));
+        let got = select! {
+            (&[first, ..], Some(second)) = async { (&[5u8, 6][..], Some(7u8)) } => first + second,
+            else => 0,
+        };
+        assert_eq!(got, 12);
+    });
+}

@@ -185,14 +185,14 @@ fn poll_branch(select: &Select, i: usize, branch: &Branch) -> TokenStream {
     )));
     let mut ready = TokenStream::new();
     if !is_irrefutable(&branch.pat) {
-        // The pattern is checked on a reference, so that a branch whose output does not
-        // match is disabled without the output moving; `mut` bindings would move it.
-        let mut arms = code("#[allow(unused_variables)]");
-        arms.extend(stream(&without_mut(&branch.pat)));
+        // The pattern is checked on the output itself, as tokio's matches it, but with its
+        // bindings made `_` so that the check moves nothing: a branch whose output does
+        // not match is disabled and the output dropped where it is.
+        let mut arms = stream(&without_bindings(&branch.pat, false));
         arms.extend(code(&format!(
             "=> {{}} #[allow(unreachable_patterns)] _ => {{ __overlap_select_off |= {bit}u64; continue; }}"
         )));
-        ready.extend(code("match &__overlap_select_v"));
+        ready.extend(code("match __overlap_select_v"));
         ready.extend(group(Delimiter::Brace, arms));
     }
     ready.extend(code(&format!(
@@ -263,24 +263,72 @@ fn is_irrefutable(pat: &[TokenTree]) -> bool {
     }
 }
 
-/// The pattern without its `mut` bindings (`&mut` patterns kept), recursing into groups.
-fn without_mut(pat: &[TokenTree]) -> Vec<TokenTree> {
+/// The pattern with its bindings made `_` (`x @ sub` made `sub`, a field's shorthand `x`
+/// made `x: _`) and `ref`/`mut` dropped (`&mut` patterns kept), recursing into groups:
+/// what the output must match, with nothing bound. A lowercase name not followed by `::`,
+/// `(`, `{` or `!` is a binding (a lowercase constant would be taken for one, and the
+/// branch would then panic on an output it does not match). `in_braces`: inside a struct
+/// pattern's fields.
+fn without_bindings(pat: &[TokenTree], in_braces: bool) -> Vec<TokenTree> {
     let mut out: Vec<TokenTree> = Vec::with_capacity(pat.len());
-    for t in pat {
+    let mut i = 0;
+    while i < pat.len() {
+        let t = &pat[i];
+        let next = pat.get(i + 1);
         match t {
-            TokenTree::Ident(i) if i.to_string() == "mut" => {
-                if out.last().is_some_and(|prev| is_punct(prev, '&')) {
+            TokenTree::Ident(id) => {
+                let name = id.to_string();
+                let after_path = out.last().is_some_and(|prev| is_punct(prev, ':'))
+                    && out.len() >= 2
+                    && is_punct(&out[out.len() - 2], ':');
+                let before_path = match next {
+                    Some(TokenTree::Punct(p)) => {
+                        (p.as_char() == ':' && pat.get(i + 2).is_some_and(|n| is_punct(n, ':')))
+                            || p.as_char() == '!'
+                    }
+                    Some(TokenTree::Group(g)) => {
+                        matches!(g.delimiter(), Delimiter::Parenthesis | Delimiter::Brace)
+                    }
+                    _ => false,
+                };
+                let a_field_name = in_braces
+                    && next.is_some_and(|n| matches!(n, TokenTree::Punct(p) if p.as_char() == ':'))
+                    && !before_path;
+                let binding = !after_path
+                    && !before_path
+                    && !a_field_name
+                    && !matches!(name.as_str(), "true" | "false" | "_" | "box" | "const")
+                    && name
+                        .chars()
+                        .next()
+                        .is_some_and(|c| c == '_' || c.is_lowercase());
+                if name == "ref" || (name == "mut" && !out.last().is_some_and(|p| is_punct(p, '&')))
+                {
+                    // dropped
+                } else if binding && next.is_some_and(|n| is_punct(n, '@')) {
+                    i += 1; // `x @ sub`: `sub`
+                } else if binding && in_braces && out.last().is_none_or(|prev| is_punct(prev, ','))
+                {
+                    // A field's shorthand: `x` is `x: _`.
+                    out.push(t.clone());
+                    out.extend(code(": _"));
+                } else if binding {
+                    out.extend(respan(code("_"), id.span()));
+                } else {
                     out.push(t.clone());
                 }
             }
             TokenTree::Group(g) => {
                 let inner: Vec<TokenTree> = g.stream().into_iter().collect();
-                let mut regrouped = Group::new(g.delimiter(), stream(&without_mut(&inner)));
+                let braces = g.delimiter() == Delimiter::Brace;
+                let mut regrouped =
+                    Group::new(g.delimiter(), stream(&without_bindings(&inner, braces)));
                 regrouped.set_span(g.span());
                 out.push(TokenTree::Group(regrouped));
             }
             _ => out.push(t.clone()),
         }
+        i += 1;
     }
     out
 }
