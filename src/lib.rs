@@ -453,6 +453,22 @@ pub use overlap_pipe::process;
 ///     overlap::select! { x = fut => x }
 /// });
 /// ```
+/// An `IntoFuture` that is not a future given by name, which tokio's moves in and
+/// `select!` cannot borrow (the error says to write `{ value }`):
+/// ```compile_fail,E0277
+/// struct Later(u32);
+/// impl std::future::IntoFuture for Later {
+///     type Output = u32;
+///     type IntoFuture = std::future::Ready<u32>;
+///     fn into_future(self) -> Self::IntoFuture {
+///         std::future::ready(self.0)
+///     }
+/// }
+/// overlap::block_on(async {
+///     let later = Later(1);
+///     overlap::select! { x = later => x }
+/// });
+/// ```
 #[cfg(doctest)]
 struct MacroMisuse;
 

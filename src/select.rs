@@ -38,7 +38,8 @@
 /// name (`_ = fut =>`) is borrowed, not moved, so that a loop polls the same future again,
 /// and must be `Unpin` (pin it first with [`pin_mut!`](crate::pin_mut) or
 /// [`std::pin::pin!`], or write `&mut fut`, which is the same); a fused one is skipped once
-/// it has ended, where futures-util's would refuse an unfused one. Futures need not be
+/// it has ended, where futures-util's would refuse an unfused one. An `IntoFuture` that
+/// is not a future cannot be borrowed: by name it is refused, `{ value }` moves it in. Futures need not be
 /// fused (`.fuse()` is not needed, and does no harm).
 ///
 /// ```
@@ -140,9 +141,10 @@ pub mod support {
     /// A future `select!` can borrow by name: `Unpin`, with a message that says what to do
     /// when it is not.
     #[diagnostic::on_unimplemented(
-        message = "`{Self}` is given to `select!` by name, so it is borrowed, and it is not `Unpin`",
+        message = "`{Self}` is given to `select!` by name, so it is borrowed, and it is not an `Unpin` future",
         label = "borrowed by `select!`, so that a loop can poll it again",
-        note = "pin it first (`let fut = std::pin::pin!(fut);`), or write `{{ fut }}` to move it into the `select!` as tokio's does"
+        note = "a future that is not `Unpin`: pin it first (`let fut = std::pin::pin!(fut);`), or write `{{ fut }}` to move it into the `select!` as tokio's does",
+        note = "an `IntoFuture` that is not a future: write `{{ fut }}` to move it in, as tokio's does, and `into_future` is called on it"
     )]
     pub trait ByName: Future + Unpin {}
 

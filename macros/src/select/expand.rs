@@ -99,7 +99,10 @@ pub(super) fn expand(select: Select) -> TokenStream {
             polled.extend(respan(code("::__private::select::borrow_by_name"), at));
             let mut args = Group::new(
                 Delimiter::Parenthesis,
-                [code("&mut "), stream(&branch.fut)].into_iter().collect(),
+                // `&mut` at the name too, so that the error's span is the name's.
+                [respan(code("&mut "), at), stream(&branch.fut)]
+                    .into_iter()
+                    .collect(),
             );
             args.set_span(at);
             polled.extend([TokenTree::Group(args)]);
