@@ -61,11 +61,23 @@
 //!
 //! What the port changed, against tokio: a future given by bare name is borrowed by
 //! overlap's `select!` (so a loop polls the same one again, as futures-util's does) and
-//! must be `Unpin`. That bit twice: mini-redis's `_ = shutdown =>` over an
+//! must be an `Unpin` future. That bit twice: mini-redis's `_ = shutdown =>` over an
 //! `impl Future` parameter and the generic `v = fut =>` over `F: Future` are compile errors
 //! that say to pin the future or move it with `{ fut }`; the port writes `{ shutdown }` and
-//! `{ fut }`. Everything else is tokio's as written. Porting it found four bugs in
-//! `select!`, fixed and pinned in `tests/select_tokio_syntax.rs`: see the git log.
+//! `{ fut }`. A oneshot receiver given by name must be bound `mut` (tokio's moves it), and
+//! an `IntoFuture` that is not a future cannot be given by name at all (`{ value }`).
+//! Everything else is tokio's as written.
+//!
+//! What porting it found wrong in `select!`, each fixed and pinned in
+//! `tests/select_tokio_syntax.rs`: a `ref mut` binding did not compile (the output was
+//! bound by an immutable `let`); a handler's turbofish with nested generics and a comma
+//! (`HashMap::<Vec<u8>, u8>::new()`) was cut at the comma; a pattern was checked through a
+//! reference, so a string literal against a `&str` output did not compile, and an edition
+//! 2024 crate refused `&` patterns and `ref` bindings; and an `IntoFuture` given by name
+//! was refused as "not `Unpin`", pointing at the whole `select!`.
+//!
+//! The tests check timing nowhere: the timers race reads and channels only to make rounds
+//! lose, and each outcome asserted holds whichever branch wins.
 
 mod support;
 
