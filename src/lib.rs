@@ -431,7 +431,8 @@ pub use overlap_pipe::process;
 /// ```
 ///
 /// `select!` with no future to wait on, a branch without its `=>`, two `else` branches
-/// (`complete` is the same), and `biased` without its `;`:
+/// (`complete` is the same), and `biased` without its `;` or after a branch (each error
+/// the only one, where `select!` in an expression added that rustc ignored a `;`):
 /// ```compile_fail
 /// overlap::block_on(async { overlap::select! {} });
 /// ```
@@ -445,6 +446,9 @@ pub use overlap_pipe::process;
 /// ```
 /// ```compile_fail
 /// overlap::block_on(async { overlap::select! { biased x = async { 1 } => x } });
+/// ```
+/// ```compile_fail
+/// overlap::block_on(async { overlap::select! { x = async { 1 } => x, biased; } });
 /// ```
 /// A `!Unpin` future given to `select!` by name, which borrows it (`{ fut }` moves it in):
 /// ```compile_fail

@@ -44,7 +44,9 @@ struct Select {
 pub(crate) fn select(input: TokenStream) -> TokenStream {
     match parse(input) {
         Ok(select) => expand::expand(select),
-        Err(e) => e,
+        // Without the `;` that ends an item: `select!` is an expression, and rustc would
+        // add that it ignores the `;` and that the call is likely invalid there.
+        Err(e) => e.into_iter().filter(|t| !is_punct(t, ';')).collect(),
     }
 }
 
@@ -134,6 +136,14 @@ fn parse_branch(
             }
             *slot = Some(handler);
             return Ok(next);
+        }
+    }
+    if let [first, semi, ..] = rest {
+        if is_ident(first, "biased") && is_punct(semi, ';') {
+            return Err(error(
+                first.span(),
+                "`biased;` goes before the first branch",
+            ));
         }
     }
     let Some(eq) = rest
