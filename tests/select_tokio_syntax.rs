@@ -460,3 +460,18 @@ fn patterns_of_reference_type_and_reference_patterns_are_checked_on_the_output()
         assert_eq!(got, 12);
     });
 }
+
+#[test]
+#[should_panic(expected = "a lowercase constant in it is taken for a binding")]
+#[allow(non_upper_case_globals)] // rustc warns at the pattern too
+fn a_lowercase_constant_in_a_pattern_is_taken_for_a_binding_and_says_so() {
+    const zero: u32 = 0;
+    block_on(async {
+        // `zero` reads as a binding to the check (nothing tells a lowercase constant
+        // apart), so the check passes `Some(1)`, and the branch's own match then fails.
+        select! {
+            Some(zero) = async { Some(1u32) } => zero,
+            else => 1,
+        }
+    });
+}

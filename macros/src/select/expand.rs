@@ -228,8 +228,18 @@ fn arms(select: &Select) -> TokenStream {
         Some(h) => ts.extend(handler(h)),
         None => ts.extend(code("::core::unreachable!()")),
     }
+    ts.extend(code(","));
+    for i in 0..select.branches.len() {
+        // Reached only by an output that passed the check and fails the pattern: one
+        // with a lowercase constant, which the check took for a binding.
+        ts.extend(code(&format!(
+            "#[allow(unreachable_patterns)] __OverlapSelectOut::_{i}(_) => ::core::panic!(\
+             \"select!: branch {i}'s output passed its check and failed its pattern: \
+             a lowercase constant in it is taken for a binding; name it in upper case\"),"
+        )));
+    }
     ts.extend(code(
-        ", #[allow(unreachable_patterns)] _ => ::core::unreachable!(),",
+        "#[allow(unreachable_patterns)] _ => ::core::unreachable!(),",
     ));
     ts
 }
