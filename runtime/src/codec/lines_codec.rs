@@ -103,8 +103,11 @@ impl Decoder for LinesCodec {
                 (false, Some(offset)) => {
                     let end = self.next_index + offset;
                     self.next_index = 0;
-                    let line = buf.split_to(end + 1);
-                    return Ok(Some(utf8(without_carriage_return(&line[..end]))?));
+                    // The String is made from the buffer in place, one copy: `split_to`
+                    // would copy the line into a buffer of its own first.
+                    let line = utf8(without_carriage_return(&buf[..end]));
+                    buf.advance(end + 1);
+                    return Ok(Some(line?));
                 }
                 (false, None) if buf.len() > self.max_length => {
                     self.is_discarding = true;
