@@ -268,6 +268,8 @@ pub mod io {
             AsyncFd, AsyncFdReadyGuard, AsyncFdReadyMutGuard, AsyncFdTryNewError, TryIoError,
         };
     }
+    /// tokio-util's `io::ReaderStream`: a reader as a stream of its chunks.
+    pub use overlap_runtime::codec::ReaderStream;
     /// std's error and seek types, so `overlap::io` names what its traits use (as
     /// `tokio::io` does).
     pub use std::io::{Error, ErrorKind, Result, SeekFrom};

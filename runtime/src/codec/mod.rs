@@ -56,6 +56,7 @@ mod framed_read;
 mod framed_write;
 pub mod length_delimited;
 mod lines_codec;
+mod reader_stream;
 mod traits;
 
 pub use any_delimiter_codec::{AnyDelimiterCodec, AnyDelimiterCodecError};
@@ -66,4 +67,5 @@ pub use framed_read::FramedRead;
 pub use framed_write::FramedWrite;
 pub use length_delimited::{LengthDelimitedCodec, LengthDelimitedCodecError};
 pub use lines_codec::{LinesCodec, LinesCodecError};
+pub use reader_stream::ReaderStream;
 pub use traits::{Decoder, Encoder};
