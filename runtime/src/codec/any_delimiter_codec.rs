@@ -2,6 +2,7 @@
 
 use std::{fmt, io};
 
+use super::delimiter_scan::{DelimiterScan, Found};
 use super::{BytesMut, Decoder, Encoder};
 
 /// Chunks ended by any one of a set of bytes: tokio-util's `AnyDelimiterCodec`. Decodes
@@ -31,11 +32,7 @@ use super::{BytesMut, Decoder, Encoder};
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct AnyDelimiterCodec {
-    /// Where to look for a delimiter next: the bytes before it were searched already.
-    next_index: usize,
-    max_length: usize,
-    /// Past a too-long chunk: dropping bytes up to its delimiter.
-    is_discarding: bool,
+    scan: DelimiterScan,
     seek_delimiters: Vec<u8>,
     sequence_writer: Vec<u8>,
 }
@@ -54,9 +51,7 @@ impl AnyDelimiterCodec {
         max_length: usize,
     ) -> AnyDelimiterCodec {
         AnyDelimiterCodec {
-            next_index: 0,
-            max_length,
-            is_discarding: false,
+            scan: DelimiterScan::new(max_length),
             seek_delimiters,
             sequence_writer,
         }
@@ -64,7 +59,7 @@ impl AnyDelimiterCodec {
 
     /// The maximum chunk length (`usize::MAX` when unbounded).
     pub fn max_length(&self) -> usize {
-        self.max_length
+        self.scan.max_length
     }
 }
 
@@ -79,40 +74,15 @@ impl Decoder for AnyDelimiterCodec {
     type Error = AnyDelimiterCodecError;
 
     fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<BytesMut>, Self::Error> {
-        loop {
-            let read_to = self.max_length.saturating_add(1).min(buf.len());
-            let found = buf[self.next_index..read_to]
-                .iter()
-                .position(|b| self.seek_delimiters.contains(b));
-            match (self.is_discarding, found) {
-                (true, Some(offset)) => {
-                    buf.advance(self.next_index + offset + 1);
-                    self.is_discarding = false;
-                    self.next_index = 0;
-                }
-                (true, None) => {
-                    buf.advance(read_to);
-                    self.next_index = 0;
-                    if buf.is_empty() {
-                        return Ok(None);
-                    }
-                }
-                (false, Some(offset)) => {
-                    let end = self.next_index + offset;
-                    self.next_index = 0;
-                    let chunk = buf.split_to(end);
-                    buf.advance(1);
-                    return Ok(Some(chunk));
-                }
-                (false, None) if buf.len() > self.max_length => {
-                    self.is_discarding = true;
-                    return Err(AnyDelimiterCodecError::MaxChunkLengthExceeded);
-                }
-                (false, None) => {
-                    self.next_index = read_to;
-                    return Ok(None);
-                }
+        let delimiters = &self.seek_delimiters;
+        match self.scan.scan(buf, |b| delimiters.contains(&b)) {
+            Found::Chunk(end) => {
+                let chunk = buf.split_to(end);
+                buf.advance(1);
+                Ok(Some(chunk))
             }
+            Found::TooLong => Err(AnyDelimiterCodecError::MaxChunkLengthExceeded),
+            Found::Nothing => Ok(None),
         }
     }
 
@@ -121,7 +91,7 @@ impl Decoder for AnyDelimiterCodec {
         if let Some(chunk) = self.decode(buf)? {
             return Ok(Some(chunk));
         }
-        self.next_index = 0;
+        self.scan.reset();
         if buf.is_empty() {
             Ok(None)
         } else {

@@ -2,6 +2,7 @@
 
 use std::{fmt, io};
 
+use super::delimiter_scan::{DelimiterScan, Found};
 use super::{BytesMut, Decoder, Encoder};
 
 /// Lines of text: tokio-util's `LinesCodec`. Decodes each line ended by `\n` (a `\r` before
@@ -30,11 +31,7 @@ use super::{BytesMut, Decoder, Encoder};
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct LinesCodec {
-    /// Where to look for the newline next: the bytes before it were searched already.
-    next_index: usize,
-    max_length: usize,
-    /// Past a too-long line: dropping bytes up to its newline.
-    is_discarding: bool,
+    scan: DelimiterScan,
 }
 
 impl LinesCodec {
@@ -47,15 +44,13 @@ impl LinesCodec {
     /// Lines of at most `max_length` bytes, the ending excluded; a longer one is an error.
     pub fn new_with_max_length(max_length: usize) -> LinesCodec {
         LinesCodec {
-            next_index: 0,
-            max_length,
-            is_discarding: false,
+            scan: DelimiterScan::new(max_length),
         }
     }
 
     /// The maximum line length (`usize::MAX` when unbounded).
     pub fn max_length(&self) -> usize {
-        self.max_length
+        self.scan.max_length
     }
 }
 
@@ -80,44 +75,16 @@ impl Decoder for LinesCodec {
     type Error = LinesCodecError;
 
     fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<String>, LinesCodecError> {
-        loop {
-            // Search no further than one byte past the maximum: that much without a
-            // newline is too long already.
-            let read_to = self.max_length.saturating_add(1).min(buf.len());
-            let newline = buf[self.next_index..read_to]
-                .iter()
-                .position(|&b| b == b'\n');
-            match (self.is_discarding, newline) {
-                (true, Some(offset)) => {
-                    buf.advance(self.next_index + offset + 1);
-                    self.is_discarding = false;
-                    self.next_index = 0;
-                }
-                (true, None) => {
-                    buf.advance(read_to);
-                    self.next_index = 0;
-                    if buf.is_empty() {
-                        return Ok(None);
-                    }
-                }
-                (false, Some(offset)) => {
-                    let end = self.next_index + offset;
-                    self.next_index = 0;
-                    // The String is made from the buffer in place, one copy: `split_to`
-                    // would copy the line into a buffer of its own first.
-                    let line = utf8(without_carriage_return(&buf[..end]));
-                    buf.advance(end + 1);
-                    return Ok(Some(line?));
-                }
-                (false, None) if buf.len() > self.max_length => {
-                    self.is_discarding = true;
-                    return Err(LinesCodecError::MaxLineLengthExceeded);
-                }
-                (false, None) => {
-                    self.next_index = read_to;
-                    return Ok(None);
-                }
+        match self.scan.scan(buf, |b| b == b'\n') {
+            Found::Chunk(end) => {
+                // The String is made from the buffer in place, one copy: `split_to` would
+                // copy the line into a buffer of its own first.
+                let line = utf8(without_carriage_return(&buf[..end]));
+                buf.advance(end + 1);
+                Ok(Some(line?))
             }
+            Found::TooLong => Err(LinesCodecError::MaxLineLengthExceeded),
+            Found::Nothing => Ok(None),
         }
     }
 
@@ -127,7 +94,7 @@ impl Decoder for LinesCodec {
         if let Some(line) = self.decode(buf)? {
             return Ok(Some(line));
         }
-        self.next_index = 0;
+        self.scan.reset();
         if buf.is_empty() || buf[..] == b"\r"[..] {
             buf.clear();
             return Ok(None);

@@ -50,6 +50,7 @@
 mod any_delimiter_codec;
 mod bytes_codec;
 mod bytes_mut;
+mod delimiter_scan;
 mod framed;
 mod framed_impl;
 mod framed_read;
