@@ -51,54 +51,68 @@ async fn tokio_pair() -> (tokio::net::TcpStream, tokio::net::TcpStream) {
     (a, b)
 }
 
-fn overlap_lines(lines: &[String]) -> Duration {
-    use overlap::codec::{FramedRead, FramedWrite, LinesCodec};
-    let lines = lines.to_vec();
-    overlap::block_on(async move {
-        let (a, b) = overlap_pair().await;
-        let start = Instant::now();
-        let writer = overlap::spawn(async move {
-            let mut sink = FramedWrite::new(a, LinesCodec::new());
-            for l in &lines {
-                sink.feed(l.as_str()).await.unwrap();
+/// One run: a writer task feeds each of `$items` (taken by value) through a `FramedWrite` of `$codec` (each as
+/// `$feed` makes it, the sink closed as a sink of `$item`), and the reader counts the frames
+/// of a `FramedRead` of the same codec, each passing `$check`, to `$expect`.
+macro_rules! framed_run {
+    (
+        $block_on:expr, $spawn:expr, $pair:expr, $($codec:ident)::+, $items:expr,
+        |$it:ident| $feed:expr, $item:ty, |$frame:ident| $check:expr, $expect:expr
+    ) => {{
+        use $($codec)::+ as Codec;
+        let items = $items;
+        $block_on(async move {
+            let (a, b) = $pair.await;
+            let start = Instant::now();
+            let writer = $spawn(async move {
+                let mut sink = FramedWrite::new(a, Codec::new());
+                for $it in items {
+                    sink.feed($feed).await.unwrap();
+                }
+                SinkExt::<$item>::close(&mut sink).await.unwrap();
+            });
+            let mut stream = FramedRead::new(b, Codec::new());
+            let mut n = 0;
+            while let Some($frame) = stream.next().await {
+                let $frame = $frame.unwrap();
+                assert!($check);
+                n += 1;
             }
-            SinkExt::<&str>::close(&mut sink).await.unwrap();
-        });
-        let mut stream = FramedRead::new(b, LinesCodec::new());
-        let mut n = 0;
-        while let Some(line) = stream.next().await {
-            assert!(line.unwrap().starts_with("line"));
-            n += 1;
-        }
-        assert_eq!(n, LINES);
-        writer.await.unwrap();
-        start.elapsed()
-    })
+            assert_eq!(n, $expect);
+            writer.await.unwrap();
+            start.elapsed()
+        })
+    }};
+}
+
+fn overlap_lines(lines: &[String]) -> Duration {
+    use overlap::codec::{FramedRead, FramedWrite};
+    framed_run!(
+        overlap::block_on,
+        overlap::spawn,
+        overlap_pair(),
+        overlap::codec::LinesCodec,
+        lines.to_vec(),
+        |l| l.as_str(),
+        &str,
+        |line| line.starts_with("line"),
+        LINES
+    )
 }
 
 fn tokio_lines(lines: &[String]) -> Duration {
-    use tokio_util::codec::{FramedRead, FramedWrite, LinesCodec};
-    let lines = lines.to_vec();
-    Tokio::new().0.block_on(async move {
-        let (a, b) = tokio_pair().await;
-        let start = Instant::now();
-        let writer = tokio::spawn(async move {
-            let mut sink = FramedWrite::new(a, LinesCodec::new());
-            for l in &lines {
-                sink.feed(l.as_str()).await.unwrap();
-            }
-            SinkExt::<&str>::close(&mut sink).await.unwrap();
-        });
-        let mut stream = FramedRead::new(b, LinesCodec::new());
-        let mut n = 0;
-        while let Some(line) = stream.next().await {
-            assert!(line.unwrap().starts_with("line"));
-            n += 1;
-        }
-        assert_eq!(n, LINES);
-        writer.await.unwrap();
-        start.elapsed()
-    })
+    use tokio_util::codec::{FramedRead, FramedWrite};
+    framed_run!(
+        |f| Tokio::new().0.block_on(f),
+        tokio::spawn,
+        tokio_pair(),
+        tokio_util::codec::LinesCodec,
+        lines.to_vec(),
+        |l| l.as_str(),
+        &str,
+        |line| line.starts_with("line"),
+        LINES
+    )
 }
 
 /// The limit for lines: one buffer of every line written in 64 KiB writes; the reader
@@ -133,53 +147,34 @@ fn raw_lines(lines: &[String]) -> Duration {
 }
 
 fn overlap_frames(payload: &[u8]) -> Duration {
-    use overlap::codec::{FramedRead, FramedWrite, LengthDelimitedCodec};
-    let payload = payload.to_vec();
-    overlap::block_on(async move {
-        let (a, b) = overlap_pair().await;
-        let start = Instant::now();
-        let writer = overlap::spawn(async move {
-            let mut sink = FramedWrite::new(a, LengthDelimitedCodec::new());
-            for _ in 0..FRAMES {
-                sink.feed(&payload[..]).await.unwrap();
-            }
-            SinkExt::<&[u8]>::close(&mut sink).await.unwrap();
-        });
-        let mut stream = FramedRead::new(b, LengthDelimitedCodec::new());
-        let mut n = 0;
-        while let Some(frame) = stream.next().await {
-            assert_eq!(frame.unwrap().len(), FRAME);
-            n += 1;
-        }
-        assert_eq!(n, FRAMES);
-        writer.await.unwrap();
-        start.elapsed()
-    })
+    use overlap::codec::{FramedRead, FramedWrite};
+    framed_run!(
+        overlap::block_on,
+        overlap::spawn,
+        overlap_pair(),
+        overlap::codec::LengthDelimitedCodec,
+        std::iter::repeat_n(std::rc::Rc::<[u8]>::from(payload), FRAMES),
+        |p| &p[..],
+        &[u8],
+        |frame| frame.len() == FRAME,
+        FRAMES
+    )
 }
 
 fn tokio_frames(payload: &[u8]) -> Duration {
-    use tokio_util::codec::{FramedRead, FramedWrite, LengthDelimitedCodec};
+    use tokio_util::codec::{FramedRead, FramedWrite};
     let payload = bytes::Bytes::copy_from_slice(payload);
-    Tokio::new().0.block_on(async move {
-        let (a, b) = tokio_pair().await;
-        let start = Instant::now();
-        let writer = tokio::spawn(async move {
-            let mut sink = FramedWrite::new(a, LengthDelimitedCodec::new());
-            for _ in 0..FRAMES {
-                sink.feed(payload.clone()).await.unwrap();
-            }
-            SinkExt::<bytes::Bytes>::close(&mut sink).await.unwrap();
-        });
-        let mut stream = FramedRead::new(b, LengthDelimitedCodec::new());
-        let mut n = 0;
-        while let Some(frame) = stream.next().await {
-            assert_eq!(frame.unwrap().len(), FRAME);
-            n += 1;
-        }
-        assert_eq!(n, FRAMES);
-        writer.await.unwrap();
-        start.elapsed()
-    })
+    framed_run!(
+        |f| Tokio::new().0.block_on(f),
+        tokio::spawn,
+        tokio_pair(),
+        tokio_util::codec::LengthDelimitedCodec,
+        std::iter::repeat_n(payload, FRAMES),
+        |p| p,
+        bytes::Bytes,
+        |frame| frame.len() == FRAME,
+        FRAMES
+    )
 }
 
 /// The limit for frames: every frame encoded into one buffer, written in 64 KiB writes;
