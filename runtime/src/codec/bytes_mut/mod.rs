@@ -15,8 +15,9 @@ use futures_util::io::AsyncRead;
 ///
 /// It is a `Vec<u8>` and an offset: the bytes before the offset were consumed
 /// ([`advance`](BytesMut::advance), [`split_to`](BytesMut::split_to), the `get_*` methods)
-/// and are given back in one move once they pass half of the vector, or before it grows. So
-/// consuming a buffer frame by frame costs each byte at most one further copy, never a
+/// and their room is given back when room is next needed (a read into the buffer, a `put`,
+/// a `reserve`), by moving the bytes left to the front: what is left then is usually a
+/// partial frame, so consuming a buffer frame by frame moves almost nothing, never a
 /// memmove of the whole buffer per frame.
 ///
 /// Unlike `bytes`' buffer, no two buffers share memory: [`split_to`](BytesMut::split_to)
@@ -229,11 +230,9 @@ impl BytesMut {
         self.start += n;
         if self.start == self.end {
             self.clear();
-        } else if self.start > self.end / 2 {
-            // Fewer bytes are left than were consumed: moving them costs less than the
-            // consumed bytes did, so each byte is moved a bounded number of times.
-            self.compact();
         }
+        // Otherwise the consumed room waits for the next `reserve`, which moves what is
+        // left then (a frame's remainder, usually) instead of the whole buffer now.
     }
 
     /// Moves the bytes to the front of the vector, giving back the consumed room.
