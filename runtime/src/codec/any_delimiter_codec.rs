@@ -75,7 +75,10 @@ impl Decoder for AnyDelimiterCodec {
 
     fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<BytesMut>, Self::Error> {
         let delimiters = &self.seek_delimiters;
-        match self.scan.scan(buf, |b| delimiters.contains(&b)) {
+        match self
+            .scan
+            .scan(buf, |s| s.iter().position(|b| delimiters.contains(b)))
+        {
             Found::Chunk(end) => {
                 let chunk = buf.split_to(end);
                 buf.advance(1);

@@ -2,7 +2,7 @@
 
 use std::{fmt, io};
 
-use super::delimiter_scan::{DelimiterScan, Found};
+use super::delimiter_scan::{find_byte, DelimiterScan, Found};
 use super::{BytesMut, Decoder, Encoder};
 
 /// Lines of text: tokio-util's `LinesCodec`. Decodes each line ended by `\n` (a `\r` before
@@ -75,7 +75,7 @@ impl Decoder for LinesCodec {
     type Error = LinesCodecError;
 
     fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<String>, LinesCodecError> {
-        match self.scan.scan(buf, |b| b == b'\n') {
+        match self.scan.scan(buf, |s| find_byte(b'\n', s)) {
             Found::Chunk(end) => {
                 // The String is made from the buffer in place, one copy: `split_to` would
                 // copy the line into a buffer of its own first.
