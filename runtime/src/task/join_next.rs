@@ -17,8 +17,8 @@ use super::{Id, JoinError, JoinSet};
 /// holds no task, as tokio's `Some(done) = set.join_next() =>` branch is, instead of taking
 /// `None` on every turn of the loop. Awaited directly, it gives `None` for an empty set at
 /// once, as before. As with any terminated branch, a `select!` whose every branch is
-/// terminated (here: only this one, on an empty set) goes to its `complete =>` branch, and
-/// panics if it has none, as futures-util's `select!` does.
+/// terminated (here: only this one, on an empty set) goes to its `else =>` (or
+/// `complete =>`) branch, and panics if it has none, as tokio's and futures-util's do.
 ///
 /// ```
 /// use overlap::future::FutureExt;
