@@ -34,6 +34,12 @@
 /// Handlers run in the caller's body, so `return`, `break`, `continue`, `?` and `.await` in
 /// them act on the enclosing function or loop. At most 64 branches.
 ///
+/// A `select!` that finds a branch ready spends a unit of the task's budget (one that
+/// waits gives it back), as overlap's channels and sockets do: a loop whose branches never
+/// wait and know nothing of the budget (a stream of ready items, CPU work in an `async`
+/// block) still lets the other tasks and the reactor run every 128 rounds. tokio's only
+/// checks the budget before polling.
+///
 /// From tokio, code moves over as written. From futures-util, too: a future given by bare
 /// name (`_ = fut =>`) is borrowed, not moved, so that a loop polls the same future again,
 /// and must be `Unpin` (pin it first with [`pin_mut!`](crate::pin_mut) or
@@ -137,6 +143,10 @@ pub mod support {
     use std::pin::Pin;
 
     use futures_util::future::FusedFuture;
+
+    /// Polls a `select!` under the task's budget: a unit spent first (`Pending`, the task
+    /// scheduled again, once none is left), given back if no branch was ready.
+    pub use overlap_runtime::coop_budgeted as budgeted;
 
     /// A future `select!` can borrow by name: `Unpin`, with a message that says what to do
     /// when it is not.

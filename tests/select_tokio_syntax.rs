@@ -475,3 +475,33 @@ fn a_lowercase_constant_in_a_pattern_is_taken_for_a_binding_and_says_so() {
         }
     });
 }
+
+#[test]
+fn a_loop_over_always_ready_branches_still_lets_other_tasks_run() {
+    // Branches that know nothing of the task budget (a plain ready future, a futures-util
+    // stream of ready items) never wait; as tokio's, `select!` yields once the budget is
+    // spent, so a long loop of them lets the other tasks run now and then.
+    block_on(async {
+        let other_ran = Rc::new(Cell::new(false));
+        let flag = other_ran.clone();
+        spawn(async move { flag.set(true) });
+        let mut items = overlap::stream::iter(0..1000u32);
+        let mut seen_before_other = 0;
+        loop {
+            select! {
+                Some(n) = overlap::stream::StreamExt::next(&mut items) => {
+                    if !other_ran.get() {
+                        seen_before_other += 1;
+                    }
+                    std::hint::black_box(n);
+                }
+                else => break,
+            }
+        }
+        assert!(other_ran.get());
+        assert!(
+            seen_before_other < 1000,
+            "the other task ran only after all 1000 rounds"
+        );
+    });
+}

@@ -165,7 +165,15 @@ fn poll_closure(select: &Select) -> TokenStream {
         "if __overlap_select_pending {{ {idle} }} else {{ \
          ::core::task::Poll::Ready(__OverlapSelectOut::Disabled) }}"
     )));
-    closure.extend(group(Delimiter::Brace, inner));
+    // Under the task's budget, as the `sync` types' operations are: a `select!` that
+    // finds a branch ready spends a unit (one that waits gives it back), so a loop whose
+    // branches never wait and know nothing of the budget (a ready stream, CPU work) still
+    // lets the other tasks run every so often. tokio's only checks the budget up front.
+    let mut budgeted = private(select, "budgeted");
+    let mut args = code("__overlap_select_cx, |__overlap_select_cx|");
+    args.extend(group(Delimiter::Brace, inner));
+    budgeted.extend(group(Delimiter::Parenthesis, args));
+    closure.extend(group(Delimiter::Brace, budgeted));
     closure
 }
 
