@@ -139,8 +139,12 @@ fn ten_thousand_idle_connections_cost_bounded_memory_and_are_given_back() {
                 support::settle().await;
                 assert_eq!(open_fds(), fds);
                 let after_second = live().saturating_sub(base);
+                // 96 KiB of slack: a 64 KiB buffer alive at one count and not the other
+                // (CI once saw the second count 64 KiB + 128 bytes above the first), while
+                // a leak of even one 16-byte allocation per connection (160 KB at 10,000)
+                // still fails.
                 assert!(
-                    after_second <= after_first + 64 * 1024,
+                    after_second <= after_first + 96 * 1024,
                     "{after_second} bytes kept after the second wave, {after_first} after the first"
                 );
             });
