@@ -452,6 +452,13 @@ pub use overlap_pipe::process;
 /// ```compile_fail
 /// overlap::block_on(async { overlap::select! { x = async { 1 } => x, biased; } });
 /// ```
+/// A precondition without the comma before its `if` (the error says where it goes):
+/// ```compile_fail
+/// overlap::block_on(async {
+///     let ready = true;
+///     overlap::select! { x = async { 1 } if ready => x, else => 0 }
+/// });
+/// ```
 /// A `!Unpin` future given to `select!` by name, which borrows it (`{ fut }` moves it in):
 /// ```compile_fail
 /// overlap::block_on(async {

@@ -332,6 +332,14 @@ fn patterns_and_expressions_of_every_shape() {
             _ = async { 1 } => |_, _| 0,
         };
         assert_eq!(add(1, 2), 3);
+        // An `if` expression (with an `else if`) as the future, beside a precondition.
+        let pick = 2;
+        let got = select! {
+            biased;
+            n = if pick == 1 { Later(1) } else if pick == 2 { Later(2) } else { Later(3) }, if pick > 0 => n / 2,
+            _ = async { 9 } => 0,
+        };
+        assert_eq!(got, 2);
     });
 }
 

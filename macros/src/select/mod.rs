@@ -177,6 +177,12 @@ fn parse_branch(
         Some(i) => (head[..i].to_vec(), Some(head[i + 2..].to_vec())),
         None => (head.to_vec(), None),
     };
+    if let Some(bare_if) = precondition_without_comma(&fut) {
+        return Err(error(
+            bare_if.span(),
+            "a precondition goes after a comma: `pattern = future, if condition => handler`",
+        ));
+    }
     if fut.is_empty() {
         return Err(error(rest[eq].span(), "a future goes after the `=`"));
     }
@@ -194,6 +200,22 @@ fn parse_branch(
         handler,
     });
     Ok(next)
+}
+
+/// An `if` in the future's tokens that no expression can continue with (after a name, a
+/// literal or a bracketed group, other than `else if` and the keywords an `if` may follow):
+/// a precondition written without its comma, which would otherwise fail as a parse error
+/// inside the expansion that does not say what is wrong.
+fn precondition_without_comma(fut: &[TokenTree]) -> Option<&TokenTree> {
+    const MAY_PRECEDE_IF: [&str; 6] = ["else", "return", "break", "in", "yield", "move"];
+    fut.windows(2).find_map(|pair| {
+        let follows_operand = match &pair[0] {
+            TokenTree::Ident(word) => !MAY_PRECEDE_IF.contains(&word.to_string().as_str()),
+            TokenTree::Literal(_) | TokenTree::Group(_) => true,
+            TokenTree::Punct(_) => false,
+        };
+        (follows_operand && is_ident(&pair[1], "if")).then_some(&pair[1])
+    })
 }
 
 /// The handler that starts at `at`: a block (the comma after it optional) or an expression
