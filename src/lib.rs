@@ -297,7 +297,10 @@ pub mod future {
 
 /// Stream combinators (re-exported from `futures-util`): [`StreamExt`](stream::StreamExt)
 /// for the streams overlap returns (`TcpListener::incoming`, `Interval`, `Signal`, `ReadDir`,
-/// …), and stream constructors.
+/// `mpsc::Receiver`, …), and stream constructors; and what tokio-stream adds:
+/// [`StreamMap`](stream::StreamMap), the timer adapters of
+/// [`StreamTimeExt`](stream::StreamTimeExt) (`timeout`, `timeout_repeating`, `throttle`,
+/// `chunks_timeout`) and the [`wrappers`](stream::wrappers).
 ///
 /// ```
 /// use overlap::net::{TcpListener, TcpStream};
@@ -316,6 +319,19 @@ pub mod future {
 /// ```
 pub mod stream {
     pub use futures_util::stream::*;
+    pub use overlap_runtime::stream::{
+        ChunksTimeout, StreamMap, StreamTimeExt, Throttle, Timeout, TimeoutRepeating,
+    };
+
+    /// tokio-stream's wrappers: the channels, the interval, the signal and the listeners
+    /// as streams (most of them are streams already; the wrappers carry tokio-stream's
+    /// names), and [`BroadcastStream`](wrappers::BroadcastStream) and
+    /// [`WatchStream`](wrappers::WatchStream), which make the broadcast and watch receivers
+    /// streams.
+    pub mod wrappers {
+        pub use overlap_net::{TcpListenerStream, UnixListenerStream};
+        pub use overlap_runtime::stream::wrappers::*;
+    }
 }
 
 /// Sinks (re-exported from `futures-util`): the `Sink` trait and `SinkExt`'s `send`,

@@ -71,6 +71,7 @@
 mod adopt;
 mod connect;
 mod io;
+mod listener_streams;
 mod resolve;
 mod sock_errors;
 mod split;
@@ -81,6 +82,7 @@ mod udp_batch;
 mod udp_options;
 pub mod unix;
 
+pub use listener_streams::{TcpListenerStream, UnixListenerStream};
 pub use resolve::{lookup_host, ToSocketAddrs};
 #[cfg(feature = "count-syscalls")]
 pub use sys::counters::{syscall_counts, SyscallCounts};

@@ -24,6 +24,7 @@ mod poison;
 mod reactor;
 pub mod signal;
 mod slab;
+pub mod stream;
 pub mod sync;
 mod task;
 pub mod time;

@@ -396,7 +396,10 @@ impl<T> Receiver<T> {
         poll_fn(|cx| crate::coop::budgeted(cx, |cx| self.poll_changed(cx))).await
     }
 
-    fn poll_changed(&mut self, cx: &mut std::task::Context<'_>) -> Poll<Result<(), RecvError>> {
+    pub(crate) fn poll_changed(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> Poll<Result<(), RecvError>> {
         let version = self.shared.version.get();
         if version != self.seen {
             self.seen = version;

@@ -164,6 +164,13 @@ impl<F> fmt::Debug for Timeout<F> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Elapsed(());
 
+impl Elapsed {
+    /// The error of a deadline that passed (for the stream adapters' timeouts).
+    pub(crate) fn new() -> Elapsed {
+        Elapsed(())
+    }
+}
+
 impl fmt::Display for Elapsed {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("deadline has elapsed")

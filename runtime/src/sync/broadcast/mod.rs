@@ -7,7 +7,7 @@ use std::fmt;
 use std::future::poll_fn;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::rc::Rc;
-use std::task::Poll;
+use std::task::{Context, Poll};
 
 use super::waiters::{Slot, Watchers};
 
@@ -376,18 +376,20 @@ impl<T: Clone> Receiver<T> {
     /// });
     /// ```
     pub async fn recv(&mut self) -> Result<T, RecvError> {
-        poll_fn(|cx| {
-            crate::coop::budgeted(cx, |cx| match self.try_recv() {
-                Ok(v) => Poll::Ready(Ok(v)),
-                Err(TryRecvError::Closed) => Poll::Ready(Err(RecvError::Closed)),
-                Err(TryRecvError::Lagged(n)) => Poll::Ready(Err(RecvError::Lagged(n))),
-                Err(TryRecvError::Empty) => {
-                    drop(self.slot.register(cx.waker()));
-                    Poll::Pending
-                }
-            })
+        poll_fn(|cx| self.poll_recv(cx)).await
+    }
+
+    /// [`recv`](Self::recv) as a poll, under the task's budget (for `BroadcastStream`).
+    pub(crate) fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Result<T, RecvError>> {
+        crate::coop::budgeted(cx, |cx| match self.try_recv() {
+            Ok(v) => Poll::Ready(Ok(v)),
+            Err(TryRecvError::Closed) => Poll::Ready(Err(RecvError::Closed)),
+            Err(TryRecvError::Lagged(n)) => Poll::Ready(Err(RecvError::Lagged(n))),
+            Err(TryRecvError::Empty) => {
+                drop(self.slot.register(cx.waker()));
+                Poll::Pending
+            }
         })
-        .await
     }
 
     /// The next value if there is one now.

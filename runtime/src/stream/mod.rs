@@ -1,0 +1,11 @@
+//! What tokio-stream adds to streams: [`StreamMap`], the timer adapters of
+//! [`StreamTimeExt`] (`timeout`, `timeout_repeating`, `throttle`, `chunks_timeout`), and the
+//! [`wrappers`] that make the channels streams. The facade's `overlap::stream` puts them
+//! beside futures-util's combinators.
+
+mod stream_map;
+mod time_adapters;
+pub mod wrappers;
+
+pub use stream_map::StreamMap;
+pub use time_adapters::{ChunksTimeout, StreamTimeExt, Throttle, Timeout, TimeoutRepeating};
