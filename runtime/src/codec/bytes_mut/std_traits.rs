@@ -174,6 +174,31 @@ impl PartialEq<BytesMut> for Vec<u8> {
     }
 }
 
+impl PartialEq<String> for BytesMut {
+    fn eq(&self, other: &String) -> bool {
+        self[..] == *other.as_bytes()
+    }
+}
+
+// The other way round, as `bytes`' compares: `assert_eq!("line", frame)` compiles.
+impl PartialEq<BytesMut> for str {
+    fn eq(&self, other: &BytesMut) -> bool {
+        *self.as_bytes() == other[..]
+    }
+}
+
+impl PartialEq<BytesMut> for &str {
+    fn eq(&self, other: &BytesMut) -> bool {
+        *self.as_bytes() == other[..]
+    }
+}
+
+impl PartialEq<BytesMut> for String {
+    fn eq(&self, other: &BytesMut) -> bool {
+        *self.as_bytes() == other[..]
+    }
+}
+
 impl fmt::Debug for BytesMut {
     /// As a byte string literal, `b"..."`, as `bytes`' does.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
