@@ -88,15 +88,15 @@ impl Decoder for LinesCodec {
         }
     }
 
-    /// As [`decode`](LinesCodec::decode), then the bytes left as a last line (a lone `\r`
-    /// left is no line).
+    /// As [`decode`](LinesCodec::decode), then the bytes left as a last line. A lone `\r`
+    /// left is no line, and stays in `buf`, as tokio-util's does: a reader that goes on
+    /// after end of file (a tty, a file being appended to) may bring the rest of its line.
     fn decode_eof(&mut self, buf: &mut BytesMut) -> Result<Option<String>, LinesCodecError> {
         if let Some(line) = self.decode(buf)? {
             return Ok(Some(line));
         }
         self.scan.reset();
         if buf.is_empty() || buf[..] == b"\r"[..] {
-            buf.clear();
             return Ok(None);
         }
         let line = buf.split();
