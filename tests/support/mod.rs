@@ -23,6 +23,7 @@ mod polled;
 mod proc_status;
 mod reaped;
 mod rng;
+pub mod scripted;
 pub mod seccomp;
 mod serving;
 mod tagged;
