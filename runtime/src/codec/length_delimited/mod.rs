@@ -105,8 +105,9 @@ impl LengthDelimitedCodec {
             n.checked_add(b.length_adjustment.unsigned_abs())
         }
         .ok_or_else(|| {
+            // InvalidInput, as tokio-util's (where a too-long frame is InvalidData).
             io::Error::new(
-                io::ErrorKind::InvalidData,
+                io::ErrorKind::InvalidInput,
                 "provided length would overflow after adjustment",
             )
         })?;
