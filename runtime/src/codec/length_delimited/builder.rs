@@ -107,6 +107,24 @@ impl Builder {
         self
     }
 
+    /// The length field is as long as the integer type `T` (`u8`, `u16`, `u32`, `u64` or
+    /// `usize`): `length_field_type::<u16>()` is `length_field_length(2)`, as in
+    /// tokio-util.
+    ///
+    /// ```
+    /// use overlap::codec::{BytesMut, Encoder, LengthDelimitedCodec};
+    ///
+    /// let mut codec = LengthDelimitedCodec::builder()
+    ///     .length_field_type::<u16>()
+    ///     .new_codec();
+    /// let mut wire = BytesMut::new();
+    /// codec.encode(&b"hello world"[..], &mut wire).unwrap();
+    /// assert_eq!(wire, b"\x00\x0bhello world"[..]);
+    /// ```
+    pub fn length_field_type<T: LengthFieldType>(&mut self) -> &mut Builder {
+        self.length_field_length(std::mem::size_of::<T>())
+    }
+
     /// How many bytes of the header come before the length field (0 by default).
     pub fn length_field_offset(&mut self, val: usize) -> &mut Builder {
         self.length_field_offset = val;
@@ -176,6 +194,26 @@ impl Builder {
         }
     }
 }
+
+/// The integer types [`Builder::length_field_type`] takes the length field's size from:
+/// `u8`, `u16`, `u32`, `u64` and `usize` (sealed: no other type can be one).
+pub trait LengthFieldType: sealed::Sealed {}
+
+mod sealed {
+    /// Keeps [`LengthFieldType`](super::LengthFieldType) to the integer types here.
+    pub trait Sealed {}
+}
+
+macro_rules! length_field_types {
+    ($($ty:ty),*) => {
+        $(
+            impl sealed::Sealed for $ty {}
+            impl LengthFieldType for $ty {}
+        )*
+    };
+}
+
+length_field_types!(u8, u16, u32, u64, usize);
 
 impl Default for Builder {
     fn default() -> Builder {

@@ -6,7 +6,7 @@ mod builder;
 use std::{fmt, io};
 
 use super::{BytesMut, Decoder, Encoder};
-pub use builder::Builder;
+pub use builder::{Builder, LengthFieldType};
 
 /// Frames that start with their length: tokio-util's `LengthDelimitedCodec`. By default
 /// each frame is a 4-byte big-endian length, then that many bytes; frames of more than
