@@ -112,6 +112,23 @@ impl<T, U> FramedParts<T, U> {
     }
 }
 
+impl<T, U> FramedParts<T, U> {
+    /// Parts with these buffers, for the codec types' own `into_parts`.
+    pub(crate) fn from_buffers(
+        io: T,
+        codec: U,
+        read_buf: BytesMut,
+        write_buf: BytesMut,
+    ) -> FramedParts<T, U> {
+        FramedParts {
+            io,
+            codec,
+            read_buf,
+            write_buf,
+        }
+    }
+}
+
 impl<T, U> Framed<T, U> {
     /// Frames `inner` with `codec`, through 8 KiB read and write buffers.
     pub fn new(inner: T, codec: U) -> Framed<T, U> {
@@ -177,6 +194,11 @@ impl<T, U> Framed<T, U> {
     /// The codec, to change its settings between frames.
     pub fn codec_mut(&mut self) -> &mut U {
         &mut self.codec
+    }
+
+    /// The codec, from a pinned `Framed` (inside a `poll_*` of your own).
+    pub fn codec_pin_mut(self: Pin<&mut Self>) -> &mut U {
+        self.project().codec
     }
 
     /// The same stream and buffers with another codec made from this one.

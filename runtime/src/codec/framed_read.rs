@@ -6,10 +6,11 @@ use std::task::{Context, Poll};
 
 use futures_core::Stream;
 use futures_util::io::AsyncRead;
+use futures_util::sink::Sink;
 use pin_project_lite::pin_project;
 
 use super::framed_impl::{ReadFrame, INITIAL_CAPACITY};
-use super::{BytesMut, Decoder};
+use super::{BytesMut, Decoder, FramedParts};
 
 pin_project! {
     /// A reader (any futures-io [`AsyncRead`]: a socket, a read half, a pipe end) with a
@@ -109,6 +110,11 @@ impl<R, D> FramedRead<R, D> {
         }
     }
 
+    /// The decoder, from a pinned `FramedRead` (inside a `poll_next` of your own).
+    pub fn decoder_pin_mut(self: Pin<&mut Self>) -> &mut D {
+        self.project().decoder
+    }
+
     /// Bytes read and not yet decoded.
     pub fn read_buffer(&self) -> &BytesMut {
         &self.state.buffer
@@ -118,6 +124,32 @@ impl<R, D> FramedRead<R, D> {
     pub fn read_buffer_mut(&mut self) -> &mut BytesMut {
         &mut self.state.buffer
     }
+
+    /// The reader, the decoder and the bytes read and not yet decoded (`read_buf`;
+    /// `write_buf` is empty), as tokio-util's: unlike [`into_inner`](FramedRead::into_inner),
+    /// nothing read ahead is lost.
+    ///
+    /// ```
+    /// use overlap::codec::{BytesCodec, Framed, FramedParts, FramedRead, LinesCodec};
+    /// use overlap::stream::StreamExt;
+    ///
+    /// overlap::block_on(async {
+    ///     let wire: &[u8] = b"HELLO\nraw bytes";
+    ///     let mut lines = FramedRead::new(wire, LinesCodec::new());
+    ///     assert_eq!(lines.next().await.unwrap()?, "HELLO");
+    ///     // "raw bytes" came in the same read: it is in `read_buf`.
+    ///     let parts = lines.into_parts();
+    ///     let mut raw_parts = FramedParts::new::<&[u8]>(parts.io, BytesCodec::new());
+    ///     raw_parts.read_buf = parts.read_buf;
+    ///     let mut raw = Framed::from_parts(raw_parts);
+    ///     assert_eq!(raw.next().await.unwrap()?, "raw bytes");
+    ///     Ok::<_, Box<dyn std::error::Error>>(())
+    /// })
+    /// .unwrap();
+    /// ```
+    pub fn into_parts(self) -> FramedParts<R, D> {
+        FramedParts::from_buffers(self.inner, self.decoder, self.state.buffer, BytesMut::new())
+    }
 }
 
 impl<R: AsyncRead, D: Decoder> Stream for FramedRead<R, D> {
@@ -126,6 +158,28 @@ impl<R: AsyncRead, D: Decoder> Stream for FramedRead<R, D> {
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.project();
         this.state.poll_next(this.inner, this.decoder, cx)
+    }
+}
+
+/// A `FramedRead` over a reader that is also a [`Sink`] is that sink too: items go
+/// straight to the reader, as with tokio-util's (the decoder plays no part).
+impl<R: Sink<I>, D, I> Sink<I> for FramedRead<R, D> {
+    type Error = R::Error;
+
+    fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), R::Error>> {
+        self.project().inner.poll_ready(cx)
+    }
+
+    fn start_send(self: Pin<&mut Self>, item: I) -> Result<(), R::Error> {
+        self.project().inner.start_send(item)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), R::Error>> {
+        self.project().inner.poll_flush(cx)
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), R::Error>> {
+        self.project().inner.poll_close(cx)
     }
 }
 

@@ -4,12 +4,13 @@ use std::fmt;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use futures_core::Stream;
 use futures_util::io::AsyncWrite;
 use futures_util::sink::Sink;
 use pin_project_lite::pin_project;
 
 use super::framed_impl::{WriteFrame, INITIAL_CAPACITY};
-use super::{BytesMut, Encoder};
+use super::{BytesMut, Encoder, FramedParts};
 
 pin_project! {
     /// A writer (any futures-io [`AsyncWrite`]) with an [`Encoder`], as a futures
@@ -113,6 +114,18 @@ impl<W, E> FramedWrite<W, E> {
         }
     }
 
+    /// The encoder, from a pinned `FramedWrite` (inside a `poll_*` of your own).
+    pub fn encoder_pin_mut(self: Pin<&mut Self>) -> &mut E {
+        self.project().encoder
+    }
+
+    /// The writer, the encoder and the encoded bytes not yet written (`write_buf`;
+    /// `read_buf` is empty), as tokio-util's: unlike
+    /// [`into_inner`](FramedWrite::into_inner), nothing encoded is lost.
+    pub fn into_parts(self) -> FramedParts<W, E> {
+        FramedParts::from_buffers(self.inner, self.encoder, BytesMut::new(), self.state.buffer)
+    }
+
     /// Encoded bytes not yet written.
     pub fn write_buffer(&self) -> &BytesMut {
         &self.state.buffer
@@ -157,6 +170,16 @@ impl<W: AsyncWrite, E: Encoder<I>, I> Sink<I> for FramedWrite<W, E> {
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), E::Error>> {
         let this = self.project();
         this.state.poll_close(this.inner, cx).map_err(Into::into)
+    }
+}
+
+/// A `FramedWrite` over a writer that is also a [`Stream`] is that stream too: its items
+/// come straight from the writer, as with tokio-util's (the encoder plays no part).
+impl<W: Stream, E> Stream for FramedWrite<W, E> {
+    type Item = W::Item;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<W::Item>> {
+        self.project().inner.poll_next(cx)
     }
 }
 
