@@ -379,7 +379,7 @@ fn bytes_mut_conversions_and_comparisons() {
     assert_eq!(consumed.to_vec(), vec![2, 3]);
     assert_eq!(
         format!("{:?}", BytesMut::from(&b"a\"\n\x00"[..])),
-        r#"b"a\"\n\x00""#
+        r#"b"a\"\n\0""#
     );
     assert_eq!(BytesMut::default(), BytesMut::new());
     let mut m = BytesMut::from("hi");

@@ -209,6 +209,7 @@ impl fmt::Debug for BytesMut {
                 b'\r' => write!(f, "\\r")?,
                 b'\t' => write!(f, "\\t")?,
                 b'\\' | b'"' => write!(f, "\\{}", b as char)?,
+                b'\0' => write!(f, "\\0")?,
                 0x20..=0x7e => write!(f, "{}", b as char)?,
                 _ => write!(f, "\\x{b:02x}")?,
             }
