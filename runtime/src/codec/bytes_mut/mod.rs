@@ -1,6 +1,7 @@
 //! `BytesMut`: the growable byte buffer the codecs read into and encode into, with the part
 //! of the `bytes` crate's API that decoders use.
 
+mod numbers;
 mod std_traits;
 
 use std::io;
@@ -281,7 +282,7 @@ impl BytesMut {
     }
 
     /// Removes the first `N` bytes as an array.
-    fn take_array<const N: usize>(&mut self) -> [u8; N] {
+    pub(super) fn take_array<const N: usize>(&mut self) -> [u8; N] {
         assert!(
             self.len() >= N,
             "not enough bytes left: {} < {}",
@@ -292,61 +293,5 @@ impl BytesMut {
         out.copy_from_slice(&self[..N]);
         self.advance(N);
         out
-    }
-}
-
-/// The `put_*`/`get_*` number methods, big-endian and `_le`.
-macro_rules! numbers {
-    ($($ty:ty: $put:ident, $put_le:ident, $get:ident, $get_le:ident;)*) => {
-        impl BytesMut {
-            $(
-                #[doc = concat!("Appends a `", stringify!($ty), "`, big-endian.")]
-                pub fn $put(&mut self, n: $ty) {
-                    self.extend_from_slice(&n.to_be_bytes());
-                }
-
-                #[doc = concat!("Appends a `", stringify!($ty), "`, little-endian.")]
-                pub fn $put_le(&mut self, n: $ty) {
-                    self.extend_from_slice(&n.to_le_bytes());
-                }
-
-                #[doc = concat!("Removes a big-endian `", stringify!($ty), "` from the front.")]
-                ///
-                /// # Panics
-                /// If too few bytes are left.
-                pub fn $get(&mut self) -> $ty {
-                    <$ty>::from_be_bytes(self.take_array())
-                }
-
-                #[doc = concat!("Removes a little-endian `", stringify!($ty), "` from the front.")]
-                ///
-                /// # Panics
-                /// If too few bytes are left.
-                pub fn $get_le(&mut self) -> $ty {
-                    <$ty>::from_le_bytes(self.take_array())
-                }
-            )*
-        }
-    };
-}
-
-numbers! {
-    u16: put_u16, put_u16_le, get_u16, get_u16_le;
-    u32: put_u32, put_u32_le, get_u32, get_u32_le;
-    u64: put_u64, put_u64_le, get_u64, get_u64_le;
-}
-
-impl BytesMut {
-    /// Appends one byte.
-    pub fn put_u8(&mut self, n: u8) {
-        self.extend_from_slice(&[n]);
-    }
-
-    /// Removes one byte from the front.
-    ///
-    /// # Panics
-    /// If the buffer is empty.
-    pub fn get_u8(&mut self) -> u8 {
-        self.take_array::<1>()[0]
     }
 }
