@@ -176,10 +176,11 @@ impl BytesMut {
     }
 
     /// Removes the bytes from `at` on and returns them (copied); `self` keeps the first
-    /// `at`.
+    /// `at`. An `at` past the bytes but within the capacity, as `bytes` allows, leaves
+    /// `self` as it is and returns an empty buffer.
     ///
     /// # Panics
-    /// If `at > self.len()`.
+    /// If `at > self.capacity()`.
     ///
     /// ```
     /// use overlap::codec::BytesMut;
@@ -190,14 +191,100 @@ impl BytesMut {
     /// ```
     pub fn split_off(&mut self, at: usize) -> BytesMut {
         assert!(
-            at <= self.len(),
+            at <= self.capacity(),
             "split_off out of bounds: {} > {}",
             at,
-            self.len()
+            self.capacity()
         );
+        if at >= self.len() {
+            // Past the bytes, as `bytes`' does: `self` keeps them all, the rest is empty.
+            return BytesMut::new();
+        }
         let back = BytesMut::from(&self[at..]);
         self.truncate(at);
         back
+    }
+
+    /// Appends `other`'s bytes (`bytes`' `unsplit`, which undoes a `split_off`; here a
+    /// copy, or a move of `other`'s allocation when `self` is empty).
+    ///
+    /// ```
+    /// use overlap::codec::BytesMut;
+    ///
+    /// let mut buf = BytesMut::from("head:body");
+    /// let body = buf.split_off(5);
+    /// buf.unsplit(body);
+    /// assert_eq!(buf, "head:body");
+    /// ```
+    pub fn unsplit(&mut self, other: BytesMut) {
+        if self.is_empty() {
+            *self = other;
+        } else {
+            self.extend_from_slice(&other);
+        }
+    }
+
+    /// Appends a copy of the bytes in `range` of the buffer
+    /// (`bytes`' `extend_from_within`).
+    ///
+    /// # Panics
+    /// If `range` is out of the buffer's bounds.
+    pub fn extend_from_within(&mut self, range: impl std::ops::RangeBounds<usize>) {
+        let start = match range.start_bound() {
+            std::ops::Bound::Included(&n) => n,
+            std::ops::Bound::Excluded(&n) => n + 1,
+            std::ops::Bound::Unbounded => 0,
+        };
+        let end = match range.end_bound() {
+            std::ops::Bound::Included(&n) => n + 1,
+            std::ops::Bound::Excluded(&n) => n,
+            std::ops::Bound::Unbounded => self.len(),
+        };
+        assert!(
+            start <= end && end <= self.len(),
+            "extend_from_within out of bounds: {start}..{end} of {}",
+            self.len()
+        );
+        let copy = self[start..end].to_vec();
+        self.extend_from_slice(&copy);
+    }
+
+    /// A buffer of `len` zero bytes.
+    pub fn zeroed(len: usize) -> BytesMut {
+        BytesMut::from(vec![0; len])
+    }
+
+    /// Sets the length to `new_len`: a longer buffer is filled with `value`, a shorter one
+    /// truncated.
+    pub fn resize(&mut self, new_len: usize, value: u8) {
+        if new_len <= self.len() {
+            self.truncate(new_len);
+        } else {
+            self.put_bytes(value, new_len - self.len());
+        }
+    }
+
+    /// Appends `count` bytes of `value` (`BufMut::put_bytes`).
+    pub fn put_bytes(&mut self, value: u8, count: usize) {
+        self.reserve(count);
+        self.vec.truncate(self.end);
+        self.vec.resize(self.end + count, value);
+        self.end = self.vec.len();
+    }
+
+    /// The number of bytes left to consume: the length (`Buf::remaining`).
+    pub fn remaining(&self) -> usize {
+        self.len()
+    }
+
+    /// Whether any byte is left to consume (`Buf::has_remaining`).
+    pub fn has_remaining(&self) -> bool {
+        !self.is_empty()
+    }
+
+    /// The bytes left to consume, as one slice (`Buf::chunk`).
+    pub fn chunk(&self) -> &[u8] {
+        self
     }
 
     /// Takes all the bytes, leaving `self` empty. A buffer with nothing consumed from its

@@ -199,6 +199,57 @@ impl PartialEq<BytesMut> for String {
     }
 }
 
+impl PartialOrd for BytesMut {
+    fn partial_cmp(&self, other: &BytesMut) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for BytesMut {
+    /// As the byte slices compare.
+    fn cmp(&self, other: &BytesMut) -> std::cmp::Ordering {
+        self[..].cmp(&other[..])
+    }
+}
+
+impl FromIterator<u8> for BytesMut {
+    fn from_iter<I: IntoIterator<Item = u8>>(iter: I) -> BytesMut {
+        BytesMut::from(Vec::from_iter(iter))
+    }
+}
+
+impl<'a> FromIterator<&'a u8> for BytesMut {
+    fn from_iter<I: IntoIterator<Item = &'a u8>>(iter: I) -> BytesMut {
+        iter.into_iter().copied().collect()
+    }
+}
+
+impl IntoIterator for BytesMut {
+    type Item = u8;
+    type IntoIter = std::vec::IntoIter<u8>;
+
+    fn into_iter(self) -> std::vec::IntoIter<u8> {
+        Vec::from(self).into_iter()
+    }
+}
+
+impl<'a> IntoIterator for &'a BytesMut {
+    type Item = &'a u8;
+    type IntoIter = std::slice::Iter<'a, u8>;
+
+    fn into_iter(self) -> std::slice::Iter<'a, u8> {
+        self.iter()
+    }
+}
+
+impl fmt::Write for BytesMut {
+    /// Appends the string's bytes (`write!(buf, ...)`), as `bytes`' does.
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.extend_from_slice(s.as_bytes());
+        Ok(())
+    }
+}
+
 impl fmt::Debug for BytesMut {
     /// As a byte string literal, `b"..."`, as `bytes`' does.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
