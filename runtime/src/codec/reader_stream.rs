@@ -19,7 +19,9 @@ pin_project! {
     /// most the capacity (4 KiB unless [`with_capacity`](ReaderStream::with_capacity) says
     /// otherwise), as tokio-util's `ReaderStream` (whose chunks are `Bytes`). The stream
     /// ends (`None`) at the reader's end of file; a read error is yielded once and the
-    /// stream ends after it, the reader dropped. For the other way round (a stream of byte
+    /// stream ends after it, the reader dropped. A read that fails with `Interrupted` is
+    /// retried (the task is woken at once), where tokio-util's yields it and ends: overlap's
+    /// readers never give it, and another reader's was an interruption, not an end. For the other way round (a stream of byte
     /// chunks as a reader, tokio-util's `StreamReader`), use `TryStreamExt::into_async_read`
     /// from `overlap::stream`.
     ///
