@@ -28,6 +28,7 @@ pub mod seccomp;
 mod serving;
 mod tagged;
 mod unread_stdout;
+pub mod word_codecs;
 
 pub use busy_pool::runtime_with_a_busy_pool;
 pub use child::{run_in_child, run_in_child_blocking};
