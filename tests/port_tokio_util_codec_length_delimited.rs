@@ -208,6 +208,27 @@ fn a_frame_over_the_maximum_is_an_invalid_data_error() {
 }
 
 #[test]
+fn after_a_frame_over_the_maximum_its_head_stays_until_the_caller_drops_it() {
+    // As tokio-util's: the codec does not skip the frame. Polled on, the same head is the
+    // same error; a caller that wants to go on drops the frame's bytes itself.
+    let mut io = Builder::new().max_frame_length(5).new_read(Scripted::new([
+        data(b"\x00\x00\x00\x09abcd"),
+        Step::Pending,
+        data(b"efghi\x00\x00\x00\x02ok"),
+    ]));
+    assert_eq!(next_err(&mut io).kind(), io::ErrorKind::InvalidData);
+    next_done(&mut io);
+    assert_eq!(io.read_buffer(), &b"\x00\x00\x00\x09abcd"[..]);
+    next_pending(&mut io);
+    assert_eq!(next_err(&mut io).kind(), io::ErrorKind::InvalidData);
+    next_done(&mut io);
+    // Skip the head and the nine bytes it announced; the next frame decodes.
+    io.read_buffer_mut().advance(4 + 9);
+    next_is(&mut io, b"ok");
+    next_done(&mut io);
+}
+
+#[test]
 fn the_maximum_changed_between_frames_and_in_flight() {
     let mut io = Builder::new().new_read(Scripted::new([
         data(b"\x00\x00\x00\x09abcdefghi"),
