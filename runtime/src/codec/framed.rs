@@ -135,7 +135,9 @@ impl<T, U> Framed<T, U> {
         Framed::with_capacity(inner, codec, INITIAL_CAPACITY)
     }
 
-    /// The same with a read buffer of `capacity` bytes to start with.
+    /// The same with a read buffer of `capacity` bytes to start with; as with
+    /// [`FramedRead::with_capacity`](super::FramedRead::with_capacity), each read is still
+    /// offered at least 8 KiB of room.
     pub fn with_capacity(inner: T, codec: U, capacity: usize) -> Framed<T, U> {
         Framed {
             inner,

@@ -61,7 +61,9 @@ impl<R, D> FramedRead<R, D> {
     }
 
     /// The same with a read buffer of `capacity` bytes to start with (it grows as a frame
-    /// needs).
+    /// needs). It bounds neither the buffer nor a read: each read is offered at least
+    /// 8 KiB of room, where tokio-util's offers what the buffer has spare (for chunks of
+    /// at most a size, use [`ReaderStream::with_capacity`](super::ReaderStream::with_capacity)).
     pub fn with_capacity(inner: R, decoder: D, capacity: usize) -> FramedRead<R, D> {
         FramedRead {
             inner,
