@@ -165,6 +165,59 @@ impl<R: AsyncRead, D: Decoder> Stream for FramedRead<R, D> {
 
 /// A `FramedRead` over a reader that is also a [`Sink`] is that sink too: items go
 /// straight to the reader, as with tokio-util's (the decoder plays no part).
+///
+/// ```
+/// use std::pin::Pin;
+/// use std::task::{Context, Poll};
+///
+/// use overlap::codec::{FramedRead, LinesCodec};
+/// use overlap::io::AsyncRead;
+/// use overlap::sink::{Sink, SinkExt};
+/// use overlap::stream::StreamExt;
+///
+/// /// Reads its lines; takes replies.
+/// struct Peer {
+///     incoming: &'static [u8],
+///     replies: Vec<String>,
+/// }
+///
+/// impl AsyncRead for Peer {
+///     fn poll_read(
+///         mut self: Pin<&mut Self>,
+///         cx: &mut Context<'_>,
+///         buf: &mut [u8],
+///     ) -> Poll<std::io::Result<usize>> {
+///         Pin::new(&mut self.incoming).poll_read(cx, buf)
+///     }
+/// }
+///
+/// impl Sink<String> for Peer {
+///     type Error = std::io::Error;
+///     fn poll_ready(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+///         Poll::Ready(Ok(()))
+///     }
+///     fn start_send(mut self: Pin<&mut Self>, reply: String) -> std::io::Result<()> {
+///         self.replies.push(reply);
+///         Ok(())
+///     }
+///     fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+///         Poll::Ready(Ok(()))
+///     }
+///     fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+///         Poll::Ready(Ok(()))
+///     }
+/// }
+///
+/// overlap::block_on(async {
+///     let peer = Peer { incoming: b"ping\n", replies: Vec::new() };
+///     let mut framed = FramedRead::new(peer, LinesCodec::new());
+///     let line = framed.next().await.unwrap()?;
+///     framed.send(format!("{line} back")).await?; // to the peer, not through the codec
+///     assert_eq!(framed.get_ref().replies, ["ping back"]);
+///     Ok::<_, Box<dyn std::error::Error>>(())
+/// })
+/// .unwrap();
+/// ```
 impl<R: Sink<I>, D, I> Sink<I> for FramedRead<R, D> {
     type Error = R::Error;
 

@@ -122,6 +122,21 @@ impl<W, E> FramedWrite<W, E> {
     /// The writer, the encoder and the encoded bytes not yet written (`write_buf`;
     /// `read_buf` is empty), as tokio-util's: unlike
     /// [`into_inner`](FramedWrite::into_inner), nothing encoded is lost.
+    ///
+    /// ```
+    /// use overlap::codec::{FramedWrite, LinesCodec};
+    /// use overlap::sink::SinkExt;
+    ///
+    /// overlap::block_on(async {
+    ///     let mut lines = FramedWrite::new(Vec::new(), LinesCodec::new());
+    ///     lines.feed("not yet written").await?; // encoded, not written out
+    ///     let parts = lines.into_parts();
+    ///     assert_eq!(parts.write_buf, "not yet written\n");
+    ///     assert!(parts.io.is_empty());
+    ///     Ok::<_, Box<dyn std::error::Error>>(())
+    /// })
+    /// .unwrap();
+    /// ```
     pub fn into_parts(self) -> FramedParts<W, E> {
         FramedParts::from_buffers(self.inner, self.encoder, BytesMut::new(), self.state.buffer)
     }
