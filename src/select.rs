@@ -136,10 +136,7 @@ macro_rules! select_biased {
 
 /// What a `select!` expansion calls; not a public interface.
 pub mod support {
-    use std::cell::Cell;
-    use std::collections::hash_map::RandomState;
     use std::future::Future;
-    use std::hash::{BuildHasher, Hasher};
     use std::pin::Pin;
 
     use futures_util::future::FusedFuture;
@@ -167,23 +164,7 @@ pub mod support {
 
     /// Which branch a `select!` of `n` branches polls first: a random one.
     pub fn start(n: usize) -> usize {
-        thread_local! {
-            static STATE: Cell<u64> = Cell::new({
-                // A per-process random seed from the standard library's hasher keys.
-                let mut h = RandomState::new().build_hasher();
-                h.write_u8(0);
-                h.finish() | 1
-            });
-        }
-        STATE.with(|state| {
-            // xorshift64
-            let mut x = state.get();
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            state.set(x);
-            ((x >> 32) as usize) % n
-        })
+        overlap_runtime::random_below(n)
     }
 
     /// A future's reference, probed for whether it is a fused future that has ended.

@@ -25,6 +25,8 @@ mod reactor;
 pub mod signal;
 mod slab;
 pub mod stream;
+#[doc(hidden)]
+pub use stream::random_below;
 pub mod sync;
 mod task;
 pub mod time;

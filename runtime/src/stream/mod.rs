@@ -7,5 +7,5 @@ mod stream_map;
 mod time_adapters;
 pub mod wrappers;
 
-pub use stream_map::StreamMap;
+pub use stream_map::{random_below, StreamMap};
 pub use time_adapters::{ChunksTimeout, StreamTimeExt, Throttle, Timeout, TimeoutRepeating};

@@ -263,12 +263,14 @@ impl<K: Clone + Unpin, V: Stream + Unpin> Stream for StreamMap<K, V> {
     }
 }
 
-/// A number in `0..n` (0 when `n` is 0), from a per-thread xorshift seeded at random.
-fn random_below(n: usize) -> usize {
+/// A number in `0..n` (0 when `n` is 0), from a per-thread xorshift seeded at random: where
+/// `StreamMap` and `select!` start polling.
+#[doc(hidden)]
+pub fn random_below(n: usize) -> usize {
     thread_local! {
         static STATE: Cell<u64> = Cell::new({
             let mut h = RandomState::new().build_hasher();
-            h.write_u8(1);
+            h.write_u8(0);
             h.finish() | 1
         });
     }
