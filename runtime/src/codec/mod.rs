@@ -8,8 +8,10 @@
 //! A tokio program's framing code ports by changing its imports: `tokio_util::codec` is
 //! `overlap::codec`, `bytes::BytesMut` is [`overlap::codec::BytesMut`](BytesMut) (the
 //! `bytes` crate is not used: [`BytesMut`] is overlap's own, with the part of its API that
-//! codecs use, the `Buf`/`BufMut` number methods being inherent), and the `Stream`/`Sink`
-//! extension traits are `overlap::stream::StreamExt` and `overlap::sink::SinkExt`.
+//! codecs use, the `Buf`/`BufMut` methods being inherent: `get_*`, `try_get_*` (with
+//! [`TryGetError`]) and `put_*` for every number type `bytes` has, `remaining`,
+//! `copy_to_slice`, `copy_to_bytes`), and the `Stream`/`Sink` extension traits are
+//! `overlap::stream::StreamExt` and `overlap::sink::SinkExt`.
 //!
 //! The rules, as tokio-util's:
 //! - Reading: a `FramedRead` reads more only when `decode` finds no whole frame in what it
@@ -62,7 +64,7 @@ mod traits;
 
 pub use any_delimiter_codec::{AnyDelimiterCodec, AnyDelimiterCodecError};
 pub use bytes_codec::BytesCodec;
-pub use bytes_mut::BytesMut;
+pub use bytes_mut::{BytesMut, TryGetError};
 pub use framed::{Framed, FramedParts};
 pub use framed_read::FramedRead;
 pub use framed_write::FramedWrite;

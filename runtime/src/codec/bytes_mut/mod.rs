@@ -3,12 +3,15 @@
 
 mod numbers;
 mod std_traits;
+mod try_get;
 
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use futures_util::io::AsyncRead;
+
+pub use try_get::TryGetError;
 
 /// A growable byte buffer that is cheap to consume from the front: the part of the `bytes`
 /// crate's `BytesMut` (and its `Buf`/`BufMut` number methods) that decoders and encoders

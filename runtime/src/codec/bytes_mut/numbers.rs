@@ -1,11 +1,11 @@
-//! `BytesMut`'s number methods, `bytes`' `Buf::get_*` and `BufMut::put_*` as inherent
-//! methods: big-endian (network order), `_le` little-endian.
+//! `BytesMut`'s number methods, `bytes`' `Buf::get_*`/`try_get_*` and `BufMut::put_*` as
+//! inherent methods: big-endian (network order), `_le` little-endian.
 
-use super::BytesMut;
+use super::{BytesMut, TryGetError};
 
-/// The `put_*`/`get_*` methods of a number type, big-endian and `_le`.
+/// The `put_*`/`get_*`/`try_get_*` methods of a number type, big-endian and `_le`.
 macro_rules! numbers {
-    ($($ty:ty: $put:ident, $put_le:ident, $get:ident, $get_le:ident;)*) => {
+    ($($ty:ty: $put:ident, $put_le:ident, $get:ident, $get_le:ident, $try:ident, $try_le:ident;)*) => {
         impl BytesMut {
             $(
                 #[doc = concat!("Appends a `", stringify!($ty), "`, big-endian.")]
@@ -21,7 +21,7 @@ macro_rules! numbers {
                 #[doc = concat!("Removes a big-endian `", stringify!($ty), "` from the front.")]
                 ///
                 /// # Panics
-                /// If too few bytes are left.
+                #[doc = concat!("If too few bytes are left (`", stringify!($try), "` says so instead).")]
                 pub fn $get(&mut self) -> $ty {
                     <$ty>::from_be_bytes(self.take_array())
                 }
@@ -29,9 +29,21 @@ macro_rules! numbers {
                 #[doc = concat!("Removes a little-endian `", stringify!($ty), "` from the front.")]
                 ///
                 /// # Panics
-                /// If too few bytes are left.
+                #[doc = concat!("If too few bytes are left (`", stringify!($try_le), "` says so instead).")]
                 pub fn $get_le(&mut self) -> $ty {
                     <$ty>::from_le_bytes(self.take_array())
+                }
+
+                #[doc = concat!("Removes a big-endian `", stringify!($ty), "` from the front, or, ")]
+                /// with too few bytes left, takes nothing and says how many were missing.
+                pub fn $try(&mut self) -> Result<$ty, TryGetError> {
+                    self.try_take_array().map(<$ty>::from_be_bytes)
+                }
+
+                #[doc = concat!("Removes a little-endian `", stringify!($ty), "` from the front, or, ")]
+                /// with too few bytes left, takes nothing and says how many were missing.
+                pub fn $try_le(&mut self) -> Result<$ty, TryGetError> {
+                    self.try_take_array().map(<$ty>::from_le_bytes)
                 }
             )*
         }
@@ -39,16 +51,16 @@ macro_rules! numbers {
 }
 
 numbers! {
-    u16: put_u16, put_u16_le, get_u16, get_u16_le;
-    i16: put_i16, put_i16_le, get_i16, get_i16_le;
-    u32: put_u32, put_u32_le, get_u32, get_u32_le;
-    i32: put_i32, put_i32_le, get_i32, get_i32_le;
-    u64: put_u64, put_u64_le, get_u64, get_u64_le;
-    i64: put_i64, put_i64_le, get_i64, get_i64_le;
-    u128: put_u128, put_u128_le, get_u128, get_u128_le;
-    i128: put_i128, put_i128_le, get_i128, get_i128_le;
-    f32: put_f32, put_f32_le, get_f32, get_f32_le;
-    f64: put_f64, put_f64_le, get_f64, get_f64_le;
+    u16: put_u16, put_u16_le, get_u16, get_u16_le, try_get_u16, try_get_u16_le;
+    i16: put_i16, put_i16_le, get_i16, get_i16_le, try_get_i16, try_get_i16_le;
+    u32: put_u32, put_u32_le, get_u32, get_u32_le, try_get_u32, try_get_u32_le;
+    i32: put_i32, put_i32_le, get_i32, get_i32_le, try_get_i32, try_get_i32_le;
+    u64: put_u64, put_u64_le, get_u64, get_u64_le, try_get_u64, try_get_u64_le;
+    i64: put_i64, put_i64_le, get_i64, get_i64_le, try_get_i64, try_get_i64_le;
+    u128: put_u128, put_u128_le, get_u128, get_u128_le, try_get_u128, try_get_u128_le;
+    i128: put_i128, put_i128_le, get_i128, get_i128_le, try_get_i128, try_get_i128_le;
+    f32: put_f32, put_f32_le, get_f32, get_f32_le, try_get_f32, try_get_f32_le;
+    f64: put_f64, put_f64_le, get_f64, get_f64_le, try_get_f64, try_get_f64_le;
 }
 
 /// The bytes of `n` of a `nbytes`-long field, big-endian: its low `nbytes` bytes, as
