@@ -353,12 +353,13 @@ fn stalled_uploader_holds_up_no_one_and_times_out() {
             "all eleven end",
         )
         .await;
-        let log = s.log.borrow();
-        let errors: Vec<_> = log.iter().filter_map(|r| r.as_ref().err()).collect();
-        assert_eq!(log.len(), 11);
-        assert_eq!(errors.len(), 1, "{errors:?}");
-        assert_eq!(errors[0].kind(), io::ErrorKind::TimedOut);
-        drop(log);
+        {
+            let log = s.log.borrow();
+            let errors: Vec<_> = log.iter().filter_map(|r| r.as_ref().err()).collect();
+            assert_eq!(log.len(), 11);
+            assert_eq!(errors.len(), 1, "{errors:?}");
+            assert_eq!(errors[0].kind(), io::ErrorKind::TimedOut);
+        }
         assert!(uploads(&s).is_empty());
         assert_eq!(request(s.addr, "GET", "slow", None).await.status, 404);
         s.task.abort();
