@@ -89,6 +89,13 @@ impl<T> From<mpsc::Receiver<T>> for ReceiverStream<T> {
     }
 }
 
+/// The wrappers' error types, under the module path tokio-stream gives them
+/// (`tokio_stream::wrappers::errors::BroadcastStreamRecvError`); they are also at the
+/// `wrappers` root.
+pub mod errors {
+    pub use super::BroadcastStreamRecvError;
+}
+
 /// What a [`BroadcastStream`] yields in place of values its receiver lost.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BroadcastStreamRecvError {
