@@ -89,6 +89,7 @@ pub(crate) fn spend(core: &crate::executor::Core) -> bool {
 /// `sync` channels and locks): spends a unit first (`Pending`, with the task rescheduled,
 /// once none is left), and gives it back if `poll` turns out `Pending`. An always-ready
 /// receive or acquire loop thus yields every [`BUDGET`] operations, as I/O does.
+#[inline]
 pub(crate) fn budgeted<T>(
     cx: &mut Context<'_>,
     poll: impl FnOnce(&mut Context<'_>) -> Poll<T>,

@@ -215,8 +215,11 @@ impl<K: Clone, V: Stream + Unpin> StreamMap<K, V> {
         let mut moved = 0;
         // The streams that ended, removed after the round so the indices stay put.
         let mut ended = Vec::new();
-        for at in (start..len).chain(0..start) {
-            let (key, stream) = &mut self.entries[at];
+        let mut at = start;
+        for _ in 0..len {
+            let this = at;
+            at = if at + 1 == len { 0 } else { at + 1 };
+            let (key, stream) = &mut self.entries[this];
             match Pin::new(stream).poll_next(cx) {
                 Poll::Ready(Some(item)) => {
                     take(key, item);
@@ -225,7 +228,7 @@ impl<K: Clone, V: Stream + Unpin> StreamMap<K, V> {
                         break;
                     }
                 }
-                Poll::Ready(None) => ended.push(at),
+                Poll::Ready(None) => ended.push(this),
                 Poll::Pending => {}
             }
         }
@@ -283,6 +286,27 @@ pub fn random_below(n: usize) -> usize {
         x ^= x >> 7;
         x ^= x << 17;
         state.set(x);
-        ((x >> 32) as usize) % n
+        // The high 32 bits scaled into 0..n by a multiply, not a division (which costs a
+        // map's poll more than the rest of its bookkeeping). Above u32::MAX entries the
+        // start is only ever in the first 2^32 of them, which no map reaches.
+        (((x >> 32) * n.min(u32::MAX as usize) as u64) >> 32) as usize
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::random_below;
+
+    #[test]
+    fn random_below_stays_below_and_reaches_every_value() {
+        for n in [0, 1, 2, 3, 7, 1000] {
+            let mut seen = vec![false; n.max(1)];
+            for _ in 0..100 * n.max(1) {
+                let r = random_below(n);
+                assert!(r < n.max(1), "{r} for {n}");
+                seen[r] = true;
+            }
+            assert!(seen.iter().all(|&s| s), "not every value below {n} came");
+        }
+    }
 }
