@@ -16,12 +16,33 @@
 
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
+use futures::{Stream, StreamExt};
 use overlap_benches::executors::Tokio;
 use overlap_benches::{ns_per, print_table, Row};
 
 const RUNS: usize = 5;
 const ITEMS: u64 = 400_000;
+
+/// The sum of the values the `n` channels carry, each `0..ITEMS / n`.
+fn expected_sum(n: u64) -> u64 {
+    n * (ITEMS / n) * (ITEMS / n - 1) / 2
+}
+
+/// Reads every value out of `map` until it ends, checks their sum, and returns the time
+/// since `start`.
+async fn read_all(
+    mut map: impl Stream<Item = (u64, u64)> + Unpin,
+    n: u64,
+    start: Instant,
+) -> Duration {
+    let mut sum = 0u64;
+    while let Some((_, v)) = map.next().await {
+        sum += v;
+    }
+    let took = start.elapsed();
+    assert_eq!(sum, expected_sum(n));
+    took
+}
 
 fn overlap_drain(n: u64) -> Duration {
     let rt = overlap::Runtime::new().unwrap();
@@ -34,14 +55,7 @@ fn overlap_drain(n: u64) -> Duration {
             }
             map.insert(key, rx);
         }
-        let start = Instant::now();
-        let mut sum = 0u64;
-        while let Some((_, v)) = map.next().await {
-            sum += v;
-        }
-        let took = start.elapsed();
-        assert_eq!(sum, n * (ITEMS / n) * (ITEMS / n - 1) / 2);
-        took
+        read_all(map, n, Instant::now()).await
     })
 }
 
@@ -59,14 +73,7 @@ fn tokio_drain(n: u64) -> Duration {
                 tokio_stream::wrappers::UnboundedReceiverStream::new(rx),
             );
         }
-        let start = Instant::now();
-        let mut sum = 0u64;
-        while let Some((_, v)) = map.next().await {
-            sum += v;
-        }
-        let took = start.elapsed();
-        assert_eq!(sum, n * (ITEMS / n) * (ITEMS / n - 1) / 2);
-        took
+        read_all(map, n, Instant::now()).await
     })
 }
 
@@ -89,7 +96,7 @@ fn limit_drain(n: u64) -> Duration {
             }
         }
         let took = start.elapsed();
-        assert_eq!(sum, n * (ITEMS / n) * (ITEMS / n - 1) / 2);
+        assert_eq!(sum, expected_sum(n));
         took
     })
 }
@@ -99,7 +106,7 @@ fn overlap_live(n: u64, shared: bool) -> Duration {
     rt.block_on(async {
         let start = Instant::now();
         let mut map = overlap::stream::StreamMap::new();
-        let (shared_tx, mut shared_rx) = overlap::sync::mpsc::channel(16);
+        let (shared_tx, shared_rx) = overlap::sync::mpsc::channel(16);
         for key in 0..n {
             let tx = if shared {
                 shared_tx.clone()
@@ -115,19 +122,11 @@ fn overlap_live(n: u64, shared: bool) -> Duration {
             }));
         }
         drop(shared_tx);
-        let mut sum = 0u64;
         if shared {
-            while let Some(v) = shared_rx.recv().await {
-                sum += v;
-            }
+            read_all(shared_rx.map(|v| (0, v)), n, start).await
         } else {
-            while let Some((_, v)) = map.next().await {
-                sum += v;
-            }
+            read_all(map, n, start).await
         }
-        let took = start.elapsed();
-        assert_eq!(sum, n * (ITEMS / n) * (ITEMS / n - 1) / 2);
-        took
     })
 }
 
@@ -146,13 +145,7 @@ fn tokio_live(n: u64) -> Duration {
                 }
             });
         }
-        let mut sum = 0u64;
-        while let Some((_, v)) = map.next().await {
-            sum += v;
-        }
-        let took = start.elapsed();
-        assert_eq!(sum, n * (ITEMS / n) * (ITEMS / n - 1) / 2);
-        took
+        read_all(map, n, start).await
     })
 }
 
