@@ -323,12 +323,13 @@ pub mod stream {
         ChunksTimeout, StreamMap, StreamTimeExt, Throttle, Timeout, TimeoutRepeating,
     };
 
-    /// tokio-stream's wrappers: the channels, the interval, the signal and the listeners
-    /// as streams (most of them are streams already; the wrappers carry tokio-stream's
-    /// names), and [`BroadcastStream`](wrappers::BroadcastStream) and
+    /// tokio-stream's wrappers: the channels, the interval, the signal, the listeners, a
+    /// directory's entries and a reader's lines as streams (most of them are streams
+    /// already; the wrappers carry tokio-stream's names), and [`BroadcastStream`](wrappers::BroadcastStream) and
     /// [`WatchStream`](wrappers::WatchStream), which make the broadcast and watch receivers
     /// streams.
     pub mod wrappers {
+        pub use overlap_fs::ReadDirStream;
         pub use overlap_net::{TcpListenerStream, UnixListenerStream};
         pub use overlap_runtime::stream::wrappers::*;
     }

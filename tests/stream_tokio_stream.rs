@@ -1,17 +1,17 @@
 //! What tokio-stream adds to streams, as overlap has it: `StreamMap` over real sockets and
 //! channels (keys, removal of ended streams, fairness, `next_many`), the wrappers
 //! (`BroadcastStream` with its lag errors, `WatchStream`'s two starts, the listener and
-//! channel wrappers), and the timer adapters (`timeout`, `timeout_repeating`, `throttle`,
+//! channel wrappers, `ReadDirStream` and `LinesStream`), and the timer adapters (`timeout`, `timeout_repeating`, `throttle`,
 //! `chunks_timeout`) on a paused clock, so their timing is exact and no test waits.
 
 use std::time::Duration;
 
 use overlap::codec::{FramedRead, LinesCodec};
-use overlap::io::AsyncWriteExt;
+use overlap::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use overlap::net::{TcpListener, TcpStream};
 use overlap::stream::wrappers::{
-    BroadcastStream, BroadcastStreamRecvError, IntervalStream, ReceiverStream, TcpListenerStream,
-    WatchStream,
+    BroadcastStream, BroadcastStreamRecvError, IntervalStream, LinesStream, ReadDirStream,
+    ReceiverStream, TcpListenerStream, WatchStream,
 };
 use overlap::stream::{self, StreamExt, StreamMap, StreamTimeExt};
 use overlap::sync::{broadcast, mpsc, watch};
@@ -186,6 +186,53 @@ async fn a_watch_stream_starts_with_the_current_value_or_with_the_next_change() 
     assert_eq!(from_now.next().await, Some(3));
     drop(tx);
     assert_eq!(from_now.next().await, None);
+}
+
+#[overlap::test]
+async fn a_read_dir_stream_yields_every_entry_then_ends() {
+    let dir = std::env::temp_dir().join(format!("overlap-read-dir-stream-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir(&dir).unwrap();
+    for name in ["a", "b", "c"] {
+        std::fs::write(dir.join(name), name).unwrap();
+    }
+    // As a tokio user writes it: the `ReadDir` wrapped, then the entries as a stream.
+    let entries = ReadDirStream::new(overlap::fs::read_dir(&dir).await.unwrap());
+    let mut names: Vec<String> = entries
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect()
+        .await;
+    names.sort();
+    assert_eq!(names, ["a", "b", "c"]);
+    let mut entries = ReadDirStream::new(overlap::fs::read_dir(&dir).await.unwrap());
+    assert!(entries.as_mut().next_entry().await.unwrap().is_some());
+    let rest = entries.into_inner();
+    assert_eq!(ReadDirStream::new(rest).count().await, 2);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[overlap::test]
+async fn a_lines_stream_yields_each_line_and_gives_its_lines_back() {
+    let (client, server) = {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        (client, listener.accept().await.unwrap().0)
+    };
+    let mut client = client;
+    client
+        .write_all(b"USER alice\r\nPASS x\npartial")
+        .await
+        .unwrap();
+    client.close().await.unwrap();
+    let mut lines = LinesStream::new(BufReader::new(server).lines());
+    assert_eq!(lines.next().await.unwrap().unwrap(), "USER alice");
+    let mut rest = lines.into_inner();
+    assert_eq!(rest.next().await.unwrap().unwrap(), "PASS x");
+    let mut lines = LinesStream::new(rest);
+    assert_eq!(lines.next().await.unwrap().unwrap(), "partial");
+    assert!(lines.next().await.is_none());
 }
 
 #[overlap::test(start_paused = true)]

@@ -67,6 +67,7 @@ mod job;
 mod open_options;
 mod ops;
 mod read_dir;
+mod read_dir_stream;
 mod sys;
 
 pub use dir_builder::DirBuilder;
@@ -78,4 +79,5 @@ pub use ops::{
     symlink_metadata, try_exists, write,
 };
 pub use read_dir::{read_dir, DirEntry, ReadDir};
+pub use read_dir_stream::ReadDirStream;
 pub use std::fs::{FileTimes, FileType, Metadata, Permissions};

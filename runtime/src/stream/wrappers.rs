@@ -1,16 +1,20 @@
-//! tokio-stream's `wrappers`: the channels, the interval and the signal as [`Stream`]s.
+//! tokio-stream's `wrappers`: the channels, the interval, the signal and a reader's lines
+//! as [`Stream`]s.
 //!
-//! overlap's [`mpsc::Receiver`], [`Interval`] and [`Signal`] are streams already; their
+//! overlap's [`mpsc::Receiver`], [`Interval`], [`Signal`] and futures-io's [`Lines`] are
+//! streams already; their
 //! wrappers are here so that code written with tokio-stream's names builds unchanged. The
 //! [`broadcast`] and [`watch`] receivers are not streams themselves (a stream of a broadcast
 //! must say what a lagging receiver lost, and one of a watch which value to start from):
 //! [`BroadcastStream`] and [`WatchStream`] make them so.
 
 use std::fmt;
+use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use futures_core::stream::{FusedStream, Stream};
+use futures_util::io::{AsyncBufRead, Lines};
 
 use crate::signal::Signal;
 use crate::sync::broadcast::{self, RecvError};
@@ -345,6 +349,72 @@ impl AsRef<Signal> for SignalStream {
 
 impl AsMut<Signal> for SignalStream {
     fn as_mut(&mut self) -> &mut Signal {
+        &mut self.inner
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A reader's [`Lines`] (from `AsyncBufReadExt::lines`) as a [`Stream`] of its lines
+    /// (tokio-stream's `LinesStream`). futures-io's `Lines` is a stream already, where
+    /// tokio's has only `next_line`: this carries tokio-stream's name and methods, so that
+    /// `LinesStream::new(reader.lines())` builds unchanged. Each line comes without its
+    /// `\n` (or `\r\n`); a last line without one comes too, then the end. As cancel-safe as
+    /// the `Lines` itself: a line cut short stays in it.
+    ///
+    /// ```
+    /// use overlap::io::{AsyncBufReadExt, BufReader};
+    /// use overlap::stream::wrappers::LinesStream;
+    /// use overlap::stream::StreamExt;
+    ///
+    /// overlap::block_on(async {
+    ///     let reader = BufReader::new(&b"USER alice\r\nPASS secret\n"[..]);
+    ///     let lines: Vec<String> = LinesStream::new(reader.lines())
+    ///         .map(Result::unwrap)
+    ///         .collect()
+    ///         .await;
+    ///     assert_eq!(lines, ["USER alice", "PASS secret"]);
+    /// });
+    /// ```
+    #[derive(Debug)]
+    pub struct LinesStream<R> {
+        #[pin]
+        inner: Lines<R>,
+    }
+}
+
+impl<R> LinesStream<R> {
+    /// Wraps `lines`.
+    pub fn new(lines: Lines<R>) -> LinesStream<R> {
+        LinesStream { inner: lines }
+    }
+
+    /// The `Lines` back, with what it read ahead.
+    pub fn into_inner(self) -> Lines<R> {
+        self.inner
+    }
+
+    /// The `Lines`, pinned.
+    pub fn as_pin_mut(self: Pin<&mut Self>) -> Pin<&mut Lines<R>> {
+        self.project().inner
+    }
+}
+
+impl<R: AsyncBufRead> Stream for LinesStream<R> {
+    type Item = io::Result<String>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<io::Result<String>>> {
+        self.project().inner.poll_next(cx)
+    }
+}
+
+impl<R> AsRef<Lines<R>> for LinesStream<R> {
+    fn as_ref(&self) -> &Lines<R> {
+        &self.inner
+    }
+}
+
+impl<R> AsMut<Lines<R>> for LinesStream<R> {
+    fn as_mut(&mut self) -> &mut Lines<R> {
         &mut self.inner
     }
 }
