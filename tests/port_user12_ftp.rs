@@ -11,6 +11,7 @@
 //! use tokio::io::AsyncWriteExt;
 //! use tokio::net::{TcpListener, TcpStream};
 //! use tokio::sync::{oneshot, Semaphore};
+//! use tokio_stream::wrappers::ReadDirStream;
 //! use tokio_stream::StreamExt;
 //! use tokio_util::codec::{FramedRead, LinesCodec, LinesCodecError};
 //!
@@ -54,6 +55,13 @@
 //!         _ = cancelled => Outcome::Aborted,
 //!     }
 //! });
+//! // LIST
+//! let mut entries = ReadDirStream::new(tokio::fs::read_dir(&dir).await?);
+//! while let Some(entry) = entries.next().await {
+//!     let entry = entry?;
+//!     let meta = entry.metadata().await?;
+//!     lines.push(format!("{}rw-r--r-- 1 ftp ftp {:>12} {} {}\r\n", .., meta.len(), .., name));
+//! }
 //! // STOR: into `.name.part-N`, `tokio::fs::rename` over the name once the upload ended
 //! // cleanly, `tokio::fs::remove_file` of the temporary file on any other end
 //! // ABOR: `cancel.send(())`, `handle.await`, then 426 and 226
@@ -71,8 +79,17 @@
 //! client connected to answered 425, on a paused clock; forty sessions at once; and no
 //! fd or task left after a run.
 //!
-//! What porting it found missing in overlap: nothing. Every call the tokio sketch makes
-//! has its counterpart under the same name.
+//! What porting it found missing in overlap: tokio-stream's `ReadDirStream`. The LIST
+//! loop is `ReadDirStream::new(fs::read_dir(&dir).await?)` read with `next()`, as
+//! tokio-stream's docs show it, and `overlap::stream::wrappers` had no such name
+//! (overlap's `ReadDir` is a stream itself, so the first draft called `next_entry` on it,
+//! which works in both). It is there now, in overlap-fs, and beside it `LinesStream`, the
+//! other wrapper of tokio-stream's with no counterpart, for a control channel read as
+//! `LinesStream::new(BufReader::new(input).lines())` in a `select!` (see
+//! `tests/stream_tokio_stream.rs`). tokio-stream's `SplitStream` stays without one:
+//! futures-io has no `AsyncBufReadExt::split(byte)` for it to wrap (the README says what
+//! to use). Nothing else: every other call the sketch makes has its counterpart under the
+//! same name.
 //!
 //! What the port changed, against tokio: the imports (`tokio_stream::StreamExt` is
 //! `overlap::stream::StreamExt`). The RETR side sends with `File::send_to` (`sendfile`,

@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
 
 use overlap::fs;
+use overlap::stream::wrappers::ReadDirStream;
+use overlap::stream::StreamExt;
 
 /// Why a path was refused: each is a 550 to the client.
 #[derive(Debug, PartialEq, Eq)]
@@ -62,9 +64,10 @@ pub async fn real_path(root: &Path, path: &str) -> Result<PathBuf, Refused> {
 
 /// The listing of `dir`, one `ls -l` line per entry (sorted by name), CRLF-terminated.
 pub async fn list(dir: &Path) -> io::Result<String> {
-    let mut entries = fs::read_dir(dir).await?;
+    let mut entries = ReadDirStream::new(fs::read_dir(dir).await?);
     let mut lines = Vec::new();
-    while let Some(entry) = entries.next_entry().await? {
+    while let Some(entry) = entries.next().await {
+        let entry = entry?;
         let meta = entry.metadata().await?;
         let name = entry.file_name().to_string_lossy().into_owned();
         let kind = if meta.is_dir() { 'd' } else { '-' };
