@@ -72,7 +72,9 @@
 //! CWD, CDUP, DELE, RMD; `..` past the root, absolute paths and a symlink out of it
 //! refused with 550; REST resuming a download at an offset; ABOR mid-upload (426, then
 //! 226) leaving no file, temporary or final, and the session usable, and ABOR
-//! mid-download; a client vanishing mid-STOR leaving no temporary file; the session limit
+//! mid-download (RETR by `File::send_to` and by `io::copy`); a file replaced (by an
+//! upload renamed over it) while it is downloaded arriving whole and as it was, both
+//! ways; EPSV over `::1` (and PASV refused there with 522); a client vanishing mid-STOR leaving no temporary file; the session limit
 //! (421, then room again once a session quits); garbage, unknown and empty commands,
 //! commands before login, a line that is not UTF-8 and an overlong line each answered
 //! with a 500-series reply, the session going on; the idle timeout's 421, and a PASV no
@@ -309,6 +311,14 @@ async fn paths_out_of_the_root_are_refused_with_550() {
     .await;
 }
 
+/// The two RETRs: `File::send_to`, and the tokio version's `seek` then `io::copy`.
+fn both_retrs() -> [Config; 2] {
+    [false, true].map(|retr_by_copy| Config {
+        retr_by_copy,
+        ..Config::default()
+    })
+}
+
 #[overlap::test]
 async fn rest_resumes_a_download_at_an_offset() {
     let root = TempDir::new("ftp-rest");
@@ -317,17 +327,83 @@ async fn rest_resumes_a_download_at_an_offset() {
     within(
         HANG,
         async {
-            let server = start(&root, Config::default()).await;
-            let mut c = Client::login(server.addr).await;
-            assert_eq!(c.retr("f", 123_457).await, body[123_457..]);
-            // REST is for the next transfer only.
-            assert_eq!(c.retr("f", 0).await, body);
-            assert_eq!(c.retr("f", 300_000).await, b"", "at the end");
-            assert_eq!(c.retr("f", 10_000_000).await, b"", "past the end");
-            assert_eq!(c.cmd("REST x").await.code, 501);
-            c.quit().await;
+            for config in both_retrs() {
+                let server = start(&root, config).await;
+                let mut c = Client::login(server.addr).await;
+                assert_eq!(c.retr("f", 123_457).await, body[123_457..]);
+                // REST is for the next transfer only.
+                assert_eq!(c.retr("f", 0).await, body);
+                assert_eq!(c.retr("f", 300_000).await, b"", "at the end");
+                assert_eq!(c.retr("f", 10_000_000).await, b"", "past the end");
+                assert_eq!(c.cmd("REST x").await.code, 501);
+                c.quit().await;
+            }
         },
         "the resumed download",
+    )
+    .await;
+}
+
+#[overlap::test]
+async fn a_file_replaced_while_it_is_downloaded_arrives_whole_and_old() {
+    let root = TempDir::new("ftp-replace");
+    let old = pattern_seeded(8 << 20, 18);
+    let new = pattern_seeded(1 << 20, 19);
+    within(
+        HANG,
+        async {
+            for config in both_retrs() {
+                std::fs::write(root.join("f"), &old).unwrap();
+                let server = start(&root, config).await;
+                let mut reader = Client::login(server.addr).await;
+                let mut writer = Client::login(server.addr).await;
+                let mut data = reader.pasv().await;
+                assert_eq!(reader.cmd("RETR f").await.code, 150);
+                let mut first = vec![0; 4096];
+                data.read_exact(&mut first).await.unwrap();
+                // Replaced (a temporary file renamed over it) mid-download.
+                assert_eq!(writer.stor("f", &new).await.code, 226);
+                let mut rest = Vec::new();
+                data.read_to_end(&mut rest).await.unwrap();
+                first.extend(rest);
+                assert!(first == old, "the old bytes, whole");
+                assert_eq!(reader.reply().await.code, 226);
+                assert_eq!(reader.retr("f", 0).await, new);
+                reader.quit().await;
+                writer.quit().await;
+            }
+        },
+        "the replaced file",
+    )
+    .await;
+}
+
+#[overlap::test]
+async fn the_server_works_over_ipv6_loopback_with_epsv() {
+    let root = TempDir::new("ftp-ipv6");
+    within(
+        HANG,
+        async {
+            let server = Server::start(
+                "[::1]:0".parse().unwrap(),
+                root.path().to_path_buf(),
+                Config::default(),
+            )
+            .await;
+            assert!(server.addr.is_ipv6());
+            let mut c = Client::login(server.addr).await;
+            assert_eq!(
+                c.cmd("PASV").await.code,
+                522,
+                "PASV cannot name an IPv6 address"
+            );
+            let body = pattern_seeded(100_000, 20);
+            assert_eq!(c.stor("six", &body).await.code, 226);
+            assert_eq!(c.retr("six", 6).await, body[6..]);
+            assert!(c.list("").await.ends_with(" six\r\n"));
+            c.quit().await;
+        },
+        "IPv6",
     )
     .await;
 }
@@ -372,6 +448,19 @@ async fn abor_mid_transfer_leaves_no_partial_file_and_the_session_usable() {
             assert_eq!(c.reply().await.code, 226);
             drop(data);
             assert_eq!(server.shared.aborted.get(), 2);
+            // The same with the tokio version's RETR, `seek` then `io::copy`.
+            let copying = start(&root, both_retrs()[1].clone()).await;
+            let mut c2 = Client::login(copying.addr).await;
+            let mut data = c2.pasv().await;
+            assert_eq!(c2.cmd("REST 5").await.code, 350);
+            assert_eq!(c2.cmd("RETR big").await.code, 150);
+            data.read_exact(&mut first).await.unwrap();
+            assert_eq!(first, big[5..1005]);
+            c2.send("ABOR").await;
+            assert_eq!(c2.reply().await.code, 426);
+            assert_eq!(c2.reply().await.code, 226);
+            assert_eq!(copying.shared.aborted.get(), 1);
+            c2.quit().await;
             // No transfer: 225. The session goes on.
             assert_eq!(c.cmd("ABOR").await.code, 225);
             assert_eq!(c.stor("after", b"fine").await.code, 226);

@@ -85,7 +85,16 @@ impl Client {
         TcpStream::connect(addr).await.unwrap()
     }
 
+    /// The data address: PASV's over IPv4, EPSV's (the port, at the server's address)
+    /// over IPv6.
     pub async fn pasv_addr(&mut self) -> SocketAddr {
+        let server = self.out.peer_addr().unwrap();
+        if server.is_ipv6() {
+            let r = self.cmd("EPSV").await;
+            assert_eq!(r.code, 229, "{r:?}");
+            let port = r.text().split('|').nth(3).unwrap().parse().unwrap();
+            return SocketAddr::new(server.ip(), port);
+        }
         let r = self.cmd("PASV").await;
         assert_eq!(r.code, 227, "{r:?}");
         parse_pasv(r.text())

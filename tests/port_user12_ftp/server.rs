@@ -26,6 +26,9 @@ pub struct Config {
     pub data_accept: Duration,
     /// The longest command line taken; a longer one is answered 500.
     pub max_line: usize,
+    /// RETR as the tokio version has it, `seek` then `io::copy`, instead of
+    /// `File::send_to`.
+    pub retr_by_copy: bool,
 }
 
 impl Default for Config {
@@ -37,6 +40,7 @@ impl Default for Config {
             idle: Duration::from_secs(300),
             data_accept: Duration::from_secs(30),
             max_line: 1024,
+            retr_by_copy: false,
         }
     }
 }

@@ -4,6 +4,7 @@
 //! flight and an idle `sleep`.
 
 use std::io;
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::pin::pin;
 use std::rc::Rc;
@@ -215,15 +216,18 @@ impl Session<'_> {
             "NOOP" => self.reply(200, "NOOP ok.").await?,
             "SYST" => self.reply(215, "UNIX Type: L8").await?,
             "FEAT" => {
-                self.reply_lines(211, &["Features:", "PASV", "REST STREAM", "SIZE", "End"])
-                    .await?
+                self.reply_lines(
+                    211,
+                    &["Features:", "EPSV", "PASV", "REST STREAM", "SIZE", "End"],
+                )
+                .await?
             }
             "HELP" => {
                 self.reply_lines(
                     214,
                     &[
                         "The following commands are recognized.",
-                        "ABOR CDUP CWD DELE FEAT HELP LIST MKD NOOP PASS PASV PWD QUIT",
+                        "ABOR CDUP CWD DELE EPSV FEAT HELP LIST MKD NOOP PASS PASV PWD QUIT",
                         "REST RETR RMD SIZE STOR SYST TYPE USER",
                         "Help OK.",
                     ],
@@ -255,7 +259,7 @@ impl Session<'_> {
                 "A" | "A N" => self.reply(200, "Switching to ASCII mode.").await?,
                 _ => self.reply(504, "Unsupported TYPE.").await?,
             },
-            "PASV" => self.passive().await?,
+            "PASV" | "EPSV" => self.passive(&verb).await?,
             "REST" => match arg.parse::<u64>() {
                 Ok(n) => {
                     self.rest = n;
@@ -347,20 +351,36 @@ impl Session<'_> {
         }
     }
 
-    async fn passive(&mut self) -> io::Result<()> {
-        // A new PASV replaces an unused one.
-        let listener = match TcpListener::bind("127.0.0.1:0").await {
+    /// PASV (IPv4 only, its reply naming the address) or EPSV (RFC 2428: the port only,
+    /// the client connecting to the address it reached us on), listening on the control
+    /// connection's own local address. A new one replaces one not used.
+    async fn passive(&mut self, verb: &str) -> io::Result<()> {
+        let ip = self.out.local_addr()?.ip();
+        let v4 = match ip {
+            IpAddr::V4(v4) => Some(v4),
+            IpAddr::V6(_) => None,
+        };
+        if verb == "PASV" && v4.is_none() {
+            return self.reply(522, "PASV is IPv4 only: use EPSV.").await;
+        }
+        let listener = match TcpListener::bind((ip, 0)).await {
             Ok(l) => l,
             Err(_) => return self.reply(425, "Cannot open passive connection.").await,
         };
         let port = listener.local_addr()?.port();
         self.passive = Some(listener);
-        let text = format!(
-            "Entering Passive Mode (127,0,0,1,{},{}).",
-            port >> 8,
-            port & 0xff
-        );
-        self.reply(227, &text).await
+        match v4 {
+            Some(v4) if verb == "PASV" => {
+                let [a, b, c, d] = v4.octets();
+                let (p1, p2) = (port >> 8, port & 0xff);
+                let text = format!("Entering Passive Mode ({a},{b},{c},{d},{p1},{p2}).");
+                self.reply(227, &text).await
+            }
+            _ => {
+                let text = format!("Entering Extended Passive Mode (|||{port}|).");
+                self.reply(229, &text).await
+            }
+        }
     }
 
     async fn transfer_command(&mut self, verb: &str, arg: &str) -> io::Result<()> {

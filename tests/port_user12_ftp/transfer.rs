@@ -1,6 +1,7 @@
 //! A data transfer: a task of its own, given the accepted data connection, racing its
 //! work against a cancel signal (ABOR, or the control connection gone). LIST writes the
-//! listing; RETR sends the file from its REST offset with `File::send_to`; STOR copies the
+//! listing; RETR sends the file from its REST offset with `File::send_to` (or, as the
+//! tokio version does, `seek` and `io::copy`); STOR copies the
 //! upload into a temporary file beside the target and renames it into place only once
 //! the data connection ended cleanly, so a cut or aborted upload leaves nothing visible.
 
@@ -10,7 +11,7 @@ use std::path::PathBuf;
 use std::rc::Rc;
 
 use overlap::fs::{self, File};
-use overlap::io::AsyncWriteExt;
+use overlap::io::{AsyncWriteExt, SeekFrom};
 use overlap::net::TcpStream;
 use overlap::sync::oneshot;
 use overlap::task::JoinHandle;
@@ -144,8 +145,14 @@ async fn run(
             offset,
             len,
         } => {
+            let by_copy = shared.config.retr_by_copy;
             let work = async {
-                let sent = file.send_to(&data, offset, len - offset).await?;
+                let sent = if by_copy {
+                    file.seek(SeekFrom::Start(offset)).await?;
+                    overlap::io::copy(&mut *file, &mut data).await?
+                } else {
+                    file.send_to(&data, offset, len - offset).await?
+                };
                 data.close().await?;
                 Ok(sent)
             };
