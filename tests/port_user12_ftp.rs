@@ -13,7 +13,7 @@
 //! use tokio::sync::{oneshot, Semaphore};
 //! use tokio_stream::wrappers::ReadDirStream;
 //! use tokio_stream::StreamExt;
-//! use tokio_util::codec::{FramedRead, LinesCodec, LinesCodecError};
+//! use tokio_util::codec::{AnyDelimiterCodec, AnyDelimiterCodecError, FramedRead};
 //!
 //! // the accept loop
 //! let limit = Arc::new(Semaphore::new(config.max_sessions));
@@ -26,14 +26,20 @@
 //! }
 //! // a session
 //! let (input, mut out) = stream.into_split();
-//! let mut lines = FramedRead::new(input, LinesCodec::new_with_max_length(1024));
+//! let mut lines = FramedRead::new(input, AnyDelimiterCodec::new_with_max_length(b"\n".to_vec(), b"\n".to_vec(), 1024));
 //! let idle = tokio::time::sleep(config.idle);
 //! tokio::pin!(idle);
 //! loop {
 //!     tokio::select! {
 //!         line = lines.next() => match line {
-//!             Some(Ok(line)) => { idle.as_mut().reset(Instant::now() + config.idle); s.command(&line).await? }
-//!             Some(Err(LinesCodecError::MaxLineLengthExceeded)) => s.reply(500, "Command line too long.").await?,
+//!             Some(Ok(line)) => {
+//!                 idle.as_mut().reset(Instant::now() + config.idle);
+//!                 match command_text(&line) {   // Telnet bytes skipped, then UTF-8
+//!                     Some(text) => s.command(&text).await?,
+//!                     None => s.reply(500, "Command is not valid UTF-8.").await?,
+//!                 }
+//!             }
+//!             Some(Err(AnyDelimiterCodecError::MaxChunkLengthExceeded)) => s.reply(500, "Command line too long.").await?,
 //!             Some(Err(_)) | None => break,
 //!         },
 //!         out = finished(&mut s.transfer) => { s.transfer = None; s.report(out).await? }
@@ -75,7 +81,8 @@
 //! mid-download (RETR by `File::send_to` and by `io::copy`); a file replaced (by an
 //! upload renamed over it) while it is downloaded arriving whole and as it was, both
 //! ways; EPSV over `::1` (and PASV refused there with 522); a client vanishing mid-STOR leaving no temporary file; the session limit
-//! (421, then room again once a session quits); garbage, unknown and empty commands,
+//! (421, then room again once a session quits); ABOR after ftp(1)'s Telnet interrupt and
+//! urgent Synch; garbage, unknown and empty commands,
 //! commands before login, a line that is not UTF-8 and an overlong line each answered
 //! with a 500-series reply, the session going on; the idle timeout's 421, and a PASV no
 //! client connected to answered 425, on a paused clock; forty sessions at once; and no
@@ -105,9 +112,14 @@
 //! the 425 test, at first); tokio's auto-advance has the same rule.
 //!
 //! What the port got wrong at first was the user's, and would be in tokio: after a
-//! decoding error (the overlong line, a line that is not UTF-8) the codec's stream ends
-//! once and then reads on, as tokio-util's does, so the sketch's `None => break` ended the
-//! session right after its 500; the loop now skips the one `None` after an error. And a
+//! decoding error (the overlong line) the codec's stream ends once and then reads on, as
+//! tokio-util's does, so the sketch's `None => break` ended the session right after its
+//! 500; the loop now skips the one `None` after an error. `LinesCodec` answered ABOR as
+//! BSD ftp(1) sends it (Telnet's `IAC IP`, an urgent `IAC` as the Synch, then `DM` and
+//! the command) with a 500, the line not being UTF-8: the control channel is read with
+//! `AnyDelimiterCodec` (the same bound) and the Telnet bytes skipped before decoding; the
+//! read stopping at the urgent mark, with the rest of the line queued behind it, needed
+//! nothing of the port (see `tests/net_short_reads.rs`). And a
 //! `File::create` of the temporary file raced against the cancel signal would, cancelled
 //! mid-way, still run to its end on the blocking pool (as tokio's `spawn_blocking` does)
 //! and leave the file after the clean-up: it is made before the race.
@@ -456,8 +468,10 @@ async fn abor_mid_transfer_leaves_no_partial_file_and_the_session_usable() {
             assert_eq!(c2.cmd("RETR big").await.code, 150);
             data.read_exact(&mut first).await.unwrap();
             assert_eq!(first, big[5..1005]);
-            c2.send("ABOR").await;
-            assert_eq!(c2.reply().await.code, 426);
+            // ABOR as ftp(1) sends it, with Telnet's interrupt and urgent Synch before it.
+            c2.send_abor_with_synch().await;
+            let r = c2.reply().await;
+            assert_eq!(r.code, 426, "{r:?}");
             assert_eq!(c2.reply().await.code, 226);
             assert_eq!(copying.shared.aborted.get(), 1);
             c2.quit().await;
@@ -526,8 +540,11 @@ async fn garbage_and_overlong_lines_get_500_series_replies_and_the_session_goes_
             };
             assert_eq!(c.cmd("XYZZY plugh").await.code, 502);
             assert_eq!(c.cmd("   ").await.code, 500);
+            c.send_raw(b"RETR \xc3\x28\r\n").await;
+            let r = c.reply().await;
+            assert_eq!((r.code, r.text()), (500, "Command is not valid UTF-8."));
             c.send_raw(b"\xff\xfe\xfd garbage\r\n").await;
-            assert_eq!(c.reply().await.code, 500, "not UTF-8");
+            assert_eq!(c.reply().await.code, 500, "Telnet bytes, then nothing");
             assert_eq!(c.cmd("NOOP").await.code, 200);
             let long = format!("RETR {}", "a".repeat(100_000));
             let r = c.cmd(&long).await;

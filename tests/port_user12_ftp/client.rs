@@ -65,6 +65,17 @@ impl Client {
             .unwrap();
     }
 
+    /// ABOR as BSD ftp(1) sends it: Telnet's Interrupt Process (`IAC IP`), then `IAC`
+    /// sent as TCP urgent data (the Synch), then the Data Mark (`DM`) and the command.
+    /// Without `SO_OOBINLINE` the server reads `IAC IP DM ABOR`, the urgent byte taken out
+    /// of the stream, and a read stops at the urgent mark.
+    pub async fn send_abor_with_synch(&mut self) {
+        use std::os::fd::AsRawFd;
+        self.out.write_all(&[0xff, 0xf4]).await.unwrap();
+        super::support::send_urgent(self.out.as_raw_fd(), 0xff);
+        self.out.write_all(b"\xf2ABOR\r\n").await.unwrap();
+    }
+
     pub async fn send_raw(&mut self, bytes: &[u8]) {
         self.out.write_all(bytes).await.unwrap();
     }

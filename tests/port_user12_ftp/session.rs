@@ -1,7 +1,8 @@
 //! One control connection: replies written to the write half, command lines read from
-//! the read half through `FramedRead<_, LinesCodec>` (bounded, so an overlong line is a
-//! 500 and not unbounded memory), one `select!` over the next line, the transfer in
-//! flight and an idle `sleep`.
+//! the read half through `FramedRead<_, AnyDelimiterCodec>` (bounded, so an overlong line
+//! is a 500 and not unbounded memory; bytes, not `LinesCodec`'s `String`, so the Telnet
+//! bytes ftp(1) puts before ABOR can be stripped), one `select!` over the next line, the
+//! transfer in flight and an idle `sleep`.
 
 use std::io;
 use std::net::IpAddr;
@@ -9,7 +10,7 @@ use std::path::PathBuf;
 use std::pin::pin;
 use std::rc::Rc;
 
-use overlap::codec::{FramedRead, LinesCodec, LinesCodecError};
+use overlap::codec::{AnyDelimiterCodec, AnyDelimiterCodecError, BytesMut, FramedRead};
 use overlap::io::AsyncWriteExt;
 use overlap::net::tcp::OwnedWriteHalf;
 use overlap::net::{TcpListener, TcpStream};
@@ -28,7 +29,7 @@ enum Flow {
 
 /// What woke the loop.
 enum Event {
-    Line(Option<Result<String, LinesCodecError>>),
+    Line(Option<Result<BytesMut, AnyDelimiterCodecError>>),
     Transfer(Outcome),
     Idle,
 }
@@ -54,7 +55,11 @@ pub async fn run(stream: TcpStream, shared: &Rc<Shared>) -> End {
     let (input, out) = stream.into_split();
     let mut lines = FramedRead::new(
         input,
-        LinesCodec::new_with_max_length(shared.config.max_line),
+        AnyDelimiterCodec::new_with_max_length(
+            b"\n".to_vec(),
+            b"\n".to_vec(),
+            shared.config.max_line,
+        ),
     );
     let mut session = Session {
         shared,
@@ -75,10 +80,19 @@ pub async fn run(stream: TcpStream, shared: &Rc<Shared>) -> End {
     end
 }
 
+/// A command line's text: its `\r` dropped, and the Telnet commands before it (bytes from
+/// 0xF0 up: `IAC IP`, the Synch's `DM`, which ftp(1) sends before ABOR) skipped; `None` if
+/// the rest is not UTF-8.
+fn command_text(bytes: &[u8]) -> Option<String> {
+    let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
+    let start = bytes.iter().position(|&b| b < 0xf0).unwrap_or(bytes.len());
+    String::from_utf8(bytes[start..].to_vec()).ok()
+}
+
 impl Session<'_> {
     async fn serve(
         &mut self,
-        lines: &mut FramedRead<overlap::net::tcp::OwnedReadHalf, LinesCodec>,
+        lines: &mut FramedRead<overlap::net::tcp::OwnedReadHalf, AnyDelimiterCodec>,
     ) -> io::Result<End> {
         self.reply_lines(
             220,
@@ -87,8 +101,8 @@ impl Session<'_> {
         .await?;
         let idle_for = self.shared.config.idle;
         let mut idle = pin!(sleep(idle_for));
-        // After a decoding error the codec's stream ends once, then reads on (as
-        // tokio-util's does): that `None` is not the client leaving.
+        // After a decoding error (the overlong line) the codec's stream ends once, then
+        // reads on (as tokio-util's does): that `None` is not the client leaving.
         let mut errored = false;
         loop {
             let busy = self.transfer.is_some();
@@ -98,24 +112,22 @@ impl Session<'_> {
                 _ = &mut idle, if !busy => Event::Idle,
             };
             match event {
-                Event::Line(Some(Ok(line))) => {
+                Event::Line(Some(Ok(bytes))) => {
                     errored = false;
                     idle.as_mut().reset(Instant::now() + idle_for);
+                    let Some(line) = command_text(&bytes) else {
+                        self.reply(500, "Command is not valid UTF-8.").await?;
+                        continue;
+                    };
                     if let Flow::Quit = self.command(&line).await? {
                         return Ok(End::Quit);
                     }
                 }
-                Event::Line(Some(Err(LinesCodecError::MaxLineLengthExceeded))) => {
+                Event::Line(Some(Err(AnyDelimiterCodecError::MaxChunkLengthExceeded))) => {
                     errored = true;
                     self.reply(500, "Command line too long.").await?;
                 }
-                Event::Line(Some(Err(LinesCodecError::Io(e))))
-                    if e.kind() == io::ErrorKind::InvalidData =>
-                {
-                    errored = true;
-                    self.reply(500, "Command is not valid UTF-8.").await?;
-                }
-                Event::Line(Some(Err(LinesCodecError::Io(_)))) => return Ok(End::Lost),
+                Event::Line(Some(Err(AnyDelimiterCodecError::Io(_)))) => return Ok(End::Lost),
                 Event::Line(None) if errored => errored = false,
                 Event::Line(None) => return Ok(End::Lost),
                 Event::Transfer(out) => {
