@@ -15,12 +15,16 @@
 //! use tokio_stream::StreamExt;
 //! use tokio_util::codec::{AnyDelimiterCodec, AnyDelimiterCodecError, FramedRead};
 //!
-//! // the accept loop
+//! // the accept loop, its sessions in a JoinSet (dropped with the loop, it aborts them)
 //! let limit = Arc::new(Semaphore::new(config.max_sessions));
+//! let mut sessions = JoinSet::new();
 //! loop {
-//!     let (mut stream, _) = listener.accept().await?;
+//!     let (mut stream, _) = tokio::select! {
+//!         accepted = listener.accept() => accepted?,
+//!         Some(_) = sessions.join_next() => continue,
+//!     };
 //!     match limit.clone().try_acquire_owned() {
-//!         Ok(permit) => { tokio::spawn(async move { session(stream, shared).await; drop(permit) }); }
+//!         Ok(permit) => { sessions.spawn(async move { session(stream, shared).await; drop(permit) }); }
 //!         Err(_) => { stream.write_all(b"421 Too many connections\r\n").await.ok(); }
 //!     }
 //! }
@@ -85,7 +89,9 @@
 //! urgent Synch; garbage, unknown and empty commands,
 //! commands before login, a line that is not UTF-8 and an overlong line each answered
 //! with a 500-series reply, the session going on; the idle timeout's 421, and a PASV no
-//! client connected to answered 425, on a paused clock; forty sessions at once; and no
+//! client connected to answered 425, on a paused clock; forty sessions at once; the
+//! server dropped mid-upload (its acceptor aborted, whose `JoinSet` aborts the sessions)
+//! closing every control connection and leaving no temporary file and no task; and no
 //! fd or task left after a run.
 //!
 //! What porting it found missing in overlap: tokio-stream's `ReadDirStream`. The LIST

@@ -112,6 +112,37 @@ async fn forty_sessions_at_once_each_upload_and_download() {
     .await;
 }
 
+#[overlap::test]
+async fn dropping_the_server_mid_upload_ends_every_session_and_leaves_nothing() {
+    let root = TempDir::new("ftp-drop");
+    within(
+        HANG,
+        async {
+            let tasks = overlap::metrics().tasks_alive;
+            let server = start(&root, Config::default()).await;
+            let mut uploader = Client::login(server.addr).await;
+            let mut idle = Client::login(server.addr).await;
+            let mut data = uploader.pasv().await;
+            assert_eq!(uploader.cmd("STOR f").await.code, 150);
+            data.write_all(&pattern_seeded(1 << 20, 21)).await.unwrap();
+            until(|| !on_disk(root.path()).is_empty(), "the temporary file").await;
+            let shared = std::rc::Rc::clone(&server.shared);
+            // The acceptor aborted; its JoinSet dropped with it aborts both sessions, and
+            // the transfer, its cancel signal's sender gone, cleans up after itself.
+            drop(server);
+            assert!(uploader.closed().await);
+            assert!(idle.closed().await);
+            drop(data);
+            until(|| overlap::metrics().tasks_alive == tasks, "the tasks gone").await;
+            assert_eq!(on_disk(root.path()), Vec::<String>::new());
+            assert_eq!(shared.aborted.get(), 1);
+            assert!(shared.ends.borrow().is_empty(), "no session ran to its end");
+        },
+        "the dropped server",
+    )
+    .await;
+}
+
 #[test]
 fn a_whole_run_leaves_no_fd_and_no_task() {
     const NAME: &str = "limits::a_whole_run_leaves_no_fd_and_no_task";

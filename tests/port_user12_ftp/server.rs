@@ -1,6 +1,7 @@
 //! The server: an accept loop on a `TcpListener`, a `Semaphore` bounding the sessions (one
-//! past the limit is told 421 and closed), each session a task of its own
-//! (`session.rs`), the accept loop's `JoinHandle` aborted when the `Server` is dropped.
+//! past the limit is told 421 and closed), each session a task of its own (`session.rs`)
+//! in the loop's `JoinSet`, reaped in its `select!`; the accept loop's `JoinHandle` aborted
+//! when the `Server` is dropped, and with it the `JoinSet`, which aborts every session.
 
 use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
@@ -11,7 +12,7 @@ use std::time::Duration;
 use overlap::io::AsyncWriteExt;
 use overlap::net::{TcpListener, TcpStream};
 use overlap::sync::Semaphore;
-use overlap::task::JoinHandle;
+use overlap::task::{JoinHandle, JoinSet};
 
 use super::session;
 
@@ -115,20 +116,26 @@ impl Drop for Server {
 }
 
 async fn accept_loop(listener: TcpListener, limit: Rc<Semaphore>, shared: Rc<Shared>) {
+    let mut sessions = JoinSet::new();
     loop {
-        let (stream, _) = match listener.accept().await {
-            Ok(conn) => conn,
+        let accepted = overlap::select! {
+            accepted = listener.accept() => accepted,
+            // Finished sessions reaped as they end; disabled while there are none.
+            Some(_) = sessions.join_next() => continue,
+        };
+        let stream = match accepted {
+            Ok((stream, _)) => stream,
             // EMFILE and the like: back off a little rather than spin.
             Err(_) => {
                 overlap::time::sleep(Duration::from_millis(10)).await;
                 continue;
             }
         };
+        let shared = Rc::clone(&shared);
         match Rc::clone(&limit).try_acquire_owned() {
             Ok(permit) => {
-                let shared = Rc::clone(&shared);
                 shared.live.set(shared.live.get() + 1);
-                overlap::spawn(async move {
+                sessions.spawn(async move {
                     let end = session::run(stream, &shared).await;
                     shared.live.set(shared.live.get() - 1);
                     shared.ends.borrow_mut().push(end);
@@ -136,8 +143,7 @@ async fn accept_loop(listener: TcpListener, limit: Rc<Semaphore>, shared: Rc<Sha
                 });
             }
             Err(_) => {
-                let shared = Rc::clone(&shared);
-                overlap::spawn(async move {
+                sessions.spawn(async move {
                     refuse(stream).await;
                     shared.ends.borrow_mut().push(End::Full);
                 });
