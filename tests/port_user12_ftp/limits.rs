@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use overlap::io::AsyncWriteExt;
+use overlap::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::client::Client;
 use super::server::{Config, End};
@@ -166,6 +166,17 @@ fn a_whole_run_leaves_no_fd_and_no_task() {
                 assert_eq!(c.reply().await.code, 426);
                 assert_eq!(c.reply().await.code, 226);
                 drop(data);
+                // A download aborted with a `sendfile` run in flight on the pool (more than
+                // loopback's socket buffers hold).
+                std::fs::write(root.join("huge"), vec![b'h'; 32 << 20]).unwrap();
+                let mut data = c.pasv().await;
+                assert_eq!(c.cmd("RETR huge").await.code, 150);
+                let mut first = [0; 10];
+                data.read_exact(&mut first).await.unwrap();
+                c.send("ABOR").await;
+                assert_eq!(c.reply().await.code, 426);
+                assert_eq!(c.reply().await.code, 226);
+                drop(data);
                 let _unused = c.pasv_addr().await; // a PASV never used
                 let vanishing = Client::login(server.addr).await;
                 drop(vanishing);
@@ -174,7 +185,7 @@ fn a_whole_run_leaves_no_fd_and_no_task() {
                 drop(server);
                 until(|| overlap::metrics().tasks_alive == tasks, "the tasks gone").await;
                 until(|| open_fds() == fds, "the fds back").await;
-                assert_eq!(on_disk(root.path()), ["f"]);
+                assert_eq!(on_disk(root.path()), ["f", "huge"]);
             },
             "the whole run",
         ));
