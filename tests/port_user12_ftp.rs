@@ -523,6 +523,21 @@ async fn a_client_vanishing_mid_stor_leaves_no_temporary_file() {
                 assert_eq!(on_disk(root.path()), Vec::<String>::new());
             }
             assert_eq!(server.ends(), [End::Lost, End::Lost]);
+            // A download whose reader resets the data connection: 426, the session goes on
+            // (the `sendfile` run meets the reset; SIGPIPE is ignored, as in any Rust
+            // program).
+            std::fs::write(root.join("big"), vec![b'b'; 32 << 20]).unwrap();
+            let mut c = Client::login(server.addr).await;
+            let mut data = c.pasv().await;
+            assert_eq!(c.cmd("RETR big").await.code, 150);
+            let mut first = [0; 100];
+            data.read_exact(&mut first).await.unwrap();
+            data.set_zero_linger().unwrap();
+            drop(data);
+            let r = c.reply().await;
+            assert_eq!(r.code, 426, "{r:?}");
+            assert_eq!(c.cmd("NOOP").await.code, 200);
+            c.quit().await;
         },
         "the vanished client",
     )
