@@ -82,17 +82,19 @@
 //! CWD, CDUP, DELE, RMD; `..` past the root, absolute paths and a symlink out of it
 //! refused with 550; REST resuming a download at an offset; ABOR mid-upload (426, then
 //! 226) leaving no file, temporary or final, and the session usable, and ABOR
-//! mid-download (RETR by `File::send_to` and by `io::copy`); a file replaced (by an
-//! upload renamed over it) while it is downloaded arriving whole and as it was, both
-//! ways; EPSV over `::1` (and PASV refused there with 522); a client vanishing mid-STOR leaving no temporary file; the session limit
-//! (421, then room again once a session quits); ABOR after ftp(1)'s Telnet interrupt and
-//! urgent Synch; garbage, unknown and empty commands,
-//! commands before login, a line that is not UTF-8 and an overlong line each answered
-//! with a 500-series reply, the session going on; the idle timeout's 421, and a PASV no
-//! client connected to answered 425, on a paused clock; forty sessions at once; the
-//! server dropped mid-upload (its acceptor aborted, whose `JoinSet` aborts the sessions)
-//! closing every control connection and leaving no temporary file and no task; and no
-//! fd or task left after a run.
+//! mid-download (RETR by `File::send_to` and by `io::copy`), once sent as BSD ftp(1)
+//! sends it, after Telnet's interrupt and an urgent Synch; a file replaced (an upload
+//! renamed over it) while it is downloaded arriving whole and as it was, both ways; EPSV
+//! over `::1` (PASV refused there with 522); a client vanishing mid-STOR (its control
+//! connection gone, or its data connection reset) leaving no temporary file, and a
+//! reader resetting a download answered 426; the session limit (421, then room again
+//! once a session quits); garbage, unknown and empty commands, commands before login, a
+//! line that is not UTF-8 and an overlong line each answered with a 500-series reply, the
+//! session going on; the idle timeout's 421, and a PASV no client connected to answered
+//! 425, on a paused clock; forty sessions at once; the server dropped mid-upload (its
+//! acceptor aborted, whose `JoinSet` aborts the sessions) closing every control
+//! connection and leaving no temporary file and no task; and no fd or task left after a
+//! run that aborts an upload and a `sendfile` download.
 //!
 //! What porting it found missing in overlap: tokio-stream's `ReadDirStream`. The LIST
 //! loop is `ReadDirStream::new(fs::read_dir(&dir).await?)` read with `next()`, as
@@ -103,32 +105,34 @@
 //! `LinesStream::new(BufReader::new(input).lines())` in a `select!` (see
 //! `tests/stream_tokio_stream.rs`). tokio-stream's `SplitStream` stays without one:
 //! futures-io has no `AsyncBufReadExt::split(byte)` for it to wrap (the README says what
-//! to use). Nothing else: every other call the sketch makes has its counterpart under the
-//! same name.
+//! to use). Nothing else: every other call the sketch makes has its counterpart under
+//! the same name, and behaved as tokio's would.
 //!
 //! What the port changed, against tokio: the imports (`tokio_stream::StreamExt` is
-//! `overlap::stream::StreamExt`). The RETR side sends with `File::send_to` (`sendfile`,
-//! the bytes never in user memory) from the REST offset, where tokio's has
-//! `seek` then `io::copy` (which works here too). `Arc` is `Rc`: tasks need not be `Send`.
-//! A future raced by bare name in `select!` (`r = work =>`) is borrowed, not moved, so it
-//! is pinned first (`pin!(work)`), as the README's `select!` row says; the compile error
-//! said so. The control connection sets `TCP_NODELAY` on both ends, as the README's paused
-//! clock row advises: with Nagle's algorithm a reply could wait for the last one's
-//! delayed ACK while the paused clock jumped to the idle deadline (a 421 in the middle of
-//! the 425 test, at first); tokio's auto-advance has the same rule.
+//! `overlap::stream::StreamExt`). RETR sends with `File::send_to` (`sendfile`, the bytes
+//! never in user memory) from the REST offset, or, with `Config::retr_by_copy`, as the
+//! sketch does (`seek`, then `io::copy`); the tests run both. `Arc` is `Rc`: tasks need
+//! not be `Send`. A future raced by bare name in `select!` (`r = work =>`) is borrowed,
+//! not moved, so it is pinned first (`pin!(work)`), as the README's `select!` row says;
+//! the compile error said so. The control connection sets `TCP_NODELAY` on both ends, as
+//! the README's paused-clock row advises: with Nagle's algorithm a reply could wait for
+//! the last one's delayed ACK while the paused clock jumped to the idle deadline (a 421 in
+//! the middle of the 425 test, at first); tokio's auto-advance has the same rule.
 //!
 //! What the port got wrong at first was the user's, and would be in tokio: after a
 //! decoding error (the overlong line) the codec's stream ends once and then reads on, as
 //! tokio-util's does, so the sketch's `None => break` ended the session right after its
-//! 500; the loop now skips the one `None` after an error. `LinesCodec` answered ABOR as
-//! BSD ftp(1) sends it (Telnet's `IAC IP`, an urgent `IAC` as the Synch, then `DM` and
-//! the command) with a 500, the line not being UTF-8: the control channel is read with
-//! `AnyDelimiterCodec` (the same bound) and the Telnet bytes skipped before decoding; the
-//! read stopping at the urgent mark, with the rest of the line queued behind it, needed
-//! nothing of the port (see `tests/net_short_reads.rs`). And a
-//! `File::create` of the temporary file raced against the cancel signal would, cancelled
-//! mid-way, still run to its end on the blocking pool (as tokio's `spawn_blocking` does)
-//! and leave the file after the clean-up: it is made before the race.
+//! 500; the loop now skips the one `None` after an error. `LinesCodec`, the first draft's
+//! codec, answered ABOR as BSD ftp(1) sends it (Telnet's `IAC IP`, an urgent `IAC` as the
+//! Synch, then `DM` and the command) with a 500, the line not being UTF-8: the control
+//! channel is read with `AnyDelimiterCodec` (the same bound) and the Telnet bytes are
+//! skipped before decoding. The read stopping at the urgent mark, with the rest of the
+//! line queued behind it, needed nothing of the port (see `tests/net_short_reads.rs`).
+//!
+//! One hazard the design avoids, in both runtimes: the temporary file is created before
+//! the transfer is raced against its cancel signal, since a `File::create` dropped
+//! mid-way still runs to its end on the blocking pool (as tokio's `spawn_blocking` does)
+//! and would leave the file behind the clean-up.
 
 mod support;
 
