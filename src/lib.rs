@@ -197,7 +197,8 @@ pub mod runtime {
 /// protocols (`read_u32`, `read_i64_le`, `write_u16`, `write_f64_le`, …) are the extension
 /// traits [`AsyncReadIntExt`](io::AsyncReadIntExt) and
 /// [`AsyncWriteIntExt`](io::AsyncWriteIntExt), to import next to futures' `AsyncReadExt` and
-/// `AsyncWriteExt`.
+/// `AsyncWriteExt`; tokio's `read_buf` (a read appended to a `BytesMut` or `Vec<u8>`) is
+/// [`AsyncReadBufExt`](io::AsyncReadBufExt).
 ///
 /// For a large body, prefer [`io::read_to_end`] to `AsyncReadExt::read_to_end`: futures-util's
 /// method zero-fills the vector's whole spare capacity again after every `Pending`, which
@@ -254,9 +255,10 @@ pub mod io {
     };
     pub use overlap_runtime::io::{
         copy, copy_bidirectional, copy_bidirectional_with_sizes, copy_buf, duplex, join,
-        raw_os_error, read_to_end, read_to_string, split, stderr, stdin, stdout, AsyncReadIntExt,
-        AsyncWriteIntExt, BufStream, DuplexStream, Interest, Join, ReadInt, ReadToEnd,
-        ReadToString, Ready, Stderr, Stdin, Stdout, Unblock, WriteInt,
+        raw_os_error, read_to_end, read_to_string, split, stderr, stdin, stdout, AsyncReadBufExt,
+        AsyncReadIntExt, AsyncWriteIntExt, BufStream, DuplexStream, Interest, Join, ReadBuf,
+        ReadBufTarget, ReadInt, ReadToEnd, ReadToString, Ready, Stderr, Stdin, Stdout, Unblock,
+        WriteInt,
     };
 
     /// [`AsyncFd`](crate::AsyncFd) and its guards and errors under tokio's path,

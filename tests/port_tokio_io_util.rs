@@ -19,8 +19,8 @@
 //!   a `File` chained with a duplex.
 //! - `io_split.rs`: `split` and `reunite` of a duplex, the halves used from two tasks.
 //!
-//! Skipped: tests of tokio's `ReadBuf`/`BufMut` forms (`read_buf`, `*_buf` on uninit
-//! memory) have no futures-io equivalent; futures-util's own `BufReader` and `BufWriter`
+//! Skipped: tests of tokio's `ReadBuf`/`BufMut` forms on uninit memory have no futures-io
+//! equivalent (`read_buf` into a `BytesMut` or `Vec<u8>` is tested in `io_read_buf.rs`); futures-util's own `BufReader` and `BufWriter`
 //! over in-memory cursors test futures-util, not overlap.
 
 mod support;

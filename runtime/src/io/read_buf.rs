@@ -1,0 +1,134 @@
+//! `AsyncReadBufExt::read_buf`: tokio's `read_buf`, a read appended to a growable buffer
+//! ([`BytesMut`] or `Vec<u8>`), on any futures-io reader.
+
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use futures_util::io::AsyncRead;
+
+use crate::codec::BytesMut;
+
+/// The most a `Vec<u8>` is offered in one read: its spare capacity must be zeroed before
+/// a safe read may fill it, and zeroing a large spare capacity for each small read would
+/// cost more than the reads.
+const VEC_ROOM_MAX: usize = 64 * 1024;
+
+/// How much room a full buffer gets before a read, as `bytes`' `chunk_mut` makes.
+const ROOM_WHEN_FULL: usize = 64;
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for crate::codec::BytesMut {}
+    impl Sealed for Vec<u8> {}
+}
+
+/// A buffer [`read_buf`](AsyncReadBufExt::read_buf) appends to: the two that tokio programs
+/// pass to theirs (whose bound is `bytes`' `BufMut`), [`BytesMut`] and `Vec<u8>`. Sealed.
+pub trait ReadBufTarget: sealed::Sealed {
+    /// Reads once from `reader` into room after the buffer's bytes, keeping what came.
+    #[doc(hidden)]
+    fn poll_append<R: AsyncRead + ?Sized>(
+        &mut self,
+        reader: Pin<&mut R>,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<usize>>;
+}
+
+impl ReadBufTarget for BytesMut {
+    fn poll_append<R: AsyncRead + ?Sized>(
+        &mut self,
+        reader: Pin<&mut R>,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<usize>> {
+        // The spare capacity, as bytes' `BytesMut` offers it; 64 bytes made when there is none.
+        let spare = self.capacity() - self.len();
+        let min_room = if spare == 0 { ROOM_WHEN_FULL } else { 1 };
+        self.poll_read_from(reader, cx, min_room, usize::MAX)
+    }
+}
+
+impl ReadBufTarget for Vec<u8> {
+    fn poll_append<R: AsyncRead + ?Sized>(
+        &mut self,
+        reader: Pin<&mut R>,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<usize>> {
+        if self.capacity() == self.len() {
+            self.reserve(ROOM_WHEN_FULL);
+        }
+        let len = self.len();
+        let room = (self.capacity() - len).min(VEC_ROOM_MAX);
+        self.resize(len + room, 0);
+        let result = reader.poll_read(cx, &mut self[len..]);
+        let got = match &result {
+            Poll::Ready(Ok(n)) => (*n).min(room),
+            _ => 0,
+        };
+        self.truncate(len + got);
+        result.map_ok(|n| n.min(room))
+    }
+}
+
+/// tokio's `AsyncReadExt::read_buf` on every futures-io reader: reads once, appending
+/// what came to a [`BytesMut`] or `Vec<u8>`. Its name differs from those of futures'
+/// [`AsyncReadExt`](futures_util::io::AsyncReadExt), so both traits may be imported.
+pub trait AsyncReadBufExt: AsyncRead + Unpin {
+    /// Reads once into the room after `buf`'s bytes and returns how many bytes came: 0 only
+    /// at the end of the stream (a full buffer is first given room, so 0 never means
+    /// "no room", as with tokio's `BytesMut` and `Vec`). The buffer keeps its earlier bytes.
+    ///
+    /// A `BytesMut` is offered all its spare capacity (64 bytes are made when it has none);
+    /// a `Vec<u8>` at most 64 KiB of it, since its room must be zeroed first (safe code may
+    /// only hand a reader initialised memory): reserve what you expect, as with tokio.
+    ///
+    /// # Cancel safety
+    /// Cancel-safe: dropped before it completes, it has read nothing.
+    ///
+    /// ```
+    /// use overlap::codec::BytesMut;
+    /// use overlap::io::{AsyncReadBufExt, AsyncWriteExt};
+    ///
+    /// overlap::block_on(async {
+    ///     let (mut a, mut b) = overlap::io::duplex(64);
+    ///     a.write_all(b"hello").await?;
+    ///     let mut buf = BytesMut::from(&b"> "[..]);
+    ///     let n = b.read_buf(&mut buf).await?;
+    ///     assert_eq!((n, &buf[..]), (5, &b"> hello"[..]));
+    ///     drop(a);
+    ///     let mut vec = Vec::new();
+    ///     assert_eq!(b.read_buf(&mut vec).await?, 0); // the end
+    ///     std::io::Result::Ok(())
+    /// })
+    /// .unwrap();
+    /// ```
+    fn read_buf<'a, B: ReadBufTarget>(&'a mut self, buf: &'a mut B) -> ReadBuf<'a, Self, B> {
+        ReadBuf { reader: self, buf }
+    }
+}
+
+impl<R: AsyncRead + Unpin + ?Sized> AsyncReadBufExt for R {}
+
+/// The future of [`AsyncReadBufExt::read_buf`].
+#[must_use = "futures do nothing unless polled"]
+pub struct ReadBuf<'a, R: ?Sized, B> {
+    reader: &'a mut R,
+    buf: &'a mut B,
+}
+
+impl<R: AsyncRead + Unpin + ?Sized, B: ReadBufTarget> Future for ReadBuf<'_, R, B> {
+    type Output = io::Result<usize>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        this.buf.poll_append(Pin::new(&mut *this.reader), cx)
+    }
+}
+
+impl<R: ?Sized, B> fmt::Debug for ReadBuf<'_, R, B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ReadBuf").finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,155 @@
+//! `AsyncReadBufExt::read_buf`, tokio's `read_buf`: a read appended to a `BytesMut` or a
+//! `Vec<u8>`, over real loopback TCP and a pipe.
+
+mod support;
+
+use std::time::Duration;
+
+use overlap::codec::BytesMut;
+use overlap::io::{AsyncReadBufExt, AsyncWriteExt};
+use overlap::net::{TcpListener, TcpStream};
+use support::within;
+
+const HANG: Duration = Duration::from_secs(20);
+
+async fn pair() -> (TcpStream, TcpStream) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (client, accepted) = overlap::join!(TcpStream::connect(addr), listener.accept());
+    (client.unwrap(), accepted.unwrap().0)
+}
+
+/// Bytes already in the buffer stay; what is read is appended after them; the end of the
+/// stream is 0, to either kind of buffer.
+#[test]
+fn appends_after_the_bytes_held_and_gives_zero_at_the_end() {
+    overlap::block_on(within(
+        HANG,
+        async {
+            let (mut a, mut b) = pair().await;
+            a.write_all(b"one").await.unwrap();
+            let mut buf = BytesMut::from(&b"zero "[..]);
+            assert_eq!(b.read_buf(&mut buf).await.unwrap(), 3);
+            assert_eq!(buf, b"zero one"[..]);
+            a.write_all(b"two").await.unwrap();
+            let mut vec = b"held ".to_vec();
+            assert_eq!(b.read_buf(&mut vec).await.unwrap(), 3);
+            assert_eq!(vec, b"held two");
+            drop(a);
+            assert_eq!(b.read_buf(&mut buf).await.unwrap(), 0);
+            assert_eq!(b.read_buf(&mut vec).await.unwrap(), 0);
+            assert_eq!((&buf[..], &vec[..]), (&b"zero one"[..], &b"held two"[..]));
+        },
+        "read_buf",
+    ));
+}
+
+/// A buffer with no spare room is given some (64 bytes, as `bytes` makes), so a read never
+/// returns 0 for lack of room; a `Vec` with room takes up to its spare capacity and no
+/// more than 64 KiB in one read.
+#[test]
+fn a_full_buffer_is_given_room_and_a_vec_is_offered_at_most_64_kib() {
+    overlap::block_on(within(
+        HANG,
+        async {
+            let (mut a, mut b) = pair().await;
+            let sent = support::pattern_seeded(200, 1);
+            a.write_all(&sent).await.unwrap();
+            let mut vec = Vec::new();
+            let n = b.read_buf(&mut vec).await.unwrap();
+            assert!((1..=200).contains(&n), "{n}");
+            assert!(vec.capacity() >= 64);
+            let mut full = BytesMut::with_capacity(0);
+            let m = b.read_buf(&mut full).await.unwrap();
+            assert!(m >= 1, "{m}");
+            let mut got = vec.clone();
+            got.extend_from_slice(&full);
+            assert_eq!(got, sent[..n + m]);
+
+            let big = support::pattern_seeded(300 * 1024, 2);
+            a.write_all(&big).await.unwrap();
+            let mut expect = sent[n + m..].to_vec();
+            expect.extend_from_slice(&big);
+            let mut vec = Vec::with_capacity(1 << 20);
+            while vec.len() < expect.len() {
+                let k = b.read_buf(&mut vec).await.unwrap();
+                assert!((1..=64 * 1024).contains(&k), "one read took {k}");
+            }
+            assert!(vec == expect);
+        },
+        "room",
+    ));
+}
+
+/// A megabyte each way read to the end with `read_buf` loops, as a tokio program reads a
+/// stream into a `BytesMut`: every byte, in order, to both kinds of buffer.
+#[test]
+fn a_megabyte_read_to_the_end_with_read_buf() {
+    overlap::block_on(within(
+        HANG,
+        async {
+            let (mut a, mut b) = pair().await;
+            let data = support::pattern_seeded(1 << 20, 3);
+            let writer = {
+                let data = data.clone();
+                overlap::spawn(async move {
+                    a.write_all(&data).await.unwrap();
+                    a.write_all(&data).await.unwrap();
+                    a.close().await.unwrap();
+                })
+            };
+            let mut buf = BytesMut::with_capacity(4096);
+            while buf.len() < data.len() {
+                assert_ne!(b.read_buf(&mut buf).await.unwrap(), 0, "ended early");
+            }
+            let mut vec = buf.split_off(data.len()).to_vec();
+            while b.read_buf(&mut vec).await.unwrap() != 0 {}
+            writer.await.unwrap();
+            assert!(buf == data[..], "the BytesMut's megabyte");
+            assert!(vec == data, "the Vec's megabyte");
+        },
+        "a megabyte",
+    ));
+}
+
+/// Dropped before any byte comes (under a timeout), it has read nothing and the buffer is
+/// as it was; the bytes sent after go to the next call.
+#[test]
+fn dropped_while_waiting_it_leaves_the_buffer_as_it_was() {
+    overlap::block_on(within(
+        HANG,
+        async {
+            let (mut a, mut b) = pair().await;
+            let mut buf = BytesMut::from(&b"kept"[..]);
+            let mut vec = b"kept".to_vec();
+            let waited =
+                overlap::time::timeout(Duration::from_millis(20), b.read_buf(&mut buf)).await;
+            assert!(waited.is_err());
+            let waited =
+                overlap::time::timeout(Duration::from_millis(20), b.read_buf(&mut vec)).await;
+            assert!(waited.is_err());
+            assert_eq!((&buf[..], &vec[..]), (&b"kept"[..], &b"kept"[..]));
+            a.write_all(b"!").await.unwrap();
+            assert_eq!(b.read_buf(&mut vec).await.unwrap(), 1);
+            assert_eq!(vec, b"kept!");
+        },
+        "cancel",
+    ));
+}
+
+/// Over a pipe too: `read_buf` works on any futures-io reader.
+#[test]
+fn reads_a_pipe() {
+    overlap::block_on(within(
+        HANG,
+        async {
+            let (mut tx, mut rx) = overlap::pipe::pipe().unwrap();
+            tx.write_all(b"through a pipe").await.unwrap();
+            drop(tx);
+            let mut buf = BytesMut::new();
+            while rx.read_buf(&mut buf).await.unwrap() != 0 {}
+            assert_eq!(buf, b"through a pipe"[..]);
+        },
+        "pipe",
+    ));
+}
