@@ -153,3 +153,42 @@ fn reads_a_pipe() {
         "pipe",
     ));
 }
+
+/// UDP's `recv_buf_from` and `recv_buf` append each datagram after the bytes held, report
+/// the sender, cut a datagram longer than the room (64 bytes for a full buffer) as `recv`
+/// does, and leave the buffer as it was when dropped while waiting.
+#[test]
+fn udp_datagrams_appended_cut_to_the_room_and_cancel_safe() {
+    overlap::block_on(within(
+        HANG,
+        async {
+            let a = overlap::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            let b = overlap::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            let (a_addr, b_addr) = (a.local_addr().unwrap(), b.local_addr().unwrap());
+            let mut vec = b"[".to_vec();
+            vec.reserve(2000);
+            a.send_to(b"first", b_addr).await.unwrap();
+            assert_eq!(b.recv_buf_from(&mut vec).await.unwrap(), (5, a_addr));
+            assert_eq!(vec, b"[first");
+
+            let long = support::pattern_seeded(100, 4);
+            a.send_to(&long, b_addr).await.unwrap();
+            let mut full = BytesMut::with_capacity(0);
+            assert_eq!(b.recv_buf_from(&mut full).await.unwrap(), (64, a_addr));
+            assert_eq!(full, long[..64]);
+
+            b.connect(a_addr).await.unwrap();
+            let waited =
+                overlap::time::timeout(Duration::from_millis(20), b.recv_buf(&mut vec)).await;
+            assert!(waited.is_err());
+            assert_eq!(
+                vec, b"[first",
+                "a dropped receive leaves the buffer as it was"
+            );
+            a.send_to(b"second", b_addr).await.unwrap();
+            assert_eq!(b.recv_buf(&mut vec).await.unwrap(), 6);
+            assert_eq!(vec, b"[firstsecond");
+        },
+        "udp",
+    ));
+}

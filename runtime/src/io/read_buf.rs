@@ -19,6 +19,30 @@ const VEC_ROOM_MAX: usize = 64 * 1024;
 /// How much room a full buffer gets before a read, as `bytes`' `chunk_mut` makes.
 const ROOM_WHEN_FULL: usize = 64;
 
+/// The room methods of [`ReadBufTarget`], the same for both buffers (whose inherent
+/// `len`, `capacity`, `reserve`, `resize` and `truncate` they call).
+macro_rules! room_methods {
+    () => {
+        fn open_room(&mut self, max: usize) -> usize {
+            let len = self.len();
+            if self.capacity() == len {
+                self.reserve(ROOM_WHEN_FULL);
+            }
+            let room = (self.capacity() - len).min(max);
+            self.resize(len + room, 0);
+            len
+        }
+
+        fn all_bytes_mut(&mut self) -> &mut [u8] {
+            self
+        }
+
+        fn cut_to(&mut self, len: usize) {
+            self.truncate(len);
+        }
+    };
+}
+
 mod sealed {
     pub trait Sealed {}
     impl Sealed for crate::codec::BytesMut {}
@@ -35,6 +59,55 @@ pub trait ReadBufTarget: sealed::Sealed {
         reader: Pin<&mut R>,
         cx: &mut Context<'_>,
     ) -> Poll<io::Result<usize>>;
+
+    /// Appends zeroed room (the spare capacity, or 64 bytes made when there is none; at
+    /// most `max`) and returns the length before it.
+    #[doc(hidden)]
+    fn open_room(&mut self, max: usize) -> usize;
+
+    /// All the bytes, the room included.
+    #[doc(hidden)]
+    fn all_bytes_mut(&mut self) -> &mut [u8];
+
+    /// Cuts the buffer back to `len` bytes.
+    #[doc(hidden)]
+    fn cut_to(&mut self, len: usize);
+}
+
+/// Room opened after a buffer's bytes for one receive, cut back on drop to the bytes
+/// before it plus those kept: a receive dropped before it completes leaves the buffer as
+/// it was.
+struct OpenRoom<'a, B: ReadBufTarget> {
+    buf: &'a mut B,
+    before: usize,
+    kept: usize,
+}
+
+impl<B: ReadBufTarget> Drop for OpenRoom<'_, B> {
+    fn drop(&mut self) {
+        self.buf.cut_to(self.before + self.kept);
+    }
+}
+
+/// Runs one receive into room opened after `buf`'s bytes (at most `max`), keeping the
+/// bytes it reports: how sockets' `recv_buf`/`recv_buf_from` fill a [`ReadBufTarget`].
+/// Dropped before it completes, it leaves `buf` as it was.
+#[doc(hidden)]
+pub async fn receive_into<B: ReadBufTarget, T>(
+    buf: &mut B,
+    max: usize,
+    receive: impl AsyncFnOnce(&mut [u8]) -> io::Result<(usize, T)>,
+) -> io::Result<(usize, T)> {
+    let before = buf.open_room(max);
+    let mut room = OpenRoom {
+        buf,
+        before,
+        kept: 0,
+    };
+    let space = room.buf.all_bytes_mut().len() - before;
+    let (n, with) = receive(&mut room.buf.all_bytes_mut()[before..]).await?;
+    room.kept = n.min(space);
+    Ok((room.kept, with))
 }
 
 impl ReadBufTarget for BytesMut {
@@ -48,6 +121,8 @@ impl ReadBufTarget for BytesMut {
         let min_room = if spare == 0 { ROOM_WHEN_FULL } else { 1 };
         self.poll_read_from(reader, cx, min_room, usize::MAX)
     }
+
+    room_methods!();
 }
 
 impl ReadBufTarget for Vec<u8> {
@@ -70,6 +145,8 @@ impl ReadBufTarget for Vec<u8> {
         self.truncate(len + got);
         result.map_ok(|n| n.min(room))
     }
+
+    room_methods!();
 }
 
 /// tokio's `AsyncReadExt::read_buf` on every futures-io reader: reads once, appending
