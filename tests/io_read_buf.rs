@@ -192,3 +192,23 @@ fn udp_datagrams_appended_cut_to_the_room_and_cancel_safe() {
         "udp",
     ));
 }
+
+/// A Unix datagram socket's `recv_buf_from` and `recv_buf` append as UDP's do.
+#[test]
+fn unix_datagrams_appended() {
+    overlap::block_on(within(
+        HANG,
+        async {
+            let (a, b) = overlap::net::UnixDatagram::pair().unwrap();
+            a.send(b"one").await.unwrap();
+            a.send(b"two").await.unwrap();
+            let mut buf = BytesMut::from(&b"<"[..]);
+            let (n, _from) = b.recv_buf_from(&mut buf).await.unwrap();
+            assert_eq!(n, 3);
+            let mut vec = Vec::new();
+            assert_eq!(b.recv_buf(&mut vec).await.unwrap(), 3);
+            assert_eq!((&buf[..], &vec[..]), (&b"<one"[..], &b"two"[..]));
+        },
+        "unix datagrams",
+    ));
+}
