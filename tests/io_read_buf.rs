@@ -212,3 +212,46 @@ fn unix_datagrams_appended() {
         "unix datagrams",
     ));
 }
+
+/// `try_read_buf` on TCP and Unix streams, their halves and a pipe: `WouldBlock` with the
+/// buffer untouched when nothing is there, the bytes appended once readable, 0 at the end.
+#[test]
+fn try_read_buf_appends_what_is_there_now() {
+    overlap::block_on(within(
+        HANG,
+        async {
+            let (mut a, b) = pair().await;
+            let mut buf = BytesMut::from(&b"tcp:"[..]);
+            let err = b.try_read_buf(&mut buf).unwrap_err();
+            assert_eq!(err.kind(), std::io::ErrorKind::WouldBlock);
+            assert_eq!(buf, b"tcp:"[..]);
+            a.write_all(b"now").await.unwrap();
+            let n = loop {
+                b.readable().await.unwrap();
+                match b.try_read_buf(&mut buf) {
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                    res => break res.unwrap(),
+                }
+            };
+            assert_eq!((n, &buf[..]), (3, &b"tcp:now"[..]));
+            drop(a);
+            b.readable().await.unwrap();
+            assert_eq!(b.try_read_buf(&mut buf).unwrap(), 0);
+
+            let (mut ua, mut ub) = overlap::net::UnixStream::pair().unwrap();
+            ua.write_all(b"unix").await.unwrap();
+            let (read_half, _write_half) = ub.split();
+            let mut vec = Vec::new();
+            read_half.readable().await.unwrap();
+            assert_eq!(read_half.try_read_buf(&mut vec).unwrap(), 4);
+            assert_eq!(vec, b"unix");
+
+            let (mut tx, rx) = overlap::pipe::pipe().unwrap();
+            tx.write_all(b"|pipe").await.unwrap();
+            rx.readable().await.unwrap();
+            assert_eq!(rx.try_read_buf(&mut vec).unwrap(), 5);
+            assert_eq!(vec, b"unix|pipe");
+        },
+        "try_read_buf",
+    ));
+}

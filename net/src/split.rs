@@ -236,6 +236,15 @@ macro_rules! stream_halves {
                 self.stream().try_read(buf)
             }
 
+            /// [`try_read`](Self::try_read) appending to a `BytesMut` or `Vec<u8>` (see the
+            /// stream's `try_read_buf`).
+            pub fn try_read_buf<B: overlap_runtime::io::ReadBufTarget>(
+                &self,
+                buf: &mut B,
+            ) -> io::Result<usize> {
+                self.stream().try_read_buf(buf)
+            }
+
             /// Like [`try_read`](Self::try_read), filling `bufs` in order with one
             /// `recvmsg` (see the stream's `try_read_vectored`).
             pub fn try_read_vectored(&self, bufs: &mut [io::IoSliceMut<'_>]) -> io::Result<usize> {

@@ -7,6 +7,7 @@ use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
 use futures_util::io::AsyncRead;
+use overlap_runtime::io::{read_into_now, ReadBufTarget};
 use overlap_runtime::{AsyncFd, Direction, ReadyEvent, Registered};
 
 use crate::sys;
@@ -100,6 +101,14 @@ impl Receiver {
     /// Fails with an `Other` error outside the runtime the pipe was registered with.
     pub async fn readable(&self) -> io::Result<()> {
         self.fd.readable().await.map(drop)
+    }
+
+    /// [`try_read`](Self::try_read) appending to a `BytesMut` or `Vec<u8>` (tokio's
+    /// `try_read_buf`), with the room of `AsyncReadBufExt::read_buf` (a full buffer is
+    /// given 64 bytes, a `Vec` at most 64 KiB of its spare capacity): `WouldBlock` if
+    /// nothing is there, `Ok(0)` at end of file; the buffer keeps its earlier bytes.
+    pub fn try_read_buf<B: ReadBufTarget>(&self, buf: &mut B) -> io::Result<usize> {
+        read_into_now(buf, |room| self.try_read(room))
     }
 
     /// Reads what the pipe holds now, without waiting: the bytes read, `Ok(0)` at end of

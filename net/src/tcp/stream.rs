@@ -6,6 +6,7 @@ use std::net::{Shutdown, SocketAddr};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::task::{Context, Poll};
 
+use overlap_runtime::io::{read_into_now, ReadBufTarget};
 use overlap_runtime::{AsyncFd, Direction};
 
 use super::split::{split, split_owned, OwnedReadHalf, OwnedWriteHalf, ReadHalf, WriteHalf};
@@ -173,6 +174,14 @@ impl TcpStream {
         }
         let peek = |s: &Socket| s.recv(buf, libc::MSG_PEEK);
         crate::io::poll_read_with(&self.io, cx, peek, |_| false)
+    }
+
+    /// [`try_read`](Self::try_read) appending to a `BytesMut` or `Vec<u8>` (tokio's
+    /// `try_read_buf`), with the room of `AsyncReadBufExt::read_buf` (a full buffer is
+    /// given 64 bytes, a `Vec` at most 64 KiB of its spare capacity): `WouldBlock` if
+    /// nothing is there, `Ok(0)` at end of file; the buffer keeps its earlier bytes.
+    pub fn try_read_buf<B: ReadBufTarget>(&self, buf: &mut B) -> io::Result<usize> {
+        read_into_now(buf, |room| self.try_read(room))
     }
 
     /// Reads what is there now, without waiting: `WouldBlock` if nothing is (or the socket

@@ -8,6 +8,7 @@ use std::path::Path;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use overlap_runtime::io::{read_into_now, ReadBufTarget};
 use overlap_runtime::{AsyncFd, Direction};
 
 use super::split::{OwnedReadHalf, OwnedWriteHalf, ReadHalf, WriteHalf};
@@ -192,6 +193,14 @@ impl UnixStream {
         crate::io::read_io(&self.io, |s| s.recv(buf, libc::MSG_PEEK))
             .await
             .map_err(no_peer)
+    }
+
+    /// [`try_read`](Self::try_read) appending to a `BytesMut` or `Vec<u8>` (tokio's
+    /// `try_read_buf`), with the room of `AsyncReadBufExt::read_buf` (a full buffer is
+    /// given 64 bytes, a `Vec` at most 64 KiB of its spare capacity): `WouldBlock` if
+    /// nothing is there, `Ok(0)` at end of file; the buffer keeps its earlier bytes.
+    pub fn try_read_buf<B: ReadBufTarget>(&self, buf: &mut B) -> io::Result<usize> {
+        read_into_now(buf, |room| self.try_read(room))
     }
 
     /// Reads what is there now, without waiting: `WouldBlock` if nothing is (or the socket

@@ -5,7 +5,7 @@ use std::fmt;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 
 use futures_util::io::AsyncRead;
 
@@ -147,6 +147,38 @@ impl ReadBufTarget for Vec<u8> {
     }
 
     room_methods!();
+}
+
+/// Runs one non-blocking read (`read`, a stream's `try_read`) into the room after `buf`'s
+/// bytes, keeping what it reports: how the streams' `try_read_buf` fill a
+/// [`ReadBufTarget`], with the room of [`read_buf`](AsyncReadBufExt::read_buf).
+#[doc(hidden)]
+pub fn read_into_now<B: ReadBufTarget>(
+    buf: &mut B,
+    read: impl FnOnce(&mut [u8]) -> io::Result<usize> + Unpin,
+) -> io::Result<usize> {
+    /// A reader that is `read`, once.
+    struct ReadOnce<F>(Option<F>);
+
+    impl<F: FnOnce(&mut [u8]) -> io::Result<usize> + Unpin> AsyncRead for ReadOnce<F> {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &mut [u8],
+        ) -> Poll<io::Result<usize>> {
+            Poll::Ready(match self.0.take() {
+                Some(read) => read(buf),
+                None => Err(io::ErrorKind::WouldBlock.into()),
+            })
+        }
+    }
+
+    let mut cx = Context::from_waker(Waker::noop());
+    match buf.poll_append(Pin::new(&mut ReadOnce(Some(read))), &mut cx) {
+        Poll::Ready(result) => result,
+        // A `ReadOnce` is always ready; were it not, nothing was read.
+        Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
+    }
 }
 
 /// tokio's `AsyncReadExt::read_buf` on every futures-io reader: reads once, appending
