@@ -68,6 +68,9 @@
 //! .unwrap();
 //! ```
 
+#[macro_use]
+mod recv_buf;
+
 mod adopt;
 mod connect;
 mod io;

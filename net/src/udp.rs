@@ -6,7 +6,6 @@ use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::task::{ready, Context, Poll};
 
-use overlap_runtime::io::{receive_into, ReadBufTarget};
 use overlap_runtime::{AsyncFd, Direction};
 
 use crate::io::{
@@ -16,10 +15,6 @@ use crate::io::{
 use crate::resolve::{resolve_first, try_each, ToSocketAddrs};
 use crate::sock_errors::{no_peer, wrong_family};
 use crate::sys::{SockAddr, Socket};
-
-/// The most room `recv_buf`/`recv_buf_from` open in a buffer: the largest UDP payload
-/// fits.
-const DATAGRAM_ROOM_MAX: usize = 64 * 1024;
 
 /// A UDP socket on the reactor.
 ///
@@ -177,49 +172,25 @@ impl UdpSocket {
         Ok((n, addr.to_inet()?))
     }
 
-    /// [`recv`](Self::recv) appending the datagram to a `BytesMut` or `Vec<u8>` (tokio's
-    /// `recv_buf`): it is given the buffer's spare capacity (64 bytes made when it has
-    /// none; at most 64 KiB), and a longer datagram is cut to it, as with `recv`, so
-    /// reserve the largest datagram first. Returns its length as kept.
-    ///
-    /// Cancel-safe: dropped while it waits, it has taken no datagram and the buffer is as
-    /// it was.
-    pub async fn recv_buf<B: ReadBufTarget>(&self, buf: &mut B) -> io::Result<usize> {
-        let received = receive_into(buf, DATAGRAM_ROOM_MAX, async |room: &mut [u8]| {
-            Ok((self.recv(room).await?, ()))
-        });
-        Ok(received.await?.0)
-    }
-
-    /// [`recv_from`](Self::recv_from) appending the datagram to a `BytesMut` or `Vec<u8>`
-    /// (tokio's `recv_buf_from`), with the room of [`recv_buf`](Self::recv_buf).
-    ///
-    /// ```
-    /// use overlap::net::UdpSocket;
-    ///
-    /// overlap::block_on(async {
-    ///     let a = UdpSocket::bind("127.0.0.1:0").await?;
-    ///     let b = UdpSocket::bind("127.0.0.1:0").await?;
-    ///     a.send_to(b"ping", b.local_addr()?).await?;
-    ///     let mut buf = Vec::with_capacity(1500);
-    ///     let (n, from) = b.recv_buf_from(&mut buf).await?;
-    ///     assert_eq!((n, &buf[..], from), (4, &b"ping"[..], a.local_addr()?));
-    ///     std::io::Result::Ok(())
-    /// })
-    /// .unwrap();
-    /// ```
-    ///
-    /// Cancel-safe: dropped while it waits, it has taken no datagram and the buffer is as
-    /// it was.
-    pub async fn recv_buf_from<B: ReadBufTarget>(
-        &self,
-        buf: &mut B,
-    ) -> io::Result<(usize, SocketAddr)> {
-        receive_into(buf, DATAGRAM_ROOM_MAX, async |room: &mut [u8]| {
-            self.recv_from(room).await
-        })
-        .await
-    }
+    recv_buf_methods!(
+        SocketAddr,
+        64 * 1024,
+        "64 KiB, which the largest UDP payload fits",
+        /// ```
+        /// use overlap::net::UdpSocket;
+        ///
+        /// overlap::block_on(async {
+        ///     let a = UdpSocket::bind("127.0.0.1:0").await?;
+        ///     let b = UdpSocket::bind("127.0.0.1:0").await?;
+        ///     a.send_to(b"ping", b.local_addr()?).await?;
+        ///     let mut buf = Vec::with_capacity(1500);
+        ///     let (n, from) = b.recv_buf_from(&mut buf).await?;
+        ///     assert_eq!((n, &buf[..], from), (4, &b"ping"[..], a.local_addr()?));
+        ///     std::io::Result::Ok(())
+        /// })
+        /// .unwrap();
+        /// ```
+    );
 
     /// Like [`recv_from`](Self::recv_from), leaving the datagram in the queue. To learn only
     /// where the next datagram comes from, [`peek_sender`](Self::peek_sender) needs no

@@ -9,7 +9,6 @@ use std::path::Path;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use overlap_runtime::io::{receive_into, ReadBufTarget};
 use overlap_runtime::{AsyncFd, Direction};
 
 use super::SocketAddr;
@@ -18,9 +17,6 @@ use crate::io::{
     write_io,
 };
 use crate::sys::{SockAddr, Socket};
-
-/// The most room `recv_buf`/`recv_buf_from` open in a buffer.
-const UNIX_DATAGRAM_ROOM_MAX: usize = 256 * 1024;
 
 /// A Unix datagram socket: reliable, ordered, message-preserving, local only.
 ///
@@ -195,34 +191,11 @@ impl UnixDatagram {
         }
     }
 
-    /// [`recv`](Self::recv) appending the datagram to a `BytesMut` or `Vec<u8>` (tokio's
-    /// `recv_buf`): it is given the buffer's spare capacity (64 bytes made when it has
-    /// none; at most 256 KiB, more than the default socket buffer lets a datagram be), and
-    /// a longer datagram is cut to it, as with `recv`. Returns its length as kept.
-    ///
-    /// Cancel-safe: dropped while it waits, it has taken no datagram and the buffer is as
-    /// it was.
-    pub async fn recv_buf<B: ReadBufTarget>(&self, buf: &mut B) -> io::Result<usize> {
-        let received = receive_into(buf, UNIX_DATAGRAM_ROOM_MAX, async |room: &mut [u8]| {
-            Ok((self.recv(room).await?, ()))
-        });
-        Ok(received.await?.0)
-    }
-
-    /// [`recv_from`](Self::recv_from) appending the datagram to a `BytesMut` or `Vec<u8>`
-    /// (tokio's `recv_buf_from`), with the room of [`recv_buf`](Self::recv_buf).
-    ///
-    /// Cancel-safe: dropped while it waits, it has taken no datagram and the buffer is as
-    /// it was.
-    pub async fn recv_buf_from<B: ReadBufTarget>(
-        &self,
-        buf: &mut B,
-    ) -> io::Result<(usize, SocketAddr)> {
-        receive_into(buf, UNIX_DATAGRAM_ROOM_MAX, async |room: &mut [u8]| {
-            self.recv_from(room).await
-        })
-        .await
-    }
+    recv_buf_methods!(
+        SocketAddr,
+        256 * 1024,
+        "256 KiB, more than a default socket buffer lets a Unix datagram be",
+    );
 
     /// Receives a datagram and the sender's address (unnamed if it is not bound).
     ///

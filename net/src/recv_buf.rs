@@ -1,0 +1,45 @@
+//! `recv_buf` and `recv_buf_from` for the datagram sockets: tokio's receives appended to a
+//! `BytesMut` or `Vec<u8>`, written once for `UdpSocket` and `UnixDatagram`.
+
+/// Writes `recv_buf` and `recv_buf_from` into a datagram socket's `impl`, over its `recv`
+/// and `recv_from`: `$addr` is the sender's address type, `$max` the most room opened (and
+/// `$max_doc` says why), and the attributes before `recv_buf_from` its example.
+macro_rules! recv_buf_methods {
+    ($addr:ty, $max:expr, $max_doc:literal, $(#[$example:meta])*) => {
+        /// [`recv`](Self::recv) appending the datagram to a `BytesMut` or `Vec<u8>` (tokio's
+        /// `recv_buf`): it is given the buffer's spare capacity (64 bytes made when it has
+        #[doc = concat!("none; at most ", $max_doc, "), and a longer datagram is cut to it, as")]
+        /// with `recv`, so reserve the largest datagram first. Returns its length as kept.
+        ///
+        /// Cancel-safe: dropped while it waits, it has taken no datagram and the buffer is
+        /// as it was.
+        pub async fn recv_buf<B: overlap_runtime::io::ReadBufTarget>(
+            &self,
+            buf: &mut B,
+        ) -> std::io::Result<usize> {
+            let received =
+                overlap_runtime::io::receive_into(buf, $max, async |room: &mut [u8]| {
+                    Ok((self.recv(room).await?, ()))
+                });
+            Ok(received.await?.0)
+        }
+
+        /// [`recv_from`](Self::recv_from) appending the datagram to a `BytesMut` or
+        /// `Vec<u8>` (tokio's `recv_buf_from`), with the room of
+        /// [`recv_buf`](Self::recv_buf).
+        ///
+        $(#[$example])*
+        ///
+        /// Cancel-safe: dropped while it waits, it has taken no datagram and the buffer is
+        /// as it was.
+        pub async fn recv_buf_from<B: overlap_runtime::io::ReadBufTarget>(
+            &self,
+            buf: &mut B,
+        ) -> std::io::Result<(usize, $addr)> {
+            overlap_runtime::io::receive_into(buf, $max, async |room: &mut [u8]| {
+                self.recv_from(room).await
+            })
+            .await
+        }
+    };
+}
