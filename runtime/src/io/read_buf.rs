@@ -131,12 +131,8 @@ impl ReadBufTarget for Vec<u8> {
         reader: Pin<&mut R>,
         cx: &mut Context<'_>,
     ) -> Poll<io::Result<usize>> {
-        if self.capacity() == self.len() {
-            self.reserve(ROOM_WHEN_FULL);
-        }
-        let len = self.len();
-        let room = (self.capacity() - len).min(VEC_ROOM_MAX);
-        self.resize(len + room, 0);
+        let len = self.open_room(VEC_ROOM_MAX);
+        let room = self.len() - len;
         let result = reader.poll_read(cx, &mut self[len..]);
         let got = match &result {
             Poll::Ready(Ok(n)) => (*n).min(room),

@@ -373,15 +373,8 @@ impl BytesMut {
 
     /// Removes the first `N` bytes as an array.
     pub(super) fn take_array<const N: usize>(&mut self) -> [u8; N] {
-        assert!(
-            self.len() >= N,
-            "not enough bytes left: {} < {}",
-            self.len(),
-            N
-        );
         let mut out = [0; N];
-        out.copy_from_slice(&self[..N]);
-        self.advance(N);
+        self.copy_to_slice(&mut out);
         out
     }
 }

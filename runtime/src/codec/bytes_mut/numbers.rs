@@ -179,15 +179,7 @@ impl BytesMut {
     /// Removes the first `nbytes` (at most 8) bytes.
     fn take_field(&mut self, nbytes: usize) -> Vec<u8> {
         assert!(nbytes <= 8, "{nbytes} bytes do not fit a u64 (at most 8)");
-        assert!(
-            self.len() >= nbytes,
-            "not enough bytes left: {} < {}",
-            self.len(),
-            nbytes
-        );
-        let field = self[..nbytes].to_vec();
-        self.advance(nbytes);
-        field
+        self.copy_to_bytes(nbytes)
     }
 }
 
