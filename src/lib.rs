@@ -198,7 +198,9 @@ pub mod runtime {
 /// traits [`AsyncReadIntExt`](io::AsyncReadIntExt) and
 /// [`AsyncWriteIntExt`](io::AsyncWriteIntExt), to import next to futures' `AsyncReadExt` and
 /// `AsyncWriteExt`; tokio's `read_buf` (a read appended to a `BytesMut` or `Vec<u8>`) is
-/// [`AsyncReadBufExt`](io::AsyncReadBufExt).
+/// [`AsyncReadBufExt`](io::AsyncReadBufExt), and its `write_buf`/`write_all_buf` (writes
+/// that drop what they wrote from a `BytesMut`, `VecDeque<u8>`, `Cursor` or `&[u8]`)
+/// [`AsyncWriteBufExt`](io::AsyncWriteBufExt).
 ///
 /// For a large body, prefer [`io::read_to_end`] to `AsyncReadExt::read_to_end`: futures-util's
 /// method zero-fills the vector's whole spare capacity again after every `Pending`, which
@@ -256,9 +258,9 @@ pub mod io {
     pub use overlap_runtime::io::{
         copy, copy_bidirectional, copy_bidirectional_with_sizes, copy_buf, duplex, join,
         raw_os_error, read_to_end, read_to_string, split, stderr, stdin, stdout, AsyncReadBufExt,
-        AsyncReadIntExt, AsyncWriteIntExt, BufStream, DuplexStream, Interest, Join, ReadBuf,
-        ReadBufTarget, ReadInt, ReadToEnd, ReadToString, Ready, Stderr, Stdin, Stdout, Unblock,
-        WriteInt,
+        AsyncReadIntExt, AsyncWriteBufExt, AsyncWriteIntExt, BufStream, DuplexStream, Interest,
+        Join, ReadBuf, ReadBufTarget, ReadInt, ReadToEnd, ReadToString, Ready, Stderr, Stdin,
+        Stdout, Unblock, WriteAllBuf, WriteBuf, WriteBufSource, WriteInt,
     };
 
     /// [`AsyncFd`](crate::AsyncFd) and its guards and errors under tokio's path,

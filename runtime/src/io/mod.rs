@@ -14,6 +14,7 @@ mod read_to_string;
 mod split;
 mod stdio;
 mod unblock;
+mod write_buf;
 
 pub use crate::reactor::{Interest, Ready};
 pub use buf_stream::BufStream;
@@ -29,6 +30,7 @@ pub use read_to_string::{read_to_string, ReadToString};
 pub use split::split;
 pub use stdio::{stderr, stdin, stdout, Stderr, Stdin, Stdout};
 pub use unblock::Unblock;
+pub use write_buf::{AsyncWriteBufExt, WriteAllBuf, WriteBuf, WriteBufSource};
 
 /// Copies read-ahead bytes `buf[*pos..]` into `out` as far as they fit, advancing `pos`;
 /// returns how many. The readers that fetch ahead on the blocking pool share it.
