@@ -245,7 +245,8 @@ fn a_peer_gone_gives_an_error_and_the_buffer_keeps_the_unwritten_bytes() {
 }
 
 /// A writer that takes nothing from a buffer with bytes makes `write_all_buf` fail with
-/// `WriteZero` (not loop), and one that claims more than it was given has taken only that.
+/// `WriteZero` (not loop), and one that claims more than it was given is `InvalidData`
+/// with the buffer untouched.
 #[test]
 fn a_writer_taking_no_bytes_is_write_zero_and_overclaims_are_capped() {
     /// Reports `claim` bytes written, whatever it was given.
@@ -272,7 +273,12 @@ fn a_writer_taking_no_bytes_is_write_zero_and_overclaims_are_capped() {
         let err = Claims(0).write_all_buf(&mut buf).await.unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::WriteZero);
         assert_eq!(buf, b"abc"[..]);
-        assert_eq!(Claims(100).write_buf(&mut buf).await.unwrap(), 3);
-        assert!(buf.is_empty());
+        let err = Claims(100).write_buf(&mut buf).await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+        let err = Claims(4).write_all_buf(&mut buf).await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+        assert_eq!(buf, b"abc"[..], "an over-claimed write dropped bytes");
+        assert_eq!(Claims(2).write_buf(&mut buf).await.unwrap(), 2);
+        assert_eq!(buf, b"c"[..]);
     });
 }

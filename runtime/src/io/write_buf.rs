@@ -81,7 +81,8 @@ impl<T: AsRef<[u8]>> WriteBufSource for Cursor<T> {
 }
 
 /// Writes once from `buf`'s bytes, dropping from it what the writer took; `Ok(0)` without
-/// a write when it has none.
+/// a write when it has none, and an `InvalidData` error, `buf` untouched, when the writer
+/// claims more than it was given.
 fn poll_write_once<W: AsyncWrite + ?Sized, B: WriteBufSource + ?Sized>(
     writer: Pin<&mut W>,
     cx: &mut Context<'_>,
@@ -97,10 +98,11 @@ fn poll_write_once<W: AsyncWrite + ?Sized, B: WriteBufSource + ?Sized>(
     } else {
         writer.poll_write_vectored(cx, &[IoSlice::new(first), IoSlice::new(second)])
     };
-    // A writer claiming more than it was given took what it was given.
     let n = match written {
-        Poll::Ready(Ok(n)) => n.min(left),
-        other => return other,
+        Poll::Ready(Ok(0)) => return Poll::Ready(Ok(0)),
+        // A count past what it was given is an `InvalidData` error, as in `copy`.
+        Poll::Ready(res) => super::copy::checked_write(res, left)?,
+        Poll::Pending => return Poll::Pending,
     };
     buf.consume(n);
     Poll::Ready(Ok(n))
@@ -112,7 +114,10 @@ fn poll_write_once<W: AsyncWrite + ?Sized, B: WriteBufSource + ?Sized>(
 /// [`AsyncWriteExt`](futures_util::io::AsyncWriteExt), so both traits may be imported.
 pub trait AsyncWriteBufExt: AsyncWrite + Unpin {
     /// Writes once from `buf`'s bytes and drops from it the bytes written, returning how
-    /// many. A buffer with no bytes gives `Ok(0)` at once, without a write.
+    /// many. A buffer with no bytes gives `Ok(0)` at once, without a write. A writer that
+    /// claims to have taken more bytes than it was given is an
+    /// [`InvalidData`](io::ErrorKind::InvalidData) error, the buffer left as it was (as
+    /// with [`copy`](crate::io::copy)), where tokio's `advance` would panic.
     ///
     /// # Cancel safety
     /// Cancel-safe: dropped before it completes, it has written nothing and `buf` is as it
@@ -143,8 +148,9 @@ pub trait AsyncWriteBufExt: AsyncWrite + Unpin {
 
     /// Writes until `buf` has no bytes left, dropping each write's bytes from it as that
     /// write completes. A write of 0 bytes fails with
-    /// [`WriteZero`](io::ErrorKind::WriteZero); on any error, `buf` holds the bytes not
-    /// written.
+    /// [`WriteZero`](io::ErrorKind::WriteZero), an over-claiming writer as with
+    /// [`write_buf`](Self::write_buf), and `Interrupted` is retried; on any error, `buf`
+    /// holds the bytes not written.
     ///
     /// # Cancel safety
     /// Dropped before it completes (a `select!` branch that lost, a `timeout`), it leaves
@@ -218,6 +224,7 @@ impl<W: AsyncWrite + Unpin + ?Sized, B: WriteBufSource + ?Sized> Future for Writ
             match poll_write_once(Pin::new(&mut *this.writer), cx, &mut *this.buf) {
                 Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
                 Poll::Ready(Ok(_)) => {}
+                Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
                 Poll::Pending => return Poll::Pending,
             }
