@@ -1,5 +1,5 @@
 //! `AsyncReadBufExt::read_buf`, tokio's `read_buf`: a read appended to a `BytesMut` or a
-//! `Vec<u8>`, over real loopback TCP and a pipe.
+//! `Vec<u8>`, over real loopback TCP and a pipe (and the sockets' `recv_buf` family).
 
 mod support;
 
@@ -253,5 +253,64 @@ fn try_read_buf_appends_what_is_there_now() {
             assert_eq!(vec, b"unix|pipe");
         },
         "try_read_buf",
+    ));
+}
+
+/// The datagram sockets' `try_recv_buf_from` and `try_recv_buf`: `WouldBlock` with the
+/// buffer untouched when no datagram is queued, then the datagram appended (with its
+/// sender), cut to the room as `recv_buf` cuts it.
+#[test]
+fn try_recv_buf_appends_a_queued_datagram() {
+    overlap::block_on(within(
+        HANG,
+        async {
+            let a = overlap::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            let b = overlap::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            let (a_addr, b_addr) = (a.local_addr().unwrap(), b.local_addr().unwrap());
+            let mut buf = BytesMut::from(&b"udp:"[..]);
+            let err = b.try_recv_buf_from(&mut buf).unwrap_err();
+            assert_eq!(err.kind(), std::io::ErrorKind::WouldBlock);
+            assert_eq!(
+                buf,
+                b"udp:"[..],
+                "a receive that found nothing changed the buffer"
+            );
+            a.send_to(b"queued", b_addr).await.unwrap();
+            let got = loop {
+                b.readable().await.unwrap();
+                match b.try_recv_buf_from(&mut buf) {
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                    res => break res.unwrap(),
+                }
+            };
+            assert_eq!((got, &buf[..]), ((6, a_addr), &b"udp:queued"[..]));
+
+            b.connect(a_addr).await.unwrap();
+            let long = support::pattern_seeded(100, 5);
+            a.send_to(&long, b_addr).await.unwrap();
+            let mut full = Vec::new();
+            let n = loop {
+                b.readable().await.unwrap();
+                match b.try_recv_buf(&mut full) {
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                    res => break res.unwrap(),
+                }
+            };
+            assert_eq!(
+                (n, &full[..]),
+                (64, &long[..64]),
+                "not cut to the 64 bytes of room"
+            );
+
+            let (ua, ub) = overlap::net::UnixDatagram::pair().unwrap();
+            let mut vec = b"unix:".to_vec();
+            assert!(ub.try_recv_buf(&mut vec).is_err());
+            assert_eq!(vec, b"unix:");
+            ua.send(b"dgram").await.unwrap();
+            ub.readable().await.unwrap();
+            let (n, _from) = ub.try_recv_buf_from(&mut vec).unwrap();
+            assert_eq!((n, &vec[..]), (5, &b"unix:dgram"[..]));
+        },
+        "try_recv_buf",
     ));
 }

@@ -1,8 +1,9 @@
-//! `recv_buf` and `recv_buf_from` for the datagram sockets: tokio's receives appended to a
-//! `BytesMut` or `Vec<u8>`, written once for `UdpSocket` and `UnixDatagram`.
+//! `recv_buf`, `recv_buf_from` and their `try_` forms for the datagram sockets: tokio's
+//! receives appended to a `BytesMut` or `Vec<u8>`, written once for `UdpSocket` and
+//! `UnixDatagram`.
 
-/// Writes `recv_buf` and `recv_buf_from` into a datagram socket's `impl`, over its `recv`
-/// and `recv_from`: `$addr` is the sender's address type, `$max` the most room opened (and
+/// Writes `recv_buf`, `recv_buf_from`, `try_recv_buf` and `try_recv_buf_from` into a
+/// datagram socket's `impl`, over its `recv`, `recv_from`, `try_recv` and `try_recv_from`: `$addr` is the sender's address type, `$max` the most room opened (and
 /// `$max_doc` says why), and the attributes before `recv_buf_from` its example.
 macro_rules! recv_buf_methods {
     ($addr:ty, $max:expr, $max_doc:literal, $(#[$example:meta])*) => {
@@ -40,6 +41,33 @@ macro_rules! recv_buf_methods {
                 self.recv_from(room).await
             })
             .await
+        }
+
+        /// [`try_recv`](Self::try_recv) appending the datagram to a `BytesMut` or `Vec<u8>`
+        /// (tokio's `try_recv_buf`), with the room of [`recv_buf`](Self::recv_buf):
+        /// `WouldBlock` when none is queued, the buffer then as it was. Pairs with
+        /// [`readable`](Self::readable).
+        pub fn try_recv_buf<B: overlap_runtime::io::ReadBufTarget>(
+            &self,
+            buf: &mut B,
+        ) -> std::io::Result<usize> {
+            let received = overlap_runtime::io::receive_into_now(buf, $max, |room: &mut [u8]| {
+                Ok((self.try_recv(room)?, ()))
+            });
+            Ok(received?.0)
+        }
+
+        /// [`try_recv_from`](Self::try_recv_from) appending the datagram to a `BytesMut` or
+        /// `Vec<u8>` (tokio's `try_recv_buf_from`), with the room of
+        /// [`recv_buf`](Self::recv_buf): `WouldBlock` when none is queued, the buffer then
+        /// as it was.
+        pub fn try_recv_buf_from<B: overlap_runtime::io::ReadBufTarget>(
+            &self,
+            buf: &mut B,
+        ) -> std::io::Result<(usize, $addr)> {
+            overlap_runtime::io::receive_into_now(buf, $max, |room: &mut [u8]| {
+                self.try_recv_from(room)
+            })
         }
     };
 }

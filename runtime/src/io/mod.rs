@@ -24,7 +24,9 @@ pub use duplex::{duplex, DuplexStream};
 pub use int::{AsyncReadIntExt, AsyncWriteIntExt, ReadInt, WriteInt};
 pub use join::{join, Join};
 pub use path_error::{raw_os_error, with_path_context};
-pub use read_buf::{read_into_now, receive_into, AsyncReadBufExt, ReadBuf, ReadBufTarget};
+pub use read_buf::{
+    read_into_now, receive_into, receive_into_now, AsyncReadBufExt, ReadBuf, ReadBufTarget,
+};
 pub use read_to_end::{read_to_end, ReadToEnd};
 pub use read_to_string::{read_to_string, ReadToString};
 pub use split::split;

@@ -83,6 +83,30 @@ struct OpenRoom<'a, B: ReadBufTarget> {
     kept: usize,
 }
 
+impl<'a, B: ReadBufTarget> OpenRoom<'a, B> {
+    /// Opens room after `buf`'s bytes (at most `max`), none of it kept yet.
+    fn open(buf: &'a mut B, max: usize) -> Self {
+        let before = buf.open_room(max);
+        OpenRoom {
+            buf,
+            before,
+            kept: 0,
+        }
+    }
+
+    /// The room, to receive into.
+    fn space(&mut self) -> &mut [u8] {
+        &mut self.buf.all_bytes_mut()[self.before..]
+    }
+
+    /// Keeps the first `n` bytes of the room (as many as it has, if fewer) and returns how
+    /// many were kept.
+    fn keep(&mut self, n: usize) -> usize {
+        self.kept = n.min(self.space().len());
+        self.kept
+    }
+}
+
 impl<B: ReadBufTarget> Drop for OpenRoom<'_, B> {
     fn drop(&mut self) {
         self.buf.cut_to(self.before + self.kept);
@@ -98,16 +122,23 @@ pub async fn receive_into<B: ReadBufTarget, T>(
     max: usize,
     receive: impl AsyncFnOnce(&mut [u8]) -> io::Result<(usize, T)>,
 ) -> io::Result<(usize, T)> {
-    let before = buf.open_room(max);
-    let mut room = OpenRoom {
-        buf,
-        before,
-        kept: 0,
-    };
-    let space = room.buf.all_bytes_mut().len() - before;
-    let (n, with) = receive(&mut room.buf.all_bytes_mut()[before..]).await?;
-    room.kept = n.min(space);
-    Ok((room.kept, with))
+    let mut room = OpenRoom::open(buf, max);
+    let (n, with) = receive(room.space()).await?;
+    Ok((room.keep(n), with))
+}
+
+/// [`receive_into`] for a receive that does not wait (a socket's `try_recv_from`): how
+/// the datagram sockets' `try_recv_buf`/`try_recv_buf_from` fill a [`ReadBufTarget`].
+/// On an error (`WouldBlock` included) `buf` is as it was.
+#[doc(hidden)]
+pub fn receive_into_now<B: ReadBufTarget, T>(
+    buf: &mut B,
+    max: usize,
+    receive: impl FnOnce(&mut [u8]) -> io::Result<(usize, T)>,
+) -> io::Result<(usize, T)> {
+    let mut room = OpenRoom::open(buf, max);
+    let (n, with) = receive(room.space())?;
+    Ok((room.keep(n), with))
 }
 
 impl ReadBufTarget for BytesMut {
