@@ -469,3 +469,39 @@ async fn a_deadline_past_the_range_is_never_early() {
     advance(HOUR - Duration::from_secs(1)).await;
     assert!(hour.poll().is_pending(), "fired early");
 }
+
+/// `advance` fires its timers at the loop's next turn, after the loop has looked at I/O (as
+/// tokio's, whose driver polls I/O before it fires timers): a task that a timer wakes sees
+/// the readiness that came in before the advance. A debounce that reads what is queued
+/// before it acts (a file watcher, say) then sees a change made just before the clock
+/// moved; it saw nothing, the fd's readiness still unknown, when the timers fired inside
+/// `advance` itself (tests/port_user13_watch_runner.rs).
+#[overlap::test(start_paused = true)]
+async fn a_task_woken_by_advance_sees_the_io_that_came_before_it() {
+    use overlap::io::Interest;
+    use std::io::{Read, Write};
+
+    let (a, mut b) = std::os::unix::net::UnixStream::pair().unwrap();
+    a.set_nonblocking(true).unwrap();
+    let a = overlap::AsyncFd::new(a).unwrap();
+    let woken = overlap::spawn(async move {
+        sleep(Duration::from_secs(1)).await;
+        // What the loop knows now, without waiting: no syscall if it has seen no edge.
+        let mut buf = [0u8; 8];
+        let n = a.try_io(Interest::READABLE, |s| (&*s).read(&mut buf));
+        n.map(|n| buf[..n].to_vec())
+    });
+    overlap::yield_now().await; // it registers its timer
+    b.write_all(b"change").unwrap();
+    advance(Duration::from_secs(1)).await;
+    assert!(
+        woken.is_finished(),
+        "advance returned before the task it woke ran"
+    );
+    let seen = woken.await.unwrap();
+    assert_eq!(
+        seen.ok().as_deref(),
+        Some(&b"change"[..]),
+        "the readiness was not seen"
+    );
+}

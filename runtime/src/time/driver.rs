@@ -115,14 +115,11 @@ impl Timers {
         self.clock.resume();
     }
 
-    /// Moves the paused clock forward by `d` and fires the timers due then. Returns false,
-    /// doing nothing, if the clock is not paused.
+    /// Moves the paused clock forward by `d`; the timers due then fire at the loop's next
+    /// turn, after it has looked at I/O (see `time::advance`). Returns false, doing
+    /// nothing, if the clock is not paused.
     pub(crate) fn advance(&self, d: Duration) -> bool {
-        if !self.clock.advance(d) {
-            return false;
-        }
-        self.turn(self.now());
-        true
+        self.clock.advance(d)
     }
 
     /// Moves the paused clock forward to `t`, the loop having nothing else to do (the

@@ -178,8 +178,14 @@ pub fn resume() {
     });
 }
 
-/// Moves the current runtime's [paused](pause) clock forward by `duration`, fires the timers
-/// due by then, and yields once so that the tasks they woke run before it returns.
+/// Moves the current runtime's [paused](pause) clock forward by `duration` and yields once:
+/// the loop's next turn looks at I/O, then fires the timers due by then, and the tasks
+/// either woke run before it returns.
+///
+/// The I/O comes first, as in tokio (whose driver polls I/O before it fires the timers due):
+/// a task that a timer wakes sees the readiness of what arrived before the advance, so a
+/// debounce that reads what is queued before it acts (`try_io`, `try_read`) finds a change
+/// made just before the clock moved.
 ///
 /// A `duration` too long to add to the clock (say `Duration::MAX`) moves it as far as a
 /// [`sleep`] of that duration would wait, a thousand years at least: past every timer that
