@@ -45,7 +45,10 @@
 /// and must be `Unpin` (pin it first with [`pin_mut!`](crate::pin_mut) or
 /// [`std::pin::pin!`], or write `&mut fut`, which is the same); a fused one is skipped once
 /// it has ended, where futures-util's would refuse an unfused one. An `IntoFuture` that
-/// is not a future cannot be borrowed: by name it is refused, `{ value }` moves it in. Futures need not be
+/// is not a future cannot be borrowed: by name it is refused, `{ value }` moves it in. Nor
+/// can a `&mut` future bound without `mut`, as the `Some(d)` of a `match &mut deadline`
+/// binds it: tokio's moves the reference in, this one refuses the borrow (E0596, "cannot
+/// borrow `d` as mutable"), and `{ d }` moves it in. Futures need not be
 /// fused (`.fuse()` is not needed, and does no harm).
 ///
 /// ```
