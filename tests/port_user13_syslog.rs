@@ -86,7 +86,7 @@
 //! not this one, and futures' `write_all(&batch)` leaves the buffer as it was, so a write
 //! dropped part way (a `select!`, a timeout) cannot tell how much went. It is there now:
 //! `overlap::io::AsyncWriteBufExt` with `write_buf` and `write_all_buf` on every
-//! futures-io writer, from a `BytesMut`, `&[u8]` or `VecDeque<u8>`, the buffer advanced
+//! futures-io writer, from a `BytesMut`, `VecDeque<u8>`, `Cursor` or `&[u8]`, the buffer advanced
 //! past what was written (see `tests/io_write_buf.rs`). Nothing else: `recv_buf_from` on
 //! `UdpSocket` and `UnixDatagram`, `UdpSocket::set_recv_buffer_size`, `Decoder` with its
 //! `decode_eof`, `FramedRead`, `Framed` with `LinesCodec::new_with_max_length` and
