@@ -165,8 +165,18 @@ impl Server {
             outputs: outputs.clone(),
         };
         let (token, tracker) = inputs;
-        tracker.spawn(receive_udp(udp, state.clone(), token.clone()));
-        tracker.spawn(receive_unix(unix, state.clone(), token.clone()));
+        tracker.spawn(receive_datagrams(
+            Input::Udp,
+            state.clone(),
+            token.clone(),
+            async move |buf: &mut BytesMut| udp.recv_buf_from(buf).await.map(drop),
+        ));
+        tracker.spawn(receive_datagrams(
+            Input::Unix,
+            state.clone(),
+            token.clone(),
+            async move |buf: &mut BytesMut| unix.recv_buf_from(buf).await.map(drop),
+        ));
         tracker.spawn(accept_tcp(
             tcp,
             state.clone(),
@@ -212,9 +222,15 @@ impl Server {
     }
 }
 
-/// Receives datagrams with `recv_buf_from` into a `BytesMut` with room for one byte more
-/// than the largest message: a datagram that fills it was longer, and is dropped.
-async fn receive_udp(socket: UdpSocket, state: Rc<State>, token: CancellationToken) {
+/// Receives datagrams (`recv_buf_from` on the UDP or Unix socket) into a `BytesMut` with
+/// room for one byte more than the largest message: a datagram that fills it was longer,
+/// and is dropped.
+async fn receive_datagrams(
+    input: Input,
+    state: Rc<State>,
+    token: CancellationToken,
+    mut recv: impl AsyncFnMut(&mut BytesMut) -> std::io::Result<()>,
+) {
     let max = state.config.max_message;
     let mut buf = BytesMut::with_capacity(max + 1);
     loop {
@@ -222,31 +238,13 @@ async fn receive_udp(socket: UdpSocket, state: Rc<State>, token: CancellationTok
         buf.reserve(max + 1);
         overlap::select! {
             _ = token.cancelled() => return,
-            r = socket.recv_buf_from(&mut buf) => if r.is_err() { continue },
+            r = recv(&mut buf) => if r.is_err() { continue },
         }
         if buf.len() > max {
             bump(&state.stats.oversized);
             continue;
         }
-        state.accept(Input::Udp, &buf);
-    }
-}
-
-async fn receive_unix(socket: UnixDatagram, state: Rc<State>, token: CancellationToken) {
-    let max = state.config.max_message;
-    let mut buf = BytesMut::with_capacity(max + 1);
-    loop {
-        buf.clear();
-        buf.reserve(max + 1);
-        overlap::select! {
-            _ = token.cancelled() => return,
-            r = socket.recv_buf_from(&mut buf) => if r.is_err() { continue },
-        }
-        if buf.len() > max {
-            bump(&state.stats.oversized);
-            continue;
-        }
-        state.accept(Input::Unix, &buf);
+        state.accept(input, &buf);
     }
 }
 
