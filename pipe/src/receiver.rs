@@ -82,6 +82,35 @@ impl Receiver {
         Ok(Receiver { fd, packets: false })
     }
 
+    /// Takes over the stdout or stderr pipe of a child spawned by std (tokio's
+    /// `ChildStdout::from_std` and `ChildStderr::from_std`, one method here since
+    /// [`ChildStdout`](crate::process::ChildStdout) and
+    /// [`ChildStderr`](crate::process::ChildStderr) are both this type): made non-blocking
+    /// and registered with the current runtime, as
+    /// [`from_owned_fd`](Receiver::from_owned_fd) does. For a child that other code spawned;
+    /// one spawned here is better spawned with [`process::spawn`](crate::process::spawn).
+    /// Fails with `Other` outside a runtime, the pipe then closed.
+    ///
+    /// ```
+    /// use overlap::io::AsyncReadExt;
+    /// use overlap::process::ChildStderr;
+    /// use std::process::{Command, Stdio};
+    ///
+    /// overlap::block_on(async {
+    ///     let mut child = Command::new("sh").args(["-c", "echo oops >&2"]).stderr(Stdio::piped()).spawn()?;
+    ///     let mut errors = ChildStderr::from_std(child.stderr.take().unwrap())?;
+    ///     let mut got = String::new();
+    ///     errors.read_to_string(&mut got).await?;
+    ///     assert_eq!(got, "oops\n");
+    ///     child.wait()?;
+    ///     std::io::Result::Ok(())
+    /// })
+    /// .unwrap();
+    /// ```
+    pub fn from_std(inner: impl crate::process::StdChildOutput) -> io::Result<Receiver> {
+        Receiver::from_owned_fd(inner.into())
+    }
+
     /// Says whether the writer uses packet mode (`O_DIRECT` on its end; see the type's
     /// docs): when on, only `EAGAIN` tells a read that the pipe is empty, at the cost of one
     /// more `read` per wait.

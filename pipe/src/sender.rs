@@ -66,6 +66,37 @@ impl Sender {
         })
     }
 
+    /// Takes over the stdin pipe of a child spawned by std (tokio's
+    /// `ChildStdin::from_std`; [`ChildStdin`](crate::process::ChildStdin) is this type):
+    /// made non-blocking and registered with the current runtime, as
+    /// [`from_owned_fd`](Sender::from_owned_fd) does. For a child that other code spawned
+    /// (a crate that hands back a `std::process::Child`); one spawned here is better
+    /// spawned with [`process::spawn`](crate::process::spawn), which also waits for its
+    /// exit without blocking. Fails with `Other` outside a runtime, the pipe then closed.
+    ///
+    /// ```
+    /// use overlap::io::{AsyncReadExt, AsyncWriteExt};
+    /// use overlap::process::{ChildStdin, ChildStdout};
+    /// use std::process::{Command, Stdio};
+    ///
+    /// overlap::block_on(async {
+    ///     let mut child = Command::new("cat").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn()?;
+    ///     let mut input = ChildStdin::from_std(child.stdin.take().unwrap())?;
+    ///     let mut output = ChildStdout::from_std(child.stdout.take().unwrap())?;
+    ///     input.write_all(b"through cat").await?;
+    ///     drop(input);
+    ///     let mut got = String::new();
+    ///     output.read_to_string(&mut got).await?;
+    ///     assert_eq!(got, "through cat");
+    ///     child.wait()?; // std's wait: the child has closed its stdout, so it is ending
+    ///     std::io::Result::Ok(())
+    /// })
+    /// .unwrap();
+    /// ```
+    pub fn from_std(inner: std::process::ChildStdin) -> io::Result<Sender> {
+        Sender::from_owned_fd(inner.into())
+    }
+
     /// Removes the fd from the reactor and returns it (still non-blocking; to hand it to
     /// another process, use `into_blocking_fd`).
     ///

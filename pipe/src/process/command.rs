@@ -207,6 +207,30 @@ impl Command {
         &mut self.std
     }
 
+    /// The std builder inside, this one taken apart (tokio's `into_std`): the program,
+    /// arguments, environment, working directory, ids and stdio set so far, as
+    /// [`as_std`](Command::as_std) shows them, for code that wants std's type (to spawn a
+    /// blocking child, or hand it to a crate that takes one). What only this type knows is
+    /// lost, as with tokio's: [`kill_on_drop`](Command::kill_on_drop), std's `Child` having
+    /// no such setting; and which setting had a NUL byte, whose spawn std then refuses with
+    /// an `InvalidInput` error of its own that does not say which. Back the other way with
+    /// `Command::from(std)`.
+    ///
+    /// ```
+    /// use std::process::Stdio;
+    ///
+    /// let mut cmd = overlap::process::Command::new("sh");
+    /// cmd.args(["-c", "echo \"$GREETING\""]).env("GREETING", "hi").kill_on_drop(true);
+    /// cmd.stdout(Stdio::piped());
+    /// let mut std_cmd: std::process::Command = cmd.into_std();
+    /// assert_eq!(std_cmd.get_program(), "sh");
+    /// let out = std_cmd.output().unwrap(); // std's, blocking
+    /// assert_eq!(out.stdout, b"hi\n");
+    /// ```
+    pub fn into_std(self) -> std::process::Command {
+        self.std
+    }
+
     /// Spawns the child; stdio not set is inherited, as with std. Must be called inside a
     /// runtime. Fails as [`spawn`](super::spawn) does.
     pub fn spawn(&mut self) -> io::Result<Child> {

@@ -64,6 +64,21 @@ pub type ChildStdout = Receiver;
 /// [`Receiver`].
 pub type ChildStderr = Receiver;
 
+/// The read ends of a std child's output, [`std::process::ChildStdout`] and
+/// [`std::process::ChildStderr`]: what [`Receiver::from_std`] takes over (tokio's
+/// `ChildStdout::from_std` and `ChildStderr::from_std`). Sealed: implemented for those two
+/// only.
+pub trait StdChildOutput: Into<OwnedFd> + sealed::Sealed {}
+
+impl StdChildOutput for std::process::ChildStdout {}
+impl StdChildOutput for std::process::ChildStderr {}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for std::process::ChildStdout {}
+    impl Sealed for std::process::ChildStderr {}
+}
+
 /// A running child process, from [`spawn`].
 #[derive(Debug)]
 pub struct Child {
