@@ -480,11 +480,22 @@ pub use overlap_pipe::process;
 ///     overlap::select! { x = async { 1 } if ready => x, else => 0 }
 /// });
 /// ```
-/// A `!Unpin` future given to `select!` by name, which borrows it (`{ fut }` moves it in):
-/// ```compile_fail
+/// A `!Unpin` future given to `select!` by name, which borrows it (`{ fut }` moves it in;
+/// the error says so, as `UnpinFuture`'s message, where a plain `Unpin` bound would give
+/// rustc's "cannot be unpinned"), an `async fn`'s future as well as an `async` block's:
+/// ```compile_fail,E0277
 /// overlap::block_on(async {
 ///     let fut = async { 1 };
 ///     overlap::select! { x = fut => x }
+/// });
+/// ```
+/// ```compile_fail,E0277
+/// async fn work() -> u32 {
+///     1
+/// }
+/// overlap::block_on(async {
+///     let run = work();
+///     overlap::select! { x = run => x }
 /// });
 /// ```
 /// An `IntoFuture` that is not a future given by name, which tokio's moves in and

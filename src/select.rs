@@ -148,21 +148,50 @@ pub mod support {
     /// scheduled again, once none is left), given back if no branch was ready.
     pub use overlap_runtime::coop_budgeted as budgeted;
 
-    /// A future `select!` can borrow by name: `Unpin`, with a message that says what to do
-    /// when it is not.
+    /// A future given to `select!` by name, to be borrowed for the call: its inherent
+    /// [`by_name`](ByName::by_name) pins the borrow of an `Unpin` future; anything else
+    /// gets [`ByNameFallback::by_name`], whose bound says what to do.
+    ///
+    /// (A bound `F: Unpin` on a function would do for the `Unpin` futures, but rustc
+    /// reports its failure as its own "cannot be unpinned", looking through any trait of
+    /// ours implemented for every `Unpin` future: a message on that trait is never shown.)
+    #[derive(Debug)]
+    pub struct ByName<'a, F: ?Sized>(pub &'a mut F);
+
+    impl<'a, F: Future + Unpin + ?Sized> ByName<'a, F> {
+        /// The borrowed future, pinned.
+        pub fn by_name(self) -> Pin<&'a mut F> {
+            Pin::new(self.0)
+        }
+    }
+
+    /// The bound of [`ByNameFallback::by_name`], met by no type: its message is the error
+    /// for a future given by name that `select!` cannot borrow.
     #[diagnostic::on_unimplemented(
         message = "`{Self}` is given to `select!` by name, so it is borrowed, and it is not an `Unpin` future",
         label = "borrowed by `select!`, so that a loop can poll it again",
         note = "a future that is not `Unpin`: pin it first (`let fut = std::pin::pin!(fut);`), or write `{{ fut }}` to move it into the `select!` as tokio's does",
         note = "an `IntoFuture` that is not a future: write `{{ fut }}` to move it in, as tokio's does, and `into_future` is called on it"
     )]
-    pub trait ByName: Future + Unpin {}
+    pub trait UnpinFuture {}
 
-    impl<F: Future + Unpin + ?Sized> ByName for F {}
+    /// The `by_name` method call resolves to when [`ByName`]'s inherent one does not apply
+    /// (the future is not `Unpin`, or not a future at all): a compile error, through its
+    /// bound.
+    pub trait ByNameFallback<'a, F: ?Sized> {
+        /// Never called: no type meets the bound.
+        fn by_name(self) -> Pin<&'a mut F>
+        where
+            F: UnpinFuture;
+    }
 
-    /// A future given to `select!` by name, borrowed for the call.
-    pub fn borrow_by_name<F: ByName + ?Sized>(fut: &mut F) -> Pin<&mut F> {
-        Pin::new(fut)
+    impl<'a, F: ?Sized> ByNameFallback<'a, F> for ByName<'a, F> {
+        fn by_name(self) -> Pin<&'a mut F>
+        where
+            F: UnpinFuture,
+        {
+            unreachable!("no type implements UnpinFuture")
+        }
     }
 
     /// Which branch a `select!` of `n` branches polls first: a random one.

@@ -243,6 +243,36 @@ fn a_future_given_by_name_is_borrowed_and_polled_again_by_the_next_loop() {
     });
 }
 
+/// Races `fut`, given by name, against a future that is never ready.
+async fn by_name_in_a_generic<F: Future<Output = u32> + Unpin>(mut fut: F) -> u32 {
+    select! {
+        n = fut => n,
+        _ = std::future::pending::<()>() => 0,
+    }
+}
+
+#[test]
+fn a_future_given_by_name_may_be_generic_boxed_unsized_or_a_pinned_reference() {
+    block_on(async {
+        // Known to be `Unpin` only through a bound.
+        assert_eq!(by_name_in_a_generic(std::future::ready(1)).await, 1);
+        assert_eq!(by_name_in_a_generic(Box::pin(async { 2 })).await, 2);
+        // A boxed trait object, and a `&mut` to an unsized one, by name.
+        let mut boxed: Box<dyn Future<Output = u32> + Unpin> = Box::new(std::future::ready(3));
+        let three = select! { n = boxed => n };
+        let mut inner = std::future::ready(4);
+        let mut unsized_ref: &mut (dyn Future<Output = u32> + Unpin) = &mut inner;
+        let four = select! { n = unsized_ref => n };
+        // A `!Unpin` future pinned in place, by the name of its `Pin<&mut _>`.
+        let mut pinned = std::pin::pin!(async {
+            overlap::task::yield_now().await;
+            5
+        });
+        let five = select! { n = pinned => n };
+        assert_eq!((three, four, five), (3, 4, 5));
+    });
+}
+
 #[test]
 fn a_fused_future_that_has_ended_is_skipped_and_complete_runs_at_the_end() {
     use overlap::future::FutureExt;

@@ -6,7 +6,7 @@
 //!     let mut off: u64 = 0;                  // bit i: branch i is disabled
 //!     if !(precondition_0) { off |= 1; }     // every precondition first, then
 //!     let mut f0 = pin!(into_future(fut_0)); // every future, disabled or not
-//!     let mut f1 = Pin::new(&mut named);     // a future given by name is borrowed
+//!     let mut f1 = ByName(&mut named).by_name(); // by name: borrowed, if `Unpin`
 //!     let out = poll_fn(|cx| {
 //!         for each branch i, from a random one (the first if biased):
 //!             skip it if disabled; disable it if it is a fused future that has ended;
@@ -92,11 +92,18 @@ pub(super) fn expand(select: Select) -> TokenStream {
         }
         polled.extend(code(&format!("let mut __overlap_select_f{i} = ")));
         if by_name {
+            // `{ use ByNameFallback as _; ByName(&mut fut).by_name() }`: the inherent
+            // `by_name` for an `Unpin` future, else the fallback trait's, whose bound no
+            // type meets, so that the error is that bound's message (`{ fut }` moves it
+            // in), not rustc's own about `Unpin`.
             // At the future's name, where an error that it is not `Unpin` points.
             let at = branch.fut[0].span();
+            let mut body = code("#[allow(unused_imports)] use ");
             // (`$crate` keeps its own span: that span is what names the crate.)
-            polled.extend(select.krate.clone());
-            polled.extend(respan(code("::__private::select::borrow_by_name"), at));
+            body.extend(select.krate.clone());
+            body.extend(code("::__private::select::ByNameFallback as _;"));
+            body.extend(select.krate.clone());
+            body.extend(respan(code("::__private::select::ByName"), at));
             let mut args = Group::new(
                 Delimiter::Parenthesis,
                 // `&mut` at the name too, so that the error's span is the name's.
@@ -105,7 +112,9 @@ pub(super) fn expand(select: Select) -> TokenStream {
                     .collect(),
             );
             args.set_span(at);
-            polled.extend([TokenTree::Group(args)]);
+            body.extend([TokenTree::Group(args)]);
+            body.extend(respan(code(".by_name()"), at));
+            polled.extend(group(Delimiter::Brace, body));
             polled.extend(code(";"));
         } else {
             // Bound first, as the initializer of a `let`, so that temporaries in it live
