@@ -88,29 +88,35 @@
 //! run and a status connection in flight: every task ended, the child killed and reaped
 //! when `shutdown` returns, no child, fd or task left (`service.rs`).
 //!
-//! What porting it found missing in overlap: no API. Every call the tokio version makes has
-//! an overlap counterpart under the same name and behaved as tokio's would:
-//! `TcpStream::connect` under `timeout` (refused at once, a full backlog hanging until the
-//! timeout drops the socket, a host name resolved on the blocking pool), `TcpSocket` with
-//! `listen(0)`, a connected `UdpSocket`'s `send`/`recv` (an ICMP port unreachable coming
-//! back as `ConnectionRefused`), `process::Command` with `kill_on_drop`, `Child::wait`,
-//! `kill` (which reaps) and `id`, `interval_at` with `MissedTickBehavior::Skip` and
-//! `Delay` (the schedules tokio's give), `Semaphore::acquire`, `watch` with `send_replace`
-//! and `wait_for`, `broadcast` with `RecvError::Lagged`/`TryRecvError::Lagged` counting
-//! exactly what was lost, `Notify`, `JoinHandle::abort_handle`, `AbortHandle::abort`,
-//! `JoinSet::try_join_next`, `CancellationToken::run_until_cancelled`, `TaskTracker`, and
-//! `time::pause`/`advance` with `start_paused = true` for the tests.
+//! What porting it found missing in overlap: no API (one compile error's hint, below).
+//! Every call the tokio version makes has an overlap counterpart under the same name and
+//! behaved as tokio's would: `TcpStream::connect` under `timeout` (refused at once, a full
+//! backlog hanging until the timeout drops the socket, a host name resolved on the blocking
+//! pool), `TcpSocket` with `listen(0)`, a connected `UdpSocket`'s `send`/`recv` (an ICMP
+//! port unreachable coming back as `ConnectionRefused`), `process::Command` with
+//! `kill_on_drop`, `Child::wait`, `kill` (which reaps) and `id`, `interval_at` with
+//! `MissedTickBehavior::Skip` and `Delay` (the schedules tokio's give),
+//! `Semaphore::acquire`, `watch` with `send_replace` and `wait_for`, `broadcast` with
+//! `RecvError::Lagged`/`TryRecvError::Lagged` counting exactly what was lost, `Notify`,
+//! `JoinHandle::abort_handle`, `AbortHandle::abort`, `JoinSet::try_join_next`,
+//! `CancellationToken::run_until_cancelled`, `TaskTracker`, and `time::pause`/`advance`
+//! with `start_paused = true` for the tests.
 //!
 //! One difference from tokio, documented already (the README's `select!` row), met where
 //! the exec check waits for its child: `r = run =>` with `run` a local future that is not
 //! `Unpin` (a `join3` of two pipe reads and `child.wait()`) does not compile, since
 //! overlap's `select!` borrows a future given by bare name (futures-util's rule) where
 //! tokio's moves it in and pins it; the port writes `r = { run } =>`. The README says the
-//! compile error tells what to do, and `select!`'s `ByName` bound carries a message saying
-//! to write `{ fut }`; but rustc did not show it here: with `ByName` implemented for every
-//! `Unpin` future, it reported the failed `Unpin` bound instead ("`{async fn body of ..}`
-//! cannot be unpinned", "consider using the `pin!` macro", "required for `Join3<..>` to
-//! implement `ByName`"), which says nothing of `{ run }`.
+//! compile error tells what to do, and `select!` had a message saying to write `{ fut }`,
+//! but rustc did not show it: the message sat on a trait implemented for every `Unpin`
+//! future, and rustc looked through it to report the failed `Unpin` bound instead
+//! ("`{async fn body of ..}` cannot be unpinned", "consider using the `pin!` macro"),
+//! which says nothing of `{ run }`. It shows now: a future by name goes through an
+//! inherent `ByName::by_name` for `Unpin` futures and, for anything else, a fallback
+//! trait's method whose bound no type meets and which carries the message (see
+//! `src/select.rs`, the `compile_fail` examples in `src/lib.rs`, and
+//! `tests/select_tokio_syntax.rs` for the generic, boxed and unsized futures by name that
+//! must still be taken).
 //!
 //! What the port changed, against tokio: the imports (`tokio_util::{sync, task}` are
 //! `overlap::sync` and `overlap::task`, `futures::future::join3` is futures-util's); the

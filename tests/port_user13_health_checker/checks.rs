@@ -272,6 +272,8 @@ pub async fn exec(
             child.wait(),
         );
         overlap::select! {
+            // `{ run }` moves it in, as tokio's `run =>` does; overlap's borrows a future
+            // given by name, and this one is not `Unpin`.
             r = { run } => Ok(r),
             _ = overlap::time::sleep(limit) => Err(false),
             _ = token.cancelled() => Err(true),
