@@ -173,7 +173,13 @@ pub mod support {
         note = "a future that is not `Unpin`: pin it first (`let fut = std::pin::pin!(fut);`), or write `{{ fut }}` to move it into the `select!` as tokio's does",
         note = "an `IntoFuture` that is not a future: write `{{ fut }}` to move it in, as tokio's does, and `into_future` is called on it"
     )]
-    pub trait UnpinFuture {}
+    pub trait UnpinFuture: unimplementable::Never {}
+
+    /// What [`UnpinFuture`] requires: a trait no type implements, and none outside this
+    /// module can, so that [`ByNameFallback::by_name`] can never be called.
+    mod unimplementable {
+        pub trait Never {}
+    }
 
     /// The `by_name` method call resolves to when [`ByName`]'s inherent one does not apply
     /// (the future is not `Unpin`, or not a future at all): a compile error, through its
@@ -190,7 +196,7 @@ pub mod support {
         where
             F: UnpinFuture,
         {
-            unreachable!("no type implements UnpinFuture")
+            unreachable!("`UnpinFuture` is sealed and implemented for no type")
         }
     }
 
