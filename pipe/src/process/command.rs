@@ -13,8 +13,8 @@ use super::{register, spawn, Child};
 /// A process to spawn: the builder of [`std::process::Command`], with async `output` and
 /// `status` and a [`Child`] whose stdio pipes are async.
 ///
-/// Each setter mirrors std's, with tokio's Unix ones (`uid`, `gid`, `process_group`, `arg0`);
-/// anything else std offers (`pre_exec`, …) is reachable through
+/// Each setter mirrors std's, with tokio's Unix ones (`uid`, `gid`, `process_group`, `arg0`,
+/// `pre_exec`); anything else std offers is reachable through
 /// [`as_std_mut`](Command::as_std_mut).
 ///
 /// ```
@@ -197,12 +197,57 @@ impl Command {
         self
     }
 
+    /// Schedules `f` to run in the child after `fork` and before `exec`, as tokio's
+    /// `Command::pre_exec` and std's `CommandExt::pre_exec`: for the process settings no
+    /// setter here makes, such as a new session with a controlling terminal (`setsid`,
+    /// then `ioctl(TIOCSCTTY)` on a pseudo-terminal given as the child's stdin). Several
+    /// closures run in the order they were given, after std has set up the child's stdio,
+    /// working directory and ids; an `Err` from one stops the spawn, and
+    /// [`spawn`](Command::spawn) returns that error.
+    ///
+    /// # Safety
+    /// As std's: `f` runs in the forked child, a copy of this process with only the
+    /// calling thread, so it must call only async-signal-safe functions (no allocation, no
+    /// locks another thread may have held at the fork, no `println!`), and must not touch
+    /// the file descriptors std uses to report a failed spawn.
+    ///
+    /// ```
+    /// use overlap::process::Command;
+    ///
+    /// overlap::block_on(async {
+    ///     let mut cmd = Command::new("sh");
+    ///     // The shell's pid, then its session id (the sixth field of its stat).
+    ///     cmd.args(["-c", "echo $$ $(cut -d' ' -f6 /proc/$$/stat)"]);
+    ///     // SAFETY: setsid is async-signal-safe, and the closure allocates nothing.
+    ///     unsafe {
+    ///         cmd.pre_exec(|| match libc::setsid() {
+    ///             -1 => Err(std::io::Error::last_os_error()),
+    ///             _ => Ok(()),
+    ///         });
+    ///     }
+    ///     let out = String::from_utf8(cmd.output().await?.stdout).unwrap();
+    ///     let (pid, sid) = out.trim().split_once(' ').unwrap();
+    ///     assert_eq!(pid, sid, "the child leads a session of its own");
+    ///     std::io::Result::Ok(())
+    /// })
+    /// .unwrap();
+    /// ```
+    pub unsafe fn pre_exec<F>(&mut self, f: F) -> &mut Command
+    where
+        F: FnMut() -> io::Result<()> + Send + Sync + 'static,
+    {
+        // SAFETY: std's contract for the closure is this function's, which the caller
+        // upholds (see `# Safety`).
+        unsafe { std::os::unix::process::CommandExt::pre_exec(&mut self.std, f) };
+        self
+    }
+
     /// The std builder inside, to read its settings (`get_program`, `get_args`, ...).
     pub fn as_std(&self) -> &std::process::Command {
         &self.std
     }
 
-    /// The std builder inside, for the settings this type does not mirror (`pre_exec`, ...).
+    /// The std builder inside, for the settings this type does not mirror.
     pub fn as_std_mut(&mut self) -> &mut std::process::Command {
         &mut self.std
     }
