@@ -304,7 +304,8 @@ pub mod future {
 /// `mpsc::Receiver`, …), and stream constructors; and what tokio-stream adds:
 /// [`StreamMap`](stream::StreamMap), the timer adapters of
 /// [`StreamTimeExt`](stream::StreamTimeExt) (`timeout`, `timeout_repeating`, `throttle`,
-/// `chunks_timeout`) and the [`wrappers`](stream::wrappers).
+/// `chunks_timeout`, with tokio-stream's `merge` and `map_while`) and the
+/// [`wrappers`](stream::wrappers).
 ///
 /// ```
 /// use overlap::net::{TcpListener, TcpStream};
@@ -324,7 +325,8 @@ pub mod future {
 pub mod stream {
     pub use futures_util::stream::*;
     pub use overlap_runtime::stream::{
-        ChunksTimeout, StreamMap, StreamTimeExt, Throttle, Timeout, TimeoutRepeating,
+        ChunksTimeout, MapWhile, Merge, StreamMap, StreamTimeExt, Throttle, Timeout,
+        TimeoutRepeating,
     };
 
     /// tokio-stream's wrappers: the channels, the interval, the signal, the listeners, a

@@ -2,7 +2,8 @@
 //! channels (keys, removal of ended streams, fairness, `next_many`), the wrappers
 //! (`BroadcastStream` with its lag errors, `WatchStream`'s two starts, the listener and
 //! channel wrappers, `ReadDirStream` and `LinesStream`), and the timer adapters (`timeout`, `timeout_repeating`, `throttle`,
-//! `chunks_timeout`) on a paused clock, so their timing is exact and no test waits.
+//! `chunks_timeout`) on a paused clock, so their timing is exact and no test waits; and
+//! tokio-stream's `merge` and `map_while`.
 
 use std::time::Duration;
 
@@ -344,4 +345,65 @@ fn chunks_timeout_of_zero_items_panics() {
     overlap::block_on(async {
         let _ = stream::iter([1]).chunks_timeout(0, Duration::from_secs(1));
     });
+}
+
+/// `merge` over two sockets' lines: each line as it comes, whichever socket it is on; the
+/// merged stream goes on when one socket closes and ends when both have.
+#[overlap::test]
+async fn merge_gives_lines_from_two_sockets_as_they_come_and_ends_with_both() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut a = TcpStream::connect(addr).await.unwrap();
+    let a_side = listener.accept().await.unwrap().0;
+    let mut b = TcpStream::connect(addr).await.unwrap();
+    let b_side = listener.accept().await.unwrap().0;
+    let a_lines = FramedRead::new(a_side, LinesCodec::new()).map(|l| format!("a:{}", l.unwrap()));
+    let b_lines = FramedRead::new(b_side, LinesCodec::new()).map(|l| format!("b:{}", l.unwrap()));
+    let mut merged = a_lines.merge(b_lines);
+
+    b.write_all(b"first\n").await.unwrap();
+    assert_eq!(merged.next().await.as_deref(), Some("b:first"));
+    a.write_all(b"second\n").await.unwrap();
+    assert_eq!(merged.next().await.as_deref(), Some("a:second"));
+    drop(a);
+    b.write_all(b"after a closed\n").await.unwrap();
+    assert_eq!(merged.next().await.as_deref(), Some("b:after a closed"));
+    drop(b);
+    assert_eq!(merged.next().await, None, "both closed");
+    assert!(stream::FusedStream::is_terminated(&merged));
+    assert_eq!(merged.next().await, None);
+}
+
+/// Two streams that always have an item take turns, whichever was asked first, so neither
+/// starves the other; the size hints add up.
+#[overlap::test]
+async fn merge_alternates_between_two_ready_streams() {
+    let merged = stream::iter(0..4u32).merge(stream::iter(10..12u32));
+    assert_eq!(stream::Stream::size_hint(&merged), (6, Some(6)));
+    let got: Vec<u32> = merged.collect().await;
+    assert_eq!(got, [0, 10, 1, 11, 2, 3]);
+    let endless = stream::repeat(1u32).merge(stream::repeat(2u32));
+    let first: Vec<u32> = endless.take(6).collect().await;
+    assert_eq!(
+        first,
+        [1, 2, 1, 2, 1, 2],
+        "one endless stream starved the other"
+    );
+}
+
+/// `map_while` ends at the first `None` and does not poll the stream under it again: a
+/// channel's later items stay in the channel.
+#[overlap::test]
+async fn map_while_ends_at_the_first_none_and_leaves_the_rest() {
+    let (tx, rx) = mpsc::channel(8);
+    for word in ["1", "2", "stop", "4"] {
+        tx.send(word).await.unwrap();
+    }
+    let mut numbers = ReceiverStream::new(rx).map_while(|w| w.parse::<u32>().ok());
+    assert_eq!(numbers.next().await, Some(1));
+    assert_eq!(numbers.next().await, Some(2));
+    assert_eq!(numbers.next().await, None);
+    assert!(stream::FusedStream::is_terminated(&numbers));
+    assert_eq!(numbers.next().await, None, "polled again after the None");
+    assert_eq!(tx.capacity(), 8 - 1, "\"4\" was taken from the channel");
 }

@@ -10,11 +10,14 @@ use std::time::Duration;
 use futures_core::stream::{FusedStream, Stream};
 use pin_project_lite::pin_project;
 
+use super::merge::{MapWhile, Merge};
 use crate::time::{self, Elapsed, Interval, Sleep};
 
 /// Time limits on a stream's items: tokio-stream's timer adapters, for any [`Stream`].
 /// (futures-util's [`StreamExt`](futures_util::StreamExt) has no timers; this trait sits
-/// beside it, and its method names do not clash with it.)
+/// beside it, and its method names do not clash with it.) It also carries the two other
+/// methods of tokio-stream's `StreamExt` that futures-util's lacks, [`merge`](Self::merge)
+/// and [`map_while`](Self::map_while), so importing both traits gives all of tokio-stream's.
 ///
 /// Each adapter makes its timer when it is made, so make it inside a runtime.
 pub trait StreamTimeExt: Stream {
@@ -145,6 +148,49 @@ pub trait StreamTimeExt: Stream {
             items: Vec::new(),
             max_size,
         }
+    }
+
+    /// tokio-stream's `merge`: the items of both streams as each comes, ending when both
+    /// have ended (one ended, the other goes on alone). When both have items, they take
+    /// turns: after an item from one, the other is asked first, so neither starves the
+    /// other. (futures-util's `stream::select(a, b)` does the same; this is tokio-stream's
+    /// name for it.)
+    ///
+    /// ```
+    /// use overlap::stream::{self, StreamExt, StreamTimeExt};
+    ///
+    /// overlap::block_on(async {
+    ///     let merged: Vec<u32> = stream::iter([1, 3, 5, 7, 9])
+    ///         .merge(stream::iter([2, 4]))
+    ///         .collect()
+    ///         .await;
+    ///     assert_eq!(merged, [1, 2, 3, 4, 5, 7, 9]);
+    /// });
+    /// ```
+    fn merge<U: Stream<Item = Self::Item>>(self, other: U) -> Merge<Self, U>
+    where
+        Self: Sized,
+    {
+        Merge::new(self, other)
+    }
+
+    /// tokio-stream's `map_while`: each item through `f` while it gives `Some`; the first
+    /// `None` ends the stream, and the stream under it is not polled again.
+    ///
+    /// ```
+    /// use overlap::stream::{self, StreamExt, StreamTimeExt};
+    ///
+    /// overlap::block_on(async {
+    ///     let words = stream::iter(["1", "2", "stop", "4"]);
+    ///     let numbers: Vec<u32> = words.map_while(|w| w.parse::<u32>().ok()).collect().await;
+    ///     assert_eq!(numbers, [1, 2]);
+    /// });
+    /// ```
+    fn map_while<T, F: FnMut(Self::Item) -> Option<T>>(self, f: F) -> MapWhile<Self, F>
+    where
+        Self: Sized,
+    {
+        MapWhile::new(self, f)
     }
 }
 
