@@ -5,6 +5,7 @@ mod blocking;
 mod io_impls;
 mod jobs;
 mod read_buf;
+mod rewind;
 mod send;
 mod times;
 mod to_std;
