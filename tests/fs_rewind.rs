@@ -3,7 +3,7 @@
 
 mod support;
 
-use overlap::fs::{File, OpenOptions};
+use overlap::fs::File;
 use overlap::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 use support::{pattern, TempDir};
 
@@ -13,14 +13,7 @@ fn rewind_reads_back_buffered_writes_from_the_start() {
     let path = dir.join("f");
     let data = pattern(200_000);
     overlap::block_on(async {
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&path)
-            .await
-            .unwrap();
+        let mut file = support::open_fresh(&path).await;
         // No flush: `rewind` writes the buffered bytes out first. (`AsyncSeekExt` is in
         // scope, as in a tokio program; the inherent method is the one called.)
         file.write_all(&data).await.unwrap();

@@ -7,17 +7,9 @@ use std::time::Duration;
 
 use overlap::codec::BytesMut;
 use overlap::io::{AsyncReadBufExt, AsyncWriteExt};
-use overlap::net::{TcpListener, TcpStream};
 use support::within;
 
 const HANG: Duration = Duration::from_secs(20);
-
-async fn pair() -> (TcpStream, TcpStream) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (client, accepted) = overlap::join!(TcpStream::connect(addr), listener.accept());
-    (client.unwrap(), accepted.unwrap().0)
-}
 
 /// Bytes already in the buffer stay; what is read is appended after them; the end of the
 /// stream is 0, to either kind of buffer.
@@ -26,7 +18,7 @@ fn appends_after_the_bytes_held_and_gives_zero_at_the_end() {
     overlap::block_on(within(
         HANG,
         async {
-            let (mut a, mut b) = pair().await;
+            let (mut a, mut b) = support::tcp_pair().await;
             a.write_all(b"one").await.unwrap();
             let mut buf = BytesMut::from(&b"zero "[..]);
             assert_eq!(b.read_buf(&mut buf).await.unwrap(), 3);
@@ -52,7 +44,7 @@ fn a_full_buffer_is_given_room_and_a_vec_is_offered_at_most_64_kib() {
     overlap::block_on(within(
         HANG,
         async {
-            let (mut a, mut b) = pair().await;
+            let (mut a, mut b) = support::tcp_pair().await;
             let sent = support::pattern_seeded(200, 1);
             a.write_all(&sent).await.unwrap();
             let mut vec = Vec::new();
@@ -88,7 +80,7 @@ fn a_megabyte_read_to_the_end_with_read_buf() {
     overlap::block_on(within(
         HANG,
         async {
-            let (mut a, mut b) = pair().await;
+            let (mut a, mut b) = support::tcp_pair().await;
             let data = support::pattern_seeded(1 << 20, 3);
             let writer = {
                 let data = data.clone();
@@ -119,7 +111,7 @@ fn dropped_while_waiting_it_leaves_the_buffer_as_it_was() {
     overlap::block_on(within(
         HANG,
         async {
-            let (mut a, mut b) = pair().await;
+            let (mut a, mut b) = support::tcp_pair().await;
             let mut buf = BytesMut::from(&b"kept"[..]);
             let mut vec = b"kept".to_vec();
             let waited =
@@ -220,7 +212,7 @@ fn try_read_buf_appends_what_is_there_now() {
     overlap::block_on(within(
         HANG,
         async {
-            let (mut a, b) = pair().await;
+            let (mut a, b) = support::tcp_pair().await;
             let mut buf = BytesMut::from(&b"tcp:"[..]);
             let err = b.try_read_buf(&mut buf).unwrap_err();
             assert_eq!(err.kind(), std::io::ErrorKind::WouldBlock);

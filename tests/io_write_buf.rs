@@ -13,17 +13,10 @@ use std::time::Duration;
 use futures_util::FutureExt;
 use overlap::codec::BytesMut;
 use overlap::io::{AsyncReadExt, AsyncWrite, AsyncWriteBufExt, AsyncWriteExt};
-use overlap::net::{TcpListener, TcpStream};
+use overlap::net::TcpStream;
 use support::within;
 
 const HANG: Duration = Duration::from_secs(20);
-
-async fn pair() -> (TcpStream, TcpStream) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (client, accepted) = overlap::join!(TcpStream::connect(addr), listener.accept());
-    (client.unwrap(), accepted.unwrap().0)
-}
 
 /// Reads `rx` to its end in a task of its own, so the writer never waits on the test.
 fn read_all_in_a_task(mut rx: TcpStream) -> overlap::JoinHandle<Vec<u8>> {
@@ -84,7 +77,7 @@ fn write_all_buf_sends_a_megabyte_from_each_kind_of_buffer() {
         HANG,
         async {
             let sent = support::pattern_seeded(1 << 20, 2);
-            let (mut a, b) = pair().await;
+            let (mut a, b) = support::tcp_pair().await;
             let reader = read_all_in_a_task(b);
 
             let mut bytes = BytesMut::from(&sent[..]);
@@ -132,7 +125,7 @@ fn a_cancelled_write_all_buf_leaves_exactly_the_unwritten_bytes() {
         async {
             // More than loopback's socket buffers hold, so the write must wait.
             let sent = support::pattern_seeded(32 << 20, 3);
-            let (mut a, b) = pair().await;
+            let (mut a, b) = support::tcp_pair().await;
             let mut buf = BytesMut::from(&sent[..]);
             let cut =
                 overlap::time::timeout(Duration::from_millis(50), a.write_all_buf(&mut buf)).await;
@@ -216,7 +209,7 @@ fn a_peer_gone_gives_an_error_and_the_buffer_keeps_the_unwritten_bytes() {
             assert_eq!(buf, b"nobody reads this"[..]);
 
             let sent = support::pattern_seeded(32 << 20, 4);
-            let (mut a, mut b) = pair().await;
+            let (mut a, mut b) = support::tcp_pair().await;
             let mut queue: VecDeque<u8> = sent.iter().copied().collect();
             let reset = async {
                 let mut some = [0u8; 1000];
