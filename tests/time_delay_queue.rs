@@ -277,3 +277,68 @@ async fn shrink_to_fit_gives_a_bursts_room_back_and_keeps_keys_honest() {
     assert_eq!(q.capacity(), 0, "an empty queue keeps nothing");
     assert!(q.next().await.is_none());
 }
+
+/// `compact` moves the values left after most are removed into the table's first slots
+/// and gives the rest back, where `shrink_to_fit` cannot (a value near the end holds the
+/// table): every key still reaches its value (deadline, reset, remove, and the key each
+/// `Expired` carries), keys of values gone stay refused (also those of the slots moved
+/// into), and the values still come out in deadline order at their instants.
+#[overlap::test(start_paused = true)]
+async fn compact_keeps_every_key_and_gives_the_rest_back() {
+    let mut q = DelayQueue::new();
+    let keys: Vec<_> = (0..1000u32)
+        .map(|i| q.insert(i, (1 + i % 7) * MS))
+        .collect();
+    // Keep every hundredth value (the last among them), remove the rest.
+    let (kept, gone): (Vec<_>, Vec<_>) = keys.iter().enumerate().partition(|(i, _)| i % 100 == 99);
+    for (_, key) in &gone {
+        q.remove(key);
+    }
+    q.shrink_to_fit();
+    assert!(
+        q.capacity() > 900,
+        "shrink_to_fit let go below a value still queued"
+    );
+    q.compact();
+    assert!(q.capacity() <= kept.len(), "room kept: {}", q.capacity());
+    assert_eq!(q.len(), kept.len());
+    assert!(
+        gone.iter().all(|(_, k)| q.try_remove(k).is_none()),
+        "a stale key took a value"
+    );
+    // Fresh values reuse freed slots: the stale keys name none of them either.
+    let fresh: Vec<_> = (0..50u32).map(|i| q.insert(5000 + i, 100 * MS)).collect();
+    assert!(gone.iter().all(|(_, k)| q.try_remove(k).is_none()));
+
+    let (_, moved_early) = kept[0];
+    assert_eq!(q.deadline(moved_early), time::now() + (1 + 99 % 7) * MS);
+    q.reset(moved_early, 50 * MS);
+    let (_, taken) = kept[1];
+    assert_eq!(q.remove(taken).into_inner(), 199);
+    assert!(
+        q.try_remove(taken).is_none(),
+        "a moved value's key taken twice"
+    );
+    let start = Instant::now();
+    let mut out = Vec::new();
+    while let Some(expired) = q.next().await {
+        let value = expired.get_ref().to_owned();
+        if value < 1000 {
+            assert_eq!(
+                expired.key(),
+                keys[value as usize],
+                "an expired value's key changed"
+            );
+            out.push((value, expired.deadline() - start));
+        } else {
+            assert!(fresh.contains(&expired.key()));
+        }
+    }
+    let mut expect: Vec<_> = kept[2..]
+        .iter()
+        .map(|(i, _)| (*i as u32, (1 + *i as u32 % 7) * MS))
+        .collect();
+    expect.push((99, 50 * MS));
+    expect.sort_by_key(|&(v, d)| (d, v));
+    assert_eq!(out, expect);
+}

@@ -1,7 +1,7 @@
 //! [`DelayQueue`]: values that come out once their deadline passes, each removable or
 //! movable by its [`Key`] until then (tokio-util's `DelayQueue`).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -56,6 +56,9 @@ pub struct DelayQueue<T> {
     slots: Vec<Slot<T>>,
     /// Vacant slots, to reuse.
     free: Vec<u32>,
+    /// Where [`compact`](DelayQueue::compact) moved the values whose keys name another
+    /// slot: the key given out, to the slot the value is in now.
+    moved: HashMap<Key, u32>,
     /// (deadline, insertion number, slot) of every value: the first is the next to expire.
     order: BTreeSet<(Instant, u64, u32)>,
     /// The next insertion number.
@@ -80,6 +83,8 @@ struct Entry<T> {
     value: T,
     deadline: Instant,
     seq: u64,
+    /// The key its insert gave out (naming another slot once `compact` has moved it).
+    key: Key,
 }
 
 /// Names a value in a [`DelayQueue`] until it expires or is removed: a key to a value
@@ -137,6 +142,7 @@ impl<T> DelayQueue<T> {
         DelayQueue {
             slots: Vec::with_capacity(capacity),
             free: Vec::new(),
+            moved: HashMap::new(),
             order: BTreeSet::new(),
             next_seq: 0,
             fresh_generation: 0,
@@ -150,35 +156,35 @@ impl<T> DelayQueue<T> {
     pub fn insert_at(&mut self, value: T, when: Instant) -> Key {
         let seq = self.next_seq;
         self.next_seq += 1;
-        let entry = Some(Entry {
-            value,
-            deadline: when,
-            seq,
-        });
         let index = match self.free.pop() {
-            Some(index) => {
-                self.slots[index as usize].entry = entry;
-                index
-            }
+            Some(index) => index,
             None => {
                 let index = u32::try_from(self.slots.len()).expect("DelayQueue holds 2^32 values");
                 self.slots.push(Slot {
                     generation: self.fresh_generation,
-                    entry,
+                    entry: None,
                 });
                 index
             }
         };
+        let slot = &mut self.slots[index as usize];
+        let key = Key {
+            index,
+            generation: slot.generation,
+        };
+        slot.entry = Some(Entry {
+            value,
+            deadline: when,
+            seq,
+            key,
+        });
         let first_before = self.order.first().copied();
         self.order.insert((when, seq, index));
         self.drained = false;
         if self.order.first().copied() != first_before {
             self.first_changed();
         }
-        Key {
-            index,
-            generation: self.slots[index as usize].generation,
-        }
+        key
     }
 
     /// Queues `value` to expire `timeout` from now (on the current runtime's clock). A
@@ -200,8 +206,8 @@ impl<T> DelayQueue<T> {
     /// Takes the value `key` names out of the queue, or `None` if it names none (it expired
     /// or was removed already).
     pub fn try_remove(&mut self, key: &Key) -> Option<Expired<T>> {
-        let entry = self.live(key)?;
-        let spot = (entry.deadline, entry.seq, key.index);
+        let (index, entry) = self.live(key)?;
+        let spot = (entry.deadline, entry.seq, index);
         let was_first = self.order.first() == Some(&spot);
         let expired = self.take(spot);
         if was_first {
@@ -215,18 +221,18 @@ impl<T> DelayQueue<T> {
     /// # Panics
     /// If `key` names no value in the queue.
     pub fn reset_at(&mut self, key: &Key, when: Instant) {
-        let entry = self
+        let (index, entry) = self
             .live(key)
             .expect("DelayQueue::reset: the key names no value in the queue");
-        let old = (entry.deadline, entry.seq, key.index);
+        let old = (entry.deadline, entry.seq, index);
         let first_before = self.order.first().copied();
         self.order.remove(&old);
         let seq = self.next_seq;
         self.next_seq += 1;
-        let entry = self.slots[key.index as usize].entry.as_mut().expect("live");
+        let entry = self.slots[index as usize].entry.as_mut().expect("live");
         entry.deadline = when;
         entry.seq = seq;
-        self.order.insert((when, seq, key.index));
+        self.order.insert((when, seq, index));
         if self.order.first().copied() != first_before {
             self.first_changed();
         }
@@ -247,15 +253,14 @@ impl<T> DelayQueue<T> {
     pub fn deadline(&self, key: &Key) -> Instant {
         self.live(key)
             .expect("DelayQueue::deadline: the key names no value in the queue")
+            .1
             .deadline
     }
 
     /// The key of the value that expires first, if any.
     pub fn peek(&self) -> Option<Key> {
-        self.order.first().map(|&(_, _, index)| Key {
-            index,
-            generation: self.slots[index as usize].generation,
-        })
+        let &(_, _, index) = self.order.first()?;
+        self.slots[index as usize].entry.as_ref().map(|e| e.key)
     }
 
     /// Drops every value. A task waiting on the queue is woken, to see it empty.
@@ -301,6 +306,61 @@ impl<T> DelayQueue<T> {
         self.free.retain(|&index| index < len);
         self.slots.shrink_to_fit();
         self.free.shrink_to_fit();
+    }
+
+    /// Moves the values into the first slots of the queue's table and gives back all the
+    /// rest (tokio-util's `compact`): after it the queue holds memory for its values only,
+    /// where [`shrink_to_fit`](Self::shrink_to_fit) cannot let go of vacant slots below a
+    /// value still queued. Every key stays valid, and keys of values gone stay refused.
+    /// O(n) in the values queued; a key of a moved value is then looked up in a map.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use overlap::time::DelayQueue;
+    ///
+    /// let mut queue = DelayQueue::new();
+    /// let keys: Vec<_> = (0..1000).map(|i| queue.insert_at(i, overlap::time::Instant::now())).collect();
+    /// for key in &keys[..999] {
+    ///     queue.remove(key);
+    /// }
+    /// queue.compact();
+    /// assert!(queue.capacity() <= 1, "room for the one value left, at most");
+    /// assert_eq!(queue.remove(&keys[999]).into_inner(), 999); // its key still works
+    /// ```
+    pub fn compact(&mut self) {
+        let live = self.order.len();
+        // As many vacant slots below `live` as values at or above it.
+        let mut vacant: Vec<u32> = (0..live as u32)
+            .filter(|&i| self.slots[i as usize].entry.is_none())
+            .collect();
+        let movers: Vec<(Instant, u64, u32)> = self
+            .order
+            .iter()
+            .filter(|spot| spot.2 as usize >= live)
+            .copied()
+            .collect();
+        for spot in movers {
+            let to = vacant
+                .pop()
+                .expect("a vacant slot below for each value above");
+            self.move_to(spot, to);
+        }
+        // Every slot below `live` is taken now, and every one above it vacant.
+        self.free.clear();
+        self.shrink_to_fit();
+        self.moved.shrink_to_fit();
+    }
+
+    /// Moves the value at `spot` into the vacant slot `to`, noting where its key's value is.
+    fn move_to(&mut self, spot: (Instant, u64, u32), to: u32) {
+        let (deadline, seq, from) = spot;
+        let slot = &mut self.slots[from as usize];
+        let entry = slot.entry.take().expect("a queued slot holds its value");
+        slot.generation = slot.generation.wrapping_add(1);
+        self.order.remove(&spot);
+        self.order.insert((deadline, seq, to));
+        self.moved.insert(entry.key, to);
+        self.slots[to as usize].entry = Some(entry);
     }
 
     /// Makes room for `additional` more values.
@@ -349,13 +409,22 @@ impl<T> DelayQueue<T> {
         Poll::Ready(Some(expired))
     }
 
-    /// The entry `key` names, if it is still queued.
-    fn live(&self, key: &Key) -> Option<&Entry<T>> {
-        let slot = self.slots.get(key.index as usize)?;
-        if slot.generation != key.generation {
+    /// The slot and entry `key` names, if it is still queued: the slot the key names, or,
+    /// for a value [`compact`](Self::compact) moved, the one it moved to.
+    fn live(&self, key: &Key) -> Option<(u32, &Entry<T>)> {
+        if let Some(slot) = self.slots.get(key.index as usize) {
+            if let Some(entry) = slot.entry.as_ref() {
+                if slot.generation == key.generation && entry.key == *key {
+                    return Some((key.index, entry));
+                }
+            }
+        }
+        if self.moved.is_empty() {
             return None;
         }
-        slot.entry.as_ref()
+        let index = *self.moved.get(key)?;
+        let entry = self.slots[index as usize].entry.as_ref()?;
+        (entry.key == *key).then_some((index, entry))
     }
 
     /// Takes the value at `spot` (which is queued) out: its slot is freed for reuse under a
@@ -365,16 +434,15 @@ impl<T> DelayQueue<T> {
         self.order.remove(&spot);
         let slot = &mut self.slots[index as usize];
         let entry = slot.entry.take().expect("a queued slot holds its value");
-        let key = Key {
-            index,
-            generation: slot.generation,
-        };
         slot.generation = slot.generation.wrapping_add(1);
         self.free.push(index);
+        if entry.key.index != index {
+            self.moved.remove(&entry.key);
+        }
         Expired {
             value: entry.value,
             deadline,
-            key,
+            key: entry.key,
         }
     }
 
