@@ -31,6 +31,13 @@ pub trait WriteBufSource: sealed::Sealed {
     #[doc(hidden)]
     fn remaining_slices(&self) -> (&[u8], &[u8]);
 
+    /// How many bytes are left.
+    #[doc(hidden)]
+    fn remaining(&self) -> usize {
+        let (first, second) = self.remaining_slices();
+        first.len() + second.len()
+    }
+
     /// Drops the first `n` bytes left (`n` is at most how many are left).
     #[doc(hidden)]
     fn consume(&mut self, n: usize);
@@ -75,7 +82,7 @@ impl<T: AsRef<[u8]>> WriteBufSource for Cursor<T> {
     }
 
     fn consume(&mut self, n: usize) {
-        let start = self.get_ref().as_ref().len() - self.remaining_slices().0.len();
+        let start = self.get_ref().as_ref().len() - self.remaining();
         self.set_position((start + n) as u64);
     }
 }
@@ -88,11 +95,11 @@ fn poll_write_once<W: AsyncWrite + ?Sized, B: WriteBufSource + ?Sized>(
     cx: &mut Context<'_>,
     buf: &mut B,
 ) -> Poll<io::Result<usize>> {
-    let (first, second) = buf.remaining_slices();
-    let left = first.len() + second.len();
+    let left = buf.remaining();
     if left == 0 {
         return Poll::Ready(Ok(0));
     }
+    let (first, second) = buf.remaining_slices();
     let written = if second.is_empty() {
         writer.poll_write(cx, first)
     } else {
@@ -217,8 +224,7 @@ impl<W: AsyncWrite + Unpin + ?Sized, B: WriteBufSource + ?Sized> Future for Writ
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         loop {
-            let (first, second) = this.buf.remaining_slices();
-            if first.is_empty() && second.is_empty() {
+            if this.buf.remaining() == 0 {
                 return Poll::Ready(Ok(()));
             }
             match poll_write_once(Pin::new(&mut *this.writer), cx, &mut *this.buf) {
