@@ -257,10 +257,11 @@ pub mod io {
     };
     pub use overlap_runtime::io::{
         copy, copy_bidirectional, copy_bidirectional_with_sizes, copy_buf, duplex, join,
-        raw_os_error, read_to_end, read_to_string, split, stderr, stdin, stdout, AsyncReadBufExt,
-        AsyncReadIntExt, AsyncWriteBufExt, AsyncWriteIntExt, BufStream, DuplexStream, Interest,
-        Join, ReadBuf, ReadBufTarget, ReadInt, ReadToEnd, ReadToString, Ready, Stderr, Stdin,
-        Stdout, Unblock, WriteAllBuf, WriteBuf, WriteBufSource, WriteInt,
+        raw_os_error, read_to_end, read_to_string, simplex, split, stderr, stdin, stdout,
+        AsyncReadBufExt, AsyncReadIntExt, AsyncWriteBufExt, AsyncWriteIntExt, BufStream,
+        DuplexStream, Interest, Join, ReadBuf, ReadBufTarget, ReadInt, ReadToEnd, ReadToString,
+        Ready, SimplexReader, SimplexStream, SimplexWriter, Stderr, Stdin, Stdout, Unblock,
+        WriteAllBuf, WriteBuf, WriteBufSource, WriteInt,
     };
 
     /// [`AsyncFd`](crate::AsyncFd) and its guards and errors under tokio's path,

@@ -2,54 +2,20 @@
 //! sockets.
 
 use std::cell::RefCell;
-use std::collections::VecDeque;
 use std::fmt;
 use std::io::{self, IoSlice};
 use std::pin::Pin;
 use std::rc::Rc;
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 
 use futures_util::io::{AsyncRead, AsyncWrite};
 
-/// One direction: bytes written by one end, waiting for the other to read them.
-struct Pipe {
-    buf: VecDeque<u8>,
-    max: usize,
-    /// The writing end closed (or dropped): the reader gets end of file once drained.
-    write_closed: bool,
-    /// The reading end dropped: writes fail with `BrokenPipe`.
-    read_closed: bool,
-    reader: Option<Waker>,
-    writer: Option<Waker>,
-}
+use super::memory_pipe::{self, Pipe, Refusals};
 
-impl Pipe {
-    fn new(max: usize) -> Pipe {
-        Pipe {
-            buf: VecDeque::new(),
-            max,
-            write_closed: false,
-            read_closed: false,
-            reader: None,
-            writer: None,
-        }
-    }
-}
-
-/// Stores `cx`'s waker in `slot` unless an equivalent one is there.
-fn park(slot: &mut Option<Waker>, cx: &Context<'_>) {
-    match slot {
-        Some(w) if w.will_wake(cx.waker()) => {}
-        _ => *slot = Some(cx.waker().clone()),
-    }
-}
-
-/// Wakes the waker taken out of a pipe, after its borrow ended (a waker may run user code).
-fn wake(waker: Option<Waker>) {
-    if let Some(w) = waker {
-        w.wake();
-    }
-}
+const REFUSALS: Refusals = Refusals {
+    reader_gone: "the other end of the duplex stream is gone",
+    closed: "this end of the duplex stream was closed for writing",
+};
 
 /// One end of a [`duplex`] pair: what it writes, the other end reads, and the other way
 /// round. It implements futures-io's `AsyncRead` and `AsyncWrite`.
@@ -88,9 +54,8 @@ pub struct DuplexStream {
 /// .unwrap();
 /// ```
 pub fn duplex(max_buf_size: usize) -> (DuplexStream, DuplexStream) {
-    let max = max_buf_size.max(1);
-    let a_to_b = Rc::new(RefCell::new(Pipe::new(max)));
-    let b_to_a = Rc::new(RefCell::new(Pipe::new(max)));
+    let a_to_b = Pipe::shared(max_buf_size);
+    let b_to_a = Pipe::shared(max_buf_size);
     (
         DuplexStream {
             read: b_to_a.clone(),
@@ -110,31 +75,7 @@ impl AsyncRead for DuplexStream {
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
         // Budgeted like the channels: an always-ready read loop must yield now and then.
-        crate::coop::budgeted(cx, |cx| self.get_mut().poll_read_now(cx, buf))
-    }
-}
-
-impl DuplexStream {
-    fn poll_read_now(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
-        if buf.is_empty() {
-            return Poll::Ready(Ok(0));
-        }
-        let mut pipe = self.read.borrow_mut();
-        if pipe.buf.is_empty() {
-            if pipe.write_closed {
-                return Poll::Ready(Ok(0));
-            }
-            park(&mut pipe.reader, cx);
-            return Poll::Pending;
-        }
-        let n = buf.len().min(pipe.buf.len());
-        for (dst, src) in buf.iter_mut().zip(pipe.buf.drain(..n)) {
-            *dst = src;
-        }
-        let writer = pipe.writer.take();
-        drop(pipe);
-        wake(writer);
-        Poll::Ready(Ok(n))
+        crate::coop::budgeted(cx, |cx| memory_pipe::poll_read(&self.read, cx, buf))
     }
 }
 
@@ -145,7 +86,9 @@ impl AsyncWrite for DuplexStream {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let bufs = [IoSlice::new(buf)];
-        crate::coop::budgeted(cx, |cx| self.get_mut().poll_write_now(cx, &bufs))
+        crate::coop::budgeted(cx, |cx| {
+            memory_pipe::poll_write(&self.write, cx, &bufs, &REFUSALS)
+        })
     }
 
     /// Copies the slices in order, as many bytes as fit, in one call.
@@ -154,7 +97,9 @@ impl AsyncWrite for DuplexStream {
         cx: &mut Context<'_>,
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        crate::coop::budgeted(cx, |cx| self.get_mut().poll_write_now(cx, bufs))
+        crate::coop::budgeted(cx, |cx| {
+            memory_pipe::poll_write(&self.write, cx, bufs, &REFUSALS)
+        })
     }
 
     fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -162,84 +107,23 @@ impl AsyncWrite for DuplexStream {
     }
 
     fn poll_close(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let reader = {
-            let mut pipe = self.write.borrow_mut();
-            pipe.write_closed = true;
-            pipe.reader.take()
-        };
-        wake(reader);
+        memory_pipe::close_write(&self.write);
         Poll::Ready(Ok(()))
     }
 }
 
 impl Drop for DuplexStream {
     fn drop(&mut self) {
-        let reader = {
-            let mut pipe = self.write.borrow_mut();
-            pipe.write_closed = true;
-            pipe.reader.take()
-        };
-        let writer = {
-            let mut pipe = self.read.borrow_mut();
-            pipe.read_closed = true;
-            // Bytes nobody will read go now.
-            pipe.buf = VecDeque::new();
-            pipe.writer.take()
-        };
-        wake(reader);
-        wake(writer);
+        memory_pipe::close_write(&self.write);
+        memory_pipe::close_read(&self.read);
     }
 }
 
 impl fmt::Debug for DuplexStream {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("DuplexStream")
-            .field("readable_bytes", &self.read.borrow().buf.len())
-            .field("unread_written_bytes", &self.write.borrow().buf.len())
+            .field("readable_bytes", &self.read.borrow().len())
+            .field("unread_written_bytes", &self.write.borrow().len())
             .finish()
-    }
-}
-
-impl DuplexStream {
-    /// Appends the bytes of `bufs`, in order, as far as the buffer has room.
-    fn poll_write_now(
-        &mut self,
-        cx: &mut Context<'_>,
-        bufs: &[IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        let mut pipe = self.write.borrow_mut();
-        if pipe.read_closed {
-            return Poll::Ready(Err(io::Error::new(
-                io::ErrorKind::BrokenPipe,
-                "the other end of the duplex stream is gone",
-            )));
-        }
-        if pipe.write_closed {
-            return Poll::Ready(Err(io::Error::new(
-                io::ErrorKind::BrokenPipe,
-                "this end of the duplex stream was closed for writing",
-            )));
-        }
-        if bufs.iter().all(|b| b.is_empty()) {
-            return Poll::Ready(Ok(0));
-        }
-        let room = pipe.max - pipe.buf.len();
-        if room == 0 {
-            park(&mut pipe.writer, cx);
-            return Poll::Pending;
-        }
-        let mut n = 0;
-        for b in bufs {
-            let take = (room - n).min(b.len());
-            pipe.buf.extend(&b[..take]);
-            n += take;
-            if n == room {
-                break;
-            }
-        }
-        let reader = pipe.reader.take();
-        drop(pipe);
-        wake(reader);
-        Poll::Ready(Ok(n))
     }
 }
