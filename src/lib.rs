@@ -259,9 +259,9 @@ pub mod io {
         copy, copy_bidirectional, copy_bidirectional_with_sizes, copy_buf, duplex, join,
         raw_os_error, read_to_end, read_to_string, simplex, split, stderr, stdin, stdout,
         AsyncReadBufExt, AsyncReadIntExt, AsyncWriteBufExt, AsyncWriteIntExt, BufStream,
-        DuplexStream, Interest, Join, ReadBuf, ReadBufTarget, ReadInt, ReadToEnd, ReadToString,
-        Ready, SimplexReader, SimplexStream, SimplexWriter, Stderr, Stdin, Stdout, Unblock,
-        WriteAllBuf, WriteBuf, WriteBufSource, WriteInt,
+        DuplexStream, InspectReader, InspectWriter, Interest, Join, ReadBuf, ReadBufTarget,
+        ReadInt, ReadToEnd, ReadToString, Ready, SimplexReader, SimplexStream, SimplexWriter,
+        Stderr, Stdin, Stdout, Unblock, WriteAllBuf, WriteBuf, WriteBufSource, WriteInt,
     };
 
     /// [`AsyncFd`](crate::AsyncFd) and its guards and errors under tokio's path,
