@@ -113,3 +113,61 @@ fn children_inherit_no_descriptor_of_the_runtime() {
         });
     });
 }
+
+/// Whether `fd` is close-on-exec.
+fn cloexec(fd: std::os::fd::RawFd) -> bool {
+    // SAFETY: F_GETFD takes no pointer; the fd is open while the caller holds its owner.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+    assert!(flags >= 0, "{}", std::io::Error::last_os_error());
+    flags & libc::FD_CLOEXEC != 0
+}
+
+/// Sets or clears `fd`'s close-on-exec flag.
+fn set_cloexec(fd: std::os::fd::RawFd, on: bool) {
+    let flags = if on { libc::FD_CLOEXEC } else { 0 };
+    // SAFETY: F_SETFD takes an integer; the fd is open while the caller holds its owner.
+    assert_eq!(unsafe { libc::fcntl(fd, libc::F_SETFD, flags) }, 0);
+}
+
+/// What the net docs say of adopted sockets: `from_std` and `TryFrom<OwnedFd>` leave the
+/// close-on-exec flag as it was (a socket-activated daemon sets it on the fds it is
+/// passed), for every socket type, flag set or clear.
+#[test]
+fn an_adopted_socket_keeps_the_close_on_exec_flag_it_came_with() {
+    use std::os::fd::{AsRawFd, OwnedFd};
+    let dir = TempDir::new("fds-adopted-cloexec");
+    overlap::block_on(async {
+        for on in [false, true] {
+            let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let client = std::net::TcpStream::connect(tcp.local_addr().unwrap()).unwrap();
+            let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            let path = dir.join(&format!("l{on}.sock"));
+            let unix = std::os::unix::net::UnixListener::bind(&path).unwrap();
+            let stream = std::os::unix::net::UnixStream::connect(&path).unwrap();
+            let dgram = std::os::unix::net::UnixDatagram::unbound().unwrap();
+            let fds = [
+                tcp.as_raw_fd(),
+                client.as_raw_fd(),
+                udp.as_raw_fd(),
+                unix.as_raw_fd(),
+                stream.as_raw_fd(),
+                dgram.as_raw_fd(),
+            ];
+            for fd in fds {
+                set_cloexec(fd, on);
+            }
+            let adopted = (
+                TcpListener::try_from(OwnedFd::from(tcp)).unwrap(),
+                TcpStream::from_std(client).unwrap(),
+                UdpSocket::from_std(udp).unwrap(),
+                UnixListener::from_std(unix).unwrap(),
+                UnixStream::try_from(OwnedFd::from(stream)).unwrap(),
+                UnixDatagram::from_std(dgram).unwrap(),
+            );
+            for fd in fds {
+                assert_eq!(cloexec(fd), on, "fd {fd}, adopted with the flag {on}");
+            }
+            drop(adopted);
+        }
+    });
+}

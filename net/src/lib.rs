@@ -3,7 +3,11 @@
 //! Most users reach these types as `overlap::net`.
 //!
 //! - Every socket is created `SOCK_NONBLOCK | SOCK_CLOEXEC` (with `socket`, `socketpair` and
-//!   `accept4` flags, never a later `fcntl`).
+//!   `accept4` flags, never a later `fcntl`). A socket adopted (`from_std`,
+//!   `TryFrom<OwnedFd>`) is made non-blocking but keeps the close-on-exec flag it came
+//!   with, as tokio's does: one a service manager passed (socket activation) or an `exec`
+//!   left open is inheritable, so a program that spawns children sets `FD_CLOEXEC` on it
+//!   itself, as `sd_listen_fds` does (see [`TcpListener::from_std`]).
 //! - `EAGAIN`/`EWOULDBLOCK` and `EINTR` never reach the caller: operations wait for the
 //!   reactor and retry.
 //! - Writes use `MSG_NOSIGNAL`: a reset peer is an error, not a `SIGPIPE`.

@@ -104,6 +104,32 @@ impl TcpListener {
     /// manager's fd 3 that is not what the program was told, a bogus fd received over
     /// `SCM_RIGHTS`), where tokio's takes it and fails its `accept` with `ENOTSOCK`, or
     /// never wakes it.
+    ///
+    /// The fd's close-on-exec flag is left as it was (as tokio leaves it): a listener passed
+    /// by a service manager is inheritable, and every child the program spawns would hold
+    /// it, keeping the port open after the program exits, unless the program sets
+    /// `FD_CLOEXEC` itself, as `sd_listen_fds` does.
+    ///
+    /// ```
+    /// use std::os::fd::{AsRawFd, OwnedFd};
+    /// use overlap::net::TcpListener;
+    ///
+    /// overlap::block_on(async {
+    ///     // An inheritable listener, as socket activation passes one at fd 3.
+    ///     let passed = std::net::TcpListener::bind("127.0.0.1:0")?;
+    ///     let fd = passed.as_raw_fd();
+    ///     // SAFETY: F_SETFD takes an integer; `fd` is open.
+    ///     unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
+    ///     let listener = TcpListener::try_from(OwnedFd::from(passed))?;
+    ///     // SAFETY: as above.
+    ///     assert_eq!(unsafe { libc::fcntl(fd, libc::F_GETFD) }, 0, "still inheritable");
+    ///     // SAFETY: as above; `listener` owns `fd` and keeps it open.
+    ///     unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    ///     # drop(listener);
+    ///     std::io::Result::Ok(())
+    /// })
+    /// .unwrap();
+    /// ```
     pub fn from_std(listener: std::net::TcpListener) -> io::Result<TcpListener> {
         let sock = Socket::from_owned(OwnedFd::from(listener));
         crate::adopt::TCP_LISTENER.check(&sock)?;

@@ -71,6 +71,10 @@ impl UnixListener {
     /// dups) as it was. A socket that is not a listening Unix-domain stream socket (a
     /// seqpacket one included) is refused with `InvalidInput`, as is an fd that is no
     /// socket at all (a pipe, a file, an eventfd).
+    ///
+    /// The fd's close-on-exec flag is left as it was: one passed by a service manager is
+    /// inheritable, and stays so until the program sets `FD_CLOEXEC` (see
+    /// [`TcpListener::from_std`](crate::TcpListener::from_std)).
     pub fn from_std(listener: std::os::unix::net::UnixListener) -> io::Result<UnixListener> {
         let sock = Socket::from_owned(OwnedFd::from(listener));
         crate::adopt::UNIX_LISTENER.check(&sock)?;
