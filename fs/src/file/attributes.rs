@@ -22,8 +22,8 @@ impl File {
         .await
     }
 
-    /// Truncates or extends the file to `size` bytes, after writing out buffered bytes. The
-    /// offset does not move. A `size` past `i64::MAX`, the largest a file can have, is
+    /// Truncates or extends the file to `size` bytes, after writing out buffered bytes (so
+    /// it takes `&mut self`, where tokio's takes `&self`). The offset does not move. A `size` past `i64::MAX`, the largest a file can have, is
     /// refused with [`InvalidInput`](io::ErrorKind::InvalidInput) before anything is done.
     ///
     /// Dropped before it completes, the truncation still happens, before anything the `File`
@@ -58,12 +58,39 @@ impl File {
     }
 
     /// Writes out buffered bytes, then flushes data and metadata to the device (`fsync`).
+    ///
+    /// It takes `&mut self` where tokio's takes `&self`: the bytes it writes out first are
+    /// this handle's own buffer. So tokio code's `let file = ..; file.sync_all().await`
+    /// needs `let mut file` here (rustc's E0596, "cannot borrow `file` as mutable"), as does
+    /// a file taken back with `into_inner` from a `FramedWrite` or a `BufWriter` to be
+    /// synced before a rename.
+    ///
+    /// ```
+    /// use overlap::codec::{FramedWrite, LinesCodec};
+    /// use overlap::sink::SinkExt;
+    /// # let dir = std::env::temp_dir().join(format!("overlap-doc-sync-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir).unwrap();
+    /// # let (tmp, path) = (dir.join("state.tmp"), dir.join("state"));
+    /// overlap::block_on(async {
+    ///     let file = overlap::fs::File::create(&tmp).await?;
+    ///     let mut lines = FramedWrite::new(file, LinesCodec::new());
+    ///     lines.send("saved").await.map_err(std::io::Error::other)?;
+    ///     let mut file = lines.into_inner(); // `mut`: sync_all takes `&mut self`
+    ///     file.sync_all().await?;
+    ///     drop(file);
+    ///     overlap::fs::rename(&tmp, &path).await?;
+    ///     assert_eq!(std::fs::read(&path)?, b"saved\n");
+    ///     # std::fs::remove_dir_all(&dir)?;
+    ///     Ok::<_, std::io::Error>(())
+    /// }).unwrap();
+    /// ```
     pub async fn sync_all(&mut self) -> io::Result<()> {
         self.settle().await?;
         self.run_on_file("sync", StdFile::sync_all).await
     }
 
     /// Writes out buffered bytes, then flushes the data to the device (`fdatasync`).
+    /// Like [`sync_all`](File::sync_all), it takes `&mut self` where tokio's takes `&self`.
     pub async fn sync_data(&mut self) -> io::Result<()> {
         self.settle().await?;
         self.run_on_file("sync", StdFile::sync_data).await
