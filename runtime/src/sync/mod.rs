@@ -3,7 +3,8 @@
 //! every receiver) and [`watch`] (the latest value, and waiting for it to change); [`Notify`], which wakes one
 //! waiting task or all of them; [`Semaphore`], which caps how many tasks do something at
 //! once; [`Mutex`] and [`RwLock`], for a value borrowed across `.await`; [`Barrier`], where
-//! a set number of tasks meet; and [`OnceCell`], a value made once by an async initializer.
+//! a set number of tasks meet; [`OnceCell`], a value made once by an async initializer; and
+//! [`SetOnce`], a value set once that tasks wait for (`Send` and `Sync`).
 //!
 //! They are built for overlap's single-threaded runtime: plain `Rc` and `RefCell`, no atomic
 //! instruction and no lock, so a message costs a queue push and, if the other side waits, one
@@ -84,6 +85,7 @@ pub mod oneshot;
 mod poll_sender;
 mod rwlock;
 mod semaphore;
+mod set_once;
 pub(crate) mod wait_list;
 pub(crate) mod waiters;
 pub mod watch;
@@ -107,3 +109,4 @@ pub use semaphore::{
     Acquire, AcquireError, AcquireOwned, OwnedPermit, OwnedSemaphorePermit, Permit, Semaphore,
     SemaphorePermit, TryAcquireError,
 };
+pub use set_once::{SetOnce, SetOnceError};

@@ -18,6 +18,15 @@ pub(crate) struct WaitList {
 pub(crate) struct WaitSlot(Option<(u64, usize)>);
 
 impl WaitList {
+    /// An empty list, for a `static`'s constructor.
+    pub(crate) const fn new() -> WaitList {
+        WaitList {
+            slots: Vec::new(),
+            free: Vec::new(),
+            round: 0,
+        }
+    }
+
     /// Stores `waker` in the wait's slot, taking a slot first if it has none in this
     /// round: the latest waker is the one woken.
     pub(crate) fn register(&mut self, slot: &mut WaitSlot, waker: &Waker) {
