@@ -68,6 +68,11 @@ pub fn interval_at(start: Instant, period: Duration) -> Interval {
 /// | `Burst` | 10, 20, 30 (all at once), then 40, 50… |
 /// | `Delay` | 45, 55, 65… (the schedule restarts from now) |
 /// | `Skip` (default) | 40, 50… (the missed ones are dropped, the phase is kept) |
+///
+/// The default differs from tokio's, which is `Burst`: a loop that must run once per
+/// period even after a stall (a rate that has to catch up) asks for `Burst` with
+/// [`Interval::set_missed_tick_behavior`]; by default a stalled loop resumes on its
+/// schedule instead of firing the backlog at once.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum MissedTickBehavior {
     /// Fire every missed tick, back to back, until caught up.
