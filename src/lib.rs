@@ -165,6 +165,17 @@ pub mod task {
         JoinNextWithId, JoinSet, LocalKey, RemoteJoinHandle, TaskLocalFuture, TaskTracker,
         TaskTrackerToken, TaskTrackerWaitFuture, TrackedFuture, Unconstrained, YieldNow,
     };
+
+    /// tokio's `task::coop`: the cooperative budget from a library's side. Each task poll
+    /// gets 128 units; every ready operation (I/O, a channel, a lock, a timer) spends one,
+    /// and once they are spent the next one returns `Pending` and the task goes to the
+    /// back of the queue, so that one busy task cannot starve the others or the reactor.
+    pub mod coop {
+        pub use overlap_runtime::coop_api::{
+            cooperative, has_budget_remaining, poll_proceed, Cooperative, RestoreOnPending,
+        };
+        pub use overlap_runtime::{consume_budget, unconstrained, Unconstrained};
+    }
 }
 
 /// The runtime, under the names tokio's `runtime` module uses, for code moving over:

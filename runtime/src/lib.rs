@@ -17,6 +17,7 @@ mod sys;
 mod blocking;
 pub mod codec;
 mod coop;
+pub mod coop_api;
 mod executor;
 pub mod io;
 mod metrics;
