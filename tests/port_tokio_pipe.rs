@@ -4,8 +4,8 @@
 //! - FIFO opening: `fifo_simple_send`, `fifo_simple_send_sender_first`,
 //!   `fifo_resilient_reader`, `open_detects_not_a_fifo` (also a Unix socket's path, which
 //!   `open(2)` refuses with `ENXIO` as for a missing reader). Tokio's `read_write(true)` is
-//!   a FIFO opened `O_RDWR` with std and handed to `from_owned_fd`, which takes it for either
-//!   end.
+//!   `overlap::pipe::OpenOptions` (`pipe_open_options.rs`); here the FIFO is opened `O_RDWR`
+//!   with std and handed to `from_owned_fd`, which takes it for either end, as well.
 //! - Taking fds in: `from_file`, `from_file_detects_not_a_fifo`,
 //!   `from_file_detects_wrong_access_mode`, `from_file_sets_nonblock`,
 //!   `anon_pipe_from_owned_fd` (a `File` goes in through `OwnedFd::from`); also `O_PATH` fds.

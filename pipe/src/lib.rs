@@ -1,7 +1,8 @@
 //! Pipes and FIFOs on overlap's reactor.
 //!
 //! [`pipe`] makes an anonymous pipe as an async [`Sender`] (write end) and [`Receiver`]
-//! (read end); [`Sender::open`] and [`Receiver::open`] open named FIFOs. Both ends are
+//! (read end); [`Sender::open`] and [`Receiver::open`] open named FIFOs, and
+//! [`OpenOptions`] opens them read-write (tokio's `read_write(true)`). Both ends are
 //! non-blocking and close-on-exec, registered with the current runtime's reactor, and
 //! implement the futures-io [`AsyncWrite`](futures_util::io::AsyncWrite) /
 //! [`AsyncRead`](futures_util::io::AsyncRead) traits.
@@ -34,6 +35,7 @@
 //! });
 //! ```
 
+mod open_options;
 pub mod process;
 mod receiver;
 mod sender;
@@ -42,6 +44,7 @@ mod sys;
 
 use std::io;
 
+pub use open_options::OpenOptions;
 pub use receiver::Receiver;
 pub use sender::Sender;
 pub use splice::{splice_bidirectional, splice_copy};
@@ -55,7 +58,7 @@ pub fn pipe() -> io::Result<(Sender, Receiver)> {
     Ok((Sender::from_owned_fd(w)?, Receiver::from_owned_fd(r)?))
 }
 
-/// Opens the FIFO at `path` for `access` (`O_RDONLY` or `O_WRONLY`; non-blocking and
+/// Opens the FIFO at `path` for `access` (`O_RDONLY`, `O_WRONLY` or `O_RDWR`; non-blocking and
 /// close-on-exec), an error naming the path. `open(2)` says `ENXIO` both for a FIFO with no
 /// reader and for what is no FIFO at all (a Unix socket, a device with no driver): the
 /// latter is reported as `InvalidInput` here, so that code retrying until a reader comes

@@ -17,8 +17,8 @@ pub(crate) fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
-/// Opens a FIFO (or any path) non-blocking and close-on-exec with `access` (`O_RDONLY` or
-/// `O_WRONLY`). `O_NOCTTY` too: a terminal's path, refused later as no FIFO, must not
+/// Opens a FIFO (or any path) non-blocking and close-on-exec with `access` (`O_RDONLY`,
+/// `O_WRONLY` or `O_RDWR`). `O_NOCTTY` too: a terminal's path, refused later as no FIFO, must not
 /// become the controlling terminal of a session leader that has none.
 pub(crate) fn open(path: &Path, access: libc::c_int) -> io::Result<OwnedFd> {
     let c = CString::new(path.as_os_str().as_bytes())
