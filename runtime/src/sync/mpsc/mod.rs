@@ -251,11 +251,48 @@ impl<T> Receiver<T> {
     /// });
     /// ```
     pub async fn recv_many(&mut self, buf: &mut Vec<T>, limit: usize) -> usize {
+        std::future::poll_fn(|cx| self.poll_recv_many(cx, buf, limit)).await
+    }
+
+    /// [`recv_many`](Receiver::recv_many) as a poll function, for a hand-written future or
+    /// stream that drains the channel in batches: `Pending` until a value is queued or the
+    /// channel ends, then up to `limit` values moved to the end of `buf` and their count,
+    /// `0` meaning the end (or a `limit` of 0).
+    ///
+    /// ```
+    /// use std::future::poll_fn;
+    /// use std::task::Poll;
+    /// use overlap::sync::mpsc;
+    ///
+    /// overlap::block_on(async {
+    ///     let (tx, mut rx) = mpsc::channel(8);
+    ///     let mut batch = Vec::new();
+    ///     poll_fn(|cx| {
+    ///         assert!(rx.poll_recv_many(cx, &mut batch, 4).is_pending(), "nothing queued");
+    ///         Poll::Ready(())
+    ///     })
+    ///     .await;
+    ///     for i in 0..6 {
+    ///         tx.send(i).await.unwrap();
+    ///     }
+    ///     assert_eq!(poll_fn(|cx| rx.poll_recv_many(cx, &mut batch, 4)).await, 4);
+    ///     drop(tx);
+    ///     assert_eq!(poll_fn(|cx| rx.poll_recv_many(cx, &mut batch, 4)).await, 2);
+    ///     assert_eq!(poll_fn(|cx| rx.poll_recv_many(cx, &mut batch, 4)).await, 0, "ended");
+    ///     assert_eq!(batch, [0, 1, 2, 3, 4, 5]);
+    /// });
+    /// ```
+    pub fn poll_recv_many(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut Vec<T>,
+        limit: usize,
+    ) -> Poll<usize> {
         if limit == 0 {
-            return 0;
+            return Poll::Ready(0);
         }
-        let Some(first) = self.recv().await else {
-            return 0;
+        let Some(first) = std::task::ready!(self.poll_recv(cx)) else {
+            return Poll::Ready(0);
         };
         buf.push(first);
         let mut n = 1;
@@ -266,7 +303,7 @@ impl<T> Receiver<T> {
             }
             n += 1;
         }
-        n
+        Poll::Ready(n)
     }
 
     /// [`recv`](Receiver::recv) as a poll function.

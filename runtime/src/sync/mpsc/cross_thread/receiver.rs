@@ -102,11 +102,23 @@ impl<T> Receiver<T> {
     /// });
     /// ```
     pub async fn recv_many(&mut self, buf: &mut Vec<T>, limit: usize) -> usize {
+        std::future::poll_fn(|cx| self.poll_recv_many(cx, buf, limit)).await
+    }
+
+    /// [`recv_many`](Receiver::recv_many) as a poll function: `Pending` until a value is
+    /// queued or the channel ends, then up to `limit` values moved to the end of `buf` and
+    /// their count, `0` meaning the end (or a `limit` of 0).
+    pub fn poll_recv_many(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut Vec<T>,
+        limit: usize,
+    ) -> Poll<usize> {
         if limit == 0 {
-            return 0;
+            return Poll::Ready(0);
         }
-        let Some(first) = self.recv().await else {
-            return 0;
+        let Some(first) = std::task::ready!(self.poll_recv(cx)) else {
+            return Poll::Ready(0);
         };
         buf.push(first);
         let mut n = 1;
@@ -117,7 +129,40 @@ impl<T> Receiver<T> {
             }
             n += 1;
         }
-        n
+        Poll::Ready(n)
+    }
+
+    /// Waits, parking the thread, for at least one value, then moves up to `limit` queued
+    /// values to the end of `buf`: tokio's `blocking_recv_many`, the batch form of
+    /// [`blocking_recv`](Receiver::blocking_recv), for a [`spawn_blocking`](crate::spawn_blocking)
+    /// job or a plain thread. `0` means the channel has ended, or `limit` was 0.
+    ///
+    /// # Panics
+    /// On a thread running a runtime's `block_on`, as `blocking_recv` does.
+    ///
+    /// ```
+    /// use overlap::sync::mpsc::cross_thread;
+    ///
+    /// let (tx, mut rx) = cross_thread::unbounded_channel();
+    /// for i in 0..10 {
+    ///     tx.send(i).unwrap();
+    /// }
+    /// drop(tx);
+    /// let writer = std::thread::spawn(move || {
+    ///     let (mut batches, mut all) = (0, Vec::new());
+    ///     while rx.blocking_recv_many(&mut all, 4) > 0 {
+    ///         batches += 1; // one write per batch, say
+    ///     }
+    ///     (batches, all)
+    /// });
+    /// let (batches, all) = writer.join().unwrap();
+    /// assert_eq!(batches, 3);
+    /// assert_eq!(all, (0..10).collect::<Vec<_>>());
+    /// ```
+    #[track_caller]
+    pub fn blocking_recv_many(&mut self, buf: &mut Vec<T>, limit: usize) -> usize {
+        let batch = self.recv_many(buf, limit);
+        block("Receiver::blocking_recv_many", "recv_many(..).await", batch)
     }
 
     /// [`recv`](Receiver::recv) as a poll function, for a hand-written future or stream.
