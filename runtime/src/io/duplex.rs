@@ -3,14 +3,9 @@
 
 use std::cell::RefCell;
 use std::fmt;
-use std::io::{self, IoSlice};
-use std::pin::Pin;
 use std::rc::Rc;
-use std::task::{Context, Poll};
 
-use futures_util::io::{AsyncRead, AsyncWrite};
-
-use super::memory_pipe::{self, Pipe, Refusals};
+use super::memory_pipe::{self, read_from_pipe, write_to_pipe, Pipe, Refusals};
 
 const REFUSALS: Refusals = Refusals {
     reader_gone: "the other end of the duplex stream is gone",
@@ -68,49 +63,8 @@ pub fn duplex(max_buf_size: usize) -> (DuplexStream, DuplexStream) {
     )
 }
 
-impl AsyncRead for DuplexStream {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut [u8],
-    ) -> Poll<io::Result<usize>> {
-        // Budgeted like the channels: an always-ready read loop must yield now and then.
-        crate::coop::budgeted(cx, |cx| memory_pipe::poll_read(&self.read, cx, buf))
-    }
-}
-
-impl AsyncWrite for DuplexStream {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let bufs = [IoSlice::new(buf)];
-        crate::coop::budgeted(cx, |cx| {
-            memory_pipe::poll_write(&self.write, cx, &bufs, &REFUSALS)
-        })
-    }
-
-    /// Copies the slices in order, as many bytes as fit, in one call.
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        crate::coop::budgeted(cx, |cx| {
-            memory_pipe::poll_write(&self.write, cx, bufs, &REFUSALS)
-        })
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn poll_close(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        memory_pipe::close_write(&self.write);
-        Poll::Ready(Ok(()))
-    }
-}
+read_from_pipe!(DuplexStream, read);
+write_to_pipe!(DuplexStream, write, REFUSALS);
 
 impl Drop for DuplexStream {
     fn drop(&mut self) {

@@ -149,3 +149,69 @@ pub(super) fn close_read(pipe: &RefCell<Pipe>) {
     };
     wake(writer);
 }
+
+/// `AsyncRead` for a type whose reads come out of the pipe in its field `$pipe`.
+macro_rules! read_from_pipe {
+    ($ty:ty, $pipe:ident) => {
+        impl futures_util::io::AsyncRead for $ty {
+            fn poll_read(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+                buf: &mut [u8],
+            ) -> std::task::Poll<std::io::Result<usize>> {
+                // Budgeted like the channels: an always-ready read loop must yield now
+                // and then.
+                $crate::coop::budgeted(cx, |cx| {
+                    $crate::io::memory_pipe::poll_read(&self.$pipe, cx, buf)
+                })
+            }
+        }
+    };
+}
+
+/// `AsyncWrite` for a type whose writes go into the pipe in its field `$pipe`, refused in
+/// the words of `$refusals` (a [`Refusals`]).
+macro_rules! write_to_pipe {
+    ($ty:ty, $pipe:ident, $refusals:expr) => {
+        impl futures_util::io::AsyncWrite for $ty {
+            fn poll_write(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+                buf: &[u8],
+            ) -> std::task::Poll<std::io::Result<usize>> {
+                let bufs = [std::io::IoSlice::new(buf)];
+                $crate::coop::budgeted(cx, |cx| {
+                    $crate::io::memory_pipe::poll_write(&self.$pipe, cx, &bufs, &$refusals)
+                })
+            }
+
+            /// Copies the slices in order, as many bytes as fit, in one call.
+            fn poll_write_vectored(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+                bufs: &[std::io::IoSlice<'_>],
+            ) -> std::task::Poll<std::io::Result<usize>> {
+                $crate::coop::budgeted(cx, |cx| {
+                    $crate::io::memory_pipe::poll_write(&self.$pipe, cx, bufs, &$refusals)
+                })
+            }
+
+            fn poll_flush(
+                self: std::pin::Pin<&mut Self>,
+                _cx: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<std::io::Result<()>> {
+                std::task::Poll::Ready(Ok(()))
+            }
+
+            fn poll_close(
+                self: std::pin::Pin<&mut Self>,
+                _cx: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<std::io::Result<()>> {
+                $crate::io::memory_pipe::close_write(&self.$pipe);
+                std::task::Poll::Ready(Ok(()))
+            }
+        }
+    };
+}
+
+pub(super) use {read_from_pipe, write_to_pipe};

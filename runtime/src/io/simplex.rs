@@ -2,14 +2,9 @@
 
 use std::cell::RefCell;
 use std::fmt;
-use std::io::{self, IoSlice};
-use std::pin::Pin;
 use std::rc::Rc;
-use std::task::{Context, Poll};
 
-use futures_util::io::{AsyncRead, AsyncWrite};
-
-use super::memory_pipe::{self, Pipe, Refusals};
+use super::memory_pipe::{self, read_from_pipe, write_to_pipe, Pipe, Refusals};
 
 const REFUSALS: Refusals = Refusals {
     reader_gone: "the reading end of the simplex stream is gone",
@@ -24,7 +19,7 @@ const REFUSALS: Refusals = Refusals {
 /// A writer finding the buffer full waits for the reader. Closing the writer
 /// (`close`, tokio's `shutdown`) or dropping it ends the stream: the reader reads what is
 /// left, then end of file. Dropping the reader makes later writes fail with
-/// [`BrokenPipe`](io::ErrorKind::BrokenPipe) and discards what it had not read. (tokio
+/// [`BrokenPipe`](std::io::ErrorKind::BrokenPipe) and discards what it had not read. (tokio
 /// gives the halves of one `SimplexStream` as `ReadHalf`/`WriteHalf`, where a dropped
 /// writer leaves the reader waiting; these are types of their own so that it does not.)
 /// Neither end is `Send`: both belong to the tasks of one thread.
@@ -105,65 +100,10 @@ impl SimplexStream {
     }
 }
 
-/// `AsyncRead` for the types whose reads come out of `self.pipe`.
-macro_rules! read_from_pipe {
-    ($ty:ty) => {
-        impl AsyncRead for $ty {
-            fn poll_read(
-                self: Pin<&mut Self>,
-                cx: &mut Context<'_>,
-                buf: &mut [u8],
-            ) -> Poll<io::Result<usize>> {
-                // Budgeted like the channels: an always-ready read loop must yield now
-                // and then.
-                crate::coop::budgeted(cx, |cx| memory_pipe::poll_read(&self.pipe, cx, buf))
-            }
-        }
-    };
-}
-
-/// `AsyncWrite` for the types whose writes go into `self.pipe`.
-macro_rules! write_to_pipe {
-    ($ty:ty) => {
-        impl AsyncWrite for $ty {
-            fn poll_write(
-                self: Pin<&mut Self>,
-                cx: &mut Context<'_>,
-                buf: &[u8],
-            ) -> Poll<io::Result<usize>> {
-                let bufs = [IoSlice::new(buf)];
-                crate::coop::budgeted(cx, |cx| {
-                    memory_pipe::poll_write(&self.pipe, cx, &bufs, &REFUSALS)
-                })
-            }
-
-            /// Copies the slices in order, as many bytes as fit, in one call.
-            fn poll_write_vectored(
-                self: Pin<&mut Self>,
-                cx: &mut Context<'_>,
-                bufs: &[IoSlice<'_>],
-            ) -> Poll<io::Result<usize>> {
-                crate::coop::budgeted(cx, |cx| {
-                    memory_pipe::poll_write(&self.pipe, cx, bufs, &REFUSALS)
-                })
-            }
-
-            fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-                Poll::Ready(Ok(()))
-            }
-
-            fn poll_close(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-                memory_pipe::close_write(&self.pipe);
-                Poll::Ready(Ok(()))
-            }
-        }
-    };
-}
-
-read_from_pipe!(SimplexReader);
-read_from_pipe!(SimplexStream);
-write_to_pipe!(SimplexWriter);
-write_to_pipe!(SimplexStream);
+read_from_pipe!(SimplexReader, pipe);
+read_from_pipe!(SimplexStream, pipe);
+write_to_pipe!(SimplexWriter, pipe, REFUSALS);
+write_to_pipe!(SimplexStream, pipe, REFUSALS);
 
 impl Drop for SimplexReader {
     fn drop(&mut self) {
