@@ -32,6 +32,48 @@ fn tos_round_trips_and_refuses_more_than_a_byte() {
     });
 }
 
+/// tokio's newer names: `set_tos_v4`/`tos_v4` are `set_tos`/`tos`, and
+/// `set_tclass_v6`/`tclass_v6` set IPv6's traffic class alone, on TCP and UDP sockets, a
+/// byte at most, refused by an IPv4 socket; a TCP socket so marked connects over `::1`.
+#[test]
+fn tos_v4_and_tclass_v6_under_tokios_names() {
+    block_on(async {
+        let v4 = TcpSocket::new_v4().unwrap();
+        v4.set_tos_v4(0x48).unwrap();
+        assert_eq!((v4.tos().unwrap(), v4.tos_v4().unwrap()), (0x48, 0x48));
+        assert!(v4.set_tclass_v6(0x20).is_err(), "IPv4 has no traffic class");
+
+        let listener = TcpListener::bind("[::1]:0").await.unwrap();
+        let v6 = TcpSocket::new_v6().unwrap();
+        assert_eq!(v6.tclass_v6().unwrap(), 0);
+        v6.set_tclass_v6(0xb8).unwrap();
+        assert_eq!(v6.tclass_v6().unwrap(), 0xb8);
+        let err = v6.set_tclass_v6(256).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput);
+        assert!(err.to_string().contains("traffic class"), "{err}");
+        assert_eq!(
+            v6.tclass_v6().unwrap(),
+            0xb8,
+            "a refused value changes nothing"
+        );
+        let addr = listener.local_addr().unwrap();
+        within(HANG, v6.connect(addr), "connect over ::1")
+            .await
+            .unwrap();
+
+        let udp = overlap::net::UdpSocket::bind("[::1]:0").await.unwrap();
+        udp.set_tclass_v6(0x28).unwrap();
+        assert_eq!(udp.tclass_v6().unwrap(), 0x28);
+        udp.set_tos_v4(0x10).unwrap();
+        assert_eq!(udp.tos_v4().unwrap(), 0x10);
+        let udp4 = overlap::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        assert!(
+            udp4.set_tclass_v6(0x28).is_err(),
+            "IPv4 has no traffic class"
+        );
+    });
+}
+
 #[test]
 fn a_socket_bound_to_loopback_connects_over_it_and_unbinds() {
     block_on(async {

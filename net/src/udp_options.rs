@@ -34,6 +34,28 @@ impl UdpSocket {
         self.io.get_ref().tos()
     }
 
+    /// [`set_tos`](UdpSocket::set_tos) under tokio's newer name.
+    pub fn set_tos_v4(&self, tos: u32) -> io::Result<()> {
+        self.set_tos(tos)
+    }
+
+    /// [`tos`](UdpSocket::tos) under tokio's newer name.
+    pub fn tos_v4(&self) -> io::Result<u32> {
+        self.tos()
+    }
+
+    /// Sets the traffic class of outgoing IPv6 datagrams (`IPV6_TCLASS`), as
+    /// [`TcpSocket::set_tclass_v6`](crate::TcpSocket::set_tclass_v6) does; an IPv4 socket
+    /// refuses it with the kernel's error.
+    pub fn set_tclass_v6(&self, tclass: u32) -> io::Result<()> {
+        self.io.get_ref().set_tclass(tclass)
+    }
+
+    /// The `IPV6_TCLASS` setting.
+    pub fn tclass_v6(&self) -> io::Result<u32> {
+        self.io.get_ref().tclass()
+    }
+
     /// Binds the socket to a network interface by name (`SO_BINDTODEVICE`), as
     /// [`TcpSocket::bind_device`](crate::TcpSocket::bind_device) does: its datagrams then
     /// go out through that interface only, and only datagrams from it are received. `None`

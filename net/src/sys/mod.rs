@@ -30,6 +30,7 @@ macro_rules! count {
 }
 
 mod mmsg;
+mod tos;
 
 /// An open socket descriptor, always in non-blocking, close-on-exec mode when created here.
 ///
@@ -364,30 +365,6 @@ impl Socket {
     fn is_ipv6(&self) -> io::Result<bool> {
         let domain: libc::c_int = self.getsockopt(libc::SOL_SOCKET, libc::SO_DOMAIN)?;
         Ok(domain == libc::AF_INET6)
-    }
-
-    /// Sets the IPv4 type-of-service byte (`IP_TOS`); like a TTL, it is one byte, and a
-    /// larger value is refused. On an IPv6 socket the traffic class (`IPV6_TCLASS`) is set
-    /// first: the kernel takes `IP_TOS` there too, but it marks only the IPv4 traffic of a
-    /// dual-stack socket, and IPv6 packets would go out with class 0.
-    pub(crate) fn set_tos(&self, tos: u32) -> io::Result<()> {
-        let tos = u8::try_from(tos).map_err(|_| {
-            io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("a type of service is at most 255, not {tos}"),
-            )
-        })?;
-        let tos = libc::c_int::from(tos);
-        if self.is_ipv6()? {
-            self.setsockopt(libc::IPPROTO_IPV6, libc::IPV6_TCLASS, tos)?;
-        }
-        self.setsockopt(libc::IPPROTO_IP, libc::IP_TOS, tos)
-    }
-
-    /// The `IP_TOS` setting.
-    pub(crate) fn tos(&self) -> io::Result<u32> {
-        let tos: libc::c_int = self.getsockopt(libc::IPPROTO_IP, libc::IP_TOS)?;
-        Ok(tos as u32)
     }
 
     /// Sets a buffer size option (`SO_SNDBUF`, `SO_RCVBUF`). The kernel takes an `int`, so a

@@ -118,6 +118,38 @@ impl TcpSocket {
         self.sock.tos()
     }
 
+    /// [`set_tos`](TcpSocket::set_tos) under tokio's newer name.
+    pub fn set_tos_v4(&self, tos: u32) -> io::Result<()> {
+        self.set_tos(tos)
+    }
+
+    /// [`tos`](TcpSocket::tos) under tokio's newer name.
+    pub fn tos_v4(&self) -> io::Result<u32> {
+        self.tos()
+    }
+
+    /// Sets the traffic class of outgoing IPv6 packets (`IPV6_TCLASS`, IPv6's
+    /// type-of-service byte), as tokio's `set_tclass_v6`; values above 255 are refused with
+    /// `InvalidInput`, and an IPv4 socket refuses it with the kernel's error.
+    ///
+    /// ```
+    /// use overlap::net::TcpSocket;
+    ///
+    /// let sock = TcpSocket::new_v6()?;
+    /// sock.set_tclass_v6(0x20)?;
+    /// assert_eq!(sock.tclass_v6()?, 0x20);
+    /// assert!(TcpSocket::new_v4()?.set_tclass_v6(0x20).is_err(), "not on IPv4");
+    /// # std::io::Result::Ok(())
+    /// ```
+    pub fn set_tclass_v6(&self, tclass: u32) -> io::Result<()> {
+        self.sock.set_tclass(tclass)
+    }
+
+    /// The `IPV6_TCLASS` setting.
+    pub fn tclass_v6(&self) -> io::Result<u32> {
+        self.sock.tclass()
+    }
+
     /// Binds the socket to a network interface by name (`SO_BINDTODEVICE`): its packets
     /// then go out through that interface only, and only packets from it reach the socket.
     /// `None` (or an empty name) undoes it. Older kernels (before 5.7) ask for
