@@ -1,5 +1,5 @@
 //! `overlap::sync`'s owned and mapped lock guards, `RwLock::with_max_readers` and
-//! `downgrade`: guards that move into tasks keep the others out until they drop, and hand
+//! `downgrade` (and `downgrade_map`): guards that move into tasks keep the others out until they drop, and hand
 //! the lock on in line order.
 
 mod support;
@@ -146,4 +146,72 @@ async fn rwlock_mapped_guards_hold_their_lock_until_dropped() {
     assert!(lock.try_read().is_err());
     drop(n);
     assert_eq!(*lock.read().await, (String::from("a"), 2));
+}
+
+/// tokio's `downgrade_map`: the waiting reader gets in once the writer narrows to a part,
+/// the waiting writer not until that part's guard drops.
+#[overlap::test]
+async fn downgrade_map_narrows_and_lets_readers_in_but_not_a_writer() {
+    let lock = Rc::new(RwLock::new((0u32, String::new())));
+    let mut w = lock.clone().write_owned().await;
+    let reader = {
+        let lock = lock.clone();
+        overlap::spawn(async move { lock.read().await.0 })
+    };
+    let writer = {
+        let lock = lock.clone();
+        overlap::spawn(async move { lock.write().await.0 = 100 })
+    };
+    settle().await;
+    *w = (7, String::from("seven"));
+    let name = OwnedRwLockWriteGuard::downgrade_map(w, |v| &v.1);
+    assert_eq!(reader.await.unwrap(), 7, "the reader in line gets in");
+    settle().await;
+    assert!(!writer.is_finished(), "the narrowed guard still reads");
+    assert_eq!(&*name, "seven");
+    drop(name);
+    writer.await.unwrap();
+    let w = lock.write().await;
+    let w = RwLockWriteGuard::downgrade_map(w, |v| &v.0);
+    assert_eq!(*w, 100);
+    assert!(lock.try_read().is_ok() && lock.try_write().is_err());
+}
+
+/// `try_downgrade_map` finding no part gives the write guard back still exclusive (no
+/// reader or writer got in, the value is writable); finding it, a read guard of the part.
+#[overlap::test]
+async fn try_downgrade_map_gives_the_write_guard_back_when_the_part_is_missing() {
+    let lock = Rc::new(RwLock::new(vec![1u32, 2, 3]));
+    let w = lock.clone().write_owned().await;
+    let reader = {
+        let lock = lock.clone();
+        overlap::spawn(async move { lock.read().await.len() })
+    };
+    settle().await;
+    let mut w = match OwnedRwLockWriteGuard::try_downgrade_map(w, |v| v.get(10)) {
+        Ok(_) => panic!("there is no 11th element"),
+        Err(w) => w,
+    };
+    settle().await;
+    assert!(!reader.is_finished(), "still exclusive after the miss");
+    assert!(lock.try_read().is_err());
+    w.push(4); // still writable
+    let third = match OwnedRwLockWriteGuard::try_downgrade_map(w, |v| v.get(2)) {
+        Ok(third) => third,
+        Err(_) => panic!("the 3rd element is there"),
+    };
+    assert_eq!(*third, 3);
+    assert_eq!(
+        reader.await.unwrap(),
+        4,
+        "the reader in line got in, saw the push"
+    );
+    drop(third);
+
+    let w = lock.write().await;
+    let w = RwLockWriteGuard::try_downgrade_map(w, |v| v.first())
+        .ok()
+        .unwrap();
+    assert_eq!(*w, 1);
+    assert!(lock.try_write().is_err());
 }

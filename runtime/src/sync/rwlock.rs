@@ -317,6 +317,63 @@ impl<'a, T: ?Sized> RwLockWriteGuard<'a, T> {
         drop(others);
         reader
     }
+
+    /// [`downgrade`](RwLockWriteGuard::downgrade)s the lock and narrows the read guard to
+    /// a part of the value, in one step no writer can get in between: tokio's
+    /// `downgrade_map`.
+    ///
+    /// ```
+    /// use overlap::sync::{RwLock, RwLockWriteGuard};
+    ///
+    /// overlap::block_on(async {
+    ///     let lock = RwLock::new((0u32, String::from("v1")));
+    ///     let mut w = lock.write().await;
+    ///     w.0 += 1;
+    ///     w.1 = String::from("v2");
+    ///     let name = RwLockWriteGuard::downgrade_map(w, |state| &state.1);
+    ///     assert_eq!(*name, "v2");
+    ///     assert_eq!(lock.try_read().unwrap().0, 1, "other readers get in");
+    ///     assert!(lock.try_write().is_err());
+    /// });
+    /// ```
+    pub fn downgrade_map<U: ?Sized>(
+        this: Self,
+        f: impl FnOnce(&T) -> &U,
+    ) -> RwLockReadGuard<'a, U> {
+        RwLockReadGuard::map(RwLockWriteGuard::downgrade(this), f)
+    }
+
+    /// Like [`downgrade_map`](RwLockWriteGuard::downgrade_map), for a part that may be
+    /// missing: when `f` gives `None`, the write guard comes back unchanged (still
+    /// exclusive: nothing got in meanwhile), as tokio's `try_downgrade_map`.
+    pub fn try_downgrade_map<U: ?Sized>(
+        this: Self,
+        f: impl FnOnce(&T) -> Option<&U>,
+    ) -> Result<RwLockReadGuard<'a, U>, Self> {
+        let RwLockWriteGuard {
+            value,
+            mut permit,
+            lock,
+        } = this;
+        drop(value);
+        // This guard's permits (all of them) keep every other guard out while `f` looks
+        // through a shared borrow.
+        match Ref::filter_map(lock.value.borrow(), f) {
+            Ok(part) => {
+                let others = permit.split(permit.num_permits() - 1);
+                let reader = RwLockReadGuard {
+                    value: part,
+                    permit,
+                };
+                drop(others);
+                Ok(reader)
+            }
+            Err(whole) => {
+                drop(whole);
+                Err(lock.write_guard(permit))
+            }
+        }
+    }
 }
 
 impl<'a, T: ?Sized> RwLockMappedWriteGuard<'a, T> {

@@ -168,6 +168,30 @@ impl<T: ?Sized + 'static> OwnedRwLockWriteGuard<T> {
         }
     }
 
+    /// Downgrades and narrows in one step, as [`RwLockWriteGuard::downgrade_map`] does.
+    pub fn downgrade_map<U: ?Sized + 'static>(
+        this: Self,
+        f: impl FnOnce(&T) -> &U,
+    ) -> OwnedRwLockReadGuard<T, U> {
+        OwnedRwLockReadGuard {
+            guard: RwLockWriteGuard::downgrade_map(this.guard, f),
+            lock: this.lock,
+        }
+    }
+
+    /// Downgrades and narrows if `f` finds the part; else gives the write guard back, as
+    /// [`RwLockWriteGuard::try_downgrade_map`] does.
+    pub fn try_downgrade_map<U: ?Sized + 'static>(
+        this: Self,
+        f: impl FnOnce(&T) -> Option<&U>,
+    ) -> Result<OwnedRwLockReadGuard<T, U>, Self> {
+        let OwnedRwLockWriteGuard { guard, lock } = this;
+        match RwLockWriteGuard::try_downgrade_map(guard, f) {
+            Ok(guard) => Ok(OwnedRwLockReadGuard { guard, lock }),
+            Err(guard) => Err(OwnedRwLockWriteGuard { guard, lock }),
+        }
+    }
+
     /// The lock this guard writes.
     pub fn rwlock(this: &Self) -> &Rc<RwLock<T>> {
         &this.lock
