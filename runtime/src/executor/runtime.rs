@@ -163,9 +163,32 @@ impl Builder {
     }
 
     /// How long an idle blocking-pool thread lingers before it exits. Default 10 s.
+    /// [`thread_keep_alive`](Builder::thread_keep_alive) is the same, under tokio's name.
     pub fn blocking_keep_alive(&mut self, keep_alive: Duration) -> &mut Builder {
         self.config.blocking_keep_alive = keep_alive;
         self
+    }
+
+    /// [`blocking_keep_alive`](Builder::blocking_keep_alive) under tokio's name: how long an
+    /// idle blocking-pool thread lingers before it exits (default 10 s), for a tokio
+    /// builder moving over unchanged. As in tokio, it concerns the pool's threads only,
+    /// the runtime's own being the thread that calls [`Runtime::block_on`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use overlap::runtime::Builder;
+    ///
+    /// let rt = Builder::new_current_thread()
+    ///     .max_blocking_threads(8)
+    ///     .thread_keep_alive(Duration::from_millis(50))
+    ///     .enable_all()
+    ///     .build()
+    ///     .unwrap();
+    /// let answer = rt.block_on(async { overlap::spawn_blocking(|| 6 * 7).await });
+    /// assert_eq!(answer.unwrap(), 42);
+    /// ```
+    pub fn thread_keep_alive(&mut self, keep_alive: Duration) -> &mut Builder {
+        self.blocking_keep_alive(keep_alive)
     }
 
     /// Stack size, in bytes, of blocking-pool threads. Default: the standard library's (2 MiB
