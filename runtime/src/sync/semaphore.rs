@@ -47,6 +47,45 @@ pub use permit::{OwnedPermit, Permit};
 /// # std::io::Result::Ok(())
 /// # }).unwrap();
 /// ```
+///
+/// # Bounding blocking work
+/// A permit is not `Send`, so it cannot go into a [`spawn_blocking`](crate::spawn_blocking)
+/// closure, as tokio's `OwnedSemaphorePermit` is moved there to be held exactly as long as
+/// the work runs. Keep it in the task and await the job's handle to its end instead, also
+/// after giving up on the result (a timeout, a client gone): dropping or aborting the handle
+/// does not stop a job that has started, so a permit dropped with it would let one more job
+/// run than the semaphore allows. Tell the job to stop early through a flag it checks (an
+/// `Arc<AtomicBool>`, or a [`CancellationToken`](crate::sync::CancellationToken)).
+///
+/// ```
+/// use std::rc::Rc;
+/// use std::sync::atomic::{AtomicBool, Ordering};
+/// use std::sync::Arc;
+/// use std::time::Duration;
+/// use overlap::sync::Semaphore;
+///
+/// overlap::block_on(async {
+///     let slots = Rc::new(Semaphore::new(2));
+///     let permit = slots.clone().acquire_owned().await.unwrap();
+///     let stop = Arc::new(AtomicBool::new(false));
+///     let flag = stop.clone();
+///     let mut job = overlap::spawn_blocking(move || {
+///         let mut rounds = 0u64;
+///         while !flag.load(Ordering::Relaxed) {
+///             rounds += 1; // a step of CPU work
+///             std::thread::sleep(Duration::from_millis(1));
+///         }
+///         rounds
+///     });
+///     let late = overlap::time::timeout(Duration::from_millis(20), &mut job).await;
+///     assert!(late.is_err(), "given up on");
+///     assert_eq!(slots.available_permits(), 1, "the work still runs: its slot is taken");
+///     stop.store(true, Ordering::Relaxed);
+///     let _rounds = job.await.unwrap(); // the job has ended: only now may the slot go
+///     drop(permit);
+///     assert_eq!(slots.available_permits(), 2);
+/// });
+/// ```
 pub struct Semaphore {
     permits: Cell<usize>,
     /// Tasks waiting, each for its number of permits; a chosen one was handed them directly.
