@@ -1,0 +1,73 @@
+//! The tests' cluster: three nodes on loopback splitting the 16384 slots as Redis Cluster
+//! does by default, each answering `SLOTS` with the map, and a client bootstrapped from
+//! the first; keys picked by the range their slot falls in; and raw socket options read
+//! back with `getsockopt`.
+
+use std::ops::RangeInclusive;
+use std::os::fd::RawFd;
+
+use super::client::{Client, Config};
+use super::cluster_node::Node;
+use super::proto::{slot_of, SlotMap};
+
+pub const RANGES: [RangeInclusive<u16>; 3] = [0..=5460, 5461..=10922, 10923..=16383];
+
+pub struct Cluster {
+    pub nodes: Vec<Node>,
+    pub client: Client,
+}
+
+pub async fn cluster(host: &str, cfg: Config) -> Cluster {
+    let mut nodes = Vec::new();
+    for r in RANGES {
+        nodes.push(Node::start(host, vec![r]).await);
+    }
+    let map: SlotMap = RANGES
+        .iter()
+        .cloned()
+        .zip(nodes.iter().map(|n| n.addr))
+        .collect();
+    for n in &nodes {
+        *n.state.slots_reply.borrow_mut() = map.clone();
+    }
+    let client = Client::connect(&[nodes[0].addr], cfg).await.unwrap();
+    Cluster { nodes, client }
+}
+
+impl Cluster {
+    /// The client shut down, then every node stopped.
+    pub async fn finish(mut self) {
+        self.client.shutdown().await;
+        for n in &mut self.nodes {
+            n.stop().await;
+        }
+    }
+}
+
+/// The `nth` key (`k0`, `k1`, …, in order) whose slot is in `range`.
+pub fn key_in(range: &RangeInclusive<u16>, nth: usize) -> String {
+    (0..)
+        .map(|i| format!("k{i}"))
+        .filter(|k| range.contains(&slot_of(k)))
+        .nth(nth)
+        .unwrap()
+}
+
+/// An integer socket option, read back from the kernel.
+pub fn getsockopt_int(fd: RawFd, level: libc::c_int, name: libc::c_int) -> libc::c_int {
+    let mut v: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: `v` and `len` are valid for writes of an int and its length; a bad fd or
+    // option is refused with an error, checked below.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            level,
+            name,
+            (&mut v as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    assert_eq!(rc, 0, "getsockopt: {}", std::io::Error::last_os_error());
+    v
+}
