@@ -161,9 +161,10 @@ pub mod task {
     pub use overlap_runtime::task_id::{id, try_id, Id};
     pub use overlap_runtime::{
         consume_budget, spawn, spawn as spawn_local, spawn_blocking, task_local, try_spawn,
-        unconstrained, yield_now, AbortHandle, AccessError, JoinError, JoinHandle, JoinNext,
-        JoinNextWithId, JoinSet, LocalKey, RemoteJoinHandle, TaskLocalFuture, TaskTracker,
-        TaskTrackerToken, TaskTrackerWaitFuture, TrackedFuture, Unconstrained, YieldNow,
+        unconstrained, yield_now, AbortHandle, AbortOnDropHandle, AccessError, JoinError,
+        JoinHandle, JoinNext, JoinNextWithId, JoinSet, LocalKey, RemoteJoinHandle, TaskLocalFuture,
+        TaskTracker, TaskTrackerToken, TaskTrackerWaitFuture, TrackedFuture, Unconstrained,
+        YieldNow,
     };
 
     /// tokio's `task::coop`: the cooperative budget from a library's side. Each task poll

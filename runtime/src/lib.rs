@@ -50,9 +50,9 @@ pub use reactor::{
     Interest, OwnWaits, Ready, ReadyEvent, Registered, TryIoError,
 };
 pub use task::{
-    spawn, try_spawn, yield_now, AbortHandle, AccessError, JoinError, JoinHandle, JoinNext,
-    JoinNextWithId, JoinSet, LocalKey, TaskLocalFuture, TaskTracker, TaskTrackerToken,
-    TaskTrackerWaitFuture, TrackedFuture, YieldNow,
+    spawn, try_spawn, yield_now, AbortHandle, AbortOnDropHandle, AccessError, JoinError,
+    JoinHandle, JoinNext, JoinNextWithId, JoinSet, LocalKey, TaskLocalFuture, TaskTracker,
+    TaskTrackerToken, TaskTrackerWaitFuture, TrackedFuture, YieldNow,
 };
 /// Task IDs ([`task_id::Id`], [`task_id::id`], [`task_id::try_id`]), re-exported by the
 /// `overlap` crate as `overlap::task::{Id, id, try_id}`.

@@ -1,6 +1,7 @@
-//! Tasks: `spawn`, `JoinHandle`, `JoinSet`, `TaskTracker`, `yield_now`.
+//! Tasks: `spawn`, `JoinHandle`, `AbortOnDropHandle`, `JoinSet`, `TaskTracker`, `yield_now`.
 
 mod abort;
+mod abort_on_drop;
 mod id;
 mod join;
 mod join_next;
@@ -17,6 +18,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 pub use abort::AbortHandle;
+pub use abort_on_drop::AbortOnDropHandle;
 pub use id::{id, try_id, Id};
 pub use join::{JoinError, JoinHandle};
 pub use join_next::{JoinNext, JoinNextWithId};
