@@ -151,7 +151,7 @@ mod faults;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use client::{hash_direct, hash_payload, mandel_direct, rle_decode, Client, Gate, Rig};
+use client::{hash_direct, hash_payload, mandel_direct, rle_decode, Client, Rig};
 use farm::Config;
 use proto::Reply;
 use support::{pattern_seeded, until, within};
@@ -337,13 +337,12 @@ async fn a_full_queue_answers_busy_and_the_queued_job_runs_later() {
     within(
         HANG,
         async {
-            let (gate, mut arrived) = Gate::new("hash", 1);
             let cfg = Config {
                 slots: 2,
                 queue: 1,
                 ..Config::default()
             };
-            let rig = Rig::start("127.0.0.1", cfg, Some(gate.clone())).await;
+            let (rig, gate, mut arrived) = Rig::gated(cfg, 1).await;
             let mut c = rig.client().await;
             let payload = |n: u8| hash_payload(800, &[n; 8]);
             for id in [1, 2] {
@@ -417,8 +416,7 @@ async fn ping_and_cache_hits_are_answered_while_every_slot_is_held() {
     within(
         HANG,
         async {
-            let (gate, mut arrived) = Gate::new("hash", 0);
-            let rig = Rig::start("127.0.0.1", Config::default(), Some(gate.clone())).await;
+            let (rig, gate, mut arrived) = Rig::gated(Config::default(), 0).await;
             let cached = pattern_seeded(5000, 1);
             let mut held = saturate(&rig, &mut arrived, &cached).await;
             // Another connection, every slot taken: a ping, and a job the cache answers
@@ -455,8 +453,7 @@ fn a_pool_as_small_as_the_slots_makes_cache_reads_wait_but_not_pings() {
     rt.block_on(within(
         HANG,
         async {
-            let (gate, mut arrived) = Gate::new("hash", 0);
-            let rig = Rig::start("127.0.0.1", Config::default(), Some(gate.clone())).await;
+            let (rig, gate, mut arrived) = Rig::gated(Config::default(), 0).await;
             let cached = pattern_seeded(3000, 2);
             let mut held = saturate(&rig, &mut arrived, &cached).await;
             // Both pool threads are held by the jobs: the cache's read of the entry queues

@@ -185,6 +185,17 @@ impl Drop for Rig {
 }
 
 impl Rig {
+    /// A rig on 127.0.0.1 with `cfg`, its "hash" jobs held at `step` by a gate: the rig,
+    /// the gate, and the channel on which the gate says a job arrived.
+    pub async fn gated(
+        cfg: Config,
+        step: u32,
+    ) -> (Rig, Arc<Gate>, cross_thread::UnboundedReceiver<u32>) {
+        let (gate, arrived) = Gate::new("hash", step);
+        let rig = Rig::start("127.0.0.1", cfg, Some(gate.clone())).await;
+        (rig, gate, arrived)
+    }
+
     pub async fn start(host: &str, mut cfg: Config, gate: Option<Arc<Gate>>) -> Rig {
         let dir = TempDir::new("render-farm");
         if let Some(gate) = &gate {

@@ -9,7 +9,7 @@ use std::time::Duration;
 use overlap::net::TcpStream;
 use overlap::time;
 
-use crate::client::{hash_direct, hash_payload, mandel_direct, spin_until, Gate, Rig};
+use crate::client::{hash_direct, hash_payload, mandel_direct, spin_until, Rig};
 use crate::farm::Config;
 use crate::proto::Reply;
 use crate::server::ShutdownReport;
@@ -32,12 +32,11 @@ async fn a_timed_out_job_gets_timeout_and_stops_at_its_cancel_flag() {
     within(
         HANG,
         async {
-            let (gate, mut arrived) = Gate::new("hash", 2);
             let cfg = Config {
                 job_timeout: Duration::from_secs(10),
                 ..Config::default()
             };
-            let rig = Rig::start("127.0.0.1", cfg.clone(), Some(gate.clone())).await;
+            let (rig, gate, mut arrived) = Rig::gated(cfg.clone(), 2).await;
             let farm = rig.farm();
             let mut c = rig.client().await;
             c.submit(1, "hash", &hash_payload(8000, b"slow")).await;
@@ -82,9 +81,8 @@ async fn a_result_finished_after_its_timeout_is_cached_not_sent() {
         HANG,
         async {
             // Held after the last step: the work is done, only the return is late.
-            let (gate, mut arrived) = Gate::new("hash", HASH_STEPS);
             let cfg = Config::default();
-            let rig = Rig::start("127.0.0.1", cfg.clone(), Some(gate.clone())).await;
+            let (rig, gate, mut arrived) = Rig::gated(cfg.clone(), HASH_STEPS).await;
             let farm = rig.farm();
             let mut c = rig.client().await;
             let payload = hash_payload(9000, b"late");
@@ -117,8 +115,7 @@ async fn a_client_vanishing_mid_job_or_mid_frame_frees_everything() {
     within(
         HANG,
         async {
-            let (gate, mut arrived) = Gate::new("hash", 1);
-            let rig = Rig::start("127.0.0.1", Config::default(), Some(gate.clone())).await;
+            let (rig, gate, mut arrived) = Rig::gated(Config::default(), 1).await;
             let farm = rig.farm();
             let mut gone = rig.client().await;
             gone.submit(1, "hash", &hash_payload(4000, b"x")).await;
@@ -154,13 +151,12 @@ async fn a_queued_job_of_a_vanished_client_never_runs() {
     within(
         HANG,
         async {
-            let (gate, mut arrived) = Gate::new("hash", 1);
             let cfg = Config {
                 slots: 1,
                 queue: 1,
                 ..Config::default()
             };
-            let rig = Rig::start("127.0.0.1", cfg, Some(gate.clone())).await;
+            let (rig, gate, mut arrived) = Rig::gated(cfg, 1).await;
             let farm = rig.farm();
             let mut running = rig.client().await;
             running.submit(1, "hash", &hash_payload(400, b"a")).await;
@@ -300,14 +296,13 @@ async fn graceful_shutdown_drains_one_job_and_abandons_the_other_at_its_deadline
     within(
         HANG,
         async {
-            let (gate, mut arrived) = Gate::new("hash", 1);
             let cfg = Config {
                 slots: 2,
                 queue: 1,
                 job_timeout: Duration::from_secs(600),
                 ..Config::default()
             };
-            let rig = Rig::start("127.0.0.1", cfg, Some(gate.clone())).await;
+            let (rig, gate, mut arrived) = Rig::gated(cfg, 1).await;
             let farm = rig.server.farm.clone();
             let mut c1 = rig.client().await;
             let mut c2 = rig.client().await;
@@ -420,8 +415,7 @@ fn no_fd_or_task_is_left_after_a_run_with_every_fault() {
 
 async fn every_fault_then_nothing_left() {
     let (fds, tasks) = (open_fds(), overlap::metrics().tasks_alive);
-    let (gate, mut arrived) = Gate::new("hash", 1);
-    let rig = Rig::start("127.0.0.1", Config::default(), Some(gate.clone())).await;
+    let (rig, gate, mut arrived) = Rig::gated(Config::default(), 1).await;
     let farm = rig.server.farm.clone();
     let mut c = rig.client().await;
     let t = Tile {
