@@ -306,16 +306,11 @@ impl<'a, T: ?Sized> RwLockWriteGuard<'a, T> {
     pub fn downgrade(this: Self) -> RwLockReadGuard<'a, T> {
         let RwLockWriteGuard {
             value,
-            mut permit,
+            permit,
             lock,
         } = this;
         drop(value);
-        // Keep one permit, as a reader does; the others go back to the line once this
-        // reader borrows the value.
-        let others = permit.split(permit.num_permits() - 1);
-        let reader = lock.read_guard(permit);
-        drop(others);
-        reader
+        reader_keeping_one(permit, lock.value.borrow())
     }
 
     /// [`downgrade`](RwLockWriteGuard::downgrade)s the lock and narrows the read guard to
@@ -352,28 +347,32 @@ impl<'a, T: ?Sized> RwLockWriteGuard<'a, T> {
     ) -> Result<RwLockReadGuard<'a, U>, Self> {
         let RwLockWriteGuard {
             value,
-            mut permit,
+            permit,
             lock,
         } = this;
         drop(value);
         // This guard's permits (all of them) keep every other guard out while `f` looks
         // through a shared borrow.
         match Ref::filter_map(lock.value.borrow(), f) {
-            Ok(part) => {
-                let others = permit.split(permit.num_permits() - 1);
-                let reader = RwLockReadGuard {
-                    value: part,
-                    permit,
-                };
-                drop(others);
-                Ok(reader)
-            }
+            Ok(part) => Ok(reader_keeping_one(permit, part)),
             Err(whole) => {
                 drop(whole);
                 Err(lock.write_guard(permit))
             }
         }
     }
+}
+
+/// The read guard a downgraded writer becomes: of its permits (all of them) it keeps one,
+/// as a reader does, and the others go back to the line once `value` is borrowed.
+fn reader_keeping_one<'a, U: ?Sized>(
+    mut permit: Permit<'a>,
+    value: Ref<'a, U>,
+) -> RwLockReadGuard<'a, U> {
+    let others = permit.split(permit.num_permits() - 1);
+    let reader = RwLockReadGuard { value, permit };
+    drop(others);
+    reader
 }
 
 impl<'a, T: ?Sized> RwLockMappedWriteGuard<'a, T> {
