@@ -118,6 +118,20 @@ impl<T> Chan<T> {
 /// burst is read, yet a steady flow does not reallocate all the time.
 const KEEP_WHEN_EMPTY: usize = 64 * 1024;
 
+/// A `recv_many` batch once its first value came: `first`, then what `next` gives while
+/// it has a value, `limit` values at most in all, appended to `buf`; how many.
+fn batch_after<T>(
+    first: T,
+    buf: &mut Vec<T>,
+    limit: usize,
+    next: impl FnMut() -> Option<T>,
+) -> usize {
+    let before = buf.len();
+    buf.push(first);
+    buf.extend(std::iter::from_fn(next).take(limit - 1));
+    buf.len() - before
+}
+
 /// Takes the first queued value; the slot it frees goes to the next waiting sender (whose
 /// waker, if it panics, leaves the value queued: see `wake_keeping`).
 fn pop<T>(cell: &RefCell<Chan<T>>) -> Option<T> {
@@ -294,16 +308,7 @@ impl<T> Receiver<T> {
         let Some(first) = std::task::ready!(self.poll_recv(cx)) else {
             return Poll::Ready(0);
         };
-        buf.push(first);
-        let mut n = 1;
-        while n < limit {
-            match pop(&self.chan) {
-                Some(v) => buf.push(v),
-                None => break,
-            }
-            n += 1;
-        }
-        Poll::Ready(n)
+        Poll::Ready(batch_after(first, buf, limit, || pop(&self.chan)))
     }
 
     /// [`recv`](Receiver::recv) as a poll function.

@@ -120,16 +120,8 @@ impl<T> Receiver<T> {
         let Some(first) = std::task::ready!(self.poll_recv(cx)) else {
             return Poll::Ready(0);
         };
-        buf.push(first);
-        let mut n = 1;
-        while n < limit {
-            match self.try_recv() {
-                Ok(v) => buf.push(v),
-                Err(_) => break,
-            }
-            n += 1;
-        }
-        Poll::Ready(n)
+        let next = || self.try_recv().ok();
+        Poll::Ready(crate::sync::mpsc::batch_after(first, buf, limit, next))
     }
 
     /// Waits, parking the thread, for at least one value, then moves up to `limit` queued
