@@ -5,27 +5,14 @@
 
 mod support;
 
-use std::future::Future;
 use std::io::{ErrorKind, Read, SeekFrom};
 use std::os::unix::fs::OpenOptionsExt;
-use std::pin::pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::task::Poll;
 
 use overlap::fs::{File, OpenOptions};
 use overlap::io::{AsyncReadExt, AsyncWriteExt};
-use support::{mkfifo, pattern, runtime_with_a_busy_pool, TempDir};
-
-/// Polls `f` once, then drops it (abandoning whatever job it started).
-async fn poll_once_then_drop<F: Future>(f: F) {
-    let mut f = pin!(f);
-    std::future::poll_fn(|cx| {
-        let _ = f.as_mut().poll(cx);
-        Poll::Ready(())
-    })
-    .await
-}
+use support::{mkfifo, pattern, poll_once_then_drop, runtime_with_a_busy_pool, TempDir};
 
 #[test]
 fn a_dropped_set_len_lands_before_the_next_write() {

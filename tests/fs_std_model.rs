@@ -3,8 +3,10 @@
 //! current position, some failing), `set_len` (shrinking and growing), `flush`, `sync_all`,
 //! `metadata` and `read_to_end`, handovers to a new `File` (`try_clone`, `into_std`,
 //! `try_into_std`), and `set_max_buf_size` changes (0, 1, odd sizes, huge; between any two
-//! operations, so also while a read-ahead or write job is in flight), in write and in append
-//! mode.
+//! operations, so also while a read-ahead or write job is in flight), positional reads and
+//! writes (`read_at`, `write_all_at`: against std's `FileExt`, the position must not move
+//! and the read-ahead must not hide their bytes), in write and in append mode (where Linux's
+//! `pwrite` appends).
 //!
 //! Every read must return the same bytes as std's, and every operation the same outcome.
 //! Positions are probed only now and then (a probe is a seek, which waits for the job in
@@ -39,6 +41,10 @@ enum Op {
     Handover(Handover),
     /// `set_max_buf_size` on overlap's file (std's has no such knob).
     SetMaxBuf(usize),
+    /// `read_at` this many bytes at this offset, until full or the end of the file.
+    ReadAt(u64, usize),
+    /// `write_all_at` these bytes at this offset.
+    WriteAt(u64, Vec<u8>),
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -65,12 +71,14 @@ fn moves_many_bytes(op: &Op) -> bool {
         Op::Write(b) => b.len() >= 300,
         Op::WriteVectored(bufs) => bufs.iter().map(Vec::len).sum::<usize>() >= 300,
         Op::ReadToEnd => true,
+        Op::ReadAt(_, n) => *n >= 300,
+        Op::WriteAt(_, b) => b.len() >= 300,
         _ => false,
     }
 }
 
 fn gen_op(rng: &mut Rng) -> Op {
-    match rng.below(22) {
+    match rng.below(25) {
         0..=3 => Op::Read([1, 7, 100, 4099, 65_535, 65_537, 70_001, 150_000][rng.below(8)]),
         4 | 5 => Op::FillBuf([0, 1, 13, 4096, 70_000, usize::MAX][rng.below(6)]),
         6..=8 => Op::Write(bytes([1, 3, 10, 4097, 70_000][rng.below(5)], rng)),
@@ -96,6 +104,14 @@ fn gen_op(rng: &mut Rng) -> Op {
             [Handover::TryClone, Handover::IntoStd, Handover::TryIntoStd][rng.below(3)],
         ),
         19 => Op::SetMaxBuf([0, 1, 3, 100, 4097, 65_537, 1 << 20, usize::MAX][rng.below(8)]),
+        20 | 21 => Op::ReadAt(
+            rng.below(320_000) as u64,
+            [1, 99, 4096, 70_001, 200_000][rng.below(5)],
+        ),
+        22 => Op::WriteAt(
+            rng.below(320_000) as u64,
+            bytes([1, 17, 4097, 70_000][rng.below(4)], rng),
+        ),
         _ => Op::Read(1 + rng.below(300)),
     }
 }
@@ -270,6 +286,18 @@ async fn step(
             f.set_max_buf_size(*n);
             assert_eq!(f.max_buf_size(), (*n).max(1), "{ctx}");
         }
+        Op::ReadAt(at, n) => {
+            let mut a = vec![0u8; *n];
+            let mut b = vec![0u8; *n];
+            let ra = fill_at(s, &mut a, *at);
+            let rb = ofill_at(f, &mut b, *at).await;
+            assert_eq!(ra, rb, "{ctx}");
+            assert!(a[..ra] == b[..rb], "{ctx}");
+        }
+        Op::WriteAt(at, v) => {
+            s.write_all_at(v, *at).unwrap();
+            f.write_all_at(v, *at).await.unwrap();
+        }
         Op::Handover(_) => unreachable!("handled by the caller"),
     }
 }
@@ -281,6 +309,7 @@ fn short(op: &Op) -> String {
             "WriteVectored({:?})",
             p.iter().map(Vec::len).collect::<Vec<_>>()
         ),
+        Op::WriteAt(at, v) => format!("WriteAt({at}, {} x {})", v.len(), v[0]),
         o => format!("{o:?}"),
     }
 }
@@ -289,6 +318,28 @@ fn fill(s: &mut std::fs::File, buf: &mut [u8]) -> usize {
     let mut n = 0;
     while n < buf.len() {
         match s.read(&mut buf[n..]).unwrap() {
+            0 => break,
+            k => n += k,
+        }
+    }
+    n
+}
+
+fn fill_at(s: &mut std::fs::File, buf: &mut [u8], at: u64) -> usize {
+    let mut n = 0;
+    while n < buf.len() {
+        match s.read_at(&mut buf[n..], at + n as u64).unwrap() {
+            0 => break,
+            k => n += k,
+        }
+    }
+    n
+}
+
+async fn ofill_at(f: &mut fs::File, buf: &mut [u8], at: u64) -> usize {
+    let mut n = 0;
+    while n < buf.len() {
+        match f.read_at(&mut buf[n..], at + n as u64).await.unwrap() {
             0 => break,
             k => n += k,
         }

@@ -5,6 +5,7 @@ mod attributes;
 mod blocking;
 mod io_impls;
 mod jobs;
+mod positional;
 mod read_buf;
 mod rewind;
 mod send;
@@ -47,6 +48,9 @@ use crate::OpenOptions;
 /// - **Writes** are copied into a buffer and return at once. The buffer goes to the pool
 ///   straight away if no write job is running; otherwise bytes gather (up to 1 MiB) and go
 ///   in the next job, so a burst of small writes costs a few jobs, not one each.
+/// - **Positional** reads and writes ([`read_at`](File::read_at),
+///   [`write_all_at`](File::write_all_at), ...) name their offset, as overlapped I/O on
+///   Windows does, and leave the position alone: one job each, after buffered writes.
 /// - [`set_max_buf_size`](File::set_max_buf_size) moves both limits (2 MiB by default).
 /// - At most one job per `File` is in flight, so operations reach the kernel in order:
 ///   reads and seeks after writes see the written bytes.
@@ -169,6 +173,10 @@ enum Kind {
     Seek(SeekFrom),
     /// `set_len` to this size: moves the offset back to the reader, then truncates.
     Truncate(u64),
+    /// A `read_at` or `read_exact_at` (`pread`): the offset does not move.
+    ReadAt,
+    /// A `write_at` or `write_all_at` (`pwrite`): the offset does not move.
+    WriteAt,
 }
 
 impl File {
@@ -376,7 +384,7 @@ impl File {
             }
             match self.kind() {
                 // Written bytes must reach the kernel before a read looks there.
-                Some(Kind::Write | Kind::Seek(_) | Kind::Truncate(_)) => {
+                Some(Kind::Write | Kind::Seek(_) | Kind::Truncate(_) | Kind::WriteAt) => {
                     ready!(self.poll_job(cx));
                     continue;
                 }
@@ -414,7 +422,9 @@ impl File {
             match self.kind() {
                 // A read-ahead, seek or truncation must land before the write, which then
                 // starts from the reader's position (see `rewind`).
-                Some(Kind::Read | Kind::Seek(_) | Kind::Truncate(_)) => {
+                Some(
+                    Kind::Read | Kind::Seek(_) | Kind::Truncate(_) | Kind::ReadAt | Kind::WriteAt,
+                ) => {
                     ready!(self.poll_job(cx));
                     continue;
                 }
@@ -447,7 +457,8 @@ impl File {
     fn poll_flush_writes(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         loop {
             match self.kind() {
-                Some(Kind::Write) => {
+                // A `write_at` dropped after its job started counts as written before.
+                Some(Kind::Write | Kind::WriteAt) => {
                     ready!(self.poll_job(cx));
                 }
                 None if !self.wbuf.is_empty() => self.submit_write(),

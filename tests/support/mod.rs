@@ -49,7 +49,9 @@ pub use model::{watchdog, WakeCount, XorShift};
 pub use net::{datagram, fill_send_buffer, open_fresh, open_read_write, tcp_pair, udp_trio};
 pub use no_threads::{no_pool_threads, without_new_threads};
 pub use panic::{panic_message, panic_twice, waker_panicking_twice, PanickingPayload};
-pub use polled::{abandon, abandon_slot, poll_once, polled, wait_on, ManualTask, Polled};
+pub use polled::{
+    abandon, abandon_slot, poll_once, poll_once_then_drop, polled, wait_on, ManualTask, Polled,
+};
 pub use proc_status::status_kib;
 pub use reaped::{children, gone};
 pub use rng::Rng;

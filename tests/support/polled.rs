@@ -108,3 +108,13 @@ pub fn abandon<F: Future>(fut: F) {
     let held = abandon_slot(fut).wakers_held();
     assert_eq!(held, 0, "the dropped wait left its waker behind");
 }
+
+/// Polls `f` once, whatever it returns, then drops it (abandoning whatever job it started).
+pub async fn poll_once_then_drop<F: Future>(f: F) {
+    let mut f = std::pin::pin!(f);
+    std::future::poll_fn(|cx| {
+        let _ = f.as_mut().poll(cx);
+        Poll::Ready(())
+    })
+    .await
+}

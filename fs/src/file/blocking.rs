@@ -3,6 +3,7 @@
 use std::fs::File as StdFile;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::fd::AsRawFd;
+use std::os::unix::fs::FileExt;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::read_buf::prepare;
@@ -23,6 +24,12 @@ pub(crate) enum Done {
     Seek(io::Result<u64>),
     /// `set_len`'s outcome.
     Truncate(io::Result<()>),
+    /// A positional read or write: the bytes moved, and the job's buffer back for reuse
+    /// (for a read, `buf[..n]` holds the bytes).
+    At {
+        buf: Vec<u8>,
+        res: io::Result<usize>,
+    },
 }
 
 /// Buffers of a dropped `File`, handed to the write job still in flight so they are written
@@ -83,6 +90,50 @@ fn write_all(file: &StdFile, mut buf: &[u8]) -> io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Reads into `buf` at `offset` without moving the fd's offset (`pread`), retrying on
+/// `EINTR`; with `exact`, reads on until `buf` is full or the file ends. Returns the count.
+pub(crate) fn read_at(
+    file: &StdFile,
+    buf: &mut [u8],
+    offset: u64,
+    exact: bool,
+) -> io::Result<usize> {
+    let mut done = 0;
+    while done < buf.len() {
+        // `offset` is at most `i64::MAX` and `done` fits in a `usize`: no overflow.
+        match file.read_at(&mut buf[done..], offset + done as u64) {
+            Ok(0) => break,
+            Ok(n) if exact => done += n,
+            Ok(n) => return Ok(n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                sys::wait_fd(file.as_raw_fd(), libc::POLLIN)?
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(done)
+}
+
+/// Writes `buf` at `offset` without moving the fd's offset (`pwrite`), retrying on `EINTR`;
+/// with `all`, writes on until all of `buf` is written. Returns the count.
+pub(crate) fn write_at(file: &StdFile, buf: &[u8], offset: u64, all: bool) -> io::Result<usize> {
+    let mut done = 0;
+    while done < buf.len() {
+        match file.write_at(&buf[done..], offset + done as u64) {
+            Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero)),
+            Ok(n) if all => done += n,
+            Ok(n) => return Ok(n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                sys::wait_fd(file.as_raw_fd(), libc::POLLOUT)?
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(done)
 }
 
 /// Moves the fd's offset back by `rewind` bytes, to the reader's position.

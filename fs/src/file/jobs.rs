@@ -85,6 +85,17 @@ impl File {
         });
     }
 
+    /// Starts a positional read or write, `run`, in the empty slot: it keeps the operations
+    /// after it waiting until it is done, though it leaves the fd's offset alone.
+    pub(super) fn submit_at(&mut self, kind: Kind, run: impl FnOnce() -> Done + Send + 'static) {
+        debug_assert!(self.job.is_none() && self.wbuf.is_empty());
+        self.job = Some(InFlight {
+            kind,
+            job: job::spawn(run),
+            rewind: 0,
+        });
+    }
+
     /// Takes in a write job's error. The job may have written a prefix of its bytes; the
     /// rest are refused, and the bytes accepted after them go too (reported with this
     /// error): written now, they would land right after the prefix, where the caller did
@@ -169,6 +180,8 @@ impl File {
                             self.never_ran = false;
                             self.error.get_or_insert(e);
                         }
+                        // Its caller awaits it through `poll_at`; this one was dropped.
+                        Kind::ReadAt | Kind::WriteAt => self.never_ran = false,
                     }
                     return Poll::Ready(None);
                 }
@@ -195,6 +208,12 @@ impl File {
                     Some(res.map_err(|e| self.err(e, "seek")))
                 }
                 Done::Truncate(res) => Some(res.map(|()| 0).map_err(|e| self.err(e, "truncate"))),
+                // A dropped `read_at` or `write_at`: nobody wants its outcome.
+                Done::At { mut buf, .. } => {
+                    buf.clear();
+                    self.keep_wspare(buf);
+                    None
+                }
             });
         }
     }
