@@ -15,7 +15,7 @@
 //! - [`io`]: the futures-io traits and helpers, re-exported so no extra import is needed;
 //!   [`future`] and [`stream`] likewise re-export the combinators of `futures-util`;
 //! - [`codec`]: tokio-util's framing (`Decoder`/`Encoder`, `Framed`, lines and
-//!   length-delimited codecs) over any of those streams;
+//!   length-delimited codecs) over any of those streams, and [`udp::UdpFramed`] over a UDP socket;
 //! - [`Handle`]: spawning onto a runtime from other threads.
 //!
 //! # Getting started
@@ -352,6 +352,12 @@ pub mod stream {
         pub use overlap_net::{TcpListenerStream, UnixListenerStream};
         pub use overlap_runtime::stream::wrappers::*;
     }
+}
+
+/// A UDP socket framed by a codec: tokio-util's `udp` module (also at
+/// `overlap::net::UdpFramed`).
+pub mod udp {
+    pub use overlap_net::UdpFramed;
 }
 
 /// Sinks (re-exported from `futures-util`): the `Sink` trait and `SinkExt`'s `send`,

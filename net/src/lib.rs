@@ -86,6 +86,7 @@ mod sys;
 pub mod tcp;
 mod udp;
 mod udp_batch;
+mod udp_framed;
 mod udp_options;
 pub mod unix;
 
@@ -99,6 +100,7 @@ pub use tcp::{
 };
 pub use udp::UdpSocket;
 pub use udp_batch::{Datagram, RecvBatch};
+pub use udp_framed::UdpFramed;
 pub use unix::{UnixDatagram, UnixListener, UnixSocket, UnixStream};
 
 /// Implements the fd traits every registered socket type shares: `AsRawFd`, `AsFd`,

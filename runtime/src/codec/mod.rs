@@ -11,7 +11,8 @@
 //! codecs use, the `Buf`/`BufMut` methods being inherent: `get_*`, `try_get_*` (with
 //! [`TryGetError`]) and `put_*` for every number type `bytes` has, `remaining`,
 //! `copy_to_slice`, `copy_to_bytes`), and the `Stream`/`Sink` extension traits are
-//! `overlap::stream::StreamExt` and `overlap::sink::SinkExt`.
+//! `overlap::stream::StreamExt` and `overlap::sink::SinkExt`. tokio-util's
+//! `udp::UdpFramed`, a UDP socket framed by a codec, is `overlap::udp::UdpFramed`.
 //!
 //! The rules, as tokio-util's:
 //! - Reading: a `FramedRead` reads more only when `decode` finds no whole frame in what it
