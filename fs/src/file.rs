@@ -23,6 +23,12 @@ use std::task::{ready, Context, Poll};
 use blocking::{Done, Handoff};
 use read_buf::{ReadBuf, MAX_CHUNK};
 
+pub(crate) use blocking::past_largest_offset;
+
+/// The most bytes one positional job moves, for a `PositionalFile` (a [`File`]'s own
+/// positional calls go by its `max_buf_size`).
+pub(crate) const MAX_JOB_BYTES: usize = MAX_CHUNK;
+
 use crate::error::for_file;
 use crate::job::Job;
 use crate::OpenOptions;
@@ -215,6 +221,11 @@ impl File {
     /// path.
     pub fn from_std(std: StdFile) -> File {
         File::from_parts(std, None)
+    }
+
+    /// The path errors name, if known.
+    pub(crate) fn path_for_errors(&self) -> Option<Arc<Path>> {
+        self.path.clone()
     }
 
     pub(crate) fn from_parts(std: StdFile, path: Option<Arc<Path>>) -> File {

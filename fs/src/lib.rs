@@ -12,6 +12,8 @@
 //! - [`File`] reads ahead in chunks of 64 KiB to 2 MiB and batches writes (up to 1 MiB);
 //!   [`File::set_max_buf_size`] moves those limits;
 //! - [`read_dir`] fetches entries 256 at a time.
+//! - [`PositionalFile`] reads and writes at offsets only (`pread`/`pwrite`), one job per
+//!   call, any number in flight at once on one shared file;
 //! - [`File::send_to`] sends a file's bytes to a socket or pipe with `sendfile`, one pool
 //!   job per socket buffer's worth, without copying them through user memory.
 //!
@@ -60,12 +62,14 @@
 //! }).unwrap();
 //! ```
 
+mod at_offset;
 mod dir_builder;
 mod error;
 mod file;
 mod job;
 mod open_options;
 mod ops;
+mod positional_file;
 mod read_dir;
 mod read_dir_stream;
 mod sys;
@@ -78,6 +82,7 @@ pub use ops::{
     read_to_string, remove_dir, remove_dir_all, remove_file, rename, set_permissions, symlink,
     symlink_metadata, try_exists, write,
 };
+pub use positional_file::PositionalFile;
 pub use read_dir::{read_dir, DirEntry, ReadDir};
 pub use read_dir_stream::ReadDirStream;
 pub use std::fs::{FileTimes, FileType, Metadata, Permissions};

@@ -3,7 +3,6 @@
 use std::fs::File as StdFile;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::FileExt;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::read_buf::prepare;
@@ -90,50 +89,6 @@ fn write_all(file: &StdFile, mut buf: &[u8]) -> io::Result<()> {
         }
     }
     Ok(())
-}
-
-/// Reads into `buf` at `offset` without moving the fd's offset (`pread`), retrying on
-/// `EINTR`; with `exact`, reads on until `buf` is full or the file ends. Returns the count.
-pub(crate) fn read_at(
-    file: &StdFile,
-    buf: &mut [u8],
-    offset: u64,
-    exact: bool,
-) -> io::Result<usize> {
-    let mut done = 0;
-    while done < buf.len() {
-        // `offset` is at most `i64::MAX` and `done` fits in a `usize`: no overflow.
-        match file.read_at(&mut buf[done..], offset + done as u64) {
-            Ok(0) => break,
-            Ok(n) if exact => done += n,
-            Ok(n) => return Ok(n),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                sys::wait_fd(file.as_raw_fd(), libc::POLLIN)?
-            }
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(done)
-}
-
-/// Writes `buf` at `offset` without moving the fd's offset (`pwrite`), retrying on `EINTR`;
-/// with `all`, writes on until all of `buf` is written. Returns the count.
-pub(crate) fn write_at(file: &StdFile, buf: &[u8], offset: u64, all: bool) -> io::Result<usize> {
-    let mut done = 0;
-    while done < buf.len() {
-        match file.write_at(&buf[done..], offset + done as u64) {
-            Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero)),
-            Ok(n) if all => done += n,
-            Ok(n) => return Ok(n),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                sys::wait_fd(file.as_raw_fd(), libc::POLLOUT)?
-            }
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(done)
 }
 
 /// Moves the fd's offset back by `rewind` bytes, to the reader's position.
@@ -311,7 +266,7 @@ fn invalid_seek() -> io::Error {
 /// Refuses a size or offset past `i64::MAX` (`off_t`'s largest value, so the largest a file
 /// can have) in our own words, where std says "out of range integral type conversion
 /// attempted" or the kernel "Invalid argument".
-pub(super) fn past_largest_offset(n: u64, what: &str) -> io::Result<()> {
+pub(crate) fn past_largest_offset(n: u64, what: &str) -> io::Result<()> {
     if i64::try_from(n).is_ok() {
         return Ok(());
     }

@@ -8,6 +8,7 @@ use std::task::{ready, Context, Poll};
 
 use super::blocking::{self, Done};
 use super::{File, Kind};
+use crate::at_offset;
 
 /// A positional job's outcome and its buffer (empty if the job was lost).
 type AtOutcome = (io::Result<usize>, Vec<u8>);
@@ -79,21 +80,13 @@ impl File {
     ///     Ok::<_, std::io::Error>(())
     /// }).unwrap();
     /// ```
-    pub async fn read_exact_at(&mut self, mut buf: &mut [u8], mut offset: u64) -> io::Result<()> {
-        while !buf.is_empty() {
-            let n = buf.len().min(self.max_buf_size());
-            let (chunk, rest) = buf.split_at_mut(n);
-            if self.read_chunk_at(chunk, offset, true).await? < n {
-                let eof = io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    format!("the file ends before offset {}", offset + n as u64),
-                );
-                return Err(self.err(eof, "read"));
-            }
-            buf = rest;
-            offset += n as u64;
+    pub async fn read_exact_at(&mut self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        let chunk = self.max_buf_size();
+        let read = async |part: &mut [u8], at: u64| self.read_chunk_at(part, at, true).await;
+        match at_offset::read_exact_in_chunks(buf, offset, chunk, read).await? {
+            Some(end) => Err(self.err(at_offset::ended_before(end), "read")),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     /// Writes up to `buf.len()` bytes at `offset` (`pwrite`), without moving the file's
@@ -152,14 +145,10 @@ impl File {
     ///     Ok::<_, std::io::Error>(())
     /// }).unwrap();
     /// ```
-    pub async fn write_all_at(&mut self, mut buf: &[u8], mut offset: u64) -> io::Result<()> {
-        while !buf.is_empty() {
-            let n = buf.len().min(self.max_buf_size());
-            self.write_chunk_at(&buf[..n], offset, true).await?;
-            buf = &buf[n..];
-            offset += n as u64;
-        }
-        Ok(())
+    pub async fn write_all_at(&mut self, buf: &[u8], offset: u64) -> io::Result<()> {
+        let chunk = self.max_buf_size();
+        let write = async |part: &[u8], at: u64| self.write_chunk_at(part, at, true).await;
+        at_offset::write_all_in_chunks(buf, offset, chunk, write).await
     }
 
     /// One `read_at` job into `buf`, which fits in one job; `exact` reads on until it is
@@ -180,7 +169,7 @@ impl File {
         job_buf.resize(buf.len(), 0);
         let std = self.std.clone();
         self.submit_at(Kind::ReadAt, move || {
-            let res = blocking::read_at(&std, &mut job_buf, offset, exact);
+            let res = at_offset::read_at(&std, &mut job_buf, offset, exact);
             Done::At { buf: job_buf, res }
         });
         let (res, mut job_buf) = poll_fn(|cx| self.poll_at(cx)).await;
@@ -209,7 +198,7 @@ impl File {
         job_buf.extend_from_slice(buf);
         let std = self.std.clone();
         self.submit_at(Kind::WriteAt, move || {
-            let res = blocking::write_at(&std, &job_buf, offset, all);
+            let res = at_offset::write_at(&std, &job_buf, offset, all);
             Done::At { buf: job_buf, res }
         });
         let (res, mut job_buf) = poll_fn(|cx| self.poll_at(cx)).await;

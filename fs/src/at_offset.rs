@@ -1,0 +1,99 @@
+//! The `pread`/`pwrite` loops that [`File`](crate::File)'s positional calls and
+//! [`PositionalFile`](crate::PositionalFile) run on a pool thread.
+
+use std::fs::File as StdFile;
+use std::io;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::FileExt;
+
+use crate::sys;
+
+/// Reads into `buf` at `offset` without moving the fd's offset (`pread`), retrying on
+/// `EINTR`; with `exact`, reads on until `buf` is full or the file ends. Returns the count.
+pub(crate) fn read_at(
+    file: &StdFile,
+    buf: &mut [u8],
+    offset: u64,
+    exact: bool,
+) -> io::Result<usize> {
+    let mut done = 0;
+    while done < buf.len() {
+        // `offset` is at most `i64::MAX` and `done` fits in a `usize`: no overflow.
+        match file.read_at(&mut buf[done..], offset + done as u64) {
+            Ok(0) => break,
+            Ok(n) if exact => done += n,
+            Ok(n) => return Ok(n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                sys::wait_fd(file.as_raw_fd(), libc::POLLIN)?
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(done)
+}
+
+/// Writes `buf` at `offset` without moving the fd's offset (`pwrite`), retrying on `EINTR`;
+/// with `all`, writes on until all of `buf` is written. Returns the count.
+pub(crate) fn write_at(file: &StdFile, buf: &[u8], offset: u64, all: bool) -> io::Result<usize> {
+    let mut done = 0;
+    while done < buf.len() {
+        match file.write_at(&buf[done..], offset + done as u64) {
+            Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero)),
+            Ok(n) if all => done += n,
+            Ok(n) => return Ok(n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                sys::wait_fd(file.as_raw_fd(), libc::POLLOUT)?
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(done)
+}
+
+/// Fills `buf` from `offset` on through `read`, one call per `chunk` bytes (each call to
+/// fill its part or stop at the end of the file). Returns `Some(end)` if the file ended
+/// before `end`, the end of the part that came short.
+pub(crate) async fn read_exact_in_chunks(
+    mut buf: &mut [u8],
+    mut offset: u64,
+    chunk: usize,
+    mut read: impl AsyncFnMut(&mut [u8], u64) -> io::Result<usize>,
+) -> io::Result<Option<u64>> {
+    while !buf.is_empty() {
+        let n = buf.len().min(chunk);
+        let (part, rest) = buf.split_at_mut(n);
+        if read(part, offset).await? < n {
+            return Ok(Some(offset + n as u64));
+        }
+        buf = rest;
+        offset += n as u64;
+    }
+    Ok(None)
+}
+
+/// Writes all of `buf` at `offset` on through `write`, one call per `chunk` bytes (each
+/// call to write all of its part).
+pub(crate) async fn write_all_in_chunks(
+    mut buf: &[u8],
+    mut offset: u64,
+    chunk: usize,
+    mut write: impl AsyncFnMut(&[u8], u64) -> io::Result<usize>,
+) -> io::Result<()> {
+    while !buf.is_empty() {
+        let n = buf.len().min(chunk);
+        write(&buf[..n], offset).await?;
+        buf = &buf[n..];
+        offset += n as u64;
+    }
+    Ok(())
+}
+
+/// The error of a `read_exact_at` whose file ended before `end`.
+pub(crate) fn ended_before(end: u64) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::UnexpectedEof,
+        format!("the file ends before offset {end}"),
+    )
+}

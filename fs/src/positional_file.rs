@@ -1,0 +1,236 @@
+//! [`PositionalFile`]: a file shared by many tasks, read and written only at offsets each
+//! call names, with any number of operations in flight at once.
+
+use std::fmt;
+use std::fs::{File as StdFile, Metadata};
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::at_offset;
+use crate::error::for_file;
+use crate::file::MAX_JOB_BYTES;
+use crate::job::run;
+use crate::File;
+
+/// A file read and written only at offsets each call names (`pread`/`pwrite`): the model of
+/// overlapped file I/O on Windows, where a handle has no position and every request
+/// carries its offset. Its methods take `&self` and each runs as a job of its own on the
+/// blocking pool, so any number of tasks may have reads and writes in flight on one file
+/// at once, run side by side on pool threads: a database's page reads, a piece exchange's
+/// block writes. Cloning it is cheap and shares the fd; it is `Send` and `Sync`.
+///
+/// Unlike a [`File`] it keeps no position and buffers nothing: each call goes to the
+/// kernel in its own job, at most 2 MiB per job (a longer `read_at` or `write_at` is short;
+/// [`read_exact_at`](PositionalFile::read_exact_at) and
+/// [`write_all_at`](PositionalFile::write_all_at) go on in further jobs). Operations in
+/// flight together are not ordered among themselves: two writes to the same bytes at once
+/// land in either order, as two threads' `pwrite`s do; await a write before a read that
+/// must see it.
+///
+/// Dropping a call's future does not stop its job (see the crate's Cancellation
+/// section): a dropped write may still land, after operations started later. The fd
+/// closes when the last clone is dropped and no job still holds it.
+///
+/// On a file opened for appending, Linux's `pwrite` appends whatever the offset. An fd
+/// without offsets (a pipe, FIFO or socket) refuses with `ESPIPE` ("Illegal seek"), an
+/// offset past `i64::MAX` is refused with [`InvalidInput`](io::ErrorKind::InvalidInput),
+/// and errors name the file, as [`File`]'s do.
+///
+/// ```
+/// use overlap::fs::{OpenOptions, PositionalFile};
+/// # let path = std::env::temp_dir().join(format!("overlap-doc-positional-{}", std::process::id()));
+/// overlap::block_on(async {
+///     let file = OpenOptions::new().read(true).write(true).create(true).truncate(true)
+///         .open(&path).await?;
+///     let file = PositionalFile::from_file(file).await?;
+///     // Eight blocks written by eight tasks at once, then read back at once.
+///     let writers: Vec<_> = (0..8u8)
+///         .map(|i| {
+///             let file = file.clone();
+///             overlap::spawn(async move { file.write_all_at(&[i; 512], i as u64 * 512).await })
+///         })
+///         .collect();
+///     for w in writers {
+///         w.await??;
+///     }
+///     let (mut a, mut b) = ([0u8; 512], [0u8; 512]);
+///     let (ra, rb) = overlap::join!(file.read_exact_at(&mut a, 0), file.read_exact_at(&mut b, 3584));
+///     ra?;
+///     rb?;
+///     assert_eq!((a[0], b[511]), (0, 7));
+///     assert_eq!(file.metadata().await?.len(), 4096);
+///     # std::fs::remove_file(&path)?;
+///     Ok::<_, std::io::Error>(())
+/// }).unwrap();
+/// ```
+#[derive(Clone)]
+pub struct PositionalFile {
+    std: Arc<StdFile>,
+    /// For error messages.
+    path: Option<Arc<Path>>,
+}
+
+impl PositionalFile {
+    /// Opens `path` read-only. For writing, open a [`File`] with
+    /// [`OpenOptions`](crate::OpenOptions) and [`from_file`](PositionalFile::from_file) it.
+    pub async fn open(path: impl AsRef<Path>) -> io::Result<PositionalFile> {
+        PositionalFile::from_file(File::open(path).await?).await
+    }
+
+    /// Takes over `file`'s fd, after its buffered writes are written out (as
+    /// [`File::into_std`] does); its path goes on naming it in errors.
+    pub async fn from_file(file: File) -> io::Result<PositionalFile> {
+        let path = file.path_for_errors();
+        let std = file.into_std().await?;
+        Ok(PositionalFile {
+            std: Arc::new(std),
+            path,
+        })
+    }
+
+    /// Takes over a std file; its errors name no path.
+    pub fn from_std(std: StdFile) -> PositionalFile {
+        PositionalFile {
+            std: Arc::new(std),
+            path: None,
+        }
+    }
+
+    /// The std file back, if this is the last handle and no job still holds the fd; else
+    /// `Err(self)`, unchanged.
+    // The handle itself comes back, as from `File::try_into_std`.
+    #[allow(clippy::result_large_err)]
+    pub fn try_into_std(self) -> Result<StdFile, PositionalFile> {
+        let path = self.path;
+        Arc::try_unwrap(self.std).map_err(|std| PositionalFile { std, path })
+    }
+
+    /// Reads up to `buf.len()` bytes (at most 2 MiB) from `offset` and returns how many it
+    /// read: `0` at or past the end of the file.
+    pub async fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        let n = buf.len().min(MAX_JOB_BYTES);
+        self.read_chunk_at(&mut buf[..n], offset, false).await
+    }
+
+    /// Fills all of `buf` from `offset` on, in jobs of up to 2 MiB; a file that ends first
+    /// gives [`UnexpectedEof`](io::ErrorKind::UnexpectedEof), with `buf`'s contents then
+    /// unspecified.
+    pub async fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        let chunk = MAX_JOB_BYTES;
+        let read = async |part: &mut [u8], at: u64| self.read_chunk_at(part, at, true).await;
+        match at_offset::read_exact_in_chunks(buf, offset, chunk, read).await? {
+            Some(end) => Err(self.err(at_offset::ended_before(end), "read")),
+            None => Ok(()),
+        }
+    }
+
+    /// Writes up to `buf.len()` bytes (at most 2 MiB) at `offset` and returns how many it
+    /// wrote. Writing past the end extends the file (a gap reads as zeros).
+    pub async fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<usize> {
+        let n = buf.len().min(MAX_JOB_BYTES);
+        self.write_chunk_at(&buf[..n], offset, false).await
+    }
+
+    /// Writes all of `buf` at `offset` on, in jobs of up to 2 MiB; on an error, a prefix
+    /// of it may have been written.
+    pub async fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        let chunk = MAX_JOB_BYTES;
+        let write = async |part: &[u8], at: u64| self.write_chunk_at(part, at, true).await;
+        at_offset::write_all_in_chunks(buf, offset, chunk, write).await
+    }
+
+    /// The file's metadata (`fstat`), counting every write that completed.
+    pub async fn metadata(&self) -> io::Result<Metadata> {
+        self.run_on_file("stat", |f| f.metadata()).await
+    }
+
+    /// Truncates or extends the file to `size` bytes; a `size` past `i64::MAX` is refused
+    /// with [`InvalidInput`](io::ErrorKind::InvalidInput).
+    pub async fn set_len(&self, size: u64) -> io::Result<()> {
+        crate::file::past_largest_offset(size, "size").map_err(|e| self.err(e, "truncate"))?;
+        self.run_on_file("truncate", move |f| f.set_len(size)).await
+    }
+
+    /// Flushes data and metadata to the device (`fsync`): every write that completed before
+    /// the call is durable once it returns.
+    pub async fn sync_all(&self) -> io::Result<()> {
+        self.run_on_file("sync", StdFile::sync_all).await
+    }
+
+    /// Flushes the data to the device (`fdatasync`), as [`sync_all`](Self::sync_all) does.
+    pub async fn sync_data(&self) -> io::Result<()> {
+        self.run_on_file("sync", StdFile::sync_data).await
+    }
+
+    async fn read_chunk_at(&self, buf: &mut [u8], offset: u64, exact: bool) -> io::Result<usize> {
+        crate::file::past_largest_offset(offset, "offset").map_err(|e| self.err(e, "read"))?;
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let len = buf.len();
+        let (n, bytes) = self
+            .run_on_file("read", move |f| {
+                let mut bytes = vec![0u8; len];
+                let n = at_offset::read_at(f, &mut bytes, offset, exact)?;
+                Ok((n, bytes))
+            })
+            .await?;
+        buf[..n].copy_from_slice(&bytes[..n]);
+        Ok(n)
+    }
+
+    async fn write_chunk_at(&self, buf: &[u8], offset: u64, all: bool) -> io::Result<usize> {
+        crate::file::past_largest_offset(offset, "offset").map_err(|e| self.err(e, "write"))?;
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let bytes = buf.to_vec();
+        self.run_on_file("write", move |f| {
+            at_offset::write_at(f, &bytes, offset, all)
+        })
+        .await
+    }
+
+    /// Runs one std call on the fd in a job of its own, naming the file in its error.
+    async fn run_on_file<T, F>(&self, op: &'static str, f: F) -> io::Result<T>
+    where
+        F: FnOnce(&StdFile) -> io::Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let (std, path) = (self.std.clone(), self.path.clone());
+        run(move || f(&std).map_err(|e| for_file(e, op, path.as_deref()))).await
+    }
+
+    fn err(&self, e: io::Error, op: &'static str) -> io::Error {
+        for_file(e, op, self.path.as_deref())
+    }
+}
+
+impl From<StdFile> for PositionalFile {
+    fn from(std: StdFile) -> PositionalFile {
+        PositionalFile::from_std(std)
+    }
+}
+
+impl AsFd for PositionalFile {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.std.as_fd()
+    }
+}
+
+impl AsRawFd for PositionalFile {
+    fn as_raw_fd(&self) -> RawFd {
+        self.std.as_raw_fd()
+    }
+}
+
+impl fmt::Debug for PositionalFile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PositionalFile")
+            .field("std", &self.std)
+            .field("path", &self.path)
+            .finish()
+    }
+}

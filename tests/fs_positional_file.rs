@@ -1,0 +1,179 @@
+//! `fs::PositionalFile`: one shared file, many positional reads and writes in flight at
+//! once from many tasks (and from two runtimes on two threads), jobs of at most 2 MiB, the
+//! hand-over from a `File` with its buffered bytes, and refusals (a read-only fd, a FIFO,
+//! an offset too large, the end of the file) as errors naming the file.
+
+mod support;
+
+use std::io::ErrorKind;
+
+use overlap::fs::{File, PositionalFile};
+use overlap::io::AsyncWriteExt;
+use support::{mkfifo, open_fresh, open_read_write, pattern, pattern_seeded, Rng, TempDir};
+
+const MIB: usize = 1024 * 1024;
+
+#[test]
+fn many_reads_from_many_tasks_at_once_each_get_their_bytes() {
+    let dir = TempDir::new("positional-file-reads");
+    let path = dir.join("f");
+    let data = pattern(MIB);
+    std::fs::write(&path, &data).unwrap();
+    overlap::block_on(async {
+        let file = PositionalFile::open(&path).await.unwrap();
+        let mut tasks = Vec::new();
+        for t in 0..64u64 {
+            let (file, data) = (file.clone(), data.clone());
+            tasks.push(overlap::spawn(async move {
+                let mut rng = Rng(t + 1);
+                let mut buf = vec![0u8; 4096];
+                for _ in 0..16 {
+                    let at = rng.below(data.len() - 4096);
+                    file.read_exact_at(&mut buf, at as u64).await.unwrap();
+                    assert!(buf == data[at..at + 4096], "task {t} at {at}");
+                }
+                // Near the end: a short read, then none.
+                let tail = data.len() as u64 - 100;
+                assert_eq!(file.read_at(&mut buf, tail).await.unwrap(), 100);
+                assert_eq!(file.read_at(&mut buf, data.len() as u64).await.unwrap(), 0);
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+    });
+}
+
+#[test]
+fn disjoint_writes_from_many_tasks_and_two_threads_all_land() {
+    let dir = TempDir::new("positional-file-writes");
+    let path = dir.join("f");
+    const BLOCK: usize = 8 * 1024;
+    let data = pattern_seeded(BLOCK * 128, 3);
+    let file =
+        overlap::block_on(async { PositionalFile::from_file(open_fresh(&path).await).await })
+            .unwrap();
+    // Two runtimes on two threads write the even and the odd blocks through clones of one
+    // handle, 64 tasks each.
+    let threads: Vec<_> = (0..2)
+        .map(|parity| {
+            let (file, data) = (file.clone(), data.clone());
+            std::thread::spawn(move || {
+                overlap::block_on(async move {
+                    let tasks: Vec<_> = (parity..128)
+                        .step_by(2)
+                        .map(|b| {
+                            let (file, data) = (file.clone(), data.clone());
+                            overlap::spawn(async move {
+                                let at = b * BLOCK;
+                                file.write_all_at(&data[at..at + BLOCK], at as u64).await
+                            })
+                        })
+                        .collect();
+                    for t in tasks {
+                        t.await.unwrap().unwrap();
+                    }
+                })
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    overlap::block_on(async {
+        file.sync_all().await.unwrap();
+        assert_eq!(file.metadata().await.unwrap().len(), data.len() as u64);
+    });
+    assert!(std::fs::read(&path).unwrap() == data);
+    // The last handle gives the std file back; a shared one does not.
+    let other = file.clone();
+    let file = file.try_into_std().unwrap_err();
+    drop(other);
+    let std = file.try_into_std().unwrap();
+    assert_eq!(std.metadata().unwrap().len(), data.len() as u64);
+}
+
+#[test]
+fn big_buffers_go_in_jobs_of_two_mib() {
+    let dir = TempDir::new("positional-file-big");
+    let path = dir.join("f");
+    let data = pattern_seeded(5 * MIB + 123, 9);
+    overlap::block_on(async {
+        let file = PositionalFile::from_file(open_fresh(&path).await)
+            .await
+            .unwrap();
+        // One call, one job: 2 MiB of it.
+        assert_eq!(file.write_at(&data, 0).await.unwrap(), 2 * MIB);
+        file.write_all_at(&data[2 * MIB..], 2 * MIB as u64)
+            .await
+            .unwrap();
+        let mut back = vec![0u8; data.len()];
+        assert_eq!(file.read_at(&mut back, 0).await.unwrap(), 2 * MIB);
+        file.read_exact_at(&mut back, 0).await.unwrap();
+        assert!(back == data);
+        // Ending in the third job's chunk: `UnexpectedEof`, naming the file.
+        let err = file.read_exact_at(&mut back, 200).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::UnexpectedEof);
+        assert!(err.to_string().contains(path.to_str().unwrap()), "{err}");
+        file.set_len(10).await.unwrap();
+        assert_eq!(file.metadata().await.unwrap().len(), 10);
+    });
+}
+
+#[test]
+fn from_file_writes_out_buffered_bytes_and_keeps_the_path() {
+    let dir = TempDir::new("positional-file-from-file");
+    let path = dir.join("f");
+    overlap::block_on(async {
+        let mut file = File::create(&path).await.unwrap();
+        file.write_all(b"buffered, not flushed").await.unwrap();
+        let file = PositionalFile::from_file(file).await.unwrap();
+        let mut back = [0u8; 8];
+        // `File::create` opened it write-only.
+        let err = file.read_at(&mut back, 0).await.unwrap_err();
+        assert_eq!(overlap::io::raw_os_error(&err), Some(libc::EBADF));
+        assert!(err.to_string().contains(path.to_str().unwrap()), "{err}");
+        assert_eq!(file.metadata().await.unwrap().len(), 21);
+        // From std: no path to name.
+        let std = std::fs::File::open(&path).unwrap();
+        let file = PositionalFile::from(std);
+        let mut word = [0u8; 7];
+        file.read_exact_at(&mut word, 14).await.unwrap();
+        assert_eq!(&word, b"flushed");
+        let err = file.read_exact_at(&mut back, 14).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::UnexpectedEof);
+        assert!(!err.to_string().contains(path.to_str().unwrap()), "{err}");
+    });
+}
+
+#[test]
+fn refusals_are_clear_errors() {
+    let dir = TempDir::new("positional-file-refusals");
+    let path = dir.join("f");
+    std::fs::write(&path, b"kept").unwrap();
+    overlap::block_on(async {
+        let ro = PositionalFile::open(&path).await.unwrap();
+        let err = ro.write_all_at(b"no", 0).await.unwrap_err();
+        assert_eq!(overlap::io::raw_os_error(&err), Some(libc::EBADF));
+        assert!(err.to_string().contains(path.to_str().unwrap()), "{err}");
+        let err = ro
+            .read_at(&mut [0u8; 1], i64::MAX as u64 + 1)
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput);
+        let err = ro.set_len(u64::MAX).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput);
+        assert_eq!(ro.read_at(&mut [], 0).await.unwrap(), 0);
+        assert!(ro.write_at(&[], 0).await.is_ok());
+
+        let fifo = dir.join("fifo");
+        mkfifo(&fifo);
+        let f = PositionalFile::from_file(open_read_write(&fifo).await)
+            .await
+            .unwrap();
+        let err = f.read_at(&mut [0u8; 4], 0).await.unwrap_err();
+        assert_eq!(overlap::io::raw_os_error(&err), Some(libc::ESPIPE));
+        assert!(err.to_string().contains(fifo.to_str().unwrap()), "{err}");
+    });
+    assert_eq!(std::fs::read(&path).unwrap(), b"kept");
+}
