@@ -50,7 +50,11 @@ use crate::OpenOptions;
 ///   log writer cutting back a torn tail makes) is not seen until a seek, any seek
 ///   (`SeekFrom::Current(0)` too), drops them; bytes appended past them are read when
 ///   reached. tokio's `File` reads only what each call asks, so a reader ported from it
-///   that must see such changes seeks before reading.
+///   that must see such changes seeks before reading. For the same reason, a reader that
+///   stops at a known offset (a byte range served over HTTP, say) has read up to two
+///   chunks past it from the disk: [`read_exact_at`](File::read_exact_at) reads a range
+///   exactly, [`send_to`](File::send_to) sends one, and a lower
+///   [`set_max_buf_size`](File::set_max_buf_size) bounds the excess.
 /// - **Writes** are copied into a buffer and return at once. The buffer goes to the pool
 ///   straight away if no write job is running; otherwise bytes gather (up to 1 MiB) and go
 ///   in the next job, so a burst of small writes costs a few jobs, not one each.
