@@ -18,6 +18,9 @@ const SMALL_FILES: usize = 10_000;
 const SMALL: usize = 4096;
 const ROUNDS: usize = 5;
 const ROUND_TRIPS: usize = 20_000;
+/// Random 4 KiB reads of the big file, and how many are in flight at once.
+const RANDOM_READS: usize = 40_000;
+const IN_FLIGHT: usize = 16;
 
 fn main() {
     let base = std::env::args()
@@ -79,6 +82,27 @@ fn main() {
         BIG as f64,
         "GiB/s",
         (1u64 << 30) as f64,
+    );
+
+    // Random 4 KiB reads, 16 in flight: overlap's `PositionalFile` against tokio's way
+    // (`spawn_blocking` around `FileExt::read_at` on an `Arc<std::fs::File>`) and `pread`
+    // one after another on this thread.
+    let offsets: std::sync::Arc<Vec<u64>> = std::sync::Arc::new(
+        (0..RANDOM_READS as u64)
+            .map(|i| (i.wrapping_mul(2_654_435_761) % (BIG as u64 / 4096)) * 4096)
+            .collect(),
+    );
+    let r = best_of(
+        || std_random(&big, &offsets),
+        || tokio_rt.block_on(tokio_random(&big, offsets.clone())),
+        || overlap_rt.block_on(overlap_random(&big, offsets.clone())),
+    );
+    report(
+        "random 4 KiB reads, 16 at once",
+        r,
+        RANDOM_READS as f64,
+        "k/s",
+        1e3,
     );
 
     let small_dir = dir.join("small");
@@ -277,4 +301,70 @@ async fn overlap_seq(path: &Path, buf: usize) -> usize {
         }
         total += n;
     }
+}
+
+/// The first byte of each 4 KiB block at `offsets`, summed: the same whatever the order.
+fn std_random(path: &Path, offsets: &[u64]) -> usize {
+    use std::os::unix::fs::FileExt;
+    let f = stdfs::File::open(path).unwrap();
+    let mut b = [0u8; 4096];
+    let mut sum = 0;
+    for &at in offsets {
+        f.read_exact_at(&mut b, at).unwrap();
+        sum += b[0] as usize;
+    }
+    sum
+}
+
+async fn tokio_random(path: &Path, offsets: std::sync::Arc<Vec<u64>>) -> usize {
+    use std::os::unix::fs::FileExt;
+    let f = std::sync::Arc::new(stdfs::File::open(path).unwrap());
+    let tasks: Vec<_> = (0..IN_FLIGHT)
+        .map(|t| {
+            let (f, offsets) = (f.clone(), offsets.clone());
+            tokio::spawn(async move {
+                let mut sum = 0;
+                for i in (t..offsets.len()).step_by(IN_FLIGHT) {
+                    let (f, at) = (f.clone(), offsets[i]);
+                    let b = tokio::task::spawn_blocking(move || {
+                        let mut b = vec![0u8; 4096];
+                        f.read_exact_at(&mut b, at).map(|()| b)
+                    })
+                    .await
+                    .unwrap()
+                    .unwrap();
+                    sum += b[0] as usize;
+                }
+                sum
+            })
+        })
+        .collect();
+    let mut sum = 0;
+    for t in tasks {
+        sum += t.await.unwrap();
+    }
+    sum
+}
+
+async fn overlap_random(path: &Path, offsets: std::sync::Arc<Vec<u64>>) -> usize {
+    let f = overlap::fs::PositionalFile::open(path).await.unwrap();
+    let tasks: Vec<_> = (0..IN_FLIGHT)
+        .map(|t| {
+            let (f, offsets) = (f.clone(), offsets.clone());
+            overlap::spawn(async move {
+                let mut b = [0u8; 4096];
+                let mut sum = 0;
+                for i in (t..offsets.len()).step_by(IN_FLIGHT) {
+                    f.read_exact_at(&mut b, offsets[i]).await.unwrap();
+                    sum += b[0] as usize;
+                }
+                sum
+            })
+        })
+        .collect();
+    let mut sum = 0;
+    for t in tasks {
+        sum += t.await.unwrap();
+    }
+    sum
 }
