@@ -1,7 +1,8 @@
 //! `udp::UdpFramed` (tokio-util's): frames from each datagram with its sender, one datagram
 //! per item sent, over 127.0.0.1 and ::1; several frames in one datagram; a datagram that
 //! fails to decode, a socket error and a refused send each reported once, the framing going
-//! on after them; an `Rc<UdpSocket>` shared by a receiving and a sending half.
+//! on after them; `last_sender` naming whom a decode error came from; an `Rc<UdpSocket>`
+//! shared by a receiving and a sending half.
 
 mod support;
 
@@ -136,6 +137,55 @@ fn a_datagram_that_fails_to_decode_is_one_error_and_the_next_one_decodes() {
         // Nothing else: the bad datagram's error is not given again.
         assert!(poll_once(framed.next()).await.is_pending());
         assert!(framed.read_buffer().is_empty());
+    });
+}
+
+#[test]
+fn last_sender_names_whom_a_decode_error_came_from() {
+    overlap::block_on(async {
+        let (a, b) = (bound("127.0.0.1:0").await, bound("127.0.0.1:0").await);
+        let (a_addr, b_addr) = (a.local_addr().unwrap(), b.local_addr().unwrap());
+        let mut framed = UdpFramed::new(bound("127.0.0.1:0").await, ShortFrames);
+        let to = framed.get_ref().local_addr().unwrap();
+        assert_eq!(framed.last_sender(), None);
+        a.send_to(&[9, 1], to).await.unwrap();
+        b.send_to(&[1, b'x', 5], to).await.unwrap();
+        a.send_to(&[1, b'y'], to).await.unwrap();
+        let err = within(LIMIT, framed.next(), "a's error").await.unwrap();
+        assert!(err.is_err());
+        assert_eq!(framed.last_sender(), Some(a_addr), "the error came from a");
+        // b's datagram: a frame, then an error for its leftover byte, both b's.
+        let (frame, from) = within(LIMIT, framed.next(), "b's frame")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (&frame[..], from, framed.last_sender()),
+            (&b"x"[..], b_addr, Some(b_addr))
+        );
+        let err = within(LIMIT, framed.next(), "b's error").await.unwrap();
+        assert!(err.is_err());
+        assert_eq!(framed.last_sender(), Some(b_addr), "the error came from b");
+        let (frame, from) = within(LIMIT, framed.next(), "a's frame")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (&frame[..], from, framed.last_sender()),
+            (&b"y"[..], a_addr, Some(a_addr))
+        );
+        // A socket error comes from no datagram.
+        let gone = bound("127.0.0.1:0").await;
+        let gone_addr = gone.local_addr().unwrap();
+        drop(gone);
+        framed.get_ref().connect(gone_addr).await.unwrap();
+        framed.get_ref().send(&[0]).await.unwrap();
+        let err = within(LIMIT, framed.next(), "the refusal")
+            .await
+            .unwrap()
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::ConnectionRefused);
+        assert_eq!(framed.last_sender(), None);
     });
 }
 

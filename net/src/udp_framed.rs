@@ -31,7 +31,9 @@ const DATAGRAM_ROOM: usize = 64 * 1024;
 ///   part-way (a `LengthDelimitedCodec` waiting for the rest of a body, a `LinesCodec`
 ///   discarding an over-long line up to its `\n`) carries that into the next datagram,
 ///   so a datagram protocol wants a codec that keeps none, or a fresh one put in through
-///   [`codec_mut`](UdpFramed::codec_mut) after an error. An error from
+///   [`codec_mut`](UdpFramed::codec_mut) after an error. A decode error carries no
+///   address, as with tokio: [`last_sender`](UdpFramed::last_sender) names the datagram's
+///   sender, to answer or blame it. An error from
 ///   the socket itself (a refused earlier send reported by a connected socket, say) is
 ///   yielded too, and the stream goes on. The stream never ends.
 /// - **Sending**: each item is encoded alone and sent as one datagram when the sink is
@@ -72,6 +74,8 @@ pub struct UdpFramed<C, T = UdpSocket> {
     room: Vec<u8>,
     /// The sender of the datagram in `rd`, while frames may be left in it.
     decoding_from: Option<SocketAddr>,
+    /// The sender of the datagram the last item came from (see `last_sender`).
+    last_sender: Option<SocketAddr>,
     /// The encoded item waiting to be sent, and where to.
     wr: BytesMut,
     out_addr: Option<SocketAddr>,
@@ -88,6 +92,7 @@ impl<C, T: Borrow<UdpSocket>> UdpFramed<C, T> {
             rd: BytesMut::new(),
             room: Vec::new(),
             decoding_from: None,
+            last_sender: None,
             wr: BytesMut::new(),
             out_addr: None,
         }
@@ -117,6 +122,34 @@ impl<C, T: Borrow<UdpSocket>> UdpFramed<C, T> {
     /// The codec, mutably.
     pub fn codec_mut(&mut self) -> &mut C {
         &mut self.codec
+    }
+
+    /// The sender of the last datagram received, which the stream's last item came from,
+    /// a frame or a decode error (which, as tokio-util's, carries no address): the peer to
+    /// answer a malformed request, or the stranger to ignore. `None` before the first
+    /// datagram, and after an error of the socket itself, which comes from no datagram.
+    /// tokio-util's `UdpFramed` has no such method.
+    ///
+    /// ```
+    /// use overlap::codec::LinesCodec;
+    /// use overlap::net::UdpSocket;
+    /// use overlap::stream::StreamExt;
+    /// use overlap::udp::UdpFramed;
+    ///
+    /// overlap::block_on(async {
+    ///     let peer = UdpSocket::bind("127.0.0.1:0").await?;
+    ///     let mut framed = UdpFramed::new(UdpSocket::bind("127.0.0.1:0").await?, LinesCodec::new());
+    ///     assert_eq!(framed.last_sender(), None);
+    ///     // Not UTF-8: a decode error, without the sender in it.
+    ///     peer.send_to(b"\xff\n", framed.get_ref().local_addr()?).await?;
+    ///     assert!(framed.next().await.unwrap().is_err());
+    ///     assert_eq!(framed.last_sender(), Some(peer.local_addr()?));
+    ///     std::io::Result::Ok(())
+    /// })
+    /// .unwrap();
+    /// ```
+    pub fn last_sender(&self) -> Option<SocketAddr> {
+        self.last_sender
     }
 
     /// What is left of the datagram being decoded.
@@ -153,11 +186,15 @@ impl<C: Decoder, T: Borrow<UdpSocket>> Stream for UdpFramed<C, T> {
             }
             let (n, from) = match ready!(this.socket.borrow().poll_recv_from(cx, &mut this.room)) {
                 Ok(received) => received,
-                Err(e) => return Poll::Ready(Some(Err(e.into()))),
+                Err(e) => {
+                    this.last_sender = None;
+                    return Poll::Ready(Some(Err(e.into())));
+                }
             };
             this.rd.clear();
             this.rd.extend_from_slice(&this.room[..n]);
             this.decoding_from = Some(from);
+            this.last_sender = Some(from);
         }
     }
 }
@@ -221,6 +258,7 @@ impl<C: fmt::Debug, T: fmt::Debug> fmt::Debug for UdpFramed<C, T> {
             .field("codec", &self.codec)
             .field("undecoded", &self.rd.len())
             .field("decoding_from", &self.decoding_from)
+            .field("last_sender", &self.last_sender)
             .field("unsent", &self.wr.len())
             .field("out_addr", &self.out_addr)
             .finish()
