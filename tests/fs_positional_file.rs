@@ -9,7 +9,10 @@ use std::io::ErrorKind;
 
 use overlap::fs::{File, PositionalFile};
 use overlap::io::AsyncWriteExt;
-use support::{mkfifo, open_fresh, open_read_write, pattern, pattern_seeded, Rng, TempDir};
+use support::{
+    mkfifo, open_fresh, open_read_write, pattern, pattern_seeded, poll_once,
+    runtime_with_a_busy_pool, Rng, TempDir,
+};
 
 const MIB: usize = 1024 * 1024;
 
@@ -176,4 +179,62 @@ fn refusals_are_clear_errors() {
         assert!(err.to_string().contains(fifo.to_str().unwrap()), "{err}");
     });
     assert_eq!(std::fs::read(&path).unwrap(), b"kept");
+}
+
+#[test]
+fn with_one_job_at_most_requests_run_in_the_order_they_were_made() {
+    let dir = TempDir::new("positional-file-one-job");
+    let path = dir.join("f");
+    overlap::block_on(async {
+        let file = PositionalFile::from_file(open_fresh(&path).await)
+            .await
+            .unwrap();
+        file.set_max_jobs(0);
+        assert_eq!(file.max_jobs(), 1, "0 is taken as 1");
+        // Twenty tasks write the same bytes, then one reads them, all queued at once: the
+        // tasks first run (and submit) in the order they were spawned.
+        let writers: Vec<_> = (0..20u8)
+            .map(|i| {
+                let file = file.clone();
+                overlap::spawn(async move { file.write_all_at(&[i; 4096], 0).await })
+            })
+            .collect();
+        let reader = {
+            let file = file.clone();
+            overlap::spawn(async move {
+                let mut b = [0u8; 4096];
+                file.read_exact_at(&mut b, 0).await.map(|()| b)
+            })
+        };
+        for w in writers {
+            w.await.unwrap().unwrap();
+        }
+        let seen = reader.await.unwrap().unwrap();
+        assert!(
+            seen.iter().all(|&b| b == 19),
+            "the read ran before the last write"
+        );
+    });
+    assert!(std::fs::read(&path).unwrap().iter().all(|&b| b == 19));
+}
+
+#[test]
+fn a_request_whose_runtime_shut_down_before_it_ran_fails_and_the_file_goes_on() {
+    let dir = TempDir::new("positional-file-never-ran");
+    let path = dir.join("f");
+    std::fs::write(&path, b"still here").unwrap();
+    let file = PositionalFile::from_std(std::fs::File::open(&path).unwrap());
+    let mut buf = [0u8; 10];
+    {
+        let mut read = Box::pin(file.read_exact_at(&mut buf, 0));
+        let (rt, gate) = runtime_with_a_busy_pool();
+        rt.block_on(async { assert!(poll_once(&mut read).await.is_pending()) });
+        // The queued job goes unrun with its runtime: the request must not wait forever.
+        drop(rt);
+        gate.wait();
+        let err = overlap::block_on(read).unwrap_err();
+        assert!(err.to_string().contains("did not run"), "{err}");
+    }
+    overlap::block_on(file.read_exact_at(&mut buf, 0)).unwrap();
+    assert_eq!(&buf, b"still here");
 }

@@ -8,6 +8,10 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::path::Path;
 use std::sync::Arc;
 
+mod queue;
+
+use queue::{Op, Shared};
+
 use crate::at_offset;
 use crate::error::for_file;
 use crate::file::MAX_JOB_BYTES;
@@ -16,21 +20,24 @@ use crate::File;
 
 /// A file read and written only at offsets each call names (`pread`/`pwrite`): the model of
 /// overlapped file I/O on Windows, where a handle has no position and every request
-/// carries its offset. Its methods take `&self` and each runs as a job of its own on the
-/// blocking pool, so any number of tasks may have reads and writes in flight on one file
-/// at once, run side by side on pool threads: a database's page reads, a piece exchange's
-/// block writes. Cloning it is cheap and shares the fd; it is `Send` and `Sync`.
+/// carries its offset. Its methods take `&self`, so any number of tasks may have reads and
+/// writes in flight on one file at once: a database's page reads, a piece exchange's block
+/// writes. They wait in one queue per file, which pool jobs drain side by side, up to
+/// [`max_jobs`](PositionalFile::max_jobs) of them (the CPUs, by default), each taking
+/// request after request without a trip to the pool for each. Cloning it is cheap and
+/// shares the fd and the queue; it is `Send` and `Sync`.
 ///
 /// Unlike a [`File`] it keeps no position and buffers nothing: each call goes to the
-/// kernel in its own job, at most 2 MiB per job (a longer `read_at` or `write_at` is short;
+/// kernel on its own, at most 2 MiB per request (a longer `read_at` or `write_at` is short;
 /// [`read_exact_at`](PositionalFile::read_exact_at) and
-/// [`write_all_at`](PositionalFile::write_all_at) go on in further jobs). Operations in
-/// flight together are not ordered among themselves: two writes to the same bytes at once
-/// land in either order, as two threads' `pwrite`s do; await a write before a read that
-/// must see it.
+/// [`write_all_at`](PositionalFile::write_all_at) go on in further requests). Operations
+/// in flight together are not ordered among themselves (unless `max_jobs` is 1): two
+/// writes to the same bytes at once land in either order, as two threads' `pwrite`s do;
+/// await a write before a read that must see it.
 ///
-/// Dropping a call's future does not stop its job (see the crate's Cancellation
-/// section): a dropped write may still land, after operations started later. The fd
+/// Dropping a call's future skips a read still waiting in the queue; anything else runs to
+/// the end (see the crate's Cancellation section): a dropped write may still land, after
+/// operations started later. The fd
 /// closes when the last clone is dropped and no job still holds it.
 ///
 /// On a file opened for appending, Linux's `pwrite` appends whatever the offset. An fd
@@ -67,7 +74,7 @@ use crate::File;
 /// ```
 #[derive(Clone)]
 pub struct PositionalFile {
-    std: Arc<StdFile>,
+    shared: Arc<Shared>,
     /// For error messages.
     path: Option<Arc<Path>>,
 }
@@ -85,7 +92,7 @@ impl PositionalFile {
         let path = file.path_for_errors();
         let std = file.into_std().await?;
         Ok(PositionalFile {
-            std: Arc::new(std),
+            shared: Arc::new(Shared::new(std)),
             path,
         })
     }
@@ -93,7 +100,7 @@ impl PositionalFile {
     /// Takes over a std file; its errors name no path.
     pub fn from_std(std: StdFile) -> PositionalFile {
         PositionalFile {
-            std: Arc::new(std),
+            shared: Arc::new(Shared::new(std)),
             path: None,
         }
     }
@@ -104,7 +111,42 @@ impl PositionalFile {
     #[allow(clippy::result_large_err)]
     pub fn try_into_std(self) -> Result<StdFile, PositionalFile> {
         let path = self.path;
-        Arc::try_unwrap(self.std).map_err(|std| PositionalFile { std, path })
+        Arc::try_unwrap(self.shared)
+            .map(|shared| shared.std)
+            .map_err(|shared| PositionalFile { shared, path })
+    }
+
+    /// How many pool jobs this file's requests run on at most at once (shared by its
+    /// clones); see [`set_max_jobs`](PositionalFile::set_max_jobs).
+    pub fn max_jobs(&self) -> usize {
+        self.shared.max_jobs()
+    }
+
+    /// Sets how many pool jobs this file's requests (its clones' too) run on at most at
+    /// once; `0` is taken as 1. Requests wait in one queue per file, and a job takes them
+    /// one after another until the queue is empty, so one running job costs a request no
+    /// trip to the pool; another starts while requests outnumber the jobs, up to this.
+    ///
+    /// The default is the number of CPUs (`available_parallelism`), which suits bytes in
+    /// the page cache: more jobs than CPUs only take turns. A device that serves many
+    /// requests at once (an NVMe drive, a network file system) answers more of them with
+    /// more in flight, as many as the tasks keep outstanding: raise it to that depth. With
+    /// `1`, requests run one at a time in the order they were made.
+    ///
+    /// ```
+    /// # let path = std::env::temp_dir().join(format!("overlap-doc-max-jobs-{}", std::process::id()));
+    /// # std::fs::write(&path, b"x").unwrap();
+    /// overlap::block_on(async {
+    ///     let file = overlap::fs::PositionalFile::open(&path).await?;
+    ///     assert!(file.max_jobs() >= 1);
+    ///     file.set_max_jobs(32); // a drive that likes a deep queue
+    ///     assert_eq!(file.clone().max_jobs(), 32);
+    ///     # std::fs::remove_file(&path)?;
+    ///     Ok::<_, std::io::Error>(())
+    /// }).unwrap();
+    /// ```
+    pub fn set_max_jobs(&self, n: usize) {
+        self.shared.set_max_jobs(n);
     }
 
     /// Reads up to `buf.len()` bytes (at most 2 MiB) from `offset` and returns how many it
@@ -169,14 +211,16 @@ impl PositionalFile {
         if buf.is_empty() {
             return Ok(0);
         }
-        let len = buf.len();
+        let op = Op::Read {
+            offset,
+            len: buf.len(),
+            exact,
+        };
         let (n, bytes) = self
-            .run_on_file("read", move |f| {
-                let mut bytes = vec![0u8; len];
-                let n = at_offset::read_at(f, &mut bytes, offset, exact)?;
-                Ok((n, bytes))
-            })
-            .await?;
+            .shared
+            .submit(op)
+            .await
+            .map_err(|e| self.err(e, "read"))?;
         buf[..n].copy_from_slice(&bytes[..n]);
         Ok(n)
     }
@@ -186,11 +230,17 @@ impl PositionalFile {
         if buf.is_empty() {
             return Ok(0);
         }
-        let bytes = buf.to_vec();
-        self.run_on_file("write", move |f| {
-            at_offset::write_at(f, &bytes, offset, all)
-        })
-        .await
+        let op = Op::Write {
+            offset,
+            bytes: buf.to_vec(),
+            all,
+        };
+        let (n, _) = self
+            .shared
+            .submit(op)
+            .await
+            .map_err(|e| self.err(e, "write"))?;
+        Ok(n)
     }
 
     /// Runs one std call on the fd in a job of its own, naming the file in its error.
@@ -199,8 +249,8 @@ impl PositionalFile {
         F: FnOnce(&StdFile) -> io::Result<T> + Send + 'static,
         T: Send + 'static,
     {
-        let (std, path) = (self.std.clone(), self.path.clone());
-        run(move || f(&std).map_err(|e| for_file(e, op, path.as_deref()))).await
+        let (shared, path) = (self.shared.clone(), self.path.clone());
+        run(move || f(&shared.std).map_err(|e| for_file(e, op, path.as_deref()))).await
     }
 
     fn err(&self, e: io::Error, op: &'static str) -> io::Error {
@@ -216,20 +266,20 @@ impl From<StdFile> for PositionalFile {
 
 impl AsFd for PositionalFile {
     fn as_fd(&self) -> BorrowedFd<'_> {
-        self.std.as_fd()
+        self.shared.std.as_fd()
     }
 }
 
 impl AsRawFd for PositionalFile {
     fn as_raw_fd(&self) -> RawFd {
-        self.std.as_raw_fd()
+        self.shared.std.as_raw_fd()
     }
 }
 
 impl fmt::Debug for PositionalFile {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PositionalFile")
-            .field("std", &self.std)
+            .field("std", &self.shared.std)
             .field("path", &self.path)
             .finish()
     }

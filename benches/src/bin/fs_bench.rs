@@ -18,9 +18,9 @@ const SMALL_FILES: usize = 10_000;
 const SMALL: usize = 4096;
 const ROUNDS: usize = 5;
 const ROUND_TRIPS: usize = 20_000;
-/// Random 4 KiB reads of the big file, and how many are in flight at once.
+/// Random 4 KiB reads of the big file, with this many in flight at once.
 const RANDOM_READS: usize = 40_000;
-const IN_FLIGHT: usize = 16;
+const IN_FLIGHT: [usize; 3] = [1, 16, 64];
 
 fn main() {
     let base = std::env::args()
@@ -84,26 +84,28 @@ fn main() {
         (1u64 << 30) as f64,
     );
 
-    // Random 4 KiB reads, 16 in flight: overlap's `PositionalFile` against tokio's way
-    // (`spawn_blocking` around `FileExt::read_at` on an `Arc<std::fs::File>`) and `pread`
-    // one after another on this thread.
+    // Random 4 KiB reads, 1, 16 and 64 in flight: overlap's `PositionalFile` against
+    // tokio's way (`spawn_blocking` around `FileExt::read_at` on an `Arc<std::fs::File>`)
+    // and `pread` one after another on this thread.
     let offsets: std::sync::Arc<Vec<u64>> = std::sync::Arc::new(
         (0..RANDOM_READS as u64)
             .map(|i| (i.wrapping_mul(2_654_435_761) % (BIG as u64 / 4096)) * 4096)
             .collect(),
     );
-    let r = best_of(
-        || std_random(&big, &offsets),
-        || tokio_rt.block_on(tokio_random(&big, offsets.clone())),
-        || overlap_rt.block_on(overlap_random(&big, offsets.clone())),
-    );
-    report(
-        "random 4 KiB reads, 16 at once",
-        r,
-        RANDOM_READS as f64,
-        "k/s",
-        1e3,
-    );
+    for in_flight in IN_FLIGHT {
+        let r = best_of(
+            || std_random(&big, &offsets),
+            || tokio_rt.block_on(tokio_random(&big, offsets.clone(), in_flight)),
+            || overlap_rt.block_on(overlap_random(&big, offsets.clone(), in_flight)),
+        );
+        report(
+            &format!("random 4 KiB reads, {in_flight} at once"),
+            r,
+            RANDOM_READS as f64,
+            "k/s",
+            1e3,
+        );
+    }
 
     let small_dir = dir.join("small");
     stdfs::create_dir_all(&small_dir).unwrap();
@@ -316,15 +318,15 @@ fn std_random(path: &Path, offsets: &[u64]) -> usize {
     sum
 }
 
-async fn tokio_random(path: &Path, offsets: std::sync::Arc<Vec<u64>>) -> usize {
+async fn tokio_random(path: &Path, offsets: std::sync::Arc<Vec<u64>>, in_flight: usize) -> usize {
     use std::os::unix::fs::FileExt;
     let f = std::sync::Arc::new(stdfs::File::open(path).unwrap());
-    let tasks: Vec<_> = (0..IN_FLIGHT)
+    let tasks: Vec<_> = (0..in_flight)
         .map(|t| {
             let (f, offsets) = (f.clone(), offsets.clone());
             tokio::spawn(async move {
                 let mut sum = 0;
-                for i in (t..offsets.len()).step_by(IN_FLIGHT) {
+                for i in (t..offsets.len()).step_by(in_flight) {
                     let (f, at) = (f.clone(), offsets[i]);
                     let b = tokio::task::spawn_blocking(move || {
                         let mut b = vec![0u8; 4096];
@@ -346,15 +348,15 @@ async fn tokio_random(path: &Path, offsets: std::sync::Arc<Vec<u64>>) -> usize {
     sum
 }
 
-async fn overlap_random(path: &Path, offsets: std::sync::Arc<Vec<u64>>) -> usize {
+async fn overlap_random(path: &Path, offsets: std::sync::Arc<Vec<u64>>, in_flight: usize) -> usize {
     let f = overlap::fs::PositionalFile::open(path).await.unwrap();
-    let tasks: Vec<_> = (0..IN_FLIGHT)
+    let tasks: Vec<_> = (0..in_flight)
         .map(|t| {
             let (f, offsets) = (f.clone(), offsets.clone());
             overlap::spawn(async move {
                 let mut b = [0u8; 4096];
                 let mut sum = 0;
-                for i in (t..offsets.len()).step_by(IN_FLIGHT) {
+                for i in (t..offsets.len()).step_by(in_flight) {
                     f.read_exact_at(&mut b, offsets[i]).await.unwrap();
                     sum += b[0] as usize;
                 }

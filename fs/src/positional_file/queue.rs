@@ -1,0 +1,273 @@
+//! The request queue of a [`PositionalFile`](super::PositionalFile): reads and writes wait in
+//! one queue per file, drained by pool jobs ("workers") that each run requests one after
+//! another until the queue is empty. A request submitted while a worker runs costs no new
+//! job, only a place in the queue; a new worker starts when none runs or when requests
+//! outnumber the workers, up to the file's `max_jobs` (by default the number of CPUs: more
+//! threads than CPUs only take turns when the page cache serves the requests, while a slow
+//! device serves more at once, which `set_max_jobs` opens up).
+
+use std::collections::VecDeque;
+use std::fs::File as StdFile;
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
+
+use crate::at_offset;
+use crate::job;
+
+/// The default of the most workers one file's queue runs at once: the CPUs there are.
+fn default_max_jobs() -> usize {
+    std::thread::available_parallelism().map_or(2, usize::from)
+}
+
+/// What a request does.
+#[derive(Debug)]
+pub(super) enum Op {
+    /// `pread` of `len` bytes at `offset`; with `exact`, on until full or the end.
+    Read {
+        offset: u64,
+        len: usize,
+        exact: bool,
+    },
+    /// `pwrite` of `bytes` at `offset`; with `all`, on until all are written.
+    Write {
+        offset: u64,
+        bytes: Vec<u8>,
+        all: bool,
+    },
+}
+
+/// A request's outcome: the count, and for a read the bytes (`[..count]` of them).
+pub(super) type Outcome = io::Result<(usize, Vec<u8>)>;
+
+/// A file and the requests waiting for it.
+#[derive(Debug)]
+pub(super) struct Shared {
+    pub(super) std: StdFile,
+    queue: Mutex<Queue>,
+}
+
+#[derive(Debug)]
+struct Queue {
+    pending: VecDeque<Arc<Request>>,
+    /// Workers submitted and not yet gone.
+    workers: usize,
+    /// The most workers at once, at least 1.
+    max_workers: usize,
+}
+
+#[derive(Debug)]
+struct Request {
+    slot: Mutex<Slot>,
+}
+
+#[derive(Debug)]
+enum Slot {
+    Queued {
+        op: Op,
+        waker: Option<Waker>,
+    },
+    Running {
+        waker: Option<Waker>,
+    },
+    Done(Outcome),
+    /// Its outcome was taken, or it was a read whose future was dropped while queued.
+    Gone,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Only moves of requests and outcomes happen under these locks: a poisoned one is
+    // still consistent.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Shared {
+    pub(super) fn new(std: StdFile) -> Shared {
+        Shared {
+            std,
+            queue: Mutex::new(Queue {
+                pending: VecDeque::new(),
+                workers: 0,
+                max_workers: default_max_jobs(),
+            }),
+        }
+    }
+
+    pub(super) fn max_jobs(&self) -> usize {
+        lock(&self.queue).max_workers
+    }
+
+    /// Sets the most workers at once (`0` is taken as 1); workers running past a lowered
+    /// limit finish their current request and go on draining.
+    pub(super) fn set_max_jobs(&self, n: usize) {
+        lock(&self.queue).max_workers = n.max(1);
+    }
+
+    /// Queues `op`, starting a worker if it needs one; the future gives its outcome.
+    pub(super) fn submit(self: &Arc<Shared>, op: Op) -> Submitted {
+        let req = Arc::new(Request {
+            slot: Mutex::new(Slot::Queued { op, waker: None }),
+        });
+        let start_worker = {
+            let mut q = lock(&self.queue);
+            q.pending.push_back(req.clone());
+            let start =
+                q.workers < q.max_workers && (q.workers == 0 || q.pending.len() > q.workers);
+            if start {
+                q.workers += 1;
+            }
+            start
+        };
+        if start_worker {
+            let worker = Worker {
+                shared: self.clone(),
+                counted: true,
+            };
+            // Detached: the worker answers through the requests. If it never runs (the
+            // runtime shut down first, or no thread could start), its drop fails the
+            // requests no other worker is left to run.
+            drop(job::spawn(move || worker.run()));
+        }
+        Submitted { req }
+    }
+}
+
+/// A pool job draining a file's queue.
+struct Worker {
+    shared: Arc<Shared>,
+    /// Still counted in `Queue::workers`: cleared when it leaves the count itself.
+    counted: bool,
+}
+
+impl Worker {
+    fn run(mut self) {
+        loop {
+            let req = {
+                let mut q = lock(&self.shared.queue);
+                match q.pending.pop_front() {
+                    Some(req) => req,
+                    None => {
+                        q.workers -= 1;
+                        self.counted = false;
+                        return;
+                    }
+                }
+            };
+            let op = {
+                let mut slot = lock(&req.slot);
+                match std::mem::replace(&mut *slot, Slot::Gone) {
+                    Slot::Queued { op, waker } => {
+                        *slot = Slot::Running { waker };
+                        op
+                    }
+                    // A read nobody waits for any more.
+                    _ => continue,
+                }
+            };
+            let outcome = run_op(&self.shared.std, op);
+            let waker = {
+                let mut slot = lock(&req.slot);
+                match std::mem::replace(&mut *slot, Slot::Done(outcome)) {
+                    Slot::Running { waker } => waker,
+                    _ => None,
+                }
+            };
+            if let Some(waker) = waker {
+                waker.wake();
+            }
+        }
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        if !self.counted {
+            return;
+        }
+        // It never ran: if no other worker is left, nothing will run the queue.
+        let orphans = {
+            let mut q = lock(&self.shared.queue);
+            q.workers -= 1;
+            if q.workers == 0 {
+                std::mem::take(&mut q.pending)
+            } else {
+                VecDeque::new()
+            }
+        };
+        for req in orphans {
+            let err = io::Error::other(
+                "the file operation did not run: no runtime's pool ran it (it was polled \
+                 outside a runtime, the runtime shut down first, or no pool thread could start)",
+            );
+            let mut slot = lock(&req.slot);
+            if let Slot::Queued { waker, .. } = std::mem::replace(&mut *slot, Slot::Done(Err(err)))
+            {
+                drop(slot);
+                if let Some(waker) = waker {
+                    waker.wake();
+                }
+            }
+        }
+    }
+}
+
+fn run_op(std: &StdFile, op: Op) -> Outcome {
+    match op {
+        Op::Read { offset, len, exact } => {
+            let mut bytes = vec![0u8; len];
+            let n = at_offset::read_at(std, &mut bytes, offset, exact)?;
+            Ok((n, bytes))
+        }
+        Op::Write { offset, bytes, all } => {
+            at_offset::write_at(std, &bytes, offset, all).map(|n| (n, Vec::new()))
+        }
+    }
+}
+
+/// A submitted request's outcome, as a future. Dropped before it completes, a read still
+/// queued is skipped; anything else runs, its outcome discarded.
+#[derive(Debug)]
+pub(super) struct Submitted {
+    req: Arc<Request>,
+}
+
+impl Future for Submitted {
+    type Output = Outcome;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Outcome> {
+        let mut slot = lock(&self.req.slot);
+        match std::mem::replace(&mut *slot, Slot::Gone) {
+            Slot::Done(outcome) => Poll::Ready(outcome),
+            Slot::Gone => Poll::Ready(Err(io::Error::other(
+                "the file operation's outcome was already taken",
+            ))),
+            mut waiting => {
+                if let Slot::Queued { waker, .. } | Slot::Running { waker } = &mut waiting {
+                    match waker {
+                        Some(w) if w.will_wake(cx.waker()) => {}
+                        _ => *waker = Some(cx.waker().clone()),
+                    }
+                }
+                *slot = waiting;
+                Poll::Pending
+            }
+        }
+    }
+}
+
+impl Drop for Submitted {
+    fn drop(&mut self) {
+        let mut slot = lock(&self.req.slot);
+        if matches!(
+            &*slot,
+            Slot::Queued {
+                op: Op::Read { .. },
+                ..
+            }
+        ) {
+            *slot = Slot::Gone;
+        }
+    }
+}
