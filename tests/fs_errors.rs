@@ -298,6 +298,59 @@ fn write_error_surfaces_on_next_write() {
     });
 }
 
+/// An operation the file was not opened for says so: the kernel's bare "Bad file
+/// descriptor" (a write to a file opened read-only, a read of one opened write-only) reads
+/// as a closed fd, and `set_len`'s "Invalid argument" (`ftruncate` on a read-only fd) as a
+/// bad length. The kind and the OS error code are the kernel's still.
+#[test]
+fn an_operation_the_file_was_not_opened_for_says_so() {
+    let dir = TempDir::new("err-access");
+    let f = dir.join("f");
+    std::fs::write(&f, b"kept").unwrap();
+    let not_for = |err: std::io::Error, op: &str, needs: &str, option: &str, errno: i32| {
+        assert_eq!(overlap::io::raw_os_error(&err), Some(errno), "{err}");
+        let kernels = std::io::Error::from_raw_os_error(errno).kind();
+        assert_eq!(err.kind(), kernels, "{err}");
+        let want = format!(
+            "failed to {op} {}: the file is not open for {needs} (open it with {option}(true)): ",
+            f.display()
+        );
+        assert!(err.to_string().starts_with(&want), "{err}\nwanted: {want}");
+    };
+    overlap::block_on(async {
+        let mut ro = File::open(&f).await.unwrap();
+        let err = ro.write_all_at(b"x", 0).await.unwrap_err();
+        not_for(err, "write", "writing", "write", libc::EBADF);
+        ro.write_all(b"buffered").await.unwrap();
+        let err = ro.flush().await.unwrap_err();
+        not_for(err, "write", "writing", "write", libc::EBADF);
+        let err = ro.set_len(0).await.unwrap_err();
+        not_for(err, "truncate", "writing", "write", libc::EINVAL);
+        // Reading is what it was opened for.
+        let mut back = [0u8; 4];
+        ro.read_exact_at(&mut back, 0).await.unwrap();
+        assert_eq!(&back, b"kept");
+
+        let mut wo = OpenOptions::new().write(true).open(&f).await.unwrap();
+        let err = wo.read(&mut back).await.unwrap_err();
+        not_for(err, "read", "reading", "read", libc::EBADF);
+        let err = wo.read_at(&mut back, 0).await.unwrap_err();
+        not_for(err, "read", "reading", "read", libc::EBADF);
+
+        // A file open for the operation gets the kernel's error alone.
+        let mut rw = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&f)
+            .await
+            .unwrap();
+        let err = rw.read_exact_at(&mut back, 2).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::UnexpectedEof);
+        assert!(!err.to_string().contains("not open for"), "{err}");
+    });
+    assert_eq!(std::fs::read(&f).unwrap(), b"kept");
+}
+
 #[test]
 fn read_dir_stream_errors_name_the_dir() {
     let dir = TempDir::new("err-readdir");

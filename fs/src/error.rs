@@ -6,7 +6,10 @@
 //! reachable as the [`source`](std::error::Error::source) of the message, and
 //! `overlap::io::raw_os_error` reads its OS error code (`raw_os_error()` itself is `None`).
 
+use std::error::Error;
+use std::fmt;
 use std::io;
+use std::os::fd::RawFd;
 use std::path::Path;
 
 use overlap_runtime::io::with_path_context;
@@ -27,5 +30,54 @@ pub(crate) fn for_file(err: io::Error, op: &'static str, path: Option<&Path>) ->
     match path {
         Some(p) => with_path(err, op, p),
         None => err,
+    }
+}
+
+/// Says why, when `err` is the kernel's answer to an operation the fd was not opened for:
+/// `EBADF` from a read of a file opened write-only or a write (buffered or positional) to
+/// one opened read-only, `EINVAL` from `ftruncate` (`set_len`) on one opened read-only.
+/// Bare, "Bad file descriptor" reads as a closed fd and "Invalid argument" as a bad
+/// length. The kind and the OS error code (the wrapped error's) are kept; other errors
+/// come back as they are.
+pub(crate) fn explain_access(err: io::Error, op: &'static str, fd: RawFd) -> io::Error {
+    let (needs, lacking) = match (op, err.raw_os_error()) {
+        ("read", Some(libc::EBADF)) => ("reading", libc::O_WRONLY),
+        ("write", Some(libc::EBADF)) | ("truncate", Some(libc::EINVAL)) => {
+            ("writing", libc::O_RDONLY)
+        }
+        _ => return err,
+    };
+    if crate::sys::access_mode(fd) != Some(lacking) {
+        return err;
+    }
+    io::Error::new(err.kind(), NotOpenFor { needs, source: err })
+}
+
+/// The payload of [`explain_access`]'s error.
+#[derive(Debug)]
+struct NotOpenFor {
+    /// `"reading"` or `"writing"`.
+    needs: &'static str,
+    source: io::Error,
+}
+
+impl fmt::Display for NotOpenFor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let option = if self.needs == "reading" {
+            "read"
+        } else {
+            "write"
+        };
+        write!(
+            f,
+            "the file is not open for {} (open it with {option}(true)): {}",
+            self.needs, self.source
+        )
+    }
+}
+
+impl Error for NotOpenFor {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        Some(&self.source)
     }
 }

@@ -16,6 +16,7 @@ use std::fmt;
 use std::fs::File as StdFile;
 use std::future::poll_fn;
 use std::io::{self, Seek, SeekFrom};
+use std::os::fd::AsRawFd;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::task::{ready, Context, Poll};
@@ -29,7 +30,7 @@ pub(crate) use blocking::past_largest_offset;
 /// positional calls go by its `max_buf_size`).
 pub(crate) const MAX_JOB_BYTES: usize = MAX_CHUNK;
 
-use crate::error::for_file;
+use crate::error::{explain_access, for_file};
 use crate::job::Job;
 use crate::OpenOptions;
 
@@ -383,6 +384,7 @@ impl File {
     }
 
     fn err(&self, e: io::Error, op: &'static str) -> io::Error {
+        let e = explain_access(e, op, self.std.as_raw_fd());
         for_file(e, op, self.path.as_deref())
     }
 

@@ -110,6 +110,15 @@ fn write_only(fd: RawFd) -> bool {
     syscall!(fcntl(fd, libc::F_GETFL)).is_ok_and(|flags| flags & libc::O_ACCMODE == libc::O_WRONLY)
 }
 
+/// The access mode `fd` was opened with (`O_RDONLY`, `O_WRONLY` or `O_RDWR`), if
+/// `F_GETFL` answers.
+pub(crate) fn access_mode(fd: RawFd) -> Option<libc::c_int> {
+    // SAFETY: F_GETFL takes no argument and only reads the fd's status flags.
+    syscall!(fcntl(fd, libc::F_GETFL))
+        .ok()
+        .map(|flags| flags & libc::O_ACCMODE)
+}
+
 /// The error for `EBADF` from a source opened for writing only, which the kernel's "Bad file
 /// descriptor" hides: `InvalidInput`, naming what to change.
 fn not_readable() -> io::Error {
