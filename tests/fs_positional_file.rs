@@ -135,6 +135,7 @@ fn from_file_writes_out_buffered_bytes_and_keeps_the_path() {
         // `File::create` opened it write-only.
         let err = file.read_at(&mut back, 0).await.unwrap_err();
         assert_eq!(overlap::io::raw_os_error(&err), Some(libc::EBADF));
+        assert!(err.to_string().contains("not open for reading"), "{err}");
         assert!(err.to_string().contains(path.to_str().unwrap()), "{err}");
         assert_eq!(file.metadata().await.unwrap().len(), 21);
         // From std: no path to name.
@@ -159,6 +160,9 @@ fn refusals_are_clear_errors() {
         let err = ro.write_all_at(b"no", 0).await.unwrap_err();
         assert_eq!(overlap::io::raw_os_error(&err), Some(libc::EBADF));
         assert!(err.to_string().contains(path.to_str().unwrap()), "{err}");
+        assert!(err.to_string().contains("not open for writing"), "{err}");
+        let err = ro.set_len(0).await.unwrap_err();
+        assert!(err.to_string().contains("not open for writing"), "{err}");
         let err = ro
             .read_at(&mut [0u8; 1], i64::MAX as u64 + 1)
             .await

@@ -110,6 +110,10 @@
 //!   `try_clone` (itself `async` and `&mut self`): an fd per reader, where the tokio
 //!   version has one. It is what the docs say to do, and it worked, but it shapes the
 //!   design; a `&self` positional read (a job per call on a shared fd) would remove it.
+//!   Since added (after this port was written): `fs::PositionalFile`, positional calls
+//!   through `&self` on one shared fd, its requests queued and drained by a few pool jobs
+//!   (`tests/fs_positional_file.rs`); this port keeps the `File` design it was written
+//!   with.
 //! - A positional call's bytes are copied through the `File`'s own job buffer (one extra
 //!   4 KiB copy a page), where the `spawn_blocking` closure moves its `Vec`; not measured
 //!   to matter here.

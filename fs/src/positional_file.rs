@@ -13,7 +13,7 @@ mod queue;
 use queue::{Op, Shared};
 
 use crate::at_offset;
-use crate::error::for_file;
+use crate::error::{explain_access, for_file};
 use crate::file::MAX_JOB_BYTES;
 use crate::job::run;
 use crate::File;
@@ -250,10 +250,17 @@ impl PositionalFile {
         T: Send + 'static,
     {
         let (shared, path) = (self.shared.clone(), self.path.clone());
-        run(move || f(&shared.std).map_err(|e| for_file(e, op, path.as_deref()))).await
+        run(move || {
+            f(&shared.std).map_err(|e| {
+                let e = explain_access(e, op, shared.std.as_raw_fd());
+                for_file(e, op, path.as_deref())
+            })
+        })
+        .await
     }
 
     fn err(&self, e: io::Error, op: &'static str) -> io::Error {
+        let e = explain_access(e, op, self.shared.std.as_raw_fd());
         for_file(e, op, self.path.as_deref())
     }
 }
