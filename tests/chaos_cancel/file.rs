@@ -1,6 +1,7 @@
-//! A file in a temp dir, used through cut reads, writes, seeks and flushes against a model
-//! of its contents: a read gives the model's bytes, a write that returned counts, one cut
-//! while it waited does not; a cut seek may land or not (the next seek tells which). The
+//! A file in a temp dir, used through cut reads, writes, seeks, flushes and positional reads
+//! and writes against a model of its contents: a read gives the model's bytes, a write that
+//! returned counts, one cut while it waited does not; a cut seek may land or not (the next
+//! seek tells which), and so may a cut `write_at` (reading its span back tells). The
 //! file on disk must equal the model once the runtime is gone, even if the task was
 //! aborted with bytes still buffered.
 
@@ -24,6 +25,9 @@ pub struct Model {
     unplaced: Option<([usize; 2], Vec<u8>)>,
     /// The size a cut `set_len` may have set, while the seek that tells is under way.
     unsized_to: Option<usize>,
+    /// A `write_at` of these bytes at this offset that may have landed or not, while the
+    /// read that tells is under way.
+    maybe_at: Option<(usize, Vec<u8>)>,
     /// The open returned. A task aborted before may leave no file: an open dropped while
     /// its job still waits for a pool thread never runs.
     opened: bool,
@@ -165,6 +169,64 @@ pub async fn file_ops(path: PathBuf, model: Rc<RefCell<Model>>, mut rng: Rng) {
                 };
                 model.borrow_mut().pos = at;
             }
+            7 if rng.below(2) == 0 => {
+                let (at, n) = (rng.below(len + 100), 1 + rng.below(buf.len()));
+                match cut(pick(&mut rng), f.read_at(&mut buf[..n], at as u64)).await {
+                    Some(Ok(k)) => {
+                        let expect = n.min(f.max_buf_size()).min(len.saturating_sub(at));
+                        assert!(
+                            k <= expect
+                                && (k > 0 || expect == 0)
+                                && (k == 0 || buf[..k] == model.borrow().bytes[at..at + k]),
+                            "seed {}: read_at({n} at {at}) of {len} gave {k}: wrong bytes",
+                            seed()
+                        );
+                    }
+                    Some(Err(e)) => return failed("read_at", &e),
+                    None => {}
+                }
+            }
+            7 => {
+                // One job's worth at most: a cut one lands whole or not at all.
+                let at = rng.below(len + 100);
+                let n = 1 + rng.below(f.max_buf_size().min(20_000));
+                let from = rng.below(data.len() - n);
+                let src = &data[from..from + n];
+                model.borrow_mut().maybe_at = Some((at, src.to_vec()));
+                let landed = match cut(pick(&mut rng), f.write_at(src, at as u64)).await {
+                    Some(Ok(k)) => {
+                        assert_eq!(k, n, "seed {}: write_at of {n} at {at}", seed());
+                        true
+                    }
+                    Some(Err(e)) => return failed("write_at", &e),
+                    None => {
+                        let mut back = vec![0u8; n];
+                        let mut got = 0;
+                        while got < n {
+                            match f.read_at(&mut back[got..], (at + got) as u64).await {
+                                Ok(0) => break,
+                                Ok(k) => got += k,
+                                Err(e) => return failed("read_at", &e),
+                            }
+                        }
+                        let landed = got == n && back == src;
+                        let old = &model.borrow().bytes;
+                        let kept = got == n.min(old.len().saturating_sub(at))
+                            && back[..got] == old[at.min(old.len())..at.min(old.len()) + got];
+                        assert!(
+                            landed || kept,
+                            "seed {}: a cut write_at({n} at {at}) left other bytes",
+                            seed()
+                        );
+                        landed
+                    }
+                };
+                let mut m = model.borrow_mut();
+                if landed {
+                    m.put(at, src);
+                }
+                m.maybe_at = None;
+            }
             8 => {
                 // A cut set_len truncates or not; a seek to the end tells which.
                 let size = rng.below(len + 2000);
@@ -240,6 +302,14 @@ pub fn check(path: &PathBuf, model: &Model) {
                 m.bytes
             })
             .collect();
+    }
+    if let Some((at, src)) = &model.maybe_at {
+        let mut m = Model {
+            bytes: model.bytes.clone(),
+            ..Model::default()
+        };
+        m.put(*at, src);
+        fits.push(m.bytes);
     }
     if let Some(size) = model.unsized_to {
         let mut cut = model.bytes.clone();
