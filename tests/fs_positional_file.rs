@@ -223,6 +223,42 @@ fn with_one_job_at_most_requests_run_in_the_order_they_were_made() {
 }
 
 #[test]
+fn with_one_job_at_most_set_len_waits_for_the_requests_made_before_it() {
+    let dir = TempDir::new("positional-file-one-job-set-len");
+    let path = dir.join("f");
+    overlap::block_on(async {
+        let file = PositionalFile::from_file(open_fresh(&path).await)
+            .await
+            .unwrap();
+        file.set_max_jobs(1);
+        // Two hundred writes queued, then a truncation made after all of them: with one
+        // job, it runs after them, as a later write would, and the file ends empty.
+        let writers: Vec<_> = (0..200u64)
+            .map(|i| {
+                let file = file.clone();
+                overlap::spawn(async move { file.write_all_at(&[1; 4096], i * 4096).await })
+            })
+            .collect();
+        let truncate = {
+            let file = file.clone();
+            overlap::spawn(async move {
+                file.set_len(0).await?;
+                file.sync_data().await
+            })
+        };
+        for w in writers {
+            w.await.unwrap().unwrap();
+        }
+        truncate.await.unwrap().unwrap();
+        assert_eq!(
+            file.metadata().await.unwrap().len(),
+            0,
+            "the truncation ran before writes made ahead of it"
+        );
+    });
+}
+
+#[test]
 fn a_request_whose_runtime_shut_down_before_it_ran_fails_and_the_file_goes_on() {
     let dir = TempDir::new("positional-file-never-ran");
     let path = dir.join("f");

@@ -131,7 +131,10 @@ impl PositionalFile {
     /// the page cache: more jobs than CPUs only take turns. A device that serves many
     /// requests at once (an NVMe drive, a network file system) answers more of them with
     /// more in flight, as many as the tasks keep outstanding: raise it to that depth. With
-    /// `1`, requests run one at a time in the order they were made.
+    /// `1`, requests run one at a time in the order they were made
+    /// ([`set_len`](PositionalFile::set_len), [`sync_all`](PositionalFile::sync_all) and
+    /// [`sync_data`](PositionalFile::sync_data) among them; [`metadata`](PositionalFile::metadata)
+    /// runs apart, at once).
     ///
     /// ```
     /// # let path = std::env::temp_dir().join(format!("overlap-doc-max-jobs-{}", std::process::id()));
@@ -189,21 +192,55 @@ impl PositionalFile {
     }
 
     /// Truncates or extends the file to `size` bytes; a `size` past `i64::MAX` is refused
-    /// with [`InvalidInput`](io::ErrorKind::InvalidInput).
+    /// with [`InvalidInput`](io::ErrorKind::InvalidInput). It waits in the file's queue
+    /// as a write does: with [`set_max_jobs(1)`](Self::set_max_jobs), it runs after every
+    /// request made before it.
     pub async fn set_len(&self, size: u64) -> io::Result<()> {
         crate::file::past_largest_offset(size, "size").map_err(|e| self.err(e, "truncate"))?;
-        self.run_on_file("truncate", move |f| f.set_len(size)).await
+        self.run_queued(Op::SetLen { size }, "truncate").await
     }
 
     /// Flushes data and metadata to the device (`fsync`): every write that completed before
-    /// the call is durable once it returns.
+    /// the call is durable once it returns. It waits in the file's queue as a write does:
+    /// with [`set_max_jobs(1)`](Self::set_max_jobs), it runs after every request made
+    /// before it, so those writes are durable too.
     pub async fn sync_all(&self) -> io::Result<()> {
-        self.run_on_file("sync", StdFile::sync_all).await
+        self.run_queued(Op::Sync { data_only: false }, "sync").await
     }
 
     /// Flushes the data to the device (`fdatasync`), as [`sync_all`](Self::sync_all) does.
+    ///
+    /// With one job at most, a group commit needs to await only the sync: the writes made
+    /// before it have run when it returns.
+    ///
+    /// ```
+    /// use overlap::fs::{OpenOptions, PositionalFile};
+    /// # let path = std::env::temp_dir().join(format!("overlap-doc-sync-queued-{}", std::process::id()));
+    /// overlap::block_on(async {
+    ///     let file = OpenOptions::new().read(true).write(true).create(true).truncate(true)
+    ///         .open(&path).await?;
+    ///     let file = PositionalFile::from_file(file).await?;
+    ///     file.set_max_jobs(1);
+    ///     // Three records appended at once, then one sync for all of them: once it is
+    ///     // done, so are they.
+    ///     let sync = async {
+    ///         file.sync_data().await?;
+    ///         file.metadata().await.map(|m| m.len())
+    ///     };
+    ///     let (a, b, c, len) = overlap::join!(
+    ///         file.write_all_at(b"first record....", 0),
+    ///         file.write_all_at(b"second record...", 16),
+    ///         file.write_all_at(b"third record....", 32),
+    ///         sync,
+    ///     );
+    ///     (a?, b?, c?);
+    ///     assert_eq!(len?, 48);
+    ///     # std::fs::remove_file(&path)?;
+    ///     Ok::<_, std::io::Error>(())
+    /// }).unwrap();
+    /// ```
     pub async fn sync_data(&self) -> io::Result<()> {
-        self.run_on_file("sync", StdFile::sync_data).await
+        self.run_queued(Op::Sync { data_only: true }, "sync").await
     }
 
     async fn read_chunk_at(&self, buf: &mut [u8], offset: u64, exact: bool) -> io::Result<usize> {
@@ -241,6 +278,15 @@ impl PositionalFile {
             .await
             .map_err(|e| self.err(e, "write"))?;
         Ok(n)
+    }
+
+    /// Queues `op` (one whose outcome carries no bytes), naming the file in its error.
+    async fn run_queued(&self, op: Op, name: &'static str) -> io::Result<()> {
+        self.shared
+            .submit(op)
+            .await
+            .map(drop)
+            .map_err(|e| self.err(e, name))
     }
 
     /// Runs one std call on the fd in a job of its own, naming the file in its error.

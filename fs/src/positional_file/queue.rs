@@ -37,6 +37,10 @@ pub(super) enum Op {
         bytes: Vec<u8>,
         all: bool,
     },
+    /// `ftruncate` to `size`.
+    SetLen { size: u64 },
+    /// `fdatasync` (`data_only`) or `fsync`.
+    Sync { data_only: bool },
 }
 
 /// A request's outcome: the count, and for a read the bytes (`[..count]` of them).
@@ -223,6 +227,9 @@ fn run_op(std: &StdFile, op: Op) -> Outcome {
         Op::Write { offset, bytes, all } => {
             at_offset::write_at(std, &bytes, offset, all).map(|n| (n, Vec::new()))
         }
+        Op::SetLen { size } => std.set_len(size).map(|()| (0, Vec::new())),
+        Op::Sync { data_only: true } => std.sync_data().map(|()| (0, Vec::new())),
+        Op::Sync { data_only: false } => std.sync_all().map(|()| (0, Vec::new())),
     }
 }
 
