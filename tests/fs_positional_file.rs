@@ -278,3 +278,25 @@ fn a_request_whose_runtime_shut_down_before_it_ran_fails_and_the_file_goes_on() 
     overlap::block_on(file.read_exact_at(&mut buf, 0)).unwrap();
     assert_eq!(&buf, b"still here");
 }
+
+#[test]
+fn open_options_open_a_positional_file_in_one_step() {
+    let dir = TempDir::new("positional-file-open");
+    let path = dir.join("f");
+    overlap::block_on(async {
+        let mut opts = overlap::fs::OpenOptions::new();
+        opts.read(true).write(true).create_new(true);
+        let file = opts.open_positional(&path).await.unwrap();
+        file.write_all_at(b"tail", 8).await.unwrap();
+        let mut all = [0xffu8; 12];
+        file.read_exact_at(&mut all, 0).await.unwrap();
+        assert_eq!(&all, b"\0\0\0\0\0\0\0\0tail");
+        // The same options again: the file exists, and the error says which.
+        let err = opts.open_positional(&path).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::AlreadyExists);
+        assert!(err.to_string().contains(path.to_str().unwrap()), "{err}");
+        let err = PositionalFile::open(dir.join("missing")).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::NotFound);
+        assert!(err.to_string().starts_with("failed to open "), "{err}");
+    });
+}

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use crate::error::with_path;
 use crate::file::File;
 use crate::job::run_unless_dropped_queued;
+use crate::positional_file::PositionalFile;
 
 /// Options for opening a [`File`], the same as [`std::fs::OpenOptions`]; only
 /// [`open`](OpenOptions::open) is async (it runs on the pool).
@@ -95,11 +96,37 @@ impl OpenOptions {
     /// open for reading then returns at once, and the `File`'s
     /// [`metadata`](File::metadata) says what it is (see `tests/fs_liveness.rs`).
     pub async fn open(&self, path: impl AsRef<Path>) -> io::Result<File> {
-        let path: Arc<Path> = path.as_ref().into();
+        let (std, path) = self.open_std(path.as_ref()).await?;
+        Ok(File::from_parts(std, Some(path)))
+    }
+
+    /// Opens `path` with these options as a [`PositionalFile`], for reads and writes at
+    /// offsets from many tasks at once; otherwise as [`open`](OpenOptions::open).
+    ///
+    /// ```
+    /// use overlap::fs::OpenOptions;
+    /// # let path = std::env::temp_dir().join(format!("overlap-doc-open-positional-{}", std::process::id()));
+    /// overlap::block_on(async {
+    ///     let file = OpenOptions::new()
+    ///         .read(true).write(true).create(true).truncate(true)
+    ///         .open_positional(&path).await?;
+    ///     file.write_all_at(b"page", 4096).await?;
+    ///     assert_eq!(file.metadata().await?.len(), 4100);
+    ///     # std::fs::remove_file(&path)?;
+    ///     Ok::<_, std::io::Error>(())
+    /// }).unwrap();
+    /// ```
+    pub async fn open_positional(&self, path: impl AsRef<Path>) -> io::Result<PositionalFile> {
+        let (std, path) = self.open_std(path.as_ref()).await?;
+        Ok(PositionalFile::from_parts(std, Some(path)))
+    }
+
+    /// The open itself, on the pool: the std file and the path its errors will name.
+    async fn open_std(&self, path: &Path) -> io::Result<(stdfs::File, Arc<Path>)> {
+        let path: Arc<Path> = path.into();
         let (opts, p) = (self.0.clone(), path.clone());
         let open = move || opts.open(&p).map_err(|e| with_path(e, "open", &p));
-        let std = run_unless_dropped_queued(open).await?;
-        Ok(File::from_parts(std, Some(path)))
+        Ok((run_unless_dropped_queued(open).await?, path))
     }
 }
 

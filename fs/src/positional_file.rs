@@ -50,8 +50,7 @@ use crate::File;
 /// # let path = std::env::temp_dir().join(format!("overlap-doc-positional-{}", std::process::id()));
 /// overlap::block_on(async {
 ///     let file = OpenOptions::new().read(true).write(true).create(true).truncate(true)
-///         .open(&path).await?;
-///     let file = PositionalFile::from_file(file).await?;
+///         .open_positional(&path).await?;
 ///     // Eight blocks written by eight tasks at once, then read back at once.
 ///     let writers: Vec<_> = (0..8u8)
 ///         .map(|i| {
@@ -80,10 +79,22 @@ pub struct PositionalFile {
 }
 
 impl PositionalFile {
-    /// Opens `path` read-only. For writing, open a [`File`] with
-    /// [`OpenOptions`](crate::OpenOptions) and [`from_file`](PositionalFile::from_file) it.
+    /// Opens `path` read-only. For writing (or creating), set up
+    /// [`OpenOptions`](crate::OpenOptions) and call its
+    /// [`open_positional`](crate::OpenOptions::open_positional).
     pub async fn open(path: impl AsRef<Path>) -> io::Result<PositionalFile> {
-        PositionalFile::from_file(File::open(path).await?).await
+        crate::OpenOptions::new()
+            .read(true)
+            .open_positional(path)
+            .await
+    }
+
+    /// A `PositionalFile` on a just-opened fd, named by `path` in errors.
+    pub(crate) fn from_parts(std: StdFile, path: Option<Arc<Path>>) -> PositionalFile {
+        PositionalFile {
+            shared: Arc::new(Shared::new(std)),
+            path,
+        }
     }
 
     /// Takes over `file`'s fd, after its buffered writes are written out (as
@@ -91,18 +102,12 @@ impl PositionalFile {
     pub async fn from_file(file: File) -> io::Result<PositionalFile> {
         let path = file.path_for_errors();
         let std = file.into_std().await?;
-        Ok(PositionalFile {
-            shared: Arc::new(Shared::new(std)),
-            path,
-        })
+        Ok(PositionalFile::from_parts(std, path))
     }
 
     /// Takes over a std file; its errors name no path.
     pub fn from_std(std: StdFile) -> PositionalFile {
-        PositionalFile {
-            shared: Arc::new(Shared::new(std)),
-            path: None,
-        }
+        PositionalFile::from_parts(std, None)
     }
 
     /// The std file back, if this is the last handle and no job still holds the fd; else
