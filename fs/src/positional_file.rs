@@ -37,8 +37,8 @@ use crate::File;
 ///
 /// Dropping a call's future skips a read still waiting in the queue; anything else runs to
 /// the end (see the crate's Cancellation section): a dropped write may still land, after
-/// operations started later. The fd
-/// closes when the last clone is dropped and no job still holds it.
+/// operations started later. The fd closes when the last clone is dropped and no job still
+/// holds it.
 ///
 /// On a file opened for appending, Linux's `pwrite` appends whatever the offset. An fd
 /// without offsets (a pipe, FIFO or socket) refuses with `ESPIPE` ("Illegal seek"), an
