@@ -300,3 +300,58 @@ fn open_options_open_a_positional_file_in_one_step() {
         assert!(err.to_string().starts_with("failed to open "), "{err}");
     });
 }
+
+#[test]
+fn send_to_sends_ranges_of_one_shared_file_to_several_sockets_at_once() {
+    use overlap::io::AsyncReadExt;
+    let dir = TempDir::new("positional-file-send");
+    let path = dir.join("f");
+    let data = pattern_seeded(4 * MIB, 5);
+    std::fs::write(&path, &data).unwrap();
+    overlap::block_on(async {
+        let file = PositionalFile::open(&path).await.unwrap();
+        // Four ranges of 3 MiB (many times a Unix socket's buffer: several sendfile runs
+        // each), to four connections at once.
+        let mut tasks = Vec::new();
+        for t in 0..4usize {
+            let (tx, mut rx) = overlap::net::UnixStream::pair().unwrap();
+            let file = file.clone();
+            let at = t * 256 * 1024;
+            tasks.push(overlap::spawn(async move {
+                let send = async {
+                    let n = file.send_to(&tx, at as u64, 3 * MIB as u64).await.unwrap();
+                    drop(tx);
+                    n
+                };
+                let mut got = Vec::new();
+                let (n, read) = overlap::join!(send, rx.read_to_end(&mut got));
+                read.unwrap();
+                (at, n, got)
+            }));
+        }
+        for t in tasks {
+            let (at, n, got) = t.await.unwrap();
+            assert_eq!(n, 3 * MIB as u64);
+            assert!(got == data[at..at + 3 * MIB], "range at {at}");
+        }
+        // The file ends first: a short count; nothing asked, nothing sent.
+        let (tx, mut rx) = support::tcp_pair().await;
+        assert_eq!(
+            file.send_to(&tx, 4 * MIB as u64 - 10, 100).await.unwrap(),
+            10
+        );
+        assert_eq!(file.send_to(&tx, 0, 0).await.unwrap(), 0);
+        drop(tx);
+        let mut tail = Vec::new();
+        rx.read_to_end(&mut tail).await.unwrap();
+        assert_eq!(tail, &data[4 * MIB - 10..]);
+        // Write-only: refused, naming the file.
+        let wo = PositionalFile::from_file(File::create(dir.join("w")).await.unwrap())
+            .await
+            .unwrap();
+        let (tx, _rx) = support::tcp_pair().await;
+        let err = wo.send_to(&tx, 0, 10).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+        assert!(err.to_string().contains("failed to send"), "{err}");
+    });
+}

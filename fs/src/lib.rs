@@ -72,6 +72,7 @@ mod ops;
 mod positional_file;
 mod read_dir;
 mod read_dir_stream;
+mod send_range;
 mod sys;
 
 pub use dir_builder::DirBuilder;

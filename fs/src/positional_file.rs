@@ -4,7 +4,7 @@
 use std::fmt;
 use std::fs::{File as StdFile, Metadata};
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -12,10 +12,14 @@ mod queue;
 
 use queue::{Op, Shared};
 
+use overlap_runtime::Registered;
+
 use crate::at_offset;
 use crate::error::{explain_access, for_file};
 use crate::file::MAX_JOB_BYTES;
-use crate::job::run;
+use crate::job::{self, run};
+use crate::send_range::send_range;
+use crate::sys;
 use crate::File;
 
 /// A file read and written only at offsets each call names (`pread`/`pwrite`): the model of
@@ -189,6 +193,53 @@ impl PositionalFile {
         let chunk = MAX_JOB_BYTES;
         let write = async |part: &[u8], at: u64| self.write_chunk_at(part, at, true).await;
         at_offset::write_all_in_chunks(buf, offset, chunk, write).await
+    }
+
+    /// Sends up to `len` bytes of the file from `offset` to `to` (a socket or a pipe on the
+    /// reactor) with `sendfile(2)`, never through user memory, as
+    /// [`File::send_to`] does (see it for the errors and the file changing meanwhile), and
+    /// returns how many went: fewer than `len` only when the file ends first.
+    ///
+    /// Its `sendfile` runs go to the pool on their own, beside the queue, so they are not
+    /// ordered with the requests (a write made before it, awaited, is sent). Dropped before
+    /// it completes, a run already in flight finishes in the background, and unlike
+    /// `File::send_to` nothing makes the next send to the same destination wait for it:
+    /// many tasks share a `PositionalFile`, so a task sending to a connection awaits its
+    /// sends (or closes the connection after dropping one).
+    ///
+    /// ```
+    /// use overlap::io::AsyncReadExt;
+    /// use overlap::net::UnixStream;
+    /// # let path = std::env::temp_dir().join(format!("overlap-doc-pf-send-{}", std::process::id()));
+    /// overlap::block_on(async {
+    ///     overlap::fs::write(&path, "blob one|blob two").await?;
+    ///     let file = overlap::fs::PositionalFile::open(&path).await?;
+    ///     let (a, mut b) = UnixStream::pair()?;
+    ///     assert_eq!(file.send_to(&a, 9, 8).await?, 8);
+    ///     let mut got = [0u8; 8];
+    ///     b.read_exact(&mut got).await?;
+    ///     assert_eq!(&got, b"blob two");
+    ///     # std::fs::remove_file(&path)?;
+    ///     std::io::Result::Ok(())
+    /// })
+    /// .unwrap();
+    /// ```
+    pub async fn send_to<D: Registered + ?Sized>(
+        &self,
+        to: &D,
+        offset: u64,
+        len: u64,
+    ) -> io::Result<u64> {
+        if len == 0 {
+            return Ok(0);
+        }
+        let named = |e| for_file(e, "send", self.path.as_deref());
+        let run = async |dest: Arc<OwnedFd>, at: u64, left: u64| {
+            let shared = self.shared.clone();
+            job::spawn(move || sys::sendfile(shared.std.as_raw_fd(), dest.as_raw_fd(), at, left))
+                .await
+        };
+        send_range(to, offset, len, named, run).await
     }
 
     /// The file's metadata (`fstat`), counting every write that completed.

@@ -1,14 +1,16 @@
 //! `File::send_to`: file bytes to a socket or pipe with `sendfile(2)`, on the pool.
 
 use std::io;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::Arc;
 
-use overlap_runtime::{own_waits, Direction, Registered};
+use overlap_runtime::Registered;
 
 use super::File;
+use crate::error::for_file;
 use crate::job::spawn;
-use crate::sys::{self, Sent};
+use crate::send_range::send_range;
+use crate::sys;
 
 impl File {
     /// Sends up to `len` bytes of the file, starting at `offset`, to `to` (a socket or a
@@ -88,51 +90,20 @@ impl File {
             let _ = earlier.await;
             self.send_run = None;
         }
-        let mut dest = None;
-        let mut sent = 0u64;
-        while sent < len {
-            // Readiness first: a destination that cannot take bytes (a closed pipe sender)
-            // reports its error here.
-            let event = own_waits(|cx| to.poll_readiness(cx, Direction::Write))
-                .await
-                .map_err(|e| self.err(e, "send"))?;
-            let dest = match &dest {
-                Some(d) => Arc::clone(d),
-                None => {
-                    let dup = sys::dup(to.as_raw_fd()).map_err(|e| self.err(e, "send"))?;
-                    Arc::clone(dest.insert(Arc::new(dup)))
-                }
-            };
-            let file = self.std.clone();
-            let (at, left) = (offset + sent, len - sent);
+        let path = self.path.clone();
+        let named = |e| for_file(e, "send", path.as_deref());
+        let (file, run_slot) = (&self.std, &mut self.send_run);
+        let run = async |dest: Arc<OwnedFd>, at: u64, left: u64| {
+            let file = file.clone();
             // Kept in the `File` while it runs: if this future is dropped, the next call
             // finds it there.
-            let run = self.send_run.insert(spawn(move || {
+            let run = run_slot.insert(spawn(move || {
                 sys::sendfile(file.as_raw_fd(), dest.as_raw_fd(), at, left)
             }));
             let ran = run.await;
-            self.send_run = None;
-            let ran = ran.map_err(|e| self.send_err(e))?;
-            match ran {
-                Sent::Done(n) => return Ok(sent + n),
-                Sent::Full(n) => {
-                    sent += n;
-                    to.clear_readiness(event);
-                }
-            }
-        }
-        Ok(sent)
-    }
-
-    fn send_err(&self, e: io::Error) -> io::Error {
-        let e = if e.raw_os_error() == Some(libc::EINVAL) {
-            io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("the kernel cannot sendfile to this kind of fd ({e})"),
-            )
-        } else {
-            e
+            *run_slot = None;
+            ran
         };
-        self.err(e, "send")
+        send_range(to, offset, len, named, run).await
     }
 }
