@@ -141,6 +141,25 @@ fn a_datagram_that_fails_to_decode_is_one_error_and_the_next_one_decodes() {
 }
 
 #[test]
+fn an_empty_datagram_is_skipped_unseen_and_last_sender_names_the_next_frames() {
+    overlap::block_on(async {
+        let (a, b) = (bound("127.0.0.1:0").await, bound("127.0.0.1:0").await);
+        let b_addr = b.local_addr().unwrap();
+        let mut framed = UdpFramed::new(bound("127.0.0.1:0").await, BytesCodec::new());
+        let to = framed.get_ref().local_addr().unwrap();
+        a.send_to(b"", to).await.unwrap();
+        b.send_to(b"x", to).await.unwrap();
+        let (frame, from) = within(LIMIT, framed.next(), "the frame")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((&frame[..], from), (&b"x"[..], b_addr));
+        assert_eq!(framed.last_sender(), Some(b_addr));
+        assert!(poll_once(framed.next()).await.is_pending());
+    });
+}
+
+#[test]
 fn last_sender_names_whom_a_decode_error_came_from() {
     overlap::block_on(async {
         let (a, b) = (bound("127.0.0.1:0").await, bound("127.0.0.1:0").await);

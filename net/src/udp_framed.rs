@@ -33,7 +33,11 @@ const DATAGRAM_ROOM: usize = 64 * 1024;
 ///   so a datagram protocol wants a codec that keeps none, or a fresh one put in through
 ///   [`codec_mut`](UdpFramed::codec_mut) after an error. A decode error carries no
 ///   address, as with tokio: [`last_sender`](UdpFramed::last_sender) names the datagram's
-///   sender, to answer or blame it. An error from
+///   sender, to answer or blame it. An empty datagram yields what the codec's
+///   `decode_eof` makes of an empty buffer: nothing, with overlap's codecs and
+///   tokio-util's (every codec must answer `Ok(None)` there, since it is also asked after
+///   each datagram's last frame), so it is skipped unseen, as with tokio; a protocol that
+///   must count empty datagrams receives with [`UdpSocket::recv_from`]. An error from
 ///   the socket itself (a refused earlier send reported by a connected socket, say) is
 ///   yielded too, and the stream goes on. The stream never ends.
 /// - **Sending**: each item is encoded alone and sent as one datagram when the sink is
