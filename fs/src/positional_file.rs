@@ -300,40 +300,32 @@ impl PositionalFile {
     }
 
     async fn read_chunk_at(&self, buf: &mut [u8], offset: u64, exact: bool) -> io::Result<usize> {
-        crate::file::past_largest_offset(offset, "offset").map_err(|e| self.err(e, "read"))?;
-        if buf.is_empty() {
-            return Ok(0);
-        }
-        let op = Op::Read {
-            offset,
-            len: buf.len(),
-            exact,
-        };
-        let (n, bytes) = self
-            .shared
-            .submit(op)
-            .await
-            .map_err(|e| self.err(e, "read"))?;
+        let len = buf.len();
+        let op = Op::Read { offset, len, exact };
+        let (n, bytes) = self.submit_at(offset, op, "read").await?;
         buf[..n].copy_from_slice(&bytes[..n]);
         Ok(n)
     }
 
     async fn write_chunk_at(&self, buf: &[u8], offset: u64, all: bool) -> io::Result<usize> {
-        crate::file::past_largest_offset(offset, "offset").map_err(|e| self.err(e, "write"))?;
-        if buf.is_empty() {
-            return Ok(0);
+        let bytes = buf.to_vec();
+        let op = Op::Write { offset, bytes, all };
+        Ok(self.submit_at(offset, op, "write").await?.0)
+    }
+
+    /// Refuses an `offset` past `i64::MAX`, then queues `op` unless it moves no bytes,
+    /// naming the file in its error.
+    async fn submit_at(
+        &self,
+        offset: u64,
+        op: Op,
+        name: &'static str,
+    ) -> io::Result<(usize, Vec<u8>)> {
+        crate::file::past_largest_offset(offset, "offset").map_err(|e| self.err(e, name))?;
+        if op.moves_no_bytes() {
+            return Ok((0, Vec::new()));
         }
-        let op = Op::Write {
-            offset,
-            bytes: buf.to_vec(),
-            all,
-        };
-        let (n, _) = self
-            .shared
-            .submit(op)
-            .await
-            .map_err(|e| self.err(e, "write"))?;
-        Ok(n)
+        self.shared.submit(op).await.map_err(|e| self.err(e, name))
     }
 
     /// Queues `op` (one whose outcome carries no bytes), naming the file in its error.

@@ -43,6 +43,17 @@ pub(super) enum Op {
     Sync { data_only: bool },
 }
 
+impl Op {
+    /// A read or write of no bytes, which needs no job.
+    pub(super) fn moves_no_bytes(&self) -> bool {
+        match self {
+            Op::Read { len, .. } => *len == 0,
+            Op::Write { bytes, .. } => bytes.is_empty(),
+            _ => false,
+        }
+    }
+}
+
 /// A request's outcome: the count, and for a read the bytes (`[..count]` of them).
 pub(super) type Outcome = io::Result<(usize, Vec<u8>)>;
 
