@@ -24,15 +24,15 @@ use std::task::{ready, Context, Poll};
 use blocking::{Done, Handoff};
 use read_buf::{ReadBuf, MAX_CHUNK};
 
+use crate::error::{explain_access, for_file};
+use crate::job::Job;
+use crate::OpenOptions;
+
 pub(crate) use blocking::past_largest_offset;
 
 /// The most bytes one positional job moves, for a `PositionalFile` (a [`File`]'s own
 /// positional calls go by its `max_buf_size`).
 pub(crate) const MAX_JOB_BYTES: usize = MAX_CHUNK;
-
-use crate::error::{explain_access, for_file};
-use crate::job::Job;
-use crate::OpenOptions;
 
 /// An open file on the blocking pool: the async twin of [`std::fs::File`], implementing
 /// futures-io's [`AsyncRead`](futures_util::io::AsyncRead),
