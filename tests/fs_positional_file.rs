@@ -1,7 +1,8 @@
 //! `fs::PositionalFile`: one shared file, many positional reads and writes in flight at
 //! once from many tasks (and from two runtimes on two threads), jobs of at most 2 MiB, the
 //! hand-over from a `File` with its buffered bytes, and refusals (a read-only fd, a FIFO,
-//! an offset too large, the end of the file) as errors naming the file.
+//! an offset too large, the end of the file) as errors naming the file, and the owned-buffer
+//! calls (`read_vec_at`, `write_vec_at`) that move a `Vec` through one request each.
 
 mod support;
 
@@ -354,4 +355,78 @@ fn send_to_sends_ranges_of_one_shared_file_to_several_sockets_at_once() {
         assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
         assert!(err.to_string().contains("failed to send"), "{err}");
     });
+}
+
+#[test]
+fn owned_buffers_go_in_one_request_each_and_come_back_as_long_as_the_file_allows() {
+    let dir = TempDir::new("positional-file-owned");
+    let path = dir.join("f");
+    let data = pattern_seeded(5 * MIB + 123, 21);
+    overlap::block_on(async {
+        let file = PositionalFile::from_file(open_fresh(&path).await)
+            .await
+            .unwrap();
+        // Past 2 MiB, in one request: all of it lands.
+        file.write_vec_at(data.clone(), 4096).await.unwrap();
+        let end = 4096 + data.len() as u64;
+        assert_eq!(file.metadata().await.unwrap().len(), end);
+        // Sixteen tasks overwrite the first sixteen 256-byte blocks at once.
+        let writers: Vec<_> = (0..16u8)
+            .map(|i| {
+                let file = file.clone();
+                overlap::spawn(async move { file.write_vec_at(vec![i; 256], i as u64 * 256).await })
+            })
+            .collect();
+        for w in writers {
+            w.await.unwrap().unwrap();
+        }
+        let head = file.read_vec_at(4096, 0).await.unwrap();
+        let want: Vec<u8> = (0..16u8).flat_map(|i| [i; 256]).collect();
+        assert!(head == want);
+        let back = file.read_vec_at(data.len(), 4096).await.unwrap();
+        assert!(back == data, "one 5 MiB read gave {} bytes", back.len());
+        // The file ends first: the bytes there are; at or past the end: none.
+        let tail = file.read_vec_at(1000, end - 10).await.unwrap();
+        assert_eq!(tail, data[data.len() - 10..]);
+        assert!(file.read_vec_at(1000, end).await.unwrap().is_empty());
+        assert!(file.read_vec_at(0, 0).await.unwrap().is_empty());
+        file.write_vec_at(Vec::new(), 0).await.unwrap();
+        assert_eq!(file.metadata().await.unwrap().len(), end);
+    });
+}
+
+#[test]
+fn owned_buffer_refusals_are_clear_errors_and_the_file_goes_on() {
+    let dir = TempDir::new("positional-file-owned-refusals");
+    let path = dir.join("f");
+    std::fs::write(&path, b"kept").unwrap();
+    overlap::block_on(async {
+        let ro = PositionalFile::open(&path).await.unwrap();
+        // No buffer this long can be had: an error, not an abort.
+        for len in [usize::MAX, isize::MAX as usize] {
+            let err = ro.read_vec_at(len, 0).await.unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::OutOfMemory, "{len}: {err}");
+            assert!(
+                err.to_string().contains("cannot allocate a buffer"),
+                "{err}"
+            );
+            assert!(err.to_string().contains(path.to_str().unwrap()), "{err}");
+        }
+        let err = ro.write_vec_at(b"no".to_vec(), 0).await.unwrap_err();
+        assert_eq!(overlap::io::raw_os_error(&err), Some(libc::EBADF));
+        assert!(err.to_string().contains("not open for writing"), "{err}");
+        let far = i64::MAX as u64 + 1;
+        let err = ro.read_vec_at(1, far).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput);
+        let err = ro.write_vec_at(b"x".to_vec(), far).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput);
+        // A read that reaches past `i64::MAX` gives what lies before it (nothing here).
+        assert!(ro
+            .read_vec_at(16, i64::MAX as u64 - 4)
+            .await
+            .unwrap()
+            .is_empty());
+        assert_eq!(ro.read_vec_at(64, 0).await.unwrap(), b"kept");
+    });
+    assert_eq!(std::fs::read(&path).unwrap(), b"kept");
 }

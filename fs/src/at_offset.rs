@@ -16,10 +16,39 @@ pub(crate) fn read_at(
     offset: u64,
     exact: bool,
 ) -> io::Result<usize> {
+    // `offset` is at most `i64::MAX` and `done` fits in a `usize`: no overflow.
+    read_loop(file, buf.len(), exact, |done| {
+        file.read_at(&mut buf[done..], offset + done as u64)
+    })
+}
+
+/// Reads up to `len` bytes at `offset` into `buf`'s spare capacity (which must hold them),
+/// after the bytes it has, as [`read_at`] does: nothing is zeroed first, and only the
+/// pages the reads reach are touched. Returns the count, which `buf`'s length grew by.
+pub(crate) fn read_to_spare_at(
+    file: &StdFile,
+    buf: &mut Vec<u8>,
+    len: usize,
+    offset: u64,
+    exact: bool,
+) -> io::Result<usize> {
+    let fd = file.as_raw_fd();
+    read_loop(file, len, exact, |done| {
+        sys::pread_to_spare(fd, buf, len - done, offset + done as u64)
+    })
+}
+
+/// The loop of a positional read of `len` bytes: `read_one(done)` reads the rest from
+/// `done` bytes in. Stops at the end of the file, or after one read unless `exact`.
+fn read_loop(
+    file: &StdFile,
+    len: usize,
+    exact: bool,
+    mut read_one: impl FnMut(usize) -> io::Result<usize>,
+) -> io::Result<usize> {
     let mut done = 0;
-    while done < buf.len() {
-        // `offset` is at most `i64::MAX` and `done` fits in a `usize`: no overflow.
-        match file.read_at(&mut buf[done..], offset + done as u64) {
+    while done < len {
+        match read_one(done) {
             Ok(0) => break,
             Ok(n) if exact => done += n,
             Ok(n) => return Ok(n),

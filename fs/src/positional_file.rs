@@ -34,7 +34,10 @@ use crate::File;
 /// Unlike a [`File`] it keeps no position and buffers nothing: each call goes to the
 /// kernel on its own, at most 2 MiB per request (a longer `read_at` or `write_at` is short;
 /// [`read_exact_at`](PositionalFile::read_exact_at) and
-/// [`write_all_at`](PositionalFile::write_all_at) go on in further requests). Operations
+/// [`write_all_at`](PositionalFile::write_all_at) go on in further requests), copying
+/// between the caller's buffer and the job's. [`read_vec_at`](PositionalFile::read_vec_at)
+/// and [`write_vec_at`](PositionalFile::write_vec_at) move an owned `Vec` instead, with no
+/// copy, in one request however long. Operations
 /// in flight together are not ordered among themselves (unless `max_jobs` is 1): two
 /// writes to the same bytes at once land in either order, as two threads' `pwrite`s do;
 /// await a write before a read that must see it.
@@ -193,6 +196,70 @@ impl PositionalFile {
         let chunk = MAX_JOB_BYTES;
         let write = async |part: &[u8], at: u64| self.write_chunk_at(part, at, true).await;
         at_offset::write_all_in_chunks(buf, offset, chunk, write).await
+    }
+
+    /// Reads up to `len` bytes from `offset` into a new `Vec` and hands it over: fewer
+    /// bytes only where the file ends (none at or past its end). Unlike
+    /// [`read_exact_at`](PositionalFile::read_exact_at) it needs no buffer of the caller's
+    /// and copies nothing after the `pread`s: the pool job's own buffer is the result. It
+    /// runs as one request however long, so a large read holds one pool thread until it
+    /// is done. A `len` no buffer can hold is refused with
+    /// [`OutOfMemory`](io::ErrorKind::OutOfMemory) before anything is read; the returned
+    /// `Vec`'s capacity is `len` even when the file ended first.
+    ///
+    /// ```
+    /// # let path = std::env::temp_dir().join(format!("overlap-doc-read-vec-at-{}", std::process::id()));
+    /// overlap::block_on(async {
+    ///     overlap::fs::write(&path, "header|body bytes").await?;
+    ///     let file = overlap::fs::PositionalFile::open(&path).await?;
+    ///     assert_eq!(file.read_vec_at(4, 7).await?, b"body");
+    ///     // The file ends first: the bytes there are.
+    ///     assert_eq!(file.read_vec_at(100, 12).await?, b"bytes");
+    ///     assert!(file.read_vec_at(10, 1000).await?.is_empty());
+    ///     # std::fs::remove_file(&path)?;
+    ///     Ok::<_, std::io::Error>(())
+    /// }).unwrap();
+    /// ```
+    pub async fn read_vec_at(&self, len: usize, offset: u64) -> io::Result<Vec<u8>> {
+        // No file has bytes past `i64::MAX`, and the kernel refuses a read reaching there.
+        let room = (i64::MAX as u64).saturating_sub(offset);
+        let len = len.min(usize::try_from(room).unwrap_or(usize::MAX));
+        let op = Op::Read {
+            offset,
+            len,
+            exact: true,
+        };
+        let (n, mut bytes) = self.submit_at(offset, op, "read").await?;
+        bytes.truncate(n);
+        Ok(bytes)
+    }
+
+    /// Writes all of `bytes` at `offset` on, taking the buffer instead of copying it, as
+    /// one request however long (a large write holds one pool thread until it is done).
+    /// On an error, a prefix of it may have been written. Dropped before it completes, the
+    /// write may still land, as [`write_all_at`](PositionalFile::write_all_at)'s may.
+    ///
+    /// ```
+    /// use overlap::fs::{OpenOptions, PositionalFile};
+    /// # let path = std::env::temp_dir().join(format!("overlap-doc-write-vec-at-{}", std::process::id()));
+    /// overlap::block_on(async {
+    ///     let file = OpenOptions::new().read(true).write(true).create(true).truncate(true)
+    ///         .open_positional(&path).await?;
+    ///     let block = vec![7u8; 3 << 20]; // 3 MiB, written in one request, not copied
+    ///     file.write_vec_at(block, 4096).await?;
+    ///     assert_eq!(file.metadata().await?.len(), 4096 + (3 << 20));
+    ///     assert_eq!(file.read_vec_at(2, 4095).await?, [0, 7]);
+    ///     # std::fs::remove_file(&path)?;
+    ///     Ok::<_, std::io::Error>(())
+    /// }).unwrap();
+    /// ```
+    pub async fn write_vec_at(&self, bytes: Vec<u8>, offset: u64) -> io::Result<()> {
+        let op = Op::Write {
+            offset,
+            bytes,
+            all: true,
+        };
+        self.submit_at(offset, op, "write").await.map(drop)
     }
 
     /// Sends up to `len` bytes of the file from `offset` to `to` (a socket or a pipe on the

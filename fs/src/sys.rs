@@ -128,6 +128,29 @@ fn not_readable() -> io::Error {
     )
 }
 
+/// One `pread` of up to `max` bytes (at most as many as `buf` has spare capacity for) at
+/// `offset` into `buf`'s spare capacity; the bytes read are added to its length. Returns the count: `0` at
+/// the end of the file.
+pub(crate) fn pread_to_spare(
+    fd: RawFd,
+    buf: &mut Vec<u8>,
+    max: usize,
+    offset: u64,
+) -> io::Result<usize> {
+    let spare = buf.spare_capacity_mut();
+    let max = max.min(spare.len());
+    let off = libc::off_t::try_from(offset)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "offset past i64::MAX"))?;
+    // SAFETY: `spare` is memory `buf` owns, valid and writable for its `spare.len()` bytes
+    // (at least `max`) for the whole call, and the kernel writes at most `max` of them;
+    // uninitialized bytes may be written to.
+    let n = syscall!(pread(fd, spare.as_mut_ptr().cast(), max, off))? as usize;
+    // SAFETY: the kernel initialized the first `n` (at most `max`) spare bytes, right after
+    // the `buf.len()` bytes that were already initialized.
+    unsafe { buf.set_len(buf.len() + n) };
+    Ok(n)
+}
+
 /// Blocks until `fd` has any of `events` (`POLLIN`, `POLLOUT`), or an error or hang-up
 /// state that the next read or write reports: for an fd in non-blocking mode (a pipe end
 /// another process made so, a FIFO opened `O_NONBLOCK`), whose read or write on a pool thread

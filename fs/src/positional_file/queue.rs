@@ -231,8 +231,8 @@ impl Drop for Worker {
 fn run_op(std: &StdFile, op: Op) -> Outcome {
     match op {
         Op::Read { offset, len, exact } => {
-            let mut bytes = vec![0u8; len];
-            let n = at_offset::read_at(std, &mut bytes, offset, exact)?;
+            let mut bytes = buffer_for(len)?;
+            let n = at_offset::read_to_spare_at(std, &mut bytes, len, offset, exact)?;
             Ok((n, bytes))
         }
         Op::Write { offset, bytes, all } => {
@@ -242,6 +242,20 @@ fn run_op(std: &StdFile, op: Op) -> Outcome {
         Op::Sync { data_only: true } => std.sync_data().map(|()| (0, Vec::new())),
         Op::Sync { data_only: false } => std.sync_all().map(|()| (0, Vec::new())),
     }
+}
+
+/// An empty buffer with room for `len` bytes, or an `OutOfMemory` error if no buffer that
+/// long can be had (a length the caller chose, as `read_vec_at`'s, may be anything). Its
+/// pages are touched only as reads fill them.
+fn buffer_for(len: usize) -> io::Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    bytes.try_reserve_exact(len).map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::OutOfMemory,
+            format!("cannot allocate a buffer of {len} bytes to read into"),
+        )
+    })?;
+    Ok(bytes)
 }
 
 /// A submitted request's outcome, as a future. Dropped before it completes, a read still
