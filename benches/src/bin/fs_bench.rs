@@ -21,6 +21,10 @@ const ROUND_TRIPS: usize = 20_000;
 /// Random 4 KiB reads of the big file, with this many in flight at once.
 const RANDOM_READS: usize = 40_000;
 const IN_FLIGHT: [usize; 3] = [1, 16, 64];
+const SMALL_BLOCK: usize = 4096;
+/// Random 1 MiB reads of the big file, 4 in flight.
+const LARGE_READS: usize = 2_000;
+const LARGE_BLOCK: usize = 1 << 20;
 
 fn main() {
     let base = std::env::args()
@@ -84,27 +88,39 @@ fn main() {
         (1u64 << 30) as f64,
     );
 
-    // Random 4 KiB reads, 1, 16 and 64 in flight: overlap's `PositionalFile` against
-    // tokio's way (`spawn_blocking` around `FileExt::read_at` on an `Arc<std::fs::File>`)
-    // and `pread` one after another on this thread.
-    let offsets: std::sync::Arc<Vec<u64>> = std::sync::Arc::new(
-        (0..RANDOM_READS as u64)
-            .map(|i| (i.wrapping_mul(2_654_435_761) % (BIG as u64 / 4096)) * 4096)
-            .collect(),
-    );
-    for in_flight in IN_FLIGHT {
+    // Random 4 KiB reads, 1, 16 and 64 in flight, and 1 MiB reads, 4 in flight: overlap's
+    // `PositionalFile` (`read_exact_at` into the task's buffer; `read_vec_at` for 1 MiB,
+    // as tokio's way hands over the job's `Vec` too) against tokio's way (`spawn_blocking`
+    // around `FileExt::read_at` on an `Arc<std::fs::File>`) and `pread` one after another
+    // on this thread.
+    let cases = IN_FLIGHT
+        .iter()
+        .map(|&n| (SMALL_BLOCK, RANDOM_READS, n))
+        .chain([(LARGE_BLOCK, LARGE_READS, 4)]);
+    for (block, reads, in_flight) in cases {
+        let blocks = (BIG / block) as u64;
+        let offsets: std::sync::Arc<Vec<u64>> = std::sync::Arc::new(
+            (0..reads as u64)
+                .map(|i| (i.wrapping_mul(2_654_435_761) % blocks) * block as u64)
+                .collect(),
+        );
         let r = best_of(
-            || std_random(&big, &offsets),
-            || tokio_rt.block_on(tokio_random(&big, offsets.clone(), in_flight)),
-            || overlap_rt.block_on(overlap_random(&big, offsets.clone(), in_flight)),
+            || std_random(&big, &offsets, block),
+            || tokio_rt.block_on(tokio_random(&big, offsets.clone(), block, in_flight)),
+            || overlap_rt.block_on(overlap_random(&big, offsets.clone(), block, in_flight)),
         );
-        report(
-            &format!("random 4 KiB reads, {in_flight} at once"),
-            r,
-            RANDOM_READS as f64,
-            "k/s",
-            1e3,
-        );
+        let name = format!("random {} KiB reads, {in_flight} at once", block >> 10);
+        if block == SMALL_BLOCK {
+            report(&name, r, reads as f64, "k/s", 1e3);
+        } else {
+            report(
+                &name,
+                r,
+                (reads * block) as f64,
+                "GiB/s",
+                (1u64 << 30) as f64,
+            );
+        }
     }
 
     let small_dir = dir.join("small");
@@ -305,11 +321,12 @@ async fn overlap_seq(path: &Path, buf: usize) -> usize {
     }
 }
 
-/// The first byte of each 4 KiB block at `offsets`, summed: the same whatever the order.
-fn std_random(path: &Path, offsets: &[u64]) -> usize {
+/// The first byte of each `block`-byte block at `offsets`, summed: the same whatever the
+/// order.
+fn std_random(path: &Path, offsets: &[u64], block: usize) -> usize {
     use std::os::unix::fs::FileExt;
     let f = stdfs::File::open(path).unwrap();
-    let mut b = [0u8; 4096];
+    let mut b = vec![0u8; block];
     let mut sum = 0;
     for &at in offsets {
         f.read_exact_at(&mut b, at).unwrap();
@@ -318,7 +335,12 @@ fn std_random(path: &Path, offsets: &[u64]) -> usize {
     sum
 }
 
-async fn tokio_random(path: &Path, offsets: std::sync::Arc<Vec<u64>>, in_flight: usize) -> usize {
+async fn tokio_random(
+    path: &Path,
+    offsets: std::sync::Arc<Vec<u64>>,
+    block: usize,
+    in_flight: usize,
+) -> usize {
     use std::os::unix::fs::FileExt;
     let f = std::sync::Arc::new(stdfs::File::open(path).unwrap());
     let tasks: Vec<_> = (0..in_flight)
@@ -329,7 +351,7 @@ async fn tokio_random(path: &Path, offsets: std::sync::Arc<Vec<u64>>, in_flight:
                 for i in (t..offsets.len()).step_by(in_flight) {
                     let (f, at) = (f.clone(), offsets[i]);
                     let b = tokio::task::spawn_blocking(move || {
-                        let mut b = vec![0u8; 4096];
+                        let mut b = vec![0u8; block];
                         f.read_exact_at(&mut b, at).map(|()| b)
                     })
                     .await
@@ -348,17 +370,28 @@ async fn tokio_random(path: &Path, offsets: std::sync::Arc<Vec<u64>>, in_flight:
     sum
 }
 
-async fn overlap_random(path: &Path, offsets: std::sync::Arc<Vec<u64>>, in_flight: usize) -> usize {
+async fn overlap_random(
+    path: &Path,
+    offsets: std::sync::Arc<Vec<u64>>,
+    block: usize,
+    in_flight: usize,
+) -> usize {
     let f = overlap::fs::PositionalFile::open(path).await.unwrap();
     let tasks: Vec<_> = (0..in_flight)
         .map(|t| {
             let (f, offsets) = (f.clone(), offsets.clone());
             overlap::spawn(async move {
-                let mut b = [0u8; 4096];
+                let mut b = vec![0u8; SMALL_BLOCK];
                 let mut sum = 0;
                 for i in (t..offsets.len()).step_by(in_flight) {
-                    f.read_exact_at(&mut b, offsets[i]).await.unwrap();
-                    sum += b[0] as usize;
+                    if block == SMALL_BLOCK {
+                        f.read_exact_at(&mut b, offsets[i]).await.unwrap();
+                        sum += b[0] as usize;
+                    } else {
+                        let v = f.read_vec_at(block, offsets[i]).await.unwrap();
+                        assert_eq!(v.len(), block);
+                        sum += v[0] as usize;
+                    }
                 }
                 sum
             })
