@@ -125,6 +125,54 @@ fn big_buffers_go_in_jobs_of_two_mib() {
 }
 
 #[test]
+fn a_read_exact_at_past_the_end_says_where_the_file_ended() {
+    let dir = TempDir::new("positional-file-short");
+    let path = dir.join("f");
+    std::fs::write(&path, pattern(MIB + 10)).unwrap();
+    overlap::block_on(async {
+        let file = PositionalFile::open(&path).await.unwrap();
+        // 3 MiB asked for from 100: the first 2 MiB job comes short at the file's end,
+        // which the error gives, with the whole range asked for (not the job's end).
+        let mut buf = vec![0u8; 3 * MIB];
+        let err = file.read_exact_at(&mut buf, 100).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::UnexpectedEof);
+        let msg = err.to_string();
+        let want = format!(
+            "the file ends at offset {}, before offset {} (the end of the {} bytes asked for \
+             from offset 100)",
+            MIB + 10,
+            3 * MIB + 100,
+            3 * MIB
+        );
+        assert!(msg.contains(&want), "{msg}");
+        assert!(msg.contains(path.to_str().unwrap()), "{msg}");
+        // Nothing at all there: the read starts at or past the end.
+        let err = file
+            .read_exact_at(&mut buf[..8], 5 * MIB as u64)
+            .await
+            .unwrap_err();
+        let want = format!(
+            "the file ends at or before offset {}, where the 8 bytes",
+            5 * MIB
+        );
+        assert!(err.to_string().contains(&want), "{err}");
+        // The same from a `File`, whose jobs are its buffer's size.
+        let mut std_file = overlap::fs::File::open(&path).await.unwrap();
+        std_file.set_max_buf_size(4096);
+        let err = std_file
+            .read_exact_at(&mut buf[..10_000], MIB as u64)
+            .await
+            .unwrap_err();
+        let want = format!(
+            "the file ends at offset {}, before offset {}",
+            MIB + 10,
+            MIB + 10_000
+        );
+        assert!(err.to_string().contains(&want), "{err}");
+    });
+}
+
+#[test]
 fn from_file_writes_out_buffered_bytes_and_keeps_the_path() {
     let dir = TempDir::new("positional-file-from-file");
     let path = dir.join("f");

@@ -91,7 +91,8 @@
 //!   sketch's `spawn_blocking` cannot do; but nothing counts the skips, so the test reads
 //!   the process's `rchar` from `/proc/self/io` in a child to see it.
 //! - A read past the end says "the file ends before offset N", N being the end of the
-//!   range asked for, not where the file ends; it names the pack, which is what a store
+//!   range asked for, not where the file ends (since changed: it now gives both, see
+//!   `tests/fs_positional_file.rs`); it names the pack, which is what a store
 //!   with many packs needs. `EFBIG` from `RLIMIT_FSIZE` reads "File too large", naming the
 //!   pack too.
 //! - No `fallocate` (nor `FALLOC_FL_PUNCH_HOLE`, to give a garbage extent's blocks back

@@ -82,8 +82,8 @@ pub(crate) fn write_at(file: &StdFile, buf: &[u8], offset: u64, all: bool) -> io
 }
 
 /// Fills `buf` from `offset` on through `read`, one call per `chunk` bytes (each call to
-/// fill its part or stop at the end of the file). Returns `Some(end)` if the file ended
-/// before `end`, the end of the part that came short.
+/// fill its part or stop at the end of the file). Returns `Some(at)` if the file ended
+/// first, `at` being where the bytes read stopped.
 pub(crate) async fn read_exact_in_chunks(
     mut buf: &mut [u8],
     mut offset: u64,
@@ -93,8 +93,9 @@ pub(crate) async fn read_exact_in_chunks(
     while !buf.is_empty() {
         let n = buf.len().min(chunk);
         let (part, rest) = buf.split_at_mut(n);
-        if read(part, offset).await? < n {
-            return Ok(Some(offset + n as u64));
+        let got = read(part, offset).await?;
+        if got < n {
+            return Ok(Some(offset + got as u64));
         }
         buf = rest;
         offset += n as u64;
@@ -119,10 +120,20 @@ pub(crate) async fn write_all_in_chunks(
     Ok(())
 }
 
-/// The error of a `read_exact_at` whose file ended before `end`.
-pub(crate) fn ended_before(end: u64) -> io::Error {
-    io::Error::new(
-        io::ErrorKind::UnexpectedEof,
-        format!("the file ends before offset {end}"),
-    )
+/// The error of a `read_exact_at` of `len` bytes from `start` whose bytes stopped at `at`:
+/// it says where the file ended, and which range was asked for.
+pub(crate) fn ended_before(start: u64, len: usize, at: u64) -> io::Error {
+    let end = start.saturating_add(len as u64);
+    let msg = if at > start {
+        format!(
+            "the file ends at offset {at}, before offset {end} \
+             (the end of the {len} bytes asked for from offset {start})"
+        )
+    } else {
+        format!(
+            "the file ends at or before offset {start}, \
+             where the {len} bytes asked for start (up to offset {end})"
+        )
+    };
+    io::Error::new(io::ErrorKind::UnexpectedEof, msg)
 }

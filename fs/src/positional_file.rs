@@ -173,12 +173,15 @@ impl PositionalFile {
 
     /// Fills all of `buf` from `offset` on, in jobs of up to 2 MiB; a file that ends first
     /// gives [`UnexpectedEof`](io::ErrorKind::UnexpectedEof), with `buf`'s contents then
-    /// unspecified.
+    /// unspecified. Its message names the file, the offset where it ended, and the range
+    /// asked for (`the file ends at offset 5, before offset 8 (the end of the 4 bytes asked
+    /// for from offset 4)`).
     pub async fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
         let chunk = MAX_JOB_BYTES;
         let read = async |part: &mut [u8], at: u64| self.read_chunk_at(part, at, true).await;
+        let len = buf.len();
         match at_offset::read_exact_in_chunks(buf, offset, chunk, read).await? {
-            Some(end) => Err(self.err(at_offset::ended_before(end), "read")),
+            Some(at) => Err(self.err(at_offset::ended_before(offset, len, at), "read")),
             None => Ok(()),
         }
     }

@@ -60,8 +60,9 @@ impl File {
     /// without moving the file's position; std's `FileExt::read_exact_at`.
     ///
     /// It reads in pool jobs of up to [`max_buf_size`](File::max_buf_size) bytes each. A
-    /// file that ends first gives [`UnexpectedEof`](io::ErrorKind::UnexpectedEof), and what
-    /// `buf` then holds is unspecified. Otherwise it is as [`read_at`](File::read_at).
+    /// file that ends first gives [`UnexpectedEof`](io::ErrorKind::UnexpectedEof), naming
+    /// the file, the offset where it ended and the range asked for, and what `buf` then
+    /// holds is unspecified. Otherwise it is as [`read_at`](File::read_at).
     ///
     /// ```
     /// use overlap::io::AsyncWriteExt;
@@ -76,6 +77,7 @@ impl File {
     ///     assert_eq!(&payload, b"payload");
     ///     let err = file.read_exact_at(&mut payload, 8).await.unwrap_err();
     ///     assert_eq!(err.kind(), std::io::ErrorKind::UnexpectedEof);
+    ///     assert!(err.to_string().contains("the file ends at offset 14, before offset 15"));
     ///     # std::fs::remove_file(&path)?;
     ///     Ok::<_, std::io::Error>(())
     /// }).unwrap();
@@ -83,8 +85,9 @@ impl File {
     pub async fn read_exact_at(&mut self, buf: &mut [u8], offset: u64) -> io::Result<()> {
         let chunk = self.max_buf_size();
         let read = async |part: &mut [u8], at: u64| self.read_chunk_at(part, at, true).await;
+        let len = buf.len();
         match at_offset::read_exact_in_chunks(buf, offset, chunk, read).await? {
-            Some(end) => Err(self.err(at_offset::ended_before(end), "read")),
+            Some(at) => Err(self.err(at_offset::ended_before(offset, len, at), "read")),
             None => Ok(()),
         }
     }
