@@ -478,3 +478,21 @@ fn owned_buffer_refusals_are_clear_errors_and_the_file_goes_on() {
     });
     assert_eq!(std::fs::read(&path).unwrap(), b"kept");
 }
+
+#[test]
+fn the_last_handle_gives_the_std_file_back_as_soon_as_its_requests_are_done() {
+    let dir = TempDir::new("positional-file-hand-back");
+    let path = dir.join("f");
+    let mut std = std::fs::File::create(&path).unwrap();
+    // The pool thread that ran a request must have let go of the file by the time the
+    // task learns the request is done: try it many times, as the race is narrow.
+    for i in 0..2000u64 {
+        let file = PositionalFile::from_std(std);
+        overlap::block_on(file.write_all_at(&i.to_le_bytes(), i * 8)).unwrap();
+        std = match file.try_into_std() {
+            Ok(std) => std,
+            Err(_) => panic!("round {i}: a job still held the file after its write was done"),
+        };
+    }
+    assert_eq!(std.metadata().unwrap().len(), 2000 * 8);
+}

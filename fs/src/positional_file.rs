@@ -118,7 +118,9 @@ impl PositionalFile {
     }
 
     /// The std file back, if this is the last handle and no job still holds the fd; else
-    /// `Err(self)`, unchanged.
+    /// `Err(self)`, unchanged. A job lets go of the fd before its caller learns it is
+    /// done, so once every call made on the file has returned, only a dropped call still
+    /// running (a write that started, a `send_to` run) can keep it.
     // The handle itself comes back, as from `File::try_into_std`.
     #[allow(clippy::result_large_err)]
     pub fn try_into_std(self) -> Result<StdFile, PositionalFile> {

@@ -157,41 +157,61 @@ struct Worker {
 }
 
 impl Worker {
+    /// Runs requests until the queue is empty. The worker lets go of the file before it
+    /// wakes the last request's task, so that a task finding all its requests done finds
+    /// no job still holding the fd ([`try_into_std`](super::PositionalFile::try_into_std)).
     fn run(mut self) {
+        let Some(mut req) = self.next_request() else {
+            return;
+        };
         loop {
-            let req = {
-                let mut q = lock(&self.shared.queue);
-                match q.pending.pop_front() {
-                    Some(req) => req,
-                    None => {
-                        q.workers -= 1;
-                        self.counted = false;
-                        return;
-                    }
+            let waker = self.serve(&req);
+            let next = self.next_request();
+            let Some(next) = next else {
+                drop(self);
+                if let Some(waker) = waker {
+                    waker.wake();
                 }
-            };
-            let op = {
-                let mut slot = lock(&req.slot);
-                match std::mem::replace(&mut *slot, Slot::Gone) {
-                    Slot::Queued { op, waker } => {
-                        *slot = Slot::Running { waker };
-                        op
-                    }
-                    // A read nobody waits for any more.
-                    _ => continue,
-                }
-            };
-            let outcome = run_op(&self.shared.std, op);
-            let waker = {
-                let mut slot = lock(&req.slot);
-                match std::mem::replace(&mut *slot, Slot::Done(outcome)) {
-                    Slot::Running { waker } => waker,
-                    _ => None,
-                }
+                return;
             };
             if let Some(waker) = waker {
                 waker.wake();
             }
+            req = next;
+        }
+    }
+
+    /// The next request in the queue; with none, the worker leaves the count (any request
+    /// queued after that starts a worker of its own).
+    fn next_request(&mut self) -> Option<Arc<Request>> {
+        let mut q = lock(&self.shared.queue);
+        let req = q.pending.pop_front();
+        if req.is_none() {
+            q.workers -= 1;
+            self.counted = false;
+        }
+        req
+    }
+
+    /// Runs `req` unless its future went away while it was queued, and stores its
+    /// outcome; returns the waker to wake.
+    fn serve(&self, req: &Request) -> Option<Waker> {
+        let op = {
+            let mut slot = lock(&req.slot);
+            match std::mem::replace(&mut *slot, Slot::Gone) {
+                Slot::Queued { op, waker } => {
+                    *slot = Slot::Running { waker };
+                    op
+                }
+                // A read nobody waits for any more.
+                _ => return None,
+            }
+        };
+        let outcome = run_op(&self.shared.std, op);
+        let mut slot = lock(&req.slot);
+        match std::mem::replace(&mut *slot, Slot::Done(outcome)) {
+            Slot::Running { waker } => waker,
+            _ => None,
         }
     }
 }
