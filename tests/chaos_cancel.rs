@@ -2,7 +2,7 @@
 //! operations (TCP, Unix and pipe streams, some through a `splice` relay or split into
 //! owned halves; UDP; accept; files; `mpsc`, `cross_thread`, `oneshot`, `watch` and
 //! `broadcast` channels; `Mutex`, `RwLock`, `Semaphore`, `Notify`; `spawn_blocking`; child
-//! processes; signals raised at this process; `Unblock`, `io::copy` and
+//! processes; signals raised at this process; a `PositionalFile` shared by several tasks; `Unblock`, `io::copy` and
 //! `copy_bidirectional` between pipes and sockets), each maybe cut short by a `timeout`, a
 //! lost `select` race or a drop after a few polls, while a monkey aborts random tasks, from
 //! the runtime's thread or another. Half the seeds run on the paused clock, where which
@@ -28,6 +28,8 @@ mod cut;
 mod file;
 #[path = "chaos_cancel/net.rs"]
 mod net;
+#[path = "chaos_cancel/positional.rs"]
+mod positional;
 #[path = "chaos_cancel/process.rs"]
 mod process;
 #[path = "chaos_cancel/signals.rs"]
@@ -169,7 +171,7 @@ fn run_seed(seed: u64) -> bool {
     process::forget_watched();
     let dir = TempDir::new("chaos");
     let rt = overlap::Runtime::new().unwrap();
-    let (files, lingering, outliving) = rt.block_on(async {
+    let (files, positional, lingering, outliving) = rt.block_on(async {
         let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
         if rng.below(2) == 0 {
             overlap::time::pause();
@@ -270,6 +272,10 @@ fn run_seed(seed: u64) -> bool {
         if signals {
             signals::actor(&mut rng, &mut tasks);
         }
+        let positional = (rng.below(3) == 0).then(|| {
+            let path = dir.join("positional");
+            (path.clone(), positional::actor(&mut rng, &mut tasks, path))
+        });
         let aborts = rng.below(4);
         let monkey = overlap::spawn(sync::monkey(
             std::mem::take(&mut tasks.abortable),
@@ -309,12 +315,15 @@ fn run_seed(seed: u64) -> bool {
         } else {
             Vec::new()
         };
-        (files, lingering, outliving)
+        (files, positional, lingering, outliving)
     });
     drop(rt);
     drop(outliving);
     for (path, model) in files {
         file::check(&path, &model.borrow());
+    }
+    if let Some((path, regions)) = positional {
+        positional::check(&path, &regions);
     }
     // Children dropped as the runtime ended, or after, are the orphan reaper's.
     let reaped = wait_until(Duration::from_secs(30), process::all_gone);
