@@ -16,6 +16,7 @@
 //!   [`future`] and [`stream`] likewise re-export the combinators of `futures-util`;
 //! - [`codec`]: tokio-util's framing (`Decoder`/`Encoder`, `Framed`, lines and
 //!   length-delimited codecs) over any of those streams, and [`udp::UdpFramed`] over a UDP socket;
+//!   [`either::Either`] is tokio-util's `Either`, one type for either of two streams;
 //! - [`Handle`]: spawning onto a runtime from other threads.
 //!
 //! # Getting started
@@ -352,6 +353,50 @@ pub mod stream {
         pub use overlap_net::{TcpListenerStream, UnixListenerStream};
         pub use overlap_runtime::stream::wrappers::*;
     }
+}
+
+/// tokio-util's `either` module: [`Either`](either::Either), a value of one of two types
+/// that is itself whatever both are, for one variable or field holding either of two
+/// streams or futures.
+///
+/// It is futures-util's `Either` (also at [`overlap::future::Either`](crate::future::Either)),
+/// under tokio-util's path. As tokio-util's, it is an `AsyncRead`, `AsyncBufRead`,
+/// `AsyncWrite` and `AsyncSeek` when both sides are (the futures-io traits, as every overlap
+/// stream), a `Stream` when both are streams of the same item, and a `Future` when both are
+/// futures with the same output; it is also a `Sink`, and has futures-util's methods
+/// (`as_pin_mut`, `factor_first`, `into_inner` when both sides are one type, …). Reach the
+/// stream inside with `match` for what the traits do not cover (`try_read`, `peer_addr`).
+///
+/// A backend reached over TCP or a Unix socket, one type for both:
+///
+/// ```
+/// use overlap::either::Either;
+/// use overlap::io::{AsyncReadExt, AsyncWriteExt};
+/// use overlap::net::{TcpListener, TcpStream, UnixStream};
+///
+/// overlap::block_on(async {
+///     let listener = TcpListener::bind("127.0.0.1:0").await?;
+///     let tcp = TcpStream::connect(listener.local_addr()?).await?;
+///     let (mut tcp_peer, _) = listener.accept().await?;
+///     let (unix, mut unix_peer) = UnixStream::pair()?;
+///     let mut upstreams: Vec<Either<TcpStream, UnixStream>> =
+///         vec![Either::Left(tcp), Either::Right(unix)];
+///     for up in &mut upstreams {
+///         up.write_all(b"ping").await?;
+///     }
+///     let mut buf = [0u8; 4];
+///     tcp_peer.read_exact(&mut buf).await?;
+///     unix_peer.read_exact(&mut buf).await?;
+///     assert_eq!(&buf, b"ping");
+///     unix_peer.write_all(b"pong").await?;
+///     upstreams[1].read_exact(&mut buf).await?;
+///     assert_eq!(&buf, b"pong");
+///     std::io::Result::Ok(())
+/// })
+/// .unwrap();
+/// ```
+pub mod either {
+    pub use futures_util::future::Either;
 }
 
 /// A UDP socket framed by a codec: tokio-util's `udp` module (also at
