@@ -450,16 +450,28 @@ fn owned_buffer_refusals_are_clear_errors_and_the_file_goes_on() {
     std::fs::write(&path, b"kept").unwrap();
     overlap::block_on(async {
         let ro = PositionalFile::open(&path).await.unwrap();
-        // No buffer this long can be had: an error, not an abort.
+        // A length from a corrupt header: a regular file's size bounds the buffer.
+        for len in [usize::MAX, isize::MAX as usize, 3 << 20] {
+            let got = ro.read_vec_at(len, 1).await.unwrap();
+            assert_eq!(got, b"ept");
+            assert!(got.capacity() < 4096, "{len}: {}", got.capacity());
+        }
+        // A device has no size to go by: no buffer this long can be had, an error, not an
+        // abort.
+        let zero = PositionalFile::open("/dev/zero").await.unwrap();
         for len in [usize::MAX, isize::MAX as usize] {
-            let err = ro.read_vec_at(len, 0).await.unwrap_err();
+            let err = zero.read_vec_at(len, 0).await.unwrap_err();
             assert_eq!(err.kind(), ErrorKind::OutOfMemory, "{len}: {err}");
             assert!(
                 err.to_string().contains("cannot allocate a buffer"),
                 "{err}"
             );
-            assert!(err.to_string().contains(path.to_str().unwrap()), "{err}");
+            assert!(err.to_string().contains("/dev/zero"), "{err}");
         }
+        assert_eq!(
+            zero.read_vec_at(3 << 20, 0).await.unwrap(),
+            vec![0; 3 << 20]
+        );
         let err = ro.write_vec_at(b"no".to_vec(), 0).await.unwrap_err();
         assert_eq!(overlap::io::raw_os_error(&err), Some(libc::EBADF));
         assert!(err.to_string().contains("not open for writing"), "{err}");

@@ -157,27 +157,26 @@ struct Worker {
 }
 
 impl Worker {
-    /// Runs requests until the queue is empty. The worker lets go of the file before it
-    /// wakes the last request's task, so that a task finding all its requests done finds
+    /// Runs requests until the queue is empty. The worker lets go of the file before the
+    /// last request's outcome is out, so that a task finding all its requests done finds
     /// no job still holding the fd ([`try_into_std`](super::PositionalFile::try_into_std)).
     fn run(mut self) {
         let Some(mut req) = self.next_request() else {
             return;
         };
         loop {
-            let waker = self.serve(&req);
-            let next = self.next_request();
-            let Some(next) = next else {
-                drop(self);
-                if let Some(waker) = waker {
-                    waker.wake();
+            let outcome = self.serve(&req);
+            match self.next_request() {
+                Some(next) => {
+                    finish(&req, outcome);
+                    req = next;
                 }
-                return;
-            };
-            if let Some(waker) = waker {
-                waker.wake();
+                None => {
+                    drop(self);
+                    finish(&req, outcome);
+                    return;
+                }
             }
-            req = next;
         }
     }
 
@@ -193,9 +192,8 @@ impl Worker {
         req
     }
 
-    /// Runs `req` unless its future went away while it was queued, and stores its
-    /// outcome; returns the waker to wake.
-    fn serve(&self, req: &Request) -> Option<Waker> {
+    /// Runs `req` and gives its outcome, unless its future went away while it was queued.
+    fn serve(&self, req: &Request) -> Option<Outcome> {
         let op = {
             let mut slot = lock(&req.slot);
             match std::mem::replace(&mut *slot, Slot::Gone) {
@@ -207,12 +205,24 @@ impl Worker {
                 _ => return None,
             }
         };
-        let outcome = run_op(&self.shared.std, op);
+        Some(run_op(&self.shared.std, op))
+    }
+}
+
+/// Hands `req` its outcome (if it ran) and wakes the task waiting for it.
+fn finish(req: &Request, outcome: Option<Outcome>) {
+    let Some(outcome) = outcome else {
+        return;
+    };
+    let waker = {
         let mut slot = lock(&req.slot);
         match std::mem::replace(&mut *slot, Slot::Done(outcome)) {
             Slot::Running { waker } => waker,
             _ => None,
         }
+    };
+    if let Some(waker) = waker {
+        waker.wake();
     }
 }
 
@@ -251,6 +261,7 @@ impl Drop for Worker {
 fn run_op(std: &StdFile, op: Op) -> Outcome {
     match op {
         Op::Read { offset, len, exact } => {
+            let len = within_regular_file(std, offset, len);
             let mut bytes = buffer_for(len)?;
             let n = at_offset::read_to_spare_at(std, &mut bytes, len, offset, exact)?;
             Ok((n, bytes))
@@ -261,6 +272,25 @@ fn run_op(std: &StdFile, op: Op) -> Outcome {
         Op::SetLen { size } => std.set_len(size).map(|()| (0, Vec::new())),
         Op::Sync { data_only: true } => std.sync_data().map(|()| (0, Vec::new())),
         Op::Sync { data_only: false } => std.sync_all().map(|()| (0, Vec::new())),
+    }
+}
+
+/// Reads longer than this look at the file's size first.
+const SIZE_CHECK_PAST: usize = 1 << 20;
+
+/// `len`, or for a long read of a regular file, no more than the bytes from `offset` to its
+/// end (as `fstat` sees it): a length read from a corrupt header costs no buffer of that
+/// size. Other files (a block device says size 0) keep `len`.
+fn within_regular_file(std: &StdFile, offset: u64, len: usize) -> usize {
+    if len <= SIZE_CHECK_PAST {
+        return len;
+    }
+    match std.metadata() {
+        Ok(meta) if meta.file_type().is_file() => {
+            let left = meta.len().saturating_sub(offset);
+            len.min(usize::try_from(left).unwrap_or(usize::MAX))
+        }
+        _ => len,
     }
 }
 
