@@ -438,7 +438,12 @@ fn owned_buffers_go_in_one_request_each_and_come_back_as_long_as_the_file_allows
         assert_eq!(tail, data[data.len() - 10..]);
         assert!(file.read_vec_at(1000, end).await.unwrap().is_empty());
         assert!(file.read_vec_at(0, 0).await.unwrap().is_empty());
-        file.write_vec_at(Vec::new(), 0).await.unwrap();
+        // The buffer comes back as it went, for reuse; an empty one too, capacity and all.
+        let back = file.write_vec_at(b"reused".to_vec(), 0).await.unwrap();
+        assert_eq!(back, b"reused");
+        assert_eq!(file.read_vec_at(6, 0).await.unwrap(), b"reused");
+        let empty = file.write_vec_at(Vec::with_capacity(100), 0).await.unwrap();
+        assert!(empty.is_empty() && empty.capacity() >= 100);
         assert_eq!(file.metadata().await.unwrap().len(), end);
     });
 }

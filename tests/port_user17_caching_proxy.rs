@@ -102,11 +102,11 @@
 //!   promise that a write awaited before a `send_to` is sent, which is what following a
 //!   fill needs). `send_to` takes the `TcpStream` itself (`&*sock`), and waits for room in
 //!   the socket, so a slow client only ever holds its own task.
-//! - `write_vec_at` takes the `Vec` and does not give it back, so the fill allocates a new
-//!   64 KiB buffer for each chunk it reads from the origin (tokio-uring's `write_all_at`
+//! - `write_vec_at` took the `Vec` and did not give it back, so the fill allocated a new
+//!   64 KiB buffer for each chunk it read from the origin (tokio-uring's `write_all_at`
 //!   returns the buffer in its `BufResult`; `write_all_at(&chunk)` would reuse one buffer
-//!   but copy it for the pool). Not changed: a variant that hands the buffer back is an
-//!   API decision, not a fix.
+//!   but copy it for the pool). Fixed: `write_vec_at` now hands the buffer back on
+//!   success, and the fill reads into it again.
 //! - `send_to`'s errors name the file even when the destination failed: a client that
 //!   vanished mid-body gives `failed to send /tmp/.../1.body: Broken pipe`, which reads as
 //!   a problem with the cache file. The kind (`BrokenPipe`) is right, and the message is as

@@ -110,9 +110,10 @@
 //!   so each block read checks the length against the index's; a `read_exact_vec_at`
 //!   would have said it. It also allocates `len` before reading, so a length read from a
 //!   file (a footer's index length) is checked against the file's size first.
-//! - `write_vec_at` consumes its `Vec` and gives nothing back, on success or error: a
-//!   writer that wanted to reuse one buffer per block (or retry a failed write) cannot.
-//!   Tables are written once, so it did not matter here.
+//! - `write_vec_at` consumed its `Vec` and gave nothing back, on success or error: a
+//!   writer that wanted to reuse one buffer per block (or retry a failed write) could not.
+//!   Tables are written once, so it did not matter here. It now hands the buffer back on
+//!   success (not on an error).
 //! - `fs::read_to_string` of a MANIFEST whose byte was flipped failed with std's
 //!   `stream did not contain valid UTF-8` (the path named), which reads as an I/O error
 //!   rather than a corrupt file; the store reads bytes and says `is corrupt: it is not

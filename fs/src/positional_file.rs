@@ -242,9 +242,11 @@ impl PositionalFile {
     }
 
     /// Writes all of `bytes` at `offset` on, taking the buffer instead of copying it, as
-    /// one request however long (a large write holds one pool thread until it is done).
-    /// On an error, a prefix of it may have been written. Dropped before it completes, the
-    /// write may still land, as [`write_all_at`](PositionalFile::write_all_at)'s may.
+    /// one request however long (a large write holds one pool thread until it is done),
+    /// and gives the buffer back, its bytes as they were, for the next write to reuse. On
+    /// an error, a prefix of it may have been written, and the buffer is dropped. Dropped
+    /// before it completes, the write may still land, as
+    /// [`write_all_at`](PositionalFile::write_all_at)'s may.
     ///
     /// ```
     /// use overlap::fs::{OpenOptions, PositionalFile};
@@ -253,20 +255,32 @@ impl PositionalFile {
     ///     let file = OpenOptions::new().read(true).write(true).create(true).truncate(true)
     ///         .open_positional(&path).await?;
     ///     let block = vec![7u8; 3 << 20]; // 3 MiB, written in one request, not copied
-    ///     file.write_vec_at(block, 4096).await?;
+    ///     let mut block = file.write_vec_at(block, 4096).await?;
+    ///     // The same buffer again, refilled.
+    ///     block.fill(9);
+    ///     block.truncate(10);
+    ///     file.write_vec_at(block, 0).await?;
     ///     assert_eq!(file.metadata().await?.len(), 4096 + (3 << 20));
+    ///     assert_eq!(file.read_vec_at(3, 9).await?, [9, 0, 0]);
     ///     assert_eq!(file.read_vec_at(2, 4095).await?, [0, 7]);
     ///     # std::fs::remove_file(&path)?;
     ///     Ok::<_, std::io::Error>(())
     /// }).unwrap();
     /// ```
-    pub async fn write_vec_at(&self, bytes: Vec<u8>, offset: u64) -> io::Result<()> {
+    pub async fn write_vec_at(&self, bytes: Vec<u8>, offset: u64) -> io::Result<Vec<u8>> {
+        if bytes.is_empty() {
+            // Nothing to queue; the offset is still checked, as for any write.
+            crate::file::past_largest_offset(offset, "offset").map_err(|e| self.err(e, "write"))?;
+            return Ok(bytes);
+        }
         let op = Op::Write {
             offset,
             bytes,
             all: true,
         };
-        self.submit_at(offset, op, "write").await.map(drop)
+        self.submit_at(offset, op, "write")
+            .await
+            .map(|(_, bytes)| bytes)
     }
 
     /// Sends up to `len` bytes of the file from `offset` to `to` (a socket or a pipe on the

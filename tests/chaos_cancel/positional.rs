@@ -161,7 +161,9 @@ async fn region_ops(
                 let how = if ordered { pick(&mut rng) } else { Cut::Never };
                 let outcome = match kind {
                     4 | 5 => cut(how, file.write_all_at(src, off)).await,
-                    6 => cut(how, file.write_vec_at(src.to_vec(), off)).await,
+                    6 => cut(how, file.write_vec_at(src.to_vec(), off))
+                        .await
+                        .map(|r| r.map(|back| assert!(back == src, "seed {}", seed()))),
                     _ => cut(how, file.write_at(src, off))
                         .await
                         .map(|r| r.map(|wrote| assert_eq!(wrote, n, "seed {}", seed()))),

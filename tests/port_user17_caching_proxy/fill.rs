@@ -121,9 +121,12 @@ pub async fn fill_body(cache: Rc<Cache>, entry: Rc<Entry>, fetched: Fetched, idl
         ..
     } = fetched;
     let mut at = 0u64;
+    // The buffer each write hands back, for the next read.
+    let mut spare = Vec::new();
     while at < stored.len {
         let mut chunk = if leftover.is_empty() {
-            let mut chunk = vec![0u8; FILL_CHUNK];
+            let mut chunk = std::mem::take(&mut spare);
+            chunk.resize(FILL_CHUNK, 0);
             let n = match timeout(idle, stream.read(&mut chunk)).await {
                 Ok(Ok(n)) if n > 0 => n,
                 _ => return, // closed early, an error, or a stall: the guard fails it
@@ -135,9 +138,10 @@ pub async fn fill_body(cache: Rc<Cache>, entry: Rc<Entry>, fetched: Fetched, idl
         };
         chunk.truncate((stored.len - at) as usize);
         let n = chunk.len() as u64;
-        // The buffer goes to the pool and is not given back: the next read needs a new one.
-        if stored.file.write_vec_at(chunk, at).await.is_err() {
-            return;
+        // The buffer goes to the pool, not copied, and comes back for the next read.
+        match stored.file.write_vec_at(chunk, at).await {
+            Ok(back) => spare = back,
+            Err(_) => return,
         }
         at += n;
         guard.entry.progress.send_modify(|p| p.written = at);

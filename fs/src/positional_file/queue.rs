@@ -54,7 +54,8 @@ impl Op {
     }
 }
 
-/// A request's outcome: the count, and for a read the bytes (`[..count]` of them).
+/// A request's outcome: the count, and the bytes: for a read, those read; for a write, the
+/// buffer written from, given back.
 pub(super) type Outcome = io::Result<(usize, Vec<u8>)>;
 
 /// A file and the requests waiting for it.
@@ -267,7 +268,7 @@ fn run_op(std: &StdFile, op: Op) -> Outcome {
             Ok((n, bytes))
         }
         Op::Write { offset, bytes, all } => {
-            at_offset::write_at(std, &bytes, offset, all).map(|n| (n, Vec::new()))
+            at_offset::write_at(std, &bytes, offset, all).map(|n| (n, bytes))
         }
         Op::SetLen { size } => std.set_len(size).map(|()| (0, Vec::new())),
         Op::Sync { data_only: true } => std.sync_data().map(|()| (0, Vec::new())),
