@@ -87,8 +87,9 @@
 //!   a send leaves the connection open until that `sendfile` run ends (documented).
 //! - `write_all_at(&[u8])` copies the block into a `Vec` for its job, and `read_exact_at`
 //!   copies the job's `Vec` into the caller's buffer: one extra copy each way per block,
-//!   with no owned-buffer variant (`write_all_at_owned(Vec<u8>)`) to avoid it. Not needed
-//!   here (16 KiB blocks), but a program moving a lot through it would want one.
+//!   with no owned-buffer variant to avoid it when this port was written. Not needed
+//!   here (16 KiB blocks); a program moving a lot through it now has `read_vec_at` and
+//!   `write_vec_at`, which move a `Vec` (and hand a written one back).
 //! - A piece cut off by its peer closing ends `Framed` with tokio-util's
 //!   "bytes remaining on stream" (`ErrorKind::Other`, no count), as tokio-util does.
 //! - The paused clock waited for every `PositionalFile` job (they are blocking-pool jobs),
