@@ -208,11 +208,12 @@ impl PositionalFile {
     /// [`read_exact_at`](PositionalFile::read_exact_at) it needs no buffer of the caller's
     /// and copies nothing after the `pread`s: the pool job's own buffer is the result. It
     /// runs as one request however long, so a large read holds one pool thread until it
-    /// is done. A read of more than 1 MiB from a regular file first looks at its size, so
-    /// a `len` taken from a corrupt header costs no buffer longer than the bytes there are
-    /// (a file growing meanwhile may then give fewer bytes than it holds by the end). A
-    /// `len` no buffer can hold is refused with [`OutOfMemory`](io::ErrorKind::OutOfMemory)
-    /// before anything is read.
+    /// is done. A read of more than 1 MiB from a regular file sizes its buffer by the
+    /// file's size first, so a `len` taken from a corrupt header costs no buffer longer
+    /// than the bytes there are; a file holding more than its size says (one that grew
+    /// meanwhile, or procfs's, which say 0) is still read on, up to `len`. A `len` no
+    /// buffer can hold is refused with [`OutOfMemory`](io::ErrorKind::OutOfMemory) before
+    /// anything is read.
     ///
     /// ```
     /// # let path = std::env::temp_dir().join(format!("overlap-doc-read-vec-at-{}", std::process::id()));

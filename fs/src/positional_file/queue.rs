@@ -261,12 +261,7 @@ impl Drop for Worker {
 
 fn run_op(std: &StdFile, op: Op) -> Outcome {
     match op {
-        Op::Read { offset, len, exact } => {
-            let len = within_regular_file(std, offset, len);
-            let mut bytes = buffer_for(len)?;
-            let n = at_offset::read_to_spare_at(std, &mut bytes, len, offset, exact)?;
-            Ok((n, bytes))
-        }
+        Op::Read { offset, len, exact } => read(std, offset, len, exact),
         Op::Write { offset, bytes, all } => {
             at_offset::write_at(std, &bytes, offset, all).map(|n| (n, bytes))
         }
@@ -278,11 +273,40 @@ fn run_op(std: &StdFile, op: Op) -> Outcome {
 
 /// Reads longer than this look at the file's size first.
 const SIZE_CHECK_PAST: usize = 1 << 20;
+/// What a read that filled the buffer its guess of the file's size gave reads next.
+const PROBE: usize = 4096;
 
-/// `len`, or for a long read of a regular file, no more than the bytes from `offset` to its
-/// end (as `fstat` sees it): a length read from a corrupt header costs no buffer of that
-/// size. Other files (a block device says size 0) keep `len`.
-fn within_regular_file(std: &StdFile, offset: u64, len: usize) -> usize {
+/// A read of `len` bytes at `offset` into a buffer of its own. A long read of a regular
+/// file first sizes its buffer by the bytes from `offset` to the file's end (as `fstat`
+/// sees it), so that a length read from a corrupt header costs no buffer that long; the
+/// size is only a guess (a file may grow meanwhile, and procfs says 0), so a read that
+/// fills the buffer goes on into a bigger one.
+fn read(std: &StdFile, offset: u64, len: usize, exact: bool) -> Outcome {
+    let mut room = sized_guess(std, offset, len);
+    let mut bytes = buffer_for(room)?;
+    let mut n = at_offset::read_to_spare_at(std, &mut bytes, room, offset, exact)?;
+    // Full up to the guess, and more asked for: a small read tells the end of the file
+    // from a wrong guess; past it, an exact read goes on, in steps as long as what it
+    // has, to the end or to `len` (another one only needed a byte).
+    let mut step = PROBE;
+    while n == room && n < len && (exact || n == 0) {
+        let more = (len - n).min(step);
+        step = n.max(PROBE);
+        bytes.try_reserve_exact(more).map_err(|_| too_long(len))?;
+        let at = offset.saturating_add(n as u64);
+        let got = at_offset::read_to_spare_at(std, &mut bytes, more, at, exact)?;
+        n += got;
+        room += more;
+        if got == 0 {
+            break;
+        }
+    }
+    Ok((n, bytes))
+}
+
+/// `len`, or for a long read of a regular file, no more than the bytes from `offset` to
+/// its end. Other files (a block device says size 0) keep `len`.
+fn sized_guess(std: &StdFile, offset: u64, len: usize) -> usize {
     if len <= SIZE_CHECK_PAST {
         return len;
     }
@@ -300,13 +324,15 @@ fn within_regular_file(std: &StdFile, offset: u64, len: usize) -> usize {
 /// pages are touched only as reads fill them.
 fn buffer_for(len: usize) -> io::Result<Vec<u8>> {
     let mut bytes = Vec::new();
-    bytes.try_reserve_exact(len).map_err(|_| {
-        io::Error::new(
-            io::ErrorKind::OutOfMemory,
-            format!("cannot allocate a buffer of {len} bytes to read into"),
-        )
-    })?;
+    bytes.try_reserve_exact(len).map_err(|_| too_long(len))?;
     Ok(bytes)
+}
+
+fn too_long(len: usize) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::OutOfMemory,
+        format!("cannot allocate a buffer of {len} bytes to read into"),
+    )
 }
 
 /// A submitted request's outcome, as a future. Dropped before it completes, a read still
