@@ -357,6 +357,62 @@ pub(crate) fn kill(pid: u32, sig: libc::c_int) -> io::Result<()> {
     syscall!(kill(pid, sig)).map(drop)
 }
 
+/// `PIDFD_SIGNAL_PROCESS_GROUP` (Linux 6.9): `pidfd_send_signal` signals the process group
+/// that the pidfd's process leads (or led) instead of the process itself.
+const PIDFD_SIGNAL_PROCESS_GROUP: libc::c_uint = 1 << 2;
+
+/// `pidfd_send_signal(pidfd, sig, NULL, PIDFD_SIGNAL_PROCESS_GROUP)`: signals every process
+/// of the group whose id is the pid the pidfd was opened for, found through the kernel's
+/// own record of that process, so never a group that a later process reusing the pid
+/// leads, even after the leader was reaped. `EINVAL` on kernels before 6.9 (the flag
+/// unknown); `ESRCH` when no process is left in the group.
+pub(crate) fn pidfd_send_signal_to_group(
+    pidfd: BorrowedFd<'_>,
+    sig: libc::c_int,
+) -> io::Result<()> {
+    // SAFETY: the fd is borrowed, so open for the call; a null info pointer asks the
+    // kernel to fill in the `siginfo` as `kill` would; the flag is a plain integer.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            sig,
+            std::ptr::null::<libc::siginfo_t>(),
+            PIDFD_SIGNAL_PROCESS_GROUP,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// `kill(-pid, sig)`: signals the process group `pid`.
+pub(crate) fn kill_group(pid: u32, sig: libc::c_int) -> io::Result<()> {
+    let pid = libc::pid_t::try_from(pid)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "pid out of range"))?;
+    // SAFETY: kill takes only integers.
+    syscall!(kill(-pid, sig)).map(drop)
+}
+
+/// Whether `pid` is a child of this process not reaped yet, running or exited, without
+/// reaping it (`waitid` with `WNOWAIT`): `ECHILD` if not.
+pub(crate) fn waitable_child(pid: u32) -> io::Result<()> {
+    // SAFETY: an all-zero siginfo_t is a valid value for waitid to fill.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    let flags = libc::WEXITED | libc::WNOHANG | libc::WNOWAIT;
+    // SAFETY: `info` is a valid siginfo_t that outlives the call.
+    syscall!(waitid(libc::P_PID, pid as libc::id_t, &mut info, flags)).map(drop)
+}
+
+/// `getpgid(pid)`: the process group of `pid`.
+pub(crate) fn getpgid(pid: u32) -> io::Result<u32> {
+    let pid = libc::pid_t::try_from(pid)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "pid out of range"))?;
+    // SAFETY: getpgid takes an integer only.
+    syscall!(getpgid(pid)).map(|g| g as u32)
+}
+
 /// `pidfd_send_signal(pidfd, sig, NULL, 0)`: signals exactly the process the pidfd was
 /// opened for, never a later process that reuses its pid. Linux 5.1 and later; `ESRCH`
 /// once that process has been reaped.

@@ -37,6 +37,7 @@
 mod check;
 mod command;
 mod drop_child;
+mod group;
 mod kill;
 mod orphans;
 
