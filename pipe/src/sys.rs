@@ -387,6 +387,15 @@ pub(crate) fn pidfd_send_signal_to_group(
     Ok(())
 }
 
+/// Whether `signal` is a signal number (1 to the last real-time signal): `sigaddset`
+/// refuses any other.
+pub(crate) fn is_signal(signal: libc::c_int) -> bool {
+    // SAFETY: an all-zero sigset_t is a valid value to fill.
+    let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `set` is a valid sigset_t; a number that is no signal is refused with -1.
+    unsafe { libc::sigaddset(&mut set, signal) == 0 }
+}
+
 /// `kill(-pid, sig)`: signals the process group `pid`.
 pub(crate) fn kill_group(pid: u32, sig: libc::c_int) -> io::Result<()> {
     let pid = libc::pid_t::try_from(pid)

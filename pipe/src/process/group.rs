@@ -48,7 +48,7 @@ impl Child {
     /// .unwrap();
     /// ```
     pub fn send_signal_to_group(&mut self, signal: i32) -> io::Result<()> {
-        if signal != 0 && !is_signal(signal) {
+        if signal != 0 && !sys::is_signal(signal) {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 format!("{signal} is not a signal number"),
@@ -105,12 +105,4 @@ impl Child {
             other => other,
         }
     }
-}
-
-/// Whether `signal` is a signal number (1 to the last real-time signal).
-fn is_signal(signal: i32) -> bool {
-    // SAFETY: an all-zero sigset_t is a valid value to fill.
-    let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
-    // SAFETY: `set` is a valid sigset_t; a number that is no signal is refused with -1.
-    unsafe { libc::sigaddset(&mut set, signal) == 0 }
 }
