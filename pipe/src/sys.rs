@@ -370,21 +370,7 @@ pub(crate) fn pidfd_send_signal_to_group(
     pidfd: BorrowedFd<'_>,
     sig: libc::c_int,
 ) -> io::Result<()> {
-    // SAFETY: the fd is borrowed, so open for the call; a null info pointer asks the
-    // kernel to fill in the `siginfo` as `kill` would; the flag is a plain integer.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_pidfd_send_signal,
-            pidfd.as_raw_fd(),
-            sig,
-            std::ptr::null::<libc::siginfo_t>(),
-            PIDFD_SIGNAL_PROCESS_GROUP,
-        )
-    };
-    if rc < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
+    pidfd_send_signal_with(pidfd, sig, PIDFD_SIGNAL_PROCESS_GROUP)
 }
 
 /// Whether `signal` is a signal number (1 to the last real-time signal): `sigaddset`
@@ -426,15 +412,24 @@ pub(crate) fn getpgid(pid: u32) -> io::Result<u32> {
 /// opened for, never a later process that reuses its pid. Linux 5.1 and later; `ESRCH`
 /// once that process has been reaped.
 pub(crate) fn pidfd_send_signal(pidfd: BorrowedFd<'_>, sig: libc::c_int) -> io::Result<()> {
+    pidfd_send_signal_with(pidfd, sig, 0)
+}
+
+/// `pidfd_send_signal(pidfd, sig, NULL, flags)`.
+fn pidfd_send_signal_with(
+    pidfd: BorrowedFd<'_>,
+    sig: libc::c_int,
+    flags: libc::c_uint,
+) -> io::Result<()> {
     // SAFETY: the fd is borrowed, so open for the call; a null info pointer asks the
-    // kernel to fill in the `siginfo` as `kill` would, and flags must be 0.
+    // kernel to fill in the `siginfo` as `kill` would; the flags are a plain integer.
     let rc = unsafe {
         libc::syscall(
             libc::SYS_pidfd_send_signal,
             pidfd.as_raw_fd(),
             sig,
             std::ptr::null::<libc::siginfo_t>(),
-            0,
+            flags,
         )
     };
     if rc < 0 {
