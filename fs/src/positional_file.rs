@@ -269,11 +269,6 @@ impl PositionalFile {
     /// }).unwrap();
     /// ```
     pub async fn write_vec_at(&self, bytes: Vec<u8>, offset: u64) -> io::Result<Vec<u8>> {
-        if bytes.is_empty() {
-            // Nothing to queue; the offset is still checked, as for any write.
-            crate::file::past_largest_offset(offset, "offset").map_err(|e| self.err(e, "write"))?;
-            return Ok(bytes);
-        }
         let op = Op::Write {
             offset,
             bytes,
@@ -411,10 +406,10 @@ impl PositionalFile {
         name: &'static str,
     ) -> io::Result<(usize, Vec<u8>)> {
         crate::file::past_largest_offset(offset, "offset").map_err(|e| self.err(e, name))?;
-        if op.moves_no_bytes() {
-            return Ok((0, Vec::new()));
+        match op.without_a_job() {
+            Ok(outcome) => outcome,
+            Err(op) => self.shared.submit(op).await.map_err(|e| self.err(e, name)),
         }
-        self.shared.submit(op).await.map_err(|e| self.err(e, name))
     }
 
     /// Queues `op` (one whose outcome carries no bytes), naming the file in its error.

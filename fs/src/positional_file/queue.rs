@@ -44,12 +44,13 @@ pub(super) enum Op {
 }
 
 impl Op {
-    /// A read or write of no bytes, which needs no job.
-    pub(super) fn moves_no_bytes(&self) -> bool {
+    /// The outcome of a read or write of no bytes, which needs no job (a write's empty
+    /// buffer given back, as a job would); `Err(self)` for any other.
+    pub(super) fn without_a_job(self) -> Result<Outcome, Op> {
         match self {
-            Op::Read { len, .. } => *len == 0,
-            Op::Write { bytes, .. } => bytes.is_empty(),
-            _ => false,
+            Op::Read { len: 0, .. } => Ok(Ok((0, Vec::new()))),
+            Op::Write { bytes, .. } if bytes.is_empty() => Ok(Ok((0, bytes))),
+            op => Err(op),
         }
     }
 }
