@@ -177,11 +177,13 @@ impl Writer {
     }
 
     /// Writes the batch, whole lines at a time, rotating before a line that would take
-    /// the file past its maximum.
+    /// the file past its maximum. Lines are counted once flushed: a `File` write is
+    /// write-behind, so until the flush another reader of the path may not see them.
     async fn flush(&mut self) -> std::io::Result<()> {
         let requests = std::mem::take(&mut *self.out.rotate_requests.borrow_mut());
         let mut batch = self.out.batch.borrow_mut().split();
         let max = self.out.config.max_bytes;
+        let mut written = 0;
         while !batch.is_empty() {
             let room = max.saturating_sub(self.size) as usize;
             let mut cut = batch[..room.min(batch.len())]
@@ -202,9 +204,10 @@ impl Writer {
             let lines = part.iter().filter(|&&b| b == b'\n').count() as u64;
             self.file.write_all_buf(&mut part).await?;
             self.size += cut as u64;
-            self.out.lines.set(self.out.lines.get() + lines);
+            written += lines;
         }
         self.file.flush().await?;
+        self.out.lines.set(self.out.lines.get() + written);
         if !requests.is_empty() {
             self.rotate().await?;
             for r in requests {
