@@ -521,3 +521,41 @@ fn the_last_handle_gives_the_std_file_back_as_soon_as_its_requests_are_done() {
     }
     assert_eq!(std.metadata().unwrap().len(), 2000 * 8);
 }
+
+#[test]
+fn a_punched_hole_reads_as_zeros_frees_its_blocks_and_keeps_the_size() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = TempDir::new("positional-file-punch-hole");
+    let path = dir.join("f");
+    overlap::block_on(async {
+        let file = PositionalFile::from_file(open_fresh(&path).await)
+            .await
+            .unwrap();
+        let data = pattern(MIB);
+        file.write_vec_at(data.clone(), 0).await.unwrap();
+        file.sync_data().await.unwrap();
+        let before = file.metadata().await.unwrap().blocks();
+        // From inside the second block to past the end: partial blocks zeroed in place.
+        file.punch_hole(5000, MIB as u64).await.unwrap();
+        let got = file.read_vec_at(MIB, 0).await.unwrap();
+        assert_eq!(got.len(), MIB, "the size stays");
+        assert!(got[..5000] == data[..5000], "the bytes before the hole");
+        assert!(
+            got[5000..].iter().all(|&b| b == 0),
+            "the hole reads as zeros"
+        );
+        let after = file.metadata().await.unwrap().blocks();
+        assert!(after < before / 2, "blocks freed: {before} -> {after}");
+        // Nothing to punch, and a range past the largest offset.
+        file.punch_hole(0, 0).await.unwrap();
+        let err = file.punch_hole(i64::MAX as u64, 1).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput);
+        assert_eq!(file.read_vec_at(4, 0).await.unwrap(), data[..4]);
+
+        let ro = PositionalFile::open(&path).await.unwrap();
+        let err = ro.punch_hole(0, 4096).await.unwrap_err();
+        assert_eq!(overlap::io::raw_os_error(&err), Some(libc::EBADF));
+        assert!(err.to_string().contains("not open for writing"), "{err}");
+        assert!(err.to_string().contains("punch a hole in"), "{err}");
+    });
+}

@@ -34,17 +34,17 @@ pub(crate) fn for_file(err: io::Error, op: &'static str, path: Option<&Path>) ->
 }
 
 /// Says why, when `err` is the kernel's answer to an operation the fd was not opened for:
-/// `EBADF` from a read of a file opened write-only or a write (buffered or positional) to
-/// one opened read-only, `EINVAL` from `ftruncate` (`set_len`) on one opened read-only.
+/// `EBADF` from a read of a file opened write-only or a write (buffered or positional) or a
+/// hole punched in one opened read-only, `EINVAL` from `ftruncate` (`set_len`) on one opened read-only.
 /// Bare, "Bad file descriptor" reads as a closed fd and "Invalid argument" as a bad
 /// length. The kind and the OS error code (the wrapped error's) are kept; other errors
 /// come back as they are.
 pub(crate) fn explain_access(err: io::Error, op: &'static str, fd: RawFd) -> io::Error {
     let (needs, lacking) = match (op, err.raw_os_error()) {
         ("read", Some(libc::EBADF)) => ("reading", libc::O_WRONLY),
-        ("write", Some(libc::EBADF)) | ("truncate", Some(libc::EINVAL)) => {
-            ("writing", libc::O_RDONLY)
-        }
+        ("write", Some(libc::EBADF))
+        | ("punch a hole in", Some(libc::EBADF))
+        | ("truncate", Some(libc::EINVAL)) => ("writing", libc::O_RDONLY),
         _ => return err,
     };
     if crate::sys::access_mode(fd) != Some(lacking) {

@@ -340,6 +340,52 @@ impl PositionalFile {
         self.run_queued(Op::SetLen { size }, "truncate").await
     }
 
+    /// Deallocates the `len` bytes from `offset` (`fallocate` with `FALLOC_FL_PUNCH_HOLE`
+    /// and `FALLOC_FL_KEEP_SIZE`): they read as zeros from then on and take no room on
+    /// the device (partial blocks at either end are zeroed in place), and the file's size
+    /// stays, also for a range reaching past its end. What a block device's discard (an
+    /// NBD `TRIM`, an SSD's `TRIM`) or a sparse image's "write zeroes" asks of a file.
+    ///
+    /// It waits in the file's queue as a write does (with
+    /// [`set_max_jobs(1)`](Self::set_max_jobs), after every request made before it). `len`
+    /// 0 does nothing. A range past `i64::MAX` is refused with
+    /// [`InvalidInput`](io::ErrorKind::InvalidInput); a file system without holes
+    /// (some network and FUSE file systems) with
+    /// [`Unsupported`](io::ErrorKind::Unsupported) (`EOPNOTSUPP`), so a caller can write
+    /// zeros instead; a file not open for writing with `EBADF`, the message saying so.
+    ///
+    /// ```
+    /// use overlap::fs::OpenOptions;
+    /// # let path = std::env::temp_dir().join(format!("overlap-doc-punch-hole-{}", std::process::id()));
+    /// overlap::block_on(async {
+    ///     let file = OpenOptions::new().read(true).write(true).create(true).truncate(true)
+    ///         .open_positional(&path).await?;
+    ///     file.write_vec_at(vec![7u8; 3 * 4096], 0).await?;
+    ///     match file.punch_hole(1000, 4096).await {
+    ///         Ok(()) => {}
+    ///         // No holes here: zeros written instead.
+    ///         Err(e) if e.kind() == std::io::ErrorKind::Unsupported => {
+    ///             file.write_vec_at(vec![0; 4096], 1000).await.map(drop)?
+    ///         }
+    ///         Err(e) => return Err(e),
+    ///     }
+    ///     assert_eq!(file.read_vec_at(3, 999).await?, [7, 0, 0]);
+    ///     assert_eq!(file.read_vec_at(2, 5095).await?, [0, 7]);
+    ///     assert_eq!(file.metadata().await?.len(), 3 * 4096);
+    ///     # std::fs::remove_file(&path)?;
+    ///     Ok::<_, std::io::Error>(())
+    /// }).unwrap();
+    /// ```
+    pub async fn punch_hole(&self, offset: u64, len: u64) -> io::Result<()> {
+        let name = "punch a hole in";
+        let end = offset.saturating_add(len);
+        crate::file::past_largest_offset(end, "range end").map_err(|e| self.err(e, name))?;
+        if len == 0 {
+            return Ok(());
+        }
+        self.run_queued(Op::PunchHole { offset, len }, name).await
+    }
+
     /// Flushes data and metadata to the device (`fsync`): every write that completed before
     /// the call is durable once it returns. It waits in the file's queue as a write does:
     /// with [`set_max_jobs(1)`](Self::set_max_jobs), it runs after every request made

@@ -14,6 +14,19 @@ pub(crate) fn dup(fd: RawFd) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(new) })
 }
 
+/// Deallocates `len` bytes of `fd`'s file from `offset` (`fallocate` with
+/// `FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE`): the range reads as zeros after, and the
+/// file's size stays. A file system without holes answers `EOPNOTSUPP`. May block on the
+/// disk: pool only.
+pub(crate) fn punch_hole(fd: RawFd, offset: u64, len: u64) -> io::Result<()> {
+    let too_far = || io::Error::new(io::ErrorKind::InvalidInput, "range past i64::MAX");
+    let off = libc::off_t::try_from(offset).map_err(|_| too_far())?;
+    let len = libc::off_t::try_from(len).map_err(|_| too_far())?;
+    let mode = libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE;
+    // SAFETY: fallocate takes integers only and touches no memory of ours.
+    syscall!(fallocate(fd, mode, off, len)).map(drop)
+}
+
 /// How a run of `sendfile` calls ended.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Sent {

@@ -10,6 +10,7 @@ use std::collections::VecDeque;
 use std::fs::File as StdFile;
 use std::future::Future;
 use std::io;
+use std::os::fd::AsRawFd;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
@@ -41,6 +42,8 @@ pub(super) enum Op {
     SetLen { size: u64 },
     /// `fdatasync` (`data_only`) or `fsync`.
     Sync { data_only: bool },
+    /// `fallocate(PUNCH_HOLE | KEEP_SIZE)` of `len` bytes at `offset`.
+    PunchHole { offset: u64, len: u64 },
 }
 
 impl Op {
@@ -269,6 +272,9 @@ fn run_op(std: &StdFile, op: Op) -> Outcome {
         Op::SetLen { size } => std.set_len(size).map(|()| (0, Vec::new())),
         Op::Sync { data_only: true } => std.sync_data().map(|()| (0, Vec::new())),
         Op::Sync { data_only: false } => std.sync_all().map(|()| (0, Vec::new())),
+        Op::PunchHole { offset, len } => {
+            crate::sys::punch_hole(std.as_raw_fd(), offset, len).map(|()| (0, Vec::new()))
+        }
     }
 }
 
