@@ -4,7 +4,9 @@ use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
+use std::process::ExitStatus;
 
 use overlap_runtime::syscall;
 
@@ -393,11 +395,56 @@ pub(crate) fn kill_group(pid: u32, sig: libc::c_int) -> io::Result<()> {
 /// Whether `pid` is a child of this process not reaped yet, running or exited, without
 /// reaping it (`waitid` with `WNOWAIT`): `ECHILD` if not.
 pub(crate) fn waitable_child(pid: u32) -> io::Result<()> {
-    // SAFETY: an all-zero siginfo_t is a valid value for waitid to fill.
+    exit_status_unreaped(ChildId::Pid(pid)).map(drop)
+}
+
+/// A child of this process, as `waitid` names it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum ChildId<'a> {
+    /// Through its pidfd (`P_PIDFD`, Linux 5.4+): never another process that took its pid.
+    Pidfd(BorrowedFd<'a>),
+    /// Through its pid (`P_PID`): right while it is this process's unreaped child, whose
+    /// pid no other process can take.
+    Pid(u32),
+}
+
+/// `waitid(id, WEXITED | WNOHANG | WNOWAIT)`: the exit status of `id` if it has exited,
+/// without reaping it (it stays a zombie, its pid reserved, for a later `wait` to reap);
+/// `None` while it runs. `ECHILD` if it is not this process's child, or was reaped.
+pub(crate) fn exit_status_unreaped(id: ChildId<'_>) -> io::Result<Option<ExitStatus>> {
+    let (idtype, id) = match id {
+        ChildId::Pidfd(fd) => (libc::P_PIDFD, fd.as_raw_fd() as libc::id_t),
+        ChildId::Pid(pid) => (libc::P_PID, pid as libc::id_t),
+    };
+    // SAFETY: an all-zero siginfo_t is a valid value for waitid to fill; zero in `si_pid`
+    // is also what says, with `WNOHANG`, that no child has exited.
     let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
     let flags = libc::WEXITED | libc::WNOHANG | libc::WNOWAIT;
     // SAFETY: `info` is a valid siginfo_t that outlives the call.
-    syscall!(waitid(libc::P_PID, pid as libc::id_t, &mut info, flags)).map(drop)
+    while let Err(e) = syscall!(waitid(idtype, id, &mut info, flags)) {
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+    // SAFETY: waitid fills the SIGCHLD fields of `info` (or leaves them zero); `si_pid` and
+    // `si_status` read exactly those.
+    let (pid, status) = unsafe { (info.si_pid(), info.si_status()) };
+    if pid == 0 {
+        return Ok(None);
+    }
+    // The wait status `waitpid` would give, which is what `ExitStatus` holds.
+    let raw = match info.si_code {
+        libc::CLD_EXITED => (status & 0xff) << 8,
+        libc::CLD_KILLED => status & 0x7f,
+        libc::CLD_DUMPED => (status & 0x7f) | 0x80,
+        // Only exits were asked for (no `WSTOPPED`, no `WCONTINUED`).
+        code => {
+            return Err(io::Error::other(format!(
+                "waitid reported si_code {code} for an exit"
+            )))
+        }
+    };
+    Ok(Some(ExitStatus::from_raw(raw)))
 }
 
 /// `getpgid(pid)`: the process group of `pid`.

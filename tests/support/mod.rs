@@ -20,12 +20,14 @@ mod net;
 mod no_threads;
 mod panic;
 mod polled;
+mod proc_stat;
 mod proc_status;
 mod reaped;
 mod rng;
 pub mod scripted;
 pub mod seccomp;
 mod serving;
+mod straggler;
 mod tagged;
 mod unread_stdout;
 pub mod word_codecs;
@@ -52,9 +54,11 @@ pub use panic::{panic_message, panic_twice, waker_panicking_twice, PanickingPayl
 pub use polled::{
     abandon, abandon_slot, poll_once, poll_once_then_drop, polled, wait_on, ManualTask, Polled,
 };
+pub use proc_stat::{live_group_members, process_state};
 pub use proc_status::status_kib;
 pub use reaped::{children, gone};
 pub use rng::Rng;
 pub use serving::{a_new_pair_still_serves, still_serves};
+pub use straggler::KillIfPanicking;
 pub use tagged::tagged_lines;
 pub use unread_stdout::{run_with_unread_stdout, UnreadStdout};

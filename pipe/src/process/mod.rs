@@ -37,6 +37,7 @@
 mod check;
 mod command;
 mod drop_child;
+mod exit_wait;
 mod group;
 mod kill;
 mod orphans;
@@ -44,12 +45,12 @@ mod orphans;
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::process::{ExitStatus, Output, Stdio};
-use std::task::{ready, Context, Poll};
+use std::task::Context;
 use std::time::Duration;
 
 use overlap_runtime::signal::{signal, Signal, SignalKind};
 use overlap_runtime::time::{interval_at, Instant, Interval};
-use overlap_runtime::{AsyncFd, Direction, Registered};
+use overlap_runtime::AsyncFd;
 
 use crate::{sys, Receiver, Sender};
 
@@ -460,56 +461,6 @@ impl Proc {
             self.status = self.std.try_wait()?;
         }
         Ok(self.status)
-    }
-
-    /// Ready with the exit status once the pidfd says the process ended.
-    ///
-    /// A pidfd registered with another runtime (the `Child` moved, or its runtime ended) is
-    /// opened again in the one polling now: the process is not reaped yet, so its pid still
-    /// names it. Outside any runtime, either watch fails with an `Other` error.
-    fn poll_exit(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<ExitStatus>> {
-        let mut rewatched = false;
-        loop {
-            if let Some(status) = self.try_reap()? {
-                return Poll::Ready(Ok(status));
-            }
-            match &mut self.exit {
-                ExitWatch::Pidfd(fd) => {
-                    let event = match fd.poll_readiness(cx, Direction::Read) {
-                        Poll::Ready(Err(e)) if !rewatched => {
-                            rewatched = true;
-                            self.exit = ExitWatch::new(self.std.id()).map_err(|_| e)?;
-                            continue;
-                        }
-                        other => ready!(other)?,
-                    };
-                    // Readable means exited, and the loop's first line reaps it. Only a
-                    // readiness that still finds the child running (a spurious one) is
-                    // cleared; std keeps the status of a child it reaped here.
-                    if self.std.try_wait()?.is_none() {
-                        fd.clear_readiness(event);
-                    }
-                }
-                ExitWatch::Sigchld(sig, ticks) => {
-                    // Outside any runtime nothing would hand `SIGCHLD` out or fire a tick
-                    // (the listener and the timer would panic): fail as a pidfd does there.
-                    if overlap_runtime::check_io_runtime().is_err() {
-                        return Poll::Ready(Err(io::Error::other(
-                            "a child's exit was waited for outside an overlap runtime: wait \
-                             inside `overlap::block_on` or `Runtime::block_on`",
-                        )));
-                    }
-                    if sig.poll_recv(cx).is_pending() {
-                        // Not on a paused clock: an idle runtime would jump to each tick at
-                        // once, a busy loop that runs the clock ahead while the child runs.
-                        if overlap_runtime::time::is_paused() {
-                            return Poll::Pending;
-                        }
-                        ready!(ticks.poll_tick(cx));
-                    }
-                }
-            }
-        }
     }
 }
 
