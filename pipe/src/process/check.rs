@@ -1,5 +1,5 @@
 //! What is checked of a command before it is spawned: input that std would pass to the
-//! child in another form than the one asked for.
+//! child in another form than the one asked for, and settings that cannot work together.
 
 use std::io;
 use std::os::unix::ffi::OsStrExt;
@@ -55,4 +55,25 @@ pub(super) fn env_names(cmd: &std::process::Command) -> io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Refuses, with [`InvalidInput`](io::ErrorKind::InvalidInput), a command whose child's
+/// group is to be killed on drop (`kill_group_on_drop`) but which does not make the child
+/// lead a group of its own (`process_group(0)`): its group would be this process's, or
+/// another one's.
+pub(super) fn group_of_its_own(kill_group_on_drop: bool, group: Option<i32>) -> io::Result<()> {
+    if !kill_group_on_drop || group == Some(0) {
+        return Ok(());
+    }
+    let given = match group {
+        None => "none was set".to_owned(),
+        Some(g) => format!("`process_group({g})` joins an existing group"),
+    };
+    Err(io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!(
+            "`kill_group_on_drop(true)` needs a child leading a group of its own, set with \
+             `process_group(0)` on the same `Command`: {given}"
+        ),
+    ))
 }

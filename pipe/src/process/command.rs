@@ -8,7 +8,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::process::{ExitStatus, Output, Stdio};
 
-use super::{register, spawn, Child};
+use super::{register, spawn, Child, DropKill};
 
 /// A process to spawn: the builder of [`std::process::Command`], with async `output` and
 /// `status` and a [`Child`] whose stdio pipes are async.
@@ -39,7 +39,11 @@ pub struct Command {
     stdin_set: bool,
     stdout_set: bool,
     stderr_set: bool,
-    kill_on_drop: bool,
+    /// What dropping each `Child` kills.
+    drop_kill: DropKill,
+    /// The group given to [`process_group`](Command::process_group), if any: whether the
+    /// child will lead a group of its own, which `kill_group_on_drop` needs.
+    process_group: Option<i32>,
     /// The first program name, argument, `argv[0]` or working directory given with a NUL
     /// byte, said in words: std replaces it by a stand-in and refuses the spawn without
     /// saying which it was.
@@ -161,13 +165,56 @@ impl Command {
     /// Whether each [`Child`] spawned from here is killed if dropped while it runs (see
     /// [`Child::kill_on_drop`]). Off by default.
     pub fn kill_on_drop(&mut self, kill: bool) -> &mut Command {
-        self.kill_on_drop = kill;
+        self.drop_kill.child = kill;
         self
     }
 
     /// Whether [`kill_on_drop`](Command::kill_on_drop) is on, as tokio's getter.
     pub fn get_kill_on_drop(&self) -> bool {
-        self.kill_on_drop
+        self.drop_kill.child
+    }
+
+    /// Whether dropping each [`Child`] spawned from here sends `SIGKILL` to its whole
+    /// process group: the child and what it started there and left running, even once the
+    /// child itself has exited or was waited for (see [`Child::kill_group_on_drop`]). Off
+    /// by default.
+    ///
+    /// The child must lead a group of its own: with this on, [`spawn`](Command::spawn),
+    /// [`output`](Command::output) and [`status`](Command::status) fail with
+    /// [`InvalidInput`](io::ErrorKind::InvalidInput), before anything runs, unless
+    /// [`process_group(0)`](Command::process_group) was set on this `Command`. (A group
+    /// made another way, through [`as_std_mut`](Command::as_std_mut) or a `setsid` in
+    /// [`pre_exec`](Command::pre_exec), is not seen here: turn it on with
+    /// [`Child::kill_group_on_drop`] after the spawn, which checks the child itself.)
+    ///
+    /// ```
+    /// use overlap::io::AsyncReadExt;
+    /// use std::process::Stdio;
+    ///
+    /// overlap::block_on(async {
+    ///     let mut child = overlap::process::Command::new("sh")
+    ///         .args(["-c", "sleep 100 & sleep 100 & wait"])
+    ///         .stdout(Stdio::piped())
+    ///         .process_group(0)
+    ///         .kill_group_on_drop(true)
+    ///         .spawn()?;
+    ///     let mut stdout = child.stdout.take().unwrap();
+    ///     drop(child); // `sh` and both `sleep`s are killed
+    ///     let mut out = Vec::new();
+    ///     stdout.read_to_end(&mut out).await?; // end of file: nothing holds the pipe
+    ///     assert!(out.is_empty());
+    ///     std::io::Result::Ok(())
+    /// })
+    /// .unwrap();
+    /// ```
+    pub fn kill_group_on_drop(&mut self, kill: bool) -> &mut Command {
+        self.drop_kill.group = kill;
+        self
+    }
+
+    /// Whether [`kill_group_on_drop`](Command::kill_group_on_drop) is on.
+    pub fn get_kill_group_on_drop(&self) -> bool {
+        self.drop_kill.group
     }
 
     /// Sets the child's user id (`setuid` before `exec`), as std's `CommandExt::uid`.
@@ -186,6 +233,7 @@ impl Command {
     /// Ctrl-C in the terminal does not reach it), as std's `CommandExt::process_group`.
     pub fn process_group(&mut self, pgroup: i32) -> &mut Command {
         std::os::unix::process::CommandExt::process_group(&mut self.std, pgroup);
+        self.process_group = Some(pgroup);
         self
     }
 
@@ -256,8 +304,9 @@ impl Command {
     /// arguments, environment, working directory, ids and stdio set so far, as
     /// [`as_std`](Command::as_std) shows them, for code that wants std's type (to spawn a
     /// blocking child, or hand it to a crate that takes one). What only this type knows is
-    /// lost, as with tokio's: [`kill_on_drop`](Command::kill_on_drop), std's `Child` having
-    /// no such setting; and which setting had a NUL byte, whose spawn std then refuses with
+    /// lost, as with tokio's: [`kill_on_drop`](Command::kill_on_drop) and
+    /// [`kill_group_on_drop`](Command::kill_group_on_drop), std's `Child` having no such
+    /// setting; and which setting had a NUL byte, whose spawn std then refuses with
     /// an `InvalidInput` error of its own that does not say which. Back the other way with
     /// `Command::from(std)`.
     ///
@@ -279,9 +328,9 @@ impl Command {
     /// Spawns the child; stdio not set is inherited, as with std. Must be called inside a
     /// runtime. Fails as [`spawn`](super::spawn) does.
     pub fn spawn(&mut self) -> io::Result<Child> {
-        self.check_nul()?;
+        self.check()?;
         let mut child = spawn(&mut self.std)?;
-        child.kill_on_drop(self.kill_on_drop);
+        child.drop_kill = self.drop_kill;
         Ok(child)
     }
 
@@ -335,20 +384,21 @@ impl Command {
     /// pipes registered) only when the future is first polled, so a future made before
     /// entering the runtime (`block_on(cmd.status())`) still works.
     fn spawn_unregistered(&mut self) -> io::Result<Unregistered> {
-        self.check_nul()?;
+        self.check()?;
         super::check::env_names(&self.std)?;
         Ok(Unregistered {
             std: Some(self.std.spawn()?),
-            kill_on_drop: self.kill_on_drop,
+            drop_kill: self.drop_kill,
         })
     }
 
-    /// Refuses the spawn if a NUL byte was given where no C string can hold it.
-    fn check_nul(&self) -> io::Result<()> {
-        match &self.nul {
-            Some(said) => Err(io::Error::new(io::ErrorKind::InvalidInput, said.clone())),
-            None => Ok(()),
+    /// Refuses the spawn if a NUL byte was given where no C string can hold it, or the
+    /// group of a child that would not lead one is to be killed on drop.
+    fn check(&self) -> io::Result<()> {
+        if let Some(said) = &self.nul {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, said.clone()));
         }
+        super::check::group_of_its_own(self.drop_kill.group, self.process_group)
     }
 
     /// `status`'s wait: closes stdin, reads and drops piped output until the child exits.
@@ -393,7 +443,8 @@ impl From<std::process::Command> for Command {
             stdin_set: false,
             stdout_set: false,
             stderr_set: false,
-            kill_on_drop: false,
+            drop_kill: DropKill::default(),
+            process_group: None,
             nul: None,
         }
     }
@@ -411,21 +462,21 @@ async fn discard(pipe: Option<crate::Receiver>) {
 /// A child spawned by `status` or `output` whose future was not polled yet.
 struct Unregistered {
     std: Option<std::process::Child>,
-    kill_on_drop: bool,
+    drop_kill: DropKill,
 }
 
 impl Unregistered {
     fn register(mut self) -> io::Result<Child> {
         let std = self.std.take().expect("registered once");
         let mut child = register(std)?;
-        child.kill_on_drop(self.kill_on_drop);
+        child.drop_kill = self.drop_kill;
         Ok(child)
     }
 }
 
 impl Drop for Unregistered {
     /// The future was dropped before its first poll: no zombie is left, and `kill_on_drop`
-    /// is honoured. Inside a runtime the child is then dropped as a [`Child`] is, waited for
+    /// and `kill_group_on_drop` are honoured. Inside a runtime the child is then dropped as a [`Child`] is, waited for
     /// by a background task; outside one (or if its exit cannot be watched) the orphan
     /// reaper thread waits for it. Its piped stdio closes now, as for a dropped [`Child`]:
     /// kept open, a child reading its stdin or filling its stdout would wait on the pipe
@@ -435,6 +486,11 @@ impl Drop for Unregistered {
             return;
         };
         drop((std.stdin.take(), std.stdout.take(), std.stderr.take()));
+        if self.drop_kill.group {
+            // Before any reap, as a `Child` does; not reaped, the pid still names the
+            // child, so `kill(-pid)` reaches its group even where no pidfd does.
+            let _ = super::group::signal_group(std.id(), None, false, libc::SIGKILL);
+        }
         // Reaped now, or no longer ours (`ECHILD`: reaped elsewhere, its pid maybe
         // another process's by now): nothing to kill or wait for.
         if !matches!(std.try_wait(), Ok(None)) {
@@ -443,11 +499,16 @@ impl Drop for Unregistered {
         if overlap_runtime::check_io_runtime().is_ok() {
             if let Ok(exit) = super::ExitWatch::new(std.id()) {
                 // Dropped at once: killed if so, and waited for in the background.
-                drop(super::Child::stdio_taken(std, exit, self.kill_on_drop));
+                // Its group was signalled above: not twice.
+                let drop_kill = DropKill {
+                    group: false,
+                    ..self.drop_kill
+                };
+                drop(super::Child::stdio_taken(std, exit, drop_kill));
                 return;
             }
         }
-        if self.kill_on_drop {
+        if self.drop_kill.child {
             let _ = super::kill::signal(&mut std, None, libc::SIGKILL);
         }
         super::orphans::adopt(std);

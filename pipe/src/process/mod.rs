@@ -12,7 +12,8 @@
 //! The process keeps running, as with std. A background task waits for it and reaps it, so
 //! no zombie is left; if the runtime ends first (or the child is dropped outside one), a
 //! process-wide thread takes over the waiting, started only while such orphans exist. Call
-//! [`Child::kill`] first to stop it, or set [`Child::kill_on_drop`].
+//! [`Child::kill`] first to stop it, or set [`Child::kill_on_drop`] (or
+//! [`Child::kill_group_on_drop`], for what it started in its process group too).
 //!
 //! ```
 //! use overlap::io::{AsyncReadExt, AsyncWriteExt};
@@ -55,6 +56,7 @@ use overlap_runtime::AsyncFd;
 use crate::{sys, Receiver, Sender};
 
 pub use command::Command;
+use drop_child::DropKill;
 
 /// The write end of a child's piped stdin ([`Child::stdin`]), under tokio's name: a pipe
 /// [`Sender`].
@@ -93,7 +95,8 @@ pub struct Child {
     pub stderr: Option<Receiver>,
     /// `None` once handed to the background reaper (in `drop`).
     proc: Option<Proc>,
-    kill_on_drop: bool,
+    /// What dropping it kills.
+    drop_kill: DropKill,
 }
 
 /// The process itself: std's handle, what tells its exit, and the status once reaped.
@@ -214,7 +217,7 @@ pub(crate) fn register(mut std: std::process::Child) -> io::Result<Child> {
             exit,
             status: None,
         }),
-        kill_on_drop: false,
+        drop_kill: DropKill::default(),
     })
 }
 
@@ -392,8 +395,10 @@ impl Child {
 
     /// Whether dropping this `Child` while the process runs sends it `SIGKILL` (before it is
     /// reaped in the background). Off by default, as in std: the process outlives its handle.
+    /// What the child started keeps running: see
+    /// [`kill_group_on_drop`](Self::kill_group_on_drop) for that.
     pub fn kill_on_drop(&mut self, kill: bool) {
-        self.kill_on_drop = kill;
+        self.drop_kill.child = kill;
     }
 
     /// Waits for the child to exit while reading its stdout and stderr (those that are
@@ -466,7 +471,7 @@ impl Proc {
 
 impl Child {
     /// A child whose stdio was taken (or never piped), its exit watched by `exit`.
-    fn stdio_taken(std: std::process::Child, exit: ExitWatch, kill_on_drop: bool) -> Child {
+    fn stdio_taken(std: std::process::Child, exit: ExitWatch, drop_kill: DropKill) -> Child {
         Child {
             stdin: None,
             stdout: None,
@@ -476,7 +481,7 @@ impl Child {
                 exit,
                 status: None,
             }),
-            kill_on_drop,
+            drop_kill,
         }
     }
 }
