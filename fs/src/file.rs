@@ -58,7 +58,20 @@ pub(crate) const MAX_JOB_BYTES: usize = MAX_CHUNK;
 ///   [`set_max_buf_size`](File::set_max_buf_size) bounds the excess.
 /// - **Writes** are copied into a buffer and return at once. The buffer goes to the pool
 ///   straight away if no write job is running; otherwise bytes gather (up to 1 MiB) and go
-///   in the next job, so a burst of small writes costs a few jobs, not one each.
+///   in the next job, so a burst of small writes costs a few jobs, not one each. That next
+///   job is started by the `File`'s next operation (a write, `flush`, seek, ...) or its
+///   drop, not by the end of the one running: a `File` written to and then left alone
+///   keeps those bytes until it is used again.
+///
+///   So writes are write-behind (as with tokio's `File`): a `write` or `write_all` that
+///   returned `Ok` has accepted its bytes, not written them. This `File`'s own reads,
+///   seeks and `set_len` see them (they wait for the writes; its
+///   [`metadata`](File::metadata) does not), but any other handle on the path may not
+///   yet: [`fs::read`](crate::read), a `std::fs::File`, another `File` or a
+///   [`PositionalFile`](crate::PositionalFile), a child process. Await
+///   [`flush`](futures_util::io::AsyncWriteExt::flush) (or [`sync_all`](File::sync_all))
+///   before telling anyone the bytes are there: before counting them as written, sending
+///   a reply or a message, or renaming the file to where readers will open it.
 /// - **Positional** reads and writes ([`read_at`](File::read_at),
 ///   [`write_all_at`](File::write_all_at), ...) name their offset, as overlapped I/O on
 ///   Windows does, and leave the position alone: one job each, after buffered writes.
@@ -92,8 +105,9 @@ pub(crate) const MAX_JOB_BYTES: usize = MAX_CHUNK;
 ///   open for a moment (nothing waits on it; it closes as the job ends).
 /// - Dropping a `File` never loses accepted bytes: the job in flight finishes, and bytes
 ///   not yet handed to a job are written by one more job, after it, in order, unless a
-///   write before them failed (see Errors above). Errors from those writes are lost, so
-///   `flush` first when they matter. If the runtime is dropped
+///   write before them failed (see Errors above). The drop does not wait for those jobs:
+///   the path read or opened right after the drop may not hold the bytes yet. Errors from
+///   those writes are lost too, so `flush` first when either matters. If the runtime is dropped
 ///   while a write job is still queued, the bytes are written on the thread dropping the
 ///   runtime rather than lost; a `File` dropped outside any runtime writes on the dropping
 ///   thread too. A write job still running when the runtime is dropped is waited for by

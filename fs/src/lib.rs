@@ -10,7 +10,8 @@
 //! - the free functions ([`read`], [`write`](fn@write), [`copy`], [`metadata`], ...) are one job each,
 //!   whole std call included (`read` opens, sizes, reads and closes in one job);
 //! - [`File`] reads ahead in chunks of 64 KiB to 2 MiB and batches writes (up to 1 MiB);
-//!   [`File::set_max_buf_size`] moves those limits;
+//!   [`File::set_max_buf_size`] moves those limits. Its writes are write-behind: another
+//!   handle on the path sees the bytes once `flush` has returned (see [`File`]);
 //! - [`read_dir`] fetches entries 256 at a time.
 //! - [`PositionalFile`] reads and writes at offsets only (`pread`/`pwrite`), one job per
 //!   call, any number in flight at once on one shared file;
