@@ -96,8 +96,9 @@ fn cancelled_write_future_finishes_in_the_background() {
     assert!(std::fs::read(&path).unwrap() == data);
 }
 
-/// A dropped `File`'s last bytes go to the pool as a job; if the runtime is dropped while
-/// that job is still queued, they are written on the thread dropping the runtime.
+/// Bytes accepted while a write job waits in the pool's queue are handed to that job; if
+/// the runtime is dropped with the job still queued, the job's destructor writes its own
+/// bytes and the handed ones, in order, on the thread dropping the runtime.
 #[test]
 fn bytes_of_a_dropped_file_survive_the_runtime_going_first() {
     let dir = TempDir::new("drop-shutdown");
@@ -109,16 +110,17 @@ fn bytes_of_a_dropped_file_survive_the_runtime_going_first() {
     let (release, blocked) = std::sync::mpsc::channel::<()>();
     rt.block_on(async {
         let mut f = File::create(&path).await.unwrap();
-        f.write_all(b"first ").await.unwrap(); // a write job starts at once
-        f.write_all(b"second").await.unwrap(); // buffered behind it
-                                               // Let that job finish without the `File` looking at it, so the drop below has to
-                                               // send "second" to the pool itself.
-        assert!(wait_for_len(&path, 6));
-        std::thread::sleep(Duration::from_millis(20));
-        // The pool's only thread is kept busy: the drop's job waits in the queue.
+        // The pool's only thread is kept busy: the write job below waits in the queue.
         drop(overlap::spawn_blocking(move || blocked.recv()));
+        f.write_all(b"first ").await.unwrap(); // a write job, queued
+        f.write_all(b"second").await.unwrap(); // handed to that job
         drop(f);
     });
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().len(),
+        0,
+        "nothing ran yet"
+    );
     drop(rt);
     let got = std::fs::read(&path).unwrap();
     let _ = release.send(()); // the blocker may have been dropped unrun with the runtime

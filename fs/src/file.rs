@@ -57,11 +57,11 @@ pub(crate) const MAX_JOB_BYTES: usize = MAX_CHUNK;
 ///   exactly, [`send_to`](File::send_to) sends one, and a lower
 ///   [`set_max_buf_size`](File::set_max_buf_size) bounds the excess.
 /// - **Writes** are copied into a buffer and return at once. The buffer goes to the pool
-///   straight away if no write job is running; otherwise bytes gather (up to 1 MiB) and go
-///   in the next job, so a burst of small writes costs a few jobs, not one each. That next
-///   job is started by the `File`'s next operation (a write, `flush`, seek, ...) or its
-///   drop, not by the end of the one running: a `File` written to and then left alone
-///   keeps those bytes until it is used again.
+///   straight away if no write job is running; otherwise bytes gather (up to 1 MiB) and
+///   the running job writes them after its own before it ends, so a burst of small writes
+///   costs a few jobs, not one each. Either way accepted bytes are on their way: a `File`
+///   written to and then left alone (a log file between two lines) still gets them
+///   written, with no further call.
 ///
 ///   So writes are write-behind (as with tokio's `File`): a `write` or `write_all` that
 ///   returned `Ok` has accepted its bytes, not written them. This `File`'s own reads,
@@ -103,11 +103,10 @@ pub(crate) const MAX_JOB_BYTES: usize = MAX_CHUNK;
 ///   on its own counts, as the read-ahead of a reader that read up to the end of the file
 ///   and stopped, so a server counting its fds right after a shutdown may find one still
 ///   open for a moment (nothing waits on it; it closes as the job ends).
-/// - Dropping a `File` never loses accepted bytes: the job in flight finishes, and bytes
-///   not yet handed to a job are written by one more job, after it, in order, unless a
-///   write before them failed (see Errors above). The drop does not wait for those jobs:
-///   the path read or opened right after the drop may not hold the bytes yet. Errors from
-///   those writes are lost too, so `flush` first when either matters. If the runtime is dropped
+/// - Dropping a `File` never loses accepted bytes: the write job in flight goes on to the
+///   end of them, unless a write before them failed (see Errors above). The drop does not
+///   wait for that job: the path read or opened right after the drop may not hold the
+///   bytes yet. Its errors are lost too, so `flush` first when either matters. If the runtime is dropped
 ///   while a write job is still queued, the bytes are written on the thread dropping the
 ///   runtime rather than lost; a `File` dropped outside any runtime writes on the dropping
 ///   thread too. A write job still running when the runtime is dropped is waited for by
@@ -155,11 +154,13 @@ pub struct File {
     /// The one job in flight (see the type docs: ordering).
     job: Option<InFlight>,
     read: ReadBuf,
-    /// Accepted bytes not yet handed to a job.
+    /// The buffer a write with no job in flight copies its bytes into, to start a write
+    /// job with. (Bytes accepted while a write job runs go to that job, through `handoff`.)
     ///
     /// # Invariant
-    /// Non-empty only while no job or a write job is in flight, and (for a seekable file)
-    /// the read buffer is empty: a write first settles and discards reads.
+    /// Empty between calls: the write that fills it hands it to a new job at once, so a
+    /// `File` never holds accepted bytes no job will write (nor needs a `Drop` to write
+    /// them). The checks for a non-empty one elsewhere are defensive.
     wbuf: Vec<u8>,
     /// A write job's buffer, back for reuse.
     wspare: Vec<u8>,
@@ -467,22 +468,52 @@ impl File {
             if self.job.is_none() && !self.wbuf.is_empty() {
                 self.submit_write();
             }
-            let room = self.write_cap.saturating_sub(self.wbuf.len());
-            if room == 0 {
-                // The job in flight and the buffer are both full: wait for the job.
-                ready!(self.poll_job(cx));
-                continue;
+            if self.job.is_some() {
+                match self.hand_to_write_job(data) {
+                    Some(n) => return Poll::Ready(Ok(n)),
+                    // Its hand-offs are full, or it is done with them: wait for it.
+                    None => {
+                        ready!(self.poll_job(cx));
+                        continue;
+                    }
+                }
             }
-            let n = room.min(data.len());
+            let n = self.write_cap.min(data.len());
             if self.wbuf.capacity() == 0 {
                 self.wbuf.reserve(n.max(64 * 1024).min(self.write_cap));
             }
             self.wbuf.extend_from_slice(&data[..n]);
-            if self.job.is_none() {
-                self.submit_write();
-            }
+            self.submit_write();
             return Poll::Ready(Ok(n));
         }
+    }
+
+    /// Hands bytes of `data` (up to `write_cap` waiting at once) to the
+    /// write job in flight, which writes them after its own before it finishes: accepted
+    /// bytes never wait for another call on the `File` to go out. `None` if that job no
+    /// longer takes any (it has seen its last hand-off) or its hand-offs are full.
+    fn hand_to_write_job(&mut self, data: &[u8]) -> Option<usize> {
+        // Only a write job is in flight here (reads, seeks and the rest were waited for),
+        // and it took any `rewind` over: the bytes go on from where its own end.
+        debug_assert_eq!(self.kind(), Some(Kind::Write));
+        if self.rewind != 0 {
+            return None;
+        }
+        let mut h = blocking::lock(&self.handoff);
+        if !h.running {
+            return None;
+        }
+        let room = self.write_cap.saturating_sub(h.handed.len());
+        if room == 0 {
+            return None;
+        }
+        let n = room.min(data.len());
+        if h.handed.capacity() == 0 {
+            h.handed = std::mem::take(&mut self.wspare);
+            h.handed.reserve(n.max(64 * 1024).min(self.write_cap));
+        }
+        h.handed.extend_from_slice(&data[..n]);
+        Some(n)
     }
 
     fn poll_flush_writes(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -524,42 +555,6 @@ impl File {
                 }
             }
         }
-    }
-}
-
-impl Drop for File {
-    fn drop(&mut self) {
-        if self.wbuf.is_empty() {
-            return;
-        }
-        let buf = std::mem::take(&mut self.wbuf);
-        {
-            let mut h = blocking::lock(&self.handoff);
-            if h.running {
-                // The write job in flight writes these after its own bytes.
-                h.orphans.extend_from_slice(&buf);
-                return;
-            }
-            if matches!(h.finished, Some(Err(_))) {
-                // The last write job failed and this `File` never saw it: these bytes follow
-                // refused ones, so they go unwritten (see `write_failed`).
-                return;
-            }
-        }
-        // A write job, so that if the runtime goes before the job runs, its destructor
-        // writes the bytes on the thread dropping the runtime instead of losing them.
-        let write = blocking::WriteJob {
-            file: self.std.clone(),
-            buf,
-            rewind: self.rewind,
-            handoff: self.handoff.clone(),
-            ran: false,
-            _durable: overlap_runtime::durable_work(),
-        };
-        overlap_runtime::spawn_blocking_detached(move || {
-            // Nobody is left to see an error.
-            drop(write.run());
-        });
     }
 }
 

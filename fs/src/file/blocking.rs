@@ -31,13 +31,14 @@ pub(crate) enum Done {
     },
 }
 
-/// Buffers of a dropped `File`, handed to the write job still in flight so they are written
-/// after its own bytes, in order.
+/// Bytes handed to the write job in flight, which writes them after its own, in order: the
+/// bytes a `File` accepts while that job runs, so they go out without another call on the
+/// `File` (its next operation, a `flush`, its drop), as tokio's `File` writes them.
 #[derive(Debug, Default)]
 pub(crate) struct Handoff {
-    /// A write job has been submitted and has not yet looked at `orphans` for the last time.
+    /// A write job has been submitted and has not yet looked at `handed` for the last time.
     pub(crate) running: bool,
-    pub(crate) orphans: Vec<u8>,
+    pub(crate) handed: Vec<u8>,
     /// The outcome of the last write job to finish, set with `running = false`: for a `File`
     /// whose job handle lost it (the runtime that ran the job shut down meanwhile, or the
     /// job never ran on the pool and wrote when dropped instead: see [`WriteJob`]).
@@ -99,7 +100,7 @@ pub(crate) fn rewind_by(file: &StdFile, rewind: u64) -> io::Result<()> {
     Ok(())
 }
 
-/// A write job: `buf`, then whatever a dropped `File` handed over meanwhile.
+/// A write job: `buf`, then whatever its `File` handed over meanwhile (see [`Handoff`]).
 ///
 /// If the job is dropped without running (the runtime shut down while it was queued, or no
 /// pool thread could start), its destructor writes on the dropping thread instead: accepted
@@ -117,25 +118,25 @@ pub(crate) struct WriteJob {
 }
 
 impl WriteJob {
+    /// Writes `buf`, then each batch of bytes handed over meanwhile, until none is left;
+    /// gives back its last buffer, emptied, for reuse.
     pub(crate) fn run(mut self) -> Done {
-        let mut buf = std::mem::take(&mut self.buf);
-        let res = self.write(&buf);
-        buf.clear();
-        Done::Write { buf, res }
-    }
-
-    fn write(&mut self, buf: &[u8]) -> io::Result<()> {
         self.ran = true;
-        let res = write_at_cursor(&self.file, buf, self.rewind);
+        let mut buf = std::mem::take(&mut self.buf);
+        let mut res = write_at_cursor(&self.file, &buf, self.rewind);
         loop {
-            let orphans = {
+            buf.clear();
+            {
                 let mut h = lock(&self.handoff);
-                // After refused bytes, a dropped `File`'s bytes would land at the wrong
-                // offset: they go unwritten, as they would have with the `File` alive.
+                // After refused bytes, the ones handed over would land at the wrong
+                // offset: they go unwritten, reported with the first error (a live
+                // `File` reports it; a dropped one's bytes are lost with nobody to tell).
                 if res.is_err() {
-                    h.orphans.clear();
+                    h.handed.clear();
                 }
-                if h.orphans.is_empty() {
+                if h.handed.is_empty() {
+                    // Not kept: an idle `File` holds no memory here.
+                    h.handed = Vec::new();
                     h.running = false;
                     h.finished = Some(match &res {
                         Ok(()) => Ok(()),
@@ -143,12 +144,12 @@ impl WriteJob {
                     });
                     break;
                 }
-                std::mem::take(&mut h.orphans)
-            };
-            // The `File` is gone, so nobody could see an error here; try anyway, in order.
-            let _ = write_all(&self.file, &orphans);
+                // The emptied buffer takes the next hand-offs.
+                std::mem::swap(&mut h.handed, &mut buf);
+            }
+            res = write_all(&self.file, &buf);
         }
-        res
+        Done::Write { buf, res }
     }
 }
 
