@@ -25,6 +25,9 @@ const SMALL_BLOCK: usize = 4096;
 /// Random 1 MiB reads of the big file, 4 in flight.
 const LARGE_READS: usize = 2_000;
 const LARGE_BLOCK: usize = 1 << 20;
+/// A file written through a `File` in small writes, then flushed.
+const STREAM: usize = 256 << 20;
+const STREAM_WRITE: usize = 8 << 10;
 
 fn main() {
     let base = std::env::args()
@@ -87,6 +90,19 @@ fn main() {
         "GiB/s",
         (1u64 << 30) as f64,
     );
+
+    // A file written in 8 KiB `write_all`s and flushed: std's unbuffered writes are one
+    // syscall each; tokio's `File` makes one pool job per write (each waits for the one
+    // before), overlap's gathers the writes made while a job runs into that job.
+    let out = dir.join("stream");
+    let r = best_of(
+        || std_write_seq(&out),
+        || tokio_rt.block_on(tokio_write_seq(&out)),
+        || overlap_rt.block_on(overlap_write_seq(&out)),
+    );
+    let name = format!("File write, {} KiB writes", STREAM_WRITE >> 10);
+    report(&name, r, STREAM as f64, "GiB/s", (1u64 << 30) as f64);
+    stdfs::remove_file(&out).unwrap();
 
     // Random 4 KiB reads, 1, 16 and 64 in flight, and 1 MiB reads, 4 in flight: overlap's
     // `PositionalFile` (`read_exact_at` into the task's buffer; `read_vec_at` for 1 MiB,
@@ -402,4 +418,39 @@ async fn overlap_random(
         sum += t.await.unwrap();
     }
     sum
+}
+
+fn stream_chunk() -> Vec<u8> {
+    (0..STREAM_WRITE).map(|i| (i * 13 + 5) as u8).collect()
+}
+
+fn std_write_seq(path: &Path) -> usize {
+    let chunk = stream_chunk();
+    let mut f = stdfs::File::create(path).unwrap();
+    for _ in 0..STREAM / STREAM_WRITE {
+        std::io::Write::write_all(&mut f, &chunk).unwrap();
+    }
+    f.metadata().unwrap().len() as usize
+}
+
+async fn tokio_write_seq(path: &Path) -> usize {
+    use tokio::io::AsyncWriteExt;
+    let chunk = stream_chunk();
+    let mut f = tokio::fs::File::create(path).await.unwrap();
+    for _ in 0..STREAM / STREAM_WRITE {
+        f.write_all(&chunk).await.unwrap();
+    }
+    f.flush().await.unwrap();
+    f.metadata().await.unwrap().len() as usize
+}
+
+async fn overlap_write_seq(path: &Path) -> usize {
+    use overlap::io::AsyncWriteExt;
+    let chunk = stream_chunk();
+    let mut f = overlap::fs::File::create(path).await.unwrap();
+    for _ in 0..STREAM / STREAM_WRITE {
+        f.write_all(&chunk).await.unwrap();
+    }
+    f.flush().await.unwrap();
+    f.metadata().await.unwrap().len() as usize
 }
