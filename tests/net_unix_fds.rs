@@ -488,3 +488,74 @@ fn stream_bytes_carry_their_writers_credentials() {
         "stream credentials",
     ));
 }
+
+#[test]
+fn one_receive_gets_a_childs_descriptors_and_its_credentials() {
+    overlap::block_on(within(
+        HANG,
+        async {
+            let (tx, rx) = UnixDatagram::pair().unwrap();
+            rx.set_passcred(true).unwrap();
+            let (read_end, write_end) = support::pipe();
+            // The message is built before the fork: the child must not allocate.
+            let data = b"FDSTORE=1";
+            let mut iov = libc::iovec {
+                iov_base: data.as_ptr() as *mut _,
+                iov_len: data.len(),
+            };
+            let mut control = [0u64; 4];
+            // SAFETY: an all-zero msghdr is valid; it is filled in below.
+            let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+            msg.msg_iov = &mut iov;
+            msg.msg_iovlen = 1;
+            msg.msg_control = control.as_mut_ptr().cast();
+            // SAFETY: CMSG_SPACE/CMSG_LEN only compute sizes; 32 bytes of control hold one
+            // header and one fd, so CMSG_FIRSTHDR is non-null and its data holds a RawFd.
+            unsafe {
+                msg.msg_controllen = libc::CMSG_SPACE(4) as _;
+                let c = libc::CMSG_FIRSTHDR(&msg);
+                (*c).cmsg_level = libc::SOL_SOCKET;
+                (*c).cmsg_type = libc::SCM_RIGHTS;
+                (*c).cmsg_len = libc::CMSG_LEN(4) as _;
+                std::ptr::write_unaligned(libc::CMSG_DATA(c).cast(), write_end.as_raw_fd());
+            }
+            // SAFETY: the child only calls sendmsg(2) on a message built above and
+            // _exit(2), both async-signal-safe; it touches no lock of the parent's.
+            let child = unsafe { libc::fork() };
+            assert!(child >= 0, "fork failed");
+            if child == 0 {
+                // SAFETY: `msg` points at live buffers; _exit never returns.
+                unsafe {
+                    let sent = libc::sendmsg(tx.as_raw_fd(), &msg, libc::MSG_NOSIGNAL);
+                    libc::_exit(i32::from(sent != data.len() as isize));
+                }
+            }
+            drop(write_end);
+            let mut status = 0;
+            // SAFETY: waits for our own child, writing its status into a local.
+            assert_eq!(unsafe { libc::waitpid(child, &mut status, 0) }, child);
+            assert_eq!(status, 0, "the child's sendmsg failed");
+            let (mut buf, mut fds) = ([0u8; 32], Vec::new());
+            let (n, cred) = rx.recv_with_fds_and_cred(&mut buf, &mut fds).await.unwrap();
+            assert_eq!(&buf[..n], b"FDSTORE=1");
+            let cred = cred.expect("credentials asked for before the send");
+            assert_eq!(cred.pid, child, "the sender's pid, not ours");
+            assert_eq!(fds.len(), 1, "the descriptor was kept, not closed");
+            assert!(is_cloexec(&fds[0]));
+            assert_write_end_of(fds.pop().unwrap(), read_end);
+
+            // Without descriptors, and without credentials once no longer asked for.
+            tx.send(b"READY=1").await.unwrap();
+            let (n, cred) = rx.recv_with_fds_and_cred(&mut buf, &mut fds).await.unwrap();
+            assert_eq!(
+                (&buf[..n], cred, fds.len()),
+                (&b"READY=1"[..], Some(own_cred()), 0)
+            );
+            rx.set_passcred(false).unwrap();
+            tx.send(b"STATUS=x").await.unwrap();
+            let (n, cred) = rx.recv_with_fds_and_cred(&mut buf, &mut fds).await.unwrap();
+            assert_eq!((&buf[..n], cred), (&b"STATUS=x"[..], None));
+        },
+        "descriptors with credentials",
+    ));
+}

@@ -38,12 +38,16 @@ async fn recv_cred(
         s.recv_from_with_fds(buf, &mut fds, from.as_deref_mut())
     })
     .await?;
-    let cred = got.cred.filter(|c| !is_none(c)).map(|c| UCred {
+    Ok((got.len, ucred(got.cred)))
+}
+
+/// The credentials a message carried, `None` if the kernel attached none (see [`is_none`]).
+fn ucred(got: Option<libc::ucred>) -> Option<UCred> {
+    got.filter(|c| !is_none(c)).map(|c| UCred {
         pid: c.pid,
         uid: c.uid,
         gid: c.gid,
-    });
-    Ok((got.len, cred))
+    })
 }
 
 /// Whether `c` is what the kernel reports for a message it attached no credentials to
@@ -133,6 +137,49 @@ impl UnixDatagram {
             )
         })?;
         Ok((len, addr, cred))
+    }
+
+    /// Receives one datagram into `buf` (cut to its length, as [`recv`](Self::recv) does),
+    /// appending to `fds` the descriptors that came with it (`SCM_RIGHTS`), and the
+    /// credentials of the process that sent it (`SCM_CREDENTIALS`; `None` as
+    /// [`recv_with_cred`](Self::recv_with_cred) says), all from one `recvmsg`: what a
+    /// service manager's notify socket needs for an `FDSTORE=1` message, whose descriptors
+    /// it keeps only if the sender is the service's process. Two calls cannot do it:
+    /// `recv_with_cred` closes the descriptors, and
+    /// [`recv_with_fds`](Self::recv_with_fds) drops the credentials.
+    ///
+    /// A datagram whose descriptors the process had no room for fails as
+    /// [`recv_with_fds`](Self::recv_with_fds) does, the datagram taken and none of its
+    /// descriptors kept. Cancel-safe: dropped while it waits, it has taken no datagram.
+    ///
+    /// ```
+    /// use std::os::fd::AsFd;
+    /// use overlap::net::UnixDatagram;
+    ///
+    /// overlap::block_on(async {
+    ///     let (service, manager) = UnixDatagram::pair()?;
+    ///     manager.set_passcred(true)?;
+    ///     let conn = std::fs::File::open("/dev/null")?;
+    ///     service.send_with_fds(b"FDSTORE=1\nFDNAME=conn", &[conn.as_fd()]).await?;
+    ///     let (mut buf, mut fds) = ([0u8; 64], Vec::new());
+    ///     let (n, cred) = manager.recv_with_fds_and_cred(&mut buf, &mut fds).await?;
+    ///     assert_eq!(&buf[..n], b"FDSTORE=1\nFDNAME=conn");
+    ///     assert_eq!(fds.len(), 1);
+    ///     assert_eq!(cred.unwrap().pid, std::process::id() as i32);
+    ///     std::io::Result::Ok(())
+    /// })
+    /// .unwrap();
+    /// ```
+    pub async fn recv_with_fds_and_cred(
+        &self,
+        buf: &mut [u8],
+        fds: &mut Vec<OwnedFd>,
+    ) -> io::Result<(usize, Option<UCred>)> {
+        let first_new = fds.len();
+        let got = read_io(&self.io, |s| s.recv_from_with_fds(buf, fds, None)).await?;
+        let cred = ucred(got.cred);
+        let len = super::fds::whole(got, fds, first_new)?;
+        Ok((len, cred))
     }
 }
 

@@ -48,7 +48,7 @@ fn try_recv_fds(io: &AsyncFd<Socket>, buf: &mut [u8], fds: &mut Vec<OwnedFd>) ->
 /// The length of a message received with descriptors appended to `fds` from `first_new`
 /// on. If the kernel could not give them all, those it gave are closed and the message is
 /// an error: a message whose descriptors are missing is no message the sender sent.
-fn whole(got: Received, fds: &mut Vec<OwnedFd>, first_new: usize) -> io::Result<usize> {
+pub(super) fn whole(got: Received, fds: &mut Vec<OwnedFd>, first_new: usize) -> io::Result<usize> {
     if got.fds_cut {
         fds.truncate(first_new);
         return Err(io::Error::other(format!(
