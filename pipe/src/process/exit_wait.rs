@@ -55,10 +55,18 @@ impl Child {
     /// .unwrap();
     /// ```
     pub async fn exited(&mut self) -> io::Result<ExitStatus> {
+        self.wait_for_exit(Proc::poll_exited).await
+    }
+
+    /// Closes stdin, then waits with `poll` (reaping or not), spending a unit of the task's
+    /// cooperative budget when it returns: `wait` and `exited`.
+    pub(super) async fn wait_for_exit(
+        &mut self,
+        poll: fn(&mut Proc, &mut Context<'_>) -> Poll<io::Result<ExitStatus>>,
+    ) -> io::Result<ExitStatus> {
         drop(self.stdin.take());
         let proc = self.proc_mut();
-        let poll =
-            |cx: &mut Context<'_>| overlap_runtime::coop_budgeted(cx, |cx| proc.poll_exited(cx));
+        let poll = |cx: &mut Context<'_>| overlap_runtime::coop_budgeted(cx, |cx| poll(proc, cx));
         overlap_runtime::own_waits(poll).await
     }
 }

@@ -46,7 +46,6 @@ mod orphans;
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::process::{ExitStatus, Output, Stdio};
-use std::task::Context;
 use std::time::Duration;
 
 use overlap_runtime::signal::{signal, Signal, SignalKind};
@@ -293,11 +292,7 @@ impl Child {
     /// not running), it watches the child from there; outside any runtime it fails with an
     /// `Other` error, and a later wait inside one goes on.
     pub async fn wait(&mut self) -> io::Result<ExitStatus> {
-        drop(self.stdin.take());
-        let proc = self.proc_mut();
-        let poll =
-            |cx: &mut Context<'_>| overlap_runtime::coop_budgeted(cx, |cx| proc.poll_exit(cx));
-        overlap_runtime::own_waits(poll).await
+        self.wait_for_exit(Proc::poll_exit).await
     }
 
     /// Reaps the child if it has exited, without waiting.
