@@ -52,22 +52,30 @@ fn read_buffers() {
 fn write_buffers() {
     let dir = TempDir::new("maxbuf-mem-write");
     overlap::block_on(async {
-        let mut file = File::create(dir.join("f")).await.unwrap();
         let chunk = pattern(MIB);
+        let base = live();
+        let mut file = File::create(dir.join("f")).await.unwrap();
         for _ in 0..4 {
             file.write_all(&chunk).await.unwrap();
         }
         file.flush().await.unwrap();
-        let before = live();
+        // A 1 MiB buffer (or two) kept for the next writes.
+        let before = live().saturating_sub(base);
+        assert!(before >= MIB, "{before} bytes held: the buffers grew");
         file.set_max_buf_size(4096);
+        let lowered = live().saturating_sub(base);
+        assert!(
+            lowered < MIB / 4,
+            "{before} bytes held before lowering the size, {lowered} right after"
+        );
         for _ in 0..4 {
             file.write_all(&chunk[..64 * 1024]).await.unwrap();
         }
         file.flush().await.unwrap();
-        let after = live();
+        let after = live().saturating_sub(base);
         assert!(
-            after + 3 * MIB / 2 < before,
-            "{before} bytes before lowering the size, {after} after"
+            after < MIB / 4,
+            "{before} bytes held before lowering the size, {after} after"
         );
     });
 }

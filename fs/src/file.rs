@@ -162,7 +162,8 @@ pub struct File {
     /// `File` never holds accepted bytes no job will write (nor needs a `Drop` to write
     /// them). The checks for a non-empty one elsewhere are defensive.
     wbuf: Vec<u8>,
-    /// A write job's buffer, back for reuse.
+    /// A write job's buffer, back for reuse: by the next write job's batch (`wbuf`), or by
+    /// the bytes handed to the job in flight, so a `File` holds two write buffers, not three.
     wspare: Vec<u8>,
     /// A write error not yet reported.
     error: Option<io::Error>,
@@ -480,6 +481,7 @@ impl File {
             }
             let n = self.write_cap.min(data.len());
             if self.wbuf.capacity() == 0 {
+                self.wbuf = std::mem::take(&mut self.wspare);
                 self.wbuf.reserve(n.max(64 * 1024).min(self.write_cap));
             }
             self.wbuf.extend_from_slice(&data[..n]);

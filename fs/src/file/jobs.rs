@@ -33,7 +33,10 @@ impl File {
 
     pub(super) fn submit_write(&mut self) {
         debug_assert!(self.job.is_none() && !self.wbuf.is_empty());
-        let buf = std::mem::replace(&mut self.wbuf, std::mem::take(&mut self.wspare));
+        // The spare buffer stays for the bytes handed to this job (`hand_to_write_job`):
+        // moved into `wbuf`, which stays empty while the job runs, it would sit idle while
+        // the hand-offs took a third buffer.
+        let buf = std::mem::take(&mut self.wbuf);
         {
             let mut h = blocking::lock(&self.handoff);
             h.running = true;
