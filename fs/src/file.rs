@@ -510,6 +510,11 @@ impl File {
             return None;
         }
         let n = room.min(data.len());
+        if h.handed.is_empty() && self.oversized(&h.handed) {
+            // Grown under a larger `max_buf_size` than now: a job taking hand-offs for
+            // long would otherwise keep swapping it back and forth with its own.
+            h.handed = Vec::new();
+        }
         if h.handed.capacity() == 0 {
             h.handed = std::mem::take(&mut self.wspare);
             h.handed.reserve(n.max(64 * 1024).min(self.write_cap));
