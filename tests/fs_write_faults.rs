@@ -30,9 +30,11 @@ fn set_fsize(soft: libc::rlim_t) {
 }
 
 /// Opens `path` for writing in 512-byte batches and queues two of them, `A`s then `B`s,
-/// behind a job holding the pool's one thread; the first crosses the size limit. Then
-/// releases the pool, with a job queued after the first batch that lifts the limit, so the
-/// second batch would be written without error: returns the `File` once that job has run.
+/// behind a job holding the pool's one thread; the first crosses the size limit, and the
+/// second is handed to the first's job. Then releases the pool, with a job queued after the
+/// write job that lifts the limit: returns the `File` once that job has run. (The write job
+/// finishes before the lift, so a `B` it tried would be refused too: that the handed bytes
+/// are dropped, not tried, is `fs_write_handoff`'s seccomp test.)
 async fn two_batches_first_refused(path: &std::path::Path) -> File {
     let mut file = File::create(path).await.unwrap();
     file.set_max_buf_size(1024);

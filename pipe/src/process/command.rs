@@ -183,8 +183,9 @@ impl Command {
     /// [`output`](Command::output) and [`status`](Command::status) fail with
     /// [`InvalidInput`](io::ErrorKind::InvalidInput), before anything runs, unless
     /// [`process_group(0)`](Command::process_group) was set on this `Command`. (A group
-    /// made another way, through [`as_std_mut`](Command::as_std_mut) or a `setsid` in
-    /// [`pre_exec`](Command::pre_exec), is not seen here: turn it on with
+    /// made another way, through [`as_std_mut`](Command::as_std_mut), a `setsid` in
+    /// [`pre_exec`](Command::pre_exec), or on a `std::process::Command` this one was made
+    /// `From`, is not seen here: turn it on with
     /// [`Child::kill_group_on_drop`] after the spawn, which checks the child itself.)
     ///
     /// ```
