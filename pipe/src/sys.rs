@@ -416,10 +416,37 @@ pub(crate) fn exit_status_unreaped(id: ChildId<'_>) -> io::Result<Option<ExitSta
         ChildId::Pidfd(fd) => (libc::P_PIDFD, fd.as_raw_fd() as libc::id_t),
         ChildId::Pid(pid) => (libc::P_PID, pid as libc::id_t),
     };
+    let peeked = waitid_exit(idtype, id, libc::WNOWAIT)?;
+    Ok(peeked.map(|(_, status)| status))
+}
+
+/// `waitid(P_ALL, WEXITED | WNOHANG | WNOWAIT)`: one exited child of this process (of any
+/// of its threads), its pid and status, left unreaped; `None` if every child still runs.
+/// The kernel reports the same zombie again and again while it stays unreaped, so this
+/// cannot list them. `ECHILD` if this process has no unreaped child at all.
+pub(crate) fn any_exited_unreaped() -> io::Result<Option<(u32, ExitStatus)>> {
+    waitid_exit(libc::P_ALL, 0, libc::WNOWAIT)
+}
+
+/// `waitid(P_PID, pid, WEXITED | WNOHANG)`: reaps child `pid` if it has exited, returning
+/// its status; `None` while it runs. `ECHILD` if `pid` is not an unreaped child of this
+/// process.
+pub(crate) fn reap_if_exited(pid: u32) -> io::Result<Option<ExitStatus>> {
+    let peeked = waitid_exit(libc::P_PID, pid as libc::id_t, 0)?;
+    Ok(peeked.map(|(_, status)| status))
+}
+
+/// `waitid(idtype, id, WEXITED | WNOHANG | extra)`, retried on `EINTR`: the pid and wait
+/// status of an exited child it found, or `None` if none has exited.
+fn waitid_exit(
+    idtype: libc::idtype_t,
+    id: libc::id_t,
+    extra: libc::c_int,
+) -> io::Result<Option<(u32, ExitStatus)>> {
     // SAFETY: an all-zero siginfo_t is a valid value for waitid to fill; zero in `si_pid`
     // is also what says, with `WNOHANG`, that no child has exited.
     let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-    let flags = libc::WEXITED | libc::WNOHANG | libc::WNOWAIT;
+    let flags = libc::WEXITED | libc::WNOHANG | extra;
     // SAFETY: `info` is a valid siginfo_t that outlives the call.
     while let Err(e) = syscall!(waitid(idtype, id, &mut info, flags)) {
         if e.kind() != io::ErrorKind::Interrupted {
@@ -444,7 +471,7 @@ pub(crate) fn exit_status_unreaped(id: ChildId<'_>) -> io::Result<Option<ExitSta
             )))
         }
     };
-    Ok(Some(ExitStatus::from_raw(raw)))
+    Ok(Some((pid as u32, ExitStatus::from_raw(raw))))
 }
 
 /// `getpgid(pid)`: the process group of `pid`.

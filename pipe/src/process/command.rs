@@ -388,7 +388,7 @@ impl Command {
         self.check()?;
         super::check::env_names(&self.std)?;
         Ok(Unregistered {
-            std: Some(self.std.spawn()?),
+            std: Some(super::own_children::spawn(&mut self.std)?),
             drop_kill: self.drop_kill,
         })
     }
@@ -494,7 +494,7 @@ impl Drop for Unregistered {
         }
         // Reaped now, or no longer ours (`ECHILD`: reaped elsewhere, its pid maybe
         // another process's by now): nothing to kill or wait for.
-        if !matches!(std.try_wait(), Ok(None)) {
+        if !matches!(super::own_children::try_wait(&mut std), Ok(None)) {
             return;
         }
         if overlap_runtime::check_io_runtime().is_ok() {

@@ -7,6 +7,7 @@ use std::io;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::process::Child;
 
+use super::own_children;
 use crate::sys;
 
 /// Sends `signal` to `child`, which was still running and unreaped at the caller's last
@@ -25,7 +26,7 @@ pub(super) fn signal(
             Ok(fd) => {
                 // The pidfd names our child only if the pid was still our unreaped child
                 // once it was open; reaped by now (here or elsewhere): no signal.
-                if child.try_wait()?.is_some() {
+                if own_children::try_wait(child)?.is_some() {
                     return Ok(());
                 }
                 opened = fd;
@@ -36,7 +37,7 @@ pub(super) fn signal(
     };
     match sys::pidfd_send_signal(pidfd, signal) {
         // Reaped elsewhere since the caller looked: `ECHILD` from the look again.
-        Err(e) if e.raw_os_error() == Some(libc::ESRCH) => child.try_wait().map(drop),
+        Err(e) if e.raw_os_error() == Some(libc::ESRCH) => own_children::try_wait(child).map(drop),
         // Missing (a kernel before 5.1) or denied by a seccomp profile: `kill`, the
         // window and all, as without a pidfd.
         Err(e)

@@ -15,6 +15,11 @@
 //! [`Child::kill`] first to stop it, or set [`Child::kill_on_drop`] (or
 //! [`Child::kill_group_on_drop`], for what it started in its process group too).
 //!
+//! # Children overlap did not spawn
+//! A subreaper, PID 1 in a container or a supervisor gets children it never spawned
+//! (orphans reparented to it), and must reap them: [`reap_orphans`] does, and leaves every
+//! child of overlap's alone, where `waitpid(-1)` would take their statuses.
+//!
 //! ```
 //! use overlap::io::{AsyncReadExt, AsyncWriteExt};
 //! use std::process::{Command, Stdio};
@@ -42,6 +47,8 @@ mod exit_wait;
 mod group;
 mod kill;
 mod orphans;
+mod own_children;
+mod reap_orphans;
 
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
@@ -56,6 +63,7 @@ use crate::{sys, Receiver, Sender};
 
 pub use command::Command;
 use drop_child::DropKill;
+pub use reap_orphans::reap_orphans;
 
 /// The write end of a child's piped stdin ([`Child::stdin`]), under tokio's name: a pipe
 /// [`Sender`].
@@ -164,7 +172,7 @@ pub fn spawn(cmd: &mut std::process::Command) -> io::Result<Child> {
     // and the program must not run at all then (not run, and be killed).
     overlap_runtime::check_io_runtime()?;
     check::env_names(cmd)?;
-    register(cmd.spawn()?)
+    register(own_children::spawn(cmd)?)
 }
 
 /// The second half of [`spawn`]: watches a child std has spawned and makes its piped stdio
@@ -194,13 +202,13 @@ pub(crate) fn register(mut std: std::process::Child) -> io::Result<Child> {
             // Out of fds, say: the child is not left running unwatched (nor, once it
             // exits, as a zombie). Stop and reap it before reporting, unless it is no longer
             // ours (`ECHILD`: reaped elsewhere, its pid maybe another process's by now).
-            if matches!(std.try_wait(), Ok(None)) {
+            if matches!(own_children::try_wait(&mut std), Ok(None)) {
                 let pidfd = match &exit {
                     Ok(ExitWatch::Pidfd(fd)) => Some(fd.get_ref().as_fd()),
                     _ => None,
                 };
                 let _ = kill::signal(&mut std, pidfd, libc::SIGKILL);
-                let _ = std.wait();
+                let _ = own_children::wait(&mut std);
             }
             let err = [exit.err(), stdin.err(), stdout.err(), stderr.err()];
             let first = err.into_iter().flatten().next();
@@ -458,7 +466,7 @@ impl Proc {
 
     fn try_reap(&mut self) -> io::Result<Option<ExitStatus>> {
         if self.status.is_none() {
-            self.status = self.std.try_wait()?;
+            self.status = own_children::try_wait(&mut self.std)?;
         }
         Ok(self.status)
     }

@@ -12,6 +12,7 @@ use std::process::Child;
 use std::sync::{Mutex, MutexGuard};
 use std::thread;
 
+use super::own_children;
 use crate::sys;
 
 /// How often the reaper looks when some orphan has no pidfd to wait on, in milliseconds.
@@ -77,7 +78,7 @@ fn reap_all() {
             // An error means the child is no longer ours to wait for (reaped elsewhere).
             orphans
                 .list
-                .retain_mut(|o| matches!(o.child.try_wait(), Ok(None)));
+                .retain_mut(|o| matches!(own_children::try_wait(&mut o.child), Ok(None)));
             if orphans.list.is_empty() {
                 orphans.reaper_running = false;
                 return;
