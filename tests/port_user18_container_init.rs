@@ -54,7 +54,8 @@
 //! its group id stays its own until the group is shut down), `send_signal_to_group`
 //! replaces `kill(-pgid)` (through the pidfd on Linux 6.9+, which cannot reach a reused
 //! group id), `kill_group_on_drop` makes a dropped supervisor kill the whole group, and
-//! the orphans are reaped by pid, never with `waitpid(-1)` (see `adopted.rs`'s docs).
+//! the orphans are reaped with `overlap::process::reap_orphans`, never with `waitpid(-1)`
+//! (see `adopted.rs`'s docs).
 //!
 //! The tests start this test binary again as the init (the `init_entry` "test", selected by
 //! an environment variable), because a subreaper flag and signal handlers are the whole
@@ -69,8 +70,8 @@
 //! stdout, end; `--timeout` on the paused clock killing the group; usage errors (exit 2),
 //! a command not found (127) and one not executable (126), each said in words; the main
 //! command getting no fd of the init's but those it inherited itself. In the test's own
-//! child processes (`tests_reaping.rs`): the reaping by pid leaving overlap's zombie and
-//! its status alone, and a naive `waitpid(-1)` stealing it (`ECHILD`).
+//! child processes (`tests_reaping.rs`): `reap_orphans` leaving overlap's zombie and its
+//! status alone, and a naive `waitpid(-1)` stealing it (`ECHILD`).
 //!
 //! # What porting it found missing
 //! Nothing blocked the port: `Child::exited`, `send_signal_to_group`, `kill_group_on_drop`,
@@ -81,19 +82,21 @@
 //! - Becoming a child subreaper: one `prctl`. overlap could offer it
 //!   (`overlap::process::set_child_subreaper()`), but it is a one-liner about the whole
 //!   process, not about the reactor; left as it is.
-//! - Reaping adopted orphans without stealing overlap's statuses. overlap has no call for
-//!   it and no way to ask which pids are its own unreaped children; `waitpid(-1)` races
-//!   overlap's reaping (shown by a test), and `waitid(P_ALL, WNOWAIT)` peeks at one child
-//!   only, which may be the main command's zombie, kept on purpose. The init lists its
-//!   children in `/proc/self/task/*/children` and reaps by pid those that are not its own
-//!   `Child`ren. That works because the init knows every pid overlap spawned for it (one);
-//!   a program with children spawned and dropped over time (overlap reaps dropped ones in
-//!   the background) could not tell them from orphans, and it needs `/proc` and
-//!   `CONFIG_PROC_CHILDREN`. A `process::reap_orphans()` in overlap, skipping the pids of
-//!   its own live and dropped-but-unreaped children, under a lock its spawns would take
-//!   too (so that a child forked but not registered yet is not taken for an orphan), would
-//!   close that; it is bigger than this port (a registry of overlap's children, kept
-//!   across `spawn`, drops and the orphan reaper thread), so it is noted here, not built.
+//! - Reaping adopted orphans without stealing overlap's statuses. *Closed since:* the port
+//!   first had no call for it and no way to ask which pids were overlap's own unreaped
+//!   children; `waitpid(-1)` races overlap's reaping (shown by a test), and
+//!   `waitid(P_ALL, WNOWAIT)` peeks at one child only, which may be the main command's
+//!   zombie, kept on purpose. So it listed its children in `/proc/self/task/*/children`
+//!   and reaped by pid those that were not its own `Child`ren, which worked only because
+//!   the init knows every pid overlap spawned for it (one). overlap now has
+//!   `overlap::process::reap_orphans()`: a process-wide registry of overlap's unreaped
+//!   children (every spawn path registers the pid under a lock held across the fork, and
+//!   every reap of overlap's, the background reaping of dropped children included, takes
+//!   it out only after the reap) lets it reap every other exited child, looking past
+//!   overlap's zombies through `/proc` when `waitid(P_ALL, WNOWAIT)` names one. The init
+//!   calls it on every `SIGCHLD` (`adopted.rs`); it still lists its children, skipping the
+//!   main command's pid, but only to signal the orphans at shutdown and to count those
+//!   left.
 //!
 //! What the port changed, against tokio: the paths (`overlap::process`,
 //! `overlap::signal::unix`, `overlap::select!`); tokio's `lines.next_line()` is

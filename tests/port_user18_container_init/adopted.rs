@@ -5,30 +5,24 @@
 //! The classic init loop is `while waitpid(-1, WNOHANG) > 0 {}` on every `SIGCHLD`. Here
 //! that would also reap the main command, which overlap's [`Child`] owns: its `wait` (or
 //! `exited`) would then fail with `ECHILD` and the exit code would be lost, and a pid
-//! reaped behind overlap's back may be taken by a new process before overlap looks again.
-//! The init even keeps the main command a zombie on purpose (`Child::exited`), so that
-//! its pid, and the group id it leads, stay its own while the group is shut down.
+//! reaped behind overlap's back may be taken by a new process before overlap looks again
+//! (`tests_reaping.rs` shows it). The init even keeps the main command a zombie on purpose
+//! (`Child::exited`), so that its pid, and the group id it leads, stay its own while the
+//! group is shut down; and `waitid(P_ALL, WEXITED | WNOHANG | WNOWAIT)`, peeking before
+//! reaping, reports one exited child, which may be that zombie again and again, hiding
+//! every orphan behind it.
 //!
-//! `waitid(P_ALL, WEXITED | WNOHANG | WNOWAIT)`, peeking before reaping, is no way out:
-//! it reports one exited child, and while the main command sits there as a zombie it may
-//! report that one again and again, hiding every orphan behind it.
-//!
-//! So the init names its children instead: `/proc/self/task/*/children` lists every child
-//! of every thread (zombies included; an orphan is reparented to one of the threads), and
-//! each pid that is not one of the init's own [`Child`]ren is reaped by pid with
-//! `waitpid(pid, WNOHANG)`. That is safe because nothing else reaps an adopted orphan, so
-//! its pid cannot be reused between the listing and the reap; and a pid of one of ours is
-//! never touched. It needs `/proc` and a kernel built with `CONFIG_PROC_CHILDREN`; and the
-//! init must know every pid overlap spawned for it, which is easy here (one main command,
-//! spawned before the first reap) but is no general answer: see "What porting it found
-//! missing".
+//! So the init reaps with [`overlap::process::reap_orphans`], which reaps every exited
+//! child that overlap did not spawn and none of overlap's own (it keeps a registry of them,
+//! from their spawn to their reap, and looks past overlap's zombie through `/proc`). The
+//! init still lists its children (`/proc/self/task/*/children`, zombies included) to know
+//! which adopted orphans still run, to signal them at shutdown and to tell when none is
+//! left: for that it skips the pids of its own `Child`ren (one, the main command).
 //!
 //! [`Child`]: overlap::process::Child
 
 use std::io;
 use std::process::ExitStatus;
-
-use crate::sys;
 
 /// The pids of this process's children, of all its threads, zombies included, in the
 /// kernel's order.
@@ -65,19 +59,14 @@ pub struct Reaped {
     pub status: ExitStatus,
 }
 
-/// Reaps every adopted orphan that has exited, leaving the pids in `ours` alone, exited or
-/// not. Returns those reaped and how many adopted orphans still run.
+/// Reaps every adopted orphan that has exited ([`overlap::process::reap_orphans`], which
+/// leaves overlap's own children alone, the main command's zombie included). Returns those
+/// reaped and how many adopted orphans (children not in `ours`, the pids of the init's own
+/// `Child`ren) are left, running or exited since.
 pub fn reap_adopted(ours: &[u32]) -> io::Result<(Vec<Reaped>, usize)> {
-    let mut reaped = Vec::new();
-    let mut running = 0;
-    for pid in adopted(ours)? {
-        match sys::reap_if_exited(pid) {
-            Ok(Some(status)) => reaped.push(Reaped { pid, status }),
-            Ok(None) => running += 1,
-            // Listed a moment ago but not ours to wait for any more: nothing to do.
-            Err(e) if e.raw_os_error() == Some(libc::ECHILD) => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok((reaped, running))
+    let reaped = overlap::process::reap_orphans()?
+        .into_iter()
+        .map(|(pid, status)| Reaped { pid, status })
+        .collect();
+    Ok((reaped, adopted(ours)?.len()))
 }

@@ -1,7 +1,8 @@
 //! The init's own system calls, the only `unsafe` of the program: becoming a child
-//! subreaper (`prctl`), reaping one pid without blocking (`waitpid(pid, WNOHANG)`), and
-//! `kill` for an adopted orphan outside the main command's group. overlap offers none of
-//! them: they are about processes overlap never spawned.
+//! subreaper (`prctl`), `kill` for an adopted orphan outside the main command's group, and
+//! the naive `waitpid(-1)` a test shows breaking overlap's `Child::wait`. overlap offers
+//! none of them: they are about processes overlap never spawned (their reaping it does
+//! offer, `overlap::process::reap_orphans`).
 
 use std::io;
 use std::os::unix::process::ExitStatusExt;
@@ -29,27 +30,6 @@ pub fn is_child_subreaper() -> io::Result<bool> {
         return Err(io::Error::last_os_error());
     }
     Ok(flag != 0)
-}
-
-/// Reaps child `pid` if it has exited (`waitpid(pid, WNOHANG)`): its status, or `None`
-/// while it runs. `ECHILD` if `pid` is not (or no longer) a child of this process.
-pub fn reap_if_exited(pid: u32) -> io::Result<Option<ExitStatus>> {
-    let mut status: libc::c_int = 0;
-    loop {
-        // SAFETY: the kernel writes one int through the pointer, which points at `status`.
-        let r = unsafe { libc::waitpid(pid as libc::pid_t, &mut status, libc::WNOHANG) };
-        match r {
-            0 => return Ok(None),
-            -1 => {
-                let e = io::Error::last_os_error();
-                if e.kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
-                return Err(e);
-            }
-            _ => return Ok(Some(ExitStatus::from_raw(status))),
-        }
-    }
 }
 
 /// What the naive init does: reaps *any* exited child (`waitpid(-1, WNOHANG)`), returning

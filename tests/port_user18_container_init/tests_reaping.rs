@@ -1,7 +1,7 @@
 //! The reaping of adopted orphans checked in a child process of the test binary's own
 //! (`support::run_in_child`), since a subreaper flag and a `waitpid(-1)` are the whole
-//! process's: reaping by pid leaves overlap's own zombie and its status alone, where the
-//! naive `waitpid(-1)` steals it.
+//! process's: `overlap::process::reap_orphans` leaves overlap's own zombie and its status
+//! alone, where the naive `waitpid(-1)` steals it.
 
 use std::os::unix::process::ExitStatusExt;
 use std::process::Stdio;
@@ -16,14 +16,14 @@ use crate::support::{process_state, run_in_child, until, within, KillIfPanicking
 use crate::sys;
 
 #[test]
-fn reaping_adopted_orphans_by_pid_leaves_our_zombie_and_its_status_alone() {
+fn reap_orphans_leaves_our_zombie_and_its_status_alone() {
     run_in_child(
-        "tests_reaping::reaping_adopted_orphans_by_pid_leaves_our_zombie_and_its_status_alone",
-        || overlap::block_on(reaping_by_pid()),
+        "tests_reaping::reap_orphans_leaves_our_zombie_and_its_status_alone",
+        || overlap::block_on(reaping_orphans()),
     );
 }
 
-async fn reaping_by_pid() {
+async fn reaping_orphans() {
     sys::set_child_subreaper().unwrap();
     assert!(sys::is_child_subreaper().unwrap());
     let mut child = Command::new("sh")
