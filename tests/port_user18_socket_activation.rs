@@ -161,6 +161,15 @@ pub fn pid_of(child: &Child) -> u32 {
     child.id().expect("still running")
 }
 
+/// Waits for `child`'s `READY=1` (from its own pid), and returns that pid.
+pub async fn ready(m: &mut Manager, child: &Child) -> u32 {
+    let pid = pid_of(child);
+    within(HANG, m.until(pid, "READY"), "READY=1")
+        .await
+        .unwrap();
+    pid
+}
+
 /// Starts the service with all four sockets, named as it expects.
 pub fn start_all(m: &Manager, s: &Sockets) -> Child {
     m.start(Start {
@@ -315,10 +324,7 @@ async fn a_datagram_socket_passed_as_a_listener_is_refused_and_a_right_start_ser
     assert_eq!(exit_code(&mut child).await, service::EXIT_FAILED);
     // The sockets are the manager's still, and a start with the right names serves them.
     let mut child = m.start(start(s.all())).unwrap();
-    let pid = pid_of(&child);
-    within(HANG, m.until(pid, "READY"), "READY=1")
-        .await
-        .unwrap();
+    ready(&mut m, &child).await;
     let mut unix = UnixStream::connect(&s.unix_path).await.unwrap();
     assert_eq!(ask(&mut unix, "fine now").await, "fine now");
     drop(unix);
@@ -332,10 +338,7 @@ async fn sighup_sends_reloading_with_the_monotonic_clock_then_ready() {
     let s = Sockets::bind(dir.path(), "reload").unwrap();
     let mut m = Manager::at_path(dir.join("notify")).unwrap();
     let mut child = start_all(&m, &s);
-    let pid = pid_of(&child);
-    within(HANG, m.until(pid, "READY"), "READY=1")
-        .await
-        .unwrap();
+    let pid = ready(&mut m, &child).await;
     let mut tcp = TcpStream::connect(s.tcp.local_addr().unwrap())
         .await
         .unwrap();

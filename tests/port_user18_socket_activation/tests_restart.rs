@@ -13,7 +13,7 @@ use super::manager::{ListenPid, Manager, Sockets, Stalled, Start};
 use super::notify::Notifier;
 use super::service::{self, ping_watchdog};
 use super::support::{self, within, TempDir};
-use super::{ask, exit_code, line, pid_of, start_all, HANG};
+use super::{ask, exit_code, line, pid_of, ready, start_all, HANG};
 
 #[overlap::test]
 async fn the_childs_watchdog_pings_are_counted() {
@@ -28,10 +28,7 @@ async fn the_childs_watchdog_pings_are_counted() {
             env: Vec::new(),
         })
         .unwrap();
-    let pid = pid_of(&child);
-    within(HANG, m.until(pid, "READY"), "READY=1")
-        .await
-        .unwrap();
+    let pid = ready(&mut m, &child).await;
     // Every 20 ms; the manager's timeout is generous, only the count is checked.
     let got = within(HANG, m.watch(pid, Duration::from_secs(10), 5), "five pings").await;
     assert_eq!(got.unwrap(), Ok(5));
@@ -122,10 +119,7 @@ async fn a_restart_through_the_fd_store_carries_open_connections_with_no_byte_lo
     let s = Sockets::bind(dir.path(), "restart").unwrap();
     let mut m = Manager::at_path(dir.join("notify")).unwrap();
     let mut old = start_all(&m, &s);
-    let old_pid = pid_of(&old);
-    within(HANG, m.until(old_pid, "READY"), "READY=1")
-        .await
-        .unwrap();
+    let old_pid = ready(&mut m, &old).await;
     let mut tcp = TcpStream::connect(s.tcp.local_addr().unwrap())
         .await
         .unwrap();
@@ -195,10 +189,7 @@ async fn sigterm_lets_an_open_connection_finish() {
     let s = Sockets::bind(dir.path(), "drain").unwrap();
     let mut m = Manager::at_path(dir.join("notify")).unwrap();
     let mut child = start_all(&m, &s);
-    let pid = pid_of(&child);
-    within(HANG, m.until(pid, "READY"), "READY=1")
-        .await
-        .unwrap();
+    let pid = ready(&mut m, &child).await;
     let mut tcp = TcpStream::connect(s.tcp.local_addr().unwrap())
         .await
         .unwrap();
@@ -234,10 +225,7 @@ async fn the_drain_deadline_cuts_a_connection_left_open() {
             env: vec![("SA_DRAIN_MS", "100".into())],
         })
         .unwrap();
-    let pid = pid_of(&child);
-    within(HANG, m.until(pid, "READY"), "READY=1")
-        .await
-        .unwrap();
+    ready(&mut m, &child).await;
     let mut unix = UnixStream::connect(&s.unix_path).await.unwrap();
     assert_eq!(ask(&mut unix, "hi").await, "hi");
     child.send_signal(libc::SIGTERM).unwrap();
@@ -270,10 +258,7 @@ fn the_manager_leaks_no_fd_over_a_whole_cycle() {
                     let s = Sockets::bind(dir.path(), "leak").unwrap();
                     let mut m = Manager::at_path(dir.join("notify")).unwrap();
                     let mut old = start_all(&m, &s);
-                    let pid = pid_of(&old);
-                    within(HANG, m.until(pid, "READY"), "READY=1")
-                        .await
-                        .unwrap();
+                    let pid = ready(&mut m, &old).await;
                     let mut tcp = TcpStream::connect(s.tcp.local_addr().unwrap())
                         .await
                         .unwrap();
@@ -296,10 +281,7 @@ fn the_manager_leaks_no_fd_over_a_whole_cycle() {
                         })
                         .unwrap();
                     drop(store);
-                    let pid = pid_of(&new);
-                    within(HANG, m.until(pid, "READY"), "READY=1")
-                        .await
-                        .unwrap();
+                    ready(&mut m, &new).await;
                     assert_eq!(ask(&mut tcp, "y").await, "y");
                     drop(tcp);
                     new.send_signal(libc::SIGTERM).unwrap();
