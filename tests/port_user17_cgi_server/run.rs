@@ -96,7 +96,8 @@ pub async fn drive(
     log: &Log,
 ) -> io::Result<Record> {
     let pid = child.id().expect("just spawned");
-    let stdin = child.stdin.take().expect("piped");
+    // Held here, not by the client's side: see where it is dropped.
+    let mut stdin = Some(child.stdin.take().expect("piped"));
     let mut stdout = child.stdout.take().expect("piped");
     let stderr = child.stderr.take().expect("piped");
     let mut stderr_task = overlap::spawn(log_stderr(stderr, format!("{name}[{pid}]"), log.clone()));
@@ -104,7 +105,7 @@ pub async fn drive(
     let outcome = {
         let mut client = pin!(client_side(
             &mut conn.rh,
-            stdin,
+            &mut stdin,
             leftover,
             remaining,
             &stdin_bytes
@@ -120,6 +121,8 @@ pub async fn drive(
     // Otherwise (cut off, refused, or to be redirected) it has nothing more to say.
     let waited = match outcome {
         Outcome::Served | Outcome::NoHead | Outcome::Redirect(_) => {
+            // Its input ends, as it did when the client's side was dropped mid-upload.
+            stdin = None;
             timeout_at(deadline, child.wait()).await.ok()
         }
         _ => None,
@@ -149,8 +152,9 @@ pub async fn drive(
         }
     };
     // Closed only now: closed before the kill, a script still writing would die of
-    // SIGPIPE first, and its status would not say that the server ended it.
-    drop(stdout);
+    // SIGPIPE first, and a script still reading would see its input end and might exit
+    // by itself first; either way its status would not say that the server ended it.
+    drop((stdout, stdin));
     // The group is gone or the script ended: its stderr ends too, unless something it left
     // behind holds it; not waited for past the deadline.
     if timeout_at(deadline, &mut stderr_task).await.is_err() {
@@ -190,17 +194,17 @@ fn describe(status: ExitStatus) -> String {
 /// the socket watched. Returns only when the client is gone (an end of file or an error
 /// before the response is done). A script that stops reading (its stdin closed) gets no
 /// more, but the body is still read off the socket, so that the client's upload is not
-/// refused with a reset while it waits for the response.
+/// refused with a reset while it waits for the response. A client gone mid-upload leaves
+/// `stdin` open, for the caller to close after the kill.
 async fn client_side(
     rh: &mut OwnedReadHalf,
-    stdin: ChildStdin,
+    stdin: &mut Option<ChildStdin>,
     leftover: Vec<u8>,
     remaining: &Cell<u64>,
     fed: &Cell<u64>,
 ) {
-    let mut stdin = Some(stdin);
     if !leftover.is_empty() {
-        stdin = feed(stdin, &leftover, fed).await;
+        *stdin = feed(stdin.take(), &leftover, fed).await;
     }
     let mut buf = vec![0u8; 64 * 1024];
     while remaining.get() > 0 {
@@ -209,11 +213,11 @@ async fn client_side(
             Ok(0) | Err(_) => return, // gone mid-upload
             Ok(n) => {
                 remaining.set(remaining.get() - n as u64);
-                stdin = feed(stdin, &buf[..n], fed).await;
+                *stdin = feed(stdin.take(), &buf[..n], fed).await;
             }
         }
     }
-    drop(stdin); // the script's end of input
+    *stdin = None; // the script's end of input
     loop {
         match rh.read(&mut buf).await {
             Ok(0) | Err(_) => return,
