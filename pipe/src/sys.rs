@@ -511,3 +511,30 @@ fn pidfd_send_signal_with(
     }
     Ok(())
 }
+
+/// `prctl(PR_SET_CHILD_SUBREAPER, on)`: whether orphans below this process are reparented
+/// to it rather than to init.
+pub(crate) fn set_child_subreaper(on: bool) -> io::Result<()> {
+    // SAFETY: prctl with integer arguments only; PR_SET_CHILD_SUBREAPER reads the second
+    // and ignores the rest.
+    syscall!(prctl(
+        libc::PR_SET_CHILD_SUBREAPER,
+        libc::c_ulong::from(on),
+        0 as libc::c_ulong,
+        0 as libc::c_ulong,
+        0 as libc::c_ulong
+    ))
+    .map(drop)
+}
+
+/// `prctl(PR_GET_CHILD_SUBREAPER)`: whether this process is a child subreaper.
+pub(crate) fn is_child_subreaper() -> io::Result<bool> {
+    let mut flag: libc::c_int = 0;
+    // SAFETY: PR_GET_CHILD_SUBREAPER writes one int through the pointer, which points at a
+    // live local for the whole call.
+    syscall!(prctl(
+        libc::PR_GET_CHILD_SUBREAPER,
+        &mut flag as *mut libc::c_int
+    ))?;
+    Ok(flag != 0)
+}

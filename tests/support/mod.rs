@@ -54,7 +54,7 @@ pub use panic::{panic_message, panic_twice, waker_panicking_twice, PanickingPayl
 pub use polled::{
     abandon, abandon_slot, poll_once, poll_once_then_drop, polled, wait_on, ManualTask, Polled,
 };
-pub use proc_stat::{live_group_members, process_state};
+pub use proc_stat::{live_group_members, parent_pid, process_state};
 pub use proc_status::status_kib;
 pub use reaped::{children, gone};
 pub use rng::Rng;

@@ -35,3 +35,8 @@ pub fn live_group_members(pgid: u32) -> Vec<u32> {
     }
     pids
 }
+
+/// The parent pid of process `pid`, or `None` once it is gone (reaped).
+pub fn parent_pid(pid: u32) -> Option<u32> {
+    stat_fields(&pid.to_string())?.get(1)?.parse().ok()
+}

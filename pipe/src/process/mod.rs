@@ -18,7 +18,8 @@
 //! # Children overlap did not spawn
 //! A subreaper, PID 1 in a container or a supervisor gets children it never spawned
 //! (orphans reparented to it), and must reap them: [`reap_orphans`] does, and leaves every
-//! child of overlap's alone, where `waitpid(-1)` would take their statuses.
+//! child of overlap's alone, where `waitpid(-1)` would take their statuses. A process that
+//! is not PID 1 becomes such a parent with [`set_child_subreaper`].
 //!
 //! ```
 //! use overlap::io::{AsyncReadExt, AsyncWriteExt};
@@ -49,6 +50,7 @@ mod kill;
 mod orphans;
 mod own_children;
 mod reap_orphans;
+mod subreaper;
 
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
@@ -64,6 +66,7 @@ use crate::{sys, Receiver, Sender};
 pub use command::Command;
 use drop_child::DropKill;
 pub use reap_orphans::reap_orphans;
+pub use subreaper::{is_child_subreaper, set_child_subreaper};
 
 /// The write end of a child's piped stdin ([`Child::stdin`]), under tokio's name: a pipe
 /// [`Sender`].
