@@ -10,7 +10,7 @@
 //! replaces a worker that served its `max_requests`, kills the group of one whose
 //! heartbeat stops, reloads gracefully (new workers ready first, then the old ones finish
 //! their request in flight), shuts down with a deadline after which stragglers are killed,
-//! and, made a subreaper (`sys.rs`), reaps what dead workers' groups leave. More tests in
+//! and, made a subreaper (`process::set_child_subreaper`), reaps what dead workers' groups leave. More tests in
 //! `tests_lifecycle.rs`.
 //!
 //! The tokio version, as sketched first:
@@ -74,8 +74,9 @@
 //! overlap's own children, which tokio's users get wrong with `waitpid(-1)`), `TryFrom<OwnedFd>`
 //! on the listeners (checking the inherited fd is the kind expected), and
 //! `sync::CancellationToken`. As with any runtime, putting an fd at a fixed number in the
-//! child is the user's `pre_exec` + `dup2`, and `prctl(PR_SET_CHILD_SUBREAPER)` the user's
-//! (`sys.rs`, the program's only `unsafe`).
+//! child is the user's `pre_exec` + `dup2` (`sys.rs`, the program's only `unsafe`). The port
+//! first made itself a subreaper with `libc::prctl` there too; `process::set_child_subreaper`,
+//! added after, is the safe call it uses now.
 
 mod support;
 

@@ -1,9 +1,8 @@
 //! The pool's own system calls, the only `unsafe` of the program: placing the inherited
 //! sockets at fixed fd numbers in a worker (`dup2` between fork and exec), marking them
-//! close-on-exec once the worker has them, becoming a child subreaper (`prctl`), and the
-//! `kill(pid, 0)` a test uses to see a process is gone. overlap offers none of them: they
-//! are about fds and processes it does not own (the inheritance tokio users write the same
-//! way, with `pre_exec`).
+//! close-on-exec once the worker has them, and the `kill(pid, 0)` a test uses to see a
+//! process is gone. overlap offers none of them: they are about fds and processes it does
+//! not own (the inheritance tokio users write the same way, with `pre_exec`).
 
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
@@ -54,17 +53,6 @@ pub unsafe fn take_inherited(fd: RawFd) -> io::Result<OwnedFd> {
     }
     // SAFETY: open (checked above) and owned by nobody else (the caller's promise).
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
-/// Marks this process a child subreaper (`prctl(PR_SET_CHILD_SUBREAPER, 1)`): a worker's
-/// grandchild orphaned by the worker's death is reparented here, and is ours to reap.
-pub fn set_child_subreaper() -> io::Result<()> {
-    // SAFETY: prctl with integer arguments only.
-    let r = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1 as libc::c_ulong, 0, 0, 0) };
-    if r == -1 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
 }
 
 /// `kill(pid, 0)`: `Ok` while a process (a zombie too) has that pid, `ESRCH` once none

@@ -76,7 +76,7 @@ fn the_shutdown_deadline_kills_a_hung_worker_and_its_grandchild_is_reaped() {
     run_in_child(
         "tests_lifecycle::the_shutdown_deadline_kills_a_hung_worker_and_its_grandchild_is_reaped",
         || {
-            sys::set_child_subreaper().unwrap();
+            overlap::process::set_child_subreaper(true).unwrap();
             overlap::Runtime::new()
                 .unwrap()
                 .block_on(shutdown_kills_hung());
