@@ -4,7 +4,8 @@
 //! reparented to a subreaper). Every overlap child must keep the status it chose, every
 //! other child must be reaped exactly once with its own, and no zombie may be left; on
 //! the `waitid` path, on the `/proc` listing path (an exited overlap child kept unreaped
-//! throughout), and on the `SIGCHLD` fallback (pidfds denied).
+//! throughout), and on the `SIGCHLD` fallback (pidfds denied). An error from `/proc` must
+//! not lose the statuses of what was reaped before it.
 //!
 //! Each test runs in a child process of its own (`run_in_child`): `reap_orphans` reaps any
 //! child of the whole process that overlap did not spawn, and the subreaper flag and the
@@ -423,4 +424,42 @@ async fn double_forks() {
     assert_eq!(kept.wait().await.unwrap(), kept_status);
     assert_eq!(reap_orphans().unwrap(), vec![]);
     assert_eq!(zombie_children(), Vec::<u32>::new());
+}
+
+#[test]
+fn an_error_from_proc_keeps_the_statuses_already_reaped() {
+    run_in_child(
+        "an_error_from_proc_keeps_the_statuses_already_reaped",
+        || overlap::block_on(proc_denied()),
+    );
+}
+
+/// A std child and then an exited overlap child, both zombies; with every `openat`
+/// denied (so `/proc` cannot be read), `reap_orphans` reaps the std child, which
+/// `waitid(P_ALL)` names first (the older child of this thread), then meets overlap's and
+/// needs the listing: it must hand back the std child's status, not fail and lose it. The
+/// next call has nothing reaped to hand back, and reports the error.
+// The std child is `reap_orphans`'s to reap, not std's `wait`'s.
+#[allow(clippy::zombie_processes)]
+async fn proc_denied() {
+    let mut stray = std::process::Command::new("sh")
+        .args(["-c", "exit 7"])
+        .spawn()
+        .unwrap();
+    let mut ours = Command::new("sh").args(["-c", "exit 3"]).spawn().unwrap();
+    let status = within(HANG, ours.exited(), "ours exits").await.unwrap();
+    until(|| process_state(stray.id()) == Some('Z'), "the stray exits").await;
+    support::seccomp::deny(&[(libc::SYS_openat, libc::EACCES)]);
+    let first = reap_orphans().map(|r| by_pid(&r));
+    assert_eq!(first.unwrap(), BTreeMap::from([(stray.id(), vec![7])]));
+    let second = reap_orphans().map(|r| by_pid(&r));
+    assert_eq!(
+        second.map_err(|e| e.raw_os_error()),
+        Err(Some(libc::EACCES))
+    );
+    // The stray was reaped once, by the first call: std finds it gone.
+    let err = stray.try_wait().unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::ECHILD));
+    assert_eq!(ours.wait().await.unwrap(), status);
+    assert_eq!(reap_orphans().unwrap(), vec![], "no child left");
 }

@@ -43,7 +43,10 @@ use crate::sys;
 /// if it has exited. The registry of overlap's children is locked throughout, so a child
 /// overlap spawns meanwhile waits for its registration, and is never taken for an orphan.
 ///
-/// Fails if `/proc` cannot be read where the listing is needed, or with `waitid`'s error.
+/// Fails if `/proc` cannot be read where the listing is needed, or with `waitid`'s error;
+/// but only if it reaped nothing before the error. A reaped child's status is nowhere else
+/// once reaped, so the children reaped before an error are returned instead, and an error
+/// that persists is reported by the next call.
 ///
 /// ```
 /// use std::os::unix::process::ExitStatusExt;
@@ -72,18 +75,29 @@ use crate::sys;
 pub fn reap_orphans() -> io::Result<Vec<(u32, ExitStatus)>> {
     let own = own_children::lock();
     let mut reaped = Vec::new();
+    match reap_all(&own, &mut reaped) {
+        // Nothing reaped yet: nothing is lost by failing.
+        Err(e) if reaped.is_empty() => Err(e),
+        // The statuses already taken from the kernel go back; the error, if it stays,
+        // comes with the next call.
+        _ => Ok(reaped),
+    }
+}
+
+/// The body of [`reap_orphans`]: reaps every exited child not in `own`, adding it to
+/// `reaped` as it goes, so that an error leaves there what was reaped before it.
+fn reap_all(own: &OwnChildren, reaped: &mut Vec<(u32, ExitStatus)>) -> io::Result<()> {
     loop {
         let pid = match sys::any_exited_unreaped() {
             Ok(Some((pid, _))) => pid,
             // Every child still runs, or there is none.
-            Ok(None) => return Ok(reaped),
-            Err(e) if e.raw_os_error() == Some(libc::ECHILD) => return Ok(reaped),
+            Ok(None) => return Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::ECHILD) => return Ok(()),
             Err(e) => return Err(e),
         };
         if own.contains(pid) {
             // overlap's zombie may be named again and again: look at each child instead.
-            reap_listed(&own, &mut reaped)?;
-            return Ok(reaped);
+            return reap_listed(own, reaped);
         }
         // Not overlap's, and unreaped: nobody else reaps it while the lock is held (the pid
         // cannot be reused before its reap), so this finds it exited.
