@@ -5,7 +5,8 @@
 //! other child must be reaped exactly once with its own, and no zombie may be left; on
 //! the `waitid` path, on the `/proc` listing path (an exited overlap child kept unreaped
 //! throughout), and on the `SIGCHLD` fallback (pidfds denied). An error from `/proc` must
-//! not lose the statuses of what was reaped before it.
+//! not lose the statuses of what was reaped before it, and a spawn stuck before its exec
+//! must hold up no other child's reap.
 //!
 //! Each test runs in a child process of its own (`run_in_child`): `reap_orphans` reaps any
 //! child of the whole process that overlap did not spawn, and the subreaper flag and the
@@ -14,6 +15,9 @@
 mod support;
 
 use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
 use std::os::unix::process::ExitStatusExt;
 use std::process::{ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -462,4 +466,80 @@ async fn proc_denied() {
     assert_eq!(err.raw_os_error(), Some(libc::ECHILD));
     assert_eq!(ours.wait().await.unwrap(), status);
     assert_eq!(reap_orphans().unwrap(), vec![], "no child left");
+}
+
+#[test]
+fn a_spawn_held_up_before_its_exec_holds_up_no_other_childs_wait() {
+    run_in_child(
+        "a_spawn_held_up_before_its_exec_holds_up_no_other_childs_wait",
+        || overlap::block_on(held_up_spawn()),
+    );
+}
+
+/// How long the guard below lets a wait be held up before it lets the spawn go on, and
+/// the test fail: a hang guard only.
+const HELD_UP: Duration = Duration::from_secs(10);
+
+/// A spawn on another thread stays between its fork and its exec (its `pre_exec` waits
+/// for a byte), as a slow fork of a big process, an exec from a slow file system or a
+/// blocking `pre_exec` would: meanwhile, another child, exited already, must still be
+/// reaped by its `wait` (which must not wait for that spawn). (Its exit comes first: the
+/// forked copy stuck before its exec holds copies of this process's fds, so a child that
+/// waited for a pipe of ours to close would wait for that copy too.)
+async fn held_up_spawn() {
+    // Exited before the spawn starts, and left unreaped: its `wait` reaps it meanwhile.
+    let mut first = Command::new("sh").args(["-c", "exit 4"]).spawn().unwrap();
+    let exited = within(HANG, first.exited(), "first exits").await.unwrap();
+    let (mut started, started_tx) = UnixStream::pair().unwrap();
+    let (release_rx, mut release) = UnixStream::pair().unwrap();
+    let (started_fd, release_fd) = (started_tx.as_raw_fd(), release_rx.as_raw_fd());
+    let sender_fd = release.as_raw_fd();
+    let held = std::thread::spawn(move || {
+        let mut cmd = Command::new("true");
+        // SAFETY: the closure calls only `close`, `write` and `read` (async-signal-safe),
+        // allocating nothing, on fds that `started_tx` and `release_rx`, moved into it, and
+        // `release`, which outlives the spawn, keep open in the parent. It closes its copy
+        // of the sending end, so that the parent's end alone decides: a byte, or end of
+        // file once this process is gone (a failed test then leaves nothing behind).
+        unsafe {
+            cmd.pre_exec(move || {
+                let _ = (&started_tx, &release_rx);
+                libc::close(sender_fd);
+                libc::write(started_fd, [1u8].as_ptr().cast(), 1);
+                let mut byte = 0u8;
+                libc::read(release_fd, (&mut byte as *mut u8).cast(), 1);
+                Ok(())
+            });
+        }
+        overlap::block_on(async { cmd.spawn().unwrap().wait().await.unwrap() })
+    });
+    let mut byte = [0u8];
+    started.read_exact(&mut byte).unwrap(); // the spawn is between its fork and its exec
+    let guard_done = Arc::new(AtomicBool::new(false));
+    let released_by_guard = Arc::new(AtomicBool::new(false));
+    let guard = std::thread::spawn({
+        let (done, released) = (guard_done.clone(), released_by_guard.clone());
+        let mut release = release.try_clone().unwrap();
+        move || {
+            let start = std::time::Instant::now();
+            while !done.load(Ordering::SeqCst) && start.elapsed() < HELD_UP {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            if !done.load(Ordering::SeqCst) {
+                released.store(true, Ordering::SeqCst);
+                release.write_all(&[1]).unwrap();
+            }
+        }
+    });
+    let status = first.wait().await.unwrap();
+    guard_done.store(true, Ordering::SeqCst);
+    assert!(
+        !released_by_guard.load(Ordering::SeqCst),
+        "the wait was held up by the spawn"
+    );
+    assert_eq!((status, status.code()), (exited, Some(4)));
+    release.write_all(&[1]).unwrap();
+    assert!(held.join().unwrap().success());
+    guard.join().unwrap();
+    assert_eq!(zombie_children(), Vec::<u32>::new());
 }

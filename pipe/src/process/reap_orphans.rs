@@ -4,7 +4,7 @@
 use std::io;
 use std::process::ExitStatus;
 
-use super::own_children::{self, OwnChildren};
+use super::own_children::{self, NoSpawns};
 use crate::sys;
 
 /// Reaps every exited child of this process that overlap did not spawn, returning the pid
@@ -40,8 +40,9 @@ use crate::sys;
 /// would hide the others behind it, the children are listed instead, from
 /// `/proc/self/task/*/children` (a kernel built with `CONFIG_PROC_CHILDREN`) or else from
 /// the parent pid of each `/proc/<pid>/stat`, and each one not overlap's is reaped by pid
-/// if it has exited. The registry of overlap's children is locked throughout, so a child
-/// overlap spawns meanwhile waits for its registration, and is never taken for an orphan.
+/// if it has exited. A spawn of overlap's waits while a child is chosen and reaped here,
+/// and this waits for the spawns under way to register their children, so a child of
+/// overlap's is never taken for an orphan; the listing itself holds up nothing.
 ///
 /// Fails if `/proc` cannot be read where the listing is needed, or with `waitid`'s error;
 /// but only if it reaped nothing before the error. A reaped child's status is nowhere else
@@ -73,9 +74,8 @@ use crate::sys;
 /// [`Child`]: super::Child
 /// [`Child::exited`]: super::Child::exited
 pub fn reap_orphans() -> io::Result<Vec<(u32, ExitStatus)>> {
-    let own = own_children::lock();
     let mut reaped = Vec::new();
-    match reap_all(&own, &mut reaped) {
+    match reap_all(&mut reaped) {
         // Nothing reaped yet: nothing is lost by failing.
         Err(e) if reaped.is_empty() => Err(e),
         // The statuses already taken from the kernel go back; the error, if it stays,
@@ -84,9 +84,10 @@ pub fn reap_orphans() -> io::Result<Vec<(u32, ExitStatus)>> {
     }
 }
 
-/// The body of [`reap_orphans`]: reaps every exited child not in `own`, adding it to
+/// The body of [`reap_orphans`]: reaps every exited child not overlap's, adding it to
 /// `reaped` as it goes, so that an error leaves there what was reaped before it.
-fn reap_all(own: &OwnChildren, reaped: &mut Vec<(u32, ExitStatus)>) -> io::Result<()> {
+fn reap_all(reaped: &mut Vec<(u32, ExitStatus)>) -> io::Result<()> {
+    let no_spawns = own_children::no_spawns();
     loop {
         let pid = match sys::any_exited_unreaped() {
             Ok(Some((pid, _))) => pid,
@@ -95,22 +96,31 @@ fn reap_all(own: &OwnChildren, reaped: &mut Vec<(u32, ExitStatus)>) -> io::Resul
             Err(e) if e.raw_os_error() == Some(libc::ECHILD) => return Ok(()),
             Err(e) => return Err(e),
         };
-        if own.contains(pid) {
-            // overlap's zombie may be named again and again: look at each child instead.
-            return reap_listed(own, reaped);
+        if no_spawns.is_own(pid) {
+            // overlap's zombie may be named again and again: look at each child instead,
+            // listed while spawns go on (any child spawned meanwhile is registered before
+            // `no_spawns` is held again).
+            drop(no_spawns);
+            let listed = children()?;
+            return reap_listed(listed, &own_children::no_spawns(), reaped);
         }
-        // Not overlap's, and unreaped: nobody else reaps it while the lock is held (the pid
-        // cannot be reused before its reap), so this finds it exited.
+        // Not overlap's, and unreaped: no spawn of overlap's can take the pid before this
+        // reap (it waits for `no_spawns`); reaped meanwhile by a wait of someone else's,
+        // it is skipped (`ECHILD`), and one that took its pid since is not overlap's.
         if let Some(status) = reap(pid)? {
             reaped.push((pid, status));
         }
     }
 }
 
-/// Reaps each exited child listed in `/proc` that is not in `own`, adding it to `reaped`.
-fn reap_listed(own: &OwnChildren, reaped: &mut Vec<(u32, ExitStatus)>) -> io::Result<()> {
-    for pid in children()? {
-        if own.contains(pid) {
+/// Reaps each exited child of `listed` that is not overlap's, adding it to `reaped`.
+fn reap_listed(
+    listed: Vec<u32>,
+    no_spawns: &NoSpawns,
+    reaped: &mut Vec<(u32, ExitStatus)>,
+) -> io::Result<()> {
+    for pid in listed {
+        if no_spawns.is_own(pid) {
             continue;
         }
         if let Some(status) = reap(pid)? {
