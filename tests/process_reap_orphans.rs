@@ -24,13 +24,6 @@ use support::{process_state, run_in_child, until, within, KillIfPanicking};
 /// A hang guard only: every wait here ends in milliseconds.
 const HANG: Duration = Duration::from_secs(30);
 
-/// Marks this process a child subreaper: orphans below it are reparented to it.
-fn set_child_subreaper() {
-    // SAFETY: prctl with integer arguments only; PR_SET_CHILD_SUBREAPER reads no other.
-    let r = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1 as libc::c_ulong, 0, 0, 0) };
-    assert_eq!(r, 0, "{}", std::io::Error::last_os_error());
-}
-
 /// Calls `reap_orphans` until it has reaped something, and returns what it reaped.
 async fn reap_until_some() -> Vec<(u32, ExitStatus)> {
     let mut reaped = Vec::new();
@@ -122,7 +115,7 @@ fn a_double_forked_orphan_is_reaped_by_its_subreaper() {
 }
 
 async fn double_forked_orphan() {
-    set_child_subreaper();
+    overlap::process::set_child_subreaper(true).unwrap();
     // Ours, kept a zombie throughout: the orphan must be found behind it.
     let mut kept = Command::new("sh").args(["-c", "exit 5"]).spawn().unwrap();
     let kept_status = within(HANG, kept.exited(), "kept exits").await.unwrap();

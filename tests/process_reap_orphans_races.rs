@@ -58,13 +58,6 @@ fn zombie_children() -> Vec<u32> {
         .collect()
 }
 
-/// Marks this process a child subreaper: orphans below it are reparented to it.
-fn set_child_subreaper() {
-    // SAFETY: prctl with integer arguments only; PR_SET_CHILD_SUBREAPER reads no other.
-    let r = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1 as libc::c_ulong, 0, 0, 0) };
-    assert_eq!(r, 0, "{}", std::io::Error::last_os_error());
-}
-
 /// A thread calling `reap_orphans` without pause until stopped, keeping all it reaped; an
 /// error there fails the test at [`stop`](ReapingThread::stop).
 struct ReapingThread {
@@ -384,7 +377,7 @@ fn orphans_of_double_forks_are_each_reaped_once_by_their_subreaper() {
 /// and a thread calling `reap_orphans` must reap each exactly once, past an exited overlap
 /// child kept a zombie throughout.
 async fn double_forks() {
-    set_child_subreaper();
+    overlap::process::set_child_subreaper(true).unwrap();
     let mut kept = Command::new("sh").args(["-c", "exit 5"]).spawn().unwrap();
     let kept_status = within(HANG, kept.exited(), "kept exits").await.unwrap();
     let reaper = ReapingThread::start();
