@@ -139,6 +139,17 @@ async fn fill_and_stop(dir: &std::path::Path, n: usize, commit: u64) -> Vec<Vec<
                 "the commit",
             )
             .await;
+            // And the retention that follows it, in the same task: a shutdown before it
+            // cancels it, which is no harm (the records stay until the next commit), but
+            // the restarts below expect the front punched out.
+            until(
+                || {
+                    let log = broker.spool.log.borrow();
+                    log.iter().any(|l| l.starts_with("retention: punched"))
+                },
+                "the front punched out",
+            )
+            .await;
         },
         "filling",
     )
