@@ -40,16 +40,17 @@
 /// block) still lets the other tasks and the reactor run every 128 rounds. tokio's only
 /// checks the budget before polling.
 ///
-/// From tokio, code moves over as written. From futures-util, too: a future given by bare
-/// name (`_ = fut =>`) is borrowed, not moved, so that a loop polls the same future again,
-/// and must be `Unpin` (pin it first with [`pin_mut!`](crate::pin_mut) or
-/// [`std::pin::pin!`], or write `&mut fut`, which is the same); a fused one is skipped once
-/// it has ended, where futures-util's would refuse an unfused one. An `IntoFuture` that
-/// is not a future cannot be borrowed: by name it is refused, `{ value }` moves it in. Nor
-/// can a `&mut` future bound without `mut`, as the `Some(d)` of a `match &mut deadline`
-/// binds it: tokio's moves the reference in, this one refuses the borrow (E0596, "cannot
-/// borrow `d` as mutable"), and `{ d }` moves it in. Futures need not be
-/// fused (`.fuse()` is not needed, and does no harm).
+/// From tokio, code moves over as written but in one case; from futures-util, too. The
+/// case: a future given by bare name (`_ = fut =>`) is borrowed, as futures-util's is, not
+/// moved, as tokio's is, so that a loop polls the same future again; so it must be `Unpin`
+/// (the compile error says so: pin it first with [`std::pin::pin!`] or
+/// [`pin_mut!`](crate::pin_mut), or write `{ fut }` to move it in as tokio's does). A fused
+/// one is skipped once it has ended, where futures-util's would refuse an unfused one. An
+/// `IntoFuture` that is not a future cannot be borrowed: by name it is refused, `{ value }`
+/// moves it in. Nor can a `&mut` future bound without `mut`, as the `Some(d)` of a
+/// `match &mut deadline` binds it: tokio's moves the reference in, this one refuses the
+/// borrow (E0596, "cannot borrow `d` as mutable"), and `{ d }` moves it in. Futures need
+/// not be fused (`.fuse()` is not needed, and does no harm).
 ///
 /// ```
 /// use overlap::sync::mpsc;
