@@ -11,6 +11,7 @@ mod echo;
 mod errno;
 mod example;
 mod fd;
+mod fd_passing;
 mod fifo;
 mod files;
 mod limits;
@@ -43,6 +44,7 @@ pub use example::{
     example_bin, run_example, run_example_with_nofile, stderr_lines, ExampleRun, ExampleServer,
 };
 pub use fd::*;
+pub use fd_passing::*;
 pub use fifo::{mkfifo, SlowFifo};
 pub use files::*;
 pub use limits::*;
