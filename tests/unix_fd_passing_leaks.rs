@@ -2,7 +2,8 @@
 //! the caller's `Vec` through a receive with no room for the new ones; receives that
 //! return no descriptors (`recv_with_cred`, a plain read or `recv`) close those that came;
 //! a closed descriptor in a set is refused with nothing sent; receives polled once and
-//! dropped take nothing.
+//! dropped take nothing; a pidfd the kernel adds to each message (`SO_PASSPIDFD`, which
+//! no call returns) is closed, and leaves room for the most descriptors.
 //!
 //! Each test counts this process's open descriptors, so each runs alone in a child
 //! process of its own: no other test opens or closes one meanwhile.
@@ -10,7 +11,7 @@
 mod support;
 
 use std::io::ErrorKind;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::time::Duration;
 
 use overlap::io::AsyncReadExt;
@@ -208,4 +209,73 @@ fn dropped_receives_lose_no_fds() {
             "dropped receives",
         ));
     });
+}
+
+/// `SO_PASSPIDFD` (Linux 6.5), set on a socket by hand: the kernel adds to each message a
+/// pidfd of its sender, in a control part of its own (`SCM_PIDFD`), already installed in
+/// this process. No call returns it, so each receive must close it, leaving the message
+/// and its descriptors alone; and the receive's control buffer must have room for it
+/// beside the most descriptors and the credentials, or the whole message is lost.
+#[test]
+fn a_pidfd_the_kernel_adds_is_closed_and_costs_no_message() {
+    support::run_in_child(
+        "a_pidfd_the_kernel_adds_is_closed_and_costs_no_message",
+        || {
+            overlap::block_on(within(
+                HANG,
+                async {
+                    const SO_PASSPIDFD: libc::c_int = 76;
+                    let (a, b) = UnixDatagram::pair().unwrap();
+                    let (c, d) = UnixStream::pair().unwrap();
+                    for fd in [b.as_raw_fd(), d.as_raw_fd()] {
+                        let on = support::set_int_option(fd, libc::SOL_SOCKET, SO_PASSPIDFD, 1);
+                        match on {
+                            Err(e) if e.raw_os_error() == Some(libc::ENOPROTOOPT) => return,
+                            on => on.unwrap(),
+                        }
+                    }
+                    b.set_passcred(true).unwrap();
+                    d.set_passcred(true).unwrap();
+                    let files = distinct_files(253);
+                    let one = borrow_all(&files[..1]);
+                    let (mut buf, mut fds) = ([0u8; 16], Vec::new());
+                    let before = open_fds();
+
+                    a.send_with_fds(b"fds", &one).await.unwrap();
+                    assert_eq!(b.recv_with_fds(&mut buf, &mut fds).await.unwrap(), 3);
+                    assert_eq!(inodes(&fds), inodes(&files[..1]), "recv_with_fds");
+                    fds.clear();
+                    assert_eq!(open_fds(), before, "recv_with_fds on a datagram");
+                    a.send_with_fds(b"from", &one).await.unwrap();
+                    let (n, _) = b.recv_from_with_fds(&mut buf, &mut fds).await.unwrap();
+                    assert_eq!((n, fds.len()), (4, 1), "recv_from_with_fds");
+                    fds.clear();
+                    assert_eq!(open_fds(), before, "recv_from_with_fds");
+                    a.send_with_fds(b"cred", &one).await.unwrap();
+                    let (n, cred) = b.recv_with_cred(&mut buf).await.unwrap();
+                    assert_eq!((n, cred), (4, Some(own_ucred())));
+                    assert_eq!(open_fds(), before, "recv_with_cred on a datagram");
+                    c.send_with_fds(b"stream", &one).await.unwrap();
+                    assert_eq!(d.recv_with_fds(&mut buf, &mut fds).await.unwrap(), 6);
+                    assert_eq!(inodes(&fds), inodes(&files[..1]), "on a stream");
+                    fds.clear();
+                    assert_eq!(open_fds(), before, "recv_with_fds on a stream");
+
+                    a.send_with_fds(b"FDSTORE=1", &borrow_all(&files))
+                        .await
+                        .unwrap();
+                    let (n, cred) = b.recv_with_fds_and_cred(&mut buf, &mut fds).await.unwrap();
+                    assert_eq!((&buf[..n], cred), (&b"FDSTORE=1"[..], Some(own_ucred())));
+                    assert_eq!(
+                        inodes(&fds),
+                        inodes(&files),
+                        "253 fds, credentials, a pidfd"
+                    );
+                    fds.clear();
+                    assert_eq!(open_fds(), before, "recv_with_fds_and_cred");
+                },
+                "pidfds added by the kernel",
+            ));
+        },
+    );
 }

@@ -15,14 +15,22 @@ pub(crate) const MAX_FDS: usize = 253;
 
 const FD_SIZE: usize = mem::size_of::<RawFd>();
 
+/// The control message holding a pidfd of the sender that the kernel installs with each
+/// message received by a socket with `SO_PASSPIDFD` on (Linux 6.5; `linux/socket.h`,
+/// which the libc crate does not name for Linux).
+const SCM_PIDFD: libc::c_int = 0x04;
+
 // SAFETY: CMSG_SPACE only computes a length from its argument; it touches no memory.
 const CONTROL_LEN: usize = unsafe {
     libc::CMSG_SPACE((MAX_FDS * FD_SIZE) as u32) as usize
         + libc::CMSG_SPACE(mem::size_of::<libc::ucred>() as u32) as usize
+        + libc::CMSG_SPACE(FD_SIZE as u32) as usize
 };
 
-/// A control buffer with room for [`MAX_FDS`] descriptors and a credentials message (sent
-/// along when the receiver has `SO_PASSCRED` on), aligned for `cmsghdr`.
+/// A control buffer with room for [`MAX_FDS`] descriptors, a credentials message (sent
+/// along when the receiver has `SO_PASSCRED` on) and a pidfd message (`SO_PASSPIDFD`, set
+/// by hand: without room for it, the most descriptors would be cut and the message lost),
+/// aligned for `cmsghdr`.
 #[repr(C)]
 struct Control {
     _align: [libc::cmsghdr; 0],
@@ -109,7 +117,8 @@ impl Socket {
 
     /// `recvmsg` into `buf` with room for [`MAX_FDS`] descriptors, which it appends to `fds`
     /// as they come (made close-on-exec by the kernel: `MSG_CMSG_CLOEXEC`), and the
-    /// sender's credentials if the message carried them.
+    /// sender's credentials if the message carried them. A pidfd the kernel added (the
+    /// socket has `SO_PASSPIDFD` on, by hand: nothing here returns it) is closed.
     pub(crate) fn recv_with_fds(
         &self,
         buf: &mut [u8],
@@ -154,7 +163,8 @@ impl Socket {
         // past the last; an SCM_RIGHTS data part holds `cmsg_len - CMSG_LEN(0)` bytes of
         // fds, an SCM_CREDENTIALS one a `ucred`, both read byte-wise as the data need not
         // be aligned for their types.
-        // A credentials part is checked to hold a whole `ucred` before it is read.
+        // A credentials part is checked to hold a whole `ucred` before it is read, a pidfd
+        // part a whole fd.
         // SAFETY: the kernel wrote well-formed cmsg headers, and each fd it installed is new
         // in this process and owned here alone, exactly once.
         unsafe {
@@ -173,6 +183,12 @@ impl Socket {
                         if len >= mem::size_of::<libc::ucred>() =>
                     {
                         cred = Some(ptr::read_unaligned(data.cast::<libc::ucred>()));
+                    }
+                    // Installed in this process like the passed fds: left alone, it leaked
+                    // one fd per message.
+                    (libc::SOL_SOCKET, SCM_PIDFD) if len >= FD_SIZE => {
+                        let raw = ptr::read_unaligned(data.cast::<RawFd>());
+                        drop(OwnedFd::from_raw_fd(raw));
                     }
                     _ => {}
                 }
