@@ -36,9 +36,10 @@
 //!   catches the signal its own way keeps working once something listens through overlap.
 //!   Its `SA_NODEFER` leaves the signal unblocked while it runs, and a handler installed
 //!   with `SA_RESETHAND` is called for the first arrival only (the kernel would have reset
-//!   the signal to its default action then, which overlap's listening replaces). A handler
-//!   installed *after* overlap's replaces it, unless it calls the one it found (as
-//!   signal-hook's do).
+//!   the signal to its default action then, which overlap's listening replaces). A
+//!   `SIGCHLD` handler installed with `SA_NOCLDSTOP` is not called when a child stops or
+//!   continues (a `Signal` for `SIGCHLD` still hears those). A handler installed *after*
+//!   overlap's replaces it, unless it calls the one it found (as signal-hook's do).
 //! - **Not every signal:** `SIGKILL` and `SIGSTOP` cannot be caught, and the fault signals
 //!   (`SIGSEGV`, `SIGBUS`, `SIGILL`, `SIGFPE`) are refused, as are the real-time signals
 //!   the C library keeps for itself (32 and 33 with glibc): those give `InvalidInput`.

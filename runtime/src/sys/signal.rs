@@ -12,7 +12,8 @@ pub(crate) type Handler = extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut 
 /// `SIG_IGN`), whether that handler takes a `siginfo_t` (`SA_SIGINFO`), what it asked for
 /// while it runs: the signals blocked (`sa_mask`), the alternate stack (`SA_ONSTACK`) and
 /// its own signal left unblocked (`SA_NODEFER`), which ours then asks for too (see
-/// [`install`]), and whether it is for one arrival only (`SA_RESETHAND`).
+/// [`install`]), whether it is for one arrival only (`SA_RESETHAND`), and, for `SIGCHLD`,
+/// whether it asked not to hear children stop and continue (`SA_NOCLDSTOP`).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Previous {
     pub(crate) handler: libc::sighandler_t,
@@ -21,7 +22,15 @@ pub(crate) struct Previous {
     pub(crate) on_stack: bool,
     pub(crate) no_defer: bool,
     pub(crate) one_shot: bool,
+    pub(crate) no_child_stop: bool,
 }
+
+/// `si_code`s of a `SIGCHLD` the kernel sends only to an action without `SA_NOCLDSTOP`
+/// (`<bits/siginfo-consts.h>`; the libc crate has no names for them on Linux): a traced
+/// child stopped, a child stopped, a stopped child continued.
+const CLD_TRAPPED: libc::c_int = 4;
+const CLD_STOPPED: libc::c_int = 5;
+const CLD_CONTINUED: libc::c_int = 6;
 
 /// The action `signum` has now.
 pub(crate) fn current(signum: libc::c_int) -> io::Result<Previous> {
@@ -40,6 +49,7 @@ fn previous_of(sa: &libc::sigaction) -> Previous {
         on_stack: sa.sa_flags & libc::SA_ONSTACK != 0,
         no_defer: sa.sa_flags & libc::SA_NODEFER != 0,
         one_shot: sa.sa_flags & libc::SA_RESETHAND != 0,
+        no_child_stop: sa.sa_flags & libc::SA_NOCLDSTOP != 0,
     }
 }
 
@@ -81,7 +91,10 @@ pub(crate) fn install(
 
 /// Calls `prev`, the handler a signal had before ours, from our handler, with what the
 /// kernel handed ours; nothing for `SIG_DFL` and `SIG_IGN` (see the module docs of
-/// `signal`: listening replaces the default action). Async-signal-safe as far as `prev` is.
+/// `signal`: listening replaces the default action), nor, for a `SIGCHLD` handler installed
+/// with `SA_NOCLDSTOP`, for a child that stopped or continued: ours is installed without
+/// the flag (its listeners hear those too), and the kernel would not have called that
+/// handler for them. Async-signal-safe as far as `prev` is.
 pub(crate) fn call_previous(
     prev: Previous,
     signum: libc::c_int,
@@ -89,6 +102,9 @@ pub(crate) fn call_previous(
     context: *mut libc::c_void,
 ) {
     if prev.handler == libc::SIG_DFL || prev.handler == libc::SIG_IGN {
+        return;
+    }
+    if signum == libc::SIGCHLD && prev.no_child_stop && is_child_stop_or_continue(info) {
         return;
     }
     if prev.siginfo {
@@ -106,6 +122,18 @@ pub(crate) fn call_previous(
         };
         f(signum);
     }
+}
+
+/// Whether `info`, what the kernel handed our `SIGCHLD` handler, reports a child that
+/// stopped or continued (the kernel's own codes are positive; one from `kill` or
+/// `sigqueue` is not, and is passed on as any other arrival).
+fn is_child_stop_or_continue(info: *const libc::siginfo_t) -> bool {
+    // SAFETY: ours is installed with `SA_SIGINFO`, so the kernel hands it a valid
+    // `siginfo_t` (null is checked all the same), readable for the handler's duration.
+    let Some(info) = (unsafe { info.as_ref() }) else {
+        return false;
+    };
+    matches!(info.si_code, CLD_TRAPPED | CLD_STOPPED | CLD_CONTINUED)
 }
 
 /// A non-blocking, close-on-exec pipe: (read end, write end).
