@@ -43,6 +43,12 @@
 //! - **Not every signal:** `SIGKILL` and `SIGSTOP` cannot be caught, and the fault signals
 //!   (`SIGSEGV`, `SIGBUS`, `SIGILL`, `SIGFPE`) are refused, as are the real-time signals
 //!   the C library keeps for itself (32 and 33 with glibc): those give `InvalidInput`.
+//! - **Signal masks:** the handler runs on whichever thread the kernel picks among those
+//!   that do not block the signal, and a listener hears it from any of them: a signal the
+//!   runtime's thread blocks is still heard when sent to the process (another thread takes
+//!   it), and one sent to that thread alone (`pthread_kill`) waits until the thread
+//!   unblocks it. A signal every thread blocks is never heard (a program that means to
+//!   take it with `sigwait` blocks it so).
 //! - **Spurious wakeups** are absorbed: `recv` returns only when the count moved.
 //! - **Runtime:** a `Signal` works in whichever runtime polls it, on any thread (that
 //!   runtime starts reading the self-pipe too), also after the one that made it is gone.
