@@ -1,7 +1,8 @@
-//! An adversarial review of `splice`: what a dropped or failed copy loses (only what its
-//! private pipe held, the rest in order), half-closes in both orders and across a Unix and
-//! a TCP side, a stalled destination that must cost no polls, urgent data inline, 256 MiB
-//! checked at both ends, and many copies at once whose private pipes all close.
+//! An adversarial review of `splice`: a destination the kernel cannot splice into (no byte
+//! may leave the source), what a dropped or failed copy loses (only what its private pipe
+//! held, the rest in order), half-closes in both orders and across a Unix and a TCP side, a
+//! stalled destination that must cost no polls, urgent data inline, 256 MiB checked at both
+//! ends, and many copies at once whose private pipes all close.
 
 mod support;
 
@@ -13,10 +14,10 @@ use std::time::Duration;
 use overlap::io::{AsyncReadExt, AsyncWriteExt};
 use overlap::net::{TcpStream, UnixStream};
 use overlap::pipe::{pipe, splice_bidirectional, splice_copy};
-use overlap::{block_on, spawn, yield_now};
+use overlap::{block_on, spawn, yield_now, AsyncFd};
 use support::{
-    fill_send_buffer, open_fds, pattern_seeded, send_urgent, set_int_option, settle, tcp_pair,
-    within,
+    eventfd, fill_send_buffer, open_fds, pattern_seeded, send_urgent, set_int_option, settle,
+    tcp_pair, within,
 };
 
 /// Generous: only a hang (a lost wakeup) gets near it.
@@ -45,6 +46,32 @@ async fn polls_over(rounds: usize) -> u64 {
         yield_now().await;
     }
     polls() - before
+}
+
+/// An eventfd takes writes (so its write readiness passes) but the kernel cannot splice
+/// into it (`EINVAL`): `splice_copy` must find that out before it takes a byte from the
+/// source, which would otherwise be lost in its private pipe. `splice_bidirectional` too.
+#[test]
+fn a_destination_the_kernel_cannot_splice_into_takes_no_byte_from_the_source() {
+    block_on(async {
+        let (mut peer, src) = UnixStream::pair().unwrap();
+        let efd = AsyncFd::new(eventfd()).unwrap();
+        peer.write_all(b"must stay queued").await.unwrap();
+        let err = within(HANG, splice_copy(&src, &efd), "splice_copy hung")
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{err}");
+        assert!(err.to_string().contains("splice"), "{err}");
+        let mut src = src;
+        assert_eq!(read_n(&mut src, 16).await, b"must stay queued");
+
+        peer.write_all(b"both ways").await.unwrap();
+        let err = within(HANG, splice_bidirectional(&src, &efd), "bidirectional hung")
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{err}");
+        assert_eq!(read_n(&mut src, 9).await, b"both ways");
+    });
 }
 
 /// Sets the capacity of the pipe behind `fd` (`F_SETPIPE_SZ`); the size the kernel chose.

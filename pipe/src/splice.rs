@@ -209,8 +209,9 @@ where
 /// its peer should see end of file. `from` and `to` may not be ends of one pipe or FIFO
 /// (the read end and the write end of the same pipe): that fails with `InvalidInput`, as a
 /// `splice` of a pipe into itself does, instead of moving the same bytes round for ever.
-/// A `to` that can never be written (a pipe's read end, a listening socket) fails with
-/// `InvalidInput` too, before any byte is taken from `from`.
+/// A `to` that can never be written (a pipe's read end, a listening socket), or that the
+/// kernel cannot splice into (an eventfd), fails with `InvalidInput` too, before any byte is
+/// taken from `from`.
 ///
 /// # When it pays off
 /// For bulk data: a 512 MiB transfer between loopback sockets takes about a third of the CPU
@@ -300,6 +301,15 @@ where
     // Not registered with the reactor: its fill level is always known, so it never needs
     // waiting on. Empty, it always has room; holding bytes, it always has data.
     let (pipe_out, pipe_in) = sys::pipe()?;
+    // A destination the kernel cannot splice into at all (an eventfd, a timerfd: no
+    // `splice_write`) takes writes, so it passed the check above; a splice out of the still
+    // empty private pipe finds it out (`EINVAL`) before a byte leaves the source. Into
+    // anything else that splice says `EAGAIN` (the pipe is empty) and does nothing.
+    if let Err(e) = sys::splice(pipe_out.as_raw_fd(), to.as_raw_fd(), 1) {
+        if e.raw_os_error() == Some(libc::EINVAL) {
+            return Err(explain(e));
+        }
+    }
     let mut total = 0u64;
     loop {
         stage.set(Stage::Reading);
