@@ -1,8 +1,9 @@
 //! An adversarial review of `splice`: a destination the kernel cannot splice into (no byte
 //! may leave the source), what a dropped or failed copy loses (only what its private pipe
 //! held, the rest in order), half-closes in both orders and across a Unix and a TCP side, a
-//! stalled destination that must cost no polls, urgent data inline, 256 MiB checked at both
-//! ends, and many copies at once whose private pipes all close.
+//! stalled destination or an idle source that must cost no polls (even with the socket's
+//! error queue holding timestamps, which `poll` reports as `POLLERR`), urgent data inline,
+//! 256 MiB checked at both ends, and many copies at once whose private pipes all close.
 
 mod support;
 
@@ -22,6 +23,12 @@ use support::{
 
 /// Generous: only a hang (a lost wakeup) gets near it.
 const HANG: Duration = Duration::from_secs(20);
+
+/// `SO_TIMESTAMPING` (`SO_TIMESTAMPING_OLD`, the one that takes an int).
+const SO_TIMESTAMPING: libc::c_int = 37;
+/// Software transmit timestamps, reported with no payload: every send queues one note on
+/// the socket's error queue, which `poll` reports as `POLLERR` until it is read.
+const TX_SOFTWARE_TSONLY: libc::c_int = (1 << 1) | (1 << 4) | (1 << 11);
 
 /// Reads `n` bytes from `s` exactly.
 async fn read_n<S: AsyncReadExt + Unpin>(s: &mut S, n: usize) -> Vec<u8> {
@@ -71,6 +78,63 @@ fn a_destination_the_kernel_cannot_splice_into_takes_no_byte_from_the_source() {
             .unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{err}");
         assert_eq!(read_n(&mut src, 9).await, b"both ways");
+    });
+}
+
+/// A TCP connection whose first end keeps a note on its error queue for each send (so
+/// `poll` says `POLLERR` while no error is pending): `(noted, peer)`.
+async fn timestamped_pair() -> (TcpStream, TcpStream) {
+    let (a, b) = tcp_pair().await;
+    set_int_option(
+        a.as_raw_fd(),
+        libc::SOL_SOCKET,
+        SO_TIMESTAMPING,
+        TX_SOFTWARE_TSONLY,
+    )
+    .unwrap();
+    (a, b)
+}
+
+/// `splice_to` into a socket that is full and whose error queue holds notes: `poll` says
+/// `POLLERR` for it, which is no room and no error. The splice must wait for room quietly,
+/// not wake itself round after round until the peer reads; then every byte goes through.
+#[test]
+fn splice_to_a_full_socket_with_error_queue_notes_waits_without_spinning() {
+    block_on(async {
+        let (dst, mut peer) = timestamped_pair().await;
+        let filled = fill_send_buffer(&dst);
+        let (mut tx, mut rx) = pipe().unwrap();
+        tx.write_all(b"after the fill").await.unwrap();
+        let task = spawn(async move {
+            let n = rx.splice_to(&dst, 1024).await.unwrap();
+            (n, dst)
+        });
+        let spent = polls_over(200).await;
+        assert!(spent <= 4, "the waiting splice was polled {spent} times");
+        let got = read_n(&mut peer, filled + 14).await;
+        let (n, _dst) = within(HANG, task, "splice_to hung").await.unwrap();
+        assert_eq!(n, 14);
+        assert_eq!(&got[filled..], b"after the fill");
+    });
+}
+
+/// `splice_from` a socket with nothing to read but notes on its error queue: it waits for
+/// data quietly, not in a loop, and then moves it.
+#[test]
+fn splice_from_an_idle_socket_with_error_queue_notes_waits_without_spinning() {
+    block_on(async {
+        let (src, mut peer) = timestamped_pair().await;
+        // Our own send queues the note; the peer reads it so our side has nothing to read.
+        let mut src = src;
+        src.write_all(b"ping").await.unwrap();
+        assert_eq!(read_n(&mut peer, 4).await, b"ping");
+        let (mut tx, mut rx) = pipe().unwrap();
+        let task = spawn(async move { tx.splice_from(&src, 1024).await.unwrap() });
+        let spent = polls_over(200).await;
+        assert!(spent <= 4, "the waiting splice was polled {spent} times");
+        peer.write_all(b"pong").await.unwrap();
+        assert_eq!(within(HANG, task, "splice_from hung").await.unwrap(), 4);
+        assert_eq!(read_n(&mut rx, 4).await, b"pong");
     });
 }
 

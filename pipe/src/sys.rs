@@ -237,7 +237,10 @@ pub(crate) fn step_over_urgent(src: RawFd, dst: RawFd) -> io::Result<Option<usiz
 
 /// Asks the kernel, without waiting, whether `from` is readable and `to` writable right now
 /// (`poll(2)` with a zero timeout). Error and hang-up states count as ready: the next
-/// syscall reports them.
+/// syscall reports them. A bare `POLLERR` is no error for certain: a socket's error queue
+/// (transmit timestamps, zero-copy completions) raises it too, and no read or write ever
+/// reports that; so a side with nothing else is ready only if an error is pending, and then
+/// that error (taken from the fd) is returned, as its next syscall would return it.
 pub(crate) fn ready_now(from: RawFd, to: RawFd) -> io::Result<(bool, bool)> {
     let mut fds = [
         libc::pollfd {
@@ -259,7 +262,23 @@ pub(crate) fn ready_now(from: RawFd, to: RawFd) -> io::Result<(bool, bool)> {
             Ok(_) => break,
         }
     }
-    Ok((fds[0].revents != 0, fds[1].revents != 0))
+    Ok((
+        ready_in(from, fds[0].revents)?,
+        ready_in(to, fds[1].revents)?,
+    ))
+}
+
+/// Whether `revents` from `poll(2)` on `fd` says ready (see [`ready_now`]): any bit but a
+/// bare `POLLERR` does; a bare `POLLERR` is the fd's pending error, returned, or, with none
+/// pending (only the error queue holds something), not ready.
+fn ready_in(fd: RawFd, revents: libc::c_short) -> io::Result<bool> {
+    if revents != libc::POLLERR {
+        return Ok(revents != 0);
+    }
+    match take_error(fd)? {
+        Some(err) => Err(err),
+        None => Ok(false),
+    }
 }
 
 /// Whether `fd` is a datagram socket (`SOCK_DGRAM`: UDP, Unix datagram), whose reads
