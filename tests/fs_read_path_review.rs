@@ -473,3 +473,36 @@ fn random_walks_match_a_model_of_the_file() {
         );
     }
 }
+
+/// The read-ahead that runs into the end of the file says nothing about the file when the
+/// reader gets there: bytes appended after it ran, but before the reader's read, are read,
+/// not hidden behind an end-of-file remembered from the read-ahead.
+#[test]
+fn an_end_found_by_the_read_ahead_does_not_hide_bytes_appended_since() {
+    let dir = TempDir::new("read-review-stale-end");
+    let (path, data) = data_file(&dir, 128 * 1024);
+    let mut appender = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .unwrap();
+    overlap::block_on(async {
+        let mut file = File::open(&path).await.unwrap();
+        let mut first = vec![0u8; 64 * 1024];
+        file.read_exact(&mut first).await.unwrap();
+        // The second chunk is read in order: the `File` reads ahead from its end, and that
+        // read-ahead finds the end of the file.
+        let mut one = [0u8; 1];
+        file.read_exact(&mut one).await.unwrap();
+        // A positional read waits for the read-ahead's job, so it has run by now.
+        let mut probe = [0u8; 1];
+        file.read_exact_at(&mut probe, 0).await.unwrap();
+        assert_eq!(probe[0], data[0]);
+        appender.write_all(b"appended later").unwrap();
+        let mut rest = Vec::new();
+        file.read_to_end(&mut rest).await.unwrap();
+        let mut expected = data[64 * 1024 + 1..].to_vec();
+        expected.extend_from_slice(b"appended later");
+        assert_eq!(rest.len(), expected.len(), "the appended bytes are read");
+        assert!(rest == expected);
+    });
+}

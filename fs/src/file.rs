@@ -50,8 +50,9 @@ pub(crate) const MAX_JOB_BYTES: usize = MAX_CHUNK;
 ///   process makes to them afterwards (an overwrite, or a truncation and new bytes, as a
 ///   log writer cutting back a torn tail makes) is not seen until a seek, any seek
 ///   (`SeekFrom::Current(0)` too), drops them; bytes appended past them are read when
-///   reached. tokio's `File` reads only what each call asks, so a reader ported from it
-///   that must see such changes seeks before reading. For the same reason, a reader that
+///   reached, also when a read-ahead ran into the old end (the reader's read looks again).
+///   tokio's `File` reads only what each call asks, so a reader ported from it that must
+///   see such changes seeks before reading. For the same reason, a reader that
 ///   stops at a known offset (a byte range served over HTTP, say) has read up to two
 ///   chunks past it from the disk: [`read_exact_at`](File::read_exact_at) reads a range
 ///   exactly, [`send_to`](File::send_to) sends one, and a lower

@@ -43,8 +43,13 @@ pub(crate) struct ReadBuf {
     full: bool,
     /// The largest read-ahead (`File::max_buf_size`); at least 1.
     max: usize,
-    /// A job read 0 bytes: report end-of-file once the buffered bytes are consumed.
+    /// A job the reader waited for read 0 bytes: report end-of-file once the buffered bytes
+    /// are consumed.
     eof: bool,
+    /// The job in flight was started with bytes still buffered (a read-ahead). An end of file
+    /// it finds is not remembered: the file may grow before the reader gets there (a log
+    /// being appended to), so the reader's own read looks again.
+    ahead: bool,
     /// A read-ahead failed; reported once the buffered bytes are consumed.
     error: Option<io::Error>,
 }
@@ -117,6 +122,7 @@ impl ReadBuf {
             // The reader finished a buffer and asks for the next: sequential access.
             self.sequential = true;
         }
+        self.ahead = !self.is_empty();
         let big = want.min(self.max.saturating_mul(BIG_READ_FACTOR));
         let size = if self.stream && want > 0 {
             big
@@ -128,9 +134,12 @@ impl ReadBuf {
 
     /// Folds a finished read job in: `buf[..n]` are the next bytes after what is buffered.
     pub(crate) fn complete(&mut self, mut buf: Vec<u8>, want: usize, res: io::Result<usize>) {
+        let ahead = std::mem::take(&mut self.ahead);
         match res {
             Ok(0) => {
-                self.eof = true;
+                // `full` false stops further read-ahead; a read-ahead's end of file is looked
+                // up again, in a job, once the reader has consumed what is buffered.
+                self.eof = !ahead;
                 self.full = false;
                 self.keep_spare(buf);
             }
@@ -172,6 +181,7 @@ impl ReadBuf {
         self.sequential = false;
         self.full = false;
         self.eof = false;
+        self.ahead = false;
         self.error = None;
         ahead
     }
