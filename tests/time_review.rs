@@ -12,7 +12,8 @@
 //! - A sleep reset between "never" (`Duration::MAX`), near, past and fired: auto-advance
 //!   still finds each near deadline and never jumps towards "never".
 //! - `interval`'s missed ticks after a 3.5-period stall, for each behaviour, with the clock
-//!   read at each tick; `Delay`'s 5 ms margin at its edge.
+//!   read at each tick; `Delay`'s 5 ms margin at its edge; `Skip` after a stall longer than
+//!   the 584 years of `u64` nanoseconds.
 //! - `DelayQueue` under random inserts, removes, resets, compactions and clock moves,
 //!   against a model: every value out at its exact instant, in order; stale keys refused;
 //!   the task that last polled woken when a value is due or the queue refills.
@@ -374,6 +375,25 @@ async fn delay_keeps_the_schedule_at_exactly_5ms_late_and_restarts_it_a_ns_later
         next_ticks,
         [2 * P, 2 * P + 5 * MS + Duration::from_nanos(1)]
     );
+}
+
+/// A stall longer than `u64` nanoseconds can count (584 years) on a paused clock: `Skip`
+/// still resumes at the next multiple of the period, not centuries later.
+#[overlap::test(start_paused = true)]
+async fn skip_resumes_on_its_grid_after_a_stall_of_six_hundred_years() {
+    let done = watchdog(60);
+    let p = Duration::from_secs(1);
+    let start = time::now();
+    let mut every = interval_at(start, p);
+    assert_eq!(every.missed_tick_behavior(), MissedTickBehavior::Skip);
+    assert_eq!(every.tick().await, start);
+    let stall = YEAR * 600 + Duration::from_millis(250);
+    advance(stall).await;
+    assert_eq!(every.tick().await, start + p);
+    assert_eq!(every.tick().await, start + YEAR * 600 + p);
+    assert_eq!(time::now(), start + YEAR * 600 + p);
+    assert_eq!(every.tick().await, start + YEAR * 600 + 2 * p);
+    done.store(true, Ordering::Relaxed);
 }
 
 /// A value of the model queue.

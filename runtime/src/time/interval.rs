@@ -108,6 +108,15 @@ pub enum MissedTickBehavior {
 /// firing a little late.
 const DELAY_MARGIN: Duration = Duration::from_millis(5);
 
+/// `nanos` as a `Duration`, or `Duration::MAX` past it. Not `Duration::from_nanos`, which
+/// stops at `u64` nanoseconds (584 years): a paused clock can stall a tick longer than that.
+fn duration_from_nanos(nanos: u128) -> Duration {
+    const NANOS_PER_SEC: u128 = 1_000_000_000;
+    u64::try_from(nanos / NANOS_PER_SEC).map_or(Duration::MAX, |secs| {
+        Duration::new(secs, (nanos % NANOS_PER_SEC) as u32)
+    })
+}
+
 /// A stream of ticks, from [`interval`] or [`interval_at`].
 ///
 /// Each [`tick`](Interval::tick) resolves to the instant the tick was *scheduled* for, which is
@@ -161,8 +170,7 @@ impl Interval {
                 let late = now.duration_since(scheduled).as_nanos();
                 let periods = late / self.period.as_nanos() + 1;
                 let ahead = periods.saturating_mul(self.period.as_nanos());
-                let ahead = u64::try_from(ahead).map_or(Duration::MAX, Duration::from_nanos);
-                super::deadline_after(scheduled, ahead)
+                super::deadline_after(scheduled, duration_from_nanos(ahead))
             }
         }
     }
