@@ -489,11 +489,12 @@ async fn held_up_spawn() {
     let sender_fd = release.as_raw_fd();
     let held = std::thread::spawn(move || {
         let mut cmd = Command::new("true");
+        // The closure closes its copy of the sending end, so that the parent's end alone
+        // decides: a byte, or end of file once this process is gone (a failed test then
+        // leaves nothing behind).
         // SAFETY: the closure calls only `close`, `write` and `read` (async-signal-safe),
-        // allocating nothing, on fds that `started_tx` and `release_rx`, moved into it, and
-        // `release`, which outlives the spawn, keep open in the parent. It closes its copy
-        // of the sending end, so that the parent's end alone decides: a byte, or end of
-        // file once this process is gone (a failed test then leaves nothing behind).
+        // allocating nothing, on fds that `started_tx` and `release_rx` (moved into it) and
+        // `release` (which outlives the spawn) keep open in the parent.
         unsafe {
             cmd.pre_exec(move || {
                 let _ = (&started_tx, &release_rx);
