@@ -170,6 +170,15 @@ pub async fn ready(m: &mut Manager, child: &Child) -> u32 {
     pid
 }
 
+/// A temp dir `user18-<tag>` (kept while the returned `TempDir` lives), the four sockets
+/// bound in it, and a manager whose notify socket is a path there.
+fn set_up(tag: &str) -> (TempDir, Sockets, Manager) {
+    let dir = TempDir::new(&format!("user18-{tag}"));
+    let s = Sockets::bind(dir.path(), tag).unwrap();
+    let m = Manager::at_path(dir.join("notify")).unwrap();
+    (dir, s, m)
+}
+
 /// Starts the service with all four sockets, named as it expects.
 pub fn start_all(m: &Manager, s: &Sockets) -> Child {
     m.start(Start {
@@ -183,9 +192,7 @@ pub fn start_all(m: &Manager, s: &Sockets) -> Child {
 
 #[overlap::test]
 async fn four_named_fds_are_each_served_and_the_notices_come_in_order() {
-    let dir = TempDir::new("user18-four");
-    let s = Sockets::bind(dir.path(), "four").unwrap();
-    let mut m = Manager::at_path(dir.join("notify")).unwrap();
+    let (dir, s, mut m) = set_up("four");
     let mut child = start_all(&m, &s);
     let pid = pid_of(&child);
     let (ready, before) = within(HANG, m.until(pid, "READY"), "READY=1")
@@ -273,9 +280,7 @@ async fn one_fd_with_an_abstract_notify_socket_serves_a_client_that_came_first()
 
 #[overlap::test]
 async fn another_processs_listen_pid_leaves_the_fds_alone_with_a_clear_error() {
-    let dir = TempDir::new("user18-pid");
-    let s = Sockets::bind(dir.path(), "pid").unwrap();
-    let mut m = Manager::at_path(dir.join("notify")).unwrap();
+    let (_dir, s, mut m) = set_up("pid");
     let mut child = m
         .start(Start {
             fds: s.all(),
@@ -299,9 +304,7 @@ async fn another_processs_listen_pid_leaves_the_fds_alone_with_a_clear_error() {
 
 #[overlap::test]
 async fn a_datagram_socket_passed_as_a_listener_is_refused_and_a_right_start_serves() {
-    let dir = TempDir::new("user18-kind");
-    let s = Sockets::bind(dir.path(), "kind").unwrap();
-    let mut m = Manager::at_path(dir.join("notify")).unwrap();
+    let (_dir, s, mut m) = set_up("kind");
     let wrong = vec![
         (s.tcp.as_fd(), "tcp".into()),
         (s.dgram.as_fd(), "unix".into()),
@@ -334,9 +337,7 @@ async fn a_datagram_socket_passed_as_a_listener_is_refused_and_a_right_start_ser
 
 #[overlap::test]
 async fn sighup_sends_reloading_with_the_monotonic_clock_then_ready() {
-    let dir = TempDir::new("user18-reload");
-    let s = Sockets::bind(dir.path(), "reload").unwrap();
-    let mut m = Manager::at_path(dir.join("notify")).unwrap();
+    let (_dir, s, mut m) = set_up("reload");
     let mut child = start_all(&m, &s);
     let pid = ready(&mut m, &child).await;
     let mut tcp = TcpStream::connect(s.tcp.local_addr().unwrap())

@@ -9,17 +9,15 @@ use overlap::io::AsyncWriteExt;
 use overlap::net::{TcpStream, UnixDatagram, UnixStream};
 use overlap::time::{self, Instant};
 
-use super::manager::{ListenPid, Manager, Sockets, Stalled, Start};
+use super::manager::{ListenPid, Manager, Stalled, Start};
 use super::notify::Notifier;
 use super::service::{self, ping_watchdog};
-use super::support::{self, within, TempDir};
-use super::{ask, exit_code, line, pid_of, ready, start_all, HANG};
+use super::support::{self, within};
+use super::{ask, exit_code, line, pid_of, ready, set_up, start_all, HANG};
 
 #[overlap::test]
 async fn the_childs_watchdog_pings_are_counted() {
-    let dir = TempDir::new("user18-wd");
-    let s = Sockets::bind(dir.path(), "wd").unwrap();
-    let mut m = Manager::at_path(dir.join("notify")).unwrap();
+    let (_dir, s, mut m) = set_up("wd");
     let mut child = m
         .start(Start {
             fds: vec![(s.tcp.as_fd(), "tcp".into())],
@@ -115,9 +113,7 @@ async fn another_processs_and_malformed_notices_are_refused_and_their_fds_closed
 
 #[overlap::test]
 async fn a_restart_through_the_fd_store_carries_open_connections_with_no_byte_lost() {
-    let dir = TempDir::new("user18-restart");
-    let s = Sockets::bind(dir.path(), "restart").unwrap();
-    let mut m = Manager::at_path(dir.join("notify")).unwrap();
+    let (_dir, s, mut m) = set_up("restart");
     let mut old = start_all(&m, &s);
     let old_pid = ready(&mut m, &old).await;
     let mut tcp = TcpStream::connect(s.tcp.local_addr().unwrap())
@@ -185,9 +181,7 @@ async fn a_restart_through_the_fd_store_carries_open_connections_with_no_byte_lo
 
 #[overlap::test]
 async fn sigterm_lets_an_open_connection_finish() {
-    let dir = TempDir::new("user18-drain");
-    let s = Sockets::bind(dir.path(), "drain").unwrap();
-    let mut m = Manager::at_path(dir.join("notify")).unwrap();
+    let (_dir, s, mut m) = set_up("drain");
     let mut child = start_all(&m, &s);
     let pid = ready(&mut m, &child).await;
     let mut tcp = TcpStream::connect(s.tcp.local_addr().unwrap())
@@ -214,9 +208,7 @@ async fn sigterm_lets_an_open_connection_finish() {
 
 #[overlap::test]
 async fn the_drain_deadline_cuts_a_connection_left_open() {
-    let dir = TempDir::new("user18-cut");
-    let s = Sockets::bind(dir.path(), "cut").unwrap();
-    let mut m = Manager::at_path(dir.join("notify")).unwrap();
+    let (_dir, s, mut m) = set_up("cut");
     let mut child = m
         .start(Start {
             fds: s.all(),
@@ -254,9 +246,7 @@ fn the_manager_leaks_no_fd_over_a_whole_cycle() {
                 // number only if something leaked below it.
                 let before = open_fds();
                 {
-                    let dir = TempDir::new("user18-leak");
-                    let s = Sockets::bind(dir.path(), "leak").unwrap();
-                    let mut m = Manager::at_path(dir.join("notify")).unwrap();
+                    let (_dir, s, mut m) = set_up("leak");
                     let mut old = start_all(&m, &s);
                     let pid = ready(&mut m, &old).await;
                     let mut tcp = TcpStream::connect(s.tcp.local_addr().unwrap())
