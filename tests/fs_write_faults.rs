@@ -8,13 +8,11 @@
 mod support;
 
 use std::io::ErrorKind;
-use std::sync::mpsc;
 use std::time::Duration;
 
 use overlap::fs::File;
 use overlap::io::AsyncWriteExt;
-use overlap::Runtime;
-use support::{within, TempDir};
+use support::{hold_pool, one_thread_pool, within, TempDir};
 
 const GUARD: Duration = Duration::from_secs(20);
 
@@ -38,19 +36,13 @@ fn set_fsize(soft: libc::rlim_t) {
 async fn two_batches_first_refused(path: &std::path::Path) -> File {
     let mut file = File::create(path).await.unwrap();
     file.set_max_buf_size(1024);
-    let (release, held) = mpsc::channel::<()>();
-    drop(overlap::spawn_blocking(move || held.recv()));
+    let release = hold_pool();
     assert_eq!(file.write(&[b'A'; 512]).await.unwrap(), 512);
     assert_eq!(file.write(&[b'B'; 512]).await.unwrap(), 512);
     let lift = overlap::spawn_blocking(|| set_fsize(libc::RLIM_INFINITY));
     release.send(()).unwrap();
     within(GUARD, lift, "the limit is lifted").await.unwrap();
     file
-}
-
-/// A runtime whose blocking pool has one thread: jobs run one by one, in order.
-fn one_thread_pool() -> Runtime {
-    Runtime::builder().max_blocking_threads(1).build().unwrap()
 }
 
 /// Runs `body` in a child (the test `name`), with a fresh file path in a temp dir and the

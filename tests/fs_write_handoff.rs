@@ -15,27 +15,13 @@ use std::time::Duration;
 
 use overlap::fs::File;
 use overlap::io::{AsyncReadExt, AsyncWriteExt};
-use overlap::Runtime;
-use support::{pattern, pattern_seeded, poll_once, poll_once_then_drop, within, Rng, TempDir};
+use support::{
+    hold_pool, one_thread_pool, pattern, pattern_seeded, poll_once, poll_once_then_drop, within,
+    Rng, TempDir,
+};
 
 const GUARD: Duration = Duration::from_secs(60);
 const MIB: usize = 1 << 20;
-
-/// A runtime whose blocking pool has one thread, so jobs run one by one, in order, and a
-/// job holding that thread (see [`hold_pool`]) keeps every later one queued.
-fn one_thread_pool() -> Runtime {
-    Runtime::builder().max_blocking_threads(1).build().unwrap()
-}
-
-/// Queues a job that holds the pool's thread until the returned sender is dropped: write
-/// jobs submitted after it wait in the queue, so writes meanwhile are handed to them.
-fn hold_pool() -> mpsc::Sender<()> {
-    let (release, held) = mpsc::channel::<()>();
-    drop(overlap::spawn_blocking(move || {
-        let _ = held.recv();
-    }));
-    release
-}
 
 /// A std file opened read-write on `path`.
 fn open_std(path: &Path) -> std::fs::File {

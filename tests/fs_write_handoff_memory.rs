@@ -8,31 +8,14 @@ use std::time::Duration;
 
 use overlap::fs::File;
 use overlap::io::AsyncWriteExt;
-use overlap::Runtime;
 use support::counting::{live, Counting};
-use support::{pattern, within, TempDir};
+use support::{hold_pool, one_thread_pool, pattern, within, TempDir};
 
 #[global_allocator]
 static ALLOC: Counting = Counting;
 
 const GUARD: Duration = Duration::from_secs(60);
 const MIB: usize = 1 << 20;
-
-/// A runtime whose blocking pool has one thread, so jobs run one by one, in order, and a
-/// job holding that thread (see [`hold_pool`]) keeps every later one queued.
-fn one_thread_pool() -> Runtime {
-    Runtime::builder().max_blocking_threads(1).build().unwrap()
-}
-
-/// Queues a job that holds the pool's thread until the returned sender is dropped: write
-/// jobs submitted after it wait in the queue, so writes meanwhile are handed to them.
-fn hold_pool() -> mpsc::Sender<()> {
-    let (release, held) = mpsc::channel::<()>();
-    drop(overlap::spawn_blocking(move || {
-        let _ = held.recv();
-    }));
-    release
-}
 
 /// What a `File` holds for writing stays within `max_buf_size` (2 MiB by default: a job's
 /// 1 MiB batch and 1 MiB handed to it), also once it has kept a spare buffer from an

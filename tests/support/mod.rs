@@ -33,7 +33,7 @@ mod tagged;
 mod unread_stdout;
 pub mod word_codecs;
 
-pub use busy_pool::runtime_with_a_busy_pool;
+pub use busy_pool::{hold_pool, one_thread_pool, runtime_with_a_busy_pool};
 pub use child::{run_in_child, run_in_child_blocking};
 pub use coop::steps_before_another_task_runs;
 pub use deadline::{settle, until, within};
