@@ -15,6 +15,7 @@ use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
 use overlap::sync::{mpsc, Notify};
+use support::{wait_on, ManualTask};
 
 fn noop_cx() -> Context<'static> {
     Context::from_waker(Waker::noop())
@@ -331,4 +332,29 @@ fn mpsc_receiver_drop_behind_a_panicking_waker_keeps_queued_values() {
         assert!(r.is_err());
         assert!(dropped.get(), "the queued value outlived the receiver");
     });
+}
+
+/// A dropped receiver left its waker in the channel, where a reserved slot given back or the
+/// last sender's drop woke it: the task that last polled the receiver (a `StreamMap` it was
+/// removed from) woke for a channel it no longer had, and the senders kept its waker alive.
+#[overlap::test]
+async fn mpsc_dropped_receiver_leaves_no_waker_behind() {
+    let task = ManualTask::default();
+    let (tx, mut rx) = mpsc::channel::<u8>(2);
+    let permit = tx.try_reserve().unwrap();
+    wait_on(&task, pin!(rx.recv()));
+    assert_eq!(
+        task.wakers_held(),
+        1,
+        "the waiting receive registered the waker"
+    );
+    drop(rx);
+    assert_eq!(
+        task.wakers_held(),
+        0,
+        "the dropped receiver's waker stayed in the channel"
+    );
+    drop(permit);
+    drop(tx);
+    assert!(!task.is_woken(), "the dropped receiver's task was woken");
 }

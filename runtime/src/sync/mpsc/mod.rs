@@ -439,14 +439,17 @@ impl<T> Receiver<T> {
 impl<T> Drop for Receiver<T> {
     fn drop(&mut self) {
         // The queued values go now, not when the last sender does (also if a waker that
-        // `close` calls panics).
-        let queued = {
+        // `close` calls panics). So does the waker of the task that last polled this: left
+        // in the channel, the last sender's drop would wake that task for a receiver it no
+        // longer has (a `StreamMap` it was removed from), and the senders would keep it.
+        let (queued, waker) = {
             let mut chan = self.chan.borrow_mut();
             chan.receiver_gone = true;
-            std::mem::take(&mut chan.queue)
+            (std::mem::take(&mut chan.queue), chan.receiver_waker.take())
         };
         self.close();
         drop(queued);
+        drop(waker);
     }
 }
 
