@@ -5,6 +5,8 @@
 //! - `timeout`: the limit counts from the adapter's making, then from each item (items
 //!   closer than the limit never elapse, however long they go on); one `Elapsed` per
 //!   silence, at its exact instant, and the items after it.
+//! - `Duration::MAX` as "no limit" for `timeout`, `throttle` and `chunks_timeout`: never an
+//!   `Elapsed`, a second item, or a partial batch before the end (and no panic).
 //! - `throttle` behind a source both faster and slower than it: each item's exact instant.
 //! - `chunks_timeout`: a full batch before its deadline, a partial one at it (counted from
 //!   its own first item), and a partial one at the end of the stream.
@@ -88,6 +90,45 @@ async fn timeout_counts_from_each_item_and_goes_on_after_each_elapsed() {
         end, 900,
         "the end when the sender goes, with no Elapsed at 850"
     );
+}
+
+#[overlap::test(start_paused = true)]
+async fn duration_max_is_no_limit_for_timeout_throttle_and_chunks_timeout() {
+    let start = Instant::now();
+    let day = 86_400_000;
+    let script = vec![(0, 1), (0, 2), (10 * day, 3)];
+    let (seen, end) = timed(
+        scripted(script.clone(), 20 * day).timeout(Duration::MAX),
+        start,
+    )
+    .await;
+    let seen: Vec<(u64, Option<u32>)> = seen.into_iter().map(|(t, r)| (t, r.ok())).collect();
+    assert_eq!(
+        seen,
+        [(0, Some(1)), (0, Some(2)), (10 * day, Some(3))],
+        "no Elapsed"
+    );
+    assert_eq!(end, 20 * day);
+
+    // A throttle of `MAX` lets the first item through and no other, ever.
+    let mut throttled = stream::iter([1, 2]).throttle(Duration::MAX);
+    assert_eq!(throttled.next().await, Some(1));
+    time::advance(Duration::from_secs(100 * 365 * 86_400)).await;
+    assert_eq!(poll_once(throttled.next()).await, Poll::Pending);
+
+    // Batches of `MAX` time: full ones, and the partial one only at the end.
+    let (tx, rx) = mpsc::unbounded_channel();
+    let mut batches = ReceiverStream::new(rx).chunks_timeout(2, Duration::MAX);
+    for i in 0..3 {
+        tx.send(i).unwrap();
+    }
+    assert_eq!(batches.next().await, Some(vec![0, 1]));
+    assert_eq!(poll_once(batches.next()).await, Poll::Pending);
+    time::advance(Duration::from_secs(100 * 365 * 86_400)).await;
+    assert_eq!(poll_once(batches.next()).await, Poll::Pending, "2 is held");
+    drop(tx);
+    assert_eq!(batches.next().await, Some(vec![2]));
+    assert_eq!(batches.next().await, None);
 }
 
 #[overlap::test(start_paused = true)]

@@ -19,7 +19,9 @@ use crate::time::{self, Elapsed, Interval, Sleep};
 /// methods of tokio-stream's `StreamExt` that futures-util's lacks, [`merge`](Self::merge)
 /// and [`map_while`](Self::map_while), so importing both traits gives all of tokio-stream's.
 ///
-/// Each adapter makes its timer when it is made, so make it inside a runtime.
+/// Each adapter makes its timer when it is made, so make it inside a runtime. A duration too
+/// long to add to the clock (`Duration::MAX`, as "no limit") is counted as by
+/// [`sleep`](time::sleep): a deadline that never comes.
 pub trait StreamTimeExt: Stream {
     /// Each item as `Ok`, and an `Err(Elapsed)` when `duration` passes with no item: counted
     /// from when the adapter is made, then from each item. After an `Elapsed` it waits for
@@ -196,6 +198,12 @@ pub trait StreamTimeExt: Stream {
 
 impl<S: Stream + ?Sized> StreamTimeExt for S {}
 
+/// `duration` from now, as `sleep(duration)` counts it: a duration too long to add to the
+/// clock (`Duration::MAX`, as "no limit") is an instant that never comes, not an overflow.
+fn after_now(duration: Duration) -> time::Instant {
+    time::deadline_after(time::now(), duration)
+}
+
 pin_project! {
     /// The stream of [`StreamTimeExt::timeout`].
     #[must_use = "streams do nothing unless polled"]
@@ -216,7 +224,7 @@ impl<S: Stream> Stream for Timeout<S> {
         let this = self.project();
         if let Poll::Ready(item) = this.stream.poll_next(cx) {
             if item.is_some() {
-                this.deadline.reset(time::now() + *this.duration);
+                this.deadline.reset(after_now(*this.duration));
                 *this.armed = true;
             }
             return Poll::Ready(item.map(Ok));
@@ -330,7 +338,7 @@ impl<S: Stream> Stream for Throttle<S> {
         }
         let item = ready!(this.stream.poll_next(cx));
         if item.is_some() && !this.duration.is_zero() {
-            this.delay.reset(time::now() + *this.duration);
+            this.delay.reset(after_now(*this.duration));
             *this.waited = false;
         }
         Poll::Ready(item)
@@ -381,7 +389,7 @@ impl<S: Stream> Stream for ChunksTimeout<S> {
             match this.stream.as_mut().poll_next(cx) {
                 Poll::Ready(Some(item)) => {
                     if this.items.is_empty() {
-                        let due = time::now() + *this.duration;
+                        let due = after_now(*this.duration);
                         match this.deadline {
                             Some(deadline) => deadline.reset(due),
                             None => *this.deadline = Some(time::sleep_until(due)),
