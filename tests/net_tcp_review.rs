@@ -180,6 +180,72 @@ fn a_dual_stack_listener_takes_ipv4_peers_mapped_and_an_ipv6_only_one_does_not()
     });
 }
 
+/// An IPv6 socket set IPv6-only, or bound to an IPv6 address, carries no IPv4: the error
+/// for an IPv4 address says so whether the address is plain or IPv4-mapped, and does not
+/// send the caller to the mapped form, which the kernel then refuses with a bare "Network
+/// is unreachable" (a connect) or "Invalid argument" (a bind).
+#[test]
+fn an_ipv6_socket_that_carries_no_ipv4_refuses_ipv4_addresses_mapped_or_not_saying_why() {
+    let _serial = counting_fds();
+    overlap::block_on(async {
+        if !has_ipv6_loopback() {
+            return;
+        }
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let live = listener.local_addr().unwrap();
+        let mapped = |a: SocketAddr| match a {
+            SocketAddr::V4(a) => SocketAddr::from((a.ip().to_ipv6_mapped(), a.port())),
+            v6 => v6,
+        };
+        let ipv6_only = |v6only: libc::c_int| {
+            let sock = TcpSocket::new_v6().unwrap();
+            set_int_option(
+                sock.as_raw_fd(),
+                libc::IPPROTO_IPV6,
+                libc::IPV6_V6ONLY,
+                v6only,
+            )
+            .unwrap();
+            sock
+        };
+        let says_why = |what: &str, err: &std::io::Error| {
+            let text = err.to_string();
+            assert_eq!(err.kind(), ErrorKind::InvalidInput, "{what}: {err}");
+            assert!(text.contains("IPv6-only"), "{what}: {err}");
+            assert!(text.contains("TcpSocket::new_v4"), "{what}: {err}");
+            assert!(
+                !text.contains("give the address IPv4-mapped"),
+                "{what}: {err}"
+            );
+        };
+        let any_v4: SocketAddr = (Ipv4Addr::LOCALHOST, 0).into();
+
+        // IPv6-only: a bind to an IPv4 address, plain or mapped, binds nothing.
+        let only = ipv6_only(1);
+        for addr in [mapped(any_v4), any_v4] {
+            says_why(&format!("bind {addr}"), &only.bind(addr).unwrap_err());
+        }
+        only.bind((Ipv6Addr::LOCALHOST, 0).into()).unwrap();
+        // And a connect to the IPv4 listener, plain or mapped, from either kind of socket.
+        for to in [mapped(live), live] {
+            let err = ipv6_only(1).connect(to).await.unwrap_err();
+            says_why(&format!("IPv6-only connect to {to}"), &err);
+            let bound = TcpSocket::new_v6().unwrap();
+            bound.bind((Ipv6Addr::LOCALHOST, 0).into()).unwrap();
+            let err = bound.connect(to).await.unwrap_err();
+            says_why(&format!("connect from [::1] to {to}"), &err);
+        }
+
+        // A socket that carries IPv4 takes the mapped form, and is told to use it.
+        let conn = ipv6_only(0).connect(mapped(live)).await.unwrap();
+        let (_, peer) = within(HANG, listener.accept(), "accept").await.unwrap();
+        assert_eq!(mapped(peer), conn.local_addr().unwrap());
+        let err = ipv6_only(0).connect(live).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+        assert!(err.to_string().contains("IPv4-mapped"), "{err}");
+    });
+}
+
 #[test]
 fn backlogs_of_zero_and_u32_max_both_listen_and_accept_what_they_hold() {
     let _serial = counting_fds();

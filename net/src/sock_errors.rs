@@ -88,13 +88,27 @@ pub(crate) fn not_listening(err: io::Error) -> io::Error {
 /// The kernel's words for `TcpSocket::bind` or `connect` to an address `to` of the other
 /// family, as `InvalidInput` saying which way round: `EAFNOSUPPORT` (of no `ErrorKind` to
 /// match) for an IPv6 `to` on an IPv4 socket, a bare `EINVAL` for an IPv4 one on an IPv6
-/// socket (which takes IPv4 peers IPv4-mapped only). Other errors pass as they are.
+/// socket (which takes IPv4 peers IPv4-mapped only). An IPv6 socket that carries no IPv4
+/// (IPv6-only, or bound to an IPv6 address) is told so for an IPv4 `to` plain or mapped,
+/// rather than sent to the mapped form, which it refuses with a bare `EINVAL` (a bind) or
+/// `ENETUNREACH` (a connect). Other errors pass as they are.
 pub(crate) fn tcp_wrong_family(sock: &Socket, to: SocketAddr, err: io::Error) -> io::Error {
-    if !matches!(err.raw_os_error(), Some(libc::EAFNOSUPPORT | libc::EINVAL)) {
+    let code = err.raw_os_error();
+    if !matches!(
+        code,
+        Some(libc::EAFNOSUPPORT | libc::EINVAL | libc::ENETUNREACH)
+    ) {
         return err;
     }
     let domain = sock.getsockopt::<libc::c_int>(libc::SOL_SOCKET, libc::SO_DOMAIN);
+    let unreachable = code == Some(libc::ENETUNREACH);
     let msg = match (domain.ok(), to) {
+        (Some(libc::AF_INET6), _) if refuses_ipv4(sock, to, unreachable) => {
+            "an IPv6 socket set IPv6-only (IPV6_V6ONLY, or net.ipv6.bindv6only for new \
+             sockets), or bound to an IPv6 address, cannot bind or connect to an IPv4 \
+             address, IPv4-mapped or not: make it with TcpSocket::new_v4"
+        }
+        _ if unreachable => return err,
         (Some(libc::AF_INET), SocketAddr::V6(_)) => {
             "an IPv4 socket cannot bind or connect to an IPv6 address: make it with \
              TcpSocket::new_v6"
@@ -107,6 +121,23 @@ pub(crate) fn tcp_wrong_family(sock: &Socket, to: SocketAddr, err: io::Error) ->
     };
     let source = err;
     reworded(io::ErrorKind::InvalidInput, msg, source)
+}
+
+/// Whether an IPv6 TCP socket's bind or connect to `to` failed (`unreachable`: with
+/// `ENETUNREACH`, else `EINVAL` or `EAFNOSUPPORT`) for `to` being IPv4, plain or mapped,
+/// on a socket that carries no IPv4.
+fn refuses_ipv4(sock: &Socket, to: SocketAddr, unreachable: bool) -> bool {
+    let ipv4 = match to {
+        SocketAddr::V4(_) => true,
+        SocketAddr::V6(a) => a.ip().to_ipv4_mapped().is_some(),
+    };
+    // `EINVAL` for a mapped `to` on a bound socket is that of a second bind (`already_bound`).
+    let second_bind = || {
+        to.is_ipv6()
+            && !unreachable
+            && matches!(sock.local_addr().and_then(|a| a.to_inet()), Ok(a) if a.port() != 0)
+    };
+    ipv4 && !carries_ipv4(sock) && !second_bind()
 }
 
 /// A TCP or UDP bind to `addr` that failed with `EADDRINUSE`, the kernel's bare "Address

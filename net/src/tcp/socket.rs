@@ -274,9 +274,11 @@ impl TcpSocket {
     /// Binds to a local address (port 0 picks a free port). An address of the other family
     /// than the socket's ([`new_v4`](Self::new_v4) or [`new_v6`](Self::new_v6)) is refused
     /// with `InvalidInput`; an IPv6 socket takes an IPv4 address written IPv4-mapped
-    /// (`::ffff:a.b.c.d`). A socket binds once: a second `bind` is refused with
-    /// `InvalidInput` naming the address it has. An address in use fails with `AddrInUse`
-    /// naming it, and port 0 with no ephemeral port left on that address says so.
+    /// (`::ffff:a.b.c.d`), unless it is IPv6-only (`IPV6_V6ONLY`, or new sockets under
+    /// `net.ipv6.bindv6only`), which refuses both forms with `InvalidInput` saying so. A
+    /// socket binds once: a second `bind` is refused with `InvalidInput` naming the address
+    /// it has. An address in use fails with `AddrInUse` naming it, and port 0 with no
+    /// ephemeral port left on that address says so.
     pub fn bind(&self, addr: SocketAddr) -> io::Result<()> {
         self.sock
             .bind(&SockAddr::from(addr))
@@ -321,10 +323,12 @@ impl TcpSocket {
 
     /// Connects to `addr` without blocking (see [`TcpStream::connect`]). Dropping the
     /// future closes the socket. An address of the other family is refused with
-    /// `InvalidInput`, as by [`bind`](Self::bind). A socket bound to an address and port
-    /// already connected to `addr` (several sockets may share a port through
-    /// [`set_reuseaddr`](Self::set_reuseaddr)) fails with `AddrNotAvailable` naming both;
-    /// the socket is closed whatever the error.
+    /// `InvalidInput`, as by [`bind`](Self::bind), and so is an IPv4 one, plain or
+    /// IPv4-mapped, for an IPv6 socket that carries no IPv4 (IPv6-only, or bound to an IPv6
+    /// address), where the kernel's "Network is unreachable" names neither. A socket bound
+    /// to an address and port already connected to `addr` (several sockets may share a port
+    /// through [`set_reuseaddr`](Self::set_reuseaddr)) fails with `AddrNotAvailable` naming
+    /// both; the socket is closed whatever the error.
     pub async fn connect(self, addr: SocketAddr) -> io::Result<TcpStream> {
         if self.from_fd {
             crate::adopt::TCP_STREAM.check(&self.sock)?;
