@@ -1,10 +1,14 @@
-//! The adversarial review of `overlap::codec`, its write side and buffers:
-//! `FramedWrite` into a writer taking one or two bytes a write with `Pending` between
-//! (every byte in order, `poll_ready` free below the boundary and, past it, ready only
-//! once written back under it, `poll_flush` ready only once all is written and flushed);
-//! `WriteZero` and a write error in the middle of the buffer, the rest kept;
-//! `into_parts`/`from_parts` in the middle of a frame both ways over a Unix socket pair;
-//! `ReaderStream` with a capacity of 0 and 1; and `BytesMut` against a `Vec` model.
+//! The adversarial review of `overlap::codec`, its write side and buffers (the decoders
+//! are in `codec_review.rs`): `FramedWrite` into a writer taking one or two bytes a write
+//! with `Pending` between (every byte in order, `poll_ready` free below the boundary and,
+//! past it, ready only once written back under it, `poll_flush` ready only once all is
+//! written and flushed); `WriteZero` and a write error in the middle of the buffer, the
+//! rest kept; `into_parts`/`from_parts` in the middle of a frame both ways over a Unix
+//! socket pair; `ReaderStream` with a capacity of 0 and 1; `BytesMut` against a `Vec`
+//! model; lengths that leave `usize` or go below zero after a `LengthDelimitedCodec`'s
+//! adjustment, decoding and encoding. And the read side's guard at end of file: a `decode_eof` that keeps failing on
+//! the same bytes is asked once more and the stream ends, while one that takes a byte per
+//! failure gives every failure.
 
 mod support;
 
@@ -13,7 +17,9 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use overlap::codec::{BytesMut, Framed, FramedWrite, LengthDelimitedCodec, ReaderStream};
+use overlap::codec::{
+    BytesMut, Decoder, Framed, FramedRead, FramedWrite, LengthDelimitedCodec, ReaderStream,
+};
 use overlap::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use overlap::net::UnixStream;
 use overlap::sink::{Sink, SinkExt};
@@ -22,6 +28,121 @@ use support::scripted::{data, fail, noop_cx, poll_next, Scripted, Step};
 use support::{within, Rng};
 
 const LONG: Duration = Duration::from_secs(20);
+
+/// A decoder of nothing whose `decode_eof` fails while bytes are left, taking `takes` of
+/// them per failure; it counts its `decode_eof` calls.
+struct FailsAtEnd {
+    takes: usize,
+    eof_calls: usize,
+}
+
+impl Decoder for FailsAtEnd {
+    type Item = Vec<u8>;
+    type Error = io::Error;
+    fn decode(&mut self, _: &mut BytesMut) -> io::Result<Option<Vec<u8>>> {
+        Ok(None)
+    }
+    fn decode_eof(&mut self, buf: &mut BytesMut) -> io::Result<Option<Vec<u8>>> {
+        self.eof_calls += 1;
+        if buf.is_empty() {
+            return Ok(None);
+        }
+        let n = self.takes.min(buf.len());
+        buf.advance(n);
+        Err(io::Error::other(format!("{} left", buf.len() + n)))
+    }
+}
+
+#[test]
+fn a_decode_eof_failing_on_the_same_bytes_is_asked_once_more_then_the_stream_ends() {
+    let mut framed = FramedRead::new(
+        Scripted::new([data(b"abc")]),
+        FailsAtEnd {
+            takes: 0,
+            eof_calls: 0,
+        },
+    );
+    assert!(matches!(poll_next(&mut framed), Poll::Ready(Some(Err(_)))));
+    for _ in 0..3 {
+        assert!(matches!(poll_next(&mut framed), Poll::Ready(None)));
+    }
+    assert_eq!(framed.decoder().eof_calls, 2, "asked once more, not again");
+    assert_eq!(framed.read_buffer(), &b"abc"[..]);
+
+    // Taking a byte per failure, each failure is its own: all three come, then the end.
+    let mut framed = FramedRead::new(
+        Scripted::new([data(b"abc")]),
+        FailsAtEnd {
+            takes: 1,
+            eof_calls: 0,
+        },
+    );
+    for left in ["3 left", "2 left", "1 left"] {
+        match poll_next(&mut framed) {
+            Poll::Ready(Some(Err(e))) => assert_eq!(e.to_string(), left),
+            other => panic!("expected {left:?}, got {other:?}"),
+        }
+        assert!(matches!(poll_next(&mut framed), Poll::Ready(None)));
+    }
+    assert!(matches!(poll_next(&mut framed), Poll::Ready(None)));
+    assert_eq!(framed.decoder().eof_calls, 4);
+}
+
+#[test]
+fn lengths_that_leave_usize_or_go_below_zero_after_the_adjustment() {
+    // An 8-byte field at u64::MAX with the maximum lifted: the field passes the maximum,
+    // the adjustment of +1 overflows. InvalidInput, and the header stays.
+    let mut codec = LengthDelimitedCodec::builder()
+        .length_field_type::<u64>()
+        .length_adjustment(1)
+        .max_frame_length(usize::MAX)
+        .new_codec();
+    assert_eq!(codec.max_frame_length(), usize::MAX);
+    let mut wire = BytesMut::from(&[0xff; 8][..]);
+    let e = codec.decode(&mut wire).unwrap_err();
+    assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
+    assert_eq!(
+        e.to_string(),
+        "provided length would overflow after adjustment"
+    );
+    assert_eq!(wire, [0xff; 8], "the header stays");
+
+    // A field of 2 with an adjustment of -3 would be -1 bytes: InvalidInput, not a huge
+    // frame waited for; a field of 3 is an empty frame.
+    let mut codec = LengthDelimitedCodec::builder()
+        .length_field_length(2)
+        .length_adjustment(-3)
+        .new_codec();
+    let mut wire = BytesMut::from(&b"\x00\x02rest"[..]);
+    let e = codec.decode(&mut wire).unwrap_err();
+    assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
+    assert_eq!(wire, b"\x00\x02rest"[..]);
+    let mut wire = BytesMut::from(&b"\x00\x03rest"[..]);
+    assert_eq!(codec.decode(&mut wire).unwrap().unwrap(), b""[..]);
+    assert_eq!(wire, b"rest"[..]);
+
+    // Encoding the other way round: a payload shorter than a positive adjustment has no
+    // field value, and a field of 2 cannot hold 65536.
+    let mut codec = LengthDelimitedCodec::builder()
+        .length_field_length(2)
+        .length_adjustment(4)
+        .num_skip(0)
+        .new_codec();
+    let mut out = BytesMut::new();
+    let e = overlap::codec::Encoder::encode(&mut codec, &b"abc"[..], &mut out).unwrap_err();
+    assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
+    assert!(out.is_empty());
+    let mut codec = LengthDelimitedCodec::builder()
+        .length_field_length(2)
+        .length_adjustment(-1)
+        .new_codec();
+    codec.set_max_frame_length(usize::MAX);
+    assert_eq!(
+        codec.max_frame_length(),
+        65534,
+        "clipped to what the field holds"
+    );
+}
 
 /// A writer taking 1 or 2 bytes a write, `Pending` (woken at once) before about one write
 /// in two; it records what it took, and how much it had taken at each flush.

@@ -27,6 +27,10 @@ pub(crate) struct ReadFrame {
     pub(crate) is_readable: bool,
     /// The last item given out was an error: the next poll ends the stream.
     pub(crate) has_errored: bool,
+    /// The buffer's length when `decode_eof` last failed taking nothing from it (a
+    /// too-long frame's head left where it was), until the decoder next gives a frame or
+    /// `None`, or a read returns: failing so again at once, it is not asked again.
+    pub(crate) failed_untouched: Option<usize>,
 }
 
 impl ReadFrame {
@@ -37,6 +41,7 @@ impl ReadFrame {
             buffer,
             eof: false,
             has_errored: false,
+            failed_untouched: None,
         }
     }
 
@@ -47,6 +52,12 @@ impl ReadFrame {
     /// `Stream::poll_next` for a decoder over `io`, as tokio-util's: decode what is
     /// buffered; read only when that gives `None`; at end of file call `decode_eof` until
     /// it gives `None`, then end; after an error (decoding or reading), end once.
+    ///
+    /// Polled on after an error, the stream reads on, as tokio-util's, except after an
+    /// error of `decode_eof`: then it decodes on what is left (tokio-util's reads, finds
+    /// the end again, and drops it), so the frames given out do not depend on whether the
+    /// end of file came in the read before the error or after it. A `decode_eof` that
+    /// fails again at once with nothing taken is not asked again: the stream ends.
     pub(crate) fn poll_next<T, D>(
         &mut self,
         mut io: Pin<&mut T>,
@@ -60,27 +71,43 @@ impl ReadFrame {
         loop {
             if self.has_errored {
                 // The error was given out: end the stream this once. A caller polling on
-                // reads on, as tokio-util's does.
-                self.is_readable = false;
+                // reads on, as tokio-util's does; after `decode_eof`'s error (the reader
+                // at its end) it decodes on what is left, a line after a too-long one.
+                self.is_readable &= self.eof;
                 self.has_errored = false;
                 return Poll::Ready(None);
             }
             if self.is_readable {
-                if self.eof {
-                    let frame = match decoder.decode_eof(&mut self.buffer) {
-                        Ok(frame) => frame,
-                        Err(e) => return self.errored(e),
-                    };
-                    if frame.is_none() {
-                        // Polled again, the stream reads again (a tty may give more).
-                        self.is_readable = false;
+                let len_before = self.buffer.len();
+                let decoded = if self.eof {
+                    decoder.decode_eof(&mut self.buffer)
+                } else {
+                    decoder.decode(&mut self.buffer)
+                };
+                match decoded {
+                    Ok(Some(frame)) => {
+                        self.failed_untouched = None;
+                        return Poll::Ready(Some(Ok(frame)));
                     }
-                    return Poll::Ready(frame.map(Ok));
-                }
-                match decoder.decode(&mut self.buffer) {
-                    Ok(Some(frame)) => return Poll::Ready(Some(Ok(frame))),
-                    Ok(None) => self.is_readable = false,
-                    Err(e) => return self.errored(e),
+                    Ok(None) => {
+                        self.failed_untouched = None;
+                        self.is_readable = false;
+                        if self.eof {
+                            // Polled again, the stream reads again (a tty may give more).
+                            return Poll::Ready(None);
+                        }
+                    }
+                    Err(e) => {
+                        let untouched = self.buffer.len() == len_before;
+                        if untouched && self.failed_untouched == Some(len_before) {
+                            // `decode_eof`'s failure on the same bytes as the one given
+                            // out: read on, which ends the stream.
+                            self.is_readable = false;
+                        } else {
+                            self.failed_untouched = untouched.then_some(len_before);
+                            return self.errored(e);
+                        }
+                    }
                 }
             }
             // overlap's readers retry EINTR and wait out EAGAIN themselves: Pending here
@@ -93,6 +120,7 @@ impl ReadFrame {
                 Poll::Ready(Ok(n)) => n,
                 Poll::Ready(Err(e)) => return self.errored(e.into()),
             };
+            self.failed_untouched = None;
             if n == 0 {
                 if self.eof {
                     return Poll::Ready(None);

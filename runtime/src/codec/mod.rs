@@ -18,7 +18,10 @@
 //! - Reading: a `FramedRead` reads more only when `decode` finds no whole frame in what it
 //!   has; at end of file it calls `decode_eof` until that finds none, then the stream ends.
 //!   An error (the decoder's or the reader's) is given out once, then the stream gives
-//!   `None`.
+//!   `None`. Polled on, it reads on, as tokio-util's (a line already buffered behind a
+//!   too-long one comes with the next read); after an error of `decode_eof` it decodes
+//!   on what is left instead, where tokio-util's drops it, so the frames given out do not
+//!   depend on how the reads were split.
 //! - Writing: `start_send` encodes the item into the write buffer; `poll_ready` writes the
 //!   buffer out first once it holds the backpressure boundary (8 KiB by default) or more,
 //!   so a sender to a peer that does not read stops there; `poll_flush` writes it all and
