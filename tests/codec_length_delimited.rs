@@ -154,6 +154,53 @@ async fn end_of_file_mid_frame_is_bytes_remaining() {
     }
 }
 
+/// A header that claims more than memory holds, with no maximum to refuse it, is a frame
+/// still to come: the codec does not reserve room for all of it up front (that panicked
+/// with "capacity overflow", or took the claimed size of memory), and the end of the
+/// stream gives "bytes remaining", while a real frame bigger than the up-front room still
+/// decodes whole.
+#[overlap::test]
+async fn a_header_claiming_more_than_memory_is_waited_for_not_reserved() {
+    let mut codec = Builder::new()
+        .length_field_length(8)
+        .max_frame_length(usize::MAX)
+        .new_codec();
+    for claimed in [u64::MAX, u64::MAX / 2, 1 << 40] {
+        let mut buf = BytesMut::new();
+        buf.extend_from_slice(&claimed.to_be_bytes());
+        buf.extend_from_slice(b"abc");
+        assert!(codec.decode(&mut buf).unwrap().is_none());
+        assert!(buf.capacity() < 64 << 20, "{} reserved", buf.capacity());
+    }
+
+    let (mut tx, rx) = overlap::pipe::pipe().unwrap();
+    let mut reader = Builder::new()
+        .length_field_length(8)
+        .max_frame_length(usize::MAX)
+        .new_read(rx);
+    let big = pattern(7, 20 << 20);
+    let writer = overlap::spawn(async move {
+        tx.write_all(&(big.len() as u64).to_be_bytes())
+            .await
+            .unwrap();
+        tx.write_all(&big).await.unwrap();
+        tx.write_all(&u64::MAX.to_be_bytes()).await.unwrap();
+        tx.write_all(b"tail").await.unwrap();
+    });
+    let got = within(LONG, reader.next(), "the 20 MiB frame").await;
+    assert!(
+        frame(got) == pattern(7, 20 << 20),
+        "the 20 MiB frame differs"
+    );
+    writer.await.unwrap();
+    let err = within(LONG, reader.next(), "the end")
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(err.to_string(), "bytes remaining on stream");
+    assert!(reader.next().await.is_none());
+}
+
 /// Encodes `data` with `builder`'s codec and checks the wire bytes, then decodes `wire`
 /// (split at every point into two reads) and checks the frame handed out.
 fn check_layout(builder: &Builder, data: &[u8], encoded: &[u8], wire: &[u8], decoded: &[u8]) {

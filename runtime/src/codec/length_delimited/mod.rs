@@ -112,11 +112,18 @@ impl LengthDelimitedCodec {
             )
         })?;
         src.advance(b.get_num_skip());
-        // Room for the whole frame at once, rather than growing read by read.
-        src.reserve(n.saturating_sub(src.len()));
+        // Room for the whole frame at once, rather than growing read by read; but no more
+        // than `RESERVE_AHEAD`: the length is the peer's word, and under a large (or no)
+        // maximum a header alone must not make the buffer take memory it never fills, nor
+        // overflow its capacity. A bigger frame grows its buffer as its bytes arrive.
+        src.reserve(n.saturating_sub(src.len()).min(RESERVE_AHEAD));
         Ok(Some(n))
     }
 }
+
+/// The most room a frame's header makes its buffer reserve before the frame's bytes
+/// arrive: the default maximum frame length.
+const RESERVE_AHEAD: usize = 8 * 1024 * 1024;
 
 impl Default for LengthDelimitedCodec {
     fn default() -> LengthDelimitedCodec {
