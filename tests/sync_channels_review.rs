@@ -47,6 +47,79 @@ impl Drop for DroppedOn {
     }
 }
 
+/// A oneshot receiver awaited and then dropped (a timeout around `rx.await` that fired) let
+/// its waker stay in the channel, where the sender's drop (after a refused send) woke it: a
+/// task woken for a reply it had stopped waiting for, its waker kept by the sender. And a
+/// sender that waited in `closed()`, then sent, left its waker for the receiver's drop to
+/// call. Both local and `cross_thread`.
+#[overlap::test]
+async fn oneshot_ends_that_go_take_their_wakers_and_are_never_woken_again() {
+    // The receiver waits, then goes; the sender's refused send and drop wake nobody.
+    let task = ManualTask::default();
+    let (tx, mut rx) = oneshot::channel::<u32>();
+    wait_on(&task, Pin::new(&mut rx));
+    assert_eq!(task.wakers_held(), 1, "the waiting receive keeps the waker");
+    drop(rx);
+    assert_eq!(task.wakers_held(), 0, "the dropped receiver's waker stayed");
+    assert_eq!(tx.send(7), Err(7), "the value comes back");
+    assert!(!task.is_woken(), "the dropped receiver's task was woken");
+
+    // The sender waits in `closed()`, then sends (and so goes); the receiver's drop wakes
+    // nobody.
+    let task = ManualTask::default();
+    let (mut tx, rx) = oneshot::channel::<u32>();
+    wait_on(&task, pin!(tx.closed()));
+    assert_eq!(task.wakers_held(), 1, "closed() keeps the sender's waker");
+    assert_eq!(tx.send(8), Ok(()));
+    assert_eq!(
+        task.wakers_held(),
+        0,
+        "the sent (dropped) sender's waker stayed"
+    );
+    drop(rx);
+    assert!(!task.is_woken(), "the gone sender's task was woken");
+
+    // The same through a plain drop of the sender.
+    let task = ManualTask::default();
+    let (mut tx, mut rx) = oneshot::channel::<u32>();
+    wait_on(&task, pin!(tx.closed()));
+    drop(tx);
+    assert_eq!(task.wakers_held(), 0, "the dropped sender's waker stayed");
+    rx.close();
+    drop(rx);
+    assert!(!task.is_woken(), "the dropped sender's task was woken");
+
+    // cross_thread: the same state behind a lock.
+    let task = ManualTask::default();
+    let (tx, mut rx) = oneshot::cross_thread::channel::<u32>();
+    wait_on(&task, Pin::new(&mut rx));
+    drop(rx);
+    assert_eq!(
+        task.wakers_held(),
+        0,
+        "cross_thread: the receiver's waker stayed"
+    );
+    assert_eq!(tx.send(9), Err(9));
+    assert!(
+        !task.is_woken(),
+        "cross_thread: the dropped receiver's task was woken"
+    );
+    let task = ManualTask::default();
+    let (mut tx, rx) = oneshot::cross_thread::channel::<u32>();
+    wait_on(&task, pin!(tx.closed()));
+    assert_eq!(tx.send(10), Ok(()));
+    assert_eq!(
+        task.wakers_held(),
+        0,
+        "cross_thread: the sender's waker stayed"
+    );
+    drop(rx);
+    assert!(
+        !task.is_woken(),
+        "cross_thread: the gone sender's task was woken"
+    );
+}
+
 /// Each `try_recv` state in turn, and each value dropped exactly once at its moment: a value
 /// sent and never read goes with the receiver; one sent after `close` comes back whole; one
 /// sent before `close` is still received; `closed()` completes on `close` while the receiver

@@ -42,16 +42,23 @@ impl<T> Inner<T> {
         Ok(self.receiver_waker.take())
     }
 
-    /// The sender is gone; the receiver's waker to wake.
-    fn sender_dropped(&mut self) -> Option<Waker> {
+    /// The sender is gone: the receiver's waker to wake, then the sender's own (left by
+    /// `closed`) to drop, both once the state is let go. Nobody would call the sender's
+    /// waker any more, and left here the receiver's drop would wake a task that has let go
+    /// of this channel (a sender that waited in `closed`, then sent).
+    fn sender_dropped(&mut self) -> (Option<Waker>, Option<Waker>) {
         self.sender_gone = true;
-        self.receiver_waker.take()
+        (self.receiver_waker.take(), self.sender_waker.take())
     }
 
-    /// The receiver closes the channel; the sender's waker (in `closed`) to wake.
-    fn close(&mut self) -> Option<Waker> {
+    /// The receiver closes the channel (or is dropped): the sender's waker (in `closed`) to
+    /// wake, then the receiver's own to drop, both once the state is let go. A closed
+    /// receiver never waits again, and left here its waker would be woken by the sender's
+    /// drop: a receive abandoned under a timeout would wake its task for a reply it no
+    /// longer waits for.
+    fn close(&mut self) -> (Option<Waker>, Option<Waker>) {
         self.receiver_gone = true;
-        self.sender_waker.take()
+        (self.sender_waker.take(), self.receiver_waker.take())
     }
 
     /// `Receiver::try_recv`; `done` notes that the receiver has given its outcome.
@@ -216,7 +223,7 @@ impl<T> Sender<T> {
 
 impl<T> Drop for Sender<T> {
     fn drop(&mut self) {
-        let waker = self.inner.borrow_mut().sender_dropped();
+        let (waker, _own) = self.inner.borrow_mut().sender_dropped();
         wake(waker);
     }
 }
@@ -294,7 +301,7 @@ impl<T> Receiver<T> {
     /// assert_eq!(rx.try_recv(), Ok("in time"));
     /// ```
     pub fn close(&mut self) {
-        let waker = self.inner.borrow_mut().close();
+        let (waker, _own) = self.inner.borrow_mut().close();
         wake(waker);
     }
 }

@@ -116,7 +116,7 @@ impl<T> Sender<T> {
 
 impl<T> Drop for Sender<T> {
     fn drop(&mut self) {
-        let waker = lock(&self.inner).sender_dropped();
+        let (waker, _own) = lock(&self.inner).sender_dropped();
         wake(waker);
     }
 }
@@ -167,7 +167,7 @@ impl<T> Receiver<T> {
     ///
     /// [`oneshot::Receiver::close`]: super::Receiver::close
     pub fn close(&mut self) {
-        let waker = lock(&self.inner).close();
+        let (waker, _own) = lock(&self.inner).close();
         wake(waker);
     }
 }
