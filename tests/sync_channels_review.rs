@@ -381,3 +381,60 @@ async fn mpsc_close_drains_the_queue_and_the_held_permit_then_ends() {
     drop(many);
     drop(closed);
 }
+
+/// Once the receiver is gone nothing is queued, and a permit given back or used frees its
+/// slot as before: the capacity climbs back to the maximum (the docs' "the capacity less
+/// what is queued or reserved"), and a value sent through a permit is dropped at once. For
+/// the local channel and `cross_thread`.
+#[overlap::test]
+async fn mpsc_capacity_comes_back_as_permits_go_after_the_receiver_is_dropped() {
+    let drops = Rc::new(Cell::new(0));
+    let (tx, rx) = mpsc::channel::<Counted>(3);
+    let kept = tx.try_reserve().unwrap();
+    let given_back = tx.try_reserve().unwrap();
+    assert!(tx.try_send(Counted(drops.clone())).is_ok());
+    drop(rx);
+    assert_eq!(drops.get(), 1, "the queued value went with the receiver");
+    assert_eq!(tx.capacity(), 1, "two slots still reserved");
+    drop(given_back);
+    assert_eq!(
+        tx.capacity(),
+        2,
+        "a permit dropped after the receiver frees its slot"
+    );
+    kept.send(Counted(drops.clone()));
+    assert_eq!(drops.get(), 2, "sent to nobody: dropped at once");
+    assert_eq!((tx.capacity(), tx.max_capacity()), (3, 3));
+    assert!(tx.try_reserve().is_err(), "closed");
+
+    // Sends granted a slot just before the receiver went: one polled (refused), one
+    // dropped unpolled; both slots come back.
+    let (tx, mut rx) = mpsc::channel::<u32>(2);
+    tx.try_send(1).unwrap();
+    tx.try_send(2).unwrap();
+    let (ta, tb) = (ManualTask::default(), ManualTask::default());
+    let mut a = Box::pin(tx.send(3));
+    let mut b = Box::pin(tx.send(4));
+    wait_on(&ta, a.as_mut());
+    wait_on(&tb, b.as_mut());
+    assert_eq!(rx.try_recv(), Ok(1));
+    assert_eq!(rx.try_recv(), Ok(2));
+    assert!(ta.is_woken() && tb.is_woken(), "both granted");
+    drop(rx);
+    assert_eq!(tx.capacity(), 0, "both slots granted");
+    assert_eq!(ready(&ta, a.as_mut()), Err(SendError(3)));
+    assert_eq!(tx.capacity(), 1, "the refused send's slot");
+    drop(b);
+    assert_eq!(tx.capacity(), 2, "the dropped send's slot");
+
+    let (tx, rx) = mpsc::cross_thread::channel::<u32>(3);
+    let kept = tx.try_reserve().unwrap();
+    let given_back = tx.try_reserve().unwrap();
+    tx.try_send(1).unwrap();
+    drop(rx);
+    assert_eq!(tx.capacity(), 1, "cross_thread: two slots still reserved");
+    drop(given_back);
+    assert_eq!(tx.capacity(), 2, "cross_thread: the dropped permit's slot");
+    kept.send(2);
+    assert_eq!(tx.capacity(), 3, "cross_thread: the used permit's slot");
+}

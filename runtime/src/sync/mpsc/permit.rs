@@ -9,15 +9,16 @@ use super::{push, Sender};
 use crate::sync::waiters::{wake, wake_all};
 
 /// Puts `value` in the slot reserved for it: also after the receiver closed (it drains
-/// reserved slots), but not once it was dropped (then the value is dropped).
+/// reserved slots), but not once it was dropped (then the value is dropped, and the slot
+/// is free again).
 pub(super) fn fill_reserved<T>(sender: &Sender<T>, value: T) {
     let mut chan = sender.chan.borrow_mut();
+    chan.reserved -= 1;
     if chan.receiver_gone {
         drop(chan);
         drop(value);
         return;
     }
-    chan.reserved -= 1;
     push(chan, value);
 }
 
@@ -26,7 +27,13 @@ pub(super) fn fill_reserved<T>(sender: &Sender<T>, value: T) {
 /// return `None`).
 pub(super) fn release_reserved<T>(sender: &Sender<T>, n: usize) {
     let mut chan = sender.chan.borrow_mut();
-    if chan.receiver_gone || n == 0 {
+    if n == 0 {
+        return;
+    }
+    if chan.receiver_gone {
+        // Nobody waits for the slots any more, but they are free again: the capacity
+        // counts them (as `cross_thread`'s does).
+        chan.reserved -= n;
         return;
     }
     if chan.closed {

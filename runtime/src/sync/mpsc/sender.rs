@@ -356,6 +356,7 @@ impl<'a, T> SlotWait<'a, T> {
             // drains them), unless the receiver is gone; slots still waited for are refused.
             let chosen = self.waiter.take().is_some_and(|w| w.is_chosen());
             if chosen && chan.receiver_gone {
+                chan.reserved -= self.wanted; // granted, never to be filled
                 return Poll::Ready(false);
             }
             return Poll::Ready(chosen);
@@ -394,8 +395,10 @@ impl<T> Drop for SlotWait<'_, T> {
             let mut chan = self.sender.chan.borrow_mut();
             if chan.closed {
                 // Closing took every waiter out of line; slots granted before it are given
-                // back (unless nobody will read any more).
-                if w.is_chosen() && !chan.receiver_gone {
+                // back (towards the end of the channel, unless nobody will read any more).
+                if w.is_chosen() && chan.receiver_gone {
+                    chan.reserved -= w.wanted();
+                } else if w.is_chosen() {
                     let last = chan.release_after_close(w.wanted());
                     drop(chan);
                     wake(last);
