@@ -1,6 +1,6 @@
 //! An adversarial review of `overlap::fs` on whole trees: `create_dir_all` racing with
-//! itself, `remove_dir_all` with a read-only subdirectory and with files added while it
-//! works, `read_dir` of 20,000 entries of every type (no `stat` for any of them), and a
+//! itself, `remove_dir_all` on a tree 2,000 levels deep (under the usual limit of 1,024
+//! open files), with a read-only subdirectory and with files added while it works, `read_dir` of 20,000 entries of every type (no `stat` for any of them), and a
 //! `ReadDir` dropped half-way or mid-fetch (no fd left open).
 //!
 //! Single names and paths are in `fs_paths_review.rs`.
@@ -16,7 +16,9 @@ use std::sync::Arc;
 use futures_util::StreamExt;
 use overlap::fs;
 use overlap::io::ErrorKind;
-use support::{is_root, mkfifo, open_fds, poll_once_then_drop, run_in_child, until, TempDir};
+use support::{
+    is_root, mkfifo, open_fds, poll_once_then_drop, run_in_child, set_soft_nofile, until, TempDir,
+};
 
 /// Gives up root for this (child) process, becoming uid and gid 65534; false if refused.
 fn become_nobody() -> bool {
@@ -55,6 +57,45 @@ async fn create_dir_all_from_twenty_tasks_at_once_succeeds_in_each() {
         }
         assert!(std::fs::metadata(&target).unwrap().is_dir());
     }
+}
+
+#[test]
+fn remove_dir_all_takes_a_tree_2000_levels_deep_under_the_usual_fd_limit() {
+    run_in_child(
+        "remove_dir_all_takes_a_tree_2000_levels_deep_under_the_usual_fd_limit",
+        || {
+            // 1,024 open files: the soft limit most systems start a process with.
+            set_soft_nofile(1024);
+            let dir = TempDir::new("trees-deep");
+            let top = dir.join("deep");
+            let mut deep = top.clone();
+            for _ in 0..2000 {
+                deep.push("d");
+            }
+            std::fs::create_dir_all(&deep).unwrap();
+            std::fs::write(deep.join("leaf"), b"leaf").unwrap();
+            std::fs::write(top.join("d/d/side"), b"side").unwrap();
+            // Links out of the tree, a FIFO and a socket on the way: removed, never followed.
+            let outside = dir.join("outside");
+            std::fs::create_dir(&outside).unwrap();
+            std::fs::write(outside.join("kept"), b"kept").unwrap();
+            std::os::unix::fs::symlink(&outside, deep.join("to-dir")).unwrap();
+            std::os::unix::fs::symlink(outside.join("kept"), top.join("d/to-file")).unwrap();
+            mkfifo(&top.join("d/d/d/fifo"));
+            drop(std::os::unix::net::UnixListener::bind(top.join("d/d/sock")).unwrap());
+            overlap::block_on(async {
+                // Counted once the runtime has its own fds and a pool thread has run a job.
+                fs::metadata(&top).await.unwrap();
+                let fds = open_fds();
+                fs::remove_dir_all(&top).await.unwrap();
+                assert!(!fs::try_exists(&top).await.unwrap());
+                assert_eq!(open_fds(), fds, "the walk left directories open");
+            });
+            let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+            assert_eq!(left.len(), 1, "{left:?}");
+            assert_eq!(std::fs::read(outside.join("kept")).unwrap(), b"kept");
+        },
+    );
 }
 
 #[test]

@@ -73,6 +73,7 @@ mod ops;
 mod positional_file;
 mod read_dir;
 mod read_dir_stream;
+mod remove_tree;
 mod send_range;
 mod sys;
 

@@ -156,6 +156,14 @@ pub async fn remove_dir(path: impl AsRef<Path>) -> io::Result<()> {
 
 /// Removes the directory at `path` and everything in it, in one job.
 ///
+/// The walk holds two directories open at most, however deep the tree: std's holds one
+/// per level, so a tree deeper than the open-file limit (1,024 by default) fails there
+/// with "Too many open files", half-emptied. An entry removed by someone else meanwhile is
+/// no error; one added meanwhile may make a directory's removal fail with
+/// [`DirectoryNotEmpty`](io::ErrorKind::DirectoryNotEmpty), as with std. A directory of
+/// the tree moved elsewhere while the walk is in it stops the walk with an error, rather
+/// than remove what is then outside the tree.
+///
 /// Symlinks are never followed: one inside the tree is removed, not what it points at, and
 /// a `path` that is itself a symlink removes only the link. A symlink to a directory named
 /// with a trailing `/` (or `/.`), such as `link/`, is refused with
@@ -172,7 +180,7 @@ pub async fn remove_dir_all(path: impl AsRef<Path>) -> io::Result<()> {
     one_path(path.as_ref(), "remove directory", |p| {
         refuse_final_link_with_slash(p)?;
         refuse_final_dots(p)?;
-        stdfs::remove_dir_all(p)
+        crate::remove_tree::remove_tree(p)
     })
     .await
 }

@@ -6,6 +6,10 @@ use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 
 use overlap_runtime::syscall;
 
+mod dir;
+
+pub(crate) use dir::{Dir, Kind};
+
 /// A new fd for the open file description behind `fd` (`F_DUPFD_CLOEXEC`).
 pub(crate) fn dup(fd: RawFd) -> io::Result<OwnedFd> {
     // SAFETY: F_DUPFD_CLOEXEC takes an integer (the lowest fd number to use).
