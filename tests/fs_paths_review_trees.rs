@@ -1,6 +1,7 @@
 //! An adversarial review of `overlap::fs` on whole trees: `create_dir_all` racing with
-//! itself, `remove_dir_all` on a tree 2,000 levels deep (under the usual limit of 1,024
-//! open files), with a read-only subdirectory and with files added while it works, `read_dir` of 20,000 entries of every type (no `stat` for any of them), and a
+//! itself and with a remover, `remove_dir_all` on a tree 2,000 levels deep (under the usual
+//! limit of 1,024 open files), with a read-only subdirectory and with files added while it
+//! works, `read_dir` of 20,000 entries of every type (no `stat` for any of them), and a
 //! `ReadDir` dropped half-way or mid-fetch (no fd left open).
 //!
 //! Single names and paths are in `fs_paths_review.rs`.
@@ -10,14 +11,16 @@ mod support;
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::os::unix::fs::PermissionsExt;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures_util::StreamExt;
 use overlap::fs;
 use overlap::io::ErrorKind;
 use support::{
-    is_root, mkfifo, open_fds, poll_once_then_drop, run_in_child, set_soft_nofile, until, TempDir,
+    is_root, mkfifo, open_fds, poll_once_then_drop, run_in_child, set_soft_nofile, until, within,
+    TempDir,
 };
 
 /// Gives up root for this (child) process, becoming uid and gid 65534; false if refused.
@@ -57,6 +60,58 @@ async fn create_dir_all_from_twenty_tasks_at_once_succeeds_in_each() {
         }
         assert!(std::fs::metadata(&target).unwrap().is_dir());
     }
+}
+
+#[overlap::test]
+async fn create_dir_all_against_a_remover_never_fails() {
+    let dir = TempDir::new("trees-create-remove-race");
+    // A task removes the chain's top over and over (with overlap's own `remove_dir_all`)
+    // while twenty tasks make the chain: a directory removed under `create_dir_all` is made
+    // again, never an error (std gives `NotFound` when a parent it made vanishes before
+    // the child is made, and `AlreadyExists` when the child it found existing vanishes
+    // before its check).
+    let top = dir.join("t");
+    let done = Arc::new(AtomicBool::new(false));
+    let (t, d) = (top.clone(), done.clone());
+    let remover = overlap::spawn(async move {
+        let mut removals = 0;
+        while !d.load(Ordering::Relaxed) {
+            // Not found (nothing made yet), or not empty (a task made a level meanwhile).
+            removals += usize::from(fs::remove_dir_all(&t).await.is_ok());
+        }
+        removals
+    });
+    let failures = Arc::new(AtomicUsize::new(0));
+    let tasks: Vec<_> = (0..20)
+        .map(|i| {
+            let (target, failures) = (top.join(format!("a/b/c/task{i}")), failures.clone());
+            overlap::spawn(async move {
+                for _ in 0..200 {
+                    if let Err(e) = fs::create_dir_all(&target).await {
+                        eprintln!("{e}");
+                        failures.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        within(
+            Duration::from_secs(60),
+            task,
+            "create_dir_all racing a remover",
+        )
+        .await
+        .unwrap();
+    }
+    done.store(true, Ordering::Relaxed);
+    let removals = remover.await.unwrap();
+    assert!(removals > 0, "the remover never removed the tree");
+    assert_eq!(
+        failures.load(Ordering::Relaxed),
+        0,
+        "after {removals} removals"
+    );
 }
 
 #[test]

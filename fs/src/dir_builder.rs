@@ -44,7 +44,8 @@ impl DirBuilder {
     /// Whether [`create`](DirBuilder::create) also creates missing parents, and takes a
     /// directory that exists already as success. Off by default: a missing parent fails
     /// with [`NotFound`](io::ErrorKind::NotFound), an existing path with
-    /// [`AlreadyExists`](io::ErrorKind::AlreadyExists).
+    /// [`AlreadyExists`](io::ErrorKind::AlreadyExists). Recursive, it outlasts a
+    /// concurrent removal of the chain, as [`create_dir_all`](crate::create_dir_all) does.
     pub fn recursive(&mut self, recursive: bool) -> &mut DirBuilder {
         self.recursive = recursive;
         self
@@ -66,9 +67,44 @@ impl DirBuilder {
         if let Some(mode) = self.mode {
             builder.mode(mode);
         }
+        let recursive = self.recursive;
         one_path(path.as_ref(), "create directory", move |p| {
-            builder.create(p)
+            if recursive {
+                create_recursive(&builder, p)
+            } else {
+                builder.create(p)
+            }
         })
         .await
     }
+}
+
+/// How many times [`create_recursive`] starts again after an error a concurrent removal
+/// can cause. Each such error means another removal came between two steps of the chain's
+/// making; an error that is not from a race (a parent that is a file) comes back after
+/// that many tries of a few syscalls each.
+const RACE_RETRIES: usize = 16;
+
+/// std's recursive `create` (`builder` has `recursive(true)`), started again when it fails
+/// with [`NotFound`](io::ErrorKind::NotFound) or
+/// [`AlreadyExists`](io::ErrorKind::AlreadyExists). Both come from a removal racing it: std
+/// makes the parents, then the directory, which fails `NotFound` if a parent was removed in
+/// between; or it finds the directory existing (`EEXIST`), then checks that it is a
+/// directory, which fails if it was removed in between, and reports `EEXIST`.
+pub(crate) fn create_recursive(builder: &stdfs::DirBuilder, path: &Path) -> io::Result<()> {
+    let mut tries = 0;
+    loop {
+        match builder.create(path) {
+            Err(e) if tries < RACE_RETRIES && lost_to_a_removal(&e) => tries += 1,
+            other => return other,
+        }
+    }
+}
+
+/// Whether `err` is one a removal racing a recursive create can cause.
+fn lost_to_a_removal(err: &io::Error) -> bool {
+    matches!(
+        err.kind(),
+        io::ErrorKind::NotFound | io::ErrorKind::AlreadyExists
+    )
 }

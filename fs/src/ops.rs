@@ -232,10 +232,20 @@ pub async fn create_dir(path: impl AsRef<Path>) -> io::Result<()> {
     one_path(path.as_ref(), "create directory", |p| stdfs::create_dir(p)).await
 }
 
-/// Creates the directory at `path` and any missing parents, in one job.
+/// Creates the directory at `path` and any missing parents, in one job. A directory that
+/// exists already is success; the empty path is too, as with std.
+///
+/// A removal racing the call (another task's [`remove_dir_all`] of a parent, say) does not
+/// make it fail: where [`std::fs::create_dir_all`] returns
+/// [`NotFound`](io::ErrorKind::NotFound) (a parent it made was removed before the next
+/// level was made) or [`AlreadyExists`](io::ErrorKind::AlreadyExists) (the directory it
+/// found was removed before it checked that it is one), the chain is made again, up to 16
+/// times. Success means the whole chain existed at one moment during the call.
 pub async fn create_dir_all(path: impl AsRef<Path>) -> io::Result<()> {
     one_path(path.as_ref(), "create directory", |p| {
-        stdfs::create_dir_all(p)
+        let mut builder = stdfs::DirBuilder::new();
+        builder.recursive(true);
+        crate::dir_builder::create_recursive(&builder, p)
     })
     .await
 }
