@@ -153,6 +153,47 @@ fn remove_dir_all_takes_a_tree_2000_levels_deep_under_the_usual_fd_limit() {
     );
 }
 
+/// A comb: a spine 40 levels deep with three branches at each level, each branch a chain
+/// 20 deep with a file at every level. The walk keeps only the deepest levels open, so it
+/// comes back up into levels it closed (opened again through `..`, listed again) and into
+/// levels it kept open (listed on), many times over each: everything goes, each file once,
+/// and the fds it opened are all closed.
+#[overlap::test]
+async fn remove_dir_all_of_a_deep_and_branching_tree_removes_every_level() {
+    let dir = TempDir::new("trees-comb");
+    let top = dir.join("comb");
+    let mut spine = top.clone();
+    let mut files = 0;
+    for level in 0..40 {
+        for branch in 0..3 {
+            let mut chain = spine.join(format!("branch-{branch}"));
+            for depth in 0..20 {
+                chain.push(format!("c{depth}"));
+                std::fs::create_dir_all(&chain).unwrap();
+                std::fs::write(chain.join("file"), format!("{level}/{branch}/{depth}")).unwrap();
+                files += 1;
+            }
+        }
+        spine.push(format!("spine-{level}"));
+        std::fs::create_dir(&spine).unwrap();
+    }
+    assert_eq!(files, 2400);
+    let sibling = dir.join("sibling");
+    std::fs::write(&sibling, b"kept").unwrap();
+    fs::metadata(&top).await.unwrap();
+    let fds = open_fds();
+    within(
+        Duration::from_secs(60),
+        fs::remove_dir_all(&top),
+        "the removal",
+    )
+    .await
+    .unwrap();
+    assert!(!fs::try_exists(&top).await.unwrap());
+    assert_eq!(open_fds(), fds, "the walk left directories open");
+    assert_eq!(std::fs::read(&sibling).unwrap(), b"kept");
+}
+
 #[test]
 fn remove_dir_all_with_a_read_only_subdirectory_fails_and_keeps_what_it_holds() {
     run_in_child(

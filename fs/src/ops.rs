@@ -156,9 +156,10 @@ pub async fn remove_dir(path: impl AsRef<Path>) -> io::Result<()> {
 
 /// Removes the directory at `path` and everything in it, in one job.
 ///
-/// The walk holds two directories open at most, however deep the tree: std's holds one
+/// The walk holds 16 directories open at most, however deep the tree: std's holds one
 /// per level, so a tree deeper than the open-file limit (1,024 by default) fails there
-/// with "Too many open files", half-emptied. An entry removed by someone else meanwhile is
+/// with "Too many open files", half-emptied. (Below 16 levels it walks as std's does;
+/// deeper, a level it closed is opened again through the `..` of the one below.) An entry removed by someone else meanwhile is
 /// no error; one added meanwhile may make a directory's removal fail with
 /// [`DirectoryNotEmpty`](io::ErrorKind::DirectoryNotEmpty), as with std. A directory of
 /// the tree moved elsewhere while the walk is in it stops the walk with an error, rather
