@@ -158,8 +158,10 @@ impl WriteFrame {
         WriteFrame::new(BytesMut::with_capacity(capacity))
     }
 
-    /// `Sink::poll_ready`: ready while the buffer is under the boundary; past it, the
-    /// whole buffer is written out first.
+    /// `Sink::poll_ready`: ready while the buffer is under the boundary; at or past it, the
+    /// buffer is written out (all of it, then the writer flushed, as `poll_flush`). A call
+    /// after such a write returned `Pending` is ready as soon as what is left is under the
+    /// boundary, as tokio-util's: the buffer need not be empty.
     pub(crate) fn poll_ready<T: AsyncWrite>(
         &mut self,
         io: Pin<&mut T>,
