@@ -1,7 +1,7 @@
-//! An adversarial review of the io helpers, streams: a `duplex` end dropped while its task
-//! waits, a mebibyte through a one-byte `duplex`, `split` halves in two tasks that spend
-//! their budget, and `copy_bidirectional` whose passing-on of a half-close fails. Reading
-//! and buffering are in io_review.rs.
+//! An adversarial review of the io helpers, streams: `duplex` and `simplex` ends dropped
+//! while their task waits (no waker of it may stay behind), a mebibyte through a one-byte
+//! `duplex`, `split` halves in two tasks that spend their budget, and `copy_bidirectional`
+//! whose passing-on of a half-close fails. Reading and buffering are in io_review.rs.
 
 mod support;
 
@@ -13,12 +13,45 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use overlap::io::{
-    copy_bidirectional, duplex, split, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt,
+    copy_bidirectional, duplex, simplex, split, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt,
     DuplexStream,
 };
 use support::{abandon_slot, within};
 
 const HANG: Duration = Duration::from_secs(60);
+
+/// How many wakers of a task are still held after it waited on `wait` once and dropped
+/// it; `wait` owns the end it waits on, so the end goes with it.
+fn waker_left_behind<F: std::future::Future>(wait: F) -> usize {
+    abandon_slot(wait).wakers_held()
+}
+
+#[overlap::test]
+async fn a_dropped_memory_pipe_end_keeps_no_waker_of_the_task_that_waited_on_it() {
+    // The other end lives on and never reads or writes again: a waker left in the shared
+    // buffer would keep the waiting task's memory for as long as it lives.
+    let (mut a, b) = duplex(4);
+    let held = waker_left_behind(async move { a.read(&mut [0u8; 4]).await });
+    assert_eq!(held, 0, "duplex: a reader's waker outlived its end");
+    drop(b);
+
+    let (mut a, b) = duplex(4);
+    a.write_all(b"full").await.unwrap();
+    let held = waker_left_behind(async move { a.write(b"x").await });
+    assert_eq!(held, 0, "duplex: a writer's waker outlived its end");
+    drop(b);
+
+    let (mut r, w) = simplex(4);
+    let held = waker_left_behind(async move { r.read(&mut [0u8; 4]).await });
+    assert_eq!(held, 0, "simplex: the reader's waker outlived it");
+    drop(w);
+
+    let (r, mut w) = simplex(4);
+    w.write_all(b"full").await.unwrap();
+    let held = waker_left_behind(async move { w.write(b"x").await });
+    assert_eq!(held, 0, "simplex: the writer's waker outlived it");
+    drop(r);
+}
 
 #[overlap::test]
 async fn the_end_left_after_a_waiter_dropped_its_end_sees_eof_and_broken_pipe() {

@@ -130,23 +130,31 @@ pub(super) fn poll_write(
 }
 
 /// Ends the writing direction: the reader reads what is left, then end of file.
+///
+/// The writer's own waker is taken out too (and woken: a write waiting for room fails at
+/// once from now on), so that the reading end, which keeps the pipe, does not keep a task
+/// that waited on a full buffer, then dropped its end, alive for as long as it lives.
 pub(super) fn close_write(pipe: &RefCell<Pipe>) {
-    let reader = {
+    let (reader, writer) = {
         let mut pipe = pipe.borrow_mut();
         pipe.write_closed = true;
-        pipe.reader.take()
+        (pipe.reader.take(), pipe.writer.take())
     };
     wake(reader);
+    wake(writer);
 }
 
 /// The reader is gone: bytes nobody will read are dropped, and writes fail from now on.
+/// Its own waker is dropped, as [`close_write`] takes the writer's.
 pub(super) fn close_read(pipe: &RefCell<Pipe>) {
-    let writer = {
+    let (writer, own) = {
         let mut pipe = pipe.borrow_mut();
         pipe.read_closed = true;
         pipe.buf = VecDeque::new();
-        pipe.writer.take()
+        (pipe.writer.take(), pipe.reader.take())
     };
+    // Outside the borrow: dropping a waker may run user code.
+    drop(own);
     wake(writer);
 }
 
