@@ -30,9 +30,10 @@ pin_project! {
     /// goes straight to the stream and, dropped midway, has sent an unknown part of itself,
     /// as on the stream (see `overlap::net`). A message written in several calls (a header,
     /// then a body) is whole only once the last call returns. On the read side, `read`,
-    /// `fill_buf` and `lines` lose nothing, but `read_exact`, `read_line`, `read_until` and
-    /// the number helpers ([`AsyncReadIntExt`](crate::io::AsyncReadIntExt)) lose the bytes
-    /// they had taken. So a protocol client whose exchange was cut midway cannot tell where
+    /// `fill_buf` and `lines` lose nothing, nor does `read_until` (the bytes it took stay in
+    /// the caller's `Vec`: calling it again with the same `Vec` finishes the line), but
+    /// `read_exact`, `read_line` and the number helpers
+    /// ([`AsyncReadIntExt`](crate::io::AsyncReadIntExt)) lose the bytes they had taken. So a protocol client whose exchange was cut midway cannot tell where
     /// the stream stands: it closes the connection rather than reuse it (as a connection
     /// pool must, before giving the connection to the next user).
     ///
