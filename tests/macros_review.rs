@@ -422,3 +422,24 @@ fn handlers_break_and_continue_labelled_loops_and_reborrow_what_the_futures_borr
         assert_eq!(rounds, 6);
     });
 }
+
+#[test]
+fn a_bare_true_or_false_pattern_disables_its_branch_when_the_output_differs() {
+    block_on(async {
+        // As tokio's: the output `false` fails the pattern `true`, so the branch is
+        // disabled and `else` runs (or another branch wins).
+        let got = select! { true = ready(false) => "true", else => "else" };
+        assert_eq!(got, "else");
+        let got = select! { false = ready(true) => "false", else => "else" };
+        assert_eq!(got, "else");
+        let got = select! {
+            biased;
+            true = ready(false) => 0,
+            n = ready(2) => n,
+        };
+        assert_eq!(got, 2);
+        // And taken when it matches.
+        let got = select! { true = ready(true) => "true", else => "else" };
+        assert_eq!(got, "true");
+    });
+}

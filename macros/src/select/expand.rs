@@ -284,9 +284,11 @@ fn is_path(tokens: &[TokenTree]) -> bool {
 fn is_irrefutable(pat: &[TokenTree]) -> bool {
     match pat {
         [TokenTree::Ident(i)] => {
-            let first = i.to_string().chars().next();
-            // `None` or a constant is refutable; a binding starts lowercase or with `_`.
-            first.is_some_and(|c| c == '_' || c.is_lowercase())
+            let name = i.to_string();
+            // `None` or a constant is refutable, and so are the literals `true` and
+            // `false`; a binding starts lowercase or with `_`.
+            !matches!(name.as_str(), "true" | "false")
+                && name.starts_with(|c: char| c == '_' || c.is_lowercase())
         }
         [m, TokenTree::Ident(_)] => is_ident(m, "mut"),
         _ => false,
