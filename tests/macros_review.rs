@@ -443,3 +443,20 @@ fn a_bare_true_or_false_pattern_disables_its_branch_when_the_output_differs() {
         assert_eq!(got, "true");
     });
 }
+
+#[test]
+fn a_binding_named_biased_is_a_pattern_not_the_keyword() {
+    block_on(async {
+        // tokio's takes `biased` as the keyword only before a `;`.
+        let got = select! { biased = ready(3) => biased * 2 };
+        assert_eq!(got, 6);
+        let got = select! {
+            biased;
+            biased = ready(4) => biased,
+            _ = ready(5) => 0,
+        };
+        assert_eq!(got, 4);
+        let got = select! { biased @ Some(_) = ready(Some(7)) => biased, else => None };
+        assert_eq!(got, Some(7));
+    });
+}

@@ -72,7 +72,12 @@ fn parse(input: TokenStream) -> Result<Select, TokenStream> {
     };
     let tokens: Vec<TokenTree> = tokens.collect();
     let mut at = 0;
-    if tokens.first().is_some_and(|t| is_ident(t, "biased")) {
+    // `biased` before `=` or `@` is a binding of that name in a branch's pattern, as
+    // tokio's reads it (its keyword is `biased;`).
+    let binds_biased = tokens
+        .get(1)
+        .is_some_and(|t| is_binding_eq(&tokens, 1, t) || is_punct(t, '@'));
+    if tokens.first().is_some_and(|t| is_ident(t, "biased")) && !binds_biased {
         match tokens.get(1) {
             Some(t) if is_punct(t, ';') => {}
             other => {
