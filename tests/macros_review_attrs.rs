@@ -178,6 +178,8 @@ mod shadowed {
     pub trait Unpin {}
     pub trait Default {}
     pub trait Drop {}
+    pub struct u64;
+    pub struct usize;
     pub struct bool;
     pub struct Vec;
     pub struct String;

@@ -72,7 +72,9 @@ pub(super) fn expand(select: Select) -> TokenStream {
     )));
     // The futures live in a block of their own, dropped before a handler runs: a handler
     // may use what a future borrowed.
-    let mut polled = code("let mut __overlap_select_off: u64 = 0;");
+    // The primitive types by their full paths, as every other name here: a caller may
+    // have a type of its own named `u64` or `usize` in scope.
+    let mut polled = code("let mut __overlap_select_off: ::core::primitive::u64 = 0;");
     for (i, branch) in select.branches.iter().enumerate() {
         if let Some(cond) = &branch.cond {
             polled.extend(code("if !"));
@@ -144,9 +146,13 @@ fn poll_closure(select: &Select) -> TokenStream {
     let mut closure = code("|__overlap_select_cx|");
     let mut inner = TokenStream::new();
     if select.biased {
-        inner.extend(code("let __overlap_select_start: usize = 0;"));
+        inner.extend(code(
+            "let __overlap_select_start: ::core::primitive::usize = 0;",
+        ));
     } else {
-        inner.extend(code("let __overlap_select_start: usize = "));
+        inner.extend(code(
+            "let __overlap_select_start: ::core::primitive::usize = ",
+        ));
         inner.extend(private(select, "start"));
         inner.extend(code(&format!("({n});")));
     }
