@@ -518,6 +518,45 @@ pub use overlap_pipe::process;
 /// #[overlap::test]
 /// struct NotAFunction {}
 /// ```
+/// A test that takes an argument, a setting without its value or with one of the wrong kind,
+/// two settings without a comma between them:
+/// ```compile_fail
+/// #[overlap::test]
+/// async fn takes(_n: u32) {}
+/// ```
+/// ```compile_fail
+/// #[overlap::test(start_paused)]
+/// async fn bare() {}
+/// ```
+/// ```compile_fail
+/// #[overlap::test(start_paused = 1)]
+/// async fn a_number() {}
+/// ```
+/// ```compile_fail
+/// #[overlap::test(crate = 5)]
+/// async fn not_a_string() {}
+/// ```
+/// ```compile_fail
+/// #[overlap::test(start_paused = true flavor = "current_thread")]
+/// async fn no_comma() {}
+/// ```
+///
+/// `select!` with two `default` branches, or with 65 branches:
+/// ```compile_fail
+/// overlap::block_on(async {
+///     overlap::select! { x = async { 1 } => x, default => 0, default => 1 }
+/// });
+/// ```
+/// ```compile_fail
+/// macro_rules! branches {
+///     ($($i:literal)*) => { overlap::select! { $( _ = async { $i } => $i, )* } };
+/// }
+/// overlap::block_on(async {
+///     branches!(0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28
+///         29 30 31 32 33 34 35 36 37 38 39 40 41 42 43 44 45 46 47 48 49 50 51 52 53 54 55 56
+///         57 58 59 60 61 62 63 64)
+/// });
+/// ```
 ///
 /// `select!` with no future to wait on, a branch without its `=>`, two `else` branches
 /// (`complete` is the same), and `biased` without its `;` or after a branch (each error
