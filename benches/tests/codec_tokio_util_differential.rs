@@ -9,7 +9,9 @@
 //! `LinesCodec` and the kind of a length gone below its adjustment, both fixed.
 //!
 //! Error messages are not compared: overlap's frame-too-big error says the size and the
-//! maximum, as documented.
+//! maximum, as documented. Nor is what a `FramedRead` of lines gives once `decode_eof` has
+//! failed and its `None` has been given out: overlap's then decodes what is still buffered
+//! where tokio-util's reads again and drops it (documented in `overlap::codec`).
 
 use std::collections::VecDeque;
 use std::io;
@@ -389,6 +391,50 @@ fn poll_stream<S: futures_util::Stream + Unpin>(s: &mut S) -> Poll<Option<S::Ite
     Pin::new(s).poll_next(&mut Context::from_waker(Waker::noop()))
 }
 
+/// A decoder that notes when `decode_eof` fails. After such an error (and the `None` that
+/// follows it), overlap's `FramedRead` decodes on what is buffered where tokio-util's reads
+/// again and drops it (documented in `overlap::codec`): the polls are compared up to there.
+struct Tap<D> {
+    inner: D,
+    eof_failed: std::rc::Rc<std::cell::Cell<bool>>,
+}
+
+impl<D: ov::Decoder> ov::Decoder for Tap<D> {
+    type Item = D::Item;
+    type Error = D::Error;
+    fn decode(&mut self, src: &mut ov::BytesMut) -> Result<Option<D::Item>, D::Error> {
+        self.inner.decode(src)
+    }
+    fn decode_eof(&mut self, src: &mut ov::BytesMut) -> Result<Option<D::Item>, D::Error> {
+        let out = self.inner.decode_eof(src);
+        self.eof_failed.set(self.eof_failed.get() || out.is_err());
+        out
+    }
+}
+
+impl<D: tk::Decoder> tk::Decoder for Tap<D> {
+    type Item = D::Item;
+    type Error = D::Error;
+    fn decode(&mut self, src: &mut bytes::BytesMut) -> Result<Option<D::Item>, D::Error> {
+        self.inner.decode(src)
+    }
+    fn decode_eof(&mut self, src: &mut bytes::BytesMut) -> Result<Option<D::Item>, D::Error> {
+        let out = self.inner.decode_eof(src);
+        self.eof_failed.set(self.eof_failed.get() || out.is_err());
+        out
+    }
+}
+
+/// `inner` in a [`Tap`], and the flag it sets.
+fn tap<D>(inner: D) -> (Tap<D>, std::rc::Rc<std::cell::Cell<bool>>) {
+    let eof_failed = std::rc::Rc::new(std::cell::Cell::new(false));
+    let tap = Tap {
+        inner,
+        eof_failed: eof_failed.clone(),
+    };
+    (tap, eof_failed)
+}
+
 macro_rules! run_read {
     ($framed:expr, $fmt:expr) => {{
         let mut f = $framed;
@@ -404,6 +450,28 @@ macro_rules! run_read {
         ev.push(format!("buf{:?}", &f.read_buffer()[..]));
         ev
     }};
+    ($framed:expr, $eof_failed:expr, $fmt:expr) => {{
+        let mut f = $framed;
+        let mut ev = Vec::new();
+        for _ in 0..30 {
+            ev.push(match poll_stream(&mut f) {
+                Poll::Pending => "P".to_string(),
+                Poll::Ready(None) => "N".to_string(),
+                Poll::Ready(Some(Ok(x))) => format!("F{}", $fmt(x)),
+                Poll::Ready(Some(Err(e))) => format!("E{e}"),
+            });
+            if $eof_failed.get() {
+                // The error, then the `None` after it; the rest differs by design.
+                ev.push(match poll_stream(&mut f) {
+                    Poll::Ready(None) => "N".to_string(),
+                    _ => "not None after the error".to_string(),
+                });
+                ev.push("then decodes on (overlap) or reads on (tokio-util)".to_string());
+                break;
+            }
+        }
+        ev
+    }};
 }
 
 fn reads(rng: &mut Rng, trials: usize) -> usize {
@@ -411,18 +479,16 @@ fn reads(rng: &mut Rng, trials: usize) -> usize {
     for t in 0..trials {
         let s = script(rng);
         let max = 1 + rng.below(5) as usize;
+        let (ov_lines, ov_eof_failed) = tap(ov::LinesCodec::new_with_max_length(max));
         let a = run_read!(
-            ov::FramedRead::new(
-                Mock(s.clone().into(), vec![]),
-                ov::LinesCodec::new_with_max_length(max)
-            ),
+            ov::FramedRead::new(Mock(s.clone().into(), vec![]), ov_lines),
+            ov_eof_failed,
             |x: String| format!("{x:?}")
         );
+        let (tk_lines, tk_eof_failed) = tap(tk::LinesCodec::new_with_max_length(max));
         let b = run_read!(
-            tk::FramedRead::new(
-                Mock(s.clone().into(), vec![]),
-                tk::LinesCodec::new_with_max_length(max)
-            ),
+            tk::FramedRead::new(Mock(s.clone().into(), vec![]), tk_lines),
+            tk_eof_failed,
             |x: String| format!("{x:?}")
         );
         if a != b {
