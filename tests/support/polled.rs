@@ -109,6 +109,12 @@ pub fn abandon<F: Future>(fut: F) {
     assert_eq!(held, 0, "the dropped wait left its waker behind");
 }
 
+/// How many of `tasks` have a waker still held somewhere (each counted once, however many
+/// references to it are kept): after a thousand abandoned waits, at most the one slot's.
+pub fn tasks_still_held(tasks: &[ManualTask]) -> usize {
+    tasks.iter().filter(|task| task.wakers_held() > 0).count()
+}
+
 /// Polls `f` once, whatever it returns, then drops it (abandoning whatever job it started).
 pub async fn poll_once_then_drop<F: Future>(f: F) {
     let mut f = std::pin::pin!(f);
