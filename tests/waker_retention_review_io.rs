@@ -1,19 +1,20 @@
-//! A sweep for wakers left behind, io: sockets, pipes, child processes and files. Each wait
-//! is polled until it waits with a waker that counts its references, then dropped, and its
-//! handle dropped: nothing may hold the waker afterwards, the event it waited for (bytes, a
-//! connection, an exit, a pool job's end) may not wake it, and a thousand waits with fresh
-//! wakers keep at most the one slot's. The exception is futures-io's `read` and `write` on
-//! a socket or pipe: poll functions, with no drop to leave by, whose waiters all wait for
-//! the direction's next edge (as `TcpStream`'s docs say), which wakes and lets go of every
-//! one, as the fd's drop does. Sync and runtime waits are in waker_retention_review_sync.rs
-//! and waker_retention_review_runtime.rs.
+//! A sweep for wakers left behind, io: sockets, pipes, child processes, files and
+//! `Unblock`. Each wait is polled until it waits with a waker that counts its references,
+//! then dropped, and its handle dropped: nothing may hold the waker afterwards, neither the
+//! drop nor the event it waited for (bytes, a connection, an exit, a pool job's end) may
+//! wake it, and a thousand waits with fresh wakers keep at most the one slot's. The
+//! exception is futures-io's `read` and `write` on a socket or pipe: poll functions, with
+//! no drop to leave by, whose waiters all wait for the direction's next edge (as
+//! `TcpStream`'s docs say), which wakes and lets go of every one, as the fd's drop does.
+//! Sync and runtime waits are in waker_retention_review_sync.rs and
+//! waker_retention_review_runtime.rs.
 
 mod support;
 
 use std::time::Duration;
 
 use overlap::fs::File;
-use overlap::io::{AsyncReadExt, AsyncWriteExt};
+use overlap::io::{AsyncReadExt, AsyncWriteExt, Unblock};
 use overlap::net::{TcpListener, TcpStream, UdpSocket, UnixDatagram};
 use support::{abandon_slot, settle, tasks_still_held, within, ManualTask, TempDir};
 
@@ -251,4 +252,45 @@ fn pool_jobs_dropped_with_their_file_keep_no_waker_when_they_end() {
         );
         assert!(!any_woken(&listed), "the job's end woke a dropped listing");
     });
+}
+
+/// An `Unblock` read whose job is blocked in read(2), dropped with the `Unblock`: the
+/// bytes that end the job come later, and must not wake the task that started it.
+#[overlap::test]
+async fn unblock_read_dropped_with_its_job_blocked_keeps_no_waker() {
+    let (mut near, far) = std::os::unix::net::UnixStream::pair().unwrap();
+    let mut reader = Unblock::new(far);
+    let mut buf = [0u8; 16];
+    let reads = abandoned_a_thousand!(reader.read(&mut buf)); // the job blocks in read(2)
+    assert!(
+        tasks_still_held(&reads) <= 1,
+        "more than the one slot's waker"
+    );
+    drop(reader);
+    assert_eq!(
+        tasks_still_held(&reads),
+        0,
+        "the dropped Unblock's waker stayed"
+    );
+    // Its drop aborts the job, which settles the job's handle at once: not a wake for the
+    // task whose read went with the `Unblock`.
+    assert!(
+        !any_woken(&reads),
+        "the Unblock's drop woke its last reader's task"
+    );
+    std::io::Write::write_all(&mut near, b"ends the job").unwrap();
+    // The job returns, and its socket end closes: end of file here.
+    let eof = overlap::spawn_blocking(move || {
+        near.set_read_timeout(Some(HANG)).unwrap();
+        std::io::Read::read(&mut near, &mut [0u8; 1])
+    });
+    assert_eq!(
+        within(HANG, eof, "the job never ended")
+            .await
+            .unwrap()
+            .unwrap(),
+        0
+    );
+    settle().await;
+    assert!(!any_woken(&reads), "the job's end woke a dropped read");
 }

@@ -475,6 +475,15 @@ impl<T> RemoteJoinHandle<T> {
     pub fn is_finished(&self) -> bool {
         self.slot.is_finished()
     }
+
+    /// [`abort`](RemoteJoinHandle::abort) for an owner about to drop the handle with it
+    /// (an `Unblock` dropped mid-job): the waker of the handle's last poll goes first, so
+    /// that the abort, which settles a blocking job's handle as cancelled at once, does
+    /// not wake a task whose wait is gone.
+    pub(crate) fn abort_unwatched(&self) {
+        self.slot.release_waiter();
+        self.slot.abort();
+    }
 }
 
 impl<T> Future for RemoteJoinHandle<T> {

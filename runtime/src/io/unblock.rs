@@ -218,11 +218,13 @@ impl<T> Drop for Unblock<T> {
         // The task awaiting the job would receive the value and drop it here, on the event
         // loop, where a blocking `Drop` (a `BufWriter` flushing) would stall every task.
         // Aborted, it is gone before the job ends, and the value is dropped on the pool.
+        // Unwatched: the abort settles the handle at once, and would wake the task that
+        // last polled it, whose wait went with this `Unblock`.
         match &self.state {
-            State::Reading(job) => job.abort(),
-            State::Seeking { job, .. } => job.abort(),
-            State::Writing(job) | State::Flushing { job, .. } => job.abort(),
-            State::Closing { job, .. } => job.abort(),
+            State::Reading(job) => job.abort_unwatched(),
+            State::Seeking { job, .. } => job.abort_unwatched(),
+            State::Writing(job) | State::Flushing { job, .. } => job.abort_unwatched(),
+            State::Closing { job, .. } => job.abort_unwatched(),
             State::Idle { .. } | State::Lost | State::Closed => {}
         }
     }
