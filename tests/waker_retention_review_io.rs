@@ -16,24 +16,9 @@ use std::time::Duration;
 use overlap::fs::File;
 use overlap::io::{AsyncReadExt, AsyncWriteExt, Unblock};
 use overlap::net::{TcpListener, TcpStream, UdpSocket, UnixDatagram};
-use support::{abandon_slot, settle, tasks_still_held, within, ManualTask, TempDir};
+use support::{abandon_slot, any_woken, settle, tasks_still_held, within, ManualTask, TempDir};
 
 const HANG: Duration = Duration::from_secs(20);
-
-/// Abandons `$wait` (a fresh future each time) a thousand times, each polled by a task
-/// of its own: those tasks, to ask which wakers are still held.
-macro_rules! abandoned_a_thousand {
-    ($wait:expr) => {
-        (0..1000)
-            .map(|_| abandon_slot($wait))
-            .collect::<Vec<ManualTask>>()
-    };
-}
-
-/// Whether any of `tasks` was woken.
-fn any_woken(tasks: &[ManualTask]) -> bool {
-    tasks.iter().any(ManualTask::is_woken)
-}
 
 #[overlap::test]
 async fn tcp_waits_keep_no_waker_once_their_socket_is_dropped() {

@@ -16,25 +16,11 @@ use overlap::sync::oneshot;
 use overlap::time::{interval, sleep, timeout, DelayQueue};
 use overlap::AsyncFd;
 use support::{
-    abandon_slot, eventfd, eventfd_add, settle, tasks_still_held, wait_on, within, ManualTask,
+    abandon_slot, any_woken, eventfd, eventfd_add, settle, tasks_still_held, wait_on, within,
+    ManualTask,
 };
 
 const HANG: Duration = Duration::from_secs(20);
-
-/// Abandons `$wait` (a fresh future each time) a thousand times, each polled by a task
-/// of its own: those tasks, to ask which wakers are still held.
-macro_rules! abandoned_a_thousand {
-    ($wait:expr) => {
-        (0..1000)
-            .map(|_| abandon_slot($wait))
-            .collect::<Vec<ManualTask>>()
-    };
-}
-
-/// Whether any of `tasks` was woken.
-fn any_woken(tasks: &[ManualTask]) -> bool {
-    tasks.iter().any(ManualTask::is_woken)
-}
 
 #[overlap::test]
 async fn join_handle_dropped_while_its_task_runs_keeps_no_waker() {

@@ -16,24 +16,9 @@ use overlap::sync::{
     broadcast, mpsc, oneshot, watch, Barrier, CancellationToken, Mutex, Notify, OnceCell, RwLock,
     Semaphore, SetOnce,
 };
-use support::{abandon_slot, tasks_still_held, wait_on, within, ManualTask};
+use support::{abandon_slot, any_woken, tasks_still_held, wait_on, within, ManualTask};
 
 const HANG: Duration = Duration::from_secs(20);
-
-/// Abandons `$wait` (a fresh future each time) a thousand times, each polled by a task
-/// of its own: those tasks, to ask which wakers are still held.
-macro_rules! abandoned_a_thousand {
-    ($wait:expr) => {
-        (0..1000)
-            .map(|_| abandon_slot($wait))
-            .collect::<Vec<ManualTask>>()
-    };
-}
-
-/// Whether any of `tasks` was woken.
-fn any_woken(tasks: &[ManualTask]) -> bool {
-    tasks.iter().any(ManualTask::is_woken)
-}
 
 #[overlap::test]
 async fn semaphore_acquires_dropped_keep_no_waker_and_the_release_wakes_none() {

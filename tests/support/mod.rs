@@ -54,8 +54,8 @@ pub use net::{datagram, fill_send_buffer, open_fresh, open_read_write, tcp_pair,
 pub use no_threads::{no_pool_threads, without_new_threads};
 pub use panic::{panic_message, panic_twice, waker_panicking_twice, PanickingPayload};
 pub use polled::{
-    abandon, abandon_slot, poll_once, poll_once_then_drop, polled, tasks_still_held, wait_on,
-    ManualTask, Polled,
+    abandon, abandon_slot, any_woken, poll_once, poll_once_then_drop, polled, tasks_still_held,
+    wait_on, ManualTask, Polled,
 };
 pub use proc_stat::{live_group_members, parent_pid, process_state};
 pub use proc_status::status_kib;

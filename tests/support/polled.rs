@@ -109,6 +109,22 @@ pub fn abandon<F: Future>(fut: F) {
     assert_eq!(held, 0, "the dropped wait left its waker behind");
 }
 
+/// Abandons `$wait` (a fresh future each time) a thousand times, each polled by a task
+/// of its own: those tasks, to ask which wakers are still held.
+#[macro_export]
+macro_rules! abandoned_a_thousand {
+    ($wait:expr) => {
+        (0..1000)
+            .map(|_| $crate::support::abandon_slot($wait))
+            .collect::<Vec<$crate::support::ManualTask>>()
+    };
+}
+
+/// Whether any of `tasks` was woken.
+pub fn any_woken(tasks: &[ManualTask]) -> bool {
+    tasks.iter().any(ManualTask::is_woken)
+}
+
 /// How many of `tasks` have a waker still held somewhere (each counted once, however many
 /// references to it are kept): after a thousand abandoned waits, at most the one slot's.
 pub fn tasks_still_held(tasks: &[ManualTask]) -> usize {
