@@ -436,23 +436,13 @@ fn tap<D>(inner: D) -> (Tap<D>, std::rc::Rc<std::cell::Cell<bool>>) {
 }
 
 macro_rules! run_read {
-    ($framed:expr, $fmt:expr) => {{
-        let mut f = $framed;
-        let mut ev = Vec::new();
-        for _ in 0..30 {
-            ev.push(match poll_stream(&mut f) {
-                Poll::Pending => "P".to_string(),
-                Poll::Ready(None) => "N".to_string(),
-                Poll::Ready(Some(Ok(x))) => format!("F{}", $fmt(x)),
-                Poll::Ready(Some(Err(e))) => format!("E{e}"),
-            });
-        }
-        ev.push(format!("buf{:?}", &f.read_buffer()[..]));
-        ev
-    }};
+    ($framed:expr, $fmt:expr) => {
+        run_read!($framed, std::cell::Cell::new(false), $fmt)
+    };
     ($framed:expr, $eof_failed:expr, $fmt:expr) => {{
         let mut f = $framed;
         let mut ev = Vec::new();
+        let mut cut = false;
         for _ in 0..30 {
             ev.push(match poll_stream(&mut f) {
                 Poll::Pending => "P".to_string(),
@@ -467,8 +457,12 @@ macro_rules! run_read {
                     _ => "not None after the error".to_string(),
                 });
                 ev.push("then decodes on (overlap) or reads on (tokio-util)".to_string());
+                cut = true;
                 break;
             }
+        }
+        if !cut {
+            ev.push(format!("buf{:?}", &f.read_buffer()[..]));
         }
         ev
     }};
