@@ -17,11 +17,16 @@
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct RuntimeMetrics {
-    /// Tasks spawned since the runtime started, `spawn_blocking` jobs among them.
+    /// Tasks spawned since the runtime started, `spawn_blocking` jobs among them (each has a
+    /// relay task on the loop). Jobs queued through `Handle::spawn_blocking` have none: they
+    /// count in `blocking_jobs` only.
     pub tasks_spawned: u64,
     /// Tasks whose future has not finished yet. A `spawn_blocking` job counts as one until
     /// it has run, awaited or not (tokio's `num_alive_tasks` leaves blocking jobs out): a
-    /// program checking that no task is left waits for its jobs too. The runtime's own
+    /// program checking that no task is left waits for its jobs too. Except a job whose
+    /// handle was aborted: its relay task ends at once, so it stops counting here while it
+    /// may still run to its end (in `blocking_running`); to wait for every job, wait for
+    /// `blocking_running` and `blocking_queued` to reach 0 as well. The runtime's own
     /// count too: the first `signal::signal()` starts one reader task (and registers one fd)
     /// for the runtime's life.
     ///
