@@ -114,18 +114,8 @@ fn a_dropped_join_set_ends_its_tasks_polled_or_not() {
 #[test]
 fn blocking_jobs_count_as_tasks_until_run_or_dropped_unrun() {
     let rt = Runtime::builder().max_blocking_threads(1).build().unwrap();
-    let gate = Arc::new(Barrier::new(2));
-    let (started_tx, started) = std_mpsc::channel();
     rt.block_on(async {
-        let busy = overlap::spawn_blocking({
-            let gate = gate.clone();
-            move || {
-                started_tx.send(()).unwrap();
-                gate.wait();
-                1
-            }
-        });
-        started.recv_timeout(HANG).unwrap();
+        let (busy, gate) = started_job(1);
         let ran = Arc::new(AtomicBool::new(false));
         let flag = ran.clone();
         // Queued behind `busy` on the only thread, then aborted: it never runs.
@@ -146,6 +136,23 @@ fn blocking_jobs_count_as_tasks_until_run_or_dropped_unrun() {
         assert_eq!((m.blocking_jobs, m.blocking_queued), (2, 0), "{m:?}");
         assert!(!ran.load(Ordering::SeqCst));
     });
+}
+
+/// A `spawn_blocking` job that has started on a pool thread and holds it until the
+/// returned barrier is passed, then gives `value`.
+fn started_job<T: Send + 'static>(value: T) -> (overlap::JoinHandle<T>, Arc<Barrier>) {
+    let gate = Arc::new(Barrier::new(2));
+    let (started_tx, started) = std_mpsc::channel();
+    let job = overlap::spawn_blocking({
+        let gate = gate.clone();
+        move || {
+            started_tx.send(()).unwrap();
+            gate.wait();
+            value
+        }
+    });
+    started.recv_timeout(HANG).unwrap();
+    (job, gate)
 }
 
 /// Waits until the pool has no job queued or running; returns that snapshot.
@@ -444,17 +451,8 @@ fn counters_carry_on_after_a_block_on_that_panicked() {
 #[test]
 fn a_job_aborted_while_it_runs_or_queued_through_a_handle_is_no_task() {
     let rt = Runtime::new().unwrap();
-    let gate = Arc::new(Barrier::new(2));
-    let (started_tx, started) = std_mpsc::channel();
     rt.block_on(async {
-        let busy = overlap::spawn_blocking({
-            let gate = gate.clone();
-            move || {
-                started_tx.send(()).unwrap();
-                gate.wait();
-            }
-        });
-        started.recv_timeout(HANG).unwrap();
+        let (busy, gate) = started_job(());
         busy.abort();
         assert!(busy.await.unwrap_err().is_cancelled());
         let m = now();
