@@ -2,7 +2,8 @@
 //! Unix tests leave out. Abstract names whose bytes go on past a NUL (inside or at the end)
 //! reach only the socket of exactly that name and come back whole from every address call;
 //! paths that are no UTF-8 come back byte for byte; a relative path binds under the working
-//! directory, even one whose absolute path no socket address could hold; a listener whose
+//! directory, even one whose absolute path no socket address could hold; a bind into a
+//! missing directory names the path (the kernel's words named none); a listener whose
 //! directory is removed still serves what it queued and keeps its name; a write to a peer
 //! that is gone fails, through every write call, with no `SIGPIPE`; `peer_cred` names the
 //! other process that connected; and a client bound at a 108-byte path (which the kernel
@@ -198,6 +199,46 @@ fn a_relative_path_binds_under_the_working_directory_even_when_the_absolute_one_
             std::env::set_current_dir("/").unwrap();
         },
     );
+}
+
+/// A bind into a directory that does not exist, or under a file, fails with the kernel's
+/// kind and code, and names the path: a program binding several sockets could not tell
+/// which one failed from the kernel's bare "No such file or directory".
+#[overlap::test]
+async fn a_bind_where_the_directory_is_missing_names_the_path() {
+    let dir = TempDir::new("unix-review-missing-dir");
+    let file = dir.join("plain-file");
+    std::fs::write(&file, "").unwrap();
+    let cases = [
+        (
+            dir.join("missing").join("x.sock"),
+            libc::ENOENT,
+            "does not exist",
+        ),
+        (file.join("x.sock"), libc::ENOTDIR, "not a directory"),
+    ];
+    for (path, errno, why) in cases {
+        let binds = [
+            ("UnixListener::bind", UnixListener::bind(&path).map(drop)),
+            ("UnixDatagram::bind", UnixDatagram::bind(&path).map(drop)),
+            (
+                "UnixSocket::bind",
+                UnixSocket::new_stream().unwrap().bind(&path),
+            ),
+        ];
+        for (call, res) in binds {
+            let err = res.expect_err(call);
+            assert_eq!(
+                err.kind(),
+                io::Error::from_raw_os_error(errno).kind(),
+                "{call}: {err}"
+            );
+            assert_eq!(overlap::io::raw_os_error(&err), Some(errno), "{call}");
+            let msg = err.to_string();
+            assert!(msg.contains(&format!("{path:?}")), "{call}: {msg}");
+            assert!(msg.contains(why), "{call}: {msg}");
+        }
+    }
 }
 
 /// The name belongs to the file: once the listener's directory is removed, the listener

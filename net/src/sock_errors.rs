@@ -2,8 +2,8 @@
 //! an address of a family the socket cannot take (UDP sends and connects, `TcpSocket`'s bind
 //! and connect), a bind to an address in use or with no port left, a TCP connect with no
 //! local port to use, a UDP send with no peer, an accept
-//! on a listener shut down, a second bind, a Unix bind to a path taken, a Unix datagram
-//! socket taken by another peer, a Unix connect or send to a path with no socket, a host
+//! on a listener shut down, a second bind, a Unix bind to a path taken or in a missing
+//! directory, a Unix datagram socket taken by another peer, a Unix connect or send to a path with no socket, a host
 //! name lookup made with no fd free.
 
 use std::borrow::Cow;
@@ -229,16 +229,35 @@ pub(crate) fn already_bound(err: io::Error, bound: Option<String>) -> io::Error 
     }
 }
 
+/// A Unix socket's `bind` to `path` that failed, in words that name the path: the
+/// kernel's name none, so a program binding a control socket and a socket per service
+/// cannot tell which bind failed. `EADDRINUSE` as [`unix_path_in_use`] says; a path the
+/// kernel cannot make the socket's file at (`ENOENT`: its directory is missing, as when a
+/// runtime directory was not made or was removed; `ENOTDIR`, `EACCES`, `EROFS`, `ELOOP`)
+/// with the kernel's reason. Kinds and codes kept; other errors pass as they are.
+pub(crate) fn unix_bind_failed(path: &std::path::Path, err: io::Error) -> io::Error {
+    let why = match err.raw_os_error() {
+        Some(libc::EADDRINUSE) => return unix_path_in_use(path, err),
+        Some(libc::ENOENT) => "its directory does not exist",
+        Some(libc::ENOTDIR) => "a part of its directory is not a directory",
+        Some(libc::EACCES) => {
+            "permission denied (to search its directory or create a file in it, or by a \
+             security policy)"
+        }
+        Some(libc::EROFS) => "its file system is read-only",
+        Some(libc::ELOOP) => "too many symbolic links on the way to its directory",
+        _ => return err,
+    };
+    let msg = format!("cannot bind a Unix socket at {path:?}: {why}");
+    reworded(err.kind(), msg, err)
+}
+
 /// A Unix socket's `bind` to `path` that failed with `EADDRINUSE`: something is there
-/// already, which the kernel's bare "Address already in use" does not name (a program
-/// binding a control socket and a socket per service cannot tell which), nor say that a
+/// already, which the kernel's bare "Address already in use" does not name, nor say that a
 /// socket's file stays after the socket is dropped (left by an earlier run, it makes the
-/// next run's bind fail). Kept `AddrInUse`; other errors pass as they are.
-pub(crate) fn unix_path_in_use(path: &std::path::Path, err: io::Error) -> io::Error {
+/// next run's bind fail). Kept `AddrInUse`.
+fn unix_path_in_use(path: &std::path::Path, err: io::Error) -> io::Error {
     use std::os::unix::ffi::OsStrExt;
-    if err.raw_os_error() != Some(libc::EADDRINUSE) {
-        return err;
-    }
     let msg = match path.as_os_str().as_bytes() {
         [0, name @ ..] => format!(
             "the abstract Unix socket name {:?} is bound already",

@@ -47,15 +47,16 @@ pub struct UnixDatagram {
 impl UnixDatagram {
     /// A socket bound to `path` (the file is created; remove it when done). Fails with
     /// `AddrInUse` if a file exists at `path` (the error names it; a socket's file stays
-    /// after the socket is dropped, so remove one an earlier run left), and with
-    /// `InvalidInput` for a path no socket address can hold (see
-    /// [`UnixSocket::bind`](super::UnixSocket::bind)). Must be called inside a runtime.
+    /// after the socket is dropped, so remove one an earlier run left), with `NotFound`
+    /// naming it if its directory does not exist, and with `InvalidInput` for a path no
+    /// socket address can hold (see [`UnixSocket::bind`](super::UnixSocket::bind)). Must be
+    /// called inside a runtime.
     pub fn bind(path: impl AsRef<Path>) -> io::Result<UnixDatagram> {
         let path = path.as_ref();
         let addr = SockAddr::unix(path)?;
         let sock = Socket::new(libc::AF_UNIX, libc::SOCK_DGRAM)?;
         sock.bind(&addr)
-            .map_err(|e| crate::sock_errors::unix_path_in_use(path, e))?;
+            .map_err(|e| crate::sock_errors::unix_bind_failed(path, e))?;
         super::unlink_on_error(path, UnixDatagram::from_socket(sock))
     }
 

@@ -106,7 +106,9 @@ impl UnixSocket {
     /// Binds the socket to `path`, creating the socket file there (it is not removed when
     /// the socket or what it becomes is dropped). A path starting with a NUL byte names an
     /// abstract socket instead, which has no file. Fails with `AddrInUse`, naming the path,
-    /// if it exists (or the abstract name is bound), and with `InvalidInput` for an empty
+    /// if it exists (or the abstract name is bound), with `NotFound` naming it if its
+    /// directory does not exist (other reasons the kernel cannot make the file there,
+    /// such as `PermissionDenied`, name it too), and with `InvalidInput` for an empty
     /// path, one with a NUL inside, or one too long for a socket address (a path holds at
     /// most 107 bytes, an abstract name 107 after its NUL). A socket binds once: a second
     /// `bind` is refused with `InvalidInput` naming its path.
@@ -114,7 +116,7 @@ impl UnixSocket {
         let path = path.as_ref();
         self.sock
             .bind(&SockAddr::unix(path)?)
-            .map_err(|e| crate::sock_errors::unix_path_in_use(path, e))
+            .map_err(|e| crate::sock_errors::unix_bind_failed(path, e))
             .map_err(|e| {
                 let bound = self.local_addr().ok().filter(|a| !a.is_unnamed());
                 crate::sock_errors::already_bound(e, bound.map(|a| format!("{a:?}")))
