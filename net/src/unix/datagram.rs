@@ -61,8 +61,10 @@ impl UnixDatagram {
     }
 
     /// A socket bound to no address: it can send, but nothing can reply to it, since its
-    /// address stays unnamed even once it connects. To receive, [`bind`](Self::bind) a
-    /// socket, or make both ends with [`pair`](Self::pair).
+    /// address stays unnamed even once it connects, unless it asks for credentials
+    /// ([`set_passcred`](Self::set_passcred)): the kernel then gives it an abstract name
+    /// of five hex digits as it sends or connects, which receivers see and can answer. To
+    /// receive, [`bind`](Self::bind) a socket, or make both ends with [`pair`](Self::pair).
     pub fn unbound() -> io::Result<UnixDatagram> {
         UnixDatagram::from_socket(Socket::new(libc::AF_UNIX, libc::SOCK_DGRAM)?)
     }
