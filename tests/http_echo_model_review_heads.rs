@@ -331,3 +331,53 @@ fn expect_100_continue_comes_once_and_only_where_due() {
         assert_eq!(rest, b"", "more after the close");
     });
 }
+
+/// A GET head of exactly `len` bytes, padded with a field.
+fn head_of(len: usize) -> Vec<u8> {
+    let start = b"GET /pad HTTP/1.1\r\nHost: t\r\nX-Pad: ";
+    let pad = len - start.len() - 4;
+    [&start[..], &vec![b'p'; pad], b"\r\n\r\n"].concat()
+}
+
+/// The empty lines a server ignores before a request line (RFC 9112 §2.2; some clients end
+/// a body with one) are no part of the head: a head at the 16 KiB limit after them is
+/// served as it is without them, and one a byte over it is a 431 either way. They are
+/// dropped as they come: a request after 64 KiB of them is served too.
+#[test]
+fn empty_lines_before_a_head_at_the_limit_do_not_count_against_it() {
+    let max = Limits::default().max_head;
+    let post = b"POST /a HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\nhi";
+    let at_limit = head_of(max);
+    let echo = at_limit[..at_limit.len() - 2].to_vec();
+    with_server(Limits::default(), |addr| async move {
+        for empty in [&b""[..], b"\r\n", b"\r\n\n\r\n"] {
+            let wire = [&post[..], empty, &at_limit].concat();
+            let due = || {
+                vec![
+                    body_due(b"hi", "application/octet-stream", None),
+                    head_due("GET", &echo, None),
+                ]
+            };
+            each_way(addr, &wire, due).await;
+            let wire = [&post[..], empty, &head_of(max + 1)].concat();
+            let due = || {
+                vec![
+                    body_due(b"hi", "application/octet-stream", None),
+                    Due::Refused {
+                        status: 431,
+                        head_only: false,
+                    },
+                ]
+            };
+            each_way(addr, &wire, due).await;
+        }
+        let flood = [&b"\r\n".repeat(32 << 10)[..], &at_limit].concat();
+        let mut rng = Rng(0xf100d);
+        let cuts: Vec<usize> = (1..flood.len()).step_by(4093).collect();
+        let stream = TcpStream::connect(addr).await.unwrap();
+        let due = vec![head_due("GET", &echo, None)];
+        let sent = pieces(&mut rng, &flood, &cuts);
+        let done = exchange(stream, &sent, due, End::Probe, 64 << 10);
+        within(HANG, done, "no end after the flood").await.unwrap();
+    });
+}

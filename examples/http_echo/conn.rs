@@ -297,6 +297,10 @@ impl Conn<'_> {
         // per byte: quadratic.
         let (mut scanned, mut line_seen) = (0usize, false);
         loop {
+            // Empty lines before the request line are no part of its head: dropped as they
+            // come, they count neither against its size limit nor in the buffer.
+            let skipped = request::empty_lines_ended(self.buffered());
+            (self.start, scanned) = (self.start + skipped, scanned.saturating_sub(skipped));
             let buffered = self.buffered();
             let new = &buffered[scanned.saturating_sub(3)..];
             // Empty lines before the request line (which the parser skips) end no line.

@@ -10,7 +10,8 @@ const STACK_HEADERS: usize = 64;
 /// How the server limits what one request may cost it.
 #[derive(Clone, Debug)]
 pub struct Limits {
-    /// Request line plus headers, in bytes (431 beyond).
+    /// Request line plus headers, in bytes (431 beyond); empty lines before the request
+    /// line do not count.
     pub max_head: usize,
     /// Headers per request (431 beyond).
     pub max_headers: usize,
@@ -90,6 +91,20 @@ fn past_empty_lines(buf: &[u8]) -> &[u8] {
         .take_while(|&&b| b == b'\r' || b == b'\n')
         .count();
     &buf[n..]
+}
+
+/// How many bytes of whole empty lines (CRLF, or a bare LF) start `buf`: those a server
+/// ignores before a request line (RFC 9112 §2.2). A last CR, maybe the start of one more,
+/// is not counted.
+pub fn empty_lines_ended(buf: &[u8]) -> usize {
+    let mut n = 0;
+    loop {
+        match &buf[n..] {
+            [b'\r', b'\n', ..] => n += 2,
+            [b'\n', ..] => n += 1,
+            _ => return n,
+        }
+    }
 }
 
 pub fn head_too_large() -> HttpError {

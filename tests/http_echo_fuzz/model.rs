@@ -180,15 +180,16 @@ fn model(buf: &[u8]) -> Due {
         }
         lenient = true;
     }
-    // Head too large: 431 or 414, whatever else is wrong.
+    // Head too large: 431 or 414, whatever else is wrong. The empty lines before it are no
+    // part of it.
     let Some(head_len) = head_end(&buf[at..]).map(|n| at + n) else {
-        return if buf.len() > MAX_HEAD {
+        return if buf.len() - at > MAX_HEAD {
             Due::Refuse
         } else {
             Due::Incomplete
         };
     };
-    if head_len > MAX_HEAD {
+    if head_len - at > MAX_HEAD {
         return Due::Refuse;
     }
     let (req_line, used, bare_lf) = line(&buf[at..]).unwrap();
