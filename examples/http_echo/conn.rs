@@ -31,8 +31,8 @@ const READ_TOO_SLOWLY: &str = "the client read its answer too slowly while other
 const COPY_MAX: usize = 16 * 1024;
 /// Bytes asked for per read.
 const READ_CHUNK: usize = 16 * 1024;
-/// Answers to pipelined requests are held back to go out together, but no more than this:
-/// beyond it they are written before reading on, so a client that sends without reading
+/// Answers to pipelined requests are held back to go out together until they reach this
+/// (the answer that crossed it included): then they are written before reading on, so a client that sends without reading
 /// meets back-pressure instead of growing the server's memory.
 const OUT_CAP: usize = 64 * 1024;
 /// After refusing a request, how long (and how much) the client's unread bytes are drained

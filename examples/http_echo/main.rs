@@ -13,8 +13,9 @@
 //! up to 5 s to finish it (answered with `Connection: close`; a body still waiting for room
 //! in the body memory gets a 503 at once), and exits with status 0.
 //!
-//! - A request with a body (`Content-Length` or `Transfer-Encoding: chunked`) is answered
-//!   with that body and its `Content-Type`; one without, with its own head as `text/plain`
+//! - A request with a body (a `Content-Length` above 0, or `Transfer-Encoding: chunked`,
+//!   even with no chunk) is answered with that body and its `Content-Type`; one without
+//!   (`Content-Length: 0` included), with its own head as `text/plain`
 //!   (field values byte for byte; `charset=utf-8` only when they are UTF-8). `HEAD` gets the
 //!   headers only. `Expect: 100-continue` is honoured.
 //! - Bad input gets a 4xx or 5xx with a one-line reason, then the connection is closed: 400
@@ -32,7 +33,8 @@
 //! - A connection idle for 60 s between requests (or before its first) is closed, at once
 //!   if the server is out of descriptors, to make room for new ones; one whose client stops
 //!   reading its answers for 10 s is reset. Answers to pipelined requests go out together,
-//!   but no more than 64 KiB are held back: a client that sends without reading meets
+//!   but once 64 KiB are held back (the answer that crossed the mark included, so at most
+//!   one answer more) they are written before the next request is read: a client that sends without reading meets
 //!   back-pressure, not a growing server.
 //! - Each body is held whole while it is echoed, so the bodies of all connections together
 //!   share the `--body-memory` budget (bodies up to 64 KiB aside): one with a
