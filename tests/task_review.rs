@@ -8,7 +8,8 @@
 //! one that had its output. A failing case prints its seed.
 //!
 //! Beside it, members that abort themselves: the abort lands at the next wait, and an
-//! output returned in the same poll is kept.
+//! output returned in the same poll is kept; and a set shut down or dropped with outputs
+//! and panic payloads whose destructors panic.
 
 mod support;
 
@@ -346,7 +347,8 @@ fn quiet_model_panics() {
                 .downcast_ref::<String>()
                 .map(String::as_str)
                 .or_else(|| payload.downcast_ref::<&str>().copied());
-            if !message.is_some_and(|m| m.starts_with("model task")) {
+            let loud = payload.downcast_ref::<Loud>().is_some();
+            if !loud && !message.is_some_and(|m| m.starts_with("model task")) {
                 report(info);
             }
         }));
@@ -421,6 +423,61 @@ fn an_abort_after_a_wake_cancels_and_one_after_the_end_keeps_the_output() {
             assert!(matches!(empty, Poll::Ready(None)), "{empty:?}");
         },
         "two tasks",
+    ));
+}
+
+/// A value whose destructor counts, then panics: an output, or a panic payload, that a
+/// careless drop lets unwind into its dropper.
+struct Loud(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for Loud {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        panic!("model task: a loud value dropped");
+    }
+}
+
+/// `shutdown` drops what its members left (an output, a panic payload, an aborted future)
+/// as dropping their `JoinHandle`s would: a destructor that panics ends neither the loop
+/// nor the caller, and the set ends empty and usable. Dropping the set is the same.
+#[test]
+fn shutdown_and_drop_take_in_outputs_and_payloads_that_panic_when_dropped() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    quiet_model_panics();
+    let drops = Arc::new(AtomicUsize::new(0));
+    let members = |set: &mut JoinSet<Option<Loud>>| {
+        let (out, payload, guard) = (drops.clone(), drops.clone(), drops.clone());
+        set.spawn(async move { Some(Loud(out)) });
+        set.spawn(async move { std::panic::panic_any(Loud(payload)) });
+        set.spawn(async move {
+            let _guard = Loud(guard);
+            std::future::pending().await
+        });
+        set.spawn(std::future::pending());
+    };
+    overlap::block_on(within(
+        HANG,
+        async {
+            let mut set = JoinSet::new();
+            members(&mut set);
+            support::settle().await;
+            assert_eq!(set.len(), 4);
+            let shut = futures_util::FutureExt::catch_unwind(AssertUnwindSafe(set.shutdown()));
+            assert!(shut.await.is_ok(), "shutdown unwound from a member's drop");
+            assert_eq!(set.len(), 0, "every member joined");
+            assert_eq!(drops.load(Ordering::SeqCst), 3, "each value dropped once");
+            set.spawn(async { None });
+            assert!(set.join_next().await.unwrap().unwrap().is_none());
+
+            members(&mut set);
+            support::settle().await;
+            drop(set);
+            support::settle().await;
+            assert_eq!(drops.load(Ordering::SeqCst), 6);
+        },
+        "the set's shutdown",
     ));
 }
 

@@ -409,12 +409,18 @@ impl<T: 'static> JoinSet<T> {
 
     /// Aborts every task and waits until all have stopped, dropping their outputs.
     ///
+    /// Each output or error is dropped as dropping its task's [`JoinHandle`] would drop it:
+    /// a destructor that panics (an output's, or a panic payload's) is contained, so that
+    /// it neither ends the call early nor unwinds into the caller.
+    ///
     /// Dropped before it completes, it has aborted every task, and those it had not yet
     /// joined stay in the set: `join_next` returns their cancelled errors (or the output of
     /// one that had finished before the abort).
     pub async fn shutdown(&mut self) {
         self.abort_all();
-        while self.join_next().await.is_some() {}
+        while let Some(out) = self.join_next().await {
+            crate::unwind::contain(move || drop(out));
+        }
     }
 
     /// Empties the set without stopping its tasks: they run on, detached, and their outputs
