@@ -2,7 +2,8 @@
 //! `JoinHandle` awaited under another runtime while its own is dropped, destructors that
 //! spawn into a `JoinSet` while the runtime shuts down, task-locals read by destructors
 //! then, `sync_scope` nested and re-entered, loops of `yield_now` beside I/O and timers,
-//! `Handle::spawn` racing the runtime's drop (counted with an `Arc`'s strong count), and a
+//! `Handle::spawn` racing the runtime's drop (counted with an `Arc`'s strong count),
+//! `RemoteJoinHandle`s dropped unread with values that panic when dropped, and a
 //! `TaskTracker` whose tasks spawn, reopen and panic while it is waited on.
 
 mod support;
@@ -31,6 +32,17 @@ overlap::task_local! {
     static NAME: &'static str;
 }
 
+/// A value whose destructor counts, then panics: an output, or a panic payload, that a
+/// careless drop lets unwind into its dropper.
+struct Loud(Arc<AtomicUsize>);
+
+impl Drop for Loud {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        panic!("review: a loud value dropped");
+    }
+}
+
 /// Silences the panics these tests make on purpose; any other is reported as usual.
 fn quiet_review_panics() {
     static ONCE: Once = Once::new();
@@ -42,11 +54,17 @@ fn quiet_review_panics() {
                 .downcast_ref::<String>()
                 .map(String::as_str)
                 .or_else(|| payload.downcast_ref::<&str>().copied());
-            if !message.is_some_and(|m| m.starts_with("review:")) {
+            let loud = payload.downcast_ref::<Loud>().is_some();
+            if !loud && !message.is_some_and(|m| m.starts_with("review:")) {
                 report(info);
             }
         }));
     });
+}
+
+/// Panics with a `Loud` payload; typed as any output.
+fn panic_loudly<T>(drops: Arc<AtomicUsize>) -> T {
+    std::panic::panic_any(Loud(drops))
 }
 
 #[test]
@@ -436,6 +454,59 @@ fn handle_spawns_racing_the_runtimes_drop_leave_no_future_or_output_behind() {
         assert!(ran + cancelled > 0);
         assert_eq!(Arc::strong_count(&token), 1, "a future or output leaked");
     }
+}
+
+/// A `RemoteJoinHandle` dropped without being read drops what it holds as a `JoinHandle`
+/// does: a panic payload, or an output, whose destructor panics takes nothing down, on
+/// the runtime's thread or any other, with the runtime alive or gone; each is dropped
+/// once.
+#[test]
+fn remote_join_handles_dropped_unread_take_in_values_that_panic_when_dropped() {
+    quiet_review_panics();
+    let drops = Arc::new(AtomicUsize::new(0));
+    let rt = Runtime::new().unwrap();
+    let handle = rt.handle();
+    let d = drops.clone();
+    let output = handle.spawn(async move { Loud(d) });
+    let d = drops.clone();
+    let payload = handle.spawn(async move { panic_loudly::<u8>(d) });
+    let d = drops.clone();
+    let maker = handle.spawn_with(move || -> std::future::Ready<u8> { panic_loudly(d) });
+    let d = drops.clone();
+    let job = handle.spawn_blocking(move || -> u8 { panic_loudly(d) });
+    rt.block_on(within(
+        HANG,
+        support::until(
+            || output.is_finished() && payload.is_finished() && maker.is_finished(),
+            "the remote tasks",
+        ),
+        "remote tasks",
+    ));
+    rt.block_on(within(
+        HANG,
+        support::until(|| job.is_finished(), "the blocking job"),
+        "the job",
+    ));
+    let here = catch_unwind(AssertUnwindSafe(|| drop(output)));
+    assert!(
+        here.is_ok(),
+        "an unread output's drop unwound into the handle's"
+    );
+    let elsewhere = std::thread::spawn(move || drop(payload)).join();
+    assert!(
+        elsewhere.is_ok(),
+        "an unread payload's drop unwound on another thread"
+    );
+    drop(rt);
+    let after = catch_unwind(AssertUnwindSafe(move || {
+        drop(maker);
+        drop(job);
+    }));
+    assert!(
+        after.is_ok(),
+        "an unread payload's drop unwound after the runtime"
+    );
+    assert_eq!(drops.load(Ordering::SeqCst), 4);
 }
 
 /// A tracker closed while tasks run: one that spawns another tracked task before it ends

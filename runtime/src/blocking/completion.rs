@@ -41,6 +41,11 @@ impl<T> OnceSlot<T> {
         self.waker.take()
     }
 
+    /// Takes the value out, if it is in: for a waiter that gives up on a settled slot.
+    pub(crate) fn take_value(&mut self) -> Option<T> {
+        self.value.take()
+    }
+
     /// Whether polling would not be pending.
     pub(crate) fn is_closed(&self) -> bool {
         self.closed

@@ -145,4 +145,8 @@ impl<R: Send> JoinSlot<R> for JobCell<R> {
     fn register(&self, cx: &Context<'_>) -> bool {
         self.lock().register(cx)
     }
+
+    fn take_unread(&self) -> Option<Result<R, JoinError>> {
+        self.lock().take_value()
+    }
 }

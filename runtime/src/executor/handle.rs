@@ -410,7 +410,9 @@ impl fmt::Debug for Handle {
 ///
 /// It resolves to the task's output, or to a [`JoinError`] if the task panicked
 /// ([`is_panic`](JoinError::is_panic)) or was aborted, or its runtime dropped it
-/// ([`is_cancelled`](JoinError::is_cancelled)). Dropping it detaches the task. Awaiting
+/// ([`is_cancelled`](JoinError::is_cancelled)). Dropping it detaches the task; an output or
+/// error it holds unread is dropped with it, and a destructor of that which panics (a
+/// panic payload's, say) is contained there, as a `JoinHandle`'s drop contains it. Awaiting
 /// `&mut handle` (in a `select!`, under a timeout) is cancel-safe, as with a `JoinHandle`:
 /// the output waits for a later await.
 ///
@@ -516,11 +518,17 @@ impl<T> Future for RemoteJoinHandle<T> {
 impl<T> std::panic::UnwindSafe for RemoteJoinHandle<T> {}
 impl<T> std::panic::RefUnwindSafe for RemoteJoinHandle<T> {}
 
-/// Detaches the task (or job), and lets go of the waker its last poll left.
+/// Detaches the task (or job), and lets go of the waker its last poll left. An output (or
+/// error) already there and never read is dropped here, as a `JoinHandle`'s drop does it:
+/// a destructor of it that panics (a panic payload's, say) is contained, not unwound into
+/// whatever drops the handle.
 impl<T> Drop for RemoteJoinHandle<T> {
     fn drop(&mut self) {
         if !self.done {
             self.slot.release_waiter();
+            if let Some(unread) = self.slot.take_unread() {
+                crate::unwind::contain(move || drop(unread));
+            }
         }
     }
 }

@@ -37,6 +37,9 @@ pub(crate) trait JoinSlot<T>: Send + Sync {
     /// Keeps the waker to wake once the output is settled, without taking it; true if it is
     /// settled already.
     fn register(&self, cx: &Context<'_>) -> bool;
+    /// The handle is dropped unread: takes the output (or error) out if it is settled, for
+    /// the handle to drop.
+    fn take_unread(&self) -> Option<Result<T, JoinError>>;
 }
 
 /// A spawn waiting in the remote queue. Dropped unstarted (the runtime closed first), it
@@ -239,5 +242,9 @@ where
 
     fn register(&self, cx: &Context<'_>) -> bool {
         self.lock().output.register(cx)
+    }
+
+    fn take_unread(&self) -> Option<Result<T, JoinError>> {
+        self.lock().output.take_value()
     }
 }
