@@ -1,7 +1,8 @@
 //! A waker that panics when woken (a buggy hand-written combinator's, say) costs the other
 //! waiters of a sync primitive nothing: each of them is still woken, or handed its permits,
 //! and the panic reaches only whoever did the waking. A channel receive that does the waking
-//! (the slot it frees goes to a sender with such a waker) loses no value to the panic.
+//! (the slot it frees goes to a sender with such a waker) loses no value to the panic, and
+//! a barrier wait that completes a round stays that round's leader.
 
 mod support;
 
@@ -9,11 +10,11 @@ use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::pin;
 use std::sync::Arc;
-use std::task::{Context, Wake, Waker};
+use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
 use overlap::sync::mpsc::{self, cross_thread};
-use overlap::sync::{Notify, Semaphore};
+use overlap::sync::{Barrier, Notify, Semaphore};
 use support::within;
 
 const HANG: Duration = Duration::from_secs(30);
@@ -190,4 +191,45 @@ async fn a_tracker_done_wakes_every_wait_behind_a_panicking_waker() {
             .await
             .unwrap();
     }
+}
+
+/// The wait that completes a barrier's round wakes the others; one of their wakers panics:
+/// the panic reaches the completing wait's poll, but the round it completed is its own
+/// (everyone else in it is released), and polled again it is ready as the leader instead of
+/// arriving a second time, in the next round.
+#[test]
+fn the_wait_completing_a_round_behind_a_panicking_waker_stays_its_leader() {
+    let barrier = Barrier::new(3);
+    let mut first = pin!(barrier.wait());
+    park_with_panicking_waker(first.as_mut());
+    let task = support::ManualTask::default();
+    let mut second = pin!(barrier.wait());
+    assert!(task.poll(second.as_mut()).is_pending());
+    let mut last = pin!(barrier.wait());
+    let noop = &mut Context::from_waker(Waker::noop());
+    let polled = catch_unwind(AssertUnwindSafe(|| last.as_mut().poll(noop).is_ready()));
+    assert!(
+        polled.is_err(),
+        "the waker's panic reaches the completing wait"
+    );
+    assert!(
+        task.is_woken(),
+        "the wait behind the panicking waker is released"
+    );
+    let again = last.as_mut().poll(noop).map(|r| r.is_leader());
+    assert_eq!(
+        again,
+        Poll::Ready(true),
+        "the leader, not an arrival in the next round"
+    );
+    let others: Vec<_> = [first.as_mut().poll(noop), task.poll(second.as_mut())]
+        .into_iter()
+        .map(|p| p.map(|r| r.is_leader()))
+        .collect();
+    assert_eq!(others, [Poll::Ready(false), Poll::Ready(false)]);
+    // The next round starts empty: three new waits complete it, one of them leading.
+    let mut next: Vec<_> = (0..3).map(|_| Box::pin(barrier.wait())).collect();
+    let results: Vec<_> = next.iter_mut().map(|w| w.as_mut().poll(noop)).collect();
+    assert_eq!(results[..2], [Poll::Pending, Poll::Pending]);
+    assert!(matches!(results[2], Poll::Ready(r) if r.is_leader()));
 }

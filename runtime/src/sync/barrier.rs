@@ -86,7 +86,9 @@ impl BarrierWaitResult {
 }
 
 /// The future of [`Barrier::wait`]. Polled again after it completed, it returns the same
-/// result.
+/// result; so does the wait that completes a round when one of the wakers it calls panics
+/// (a user's own): the panic unwinds through that poll, the others are released all the
+/// same, and the next poll is ready as the leader rather than an arrival in the next round.
 #[must_use = "futures do nothing unless polled"]
 pub struct BarrierWait<'a> {
     barrier: &'a Barrier,
@@ -126,8 +128,13 @@ impl BarrierWait<'_> {
                 }
                 barrier.arrived.set(0);
                 barrier.round.set(barrier.round.get() + 1);
+                let res = BarrierWaitResult { leader: true };
+                // Done before the others are woken: a waker that panics (a user's own)
+                // unwinds through this poll, and a poll after that is the leader again
+                // instead of an arrival in the next round.
+                self.done = Some(res);
                 wake_all(barrier.waiters.take_all());
-                BarrierWaitResult { leader: true }
+                return Poll::Ready(res);
             }
         };
         self.joined = None;
