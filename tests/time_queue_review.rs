@@ -376,6 +376,61 @@ async fn wakes_and_values_match_a_model_over_random_operations() {
     done.store(true, Ordering::Relaxed);
 }
 
+/// `insert`'s contract: "A `timeout` too long to add to now never expires". Such a value is
+/// kept at an instant that never comes (as `sleep(Duration::MAX)`'s deadline), and a paused
+/// clock advanced by `Duration::MAX` lands exactly there: the queue compared that instant
+/// with the clock and gave the value out at the next poll, where the sleep stays pending.
+/// Values queued after the clock moved that far sort after it by instant, and must not wait
+/// behind it either. `reset` by `Duration::MAX` is the same; `reset_at` an instant ends it.
+#[overlap::test(start_paused = true)]
+async fn a_value_queued_for_duration_max_never_expires_even_once_the_clock_passes_it() {
+    let task = Counted::new();
+    let mut q = DelayQueue::new();
+    let never = q.insert("never", Duration::MAX);
+    q.insert("soon", MS);
+    assert!(task.poll(&mut q).is_pending());
+    advance(Duration::MAX).await;
+    assert!(
+        time::now() >= q.deadline(&never),
+        "the clock passed its instant"
+    );
+    assert_eq!(task.wakes(), 1, "woken for the value that came due");
+    let got = task.poll(&mut q).map(|e| e.map(|e| e.into_inner()));
+    assert_eq!(got, Poll::Ready(Some("soon")));
+    let got = task.poll(&mut q).map(|e| e.map(|e| e.into_inner()));
+    assert_eq!(got, Poll::Pending, "a value that never expires came out");
+    assert!(!overlap::stream::FusedStream::is_terminated(&q));
+
+    // Later than the never instant, yet due in a millisecond: it comes out then, alone.
+    let later = q.insert("later", MS);
+    assert!(q.deadline(&later) > q.deadline(&never));
+    assert_eq!(
+        task.wakes(),
+        1,
+        "the first value changed: woken to look again"
+    );
+    assert!(task.poll(&mut q).is_pending());
+    advance(MS).await;
+    assert_eq!(task.wakes(), 1, "not woken at the later value's instant");
+    let got = task.poll(&mut q).map(|e| e.map(|e| e.into_inner()));
+    assert_eq!(got, Poll::Ready(Some("later")));
+
+    // A reset by Duration::MAX makes a value never expire; a reset to an instant ends it.
+    let moved = q.insert("moved", MS);
+    q.reset(&moved, Duration::MAX);
+    advance(2 * MS).await;
+    assert!(
+        task.poll(&mut q).is_pending(),
+        "a value reset for Duration::MAX came out"
+    );
+    q.reset_at(&never, time::now());
+    let got = task.poll(&mut q).map(|e| e.map(|e| e.into_inner()));
+    assert_eq!(got, Poll::Ready(Some("never")));
+    assert_eq!((q.len(), q.peek()), (1, Some(moved)));
+    assert_eq!(q.remove(&moved).into_inner(), "moved");
+    assert!(matches!(task.poll(&mut q), Poll::Ready(None)));
+}
+
 /// Equal deadlines come out in insertion order, a reset counting as a new insertion, also a
 /// reset to the instant the value had already; `insert(ZERO)` is `insert_at(now)`, and a
 /// past deadline comes first. `peek` agrees at each step.

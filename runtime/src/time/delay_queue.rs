@@ -59,8 +59,8 @@ pub struct DelayQueue<T> {
     /// Where [`compact`](DelayQueue::compact) moved the values whose keys name another
     /// slot: the key given out, to the slot the value is in now.
     moved: HashMap<Key, u32>,
-    /// (deadline, insertion number, slot) of every value: the first is the next to expire.
-    order: BTreeSet<(Instant, u64, u32)>,
+    /// Where every value stands: the first is the next to expire.
+    order: BTreeSet<Spot>,
     /// The next insertion number.
     next_seq: u64,
     /// The generation a slot made anew starts at: above every generation of the slots
@@ -74,6 +74,11 @@ pub struct DelayQueue<T> {
     drained: bool,
 }
 
+/// (never, deadline, insertion number, slot) of a value in the queue's order: by deadline,
+/// then insertion, and the values that never expire after all others, whatever instant
+/// they are kept at (a paused clock can be advanced past it, see [`Entry::never`]).
+type Spot = (bool, Instant, u64, u32);
+
 struct Slot<T> {
     generation: u32,
     entry: Option<Entry<T>>,
@@ -83,6 +88,10 @@ struct Entry<T> {
     value: T,
     deadline: Instant,
     seq: u64,
+    /// Queued for a timeout too long to add to the clock: it never expires. Its `deadline`
+    /// is the instant a `sleep` of that timeout waits for, which a paused clock advanced by
+    /// `Duration::MAX` reaches; the timer never fires there, and the value never comes out.
+    never: bool,
     /// The key its insert gave out (naming another slot once `compact` has moved it).
     key: Key,
 }
@@ -154,6 +163,12 @@ impl<T> DelayQueue<T> {
 
     /// Queues `value` to expire at `when` (at the next poll if `when` has passed).
     pub fn insert_at(&mut self, value: T, when: Instant) -> Key {
+        self.queue(value, when, false)
+    }
+
+    /// Queues `value` at `when`, or never to expire (kept at `when`, an instant that never
+    /// comes).
+    fn queue(&mut self, value: T, when: Instant, never: bool) -> Key {
         let seq = self.next_seq;
         self.next_seq += 1;
         let index = match self.free.pop() {
@@ -176,10 +191,11 @@ impl<T> DelayQueue<T> {
             value,
             deadline: when,
             seq,
+            never,
             key,
         });
         let first_before = self.order.first().copied();
-        self.order.insert((when, seq, index));
+        self.order.insert((never, when, seq, index));
         self.drained = false;
         if self.order.first().copied() != first_before {
             self.first_changed();
@@ -190,7 +206,9 @@ impl<T> DelayQueue<T> {
     /// Queues `value` to expire `timeout` from now (on the current runtime's clock). A
     /// `timeout` too long to add to now never expires.
     pub fn insert(&mut self, value: T, timeout: Duration) -> Key {
-        self.insert_at(value, super::deadline_after(super::now(), timeout))
+        let now = super::now();
+        let never = now.checked_add(timeout).is_none();
+        self.queue(value, super::deadline_after(now, timeout), never)
     }
 
     /// Takes the value `key` names out of the queue, before it expires.
@@ -207,7 +225,7 @@ impl<T> DelayQueue<T> {
     /// or was removed already).
     pub fn try_remove(&mut self, key: &Key) -> Option<Expired<T>> {
         let (index, entry) = self.live(key)?;
-        let spot = (entry.deadline, entry.seq, index);
+        let spot = (entry.never, entry.deadline, entry.seq, index);
         let was_first = self.order.first() == Some(&spot);
         let expired = self.take(spot);
         if was_first {
@@ -221,10 +239,15 @@ impl<T> DelayQueue<T> {
     /// # Panics
     /// If `key` names no value in the queue.
     pub fn reset_at(&mut self, key: &Key, when: Instant) {
+        self.requeue(key, when, false);
+    }
+
+    /// Moves the value `key` names to `when`, or never to expire (kept at `when`).
+    fn requeue(&mut self, key: &Key, when: Instant, never: bool) {
         let (index, entry) = self
             .live(key)
             .expect("DelayQueue::reset: the key names no value in the queue");
-        let old = (entry.deadline, entry.seq, index);
+        let old = (entry.never, entry.deadline, entry.seq, index);
         let first_before = self.order.first().copied();
         self.order.remove(&old);
         let seq = self.next_seq;
@@ -232,18 +255,22 @@ impl<T> DelayQueue<T> {
         let entry = self.slots[index as usize].entry.as_mut().expect("live");
         entry.deadline = when;
         entry.seq = seq;
-        self.order.insert((when, seq, index));
+        entry.never = never;
+        self.order.insert((never, when, seq, index));
         if self.order.first().copied() != first_before {
             self.first_changed();
         }
     }
 
-    /// Moves the deadline of the value `key` names to `timeout` from now.
+    /// Moves the deadline of the value `key` names to `timeout` from now. A `timeout` too
+    /// long to add to now makes it never expire, as in [`insert`](Self::insert).
     ///
     /// # Panics
     /// If `key` names no value in the queue.
     pub fn reset(&mut self, key: &Key, timeout: Duration) {
-        self.reset_at(key, super::deadline_after(super::now(), timeout));
+        let now = super::now();
+        let never = now.checked_add(timeout).is_none();
+        self.requeue(key, super::deadline_after(now, timeout), never);
     }
 
     /// The deadline of the value `key` names.
@@ -259,7 +286,7 @@ impl<T> DelayQueue<T> {
 
     /// The key of the value that expires first, if any.
     pub fn peek(&self) -> Option<Key> {
-        let &(_, _, index) = self.order.first()?;
+        let &(_, _, _, index) = self.order.first()?;
         self.slots[index as usize].entry.as_ref().map(|e| e.key)
     }
 
@@ -333,10 +360,10 @@ impl<T> DelayQueue<T> {
         let mut vacant: Vec<u32> = (0..live as u32)
             .filter(|&i| self.slots[i as usize].entry.is_none())
             .collect();
-        let movers: Vec<(Instant, u64, u32)> = self
+        let movers: Vec<Spot> = self
             .order
             .iter()
-            .filter(|spot| spot.2 as usize >= live)
+            .filter(|spot| spot.3 as usize >= live)
             .copied()
             .collect();
         for spot in movers {
@@ -352,13 +379,13 @@ impl<T> DelayQueue<T> {
     }
 
     /// Moves the value at `spot` into the vacant slot `to`, noting where its key's value is.
-    fn move_to(&mut self, spot: (Instant, u64, u32), to: u32) {
-        let (deadline, seq, from) = spot;
+    fn move_to(&mut self, spot: Spot, to: u32) {
+        let (never, deadline, seq, from) = spot;
         let slot = &mut self.slots[from as usize];
         let entry = slot.entry.take().expect("a queued slot holds its value");
         slot.generation = slot.generation.wrapping_add(1);
         self.order.remove(&spot);
-        self.order.insert((deadline, seq, to));
+        self.order.insert((never, deadline, seq, to));
         self.moved.insert(entry.key, to);
         self.slots[to as usize].entry = Some(entry);
     }
@@ -384,7 +411,7 @@ impl<T> DelayQueue<T> {
 
     /// [`poll_expired`](Self::poll_expired) without the budget.
     fn poll_expired_now(&mut self, cx: &mut Context<'_>) -> Poll<Option<Expired<T>>> {
-        let Some(&(deadline, seq, index)) = self.order.first() else {
+        let Some(&(never, deadline, seq, index)) = self.order.first() else {
             // No timer while empty: the next insert then wakes this task itself, where a
             // timer kept would wake whichever task polled it last, at the new deadline.
             self.sleep = None;
@@ -392,6 +419,13 @@ impl<T> DelayQueue<T> {
             self.drained = true;
             return Poll::Ready(None);
         };
+        if never {
+            // Only values that never expire are left: no timer (see `first_changed`). Not
+            // by the instant they are kept at, which a paused clock can pass.
+            self.sleep = None;
+            self.remember(cx);
+            return Poll::Pending;
+        }
         if deadline > super::now() {
             let sleep = self
                 .sleep
@@ -405,7 +439,7 @@ impl<T> DelayQueue<T> {
             }
             // A sleep never completes early: the deadline has come.
         }
-        let expired = self.take((deadline, seq, index));
+        let expired = self.take((never, deadline, seq, index));
         Poll::Ready(Some(expired))
     }
 
@@ -429,8 +463,8 @@ impl<T> DelayQueue<T> {
 
     /// Takes the value at `spot` (which is queued) out: its slot is freed for reuse under a
     /// new generation.
-    fn take(&mut self, spot: (Instant, u64, u32)) -> Expired<T> {
-        let (deadline, _, index) = spot;
+    fn take(&mut self, spot: Spot) -> Expired<T> {
+        let (_, deadline, _, index) = spot;
         self.order.remove(&spot);
         let slot = &mut self.slots[index as usize];
         let entry = slot.entry.take().expect("a queued slot holds its value");
@@ -459,13 +493,17 @@ impl<T> DelayQueue<T> {
     /// once if it has passed); with no timer armed, no value left, or a timer that is
     /// spent (it fired for a value given out since, and the task then saw the queue
     /// empty: moving it arms nothing), the task is woken now, to arm one or to see the
-    /// queue empty.
+    /// queue empty. Values that never expire need no timer: the task is woken to see them.
     fn first_changed(&mut self) {
-        if let (Some(&(deadline, _, _)), Some(sleep)) = (self.order.first(), &mut self.sleep) {
-            sleep.reset(deadline);
-            if sleep.is_registered() {
-                return;
+        match (self.order.first(), &mut self.sleep) {
+            (Some(&(true, ..)), _) => self.sleep = None,
+            (Some(&(false, deadline, _, _)), Some(sleep)) => {
+                sleep.reset(deadline);
+                if sleep.is_registered() {
+                    return;
+                }
             }
+            _ => {}
         }
         if let Some(w) = self.waker.take() {
             w.wake();
@@ -506,7 +544,7 @@ impl<T> fmt::Debug for DelayQueue<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("DelayQueue")
             .field("len", &self.len())
-            .field("next_deadline", &self.order.first().map(|s| s.0))
+            .field("next_deadline", &self.order.first().map(|s| s.1))
             .finish()
     }
 }
