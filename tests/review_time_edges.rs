@@ -1,7 +1,8 @@
 //! The paused clock at the edges of its range: `advance(Duration::MAX)` moves the clock, and
 //! fires the timers due, however far the clock has been advanced already (it used to stop at
 //! a fixed "never" instant a thousand years after the process first used the clock, so once
-//! past that it did not move at all).
+//! past that it did not move at all); an endless sleep first polled after such an advance
+//! completes, as the module docs say.
 
 mod support;
 
@@ -76,4 +77,32 @@ async fn an_endless_sleep_still_ahead_of_the_clock_does_not_stop_later_timers() 
     assert!(endless.await.unwrap_err().is_cancelled());
     assert_eq!(overlap::metrics().timers_active, 0);
     done.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// A timer is set when its future is first polled (the module docs): a `sleep(Duration::MAX)`
+/// made but not yet polled when the clock is advanced by `Duration::MAX` has an instant the
+/// clock has reached by then (the advance goes exactly that far), and completes at its first poll, where one polled before the
+/// advance never does.
+#[overlap::test(start_paused = true)]
+async fn an_endless_sleep_first_polled_after_the_clock_passed_its_instant_completes() {
+    let polled_before = overlap::spawn(sleep(Duration::MAX));
+    support::settle().await;
+    let made_before = sleep(Duration::MAX);
+    assert!(!made_before.is_elapsed());
+    advance(Duration::MAX).await;
+    assert!(
+        time::now() >= made_before.deadline(),
+        "the clock did not reach its instant"
+    );
+    assert!(
+        made_before.is_elapsed(),
+        "unpolled, it is due by its instant"
+    );
+    made_before.await;
+    support::settle().await;
+    assert!(
+        !polled_before.is_finished(),
+        "a registered endless sleep ended"
+    );
+    polled_before.abort();
 }

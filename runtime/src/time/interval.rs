@@ -84,8 +84,9 @@ pub enum MissedTickBehavior {
     /// 200 ms. (A tick observed at most 5 ms late whose successor is not due yet keeps the
     /// schedule: timers fire a little late.)
     ///
-    /// Unlike tokio, a tick whose successor is already due restarts the schedule even when it
-    /// is observed at most 5 ms late, which only happens with periods under 5 ms: with period
+    /// Unlike tokio, a tick whose successor is already past (due before the instant the tick
+    /// is observed; one due exactly then is kept, as in tokio) restarts the schedule even
+    /// when it is observed at most 5 ms late, which only happens with periods under 5 ms: with period
     /// 1 ms, a tick of 1 ms observed at 3 ms is followed by one at 4 ms, where tokio keeps the
     /// schedule within its margin and fires the ticks of 2 and 3 ms at once.
     Delay,
@@ -95,7 +96,8 @@ pub enum MissedTickBehavior {
     /// (A tick observed at most 5 ms late whose successor is not due yet is merely a little
     /// late: the schedule goes on.)
     ///
-    /// Unlike tokio, ticks already due are dropped even when the late tick is observed at
+    /// Unlike tokio, ticks already past (due before the instant the late tick is observed;
+    /// one due exactly then is kept, as in tokio) are dropped even when it is observed at
     /// most 5 ms late, which only happens with periods under 5 ms: with period 1 ms, a tick
     /// of 1 ms observed at 3 ms is followed by one at 4 ms, where tokio keeps the schedule
     /// within its margin and fires the ticks of 2 and 3 ms at once.

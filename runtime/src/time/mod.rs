@@ -24,7 +24,9 @@
 //!   the runtime started (say `Duration::MAX`), never fire, not even when a [paused](pause)
 //!   clock auto-advances or is advanced past them, and never panic. A paused clock advanced
 //!   farther than that counts anew from where it stands once no timer is registered, so
-//!   timers set from there fire as usual.
+//!   timers set from there fire as usual. A timer is set when its future is first polled: a
+//!   `sleep(Duration::MAX)` made before such an advance and first polled after it has a
+//!   deadline (its instant that "never" comes) the clock has reached, and completes.
 //! - **Busy runtimes still fire.** The loop looks at its timers every few task polls, however
 //!   many tasks are ready.
 //!
