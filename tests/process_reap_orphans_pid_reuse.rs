@@ -20,53 +20,10 @@ use std::time::Duration;
 
 use overlap::process::{reap_orphans, Command};
 
-use support::{children, process_state, until, within};
+use support::{children, next_pid_is, process_state, run_in_pid_namespace, until, within};
 
 /// A hang guard only: every wait here ends in milliseconds.
 const HANG: Duration = Duration::from_secs(30);
-
-/// The variable that tells a copy of the test binary it runs a test in its namespace.
-const NS_CHILD_ENV: &str = "OVERLAP_REAP_ORPHANS_PID_REUSE_CHILD";
-
-/// In the test `test_name`: runs this test binary again, with only `test_name`, as PID 1
-/// of new user, mount and pid namespaces (`/proc` mounted anew), where it runs `body`;
-/// fails unless `body` returned there. Passes, saying so, where namespaces are denied.
-fn run_in_pid_namespace(test_name: &str, body: impl FnOnce()) {
-    if std::env::var(NS_CHILD_ENV).as_deref() == Ok(test_name) {
-        assert_eq!(std::process::id(), 1, "PID 1 of a namespace of its own");
-        body();
-        println!("child ok: {test_name}");
-        return;
-    }
-    let unshare = ["-Urpf", "--mount-proc"];
-    let allowed = std::process::Command::new("unshare")
-        .args(unshare)
-        .arg("true")
-        .stderr(Stdio::null())
-        .status();
-    if !allowed.is_ok_and(|s| s.success()) {
-        eprintln!("skipped: no `unshare`, or this machine denies user and pid namespaces");
-        return;
-    }
-    let out = std::process::Command::new("unshare")
-        .args(unshare)
-        .arg(std::env::current_exe().unwrap())
-        .args([test_name, "--exact", "--nocapture", "--test-threads=1"])
-        .env(NS_CHILD_ENV, test_name)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success() && stdout.contains(&format!("child ok: {test_name}")),
-        "child failed\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
-    );
-}
-
-/// Makes `pid` the next pid this namespace hands out (unless it is in use).
-fn next_pid_is(pid: u32) {
-    std::fs::write("/proc/sys/kernel/ns_last_pid", (pid - 1).to_string()).unwrap();
-}
 
 /// `sh -c <script>`, spawned through overlap.
 fn sh(script: &str) -> Command {

@@ -20,6 +20,7 @@ mod model;
 mod net;
 mod no_threads;
 mod panic;
+mod pid_namespace;
 mod polled;
 mod proc_stat;
 mod proc_status;
@@ -53,6 +54,7 @@ pub use model::{watchdog, WakeCount, XorShift};
 pub use net::{datagram, fill_send_buffer, open_fresh, open_read_write, tcp_pair, udp_trio};
 pub use no_threads::{no_pool_threads, without_new_threads};
 pub use panic::{panic_message, panic_twice, waker_panicking_twice, PanickingPayload};
+pub use pid_namespace::{next_pid_is, run_in_pid_namespace};
 pub use polled::{
     abandon, abandon_slot, any_woken, poll_once, poll_once_then_drop, polled, tasks_still_held,
     wait_on, ManualTask, Polled,
