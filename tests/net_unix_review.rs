@@ -15,7 +15,7 @@ mod support;
 use std::ffi::{OsStr, OsString};
 use std::io::{self, ErrorKind, IoSlice};
 use std::net::Shutdown;
-use std::os::fd::{AsFd, FromRawFd, OwnedFd};
+use std::os::fd::AsFd;
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::FileTypeExt;
@@ -38,27 +38,6 @@ fn abstract_name(what: &str, tail: &[u8]) -> Vec<u8> {
     let mut name = format!("overlap-net-unix-review-{}-{what}", std::process::id()).into_bytes();
     name.extend_from_slice(tail);
     name
-}
-
-/// Accepts one connection, checks that bytes pass both ways on it, and returns the
-/// address `accept` gave with the server's end.
-async fn accept_and_echo(
-    listener: &UnixListener,
-    client: &mut UnixStream,
-) -> (UnixStream, std::os::unix::net::SocketAddr) {
-    let (mut server, from) = within(HANG, listener.accept(), "accept").await.unwrap();
-    client.write_all(b"ping").await.unwrap();
-    let mut buf = [0u8; 4];
-    within(HANG, server.read_exact(&mut buf), "server read")
-        .await
-        .unwrap();
-    assert_eq!(&buf, b"ping");
-    server.write_all(b"pong").await.unwrap();
-    within(HANG, client.read_exact(&mut buf), "client read")
-        .await
-        .unwrap();
-    assert_eq!(&buf, b"pong");
-    (server, from)
 }
 
 /// A name whose bytes go on after a NUL is another name than its prefix: a connect to the
@@ -89,7 +68,7 @@ async fn abstract_names_with_inner_and_trailing_nuls_reach_only_their_exact_sock
         client.peer_addr().unwrap().as_abstract_name(),
         Some(&name[..])
     );
-    let (_server, from) = accept_and_echo(&listener, &mut client).await;
+    let (_server, from) = support::unix_accept_and_echo(&listener, &mut client).await;
     assert!(from.is_unnamed(), "{from:?}");
 
     // A bound client whose name fills `sun_path` and ends in NULs: none of them is cut.
@@ -102,7 +81,7 @@ async fn abstract_names_with_inner_and_trailing_nuls_reach_only_their_exact_sock
         client.local_addr().unwrap().as_abstract_name(),
         Some(&longest[..])
     );
-    let (server, from) = accept_and_echo(&listener, &mut client).await;
+    let (server, from) = support::unix_accept_and_echo(&listener, &mut client).await;
     assert_eq!(from.as_abstract_name(), Some(&longest[..]));
     assert_eq!(
         server.peer_addr().unwrap().as_abstract_name(),
@@ -136,7 +115,7 @@ async fn paths_that_are_no_utf8_come_back_byte_for_byte() {
         client.local_addr().unwrap().as_pathname(),
         Some(client_path.as_path())
     );
-    let (server, from) = accept_and_echo(&listener, &mut client).await;
+    let (server, from) = support::unix_accept_and_echo(&listener, &mut client).await;
     assert_eq!(from.as_pathname(), Some(client_path.as_path()));
     assert_eq!(
         server.peer_addr().unwrap().as_pathname(),
@@ -186,7 +165,7 @@ fn a_relative_path_binds_under_the_working_directory_even_when_the_absolute_one_
                     client.peer_addr().unwrap().as_pathname(),
                     Some(Path::new("s.sock"))
                 );
-                accept_and_echo(&listener, &mut client).await;
+                support::unix_accept_and_echo(&listener, &mut client).await;
 
                 // One level up, "s.sock" is another (missing) file; the way down reaches it.
                 std::env::set_current_dir(&outer).unwrap();
@@ -194,7 +173,7 @@ fn a_relative_path_binds_under_the_working_directory_even_when_the_absolute_one_
                 assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
                 let down = Path::new(&"b".repeat(60)).join("s.sock");
                 let mut client = UnixStream::connect(&down).await.unwrap();
-                accept_and_echo(&listener, &mut client).await;
+                support::unix_accept_and_echo(&listener, &mut client).await;
             });
             std::env::set_current_dir("/").unwrap();
         },
@@ -254,7 +233,7 @@ async fn a_listener_whose_directory_is_removed_serves_its_queue_and_keeps_its_na
     let mut queued = UnixStream::connect(&path).await.unwrap();
     std::fs::remove_dir_all(&sub).unwrap();
 
-    accept_and_echo(&old, &mut queued).await;
+    support::unix_accept_and_echo(&old, &mut queued).await;
     assert_eq!(
         old.local_addr().unwrap().as_pathname(),
         Some(path.as_path())
@@ -270,7 +249,7 @@ async fn a_listener_whose_directory_is_removed_serves_its_queue_and_keeps_its_na
         support::poll_once(accepted.as_mut()).await.is_pending(),
         "the old listener got a connection made to the new file"
     );
-    accept_and_echo(&new, &mut client).await;
+    support::unix_accept_and_echo(&new, &mut client).await;
 }
 
 /// Every write call on a stream whose peer is gone fails with `BrokenPipe`, with the
@@ -415,27 +394,7 @@ fn peer_cred_names_the_child_process_that_connected() {
 /// the kernel takes a 108-byte path so (it adds the NUL itself), as a C program passing
 /// `sizeof(struct sockaddr_un)` binds it; overlap's own calls refuse one.
 fn stream_bound_at_108_bytes(path: &Path) -> UnixSocket {
-    let bytes = path.as_os_str().as_bytes();
-    // SAFETY: socket takes only integers.
-    let fd = unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
-    assert!(fd >= 0, "{}", io::Error::last_os_error());
-    // SAFETY: `fd` was just created and is owned by nobody else.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    // SAFETY: sockaddr_un is plain old data; all zeroes is a valid value.
-    let mut un: libc::sockaddr_un = unsafe { std::mem::zeroed() };
-    un.sun_family = libc::AF_UNIX as libc::sa_family_t;
-    assert_eq!(bytes.len(), un.sun_path.len());
-    for (dst, &src) in un.sun_path.iter_mut().zip(bytes) {
-        *dst = src as libc::c_char;
-    }
-    let len = std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t;
-    // SAFETY: `un` is a valid sockaddr_un of `len` bytes, only read by the kernel.
-    let res = unsafe {
-        use std::os::fd::AsRawFd;
-        libc::bind(fd.as_raw_fd(), (&raw const un).cast(), len)
-    };
-    assert_eq!(res, 0, "{}", io::Error::last_os_error());
-    UnixSocket::from(fd)
+    UnixSocket::from(support::unix_bound_at_108_bytes(path, libc::SOCK_STREAM))
 }
 
 /// A client bound at a 108-byte path: `accept`, the server's `peer_addr` and the
@@ -462,7 +421,7 @@ async fn a_client_bound_at_a_108_byte_path_is_named_in_full_by_accept() {
         client.local_addr().unwrap().as_pathname(),
         Some(long.as_path())
     );
-    let (server, from) = accept_and_echo(&listener, &mut client).await;
+    let (server, from) = support::unix_accept_and_echo(&listener, &mut client).await;
     assert_eq!(from.as_pathname(), Some(long.as_path()));
     assert_eq!(
         server.peer_addr().unwrap().as_pathname(),

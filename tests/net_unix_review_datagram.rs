@@ -12,8 +12,8 @@
 mod support;
 
 use std::ffi::{OsStr, OsString};
-use std::io::{self, ErrorKind};
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::io::ErrorKind;
+use std::os::fd::AsFd;
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::net::SocketAddr;
@@ -246,24 +246,7 @@ async fn a_send_to_waiting_on_a_full_receiver_follows_the_path() {
 /// as a C program passing `sizeof(struct sockaddr_un)` binds a 108-byte path (the kernel
 /// adds the NUL itself); overlap's own calls refuse one.
 fn datagram_bound_at_108_bytes(path: &Path) -> std::os::unix::net::UnixDatagram {
-    let bytes = path.as_os_str().as_bytes();
-    // SAFETY: socket takes only integers.
-    let fd = unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
-    assert!(fd >= 0, "{}", io::Error::last_os_error());
-    // SAFETY: `fd` was just created and is owned by nobody else.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    // SAFETY: sockaddr_un is plain old data; all zeroes is a valid value.
-    let mut un: libc::sockaddr_un = unsafe { std::mem::zeroed() };
-    un.sun_family = libc::AF_UNIX as libc::sa_family_t;
-    assert_eq!(bytes.len(), un.sun_path.len());
-    for (dst, &src) in un.sun_path.iter_mut().zip(bytes) {
-        *dst = src as libc::c_char;
-    }
-    let len = std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t;
-    // SAFETY: `un` is a valid sockaddr_un of `len` bytes, only read by the kernel.
-    let res = unsafe { libc::bind(fd.as_raw_fd(), (&raw const un).cast(), len) };
-    assert_eq!(res, 0, "{}", io::Error::last_os_error());
-    std::os::unix::net::UnixDatagram::from(fd)
+    std::os::unix::net::UnixDatagram::from(support::unix_bound_at_108_bytes(path, libc::SOCK_DGRAM))
 }
 
 /// A sender bound at a 108-byte path is named whole by `recv_from`, not cut by a byte; a

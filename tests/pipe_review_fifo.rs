@@ -85,6 +85,21 @@ fn spawn_writers(test: &str, mode: &str, ids: &[u8], path: &Path) -> Vec<overlap
         .collect()
 }
 
+/// A read-write sender on the FIFO at `path`: it holds off end of file while writers come
+/// and go, and lets a plain receiver open without waiting.
+fn keeper_of(path: &Path) -> Sender {
+    OpenOptions::new()
+        .read_write(true)
+        .open_sender(path)
+        .unwrap()
+}
+
+/// [`keeper_of`] the FIFO at `path`, and a receiver of it.
+fn kept_open(path: &Path) -> (Sender, Receiver) {
+    let keeper = keeper_of(path);
+    (keeper, Receiver::open(path).unwrap())
+}
+
 /// Waits for every child, each of which must have succeeded.
 async fn all_succeed(children: Vec<overlap::process::Child>) {
     for mut child in children {
@@ -111,11 +126,7 @@ fn records_of_pipe_buf_from_child_writers_arrive_whole_and_in_each_writers_order
     let path = dir.join("fifo");
     mkfifo(&path);
     block_on(async {
-        let keeper = OpenOptions::new()
-            .read_write(true)
-            .open_sender(&path)
-            .unwrap();
-        let mut rx = Receiver::open(&path).unwrap();
+        let (keeper, mut rx) = kept_open(&path);
         let ids = [1u8, 2, 3];
         let children = spawn_writers(TEST, "records", &ids, &path);
         let mut next: BTreeMap<u8, u32> = ids.iter().map(|&id| (id, 0)).collect();
@@ -155,11 +166,7 @@ fn big_writes_from_child_writers_may_interleave_but_lose_nothing() {
     let path = dir.join("fifo");
     mkfifo(&path);
     block_on(async {
-        let keeper = OpenOptions::new()
-            .read_write(true)
-            .open_sender(&path)
-            .unwrap();
-        let mut rx = Receiver::open(&path).unwrap();
+        let (keeper, mut rx) = kept_open(&path);
         let reader = spawn(async move {
             let mut got = Vec::new();
             overlap::io::read_to_end(&mut rx, &mut got)
@@ -228,10 +235,7 @@ fn shell_writers_are_let_in_by_the_receiver_and_their_lines_arrive_whole() {
         assert_eq!(got, "the first shell, waiting in open\n");
         all_succeed(vec![first]).await;
 
-        let keeper = OpenOptions::new()
-            .read_write(true)
-            .open_sender(&path)
-            .unwrap();
+        let keeper = keeper_of(&path);
         let lines: Vec<String> = (0..3)
             .map(|i| format!("shell {i}: {}", "x".repeat(900)))
             .collect();

@@ -184,12 +184,7 @@ fn a_stopped_child_has_not_exited_until_it_is_continued_without_pidfds() {
 /// ours: the idle runtime jumps the clock to each deadline, each wait is dropped unfinished,
 /// and nothing is lost: once the line is sent, every look gives the child's own code.
 fn waits_timed_out_on_a_paused_clock_lose_nothing() {
-    // A real-time hang guard: on a paused clock `within` would be jumped past.
-    std::thread::spawn(|| {
-        std::thread::sleep(HANG);
-        eprintln!("a wait hung");
-        std::process::exit(1);
-    });
+    support::exit_if_still_running_after(HANG, "a wait hung");
     let rt = overlap::Runtime::builder()
         .start_paused(true)
         .build()

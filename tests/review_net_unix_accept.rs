@@ -12,7 +12,6 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use overlap::io::{AsyncReadExt, AsyncWriteExt};
 use overlap::net::{UnixListener, UnixSocket, UnixStream};
 use support::seccomp::{install, rule};
 use support::{expect_errno, run_in_child, within, TempDir};
@@ -40,25 +39,11 @@ fn path_of_len(dir: &TempDir, len: usize) -> PathBuf {
 /// go both ways.
 async fn accept_and_serve(
     listener: &UnixListener,
-    client: UnixStream,
+    mut client: UnixStream,
     check: impl FnOnce(&std::os::unix::net::SocketAddr),
 ) {
-    let (mut server, addr) = within(HANG, listener.accept(), "accept")
-        .await
-        .expect("accept failed");
+    let (_server, addr) = support::unix_accept_and_echo(listener, &mut client).await;
     check(&addr);
-    let mut client = client;
-    client.write_all(b"ping").await.unwrap();
-    let mut buf = [0u8; 4];
-    within(HANG, server.read_exact(&mut buf), "server read")
-        .await
-        .unwrap();
-    assert_eq!(&buf, b"ping");
-    server.write_all(b"pong").await.unwrap();
-    within(HANG, client.read_exact(&mut buf), "client read")
-        .await
-        .unwrap();
-    assert_eq!(&buf, b"pong");
 }
 
 #[test]

@@ -21,7 +21,6 @@ mod mutex_guards;
 mod rw_guards;
 
 use std::cell::Cell;
-use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::pin::pin;
 use std::rc::Rc;
 use std::task::Poll;
@@ -40,24 +39,13 @@ const HANG: Duration = Duration::from_secs(30);
 /// that sees them differ, or differ from the model's count, saw a write half done or lost.
 type Pair = [u64; 2];
 
-/// Runs `run(seed)` for each seed, naming the seed of a panic the model did not word itself
-/// (a `RefCell` borrow refused: two guards the lock should never have given together).
-fn for_seeds(seeds: std::ops::RangeInclusive<u64>, run: impl Fn(u64)) {
-    for seed in seeds {
-        if let Err(panic) = catch_unwind(AssertUnwindSafe(|| run(seed))) {
-            eprintln!("failing seed: {seed}");
-            resume_unwind(panic);
-        }
-    }
-}
-
 /// `RwLock::with_max_readers(_, n)` against the FIFO model of `n` permits (a reader 1, a
 /// writer all): reads, writes, their owned forms, `try_*`, `map`/`try_map`, `downgrade`,
 /// `downgrade_map` and `try_downgrade_map`, guards dropped in any order and requests
 /// dropped unpolled, waiting, or handed the lock but not yet polled.
 #[test]
 fn rwlock_serves_reads_and_writes_in_the_order_of_its_model_under_cancellation() {
-    for_seeds(1..=60, |seed| {
+    support::for_seeds(1..=60, |seed| {
         let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
         let max_readers = 1 + rng.below(3);
         let lock: &'static Rc<RwLock<Pair>> = Box::leak(Box::new(Rc::new(
@@ -197,7 +185,7 @@ fn rwlock_serves_reads_and_writes_in_the_order_of_its_model_under_cancellation()
 /// two holders; each new holder sees the last holder's write.
 #[test]
 fn mutex_hands_the_lock_to_one_holder_at_a_time_in_model_order_under_cancellation() {
-    for_seeds(1..=60, |seed| {
+    support::for_seeds(1..=60, |seed| {
         let mut rng = Rng(seed.wrapping_mul(0xD1B5_4A32_D192_ED03) | 1);
         let lock: &'static Rc<Mutex<Pair>> = Box::leak(Box::new(Rc::new(Mutex::new([0, 0]))));
         let mut m: Fifo<MutexHeld> = Fifo::new(seed, 1);

@@ -11,7 +11,6 @@ mod support;
 use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::future::{poll_fn, Future};
-use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::pin::{pin, Pin};
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
@@ -20,16 +19,6 @@ use std::task::{Context, Poll, Waker};
 
 use overlap::sync::{Barrier, BarrierWait, OnceCell, SetError, SetOnce, SetOnceError};
 use support::{ManualTask, Rng, WakeCount};
-
-/// Runs `run(seed)` for each seed, naming the seed of any panic.
-fn for_seeds(seeds: std::ops::RangeInclusive<u64>, run: impl Fn(u64)) {
-    for seed in seeds {
-        if let Err(panic) = catch_unwind(AssertUnwindSafe(|| run(seed))) {
-            eprintln!("failing seed: {seed}");
-            resume_unwind(panic);
-        }
-    }
-}
 
 /// The steps so far, to print with the seed when the real type parts from the model.
 struct Trace {
@@ -86,7 +75,7 @@ enum Arrival {
 /// same result.
 #[test]
 fn barrier_rounds_have_one_leader_and_release_exactly_their_waits_under_cancellation() {
-    for_seeds(1..=80, |seed| {
+    support::for_seeds(1..=80, |seed| {
         let mut rng = Rng(seed.wrapping_mul(0x2545_F491_4F6C_DD1D) | 1);
         let n = rng.below(5);
         let barrier: &'static Barrier = Box::leak(Box::new(Barrier::new(n)));
@@ -202,7 +191,7 @@ enum Init {
 /// when) the initializer it waits behind ends.
 #[test]
 fn once_cell_runs_one_initializer_at_a_time_and_wakes_the_parked_when_it_ends() {
-    for_seeds(1..=80, |seed| {
+    support::for_seeds(1..=80, |seed| {
         let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
         let mut t = Trace {
             seed,
@@ -478,7 +467,7 @@ fn a_parked_request_takes_no_turn_until_the_initializer_ends() {
 /// second set hands its value back.
 #[test]
 fn set_once_wakes_each_live_wait_once_and_a_dropped_one_keeps_no_waker() {
-    for_seeds(1..=80, |seed| {
+    support::for_seeds(1..=80, |seed| {
         let mut rng = Rng(seed.wrapping_mul(0xD1B5_4A32_D192_ED03) | 1);
         let once: &'static SetOnce<u64> = Box::leak(Box::new(SetOnce::new()));
         let set_at = 5 + rng.below(40);

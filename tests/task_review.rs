@@ -17,14 +17,13 @@ use std::cell::RefCell;
 use std::collections::{BTreeSet, HashMap};
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::rc::Rc;
-use std::sync::Once;
 use std::task::Poll;
 use std::time::Duration;
 
 use overlap::sync::oneshot;
 use overlap::task::{AbortHandle, Id};
 use overlap::{JoinError, JoinSet, Runtime};
-use support::{panic_message, poll_once, within, Rng};
+use support::{panic_message, poll_once, quiet_panics, within, Loud, Rng};
 
 const HANG: Duration = Duration::from_secs(30);
 const SEEDS: u64 = 40;
@@ -336,25 +335,6 @@ impl Model {
     }
 }
 
-/// Silences the panics the model makes on purpose; any other panic is reported as usual.
-fn quiet_model_panics() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        let report = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            let payload = info.payload();
-            let message = payload
-                .downcast_ref::<String>()
-                .map(String::as_str)
-                .or_else(|| payload.downcast_ref::<&str>().copied());
-            let loud = payload.downcast_ref::<Loud>().is_some();
-            if !loud && !message.is_some_and(|m| m.starts_with("model task")) {
-                report(info);
-            }
-        }));
-    });
-}
-
 fn run_seed(seed: u64) {
     let rt = Runtime::new().unwrap();
     let log = rt.block_on(async {
@@ -381,7 +361,7 @@ fn run_seed(seed: u64) {
 
 #[test]
 fn a_join_set_hands_out_exactly_its_members_ends_in_the_order_they_happened() {
-    quiet_model_panics();
+    quiet_panics("model task");
     for k in 1..=SEEDS {
         let seed = 0x5EED_0000_0000 ^ k.wrapping_mul(0x9E37_79B9_7F4A_7C15);
         if let Err(panic) = catch_unwind(AssertUnwindSafe(|| run_seed(seed))) {
@@ -395,7 +375,7 @@ fn a_join_set_hands_out_exactly_its_members_ends_in_the_order_they_happened() {
 /// before the task runs again is a cancellation, and an abort after it ended is nothing.
 #[test]
 fn an_abort_after_a_wake_cancels_and_one_after_the_end_keeps_the_output() {
-    quiet_model_panics();
+    quiet_panics("model task");
     overlap::block_on(within(
         HANG,
         async {
@@ -426,17 +406,6 @@ fn an_abort_after_a_wake_cancels_and_one_after_the_end_keeps_the_output() {
     ));
 }
 
-/// A value whose destructor counts, then panics: an output, or a panic payload, that a
-/// careless drop lets unwind into its dropper.
-struct Loud(std::sync::Arc<std::sync::atomic::AtomicUsize>);
-
-impl Drop for Loud {
-    fn drop(&mut self) {
-        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        panic!("model task: a loud value dropped");
-    }
-}
-
 /// `shutdown` drops what its members left (an output, a panic payload, an aborted future)
 /// as dropping their `JoinHandle`s would: a destructor that panics ends neither the loop
 /// nor the caller, and the set ends empty and usable. Dropping the set is the same.
@@ -445,7 +414,7 @@ fn shutdown_and_drop_take_in_outputs_and_payloads_that_panic_when_dropped() {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
 
-    quiet_model_panics();
+    quiet_panics("model task");
     let drops = Arc::new(AtomicUsize::new(0));
     let members = |set: &mut JoinSet<Option<Loud>>| {
         let (out, payload, guard) = (drops.clone(), drops.clone(), drops.clone());

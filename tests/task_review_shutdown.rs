@@ -14,7 +14,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::{pin, Pin};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Once};
+use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
@@ -23,43 +23,13 @@ use overlap::net::UnixStream;
 use overlap::sync::oneshot;
 use overlap::task::{AccessError, TaskTracker};
 use overlap::{JoinHandle, JoinSet, Runtime};
-use support::{settle, within, DropFlag, ManualTask};
+use support::{quiet_panics, settle, within, DropFlag, Loud, ManualTask};
 
 const HANG: Duration = Duration::from_secs(30);
 
 overlap::task_local! {
     static LEVEL: u32;
     static NAME: &'static str;
-}
-
-/// A value whose destructor counts, then panics: an output, or a panic payload, that a
-/// careless drop lets unwind into its dropper.
-struct Loud(Arc<AtomicUsize>);
-
-impl Drop for Loud {
-    fn drop(&mut self) {
-        self.0.fetch_add(1, Ordering::SeqCst);
-        panic!("review: a loud value dropped");
-    }
-}
-
-/// Silences the panics these tests make on purpose; any other is reported as usual.
-fn quiet_review_panics() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        let report = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            let payload = info.payload();
-            let message = payload
-                .downcast_ref::<String>()
-                .map(String::as_str)
-                .or_else(|| payload.downcast_ref::<&str>().copied());
-            let loud = payload.downcast_ref::<Loud>().is_some();
-            if !loud && !message.is_some_and(|m| m.starts_with("review:")) {
-                report(info);
-            }
-        }));
-    });
 }
 
 /// Panics with a `Loud` payload; typed as any output.
@@ -281,7 +251,7 @@ fn nest(level: u32, depth: u32, panics_at: u32, seen: &mut Vec<u32>) {
 
 #[test]
 fn sync_scope_nested_re_entered_and_mixed_with_scoped_futures_restores_every_level() {
-    quiet_review_panics();
+    quiet_panics("review:");
     let mut seen = Vec::new();
     nest(1, 6, 4, &mut seen);
     assert_eq!(seen, [1, 2, 3, 4, 3, 2, 1]);
@@ -462,7 +432,7 @@ fn handle_spawns_racing_the_runtimes_drop_leave_no_future_or_output_behind() {
 /// once.
 #[test]
 fn remote_join_handles_dropped_unread_take_in_values_that_panic_when_dropped() {
-    quiet_review_panics();
+    quiet_panics("review:");
     let drops = Arc::new(AtomicUsize::new(0));
     let rt = Runtime::new().unwrap();
     let handle = rt.handle();
@@ -515,7 +485,7 @@ fn remote_join_handles_dropped_unread_take_in_values_that_panic_when_dropped() {
 /// counting as they unwind.
 #[test]
 fn a_tracker_waits_for_tasks_spawned_while_waited_on_through_reopen_and_panics() {
-    quiet_review_panics();
+    quiet_panics("review:");
     overlap::block_on(within(
         HANG,
         async {

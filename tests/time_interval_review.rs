@@ -23,17 +23,6 @@ const YEAR: Duration = Duration::from_secs(86_400 * 365);
 /// tokio's margin: a tick observed at most this late keeps the schedule (see `Delay`).
 const MARGIN: Duration = Duration::from_millis(5);
 
-/// Prints the seed of a run that panics, to replay it.
-struct SeedOnPanic(u64);
-
-impl Drop for SeedOnPanic {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!("time_interval_review: failing seed {:#x}", self.0);
-        }
-    }
-}
-
 /// The schedule as `MissedTickBehavior` documents it.
 struct Model {
     /// The instant the next tick reports.
@@ -114,7 +103,7 @@ fn poll_tick(task: &ManualTask, every: &mut Interval) -> Poll<Instant> {
 
 /// One seeded run on a runtime of its own.
 fn ticks_against_the_model(seed: u64, steps: usize) {
-    let _seed = SeedOnPanic(seed);
+    let _seed = support::SeedOnPanic(seed);
     let rt = overlap::Runtime::builder()
         .start_paused(true)
         .build()

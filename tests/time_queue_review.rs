@@ -23,17 +23,6 @@ use support::{panic_message, watchdog, Rng, WakeCount};
 const MS: Duration = Duration::from_millis(1);
 const YEAR: Duration = Duration::from_secs(86_400 * 365);
 
-/// Prints the seed of a run that panics, to replay it.
-struct SeedOnPanic(u64);
-
-impl Drop for SeedOnPanic {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!("time_queue_review: failing seed {:#x}", self.0);
-        }
-    }
-}
-
 /// A task polled by hand whose waker counts its wakes since the last poll.
 struct Counted {
     wakes: Arc<WakeCount>,
@@ -195,7 +184,7 @@ fn check_keys(q: &mut DelayQueue<u64>, model: &Model, keys: &[Key]) {
 /// One seeded run: random operations on a queue and the model, the counted task's wakes
 /// checked after each.
 async fn wakes_against_a_model(seed: u64, steps: u64) {
-    let _seed = SeedOnPanic(seed);
+    let _seed = support::SeedOnPanic(seed);
     let mut rng = Rng(seed);
     let task = Counted::new();
     let mut q = DelayQueue::new();

@@ -43,3 +43,14 @@ pub async fn until(mut cond: impl FnMut() -> bool, what: &str) {
     )
     .await
 }
+
+/// A real-time hang guard for a test run in a child process on a paused clock (where
+/// [`within`]'s sleep would be jumped past): after `limit` of real time, prints `what` and
+/// ends the whole process with status 1, whatever it is doing.
+pub fn exit_if_still_running_after(limit: Duration, what: &'static str) {
+    std::thread::spawn(move || {
+        std::thread::sleep(limit);
+        eprintln!("{what}");
+        std::process::exit(1);
+    });
+}

@@ -37,7 +37,7 @@ pub mod word_codecs;
 pub use busy_pool::{hold_pool, one_thread_pool, runtime_with_a_busy_pool};
 pub use child::{run_in_child, run_in_child_blocking};
 pub use coop::steps_before_another_task_runs;
-pub use deadline::{settle, until, within};
+pub use deadline::{exit_if_still_running_after, settle, until, within};
 pub use drop_flag::DropFlag;
 pub use echo::{echo_server, echo_until_eof, pass_through};
 pub use errno::{expect_errno, lowest_free_fd, open_fds_polled};
@@ -50,10 +50,15 @@ pub use fifo::{mkfifo, SlowFifo};
 pub use files::*;
 pub use limits::*;
 pub use mailbox::Mailbox;
-pub use model::{watchdog, WakeCount, XorShift};
-pub use net::{datagram, fill_send_buffer, open_fresh, open_read_write, tcp_pair, udp_trio};
+pub use model::{for_seeds, watchdog, SeedOnPanic, WakeCount, XorShift};
+pub use net::{
+    datagram, fill_send_buffer, open_fresh, open_read_write, tcp_pair, udp_trio,
+    unix_accept_and_echo, unix_bound_at_108_bytes,
+};
 pub use no_threads::{no_pool_threads, without_new_threads};
-pub use panic::{panic_message, panic_twice, waker_panicking_twice, PanickingPayload};
+pub use panic::{
+    panic_message, panic_twice, quiet_panics, waker_panicking_twice, Loud, PanickingPayload,
+};
 pub use pid_namespace::{next_pid_is, run_in_pid_namespace};
 pub use polled::{
     abandon, abandon_slot, any_woken, poll_once, poll_once_then_drop, polled, tasks_still_held,

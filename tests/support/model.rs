@@ -56,3 +56,26 @@ impl Wake for WakeCount {
         self.0.fetch_add(1, Ordering::SeqCst);
     }
 }
+
+/// Runs `run(seed)` for each seed, naming the seed of any panic (then passed on).
+pub fn for_seeds(seeds: std::ops::RangeInclusive<u64>, run: impl Fn(u64)) {
+    use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+    for seed in seeds {
+        if let Err(panic) = catch_unwind(AssertUnwindSafe(|| run(seed))) {
+            eprintln!("failing seed: {seed}");
+            resume_unwind(panic);
+        }
+    }
+}
+
+/// Prints the seed of a run that panics while this is alive, to replay it: for a seeded
+/// run inside a runtime or thread, where [`for_seeds`] cannot catch it.
+pub struct SeedOnPanic(pub u64);
+
+impl Drop for SeedOnPanic {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("failing seed {:#x}", self.0);
+        }
+    }
+}

@@ -66,3 +66,56 @@ pub fn fill_send_buffer(stream: &TcpStream) -> usize {
         }
     }
 }
+
+/// A Unix socket of `kind` (`SOCK_STREAM`, `SOCK_DGRAM`) bound at `path` with every byte of
+/// `sun_path` used, no NUL after it: the kernel takes a 108-byte path so (it adds the NUL
+/// itself), as a C program passing `sizeof(struct sockaddr_un)` binds it, where overlap's
+/// and std's calls, which take a path, refuse one.
+pub fn unix_bound_at_108_bytes(path: &std::path::Path, kind: libc::c_int) -> std::os::fd::OwnedFd {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    use std::os::unix::ffi::OsStrExt;
+    let bytes = path.as_os_str().as_bytes();
+    // SAFETY: socket takes only integers.
+    let fd = unsafe { libc::socket(libc::AF_UNIX, kind | libc::SOCK_CLOEXEC, 0) };
+    assert!(fd >= 0, "{}", std::io::Error::last_os_error());
+    // SAFETY: `fd` was just created and is owned by nobody else.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: sockaddr_un is plain old data; all zeroes is a valid value.
+    let mut un: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    un.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    assert_eq!(bytes.len(), un.sun_path.len());
+    for (dst, &src) in un.sun_path.iter_mut().zip(bytes) {
+        *dst = src as libc::c_char;
+    }
+    let len = std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t;
+    // SAFETY: `un` is a valid sockaddr_un of `len` bytes, only read by the kernel.
+    let res = unsafe { libc::bind(fd.as_raw_fd(), (&raw const un).cast(), len) };
+    assert_eq!(res, 0, "{}", std::io::Error::last_os_error());
+    fd
+}
+
+/// Accepts one connection on `listener` (from `client`) and checks that bytes go both ways
+/// ("ping", "pong"); returns the server's end and the address `accept` gave. Each step has
+/// 20 s.
+pub async fn unix_accept_and_echo(
+    listener: &overlap::net::UnixListener,
+    client: &mut overlap::net::UnixStream,
+) -> (overlap::net::UnixStream, std::os::unix::net::SocketAddr) {
+    use overlap::io::{AsyncReadExt, AsyncWriteExt};
+    let hang = std::time::Duration::from_secs(20);
+    let (mut server, from) = super::within(hang, listener.accept(), "accept")
+        .await
+        .unwrap();
+    client.write_all(b"ping").await.unwrap();
+    let mut buf = [0u8; 4];
+    super::within(hang, server.read_exact(&mut buf), "server read")
+        .await
+        .unwrap();
+    assert_eq!(&buf, b"ping");
+    server.write_all(b"pong").await.unwrap();
+    super::within(hang, client.read_exact(&mut buf), "client read")
+        .await
+        .unwrap();
+    assert_eq!(&buf, b"pong");
+    (server, from)
+}
