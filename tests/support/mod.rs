@@ -31,6 +31,7 @@ pub mod seccomp;
 mod serving;
 mod straggler;
 mod tagged;
+mod threads_named;
 mod unread_stdout;
 pub mod word_codecs;
 
@@ -71,4 +72,5 @@ pub use rng::Rng;
 pub use serving::{a_new_pair_still_serves, still_serves};
 pub use straggler::KillIfPanicking;
 pub use tagged::tagged_lines;
+pub use threads_named::{comm_of, threads_named};
 pub use unread_stdout::{run_with_unread_stdout, UnreadStdout};
