@@ -95,9 +95,20 @@ impl<T> Sender<T> {
     }
 
     pub(crate) fn send(self, value: T) {
+        self.send_then(value, || {});
+    }
+
+    /// Sends `value`, running `before_wake` once this side is done with it, just before the
+    /// receiver is woken. The sender lets go of the slot first: if the receiver is gone
+    /// (now or before), `value` is dropped there, before `before_wake`, so a pool thread
+    /// marks itself free only once the drop of a result nobody takes, the job's own work,
+    /// is over.
+    pub(crate) fn send_then(self, value: T, before_wake: impl FnOnce()) {
         let waker = lock(&self.0).close_with(Some(value));
+        // Its `Drop` finds the slot closed; the last one out drops the value.
+        drop(self);
+        before_wake();
         wake(waker);
-        // Drop runs next and finds the slot closed.
     }
 }
 

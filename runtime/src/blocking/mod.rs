@@ -44,19 +44,14 @@ fn with_job_task<R>(id: Id, f: impl FnOnce() -> R) -> R {
 }
 
 /// Runs a job's `f` on this pool thread: with `handle` as the current handle and `id` as
-/// the current task ID, catching its panic; then marks the thread as looking for work
-/// before the caller publishes the result (see [`Finish::done`]).
-fn run_job<R>(
-    id: Id,
-    handle: &crate::Handle,
-    finish: &Finish<'_>,
-    f: impl FnOnce() -> R,
-) -> std::thread::Result<R> {
-    let value = catch_unwind(AssertUnwindSafe(|| {
+/// the current task ID, catching its panic. The caller marks the thread as looking for
+/// work ([`Finish::done`]) once it has handed the result over, or dropped it when nobody
+/// can take it (a drop that may block: until it ends, the thread is not free), and before
+/// it wakes whoever awaits it.
+fn run_job<R>(id: Id, handle: &crate::Handle, f: impl FnOnce() -> R) -> std::thread::Result<R> {
+    catch_unwind(AssertUnwindSafe(|| {
         with_job_task(id, || handle.run_as_current(f))
-    }));
-    finish.done();
-    value
+    }))
 }
 
 /// What a job's handle says when no pool thread exists and none could be started.
@@ -229,23 +224,27 @@ where
     // Refused only during the runtime's shutdown (a future's destructor spawning): the job
     // is dropped and the handle reports it, like every other job queued at that point.
     let _ = pool.execute(Box::new(move |run: Result<&Finish<'_>, &io::Error>| {
-        let outcome = match run {
+        let (outcome, finish) = match run {
             // Aborted (its relay task is gone) before it started: dropped unrun.
             Ok(_) if tx.is_abandoned() => {
                 drop(f);
                 return;
             }
-            Ok(finish) => Ok(run_job(id, &handle, finish, f)),
+            Ok(finish) => (Ok(run_job(id, &handle, f)), Some(finish)),
             Err(err) => {
                 // Never to run: its captures' destructors run before the handle hears.
                 drop(f);
-                Err(io::Error::new(err.kind(), err.to_string()))
+                (Err(io::Error::new(err.kind(), err.to_string())), None)
             }
         };
         // Nobody may be waiting any more (the task was aborted or the runtime dropped); the
-        // outcome is then dropped here.
-        tx.send(outcome);
-        drop(claim);
+        // outcome is then dropped by the send, before the thread counts as free.
+        tx.send_then(outcome, move || {
+            drop(claim);
+            if let Some(finish) = finish {
+                finish.done();
+            }
+        });
     }));
     relay
 }

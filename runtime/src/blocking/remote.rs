@@ -5,7 +5,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 
 use super::completion::OnceSlot;
 use super::pool::{BlockingPool, Finish};
@@ -39,17 +39,20 @@ impl<R> JobCell<R> {
     /// was aborted) is dropped outside the lock too: its drop may block (an `Unblock`'s
     /// value), and the handle, on the event loop, must not wait for it.
     fn settle(&self, output: Option<Result<R, JoinError>>) {
+        if let Some(w) = self.store(output) {
+            w.wake();
+        }
+    }
+
+    /// [`settle`](Self::settle) without the wake: returns the waker to wake.
+    fn store(&self, output: Option<Result<R, JoinError>>) -> Option<Waker> {
         let mut slot = self.lock();
         if slot.is_closed() {
             drop(slot);
             drop(output);
-            return;
+            return None;
         }
-        let waker = slot.close_with(output);
-        drop(slot);
-        if let Some(w) = waker {
-            w.wake();
-        }
+        slot.close_with(output)
     }
 }
 
@@ -102,8 +105,17 @@ where
             // Aborted before it started: dropped unrun, and the handle already says so.
             Ok(_) if aborted == Aborted::Skip && cell.aborted.load(Ordering::Acquire) => drop(f),
             Ok(finish) => {
-                let value = run_job(id, &handle, finish, f);
-                cell.settle(Some(value.map_err(|payload| JoinError::panic(payload, id))));
+                let value = run_job(id, &handle, f);
+                let waker =
+                    cell.store(Some(value.map_err(|payload| JoinError::panic(payload, id))));
+                // The handle gone (dropped, not aborted), this is the cell's last hold: the
+                // output goes with it, here, before the thread counts as free (its drop may
+                // block), not after. Its `Drop` finds the cell settled.
+                drop(report);
+                finish.done();
+                if let Some(w) = waker {
+                    w.wake();
+                }
             }
             Err(err) => {
                 // Never to run: its captures' destructors run before the handle hears.
