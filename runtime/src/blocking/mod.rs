@@ -80,6 +80,11 @@ type Outcome<R> = Result<std::thread::Result<R>, io::Error>;
 /// - If no pool thread exists and none can be started (the kernel refuses with `EAGAIN`),
 ///   the handle yields a panic `JoinError` whose message carries that error; if some thread
 ///   exists, the job simply waits for it.
+/// - Jobs beyond the pool's thread limit wait in line, first in first out. So a job that
+///   blocks its thread until a job it queued itself (through
+///   [`Handle::spawn_blocking`](crate::Handle::spawn_blocking)) has run can wait for ever
+///   once every thread is taken by such waits (with a one-thread pool, at once): hand the
+///   inner work to a task, or do it in the job itself.
 /// - Dropping the handle never stops `f`. Aborting it makes it report cancelled, at the
 ///   runtime's next turn; a job that has not started by then is dropped without running
 ///   (tokio's may be too), while one that runs goes on to its end and its result is
