@@ -28,6 +28,19 @@ const HANG: Duration = Duration::from_secs(30);
 fn sh(script: &str) -> Command {
     let mut cmd = Command::new("sh");
     cmd.args(["-c", script]);
+    // SAFETY: the closure only calls `signal`, which is async-signal-safe, as a child
+    // between fork and exec may.
+    unsafe {
+        cmd.pre_exec(|| {
+            // A test run started by a non-interactive shell's `&` (a CI script in the
+            // background) ignores SIGINT and SIGQUIT, and a child inherits ignored signals:
+            // `kill -QUIT $$` would then do nothing. Each child starts with the defaults.
+            for sig in [libc::SIGINT, libc::SIGQUIT] {
+                libc::signal(sig, libc::SIG_DFL);
+            }
+            Ok(())
+        });
+    }
     cmd
 }
 
