@@ -3,7 +3,8 @@
 //! (`file/io_impls.rs`), futures-io's `poll_seek` taking a call with the `pos` in flight as
 //! its retry, `close` being `flush`, a dropped `rewind` behaving as a dropped `seek`, an
 //! `open_positional` dropped while queued opening nothing, a `PositionalFile`'s fd living
-//! as long as its last clone, and the path functions' smaller print (`hard_link` of a symlink,
+//! as long as its last clone, a `ReadDir` whose fetch cannot run twice failing and then
+//! ending, and the path functions' smaller print (`hard_link` of a symlink,
 //! `set_permissions` through one, `create_dir_all` of `""` or of a file, `DirEntry::path`).
 //! Each test says which sentence it pins.
 
@@ -348,4 +349,47 @@ async fn entry_paths_join_the_directory_as_it_was_given() {
         assert_eq!(entry.path().as_os_str(), given.join("a").as_os_str());
         assert!(entries.next_entry().await.unwrap().is_none());
     }
+}
+
+/// `ReadDir`: "A batch whose job never ran ... is fetched again by the next call ...; only
+/// if that job cannot run either does the call fail, and the stream then ends", and the
+/// crate docs: such an operation "fails instead with an `Other` error that says so, naming
+/// no path". Thread creation is refused (as uid `nobody` under `RLIMIT_NPROC`, in a child
+/// of the test) once the pool's threads have expired. (The call used to fetch the batch
+/// again at every poll, spinning until a thread could start.)
+#[test]
+fn a_listing_whose_fetch_cannot_run_fails_once_and_then_ends() {
+    if !support::is_root() {
+        eprintln!("skipped: needs root to switch to an RLIMIT_NPROC-bound uid");
+        return;
+    }
+    support::run_in_child(
+        "a_listing_whose_fetch_cannot_run_fails_once_and_then_ends",
+        listing_without_threads,
+    );
+}
+
+fn listing_without_threads() {
+    use futures_util::stream::FusedStream;
+    let dir = TempDir::new("audit-read-dir-no-thread");
+    for name in ["a", "b", "c"] {
+        std::fs::write(dir.join(name), b"").unwrap();
+    }
+    let rt = overlap::Runtime::builder()
+        .blocking_keep_alive(Duration::from_millis(1))
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut entries = fs::read_dir(dir.path()).await.unwrap();
+        support::no_pool_threads().await;
+        let next = entries.next_entry();
+        let res = support::without_new_threads(|| within(HANG, next, "the failing fetch")).await;
+        let err = res.map(drop).expect_err("the fetch job could not have run");
+        assert_eq!(err.kind(), ErrorKind::Other, "{err}");
+        let dir_name = dir.path().to_string_lossy().into_owned();
+        assert!(!err.to_string().contains(&dir_name), "{err}");
+        // Threads start again, but the listing has ended with its error.
+        assert!(entries.next_entry().await.unwrap().is_none());
+        assert!(entries.is_terminated());
+    });
 }

@@ -51,6 +51,7 @@ pub async fn read_dir(path: impl AsRef<Path>) -> io::Result<ReadDir> {
         ready: VecDeque::new(),
         ended: false,
         rescue: Rescue::default(),
+        fetched_again: false,
     })
 }
 
@@ -94,6 +95,11 @@ pub struct ReadDir {
     ended: bool,
     /// Where a fetch job that never ran leaves the iterator.
     rescue: Rescue,
+    /// The batch being fetched is the second try of one whose job never ran: if this job
+    /// never runs either, the stream ends. Kept across calls, as a job's failure to start
+    /// is reported to a later poll (a call kept only in a local fetched it again at every
+    /// poll, spinning for as long as no pool thread could start).
+    fetched_again: bool,
 }
 
 enum State {
@@ -116,9 +122,8 @@ impl ReadDir {
     }
 
     fn poll_entry(&mut self, cx: &mut Context<'_>) -> Poll<Option<io::Result<DirEntry>>> {
-        // A batch that never ran is fetched again once per call: a second one that cannot
-        // run either (no pool thread starts) ends the stream with its error.
-        let mut fetched_again = false;
+        // A batch that never ran is fetched again once: a second one that cannot run
+        // either (no pool thread starts) ends the stream with its error.
         loop {
             if let Some(entry) = self.ready.pop_front() {
                 return Poll::Ready(Some(entry));
@@ -148,6 +153,7 @@ impl ReadDir {
                     let res = ready!(fetch_job.poll_value(cx));
                     match res {
                         Ok((iter, batch)) => {
+                            self.fetched_again = false;
                             self.state = State::Idle(iter);
                             self.ready.extend(batch);
                         }
@@ -159,11 +165,12 @@ impl ReadDir {
                                 // Polled outside any runtime: the error, with the iterator
                                 // kept for a call inside one.
                                 Some(iter) if outside => {
+                                    self.fetched_again = false;
                                     self.state = State::Idle(Some(iter));
                                     return Poll::Ready(Some(Err(e)));
                                 }
-                                Some(iter) if !fetched_again => {
-                                    fetched_again = true;
+                                Some(iter) if !self.fetched_again => {
+                                    self.fetched_again = true;
                                     self.state = State::Idle(Some(iter));
                                 }
                                 _ => {
