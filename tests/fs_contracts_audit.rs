@@ -5,7 +5,8 @@
 //! `open_positional` dropped while queued opening nothing, a `PositionalFile`'s fd living
 //! as long as its last clone, a `ReadDir` whose fetch cannot run twice failing and then
 //! ending, and the path functions' smaller print (`hard_link` of a symlink,
-//! `set_permissions` through one, `create_dir_all` of `""` or of a file, `DirEntry::path`).
+//! `set_permissions` through one, `create_dir_all` of `""` or of a file, `DirEntry::path`,
+//! errors of files made from std naming no path).
 //! Each test says which sentence it pins.
 
 mod support;
@@ -349,6 +350,39 @@ async fn entry_paths_join_the_directory_as_it_was_given() {
         assert_eq!(entry.path().as_os_str(), given.join("a").as_os_str());
         assert!(entries.next_entry().await.unwrap().is_none());
     }
+}
+
+/// `File::from_std`: "error messages will not name a path" (`File`'s Errors: "a `File` made
+/// by `from_std` does not know its path"), and `PositionalFile::from_std`: "its errors name
+/// no path"; the reason a write is refused (`error.rs`: "says why") and the OS code stay.
+/// The same refusals through a path-opened file name it.
+#[overlap::test]
+async fn files_made_from_std_name_no_path_but_still_say_why() {
+    let dir = TempDir::new("audit-from-std-errors");
+    let path = dir.join("read-only");
+    std::fs::write(&path, b"kept").unwrap();
+    let named = path.to_string_lossy().into_owned();
+    let check = |err: std::io::Error, names_path: bool| {
+        assert_eq!(overlap::io::raw_os_error(&err), Some(libc::EBADF), "{err}");
+        assert!(err.to_string().contains("not open for writing"), "{err}");
+        assert_eq!(err.to_string().contains(&named), names_path, "{err}");
+    };
+    for from_std in [true, false] {
+        let mut file = if from_std {
+            File::from_std(std::fs::File::open(&path).unwrap())
+        } else {
+            File::open(&path).await.unwrap()
+        };
+        file.write_all(b"refused").await.unwrap(); // accepted; the job fails
+        check(file.flush().await.unwrap_err(), !from_std);
+        let file = if from_std {
+            fs::PositionalFile::from_std(std::fs::File::open(&path).unwrap())
+        } else {
+            fs::PositionalFile::open(&path).await.unwrap()
+        };
+        check(file.write_all_at(b"no", 0).await.unwrap_err(), !from_std);
+    }
+    assert_eq!(std::fs::read(&path).unwrap(), b"kept");
 }
 
 /// `ReadDir`: "A batch whose job never ran ... is fetched again by the next call ...; only
