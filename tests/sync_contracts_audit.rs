@@ -14,7 +14,7 @@ use support::polled;
 
 /// `Receiver::close`: "the values already queued can still be received, and so can those
 /// sent through slots reserved before the close (a `Permit`, or a `send` that was granted
-/// a slot)" while "waiting senders are woken to fail".
+/// a slot)" while "waiting senders are woken to fail"; and `capacity` after it.
 #[test]
 fn a_send_granted_a_slot_before_close_is_received_and_one_still_waiting_fails() {
     let (tx, mut rx) = mpsc::channel::<u32>(1);
@@ -52,6 +52,8 @@ fn a_send_granted_a_slot_before_close_is_received_and_one_still_waiting_fails() 
         "then the end"
     );
     assert!(matches!(tx.try_send(4), Err(TrySendError::Closed(4))));
+    // `capacity`: "A closed channel keeps its count, though every send then fails at once".
+    assert_eq!((tx.capacity(), rx.capacity()), (1, 1));
 }
 
 /// `TrySendError::Full`: "The channel is full (or its free slots are promised to waiting

@@ -244,7 +244,8 @@ impl<T> Sender<T> {
     }
 
     /// How many values could be sent now without waiting: the capacity less what is queued
-    /// or reserved.
+    /// or reserved. A closed channel keeps its count, though every send then fails at once
+    /// (see [`is_closed`](Self::is_closed)).
     ///
     /// ```
     /// use overlap::sync::mpsc;

@@ -249,7 +249,8 @@ impl<T> Sender<T> {
     }
 
     /// How many values could be sent now without waiting: the capacity less the values
-    /// queued and the slots reserved.
+    /// queued and the slots reserved. A closed channel keeps its count, though every send
+    /// then fails at once (see [`is_closed`](Self::is_closed)).
     ///
     /// ```
     /// use overlap::sync::mpsc::cross_thread;
