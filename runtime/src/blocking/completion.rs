@@ -95,20 +95,27 @@ impl<T> Sender<T> {
     }
 
     pub(crate) fn send(self, value: T) {
-        self.send_then(value, || {});
+        let waker = lock(&self.0).close_with(Some(value));
+        wake(waker);
+        // Drop runs next and finds the slot closed.
     }
 
-    /// Sends `value`, running `before_wake` once this side is done with it, just before the
-    /// receiver is woken. The sender lets go of the slot first: if the receiver is gone
-    /// (now or before), `value` is dropped there, before `before_wake`, so a pool thread
-    /// marks itself free only once the drop of a result nobody takes, the job's own work,
-    /// is over.
-    pub(crate) fn send_then(self, value: T, before_wake: impl FnOnce()) {
-        let waker = lock(&self.0).close_with(Some(value));
-        // Its `Drop` finds the slot closed; the last one out drops the value.
-        drop(self);
-        before_wake();
-        wake(waker);
+    /// Sends `value` for a pool thread, which `free` marks as looking for work. A receiver
+    /// (polled at any time, not only when woken) must not see the value before `free` has
+    /// run: the task's next job would find no thread free and start one it does not need.
+    /// So `free` runs first, then the value goes. If the receiver is gone, though, the value
+    /// is dropped here before `free`: its drop (which may block, an `Unblock`'s say) is the
+    /// job's last work, and a job queued meanwhile must not wait behind it for this thread.
+    /// (A receiver dropped between that look and the send leaves the value to whichever
+    /// side lets go of the slot last.)
+    pub(crate) fn send_after(self, value: T, free: impl FnOnce()) {
+        if self.is_abandoned() {
+            drop(value);
+            free();
+            return;
+        }
+        free();
+        self.send(value);
     }
 }
 

@@ -45,9 +45,9 @@ fn with_job_task<R>(id: Id, f: impl FnOnce() -> R) -> R {
 
 /// Runs a job's `f` on this pool thread: with `handle` as the current handle and `id` as
 /// the current task ID, catching its panic. The caller marks the thread as looking for
-/// work ([`Finish::done`]) once it has handed the result over, or dropped it when nobody
-/// can take it (a drop that may block: until it ends, the thread is not free), and before
-/// it wakes whoever awaits it.
+/// work ([`Finish::done`]) before it hands the result over (so the task's next job finds
+/// it free), or, when nobody can take the result, once it has dropped it (a drop that may
+/// block: until it ends, the thread is not free).
 fn run_job<R>(id: Id, handle: &crate::Handle, f: impl FnOnce() -> R) -> std::thread::Result<R> {
     catch_unwind(AssertUnwindSafe(|| {
         with_job_task(id, || handle.run_as_current(f))
@@ -243,8 +243,8 @@ where
             }
         };
         // Nobody may be waiting any more (the task was aborted or the runtime dropped); the
-        // outcome is then dropped by the send, before the thread counts as free.
-        tx.send_then(outcome, move || {
+        // outcome is then dropped here, before the thread counts as free.
+        tx.send_after(outcome, move || {
             drop(claim);
             if let Some(finish) = finish {
                 finish.done();

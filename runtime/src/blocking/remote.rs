@@ -44,6 +44,12 @@ impl<R> JobCell<R> {
         }
     }
 
+    /// Whether nobody will take an output: the handle was aborted (the cell is settled,
+    /// cancelled) or dropped (`report`, the job's hold, is the last one).
+    fn is_unwanted(&self, report: &Report<R>) -> bool {
+        Arc::strong_count(&report.0) == 1 || self.lock().is_closed()
+    }
+
     /// [`settle`](Self::settle) without the wake: returns the waker to wake.
     fn store(&self, output: Option<Result<R, JoinError>>) -> Option<Waker> {
         let mut slot = self.lock();
@@ -106,15 +112,20 @@ where
             Ok(_) if aborted == Aborted::Skip && cell.aborted.load(Ordering::Acquire) => drop(f),
             Ok(finish) => {
                 let value = run_job(id, &handle, f);
-                let waker =
-                    cell.store(Some(value.map_err(|payload| JoinError::panic(payload, id))));
-                // The handle gone (dropped, not aborted), this is the cell's last hold: the
-                // output goes with it, here, before the thread counts as free (its drop may
-                // block), not after. Its `Drop` finds the cell settled.
-                drop(report);
-                finish.done();
-                if let Some(w) = waker {
-                    w.wake();
+                let output = Some(value.map_err(|payload| JoinError::panic(payload, id)));
+                if cell.is_unwanted(&report) {
+                    // Nobody takes the output: it goes here, before the thread counts as
+                    // free (its drop may block, and a job queued meanwhile must not wait
+                    // behind it for this thread).
+                    drop(output);
+                    drop(report);
+                    finish.done();
+                } else {
+                    // Free before the handle can see the output (it may be polled at any
+                    // time): its task's next job then finds this thread looking for work.
+                    finish.done();
+                    cell.settle(output);
+                    drop(report);
                 }
             }
             Err(err) => {
