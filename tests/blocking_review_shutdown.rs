@@ -11,50 +11,20 @@
 mod support;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc, Barrier, Condvar, Mutex};
+use std::sync::{mpsc, Arc, Barrier};
 use std::thread;
 use std::time::Duration;
 
 use overlap::Runtime;
-use support::{threads_named, wait_until};
+use support::{threads_named, wait_until, Gate};
 
 /// Only a hang gets near this.
 const HANG: Duration = Duration::from_secs(20);
 
-/// A gate jobs wait at until the test opens it.
-#[derive(Clone, Default)]
-struct Gate(Arc<(Mutex<bool>, Condvar)>);
-
-impl Gate {
-    fn wait(&self) {
-        let (open, changed) = &*self.0;
-        let mut is_open = open.lock().unwrap();
-        while !*is_open {
-            is_open = changed.wait(is_open).unwrap();
-        }
-    }
-
-    fn open(&self) {
-        *self.0 .0.lock().unwrap() = true;
-        self.0 .1.notify_all();
-    }
-}
-
 /// Runs `body` on a thread of its own, failing the test if it has not ended within
-/// [`HANG`].
+/// [`HANG`] (a lost job is a hang, not a failure, otherwise).
 fn hang_guarded(what: &str, body: impl FnOnce() + Send + 'static) {
-    let (done, ended) = mpsc::channel();
-    let runner = thread::spawn(move || {
-        body();
-        let _ = done.send(());
-    });
-    match ended.recv_timeout(HANG) {
-        Ok(()) => runner.join().unwrap(),
-        Err(mpsc::RecvTimeoutError::Disconnected) => {
-            std::panic::resume_unwind(runner.join().unwrap_err())
-        }
-        Err(mpsc::RecvTimeoutError::Timeout) => panic!("hung: {what}"),
-    }
+    support::on_thread_within(HANG, what, body);
 }
 
 /// A job that counts its run, holding a clone of `captured` until it ends (or is dropped).

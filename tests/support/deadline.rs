@@ -54,3 +54,23 @@ pub fn exit_if_still_running_after(limit: Duration, what: &'static str) {
         std::process::exit(1);
     });
 }
+
+/// Runs `body` on a thread of its own, failing the test (`hung: {what}`) if it has not ended
+/// within `limit` of real time: for synchronous code that waits on other threads (a pool's
+/// jobs), where a lost job would otherwise hang the test instead of failing it. A panic of
+/// `body` is the test's failure.
+pub fn on_thread_within(limit: Duration, what: &str, body: impl FnOnce() + Send + 'static) {
+    use std::sync::mpsc;
+    let (done, ended) = mpsc::channel();
+    let runner = std::thread::spawn(move || {
+        body();
+        let _ = done.send(());
+    });
+    match ended.recv_timeout(limit) {
+        Ok(()) => runner.join().unwrap(),
+        Err(mpsc::RecvTimeoutError::Disconnected) => {
+            std::panic::resume_unwind(runner.join().unwrap_err())
+        }
+        Err(mpsc::RecvTimeoutError::Timeout) => panic!("hung: {what}"),
+    }
+}
