@@ -5,7 +5,8 @@
 //!   file; `try_read`/`try_write` with an empty buffer are `Ok(0)` at once, even on a
 //!   stream whose readiness is not known yet; `try_read_buf` keeps the bytes a buffer had.
 //! - `OwnedWriteHalf`: with a zero linger its drop sends no FIN, yet `close` still shuts
-//!   the write side down, and the read half reads the peer's reply.
+//!   the write side down, and the read half reads the peer's reply; `forget` on a write
+//!   half whose read half is gone already closes the stream at once.
 //! - `TcpStream`: two tasks waiting to read one stream (or to write to it) are both woken
 //!   by the next edge.
 //! - `TcpListener::incoming` and `TcpListenerStream`: they never end; an accept that fails
@@ -236,4 +237,18 @@ async fn two_tasks_waiting_on_one_stream_are_both_woken_by_the_next_edge() {
         "both writers woken",
     )
     .await;
+}
+
+#[overlap::test]
+async fn forgetting_a_write_half_whose_read_half_is_gone_closes_the_stream_at_once() {
+    let (conn, mut peer) = tcp_pair().await;
+    let (rd, mut wr) = conn.into_split();
+    drop(rd);
+    wr.write_all(b"last words").await.unwrap();
+    wr.forget();
+    // A clean end of file after the bytes, not a reset, and no wait for anything else.
+    assert_eq!(
+        read_to_eof(&mut peer, "EOF once both halves are gone").await,
+        b"last words"
+    );
 }
