@@ -5,7 +5,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 
 use super::completion::OnceSlot;
 use super::pool::{BlockingPool, Finish};
@@ -39,7 +39,15 @@ impl<R> JobCell<R> {
     /// was aborted) is dropped outside the lock too: its drop may block (an `Unblock`'s
     /// value), and the handle, on the event loop, must not wait for it.
     fn settle(&self, output: Option<Result<R, JoinError>>) {
-        if let Some(w) = self.store(output) {
+        let mut slot = self.lock();
+        if slot.is_closed() {
+            drop(slot);
+            drop(output);
+            return;
+        }
+        let waker = slot.close_with(output);
+        drop(slot);
+        if let Some(w) = waker {
             w.wake();
         }
     }
@@ -48,17 +56,6 @@ impl<R> JobCell<R> {
     /// cancelled) or dropped (`report`, the job's hold, is the last one).
     fn is_unwanted(&self, report: &Report<R>) -> bool {
         Arc::strong_count(&report.0) == 1 || self.lock().is_closed()
-    }
-
-    /// [`settle`](Self::settle) without the wake: returns the waker to wake.
-    fn store(&self, output: Option<Result<R, JoinError>>) -> Option<Waker> {
-        let mut slot = self.lock();
-        if slot.is_closed() {
-            drop(slot);
-            drop(output);
-            return None;
-        }
-        slot.close_with(output)
     }
 }
 

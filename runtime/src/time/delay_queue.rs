@@ -74,6 +74,16 @@ pub struct DelayQueue<T> {
     drained: bool,
 }
 
+/// The instant `timeout` from now, and whether it is too long to add to now (the value
+/// never expires then, kept at the instant a `sleep` of that timeout waits for).
+fn after(timeout: Duration) -> (Instant, bool) {
+    let now = super::now();
+    (
+        super::deadline_after(now, timeout),
+        now.checked_add(timeout).is_none(),
+    )
+}
+
 /// (never, deadline, insertion number, slot) of a value in the queue's order: by deadline,
 /// then insertion, and the values that never expire after all others, whatever instant
 /// they are kept at (a paused clock can be advanced past it, see [`Entry::never`]).
@@ -206,9 +216,8 @@ impl<T> DelayQueue<T> {
     /// Queues `value` to expire `timeout` from now (on the current runtime's clock). A
     /// `timeout` too long to add to now never expires.
     pub fn insert(&mut self, value: T, timeout: Duration) -> Key {
-        let now = super::now();
-        let never = now.checked_add(timeout).is_none();
-        self.queue(value, super::deadline_after(now, timeout), never)
+        let (when, never) = after(timeout);
+        self.queue(value, when, never)
     }
 
     /// Takes the value `key` names out of the queue, before it expires.
@@ -268,9 +277,8 @@ impl<T> DelayQueue<T> {
     /// # Panics
     /// If `key` names no value in the queue.
     pub fn reset(&mut self, key: &Key, timeout: Duration) {
-        let now = super::now();
-        let never = now.checked_add(timeout).is_none();
-        self.requeue(key, super::deadline_after(now, timeout), never);
+        let (when, never) = after(timeout);
+        self.requeue(key, when, never);
     }
 
     /// The deadline of the value `key` names.
