@@ -13,7 +13,7 @@ use completion::completion;
 
 pub use pool::DurableWork;
 use pool::Finish;
-pub(crate) use pool::{BlockingPool, Hook, PoolConfig};
+pub(crate) use pool::{BlockingPool, Hook, PoolConfig, ThreadName};
 pub(crate) use remote::spawn_on_pool;
 
 use crate::task::{Id, JoinHandle};

@@ -10,6 +10,7 @@ use std::cell::Cell;
 use std::collections::VecDeque;
 use std::fmt;
 use std::io;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread;
@@ -32,10 +33,52 @@ pub(crate) struct PoolConfig {
     pub(crate) max_threads: usize,
     pub(crate) keep_alive: Duration,
     pub(crate) stack_size: Option<usize>,
-    pub(crate) thread_name: String,
+    pub(crate) thread_name: ThreadName,
     /// Run on each pool thread when it starts, and when it stops.
     pub(crate) on_start: Option<Hook>,
     pub(crate) on_stop: Option<Hook>,
+}
+
+/// What pool threads are named: one name for all (`Builder::thread_name`), or a name asked
+/// of a function for each thread as it is started (`Builder::thread_name_fn`).
+#[derive(Clone)]
+pub(crate) enum ThreadName {
+    Fixed(String),
+    Computed(Arc<dyn Fn() -> String + Send + Sync>),
+}
+
+impl ThreadName {
+    /// The name of the next thread. A function that panics, or returns a name with a NUL
+    /// byte (which no thread can have), fails the thread's start with an error saying so,
+    /// as a refused thread creation does: the panic goes no further than here.
+    fn next(&self) -> io::Result<String> {
+        let name = match self {
+            ThreadName::Fixed(name) => return Ok(name.clone()),
+            ThreadName::Computed(f) => match catch_unwind(AssertUnwindSafe(|| f())) {
+                Ok(name) => name,
+                Err(payload) => {
+                    crate::unwind::drop_payload(payload);
+                    return Err(io::Error::other("Builder::thread_name_fn panicked"));
+                }
+            },
+        };
+        if name.contains('\0') {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "Builder::thread_name_fn returned a name with a NUL byte",
+            ));
+        }
+        Ok(name)
+    }
+}
+
+impl fmt::Debug for ThreadName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ThreadName::Fixed(name) => fmt::Debug::fmt(name, f),
+            ThreadName::Computed(_) => f.write_str("thread_name_fn(..)"),
+        }
+    }
 }
 
 /// A callback run on pool threads (`Builder::on_thread_start` and `on_thread_stop`).
@@ -254,7 +297,7 @@ impl BlockingPool {
 
     fn start_thread(&self) -> io::Result<()> {
         let config = &self.inner.config;
-        let mut builder = thread::Builder::new().name(config.thread_name.clone());
+        let mut builder = thread::Builder::new().name(config.thread_name.next()?);
         if let Some(size) = config.stack_size {
             builder = builder.stack_size(size);
         }

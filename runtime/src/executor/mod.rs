@@ -35,7 +35,7 @@ pub(crate) struct Config {
     /// Stack size of blocking-pool threads (`None`: the standard library's default).
     pub(crate) blocking_stack_size: Option<usize>,
     /// Name of blocking-pool threads.
-    pub(crate) blocking_thread_name: String,
+    pub(crate) blocking_thread_name: crate::blocking::ThreadName,
     /// Run on each blocking-pool thread as it starts and as it stops.
     pub(crate) on_thread_start: Option<crate::blocking::Hook>,
     pub(crate) on_thread_stop: Option<crate::blocking::Hook>,
@@ -51,7 +51,7 @@ impl Default for Config {
             max_blocking_threads: 512,
             blocking_keep_alive: Duration::from_secs(10),
             blocking_stack_size: None,
-            blocking_thread_name: "overlap-blocking".into(),
+            blocking_thread_name: crate::blocking::ThreadName::Fixed("overlap-blocking".into()),
             on_thread_start: None,
             on_thread_stop: None,
             start_paused: false,

@@ -15,6 +15,7 @@ use super::context::{with_current, EnterGuard};
 use super::core::{Core, PoolWait};
 use super::handle::Handle;
 use super::Config;
+use crate::blocking::ThreadName;
 use crate::metrics::RuntimeMetrics;
 use crate::task::{JoinHandle, MainTask};
 
@@ -201,9 +202,42 @@ impl Builder {
     }
 
     /// The name of blocking-pool threads. Default `overlap-blocking`. A name with a NUL byte
-    /// makes [`build`](Builder::build) fail with `InvalidInput`.
+    /// makes [`build`](Builder::build) fail with `InvalidInput`. The last of this and
+    /// [`thread_name_fn`](Builder::thread_name_fn) called is the one that counts.
     pub fn thread_name(&mut self, name: impl Into<String>) -> &mut Builder {
-        self.config.blocking_thread_name = name.into();
+        self.config.blocking_thread_name = ThreadName::Fixed(name.into());
+        self
+    }
+
+    /// Names each blocking-pool thread with what `f` returns, called on the thread that
+    /// starts it (the one that queued the job) just before. It replaces
+    /// [`thread_name`](Builder::thread_name), as that replaces it: the last called counts.
+    ///
+    /// A panic in `f`, or a name with a NUL byte, does not escape: that thread is not
+    /// started, as when the system refuses a thread. A job that would have run on it waits
+    /// for a thread already running, or fails with an error naming `thread_name_fn` when
+    /// there is none.
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    ///
+    /// let rt = overlap::Runtime::builder()
+    ///     .thread_name_fn(|| {
+    ///         static NEXT: AtomicUsize = AtomicUsize::new(0);
+    ///         format!("file-io-{}", NEXT.fetch_add(1, Ordering::Relaxed))
+    ///     })
+    ///     .build()
+    ///     .unwrap();
+    /// let name = rt.block_on(async {
+    ///     overlap::spawn_blocking(|| std::thread::current().name().map(String::from)).await
+    /// });
+    /// assert!(name.unwrap().unwrap().starts_with("file-io-"));
+    /// ```
+    pub fn thread_name_fn(
+        &mut self,
+        f: impl Fn() -> String + Send + Sync + 'static,
+    ) -> &mut Builder {
+        self.config.blocking_thread_name = ThreadName::Computed(Arc::new(f));
         self
     }
 
@@ -270,7 +304,8 @@ impl Builder {
     /// Creates a runtime with these settings: an epoll fd and an eventfd, both close-on-exec.
     /// The builder is left as it was.
     pub fn build(&mut self) -> io::Result<Runtime> {
-        if self.config.blocking_thread_name.contains('\0') {
+        if matches!(&self.config.blocking_thread_name, ThreadName::Fixed(name) if name.contains('\0'))
+        {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 "a thread name cannot contain a NUL byte",
