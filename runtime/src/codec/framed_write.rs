@@ -43,7 +43,7 @@ pin_project! {
     ///     lines.feed("one").await?;
     ///     lines.send("two").await?; // both written here
     ///     // LinesCodec encodes both String and &str: name the one `close` is for.
-///     SinkExt::<&str>::close(&mut lines).await?;
+    ///     SinkExt::<&str>::close(&mut lines).await?;
     ///     let mut got = String::new();
     ///     rx.read_to_string(&mut got).await?;
     ///     assert_eq!(got, "one\ntwo\n");
