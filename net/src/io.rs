@@ -167,6 +167,29 @@ pub(crate) fn poll_read_unix_stream(
     read_stream(io, cx, buf, Socket::recv_noting_truncation)
 }
 
+/// `AsyncRead::poll_read_vectored` for a stream socket (TCP or Unix): one `recvmsg` filling
+/// `bufs` in order, up to 1024 slices from the first non-empty one. As a plain read, a read
+/// short of their total waits for the next edge, unless the kernel stopped it early at a
+/// message that carried (and lost) ancillary data on a Unix socket.
+pub(crate) fn poll_read_vectored_stream(
+    io: &AsyncFd<Socket>,
+    cx: &mut Context<'_>,
+    bufs: &mut [io::IoSliceMut<'_>],
+) -> Poll<io::Result<usize>> {
+    let bufs = skip_empty_mut(bufs);
+    let len: usize = bufs.iter().take(1024).map(|b| b.len()).sum();
+    if len == 0 {
+        return Poll::Ready(Ok(0));
+    }
+    let read = poll_read_with(
+        io,
+        cx,
+        |s| s.recv_vectored(bufs),
+        |&(n, stopped_early)| n > 0 && n < len && !stopped_early,
+    );
+    read.map_ok(|(n, _)| n)
+}
+
 /// A stream read with `recv`, which returns the bytes read and whether the read may have
 /// stopped short of the queue's end for another reason than the queue running out.
 fn read_stream(

@@ -260,6 +260,14 @@ macro_rules! stream_halves {
             ) -> Poll<io::Result<usize>> {
                 self.stream().poll_read_priv(cx, buf)
             }
+
+            fn poll_read_vectored(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut Context<'_>,
+                bufs: &mut [io::IoSliceMut<'_>],
+            ) -> Poll<io::Result<usize>> {
+                self.stream().poll_read_vectored_priv(cx, bufs)
+            }
         }
     )*};
 

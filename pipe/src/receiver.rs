@@ -17,8 +17,8 @@ use crate::sys;
 /// A read returns 0 (end of file) once every write end is closed and the pipe is drained, and
 /// keeps returning 0 after that; unless, for a FIFO, a new writer opens it: reads then wait
 /// for its data again. A short read drains the pipe, so the next read waits for the
-/// next write instead of paying for an `EAGAIN`. Dropping the receiver closes the fd; writers
-/// then get `BrokenPipe`.
+/// next write instead of paying for an `EAGAIN`. A vectored read is one `readv` over the
+/// slices. Dropping the receiver closes the fd; writers then get `BrokenPipe`.
 ///
 /// A writer may put the pipe in packet mode (`O_DIRECT` on *its* end, which the reader
 /// cannot see): then each read returns one packet, and a short read says nothing about the
@@ -235,20 +235,22 @@ impl TryFrom<Receiver> for std::process::Stdio {
     }
 }
 
-impl AsyncRead for Receiver {
-    fn poll_read(
-        self: Pin<&mut Self>,
+impl Receiver {
+    /// A read of `len` bytes by `read` (a `read` or a `readv`), waiting for readiness.
+    fn poll_read_with(
+        &self,
         cx: &mut Context<'_>,
-        buf: &mut [u8],
+        len: usize,
+        mut read: impl FnMut(RawFd) -> io::Result<usize>,
     ) -> Poll<io::Result<usize>> {
-        if buf.is_empty() {
+        if len == 0 {
             return Poll::Ready(Ok(0));
         }
         loop {
             let mut guard = ready!(self.fd.poll_read_ready(cx))?;
-            match guard.try_io(|fd| sys::read(fd.as_raw_fd(), buf)) {
+            match guard.try_io(|fd| read(fd.as_raw_fd())) {
                 Ok(Ok(n)) => {
-                    if n > 0 && n < buf.len() && !self.packets {
+                    if n > 0 && n < len && !self.packets {
                         // A short read means the pipe is empty now: wait for the next edge.
                         guard.clear_ready_after_short_io();
                     }
@@ -258,6 +260,32 @@ impl AsyncRead for Receiver {
                 Err(_would_block) => continue,
             }
         }
+    }
+}
+
+impl AsyncRead for Receiver {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        let len = buf.len();
+        self.poll_read_with(cx, len, |fd| sys::read(fd, buf))
+    }
+
+    /// One `readv` filling `bufs` in order (up to 1024 slices, from the first non-empty one).
+    fn poll_read_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &mut [io::IoSliceMut<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let first = bufs
+            .iter()
+            .position(|b| !b.is_empty())
+            .unwrap_or(bufs.len());
+        let bufs = &mut bufs[first..];
+        let len: usize = bufs.iter().take(1024).map(|b| b.len()).sum();
+        self.poll_read_with(cx, len, |fd| sys::readv(fd, bufs))
     }
 }
 

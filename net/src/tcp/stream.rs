@@ -29,6 +29,8 @@ use crate::sys::{SockAddr, Socket};
 /// - [`AsyncWriteExt::close`](futures_util::io::AsyncWriteExt::close) (`poll_close`) shuts
 ///   down the write side only; the peer reads EOF and can still send.
 /// - Dropping the stream closes the socket.
+/// - Vectored reads and writes are one `recvmsg` or `sendmsg` over the slices (up to 1,024
+///   of them, from the first non-empty one), the halves' too.
 /// - One task may read while another writes (see [`TcpStream::split`] and
 ///   [`TcpStream::into_split`]); several tasks waiting to read (or to write) are all woken
 ///   by the next edge.
@@ -322,6 +324,14 @@ impl TcpStream {
         poll_read_stream(&self.io, cx, buf)
     }
 
+    pub(crate) fn poll_read_vectored_priv(
+        &self,
+        cx: &mut Context<'_>,
+        bufs: &mut [io::IoSliceMut<'_>],
+    ) -> Poll<io::Result<usize>> {
+        crate::io::poll_read_vectored_stream(&self.io, cx, bufs)
+    }
+
     pub(crate) fn poll_write_priv(
         &self,
         cx: &mut Context<'_>,
@@ -360,6 +370,14 @@ macro_rules! impl_stream_io {
                 buf: &mut [u8],
             ) -> std::task::Poll<std::io::Result<usize>> {
                 self.poll_read_priv(cx, buf)
+            }
+
+            fn poll_read_vectored(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+                bufs: &mut [std::io::IoSliceMut<'_>],
+            ) -> std::task::Poll<std::io::Result<usize>> {
+                self.poll_read_vectored_priv(cx, bufs)
             }
         }
 

@@ -22,7 +22,8 @@ use crate::sys::{SockAddr, Socket};
 /// A connected Unix stream socket, with futures-io's `AsyncRead` and `AsyncWrite`.
 ///
 /// Behaves like [`TcpStream`](crate::TcpStream): no `WouldBlock`, `MSG_NOSIGNAL` writes,
-/// `close` shuts down the write side, reads after EOF return 0 again.
+/// `close` shuts down the write side, reads after EOF return 0 again, vectored reads and
+/// writes are one syscall over the slices.
 ///
 /// One case the kernel does not report: a write waiting for room in a full send buffer is
 /// not woken when the peer shuts down its *read* side (Linux's poll shows neither
@@ -313,6 +314,14 @@ impl UnixStream {
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
         poll_read_unix_stream(&self.io, cx, buf).map_err(no_peer)
+    }
+
+    pub(crate) fn poll_read_vectored_priv(
+        &self,
+        cx: &mut Context<'_>,
+        bufs: &mut [io::IoSliceMut<'_>],
+    ) -> Poll<io::Result<usize>> {
+        crate::io::poll_read_vectored_stream(&self.io, cx, bufs).map_err(no_peer)
     }
 
     pub(crate) fn poll_write_priv(
