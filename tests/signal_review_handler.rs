@@ -1,7 +1,7 @@
 //! An adversarial review of what overlap's signal handler does to the rest of the process:
 //! the `errno` it leaves behind and the calls it never blocks in when its self-pipe is full,
-//! `SIGPIPE` heard from pipe writes but not from socket writes, and hundreds of listeners of
-//! one signal.
+//! the system calls an earlier handler's signal interrupted (or restarted), `SIGPIPE` heard
+//! from pipe writes but not from socket writes, and hundreds of listeners of one signal.
 //!
 //! Signal dispositions and masks are process-wide, so each test runs in a child process of
 //! its own, and sends signals only to that process (or one of its threads).
@@ -9,8 +9,9 @@
 mod support;
 
 use std::io;
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -43,6 +44,16 @@ fn set_errno(value: i32) {
 async fn assert_quiet(sig: &mut Signal, what: &str) {
     settle().await;
     assert!(polled(sig.recv()).poll().is_pending(), "{what}");
+}
+
+/// The flags of the action `signum` has now.
+fn action_flags(signum: i32) -> libc::c_int {
+    // SAFETY: an all-zero sigaction is a valid value to be overwritten.
+    let mut now: libc::sigaction = unsafe { std::mem::zeroed() };
+    // SAFETY: a null new action only reads the current one into `now`, which is writable.
+    let rc = unsafe { libc::sigaction(signum, std::ptr::null(), &mut now) };
+    assert_eq!(rc, 0);
+    now.sa_flags
 }
 
 /// How many bytes wait in the pipe read end `fd`.
@@ -112,6 +123,134 @@ fn a_full_self_pipe_blocks_no_handler_keeps_errno_and_loses_no_later_arrival() {
                 raise_here(libc::SIGUSR1);
                 within(HANG, usr1.recv(), "the arrival after the pipe drained").await;
                 assert_quiet(&mut usr1, "one arrival reported twice").await;
+            });
+        },
+    );
+}
+
+static EARLIER_CALLS: AtomicU64 = AtomicU64::new(0);
+
+extern "C" fn earlier_handler(_: libc::c_int) {
+    EARLIER_CALLS.fetch_add(1, Ordering::SeqCst);
+}
+
+/// Installs `earlier_handler` for `signum` with `flags` (and an empty mask).
+fn install_earlier(signum: i32, flags: libc::c_int) {
+    // SAFETY: an all-zero sigaction is valid (empty mask, no flags, SIG_DFL).
+    let mut sa: libc::sigaction = unsafe { std::mem::zeroed() };
+    sa.sa_sigaction = earlier_handler as extern "C" fn(libc::c_int) as libc::sighandler_t;
+    sa.sa_flags = flags;
+    // SAFETY: `sa` is a valid sigaction whose handler only bumps an atomic.
+    let rc = unsafe { libc::sigaction(signum, &sa, std::ptr::null_mut()) };
+    assert_eq!(rc, 0);
+}
+
+/// A blocking, close-on-exec pipe: (read end, write end).
+fn blocking_pipe() -> (OwnedFd, OwnedFd) {
+    let mut fds = [0; 2];
+    // SAFETY: `fds` has room for the two fds pipe2 writes.
+    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+    // SAFETY: both fds were just created and are owned by nobody else.
+    unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
+}
+
+/// Whether thread `tid` of this process is blocked in `read` now.
+fn blocked_in_read(tid: libc::pid_t) -> bool {
+    let syscall = std::fs::read_to_string(format!("/proc/self/task/{tid}/syscall"));
+    let number = syscall.unwrap_or_default();
+    number.split_whitespace().next() == Some(&libc::SYS_read.to_string())
+}
+
+/// Starts a thread that reads one byte from `read` (blocking), waits until it is blocked
+/// in that `read`, sends it `signum`, and waits until the earlier handler ran there. Then
+/// writes a byte into `write` and returns what the read gave: `Ok(1)` if the signal
+/// restarted it, or its error if the signal ended it.
+fn signal_a_blocked_read(signum: i32, read: OwnedFd, write: &OwnedFd) -> io::Result<usize> {
+    let (tid_tx, tid_rx) = mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        // SAFETY: gettid and pthread_self take no pointers.
+        tid_tx
+            .send((unsafe { libc::gettid() }, unsafe { libc::pthread_self() }))
+            .unwrap();
+        let mut byte = 0u8;
+        // SAFETY: `byte` is one writable byte for the duration of the call.
+        let n = unsafe { libc::read(read.as_raw_fd(), (&mut byte as *mut u8).cast(), 1) };
+        let res = if n < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(n as usize)
+        };
+        // Kept open until the byte below is written, read or not.
+        (res, read)
+    });
+    let (tid, thread) = tid_rx.recv().unwrap();
+    let start = std::time::Instant::now();
+    while !blocked_in_read(tid) {
+        assert!(start.elapsed() < HANG, "the reader never blocked in read");
+        std::thread::yield_now();
+    }
+    let calls = EARLIER_CALLS.load(Ordering::SeqCst);
+    // SAFETY: `thread` is alive: it is blocked in read until the byte below is written.
+    assert_eq!(unsafe { libc::pthread_kill(thread, signum) }, 0);
+    while EARLIER_CALLS.load(Ordering::SeqCst) == calls {
+        assert!(start.elapsed() < HANG, "the earlier handler never ran");
+        std::thread::yield_now();
+    }
+    // SAFETY: one readable byte.
+    let n = unsafe { libc::write(write.as_raw_fd(), b"x".as_ptr().cast(), 1) };
+    assert_eq!(n, 1);
+    reader.join().unwrap().0
+}
+
+#[test]
+fn an_earlier_handler_without_sa_restart_still_interrupts_a_blocking_read() {
+    run_in_child(
+        "an_earlier_handler_without_sa_restart_still_interrupts_a_blocking_read",
+        || {
+            // A program that stops a blocking read with a signal: its handler has no
+            // SA_RESTART, so the read fails with EINTR.
+            install_earlier(libc::SIGUSR1, 0);
+            let (read, write) = blocking_pipe();
+            let alone = signal_a_blocked_read(libc::SIGUSR1, read, &write);
+            assert_eq!(alone.unwrap_err().raw_os_error(), Some(libc::EINTR));
+            block_on(async {
+                let mut usr1 = signal(SignalKind::user_defined1()).unwrap();
+                // Once overlap listens too, the read still ends, and overlap hears it.
+                let (read, write) = blocking_pipe();
+                let res = signal_a_blocked_read(libc::SIGUSR1, read, &write);
+                assert_eq!(
+                    res.map_err(|e| e.raw_os_error()),
+                    Err(Some(libc::EINTR)),
+                    "the signal no longer interrupts the read it was meant to"
+                );
+                assert_eq!(action_flags(libc::SIGUSR1) & libc::SA_RESTART, 0);
+                within(HANG, usr1.recv(), "overlap's listener").await;
+            });
+        },
+    );
+}
+
+#[test]
+fn an_earlier_handler_with_sa_restart_keeps_a_blocking_read_restarted() {
+    run_in_child(
+        "an_earlier_handler_with_sa_restart_keeps_a_blocking_read_restarted",
+        || {
+            install_earlier(libc::SIGUSR2, libc::SA_RESTART);
+            block_on(async {
+                let mut usr2 = signal(SignalKind::user_defined2()).unwrap();
+                assert_ne!(action_flags(libc::SIGUSR2) & libc::SA_RESTART, 0);
+                let (read, write) = blocking_pipe();
+                // Restarted, the read waits on and gets the byte written after the signal.
+                let res = signal_a_blocked_read(libc::SIGUSR2, read, &write);
+                assert_eq!(res.unwrap(), 1);
+                within(HANG, usr2.recv(), "overlap's listener").await;
+            });
+            // Without an earlier handler, overlap's restarts interrupted calls too.
+            block_on(async {
+                let mut hup = signal(SignalKind::hangup()).unwrap();
+                assert_ne!(action_flags(libc::SIGHUP) & libc::SA_RESTART, 0);
+                raise_here(libc::SIGHUP);
+                within(HANG, hup.recv(), "overlap's listener").await;
             });
         },
     );

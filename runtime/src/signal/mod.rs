@@ -34,7 +34,9 @@
 //!   the signals it asked to block (`sa_mask`) blocked, and on the alternate signal stack
 //!   if it asked for one (`SA_ONSTACK`): as the kernel would have called it, so code that
 //!   catches the signal its own way keeps working once something listens through overlap.
-//!   Its `SA_NODEFER` leaves the signal unblocked while it runs, and a handler installed
+//!   Its `SA_NODEFER` leaves the signal unblocked while it runs, its `SA_RESTART` (or its
+//!   absence) decides as before whether a system call the signal interrupts resumes or
+//!   fails with `EINTR` (a signal that had no handler gets `SA_RESTART`), and a handler installed
 //!   with `SA_RESETHAND` is called for the first arrival only (the kernel would have reset
 //!   the signal to its default action then, which overlap's listening replaces). A
 //!   `SIGCHLD` handler installed with `SA_NOCLDSTOP` is not called when a child stops or

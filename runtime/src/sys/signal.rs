@@ -11,9 +11,10 @@ pub(crate) type Handler = extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut 
 /// The action a signal had before ours: its handler (`sa_sigaction`, possibly `SIG_DFL` or
 /// `SIG_IGN`), whether that handler takes a `siginfo_t` (`SA_SIGINFO`), what it asked for
 /// while it runs: the signals blocked (`sa_mask`), the alternate stack (`SA_ONSTACK`) and
-/// its own signal left unblocked (`SA_NODEFER`), which ours then asks for too (see
-/// [`install`]), whether it is for one arrival only (`SA_RESETHAND`), and, for `SIGCHLD`,
-/// whether it asked not to hear children stop and continue (`SA_NOCLDSTOP`).
+/// its own signal left unblocked (`SA_NODEFER`), and the interrupted system calls restarted
+/// (`SA_RESTART`), which ours then asks for too (see [`install`]), whether it is for one
+/// arrival only (`SA_RESETHAND`), and, for `SIGCHLD`, whether it asked not to hear children
+/// stop and continue (`SA_NOCLDSTOP`).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Previous {
     pub(crate) handler: libc::sighandler_t,
@@ -21,6 +22,7 @@ pub(crate) struct Previous {
     pub(crate) mask: libc::sigset_t,
     pub(crate) on_stack: bool,
     pub(crate) no_defer: bool,
+    pub(crate) restart: bool,
     pub(crate) one_shot: bool,
     pub(crate) no_child_stop: bool,
 }
@@ -48,18 +50,21 @@ fn previous_of(sa: &libc::sigaction) -> Previous {
         mask: sa.sa_mask,
         on_stack: sa.sa_flags & libc::SA_ONSTACK != 0,
         no_defer: sa.sa_flags & libc::SA_NODEFER != 0,
+        restart: sa.sa_flags & libc::SA_RESTART != 0,
         one_shot: sa.sa_flags & libc::SA_RESETHAND != 0,
         no_child_stop: sa.sa_flags & libc::SA_NOCLDSTOP != 0,
     }
 }
 
 /// Installs `handler` for `signum` (with `SA_SIGINFO`, to hand a previous handler what the
-/// kernel gave, and `SA_RESTART`, so interrupted syscalls of other code resume instead of
-/// failing with `EINTR`), in place of `before`, the action it is taken to replace. Ours
-/// calls that one's handler, so it runs with that one's `sa_mask`, `SA_ONSTACK` and
-/// `SA_NODEFER`: the previous handler is then called as the kernel would have called it.
-/// (Its `SA_RESETHAND` is the caller's to honour: ours stays installed.) Returns the
-/// action it replaced.
+/// kernel gave), in place of `before`, the action it is taken to replace. Ours calls that
+/// one's handler, so it runs with that one's `sa_mask`, `SA_ONSTACK` and `SA_NODEFER`: the
+/// previous handler is then called as the kernel would have called it. It also keeps that
+/// one's `SA_RESTART` or its absence: a program whose handler has no `SA_RESTART`, so that
+/// the signal ends a blocking `read` with `EINTR`, keeps that. Replacing `SIG_DFL` or
+/// `SIG_IGN`, ours asks for `SA_RESTART`, so interrupted syscalls of other code resume
+/// instead of failing with `EINTR`. (The previous `SA_RESETHAND` is the caller's to honour:
+/// ours stays installed.) Returns the action it replaced.
 pub(crate) fn install(
     signum: libc::c_int,
     handler: Handler,
@@ -68,18 +73,22 @@ pub(crate) fn install(
     // SAFETY: an all-zero sigaction is a valid value (no flags, empty mask, SIG_DFL).
     let mut sa: libc::sigaction = unsafe { std::mem::zeroed() };
     sa.sa_sigaction = handler as libc::sighandler_t;
-    sa.sa_flags = libc::SA_SIGINFO | libc::SA_RESTART;
+    sa.sa_flags = libc::SA_SIGINFO;
     if before.on_stack {
         sa.sa_flags |= libc::SA_ONSTACK;
     }
     // The default action and `SIG_IGN` have no handler to run: their mask means nothing.
     if before.handler == libc::SIG_DFL || before.handler == libc::SIG_IGN {
+        sa.sa_flags |= libc::SA_RESTART;
         // SAFETY: `sa.sa_mask` is a valid sigset_t to clear.
         syscall!(sigemptyset(&mut sa.sa_mask))?;
     } else {
         sa.sa_mask = before.mask;
         if before.no_defer {
             sa.sa_flags |= libc::SA_NODEFER;
+        }
+        if before.restart {
+            sa.sa_flags |= libc::SA_RESTART;
         }
     }
     // SAFETY: as in `current`.
