@@ -14,8 +14,11 @@ use crate::sys;
 /// The write end of a pipe or FIFO.
 ///
 /// Writes of at most `PIPE_BUF` (4096) bytes are atomic. Writing after every read end is closed
-/// fails with `BrokenPipe` (never a signal: Rust programs ignore SIGPIPE). `poll_close` and
-/// dropping close the fd, which readers see as end of file.
+/// fails with `BrokenPipe`. The kernel also raises `SIGPIPE` (a pipe write has no
+/// `MSG_NOSIGNAL`), which does not end the process: Rust programs ignore it, and once
+/// something listens for it through `overlap::signal` (`SignalKind::pipe()`), that listener
+/// hears it instead. `poll_close` and dropping close the fd, which readers see as end of
+/// file.
 #[derive(Debug)]
 pub struct Sender {
     fd: Option<AsyncFd<OwnedFd>>,
