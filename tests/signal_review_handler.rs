@@ -285,6 +285,37 @@ fn a_sigpipe_listener_hears_pipe_writes_to_no_reader_but_not_socket_writes() {
     );
 }
 
+#[test]
+fn listening_for_an_ignored_sigchld_leaves_ended_children_for_a_wait() {
+    run_in_child(
+        "listening_for_an_ignored_sigchld_leaves_ended_children_for_a_wait",
+        || {
+            use std::process::Command;
+            // SAFETY: an all-zero sigaction is valid (empty mask, no flags); SIG_IGN.
+            let mut ignore: libc::sigaction = unsafe { std::mem::zeroed() };
+            ignore.sa_sigaction = libc::SIG_IGN;
+            // SAFETY: a valid sigaction, with no handler to call.
+            let rc = unsafe { libc::sigaction(libc::SIGCHLD, &ignore, std::ptr::null_mut()) };
+            assert_eq!(rc, 0);
+            // Ignored, SIGCHLD makes the kernel reap children itself: nothing left to wait.
+            let mut reaped = Command::new("true").spawn().unwrap();
+            let err = reaped.wait().unwrap_err();
+            assert_eq!(err.raw_os_error(), Some(libc::ECHILD));
+            block_on(async {
+                let mut chld = signal(SignalKind::child()).unwrap();
+                // Caught now: the child's end is heard, and its status waits for `wait`.
+                let mut child = Command::new("sh").args(["-c", "exit 3"]).spawn().unwrap();
+                within(HANG, chld.recv(), "the child's SIGCHLD").await;
+                let status = overlap::task::spawn_blocking(move || child.wait())
+                    .await
+                    .unwrap()
+                    .unwrap();
+                assert_eq!(status.code(), Some(3));
+            });
+        },
+    );
+}
+
 /// How many tasks listen for one signal.
 const LISTENERS: usize = 300;
 

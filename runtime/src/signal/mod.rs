@@ -24,6 +24,10 @@
 //! - **The handler stays:** once a signal has been listened for, the process keeps catching
 //!   it, even after every `Signal` is dropped. For `SIGINT` and `SIGTERM` this means the
 //!   default action (ending the process) no longer happens: the program must exit by itself.
+//!   For `SIGCHLD` in a process that ignored it (`SIG_IGN`) or whose handler had
+//!   `SA_NOCLDWAIT`, it means the kernel no longer reaps children as they end: each waits,
+//!   a zombie, for a `wait` (std's `Child::wait`, `overlap::process`'s), as in any process
+//!   that catches `SIGCHLD`, where before a `wait` failed with `ECHILD`.
 //!   So does the self-pipe, made by the first [`signal`] call: its two fds stay open for the
 //!   rest of the process, and each runtime that listens holds a third until it is dropped
 //!   (all close-on-exec, so no child inherits them). A program that counts its open fds (to
