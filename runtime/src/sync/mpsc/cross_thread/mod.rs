@@ -108,11 +108,13 @@ use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::Waker;
 
+mod owned_permit;
 mod receiver;
 mod send;
 mod sender;
 mod weak;
 
+pub use owned_permit::OwnedPermit;
 pub use receiver::{Receiver, Recv};
 pub use send::{Closed, Permit, Reserve, Send};
 pub use sender::{Sender, UnboundedSender};

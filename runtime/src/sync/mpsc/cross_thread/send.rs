@@ -258,6 +258,12 @@ impl<'a, T> Permit<'a, T> {
         drop(self.fill(value));
     }
 
+    /// Keeps the slot reserved past this permit, for an [`OwnedPermit`](super::OwnedPermit)
+    /// to fill or give back.
+    pub(super) fn keep_slot(mut self) {
+        self.used = true;
+    }
+
     /// Queues `value` in the reserved slot and wakes the receiver; the value comes back if
     /// the receiver was dropped meanwhile (nothing would read it), to be returned or dropped
     /// by the caller.
