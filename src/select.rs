@@ -28,16 +28,19 @@
 ///    `accept`, `read` do not lose data when dropped) or `&mut` a future kept across
 ///    iterations of a loop.
 /// 4. If every branch is disabled, the `else` (or `complete`) handler runs; without one,
-///    `select!` panics. With a `default` branch, `select!` does not wait: if no branch
-///    is ready on the first poll, the `default` handler runs.
+///    `select!` panics. With a `default` branch, `select!` does not wait for a branch: if
+///    none is ready when they are first polled, the `default` handler runs (the `else`
+///    one still, if every branch is disabled).
 ///
 /// Handlers run in the caller's body, so `return`, `break`, `continue`, `?` and `.await` in
 /// them act on the enclosing function or loop. At most 64 branches.
 ///
-/// A `select!` that finds a branch ready spends a unit of the task's budget (one that
-/// waits gives it back), as overlap's channels and sockets do: a loop whose branches never
-/// wait and know nothing of the budget (a stream of ready items, CPU work in an `async`
-/// block) still lets the other tasks and the reactor run every 128 rounds. tokio's only
+/// A `select!` that does not wait (a branch ready, or its `else` or `default` run) spends a
+/// unit of the task's budget (one that waits gives it back), as overlap's channels and
+/// sockets do: a loop whose branches never wait and know nothing of the budget (a stream of
+/// ready items, CPU work in an `async` block, a `default` taken again and again) still lets
+/// the other tasks and the reactor run every 128 rounds. Once the budget is spent, a
+/// `select!` yields before polling its branches, with a `default` branch too. tokio's only
 /// checks the budget before polling.
 ///
 /// From tokio, code moves over as written but in one case; from futures-util, too. The
