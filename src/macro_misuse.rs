@@ -4,10 +4,14 @@
 /// Misuses of `#[overlap::main]` and `#[overlap::test]` that must not compile, each with a
 /// clear message (checked as doctests).
 ///
-/// A function that is not `async`:
+/// A function that is not `async`, under either attribute:
 /// ```compile_fail
 /// #[overlap::main]
 /// fn main() {}
+/// ```
+/// ```compile_fail
+/// #[overlap::test]
+/// fn not_async() {}
 /// ```
 /// Arguments to `main` (another function may take some), or unknown ones to the attribute:
 /// ```compile_fail
@@ -27,6 +31,16 @@
 /// ```compile_fail
 /// #[overlap::main(flavor = "multi_thread", worker_threads = 2)]
 /// async fn main() {}
+/// ```
+/// `worker_threads` alone (tokio's multi-threaded runtime by default), and the
+/// multi-threaded flavor under `#[overlap::test]` too:
+/// ```compile_fail
+/// #[overlap::main(worker_threads = 2)]
+/// async fn main() {}
+/// ```
+/// ```compile_fail
+/// #[overlap::test(flavor = "multi_thread")]
+/// async fn multi() {}
 /// ```
 /// A setting given twice (tokio refuses it too), which would otherwise take the last value
 /// unseen:
@@ -138,6 +152,17 @@
 /// overlap::block_on(async {
 ///     let run = work();
 ///     overlap::select! { x = run => x }
+/// });
+/// ```
+/// A `&mut` future bound without `mut` (the `Some(d)` of a `match &mut deadline`), given
+/// by name: `select!` borrows it, so it needs `mut` (tokio's moves the reference in; `{ d }`
+/// does that here):
+/// ```compile_fail,E0596
+/// overlap::block_on(async {
+///     let mut deadline = Some(Box::pin(overlap::time::sleep(std::time::Duration::ZERO)));
+///     if let Some(d) = &mut deadline {
+///         overlap::select! { () = d => {} }
+///     }
 /// });
 /// ```
 /// An `IntoFuture` that is not a future given by name, which tokio's moves in and
