@@ -38,6 +38,18 @@ pub(crate) fn parse_args(args: TokenStream, name: &str) -> Result<Settings, Toke
             "start_paused" => "start_paused = true",
             "flavor" => "flavor = \"current_thread\"",
             "crate" => "crate = \"my_rt\"",
+            // tokio's setting for its multi-threaded runtime, which overlap has not.
+            "worker_threads" => {
+                return Err(error(
+                    first.span(),
+                    &format!(
+                        "`worker_threads` sets up tokio's multi-threaded runtime; overlap runs \
+                         one runtime on the current thread, so #[overlap::{name}] takes only \
+                         {SETTINGS}; for more cores, run a `Runtime` per thread (see the \
+                         `tcp_echo_per_core` example)"
+                    ),
+                ))
+            }
             _ => {
                 return Err(error(
                     first.span(),
