@@ -7,6 +7,10 @@
 //!   uncut `recv` then completes (or the seed hangs, which the hang guard reports);
 //! - each report stands for an arrival of its own: no more reports than raises since the
 //!   listener was made, plus one for arrivals from before it that were not handed out yet.
+//!   A `kill` of this process counts as made after every listener: the kernel hands a
+//!   process-directed signal to the process's main thread when that thread does not block
+//!   it (here the test harness's, waiting for this test), so its handler may run after
+//!   `kill` returned, on another thread.
 //!
 //! A signal also interrupts the syscall the thread taking it is blocked in (the runtime's
 //! wait for events, a pool thread's), so the other actors of the seed meet `EINTR` too,
@@ -26,11 +30,13 @@ use crate::sync::Tasks;
 const KINDS: [SignalKind; 2] = [SignalKind::user_defined1(), SignalKind::user_defined2()];
 
 /// Per signal, the raises started and the raises that returned (one raiser, one raise at
-/// a time: raise `k` started once `started >= k`, returned once `done >= k`).
+/// a time: raise `k` started once `started >= k`, returned once `done >= k`), and of
+/// those, the ones whose handler had surely run by then (not a `kill`'s).
 #[derive(Default)]
 struct Raised {
     started: [Cell<u64>; 2],
     done: [Cell<u64>; 2],
+    settled: [Cell<u64>; 2],
     /// The raiser is done.
     over: Cell<bool>,
 }
@@ -42,6 +48,10 @@ impl Raised {
 
     fn done(&self, which: usize) -> u64 {
         self.done[which].get()
+    }
+
+    fn settled(&self, which: usize) -> u64 {
+        self.settled[which].get()
     }
 
     fn bump(count: &Cell<u64>) {
@@ -56,9 +66,9 @@ struct Listener {
     /// Raises that had started when it was made, or when it last reported: a later one
     /// that has returned is owed a report.
     owed_after: u64,
-    /// Raises that had returned when it was made: the bound on its reports counts from
-    /// there.
-    done_at_start: u64,
+    /// Raises that had returned with their handler run when it was made: the bound on its
+    /// reports counts from there.
+    settled_at_start: u64,
     reports: u64,
 }
 
@@ -71,7 +81,7 @@ impl Listener {
             sig,
             which,
             owed_after: raised.started(which),
-            done_at_start: raised.done(which),
+            settled_at_start: raised.settled(which),
             reports: 0,
         }
     }
@@ -84,10 +94,10 @@ impl Listener {
     /// Counts a report: no more than the raises that can stand behind one.
     fn reported(&mut self, raised: &Raised) {
         self.reports += 1;
-        // Every arrival after it was made comes from a raise not returned by then (the
-        // handler runs before `raise`, or `kill` of this process, returns); the arrivals
-        // from before that were not handed out yet come in one report.
-        let most = raised.started(self.which) - self.done_at_start + 1;
+        // Every arrival after it was made comes from a raise not settled by then (the
+        // handler runs before `raise` returns; a `kill`'s may run later, on another
+        // thread); the arrivals from before that were not handed out yet come in one report.
+        let most = raised.started(self.which) - self.settled_at_start + 1;
         assert!(
             self.reports <= most,
             "seed {}: {:?}: {} reports from at most {most} arrivals",
@@ -163,11 +173,13 @@ pub fn actor(rng: &mut Rng, tasks: &mut Tasks) {
                     // SAFETY: raise takes no pointers; the signal has overlap's handler.
                     assert_eq!(unsafe { libc::raise(signum) }, 0);
                     Raised::bump(&raised.done[which]);
+                    Raised::bump(&raised.settled[which]);
                 }
                 1 => {
                     Raised::bump(&raised.started[which]);
                     // SAFETY: kill and getpid take no pointers; the signal has a handler.
                     assert_eq!(unsafe { libc::kill(libc::getpid(), signum) }, 0);
+                    // Not settled: its handler may be yet to run, on the main thread.
                     Raised::bump(&raised.done[which]);
                 }
                 _ => {
@@ -184,6 +196,7 @@ pub fn actor(rng: &mut Rng, tasks: &mut Tasks) {
                     });
                     assert_eq!(job.await.unwrap(), 0);
                     Raised::bump(&raised.done[which]);
+                    Raised::bump(&raised.settled[which]);
                 }
             }
             pause(&mut rrng).await;
