@@ -50,13 +50,16 @@ use crate::task::{JoinHandle, MainTask};
 /// ```
 ///
 /// Dropping a `Runtime` drops every task's future that has not finished, on the dropping
-/// thread (their `JoinHandle`s then report cancelled), closes its epoll fd and eventfd once no
-/// I/O handle uses them any more, and makes later wakes of its tasks do nothing. Blocking
-/// jobs not yet started are dropped; running ones finish detached: the drop does not wait
-/// for them (tokio's does), except for overlap's own file and standard-stream writes
-/// (`fs::File`, `io::stdout`, `io::stderr`), which it waits for for up to 10 s so that a
-/// process exiting right after keeps the bytes a `write` accepted. To
-/// choose the wait, use [`shutdown_timeout`](Runtime::shutdown_timeout) or
+/// thread, with this runtime current even when dropped inside another's `block_on` (a
+/// [`spawn`](crate::spawn) from one of those destructors lands here, and is dropped in turn
+/// without being polled). Their `JoinHandle`s then report cancelled, or a panic if the
+/// future's destructor panicked, as after an abort; the drop itself does not unwind. It
+/// closes its epoll fd and eventfd once no I/O handle uses them any more, and makes later
+/// wakes of its tasks do nothing. Blocking jobs not yet started are dropped; running ones
+/// finish detached: the drop does not wait for them (tokio's does), except for overlap's own
+/// file and standard-stream writes (`fs::File`, `io::stdout`, `io::stderr`), which it waits
+/// for for up to 10 s so that a process exiting right after keeps the bytes a `write`
+/// accepted. To choose the wait, use [`shutdown_timeout`](Runtime::shutdown_timeout) or
 /// [`shutdown_background`](Runtime::shutdown_background) instead.
 ///
 /// Memory after a burst: the sync primitives' wait lines, a `JoinSet` emptied by joining

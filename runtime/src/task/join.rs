@@ -273,7 +273,9 @@ impl JoinError {
         self.id
     }
 
-    /// True if the task was aborted, or dropped because its runtime shut down.
+    /// True if the task was aborted, or dropped because its runtime shut down. For a
+    /// [`JoinHandle`], not when dropping the future panicked: that makes a panic error (see
+    /// [`JoinHandle::abort`]).
     pub fn is_cancelled(&self) -> bool {
         matches!(self.repr, Repr::Cancelled)
     }
