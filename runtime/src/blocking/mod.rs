@@ -97,7 +97,7 @@ type Outcome<R> = Result<std::thread::Result<R>, io::Error>;
 ///   `fs::File`, [`io::stdout`](crate::io::stdout) or [`io::stderr`](crate::io::stderr),
 ///   whose bytes a process exiting right after would otherwise lose.)
 /// - Inside `f`, [`Handle::current`](crate::Handle::current) is the spawning runtime's
-///   handle, so the job can start async work there, [`task::id`](crate::task_id::id)
+///   handle, so the job can start async work there, [`task::id`](crate::task::id)
 ///   is the returned handle's [`id`](JoinHandle::id), and [`time::now`](crate::time::now)
 ///   reads the spawning runtime's clock, [paused](crate::time::pause) or not, as tokio's
 ///   blocking threads do (see [Paused time](crate::time#paused-time-for-tests)).

@@ -14,7 +14,8 @@ use super::sleep::{sleep_until, Sleep};
 use super::Instant;
 
 /// Runs `future` for at most `duration`: `Ok(output)` if it finishes first, otherwise
-/// `Err(Elapsed)`, after which the future is dropped.
+/// `Err(Elapsed)`. The future lives inside the [`Timeout`] and is dropped with it (at once
+/// when `timeout(..).await` returns; [`Timeout::into_inner`] takes it back instead).
 ///
 /// The future is always polled before the clock is looked at, so a future that is ready at
 /// once wins even with `Duration::ZERO`; polled in a task that has spent its cooperative
