@@ -40,7 +40,8 @@
 //!   From another thread, spawn through a [`Handle`].
 //! - The [`sync`] types are `Rc`-based and not `Send`: they connect the tasks of one
 //!   runtime. Between threads (a [`spawn_blocking`] job and a task, with `blocking_send` and
-//!   `blocking_recv`), use [`sync::mpsc::cross_thread`], whose ends are `Send`. I/O objects (sockets, pipes, [`AsyncFd`]) stay with the runtime that made
+//!   `blocking_recv`), use [`sync::mpsc::cross_thread`], whose ends are `Send`, and for a
+//!   limit shared across threads [`sync::cross_thread::Semaphore`]. I/O objects (sockets, pipes, [`AsyncFd`]) stay with the runtime that made
 //!   them, and the free [`block_on`] builds a new runtime on each call.
 //! - I/O types implement the futures-io `AsyncRead`/`AsyncWrite` (`poll_close` for
 //!   `poll_shutdown`, `&mut [u8]` for `ReadBuf`), [`join!`] is futures-util's, and

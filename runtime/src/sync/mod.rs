@@ -14,10 +14,12 @@
 //! `blocking_recv` for a [`spawn_blocking`](crate::spawn_blocking) job or a plain thread,
 //! and [`oneshot::cross_thread`] for a reply; or spawn onto the other thread's runtime with
 //! a [`Handle`](crate::Handle). A [`CancellationToken`] (tokio-util's, under its name) is
-//! `Send` and `Sync` too: one token tells every task, thread and runtime to shut down. The
-//! others have no cross-thread twin: to tell every runtime of a thread-per-core program
-//! something else (a new setting), spawn onto each with its `Handle` a closure that updates
-//! that runtime's own [`watch`] or [`Notify`].
+//! `Send` and `Sync` too: one token tells every task, thread and runtime to shut down. A
+//! limit shared across threads (a permit moved into a `spawn_blocking` job, one cap for
+//! every runtime of a thread-per-core server) is [`cross_thread::Semaphore`], tokio's
+//! semaphore with `Send` permits. The others have no cross-thread twin: to tell every
+//! runtime of a thread-per-core program something else (a new setting), spawn onto each
+//! with its `Handle` a closure that updates that runtime's own [`watch`] or [`Notify`].
 //!
 //! # Cancellation
 //! Every wait here can be dropped before it completes (in a `select!`, under a timeout)
@@ -77,6 +79,7 @@ macro_rules! guard_deref {
 mod barrier;
 pub mod broadcast;
 pub mod cancellation;
+pub mod cross_thread;
 pub mod mpsc;
 mod mutex;
 mod notify;

@@ -55,7 +55,9 @@ pub use permit::{OwnedPermit, Permit};
 /// after giving up on the result (a timeout, a client gone): dropping or aborting the handle
 /// does not stop a job that has started, so a permit dropped with it would let one more job
 /// run than the semaphore allows. Tell the job to stop early through a flag it checks (an
-/// `Arc<AtomicBool>`, or a [`CancellationToken`](crate::sync::CancellationToken)).
+/// `Arc<AtomicBool>`, or a [`CancellationToken`](crate::sync::CancellationToken)). Or use
+/// [`cross_thread::Semaphore`](crate::sync::cross_thread::Semaphore), whose owned permit is
+/// `Send` and moves into the job, as tokio's does.
 ///
 /// ```
 /// use std::rc::Rc;
