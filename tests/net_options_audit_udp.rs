@@ -6,6 +6,9 @@
 //! - IPv6 groups join and leave on `lo` by its index (this kernel's `lo` has no
 //!   `MULTICAST` flag, so IPv6 multicast cannot be sent over it: only membership is
 //!   checked);
+//! - a join on an interface that does not exist, a second join of a group and a leave of a
+//!   group not joined are refused saying so, where the kernel's words ("No such device",
+//!   "Address already in use", "Cannot assign requested address") name neither;
 //! - `SO_BROADCAST` is what lets a datagram reach `lo`'s broadcast address;
 //! - buffer sizes past the system's maximum are capped at twice it.
 //!
@@ -15,7 +18,7 @@
 
 mod support;
 
-use std::io::ErrorKind;
+use std::io::{self, ErrorKind};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
@@ -110,6 +113,102 @@ async fn ipv6_groups_join_and_leave_on_the_loopback_interface() {
     let group = Ipv4Addr::new(239, 255, 141, 3);
     dual.join_multicast_v4(group, Ipv4Addr::LOCALHOST).unwrap();
     dual.leave_multicast_v4(group, Ipv4Addr::LOCALHOST).unwrap();
+}
+
+/// `err` is `kind` in our words, which say each of `words`, with the kernel's `code` kept
+/// as its source.
+fn said(what: &str, err: io::Error, kind: ErrorKind, code: i32, words: &[&str]) {
+    assert_eq!(err.kind(), kind, "{what}: {err}");
+    assert_eq!(
+        err.raw_os_error(),
+        None,
+        "{what}: the kernel's words, {err}"
+    );
+    let msg = err.to_string();
+    for w in words {
+        assert!(msg.contains(w), "{what}: {msg:?} does not say {w:?}");
+    }
+    assert_eq!(
+        overlap::io::raw_os_error(&err),
+        Some(code),
+        "{what}: the kernel's code is kept"
+    );
+}
+
+#[overlap::test]
+async fn a_join_on_an_interface_that_does_not_exist_says_so() {
+    let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let group = Ipv4Addr::new(239, 255, 141, 4);
+    // TEST-NET-2: documentation's addresses, no interface's.
+    let nowhere = Ipv4Addr::new(198, 51, 100, 7);
+    let err = udp.join_multicast_v4(group, nowhere).unwrap_err();
+    said(
+        "join on 198.51.100.7",
+        err,
+        ErrorKind::InvalidInput,
+        libc::ENODEV,
+        &["interface", "198.51.100.7"],
+    );
+    let udp6 = UdpSocket::bind("[::1]:0").await.unwrap();
+    let group6: Ipv6Addr = "ff02::141:4".parse().unwrap();
+    let err = udp6.join_multicast_v6(&group6, 999_999).unwrap_err();
+    said(
+        "join on index 999999",
+        err,
+        ErrorKind::InvalidInput,
+        libc::ENODEV,
+        &["interface", "999999"],
+    );
+}
+
+#[overlap::test]
+async fn joining_twice_or_leaving_a_group_not_joined_says_so() {
+    let lo = Ipv4Addr::LOCALHOST;
+    let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let group = Ipv4Addr::new(239, 255, 141, 5);
+    let err = udp.leave_multicast_v4(group, lo).unwrap_err();
+    let words = ["not joined", "239.255.141.5"];
+    said(
+        "leave first",
+        err,
+        ErrorKind::AddrNotAvailable,
+        libc::EADDRNOTAVAIL,
+        &words,
+    );
+    udp.join_multicast_v4(group, lo).unwrap();
+    let err = udp.join_multicast_v4(group, lo).unwrap_err();
+    let words = ["already joined", "239.255.141.5"];
+    said(
+        "join twice",
+        err,
+        ErrorKind::AddrInUse,
+        libc::EADDRINUSE,
+        &words,
+    );
+    udp.leave_multicast_v4(group, lo).unwrap();
+
+    let lo6 = lo_index();
+    let udp6 = UdpSocket::bind("[::1]:0").await.unwrap();
+    let group6: Ipv6Addr = "ff02::141:5".parse().unwrap();
+    let err = udp6.leave_multicast_v6(&group6, lo6).unwrap_err();
+    let words = ["not joined", "ff02::141:5"];
+    said(
+        "leave6 first",
+        err,
+        ErrorKind::AddrNotAvailable,
+        libc::EADDRNOTAVAIL,
+        &words,
+    );
+    udp6.join_multicast_v6(&group6, lo6).unwrap();
+    let err = udp6.join_multicast_v6(&group6, lo6).unwrap_err();
+    let words = ["already joined", "ff02::141:5"];
+    said(
+        "join6 twice",
+        err,
+        ErrorKind::AddrInUse,
+        libc::EADDRINUSE,
+        &words,
+    );
 }
 
 /// `set_broadcast`: "allow sending to a broadcast address". Without it the kernel refuses

@@ -4,13 +4,14 @@
 //! local port to use, a UDP send with no peer, an accept
 //! on a listener shut down, a second bind, a Unix bind to a path taken or in a missing
 //! directory, a Unix datagram socket taken by another peer, a Unix connect or send to a path with no socket, a host
-//! name lookup made with no fd free.
+//! name lookup made with no fd free, a multicast join or leave that names no interface or
+//! membership.
 
 use std::borrow::Cow;
 use std::error::Error;
 use std::fmt;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use crate::sys::Socket;
 
@@ -160,6 +161,40 @@ pub(crate) fn bind_in_use(addr: SocketAddr, err: io::Error) -> io::Error {
         format!("{addr} is in use by another socket")
     };
     reworded(io::ErrorKind::AddrInUse, msg, err)
+}
+
+/// A multicast join (`joining`) or leave of `group` on the interface `on` describes ("the
+/// interface with address 127.0.0.1", "interface index 1") that the kernel refused in
+/// words naming neither: `ENODEV` ("No such device": no interface has that address or
+/// index, or, for the kernel's choice, none routes to the group) as `InvalidInput`;
+/// `EADDRINUSE` on a join ("Address already in use", read as a port taken: the socket is
+/// a member already) and `EADDRNOTAVAIL` on a leave (it is not a member) keep their kinds.
+/// Other errors pass as they are.
+pub(crate) fn multicast_membership(
+    err: io::Error,
+    joining: bool,
+    group: IpAddr,
+    on: &str,
+) -> io::Error {
+    let verb = if joining { "join" } else { "leave" };
+    let (kind, msg) = match (err.raw_os_error(), joining) {
+        (Some(libc::ENODEV), _) => (
+            io::ErrorKind::InvalidInput,
+            format!("cannot {verb} multicast group {group} on {on}: no such interface"),
+        ),
+        (Some(libc::EADDRINUSE), true) => (
+            io::ErrorKind::AddrInUse,
+            format!("this socket has already joined multicast group {group} on {on}"),
+        ),
+        (Some(libc::EADDRNOTAVAIL), false) => (
+            io::ErrorKind::AddrNotAvailable,
+            format!(
+                "this socket has not joined multicast group {group} on {on}, so cannot leave it"
+            ),
+        ),
+        _ => return err,
+    };
+    reworded(kind, msg, err)
 }
 
 /// A TCP connect to `to` that failed with `EADDRNOTAVAIL`, the kernel's bare "Cannot assign

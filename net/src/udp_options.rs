@@ -4,6 +4,7 @@
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
+use crate::sock_errors::multicast_membership;
 use crate::sys::Socket;
 use crate::UdpSocket;
 
@@ -136,30 +137,42 @@ impl UdpSocket {
 
     /// Joins an IPv4 multicast group on the interface with address `interface`
     /// (`Ipv4Addr::UNSPECIFIED` lets the kernel choose). A `multiaddr` that is no multicast
-    /// address (outside 224.0.0.0/4) is refused with `InvalidInput`.
+    /// address (outside 224.0.0.0/4) is refused with `InvalidInput`, and so is an
+    /// `interface` no interface has, naming it (the kernel says "No such device"). A group
+    /// this socket has joined on that interface already fails with `AddrInUse` saying so
+    /// (the kernel's "Address already in use" reads as a port taken).
     pub fn join_multicast_v4(&self, multiaddr: Ipv4Addr, interface: Ipv4Addr) -> io::Result<()> {
         multicast_group(multiaddr.into())?;
-        self.io.get_ref().setsockopt(
-            libc::IPPROTO_IP,
-            libc::IP_ADD_MEMBERSHIP,
-            mreq_v4(multiaddr, interface),
-        )
+        self.io
+            .get_ref()
+            .setsockopt(
+                libc::IPPROTO_IP,
+                libc::IP_ADD_MEMBERSHIP,
+                mreq_v4(multiaddr, interface),
+            )
+            .map_err(|e| multicast_membership(e, true, multiaddr.into(), &on_v4(interface)))
     }
 
     /// Leaves an IPv4 multicast group joined with [`join_multicast_v4`](Self::join_multicast_v4).
-    /// A `multiaddr` that is no multicast address is refused with `InvalidInput`.
+    /// A `multiaddr` that is no multicast address is refused with `InvalidInput`; a group
+    /// this socket has not joined on that interface fails with `AddrNotAvailable` saying so.
     pub fn leave_multicast_v4(&self, multiaddr: Ipv4Addr, interface: Ipv4Addr) -> io::Result<()> {
         multicast_group(multiaddr.into())?;
-        self.io.get_ref().setsockopt(
-            libc::IPPROTO_IP,
-            libc::IP_DROP_MEMBERSHIP,
-            mreq_v4(multiaddr, interface),
-        )
+        self.io
+            .get_ref()
+            .setsockopt(
+                libc::IPPROTO_IP,
+                libc::IP_DROP_MEMBERSHIP,
+                mreq_v4(multiaddr, interface),
+            )
+            .map_err(|e| multicast_membership(e, false, multiaddr.into(), &on_v4(interface)))
     }
 
     /// Joins an IPv6 multicast group on interface index `interface` (0: any). A `multiaddr`
     /// that is no multicast address (outside ff00::/8), or an IPv4 socket, is refused with
-    /// `InvalidInput`.
+    /// `InvalidInput`, and so is an index no interface has, naming it; a group joined
+    /// already on that interface fails with `AddrInUse`, as
+    /// [`join_multicast_v4`](Self::join_multicast_v4) says.
     pub fn join_multicast_v6(&self, multiaddr: &Ipv6Addr, interface: u32) -> io::Result<()> {
         multicast_group((*multiaddr).into())?;
         self.ipv6_option(|s| {
@@ -169,10 +182,12 @@ impl UdpSocket {
                 mreq_v6(multiaddr, interface),
             )
         })
+        .map_err(|e| multicast_membership(e, true, (*multiaddr).into(), &on_v6(interface)))
     }
 
     /// Leaves an IPv6 multicast group; refuses what [`join_multicast_v6`](Self::join_multicast_v6)
-    /// refuses.
+    /// refuses, and a group not joined on that interface as
+    /// [`leave_multicast_v4`](Self::leave_multicast_v4) does.
     pub fn leave_multicast_v6(&self, multiaddr: &Ipv6Addr, interface: u32) -> io::Result<()> {
         multicast_group((*multiaddr).into())?;
         self.ipv6_option(|s| {
@@ -182,6 +197,7 @@ impl UdpSocket {
                 mreq_v6(multiaddr, interface),
             )
         })
+        .map_err(|e| multicast_membership(e, false, (*multiaddr).into(), &on_v6(interface)))
     }
 
     /// Sets `IP_MULTICAST_LOOP`: whether this host's own multicast datagrams loop back.
@@ -255,6 +271,24 @@ fn multicast_group(group: std::net::IpAddr) -> io::Result<()> {
             "{group} is not a multicast address (IPv4 groups are 224.0.0.0/4, IPv6 ones ff00::/8)"
         ),
     ))
+}
+
+/// The interface of an IPv4 membership, in words for an error.
+fn on_v4(interface: Ipv4Addr) -> String {
+    if interface.is_unspecified() {
+        "the interface the kernel would choose (the one its route goes through)".to_string()
+    } else {
+        format!("the interface with address {interface}")
+    }
+}
+
+/// The interface of an IPv6 membership, in words for an error.
+fn on_v6(interface: u32) -> String {
+    if interface == 0 {
+        "the interface the kernel would choose (the one its route goes through)".to_string()
+    } else {
+        format!("interface index {interface}")
+    }
 }
 
 fn mreq_v4(multiaddr: Ipv4Addr, interface: Ipv4Addr) -> libc::ip_mreq {
