@@ -69,10 +69,11 @@ async fn a_multicast_join_of_no_group_is_refused_naming_the_address() {
             &["multicast", &addr.to_string()],
         );
     }
-    // A group is still joined (on the kernel's choice of interface) and left.
+    // A group is still joined and left: on `lo`, not the kernel's choice of interface,
+    // whose membership reports (IGMP) would go out on the machine's network.
     let group = Ipv4Addr::new(239, 255, 10, 11);
-    udp.join_multicast_v4(group, any).unwrap();
-    udp.leave_multicast_v4(group, any).unwrap();
+    udp.join_multicast_v4(group, Ipv4Addr::LOCALHOST).unwrap();
+    udp.leave_multicast_v4(group, Ipv4Addr::LOCALHOST).unwrap();
 
     let v6 = UdpSocket::bind("[::1]:0").await.unwrap();
     for addr in [Ipv6Addr::LOCALHOST, Ipv6Addr::UNSPECIFIED] {
