@@ -233,6 +233,29 @@ async fn broadcast_reaches_the_loopback_broadcast_address_only_once_allowed() {
     assert_eq!(err.kind(), ErrorKind::PermissionDenied, "{err}");
 }
 
+/// Without `SO_BROADCAST` the kernel refuses a send or connect to a broadcast address with
+/// a bare "Permission denied", which reads as a missing privilege: every call says what to
+/// do instead, the kernel's code kept.
+#[overlap::test]
+async fn a_broadcast_refused_for_want_of_so_broadcast_says_so() {
+    let rx = UdpSocket::bind("127.255.255.255:0").await.unwrap();
+    let to = rx.local_addr().unwrap();
+    let tx = loopback_sender().await;
+    let words = ["set_broadcast(true)", "127.255.255.255"];
+    let (kind, code) = (ErrorKind::PermissionDenied, libc::EACCES);
+    let err = tx.send_to(b"refused", to).await.unwrap_err();
+    said("send_to", err, kind, code, &words);
+    let err = tx.try_send_to(b"refused", to).unwrap_err();
+    said("try_send_to", err, kind, code, &words);
+    let err = tx.connect(to).await.unwrap_err();
+    said("connect", err, kind, code, &words);
+    // Allowed, the same calls go through.
+    tx.set_broadcast(true).unwrap();
+    tx.connect(to).await.unwrap();
+    tx.send(b"connected").await.unwrap();
+    assert_eq!(recv_one(&rx, "connected").await.0, b"connected");
+}
+
 /// `set_recv_buffer_size`/`set_send_buffer_size`: the kernel "doubles the value ... and
 /// caps it at `net.core.rmem_max`" (`wmem_max`): the getters read twice the cap, for UDP
 /// and TCP sockets alike, even for a size past `i32::MAX`.

@@ -5,7 +5,7 @@
 //! on a listener shut down, a second bind, a Unix bind to a path taken or in a missing
 //! directory, a Unix datagram socket taken by another peer, a Unix connect or send to a path with no socket, a host
 //! name lookup made with no fd free, a multicast join or leave that names no interface or
-//! membership.
+//! membership, a UDP send or connect to a broadcast address without `SO_BROADCAST`.
 
 use std::borrow::Cow;
 use std::error::Error;
@@ -55,7 +55,7 @@ fn reworded(
 /// an IPv6 `to` for an IPv4 socket, or an IPv4 one to connect an IPv6 socket that cannot
 /// carry IPv4 to (bound to an IPv6 address, or IPv6-only), and `ENETUNREACH` for an IPv4
 /// (or mapped) `to` such a socket sends to; on `[::]`, `ENETUNREACH` may be real and stays.
-pub(crate) fn wrong_family(sock: &Socket, to: SocketAddr, err: io::Error) -> io::Error {
+fn wrong_family(sock: &Socket, to: SocketAddr, err: io::Error) -> io::Error {
     let ipv4_to = match to {
         SocketAddr::V4(_) => true,
         SocketAddr::V6(a) => a.ip().to_ipv4_mapped().is_some(),
@@ -71,6 +71,32 @@ pub(crate) fn wrong_family(sock: &Socket, to: SocketAddr, err: io::Error) -> io:
     };
     let source = err;
     reworded(io::ErrorKind::InvalidInput, msg, source)
+}
+
+/// A UDP send or connect to `to` refused: [`wrong_family`], then [`broadcast_refused`].
+pub(crate) fn udp_refused(sock: &Socket, to: SocketAddr, err: io::Error) -> io::Error {
+    broadcast_refused(sock, to, wrong_family(sock, to, err))
+}
+
+/// A UDP send or connect to `to` that the kernel refused with `EACCES` on a socket without
+/// `SO_BROADCAST`: what it answers for a broadcast destination, in words ("Permission
+/// denied") that read as a missing privilege. Kept `PermissionDenied`, saying what would
+/// allow it; other errors, and `EACCES` with `SO_BROADCAST` on (a security module's), pass
+/// as they are.
+fn broadcast_refused(sock: &Socket, to: SocketAddr, err: io::Error) -> io::Error {
+    let broadcast_on = || {
+        sock.flag(libc::SOL_SOCKET, libc::SO_BROADCAST)
+            .unwrap_or(true)
+    };
+    if err.raw_os_error() != Some(libc::EACCES) || broadcast_on() {
+        return err;
+    }
+    let msg = format!(
+        "permission denied sending or connecting to {to}: the kernel refuses a broadcast \
+         address to a socket that has not called set_broadcast(true) (SO_BROADCAST), and \
+         this one has not"
+    );
+    reworded(io::ErrorKind::PermissionDenied, msg, err)
 }
 
 /// An `accept` that failed with `EINVAL`: the socket no longer listens, shut down (here, or

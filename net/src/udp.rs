@@ -13,7 +13,7 @@ use crate::io::{
     read_io, try_now, write_io,
 };
 use crate::resolve::{resolve_first, try_each, ToSocketAddrs};
-use crate::sock_errors::{no_peer, wrong_family};
+use crate::sock_errors::{no_peer, udp_refused};
 use crate::sys::{SockAddr, Socket};
 
 /// A UDP socket on the reactor.
@@ -111,7 +111,7 @@ impl UdpSocket {
         let sock = self.io.get_ref();
         try_each(addr, |a| async move {
             sock.connect(&SockAddr::from(a))
-                .map_err(|e| wrong_family(sock, a, e))
+                .map_err(|e| udp_refused(sock, a, e))
         })
         .await
     }
@@ -149,7 +149,7 @@ impl UdpSocket {
         let addr = SockAddr::from(to);
         write_io(&self.io, |s| s.send_to(buf, &addr))
             .await
-            .map_err(|e| wrong_family(self.io.get_ref(), to, e))
+            .map_err(|e| udp_refused(self.io.get_ref(), to, e))
     }
 
     /// Receives a datagram and the address it came from.
@@ -345,7 +345,7 @@ impl UdpSocket {
     pub fn try_send_to(&self, buf: &[u8], target: SocketAddr) -> io::Result<usize> {
         let addr = SockAddr::from(target);
         try_now(&self.io, Direction::Write, |s| s.send_to(buf, &addr))
-            .map_err(|e| wrong_family(self.io.get_ref(), target, e))
+            .map_err(|e| udp_refused(self.io.get_ref(), target, e))
     }
 
     /// [`recv`](Self::recv) as a poll function, for hand-written futures and streams:
@@ -412,7 +412,7 @@ impl UdpSocket {
     ) -> Poll<io::Result<usize>> {
         let addr = SockAddr::from(target);
         poll_write_with(&self.io, cx, |s| s.send_to(buf, &addr), |_| false)
-            .map_err(|e| wrong_family(self.io.get_ref(), target, e))
+            .map_err(|e| udp_refused(self.io.get_ref(), target, e))
     }
 
     /// The local address.

@@ -205,7 +205,7 @@ impl UdpSocket {
             own_waits(|cx| poll_write_with(&self.io, cx, |s| s.send_mmsg(msgs), |_| false)).await;
         self.batch_cut
             .store(matches!(sent, Ok(sent) if sent < n), Relaxed);
-        sent.map_err(|e| crate::sock_errors::wrong_family(self.io.get_ref(), datagrams[0].1, e))
+        sent.map_err(|e| crate::sock_errors::udp_refused(self.io.get_ref(), datagrams[0].1, e))
     }
 }
 

@@ -111,7 +111,9 @@ impl UdpSocket {
         self.io.get_ref().buffer_size(libc::SO_RCVBUF)
     }
 
-    /// Sets `SO_BROADCAST`: allow sending to a broadcast address.
+    /// Sets `SO_BROADCAST`: allow sending to a broadcast address. Without it, a send to
+    /// one (or a [`connect`](Self::connect)) fails with `PermissionDenied` saying so, where
+    /// the kernel's bare "Permission denied" reads as a missing privilege.
     pub fn set_broadcast(&self, on: bool) -> io::Result<()> {
         self.io
             .get_ref()
