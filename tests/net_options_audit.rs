@@ -9,7 +9,9 @@
 //! - a `TcpSocket`'s user timeout bounds its connect's SYN retransmissions;
 //! - options survive `into_split`/`reunite` and `into_std`/`from_std`, a zero linger (which
 //!   overlap tracks itself, for the write half's drop) included, as do a UDP socket's and a
-//!   Unix socket's.
+//!   Unix socket's;
+//! - `TcpListener::bind` turns `SO_REUSEADDR` on;
+//! - `bind_device(Some(b""))` unbinds a socket from its interface, as `None` does.
 
 mod support;
 
@@ -290,4 +292,32 @@ async fn udp_and_unix_options_survive_into_std_and_from_std() {
         .unwrap();
     assert_eq!(&buf[..n], b"after");
     assert_eq!(cred.map(|c| c.pid), Some(std::process::id() as i32));
+}
+
+/// `TcpListener::bind`: "with `SO_REUSEADDR` on", on IPv4 and IPv6 alike (`TcpListener`
+/// has no getter: the option is read off the fd).
+#[overlap::test]
+async fn a_listener_made_by_bind_has_reuseaddr_on() {
+    for addr in ["127.0.0.1:0", "[::1]:0"] {
+        let listener = TcpListener::bind(addr).await.unwrap();
+        let on = int_option(listener.as_raw_fd(), libc::SOL_SOCKET, libc::SO_REUSEADDR);
+        assert_eq!(on, 1, "{addr}");
+    }
+}
+
+/// `TcpSocket::bind_device`: "`None` (or an empty name) undoes it"; `UdpSocket`'s is the
+/// same call.
+#[overlap::test]
+async fn an_empty_interface_name_unbinds_a_socket_as_none_does() {
+    let tcp = TcpSocket::new_v4().unwrap();
+    let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    for empty in [&b""[..], b"\0"] {
+        tcp.bind_device(Some(b"lo")).unwrap();
+        assert_eq!(tcp.device().unwrap().as_deref(), Some(&b"lo"[..]));
+        tcp.bind_device(Some(empty)).unwrap();
+        assert_eq!(tcp.device().unwrap(), None, "{empty:?}");
+        udp.bind_device(Some(b"lo")).unwrap();
+        udp.bind_device(Some(empty)).unwrap();
+        assert_eq!(udp.device().unwrap(), None, "{empty:?}");
+    }
 }
