@@ -11,11 +11,10 @@
 
 mod support;
 
-use std::future::Future;
 use std::io::ErrorKind;
 use std::pin::pin;
 use std::sync::{Arc, Barrier};
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::Poll;
 use std::thread;
 use std::time::Duration;
 
@@ -26,46 +25,23 @@ use overlap::stream::StreamExt;
 use overlap::sync::mpsc::cross_thread;
 use overlap::sync::mpsc::error::{SendError, SendTimeoutError, TrySendError};
 use overlap::udp::UdpFramed;
-use support::{on_thread_within, poll_once, polled, within, Gate};
+use support::{on_thread_within, park_on, poll_once, polled, within, Gate};
 
 const LONG: Duration = Duration::from_secs(20);
-
-/// Wakes the thread that waits in [`plain_block_on`].
-struct Unpark(thread::Thread);
-
-impl Wake for Unpark {
-    fn wake(self: Arc<Self>) {
-        self.0.unpark();
-    }
-}
-
-/// Runs `fut` to completion on this thread with nothing but `park`/`unpark`: an executor
-/// that is not overlap's, on a thread with no runtime.
-fn plain_block_on<F: Future>(fut: F) -> F::Output {
-    let mut fut = pin!(fut);
-    let waker = Waker::from(Arc::new(Unpark(thread::current())));
-    let mut cx = Context::from_waker(&waker);
-    loop {
-        if let Poll::Ready(out) = fut.as_mut().poll(&mut cx) {
-            return out;
-        }
-        thread::park();
-    }
-}
 
 #[test]
 fn send_and_recv_under_a_plain_executor_on_two_std_threads_keep_order_and_end() {
     on_thread_within(LONG, "a plain-executor pipeline", || {
         let (tx, mut rx) = cross_thread::channel::<u32>(1);
         let producer = thread::spawn(move || {
-            plain_block_on(async move {
+            park_on(async move {
                 for i in 0..2000 {
                     tx.send(i).await.unwrap();
                 }
             })
         });
         let consumer = thread::spawn(move || {
-            plain_block_on(async move {
+            park_on(async move {
                 let mut got = Vec::new();
                 while let Some(v) = rx.recv().await {
                     got.push(v);
@@ -166,9 +142,9 @@ fn a_permit_filled_after_the_receiver_dropped_on_another_thread_drops_its_value(
 fn send_timeout_with_room_sends_under_a_plain_executor_with_no_runtime() {
     on_thread_within(LONG, "send_timeout with room", || {
         let (tx, mut rx) = cross_thread::channel::<u8>(2);
-        let sent = plain_block_on(tx.send_timeout(7, Duration::ZERO));
+        let sent = park_on(tx.send_timeout(7, Duration::ZERO));
         assert_eq!(sent, Ok(()));
-        let sent = plain_block_on(tx.send_timeout(8, Duration::from_secs(60)));
+        let sent = park_on(tx.send_timeout(8, Duration::from_secs(60)));
         assert_eq!(sent, Ok(()));
         drop(tx);
         assert_eq!(rx.blocking_recv(), Some(7));
@@ -181,7 +157,7 @@ fn send_timeout_with_room_sends_under_a_plain_executor_with_no_runtime() {
 fn send_timeout_on_a_closed_channel_gives_the_value_back_with_no_runtime() {
     let (tx, mut rx) = cross_thread::channel::<u8>(1);
     rx.close();
-    let res = plain_block_on(tx.send_timeout(3, Duration::from_secs(60)));
+    let res = park_on(tx.send_timeout(3, Duration::from_secs(60)));
     assert_eq!(res, Err(SendTimeoutError::Closed(3)));
 }
 

@@ -15,33 +15,15 @@
 
 mod support;
 
-use std::io::{self, ErrorKind};
-use std::os::fd::{AsRawFd, RawFd};
+use std::io::ErrorKind;
+use std::os::fd::AsRawFd;
 use std::time::Duration;
 
 use overlap::io::AsyncReadExt;
 use overlap::net::{TcpKeepalive, TcpListener, TcpSocket, TcpStream, UdpSocket, UnixDatagram};
-use support::{settle, tcp_pair, within};
+use support::{int_option, settle, tcp_pair, within};
 
 const HANG: Duration = Duration::from_secs(30);
-
-/// An `int` socket option read with `getsockopt` on the raw fd, past overlap's getters.
-fn int_option(fd: RawFd, level: libc::c_int, name: libc::c_int) -> libc::c_int {
-    let mut value: libc::c_int = 0;
-    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-    // SAFETY: `value` is a writable int and `len` its size; the kernel writes at most that.
-    let rc = unsafe {
-        libc::getsockopt(
-            fd,
-            level,
-            name,
-            (&mut value as *mut libc::c_int).cast(),
-            &mut len,
-        )
-    };
-    assert_eq!(rc, 0, "{}", io::Error::last_os_error());
-    value
-}
 
 /// A number from `/proc/sys/<name>`.
 fn sysctl(name: &str) -> u64 {

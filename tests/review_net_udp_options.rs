@@ -12,10 +12,13 @@
 //!   IPv6 packets carry, not only `IP_TOS` and `IP_TTL`, which the kernel takes there but
 //!   applies to IPv4 traffic alone.
 
+mod support;
+
 use std::io::{self, ErrorKind};
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use overlap::net::{TcpListener, UdpSocket};
+use support::int_option;
 
 fn refused<T: std::fmt::Debug>(what: &str, res: io::Result<T>, words: &[&str]) {
     let err = res.expect_err(what);
@@ -151,24 +154,6 @@ async fn udp_tos_round_trips_and_a_socket_bound_to_loopback_still_talks() {
     );
     a.bind_device(None).unwrap();
     assert_eq!(a.device().unwrap(), None);
-}
-
-/// An `int` socket option, read with `getsockopt` on the raw fd.
-fn int_option(fd: std::os::fd::RawFd, level: libc::c_int, name: libc::c_int) -> libc::c_int {
-    let mut value: libc::c_int = 0;
-    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-    // SAFETY: `value` is a writable int and `len` its size; the kernel writes at most that.
-    let rc = unsafe {
-        libc::getsockopt(
-            fd,
-            level,
-            name,
-            (&mut value as *mut libc::c_int).cast(),
-            &mut len,
-        )
-    };
-    assert_eq!(rc, 0, "{}", io::Error::last_os_error());
-    value
 }
 
 #[overlap::test]

@@ -10,7 +10,7 @@ use std::pin::pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{channel, Sender};
 use std::sync::{Arc, Barrier, Mutex};
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::{Context, Poll, Waker};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
@@ -18,7 +18,7 @@ use overlap::sync::cross_thread::{
     Acquire, AcquireOwned, OwnedSemaphorePermit, Semaphore, SemaphorePermit,
 };
 use overlap::sync::{AcquireError, TryAcquireError};
-use support::{on_thread_within, panic_message, polled, within};
+use support::{on_thread_within, panic_message, park_on, polled, within};
 
 const HANG: Duration = Duration::from_secs(20);
 
@@ -88,28 +88,6 @@ fn the_semaphore_its_futures_and_its_permits_are_send_and_sync() {
     });
     assert_eq!(finisher.join().unwrap(), 1);
     assert_eq!(sem.available_permits(), 1);
-}
-
-/// A waker that unparks the thread that made it: the whole of a minimal executor.
-struct Unpark(thread::Thread);
-
-impl Wake for Unpark {
-    fn wake(self: Arc<Self>) {
-        self.0.unpark();
-    }
-}
-
-/// Runs `fut` on this thread with no runtime at all.
-fn park_on<F: Future>(fut: F) -> F::Output {
-    let mut fut = pin!(fut);
-    let waker = Waker::from(Arc::new(Unpark(thread::current())));
-    let mut cx = Context::from_waker(&waker);
-    loop {
-        if let Poll::Ready(out) = fut.as_mut().poll(&mut cx) {
-            return out;
-        }
-        thread::park();
-    }
 }
 
 #[test]

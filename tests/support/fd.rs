@@ -116,3 +116,21 @@ pub fn sendmsg_fd(sock: RawFd, data: &[u8], fd: RawFd) -> io::Result<usize> {
     }
     Ok(n as usize)
 }
+
+/// An `int` socket option read with `getsockopt` on the raw fd, past overlap's getters.
+pub fn int_option(fd: RawFd, level: libc::c_int, name: libc::c_int) -> libc::c_int {
+    let mut value: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: `value` is a writable int and `len` its size; the kernel writes at most that.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            level,
+            name,
+            (&mut value as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    assert_eq!(rc, 0, "{}", io::Error::last_os_error());
+    value
+}

@@ -21,6 +21,7 @@ mod model;
 mod net;
 mod no_threads;
 mod panic;
+mod park_on;
 mod pid_namespace;
 mod polled;
 mod proc_stat;
@@ -62,6 +63,7 @@ pub use no_threads::{no_pool_threads, without_new_threads};
 pub use panic::{
     panic_message, panic_twice, quiet_panics, waker_panicking_twice, Loud, PanickingPayload,
 };
+pub use park_on::park_on;
 pub use pid_namespace::{next_pid_is, run_in_pid_namespace};
 pub use polled::{
     abandon, abandon_slot, any_woken, poll_once, poll_once_then_drop, polled, tasks_still_held,
