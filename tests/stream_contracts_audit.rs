@@ -23,6 +23,7 @@
 //!   `into_inner`.
 //! - `chunks_timeout` and `timeout`: terminated only once the last batch (or item) is out
 //!   and the end has been seen.
+//! - `chunks_timeout(usize::MAX, ..)`: no panic (only 0 panics), batches by time only.
 
 mod support;
 
@@ -398,4 +399,23 @@ async fn chunks_timeout_and_timeout_are_terminated_only_once_everything_is_out()
     assert!(!items.is_terminated());
     assert_eq!(items.next().await, None);
     assert!(items.is_terminated());
+}
+
+/// `# Panics` names a `max_size` of 0 only: `usize::MAX`, as "no cap, batches by time
+/// only", batches by time.
+#[overlap::test(start_paused = true)]
+async fn chunks_timeout_of_usize_max_items_batches_by_time_only() {
+    let start = Instant::now();
+    let (tx, rx) = mpsc::unbounded_channel();
+    let mut batches = ReceiverStream::new(rx).chunks_timeout(usize::MAX, 50 * MS);
+    tx.send(1).unwrap();
+    assert_eq!(poll_once(batches.next()).await, Poll::Pending);
+    time::advance(10 * MS).await;
+    tx.send(2).unwrap();
+    assert_eq!(batches.next().await, Some(vec![1, 2]));
+    assert_eq!(ms_since(start), 50, "due 50 ms after its first item");
+    tx.send(3).unwrap();
+    drop(tx);
+    assert_eq!(batches.next().await, Some(vec![3]));
+    assert_eq!(batches.next().await, None);
 }

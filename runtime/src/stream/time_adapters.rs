@@ -116,7 +116,9 @@ pub trait StreamTimeExt: Stream {
 
     /// The items in batches: a batch is given out when it holds `max_size` items, or when
     /// `duration` has passed since its first item arrived, or when the stream ends (with
-    /// what it holds, if anything). No batch is empty.
+    /// what it holds, if anything). No batch is empty. A `max_size` of `usize::MAX` batches
+    /// by time only (room is set aside for at most 1,024 items at a time, however large
+    /// `max_size` is).
     ///
     /// # Panics
     ///
@@ -364,6 +366,10 @@ impl<S: fmt::Debug> fmt::Debug for Throttle<S> {
     }
 }
 
+/// The most items a [`ChunksTimeout`] sets room aside for when a batch starts; a larger batch
+/// grows as a `Vec` does.
+const RESERVED_ITEMS: usize = 1024;
+
 pin_project! {
     /// The stream of [`StreamTimeExt::chunks_timeout`].
     #[must_use = "streams do nothing unless polled"]
@@ -394,7 +400,11 @@ impl<S: Stream> Stream for ChunksTimeout<S> {
                             Some(deadline) => deadline.reset(due),
                             None => *this.deadline = Some(time::sleep_until(due)),
                         }
-                        this.items.reserve_exact(*this.max_size);
+                        // Room for a full batch, up to a bound: a `max_size` of
+                        // `usize::MAX` ("by time only") would overflow, and a large one
+                        // would hold that much memory for each batch a deadline cuts short.
+                        this.items
+                            .reserve_exact((*this.max_size).min(RESERVED_ITEMS));
                     }
                     this.items.push(item);
                     if this.items.len() >= *this.max_size {
