@@ -20,10 +20,11 @@ mod support;
 
 use std::io::{self, ErrorKind};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::os::fd::AsRawFd;
 use std::time::Duration;
 
 use overlap::net::{TcpSocket, UdpSocket};
-use support::within;
+use support::{set_int_option, within};
 
 const HANG: Duration = Duration::from_secs(30);
 
@@ -40,9 +41,14 @@ fn sysctl(name: &str) -> u32 {
 }
 
 /// A socket bound to `group` (so it takes only that group's datagrams) that joined it on
-/// `lo`.
+/// `lo`. With `IP_MULTICAST_ALL` off, it takes them only while it is a member itself: by
+/// default Linux delivers a group's datagrams to every socket bound to their port while any
+/// socket on the host is a member, so another process that joined the same group (this
+/// test running twice at once) would keep a group this socket left arriving.
 async fn member_of(group: Ipv4Addr) -> UdpSocket {
     let sock = UdpSocket::bind(SocketAddr::from((group, 0))).await.unwrap();
+    let fd = sock.as_raw_fd();
+    set_int_option(fd, libc::IPPROTO_IP, libc::IP_MULTICAST_ALL, 0).unwrap();
     sock.join_multicast_v4(group, Ipv4Addr::LOCALHOST).unwrap();
     sock
 }
