@@ -350,8 +350,9 @@ impl Semaphore {
         wake_all(wakers);
     }
 
-    /// Locks the state. No user code runs under the lock (wakers are called and dropped
-    /// after the unlock) and every change is one step, so a poisoned lock is used as is.
+    /// Locks the state. No user code runs under the lock (wakers are cloned before it is
+    /// taken, called and dropped after the unlock) and every change is one step, so a
+    /// poisoned lock is used as is.
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state
             .lock()

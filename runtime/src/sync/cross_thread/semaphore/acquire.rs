@@ -7,6 +7,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use super::state::State;
 use super::{OwnedSemaphorePermit, Semaphore, SemaphorePermit};
 use crate::sync::waiters::wake_all;
 use crate::sync::AcquireError;
@@ -29,13 +30,37 @@ impl PermitWait {
     }
 
     /// The check and the registration of the waker share one critical section, and a
-    /// release grants (and takes the waker) under the same lock, so no wake is lost.
+    /// release grants (and takes the waker) under the same lock, so no wake is lost. The
+    /// waker is cloned with the lock released (a clone is user code, which may call this
+    /// semaphore), and everything is checked again once it is taken back.
     fn poll_now(
         &mut self,
         sem: &Semaphore,
         cx: &mut Context<'_>,
     ) -> Poll<Result<(), AcquireError>> {
-        let mut state = sem.lock();
+        let mut waker = None;
+        loop {
+            let mut state = sem.lock();
+            let ready = self.ready(&mut state);
+            if ready.is_ready() || state.waits_with(self.id, cx.waker()) {
+                drop(state);
+                drop(waker);
+                return ready;
+            }
+            if let Some(waker) = waker.take() {
+                let old = state.register(&mut self.id, self.wanted, waker);
+                drop(state);
+                drop(old);
+                return Poll::Pending;
+            }
+            drop(state);
+            waker = Some(cx.waker().clone());
+        }
+    }
+
+    /// `Ready` if the permits are the caller's (granted while it waited, or free now for
+    /// one that has not waited) or the semaphore is closed; `Pending` if it must wait.
+    fn ready(&mut self, state: &mut State) -> Poll<Result<(), AcquireError>> {
         if let Some(id) = self.id {
             if state.take_grant(id) {
                 self.id = None;
@@ -50,9 +75,6 @@ impl PermitWait {
         if self.id.is_none() && state.try_take(self.wanted) {
             return Poll::Ready(Ok(()));
         }
-        let old = state.register(&mut self.id, self.wanted, cx.waker());
-        drop(state);
-        drop(old);
         Poll::Pending
     }
 

@@ -86,30 +86,34 @@ impl State {
         self.permits.checked_add(n).is_none_or(|total| total > max)
     }
 
-    /// Puts the acquire `id` in line for `wanted` permits with `waker`, or updates its
+    /// Whether the acquire `id` waits in line with a waker that wakes the same task as
+    /// `waker`: then polling it again has nothing to register (and no waker to clone).
+    pub(super) fn waits_with(&self, id: Option<u64>, waker: &Waker) -> bool {
+        id.and_then(|id| self.find(id))
+            .is_some_and(|at| self.line[at].waker.will_wake(waker))
+    }
+
+    /// Puts the acquire `id` in line for `wanted` permits with `waker`, a clone the caller
+    /// made before taking the lock (cloning a waker is user code), or gives it the new
     /// waker if it is in line already. One not in line joins at the back under a fresh id,
-    /// which `id` then holds. Returns a replaced waker, to be dropped after the unlock
+    /// which `id` then holds. Returns the waker left over, to be dropped after the unlock
     /// (its drop is user code).
     #[must_use]
     pub(super) fn register(
         &mut self,
         id: &mut Option<u64>,
         wanted: usize,
-        waker: &Waker,
+        waker: Waker,
     ) -> Option<Waker> {
         if let Some(at) = id.and_then(|id| self.find(id)) {
-            let w = &mut self.line[at].waker;
-            if w.will_wake(waker) {
-                return None;
-            }
-            return Some(std::mem::replace(w, waker.clone()));
+            return Some(std::mem::replace(&mut self.line[at].waker, waker));
         }
         self.next_id += 1;
         *id = Some(self.next_id);
         self.line.push_back(Waiting {
             id: self.next_id,
             wanted,
-            waker: waker.clone(),
+            waker,
         });
         None
     }
