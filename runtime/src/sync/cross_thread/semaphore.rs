@@ -106,9 +106,11 @@ pub struct Semaphore {
 }
 
 impl Semaphore {
-    /// The most permits a semaphore holds: `usize::MAX >> 3`, tokio's bound.
-    /// [`new`](Semaphore::new) and [`add_permits`](Semaphore::add_permits) panic past it,
-    /// as tokio's do.
+    /// The most free permits [`new`](Semaphore::new) and
+    /// [`add_permits`](Semaphore::add_permits) make: `usize::MAX >> 3`, tokio's bound; they
+    /// panic past it, as tokio's do. Permits given back are never refused: added while
+    /// others were held out, they can carry the free count past this bound (where tokio's
+    /// release panics), and an `add_permits` then panics even for 0.
     pub const MAX_PERMITS: usize = usize::MAX >> 3;
 
     /// A semaphore with `permits` permits. A `const fn`, as tokio's `const_new`.
