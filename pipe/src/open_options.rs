@@ -18,8 +18,8 @@ use crate::{Receiver, Sender};
 ///   of reading 0 again and again.
 ///
 /// Errors name the path, as `open`'s do. A path that is no FIFO fails with
-/// `InvalidInput` (a directory opened read-write fails with `IsADirectory`, as `open(2)`
-/// refuses it first). Tokio's `unchecked(true)`, which lets a character device through,
+/// `InvalidInput` (a directory opened for writing, by `open_sender` or with `read_write`,
+/// fails with `IsADirectory`, as `open(2)` refuses it first). Tokio's `unchecked(true)`, which lets a character device through,
 /// has no counterpart: the file type is always checked.
 ///
 /// ```

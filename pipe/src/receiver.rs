@@ -22,7 +22,8 @@ use crate::sys;
 ///
 /// A writer may put the pipe in packet mode (`O_DIRECT` on *its* end, which the reader
 /// cannot see): then each read returns one packet, and a short read says nothing about the
-/// rest. Such a receiver needs [`set_packet_mode`](Receiver::set_packet_mode), or the next
+/// rest. A read into a buffer smaller than the packet gets the packet's head only: the
+/// kernel drops the rest of it. Such a receiver needs [`set_packet_mode`](Receiver::set_packet_mode), or the next
 /// packet waits for a later write to be read.
 #[derive(Debug)]
 pub struct Receiver {

@@ -29,7 +29,8 @@ impl Sender {
     /// non-blocking open: this fails with the `ENXIO` error (`failed to open …: No such device
     /// or address`); open the [`Receiver`](crate::Receiver) first, or retry later. (A path
     /// that is no FIFO fails with `InvalidInput` instead, even where the kernel says `ENXIO`
-    /// too, as for a Unix socket: no retry helps there. Outside a runtime it fails with
+    /// too, as for a Unix socket: no retry helps there; a directory fails with `IsADirectory`,
+    /// as `open(2)` refuses to open one for writing. Outside a runtime it fails with
     /// `ErrorKind::Other` before opening anything, so the FIFO's readers see no writer come
     /// and go.) The error names the path, so read its code with `overlap::io::raw_os_error`
     /// (its own `raw_os_error()` is `None`):

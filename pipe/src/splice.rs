@@ -223,7 +223,10 @@ where
 /// # Cancellation
 /// Dropping the future stops the copy. Bytes already taken from `from` but not yet written
 /// to `to` (at most 64 KiB, held in the private pipe) are lost, as with the buffer of
-/// [`overlap::io::copy`](overlap_runtime::io::copy).
+/// [`overlap::io::copy`](overlap_runtime::io::copy). An error (the destination's reader
+/// gone, a reset peer) ends the copy the same way: the bytes in the private pipe are lost,
+/// the count of those already written is not reported, and what the copy had not taken
+/// is still in `from`.
 ///
 /// ```
 /// use overlap::io::{AsyncReadExt, AsyncWriteExt};
