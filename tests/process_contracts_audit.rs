@@ -239,23 +239,37 @@ fn command_output_keeps_an_explicit_null_stdout() {
 }
 
 /// `wait`: "Awaited in another runtime than the one that spawned the child (that one
-/// dropped ...), it watches the child from there; outside any runtime it fails with an
-/// `Other` error, and a later wait inside one goes on." `exited` fails the same way.
+/// dropped ...), it watches the child from there. Outside any runtime it fails with an
+/// `Other` error while the child runs, and a later wait inside one goes on; a child that
+/// has already exited is reaped there too, and its status returned." `exited` alike.
 #[test]
 fn a_wait_outside_any_runtime_fails_with_other_and_a_later_one_goes_on() {
     let rt = overlap::Runtime::new().unwrap();
-    let mut child = rt.block_on(async { Command::new("sleep").arg("100").spawn().unwrap() });
+    let (mut running, mut ended) = rt.block_on(async {
+        let running = Command::new("sleep").arg("100").spawn().unwrap();
+        let mut ended = sh("exit 2").spawn().unwrap();
+        // Exited, not reaped: a zombie when the waits below look.
+        assert_eq!(ended.exited().await.unwrap().code(), Some(2));
+        (running, ended)
+    });
     drop(rt);
     let outside = |what: &str, res: Option<io::Result<std::process::ExitStatus>>| match res {
         Some(Err(e)) => assert_eq!(e.kind(), io::ErrorKind::Other, "{what}: {e}"),
         other => panic!("{what} outside any runtime: {other:?}"),
     };
-    outside("wait", child.wait().now_or_never());
-    outside("exited", child.exited().now_or_never());
-    assert!(child.id().is_some(), "still running, unreaped");
+    outside("wait", running.wait().now_or_never());
+    outside("exited", running.exited().now_or_never());
+    assert!(running.id().is_some(), "still running, unreaped");
+    let code = |res: Option<io::Result<std::process::ExitStatus>>| res.unwrap().unwrap().code();
+    assert_eq!(code(ended.exited().now_or_never()), Some(2));
+    assert!(ended.id().is_some(), "exited leaves it unreaped");
+    assert_eq!(code(ended.wait().now_or_never()), Some(2));
+    assert_eq!(ended.id(), None, "reaped by the wait outside any runtime");
     overlap::block_on(async {
-        child.send_signal(libc::SIGTERM).unwrap();
-        let status = within(HANG, child.wait(), "the later wait").await.unwrap();
+        running.send_signal(libc::SIGTERM).unwrap();
+        let status = within(HANG, running.wait(), "the later wait")
+            .await
+            .unwrap();
         assert_eq!(status.signal(), Some(libc::SIGTERM));
     });
 }

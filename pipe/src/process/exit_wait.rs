@@ -32,7 +32,8 @@ impl Child {
     /// it is first polled). The exit is seen as `wait` sees it: through the pidfd (then
     /// `waitid(P_PIDFD, .., WNOWAIT)`), or where pidfds are missing or denied through
     /// `SIGCHLD` (then `waitid(P_PID, .., WNOWAIT)`, right while the child is unreaped).
-    /// Outside any runtime it fails with an `Other` error.
+    /// Outside any runtime it fails with an `Other` error while the child runs (one that
+    /// has already exited gives its status there too).
     ///
     /// ```
     /// use std::os::unix::process::ExitStatusExt;

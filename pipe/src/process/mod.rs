@@ -300,8 +300,9 @@ impl Child {
     /// a loop that awaits it again after the exit still lets the other tasks run.
     ///
     /// Awaited in another runtime than the one that spawned the child (that one dropped, or
-    /// not running), it watches the child from there; outside any runtime it fails with an
-    /// `Other` error, and a later wait inside one goes on.
+    /// not running), it watches the child from there. Outside any runtime it fails with an
+    /// `Other` error while the child runs, and a later wait inside one goes on; a child
+    /// that has already exited is reaped there too, and its status returned.
     pub async fn wait(&mut self) -> io::Result<ExitStatus> {
         self.wait_for_exit(Proc::poll_exit).await
     }
