@@ -1,10 +1,12 @@
 //! `overlap::process` rustdoc promises that no other test held to: stdin closed by a `wait`
-//! even when that wait is cancelled, and by `wait_with_output` and `status`; a signal to a
-//! child that exited but was not reaped reaps it with its own status; a cancelled `kill`
-//! has sent its signal; a dropped `Child` keeps running and is reaped later; what
+//! even when that wait is cancelled, and by `exited`, `wait_with_output` and `status`; a
+//! signal to a child that exited but was not reaped reaps it with its own status; a
+//! cancelled `kill` has sent its signal; a dropped `Child` keeps running and is reaped
+//! later, and so is the child of an `output` future dropped unpolled; what
 //! `process::output` and `Command::from(std)` do with the stdio a command was given, and
-//! that it is inherited afterwards; a wait outside any runtime fails with `Other` and a
-//! later one inside goes on.
+//! that it is inherited afterwards; `status` ends at the exit, not at the pipes' end of
+//! file; a wait outside any runtime fails with `Other` while the child runs and a later one
+//! inside goes on; the subreaper flag is not inherited by the children spawned.
 
 mod support;
 
@@ -376,5 +378,37 @@ fn subreaper_flag_not_inherited() {
         assert_eq!(reaped.len(), 1, "{reaped:?}");
         assert_eq!((reaped[0].0, reaped[0].1.code()), (orphan, Some(7)));
         child.kill().await.unwrap();
+    });
+}
+
+/// `Command::status`: "what the child writes to a piped stdout or stderr is read and
+/// dropped until it exits": the exit decides, not the end of file, so a background `sleep`
+/// the child left holding its stdout does not hold the status back. (The `sleep`, in the
+/// child's own group, is killed when the reaped child is dropped: `kill_group_on_drop`.)
+#[test]
+fn status_returns_at_the_exit_while_a_background_process_holds_the_pipe() {
+    let dir = support::TempDir::new("process-contracts-audit");
+    let pid_file = dir.join("straggler");
+    overlap::block_on(async {
+        let script = format!("sleep 100 & echo $! > '{}'; exit 3", pid_file.display());
+        let status = within(
+            HANG,
+            sh(&script)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .process_group(0)
+                .kill_group_on_drop(true)
+                .status(),
+            "status() waited for the pipe's end of file",
+        )
+        .await
+        .unwrap();
+        assert_eq!(status.code(), Some(3));
+        let straggler = std::fs::read_to_string(&pid_file).unwrap();
+        gone(
+            straggler.trim().parse().unwrap(),
+            "the group was not killed",
+        )
+        .await;
     });
 }
