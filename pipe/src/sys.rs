@@ -10,6 +10,10 @@ use std::process::ExitStatus;
 
 use overlap_runtime::syscall;
 
+mod dead_end;
+
+pub(crate) use dead_end::{at_end_of_file, dead_write_end, write_error};
+
 /// `pipe2(O_NONBLOCK | O_CLOEXEC)`: (read end, write end).
 pub(crate) fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0 as RawFd; 2];
