@@ -5,7 +5,7 @@
 //! a free slot or a close that came during the clone is seen), and clone nothing when the
 //! same task polls again. Each test runs on a thread of its own, so a deadlock fails it
 //! instead of hanging the suite: `mpsc::cross_thread`'s recv, send, reserve, reserve_owned
-//! and closed.
+//! and closed, `oneshot::cross_thread`'s receiver and `Sender::closed`.
 
 mod support;
 
@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use overlap::sync::mpsc::cross_thread as mpsc;
 use overlap::sync::mpsc::error::{TryRecvError, TrySendError};
+use overlap::sync::oneshot::cross_thread as oneshot;
 use support::on_thread_within;
 
 const HANG: Duration = Duration::from_secs(60);
@@ -232,6 +233,72 @@ fn closed_whose_waker_clone_closes_the_receiver_completes_at_once() {
         let mut closed = pin!(tx.closed());
         assert_eq!(poll_with(closed.as_mut(), &waker), Poll::Ready(()));
         assert_eq!(clones(), 1);
+        assert!(tx.is_closed());
+    });
+}
+
+/// A oneshot receive whose waker's clone sends the value: it is returned at once.
+#[test]
+fn a_oneshot_receive_whose_waker_clone_sends_returns_the_value() {
+    on_thread_within(HANG, "oneshot recv, clone sends", || {
+        let (tx, rx) = oneshot::channel::<u32>();
+        let tx = Mutex::new(Some(tx));
+        let waker = calling_back_on_clone(move || {
+            if let Some(tx) = tx.lock().unwrap().take() {
+                tx.send(42).unwrap();
+            }
+        });
+        let mut rx = pin!(rx);
+        assert_eq!(poll_with(rx.as_mut(), &waker), Poll::Ready(Ok(42)));
+        assert_eq!((clones(), wakes()), (1, 0));
+    });
+}
+
+/// A oneshot receive whose waker's clone reads the sender: it waits, polled again clones
+/// nothing, and the send wakes it.
+#[test]
+fn a_oneshot_receive_whose_waker_clone_reads_the_channel_waits_and_is_woken() {
+    on_thread_within(HANG, "oneshot recv, clone reads", || {
+        let (tx, rx) = oneshot::channel::<u32>();
+        let tx = Arc::new(Mutex::new(Some(tx)));
+        let sender = tx.clone();
+        let waker = calling_back_on_clone(move || {
+            let closed = sender
+                .lock()
+                .unwrap()
+                .as_ref()
+                .map(oneshot::Sender::is_closed);
+            assert_eq!(closed, Some(false));
+        });
+        let mut rx = pin!(rx);
+        assert!(poll_with(rx.as_mut(), &waker).is_pending());
+        assert!(poll_with(rx.as_mut(), &waker).is_pending());
+        assert_eq!(clones(), 1);
+        let tx = tx.lock().unwrap().take().unwrap();
+        tx.send(5).unwrap();
+        assert_eq!(wakes(), 1);
+        assert_eq!(poll_with(rx.as_mut(), &waker), Poll::Ready(Ok(5)));
+    });
+}
+
+/// A oneshot `Sender::closed` whose waker's clone reads the receiver: it waits, polled
+/// again clones nothing, and the receiver's close wakes it.
+#[test]
+fn a_oneshot_closed_whose_waker_clone_reads_the_receiver_waits_for_the_close() {
+    on_thread_within(HANG, "oneshot closed, clone reads", || {
+        let (mut tx, rx) = oneshot::channel::<u32>();
+        let rx = Arc::new(Mutex::new(rx));
+        let receiver = rx.clone();
+        let waker = calling_back_on_clone(move || assert!(receiver.lock().unwrap().is_empty()));
+        {
+            let mut closed = pin!(tx.closed());
+            assert!(poll_with(closed.as_mut(), &waker).is_pending());
+            assert!(poll_with(closed.as_mut(), &waker).is_pending());
+            assert_eq!(clones(), 1);
+            rx.lock().unwrap().close();
+            assert_eq!(wakes(), 1);
+            assert_eq!(poll_with(closed.as_mut(), &waker), Poll::Ready(()));
+        }
         assert!(tx.is_closed());
     });
 }

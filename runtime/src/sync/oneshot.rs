@@ -79,24 +79,43 @@ impl<T> Inner<T> {
         done: &mut bool,
         cx: &Context<'_>,
     ) -> (Poll<Result<T, RecvError>>, Option<Waker>) {
-        if let Some(v) = self.value.take() {
-            *done = true;
-            return (Poll::Ready(Ok(v)), None);
-        }
-        // Dropped without sending, or closed by `close`: nothing can come any more.
-        if self.sender_gone || self.receiver_gone {
-            *done = true;
-            return (Poll::Ready(Err(RecvError)), None);
+        let ready = self.recv_ready(done);
+        if ready.is_ready() {
+            return (ready, None);
         }
         (Poll::Pending, park(&mut self.receiver_waker, cx))
     }
 
+    /// The receive's outcome if it has one (`done` then notes it): the value, or the error
+    /// once nothing can come; `Pending` if it must wait.
+    fn recv_ready(&mut self, done: &mut bool) -> Poll<Result<T, RecvError>> {
+        if let Some(v) = self.value.take() {
+            *done = true;
+            return Poll::Ready(Ok(v));
+        }
+        // Dropped without sending, or closed by `close`: nothing can come any more.
+        if self.sender_gone || self.receiver_gone {
+            *done = true;
+            return Poll::Ready(Err(RecvError));
+        }
+        Poll::Pending
+    }
+
     /// `Sender::closed`, without the budget, as [`poll_recv`](Self::poll_recv).
     fn poll_closed(&mut self, cx: &Context<'_>) -> (Poll<()>, Option<Waker>) {
-        if self.receiver_gone {
+        if self.closed_ready().is_ready() {
             return (Poll::Ready(()), None);
         }
         (Poll::Pending, park(&mut self.sender_waker, cx))
+    }
+
+    /// `Ready` once the receiver is gone (or closed the channel), for `Sender::closed`.
+    fn closed_ready(&self) -> Poll<()> {
+        if self.receiver_gone {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
     }
 }
 

@@ -35,7 +35,7 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 
 use super::{wake, Inner, RecvError, TryRecvError};
 use crate::poison::lock;
@@ -107,9 +107,12 @@ impl<T> Sender<T> {
     /// cooperative budget when it returns `Ready`, as a receive does.
     pub fn poll_closed(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         crate::coop::budgeted(cx, |cx| {
-            // The replaced waker drops after the lock is let go.
-            let (res, _old) = lock(&self.inner).poll_closed(cx);
-            res
+            poll_parked(
+                &self.inner,
+                cx,
+                |inner| inner.closed_ready(),
+                |inner| &mut inner.sender_waker,
+            )
         })
     }
 }
@@ -180,9 +183,60 @@ impl<T> Future for Receiver<T> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
         crate::coop::budgeted(cx, |cx| {
-            let (res, _old) = lock(&this.inner).poll_recv(&mut this.done, cx);
-            res
+            let done = &mut this.done;
+            poll_parked(
+                &this.inner,
+                cx,
+                |inner| inner.recv_ready(done),
+                |inner| &mut inner.receiver_waker,
+            )
         })
+    }
+}
+
+/// Polls a wait on the channel: `ready` gives its outcome if it has one, else `cx`'s waker
+/// is parked in the slot `slot` picks. The check and the parking share one critical
+/// section, and the other end takes the waker under the same lock, so no wake is lost. The
+/// waker is cloned with the lock released (a clone is user code, which may call this
+/// channel), and the check made again once it is taken back; a waker that wakes the same
+/// task as the one parked is not cloned at all. A replaced or unneeded waker is dropped
+/// (user code too) after the unlock.
+fn poll_parked<T, R>(
+    inner: &Mutex<Inner<T>>,
+    cx: &Context<'_>,
+    mut ready: impl FnMut(&mut Inner<T>) -> Poll<R>,
+    slot: fn(&mut Inner<T>) -> &mut Option<Waker>,
+) -> Poll<R> {
+    let mut waker: Option<Waker> = None;
+    loop {
+        let mut state = lock(inner);
+        if waker.is_some() && state.value.is_some() {
+            // The value came while the waker was cloned: the clone goes with the lock
+            // released, before the value is taken out (a panicking drop cannot lose it).
+            drop(state);
+            drop(waker.take());
+            continue;
+        }
+        let res = ready(&mut state);
+        if res.is_ready() {
+            drop(state);
+            drop(waker);
+            return res;
+        }
+        let parked = slot(&mut state);
+        if parked.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            drop(state);
+            drop(waker);
+            return Poll::Pending;
+        }
+        if let Some(waker) = waker.take() {
+            let old = parked.replace(waker);
+            drop(state);
+            drop(old);
+            return Poll::Pending;
+        }
+        drop(state);
+        waker = Some(cx.waker().clone());
     }
 }
 
