@@ -5,7 +5,7 @@
 //! a free slot or a close that came during the clone is seen), and clone nothing when the
 //! same task polls again. Each test runs on a thread of its own, so a deadlock fails it
 //! instead of hanging the suite: `mpsc::cross_thread`'s recv, send, reserve, reserve_owned
-//! and closed, `oneshot::cross_thread`'s receiver and `Sender::closed`.
+//! and closed, `oneshot::cross_thread`'s receiver and `Sender::closed`, `SetOnce::wait`.
 
 mod support;
 
@@ -20,6 +20,7 @@ use std::time::Duration;
 use overlap::sync::mpsc::cross_thread as mpsc;
 use overlap::sync::mpsc::error::{TryRecvError, TrySendError};
 use overlap::sync::oneshot::cross_thread as oneshot;
+use overlap::sync::SetOnce;
 use support::on_thread_within;
 
 const HANG: Duration = Duration::from_secs(60);
@@ -300,5 +301,37 @@ fn a_oneshot_closed_whose_waker_clone_reads_the_receiver_waits_for_the_close() {
             assert_eq!(poll_with(closed.as_mut(), &waker), Poll::Ready(()));
         }
         assert!(tx.is_closed());
+    });
+}
+
+/// A `SetOnce::wait` whose waker's clone sets the value: the value is seen when it looks
+/// again, and returned at once.
+#[test]
+fn a_set_once_wait_whose_waker_clone_sets_the_value_returns_it() {
+    on_thread_within(HANG, "SetOnce wait, clone sets", || {
+        let once = Arc::new(SetOnce::<u32>::new());
+        let setter = once.clone();
+        let waker = calling_back_on_clone(move || setter.set(11).unwrap());
+        let mut wait = pin!(once.wait());
+        assert_eq!(poll_with(wait.as_mut(), &waker), Poll::Ready(&11));
+        assert_eq!((clones(), wakes()), (1, 0));
+    });
+}
+
+/// A `SetOnce::wait` whose waker's clone looks at the value: it waits, polled again clones
+/// nothing, and the set wakes it.
+#[test]
+fn a_set_once_wait_whose_waker_clone_reads_it_waits_and_is_woken() {
+    on_thread_within(HANG, "SetOnce wait, clone reads", || {
+        let once = Arc::new(SetOnce::<u32>::new());
+        let reader = once.clone();
+        let waker = calling_back_on_clone(move || assert_eq!(reader.get(), None));
+        let mut wait = pin!(once.wait());
+        assert!(poll_with(wait.as_mut(), &waker).is_pending());
+        assert!(poll_with(wait.as_mut(), &waker).is_pending());
+        assert_eq!(clones(), 1);
+        once.set(3).unwrap();
+        assert_eq!(wakes(), 1);
+        assert_eq!(poll_with(wait.as_mut(), &waker), Poll::Ready(&3));
     });
 }

@@ -142,18 +142,37 @@ struct Wait<'a, T> {
 }
 
 impl<'a, T> Wait<'a, T> {
+    /// Registers under the lock `set` takes the wakers under, after it stored the value:
+    /// no wake is lost. The waker is cloned with the lock released (a clone is user code,
+    /// which may call this `SetOnce`), and the value looked for again once it is taken back.
     fn poll(&mut self, cx: &mut Context<'_>) -> Poll<&'a T> {
         if let Some(v) = self.once.get() {
             return Poll::Ready(v);
         }
-        let mut waiters = self.once.lock();
-        // `set` stores the value before it takes the wakers under this lock: not seen here,
-        // it has not taken them yet, and will take the one stored now.
-        if let Some(v) = self.once.get() {
-            return Poll::Ready(v);
+        let mut waker = None;
+        loop {
+            let mut waiters = self.once.lock();
+            // `set` stores the value before it takes the wakers under this lock: not seen
+            // here, it has not taken them yet, and will take the one stored now.
+            if let Some(v) = self.once.get() {
+                drop(waiters);
+                drop(waker);
+                return Poll::Ready(v);
+            }
+            if waiters.waits_with(&self.slot, cx.waker()) {
+                drop(waiters);
+                drop(waker);
+                return Poll::Pending;
+            }
+            if let Some(waker) = waker.take() {
+                let old = waiters.register_owned(&mut self.slot, waker);
+                drop(waiters);
+                drop(old);
+                return Poll::Pending;
+            }
+            drop(waiters);
+            waker = Some(cx.waker().clone());
         }
-        waiters.register(&mut self.slot, cx.waker());
-        Poll::Pending
     }
 }
 

@@ -28,28 +28,49 @@ impl WaitList {
     }
 
     /// Stores `waker` in the wait's slot, taking a slot first if it has none in this
-    /// round: the latest waker is the one woken.
+    /// round: the latest waker is the one woken. The clone (and the drop of a replaced
+    /// waker) run under the owner's lock; [`register_owned`](Self::register_owned) is for
+    /// an owner that must run no user code there.
     pub(crate) fn register(&mut self, slot: &mut WaitSlot, waker: &Waker) {
+        if !self.waits_with(slot, waker) {
+            drop(self.register_owned(slot, waker.clone()));
+        }
+    }
+
+    /// Whether the wait holds a slot of this round with a waker that wakes the same task
+    /// as `waker`: then polling it again has nothing to store (and no waker to clone).
+    pub(crate) fn waits_with(&self, slot: &WaitSlot, waker: &Waker) -> bool {
+        match slot.0 {
+            Some((round, i)) if round == self.round => {
+                self.slots[i].as_ref().is_some_and(|w| w.will_wake(waker))
+            }
+            _ => false,
+        }
+    }
+
+    /// Stores `waker`, a clone the caller made with its lock released (cloning a waker is
+    /// user code), in the wait's slot, taking a slot first if it has none in this round.
+    /// Returns the waker it replaced, for the caller to drop after the unlock (its drop is
+    /// user code too).
+    #[must_use]
+    pub(crate) fn register_owned(&mut self, slot: &mut WaitSlot, waker: Waker) -> Option<Waker> {
         if let Some((round, i)) = slot.0 {
             if round == self.round {
-                match &mut self.slots[i] {
-                    Some(w) => w.clone_from(waker),
-                    empty => *empty = Some(waker.clone()),
-                }
-                return;
+                return self.slots[i].replace(waker);
             }
         }
         let i = match self.free.pop() {
             Some(i) => {
-                self.slots[i] = Some(waker.clone());
+                self.slots[i] = Some(waker);
                 i
             }
             None => {
-                self.slots.push(Some(waker.clone()));
+                self.slots.push(Some(waker));
                 self.slots.len() - 1
             }
         };
         slot.0 = Some((self.round, i));
+        None
     }
 
     /// Gives back a wait's slot (a wait dropped, or finished). One from an earlier round
