@@ -180,47 +180,25 @@ impl<T> Receiver<T> {
         crate::coop::budgeted(cx, |cx| self.poll_recv_now(cx))
     }
 
-    /// The check and the registration share one critical section, and a sender's push
-    /// takes the waker under the same lock, so a value queued after the check finds it. The
-    /// waker is cloned with the lock released (a clone is user code, which may call this
-    /// channel), and everything is checked again once it is taken back.
     fn poll_recv_now(&mut self, cx: &mut Context<'_>) -> Poll<Option<T>> {
-        let mut waker: Option<Waker> = None;
-        loop {
-            let mut state = self.chan.lock();
-            if waker.is_some() && !state.queue.is_empty() {
-                // A value came while the waker was cloned: the clone goes (user code) with
-                // the lock released, before any value is taken out.
-                drop(state);
-                drop(waker.take());
-                continue;
-            }
-            if let Some((v, next)) = state.pop() {
-                drop(state);
-                return Poll::Ready(Some(self.hand_out(v, next)));
-            }
-            if state.is_over() {
-                self.ended = true;
-                drop(state);
-                drop(waker);
-                return Poll::Ready(None);
-            }
-            if let Some(w) = &state.receiver_waker {
-                if w.will_wake(cx.waker()) {
-                    drop(state);
-                    drop(waker);
-                    return Poll::Pending;
-                }
-            }
-            if let Some(waker) = waker.take() {
-                let old = state.receiver_waker.replace(waker);
-                drop(state);
-                drop(old); // user code, after the unlock
-                return Poll::Pending;
-            }
+        let mut state = self.chan.lock();
+        if let Some((v, waker)) = state.pop() {
             drop(state);
-            waker = Some(cx.waker().clone());
+            return Poll::Ready(Some(self.hand_out(v, waker)));
         }
+        if state.is_over() {
+            self.ended = true;
+            return Poll::Ready(None);
+        }
+        // Registered under the lock that a sender's push takes too: a value queued after
+        // the check above finds this waker.
+        let old = match &state.receiver_waker {
+            Some(w) if w.will_wake(cx.waker()) => None,
+            _ => state.receiver_waker.replace(cx.waker().clone()),
+        };
+        drop(state);
+        drop(old); // user code, after the unlock
+        Poll::Pending
     }
 
     /// Takes the next value if one is queued, without waiting. `Disconnected` once the

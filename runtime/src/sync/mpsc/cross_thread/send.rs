@@ -14,10 +14,8 @@ use crate::sync::waiters::wake;
 #[cfg(doc)]
 use super::UnboundedSender;
 
-/// The channel locked with a slot reserved, and wakers of this wait's to drop once it is
-/// unlocked: one that left the line, and a clone made to register that was not needed after
-/// all.
-type Locked<'a, T> = (MutexGuard<'a, State<T>>, (Option<Waker>, Option<Waker>));
+/// The channel locked with a slot reserved, and a waker to drop once it is unlocked.
+type Locked<'a, T> = (MutexGuard<'a, State<T>>, Option<Waker>);
 
 /// One sender's wait for a free slot, shared by [`Send`] and [`Reserve`].
 pub(super) struct SlotWait<'a, T> {
@@ -32,63 +30,49 @@ impl<'a, T> SlotWait<'a, T> {
     }
 
     /// `Ready(Ok)` with the lock held once a slot is reserved for the caller (counted in
-    /// `reserved`, to be filled or released under that lock), and wakers of this wait's to
-    /// drop after the unlock; `Ready(Err)` if the channel is closed for it. Registration
-    /// and check share one critical section, and a slot freed later is granted (and the
-    /// waker taken) under the same lock, so no wake is lost between them. The waker is
-    /// cloned with the lock released (a clone is user code, which may call this channel),
-    /// and everything is checked again once it is taken back.
+    /// `reserved`, to be filled or released under that lock), and a waker of this wait's
+    /// that left the line, to drop after the unlock; `Ready(Err)` if the channel is closed
+    /// for it. Registration and check share one critical section, and a slot freed later
+    /// is granted (and the waker taken) under the same lock, so no wake is lost between
+    /// them.
     fn poll_slot(&mut self, cx: &mut Context<'_>) -> Poll<Result<Locked<'a, T>, ()>> {
-        let mut waker = None;
-        loop {
-            let mut state = self.chan.lock();
-            if let Some(id) = self.id {
-                if state.take_grant(id) {
-                    self.id = None;
-                    if state.receiver_gone {
-                        // Given a slot before the receiver went: nothing will read it.
-                        let next = state.release_reserved();
-                        drop(state);
-                        drop(waker);
-                        wake(next);
-                        return Poll::Ready(Err(()));
-                    }
-                    return Poll::Ready(Ok((state, (None, waker))));
+        let mut state = self.chan.lock();
+        if let Some(id) = self.id {
+            if state.take_grant(id) {
+                self.id = None;
+                if state.receiver_gone {
+                    // Given a slot before the receiver went: nothing will read it.
+                    let waker = state.release_reserved();
+                    drop(state);
+                    wake(waker);
+                    return Poll::Ready(Err(()));
                 }
+                return Poll::Ready(Ok((state, None)));
             }
-            if state.closed {
-                // `close` emptied the line already; the entry is looked for all the same.
-                let old = self.id.take().and_then(|id| state.send_waiters.remove(id));
-                drop(state);
-                drop((old, waker));
-                return Poll::Ready(Err(()));
-            }
-            let first = match (state.send_waiters.line.front(), self.id) {
-                (None, _) => true,
-                (Some(&(front, _)), Some(id)) => front == id,
-                (Some(_), None) => false,
-            };
-            if first && state.free_slots() > 0 {
-                // Room, and nobody ahead in line (never both a line and room outside a
-                // close: a freed slot goes to the first waiter at once).
-                let old = self.id.take().and_then(|id| state.send_waiters.remove(id));
-                state.reserved += 1;
-                return Poll::Ready(Ok((state, (old, waker))));
-            }
-            if state.send_waiters.waits_with(self.id, cx.waker()) {
-                drop(state);
-                drop(waker);
-                return Poll::Pending;
-            }
-            if let Some(waker) = waker.take() {
-                let old = state.send_waiters.register(&mut self.id, waker);
-                drop(state);
-                drop(old);
-                return Poll::Pending;
-            }
-            drop(state);
-            waker = Some(cx.waker().clone());
         }
+        if state.closed {
+            // `close` emptied the line already; the entry is looked for all the same.
+            let old = self.id.take().and_then(|id| state.send_waiters.remove(id));
+            drop(state);
+            drop(old);
+            return Poll::Ready(Err(()));
+        }
+        let first = match (state.send_waiters.line.front(), self.id) {
+            (None, _) => true,
+            (Some(&(front, _)), Some(id)) => front == id,
+            (Some(_), None) => false,
+        };
+        if first && state.free_slots() > 0 {
+            // Room, and nobody ahead in line (never both a line and room outside a close:
+            // a freed slot goes to the first waiter at once).
+            let old = self.id.take().and_then(|id| state.send_waiters.remove(id));
+            state.reserved += 1;
+            return Poll::Ready(Ok((state, old)));
+        }
+        let old = state.send_waiters.register(&mut self.id, cx.waker());
+        drop(state);
+        drop(old);
+        Poll::Pending
     }
 }
 
@@ -346,38 +330,23 @@ impl<T> Future for Closed<'_, T> {
 }
 
 impl<T> Closed<'_, T> {
-    /// The check and the registration share one critical section, and `close` takes the
-    /// wakers under the same lock. The waker is cloned with the lock released (a clone is
-    /// user code, which may call this channel), and the check made again once it is taken
-    /// back.
     fn poll_now(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        let mut waker = None;
-        loop {
-            let mut state = self.chan.lock();
-            if state.closed {
-                // `close` emptied the list already; the entry is looked for all the same.
-                let old = self
-                    .id
-                    .take()
-                    .and_then(|id| state.closed_waiters.remove(id));
-                drop(state);
-                drop((old, waker));
-                return Poll::Ready(());
-            }
-            if state.closed_waiters.waits_with(self.id, cx.waker()) {
-                drop(state);
-                drop(waker);
-                return Poll::Pending;
-            }
-            if let Some(waker) = waker.take() {
-                let old = state.closed_waiters.register(&mut self.id, waker);
-                drop(state);
-                drop(old);
-                return Poll::Pending;
-            }
+        let mut state = self.chan.lock();
+        let old = if state.closed {
+            // `close` emptied the list already; the entry is looked for all the same.
+            let old = self
+                .id
+                .take()
+                .and_then(|id| state.closed_waiters.remove(id));
             drop(state);
-            waker = Some(cx.waker().clone());
-        }
+            drop(old);
+            return Poll::Ready(());
+        } else {
+            state.closed_waiters.register(&mut self.id, cx.waker())
+        };
+        drop(state);
+        drop(old);
+        Poll::Pending
     }
 }
 
