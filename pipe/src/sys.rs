@@ -71,17 +71,7 @@ pub(crate) fn same_pipe(a: RawFd, b: RawFd) -> bool {
 /// into would fail with `EDESTADDRREQ` only after the bytes had left their source. Any
 /// other fd, or one the kernel will not describe, is `false`.
 pub(crate) fn unconnected_datagram_socket(fd: RawFd) -> bool {
-    let mut ty: libc::c_int = 0;
-    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-    // SAFETY: `ty` and `len` are valid for the kernel to write an int and its length.
-    let got = syscall!(getsockopt(
-        fd,
-        libc::SOL_SOCKET,
-        libc::SO_TYPE,
-        (&mut ty as *mut libc::c_int).cast(),
-        &mut len
-    ));
-    if got.is_err() || ty != libc::SOCK_DGRAM {
+    if !matches!(socket_type(fd), Ok(libc::SOCK_DGRAM)) {
         return false;
     }
     let mut addr = std::mem::MaybeUninit::<libc::sockaddr_storage>::zeroed();
@@ -90,6 +80,22 @@ pub(crate) fn unconnected_datagram_socket(fd: RawFd) -> bool {
     // most that.
     let peer = syscall!(getpeername(fd, addr.as_mut_ptr().cast(), &mut alen));
     matches!(peer, Err(e) if e.raw_os_error() == Some(libc::ENOTCONN))
+}
+
+/// A socket's type (`SO_TYPE`: `SOCK_STREAM`, `SOCK_DGRAM`, ...); `ENOTSOCK` for an fd that
+/// is no socket.
+pub(crate) fn socket_type(fd: RawFd) -> io::Result<libc::c_int> {
+    let mut ty: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: `ty` and `len` are valid for the kernel to write an int and its length.
+    syscall!(getsockopt(
+        fd,
+        libc::SOL_SOCKET,
+        libc::SO_TYPE,
+        (&mut ty as *mut libc::c_int).cast(),
+        &mut len
+    ))?;
+    Ok(ty)
 }
 
 /// The access mode `fd` was opened with: `O_RDONLY`, `O_WRONLY` or `O_RDWR`; `None` for an

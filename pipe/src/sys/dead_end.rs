@@ -20,18 +20,8 @@ enum Kind {
 
 /// What kind of fd `fd` is; `Other` if neither `getsockopt` nor `fstat` can tell.
 fn kind(fd: RawFd) -> Kind {
-    let mut ty: libc::c_int = 0;
-    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-    // SAFETY: `ty` and `len` are valid for writes and `len` holds the size of `ty`.
-    let res = syscall!(getsockopt(
-        fd,
-        libc::SOL_SOCKET,
-        libc::SO_TYPE,
-        (&mut ty as *mut libc::c_int).cast(),
-        &mut len
-    ));
-    match res {
-        Ok(_) if ty == libc::SOCK_STREAM => Kind::Stream,
+    match super::socket_type(fd) {
+        Ok(libc::SOCK_STREAM) => Kind::Stream,
         Ok(_) => Kind::Other,
         Err(e) if e.raw_os_error() == Some(libc::ENOTSOCK) => {
             if matches!(super::file_type(fd), Ok(libc::S_IFIFO)) {
