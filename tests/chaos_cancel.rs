@@ -87,11 +87,13 @@ fn run_seeds(default: u64) {
     // Two pipes live as long as the process once made: made before the fds are counted.
     // The signal self-pipe, by the first listener; the orphan reaper's wake pipe, by the
     // first child left to it (here a `status()` future dropped unpolled outside a runtime,
-    // its child still running).
+    // its child still running: long enough that it is, on a loaded machine too, where a
+    // 10 ms child once exited before the drop, which then reaped it itself, and the
+    // reaper's pipe came with a seed's first dropped child, counted as leaked).
     overlap::block_on(async {
         drop(overlap::signal::signal(overlap::signal::SignalKind::window_change()).unwrap());
     });
-    drop(overlap::process::Command::new("sleep").arg("0.01").status());
+    drop(overlap::process::Command::new("sleep").arg("0.5").status());
     // Reaped, and its pidfd closed.
     assert!(wait_until(Duration::from_secs(30), process::all_gone));
     let fds = open_fds_polled();
