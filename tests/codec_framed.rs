@@ -197,8 +197,9 @@ async fn a_sink_to_a_peer_that_does_not_read_stops_then_proceeds() {
     {
         let mut send = pin!(sink.send(&frame[..]));
         assert!(poll_once(send.as_mut()).await.is_pending());
-        let r = overlap::time::timeout(Duration::from_millis(20), send).await;
-        assert!(r.is_err(), "send went through to a peer that does not read");
+        // Given 20 ms more it usually still waits; not asserted: room the kernel makes as
+        // segments in flight settle can let it through, its frame then counted below.
+        let _ = overlap::time::timeout(Duration::from_millis(20), send).await;
     }
     assert!(sink.write_buffer().len() < boundary + frame.len());
     // The peer reads: everything fed arrives, and the sink proceeds.
@@ -212,9 +213,16 @@ async fn a_sink_to_a_peer_that_does_not_read_stops_then_proceeds() {
         .unwrap();
     SinkExt::<&[u8]>::close(&mut sink).await.unwrap();
     let got = reader.await.unwrap();
-    // Every frame fed and the last send; the dropped send stopped in poll_ready, before
-    // its frame was taken.
-    assert_eq!(got.len(), (fed + 1) * frame.len());
+    // Every frame fed and the last send. The send given 20 ms usually stopped in
+    // poll_ready, before its frame was taken; but where the kernel made room meanwhile
+    // (segments still in flight when the last feed stopped, on a loaded machine: once in
+    // CI), it took its frame, and that frame arrives too: never more, never a part of one.
+    let frames = got.len() / frame.len();
+    assert_eq!(got.len() % frame.len(), 0, "a frame arrived in part");
+    assert!(
+        frames == fed + 1 || frames == fed + 2,
+        "{frames} frames arrived, {fed} fed and 1 sent (and maybe the one given 20 ms)"
+    );
     assert!(got.iter().all(|&b| b == 0x5a));
 }
 
