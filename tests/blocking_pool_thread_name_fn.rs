@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use overlap::Runtime;
-use support::{until, within, Gate};
+use support::{jobs_held_at, within, Gate};
 
 fn current_name() -> Option<String> {
     std::thread::current().name().map(String::from)
@@ -26,26 +26,12 @@ fn each_thread_is_named_by_its_own_call_of_the_function() {
         .thread_name_fn(move || format!("named-{}", counter.fetch_add(1, Ordering::SeqCst)))
         .build()
         .unwrap();
-    let (gate, arrived) = (Gate::default(), Arc::new(AtomicUsize::new(0)));
+    let gate = Gate::default();
     let names: Vec<String> = rt.block_on(async {
-        let jobs: Vec<_> = (0..4)
-            .map(|_| {
-                let (gate, arrived) = (gate.clone(), arrived.clone());
-                overlap::spawn_blocking(move || {
-                    arrived.fetch_add(1, Ordering::SeqCst);
-                    gate.wait();
-                    current_name()
-                })
-            })
-            .collect();
+        // Each job holds its thread until all four are held, one per thread.
+        let jobs = jobs_held_at(&gate, 4, current_name).await;
         // All four were queued with no thread free: four threads were started, one each.
         assert_eq!(calls.load(Ordering::SeqCst), 4);
-        // Each job holds its thread until all four are held, one per thread.
-        until(
-            || arrived.load(Ordering::SeqCst) == 4,
-            "four jobs at the gate",
-        )
-        .await;
         gate.open();
         let mut names = Vec::new();
         for job in jobs {

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use overlap::io::{AsyncReadExt, AsyncWriteExt};
 use overlap::net::{TcpListener, TcpStream, UnixStream};
-use support::{send_urgent, tcp_pair, within};
+use support::{conn_with_urgent_mark, tcp_pair, within};
 
 const HANG: Duration = Duration::from_secs(10);
 
@@ -165,14 +165,7 @@ async fn a_short_vectored_read_waits_for_the_next_edge_and_gets_it() {
 #[test]
 fn a_vectored_read_stopped_early_by_the_kernel_still_gets_the_rest() {
     overlap::block_on(async {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let mut peer = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-        let (mut conn, _) = listener.accept().await.unwrap();
-        peer.write_all(b"hello").unwrap();
-        send_urgent(peer.as_raw_fd(), b'!');
-        peer.write_all(b"world").unwrap();
-        // Loopback delivers during the writes; the pause only makes that certain.
-        std::thread::sleep(Duration::from_millis(50));
+        let (_peer, mut conn) = conn_with_urgent_mark(b"hello", b"world").await;
         assert_eq!(read_into_three(&mut conn).await.1, b"hello");
         assert_eq!(read_into_three(&mut conn).await.1, b"world");
 

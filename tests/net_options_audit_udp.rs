@@ -24,7 +24,7 @@ use std::os::fd::AsRawFd;
 use std::time::Duration;
 
 use overlap::net::{TcpSocket, UdpSocket};
-use support::{set_int_option, within};
+use support::{in_our_words, set_int_option, within};
 
 const HANG: Duration = Duration::from_secs(30);
 
@@ -124,16 +124,7 @@ async fn ipv6_groups_join_and_leave_on_the_loopback_interface() {
 /// `err` is `kind` in our words, which say each of `words`, with the kernel's `code` kept
 /// as its source.
 fn said(what: &str, err: io::Error, kind: ErrorKind, code: i32, words: &[&str]) {
-    assert_eq!(err.kind(), kind, "{what}: {err}");
-    assert_eq!(
-        err.raw_os_error(),
-        None,
-        "{what}: the kernel's words, {err}"
-    );
-    let msg = err.to_string();
-    for w in words {
-        assert!(msg.contains(w), "{what}: {msg:?} does not say {w:?}");
-    }
+    in_our_words(what, &err, kind, words);
     assert_eq!(
         overlap::io::raw_os_error(&err),
         Some(code),

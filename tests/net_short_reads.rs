@@ -10,8 +10,8 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::Duration;
 
 use overlap::io::AsyncReadExt;
-use overlap::net::{TcpListener, UnixStream};
-use support::{send_urgent, within};
+use overlap::net::UnixStream;
+use support::{conn_with_urgent_mark, within};
 
 const HANG: Duration = Duration::from_secs(10);
 
@@ -20,14 +20,7 @@ const HANG: Duration = Duration::from_secs(10);
 #[test]
 fn tcp_data_after_an_urgent_mark_is_read() {
     overlap::block_on(async {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let mut peer = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-        let (mut conn, _) = listener.accept().await.unwrap();
-        peer.write_all(b"hello").unwrap();
-        send_urgent(peer.as_raw_fd(), b'!');
-        peer.write_all(b"world").unwrap();
-        // Loopback delivers during the writes; the pause only makes that certain.
-        std::thread::sleep(Duration::from_millis(50));
+        let (mut peer, mut conn) = conn_with_urgent_mark(b"hello", b"world").await;
 
         let mut buf = [0u8; 1024];
         let n = conn.read(&mut buf).await.unwrap();

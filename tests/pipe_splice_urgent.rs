@@ -5,28 +5,18 @@
 
 mod support;
 
-use std::io::Write;
-use std::os::fd::AsRawFd;
 use std::time::Duration;
 
 use overlap::io::AsyncReadExt;
 use overlap::net::{TcpListener, TcpStream};
 use overlap::pipe::{pipe, splice_copy};
-use support::{send_urgent, within};
+use support::{conn_with_urgent_mark, within};
 
 const HANG: Duration = Duration::from_secs(10);
 
 /// A connection whose peer has sent "ab", one urgent byte and "cd"; returns (peer, ours).
 async fn urgent_conn() -> (std::net::TcpStream, TcpStream) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let mut peer = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-    let (conn, _) = listener.accept().await.unwrap();
-    peer.write_all(b"ab").unwrap();
-    send_urgent(peer.as_raw_fd(), b'!');
-    peer.write_all(b"cd").unwrap();
-    // Loopback delivers during the writes; the pause only makes that certain.
-    std::thread::sleep(Duration::from_millis(50));
-    (peer, conn)
+    conn_with_urgent_mark(b"ab", b"cd").await
 }
 
 #[test]

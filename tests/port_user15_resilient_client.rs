@@ -138,8 +138,8 @@ use overlap::net::{TcpKeepalive, TcpStream};
 use overlap::stream::StreamExt;
 use overlap::time;
 use proto::{crc16, slot_of};
-use rig::{cluster, getsockopt_int, key_in, RANGES};
-use support::{until, within};
+use rig::{cluster, key_in, RANGES};
+use support::{int_option as getsockopt_int, until, within};
 
 /// A hang guard only, on the paused clock.
 const HANG: Duration = Duration::from_secs(3600);

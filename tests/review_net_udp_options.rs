@@ -18,20 +18,11 @@ use std::io::{self, ErrorKind};
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use overlap::net::{TcpListener, UdpSocket};
-use support::int_option;
+use support::{in_our_words, int_option};
 
 fn refused<T: std::fmt::Debug>(what: &str, res: io::Result<T>, words: &[&str]) {
     let err = res.expect_err(what);
-    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{what}: {err}");
-    assert_eq!(
-        err.raw_os_error(),
-        None,
-        "{what}: the kernel's words, {err}"
-    );
-    let msg = err.to_string();
-    for w in words {
-        assert!(msg.contains(w), "{what}: {msg:?} does not say {w:?}");
-    }
+    in_our_words(what, &err, ErrorKind::InvalidInput, words);
 }
 
 #[overlap::test]

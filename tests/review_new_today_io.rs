@@ -14,7 +14,9 @@ use std::time::Duration;
 use overlap::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use overlap::net::UnixStream;
 use overlap::Runtime;
-use support::{on_thread_within, sendmsg_fd, tcp_pair, threads_named, until, within, Gate};
+use support::{
+    jobs_held_at, on_thread_within, sendmsg_fd, tcp_pair, threads_named, until, within, Gate,
+};
 
 const HANG: Duration = Duration::from_secs(30);
 
@@ -132,19 +134,9 @@ fn names_the_kernel_must_cut_or_that_are_empty_still_start_their_threads() {
         .thread_name_fn(move || names[c.fetch_add(1, Ordering::SeqCst) % 4].clone())
         .build()
         .unwrap();
-    let (gate, arrived) = (Gate::default(), Arc::new(AtomicUsize::new(0)));
+    let gate = Gate::default();
     rt.block_on(async {
-        let jobs: Vec<_> = (0..4)
-            .map(|_| {
-                let (gate, arrived) = (gate.clone(), arrived.clone());
-                overlap::spawn_blocking(move || {
-                    arrived.fetch_add(1, Ordering::SeqCst);
-                    gate.wait();
-                    current_name()
-                })
-            })
-            .collect();
-        until(|| arrived.load(Ordering::SeqCst) == 4, "four jobs held").await;
+        let jobs = jobs_held_at(&gate, 4, current_name).await;
         for name in &odd[..2] {
             assert_eq!(threads_named(name), 1, "the kernel's cut of {name:?}");
         }

@@ -1,10 +1,8 @@
 //! The tests' cluster: three nodes on loopback splitting the 16384 slots as Redis Cluster
 //! does by default, each answering `SLOTS` with the map, and a client bootstrapped from
-//! the first; keys picked by the range their slot falls in; and raw socket options read
-//! back with `getsockopt`.
+//! the first; and keys picked by the range their slot falls in.
 
 use std::ops::RangeInclusive;
-use std::os::fd::RawFd;
 
 use super::client::{Client, Config};
 use super::cluster_node::Node;
@@ -51,23 +49,4 @@ pub fn key_in(range: &RangeInclusive<u16>, nth: usize) -> String {
         .filter(|k| range.contains(&slot_of(k)))
         .nth(nth)
         .unwrap()
-}
-
-/// An integer socket option, read back from the kernel.
-pub fn getsockopt_int(fd: RawFd, level: libc::c_int, name: libc::c_int) -> libc::c_int {
-    let mut v: libc::c_int = 0;
-    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-    // SAFETY: `v` and `len` are valid for writes of an int and its length; a bad fd or
-    // option is refused with an error, checked below.
-    let rc = unsafe {
-        libc::getsockopt(
-            fd,
-            level,
-            name,
-            (&mut v as *mut libc::c_int).cast(),
-            &mut len,
-        )
-    };
-    assert_eq!(rc, 0, "getsockopt: {}", std::io::Error::last_os_error());
-    v
 }

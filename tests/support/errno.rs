@@ -48,3 +48,17 @@ pub fn open_fds_polled() -> usize {
         .filter(|p| p.revents & libc::POLLNVAL == 0)
         .count()
 }
+
+/// `err` is `kind` in overlap's words (no raw OS error of its own), saying each of `words`.
+pub fn in_our_words(what: &str, err: &io::Error, kind: io::ErrorKind, words: &[&str]) {
+    assert_eq!(err.kind(), kind, "{what}: {err}");
+    assert_eq!(
+        err.raw_os_error(),
+        None,
+        "{what}: the kernel's words, {err}"
+    );
+    let msg = err.to_string();
+    for w in words {
+        assert!(msg.contains(w), "{what}: {msg:?} does not say {w:?}");
+    }
+}

@@ -43,7 +43,7 @@ pub use coop::steps_before_another_task_runs;
 pub use deadline::{exit_if_still_running_after, on_thread_within, settle, until, within};
 pub use drop_flag::DropFlag;
 pub use echo::{echo_server, echo_until_eof, pass_through};
-pub use errno::{expect_errno, lowest_free_fd, open_fds_polled};
+pub use errno::{expect_errno, in_our_words, lowest_free_fd, open_fds_polled};
 pub use example::{
     example_bin, run_example, run_example_with_nofile, stderr_lines, ExampleRun, ExampleServer,
 };
@@ -51,13 +51,13 @@ pub use fd::*;
 pub use fd_passing::*;
 pub use fifo::{mkfifo, SlowFifo};
 pub use files::*;
-pub use gate::Gate;
+pub use gate::{jobs_held_at, Gate};
 pub use limits::*;
 pub use mailbox::Mailbox;
 pub use model::{for_seeds, watchdog, SeedOnPanic, WakeCount, XorShift};
 pub use net::{
-    datagram, fill_send_buffer, open_fresh, open_read_write, tcp_pair, udp_trio,
-    unix_accept_and_echo, unix_bound_at_108_bytes,
+    conn_with_urgent_mark, datagram, fill_send_buffer, open_fresh, open_read_write, tcp_pair,
+    udp_trio, unix_accept_and_echo, unix_bound_at_108_bytes,
 };
 pub use no_threads::{no_pool_threads, without_new_threads};
 pub use panic::{

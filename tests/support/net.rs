@@ -119,3 +119,22 @@ pub async fn unix_accept_and_echo(
     assert_eq!(&buf, b"pong");
     (server, from)
 }
+
+/// A loopback connection whose peer has sent `before`, one urgent byte (`!`) and `after`,
+/// all delivered before it returns: (the peer, our end). A `recv` stops at the urgent mark.
+pub async fn conn_with_urgent_mark(
+    before: &[u8],
+    after: &[u8],
+) -> (std::net::TcpStream, TcpStream) {
+    use std::io::Write;
+    use std::os::fd::AsRawFd;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let mut peer = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    let (conn, _) = listener.accept().await.unwrap();
+    peer.write_all(before).unwrap();
+    super::send_urgent(peer.as_raw_fd(), b'!');
+    peer.write_all(after).unwrap();
+    // Loopback delivers during the writes; the pause only makes that certain.
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    (peer, conn)
+}
